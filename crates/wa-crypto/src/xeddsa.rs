@@ -140,8 +140,8 @@ mod tests {
         let sign = sig.0[63] & 0x80;
         sig.0[63] &= 0x7f;
         let mut carry = 0u16;
-        for i in 0..32 {
-            let v = u16::from(sig.0[32 + i]) + u16::from(L[i]) + carry;
+        for (i, l) in L.iter().enumerate() {
+            let v = u16::from(sig.0[32 + i]) + u16::from(*l) + carry;
             sig.0[32 + i] = v as u8;
             carry = v >> 8;
         }
