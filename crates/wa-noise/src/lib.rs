@@ -22,4 +22,4 @@ pub use handshake::{
     Responder, ResponderAwaitingFinish, ResponderConfig,
 };
 pub use symmetric::NOISE_PROTOCOL_NAME;
-pub use transport::{MAX_PLAINTEXT_LEN, TAG_LEN, Transport};
+pub use transport::{MAX_PLAINTEXT_LEN, TAG_LEN, Transport, TransportReceiver, TransportSender};

@@ -45,18 +45,39 @@ impl Direction {
 /// A counter never wraps: after 2^32 frames in one direction, [`Error::CounterExhausted`].
 /// After a received frame fails to authenticate, receiving is closed for good
 /// ([`Error::TransportClosed`]), because the peer's counter can no longer be trusted.
+///
+/// [`into_halves`](Self::into_halves) separates the two directions, for a connection
+/// whose reader and writer run independently.
+#[derive(Debug)]
 pub struct Transport {
-    send: Direction,
-    recv: Direction,
-    recv_failed: bool,
+    send: TransportSender,
+    recv: TransportReceiver,
 }
 
-impl std::fmt::Debug for Transport {
+/// The sending direction of a [`Transport`].
+pub struct TransportSender {
+    dir: Direction,
+}
+
+/// The receiving direction of a [`Transport`].
+pub struct TransportReceiver {
+    dir: Direction,
+    failed: bool,
+}
+
+impl std::fmt::Debug for TransportSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("send_counter", &self.send.next)
-            .field("recv_counter", &self.recv.next)
-            .field("recv_failed", &self.recv_failed)
+        f.debug_struct("TransportSender")
+            .field("counter", &self.dir.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TransportReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportReceiver")
+            .field("counter", &self.dir.next)
+            .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }
@@ -65,12 +86,79 @@ impl Transport {
     /// Builds a transport from the two keys the handshake's split produced.
     pub(crate) fn new(send_key: &[u8; 32], recv_key: &[u8; 32]) -> Self {
         Self {
-            send: Direction::new(send_key),
-            recv: Direction::new(recv_key),
-            recv_failed: false,
+            send: TransportSender {
+                dir: Direction::new(send_key),
+            },
+            recv: TransportReceiver {
+                dir: Direction::new(recv_key),
+                failed: false,
+            },
         }
     }
 
+    /// Separates the two directions.
+    pub fn into_halves(self) -> (TransportSender, TransportReceiver) {
+        (self.send, self.recv)
+    }
+
+    /// See [`TransportSender::encrypt_into`].
+    ///
+    /// # Errors
+    /// As [`TransportSender::encrypt_into`].
+    pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut BytesMut) -> Result<(), Error> {
+        self.send.encrypt_into(plaintext, out)
+    }
+
+    /// See [`TransportSender::encrypt`].
+    ///
+    /// # Errors
+    /// As [`TransportSender::encrypt_into`].
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<BytesMut, Error> {
+        self.send.encrypt(plaintext)
+    }
+
+    /// See [`TransportReceiver::decrypt_in_place`].
+    ///
+    /// # Errors
+    /// As [`TransportReceiver::decrypt_in_place`].
+    pub fn decrypt_in_place(&mut self, frame: &mut BytesMut) -> Result<(), Error> {
+        self.recv.decrypt_in_place(frame)
+    }
+
+    /// See [`TransportReceiver::decrypt_slice_in_place`].
+    ///
+    /// # Errors
+    /// As [`TransportReceiver::decrypt_in_place`].
+    pub fn decrypt_slice_in_place(&mut self, frame: &mut [u8]) -> Result<usize, Error> {
+        self.recv.decrypt_slice_in_place(frame)
+    }
+
+    /// See [`TransportReceiver::decrypt`].
+    ///
+    /// # Errors
+    /// As [`TransportReceiver::decrypt_in_place`].
+    pub fn decrypt(&mut self, frame: &[u8]) -> Result<Vec<u8>, Error> {
+        self.recv.decrypt(frame)
+    }
+
+    /// How many frames have been sent so far.
+    pub fn sent_frames(&self) -> u64 {
+        self.send.frames()
+    }
+
+    /// How many frames have been received so far.
+    pub fn received_frames(&self) -> u64 {
+        self.recv.frames()
+    }
+
+    #[cfg(test)]
+    fn set_counters(&mut self, send: u32, recv: u32) {
+        self.send.dir.next = Some(send);
+        self.recv.dir.next = Some(recv);
+    }
+}
+
+impl TransportSender {
     /// Encrypts `plaintext` and appends the whole frame (`len || ciphertext || tag`) to
     /// `out`, ready to be sent. One copy of the plaintext, encrypted in place in `out`.
     ///
@@ -81,13 +169,13 @@ impl Transport {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(Error::PayloadTooLarge(plaintext.len()));
         }
-        let n = self.send.take().ok_or(Error::CounterExhausted)?;
+        let n = self.dir.take().ok_or(Error::CounterExhausted)?;
         out.reserve(3 + plaintext.len() + TAG_LEN);
         put_len(plaintext.len() + TAG_LEN, out)?;
         let start = out.len();
         out.extend_from_slice(plaintext);
         let tag = self
-            .send
+            .dir
             .aead
             .encrypt_in_place_detached(&nonce(n), &[], &mut out[start..])
             // The length was bounded above, far below AES-GCM's 64 GiB limit.
@@ -106,16 +194,32 @@ impl Transport {
         Ok(out)
     }
 
+    /// How many frames have been sent so far.
+    pub fn frames(&self) -> u64 {
+        self.dir.next.map_or(1 << 32, u64::from)
+    }
+}
+
+impl TransportReceiver {
     /// Decrypts one frame payload (as [`FrameDecoder`](crate::FrameDecoder) returns it,
     /// without the length header) in place; on success `frame` holds the plaintext.
     ///
     /// # Errors
-    /// [`Error::TransportFrameTooShort`], [`Error::TransportDecrypt`] (receiving is then
+    /// [`Error::TransportFrameTooShort`] or [`Error::TransportDecrypt`] (receiving is then
     /// closed), [`Error::TransportClosed`], [`Error::CounterExhausted`].
     pub fn decrypt_in_place(&mut self, frame: &mut BytesMut) -> Result<(), Error> {
         let body_len = self.open(frame)?;
         frame.truncate(body_len);
         Ok(())
+    }
+
+    /// Decrypts one frame payload held in any mutable slice, in place; returns the
+    /// plaintext length (the plaintext is `frame[..len]`, the tag bytes are left behind).
+    ///
+    /// # Errors
+    /// As [`decrypt_in_place`](Self::decrypt_in_place).
+    pub fn decrypt_slice_in_place(&mut self, frame: &mut [u8]) -> Result<usize, Error> {
+        self.open(frame)
     }
 
     /// Decrypts one frame payload into a new vector.
@@ -129,53 +233,33 @@ impl Transport {
         Ok(buf)
     }
 
-    /// Decrypts one frame payload held in any mutable slice, in place; returns the
-    /// plaintext length (the plaintext is `frame[..len]`, the tag bytes are left behind).
-    ///
-    /// # Errors
-    /// As [`decrypt_in_place`](Self::decrypt_in_place).
-    pub fn decrypt_slice_in_place(&mut self, frame: &mut [u8]) -> Result<usize, Error> {
-        self.open(frame)
+    /// How many frames have been received so far.
+    pub fn frames(&self) -> u64 {
+        self.dir.next.map_or(1 << 32, u64::from)
     }
 
     /// Authenticates and decrypts `frame` in place, returning the plaintext length.
     fn open(&mut self, frame: &mut [u8]) -> Result<usize, Error> {
-        if self.recv_failed {
+        if self.failed {
             return Err(Error::TransportClosed);
         }
         let Some(body_len) = frame.len().checked_sub(TAG_LEN) else {
-            self.recv_failed = true;
+            self.failed = true;
             return Err(Error::TransportFrameTooShort(frame.len()));
         };
-        let n = self.recv.take().ok_or(Error::CounterExhausted)?;
+        let n = self.dir.take().ok_or(Error::CounterExhausted)?;
         let (body, tag) = frame.split_at_mut(body_len);
         let tag = Tag::from_slice(tag);
         if self
-            .recv
+            .dir
             .aead
             .decrypt_in_place_detached(&nonce(n), &[], body, tag)
             .is_err()
         {
-            self.recv_failed = true;
+            self.failed = true;
             return Err(Error::TransportDecrypt);
         }
         Ok(body_len)
-    }
-
-    /// How many frames have been sent so far.
-    pub fn sent_frames(&self) -> u64 {
-        self.send.next.map_or(1 << 32, u64::from)
-    }
-
-    /// How many frames have been received so far.
-    pub fn received_frames(&self) -> u64 {
-        self.recv.next.map_or(1 << 32, u64::from)
-    }
-
-    #[cfg(test)]
-    fn set_counters(&mut self, send: u32, recv: u32) {
-        self.send.next = Some(send);
-        self.recv.next = Some(recv);
     }
 }
 
@@ -240,6 +324,18 @@ mod tests {
         let mut t = body(&f).to_vec();
         t[2] ^= 1;
         assert_eq!(b.decrypt(&t), Err(Error::TransportDecrypt));
+    }
+
+    #[test]
+    fn halves_work_independently() {
+        let (a, b) = pair();
+        let (mut a_tx, mut a_rx) = a.into_halves();
+        let (mut b_tx, mut b_rx) = b.into_halves();
+        let f = a_tx.encrypt(b"ping").unwrap();
+        assert_eq!(b_rx.decrypt(body(&f)).unwrap(), b"ping");
+        let f = b_tx.encrypt(b"pong").unwrap();
+        assert_eq!(a_rx.decrypt(body(&f)).unwrap(), b"pong");
+        assert_eq!((a_tx.frames(), a_rx.frames()), (1, 1));
     }
 
     #[test]
