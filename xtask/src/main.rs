@@ -37,7 +37,9 @@ fn root() -> PathBuf {
 fn run(cmd: &mut Command) -> Result<(), String> {
     cmd.current_dir(root());
     eprintln!("$ {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -51,13 +53,22 @@ fn cargo() -> Command {
 
 /// The whole test suite; extra arguments go to `cargo test`.
 fn test(extra: &[String]) -> Result<(), String> {
-    run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra))?;
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .args(extra))?;
     run(cargo().args(["test", "--workspace", "--doc"]))
 }
 
 /// Everything CI checks, in order, stopping at the first failure.
 fn ci() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     test(&[])
 }
