@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value as Json, json};
 use wa_binary::{Content, Jid, Node, Str, Value};
 
-pub fn vectors() -> Json {
+pub(crate) fn vectors() -> Json {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/binary_nodes.json"
@@ -16,7 +16,7 @@ pub fn vectors() -> Json {
 
 /// Baileys' node JSON -> our node, typing values as Baileys' encoder does:
 /// a string that contains '@' and parses as a JID is a JID.
-pub fn node_from_json(j: &Json) -> Node {
+pub(crate) fn node_from_json(j: &Json) -> Node {
     let tag = j["tag"].as_str().expect("tag").to_owned();
     let mut b = Node::builder(tag);
     if let Some(attrs) = j["attrs"].as_object() {
@@ -44,7 +44,7 @@ pub fn node_from_json(j: &Json) -> Node {
 
 /// Our node -> Baileys' decoded JSON form (attribute values as strings,
 /// byte content as {"hex"}, text and JID content as strings).
-pub fn node_to_json(n: &Node) -> Json {
+pub(crate) fn node_to_json(n: &Node) -> Json {
     let mut attrs = Map::new();
     for (k, v) in n.attrs.iter() {
         attrs.insert(k.to_string(), Json::String(v.to_string()));
@@ -73,10 +73,10 @@ pub fn node_to_json(n: &Node) -> Json {
     Json::Object(o)
 }
 
-pub fn jid(s: &str) -> Jid {
+pub(crate) fn jid(s: &str) -> Jid {
     s.parse().expect("jid")
 }
 
-pub fn s(x: &str) -> Str {
+pub(crate) fn s(x: &str) -> Str {
     Str::copy_from(x)
 }
