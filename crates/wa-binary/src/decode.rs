@@ -312,7 +312,7 @@ impl Decoder<'_> {
                 // (we write empty text as zero raw bytes): it is empty bytes.
                 Value::Str(s) if s.is_empty() => Content::Bytes(Bytes::new()),
                 Value::Str(s) => Content::Text(s),
-                Value::Jid(j) => Content::Jid(j),
+                Value::Jid(j) => Content::Jid(Box::new(j)),
             }),
         }
     }

@@ -132,7 +132,7 @@ fn leaf_content() -> impl Strategy<Value = Content> {
         3 => Just(Content::None),
         3 => payload().prop_map(Content::Bytes),
         1 => packable_or_token().prop_map(|s| Content::Text(Str::from(s))),
-        1 => jid().prop_map(Content::Jid),
+        1 => jid().prop_map(|j| Content::Jid(Box::new(j))),
         1 => Just(Content::Nodes(Vec::new())),
     ]
 }
