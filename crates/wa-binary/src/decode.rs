@@ -131,6 +131,11 @@ fn fail<T>(e: Error) -> DResult<T> {
     Err(Box::new(e))
 }
 
+/// Whether the encoder writes `s` as a token or a packed string (not raw).
+fn canonical_text(s: &str) -> bool {
+    !s.is_empty() && s.len() <= tag::PACKED_MAX && !s.as_bytes().contains(&0)
+}
+
 const NIBBLE_CHARS: [u8; 16] = *b"0123456789-.\xff\xff\xff\0";
 const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
 
@@ -308,9 +313,14 @@ impl Decoder<'_> {
                 Ok(Content::Bytes(self.src.slice(start..start + len)))
             }
             _ => Ok(match self.value(t, at)? {
-                // An empty packed string has no distinct encoding of its own
-                // (we write empty text as zero raw bytes): it is empty bytes.
-                Value::Str(s) if s.is_empty() => Content::Bytes(Bytes::new()),
+                // Text content is kept as text only when writing it again
+                // gives a token or packed form; anything else (an empty or
+                // over-long packed string, or one holding the pad nibble as
+                // a NUL character) would come back as raw bytes, so it is
+                // bytes already. This keeps decode -> encode -> decode stable.
+                Value::Str(s) if !canonical_text(&s) => {
+                    Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
+                }
                 Value::Str(s) => Content::Text(s),
                 Value::Jid(j) => Content::Jid(Box::new(j)),
             }),
