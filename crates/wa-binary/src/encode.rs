@@ -7,6 +7,12 @@ use crate::node::{Content, Node, Value};
 use crate::token::{self, Token, tag};
 
 /// Encodes a node as a frame: the flags byte `0x00` followed by the node.
+///
+/// Encoding cannot fail. Values the format cannot represent are written in
+/// their representable part, as the reference encoders do: more than 65 535
+/// children (or 32 767 attributes) in one node, payloads of 4 GiB or more,
+/// and the JID parts listed in the crate documentation. Frames are limited
+/// to 16 MiB by the transport long before any of these.
 pub fn encode(node: &Node) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + size_hint(node));
     out.push(0);
