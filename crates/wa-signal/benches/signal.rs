@@ -1,0 +1,3 @@
+//! wa-signal benchmarks.
+
+fn main() {}
