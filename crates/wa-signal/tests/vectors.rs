@@ -108,7 +108,7 @@ mod node {
                 children: Vec::new(),
                 bytes: None,
             };
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let c = self.u8();
                 if c == 248 || c == 0 {
                     let m = self.list_len(c);
