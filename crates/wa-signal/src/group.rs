@@ -260,12 +260,13 @@ impl SenderKeyRecord {
             .ok_or(Error::NoSenderKey(None))?;
         let keys = GroupMessageKeys::derive(&state.chain.message_seed());
         let ciphertext = cbc_encrypt(&keys.cipher_key, &keys.iv, plaintext);
-        let signing = KeyPair::from_private(
-            state
+        let signing = KeyPair {
+            public: state.signing_public,
+            private: state
                 .signing_private
                 .clone()
                 .ok_or(Error::NoSenderKey(None))?,
-        );
+        };
         let message =
             SenderKeyMessage::encode(state.key_id, state.chain.index, ciphertext, &signing, rng);
         state.chain.advance();
