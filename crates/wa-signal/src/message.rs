@@ -444,3 +444,128 @@ impl SenderKeyDistributionMessage {
         &self.serialized
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    fn keys(seed: u64) -> (KeyPair, KeyPair, KeyPair) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (
+            KeyPair::generate(&mut rng),
+            KeyPair::generate(&mut rng),
+            KeyPair::generate(&mut rng),
+        )
+    }
+
+    #[test]
+    fn signal_message_round_trip_and_mac() {
+        let (ratchet, a, b) = keys(1);
+        let mac_key = [9u8; 32];
+        let m = SignalMessage::encode(
+            &mac_key,
+            ratchet.public,
+            7,
+            3,
+            vec![1; 32],
+            &a.public,
+            &b.public,
+        );
+        assert_eq!(m.serialized()[0], CIPHERTEXT_VERSION);
+        let d = SignalMessage::decode(m.serialized()).unwrap();
+        assert_eq!(
+            (
+                d.ratchet_key(),
+                d.counter(),
+                d.previous_counter(),
+                d.ciphertext()
+            ),
+            (&ratchet.public, 7, 3, &[1u8; 32][..])
+        );
+        assert!(d.verify_mac(&mac_key, &a.public, &b.public));
+        // The MAC binds both identities, in order, and the key.
+        assert!(!d.verify_mac(&mac_key, &b.public, &a.public));
+        assert!(!d.verify_mac(&[8; 32], &a.public, &b.public));
+    }
+
+    #[test]
+    fn pre_key_message_round_trip_with_and_without_one_time_key() {
+        let (ratchet, a, base) = keys(2);
+        for pre_key_id in [Some(5), None] {
+            let inner = SignalMessage::encode(
+                &[1; 32],
+                ratchet.public,
+                0,
+                0,
+                vec![2; 16],
+                &a.public,
+                &base.public,
+            );
+            let m = PreKeySignalMessage::encode(42, pre_key_id, 3, base.public, a.public, inner);
+            let d = PreKeySignalMessage::decode(m.serialized()).unwrap();
+            assert_eq!(d.pre_key_id(), pre_key_id);
+            assert_eq!(d.registration_id(), 42);
+            assert_eq!(d.signed_pre_key_id(), 3);
+            assert_eq!(d.base_key(), &base.public);
+            assert_eq!(d.identity_key(), &a.public);
+            assert_eq!(d.message().serialized(), m.message().serialized());
+        }
+    }
+
+    #[test]
+    fn sender_key_messages_round_trip_and_verify() {
+        let (signing, other, _) = keys(3);
+        let mut rng = StdRng::seed_from_u64(4);
+        let m = SenderKeyMessage::encode(11, 12, vec![3; 16], &signing, &mut rng);
+        let d = SenderKeyMessage::decode(m.serialized()).unwrap();
+        assert_eq!(
+            (d.key_id(), d.iteration(), d.ciphertext()),
+            (11, 12, &[3u8; 16][..])
+        );
+        assert!(d.verify_signature(&signing.public));
+        assert!(!d.verify_signature(&other.public));
+
+        let skdm = SenderKeyDistributionMessage::encode(11, 12, [5; 32], signing.public);
+        let d = SenderKeyDistributionMessage::decode(skdm.serialized()).unwrap();
+        assert_eq!(
+            (d.key_id(), d.iteration(), d.chain_key(), d.signing_key()),
+            (11, 12, &[5u8; 32], &signing.public)
+        );
+    }
+
+    #[test]
+    fn version_and_length_checks() {
+        assert!(matches!(
+            SignalMessage::decode(&[]),
+            Err(Error::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            SignalMessage::decode(&[0x23, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::UnsupportedVersion(0x23))
+        ));
+        assert!(matches!(
+            SignalMessage::decode(&[0x33; 5]),
+            Err(Error::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            SenderKeyMessage::decode(&[0x33; 40]),
+            Err(Error::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            PreKeySignalMessage::decode(&[0x43, 8, 1]),
+            Err(Error::UnsupportedVersion(0x43))
+        ));
+        // Missing required fields.
+        assert!(matches!(
+            PreKeySignalMessage::decode(&[0x33, 8, 1]),
+            Err(Error::InvalidMessage(_))
+        ));
+        assert!(matches!(
+            SenderKeyDistributionMessage::decode(&[0x33, 8, 1, 16, 0]),
+            Err(Error::InvalidMessage(_))
+        ));
+    }
+}

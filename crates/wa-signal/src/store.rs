@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
 use wa_crypto::{KeyPair, PublicKey};
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::address::{ProtocolAddress, SenderKeyName};
@@ -130,8 +131,9 @@ struct Maps {
     identities: HashMap<ProtocolAddress, PublicKey>,
     pre_keys: HashMap<u32, PreKeyRecord>,
     signed_pre_keys: HashMap<u32, SignedPreKeyRecord>,
-    sessions: HashMap<ProtocolAddress, Vec<u8>>,
-    sender_keys: HashMap<SenderKeyName, Vec<u8>>,
+    // Serialized records hold chain and message keys: wiped when replaced or dropped.
+    sessions: HashMap<ProtocolAddress, Zeroizing<Vec<u8>>>,
+    sender_keys: HashMap<SenderKeyName, Zeroizing<Vec<u8>>>,
 }
 
 /// An in-memory store for every role (tests, benchmarks, short-lived tools). Identities
@@ -238,11 +240,13 @@ impl SignedPreKeyStore for InMemoryStore {
 
 impl SessionStore for InMemoryStore {
     async fn load_session(&self, address: &ProtocolAddress) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.maps().sessions.get(address).cloned())
+        Ok(self.maps().sessions.get(address).map(|r| r.to_vec()))
     }
 
     async fn store_session(&self, address: &ProtocolAddress, record: Vec<u8>) -> Result<(), Error> {
-        self.maps().sessions.insert(address.clone(), record);
+        self.maps()
+            .sessions
+            .insert(address.clone(), Zeroizing::new(record));
         Ok(())
     }
 
@@ -254,11 +258,13 @@ impl SessionStore for InMemoryStore {
 
 impl SenderKeyStore for InMemoryStore {
     async fn load_sender_key(&self, name: &SenderKeyName) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.maps().sender_keys.get(name).cloned())
+        Ok(self.maps().sender_keys.get(name).map(|r| r.to_vec()))
     }
 
     async fn store_sender_key(&self, name: &SenderKeyName, record: Vec<u8>) -> Result<(), Error> {
-        self.maps().sender_keys.insert(name.clone(), record);
+        self.maps()
+            .sender_keys
+            .insert(name.clone(), Zeroizing::new(record));
         Ok(())
     }
 }
