@@ -12,8 +12,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wa_signal::{
-    IdentityKeyStore, InMemoryStore, PreKeyBundle, ProtocolAddress, SignalRepository,
-    generate_identity_key_pair, generate_pre_keys, generate_registration_id,
+    IdentityKeyStore, InMemoryStore, PreKeyBundle, ProtocolAddress, SessionRecord, SessionStore,
+    SignalRepository, generate_identity_key_pair, generate_pre_keys, generate_registration_id,
     generate_signed_pre_key,
 };
 
@@ -114,6 +114,14 @@ fn encrypt_decrypt(c: &mut Criterion) {
                     .await
                     .unwrap()
             })
+        });
+    });
+    let record = block_on(alice.store().load_session(&b)).unwrap().unwrap();
+    g.bench_function("session_record_parse_and_serialize", |bench| {
+        bench.iter(|| {
+            SessionRecord::deserialize(black_box(&record))
+                .unwrap()
+                .serialize()
         });
     });
     g.bench_function("ping_pong_100B_message", |bench| {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod address;
+mod codec;
 mod error;
 mod group;
 mod kdf;
