@@ -4,6 +4,7 @@ mod address;
 mod codec;
 mod error;
 mod group;
+mod jid;
 mod kdf;
 mod keys;
 mod message;
