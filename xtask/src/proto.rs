@@ -776,7 +776,8 @@ fn render_registry(all: &[(String, String)]) -> String {
         writeln!(
             s,
             "\"{name}\" => {path}::decode(bytes).map(|m| crate::RoundTrip {{ encoded: \
-             m.encode_to_vec(), top_level_unknown: m.unknown_fields.as_bytes().to_vec() }}),"
+             m.encode_to_vec(), top_level_unknown: m.unknown_fields.as_bytes().to_vec(), \
+             debug: ::std::format!(\"{{m:?}}\") }}),"
         )
         .ok();
     }

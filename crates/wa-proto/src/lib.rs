@@ -26,4 +26,7 @@ pub struct RoundTrip {
     pub encoded: Vec<u8>,
     /// Raw bytes of the top-level fields the schema does not know.
     pub top_level_unknown: Vec<u8>,
+    /// The decoded message's `Debug` rendering (shows the size of every nested
+    /// `UnknownFields`).
+    pub debug: String,
 }
