@@ -342,7 +342,9 @@ impl<'a> Model<'a> {
         let path = self.path(&full)?.to_string();
         all.push((full.clone(), path.clone()));
         let module = field_ident(&m.name().to_snake_case());
-        let module_path = format!("{}::{module}", path.rsplit_once("::").map_or("", |p| p.0));
+        // The module the struct and its impls live in, and its nested-types module.
+        let parent = path.rsplit_once("::").map_or("", |p| p.0).to_string();
+        let module_path = format!("{parent}::{module}");
 
         // Oneof enums, named after the oneof; renamed if a nested type has the same name.
         let nested_names: BTreeSet<String> = m
@@ -365,7 +367,7 @@ impl<'a> Model<'a> {
                 .collect();
             oneofs.push(Oneof {
                 field: field_ident(&o.name().to_snake_case()),
-                enum_path: format!("{module_path}::{name}"),
+                enum_path: relative(&parent, &format!("{module_path}::{name}")),
                 name,
                 proto_name: o.name().to_string(),
                 fields,
@@ -412,7 +414,7 @@ impl<'a> Model<'a> {
         out.push_str("#[derive(Clone, PartialEq, Default, Debug)]\n");
         writeln!(out, "pub struct {ident} {{").ok();
         for f in fields.iter().filter(|f| !f.in_oneof) {
-            let ty = self.rust_type(&full, f.desc)?;
+            let ty = self.rust_type(&parent, &full, f.desc)?;
             let ty = if f.desc.label() == Label::Repeated {
                 format!("::prost::alloc::vec::Vec<{ty}>")
             } else {
@@ -454,7 +456,7 @@ impl<'a> Model<'a> {
                     format!("pub fn {fi}(&self) -> &[u8] {{ self.{fi}.as_deref().unwrap_or(&[]) }}")
                 }
                 Type::Enum => {
-                    let ep = self.path(f.desc.type_name())?;
+                    let ep = relative(&parent, self.path(f.desc.type_name())?);
                     let setter = format!("set_{bare}");
                     let mut s = format!(
                         "/// The enum value of `{fi}`, or the enum's default when unset or \
@@ -509,7 +511,7 @@ impl<'a> Model<'a> {
                 out.push_str("#[derive(Clone, PartialEq, Debug)]\n");
                 writeln!(out, "pub enum {} {{", o.name).ok();
                 for f in &o.fields {
-                    let ty = self.rust_type(&full, f)?;
+                    let ty = self.rust_type(&module_path, &full, f)?;
                     writeln!(out, "{}({ty}),", f.name().to_upper_camel_case()).ok();
                 }
                 out.push_str("}\n");
@@ -523,10 +525,16 @@ impl<'a> Model<'a> {
     }
 
     /// The Rust type of one value of the field (without Option/Vec).
-    fn rust_type(&self, owner: &str, f: &FieldDescriptorProto) -> Result<String, String> {
+    /// `from` is the Rust module the type is written in; paths are relative to it.
+    fn rust_type(
+        &self,
+        from: &str,
+        owner: &str,
+        f: &FieldDescriptorProto,
+    ) -> Result<String, String> {
         Ok(match f.r#type() {
             Type::Message => {
-                let p = self.path(f.type_name())?;
+                let p = relative(from, self.path(f.type_name())?);
                 if f.label() != Label::Repeated && self.needs_box(owner, f.type_name()) {
                     format!("::prost::alloc::boxed::Box<{p}>")
                 } else {
@@ -562,10 +570,9 @@ impl<'a> Model<'a> {
             let codec = codec(d.r#type())?;
             let fi = &f.ident;
             let wire = wire_type(d.r#type());
-            let err = format!(
-                ".map_err(|mut e| {{ e.push(\"{msg_name}\", \"{}\"); e }})",
-                fi
-            );
+            // Wraps a merge call so errors name the message and field, as prost-derive does.
+            let wrap =
+                |call: String| format!("crate::field_error({call}, \"{msg_name}\", \"{fi}\")");
             if f.in_oneof {
                 let o = &oneofs[usize::try_from(d.oneof_index.unwrap_or(0)).unwrap_or(0)];
                 let variant = format!("{}::{}", o.enum_path, d.name().to_upper_camel_case());
@@ -576,14 +583,19 @@ impl<'a> Model<'a> {
                      ::prost::encoding::{codec}::encode({tag}, v, buf); }}"
                 )
                 .ok();
+                let existing = wrap(format!(
+                    "::prost::encoding::{codec}::merge(wire_type, v, buf, ctx)"
+                ));
+                let fresh = wrap(format!(
+                    "::prost::encoding::{codec}::merge(wire_type, &mut v, buf, ctx)"
+                ));
                 writeln!(
                     merge,
                     "{tag} if wire_type == ::prost::encoding::WireType::{wire} => {{ \
                      if let ::core::option::Option::Some({variant}(v)) = &mut self.{of} {{ \
-                     ::prost::encoding::{codec}::merge(wire_type, v, buf, ctx){err} }} else {{ \
-                     let mut v = ::core::default::Default::default(); \
-                     ::prost::encoding::{codec}::merge(wire_type, &mut v, buf, ctx)\
-                     .map(|()| self.{of} = ::core::option::Option::Some({variant}(v))){err} }} }}"
+                     {existing} }} else {{ let mut v = ::core::default::Default::default(); \
+                     {fresh}?; self.{of} = ::core::option::Option::Some({variant}(v)); \
+                     ::core::result::Result::Ok(()) }} }}"
                 )
                 .ok();
             } else if d.label() == Label::Repeated {
@@ -607,12 +619,10 @@ impl<'a> Model<'a> {
                 } else {
                     format!("wire_type == ::prost::encoding::WireType::{wire}")
                 };
-                writeln!(
-                    merge,
-                    "{tag} if {guard} => ::prost::encoding::{codec}::merge_repeated(wire_type, \
-                     &mut self.{fi}, buf, ctx){err},"
-                )
-                .ok();
+                let call = wrap(format!(
+                    "::prost::encoding::{codec}::merge_repeated(wire_type, &mut self.{fi}, buf, ctx)"
+                ));
+                writeln!(merge, "{tag} if {guard} => {call},").ok();
                 writeln!(
                     len,
                     "+ ::prost::encoding::{codec}::{elen}({tag}, &self.{fi})"
@@ -626,11 +636,13 @@ impl<'a> Model<'a> {
                      ::prost::encoding::{codec}::encode({tag}, v, buf); }}"
                 )
                 .ok();
+                let call = wrap(format!(
+                    "::prost::encoding::{codec}::merge(wire_type, \
+                     self.{fi}.get_or_insert_with(::core::default::Default::default), buf, ctx)"
+                ));
                 writeln!(
                     merge,
-                    "{tag} if wire_type == ::prost::encoding::WireType::{wire} => \
-                     ::prost::encoding::{codec}::merge(wire_type, self.{fi}.get_or_insert_with(\
-                     ::core::default::Default::default), buf, ctx){err},"
+                    "{tag} if wire_type == ::prost::encoding::WireType::{wire} => {call},"
                 )
                 .ok();
                 writeln!(
@@ -657,7 +669,7 @@ impl<'a> Model<'a> {
             }
             writeln!(
                 len,
-                "+ self.{of}.as_ref().map_or(0, |o| match o {{ {arms} }})"
+                "+ self.{of}.as_ref().map_or(0, |o| match o {{\n{arms}}})"
             )
             .ok();
             writeln!(clear, "self.{of} = ::core::option::Option::None;").ok();
@@ -672,7 +684,7 @@ impl<'a> Model<'a> {
              ::core::result::Result<(), ::prost::DecodeError> {{\n\
              match tag {{\n{merge}\
              _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),\n}}\n}}\n\
-             fn encoded_len(&self) -> usize {{\n0 {len} + self.unknown_fields.encoded_len()\n}}\n\
+             fn encoded_len(&self) -> usize {{\nself.unknown_fields.encoded_len()\n{len}}}\n\
              fn clear(&mut self) {{\n{clear}self.unknown_fields.clear();\n}}\n}}"
         )
         .ok();
@@ -692,6 +704,17 @@ struct Oneof<'a> {
     enum_path: String,
     proto_name: String,
     fields: Vec<&'a FieldDescriptorProto>,
+}
+
+/// The path of `target` (absolute, `crate::...`) as written inside module `from`, using
+/// `super::` like prost-build does, which keeps the generated lines short.
+fn relative(from: &str, target: &str) -> String {
+    let f: Vec<&str> = from.split("::").collect();
+    let t: Vec<&str> = target.split("::").collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut parts = vec!["super"; f.len() - common];
+    parts.extend(&t[common..]);
+    parts.join("::")
 }
 
 fn render_enum(out: &mut String, full: &str, e: &EnumDescriptorProto) -> Result<(), String> {
@@ -928,8 +951,12 @@ mod tests {
         let files = generate(root).unwrap();
         let e2e = String::from_utf8(files["e2e.rs"].clone()).unwrap();
         // Message -> FutureProofMessage -> Message loops, so the loop is boxed...
-        assert!(e2e.contains("::prost::alloc::boxed::Box<crate::generated::e2e::Message>"));
-        // ...while a leaf type such as ImageMessage's thumbnail bytes are inline.
-        assert!(!e2e.contains("Box<crate::generated::common::MessageKey>"));
+        let future_proof = e2e.split("pub struct FutureProofMessage {").nth(1).unwrap();
+        assert!(future_proof.trim_start().starts_with(
+            "pub message: ::core::option::Option<::prost::alloc::boxed::Box<Message>>,"
+        ));
+        // ...while a type that cannot contain its owner, such as MessageKey, is inline.
+        assert!(e2e.contains("::core::option::Option<super::common::MessageKey>"));
+        assert!(!e2e.contains("Box<super::common::MessageKey>"));
     }
 }

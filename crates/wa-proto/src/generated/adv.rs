@@ -52,13 +52,13 @@ impl AdvKeyIndexList {
         self.current_index.unwrap_or(0)
     }
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::adv::AdvEncryptionType {
+    pub fn account_type(&self) -> AdvEncryptionType {
         self.account_type
-            .and_then(|v| crate::generated::adv::AdvEncryptionType::try_from(v).ok())
+            .and_then(|v| AdvEncryptionType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(&mut self, value: crate::generated::adv::AdvEncryptionType) {
+    pub fn set_account_type(&mut self, value: AdvEncryptionType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -87,82 +87,75 @@ impl ::prost::Message for AdvKeyIndexList {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.raw_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVKeyIndexList", "raw_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVKeyIndexList",
+                "raw_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVKeyIndexList", "timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVKeyIndexList",
+                "timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.current_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVKeyIndexList", "current_index");
-                    e
-                })
-            }
+                ),
+                "ADVKeyIndexList",
+                "current_index",
+            ),
             4 if matches!(
                 wire_type,
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::uint32::merge_repeated(
-                    wire_type,
-                    &mut self.valid_indexes,
-                    buf,
-                    ctx,
+                crate::field_error(
+                    ::prost::encoding::uint32::merge_repeated(
+                        wire_type,
+                        &mut self.valid_indexes,
+                        buf,
+                        ctx,
+                    ),
+                    "ADVKeyIndexList",
+                    "valid_indexes",
                 )
-                .map_err(|mut e| {
-                    e.push("ADVKeyIndexList", "valid_indexes");
-                    e
-                })
             }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVKeyIndexList", "account_type");
-                    e
-                })
-            }
+                ),
+                "ADVKeyIndexList",
+                "account_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .raw_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .raw_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .timestamp
                 .as_ref()
@@ -176,7 +169,6 @@ impl ::prost::Message for AdvKeyIndexList {
                 .account_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.raw_id = ::core::option::Option::None;
@@ -231,53 +223,48 @@ impl ::prost::Message for AdvSignedKeyIndexList {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.details
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedKeyIndexList", "details");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedKeyIndexList",
+                "details",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.account_signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedKeyIndexList", "account_signature");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedKeyIndexList",
+                "account_signature",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.account_signature_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedKeyIndexList", "account_signature_key");
-                    e
-                })
-            }
+                ),
+                "ADVSignedKeyIndexList",
+                "account_signature_key",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .details
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .details
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .account_signature
                 .as_ref()
@@ -286,7 +273,6 @@ impl ::prost::Message for AdvSignedKeyIndexList {
                 .account_signature_key
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.details = ::core::option::Option::None;
@@ -320,23 +306,23 @@ impl AdvDeviceIdentity {
         self.key_index.unwrap_or(0)
     }
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::adv::AdvEncryptionType {
+    pub fn account_type(&self) -> AdvEncryptionType {
         self.account_type
-            .and_then(|v| crate::generated::adv::AdvEncryptionType::try_from(v).ok())
+            .and_then(|v| AdvEncryptionType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(&mut self, value: crate::generated::adv::AdvEncryptionType) {
+    pub fn set_account_type(&mut self, value: AdvEncryptionType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `device_type`, or the enum's default when unset or unknown.
-    pub fn device_type(&self) -> crate::generated::adv::AdvEncryptionType {
+    pub fn device_type(&self) -> AdvEncryptionType {
         self.device_type
-            .and_then(|v| crate::generated::adv::AdvEncryptionType::try_from(v).ok())
+            .and_then(|v| AdvEncryptionType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `device_type` to an enum value.
-    pub fn set_device_type(&mut self, value: crate::generated::adv::AdvEncryptionType) {
+    pub fn set_device_type(&mut self, value: AdvEncryptionType) {
         self.device_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -367,79 +353,70 @@ impl ::prost::Message for AdvDeviceIdentity {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.raw_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVDeviceIdentity", "raw_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVDeviceIdentity",
+                "raw_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVDeviceIdentity", "timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVDeviceIdentity",
+                "timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.key_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVDeviceIdentity", "key_index");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVDeviceIdentity",
+                "key_index",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVDeviceIdentity", "account_type");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVDeviceIdentity",
+                "account_type",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.device_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVDeviceIdentity", "device_type");
-                    e
-                })
-            }
+                ),
+                "ADVDeviceIdentity",
+                "device_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .raw_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .raw_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .timestamp
                 .as_ref()
@@ -456,7 +433,6 @@ impl ::prost::Message for AdvDeviceIdentity {
                 .device_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.raw_id = ::core::option::Option::None;
@@ -519,66 +495,59 @@ impl ::prost::Message for AdvSignedDeviceIdentity {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.details
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentity", "details");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedDeviceIdentity",
+                "details",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.account_signature_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentity", "account_signature_key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedDeviceIdentity",
+                "account_signature_key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.account_signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentity", "account_signature");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedDeviceIdentity",
+                "account_signature",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.device_signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentity", "device_signature");
-                    e
-                })
-            }
+                ),
+                "ADVSignedDeviceIdentity",
+                "device_signature",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .details
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .details
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .account_signature_key
                 .as_ref()
@@ -591,7 +560,6 @@ impl ::prost::Message for AdvSignedDeviceIdentity {
                 .device_signature
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.details = ::core::option::Option::None;
@@ -620,13 +588,13 @@ impl AdvSignedDeviceIdentityHmac {
         self.hmac.as_deref().unwrap_or(&[])
     }
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::adv::AdvEncryptionType {
+    pub fn account_type(&self) -> AdvEncryptionType {
         self.account_type
-            .and_then(|v| crate::generated::adv::AdvEncryptionType::try_from(v).ok())
+            .and_then(|v| AdvEncryptionType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(&mut self, value: crate::generated::adv::AdvEncryptionType) {
+    pub fn set_account_type(&mut self, value: AdvEncryptionType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -651,53 +619,48 @@ impl ::prost::Message for AdvSignedDeviceIdentityHmac {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.details
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentityHMAC", "details");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ADVSignedDeviceIdentityHMAC",
+                "details",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.hmac
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentityHMAC", "hmac");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ADVSignedDeviceIdentityHMAC",
+                "hmac",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ADVSignedDeviceIdentityHMAC", "account_type");
-                    e
-                })
-            }
+                ),
+                "ADVSignedDeviceIdentityHMAC",
+                "account_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .details
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .details
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .hmac
                 .as_ref()
@@ -706,7 +669,6 @@ impl ::prost::Message for AdvSignedDeviceIdentityHmac {
                 .account_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.details = ::core::option::Option::None;

@@ -12,18 +12,13 @@ pub struct NonE2eeAttestation {
 }
 impl NonE2eeAttestation {
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::aea::non_e2ee_attestation::AccountType {
+    pub fn account_type(&self) -> non_e2ee_attestation::AccountType {
         self.account_type
-            .and_then(|v| {
-                crate::generated::aea::non_e2ee_attestation::AccountType::try_from(v).ok()
-            })
+            .and_then(|v| non_e2ee_attestation::AccountType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(
-        &mut self,
-        value: crate::generated::aea::non_e2ee_attestation::AccountType,
-    ) {
+    pub fn set_account_type(&mut self, value: non_e2ee_attestation::AccountType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -42,28 +37,26 @@ impl ::prost::Message for NonE2eeAttestation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NonE2EEAttestation", "account_type");
-                    e
-                })
-            }
+                ),
+                "NonE2EEAttestation",
+                "account_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .account_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .account_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.account_type = ::core::option::Option::None;

@@ -348,7 +348,7 @@ pub struct BotPluginMetadata {
     pub reference_index: ::core::option::Option<u32>,
     pub expected_links_count: ::core::option::Option<u32>,
     pub search_query: ::core::option::Option<::prost::alloc::string::String>,
-    pub parent_plugin_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub parent_plugin_message_key: ::core::option::Option<super::common::MessageKey>,
     pub deprecated_field: ::core::option::Option<i32>,
     pub parent_plugin_type: ::core::option::Option<i32>,
     pub favicon_cdnurl: ::core::option::Option<::prost::alloc::string::String>,
@@ -357,33 +357,23 @@ pub struct BotPluginMetadata {
 }
 impl BotPluginMetadata {
     /// The enum value of `provider`, or the enum's default when unset or unknown.
-    pub fn provider(&self) -> crate::generated::ai_common::bot_plugin_metadata::SearchProvider {
+    pub fn provider(&self) -> bot_plugin_metadata::SearchProvider {
         self.provider
-            .and_then(|v| {
-                crate::generated::ai_common::bot_plugin_metadata::SearchProvider::try_from(v).ok()
-            })
+            .and_then(|v| bot_plugin_metadata::SearchProvider::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `provider` to an enum value.
-    pub fn set_provider(
-        &mut self,
-        value: crate::generated::ai_common::bot_plugin_metadata::SearchProvider,
-    ) {
+    pub fn set_provider(&mut self, value: bot_plugin_metadata::SearchProvider) {
         self.provider = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `plugin_type`, or the enum's default when unset or unknown.
-    pub fn plugin_type(&self) -> crate::generated::ai_common::bot_plugin_metadata::PluginType {
+    pub fn plugin_type(&self) -> bot_plugin_metadata::PluginType {
         self.plugin_type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_plugin_metadata::PluginType::try_from(v).ok()
-            })
+            .and_then(|v| bot_plugin_metadata::PluginType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `plugin_type` to an enum value.
-    pub fn set_plugin_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_plugin_metadata::PluginType,
-    ) {
+    pub fn set_plugin_type(&mut self, value: bot_plugin_metadata::PluginType) {
         self.plugin_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `thumbnail_cdnurl`, or the default when unset.
@@ -411,35 +401,23 @@ impl BotPluginMetadata {
         self.search_query.as_deref().unwrap_or("")
     }
     /// The enum value of `deprecated_field`, or the enum's default when unset or unknown.
-    pub fn deprecated_field(&self) -> crate::generated::ai_common::bot_plugin_metadata::PluginType {
+    pub fn deprecated_field(&self) -> bot_plugin_metadata::PluginType {
         self.deprecated_field
-            .and_then(|v| {
-                crate::generated::ai_common::bot_plugin_metadata::PluginType::try_from(v).ok()
-            })
+            .and_then(|v| bot_plugin_metadata::PluginType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `deprecated_field` to an enum value.
-    pub fn set_deprecated_field(
-        &mut self,
-        value: crate::generated::ai_common::bot_plugin_metadata::PluginType,
-    ) {
+    pub fn set_deprecated_field(&mut self, value: bot_plugin_metadata::PluginType) {
         self.deprecated_field = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `parent_plugin_type`, or the enum's default when unset or unknown.
-    pub fn parent_plugin_type(
-        &self,
-    ) -> crate::generated::ai_common::bot_plugin_metadata::PluginType {
+    pub fn parent_plugin_type(&self) -> bot_plugin_metadata::PluginType {
         self.parent_plugin_type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_plugin_metadata::PluginType::try_from(v).ok()
-            })
+            .and_then(|v| bot_plugin_metadata::PluginType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `parent_plugin_type` to an enum value.
-    pub fn set_parent_plugin_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_plugin_metadata::PluginType,
-    ) {
+    pub fn set_parent_plugin_type(&mut self, value: bot_plugin_metadata::PluginType) {
         self.parent_plugin_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `favicon_cdnurl`, or the default when unset.
@@ -495,170 +473,147 @@ impl ::prost::Message for BotPluginMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.provider
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "provider");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotPluginMetadata",
+                "provider",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.plugin_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "plugin_type");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "plugin_type",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.thumbnail_cdnurl
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "thumbnail_cdnurl");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "thumbnail_cdnurl",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.profile_photo_cdnurl
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "profile_photo_cdnurl");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "profile_photo_cdnurl",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.search_provider_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "search_provider_url");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotPluginMetadata",
+                "search_provider_url",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.reference_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "reference_index");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotPluginMetadata",
+                "reference_index",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.expected_links_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "expected_links_count");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "expected_links_count",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.search_query
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "search_query");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "search_query",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.parent_plugin_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "parent_plugin_message_key");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotPluginMetadata",
+                "parent_plugin_message_key",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.deprecated_field
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "deprecated_field");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotPluginMetadata",
+                "deprecated_field",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.parent_plugin_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "parent_plugin_type");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPluginMetadata",
+                "parent_plugin_type",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.favicon_cdnurl
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPluginMetadata", "favicon_cdnurl");
-                    e
-                })
-            }
+                ),
+                "BotPluginMetadata",
+                "favicon_cdnurl",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .provider
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .provider
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .plugin_type
                 .as_ref()
@@ -703,7 +658,6 @@ impl ::prost::Message for BotPluginMetadata {
                 .favicon_cdnurl
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(13, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.provider = ::core::option::Option::None;
@@ -790,19 +744,13 @@ pub struct BotLinkedAccount {
 }
 impl BotLinkedAccount {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::ai_common::bot_linked_account::BotLinkedAccountType {
+    pub fn r#type(&self) -> bot_linked_account::BotLinkedAccountType {
         self.r#type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_linked_account::BotLinkedAccountType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| bot_linked_account::BotLinkedAccountType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_linked_account::BotLinkedAccountType,
-    ) {
+    pub fn set_type(&mut self, value: bot_linked_account::BotLinkedAccountType) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -821,28 +769,26 @@ impl ::prost::Message for BotLinkedAccount {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotLinkedAccount", "r#type");
-                    e
-                })
-            }
+                ),
+                "BotLinkedAccount",
+                "r#type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -882,9 +828,8 @@ pub struct BotSignatureVerificationUseCaseProof {
     pub use_case: ::core::option::Option<i32>,
     pub signature: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub certificate_chain: ::prost::alloc::vec::Vec<::prost::alloc::vec::Vec<u8>>,
-    pub certificate_chain_ski: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::bot_signature_verification_use_case_proof::CertificateSki,
-    >,
+    pub certificate_chain_ski:
+        ::prost::alloc::vec::Vec<bot_signature_verification_use_case_proof::CertificateSki>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -894,16 +839,17 @@ impl BotSignatureVerificationUseCaseProof {
         self.version.unwrap_or(0)
     }
     /// The enum value of `use_case`, or the enum's default when unset or unknown.
-    pub fn use_case(
-        &self,
-    ) -> crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase
-    {
-        self.use_case.and_then(|v| crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase::try_from(v).ok()).unwrap_or_default()
+    pub fn use_case(&self) -> bot_signature_verification_use_case_proof::BotSignatureUseCase {
+        self.use_case
+            .and_then(|v| {
+                bot_signature_verification_use_case_proof::BotSignatureUseCase::try_from(v).ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `use_case` to an enum value.
     pub fn set_use_case(
         &mut self,
-        value: crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase,
+        value: bot_signature_verification_use_case_proof::BotSignatureUseCase,
     ) {
         self.use_case = ::core::option::Option::Some(value as i32);
     }
@@ -935,80 +881,68 @@ impl ::prost::Message for BotSignatureVerificationUseCaseProof {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSignatureVerificationUseCaseProof", "version");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotSignatureVerificationUseCaseProof",
+                "version",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.use_case
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSignatureVerificationUseCaseProof", "use_case");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotSignatureVerificationUseCaseProof",
+                "use_case",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSignatureVerificationUseCaseProof", "signature");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotSignatureVerificationUseCaseProof",
+                "signature",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge_repeated(
                     wire_type,
                     &mut self.certificate_chain,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSignatureVerificationUseCaseProof", "certificate_chain");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotSignatureVerificationUseCaseProof",
+                "certificate_chain",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.certificate_chain_ski,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "BotSignatureVerificationUseCaseProof",
-                        "certificate_chain_ski",
-                    );
-                    e
-                })
-            }
+                ),
+                "BotSignatureVerificationUseCaseProof",
+                "certificate_chain_ski",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .use_case
                 .as_ref()
@@ -1019,7 +953,6 @@ impl ::prost::Message for BotSignatureVerificationUseCaseProof {
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(3, v))
             + ::prost::encoding::bytes::encoded_len_repeated(4, &self.certificate_chain)
             + ::prost::encoding::message::encoded_len_repeated(5, &self.certificate_chain_ski)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -1078,14 +1011,13 @@ pub mod bot_signature_verification_use_case_proof {
     }
     impl CertificateSki {
         /// The enum value of `use_case`, or the enum's default when unset or unknown.
-        pub fn use_case(&self) -> crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase{
-            self.use_case.and_then(|v| crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase::try_from(v).ok()).unwrap_or_default()
+        pub fn use_case(&self) -> BotSignatureUseCase {
+            self.use_case
+                .and_then(|v| BotSignatureUseCase::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `use_case` to an enum value.
-        pub fn set_use_case(
-            &mut self,
-            value: crate::generated::ai_common::bot_signature_verification_use_case_proof::BotSignatureUseCase,
-        ) {
+        pub fn set_use_case(&mut self, value: BotSignatureUseCase) {
             self.use_case = ::core::option::Option::Some(value as i32);
         }
         /// The value of `ski`, or the default when unset.
@@ -1111,45 +1043,43 @@ pub mod bot_signature_verification_use_case_proof {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.use_case
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("CertificateSKI", "use_case");
-                        e
-                    })
-                }
+                    ),
+                    "CertificateSKI",
+                    "use_case",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.ski
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.ski
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "CertificateSKI",
+                        "ski",
                     )
-                    .map_err(|mut e| {
-                        e.push("CertificateSKI", "ski");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .use_case
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .use_case
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .ski
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.use_case = ::core::option::Option::None;
@@ -1168,16 +1098,13 @@ pub struct BotPromotionMessageMetadata {
 }
 impl BotPromotionMessageMetadata {
     /// The enum value of `promotion_type`, or the enum's default when unset or unknown.
-    pub fn promotion_type(
-        &self,
-    ) -> crate::generated::ai_common::bot_promotion_message_metadata::BotPromotionType {
-        self.promotion_type.and_then(|v| crate::generated::ai_common::bot_promotion_message_metadata::BotPromotionType::try_from(v).ok()).unwrap_or_default()
+    pub fn promotion_type(&self) -> bot_promotion_message_metadata::BotPromotionType {
+        self.promotion_type
+            .and_then(|v| bot_promotion_message_metadata::BotPromotionType::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `promotion_type` to an enum value.
-    pub fn set_promotion_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_promotion_message_metadata::BotPromotionType,
-    ) {
+    pub fn set_promotion_type(&mut self, value: bot_promotion_message_metadata::BotPromotionType) {
         self.promotion_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `button_title`, or the default when unset.
@@ -1203,45 +1130,41 @@ impl ::prost::Message for BotPromotionMessageMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.promotion_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPromotionMessageMetadata", "promotion_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPromotionMessageMetadata",
+                "promotion_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.button_title
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPromotionMessageMetadata", "button_title");
-                    e
-                })
-            }
+                ),
+                "BotPromotionMessageMetadata",
+                "button_title",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .promotion_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .promotion_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .button_title
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.promotion_type = ::core::option::Option::None;
@@ -1318,20 +1241,13 @@ impl BotMediaMetadata {
         self.mimetype.as_deref().unwrap_or("")
     }
     /// The enum value of `orientation_type`, or the enum's default when unset or unknown.
-    pub fn orientation_type(
-        &self,
-    ) -> crate::generated::ai_common::bot_media_metadata::OrientationType {
+    pub fn orientation_type(&self) -> bot_media_metadata::OrientationType {
         self.orientation_type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_media_metadata::OrientationType::try_from(v).ok()
-            })
+            .and_then(|v| bot_media_metadata::OrientationType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `orientation_type` to an enum value.
-    pub fn set_orientation_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_media_metadata::OrientationType,
-    ) {
+    pub fn set_orientation_type(&mut self, value: bot_media_metadata::OrientationType) {
         self.orientation_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -1368,105 +1284,92 @@ impl ::prost::Message for BotMediaMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.file_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "file_sha256");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMediaMetadata",
+                "file_sha256",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.media_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "media_key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMediaMetadata",
+                "media_key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.file_enc_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "file_enc_sha256");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMediaMetadata",
+                "file_enc_sha256",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.direct_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "direct_path");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotMediaMetadata",
+                "direct_path",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.media_key_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "media_key_timestamp");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMediaMetadata",
+                "media_key_timestamp",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.mimetype
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "mimetype");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotMediaMetadata",
+                "mimetype",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.orientation_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMediaMetadata", "orientation_type");
-                    e
-                })
-            }
+                ),
+                "BotMediaMetadata",
+                "orientation_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .file_sha256
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .file_sha256
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .media_key
                 .as_ref()
@@ -1491,7 +1394,6 @@ impl ::prost::Message for BotMediaMetadata {
                 .orientation_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(7, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.file_sha256 = ::core::option::Option::None;
@@ -1537,7 +1439,7 @@ pub mod bot_media_metadata {
 /// Protobuf message `wa.ai_common.BotReminderMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotReminderMetadata {
-    pub request_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub request_message_key: ::core::option::Option<super::common::MessageKey>,
     pub action: ::core::option::Option<i32>,
     pub name: ::core::option::Option<::prost::alloc::string::String>,
     pub next_trigger_timestamp: ::core::option::Option<u64>,
@@ -1547,18 +1449,13 @@ pub struct BotReminderMetadata {
 }
 impl BotReminderMetadata {
     /// The enum value of `action`, or the enum's default when unset or unknown.
-    pub fn action(&self) -> crate::generated::ai_common::bot_reminder_metadata::ReminderAction {
+    pub fn action(&self) -> bot_reminder_metadata::ReminderAction {
         self.action
-            .and_then(|v| {
-                crate::generated::ai_common::bot_reminder_metadata::ReminderAction::try_from(v).ok()
-            })
+            .and_then(|v| bot_reminder_metadata::ReminderAction::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `action` to an enum value.
-    pub fn set_action(
-        &mut self,
-        value: crate::generated::ai_common::bot_reminder_metadata::ReminderAction,
-    ) {
+    pub fn set_action(&mut self, value: bot_reminder_metadata::ReminderAction) {
         self.action = ::core::option::Option::Some(value as i32);
     }
     /// The value of `name`, or the default when unset.
@@ -1570,21 +1467,13 @@ impl BotReminderMetadata {
         self.next_trigger_timestamp.unwrap_or(0)
     }
     /// The enum value of `frequency`, or the enum's default when unset or unknown.
-    pub fn frequency(
-        &self,
-    ) -> crate::generated::ai_common::bot_reminder_metadata::ReminderFrequency {
+    pub fn frequency(&self) -> bot_reminder_metadata::ReminderFrequency {
         self.frequency
-            .and_then(|v| {
-                crate::generated::ai_common::bot_reminder_metadata::ReminderFrequency::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| bot_reminder_metadata::ReminderFrequency::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `frequency` to an enum value.
-    pub fn set_frequency(
-        &mut self,
-        value: crate::generated::ai_common::bot_reminder_metadata::ReminderFrequency,
-    ) {
+    pub fn set_frequency(&mut self, value: bot_reminder_metadata::ReminderFrequency) {
         self.frequency = ::core::option::Option::Some(value as i32);
     }
 }
@@ -1615,79 +1504,70 @@ impl ::prost::Message for BotReminderMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.request_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotReminderMetadata", "request_message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotReminderMetadata",
+                "request_message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotReminderMetadata", "action");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotReminderMetadata",
+                "action",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotReminderMetadata", "name");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotReminderMetadata",
+                "name",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.next_trigger_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotReminderMetadata", "next_trigger_timestamp");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotReminderMetadata",
+                "next_trigger_timestamp",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.frequency
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotReminderMetadata", "frequency");
-                    e
-                })
-            }
+                ),
+                "BotReminderMetadata",
+                "frequency",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .request_message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .request_message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .action
                 .as_ref()
@@ -1704,7 +1584,6 @@ impl ::prost::Message for BotReminderMetadata {
                 .frequency
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.request_message_key = ::core::option::Option::None;
@@ -1792,36 +1671,23 @@ pub struct BotModelMetadata {
 }
 impl BotModelMetadata {
     /// The enum value of `model_type`, or the enum's default when unset or unknown.
-    pub fn model_type(&self) -> crate::generated::ai_common::bot_model_metadata::ModelType {
+    pub fn model_type(&self) -> bot_model_metadata::ModelType {
         self.model_type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_model_metadata::ModelType::try_from(v).ok()
-            })
+            .and_then(|v| bot_model_metadata::ModelType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `model_type` to an enum value.
-    pub fn set_model_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_model_metadata::ModelType,
-    ) {
+    pub fn set_model_type(&mut self, value: bot_model_metadata::ModelType) {
         self.model_type = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `premium_model_status`, or the enum's default when unset or unknown.
-    pub fn premium_model_status(
-        &self,
-    ) -> crate::generated::ai_common::bot_model_metadata::PremiumModelStatus {
+    pub fn premium_model_status(&self) -> bot_model_metadata::PremiumModelStatus {
         self.premium_model_status
-            .and_then(|v| {
-                crate::generated::ai_common::bot_model_metadata::PremiumModelStatus::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| bot_model_metadata::PremiumModelStatus::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `premium_model_status` to an enum value.
-    pub fn set_premium_model_status(
-        &mut self,
-        value: crate::generated::ai_common::bot_model_metadata::PremiumModelStatus,
-    ) {
+    pub fn set_premium_model_status(&mut self, value: bot_model_metadata::PremiumModelStatus) {
         self.premium_model_status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `model_name_override`, or the default when unset.
@@ -1850,53 +1716,48 @@ impl ::prost::Message for BotModelMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.model_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotModelMetadata", "model_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotModelMetadata",
+                "model_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.premium_model_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotModelMetadata", "premium_model_status");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotModelMetadata",
+                "premium_model_status",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.model_name_override
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotModelMetadata", "model_name_override");
-                    e
-                })
-            }
+                ),
+                "BotModelMetadata",
+                "model_name_override",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .model_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .model_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .premium_model_status
                 .as_ref()
@@ -1905,7 +1766,6 @@ impl ::prost::Message for BotModelMetadata {
                 .model_name_override
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.model_type = ::core::option::Option::None;
@@ -1975,9 +1835,8 @@ pub mod bot_model_metadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotProgressIndicatorMetadata {
     pub progress_description: ::core::option::Option<::prost::alloc::string::String>,
-    pub steps_metadata: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::bot_progress_indicator_metadata::BotPlanningStepMetadata,
-    >,
+    pub steps_metadata:
+        ::prost::alloc::vec::Vec<bot_progress_indicator_metadata::BotPlanningStepMetadata>,
     pub estimated_completion_time: ::core::option::Option<i64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -2011,58 +1870,52 @@ impl ::prost::Message for BotProgressIndicatorMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.progress_description
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotProgressIndicatorMetadata", "progress_description");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotProgressIndicatorMetadata",
+                "progress_description",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.steps_metadata,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotProgressIndicatorMetadata", "steps_metadata");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotProgressIndicatorMetadata",
+                "steps_metadata",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.estimated_completion_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotProgressIndicatorMetadata", "estimated_completion_time");
-                    e
-                })
-            }
+                ),
+                "BotProgressIndicatorMetadata",
+                "estimated_completion_time",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .progress_description
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .progress_description
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.steps_metadata)
             + self
                 .estimated_completion_time
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.progress_description = ::core::option::Option::None;
@@ -2076,16 +1929,18 @@ pub mod bot_progress_indicator_metadata {
     /// Protobuf message `wa.ai_common.BotProgressIndicatorMetadata.BotPlanningStepMetadata`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct BotPlanningStepMetadata {
-pub status_title: ::core::option::Option<::prost::alloc::string::String>,
-pub status_body: ::core::option::Option<::prost::alloc::string::String>,
-pub sources_metadata: ::prost::alloc::vec::Vec<crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotPlanningSearchSourcesMetadata>,
-pub status: ::core::option::Option<i32>,
-pub is_reasoning: ::core::option::Option<bool>,
-pub is_enhanced_search: ::core::option::Option<bool>,
-pub sections: ::prost::alloc::vec::Vec<crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotPlanningStepSectionMetadata>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
-}
+        pub status_title: ::core::option::Option<::prost::alloc::string::String>,
+        pub status_body: ::core::option::Option<::prost::alloc::string::String>,
+        pub sources_metadata:
+            ::prost::alloc::vec::Vec<bot_planning_step_metadata::BotPlanningSearchSourcesMetadata>,
+        pub status: ::core::option::Option<i32>,
+        pub is_reasoning: ::core::option::Option<bool>,
+        pub is_enhanced_search: ::core::option::Option<bool>,
+        pub sections:
+            ::prost::alloc::vec::Vec<bot_planning_step_metadata::BotPlanningStepSectionMetadata>,
+        /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+        pub unknown_fields: crate::UnknownFields,
+    }
     impl BotPlanningStepMetadata {
         /// The value of `status_title`, or the default when unset.
         pub fn status_title(&self) -> &str {
@@ -2096,14 +1951,13 @@ pub unknown_fields: crate::UnknownFields,
             self.status_body.as_deref().unwrap_or("")
         }
         /// The enum value of `status`, or the enum's default when unset or unknown.
-        pub fn status(&self) -> crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::PlanningStepStatus{
-            self.status.and_then(|v| crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::PlanningStepStatus::try_from(v).ok()).unwrap_or_default()
+        pub fn status(&self) -> bot_planning_step_metadata::PlanningStepStatus {
+            self.status
+                .and_then(|v| bot_planning_step_metadata::PlanningStepStatus::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `status` to an enum value.
-        pub fn set_status(
-            &mut self,
-            value: crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::PlanningStepStatus,
-        ) {
+        pub fn set_status(&mut self, value: bot_planning_step_metadata::PlanningStepStatus) {
             self.status = ::core::option::Option::Some(value as i32);
         }
         /// The value of `is_reasoning`, or the default when unset.
@@ -2145,102 +1999,97 @@ pub unknown_fields: crate::UnknownFields,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.status_title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.status_title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotPlanningStepMetadata",
+                        "status_title",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "status_title");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.status_body
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.status_body
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotPlanningStepMetadata",
+                        "status_body",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "status_body");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge_repeated(
-                        wire_type,
-                        &mut self.sources_metadata,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge_repeated(
+                            wire_type,
+                            &mut self.sources_metadata,
+                            buf,
+                            ctx,
+                        ),
+                        "BotPlanningStepMetadata",
+                        "sources_metadata",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "sources_metadata");
-                        e
-                    })
                 }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.status
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "status");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BotPlanningStepMetadata",
+                    "status",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_reasoning
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "is_reasoning");
-                        e
-                    })
-                }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BotPlanningStepMetadata",
+                    "is_reasoning",
+                ),
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_enhanced_search
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "is_enhanced_search");
-                        e
-                    })
-                }
+                    ),
+                    "BotPlanningStepMetadata",
+                    "is_enhanced_search",
+                ),
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge_repeated(
-                        wire_type,
-                        &mut self.sections,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge_repeated(
+                            wire_type,
+                            &mut self.sections,
+                            buf,
+                            ctx,
+                        ),
+                        "BotPlanningStepMetadata",
+                        "sections",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotPlanningStepMetadata", "sections");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .status_title
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .status_title
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .status_body
                     .as_ref()
@@ -2259,7 +2108,6 @@ pub unknown_fields: crate::UnknownFields,
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(6, v))
                 + ::prost::encoding::message::encoded_len_repeated(7, &self.sections)
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.status_title = ::core::option::Option::None;
@@ -2353,13 +2201,15 @@ pub unknown_fields: crate::UnknownFields,
                 self.source_title.as_deref().unwrap_or("")
             }
             /// The enum value of `provider`, or the enum's default when unset or unknown.
-            pub fn provider(&self) -> crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider{
-                self.provider.and_then(|v| crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider::try_from(v).ok()).unwrap_or_default()
+            pub fn provider(
+                &self,
+            ) -> bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider {
+                self.provider.and_then(|v| bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider::try_from(v).ok()).unwrap_or_default()
             }
             /// Sets `provider` to an enum value.
             pub fn set_provider(
                 &mut self,
-                value: crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider,
+                value: bot_planning_search_sources_metadata::BotPlanningSearchSourceProvider,
             ) {
                 self.provider = ::core::option::Option::Some(value as i32);
             }
@@ -2390,52 +2240,51 @@ pub unknown_fields: crate::UnknownFields,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
                     1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.source_title
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.source_title
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningSearchSourcesMetadata",
+                            "source_title",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourcesMetadata", "source_title");
-                            e
-                        })
                     }
-                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::int32::merge(
                             wire_type,
                             self.provider
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourcesMetadata", "provider");
-                            e
-                        })
-                    }
+                        ),
+                        "BotPlanningSearchSourcesMetadata",
+                        "provider",
+                    ),
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.source_url
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.source_url
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningSearchSourcesMetadata",
+                            "source_url",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourcesMetadata", "source_url");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .source_title
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .source_title
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                     + self
                         .provider
                         .as_ref()
@@ -2444,7 +2293,6 @@ pub unknown_fields: crate::UnknownFields,
                         .source_url
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.source_title = ::core::option::Option::None;
@@ -2491,12 +2339,12 @@ pub unknown_fields: crate::UnknownFields,
         /// Protobuf message `wa.ai_common.BotProgressIndicatorMetadata.BotPlanningStepMetadata.BotPlanningStepSectionMetadata`.
         #[derive(Clone, PartialEq, Default, Debug)]
         pub struct BotPlanningStepSectionMetadata {
-pub section_title: ::core::option::Option<::prost::alloc::string::String>,
-pub section_body: ::core::option::Option<::prost::alloc::string::String>,
-pub sources_metadata: ::prost::alloc::vec::Vec<crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotPlanningSearchSourceMetadata>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
-}
+            pub section_title: ::core::option::Option<::prost::alloc::string::String>,
+            pub section_body: ::core::option::Option<::prost::alloc::string::String>,
+            pub sources_metadata: ::prost::alloc::vec::Vec<BotPlanningSearchSourceMetadata>,
+            /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+            pub unknown_fields: crate::UnknownFields,
+        }
         impl BotPlanningStepSectionMetadata {
             /// The value of `section_title`, or the default when unset.
             pub fn section_title(&self) -> &str {
@@ -2527,57 +2375,57 @@ pub unknown_fields: crate::UnknownFields,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
                     1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.section_title
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.section_title
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningStepSectionMetadata",
+                            "section_title",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningStepSectionMetadata", "section_title");
-                            e
-                        })
                     }
                     2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.section_body
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.section_body
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningStepSectionMetadata",
+                            "section_body",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningStepSectionMetadata", "section_body");
-                            e
-                        })
                     }
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge_repeated(
-                            wire_type,
-                            &mut self.sources_metadata,
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge_repeated(
+                                wire_type,
+                                &mut self.sources_metadata,
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningStepSectionMetadata",
+                            "sources_metadata",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningStepSectionMetadata", "sources_metadata");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .section_title
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .section_title
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                     + self
                         .section_body
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
                     + ::prost::encoding::message::encoded_len_repeated(3, &self.sources_metadata)
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.section_title = ::core::option::Option::None;
@@ -2602,14 +2450,13 @@ pub unknown_fields: crate::UnknownFields,
                 self.title.as_deref().unwrap_or("")
             }
             /// The enum value of `provider`, or the enum's default when unset or unknown.
-            pub fn provider(&self) -> crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotSearchSourceProvider{
-                self.provider.and_then(|v| crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotSearchSourceProvider::try_from(v).ok()).unwrap_or_default()
+            pub fn provider(&self) -> BotSearchSourceProvider {
+                self.provider
+                    .and_then(|v| BotSearchSourceProvider::try_from(v).ok())
+                    .unwrap_or_default()
             }
             /// Sets `provider` to an enum value.
-            pub fn set_provider(
-                &mut self,
-                value: crate::generated::ai_common::bot_progress_indicator_metadata::bot_planning_step_metadata::BotSearchSourceProvider,
-            ) {
+            pub fn set_provider(&mut self, value: BotSearchSourceProvider) {
                 self.provider = ::core::option::Option::Some(value as i32);
             }
             /// The value of `source_url`, or the default when unset.
@@ -2646,65 +2493,64 @@ pub unknown_fields: crate::UnknownFields,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
                     1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.title
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.title
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningSearchSourceMetadata",
+                            "title",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourceMetadata", "title");
-                            e
-                        })
                     }
-                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::int32::merge(
                             wire_type,
                             self.provider
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourceMetadata", "provider");
-                            e
-                        })
-                    }
+                        ),
+                        "BotPlanningSearchSourceMetadata",
+                        "provider",
+                    ),
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.source_url
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.source_url
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningSearchSourceMetadata",
+                            "source_url",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourceMetadata", "source_url");
-                            e
-                        })
                     }
                     4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.fav_icon_url
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.fav_icon_url
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "BotPlanningSearchSourceMetadata",
+                            "fav_icon_url",
                         )
-                        .map_err(|mut e| {
-                            e.push("BotPlanningSearchSourceMetadata", "fav_icon_url");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .title
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .title
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                     + self
                         .provider
                         .as_ref()
@@ -2717,7 +2563,6 @@ pub unknown_fields: crate::UnknownFields,
                         .fav_icon_url
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.title = ::core::option::Option::None;
@@ -2754,23 +2599,23 @@ impl ::prost::Message for BotCapabilityMetadata {
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::int32::merge_repeated(
-                    wire_type,
-                    &mut self.capabilities,
-                    buf,
-                    ctx,
+                crate::field_error(
+                    ::prost::encoding::int32::merge_repeated(
+                        wire_type,
+                        &mut self.capabilities,
+                        buf,
+                        ctx,
+                    ),
+                    "BotCapabilityMetadata",
+                    "capabilities",
                 )
-                .map_err(|mut e| {
-                    e.push("BotCapabilityMetadata", "capabilities");
-                    e
-                })
             }
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::int32::encoded_len_repeated(1, &self.capabilities)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::int32::encoded_len_repeated(1, &self.capabilities)
     }
     fn clear(&mut self) {
         self.capabilities.clear();
@@ -3153,35 +2998,35 @@ impl ::prost::Message for BotModeSelectionMetadata {
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::int32::merge_repeated(wire_type, &mut self.mode, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotModeSelectionMetadata", "mode");
-                        e
-                    })
+                crate::field_error(
+                    ::prost::encoding::int32::merge_repeated(wire_type, &mut self.mode, buf, ctx),
+                    "BotModeSelectionMetadata",
+                    "mode",
+                )
             }
             2 if matches!(
                 wire_type,
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::uint32::merge_repeated(
-                    wire_type,
-                    &mut self.override_mode,
-                    buf,
-                    ctx,
+                crate::field_error(
+                    ::prost::encoding::uint32::merge_repeated(
+                        wire_type,
+                        &mut self.override_mode,
+                        buf,
+                        ctx,
+                    ),
+                    "BotModeSelectionMetadata",
+                    "override_mode",
                 )
-                .map_err(|mut e| {
-                    e.push("BotModeSelectionMetadata", "override_mode");
-                    e
-                })
             }
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::int32::encoded_len_repeated(1, &self.mode)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::int32::encoded_len_repeated(1, &self.mode)
             + ::prost::encoding::uint32::encoded_len_repeated(2, &self.override_mode)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.mode.clear();
@@ -3219,9 +3064,8 @@ pub mod bot_mode_selection_metadata {
 /// Protobuf message `wa.ai_common.BotQuotaMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotQuotaMetadata {
-    pub bot_feature_quota_metadata: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::bot_quota_metadata::BotFeatureQuotaMetadata,
-    >,
+    pub bot_feature_quota_metadata:
+        ::prost::alloc::vec::Vec<bot_quota_metadata::BotFeatureQuotaMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -3238,24 +3082,22 @@ impl ::prost::Message for BotQuotaMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.bot_feature_quota_metadata,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotQuotaMetadata", "bot_feature_quota_metadata");
-                    e
-                })
-            }
+                ),
+                "BotQuotaMetadata",
+                "bot_feature_quota_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.bot_feature_quota_metadata)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.bot_feature_quota_metadata)
     }
     fn clear(&mut self) {
         self.bot_feature_quota_metadata.clear();
@@ -3275,14 +3117,13 @@ pub mod bot_quota_metadata {
     }
     impl BotFeatureQuotaMetadata {
         /// The enum value of `feature_type`, or the enum's default when unset or unknown.
-        pub fn feature_type(&self) -> crate::generated::ai_common::bot_quota_metadata::bot_feature_quota_metadata::BotFeatureType{
-            self.feature_type.and_then(|v| crate::generated::ai_common::bot_quota_metadata::bot_feature_quota_metadata::BotFeatureType::try_from(v).ok()).unwrap_or_default()
+        pub fn feature_type(&self) -> bot_feature_quota_metadata::BotFeatureType {
+            self.feature_type
+                .and_then(|v| bot_feature_quota_metadata::BotFeatureType::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `feature_type` to an enum value.
-        pub fn set_feature_type(
-            &mut self,
-            value: crate::generated::ai_common::bot_quota_metadata::bot_feature_quota_metadata::BotFeatureType,
-        ) {
+        pub fn set_feature_type(&mut self, value: bot_feature_quota_metadata::BotFeatureType) {
             self.feature_type = ::core::option::Option::Some(value as i32);
         }
         /// The value of `remaining_quota`, or the default when unset.
@@ -3315,53 +3156,48 @@ pub mod bot_quota_metadata {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.feature_type
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotFeatureQuotaMetadata", "feature_type");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BotFeatureQuotaMetadata",
+                    "feature_type",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.remaining_quota
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotFeatureQuotaMetadata", "remaining_quota");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BotFeatureQuotaMetadata",
+                    "remaining_quota",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.expiration_timestamp
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotFeatureQuotaMetadata", "expiration_timestamp");
-                        e
-                    })
-                }
+                    ),
+                    "BotFeatureQuotaMetadata",
+                    "expiration_timestamp",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .feature_type
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .feature_type
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .remaining_quota
                     .as_ref()
@@ -3370,7 +3206,6 @@ pub mod bot_quota_metadata {
                     .expiration_timestamp
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::uint64::encoded_len(3, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.feature_type = ::core::option::Option::None;
@@ -3419,18 +3254,13 @@ pub struct BotImagineMetadata {
 }
 impl BotImagineMetadata {
     /// The enum value of `imagine_type`, or the enum's default when unset or unknown.
-    pub fn imagine_type(&self) -> crate::generated::ai_common::bot_imagine_metadata::ImagineType {
+    pub fn imagine_type(&self) -> bot_imagine_metadata::ImagineType {
         self.imagine_type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_imagine_metadata::ImagineType::try_from(v).ok()
-            })
+            .and_then(|v| bot_imagine_metadata::ImagineType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `imagine_type` to an enum value.
-    pub fn set_imagine_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_imagine_metadata::ImagineType,
-    ) {
+    pub fn set_imagine_type(&mut self, value: bot_imagine_metadata::ImagineType) {
         self.imagine_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `short_prompt`, or the default when unset.
@@ -3456,45 +3286,41 @@ impl ::prost::Message for BotImagineMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.imagine_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotImagineMetadata", "imagine_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotImagineMetadata",
+                "imagine_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.short_prompt
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotImagineMetadata", "short_prompt");
-                    e
-                })
-            }
+                ),
+                "BotImagineMetadata",
+                "short_prompt",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .imagine_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .imagine_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .short_prompt
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.imagine_type = ::core::option::Option::None;
@@ -3558,15 +3384,15 @@ impl BotAgeCollectionMetadata {
             .unwrap_or(false)
     }
     /// The enum value of `age_collection_type`, or the enum's default when unset or unknown.
-    pub fn age_collection_type(
-        &self,
-    ) -> crate::generated::ai_common::bot_age_collection_metadata::AgeCollectionType {
-        self.age_collection_type.and_then(|v| crate::generated::ai_common::bot_age_collection_metadata::AgeCollectionType::try_from(v).ok()).unwrap_or_default()
+    pub fn age_collection_type(&self) -> bot_age_collection_metadata::AgeCollectionType {
+        self.age_collection_type
+            .and_then(|v| bot_age_collection_metadata::AgeCollectionType::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `age_collection_type` to an enum value.
     pub fn set_age_collection_type(
         &mut self,
-        value: crate::generated::ai_common::bot_age_collection_metadata::AgeCollectionType,
+        value: bot_age_collection_metadata::AgeCollectionType,
     ) {
         self.age_collection_type = ::core::option::Option::Some(value as i32);
     }
@@ -3592,56 +3418,48 @@ impl ::prost::Message for BotAgeCollectionMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.age_collection_eligible
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotAgeCollectionMetadata", "age_collection_eligible");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotAgeCollectionMetadata",
+                "age_collection_eligible",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.should_trigger_age_collection_on_client
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "BotAgeCollectionMetadata",
-                        "should_trigger_age_collection_on_client",
-                    );
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotAgeCollectionMetadata",
+                "should_trigger_age_collection_on_client",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.age_collection_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotAgeCollectionMetadata", "age_collection_type");
-                    e
-                })
-            }
+                ),
+                "BotAgeCollectionMetadata",
+                "age_collection_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .age_collection_eligible
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .age_collection_eligible
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .should_trigger_age_collection_on_client
                 .as_ref()
@@ -3650,7 +3468,6 @@ impl ::prost::Message for BotAgeCollectionMetadata {
                 .age_collection_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.age_collection_eligible = ::core::option::Option::None;
@@ -3689,8 +3506,7 @@ pub mod bot_age_collection_metadata {
 /// Protobuf message `wa.ai_common.BotSourcesMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotSourcesMetadata {
-    pub sources:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::bot_sources_metadata::BotSourceItem>,
+    pub sources: ::prost::alloc::vec::Vec<bot_sources_metadata::BotSourceItem>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -3707,19 +3523,17 @@ impl ::prost::Message for BotSourcesMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.sources, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotSourcesMetadata", "sources");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.sources, buf, ctx),
+                "BotSourcesMetadata",
+                "sources",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.sources)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.sources)
     }
     fn clear(&mut self) {
         self.sources.clear();
@@ -3743,17 +3557,13 @@ pub mod bot_sources_metadata {
     }
     impl BotSourceItem {
         /// The enum value of `provider`, or the enum's default when unset or unknown.
-        pub fn provider(
-            &self,
-        ) -> crate::generated::ai_common::bot_sources_metadata::bot_source_item::SourceProvider
-        {
-            self.provider.and_then(|v| crate::generated::ai_common::bot_sources_metadata::bot_source_item::SourceProvider::try_from(v).ok()).unwrap_or_default()
+        pub fn provider(&self) -> bot_source_item::SourceProvider {
+            self.provider
+                .and_then(|v| bot_source_item::SourceProvider::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `provider` to an enum value.
-        pub fn set_provider(
-            &mut self,
-            value: crate::generated::ai_common::bot_sources_metadata::bot_source_item::SourceProvider,
-        ) {
+        pub fn set_provider(&mut self, value: bot_source_item::SourceProvider) {
             self.provider = ::core::option::Option::Some(value as i32);
         }
         /// The value of `thumbnail_cdnurl`, or the default when unset.
@@ -3814,105 +3624,102 @@ pub mod bot_sources_metadata {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.provider
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "provider");
-                        e
-                    })
-                }
+                    ),
+                    "BotSourceItem",
+                    "provider",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.thumbnail_cdnurl
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.thumbnail_cdnurl
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotSourceItem",
+                        "thumbnail_cdnurl",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "thumbnail_cdnurl");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.source_provider_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.source_provider_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotSourceItem",
+                        "source_provider_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "source_provider_url");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.source_query
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.source_query
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotSourceItem",
+                        "source_query",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "source_query");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.favicon_cdnurl
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.favicon_cdnurl
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotSourceItem",
+                        "favicon_cdnurl",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "favicon_cdnurl");
-                        e
-                    })
                 }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.citation_number
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "citation_number");
-                        e
-                    })
-                }
+                    ),
+                    "BotSourceItem",
+                    "citation_number",
+                ),
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.source_title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.source_title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "BotSourceItem",
+                        "source_title",
                     )
-                    .map_err(|mut e| {
-                        e.push("BotSourceItem", "source_title");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .provider
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .provider
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .thumbnail_cdnurl
                     .as_ref()
@@ -3937,7 +3744,6 @@ pub mod bot_sources_metadata {
                     .source_title
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(7, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.provider = ::core::option::Option::None;
@@ -3998,19 +3804,13 @@ pub struct BotMessageOrigin {
 }
 impl BotMessageOrigin {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::ai_common::bot_message_origin::BotMessageOriginType {
+    pub fn r#type(&self) -> bot_message_origin::BotMessageOriginType {
         self.r#type
-            .and_then(|v| {
-                crate::generated::ai_common::bot_message_origin::BotMessageOriginType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| bot_message_origin::BotMessageOriginType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_message_origin::BotMessageOriginType,
-    ) {
+    pub fn set_type(&mut self, value: bot_message_origin::BotMessageOriginType) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -4029,28 +3829,26 @@ impl ::prost::Message for BotMessageOrigin {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMessageOrigin", "r#type");
-                    e
-                })
-            }
+                ),
+                "BotMessageOrigin",
+                "r#type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -4086,10 +3884,8 @@ pub mod bot_message_origin {
 /// Protobuf message `wa.ai_common.AIThreadInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiThreadInfo {
-    pub server_info:
-        ::core::option::Option<crate::generated::ai_common::ai_thread_info::AiThreadServerInfo>,
-    pub client_info:
-        ::core::option::Option<crate::generated::ai_common::ai_thread_info::AiThreadClientInfo>,
+    pub server_info: ::core::option::Option<ai_thread_info::AiThreadServerInfo>,
+    pub client_info: ::core::option::Option<ai_thread_info::AiThreadClientInfo>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -4111,45 +3907,41 @@ impl ::prost::Message for AiThreadInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.server_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIThreadInfo", "server_info");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIThreadInfo",
+                "server_info",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.client_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIThreadInfo", "client_info");
-                    e
-                })
-            }
+                ),
+                "AIThreadInfo",
+                "client_info",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .server_info
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .server_info
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .client_info
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.server_info = ::core::option::Option::None;
@@ -4169,17 +3961,13 @@ pub mod ai_thread_info {
     }
     impl AiThreadClientInfo {
         /// The enum value of `r#type`, or the enum's default when unset or unknown.
-        pub fn r#type(
-            &self,
-        ) -> crate::generated::ai_common::ai_thread_info::ai_thread_client_info::AiThreadType
-        {
-            self.r#type.and_then(|v| crate::generated::ai_common::ai_thread_info::ai_thread_client_info::AiThreadType::try_from(v).ok()).unwrap_or_default()
+        pub fn r#type(&self) -> ai_thread_client_info::AiThreadType {
+            self.r#type
+                .and_then(|v| ai_thread_client_info::AiThreadType::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `r#type` to an enum value.
-        pub fn set_type(
-            &mut self,
-            value: crate::generated::ai_common::ai_thread_info::ai_thread_client_info::AiThreadType,
-        ) {
+        pub fn set_type(&mut self, value: ai_thread_client_info::AiThreadType) {
             self.r#type = ::core::option::Option::Some(value as i32);
         }
         /// The value of `source_chat_jid`, or the default when unset.
@@ -4205,45 +3993,43 @@ pub mod ai_thread_info {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.r#type
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIThreadClientInfo", "r#type");
-                        e
-                    })
-                }
+                    ),
+                    "AIThreadClientInfo",
+                    "r#type",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.source_chat_jid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.source_chat_jid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIThreadClientInfo",
+                        "source_chat_jid",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIThreadClientInfo", "source_chat_jid");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .r#type
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .r#type
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .source_chat_jid
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.r#type = ::core::option::Option::None;
@@ -4315,27 +4101,27 @@ pub mod ai_thread_info {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIThreadServerInfo",
+                        "title",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIThreadServerInfo", "title");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .title
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .title
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.title = ::core::option::Option::None;
@@ -4346,32 +4132,26 @@ pub mod ai_thread_info {
 /// Protobuf message `wa.ai_common.BotFeedbackMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotFeedbackMessage {
-    pub message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub message_key: ::core::option::Option<super::common::MessageKey>,
     pub kind: ::core::option::Option<i32>,
     pub text: ::core::option::Option<::prost::alloc::string::String>,
     pub kind_negative: ::core::option::Option<u64>,
     pub kind_positive: ::core::option::Option<u64>,
     pub kind_report: ::core::option::Option<i32>,
-    pub side_by_side_survey_metadata: ::core::option::Option<
-        crate::generated::ai_common::bot_feedback_message::SideBySideSurveyMetadata,
-    >,
+    pub side_by_side_survey_metadata:
+        ::core::option::Option<bot_feedback_message::SideBySideSurveyMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl BotFeedbackMessage {
     /// The enum value of `kind`, or the enum's default when unset or unknown.
-    pub fn kind(&self) -> crate::generated::ai_common::bot_feedback_message::BotFeedbackKind {
+    pub fn kind(&self) -> bot_feedback_message::BotFeedbackKind {
         self.kind
-            .and_then(|v| {
-                crate::generated::ai_common::bot_feedback_message::BotFeedbackKind::try_from(v).ok()
-            })
+            .and_then(|v| bot_feedback_message::BotFeedbackKind::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `kind` to an enum value.
-    pub fn set_kind(
-        &mut self,
-        value: crate::generated::ai_common::bot_feedback_message::BotFeedbackKind,
-    ) {
+    pub fn set_kind(&mut self, value: bot_feedback_message::BotFeedbackKind) {
         self.kind = ::core::option::Option::Some(value as i32);
     }
     /// The value of `text`, or the default when unset.
@@ -4387,18 +4167,13 @@ impl BotFeedbackMessage {
         self.kind_positive.unwrap_or(0)
     }
     /// The enum value of `kind_report`, or the enum's default when unset or unknown.
-    pub fn kind_report(&self) -> crate::generated::ai_common::bot_feedback_message::ReportKind {
+    pub fn kind_report(&self) -> bot_feedback_message::ReportKind {
         self.kind_report
-            .and_then(|v| {
-                crate::generated::ai_common::bot_feedback_message::ReportKind::try_from(v).ok()
-            })
+            .and_then(|v| bot_feedback_message::ReportKind::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `kind_report` to an enum value.
-    pub fn set_kind_report(
-        &mut self,
-        value: crate::generated::ai_common::bot_feedback_message::ReportKind,
-    ) {
+    pub fn set_kind_report(&mut self, value: bot_feedback_message::ReportKind) {
         self.kind_report = ::core::option::Option::Some(value as i32);
     }
 }
@@ -4435,105 +4210,92 @@ impl ::prost::Message for BotFeedbackMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotFeedbackMessage",
+                "message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.kind
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "kind");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotFeedbackMessage",
+                "kind",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "text");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotFeedbackMessage",
+                "text",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.kind_negative
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "kind_negative");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotFeedbackMessage",
+                "kind_negative",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.kind_positive
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "kind_positive");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotFeedbackMessage",
+                "kind_positive",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.kind_report
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "kind_report");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotFeedbackMessage",
+                "kind_report",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.side_by_side_survey_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotFeedbackMessage", "side_by_side_survey_metadata");
-                    e
-                })
-            }
+                ),
+                "BotFeedbackMessage",
+                "side_by_side_survey_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .kind
                 .as_ref()
@@ -4558,7 +4320,6 @@ impl ::prost::Message for BotFeedbackMessage {
                 .side_by_side_survey_metadata
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(7, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_key = ::core::option::Option::None;
@@ -4801,18 +4562,21 @@ pub mod bot_feedback_message {
     /// Protobuf message `wa.ai_common.BotFeedbackMessage.SideBySideSurveyMetadata`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct SideBySideSurveyMetadata {
-pub selected_request_id: ::core::option::Option<::prost::alloc::string::String>,
-pub survey_id: ::core::option::Option<u32>,
-pub simon_session_fbid: ::core::option::Option<::prost::alloc::string::String>,
-pub response_otid: ::core::option::Option<::prost::alloc::string::String>,
-pub response_timestamp_ms_string: ::core::option::Option<::prost::alloc::string::String>,
-pub is_selected_response_primary: ::core::option::Option<bool>,
-pub message_id_to_edit: ::core::option::Option<::prost::alloc::string::String>,
-pub analytics_data: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::SideBySideSurveyAnalyticsData>,
-pub meta_ai_analytics_data: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::SidebySideSurveyMetaAiAnalyticsData>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
-}
+        pub selected_request_id: ::core::option::Option<::prost::alloc::string::String>,
+        pub survey_id: ::core::option::Option<u32>,
+        pub simon_session_fbid: ::core::option::Option<::prost::alloc::string::String>,
+        pub response_otid: ::core::option::Option<::prost::alloc::string::String>,
+        pub response_timestamp_ms_string: ::core::option::Option<::prost::alloc::string::String>,
+        pub is_selected_response_primary: ::core::option::Option<bool>,
+        pub message_id_to_edit: ::core::option::Option<::prost::alloc::string::String>,
+        pub analytics_data:
+            ::core::option::Option<side_by_side_survey_metadata::SideBySideSurveyAnalyticsData>,
+        pub meta_ai_analytics_data: ::core::option::Option<
+            side_by_side_survey_metadata::SidebySideSurveyMetaAiAnalyticsData,
+        >,
+        /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+        pub unknown_fields: crate::UnknownFields,
+    }
     impl SideBySideSurveyMetadata {
         /// The value of `selected_request_id`, or the default when unset.
         pub fn selected_request_id(&self) -> &str {
@@ -4883,130 +4647,127 @@ pub unknown_fields: crate::UnknownFields,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.selected_request_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.selected_request_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "selected_request_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "selected_request_id");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.survey_id
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "survey_id");
-                        e
-                    })
-                }
+                    ),
+                    "SideBySideSurveyMetadata",
+                    "survey_id",
+                ),
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.simon_session_fbid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.simon_session_fbid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "simon_session_fbid",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "simon_session_fbid");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.response_otid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.response_otid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "response_otid",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "response_otid");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.response_timestamp_ms_string
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.response_timestamp_ms_string
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "response_timestamp_ms_string",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "response_timestamp_ms_string");
-                        e
-                    })
                 }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_selected_response_primary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "is_selected_response_primary");
-                        e
-                    })
-                }
+                    ),
+                    "SideBySideSurveyMetadata",
+                    "is_selected_response_primary",
+                ),
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.message_id_to_edit
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.message_id_to_edit
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "message_id_to_edit",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "message_id_to_edit");
-                        e
-                    })
                 }
                 8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.analytics_data
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.analytics_data
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "analytics_data",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "analytics_data");
-                        e
-                    })
                 }
                 9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.meta_ai_analytics_data
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.meta_ai_analytics_data
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideSurveyMetadata",
+                        "meta_ai_analytics_data",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideSurveyMetadata", "meta_ai_analytics_data");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .selected_request_id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .selected_request_id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .survey_id
                     .as_ref()
@@ -5039,7 +4800,6 @@ pub unknown_fields: crate::UnknownFields,
                     .meta_ai_analytics_data
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::message::encoded_len(9, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.selected_request_id = ::core::option::Option::None;
@@ -5059,18 +4819,28 @@ pub unknown_fields: crate::UnknownFields,
         /// Protobuf message `wa.ai_common.BotFeedbackMessage.SideBySideSurveyMetadata.SidebySideSurveyMetaAiAnalyticsData`.
         #[derive(Clone, PartialEq, Default, Debug)]
         pub struct SidebySideSurveyMetaAiAnalyticsData {
-pub survey_id: ::core::option::Option<u32>,
-pub primary_response_id: ::core::option::Option<::prost::alloc::string::String>,
-pub test_arm_name: ::core::option::Option<::prost::alloc::string::String>,
-pub timestamp_ms_string: ::core::option::Option<::prost::alloc::string::String>,
-pub cta_impression_event: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCtaImpressionEventData>,
-pub cta_click_event: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCtaClickEventData>,
-pub card_impression_event: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCardImpressionEventData>,
-pub response_event: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyResponseEventData>,
-pub abandon_event: ::core::option::Option<crate::generated::ai_common::bot_feedback_message::side_by_side_survey_metadata::sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyAbandonEventData>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
-}
+            pub survey_id: ::core::option::Option<u32>,
+            pub primary_response_id: ::core::option::Option<::prost::alloc::string::String>,
+            pub test_arm_name: ::core::option::Option<::prost::alloc::string::String>,
+            pub timestamp_ms_string: ::core::option::Option<::prost::alloc::string::String>,
+            pub cta_impression_event: ::core::option::Option<
+                sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCtaImpressionEventData,
+            >,
+            pub cta_click_event: ::core::option::Option<
+                sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCtaClickEventData,
+            >,
+            pub card_impression_event: ::core::option::Option<
+                sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyCardImpressionEventData,
+            >,
+            pub response_event: ::core::option::Option<
+                sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyResponseEventData,
+            >,
+            pub abandon_event: ::core::option::Option<
+                sideby_side_survey_meta_ai_analytics_data::SideBySideSurveyAbandonEventData,
+            >,
+            /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+            pub unknown_fields: crate::UnknownFields,
+        }
         impl SidebySideSurveyMetaAiAnalyticsData {
             /// The value of `survey_id`, or the default when unset.
             pub fn survey_id(&self) -> u32 {
@@ -5128,137 +4898,130 @@ pub unknown_fields: crate::UnknownFields,
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-                    1 if wire_type == ::prost::encoding::WireType::Varint => {
+                    1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.survey_id
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "survey_id");
-                            e
-                        })
-                    }
+                        ),
+                        "SidebySideSurveyMetaAiAnalyticsData",
+                        "survey_id",
+                    ),
                     2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.primary_response_id
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.primary_response_id
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "primary_response_id",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "primary_response_id");
-                            e
-                        })
                     }
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.test_arm_name
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.test_arm_name
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "test_arm_name",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "test_arm_name");
-                            e
-                        })
                     }
                     4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.timestamp_ms_string
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.timestamp_ms_string
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "timestamp_ms_string",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "timestamp_ms_string");
-                            e
-                        })
                     }
                     5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge(
-                            wire_type,
-                            self.cta_impression_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge(
+                                wire_type,
+                                self.cta_impression_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "cta_impression_event",
                         )
-                        .map_err(|mut e| {
-                            e.push(
-                                "SidebySideSurveyMetaAiAnalyticsData",
-                                "cta_impression_event",
-                            );
-                            e
-                        })
                     }
                     6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge(
-                            wire_type,
-                            self.cta_click_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge(
+                                wire_type,
+                                self.cta_click_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "cta_click_event",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "cta_click_event");
-                            e
-                        })
                     }
                     7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge(
-                            wire_type,
-                            self.card_impression_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge(
+                                wire_type,
+                                self.card_impression_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "card_impression_event",
                         )
-                        .map_err(|mut e| {
-                            e.push(
-                                "SidebySideSurveyMetaAiAnalyticsData",
-                                "card_impression_event",
-                            );
-                            e
-                        })
                     }
                     8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge(
-                            wire_type,
-                            self.response_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge(
+                                wire_type,
+                                self.response_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "response_event",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "response_event");
-                            e
-                        })
                     }
                     9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::message::merge(
-                            wire_type,
-                            self.abandon_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::message::merge(
+                                wire_type,
+                                self.abandon_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SidebySideSurveyMetaAiAnalyticsData",
+                            "abandon_event",
                         )
-                        .map_err(|mut e| {
-                            e.push("SidebySideSurveyMetaAiAnalyticsData", "abandon_event");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .survey_id
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .survey_id
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                     + self
                         .primary_response_id
                         .as_ref()
@@ -5291,7 +5054,6 @@ pub unknown_fields: crate::UnknownFields,
                         .abandon_event
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::message::encoded_len(9, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.survey_id = ::core::option::Option::None;
@@ -5338,30 +5100,27 @@ pub unknown_fields: crate::UnknownFields,
                 ) -> ::core::result::Result<(), ::prost::DecodeError> {
                     match tag {
                         1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                            ::prost::encoding::string::merge(
-                                wire_type,
-                                self.abandon_dwell_time_ms_string
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::string::merge(
+                                    wire_type,
+                                    self.abandon_dwell_time_ms_string
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyAbandonEventData",
+                                "abandon_dwell_time_ms_string",
                             )
-                            .map_err(|mut e| {
-                                e.push(
-                                    "SideBySideSurveyAbandonEventData",
-                                    "abandon_dwell_time_ms_string",
-                                );
-                                e
-                            })
                         }
                         _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                     }
                 }
                 fn encoded_len(&self) -> usize {
-                    0 + self
-                        .abandon_dwell_time_ms_string
-                        .as_ref()
-                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-                        + self.unknown_fields.encoded_len()
+                    self.unknown_fields.encoded_len()
+                        + self
+                            .abandon_dwell_time_ms_string
+                            .as_ref()
+                            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 }
                 fn clear(&mut self) {
                     self.abandon_dwell_time_ms_string = ::core::option::Option::None;
@@ -5406,47 +5165,44 @@ pub unknown_fields: crate::UnknownFields,
                 ) -> ::core::result::Result<(), ::prost::DecodeError> {
                     match tag {
                         1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                            ::prost::encoding::string::merge(
-                                wire_type,
-                                self.response_dwell_time_ms_string
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::string::merge(
+                                    wire_type,
+                                    self.response_dwell_time_ms_string
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyResponseEventData",
+                                "response_dwell_time_ms_string",
                             )
-                            .map_err(|mut e| {
-                                e.push(
-                                    "SideBySideSurveyResponseEventData",
-                                    "response_dwell_time_ms_string",
-                                );
-                                e
-                            })
                         }
                         2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                            ::prost::encoding::string::merge(
-                                wire_type,
-                                self.selected_response_id
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::string::merge(
+                                    wire_type,
+                                    self.selected_response_id
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyResponseEventData",
+                                "selected_response_id",
                             )
-                            .map_err(|mut e| {
-                                e.push("SideBySideSurveyResponseEventData", "selected_response_id");
-                                e
-                            })
                         }
                         _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                     }
                 }
                 fn encoded_len(&self) -> usize {
-                    0 + self
-                        .response_dwell_time_ms_string
-                        .as_ref()
-                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+                    self.unknown_fields.encoded_len()
+                        + self
+                            .response_dwell_time_ms_string
+                            .as_ref()
+                            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                         + self
                             .selected_response_id
                             .as_ref()
                             .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-                        + self.unknown_fields.encoded_len()
                 }
                 fn clear(&mut self) {
                     self.response_dwell_time_ms_string = ::core::option::Option::None;
@@ -5476,7 +5232,7 @@ pub unknown_fields: crate::UnknownFields,
                     }
                 }
                 fn encoded_len(&self) -> usize {
-                    0 + self.unknown_fields.encoded_len()
+                    self.unknown_fields.encoded_len()
                 }
                 fn clear(&mut self) {
                     self.unknown_fields.clear();
@@ -5520,47 +5276,44 @@ pub unknown_fields: crate::UnknownFields,
                 ) -> ::core::result::Result<(), ::prost::DecodeError> {
                     match tag {
                         1 if wire_type == ::prost::encoding::WireType::Varint => {
-                            ::prost::encoding::bool::merge(
-                                wire_type,
-                                self.is_survey_expired
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::bool::merge(
+                                    wire_type,
+                                    self.is_survey_expired
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyCTAClickEventData",
+                                "is_survey_expired",
                             )
-                            .map_err(|mut e| {
-                                e.push("SideBySideSurveyCTAClickEventData", "is_survey_expired");
-                                e
-                            })
                         }
                         2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                            ::prost::encoding::string::merge(
-                                wire_type,
-                                self.click_dwell_time_ms_string
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::string::merge(
+                                    wire_type,
+                                    self.click_dwell_time_ms_string
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyCTAClickEventData",
+                                "click_dwell_time_ms_string",
                             )
-                            .map_err(|mut e| {
-                                e.push(
-                                    "SideBySideSurveyCTAClickEventData",
-                                    "click_dwell_time_ms_string",
-                                );
-                                e
-                            })
                         }
                         _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                     }
                 }
                 fn encoded_len(&self) -> usize {
-                    0 + self
-                        .is_survey_expired
-                        .as_ref()
-                        .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+                    self.unknown_fields.encoded_len()
+                        + self
+                            .is_survey_expired
+                            .as_ref()
+                            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
                         + self
                             .click_dwell_time_ms_string
                             .as_ref()
                             .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-                        + self.unknown_fields.encoded_len()
                 }
                 fn clear(&mut self) {
                     self.is_survey_expired = ::core::option::Option::None;
@@ -5597,30 +5350,27 @@ pub unknown_fields: crate::UnknownFields,
                 ) -> ::core::result::Result<(), ::prost::DecodeError> {
                     match tag {
                         1 if wire_type == ::prost::encoding::WireType::Varint => {
-                            ::prost::encoding::bool::merge(
-                                wire_type,
-                                self.is_survey_expired
-                                    .get_or_insert_with(::core::default::Default::default),
-                                buf,
-                                ctx,
+                            crate::field_error(
+                                ::prost::encoding::bool::merge(
+                                    wire_type,
+                                    self.is_survey_expired
+                                        .get_or_insert_with(::core::default::Default::default),
+                                    buf,
+                                    ctx,
+                                ),
+                                "SideBySideSurveyCTAImpressionEventData",
+                                "is_survey_expired",
                             )
-                            .map_err(|mut e| {
-                                e.push(
-                                    "SideBySideSurveyCTAImpressionEventData",
-                                    "is_survey_expired",
-                                );
-                                e
-                            })
                         }
                         _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                     }
                 }
                 fn encoded_len(&self) -> usize {
-                    0 + self
-                        .is_survey_expired
-                        .as_ref()
-                        .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-                        + self.unknown_fields.encoded_len()
+                    self.unknown_fields.encoded_len()
+                        + self
+                            .is_survey_expired
+                            .as_ref()
+                            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
                 }
                 fn clear(&mut self) {
                     self.is_survey_expired = ::core::option::Option::None;
@@ -5673,52 +5423,53 @@ pub unknown_fields: crate::UnknownFields,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
                     1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.tessa_event
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.tessa_event
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SideBySideSurveyAnalyticsData",
+                            "tessa_event",
                         )
-                        .map_err(|mut e| {
-                            e.push("SideBySideSurveyAnalyticsData", "tessa_event");
-                            e
-                        })
                     }
                     2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.tessa_session_fbid
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.tessa_session_fbid
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SideBySideSurveyAnalyticsData",
+                            "tessa_session_fbid",
                         )
-                        .map_err(|mut e| {
-                            e.push("SideBySideSurveyAnalyticsData", "tessa_session_fbid");
-                            e
-                        })
                     }
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.simon_session_fbid
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.simon_session_fbid
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "SideBySideSurveyAnalyticsData",
+                            "simon_session_fbid",
                         )
-                        .map_err(|mut e| {
-                            e.push("SideBySideSurveyAnalyticsData", "simon_session_fbid");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .tessa_event
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .tessa_event
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                     + self
                         .tessa_session_fbid
                         .as_ref()
@@ -5727,7 +5478,6 @@ pub unknown_fields: crate::UnknownFields,
                         .simon_session_fbid
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.tessa_event = ::core::option::Option::None;
@@ -5747,16 +5497,13 @@ pub struct BotDocumentMessageMetadata {
 }
 impl BotDocumentMessageMetadata {
     /// The enum value of `plugin_type`, or the enum's default when unset or unknown.
-    pub fn plugin_type(
-        &self,
-    ) -> crate::generated::ai_common::bot_document_message_metadata::DocumentPluginType {
-        self.plugin_type.and_then(|v| crate::generated::ai_common::bot_document_message_metadata::DocumentPluginType::try_from(v).ok()).unwrap_or_default()
+    pub fn plugin_type(&self) -> bot_document_message_metadata::DocumentPluginType {
+        self.plugin_type
+            .and_then(|v| bot_document_message_metadata::DocumentPluginType::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `plugin_type` to an enum value.
-    pub fn set_plugin_type(
-        &mut self,
-        value: crate::generated::ai_common::bot_document_message_metadata::DocumentPluginType,
-    ) {
+    pub fn set_plugin_type(&mut self, value: bot_document_message_metadata::DocumentPluginType) {
         self.plugin_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -5775,28 +5522,26 @@ impl ::prost::Message for BotDocumentMessageMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.plugin_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotDocumentMessageMetadata", "plugin_type");
-                    e
-                })
-            }
+                ),
+                "BotDocumentMessageMetadata",
+                "plugin_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .plugin_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .plugin_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.plugin_type = ::core::option::Option::None;
@@ -5834,10 +5579,8 @@ pub mod bot_document_message_metadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiHomeState {
     pub last_fetch_time: ::core::option::Option<i64>,
-    pub capability_options:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::ai_home_state::AiHomeOption>,
-    pub conversation_options:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::ai_home_state::AiHomeOption>,
+    pub capability_options: ::prost::alloc::vec::Vec<ai_home_state::AiHomeOption>,
+    pub conversation_options: ::prost::alloc::vec::Vec<ai_home_state::AiHomeOption>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -5864,54 +5607,48 @@ impl ::prost::Message for AiHomeState {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_fetch_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIHomeState", "last_fetch_time");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIHomeState",
+                "last_fetch_time",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.capability_options,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIHomeState", "capability_options");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIHomeState",
+                "capability_options",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.conversation_options,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIHomeState", "conversation_options");
-                    e
-                })
-            }
+                ),
+                "AIHomeState",
+                "conversation_options",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .last_fetch_time
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .last_fetch_time
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.capability_options)
             + ::prost::encoding::message::encoded_len_repeated(3, &self.conversation_options)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.last_fetch_time = ::core::option::Option::None;
@@ -5938,16 +5675,13 @@ pub mod ai_home_state {
     }
     impl AiHomeOption {
         /// The enum value of `r#type`, or the enum's default when unset or unknown.
-        pub fn r#type(
-            &self,
-        ) -> crate::generated::ai_common::ai_home_state::ai_home_option::AiHomeActionType {
-            self.r#type.and_then(|v| crate::generated::ai_common::ai_home_state::ai_home_option::AiHomeActionType::try_from(v).ok()).unwrap_or_default()
+        pub fn r#type(&self) -> ai_home_option::AiHomeActionType {
+            self.r#type
+                .and_then(|v| ai_home_option::AiHomeActionType::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `r#type` to an enum value.
-        pub fn set_type(
-            &mut self,
-            value: crate::generated::ai_common::ai_home_state::ai_home_option::AiHomeActionType,
-        ) {
+        pub fn set_type(&mut self, value: ai_home_option::AiHomeActionType) {
             self.r#type = ::core::option::Option::Some(value as i32);
         }
         /// The value of `title`, or the default when unset.
@@ -6015,118 +5749,117 @@ pub mod ai_home_state {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.r#type
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "r#type");
-                        e
-                    })
-                }
+                    ),
+                    "AIHomeOption",
+                    "r#type",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "title",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "title");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.prompt_text
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.prompt_text
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "prompt_text",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "prompt_text");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.session_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.session_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "session_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "session_id");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.image_wds_identifier
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.image_wds_identifier
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "image_wds_identifier",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "image_wds_identifier");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.image_tint_color
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.image_tint_color
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "image_tint_color",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "image_tint_color");
-                        e
-                    })
                 }
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.image_background_color
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.image_background_color
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "image_background_color",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "image_background_color");
-                        e
-                    })
                 }
                 8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.card_type_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.card_type_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIHomeOption",
+                        "card_type_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIHomeOption", "card_type_id");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .r#type
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .r#type
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .title
                     .as_ref()
@@ -6155,7 +5888,6 @@ pub mod ai_home_state {
                     .card_type_id
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(8, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.r#type = ::core::option::Option::None;
@@ -6222,21 +5954,13 @@ pub struct BotInfrastructureDiagnostics {
 }
 impl BotInfrastructureDiagnostics {
     /// The enum value of `bot_backend`, or the enum's default when unset or unknown.
-    pub fn bot_backend(
-        &self,
-    ) -> crate::generated::ai_common::bot_infrastructure_diagnostics::BotBackend {
+    pub fn bot_backend(&self) -> bot_infrastructure_diagnostics::BotBackend {
         self.bot_backend
-            .and_then(|v| {
-                crate::generated::ai_common::bot_infrastructure_diagnostics::BotBackend::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| bot_infrastructure_diagnostics::BotBackend::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `bot_backend` to an enum value.
-    pub fn set_bot_backend(
-        &mut self,
-        value: crate::generated::ai_common::bot_infrastructure_diagnostics::BotBackend,
-    ) {
+    pub fn set_bot_backend(&mut self, value: bot_infrastructure_diagnostics::BotBackend) {
         self.bot_backend = ::core::option::Option::Some(value as i32);
     }
     /// The value of `is_thinking`, or the default when unset.
@@ -6263,53 +5987,52 @@ impl ::prost::Message for BotInfrastructureDiagnostics {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.bot_backend
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotInfrastructureDiagnostics", "bot_backend");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.tools_used, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotInfrastructureDiagnostics", "tools_used");
-                        e
-                    })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotInfrastructureDiagnostics",
+                "bot_backend",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(
+                    wire_type,
+                    &mut self.tools_used,
+                    buf,
+                    ctx,
+                ),
+                "BotInfrastructureDiagnostics",
+                "tools_used",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_thinking
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotInfrastructureDiagnostics", "is_thinking");
-                    e
-                })
-            }
+                ),
+                "BotInfrastructureDiagnostics",
+                "is_thinking",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bot_backend
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .bot_backend
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + ::prost::encoding::string::encoded_len_repeated(2, &self.tools_used)
             + self
                 .is_thinking
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.bot_backend = ::core::option::Option::None;
@@ -6350,8 +6073,7 @@ pub mod bot_infrastructure_diagnostics {
 pub struct BotSuggestedPromptMetadata {
     pub suggested_prompts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     pub selected_prompt_index: ::core::option::Option<u32>,
-    pub prompt_suggestions:
-        ::core::option::Option<crate::generated::ai_common::BotPromptSuggestions>,
+    pub prompt_suggestions: ::core::option::Option<BotPromptSuggestions>,
     pub selected_prompt_id: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -6388,62 +6110,55 @@ impl ::prost::Message for BotSuggestedPromptMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.suggested_prompts,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSuggestedPromptMetadata", "suggested_prompts");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotSuggestedPromptMetadata",
+                "suggested_prompts",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.selected_prompt_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSuggestedPromptMetadata", "selected_prompt_index");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotSuggestedPromptMetadata",
+                "selected_prompt_index",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.prompt_suggestions
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSuggestedPromptMetadata", "prompt_suggestions");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotSuggestedPromptMetadata",
+                "prompt_suggestions",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.selected_prompt_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSuggestedPromptMetadata", "selected_prompt_id");
-                    e
-                })
-            }
+                ),
+                "BotSuggestedPromptMetadata",
+                "selected_prompt_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::string::encoded_len_repeated(1, &self.suggested_prompts)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::string::encoded_len_repeated(1, &self.suggested_prompts)
             + self
                 .selected_prompt_index
                 .as_ref()
@@ -6456,7 +6171,6 @@ impl ::prost::Message for BotSuggestedPromptMetadata {
                 .selected_prompt_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.suggested_prompts.clear();
@@ -6469,7 +6183,7 @@ impl ::prost::Message for BotSuggestedPromptMetadata {
 /// Protobuf message `wa.ai_common.BotPromptSuggestions`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotPromptSuggestions {
-    pub suggestions: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotPromptSuggestion>,
+    pub suggestions: ::prost::alloc::vec::Vec<BotPromptSuggestion>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -6486,24 +6200,22 @@ impl ::prost::Message for BotPromptSuggestions {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.suggestions,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPromptSuggestions", "suggestions");
-                    e
-                })
-            }
+                ),
+                "BotPromptSuggestions",
+                "suggestions",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.suggestions)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.suggestions)
     }
     fn clear(&mut self) {
         self.suggestions.clear();
@@ -6546,45 +6258,41 @@ impl ::prost::Message for BotPromptSuggestion {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.prompt
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPromptSuggestion", "prompt");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotPromptSuggestion",
+                "prompt",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.prompt_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPromptSuggestion", "prompt_id");
-                    e
-                })
-            }
+                ),
+                "BotPromptSuggestion",
+                "prompt_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .prompt
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .prompt
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .prompt_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.prompt = ::core::option::Option::None;
@@ -6595,7 +6303,7 @@ impl ::prost::Message for BotPromptSuggestion {
 /// Protobuf message `wa.ai_common.BotLinkedAccountsMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotLinkedAccountsMetadata {
-    pub accounts: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotLinkedAccount>,
+    pub accounts: ::prost::alloc::vec::Vec<BotLinkedAccount>,
     pub ac_auth_tokens: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub ac_error_code: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -6630,44 +6338,39 @@ impl ::prost::Message for BotLinkedAccountsMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.accounts, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotLinkedAccountsMetadata", "accounts");
-                        e
-                    })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.accounts, buf, ctx),
+                "BotLinkedAccountsMetadata",
+                "accounts",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.ac_auth_tokens
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotLinkedAccountsMetadata", "ac_auth_tokens");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotLinkedAccountsMetadata",
+                "ac_auth_tokens",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ac_error_code
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotLinkedAccountsMetadata", "ac_error_code");
-                    e
-                })
-            }
+                ),
+                "BotLinkedAccountsMetadata",
+                "ac_error_code",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.accounts)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.accounts)
             + self
                 .ac_auth_tokens
                 .as_ref()
@@ -6676,7 +6379,6 @@ impl ::prost::Message for BotLinkedAccountsMetadata {
                 .ac_error_code
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.accounts.clear();
@@ -6688,8 +6390,8 @@ impl ::prost::Message for BotLinkedAccountsMetadata {
 /// Protobuf message `wa.ai_common.BotMemoryMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotMemoryMetadata {
-    pub added_facts: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotMemoryFact>,
-    pub removed_facts: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotMemoryFact>,
+    pub added_facts: ::prost::alloc::vec::Vec<BotMemoryFact>,
+    pub removed_facts: ::prost::alloc::vec::Vec<BotMemoryFact>,
     pub disclaimer: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -6717,54 +6419,48 @@ impl ::prost::Message for BotMemoryMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.added_facts,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemoryMetadata", "added_facts");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMemoryMetadata",
+                "added_facts",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.removed_facts,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemoryMetadata", "removed_facts");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMemoryMetadata",
+                "removed_facts",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.disclaimer
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemoryMetadata", "disclaimer");
-                    e
-                })
-            }
+                ),
+                "BotMemoryMetadata",
+                "disclaimer",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.added_facts)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.added_facts)
             + ::prost::encoding::message::encoded_len_repeated(2, &self.removed_facts)
             + self
                 .disclaimer
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.added_facts.clear();
@@ -6809,45 +6505,41 @@ impl ::prost::Message for BotMemoryFact {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.fact
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemoryFact", "fact");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMemoryFact",
+                "fact",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.fact_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemoryFact", "fact_id");
-                    e
-                })
-            }
+                ),
+                "BotMemoryFact",
+                "fact_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .fact
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .fact
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .fact_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.fact = ::core::option::Option::None;
@@ -6858,8 +6550,7 @@ impl ::prost::Message for BotMemoryFact {
 /// Protobuf message `wa.ai_common.BotSignatureVerificationMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotSignatureVerificationMetadata {
-    pub proofs:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::BotSignatureVerificationUseCaseProof>,
+    pub proofs: ::prost::alloc::vec::Vec<BotSignatureVerificationUseCaseProof>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -6876,19 +6567,17 @@ impl ::prost::Message for BotSignatureVerificationMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.proofs, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotSignatureVerificationMetadata", "proofs");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.proofs, buf, ctx),
+                "BotSignatureVerificationMetadata",
+                "proofs",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.proofs)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.proofs)
     }
     fn clear(&mut self) {
         self.proofs.clear();
@@ -6898,8 +6587,7 @@ impl ::prost::Message for BotSignatureVerificationMetadata {
 /// Protobuf message `wa.ai_common.BotRenderingMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotRenderingMetadata {
-    pub keywords:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::bot_rendering_metadata::Keyword>,
+    pub keywords: ::prost::alloc::vec::Vec<bot_rendering_metadata::Keyword>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -6916,19 +6604,17 @@ impl ::prost::Message for BotRenderingMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.keywords, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotRenderingMetadata", "keywords");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.keywords, buf, ctx),
+                "BotRenderingMetadata",
+                "keywords",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.keywords)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.keywords)
     }
     fn clear(&mut self) {
         self.keywords.clear();
@@ -6968,40 +6654,40 @@ pub mod bot_rendering_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.value
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.value
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Keyword",
+                        "value",
                     )
-                    .map_err(|mut e| {
-                        e.push("Keyword", "value");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge_repeated(
-                        wire_type,
-                        &mut self.associated_prompts,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge_repeated(
+                            wire_type,
+                            &mut self.associated_prompts,
+                            buf,
+                            ctx,
+                        ),
+                        "Keyword",
+                        "associated_prompts",
                     )
-                    .map_err(|mut e| {
-                        e.push("Keyword", "associated_prompts");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .value
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .value
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + ::prost::encoding::string::encoded_len_repeated(2, &self.associated_prompts)
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.value = ::core::option::Option::None;
@@ -7025,29 +6711,23 @@ impl BotMetricsMetadata {
         self.destination_id.as_deref().unwrap_or("")
     }
     /// The enum value of `destination_entry_point`, or the enum's default when unset or unknown.
-    pub fn destination_entry_point(&self) -> crate::generated::ai_common::BotMetricsEntryPoint {
+    pub fn destination_entry_point(&self) -> BotMetricsEntryPoint {
         self.destination_entry_point
-            .and_then(|v| crate::generated::ai_common::BotMetricsEntryPoint::try_from(v).ok())
+            .and_then(|v| BotMetricsEntryPoint::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `destination_entry_point` to an enum value.
-    pub fn set_destination_entry_point(
-        &mut self,
-        value: crate::generated::ai_common::BotMetricsEntryPoint,
-    ) {
+    pub fn set_destination_entry_point(&mut self, value: BotMetricsEntryPoint) {
         self.destination_entry_point = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `thread_origin`, or the enum's default when unset or unknown.
-    pub fn thread_origin(&self) -> crate::generated::ai_common::BotMetricsThreadEntryPoint {
+    pub fn thread_origin(&self) -> BotMetricsThreadEntryPoint {
         self.thread_origin
-            .and_then(|v| crate::generated::ai_common::BotMetricsThreadEntryPoint::try_from(v).ok())
+            .and_then(|v| BotMetricsThreadEntryPoint::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `thread_origin` to an enum value.
-    pub fn set_thread_origin(
-        &mut self,
-        value: crate::generated::ai_common::BotMetricsThreadEntryPoint,
-    ) {
+    pub fn set_thread_origin(&mut self, value: BotMetricsThreadEntryPoint) {
         self.thread_origin = ::core::option::Option::Some(value as i32);
     }
 }
@@ -7072,53 +6752,48 @@ impl ::prost::Message for BotMetricsMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.destination_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetricsMetadata", "destination_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotMetricsMetadata",
+                "destination_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.destination_entry_point
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetricsMetadata", "destination_entry_point");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotMetricsMetadata",
+                "destination_entry_point",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.thread_origin
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetricsMetadata", "thread_origin");
-                    e
-                })
-            }
+                ),
+                "BotMetricsMetadata",
+                "thread_origin",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .destination_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .destination_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .destination_entry_point
                 .as_ref()
@@ -7127,7 +6802,6 @@ impl ::prost::Message for BotMetricsMetadata {
                 .thread_origin
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.destination_id = ::core::option::Option::None;
@@ -7150,13 +6824,13 @@ impl BotSessionMetadata {
         self.session_id.as_deref().unwrap_or("")
     }
     /// The enum value of `session_source`, or the enum's default when unset or unknown.
-    pub fn session_source(&self) -> crate::generated::ai_common::BotSessionSource {
+    pub fn session_source(&self) -> BotSessionSource {
         self.session_source
-            .and_then(|v| crate::generated::ai_common::BotSessionSource::try_from(v).ok())
+            .and_then(|v| BotSessionSource::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `session_source` to an enum value.
-    pub fn set_session_source(&mut self, value: crate::generated::ai_common::BotSessionSource) {
+    pub fn set_session_source(&mut self, value: BotSessionSource) {
         self.session_source = ::core::option::Option::Some(value as i32);
     }
 }
@@ -7178,45 +6852,41 @@ impl ::prost::Message for BotSessionMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.session_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSessionMetadata", "session_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotSessionMetadata",
+                "session_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.session_source
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotSessionMetadata", "session_source");
-                    e
-                })
-            }
+                ),
+                "BotSessionMetadata",
+                "session_source",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .session_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .session_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .session_source
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.session_id = ::core::option::Option::None;
@@ -7227,7 +6897,7 @@ impl ::prost::Message for BotSessionMetadata {
 /// Protobuf message `wa.ai_common.BotMemuMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotMemuMetadata {
-    pub face_images: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotMediaMetadata>,
+    pub face_images: ::prost::alloc::vec::Vec<BotMediaMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -7244,24 +6914,22 @@ impl ::prost::Message for BotMemuMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.face_images,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMemuMetadata", "face_images");
-                    e
-                })
-            }
+                ),
+                "BotMemuMetadata",
+                "face_images",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.face_images)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.face_images)
     }
     fn clear(&mut self) {
         self.face_images.clear();
@@ -7282,15 +6950,12 @@ pub struct InThreadSurveyMetadata {
     pub invitation_cta_text: ::core::option::Option<::prost::alloc::string::String>,
     pub invitation_cta_url: ::core::option::Option<::prost::alloc::string::String>,
     pub survey_title: ::core::option::Option<::prost::alloc::string::String>,
-    pub questions: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::in_thread_survey_metadata::InThreadSurveyQuestion,
-    >,
+    pub questions: ::prost::alloc::vec::Vec<in_thread_survey_metadata::InThreadSurveyQuestion>,
     pub survey_continue_button_text: ::core::option::Option<::prost::alloc::string::String>,
     pub survey_submit_button_text: ::core::option::Option<::prost::alloc::string::String>,
     pub privacy_statement_full: ::core::option::Option<::prost::alloc::string::String>,
-    pub privacy_statement_parts: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::in_thread_survey_metadata::InThreadSurveyPrivacyStatementPart,
-    >,
+    pub privacy_statement_parts:
+        ::prost::alloc::vec::Vec<in_thread_survey_metadata::InThreadSurveyPrivacyStatementPart>,
     pub feedback_toast_text: ::core::option::Option<::prost::alloc::string::String>,
     pub start_question_index: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -7424,241 +7089,211 @@ impl ::prost::Message for InThreadSurveyMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.tessa_session_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "tessa_session_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "tessa_session_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.simon_session_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "simon_session_id");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "simon_session_id",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.simon_survey_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "simon_survey_id");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "simon_survey_id",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.tessa_root_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "tessa_root_id");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "tessa_root_id",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.request_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "request_id");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "request_id",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.tessa_event
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "tessa_event");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "tessa_event",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.invitation_header_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "invitation_header_text");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "invitation_header_text",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.invitation_body_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "invitation_body_text");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "invitation_body_text",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.invitation_cta_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "invitation_cta_text");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "invitation_cta_text",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.invitation_cta_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "invitation_cta_url");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "invitation_cta_url",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.survey_title
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "survey_title");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.questions, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyMetadata", "questions");
-                        e
-                    })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "survey_title",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.questions,
+                    buf,
+                    ctx,
+                ),
+                "InThreadSurveyMetadata",
+                "questions",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.survey_continue_button_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "survey_continue_button_text");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "survey_continue_button_text",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.survey_submit_button_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "survey_submit_button_text");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "survey_submit_button_text",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.privacy_statement_full
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "privacy_statement_full");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "privacy_statement_full",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.privacy_statement_parts,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "privacy_statement_parts");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InThreadSurveyMetadata",
+                "privacy_statement_parts",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.feedback_toast_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "feedback_toast_text");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "InThreadSurveyMetadata",
+                "feedback_toast_text",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.start_question_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InThreadSurveyMetadata", "start_question_index");
-                    e
-                })
-            }
+                ),
+                "InThreadSurveyMetadata",
+                "start_question_index",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .tessa_session_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .tessa_session_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .simon_session_id
                 .as_ref()
@@ -7721,7 +7356,6 @@ impl ::prost::Message for InThreadSurveyMetadata {
                 .start_question_index
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(18, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.tessa_session_id = ::core::option::Option::None;
@@ -7784,44 +7418,44 @@ pub mod in_thread_survey_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.text
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.text
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyPrivacyStatementPart",
+                        "text",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyPrivacyStatementPart", "text");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyPrivacyStatementPart",
+                        "url",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyPrivacyStatementPart", "url");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .text
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .text
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .url
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.text = ::core::option::Option::None;
@@ -7874,52 +7508,51 @@ pub mod in_thread_survey_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.string_value
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.string_value
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyOption",
+                        "string_value",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyOption", "string_value");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.numeric_value
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyOption", "numeric_value");
-                        e
-                    })
-                }
+                    ),
+                    "InThreadSurveyOption",
+                    "numeric_value",
+                ),
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.text_translated
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.text_translated
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyOption",
+                        "text_translated",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyOption", "text_translated");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .string_value
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .string_value
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .numeric_value
                     .as_ref()
@@ -7928,7 +7561,6 @@ pub mod in_thread_survey_metadata {
                     .text_translated
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.string_value = ::core::option::Option::None;
@@ -7942,9 +7574,7 @@ pub mod in_thread_survey_metadata {
     pub struct InThreadSurveyQuestion {
         pub question_text: ::core::option::Option<::prost::alloc::string::String>,
         pub question_id: ::core::option::Option<::prost::alloc::string::String>,
-        pub question_options: ::prost::alloc::vec::Vec<
-            crate::generated::ai_common::in_thread_survey_metadata::InThreadSurveyOption,
-        >,
+        pub question_options: ::prost::alloc::vec::Vec<InThreadSurveyOption>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -7978,57 +7608,57 @@ pub mod in_thread_survey_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.question_text
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.question_text
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyQuestion",
+                        "question_text",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyQuestion", "question_text");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.question_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.question_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyQuestion",
+                        "question_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyQuestion", "question_id");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge_repeated(
-                        wire_type,
-                        &mut self.question_options,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge_repeated(
+                            wire_type,
+                            &mut self.question_options,
+                            buf,
+                            ctx,
+                        ),
+                        "InThreadSurveyQuestion",
+                        "question_options",
                     )
-                    .map_err(|mut e| {
-                        e.push("InThreadSurveyQuestion", "question_options");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .question_text
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .question_text
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .question_id
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
                 + ::prost::encoding::message::encoded_len_repeated(3, &self.question_options)
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.question_text = ::core::option::Option::None;
@@ -8041,7 +7671,7 @@ pub mod in_thread_survey_metadata {
 /// Protobuf message `wa.ai_common.BotMessageOriginMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotMessageOriginMetadata {
-    pub origins: ::prost::alloc::vec::Vec<crate::generated::ai_common::BotMessageOrigin>,
+    pub origins: ::prost::alloc::vec::Vec<BotMessageOrigin>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -8058,19 +7688,17 @@ impl ::prost::Message for BotMessageOriginMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.origins, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BotMessageOriginMetadata", "origins");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.origins, buf, ctx),
+                "BotMessageOriginMetadata",
+                "origins",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.origins)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.origins)
     }
     fn clear(&mut self) {
         self.origins.clear();
@@ -8080,12 +7708,9 @@ impl ::prost::Message for BotMessageOriginMetadata {
 /// Protobuf message `wa.ai_common.BotUnifiedResponseMutation`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotUnifiedResponseMutation {
-    pub sbs_metadata: ::core::option::Option<
-        crate::generated::ai_common::bot_unified_response_mutation::SideBySideMetadata,
-    >,
-    pub media_details_metadata_list: ::prost::alloc::vec::Vec<
-        crate::generated::ai_common::bot_unified_response_mutation::MediaDetailsMetadata,
-    >,
+    pub sbs_metadata: ::core::option::Option<bot_unified_response_mutation::SideBySideMetadata>,
+    pub media_details_metadata_list:
+        ::prost::alloc::vec::Vec<bot_unified_response_mutation::MediaDetailsMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -8105,41 +7730,37 @@ impl ::prost::Message for BotUnifiedResponseMutation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.sbs_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotUnifiedResponseMutation", "sbs_metadata");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotUnifiedResponseMutation",
+                "sbs_metadata",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.media_details_metadata_list,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotUnifiedResponseMutation", "media_details_metadata_list");
-                    e
-                })
-            }
+                ),
+                "BotUnifiedResponseMutation",
+                "media_details_metadata_list",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .sbs_metadata
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .sbs_metadata
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.media_details_metadata_list)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.sbs_metadata = ::core::option::Option::None;
@@ -8153,8 +7774,8 @@ pub mod bot_unified_response_mutation {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct MediaDetailsMetadata {
         pub id: ::core::option::Option<::prost::alloc::string::String>,
-        pub high_res_media: ::core::option::Option<crate::generated::ai_common::BotMediaMetadata>,
-        pub preview_media: ::core::option::Option<crate::generated::ai_common::BotMediaMetadata>,
+        pub high_res_media: ::core::option::Option<super::BotMediaMetadata>,
+        pub preview_media: ::core::option::Option<super::BotMediaMetadata>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -8186,52 +7807,53 @@ pub mod bot_unified_response_mutation {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "MediaDetailsMetadata",
+                        "id",
                     )
-                    .map_err(|mut e| {
-                        e.push("MediaDetailsMetadata", "id");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.high_res_media
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.high_res_media
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "MediaDetailsMetadata",
+                        "high_res_media",
                     )
-                    .map_err(|mut e| {
-                        e.push("MediaDetailsMetadata", "high_res_media");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.preview_media
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.preview_media
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "MediaDetailsMetadata",
+                        "preview_media",
                     )
-                    .map_err(|mut e| {
-                        e.push("MediaDetailsMetadata", "preview_media");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .high_res_media
                     .as_ref()
@@ -8240,7 +7862,6 @@ pub mod bot_unified_response_mutation {
                     .preview_media
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::message::encoded_len(3, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.id = ::core::option::Option::None;
@@ -8286,44 +7907,42 @@ pub mod bot_unified_response_mutation {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.primary_response_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.primary_response_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SideBySideMetadata",
+                        "primary_response_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("SideBySideMetadata", "primary_response_id");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.survey_cta_has_rendered
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SideBySideMetadata", "survey_cta_has_rendered");
-                        e
-                    })
-                }
+                    ),
+                    "SideBySideMetadata",
+                    "survey_cta_has_rendered",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .primary_response_id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .primary_response_id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .survey_cta_has_rendered
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.primary_response_id = ::core::option::Option::None;
@@ -8368,45 +7987,41 @@ impl ::prost::Message for AiMediaCollectionMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.collection_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMediaCollectionMetadata", "collection_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIMediaCollectionMetadata",
+                "collection_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.upload_order_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMediaCollectionMetadata", "upload_order_index");
-                    e
-                })
-            }
+                ),
+                "AIMediaCollectionMetadata",
+                "upload_order_index",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .collection_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .collection_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .upload_order_index
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.collection_id = ::core::option::Option::None;
@@ -8458,53 +8073,48 @@ impl ::prost::Message for AiMediaCollectionMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.collection_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMediaCollectionMessage", "collection_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIMediaCollectionMessage",
+                "collection_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.expected_media_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMediaCollectionMessage", "expected_media_count");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIMediaCollectionMessage",
+                "expected_media_count",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.has_global_caption
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMediaCollectionMessage", "has_global_caption");
-                    e
-                })
-            }
+                ),
+                "AIMediaCollectionMessage",
+                "has_global_caption",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .collection_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .collection_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .expected_media_count
                 .as_ref()
@@ -8513,7 +8123,6 @@ impl ::prost::Message for AiMediaCollectionMessage {
                 .has_global_caption
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.collection_id = ::core::option::Option::None;
@@ -8566,53 +8175,48 @@ impl ::prost::Message for HatchMetadataSync {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HatchMetadataSync", "data");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HatchMetadataSync",
+                "data",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HatchMetadataSync", "timestamp_ms");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HatchMetadataSync",
+                "timestamp_ms",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.request_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HatchMetadataSync", "request_id");
-                    e
-                })
-            }
+                ),
+                "HatchMetadataSync",
+                "request_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .data
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .data
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .timestamp_ms
                 .as_ref()
@@ -8621,7 +8225,6 @@ impl ::prost::Message for HatchMetadataSync {
                 .request_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.data = ::core::option::Option::None;
@@ -8633,7 +8236,7 @@ impl ::prost::Message for HatchMetadataSync {
 /// Protobuf message `wa.ai_common.AIMetadataOperation`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiMetadataOperation {
-    pub hatch_metadata_sync: ::core::option::Option<crate::generated::ai_common::HatchMetadataSync>,
+    pub hatch_metadata_sync: ::core::option::Option<HatchMetadataSync>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -8652,28 +8255,26 @@ impl ::prost::Message for AiMetadataOperation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.hatch_metadata_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIMetadataOperation", "hatch_metadata_sync");
-                    e
-                })
-            }
+                ),
+                "AIMetadataOperation",
+                "hatch_metadata_sync",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .hatch_metadata_sync
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .hatch_metadata_sync
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.hatch_metadata_sync = ::core::option::Option::None;
@@ -8724,53 +8325,48 @@ impl ::prost::Message for BotCommandMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.command_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotCommandMetadata", "command_name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotCommandMetadata",
+                "command_name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.command_description
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotCommandMetadata", "command_description");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotCommandMetadata",
+                "command_description",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.command_prompt
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotCommandMetadata", "command_prompt");
-                    e
-                })
-            }
+                ),
+                "BotCommandMetadata",
+                "command_prompt",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .command_name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .command_name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .command_description
                 .as_ref()
@@ -8779,7 +8375,6 @@ impl ::prost::Message for BotCommandMetadata {
                 .command_prompt
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.command_name = ::core::option::Option::None;
@@ -8824,45 +8419,41 @@ impl ::prost::Message for BotResolvedToolCallMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.tool_call_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotResolvedToolCallMetadata", "tool_call_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotResolvedToolCallMetadata",
+                "tool_call_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.resolution_data_serialized
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotResolvedToolCallMetadata", "resolution_data_serialized");
-                    e
-                })
-            }
+                ),
+                "BotResolvedToolCallMetadata",
+                "resolution_data_serialized",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .tool_call_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .tool_call_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .resolution_data_serialized
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.tool_call_id = ::core::option::Option::None;
@@ -8898,28 +8489,26 @@ impl ::prost::Message for BotPttPromptMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.transcript
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotPttPromptMetadata", "transcript");
-                    e
-                })
-            }
+                ),
+                "BotPttPromptMetadata",
+                "transcript",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .transcript
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .transcript
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.transcript = ::core::option::Option::None;
@@ -8930,71 +8519,47 @@ impl ::prost::Message for BotPttPromptMetadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotMetadata {
     pub persona_id: ::core::option::Option<::prost::alloc::string::String>,
-    pub plugin_metadata: ::core::option::Option<crate::generated::ai_common::BotPluginMetadata>,
-    pub suggested_prompt_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotSuggestedPromptMetadata>,
+    pub plugin_metadata: ::core::option::Option<BotPluginMetadata>,
+    pub suggested_prompt_metadata: ::core::option::Option<BotSuggestedPromptMetadata>,
     pub invoker_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub session_metadata: ::core::option::Option<crate::generated::ai_common::BotSessionMetadata>,
-    pub memu_metadata: ::core::option::Option<crate::generated::ai_common::BotMemuMetadata>,
+    pub session_metadata: ::core::option::Option<BotSessionMetadata>,
+    pub memu_metadata: ::core::option::Option<BotMemuMetadata>,
     pub timezone: ::core::option::Option<::prost::alloc::string::String>,
-    pub reminder_metadata: ::core::option::Option<crate::generated::ai_common::BotReminderMetadata>,
-    pub model_metadata: ::core::option::Option<crate::generated::ai_common::BotModelMetadata>,
+    pub reminder_metadata: ::core::option::Option<BotReminderMetadata>,
+    pub model_metadata: ::core::option::Option<BotModelMetadata>,
     pub message_disclaimer_text: ::core::option::Option<::prost::alloc::string::String>,
-    pub progress_indicator_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotProgressIndicatorMetadata>,
-    pub capability_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotCapabilityMetadata>,
-    pub imagine_metadata: ::core::option::Option<crate::generated::ai_common::BotImagineMetadata>,
-    pub memory_metadata: ::core::option::Option<crate::generated::ai_common::BotMemoryMetadata>,
-    pub rendering_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotRenderingMetadata>,
-    pub bot_metrics_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotMetricsMetadata>,
-    pub bot_linked_accounts_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotLinkedAccountsMetadata>,
-    pub rich_response_sources_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotSourcesMetadata>,
+    pub progress_indicator_metadata: ::core::option::Option<BotProgressIndicatorMetadata>,
+    pub capability_metadata: ::core::option::Option<BotCapabilityMetadata>,
+    pub imagine_metadata: ::core::option::Option<BotImagineMetadata>,
+    pub memory_metadata: ::core::option::Option<BotMemoryMetadata>,
+    pub rendering_metadata: ::core::option::Option<BotRenderingMetadata>,
+    pub bot_metrics_metadata: ::core::option::Option<BotMetricsMetadata>,
+    pub bot_linked_accounts_metadata: ::core::option::Option<BotLinkedAccountsMetadata>,
+    pub rich_response_sources_metadata: ::core::option::Option<BotSourcesMetadata>,
     pub ai_conversation_context: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub bot_promotion_message_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotPromotionMessageMetadata>,
-    pub bot_mode_selection_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotModeSelectionMetadata>,
-    pub bot_quota_metadata: ::core::option::Option<crate::generated::ai_common::BotQuotaMetadata>,
-    pub bot_age_collection_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotAgeCollectionMetadata>,
+    pub bot_promotion_message_metadata: ::core::option::Option<BotPromotionMessageMetadata>,
+    pub bot_mode_selection_metadata: ::core::option::Option<BotModeSelectionMetadata>,
+    pub bot_quota_metadata: ::core::option::Option<BotQuotaMetadata>,
+    pub bot_age_collection_metadata: ::core::option::Option<BotAgeCollectionMetadata>,
     pub conversation_starter_prompt_id: ::core::option::Option<::prost::alloc::string::String>,
     pub bot_response_id: ::core::option::Option<::prost::alloc::string::String>,
-    pub verification_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotSignatureVerificationMetadata>,
-    pub unified_response_mutation:
-        ::core::option::Option<crate::generated::ai_common::BotUnifiedResponseMutation>,
-    pub bot_message_origin_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotMessageOriginMetadata>,
-    pub in_thread_survey_metadata:
-        ::core::option::Option<crate::generated::ai_common::InThreadSurveyMetadata>,
-    pub bot_thread_info: ::core::option::Option<crate::generated::ai_common::AiThreadInfo>,
-    pub regenerate_metadata:
-        ::core::option::Option<crate::generated::ai_common::AiRegenerateMetadata>,
-    pub session_transparency_metadata:
-        ::core::option::Option<crate::generated::ai_common::SessionTransparencyMetadata>,
-    pub bot_document_message_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotDocumentMessageMetadata>,
-    pub bot_group_metadata: ::core::option::Option<crate::generated::ai_common::BotGroupMetadata>,
-    pub bot_rendering_config_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotRenderingConfigMetadata>,
-    pub bot_infrastructure_diagnostics:
-        ::core::option::Option<crate::generated::ai_common::BotInfrastructureDiagnostics>,
-    pub ai_media_collection_metadata:
-        ::core::option::Option<crate::generated::ai_common::AiMediaCollectionMetadata>,
-    pub command_metadata: ::core::option::Option<crate::generated::ai_common::BotCommandMetadata>,
-    pub resolved_tool_call_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotResolvedToolCallMetadata>,
-    pub subscription_upsell_metadata:
-        ::core::option::Option<crate::generated::ai_common::AiSubscriptionUpsellMetadata>,
-    pub ptt_prompt_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotPttPromptMetadata>,
-    pub bot_history_share_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotHistoryShareMetadata>,
+    pub verification_metadata: ::core::option::Option<BotSignatureVerificationMetadata>,
+    pub unified_response_mutation: ::core::option::Option<BotUnifiedResponseMutation>,
+    pub bot_message_origin_metadata: ::core::option::Option<BotMessageOriginMetadata>,
+    pub in_thread_survey_metadata: ::core::option::Option<InThreadSurveyMetadata>,
+    pub bot_thread_info: ::core::option::Option<AiThreadInfo>,
+    pub regenerate_metadata: ::core::option::Option<AiRegenerateMetadata>,
+    pub session_transparency_metadata: ::core::option::Option<SessionTransparencyMetadata>,
+    pub bot_document_message_metadata: ::core::option::Option<BotDocumentMessageMetadata>,
+    pub bot_group_metadata: ::core::option::Option<BotGroupMetadata>,
+    pub bot_rendering_config_metadata: ::core::option::Option<BotRenderingConfigMetadata>,
+    pub bot_infrastructure_diagnostics: ::core::option::Option<BotInfrastructureDiagnostics>,
+    pub ai_media_collection_metadata: ::core::option::Option<AiMediaCollectionMetadata>,
+    pub command_metadata: ::core::option::Option<BotCommandMetadata>,
+    pub resolved_tool_call_metadata: ::core::option::Option<BotResolvedToolCallMetadata>,
+    pub subscription_upsell_metadata: ::core::option::Option<AiSubscriptionUpsellMetadata>,
+    pub ptt_prompt_metadata: ::core::option::Option<BotPttPromptMetadata>,
+    pub bot_history_share_metadata: ::core::option::Option<BotHistoryShareMetadata>,
     pub internal_metadata: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -9174,573 +8739,488 @@ impl ::prost::Message for BotMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.persona_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "persona_id");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "persona_id",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.plugin_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "plugin_metadata");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "plugin_metadata",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.suggested_prompt_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "suggested_prompt_metadata");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "suggested_prompt_metadata",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.invoker_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "invoker_jid");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "invoker_jid",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.session_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "session_metadata");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "session_metadata",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.memu_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "memu_metadata");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "memu_metadata",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.timezone
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "timezone");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "timezone",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.reminder_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "reminder_metadata");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "reminder_metadata",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.model_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "model_metadata");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "model_metadata",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message_disclaimer_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "message_disclaimer_text");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "message_disclaimer_text",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.progress_indicator_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "progress_indicator_metadata");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "progress_indicator_metadata",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.capability_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "capability_metadata");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "capability_metadata",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.imagine_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "imagine_metadata");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "imagine_metadata",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.memory_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "memory_metadata");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "memory_metadata",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.rendering_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "rendering_metadata");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "rendering_metadata",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_metrics_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_metrics_metadata");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_metrics_metadata",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_linked_accounts_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_linked_accounts_metadata");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_linked_accounts_metadata",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.rich_response_sources_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "rich_response_sources_metadata");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "rich_response_sources_metadata",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.ai_conversation_context
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "ai_conversation_context");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "ai_conversation_context",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_promotion_message_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_promotion_message_metadata");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_promotion_message_metadata",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_mode_selection_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_mode_selection_metadata");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_mode_selection_metadata",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_quota_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_quota_metadata");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_quota_metadata",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_age_collection_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_age_collection_metadata");
-                    e
-                })
-            }
-            25 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_age_collection_metadata",
+            ),
+            25 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.conversation_starter_prompt_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "conversation_starter_prompt_id");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "conversation_starter_prompt_id",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_response_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_response_id");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_response_id",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.verification_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "verification_metadata");
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "verification_metadata",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.unified_response_mutation
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "unified_response_mutation");
-                    e
-                })
-            }
-            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "unified_response_mutation",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_message_origin_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_message_origin_metadata");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_message_origin_metadata",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.in_thread_survey_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "in_thread_survey_metadata");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "in_thread_survey_metadata",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_thread_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_thread_info");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_thread_info",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.regenerate_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "regenerate_metadata");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "regenerate_metadata",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.session_transparency_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "session_transparency_metadata");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "session_transparency_metadata",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_document_message_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_document_message_metadata");
-                    e
-                })
-            }
-            35 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_document_message_metadata",
+            ),
+            35 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_group_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_group_metadata");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_group_metadata",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_rendering_config_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_rendering_config_metadata");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_rendering_config_metadata",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_infrastructure_diagnostics
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_infrastructure_diagnostics");
-                    e
-                })
-            }
-            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_infrastructure_diagnostics",
+            ),
+            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ai_media_collection_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "ai_media_collection_metadata");
-                    e
-                })
-            }
-            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "ai_media_collection_metadata",
+            ),
+            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.command_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "command_metadata");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "command_metadata",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.resolved_tool_call_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "resolved_tool_call_metadata");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "resolved_tool_call_metadata",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.subscription_upsell_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "subscription_upsell_metadata");
-                    e
-                })
-            }
-            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "subscription_upsell_metadata",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ptt_prompt_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "ptt_prompt_metadata");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "ptt_prompt_metadata",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_history_share_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "bot_history_share_metadata");
-                    e
-                })
-            }
-            999 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotMetadata",
+                "bot_history_share_metadata",
+            ),
+            999 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.internal_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMetadata", "internal_metadata");
-                    e
-                })
-            }
+                ),
+                "BotMetadata",
+                "internal_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .persona_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .persona_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
             + self
                 .plugin_metadata
                 .as_ref()
@@ -9909,7 +9389,6 @@ impl ::prost::Message for BotMetadata {
                 .internal_metadata
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(999, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.persona_id = ::core::option::Option::None;
@@ -9967,16 +9446,13 @@ pub struct AiSubscriptionUpsellMetadata {
 }
 impl AiSubscriptionUpsellMetadata {
     /// The enum value of `request_type`, or the enum's default when unset or unknown.
-    pub fn request_type(&self) -> crate::generated::ai_common::AiSubscriptionRequestType {
+    pub fn request_type(&self) -> AiSubscriptionRequestType {
         self.request_type
-            .and_then(|v| crate::generated::ai_common::AiSubscriptionRequestType::try_from(v).ok())
+            .and_then(|v| AiSubscriptionRequestType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `request_type` to an enum value.
-    pub fn set_request_type(
-        &mut self,
-        value: crate::generated::ai_common::AiSubscriptionRequestType,
-    ) {
+    pub fn set_request_type(&mut self, value: AiSubscriptionRequestType) {
         self.request_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -9995,28 +9471,26 @@ impl ::prost::Message for AiSubscriptionUpsellMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.request_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AISubscriptionUpsellMetadata", "request_type");
-                    e
-                })
-            }
+                ),
+                "AISubscriptionUpsellMetadata",
+                "request_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .request_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .request_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.request_type = ::core::option::Option::None;
@@ -10026,8 +9500,7 @@ impl ::prost::Message for AiSubscriptionUpsellMetadata {
 /// Protobuf message `wa.ai_common.BotGroupMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotGroupMetadata {
-    pub participants_metadata:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::BotGroupParticipantMetadata>,
+    pub participants_metadata: ::prost::alloc::vec::Vec<BotGroupParticipantMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10044,24 +9517,22 @@ impl ::prost::Message for BotGroupMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.participants_metadata,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotGroupMetadata", "participants_metadata");
-                    e
-                })
-            }
+                ),
+                "BotGroupMetadata",
+                "participants_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.participants_metadata)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.participants_metadata)
     }
     fn clear(&mut self) {
         self.participants_metadata.clear();
@@ -10071,8 +9542,7 @@ impl ::prost::Message for BotGroupMetadata {
 /// Protobuf message `wa.ai_common.BotHistoryShareMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotHistoryShareMetadata {
-    pub participants_metadata:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common::BotGroupParticipantMetadata>,
+    pub participants_metadata: ::prost::alloc::vec::Vec<BotGroupParticipantMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10089,24 +9559,22 @@ impl ::prost::Message for BotHistoryShareMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.participants_metadata,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotHistoryShareMetadata", "participants_metadata");
-                    e
-                })
-            }
+                ),
+                "BotHistoryShareMetadata",
+                "participants_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.participants_metadata)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.participants_metadata)
     }
     fn clear(&mut self) {
         self.participants_metadata.clear();
@@ -10149,45 +9617,41 @@ impl ::prost::Message for BotRenderingConfigMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bloks_versioning_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotRenderingConfigMetadata", "bloks_versioning_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                ),
+                "BotRenderingConfigMetadata",
+                "bloks_versioning_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                 ::prost::encoding::double::merge(
                     wire_type,
                     self.pixel_density
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotRenderingConfigMetadata", "pixel_density");
-                    e
-                })
-            }
+                ),
+                "BotRenderingConfigMetadata",
+                "pixel_density",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bloks_versioning_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .bloks_versioning_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .pixel_density
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::double::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.bloks_versioning_id = ::core::option::Option::None;
@@ -10223,28 +9687,26 @@ impl ::prost::Message for BotGroupParticipantMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_fbid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotGroupParticipantMetadata", "bot_fbid");
-                    e
-                })
-            }
+                ),
+                "BotGroupParticipantMetadata",
+                "bot_fbid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bot_fbid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .bot_fbid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.bot_fbid = ::core::option::Option::None;
@@ -10295,53 +9757,48 @@ impl ::prost::Message for ForwardedAiBotMessageInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ForwardedAIBotMessageInfo", "bot_name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ForwardedAIBotMessageInfo",
+                "bot_name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ForwardedAIBotMessageInfo", "bot_jid");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ForwardedAIBotMessageInfo",
+                "bot_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.creator_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ForwardedAIBotMessageInfo", "creator_name");
-                    e
-                })
-            }
+                ),
+                "ForwardedAIBotMessageInfo",
+                "creator_name",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bot_name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .bot_name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .bot_jid
                 .as_ref()
@@ -10350,7 +9807,6 @@ impl ::prost::Message for ForwardedAiBotMessageInfo {
                 .creator_name
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.bot_name = ::core::option::Option::None;
@@ -10369,16 +9825,13 @@ pub struct BotMessageSharingInfo {
 }
 impl BotMessageSharingInfo {
     /// The enum value of `bot_entry_point_origin`, or the enum's default when unset or unknown.
-    pub fn bot_entry_point_origin(&self) -> crate::generated::ai_common::BotMetricsEntryPoint {
+    pub fn bot_entry_point_origin(&self) -> BotMetricsEntryPoint {
         self.bot_entry_point_origin
-            .and_then(|v| crate::generated::ai_common::BotMetricsEntryPoint::try_from(v).ok())
+            .and_then(|v| BotMetricsEntryPoint::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `bot_entry_point_origin` to an enum value.
-    pub fn set_bot_entry_point_origin(
-        &mut self,
-        value: crate::generated::ai_common::BotMetricsEntryPoint,
-    ) {
+    pub fn set_bot_entry_point_origin(&mut self, value: BotMetricsEntryPoint) {
         self.bot_entry_point_origin = ::core::option::Option::Some(value as i32);
     }
     /// The value of `forward_score`, or the default when unset.
@@ -10404,45 +9857,41 @@ impl ::prost::Message for BotMessageSharingInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.bot_entry_point_origin
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMessageSharingInfo", "bot_entry_point_origin");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BotMessageSharingInfo",
+                "bot_entry_point_origin",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.forward_score
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotMessageSharingInfo", "forward_score");
-                    e
-                })
-            }
+                ),
+                "BotMessageSharingInfo",
+                "forward_score",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bot_entry_point_origin
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .bot_entry_point_origin
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .forward_score
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.bot_entry_point_origin = ::core::option::Option::None;
@@ -10478,28 +9927,26 @@ impl ::prost::Message for AiRichResponseUnifiedResponse {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseUnifiedResponse", "data");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseUnifiedResponse",
+                "data",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .data
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .data
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.data = ::core::option::Option::None;
@@ -10509,7 +9956,7 @@ impl ::prost::Message for AiRichResponseUnifiedResponse {
 /// Protobuf message `wa.ai_common.AIRegenerateMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRegenerateMetadata {
-    pub message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub message_key: ::core::option::Option<super::common::MessageKey>,
     pub response_timestamp_ms: ::core::option::Option<i64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -10538,45 +9985,41 @@ impl ::prost::Message for AiRegenerateMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRegenerateMetadata", "message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRegenerateMetadata",
+                "message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.response_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRegenerateMetadata", "response_timestamp_ms");
-                    e
-                })
-            }
+                ),
+                "AIRegenerateMetadata",
+                "response_timestamp_ms",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .response_timestamp_ms
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_key = ::core::option::Option::None;
@@ -10603,18 +10046,13 @@ impl SessionTransparencyMetadata {
         self.hca_id.as_deref().unwrap_or("")
     }
     /// The enum value of `session_transparency_type`, or the enum's default when unset or unknown.
-    pub fn session_transparency_type(
-        &self,
-    ) -> crate::generated::ai_common::SessionTransparencyType {
+    pub fn session_transparency_type(&self) -> SessionTransparencyType {
         self.session_transparency_type
-            .and_then(|v| crate::generated::ai_common::SessionTransparencyType::try_from(v).ok())
+            .and_then(|v| SessionTransparencyType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `session_transparency_type` to an enum value.
-    pub fn set_session_transparency_type(
-        &mut self,
-        value: crate::generated::ai_common::SessionTransparencyType,
-    ) {
+    pub fn set_session_transparency_type(&mut self, value: SessionTransparencyType) {
         self.session_transparency_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -10639,53 +10077,48 @@ impl ::prost::Message for SessionTransparencyMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.disclaimer_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SessionTransparencyMetadata", "disclaimer_text");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SessionTransparencyMetadata",
+                "disclaimer_text",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.hca_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SessionTransparencyMetadata", "hca_id");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SessionTransparencyMetadata",
+                "hca_id",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.session_transparency_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SessionTransparencyMetadata", "session_transparency_type");
-                    e
-                })
-            }
+                ),
+                "SessionTransparencyMetadata",
+                "session_transparency_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .disclaimer_text
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .disclaimer_text
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .hca_id
                 .as_ref()
@@ -10694,7 +10127,6 @@ impl ::prost::Message for SessionTransparencyMetadata {
                 .session_transparency_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.disclaimer_text = ::core::option::Option::None;
@@ -10706,8 +10138,7 @@ impl ::prost::Message for SessionTransparencyMetadata {
 /// Protobuf message `wa.ai_common.BotAgentMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotAgentMetadata {
-    pub deep_link_metadata:
-        ::core::option::Option<crate::generated::ai_common::BotAgentDeepLinkMetadata>,
+    pub deep_link_metadata: ::core::option::Option<BotAgentDeepLinkMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10726,28 +10157,26 @@ impl ::prost::Message for BotAgentMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.deep_link_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotAgentMetadata", "deep_link_metadata");
-                    e
-                })
-            }
+                ),
+                "BotAgentMetadata",
+                "deep_link_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .deep_link_metadata
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .deep_link_metadata
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.deep_link_metadata = ::core::option::Option::None;
@@ -10790,45 +10219,41 @@ impl ::prost::Message for BotAgentDeepLinkMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.token
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotAgentDeepLinkMetadata", "token");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BotAgentDeepLinkMetadata",
+                "token",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.client_public_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotAgentDeepLinkMetadata", "client_public_key");
-                    e
-                })
-            }
+                ),
+                "BotAgentDeepLinkMetadata",
+                "client_public_key",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .token
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .token
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .client_public_key
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.token = ::core::option::Option::None;
@@ -10839,9 +10264,8 @@ impl ::prost::Message for BotAgentDeepLinkMetadata {
 /// Protobuf message `wa.ai_common.AIProvenance`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiProvenance {
-    pub c2_pa_metadata:
-        ::core::option::Option<crate::generated::ai_common::ai_provenance::Metadata>,
-    pub iptc_metadata: ::core::option::Option<crate::generated::ai_common::ai_provenance::Metadata>,
+    pub c2_pa_metadata: ::core::option::Option<ai_provenance::Metadata>,
+    pub iptc_metadata: ::core::option::Option<ai_provenance::Metadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10863,45 +10287,41 @@ impl ::prost::Message for AiProvenance {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.c2_pa_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIProvenance", "c2_pa_metadata");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIProvenance",
+                "c2_pa_metadata",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.iptc_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIProvenance", "iptc_metadata");
-                    e
-                })
-            }
+                ),
+                "AIProvenance",
+                "iptc_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .c2_pa_metadata
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .c2_pa_metadata
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .iptc_metadata
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.c2_pa_metadata = ::core::option::Option::None;
@@ -10947,45 +10367,41 @@ pub mod ai_provenance {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.created_with_gen_ai
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Metadata", "created_with_gen_ai");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "Metadata",
+                    "created_with_gen_ai",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.edited_with_gen_ai
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Metadata", "edited_with_gen_ai");
-                        e
-                    })
-                }
+                    ),
+                    "Metadata",
+                    "edited_with_gen_ai",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .created_with_gen_ai
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .created_with_gen_ai
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
                 + self
                     .edited_with_gen_ai
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.created_with_gen_ai = ::core::option::Option::None;

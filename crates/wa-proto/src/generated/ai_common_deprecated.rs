@@ -88,8 +88,7 @@ impl AiRichResponseSubMessageType {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseInlineImageMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseInlineImageMetadata {
-    pub image_url:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseImageUrl>,
+    pub image_url: ::core::option::Option<AiRichResponseImageUrl>,
     pub image_text: ::core::option::Option<::prost::alloc::string::String>,
     pub alignment: ::core::option::Option<i32>,
     pub tap_link_url: ::core::option::Option<::prost::alloc::string::String>,
@@ -102,13 +101,20 @@ impl AiRichResponseInlineImageMetadata {
         self.image_text.as_deref().unwrap_or("")
     }
     /// The enum value of `alignment`, or the enum's default when unset or unknown.
-    pub fn alignment(&self) -> crate::generated::ai_common_deprecated::ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment{
-        self.alignment.and_then(|v| crate::generated::ai_common_deprecated::ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment::try_from(v).ok()).unwrap_or_default()
+    pub fn alignment(
+        &self,
+    ) -> ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment {
+        self.alignment
+            .and_then(|v| {
+                ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment::try_from(v)
+                    .ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `alignment` to an enum value.
     pub fn set_alignment(
         &mut self,
-        value: crate::generated::ai_common_deprecated::ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment,
+        value: ai_rich_response_inline_image_metadata::AiRichResponseImageAlignment,
     ) {
         self.alignment = ::core::option::Option::Some(value as i32);
     }
@@ -141,66 +147,59 @@ impl ::prost::Message for AiRichResponseInlineImageMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.image_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseInlineImageMetadata", "image_url");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseInlineImageMetadata",
+                "image_url",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseInlineImageMetadata", "image_text");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRichResponseInlineImageMetadata",
+                "image_text",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.alignment
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseInlineImageMetadata", "alignment");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseInlineImageMetadata",
+                "alignment",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.tap_link_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseInlineImageMetadata", "tap_link_url");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseInlineImageMetadata",
+                "tap_link_url",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .image_url
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .image_url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .image_text
                 .as_ref()
@@ -213,7 +212,6 @@ impl ::prost::Message for AiRichResponseInlineImageMetadata {
                 .tap_link_url
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.image_url = ::core::option::Option::None;
@@ -268,10 +266,11 @@ pub mod ai_rich_response_inline_image_metadata {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseCodeMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseCodeMetadata {
-pub code_language: ::core::option::Option<::prost::alloc::string::String>,
-pub code_blocks: ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::ai_rich_response_code_metadata::AiRichResponseCodeBlock>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
+    pub code_language: ::core::option::Option<::prost::alloc::string::String>,
+    pub code_blocks:
+        ::prost::alloc::vec::Vec<ai_rich_response_code_metadata::AiRichResponseCodeBlock>,
+    /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+    pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseCodeMetadata {
     /// The value of `code_language`, or the default when unset.
@@ -295,41 +294,37 @@ impl ::prost::Message for AiRichResponseCodeMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.code_language
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseCodeMetadata", "code_language");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseCodeMetadata",
+                "code_language",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.code_blocks,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseCodeMetadata", "code_blocks");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseCodeMetadata",
+                "code_blocks",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .code_language
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .code_language
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.code_blocks)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.code_language = ::core::option::Option::None;
@@ -403,14 +398,13 @@ pub mod ai_rich_response_code_metadata {
     }
     impl AiRichResponseCodeBlock {
         /// The enum value of `highlight_type`, or the enum's default when unset or unknown.
-        pub fn highlight_type(&self) -> crate::generated::ai_common_deprecated::ai_rich_response_code_metadata::AiRichResponseCodeHighlightType{
-            self.highlight_type.and_then(|v| crate::generated::ai_common_deprecated::ai_rich_response_code_metadata::AiRichResponseCodeHighlightType::try_from(v).ok()).unwrap_or_default()
+        pub fn highlight_type(&self) -> AiRichResponseCodeHighlightType {
+            self.highlight_type
+                .and_then(|v| AiRichResponseCodeHighlightType::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `highlight_type` to an enum value.
-        pub fn set_highlight_type(
-            &mut self,
-            value: crate::generated::ai_common_deprecated::ai_rich_response_code_metadata::AiRichResponseCodeHighlightType,
-        ) {
+        pub fn set_highlight_type(&mut self, value: AiRichResponseCodeHighlightType) {
             self.highlight_type = ::core::option::Option::Some(value as i32);
         }
         /// The value of `code_content`, or the default when unset.
@@ -436,45 +430,43 @@ pub mod ai_rich_response_code_metadata {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.highlight_type
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseCodeBlock", "highlight_type");
-                        e
-                    })
-                }
+                    ),
+                    "AIRichResponseCodeBlock",
+                    "highlight_type",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.code_content
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.code_content
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseCodeBlock",
+                        "code_content",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseCodeBlock", "code_content");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .highlight_type
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .highlight_type
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .code_content
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.highlight_type = ::core::option::Option::None;
@@ -495,13 +487,18 @@ pub struct AiRichResponseDynamicMetadata {
 }
 impl AiRichResponseDynamicMetadata {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::ai_common_deprecated::ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType{
-        self.r#type.and_then(|v| crate::generated::ai_common_deprecated::ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType::try_from(v).ok()).unwrap_or_default()
+    pub fn r#type(&self) -> ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType {
+        self.r#type
+            .and_then(|v| {
+                ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType::try_from(v)
+                    .ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
     pub fn set_type(
         &mut self,
-        value: crate::generated::ai_common_deprecated::ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType,
+        value: ai_rich_response_dynamic_metadata::AiRichResponseDynamicMetadataType,
     ) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
@@ -542,66 +539,59 @@ impl ::prost::Message for AiRichResponseDynamicMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseDynamicMetadata", "r#type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRichResponseDynamicMetadata",
+                "r#type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseDynamicMetadata", "version");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseDynamicMetadata",
+                "version",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseDynamicMetadata", "url");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRichResponseDynamicMetadata",
+                "url",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.loop_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseDynamicMetadata", "loop_count");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseDynamicMetadata",
+                "loop_count",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .version
                 .as_ref()
@@ -614,7 +604,6 @@ impl ::prost::Message for AiRichResponseDynamicMetadata {
                 .loop_count
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -663,23 +652,24 @@ pub mod ai_rich_response_dynamic_metadata {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseContentItemsMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseContentItemsMetadata {
-pub items_metadata: ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::AiRichResponseContentItemMetadata>,
-pub content_type: ::core::option::Option<i32>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
+    pub items_metadata: ::prost::alloc::vec::Vec<
+        ai_rich_response_content_items_metadata::AiRichResponseContentItemMetadata,
+    >,
+    pub content_type: ::core::option::Option<i32>,
+    /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+    pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseContentItemsMetadata {
     /// The enum value of `content_type`, or the enum's default when unset or unknown.
-    pub fn content_type(
-        &self,
-    ) -> crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ContentType
-    {
-        self.content_type.and_then(|v| crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ContentType::try_from(v).ok()).unwrap_or_default()
+    pub fn content_type(&self) -> ai_rich_response_content_items_metadata::ContentType {
+        self.content_type
+            .and_then(|v| ai_rich_response_content_items_metadata::ContentType::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `content_type` to an enum value.
     pub fn set_content_type(
         &mut self,
-        value: crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ContentType,
+        value: ai_rich_response_content_items_metadata::ContentType,
     ) {
         self.content_type = ::core::option::Option::Some(value as i32);
     }
@@ -700,41 +690,37 @@ impl ::prost::Message for AiRichResponseContentItemsMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.items_metadata,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseContentItemsMetadata", "items_metadata");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRichResponseContentItemsMetadata",
+                "items_metadata",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.content_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseContentItemsMetadata", "content_type");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseContentItemsMetadata",
+                "content_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.items_metadata)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.items_metadata)
             + self
                 .content_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.items_metadata.clear();
@@ -771,13 +757,20 @@ pub mod ai_rich_response_content_items_metadata {
     /// Protobuf message `wa.ai_common_deprecated.AIRichResponseContentItemsMetadata.AIRichResponseContentItemMetadata`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct AiRichResponseContentItemMetadata {
-pub a_i_rich_response_content_item: ::core::option::Option<crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ai_rich_response_content_item_metadata::AIRichResponseContentItem>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
-}
+        pub a_i_rich_response_content_item: ::core::option::Option<
+            ai_rich_response_content_item_metadata::AIRichResponseContentItem,
+        >,
+        /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+        pub unknown_fields: crate::UnknownFields,
+    }
     impl ::prost::Message for AiRichResponseContentItemMetadata {
         fn encode_raw(&self, buf: &mut impl ::prost::bytes::BufMut) {
-            if let ::core::option::Option::Some(crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v)) = &self.a_i_rich_response_content_item { ::prost::encoding::message::encode(1, v, buf); }
+            if let ::core::option::Option::Some(
+                ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v),
+            ) = &self.a_i_rich_response_content_item
+            {
+                ::prost::encoding::message::encode(1, v, buf);
+            }
             self.unknown_fields.encode_raw(buf);
         }
         fn merge_field(
@@ -788,14 +781,37 @@ pub unknown_fields: crate::UnknownFields,
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-1 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v)) = &mut self.a_i_rich_response_content_item { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("AIRichResponseContentItemMetadata", "reel_item"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.a_i_rich_response_content_item = ::core::option::Option::Some(crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v))).map_err(|mut e| { e.push("AIRichResponseContentItemMetadata", "reel_item"); e }) } }
-_ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
-}
+                1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                    if let ::core::option::Option::Some(
+                        ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(
+                            v,
+                        ),
+                    ) = &mut self.a_i_rich_response_content_item
+                    {
+                        crate::field_error(
+                            ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                            "AIRichResponseContentItemMetadata",
+                            "reel_item",
+                        )
+                    } else {
+                        let mut v = ::core::default::Default::default();
+                        crate::field_error(
+                            ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                            "AIRichResponseContentItemMetadata",
+                            "reel_item",
+                        )?;
+                        self.a_i_rich_response_content_item = ::core::option::Option::Some(ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v));
+                        ::core::result::Result::Ok(())
+                    }
+                }
+                _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
+            }
         }
         fn encoded_len(&self) -> usize {
-            0 + self.a_i_rich_response_content_item.as_ref().map_or(0, |o| match o { crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v) => ::prost::encoding::message::encoded_len(1, v),
- })
- + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
++ self.a_i_rich_response_content_item.as_ref().map_or(0, |o| match o {
+ai_rich_response_content_item_metadata::AIRichResponseContentItem::ReelItem(v) => ::prost::encoding::message::encoded_len(1, v),
+})
         }
         fn clear(&mut self) {
             self.a_i_rich_response_content_item = ::core::option::Option::None;
@@ -807,8 +823,8 @@ _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         /// Oneof `aIRichResponseContentItem` of `wa.ai_common_deprecated.AIRichResponseContentItemsMetadata.AIRichResponseContentItemMetadata`.
         #[derive(Clone, PartialEq, Debug)]
         pub enum AIRichResponseContentItem {
-            ReelItem(crate::generated::ai_common_deprecated::ai_rich_response_content_items_metadata::AiRichResponseReelItem),
-}
+            ReelItem(super::AiRichResponseReelItem),
+        }
     }
     /// Protobuf message `wa.ai_common_deprecated.AIRichResponseContentItemsMetadata.AIRichResponseReelItem`.
     #[derive(Clone, PartialEq, Default, Debug)]
@@ -863,65 +879,66 @@ _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseReelItem",
+                        "title",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseReelItem", "title");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.profile_icon_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.profile_icon_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseReelItem",
+                        "profile_icon_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseReelItem", "profile_icon_url");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.thumbnail_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.thumbnail_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseReelItem",
+                        "thumbnail_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseReelItem", "thumbnail_url");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.video_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.video_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseReelItem",
+                        "video_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseReelItem", "video_url");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .title
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .title
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .profile_icon_url
                     .as_ref()
@@ -934,7 +951,6 @@ _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                     .video_url
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.title = ::core::option::Option::None;
@@ -989,53 +1005,48 @@ impl ::prost::Message for AiRichResponseImageUrl {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_preview_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseImageURL", "image_preview_url");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseImageURL",
+                "image_preview_url",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_high_res_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseImageURL", "image_high_res_url");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseImageURL",
+                "image_high_res_url",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.source_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseImageURL", "source_url");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseImageURL",
+                "source_url",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .image_preview_url
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .image_preview_url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .image_high_res_url
                 .as_ref()
@@ -1044,7 +1055,6 @@ impl ::prost::Message for AiRichResponseImageUrl {
                 .source_url
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.image_preview_url = ::core::option::Option::None;
@@ -1056,10 +1066,8 @@ impl ::prost::Message for AiRichResponseImageUrl {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseGridImageMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseGridImageMetadata {
-    pub grid_image_url:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseImageUrl>,
-    pub image_ur_ls:
-        ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::AiRichResponseImageUrl>,
+    pub grid_image_url: ::core::option::Option<AiRichResponseImageUrl>,
+    pub image_ur_ls: ::prost::alloc::vec::Vec<AiRichResponseImageUrl>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -1079,41 +1087,37 @@ impl ::prost::Message for AiRichResponseGridImageMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.grid_image_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseGridImageMetadata", "grid_image_url");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseGridImageMetadata",
+                "grid_image_url",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.image_ur_ls,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseGridImageMetadata", "image_ur_ls");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseGridImageMetadata",
+                "image_ur_ls",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .grid_image_url
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .grid_image_url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.image_ur_ls)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.grid_image_url = ::core::option::Option::None;
@@ -1124,10 +1128,10 @@ impl ::prost::Message for AiRichResponseGridImageMetadata {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseTableMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseTableMetadata {
-pub rows: ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::ai_rich_response_table_metadata::AiRichResponseTableRow>,
-pub title: ::core::option::Option<::prost::alloc::string::String>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
+    pub rows: ::prost::alloc::vec::Vec<ai_rich_response_table_metadata::AiRichResponseTableRow>,
+    pub title: ::core::option::Option<::prost::alloc::string::String>,
+    /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+    pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseTableMetadata {
     /// The value of `title`, or the default when unset.
@@ -1151,36 +1155,32 @@ impl ::prost::Message for AiRichResponseTableMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.rows, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseTableMetadata", "rows");
-                        e
-                    })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.rows, buf, ctx),
+                "AIRichResponseTableMetadata",
+                "rows",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.title
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseTableMetadata", "title");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseTableMetadata",
+                "title",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.rows)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.rows)
             + self
                 .title
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.rows.clear();
@@ -1221,35 +1221,38 @@ pub mod ai_rich_response_table_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge_repeated(wire_type, &mut self.items, buf, ctx)
-                        .map_err(|mut e| {
-                            e.push("AIRichResponseTableRow", "items");
-                            e
-                        })
+                    crate::field_error(
+                        ::prost::encoding::string::merge_repeated(
+                            wire_type,
+                            &mut self.items,
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseTableRow",
+                        "items",
+                    )
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_heading
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseTableRow", "is_heading");
-                        e
-                    })
-                }
+                    ),
+                    "AIRichResponseTableRow",
+                    "is_heading",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + ::prost::encoding::string::encoded_len_repeated(1, &self.items)
+            self.unknown_fields.encoded_len()
+                + ::prost::encoding::string::encoded_len_repeated(1, &self.items)
                 + self
                     .is_heading
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.items.clear();
@@ -1261,10 +1264,11 @@ pub mod ai_rich_response_table_metadata {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseLatexMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseLatexMetadata {
-pub text: ::core::option::Option<::prost::alloc::string::String>,
-pub expressions: ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::ai_rich_response_latex_metadata::AiRichResponseLatexExpression>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
+    pub text: ::core::option::Option<::prost::alloc::string::String>,
+    pub expressions:
+        ::prost::alloc::vec::Vec<ai_rich_response_latex_metadata::AiRichResponseLatexExpression>,
+    /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+    pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseLatexMetadata {
     /// The value of `text`, or the default when unset.
@@ -1288,41 +1292,37 @@ impl ::prost::Message for AiRichResponseLatexMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseLatexMetadata", "text");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseLatexMetadata",
+                "text",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.expressions,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseLatexMetadata", "expressions");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseLatexMetadata",
+                "expressions",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .text
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .text
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.expressions)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.text = ::core::option::Option::None;
@@ -1425,130 +1425,117 @@ pub mod ai_rich_response_latex_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.latex_expression
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.latex_expression
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseLatexExpression",
+                        "latex_expression",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "latex_expression");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseLatexExpression",
+                        "url",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "url");
-                        e
-                    })
                 }
-                3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.width
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "width");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "width",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.height
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "height");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "height",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.font_height
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "font_height");
-                        e
-                    })
-                }
-                6 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "font_height",
+                ),
+                6 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.image_top_padding
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "image_top_padding");
-                        e
-                    })
-                }
-                7 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "image_top_padding",
+                ),
+                7 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.image_leading_padding
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "image_leading_padding");
-                        e
-                    })
-                }
-                8 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "image_leading_padding",
+                ),
+                8 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.image_bottom_padding
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "image_bottom_padding");
-                        e
-                    })
-                }
-                9 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "image_bottom_padding",
+                ),
+                9 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.image_trailing_padding
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseLatexExpression", "image_trailing_padding");
-                        e
-                    })
-                }
+                    ),
+                    "AIRichResponseLatexExpression",
+                    "image_trailing_padding",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .latex_expression
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .latex_expression
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .url
                     .as_ref()
@@ -1581,7 +1568,6 @@ pub mod ai_rich_response_latex_metadata {
                     .image_trailing_padding
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::double::encoded_len(9, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.latex_expression = ::core::option::Option::None;
@@ -1600,14 +1586,15 @@ pub mod ai_rich_response_latex_metadata {
 /// Protobuf message `wa.ai_common_deprecated.AIRichResponseMapMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseMapMetadata {
-pub center_latitude: ::core::option::Option<f64>,
-pub center_longitude: ::core::option::Option<f64>,
-pub latitude_delta: ::core::option::Option<f64>,
-pub longitude_delta: ::core::option::Option<f64>,
-pub annotations: ::prost::alloc::vec::Vec<crate::generated::ai_common_deprecated::ai_rich_response_map_metadata::AiRichResponseMapAnnotation>,
-pub show_info_list: ::core::option::Option<bool>,
-/// Fields the schema does not know, kept as raw wire bytes and re-encoded.
-pub unknown_fields: crate::UnknownFields,
+    pub center_latitude: ::core::option::Option<f64>,
+    pub center_longitude: ::core::option::Option<f64>,
+    pub latitude_delta: ::core::option::Option<f64>,
+    pub longitude_delta: ::core::option::Option<f64>,
+    pub annotations:
+        ::prost::alloc::vec::Vec<ai_rich_response_map_metadata::AiRichResponseMapAnnotation>,
+    pub show_info_list: ::core::option::Option<bool>,
+    /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
+    pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseMapMetadata {
     /// The value of `center_latitude`, or the default when unset.
@@ -1659,91 +1646,80 @@ impl ::prost::Message for AiRichResponseMapMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+            1 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                 ::prost::encoding::double::merge(
                     wire_type,
                     self.center_latitude
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "center_latitude");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                ),
+                "AIRichResponseMapMetadata",
+                "center_latitude",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                 ::prost::encoding::double::merge(
                     wire_type,
                     self.center_longitude
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "center_longitude");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                ),
+                "AIRichResponseMapMetadata",
+                "center_longitude",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                 ::prost::encoding::double::merge(
                     wire_type,
                     self.latitude_delta
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "latitude_delta");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                ),
+                "AIRichResponseMapMetadata",
+                "latitude_delta",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                 ::prost::encoding::double::merge(
                     wire_type,
                     self.longitude_delta
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "longitude_delta");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseMapMetadata",
+                "longitude_delta",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.annotations,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "annotations");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AIRichResponseMapMetadata",
+                "annotations",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.show_info_list
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseMapMetadata", "show_info_list");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseMapMetadata",
+                "show_info_list",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .center_latitude
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::double::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .center_latitude
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::double::encoded_len(1, v))
             + self
                 .center_longitude
                 .as_ref()
@@ -1761,7 +1737,6 @@ impl ::prost::Message for AiRichResponseMapMetadata {
                 .show_info_list
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.center_latitude = ::core::option::Option::None;
@@ -1835,79 +1810,74 @@ pub mod ai_rich_response_map_metadata {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.annotation_number
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseMapAnnotation", "annotation_number");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseMapAnnotation",
+                    "annotation_number",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.latitude
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseMapAnnotation", "latitude");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => {
+                    ),
+                    "AIRichResponseMapAnnotation",
+                    "latitude",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::SixtyFourBit => crate::field_error(
                     ::prost::encoding::double::merge(
                         wire_type,
                         self.longitude
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseMapAnnotation", "longitude");
-                        e
-                    })
-                }
+                    ),
+                    "AIRichResponseMapAnnotation",
+                    "longitude",
+                ),
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseMapAnnotation",
+                        "title",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseMapAnnotation", "title");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.body
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.body
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "AIRichResponseMapAnnotation",
+                        "body",
                     )
-                    .map_err(|mut e| {
-                        e.push("AIRichResponseMapAnnotation", "body");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .annotation_number
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .annotation_number
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                 + self
                     .latitude
                     .as_ref()
@@ -1924,7 +1894,6 @@ pub mod ai_rich_response_map_metadata {
                     .body
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(5, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.annotation_number = ::core::option::Option::None;
@@ -1940,47 +1909,27 @@ pub mod ai_rich_response_map_metadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseSubMessage {
     pub message_type: ::core::option::Option<i32>,
-    pub grid_image_metadata: ::core::option::Option<
-        crate::generated::ai_common_deprecated::AiRichResponseGridImageMetadata,
-    >,
+    pub grid_image_metadata: ::core::option::Option<AiRichResponseGridImageMetadata>,
     pub message_text: ::core::option::Option<::prost::alloc::string::String>,
-    pub image_metadata: ::core::option::Option<
-        crate::generated::ai_common_deprecated::AiRichResponseInlineImageMetadata,
-    >,
-    pub code_metadata:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseCodeMetadata>,
-    pub table_metadata:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseTableMetadata>,
-    pub dynamic_metadata: ::core::option::Option<
-        crate::generated::ai_common_deprecated::AiRichResponseDynamicMetadata,
-    >,
-    pub latex_metadata:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseLatexMetadata>,
-    pub map_metadata:
-        ::core::option::Option<crate::generated::ai_common_deprecated::AiRichResponseMapMetadata>,
-    pub content_items_metadata: ::core::option::Option<
-        crate::generated::ai_common_deprecated::AiRichResponseContentItemsMetadata,
-    >,
+    pub image_metadata: ::core::option::Option<AiRichResponseInlineImageMetadata>,
+    pub code_metadata: ::core::option::Option<AiRichResponseCodeMetadata>,
+    pub table_metadata: ::core::option::Option<AiRichResponseTableMetadata>,
+    pub dynamic_metadata: ::core::option::Option<AiRichResponseDynamicMetadata>,
+    pub latex_metadata: ::core::option::Option<AiRichResponseLatexMetadata>,
+    pub map_metadata: ::core::option::Option<AiRichResponseMapMetadata>,
+    pub content_items_metadata: ::core::option::Option<AiRichResponseContentItemsMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl AiRichResponseSubMessage {
     /// The enum value of `message_type`, or the enum's default when unset or unknown.
-    pub fn message_type(
-        &self,
-    ) -> crate::generated::ai_common_deprecated::AiRichResponseSubMessageType {
+    pub fn message_type(&self) -> AiRichResponseSubMessageType {
         self.message_type
-            .and_then(|v| {
-                crate::generated::ai_common_deprecated::AiRichResponseSubMessageType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| AiRichResponseSubMessageType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `message_type` to an enum value.
-    pub fn set_message_type(
-        &mut self,
-        value: crate::generated::ai_common_deprecated::AiRichResponseSubMessageType,
-    ) {
+    pub fn set_message_type(&mut self, value: AiRichResponseSubMessageType) {
         self.message_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `message_text`, or the default when unset.
@@ -2030,144 +1979,125 @@ impl ::prost::Message for AiRichResponseSubMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.message_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "message_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "message_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.grid_image_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "grid_image_metadata");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "grid_image_metadata",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "message_text");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "message_text",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.image_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "image_metadata");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "image_metadata",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.code_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "code_metadata");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "code_metadata",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.table_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "table_metadata");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "table_metadata",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.dynamic_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "dynamic_metadata");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "dynamic_metadata",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.latex_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "latex_metadata");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "latex_metadata",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.map_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "map_metadata");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AIRichResponseSubMessage",
+                "map_metadata",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.content_items_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AIRichResponseSubMessage", "content_items_metadata");
-                    e
-                })
-            }
+                ),
+                "AIRichResponseSubMessage",
+                "content_items_metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .grid_image_metadata
                 .as_ref()
@@ -2204,7 +2134,6 @@ impl ::prost::Message for AiRichResponseSubMessage {
                 .content_items_metadata
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(10, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_type = ::core::option::Option::None;

@@ -39,45 +39,41 @@ impl ::prost::Message for NoiseCertificate {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.details
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoiseCertificate", "details");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NoiseCertificate",
+                "details",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoiseCertificate", "signature");
-                    e
-                })
-            }
+                ),
+                "NoiseCertificate",
+                "signature",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .details
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .details
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .signature
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.details = ::core::option::Option::None;
@@ -147,79 +143,76 @@ pub mod noise_certificate {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.serial
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Details", "serial");
-                        e
-                    })
-                }
+                    ),
+                    "Details",
+                    "serial",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.issuer
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.issuer
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "issuer",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "issuer");
-                        e
-                    })
                 }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.expires
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Details", "expires");
-                        e
-                    })
-                }
+                    ),
+                    "Details",
+                    "expires",
+                ),
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.subject
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.subject
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "subject",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "subject");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.key
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.key
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "key",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "key");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .serial
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .serial
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                 + self
                     .issuer
                     .as_ref()
@@ -236,7 +229,6 @@ pub mod noise_certificate {
                     .key
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(5, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.serial = ::core::option::Option::None;
@@ -251,8 +243,8 @@ pub mod noise_certificate {
 /// Protobuf message `wa.cert.CertChain`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CertChain {
-    pub leaf: ::core::option::Option<crate::generated::cert::cert_chain::NoiseCertificate>,
-    pub intermediate: ::core::option::Option<crate::generated::cert::cert_chain::NoiseCertificate>,
+    pub leaf: ::core::option::Option<cert_chain::NoiseCertificate>,
+    pub intermediate: ::core::option::Option<cert_chain::NoiseCertificate>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -274,45 +266,41 @@ impl ::prost::Message for CertChain {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.leaf
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CertChain", "leaf");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CertChain",
+                "leaf",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.intermediate
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CertChain", "intermediate");
-                    e
-                })
-            }
+                ),
+                "CertChain",
+                "intermediate",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .leaf
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .leaf
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .intermediate
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.leaf = ::core::option::Option::None;
@@ -359,44 +347,44 @@ pub mod cert_chain {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.details
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.details
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "NoiseCertificate",
+                        "details",
                     )
-                    .map_err(|mut e| {
-                        e.push("NoiseCertificate", "details");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.signature
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.signature
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "NoiseCertificate",
+                        "signature",
                     )
-                    .map_err(|mut e| {
-                        e.push("NoiseCertificate", "signature");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .details
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .details
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
                 + self
                     .signature
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.details = ::core::option::Option::None;
@@ -466,79 +454,72 @@ pub mod cert_chain {
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-                    1 if wire_type == ::prost::encoding::WireType::Varint => {
+                    1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.serial
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Details", "serial");
-                            e
-                        })
-                    }
-                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "Details",
+                        "serial",
+                    ),
+                    2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.issuer_serial
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Details", "issuer_serial");
-                            e
-                        })
-                    }
+                        ),
+                        "Details",
+                        "issuer_serial",
+                    ),
                     3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::bytes::merge(
-                            wire_type,
-                            self.key
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::bytes::merge(
+                                wire_type,
+                                self.key
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "Details",
+                            "key",
                         )
-                        .map_err(|mut e| {
-                            e.push("Details", "key");
-                            e
-                        })
                     }
-                    4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint64::merge(
                             wire_type,
                             self.not_before
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Details", "not_before");
-                            e
-                        })
-                    }
-                    5 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "Details",
+                        "not_before",
+                    ),
+                    5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint64::merge(
                             wire_type,
                             self.not_after
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Details", "not_after");
-                            e
-                        })
-                    }
+                        ),
+                        "Details",
+                        "not_after",
+                    ),
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .serial
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .serial
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                     + self
                         .issuer_serial
                         .as_ref()
@@ -555,7 +536,6 @@ pub mod cert_chain {
                         .not_after
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::uint64::encoded_len(5, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.serial = ::core::option::Option::None;

@@ -82,66 +82,59 @@ impl ::prost::Message for MessageKey {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.remote_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageKey", "remote_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MessageKey",
+                "remote_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.from_me
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageKey", "from_me");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageKey",
+                "from_me",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageKey", "id");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageKey",
+                "id",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.participant
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageKey", "participant");
-                    e
-                })
-            }
+                ),
+                "MessageKey",
+                "participant",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .remote_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .remote_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .from_me
                 .as_ref()
@@ -154,7 +147,6 @@ impl ::prost::Message for MessageKey {
                 .participant
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.remote_jid = ::core::option::Option::None;
@@ -176,13 +168,13 @@ pub struct Command {
 }
 impl Command {
     /// The enum value of `command_type`, or the enum's default when unset or unknown.
-    pub fn command_type(&self) -> crate::generated::common::command::CommandType {
+    pub fn command_type(&self) -> command::CommandType {
         self.command_type
-            .and_then(|v| crate::generated::common::command::CommandType::try_from(v).ok())
+            .and_then(|v| command::CommandType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `command_type` to an enum value.
-    pub fn set_command_type(&mut self, value: crate::generated::common::command::CommandType) {
+    pub fn set_command_type(&mut self, value: command::CommandType) {
         self.command_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `offset`, or the default when unset.
@@ -222,66 +214,59 @@ impl ::prost::Message for Command {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.command_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Command", "command_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Command",
+                "command_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.offset
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Command", "offset");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Command",
+                "offset",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.length
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Command", "length");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Command",
+                "length",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.validation_token
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Command", "validation_token");
-                    e
-                })
-            }
+                ),
+                "Command",
+                "validation_token",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .command_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .command_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .offset
                 .as_ref()
@@ -294,7 +279,6 @@ impl ::prost::Message for Command {
                 .validation_token
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.command_type = ::core::option::Option::None;
@@ -349,13 +333,13 @@ pub struct Mention {
 }
 impl Mention {
     /// The enum value of `mention_type`, or the enum's default when unset or unknown.
-    pub fn mention_type(&self) -> crate::generated::common::mention::MentionType {
+    pub fn mention_type(&self) -> mention::MentionType {
         self.mention_type
-            .and_then(|v| crate::generated::common::mention::MentionType::try_from(v).ok())
+            .and_then(|v| mention::MentionType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `mention_type` to an enum value.
-    pub fn set_mention_type(&mut self, value: crate::generated::common::mention::MentionType) {
+    pub fn set_mention_type(&mut self, value: mention::MentionType) {
         self.mention_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `mentioned_jid`, or the default when unset.
@@ -395,66 +379,59 @@ impl ::prost::Message for Mention {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.mention_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Mention", "mention_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Mention",
+                "mention_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.mentioned_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Mention", "mentioned_jid");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Mention",
+                "mentioned_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.offset
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Mention", "offset");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Mention",
+                "offset",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.length
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Mention", "length");
-                    e
-                })
-            }
+                ),
+                "Mention",
+                "length",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .mention_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .mention_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .mentioned_jid
                 .as_ref()
@@ -467,7 +444,6 @@ impl ::prost::Message for Mention {
                 .length
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.mention_type = ::core::option::Option::None;
@@ -506,8 +482,8 @@ pub mod mention {
 pub struct MessageText {
     pub text: ::core::option::Option<::prost::alloc::string::String>,
     pub mentioned_jid: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    pub commands: ::prost::alloc::vec::Vec<crate::generated::common::Command>,
-    pub mentions: ::prost::alloc::vec::Vec<crate::generated::common::Mention>,
+    pub commands: ::prost::alloc::vec::Vec<Command>,
+    pub mentions: ::prost::alloc::vec::Vec<Mention>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -535,57 +511,49 @@ impl ::prost::Message for MessageText {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageText", "text");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageText",
+                "text",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.mentioned_jid,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageText", "mentioned_jid");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.commands, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("MessageText", "commands");
-                        e
-                    })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.mentions, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("MessageText", "mentions");
-                        e
-                    })
-            }
+                ),
+                "MessageText",
+                "mentioned_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.commands, buf, ctx),
+                "MessageText",
+                "commands",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.mentions, buf, ctx),
+                "MessageText",
+                "mentions",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .text
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .text
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::string::encoded_len_repeated(2, &self.mentioned_jid)
             + ::prost::encoding::message::encoded_len_repeated(3, &self.commands)
             + ::prost::encoding::message::encoded_len_repeated(4, &self.mentions)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.text = ::core::option::Option::None;
@@ -631,45 +599,41 @@ impl ::prost::Message for SubProtocol {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.payload
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubProtocol", "payload");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SubProtocol",
+                "payload",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubProtocol", "version");
-                    e
-                })
-            }
+                ),
+                "SubProtocol",
+                "version",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .payload
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .payload
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .version
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.payload = ::core::option::Option::None;
@@ -693,13 +657,13 @@ impl LimitSharing {
         self.sharing_limited.unwrap_or(false)
     }
     /// The enum value of `trigger`, or the enum's default when unset or unknown.
-    pub fn trigger(&self) -> crate::generated::common::limit_sharing::Trigger {
+    pub fn trigger(&self) -> limit_sharing::Trigger {
         self.trigger
-            .and_then(|v| crate::generated::common::limit_sharing::Trigger::try_from(v).ok())
+            .and_then(|v| limit_sharing::Trigger::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `trigger` to an enum value.
-    pub fn set_trigger(&mut self, value: crate::generated::common::limit_sharing::Trigger) {
+    pub fn set_trigger(&mut self, value: limit_sharing::Trigger) {
         self.trigger = ::core::option::Option::Some(value as i32);
     }
     /// The value of `limit_sharing_setting_timestamp`, or the default when unset.
@@ -735,66 +699,59 @@ impl ::prost::Message for LimitSharing {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.sharing_limited
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LimitSharing", "sharing_limited");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LimitSharing",
+                "sharing_limited",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.trigger
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LimitSharing", "trigger");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LimitSharing",
+                "trigger",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.limit_sharing_setting_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LimitSharing", "limit_sharing_setting_timestamp");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LimitSharing",
+                "limit_sharing_setting_timestamp",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.initiated_by_me
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LimitSharing", "initiated_by_me");
-                    e
-                })
-            }
+                ),
+                "LimitSharing",
+                "initiated_by_me",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .sharing_limited
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .sharing_limited
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .trigger
                 .as_ref()
@@ -807,7 +764,6 @@ impl ::prost::Message for LimitSharing {
                 .initiated_by_me
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.sharing_limited = ::core::option::Option::None;

@@ -7,11 +7,10 @@
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct DeviceProps {
     pub os: ::core::option::Option<::prost::alloc::string::String>,
-    pub version: ::core::option::Option<crate::generated::companion_reg::device_props::AppVersion>,
+    pub version: ::core::option::Option<device_props::AppVersion>,
     pub platform_type: ::core::option::Option<i32>,
     pub require_full_sync: ::core::option::Option<bool>,
-    pub history_sync_config:
-        ::core::option::Option<crate::generated::companion_reg::device_props::HistorySyncConfig>,
+    pub history_sync_config: ::core::option::Option<device_props::HistorySyncConfig>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -21,18 +20,13 @@ impl DeviceProps {
         self.os.as_deref().unwrap_or("")
     }
     /// The enum value of `platform_type`, or the enum's default when unset or unknown.
-    pub fn platform_type(&self) -> crate::generated::companion_reg::device_props::PlatformType {
+    pub fn platform_type(&self) -> device_props::PlatformType {
         self.platform_type
-            .and_then(|v| {
-                crate::generated::companion_reg::device_props::PlatformType::try_from(v).ok()
-            })
+            .and_then(|v| device_props::PlatformType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `platform_type` to an enum value.
-    pub fn set_platform_type(
-        &mut self,
-        value: crate::generated::companion_reg::device_props::PlatformType,
-    ) {
+    pub fn set_platform_type(&mut self, value: device_props::PlatformType) {
         self.platform_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `require_full_sync`, or the default when unset.
@@ -67,79 +61,70 @@ impl ::prost::Message for DeviceProps {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.os
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceProps", "os");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceProps",
+                "os",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceProps", "version");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "DeviceProps",
+                "version",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.platform_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceProps", "platform_type");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "DeviceProps",
+                "platform_type",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.require_full_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceProps", "require_full_sync");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceProps",
+                "require_full_sync",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.history_sync_config
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceProps", "history_sync_config");
-                    e
-                })
-            }
+                ),
+                "DeviceProps",
+                "history_sync_config",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .os
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .os
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .version
                 .as_ref()
@@ -156,7 +141,6 @@ impl ::prost::Message for DeviceProps {
                 .history_sync_config
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.os = ::core::option::Option::None;
@@ -471,328 +455,280 @@ pub mod device_props {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.full_sync_days_limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "full_sync_days_limit");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "full_sync_days_limit",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.full_sync_size_mb_limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "full_sync_size_mb_limit");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "full_sync_size_mb_limit",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.storage_quota_mb
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "storage_quota_mb");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "storage_quota_mb",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.inline_initial_payload_in_e2_ee_msg
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "inline_initial_payload_in_e2_ee_msg");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "inline_initial_payload_in_e2_ee_msg",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.recent_sync_days_limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "recent_sync_days_limit");
-                        e
-                    })
-                }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "recent_sync_days_limit",
+                ),
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_call_log_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_call_log_history");
-                        e
-                    })
-                }
-                7 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_call_log_history",
+                ),
+                7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_bot_user_agent_chat_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_bot_user_agent_chat_history");
-                        e
-                    })
-                }
-                8 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_bot_user_agent_chat_history",
+                ),
+                8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_cag_reactions_and_polls
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_cag_reactions_and_polls");
-                        e
-                    })
-                }
-                9 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_cag_reactions_and_polls",
+                ),
+                9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_biz_hosted_msg
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_biz_hosted_msg");
-                        e
-                    })
-                }
-                10 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_biz_hosted_msg",
+                ),
+                10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_recent_sync_chunk_message_count_tuning
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push(
-                            "HistorySyncConfig",
-                            "support_recent_sync_chunk_message_count_tuning",
-                        );
-                        e
-                    })
-                }
-                11 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_recent_sync_chunk_message_count_tuning",
+                ),
+                11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_hosted_group_msg
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_hosted_group_msg");
-                        e
-                    })
-                }
-                12 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_hosted_group_msg",
+                ),
+                12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_fbid_bot_chat_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_fbid_bot_chat_history");
-                        e
-                    })
-                }
-                13 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_fbid_bot_chat_history",
+                ),
+                13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_add_on_history_sync_migration
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_add_on_history_sync_migration");
-                        e
-                    })
-                }
-                14 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_add_on_history_sync_migration",
+                ),
+                14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_message_association
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_message_association");
-                        e
-                    })
-                }
-                15 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_message_association",
+                ),
+                15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_group_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_group_history");
-                        e
-                    })
-                }
-                16 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_group_history",
+                ),
+                16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.on_demand_ready
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "on_demand_ready");
-                        e
-                    })
-                }
-                17 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "on_demand_ready",
+                ),
+                17 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_guest_chat
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_guest_chat");
-                        e
-                    })
-                }
-                18 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_guest_chat",
+                ),
+                18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.complete_on_demand_ready
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "complete_on_demand_ready");
-                        e
-                    })
-                }
-                19 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "complete_on_demand_ready",
+                ),
+                19 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.thumbnail_sync_days_limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "thumbnail_sync_days_limit");
-                        e
-                    })
-                }
-                20 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "thumbnail_sync_days_limit",
+                ),
+                20 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.initial_sync_max_messages_per_chat
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "initial_sync_max_messages_per_chat");
-                        e
-                    })
-                }
-                21 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "initial_sync_max_messages_per_chat",
+                ),
+                21 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_manus_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_manus_history");
-                        e
-                    })
-                }
-                22 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "HistorySyncConfig",
+                    "support_manus_history",
+                ),
+                22 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_hatch_history
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_hatch_history");
-                        e
-                    })
-                }
+                    ),
+                    "HistorySyncConfig",
+                    "support_hatch_history",
+                ),
                 23 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge_repeated(
-                        wire_type,
-                        &mut self.supported_bot_channel_fbids,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge_repeated(
+                            wire_type,
+                            &mut self.supported_bot_channel_fbids,
+                            buf,
+                            ctx,
+                        ),
+                        "HistorySyncConfig",
+                        "supported_bot_channel_fbids",
                     )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "supported_bot_channel_fbids");
-                        e
-                    })
                 }
-                24 if wire_type == ::prost::encoding::WireType::Varint => {
+                24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.support_inline_contacts
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("HistorySyncConfig", "support_inline_contacts");
-                        e
-                    })
-                }
+                    ),
+                    "HistorySyncConfig",
+                    "support_inline_contacts",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .full_sync_days_limit
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .full_sync_days_limit
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                 + self
                     .full_sync_size_mb_limit
                     .as_ref()
@@ -885,7 +821,6 @@ pub mod device_props {
                     .support_inline_contacts
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(24, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.full_sync_days_limit = ::core::option::Option::None;
@@ -975,79 +910,70 @@ pub mod device_props {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.primary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AppVersion", "primary");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "AppVersion",
+                    "primary",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.secondary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AppVersion", "secondary");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "AppVersion",
+                    "secondary",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.tertiary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AppVersion", "tertiary");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "AppVersion",
+                    "tertiary",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.quaternary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AppVersion", "quaternary");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "AppVersion",
+                    "quaternary",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint32::merge(
                         wire_type,
                         self.quinary
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AppVersion", "quinary");
-                        e
-                    })
-                }
+                    ),
+                    "AppVersion",
+                    "quinary",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .primary
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .primary
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                 + self
                     .secondary
                     .as_ref()
@@ -1064,7 +990,6 @@ pub mod device_props {
                     .quinary
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::uint32::encoded_len(5, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.primary = ::core::option::Option::None;
@@ -1091,18 +1016,13 @@ impl CompanionEphemeralIdentity {
         self.public_key.as_deref().unwrap_or(&[])
     }
     /// The enum value of `device_type`, or the enum's default when unset or unknown.
-    pub fn device_type(&self) -> crate::generated::companion_reg::device_props::PlatformType {
+    pub fn device_type(&self) -> device_props::PlatformType {
         self.device_type
-            .and_then(|v| {
-                crate::generated::companion_reg::device_props::PlatformType::try_from(v).ok()
-            })
+            .and_then(|v| device_props::PlatformType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `device_type` to an enum value.
-    pub fn set_device_type(
-        &mut self,
-        value: crate::generated::companion_reg::device_props::PlatformType,
-    ) {
+    pub fn set_device_type(&mut self, value: device_props::PlatformType) {
         self.device_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `r#ref`, or the default when unset.
@@ -1131,53 +1051,48 @@ impl ::prost::Message for CompanionEphemeralIdentity {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.public_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CompanionEphemeralIdentity", "public_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CompanionEphemeralIdentity",
+                "public_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.device_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CompanionEphemeralIdentity", "device_type");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CompanionEphemeralIdentity",
+                "device_type",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.r#ref
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CompanionEphemeralIdentity", "r#ref");
-                    e
-                })
-            }
+                ),
+                "CompanionEphemeralIdentity",
+                "r#ref",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .public_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .public_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .device_type
                 .as_ref()
@@ -1186,7 +1101,6 @@ impl ::prost::Message for CompanionEphemeralIdentity {
                 .r#ref
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.public_key = ::core::option::Option::None;
@@ -1223,28 +1137,26 @@ impl ::prost::Message for CompanionCommitment {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.hash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CompanionCommitment", "hash");
-                    e
-                })
-            }
+                ),
+                "CompanionCommitment",
+                "hash",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .hash
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .hash
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.hash = ::core::option::Option::None;
@@ -1255,7 +1167,7 @@ impl ::prost::Message for CompanionCommitment {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct ProloguePayload {
     pub companion_ephemeral_identity: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub commitment: ::core::option::Option<crate::generated::companion_reg::CompanionCommitment>,
+    pub commitment: ::core::option::Option<CompanionCommitment>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -1283,45 +1195,41 @@ impl ::prost::Message for ProloguePayload {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.companion_ephemeral_identity
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ProloguePayload", "companion_ephemeral_identity");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ProloguePayload",
+                "companion_ephemeral_identity",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.commitment
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ProloguePayload", "commitment");
-                    e
-                })
-            }
+                ),
+                "ProloguePayload",
+                "commitment",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .companion_ephemeral_identity
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .companion_ephemeral_identity
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .commitment
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.companion_ephemeral_identity = ::core::option::Option::None;
@@ -1365,45 +1273,41 @@ impl ::prost::Message for PrimaryEphemeralIdentity {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.public_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PrimaryEphemeralIdentity", "public_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PrimaryEphemeralIdentity",
+                "public_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.nonce
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PrimaryEphemeralIdentity", "nonce");
-                    e
-                })
-            }
+                ),
+                "PrimaryEphemeralIdentity",
+                "nonce",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .public_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .public_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .nonce
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.public_key = ::core::option::Option::None;
@@ -1455,53 +1359,48 @@ impl ::prost::Message for PairingRequest {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.companion_public_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PairingRequest", "companion_public_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PairingRequest",
+                "companion_public_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.companion_identity_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PairingRequest", "companion_identity_key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PairingRequest",
+                "companion_identity_key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.adv_secret
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PairingRequest", "adv_secret");
-                    e
-                })
-            }
+                ),
+                "PairingRequest",
+                "adv_secret",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .companion_public_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .companion_public_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .companion_identity_key
                 .as_ref()
@@ -1510,7 +1409,6 @@ impl ::prost::Message for PairingRequest {
                 .adv_secret
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.companion_public_key = ::core::option::Option::None;
@@ -1555,45 +1453,41 @@ impl ::prost::Message for EncryptedPairingRequest {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.encrypted_payload
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EncryptedPairingRequest", "encrypted_payload");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "EncryptedPairingRequest",
+                "encrypted_payload",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.iv
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EncryptedPairingRequest", "iv");
-                    e
-                })
-            }
+                ),
+                "EncryptedPairingRequest",
+                "iv",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .encrypted_payload
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .encrypted_payload
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .iv
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.encrypted_payload = ::core::option::Option::None;
@@ -1661,79 +1555,70 @@ impl ::prost::Message for ClientPairingProps {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_chat_db_lid_migrated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPairingProps", "is_chat_db_lid_migrated");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPairingProps",
+                "is_chat_db_lid_migrated",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_syncd_pure_lid_session
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPairingProps", "is_syncd_pure_lid_session");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPairingProps",
+                "is_syncd_pure_lid_session",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_syncd_snapshot_recovery_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPairingProps", "is_syncd_snapshot_recovery_enabled");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPairingProps",
+                "is_syncd_snapshot_recovery_enabled",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_hs_thumbnail_sync_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPairingProps", "is_hs_thumbnail_sync_enabled");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPairingProps",
+                "is_hs_thumbnail_sync_enabled",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.subscription_sync_payload
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPairingProps", "subscription_sync_payload");
-                    e
-                })
-            }
+                ),
+                "ClientPairingProps",
+                "subscription_sync_payload",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_chat_db_lid_migrated
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .is_chat_db_lid_migrated
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .is_syncd_pure_lid_session
                 .as_ref()
@@ -1750,7 +1635,6 @@ impl ::prost::Message for ClientPairingProps {
                 .subscription_sync_payload
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.is_chat_db_lid_migrated = ::core::option::Option::None;

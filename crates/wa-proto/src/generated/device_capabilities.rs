@@ -7,56 +7,43 @@
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct DeviceCapabilities {
     pub chat_lock_support_level: ::core::option::Option<i32>,
-    pub lid_migration: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::LidMigration,
-    >,
-    pub business_broadcast: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::BusinessBroadcast,
-    >,
-    pub user_has_avatar: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::UserHasAvatar,
-    >,
+    pub lid_migration: ::core::option::Option<device_capabilities::LidMigration>,
+    pub business_broadcast: ::core::option::Option<device_capabilities::BusinessBroadcast>,
+    pub user_has_avatar: ::core::option::Option<device_capabilities::UserHasAvatar>,
     pub member_name_tag_primary_support: ::core::option::Option<i32>,
-    pub ai_thread: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::AiThread,
-    >,
-    pub ai_fbid_migration: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::AiFbidMigration,
-    >,
-    pub biz_ai_settings_sync: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::BizAiSettingsSync,
-    >,
-    pub contact_refresh: ::core::option::Option<
-        crate::generated::device_capabilities::device_capabilities::ContactRefresh,
-    >,
+    pub ai_thread: ::core::option::Option<device_capabilities::AiThread>,
+    pub ai_fbid_migration: ::core::option::Option<device_capabilities::AiFbidMigration>,
+    pub biz_ai_settings_sync: ::core::option::Option<device_capabilities::BizAiSettingsSync>,
+    pub contact_refresh: ::core::option::Option<device_capabilities::ContactRefresh>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl DeviceCapabilities {
     /// The enum value of `chat_lock_support_level`, or the enum's default when unset or unknown.
-    pub fn chat_lock_support_level(
-        &self,
-    ) -> crate::generated::device_capabilities::device_capabilities::ChatLockSupportLevel {
-        self.chat_lock_support_level.and_then(|v| crate::generated::device_capabilities::device_capabilities::ChatLockSupportLevel::try_from(v).ok()).unwrap_or_default()
+    pub fn chat_lock_support_level(&self) -> device_capabilities::ChatLockSupportLevel {
+        self.chat_lock_support_level
+            .and_then(|v| device_capabilities::ChatLockSupportLevel::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `chat_lock_support_level` to an enum value.
     pub fn set_chat_lock_support_level(
         &mut self,
-        value: crate::generated::device_capabilities::device_capabilities::ChatLockSupportLevel,
+        value: device_capabilities::ChatLockSupportLevel,
     ) {
         self.chat_lock_support_level = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `member_name_tag_primary_support`, or the enum's default when unset or unknown.
     pub fn member_name_tag_primary_support(
         &self,
-    ) -> crate::generated::device_capabilities::device_capabilities::MemberNameTagPrimarySupport
-    {
-        self.member_name_tag_primary_support.and_then(|v| crate::generated::device_capabilities::device_capabilities::MemberNameTagPrimarySupport::try_from(v).ok()).unwrap_or_default()
+    ) -> device_capabilities::MemberNameTagPrimarySupport {
+        self.member_name_tag_primary_support
+            .and_then(|v| device_capabilities::MemberNameTagPrimarySupport::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `member_name_tag_primary_support` to an enum value.
     pub fn set_member_name_tag_primary_support(
         &mut self,
-        value: crate::generated::device_capabilities::device_capabilities::MemberNameTagPrimarySupport,
+        value: device_capabilities::MemberNameTagPrimarySupport,
     ) {
         self.member_name_tag_primary_support = ::core::option::Option::Some(value as i32);
     }
@@ -100,131 +87,114 @@ impl ::prost::Message for DeviceCapabilities {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.chat_lock_support_level
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "chat_lock_support_level");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "chat_lock_support_level",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.lid_migration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "lid_migration");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "lid_migration",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.business_broadcast
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "business_broadcast");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "business_broadcast",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.user_has_avatar
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "user_has_avatar");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "DeviceCapabilities",
+                "user_has_avatar",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.member_name_tag_primary_support
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "member_name_tag_primary_support");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "member_name_tag_primary_support",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ai_thread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "ai_thread");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "ai_thread",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ai_fbid_migration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "ai_fbid_migration");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "ai_fbid_migration",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.biz_ai_settings_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "biz_ai_settings_sync");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "DeviceCapabilities",
+                "biz_ai_settings_sync",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.contact_refresh
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeviceCapabilities", "contact_refresh");
-                    e
-                })
-            }
+                ),
+                "DeviceCapabilities",
+                "contact_refresh",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .chat_lock_support_level
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .chat_lock_support_level
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .lid_migration
                 .as_ref()
@@ -257,7 +227,6 @@ impl ::prost::Message for DeviceCapabilities {
                 .contact_refresh
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(9, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.chat_lock_support_level = ::core::option::Option::None;
@@ -337,17 +306,13 @@ pub mod device_capabilities {
     }
     impl AiThread {
         /// The enum value of `support_level`, or the enum's default when unset or unknown.
-        pub fn support_level(
-            &self,
-        ) -> crate::generated::device_capabilities::device_capabilities::ai_thread::SupportLevel
-        {
-            self.support_level.and_then(|v| crate::generated::device_capabilities::device_capabilities::ai_thread::SupportLevel::try_from(v).ok()).unwrap_or_default()
+        pub fn support_level(&self) -> ai_thread::SupportLevel {
+            self.support_level
+                .and_then(|v| ai_thread::SupportLevel::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `support_level` to an enum value.
-        pub fn set_support_level(
-            &mut self,
-            value: crate::generated::device_capabilities::device_capabilities::ai_thread::SupportLevel,
-        ) {
+        pub fn set_support_level(&mut self, value: ai_thread::SupportLevel) {
             self.support_level = ::core::option::Option::Some(value as i32);
         }
     }
@@ -366,28 +331,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.support_level
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AiThread", "support_level");
-                        e
-                    })
-                }
+                    ),
+                    "AiThread",
+                    "support_level",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .support_level
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .support_level
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.support_level = ::core::option::Option::None;
@@ -454,28 +417,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.refresh_supported
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ContactRefresh", "refresh_supported");
-                        e
-                    })
-                }
+                    ),
+                    "ContactRefresh",
+                    "refresh_supported",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .refresh_supported
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .refresh_supported
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.refresh_supported = ::core::option::Option::None;
@@ -510,28 +471,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.handoff_removal_timing_enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BizAiSettingsSync", "handoff_removal_timing_enabled");
-                        e
-                    })
-                }
+                    ),
+                    "BizAiSettingsSync",
+                    "handoff_removal_timing_enabled",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .handoff_removal_timing_enabled
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .handoff_removal_timing_enabled
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.handoff_removal_timing_enabled = ::core::option::Option::None;
@@ -566,28 +525,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.chat_db_migration_timestamp
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AiFbidMigration", "chat_db_migration_timestamp");
-                        e
-                    })
-                }
+                    ),
+                    "AiFbidMigration",
+                    "chat_db_migration_timestamp",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .chat_db_migration_timestamp
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .chat_db_migration_timestamp
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.chat_db_migration_timestamp = ::core::option::Option::None;
@@ -622,28 +579,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.user_has_avatar
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("UserHasAvatar", "user_has_avatar");
-                        e
-                    })
-                }
+                    ),
+                    "UserHasAvatar",
+                    "user_has_avatar",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .user_has_avatar
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .user_has_avatar
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.user_has_avatar = ::core::option::Option::None;
@@ -710,79 +665,70 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.import_list_enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcast", "import_list_enabled");
-                        e
-                    })
-                }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BusinessBroadcast",
+                    "import_list_enabled",
+                ),
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.companion_support_enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcast", "companion_support_enabled");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BusinessBroadcast",
+                    "companion_support_enabled",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.campaign_sync_enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcast", "campaign_sync_enabled");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BusinessBroadcast",
+                    "campaign_sync_enabled",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.insights_sync_enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcast", "insights_sync_enabled");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "BusinessBroadcast",
+                    "insights_sync_enabled",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.recipient_limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcast", "recipient_limit");
-                        e
-                    })
-                }
+                    ),
+                    "BusinessBroadcast",
+                    "recipient_limit",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .import_list_enabled
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .import_list_enabled
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
                 + self
                     .companion_support_enabled
                     .as_ref()
@@ -799,7 +745,6 @@ pub mod device_capabilities {
                     .recipient_limit
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.import_list_enabled = ::core::option::Option::None;
@@ -838,28 +783,26 @@ pub mod device_capabilities {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.chat_db_migration_timestamp
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("LIDMigration", "chat_db_migration_timestamp");
-                        e
-                    })
-                }
+                    ),
+                    "LIDMigration",
+                    "chat_db_migration_timestamp",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .chat_db_migration_timestamp
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .chat_db_migration_timestamp
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.chat_db_migration_timestamp = ::core::option::Option::None;

@@ -6,12 +6,9 @@
 /// Protobuf message `wa.handshake.HandshakeMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct HandshakeMessage {
-    pub client_hello:
-        ::core::option::Option<crate::generated::handshake::handshake_message::ClientHello>,
-    pub server_hello:
-        ::core::option::Option<crate::generated::handshake::handshake_message::ServerHello>,
-    pub client_finish:
-        ::core::option::Option<crate::generated::handshake::handshake_message::ClientFinish>,
+    pub client_hello: ::core::option::Option<handshake_message::ClientHello>,
+    pub server_hello: ::core::option::Option<handshake_message::ServerHello>,
+    pub client_finish: ::core::option::Option<handshake_message::ClientFinish>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -36,53 +33,48 @@ impl ::prost::Message for HandshakeMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.client_hello
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HandshakeMessage", "client_hello");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HandshakeMessage",
+                "client_hello",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.server_hello
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HandshakeMessage", "server_hello");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HandshakeMessage",
+                "server_hello",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.client_finish
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HandshakeMessage", "client_finish");
-                    e
-                })
-            }
+                ),
+                "HandshakeMessage",
+                "client_finish",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .client_hello
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .client_hello
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
             + self
                 .server_hello
                 .as_ref()
@@ -91,7 +83,6 @@ impl ::prost::Message for HandshakeMessage {
                 .client_finish
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.client_hello = ::core::option::Option::None;
@@ -211,78 +202,77 @@ pub mod handshake_message {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.r#static
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.r#static
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientFinish",
+                        "r#static",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientFinish", "r#static");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.payload
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.payload
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientFinish",
+                        "payload",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientFinish", "payload");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.extended_ciphertext
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.extended_ciphertext
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientFinish",
+                        "extended_ciphertext",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientFinish", "extended_ciphertext");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.padded_bytes
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.padded_bytes
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientFinish",
+                        "padded_bytes",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientFinish", "padded_bytes");
-                        e
-                    })
                 }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.simulate_xxkem_fs
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ClientFinish", "simulate_xxkem_fs");
-                        e
-                    })
-                }
+                    ),
+                    "ClientFinish",
+                    "simulate_xxkem_fs",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .r#static
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .r#static
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
                 + self
                     .payload
                     .as_ref()
@@ -299,7 +289,6 @@ pub mod handshake_message {
                     .simulate_xxkem_fs
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(5, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.r#static = ::core::option::Option::None;
@@ -379,91 +368,92 @@ pub mod handshake_message {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.ephemeral
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.ephemeral
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "ephemeral",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "ephemeral");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.r#static
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.r#static
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "r#static",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "r#static");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.payload
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.payload
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "payload",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "payload");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.extended_static
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.extended_static
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "extended_static",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "extended_static");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.padding_bytes
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.padding_bytes
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "padding_bytes",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "padding_bytes");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.extended_ciphertext
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.extended_ciphertext
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ServerHello",
+                        "extended_ciphertext",
                     )
-                    .map_err(|mut e| {
-                        e.push("ServerHello", "extended_ciphertext");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .ephemeral
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .ephemeral
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
                 + self
                     .r#static
                     .as_ref()
@@ -484,7 +474,6 @@ pub mod handshake_message {
                     .extended_ciphertext
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(6, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.ephemeral = ::core::option::Option::None;
@@ -546,19 +535,13 @@ pub mod handshake_message {
             self.simulate_xxkem_fs.unwrap_or(false)
         }
         /// The enum value of `pq_mode`, or the enum's default when unset or unknown.
-        pub fn pq_mode(&self) -> crate::generated::handshake::handshake_message::HandshakePqMode {
+        pub fn pq_mode(&self) -> HandshakePqMode {
             self.pq_mode
-                .and_then(|v| {
-                    crate::generated::handshake::handshake_message::HandshakePqMode::try_from(v)
-                        .ok()
-                })
+                .and_then(|v| HandshakePqMode::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `pq_mode` to an enum value.
-        pub fn set_pq_mode(
-            &mut self,
-            value: crate::generated::handshake::handshake_message::HandshakePqMode,
-        ) {
+        pub fn set_pq_mode(&mut self, value: HandshakePqMode) {
             self.pq_mode = ::core::option::Option::Some(value as i32);
         }
         /// The value of `extended_ephemeral`, or the default when unset.
@@ -609,143 +592,136 @@ pub mod handshake_message {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.ephemeral
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.ephemeral
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "ephemeral",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "ephemeral");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.r#static
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.r#static
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "r#static",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "r#static");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.payload
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.payload
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "payload",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "payload");
-                        e
-                    })
                 }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.use_extended
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "use_extended");
-                        e
-                    })
-                }
+                    ),
+                    "ClientHello",
+                    "use_extended",
+                ),
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.extended_ciphertext
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.extended_ciphertext
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "extended_ciphertext",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "extended_ciphertext");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.padded_bytes
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.padded_bytes
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "padded_bytes",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "padded_bytes");
-                        e
-                    })
                 }
-                7 if wire_type == ::prost::encoding::WireType::Varint => {
+                7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.send_server_hello_padded_bytes
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "send_server_hello_padded_bytes");
-                        e
-                    })
-                }
-                8 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "ClientHello",
+                    "send_server_hello_padded_bytes",
+                ),
+                8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.simulate_xxkem_fs
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "simulate_xxkem_fs");
-                        e
-                    })
-                }
-                9 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "ClientHello",
+                    "simulate_xxkem_fs",
+                ),
+                9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.pq_mode
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "pq_mode");
-                        e
-                    })
-                }
+                    ),
+                    "ClientHello",
+                    "pq_mode",
+                ),
                 10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.extended_ephemeral
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.extended_ephemeral
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ClientHello",
+                        "extended_ephemeral",
                     )
-                    .map_err(|mut e| {
-                        e.push("ClientHello", "extended_ephemeral");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .ephemeral
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .ephemeral
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
                 + self
                     .r#static
                     .as_ref()
@@ -782,7 +758,6 @@ pub mod handshake_message {
                     .extended_ephemeral
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(10, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.ephemeral = ::core::option::Option::None;
@@ -804,20 +779,18 @@ pub mod handshake_message {
 pub struct ClientPayload {
     pub username: ::core::option::Option<u64>,
     pub passive: ::core::option::Option<bool>,
-    pub user_agent: ::core::option::Option<crate::generated::handshake::client_payload::UserAgent>,
-    pub web_info: ::core::option::Option<crate::generated::handshake::client_payload::WebInfo>,
+    pub user_agent: ::core::option::Option<client_payload::UserAgent>,
+    pub web_info: ::core::option::Option<client_payload::WebInfo>,
     pub push_name: ::core::option::Option<::prost::alloc::string::String>,
     pub session_id: ::core::option::Option<i32>,
     pub short_connect: ::core::option::Option<bool>,
     pub connect_type: ::core::option::Option<i32>,
     pub connect_reason: ::core::option::Option<i32>,
     pub shards: ::prost::alloc::vec::Vec<i32>,
-    pub dns_source: ::core::option::Option<crate::generated::handshake::client_payload::DnsSource>,
+    pub dns_source: ::core::option::Option<client_payload::DnsSource>,
     pub connect_attempt_count: ::core::option::Option<u32>,
     pub device: ::core::option::Option<u32>,
-    pub device_pairing_data: ::core::option::Option<
-        crate::generated::handshake::client_payload::DevicePairingRegistrationData,
-    >,
+    pub device_pairing_data: ::core::option::Option<client_payload::DevicePairingRegistrationData>,
     pub product: ::core::option::Option<i32>,
     pub fb_cat: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub fb_user_agent: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
@@ -830,8 +803,7 @@ pub struct ClientPayload {
     pub padding_bytes: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub year_class: ::core::option::Option<i32>,
     pub mem_class: ::core::option::Option<i32>,
-    pub interop_data:
-        ::core::option::Option<crate::generated::handshake::client_payload::InteropData>,
+    pub interop_data: ::core::option::Option<client_payload::InteropData>,
     pub traffic_anonymization: ::core::option::Option<i32>,
     pub lid_db_migrated: ::core::option::Option<bool>,
     pub account_type: ::core::option::Option<i32>,
@@ -866,33 +838,23 @@ impl ClientPayload {
         self.short_connect.unwrap_or(false)
     }
     /// The enum value of `connect_type`, or the enum's default when unset or unknown.
-    pub fn connect_type(&self) -> crate::generated::handshake::client_payload::ConnectType {
+    pub fn connect_type(&self) -> client_payload::ConnectType {
         self.connect_type
-            .and_then(|v| {
-                crate::generated::handshake::client_payload::ConnectType::try_from(v).ok()
-            })
+            .and_then(|v| client_payload::ConnectType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `connect_type` to an enum value.
-    pub fn set_connect_type(
-        &mut self,
-        value: crate::generated::handshake::client_payload::ConnectType,
-    ) {
+    pub fn set_connect_type(&mut self, value: client_payload::ConnectType) {
         self.connect_type = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `connect_reason`, or the enum's default when unset or unknown.
-    pub fn connect_reason(&self) -> crate::generated::handshake::client_payload::ConnectReason {
+    pub fn connect_reason(&self) -> client_payload::ConnectReason {
         self.connect_reason
-            .and_then(|v| {
-                crate::generated::handshake::client_payload::ConnectReason::try_from(v).ok()
-            })
+            .and_then(|v| client_payload::ConnectReason::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `connect_reason` to an enum value.
-    pub fn set_connect_reason(
-        &mut self,
-        value: crate::generated::handshake::client_payload::ConnectReason,
-    ) {
+    pub fn set_connect_reason(&mut self, value: client_payload::ConnectReason) {
         self.connect_reason = ::core::option::Option::Some(value as i32);
     }
     /// The value of `connect_attempt_count`, or the default when unset.
@@ -904,13 +866,13 @@ impl ClientPayload {
         self.device.unwrap_or(0)
     }
     /// The enum value of `product`, or the enum's default when unset or unknown.
-    pub fn product(&self) -> crate::generated::handshake::client_payload::Product {
+    pub fn product(&self) -> client_payload::Product {
         self.product
-            .and_then(|v| crate::generated::handshake::client_payload::Product::try_from(v).ok())
+            .and_then(|v| client_payload::Product::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `product` to an enum value.
-    pub fn set_product(&mut self, value: crate::generated::handshake::client_payload::Product) {
+    pub fn set_product(&mut self, value: client_payload::Product) {
         self.product = ::core::option::Option::Some(value as i32);
     }
     /// The value of `fb_cat`, or the default when unset.
@@ -930,20 +892,13 @@ impl ClientPayload {
         self.lc.unwrap_or(0)
     }
     /// The enum value of `ios_app_extension`, or the enum's default when unset or unknown.
-    pub fn ios_app_extension(
-        &self,
-    ) -> crate::generated::handshake::client_payload::IosAppExtension {
+    pub fn ios_app_extension(&self) -> client_payload::IosAppExtension {
         self.ios_app_extension
-            .and_then(|v| {
-                crate::generated::handshake::client_payload::IosAppExtension::try_from(v).ok()
-            })
+            .and_then(|v| client_payload::IosAppExtension::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `ios_app_extension` to an enum value.
-    pub fn set_ios_app_extension(
-        &mut self,
-        value: crate::generated::handshake::client_payload::IosAppExtension,
-    ) {
+    pub fn set_ios_app_extension(&mut self, value: client_payload::IosAppExtension) {
         self.ios_app_extension = ::core::option::Option::Some(value as i32);
     }
     /// The value of `fb_app_id`, or the default when unset.
@@ -971,20 +926,13 @@ impl ClientPayload {
         self.mem_class.unwrap_or(0)
     }
     /// The enum value of `traffic_anonymization`, or the enum's default when unset or unknown.
-    pub fn traffic_anonymization(
-        &self,
-    ) -> crate::generated::handshake::client_payload::TrafficAnonymization {
+    pub fn traffic_anonymization(&self) -> client_payload::TrafficAnonymization {
         self.traffic_anonymization
-            .and_then(|v| {
-                crate::generated::handshake::client_payload::TrafficAnonymization::try_from(v).ok()
-            })
+            .and_then(|v| client_payload::TrafficAnonymization::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `traffic_anonymization` to an enum value.
-    pub fn set_traffic_anonymization(
-        &mut self,
-        value: crate::generated::handshake::client_payload::TrafficAnonymization,
-    ) {
+    pub fn set_traffic_anonymization(&mut self, value: client_payload::TrafficAnonymization) {
         self.traffic_anonymization = ::core::option::Option::Some(value as i32);
     }
     /// The value of `lid_db_migrated`, or the default when unset.
@@ -992,18 +940,13 @@ impl ClientPayload {
         self.lid_db_migrated.unwrap_or(false)
     }
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::handshake::client_payload::AccountType {
+    pub fn account_type(&self) -> client_payload::AccountType {
         self.account_type
-            .and_then(|v| {
-                crate::generated::handshake::client_payload::AccountType::try_from(v).ok()
-            })
+            .and_then(|v| client_payload::AccountType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(
-        &mut self,
-        value: crate::generated::handshake::client_payload::AccountType,
-    ) {
+    pub fn set_account_type(&mut self, value: client_payload::AccountType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `connection_sequence_info`, or the default when unset.
@@ -1143,479 +1086,410 @@ impl ::prost::Message for ClientPayload {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "username");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "username",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.passive
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "passive");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "passive",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.user_agent
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "user_agent");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "user_agent",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.web_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "web_info");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "web_info",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.push_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "push_name");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => {
+                ),
+                "ClientPayload",
+                "push_name",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => crate::field_error(
                 ::prost::encoding::sfixed32::merge(
                     wire_type,
                     self.session_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "session_id");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "session_id",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.short_connect
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "short_connect");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "short_connect",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.connect_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "connect_type");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "connect_type",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.connect_reason
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "connect_reason");
-                    e
-                })
-            }
+                ),
+                "ClientPayload",
+                "connect_reason",
+            ),
             14 if matches!(
                 wire_type,
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::int32::merge_repeated(wire_type, &mut self.shards, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("ClientPayload", "shards");
-                        e
-                    })
+                crate::field_error(
+                    ::prost::encoding::int32::merge_repeated(wire_type, &mut self.shards, buf, ctx),
+                    "ClientPayload",
+                    "shards",
+                )
             }
-            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.dns_source
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "dns_source");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "dns_source",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.connect_attempt_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "connect_attempt_count");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "connect_attempt_count",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.device
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "device");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "device",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.device_pairing_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "device_pairing_data");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "device_pairing_data",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.product
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "product");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "product",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.fb_cat
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "fb_cat");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "fb_cat",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.fb_user_agent
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "fb_user_agent");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "fb_user_agent",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.oc
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "oc");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "oc",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.lc
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "lc");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "lc",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ios_app_extension
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "ios_app_extension");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "ios_app_extension",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.fb_app_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "fb_app_id");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "fb_app_id",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.fb_device_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "fb_device_id");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "fb_device_id",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.pull
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "pull");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "pull",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.padding_bytes
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "padding_bytes");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "padding_bytes",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.year_class
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "year_class");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "year_class",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.mem_class
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "mem_class");
-                    e
-                })
-            }
-            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "mem_class",
+            ),
+            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.interop_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "interop_data");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "interop_data",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.traffic_anonymization
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "traffic_anonymization");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "traffic_anonymization",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.lid_db_migrated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "lid_db_migrated");
-                    e
-                })
-            }
-            42 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "lid_db_migrated",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "account_type");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => {
+                ),
+                "ClientPayload",
+                "account_type",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => crate::field_error(
                 ::prost::encoding::sfixed32::merge(
                     wire_type,
                     self.connection_sequence_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "connection_sequence_info");
-                    e
-                })
-            }
-            44 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "connection_sequence_info",
+            ),
+            44 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.paa_link
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "paa_link");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "paa_link",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.preacks_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "preacks_count");
-                    e
-                })
-            }
-            46 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ClientPayload",
+                "preacks_count",
+            ),
+            46 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.processing_queue_size
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "processing_queue_size");
-                    e
-                })
-            }
-            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "processing_queue_size",
+            ),
+            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.paired_peripherals,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "paired_peripherals");
-                    e
-                })
-            }
-            48 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ClientPayload",
+                "paired_peripherals",
+            ),
+            48 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.test_isolation_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClientPayload", "test_isolation_id");
-                    e
-                })
-            }
+                ),
+                "ClientPayload",
+                "test_isolation_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .username
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .username
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
             + self
                 .passive
                 .as_ref()
@@ -1750,7 +1624,6 @@ impl ::prost::Message for ClientPayload {
                 .test_isolation_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(48, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.username = ::core::option::Option::None;
@@ -2014,16 +1887,13 @@ pub mod client_payload {
     }
     impl DnsSource {
         /// The enum value of `dns_method`, or the enum's default when unset or unknown.
-        pub fn dns_method(
-            &self,
-        ) -> crate::generated::handshake::client_payload::dns_source::DnsResolutionMethod {
-            self.dns_method.and_then(|v| crate::generated::handshake::client_payload::dns_source::DnsResolutionMethod::try_from(v).ok()).unwrap_or_default()
+        pub fn dns_method(&self) -> dns_source::DnsResolutionMethod {
+            self.dns_method
+                .and_then(|v| dns_source::DnsResolutionMethod::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `dns_method` to an enum value.
-        pub fn set_dns_method(
-            &mut self,
-            value: crate::generated::handshake::client_payload::dns_source::DnsResolutionMethod,
-        ) {
+        pub fn set_dns_method(&mut self, value: dns_source::DnsResolutionMethod) {
             self.dns_method = ::core::option::Option::Some(value as i32);
         }
         /// The value of `app_cached`, or the default when unset.
@@ -2049,45 +1919,41 @@ pub mod client_payload {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                15 if wire_type == ::prost::encoding::WireType::Varint => {
+                15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.dns_method
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("DNSSource", "dns_method");
-                        e
-                    })
-                }
-                16 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "DNSSource",
+                    "dns_method",
+                ),
+                16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.app_cached
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("DNSSource", "app_cached");
-                        e
-                    })
-                }
+                    ),
+                    "DNSSource",
+                    "app_cached",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .dns_method
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(15, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .dns_method
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(15, v))
                 + self
                     .app_cached
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(16, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.dns_method = ::core::option::Option::None;
@@ -2147,9 +2013,7 @@ pub mod client_payload {
     pub struct WebInfo {
         pub ref_token: ::core::option::Option<::prost::alloc::string::String>,
         pub version: ::core::option::Option<::prost::alloc::string::String>,
-        pub webd_payload: ::core::option::Option<
-            crate::generated::handshake::client_payload::web_info::WebdPayload,
-        >,
+        pub webd_payload: ::core::option::Option<web_info::WebdPayload>,
         pub web_sub_platform: ::core::option::Option<i32>,
         pub browser: ::core::option::Option<::prost::alloc::string::String>,
         pub browser_version: ::core::option::Option<::prost::alloc::string::String>,
@@ -2166,23 +2030,13 @@ pub mod client_payload {
             self.version.as_deref().unwrap_or("")
         }
         /// The enum value of `web_sub_platform`, or the enum's default when unset or unknown.
-        pub fn web_sub_platform(
-            &self,
-        ) -> crate::generated::handshake::client_payload::web_info::WebSubPlatform {
+        pub fn web_sub_platform(&self) -> web_info::WebSubPlatform {
             self.web_sub_platform
-                .and_then(|v| {
-                    crate::generated::handshake::client_payload::web_info::WebSubPlatform::try_from(
-                        v,
-                    )
-                    .ok()
-                })
+                .and_then(|v| web_info::WebSubPlatform::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `web_sub_platform` to an enum value.
-        pub fn set_web_sub_platform(
-            &mut self,
-            value: crate::generated::handshake::client_payload::web_info::WebSubPlatform,
-        ) {
+        pub fn set_web_sub_platform(&mut self, value: web_info::WebSubPlatform) {
             self.web_sub_platform = ::core::option::Option::Some(value as i32);
         }
         /// The value of `browser`, or the default when unset.
@@ -2225,91 +2079,90 @@ pub mod client_payload {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.ref_token
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.ref_token
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "WebInfo",
+                        "ref_token",
                     )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "ref_token");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.version
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.version
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "WebInfo",
+                        "version",
                     )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "version");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.webd_payload
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.webd_payload
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "WebInfo",
+                        "webd_payload",
                     )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "webd_payload");
-                        e
-                    })
                 }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.web_sub_platform
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "web_sub_platform");
-                        e
-                    })
-                }
+                    ),
+                    "WebInfo",
+                    "web_sub_platform",
+                ),
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.browser
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.browser
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "WebInfo",
+                        "browser",
                     )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "browser");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.browser_version
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.browser_version
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "WebInfo",
+                        "browser_version",
                     )
-                    .map_err(|mut e| {
-                        e.push("WebInfo", "browser_version");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .ref_token
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .ref_token
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .version
                     .as_ref()
@@ -2330,7 +2183,6 @@ pub mod client_payload {
                     .browser_version
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(6, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.ref_token = ::core::option::Option::None;
@@ -2490,157 +2342,140 @@ pub mod client_payload {
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-                    1 if wire_type == ::prost::encoding::WireType::Varint => {
+                    1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.uses_participant_in_key
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "uses_participant_in_key");
-                            e
-                        })
-                    }
-                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "uses_participant_in_key",
+                    ),
+                    2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_starred_messages
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_starred_messages");
-                            e
-                        })
-                    }
-                    3 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_starred_messages",
+                    ),
+                    3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_document_messages
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_document_messages");
-                            e
-                        })
-                    }
-                    4 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_document_messages",
+                    ),
+                    4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_url_messages
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_url_messages");
-                            e
-                        })
-                    }
-                    5 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_url_messages",
+                    ),
+                    5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_media_retry
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_media_retry");
-                            e
-                        })
-                    }
-                    6 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_media_retry",
+                    ),
+                    6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_e2e_image
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_e2e_image");
-                            e
-                        })
-                    }
-                    7 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_e2e_image",
+                    ),
+                    7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_e2e_video
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_e2e_video");
-                            e
-                        })
-                    }
-                    8 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_e2e_video",
+                    ),
+                    8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_e2e_audio
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_e2e_audio");
-                            e
-                        })
-                    }
-                    9 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "WebdPayload",
+                        "supports_e2e_audio",
+                    ),
+                    9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.supports_e2e_document
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "supports_e2e_document");
-                            e
-                        })
-                    }
+                        ),
+                        "WebdPayload",
+                        "supports_e2e_document",
+                    ),
                     10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.document_types
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.document_types
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "WebdPayload",
+                            "document_types",
                         )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "document_types");
-                            e
-                        })
                     }
                     11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::bytes::merge(
-                            wire_type,
-                            self.features
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::bytes::merge(
+                                wire_type,
+                                self.features
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "WebdPayload",
+                            "features",
                         )
-                        .map_err(|mut e| {
-                            e.push("WebdPayload", "features");
-                            e
-                        })
                     }
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .uses_participant_in_key
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .uses_participant_in_key
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
                     + self
                         .supports_starred_messages
                         .as_ref()
@@ -2681,7 +2516,6 @@ pub mod client_payload {
                         .features
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::bytes::encoded_len(11, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.uses_participant_in_key = ::core::option::Option::None;
@@ -2703,9 +2537,7 @@ pub mod client_payload {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct UserAgent {
         pub platform: ::core::option::Option<i32>,
-        pub app_version: ::core::option::Option<
-            crate::generated::handshake::client_payload::user_agent::AppVersion,
-        >,
+        pub app_version: ::core::option::Option<user_agent::AppVersion>,
         pub mcc: ::core::option::Option<::prost::alloc::string::String>,
         pub mnc: ::core::option::Option<::prost::alloc::string::String>,
         pub os_version: ::core::option::Option<::prost::alloc::string::String>,
@@ -2726,21 +2558,13 @@ pub mod client_payload {
     }
     impl UserAgent {
         /// The enum value of `platform`, or the enum's default when unset or unknown.
-        pub fn platform(
-            &self,
-        ) -> crate::generated::handshake::client_payload::user_agent::Platform {
+        pub fn platform(&self) -> user_agent::Platform {
             self.platform
-                .and_then(|v| {
-                    crate::generated::handshake::client_payload::user_agent::Platform::try_from(v)
-                        .ok()
-                })
+                .and_then(|v| user_agent::Platform::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `platform` to an enum value.
-        pub fn set_platform(
-            &mut self,
-            value: crate::generated::handshake::client_payload::user_agent::Platform,
-        ) {
+        pub fn set_platform(&mut self, value: user_agent::Platform) {
             self.platform = ::core::option::Option::Some(value as i32);
         }
         /// The value of `mcc`, or the default when unset.
@@ -2772,16 +2596,13 @@ pub mod client_payload {
             self.phone_id.as_deref().unwrap_or("")
         }
         /// The enum value of `release_channel`, or the enum's default when unset or unknown.
-        pub fn release_channel(
-            &self,
-        ) -> crate::generated::handshake::client_payload::user_agent::ReleaseChannel {
-            self.release_channel.and_then(|v| crate::generated::handshake::client_payload::user_agent::ReleaseChannel::try_from(v).ok()).unwrap_or_default()
+        pub fn release_channel(&self) -> user_agent::ReleaseChannel {
+            self.release_channel
+                .and_then(|v| user_agent::ReleaseChannel::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `release_channel` to an enum value.
-        pub fn set_release_channel(
-            &mut self,
-            value: crate::generated::handshake::client_payload::user_agent::ReleaseChannel,
-        ) {
+        pub fn set_release_channel(&mut self, value: user_agent::ReleaseChannel) {
             self.release_channel = ::core::option::Option::Some(value as i32);
         }
         /// The value of `locale_language_iso6391`, or the default when unset.
@@ -2801,21 +2622,13 @@ pub mod client_payload {
             self.device_exp_id.as_deref().unwrap_or("")
         }
         /// The enum value of `device_type`, or the enum's default when unset or unknown.
-        pub fn device_type(
-            &self,
-        ) -> crate::generated::handshake::client_payload::user_agent::DeviceType {
+        pub fn device_type(&self) -> user_agent::DeviceType {
             self.device_type
-                .and_then(|v| {
-                    crate::generated::handshake::client_payload::user_agent::DeviceType::try_from(v)
-                        .ok()
-                })
+                .and_then(|v| user_agent::DeviceType::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `device_type` to an enum value.
-        pub fn set_device_type(
-            &mut self,
-            value: crate::generated::handshake::client_payload::user_agent::DeviceType,
-        ) {
+        pub fn set_device_type(&mut self, value: user_agent::DeviceType) {
             self.device_type = ::core::option::Option::Some(value as i32);
         }
         /// The value of `device_model_type`, or the default when unset.
@@ -2823,16 +2636,13 @@ pub mod client_payload {
             self.device_model_type.as_deref().unwrap_or("")
         }
         /// The enum value of `distribution_channel`, or the enum's default when unset or unknown.
-        pub fn distribution_channel(
-            &self,
-        ) -> crate::generated::handshake::client_payload::user_agent::DistributionChannel {
-            self.distribution_channel.and_then(|v| crate::generated::handshake::client_payload::user_agent::DistributionChannel::try_from(v).ok()).unwrap_or_default()
+        pub fn distribution_channel(&self) -> user_agent::DistributionChannel {
+            self.distribution_channel
+                .and_then(|v| user_agent::DistributionChannel::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `distribution_channel` to an enum value.
-        pub fn set_distribution_channel(
-            &mut self,
-            value: crate::generated::handshake::client_payload::user_agent::DistributionChannel,
-        ) {
+        pub fn set_distribution_channel(&mut self, value: user_agent::DistributionChannel) {
             self.distribution_channel = ::core::option::Option::Some(value as i32);
         }
     }
@@ -2899,235 +2709,228 @@ pub mod client_payload {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.platform
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "platform");
-                        e
-                    })
-                }
+                    ),
+                    "UserAgent",
+                    "platform",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.app_version
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.app_version
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "app_version",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "app_version");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.mcc
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.mcc
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "mcc",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "mcc");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.mnc
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.mnc
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "mnc",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "mnc");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.os_version
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.os_version
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "os_version",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "os_version");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.manufacturer
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.manufacturer
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "manufacturer",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "manufacturer");
-                        e
-                    })
                 }
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.device
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.device
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "device",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "device");
-                        e
-                    })
                 }
                 8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.os_build_number
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.os_build_number
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "os_build_number",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "os_build_number");
-                        e
-                    })
                 }
                 9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.phone_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.phone_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "phone_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "phone_id");
-                        e
-                    })
                 }
-                10 if wire_type == ::prost::encoding::WireType::Varint => {
+                10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.release_channel
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "release_channel");
-                        e
-                    })
-                }
+                    ),
+                    "UserAgent",
+                    "release_channel",
+                ),
                 11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.locale_language_iso6391
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.locale_language_iso6391
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "locale_language_iso6391",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "locale_language_iso6391");
-                        e
-                    })
                 }
                 12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.locale_country_iso31661_alpha2
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.locale_country_iso31661_alpha2
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "locale_country_iso31661_alpha2",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "locale_country_iso31661_alpha2");
-                        e
-                    })
                 }
                 13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.device_board
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.device_board
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "device_board",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "device_board");
-                        e
-                    })
                 }
                 14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.device_exp_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.device_exp_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "device_exp_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "device_exp_id");
-                        e
-                    })
                 }
-                15 if wire_type == ::prost::encoding::WireType::Varint => {
+                15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.device_type
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "device_type");
-                        e
-                    })
-                }
+                    ),
+                    "UserAgent",
+                    "device_type",
+                ),
                 16 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.device_model_type
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.device_model_type
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "UserAgent",
+                        "device_model_type",
                     )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "device_model_type");
-                        e
-                    })
                 }
-                17 if wire_type == ::prost::encoding::WireType::Varint => {
+                17 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.distribution_channel
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("UserAgent", "distribution_channel");
-                        e
-                    })
-                }
+                    ),
+                    "UserAgent",
+                    "distribution_channel",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .platform
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .platform
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .app_version
                     .as_ref()
@@ -3192,7 +2995,6 @@ pub mod client_payload {
                     .distribution_channel
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int32::encoded_len(17, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.platform = ::core::option::Option::None;
@@ -3513,79 +3315,70 @@ pub mod client_payload {
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-                    1 if wire_type == ::prost::encoding::WireType::Varint => {
+                    1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.primary
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("AppVersion", "primary");
-                            e
-                        })
-                    }
-                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "AppVersion",
+                        "primary",
+                    ),
+                    2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.secondary
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("AppVersion", "secondary");
-                            e
-                        })
-                    }
-                    3 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "AppVersion",
+                        "secondary",
+                    ),
+                    3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.tertiary
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("AppVersion", "tertiary");
-                            e
-                        })
-                    }
-                    4 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "AppVersion",
+                        "tertiary",
+                    ),
+                    4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.quaternary
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("AppVersion", "quaternary");
-                            e
-                        })
-                    }
-                    5 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "AppVersion",
+                        "quaternary",
+                    ),
+                    5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::uint32::merge(
                             wire_type,
                             self.quinary
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("AppVersion", "quinary");
-                            e
-                        })
-                    }
+                        ),
+                        "AppVersion",
+                        "quinary",
+                    ),
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .primary
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .primary
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
                     + self
                         .secondary
                         .as_ref()
@@ -3602,7 +3395,6 @@ pub mod client_payload {
                         .quinary
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::uint32::encoded_len(5, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.primary = ::core::option::Option::None;
@@ -3658,53 +3450,50 @@ pub mod client_payload {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.account_id
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("InteropData", "account_id");
-                        e
-                    })
-                }
+                    ),
+                    "InteropData",
+                    "account_id",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.token
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.token
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "InteropData",
+                        "token",
                     )
-                    .map_err(|mut e| {
-                        e.push("InteropData", "token");
-                        e
-                    })
                 }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.enable_read_receipts
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("InteropData", "enable_read_receipts");
-                        e
-                    })
-                }
+                    ),
+                    "InteropData",
+                    "enable_read_receipts",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .account_id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .account_id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
                 + self
                     .token
                     .as_ref()
@@ -3713,7 +3502,6 @@ pub mod client_payload {
                     .enable_read_receipts
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(3, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.account_id = ::core::option::Option::None;
@@ -3807,117 +3595,118 @@ pub mod client_payload {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_regid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_regid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_regid",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_regid");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_keytype
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_keytype
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_keytype",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_keytype");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_ident
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_ident
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_ident",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_ident");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_skey_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_skey_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_skey_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_skey_id");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_skey_val
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_skey_val
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_skey_val",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_skey_val");
-                        e
-                    })
                 }
                 6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.e_skey_sig
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.e_skey_sig
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "e_skey_sig",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "e_skey_sig");
-                        e
-                    })
                 }
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.build_hash
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.build_hash
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "build_hash",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "build_hash");
-                        e
-                    })
                 }
                 8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.device_props
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.device_props
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "DevicePairingRegistrationData",
+                        "device_props",
                     )
-                    .map_err(|mut e| {
-                        e.push("DevicePairingRegistrationData", "device_props");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .e_regid
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .e_regid
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
                 + self
                     .e_keytype
                     .as_ref()
@@ -3946,7 +3735,6 @@ pub mod client_payload {
                     .device_props
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(8, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.e_regid = ::core::option::Option::None;

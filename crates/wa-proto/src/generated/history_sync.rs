@@ -61,45 +61,38 @@ impl PrivacySystemMessage {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct HistorySync {
     pub sync_type: ::core::option::Option<i32>,
-    pub conversations: ::prost::alloc::vec::Vec<crate::generated::history_sync::Conversation>,
-    pub status_v3_messages: ::prost::alloc::vec::Vec<crate::generated::web::WebMessageInfo>,
+    pub conversations: ::prost::alloc::vec::Vec<Conversation>,
+    pub status_v3_messages: ::prost::alloc::vec::Vec<super::web::WebMessageInfo>,
     pub chunk_order: ::core::option::Option<u32>,
     pub progress: ::core::option::Option<u32>,
-    pub pushnames: ::prost::alloc::vec::Vec<crate::generated::history_sync::Pushname>,
-    pub global_settings: ::core::option::Option<crate::generated::history_sync::GlobalSettings>,
+    pub pushnames: ::prost::alloc::vec::Vec<Pushname>,
+    pub global_settings: ::core::option::Option<GlobalSettings>,
     pub thread_id_user_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub thread_ds_timeframe_offset: ::core::option::Option<u32>,
-    pub recent_stickers: ::prost::alloc::vec::Vec<crate::generated::history_sync::StickerMetadata>,
-    pub past_participants:
-        ::prost::alloc::vec::Vec<crate::generated::history_sync::PastParticipants>,
-    pub call_log_records: ::prost::alloc::vec::Vec<crate::generated::sync_action::CallLogRecord>,
+    pub recent_stickers: ::prost::alloc::vec::Vec<StickerMetadata>,
+    pub past_participants: ::prost::alloc::vec::Vec<PastParticipants>,
+    pub call_log_records: ::prost::alloc::vec::Vec<super::sync_action::CallLogRecord>,
     pub ai_wait_list_state: ::core::option::Option<i32>,
-    pub phone_number_to_lid_mappings:
-        ::prost::alloc::vec::Vec<crate::generated::history_sync::PhoneNumberToLidMapping>,
+    pub phone_number_to_lid_mappings: ::prost::alloc::vec::Vec<PhoneNumberToLidMapping>,
     pub companion_meta_nonce: ::core::option::Option<::prost::alloc::string::String>,
     pub shareable_chat_identifier_encryption_key:
         ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub accounts: ::prost::alloc::vec::Vec<crate::generated::history_sync::Account>,
+    pub accounts: ::prost::alloc::vec::Vec<Account>,
     pub nct_salt: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub inline_contacts: ::prost::alloc::vec::Vec<crate::generated::history_sync::InlineContact>,
+    pub inline_contacts: ::prost::alloc::vec::Vec<InlineContact>,
     pub inline_contacts_provided: ::core::option::Option<bool>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl HistorySync {
     /// The enum value of `sync_type`, or the enum's default when unset or unknown.
-    pub fn sync_type(&self) -> crate::generated::history_sync::history_sync::HistorySyncType {
+    pub fn sync_type(&self) -> history_sync::HistorySyncType {
         self.sync_type
-            .and_then(|v| {
-                crate::generated::history_sync::history_sync::HistorySyncType::try_from(v).ok()
-            })
+            .and_then(|v| history_sync::HistorySyncType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `sync_type` to an enum value.
-    pub fn set_sync_type(
-        &mut self,
-        value: crate::generated::history_sync::history_sync::HistorySyncType,
-    ) {
+    pub fn set_sync_type(&mut self, value: history_sync::HistorySyncType) {
         self.sync_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `chunk_order`, or the default when unset.
@@ -119,20 +112,13 @@ impl HistorySync {
         self.thread_ds_timeframe_offset.unwrap_or(0)
     }
     /// The enum value of `ai_wait_list_state`, or the enum's default when unset or unknown.
-    pub fn ai_wait_list_state(
-        &self,
-    ) -> crate::generated::history_sync::history_sync::BotAiWaitListState {
+    pub fn ai_wait_list_state(&self) -> history_sync::BotAiWaitListState {
         self.ai_wait_list_state
-            .and_then(|v| {
-                crate::generated::history_sync::history_sync::BotAiWaitListState::try_from(v).ok()
-            })
+            .and_then(|v| history_sync::BotAiWaitListState::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `ai_wait_list_state` to an enum value.
-    pub fn set_ai_wait_list_state(
-        &mut self,
-        value: crate::generated::history_sync::history_sync::BotAiWaitListState,
-    ) {
+    pub fn set_ai_wait_list_state(&mut self, value: history_sync::BotAiWaitListState) {
         self.ai_wait_list_state = ::core::option::Option::Some(value as i32);
     }
     /// The value of `companion_meta_nonce`, or the default when unset.
@@ -208,255 +194,221 @@ impl ::prost::Message for HistorySync {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.sync_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "sync_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "sync_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.conversations,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "conversations");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "conversations",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.status_v3_messages,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "status_v3_messages");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySync",
+                "status_v3_messages",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.chunk_order
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "chunk_order");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySync",
+                "chunk_order",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.progress
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "progress");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.pushnames, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("HistorySync", "pushnames");
-                        e
-                    })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "progress",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.pushnames,
+                    buf,
+                    ctx,
+                ),
+                "HistorySync",
+                "pushnames",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.global_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "global_settings");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "global_settings",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.thread_id_user_secret
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "thread_id_user_secret");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySync",
+                "thread_id_user_secret",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.thread_ds_timeframe_offset
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "thread_ds_timeframe_offset");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "thread_ds_timeframe_offset",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.recent_stickers,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "recent_stickers");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "recent_stickers",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.past_participants,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "past_participants");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "past_participants",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.call_log_records,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "call_log_records");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySync",
+                "call_log_records",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ai_wait_list_state
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "ai_wait_list_state");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "ai_wait_list_state",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.phone_number_to_lid_mappings,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "phone_number_to_lid_mappings");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "phone_number_to_lid_mappings",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.companion_meta_nonce
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "companion_meta_nonce");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "companion_meta_nonce",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.shareable_chat_identifier_encryption_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "shareable_chat_identifier_encryption_key");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.accounts, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("HistorySync", "accounts");
-                        e
-                    })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "shareable_chat_identifier_encryption_key",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.accounts, buf, ctx),
+                "HistorySync",
+                "accounts",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.nct_salt
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "nct_salt");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "HistorySync",
+                "nct_salt",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.inline_contacts,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "inline_contacts");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySync",
+                "inline_contacts",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.inline_contacts_provided
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySync", "inline_contacts_provided");
-                    e
-                })
-            }
+                ),
+                "HistorySync",
+                "inline_contacts_provided",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .sync_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .sync_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.conversations)
             + ::prost::encoding::message::encoded_len_repeated(3, &self.status_v3_messages)
             + self
@@ -509,7 +461,6 @@ impl ::prost::Message for HistorySync {
                 .inline_contacts_provided
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(21, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.sync_type = ::core::option::Option::None;
@@ -605,7 +556,7 @@ pub mod history_sync {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct Conversation {
     pub id: ::core::option::Option<::prost::alloc::string::String>,
-    pub messages: ::prost::alloc::vec::Vec<crate::generated::history_sync::HistorySyncMsg>,
+    pub messages: ::prost::alloc::vec::Vec<HistorySyncMsg>,
     pub new_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub old_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub last_msg_timestamp: ::core::option::Option<u64>,
@@ -620,16 +571,16 @@ pub struct Conversation {
     pub p_hash: ::core::option::Option<::prost::alloc::string::String>,
     pub not_spam: ::core::option::Option<bool>,
     pub archived: ::core::option::Option<bool>,
-    pub disappearing_mode: ::core::option::Option<crate::generated::e2e::DisappearingMode>,
+    pub disappearing_mode: ::core::option::Option<super::e2e::DisappearingMode>,
     pub unread_mention_count: ::core::option::Option<u32>,
     pub marked_as_unread: ::core::option::Option<bool>,
-    pub participant: ::prost::alloc::vec::Vec<crate::generated::history_sync::GroupParticipant>,
+    pub participant: ::prost::alloc::vec::Vec<GroupParticipant>,
     pub tc_token: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub tc_token_timestamp: ::core::option::Option<u64>,
     pub contact_primary_identity_key: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub pinned: ::core::option::Option<u32>,
     pub mute_end_time: ::core::option::Option<u64>,
-    pub wallpaper: ::core::option::Option<crate::generated::history_sync::WallpaperSettings>,
+    pub wallpaper: ::core::option::Option<WallpaperSettings>,
     pub media_visibility: ::core::option::Option<i32>,
     pub tc_token_sender_timestamp: ::core::option::Option<u64>,
     pub suspended: ::core::option::Option<bool>,
@@ -666,8 +617,7 @@ pub struct Conversation {
     pub appeal_update_time: ::core::option::Option<u64>,
     pub auth_agent_parent_company_name: ::core::option::Option<::prost::alloc::string::String>,
     pub auth_agent_oba_phone_number: ::core::option::Option<::prost::alloc::string::String>,
-    pub identity_verification:
-        ::core::option::Option<crate::generated::history_sync::IdentityVerificationState>,
+    pub identity_verification: ::core::option::Option<IdentityVerificationState>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -709,20 +659,15 @@ impl Conversation {
         self.ephemeral_setting_timestamp.unwrap_or(0)
     }
     /// The enum value of `end_of_history_transfer_type`, or the enum's default when unset or unknown.
-    pub fn end_of_history_transfer_type(
-        &self,
-    ) -> crate::generated::history_sync::conversation::EndOfHistoryTransferType {
+    pub fn end_of_history_transfer_type(&self) -> conversation::EndOfHistoryTransferType {
         self.end_of_history_transfer_type
-            .and_then(|v| {
-                crate::generated::history_sync::conversation::EndOfHistoryTransferType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| conversation::EndOfHistoryTransferType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `end_of_history_transfer_type` to an enum value.
     pub fn set_end_of_history_transfer_type(
         &mut self,
-        value: crate::generated::history_sync::conversation::EndOfHistoryTransferType,
+        value: conversation::EndOfHistoryTransferType,
     ) {
         self.end_of_history_transfer_type = ::core::option::Option::Some(value as i32);
     }
@@ -775,13 +720,13 @@ impl Conversation {
         self.mute_end_time.unwrap_or(0)
     }
     /// The enum value of `media_visibility`, or the enum's default when unset or unknown.
-    pub fn media_visibility(&self) -> crate::generated::history_sync::MediaVisibility {
+    pub fn media_visibility(&self) -> MediaVisibility {
         self.media_visibility
-            .and_then(|v| crate::generated::history_sync::MediaVisibility::try_from(v).ok())
+            .and_then(|v| MediaVisibility::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `media_visibility` to an enum value.
-    pub fn set_media_visibility(&mut self, value: crate::generated::history_sync::MediaVisibility) {
+    pub fn set_media_visibility(&mut self, value: MediaVisibility) {
         self.media_visibility = ::core::option::Option::Some(value as i32);
     }
     /// The value of `tc_token_sender_timestamp`, or the default when unset.
@@ -861,16 +806,13 @@ impl Conversation {
         self.locked.unwrap_or(false)
     }
     /// The enum value of `system_message_to_insert`, or the enum's default when unset or unknown.
-    pub fn system_message_to_insert(&self) -> crate::generated::history_sync::PrivacySystemMessage {
+    pub fn system_message_to_insert(&self) -> PrivacySystemMessage {
         self.system_message_to_insert
-            .and_then(|v| crate::generated::history_sync::PrivacySystemMessage::try_from(v).ok())
+            .and_then(|v| PrivacySystemMessage::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `system_message_to_insert` to an enum value.
-    pub fn set_system_message_to_insert(
-        &mut self,
-        value: crate::generated::history_sync::PrivacySystemMessage,
-    ) {
+    pub fn set_system_message_to_insert(&mut self, value: PrivacySystemMessage) {
         self.system_message_to_insert = ::core::option::Option::Some(value as i32);
     }
     /// The value of `capi_created_group`, or the default when unset.
@@ -890,16 +832,13 @@ impl Conversation {
         self.limit_sharing_setting_timestamp.unwrap_or(0)
     }
     /// The enum value of `limit_sharing_trigger`, or the enum's default when unset or unknown.
-    pub fn limit_sharing_trigger(&self) -> crate::generated::common::limit_sharing::Trigger {
+    pub fn limit_sharing_trigger(&self) -> super::common::limit_sharing::Trigger {
         self.limit_sharing_trigger
-            .and_then(|v| crate::generated::common::limit_sharing::Trigger::try_from(v).ok())
+            .and_then(|v| super::common::limit_sharing::Trigger::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `limit_sharing_trigger` to an enum value.
-    pub fn set_limit_sharing_trigger(
-        &mut self,
-        value: crate::generated::common::limit_sharing::Trigger,
-    ) {
+    pub fn set_limit_sharing_trigger(&mut self, value: super::common::limit_sharing::Trigger) {
         self.limit_sharing_trigger = ::core::option::Option::Some(value as i32);
     }
     /// The value of `limit_sharing_initiated_by_me`, or the default when unset.
@@ -927,18 +866,13 @@ impl Conversation {
         self.is_sender_suspicious.unwrap_or(false)
     }
     /// The enum value of `appeal_status`, or the enum's default when unset or unknown.
-    pub fn appeal_status(&self) -> crate::generated::history_sync::conversation::GroupAppealStatus {
+    pub fn appeal_status(&self) -> conversation::GroupAppealStatus {
         self.appeal_status
-            .and_then(|v| {
-                crate::generated::history_sync::conversation::GroupAppealStatus::try_from(v).ok()
-            })
+            .and_then(|v| conversation::GroupAppealStatus::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `appeal_status` to an enum value.
-    pub fn set_appeal_status(
-        &mut self,
-        value: crate::generated::history_sync::conversation::GroupAppealStatus,
-    ) {
+    pub fn set_appeal_status(&mut self, value: conversation::GroupAppealStatus) {
         self.appeal_status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `appeal_update_time`, or the default when unset.
@@ -1151,826 +1085,701 @@ impl ::prost::Message for Conversation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.messages, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("Conversation", "messages");
-                        e
-                    })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.messages, buf, ctx),
+                "Conversation",
+                "messages",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.new_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "new_jid");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "new_jid",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.old_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "old_jid");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "old_jid",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.last_msg_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "last_msg_timestamp");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "last_msg_timestamp",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.unread_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "unread_count");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "unread_count",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.read_only
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "read_only");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "read_only",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.end_of_history_transfer
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "end_of_history_transfer");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "end_of_history_transfer",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.ephemeral_expiration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "ephemeral_expiration");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "ephemeral_expiration",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.ephemeral_setting_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "ephemeral_setting_timestamp");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "ephemeral_setting_timestamp",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.end_of_history_transfer_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "end_of_history_transfer_type");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "end_of_history_transfer_type",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.conversation_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "conversation_timestamp");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "conversation_timestamp",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "name");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "name",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.p_hash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "p_hash");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "p_hash",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.not_spam
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "not_spam");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "not_spam",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.archived
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "archived");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "archived",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.disappearing_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "disappearing_mode");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "disappearing_mode",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.unread_mention_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "unread_mention_count");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "unread_mention_count",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.marked_as_unread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "marked_as_unread");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "marked_as_unread",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.participant,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "participant");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "participant",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.tc_token
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "tc_token");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "tc_token",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.tc_token_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "tc_token_timestamp");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "tc_token_timestamp",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.contact_primary_identity_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "contact_primary_identity_key");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "contact_primary_identity_key",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.pinned
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "pinned");
-                    e
-                })
-            }
-            25 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "pinned",
+            ),
+            25 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.mute_end_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "mute_end_time");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "mute_end_time",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.wallpaper
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "wallpaper");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "wallpaper",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.media_visibility
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "media_visibility");
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "media_visibility",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.tc_token_sender_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "tc_token_sender_timestamp");
-                    e
-                })
-            }
-            29 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "tc_token_sender_timestamp",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.suspended
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "suspended");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "suspended",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.terminated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "terminated");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "terminated",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.created_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "created_at");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "created_at",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.created_by
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "created_by");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "created_by",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.description
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "description");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "description",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.support
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "support");
-                    e
-                })
-            }
-            35 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "support",
+            ),
+            35 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_parent_group
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "is_parent_group");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "is_parent_group",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_default_subgroup
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "is_default_subgroup");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "is_default_subgroup",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.parent_group_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "parent_group_id");
-                    e
-                })
-            }
-            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "parent_group_id",
+            ),
+            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.display_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "display_name");
-                    e
-                })
-            }
-            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "display_name",
+            ),
+            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "pn_jid");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "pn_jid",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.share_own_pn
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "share_own_pn");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "share_own_pn",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.pnh_duplicate_lid_thread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "pnh_duplicate_lid_thread");
-                    e
-                })
-            }
-            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "pnh_duplicate_lid_thread",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "lid_jid");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "lid_jid",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "username");
-                    e
-                })
-            }
-            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "username",
+            ),
+            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_origin_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "lid_origin_type");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "lid_origin_type",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.comments_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "comments_count");
-                    e
-                })
-            }
-            46 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "comments_count",
+            ),
+            46 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.locked
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "locked");
-                    e
-                })
-            }
-            47 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "locked",
+            ),
+            47 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.system_message_to_insert
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "system_message_to_insert");
-                    e
-                })
-            }
-            48 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "system_message_to_insert",
+            ),
+            48 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.capi_created_group
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "capi_created_group");
-                    e
-                })
-            }
-            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "capi_created_group",
+            ),
+            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.account_lid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "account_lid");
-                    e
-                })
-            }
-            50 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "account_lid",
+            ),
+            50 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.limit_sharing
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "limit_sharing");
-                    e
-                })
-            }
-            51 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "limit_sharing",
+            ),
+            51 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.limit_sharing_setting_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "limit_sharing_setting_timestamp");
-                    e
-                })
-            }
-            52 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "limit_sharing_setting_timestamp",
+            ),
+            52 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.limit_sharing_trigger
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "limit_sharing_trigger");
-                    e
-                })
-            }
-            53 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "limit_sharing_trigger",
+            ),
+            53 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.limit_sharing_initiated_by_me
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "limit_sharing_initiated_by_me");
-                    e
-                })
-            }
-            54 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "limit_sharing_initiated_by_me",
+            ),
+            54 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.maiba_ai_thread_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "maiba_ai_thread_enabled");
-                    e
-                })
-            }
-            55 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "maiba_ai_thread_enabled",
+            ),
+            55 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_marketing_message_thread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "is_marketing_message_thread");
-                    e
-                })
-            }
-            56 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "is_marketing_message_thread",
+            ),
+            56 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_sender_new_account
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "is_sender_new_account");
-                    e
-                })
-            }
-            57 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "is_sender_new_account",
+            ),
+            57 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.after_read_duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "after_read_duration");
-                    e
-                })
-            }
-            58 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "after_read_duration",
+            ),
+            58 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_sender_suspicious
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "is_sender_suspicious");
-                    e
-                })
-            }
-            59 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "is_sender_suspicious",
+            ),
+            59 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.appeal_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "appeal_status");
-                    e
-                })
-            }
-            60 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Conversation",
+                "appeal_status",
+            ),
+            60 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.appeal_update_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "appeal_update_time");
-                    e
-                })
-            }
-            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "appeal_update_time",
+            ),
+            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.auth_agent_parent_company_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "auth_agent_parent_company_name");
-                    e
-                })
-            }
-            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "auth_agent_parent_company_name",
+            ),
+            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.auth_agent_oba_phone_number
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "auth_agent_oba_phone_number");
-                    e
-                })
-            }
-            63 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Conversation",
+                "auth_agent_oba_phone_number",
+            ),
+            63 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.identity_verification
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Conversation", "identity_verification");
-                    e
-                })
-            }
+                ),
+                "Conversation",
+                "identity_verification",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.messages)
             + self
                 .new_jid
@@ -2213,7 +2022,6 @@ impl ::prost::Message for Conversation {
                 .identity_verification
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(63, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.id = ::core::option::Option::None;
@@ -2370,7 +2178,7 @@ pub mod conversation {
 pub struct GroupParticipant {
     pub user_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub rank: ::core::option::Option<i32>,
-    pub member_label: ::core::option::Option<crate::generated::e2e::MemberLabel>,
+    pub member_label: ::core::option::Option<super::e2e::MemberLabel>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -2380,13 +2188,13 @@ impl GroupParticipant {
         self.user_jid.as_deref().unwrap_or("")
     }
     /// The enum value of `rank`, or the enum's default when unset or unknown.
-    pub fn rank(&self) -> crate::generated::history_sync::group_participant::Rank {
+    pub fn rank(&self) -> group_participant::Rank {
         self.rank
-            .and_then(|v| crate::generated::history_sync::group_participant::Rank::try_from(v).ok())
+            .and_then(|v| group_participant::Rank::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `rank` to an enum value.
-    pub fn set_rank(&mut self, value: crate::generated::history_sync::group_participant::Rank) {
+    pub fn set_rank(&mut self, value: group_participant::Rank) {
         self.rank = ::core::option::Option::Some(value as i32);
     }
 }
@@ -2411,53 +2219,48 @@ impl ::prost::Message for GroupParticipant {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.user_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GroupParticipant", "user_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GroupParticipant",
+                "user_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.rank
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GroupParticipant", "rank");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GroupParticipant",
+                "rank",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.member_label
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GroupParticipant", "member_label");
-                    e
-                })
-            }
+                ),
+                "GroupParticipant",
+                "member_label",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .user_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .user_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .rank
                 .as_ref()
@@ -2466,7 +2269,6 @@ impl ::prost::Message for GroupParticipant {
                 .member_label
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.user_jid = ::core::option::Option::None;
@@ -2520,18 +2322,13 @@ impl PastParticipant {
         self.user_jid.as_deref().unwrap_or("")
     }
     /// The enum value of `leave_reason`, or the enum's default when unset or unknown.
-    pub fn leave_reason(&self) -> crate::generated::history_sync::past_participant::LeaveReason {
+    pub fn leave_reason(&self) -> past_participant::LeaveReason {
         self.leave_reason
-            .and_then(|v| {
-                crate::generated::history_sync::past_participant::LeaveReason::try_from(v).ok()
-            })
+            .and_then(|v| past_participant::LeaveReason::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `leave_reason` to an enum value.
-    pub fn set_leave_reason(
-        &mut self,
-        value: crate::generated::history_sync::past_participant::LeaveReason,
-    ) {
+    pub fn set_leave_reason(&mut self, value: past_participant::LeaveReason) {
         self.leave_reason = ::core::option::Option::Some(value as i32);
     }
     /// The value of `leave_ts`, or the default when unset.
@@ -2560,53 +2357,48 @@ impl ::prost::Message for PastParticipant {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.user_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PastParticipant", "user_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PastParticipant",
+                "user_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.leave_reason
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PastParticipant", "leave_reason");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PastParticipant",
+                "leave_reason",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.leave_ts
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PastParticipant", "leave_ts");
-                    e
-                })
-            }
+                ),
+                "PastParticipant",
+                "leave_ts",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .user_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .user_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .leave_reason
                 .as_ref()
@@ -2615,7 +2407,6 @@ impl ::prost::Message for PastParticipant {
                 .leave_ts
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.user_jid = ::core::option::Option::None;
@@ -2687,45 +2478,41 @@ impl ::prost::Message for IdentityVerificationState {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.verified
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("IdentityVerificationState", "verified");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "IdentityVerificationState",
+                "verified",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.action_seq
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("IdentityVerificationState", "action_seq");
-                    e
-                })
-            }
+                ),
+                "IdentityVerificationState",
+                "action_seq",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .verified
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .verified
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .action_seq
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.verified = ::core::option::Option::None;
@@ -2769,45 +2556,41 @@ impl ::prost::Message for PhoneNumberToLidMapping {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PhoneNumberToLIDMapping", "pn_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PhoneNumberToLIDMapping",
+                "pn_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PhoneNumberToLIDMapping", "lid_jid");
-                    e
-                })
-            }
+                ),
+                "PhoneNumberToLIDMapping",
+                "lid_jid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pn_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .pn_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .lid_jid
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.pn_jid = ::core::option::Option::None;
@@ -2875,79 +2658,70 @@ impl ::prost::Message for InlineContact {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InlineContact", "pn_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InlineContact",
+                "pn_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InlineContact", "lid_jid");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InlineContact",
+                "lid_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.full_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InlineContact", "full_name");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InlineContact",
+                "full_name",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.first_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InlineContact", "first_name");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InlineContact",
+                "first_name",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InlineContact", "username");
-                    e
-                })
-            }
+                ),
+                "InlineContact",
+                "username",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pn_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .pn_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .lid_jid
                 .as_ref()
@@ -2964,7 +2738,6 @@ impl ::prost::Message for InlineContact {
                 .username
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.pn_jid = ::core::option::Option::None;
@@ -3027,66 +2800,59 @@ impl ::prost::Message for Account {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Account", "lid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Account",
+                "lid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Account", "username");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Account",
+                "username",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.country_code
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Account", "country_code");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Account",
+                "country_code",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_username_deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Account", "is_username_deleted");
-                    e
-                })
-            }
+                ),
+                "Account",
+                "is_username_deleted",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .lid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .lid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .username
                 .as_ref()
@@ -3099,7 +2865,6 @@ impl ::prost::Message for Account {
                 .is_username_deleted
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.lid = ::core::option::Option::None;
@@ -3112,7 +2877,7 @@ impl ::prost::Message for Account {
 /// Protobuf message `wa.history_sync.HistorySyncMsg`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct HistorySyncMsg {
-    pub message: ::core::option::Option<crate::generated::web::WebMessageInfo>,
+    pub message: ::core::option::Option<super::web::WebMessageInfo>,
     pub msg_order_id: ::core::option::Option<u64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -3141,45 +2906,41 @@ impl ::prost::Message for HistorySyncMsg {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySyncMsg", "message");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "HistorySyncMsg",
+                "message",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.msg_order_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("HistorySyncMsg", "msg_order_id");
-                    e
-                })
-            }
+                ),
+                "HistorySyncMsg",
+                "msg_order_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .msg_order_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message = ::core::option::Option::None;
@@ -3223,45 +2984,41 @@ impl ::prost::Message for Pushname {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Pushname", "id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Pushname",
+                "id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pushname
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Pushname", "pushname");
-                    e
-                })
-            }
+                ),
+                "Pushname",
+                "pushname",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .pushname
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.id = ::core::option::Option::None;
@@ -3313,53 +3070,48 @@ impl ::prost::Message for WallpaperSettings {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.filename
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WallpaperSettings", "filename");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WallpaperSettings",
+                "filename",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.opacity
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WallpaperSettings", "opacity");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WallpaperSettings",
+                "opacity",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_gen_ai
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WallpaperSettings", "is_gen_ai");
-                    e
-                })
-            }
+                ),
+                "WallpaperSettings",
+                "is_gen_ai",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .filename
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .filename
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .opacity
                 .as_ref()
@@ -3368,7 +3120,6 @@ impl ::prost::Message for WallpaperSettings {
                 .is_gen_ai
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.filename = ::core::option::Option::None;
@@ -3380,47 +3131,38 @@ impl ::prost::Message for WallpaperSettings {
 /// Protobuf message `wa.history_sync.GlobalSettings`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct GlobalSettings {
-    pub light_theme_wallpaper:
-        ::core::option::Option<crate::generated::history_sync::WallpaperSettings>,
+    pub light_theme_wallpaper: ::core::option::Option<WallpaperSettings>,
     pub media_visibility: ::core::option::Option<i32>,
-    pub dark_theme_wallpaper:
-        ::core::option::Option<crate::generated::history_sync::WallpaperSettings>,
-    pub auto_download_wi_fi:
-        ::core::option::Option<crate::generated::history_sync::AutoDownloadSettings>,
-    pub auto_download_cellular:
-        ::core::option::Option<crate::generated::history_sync::AutoDownloadSettings>,
-    pub auto_download_roaming:
-        ::core::option::Option<crate::generated::history_sync::AutoDownloadSettings>,
+    pub dark_theme_wallpaper: ::core::option::Option<WallpaperSettings>,
+    pub auto_download_wi_fi: ::core::option::Option<AutoDownloadSettings>,
+    pub auto_download_cellular: ::core::option::Option<AutoDownloadSettings>,
+    pub auto_download_roaming: ::core::option::Option<AutoDownloadSettings>,
     pub show_individual_notifications_preview: ::core::option::Option<bool>,
     pub show_group_notifications_preview: ::core::option::Option<bool>,
     pub disappearing_mode_duration: ::core::option::Option<i32>,
     pub disappearing_mode_timestamp: ::core::option::Option<i64>,
-    pub avatar_user_settings:
-        ::core::option::Option<crate::generated::history_sync::AvatarUserSettings>,
+    pub avatar_user_settings: ::core::option::Option<AvatarUserSettings>,
     pub font_size: ::core::option::Option<i32>,
     pub security_notifications: ::core::option::Option<bool>,
     pub auto_unarchive_chats: ::core::option::Option<bool>,
     pub video_quality_mode: ::core::option::Option<i32>,
     pub photo_quality_mode: ::core::option::Option<i32>,
-    pub individual_notification_settings:
-        ::core::option::Option<crate::generated::history_sync::NotificationSettings>,
-    pub group_notification_settings:
-        ::core::option::Option<crate::generated::history_sync::NotificationSettings>,
-    pub chat_lock_settings:
-        ::core::option::Option<crate::generated::chat_lock_settings::ChatLockSettings>,
+    pub individual_notification_settings: ::core::option::Option<NotificationSettings>,
+    pub group_notification_settings: ::core::option::Option<NotificationSettings>,
+    pub chat_lock_settings: ::core::option::Option<super::chat_lock_settings::ChatLockSettings>,
     pub chat_db_lid_migration_timestamp: ::core::option::Option<i64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl GlobalSettings {
     /// The enum value of `media_visibility`, or the enum's default when unset or unknown.
-    pub fn media_visibility(&self) -> crate::generated::history_sync::MediaVisibility {
+    pub fn media_visibility(&self) -> MediaVisibility {
         self.media_visibility
-            .and_then(|v| crate::generated::history_sync::MediaVisibility::try_from(v).ok())
+            .and_then(|v| MediaVisibility::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `media_visibility` to an enum value.
-    pub fn set_media_visibility(&mut self, value: crate::generated::history_sync::MediaVisibility) {
+    pub fn set_media_visibility(&mut self, value: MediaVisibility) {
         self.media_visibility = ::core::option::Option::Some(value as i32);
     }
     /// The value of `show_individual_notifications_preview`, or the default when unset.
@@ -3536,274 +3278,235 @@ impl ::prost::Message for GlobalSettings {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.light_theme_wallpaper
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "light_theme_wallpaper");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "light_theme_wallpaper",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.media_visibility
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "media_visibility");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "media_visibility",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.dark_theme_wallpaper
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "dark_theme_wallpaper");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "dark_theme_wallpaper",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.auto_download_wi_fi
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "auto_download_wi_fi");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "auto_download_wi_fi",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.auto_download_cellular
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "auto_download_cellular");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "auto_download_cellular",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.auto_download_roaming
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "auto_download_roaming");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "auto_download_roaming",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.show_individual_notifications_preview
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "show_individual_notifications_preview");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "show_individual_notifications_preview",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.show_group_notifications_preview
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "show_group_notifications_preview");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "show_group_notifications_preview",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.disappearing_mode_duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "disappearing_mode_duration");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "disappearing_mode_duration",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.disappearing_mode_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "disappearing_mode_timestamp");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "disappearing_mode_timestamp",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.avatar_user_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "avatar_user_settings");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "avatar_user_settings",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.font_size
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "font_size");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "font_size",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.security_notifications
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "security_notifications");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "security_notifications",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.auto_unarchive_chats
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "auto_unarchive_chats");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "auto_unarchive_chats",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.video_quality_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "video_quality_mode");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "video_quality_mode",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.photo_quality_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "photo_quality_mode");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "photo_quality_mode",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.individual_notification_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "individual_notification_settings");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "individual_notification_settings",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.group_notification_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "group_notification_settings");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "GlobalSettings",
+                "group_notification_settings",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.chat_lock_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "chat_lock_settings");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GlobalSettings",
+                "chat_lock_settings",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.chat_db_lid_migration_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GlobalSettings", "chat_db_lid_migration_timestamp");
-                    e
-                })
-            }
+                ),
+                "GlobalSettings",
+                "chat_db_lid_migration_timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .light_theme_wallpaper
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .light_theme_wallpaper
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .media_visibility
                 .as_ref()
@@ -3880,7 +3583,6 @@ impl ::prost::Message for GlobalSettings {
                 .chat_db_lid_migration_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(20, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.light_theme_wallpaper = ::core::option::Option::None;
@@ -3958,66 +3660,59 @@ impl ::prost::Message for AutoDownloadSettings {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.download_images
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AutoDownloadSettings", "download_images");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AutoDownloadSettings",
+                "download_images",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.download_audio
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AutoDownloadSettings", "download_audio");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AutoDownloadSettings",
+                "download_audio",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.download_video
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AutoDownloadSettings", "download_video");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AutoDownloadSettings",
+                "download_video",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.download_documents
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AutoDownloadSettings", "download_documents");
-                    e
-                })
-            }
+                ),
+                "AutoDownloadSettings",
+                "download_documents",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .download_images
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .download_images
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .download_audio
                 .as_ref()
@@ -4030,7 +3725,6 @@ impl ::prost::Message for AutoDownloadSettings {
                 .download_documents
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.download_images = ::core::option::Option::None;
@@ -4172,196 +3866,169 @@ impl ::prost::Message for StickerMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "url");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "url",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.file_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "file_sha256");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "file_sha256",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.file_enc_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "file_enc_sha256");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "file_enc_sha256",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.media_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "media_key");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "media_key",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.mimetype
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "mimetype");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "mimetype",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.height
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "height");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "height",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.width
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "width");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "width",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.direct_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "direct_path");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "direct_path",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.file_length
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "file_length");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => {
+                ),
+                "StickerMetadata",
+                "file_length",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => crate::field_error(
                 ::prost::encoding::float::merge(
                     wire_type,
                     self.weight
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "weight");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "weight",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_sticker_sent_ts
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "last_sticker_sent_ts");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "last_sticker_sent_ts",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_lottie
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "is_lottie");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerMetadata",
+                "is_lottie",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_hash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "image_hash");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerMetadata",
+                "image_hash",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_avatar_sticker
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerMetadata", "is_avatar_sticker");
-                    e
-                })
-            }
+                ),
+                "StickerMetadata",
+                "is_avatar_sticker",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .url
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .file_sha256
                 .as_ref()
@@ -4414,7 +4081,6 @@ impl ::prost::Message for StickerMetadata {
                 .is_avatar_sticker
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(14, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.url = ::core::option::Option::None;
@@ -4438,8 +4104,7 @@ impl ::prost::Message for StickerMetadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct PastParticipants {
     pub group_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub past_participants:
-        ::prost::alloc::vec::Vec<crate::generated::history_sync::PastParticipant>,
+    pub past_participants: ::prost::alloc::vec::Vec<PastParticipant>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -4465,41 +4130,37 @@ impl ::prost::Message for PastParticipants {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.group_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PastParticipants", "group_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PastParticipants",
+                "group_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.past_participants,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PastParticipants", "past_participants");
-                    e
-                })
-            }
+                ),
+                "PastParticipants",
+                "past_participants",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .group_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .group_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.past_participants)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.group_jid = ::core::option::Option::None;
@@ -4543,45 +4204,41 @@ impl ::prost::Message for AvatarUserSettings {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.fbid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AvatarUserSettings", "fbid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AvatarUserSettings",
+                "fbid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.password
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AvatarUserSettings", "password");
-                    e
-                })
-            }
+                ),
+                "AvatarUserSettings",
+                "password",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .fbid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .fbid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .password
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.fbid = ::core::option::Option::None;
@@ -4657,92 +4314,81 @@ impl ::prost::Message for NotificationSettings {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message_vibrate
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "message_vibrate");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NotificationSettings",
+                "message_vibrate",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message_popup
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "message_popup");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NotificationSettings",
+                "message_popup",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message_light
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "message_light");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "NotificationSettings",
+                "message_light",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.low_priority_notifications
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "low_priority_notifications");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "NotificationSettings",
+                "low_priority_notifications",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.reactions_muted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "reactions_muted");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NotificationSettings",
+                "reactions_muted",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.call_vibrate
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationSettings", "call_vibrate");
-                    e
-                })
-            }
+                ),
+                "NotificationSettings",
+                "call_vibrate",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_vibrate
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_vibrate
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .message_popup
                 .as_ref()
@@ -4763,7 +4409,6 @@ impl ::prost::Message for NotificationSettings {
                 .call_vibrate
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_vibrate = ::core::option::Option::None;

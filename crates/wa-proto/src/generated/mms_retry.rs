@@ -23,18 +23,13 @@ impl MediaRetryNotification {
         self.direct_path.as_deref().unwrap_or("")
     }
     /// The enum value of `result`, or the enum's default when unset or unknown.
-    pub fn result(&self) -> crate::generated::mms_retry::media_retry_notification::ResultType {
+    pub fn result(&self) -> media_retry_notification::ResultType {
         self.result
-            .and_then(|v| {
-                crate::generated::mms_retry::media_retry_notification::ResultType::try_from(v).ok()
-            })
+            .and_then(|v| media_retry_notification::ResultType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `result` to an enum value.
-    pub fn set_result(
-        &mut self,
-        value: crate::generated::mms_retry::media_retry_notification::ResultType,
-    ) {
+    pub fn set_result(&mut self, value: media_retry_notification::ResultType) {
         self.result = ::core::option::Option::Some(value as i32);
     }
     /// The value of `message_secret`, or the default when unset.
@@ -66,66 +61,59 @@ impl ::prost::Message for MediaRetryNotification {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.stanza_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MediaRetryNotification", "stanza_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MediaRetryNotification",
+                "stanza_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.direct_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MediaRetryNotification", "direct_path");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MediaRetryNotification",
+                "direct_path",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.result
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MediaRetryNotification", "result");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MediaRetryNotification",
+                "result",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.message_secret
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MediaRetryNotification", "message_secret");
-                    e
-                })
-            }
+                ),
+                "MediaRetryNotification",
+                "message_secret",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .stanza_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .stanza_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .direct_path
                 .as_ref()
@@ -138,7 +126,6 @@ impl ::prost::Message for MediaRetryNotification {
                 .message_secret
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.stanza_id = ::core::option::Option::None;
@@ -209,28 +196,26 @@ impl ::prost::Message for ServerErrorReceipt {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.stanza_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ServerErrorReceipt", "stanza_id");
-                    e
-                })
-            }
+                ),
+                "ServerErrorReceipt",
+                "stanza_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .stanza_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .stanza_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.stanza_id = ::core::option::Option::None;

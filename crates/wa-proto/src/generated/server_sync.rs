@@ -7,24 +7,19 @@
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdMutation {
     pub operation: ::core::option::Option<i32>,
-    pub record: ::core::option::Option<crate::generated::server_sync::SyncdRecord>,
+    pub record: ::core::option::Option<SyncdRecord>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl SyncdMutation {
     /// The enum value of `operation`, or the enum's default when unset or unknown.
-    pub fn operation(&self) -> crate::generated::server_sync::syncd_mutation::SyncdOperation {
+    pub fn operation(&self) -> syncd_mutation::SyncdOperation {
         self.operation
-            .and_then(|v| {
-                crate::generated::server_sync::syncd_mutation::SyncdOperation::try_from(v).ok()
-            })
+            .and_then(|v| syncd_mutation::SyncdOperation::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `operation` to an enum value.
-    pub fn set_operation(
-        &mut self,
-        value: crate::generated::server_sync::syncd_mutation::SyncdOperation,
-    ) {
+    pub fn set_operation(&mut self, value: syncd_mutation::SyncdOperation) {
         self.operation = ::core::option::Option::Some(value as i32);
     }
 }
@@ -46,45 +41,41 @@ impl ::prost::Message for SyncdMutation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.operation
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdMutation", "operation");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdMutation",
+                "operation",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.record
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdMutation", "record");
-                    e
-                })
-            }
+                ),
+                "SyncdMutation",
+                "record",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .operation
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .operation
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .record
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.operation = ::core::option::Option::None;
@@ -147,28 +138,26 @@ impl ::prost::Message for SyncdVersion {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdVersion", "version");
-                    e
-                })
-            }
+                ),
+                "SyncdVersion",
+                "version",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -211,45 +200,41 @@ impl ::prost::Message for ExitCode {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.code
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExitCode", "code");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ExitCode",
+                "code",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExitCode", "text");
-                    e
-                })
-            }
+                ),
+                "ExitCode",
+                "text",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .code
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .code
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
             + self
                 .text
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.code = ::core::option::Option::None;
@@ -285,28 +270,26 @@ impl ::prost::Message for SyncdIndex {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.blob
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdIndex", "blob");
-                    e
-                })
-            }
+                ),
+                "SyncdIndex",
+                "blob",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .blob
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .blob
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.blob = ::core::option::Option::None;
@@ -341,28 +324,26 @@ impl ::prost::Message for SyncdValue {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.blob
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdValue", "blob");
-                    e
-                })
-            }
+                ),
+                "SyncdValue",
+                "blob",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .blob
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .blob
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.blob = ::core::option::Option::None;
@@ -397,28 +378,26 @@ impl ::prost::Message for KeyId {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeyId", "id");
-                    e
-                })
-            }
+                ),
+                "KeyId",
+                "id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.id = ::core::option::Option::None;
@@ -428,9 +407,9 @@ impl ::prost::Message for KeyId {
 /// Protobuf message `wa.server_sync.SyncdRecord`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdRecord {
-    pub index: ::core::option::Option<crate::generated::server_sync::SyncdIndex>,
-    pub value: ::core::option::Option<crate::generated::server_sync::SyncdValue>,
-    pub key_id: ::core::option::Option<crate::generated::server_sync::KeyId>,
+    pub index: ::core::option::Option<SyncdIndex>,
+    pub value: ::core::option::Option<SyncdValue>,
+    pub key_id: ::core::option::Option<KeyId>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -455,53 +434,48 @@ impl ::prost::Message for SyncdRecord {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdRecord", "index");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdRecord",
+                "index",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.value
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdRecord", "value");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdRecord",
+                "value",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdRecord", "key_id");
-                    e
-                })
-            }
+                ),
+                "SyncdRecord",
+                "key_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .index
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .index
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .value
                 .as_ref()
@@ -510,7 +484,6 @@ impl ::prost::Message for SyncdRecord {
                 .key_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.index = ::core::option::Option::None;
@@ -587,92 +560,81 @@ impl ::prost::Message for ExternalBlobReference {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.media_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "media_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ExternalBlobReference",
+                "media_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.direct_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "direct_path");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ExternalBlobReference",
+                "direct_path",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.handle
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "handle");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ExternalBlobReference",
+                "handle",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.file_size_bytes
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "file_size_bytes");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ExternalBlobReference",
+                "file_size_bytes",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.file_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "file_sha256");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ExternalBlobReference",
+                "file_sha256",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.file_enc_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalBlobReference", "file_enc_sha256");
-                    e
-                })
-            }
+                ),
+                "ExternalBlobReference",
+                "file_enc_sha256",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .media_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .media_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .direct_path
                 .as_ref()
@@ -693,7 +655,6 @@ impl ::prost::Message for ExternalBlobReference {
                 .file_enc_sha256
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.media_key = ::core::option::Option::None;
@@ -708,10 +669,10 @@ impl ::prost::Message for ExternalBlobReference {
 /// Protobuf message `wa.server_sync.SyncdSnapshot`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdSnapshot {
-    pub version: ::core::option::Option<crate::generated::server_sync::SyncdVersion>,
-    pub records: ::prost::alloc::vec::Vec<crate::generated::server_sync::SyncdRecord>,
+    pub version: ::core::option::Option<SyncdVersion>,
+    pub records: ::prost::alloc::vec::Vec<SyncdRecord>,
     pub mac: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub key_id: ::core::option::Option<crate::generated::server_sync::KeyId>,
+    pub key_id: ::core::option::Option<KeyId>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -743,60 +704,53 @@ impl ::prost::Message for SyncdSnapshot {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdSnapshot", "version");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.records, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("SyncdSnapshot", "records");
-                        e
-                    })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdSnapshot",
+                "version",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.records, buf, ctx),
+                "SyncdSnapshot",
+                "records",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.mac
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdSnapshot", "mac");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdSnapshot",
+                "mac",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdSnapshot", "key_id");
-                    e
-                })
-            }
+                ),
+                "SyncdSnapshot",
+                "key_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.records)
             + self
                 .mac
@@ -806,7 +760,6 @@ impl ::prost::Message for SyncdSnapshot {
                 .key_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -819,7 +772,7 @@ impl ::prost::Message for SyncdSnapshot {
 /// Protobuf message `wa.server_sync.SyncdMutations`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdMutations {
-    pub mutations: ::prost::alloc::vec::Vec<crate::generated::server_sync::SyncdMutation>,
+    pub mutations: ::prost::alloc::vec::Vec<SyncdMutation>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -836,19 +789,22 @@ impl ::prost::Message for SyncdMutations {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.mutations, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("SyncdMutations", "mutations");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.mutations,
+                    buf,
+                    ctx,
+                ),
+                "SyncdMutations",
+                "mutations",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.mutations)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.mutations)
     }
     fn clear(&mut self) {
         self.mutations.clear();
@@ -858,14 +814,13 @@ impl ::prost::Message for SyncdMutations {
 /// Protobuf message `wa.server_sync.SyncdPatch`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdPatch {
-    pub version: ::core::option::Option<crate::generated::server_sync::SyncdVersion>,
-    pub mutations: ::prost::alloc::vec::Vec<crate::generated::server_sync::SyncdMutation>,
-    pub external_mutations:
-        ::core::option::Option<crate::generated::server_sync::ExternalBlobReference>,
+    pub version: ::core::option::Option<SyncdVersion>,
+    pub mutations: ::prost::alloc::vec::Vec<SyncdMutation>,
+    pub external_mutations: ::core::option::Option<ExternalBlobReference>,
     pub snapshot_mac: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub patch_mac: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub key_id: ::core::option::Option<crate::generated::server_sync::KeyId>,
-    pub exit_code: ::core::option::Option<crate::generated::server_sync::ExitCode>,
+    pub key_id: ::core::option::Option<KeyId>,
+    pub exit_code: ::core::option::Option<ExitCode>,
     pub device_index: ::core::option::Option<u32>,
     pub client_debug_data: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -926,125 +881,113 @@ impl ::prost::Message for SyncdPatch {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "version");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.mutations, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("SyncdPatch", "mutations");
-                        e
-                    })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "version",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.mutations,
+                    buf,
+                    ctx,
+                ),
+                "SyncdPatch",
+                "mutations",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.external_mutations
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "external_mutations");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "external_mutations",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.snapshot_mac
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "snapshot_mac");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "snapshot_mac",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.patch_mac
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "patch_mac");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "patch_mac",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "key_id");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "key_id",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.exit_code
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "exit_code");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SyncdPatch",
+                "exit_code",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.device_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "device_index");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncdPatch",
+                "device_index",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.client_debug_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncdPatch", "client_debug_data");
-                    e
-                })
-            }
+                ),
+                "SyncdPatch",
+                "client_debug_data",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.mutations)
             + self
                 .external_mutations
@@ -1074,7 +1017,6 @@ impl ::prost::Message for SyncdPatch {
                 .client_debug_data
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(9, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -1092,9 +1034,7 @@ impl ::prost::Message for SyncdPatch {
 /// Protobuf message `wa.server_sync.CoexStateSync`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CoexStateSync {
-    pub collection_mutations: ::prost::alloc::vec::Vec<
-        crate::generated::server_sync::coex_state_sync::CollectionMutations,
-    >,
+    pub collection_mutations: ::prost::alloc::vec::Vec<coex_state_sync::CollectionMutations>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -1111,24 +1051,22 @@ impl ::prost::Message for CoexStateSync {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.collection_mutations,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CoexStateSync", "collection_mutations");
-                    e
-                })
-            }
+                ),
+                "CoexStateSync",
+                "collection_mutations",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.collection_mutations)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.collection_mutations)
     }
     fn clear(&mut self) {
         self.collection_mutations.clear();
@@ -1141,8 +1079,7 @@ pub mod coex_state_sync {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct CollectionMutations {
         pub collection: ::core::option::Option<::prost::alloc::string::String>,
-        pub mutations:
-            ::prost::alloc::vec::Vec<crate::generated::server_sync::coex_state_sync::Mutation>,
+        pub mutations: ::prost::alloc::vec::Vec<Mutation>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -1169,40 +1106,40 @@ pub mod coex_state_sync {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.collection
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.collection
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "CollectionMutations",
+                        "collection",
                     )
-                    .map_err(|mut e| {
-                        e.push("CollectionMutations", "collection");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge_repeated(
-                        wire_type,
-                        &mut self.mutations,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge_repeated(
+                            wire_type,
+                            &mut self.mutations,
+                            buf,
+                            ctx,
+                        ),
+                        "CollectionMutations",
+                        "mutations",
                     )
-                    .map_err(|mut e| {
-                        e.push("CollectionMutations", "mutations");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .collection
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .collection
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + ::prost::encoding::message::encoded_len_repeated(2, &self.mutations)
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.collection = ::core::option::Option::None;
@@ -1213,8 +1150,8 @@ pub mod coex_state_sync {
     /// Protobuf message `wa.server_sync.CoexStateSync.Mutation`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct Mutation {
-        pub index: ::core::option::Option<crate::generated::server_sync::SyncdIndex>,
-        pub value: ::core::option::Option<crate::generated::server_sync::SyncdValue>,
+        pub index: ::core::option::Option<super::SyncdIndex>,
+        pub value: ::core::option::Option<super::SyncdValue>,
         pub dirty_version: ::core::option::Option<u64>,
         pub operation: ::core::option::Option<i32>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -1226,18 +1163,13 @@ pub mod coex_state_sync {
             self.dirty_version.unwrap_or(0)
         }
         /// The enum value of `operation`, or the enum's default when unset or unknown.
-        pub fn operation(&self) -> crate::generated::server_sync::syncd_mutation::SyncdOperation {
+        pub fn operation(&self) -> super::syncd_mutation::SyncdOperation {
             self.operation
-                .and_then(|v| {
-                    crate::generated::server_sync::syncd_mutation::SyncdOperation::try_from(v).ok()
-                })
+                .and_then(|v| super::syncd_mutation::SyncdOperation::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `operation` to an enum value.
-        pub fn set_operation(
-            &mut self,
-            value: crate::generated::server_sync::syncd_mutation::SyncdOperation,
-        ) {
+        pub fn set_operation(&mut self, value: super::syncd_mutation::SyncdOperation) {
             self.operation = ::core::option::Option::Some(value as i32);
         }
     }
@@ -1266,65 +1198,62 @@ pub mod coex_state_sync {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.index
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.index
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Mutation",
+                        "index",
                     )
-                    .map_err(|mut e| {
-                        e.push("Mutation", "index");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.value
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.value
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Mutation",
+                        "value",
                     )
-                    .map_err(|mut e| {
-                        e.push("Mutation", "value");
-                        e
-                    })
                 }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.dirty_version
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Mutation", "dirty_version");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "Mutation",
+                    "dirty_version",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.operation
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Mutation", "operation");
-                        e
-                    })
-                }
+                    ),
+                    "Mutation",
+                    "operation",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .index
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .index
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
                 + self
                     .value
                     .as_ref()
@@ -1337,7 +1266,6 @@ pub mod coex_state_sync {
                     .operation
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int32::encoded_len(4, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.index = ::core::option::Option::None;

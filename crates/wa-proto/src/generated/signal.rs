@@ -55,66 +55,59 @@ impl ::prost::Message for SignalMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.ratchet_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SignalMessage", "ratchet_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SignalMessage",
+                "ratchet_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.counter
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SignalMessage", "counter");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SignalMessage",
+                "counter",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.previous_counter
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SignalMessage", "previous_counter");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SignalMessage",
+                "previous_counter",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.ciphertext
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SignalMessage", "ciphertext");
-                    e
-                })
-            }
+                ),
+                "SignalMessage",
+                "ciphertext",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .ratchet_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .ratchet_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .counter
                 .as_ref()
@@ -127,7 +120,6 @@ impl ::prost::Message for SignalMessage {
                 .ciphertext
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.ratchet_key = ::core::option::Option::None;
@@ -205,92 +197,81 @@ impl ::prost::Message for PreKeySignalMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.pre_key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "pre_key_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PreKeySignalMessage",
+                "pre_key_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.base_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "base_key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PreKeySignalMessage",
+                "base_key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.identity_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "identity_key");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PreKeySignalMessage",
+                "identity_key",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "message");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PreKeySignalMessage",
+                "message",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.registration_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "registration_id");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PreKeySignalMessage",
+                "registration_id",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.signed_pre_key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PreKeySignalMessage", "signed_pre_key_id");
-                    e
-                })
-            }
+                ),
+                "PreKeySignalMessage",
+                "signed_pre_key_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pre_key_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .pre_key_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .base_key
                 .as_ref()
@@ -311,7 +292,6 @@ impl ::prost::Message for PreKeySignalMessage {
                 .signed_pre_key_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.pre_key_id = ::core::option::Option::None;
@@ -367,53 +347,48 @@ impl ::prost::Message for SenderKeyMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyMessage", "id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SenderKeyMessage",
+                "id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.iteration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyMessage", "iteration");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SenderKeyMessage",
+                "iteration",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.ciphertext
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyMessage", "ciphertext");
-                    e
-                })
-            }
+                ),
+                "SenderKeyMessage",
+                "ciphertext",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .iteration
                 .as_ref()
@@ -422,7 +397,6 @@ impl ::prost::Message for SenderKeyMessage {
                 .ciphertext
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.id = ::core::option::Option::None;
@@ -483,66 +457,59 @@ impl ::prost::Message for SenderKeyDistributionMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyDistributionMessage", "id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SenderKeyDistributionMessage",
+                "id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.iteration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyDistributionMessage", "iteration");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SenderKeyDistributionMessage",
+                "iteration",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.chain_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyDistributionMessage", "chain_key");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SenderKeyDistributionMessage",
+                "chain_key",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.signing_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SenderKeyDistributionMessage", "signing_key");
-                    e
-                })
-            }
+                ),
+                "SenderKeyDistributionMessage",
+                "signing_key",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .iteration
                 .as_ref()
@@ -555,7 +522,6 @@ impl ::prost::Message for SenderKeyDistributionMessage {
                 .signing_key
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.id = ::core::option::Option::None;

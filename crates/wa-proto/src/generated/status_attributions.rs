@@ -8,26 +8,19 @@
 pub struct StatusAttribution {
     pub r#type: ::core::option::Option<i32>,
     pub action_url: ::core::option::Option<::prost::alloc::string::String>,
-    pub attribution_data: ::core::option::Option<
-        crate::generated::status_attributions::status_attribution::AttributionData,
-    >,
+    pub attribution_data: ::core::option::Option<status_attribution::AttributionData>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl StatusAttribution {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::status_attributions::status_attribution::Type {
+    pub fn r#type(&self) -> status_attribution::Type {
         self.r#type
-            .and_then(|v| {
-                crate::generated::status_attributions::status_attribution::Type::try_from(v).ok()
-            })
+            .and_then(|v| status_attribution::Type::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(
-        &mut self,
-        value: crate::generated::status_attributions::status_attribution::Type,
-    ) {
+    pub fn set_type(&mut self, value: status_attribution::Type) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `action_url`, or the default when unset.
@@ -43,24 +36,37 @@ impl ::prost::Message for StatusAttribution {
         if let ::core::option::Option::Some(v) = &self.action_url {
             ::prost::encoding::string::encode(2, v, buf);
         }
-        if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::StatusReshare(v)) = &self.attribution_data { ::prost::encoding::message::encode(3, v, buf); }
-        if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::ExternalShare(v)) = &self.attribution_data { ::prost::encoding::message::encode(4, v, buf); }
-        if let ::core::option::Option::Some(
-            crate::generated::status_attributions::status_attribution::AttributionData::Music(v),
-        ) = &self.attribution_data
+        if let ::core::option::Option::Some(status_attribution::AttributionData::StatusReshare(v)) =
+            &self.attribution_data
+        {
+            ::prost::encoding::message::encode(3, v, buf);
+        }
+        if let ::core::option::Option::Some(status_attribution::AttributionData::ExternalShare(v)) =
+            &self.attribution_data
+        {
+            ::prost::encoding::message::encode(4, v, buf);
+        }
+        if let ::core::option::Option::Some(status_attribution::AttributionData::Music(v)) =
+            &self.attribution_data
         {
             ::prost::encoding::message::encode(5, v, buf);
         }
-        if let ::core::option::Option::Some(
-            crate::generated::status_attributions::status_attribution::AttributionData::GroupStatus(
-                v,
-            ),
-        ) = &self.attribution_data
+        if let ::core::option::Option::Some(status_attribution::AttributionData::GroupStatus(v)) =
+            &self.attribution_data
         {
             ::prost::encoding::message::encode(6, v, buf);
         }
-        if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::RlAttribution(v)) = &self.attribution_data { ::prost::encoding::message::encode(7, v, buf); }
-        if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::AiCreatedAttribution(v)) = &self.attribution_data { ::prost::encoding::message::encode(8, v, buf); }
+        if let ::core::option::Option::Some(status_attribution::AttributionData::RlAttribution(v)) =
+            &self.attribution_data
+        {
+            ::prost::encoding::message::encode(7, v, buf);
+        }
+        if let ::core::option::Option::Some(
+            status_attribution::AttributionData::AiCreatedAttribution(v),
+        ) = &self.attribution_data
+        {
+            ::prost::encoding::message::encode(8, v, buf);
+        }
         self.unknown_fields.encode_raw(buf);
     }
     fn merge_field(
@@ -71,28 +77,197 @@ impl ::prost::Message for StatusAttribution {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-1 if wire_type == ::prost::encoding::WireType::Varint => ::prost::encoding::int32::merge(wire_type, self.r#type.get_or_insert_with(::core::default::Default::default), buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "r#type"); e }),
-2 if wire_type == ::prost::encoding::WireType::LengthDelimited => ::prost::encoding::string::merge(wire_type, self.action_url.get_or_insert_with(::core::default::Default::default), buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "action_url"); e }),
-3 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::StatusReshare(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "status_reshare"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::StatusReshare(v))).map_err(|mut e| { e.push("StatusAttribution", "status_reshare"); e }) } }
-4 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::ExternalShare(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "external_share"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::ExternalShare(v))).map_err(|mut e| { e.push("StatusAttribution", "external_share"); e }) } }
-5 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::Music(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "music"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::Music(v))).map_err(|mut e| { e.push("StatusAttribution", "music"); e }) } }
-6 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::GroupStatus(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "group_status"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::GroupStatus(v))).map_err(|mut e| { e.push("StatusAttribution", "group_status"); e }) } }
-7 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::RlAttribution(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "rl_attribution"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::RlAttribution(v))).map_err(|mut e| { e.push("StatusAttribution", "rl_attribution"); e }) } }
-8 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::AiCreatedAttribution(v)) = &mut self.attribution_data { ::prost::encoding::message::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("StatusAttribution", "ai_created_attribution"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx).map(|()| self.attribution_data = ::core::option::Option::Some(crate::generated::status_attributions::status_attribution::AttributionData::AiCreatedAttribution(v))).map_err(|mut e| { e.push("StatusAttribution", "ai_created_attribution"); e }) } }
-_ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
-}
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
+                ::prost::encoding::int32::merge(
+                    wire_type,
+                    self.r#type
+                        .get_or_insert_with(::core::default::Default::default),
+                    buf,
+                    ctx,
+                ),
+                "StatusAttribution",
+                "r#type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge(
+                    wire_type,
+                    self.action_url
+                        .get_or_insert_with(::core::default::Default::default),
+                    buf,
+                    ctx,
+                ),
+                "StatusAttribution",
+                "action_url",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(
+                    status_attribution::AttributionData::StatusReshare(v),
+                ) = &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "status_reshare",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "status_reshare",
+                    )?;
+                    self.attribution_data = ::core::option::Option::Some(
+                        status_attribution::AttributionData::StatusReshare(v),
+                    );
+                    ::core::result::Result::Ok(())
+                }
+            }
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(
+                    status_attribution::AttributionData::ExternalShare(v),
+                ) = &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "external_share",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "external_share",
+                    )?;
+                    self.attribution_data = ::core::option::Option::Some(
+                        status_attribution::AttributionData::ExternalShare(v),
+                    );
+                    ::core::result::Result::Ok(())
+                }
+            }
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(status_attribution::AttributionData::Music(v)) =
+                    &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "music",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "music",
+                    )?;
+                    self.attribution_data =
+                        ::core::option::Option::Some(status_attribution::AttributionData::Music(v));
+                    ::core::result::Result::Ok(())
+                }
+            }
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(
+                    status_attribution::AttributionData::GroupStatus(v),
+                ) = &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "group_status",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "group_status",
+                    )?;
+                    self.attribution_data = ::core::option::Option::Some(
+                        status_attribution::AttributionData::GroupStatus(v),
+                    );
+                    ::core::result::Result::Ok(())
+                }
+            }
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(
+                    status_attribution::AttributionData::RlAttribution(v),
+                ) = &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "rl_attribution",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "rl_attribution",
+                    )?;
+                    self.attribution_data = ::core::option::Option::Some(
+                        status_attribution::AttributionData::RlAttribution(v),
+                    );
+                    ::core::result::Result::Ok(())
+                }
+            }
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                if let ::core::option::Option::Some(
+                    status_attribution::AttributionData::AiCreatedAttribution(v),
+                ) = &mut self.attribution_data
+                {
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, v, buf, ctx),
+                        "StatusAttribution",
+                        "ai_created_attribution",
+                    )
+                } else {
+                    let mut v = ::core::default::Default::default();
+                    crate::field_error(
+                        ::prost::encoding::message::merge(wire_type, &mut v, buf, ctx),
+                        "StatusAttribution",
+                        "ai_created_attribution",
+                    )?;
+                    self.attribution_data = ::core::option::Option::Some(
+                        status_attribution::AttributionData::AiCreatedAttribution(v),
+                    );
+                    ::core::result::Result::Ok(())
+                }
+            }
+            _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
+        }
     }
     fn encoded_len(&self) -> usize {
-        0 + self.r#type.as_ref().map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-+ self.action_url.as_ref().map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-+ self.attribution_data.as_ref().map_or(0, |o| match o { crate::generated::status_attributions::status_attribution::AttributionData::StatusReshare(v) => ::prost::encoding::message::encoded_len(3, v),
-crate::generated::status_attributions::status_attribution::AttributionData::ExternalShare(v) => ::prost::encoding::message::encoded_len(4, v),
-crate::generated::status_attributions::status_attribution::AttributionData::Music(v) => ::prost::encoding::message::encoded_len(5, v),
-crate::generated::status_attributions::status_attribution::AttributionData::GroupStatus(v) => ::prost::encoding::message::encoded_len(6, v),
-crate::generated::status_attributions::status_attribution::AttributionData::RlAttribution(v) => ::prost::encoding::message::encoded_len(7, v),
-crate::generated::status_attributions::status_attribution::AttributionData::AiCreatedAttribution(v) => ::prost::encoding::message::encoded_len(8, v),
- })
- + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            + self
+                .action_url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
+            + self.attribution_data.as_ref().map_or(0, |o| match o {
+                status_attribution::AttributionData::StatusReshare(v) => {
+                    ::prost::encoding::message::encoded_len(3, v)
+                }
+                status_attribution::AttributionData::ExternalShare(v) => {
+                    ::prost::encoding::message::encoded_len(4, v)
+                }
+                status_attribution::AttributionData::Music(v) => {
+                    ::prost::encoding::message::encoded_len(5, v)
+                }
+                status_attribution::AttributionData::GroupStatus(v) => {
+                    ::prost::encoding::message::encoded_len(6, v)
+                }
+                status_attribution::AttributionData::RlAttribution(v) => {
+                    ::prost::encoding::message::encoded_len(7, v)
+                }
+                status_attribution::AttributionData::AiCreatedAttribution(v) => {
+                    ::prost::encoding::message::encoded_len(8, v)
+                }
+            })
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -157,14 +332,12 @@ pub mod status_attribution {
     /// Oneof `attributionData` of `wa.status_attributions.StatusAttribution`.
     #[derive(Clone, PartialEq, Debug)]
     pub enum AttributionData {
-        StatusReshare(crate::generated::status_attributions::status_attribution::StatusReshare),
-        ExternalShare(crate::generated::status_attributions::status_attribution::ExternalShare),
-        Music(crate::generated::status_attributions::status_attribution::Music),
-        GroupStatus(crate::generated::status_attributions::status_attribution::GroupStatus),
-        RlAttribution(crate::generated::status_attributions::status_attribution::RlAttribution),
-        AiCreatedAttribution(
-            crate::generated::status_attributions::status_attribution::AiCreatedAttribution,
-        ),
+        StatusReshare(StatusReshare),
+        ExternalShare(ExternalShare),
+        Music(Music),
+        GroupStatus(GroupStatus),
+        RlAttribution(RlAttribution),
+        AiCreatedAttribution(AiCreatedAttribution),
     }
     /// Protobuf message `wa.status_attributions.StatusAttribution.AiCreatedAttribution`.
     #[derive(Clone, PartialEq, Default, Debug)]
@@ -175,17 +348,13 @@ pub mod status_attribution {
     }
     impl AiCreatedAttribution {
         /// The enum value of `source`, or the enum's default when unset or unknown.
-        pub fn source(
-            &self,
-        ) -> crate::generated::status_attributions::status_attribution::ai_created_attribution::Source
-        {
-            self.source.and_then(|v| crate::generated::status_attributions::status_attribution::ai_created_attribution::Source::try_from(v).ok()).unwrap_or_default()
+        pub fn source(&self) -> ai_created_attribution::Source {
+            self.source
+                .and_then(|v| ai_created_attribution::Source::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `source` to an enum value.
-        pub fn set_source(
-            &mut self,
-            value: crate::generated::status_attributions::status_attribution::ai_created_attribution::Source,
-        ) {
+        pub fn set_source(&mut self, value: ai_created_attribution::Source) {
             self.source = ::core::option::Option::Some(value as i32);
         }
     }
@@ -204,28 +373,26 @@ pub mod status_attribution {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.source
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("AiCreatedAttribution", "source");
-                        e
-                    })
-                }
+                    ),
+                    "AiCreatedAttribution",
+                    "source",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .source
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .source
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.source = ::core::option::Option::None;
@@ -270,17 +437,13 @@ pub mod status_attribution {
     }
     impl RlAttribution {
         /// The enum value of `source`, or the enum's default when unset or unknown.
-        pub fn source(
-            &self,
-        ) -> crate::generated::status_attributions::status_attribution::rl_attribution::Source
-        {
-            self.source.and_then(|v| crate::generated::status_attributions::status_attribution::rl_attribution::Source::try_from(v).ok()).unwrap_or_default()
+        pub fn source(&self) -> rl_attribution::Source {
+            self.source
+                .and_then(|v| rl_attribution::Source::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `source` to an enum value.
-        pub fn set_source(
-            &mut self,
-            value: crate::generated::status_attributions::status_attribution::rl_attribution::Source,
-        ) {
+        pub fn set_source(&mut self, value: rl_attribution::Source) {
             self.source = ::core::option::Option::Some(value as i32);
         }
     }
@@ -299,28 +462,26 @@ pub mod status_attribution {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.source
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("RLAttribution", "source");
-                        e
-                    })
-                }
+                    ),
+                    "RLAttribution",
+                    "source",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .source
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .source
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.source = ::core::option::Option::None;
@@ -378,17 +539,13 @@ pub mod status_attribution {
             self.action_url.as_deref().unwrap_or("")
         }
         /// The enum value of `source`, or the enum's default when unset or unknown.
-        pub fn source(
-            &self,
-        ) -> crate::generated::status_attributions::status_attribution::external_share::Source
-        {
-            self.source.and_then(|v| crate::generated::status_attributions::status_attribution::external_share::Source::try_from(v).ok()).unwrap_or_default()
+        pub fn source(&self) -> external_share::Source {
+            self.source
+                .and_then(|v| external_share::Source::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `source` to an enum value.
-        pub fn set_source(
-            &mut self,
-            value: crate::generated::status_attributions::status_attribution::external_share::Source,
-        ) {
+        pub fn set_source(&mut self, value: external_share::Source) {
             self.source = ::core::option::Option::Some(value as i32);
         }
         /// The value of `duration`, or the default when unset.
@@ -425,65 +582,62 @@ pub mod status_attribution {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.action_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.action_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ExternalShare",
+                        "action_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("ExternalShare", "action_url");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.source
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ExternalShare", "source");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "ExternalShare",
+                    "source",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.duration
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ExternalShare", "duration");
-                        e
-                    })
-                }
+                    ),
+                    "ExternalShare",
+                    "duration",
+                ),
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.action_fallback_url
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.action_fallback_url
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ExternalShare",
+                        "action_fallback_url",
                     )
-                    .map_err(|mut e| {
-                        e.push("ExternalShare", "action_fallback_url");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .action_url
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .action_url
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .source
                     .as_ref()
@@ -496,7 +650,6 @@ pub mod status_attribution {
                     .action_fallback_url
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.action_url = ::core::option::Option::None;
@@ -569,25 +722,19 @@ pub mod status_attribution {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct StatusReshare {
         pub source: ::core::option::Option<i32>,
-        pub metadata: ::core::option::Option<
-            crate::generated::status_attributions::status_attribution::status_reshare::Metadata,
-        >,
+        pub metadata: ::core::option::Option<status_reshare::Metadata>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
     impl StatusReshare {
         /// The enum value of `source`, or the enum's default when unset or unknown.
-        pub fn source(
-            &self,
-        ) -> crate::generated::status_attributions::status_attribution::status_reshare::Source
-        {
-            self.source.and_then(|v| crate::generated::status_attributions::status_attribution::status_reshare::Source::try_from(v).ok()).unwrap_or_default()
+        pub fn source(&self) -> status_reshare::Source {
+            self.source
+                .and_then(|v| status_reshare::Source::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `source` to an enum value.
-        pub fn set_source(
-            &mut self,
-            value: crate::generated::status_attributions::status_attribution::status_reshare::Source,
-        ) {
+        pub fn set_source(&mut self, value: status_reshare::Source) {
             self.source = ::core::option::Option::Some(value as i32);
         }
     }
@@ -609,45 +756,43 @@ pub mod status_attribution {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.source
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("StatusReshare", "source");
-                        e
-                    })
-                }
+                    ),
+                    "StatusReshare",
+                    "source",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.metadata
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.metadata
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "StatusReshare",
+                        "metadata",
                     )
-                    .map_err(|mut e| {
-                        e.push("StatusReshare", "metadata");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .source
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .source
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                 + self
                     .metadata
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.source = ::core::option::Option::None;
@@ -744,66 +889,61 @@ pub mod status_attribution {
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-                    1 if wire_type == ::prost::encoding::WireType::Varint => {
+                    1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::int32::merge(
                             wire_type,
                             self.duration
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Metadata", "duration");
-                            e
-                        })
-                    }
+                        ),
+                        "Metadata",
+                        "duration",
+                    ),
                     2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                        ::prost::encoding::string::merge(
-                            wire_type,
-                            self.channel_jid
-                                .get_or_insert_with(::core::default::Default::default),
-                            buf,
-                            ctx,
+                        crate::field_error(
+                            ::prost::encoding::string::merge(
+                                wire_type,
+                                self.channel_jid
+                                    .get_or_insert_with(::core::default::Default::default),
+                                buf,
+                                ctx,
+                            ),
+                            "Metadata",
+                            "channel_jid",
                         )
-                        .map_err(|mut e| {
-                            e.push("Metadata", "channel_jid");
-                            e
-                        })
                     }
-                    3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::int32::merge(
                             wire_type,
                             self.channel_message_id
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Metadata", "channel_message_id");
-                            e
-                        })
-                    }
-                    4 if wire_type == ::prost::encoding::WireType::Varint => {
+                        ),
+                        "Metadata",
+                        "channel_message_id",
+                    ),
+                    4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                         ::prost::encoding::bool::merge(
                             wire_type,
                             self.has_multiple_reshares
                                 .get_or_insert_with(::core::default::Default::default),
                             buf,
                             ctx,
-                        )
-                        .map_err(|mut e| {
-                            e.push("Metadata", "has_multiple_reshares");
-                            e
-                        })
-                    }
+                        ),
+                        "Metadata",
+                        "has_multiple_reshares",
+                    ),
                     _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
                 }
             }
             fn encoded_len(&self) -> usize {
-                0 + self
-                    .duration
-                    .as_ref()
-                    .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+                self.unknown_fields.encoded_len()
+                    + self
+                        .duration
+                        .as_ref()
+                        .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
                     + self
                         .channel_jid
                         .as_ref()
@@ -816,7 +956,6 @@ pub mod status_attribution {
                         .has_multiple_reshares
                         .as_ref()
                         .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
-                    + self.unknown_fields.encoded_len()
             }
             fn clear(&mut self) {
                 self.duration = ::core::option::Option::None;
@@ -856,27 +995,27 @@ pub mod status_attribution {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.author_jid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.author_jid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "GroupStatus",
+                        "author_jid",
                     )
-                    .map_err(|mut e| {
-                        e.push("GroupStatus", "author_jid");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .author_jid
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .author_jid
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.author_jid = ::core::option::Option::None;
@@ -952,91 +1091,90 @@ pub mod status_attribution {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.author_name
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.author_name
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Music",
+                        "author_name",
                     )
-                    .map_err(|mut e| {
-                        e.push("Music", "author_name");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.song_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.song_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Music",
+                        "song_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("Music", "song_id");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.title
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.title
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Music",
+                        "title",
                     )
-                    .map_err(|mut e| {
-                        e.push("Music", "title");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.author
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.author
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Music",
+                        "author",
                     )
-                    .map_err(|mut e| {
-                        e.push("Music", "author");
-                        e
-                    })
                 }
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.artist_attribution
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.artist_attribution
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Music",
+                        "artist_attribution",
                     )
-                    .map_err(|mut e| {
-                        e.push("Music", "artist_attribution");
-                        e
-                    })
                 }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_explicit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Music", "is_explicit");
-                        e
-                    })
-                }
+                    ),
+                    "Music",
+                    "is_explicit",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .author_name
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .author_name
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .song_id
                     .as_ref()
@@ -1057,7 +1195,6 @@ pub mod status_attribution {
                     .is_explicit
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(6, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.author_name = ::core::option::Option::None;

@@ -471,26 +471,20 @@ pub struct CallLogRecord {
     pub call_id: ::core::option::Option<::prost::alloc::string::String>,
     pub call_creator_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub group_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub participants:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::call_log_record::ParticipantInfo>,
+    pub participants: ::prost::alloc::vec::Vec<call_log_record::ParticipantInfo>,
     pub call_type: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl CallLogRecord {
     /// The enum value of `call_result`, or the enum's default when unset or unknown.
-    pub fn call_result(&self) -> crate::generated::sync_action::call_log_record::CallResult {
+    pub fn call_result(&self) -> call_log_record::CallResult {
         self.call_result
-            .and_then(|v| {
-                crate::generated::sync_action::call_log_record::CallResult::try_from(v).ok()
-            })
+            .and_then(|v| call_log_record::CallResult::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `call_result` to an enum value.
-    pub fn set_call_result(
-        &mut self,
-        value: crate::generated::sync_action::call_log_record::CallResult,
-    ) {
+    pub fn set_call_result(&mut self, value: call_log_record::CallResult) {
         self.call_result = ::core::option::Option::Some(value as i32);
     }
     /// The value of `is_dnd_mode`, or the default when unset.
@@ -498,18 +492,13 @@ impl CallLogRecord {
         self.is_dnd_mode.unwrap_or(false)
     }
     /// The enum value of `silence_reason`, or the enum's default when unset or unknown.
-    pub fn silence_reason(&self) -> crate::generated::sync_action::call_log_record::SilenceReason {
+    pub fn silence_reason(&self) -> call_log_record::SilenceReason {
         self.silence_reason
-            .and_then(|v| {
-                crate::generated::sync_action::call_log_record::SilenceReason::try_from(v).ok()
-            })
+            .and_then(|v| call_log_record::SilenceReason::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `silence_reason` to an enum value.
-    pub fn set_silence_reason(
-        &mut self,
-        value: crate::generated::sync_action::call_log_record::SilenceReason,
-    ) {
+    pub fn set_silence_reason(&mut self, value: call_log_record::SilenceReason) {
         self.silence_reason = ::core::option::Option::Some(value as i32);
     }
     /// The value of `duration`, or the default when unset.
@@ -553,18 +542,13 @@ impl CallLogRecord {
         self.group_jid.as_deref().unwrap_or("")
     }
     /// The enum value of `call_type`, or the enum's default when unset or unknown.
-    pub fn call_type(&self) -> crate::generated::sync_action::call_log_record::CallType {
+    pub fn call_type(&self) -> call_log_record::CallType {
         self.call_type
-            .and_then(|v| {
-                crate::generated::sync_action::call_log_record::CallType::try_from(v).ok()
-            })
+            .and_then(|v| call_log_record::CallType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `call_type` to an enum value.
-    pub fn set_call_type(
-        &mut self,
-        value: crate::generated::sync_action::call_log_record::CallType,
-    ) {
+    pub fn set_call_type(&mut self, value: call_log_record::CallType) {
         self.call_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -623,208 +607,179 @@ impl ::prost::Message for CallLogRecord {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.call_result
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "call_result");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "call_result",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_dnd_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "is_dnd_mode");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "is_dnd_mode",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.silence_reason
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "silence_reason");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "silence_reason",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "duration");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "duration",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.start_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "start_time");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "start_time",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_incoming
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "is_incoming");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "is_incoming",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_video
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "is_video");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "is_video",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_call_link
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "is_call_link");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "is_call_link",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.call_link_token
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "call_link_token");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "call_link_token",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.scheduled_call_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "scheduled_call_id");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "scheduled_call_id",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.call_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "call_id");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "call_id",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.call_creator_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "call_creator_jid");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "call_creator_jid",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.group_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "group_jid");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CallLogRecord",
+                "group_jid",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.participants,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "participants");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CallLogRecord",
+                "participants",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.call_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogRecord", "call_type");
-                    e
-                })
-            }
+                ),
+                "CallLogRecord",
+                "call_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .call_result
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .call_result
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .is_dnd_mode
                 .as_ref()
@@ -878,7 +833,6 @@ impl ::prost::Message for CallLogRecord {
                 .call_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(15, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.call_result = ::core::option::Option::None;
@@ -1023,18 +977,13 @@ pub mod call_log_record {
             self.user_jid.as_deref().unwrap_or("")
         }
         /// The enum value of `call_result`, or the enum's default when unset or unknown.
-        pub fn call_result(&self) -> crate::generated::sync_action::call_log_record::CallResult {
+        pub fn call_result(&self) -> CallResult {
             self.call_result
-                .and_then(|v| {
-                    crate::generated::sync_action::call_log_record::CallResult::try_from(v).ok()
-                })
+                .and_then(|v| CallResult::try_from(v).ok())
                 .unwrap_or_default()
         }
         /// Sets `call_result` to an enum value.
-        pub fn set_call_result(
-            &mut self,
-            value: crate::generated::sync_action::call_log_record::CallResult,
-        ) {
+        pub fn set_call_result(&mut self, value: CallResult) {
             self.call_result = ::core::option::Option::Some(value as i32);
         }
     }
@@ -1057,44 +1006,42 @@ pub mod call_log_record {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.user_jid
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.user_jid
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "ParticipantInfo",
+                        "user_jid",
                     )
-                    .map_err(|mut e| {
-                        e.push("ParticipantInfo", "user_jid");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.call_result
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("ParticipantInfo", "call_result");
-                        e
-                    })
-                }
+                    ),
+                    "ParticipantInfo",
+                    "call_result",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .user_jid
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .user_jid
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .call_result
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.user_jid = ::core::option::Option::None;
@@ -1106,9 +1053,7 @@ pub mod call_log_record {
 /// Protobuf message `wa.sync_action.WASARootSecretAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct WasaRootSecretAction {
-    pub secrets: ::prost::alloc::vec::Vec<
-        crate::generated::sync_action::wasa_root_secret_action::RootSecretEntry,
-    >,
+    pub secrets: ::prost::alloc::vec::Vec<wasa_root_secret_action::RootSecretEntry>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -1125,19 +1070,17 @@ impl ::prost::Message for WasaRootSecretAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.secrets, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("WASARootSecretAction", "secrets");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.secrets, buf, ctx),
+                "WASARootSecretAction",
+                "secrets",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.secrets)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.secrets)
     }
     fn clear(&mut self) {
         self.secrets.clear();
@@ -1170,17 +1113,13 @@ pub mod wasa_root_secret_action {
             self.epoch.unwrap_or(0)
         }
         /// The enum value of `status`, or the enum's default when unset or unknown.
-        pub fn status(
-            &self,
-        ) -> crate::generated::sync_action::wasa_root_secret_action::root_secret_entry::Status
-        {
-            self.status.and_then(|v| crate::generated::sync_action::wasa_root_secret_action::root_secret_entry::Status::try_from(v).ok()).unwrap_or_default()
+        pub fn status(&self) -> root_secret_entry::Status {
+            self.status
+                .and_then(|v| root_secret_entry::Status::try_from(v).ok())
+                .unwrap_or_default()
         }
         /// Sets `status` to an enum value.
-        pub fn set_status(
-            &mut self,
-            value: crate::generated::sync_action::wasa_root_secret_action::root_secret_entry::Status,
-        ) {
+        pub fn set_status(&mut self, value: root_secret_entry::Status) {
             self.status = ::core::option::Option::Some(value as i32);
         }
     }
@@ -1209,65 +1148,62 @@ pub mod wasa_root_secret_action {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "RootSecretEntry",
+                        "id",
                     )
-                    .map_err(|mut e| {
-                        e.push("RootSecretEntry", "id");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.root_secret
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.root_secret
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "RootSecretEntry",
+                        "root_secret",
                     )
-                    .map_err(|mut e| {
-                        e.push("RootSecretEntry", "root_secret");
-                        e
-                    })
                 }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int64::merge(
                         wire_type,
                         self.epoch
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("RootSecretEntry", "epoch");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "RootSecretEntry",
+                    "epoch",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.status
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("RootSecretEntry", "status");
-                        e
-                    })
-                }
+                    ),
+                    "RootSecretEntry",
+                    "status",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .root_secret
                     .as_ref()
@@ -1280,7 +1216,6 @@ pub mod wasa_root_secret_action {
                     .status
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int32::encoded_len(4, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.id = ::core::option::Option::None;
@@ -1378,36 +1313,28 @@ impl SettingsSyncAction {
         self.replace_text_with_emoji.unwrap_or(false)
     }
     /// The enum value of `banner_notification_display_mode`, or the enum's default when unset or unknown.
-    pub fn banner_notification_display_mode(
-        &self,
-    ) -> crate::generated::sync_action::settings_sync_action::DisplayMode {
+    pub fn banner_notification_display_mode(&self) -> settings_sync_action::DisplayMode {
         self.banner_notification_display_mode
-            .and_then(|v| {
-                crate::generated::sync_action::settings_sync_action::DisplayMode::try_from(v).ok()
-            })
+            .and_then(|v| settings_sync_action::DisplayMode::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `banner_notification_display_mode` to an enum value.
     pub fn set_banner_notification_display_mode(
         &mut self,
-        value: crate::generated::sync_action::settings_sync_action::DisplayMode,
+        value: settings_sync_action::DisplayMode,
     ) {
         self.banner_notification_display_mode = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `unread_counter_badge_display_mode`, or the enum's default when unset or unknown.
-    pub fn unread_counter_badge_display_mode(
-        &self,
-    ) -> crate::generated::sync_action::settings_sync_action::DisplayMode {
+    pub fn unread_counter_badge_display_mode(&self) -> settings_sync_action::DisplayMode {
         self.unread_counter_badge_display_mode
-            .and_then(|v| {
-                crate::generated::sync_action::settings_sync_action::DisplayMode::try_from(v).ok()
-            })
+            .and_then(|v| settings_sync_action::DisplayMode::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `unread_counter_badge_display_mode` to an enum value.
     pub fn set_unread_counter_badge_display_mode(
         &mut self,
-        value: crate::generated::sync_action::settings_sync_action::DisplayMode,
+        value: settings_sync_action::DisplayMode,
     ) {
         self.unread_counter_badge_display_mode = ::core::option::Option::Some(value as i32);
     }
@@ -1482,23 +1409,13 @@ impl SettingsSyncAction {
         self.notification_tone_id.unwrap_or(0)
     }
     /// The enum value of `media_upload_quality`, or the enum's default when unset or unknown.
-    pub fn media_upload_quality(
-        &self,
-    ) -> crate::generated::sync_action::settings_sync_action::MediaQualitySetting {
+    pub fn media_upload_quality(&self) -> settings_sync_action::MediaQualitySetting {
         self.media_upload_quality
-            .and_then(|v| {
-                crate::generated::sync_action::settings_sync_action::MediaQualitySetting::try_from(
-                    v,
-                )
-                .ok()
-            })
+            .and_then(|v| settings_sync_action::MediaQualitySetting::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `media_upload_quality` to an enum value.
-    pub fn set_media_upload_quality(
-        &mut self,
-        value: crate::generated::sync_action::settings_sync_action::MediaQualitySetting,
-    ) {
+    pub fn set_media_upload_quality(&mut self, value: settings_sync_action::MediaQualitySetting) {
         self.media_upload_quality = ::core::option::Option::Some(value as i32);
     }
     /// The value of `is_spell_check_enabled`, or the default when unset.
@@ -1658,471 +1575,389 @@ impl ::prost::Message for SettingsSyncAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.start_at_login
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "start_at_login");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "start_at_login",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.minimize_to_tray
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "minimize_to_tray");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SettingsSyncAction",
+                "minimize_to_tray",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.language
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "language");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "language",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.replace_text_with_emoji
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "replace_text_with_emoji");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "replace_text_with_emoji",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.banner_notification_display_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "banner_notification_display_mode");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "banner_notification_display_mode",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.unread_counter_badge_display_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "unread_counter_badge_display_mode");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "unread_counter_badge_display_mode",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_messages_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_messages_notification_enabled");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_messages_notification_enabled",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_calls_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_calls_notification_enabled");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_calls_notification_enabled",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_reactions_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_reactions_notification_enabled");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_reactions_notification_enabled",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_status_reactions_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SettingsSyncAction",
-                        "is_status_reactions_notification_enabled",
-                    );
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_status_reactions_notification_enabled",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_text_preview_for_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SettingsSyncAction",
-                        "is_text_preview_for_notification_enabled",
-                    );
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_text_preview_for_notification_enabled",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.default_notification_tone_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "default_notification_tone_id");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "default_notification_tone_id",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.group_default_notification_tone_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "group_default_notification_tone_id");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "group_default_notification_tone_id",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.app_theme
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "app_theme");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "app_theme",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.wallpaper_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "wallpaper_id");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "wallpaper_id",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_doodle_wallpaper_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_doodle_wallpaper_enabled");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_doodle_wallpaper_enabled",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.font_size
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "font_size");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "font_size",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_photos_autodownload_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_photos_autodownload_enabled");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_photos_autodownload_enabled",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_audios_autodownload_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_audios_autodownload_enabled");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_audios_autodownload_enabled",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_videos_autodownload_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_videos_autodownload_enabled");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_videos_autodownload_enabled",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_documents_autodownload_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_documents_autodownload_enabled");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_documents_autodownload_enabled",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.disable_link_previews
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "disable_link_previews");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "disable_link_previews",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.notification_tone_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "notification_tone_id");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "notification_tone_id",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.media_upload_quality
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "media_upload_quality");
-                    e
-                })
-            }
-            25 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "media_upload_quality",
+            ),
+            25 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_spell_check_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_spell_check_enabled");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_spell_check_enabled",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_enter_to_send_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_enter_to_send_enabled");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_enter_to_send_enabled",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_group_message_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SettingsSyncAction",
-                        "is_group_message_notification_enabled",
-                    );
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_group_message_notification_enabled",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_group_reactions_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SettingsSyncAction",
-                        "is_group_reactions_notification_enabled",
-                    );
-                    e
-                })
-            }
-            29 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_group_reactions_notification_enabled",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_status_notification_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "is_status_notification_enabled");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "is_status_notification_enabled",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status_notification_tone_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "status_notification_tone_id");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SettingsSyncAction",
+                "status_notification_tone_id",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.should_play_sound_for_call_notification
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SettingsSyncAction",
-                        "should_play_sound_for_call_notification",
-                    );
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SettingsSyncAction",
+                "should_play_sound_for_call_notification",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.chat_theme_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "chat_theme_id");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SettingsSyncAction",
+                "chat_theme_id",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.color_scheme_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "color_scheme_id");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SettingsSyncAction",
+                "color_scheme_id",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.stock_wallpaper_image_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SettingsSyncAction", "stock_wallpaper_image_id");
-                    e
-                })
-            }
+                ),
+                "SettingsSyncAction",
+                "stock_wallpaper_image_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .start_at_login
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .start_at_login
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .minimize_to_tray
                 .as_ref()
@@ -2255,7 +2090,6 @@ impl ::prost::Message for SettingsSyncAction {
                 .stock_wallpaper_image_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(34, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.start_at_login = ::core::option::Option::None;
@@ -2573,17 +2407,15 @@ pub struct InteractiveMessageAction {
 }
 impl InteractiveMessageAction {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(
-        &self,
-    ) -> crate::generated::sync_action::interactive_message_action::InteractiveMessageActionMode
-    {
-        self.r#type.and_then(|v| crate::generated::sync_action::interactive_message_action::InteractiveMessageActionMode::try_from(v).ok()).unwrap_or_default()
+    pub fn r#type(&self) -> interactive_message_action::InteractiveMessageActionMode {
+        self.r#type
+            .and_then(|v| {
+                interactive_message_action::InteractiveMessageActionMode::try_from(v).ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(
-        &mut self,
-        value: crate::generated::sync_action::interactive_message_action::InteractiveMessageActionMode,
-    ) {
+    pub fn set_type(&mut self, value: interactive_message_action::InteractiveMessageActionMode) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `agm_id`, or the default when unset.
@@ -2609,45 +2441,41 @@ impl ::prost::Message for InteractiveMessageAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InteractiveMessageAction", "r#type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "InteractiveMessageAction",
+                "r#type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.agm_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("InteractiveMessageAction", "agm_id");
-                    e
-                })
-            }
+                ),
+                "InteractiveMessageAction",
+                "agm_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .agm_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -2690,14 +2518,17 @@ impl PrivateProcessingSettingAction {
     /// The enum value of `private_processing_status`, or the enum's default when unset or unknown.
     pub fn private_processing_status(
         &self,
-    ) -> crate::generated::sync_action::private_processing_setting_action::PrivateProcessingStatus
-    {
-        self.private_processing_status.and_then(|v| crate::generated::sync_action::private_processing_setting_action::PrivateProcessingStatus::try_from(v).ok()).unwrap_or_default()
+    ) -> private_processing_setting_action::PrivateProcessingStatus {
+        self.private_processing_status
+            .and_then(|v| {
+                private_processing_setting_action::PrivateProcessingStatus::try_from(v).ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `private_processing_status` to an enum value.
     pub fn set_private_processing_status(
         &mut self,
-        value: crate::generated::sync_action::private_processing_setting_action::PrivateProcessingStatus,
+        value: private_processing_setting_action::PrivateProcessingStatus,
     ) {
         self.private_processing_status = ::core::option::Option::Some(value as i32);
     }
@@ -2717,31 +2548,26 @@ impl ::prost::Message for PrivateProcessingSettingAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.private_processing_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "PrivateProcessingSettingAction",
-                        "private_processing_status",
-                    );
-                    e
-                })
-            }
+                ),
+                "PrivateProcessingSettingAction",
+                "private_processing_status",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .private_processing_status
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .private_processing_status
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.private_processing_status = ::core::option::Option::None;
@@ -2782,28 +2608,19 @@ pub mod private_processing_setting_action {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AvatarUpdatedAction {
     pub event_type: ::core::option::Option<i32>,
-    pub recent_avatar_stickers:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::StickerAction>,
+    pub recent_avatar_stickers: ::prost::alloc::vec::Vec<StickerAction>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl AvatarUpdatedAction {
     /// The enum value of `event_type`, or the enum's default when unset or unknown.
-    pub fn event_type(
-        &self,
-    ) -> crate::generated::sync_action::avatar_updated_action::AvatarEventType {
+    pub fn event_type(&self) -> avatar_updated_action::AvatarEventType {
         self.event_type
-            .and_then(|v| {
-                crate::generated::sync_action::avatar_updated_action::AvatarEventType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| avatar_updated_action::AvatarEventType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `event_type` to an enum value.
-    pub fn set_event_type(
-        &mut self,
-        value: crate::generated::sync_action::avatar_updated_action::AvatarEventType,
-    ) {
+    pub fn set_event_type(&mut self, value: avatar_updated_action::AvatarEventType) {
         self.event_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -2823,41 +2640,37 @@ impl ::prost::Message for AvatarUpdatedAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.event_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AvatarUpdatedAction", "event_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "AvatarUpdatedAction",
+                "event_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.recent_avatar_stickers,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AvatarUpdatedAction", "recent_avatar_stickers");
-                    e
-                })
-            }
+                ),
+                "AvatarUpdatedAction",
+                "recent_avatar_stickers",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .event_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .event_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.recent_avatar_stickers)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.event_type = ::core::option::Option::None;
@@ -2906,16 +2719,13 @@ pub struct BizAiSettingsNudgeAction {
 }
 impl BizAiSettingsNudgeAction {
     /// The enum value of `category`, or the enum's default when unset or unknown.
-    pub fn category(
-        &self,
-    ) -> crate::generated::sync_action::biz_ai_settings_nudge_action::BizAiSettingsCategory {
-        self.category.and_then(|v| crate::generated::sync_action::biz_ai_settings_nudge_action::BizAiSettingsCategory::try_from(v).ok()).unwrap_or_default()
+    pub fn category(&self) -> biz_ai_settings_nudge_action::BizAiSettingsCategory {
+        self.category
+            .and_then(|v| biz_ai_settings_nudge_action::BizAiSettingsCategory::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `category` to an enum value.
-    pub fn set_category(
-        &mut self,
-        value: crate::generated::sync_action::biz_ai_settings_nudge_action::BizAiSettingsCategory,
-    ) {
+    pub fn set_category(&mut self, value: biz_ai_settings_nudge_action::BizAiSettingsCategory) {
         self.category = ::core::option::Option::Some(value as i32);
     }
     /// The value of `version`, or the default when unset.
@@ -2948,53 +2758,48 @@ impl ::prost::Message for BizAiSettingsNudgeAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.category
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAISettingsNudgeAction", "category");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizAISettingsNudgeAction",
+                "category",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAISettingsNudgeAction", "version");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizAISettingsNudgeAction",
+                "version",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.updated_at_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAISettingsNudgeAction", "updated_at_ms");
-                    e
-                })
-            }
+                ),
+                "BizAISettingsNudgeAction",
+                "updated_at_ms",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .category
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .category
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .version
                 .as_ref()
@@ -3003,7 +2808,6 @@ impl ::prost::Message for BizAiSettingsNudgeAction {
                 .updated_at_ms
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.category = ::core::option::Option::None;
@@ -3066,29 +2870,26 @@ pub struct MaibaAiFeaturesControlAction {
 }
 impl MaibaAiFeaturesControlAction {
     /// The enum value of `ai_feature_status`, or the enum's default when unset or unknown.
-    pub fn ai_feature_status(
-        &self,
-    ) -> crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiFeatureStatus {
-        self.ai_feature_status.and_then(|v| crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiFeatureStatus::try_from(v).ok()).unwrap_or_default()
+    pub fn ai_feature_status(&self) -> maiba_ai_features_control_action::MaibaAiFeatureStatus {
+        self.ai_feature_status
+            .and_then(|v| maiba_ai_features_control_action::MaibaAiFeatureStatus::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `ai_feature_status` to an enum value.
     pub fn set_ai_feature_status(
         &mut self,
-        value: crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiFeatureStatus,
+        value: maiba_ai_features_control_action::MaibaAiFeatureStatus,
     ) {
         self.ai_feature_status = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `ai_reply_mode`, or the enum's default when unset or unknown.
-    pub fn ai_reply_mode(
-        &self,
-    ) -> crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiReplyMode {
-        self.ai_reply_mode.and_then(|v| crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiReplyMode::try_from(v).ok()).unwrap_or_default()
+    pub fn ai_reply_mode(&self) -> maiba_ai_features_control_action::MaibaAiReplyMode {
+        self.ai_reply_mode
+            .and_then(|v| maiba_ai_features_control_action::MaibaAiReplyMode::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `ai_reply_mode` to an enum value.
-    pub fn set_ai_reply_mode(
-        &mut self,
-        value: crate::generated::sync_action::maiba_ai_features_control_action::MaibaAiReplyMode,
-    ) {
+    pub fn set_ai_reply_mode(&mut self, value: maiba_ai_features_control_action::MaibaAiReplyMode) {
         self.ai_reply_mode = ::core::option::Option::Some(value as i32);
     }
 }
@@ -3110,45 +2911,41 @@ impl ::prost::Message for MaibaAiFeaturesControlAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ai_feature_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MaibaAIFeaturesControlAction", "ai_feature_status");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MaibaAIFeaturesControlAction",
+                "ai_feature_status",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ai_reply_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MaibaAIFeaturesControlAction", "ai_reply_mode");
-                    e
-                })
-            }
+                ),
+                "MaibaAIFeaturesControlAction",
+                "ai_reply_mode",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .ai_feature_status
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .ai_feature_status
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .ai_reply_mode
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.ai_feature_status = ::core::option::Option::None;
@@ -3223,20 +3020,13 @@ pub struct PaymentTosAction {
 }
 impl PaymentTosAction {
     /// The enum value of `payment_notice`, or the enum's default when unset or unknown.
-    pub fn payment_notice(
-        &self,
-    ) -> crate::generated::sync_action::payment_tos_action::PaymentNotice {
+    pub fn payment_notice(&self) -> payment_tos_action::PaymentNotice {
         self.payment_notice
-            .and_then(|v| {
-                crate::generated::sync_action::payment_tos_action::PaymentNotice::try_from(v).ok()
-            })
+            .and_then(|v| payment_tos_action::PaymentNotice::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `payment_notice` to an enum value.
-    pub fn set_payment_notice(
-        &mut self,
-        value: crate::generated::sync_action::payment_tos_action::PaymentNotice,
-    ) {
+    pub fn set_payment_notice(&mut self, value: payment_tos_action::PaymentNotice) {
         self.payment_notice = ::core::option::Option::Some(value as i32);
     }
     /// The value of `accepted`, or the default when unset.
@@ -3262,45 +3052,41 @@ impl ::prost::Message for PaymentTosAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.payment_notice
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentTosAction", "payment_notice");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentTosAction",
+                "payment_notice",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.accepted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentTosAction", "accepted");
-                    e
-                })
-            }
+                ),
+                "PaymentTosAction",
+                "accepted",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .payment_notice
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .payment_notice
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .accepted
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.payment_notice = ::core::option::Option::None;
@@ -3341,13 +3127,19 @@ pub struct NotificationActivitySettingAction {
 }
 impl NotificationActivitySettingAction {
     /// The enum value of `notification_activity_setting`, or the enum's default when unset or unknown.
-    pub fn notification_activity_setting(&self) -> crate::generated::sync_action::notification_activity_setting_action::NotificationActivitySetting{
-        self.notification_activity_setting.and_then(|v| crate::generated::sync_action::notification_activity_setting_action::NotificationActivitySetting::try_from(v).ok()).unwrap_or_default()
+    pub fn notification_activity_setting(
+        &self,
+    ) -> notification_activity_setting_action::NotificationActivitySetting {
+        self.notification_activity_setting
+            .and_then(|v| {
+                notification_activity_setting_action::NotificationActivitySetting::try_from(v).ok()
+            })
+            .unwrap_or_default()
     }
     /// Sets `notification_activity_setting` to an enum value.
     pub fn set_notification_activity_setting(
         &mut self,
-        value: crate::generated::sync_action::notification_activity_setting_action::NotificationActivitySetting,
+        value: notification_activity_setting_action::NotificationActivitySetting,
     ) {
         self.notification_activity_setting = ::core::option::Option::Some(value as i32);
     }
@@ -3367,31 +3159,26 @@ impl ::prost::Message for NotificationActivitySettingAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.notification_activity_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "NotificationActivitySettingAction",
-                        "notification_activity_setting",
-                    );
-                    e
-                })
-            }
+                ),
+                "NotificationActivitySettingAction",
+                "notification_activity_setting",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .notification_activity_setting
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .notification_activity_setting
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.notification_activity_setting = ::core::option::Option::None;
@@ -3440,16 +3227,13 @@ pub struct WaffleAccountLinkStateAction {
 }
 impl WaffleAccountLinkStateAction {
     /// The enum value of `link_state`, or the enum's default when unset or unknown.
-    pub fn link_state(
-        &self,
-    ) -> crate::generated::sync_action::waffle_account_link_state_action::AccountLinkState {
-        self.link_state.and_then(|v| crate::generated::sync_action::waffle_account_link_state_action::AccountLinkState::try_from(v).ok()).unwrap_or_default()
+    pub fn link_state(&self) -> waffle_account_link_state_action::AccountLinkState {
+        self.link_state
+            .and_then(|v| waffle_account_link_state_action::AccountLinkState::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `link_state` to an enum value.
-    pub fn set_link_state(
-        &mut self,
-        value: crate::generated::sync_action::waffle_account_link_state_action::AccountLinkState,
-    ) {
+    pub fn set_link_state(&mut self, value: waffle_account_link_state_action::AccountLinkState) {
         self.link_state = ::core::option::Option::Some(value as i32);
     }
 }
@@ -3468,28 +3252,26 @@ impl ::prost::Message for WaffleAccountLinkStateAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.link_state
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WaffleAccountLinkStateAction", "link_state");
-                    e
-                })
-            }
+                ),
+                "WaffleAccountLinkStateAction",
+                "link_state",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .link_state
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .link_state
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
     }
     fn clear(&mut self) {
         self.link_state = ::core::option::Option::None;
@@ -3538,19 +3320,13 @@ pub struct MerchantPaymentPartnerAction {
 }
 impl MerchantPaymentPartnerAction {
     /// The enum value of `status`, or the enum's default when unset or unknown.
-    pub fn status(&self) -> crate::generated::sync_action::merchant_payment_partner_action::Status {
+    pub fn status(&self) -> merchant_payment_partner_action::Status {
         self.status
-            .and_then(|v| {
-                crate::generated::sync_action::merchant_payment_partner_action::Status::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| merchant_payment_partner_action::Status::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status` to an enum value.
-    pub fn set_status(
-        &mut self,
-        value: crate::generated::sync_action::merchant_payment_partner_action::Status,
-    ) {
+    pub fn set_status(&mut self, value: merchant_payment_partner_action::Status) {
         self.status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `country`, or the default when unset.
@@ -3590,66 +3366,59 @@ impl ::prost::Message for MerchantPaymentPartnerAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MerchantPaymentPartnerAction", "status");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MerchantPaymentPartnerAction",
+                "status",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.country
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MerchantPaymentPartnerAction", "country");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MerchantPaymentPartnerAction",
+                "country",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.gateway_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MerchantPaymentPartnerAction", "gateway_name");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MerchantPaymentPartnerAction",
+                "gateway_name",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.credential_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MerchantPaymentPartnerAction", "credential_id");
-                    e
-                })
-            }
+                ),
+                "MerchantPaymentPartnerAction",
+                "credential_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .status
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .status
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .country
                 .as_ref()
@@ -3662,7 +3431,6 @@ impl ::prost::Message for MerchantPaymentPartnerAction {
                 .credential_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.status = ::core::option::Option::None;
@@ -3712,15 +3480,13 @@ pub struct NoteEditAction {
 }
 impl NoteEditAction {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::sync_action::note_edit_action::NoteType {
+    pub fn r#type(&self) -> note_edit_action::NoteType {
         self.r#type
-            .and_then(|v| {
-                crate::generated::sync_action::note_edit_action::NoteType::try_from(v).ok()
-            })
+            .and_then(|v| note_edit_action::NoteType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(&mut self, value: crate::generated::sync_action::note_edit_action::NoteType) {
+    pub fn set_type(&mut self, value: note_edit_action::NoteType) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `chat_jid`, or the default when unset.
@@ -3767,79 +3533,70 @@ impl ::prost::Message for NoteEditAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoteEditAction", "r#type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NoteEditAction",
+                "r#type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.chat_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoteEditAction", "chat_jid");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "NoteEditAction",
+                "chat_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.created_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoteEditAction", "created_at");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "NoteEditAction",
+                "created_at",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoteEditAction", "deleted");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NoteEditAction",
+                "deleted",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.unstructured_content
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NoteEditAction", "unstructured_content");
-                    e
-                })
-            }
+                ),
+                "NoteEditAction",
+                "unstructured_content",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .chat_jid
                 .as_ref()
@@ -3856,7 +3613,6 @@ impl ::prost::Message for NoteEditAction {
                 .unstructured_content
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -3901,24 +3657,20 @@ pub struct StatusPrivacyAction {
     pub user_jid: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     pub share_to_fb: ::core::option::Option<bool>,
     pub share_to_ig: ::core::option::Option<bool>,
-    pub custom_lists:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::status_privacy_action::CustomList>,
+    pub custom_lists: ::prost::alloc::vec::Vec<status_privacy_action::CustomList>,
     pub modes: ::prost::alloc::vec::Vec<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl StatusPrivacyAction {
     /// The enum value of `mode`, or the enum's default when unset or unknown.
-    pub fn mode(
-        &self,
-    ) -> crate::generated::sync_action::status_privacy_action::StatusDistributionMode {
-        self.mode.and_then(|v| crate::generated::sync_action::status_privacy_action::StatusDistributionMode::try_from(v).ok()).unwrap_or_default()
+    pub fn mode(&self) -> status_privacy_action::StatusDistributionMode {
+        self.mode
+            .and_then(|v| status_privacy_action::StatusDistributionMode::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `mode` to an enum value.
-    pub fn set_mode(
-        &mut self,
-        value: crate::generated::sync_action::status_privacy_action::StatusDistributionMode,
-    ) {
+    pub fn set_mode(&mut self, value: status_privacy_action::StatusDistributionMode) {
         self.mode = ::core::option::Option::Some(value as i32);
     }
     /// The value of `share_to_fb`, or the default when unset.
@@ -3954,83 +3706,74 @@ impl ::prost::Message for StatusPrivacyAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPrivacyAction", "mode");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.user_jid, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("StatusPrivacyAction", "user_jid");
-                        e
-                    })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StatusPrivacyAction",
+                "mode",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(wire_type, &mut self.user_jid, buf, ctx),
+                "StatusPrivacyAction",
+                "user_jid",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.share_to_fb
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPrivacyAction", "share_to_fb");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StatusPrivacyAction",
+                "share_to_fb",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.share_to_ig
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPrivacyAction", "share_to_ig");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StatusPrivacyAction",
+                "share_to_ig",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.custom_lists,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPrivacyAction", "custom_lists");
-                    e
-                })
-            }
+                ),
+                "StatusPrivacyAction",
+                "custom_lists",
+            ),
             6 if matches!(
                 wire_type,
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::int32::merge_repeated(wire_type, &mut self.modes, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("StatusPrivacyAction", "modes");
-                        e
-                    })
+                crate::field_error(
+                    ::prost::encoding::int32::merge_repeated(wire_type, &mut self.modes, buf, ctx),
+                    "StatusPrivacyAction",
+                    "modes",
+                )
             }
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .mode
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .mode
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + ::prost::encoding::string::encoded_len_repeated(2, &self.user_jid)
             + self
                 .share_to_fb
@@ -4042,7 +3785,6 @@ impl ::prost::Message for StatusPrivacyAction {
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
             + ::prost::encoding::message::encoded_len_repeated(5, &self.custom_lists)
             + ::prost::encoding::int32::encoded_len_repeated(6, &self.modes)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.mode = ::core::option::Option::None;
@@ -4144,77 +3886,76 @@ pub mod status_privacy_action {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.list_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.list_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "CustomList",
+                        "list_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("CustomList", "list_id");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.name
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.name
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "CustomList",
+                        "name",
                     )
-                    .map_err(|mut e| {
-                        e.push("CustomList", "name");
-                        e
-                    })
                 }
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.emoji
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.emoji
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "CustomList",
+                        "emoji",
                     )
-                    .map_err(|mut e| {
-                        e.push("CustomList", "emoji");
-                        e
-                    })
                 }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_selected
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("CustomList", "is_selected");
-                        e
-                    })
-                }
+                    ),
+                    "CustomList",
+                    "is_selected",
+                ),
                 5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge_repeated(
-                        wire_type,
-                        &mut self.user_jid,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge_repeated(
+                            wire_type,
+                            &mut self.user_jid,
+                            buf,
+                            ctx,
+                        ),
+                        "CustomList",
+                        "user_jid",
                     )
-                    .map_err(|mut e| {
-                        e.push("CustomList", "user_jid");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .list_id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .list_id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .name
                     .as_ref()
@@ -4228,7 +3969,6 @@ pub mod status_privacy_action {
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
                 + ::prost::encoding::string::encoded_len_repeated(5, &self.user_jid)
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.list_id = ::core::option::Option::None;
@@ -4263,17 +4003,13 @@ impl MarketingMessageAction {
         self.message.as_deref().unwrap_or("")
     }
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(
-        &self,
-    ) -> crate::generated::sync_action::marketing_message_action::MarketingMessagePrototypeType
-    {
-        self.r#type.and_then(|v| crate::generated::sync_action::marketing_message_action::MarketingMessagePrototypeType::try_from(v).ok()).unwrap_or_default()
+    pub fn r#type(&self) -> marketing_message_action::MarketingMessagePrototypeType {
+        self.r#type
+            .and_then(|v| marketing_message_action::MarketingMessagePrototypeType::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(
-        &mut self,
-        value: crate::generated::sync_action::marketing_message_action::MarketingMessagePrototypeType,
-    ) {
+    pub fn set_type(&mut self, value: marketing_message_action::MarketingMessagePrototypeType) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `created_at`, or the default when unset.
@@ -4326,105 +4062,92 @@ impl ::prost::Message for MarketingMessageAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MarketingMessageAction",
+                "name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "message");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MarketingMessageAction",
+                "message",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "r#type");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MarketingMessageAction",
+                "r#type",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.created_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "created_at");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MarketingMessageAction",
+                "created_at",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_sent_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "last_sent_at");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MarketingMessageAction",
+                "last_sent_at",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "is_deleted");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MarketingMessageAction",
+                "is_deleted",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.media_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageAction", "media_id");
-                    e
-                })
-            }
+                ),
+                "MarketingMessageAction",
+                "media_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .message
                 .as_ref()
@@ -4449,7 +4172,6 @@ impl ::prost::Message for MarketingMessageAction {
                 .media_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(7, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.name = ::core::option::Option::None;
@@ -4495,16 +4217,13 @@ pub struct UsernameChatStartModeAction {
 }
 impl UsernameChatStartModeAction {
     /// The enum value of `chat_start_mode`, or the enum's default when unset or unknown.
-    pub fn chat_start_mode(
-        &self,
-    ) -> crate::generated::sync_action::username_chat_start_mode_action::ChatStartMode {
-        self.chat_start_mode.and_then(|v| crate::generated::sync_action::username_chat_start_mode_action::ChatStartMode::try_from(v).ok()).unwrap_or_default()
+    pub fn chat_start_mode(&self) -> username_chat_start_mode_action::ChatStartMode {
+        self.chat_start_mode
+            .and_then(|v| username_chat_start_mode_action::ChatStartMode::try_from(v).ok())
+            .unwrap_or_default()
     }
     /// Sets `chat_start_mode` to an enum value.
-    pub fn set_chat_start_mode(
-        &mut self,
-        value: crate::generated::sync_action::username_chat_start_mode_action::ChatStartMode,
-    ) {
+    pub fn set_chat_start_mode(&mut self, value: username_chat_start_mode_action::ChatStartMode) {
         self.chat_start_mode = ::core::option::Option::Some(value as i32);
     }
 }
@@ -4523,28 +4242,26 @@ impl ::prost::Message for UsernameChatStartModeAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.chat_start_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UsernameChatStartModeAction", "chat_start_mode");
-                    e
-                })
-            }
+                ),
+                "UsernameChatStartModeAction",
+                "chat_start_mode",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .chat_start_mode
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .chat_start_mode
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.chat_start_mode = ::core::option::Option::None;
@@ -4619,15 +4336,13 @@ impl LabelEditAction {
         self.is_active.unwrap_or(false)
     }
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::sync_action::label_edit_action::ListType {
+    pub fn r#type(&self) -> label_edit_action::ListType {
         self.r#type
-            .and_then(|v| {
-                crate::generated::sync_action::label_edit_action::ListType::try_from(v).ok()
-            })
+            .and_then(|v| label_edit_action::ListType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(&mut self, value: crate::generated::sync_action::label_edit_action::ListType) {
+    pub fn set_type(&mut self, value: label_edit_action::ListType) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `is_immutable`, or the default when unset.
@@ -4678,131 +4393,114 @@ impl ::prost::Message for LabelEditAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.color
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "color");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "color",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.predefined_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "predefined_id");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "predefined_id",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "deleted");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "deleted",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.order_index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "order_index");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "order_index",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_active
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "is_active");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "is_active",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "r#type");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "r#type",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_immutable
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "is_immutable");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "LabelEditAction",
+                "is_immutable",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.mute_end_time_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelEditAction", "mute_end_time_ms");
-                    e
-                })
-            }
+                ),
+                "LabelEditAction",
+                "mute_end_time_ms",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .color
                 .as_ref()
@@ -4835,7 +4533,6 @@ impl ::prost::Message for LabelEditAction {
                 .mute_end_time_ms
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(9, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.name = ::core::option::Option::None;
@@ -4983,18 +4680,13 @@ impl PatchDebugData {
         self.number_override.unwrap_or(0)
     }
     /// The enum value of `sender_platform`, or the enum's default when unset or unknown.
-    pub fn sender_platform(&self) -> crate::generated::sync_action::patch_debug_data::Platform {
+    pub fn sender_platform(&self) -> patch_debug_data::Platform {
         self.sender_platform
-            .and_then(|v| {
-                crate::generated::sync_action::patch_debug_data::Platform::try_from(v).ok()
-            })
+            .and_then(|v| patch_debug_data::Platform::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `sender_platform` to an enum value.
-    pub fn set_sender_platform(
-        &mut self,
-        value: crate::generated::sync_action::patch_debug_data::Platform,
-    ) {
+    pub fn set_sender_platform(&mut self, value: patch_debug_data::Platform) {
         self.sender_platform = ::core::option::Option::Some(value as i32);
     }
     /// The value of `is_sender_primary`, or the default when unset.
@@ -5049,160 +4741,136 @@ impl ::prost::Message for PatchDebugData {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.current_lthash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "current_lthash");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PatchDebugData",
+                "current_lthash",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.new_lthash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "new_lthash");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PatchDebugData",
+                "new_lthash",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.patch_version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "patch_version");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PatchDebugData",
+                "patch_version",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.collection_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "collection_name");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PatchDebugData",
+                "collection_name",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.first_four_bytes_from_a_hash_of_snapshot_mac_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "PatchDebugData",
-                        "first_four_bytes_from_a_hash_of_snapshot_mac_key",
-                    );
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PatchDebugData",
+                "first_four_bytes_from_a_hash_of_snapshot_mac_key",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.new_lthash_subtract
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "new_lthash_subtract");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PatchDebugData",
+                "new_lthash_subtract",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.number_add
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "number_add");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PatchDebugData",
+                "number_add",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.number_remove
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "number_remove");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PatchDebugData",
+                "number_remove",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.number_override
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "number_override");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PatchDebugData",
+                "number_override",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.sender_platform
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "sender_platform");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PatchDebugData",
+                "sender_platform",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_sender_primary
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PatchDebugData", "is_sender_primary");
-                    e
-                })
-            }
+                ),
+                "PatchDebugData",
+                "is_sender_primary",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .current_lthash
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .current_lthash
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .new_lthash
                 .as_ref()
@@ -5243,7 +4911,6 @@ impl ::prost::Message for PatchDebugData {
                 .is_sender_primary
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(11, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.current_lthash = ::core::option::Option::None;
@@ -5353,45 +5020,41 @@ impl ::prost::Message for RecentEmojiWeight {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.emoji
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("RecentEmojiWeight", "emoji");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => {
+                ),
+                "RecentEmojiWeight",
+                "emoji",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::ThirtyTwoBit => crate::field_error(
                 ::prost::encoding::float::merge(
                     wire_type,
                     self.weight
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("RecentEmojiWeight", "weight");
-                    e
-                })
-            }
+                ),
+                "RecentEmojiWeight",
+                "weight",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .emoji
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .emoji
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .weight
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::float::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.emoji = ::core::option::Option::None;
@@ -5403,155 +5066,99 @@ impl ::prost::Message for RecentEmojiWeight {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncActionValue {
     pub timestamp: ::core::option::Option<i64>,
-    pub star_action: ::core::option::Option<crate::generated::sync_action::StarAction>,
-    pub contact_action: ::core::option::Option<crate::generated::sync_action::ContactAction>,
-    pub mute_action: ::core::option::Option<crate::generated::sync_action::MuteAction>,
-    pub pin_action: ::core::option::Option<crate::generated::sync_action::PinAction>,
-    pub push_name_setting: ::core::option::Option<crate::generated::sync_action::PushNameSetting>,
-    pub quick_reply_action: ::core::option::Option<crate::generated::sync_action::QuickReplyAction>,
-    pub recent_emoji_weights_action:
-        ::core::option::Option<crate::generated::sync_action::RecentEmojiWeightsAction>,
-    pub label_edit_action: ::core::option::Option<crate::generated::sync_action::LabelEditAction>,
-    pub label_association_action:
-        ::core::option::Option<crate::generated::sync_action::LabelAssociationAction>,
-    pub locale_setting: ::core::option::Option<crate::generated::sync_action::LocaleSetting>,
-    pub archive_chat_action:
-        ::core::option::Option<crate::generated::sync_action::ArchiveChatAction>,
-    pub delete_message_for_me_action:
-        ::core::option::Option<crate::generated::sync_action::DeleteMessageForMeAction>,
-    pub key_expiration: ::core::option::Option<crate::generated::sync_action::KeyExpiration>,
-    pub mark_chat_as_read_action:
-        ::core::option::Option<crate::generated::sync_action::MarkChatAsReadAction>,
-    pub clear_chat_action: ::core::option::Option<crate::generated::sync_action::ClearChatAction>,
-    pub delete_chat_action: ::core::option::Option<crate::generated::sync_action::DeleteChatAction>,
-    pub unarchive_chats_setting:
-        ::core::option::Option<crate::generated::sync_action::UnarchiveChatsSetting>,
-    pub primary_feature: ::core::option::Option<crate::generated::sync_action::PrimaryFeature>,
-    pub android_unsupported_actions:
-        ::core::option::Option<crate::generated::sync_action::AndroidUnsupportedActions>,
-    pub agent_action: ::core::option::Option<crate::generated::sync_action::AgentAction>,
-    pub subscription_action:
-        ::core::option::Option<crate::generated::sync_action::SubscriptionAction>,
-    pub user_status_mute_action:
-        ::core::option::Option<crate::generated::sync_action::UserStatusMuteAction>,
-    pub time_format_action: ::core::option::Option<crate::generated::sync_action::TimeFormatAction>,
-    pub nux_action: ::core::option::Option<crate::generated::sync_action::NuxAction>,
-    pub primary_version_action:
-        ::core::option::Option<crate::generated::sync_action::PrimaryVersionAction>,
-    pub sticker_action: ::core::option::Option<crate::generated::sync_action::StickerAction>,
-    pub remove_recent_sticker_action:
-        ::core::option::Option<crate::generated::sync_action::RemoveRecentStickerAction>,
-    pub chat_assignment:
-        ::core::option::Option<crate::generated::sync_action::ChatAssignmentAction>,
-    pub chat_assignment_opened_status:
-        ::core::option::Option<crate::generated::sync_action::ChatAssignmentOpenedStatusAction>,
-    pub pn_for_lid_chat_action:
-        ::core::option::Option<crate::generated::sync_action::PnForLidChatAction>,
-    pub marketing_message_action:
-        ::core::option::Option<crate::generated::sync_action::MarketingMessageAction>,
-    pub marketing_message_broadcast_action:
-        ::core::option::Option<crate::generated::sync_action::MarketingMessageBroadcastAction>,
-    pub external_web_beta_action:
-        ::core::option::Option<crate::generated::sync_action::ExternalWebBetaAction>,
-    pub privacy_setting_relay_all_calls:
-        ::core::option::Option<crate::generated::sync_action::PrivacySettingRelayAllCalls>,
-    pub call_log_action: ::core::option::Option<crate::generated::sync_action::CallLogAction>,
-    pub ugc_bot: ::core::option::Option<crate::generated::sync_action::UgcBot>,
-    pub status_privacy: ::core::option::Option<crate::generated::sync_action::StatusPrivacyAction>,
-    pub bot_welcome_request_action:
-        ::core::option::Option<crate::generated::sync_action::BotWelcomeRequestAction>,
-    pub delete_individual_call_log:
-        ::core::option::Option<crate::generated::sync_action::DeleteIndividualCallLogAction>,
-    pub label_reordering_action:
-        ::core::option::Option<crate::generated::sync_action::LabelReorderingAction>,
-    pub payment_info_action:
-        ::core::option::Option<crate::generated::sync_action::PaymentInfoAction>,
-    pub custom_payment_methods_action:
-        ::core::option::Option<crate::generated::sync_action::CustomPaymentMethodsAction>,
-    pub lock_chat_action: ::core::option::Option<crate::generated::sync_action::LockChatAction>,
-    pub chat_lock_settings:
-        ::core::option::Option<crate::generated::chat_lock_settings::ChatLockSettings>,
-    pub wamo_user_identifier_action:
-        ::core::option::Option<crate::generated::sync_action::WamoUserIdentifierAction>,
-    pub privacy_setting_disable_link_previews_action: ::core::option::Option<
-        crate::generated::sync_action::PrivacySettingDisableLinkPreviewsAction,
-    >,
-    pub device_capabilities:
-        ::core::option::Option<crate::generated::device_capabilities::DeviceCapabilities>,
-    pub note_edit_action: ::core::option::Option<crate::generated::sync_action::NoteEditAction>,
-    pub favorites_action: ::core::option::Option<crate::generated::sync_action::FavoritesAction>,
-    pub merchant_payment_partner_action:
-        ::core::option::Option<crate::generated::sync_action::MerchantPaymentPartnerAction>,
-    pub waffle_account_link_state_action:
-        ::core::option::Option<crate::generated::sync_action::WaffleAccountLinkStateAction>,
-    pub username_chat_start_mode:
-        ::core::option::Option<crate::generated::sync_action::UsernameChatStartModeAction>,
+    pub star_action: ::core::option::Option<StarAction>,
+    pub contact_action: ::core::option::Option<ContactAction>,
+    pub mute_action: ::core::option::Option<MuteAction>,
+    pub pin_action: ::core::option::Option<PinAction>,
+    pub push_name_setting: ::core::option::Option<PushNameSetting>,
+    pub quick_reply_action: ::core::option::Option<QuickReplyAction>,
+    pub recent_emoji_weights_action: ::core::option::Option<RecentEmojiWeightsAction>,
+    pub label_edit_action: ::core::option::Option<LabelEditAction>,
+    pub label_association_action: ::core::option::Option<LabelAssociationAction>,
+    pub locale_setting: ::core::option::Option<LocaleSetting>,
+    pub archive_chat_action: ::core::option::Option<ArchiveChatAction>,
+    pub delete_message_for_me_action: ::core::option::Option<DeleteMessageForMeAction>,
+    pub key_expiration: ::core::option::Option<KeyExpiration>,
+    pub mark_chat_as_read_action: ::core::option::Option<MarkChatAsReadAction>,
+    pub clear_chat_action: ::core::option::Option<ClearChatAction>,
+    pub delete_chat_action: ::core::option::Option<DeleteChatAction>,
+    pub unarchive_chats_setting: ::core::option::Option<UnarchiveChatsSetting>,
+    pub primary_feature: ::core::option::Option<PrimaryFeature>,
+    pub android_unsupported_actions: ::core::option::Option<AndroidUnsupportedActions>,
+    pub agent_action: ::core::option::Option<AgentAction>,
+    pub subscription_action: ::core::option::Option<SubscriptionAction>,
+    pub user_status_mute_action: ::core::option::Option<UserStatusMuteAction>,
+    pub time_format_action: ::core::option::Option<TimeFormatAction>,
+    pub nux_action: ::core::option::Option<NuxAction>,
+    pub primary_version_action: ::core::option::Option<PrimaryVersionAction>,
+    pub sticker_action: ::core::option::Option<StickerAction>,
+    pub remove_recent_sticker_action: ::core::option::Option<RemoveRecentStickerAction>,
+    pub chat_assignment: ::core::option::Option<ChatAssignmentAction>,
+    pub chat_assignment_opened_status: ::core::option::Option<ChatAssignmentOpenedStatusAction>,
+    pub pn_for_lid_chat_action: ::core::option::Option<PnForLidChatAction>,
+    pub marketing_message_action: ::core::option::Option<MarketingMessageAction>,
+    pub marketing_message_broadcast_action: ::core::option::Option<MarketingMessageBroadcastAction>,
+    pub external_web_beta_action: ::core::option::Option<ExternalWebBetaAction>,
+    pub privacy_setting_relay_all_calls: ::core::option::Option<PrivacySettingRelayAllCalls>,
+    pub call_log_action: ::core::option::Option<CallLogAction>,
+    pub ugc_bot: ::core::option::Option<UgcBot>,
+    pub status_privacy: ::core::option::Option<StatusPrivacyAction>,
+    pub bot_welcome_request_action: ::core::option::Option<BotWelcomeRequestAction>,
+    pub delete_individual_call_log: ::core::option::Option<DeleteIndividualCallLogAction>,
+    pub label_reordering_action: ::core::option::Option<LabelReorderingAction>,
+    pub payment_info_action: ::core::option::Option<PaymentInfoAction>,
+    pub custom_payment_methods_action: ::core::option::Option<CustomPaymentMethodsAction>,
+    pub lock_chat_action: ::core::option::Option<LockChatAction>,
+    pub chat_lock_settings: ::core::option::Option<super::chat_lock_settings::ChatLockSettings>,
+    pub wamo_user_identifier_action: ::core::option::Option<WamoUserIdentifierAction>,
+    pub privacy_setting_disable_link_previews_action:
+        ::core::option::Option<PrivacySettingDisableLinkPreviewsAction>,
+    pub device_capabilities: ::core::option::Option<super::device_capabilities::DeviceCapabilities>,
+    pub note_edit_action: ::core::option::Option<NoteEditAction>,
+    pub favorites_action: ::core::option::Option<FavoritesAction>,
+    pub merchant_payment_partner_action: ::core::option::Option<MerchantPaymentPartnerAction>,
+    pub waffle_account_link_state_action: ::core::option::Option<WaffleAccountLinkStateAction>,
+    pub username_chat_start_mode: ::core::option::Option<UsernameChatStartModeAction>,
     pub notification_activity_setting_action:
-        ::core::option::Option<crate::generated::sync_action::NotificationActivitySettingAction>,
-    pub lid_contact_action: ::core::option::Option<crate::generated::sync_action::LidContactAction>,
+        ::core::option::Option<NotificationActivitySettingAction>,
+    pub lid_contact_action: ::core::option::Option<LidContactAction>,
     pub ctwa_per_customer_data_sharing_action:
-        ::core::option::Option<crate::generated::sync_action::CtwaPerCustomerDataSharingAction>,
-    pub payment_tos_action: ::core::option::Option<crate::generated::sync_action::PaymentTosAction>,
-    pub privacy_setting_channels_personalised_recommendation_action: ::core::option::Option<
-        crate::generated::sync_action::PrivacySettingChannelsPersonalisedRecommendationAction,
-    >,
-    pub detected_outcomes_status_action:
-        ::core::option::Option<crate::generated::sync_action::DetectedOutcomesStatusAction>,
-    pub maiba_ai_features_control_action:
-        ::core::option::Option<crate::generated::sync_action::MaibaAiFeaturesControlAction>,
-    pub business_broadcast_list_action:
-        ::core::option::Option<crate::generated::sync_action::BusinessBroadcastListAction>,
-    pub music_user_id_action:
-        ::core::option::Option<crate::generated::sync_action::MusicUserIdAction>,
-    pub status_post_opt_in_notification_preferences_action: ::core::option::Option<
-        crate::generated::sync_action::StatusPostOptInNotificationPreferencesAction,
-    >,
-    pub avatar_updated_action:
-        ::core::option::Option<crate::generated::sync_action::AvatarUpdatedAction>,
-    pub private_processing_setting_action:
-        ::core::option::Option<crate::generated::sync_action::PrivateProcessingSettingAction>,
-    pub newsletter_saved_interests_action:
-        ::core::option::Option<crate::generated::sync_action::NewsletterSavedInterestsAction>,
-    pub ai_thread_rename_action:
-        ::core::option::Option<crate::generated::sync_action::AiThreadRenameAction>,
-    pub interactive_message_action:
-        ::core::option::Option<crate::generated::sync_action::InteractiveMessageAction>,
-    pub settings_sync_action:
-        ::core::option::Option<crate::generated::sync_action::SettingsSyncAction>,
-    pub out_contact_action: ::core::option::Option<crate::generated::sync_action::OutContactAction>,
-    pub nct_salt_sync_action:
-        ::core::option::Option<crate::generated::sync_action::NctSaltSyncAction>,
-    pub business_broadcast_campaign_action:
-        ::core::option::Option<crate::generated::sync_action::BusinessBroadcastCampaignAction>,
-    pub business_broadcast_insights_action:
-        ::core::option::Option<crate::generated::sync_action::BusinessBroadcastInsightsAction>,
-    pub customer_data_action:
-        ::core::option::Option<crate::generated::sync_action::CustomerDataAction>,
-    pub subscriptions_sync_v2_action:
-        ::core::option::Option<crate::generated::sync_action::SubscriptionsSyncV2Action>,
-    pub thread_pin_action: ::core::option::Option<crate::generated::sync_action::ThreadPinAction>,
+        ::core::option::Option<CtwaPerCustomerDataSharingAction>,
+    pub payment_tos_action: ::core::option::Option<PaymentTosAction>,
+    pub privacy_setting_channels_personalised_recommendation_action:
+        ::core::option::Option<PrivacySettingChannelsPersonalisedRecommendationAction>,
+    pub detected_outcomes_status_action: ::core::option::Option<DetectedOutcomesStatusAction>,
+    pub maiba_ai_features_control_action: ::core::option::Option<MaibaAiFeaturesControlAction>,
+    pub business_broadcast_list_action: ::core::option::Option<BusinessBroadcastListAction>,
+    pub music_user_id_action: ::core::option::Option<MusicUserIdAction>,
+    pub status_post_opt_in_notification_preferences_action:
+        ::core::option::Option<StatusPostOptInNotificationPreferencesAction>,
+    pub avatar_updated_action: ::core::option::Option<AvatarUpdatedAction>,
+    pub private_processing_setting_action: ::core::option::Option<PrivateProcessingSettingAction>,
+    pub newsletter_saved_interests_action: ::core::option::Option<NewsletterSavedInterestsAction>,
+    pub ai_thread_rename_action: ::core::option::Option<AiThreadRenameAction>,
+    pub interactive_message_action: ::core::option::Option<InteractiveMessageAction>,
+    pub settings_sync_action: ::core::option::Option<SettingsSyncAction>,
+    pub out_contact_action: ::core::option::Option<OutContactAction>,
+    pub nct_salt_sync_action: ::core::option::Option<NctSaltSyncAction>,
+    pub business_broadcast_campaign_action: ::core::option::Option<BusinessBroadcastCampaignAction>,
+    pub business_broadcast_insights_action: ::core::option::Option<BusinessBroadcastInsightsAction>,
+    pub customer_data_action: ::core::option::Option<CustomerDataAction>,
+    pub subscriptions_sync_v2_action: ::core::option::Option<SubscriptionsSyncV2Action>,
+    pub thread_pin_action: ::core::option::Option<ThreadPinAction>,
     pub auto_organize_business_chat_setting:
-        ::core::option::Option<crate::generated::sync_action::AutoOrganizeBusinessChatSetting>,
-    pub biz_ai_settings_nudge_action:
-        ::core::option::Option<crate::generated::sync_action::BizAiSettingsNudgeAction>,
-    pub coex_v2_version_action:
-        ::core::option::Option<crate::generated::sync_action::CoexV2VersionAction>,
-    pub wasa_root_secret_action:
-        ::core::option::Option<crate::generated::sync_action::WasaRootSecretAction>,
-    pub bubble_lock_message_action:
-        ::core::option::Option<crate::generated::sync_action::BubbleLockMessageAction>,
-    pub label_sublist_action:
-        ::core::option::Option<crate::generated::sync_action::LabelSublistAction>,
+        ::core::option::Option<AutoOrganizeBusinessChatSetting>,
+    pub biz_ai_settings_nudge_action: ::core::option::Option<BizAiSettingsNudgeAction>,
+    pub coex_v2_version_action: ::core::option::Option<CoexV2VersionAction>,
+    pub wasa_root_secret_action: ::core::option::Option<WasaRootSecretAction>,
+    pub bubble_lock_message_action: ::core::option::Option<BubbleLockMessageAction>,
+    pub label_sublist_action: ::core::option::Option<LabelSublistAction>,
     pub device_capabilities_v2:
-        ::core::option::Option<crate::generated::device_capabilities::DeviceCapabilities>,
-    pub ctwa_message_received_action:
-        ::core::option::Option<crate::generated::sync_action::CtwaMessageReceivedAction>,
-    pub shared_device_allowlist_action:
-        ::core::option::Option<crate::generated::sync_action::SharedDeviceAllowlistAction>,
-    pub contact_manager_metadata_action:
-        ::core::option::Option<crate::generated::sync_action::ContactManagerMetadataAction>,
-    pub business_folder_activation_action:
-        ::core::option::Option<crate::generated::sync_action::BusinessFolderActivationAction>,
+        ::core::option::Option<super::device_capabilities::DeviceCapabilities>,
+    pub ctwa_message_received_action: ::core::option::Option<CtwaMessageReceivedAction>,
+    pub shared_device_allowlist_action: ::core::option::Option<SharedDeviceAllowlistAction>,
+    pub contact_manager_metadata_action: ::core::option::Option<ContactManagerMetadataAction>,
+    pub business_folder_activation_action: ::core::option::Option<BusinessFolderActivationAction>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -5839,1154 +5446,972 @@ impl ::prost::Message for SyncActionValue {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "timestamp");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "timestamp",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.star_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "star_action");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "star_action",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.contact_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "contact_action");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "contact_action",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.mute_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "mute_action");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "mute_action",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.pin_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "pin_action");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "pin_action",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.push_name_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "push_name_setting");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "push_name_setting",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.quick_reply_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "quick_reply_action");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "quick_reply_action",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.recent_emoji_weights_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "recent_emoji_weights_action");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "recent_emoji_weights_action",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.label_edit_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "label_edit_action");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "label_edit_action",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.label_association_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "label_association_action");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "label_association_action",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.locale_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "locale_setting");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "locale_setting",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.archive_chat_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "archive_chat_action");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "archive_chat_action",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.delete_message_for_me_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "delete_message_for_me_action");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "delete_message_for_me_action",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key_expiration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "key_expiration");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "key_expiration",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.mark_chat_as_read_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "mark_chat_as_read_action");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "mark_chat_as_read_action",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.clear_chat_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "clear_chat_action");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "clear_chat_action",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.delete_chat_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "delete_chat_action");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "delete_chat_action",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.unarchive_chats_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "unarchive_chats_setting");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "unarchive_chats_setting",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.primary_feature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "primary_feature");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "primary_feature",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.android_unsupported_actions
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "android_unsupported_actions");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "android_unsupported_actions",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.agent_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "agent_action");
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "agent_action",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.subscription_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "subscription_action");
-                    e
-                })
-            }
-            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "subscription_action",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.user_status_mute_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "user_status_mute_action");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "user_status_mute_action",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.time_format_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "time_format_action");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "time_format_action",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.nux_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "nux_action");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "nux_action",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.primary_version_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "primary_version_action");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "primary_version_action",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.sticker_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "sticker_action");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "sticker_action",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.remove_recent_sticker_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "remove_recent_sticker_action");
-                    e
-                })
-            }
-            35 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "remove_recent_sticker_action",
+            ),
+            35 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.chat_assignment
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "chat_assignment");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "chat_assignment",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.chat_assignment_opened_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "chat_assignment_opened_status");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "chat_assignment_opened_status",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.pn_for_lid_chat_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "pn_for_lid_chat_action");
-                    e
-                })
-            }
-            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "pn_for_lid_chat_action",
+            ),
+            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.marketing_message_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "marketing_message_action");
-                    e
-                })
-            }
-            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "marketing_message_action",
+            ),
+            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.marketing_message_broadcast_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "marketing_message_broadcast_action");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "marketing_message_broadcast_action",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.external_web_beta_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "external_web_beta_action");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "external_web_beta_action",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.privacy_setting_relay_all_calls
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "privacy_setting_relay_all_calls");
-                    e
-                })
-            }
-            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "privacy_setting_relay_all_calls",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.call_log_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "call_log_action");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "call_log_action",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ugc_bot
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "ugc_bot");
-                    e
-                })
-            }
-            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "ugc_bot",
+            ),
+            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.status_privacy
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "status_privacy");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "status_privacy",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bot_welcome_request_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "bot_welcome_request_action");
-                    e
-                })
-            }
-            46 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "bot_welcome_request_action",
+            ),
+            46 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.delete_individual_call_log
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "delete_individual_call_log");
-                    e
-                })
-            }
-            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "delete_individual_call_log",
+            ),
+            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.label_reordering_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "label_reordering_action");
-                    e
-                })
-            }
-            48 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "label_reordering_action",
+            ),
+            48 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.payment_info_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "payment_info_action");
-                    e
-                })
-            }
-            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "payment_info_action",
+            ),
+            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.custom_payment_methods_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "custom_payment_methods_action");
-                    e
-                })
-            }
-            50 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "custom_payment_methods_action",
+            ),
+            50 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.lock_chat_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "lock_chat_action");
-                    e
-                })
-            }
-            51 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "lock_chat_action",
+            ),
+            51 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.chat_lock_settings
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "chat_lock_settings");
-                    e
-                })
-            }
-            52 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "chat_lock_settings",
+            ),
+            52 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.wamo_user_identifier_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "wamo_user_identifier_action");
-                    e
-                })
-            }
-            53 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "wamo_user_identifier_action",
+            ),
+            53 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.privacy_setting_disable_link_previews_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SyncActionValue",
-                        "privacy_setting_disable_link_previews_action",
-                    );
-                    e
-                })
-            }
-            54 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "privacy_setting_disable_link_previews_action",
+            ),
+            54 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.device_capabilities
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "device_capabilities");
-                    e
-                })
-            }
-            55 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "device_capabilities",
+            ),
+            55 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.note_edit_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "note_edit_action");
-                    e
-                })
-            }
-            56 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "note_edit_action",
+            ),
+            56 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.favorites_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "favorites_action");
-                    e
-                })
-            }
-            57 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "favorites_action",
+            ),
+            57 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.merchant_payment_partner_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "merchant_payment_partner_action");
-                    e
-                })
-            }
-            58 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "merchant_payment_partner_action",
+            ),
+            58 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.waffle_account_link_state_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "waffle_account_link_state_action");
-                    e
-                })
-            }
-            59 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "waffle_account_link_state_action",
+            ),
+            59 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.username_chat_start_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "username_chat_start_mode");
-                    e
-                })
-            }
-            60 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "username_chat_start_mode",
+            ),
+            60 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.notification_activity_setting_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "notification_activity_setting_action");
-                    e
-                })
-            }
-            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "notification_activity_setting_action",
+            ),
+            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.lid_contact_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "lid_contact_action");
-                    e
-                })
-            }
-            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "lid_contact_action",
+            ),
+            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ctwa_per_customer_data_sharing_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "ctwa_per_customer_data_sharing_action");
-                    e
-                })
-            }
-            63 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "ctwa_per_customer_data_sharing_action",
+            ),
+            63 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.payment_tos_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "payment_tos_action");
-                    e
-                })
-            }
-            64 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "payment_tos_action",
+            ),
+            64 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.privacy_setting_channels_personalised_recommendation_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SyncActionValue",
-                        "privacy_setting_channels_personalised_recommendation_action",
-                    );
-                    e
-                })
-            }
-            66 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "privacy_setting_channels_personalised_recommendation_action",
+            ),
+            66 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.detected_outcomes_status_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "detected_outcomes_status_action");
-                    e
-                })
-            }
-            68 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "detected_outcomes_status_action",
+            ),
+            68 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.maiba_ai_features_control_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "maiba_ai_features_control_action");
-                    e
-                })
-            }
-            69 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "maiba_ai_features_control_action",
+            ),
+            69 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.business_broadcast_list_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "business_broadcast_list_action");
-                    e
-                })
-            }
-            70 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "business_broadcast_list_action",
+            ),
+            70 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.music_user_id_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "music_user_id_action");
-                    e
-                })
-            }
-            71 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "music_user_id_action",
+            ),
+            71 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.status_post_opt_in_notification_preferences_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "SyncActionValue",
-                        "status_post_opt_in_notification_preferences_action",
-                    );
-                    e
-                })
-            }
-            72 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "status_post_opt_in_notification_preferences_action",
+            ),
+            72 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.avatar_updated_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "avatar_updated_action");
-                    e
-                })
-            }
-            74 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "avatar_updated_action",
+            ),
+            74 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.private_processing_setting_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "private_processing_setting_action");
-                    e
-                })
-            }
-            75 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "private_processing_setting_action",
+            ),
+            75 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.newsletter_saved_interests_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "newsletter_saved_interests_action");
-                    e
-                })
-            }
-            76 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "newsletter_saved_interests_action",
+            ),
+            76 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ai_thread_rename_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "ai_thread_rename_action");
-                    e
-                })
-            }
-            77 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "ai_thread_rename_action",
+            ),
+            77 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.interactive_message_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "interactive_message_action");
-                    e
-                })
-            }
-            78 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "interactive_message_action",
+            ),
+            78 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.settings_sync_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "settings_sync_action");
-                    e
-                })
-            }
-            79 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "settings_sync_action",
+            ),
+            79 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.out_contact_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "out_contact_action");
-                    e
-                })
-            }
-            80 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "out_contact_action",
+            ),
+            80 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.nct_salt_sync_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "nct_salt_sync_action");
-                    e
-                })
-            }
-            81 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "nct_salt_sync_action",
+            ),
+            81 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.business_broadcast_campaign_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "business_broadcast_campaign_action");
-                    e
-                })
-            }
-            82 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "business_broadcast_campaign_action",
+            ),
+            82 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.business_broadcast_insights_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "business_broadcast_insights_action");
-                    e
-                })
-            }
-            83 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "business_broadcast_insights_action",
+            ),
+            83 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.customer_data_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "customer_data_action");
-                    e
-                })
-            }
-            84 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "customer_data_action",
+            ),
+            84 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.subscriptions_sync_v2_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "subscriptions_sync_v2_action");
-                    e
-                })
-            }
-            85 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "subscriptions_sync_v2_action",
+            ),
+            85 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.thread_pin_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "thread_pin_action");
-                    e
-                })
-            }
-            86 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "thread_pin_action",
+            ),
+            86 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.auto_organize_business_chat_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "auto_organize_business_chat_setting");
-                    e
-                })
-            }
-            87 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "auto_organize_business_chat_setting",
+            ),
+            87 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.biz_ai_settings_nudge_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "biz_ai_settings_nudge_action");
-                    e
-                })
-            }
-            88 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "biz_ai_settings_nudge_action",
+            ),
+            88 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.coex_v2_version_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "coex_v2_version_action");
-                    e
-                })
-            }
-            89 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "coex_v2_version_action",
+            ),
+            89 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.wasa_root_secret_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "wasa_root_secret_action");
-                    e
-                })
-            }
-            90 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "wasa_root_secret_action",
+            ),
+            90 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bubble_lock_message_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "bubble_lock_message_action");
-                    e
-                })
-            }
-            91 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "bubble_lock_message_action",
+            ),
+            91 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.label_sublist_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "label_sublist_action");
-                    e
-                })
-            }
-            92 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "label_sublist_action",
+            ),
+            92 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.device_capabilities_v2
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "device_capabilities_v2");
-                    e
-                })
-            }
-            93 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "device_capabilities_v2",
+            ),
+            93 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.ctwa_message_received_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "ctwa_message_received_action");
-                    e
-                })
-            }
-            94 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "ctwa_message_received_action",
+            ),
+            94 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.shared_device_allowlist_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "shared_device_allowlist_action");
-                    e
-                })
-            }
-            95 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "shared_device_allowlist_action",
+            ),
+            95 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.contact_manager_metadata_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "contact_manager_metadata_action");
-                    e
-                })
-            }
-            96 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionValue",
+                "contact_manager_metadata_action",
+            ),
+            96 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.business_folder_activation_action
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionValue", "business_folder_activation_action");
-                    e
-                })
-            }
+                ),
+                "SyncActionValue",
+                "business_folder_activation_action",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .timestamp
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .timestamp
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
             + self
                 .star_action
                 .as_ref()
@@ -7331,7 +6756,6 @@ impl ::prost::Message for SyncActionValue {
                 .business_folder_activation_action
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(96, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.timestamp = ::core::option::Option::None;
@@ -7453,28 +6877,26 @@ impl ::prost::Message for BusinessFolderActivationAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.activated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessFolderActivationAction", "activated");
-                    e
-                })
-            }
+                ),
+                "BusinessFolderActivationAction",
+                "activated",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .activated
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .activated
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.activated = ::core::option::Option::None;
@@ -7509,28 +6931,26 @@ impl ::prost::Message for CtwaMessageReceivedAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_ctwa_message_received
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CtwaMessageReceivedAction", "is_ctwa_message_received");
-                    e
-                })
-            }
+                ),
+                "CtwaMessageReceivedAction",
+                "is_ctwa_message_received",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_ctwa_message_received
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_ctwa_message_received
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_ctwa_message_received = ::core::option::Option::None;
@@ -7565,28 +6985,26 @@ impl ::prost::Message for CoexV2VersionAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CoexV2VersionAction", "version");
-                    e
-                })
-            }
+                ),
+                "CoexV2VersionAction",
+                "version",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -7596,12 +7014,8 @@ impl ::prost::Message for CoexV2VersionAction {
 /// Protobuf message `wa.sync_action.SubscriptionsSyncV2Action`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SubscriptionsSyncV2Action {
-    pub subscriptions: ::prost::alloc::vec::Vec<
-        crate::generated::sync_action::subscriptions_sync_v2_action::SubscriptionInfo,
-    >,
-    pub paid_feature: ::prost::alloc::vec::Vec<
-        crate::generated::sync_action::subscriptions_sync_v2_action::PaidFeature,
-    >,
+    pub subscriptions: ::prost::alloc::vec::Vec<subscriptions_sync_v2_action::SubscriptionInfo>,
+    pub paid_feature: ::prost::alloc::vec::Vec<subscriptions_sync_v2_action::PaidFeature>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -7619,37 +7033,33 @@ impl ::prost::Message for SubscriptionsSyncV2Action {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.subscriptions,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubscriptionsSyncV2Action", "subscriptions");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SubscriptionsSyncV2Action",
+                "subscriptions",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.paid_feature,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubscriptionsSyncV2Action", "paid_feature");
-                    e
-                })
-            }
+                ),
+                "SubscriptionsSyncV2Action",
+                "paid_feature",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.subscriptions)
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.subscriptions)
             + ::prost::encoding::message::encoded_len_repeated(2, &self.paid_feature)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.subscriptions.clear();
@@ -7712,65 +7122,60 @@ pub mod subscriptions_sync_v2_action {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.name
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.name
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "PaidFeature",
+                        "name",
                     )
-                    .map_err(|mut e| {
-                        e.push("PaidFeature", "name");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.enabled
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("PaidFeature", "enabled");
-                        e
-                    })
-                }
-                3 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "PaidFeature",
+                    "enabled",
+                ),
+                3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.limit
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("PaidFeature", "limit");
-                        e
-                    })
-                }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "PaidFeature",
+                    "limit",
+                ),
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int64::merge(
                         wire_type,
                         self.expiration_time
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("PaidFeature", "expiration_time");
-                        e
-                    })
-                }
+                    ),
+                    "PaidFeature",
+                    "expiration_time",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .name
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .name
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .enabled
                     .as_ref()
@@ -7783,7 +7188,6 @@ pub mod subscriptions_sync_v2_action {
                     .expiration_time
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int64::encoded_len(4, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.name = ::core::option::Option::None;
@@ -7878,117 +7282,108 @@ pub mod subscriptions_sync_v2_action {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SubscriptionInfo",
+                        "id",
                     )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "id");
-                        e
-                    })
                 }
-                2 if wire_type == ::prost::encoding::WireType::Varint => {
+                2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int32::merge(
                         wire_type,
                         self.tier
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "tier");
-                        e
-                    })
-                }
+                    ),
+                    "SubscriptionInfo",
+                    "tier",
+                ),
                 3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.status
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.status
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SubscriptionInfo",
+                        "status",
                     )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "status");
-                        e
-                    })
                 }
-                4 if wire_type == ::prost::encoding::WireType::Varint => {
+                4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int64::merge(
                         wire_type,
                         self.start_time
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "start_time");
-                        e
-                    })
-                }
-                5 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "SubscriptionInfo",
+                    "start_time",
+                ),
+                5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int64::merge(
                         wire_type,
                         self.end_time
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "end_time");
-                        e
-                    })
-                }
-                6 if wire_type == ::prost::encoding::WireType::Varint => {
+                    ),
+                    "SubscriptionInfo",
+                    "end_time",
+                ),
+                6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::bool::merge(
                         wire_type,
                         self.is_platform_changed
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "is_platform_changed");
-                        e
-                    })
-                }
+                    ),
+                    "SubscriptionInfo",
+                    "is_platform_changed",
+                ),
                 7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.source
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.source
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "SubscriptionInfo",
+                        "source",
                     )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "source");
-                        e
-                    })
                 }
-                8 if wire_type == ::prost::encoding::WireType::Varint => {
+                8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::int64::merge(
                         wire_type,
                         self.creation_time
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("SubscriptionInfo", "creation_time");
-                        e
-                    })
-                }
+                    ),
+                    "SubscriptionInfo",
+                    "creation_time",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .tier
                     .as_ref()
@@ -8017,7 +7412,6 @@ pub mod subscriptions_sync_v2_action {
                     .creation_time
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::int64::encoded_len(8, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.id = ::core::option::Option::None;
@@ -8060,28 +7454,26 @@ impl ::prost::Message for ContactManagerMetadataAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_hidden
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactManagerMetadataAction", "is_hidden");
-                    e
-                })
-            }
+                ),
+                "ContactManagerMetadataAction",
+                "is_hidden",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_hidden
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_hidden
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_hidden = ::core::option::Option::None;
@@ -8196,157 +7588,136 @@ impl ::prost::Message for CustomerDataAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.chat_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "chat_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "chat_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.contact_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "contact_type");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomerDataAction",
+                "contact_type",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.email
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "email");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomerDataAction",
+                "email",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.alt_phone_numbers
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "alt_phone_numbers");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "alt_phone_numbers",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.birthday
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "birthday");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomerDataAction",
+                "birthday",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.address
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "address");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "address",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.acquisition_source
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "acquisition_source");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "acquisition_source",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.lead_stage
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "lead_stage");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "lead_stage",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_order
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "last_order");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "last_order",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.created_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "created_at");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CustomerDataAction",
+                "created_at",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.modified_at
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomerDataAction", "modified_at");
-                    e
-                })
-            }
+                ),
+                "CustomerDataAction",
+                "modified_at",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .chat_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .chat_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .contact_type
                 .as_ref()
@@ -8387,7 +7758,6 @@ impl ::prost::Message for CustomerDataAction {
                 .modified_at
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(11, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.chat_jid = ::core::option::Option::None;
@@ -8464,79 +7834,70 @@ impl ::prost::Message for BusinessBroadcastInsightsAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.recipient_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastInsightsAction", "recipient_count");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastInsightsAction",
+                "recipient_count",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.delivered_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastInsightsAction", "delivered_count");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastInsightsAction",
+                "delivered_count",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.read_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastInsightsAction", "read_count");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastInsightsAction",
+                "read_count",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.replied_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastInsightsAction", "replied_count");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastInsightsAction",
+                "replied_count",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.quick_reply_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastInsightsAction", "quick_reply_count");
-                    e
-                })
-            }
+                ),
+                "BusinessBroadcastInsightsAction",
+                "quick_reply_count",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .recipient_count
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .recipient_count
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .delivered_count
                 .as_ref()
@@ -8553,7 +7914,6 @@ impl ::prost::Message for BusinessBroadcastInsightsAction {
                 .quick_reply_count
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.recipient_count = ::core::option::Option::None;
@@ -8592,28 +7952,26 @@ impl ::prost::Message for AutoOrganizeBusinessChatSetting {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.auto_organize
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AutoOrganizeBusinessChatSetting", "auto_organize");
-                    e
-                })
-            }
+                ),
+                "AutoOrganizeBusinessChatSetting",
+                "auto_organize",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .auto_organize
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .auto_organize
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.auto_organize = ::core::option::Option::None;
@@ -8648,28 +8006,26 @@ impl ::prost::Message for NctSaltSyncAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.salt
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NctSaltSyncAction", "salt");
-                    e
-                })
-            }
+                ),
+                "NctSaltSyncAction",
+                "salt",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .salt
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .salt
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.salt = ::core::option::Option::None;
@@ -8704,28 +8060,26 @@ impl ::prost::Message for ThreadPinAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.pinned
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ThreadPinAction", "pinned");
-                    e
-                })
-            }
+                ),
+                "ThreadPinAction",
+                "pinned",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pinned
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .pinned
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.pinned = ::core::option::Option::None;
@@ -8760,28 +8114,26 @@ impl ::prost::Message for AiThreadRenameAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.new_title
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AiThreadRenameAction", "new_title");
-                    e
-                })
-            }
+                ),
+                "AiThreadRenameAction",
+                "new_title",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .new_title
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .new_title
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.new_title = ::core::option::Option::None;
@@ -8816,28 +8168,26 @@ impl ::prost::Message for StatusPostOptInNotificationPreferencesAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPostOptInNotificationPreferencesAction", "enabled");
-                    e
-                })
-            }
+                ),
+                "StatusPostOptInNotificationPreferencesAction",
+                "enabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .enabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .enabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.enabled = ::core::option::Option::None;
@@ -8880,45 +8230,41 @@ impl ::prost::Message for BroadcastListParticipant {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BroadcastListParticipant", "lid_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BroadcastListParticipant",
+                "lid_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BroadcastListParticipant", "pn_jid");
-                    e
-                })
-            }
+                ),
+                "BroadcastListParticipant",
+                "pn_jid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .lid_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .lid_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .pn_jid
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.lid_jid = ::core::option::Option::None;
@@ -8975,18 +8321,13 @@ impl BusinessBroadcastCampaignAction {
         self.create_timestamp.unwrap_or(0)
     }
     /// The enum value of `status`, or the enum's default when unset or unknown.
-    pub fn status(&self) -> crate::generated::sync_action::BusinessBroadcastCampaignStatus {
+    pub fn status(&self) -> BusinessBroadcastCampaignStatus {
         self.status
-            .and_then(|v| {
-                crate::generated::sync_action::BusinessBroadcastCampaignStatus::try_from(v).ok()
-            })
+            .and_then(|v| BusinessBroadcastCampaignStatus::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status` to an enum value.
-    pub fn set_status(
-        &mut self,
-        value: crate::generated::sync_action::BusinessBroadcastCampaignStatus,
-    ) {
+    pub fn set_status(&mut self, value: BusinessBroadcastCampaignStatus) {
         self.status = ::core::option::Option::Some(value as i32);
     }
 }
@@ -9029,131 +8370,114 @@ impl ::prost::Message for BusinessBroadcastCampaignAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.device_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "device_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "device_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.ad_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "ad_id");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "ad_id",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "name");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "name",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.msg_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "msg_id");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "msg_id",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.broadcast_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "broadcast_jid");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "broadcast_jid",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.reserved_quota
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "reserved_quota");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "reserved_quota",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.scheduled_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "scheduled_timestamp");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "scheduled_timestamp",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.create_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "create_timestamp");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BusinessBroadcastCampaignAction",
+                "create_timestamp",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastCampaignAction", "status");
-                    e
-                })
-            }
+                ),
+                "BusinessBroadcastCampaignAction",
+                "status",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .device_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .device_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .ad_id
                 .as_ref()
@@ -9186,7 +8510,6 @@ impl ::prost::Message for BusinessBroadcastCampaignAction {
                 .status
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(9, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.device_id = ::core::option::Option::None;
@@ -9205,8 +8528,7 @@ impl ::prost::Message for BusinessBroadcastCampaignAction {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BusinessBroadcastListAction {
     pub deleted: ::core::option::Option<bool>,
-    pub participants:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::BroadcastListParticipant>,
+    pub participants: ::prost::alloc::vec::Vec<BroadcastListParticipant>,
     pub list_name: ::core::option::Option<::prost::alloc::string::String>,
     pub label_i_ds: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     pub audience_expression: ::core::option::Option<::prost::alloc::string::String>,
@@ -9258,85 +8580,79 @@ impl ::prost::Message for BusinessBroadcastListAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastListAction", "deleted");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastListAction",
+                "deleted",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.participants,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastListAction", "participants");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastListAction",
+                "participants",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.list_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastListAction", "list_name");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.label_i_ds, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("BusinessBroadcastListAction", "label_i_ds");
-                        e
-                    })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastListAction",
+                "list_name",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(
+                    wire_type,
+                    &mut self.label_i_ds,
+                    buf,
+                    ctx,
+                ),
+                "BusinessBroadcastListAction",
+                "label_i_ds",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.audience_expression
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastListAction", "audience_expression");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BusinessBroadcastListAction",
+                "audience_expression",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.custom_audience_fbid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastListAction", "custom_audience_fbid");
-                    e
-                })
-            }
+                ),
+                "BusinessBroadcastListAction",
+                "custom_audience_fbid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .deleted
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .deleted
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.participants)
             + self
                 .list_name
@@ -9351,7 +8667,6 @@ impl ::prost::Message for BusinessBroadcastListAction {
                 .custom_audience_fbid
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.deleted = ::core::option::Option::None;
@@ -9391,28 +8706,26 @@ impl ::prost::Message for BusinessBroadcastAssociationAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BusinessBroadcastAssociationAction", "deleted");
-                    e
-                })
-            }
+                ),
+                "BusinessBroadcastAssociationAction",
+                "deleted",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .deleted
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .deleted
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.deleted = ::core::option::Option::None;
@@ -9448,31 +8761,26 @@ impl ::prost::Message for CtwaPerCustomerDataSharingAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_ctwa_per_customer_data_sharing_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "CtwaPerCustomerDataSharingAction",
-                        "is_ctwa_per_customer_data_sharing_enabled",
-                    );
-                    e
-                })
-            }
+                ),
+                "CtwaPerCustomerDataSharingAction",
+                "is_ctwa_per_customer_data_sharing_enabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_ctwa_per_customer_data_sharing_enabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_ctwa_per_customer_data_sharing_enabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_ctwa_per_customer_data_sharing_enabled = ::core::option::Option::None;
@@ -9515,45 +8823,41 @@ impl ::prost::Message for OutContactAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.full_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("OutContactAction", "full_name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "OutContactAction",
+                "full_name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.first_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("OutContactAction", "first_name");
-                    e
-                })
-            }
+                ),
+                "OutContactAction",
+                "first_name",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .full_name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .full_name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .first_name
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.full_name = ::core::option::Option::None;
@@ -9605,53 +8909,48 @@ impl ::prost::Message for LidContactAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.full_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LidContactAction", "full_name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LidContactAction",
+                "full_name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.first_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LidContactAction", "first_name");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LidContactAction",
+                "first_name",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LidContactAction", "username");
-                    e
-                })
-            }
+                ),
+                "LidContactAction",
+                "username",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .full_name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .full_name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .first_name
                 .as_ref()
@@ -9660,7 +8959,6 @@ impl ::prost::Message for LidContactAction {
                 .username
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.full_name = ::core::option::Option::None;
@@ -9672,8 +8970,7 @@ impl ::prost::Message for LidContactAction {
 /// Protobuf message `wa.sync_action.FavoritesAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct FavoritesAction {
-    pub favorites:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::favorites_action::Favorite>,
+    pub favorites: ::prost::alloc::vec::Vec<favorites_action::Favorite>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -9690,19 +8987,22 @@ impl ::prost::Message for FavoritesAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.favorites, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("FavoritesAction", "favorites");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.favorites,
+                    buf,
+                    ctx,
+                ),
+                "FavoritesAction",
+                "favorites",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.favorites)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.favorites)
     }
     fn clear(&mut self) {
         self.favorites.clear();
@@ -9740,27 +9040,27 @@ pub mod favorites_action {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Favorite",
+                        "id",
                     )
-                    .map_err(|mut e| {
-                        e.push("Favorite", "id");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-                + self.unknown_fields.encoded_len()
+            self.unknown_fields.encoded_len()
+                + self
+                    .id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
         }
         fn clear(&mut self) {
             self.id = ::core::option::Option::None;
@@ -9796,31 +9096,26 @@ impl ::prost::Message for PrivacySettingChannelsPersonalisedRecommendationAction
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_user_opted_out
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "PrivacySettingChannelsPersonalisedRecommendationAction",
-                        "is_user_opted_out",
-                    );
-                    e
-                })
-            }
+                ),
+                "PrivacySettingChannelsPersonalisedRecommendationAction",
+                "is_user_opted_out",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_user_opted_out
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_user_opted_out
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_user_opted_out = ::core::option::Option::None;
@@ -9855,31 +9150,26 @@ impl ::prost::Message for PrivacySettingDisableLinkPreviewsAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_previews_disabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "PrivacySettingDisableLinkPreviewsAction",
-                        "is_previews_disabled",
-                    );
-                    e
-                })
-            }
+                ),
+                "PrivacySettingDisableLinkPreviewsAction",
+                "is_previews_disabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_previews_disabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_previews_disabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_previews_disabled = ::core::option::Option::None;
@@ -9914,28 +9204,26 @@ impl ::prost::Message for WamoUserIdentifierAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.identifier
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WamoUserIdentifierAction", "identifier");
-                    e
-                })
-            }
+                ),
+                "WamoUserIdentifierAction",
+                "identifier",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .identifier
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .identifier
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.identifier = ::core::option::Option::None;
@@ -9970,28 +9258,26 @@ impl ::prost::Message for BubbleLockMessageAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.locked
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BubbleLockMessageAction", "locked");
-                    e
-                })
-            }
+                ),
+                "BubbleLockMessageAction",
+                "locked",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .locked
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .locked
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.locked = ::core::option::Option::None;
@@ -10026,28 +9312,26 @@ impl ::prost::Message for LockChatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.locked
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LockChatAction", "locked");
-                    e
-                })
-            }
+                ),
+                "LockChatAction",
+                "locked",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .locked
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .locked
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.locked = ::core::option::Option::None;
@@ -10057,8 +9341,7 @@ impl ::prost::Message for LockChatAction {
 /// Protobuf message `wa.sync_action.CustomPaymentMethodsAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CustomPaymentMethodsAction {
-    pub custom_payment_methods:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::CustomPaymentMethod>,
+    pub custom_payment_methods: ::prost::alloc::vec::Vec<CustomPaymentMethod>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10075,24 +9358,22 @@ impl ::prost::Message for CustomPaymentMethodsAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.custom_payment_methods,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethodsAction", "custom_payment_methods");
-                    e
-                })
-            }
+                ),
+                "CustomPaymentMethodsAction",
+                "custom_payment_methods",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.custom_payment_methods)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.custom_payment_methods)
     }
     fn clear(&mut self) {
         self.custom_payment_methods.clear();
@@ -10105,8 +9386,7 @@ pub struct CustomPaymentMethod {
     pub credential_id: ::core::option::Option<::prost::alloc::string::String>,
     pub country: ::core::option::Option<::prost::alloc::string::String>,
     pub r#type: ::core::option::Option<::prost::alloc::string::String>,
-    pub metadata:
-        ::prost::alloc::vec::Vec<crate::generated::sync_action::CustomPaymentMethodMetadata>,
+    pub metadata: ::prost::alloc::vec::Vec<CustomPaymentMethodMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10146,60 +9426,53 @@ impl ::prost::Message for CustomPaymentMethod {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.credential_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethod", "credential_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomPaymentMethod",
+                "credential_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.country
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethod", "country");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomPaymentMethod",
+                "country",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethod", "r#type");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.metadata, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("CustomPaymentMethod", "metadata");
-                        e
-                    })
-            }
+                ),
+                "CustomPaymentMethod",
+                "r#type",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.metadata, buf, ctx),
+                "CustomPaymentMethod",
+                "metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .credential_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .credential_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .country
                 .as_ref()
@@ -10209,7 +9482,6 @@ impl ::prost::Message for CustomPaymentMethod {
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
             + ::prost::encoding::message::encoded_len_repeated(4, &self.metadata)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.credential_id = ::core::option::Option::None;
@@ -10255,45 +9527,41 @@ impl ::prost::Message for CustomPaymentMethodMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethodMetadata", "key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "CustomPaymentMethodMetadata",
+                "key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.value
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CustomPaymentMethodMetadata", "value");
-                    e
-                })
-            }
+                ),
+                "CustomPaymentMethodMetadata",
+                "value",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .value
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.key = ::core::option::Option::None;
@@ -10329,28 +9597,26 @@ impl ::prost::Message for PaymentInfoAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.cpi
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfoAction", "cpi");
-                    e
-                })
-            }
+                ),
+                "PaymentInfoAction",
+                "cpi",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .cpi
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .cpi
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.cpi = ::core::option::Option::None;
@@ -10382,23 +9648,23 @@ impl ::prost::Message for LabelReorderingAction {
                 ::prost::encoding::WireType::Varint | ::prost::encoding::WireType::LengthDelimited
             ) =>
             {
-                ::prost::encoding::int32::merge_repeated(
-                    wire_type,
-                    &mut self.sorted_label_i_ds,
-                    buf,
-                    ctx,
+                crate::field_error(
+                    ::prost::encoding::int32::merge_repeated(
+                        wire_type,
+                        &mut self.sorted_label_i_ds,
+                        buf,
+                        ctx,
+                    ),
+                    "LabelReorderingAction",
+                    "sorted_label_i_ds",
                 )
-                .map_err(|mut e| {
-                    e.push("LabelReorderingAction", "sorted_label_i_ds");
-                    e
-                })
             }
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::int32::encoded_len_repeated(1, &self.sorted_label_i_ds)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::int32::encoded_len_repeated(1, &self.sorted_label_i_ds)
     }
     fn clear(&mut self) {
         self.sorted_label_i_ds.clear();
@@ -10441,45 +9707,41 @@ impl ::prost::Message for DeleteIndividualCallLogAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.peer_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeleteIndividualCallLogAction", "peer_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "DeleteIndividualCallLogAction",
+                "peer_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_incoming
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeleteIndividualCallLogAction", "is_incoming");
-                    e
-                })
-            }
+                ),
+                "DeleteIndividualCallLogAction",
+                "is_incoming",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .peer_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .peer_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .is_incoming
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.peer_jid = ::core::option::Option::None;
@@ -10515,28 +9777,26 @@ impl ::prost::Message for BotWelcomeRequestAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_sent
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BotWelcomeRequestAction", "is_sent");
-                    e
-                })
-            }
+                ),
+                "BotWelcomeRequestAction",
+                "is_sent",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_sent
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_sent
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_sent = ::core::option::Option::None;
@@ -10571,31 +9831,26 @@ impl ::prost::Message for NewsletterSavedInterestsAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.newsletter_saved_interests
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "NewsletterSavedInterestsAction",
-                        "newsletter_saved_interests",
-                    );
-                    e
-                })
-            }
+                ),
+                "NewsletterSavedInterestsAction",
+                "newsletter_saved_interests",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .newsletter_saved_interests
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .newsletter_saved_interests
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.newsletter_saved_interests = ::core::option::Option::None;
@@ -10630,28 +9885,26 @@ impl ::prost::Message for MusicUserIdAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.music_user_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MusicUserIdAction", "music_user_id");
-                    e
-                })
-            }
+                ),
+                "MusicUserIdAction",
+                "music_user_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .music_user_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .music_user_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.music_user_id = ::core::option::Option::None;
@@ -10686,28 +9939,26 @@ impl ::prost::Message for UgcBot {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.definition
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UGCBot", "definition");
-                    e
-                })
-            }
+                ),
+                "UGCBot",
+                "definition",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .definition
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .definition
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.definition = ::core::option::Option::None;
@@ -10717,7 +9968,7 @@ impl ::prost::Message for UgcBot {
 /// Protobuf message `wa.sync_action.CallLogAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CallLogAction {
-    pub call_log_record: ::core::option::Option<crate::generated::sync_action::CallLogRecord>,
+    pub call_log_record: ::core::option::Option<CallLogRecord>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -10736,28 +9987,26 @@ impl ::prost::Message for CallLogAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.call_log_record
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CallLogAction", "call_log_record");
-                    e
-                })
-            }
+                ),
+                "CallLogAction",
+                "call_log_record",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .call_log_record
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .call_log_record
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.call_log_record = ::core::option::Option::None;
@@ -10792,28 +10041,26 @@ impl ::prost::Message for PrivacySettingRelayAllCalls {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PrivacySettingRelayAllCalls", "is_enabled");
-                    e
-                })
-            }
+                ),
+                "PrivacySettingRelayAllCalls",
+                "is_enabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_enabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_enabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_enabled = ::core::option::Option::None;
@@ -10848,28 +10095,26 @@ impl ::prost::Message for DetectedOutcomesStatusAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DetectedOutcomesStatusAction", "is_enabled");
-                    e
-                })
-            }
+                ),
+                "DetectedOutcomesStatusAction",
+                "is_enabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_enabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_enabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_enabled = ::core::option::Option::None;
@@ -10904,28 +10149,26 @@ impl ::prost::Message for ExternalWebBetaAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_opt_in
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ExternalWebBetaAction", "is_opt_in");
-                    e
-                })
-            }
+                ),
+                "ExternalWebBetaAction",
+                "is_opt_in",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_opt_in
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_opt_in
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_opt_in = ::core::option::Option::None;
@@ -10960,28 +10203,26 @@ impl ::prost::Message for MarketingMessageBroadcastAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.replied_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarketingMessageBroadcastAction", "replied_count");
-                    e
-                })
-            }
+                ),
+                "MarketingMessageBroadcastAction",
+                "replied_count",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .replied_count
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .replied_count
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.replied_count = ::core::option::Option::None;
@@ -11016,28 +10257,26 @@ impl ::prost::Message for PnForLidChatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PnForLidChatAction", "pn_jid");
-                    e
-                })
-            }
+                ),
+                "PnForLidChatAction",
+                "pn_jid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pn_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .pn_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.pn_jid = ::core::option::Option::None;
@@ -11072,28 +10311,26 @@ impl ::prost::Message for ChatAssignmentOpenedStatusAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.chat_opened
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ChatAssignmentOpenedStatusAction", "chat_opened");
-                    e
-                })
-            }
+                ),
+                "ChatAssignmentOpenedStatusAction",
+                "chat_opened",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .chat_opened
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .chat_opened
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.chat_opened = ::core::option::Option::None;
@@ -11128,28 +10365,26 @@ impl ::prost::Message for ChatAssignmentAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.device_agent_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ChatAssignmentAction", "device_agent_id");
-                    e
-                })
-            }
+                ),
+                "ChatAssignmentAction",
+                "device_agent_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .device_agent_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .device_agent_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.device_agent_id = ::core::option::Option::None;
@@ -11280,183 +10515,158 @@ impl ::prost::Message for StickerAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "url");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerAction",
+                "url",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.file_enc_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "file_enc_sha256");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerAction",
+                "file_enc_sha256",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.media_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "media_key");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerAction",
+                "media_key",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.mimetype
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "mimetype");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "mimetype",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.height
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "height");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "height",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.width
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "width");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerAction",
+                "width",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.direct_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "direct_path");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "direct_path",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.file_length
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "file_length");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "file_length",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_favorite
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "is_favorite");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "is_favorite",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.device_id_hint
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "device_id_hint");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "device_id_hint",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_lottie
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "is_lottie");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "StickerAction",
+                "is_lottie",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_hash
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "image_hash");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StickerAction",
+                "image_hash",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_avatar_sticker
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StickerAction", "is_avatar_sticker");
-                    e
-                })
-            }
+                ),
+                "StickerAction",
+                "is_avatar_sticker",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .url
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .url
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .file_enc_sha256
                 .as_ref()
@@ -11505,7 +10715,6 @@ impl ::prost::Message for StickerAction {
                 .is_avatar_sticker
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(13, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.url = ::core::option::Option::None;
@@ -11552,28 +10761,26 @@ impl ::prost::Message for RemoveRecentStickerAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_sticker_sent_ts
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("RemoveRecentStickerAction", "last_sticker_sent_ts");
-                    e
-                })
-            }
+                ),
+                "RemoveRecentStickerAction",
+                "last_sticker_sent_ts",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .last_sticker_sent_ts
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .last_sticker_sent_ts
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.last_sticker_sent_ts = ::core::option::Option::None;
@@ -11608,28 +10815,26 @@ impl ::prost::Message for PrimaryVersionAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PrimaryVersionAction", "version");
-                    e
-                })
-            }
+                ),
+                "PrimaryVersionAction",
+                "version",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .version
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .version
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.version = ::core::option::Option::None;
@@ -11664,28 +10869,26 @@ impl ::prost::Message for NuxAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.acknowledged
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NuxAction", "acknowledged");
-                    e
-                })
-            }
+                ),
+                "NuxAction",
+                "acknowledged",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .acknowledged
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .acknowledged
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.acknowledged = ::core::option::Option::None;
@@ -11720,28 +10923,26 @@ impl ::prost::Message for TimeFormatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_twenty_four_hour_format_enabled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("TimeFormatAction", "is_twenty_four_hour_format_enabled");
-                    e
-                })
-            }
+                ),
+                "TimeFormatAction",
+                "is_twenty_four_hour_format_enabled",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_twenty_four_hour_format_enabled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_twenty_four_hour_format_enabled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_twenty_four_hour_format_enabled = ::core::option::Option::None;
@@ -11776,28 +10977,26 @@ impl ::prost::Message for UserStatusMuteAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.muted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserStatusMuteAction", "muted");
-                    e
-                })
-            }
+                ),
+                "UserStatusMuteAction",
+                "muted",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .muted
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .muted
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.muted = ::core::option::Option::None;
@@ -11848,53 +11047,48 @@ impl ::prost::Message for SubscriptionAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_deactivated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubscriptionAction", "is_deactivated");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SubscriptionAction",
+                "is_deactivated",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_auto_renewing
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubscriptionAction", "is_auto_renewing");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SubscriptionAction",
+                "is_auto_renewing",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.expiration_date
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SubscriptionAction", "expiration_date");
-                    e
-                })
-            }
+                ),
+                "SubscriptionAction",
+                "expiration_date",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_deactivated
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .is_deactivated
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .is_auto_renewing
                 .as_ref()
@@ -11903,7 +11097,6 @@ impl ::prost::Message for SubscriptionAction {
                 .expiration_date
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.is_deactivated = ::core::option::Option::None;
@@ -11956,53 +11149,48 @@ impl ::prost::Message for AgentAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AgentAction", "name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AgentAction",
+                "name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.device_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AgentAction", "device_id");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "AgentAction",
+                "device_id",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AgentAction", "is_deleted");
-                    e
-                })
-            }
+                ),
+                "AgentAction",
+                "is_deleted",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .device_id
                 .as_ref()
@@ -12011,7 +11199,6 @@ impl ::prost::Message for AgentAction {
                 .is_deleted
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.name = ::core::option::Option::None;
@@ -12048,28 +11235,26 @@ impl ::prost::Message for AndroidUnsupportedActions {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.allowed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("AndroidUnsupportedActions", "allowed");
-                    e
-                })
-            }
+                ),
+                "AndroidUnsupportedActions",
+                "allowed",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .allowed
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .allowed
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.allowed = ::core::option::Option::None;
@@ -12096,19 +11281,17 @@ impl ::prost::Message for PrimaryFeature {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.flags, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("PrimaryFeature", "flags");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(wire_type, &mut self.flags, buf, ctx),
+                "PrimaryFeature",
+                "flags",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::string::encoded_len_repeated(1, &self.flags)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::string::encoded_len_repeated(1, &self.flags)
     }
     fn clear(&mut self) {
         self.flags.clear();
@@ -12143,28 +11326,26 @@ impl ::prost::Message for KeyExpiration {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.expired_key_epoch
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeyExpiration", "expired_key_epoch");
-                    e
-                })
-            }
+                ),
+                "KeyExpiration",
+                "expired_key_epoch",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .expired_key_epoch
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .expired_key_epoch
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.expired_key_epoch = ::core::option::Option::None;
@@ -12174,7 +11355,7 @@ impl ::prost::Message for KeyExpiration {
 /// Protobuf message `wa.sync_action.SyncActionMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncActionMessage {
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
     pub timestamp: ::core::option::Option<i64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -12203,45 +11384,41 @@ impl ::prost::Message for SyncActionMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionMessage", "key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SyncActionMessage",
+                "key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionMessage", "timestamp");
-                    e
-                })
-            }
+                ),
+                "SyncActionMessage",
+                "timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.key = ::core::option::Option::None;
@@ -12254,7 +11431,7 @@ impl ::prost::Message for SyncActionMessage {
 pub struct SyncActionMessageRange {
     pub last_message_timestamp: ::core::option::Option<i64>,
     pub last_system_message_timestamp: ::core::option::Option<i64>,
-    pub messages: ::prost::alloc::vec::Vec<crate::generated::sync_action::SyncActionMessage>,
+    pub messages: ::prost::alloc::vec::Vec<SyncActionMessage>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12287,53 +11464,47 @@ impl ::prost::Message for SyncActionMessageRange {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionMessageRange", "last_message_timestamp");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SyncActionMessageRange",
+                "last_message_timestamp",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.last_system_message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionMessageRange", "last_system_message_timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.messages, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("SyncActionMessageRange", "messages");
-                        e
-                    })
-            }
+                ),
+                "SyncActionMessageRange",
+                "last_system_message_timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.messages, buf, ctx),
+                "SyncActionMessageRange",
+                "messages",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .last_message_timestamp
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .last_message_timestamp
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int64::encoded_len(1, v))
             + self
                 .last_system_message_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(2, v))
             + ::prost::encoding::message::encoded_len_repeated(3, &self.messages)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.last_message_timestamp = ::core::option::Option::None;
@@ -12370,28 +11541,26 @@ impl ::prost::Message for UnarchiveChatsSetting {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.unarchive_chats
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UnarchiveChatsSetting", "unarchive_chats");
-                    e
-                })
-            }
+                ),
+                "UnarchiveChatsSetting",
+                "unarchive_chats",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .unarchive_chats
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .unarchive_chats
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.unarchive_chats = ::core::option::Option::None;
@@ -12401,8 +11570,7 @@ impl ::prost::Message for UnarchiveChatsSetting {
 /// Protobuf message `wa.sync_action.DeleteChatAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct DeleteChatAction {
-    pub message_range:
-        ::core::option::Option<crate::generated::sync_action::SyncActionMessageRange>,
+    pub message_range: ::core::option::Option<SyncActionMessageRange>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12421,28 +11589,26 @@ impl ::prost::Message for DeleteChatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_range
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeleteChatAction", "message_range");
-                    e
-                })
-            }
+                ),
+                "DeleteChatAction",
+                "message_range",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_range
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .message_range
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.message_range = ::core::option::Option::None;
@@ -12452,8 +11618,7 @@ impl ::prost::Message for DeleteChatAction {
 /// Protobuf message `wa.sync_action.ClearChatAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct ClearChatAction {
-    pub message_range:
-        ::core::option::Option<crate::generated::sync_action::SyncActionMessageRange>,
+    pub message_range: ::core::option::Option<SyncActionMessageRange>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12472,28 +11637,26 @@ impl ::prost::Message for ClearChatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_range
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ClearChatAction", "message_range");
-                    e
-                })
-            }
+                ),
+                "ClearChatAction",
+                "message_range",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_range
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .message_range
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.message_range = ::core::option::Option::None;
@@ -12504,8 +11667,7 @@ impl ::prost::Message for ClearChatAction {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct MarkChatAsReadAction {
     pub read: ::core::option::Option<bool>,
-    pub message_range:
-        ::core::option::Option<crate::generated::sync_action::SyncActionMessageRange>,
+    pub message_range: ::core::option::Option<SyncActionMessageRange>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12533,45 +11695,41 @@ impl ::prost::Message for MarkChatAsReadAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.read
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarkChatAsReadAction", "read");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MarkChatAsReadAction",
+                "read",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_range
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MarkChatAsReadAction", "message_range");
-                    e
-                })
-            }
+                ),
+                "MarkChatAsReadAction",
+                "message_range",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .read
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .read
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .message_range
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.read = ::core::option::Option::None;
@@ -12615,45 +11773,41 @@ impl ::prost::Message for DeleteMessageForMeAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.delete_media
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeleteMessageForMeAction", "delete_media");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "DeleteMessageForMeAction",
+                "delete_media",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("DeleteMessageForMeAction", "message_timestamp");
-                    e
-                })
-            }
+                ),
+                "DeleteMessageForMeAction",
+                "message_timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .delete_media
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .delete_media
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .message_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.delete_media = ::core::option::Option::None;
@@ -12665,8 +11819,7 @@ impl ::prost::Message for DeleteMessageForMeAction {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct ArchiveChatAction {
     pub archived: ::core::option::Option<bool>,
-    pub message_range:
-        ::core::option::Option<crate::generated::sync_action::SyncActionMessageRange>,
+    pub message_range: ::core::option::Option<SyncActionMessageRange>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12694,45 +11847,41 @@ impl ::prost::Message for ArchiveChatAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.archived
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ArchiveChatAction", "archived");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ArchiveChatAction",
+                "archived",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_range
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ArchiveChatAction", "message_range");
-                    e
-                })
-            }
+                ),
+                "ArchiveChatAction",
+                "message_range",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .archived
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .archived
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .message_range
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.archived = ::core::option::Option::None;
@@ -12743,7 +11892,7 @@ impl ::prost::Message for ArchiveChatAction {
 /// Protobuf message `wa.sync_action.RecentEmojiWeightsAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct RecentEmojiWeightsAction {
-    pub weights: ::prost::alloc::vec::Vec<crate::generated::sync_action::RecentEmojiWeight>,
+    pub weights: ::prost::alloc::vec::Vec<RecentEmojiWeight>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12760,19 +11909,17 @@ impl ::prost::Message for RecentEmojiWeightsAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.weights, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("RecentEmojiWeightsAction", "weights");
-                        e
-                    })
-            }
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(wire_type, &mut self.weights, buf, ctx),
+                "RecentEmojiWeightsAction",
+                "weights",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + ::prost::encoding::message::encoded_len_repeated(1, &self.weights)
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + ::prost::encoding::message::encoded_len_repeated(1, &self.weights)
     }
     fn clear(&mut self) {
         self.weights.clear();
@@ -12807,28 +11954,26 @@ impl ::prost::Message for LabelSublistAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.sub_list_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelSublistAction", "sub_list_id");
-                    e
-                })
-            }
+                ),
+                "LabelSublistAction",
+                "sub_list_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .sub_list_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .sub_list_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.sub_list_id = ::core::option::Option::None;
@@ -12871,45 +12016,41 @@ impl ::prost::Message for LabelAssociationAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.labeled
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelAssociationAction", "labeled");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LabelAssociationAction",
+                "labeled",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.model_meta_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LabelAssociationAction", "model_meta_data");
-                    e
-                })
-            }
+                ),
+                "LabelAssociationAction",
+                "model_meta_data",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .labeled
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .labeled
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .model_meta_data
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.labeled = ::core::option::Option::None;
@@ -12973,85 +12114,74 @@ impl ::prost::Message for QuickReplyAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.shortcut
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuickReplyAction", "shortcut");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "QuickReplyAction",
+                "shortcut",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuickReplyAction", "message");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.keywords, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("QuickReplyAction", "keywords");
-                        e
-                    })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "QuickReplyAction",
+                "message",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(wire_type, &mut self.keywords, buf, ctx),
+                "QuickReplyAction",
+                "keywords",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuickReplyAction", "count");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "QuickReplyAction",
+                "count",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.deleted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuickReplyAction", "deleted");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "QuickReplyAction",
+                "deleted",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.associated_label_i_ds,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuickReplyAction", "associated_label_i_ds");
-                    e
-                })
-            }
+                ),
+                "QuickReplyAction",
+                "associated_label_i_ds",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .shortcut
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .shortcut
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .message
                 .as_ref()
@@ -13066,7 +12196,6 @@ impl ::prost::Message for QuickReplyAction {
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(5, v))
             + ::prost::encoding::string::encoded_len_repeated(6, &self.associated_label_i_ds)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.shortcut = ::core::option::Option::None;
@@ -13106,28 +12235,26 @@ impl ::prost::Message for LocaleSetting {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.locale
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LocaleSetting", "locale");
-                    e
-                })
-            }
+                ),
+                "LocaleSetting",
+                "locale",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .locale
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .locale
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.locale = ::core::option::Option::None;
@@ -13162,28 +12289,26 @@ impl ::prost::Message for PushNameSetting {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PushNameSetting", "name");
-                    e
-                })
-            }
+                ),
+                "PushNameSetting",
+                "name",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.name = ::core::option::Option::None;
@@ -13218,28 +12343,26 @@ impl ::prost::Message for PinAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.pinned
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinAction", "pinned");
-                    e
-                })
-            }
+                ),
+                "PinAction",
+                "pinned",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .pinned
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .pinned
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.pinned = ::core::option::Option::None;
@@ -13298,66 +12421,59 @@ impl ::prost::Message for MuteAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.muted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MuteAction", "muted");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MuteAction",
+                "muted",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.mute_end_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MuteAction", "mute_end_timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MuteAction",
+                "mute_end_timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.auto_muted
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MuteAction", "auto_muted");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MuteAction",
+                "auto_muted",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.mute_everyone_mention_end_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MuteAction", "mute_everyone_mention_end_timestamp");
-                    e
-                })
-            }
+                ),
+                "MuteAction",
+                "mute_everyone_mention_end_timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .muted
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .muted
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + self
                 .mute_end_timestamp
                 .as_ref()
@@ -13370,7 +12486,6 @@ impl ::prost::Message for MuteAction {
                 .mute_everyone_mention_end_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.muted = ::core::option::Option::None;
@@ -13408,28 +12523,26 @@ impl ::prost::Message for SharedDeviceAllowlistAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.allowed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SharedDeviceAllowlistAction", "allowed");
-                    e
-                })
-            }
+                ),
+                "SharedDeviceAllowlistAction",
+                "allowed",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .allowed
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .allowed
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.allowed = ::core::option::Option::None;
@@ -13504,92 +12617,81 @@ impl ::prost::Message for ContactAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.full_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "full_name");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ContactAction",
+                "full_name",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.first_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "first_name");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ContactAction",
+                "first_name",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lid_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "lid_jid");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ContactAction",
+                "lid_jid",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.save_on_primary_addressbook
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "save_on_primary_addressbook");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ContactAction",
+                "save_on_primary_addressbook",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.pn_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "pn_jid");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ContactAction",
+                "pn_jid",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.username
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ContactAction", "username");
-                    e
-                })
-            }
+                ),
+                "ContactAction",
+                "username",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .full_name
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .full_name
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .first_name
                 .as_ref()
@@ -13610,7 +12712,6 @@ impl ::prost::Message for ContactAction {
                 .username
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.full_name = ::core::option::Option::None;
@@ -13650,28 +12751,26 @@ impl ::prost::Message for StarAction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.starred
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StarAction", "starred");
-                    e
-                })
-            }
+                ),
+                "StarAction",
+                "starred",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .starred
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .starred
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.starred = ::core::option::Option::None;
@@ -13682,7 +12781,7 @@ impl ::prost::Message for StarAction {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncActionData {
     pub index: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub value: ::core::option::Option<crate::generated::sync_action::SyncActionValue>,
+    pub value: ::core::option::Option<SyncActionValue>,
     pub padding: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub version: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -13726,66 +12825,59 @@ impl ::prost::Message for SyncActionData {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.index
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionData", "index");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionData",
+                "index",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.value
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionData", "value");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "SyncActionData",
+                "value",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.padding
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionData", "padding");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "SyncActionData",
+                "padding",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.version
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("SyncActionData", "version");
-                    e
-                })
-            }
+                ),
+                "SyncActionData",
+                "version",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .index
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .index
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .value
                 .as_ref()
@@ -13798,7 +12890,6 @@ impl ::prost::Message for SyncActionData {
                 .version
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.index = ::core::option::Option::None;

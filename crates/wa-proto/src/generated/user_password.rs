@@ -8,41 +8,30 @@
 pub struct UserPassword {
     pub encoding: ::core::option::Option<i32>,
     pub transformer: ::core::option::Option<i32>,
-    pub transformer_arg:
-        ::prost::alloc::vec::Vec<crate::generated::user_password::user_password::TransformerArg>,
+    pub transformer_arg: ::prost::alloc::vec::Vec<user_password::TransformerArg>,
     pub transformed_data: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl UserPassword {
     /// The enum value of `encoding`, or the enum's default when unset or unknown.
-    pub fn encoding(&self) -> crate::generated::user_password::user_password::Encoding {
+    pub fn encoding(&self) -> user_password::Encoding {
         self.encoding
-            .and_then(|v| {
-                crate::generated::user_password::user_password::Encoding::try_from(v).ok()
-            })
+            .and_then(|v| user_password::Encoding::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `encoding` to an enum value.
-    pub fn set_encoding(
-        &mut self,
-        value: crate::generated::user_password::user_password::Encoding,
-    ) {
+    pub fn set_encoding(&mut self, value: user_password::Encoding) {
         self.encoding = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `transformer`, or the enum's default when unset or unknown.
-    pub fn transformer(&self) -> crate::generated::user_password::user_password::Transformer {
+    pub fn transformer(&self) -> user_password::Transformer {
         self.transformer
-            .and_then(|v| {
-                crate::generated::user_password::user_password::Transformer::try_from(v).ok()
-            })
+            .and_then(|v| user_password::Transformer::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `transformer` to an enum value.
-    pub fn set_transformer(
-        &mut self,
-        value: crate::generated::user_password::user_password::Transformer,
-    ) {
+    pub fn set_transformer(&mut self, value: user_password::Transformer) {
         self.transformer = ::core::option::Option::Some(value as i32);
     }
     /// The value of `transformed_data`, or the default when unset.
@@ -72,65 +61,58 @@ impl ::prost::Message for UserPassword {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.encoding
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserPassword", "encoding");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "UserPassword",
+                "encoding",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.transformer
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserPassword", "transformer");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "UserPassword",
+                "transformer",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.transformer_arg,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserPassword", "transformer_arg");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "UserPassword",
+                "transformer_arg",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.transformed_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserPassword", "transformed_data");
-                    e
-                })
-            }
+                ),
+                "UserPassword",
+                "transformed_data",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .encoding
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .encoding
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .transformer
                 .as_ref()
@@ -140,7 +122,6 @@ impl ::prost::Message for UserPassword {
                 .transformed_data
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.encoding = ::core::option::Option::None;
@@ -207,9 +188,7 @@ pub mod user_password {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct TransformerArg {
         pub key: ::core::option::Option<::prost::alloc::string::String>,
-        pub value: ::core::option::Option<
-            crate::generated::user_password::user_password::transformer_arg::Value,
-        >,
+        pub value: ::core::option::Option<transformer_arg::Value>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -238,44 +217,44 @@ pub mod user_password {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.key
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.key
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "TransformerArg",
+                        "key",
                     )
-                    .map_err(|mut e| {
-                        e.push("TransformerArg", "key");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge(
-                        wire_type,
-                        self.value
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge(
+                            wire_type,
+                            self.value
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "TransformerArg",
+                        "value",
                     )
-                    .map_err(|mut e| {
-                        e.push("TransformerArg", "value");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .key
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .key
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .value
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.key = ::core::option::Option::None;
@@ -288,16 +267,20 @@ pub mod user_password {
         /// Protobuf message `wa.user_password.UserPassword.TransformerArg.Value`.
         #[derive(Clone, PartialEq, Default, Debug)]
         pub struct Value {
-            pub value: ::core::option::Option<
-                crate::generated::user_password::user_password::transformer_arg::value::Value,
-            >,
+            pub value: ::core::option::Option<value::Value>,
             /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
             pub unknown_fields: crate::UnknownFields,
         }
         impl ::prost::Message for Value {
             fn encode_raw(&self, buf: &mut impl ::prost::bytes::BufMut) {
-                if let ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsBlob(v)) = &self.value { ::prost::encoding::bytes::encode(1, v, buf); }
-                if let ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsUnsignedInteger(v)) = &self.value { ::prost::encoding::uint32::encode(2, v, buf); }
+                if let ::core::option::Option::Some(value::Value::AsBlob(v)) = &self.value {
+                    ::prost::encoding::bytes::encode(1, v, buf);
+                }
+                if let ::core::option::Option::Some(value::Value::AsUnsignedInteger(v)) =
+                    &self.value
+                {
+                    ::prost::encoding::uint32::encode(2, v, buf);
+                }
                 self.unknown_fields.encode_raw(buf);
             }
             fn merge_field(
@@ -308,16 +291,58 @@ pub mod user_password {
                 ctx: ::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), ::prost::DecodeError> {
                 match tag {
-1 if wire_type == ::prost::encoding::WireType::LengthDelimited => { if let ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsBlob(v)) = &mut self.value { ::prost::encoding::bytes::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("Value", "as_blob"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::bytes::merge(wire_type, &mut v, buf, ctx).map(|()| self.value = ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsBlob(v))).map_err(|mut e| { e.push("Value", "as_blob"); e }) } }
-2 if wire_type == ::prost::encoding::WireType::Varint => { if let ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsUnsignedInteger(v)) = &mut self.value { ::prost::encoding::uint32::merge(wire_type, v, buf, ctx).map_err(|mut e| { e.push("Value", "as_unsigned_integer"); e }) } else { let mut v = ::core::default::Default::default(); ::prost::encoding::uint32::merge(wire_type, &mut v, buf, ctx).map(|()| self.value = ::core::option::Option::Some(crate::generated::user_password::user_password::transformer_arg::value::Value::AsUnsignedInteger(v))).map_err(|mut e| { e.push("Value", "as_unsigned_integer"); e }) } }
-_ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
-}
+                    1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                        if let ::core::option::Option::Some(value::Value::AsBlob(v)) =
+                            &mut self.value
+                        {
+                            crate::field_error(
+                                ::prost::encoding::bytes::merge(wire_type, v, buf, ctx),
+                                "Value",
+                                "as_blob",
+                            )
+                        } else {
+                            let mut v = ::core::default::Default::default();
+                            crate::field_error(
+                                ::prost::encoding::bytes::merge(wire_type, &mut v, buf, ctx),
+                                "Value",
+                                "as_blob",
+                            )?;
+                            self.value = ::core::option::Option::Some(value::Value::AsBlob(v));
+                            ::core::result::Result::Ok(())
+                        }
+                    }
+                    2 if wire_type == ::prost::encoding::WireType::Varint => {
+                        if let ::core::option::Option::Some(value::Value::AsUnsignedInteger(v)) =
+                            &mut self.value
+                        {
+                            crate::field_error(
+                                ::prost::encoding::uint32::merge(wire_type, v, buf, ctx),
+                                "Value",
+                                "as_unsigned_integer",
+                            )
+                        } else {
+                            let mut v = ::core::default::Default::default();
+                            crate::field_error(
+                                ::prost::encoding::uint32::merge(wire_type, &mut v, buf, ctx),
+                                "Value",
+                                "as_unsigned_integer",
+                            )?;
+                            self.value =
+                                ::core::option::Option::Some(value::Value::AsUnsignedInteger(v));
+                            ::core::result::Result::Ok(())
+                        }
+                    }
+                    _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
+                }
             }
             fn encoded_len(&self) -> usize {
-                0 + self.value.as_ref().map_or(0, |o| match o { crate::generated::user_password::user_password::transformer_arg::value::Value::AsBlob(v) => ::prost::encoding::bytes::encoded_len(1, v),
-crate::generated::user_password::user_password::transformer_arg::value::Value::AsUnsignedInteger(v) => ::prost::encoding::uint32::encoded_len(2, v),
- })
- + self.unknown_fields.encoded_len()
+                self.unknown_fields.encoded_len()
+                    + self.value.as_ref().map_or(0, |o| match o {
+                        value::Value::AsBlob(v) => ::prost::encoding::bytes::encoded_len(1, v),
+                        value::Value::AsUnsignedInteger(v) => {
+                            ::prost::encoding::uint32::encoded_len(2, v)
+                        }
+                    })
             }
             fn clear(&mut self) {
                 self.value = ::core::option::Option::None;

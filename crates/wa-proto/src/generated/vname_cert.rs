@@ -28,36 +28,23 @@ impl BizAccountLinkInfo {
         self.issue_time.unwrap_or(0)
     }
     /// The enum value of `host_storage`, or the enum's default when unset or unknown.
-    pub fn host_storage(
-        &self,
-    ) -> crate::generated::vname_cert::biz_account_link_info::HostStorageType {
+    pub fn host_storage(&self) -> biz_account_link_info::HostStorageType {
         self.host_storage
-            .and_then(|v| {
-                crate::generated::vname_cert::biz_account_link_info::HostStorageType::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| biz_account_link_info::HostStorageType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `host_storage` to an enum value.
-    pub fn set_host_storage(
-        &mut self,
-        value: crate::generated::vname_cert::biz_account_link_info::HostStorageType,
-    ) {
+    pub fn set_host_storage(&mut self, value: biz_account_link_info::HostStorageType) {
         self.host_storage = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `account_type`, or the enum's default when unset or unknown.
-    pub fn account_type(&self) -> crate::generated::vname_cert::biz_account_link_info::AccountType {
+    pub fn account_type(&self) -> biz_account_link_info::AccountType {
         self.account_type
-            .and_then(|v| {
-                crate::generated::vname_cert::biz_account_link_info::AccountType::try_from(v).ok()
-            })
+            .and_then(|v| biz_account_link_info::AccountType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `account_type` to an enum value.
-    pub fn set_account_type(
-        &mut self,
-        value: crate::generated::vname_cert::biz_account_link_info::AccountType,
-    ) {
+    pub fn set_account_type(&mut self, value: biz_account_link_info::AccountType) {
         self.account_type = ::core::option::Option::Some(value as i32);
     }
 }
@@ -88,79 +75,70 @@ impl ::prost::Message for BizAccountLinkInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.whatsapp_biz_acct_fbid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountLinkInfo", "whatsapp_biz_acct_fbid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BizAccountLinkInfo",
+                "whatsapp_biz_acct_fbid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.whatsapp_acct_number
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountLinkInfo", "whatsapp_acct_number");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizAccountLinkInfo",
+                "whatsapp_acct_number",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.issue_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountLinkInfo", "issue_time");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizAccountLinkInfo",
+                "issue_time",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.host_storage
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountLinkInfo", "host_storage");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizAccountLinkInfo",
+                "host_storage",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.account_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountLinkInfo", "account_type");
-                    e
-                })
-            }
+                ),
+                "BizAccountLinkInfo",
+                "account_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .whatsapp_biz_acct_fbid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .whatsapp_biz_acct_fbid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
             + self
                 .whatsapp_acct_number
                 .as_ref()
@@ -177,7 +155,6 @@ impl ::prost::Message for BizAccountLinkInfo {
                 .account_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.whatsapp_biz_acct_fbid = ::core::option::Option::None;
@@ -240,7 +217,7 @@ pub mod biz_account_link_info {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BizIdentityInfo {
     pub vlevel: ::core::option::Option<i32>,
-    pub vname_cert: ::core::option::Option<crate::generated::vname_cert::VerifiedNameCertificate>,
+    pub vname_cert: ::core::option::Option<VerifiedNameCertificate>,
     pub signed: ::core::option::Option<bool>,
     pub revoked: ::core::option::Option<bool>,
     pub host_storage: ::core::option::Option<i32>,
@@ -252,19 +229,13 @@ pub struct BizIdentityInfo {
 }
 impl BizIdentityInfo {
     /// The enum value of `vlevel`, or the enum's default when unset or unknown.
-    pub fn vlevel(&self) -> crate::generated::vname_cert::biz_identity_info::VerifiedLevelValue {
+    pub fn vlevel(&self) -> biz_identity_info::VerifiedLevelValue {
         self.vlevel
-            .and_then(|v| {
-                crate::generated::vname_cert::biz_identity_info::VerifiedLevelValue::try_from(v)
-                    .ok()
-            })
+            .and_then(|v| biz_identity_info::VerifiedLevelValue::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `vlevel` to an enum value.
-    pub fn set_vlevel(
-        &mut self,
-        value: crate::generated::vname_cert::biz_identity_info::VerifiedLevelValue,
-    ) {
+    pub fn set_vlevel(&mut self, value: biz_identity_info::VerifiedLevelValue) {
         self.vlevel = ::core::option::Option::Some(value as i32);
     }
     /// The value of `signed`, or the default when unset.
@@ -276,35 +247,23 @@ impl BizIdentityInfo {
         self.revoked.unwrap_or(false)
     }
     /// The enum value of `host_storage`, or the enum's default when unset or unknown.
-    pub fn host_storage(&self) -> crate::generated::vname_cert::biz_identity_info::HostStorageType {
+    pub fn host_storage(&self) -> biz_identity_info::HostStorageType {
         self.host_storage
-            .and_then(|v| {
-                crate::generated::vname_cert::biz_identity_info::HostStorageType::try_from(v).ok()
-            })
+            .and_then(|v| biz_identity_info::HostStorageType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `host_storage` to an enum value.
-    pub fn set_host_storage(
-        &mut self,
-        value: crate::generated::vname_cert::biz_identity_info::HostStorageType,
-    ) {
+    pub fn set_host_storage(&mut self, value: biz_identity_info::HostStorageType) {
         self.host_storage = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `actual_actors`, or the enum's default when unset or unknown.
-    pub fn actual_actors(
-        &self,
-    ) -> crate::generated::vname_cert::biz_identity_info::ActualActorsType {
+    pub fn actual_actors(&self) -> biz_identity_info::ActualActorsType {
         self.actual_actors
-            .and_then(|v| {
-                crate::generated::vname_cert::biz_identity_info::ActualActorsType::try_from(v).ok()
-            })
+            .and_then(|v| biz_identity_info::ActualActorsType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `actual_actors` to an enum value.
-    pub fn set_actual_actors(
-        &mut self,
-        value: crate::generated::vname_cert::biz_identity_info::ActualActorsType,
-    ) {
+    pub fn set_actual_actors(&mut self, value: biz_identity_info::ActualActorsType) {
         self.actual_actors = ::core::option::Option::Some(value as i32);
     }
     /// The value of `privacy_mode_ts`, or the default when unset.
@@ -352,118 +311,103 @@ impl ::prost::Message for BizIdentityInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.vlevel
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "vlevel");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BizIdentityInfo",
+                "vlevel",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.vname_cert
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "vname_cert");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "vname_cert",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.signed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "signed");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "signed",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.revoked
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "revoked");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "revoked",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.host_storage
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "host_storage");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "host_storage",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.actual_actors
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "actual_actors");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "actual_actors",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.privacy_mode_ts
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "privacy_mode_ts");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "BizIdentityInfo",
+                "privacy_mode_ts",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.feature_controls
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizIdentityInfo", "feature_controls");
-                    e
-                })
-            }
+                ),
+                "BizIdentityInfo",
+                "feature_controls",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .vlevel
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .vlevel
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .vname_cert
                 .as_ref()
@@ -492,7 +436,6 @@ impl ::prost::Message for BizIdentityInfo {
                 .feature_controls
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(8, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.vlevel = ::core::option::Option::None;
@@ -628,53 +571,48 @@ impl ::prost::Message for LocalizedName {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lg
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LocalizedName", "lg");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LocalizedName",
+                "lg",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.lc
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LocalizedName", "lc");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LocalizedName",
+                "lc",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.verified_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LocalizedName", "verified_name");
-                    e
-                })
-            }
+                ),
+                "LocalizedName",
+                "verified_name",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .lg
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .lg
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .lc
                 .as_ref()
@@ -683,7 +621,6 @@ impl ::prost::Message for LocalizedName {
                 .verified_name
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.lg = ::core::option::Option::None;
@@ -736,53 +673,48 @@ impl ::prost::Message for VerifiedNameCertificate {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.details
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("VerifiedNameCertificate", "details");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "VerifiedNameCertificate",
+                "details",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("VerifiedNameCertificate", "signature");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "VerifiedNameCertificate",
+                "signature",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.server_signature
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("VerifiedNameCertificate", "server_signature");
-                    e
-                })
-            }
+                ),
+                "VerifiedNameCertificate",
+                "server_signature",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .details
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .details
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .signature
                 .as_ref()
@@ -791,7 +723,6 @@ impl ::prost::Message for VerifiedNameCertificate {
                 .server_signature
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.details = ::core::option::Option::None;
@@ -808,7 +739,7 @@ pub mod verified_name_certificate {
         pub serial: ::core::option::Option<u64>,
         pub issuer: ::core::option::Option<::prost::alloc::string::String>,
         pub verified_name: ::core::option::Option<::prost::alloc::string::String>,
-        pub localized_names: ::prost::alloc::vec::Vec<crate::generated::vname_cert::LocalizedName>,
+        pub localized_names: ::prost::alloc::vec::Vec<super::LocalizedName>,
         pub issue_time: ::core::option::Option<u64>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
@@ -856,78 +787,75 @@ pub mod verified_name_certificate {
             ctx: ::prost::encoding::DecodeContext,
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
-                1 if wire_type == ::prost::encoding::WireType::Varint => {
+                1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.serial
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Details", "serial");
-                        e
-                    })
-                }
+                    ),
+                    "Details",
+                    "serial",
+                ),
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.issuer
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.issuer
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "issuer",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "issuer");
-                        e
-                    })
                 }
                 4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.verified_name
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.verified_name
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "verified_name",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "verified_name");
-                        e
-                    })
                 }
                 8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::message::merge_repeated(
-                        wire_type,
-                        &mut self.localized_names,
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::message::merge_repeated(
+                            wire_type,
+                            &mut self.localized_names,
+                            buf,
+                            ctx,
+                        ),
+                        "Details",
+                        "localized_names",
                     )
-                    .map_err(|mut e| {
-                        e.push("Details", "localized_names");
-                        e
-                    })
                 }
-                10 if wire_type == ::prost::encoding::WireType::Varint => {
+                10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                     ::prost::encoding::uint64::merge(
                         wire_type,
                         self.issue_time
                             .get_or_insert_with(::core::default::Default::default),
                         buf,
                         ctx,
-                    )
-                    .map_err(|mut e| {
-                        e.push("Details", "issue_time");
-                        e
-                    })
-                }
+                    ),
+                    "Details",
+                    "issue_time",
+                ),
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .serial
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .serial
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::uint64::encoded_len(1, v))
                 + self
                     .issuer
                     .as_ref()
@@ -941,7 +869,6 @@ pub mod verified_name_certificate {
                     .issue_time
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::uint64::encoded_len(10, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.serial = ::core::option::Option::None;
@@ -956,7 +883,7 @@ pub mod verified_name_certificate {
 /// Protobuf message `wa.vname_cert.BizAccountPayload`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BizAccountPayload {
-    pub vname_cert: ::core::option::Option<crate::generated::vname_cert::VerifiedNameCertificate>,
+    pub vname_cert: ::core::option::Option<VerifiedNameCertificate>,
     pub biz_acct_link_info: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -985,45 +912,41 @@ impl ::prost::Message for BizAccountPayload {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.vname_cert
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountPayload", "vname_cert");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "BizAccountPayload",
+                "vname_cert",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.biz_acct_link_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("BizAccountPayload", "biz_acct_link_info");
-                    e
-                })
-            }
+                ),
+                "BizAccountPayload",
+                "biz_acct_link_info",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .vname_cert
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .vname_cert
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .biz_acct_link_info
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.vname_cert = ::core::option::Option::None;

@@ -6,8 +6,8 @@
 /// Protobuf message `wa.web.WebMessageInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct WebMessageInfo {
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
-    pub message: ::core::option::Option<crate::generated::e2e::Message>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
+    pub message: ::core::option::Option<super::e2e::Message>,
     pub message_timestamp: ::core::option::Option<u64>,
     pub status: ::core::option::Option<i32>,
     pub participant: ::core::option::Option<::prost::alloc::string::String>,
@@ -25,65 +25,60 @@ pub struct WebMessageInfo {
     pub message_stub_parameters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     pub duration: ::core::option::Option<u32>,
     pub labels: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    pub payment_info: ::core::option::Option<crate::generated::web::PaymentInfo>,
-    pub final_live_location: ::core::option::Option<crate::generated::e2e::LiveLocationMessage>,
-    pub quoted_payment_info: ::core::option::Option<crate::generated::web::PaymentInfo>,
+    pub payment_info: ::core::option::Option<PaymentInfo>,
+    pub final_live_location: ::core::option::Option<super::e2e::LiveLocationMessage>,
+    pub quoted_payment_info: ::core::option::Option<PaymentInfo>,
     pub ephemeral_start_timestamp: ::core::option::Option<u64>,
     pub ephemeral_duration: ::core::option::Option<u32>,
     pub ephemeral_off_to_on: ::core::option::Option<bool>,
     pub ephemeral_out_of_sync: ::core::option::Option<bool>,
     pub biz_privacy_status: ::core::option::Option<i32>,
     pub verified_biz_name: ::core::option::Option<::prost::alloc::string::String>,
-    pub media_data: ::core::option::Option<crate::generated::web::MediaData>,
-    pub photo_change: ::core::option::Option<crate::generated::web::PhotoChange>,
-    pub user_receipt: ::prost::alloc::vec::Vec<crate::generated::web::UserReceipt>,
-    pub reactions: ::prost::alloc::vec::Vec<crate::generated::web::Reaction>,
-    pub quoted_sticker_data: ::core::option::Option<crate::generated::web::MediaData>,
+    pub media_data: ::core::option::Option<MediaData>,
+    pub photo_change: ::core::option::Option<PhotoChange>,
+    pub user_receipt: ::prost::alloc::vec::Vec<UserReceipt>,
+    pub reactions: ::prost::alloc::vec::Vec<Reaction>,
+    pub quoted_sticker_data: ::core::option::Option<MediaData>,
     pub futureproof_data: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub status_psa: ::core::option::Option<crate::generated::web::StatusPsa>,
-    pub poll_updates: ::prost::alloc::vec::Vec<crate::generated::web::PollUpdate>,
-    pub poll_additional_metadata:
-        ::core::option::Option<crate::generated::web::PollAdditionalMetadata>,
+    pub status_psa: ::core::option::Option<StatusPsa>,
+    pub poll_updates: ::prost::alloc::vec::Vec<PollUpdate>,
+    pub poll_additional_metadata: ::core::option::Option<PollAdditionalMetadata>,
     pub agent_id: ::core::option::Option<::prost::alloc::string::String>,
     pub status_already_viewed: ::core::option::Option<bool>,
     pub message_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub keep_in_chat: ::core::option::Option<crate::generated::web::KeepInChat>,
+    pub keep_in_chat: ::core::option::Option<KeepInChat>,
     pub original_self_author_user_jid_string:
         ::core::option::Option<::prost::alloc::string::String>,
     pub revoke_message_timestamp: ::core::option::Option<u64>,
-    pub pin_in_chat: ::core::option::Option<crate::generated::web::PinInChat>,
-    pub premium_message_info: ::core::option::Option<crate::generated::web::PremiumMessageInfo>,
+    pub pin_in_chat: ::core::option::Option<PinInChat>,
+    pub premium_message_info: ::core::option::Option<PremiumMessageInfo>,
     pub is1_p_biz_bot_message: ::core::option::Option<bool>,
     pub is_group_history_message: ::core::option::Option<bool>,
     pub bot_message_invoker_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub comment_metadata: ::core::option::Option<crate::generated::web::CommentMetadata>,
-    pub event_responses: ::prost::alloc::vec::Vec<crate::generated::web::EventResponse>,
-    pub reporting_token_info: ::core::option::Option<crate::generated::web::ReportingTokenInfo>,
+    pub comment_metadata: ::core::option::Option<CommentMetadata>,
+    pub event_responses: ::prost::alloc::vec::Vec<EventResponse>,
+    pub reporting_token_info: ::core::option::Option<ReportingTokenInfo>,
     pub newsletter_server_id: ::core::option::Option<u64>,
-    pub event_additional_metadata:
-        ::core::option::Option<crate::generated::web::EventAdditionalMetadata>,
+    pub event_additional_metadata: ::core::option::Option<EventAdditionalMetadata>,
     pub is_mentioned_in_status: ::core::option::Option<bool>,
     pub status_mentions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    pub target_message_id: ::core::option::Option<crate::generated::common::MessageKey>,
-    pub message_add_ons: ::prost::alloc::vec::Vec<crate::generated::web::MessageAddOn>,
-    pub status_mention_message_info:
-        ::core::option::Option<crate::generated::web::StatusMentionMessage>,
+    pub target_message_id: ::core::option::Option<super::common::MessageKey>,
+    pub message_add_ons: ::prost::alloc::vec::Vec<MessageAddOn>,
+    pub status_mention_message_info: ::core::option::Option<StatusMentionMessage>,
     pub is_support_ai_message: ::core::option::Option<bool>,
     pub status_mention_sources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    pub support_ai_citations: ::prost::alloc::vec::Vec<crate::generated::web::Citation>,
+    pub support_ai_citations: ::prost::alloc::vec::Vec<Citation>,
     pub bot_target_id: ::core::option::Option<::prost::alloc::string::String>,
     pub group_history_individual_message_info:
-        ::core::option::Option<crate::generated::web::GroupHistoryIndividualMessageInfo>,
-    pub group_history_bundle_info:
-        ::core::option::Option<crate::generated::web::GroupHistoryBundleInfo>,
+        ::core::option::Option<GroupHistoryIndividualMessageInfo>,
+    pub group_history_bundle_info: ::core::option::Option<GroupHistoryBundleInfo>,
     pub interactive_message_additional_metadata:
-        ::core::option::Option<crate::generated::web::InteractiveMessageAdditionalMetadata>,
-    pub quarantined_message: ::core::option::Option<crate::generated::web::QuarantinedMessage>,
+        ::core::option::Option<InteractiveMessageAdditionalMetadata>,
+    pub quarantined_message: ::core::option::Option<QuarantinedMessage>,
     pub non_jid_mentions: ::core::option::Option<u32>,
     pub hsm_tag: ::core::option::Option<::prost::alloc::string::String>,
     pub ephemeral_expiration_timestamp: ::core::option::Option<u64>,
-    pub scheduled_message_metadata:
-        ::core::option::Option<crate::generated::web::ScheduledMessageMetadata>,
+    pub scheduled_message_metadata: ::core::option::Option<ScheduledMessageMetadata>,
     pub decision_id: ::core::option::Option<::prost::alloc::string::String>,
     pub decision_sources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -95,13 +90,13 @@ impl WebMessageInfo {
         self.message_timestamp.unwrap_or(0)
     }
     /// The enum value of `status`, or the enum's default when unset or unknown.
-    pub fn status(&self) -> crate::generated::web::web_message_info::Status {
+    pub fn status(&self) -> web_message_info::Status {
         self.status
-            .and_then(|v| crate::generated::web::web_message_info::Status::try_from(v).ok())
+            .and_then(|v| web_message_info::Status::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status` to an enum value.
-    pub fn set_status(&mut self, value: crate::generated::web::web_message_info::Status) {
+    pub fn set_status(&mut self, value: web_message_info::Status) {
         self.status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `participant`, or the default when unset.
@@ -145,16 +140,13 @@ impl WebMessageInfo {
         self.url_number.unwrap_or(false)
     }
     /// The enum value of `message_stub_type`, or the enum's default when unset or unknown.
-    pub fn message_stub_type(&self) -> crate::generated::web::web_message_info::StubType {
+    pub fn message_stub_type(&self) -> web_message_info::StubType {
         self.message_stub_type
-            .and_then(|v| crate::generated::web::web_message_info::StubType::try_from(v).ok())
+            .and_then(|v| web_message_info::StubType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `message_stub_type` to an enum value.
-    pub fn set_message_stub_type(
-        &mut self,
-        value: crate::generated::web::web_message_info::StubType,
-    ) {
+    pub fn set_message_stub_type(&mut self, value: web_message_info::StubType) {
         self.message_stub_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `clear_media`, or the default when unset.
@@ -182,18 +174,13 @@ impl WebMessageInfo {
         self.ephemeral_out_of_sync.unwrap_or(false)
     }
     /// The enum value of `biz_privacy_status`, or the enum's default when unset or unknown.
-    pub fn biz_privacy_status(&self) -> crate::generated::web::web_message_info::BizPrivacyStatus {
+    pub fn biz_privacy_status(&self) -> web_message_info::BizPrivacyStatus {
         self.biz_privacy_status
-            .and_then(|v| {
-                crate::generated::web::web_message_info::BizPrivacyStatus::try_from(v).ok()
-            })
+            .and_then(|v| web_message_info::BizPrivacyStatus::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `biz_privacy_status` to an enum value.
-    pub fn set_biz_privacy_status(
-        &mut self,
-        value: crate::generated::web::web_message_info::BizPrivacyStatus,
-    ) {
+    pub fn set_biz_privacy_status(&mut self, value: web_message_info::BizPrivacyStatus) {
         self.biz_privacy_status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `verified_biz_name`, or the default when unset.
@@ -477,929 +464,791 @@ impl ::prost::Message for WebMessageInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "message",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_timestamp");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "message_timestamp",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "status",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.participant
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "participant");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "participant",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.message_c2s_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_c2s_timestamp");
-                    e
-                })
-            }
-            16 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "message_c2s_timestamp",
+            ),
+            16 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.ignore
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ignore");
-                    e
-                })
-            }
-            17 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "ignore",
+            ),
+            17 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.starred
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "starred");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "starred",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.broadcast
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "broadcast");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "broadcast",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.push_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "push_name");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "push_name",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.media_ciphertext_sha256
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "media_ciphertext_sha256");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "media_ciphertext_sha256",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.multicast
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "multicast");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "multicast",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.url_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "url_text");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "url_text",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.url_number
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "url_number");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "url_number",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.message_stub_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_stub_type");
-                    e
-                })
-            }
-            25 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "message_stub_type",
+            ),
+            25 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.clear_media
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "clear_media");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "clear_media",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.message_stub_parameters,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_stub_parameters");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "message_stub_parameters",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "duration");
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::string::merge_repeated(wire_type, &mut self.labels, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("WebMessageInfo", "labels");
-                        e
-                    })
-            }
-            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "duration",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::string::merge_repeated(wire_type, &mut self.labels, buf, ctx),
+                "WebMessageInfo",
+                "labels",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.payment_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "payment_info");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "payment_info",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.final_live_location
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "final_live_location");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "final_live_location",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.quoted_payment_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "quoted_payment_info");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "quoted_payment_info",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.ephemeral_start_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ephemeral_start_timestamp");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "ephemeral_start_timestamp",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.ephemeral_duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ephemeral_duration");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "ephemeral_duration",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.ephemeral_off_to_on
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ephemeral_off_to_on");
-                    e
-                })
-            }
-            35 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "ephemeral_off_to_on",
+            ),
+            35 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.ephemeral_out_of_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ephemeral_out_of_sync");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "ephemeral_out_of_sync",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.biz_privacy_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "biz_privacy_status");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "biz_privacy_status",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.verified_biz_name
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "verified_biz_name");
-                    e
-                })
-            }
-            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "verified_biz_name",
+            ),
+            38 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.media_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "media_data");
-                    e
-                })
-            }
-            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "media_data",
+            ),
+            39 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.photo_change
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "photo_change");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "photo_change",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.user_receipt,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "user_receipt");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                ::prost::encoding::message::merge_repeated(wire_type, &mut self.reactions, buf, ctx)
-                    .map_err(|mut e| {
-                        e.push("WebMessageInfo", "reactions");
-                        e
-                    })
-            }
-            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "user_receipt",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
+                ::prost::encoding::message::merge_repeated(
+                    wire_type,
+                    &mut self.reactions,
+                    buf,
+                    ctx,
+                ),
+                "WebMessageInfo",
+                "reactions",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.quoted_sticker_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "quoted_sticker_data");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "quoted_sticker_data",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.futureproof_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "futureproof_data");
-                    e
-                })
-            }
-            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "futureproof_data",
+            ),
+            44 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.status_psa
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status_psa");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "status_psa",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.poll_updates,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "poll_updates");
-                    e
-                })
-            }
-            46 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "poll_updates",
+            ),
+            46 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.poll_additional_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "poll_additional_metadata");
-                    e
-                })
-            }
-            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "poll_additional_metadata",
+            ),
+            47 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.agent_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "agent_id");
-                    e
-                })
-            }
-            48 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "agent_id",
+            ),
+            48 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.status_already_viewed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status_already_viewed");
-                    e
-                })
-            }
-            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "status_already_viewed",
+            ),
+            49 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.message_secret
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_secret");
-                    e
-                })
-            }
-            50 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "message_secret",
+            ),
+            50 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.keep_in_chat
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "keep_in_chat");
-                    e
-                })
-            }
-            51 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "keep_in_chat",
+            ),
+            51 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.original_self_author_user_jid_string
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "original_self_author_user_jid_string");
-                    e
-                })
-            }
-            52 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "original_self_author_user_jid_string",
+            ),
+            52 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.revoke_message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "revoke_message_timestamp");
-                    e
-                })
-            }
-            54 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "revoke_message_timestamp",
+            ),
+            54 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.pin_in_chat
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "pin_in_chat");
-                    e
-                })
-            }
-            55 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "pin_in_chat",
+            ),
+            55 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.premium_message_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "premium_message_info");
-                    e
-                })
-            }
-            56 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "premium_message_info",
+            ),
+            56 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is1_p_biz_bot_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "is1_p_biz_bot_message");
-                    e
-                })
-            }
-            57 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "is1_p_biz_bot_message",
+            ),
+            57 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_group_history_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "is_group_history_message");
-                    e
-                })
-            }
-            58 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "is_group_history_message",
+            ),
+            58 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_message_invoker_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "bot_message_invoker_jid");
-                    e
-                })
-            }
-            59 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "bot_message_invoker_jid",
+            ),
+            59 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.comment_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "comment_metadata");
-                    e
-                })
-            }
-            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "comment_metadata",
+            ),
+            61 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.event_responses,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "event_responses");
-                    e
-                })
-            }
-            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "event_responses",
+            ),
+            62 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.reporting_token_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "reporting_token_info");
-                    e
-                })
-            }
-            63 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "reporting_token_info",
+            ),
+            63 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.newsletter_server_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "newsletter_server_id");
-                    e
-                })
-            }
-            64 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "newsletter_server_id",
+            ),
+            64 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.event_additional_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "event_additional_metadata");
-                    e
-                })
-            }
-            65 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "event_additional_metadata",
+            ),
+            65 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_mentioned_in_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "is_mentioned_in_status");
-                    e
-                })
-            }
-            66 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "is_mentioned_in_status",
+            ),
+            66 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.status_mentions,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status_mentions");
-                    e
-                })
-            }
-            67 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "status_mentions",
+            ),
+            67 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.target_message_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "target_message_id");
-                    e
-                })
-            }
-            68 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "target_message_id",
+            ),
+            68 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.message_add_ons,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "message_add_ons");
-                    e
-                })
-            }
-            69 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "message_add_ons",
+            ),
+            69 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.status_mention_message_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status_mention_message_info");
-                    e
-                })
-            }
-            70 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "status_mention_message_info",
+            ),
+            70 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_support_ai_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "is_support_ai_message");
-                    e
-                })
-            }
-            71 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "is_support_ai_message",
+            ),
+            71 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.status_mention_sources,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "status_mention_sources");
-                    e
-                })
-            }
-            72 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "status_mention_sources",
+            ),
+            72 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.support_ai_citations,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "support_ai_citations");
-                    e
-                })
-            }
-            73 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "support_ai_citations",
+            ),
+            73 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.bot_target_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "bot_target_id");
-                    e
-                })
-            }
-            74 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "bot_target_id",
+            ),
+            74 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.group_history_individual_message_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "group_history_individual_message_info");
-                    e
-                })
-            }
-            75 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "group_history_individual_message_info",
+            ),
+            75 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.group_history_bundle_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "group_history_bundle_info");
-                    e
-                })
-            }
-            76 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "group_history_bundle_info",
+            ),
+            76 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.interactive_message_additional_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "interactive_message_additional_metadata");
-                    e
-                })
-            }
-            77 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "interactive_message_additional_metadata",
+            ),
+            77 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.quarantined_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "quarantined_message");
-                    e
-                })
-            }
-            78 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "quarantined_message",
+            ),
+            78 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.non_jid_mentions
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "non_jid_mentions");
-                    e
-                })
-            }
-            79 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "non_jid_mentions",
+            ),
+            79 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.hsm_tag
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "hsm_tag");
-                    e
-                })
-            }
-            80 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebMessageInfo",
+                "hsm_tag",
+            ),
+            80 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.ephemeral_expiration_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "ephemeral_expiration_timestamp");
-                    e
-                })
-            }
-            81 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "ephemeral_expiration_timestamp",
+            ),
+            81 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.scheduled_message_metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "scheduled_message_metadata");
-                    e
-                })
-            }
-            82 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "scheduled_message_metadata",
+            ),
+            82 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.decision_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "decision_id");
-                    e
-                })
-            }
-            83 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebMessageInfo",
+                "decision_id",
+            ),
+            83 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.decision_sources,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebMessageInfo", "decision_sources");
-                    e
-                })
-            }
+                ),
+                "WebMessageInfo",
+                "decision_sources",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .message
                 .as_ref()
@@ -1651,7 +1500,6 @@ impl ::prost::Message for WebMessageInfo {
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(82, v))
             + ::prost::encoding::string::encoded_len_repeated(83, &self.decision_sources)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.key = ::core::option::Option::None;
@@ -2896,29 +2744,26 @@ pub struct PaymentInfo {
     pub receiver_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub status: ::core::option::Option<i32>,
     pub transaction_timestamp: ::core::option::Option<u64>,
-    pub request_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub request_message_key: ::core::option::Option<super::common::MessageKey>,
     pub expiry_timestamp: ::core::option::Option<u64>,
     pub futureproofed: ::core::option::Option<bool>,
     pub currency: ::core::option::Option<::prost::alloc::string::String>,
     pub txn_status: ::core::option::Option<i32>,
     pub use_novi_fiat_format: ::core::option::Option<bool>,
-    pub primary_amount: ::core::option::Option<crate::generated::e2e::Money>,
-    pub exchange_amount: ::core::option::Option<crate::generated::e2e::Money>,
+    pub primary_amount: ::core::option::Option<super::e2e::Money>,
+    pub exchange_amount: ::core::option::Option<super::e2e::Money>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl PaymentInfo {
     /// The enum value of `currency_deprecated`, or the enum's default when unset or unknown.
-    pub fn currency_deprecated(&self) -> crate::generated::web::payment_info::Currency {
+    pub fn currency_deprecated(&self) -> payment_info::Currency {
         self.currency_deprecated
-            .and_then(|v| crate::generated::web::payment_info::Currency::try_from(v).ok())
+            .and_then(|v| payment_info::Currency::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `currency_deprecated` to an enum value.
-    pub fn set_currency_deprecated(
-        &mut self,
-        value: crate::generated::web::payment_info::Currency,
-    ) {
+    pub fn set_currency_deprecated(&mut self, value: payment_info::Currency) {
         self.currency_deprecated = ::core::option::Option::Some(value as i32);
     }
     /// The value of `amount1000`, or the default when unset.
@@ -2930,13 +2775,13 @@ impl PaymentInfo {
         self.receiver_jid.as_deref().unwrap_or("")
     }
     /// The enum value of `status`, or the enum's default when unset or unknown.
-    pub fn status(&self) -> crate::generated::web::payment_info::Status {
+    pub fn status(&self) -> payment_info::Status {
         self.status
-            .and_then(|v| crate::generated::web::payment_info::Status::try_from(v).ok())
+            .and_then(|v| payment_info::Status::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status` to an enum value.
-    pub fn set_status(&mut self, value: crate::generated::web::payment_info::Status) {
+    pub fn set_status(&mut self, value: payment_info::Status) {
         self.status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `transaction_timestamp`, or the default when unset.
@@ -2956,13 +2801,13 @@ impl PaymentInfo {
         self.currency.as_deref().unwrap_or("")
     }
     /// The enum value of `txn_status`, or the enum's default when unset or unknown.
-    pub fn txn_status(&self) -> crate::generated::web::payment_info::TxnStatus {
+    pub fn txn_status(&self) -> payment_info::TxnStatus {
         self.txn_status
-            .and_then(|v| crate::generated::web::payment_info::TxnStatus::try_from(v).ok())
+            .and_then(|v| payment_info::TxnStatus::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `txn_status` to an enum value.
-    pub fn set_txn_status(&mut self, value: crate::generated::web::payment_info::TxnStatus) {
+    pub fn set_txn_status(&mut self, value: payment_info::TxnStatus) {
         self.txn_status = ::core::option::Option::Some(value as i32);
     }
     /// The value of `use_novi_fiat_format`, or the default when unset.
@@ -3021,183 +2866,158 @@ impl ::prost::Message for PaymentInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.currency_deprecated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "currency_deprecated");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "currency_deprecated",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.amount1000
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "amount1000");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PaymentInfo",
+                "amount1000",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.receiver_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "receiver_jid");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "receiver_jid",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "status");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "status",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.transaction_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "transaction_timestamp");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PaymentInfo",
+                "transaction_timestamp",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.request_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "request_message_key");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "request_message_key",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.expiry_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "expiry_timestamp");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "expiry_timestamp",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.futureproofed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "futureproofed");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PaymentInfo",
+                "futureproofed",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.currency
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "currency");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "currency",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.txn_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "txn_status");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PaymentInfo",
+                "txn_status",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.use_novi_fiat_format
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "use_novi_fiat_format");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PaymentInfo",
+                "use_novi_fiat_format",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.primary_amount
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "primary_amount");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PaymentInfo",
+                "primary_amount",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.exchange_amount
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PaymentInfo", "exchange_amount");
-                    e
-                })
-            }
+                ),
+                "PaymentInfo",
+                "exchange_amount",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .currency_deprecated
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .currency_deprecated
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .amount1000
                 .as_ref()
@@ -3246,7 +3066,6 @@ impl ::prost::Message for PaymentInfo {
                 .exchange_amount
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(13, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.currency_deprecated = ::core::option::Option::None;
@@ -3521,486 +3340,453 @@ pub struct WebFeatures {
 }
 impl WebFeatures {
     /// The enum value of `labels_display`, or the enum's default when unset or unknown.
-    pub fn labels_display(&self) -> crate::generated::web::web_features::Flag {
+    pub fn labels_display(&self) -> web_features::Flag {
         self.labels_display
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `labels_display` to an enum value.
-    pub fn set_labels_display(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_labels_display(&mut self, value: web_features::Flag) {
         self.labels_display = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `voip_individual_outgoing`, or the enum's default when unset or unknown.
-    pub fn voip_individual_outgoing(&self) -> crate::generated::web::web_features::Flag {
+    pub fn voip_individual_outgoing(&self) -> web_features::Flag {
         self.voip_individual_outgoing
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `voip_individual_outgoing` to an enum value.
-    pub fn set_voip_individual_outgoing(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_voip_individual_outgoing(&mut self, value: web_features::Flag) {
         self.voip_individual_outgoing = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `groups_v3`, or the enum's default when unset or unknown.
-    pub fn groups_v3(&self) -> crate::generated::web::web_features::Flag {
+    pub fn groups_v3(&self) -> web_features::Flag {
         self.groups_v3
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `groups_v3` to an enum value.
-    pub fn set_groups_v3(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_groups_v3(&mut self, value: web_features::Flag) {
         self.groups_v3 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `groups_v3_create`, or the enum's default when unset or unknown.
-    pub fn groups_v3_create(&self) -> crate::generated::web::web_features::Flag {
+    pub fn groups_v3_create(&self) -> web_features::Flag {
         self.groups_v3_create
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `groups_v3_create` to an enum value.
-    pub fn set_groups_v3_create(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_groups_v3_create(&mut self, value: web_features::Flag) {
         self.groups_v3_create = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `change_number_v2`, or the enum's default when unset or unknown.
-    pub fn change_number_v2(&self) -> crate::generated::web::web_features::Flag {
+    pub fn change_number_v2(&self) -> web_features::Flag {
         self.change_number_v2
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `change_number_v2` to an enum value.
-    pub fn set_change_number_v2(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_change_number_v2(&mut self, value: web_features::Flag) {
         self.change_number_v2 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `query_status_v3_thumbnail`, or the enum's default when unset or unknown.
-    pub fn query_status_v3_thumbnail(&self) -> crate::generated::web::web_features::Flag {
+    pub fn query_status_v3_thumbnail(&self) -> web_features::Flag {
         self.query_status_v3_thumbnail
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `query_status_v3_thumbnail` to an enum value.
-    pub fn set_query_status_v3_thumbnail(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_query_status_v3_thumbnail(&mut self, value: web_features::Flag) {
         self.query_status_v3_thumbnail = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `live_locations`, or the enum's default when unset or unknown.
-    pub fn live_locations(&self) -> crate::generated::web::web_features::Flag {
+    pub fn live_locations(&self) -> web_features::Flag {
         self.live_locations
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `live_locations` to an enum value.
-    pub fn set_live_locations(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_live_locations(&mut self, value: web_features::Flag) {
         self.live_locations = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `query_vname`, or the enum's default when unset or unknown.
-    pub fn query_vname(&self) -> crate::generated::web::web_features::Flag {
+    pub fn query_vname(&self) -> web_features::Flag {
         self.query_vname
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `query_vname` to an enum value.
-    pub fn set_query_vname(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_query_vname(&mut self, value: web_features::Flag) {
         self.query_vname = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `voip_individual_incoming`, or the enum's default when unset or unknown.
-    pub fn voip_individual_incoming(&self) -> crate::generated::web::web_features::Flag {
+    pub fn voip_individual_incoming(&self) -> web_features::Flag {
         self.voip_individual_incoming
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `voip_individual_incoming` to an enum value.
-    pub fn set_voip_individual_incoming(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_voip_individual_incoming(&mut self, value: web_features::Flag) {
         self.voip_individual_incoming = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `quick_replies_query`, or the enum's default when unset or unknown.
-    pub fn quick_replies_query(&self) -> crate::generated::web::web_features::Flag {
+    pub fn quick_replies_query(&self) -> web_features::Flag {
         self.quick_replies_query
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `quick_replies_query` to an enum value.
-    pub fn set_quick_replies_query(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_quick_replies_query(&mut self, value: web_features::Flag) {
         self.quick_replies_query = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `payments`, or the enum's default when unset or unknown.
-    pub fn payments(&self) -> crate::generated::web::web_features::Flag {
+    pub fn payments(&self) -> web_features::Flag {
         self.payments
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `payments` to an enum value.
-    pub fn set_payments(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_payments(&mut self, value: web_features::Flag) {
         self.payments = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `sticker_pack_query`, or the enum's default when unset or unknown.
-    pub fn sticker_pack_query(&self) -> crate::generated::web::web_features::Flag {
+    pub fn sticker_pack_query(&self) -> web_features::Flag {
         self.sticker_pack_query
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `sticker_pack_query` to an enum value.
-    pub fn set_sticker_pack_query(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_sticker_pack_query(&mut self, value: web_features::Flag) {
         self.sticker_pack_query = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `live_locations_final`, or the enum's default when unset or unknown.
-    pub fn live_locations_final(&self) -> crate::generated::web::web_features::Flag {
+    pub fn live_locations_final(&self) -> web_features::Flag {
         self.live_locations_final
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `live_locations_final` to an enum value.
-    pub fn set_live_locations_final(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_live_locations_final(&mut self, value: web_features::Flag) {
         self.live_locations_final = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `labels_edit`, or the enum's default when unset or unknown.
-    pub fn labels_edit(&self) -> crate::generated::web::web_features::Flag {
+    pub fn labels_edit(&self) -> web_features::Flag {
         self.labels_edit
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `labels_edit` to an enum value.
-    pub fn set_labels_edit(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_labels_edit(&mut self, value: web_features::Flag) {
         self.labels_edit = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `media_upload`, or the enum's default when unset or unknown.
-    pub fn media_upload(&self) -> crate::generated::web::web_features::Flag {
+    pub fn media_upload(&self) -> web_features::Flag {
         self.media_upload
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `media_upload` to an enum value.
-    pub fn set_media_upload(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_media_upload(&mut self, value: web_features::Flag) {
         self.media_upload = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `media_upload_rich_quick_replies`, or the enum's default when unset or unknown.
-    pub fn media_upload_rich_quick_replies(&self) -> crate::generated::web::web_features::Flag {
+    pub fn media_upload_rich_quick_replies(&self) -> web_features::Flag {
         self.media_upload_rich_quick_replies
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `media_upload_rich_quick_replies` to an enum value.
-    pub fn set_media_upload_rich_quick_replies(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_media_upload_rich_quick_replies(&mut self, value: web_features::Flag) {
         self.media_upload_rich_quick_replies = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `vname_v2`, or the enum's default when unset or unknown.
-    pub fn vname_v2(&self) -> crate::generated::web::web_features::Flag {
+    pub fn vname_v2(&self) -> web_features::Flag {
         self.vname_v2
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `vname_v2` to an enum value.
-    pub fn set_vname_v2(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_vname_v2(&mut self, value: web_features::Flag) {
         self.vname_v2 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `video_playback_url`, or the enum's default when unset or unknown.
-    pub fn video_playback_url(&self) -> crate::generated::web::web_features::Flag {
+    pub fn video_playback_url(&self) -> web_features::Flag {
         self.video_playback_url
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `video_playback_url` to an enum value.
-    pub fn set_video_playback_url(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_video_playback_url(&mut self, value: web_features::Flag) {
         self.video_playback_url = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `status_ranking`, or the enum's default when unset or unknown.
-    pub fn status_ranking(&self) -> crate::generated::web::web_features::Flag {
+    pub fn status_ranking(&self) -> web_features::Flag {
         self.status_ranking
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status_ranking` to an enum value.
-    pub fn set_status_ranking(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_status_ranking(&mut self, value: web_features::Flag) {
         self.status_ranking = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `voip_individual_video`, or the enum's default when unset or unknown.
-    pub fn voip_individual_video(&self) -> crate::generated::web::web_features::Flag {
+    pub fn voip_individual_video(&self) -> web_features::Flag {
         self.voip_individual_video
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `voip_individual_video` to an enum value.
-    pub fn set_voip_individual_video(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_voip_individual_video(&mut self, value: web_features::Flag) {
         self.voip_individual_video = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `third_party_stickers`, or the enum's default when unset or unknown.
-    pub fn third_party_stickers(&self) -> crate::generated::web::web_features::Flag {
+    pub fn third_party_stickers(&self) -> web_features::Flag {
         self.third_party_stickers
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `third_party_stickers` to an enum value.
-    pub fn set_third_party_stickers(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_third_party_stickers(&mut self, value: web_features::Flag) {
         self.third_party_stickers = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `frequently_forwarded_setting`, or the enum's default when unset or unknown.
-    pub fn frequently_forwarded_setting(&self) -> crate::generated::web::web_features::Flag {
+    pub fn frequently_forwarded_setting(&self) -> web_features::Flag {
         self.frequently_forwarded_setting
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `frequently_forwarded_setting` to an enum value.
-    pub fn set_frequently_forwarded_setting(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_frequently_forwarded_setting(&mut self, value: web_features::Flag) {
         self.frequently_forwarded_setting = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `groups_v4_join_permission`, or the enum's default when unset or unknown.
-    pub fn groups_v4_join_permission(&self) -> crate::generated::web::web_features::Flag {
+    pub fn groups_v4_join_permission(&self) -> web_features::Flag {
         self.groups_v4_join_permission
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `groups_v4_join_permission` to an enum value.
-    pub fn set_groups_v4_join_permission(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_groups_v4_join_permission(&mut self, value: web_features::Flag) {
         self.groups_v4_join_permission = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `recent_stickers`, or the enum's default when unset or unknown.
-    pub fn recent_stickers(&self) -> crate::generated::web::web_features::Flag {
+    pub fn recent_stickers(&self) -> web_features::Flag {
         self.recent_stickers
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `recent_stickers` to an enum value.
-    pub fn set_recent_stickers(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_recent_stickers(&mut self, value: web_features::Flag) {
         self.recent_stickers = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `catalog`, or the enum's default when unset or unknown.
-    pub fn catalog(&self) -> crate::generated::web::web_features::Flag {
+    pub fn catalog(&self) -> web_features::Flag {
         self.catalog
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `catalog` to an enum value.
-    pub fn set_catalog(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_catalog(&mut self, value: web_features::Flag) {
         self.catalog = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `starred_stickers`, or the enum's default when unset or unknown.
-    pub fn starred_stickers(&self) -> crate::generated::web::web_features::Flag {
+    pub fn starred_stickers(&self) -> web_features::Flag {
         self.starred_stickers
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `starred_stickers` to an enum value.
-    pub fn set_starred_stickers(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_starred_stickers(&mut self, value: web_features::Flag) {
         self.starred_stickers = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `voip_group_call`, or the enum's default when unset or unknown.
-    pub fn voip_group_call(&self) -> crate::generated::web::web_features::Flag {
+    pub fn voip_group_call(&self) -> web_features::Flag {
         self.voip_group_call
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `voip_group_call` to an enum value.
-    pub fn set_voip_group_call(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_voip_group_call(&mut self, value: web_features::Flag) {
         self.voip_group_call = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `template_message`, or the enum's default when unset or unknown.
-    pub fn template_message(&self) -> crate::generated::web::web_features::Flag {
+    pub fn template_message(&self) -> web_features::Flag {
         self.template_message
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `template_message` to an enum value.
-    pub fn set_template_message(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_template_message(&mut self, value: web_features::Flag) {
         self.template_message = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `template_message_interactivity`, or the enum's default when unset or unknown.
-    pub fn template_message_interactivity(&self) -> crate::generated::web::web_features::Flag {
+    pub fn template_message_interactivity(&self) -> web_features::Flag {
         self.template_message_interactivity
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `template_message_interactivity` to an enum value.
-    pub fn set_template_message_interactivity(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_template_message_interactivity(&mut self, value: web_features::Flag) {
         self.template_message_interactivity = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `ephemeral_messages`, or the enum's default when unset or unknown.
-    pub fn ephemeral_messages(&self) -> crate::generated::web::web_features::Flag {
+    pub fn ephemeral_messages(&self) -> web_features::Flag {
         self.ephemeral_messages
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `ephemeral_messages` to an enum value.
-    pub fn set_ephemeral_messages(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_ephemeral_messages(&mut self, value: web_features::Flag) {
         self.ephemeral_messages = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `e2_e_notification_sync`, or the enum's default when unset or unknown.
-    pub fn e2_e_notification_sync(&self) -> crate::generated::web::web_features::Flag {
+    pub fn e2_e_notification_sync(&self) -> web_features::Flag {
         self.e2_e_notification_sync
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `e2_e_notification_sync` to an enum value.
-    pub fn set_e2_e_notification_sync(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_e2_e_notification_sync(&mut self, value: web_features::Flag) {
         self.e2_e_notification_sync = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `recent_stickers_v2`, or the enum's default when unset or unknown.
-    pub fn recent_stickers_v2(&self) -> crate::generated::web::web_features::Flag {
+    pub fn recent_stickers_v2(&self) -> web_features::Flag {
         self.recent_stickers_v2
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `recent_stickers_v2` to an enum value.
-    pub fn set_recent_stickers_v2(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_recent_stickers_v2(&mut self, value: web_features::Flag) {
         self.recent_stickers_v2 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `recent_stickers_v3`, or the enum's default when unset or unknown.
-    pub fn recent_stickers_v3(&self) -> crate::generated::web::web_features::Flag {
+    pub fn recent_stickers_v3(&self) -> web_features::Flag {
         self.recent_stickers_v3
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `recent_stickers_v3` to an enum value.
-    pub fn set_recent_stickers_v3(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_recent_stickers_v3(&mut self, value: web_features::Flag) {
         self.recent_stickers_v3 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `user_notice`, or the enum's default when unset or unknown.
-    pub fn user_notice(&self) -> crate::generated::web::web_features::Flag {
+    pub fn user_notice(&self) -> web_features::Flag {
         self.user_notice
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `user_notice` to an enum value.
-    pub fn set_user_notice(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_user_notice(&mut self, value: web_features::Flag) {
         self.user_notice = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `support`, or the enum's default when unset or unknown.
-    pub fn support(&self) -> crate::generated::web::web_features::Flag {
+    pub fn support(&self) -> web_features::Flag {
         self.support
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `support` to an enum value.
-    pub fn set_support(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_support(&mut self, value: web_features::Flag) {
         self.support = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `group_uii_cleanup`, or the enum's default when unset or unknown.
-    pub fn group_uii_cleanup(&self) -> crate::generated::web::web_features::Flag {
+    pub fn group_uii_cleanup(&self) -> web_features::Flag {
         self.group_uii_cleanup
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `group_uii_cleanup` to an enum value.
-    pub fn set_group_uii_cleanup(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_group_uii_cleanup(&mut self, value: web_features::Flag) {
         self.group_uii_cleanup = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `group_dogfooding_internal_only`, or the enum's default when unset or unknown.
-    pub fn group_dogfooding_internal_only(&self) -> crate::generated::web::web_features::Flag {
+    pub fn group_dogfooding_internal_only(&self) -> web_features::Flag {
         self.group_dogfooding_internal_only
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `group_dogfooding_internal_only` to an enum value.
-    pub fn set_group_dogfooding_internal_only(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_group_dogfooding_internal_only(&mut self, value: web_features::Flag) {
         self.group_dogfooding_internal_only = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `settings_sync`, or the enum's default when unset or unknown.
-    pub fn settings_sync(&self) -> crate::generated::web::web_features::Flag {
+    pub fn settings_sync(&self) -> web_features::Flag {
         self.settings_sync
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `settings_sync` to an enum value.
-    pub fn set_settings_sync(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_settings_sync(&mut self, value: web_features::Flag) {
         self.settings_sync = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `archive_v2`, or the enum's default when unset or unknown.
-    pub fn archive_v2(&self) -> crate::generated::web::web_features::Flag {
+    pub fn archive_v2(&self) -> web_features::Flag {
         self.archive_v2
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `archive_v2` to an enum value.
-    pub fn set_archive_v2(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_archive_v2(&mut self, value: web_features::Flag) {
         self.archive_v2 = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `ephemeral_allow_group_members`, or the enum's default when unset or unknown.
-    pub fn ephemeral_allow_group_members(&self) -> crate::generated::web::web_features::Flag {
+    pub fn ephemeral_allow_group_members(&self) -> web_features::Flag {
         self.ephemeral_allow_group_members
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `ephemeral_allow_group_members` to an enum value.
-    pub fn set_ephemeral_allow_group_members(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_ephemeral_allow_group_members(&mut self, value: web_features::Flag) {
         self.ephemeral_allow_group_members = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `ephemeral24_h_duration`, or the enum's default when unset or unknown.
-    pub fn ephemeral24_h_duration(&self) -> crate::generated::web::web_features::Flag {
+    pub fn ephemeral24_h_duration(&self) -> web_features::Flag {
         self.ephemeral24_h_duration
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `ephemeral24_h_duration` to an enum value.
-    pub fn set_ephemeral24_h_duration(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_ephemeral24_h_duration(&mut self, value: web_features::Flag) {
         self.ephemeral24_h_duration = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `md_force_upgrade`, or the enum's default when unset or unknown.
-    pub fn md_force_upgrade(&self) -> crate::generated::web::web_features::Flag {
+    pub fn md_force_upgrade(&self) -> web_features::Flag {
         self.md_force_upgrade
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `md_force_upgrade` to an enum value.
-    pub fn set_md_force_upgrade(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_md_force_upgrade(&mut self, value: web_features::Flag) {
         self.md_force_upgrade = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `disappearing_mode`, or the enum's default when unset or unknown.
-    pub fn disappearing_mode(&self) -> crate::generated::web::web_features::Flag {
+    pub fn disappearing_mode(&self) -> web_features::Flag {
         self.disappearing_mode
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `disappearing_mode` to an enum value.
-    pub fn set_disappearing_mode(&mut self, value: crate::generated::web::web_features::Flag) {
+    pub fn set_disappearing_mode(&mut self, value: web_features::Flag) {
         self.disappearing_mode = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `external_md_opt_in_available`, or the enum's default when unset or unknown.
-    pub fn external_md_opt_in_available(&self) -> crate::generated::web::web_features::Flag {
+    pub fn external_md_opt_in_available(&self) -> web_features::Flag {
         self.external_md_opt_in_available
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `external_md_opt_in_available` to an enum value.
-    pub fn set_external_md_opt_in_available(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_external_md_opt_in_available(&mut self, value: web_features::Flag) {
         self.external_md_opt_in_available = ::core::option::Option::Some(value as i32);
     }
     /// The enum value of `no_delete_message_time_limit`, or the enum's default when unset or unknown.
-    pub fn no_delete_message_time_limit(&self) -> crate::generated::web::web_features::Flag {
+    pub fn no_delete_message_time_limit(&self) -> web_features::Flag {
         self.no_delete_message_time_limit
-            .and_then(|v| crate::generated::web::web_features::Flag::try_from(v).ok())
+            .and_then(|v| web_features::Flag::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `no_delete_message_time_limit` to an enum value.
-    pub fn set_no_delete_message_time_limit(
-        &mut self,
-        value: crate::generated::web::web_features::Flag,
-    ) {
+    pub fn set_no_delete_message_time_limit(&mut self, value: web_features::Flag) {
         self.no_delete_message_time_limit = ::core::option::Option::Some(value as i32);
     }
 }
@@ -4151,599 +3937,510 @@ impl ::prost::Message for WebFeatures {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.labels_display
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "labels_display");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "labels_display",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.voip_individual_outgoing
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "voip_individual_outgoing");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "voip_individual_outgoing",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.groups_v3
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "groups_v3");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "groups_v3",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.groups_v3_create
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "groups_v3_create");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "groups_v3_create",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.change_number_v2
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "change_number_v2");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "change_number_v2",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.query_status_v3_thumbnail
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "query_status_v3_thumbnail");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "query_status_v3_thumbnail",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.live_locations
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "live_locations");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "live_locations",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.query_vname
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "query_vname");
-                    e
-                })
-            }
-            9 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "query_vname",
+            ),
+            9 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.voip_individual_incoming
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "voip_individual_incoming");
-                    e
-                })
-            }
-            10 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "voip_individual_incoming",
+            ),
+            10 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.quick_replies_query
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "quick_replies_query");
-                    e
-                })
-            }
-            11 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "quick_replies_query",
+            ),
+            11 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.payments
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "payments");
-                    e
-                })
-            }
-            12 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "payments",
+            ),
+            12 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.sticker_pack_query
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "sticker_pack_query");
-                    e
-                })
-            }
-            13 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "sticker_pack_query",
+            ),
+            13 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.live_locations_final
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "live_locations_final");
-                    e
-                })
-            }
-            14 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "live_locations_final",
+            ),
+            14 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.labels_edit
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "labels_edit");
-                    e
-                })
-            }
-            15 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "labels_edit",
+            ),
+            15 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.media_upload
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "media_upload");
-                    e
-                })
-            }
-            18 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "media_upload",
+            ),
+            18 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.media_upload_rich_quick_replies
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "media_upload_rich_quick_replies");
-                    e
-                })
-            }
-            19 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "media_upload_rich_quick_replies",
+            ),
+            19 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.vname_v2
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "vname_v2");
-                    e
-                })
-            }
-            20 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "vname_v2",
+            ),
+            20 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.video_playback_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "video_playback_url");
-                    e
-                })
-            }
-            21 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "video_playback_url",
+            ),
+            21 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status_ranking
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "status_ranking");
-                    e
-                })
-            }
-            22 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "status_ranking",
+            ),
+            22 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.voip_individual_video
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "voip_individual_video");
-                    e
-                })
-            }
-            23 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "voip_individual_video",
+            ),
+            23 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.third_party_stickers
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "third_party_stickers");
-                    e
-                })
-            }
-            24 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "third_party_stickers",
+            ),
+            24 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.frequently_forwarded_setting
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "frequently_forwarded_setting");
-                    e
-                })
-            }
-            25 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "frequently_forwarded_setting",
+            ),
+            25 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.groups_v4_join_permission
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "groups_v4_join_permission");
-                    e
-                })
-            }
-            26 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "groups_v4_join_permission",
+            ),
+            26 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.recent_stickers
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "recent_stickers");
-                    e
-                })
-            }
-            27 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "recent_stickers",
+            ),
+            27 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.catalog
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "catalog");
-                    e
-                })
-            }
-            28 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "catalog",
+            ),
+            28 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.starred_stickers
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "starred_stickers");
-                    e
-                })
-            }
-            29 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "starred_stickers",
+            ),
+            29 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.voip_group_call
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "voip_group_call");
-                    e
-                })
-            }
-            30 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "voip_group_call",
+            ),
+            30 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.template_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "template_message");
-                    e
-                })
-            }
-            31 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "template_message",
+            ),
+            31 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.template_message_interactivity
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "template_message_interactivity");
-                    e
-                })
-            }
-            32 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "template_message_interactivity",
+            ),
+            32 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ephemeral_messages
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "ephemeral_messages");
-                    e
-                })
-            }
-            33 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "ephemeral_messages",
+            ),
+            33 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.e2_e_notification_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "e2_e_notification_sync");
-                    e
-                })
-            }
-            34 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "e2_e_notification_sync",
+            ),
+            34 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.recent_stickers_v2
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "recent_stickers_v2");
-                    e
-                })
-            }
-            36 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "recent_stickers_v2",
+            ),
+            36 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.recent_stickers_v3
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "recent_stickers_v3");
-                    e
-                })
-            }
-            37 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "recent_stickers_v3",
+            ),
+            37 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.user_notice
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "user_notice");
-                    e
-                })
-            }
-            39 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "user_notice",
+            ),
+            39 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.support
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "support");
-                    e
-                })
-            }
-            40 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "support",
+            ),
+            40 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.group_uii_cleanup
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "group_uii_cleanup");
-                    e
-                })
-            }
-            41 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "group_uii_cleanup",
+            ),
+            41 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.group_dogfooding_internal_only
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "group_dogfooding_internal_only");
-                    e
-                })
-            }
-            42 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "group_dogfooding_internal_only",
+            ),
+            42 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.settings_sync
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "settings_sync");
-                    e
-                })
-            }
-            43 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "settings_sync",
+            ),
+            43 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.archive_v2
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "archive_v2");
-                    e
-                })
-            }
-            44 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "archive_v2",
+            ),
+            44 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ephemeral_allow_group_members
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "ephemeral_allow_group_members");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "ephemeral_allow_group_members",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.ephemeral24_h_duration
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "ephemeral24_h_duration");
-                    e
-                })
-            }
-            46 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "ephemeral24_h_duration",
+            ),
+            46 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.md_force_upgrade
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "md_force_upgrade");
-                    e
-                })
-            }
-            47 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "md_force_upgrade",
+            ),
+            47 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.disappearing_mode
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "disappearing_mode");
-                    e
-                })
-            }
-            48 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "disappearing_mode",
+            ),
+            48 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.external_md_opt_in_available
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "external_md_opt_in_available");
-                    e
-                })
-            }
-            49 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebFeatures",
+                "external_md_opt_in_available",
+            ),
+            49 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.no_delete_message_time_limit
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebFeatures", "no_delete_message_time_limit");
-                    e
-                })
-            }
+                ),
+                "WebFeatures",
+                "no_delete_message_time_limit",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .labels_display
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .labels_display
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .voip_individual_outgoing
                 .as_ref()
@@ -4920,7 +4617,6 @@ impl ::prost::Message for WebFeatures {
                 .no_delete_message_time_limit
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(49, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.labels_display = ::core::option::Option::None;
@@ -5008,23 +4704,22 @@ pub mod web_features {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct PinInChat {
     pub r#type: ::core::option::Option<i32>,
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
     pub sender_timestamp_ms: ::core::option::Option<i64>,
     pub server_timestamp_ms: ::core::option::Option<i64>,
-    pub message_add_on_context_info:
-        ::core::option::Option<crate::generated::web::MessageAddOnContextInfo>,
+    pub message_add_on_context_info: ::core::option::Option<MessageAddOnContextInfo>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl PinInChat {
     /// The enum value of `r#type`, or the enum's default when unset or unknown.
-    pub fn r#type(&self) -> crate::generated::web::pin_in_chat::Type {
+    pub fn r#type(&self) -> pin_in_chat::Type {
         self.r#type
-            .and_then(|v| crate::generated::web::pin_in_chat::Type::try_from(v).ok())
+            .and_then(|v| pin_in_chat::Type::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `r#type` to an enum value.
-    pub fn set_type(&mut self, value: crate::generated::web::pin_in_chat::Type) {
+    pub fn set_type(&mut self, value: pin_in_chat::Type) {
         self.r#type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `sender_timestamp_ms`, or the default when unset.
@@ -5063,79 +4758,70 @@ impl ::prost::Message for PinInChat {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.r#type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinInChat", "r#type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PinInChat",
+                "r#type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinInChat", "key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PinInChat",
+                "key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.sender_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinInChat", "sender_timestamp_ms");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PinInChat",
+                "sender_timestamp_ms",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.server_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinInChat", "server_timestamp_ms");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PinInChat",
+                "server_timestamp_ms",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_add_on_context_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PinInChat", "message_add_on_context_info");
-                    e
-                })
-            }
+                ),
+                "PinInChat",
+                "message_add_on_context_info",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .r#type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .r#type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .key
                 .as_ref()
@@ -5152,7 +4838,6 @@ impl ::prost::Message for PinInChat {
                 .message_add_on_context_info
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.r#type = ::core::option::Option::None;
@@ -5197,28 +4882,25 @@ pub mod pin_in_chat {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct MessageAddOn {
     pub message_add_on_type: ::core::option::Option<i32>,
-    pub message_add_on: ::core::option::Option<crate::generated::e2e::Message>,
+    pub message_add_on: ::core::option::Option<super::e2e::Message>,
     pub sender_timestamp_ms: ::core::option::Option<i64>,
     pub server_timestamp_ms: ::core::option::Option<i64>,
     pub status: ::core::option::Option<i32>,
-    pub add_on_context_info: ::core::option::Option<crate::generated::web::MessageAddOnContextInfo>,
-    pub message_add_on_key: ::core::option::Option<crate::generated::common::MessageKey>,
-    pub legacy_message: ::core::option::Option<crate::generated::web::LegacyMessage>,
+    pub add_on_context_info: ::core::option::Option<MessageAddOnContextInfo>,
+    pub message_add_on_key: ::core::option::Option<super::common::MessageKey>,
+    pub legacy_message: ::core::option::Option<LegacyMessage>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl MessageAddOn {
     /// The enum value of `message_add_on_type`, or the enum's default when unset or unknown.
-    pub fn message_add_on_type(&self) -> crate::generated::web::message_add_on::MessageAddOnType {
+    pub fn message_add_on_type(&self) -> message_add_on::MessageAddOnType {
         self.message_add_on_type
-            .and_then(|v| crate::generated::web::message_add_on::MessageAddOnType::try_from(v).ok())
+            .and_then(|v| message_add_on::MessageAddOnType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `message_add_on_type` to an enum value.
-    pub fn set_message_add_on_type(
-        &mut self,
-        value: crate::generated::web::message_add_on::MessageAddOnType,
-    ) {
+    pub fn set_message_add_on_type(&mut self, value: message_add_on::MessageAddOnType) {
         self.message_add_on_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `sender_timestamp_ms`, or the default when unset.
@@ -5230,13 +4912,13 @@ impl MessageAddOn {
         self.server_timestamp_ms.unwrap_or(0)
     }
     /// The enum value of `status`, or the enum's default when unset or unknown.
-    pub fn status(&self) -> crate::generated::web::web_message_info::Status {
+    pub fn status(&self) -> web_message_info::Status {
         self.status
-            .and_then(|v| crate::generated::web::web_message_info::Status::try_from(v).ok())
+            .and_then(|v| web_message_info::Status::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `status` to an enum value.
-    pub fn set_status(&mut self, value: crate::generated::web::web_message_info::Status) {
+    pub fn set_status(&mut self, value: web_message_info::Status) {
         self.status = ::core::option::Option::Some(value as i32);
     }
 }
@@ -5276,118 +4958,103 @@ impl ::prost::Message for MessageAddOn {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.message_add_on_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "message_add_on_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageAddOn",
+                "message_add_on_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_add_on
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "message_add_on");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MessageAddOn",
+                "message_add_on",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.sender_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "sender_timestamp_ms");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MessageAddOn",
+                "sender_timestamp_ms",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.server_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "server_timestamp_ms");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MessageAddOn",
+                "server_timestamp_ms",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "status");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageAddOn",
+                "status",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.add_on_context_info
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "add_on_context_info");
-                    e
-                })
-            }
-            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageAddOn",
+                "add_on_context_info",
+            ),
+            7 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message_add_on_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "message_add_on_key");
-                    e
-                })
-            }
-            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "MessageAddOn",
+                "message_add_on_key",
+            ),
+            8 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.legacy_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOn", "legacy_message");
-                    e
-                })
-            }
+                ),
+                "MessageAddOn",
+                "legacy_message",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_add_on_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_add_on_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .message_add_on
                 .as_ref()
@@ -5416,7 +5083,6 @@ impl ::prost::Message for MessageAddOn {
                 .legacy_message
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(8, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_add_on_type = ::core::option::Option::None;
@@ -5469,26 +5135,20 @@ pub mod message_add_on {
 /// Protobuf message `wa.web.GroupHistoryBundleInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct GroupHistoryBundleInfo {
-    pub deprecated_message_history_bundle:
-        ::core::option::Option<crate::generated::e2e::MessageHistoryBundle>,
+    pub deprecated_message_history_bundle: ::core::option::Option<super::e2e::MessageHistoryBundle>,
     pub process_state: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
 impl GroupHistoryBundleInfo {
     /// The enum value of `process_state`, or the enum's default when unset or unknown.
-    pub fn process_state(&self) -> crate::generated::web::group_history_bundle_info::ProcessState {
+    pub fn process_state(&self) -> group_history_bundle_info::ProcessState {
         self.process_state
-            .and_then(|v| {
-                crate::generated::web::group_history_bundle_info::ProcessState::try_from(v).ok()
-            })
+            .and_then(|v| group_history_bundle_info::ProcessState::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `process_state` to an enum value.
-    pub fn set_process_state(
-        &mut self,
-        value: crate::generated::web::group_history_bundle_info::ProcessState,
-    ) {
+    pub fn set_process_state(&mut self, value: group_history_bundle_info::ProcessState) {
         self.process_state = ::core::option::Option::Some(value as i32);
     }
 }
@@ -5510,48 +5170,41 @@ impl ::prost::Message for GroupHistoryBundleInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.deprecated_message_history_bundle
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "GroupHistoryBundleInfo",
-                        "deprecated_message_history_bundle",
-                    );
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GroupHistoryBundleInfo",
+                "deprecated_message_history_bundle",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.process_state
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GroupHistoryBundleInfo", "process_state");
-                    e
-                })
-            }
+                ),
+                "GroupHistoryBundleInfo",
+                "process_state",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .deprecated_message_history_bundle
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .deprecated_message_history_bundle
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .process_state
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.deprecated_message_history_bundle = ::core::option::Option::None;
@@ -5603,7 +5256,7 @@ pub mod group_history_bundle_info {
 /// Protobuf message `wa.web.CommentMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CommentMetadata {
-    pub comment_parent_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub comment_parent_key: ::core::option::Option<super::common::MessageKey>,
     pub reply_count: ::core::option::Option<u32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -5632,45 +5285,41 @@ impl ::prost::Message for CommentMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.comment_parent_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CommentMetadata", "comment_parent_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "CommentMetadata",
+                "comment_parent_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.reply_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("CommentMetadata", "reply_count");
-                    e
-                })
-            }
+                ),
+                "CommentMetadata",
+                "reply_count",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .comment_parent_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .comment_parent_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .reply_count
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.comment_parent_key = ::core::option::Option::None;
@@ -5684,7 +5333,7 @@ pub struct WebNotificationsInfo {
     pub timestamp: ::core::option::Option<u64>,
     pub unread_chats: ::core::option::Option<u32>,
     pub notify_message_count: ::core::option::Option<u32>,
-    pub notify_messages: ::prost::alloc::vec::Vec<crate::generated::web::WebMessageInfo>,
+    pub notify_messages: ::prost::alloc::vec::Vec<WebMessageInfo>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -5724,65 +5373,58 @@ impl ::prost::Message for WebNotificationsInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebNotificationsInfo", "timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebNotificationsInfo",
+                "timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.unread_chats
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebNotificationsInfo", "unread_chats");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "WebNotificationsInfo",
+                "unread_chats",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.notify_message_count
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebNotificationsInfo", "notify_message_count");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "WebNotificationsInfo",
+                "notify_message_count",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.notify_messages,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("WebNotificationsInfo", "notify_messages");
-                    e
-                })
-            }
+                ),
+                "WebNotificationsInfo",
+                "notify_messages",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .timestamp
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(2, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .timestamp
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(2, v))
             + self
                 .unread_chats
                 .as_ref()
@@ -5792,7 +5434,6 @@ impl ::prost::Message for WebNotificationsInfo {
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(4, v))
             + ::prost::encoding::message::encoded_len_repeated(5, &self.notify_messages)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.timestamp = ::core::option::Option::None;
@@ -5805,8 +5446,8 @@ impl ::prost::Message for WebNotificationsInfo {
 /// Protobuf message `wa.web.NotificationMessageInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct NotificationMessageInfo {
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
-    pub message: ::core::option::Option<crate::generated::e2e::Message>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
+    pub message: ::core::option::Option<super::e2e::Message>,
     pub message_timestamp: ::core::option::Option<u64>,
     pub participant: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -5846,66 +5487,59 @@ impl ::prost::Message for NotificationMessageInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationMessageInfo", "key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NotificationMessageInfo",
+                "key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationMessageInfo", "message");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "NotificationMessageInfo",
+                "message",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.message_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationMessageInfo", "message_timestamp");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "NotificationMessageInfo",
+                "message_timestamp",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.participant
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("NotificationMessageInfo", "participant");
-                    e
-                })
-            }
+                ),
+                "NotificationMessageInfo",
+                "participant",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .message
                 .as_ref()
@@ -5918,7 +5552,6 @@ impl ::prost::Message for NotificationMessageInfo {
                 .participant
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.key = ::core::option::Option::None;
@@ -5964,45 +5597,41 @@ impl ::prost::Message for ReportingTokenInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.reporting_tag
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ReportingTokenInfo", "reporting_tag");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ReportingTokenInfo",
+                "reporting_tag",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.reporting_tag_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ReportingTokenInfo", "reporting_tag_timestamp");
-                    e
-                })
-            }
+                ),
+                "ReportingTokenInfo",
+                "reporting_tag_timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .reporting_tag
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .reporting_tag
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .reporting_tag_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.reporting_tag = ::core::option::Option::None;
@@ -6038,28 +5667,26 @@ impl ::prost::Message for MediaData {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.local_path
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MediaData", "local_path");
-                    e
-                })
-            }
+                ),
+                "MediaData",
+                "local_path",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .local_path
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .local_path
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.local_path = ::core::option::Option::None;
@@ -6110,53 +5737,48 @@ impl ::prost::Message for PhotoChange {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.old_photo
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PhotoChange", "old_photo");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PhotoChange",
+                "old_photo",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.new_photo
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PhotoChange", "new_photo");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PhotoChange",
+                "new_photo",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.new_photo_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PhotoChange", "new_photo_id");
-                    e
-                })
-            }
+                ),
+                "PhotoChange",
+                "new_photo_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .old_photo
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .old_photo
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .new_photo
                 .as_ref()
@@ -6165,7 +5787,6 @@ impl ::prost::Message for PhotoChange {
                 .new_photo_id
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint32::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.old_photo = ::core::option::Option::None;
@@ -6210,45 +5831,41 @@ impl ::prost::Message for StatusPsa {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            44 if wire_type == ::prost::encoding::WireType::Varint => {
+            44 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.campaign_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPSA", "campaign_id");
-                    e
-                })
-            }
-            45 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "StatusPSA",
+                "campaign_id",
+            ),
+            45 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.campaign_expiration_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusPSA", "campaign_expiration_timestamp");
-                    e
-                })
-            }
+                ),
+                "StatusPSA",
+                "campaign_expiration_timestamp",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .campaign_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint64::encoded_len(44, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .campaign_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint64::encoded_len(44, v))
             + self
                 .campaign_expiration_timestamp
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(45, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.campaign_id = ::core::option::Option::None;
@@ -6312,90 +5929,79 @@ impl ::prost::Message for UserReceipt {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.user_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "user_jid");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "UserReceipt",
+                "user_jid",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.receipt_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "receipt_timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "UserReceipt",
+                "receipt_timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.read_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "read_timestamp");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "UserReceipt",
+                "read_timestamp",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.played_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "played_timestamp");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "UserReceipt",
+                "played_timestamp",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.pending_device_jid,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "pending_device_jid");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "UserReceipt",
+                "pending_device_jid",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge_repeated(
                     wire_type,
                     &mut self.delivered_device_jid,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("UserReceipt", "delivered_device_jid");
-                    e
-                })
-            }
+                ),
+                "UserReceipt",
+                "delivered_device_jid",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .user_jid
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .user_jid
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .receipt_timestamp
                 .as_ref()
@@ -6410,7 +6016,6 @@ impl ::prost::Message for UserReceipt {
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(4, v))
             + ::prost::encoding::string::encoded_len_repeated(5, &self.pending_device_jid)
             + ::prost::encoding::string::encoded_len_repeated(6, &self.delivered_device_jid)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.user_jid = ::core::option::Option::None;
@@ -6425,7 +6030,7 @@ impl ::prost::Message for UserReceipt {
 /// Protobuf message `wa.web.Reaction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct Reaction {
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
     pub text: ::core::option::Option<::prost::alloc::string::String>,
     pub grouping_key: ::core::option::Option<::prost::alloc::string::String>,
     pub sender_timestamp_ms: ::core::option::Option<i64>,
@@ -6478,79 +6083,70 @@ impl ::prost::Message for Reaction {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Reaction", "key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Reaction",
+                "key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Reaction", "text");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Reaction",
+                "text",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.grouping_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Reaction", "grouping_key");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Reaction",
+                "grouping_key",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.sender_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Reaction", "sender_timestamp_ms");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "Reaction",
+                "sender_timestamp_ms",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.unread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Reaction", "unread");
-                    e
-                })
-            }
+                ),
+                "Reaction",
+                "unread",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .text
                 .as_ref()
@@ -6567,7 +6163,6 @@ impl ::prost::Message for Reaction {
                 .unread
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(5, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.key = ::core::option::Option::None;
@@ -6581,12 +6176,12 @@ impl ::prost::Message for Reaction {
 /// Protobuf message `wa.web.PollUpdate`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct PollUpdate {
-    pub poll_update_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
-    pub vote: ::core::option::Option<crate::generated::e2e::PollVoteMessage>,
+    pub poll_update_message_key: ::core::option::Option<super::common::MessageKey>,
+    pub vote: ::core::option::Option<super::e2e::PollVoteMessage>,
     pub sender_timestamp_ms: ::core::option::Option<i64>,
     pub server_timestamp_ms: ::core::option::Option<i64>,
     pub unread: ::core::option::Option<bool>,
-    pub metadata: ::core::option::Option<crate::generated::e2e::PollUpdateMessageMetadata>,
+    pub metadata: ::core::option::Option<super::e2e::PollUpdateMessageMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -6634,92 +6229,81 @@ impl ::prost::Message for PollUpdate {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.poll_update_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "poll_update_message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PollUpdate",
+                "poll_update_message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.vote
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "vote");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PollUpdate",
+                "vote",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.sender_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "sender_timestamp_ms");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PollUpdate",
+                "sender_timestamp_ms",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.server_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "server_timestamp_ms");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "PollUpdate",
+                "server_timestamp_ms",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.unread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "unread");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PollUpdate",
+                "unread",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.metadata
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollUpdate", "metadata");
-                    e
-                })
-            }
+                ),
+                "PollUpdate",
+                "metadata",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .poll_update_message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .poll_update_message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .vote
                 .as_ref()
@@ -6740,7 +6324,6 @@ impl ::prost::Message for PollUpdate {
                 .metadata
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.poll_update_message_key = ::core::option::Option::None;
@@ -6756,9 +6339,8 @@ impl ::prost::Message for PollUpdate {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct PollAdditionalMetadata {
     pub poll_invalidated: ::core::option::Option<bool>,
-    pub poll_name_hash_history: ::prost::alloc::vec::Vec<
-        crate::generated::web::poll_additional_metadata::PollNameHashHistoryEntry,
-    >,
+    pub poll_name_hash_history:
+        ::prost::alloc::vec::Vec<poll_additional_metadata::PollNameHashHistoryEntry>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -6784,41 +6366,37 @@ impl ::prost::Message for PollAdditionalMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.poll_invalidated
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollAdditionalMetadata", "poll_invalidated");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "PollAdditionalMetadata",
+                "poll_invalidated",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge_repeated(
                     wire_type,
                     &mut self.poll_name_hash_history,
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PollAdditionalMetadata", "poll_name_hash_history");
-                    e
-                })
-            }
+                ),
+                "PollAdditionalMetadata",
+                "poll_name_hash_history",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .poll_invalidated
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .poll_invalidated
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
             + ::prost::encoding::message::encoded_len_repeated(2, &self.poll_name_hash_history)
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.poll_invalidated = ::core::option::Option::None;
@@ -6865,44 +6443,44 @@ pub mod poll_additional_metadata {
         ) -> ::core::result::Result<(), ::prost::DecodeError> {
             match tag {
                 1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::string::merge(
-                        wire_type,
-                        self.edit_stanza_id
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::string::merge(
+                            wire_type,
+                            self.edit_stanza_id
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "PollNameHashHistoryEntry",
+                        "edit_stanza_id",
                     )
-                    .map_err(|mut e| {
-                        e.push("PollNameHashHistoryEntry", "edit_stanza_id");
-                        e
-                    })
                 }
                 2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
-                    ::prost::encoding::bytes::merge(
-                        wire_type,
-                        self.poll_name_hash
-                            .get_or_insert_with(::core::default::Default::default),
-                        buf,
-                        ctx,
+                    crate::field_error(
+                        ::prost::encoding::bytes::merge(
+                            wire_type,
+                            self.poll_name_hash
+                                .get_or_insert_with(::core::default::Default::default),
+                            buf,
+                            ctx,
+                        ),
+                        "PollNameHashHistoryEntry",
+                        "poll_name_hash",
                     )
-                    .map_err(|mut e| {
-                        e.push("PollNameHashHistoryEntry", "poll_name_hash");
-                        e
-                    })
                 }
                 _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
             }
         }
         fn encoded_len(&self) -> usize {
-            0 + self
-                .edit_stanza_id
-                .as_ref()
-                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+            self.unknown_fields.encoded_len()
+                + self
+                    .edit_stanza_id
+                    .as_ref()
+                    .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
                 + self
                     .poll_name_hash
                     .as_ref()
                     .map_or(0, |v| ::prost::encoding::bytes::encoded_len(2, v))
-                + self.unknown_fields.encoded_len()
         }
         fn clear(&mut self) {
             self.edit_stanza_id = ::core::option::Option::None;
@@ -6939,31 +6517,26 @@ impl ::prost::Message for InteractiveMessageAdditionalMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_galaxy_flow_completed
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "InteractiveMessageAdditionalMetadata",
-                        "is_galaxy_flow_completed",
-                    );
-                    e
-                })
-            }
+                ),
+                "InteractiveMessageAdditionalMetadata",
+                "is_galaxy_flow_completed",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_galaxy_flow_completed
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_galaxy_flow_completed
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_galaxy_flow_completed = ::core::option::Option::None;
@@ -6998,28 +6571,26 @@ impl ::prost::Message for EventAdditionalMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.is_stale
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EventAdditionalMetadata", "is_stale");
-                    e
-                })
-            }
+                ),
+                "EventAdditionalMetadata",
+                "is_stale",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .is_stale
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .is_stale
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bool::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.is_stale = ::core::option::Option::None;
@@ -7031,7 +6602,7 @@ impl ::prost::Message for EventAdditionalMetadata {
 pub struct KeepInChat {
     pub keep_type: ::core::option::Option<i32>,
     pub server_timestamp: ::core::option::Option<i64>,
-    pub key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub key: ::core::option::Option<super::common::MessageKey>,
     pub device_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub client_timestamp_ms: ::core::option::Option<i64>,
     pub server_timestamp_ms: ::core::option::Option<i64>,
@@ -7040,13 +6611,13 @@ pub struct KeepInChat {
 }
 impl KeepInChat {
     /// The enum value of `keep_type`, or the enum's default when unset or unknown.
-    pub fn keep_type(&self) -> crate::generated::e2e::KeepType {
+    pub fn keep_type(&self) -> super::e2e::KeepType {
         self.keep_type
-            .and_then(|v| crate::generated::e2e::KeepType::try_from(v).ok())
+            .and_then(|v| super::e2e::KeepType::try_from(v).ok())
             .unwrap_or_default()
     }
     /// Sets `keep_type` to an enum value.
-    pub fn set_keep_type(&mut self, value: crate::generated::e2e::KeepType) {
+    pub fn set_keep_type(&mut self, value: super::e2e::KeepType) {
         self.keep_type = ::core::option::Option::Some(value as i32);
     }
     /// The value of `server_timestamp`, or the default when unset.
@@ -7096,92 +6667,81 @@ impl ::prost::Message for KeepInChat {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.keep_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "keep_type");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "KeepInChat",
+                "keep_type",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.server_timestamp
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "server_timestamp");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "KeepInChat",
+                "server_timestamp",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "key");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "KeepInChat",
+                "key",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.device_jid
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "device_jid");
-                    e
-                })
-            }
-            5 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "KeepInChat",
+                "device_jid",
+            ),
+            5 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.client_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "client_timestamp_ms");
-                    e
-                })
-            }
-            6 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "KeepInChat",
+                "client_timestamp_ms",
+            ),
+            6 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.server_timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("KeepInChat", "server_timestamp_ms");
-                    e
-                })
-            }
+                ),
+                "KeepInChat",
+                "server_timestamp_ms",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .keep_type
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .keep_type
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::int32::encoded_len(1, v))
             + self
                 .server_timestamp
                 .as_ref()
@@ -7202,7 +6762,6 @@ impl ::prost::Message for KeepInChat {
                 .server_timestamp_ms
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int64::encoded_len(6, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.keep_type = ::core::option::Option::None;
@@ -7230,18 +6789,17 @@ impl MessageAddOnContextInfo {
     /// The enum value of `message_add_on_expiry_type`, or the enum's default when unset or unknown.
     pub fn message_add_on_expiry_type(
         &self,
-    ) -> crate::generated::e2e::message_context_info::MessageAddonExpiryType {
+    ) -> super::e2e::message_context_info::MessageAddonExpiryType {
         self.message_add_on_expiry_type
             .and_then(|v| {
-                crate::generated::e2e::message_context_info::MessageAddonExpiryType::try_from(v)
-                    .ok()
+                super::e2e::message_context_info::MessageAddonExpiryType::try_from(v).ok()
             })
             .unwrap_or_default()
     }
     /// Sets `message_add_on_expiry_type` to an enum value.
     pub fn set_message_add_on_expiry_type(
         &mut self,
-        value: crate::generated::e2e::message_context_info::MessageAddonExpiryType,
+        value: super::e2e::message_context_info::MessageAddonExpiryType,
     ) {
         self.message_add_on_expiry_type = ::core::option::Option::Some(value as i32);
     }
@@ -7264,45 +6822,41 @@ impl ::prost::Message for MessageAddOnContextInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::Varint => {
+            1 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint32::merge(
                     wire_type,
                     self.message_add_on_duration_in_secs
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOnContextInfo", "message_add_on_duration_in_secs");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "MessageAddOnContextInfo",
+                "message_add_on_duration_in_secs",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int32::merge(
                     wire_type,
                     self.message_add_on_expiry_type
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("MessageAddOnContextInfo", "message_add_on_expiry_type");
-                    e
-                })
-            }
+                ),
+                "MessageAddOnContextInfo",
+                "message_add_on_expiry_type",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .message_add_on_duration_in_secs
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .message_add_on_duration_in_secs
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::uint32::encoded_len(1, v))
             + self
                 .message_add_on_expiry_type
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::int32::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.message_add_on_duration_in_secs = ::core::option::Option::None;
@@ -7338,28 +6892,26 @@ impl ::prost::Message for PremiumMessageInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.server_campaign_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("PremiumMessageInfo", "server_campaign_id");
-                    e
-                })
-            }
+                ),
+                "PremiumMessageInfo",
+                "server_campaign_id",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .server_campaign_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .server_campaign_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.server_campaign_id = ::core::option::Option::None;
@@ -7369,9 +6921,9 @@ impl ::prost::Message for PremiumMessageInfo {
 /// Protobuf message `wa.web.EventResponse`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct EventResponse {
-    pub event_response_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub event_response_message_key: ::core::option::Option<super::common::MessageKey>,
     pub timestamp_ms: ::core::option::Option<i64>,
-    pub event_response_message: ::core::option::Option<crate::generated::e2e::EventResponseMessage>,
+    pub event_response_message: ::core::option::Option<super::e2e::EventResponseMessage>,
     pub unread: ::core::option::Option<bool>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -7410,66 +6962,59 @@ impl ::prost::Message for EventResponse {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.event_response_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EventResponse", "event_response_message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "EventResponse",
+                "event_response_message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::int64::merge(
                     wire_type,
                     self.timestamp_ms
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EventResponse", "timestamp_ms");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "EventResponse",
+                "timestamp_ms",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.event_response_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EventResponse", "event_response_message");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "EventResponse",
+                "event_response_message",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.unread
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("EventResponse", "unread");
-                    e
-                })
-            }
+                ),
+                "EventResponse",
+                "unread",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .event_response_message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .event_response_message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .timestamp_ms
                 .as_ref()
@@ -7482,7 +7027,6 @@ impl ::prost::Message for EventResponse {
                 .unread
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.event_response_message_key = ::core::option::Option::None;
@@ -7495,8 +7039,8 @@ impl ::prost::Message for EventResponse {
 /// Protobuf message `wa.web.LegacyMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct LegacyMessage {
-    pub event_response_message: ::core::option::Option<crate::generated::e2e::EventResponseMessage>,
-    pub poll_vote: ::core::option::Option<crate::generated::e2e::PollVoteMessage>,
+    pub event_response_message: ::core::option::Option<super::e2e::EventResponseMessage>,
+    pub poll_vote: ::core::option::Option<super::e2e::PollVoteMessage>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -7518,45 +7062,41 @@ impl ::prost::Message for LegacyMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.event_response_message
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LegacyMessage", "event_response_message");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "LegacyMessage",
+                "event_response_message",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.poll_vote
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("LegacyMessage", "poll_vote");
-                    e
-                })
-            }
+                ),
+                "LegacyMessage",
+                "poll_vote",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .event_response_message
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .event_response_message
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .poll_vote
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::message::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.event_response_message = ::core::option::Option::None;
@@ -7567,7 +7107,7 @@ impl ::prost::Message for LegacyMessage {
 /// Protobuf message `wa.web.StatusMentionMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct StatusMentionMessage {
-    pub quoted_status: ::core::option::Option<crate::generated::e2e::Message>,
+    pub quoted_status: ::core::option::Option<super::e2e::Message>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -7586,28 +7126,26 @@ impl ::prost::Message for StatusMentionMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.quoted_status
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("StatusMentionMessage", "quoted_status");
-                    e
-                })
-            }
+                ),
+                "StatusMentionMessage",
+                "quoted_status",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .quoted_status
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
-            + self.unknown_fields.encoded_len()
+        self.unknown_fields.encoded_len()
+            + self
+                .quoted_status
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
     }
     fn clear(&mut self) {
         self.quoted_status = ::core::option::Option::None;
@@ -7666,66 +7204,59 @@ impl ::prost::Message for Citation {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.title
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Citation", "title");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Citation",
+                "title",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.subtitle
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Citation", "subtitle");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Citation",
+                "subtitle",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.cms_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Citation", "cms_id");
-                    e
-                })
-            }
-            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "Citation",
+                "cms_id",
+            ),
+            4 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.image_url
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("Citation", "image_url");
-                    e
-                })
-            }
+                ),
+                "Citation",
+                "image_url",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .title
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .title
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .subtitle
                 .as_ref()
@@ -7738,7 +7269,6 @@ impl ::prost::Message for Citation {
                 .image_url
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(4, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.title = ::core::option::Option::None;
@@ -7751,7 +7281,7 @@ impl ::prost::Message for Citation {
 /// Protobuf message `wa.web.GroupHistoryIndividualMessageInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct GroupHistoryIndividualMessageInfo {
-    pub bundle_message_key: ::core::option::Option<crate::generated::common::MessageKey>,
+    pub bundle_message_key: ::core::option::Option<super::common::MessageKey>,
     pub edited_after_received_as_history: ::core::option::Option<bool>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -7780,48 +7310,41 @@ impl ::prost::Message for GroupHistoryIndividualMessageInfo {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::message::merge(
                     wire_type,
                     self.bundle_message_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("GroupHistoryIndividualMessageInfo", "bundle_message_key");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "GroupHistoryIndividualMessageInfo",
+                "bundle_message_key",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::bool::merge(
                     wire_type,
                     self.edited_after_received_as_history
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push(
-                        "GroupHistoryIndividualMessageInfo",
-                        "edited_after_received_as_history",
-                    );
-                    e
-                })
-            }
+                ),
+                "GroupHistoryIndividualMessageInfo",
+                "edited_after_received_as_history",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .bundle_message_key
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .bundle_message_key
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::message::encoded_len(1, v))
             + self
                 .edited_after_received_as_history
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::bool::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.bundle_message_key = ::core::option::Option::None;
@@ -7865,45 +7388,41 @@ impl ::prost::Message for QuarantinedMessage {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.original_data
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuarantinedMessage", "original_data");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "QuarantinedMessage",
+                "original_data",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.extracted_text
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("QuarantinedMessage", "extracted_text");
-                    e
-                })
-            }
+                ),
+                "QuarantinedMessage",
+                "extracted_text",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .original_data
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .original_data
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::bytes::encoded_len(1, v))
             + self
                 .extracted_text
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::string::encoded_len(2, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.original_data = ::core::option::Option::None;
@@ -7955,53 +7474,48 @@ impl ::prost::Message for ScheduledMessageMetadata {
         ctx: ::prost::encoding::DecodeContext,
     ) -> ::core::result::Result<(), ::prost::DecodeError> {
         match tag {
-            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+            1 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::string::merge(
                     wire_type,
                     self.reveal_key_id
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ScheduledMessageMetadata", "reveal_key_id");
-                    e
-                })
-            }
-            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => {
+                ),
+                "ScheduledMessageMetadata",
+                "reveal_key_id",
+            ),
+            2 if wire_type == ::prost::encoding::WireType::LengthDelimited => crate::field_error(
                 ::prost::encoding::bytes::merge(
                     wire_type,
                     self.reveal_key
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ScheduledMessageMetadata", "reveal_key");
-                    e
-                })
-            }
-            3 if wire_type == ::prost::encoding::WireType::Varint => {
+                ),
+                "ScheduledMessageMetadata",
+                "reveal_key",
+            ),
+            3 if wire_type == ::prost::encoding::WireType::Varint => crate::field_error(
                 ::prost::encoding::uint64::merge(
                     wire_type,
                     self.scheduled_time
                         .get_or_insert_with(::core::default::Default::default),
                     buf,
                     ctx,
-                )
-                .map_err(|mut e| {
-                    e.push("ScheduledMessageMetadata", "scheduled_time");
-                    e
-                })
-            }
+                ),
+                "ScheduledMessageMetadata",
+                "scheduled_time",
+            ),
             _ => self.unknown_fields.merge_field(tag, wire_type, buf, ctx),
         }
     }
     fn encoded_len(&self) -> usize {
-        0 + self
-            .reveal_key_id
-            .as_ref()
-            .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
+        self.unknown_fields.encoded_len()
+            + self
+                .reveal_key_id
+                .as_ref()
+                .map_or(0, |v| ::prost::encoding::string::encoded_len(1, v))
             + self
                 .reveal_key
                 .as_ref()
@@ -8010,7 +7524,6 @@ impl ::prost::Message for ScheduledMessageMetadata {
                 .scheduled_time
                 .as_ref()
                 .map_or(0, |v| ::prost::encoding::uint64::encoded_len(3, v))
-            + self.unknown_fields.encoded_len()
     }
     fn clear(&mut self) {
         self.reveal_key_id = ::core::option::Option::None;
