@@ -22,6 +22,8 @@ use prost_types::{DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, Fi
 const PROTO_DIR: &str = "proto";
 /// Directory of the generated code, relative to the workspace root.
 const GEN_DIR: &str = "crates/wa-proto/src/generated";
+/// Directory of the generated test registry (name-based access to every message type).
+const REGISTRY_DIR: &str = "crates/wa-proto/tests/registry";
 /// Prefix shared by every package; the rest of the package name is the Rust module.
 const PACKAGE_PREFIX: &str = "wa.";
 
@@ -35,25 +37,34 @@ pub(crate) fn proto(root: &Path, args: &[String]) -> Result<(), String> {
         [a] if a == "--check" => true,
         _ => return Err("usage: cargo xtask proto [--check]".into()),
     };
-    let files = generate(root)?;
-    let dir = root.join(GEN_DIR);
+    let outputs = generate(root)?;
     if check {
-        let problems = compare(&files, &dir)?;
+        let mut problems = Vec::new();
+        for (dir, files) in &outputs {
+            for p in compare(files, &root.join(dir))? {
+                problems.push(format!("{dir}/{p}"));
+            }
+        }
         if problems.is_empty() {
-            eprintln!("generated protobuf code in {GEN_DIR} is up to date");
+            eprintln!("generated protobuf code is up to date");
             Ok(())
         } else {
             Err(format!(
-                "generated protobuf code in {GEN_DIR} is stale; run `cargo xtask proto`:\n  {}",
+                "generated protobuf code is stale; run `cargo xtask proto`:\n  {}",
                 problems.join("\n  ")
             ))
         }
     } else {
-        write_all(&files, &dir)?;
-        eprintln!("wrote {} files to {GEN_DIR}", files.len());
+        for (dir, files) in &outputs {
+            write_all(files, &root.join(dir))?;
+            eprintln!("wrote {} files to {dir}", files.len());
+        }
         Ok(())
     }
 }
+
+/// Generated files per output directory (relative to the workspace root).
+pub(crate) type Outputs = BTreeMap<&'static str, Files>;
 
 /// Every generated file, by name inside the generated directory.
 pub(crate) type Files = BTreeMap<String, Vec<u8>>;
@@ -120,7 +131,7 @@ fn first_differing_line(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// Compiles the schemas and produces every generated file in memory.
-pub(crate) fn generate(root: &Path) -> Result<Files, String> {
+pub(crate) fn generate(root: &Path) -> Result<Outputs, String> {
     let proto_dir = root.join(PROTO_DIR);
     let mut sources = Vec::new();
     collect_protos(&proto_dir, &proto_dir, &mut sources)?;
@@ -134,10 +145,16 @@ pub(crate) fn generate(root: &Path) -> Result<Files, String> {
     let mut files = Files::new();
     files.insert("descriptor.bin".into(), fds.encode_to_vec());
     let model = Model::new(&fds)?;
-    for (module, body) in model.render()? {
+    let (modules, registry) = model.render()?;
+    for (module, body) in modules {
         files.insert(format!("{module}.rs"), rustfmt(root, &body)?.into_bytes());
     }
-    Ok(files)
+    let mut registry_files = Files::new();
+    registry_files.insert("mod.rs".into(), rustfmt(root, &registry)?.into_bytes());
+    Ok(Outputs::from([
+        (GEN_DIR, files),
+        (REGISTRY_DIR, registry_files),
+    ]))
 }
 
 fn collect_protos(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
@@ -300,8 +317,8 @@ impl<'a> Model<'a> {
         target == owner || self.reach.get(target).is_some_and(|r| r.contains(owner))
     }
 
-    /// Renders one Rust module per package plus `mod.rs` and the test registry.
-    fn render(&self) -> Result<BTreeMap<String, String>, String> {
+    /// Renders one Rust module per package plus `mod.rs`, and the test registry.
+    fn render(&self) -> Result<(BTreeMap<String, String>, String), String> {
         let mut by_module: BTreeMap<String, String> = BTreeMap::new();
         let mut all_messages: Vec<(String, String)> = Vec::new();
         for file in &self.fds.file {
@@ -324,10 +341,8 @@ impl<'a> Model<'a> {
         for module in by_module.keys() {
             writeln!(mod_rs, "pub mod {module};").ok();
         }
-        mod_rs.push_str("#[cfg(feature = \"testing\")]\npub mod registry;\n");
         by_module.insert("mod".into(), mod_rs);
-        by_module.insert("registry".into(), render_registry(&all_messages));
-        Ok(by_module)
+        Ok((by_module, render_registry(&all_messages)))
     }
 
     fn render_message(
@@ -778,11 +793,27 @@ fn render_enum(out: &mut String, full: &str, e: &EnumDescriptorProto) -> Result<
 
 fn render_registry(all: &[(String, String)]) -> String {
     let mut s = format!(
-        "{HEADER}//! Name-based access to every generated message type, for tests.\n\n\
-         #![allow(missing_docs, clippy::all, clippy::pedantic)]\n\n\
-         use ::prost::Message as _;\n\n\
+        "{HEADER}//! Name-based access to every generated message type, for the tests: \
+         `mod registry;`.\n\n\
+         /// Result of [`round_trip`].\n\
+         pub(crate) struct RoundTrip {{\n\
+         /// The message encoded again after decoding.\n\
+         pub(crate) encoded: Vec<u8>,\n\
+         /// Raw bytes of the top-level fields the schema does not know.\n\
+         pub(crate) top_level_unknown: Vec<u8>,\n\
+         /// The decoded message's `Debug` rendering (shows every nested `UnknownFields`).\n\
+         pub(crate) debug: String,\n\
+         }}\n\n\
+         fn rt<M: prost::Message + Default + std::fmt::Debug>(\n\
+         bytes: &[u8],\n\
+         unknown: fn(&M) -> &wa_proto::UnknownFields,\n\
+         ) -> Result<RoundTrip, prost::DecodeError> {{\n\
+         let m = M::decode(bytes)?;\n\
+         Ok(RoundTrip {{ encoded: m.encode_to_vec(), top_level_unknown: \
+         unknown(&m).as_bytes().to_vec(), debug: format!(\"{{m:?}}\") }})\n\
+         }}\n\n\
          /// Fully qualified names of every generated message type.\n\
-         pub const MESSAGE_NAMES: &[&str] = &[\n"
+         pub(crate) const MESSAGE_NAMES: &[&str] = &[\n"
     );
     for (name, _) in all {
         writeln!(s, "\"{name}\",").ok();
@@ -791,20 +822,19 @@ fn render_registry(all: &[(String, String)]) -> String {
         "];\n\n\
          /// Decodes `bytes` as the message type `name` with the generated code and encodes it\n\
          /// again. Returns `None` for an unknown name.\n\
-         pub fn round_trip(name: &str, bytes: &[u8]) -> ::core::option::Option<\
-         ::core::result::Result<crate::RoundTrip, ::prost::DecodeError>> {\n\
-         ::core::option::Option::Some(match name {\n",
+         pub(crate) fn round_trip(name: &str, bytes: &[u8]) -> \
+         Option<Result<RoundTrip, prost::DecodeError>> {\n\
+         Some(match name {\n",
     );
     for (name, path) in all {
+        let public = path.replacen("crate::generated::", "wa_proto::", 1);
         writeln!(
             s,
-            "\"{name}\" => {path}::decode(bytes).map(|m| crate::RoundTrip {{ encoded: \
-             m.encode_to_vec(), top_level_unknown: m.unknown_fields.as_bytes().to_vec(), \
-             debug: ::std::format!(\"{{m:?}}\") }}),"
+            "\"{name}\" => rt::<{public}>(bytes, |m| &m.unknown_fields),"
         )
         .ok();
     }
-    s.push_str("_ => return ::core::option::Option::None,\n})\n}\n");
+    s.push_str("_ => return None,\n})\n}\n");
     s
 }
 
@@ -940,16 +970,17 @@ mod tests {
     #[test]
     fn committed_code_matches_the_schemas() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let files = generate(root).unwrap();
-        let problems = compare(&files, &root.join(GEN_DIR)).unwrap();
-        assert!(problems.is_empty(), "run `cargo xtask proto`: {problems:?}");
+        for (dir, files) in generate(root).unwrap() {
+            let problems = compare(&files, &root.join(dir)).unwrap();
+            assert!(problems.is_empty(), "run `cargo xtask proto`: {problems:?}");
+        }
     }
 
     #[test]
     fn recursive_types_are_boxed_and_others_are_not() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let files = generate(root).unwrap();
-        let e2e = String::from_utf8(files["e2e.rs"].clone()).unwrap();
+        let outputs = generate(root).unwrap();
+        let e2e = String::from_utf8(outputs[GEN_DIR]["e2e.rs"].clone()).unwrap();
         // Message -> FutureProofMessage -> Message loops, so the loop is boxed...
         let future_proof = e2e.split("pub struct FutureProofMessage {").nth(1).unwrap();
         assert!(future_proof.trim_start().starts_with(

@@ -25,20 +25,3 @@ fn field_error(
 /// The compiled schemas as a serialized `google.protobuf.FileDescriptorSet`
 /// (every file under `proto/`, without source info), for reflection-based tooling.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("generated/descriptor.bin");
-
-#[cfg(feature = "testing")]
-pub use generated::registry;
-
-/// Result of [`registry::round_trip`]: the re-encoded bytes and the unknown fields the
-/// generated decoder kept at the top level.
-#[cfg(feature = "testing")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoundTrip {
-    /// The message encoded again after decoding.
-    pub encoded: Vec<u8>,
-    /// Raw bytes of the top-level fields the schema does not know.
-    pub top_level_unknown: Vec<u8>,
-    /// The decoded message's `Debug` rendering (shows the size of every nested
-    /// `UnknownFields`).
-    pub debug: String,
-}

@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 
 use prost::Message as _;
 use prost_reflect::{Cardinality, DescriptorPool, DynamicMessage, Kind, MessageDescriptor};
-use wa_proto::registry::{MESSAGE_NAMES, round_trip};
+mod registry;
+
+use registry::{MESSAGE_NAMES, round_trip};
 
 const SEEDS_PER_TYPE: u64 = 24;
 const MAX_DEPTH: usize = 4;

@@ -14,8 +14,6 @@ pub mod e2e;
 pub mod handshake;
 pub mod history_sync;
 pub mod mms_retry;
-#[cfg(feature = "testing")]
-pub mod registry;
 pub mod server_sync;
 pub mod signal;
 pub mod status_attributions;
