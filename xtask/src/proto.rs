@@ -968,6 +968,78 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_climb_to_the_common_module() {
+        let e2e = "crate::generated::e2e";
+        assert_eq!(relative(e2e, "crate::generated::e2e::Message"), "Message");
+        assert_eq!(
+            relative(e2e, "crate::generated::e2e::message::Kind"),
+            "message::Kind"
+        );
+        assert_eq!(
+            relative(
+                "crate::generated::e2e::message",
+                "crate::generated::e2e::Message"
+            ),
+            "super::Message"
+        );
+        assert_eq!(
+            relative(
+                "crate::generated::e2e::a::b",
+                "crate::generated::common::MessageKey"
+            ),
+            "super::super::super::common::MessageKey"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_escaped_and_checked() {
+        assert_eq!(field_ident("type"), "r#type");
+        assert_eq!(field_ident("self"), "self_");
+        assert_eq!(field_ident("remote_jid"), "remote_jid");
+        assert_eq!(
+            type_ident("ADVSignedDeviceIdentity").unwrap(),
+            "AdvSignedDeviceIdentity"
+        );
+        assert!(type_ident("None").is_err());
+    }
+
+    #[test]
+    fn enum_values_lose_the_enum_name_prefix_unless_that_breaks_them() {
+        use prost_types::EnumValueDescriptorProto;
+        let value = |name: &str, number| EnumValueDescriptorProto {
+            name: Some(name.into()),
+            number: Some(number),
+            options: None,
+        };
+        let e = EnumDescriptorProto {
+            name: Some("HandshakePqMode".into()),
+            value: vec![
+                value("HANDSHAKE_PQ_MODE_UNKNOWN", 0),
+                value("XXKEM", 1),
+                value("HANDSHAKE_PQ_MODE_2", 2),
+                value("SELF", 3),
+            ],
+            ..Default::default()
+        };
+        let mut out = String::new();
+        render_enum(&mut out, "wa.x.HandshakePqMode", &e).unwrap();
+        for variant in [
+            "Unknown = 0,",
+            "Xxkem = 1,",
+            "HandshakePqMode2 = 2,",
+            "Self_ = 3,",
+        ] {
+            assert!(out.contains(variant), "{variant} missing in {out}");
+        }
+        let aliased = EnumDescriptorProto {
+            name: Some("E".into()),
+            value: vec![value("A", 0), value("B", 0)],
+            ..Default::default()
+        };
+        assert!(render_enum(&mut String::new(), "wa.x.E", &aliased).is_err());
+    }
+
+    #[test]
     fn committed_code_matches_the_schemas() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         for (dir, files) in generate(root).unwrap() {
