@@ -111,10 +111,8 @@ pub(crate) fn compare(files: &Files, dir: &Path) -> Result<Vec<String>, String> 
         match std::fs::read(&p) {
             Err(_) => problems.push(format!("{name}: missing")),
             Ok(have) if &have != want => {
-                let line = first_differing_line(&have, want);
-                problems.push(format!(
-                    "{name}: differs from the schemas (first at line {line})"
-                ));
+                let at = first_difference(&have, want, name.ends_with(".rs"));
+                problems.push(format!("{name}: differs from the schemas (first at {at})"));
             }
             Ok(_) => {}
         }
@@ -125,9 +123,17 @@ pub(crate) fn compare(files: &Files, dir: &Path) -> Result<Vec<String>, String> 
     Ok(problems)
 }
 
-fn first_differing_line(a: &[u8], b: &[u8]) -> usize {
+/// Where two versions of a file first differ: a line for text, a byte offset otherwise.
+fn first_difference(a: &[u8], b: &[u8], text: bool) -> String {
     let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    1 + a[..n].iter().filter(|&&c| c == b'\n').count()
+    if text {
+        format!(
+            "line {}",
+            1 + a[..n].iter().filter(|&&c| c == b'\n').count()
+        )
+    } else {
+        format!("byte {n}")
+    }
 }
 
 /// Compiles the schemas and produces every generated file in memory.
@@ -937,6 +943,7 @@ mod tests {
         let mut files = Files::new();
         files.insert("a.rs".into(), b"line one\nline two\n".to_vec());
         files.insert("b.bin".into(), vec![1, 2, 3]);
+        files.insert("c.bin".into(), vec![4, 5, 6]);
         files
     }
 
@@ -953,6 +960,7 @@ mod tests {
         write_all(&sample(), &dir).unwrap();
         std::fs::write(dir.join("a.rs"), b"line one\nline 2\n").unwrap();
         std::fs::remove_file(dir.join("b.bin")).unwrap();
+        std::fs::write(dir.join("c.bin"), [4, 5, 7]).unwrap();
         std::fs::write(dir.join("old.rs"), b"").unwrap();
         let problems = compare(&sample(), &dir).unwrap();
         assert_eq!(
@@ -960,6 +968,7 @@ mod tests {
             vec![
                 "a.rs: differs from the schemas (first at line 2)".to_string(),
                 "b.bin: missing".to_string(),
+                "c.bin: differs from the schemas (first at byte 2)".to_string(),
                 "old.rs: not produced by the generator".to_string(),
             ]
         );
