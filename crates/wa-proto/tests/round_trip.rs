@@ -408,3 +408,48 @@ fn excessive_nesting_is_an_error_not_a_stack_overflow() {
     }
     assert!(wa_proto::e2e::Message::decode(bytes.as_slice()).is_err());
 }
+
+#[test]
+fn corrupted_input_never_panics_and_decoding_is_stable() {
+    let pool = pool();
+    let (mut accepted, mut rejected) = (0usize, 0usize);
+    for (i, name) in MESSAGE_NAMES.iter().enumerate() {
+        let desc = pool.get_message_by_name(name).expect("descriptor");
+        let mut g = Gen {
+            rng: Rng(0x5eed ^ i as u64),
+            budget: 20,
+        };
+        for round in 0..8 {
+            let mut bytes = g.message(&desc, 1).full;
+            // Flip, insert or drop a few bytes, or truncate.
+            for _ in 0..1 + g.rng.below(3) {
+                let at = g.rng.below(bytes.len() as u64 + 1) as usize;
+                match g.rng.below(4) {
+                    0 if at < bytes.len() => bytes[at] ^= 1 << g.rng.below(8),
+                    1 => bytes.insert(at, g.rng.next() as u8),
+                    2 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            let ctx = format!("{name} round {round}");
+            match round_trip(name, &bytes).expect("registered") {
+                Err(_) => rejected += 1,
+                Ok(first) => {
+                    accepted += 1;
+                    // Whatever was accepted re-encodes to a fixed point.
+                    let second = round_trip(name, &first.encoded)
+                        .expect("registered")
+                        .unwrap_or_else(|e| panic!("{ctx}: own encoding rejected: {e}"));
+                    assert_eq!(second.encoded, first.encoded, "{ctx}: not stable");
+                }
+            }
+        }
+    }
+    // Both outcomes occur, so the corruption is neither always fatal nor always harmless.
+    assert!(
+        accepted > 0 && rejected > 0,
+        "accepted {accepted}, rejected {rejected}"
+    );
+}
