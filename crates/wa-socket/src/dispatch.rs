@@ -1,0 +1,205 @@
+//! Routing incoming stanzas to the layer that registered for them.
+
+use std::sync::RwLock;
+
+use tokio::sync::mpsc;
+use wa_binary::Node;
+
+/// Which stanzas a subscriber wants: a tag, and optionally the `type` and `xmlns`
+/// attributes. The most specific matching filter wins; among equals, the first registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    tag: String,
+    kind: Option<String>,
+    xmlns: Option<String>,
+}
+
+impl Filter {
+    /// Every stanza with this tag.
+    pub fn tag(tag: impl Into<String>) -> Self {
+        Self {
+            tag: tag.into(),
+            kind: None,
+            xmlns: None,
+        }
+    }
+
+    /// Only stanzas whose `type` attribute equals `kind`.
+    #[must_use]
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Only stanzas whose `xmlns` attribute equals `xmlns`.
+    #[must_use]
+    pub fn xmlns(mut self, xmlns: impl Into<String>) -> Self {
+        self.xmlns = Some(xmlns.into());
+        self
+    }
+
+    fn matches(&self, node: &Node) -> bool {
+        let attr = |k: &str| node.get_attr(k).and_then(|v| v.as_str());
+        node.tag() == self.tag
+            && self.kind.as_deref().is_none_or(|k| attr("type") == Some(k))
+            && self
+                .xmlns
+                .as_deref()
+                .is_none_or(|x| attr("xmlns") == Some(x))
+    }
+
+    fn specificity(&self) -> usize {
+        usize::from(self.kind.is_some()) + usize::from(self.xmlns.is_some())
+    }
+}
+
+/// The outcome of offering a stanza to the dispatcher.
+#[derive(Debug)]
+pub enum Dispatched {
+    /// A subscriber took it.
+    Delivered,
+    /// No subscriber matches; the stanza is handed back.
+    Unhandled(Node),
+}
+
+/// Subscriptions by filter, each a bounded queue: a slow subscriber makes the reader wait
+/// (back-pressure) rather than the socket buffer without bound.
+#[derive(Debug, Default)]
+pub struct Dispatcher {
+    subs: RwLock<Vec<(Filter, mpsc::Sender<Node>)>>,
+}
+
+impl Dispatcher {
+    /// Registers interest in the stanzas `filter` matches; `capacity` bounds the queue.
+    pub fn subscribe(&self, filter: Filter, capacity: usize) -> mpsc::Receiver<Node> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.subs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((filter, tx));
+        rx
+    }
+
+    /// Delivers `node` to the best matching live subscriber, waiting for queue space.
+    /// Subscribers whose receiver was dropped are forgotten.
+    pub async fn dispatch(&self, node: Node) -> Dispatched {
+        let target = {
+            let subs = self
+                .subs
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            subs.iter()
+                .filter(|(f, tx)| !tx.is_closed() && f.matches(&node))
+                .fold(
+                    None::<(&Filter, &mpsc::Sender<Node>)>,
+                    |best, (f, tx)| match best {
+                        Some((b, _)) if b.specificity() >= f.specificity() => best,
+                        _ => Some((f, tx)),
+                    },
+                )
+                .map(|(_, tx)| tx.clone())
+        };
+        match target {
+            Some(tx) => match tx.send(node).await {
+                Ok(()) => Dispatched::Delivered,
+                Err(mpsc::error::SendError(node)) => {
+                    self.prune();
+                    Box::pin(self.dispatch(node)).await
+                }
+            },
+            None => Dispatched::Unhandled(node),
+        }
+    }
+
+    fn prune(&self) {
+        self.subs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(_, tx)| !tx.is_closed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(tag: &str, kind: &str, xmlns: &str) -> Node {
+        Node::builder(tag.to_owned())
+            .attr("type", kind.to_owned())
+            .attr("xmlns", xmlns.to_owned())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn most_specific_subscriber_wins() {
+        let d = Dispatcher::default();
+        let mut any = d.subscribe(Filter::tag("notification"), 4);
+        let mut enc = d.subscribe(Filter::tag("notification").kind("encrypt"), 4);
+        let mut both = d.subscribe(Filter::tag("iq").kind("set").xmlns("md"), 4);
+
+        assert!(matches!(
+            d.dispatch(node("notification", "encrypt", "x")).await,
+            Dispatched::Delivered
+        ));
+        assert!(matches!(
+            d.dispatch(node("notification", "devices", "x")).await,
+            Dispatched::Delivered
+        ));
+        assert!(matches!(
+            d.dispatch(node("iq", "set", "md")).await,
+            Dispatched::Delivered
+        ));
+        assert!(matches!(
+            d.dispatch(node("iq", "set", "other")).await,
+            Dispatched::Unhandled(_)
+        ));
+        assert!(matches!(
+            d.dispatch(Node::new("receipt")).await,
+            Dispatched::Unhandled(_)
+        ));
+
+        assert_eq!(
+            enc.recv().await.unwrap().attr::<&str>("type").unwrap(),
+            "encrypt"
+        );
+        assert_eq!(
+            any.recv().await.unwrap().attr::<&str>("type").unwrap(),
+            "devices"
+        );
+        assert_eq!(
+            both.recv().await.unwrap().attr::<&str>("xmlns").unwrap(),
+            "md"
+        );
+        assert!(any.try_recv().is_err() && enc.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn dropped_subscribers_fall_back() {
+        let d = Dispatcher::default();
+        let mut general = d.subscribe(Filter::tag("message"), 1);
+        let specific = d.subscribe(Filter::tag("message").kind("text"), 1);
+        drop(specific);
+        assert!(matches!(
+            d.dispatch(node("message", "text", "")).await,
+            Dispatched::Delivered
+        ));
+        assert!(general.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn full_queue_applies_back_pressure() {
+        let d = std::sync::Arc::new(Dispatcher::default());
+        let mut rx = d.subscribe(Filter::tag("a"), 1);
+        d.dispatch(Node::new("a")).await;
+        let d2 = d.clone();
+        let second = tokio::spawn(async move { d2.dispatch(Node::new("a")).await });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !second.is_finished(),
+            "the second stanza waits for queue space"
+        );
+        rx.recv().await.unwrap();
+        second.await.unwrap();
+        assert!(rx.recv().await.is_some());
+    }
+}

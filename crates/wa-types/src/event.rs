@@ -1,0 +1,16 @@
+use crate::ConnectionUpdate;
+
+/// Everything a socket reports to its user, from every layer, on one bus.
+///
+/// New variants are added as layers land, so matches need a wildcard arm.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The connection changed state, or a QR code is ready to show.
+    Connection(ConnectionUpdate),
+    /// The stored credentials changed (pairing finished, pre-keys uploaded, ...) and have
+    /// been saved.
+    CredsUpdated,
+    /// A pairing code was issued for phone-number linking; show it to the user.
+    PairingCode(String),
+}
