@@ -11,7 +11,9 @@ use rand_core::CryptoRngCore;
 use wa_crypto::{KeyPair, PublicKey, ct_eq};
 
 use crate::error::{CertRole, Error};
-use crate::wire;
+use wa_proto::cert::CertChain;
+use wa_proto::cert::cert_chain::NoiseCertificate;
+use wa_proto::cert::cert_chain::noise_certificate::Details;
 
 /// WhatsApp's production root key, which signs the intermediate certificate.
 pub const WA_ROOT_PUBLIC_KEY: PublicKey = PublicKey::from_bytes([
@@ -40,12 +42,13 @@ pub struct CertDetails {
 impl CertDetails {
     /// The protobuf encoding that gets signed (every field written, zeros included).
     pub fn encode(&self) -> Vec<u8> {
-        wire::Details {
+        Details {
             serial: Some(self.serial),
             issuer_serial: Some(self.issuer_serial),
             key: Some(self.key.as_bytes().to_vec()),
             not_before: Some(self.not_before),
             not_after: Some(self.not_after),
+            ..Default::default()
         }
         .encode_to_vec()
     }
@@ -117,15 +120,18 @@ pub fn sign_cert_chain(
     let leaf_raw = leaf_details.encode();
     let inter_sig = root.sign(&inter_raw, rng);
     let leaf_sig = intermediate.sign(&leaf_raw, rng);
-    wire::CertChain {
-        leaf: Some(wire::NoiseCertificate {
+    CertChain {
+        leaf: Some(NoiseCertificate {
             details: Some(leaf_raw),
             signature: Some(leaf_sig.as_bytes().to_vec()),
+            ..Default::default()
         }),
-        intermediate: Some(wire::NoiseCertificate {
+        intermediate: Some(NoiseCertificate {
             details: Some(inter_raw),
             signature: Some(inter_sig.as_bytes().to_vec()),
+            ..Default::default()
         }),
+        ..Default::default()
     }
     .encode_to_vec()
 }
@@ -152,7 +158,7 @@ pub fn verify_cert_chain(
     now: u64,
 ) -> Result<CertDetails, Error> {
     let chain =
-        wire::CertChain::decode(chain).map_err(|_| Error::CertChainMalformed("not a CertChain"))?;
+        CertChain::decode(chain).map_err(|_| Error::CertChainMalformed("not a CertChain"))?;
     let (inter_raw, inter_sig) = parts(chain.intermediate.as_ref(), "intermediate")?;
     let (leaf_raw, leaf_sig) = parts(chain.leaf.as_ref(), "leaf")?;
 
@@ -183,7 +189,7 @@ pub fn verify_cert_chain(
 }
 
 fn parts<'a>(
-    cert: Option<&'a wire::NoiseCertificate>,
+    cert: Option<&'a NoiseCertificate>,
     which: &'static str,
 ) -> Result<(&'a [u8], &'a [u8]), Error> {
     let cert = cert.ok_or(Error::CertChainMalformed(which))?;
@@ -200,7 +206,7 @@ fn parts<'a>(
 }
 
 fn decode_details(raw: &[u8], which: &'static str) -> Result<CertDetails, Error> {
-    let d = wire::Details::decode(raw).map_err(|_| Error::CertChainMalformed(which))?;
+    let d = Details::decode(raw).map_err(|_| Error::CertChainMalformed(which))?;
     let key = d
         .key
         .as_deref()

@@ -69,6 +69,10 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// The decrypted ClientFinish payload is not a valid `ClientPayload`.
+    #[error("client payload does not decode")]
+    MalformedClientPayload,
+
     /// The decrypted certificate chain was not a valid `CertChain`, or lacked a part, or a
     /// signature or key had the wrong length.
     #[error("malformed certificate chain: {0}")]

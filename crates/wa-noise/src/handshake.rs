@@ -31,7 +31,8 @@ use crate::error::{Error, HandshakeStep};
 use crate::frame::{WA_HEADER, encode_frame, encode_intro};
 use crate::symmetric::SymmetricState;
 use crate::transport::Transport;
-use crate::wire;
+use wa_proto::handshake::handshake_message::{ClientFinish, ClientHello, ServerHello};
+use wa_proto::handshake::{ClientPayload, HandshakeMessage};
 
 /// Client-side handshake settings.
 #[derive(Debug, Clone)]
@@ -96,8 +97,8 @@ impl Initiator {
     pub fn client_hello(self) -> Result<(BytesMut, InitiatorAwaitingServerHello), Error> {
         let mut ss = SymmetricState::new(&WA_HEADER);
         ss.mix_hash(self.ephemeral.public.as_bytes());
-        let msg = wire::HandshakeMessage {
-            client_hello: Some(wire::Hello {
+        let msg = HandshakeMessage {
+            client_hello: Some(ClientHello {
                 ephemeral: Some(self.ephemeral.public.as_bytes().to_vec()),
                 ..Default::default()
             }),
@@ -130,8 +131,7 @@ impl InitiatorAwaitingServerHello {
     /// [`verify_cert_chain`](crate::verify_cert_chain).
     pub fn read_server_hello(mut self, frame: &[u8], now: u64) -> Result<InitiatorVerified, Error> {
         const STEP: HandshakeStep = HandshakeStep::ServerHello;
-        let msg =
-            wire::HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
+        let msg = HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
         let hello = msg.server_hello.ok_or(missing(STEP, "serverHello"))?;
         let server_ephemeral = key_field(hello.ephemeral.as_deref(), STEP, "ephemeral")?;
         let static_ct = hello.r#static.ok_or(missing(STEP, "static"))?;
@@ -193,10 +193,11 @@ impl InitiatorVerified {
         let payload_ct = ss
             .encrypt_and_hash(payload)
             .ok_or(Error::PayloadTooLarge(payload.len()))?;
-        let msg = wire::HandshakeMessage {
-            client_finish: Some(wire::ClientFinish {
+        let msg = HandshakeMessage {
+            client_finish: Some(ClientFinish {
                 r#static: Some(static_ct),
                 payload: Some(payload_ct),
+                ..Default::default()
             }),
             ..Default::default()
         }
@@ -256,6 +257,16 @@ pub struct ClientFinished {
     pub transport: Transport,
 }
 
+impl ClientFinished {
+    /// Decodes [`payload`](Self::payload) as a `ClientPayload`.
+    ///
+    /// # Errors
+    /// [`Error::MalformedClientPayload`].
+    pub fn client_payload(&self) -> Result<ClientPayload, Error> {
+        ClientPayload::decode(self.payload.as_slice()).map_err(|_| Error::MalformedClientPayload)
+    }
+}
+
 impl Responder {
     /// Prepares one connection's handshake with a fresh ephemeral key pair (injectable).
     pub fn new(config: ResponderConfig, ephemeral: KeyPair) -> Self {
@@ -273,8 +284,7 @@ impl Responder {
         frame: &[u8],
     ) -> Result<(BytesMut, ResponderAwaitingFinish), Error> {
         const STEP: HandshakeStep = HandshakeStep::ClientHello;
-        let msg =
-            wire::HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
+        let msg = HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
         let hello = msg.client_hello.ok_or(missing(STEP, "clientHello"))?;
         let client_ephemeral = key_field(hello.ephemeral.as_deref(), STEP, "ephemeral")?;
 
@@ -289,11 +299,12 @@ impl Responder {
         let payload_ct = ss
             .encrypt_and_hash(&self.config.cert_chain)
             .ok_or(Error::PayloadTooLarge(self.config.cert_chain.len()))?;
-        let msg = wire::HandshakeMessage {
-            server_hello: Some(wire::Hello {
+        let msg = HandshakeMessage {
+            server_hello: Some(ServerHello {
                 ephemeral: Some(self.ephemeral.public.as_bytes().to_vec()),
                 r#static: Some(static_ct),
                 payload: Some(payload_ct),
+                ..Default::default()
             }),
             ..Default::default()
         }
@@ -319,8 +330,7 @@ impl ResponderAwaitingFinish {
     /// [`Error::HandshakeDecrypt`].
     pub fn read_client_finish(mut self, frame: &[u8]) -> Result<ClientFinished, Error> {
         const STEP: HandshakeStep = HandshakeStep::ClientFinish;
-        let msg =
-            wire::HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
+        let msg = HandshakeMessage::decode(frame).map_err(|_| Error::MalformedHandshake(STEP))?;
         let finish = msg.client_finish.ok_or(missing(STEP, "clientFinish"))?;
         let static_ct = finish.r#static.ok_or(missing(STEP, "static"))?;
         let payload_ct = finish.payload.ok_or(missing(STEP, "payload"))?;
@@ -432,8 +442,8 @@ mod tests {
             static_key: server_static,
             cert_chain: vec![],
         };
-        let msg = wire::HandshakeMessage {
-            client_hello: Some(wire::Hello {
+        let msg = HandshakeMessage {
+            client_hello: Some(ClientHello {
                 ephemeral: Some(vec![0u8; 32]),
                 ..Default::default()
             }),

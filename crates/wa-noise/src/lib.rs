@@ -4,9 +4,9 @@ mod cert;
 mod error;
 mod frame;
 mod handshake;
+mod payload;
 mod symmetric;
 mod transport;
-mod wire;
 
 pub use cert::{
     CertDetails, ChainParams, ROOT_SERIAL, WA_ROOT_PUBLIC_KEY, issue_cert_chain, sign_cert_chain,
@@ -20,6 +20,10 @@ pub use frame::{
 pub use handshake::{
     ClientFinished, Initiator, InitiatorAwaitingServerHello, InitiatorConfig, InitiatorVerified,
     Responder, ResponderAwaitingFinish, ResponderConfig,
+};
+pub use payload::{
+    DEFAULT_WA_VERSION, PayloadConfig, RegistrationData, build_hash, default_device_props,
+    login_payload, registration_payload,
 };
 pub use symmetric::NOISE_PROTOCOL_NAME;
 pub use transport::{MAX_PLAINTEXT_LEN, TAG_LEN, Transport, TransportReceiver, TransportSender};
