@@ -61,6 +61,18 @@ pub struct Initiator {
 }
 
 /// The client after sending ClientHello, waiting for ServerHello.
+///
+/// Reading the ServerHello consumes this state whether it succeeds or not, so a client
+/// whose handshake failed has nothing left to send with:
+///
+/// ```compile_fail
+/// # use wa_noise::InitiatorAwaitingServerHello;
+/// fn retry(hs: InitiatorAwaitingServerHello, hello: &[u8]) {
+///     if hs.read_server_hello(hello, 0).is_err() {
+///         let _ = hs.read_server_hello(hello, 0); // error: use of moved value
+///     }
+/// }
+/// ```
 pub struct InitiatorAwaitingServerHello {
     ss: SymmetricState,
     trusted_root: PublicKey,
