@@ -10,6 +10,16 @@ use std::sync::Arc;
 use wa_store::{AccountId, AccountStore, Batch, ContactStore, Role, SessionStore};
 use wa_store_sqlite::{SqliteBackend, SqliteConfig};
 
+/// Kills the child process if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const CHILD_ENV: &str = "WA_STORE_CRASH_CHILD_DB";
 
 fn value(i: u32) -> Vec<u8> {
@@ -52,6 +62,13 @@ fn crash_child() {
             out.flush().unwrap();
         }
     });
+}
+
+/// The batch number of an "ack N" line (libtest may print "test crash_child ... " before
+/// the first one on the same line).
+fn ack(line: &str) -> Option<u32> {
+    let at = line.find("ack ")?;
+    Some(line[at + 4..].trim().parse().unwrap())
 }
 
 async fn check(path: &str, acked: &BTreeSet<u32>) -> u32 {
@@ -102,7 +119,7 @@ async fn crash_mid_stream_keeps_every_acknowledged_batch() {
     let exe = std::env::current_exe().unwrap();
     let mut acked = BTreeSet::new();
     for round in 0..3u32 {
-        let mut child = Command::new(&exe)
+        let child = Command::new(&exe)
             .args([
                 "--ignored",
                 "--exact",
@@ -115,24 +132,25 @@ async fn crash_mid_stream_keeps_every_acknowledged_batch() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut child = KillOnDrop(child);
+        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
         let target = 40 + 17 * round as usize;
         let mut this_round = 0;
         while this_round < target {
             let line = lines.next().expect("child ended early").unwrap();
-            if let Some(n) = line.strip_prefix("ack ") {
-                acked.insert(n.parse::<u32>().unwrap());
+            if let Some(n) = ack(&line) {
+                acked.insert(n);
                 this_round += 1;
             }
         }
         // SIGKILL: no destructor, no flush, no SQLite shutdown.
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
+        child.0.kill().unwrap();
+        let status = child.0.wait().unwrap();
         assert!(!status.success());
         // Acknowledgements already in the pipe count too.
         for line in lines {
-            if let Some(n) = line.unwrap().strip_prefix("ack ") {
-                acked.insert(n.parse::<u32>().unwrap());
+            if let Some(n) = ack(&line.unwrap()) {
+                acked.insert(n);
             }
         }
         let last = check(&path, &acked).await;
