@@ -86,7 +86,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         }
     };
     let mut all = cargo();
-    all.args(["test", "--workspace", "--all-targets"]).args(extra);
+    all.args(["test", "--workspace", "--all-targets"])
+        .args(extra);
     with_pg(&mut all);
     run(&mut all)?;
     let mut doc = cargo();
@@ -202,10 +203,15 @@ mod pg {
                 port,
             };
             let mut initdb = Command::new(bin.join("initdb"));
-            initdb
-                .arg("-D")
-                .arg(&data)
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+            initdb.arg("-D").arg(&data).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]);
             super::run(&mut as_user(&user, initdb))?;
             let mut start = Command::new(bin.join("pg_ctl"));
             start
@@ -222,7 +228,10 @@ mod pg {
                 ))
                 .arg("start");
             super::run(&mut as_user(&user, start))?;
-            eprintln!("xtask: throwaway PostgreSQL on 127.0.0.1:{port} ({})", dir.display());
+            eprintln!(
+                "xtask: throwaway PostgreSQL on 127.0.0.1:{port} ({})",
+                dir.display()
+            );
             Ok(Some(cluster))
         }
 

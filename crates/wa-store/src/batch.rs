@@ -55,6 +55,16 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// Appends every op of `other` after those of `self` (for example the writes staged by
+    /// a [`SignalStoreAdapter`](crate::SignalStoreAdapter) plus a message acknowledgement).
+    pub fn append(&mut self, other: Batch) -> &mut Self {
+        if self.invalid.is_none() {
+            self.invalid = other.invalid;
+        }
+        self.ops.extend(other.ops);
+        self
+    }
+
     /// The ops in backend form, after checking every key's length.
     ///
     /// # Errors

@@ -121,7 +121,13 @@ impl AuthCreds {
         let noise_key = KeyPair::generate(rng);
         let identity_key = KeyPair::generate(rng);
         let signed_pre_key = SignedPreKey::generate(1, &identity_key, unix_now(), rng);
-        let registration_id = rng.next_u32() % 16380 + 1;
+        let registration_id = loop {
+            // 14 random bits, as libsignal; 0 and the top three values are not used.
+            let id = rng.next_u32() & 0x3FFF;
+            if (1..=16380).contains(&id) {
+                break id;
+            }
+        };
         let mut adv_secret = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(adv_secret.as_mut());
         Self {
@@ -333,7 +339,7 @@ impl Drop for CredsMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{RngCore as _, SeedableRng};
+    use rand::SeedableRng;
 
     fn rng() -> rand::rngs::StdRng {
         rand::rngs::StdRng::seed_from_u64(7)
@@ -352,12 +358,13 @@ mod tests {
     }
 
     #[test]
-    fn registration_ids_stay_in_range() {
+    fn registration_ids_stay_in_range_and_vary() {
         let mut r = rng();
-        for _ in 0..2000 {
-            let id = r.next_u32() % 16380 + 1;
-            assert!((1..=16380).contains(&id));
-        }
+        let ids: std::collections::BTreeSet<u32> = (0..300)
+            .map(|_| AuthCreds::generate(&mut r).registration_id)
+            .collect();
+        assert!(ids.iter().all(|id| (1..=16380).contains(id)));
+        assert!(ids.len() > 250, "registration ids repeat too often");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cache;
 mod creds;
 mod error;
 mod memory;
+mod signal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -22,3 +23,4 @@ pub use cache::{CacheConfig, CachedBackend};
 pub use creds::{AuthCreds, SignedPreKey};
 pub use error::{Error, Result};
 pub use memory::MemoryBackend;
+pub use signal::SignalStoreAdapter;
