@@ -5,7 +5,7 @@
 //! Each test works in a fresh random account, so the suite can run against a shared
 //! database (PostgreSQL) many times, and in parallel.
 //!
-//! ```ignore
+//! ```text
 //! async fn make() -> Option<Arc<dyn wa_store::Backend>> {
 //!     Some(Arc::new(wa_store::MemoryBackend::new()))
 //! }
