@@ -1,1 +1,21 @@
 #![doc = include_str!("../README.md")]
+
+mod decode;
+mod encode;
+mod error;
+mod fmt;
+mod jid;
+mod node;
+mod str;
+mod token;
+mod tokens;
+
+pub use decode::{DecodeLimits, decode, decode_node, decode_with_limits};
+pub use encode::{encode, encode_compressed, encode_node_into};
+pub use error::Error;
+pub use jid::{Jid, Server};
+pub use node::{AttrParser, Attrs, Content, FromAttr, Node, NodeBuilder, Value};
+pub use str::Str;
+
+/// Version of the token dictionaries this codec speaks.
+pub const DICTIONARY_VERSION: u8 = tokens::DICT_VERSION;

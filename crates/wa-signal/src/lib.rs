@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 mod address;
+mod codec;
 mod error;
 mod group;
+mod jid;
 mod kdf;
 mod keys;
 mod message;

@@ -69,6 +69,10 @@ impl Drop for SenderKeyDistributionMessageProto {
 }
 
 // ---------------------------------------------------------------- records (format 1)
+//
+// The session record is written and read by the hand-rolled codec in `state.rs` /
+// `codec.rs` (it is touched on every message); the prost shapes below are its schema and,
+// in tests, the oracle the codec is checked against.
 
 /// A skipped message key: the chain index and the 32-byte message-key seed.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -86,6 +90,7 @@ impl Drop for SkippedKeyProto {
 }
 
 /// Our sending chain.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SenderChainProto {
     #[prost(bytes = "vec", tag = "1")]
@@ -98,6 +103,7 @@ pub struct SenderChainProto {
     pub index: u32,
 }
 
+#[cfg(test)]
 impl Drop for SenderChainProto {
     fn drop(&mut self) {
         self.ratchet_private.zeroize();
@@ -106,6 +112,7 @@ impl Drop for SenderChainProto {
 }
 
 /// One receiving chain with its skipped keys.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReceiverChainProto {
     #[prost(bytes = "vec", tag = "1")]
@@ -118,6 +125,7 @@ pub struct ReceiverChainProto {
     pub skipped: Vec<SkippedKeyProto>,
 }
 
+#[cfg(test)]
 impl Drop for ReceiverChainProto {
     fn drop(&mut self) {
         self.chain_key.zeroize();
@@ -125,6 +133,7 @@ impl Drop for ReceiverChainProto {
 }
 
 /// The pre-key data an initiator repeats in every message until the peer answers.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PendingPreKeyProto {
     #[prost(uint32, optional, tag = "1")]
@@ -136,6 +145,7 @@ pub struct PendingPreKeyProto {
 }
 
 /// One session state (one ratchet).
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SessionStateProto {
     #[prost(bytes = "vec", tag = "1")]
@@ -160,6 +170,7 @@ pub struct SessionStateProto {
     pub base_key: Vec<u8>,
 }
 
+#[cfg(test)]
 impl Drop for SessionStateProto {
     fn drop(&mut self) {
         self.root_key.zeroize();
@@ -167,6 +178,7 @@ impl Drop for SessionStateProto {
 }
 
 /// A session record: the current state and the archived previous ones (newest first).
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SessionRecordProto {
     #[prost(uint32, tag = "1")]

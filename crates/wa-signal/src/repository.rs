@@ -299,6 +299,32 @@ impl<S: SignalStore, R: CryptoRngCore + Send> SignalRepository<S, R> {
         Ok(())
     }
 
+    /// Moves the session with one device to another address (e.g. from a phone-number
+    /// address to the LID address of the same device once the mapping is known). Returns
+    /// false when there was nothing to move or `to` already has a session (which is kept).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn migrate_session(
+        &self,
+        from: &impl SignalAddress,
+        to: &impl SignalAddress,
+    ) -> Result<bool, Error> {
+        let (from, to) = (from.signal_address(), to.signal_address());
+        if from == to || self.store.load_session(&to).await?.is_some() {
+            return Ok(false);
+        }
+        let Some(bytes) = self.store.load_session(&from).await? else {
+            return Ok(false);
+        };
+        if let Some(identity) = self.store.get_identity(&from).await? {
+            self.store.save_identity(&to, &identity).await?;
+        }
+        self.store.store_session(&to, bytes).await?;
+        self.store.delete_session(&from).await?;
+        Ok(true)
+    }
+
     async fn load_sender_key(
         &self,
         name: &SenderKeyName,

@@ -3,14 +3,15 @@
 
 use std::collections::VecDeque;
 
-use prost::Message as _;
 use wa_crypto::{KeyPair, PrivateKey, PublicKey};
 
 use crate::Error;
+use crate::codec::{Reader, put_bytes, put_message, put_u32, put_u32_present};
 use crate::kdf::{ChainKey, RootKey, Seed};
+use crate::proto::SkippedKeyProto;
+#[cfg(test)]
 use crate::proto::{
-    PendingPreKeyProto, ReceiverChainProto, SenderChainProto, SessionRecordProto,
-    SessionStateProto, SkippedKeyProto,
+    PendingPreKeyProto, ReceiverChainProto, SenderChainProto, SessionRecordProto, SessionStateProto,
 };
 
 /// The record format this crate writes (and the only one it reads).
@@ -68,6 +69,7 @@ fn key32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], Error> {
     bytes.try_into().map_err(|_| Error::InvalidRecord(what))
 }
 
+#[cfg(test)]
 fn skipped_to_proto(skipped: &VecDeque<(u32, Seed)>) -> Vec<SkippedKeyProto> {
     skipped
         .iter()
@@ -90,6 +92,7 @@ pub(crate) fn skipped_from_proto(
         .collect()
 }
 
+#[cfg(test)]
 impl SessionState {
     fn to_proto(&self) -> SessionStateProto {
         SessionStateProto {
@@ -172,6 +175,181 @@ impl SessionState {
     }
 }
 
+impl SessionState {
+    /// An upper bound of the encoded size (keys 32 bytes, tags and lengths generous).
+    fn encoded_len_bound(&self) -> usize {
+        let chains: usize = self
+            .receivers
+            .iter()
+            .map(|r| 96 + 48 * r.skipped.len())
+            .sum();
+        16 + 400 + chains
+    }
+
+    fn write(&self, b: &mut Vec<u8>) {
+        put_bytes(b, 1, self.local_identity.as_bytes());
+        put_bytes(b, 2, self.remote_identity.as_bytes());
+        put_bytes(b, 3, &self.root_key.0);
+        put_u32(b, 4, self.previous_counter);
+        if let Some(s) = &self.sender {
+            put_message(b, 5, |b| {
+                put_bytes(b, 1, s.ratchet.public.as_bytes());
+                put_bytes(b, 2, s.ratchet.private.as_bytes());
+                put_bytes(b, 3, &s.chain.key);
+                put_u32(b, 4, s.chain.index);
+            });
+        }
+        for r in &self.receivers {
+            put_message(b, 6, |b| {
+                put_bytes(b, 1, r.ratchet_key.as_bytes());
+                put_bytes(b, 2, &r.chain.key);
+                put_u32(b, 3, r.chain.index);
+                for (index, seed) in &r.skipped {
+                    put_message(b, 4, |b| {
+                        put_u32(b, 1, *index);
+                        put_bytes(b, 2, &seed.0);
+                    });
+                }
+            });
+        }
+        if let Some(p) = &self.pending {
+            put_message(b, 7, |b| {
+                if let Some(id) = p.pre_key_id {
+                    put_u32_present(b, 1, id);
+                }
+                put_u32(b, 2, p.signed_pre_key_id);
+                put_bytes(b, 3, p.base_key.as_bytes());
+            });
+        }
+        put_u32(b, 8, self.remote_registration_id);
+        put_u32(b, 9, self.local_registration_id);
+        put_bytes(b, 10, self.base_key.as_bytes());
+    }
+
+    fn read(bytes: &[u8]) -> Result<Self, Error> {
+        let (mut local, mut remote, mut root, mut base): (&[u8], &[u8], &[u8], &[u8]) =
+            (&[], &[], &[], &[]);
+        let mut state_previous_counter = 0;
+        let (mut remote_reg, mut local_reg) = (0, 0);
+        let mut sender = None;
+        let mut receivers = Vec::new();
+        let mut pending = None;
+        let mut r = Reader::new(bytes, "session state");
+        while let Some((tag, v)) = r.next_field()? {
+            match tag {
+                1 => local = v.bytes("local identity")?,
+                2 => remote = v.bytes("remote identity")?,
+                3 => root = v.bytes("root key")?,
+                4 => state_previous_counter = v.u32("previous counter")?,
+                5 => sender = Some(read_sender(v.bytes("sender chain")?)?),
+                6 => {
+                    if receivers.len() == MAX_RECEIVER_CHAINS {
+                        return Err(Error::InvalidRecord("too many receiver chains"));
+                    }
+                    receivers.push(read_receiver(v.bytes("receiver chain")?)?);
+                }
+                7 => pending = Some(read_pending(v.bytes("pending pre-key")?)?),
+                8 => remote_reg = v.u32("remote registration id")?,
+                9 => local_reg = v.u32("local registration id")?,
+                10 => base = v.bytes("base key")?,
+                _ => {}
+            }
+        }
+        Ok(Self {
+            local_identity: pk(local, "local identity")?,
+            remote_identity: pk(remote, "remote identity")?,
+            root_key: RootKey(key32(root, "root key")?),
+            previous_counter: state_previous_counter,
+            sender,
+            receivers,
+            pending,
+            remote_registration_id: remote_reg,
+            local_registration_id: local_reg,
+            base_key: pk(base, "base key")?,
+        })
+    }
+}
+
+fn read_sender(bytes: &[u8]) -> Result<SenderChain, Error> {
+    let (mut public, mut private, mut key): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+    let mut index = 0;
+    let mut r = Reader::new(bytes, "sender chain");
+    while let Some((tag, v)) = r.next_field()? {
+        match tag {
+            1 => public = v.bytes("sender ratchet key")?,
+            2 => private = v.bytes("ratchet private")?,
+            3 => key = v.bytes("sender chain key")?,
+            4 => index = v.u32("sender chain index")?,
+            _ => {}
+        }
+    }
+    Ok(SenderChain {
+        ratchet: KeyPair {
+            public: pk(public, "sender ratchet key")?,
+            private: PrivateKey::from_bytes(key32(private, "ratchet private")?),
+        },
+        chain: ChainKey::new(key32(key, "sender chain key")?, index),
+    })
+}
+
+fn read_receiver(bytes: &[u8]) -> Result<ReceiverChain, Error> {
+    let (mut ratchet, mut key): (&[u8], &[u8]) = (&[], &[]);
+    let mut index = 0;
+    let mut skipped = VecDeque::new();
+    let mut r = Reader::new(bytes, "receiver chain");
+    while let Some((tag, v)) = r.next_field()? {
+        match tag {
+            1 => ratchet = v.bytes("receiver ratchet key")?,
+            2 => key = v.bytes("receiver chain key")?,
+            3 => index = v.u32("receiver chain index")?,
+            4 => {
+                if skipped.len() == MAX_SKIPPED_KEYS {
+                    return Err(Error::InvalidRecord("too many skipped keys"));
+                }
+                skipped.push_back(read_skipped(v.bytes("skipped key")?)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(ReceiverChain {
+        ratchet_key: pk(ratchet, "receiver ratchet key")?,
+        chain: ChainKey::new(key32(key, "receiver chain key")?, index),
+        skipped,
+    })
+}
+
+fn read_skipped(bytes: &[u8]) -> Result<(u32, Seed), Error> {
+    let (mut index, mut seed): (u32, &[u8]) = (0, &[]);
+    let mut r = Reader::new(bytes, "skipped key");
+    while let Some((tag, v)) = r.next_field()? {
+        match tag {
+            1 => index = v.u32("skipped index")?,
+            2 => seed = v.bytes("skipped seed")?,
+            _ => {}
+        }
+    }
+    Ok((index, Seed(key32(seed, "skipped key")?)))
+}
+
+fn read_pending(bytes: &[u8]) -> Result<PendingPreKey, Error> {
+    let (mut pre_key_id, mut signed_pre_key_id, mut base): (Option<u32>, u32, &[u8]) =
+        (None, 0, &[]);
+    let mut r = Reader::new(bytes, "pending pre-key");
+    while let Some((tag, v)) = r.next_field()? {
+        match tag {
+            1 => pre_key_id = Some(v.u32("pending pre-key id")?),
+            2 => signed_pre_key_id = v.u32("pending signed pre-key id")?,
+            3 => base = v.bytes("pending base key")?,
+            _ => {}
+        }
+    }
+    Ok(PendingPreKey {
+        pre_key_id,
+        signed_pre_key_id,
+        base_key: pk(base, "pending base key")?,
+    })
+}
+
 /// All session state with one peer device: the current ratchet and up to
 /// [`MAX_PREVIOUS_STATES`] previous ones, which are still tried on decrypt (a peer may
 /// keep using an older session for a while, e.g. after simultaneous initiation).
@@ -199,14 +377,20 @@ impl SessionRecord {
         Self::default()
     }
 
-    /// Serializes to this crate's versioned protobuf record.
+    /// Serializes to this crate's versioned protobuf record (schema: `SessionRecordProto`).
     pub fn serialize(&self) -> Vec<u8> {
-        SessionRecordProto {
-            format_version: SESSION_RECORD_FORMAT,
-            current: self.current.as_ref().map(SessionState::to_proto),
-            previous: self.previous.iter().map(SessionState::to_proto).collect(),
+        // Sized up front so the buffer (which holds keys) is not reallocated while written.
+        let states = self.current.iter().chain(self.previous.iter());
+        let capacity = 16 + states.map(SessionState::encoded_len_bound).sum::<usize>();
+        let mut buf = Vec::with_capacity(capacity);
+        put_u32(&mut buf, 1, SESSION_RECORD_FORMAT);
+        if let Some(state) = &self.current {
+            put_message(&mut buf, 2, |b| state.write(b));
         }
-        .encode_to_vec()
+        for state in &self.previous {
+            put_message(&mut buf, 3, |b| state.write(b));
+        }
+        buf
     }
 
     /// Parses a record made by [`SessionRecord::serialize`].
@@ -214,27 +398,30 @@ impl SessionRecord {
     /// # Errors
     /// [`Error::InvalidRecord`] on anything malformed or of an unknown format version.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, Error> {
-        let p = SessionRecordProto::decode(bytes).map_err(|_| Error::InvalidRecord("session"))?;
-        if p.format_version != SESSION_RECORD_FORMAT {
+        let mut record = Self::default();
+        let mut version = 0;
+        let mut r = Reader::new(bytes, "session record");
+        while let Some((tag, v)) = r.next_field()? {
+            match tag {
+                1 => version = v.u32("session record version")?,
+                2 => record.current = Some(SessionState::read(v.bytes("current state")?)?),
+                3 => {
+                    if record.previous.len() == MAX_PREVIOUS_STATES {
+                        return Err(Error::InvalidRecord("too many previous states"));
+                    }
+                    record
+                        .previous
+                        .push_back(SessionState::read(v.bytes("previous state")?)?);
+                }
+                _ => {}
+            }
+        }
+        if version != SESSION_RECORD_FORMAT {
             return Err(Error::InvalidRecord(
                 "unknown session record format version",
             ));
         }
-        if p.previous.len() > MAX_PREVIOUS_STATES {
-            return Err(Error::InvalidRecord("too many previous states"));
-        }
-        Ok(Self {
-            current: p
-                .current
-                .as_ref()
-                .map(SessionState::from_proto)
-                .transpose()?,
-            previous: p
-                .previous
-                .iter()
-                .map(SessionState::from_proto)
-                .collect::<Result<_, _>>()?,
-        })
+        Ok(record)
     }
 
     /// Whether there is a current session that can encrypt.
@@ -283,5 +470,132 @@ impl SessionRecord {
             .iter()
             .chain(self.previous.iter())
             .any(|s| &s.base_key == base_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    /// Records with every field populated: pending pre-keys with and without a one-time
+    /// key, several receiving chains with skipped keys, previous states.
+    fn sample_records() -> Vec<SessionRecord> {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut out = Vec::new();
+        let mut record = SessionRecord::new();
+        out.push(record.clone());
+        for i in 0..4u32 {
+            let their = KeyPair::generate(&mut rng);
+            let mut state = SessionState {
+                local_identity: KeyPair::generate(&mut rng).public,
+                remote_identity: their.public,
+                root_key: RootKey([i as u8; 32]),
+                previous_counter: i * 300,
+                sender: Some(SenderChain {
+                    ratchet: KeyPair::generate(&mut rng),
+                    chain: ChainKey::new([7; 32], i * 1000),
+                }),
+                receivers: Vec::new(),
+                pending: (i % 2 == 0).then(|| PendingPreKey {
+                    pre_key_id: (i == 0).then_some(0),
+                    signed_pre_key_id: i,
+                    base_key: their.public,
+                }),
+                remote_registration_id: 16380 - i,
+                local_registration_id: i,
+                base_key: KeyPair::generate(&mut rng).public,
+            };
+            for c in 0..i {
+                state.receivers.push(ReceiverChain {
+                    ratchet_key: KeyPair::generate(&mut rng).public,
+                    chain: ChainKey::new([c as u8; 32], c * 200),
+                    skipped: (0..c * 50).map(|k| (k, Seed([k as u8; 32]))).collect(),
+                });
+            }
+            record.promote_state(state);
+            out.push(record.clone());
+        }
+        out
+    }
+
+    fn oracle(record: &SessionRecord) -> Vec<u8> {
+        SessionRecordProto {
+            format_version: SESSION_RECORD_FORMAT,
+            current: record.current.as_ref().map(SessionState::to_proto),
+            previous: record.previous.iter().map(SessionState::to_proto).collect(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn codec_matches_the_protobuf_schema_both_ways() {
+        for record in sample_records() {
+            let ours = record.serialize();
+            assert_eq!(ours, oracle(&record));
+            let p = SessionRecordProto::decode(ours.as_slice()).unwrap();
+            let via_prost = SessionRecord {
+                current: p
+                    .current
+                    .as_ref()
+                    .map(|s| SessionState::from_proto(s).unwrap()),
+                previous: p
+                    .previous
+                    .iter()
+                    .map(|s| SessionState::from_proto(s).unwrap())
+                    .collect(),
+            };
+            assert_eq!(via_prost.serialize(), ours);
+            assert_eq!(SessionRecord::deserialize(&ours).unwrap().serialize(), ours);
+        }
+    }
+
+    #[test]
+    fn reader_rejects_malformed_input_and_skips_unknown_fields() {
+        let record = sample_records().pop().unwrap();
+        let bytes = record.serialize();
+        // Cutting inside the current state (field 2, right after the version) always fails;
+        // cutting between top-level fields leaves a shorter valid record.
+        assert_eq!(bytes[2], 0x12);
+        let (mut len, mut at) = (0usize, 3);
+        for shift in (0..).step_by(7) {
+            len |= usize::from(bytes[at] & 0x7f) << shift;
+            at += 1;
+            if bytes[at - 1] < 0x80 {
+                break;
+            }
+        }
+        for cut in 3..at + len {
+            assert!(
+                SessionRecord::deserialize(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        assert!(SessionRecord::deserialize(&bytes[..at + len]).is_ok());
+        assert!(SessionRecord::deserialize(&bytes[..1]).is_err());
+        // Unknown fields (varint, fixed32, fixed64, bytes) are skipped.
+        let mut extended = bytes.clone();
+        extended.extend_from_slice(&[0x78, 0x05, 0x85, 0x01, 1, 2, 3, 4, 0x81, 0x01]);
+        extended.extend_from_slice(&[0; 8]);
+        extended.extend_from_slice(&[0x8a, 0x01, 0x02, 0xaa, 0xbb]);
+        assert_eq!(
+            SessionRecord::deserialize(&extended).unwrap().serialize(),
+            bytes
+        );
+        // Group wire types, tag 0 and overlong varints are errors.
+        for bad in [
+            &[0x0b][..],
+            &[0x00, 0x01],
+            &[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+        ] {
+            let mut b = bytes.clone();
+            b.extend_from_slice(bad);
+            assert!(SessionRecord::deserialize(&b).is_err());
+        }
     }
 }

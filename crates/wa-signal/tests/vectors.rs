@@ -6,8 +6,9 @@ mod common;
 
 use common::{ReplayRng, block_on};
 use serde_json::Value;
+use wa_binary::Jid;
 use wa_signal::{
-    CiphertextType, InMemoryStore, KeyPair, PreKeyBundle, PreKeyRecord, ProtocolAddress, PublicKey,
+    CiphertextType, InMemoryStore, KeyPair, PreKeyBundle, PreKeyRecord, ProtocolAddress,
     SenderKeyDistributionMessage, SenderKeyMessage, SenderKeyName, SenderKeyRecord, SenderKeyStore,
     SignalRepository, Signature, SignedPreKeyRecord, unpad_message,
 };
@@ -24,170 +25,13 @@ fn arr32(v: &Value) -> [u8; 32] {
     hx(v).try_into().unwrap()
 }
 
-/// A deliberately small reader for the binary-node encoding of the two recorded stanzas
-/// (lists, single-byte tokens, binary strings, nibble-packed strings, JID pairs), enough
-/// to walk them. Tags stay raw token bytes; their names are learned from the upload node,
-/// which the vector gives both encoded and as JSON.
-mod node {
-    #[derive(Debug, Clone, PartialEq)]
-    pub(crate) enum Str {
-        Token(u8),
-        Dict(u8, u8),
-        Bytes(Vec<u8>),
-        Jid(Box<Str>, Box<Str>),
-        Empty,
-    }
-
-    #[derive(Debug, Clone)]
-    pub(crate) struct Node {
-        pub(crate) tag: Str,
-        pub(crate) children: Vec<Node>,
-        pub(crate) bytes: Option<Vec<u8>>,
-    }
-
-    struct R<'a>(&'a [u8], usize);
-
-    impl R<'_> {
-        fn u8(&mut self) -> u8 {
-            let b = self.0[self.1];
-            self.1 += 1;
-            b
-        }
-        fn take(&mut self, n: usize) -> Vec<u8> {
-            let v = self.0[self.1..self.1 + n].to_vec();
-            self.1 += n;
-            v
-        }
-        fn string(&mut self, b: u8) -> Str {
-            match b {
-                0 => Str::Empty,
-                1..=235 => Str::Token(b),
-                236..=239 => {
-                    let i = self.u8();
-                    Str::Dict(b, i)
-                }
-                252 => {
-                    let n = self.u8() as usize;
-                    Str::Bytes(self.take(n))
-                }
-                250 => {
-                    let u = self.u8();
-                    let user = self.string(u);
-                    let s = self.u8();
-                    let server = self.string(s);
-                    Str::Jid(Box::new(user), Box::new(server))
-                }
-                255 => {
-                    let n = self.u8();
-                    let bytes = self.take(usize::from(n & 0x7f));
-                    Str::Bytes(bytes)
-                }
-                _ => panic!("tag byte {b} not needed by these stanzas"),
-            }
-        }
-        fn list_len(&mut self, b: u8) -> usize {
-            match b {
-                248 => self.u8() as usize,
-                0 => 0,
-                _ => panic!("not a list: {b}"),
-            }
-        }
-        fn node(&mut self) -> Node {
-            let h = self.u8();
-            let n = self.list_len(h);
-            let t = self.u8();
-            let tag = self.string(t);
-            for _ in 0..(n - 1) / 2 {
-                let k = self.u8();
-                self.string(k);
-                let v = self.u8();
-                self.string(v);
-            }
-            let mut node = Node {
-                tag,
-                children: Vec::new(),
-                bytes: None,
-            };
-            if n.is_multiple_of(2) {
-                let c = self.u8();
-                if c == 248 || c == 0 {
-                    let m = self.list_len(c);
-                    node.children = (0..m).map(|_| self.node()).collect();
-                } else if let Str::Bytes(b) = self.string(c) {
-                    node.bytes = Some(b);
-                }
-            }
-            node
-        }
-    }
-
-    /// Parses a frame (leading flags byte 0x00) holding one node.
-    pub(crate) fn parse(frame: &[u8]) -> Node {
-        assert_eq!(frame[0], 0, "uncompressed frame");
-        let mut r = R(frame, 1);
-        let node = r.node();
-        assert_eq!(r.1, frame.len(), "whole frame consumed");
-        node
-    }
-}
-
-/// Token byte for each tag name, learned by walking the upload node's encoding beside its
-/// JSON form.
-fn learn_tags(
-    encoded: &node::Node,
-    json: &Value,
-    map: &mut std::collections::HashMap<String, node::Str>,
-) {
-    map.insert(
-        json["tag"].as_str().unwrap().to_owned(),
-        encoded.tag.clone(),
-    );
-    if let Some(children) = json["content"].as_array() {
-        for (e, j) in encoded.children.iter().zip(children) {
-            learn_tags(e, j, map);
-        }
-    }
-}
-
-fn bundle_from_key_fetch(v: &Value) -> PreKeyBundle {
-    let upload = node::parse(&hx(&v["bobUploadHex"]));
-    let mut tags = std::collections::HashMap::new();
-    learn_tags(&upload, &v["bobUploadNode"], &mut tags);
-    let tag = |name: &str| tags[name].clone();
-
-    let result = node::parse(&hx(&v["keyFetchResultHex"]));
-    let list = result
-        .children
-        .iter()
-        .find(|n| n.tag == tag("list"))
-        .unwrap();
-    let user = &list.children[0];
-    let child = |n: &node::Node, name: &str| -> node::Node {
-        n.children
-            .iter()
-            .find(|c| c.tag == tag(name))
-            .unwrap_or_else(|| panic!("no <{name}>"))
-            .clone()
-    };
-    let bytes = |n: &node::Node| n.bytes.clone().unwrap();
-    let be = |b: Vec<u8>| b.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x));
-
-    assert_eq!(bytes(&child(user, "type")), vec![5]);
-    let skey = child(user, "skey");
-    let key = child(user, "key");
-    PreKeyBundle {
-        registration_id: be(bytes(&child(user, "registration"))),
-        device_id: 0,
-        pre_key: Some((
-            be(bytes(&child(&key, "id"))),
-            PublicKey::from_slice(&bytes(&child(&key, "value"))).unwrap(),
-        )),
-        signed_pre_key_id: be(bytes(&child(&skey, "id"))),
-        signed_pre_key: PublicKey::from_slice(&bytes(&child(&skey, "value"))).unwrap(),
-        signed_pre_key_signature: Signature::from_slice(&bytes(&child(&skey, "signature")))
-            .unwrap(),
-        identity_key: PublicKey::from_slice(&bytes(&child(user, "identity"))).unwrap(),
-    }
+/// The key-fetch result (an `<iq type="result"><list><user jid>..`), decoded with
+/// wa-binary, gives bob's bundle and device JID.
+fn bundle_from_key_fetch(v: &Value) -> (Jid, PreKeyBundle) {
+    let node = wa_binary::decode(bytes::Bytes::from(hx(&v["keyFetchResultHex"]))).unwrap();
+    assert_eq!(node.tag(), "iq");
+    let user = node.child_by_path(&["list", "user"]).unwrap();
+    PreKeyBundle::from_user_node(user).unwrap()
 }
 
 fn key_pair(v: &Value) -> KeyPair {
@@ -225,9 +69,8 @@ fn party_store(party: &Value) -> InMemoryStore {
     store
 }
 
-fn address_of(jid: &Value) -> ProtocolAddress {
-    let user = jid.as_str().unwrap().split('@').next().unwrap();
-    ProtocolAddress::new(user, 0)
+fn jid_of(jid: &Value) -> Jid {
+    jid.as_str().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -246,7 +89,9 @@ fn signed_pre_key_signatures_verify_with_the_key_type_prefix() {
 #[test]
 fn key_fetch_result_gives_bobs_bundle() {
     let v = vector();
-    let bundle = bundle_from_key_fetch(&v);
+    let (jid, bundle) = bundle_from_key_fetch(&v);
+    assert_eq!(jid.to_string(), v["bob"]["jid"].as_str().unwrap());
+    assert_eq!(bundle.device_id, 0);
     assert_eq!(bundle.registration_id, 228);
     assert_eq!(bundle.identity_key, key_pair(&v["bob"]["identity"]).public);
     assert_eq!(bundle.signed_pre_key_id, 1);
@@ -269,8 +114,9 @@ fn key_fetch_result_gives_bobs_bundle() {
 #[test]
 fn conversation_reproduces_and_decrypts_byte_for_byte() {
     let v = vector();
-    let alice_addr = address_of(&v["alice"]["jid"]);
-    let bob_addr = address_of(&v["bob"]["jid"]);
+    // The repository is keyed by JIDs (Signal address = user + device).
+    let alice_addr = jid_of(&v["alice"]["jid"]);
+    let bob_addr = jid_of(&v["bob"]["jid"]);
 
     let bob_store = party_store(&v["bob"]);
     for (i, k) in draws(&v, "bob.prekeys").into_iter().enumerate() {
@@ -289,10 +135,18 @@ fn conversation_reproduces_and_decrypts_byte_for_byte() {
     let bob = SignalRepository::new(bob_store, ReplayRng::new(bob_keys));
 
     block_on(async {
-        alice
-            .inject_e2e_session(&bob_addr, &bundle_from_key_fetch(&v))
-            .await
-            .unwrap();
+        let (fetched, bundle) = bundle_from_key_fetch(&v);
+        assert_eq!(fetched, bob_addr);
+        alice.inject_e2e_session(&fetched, &bundle).await.unwrap();
+        assert_eq!(
+            alice
+                .session_info(&bob_addr)
+                .await
+                .unwrap()
+                .unwrap()
+                .registration_id,
+            228
+        );
         for (i, m) in v["conversation"].as_array().unwrap().iter().enumerate() {
             let from_alice = m["from"] == v["alice"]["jid"];
             let (sender, receiver, to, from) = if from_alice {
@@ -332,7 +186,7 @@ fn conversation_reproduces_and_decrypts_byte_for_byte() {
 #[test]
 fn group_messages_decrypt_and_reproduce() {
     let v = vector();
-    let alice_addr = address_of(&v["alice"]["jid"]);
+    let alice_addr = jid_of(&v["alice"]["jid"]);
     let group = "120363000000000001@g.us";
     let bob = SignalRepository::new(party_store(&v["bob"]), ReplayRng::new([]));
     let signing = KeyPair::from_private_slice(&draws(&v, "group")[0]).unwrap();
