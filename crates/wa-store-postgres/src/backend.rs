@@ -1,0 +1,378 @@
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use sha2::{Digest, Sha256};
+use tokio_postgres::NoTls;
+use wa_store::{AccountId, Backend, BoxFuture, Bytes, Error, Op, Result, Role};
+
+use crate::AccountLease;
+
+/// The numbered migrations, applied in order; entry `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// Advisory lock key serialising migrations between workers.
+const MIGRATION_LOCK: i64 = 0x7761_5f73_746f_7265; // "wa_store"
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// A libpq-style URL or key/value string (`postgres://user@host:port/db`).
+    pub url: String,
+    /// Pooled connections for reads and batches (leases use their own connections).
+    pub pool_size: usize,
+}
+
+impl PostgresConfig {
+    /// Defaults for `url`: a pool of 8 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 8,
+        }
+    }
+}
+
+/// The shared [`Backend`]: many accounts in one PostgreSQL database, reached by many
+/// workers on many machines.
+///
+/// Reads and batches use a connection pool (deadpool). Every batch is one transaction
+/// that first takes a transaction-scoped advisory lock on its account, so batches of one
+/// account are serialised (preconditions included) while accounts proceed in parallel.
+/// [`PostgresBackend::lease`] gives a worker exclusive ownership of an account.
+#[derive(Clone)]
+pub struct PostgresBackend {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn db(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::backend(e)
+}
+
+/// A 64-bit advisory-lock key for `account` in the key space named by `purpose`.
+pub(crate) fn lock_key(purpose: &str, account: &AccountId) -> i64 {
+    let mut h = Sha256::new();
+    h.update(purpose.as_bytes());
+    h.update([0]);
+    h.update(account.as_str().as_bytes());
+    let d = h.finalize();
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(k)
+}
+
+impl PostgresBackend {
+    /// Connects with default settings and brings the schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the database cannot be reached, [`Error::SchemaTooNew`] when
+    /// a newer version of this crate migrated it.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(&PostgresConfig::new(url)).await
+    }
+
+    /// Connects as configured and brings the schema up to date.
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::connect`].
+    pub async fn connect_with(config: &PostgresConfig) -> Result<Self> {
+        let pg_config = tokio_postgres::Config::from_str(&config.url).map_err(db)?;
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(db)?;
+        let backend = Self { pool, pg_config };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(db)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS wa_schema_version (version BIGINT NOT NULL)")
+            .await
+            .map_err(db)?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM wa_schema_version",
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if found > supported {
+            return Err(Error::SchemaTooNew { found, supported });
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            tracing::info!(version, "applying PostgreSQL migration");
+            tx.batch_execute(sql).await.map_err(db)?;
+            tx.execute(
+                "INSERT INTO wa_schema_version (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// The schema version of the database.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] on database failure.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM wa_schema_version",
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .get(0))
+    }
+
+    /// Takes exclusive ownership of `account` for this worker, for as long as the returned
+    /// lease lives (or until its process dies: the lock belongs to a dedicated database
+    /// session, which the server ends when the connection drops).
+    ///
+    /// # Errors
+    /// [`Error::AccountLocked`] when another worker holds the account; [`Error::Backend`]
+    /// when the database cannot be reached.
+    pub async fn lease(&self, account: &AccountId) -> Result<AccountLease> {
+        AccountLease::acquire(&self.pg_config, account).await
+    }
+}
+
+async fn apply(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: &AccountId,
+    ops: Vec<Op>,
+) -> Result<()> {
+    let a = account.as_str();
+    for op in ops {
+        match op {
+            Op::Put {
+                role,
+                scope,
+                key,
+                value,
+                at,
+            } => {
+                let st = tx
+                    .prepare_cached(
+                        "INSERT INTO wa_items (account, role, scope, key, value, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (account, role, scope, key) \
+                         DO UPDATE SET value = EXCLUDED.value, at = EXCLUDED.at",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(&st, &[&a, &role.code(), &scope, &key, &&value[..], &at])
+                    .await
+                    .map_err(db)?;
+            }
+            Op::Delete { role, scope, key } => {
+                let st = tx
+                    .prepare_cached(
+                        "DELETE FROM wa_items \
+                         WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(&st, &[&a, &role.code(), &scope, &key])
+                    .await
+                    .map_err(db)?;
+            }
+            Op::DeleteScope { role, scope } => {
+                let st = tx
+                    .prepare_cached(
+                        "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND scope = $3",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(&st, &[&a, &role.code(), &scope])
+                    .await
+                    .map_err(db)?;
+            }
+            Op::DeleteBefore { role, before } => {
+                let st = tx
+                    .prepare_cached(
+                        "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND at < $3",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(&st, &[&a, &role.code(), &before])
+                    .await
+                    .map_err(db)?;
+            }
+            ref cond @ (Op::RequirePresent {
+                role,
+                ref scope,
+                ref key,
+            }
+            | Op::RequireAbsent {
+                role,
+                ref scope,
+                ref key,
+            }) => {
+                let st = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM wa_items \
+                         WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4",
+                    )
+                    .await
+                    .map_err(db)?;
+                let present = tx
+                    .query_opt(&st, &[&a, &role.code(), scope, key])
+                    .await
+                    .map_err(db)?
+                    .is_some();
+                if present != matches!(cond, Op::RequirePresent { .. }) {
+                    return Err(cond.conflict().unwrap_or_else(|| {
+                        Error::InvalidInput("precondition op without conflict".into())
+                    }));
+                }
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "operation not supported by this backend: {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Backend for PostgresBackend {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT value FROM wa_items \
+                     WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4",
+                )
+                .await
+                .map_err(db)?;
+            let row = client
+                .query_opt(&st, &[&account.as_str(), &role.code(), &scope, &key])
+                .await
+                .map_err(db)?;
+            Ok(row.map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let st = client
+                .prepare_cached(
+                    "SELECT key, value FROM wa_items \
+                     WHERE account = $1 AND role = $2 AND scope = $3 ORDER BY key COLLATE \"C\"",
+                )
+                .await
+                .map_err(db)?;
+            let rows = client
+                .query(&st, &[&account.as_str(), &role.code(), &scope])
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<_, String>(0), Bytes::from(r.get::<_, Vec<u8>>(1))))
+                .collect())
+        })
+    }
+
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&lock_key("commit", account)],
+            )
+            .await
+            .map_err(db)?;
+            // On error `tx` is dropped and rolls back.
+            apply(&tx, account, ops).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&lock_key("commit", account)],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute(
+                "DELETE FROM wa_items WHERE account = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT account FROM wa_items WHERE role = $1 AND scope = '' AND key = '' \
+                     ORDER BY account COLLATE \"C\"",
+                    &[&Role::Creds.code()],
+                )
+                .await
+                .map_err(db)?;
+            rows.into_iter()
+                .map(|r| AccountId::new(r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+}

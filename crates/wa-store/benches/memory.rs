@@ -1,0 +1,63 @@
+//! Session load + store on the memory backend, bare and behind the cache: the floor under
+//! the SQLite and PostgreSQL figures.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wa_store::{
+    AccountId, AccountStore, Backend, Batch, CacheConfig, CachedBackend, MemoryBackend,
+    SessionStore,
+};
+
+fn session_load_store(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("memory/session_load_store");
+    group.throughput(Throughput::Elements(1));
+    let variants: [(&str, Arc<dyn Backend>); 2] = [
+        ("bare", Arc::new(MemoryBackend::new())),
+        (
+            "cached",
+            Arc::new(CachedBackend::new(
+                MemoryBackend::new(),
+                CacheConfig::default(),
+            )),
+        ),
+    ];
+    for (name, backend) in variants {
+        let store = AccountStore::new(backend, AccountId::new("bench").unwrap());
+        let session = vec![7u8; 1024];
+        rt.block_on(async {
+            for d in 0..100 {
+                store
+                    .put_session("15550001@s.whatsapp.net", d, &session)
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut i = 0u32;
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % 100;
+                let store = store.clone();
+                async move {
+                    let s = store
+                        .get_session("15550001@s.whatsapp.net", i)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    let mut batch = Batch::new();
+                    batch.put_session("15550001@s.whatsapp.net", i, black_box(&s));
+                    store.commit(batch).await.unwrap();
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, session_load_store);
+criterion_main!(benches);

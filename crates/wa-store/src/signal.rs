@@ -1,0 +1,338 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use wa_crypto::{KeyPair, PublicKey};
+use wa_signal::{
+    Direction, IdentityKeyStore, PreKeyRecord, ProtocolAddress, SenderKeyName, SignedPreKeyRecord,
+};
+
+use crate::batch::{NO_SCOPE, device_key, id_key};
+use crate::{AccountStore, AuthCreds, Batch, CredsStore, Result, Role, SignedPreKey};
+
+type ItemKey = (Role, String, String);
+
+/// Writes buffered by a staged adapter, and what they make reads see.
+#[derive(Default)]
+struct Staged {
+    batch: Batch,
+    overlay: HashMap<ItemKey, Option<Bytes>>,
+}
+
+/// `wa-signal`'s store traits implemented over an account's roles.
+///
+/// Two modes:
+/// - **direct** ([`SignalStoreAdapter::new`]): every write is committed at once;
+/// - **staged** ([`SignalStoreAdapter::staged`]): writes are buffered (later reads see
+///   them) and committed together by [`SignalStoreAdapter::commit`], with any extra writes
+///   of the caller, in one atomic batch. Decrypting a `pkmsg` this way writes "session
+///   updated + identity saved + pre-key consumed (+ message acknowledged)" whole or not at
+///   all, and a removed pre-key must still exist at commit, so two concurrent decryptions
+///   can never both consume it.
+///
+/// Our identity key pair, registration id and current signed pre-key come from
+/// [`AuthCreds`]; older signed pre-keys from [`Role::SignedPreKey`]. Remote identities are
+/// trusted on first use; a different key is untrusted until the caller deletes or replaces
+/// the stored one.
+pub struct SignalStoreAdapter {
+    store: AccountStore,
+    identity: KeyPair,
+    registration_id: u32,
+    signed_pre_key: SignedPreKey,
+    staged: Option<Mutex<Staged>>,
+}
+
+impl std::fmt::Debug for SignalStoreAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalStoreAdapter")
+            .field("account", self.store.account())
+            .field("identity", &self.identity.public)
+            .field("staged", &self.staged.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(e: crate::Error) -> wa_signal::Error {
+    wa_signal::Error::store(e)
+}
+
+fn sender_key(name: &SenderKeyName) -> (String, String) {
+    (
+        name.group_id.clone(),
+        format!("{}::{}", name.sender.name, name.sender.device_id),
+    )
+}
+
+impl SignalStoreAdapter {
+    /// A direct-mode adapter for `store`, whose device is described by `creds`.
+    pub fn new(store: AccountStore, creds: &AuthCreds) -> Self {
+        Self {
+            store,
+            identity: creds.identity_key.clone(),
+            registration_id: creds.registration_id,
+            signed_pre_key: creds.signed_pre_key.clone(),
+            staged: None,
+        }
+    }
+
+    /// A direct-mode adapter for `store`, reading its credentials.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when the account has no
+    /// credentials; store errors otherwise.
+    pub async fn load(store: AccountStore) -> Result<Self> {
+        let creds = store
+            .load_creds()
+            .await?
+            .ok_or_else(|| crate::Error::InvalidInput("account has no credentials".into()))?;
+        Ok(Self::new(store, &creds))
+    }
+
+    /// A staged copy of this adapter: its writes wait for [`SignalStoreAdapter::commit`].
+    pub fn staged(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            identity: self.identity.clone(),
+            registration_id: self.registration_id,
+            signed_pre_key: self.signed_pre_key.clone(),
+            staged: Some(Mutex::new(Staged::default())),
+        }
+    }
+
+    /// The account store underneath.
+    pub fn store(&self) -> &AccountStore {
+        &self.store
+    }
+
+    /// Commits the staged writes followed by `extra`, atomically. A direct-mode adapter
+    /// commits just `extra`.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when a pre-key this operation consumed
+    /// was consumed by another batch first (nothing is written); store errors otherwise.
+    ///
+    /// The staging area is emptied either way, so the adapter can be reused; after a
+    /// failed commit, reads again see only what is stored.
+    pub async fn commit(&self, extra: Batch) -> Result<()> {
+        let mut batch = match self.stage() {
+            Some(mut st) => {
+                st.overlay.clear();
+                std::mem::take(&mut st.batch)
+            }
+            None => Batch::new(),
+        };
+        batch.append(extra);
+        self.store.commit(batch).await
+    }
+
+    fn stage(&self) -> Option<MutexGuard<'_, Staged>> {
+        // Staging only appends to a batch and a map; a panic cannot leave them torn.
+        self.staged
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    async fn read(&self, role: Role, scope: &str, key: &str) -> Result<Option<Bytes>> {
+        if let Some(st) = self.stage()
+            && let Some(v) = st.overlay.get(&(role, scope.to_owned(), key.to_owned()))
+        {
+            return Ok(v.clone());
+        }
+        self.store.get_item(role, scope, key).await
+    }
+
+    /// Applies a write now (direct) or stages it, recording what reads should see.
+    async fn write(
+        &self,
+        role: Role,
+        scope: &str,
+        key: &str,
+        value: Option<&[u8]>,
+        f: impl FnOnce(&mut Batch),
+    ) -> Result<()> {
+        if let Some(mut st) = self.stage() {
+            f(&mut st.batch);
+            st.overlay.insert(
+                (role, scope.to_owned(), key.to_owned()),
+                value.map(Bytes::copy_from_slice),
+            );
+            return Ok(());
+        }
+        let mut b = Batch::new();
+        f(&mut b);
+        self.store.commit(b).await
+    }
+}
+
+impl IdentityKeyStore for SignalStoreAdapter {
+    async fn identity_key_pair(&self) -> Result<KeyPair, wa_signal::Error> {
+        Ok(self.identity.clone())
+    }
+
+    async fn local_registration_id(&self) -> Result<u32, wa_signal::Error> {
+        Ok(self.registration_id)
+    }
+
+    async fn is_trusted_identity(
+        &self,
+        address: &ProtocolAddress,
+        identity: &PublicKey,
+        _direction: Direction,
+    ) -> Result<bool, wa_signal::Error> {
+        Ok(self
+            .get_identity(address)
+            .await?
+            .is_none_or(|known| known == *identity))
+    }
+
+    async fn save_identity(
+        &self,
+        address: &ProtocolAddress,
+        identity: &PublicKey,
+    ) -> Result<bool, wa_signal::Error> {
+        let old = self.get_identity(address).await?;
+        let key = device_key(address.device_id);
+        self.write(
+            Role::Identity,
+            &address.name,
+            &key,
+            Some(identity.as_bytes()),
+            |b| {
+                b.put_identity(&address.name, address.device_id, identity.as_bytes());
+            },
+        )
+        .await
+        .map_err(err)?;
+        Ok(old.is_some_and(|o| o != *identity))
+    }
+
+    async fn get_identity(
+        &self,
+        address: &ProtocolAddress,
+    ) -> Result<Option<PublicKey>, wa_signal::Error> {
+        match self
+            .read(
+                Role::Identity,
+                &address.name,
+                &device_key(address.device_id),
+            )
+            .await
+            .map_err(err)?
+        {
+            Some(b) => Ok(Some(PublicKey::from_slice(&b).map_err(|_| {
+                wa_signal::Error::InvalidRecord("stored identity key")
+            })?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl wa_signal::PreKeyStore for SignalStoreAdapter {
+    async fn load_pre_key(&self, id: u32) -> Result<Option<PreKeyRecord>, wa_signal::Error> {
+        match self
+            .read(Role::PreKey, NO_SCOPE, &id_key(id))
+            .await
+            .map_err(err)?
+        {
+            Some(b) => PreKeyRecord::deserialize(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn remove_pre_key(&self, id: u32) -> Result<(), wa_signal::Error> {
+        let staged = self.staged.is_some();
+        self.write(Role::PreKey, NO_SCOPE, &id_key(id), None, |b| {
+            if staged {
+                b.consume_pre_key(id);
+            } else {
+                b.remove_pre_key(id);
+            }
+        })
+        .await
+        .map_err(err)
+    }
+}
+
+impl wa_signal::SignedPreKeyStore for SignalStoreAdapter {
+    async fn load_signed_pre_key(
+        &self,
+        id: u32,
+    ) -> Result<Option<SignedPreKeyRecord>, wa_signal::Error> {
+        if let Some(b) = self
+            .read(Role::SignedPreKey, NO_SCOPE, &id_key(id))
+            .await
+            .map_err(err)?
+        {
+            return SignedPreKeyRecord::deserialize(&b).map(Some);
+        }
+        let spk = &self.signed_pre_key;
+        Ok((spk.id == id).then(|| SignedPreKeyRecord {
+            id: spk.id,
+            key_pair: spk.key_pair.clone(),
+            signature: spk.signature,
+            timestamp: spk.timestamp,
+        }))
+    }
+}
+
+impl wa_signal::SessionStore for SignalStoreAdapter {
+    async fn load_session(
+        &self,
+        address: &ProtocolAddress,
+    ) -> Result<Option<Vec<u8>>, wa_signal::Error> {
+        Ok(self
+            .read(Role::Session, &address.name, &device_key(address.device_id))
+            .await
+            .map_err(err)?
+            .map(|b| b.to_vec()))
+    }
+
+    async fn store_session(
+        &self,
+        address: &ProtocolAddress,
+        record: Vec<u8>,
+    ) -> Result<(), wa_signal::Error> {
+        let key = device_key(address.device_id);
+        self.write(Role::Session, &address.name, &key, Some(&record), |b| {
+            b.put_session(&address.name, address.device_id, &record);
+        })
+        .await
+        .map_err(err)
+    }
+
+    async fn delete_session(&self, address: &ProtocolAddress) -> Result<(), wa_signal::Error> {
+        let key = device_key(address.device_id);
+        self.write(Role::Session, &address.name, &key, None, |b| {
+            b.delete_session(&address.name, address.device_id);
+        })
+        .await
+        .map_err(err)
+    }
+}
+
+impl wa_signal::SenderKeyStore for SignalStoreAdapter {
+    async fn load_sender_key(
+        &self,
+        name: &SenderKeyName,
+    ) -> Result<Option<Vec<u8>>, wa_signal::Error> {
+        let (scope, key) = sender_key(name);
+        Ok(self
+            .read(Role::SenderKey, &scope, &key)
+            .await
+            .map_err(err)?
+            .map(|b| b.to_vec()))
+    }
+
+    async fn store_sender_key(
+        &self,
+        name: &SenderKeyName,
+        record: Vec<u8>,
+    ) -> Result<(), wa_signal::Error> {
+        let (scope, key) = sender_key(name);
+        self.write(Role::SenderKey, &scope, &key, Some(&record), |b| {
+            b.put_sender_key(&scope, &key, &record);
+        })
+        .await
+        .map_err(err)
+    }
+}

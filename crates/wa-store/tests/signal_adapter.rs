@@ -1,0 +1,198 @@
+//! wa-signal running on the store: a session set up from a pre-key message is written in
+//! one batch with the pre-key's consumption, and a pre-key cannot be consumed twice.
+
+use std::sync::Arc;
+
+use rand_core::OsRng;
+use wa_signal::{
+    CiphertextType, InMemoryStore, PreKeyBundle, ProtocolAddress, SignalRepository,
+    generate_identity_key_pair, generate_pre_keys,
+};
+use wa_store::{
+    AccountId, AccountStore, AuthCreds, Batch, CredsStore, Error, IdentityStore, MemoryBackend,
+    PreKeyStore, SentMessageStore, SessionStore, SignalStoreAdapter,
+};
+
+struct Bob {
+    store: AccountStore,
+    creds: AuthCreds,
+}
+
+async fn bob() -> Bob {
+    let store = AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("bob").unwrap(),
+    );
+    let creds = AuthCreds::generate(&mut OsRng);
+    store.save_creds(&creds).await.unwrap();
+    let pre_keys = generate_pre_keys(1, 5, &mut OsRng);
+    let bytes: Vec<(u32, Vec<u8>)> = pre_keys.iter().map(|p| (p.id, p.serialize())).collect();
+    let refs: Vec<(u32, &[u8])> = bytes.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+    store.put_pre_keys(&refs).await.unwrap();
+    Bob { store, creds }
+}
+
+async fn bundle(bob: &Bob, pre_key: u32) -> PreKeyBundle {
+    let adapter = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+    let repo = SignalRepository::new(adapter, OsRng);
+    let pk = wa_signal::PreKeyStore::load_pre_key(repo.store(), pre_key)
+        .await
+        .unwrap()
+        .unwrap();
+    PreKeyBundle {
+        registration_id: bob.creds.registration_id,
+        device_id: 0,
+        pre_key: Some((pk.id, pk.key_pair.public)),
+        signed_pre_key_id: bob.creds.signed_pre_key.id,
+        signed_pre_key: bob.creds.signed_pre_key.key_pair.public,
+        signed_pre_key_signature: bob.creds.signed_pre_key.signature,
+        identity_key: bob.creds.identity_key.public,
+    }
+}
+
+#[tokio::test]
+async fn pre_key_message_lands_in_one_batch_and_round_trips() {
+    let bob = bob().await;
+    let alice_addr = ProtocolAddress::new("alice", 0);
+    let bob_addr = ProtocolAddress::new("bob", 0);
+    let alice = SignalRepository::new(
+        InMemoryStore::new(generate_identity_key_pair(&mut OsRng), 77),
+        OsRng,
+    );
+    alice
+        .inject_e2e_session(&bob_addr, &bundle(&bob, 3).await)
+        .await
+        .unwrap();
+    let first = alice
+        .encrypt_message(&bob_addr, b"hello bob")
+        .await
+        .unwrap();
+    assert_eq!(first.kind, CiphertextType::Pkmsg);
+
+    let adapter = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+    let staged = SignalRepository::new(adapter.staged(), OsRng);
+    let plain = staged
+        .decrypt_message(&alice_addr, first.kind, &first.ciphertext)
+        .await
+        .unwrap();
+    assert_eq!(plain, b"hello bob");
+    // Nothing is stored until the staged writes are committed...
+    assert!(bob.store.get_session("alice", 0).await.unwrap().is_none());
+    assert!(bob.store.get_pre_key(3).await.unwrap().is_some());
+    // ...and then everything is, together with the caller's own write.
+    let mut ack = Batch::new();
+    ack.put_sent_message("alice", "ACK-1", b"receipt", 1);
+    staged.store().commit(ack).await.unwrap();
+    assert!(bob.store.get_session("alice", 0).await.unwrap().is_some());
+    assert!(bob.store.get_pre_key(3).await.unwrap().is_none());
+    assert!(bob.store.get_identity("alice", 0).await.unwrap().is_some());
+    assert!(
+        bob.store
+            .get_sent_message("alice", "ACK-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Bob answers through a fresh direct adapter (state comes from the store).
+    let bob_repo = SignalRepository::new(
+        SignalStoreAdapter::load(bob.store.clone()).await.unwrap(),
+        OsRng,
+    );
+    let reply = bob_repo
+        .encrypt_message(&alice_addr, b"hi alice")
+        .await
+        .unwrap();
+    assert_eq!(reply.kind, CiphertextType::Msg);
+    let got = alice
+        .decrypt_message(&bob_addr, reply.kind, &reply.ciphertext)
+        .await
+        .unwrap();
+    assert_eq!(got, b"hi alice");
+    let next = alice.encrypt_message(&bob_addr, b"again").await.unwrap();
+    assert_eq!(
+        bob_repo
+            .decrypt_message(&alice_addr, next.kind, &next.ciphertext)
+            .await
+            .unwrap(),
+        b"again"
+    );
+}
+
+#[tokio::test]
+async fn a_pre_key_is_consumed_once_even_by_racing_decryptions() {
+    let bob = bob().await;
+    let alice_addr = ProtocolAddress::new("alice", 0);
+    let bob_addr = ProtocolAddress::new("bob", 0);
+    let alice = SignalRepository::new(
+        InMemoryStore::new(generate_identity_key_pair(&mut OsRng), 78),
+        OsRng,
+    );
+    alice
+        .inject_e2e_session(&bob_addr, &bundle(&bob, 2).await)
+        .await
+        .unwrap();
+    let msg = alice.encrypt_message(&bob_addr, b"once").await.unwrap();
+
+    let adapter = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+    let a = SignalRepository::new(adapter.staged(), OsRng);
+    let b = SignalRepository::new(adapter.staged(), OsRng);
+    // Both see pre-key 2 and decrypt (a replayed pkmsg delivered twice).
+    a.decrypt_message(&alice_addr, msg.kind, &msg.ciphertext)
+        .await
+        .unwrap();
+    b.decrypt_message(&alice_addr, msg.kind, &msg.ciphertext)
+        .await
+        .unwrap();
+    a.store().commit(Batch::new()).await.unwrap();
+    let mut ack = Batch::new();
+    ack.put_sent_message("alice", "SECOND", b"x", 1);
+    assert!(matches!(
+        b.store().commit(ack).await,
+        Err(Error::Conflict { .. })
+    ));
+    // The loser wrote nothing, not even its acknowledgement.
+    assert!(
+        bob.store
+            .get_sent_message("alice", "SECOND")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(bob.store.get_pre_key(2).await.unwrap().is_none());
+    assert_eq!(bob.store.pre_key_ids().await.unwrap(), vec![1, 3, 4, 5]);
+}
+
+#[tokio::test]
+async fn adapter_needs_credentials_and_reports_damaged_identities() {
+    let store = AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("empty").unwrap(),
+    );
+    assert!(matches!(
+        SignalStoreAdapter::load(store.clone()).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let creds = AuthCreds::generate(&mut OsRng);
+    let adapter = SignalStoreAdapter::new(store.clone(), &creds);
+    store.put_identity("x", 1, b"not a key").await.unwrap();
+    let r =
+        wa_signal::IdentityKeyStore::get_identity(&adapter, &ProtocolAddress::new("x", 1)).await;
+    assert!(matches!(r, Err(wa_signal::Error::InvalidRecord(_))));
+    // Our own identity and signed pre-key come from the credentials.
+    let id = wa_signal::IdentityKeyStore::identity_key_pair(&adapter)
+        .await
+        .unwrap();
+    assert_eq!(id.public, creds.identity_key.public);
+    let spk = wa_signal::SignedPreKeyStore::load_signed_pre_key(&adapter, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(spk.key_pair.public, creds.signed_pre_key.key_pair.public);
+    assert!(
+        wa_signal::SignedPreKeyStore::load_signed_pre_key(&adapter, 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
