@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::jid::{Jid, Server};
 use crate::node::{Attrs, Content, Node, Value};
-use crate::str::{INLINE_CAP, Str};
+use crate::str::Str;
 use crate::token::{self, tag};
 
 /// Limits applied while decoding untrusted input.
@@ -92,7 +92,7 @@ pub fn decode_node(data: Bytes, limits: &DecodeLimits) -> Result<Node, Error> {
         limits,
         nodes: 0,
     };
-    let node = d.node(1)?;
+    let node = d.node(1).map_err(|e| *e)?;
     if d.pos != d.buf.len() {
         return Err(Error::TrailingBytes {
             count: d.buf.len() - d.pos,
@@ -123,6 +123,19 @@ fn inflate(input: &[u8], max: usize) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Internal result: the error is boxed so that the hot path moves small values.
+type DResult<T> = Result<T, Box<Error>>;
+
+#[cold]
+fn fail<T>(e: Error) -> DResult<T> {
+    Err(Box::new(e))
+}
+
+/// Whether the encoder writes `s` as a token or a packed string (not raw).
+fn canonical_text(s: &str) -> bool {
+    !s.is_empty() && s.len() <= tag::PACKED_MAX && !s.as_bytes().contains(&0)
+}
+
 const NIBBLE_CHARS: [u8; 16] = *b"0123456789-.\xff\xff\xff\0";
 const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
 
@@ -141,13 +154,13 @@ impl Decoder<'_> {
     }
 
     #[inline]
-    fn u8(&mut self) -> Result<u8, Error> {
+    fn u8(&mut self) -> DResult<u8> {
         match self.buf.get(self.pos) {
             Some(&b) => {
                 self.pos += 1;
                 Ok(b)
             }
-            None => Err(Error::Truncated {
+            None => fail(Error::Truncated {
                 offset: self.pos,
                 needed: 1,
             }),
@@ -155,7 +168,7 @@ impl Decoder<'_> {
     }
 
     #[inline]
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    fn array<const N: usize>(&mut self) -> DResult<[u8; N]> {
         match self.buf.get(self.pos..self.pos + N) {
             Some(s) => {
                 let mut a = [0u8; N];
@@ -163,7 +176,7 @@ impl Decoder<'_> {
                 self.pos += N;
                 Ok(a)
             }
-            None => Err(Error::Truncated {
+            None => fail(Error::Truncated {
                 offset: self.pos,
                 needed: N - self.remaining(),
             }),
@@ -171,16 +184,16 @@ impl Decoder<'_> {
     }
 
     #[inline]
-    fn u16(&mut self) -> Result<u16, Error> {
+    fn u16(&mut self) -> DResult<u16> {
         self.array::<2>().map(u16::from_be_bytes)
     }
 
     /// A length-prefixed byte run; returns its start. `len_at` is where the
     /// length prefix began (for the error).
     #[inline]
-    fn take(&mut self, len: usize, len_at: usize) -> Result<usize, Error> {
+    fn take(&mut self, len: usize, len_at: usize) -> DResult<usize> {
         if len > self.remaining() {
-            return Err(Error::LengthExceedsInput {
+            return fail(Error::LengthExceedsInput {
                 offset: len_at,
                 declared: len,
                 remaining: self.remaining(),
@@ -193,7 +206,7 @@ impl Decoder<'_> {
 
     /// Reads the length after a BINARY_8/20/32 tag.
     #[inline]
-    fn binary_len(&mut self, t: u8) -> Result<usize, Error> {
+    fn binary_len(&mut self, t: u8) -> DResult<usize> {
         Ok(match t {
             tag::BINARY_8 => self.u8()? as usize,
             tag::BINARY_20 => {
@@ -205,24 +218,24 @@ impl Decoder<'_> {
     }
 
     /// Reads a list size for list tag `t`, or fails if `t` is not a list tag.
-    fn list_size(&mut self, t: u8, at: usize) -> Result<usize, Error> {
+    fn list_size(&mut self, t: u8, at: usize) -> DResult<usize> {
         match t {
             tag::LIST_EMPTY => Ok(0),
             tag::LIST_8 => Ok(self.u8()? as usize),
             tag::LIST_16 => Ok(self.u16()? as usize),
-            _ => Err(Error::InvalidToken { tag: t, offset: at }),
+            _ => fail(Error::InvalidToken { tag: t, offset: at }),
         }
     }
 
-    fn node(&mut self, depth: usize) -> Result<Node, Error> {
+    fn node(&mut self, depth: usize) -> DResult<Node> {
         if depth > self.limits.max_depth {
-            return Err(Error::TooDeep {
+            return fail(Error::TooDeep {
                 max: self.limits.max_depth,
             });
         }
         self.nodes += 1;
         if self.nodes > self.limits.max_nodes {
-            return Err(Error::TooLarge {
+            return fail(Error::TooLarge {
                 what: "node count",
                 limit: self.limits.max_nodes,
             });
@@ -231,7 +244,7 @@ impl Decoder<'_> {
         let t = self.u8()?;
         let size = self.list_size(t, start)?;
         if size == 0 {
-            return Err(Error::InvalidListSize {
+            return fail(Error::InvalidListSize {
                 size,
                 offset: start,
             });
@@ -240,7 +253,7 @@ impl Decoder<'_> {
         let t = self.u8()?;
         let tag = self.string(t, tag_at)?;
         if tag.is_empty() {
-            return Err(Error::InvalidNode {
+            return fail(Error::InvalidNode {
                 reason: "empty tag",
                 offset: tag_at,
             });
@@ -248,7 +261,7 @@ impl Decoder<'_> {
         let n_attrs = (size - 1) / 2;
         // Each attribute takes at least two bytes.
         if n_attrs > self.remaining() / 2 {
-            return Err(Error::InvalidListSize {
+            return fail(Error::InvalidListSize {
                 size,
                 offset: start,
             });
@@ -275,7 +288,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn content(&mut self, depth: usize) -> Result<Content, Error> {
+    fn content(&mut self, depth: usize) -> DResult<Content> {
         let at = self.pos;
         let t = self.u8()?;
         match t {
@@ -283,7 +296,7 @@ impl Decoder<'_> {
                 let n = self.list_size(t, at)?;
                 // A node takes at least three bytes (list header, size, tag).
                 if n > self.remaining() / 3 {
-                    return Err(Error::InvalidListSize {
+                    return fail(Error::InvalidListSize {
                         size: n,
                         offset: at,
                     });
@@ -300,15 +313,23 @@ impl Decoder<'_> {
                 Ok(Content::Bytes(self.src.slice(start..start + len)))
             }
             _ => Ok(match self.value(t, at)? {
+                // Text content is kept as text only when writing it again
+                // gives a token or packed form; anything else (an empty or
+                // over-long packed string, or one holding the pad nibble as
+                // a NUL character) would come back as raw bytes, so it is
+                // bytes already. This keeps decode -> encode -> decode stable.
+                Value::Str(s) if !canonical_text(&s) => {
+                    Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
+                }
                 Value::Str(s) => Content::Text(s),
-                Value::Jid(j) => Content::Jid(j),
+                Value::Jid(j) => Content::Jid(Box::new(j)),
             }),
         }
     }
 
     /// An attribute value or non-binary content: a JID for the JID
     /// encodings, else a string.
-    fn value(&mut self, t: u8, at: usize) -> Result<Value, Error> {
+    fn value(&mut self, t: u8, at: usize) -> DResult<Value> {
         match t {
             tag::JID_PAIR => {
                 let ut = self.u8()?;
@@ -349,7 +370,7 @@ impl Decoder<'_> {
                 let device = self.u16()?;
                 let server = self.server(at)?;
                 if server != Server::Msgr {
-                    return Err(Error::InvalidJidEncoding {
+                    return fail(Error::InvalidJidEncoding {
                         reason: "FB_JID server is not msgr",
                         offset: at,
                     });
@@ -370,7 +391,7 @@ impl Decoder<'_> {
                 let integrator = self.u16()?;
                 let server = self.server(at)?;
                 if server != Server::Interop {
-                    return Err(Error::InvalidJidEncoding {
+                    return fail(Error::InvalidJidEncoding {
                         reason: "INTEROP_JID server is not interop",
                         offset: at,
                     });
@@ -387,56 +408,56 @@ impl Decoder<'_> {
         }
     }
 
-    fn server(&mut self, jid_at: usize) -> Result<Server, Error> {
+    fn server(&mut self, jid_at: usize) -> DResult<Server> {
         let at = self.pos;
         let t = self.u8()?;
         let s = self.string(t, at)?;
-        Server::from_name(s).ok_or(Error::InvalidJidEncoding {
-            reason: "empty server",
-            offset: jid_at,
-        })
+        match Server::from_name(s) {
+            Some(server) => Ok(server),
+            None => fail(Error::InvalidJidEncoding {
+                reason: "empty server",
+                offset: jid_at,
+            }),
+        }
     }
 
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
-    fn string(&mut self, t: u8, at: usize) -> Result<Str, Error> {
+    fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
         match t {
             tag::LIST_EMPTY => Ok(Str::EMPTY),
             tag::DICTIONARY_0..=tag::DICTIONARY_3 => {
                 let i = self.u8()?;
-                token::double(t - tag::DICTIONARY_0, i)
-                    .map(Str::from_static)
-                    .ok_or(Error::InvalidToken { tag: t, offset: at })
+                match token::double(t - tag::DICTIONARY_0, i) {
+                    Some(s) => Ok(Str::from_static(s)),
+                    None => fail(Error::InvalidToken { tag: t, offset: at }),
+                }
             }
             tag::BINARY_8 | tag::BINARY_20 | tag::BINARY_32 => {
                 let len = self.binary_len(t)?;
                 let start = self.take(len, at)?;
-                let bytes = &self.buf[start..start + len];
-                Ok(if len <= INLINE_CAP {
-                    Str::from_slice_lossy(bytes)
-                } else {
-                    Str::from_utf8_lossy(self.src.slice(start..start + len))
-                })
+                Ok(Str::from_slice_lossy(&self.buf[start..start + len]))
             }
             tag::NIBBLE_8 => self.packed(&NIBBLE_CHARS, at),
             tag::HEX_8 => self.packed(&HEX_CHARS, at),
             tag::JID_PAIR | tag::AD_JID | tag::FB_JID | tag::INTEROP_JID => {
-                Err(Error::InvalidNode {
+                fail(Error::InvalidNode {
                     reason: "JID where a string is required",
                     offset: at,
                 })
             }
-            _ => token::single(t)
-                .map(Str::from_static)
-                .ok_or(Error::InvalidToken { tag: t, offset: at }),
+            _ => match token::single(t) {
+                Some(s) => Ok(Str::from_static(s)),
+                None => fail(Error::InvalidToken { tag: t, offset: at }),
+            },
         }
     }
 
-    fn packed(&mut self, table: &[u8; 16], at: usize) -> Result<Str, Error> {
+    fn packed(&mut self, table: &[u8; 16], at: usize) -> DResult<Str> {
         let head = self.u8()?;
         let n = (head & 0x7f) as usize;
         let odd = (head >> 7) as usize;
         if n == 0 && odd == 1 {
-            return Err(Error::InvalidPacked { offset: at });
+            return fail(Error::InvalidPacked { offset: at });
         }
         let start = self.take(n, at)?;
         let mut text = [0u8; 2 * 127];
@@ -444,7 +465,7 @@ impl Decoder<'_> {
             let hi = table[(b >> 4) as usize];
             let lo = table[(b & 0x0f) as usize];
             if hi == 0xff || lo == 0xff {
-                return Err(Error::InvalidPacked { offset: at });
+                return fail(Error::InvalidPacked { offset: at });
             }
             text[2 * i] = hi;
             text[2 * i + 1] = lo;

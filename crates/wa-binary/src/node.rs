@@ -199,8 +199,8 @@ pub enum Content {
     /// encoding on the wire: text that is not a token or packable is written
     /// as raw bytes and decodes as [`Content::Bytes`].
     Text(Str),
-    /// A JID.
-    Jid(Jid),
+    /// A JID (boxed: JID content is rare, and this keeps every node small).
+    Jid(Box<Jid>),
 }
 
 /// A node of WhatsApp's binary XML: a tag, attributes and content.

@@ -5,33 +5,32 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use bytes::Bytes;
+use std::sync::Arc;
 
 /// Longest string stored inline (without a heap allocation).
-pub(crate) const INLINE_CAP: usize = 38;
+pub(crate) const INLINE_CAP: usize = 22;
 
 /// An immutable UTF-8 string that is cheap to create from the places node
 /// strings come from:
 ///
 /// - `&'static str` (tokens, literals in code): no allocation;
-/// - short strings (up to 38 bytes: phone numbers, ids, device numbers): stored
-///   inline, no allocation;
-/// - longer strings: a [`Bytes`] handle, which for decoded frames is a slice
-///   of the frame itself (no copy).
+/// - short strings (up to 22 bytes: phone numbers, LIDs, message ids, device
+///   numbers): stored inline, no allocation;
+/// - longer strings: a shared `Arc<str>` (cloning is a reference-count
+///   increment).
 ///
-/// `Str` dereferences to `str` and compares, hashes and orders as its text.
+/// `Str` is 24 bytes, which keeps nodes small (a decoded list of thousands of
+/// nodes is one contiguous allocation). `Str` dereferences to `str` and
+/// compares, hashes and orders as its text. Payload bytes are not strings:
+/// they are [`bytes::Bytes`] and are never copied by the decoder.
 #[derive(Clone)]
 pub struct Str(Repr);
 
 #[derive(Clone)]
 enum Repr {
     Static(&'static str),
-    Inline {
-        len: u8,
-        buf: [u8; INLINE_CAP],
-    },
-    /// Invariant: the bytes are valid UTF-8.
-    Shared(Bytes),
+    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    Shared(Arc<str>),
 }
 
 impl Str {
@@ -58,22 +57,21 @@ impl Str {
                 buf,
             })
         } else {
-            Str(Repr::Shared(Bytes::copy_from_slice(b)))
+            match std::str::from_utf8(b) {
+                Ok(s) => Str(Repr::Shared(Arc::from(s))),
+                // Invariant: callers pass UTF-8; the fallback only guards against misuse.
+                Err(_) => Str(Repr::Shared(Arc::from(String::from_utf8_lossy(b).as_ref()))),
+            }
         }
     }
 
-    /// Builds a string from bytes that may or may not be UTF-8: valid UTF-8 is
-    /// kept as is (short strings inline, longer ones sharing `bytes`); invalid
+    /// Builds a string from bytes that may or may not be UTF-8; invalid
     /// sequences are replaced with U+FFFD.
-    pub fn from_utf8_lossy(bytes: Bytes) -> Self {
-        match std::str::from_utf8(&bytes) {
-            Ok(_) if bytes.len() <= INLINE_CAP => Self::from_utf8_slice(&bytes),
-            Ok(_) => Str(Repr::Shared(bytes)),
-            Err(_) => Str::from(String::from_utf8_lossy(&bytes).into_owned()),
-        }
+    pub fn from_utf8_lossy(bytes: &[u8]) -> Self {
+        Self::from_slice_lossy(bytes)
     }
 
-    /// Same as [`Str::from_utf8_lossy`] for a borrowed slice (always copies).
+    /// Copies bytes that may not be UTF-8 (invalid sequences become U+FFFD).
     pub(crate) fn from_slice_lossy(b: &[u8]) -> Self {
         match std::str::from_utf8(b) {
             Ok(_) => Self::from_utf8_slice(b),
@@ -92,7 +90,7 @@ impl Str {
         match &self.0 {
             Repr::Static(s) => s.as_bytes(),
             Repr::Inline { len, buf } => &buf[..*len as usize],
-            Repr::Shared(b) => b,
+            Repr::Shared(s) => s.as_bytes(),
         }
     }
 
@@ -100,10 +98,10 @@ impl Str {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,
-            // Invariant: inline and shared bytes were checked to be UTF-8 on
-            // construction, so the fallback is never taken.
+            // Invariant: inline bytes were checked to be UTF-8 on construction,
+            // so the fallback is never taken.
             Repr::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
-            Repr::Shared(b) => std::str::from_utf8(b).unwrap_or(""),
+            Repr::Shared(s) => s,
         }
     }
 
@@ -160,7 +158,7 @@ impl From<String> for Str {
         if s.len() <= INLINE_CAP {
             Self::from_utf8_slice(s.as_bytes())
         } else {
-            Str(Repr::Shared(Bytes::from(s)))
+            Str(Repr::Shared(Arc::from(s)))
         }
     }
 }
@@ -259,13 +257,13 @@ mod tests {
     fn representations_compare_by_text() {
         let a = Str::from_static("hello");
         let b = Str::from(String::from("hello"));
-        let c = Str::from_utf8_lossy(Bytes::from_static(b"hello"));
+        let c = Str::from_utf8_lossy(b"hello");
         assert_eq!(a, b);
         assert_eq!(b, c);
         assert_eq!(a, "hello");
         let long = "x".repeat(100);
         let d = Str::from(long.clone());
-        let e = Str::from_utf8_lossy(Bytes::from(long.clone().into_bytes()));
+        let e = Str::from_utf8_lossy(long.as_bytes());
         assert_eq!(d, e);
         assert_eq!(d.as_str(), long);
         assert_eq!(d.len(), 100);
@@ -273,7 +271,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced() {
-        let s = Str::from_utf8_lossy(Bytes::from_static(b"a\xffb"));
+        let s = Str::from_utf8_lossy(b"a\xffb");
         assert_eq!(s, "a\u{fffd}b");
         let s = Str::from_slice_lossy(b"\xc3");
         assert_eq!(s, "\u{fffd}");

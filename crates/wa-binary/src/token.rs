@@ -46,27 +46,70 @@ const fn max_token_len() -> usize {
     max
 }
 
-/// The hash the perfect-hash table was built with (see `tools/gen_tokens.py`).
+#[inline(always)]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn load4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    const MUL: u64 = 0xFF51_AFD7_ED55_8CCD;
+    let h = (h ^ w).wrapping_mul(MUL);
+    h ^ (h >> 32)
+}
+
+/// The hash the perfect-hash table was built with (see `tools/gen_tokens.py`):
+/// word-at-a-time with overlapping tail loads.
 #[inline]
 fn token_hash(s: &[u8]) -> u64 {
     const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
-    const MUL: u64 = 0xFF51_AFD7_ED55_8CCD;
-    let mut h = (s.len() as u64).wrapping_mul(SEED);
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(MUL);
-        h ^= h >> 32;
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(MUL);
-        h ^= h >> 32;
+    let n = s.len();
+    let mut h = (n as u64).wrapping_mul(SEED);
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            h = mix(h, load8(s, i));
+            i += 8;
+        }
+        if i < n {
+            h = mix(h, load8(s, n - 8));
+        }
+    } else if n >= 4 {
+        h = mix(
+            h,
+            u64::from(load4(s, 0)) | (u64::from(load4(s, n - 4)) << 32),
+        );
+    } else if n > 0 {
+        h = mix(
+            h,
+            u64::from(s[0]) | (u64::from(s[n / 2]) << 8) | (u64::from(s[n - 1]) << 16),
+        );
     }
     h
+}
+
+/// Byte equality without a library call for the short strings tokens are.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => load8(a, 0) == load8(b, 0) && load8(a, n - 8) == load8(b, n - 8),
+        4..=7 => load4(a, 0) == load4(b, 0) && load4(a, n - 4) == load4(b, n - 4),
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        _ => a == b,
+    }
 }
 
 #[inline]
@@ -87,7 +130,7 @@ pub(crate) fn lookup(s: &[u8]) -> Option<Token> {
     let h = token_hash(s);
     let bucket = (((h >> 32) * BUCKETS) >> 32) as usize;
     let (text, code) = SLOTS[slot_of(h, DISPLACEMENT[bucket])];
-    if code == 0 || text.as_bytes() != s {
+    if code == 0 || !same(text.as_bytes(), s) {
         return None;
     }
     Some(if code < 256 {

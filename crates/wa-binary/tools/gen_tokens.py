@@ -21,13 +21,28 @@ SLOTS = 1 << SLOT_BITS
 BUCKETS = 512
 
 
+def _mix(h: int, w: int) -> int:
+    h = ((h ^ w) * MUL) & MASK64
+    return h ^ (h >> 32)
+
+
 def token_hash(s: bytes) -> int:
-    h = (len(s) * SEED) & MASK64
-    for i in range(0, len(s), 8):
-        chunk = s[i:i + 8].ljust(8, b"\0")
-        w = int.from_bytes(chunk, "little")
-        h = ((h ^ w) * MUL) & MASK64
-        h ^= h >> 32
+    """Word-at-a-time hash with overlapping tail loads (no byte loop, no
+    variable-length copies on the Rust side)."""
+    n = len(s)
+    h = (n * SEED) & MASK64
+    le = lambda b: int.from_bytes(b, "little")
+    if n >= 8:
+        i = 0
+        while i + 8 <= n:
+            h = _mix(h, le(s[i:i + 8]))
+            i += 8
+        if i < n:
+            h = _mix(h, le(s[n - 8:n]))
+    elif n >= 4:
+        h = _mix(h, le(s[0:4]) | (le(s[n - 4:n]) << 32))
+    elif n > 0:
+        h = _mix(h, s[0] | (s[n // 2] << 8) | (s[n - 1] << 16))
     return h
 
 

@@ -1,0 +1,206 @@
+//! Property tests: random nodes encode and decode to themselves.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use wa_binary::{Attrs, Content, Jid, Node, Server, Str, Value, decode, encode, encode_compressed};
+
+const TOKENS: &[&str] = &[
+    "iq",
+    "message",
+    "s.whatsapp.net",
+    "type",
+    "id",
+    "to",
+    "from",
+    "enc",
+    "v",
+    "2",
+    "msg",
+    "pkmsg",
+    "device",
+    "usync",
+    "list",
+    "user",
+    "read-self",
+    "reaction",
+    "100",
+    "false",
+    "w:gp2",
+    "America/Sao_Paulo",
+    "screen_height",
+    "1080",
+    "g.us",
+    "lid",
+];
+
+fn token() -> impl Strategy<Value = String> {
+    prop::sample::select(TOKENS).prop_map(str::to_owned)
+}
+
+/// Strings in every encoding: tokens, nibble- and hex-packable (up to and
+/// past the 127-character packing limit), arbitrary text, long text.
+fn any_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => token(),
+        2 => "[0-9.\\-]{1,130}",
+        2 => "[0-9A-F]{1,130}",
+        3 => "\\PC{0,24}",
+        1 => "[a-z]{30,300}",
+    ]
+}
+
+fn packable_or_token() -> impl Strategy<Value = String> {
+    prop_oneof![token(), "[0-9.\\-]{1,127}", "[0-9A-F]{1,127}"]
+}
+
+fn nonempty_string() -> impl Strategy<Value = String> {
+    any_string().prop_filter("non-empty", |s| !s.is_empty())
+}
+
+fn user() -> impl Strategy<Value = String> {
+    prop_oneof![4 => "[0-9]{1,20}", 1 => Just(String::new()), 1 => "[a-z0-9\\-]{1,12}"]
+}
+
+/// Agents the wire can carry on s.whatsapp.net (1, 128 and 129 are the LID
+/// and hosted domains).
+fn agent() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => Just(0u8), 1 => any::<u8>().prop_filter("domain", |a| ![1, 128, 129].contains(a))]
+}
+
+fn jid() -> impl Strategy<Value = Jid> {
+    let plain = prop::sample::select(vec![
+        Server::Pn,
+        Server::LegacyUser,
+        Server::Group,
+        Server::Broadcast,
+        Server::Lid,
+        Server::Newsletter,
+        Server::Bot,
+        Server::Call,
+    ]);
+    prop_oneof![
+        // JID_PAIR of every plain server, and AD_JID for s.whatsapp.net / lid
+        (user(), plain, 0u16..=255, agent()).prop_map(|(u, server, device, agent)| {
+            let mut j = Jid::new(Str::from(u), server);
+            if matches!(j.server, Server::Pn | Server::Lid) {
+                j.device = device;
+            }
+            if j.server == Server::Pn {
+                j.agent = agent;
+            }
+            j
+        }),
+        (
+            user(),
+            prop::sample::select(vec![Server::Hosted, Server::HostedLid]),
+            0u16..=255
+        )
+            .prop_map(|(u, s, d)| Jid::with_device(Str::from(u), s, d)),
+        (user(), any::<u16>()).prop_map(|(u, d)| Jid::with_device(Str::from(u), Server::Msgr, d)),
+        (user(), any::<u16>(), any::<u16>()).prop_map(|(u, d, i)| {
+            let mut j = Jid::with_device(Str::from(u), Server::Interop, d);
+            j.integrator = i;
+            j
+        }),
+        (user(), "[a-z]{1,10}\\.[a-z]{2,5}").prop_map(|(u, s)| {
+            Jid::new(
+                Str::from(u),
+                Server::from_name(Str::from(s)).expect("non-empty"),
+            )
+        }),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any_string().prop_map(|s| Value::Str(Str::from(s))),
+        jid().prop_map(Value::Jid)
+    ]
+}
+
+fn payload() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        8 => prop::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from),
+        1 => (0usize..=(1 << 20), any::<u8>()).prop_map(|(n, seed)| {
+            Bytes::from((0..n).map(|i| seed.wrapping_add((i as u8).wrapping_mul(31))).collect::<Vec<u8>>())
+        }),
+    ]
+}
+
+fn leaf_content() -> impl Strategy<Value = Content> {
+    prop_oneof![
+        3 => Just(Content::None),
+        3 => payload().prop_map(Content::Bytes),
+        1 => packable_or_token().prop_map(|s| Content::Text(Str::from(s))),
+        1 => jid().prop_map(|j| Content::Jid(Box::new(j))),
+        1 => Just(Content::Nodes(Vec::new())),
+    ]
+}
+
+fn node_with(content: impl Strategy<Value = Content>) -> impl Strategy<Value = Node> {
+    (
+        nonempty_string(),
+        prop::collection::vec((any_string(), value()), 0..6),
+        content,
+    )
+        .prop_map(|(tag, attrs, content)| {
+            let attrs: Attrs = attrs.into_iter().map(|(k, v)| (Str::from(k), v)).collect();
+            Node {
+                tag: Str::from(tag),
+                attrs,
+                content,
+            }
+        })
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    node_with(leaf_content()).prop_recursive(4, 64, 8, |inner| {
+        node_with(prop::collection::vec(inner, 0..8).prop_map(Content::Nodes))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn nodes_round_trip(n in node()) {
+        let frame = encode(&n);
+        prop_assert_eq!(frame[0], 0);
+        let back = decode(Bytes::from(frame)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&back, &n);
+        let z = decode(Bytes::from(encode_compressed(&n))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(z, n);
+    }
+
+    #[test]
+    fn jids_print_and_parse(j in jid()) {
+        // Every JID but the ones whose user contains parse separators prints
+        // to text that parses back to it.
+        let separators = j.user.contains(['_', ':', '@'])
+            || (j.server == Server::Interop && j.user.contains('-'));
+        prop_assume!(!separators);
+        let text = j.to_string();
+        let back: Jid = text.parse().map_err(|e: wa_binary::Error| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back, j);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(n) = decode(Bytes::from(data)) {
+            let again = decode(Bytes::from(encode(&n))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(again, n);
+        }
+    }
+}
+
+#[test]
+fn decoded_payload_shares_the_frame_buffer() {
+    let payload: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
+    let n = Node::builder("enc").bytes(payload.clone()).build();
+    let frame = Bytes::from(encode(&n));
+    let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+    let back = decode(frame.clone()).expect("decode");
+    let b = back.bytes().expect("bytes");
+    assert_eq!(&b[..], &payload[..]);
+    assert!(range.contains(&(b.as_ptr() as usize)), "payload was copied");
+}
