@@ -1,7 +1,14 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `cargo xtask test`: the whole test suite (what README.md and CI call).
+//! - `cargo xtask proto [--check]`: regenerate `crates/wa-proto/src/generated/` from
+//!   `proto/`, or fail if the committed code is stale.
 //! - `cargo xtask ci`: formatting, lints, generated-code freshness, then the tests.
+
+// A command-line tool: progress and errors go to stderr.
+#![allow(clippy::print_stderr)]
+
+mod proto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,9 +17,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("proto") => proto::proto(&root(), &args[1..]),
         Some("ci") => ci(),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci>");
+            eprintln!("usage: cargo xtask <test|proto [--check]|ci>");
             return ExitCode::from(2);
         }
     };
@@ -70,5 +78,6 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    proto::proto(&root(), &["--check".to_string()])?;
     test(&[])
 }
