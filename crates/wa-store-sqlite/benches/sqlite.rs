@@ -1,0 +1,55 @@
+//! Session load + store on SQLite: the per-message store work of decrypting a 1:1
+//! message (read the session, write it back), at each durability setting.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wa_store::{AccountId, AccountStore, Batch, SessionStore};
+use wa_store_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
+
+fn session_load_store(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("sqlite/session_load_store");
+    group.throughput(Throughput::Elements(1));
+    for (name, sync) in [("full", Synchronous::Full), ("normal", Synchronous::Normal)] {
+        let mut config = SqliteConfig::new(dir.path().join(format!("{name}.db")));
+        config.synchronous = sync;
+        let backend = SqliteBackend::open_blocking(&config).unwrap();
+        let store = AccountStore::new(Arc::new(backend), AccountId::new("bench").unwrap());
+        let session = vec![7u8; 1024];
+        rt.block_on(async {
+            for d in 0..100 {
+                store
+                    .put_session("15550001@s.whatsapp.net", d, &session)
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut i = 0u32;
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % 100;
+                let store = store.clone();
+                async move {
+                    let s = store
+                        .get_session("15550001@s.whatsapp.net", i)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    let mut batch = Batch::new();
+                    batch.put_session("15550001@s.whatsapp.net", i, black_box(&s));
+                    store.commit(batch).await.unwrap();
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, session_load_store);
+criterion_main!(benches);

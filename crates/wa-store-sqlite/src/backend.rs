@@ -1,0 +1,336 @@
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use wa_store::{AccountId, Backend, BoxFuture, Bytes, Error, Op, Result, Role};
+
+/// The numbered migrations, applied in order; entry `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `synchronous=FULL`: the WAL is fsynced at every commit, so an acknowledged batch
+    /// survives a crash of the process and a power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: in WAL mode a commit is durable against a crash of the process
+    /// (the data is in the OS page cache) but the newest commits may be lost on power
+    /// loss or an OS crash. Faster.
+    Normal,
+}
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    /// The database file; created (mode 0600) when missing.
+    pub path: PathBuf,
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// How long to wait for a lock held by another connection before failing.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteConfig {
+    /// Defaults for `path`: `synchronous=FULL`, 5 s busy timeout.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded [`Backend`]: one SQLite file in WAL mode holding any number of accounts.
+///
+/// One connection, guarded by a mutex and used from tokio's blocking pool, so SQLite never
+/// blocks the async workers and commits are serialised (`BEGIN IMMEDIATE`).
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db(e: rusqlite::Error) -> Error {
+    Error::backend(e)
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) a database with default settings, off the async workers.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the file cannot be created or opened,
+    /// [`Error::SchemaTooNew`] when a newer version of this crate wrote it.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let config = SqliteConfig::new(path.as_ref());
+        tokio::task::spawn_blocking(move || Self::open_blocking(&config))
+            .await
+            .map_err(Error::backend)?
+    }
+
+    /// Opens (creating if needed) a database, blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn open_blocking(config: &SqliteConfig) -> Result<Self> {
+        // Create the file ourselves so it is private from the first byte; SQLite gives the
+        // -wal and -shm files the permissions of the database file.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&config.path)
+            .map_err(Error::backend)?;
+        let mut conn = Connection::open(&config.path).map_err(db)?;
+        conn.busy_timeout(config.busy_timeout).map_err(db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::InvalidInput(format!(
+                "database refused WAL mode (journal_mode={mode})"
+            )));
+        }
+        let sync = match config.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+            .map_err(db)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The schema version of the open database.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] on database failure.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.run(|c| current_version(c)).await
+    }
+
+    /// Runs `f` on the connection in the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .map_err(Error::backend)?
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic inside a transaction drops the rusqlite Transaction, which rolls back, so a
+    // poisoned connection holds no half-applied batch.
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn current_version(conn: &Connection) -> Result<i64> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let found = current_version(&tx)?;
+    let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if found > supported {
+        return Err(Error::SchemaTooNew { found, supported });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tracing::info!(version = i + 1, "applying SQLite migration");
+        tx.execute_batch(sql).map_err(db)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![i + 1],
+        )
+        .map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+fn exists(tx: &Connection, account: &str, role: Role, scope: &str, key: &str) -> Result<bool> {
+    tx.prepare_cached(
+        "SELECT 1 FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
+    )
+    .map_err(db)?
+    .query_row(params![account, role.code(), scope, key], |_| Ok(()))
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(db)
+}
+
+fn apply(conn: &mut Connection, account: &str, ops: Vec<Op>) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    for op in ops {
+        match op {
+            Op::Put {
+                role,
+                scope,
+                key,
+                value,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO items (account, role, scope, key, value, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (account, role, scope, key) \
+                     DO UPDATE SET value = excluded.value, at = excluded.at",
+                )
+                .map_err(db)?
+                .execute(params![account, role.code(), scope, key, &value[..], at])
+                .map_err(db)?;
+            }
+            Op::Delete { role, scope, key } => {
+                tx.prepare_cached(
+                    "DELETE FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
+                )
+                .map_err(db)?
+                .execute(params![account, role.code(), scope, key])
+                .map_err(db)?;
+            }
+            Op::DeleteScope { role, scope } => {
+                tx.prepare_cached(
+                    "DELETE FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3",
+                )
+                .map_err(db)?
+                .execute(params![account, role.code(), scope])
+                .map_err(db)?;
+            }
+            Op::DeleteBefore { role, before } => {
+                tx.prepare_cached("DELETE FROM items WHERE account = ?1 AND role = ?2 AND at < ?3")
+                    .map_err(db)?
+                    .execute(params![account, role.code(), before])
+                    .map_err(db)?;
+            }
+            ref cond @ (Op::RequirePresent {
+                role,
+                ref scope,
+                ref key,
+            }
+            | Op::RequireAbsent {
+                role,
+                ref scope,
+                ref key,
+            }) => {
+                let want = matches!(cond, Op::RequirePresent { .. });
+                if exists(&tx, account, role, scope, key)? != want {
+                    // Dropping `tx` rolls back everything applied so far.
+                    return Err(cond.conflict().unwrap_or_else(|| {
+                        Error::InvalidInput("precondition op without conflict".into())
+                    }));
+                }
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "operation not supported by this backend: {other:?}"
+                )));
+            }
+        }
+    }
+    tx.commit().map_err(db)
+}
+
+impl Backend for SqliteBackend {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        let (a, s, k) = (
+            account.as_str().to_owned(),
+            scope.to_owned(),
+            key.to_owned(),
+        );
+        Box::pin(self.run(move |c| {
+            c.prepare_cached(
+                "SELECT value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
+            )
+            .map_err(db)?
+            .query_row(params![a, role.code(), s, k], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map(|v| v.map(Bytes::from))
+            .map_err(db)
+        }))
+    }
+
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
+        let (a, s) = (account.as_str().to_owned(), scope.to_owned());
+        Box::pin(self.run(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT key, value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 \
+                     ORDER BY key",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![a, role.code(), s], |r| {
+                    Ok((r.get::<_, String>(0)?, Bytes::from(r.get::<_, Vec<u8>>(1)?)))
+                })
+                .map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+        }))
+    }
+
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+        let a = account.as_str().to_owned();
+        Box::pin(self.run(move |c| apply(c, &a, ops)))
+    }
+
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
+        let a = account.as_str().to_owned();
+        Box::pin(self.run(move |c| {
+            c.execute("DELETE FROM items WHERE account = ?1", params![a])
+                .map(drop)
+                .map_err(db)
+        }))
+    }
+
+    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
+        Box::pin(self.run(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT DISTINCT account FROM items WHERE role = ?1 ORDER BY account",
+                )
+                .map_err(db)?;
+            let ids = st
+                .query_map(params![Role::Creds.code()], |r| r.get::<_, String>(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            ids.into_iter().map(AccountId::new).collect()
+        }))
+    }
+}

@@ -1,0 +1,110 @@
+//! SQLite-specific behaviour: file permissions, WAL, migrations, reopening, damaged rows.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use wa_store::{AccountId, AccountStore, AuthCreds, CredsStore, Error, SessionStore};
+use wa_store_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
+
+fn account(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+#[tokio::test]
+async fn database_files_are_private_and_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wa.db");
+    let backend = SqliteBackend::open(&path).await.unwrap();
+    let store = AccountStore::new(Arc::new(backend), account("a"));
+    store.put_session("u", 1, b"s").await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "database mode {mode:o}");
+    let wal = dir.path().join("wa.db-wal");
+    assert!(wal.exists(), "no WAL file: not in WAL mode");
+    let wal_mode = std::fs::metadata(&wal).unwrap().permissions().mode() & 0o777;
+    assert_eq!(wal_mode, 0o600, "WAL mode {wal_mode:o}");
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wa.db");
+    let creds = AuthCreds::generate(&mut rand_core::OsRng);
+    {
+        let b = SqliteBackend::open(&path).await.unwrap();
+        assert_eq!(b.schema_version().await.unwrap(), 1);
+        let s = AccountStore::new(Arc::new(b), account("a"));
+        s.save_creds(&creds).await.unwrap();
+        s.put_session("u", 1, b"kept").await.unwrap();
+        let other = AccountStore::new(s.backend().clone(), account("b"));
+        other.put_session("u", 1, b"other").await.unwrap();
+    }
+    let mut config = SqliteConfig::new(&path);
+    config.synchronous = Synchronous::Normal;
+    let b = SqliteBackend::open_blocking(&config).unwrap();
+    assert_eq!(b.schema_version().await.unwrap(), 1);
+    let s = AccountStore::new(Arc::new(b), account("a"));
+    assert_eq!(s.load_creds().await.unwrap().as_ref(), Some(&creds));
+    assert_eq!(s.get_session("u", 1).await.unwrap().unwrap(), &b"kept"[..]);
+    let other = AccountStore::new(s.backend().clone(), account("b"));
+    assert_eq!(
+        other.get_session("u", 1).await.unwrap().unwrap(),
+        &b"other"[..]
+    );
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wa.db");
+    drop(SqliteBackend::open(&path).await.unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("INSERT INTO schema_version (version) VALUES (42)", [])
+        .unwrap();
+    drop(raw);
+    match SqliteBackend::open(&path).await {
+        Err(Error::SchemaTooNew {
+            found: 42,
+            supported: 1,
+        }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn row_damaged_on_disk_is_a_typed_error_for_that_row_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wa.db");
+    let s = AccountStore::new(
+        Arc::new(SqliteBackend::open(&path).await.unwrap()),
+        account("a"),
+    );
+    s.save_creds(&AuthCreds::generate(&mut rand_core::OsRng))
+        .await
+        .unwrap();
+    for d in 0..5 {
+        s.put_session("u", d, format!("session {d}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let n = raw
+        .execute(
+            "UPDATE items SET value = X'01DEADBEEF00' WHERE account = 'a' AND scope = 'u' AND key = '3'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(raw);
+    assert!(matches!(
+        s.get_session("u", 3).await,
+        Err(Error::Corrupt { key, .. }) if key == "3"
+    ));
+    for d in [0, 1, 2, 4] {
+        assert_eq!(
+            s.get_session("u", d).await.unwrap().unwrap(),
+            format!("session {d}").as_bytes()
+        );
+    }
+    assert!(s.load_creds().await.unwrap().is_some());
+}

@@ -1,0 +1,487 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::backend::open;
+use crate::batch::{LID_SCOPE, NO_SCOPE, PN_SCOPE, device_key, id_key};
+use crate::{AccountId, AuthCreds, Backend, Batch, Error, Result, Role};
+
+/// One account's view of a backend: the type every role trait is implemented for.
+///
+/// Cheap to clone (an `Arc` and the id). Reads decode the item envelope, so a damaged item
+/// surfaces as [`Error::Corrupt`] for that item only.
+#[derive(Clone, Debug)]
+pub struct AccountStore {
+    backend: Arc<dyn Backend>,
+    account: AccountId,
+}
+
+impl AccountStore {
+    /// The view of `account` in `backend`.
+    pub fn new(backend: Arc<dyn Backend>, account: AccountId) -> Self {
+        Self { backend, account }
+    }
+
+    /// The account this view is scoped to.
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
+
+    /// The backend underneath.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Applies `batch` atomically: every write lands or none does.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when a precondition failed (nothing written),
+    /// [`Error::InvalidInput`] for over-long keys, [`Error::Backend`] on storage failure.
+    pub async fn commit(&self, batch: Batch) -> Result<()> {
+        let ops = batch.into_ops()?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.backend.commit(&self.account, ops).await
+    }
+
+    async fn one(&self, f: impl FnOnce(&mut Batch) -> &mut Batch) -> Result<()> {
+        let mut b = Batch::new();
+        f(&mut b);
+        self.commit(b).await
+    }
+
+    /// Reads and unseals one item.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the stored item is damaged.
+    pub async fn get_item(&self, role: Role, scope: &str, key: &str) -> Result<Option<Bytes>> {
+        match self.backend.get(&self.account, role, scope, key).await? {
+            Some(v) => open(role, scope, key, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads and unseals every item of a scope, ordered by key.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the first damaged item.
+    pub async fn list_items(&self, role: Role, scope: &str) -> Result<Vec<(String, Bytes)>> {
+        self.backend
+            .list(&self.account, role, scope)
+            .await?
+            .into_iter()
+            .map(|(k, v)| open(role, scope, &k, v).map(|v| (k, v)))
+            .collect()
+    }
+
+    /// The keys of a scope, ordered; does not decode values, so it works past damaged
+    /// items.
+    async fn list_keys(&self, role: Role, scope: &str) -> Result<Vec<String>> {
+        Ok(self
+            .backend
+            .list(&self.account, role, scope)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Removes everything stored for this account.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] on storage failure.
+    pub async fn delete_account(&self) -> Result<()> {
+        self.backend.delete_account(&self.account).await
+    }
+}
+
+fn parse_id(role: Role, scope: &str, key: &str) -> Result<u32> {
+    key.parse().map_err(|_| Error::Corrupt {
+        role,
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        reason: "key is not a number".to_owned(),
+    })
+}
+
+/// The account's credentials.
+pub trait CredsStore {
+    /// Loads the credentials, `None` for an account that never saved any.
+    fn load_creds(&self) -> impl Future<Output = Result<Option<AuthCreds>>> + Send;
+    /// Saves the credentials.
+    fn save_creds(&self, creds: &AuthCreds) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Signal sessions, one per remote (user, device).
+pub trait SessionStore {
+    /// The session with `user`'s `device`.
+    fn get_session(
+        &self,
+        user: &str,
+        device: u32,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores a session.
+    fn put_session(
+        &self,
+        user: &str,
+        device: u32,
+        session: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a session.
+    fn delete_session(&self, user: &str, device: u32) -> impl Future<Output = Result<()>> + Send;
+    /// Devices of `user` we have a session with, ascending.
+    fn session_devices(&self, user: &str) -> impl Future<Output = Result<Vec<u32>>> + Send;
+    /// Deletes every session with `user`.
+    fn delete_all_sessions(&self, user: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Identity keys of remote devices.
+pub trait IdentityStore {
+    /// The identity key stored for `user`'s `device`.
+    fn get_identity(
+        &self,
+        user: &str,
+        device: u32,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores an identity key.
+    fn put_identity(
+        &self,
+        user: &str,
+        device: u32,
+        identity: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes an identity key.
+    fn delete_identity(&self, user: &str, device: u32) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One-time pre-keys.
+pub trait PreKeyStore {
+    /// A pre-key by id.
+    fn get_pre_key(&self, id: u32) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores many pre-keys in one batch.
+    fn put_pre_keys(&self, keys: &[(u32, &[u8])]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a pre-key.
+    fn remove_pre_key(&self, id: u32) -> impl Future<Output = Result<()>> + Send;
+    /// Ids of every stored pre-key, ascending.
+    fn pre_key_ids(&self) -> impl Future<Output = Result<Vec<u32>>> + Send;
+}
+
+/// Signed pre-keys.
+pub trait SignedPreKeyStore {
+    /// A signed pre-key by id.
+    fn get_signed_pre_key(&self, id: u32) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores a signed pre-key.
+    fn put_signed_pre_key(&self, id: u32, key: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// Every signed pre-key, by ascending id.
+    fn signed_pre_keys(&self) -> impl Future<Output = Result<Vec<(u32, Bytes)>>> + Send;
+    /// Deletes a signed pre-key.
+    fn remove_signed_pre_key(&self, id: u32) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Group sender keys.
+pub trait SenderKeyStore {
+    /// The sender key of `sender` in `group`.
+    fn get_sender_key(
+        &self,
+        group: &str,
+        sender: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores a sender key.
+    fn put_sender_key(
+        &self,
+        group: &str,
+        sender: &str,
+        key: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a sender key.
+    fn delete_sender_key(
+        &self,
+        group: &str,
+        sender: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Which devices already have our sender key, per group.
+pub trait SenderKeyMemoryStore {
+    /// Devices that have our sender key for `group`, sorted.
+    fn sender_key_devices(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Records that `devices` received it.
+    fn mark_sender_key_sent(
+        &self,
+        group: &str,
+        devices: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets the group's memory.
+    fn forget_sender_key_memory(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// App-state sync keys and collection versions.
+pub trait AppStateStore {
+    /// An app-state sync key by id.
+    fn get_app_state_sync_key(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores an app-state sync key.
+    fn put_app_state_sync_key(
+        &self,
+        key_id: &str,
+        key: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Every app-state sync key, by id.
+    fn app_state_sync_keys(&self) -> impl Future<Output = Result<Vec<(String, Bytes)>>> + Send;
+    /// The stored state of a collection.
+    fn get_app_state_version(
+        &self,
+        collection: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores the state of a collection.
+    fn put_app_state_version(
+        &self,
+        collection: &str,
+        state: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the state of a collection.
+    fn delete_app_state_version(&self, collection: &str)
+    -> impl Future<Output = Result<()>> + Send;
+}
+
+/// LID <-> phone-number mappings.
+pub trait LidMappingStore {
+    /// The LID user of phone-number user `pn`.
+    fn lid_for_pn(&self, pn: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The phone-number user of LID user `lid`.
+    fn pn_for_lid(&self, lid: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Records a mapping in both directions.
+    fn put_lid_mapping(&self, pn: &str, lid: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Recently sent messages, kept to answer retry receipts.
+pub trait SentMessageStore {
+    /// A sent message by chat and id.
+    fn get_sent_message(
+        &self,
+        chat: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Keeps a sent message; `at` is the send time in unix seconds.
+    fn put_sent_message(
+        &self,
+        chat: &str,
+        id: &str,
+        message: &[u8],
+        at: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets a sent message.
+    fn delete_sent_message(&self, chat: &str, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets every message sent before `before`.
+    fn prune_sent_messages(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Contacts and push names.
+pub trait ContactStore {
+    /// A contact by JID.
+    fn get_contact(&self, jid: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Stores a contact.
+    fn put_contact(&self, jid: &str, contact: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// Every contact, by JID.
+    fn contacts(&self) -> impl Future<Output = Result<Vec<(String, Bytes)>>> + Send;
+}
+
+impl CredsStore for AccountStore {
+    async fn load_creds(&self) -> Result<Option<AuthCreds>> {
+        match self.get_item(Role::Creds, NO_SCOPE, NO_SCOPE).await? {
+            Some(b) => AuthCreds::decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+    async fn save_creds(&self, creds: &AuthCreds) -> Result<()> {
+        self.one(|b| b.save_creds(creds)).await
+    }
+}
+
+impl SessionStore for AccountStore {
+    async fn get_session(&self, user: &str, device: u32) -> Result<Option<Bytes>> {
+        self.get_item(Role::Session, user, &device_key(device))
+            .await
+    }
+    async fn put_session(&self, user: &str, device: u32, session: &[u8]) -> Result<()> {
+        self.one(|b| b.put_session(user, device, session)).await
+    }
+    async fn delete_session(&self, user: &str, device: u32) -> Result<()> {
+        self.one(|b| b.delete_session(user, device)).await
+    }
+    async fn session_devices(&self, user: &str) -> Result<Vec<u32>> {
+        let mut ids = self
+            .list_keys(Role::Session, user)
+            .await?
+            .iter()
+            .map(|k| parse_id(Role::Session, user, k))
+            .collect::<Result<Vec<u32>>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+    async fn delete_all_sessions(&self, user: &str) -> Result<()> {
+        self.one(|b| b.delete_all_sessions(user)).await
+    }
+}
+
+impl IdentityStore for AccountStore {
+    async fn get_identity(&self, user: &str, device: u32) -> Result<Option<Bytes>> {
+        self.get_item(Role::Identity, user, &device_key(device))
+            .await
+    }
+    async fn put_identity(&self, user: &str, device: u32, identity: &[u8]) -> Result<()> {
+        self.one(|b| b.put_identity(user, device, identity)).await
+    }
+    async fn delete_identity(&self, user: &str, device: u32) -> Result<()> {
+        self.one(|b| b.delete_identity(user, device)).await
+    }
+}
+
+impl PreKeyStore for AccountStore {
+    async fn get_pre_key(&self, id: u32) -> Result<Option<Bytes>> {
+        self.get_item(Role::PreKey, NO_SCOPE, &id_key(id)).await
+    }
+    async fn put_pre_keys(&self, keys: &[(u32, &[u8])]) -> Result<()> {
+        let mut b = Batch::new();
+        for (id, k) in keys {
+            b.put_pre_key(*id, k);
+        }
+        self.commit(b).await
+    }
+    async fn remove_pre_key(&self, id: u32) -> Result<()> {
+        self.one(|b| b.remove_pre_key(id)).await
+    }
+    async fn pre_key_ids(&self) -> Result<Vec<u32>> {
+        self.list_keys(Role::PreKey, NO_SCOPE)
+            .await?
+            .iter()
+            .map(|k| parse_id(Role::PreKey, NO_SCOPE, k))
+            .collect()
+    }
+}
+
+impl SignedPreKeyStore for AccountStore {
+    async fn get_signed_pre_key(&self, id: u32) -> Result<Option<Bytes>> {
+        self.get_item(Role::SignedPreKey, NO_SCOPE, &id_key(id))
+            .await
+    }
+    async fn put_signed_pre_key(&self, id: u32, key: &[u8]) -> Result<()> {
+        self.one(|b| b.put_signed_pre_key(id, key)).await
+    }
+    async fn signed_pre_keys(&self) -> Result<Vec<(u32, Bytes)>> {
+        self.list_items(Role::SignedPreKey, NO_SCOPE)
+            .await?
+            .into_iter()
+            .map(|(k, v)| parse_id(Role::SignedPreKey, NO_SCOPE, &k).map(|id| (id, v)))
+            .collect()
+    }
+    async fn remove_signed_pre_key(&self, id: u32) -> Result<()> {
+        self.one(|b| b.remove_signed_pre_key(id)).await
+    }
+}
+
+impl SenderKeyStore for AccountStore {
+    async fn get_sender_key(&self, group: &str, sender: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::SenderKey, group, sender).await
+    }
+    async fn put_sender_key(&self, group: &str, sender: &str, key: &[u8]) -> Result<()> {
+        self.one(|b| b.put_sender_key(group, sender, key)).await
+    }
+    async fn delete_sender_key(&self, group: &str, sender: &str) -> Result<()> {
+        self.one(|b| b.delete_sender_key(group, sender)).await
+    }
+}
+
+impl SenderKeyMemoryStore for AccountStore {
+    async fn sender_key_devices(&self, group: &str) -> Result<Vec<String>> {
+        self.list_keys(Role::SenderKeyMemory, group).await
+    }
+    async fn mark_sender_key_sent(&self, group: &str, devices: &[String]) -> Result<()> {
+        self.one(|b| b.mark_sender_key_sent(group, devices)).await
+    }
+    async fn forget_sender_key_memory(&self, group: &str) -> Result<()> {
+        self.one(|b| b.forget_sender_key_memory(group)).await
+    }
+}
+
+impl AppStateStore for AccountStore {
+    async fn get_app_state_sync_key(&self, key_id: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::AppStateSyncKey, NO_SCOPE, key_id).await
+    }
+    async fn put_app_state_sync_key(&self, key_id: &str, key: &[u8]) -> Result<()> {
+        self.one(|b| b.put_app_state_sync_key(key_id, key)).await
+    }
+    async fn app_state_sync_keys(&self) -> Result<Vec<(String, Bytes)>> {
+        self.list_items(Role::AppStateSyncKey, NO_SCOPE).await
+    }
+    async fn get_app_state_version(&self, collection: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::AppStateVersion, NO_SCOPE, collection)
+            .await
+    }
+    async fn put_app_state_version(&self, collection: &str, state: &[u8]) -> Result<()> {
+        self.one(|b| b.put_app_state_version(collection, state))
+            .await
+    }
+    async fn delete_app_state_version(&self, collection: &str) -> Result<()> {
+        self.one(|b| b.delete_app_state_version(collection)).await
+    }
+}
+
+fn utf8(role: Role, scope: &str, key: &str, b: Bytes) -> Result<String> {
+    String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt {
+        role,
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        reason: "mapping is not UTF-8".to_owned(),
+    })
+}
+
+impl LidMappingStore for AccountStore {
+    async fn lid_for_pn(&self, pn: &str) -> Result<Option<String>> {
+        match self.get_item(Role::LidMapping, PN_SCOPE, pn).await? {
+            Some(b) => utf8(Role::LidMapping, PN_SCOPE, pn, b).map(Some),
+            None => Ok(None),
+        }
+    }
+    async fn pn_for_lid(&self, lid: &str) -> Result<Option<String>> {
+        match self.get_item(Role::LidMapping, LID_SCOPE, lid).await? {
+            Some(b) => utf8(Role::LidMapping, LID_SCOPE, lid, b).map(Some),
+            None => Ok(None),
+        }
+    }
+    async fn put_lid_mapping(&self, pn: &str, lid: &str) -> Result<()> {
+        self.one(|b| b.put_lid_mapping(pn, lid)).await
+    }
+}
+
+impl SentMessageStore for AccountStore {
+    async fn get_sent_message(&self, chat: &str, id: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::SentMessage, chat, id).await
+    }
+    async fn put_sent_message(&self, chat: &str, id: &str, message: &[u8], at: i64) -> Result<()> {
+        self.one(|b| b.put_sent_message(chat, id, message, at))
+            .await
+    }
+    async fn delete_sent_message(&self, chat: &str, id: &str) -> Result<()> {
+        self.one(|b| b.delete_sent_message(chat, id)).await
+    }
+    async fn prune_sent_messages(&self, before: i64) -> Result<()> {
+        self.one(|b| b.prune_sent_messages(before)).await
+    }
+}
+
+impl ContactStore for AccountStore {
+    async fn get_contact(&self, jid: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::Contact, NO_SCOPE, jid).await
+    }
+    async fn put_contact(&self, jid: &str, contact: &[u8]) -> Result<()> {
+        self.one(|b| b.put_contact(jid, contact)).await
+    }
+    async fn contacts(&self) -> Result<Vec<(String, Bytes)>> {
+        self.list_items(Role::Contact, NO_SCOPE).await
+    }
+}

@@ -1,0 +1,296 @@
+use crate::backend::{check_key, seal};
+use crate::{AuthCreds, Op, Result, Role};
+
+/// Scope of the items of roles that have no scope.
+pub(crate) const NO_SCOPE: &str = "";
+/// Scope of LID mappings keyed by phone number.
+pub(crate) const PN_SCOPE: &str = "pn";
+/// Scope of LID mappings keyed by LID.
+pub(crate) const LID_SCOPE: &str = "lid";
+
+pub(crate) fn id_key(id: u32) -> String {
+    // Zero-padded so that byte order is numeric order.
+    format!("{id:010}")
+}
+
+pub(crate) fn device_key(device: u32) -> String {
+    device.to_string()
+}
+
+/// A set of writes across roles that lands whole or not at all.
+///
+/// Build it with the role-specific methods, then hand it to
+/// [`AccountStore::commit`](crate::AccountStore::commit). Ops apply in the order they were
+/// added; a failed precondition ([`Batch::require_present`], [`Batch::consume_pre_key`])
+/// aborts the whole batch with [`Error::Conflict`](crate::Error::Conflict).
+///
+/// ```
+/// # use wa_store::Batch;
+/// let mut batch = Batch::new();
+/// batch
+///     .put_session("123@s.whatsapp.net", 0, b"session state")
+///     .consume_pre_key(17)
+///     .put_sent_message("123@s.whatsapp.net", "MSGID", b"message", 1_700_000_000);
+/// assert_eq!(batch.len(), 4);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+    invalid: Option<String>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of ops (preconditions included).
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch has no ops.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The ops in backend form, after checking every key's length.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when a scope or key was too long.
+    pub fn into_ops(self) -> Result<Vec<Op>> {
+        match self.invalid {
+            Some(why) => Err(crate::Error::InvalidInput(why)),
+            None => Ok(self.ops),
+        }
+    }
+
+    fn check(&mut self, scope: &str, key: &str) {
+        if self.invalid.is_none()
+            && let Err(e) = check_key("scope", scope).and_then(|()| check_key("key", key))
+        {
+            self.invalid = Some(e.to_string());
+        }
+    }
+
+    fn put(&mut self, role: Role, scope: &str, key: &str, value: &[u8], at: i64) -> &mut Self {
+        self.check(scope, key);
+        self.ops.push(Op::Put {
+            role,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            value: seal(value),
+            at,
+        });
+        self
+    }
+
+    fn delete(&mut self, role: Role, scope: &str, key: &str) -> &mut Self {
+        self.check(scope, key);
+        self.ops.push(Op::Delete {
+            role,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+        });
+        self
+    }
+
+    fn delete_scope(&mut self, role: Role, scope: &str) -> &mut Self {
+        self.check(scope, "");
+        self.ops.push(Op::DeleteScope {
+            role,
+            scope: scope.to_owned(),
+        });
+        self
+    }
+
+    /// Aborts the batch unless the item exists when this op runs.
+    pub fn require_present(&mut self, role: Role, scope: &str, key: &str) -> &mut Self {
+        self.check(scope, key);
+        self.ops.push(Op::RequirePresent {
+            role,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+        });
+        self
+    }
+
+    /// Aborts the batch if the item exists when this op runs.
+    pub fn require_absent(&mut self, role: Role, scope: &str, key: &str) -> &mut Self {
+        self.check(scope, key);
+        self.ops.push(Op::RequireAbsent {
+            role,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+        });
+        self
+    }
+
+    /// Saves the account's credentials.
+    pub fn save_creds(&mut self, creds: &AuthCreds) -> &mut Self {
+        let bytes = creds.encode();
+        self.put(Role::Creds, NO_SCOPE, NO_SCOPE, &bytes, 0)
+    }
+
+    /// Stores the Signal session with `user`'s `device`.
+    pub fn put_session(&mut self, user: &str, device: u32, session: &[u8]) -> &mut Self {
+        self.put(Role::Session, user, &device_key(device), session, 0)
+    }
+
+    /// Deletes the session with `user`'s `device`.
+    pub fn delete_session(&mut self, user: &str, device: u32) -> &mut Self {
+        self.delete(Role::Session, user, &device_key(device))
+    }
+
+    /// Deletes every session with any device of `user`.
+    pub fn delete_all_sessions(&mut self, user: &str) -> &mut Self {
+        self.delete_scope(Role::Session, user)
+    }
+
+    /// Stores the identity key of `user`'s `device`.
+    pub fn put_identity(&mut self, user: &str, device: u32, identity: &[u8]) -> &mut Self {
+        self.put(Role::Identity, user, &device_key(device), identity, 0)
+    }
+
+    /// Deletes the identity key of `user`'s `device`.
+    pub fn delete_identity(&mut self, user: &str, device: u32) -> &mut Self {
+        self.delete(Role::Identity, user, &device_key(device))
+    }
+
+    /// Stores a one-time pre-key.
+    pub fn put_pre_key(&mut self, id: u32, pre_key: &[u8]) -> &mut Self {
+        self.put(Role::PreKey, NO_SCOPE, &id_key(id), pre_key, 0)
+    }
+
+    /// Deletes a one-time pre-key (no error when absent).
+    pub fn remove_pre_key(&mut self, id: u32) -> &mut Self {
+        self.delete(Role::PreKey, NO_SCOPE, &id_key(id))
+    }
+
+    /// Deletes a one-time pre-key that must still exist: if another batch consumed it
+    /// first, this batch fails with [`Error::Conflict`](crate::Error::Conflict) and writes
+    /// nothing, so a pre-key is never used twice.
+    pub fn consume_pre_key(&mut self, id: u32) -> &mut Self {
+        let key = id_key(id);
+        self.require_present(Role::PreKey, NO_SCOPE, &key);
+        self.delete(Role::PreKey, NO_SCOPE, &key)
+    }
+
+    /// Stores a signed pre-key.
+    pub fn put_signed_pre_key(&mut self, id: u32, signed_pre_key: &[u8]) -> &mut Self {
+        self.put(Role::SignedPreKey, NO_SCOPE, &id_key(id), signed_pre_key, 0)
+    }
+
+    /// Deletes a signed pre-key.
+    pub fn remove_signed_pre_key(&mut self, id: u32) -> &mut Self {
+        self.delete(Role::SignedPreKey, NO_SCOPE, &id_key(id))
+    }
+
+    /// Stores the sender key of `sender` in `group`.
+    pub fn put_sender_key(&mut self, group: &str, sender: &str, sender_key: &[u8]) -> &mut Self {
+        self.put(Role::SenderKey, group, sender, sender_key, 0)
+    }
+
+    /// Deletes the sender key of `sender` in `group`.
+    pub fn delete_sender_key(&mut self, group: &str, sender: &str) -> &mut Self {
+        self.delete(Role::SenderKey, group, sender)
+    }
+
+    /// Records that `devices` received our sender key for `group`.
+    pub fn mark_sender_key_sent<S: AsRef<str>>(&mut self, group: &str, devices: &[S]) -> &mut Self {
+        for d in devices {
+            self.put(Role::SenderKeyMemory, group, d.as_ref(), &[], 0);
+        }
+        self
+    }
+
+    /// Forgets which devices have our sender key for `group` (after a membership change
+    /// or a sender-key rotation), so the next message redistributes it.
+    pub fn forget_sender_key_memory(&mut self, group: &str) -> &mut Self {
+        self.delete_scope(Role::SenderKeyMemory, group)
+    }
+
+    /// Stores an app-state sync key.
+    pub fn put_app_state_sync_key(&mut self, key_id: &str, key: &[u8]) -> &mut Self {
+        self.put(Role::AppStateSyncKey, NO_SCOPE, key_id, key, 0)
+    }
+
+    /// Stores the state (version, LTHash, value MACs) of an app-state collection.
+    pub fn put_app_state_version(&mut self, collection: &str, state: &[u8]) -> &mut Self {
+        self.put(Role::AppStateVersion, NO_SCOPE, collection, state, 0)
+    }
+
+    /// Deletes the state of an app-state collection (forcing a full resync).
+    pub fn delete_app_state_version(&mut self, collection: &str) -> &mut Self {
+        self.delete(Role::AppStateVersion, NO_SCOPE, collection)
+    }
+
+    /// Records that phone-number user `pn` is LID user `lid`, in both directions.
+    pub fn put_lid_mapping(&mut self, pn: &str, lid: &str) -> &mut Self {
+        self.put(Role::LidMapping, PN_SCOPE, pn, lid.as_bytes(), 0);
+        self.put(Role::LidMapping, LID_SCOPE, lid, pn.as_bytes(), 0)
+    }
+
+    /// Keeps a sent message for answering retry receipts; `at` is its send time in unix
+    /// seconds, used by [`Batch::prune_sent_messages`].
+    pub fn put_sent_message(&mut self, chat: &str, id: &str, message: &[u8], at: i64) -> &mut Self {
+        self.put(Role::SentMessage, chat, id, message, at)
+    }
+
+    /// Forgets a sent message.
+    pub fn delete_sent_message(&mut self, chat: &str, id: &str) -> &mut Self {
+        self.delete(Role::SentMessage, chat, id)
+    }
+
+    /// Forgets every sent message sent before `before` (unix seconds).
+    pub fn prune_sent_messages(&mut self, before: i64) -> &mut Self {
+        self.ops.push(Op::DeleteBefore {
+            role: Role::SentMessage,
+            before,
+        });
+        self
+    }
+
+    /// Stores a contact (name, push name, ...), encoded by its owner.
+    pub fn put_contact(&mut self, jid: &str, contact: &[u8]) -> &mut Self {
+        self.put(Role::Contact, NO_SCOPE, jid, contact, 0)
+    }
+
+    /// Deletes a contact.
+    pub fn delete_contact(&mut self, jid: &str) -> &mut Self {
+        self.delete(Role::Contact, NO_SCOPE, jid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_keys_sort_numerically() {
+        let mut ids = [1u32, 10, 2, 100, u32::MAX, 0];
+        let mut keys: Vec<String> = ids.iter().map(|&i| id_key(i)).collect();
+        keys.sort();
+        ids.sort_unstable();
+        let back: Vec<u32> = keys.iter().map(|k| k.parse().unwrap()).collect();
+        assert_eq!(back, ids);
+    }
+
+    #[test]
+    fn over_long_keys_are_refused() {
+        let mut b = Batch::new();
+        b.put_contact(&"x".repeat(crate::MAX_KEY_LEN + 1), b"c");
+        assert!(matches!(b.into_ops(), Err(crate::Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn lid_mapping_writes_both_directions() {
+        let mut b = Batch::new();
+        b.put_lid_mapping("1555", "999");
+        let ops = b.into_ops().unwrap();
+        assert_eq!(ops.len(), 2);
+        assert!(matches!(&ops[0], Op::Put { scope, key, .. } if scope == "pn" && key == "1555"));
+        assert!(matches!(&ops[1], Op::Put { scope, key, .. } if scope == "lid" && key == "999"));
+    }
+}

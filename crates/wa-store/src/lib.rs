@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+mod account;
+mod backend;
+mod batch;
+mod cache;
+mod creds;
+mod error;
+mod memory;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use account::{
+    AccountStore, AppStateStore, ContactStore, CredsStore, IdentityStore, LidMappingStore,
+    PreKeyStore, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore,
+    SignedPreKeyStore,
+};
+pub use backend::{AccountId, Backend, BoxFuture, MAX_KEY_LEN, Op, Role, open, seal};
+pub use batch::Batch;
+pub use bytes::Bytes;
+pub use cache::{CacheConfig, CachedBackend};
+pub use creds::{AuthCreds, SignedPreKey};
+pub use error::{Error, Result};
+pub use memory::MemoryBackend;
