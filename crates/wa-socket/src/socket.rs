@@ -335,7 +335,11 @@ impl Socket {
                 .attr("type", "set")
                 .attr("xmlns", "md")
                 .children([Node::builder("remove-companion-device")
-                    .attr("jid", jid)
+                    .attr(
+                        "jid",
+                        jid.parse::<Jid>()
+                            .map_or(wa_binary::Value::from(jid), Into::into),
+                    )
                     .attr("reason", "user_initiated")
                     .build()])
                 .build();

@@ -373,3 +373,119 @@ async fn pre_keys_uploaded_when_low_without_reusing_ids() {
     assert_eq!(stored.len(), 862);
     socket.close().await;
 }
+
+#[tokio::test]
+async fn dispatcher_acks_queries_and_logout() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut messages = socket.subscribe(wa_socket::Filter::tag("message"), 8);
+    let mut pictures = socket.subscribe(wa_socket::Filter::tag("notification").kind("picture"), 8);
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+
+    // Registered handlers get their stanzas.
+    conn.send(&Node::builder("message").attr("id", "m-1").build())
+        .await;
+    let m = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.attr::<&str>("id").unwrap(), "m-1");
+    conn.send(
+        &Node::builder("notification")
+            .attr("type", "picture")
+            .attr("id", "p-1")
+            .build(),
+    )
+    .await;
+    let p = tokio::time::timeout(Duration::from_secs(5), pictures.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.attr::<&str>("id").unwrap(), "p-1");
+
+    // A notification nobody handles is acked.
+    conn.send(
+        &Node::builder("notification")
+            .attr("type", "devices")
+            .attr("id", "d-1")
+            .attr("from", wa_binary::Jid::server_jid())
+            .build(),
+    )
+    .await;
+    let ack = conn.recv_until(|n| n.tag() == "ack").await;
+    assert_eq!(ack.attr::<&str>("id").unwrap(), "d-1");
+    assert_eq!(ack.attr::<&str>("class").unwrap(), "notification");
+    assert_eq!(ack.attr::<&str>("type").unwrap(), "devices");
+
+    // Typed iq errors and timeouts.
+    let q = |x: &str| {
+        Node::builder("iq")
+            .attr("type", "get")
+            .attr("xmlns", x.to_owned())
+            .build()
+    };
+    let s2 = socket.clone();
+    let pending = tokio::spawn(async move { s2.query(q("usync")).await });
+    let asked = conn
+        .recv_until(|n| n.get_attr("xmlns").and_then(|v| v.as_str()) == Some("usync"))
+        .await;
+    conn.send(
+        &Node::builder("iq")
+            .attr("type", "error")
+            .attr("id", asked.attr::<&str>("id").unwrap().to_owned())
+            .children([Node::builder("error")
+                .attr("code", "404")
+                .attr("text", "item-not-found")
+                .build()])
+            .build(),
+    )
+    .await;
+    match pending.await.unwrap() {
+        Err(wa_socket::Error::Iq { code, text }) => {
+            assert_eq!(code, 404);
+            assert_eq!(text, "item-not-found");
+        }
+        other => panic!("expected an iq error, got {other:?}"),
+    }
+    let started = std::time::Instant::now();
+    let s2 = socket.clone();
+    let slow = tokio::spawn(async move {
+        s2.query_timeout(q("blocklist"), Duration::from_millis(200))
+            .await
+    });
+    conn.recv_until(|n| n.get_attr("xmlns").and_then(|v| v.as_str()) == Some("blocklist"))
+        .await;
+    assert!(matches!(
+        slow.await.unwrap(),
+        Err(wa_socket::Error::Timeout(_))
+    ));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    // Logout: the removal request, then terminal with the creds cleared.
+    let s2 = socket.clone();
+    let logout = tokio::spawn(async move { s2.logout().await });
+    let remove = conn
+        .recv_until(|n| n.child("remove-companion-device").is_some())
+        .await;
+    assert_eq!(
+        remove
+            .child("remove-companion-device")
+            .unwrap()
+            .get_attr("jid")
+            .and_then(wa_binary::Value::to_jid)
+            .unwrap()
+            .to_string(),
+        "15551234567:7@s.whatsapp.net"
+    );
+    conn.auto_answer(&remove).await;
+    logout.await.unwrap().unwrap();
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    server
+        .expect_no_connection(Duration::from_millis(500))
+        .await;
+    assert!(store.load_creds().await.unwrap().is_none());
+}
