@@ -27,9 +27,23 @@ use crate::transport::{WsConnector, WsReader, WsUrl, WsWriter};
 use crate::{Error, disconnect_reason};
 
 /// A handle to one WhatsApp Web connection that reconnects by itself. Cheap to clone.
+///
+/// When the last handle is dropped the socket closes (as with [`Socket::close`]).
 #[derive(Clone)]
 pub struct Socket {
     inner: Arc<Inner>,
+    _guard: Arc<CloseOnDrop>,
+}
+
+/// Closes the socket when the last [`Socket`] handle goes away.
+struct CloseOnDrop(std::sync::Weak<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.shutdown(DisconnectReason::ClosedByUser);
+        }
+    }
 }
 
 impl std::fmt::Debug for Socket {
@@ -181,7 +195,11 @@ impl Socket {
             .supervisor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
-        Socket { inner }
+        let guard = Arc::new(CloseOnDrop(Arc::downgrade(&inner)));
+        Socket {
+            inner,
+            _guard: guard,
+        }
     }
 
     /// A new subscription to the socket's events (bounded; a subscriber that lags loses
@@ -313,7 +331,7 @@ impl Socket {
 
     /// Closes the connection for good (no reconnect); credentials stay.
     pub async fn close(&self) {
-        self.inner.shutdown(DisconnectReason::ClosedByUser).await;
+        self.inner.shutdown(DisconnectReason::ClosedByUser);
     }
 
     /// Unlinks this device from the account, then closes and clears the credentials.
@@ -345,7 +363,7 @@ impl Socket {
                 .build();
             result = self.query(node).await.map(|_| ());
         }
-        self.inner.shutdown(DisconnectReason::LoggedOut).await;
+        self.inner.shutdown(DisconnectReason::LoggedOut);
         result
     }
 
@@ -403,7 +421,7 @@ impl Inner {
         self.emit(Event::Connection(update));
     }
 
-    async fn shutdown(&self, reason: DisconnectReason) {
+    fn shutdown(&self, reason: DisconnectReason) {
         self.stop.send_if_modified(|r| {
             if r.is_none() {
                 *r = Some(reason);

@@ -355,3 +355,90 @@ async fn hundred_linked_clients_log_in_concurrently() {
         s.close().await;
     }
 }
+
+/// An HTTP CONNECT proxy that counts the tunnels it opened.
+async fn counting_http_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let count = c2.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let Ok(b) = client.read_u8().await else {
+                        return;
+                    };
+                    head.push(b);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split_whitespace().nth(1).unwrap().to_owned();
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_with_private_root_through_http_proxy() {
+    use tokio_rustls::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.signing_key.serialize_der(),
+    ));
+    let server_tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let sim = Sim::start(SimConfig {
+        tls: Some(Arc::new(server_tls)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client_tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (proxy_port, tunnels) = counting_http_proxy().await;
+
+    let phone = "15550000008";
+    sim.add_account(phone).await;
+    let mut c = config(&sim, memory_store());
+    c.ws_url = format!("wss://localhost:{}/ws/chat", sim.local_addr().port());
+    c.tls = Some(Arc::new(client_tls));
+    c.proxy = Some(wa_socket::Proxy::parse(&format!("http://127.0.0.1:{proxy_port}")).unwrap());
+    let socket = Socket::connect(c);
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    let jid = sim.scan_qr(phone, &qr).await.unwrap();
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    open(&mut events).await;
+    assert!(sim.is_online(&jid));
+    assert_eq!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "registration and login both went through the proxy"
+    );
+    socket.close().await;
+}

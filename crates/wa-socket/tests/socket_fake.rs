@@ -489,3 +489,32 @@ async fn dispatcher_acks_queries_and_logout() {
         .await;
     assert!(store.load_creds().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    let clone = socket.clone();
+    drop(socket);
+    // One handle left: still open.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(clone.state(), ConnectionState::Open);
+    drop(clone);
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ClosedByUser
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while conn.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the websocket was closed");
+    server
+        .expect_no_connection(Duration::from_millis(300))
+        .await;
+}
