@@ -321,14 +321,24 @@ async fn logged_out_is_terminal_and_clears_creds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::print_stdout)]
 async fn hundred_linked_clients_log_in_concurrently() {
-    let sim = sim().await;
+    let sim = Arc::new(sim().await);
     let mut stores = Vec::new();
-    for i in 0..100 {
-        let phone = format!("1555100{i:04}");
-        let store = memory_store();
-        let (socket, _events, _jid) = link(&sim, &phone, store.clone()).await;
-        socket.close().await;
-        stores.push(store);
+    // Link the 100 devices ten at a time.
+    for batch in 0..10 {
+        let mut linking = Vec::new();
+        for i in 0..10 {
+            let sim = sim.clone();
+            linking.push(tokio::spawn(async move {
+                let phone = format!("1555100{:04}", batch * 10 + i);
+                let store = memory_store();
+                let (socket, _events, _jid) = link(&sim, &phone, store.clone()).await;
+                socket.close().await;
+                store
+            }));
+        }
+        for l in linking {
+            stores.push(l.await.unwrap());
+        }
     }
     let started = Instant::now();
     let mut sockets = Vec::new();
@@ -441,4 +451,23 @@ async fn wss_with_private_root_through_http_proxy() {
         "registration and login both went through the proxy"
     );
     socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_removed_while_offline_logs_out_on_next_login() {
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, mut events, jid) = link(&sim, "15550000009", store.clone()).await;
+    assert!(sim.remove_device(&jid));
+    sim.fault(Fault::Drop(Target::Device(jid.clone())));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    // The next login is refused with <failure reason="401">: terminal, creds cleared.
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    assert!(store.load_creds().await.unwrap().is_none());
 }
