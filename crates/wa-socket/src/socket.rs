@@ -537,10 +537,6 @@ async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
             return (reason, false);
         }
     };
-    *inner
-        .conn
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
     let mut close = conn.close.subscribe();
     let mut stop = inner.stop.subscribe();
     let mut state = inner.state.subscribe();
@@ -646,6 +642,12 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
         tasks: StdMutex::new(Vec::new()),
         qr_task: StdMutex::new(None),
     });
+    // Published before the reader starts, so a handler reacting to the first events
+    // (a QR, `Open`) can already query on this connection.
+    *inner
+        .conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
     let reader_task = tokio::spawn(read_loop(
         Arc::downgrade(inner),
         conn.clone(),
