@@ -452,3 +452,98 @@ async fn idle_connections_are_closed() {
     let (mut c, _) = login(&sim, &creds, &device).await;
     assert!(c.next().await.is_none());
 }
+
+#[tokio::test]
+async fn prekey_bundles_digest_rotate_and_edge_routing() {
+    let (sim, creds, device) = linked().await;
+    let (mut a, seen) = login(&sim, &creds, &device).await;
+    let routing = seen
+        .iter()
+        .find_map(|n| n.child_by_path(&["edge_routing", "routing_info"]))
+        .expect("edge_routing sent after success");
+    assert!(!routing.content_bytes().unwrap().is_empty());
+    let r = a.query(prekey_upload(&creds, 5..8)).await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+
+    let r = a
+        .query(iq("d1", "get", "encrypt", vec![Node::new("digest")]))
+        .await;
+    let digest = r.child("digest").expect("digest");
+    assert_eq!(
+        digest.child("identity").unwrap().content_bytes().unwrap(),
+        creds.identity.public.as_bytes()
+    );
+    assert_eq!(digest.child("list").unwrap().children().len(), 3);
+
+    // Another account's device fetches the bundle: one one-time key is handed out.
+    const OTHER: &str = "15559990000";
+    sim.add_account(OTHER).await;
+    let other = Creds::new();
+    let other_dev = register(&sim, OTHER, &other).await;
+    let (mut b, _) = login(&sim, &other, &other_dev).await;
+    let missing = Jid::with_device(OTHER, wa_binary::Server::Pn, 42);
+    let fetch = iq(
+        "k1",
+        "get",
+        "encrypt",
+        vec![
+            Node::builder("key")
+                .children([
+                    Node::builder("user").attr("jid", device.clone()).build(),
+                    Node::builder("user").attr("jid", missing).build(),
+                ])
+                .build(),
+        ],
+    );
+    let r = b.query(fetch).await;
+    let users = r.child("list").unwrap().children();
+    assert_eq!(users.len(), 2);
+    let bundle = &users[0];
+    assert_eq!(
+        bundle
+            .child_by_path(&["key", "id"])
+            .unwrap()
+            .content_bytes(),
+        Some(&[0, 0, 5][..])
+    );
+    assert_eq!(
+        bundle
+            .child_by_path(&["skey", "value"])
+            .unwrap()
+            .content_bytes(),
+        Some(&[7u8; 32][..])
+    );
+    assert!(users[1].child("error").is_some());
+    assert_eq!(sim.prekey_count(&device), Some(2));
+
+    // Rotating the signed pre-key replaces it.
+    let rotate = iq(
+        "r1",
+        "set",
+        "encrypt",
+        vec![
+            Node::builder("rotate")
+                .children([Node::builder("skey")
+                    .children([
+                        Node::builder("id").bytes(vec![0, 0, 2]).build(),
+                        Node::builder("value").bytes(vec![9; 32]).build(),
+                        Node::builder("signature").bytes(vec![1; 64]).build(),
+                    ])
+                    .build()])
+                .build(),
+        ],
+    );
+    assert_eq!(
+        attr(&a.query(rotate).await, "type").as_deref(),
+        Some("result")
+    );
+    let r = a
+        .query(iq("d2", "get", "encrypt", vec![Node::new("digest")]))
+        .await;
+    assert_eq!(
+        r.child_by_path(&["digest", "skey", "id"])
+            .unwrap()
+            .content_bytes(),
+        Some(&[0, 0, 2][..])
+    );
+}
