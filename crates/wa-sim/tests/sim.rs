@@ -547,3 +547,73 @@ async fn prekey_bundles_digest_rotate_and_edge_routing() {
         Some(&[0, 0, 2][..])
     );
 }
+
+async fn admin_post(sim: &Sim, command: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    let addr = sim.local_addr();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("/admin/{command}"))
+        .header("host", addr.to_string())
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn admin_endpoints_link_a_device() {
+    let sim = sim().await;
+    let (status, acct) =
+        admin_post(&sim, "add-account", serde_json::json!({ "phone": PHONE })).await;
+    assert_eq!(status, 200);
+    assert_eq!(acct["pn"], format!("{PHONE}@s.whatsapp.net"));
+    let (status, _) = admin_post(&sim, "add-account", serde_json::json!({ "phone": "0123" })).await;
+    assert_eq!(status, 422);
+    let (_, info) = admin_post(&sim, "info", serde_json::json!({})).await;
+    assert_eq!(
+        info["root_public_key"],
+        hex::encode(sim.root_public_key().as_bytes())
+    );
+
+    // Scan through the admin endpoint while the client registers.
+    let creds = Creds::new();
+    let mut c = Client::connect(
+        &sim.ws_url(),
+        sim.root_public_key(),
+        &creds.noise,
+        &creds.registration_payload(),
+        None,
+    )
+    .await
+    .unwrap();
+    let pd = c.next().await.unwrap();
+    c.send(&result_for(&pd)).await;
+    let qr = creds.qr(&first_ref(&pd));
+    let client = async {
+        let ps = c.next().await.unwrap();
+        let (reply, jid) = creds.answer_pair_success(&ps).unwrap();
+        c.send(&reply).await;
+        c.drain().await;
+        jid
+    };
+    let ((status, scanned), jid) = tokio::join!(
+        admin_post(
+            &sim,
+            "scan",
+            serde_json::json!({ "phone": PHONE, "qr": qr })
+        ),
+        client
+    );
+    assert_eq!(status, 200, "{scanned}");
+    assert_eq!(scanned["device"], jid.to_string());
+    let (_, devices) = admin_post(&sim, "devices", serde_json::json!({ "phone": PHONE })).await;
+    assert_eq!(devices["devices"], serde_json::json!([jid.to_string()]));
+    let (status, _) = admin_post(&sim, "nope", serde_json::json!({})).await;
+    assert_eq!(status, 404);
+}

@@ -172,9 +172,13 @@ pub struct Client {
     closed: bool,
 }
 
-async fn open_ws(url: &str) -> WebSocket<TokioIo<Upgraded>> {
+async fn open_ws(
+    url: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> WebSocket<TokioIo<Upgraded>> {
     let authority = url
         .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
         .and_then(|r| r.strip_suffix("/ws/chat"))
         .expect("ws://HOST:PORT/ws/chat");
     let tcp = tokio::net::TcpStream::connect(authority)
@@ -192,14 +196,22 @@ async fn open_ws(url: &str) -> WebSocket<TokioIo<Upgraded>> {
         .header("sec-websocket-version", "13")
         .body(Empty::<Bytes>::new())
         .expect("request");
-    let (mut ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, req, tcp)
-        .await
-        .expect("websocket handshake");
+    let (mut ws, _) = match tls {
+        Some(connector) => {
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+            fastwebsockets::handshake::client(&SpawnExecutor, req, stream)
+                .await
+                .expect("websocket handshake")
+        }
+        None => fastwebsockets::handshake::client(&SpawnExecutor, req, tcp)
+            .await
+            .expect("websocket handshake"),
+    };
     ws.set_auto_close(true);
     ws.set_auto_pong(true);
     ws
 }
-
 /// Reads the next binary message; `None` when the connection closed.
 async fn read_binary(ws: &mut WebSocket<TokioIo<Upgraded>>) -> Option<Vec<u8>> {
     loop {
@@ -221,7 +233,19 @@ impl Client {
         payload: &ClientPayload,
         routing_info: Option<Vec<u8>>,
     ) -> Result<Client, String> {
-        let mut ws = open_ws(url).await;
+        Self::connect_with(url, root, noise, payload, routing_info, None).await
+    }
+
+    /// [`connect`](Self::connect), over TLS when `tls` is given.
+    pub async fn connect_with(
+        url: &str,
+        root: PublicKey,
+        noise: &KeyPair,
+        payload: &ClientPayload,
+        routing_info: Option<Vec<u8>>,
+        tls: Option<&tokio_rustls::TlsConnector>,
+    ) -> Result<Client, String> {
+        let mut ws = open_ws(url, tls).await;
         let init = Initiator::new(
             InitiatorConfig {
                 trusted_root: root,
