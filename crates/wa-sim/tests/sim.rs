@@ -617,3 +617,41 @@ async fn admin_endpoints_link_a_device() {
     let (status, _) = admin_post(&sim, "nope", serde_json::json!({})).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn malformed_handshakes_do_not_hurt_the_server() {
+    use fastwebsockets::{Frame, Payload};
+    let sim = sim().await;
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &b"WA\x05\x03\x00\x00\x01\x00"[..],
+        &b"WA\x06\x03\x00\x00\x05\x01\x02\x03\x04\x05"[..],
+        &b"ED\x00\x01\xff\xff\xffWA\x06\x03"[..],
+        &b"WA\x06\x03\xff\xff\xff"[..],
+    ] {
+        let mut ws = common::raw_ws(&sim.ws_url()).await;
+        ws.write_frame(Frame::binary(Payload::Owned(junk.to_vec())))
+            .await
+            .unwrap();
+        // The server closes (or keeps waiting for more of a frame until the timeout);
+        // either way it must keep serving others.
+        let _ = tokio::time::timeout(Duration::from_millis(200), ws.read_frame()).await;
+    }
+    // A ClientPayload that is neither a login nor a registration is closed.
+    let creds = Creds::new();
+    let mut c = Client::connect(
+        &sim.ws_url(),
+        sim.root_public_key(),
+        &creds.noise,
+        &Default::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(c.drain().await.is_empty());
+    // And the server still works.
+    sim.add_account(PHONE).await;
+    let device = register(&sim, PHONE, &creds).await;
+    let (_, seen) = login(&sim, &creds, &device).await;
+    assert_eq!(seen[0].tag(), "success");
+}

@@ -212,6 +212,11 @@ async fn open_ws(
     ws.set_auto_pong(true);
     ws
 }
+/// A websocket to the server with nothing sent yet.
+pub async fn raw_ws(url: &str) -> WebSocket<TokioIo<Upgraded>> {
+    open_ws(url, None).await
+}
+
 /// Reads the next binary message; `None` when the connection closed.
 async fn read_binary(ws: &mut WebSocket<TokioIo<Upgraded>>) -> Option<Vec<u8>> {
     loop {
