@@ -26,6 +26,8 @@ use crate::state::{Device, MAX_PREKEYS_PER_DEVICE, PreKeys};
 const INBOUND_QUEUE: usize = 64;
 /// Most API commands queued for one connection.
 const COMMAND_QUEUE: usize = 16;
+/// The routing info sent in `<ib><edge_routing>` (clients echo it in their intro).
+pub(crate) const EDGE_ROUTING_INFO: &[u8] = &[0x08, 0x08, 0x08, 0x02];
 /// How long the server keeps a registration connection open after its last ref expired.
 const QR_GRACE: Duration = Duration::from_secs(1);
 
@@ -196,6 +198,47 @@ fn stream_error(kind: StreamErrorKind) -> Node {
                 .build()])
             .build(),
     }
+}
+
+/// `<skey><id/><value/><signature/></skey>`.
+fn parse_skey(s: &Node) -> Option<(u32, Vec<u8>, Vec<u8>)> {
+    let bytes = |tag: &str| s.child(tag).and_then(|n| n.content_bytes());
+    let id = bytes("id").and_then(|b| be_uint(b, 3))?;
+    let val = bytes("value").filter(|b| b.len() == 32)?;
+    let sig = bytes("signature").filter(|b| b.len() == 64)?;
+    Some((id, val.to_vec(), sig.to_vec()))
+}
+
+/// `<registration>`, `<type>`, `<identity>` and `<skey>` of a stored bundle.
+fn key_bundle_nodes(pk: &PreKeys, identity: &[u8; 32]) -> Vec<Node> {
+    let mut out = vec![
+        Node::builder("registration")
+            .bytes(
+                pk.registration_id
+                    .unwrap_or_default()
+                    .to_be_bytes()
+                    .to_vec(),
+            )
+            .build(),
+        Node::builder("type").bytes(vec![5]).build(),
+        Node::builder("identity")
+            .bytes(pk.identity.clone().unwrap_or_else(|| identity.to_vec()))
+            .build(),
+    ];
+    if let Some((id, value, sig)) = &pk.signed {
+        out.push(
+            Node::builder("skey")
+                .children([
+                    Node::builder("id")
+                        .bytes(id.to_be_bytes()[1..].to_vec())
+                        .build(),
+                    Node::builder("value").bytes(value.clone()).build(),
+                    Node::builder("signature").bytes(sig.clone()).build(),
+                ])
+                .build(),
+        );
+    }
+    out
 }
 
 fn be_uint(b: &[u8], max_len: usize) -> Option<u32> {
@@ -401,6 +444,14 @@ impl Conn {
             .attr("lid", lid)
             .build();
         self.send(&success).await?;
+        let routing = Node::builder("ib")
+            .children([Node::builder("edge_routing")
+                .children([Node::builder("routing_info")
+                    .bytes(EDGE_ROUTING_INFO.to_vec())
+                    .build()])
+                .build()])
+            .build();
+        self.send(&routing).await?;
         let preview = Node::builder("ib")
             .children([Node::builder("offline_preview")
                 .attr("count", "0")
@@ -765,6 +816,40 @@ impl Conn {
                     .build();
                 self.send(&reply).await
             }
+            ("encrypt", "get") if logged_in && node.child("digest").is_some() => {
+                let reply = match self.digest() {
+                    Some(d) => Node::builder("iq")
+                        .attr("from", server_jid())
+                        .attr("type", "result")
+                        .attr("id", id.to_owned())
+                        .children([d])
+                        .build(),
+                    None => iq_error(id, 404, "item-not-found"),
+                };
+                self.send(&reply).await
+            }
+            ("encrypt", "get") if logged_in && node.child("key").is_some() => {
+                let users = self.fetch_bundles(node);
+                let reply = Node::builder("iq")
+                    .attr("from", server_jid())
+                    .attr("type", "result")
+                    .attr("id", id.to_owned())
+                    .children([Node::builder("list").children(users).build()])
+                    .build();
+                self.send(&reply).await
+            }
+            ("encrypt", "set") if logged_in && node.child("rotate").is_some() => {
+                let ok = node
+                    .child("rotate")
+                    .and_then(|r| r.child("skey"))
+                    .and_then(parse_skey)
+                    .is_some_and(|skey| self.with_prekeys(|pk| pk.signed = Some(skey)));
+                if ok {
+                    self.send(&iq_result(id)).await
+                } else {
+                    self.send(&iq_error(id, 400, "bad-request")).await
+                }
+            }
             ("md", "set") if self.reg.is_some() => match node.child("link_code_companion_reg") {
                 Some(reg_node) => self.link_code(id, reg_node).await,
                 None => {
@@ -786,6 +871,96 @@ impl Conn {
             .get(jid.user.as_str())
             .and_then(|a| a.devices.get(&jid.device))
             .map_or(0, |d| d.prekeys.one_time.len())
+    }
+
+    /// Runs `f` on this device's stored keys; false when the device is gone.
+    fn with_prekeys(&self, f: impl FnOnce(&mut PreKeys)) -> bool {
+        let Some(jid) = &self.device else {
+            return false;
+        };
+        let mut st = self.shared.state.lock();
+        match st
+            .accounts
+            .get_mut(jid.user.as_str())
+            .and_then(|a| a.devices.get_mut(&jid.device))
+        {
+            Some(d) => {
+                f(&mut d.prekeys);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `<digest>` of this device's key bundle as the server holds it.
+    fn digest(&self) -> Option<Node> {
+        let jid = self.device.as_ref()?;
+        let st = self.shared.state.lock();
+        let d = st
+            .accounts
+            .get(jid.user.as_str())?
+            .devices
+            .get(&jid.device)?;
+        let pk = &d.prekeys;
+        let mut children = key_bundle_nodes(pk, d.identity.as_bytes());
+        children.push(
+            Node::builder("list")
+                .children(pk.one_time.iter().map(|(id, _)| {
+                    Node::builder("id")
+                        .bytes(id.to_be_bytes()[1..].to_vec())
+                        .build()
+                }))
+                .build(),
+        );
+        Some(Node::builder("digest").children(children).build())
+    }
+
+    /// Pre-key bundles for `<key><user jid/>..</key>`; each one-time key is handed out once.
+    fn fetch_bundles(&self, node: &Node) -> Vec<Node> {
+        let mut out = Vec::new();
+        let Some(key) = node.child("key") else {
+            return out;
+        };
+        let mut st = self.shared.state.lock();
+        for user in key.children_by_tag("user").take(256) {
+            let Ok(jid) = user.attr::<Jid>("jid") else {
+                continue;
+            };
+            let dev = st
+                .accounts
+                .get_mut(jid.user.as_str())
+                .and_then(|a| a.devices.get_mut(&jid.device));
+            let node = match dev {
+                Some(d) if d.prekeys.signed.is_some() => {
+                    let mut children = key_bundle_nodes(&d.prekeys, d.identity.as_bytes());
+                    if let Some((id, value)) = d.prekeys.one_time.pop_front() {
+                        children.push(
+                            Node::builder("key")
+                                .children([
+                                    Node::builder("id")
+                                        .bytes(id.to_be_bytes()[1..].to_vec())
+                                        .build(),
+                                    Node::builder("value").bytes(value).build(),
+                                ])
+                                .build(),
+                        );
+                    }
+                    Node::builder("user")
+                        .attr("jid", jid)
+                        .children(children)
+                        .build()
+                }
+                _ => Node::builder("user")
+                    .attr("jid", jid)
+                    .children([Node::builder("error")
+                        .attr("code", "404")
+                        .attr("text", "item-not-found")
+                        .build()])
+                    .build(),
+            };
+            out.push(node);
+        }
+        out
     }
 
     /// Stores an upload; false when it is malformed (nothing is stored then).
@@ -813,21 +988,7 @@ impl Conn {
                 }
             }
         }
-        let skey = node.child("skey").and_then(|s| {
-            let id = s
-                .child("id")
-                .and_then(|n| n.content_bytes())
-                .and_then(|b| be_uint(b, 3))?;
-            let val = s
-                .child("value")
-                .and_then(|n| n.content_bytes())
-                .filter(|b| b.len() == 32)?;
-            let sig = s
-                .child("signature")
-                .and_then(|n| n.content_bytes())
-                .filter(|b| b.len() == 64)?;
-            Some((id, val.to_vec(), sig.to_vec()))
-        });
+        let skey = node.child("skey").and_then(parse_skey);
         let (Some(registration), Some(identity)) = (registration, identity) else {
             return false;
         };

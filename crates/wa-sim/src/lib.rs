@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod error;
 mod fault;
+mod kdf;
 mod net;
 mod phone;
 mod sim;

@@ -117,8 +117,14 @@ pub(crate) fn serve<H: Handler>(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else {
-                continue;
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let handler = handler.clone();

@@ -13,6 +13,7 @@ use wa_proto::adv::{AdvDeviceIdentity, AdvSignedDeviceIdentity, AdvSignedDeviceI
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
+pub(crate) use crate::kdf::pbkdf2_sha256_32;
 
 /// Prefix of the account signature message (E2EE accounts).
 const ACCOUNT_SIG_PREFIX: [u8; 2] = [6, 0];
@@ -176,9 +177,7 @@ pub(crate) fn normalize_code(code: &str) -> Result<String, Error> {
 }
 
 fn code_key(code: &str, salt: &[u8]) -> Zeroizing<[u8; 32]> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(code.as_bytes(), salt, CODE_PBKDF2_ROUNDS, &mut *key);
-    key
+    pbkdf2_sha256_32(code.as_bytes(), salt, CODE_PBKDF2_ROUNDS)
 }
 
 /// Unwraps `salt(32) || iv(16) || AES-256-CTR(key, iv, pub)` with the code's key.
@@ -331,5 +330,119 @@ mod tests {
         assert!(
             verify_device_sign(&reply, &s.details, &account.public, &companion.public).is_err()
         );
+    }
+
+    fn vectors() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pairing.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn hx(v: &serde_json::Value) -> Vec<u8> {
+        hex::decode(v.as_str().unwrap()).unwrap()
+    }
+
+    fn key(v: &serde_json::Value) -> PublicKey {
+        PublicKey::from_slice(&hx(v)).unwrap()
+    }
+
+    #[test]
+    fn pbkdf2_matches_the_reference_crate_and_baileys() {
+        let v = vectors();
+        let p = &v["pairingCode"]["pbkdf2"];
+        let code = v["pairingCode"]["code"].as_str().unwrap();
+        assert_eq!(
+            p["iterations"].as_u64(),
+            Some(u64::from(CODE_PBKDF2_ROUNDS))
+        );
+        let got = pbkdf2_sha256_32(code.as_bytes(), &hx(&p["salt"]), CODE_PBKDF2_ROUNDS);
+        assert_eq!(got.to_vec(), hx(&p["key"]));
+        for (pw, rounds) in [(&b"pw"[..], 1), (&b"password"[..], 2), (&[7u8; 100][..], 5)] {
+            let mut want = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pw, b"salt", rounds, &mut want);
+            assert_eq!(*pbkdf2_sha256_32(pw, b"salt", rounds), want, "{rounds}");
+        }
+    }
+
+    #[test]
+    fn pairing_code_wrapping_matches_baileys() {
+        let v = vectors();
+        let pc = &v["pairingCode"];
+        let code = pc["code"].as_str().unwrap();
+        let wrapped = hx(&pc["companionHelloWrappedEphemeral"]["hex"]);
+        let salt: [u8; 32] = wrapped[..32].try_into().unwrap();
+        let iv: [u8; 16] = hx(&pc["companionHelloWrappedEphemeral"]["iv"])
+            .try_into()
+            .unwrap();
+        let companion = key(&v["creds"]["pairingEphemeralPub"]);
+        assert_eq!(unwrap_ephemeral(code, &wrapped).unwrap(), companion);
+        assert_eq!(wrap_ephemeral(code, &companion, &salt, &iv), wrapped);
+        // The primary's wrapped ephemeral uses the same code.
+        let cf = &v["companionFinish"];
+        let primary = key(&cf["primaryEphemeral"]["pub"]);
+        let pw = hx(&cf["primaryWrappedEphemeral"]);
+        let (salt, iv): ([u8; 32], [u8; 16]) =
+            (pw[..32].try_into().unwrap(), pw[32..48].try_into().unwrap());
+        assert_eq!(wrap_ephemeral(code, &primary, &salt, &iv), pw);
+        // Alphabet: the code of the vector's bytes uses it.
+        assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)));
+    }
+
+    #[test]
+    fn key_bundle_and_adv_secret_match_baileys() {
+        let v = vectors();
+        let cf = &v["companionFinish"];
+        let primary_eph =
+            KeyPair::from_private_slice(&hx(&cf["primaryEphemeral"]["priv"])).unwrap();
+        let primary_id = KeyPair::from_private_slice(&hx(&cf["primaryIdentity"]["priv"])).unwrap();
+        let companion_eph = key(&v["creds"]["pairingEphemeralPub"]);
+        let companion_id = key(&v["creds"]["identityPub"]);
+        // The phone computes the same shared secrets from its private halves.
+        let shared = primary_eph.dh(&companion_eph);
+        assert_eq!(shared.as_bytes().to_vec(), hx(&cf["companionSharedKey"]));
+        let id_shared = primary_id.dh(&companion_id);
+        assert_eq!(id_shared.as_bytes().to_vec(), hx(&cf["identitySharedKey"]));
+        let bundle = open_key_bundle(shared.as_bytes(), &hx(&cf["wrappedKeyBundle"])).unwrap();
+        assert_eq!(bundle.companion_identity, companion_id);
+        assert_eq!(bundle.primary_identity, primary_id.public);
+        assert_eq!(bundle.random.to_vec(), hx(&cf["random"]));
+        let adv = code_adv_secret(shared.as_bytes(), id_shared.as_bytes(), &bundle.random);
+        assert_eq!(
+            STANDARD.encode(&adv[..]),
+            cf["advSecretKey"].as_str().unwrap()
+        );
+        // A bundle opened with another secret fails.
+        assert!(open_key_bundle(&[1; 32], &hx(&cf["wrappedKeyBundle"])).is_err());
+    }
+
+    #[test]
+    fn pair_success_vector_verifies() {
+        let v = vectors();
+        let ps = &v["pairSuccess"];
+        let container = hx(&ps["stanza"]["content"][0]["content"][0]["content"]["hex"]);
+        let container = AdvSignedDeviceIdentityHmac::decode(&container[..]).unwrap();
+        let inner = container.details.unwrap();
+        let adv = STANDARD
+            .decode(v["creds"]["advSecretKey"].as_str().unwrap())
+            .unwrap();
+        assert!(ct_eq(
+            &hmac_sha256(&adv, &inner),
+            container.hmac.as_deref().unwrap()
+        ));
+        let signed = AdvSignedDeviceIdentity::decode(&inner[..]).unwrap();
+        let details = signed.details.unwrap();
+        let account = key(&ps["accountSignatureKey"]["pub"]);
+        let companion = key(&v["creds"]["identityPub"]);
+        let reply = hx(&ps["reply"]["content"][0]["content"][0]["content"]["hex"]);
+        let key_index: u32 = ps["reply"]["content"][0]["content"][0]["attrs"]["key-index"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            verify_device_sign(&reply, &details, &account, &companion),
+            Ok(key_index)
+        );
+        // The same reply does not verify for another companion.
+        assert!(verify_device_sign(&reply, &details, &account, &account).is_err());
     }
 }

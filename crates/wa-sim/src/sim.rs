@@ -397,17 +397,14 @@ pub(crate) async fn enter_pairing_code(
         return Err(Error::UnknownAccount(phone.to_owned()));
     }
     let (tx, wrapped) = {
-        let conns = shared.conns();
+        let mut conns = shared.conns();
+        // One attempt per companion_hello: the request is consumed here.
         let (_, entry) = conns
-            .iter()
+            .iter_mut()
             .filter(|(_, c)| c.code.as_ref().is_some_and(|(p, _)| p == phone))
             .max_by_key(|(id, _)| **id)
             .ok_or_else(|| Error::NoPendingCode(phone.to_owned()))?;
-        let wrapped = entry
-            .code
-            .as_ref()
-            .map(|(_, w)| w.clone())
-            .unwrap_or_default();
+        let wrapped = entry.code.take().map(|(_, w)| w).unwrap_or_default();
         (entry.tx.clone(), wrapped)
     };
     // Two PBKDF2 runs of 131072 rounds: keep them off the async workers.

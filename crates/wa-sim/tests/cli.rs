@@ -1,0 +1,77 @@
+//! The `wa-sim` binary: `serve` prints the URL and root key; the admin commands drive it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wa-sim"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_then_admin_commands() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wa-sim"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--account", "15551230000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    let mut root = None;
+    let mut admin = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("url ") {
+            url = Some(u.to_owned());
+        } else if let Some(r) = line.strip_prefix("root-public-key ") {
+            root = Some(r.to_owned());
+        } else if let Some(a) = line.strip_prefix("admin ") {
+            admin = Some(a.trim_end_matches("/admin/").to_owned());
+        }
+        if url.is_some() && root.is_some() && admin.is_some() {
+            break;
+        }
+    }
+    let (url, root, admin) = (url.unwrap(), root.unwrap(), admin.unwrap());
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws/chat"),
+        "{url}"
+    );
+    assert_eq!(hex::decode(&root).unwrap().len(), 32);
+
+    let (ok, out, _) = run(&["devices", "15551230000", "--server", &admin]);
+    assert!(ok);
+    assert!(out.contains("\"devices\":[]"), "{out}");
+    let (ok, out, _) = run(&["add-account", "15551239999", "--server", &admin]);
+    assert!(ok, "{out}");
+    assert!(out.contains("15551239999@s.whatsapp.net"), "{out}");
+    // A QR nobody showed is refused.
+    let (ok, _, err) = run(&[
+        "scan",
+        "15551239999",
+        "2@x,AA==,AA==,AA==,1",
+        "--server",
+        &admin,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("422"), "{err}");
+    let (ok, _, err) = run(&["pair-code", "15551239999", "ABCD-EFGH", "--server", &admin]);
+    assert!(!ok);
+    assert!(err.contains("no pending"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bad_usage_exits_non_zero() {
+    let (ok, _, err) = run(&["frobnicate"]);
+    assert!(!ok);
+    assert!(err.contains("usage"), "{err}");
+}
