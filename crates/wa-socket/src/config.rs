@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use tokio_rustls::rustls::ClientConfig;
 use wa_crypto::PublicKey;
-use wa_store::AccountStore;
+use wa_store::{
+    AccountId, AccountStore, Backend, BoxFuture as StoreFuture, Bytes, CacheConfig, CachedBackend,
+    Op, Role,
+};
 
 use crate::{Backoff, Proxy};
 
@@ -123,6 +126,8 @@ pub struct SocketConfig {
     pub min_pre_keys: u32,
     /// Callback that returns a sent message, for upper layers.
     pub get_message: Option<GetMessage>,
+    /// Put an in-memory read cache (bounded, with a TTL) in front of the store's backend.
+    pub cache: Option<CacheConfig>,
 }
 
 impl SocketConfig {
@@ -151,6 +156,7 @@ impl SocketConfig {
             pre_key_batch: 50,
             min_pre_keys: 5,
             get_message: None,
+            cache: None,
         }
     }
 }
@@ -164,5 +170,56 @@ impl fmt::Debug for SocketConfig {
             .field("browser", &self.browser)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+/// A shared backend handle, so a cache can wrap a backend that is already behind an `Arc`.
+#[derive(Debug)]
+struct Shared(Arc<dyn Backend>);
+
+impl Backend for Shared {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<Bytes>> {
+        self.0.get(account, role, scope, key)
+    }
+
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, Bytes)>> {
+        self.0.list(account, role, scope)
+    }
+
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> StoreFuture<'a, ()> {
+        self.0.commit(account, ops)
+    }
+
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> StoreFuture<'a, ()> {
+        self.0.delete_account(account)
+    }
+
+    fn accounts(&self) -> StoreFuture<'_, Vec<AccountId>> {
+        self.0.accounts()
+    }
+}
+
+/// The store the socket uses: the configured one, behind a cache when asked for.
+pub(crate) fn effective_store(config: &SocketConfig) -> AccountStore {
+    match &config.cache {
+        Some(cache) => AccountStore::new(
+            Arc::new(CachedBackend::new(
+                Shared(config.store.backend().clone()),
+                *cache,
+            )),
+            config.store.account().clone(),
+        ),
+        None => config.store.clone(),
     }
 }

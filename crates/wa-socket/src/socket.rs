@@ -178,7 +178,7 @@ impl Socket {
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (stop, _) = watch::channel(None);
         let inner = Arc::new(Inner {
-            store: config.store.clone(),
+            store: crate::config::effective_store(&config),
             config,
             creds: Mutex::new(None),
             events,

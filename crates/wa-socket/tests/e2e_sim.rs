@@ -201,9 +201,11 @@ async fn login_after_restart_from_sqlite() {
         );
         jid
     };
-    // A new process: the same database, no QR.
+    // A new process: the same database (behind a read cache this time), no QR.
     let backend = Arc::new(SqliteBackend::open(&path).await.unwrap());
-    let socket = Socket::connect(config(&sim, store_on(backend)));
+    let mut c = config(&sim, store_on(backend));
+    c.cache = Some(wa_store::CacheConfig::default());
+    let socket = Socket::connect(c);
     let mut events = socket.events();
     let up = next_update(&mut events, |u| {
         u.state == ConnectionState::Open || u.qr.is_some()
