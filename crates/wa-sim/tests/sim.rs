@@ -655,3 +655,43 @@ async fn malformed_handshakes_do_not_hurt_the_server() {
     let (_, seen) = login(&sim, &creds, &device).await;
     assert_eq!(seen[0].tag(), "success");
 }
+
+#[tokio::test]
+async fn silent_companion_times_out_and_registers_nothing() {
+    let sim = Sim::start(SimConfig {
+        pair_timeout: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_account(PHONE).await;
+    let creds = Creds::new();
+    let mut c = Client::connect(
+        &sim.ws_url(),
+        sim.root_public_key(),
+        &creds.noise,
+        &creds.registration_payload(),
+        None,
+    )
+    .await
+    .unwrap();
+    let pd = c.next().await.unwrap();
+    c.send(&result_for(&pd)).await;
+    let qr = creds.qr(&first_ref(&pd));
+    let client = async {
+        let ps = c.next().await.unwrap();
+        assert!(ps.child("pair-success").is_some());
+        // Never answer: the server closes the connection.
+        c.drain().await
+    };
+    let (r, end) = tokio::join!(sim.scan_qr(PHONE, &qr), client);
+    assert!(
+        matches!(r, Err(Error::Timeout | Error::ConnectionGone)),
+        "{r:?}"
+    );
+    assert!(end.is_empty());
+    assert!(sim.devices(PHONE).is_empty());
+    // The reserved device id was released: the next link gets device 1 again.
+    let device = register(&sim, PHONE, &creds).await;
+    assert_eq!(device.device, 1);
+}
