@@ -616,6 +616,25 @@ async fn admin_endpoints_link_a_device() {
     assert_eq!(devices["devices"], serde_json::json!([jid.to_string()]));
     let (status, _) = admin_post(&sim, "nope", serde_json::json!({})).await;
     assert_eq!(status, 404);
+
+    // Faults through the admin endpoint reach the logged-in device.
+    let (mut c, _) = login(&sim, &creds, &jid).await;
+    let body = serde_json::json!({ "kind": "unavailable", "phone": PHONE, "device": jid.device });
+    let (status, hit) = admin_post(&sim, "fault", body).await;
+    assert_eq!((status, hit["connections"].as_u64()), (200, Some(1)));
+    let end = c.drain().await;
+    assert!(
+        end.iter()
+            .any(|n| n.tag() == "stream:error" && attr(n, "code").as_deref() == Some("503"))
+    );
+    let (status, _) = admin_post(
+        &sim,
+        "fault",
+        serde_json::json!({ "kind": "refuse_logins", "reason": 402 }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.faults().refuse_logins, Some(402));
 }
 
 #[tokio::test]
