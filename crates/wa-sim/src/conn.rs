@@ -122,6 +122,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             identity: None,
             refs: Vec::new(),
             code: None,
+            active: false,
         },
     );
     let mut conn = Conn {
@@ -802,7 +803,19 @@ impl Conn {
                 }
                 self.send(&iq_result(id)).await
             }
-            ("passive", "set") if logged_in => self.send(&iq_result(id)).await,
+            ("passive", "set") if logged_in => {
+                let active = match (node.child("active"), node.child("passive")) {
+                    (Some(_), _) => Some(true),
+                    (None, Some(_)) => Some(false),
+                    (None, None) => None,
+                };
+                if let Some(active) = active
+                    && let Some(e) = self.shared.conns().get_mut(&self.id)
+                {
+                    e.active = active;
+                }
+                self.send(&iq_result(id)).await
+            }
             ("encrypt", "set") if logged_in && node.child("list").is_some() => {
                 let ok = self.store_prekeys(node);
                 if ok {

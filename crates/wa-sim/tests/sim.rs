@@ -95,10 +95,12 @@ async fn qr_registration_then_login() {
         .query(iq("p1", "get", "w:p", vec![Node::new("ping")]))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert!(!sim.is_active(&device));
     let r = c
         .query(iq("a1", "set", "passive", vec![Node::new("active")]))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert!(sim.is_active(&device));
     let r = c
         .query(iq("u1", "get", "usync", vec![Node::new("usync")]))
         .await;
