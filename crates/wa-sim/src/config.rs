@@ -58,7 +58,8 @@ pub struct SimConfig {
     /// Most time a client may take from TCP connect to the end of the Noise handshake.
     pub handshake_timeout: Duration,
     /// How long [`Sim::scan_qr`](crate::Sim::scan_qr) and
-    /// [`Sim::enter_pairing_code`](crate::Sim::enter_pairing_code) wait for the companion.
+    /// [`Sim::enter_pairing_code`](crate::Sim::enter_pairing_code) wait for the companion,
+    /// and how long a registration connection stays open waiting for its answer.
     pub pair_timeout: Duration,
     /// The `<platform name>` the simulated phones report in pair-success.
     pub phone_platform: String,

@@ -28,6 +28,8 @@ const INBOUND_QUEUE: usize = 64;
 const COMMAND_QUEUE: usize = 16;
 /// The routing info sent in `<ib><edge_routing>` (clients echo it in their intro).
 pub(crate) const EDGE_ROUTING_INFO: &[u8] = &[0x08, 0x08, 0x08, 0x02];
+/// How long a registration connection waits for the phone to enter a pairing code.
+const CODE_ENTRY_TIME: Duration = Duration::from_secs(180);
 /// How long the server keeps a registration connection open after its last ref expired.
 const QR_GRACE: Duration = Duration::from_secs(1);
 
@@ -53,6 +55,8 @@ struct Reg {
     signed_prekey: Option<(u32, Vec<u8>, Vec<u8>)>,
     pair_device_id: String,
     refs_until: Instant,
+    /// While a pairing is in progress: when the server gives up on it and closes.
+    pairing_until: Option<Instant>,
     pending: Option<PendingPair>,
     code_ref: Option<String>,
     code_wait: Option<CodeWait>,
@@ -118,6 +122,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             identity: None,
             refs: Vec::new(),
             code: None,
+            active: false,
         },
     );
     let mut conn = Conn {
@@ -383,6 +388,7 @@ impl Conn {
             signed_prekey,
             pair_device_id,
             refs_until,
+            pairing_until: None,
             pending: None,
             code_ref: None,
             code_wait: None,
@@ -470,11 +476,9 @@ impl Conn {
 
     fn timer(&self) -> Option<Instant> {
         if let Some(reg) = &self.reg {
-            // A pairing in progress keeps the connection open past the last ref.
-            if reg.pending.is_some() || reg.code_wait.is_some() || reg.code_ref.is_some() {
-                return None;
-            }
-            return Some(reg.refs_until);
+            // A pairing in progress keeps the connection open past the last ref, for a
+            // bounded time.
+            return Some(reg.pairing_until.unwrap_or(reg.refs_until));
         }
         self.shared.config.idle_timeout.map(|t| self.last_rx + t)
     }
@@ -571,6 +575,7 @@ impl Conn {
                     let _ = reply.send(Err(Error::UnknownAccount(phone)));
                     return Ok(());
                 };
+                reg.pairing_until = Some(Instant::now() + self.shared.config.pair_timeout);
                 reg.code_wait = Some(CodeWait {
                     phone,
                     primary_ephemeral,
@@ -662,6 +667,7 @@ impl Conn {
                 ])
                 .build()])
             .build();
+        reg.pairing_until = Some(Instant::now() + self.shared.config.pair_timeout);
         reg.pending = Some(PendingPair {
             iq_id,
             phone,
@@ -797,7 +803,19 @@ impl Conn {
                 }
                 self.send(&iq_result(id)).await
             }
-            ("passive", "set") if logged_in => self.send(&iq_result(id)).await,
+            ("passive", "set") if logged_in => {
+                let active = match (node.child("active"), node.child("passive")) {
+                    (Some(_), _) => Some(true),
+                    (None, Some(_)) => Some(false),
+                    (None, None) => None,
+                };
+                if let Some(active) = active
+                    && let Some(e) = self.shared.conns().get_mut(&self.id)
+                {
+                    e.active = active;
+                }
+                self.send(&iq_result(id)).await
+            }
             ("encrypt", "set") if logged_in && node.child("list").is_some() => {
                 let ok = self.store_prekeys(node);
                 if ok {
@@ -1047,6 +1065,7 @@ impl Conn {
                 let code_ref = format!("2@{}", fresh_id());
                 if let Some(reg) = self.reg.as_mut() {
                     reg.code_ref = Some(code_ref.clone());
+                    reg.pairing_until = Some(Instant::now() + CODE_ENTRY_TIME);
                 }
                 if let Some(e) = self.shared.conns().get_mut(&self.id) {
                     e.code = Some((phone, wrapped));

@@ -41,9 +41,10 @@ pub fn pbkdf2_sha256_32(password: &[u8], salt: &[u8], rounds: u32) -> Zeroizing<
     let (inner, outer) = (pad_state(0x36), pad_state(0x5c));
 
     // U1 = HMAC(P, salt || INT(1)).
-    // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(password).unwrap_or_else(|_| unreachable!());
+    // invariant: HMAC takes keys of any length, so construction cannot fail.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(password) else {
+        return Zeroizing::new([0u8; 32]);
+    };
     mac.update(salt);
     mac.update(&1u32.to_be_bytes());
     let u1: [u8; 32] = mac.finalize().into_bytes().into();

@@ -7,6 +7,7 @@
 //! wa-sim scan <phone> <qr>          [--server ...]
 //! wa-sim pair-code <phone> <code>   [--server ...]
 //! wa-sim devices <phone>            [--server ...]
+//! wa-sim fault <kind> [--phone P] [--device N] [--reason N] [--ms N] [--server ...]
 //! ```
 
 #![allow(
@@ -33,7 +34,10 @@ const USAGE: &str = "usage:
   wa-sim add-account <phone>      [--server http://127.0.0.1:5222]
   wa-sim scan <phone> <qr>        [--server http://127.0.0.1:5222]
   wa-sim pair-code <phone> <code> [--server http://127.0.0.1:5222]
-  wa-sim devices <phone>          [--server http://127.0.0.1:5222]";
+  wa-sim devices <phone>          [--server http://127.0.0.1:5222]
+  wa-sim fault <kind> [--phone P] [--device N] [--reason N] [--ms N] [--server http://127.0.0.1:5222]
+    kinds: drop restart replaced device_removed unavailable ignore_pings answer_pings
+           refuse_logins accept_logins delay";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:5222";
 
@@ -117,6 +121,21 @@ async fn run(args: Args) -> Result<(), String> {
             admin(&args, "pair-code", json!({ "phone": p(1)?, "code": p(2)? })).await
         }
         Some("devices") => admin(&args, "devices", json!({ "phone": p(1)? })).await,
+        Some("fault") => {
+            let num = |name: &str| -> Result<Option<u64>, String> {
+                args.opt(name)
+                    .map(|v| v.parse::<u64>().map_err(|e| format!("--{name}: {e}")))
+                    .transpose()
+            };
+            let body = json!({
+                "kind": p(1)?,
+                "phone": args.opt("phone").unwrap_or_default(),
+                "device": num("device")?,
+                "reason": num("reason")?,
+                "ms": num("ms")?,
+            });
+            admin(&args, "fault", body).await
+        }
         _ => Err(USAGE.to_owned()),
     }
 }

@@ -260,7 +260,7 @@ pub(crate) fn code_adv_secret(
     ikm.extend_from_slice(ephemeral_shared);
     ikm.extend_from_slice(identity_shared);
     ikm.extend_from_slice(random);
-    // 32 bytes is far below HKDF's limit of 255 * 32, so this cannot fail.
+    // invariant: 32 bytes is far below HKDF's limit of 255 * 32, so this cannot fail.
     hkdf_sha256(&ikm, None, b"adv_secret", 32).unwrap_or_else(|_| Zeroizing::new(vec![0; 32]))
 }
 

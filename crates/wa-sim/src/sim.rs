@@ -67,6 +67,8 @@ pub(crate) struct ConnEntry {
     pub(crate) refs: Vec<(String, Instant)>,
     /// A pending pairing-code request: phone number and wrapped companion ephemeral.
     pub(crate) code: Option<(String, Vec<u8>)>,
+    /// The client said `<active/>` (true) or `<passive/>` (false) last; false at login.
+    pub(crate) active: bool,
 }
 
 /// Commands from the API to one connection task.
@@ -258,6 +260,15 @@ impl Sim {
             .conns()
             .values()
             .any(|c| c.device.as_ref() == Some(device))
+    }
+
+    /// Whether this device is logged in and has declared itself active
+    /// (`<iq xmlns="passive" type="set"><active/></iq>`), as clients do after `<success>`.
+    pub fn is_active(&self, device: &Jid) -> bool {
+        self.shared
+            .conns()
+            .values()
+            .any(|c| c.device.as_ref() == Some(device) && c.active)
     }
 
     /// How many one-time pre-keys the server holds for a device (`None`: no such device).

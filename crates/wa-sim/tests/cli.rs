@@ -65,6 +65,23 @@ fn serve_then_admin_commands() {
     let (ok, _, err) = run(&["pair-code", "15551239999", "ABCD-EFGH", "--server", &admin]);
     assert!(!ok);
     assert!(err.contains("no pending"), "{err}");
+    let (ok, out, _) = run(&["fault", "ignore_pings", "--server", &admin]);
+    assert!(ok);
+    assert!(out.contains("\"connections\":0"), "{out}");
+    let (ok, out, _) = run(&[
+        "fault",
+        "restart",
+        "--phone",
+        "15551230000",
+        "--device",
+        "1",
+        "--server",
+        &admin,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, _, err) = run(&["fault", "explode", "--server", &admin]);
+    assert!(!ok);
+    assert!(err.contains("unknown fault kind"), "{err}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

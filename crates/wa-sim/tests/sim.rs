@@ -95,10 +95,12 @@ async fn qr_registration_then_login() {
         .query(iq("p1", "get", "w:p", vec![Node::new("ping")]))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert!(!sim.is_active(&device));
     let r = c
         .query(iq("a1", "set", "passive", vec![Node::new("active")]))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert!(sim.is_active(&device));
     let r = c
         .query(iq("u1", "get", "usync", vec![Node::new("usync")]))
         .await;
@@ -616,6 +618,25 @@ async fn admin_endpoints_link_a_device() {
     assert_eq!(devices["devices"], serde_json::json!([jid.to_string()]));
     let (status, _) = admin_post(&sim, "nope", serde_json::json!({})).await;
     assert_eq!(status, 404);
+
+    // Faults through the admin endpoint reach the logged-in device.
+    let (mut c, _) = login(&sim, &creds, &jid).await;
+    let body = serde_json::json!({ "kind": "unavailable", "phone": PHONE, "device": jid.device });
+    let (status, hit) = admin_post(&sim, "fault", body).await;
+    assert_eq!((status, hit["connections"].as_u64()), (200, Some(1)));
+    let end = c.drain().await;
+    assert!(
+        end.iter()
+            .any(|n| n.tag() == "stream:error" && attr(n, "code").as_deref() == Some("503"))
+    );
+    let (status, _) = admin_post(
+        &sim,
+        "fault",
+        serde_json::json!({ "kind": "refuse_logins", "reason": 402 }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.faults().refuse_logins, Some(402));
 }
 
 #[tokio::test]
@@ -654,4 +675,44 @@ async fn malformed_handshakes_do_not_hurt_the_server() {
     let device = register(&sim, PHONE, &creds).await;
     let (_, seen) = login(&sim, &creds, &device).await;
     assert_eq!(seen[0].tag(), "success");
+}
+
+#[tokio::test]
+async fn silent_companion_times_out_and_registers_nothing() {
+    let sim = Sim::start(SimConfig {
+        pair_timeout: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_account(PHONE).await;
+    let creds = Creds::new();
+    let mut c = Client::connect(
+        &sim.ws_url(),
+        sim.root_public_key(),
+        &creds.noise,
+        &creds.registration_payload(),
+        None,
+    )
+    .await
+    .unwrap();
+    let pd = c.next().await.unwrap();
+    c.send(&result_for(&pd)).await;
+    let qr = creds.qr(&first_ref(&pd));
+    let client = async {
+        let ps = c.next().await.unwrap();
+        assert!(ps.child("pair-success").is_some());
+        // Never answer: the server closes the connection.
+        c.drain().await
+    };
+    let (r, end) = tokio::join!(sim.scan_qr(PHONE, &qr), client);
+    assert!(
+        matches!(r, Err(Error::Timeout | Error::ConnectionGone)),
+        "{r:?}"
+    );
+    assert!(end.is_empty());
+    assert!(sim.devices(PHONE).is_empty());
+    // The reserved device id was released: the next link gets device 1 again.
+    let device = register(&sim, PHONE, &creds).await;
+    assert_eq!(device.device, 1);
 }
