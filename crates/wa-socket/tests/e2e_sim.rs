@@ -109,6 +109,10 @@ async fn qr_linking_and_login_after_515() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(sim.prekey_count(&jid), Some(812));
+    assert!(
+        sim.is_active(&jid),
+        "declared itself active after <success>"
+    );
     // Queries round-trip with typed errors.
     let reply = socket
         .query(
