@@ -716,3 +716,19 @@ async fn silent_companion_times_out_and_registers_nothing() {
     let device = register(&sim, PHONE, &creds).await;
     assert_eq!(device.device, 1);
 }
+
+#[tokio::test]
+async fn state_saved_as_json_restarts_elsewhere() {
+    let (sim, creds, device) = linked().await;
+    let json = sim.state().to_json();
+    sim.shutdown().await;
+    let state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(SimConfig {
+        state,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (_, seen) = login(&sim, &creds, &device).await;
+    assert_eq!(seen[0].tag(), "success");
+}
