@@ -732,3 +732,34 @@ async fn state_saved_as_json_restarts_elsewhere() {
     let (_, seen) = login(&sim, &creds, &device).await;
     assert_eq!(seen[0].tag(), "success");
 }
+
+#[tokio::test]
+async fn logout_unlinks_the_device() {
+    let (sim, creds, device) = linked().await;
+    let (mut c, _) = login(&sim, &creds, &device).await;
+    let logout = iq(
+        "lo-1",
+        "set",
+        "md",
+        vec![
+            Node::builder("remove-companion-device")
+                .attr("jid", device.clone())
+                .attr("reason", "user_initiated")
+                .build(),
+        ],
+    );
+    let r = c.query(logout).await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    let end = c.drain().await;
+    let err = end
+        .iter()
+        .find(|n| n.tag() == "stream:error")
+        .expect("stream error");
+    assert_eq!(
+        attr(err.child("conflict").unwrap(), "type").as_deref(),
+        Some("device_removed")
+    );
+    assert!(sim.devices(PHONE).is_empty());
+    let (_, seen) = login(&sim, &creds, &device).await;
+    assert_eq!(attr(&seen[0], "reason").as_deref(), Some("401"));
+}
