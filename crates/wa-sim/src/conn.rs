@@ -895,7 +895,13 @@ impl Conn {
         let target = node
             .child("remove-companion-device")
             .and_then(|n| n.attr_opt::<Jid>("jid").ok().flatten());
-        let Some(target) = target.filter(|t| t.user == me.user && t.device != 0) else {
+        // The device may be named by its PN or its LID.
+        let own_lid = self.lid.as_ref().map(|l| l.user.clone());
+        let Some(target) = target
+            .filter(|t| t.device != 0)
+            .filter(|t| t.user == me.user || (t.is_lid() && Some(&t.user) == own_lid.as_ref()))
+            .map(|t| Jid::with_device(me.user.clone(), Server::Pn, t.device))
+        else {
             return self.send(&iq_error(id, 400, "bad-request")).await;
         };
         let removed = {

@@ -736,14 +736,16 @@ async fn state_saved_as_json_restarts_elsewhere() {
 #[tokio::test]
 async fn logout_unlinks_the_device() {
     let (sim, creds, device) = linked().await;
-    let (mut c, _) = login(&sim, &creds, &device).await;
+    let (mut c, seen) = login(&sim, &creds, &device).await;
+    // Named by its LID, as some clients do (the PN form works the same).
+    let lid: Jid = seen[0].attr("lid").unwrap();
     let logout = iq(
         "lo-1",
         "set",
         "md",
         vec![
             Node::builder("remove-companion-device")
-                .attr("jid", device.clone())
+                .attr("jid", lid)
                 .attr("reason", "user_initiated")
                 .build(),
         ],
