@@ -90,6 +90,9 @@ pub(crate) async fn handle(shared: &Shared, path: &str, body: &[u8]) -> (u16, St
         "pair-code" => sim::enter_pairing_code(shared, &req.phone, &req.code)
             .await
             .map(|d| json!({ "device": d.to_string() })),
+        "devices" if !shared.state.lock().accounts.contains_key(&req.phone) => {
+            Err(crate::Error::UnknownAccount(req.phone.clone()))
+        }
         "devices" => Ok(json!({
             "devices": sim::devices(shared, &req.phone).iter().map(ToString::to_string).collect::<Vec<_>>()
         })),

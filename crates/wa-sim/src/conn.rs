@@ -868,6 +868,9 @@ impl Conn {
                     self.send(&iq_error(id, 400, "bad-request")).await
                 }
             }
+            ("md", "set") if logged_in && node.child("remove-companion-device").is_some() => {
+                self.remove_companion(id, node).await
+            }
             ("md", "set") if self.reg.is_some() => match node.child("link_code_companion_reg") {
                 Some(reg_node) => self.link_code(id, reg_node).await,
                 None => {
@@ -880,6 +883,55 @@ impl Conn {
                     .await
             }
         }
+    }
+
+    /// `<remove-companion-device jid reason/>`: a companion unlinks itself (logout), or
+    /// another device of the same account. The server answers, forgets the device and,
+    /// when it is this connection's, closes it with `device_removed`.
+    async fn remove_companion(&mut self, id: &str, node: &Node) -> Result<(), End> {
+        let Some(me) = self.device.clone() else {
+            return self.send(&iq_error(id, 401, "not-authorized")).await;
+        };
+        let target = node
+            .child("remove-companion-device")
+            .and_then(|n| n.attr_opt::<Jid>("jid").ok().flatten());
+        // The device may be named by its PN or its LID.
+        let own_lid = self.lid.as_ref().map(|l| l.user.clone());
+        let Some(target) = target
+            .filter(|t| t.device != 0)
+            .filter(|t| t.user == me.user || (t.is_lid() && Some(&t.user) == own_lid.as_ref()))
+            .map(|t| Jid::with_device(me.user.clone(), Server::Pn, t.device))
+        else {
+            return self.send(&iq_error(id, 400, "bad-request")).await;
+        };
+        let removed = {
+            let mut st = self.shared.state.lock();
+            st.accounts
+                .get_mut(me.user.as_str())
+                .is_some_and(|a| a.devices.remove(&target.device).is_some())
+        };
+        if !removed {
+            return self.send(&iq_error(id, 404, "item-not-found")).await;
+        }
+        tracing::info!(device = %target, by = %me, "device unlinked");
+        self.send(&iq_result(id)).await?;
+        let target_is_me = target.device == me.device;
+        let others: Vec<mpsc::Sender<Cmd>> = self
+            .shared
+            .conns()
+            .iter()
+            .filter(|(cid, c)| **cid != self.id && c.device.as_ref() == Some(&target))
+            .map(|(_, c)| c.tx.clone())
+            .collect();
+        for tx in others {
+            let _ = tx.try_send(Cmd::StreamError(StreamErrorKind::DeviceRemoved));
+        }
+        if target_is_me {
+            return Err(self
+                .close_with(&stream_error(StreamErrorKind::DeviceRemoved))
+                .await);
+        }
+        Ok(())
     }
 
     fn prekey_count(&self) -> usize {

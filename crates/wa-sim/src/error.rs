@@ -39,7 +39,7 @@ pub enum Error {
     /// The companion did not answer in time.
     #[error("timed out waiting for the companion")]
     Timeout,
-    /// The admin HTTP request failed (binary only).
-    #[error("admin request failed: {0}")]
-    Admin(String),
+    /// A saved state file could not be read.
+    #[error("bad state file: {0}")]
+    BadState(&'static str),
 }

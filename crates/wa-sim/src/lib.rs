@@ -7,6 +7,7 @@ mod error;
 mod fault;
 mod kdf;
 mod net;
+mod persist;
 mod phone;
 mod sim;
 mod state;

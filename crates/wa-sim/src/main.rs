@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! wa-sim serve [--addr 127.0.0.1:5222] [--tls-cert cert.pem --tls-key key.pem]
-//!              [--root-key HEX32] [--account PHONE]...
+//!              [--root-key HEX32] [--state FILE] [--account PHONE]...
 //! wa-sim add-account <phone>        [--server http://127.0.0.1:5222]
 //! wa-sim scan <phone> <qr>          [--server ...]
 //! wa-sim pair-code <phone> <code>   [--server ...]
@@ -30,7 +30,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use wa_sim::{Sim, SimConfig, SimState};
 
 const USAGE: &str = "usage:
-  wa-sim serve [--addr 127.0.0.1:5222] [--tls-cert PEM --tls-key PEM] [--root-key HEX] [--account PHONE]...
+  wa-sim serve [--addr 127.0.0.1:5222] [--tls-cert PEM --tls-key PEM] [--root-key HEX]
+               [--state FILE] [--account PHONE]...
   wa-sim add-account <phone>      [--server http://127.0.0.1:5222]
   wa-sim scan <phone> <qr>        [--server http://127.0.0.1:5222]
   wa-sim pair-code <phone> <code> [--server http://127.0.0.1:5222]
@@ -168,7 +169,17 @@ async fn serve(args: &Args) -> Result<(), String> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
+    let state_file = args.opt("state").map(std::path::PathBuf::from);
+    let saved = match &state_file {
+        Some(path) if path.exists() => {
+            let json =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(SimState::from_json(&json).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        _ => None,
+    };
     let state = match args.opt("root-key") {
+        _ if saved.is_some() => saved.unwrap_or_default(),
         Some(h) => {
             let raw = hex::decode(h).map_err(|e| format!("--root-key: {e}"))?;
             let kp = wa_crypto::KeyPair::from_private_slice(&raw)
@@ -198,9 +209,35 @@ async fn serve(args: &Args) -> Result<(), String> {
         "root-public-key {}",
         hex::encode(sim.root_public_key().as_bytes())
     );
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    if let Some(path) = &state_file {
+        println!("state {}", path.display());
+    }
+    let state = sim.state();
+    let save = |state: &SimState| -> Result<(), String> {
+        let Some(path) = &state_file else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, state.to_json()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    save(&state)?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                r.map_err(|e| e.to_string())?;
+                break;
+            }
+            _ = tick.tick() => {
+                if let Err(e) = save(&state) {
+                    eprintln!("saving state: {e}");
+                }
+            }
+        }
+    }
     sim.shutdown().await;
-    Ok(())
+    save(&state)
 }
 
 async fn admin(args: &Args, command: &str, body: serde_json::Value) -> Result<(), String> {

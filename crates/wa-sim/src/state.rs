@@ -46,7 +46,7 @@ pub(crate) struct ServerKeys {
 pub(crate) struct Inner {
     pub(crate) keys: ServerKeys,
     pub(crate) accounts: BTreeMap<String, Account>,
-    next_lid: u64,
+    pub(crate) next_lid: u64,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -141,6 +141,10 @@ impl SimState {
     /// The root public key clients must trust.
     pub fn root_public_key(&self) -> PublicKey {
         self.lock().keys.root.public
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Self(Arc::new(Mutex::new(inner)))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -92,3 +92,59 @@ fn bad_usage_exits_non_zero() {
     assert!(!ok);
     assert!(err.contains("usage"), "{err}");
 }
+
+#[test]
+fn serve_keeps_state_in_a_file() {
+    let path = std::env::temp_dir().join(format!("wa-sim-state-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let start = |path: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wa-sim"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--state",
+                path.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut root = String::new();
+        let mut admin = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(r) = line.strip_prefix("root-public-key ") {
+                root = r.to_owned();
+            } else if let Some(a) = line.strip_prefix("admin ") {
+                admin = a.trim_end_matches("/admin/").to_owned();
+            } else if line.starts_with("state ") {
+                break;
+            }
+        }
+        (child, root, admin)
+    };
+    let (mut child, root, admin) = start(&path);
+    let (ok, _, _) = run(&["add-account", "15557770000", "--server", &admin]);
+    assert!(ok);
+    // The server saves every 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .contains("15557770000")
+    {
+        assert!(std::time::Instant::now() < deadline, "state never saved");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, root2, admin) = start(&path);
+    assert_eq!(root, root2, "the root key survives a restart");
+    let (ok, out, _) = run(&["devices", "15557770000", "--server", &admin]);
+    assert!(ok, "the account survives a restart: {out}");
+    let (ok, _, err) = run(&["devices", "15550000001", "--server", &admin]);
+    assert!(!ok && err.contains("unknown account"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(&path);
+}

@@ -716,3 +716,52 @@ async fn silent_companion_times_out_and_registers_nothing() {
     let device = register(&sim, PHONE, &creds).await;
     assert_eq!(device.device, 1);
 }
+
+#[tokio::test]
+async fn state_saved_as_json_restarts_elsewhere() {
+    let (sim, creds, device) = linked().await;
+    let json = sim.state().to_json();
+    sim.shutdown().await;
+    let state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(SimConfig {
+        state,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (_, seen) = login(&sim, &creds, &device).await;
+    assert_eq!(seen[0].tag(), "success");
+}
+
+#[tokio::test]
+async fn logout_unlinks_the_device() {
+    let (sim, creds, device) = linked().await;
+    let (mut c, seen) = login(&sim, &creds, &device).await;
+    // Named by its LID, as some clients do (the PN form works the same).
+    let lid: Jid = seen[0].attr("lid").unwrap();
+    let logout = iq(
+        "lo-1",
+        "set",
+        "md",
+        vec![
+            Node::builder("remove-companion-device")
+                .attr("jid", lid)
+                .attr("reason", "user_initiated")
+                .build(),
+        ],
+    );
+    let r = c.query(logout).await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    let end = c.drain().await;
+    let err = end
+        .iter()
+        .find(|n| n.tag() == "stream:error")
+        .expect("stream error");
+    assert_eq!(
+        attr(err.child("conflict").unwrap(), "type").as_deref(),
+        Some("device_removed")
+    );
+    assert!(sim.devices(PHONE).is_empty());
+    let (_, seen) = login(&sim, &creds, &device).await;
+    assert_eq!(attr(&seen[0], "reason").as_deref(), Some("401"));
+}
