@@ -20,4 +20,30 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The Noise handshake or transport failed.
+    #[error("noise: {0}")]
+    Noise(#[from] wa_noise::Error),
+    /// A received frame did not decode as a node.
+    #[error("binary: {0}")]
+    Binary(#[from] wa_binary::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] wa_store::Error),
+    /// Pairing failed.
+    #[error("pairing: {0}")]
+    Pair(#[from] crate::PairError),
+    /// No connection is open (or it closed while waiting).
+    #[error("not connected")]
+    NotConnected,
+    /// The server answered an iq with an error.
+    #[error("iq error {code}: {text}")]
+    Iq {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+    /// The server's answer lacked something expected.
+    #[error("unexpected response: {0}")]
+    UnexpectedResponse(&'static str),
 }

@@ -1,13 +1,32 @@
 #![doc = include_str!("../README.md")]
 
 mod backoff;
+mod config;
 mod dispatch;
 mod error;
+mod pairing;
+mod payload;
+mod query;
+mod socket;
 mod stream_error;
 mod transport;
 
 pub use backoff::Backoff;
+pub use config::{
+    BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions,
+    SocketConfig,
+};
 pub use dispatch::{Dispatched, Dispatcher, Filter};
 pub use error::Error;
+pub use pairing::{
+    CompanionFinish, FinishRandom, PAIRING_CODE_ALPHABET, PAIRING_CODE_PBKDF2_ROUNDS, PairError,
+    PairSuccess, QR_PREFIX, VerifiedIdentity, account_signature_message, companion_finish,
+    companion_platform_id, device_signature_message, pair_device_sign_reply, pair_error_reply,
+    pairing_code_from_bytes, pairing_code_key, parse_pair_success, qr_string, random_pairing_code,
+    unwrap_ephemeral, verify_device_identity, wrap_ephemeral,
+};
+pub use payload::{PayloadOptions, login_payload, registration_payload};
+pub use socket::Socket;
 pub use stream_error::disconnect_reason;
 pub use transport::{Proxy, WsConnector, WsReader, WsUrl, WsWriter};
+pub use wa_types::{ConnectionState, ConnectionUpdate, DisconnectReason, Event};

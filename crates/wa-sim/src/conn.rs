@@ -1,0 +1,1188 @@
+//! One client connection: Noise responder, ClientPayload, then registration or login,
+//! and the node exchange that follows (PROTOCOL.md §1, §4, §5, §11).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use rand_core::OsRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use wa_binary::{Jid, Node, Server};
+use wa_crypto::{KeyPair, PublicKey};
+use wa_noise::{FrameDecoder, Responder, Transport};
+use wa_proto::handshake::ClientPayload;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::fault::StreamErrorKind;
+use crate::net::{WsConn, WsWrite};
+use crate::phone;
+use crate::sim::{Cmd, ConnEntry, Shared, fresh_id, unix_now};
+use crate::state::{Device, MAX_PREKEYS_PER_DEVICE, PreKeys};
+
+/// Most websocket messages buffered between the reader task and the connection task.
+const INBOUND_QUEUE: usize = 64;
+/// Most API commands queued for one connection.
+const COMMAND_QUEUE: usize = 16;
+/// The routing info sent in `<ib><edge_routing>` (clients echo it in their intro).
+pub(crate) const EDGE_ROUTING_INFO: &[u8] = &[0x08, 0x08, 0x08, 0x02];
+/// How long a registration connection waits for the phone to enter a pairing code.
+const CODE_ENTRY_TIME: Duration = Duration::from_secs(180);
+/// How long the server keeps a registration connection open after its last ref expired.
+const QR_GRACE: Duration = Duration::from_secs(1);
+
+/// Why a connection loop ended (only for tracing).
+#[derive(Debug)]
+#[allow(
+    dead_code,
+    reason = "the fields are read by the Debug print in tracing"
+)]
+enum End {
+    ClientGone,
+    Malformed(&'static str),
+    Closed,
+    Shutdown,
+}
+
+type PairReply = oneshot::Sender<Result<Jid, Error>>;
+
+/// Registration-connection state.
+struct Reg {
+    identity: PublicKey,
+    registration_id: Option<u32>,
+    signed_prekey: Option<(u32, Vec<u8>, Vec<u8>)>,
+    pair_device_id: String,
+    refs_until: Instant,
+    /// While a pairing is in progress: when the server gives up on it and closes.
+    pairing_until: Option<Instant>,
+    pending: Option<PendingPair>,
+    code_ref: Option<String>,
+    code_wait: Option<CodeWait>,
+}
+
+/// A pair-success sent, waiting for the companion's pair-device-sign.
+struct PendingPair {
+    iq_id: String,
+    phone: String,
+    device: u16,
+    details: Vec<u8>,
+    account: PublicKey,
+    platform: String,
+    reply: PairReply,
+}
+
+/// The primary hello sent, waiting for companion_finish.
+struct CodeWait {
+    phone: String,
+    primary_ephemeral: KeyPair,
+    companion_ephemeral: PublicKey,
+    reply: PairReply,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    writer: WsWrite,
+    frames: FrameDecoder,
+    inbound: mpsc::Receiver<Bytes>,
+    transport: Option<Transport>,
+    client_static: Option<PublicKey>,
+    reg: Option<Reg>,
+    device: Option<Jid>,
+    lid: Option<Jid>,
+    last_rx: Instant,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
+    let WsConn {
+        mut reader,
+        writer,
+        peer,
+    } = ws;
+    let (in_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let reader_task = tokio::spawn(async move {
+        while let Some(b) = reader.recv().await {
+            if in_tx.send(b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let id = shared
+        .next_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    shared.conns().insert(
+        id,
+        ConnEntry {
+            tx: cmd_tx,
+            device: None,
+            noise: None,
+            identity: None,
+            refs: Vec::new(),
+            code: None,
+            active: false,
+        },
+    );
+    let mut conn = Conn {
+        shared: shared.clone(),
+        id,
+        writer,
+        frames: FrameDecoder::server(),
+        inbound,
+        transport: None,
+        client_static: None,
+        reg: None,
+        device: None,
+        lid: None,
+        last_rx: Instant::now(),
+    };
+    let mut shutdown = shared.shutdown.subscribe();
+    let end = tokio::select! {
+        end = conn.serve(cmd_rx) => end,
+        _ = shutdown.wait_for(|s| *s) => End::Shutdown,
+    };
+    tracing::debug!(%peer, id, ?end, "connection ended");
+    // Fail a pairing still waiting, so that the API call returns at once.
+    if let Some(reg) = conn.reg.take() {
+        if let Some(p) = reg.pending {
+            release(&shared, &p.phone, p.device);
+            let _ = p.reply.send(Err(Error::ConnectionGone));
+        }
+        if let Some(w) = reg.code_wait {
+            let _ = w.reply.send(Err(Error::ConnectionGone));
+        }
+    }
+    shared.conns().remove(&id);
+    reader_task.abort();
+}
+
+fn release(shared: &Shared, phone: &str, device: u16) {
+    if let Some(a) = shared.state.lock().accounts.get_mut(phone) {
+        a.release(device);
+    }
+}
+
+fn server_jid() -> Jid {
+    Jid::server_jid()
+}
+
+fn iq_result(id: &str) -> Node {
+    Node::builder("iq")
+        .attr("from", server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .build()
+}
+
+fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
+    Node::builder("iq")
+        .attr("from", server_jid())
+        .attr("type", "error")
+        .attr("id", id.to_owned())
+        .children([Node::builder("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
+        .build()
+}
+
+fn stream_error(kind: StreamErrorKind) -> Node {
+    let b = Node::builder("stream:error");
+    match kind {
+        StreamErrorKind::Restart => b.attr("code", "515").build(),
+        StreamErrorKind::ServiceUnavailable => b.attr("code", "503").build(),
+        StreamErrorKind::Replaced => b
+            .children([Node::builder("conflict").attr("type", "replaced").build()])
+            .build(),
+        StreamErrorKind::DeviceRemoved => b
+            .attr("code", "401")
+            .children([Node::builder("conflict")
+                .attr("type", "device_removed")
+                .build()])
+            .build(),
+    }
+}
+
+/// `<skey><id/><value/><signature/></skey>`.
+fn parse_skey(s: &Node) -> Option<(u32, Vec<u8>, Vec<u8>)> {
+    let bytes = |tag: &str| s.child(tag).and_then(|n| n.content_bytes());
+    let id = bytes("id").and_then(|b| be_uint(b, 3))?;
+    let val = bytes("value").filter(|b| b.len() == 32)?;
+    let sig = bytes("signature").filter(|b| b.len() == 64)?;
+    Some((id, val.to_vec(), sig.to_vec()))
+}
+
+/// `<registration>`, `<type>`, `<identity>` and `<skey>` of a stored bundle.
+fn key_bundle_nodes(pk: &PreKeys, identity: &[u8; 32]) -> Vec<Node> {
+    let mut out = vec![
+        Node::builder("registration")
+            .bytes(
+                pk.registration_id
+                    .unwrap_or_default()
+                    .to_be_bytes()
+                    .to_vec(),
+            )
+            .build(),
+        Node::builder("type").bytes(vec![5]).build(),
+        Node::builder("identity")
+            .bytes(pk.identity.clone().unwrap_or_else(|| identity.to_vec()))
+            .build(),
+    ];
+    if let Some((id, value, sig)) = &pk.signed {
+        out.push(
+            Node::builder("skey")
+                .children([
+                    Node::builder("id")
+                        .bytes(id.to_be_bytes()[1..].to_vec())
+                        .build(),
+                    Node::builder("value").bytes(value.clone()).build(),
+                    Node::builder("signature").bytes(sig.clone()).build(),
+                ])
+                .build(),
+        );
+    }
+    out
+}
+
+fn be_uint(b: &[u8], max_len: usize) -> Option<u32> {
+    if b.is_empty() || b.len() > max_len {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x)))
+}
+
+impl Conn {
+    async fn serve(&mut self, mut cmds: mpsc::Receiver<Cmd>) -> End {
+        let deadline = Instant::now() + self.shared.config.handshake_timeout;
+        let payload = match tokio::time::timeout_at(deadline, self.handshake()).await {
+            Err(_) => return End::Malformed("handshake timeout"),
+            Ok(Err(e)) => return e,
+            Ok(Ok(p)) => p,
+        };
+        let payload = match ClientPayload::decode(&payload[..]) {
+            Ok(p) => p,
+            Err(_) => return End::Malformed("ClientPayload"),
+        };
+        let started = if payload.device_pairing_data.is_some() {
+            self.start_registration(&payload).await
+        } else if payload.username.is_some() {
+            self.start_login(&payload).await
+        } else {
+            Err(End::Malformed(
+                "ClientPayload has neither username nor pairing data",
+            ))
+        };
+        if let Err(end) = started {
+            return end;
+        }
+        self.main_loop(&mut cmds).await
+    }
+
+    /// Reads the next raw frame (handshake phase).
+    async fn raw_frame(&mut self) -> Result<BytesMut, End> {
+        loop {
+            match self.frames.next_frame() {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(_) => return Err(End::Malformed("framing")),
+            }
+            let data = self.inbound.recv().await.ok_or(End::ClientGone)?;
+            self.frames
+                .push(&data)
+                .map_err(|_| End::Malformed("framing"))?;
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<Vec<u8>, End> {
+        let responder =
+            Responder::new(self.shared.responder.clone(), KeyPair::generate(&mut OsRng));
+        let hello = self.raw_frame().await?;
+        let (server_hello, awaiting) = responder
+            .read_client_hello(&hello)
+            .map_err(|_| End::Malformed("client hello"))?;
+        self.write_raw(&server_hello).await?;
+        let finish = self.raw_frame().await?;
+        let done = awaiting
+            .read_client_finish(&finish)
+            .map_err(|_| End::Malformed("client finish"))?;
+        self.client_static = Some(done.client_static);
+        self.transport = Some(done.transport);
+        Ok(done.payload)
+    }
+
+    async fn write_raw(&self, data: &[u8]) -> Result<(), End> {
+        if let Some(d) = self.shared.faults().delay_frames {
+            tokio::time::sleep(d).await;
+        }
+        self.writer.send(data).await.map_err(|_| End::ClientGone)
+    }
+
+    async fn send(&mut self, node: &Node) -> Result<(), End> {
+        let plain = wa_binary::encode(node);
+        let transport = self.transport.as_mut().ok_or(End::Closed)?;
+        let frame = transport
+            .encrypt(&plain)
+            .map_err(|_| End::Malformed("frame too large"))?;
+        tracing::trace!(id = self.id, %node, "send");
+        self.write_raw(&frame).await
+    }
+
+    /// Sends a last node, then a websocket close.
+    async fn close_with(&mut self, node: &Node) -> End {
+        let _ = self.send(node).await;
+        self.writer.close().await;
+        End::Closed
+    }
+
+    async fn start_registration(&mut self, payload: &ClientPayload) -> Result<(), End> {
+        let Some(data) = payload.device_pairing_data.as_ref() else {
+            return Err(End::Malformed("no pairing data"));
+        };
+        let identity = PublicKey::from_slice(data.e_ident())
+            .map_err(|_| End::Malformed("eIdent is not a key"))?;
+        let registration_id = be_uint(data.e_regid(), 4);
+        let signed_prekey = match (be_uint(data.e_skey_id(), 3), data.e_skey_val.as_ref()) {
+            (Some(id), Some(val)) if val.len() == 32 => {
+                Some((id, val.clone(), data.e_skey_sig().to_vec()))
+            }
+            _ => None,
+        };
+        let timing = self.shared.config.qr;
+        let now = Instant::now();
+        let refs: Vec<(String, std::time::Instant)> = (0..timing.refs.clamp(1, 64))
+            .map(|i| {
+                (
+                    format!("2@{}", fresh_id()),
+                    std::time::Instant::now() + timing.deadline(i),
+                )
+            })
+            .collect();
+        let refs_until = now + timing.deadline(refs.len() - 1) + QR_GRACE;
+        let pair_device_id = fresh_id();
+        let node = Node::builder("iq")
+            .attr("from", server_jid())
+            .attr("type", "set")
+            .attr("id", pair_device_id.clone())
+            .attr("xmlns", "md")
+            .children([Node::builder("pair-device")
+                .children(refs.iter().map(|(r, _)| {
+                    Node::builder("ref")
+                        .bytes(Bytes::from(r.clone().into_bytes()))
+                        .build()
+                }))
+                .build()])
+            .build();
+        {
+            let mut conns = self.shared.conns();
+            if let Some(e) = conns.get_mut(&self.id) {
+                e.noise = self.client_static;
+                e.identity = Some(identity);
+                e.refs = refs;
+            }
+        }
+        self.reg = Some(Reg {
+            identity,
+            registration_id,
+            signed_prekey,
+            pair_device_id,
+            refs_until,
+            pairing_until: None,
+            pending: None,
+            code_ref: None,
+            code_wait: None,
+        });
+        self.send(&node).await
+    }
+
+    async fn start_login(&mut self, payload: &ClientPayload) -> Result<(), End> {
+        let phone = payload.username().to_string();
+        let device = payload
+            .device
+            .and_then(|d| u16::try_from(d).ok())
+            .unwrap_or(0);
+        if let Some(reason) = self.shared.faults().refuse_logins {
+            let node = Node::builder("failure")
+                .attr("reason", reason.to_string())
+                .build();
+            return Err(self.close_with(&node).await);
+        }
+        let found = {
+            let st = self.shared.state.lock();
+            st.accounts.get(&phone).and_then(|a| {
+                a.devices
+                    .get(&device)
+                    .filter(|d| Some(d.noise) == self.client_static)
+                    .map(|_| (a.lid_user.clone(), a.created))
+            })
+        };
+        let Some((lid_user, created)) = found else {
+            let node = Node::builder("failure").attr("reason", "401").build();
+            return Err(self.close_with(&node).await);
+        };
+        let jid = Jid::with_device(phone.clone(), Server::Pn, device);
+        let lid = Jid::with_device(lid_user, Server::Lid, device);
+        // Another connection of the same device is replaced.
+        let others: Vec<mpsc::Sender<Cmd>> = {
+            let mut conns = self.shared.conns();
+            let others = conns
+                .iter()
+                .filter(|(id, c)| **id != self.id && c.device.as_ref() == Some(&jid))
+                .map(|(_, c)| c.tx.clone())
+                .collect();
+            if let Some(e) = conns.get_mut(&self.id) {
+                e.device = Some(jid.clone());
+            }
+            others
+        };
+        for tx in others {
+            let _ = tx.try_send(Cmd::StreamError(StreamErrorKind::Replaced));
+        }
+        self.device = Some(jid);
+        self.lid = Some(lid.clone());
+        let success = Node::builder("success")
+            .attr("t", unix_now().to_string())
+            .attr("props", "1")
+            .attr("abprops", "1")
+            .attr("location", "sim")
+            .attr("creation", created.to_string())
+            .attr("lid", lid)
+            .build();
+        self.send(&success).await?;
+        let routing = Node::builder("ib")
+            .children([Node::builder("edge_routing")
+                .children([Node::builder("routing_info")
+                    .bytes(EDGE_ROUTING_INFO.to_vec())
+                    .build()])
+                .build()])
+            .build();
+        self.send(&routing).await?;
+        let preview = Node::builder("ib")
+            .children([Node::builder("offline_preview")
+                .attr("count", "0")
+                .attr("message", "0")
+                .attr("notification", "0")
+                .attr("receipt", "0")
+                .attr("appdata", "0")
+                .build()])
+            .build();
+        self.send(&preview).await?;
+        let offline = Node::builder("ib")
+            .children([Node::builder("offline").attr("count", "0").build()])
+            .build();
+        self.send(&offline).await
+    }
+
+    fn timer(&self) -> Option<Instant> {
+        if let Some(reg) = &self.reg {
+            // A pairing in progress keeps the connection open past the last ref, for a
+            // bounded time.
+            return Some(reg.pairing_until.unwrap_or(reg.refs_until));
+        }
+        self.shared.config.idle_timeout.map(|t| self.last_rx + t)
+    }
+
+    async fn main_loop(&mut self, cmds: &mut mpsc::Receiver<Cmd>) -> End {
+        loop {
+            let timer = self.timer();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                data = self.inbound.recv() => {
+                    let Some(data) = data else { return End::ClientGone };
+                    self.last_rx = Instant::now();
+                    if self.frames.push(&data).is_err() {
+                        return End::Malformed("framing");
+                    }
+                    loop {
+                        let frame = match self.frames.next_frame() {
+                            Ok(Some(f)) => f,
+                            Ok(None) => break,
+                            Err(_) => return End::Malformed("framing"),
+                        };
+                        let Some(t) = self.transport.as_mut() else { return End::Closed };
+                        let Ok(plain) = t.decrypt(&frame) else {
+                            return End::Malformed("frame does not decrypt");
+                        };
+                        let Ok(node) = wa_binary::decode(Bytes::from(plain)) else {
+                            return End::Malformed("node does not decode");
+                        };
+                        tracing::trace!(id = self.id, %node, "recv");
+                        if let Err(end) = self.handle(node).await {
+                            return end;
+                        }
+                    }
+                }
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { return End::Shutdown };
+                    if let Err(end) = self.command(cmd).await {
+                        return end;
+                    }
+                }
+                () = sleep => {
+                    self.writer.close().await;
+                    return End::Closed;
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Cmd) -> Result<(), End> {
+        match cmd {
+            Cmd::Drop => Err(End::Closed),
+            Cmd::StreamError(kind) => {
+                if kind == StreamErrorKind::DeviceRemoved
+                    && let Some(jid) = &self.device
+                {
+                    let mut st = self.shared.state.lock();
+                    if let Some(a) = st.accounts.get_mut(jid.user.as_str()) {
+                        a.devices.remove(&jid.device);
+                    }
+                }
+                Err(self.close_with(&stream_error(kind)).await)
+            }
+            Cmd::Pair {
+                phone,
+                adv_secret,
+                platform,
+                reply,
+            } => self.pair_success(phone, &adv_secret, platform, reply).await,
+            Cmd::PairCode {
+                phone,
+                primary_ephemeral,
+                companion_ephemeral,
+                wrapped_primary,
+                reply,
+            } => {
+                let Some(reg) = self.reg.as_mut() else {
+                    let _ = reply.send(Err(Error::ConnectionGone));
+                    return Ok(());
+                };
+                let Some(code_ref) = reg.code_ref.clone() else {
+                    let _ = reply.send(Err(Error::NoPendingCode(phone)));
+                    return Ok(());
+                };
+                let primary_identity = {
+                    let st = self.shared.state.lock();
+                    st.accounts.get(&phone).map(|a| a.identity.public)
+                };
+                let Some(primary_identity) = primary_identity else {
+                    let _ = reply.send(Err(Error::UnknownAccount(phone)));
+                    return Ok(());
+                };
+                reg.pairing_until = Some(Instant::now() + self.shared.config.pair_timeout);
+                reg.code_wait = Some(CodeWait {
+                    phone,
+                    primary_ephemeral,
+                    companion_ephemeral,
+                    reply,
+                });
+                let node = Node::builder("notification")
+                    .attr("from", server_jid())
+                    .attr("id", fresh_id())
+                    .attr("type", "link_code_companion_reg")
+                    .attr("t", unix_now().to_string())
+                    .children([Node::builder("link_code_companion_reg")
+                        .attr("stage", "primary_hello")
+                        .children([
+                            Node::builder("link_code_pairing_ref")
+                                .bytes(Bytes::from(code_ref.into_bytes()))
+                                .build(),
+                            Node::builder("primary_identity_pub")
+                                .bytes(Bytes::copy_from_slice(primary_identity.as_bytes()))
+                                .build(),
+                            Node::builder("link_code_pairing_wrapped_primary_ephemeral_pub")
+                                .bytes(Bytes::from(wrapped_primary))
+                                .build(),
+                        ])
+                        .build()])
+                    .build();
+                self.send(&node).await
+            }
+        }
+    }
+
+    async fn pair_success(
+        &mut self,
+        phone: String,
+        adv_secret: &[u8],
+        platform: String,
+        reply: PairReply,
+    ) -> Result<(), End> {
+        let Some(reg) = self.reg.as_mut() else {
+            let _ = reply.send(Err(Error::ConnectionGone));
+            return Ok(());
+        };
+        if reg.pending.is_some() {
+            let _ = reply.send(Err(Error::PairingRejected(
+                "a pairing is already in progress".into(),
+            )));
+            return Ok(());
+        }
+        let companion = reg.identity;
+        let prepared = {
+            let mut st = self.shared.state.lock();
+            st.accounts.get_mut(&phone).and_then(|a| {
+                let device = a.reserve_device()?;
+                let signed = phone::sign_device_identity(
+                    &a.identity,
+                    &companion,
+                    adv_secret,
+                    a.next_key_index,
+                    unix_now(),
+                    &mut OsRng,
+                );
+                Some((device, signed, a.identity.public, a.lid_user.clone()))
+            })
+        };
+        let Some((device, signed, account, lid_user)) = prepared else {
+            let _ = reply.send(Err(Error::PairingRejected(
+                "unknown account or no free device id".into(),
+            )));
+            return Ok(());
+        };
+        let iq_id = fresh_id();
+        let node = Node::builder("iq")
+            .attr("from", server_jid())
+            .attr("type", "set")
+            .attr("id", iq_id.clone())
+            .attr("xmlns", "md")
+            .children([Node::builder("pair-success")
+                .children([
+                    Node::builder("device-identity")
+                        .bytes(Bytes::from(signed.hmac_container))
+                        .build(),
+                    Node::builder("platform")
+                        .attr("name", self.shared.config.phone_platform.clone())
+                        .build(),
+                    Node::builder("device")
+                        .attr("jid", Jid::with_device(phone.clone(), Server::Pn, device))
+                        .attr("lid", Jid::with_device(lid_user, Server::Lid, device))
+                        .build(),
+                ])
+                .build()])
+            .build();
+        reg.pairing_until = Some(Instant::now() + self.shared.config.pair_timeout);
+        reg.pending = Some(PendingPair {
+            iq_id,
+            phone,
+            device,
+            details: signed.details,
+            account,
+            platform,
+            reply,
+        });
+        self.send(&node).await
+    }
+
+    async fn handle(&mut self, node: Node) -> Result<(), End> {
+        if node.tag() != "iq" {
+            // acks, receipts, <ib> (offline_batch), presence: nothing to do here.
+            return Ok(());
+        }
+        let id: String = node
+            .attr_opt::<String>("id")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let ty: String = node
+            .attr_opt::<String>("type")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let xmlns: String = node
+            .attr_opt::<String>("xmlns")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match ty.as_str() {
+            "result" | "error" => self.iq_response(&id, &ty, &node).await,
+            "get" | "set" if !id.is_empty() => self.iq_request(&id, &ty, &xmlns, &node).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn iq_response(&mut self, id: &str, ty: &str, node: &Node) -> Result<(), End> {
+        let Some(reg) = self.reg.as_mut() else {
+            return Ok(());
+        };
+        if id == reg.pair_device_id {
+            return Ok(());
+        }
+        if reg.pending.as_ref().is_none_or(|p| p.iq_id != id) {
+            return Ok(());
+        }
+        let Some(p) = reg.pending.take() else {
+            return Ok(());
+        };
+        let verdict = if ty == "error" {
+            let text = node
+                .child("error")
+                .and_then(|e| e.attr_opt::<String>("text").ok().flatten())
+                .unwrap_or_default();
+            Err(format!("companion answered with an error: {text}"))
+        } else {
+            match node.child_by_path(&["pair-device-sign", "device-identity"]) {
+                Some(di) => phone::verify_device_sign(
+                    di.content_bytes().unwrap_or_default(),
+                    &p.details,
+                    &p.account,
+                    &reg.identity,
+                )
+                .and_then(|key_index| {
+                    let attr = di.attr_opt::<u32>("key-index").ok().flatten();
+                    if attr.is_some_and(|k| k != key_index) {
+                        Err("key-index attribute differs from the details".into())
+                    } else {
+                        Ok(key_index)
+                    }
+                }),
+                None => Err("no pair-device-sign/device-identity in the reply".into()),
+            }
+        };
+        match verdict {
+            Ok(key_index) => {
+                let Some(noise) = self.client_static else {
+                    return Err(End::Closed);
+                };
+                let device = Device {
+                    noise,
+                    identity: reg.identity,
+                    key_index,
+                    platform: p.platform.clone(),
+                    prekeys: PreKeys {
+                        registration_id: reg.registration_id,
+                        identity: Some(reg.identity.as_bytes().to_vec()),
+                        one_time: Default::default(),
+                        signed: reg.signed_prekey.clone(),
+                    },
+                };
+                {
+                    let mut st = self.shared.state.lock();
+                    if let Some(a) = st.accounts.get_mut(&p.phone) {
+                        a.release(p.device);
+                        a.devices.insert(p.device, device);
+                        a.next_key_index = a.next_key_index.max(key_index) + 1;
+                    }
+                }
+                let jid = Jid::with_device(p.phone.clone(), Server::Pn, p.device);
+                tracing::info!(%jid, "device linked");
+                let end = self
+                    .close_with(&stream_error(StreamErrorKind::Restart))
+                    .await;
+                let _ = p.reply.send(Ok(jid));
+                Err(end)
+            }
+            Err(why) => {
+                tracing::info!(reason = %why, "pairing rejected");
+                release(&self.shared, &p.phone, p.device);
+                let _ = p.reply.send(Err(Error::PairingRejected(why)));
+                self.writer.close().await;
+                Err(End::Closed)
+            }
+        }
+    }
+
+    async fn iq_request(
+        &mut self,
+        id: &str,
+        ty: &str,
+        xmlns: &str,
+        node: &Node,
+    ) -> Result<(), End> {
+        let logged_in = self.device.is_some();
+        match (xmlns, ty) {
+            ("w:p", "get") => {
+                if self.shared.faults().ignore_pings {
+                    return Ok(());
+                }
+                self.send(&iq_result(id)).await
+            }
+            ("passive", "set") if logged_in => {
+                let active = match (node.child("active"), node.child("passive")) {
+                    (Some(_), _) => Some(true),
+                    (None, Some(_)) => Some(false),
+                    (None, None) => None,
+                };
+                if let Some(active) = active
+                    && let Some(e) = self.shared.conns().get_mut(&self.id)
+                {
+                    e.active = active;
+                }
+                self.send(&iq_result(id)).await
+            }
+            ("encrypt", "set") if logged_in && node.child("list").is_some() => {
+                let ok = self.store_prekeys(node);
+                if ok {
+                    self.send(&iq_result(id)).await
+                } else {
+                    self.send(&iq_error(id, 400, "bad-request")).await
+                }
+            }
+            ("encrypt", "get") if logged_in && node.child("count").is_some() => {
+                let n = self.prekey_count();
+                let reply = Node::builder("iq")
+                    .attr("from", server_jid())
+                    .attr("type", "result")
+                    .attr("id", id.to_owned())
+                    .children([Node::builder("count").attr("value", n.to_string()).build()])
+                    .build();
+                self.send(&reply).await
+            }
+            ("encrypt", "get") if logged_in && node.child("digest").is_some() => {
+                let reply = match self.digest() {
+                    Some(d) => Node::builder("iq")
+                        .attr("from", server_jid())
+                        .attr("type", "result")
+                        .attr("id", id.to_owned())
+                        .children([d])
+                        .build(),
+                    None => iq_error(id, 404, "item-not-found"),
+                };
+                self.send(&reply).await
+            }
+            ("encrypt", "get") if logged_in && node.child("key").is_some() => {
+                let users = self.fetch_bundles(node);
+                let reply = Node::builder("iq")
+                    .attr("from", server_jid())
+                    .attr("type", "result")
+                    .attr("id", id.to_owned())
+                    .children([Node::builder("list").children(users).build()])
+                    .build();
+                self.send(&reply).await
+            }
+            ("encrypt", "set") if logged_in && node.child("rotate").is_some() => {
+                let ok = node
+                    .child("rotate")
+                    .and_then(|r| r.child("skey"))
+                    .and_then(parse_skey)
+                    .is_some_and(|skey| self.with_prekeys(|pk| pk.signed = Some(skey)));
+                if ok {
+                    self.send(&iq_result(id)).await
+                } else {
+                    self.send(&iq_error(id, 400, "bad-request")).await
+                }
+            }
+            ("md", "set") if logged_in && node.child("remove-companion-device").is_some() => {
+                self.remove_companion(id, node).await
+            }
+            ("md", "set") if self.reg.is_some() => match node.child("link_code_companion_reg") {
+                Some(reg_node) => self.link_code(id, reg_node).await,
+                None => {
+                    self.send(&iq_error(id, 501, "feature-not-implemented"))
+                        .await
+                }
+            },
+            _ => {
+                self.send(&iq_error(id, 501, "feature-not-implemented"))
+                    .await
+            }
+        }
+    }
+
+    /// `<remove-companion-device jid reason/>`: a companion unlinks itself (logout), or
+    /// another device of the same account. The server answers, forgets the device and,
+    /// when it is this connection's, closes it with `device_removed`.
+    async fn remove_companion(&mut self, id: &str, node: &Node) -> Result<(), End> {
+        let Some(me) = self.device.clone() else {
+            return self.send(&iq_error(id, 401, "not-authorized")).await;
+        };
+        let target = node
+            .child("remove-companion-device")
+            .and_then(|n| n.attr_opt::<Jid>("jid").ok().flatten());
+        // The device may be named by its PN or its LID.
+        let own_lid = self.lid.as_ref().map(|l| l.user.clone());
+        let Some(target) = target
+            .filter(|t| t.device != 0)
+            .filter(|t| t.user == me.user || (t.is_lid() && Some(&t.user) == own_lid.as_ref()))
+            .map(|t| Jid::with_device(me.user.clone(), Server::Pn, t.device))
+        else {
+            return self.send(&iq_error(id, 400, "bad-request")).await;
+        };
+        let removed = {
+            let mut st = self.shared.state.lock();
+            st.accounts
+                .get_mut(me.user.as_str())
+                .is_some_and(|a| a.devices.remove(&target.device).is_some())
+        };
+        if !removed {
+            return self.send(&iq_error(id, 404, "item-not-found")).await;
+        }
+        tracing::info!(device = %target, by = %me, "device unlinked");
+        self.send(&iq_result(id)).await?;
+        let target_is_me = target.device == me.device;
+        let others: Vec<mpsc::Sender<Cmd>> = self
+            .shared
+            .conns()
+            .iter()
+            .filter(|(cid, c)| **cid != self.id && c.device.as_ref() == Some(&target))
+            .map(|(_, c)| c.tx.clone())
+            .collect();
+        for tx in others {
+            let _ = tx.try_send(Cmd::StreamError(StreamErrorKind::DeviceRemoved));
+        }
+        if target_is_me {
+            return Err(self
+                .close_with(&stream_error(StreamErrorKind::DeviceRemoved))
+                .await);
+        }
+        Ok(())
+    }
+
+    fn prekey_count(&self) -> usize {
+        let Some(jid) = &self.device else { return 0 };
+        let st = self.shared.state.lock();
+        st.accounts
+            .get(jid.user.as_str())
+            .and_then(|a| a.devices.get(&jid.device))
+            .map_or(0, |d| d.prekeys.one_time.len())
+    }
+
+    /// Runs `f` on this device's stored keys; false when the device is gone.
+    fn with_prekeys(&self, f: impl FnOnce(&mut PreKeys)) -> bool {
+        let Some(jid) = &self.device else {
+            return false;
+        };
+        let mut st = self.shared.state.lock();
+        match st
+            .accounts
+            .get_mut(jid.user.as_str())
+            .and_then(|a| a.devices.get_mut(&jid.device))
+        {
+            Some(d) => {
+                f(&mut d.prekeys);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `<digest>` of this device's key bundle as the server holds it.
+    fn digest(&self) -> Option<Node> {
+        let jid = self.device.as_ref()?;
+        let st = self.shared.state.lock();
+        let d = st
+            .accounts
+            .get(jid.user.as_str())?
+            .devices
+            .get(&jid.device)?;
+        let pk = &d.prekeys;
+        let mut children = key_bundle_nodes(pk, d.identity.as_bytes());
+        children.push(
+            Node::builder("list")
+                .children(pk.one_time.iter().map(|(id, _)| {
+                    Node::builder("id")
+                        .bytes(id.to_be_bytes()[1..].to_vec())
+                        .build()
+                }))
+                .build(),
+        );
+        Some(Node::builder("digest").children(children).build())
+    }
+
+    /// Pre-key bundles for `<key><user jid/>..</key>`; each one-time key is handed out once.
+    fn fetch_bundles(&self, node: &Node) -> Vec<Node> {
+        let mut out = Vec::new();
+        let Some(key) = node.child("key") else {
+            return out;
+        };
+        let mut st = self.shared.state.lock();
+        for user in key.children_by_tag("user").take(256) {
+            let Ok(jid) = user.attr::<Jid>("jid") else {
+                continue;
+            };
+            let dev = st
+                .accounts
+                .get_mut(jid.user.as_str())
+                .and_then(|a| a.devices.get_mut(&jid.device));
+            let node = match dev {
+                Some(d) if d.prekeys.signed.is_some() => {
+                    let mut children = key_bundle_nodes(&d.prekeys, d.identity.as_bytes());
+                    if let Some((id, value)) = d.prekeys.one_time.pop_front() {
+                        children.push(
+                            Node::builder("key")
+                                .children([
+                                    Node::builder("id")
+                                        .bytes(id.to_be_bytes()[1..].to_vec())
+                                        .build(),
+                                    Node::builder("value").bytes(value).build(),
+                                ])
+                                .build(),
+                        );
+                    }
+                    Node::builder("user")
+                        .attr("jid", jid)
+                        .children(children)
+                        .build()
+                }
+                _ => Node::builder("user")
+                    .attr("jid", jid)
+                    .children([Node::builder("error")
+                        .attr("code", "404")
+                        .attr("text", "item-not-found")
+                        .build()])
+                    .build(),
+            };
+            out.push(node);
+        }
+        out
+    }
+
+    /// Stores an upload; false when it is malformed (nothing is stored then).
+    fn store_prekeys(&self, node: &Node) -> bool {
+        let Some(jid) = &self.device else {
+            return false;
+        };
+        let bytes = |path: &[&str]| node.child_by_path(path).and_then(|n| n.content_bytes());
+        let registration = bytes(&["registration"]).and_then(|b| be_uint(b, 4));
+        let identity = bytes(&["identity"]).filter(|b| b.len() == 32);
+        let mut keys = Vec::new();
+        if let Some(list) = node.child("list") {
+            for k in list.children_by_tag("key") {
+                let id = k
+                    .child("id")
+                    .and_then(|n| n.content_bytes())
+                    .and_then(|b| be_uint(b, 3));
+                let val = k
+                    .child("value")
+                    .and_then(|n| n.content_bytes())
+                    .filter(|b| b.len() == 32);
+                match (id, val) {
+                    (Some(id), Some(v)) => keys.push((id, v.to_vec())),
+                    _ => return false,
+                }
+            }
+        }
+        let skey = node.child("skey").and_then(parse_skey);
+        let (Some(registration), Some(identity)) = (registration, identity) else {
+            return false;
+        };
+        let mut st = self.shared.state.lock();
+        let Some(dev) = st
+            .accounts
+            .get_mut(jid.user.as_str())
+            .and_then(|a| a.devices.get_mut(&jid.device))
+        else {
+            return false;
+        };
+        let pk = &mut dev.prekeys;
+        pk.registration_id = Some(registration);
+        pk.identity = Some(identity.to_vec());
+        if skey.is_some() {
+            pk.signed = skey;
+        }
+        for (id, v) in keys {
+            pk.one_time.retain(|(i, _)| *i != id);
+            pk.one_time.push_back((id, v));
+            if pk.one_time.len() > MAX_PREKEYS_PER_DEVICE {
+                pk.one_time.pop_front();
+            }
+        }
+        true
+    }
+
+    async fn link_code(&mut self, id: &str, node: &Node) -> Result<(), End> {
+        let stage = node
+            .attr_opt::<String>("stage")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match stage.as_str() {
+            "companion_hello" => {
+                let phone = node
+                    .attr_opt::<Jid>("jid")
+                    .ok()
+                    .flatten()
+                    .map(|j| j.user.as_str().to_owned());
+                let wrapped = node
+                    .child("link_code_pairing_wrapped_companion_ephemeral_pub")
+                    .and_then(|n| n.content_bytes())
+                    .filter(|b| b.len() == phone::WRAPPED_EPHEMERAL_LEN)
+                    .map(<[u8]>::to_vec);
+                let noise_ok = node
+                    .child("companion_server_auth_key_pub")
+                    .and_then(|n| n.content_bytes())
+                    .is_some_and(|b| self.client_static.is_some_and(|k| k.as_bytes()[..] == *b));
+                let (Some(phone), Some(wrapped), true) = (phone, wrapped, noise_ok) else {
+                    return self.send(&iq_error(id, 400, "bad-request")).await;
+                };
+                if !self.shared.state.lock().accounts.contains_key(&phone) {
+                    return self.send(&iq_error(id, 404, "item-not-found")).await;
+                }
+                let code_ref = format!("2@{}", fresh_id());
+                if let Some(reg) = self.reg.as_mut() {
+                    reg.code_ref = Some(code_ref.clone());
+                    reg.pairing_until = Some(Instant::now() + CODE_ENTRY_TIME);
+                }
+                if let Some(e) = self.shared.conns().get_mut(&self.id) {
+                    e.code = Some((phone, wrapped));
+                }
+                let reply = Node::builder("iq")
+                    .attr("from", server_jid())
+                    .attr("type", "result")
+                    .attr("id", id.to_owned())
+                    .children([Node::builder("link_code_companion_reg")
+                        .children([Node::builder("link_code_pairing_ref")
+                            .bytes(Bytes::from(code_ref.into_bytes()))
+                            .build()])
+                        .build()])
+                    .build();
+                self.send(&reply).await
+            }
+            "companion_finish" => {
+                let Some(wait) = self.reg.as_mut().and_then(|r| r.code_wait.take()) else {
+                    return self.send(&iq_error(id, 400, "bad-request")).await;
+                };
+                self.send(&iq_result(id)).await?;
+                match self.finish_code(node, &wait) {
+                    Ok(adv) => {
+                        self.pair_success(wait.phone, &adv, "code".to_owned(), wait.reply)
+                            .await
+                    }
+                    Err(why) => {
+                        let _ = wait.reply.send(Err(Error::PairingRejected(why)));
+                        Ok(())
+                    }
+                }
+            }
+            _ => self.send(&iq_error(id, 400, "bad-request")).await,
+        }
+    }
+
+    /// Checks companion_finish and derives the new ADV secret.
+    fn finish_code(&self, node: &Node, wait: &CodeWait) -> Result<Zeroizing<Vec<u8>>, String> {
+        let get = |tag: &str| node.child(tag).and_then(|n| n.content_bytes());
+        let reg = self.reg.as_ref().ok_or("not registering")?;
+        if get("link_code_pairing_ref") != reg.code_ref.as_ref().map(|r| r.as_bytes()) {
+            return Err("pairing ref mismatch".into());
+        }
+        let identity = get("companion_identity_public")
+            .and_then(|b| PublicKey::from_slice(b).ok())
+            .ok_or("companion_identity_public missing")?;
+        if identity != reg.identity {
+            return Err("companion identity differs from the registration payload".into());
+        }
+        let wrapped = get("link_code_pairing_wrapped_key_bundle").ok_or("key bundle missing")?;
+        let shared = wait.primary_ephemeral.dh(&wait.companion_ephemeral);
+        let bundle = phone::open_key_bundle(shared.as_bytes(), wrapped)?;
+        let account = {
+            let st = self.shared.state.lock();
+            st.accounts.get(&wait.phone).map(|a| a.identity.clone())
+        }
+        .ok_or("account gone")?;
+        if bundle.companion_identity != identity || bundle.primary_identity != account.public {
+            return Err("key bundle names other identities".into());
+        }
+        let identity_shared = account.dh(&identity);
+        Ok(phone::code_adv_secret(
+            shared.as_bytes(),
+            identity_shared.as_bytes(),
+            &bundle.random,
+        ))
+    }
+}

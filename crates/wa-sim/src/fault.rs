@@ -1,0 +1,61 @@
+//! Faults the tests switch on.
+
+use std::time::Duration;
+
+use wa_binary::Jid;
+
+/// Which live connections a fault hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection (registration connections included).
+    All,
+    /// Every logged-in device of the account with this phone number.
+    Account(String),
+    /// The connection of this device (`phone:N@s.whatsapp.net`).
+    Device(Jid),
+}
+
+/// The stream errors the server can send before closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamErrorKind {
+    /// `<stream:error code="515"/>`: restart (reconnect at once).
+    Restart,
+    /// `<stream:error><conflict type="replaced"/></stream:error>`: another client took
+    /// over (terminal for the client).
+    Replaced,
+    /// `<stream:error code="401"><conflict type="device_removed"/></stream:error>`: the
+    /// device was unlinked. The simulator also forgets the device.
+    DeviceRemoved,
+    /// `<stream:error code="503"/>`: service unavailable, try again later.
+    ServiceUnavailable,
+}
+
+/// A fault to inject with [`Sim::fault`](crate::Sim::fault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Close the TCP connection without a word (no close frame, no stream error).
+    Drop(Target),
+    /// Send a stream error, then close.
+    StreamError(Target, StreamErrorKind),
+    /// Stop (`true`) or resume (`false`) answering `w:p` pings.
+    IgnorePings(bool),
+    /// Answer every following login with `<failure reason="N"/>` (`Some(N)`), or
+    /// accept logins again (`None`).
+    RefuseLogins(Option<u16>),
+    /// Delay every frame the server sends by this much (`None`: no delay).
+    DelayFrames(Option<Duration>),
+}
+
+/// The sticky fault switches currently set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FaultState {
+    /// Pings go unanswered.
+    pub ignore_pings: bool,
+    /// Logins are refused with this reason.
+    pub refuse_logins: Option<u16>,
+    /// Outgoing frames are delayed by this much.
+    pub delay_frames: Option<Duration>,
+}

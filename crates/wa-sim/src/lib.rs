@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+mod admin;
+mod config;
+mod conn;
+mod error;
+mod fault;
+mod kdf;
+mod net;
+mod persist;
+mod phone;
+mod sim;
+mod state;
+
+pub use config::{QrTiming, SimConfig};
+pub use error::Error;
+pub use fault::{Fault, FaultState, StreamErrorKind, Target};
+pub use sim::Sim;
+pub use state::{AccountInfo, LinkedDevice, SimState};
+
+/// Re-exported so that users can name JIDs and keys without extra dependencies.
+pub use wa_binary::Jid;
+/// The key type of [`Sim::root_public_key`].
+pub use wa_crypto::PublicKey;

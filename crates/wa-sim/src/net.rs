@@ -1,0 +1,214 @@
+//! The simulator's network edge: one listener serving `/ws/chat` websockets (plain or
+//! TLS) and the loopback admin endpoints under `/admin/`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_rustls::TlsAcceptor;
+
+/// Largest websocket frame the simulator accepts from a client.
+const MAX_WS_FRAME: usize = 17 * 1024 * 1024;
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+type Stream = TokioIo<Upgraded>;
+
+/// What the network edge hands to the simulator core.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// A client opened a websocket on `/ws/chat`.
+    fn websocket(self: Arc<Self>, conn: WsConn) -> impl Future<Output = ()> + Send;
+    /// An admin request: path below `/admin/` and body; returns status and body.
+    fn admin(
+        self: Arc<Self>,
+        path: String,
+        body: Bytes,
+    ) -> impl Future<Output = (u16, String)> + Send;
+}
+
+/// One client websocket, server side.
+pub(crate) struct WsConn {
+    pub(crate) reader: WsRead,
+    pub(crate) writer: WsWrite,
+    pub(crate) peer: SocketAddr,
+}
+
+/// Sending half; clones share the socket.
+#[derive(Clone)]
+pub(crate) struct WsWrite(Arc<Mutex<WebSocketWrite<WriteHalf<Stream>>>>);
+
+impl WsWrite {
+    pub(crate) async fn send(&self, data: &[u8]) -> Result<(), WebSocketError> {
+        self.0
+            .lock()
+            .await
+            .write_frame(Frame::binary(Payload::Borrowed(data)))
+            .await
+    }
+
+    pub(crate) async fn close(&self) {
+        let _ = self
+            .0
+            .lock()
+            .await
+            .write_frame(Frame::close(1000, b""))
+            .await;
+    }
+}
+
+/// Receiving half.
+pub(crate) struct WsRead {
+    inner: WebSocketRead<ReadHalf<Stream>>,
+    writer: WsWrite,
+    in_text: bool,
+}
+
+impl WsRead {
+    /// The next chunk of binary payload, or `None` when the client is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            let writer = self.writer.0.clone();
+            let mut send = move |frame: Frame<'_>| {
+                let owned = Frame::new(
+                    true,
+                    frame.opcode,
+                    None,
+                    Payload::Owned(frame.payload.to_vec()),
+                );
+                let writer = writer.clone();
+                Box::pin(async move { writer.lock().await.write_frame(owned).await })
+                    as Pin<Box<dyn Future<Output = Result<(), WebSocketError>> + Send>>
+            };
+            let frame = self.inner.read_frame(&mut send).await.ok()?;
+            match frame.opcode {
+                OpCode::Binary => {
+                    self.in_text = false;
+                    return Some(Bytes::from(frame.payload.to_vec()));
+                }
+                OpCode::Continuation if !self.in_text => {
+                    return Some(Bytes::from(frame.payload.to_vec()));
+                }
+                OpCode::Text | OpCode::Continuation => self.in_text = !frame.fin,
+                OpCode::Close => return None,
+                OpCode::Ping | OpCode::Pong => {}
+            }
+        }
+    }
+}
+
+/// Serves `listener` until the returned task is aborted.
+pub(crate) fn serve<H: Handler>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: Arc<H>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let handler = handler.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            serve_http(stream, peer, handler).await;
+                        }
+                    }
+                    None => serve_http(tcp, peer, handler).await,
+                }
+            });
+        }
+    })
+}
+
+async fn serve_http<S, H>(io: S, peer: SocketAddr, handler: Arc<H>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
+{
+    let svc = service_fn(move |req| route(req, peer, handler.clone()));
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
+        .await;
+}
+
+async fn route<H: Handler>(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    handler: Arc<H>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = req.uri().path().to_owned();
+    if path == "/ws/chat" && fastwebsockets::upgrade::is_upgrade_request(&req) {
+        let Ok((resp, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
+            return Ok(plain(StatusCode::BAD_REQUEST, "bad websocket upgade"));
+        };
+        tokio::spawn(async move {
+            let Ok(ws) = fut.await else { return };
+            let (mut read, write) = ws.split(tokio::io::split);
+            read.set_max_message_size(MAX_WS_FRAME);
+            let writer = WsWrite(Arc::new(Mutex::new(write)));
+            let reader = WsRead {
+                inner: read,
+                writer: writer.clone(),
+                in_text: false,
+            };
+            handler
+                .websocket(WsConn {
+                    reader,
+                    writer,
+                    peer,
+                })
+                .await;
+        });
+        let (parts, _) = resp.into_parts();
+        return Ok(Response::from_parts(parts, Full::new(Bytes::new())));
+    }
+    if let Some(rest) = path.strip_prefix("/admin/") {
+        if !peer.ip().is_loopback() {
+            return Ok(plain(
+                StatusCode::FORBIDDEN,
+                "admin endpoints answer loopback only",
+            ));
+        }
+        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+        };
+        let (status, text) = handler.admin(rest.to_owned(), body).await;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(plain(status, &text));
+    }
+    Ok(plain(StatusCode::NOT_FOUND, "not found"))
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *resp.status_mut() = status;
+    resp
+}

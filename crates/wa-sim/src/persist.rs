@@ -1,0 +1,222 @@
+//! Saving and loading [`SimState`] as JSON (private keys included: test data only).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use wa_crypto::{KeyPair, PublicKey};
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::state::{Account, Device, Inner, PreKeys, ServerKeys, SimState};
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    root: String,
+    intermediate: String,
+    noise_static: String,
+    next_lid: u64,
+    accounts: Vec<AccountFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountFile {
+    phone: String,
+    lid: String,
+    identity: String,
+    created: u64,
+    next_key_index: u32,
+    devices: Vec<DeviceFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeviceFile {
+    id: u16,
+    noise: String,
+    identity: String,
+    key_index: u32,
+    platform: String,
+    registration_id: Option<u32>,
+    prekey_identity: Option<String>,
+    one_time: Vec<(u32, String)>,
+    signed: Option<(u32, String, String)>,
+}
+
+fn private_hex(k: &KeyPair) -> String {
+    hex::encode(k.private.as_bytes())
+}
+
+fn key_pair(h: &str) -> Result<KeyPair, Error> {
+    let raw = Zeroizing::new(hex::decode(h).map_err(|_| Error::BadState("key is not hex"))?);
+    KeyPair::from_private_slice(&raw).map_err(|_| Error::BadState("private key is not 32 bytes"))
+}
+
+fn public(h: &str) -> Result<PublicKey, Error> {
+    let raw = hex::decode(h).map_err(|_| Error::BadState("key is not hex"))?;
+    PublicKey::from_slice(&raw).map_err(|_| Error::BadState("public key is not 32 bytes"))
+}
+
+fn bytes(h: &str) -> Result<Vec<u8>, Error> {
+    hex::decode(h).map_err(|_| Error::BadState("bytes are not hex"))
+}
+
+impl SimState {
+    /// The whole state as JSON, private keys included (for test servers only).
+    pub fn to_json(&self) -> String {
+        let st = self.lock();
+        let file = File {
+            version: 1,
+            root: private_hex(&st.keys.root),
+            intermediate: private_hex(&st.keys.intermediate),
+            noise_static: private_hex(&st.keys.noise_static),
+            next_lid: st.next_lid,
+            accounts: st
+                .accounts
+                .values()
+                .map(|a| AccountFile {
+                    phone: a.phone.clone(),
+                    lid: a.lid_user.clone(),
+                    identity: private_hex(&a.identity),
+                    created: a.created,
+                    next_key_index: a.next_key_index,
+                    devices: a
+                        .devices
+                        .iter()
+                        .map(|(id, d)| DeviceFile {
+                            id: *id,
+                            noise: hex::encode(d.noise.as_bytes()),
+                            identity: hex::encode(d.identity.as_bytes()),
+                            key_index: d.key_index,
+                            platform: d.platform.clone(),
+                            registration_id: d.prekeys.registration_id,
+                            prekey_identity: d.prekeys.identity.as_ref().map(hex::encode),
+                            one_time: d
+                                .prekeys
+                                .one_time
+                                .iter()
+                                .map(|(i, v)| (*i, hex::encode(v)))
+                                .collect(),
+                            signed: d
+                                .prekeys
+                                .signed
+                                .as_ref()
+                                .map(|(i, v, s)| (*i, hex::encode(v), hex::encode(s))),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        // invariant: the file holds only strings, integers and lists, which always serialize.
+        serde_json::to_string_pretty(&file).unwrap_or_default()
+    }
+
+    /// Reads state written by [`to_json`](Self::to_json).
+    ///
+    /// # Errors
+    /// [`Error::BadState`] when the JSON or a key in it is malformed.
+    pub fn from_json(json: &str) -> Result<SimState, Error> {
+        let file: File =
+            serde_json::from_str(json).map_err(|_| Error::BadState("not a state file"))?;
+        if file.version != 1 {
+            return Err(Error::BadState("unknown state file version"));
+        }
+        let mut accounts = BTreeMap::new();
+        for a in file.accounts {
+            let mut devices = BTreeMap::new();
+            for d in a.devices {
+                let one_time = d
+                    .one_time
+                    .iter()
+                    .map(|(i, v)| Ok((*i, bytes(v)?)))
+                    .collect::<Result<VecDeque<_>, Error>>()?;
+                let signed = match &d.signed {
+                    Some((i, v, s)) => Some((*i, bytes(v)?, bytes(s)?)),
+                    None => None,
+                };
+                devices.insert(
+                    d.id,
+                    Device {
+                        noise: public(&d.noise)?,
+                        identity: public(&d.identity)?,
+                        key_index: d.key_index,
+                        platform: d.platform,
+                        prekeys: PreKeys {
+                            registration_id: d.registration_id,
+                            identity: d.prekey_identity.as_deref().map(bytes).transpose()?,
+                            one_time,
+                            signed,
+                        },
+                    },
+                );
+            }
+            accounts.insert(
+                a.phone.clone(),
+                Account {
+                    phone: a.phone,
+                    lid_user: a.lid,
+                    identity: key_pair(&a.identity)?,
+                    created: a.created,
+                    devices,
+                    reserved: Vec::new(),
+                    next_key_index: a.next_key_index,
+                },
+            );
+        }
+        let inner = Inner {
+            keys: ServerKeys {
+                root: key_pair(&file.root)?,
+                intermediate: key_pair(&file.intermediate)?,
+                noise_static: key_pair(&file.noise_static)?,
+            },
+            accounts,
+            next_lid: file.next_lid,
+        };
+        Ok(SimState::from_inner(inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_keys_accounts_and_devices() {
+        let state = SimState::new();
+        let noise = KeyPair::generate(&mut rand_core::OsRng).public;
+        {
+            let mut st = state.lock();
+            st.add_account("15551234567", 1_700_000_000);
+            let a = st.accounts.get_mut("15551234567").unwrap();
+            let mut prekeys = PreKeys {
+                registration_id: Some(77),
+                identity: Some(vec![1; 32]),
+                signed: Some((1, vec![2; 32], vec![3; 64])),
+                ..PreKeys::default()
+            };
+            prekeys.one_time.push_back((5, vec![4; 32]));
+            a.devices.insert(
+                3,
+                Device {
+                    noise,
+                    identity: noise,
+                    key_index: 2,
+                    platform: "1".into(),
+                    prekeys,
+                },
+            );
+        }
+        let json = state.to_json();
+        let back = SimState::from_json(&json).unwrap();
+        assert_eq!(back.root_public_key(), state.root_public_key());
+        assert_eq!(back.to_json(), json);
+        let st = back.lock();
+        let a = &st.accounts["15551234567"];
+        assert_eq!(a.devices[&3].noise, noise);
+        assert_eq!(
+            a.devices[&3].prekeys.one_time,
+            VecDeque::from([(5, vec![4; 32])])
+        );
+        assert!(SimState::from_json("{}").is_err());
+        assert!(SimState::from_json(&json.replace("\"version\": 1", "\"version\": 9")).is_err());
+    }
+}

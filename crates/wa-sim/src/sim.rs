@@ -1,0 +1,500 @@
+//! The simulator handle and its API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand_core::{OsRng, RngCore};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_rustls::TlsAcceptor;
+use wa_binary::{Jid, Server};
+use wa_crypto::{KeyPair, PublicKey};
+use wa_noise::{ChainParams, ResponderConfig, issue_cert_chain};
+use zeroize::Zeroizing;
+
+use crate::fault::{Fault, FaultState, StreamErrorKind, Target};
+use crate::net::{self, Handler, WsConn};
+use crate::state::{AccountInfo, LinkedDevice, SimState, valid_phone};
+use crate::{Error, SimConfig, conn, phone};
+
+/// A running simulator. Dropping it stops the listener; [`shutdown`](Self::shutdown)
+/// also closes every connection.
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.accept.abort();
+        let _ = self.shared.shutdown.send(true);
+    }
+}
+
+/// What the connection tasks share.
+pub(crate) struct Shared {
+    pub(crate) state: SimState,
+    pub(crate) config: SimConfig,
+    pub(crate) responder: ResponderConfig,
+    pub(crate) conns: Mutex<HashMap<u64, ConnEntry>>,
+    pub(crate) faults: Mutex<FaultState>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+/// One live connection as the API sees it.
+pub(crate) struct ConnEntry {
+    pub(crate) tx: mpsc::Sender<Cmd>,
+    /// Set once the connection logged in.
+    pub(crate) device: Option<Jid>,
+    /// Registration connections: the client's Noise and identity keys.
+    pub(crate) noise: Option<PublicKey>,
+    pub(crate) identity: Option<PublicKey>,
+    /// Registration connections: refs and the instant each stops being accepted.
+    pub(crate) refs: Vec<(String, Instant)>,
+    /// A pending pairing-code request: phone number and wrapped companion ephemeral.
+    pub(crate) code: Option<(String, Vec<u8>)>,
+    /// The client said `<active/>` (true) or `<passive/>` (false) last; false at login.
+    pub(crate) active: bool,
+}
+
+/// Commands from the API to one connection task.
+pub(crate) enum Cmd {
+    StreamError(StreamErrorKind),
+    Drop,
+    /// The phone scanned this connection's QR.
+    Pair {
+        phone: String,
+        adv_secret: Zeroizing<Vec<u8>>,
+        platform: String,
+        reply: oneshot::Sender<Result<Jid, Error>>,
+    },
+    /// The phone accepted the pairing code: send the primary hello.
+    PairCode {
+        phone: String,
+        primary_ephemeral: KeyPair,
+        companion_ephemeral: PublicKey,
+        wrapped_primary: Vec<u8>,
+        reply: oneshot::Sender<Result<Jid, Error>>,
+    },
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Shared {
+    pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn faults(&self) -> FaultState {
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Handler for Shared {
+    async fn websocket(self: Arc<Self>, conn: WsConn) {
+        conn::run(self, conn).await;
+    }
+
+    async fn admin(self: Arc<Self>, path: String, body: Bytes) -> (u16, String) {
+        crate::admin::handle(&self, &path, &body).await
+    }
+}
+
+impl Sim {
+    /// Binds `config.addr` and starts serving `/ws/chat` and `/admin/`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound.
+    pub async fn start(config: SimConfig) -> Result<Sim, Error> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let responder = {
+            let st = config.state.lock();
+            let now = unix_now();
+            let params = ChainParams {
+                intermediate_serial: 1,
+                leaf_serial: 2,
+                not_before: now.saturating_sub(86_400),
+                not_after: now + 10 * 365 * 86_400,
+            };
+            let chain = issue_cert_chain(
+                &st.keys.root,
+                &st.keys.intermediate,
+                &st.keys.noise_static.public,
+                &params,
+                &mut OsRng,
+            );
+            ResponderConfig {
+                static_key: st.keys.noise_static.clone(),
+                cert_chain: chain,
+            }
+        };
+        let tls = config.tls.clone().map(TlsAcceptor::from);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: config.state.clone(),
+            config,
+            responder,
+            conns: Mutex::new(HashMap::new()),
+            faults: Mutex::new(FaultState::default()),
+            next_id: AtomicU64::new(1),
+            shutdown,
+        });
+        let accept = net::serve(listener, tls, shared.clone());
+        tracing::info!(%addr, "wa-sim listening");
+        Ok(Sim {
+            shared,
+            addr,
+            accept,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://ADDR/ws/chat` (`wss://` with TLS): the URL clients connect to.
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.shared.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws/chat", self.addr)
+    }
+
+    /// `http://ADDR` (`https://` with TLS): the base of the `/admin/` endpoints.
+    pub fn admin_url(&self) -> String {
+        let scheme = if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The root public key the server's certificate chains are signed with: clients
+    /// must trust it instead of WhatsApp's.
+    pub fn root_public_key(&self) -> PublicKey {
+        self.shared.state.root_public_key()
+    }
+
+    /// The server's Noise static public key (the key the leaf certificate names).
+    pub fn server_static_key(&self) -> PublicKey {
+        self.shared.responder.static_key.public
+    }
+
+    /// The durable state; pass it in a new [`SimConfig`] to restart with it.
+    pub fn state(&self) -> SimState {
+        self.shared.state.clone()
+    }
+
+    /// Adds an account with a simulated phone (or returns the existing one).
+    ///
+    /// # Panics
+    /// When `phone` is not 7 to 15 digits without a leading zero (a test's mistake);
+    /// [`try_add_account`](Self::try_add_account) returns an error instead.
+    pub async fn add_account(&self, phone: &str) -> AccountInfo {
+        match add_account(&self.shared, phone) {
+            Ok(info) => info,
+            Err(e) => panic!("add_account: {e}"),
+        }
+    }
+
+    /// Adds an account, checking the phone number (7 to 15 digits, no leading zero).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPhone`].
+    pub async fn try_add_account(&self, phone: &str) -> Result<AccountInfo, Error> {
+        add_account(&self.shared, phone)
+    }
+
+    /// The account with this phone number.
+    pub fn account(&self, phone: &str) -> Option<AccountInfo> {
+        self.shared
+            .state
+            .lock()
+            .accounts
+            .get(phone)
+            .map(|a| a.info())
+    }
+
+    /// The linked companion devices of an account (`phone:N@s.whatsapp.net`), in id order.
+    pub fn devices(&self, phone: &str) -> Vec<Jid> {
+        devices(&self.shared, phone)
+    }
+
+    /// The linked companion devices of an account with their keys.
+    pub fn linked_devices(&self, phone: &str) -> Vec<LinkedDevice> {
+        let st = self.shared.state.lock();
+        st.accounts.get(phone).map_or_else(Vec::new, |a| a.linked())
+    }
+
+    /// Whether this device currently has a logged-in connection.
+    pub fn is_online(&self, device: &Jid) -> bool {
+        self.shared
+            .conns()
+            .values()
+            .any(|c| c.device.as_ref() == Some(device))
+    }
+
+    /// Whether this device is logged in and has declared itself active
+    /// (`<iq xmlns="passive" type="set"><active/></iq>`), as clients do after `<success>`.
+    pub fn is_active(&self, device: &Jid) -> bool {
+        self.shared
+            .conns()
+            .values()
+            .any(|c| c.device.as_ref() == Some(device) && c.active)
+    }
+
+    /// How many one-time pre-keys the server holds for a device (`None`: no such device).
+    pub fn prekey_count(&self, device: &Jid) -> Option<usize> {
+        let st = self.shared.state.lock();
+        let acct = st.accounts.get(device.user.as_str())?;
+        acct.devices
+            .get(&device.device)
+            .map(|d| d.prekeys.one_time.len())
+    }
+
+    /// Unlinks a device without telling it (its next login fails with 401).
+    pub fn remove_device(&self, device: &Jid) -> bool {
+        let mut st = self.shared.state.lock();
+        st.accounts
+            .get_mut(device.user.as_str())
+            .is_some_and(|a| a.devices.remove(&device.device).is_some())
+    }
+
+    /// The account's simulated phone scans a QR string a client shows. Resolves with the
+    /// new device's JID once the companion's signed reply has been verified and the
+    /// device registered (the server then sends stream error 515).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::BadQr`], [`Error::UnknownRef`],
+    /// [`Error::QrKeyMismatch`], [`Error::PairingRejected`], [`Error::ConnectionGone`],
+    /// [`Error::Timeout`].
+    pub async fn scan_qr(&self, phone: &str, qr: &str) -> Result<Jid, Error> {
+        scan_qr(&self.shared, phone, qr).await
+    }
+
+    /// The account's simulated phone accepts a pairing code (`ABCD-EFGH`) a client
+    /// asked for with `companion_hello`. Resolves with the new device's JID once pairing
+    /// finished.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::BadPairingCode`], [`Error::NoPendingCode`],
+    /// [`Error::PairingRejected`] (for example a wrong code: the key bundle does not
+    /// decrypt), [`Error::ConnectionGone`], [`Error::Timeout`].
+    pub async fn enter_pairing_code(&self, phone: &str, code: &str) -> Result<Jid, Error> {
+        enter_pairing_code(&self.shared, phone, code).await
+    }
+
+    /// Injects a fault. Returns how many connections it hit (0 for the sticky switches).
+    pub fn fault(&self, fault: Fault) -> usize {
+        apply_fault(&self.shared, fault)
+    }
+
+    /// The sticky fault switches currently set.
+    pub fn faults(&self) -> FaultState {
+        self.shared.faults()
+    }
+
+    /// Stops listening and closes every connection (without a stream error). The state
+    /// stays usable for a restart.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let _ = self.shared.shutdown.send(true);
+        // Wait (briefly) until the connection tasks have gone.
+        for _ in 0..200 {
+            if self.shared.conns().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+pub(crate) fn add_account(shared: &Shared, phone: &str) -> Result<AccountInfo, Error> {
+    if !valid_phone(phone) {
+        return Err(Error::InvalidPhone(phone.to_owned()));
+    }
+    Ok(shared.state.lock().add_account(phone, unix_now()))
+}
+
+pub(crate) fn devices(shared: &Shared, phone: &str) -> Vec<Jid> {
+    let st = shared.state.lock();
+    st.accounts.get(phone).map_or_else(Vec::new, |a| {
+        a.devices
+            .keys()
+            .map(|d| Jid::with_device(a.phone.clone(), Server::Pn, *d))
+            .collect()
+    })
+}
+
+async fn await_reply(
+    shared: &Shared,
+    rx: oneshot::Receiver<Result<Jid, Error>>,
+) -> Result<Jid, Error> {
+    match tokio::time::timeout(shared.config.pair_timeout, rx).await {
+        Err(_) => Err(Error::Timeout),
+        Ok(Err(_)) => Err(Error::ConnectionGone),
+        Ok(Ok(r)) => r,
+    }
+}
+
+pub(crate) async fn scan_qr(shared: &Shared, phone: &str, qr: &str) -> Result<Jid, Error> {
+    if !shared.state.lock().accounts.contains_key(phone) {
+        return Err(Error::UnknownAccount(phone.to_owned()));
+    }
+    let qr = phone::parse_qr(qr)?;
+    let now = Instant::now();
+    let tx = {
+        let conns = shared.conns();
+        let entry = conns
+            .values()
+            .find(|c| {
+                c.refs
+                    .iter()
+                    .any(|(r, until)| *r == qr.reference && *until > now)
+            })
+            .ok_or(Error::UnknownRef)?;
+        if entry.noise != Some(qr.noise) || entry.identity != Some(qr.identity) {
+            return Err(Error::QrKeyMismatch);
+        }
+        entry.tx.clone()
+    };
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::Pair {
+        phone: phone.to_owned(),
+        adv_secret: qr.adv_secret,
+        platform: qr.platform,
+        reply,
+    })
+    .await
+    .map_err(|_| Error::ConnectionGone)?;
+    await_reply(shared, rx).await
+}
+
+pub(crate) async fn enter_pairing_code(
+    shared: &Shared,
+    phone: &str,
+    code: &str,
+) -> Result<Jid, Error> {
+    let code = phone::normalize_code(code)?;
+    if !shared.state.lock().accounts.contains_key(phone) {
+        return Err(Error::UnknownAccount(phone.to_owned()));
+    }
+    let (tx, wrapped) = {
+        let mut conns = shared.conns();
+        // One attempt per companion_hello: the request is consumed here.
+        let (_, entry) = conns
+            .iter_mut()
+            .filter(|(_, c)| c.code.as_ref().is_some_and(|(p, _)| p == phone))
+            .max_by_key(|(id, _)| **id)
+            .ok_or_else(|| Error::NoPendingCode(phone.to_owned()))?;
+        let wrapped = entry.code.take().map(|(_, w)| w).unwrap_or_default();
+        (entry.tx.clone(), wrapped)
+    };
+    // Two PBKDF2 runs of 131072 rounds: keep them off the async workers.
+    let (companion_ephemeral, primary_ephemeral, wrapped_primary) =
+        tokio::task::spawn_blocking(move || {
+            let companion = phone::unwrap_ephemeral(&code, &wrapped)?;
+            let primary = KeyPair::generate(&mut OsRng);
+            let mut salt = [0u8; 32];
+            let mut iv = [0u8; 16];
+            OsRng.fill_bytes(&mut salt);
+            OsRng.fill_bytes(&mut iv);
+            let wrapped = phone::wrap_ephemeral(&code, &primary.public, &salt, &iv);
+            Ok::<_, Error>((companion, primary, wrapped))
+        })
+        .await
+        .map_err(|_| Error::ConnectionGone)??;
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::PairCode {
+        phone: phone.to_owned(),
+        primary_ephemeral,
+        companion_ephemeral,
+        wrapped_primary,
+        reply,
+    })
+    .await
+    .map_err(|_| Error::ConnectionGone)?;
+    await_reply(shared, rx).await
+}
+
+fn hits(entry: &ConnEntry, target: &Target) -> bool {
+    match target {
+        Target::All => true,
+        Target::Account(phone) => entry
+            .device
+            .as_ref()
+            .is_some_and(|d| d.user.as_str() == phone),
+        Target::Device(jid) => entry.device.as_ref() == Some(jid),
+    }
+}
+
+pub(crate) fn apply_fault(shared: &Shared, fault: Fault) -> usize {
+    let sticky = |f: &dyn Fn(&mut FaultState)| {
+        f(&mut shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+        0
+    };
+    let (target, cmd): (Target, fn() -> Cmd) = match fault {
+        Fault::IgnorePings(on) => return sticky(&|s| s.ignore_pings = on),
+        Fault::RefuseLogins(r) => return sticky(&|s| s.refuse_logins = r),
+        Fault::DelayFrames(d) => return sticky(&|s| s.delay_frames = d),
+        Fault::Drop(t) => (t, || Cmd::Drop),
+        Fault::StreamError(t, StreamErrorKind::Restart) => {
+            (t, || Cmd::StreamError(StreamErrorKind::Restart))
+        }
+        Fault::StreamError(t, StreamErrorKind::Replaced) => {
+            (t, || Cmd::StreamError(StreamErrorKind::Replaced))
+        }
+        Fault::StreamError(t, StreamErrorKind::DeviceRemoved) => {
+            (t, || Cmd::StreamError(StreamErrorKind::DeviceRemoved))
+        }
+        Fault::StreamError(t, StreamErrorKind::ServiceUnavailable) => {
+            (t, || Cmd::StreamError(StreamErrorKind::ServiceUnavailable))
+        }
+    };
+    let conns = shared.conns();
+    let mut n = 0;
+    for entry in conns.values().filter(|e| hits(e, &target)) {
+        if entry.tx.try_send(cmd()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A fresh id for a server-initiated iq or notification.
+pub(crate) fn fresh_id() -> String {
+    let mut b = [0u8; 8];
+    OsRng.fill_bytes(&mut b);
+    hex::encode_upper(b)
+}

@@ -1,0 +1,1190 @@
+//! The socket actor: a supervisor task running connection attempts, each with a reader
+//! task, a keep-alive task and a writer that encrypts and sends under one lock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use prost::Message;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use tokio::sync::{Mutex, broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use wa_binary::{Jid, Node, Server};
+use wa_crypto::KeyPair;
+use wa_noise::{FrameDecoder, Initiator, InitiatorConfig, Transport};
+use wa_store::{AccountStore, AuthCreds, CredsStore, IdentityStore, PreKeyStore};
+use wa_types::{ConnectionState, ConnectionUpdate, DisconnectReason, Event};
+
+use crate::config::SocketConfig;
+use crate::dispatch::{Dispatched, Dispatcher, Filter};
+use crate::pairing::{self, FinishRandom, PairError};
+use crate::payload::{PayloadOptions, login_payload, registration_payload};
+use crate::query::PendingQueries;
+use crate::transport::{WsConnector, WsReader, WsUrl, WsWriter};
+use crate::{Error, disconnect_reason};
+
+/// A handle to one WhatsApp Web connection that reconnects by itself. Cheap to clone.
+///
+/// When the last handle is dropped the socket closes (as with [`Socket::close`]).
+#[derive(Clone)]
+pub struct Socket {
+    inner: Arc<Inner>,
+    _guard: Arc<CloseOnDrop>,
+}
+
+/// Closes the socket when the last [`Socket`] handle goes away.
+struct CloseOnDrop(std::sync::Weak<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.shutdown(DisconnectReason::ClosedByUser);
+        }
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("state", &*self.inner.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: SocketConfig,
+    store: AccountStore,
+    creds: Mutex<Option<AuthCreds>>,
+    events: broadcast::Sender<Event>,
+    dispatcher: Dispatcher,
+    conn: StdMutex<Option<Arc<Conn>>>,
+    state: watch::Sender<ConnectionState>,
+    stop: watch::Sender<Option<DisconnectReason>>,
+    new_login: AtomicBool,
+    pre_key_lock: Mutex<()>,
+    supervisor: StdMutex<Option<JoinHandle<()>>>,
+}
+
+/// One live connection (one websocket + Noise transport).
+struct Conn {
+    send_lock: Mutex<WsWriter>,
+    transport: StdMutex<Transport>,
+    pending: PendingQueries,
+    close: watch::Sender<Option<DisconnectReason>>,
+    tasks: StdMutex<Vec<JoinHandle<()>>>,
+    qr_task: StdMutex<Option<JoinHandle<()>>>,
+}
+
+impl Conn {
+    fn close(&self, reason: DisconnectReason) {
+        self.close.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn is_closed(&self) -> bool {
+        self.close.borrow().is_some()
+    }
+
+    async fn send(&self, node: &Node) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::NotConnected);
+        }
+        let plain = wa_binary::encode(node);
+        let ws = self.send_lock.lock().await;
+        let mut out = BytesMut::with_capacity(plain.len() + 19);
+        {
+            let mut t = self
+                .transport
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.encrypt_into(&plain, &mut out)?;
+        }
+        // Encryption and sending happen under `send_lock`, so the send order equals the
+        // nonce order.
+        ws.send(&out).await
+    }
+
+    fn spawn(&self, task: JoinHandle<()>) {
+        let mut t = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.retain(|h| !h.is_finished());
+        t.push(task);
+    }
+
+    fn stop_qr(&self) {
+        let t = self
+            .qr_task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = t {
+            t.abort();
+        }
+    }
+
+    fn abort_tasks(&self) {
+        self.stop_qr();
+        let t = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for h in t {
+            h.abort();
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn iq_error(node: &Node) -> Option<Error> {
+    if node.attr_opt::<&str>("type").ok().flatten() != Some("error") {
+        return None;
+    }
+    let e = node.child("error");
+    let code = e
+        .and_then(|e| e.attr_opt::<u64>("code").ok().flatten())
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(0);
+    let text = e
+        .and_then(|e| e.attr_opt::<&str>("text").ok().flatten())
+        .unwrap_or("")
+        .to_owned();
+    Some(Error::Iq { code, text })
+}
+
+impl Socket {
+    /// Starts the socket: a supervisor task connects, logs in (or registers), and
+    /// reconnects after failures until a terminal disconnect or [`Socket::close`].
+    /// Subscribe with [`Socket::events`] right away to see every event.
+    pub fn connect(config: SocketConfig) -> Socket {
+        let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let (state, _) = watch::channel(ConnectionState::Connecting);
+        let (stop, _) = watch::channel(None);
+        let inner = Arc::new(Inner {
+            store: crate::config::effective_store(&config),
+            config,
+            creds: Mutex::new(None),
+            events,
+            dispatcher: Dispatcher::default(),
+            conn: StdMutex::new(None),
+            state,
+            stop,
+            new_login: AtomicBool::new(false),
+            pre_key_lock: Mutex::new(()),
+            supervisor: StdMutex::new(None),
+        });
+        let handle = tokio::spawn(supervise(Arc::downgrade(&inner)));
+        *inner
+            .supervisor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        let guard = Arc::new(CloseOnDrop(Arc::downgrade(&inner)));
+        Socket {
+            inner,
+            _guard: guard,
+        }
+    }
+
+    /// A new subscription to the socket's events (bounded; a subscriber that lags loses
+    /// the oldest events and sees `RecvError::Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner.state.borrow()
+    }
+
+    /// A watch of the connection state.
+    pub fn state_watch(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// The account store (auth state) this socket uses.
+    pub fn store(&self) -> &AccountStore {
+        &self.inner.store
+    }
+
+    /// A copy of the current credentials, once loaded.
+    pub async fn auth(&self) -> Option<AuthCreds> {
+        self.inner.creds.lock().await.clone()
+    }
+
+    /// The configuration the socket runs with.
+    pub fn config(&self) -> &SocketConfig {
+        &self.inner.config
+    }
+
+    /// Registers a handler queue for stanzas that `filter` matches.
+    pub fn subscribe(&self, filter: Filter, capacity: usize) -> tokio::sync::mpsc::Receiver<Node> {
+        self.inner.dispatcher.subscribe(filter, capacity)
+    }
+
+    /// Sends a stanza on the current connection.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], or a transport error.
+    pub async fn send_node(&self, node: &Node) -> Result<(), Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        conn.send(node).await
+    }
+
+    /// A fresh stanza id.
+    pub fn generate_id(&self) -> String {
+        let mut b = [0u8; 8];
+        OsRng.fill_bytes(&mut b);
+        format!("{:016X}", u64::from_be_bytes(b))
+    }
+
+    /// Sends an `<iq>` (an `id` is added when missing) and waits for its reply, with the
+    /// configured query timeout.
+    ///
+    /// # Errors
+    /// [`Error::Iq`] for `type=error` replies, [`Error::Timeout`], [`Error::NotConnected`].
+    pub async fn query(&self, node: Node) -> Result<Node, Error> {
+        self.query_timeout(node, self.inner.config.query_timeout)
+            .await
+    }
+
+    /// [`Socket::query`] with an explicit timeout.
+    ///
+    /// # Errors
+    /// As [`Socket::query`].
+    pub async fn query_timeout(&self, node: Node, timeout: Duration) -> Result<Node, Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        query_on(&conn, node, timeout).await
+    }
+
+    /// Asks for a pairing code for `phone` (digits only, international format) instead of
+    /// a QR scan; the code is also emitted as [`Event::PairingCode`]. Call it once the
+    /// socket is connecting with fresh credentials (after the first QR event).
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] or the server's error.
+    pub async fn request_pairing_code(&self, phone: &str) -> Result<String, Error> {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let code = pairing::random_pairing_code(&mut OsRng);
+        let (wrapped, noise_pub) = {
+            let mut guard = self.inner.creds.lock().await;
+            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            creds.pairing_code = Some(code.clone());
+            creds.jid = Some(format!("{phone}@s.whatsapp.net"));
+            let mut salt = [0u8; 32];
+            let mut iv = [0u8; 16];
+            OsRng.fill_bytes(&mut salt);
+            OsRng.fill_bytes(&mut iv);
+            let wrapped =
+                pairing::wrap_ephemeral(&code, &salt, &iv, &creds.pairing_ephemeral_key.public);
+            self.inner.store.save_creds(creds).await?;
+            (wrapped, creds.noise_key.public)
+        };
+        let b = &self.inner.config.browser;
+        let platform_id = pairing::companion_platform_id(&b.os, &b.browser);
+        let node = Node::builder("iq")
+            .attr("to", Jid::server_jid())
+            .attr("type", "set")
+            .attr("xmlns", "md")
+            .children([Node::builder("link_code_companion_reg")
+                .attr("jid", Jid::pn(phone.clone()))
+                .attr("stage", "companion_hello")
+                .attr("should_show_push_notification", "true")
+                .children([
+                    Node::builder("link_code_pairing_wrapped_companion_ephemeral_pub")
+                        .bytes(wrapped)
+                        .build(),
+                    Node::builder("companion_server_auth_key_pub")
+                        .bytes(noise_pub.as_bytes().to_vec())
+                        .build(),
+                    Node::builder("companion_platform_id")
+                        .text(platform_id.to_string())
+                        .build(),
+                    Node::builder("companion_platform_display")
+                        .text(format!("{} ({})", b.browser, b.os))
+                        .build(),
+                    Node::builder("link_code_pairing_nonce").text("0").build(),
+                ])
+                .build()])
+            .build();
+        self.query(node).await?;
+        self.inner.emit(Event::CredsUpdated);
+        self.inner.emit(Event::PairingCode(code.clone()));
+        Ok(code)
+    }
+
+    /// Closes the connection for good (no reconnect); credentials stay.
+    pub async fn close(&self) {
+        self.inner.shutdown(DisconnectReason::ClosedByUser);
+    }
+
+    /// Unlinks this device from the account, then closes and clears the credentials.
+    ///
+    /// # Errors
+    /// The server's error to the removal request (the socket is closed anyway).
+    pub async fn logout(&self) -> Result<(), Error> {
+        let jid = self
+            .inner
+            .creds
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|c| c.jid.clone());
+        let mut result = Ok(());
+        if let Some(jid) = jid {
+            let node = Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "set")
+                .attr("xmlns", "md")
+                .children([Node::builder("remove-companion-device")
+                    .attr(
+                        "jid",
+                        jid.parse::<Jid>()
+                            .map_or(wa_binary::Value::from(jid), Into::into),
+                    )
+                    .attr("reason", "user_initiated")
+                    .build()])
+                .build();
+            result = self.query(node).await.map(|_| ());
+        }
+        self.inner.shutdown(DisconnectReason::LoggedOut);
+        result
+    }
+
+    /// Waits until the supervisor task has ended (after a terminal disconnect).
+    pub async fn closed(&self) {
+        let mut rx = self.inner.stop.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+        let h = self
+            .inner
+            .supervisor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = h {
+            let _ = h.await;
+        }
+    }
+}
+
+async fn query_on(conn: &Arc<Conn>, mut node: Node, timeout: Duration) -> Result<Node, Error> {
+    let id = match node.attr_opt::<&str>("id").ok().flatten() {
+        Some(id) => id.to_owned(),
+        None => {
+            let id = conn.pending.next_id();
+            node.attrs.insert("id", id.clone());
+            id
+        }
+    };
+    let mut waiter = conn.pending.wait(id);
+    conn.send(&node).await?;
+    let reply = tokio::time::timeout(timeout, waiter.reply())
+        .await
+        .map_err(|_| Error::Timeout("query"))?
+        .ok_or(Error::NotConnected)?;
+    match iq_error(&reply) {
+        Some(e) => Err(e),
+        None => Ok(reply),
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Option<Arc<Conn>> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn set_state(&self, update: ConnectionUpdate) {
+        self.state.send_replace(update.state);
+        self.emit(Event::Connection(update));
+    }
+
+    fn shutdown(&self, reason: DisconnectReason) {
+        self.stop.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+        if let Some(c) = self.current() {
+            c.close(reason);
+        }
+    }
+
+    fn payload_options(&self) -> PayloadOptions {
+        let c = &self.config;
+        PayloadOptions {
+            version: c.version,
+            browser: c.browser.clone(),
+            country_code: c.country_code.clone(),
+            history: c.history.clone(),
+            push_name: c.push_name.clone(),
+        }
+    }
+
+    async fn load_creds(&self) -> Result<AuthCreds, Error> {
+        let mut guard = self.creds.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let creds = match self.store.load_creds().await? {
+            Some(c) => c,
+            None => {
+                let c = AuthCreds::generate(&mut OsRng);
+                self.store.save_creds(&c).await?;
+                c
+            }
+        };
+        *guard = Some(creds.clone());
+        Ok(creds)
+    }
+
+    async fn clear_creds(&self) {
+        *self.creds.lock().await = None;
+        if let Err(e) = self.store.delete_account().await {
+            warn!("failed to clear the credentials: {e}");
+        }
+        self.emit(Event::CredsUpdated);
+    }
+}
+
+async fn supervise(weak: std::sync::Weak<Inner>) {
+    let mut attempt: u32 = 0;
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let stopped = *inner.stop.borrow();
+        if let Some(reason) = stopped {
+            finish(&inner, reason).await;
+            return;
+        }
+        inner.set_state(ConnectionUpdate::state(ConnectionState::Connecting));
+        let (reason, opened) = run_connection(&inner).await;
+        let stopped = *inner.stop.borrow();
+        let reason = stopped.unwrap_or(reason);
+        info!("connection closed: {reason}");
+        if reason.is_terminal() {
+            finish(&inner, reason).await;
+            return;
+        }
+        inner.set_state(ConnectionUpdate::closed(reason));
+        if opened {
+            attempt = 0;
+        }
+        if reason.reconnect_immediately() {
+            continue;
+        }
+        let delay = inner.config.backoff.delay(attempt, OsRng.next_u64());
+        attempt = attempt.saturating_add(1);
+        let mut stop = inner.stop.subscribe();
+        drop(inner);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(Option::is_some) => {}
+        }
+    }
+}
+
+async fn finish(inner: &Inner, reason: DisconnectReason) {
+    if reason.clears_credentials() {
+        inner.clear_creds().await;
+    }
+    inner.stop.send_if_modified(|r| {
+        if r.is_none() {
+            *r = Some(reason);
+            true
+        } else {
+            false
+        }
+    });
+    inner.set_state(ConnectionUpdate::closed(reason));
+}
+
+/// Runs one connection to its end; returns why it ended and whether it reached `Open`.
+async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
+    let conn = match establish(inner).await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("connect failed: {e}");
+            let reason = match e {
+                Error::Store(_) => DisconnectReason::BadSession,
+                Error::Timeout(_) => DisconnectReason::TimedOut,
+                _ => DisconnectReason::ConnectionClosed,
+            };
+            return (reason, false);
+        }
+    };
+    let mut close = conn.close.subscribe();
+    let mut stop = inner.stop.subscribe();
+    let mut state = inner.state.subscribe();
+    let mut opened = false;
+    let reason = loop {
+        tokio::select! {
+            r = close.wait_for(Option::is_some) => {
+                break r.ok().and_then(|r| *r).unwrap_or(DisconnectReason::ConnectionClosed);
+            }
+            r = stop.wait_for(Option::is_some) => {
+                let reason = r.ok().and_then(|r| *r).unwrap_or(DisconnectReason::ClosedByUser);
+                conn.close(reason);
+                break reason;
+            }
+            r = state.changed() => {
+                if r.is_ok() && *state.borrow() == ConnectionState::Open {
+                    opened = true;
+                }
+            }
+        }
+    };
+    let now_open = *inner.state.borrow() == ConnectionState::Open;
+    opened |= now_open;
+    *inner
+        .conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    conn.abort_tasks();
+    conn.pending.fail_all();
+    conn.send_lock.lock().await.close().await;
+    (reason, opened)
+}
+
+async fn read_frame(
+    reader: &mut WsReader,
+    decoder: &mut FrameDecoder,
+) -> Result<Option<BytesMut>, Error> {
+    loop {
+        if let Some(f) = decoder.next_frame()? {
+            return Ok(Some(f));
+        }
+        match reader.recv().await? {
+            Some(chunk) => decoder.push(&chunk)?,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Connects, runs the handshake, and starts the reader and keep-alive tasks.
+async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
+    let creds = inner.load_creds().await?;
+    let cfg = &inner.config;
+    let url = WsUrl::parse(&cfg.ws_url)?;
+    let connector = match &cfg.tls {
+        Some(tls) => WsConnector::with_tls_config(tls.clone()),
+        None => WsConnector::new(),
+    }
+    .proxy(cfg.proxy.clone())
+    .connect_timeout(cfg.connect_timeout);
+    let (mut reader, writer) = connector.connect(&url).await?;
+
+    let handshake = async {
+        let initiator = Initiator::new(
+            InitiatorConfig {
+                trusted_root: cfg.noise_root,
+                routing_info: creds.routing_info.clone(),
+            },
+            creds.noise_key.clone(),
+            KeyPair::generate(&mut OsRng),
+        );
+        let (hello, awaiting) = initiator.client_hello()?;
+        writer.send(&hello).await?;
+        let mut decoder = FrameDecoder::client();
+        let frame = read_frame(&mut reader, &mut decoder)
+            .await?
+            .ok_or(Error::NotConnected)?;
+        let verified = awaiting.read_server_hello(&frame, unix_now())?;
+        let opts = inner.payload_options();
+        let login = creds
+            .jid
+            .as_deref()
+            .filter(|_| creds.registered)
+            .and_then(|j| j.parse::<Jid>().ok())
+            .and_then(|j| login_payload(&j, &opts));
+        let payload = match login {
+            Some(p) => p,
+            None => registration_payload(&creds, &opts),
+        };
+        let (finish, transport) = verified.client_finish(&payload.encode_to_vec())?;
+        writer.send(&finish).await?;
+        Ok::<_, Error>((decoder, transport))
+    };
+    let (decoder, transport) = tokio::time::timeout(cfg.connect_timeout, handshake)
+        .await
+        .map_err(|_| Error::Timeout("noise handshake"))??;
+
+    let (close, _) = watch::channel(None);
+    let conn = Arc::new(Conn {
+        send_lock: Mutex::new(writer),
+        transport: StdMutex::new(transport),
+        pending: PendingQueries::new(OsRng.next_u64()),
+        close,
+        tasks: StdMutex::new(Vec::new()),
+        qr_task: StdMutex::new(None),
+    });
+    // Published before the reader starts, so a handler reacting to the first events
+    // (a QR, `Open`) can already query on this connection.
+    *inner
+        .conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+    let reader_task = tokio::spawn(read_loop(
+        Arc::downgrade(inner),
+        conn.clone(),
+        reader,
+        decoder,
+    ));
+    conn.spawn(reader_task);
+    Ok(conn)
+}
+
+async fn read_loop(
+    weak: std::sync::Weak<Inner>,
+    conn: Arc<Conn>,
+    mut reader: WsReader,
+    mut decoder: FrameDecoder,
+) {
+    loop {
+        let frame = match read_frame(&mut reader, &mut decoder).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                conn.close(DisconnectReason::ConnectionClosed);
+                return;
+            }
+            Err(e) => {
+                debug!("read failed: {e}");
+                conn.close(DisconnectReason::ConnectionClosed);
+                return;
+            }
+        };
+        let mut frame = frame;
+        let decrypted = {
+            let mut t = conn
+                .transport
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.decrypt_in_place(&mut frame)
+        };
+        if let Err(e) = decrypted {
+            warn!("frame failed to decrypt: {e}");
+            conn.close(DisconnectReason::BadSession);
+            return;
+        }
+        let node = match wa_binary::decode(frame.freeze()) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!("undecodable node: {e}");
+                continue;
+            }
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        handle_node(&inner, &conn, node).await;
+    }
+}
+
+async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
+    let Some(node) = conn.pending.resolve(node) else {
+        return;
+    };
+    if let Some(reason) = disconnect_reason(&node) {
+        info!("server ended the stream: {reason}");
+        conn.close(reason);
+        return;
+    }
+    let kind = node.attr_opt::<&str>("type").ok().flatten().unwrap_or("");
+    match (node.tag(), kind) {
+        ("success", _) => on_success(inner, conn, &node).await,
+        ("iq", "set") if node.child("pair-device").is_some() => {
+            on_pair_device(inner, conn, &node).await
+        }
+        ("iq", _) if node.child("pair-success").is_some() => {
+            on_pair_success(inner, conn, &node).await
+        }
+        ("iq", "get") if node.child("ping").is_some() => {
+            let id = node
+                .attr_opt::<&str>("id")
+                .ok()
+                .flatten()
+                .unwrap_or("")
+                .to_owned();
+            let pong = Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "result")
+                .attr("id", id)
+                .build();
+            let _ = conn.send(&pong).await;
+        }
+        ("notification", "link_code_companion_reg") => {
+            send_ack(conn, &node).await;
+            let (inner2, conn2) = (inner.clone(), conn.clone());
+            let task = tokio::spawn(async move {
+                if let Err(e) = on_link_code(&inner2, &conn2, &node).await {
+                    warn!("pairing-code finish failed: {e}");
+                }
+            });
+            conn.spawn(task);
+        }
+        ("notification", "encrypt") => {
+            send_ack(conn, &node).await;
+            let count = node
+                .child("count")
+                .and_then(|c| c.attr_opt::<u64>("value").ok().flatten());
+            if let Some(count) = count {
+                spawn_pre_key_check(inner, conn, Some(count));
+            }
+        }
+        ("ib", _) => on_ib(inner, conn, &node).await,
+        _ => {
+            if let Dispatched::Unhandled(node) = inner.dispatcher.dispatch(node).await {
+                if node.tag() == "notification" {
+                    send_ack(conn, &node).await;
+                } else {
+                    debug!("unhandled stanza <{}>", node.tag());
+                }
+            }
+        }
+    }
+}
+
+async fn send_ack(conn: &Conn, node: &Node) {
+    let mut b = Node::builder("ack").attr("class", node.tag().to_owned());
+    for key in ["id", "type"] {
+        if let Some(v) = node.get_attr(key) {
+            b = b.attr(key, v.clone());
+        }
+    }
+    if let Some(from) = node.get_attr("from") {
+        b = b.attr("to", from.clone());
+    }
+    if let Some(p) = node.get_attr("participant") {
+        b = b.attr("participant", p.clone());
+    }
+    let _ = conn.send(&b.build()).await;
+}
+
+async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    let lid = node
+        .attr_opt::<&str>("lid")
+        .ok()
+        .flatten()
+        .map(str::to_owned);
+    if let Some(lid) = lid {
+        let mut guard = inner.creds.lock().await;
+        if let Some(c) = guard.as_mut()
+            && c.lid.as_deref() != Some(&lid)
+        {
+            c.lid = Some(lid);
+            if inner.store.save_creds(c).await.is_ok() {
+                inner.emit(Event::CredsUpdated);
+            }
+        }
+    }
+    let is_new_login = inner.new_login.swap(false, Ordering::SeqCst);
+    let mut update = ConnectionUpdate::state(ConnectionState::Open);
+    update.is_new_login = is_new_login;
+    inner.set_state(update);
+    let passive = Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "set")
+        .attr("xmlns", "passive")
+        .children([Node::builder("active").build()])
+        .build();
+    let c = conn.clone();
+    let timeout = inner.config.query_timeout;
+    conn.spawn(tokio::spawn(async move {
+        if let Err(e) = query_on(&c, passive, timeout).await {
+            debug!("passive/active failed: {e}");
+        }
+    }));
+    spawn_pre_key_check(inner, conn, None);
+    spawn_keep_alive(inner, conn);
+}
+
+fn spawn_keep_alive(inner: &Arc<Inner>, conn: &Arc<Conn>) {
+    let interval = inner.config.keep_alive_interval;
+    let deadline = inner.config.keep_alive_timeout;
+    let c = conn.clone();
+    conn.spawn(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let ping = Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "get")
+                .attr("xmlns", "w:p")
+                .children([Node::builder("ping").build()])
+                .build();
+            match query_on(&c, ping, deadline).await {
+                Ok(_) | Err(Error::Iq { .. }) => {}
+                Err(Error::Timeout(_)) => {
+                    warn!("keep-alive ping unanswered: peer is dead");
+                    c.close(DisconnectReason::TimedOut);
+                    return;
+                }
+                Err(_) => {
+                    c.close(DisconnectReason::ConnectionClosed);
+                    return;
+                }
+            }
+        }
+    }));
+}
+
+async fn on_ib(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    if let Some(routing) = node
+        .child("edge_routing")
+        .and_then(|e| e.child("routing_info"))
+        .and_then(Node::content_bytes)
+    {
+        let mut guard = inner.creds.lock().await;
+        if let Some(c) = guard.as_mut() {
+            c.routing_info = Some(routing.to_vec());
+            if inner.store.save_creds(c).await.is_ok() {
+                inner.emit(Event::CredsUpdated);
+            }
+        }
+    }
+    if node.child("offline_preview").is_some() {
+        let batch = Node::builder("ib")
+            .children([Node::builder("offline_batch").attr("count", "100").build()])
+            .build();
+        let _ = conn.send(&batch).await;
+    }
+    if node.child("offline").is_some() {
+        let mut update = ConnectionUpdate::state(ConnectionState::Open);
+        update.received_pending_notifications = true;
+        inner.emit(Event::Connection(update));
+    }
+}
+
+async fn on_pair_device(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    let id = node
+        .attr_opt::<&str>("id")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_owned();
+    let ack = Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "result")
+        .attr("id", id)
+        .build();
+    let _ = conn.send(&ack).await;
+    let refs: Vec<String> = node
+        .child("pair-device")
+        .map(|p| {
+            p.children_by_tag("ref")
+                .filter_map(|r| r.content_bytes())
+                .filter_map(|b| std::str::from_utf8(b).ok())
+                .map(str::to_owned)
+                .take(64)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(creds) = inner.creds.lock().await.clone() else {
+        return;
+    };
+    let b = &inner.config.browser;
+    let platform = pairing::companion_platform_id(&b.os, &b.browser);
+    let (first, later) = (inner.config.qr_first_timeout, inner.config.qr_timeout);
+    let weak = Arc::downgrade(inner);
+    let c = conn.clone();
+    let task = tokio::spawn(async move {
+        for (i, r) in refs.iter().enumerate() {
+            let qr = pairing::qr_string(
+                r,
+                &creds.noise_key.public,
+                &creds.identity_key.public,
+                &creds.adv_secret,
+                platform,
+            );
+            match weak.upgrade() {
+                Some(inner) => inner.emit(Event::Connection(ConnectionUpdate::qr(qr))),
+                None => return,
+            }
+            tokio::time::sleep(if i == 0 { first } else { later }).await;
+        }
+        info!("pairing refs ran out");
+        c.close(DisconnectReason::TimedOut);
+    });
+    if let Some(old) = conn
+        .qr_task
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .replace(task)
+    {
+        old.abort();
+    }
+}
+
+async fn on_pair_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    let id = node
+        .attr_opt::<&str>("id")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_owned();
+    match pair(inner, node).await {
+        Ok(reply) => {
+            // Stop rotating QR refs: the device is linked.
+            conn.stop_qr();
+            if let Err(e) = conn.send(&reply).await {
+                warn!("failed to send pair-device-sign: {e}");
+            }
+            inner.new_login.store(true, Ordering::SeqCst);
+            inner.emit(Event::CredsUpdated);
+        }
+        Err(e) => {
+            warn!("pair-success refused: {e}");
+            let pe = match e {
+                Error::Pair(pe) => pe,
+                _ => PairError::Malformed("internal"),
+            };
+            let _ = conn.send(&pairing::pair_error_reply(&id, &pe)).await;
+        }
+    }
+}
+
+/// Verifies a pair-success, saves the new identity, and returns the reply to send.
+/// Nothing is saved unless verification passed; the reply is only built after saving.
+async fn pair(inner: &Arc<Inner>, node: &Node) -> Result<Node, Error> {
+    let ps = pairing::parse_pair_success(node)?;
+    let mut guard = inner.creds.lock().await;
+    let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+    let verified = pairing::verify_device_identity(
+        &ps.device_identity,
+        &creds.adv_secret,
+        &creds.identity_key,
+        &mut OsRng,
+    )?;
+    let mut updated = creds.clone();
+    updated.jid = Some(ps.jid.to_string());
+    updated.lid = ps.lid.as_ref().map(ToString::to_string);
+    updated.platform = ps.platform.clone();
+    updated.account = Some(verified.account.clone());
+    updated.registered = true;
+    updated.pairing_code = None;
+    // Invariant: the credentials are persisted before the pair-device-sign reply leaves.
+    inner.store.save_creds(&updated).await?;
+    let primary = ps.lid.as_ref().unwrap_or(&ps.jid);
+    inner
+        .store
+        .put_identity(
+            &primary.user,
+            0,
+            &verified.account_signature_key.serialize(),
+        )
+        .await?;
+    *creds = updated;
+    Ok(pairing::pair_device_sign_reply(&ps.id, &verified))
+}
+
+async fn on_link_code(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) -> Result<(), Error> {
+    let reg = node
+        .child("link_code_companion_reg")
+        .ok_or(Error::UnexpectedResponse("no link_code_companion_reg"))?;
+    let get = |tag: &'static str| {
+        reg.child(tag)
+            .and_then(Node::content_bytes)
+            .ok_or(Error::UnexpectedResponse(tag))
+    };
+    let reference = get("link_code_pairing_ref")?.to_vec();
+    let primary_identity = get("primary_identity_pub")?;
+    let primary_identity = wa_crypto::PublicKey::from_slice(primary_identity)
+        .map_err(|_| Error::UnexpectedResponse("primary_identity_pub"))?;
+    let wrapped = get("link_code_pairing_wrapped_primary_ephemeral_pub")?;
+    let (bundle, identity_pub, jid) = {
+        let mut guard = inner.creds.lock().await;
+        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let code = creds
+            .pairing_code
+            .clone()
+            .ok_or(Error::UnexpectedResponse("no pairing code requested"))?;
+        let finish = pairing::companion_finish(
+            &code,
+            &creds.pairing_ephemeral_key,
+            &creds.identity_key,
+            &primary_identity,
+            wrapped,
+            &FinishRandom::generate(&mut OsRng),
+        )?;
+        creds.adv_secret = finish.adv_secret;
+        inner.store.save_creds(creds).await?;
+        (
+            finish.wrapped_key_bundle,
+            creds.identity_key.public,
+            creds.jid.clone().unwrap_or_default(),
+        )
+    };
+    inner.emit(Event::CredsUpdated);
+    let jid: Jid = jid
+        .parse()
+        .map_err(|_| Error::UnexpectedResponse("own jid"))?;
+    let finish = Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "set")
+        .attr("xmlns", "md")
+        .children([Node::builder("link_code_companion_reg")
+            .attr("jid", jid)
+            .attr("stage", "companion_finish")
+            .children([
+                Node::builder("link_code_pairing_wrapped_key_bundle")
+                    .bytes(bundle)
+                    .build(),
+                Node::builder("companion_identity_public")
+                    .bytes(identity_pub.as_bytes().to_vec())
+                    .build(),
+                Node::builder("link_code_pairing_ref")
+                    .bytes(reference)
+                    .build(),
+            ])
+            .build()])
+        .build();
+    query_on(conn, finish, inner.config.query_timeout).await?;
+    Ok(())
+}
+
+fn spawn_pre_key_check(inner: &Arc<Inner>, conn: &Arc<Conn>, count: Option<u64>) {
+    let (inner2, c) = (inner.clone(), conn.clone());
+    conn.spawn(tokio::spawn(async move {
+        if let Err(e) = pre_key_check(&inner2, &c, count).await {
+            warn!("pre-key upload failed: {e}");
+        }
+    }));
+}
+
+/// Queries the server's pre-key count (unless given) and uploads a batch when it is low.
+async fn pre_key_check(
+    inner: &Arc<Inner>,
+    conn: &Arc<Conn>,
+    count: Option<u64>,
+) -> Result<(), Error> {
+    let _guard = inner.pre_key_lock.lock().await;
+    let timeout = inner.config.query_timeout;
+    let count = match count {
+        Some(c) => c,
+        None => {
+            let q = Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "get")
+                .attr("xmlns", "encrypt")
+                .children([Node::builder("count").build()])
+                .build();
+            let reply = query_on(conn, q, timeout).await?;
+            reply
+                .child("count")
+                .and_then(|c| c.attr_opt::<u64>("value").ok().flatten())
+                .ok_or(Error::UnexpectedResponse("count"))?
+        }
+    };
+    if count >= u64::from(inner.config.min_pre_keys) {
+        return Ok(());
+    }
+    let (node, upto) = {
+        let mut guard = inner.creds.lock().await;
+        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let first = creds.next_pre_key_id <= 1 && creds.first_unuploaded_pre_key_id <= 1;
+        let n = if first {
+            inner.config.initial_pre_keys
+        } else {
+            inner.config.pre_key_batch
+        };
+        let start = creds
+            .next_pre_key_id
+            .max(creds.first_unuploaded_pre_key_id)
+            .max(1);
+        let end = start.saturating_add(n);
+        if end > wa_signal::MAX_PRE_KEY_ID {
+            return Err(Error::UnexpectedResponse("pre-key ids exhausted"));
+        }
+        let records: Vec<wa_signal::PreKeyRecord> = (start..end)
+            .map(|id| wa_signal::PreKeyRecord {
+                id,
+                key_pair: KeyPair::generate(&mut OsRng),
+            })
+            .collect();
+        let serialized: Vec<(u32, Vec<u8>)> =
+            records.iter().map(|r| (r.id, r.serialize())).collect();
+        let refs: Vec<(u32, &[u8])> = serialized.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+        // Keys are stored and the counter advanced and saved before anything is uploaded,
+        // so an id is never handed out twice even if the upload fails.
+        inner.store.put_pre_keys(&refs).await?;
+        creds.next_pre_key_id = end;
+        inner.store.save_creds(creds).await?;
+        (pre_key_upload_node(creds, &records), end)
+    };
+    query_on(conn, node, timeout).await?;
+    {
+        let mut guard = inner.creds.lock().await;
+        if let Some(creds) = guard.as_mut() {
+            creds.first_unuploaded_pre_key_id = creds.first_unuploaded_pre_key_id.max(upto);
+            inner.store.save_creds(creds).await?;
+        }
+    }
+    inner.emit(Event::CredsUpdated);
+    Ok(())
+}
+
+/// The `<iq xmlns=encrypt type=set>` that uploads pre-keys with the signed pre-key.
+pub(crate) fn pre_key_upload_node(creds: &AuthCreds, keys: &[wa_signal::PreKeyRecord]) -> Node {
+    let id3 = |id: u32| id.to_be_bytes()[1..].to_vec();
+    let spk = &creds.signed_pre_key;
+    Node::builder("iq")
+        .attr("to", Jid::new("", Server::Pn))
+        .attr("type", "set")
+        .attr("xmlns", "encrypt")
+        .children([
+            Node::builder("registration")
+                .bytes(creds.registration_id.to_be_bytes().to_vec())
+                .build(),
+            Node::builder("type")
+                .bytes(vec![wa_crypto::KEY_TYPE_DJB])
+                .build(),
+            Node::builder("identity")
+                .bytes(creds.identity_key.public.as_bytes().to_vec())
+                .build(),
+            Node::builder("list")
+                .children(keys.iter().map(|k| {
+                    Node::builder("key")
+                        .children([
+                            Node::builder("id").bytes(id3(k.id)).build(),
+                            Node::builder("value")
+                                .bytes(k.key_pair.public.as_bytes().to_vec())
+                                .build(),
+                        ])
+                        .build()
+                }))
+                .build(),
+            Node::builder("skey")
+                .children([
+                    Node::builder("id").bytes(id3(spk.id)).build(),
+                    Node::builder("value")
+                        .bytes(spk.key_pair.public.as_bytes().to_vec())
+                        .build(),
+                    Node::builder("signature")
+                        .bytes(spk.signature.as_bytes().to_vec())
+                        .build(),
+                ])
+                .build(),
+        ])
+        .build()
+}

@@ -1,0 +1,479 @@
+//! End-to-end tests against wa-sim on 127.0.0.1: QR and pairing-code linking, login after
+//! a restart from SQLite, reconnects after injected faults, terminal disconnects, pre-keys,
+//! and 100 linked clients logging in at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_sim::{Fault, QrTiming, Sim, SimConfig, StreamErrorKind, Target};
+use wa_socket::{
+    Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket, SocketConfig,
+};
+use wa_store::{AccountId, AccountStore, Backend, CredsStore, MemoryBackend};
+use wa_store_sqlite::SqliteBackend;
+
+fn store_on(backend: Arc<dyn Backend>) -> AccountStore {
+    AccountStore::new(backend, AccountId::new("e2e").unwrap())
+}
+
+fn memory_store() -> AccountStore {
+    store_on(Arc::new(MemoryBackend::new()))
+}
+
+fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = sim.ws_url();
+    c.noise_root = sim.root_public_key();
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(10);
+    c.query_timeout = Duration::from_secs(10);
+    c
+}
+
+async fn sim() -> Sim {
+    Sim::start(SimConfig::default()).await.expect("sim starts")
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("event in time")
+}
+
+async fn closed_with(rx: &mut broadcast::Receiver<Event>) -> DisconnectReason {
+    next_update(rx, |u| u.state == ConnectionState::Closed)
+        .await
+        .last_disconnect
+        .expect("a reason")
+}
+
+async fn open(rx: &mut broadcast::Receiver<Event>) -> ConnectionUpdate {
+    next_update(rx, |u| u.state == ConnectionState::Open).await
+}
+
+async fn first_qr(rx: &mut broadcast::Receiver<Event>) -> String {
+    next_update(rx, |u| u.qr.is_some()).await.qr.expect("qr")
+}
+
+/// Links a new device to `phone` by QR; returns once it logged in after the 515.
+async fn link(
+    sim: &Sim,
+    phone: &str,
+    store: AccountStore,
+) -> (Socket, broadcast::Receiver<Event>, Jid) {
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(sim, store));
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    let up = open(&mut events).await;
+    assert!(up.is_new_login);
+    (socket, events, jid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_linking_and_login_after_515() {
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, _events, jid) = link(&sim, "15550000001", store.clone()).await;
+    let creds = store.load_creds().await.unwrap().expect("creds saved");
+    assert!(creds.registered);
+    assert_eq!(creds.jid.as_deref(), Some(jid.to_string().as_str()));
+    assert!(creds.account.is_some());
+    assert!(sim.is_online(&jid));
+    // Pre-keys: the first upload is 812 keys.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.prekey_count(&jid) != Some(812) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.prekey_count(&jid), Some(812));
+    assert!(
+        sim.is_active(&jid),
+        "declared itself active after <success>"
+    );
+    // Queries round-trip with typed errors.
+    let reply = socket
+        .query(
+            wa_binary::Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "get")
+                .attr("xmlns", "w:p")
+                .children([wa_binary::Node::builder("ping").build()])
+                .build(),
+        )
+        .await
+        .expect("ping answered");
+    assert_eq!(reply.attr::<&str>("type").unwrap(), "result");
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_refs_rotate_and_end_with_408() {
+    let cfg = SimConfig {
+        qr: QrTiming {
+            first_ref: Duration::from_millis(300),
+            later_ref: Duration::from_millis(100),
+            refs: 3,
+        },
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(cfg).await.unwrap();
+    let mut c = config(&sim, memory_store());
+    c.qr_first_timeout = Duration::from_millis(300);
+    c.qr_timeout = Duration::from_millis(100);
+    let socket = Socket::connect(c);
+    let mut events = socket.events();
+    let mut refs = Vec::new();
+    for _ in 0..3 {
+        let qr = first_qr(&mut events).await;
+        let r = qr
+            .trim_start_matches(wa_socket::QR_PREFIX)
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned();
+        refs.push(r);
+    }
+    refs.dedup();
+    assert_eq!(refs.len(), 3, "each QR event carries the next ref");
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::TimedOut);
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_code_linking() {
+    let sim = sim().await;
+    let phone = "15550000002";
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(&sim, memory_store()));
+    let mut events = socket.events();
+    first_qr(&mut events).await;
+    let code = socket
+        .request_pairing_code(phone)
+        .await
+        .expect("code issued");
+    assert_eq!(code.len(), 8);
+    let jid = sim
+        .enter_pairing_code(phone, &code)
+        .await
+        .expect("code accepted");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    assert!(open(&mut events).await.is_new_login);
+    assert!(sim.is_online(&jid));
+    let creds = socket.auth().await.unwrap();
+    assert_eq!(creds.jid.as_deref(), Some(jid.to_string().as_str()));
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_after_restart_from_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let sim = sim().await;
+    let jid = {
+        let backend = Arc::new(SqliteBackend::open(&path).await.unwrap());
+        let (socket, mut events, jid) = link(&sim, "15550000003", store_on(backend)).await;
+        socket.close().await;
+        assert_eq!(
+            closed_with(&mut events).await,
+            DisconnectReason::ClosedByUser
+        );
+        jid
+    };
+    // A new process: the same database (behind a read cache this time), no QR.
+    let backend = Arc::new(SqliteBackend::open(&path).await.unwrap());
+    let mut c = config(&sim, store_on(backend));
+    c.cache = Some(wa_store::CacheConfig::default());
+    let socket = Socket::connect(c);
+    let mut events = socket.events();
+    let up = next_update(&mut events, |u| {
+        u.state == ConnectionState::Open || u.qr.is_some()
+    })
+    .await;
+    assert_eq!(up.state, ConnectionState::Open, "logs in without a QR");
+    assert!(!up.is_new_login);
+    assert!(sim.is_online(&jid));
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_each_fault() {
+    let sim = sim().await;
+    let (socket, mut events, jid) = link(&sim, "15550000004", memory_store()).await;
+    let target = || Target::Device(jid.clone());
+
+    assert_eq!(sim.fault(Fault::Drop(target())), 1);
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    open(&mut events).await;
+
+    sim.fault(Fault::StreamError(
+        target(),
+        StreamErrorKind::ServiceUnavailable,
+    ));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ServiceUnavailable
+    );
+    open(&mut events).await;
+
+    sim.fault(Fault::StreamError(target(), StreamErrorKind::Restart));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    open(&mut events).await;
+
+    // Logins refused with 503 for a while: backoff retries until accepted again.
+    sim.fault(Fault::RefuseLogins(Some(503)));
+    sim.fault(Fault::Drop(target()));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ServiceUnavailable
+    );
+    sim.fault(Fault::RefuseLogins(None));
+    open(&mut events).await;
+    assert!(sim.is_online(&jid));
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_peer_detected_by_keep_alive() {
+    let sim = sim().await;
+    let phone = "15550000005";
+    sim.add_account(phone).await;
+    let mut c = config(&sim, memory_store());
+    c.keep_alive_interval = Duration::from_millis(200);
+    c.keep_alive_timeout = Duration::from_millis(400);
+    let socket = Socket::connect(c);
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    sim.scan_qr(phone, &qr).await.unwrap();
+    open(&mut events).await;
+    sim.fault(Fault::IgnorePings(true));
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::TimedOut);
+    sim.fault(Fault::IgnorePings(false));
+    open(&mut events).await;
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_is_terminal() {
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, mut events, jid) = link(&sim, "15550000006", store.clone()).await;
+    sim.fault(Fault::StreamError(
+        Target::Device(jid.clone()),
+        StreamErrorKind::Replaced,
+    ));
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::Replaced);
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!sim.is_online(&jid), "no reconnect after replaced");
+    assert!(store.load_creds().await.unwrap().is_some(), "creds kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_out_is_terminal_and_clears_creds() {
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, mut events, jid) = link(&sim, "15550000007", store.clone()).await;
+    sim.fault(Fault::StreamError(
+        Target::Device(jid.clone()),
+        StreamErrorKind::DeviceRemoved,
+    ));
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!sim.is_online(&jid), "no reconnect after logged out");
+    assert!(store.load_creds().await.unwrap().is_none(), "creds cleared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stdout)]
+async fn hundred_linked_clients_log_in_concurrently() {
+    let sim = Arc::new(sim().await);
+    let mut stores = Vec::new();
+    // Link the 100 devices ten at a time.
+    for batch in 0..10 {
+        let mut linking = Vec::new();
+        for i in 0..10 {
+            let sim = sim.clone();
+            linking.push(tokio::spawn(async move {
+                let phone = format!("1555100{:04}", batch * 10 + i);
+                let store = memory_store();
+                let (socket, _events, _jid) = link(&sim, &phone, store.clone()).await;
+                socket.close().await;
+                store
+            }));
+        }
+        for l in linking {
+            stores.push(l.await.unwrap());
+        }
+    }
+    let started = Instant::now();
+    let mut sockets = Vec::new();
+    let mut waits = Vec::new();
+    for store in stores {
+        let socket = Socket::connect(config(&sim, store));
+        let mut events = socket.events();
+        waits.push(tokio::spawn(async move {
+            let up = next_update(&mut events, |u| {
+                u.state == ConnectionState::Open || u.qr.is_some()
+            })
+            .await;
+            up.state == ConnectionState::Open
+        }));
+        sockets.push(socket);
+    }
+    for w in waits {
+        assert!(w.await.unwrap(), "logged in without a QR");
+    }
+    let took = started.elapsed();
+    assert!(sockets.iter().all(|s| s.state() == ConnectionState::Open));
+    println!("100 concurrent logins took {took:?}");
+    for s in &sockets {
+        s.close().await;
+    }
+}
+
+/// An HTTP CONNECT proxy that counts the tunnels it opened.
+async fn counting_http_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let count = c2.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let Ok(b) = client.read_u8().await else {
+                        return;
+                    };
+                    head.push(b);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split_whitespace().nth(1).unwrap().to_owned();
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_with_private_root_through_http_proxy() {
+    use tokio_rustls::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.signing_key.serialize_der(),
+    ));
+    let server_tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let sim = Sim::start(SimConfig {
+        tls: Some(Arc::new(server_tls)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client_tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (proxy_port, tunnels) = counting_http_proxy().await;
+
+    let phone = "15550000008";
+    sim.add_account(phone).await;
+    let mut c = config(&sim, memory_store());
+    c.ws_url = format!("wss://localhost:{}/ws/chat", sim.local_addr().port());
+    c.tls = Some(Arc::new(client_tls));
+    c.proxy = Some(wa_socket::Proxy::parse(&format!("http://127.0.0.1:{proxy_port}")).unwrap());
+    let socket = Socket::connect(c);
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    let jid = sim.scan_qr(phone, &qr).await.unwrap();
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    open(&mut events).await;
+    assert!(sim.is_online(&jid));
+    assert_eq!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "registration and login both went through the proxy"
+    );
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_removed_while_offline_logs_out_on_next_login() {
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, mut events, jid) = link(&sim, "15550000009", store.clone()).await;
+    assert!(sim.remove_device(&jid));
+    sim.fault(Fault::Drop(Target::Device(jid.clone())));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    // The next login is refused with <failure reason="401">: terminal, creds cleared.
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    assert!(store.load_creds().await.unwrap().is_none());
+}

@@ -1,0 +1,520 @@
+//! The socket's state machine against a scripted server on 127.0.0.1: QR linking,
+//! tampered pair-success, login after 515, reconnects after faults, terminal disconnects,
+//! keep-alive, pre-key uploads.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use support::{FakeServer, ServerConn};
+use tokio::sync::broadcast;
+use wa_binary::Node;
+use wa_crypto::{KeyPair, PrivateKey};
+use wa_socket::{
+    Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket, SocketConfig,
+};
+use wa_store::{
+    AccountId, AccountStore, AuthCreds, CredsStore, MemoryBackend, PreKeyStore, SignedPreKey,
+};
+
+fn vectors() -> serde_json::Value {
+    serde_json::from_str(include_str!("vectors/pairing.json")).unwrap()
+}
+
+fn memory_store() -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("test").unwrap(),
+    )
+}
+
+fn config(server: &FakeServer, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = server.url.clone();
+    c.noise_root = server.root.public;
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(5);
+    c.query_timeout = Duration::from_secs(5);
+    c
+}
+
+/// Fresh credentials whose identity key and ADV secret are the vector's, so the recorded
+/// pair-success verifies.
+fn vector_creds() -> AuthCreds {
+    let v = vectors();
+    let mut c = AuthCreds::generate(&mut rand::rngs::OsRng);
+    let id: [u8; 32] = hex::decode(v["creds"]["identityPriv"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    c.identity_key = KeyPair::from_private(PrivateKey::from_bytes(id));
+    c.signed_pre_key = SignedPreKey::generate(1, &c.identity_key, 0, &mut rand::rngs::OsRng);
+    let adv: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(v["creds"]["advSecretKey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    *c.adv_secret = adv;
+    c
+}
+
+fn paired_creds() -> AuthCreds {
+    let mut c = AuthCreds::generate(&mut rand::rngs::OsRng);
+    c.jid = Some("15551234567:7@s.whatsapp.net".into());
+    c.registered = true;
+    c
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("event in time")
+}
+
+async fn closed_with(rx: &mut broadcast::Receiver<Event>) -> DisconnectReason {
+    next_update(rx, |u| u.state == ConnectionState::Closed)
+        .await
+        .last_disconnect
+        .expect("a reason")
+}
+
+async fn open(rx: &mut broadcast::Receiver<Event>) -> ConnectionUpdate {
+    next_update(rx, |u| u.state == ConnectionState::Open).await
+}
+
+fn pair_device(id: &str, refs: &[&str]) -> Node {
+    Node::builder("iq")
+        .attr("from", wa_binary::Jid::server_jid())
+        .attr("type", "set")
+        .attr("id", id.to_owned())
+        .children([Node::builder("pair-device")
+            .children(
+                refs.iter()
+                    .map(|r| Node::builder("ref").bytes(r.as_bytes().to_vec()).build()),
+            )
+            .build()])
+        .build()
+}
+
+fn pair_success_stanza() -> Node {
+    let v = vectors();
+    let bytes = hex::decode(v["pairSuccess"]["stanzaHex"].as_str().unwrap()).unwrap();
+    wa_binary::decode(bytes.into()).unwrap()
+}
+
+async fn logged_in(server: &mut FakeServer) -> ServerConn {
+    let mut conn = server.accept().await;
+    assert!(!conn.is_registration());
+    conn.success().await;
+    conn
+}
+
+#[tokio::test]
+async fn qr_linking_then_login_after_515() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&vector_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+
+    let mut conn = server.accept().await;
+    assert!(conn.is_registration(), "unpaired creds register");
+    conn.send(&pair_device("pd-1", &["ref-one", "ref-two"]))
+        .await;
+    let ack = conn.recv_until(|n| n.tag() == "iq").await;
+    assert_eq!(ack.attr::<&str>("id").unwrap(), "pd-1");
+    assert_eq!(ack.attr::<&str>("type").unwrap(), "result");
+    let qr = next_update(&mut events, |u| u.qr.is_some())
+        .await
+        .qr
+        .unwrap();
+    assert!(
+        qr.starts_with(&format!("{}ref-one,", wa_socket::QR_PREFIX)),
+        "{qr}"
+    );
+
+    conn.send(&pair_success_stanza()).await;
+    let reply = conn
+        .recv_until(|n| n.child("pair-device-sign").is_some() || n.child("error").is_some())
+        .await;
+    assert_eq!(reply.attr::<&str>("type").unwrap(), "result", "{reply}");
+    assert_eq!(reply.attr::<&str>("id").unwrap(), "pair-1");
+    let saved = store.load_creds().await.unwrap().unwrap();
+    assert!(saved.registered);
+    assert_eq!(saved.jid.as_deref(), Some("15551234567:7@s.whatsapp.net"));
+    assert!(saved.account.is_some());
+
+    conn.stream_error("515").await;
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    let mut conn = server.accept().await;
+    assert!(!conn.is_registration(), "after pairing the client logs in");
+    assert_eq!(conn.payload.username, Some(15_551_234_567));
+    assert_eq!(conn.payload.device, Some(7));
+    conn.success().await;
+    let up = open(&mut events).await;
+    assert!(up.is_new_login);
+    assert_eq!(socket.state(), ConnectionState::Open);
+    socket.close().await;
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ClosedByUser
+    );
+}
+
+#[tokio::test]
+async fn tampered_pair_success_is_refused_and_nothing_saved() {
+    for (tamper, text) in [(0usize, "hmac-mismatch"), (1, "signature-mismatch")] {
+        let mut server = FakeServer::start().await;
+        let store = memory_store();
+        let mut creds = vector_creds();
+        if tamper == 1 {
+            // A different identity key: the account signature no longer covers it, but
+            // the HMAC (under the same ADV secret) still matches.
+            creds.identity_key = KeyPair::generate(&mut rand::rngs::OsRng);
+            creds.signed_pre_key =
+                SignedPreKey::generate(1, &creds.identity_key, 0, &mut rand::rngs::OsRng);
+        } else {
+            creds.adv_secret[0] ^= 1;
+        }
+        store.save_creds(&creds).await.unwrap();
+        let socket = Socket::connect(config(&server, store.clone()));
+        let mut conn = server.accept().await;
+        conn.send(&pair_device("pd-1", &["ref-one"])).await;
+        conn.send(&pair_success_stanza()).await;
+        let reply = conn
+            .recv_until(|n| n.attr::<&str>("id").ok() == Some("pair-1"))
+            .await;
+        assert_eq!(reply.attr::<&str>("type").unwrap(), "error");
+        let e = reply.child("error").unwrap();
+        assert_eq!(e.attr::<&str>("code").unwrap(), "401");
+        assert_eq!(e.attr::<&str>("text").unwrap(), text);
+        let saved = store.load_creds().await.unwrap().unwrap();
+        assert!(!saved.registered);
+        assert_eq!(saved.jid, None);
+        assert!(saved.account.is_none());
+        socket.close().await;
+    }
+}
+
+#[tokio::test]
+async fn reconnects_after_faults_with_state_transitions() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let mut cfg = config(&server, store);
+    cfg.keep_alive_interval = Duration::from_millis(200);
+    cfg.keep_alive_timeout = Duration::from_millis(300);
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events();
+
+    // Dropped websocket.
+    let conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    conn.drop_connection().await;
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    next_update(&mut events, |u| u.state == ConnectionState::Connecting).await;
+
+    // Server errors that reconnect with backoff.
+    for (code, want) in [
+        ("503", DisconnectReason::ServiceUnavailable),
+        ("500", DisconnectReason::BadSession),
+        ("515", DisconnectReason::RestartRequired),
+    ] {
+        let mut conn = logged_in(&mut server).await;
+        open(&mut events).await;
+        conn.stream_error(code).await;
+        assert_eq!(closed_with(&mut events).await, want);
+    }
+
+    // A dead peer: pings go unanswered, the keep-alive declares it timed out.
+    let conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    let silent = tokio::spawn(conn.go_silent(Duration::from_secs(5)));
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::TimedOut);
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    silent.abort();
+
+    // Keep-alive pings that are answered keep the connection open.
+    for _ in 0..3 {
+        let ping = conn
+            .recv_until(|n| n.get_attr("xmlns").and_then(|v| v.as_str()) == Some("w:p"))
+            .await;
+        conn.auto_answer(&ping).await;
+    }
+    assert_eq!(socket.state(), ConnectionState::Open);
+    socket.close().await;
+}
+
+#[tokio::test]
+async fn replaced_is_terminal_and_keeps_creds() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    conn.conflict("replaced", None).await;
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::Replaced);
+    server
+        .expect_no_connection(Duration::from_millis(800))
+        .await;
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    assert!(store.load_creds().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn logged_out_is_terminal_and_clears_creds() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    conn.conflict("device_removed", Some("401")).await;
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    server
+        .expect_no_connection(Duration::from_millis(800))
+        .await;
+    tokio::time::timeout(Duration::from_secs(5), socket.closed())
+        .await
+        .unwrap();
+    assert!(store.load_creds().await.unwrap().is_none());
+    assert!(socket.auth().await.is_none());
+}
+
+#[tokio::test]
+async fn pre_keys_uploaded_when_low_without_reusing_ids() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+
+    let ids_of = |n: &Node| -> Vec<u32> {
+        n.child("list")
+            .unwrap()
+            .children()
+            .iter()
+            .map(|k| {
+                let b = k.child("id").unwrap().content_bytes().unwrap();
+                u32::from_be_bytes([0, b[0], b[1], b[2]])
+            })
+            .collect()
+    };
+    let is_count = |n: &Node| n.child("count").is_some();
+    let count = conn.recv_until(is_count).await;
+    conn.send(
+        &Node::builder("iq")
+            .attr("type", "result")
+            .attr("id", count.attr::<&str>("id").unwrap().to_owned())
+            .children([Node::builder("count").attr("value", "0").build()])
+            .build(),
+    )
+    .await;
+    let upload = conn.recv_until(|n| n.child("list").is_some()).await;
+    let first = ids_of(&upload);
+    assert_eq!(first.len(), 812);
+    assert_eq!(first[0], 1);
+    assert!(first.windows(2).all(|w| w[1] == w[0] + 1));
+    conn.auto_answer(&upload).await;
+
+    // The server says it runs low.
+    conn.send(
+        &Node::builder("notification")
+            .attr("type", "encrypt")
+            .attr("id", "n-1")
+            .attr("from", wa_binary::Jid::server_jid())
+            .children([Node::builder("count").attr("value", "3").build()])
+            .build(),
+    )
+    .await;
+    let upload = conn.recv_until(|n| n.child("list").is_some()).await;
+    let second = ids_of(&upload);
+    assert_eq!(second.len(), 50);
+    assert_eq!(second[0], 813);
+    conn.auto_answer(&upload).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let creds = store.load_creds().await.unwrap().unwrap();
+    assert_eq!(creds.next_pre_key_id, 863);
+    assert_eq!(creds.first_unuploaded_pre_key_id, 863);
+    let stored = store.pre_key_ids().await.unwrap();
+    assert_eq!(stored.len(), 862);
+    socket.close().await;
+}
+
+#[tokio::test]
+async fn dispatcher_acks_queries_and_logout() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut messages = socket.subscribe(wa_socket::Filter::tag("message"), 8);
+    let mut pictures = socket.subscribe(wa_socket::Filter::tag("notification").kind("picture"), 8);
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+
+    // Registered handlers get their stanzas.
+    conn.send(&Node::builder("message").attr("id", "m-1").build())
+        .await;
+    let m = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.attr::<&str>("id").unwrap(), "m-1");
+    conn.send(
+        &Node::builder("notification")
+            .attr("type", "picture")
+            .attr("id", "p-1")
+            .build(),
+    )
+    .await;
+    let p = tokio::time::timeout(Duration::from_secs(5), pictures.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.attr::<&str>("id").unwrap(), "p-1");
+
+    // A notification nobody handles is acked.
+    conn.send(
+        &Node::builder("notification")
+            .attr("type", "devices")
+            .attr("id", "d-1")
+            .attr("from", wa_binary::Jid::server_jid())
+            .build(),
+    )
+    .await;
+    let ack = conn.recv_until(|n| n.tag() == "ack").await;
+    assert_eq!(ack.attr::<&str>("id").unwrap(), "d-1");
+    assert_eq!(ack.attr::<&str>("class").unwrap(), "notification");
+    assert_eq!(ack.attr::<&str>("type").unwrap(), "devices");
+
+    // Typed iq errors and timeouts.
+    let q = |x: &str| {
+        Node::builder("iq")
+            .attr("type", "get")
+            .attr("xmlns", x.to_owned())
+            .build()
+    };
+    let s2 = socket.clone();
+    let pending = tokio::spawn(async move { s2.query(q("usync")).await });
+    let asked = conn
+        .recv_until(|n| n.get_attr("xmlns").and_then(|v| v.as_str()) == Some("usync"))
+        .await;
+    conn.send(
+        &Node::builder("iq")
+            .attr("type", "error")
+            .attr("id", asked.attr::<&str>("id").unwrap().to_owned())
+            .children([Node::builder("error")
+                .attr("code", "404")
+                .attr("text", "item-not-found")
+                .build()])
+            .build(),
+    )
+    .await;
+    match pending.await.unwrap() {
+        Err(wa_socket::Error::Iq { code, text }) => {
+            assert_eq!(code, 404);
+            assert_eq!(text, "item-not-found");
+        }
+        other => panic!("expected an iq error, got {other:?}"),
+    }
+    let started = std::time::Instant::now();
+    let s2 = socket.clone();
+    let slow = tokio::spawn(async move {
+        s2.query_timeout(q("blocklist"), Duration::from_millis(200))
+            .await
+    });
+    conn.recv_until(|n| n.get_attr("xmlns").and_then(|v| v.as_str()) == Some("blocklist"))
+        .await;
+    assert!(matches!(
+        slow.await.unwrap(),
+        Err(wa_socket::Error::Timeout(_))
+    ));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    // Logout: the removal request, then terminal with the creds cleared.
+    let s2 = socket.clone();
+    let logout = tokio::spawn(async move { s2.logout().await });
+    let remove = conn
+        .recv_until(|n| n.child("remove-companion-device").is_some())
+        .await;
+    assert_eq!(
+        remove
+            .child("remove-companion-device")
+            .unwrap()
+            .get_attr("jid")
+            .and_then(wa_binary::Value::to_jid)
+            .unwrap()
+            .to_string(),
+        "15551234567:7@s.whatsapp.net"
+    );
+    conn.auto_answer(&remove).await;
+    logout.await.unwrap().unwrap();
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
+    server
+        .expect_no_connection(Duration::from_millis(500))
+        .await;
+    assert!(store.load_creds().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    let clone = socket.clone();
+    drop(socket);
+    // One handle left: still open.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(clone.state(), ConnectionState::Open);
+    drop(clone);
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ClosedByUser
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while conn.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the websocket was closed");
+    server
+        .expect_no_connection(Duration::from_millis(300))
+        .await;
+}
