@@ -43,7 +43,7 @@ pub fn generate_message_id(
 pub fn is_web_message_id(id: &str) -> bool {
     id.len() == 22
         && id.starts_with(MESSAGE_ID_PREFIX)
-        && id[4..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+        && id.as_bytes()[MESSAGE_ID_PREFIX.len()..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
