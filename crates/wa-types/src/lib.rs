@@ -2,7 +2,9 @@
 
 mod connection;
 mod event;
+mod message_key;
 
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
+pub use message_key::MessageKey;
 pub use wa_binary::Jid;

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+mod content;
+mod error;
+mod framing;
+mod id;
+mod poll;
+
+pub use content::{
+    Contact, DEFAULT_EPHEMERAL_SECS, LinkPreview, Location, MessageBuilder, MessageContent, Poll,
+    Quote, key_to_proto,
+};
+pub use error::Error;
+pub use framing::{decode_plaintext, encode_plaintext};
+pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
+pub use poll::{
+    PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
+};
+pub use wa_types::MessageKey;

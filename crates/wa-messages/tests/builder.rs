@@ -1,0 +1,371 @@
+//! Builder behaviour not covered by the Baileys vectors: link previews, view-once, forwarding,
+//! several contacts, poll kinds, timers and secrets.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use wa_binary::Jid;
+use wa_messages::{
+    Contact, Error, LinkPreview, MessageBuilder, MessageContent, MessageKey, Poll, Quote,
+};
+use wa_proto::e2e::{ContextInfo, ExtendedTextMessage, Message, protocol_message};
+
+fn chat() -> Jid {
+    Jid::pn("15550000002")
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(11)
+}
+
+fn poll(options: &[&str], selectable_count: u32, to_announcement_group: bool) -> MessageContent {
+    MessageContent::Poll(Poll {
+        name: "q".into(),
+        options: options.iter().map(|s| (*s).to_owned()).collect(),
+        selectable_count,
+        to_announcement_group,
+    })
+}
+
+#[test]
+fn link_preview_fields_are_set() {
+    let content = MessageContent::Text {
+        text: "see https://example.com".into(),
+        link_preview: Some(LinkPreview {
+            matched_text: "https://example.com".into(),
+            title: Some("Example".into()),
+            description: Some("An example".into()),
+            jpeg_thumbnail: Some(vec![0xFF, 0xD8]),
+        }),
+    };
+    let m = MessageBuilder::new(chat(), content)
+        .build(&mut rng())
+        .expect("builds");
+    let ext = m.extended_text_message.expect("text");
+    assert_eq!(ext.matched_text.as_deref(), Some("https://example.com"));
+    assert_eq!(ext.title.as_deref(), Some("Example"));
+    assert_eq!(ext.description.as_deref(), Some("An example"));
+    assert_eq!(ext.jpeg_thumbnail.as_deref(), Some(&[0xFF, 0xD8][..]));
+    assert_eq!(ext.preview_type, Some(0));
+}
+
+#[test]
+fn secrets_are_random_unless_given_and_absent_on_reactions() {
+    let secret_of = |m: &Message| {
+        m.message_context_info
+            .as_ref()
+            .and_then(|c| c.message_secret.clone())
+            .expect("secret present")
+    };
+    let a = MessageBuilder::new(chat(), MessageContent::text("x"))
+        .build(&mut StdRng::seed_from_u64(1))
+        .expect("builds");
+    let b = MessageBuilder::new(chat(), MessageContent::text("x"))
+        .build(&mut StdRng::seed_from_u64(2))
+        .expect("builds");
+    assert_eq!(secret_of(&a).len(), 32);
+    assert_ne!(secret_of(&a), secret_of(&b));
+    let fixed = MessageBuilder::new(chat(), MessageContent::text("x"))
+        .message_secret([3; 32])
+        .build(&mut rng())
+        .expect("builds");
+    assert_eq!(secret_of(&fixed), vec![3; 32]);
+    let reaction = MessageBuilder::new(
+        chat(),
+        MessageContent::Reaction {
+            key: MessageKey::new(chat(), false, "3EB0AAAAAAAAAAAAAAAA"),
+            emoji: String::new(),
+            sender_timestamp_ms: 1,
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    assert!(reaction.message_context_info.is_none());
+    assert_eq!(
+        reaction.reaction_message.expect("reaction").text.as_deref(),
+        Some("")
+    );
+}
+
+#[test]
+fn view_once_wraps_the_content_and_keeps_its_context_inside() {
+    let m = MessageBuilder::new(chat(), MessageContent::text("once"))
+        .view_once()
+        .ephemeral_expiration(86_400)
+        .build(&mut rng())
+        .expect("builds");
+    assert!(m.extended_text_message.is_none());
+    assert!(
+        m.message_context_info.is_some(),
+        "secret on the outer message"
+    );
+    let inner = m
+        .view_once_message
+        .expect("wrapped")
+        .message
+        .expect("inner");
+    let ext = inner.extended_text_message.expect("text inside");
+    assert_eq!(ext.context_info.expect("context").expiration, Some(86_400));
+}
+
+#[test]
+fn expiration_is_not_put_on_protocol_messages() {
+    let key = MessageKey::new(chat(), true, "3EB0BBBBBBBBBBBBBBBB");
+    let revoke = MessageBuilder::new(chat(), MessageContent::Revoke { key: key.clone() })
+        .ephemeral_expiration(86_400)
+        .build(&mut rng())
+        .expect("builds");
+    let pm = revoke.protocol_message.expect("protocol");
+    assert_eq!(pm.r#type, Some(protocol_message::Type::Revoke as i32));
+    let edit = MessageBuilder::new(
+        chat(),
+        MessageContent::Edit {
+            key,
+            new_content: Box::new(MessageContent::text("new")),
+            timestamp_ms: 5,
+        },
+    )
+    .ephemeral_expiration(86_400)
+    .build(&mut rng())
+    .expect("builds");
+    let pm = edit.protocol_message.expect("protocol");
+    assert_eq!(pm.r#type, Some(protocol_message::Type::MessageEdit as i32));
+    let inner = pm
+        .edited_message
+        .expect("edited")
+        .extended_text_message
+        .expect("text");
+    assert!(inner.context_info.is_none());
+    assert!(edit.message_context_info.is_some());
+}
+
+#[test]
+fn forwarding_counts_hops_and_drops_old_context() {
+    let original = Message {
+        conversation: Some("fwd me".into()),
+        ..Default::default()
+    };
+    let fwd = |message: Message, from_me: bool, force: bool| {
+        MessageBuilder::new(
+            chat(),
+            MessageContent::Forward {
+                message: Box::new(message),
+                from_me,
+                force,
+            },
+        )
+        .build(&mut rng())
+        .expect("builds")
+    };
+    let once = fwd(original.clone(), false, false);
+    assert!(once.conversation.is_none());
+    let ext = once.extended_text_message.clone().expect("text");
+    assert_eq!(ext.text(), "fwd me");
+    let ci = ext.context_info.expect("context");
+    assert_eq!(
+        (ci.forwarding_score, ci.is_forwarded),
+        (Some(1), Some(true))
+    );
+
+    let twice = fwd(once, false, false);
+    let ci = twice
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!(ci.forwarding_score, Some(2));
+
+    let own = fwd(original.clone(), true, false);
+    let ci = own
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!((ci.forwarding_score, ci.is_forwarded), (None, None));
+    let forced = fwd(original, true, true);
+    let ci = forced
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!(ci.forwarding_score, Some(1));
+
+    // Wrappers are removed and a quote in the original is not carried along.
+    let wrapped = Message {
+        ephemeral_message: Some(Box::new(wa_proto::e2e::FutureProofMessage {
+            message: Some(Box::new(Message {
+                extended_text_message: Some(Box::new(ExtendedTextMessage {
+                    text: Some("inner".into()),
+                    context_info: Some(Box::new(ContextInfo {
+                        stanza_id: Some("3EB0X".into()),
+                        expiration: Some(10),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let out = fwd(wrapped, false, false);
+    assert!(out.ephemeral_message.is_none());
+    let ci = out
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!(ci.stanza_id, None);
+    assert_eq!(ci.expiration, None);
+    assert_eq!(ci.forwarding_score, Some(1));
+}
+
+#[test]
+fn quotes_of_own_and_other_chat_messages() {
+    let own = "15550000001:5@s.whatsapp.net".parse::<Jid>().expect("jid");
+    let group: Jid = "120363000000000001@g.us".parse().expect("jid");
+    let quoted = Message {
+        extended_text_message: Some(Box::new(ExtendedTextMessage {
+            text: Some("mine".into()),
+            context_info: Some(Box::new(ContextInfo {
+                stanza_id: Some("older".into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+        message_context_info: Some(Default::default()),
+        ..Default::default()
+    };
+    let key = MessageKey::new(group.clone(), true, "3EB0CCCCCCCCCCCCCCCC");
+    let m = MessageBuilder::new(chat(), MessageContent::text("reply"))
+        .quote(Quote::new(key, quoted, &own))
+        .build(&mut rng())
+        .expect("builds");
+    let ci = m
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!(
+        ci.participant.as_deref(),
+        Some("15550000001@s.whatsapp.net")
+    );
+    assert_eq!(ci.stanza_id.as_deref(), Some("3EB0CCCCCCCCCCCCCCCC"));
+    assert_eq!(ci.remote_jid.as_deref(), Some("120363000000000001@g.us"));
+    let q = ci.quoted_message.expect("quoted");
+    assert!(q.message_context_info.is_none());
+    assert!(
+        q.extended_text_message
+            .expect("text")
+            .context_info
+            .is_none()
+    );
+
+    let dm_key = MessageKey::new(chat(), false, "3EB0DDDDDDDDDDDDDDDD");
+    let q = Quote::new(dm_key, Message::default(), &own);
+    assert_eq!(q.participant, chat());
+}
+
+#[test]
+fn mention_all_sets_non_jid_mentions() {
+    let m = MessageBuilder::new(chat(), MessageContent::text("@all"))
+        .mention_all()
+        .build(&mut rng())
+        .expect("builds");
+    let ci = m
+        .extended_text_message
+        .expect("text")
+        .context_info
+        .expect("ctx");
+    assert_eq!(ci.non_jid_mentions, Some(1));
+    assert!(ci.mentioned_jid.is_empty());
+}
+
+#[test]
+fn contacts_pick_single_or_array_form() {
+    let card = |n: &str| Contact {
+        display_name: Some(n.into()),
+        vcard: format!("BEGIN:VCARD\nFN:{n}\nEND:VCARD"),
+    };
+    let one = MessageBuilder::new(
+        chat(),
+        MessageContent::Contacts {
+            display_name: None,
+            contacts: vec![card("A")],
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    assert_eq!(
+        one.contact_message.expect("single").display_name.as_deref(),
+        Some("A")
+    );
+    let many = MessageBuilder::new(
+        chat(),
+        MessageContent::Contacts {
+            display_name: Some("2 contacts".into()),
+            contacts: vec![card("A"), card("B")],
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    let arr = many.contacts_array_message.expect("array");
+    assert_eq!(arr.display_name.as_deref(), Some("2 contacts"));
+    assert_eq!(arr.contacts.len(), 2);
+    let none = MessageBuilder::new(
+        chat(),
+        MessageContent::Contacts {
+            display_name: None,
+            contacts: vec![],
+        },
+    )
+    .build(&mut rng());
+    assert!(matches!(none, Err(Error::NoContacts)));
+}
+
+#[test]
+fn poll_kind_follows_selectable_count_and_audience() {
+    let build = |c| MessageBuilder::new(chat(), c).build(&mut rng());
+    let multi = build(poll(&["a", "b"], 0, false)).expect("builds");
+    assert_eq!(
+        multi
+            .poll_creation_message
+            .expect("v1")
+            .selectable_options_count,
+        Some(0)
+    );
+    let single = build(poll(&["a", "b"], 1, false)).expect("builds");
+    assert!(single.poll_creation_message_v3.is_some());
+    let announce = build(poll(&["a", "b"], 1, true)).expect("builds");
+    assert!(announce.poll_creation_message_v2.is_some());
+    assert!(matches!(
+        build(poll(&[], 0, false)),
+        Err(Error::InvalidPoll(_))
+    ));
+    assert!(matches!(
+        build(poll(&["a"], 2, false)),
+        Err(Error::InvalidPoll(_))
+    ));
+}
+
+#[test]
+fn disappearing_timer_off_is_zero() {
+    let m = MessageBuilder::new(
+        chat(),
+        MessageContent::DisappearingTimer { expiration_secs: 0 },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    let pm = m
+        .ephemeral_message
+        .expect("wrapper")
+        .message
+        .expect("inner")
+        .protocol_message
+        .expect("protocol");
+    assert_eq!(
+        pm.r#type,
+        Some(protocol_message::Type::EphemeralSetting as i32)
+    );
+    assert_eq!(pm.ephemeral_expiration, Some(0));
+}
