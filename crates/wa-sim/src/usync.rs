@@ -172,3 +172,165 @@ pub(crate) fn devices_notification(phone: &str, added: bool, device: u16, key_in
         .children([change])
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use wa_crypto::KeyPair;
+
+    use super::*;
+    use crate::state::{Device, PreKeys, SimState};
+
+    fn query(protocols: &[&'static str], users: Vec<Node>) -> Node {
+        Node::builder("iq")
+            .attr("type", "get")
+            .attr("xmlns", "usync")
+            .children([Node::builder("usync")
+                .attr("sid", "S1")
+                .attr("context", "message")
+                .children([
+                    Node::builder("query")
+                        .children(protocols.iter().map(|p| Node::builder(*p).build()))
+                        .build(),
+                    Node::builder("list").children(users).build(),
+                ])
+                .build()])
+            .build()
+    }
+
+    fn user_jid(j: Jid) -> Node {
+        Node::builder("user").attr("jid", j).build()
+    }
+
+    #[test]
+    fn answers_devices_contact_and_lid() {
+        let state = SimState::new();
+        let lid = {
+            let mut st = state.lock();
+            let info = st.add_account("15551234567", 1_700_000_000);
+            let key = KeyPair::generate(&mut rand_core::OsRng).public;
+            st.accounts.get_mut("15551234567").unwrap().devices.insert(
+                2,
+                Device {
+                    noise: key,
+                    identity: key,
+                    key_index: 5,
+                    platform: "1".into(),
+                    prekeys: PreKeys::default(),
+                },
+            );
+            info.lid
+        };
+        let st = state.lock();
+        let q = query(
+            &["devices", "contact", "lid"],
+            vec![
+                user_jid(Jid::with_device("15551234567", Server::Pn, 2)),
+                user_jid(lid.clone()),
+                Node::builder("user")
+                    .children([Node::builder("contact").text("+15550000000").build()])
+                    .build(),
+                Node::builder("user").build(),
+            ],
+        );
+        let r = answer(&st, "ID", &q).unwrap();
+        assert_eq!(r.attr::<&str>("id").unwrap(), "ID");
+        assert_eq!(r.attr::<&str>("type").unwrap(), "result");
+        let usync = r.child("usync").unwrap();
+        assert_eq!(usync.attr::<&str>("sid").unwrap(), "S1");
+        let users = usync.child("list").unwrap().children();
+        assert_eq!(users.len(), 4);
+
+        // By PN (device part dropped): phone and companion 2 with its key index.
+        assert_eq!(users[0].attr::<Jid>("jid").unwrap(), Jid::pn("15551234567"));
+        let devs = users[0].child_by_path(&["devices", "device-list"]).unwrap();
+        let ids: Vec<(String, Option<String>)> = devs
+            .children()
+            .iter()
+            .map(|d| {
+                (
+                    d.attr::<String>("id").unwrap(),
+                    d.attr_opt::<String>("key-index").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ids, [("0".into(), None), ("2".into(), Some("5".into()))]);
+        assert_eq!(
+            users[0]
+                .child("contact")
+                .unwrap()
+                .attr::<&str>("type")
+                .unwrap(),
+            "in"
+        );
+        assert_eq!(
+            users[0].child("lid").unwrap().attr::<Jid>("val").unwrap(),
+            lid
+        );
+
+        // By LID: the same account.
+        assert_eq!(users[1].attr::<Jid>("jid").unwrap(), lid);
+        assert_eq!(
+            users[1]
+                .child_by_path(&["devices", "device-list"])
+                .unwrap()
+                .children()
+                .len(),
+            2
+        );
+
+        // An unknown number: out, a per-user devices error, no LID.
+        assert_eq!(users[2].attr::<Jid>("jid").unwrap(), Jid::pn("15550000000"));
+        let c = users[2].child("contact").unwrap();
+        assert_eq!(c.attr::<&str>("type").unwrap(), "out");
+        assert_eq!(c.content_bytes().unwrap(), b"+15550000000");
+        assert_eq!(
+            users[2]
+                .child_by_path(&["devices", "error"])
+                .unwrap()
+                .attr::<&str>("code")
+                .unwrap(),
+            "404"
+        );
+        assert!(users[2].child("lid").unwrap().get_attr("val").is_none());
+
+        // Neither jid nor contact: a bad request for that user only.
+        assert_eq!(
+            users[3]
+                .child("error")
+                .unwrap()
+                .attr::<&str>("code")
+                .unwrap(),
+            "400"
+        );
+    }
+
+    #[test]
+    fn bad_requests() {
+        let state = SimState::new();
+        let st = state.lock();
+        let no_usync = Node::builder("iq").build();
+        assert!(answer(&st, "1", &no_usync).is_none());
+        let too_many = query(
+            &["devices"],
+            (0..=MAX_USYNC_USERS)
+                .map(|i| user_jid(Jid::pn(format!("1555{i:07}"))))
+                .collect(),
+        );
+        assert!(answer(&st, "1", &too_many).is_none());
+    }
+
+    #[test]
+    fn devices_notification_shape() {
+        let n = devices_notification("15551234567", true, 3, 7);
+        assert_eq!(n.attr::<&str>("type").unwrap(), "devices");
+        assert_eq!(n.attr::<Jid>("from").unwrap(), Jid::pn("15551234567"));
+        let d = n.child_by_path(&["add", "device"]).unwrap();
+        assert_eq!(
+            d.attr::<Jid>("jid").unwrap(),
+            Jid::with_device("15551234567", Server::Pn, 3)
+        );
+        assert_eq!(d.attr::<&str>("key-index").unwrap(), "7");
+        let r = devices_notification("15551234567", false, 3, 7);
+        assert!(r.child("remove").is_some() && r.child("add").is_none());
+    }
+}
