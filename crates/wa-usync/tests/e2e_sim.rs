@@ -194,7 +194,16 @@ async fn devices_notification_invalidates_the_cache() {
     // The server removes A2: the list shrinks again.
     assert!(sim.remove_device(&a2));
     let third = wait_for_devices(&usync, &a, 2).await;
-    assert_eq!(third, [pn_device(A, 0), a1]);
+    assert_eq!(third, [pn_device(A, 0), a1.clone()]);
     sock_a2.close().await;
+
+    // A third companion links and then logs out (remove-companion-device): both changes
+    // reach A1.
+    let (sock_a3, a3) = link(&sim, A).await;
+    let fourth = wait_for_devices(&usync, &a, 3).await;
+    assert_eq!(fourth, [pn_device(A, 0), a1.clone(), a3]);
+    sock_a3.logout().await.unwrap();
+    let fifth = wait_for_devices(&usync, &a, 2).await;
+    assert_eq!(fifth, [pn_device(A, 0), a1]);
     sock_a1.close().await;
 }
