@@ -1,6 +1,6 @@
 //! The [`Usync`] handle: usync queries over a socket, with a device-list cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -55,6 +55,9 @@ struct Inner {
     socket: Socket,
     cache: Cache<Jid, Arc<Vec<Jid>>>,
     queries: AtomicU64,
+    /// Bumped on every devices notification; a query's answer is cached only if no
+    /// notification arrived while it was in flight (it may predate the change).
+    generation: Arc<AtomicU64>,
     listener: AbortHandle,
 }
 
@@ -88,9 +91,12 @@ impl Usync {
             Filter::tag("notification").kind("devices"),
             NOTIFICATION_QUEUE,
         );
-        let (task_socket, task_cache) = (socket.clone(), cache.clone());
+        let generation = Arc::new(AtomicU64::new(0));
+        let (task_socket, task_cache, task_gen) =
+            (socket.clone(), cache.clone(), generation.clone());
         let listener = tokio::spawn(async move {
             while let Some(node) = rx.recv().await {
+                task_gen.fetch_add(1, Ordering::SeqCst);
                 if let Some(user) = notification_user(&node) {
                     tracing::debug!(%user, "device list changed; dropping cached devices");
                     task_cache.invalidate(&user).await;
@@ -106,6 +112,7 @@ impl Usync {
                 socket,
                 cache,
                 queries: AtomicU64::new(0),
+                generation,
                 listener,
             }),
         }
@@ -142,9 +149,10 @@ impl Usync {
     pub async fn get_devices(&self, users: &[Jid]) -> Result<HashMap<Jid, Vec<Jid>>, Error> {
         let mut out = HashMap::with_capacity(users.len());
         let mut missing: Vec<Jid> = Vec::new();
+        let mut seen: HashSet<Jid> = HashSet::with_capacity(users.len());
         for u in users {
             let key = u.to_non_ad();
-            if out.contains_key(&key) || missing.contains(&key) {
+            if !seen.insert(key.clone()) {
                 continue;
             }
             match self.inner.cache.get(&key).await {
@@ -161,15 +169,29 @@ impl Usync {
             UsyncQuery::new("message").protocol(Protocol::Devices),
             |q, j| q.user(j),
         );
-        for user in self.run(&query).await? {
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let users = self.run(&query).await?;
+        let cacheable = self.inner.generation.load(Ordering::SeqCst) == generation;
+        let mut inserted = Vec::new();
+        for user in users {
             let Some(list) = &user.devices else { continue };
             let key = user.jid.to_non_ad();
             let devs = device_jids(&key, list);
-            self.inner
-                .cache
-                .insert(key.clone(), Arc::new(devs.clone()))
-                .await;
+            if cacheable {
+                self.inner
+                    .cache
+                    .insert(key.clone(), Arc::new(devs.clone()))
+                    .await;
+                inserted.push(key.clone());
+            }
             out.insert(key, devs);
+        }
+        // A notification handled between the check above and the inserts: drop what was
+        // just inserted rather than keep a list that may predate it.
+        if cacheable && self.inner.generation.load(Ordering::SeqCst) != generation {
+            for key in &inserted {
+                self.inner.cache.invalidate(key).await;
+            }
         }
         Ok(out)
     }
