@@ -19,7 +19,7 @@ use crate::Error;
 use crate::fault::StreamErrorKind;
 use crate::net::{WsConn, WsWrite};
 use crate::phone;
-use crate::sim::{Cmd, ConnEntry, Shared, fresh_id, unix_now};
+use crate::sim::{Cmd, ConnEntry, Shared, fresh_id, notify_devices, unix_now};
 use crate::state::{Device, MAX_PREKEYS_PER_DEVICE, PreKeys};
 
 /// Most websocket messages buffered between the reader task and the connection task.
@@ -535,6 +535,7 @@ impl Conn {
     async fn command(&mut self, cmd: Cmd) -> Result<(), End> {
         match cmd {
             Cmd::Drop => Err(End::Closed),
+            Cmd::Send(node) => self.send(&node).await,
             Cmd::StreamError(kind) => {
                 if kind == StreamErrorKind::DeviceRemoved
                     && let Some(jid) = &self.device
@@ -681,6 +682,13 @@ impl Conn {
     }
 
     async fn handle(&mut self, node: Node) -> Result<(), End> {
+        if node.tag() == "ack"
+            && node.attr_opt::<&str>("class").ok().flatten() == Some("notification")
+        {
+            self.shared
+                .notification_acks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if node.tag() != "iq" {
             // acks, receipts, <ib> (offline_batch), presence: nothing to do here.
             return Ok(());
@@ -770,6 +778,7 @@ impl Conn {
                         a.next_key_index = a.next_key_index.max(key_index) + 1;
                     }
                 }
+                notify_devices(&self.shared, &p.phone, true, p.device, key_index);
                 let jid = Jid::with_device(p.phone.clone(), Server::Pn, p.device);
                 tracing::info!(%jid, "device linked");
                 let end = self
@@ -868,6 +877,19 @@ impl Conn {
                     self.send(&iq_error(id, 400, "bad-request")).await
                 }
             }
+            ("usync", "get") if logged_in => {
+                self.shared
+                    .usync_queries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let reply = {
+                    let st = self.shared.state.lock();
+                    crate::usync::answer(&st, id, node)
+                };
+                match reply {
+                    Some(r) => self.send(&r).await,
+                    None => self.send(&iq_error(id, 400, "bad-request")).await,
+                }
+            }
             ("md", "set") if logged_in && node.child("remove-companion-device").is_some() => {
                 self.remove_companion(id, node).await
             }
@@ -908,11 +930,18 @@ impl Conn {
             let mut st = self.shared.state.lock();
             st.accounts
                 .get_mut(me.user.as_str())
-                .is_some_and(|a| a.devices.remove(&target.device).is_some())
+                .and_then(|a| a.devices.remove(&target.device))
         };
-        if !removed {
+        let Some(removed) = removed else {
             return self.send(&iq_error(id, 404, "item-not-found")).await;
-        }
+        };
+        notify_devices(
+            &self.shared,
+            me.user.as_str(),
+            false,
+            target.device,
+            removed.key_index,
+        );
         tracing::info!(device = %target, by = %me, "device unlinked");
         self.send(&iq_result(id)).await?;
         let target_is_me = target.device == me.device;

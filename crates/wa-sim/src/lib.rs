@@ -11,6 +11,7 @@ mod persist;
 mod phone;
 mod sim;
 mod state;
+mod usync;
 
 pub use config::{QrTiming, SimConfig};
 pub use error::Error;

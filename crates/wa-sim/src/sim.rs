@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +11,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
-use wa_binary::{Jid, Server};
+use wa_binary::{Jid, Node, Server};
 use wa_crypto::{KeyPair, PublicKey};
 use wa_noise::{ChainParams, ResponderConfig, issue_cert_chain};
 use zeroize::Zeroizing;
@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) conns: Mutex<HashMap<u64, ConnEntry>>,
     pub(crate) faults: Mutex<FaultState>,
     pub(crate) next_id: AtomicU64,
+    /// usync queries answered.
+    pub(crate) usync_queries: AtomicU64,
+    /// `<ack class="notification">` stanzas received from clients.
+    pub(crate) notification_acks: AtomicU64,
     pub(crate) shutdown: watch::Sender<bool>,
 }
 
@@ -90,6 +94,8 @@ pub(crate) enum Cmd {
         wrapped_primary: Vec<u8>,
         reply: oneshot::Sender<Result<Jid, Error>>,
     },
+    /// Send this stanza to the client.
+    Send(Node),
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -161,6 +167,8 @@ impl Sim {
             conns: Mutex::new(HashMap::new()),
             faults: Mutex::new(FaultState::default()),
             next_id: AtomicU64::new(1),
+            usync_queries: AtomicU64::new(0),
+            notification_acks: AtomicU64::new(0),
             shutdown,
         });
         let accept = net::serve(listener, tls, shared.clone());
@@ -281,11 +289,37 @@ impl Sim {
     }
 
     /// Unlinks a device without telling it (its next login fails with 401).
+    /// The account's other online devices get `<notification type="devices">`.
     pub fn remove_device(&self, device: &Jid) -> bool {
-        let mut st = self.shared.state.lock();
-        st.accounts
-            .get_mut(device.user.as_str())
-            .is_some_and(|a| a.devices.remove(&device.device).is_some())
+        let removed = {
+            let mut st = self.shared.state.lock();
+            st.accounts
+                .get_mut(device.user.as_str())
+                .and_then(|a| a.devices.remove(&device.device))
+        };
+        match removed {
+            Some(d) => {
+                notify_devices(
+                    &self.shared,
+                    device.user.as_str(),
+                    false,
+                    device.device,
+                    d.key_index,
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many usync queries the server answered.
+    pub fn usync_queries(&self) -> u64 {
+        self.shared.usync_queries.load(Ordering::Relaxed)
+    }
+
+    /// How many `<ack class="notification">` stanzas clients sent.
+    pub fn notification_acks(&self) -> u64 {
+        self.shared.notification_acks.load(Ordering::Relaxed)
     }
 
     /// The account's simulated phone scans a QR string a client shows. Resolves with the
@@ -490,6 +524,27 @@ pub(crate) fn apply_fault(shared: &Shared, fault: Fault) -> usize {
         }
     }
     n
+}
+
+/// Sends `<notification type="devices">` about `phone`'s device `device` (added or
+/// removed) to the account's logged-in devices other than that one.
+pub(crate) fn notify_devices(
+    shared: &Shared,
+    phone: &str,
+    added: bool,
+    device: u16,
+    key_index: u32,
+) {
+    let node = crate::usync::devices_notification(phone, added, device, key_index);
+    let conns = shared.conns();
+    for entry in conns.values() {
+        if let Some(d) = &entry.device
+            && d.user.as_str() == phone
+            && d.device != device
+        {
+            let _ = entry.tx.try_send(Cmd::Send(node.clone()));
+        }
+    }
 }
 
 /// A fresh id for a server-initiated iq or notification.

@@ -102,12 +102,26 @@ async fn qr_registration_then_login() {
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
     assert!(sim.is_active(&device));
     let r = c
-        .query(iq("u1", "get", "usync", vec![Node::new("usync")]))
+        .query(iq(
+            "u0",
+            "get",
+            "w:profile:picture",
+            vec![Node::new("picture")],
+        ))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("error"));
     assert_eq!(
         attr(r.child("error").unwrap(), "code").as_deref(),
         Some("501")
+    );
+    // A usync query without a <list> is a bad request.
+    let r = c
+        .query(iq("u1", "get", "usync", vec![Node::new("usync")]))
+        .await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("error"));
+    assert_eq!(
+        attr(r.child("error").unwrap(), "code").as_deref(),
+        Some("400")
     );
 }
 

@@ -1,0 +1,336 @@
+//! usync answers (PROTOCOL.md §6) and `<notification type="devices">` (sans-IO).
+
+use wa_binary::{Jid, Node, Server};
+
+use crate::sim::{fresh_id, unix_now};
+use crate::state::{Account, Inner};
+
+/// Most users answered in one query (more is a bad request).
+pub(crate) const MAX_USYNC_USERS: usize = 1000;
+
+/// The usync protocols the simulator answers.
+#[derive(Default)]
+struct Asked {
+    devices: bool,
+    contact: bool,
+    lid: bool,
+}
+
+/// The result of an `<iq xmlns="usync" type="get">`, or `None` for a bad request
+/// (no `<usync>`, no `<list>`, or too many users).
+pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
+    let usync = iq.child("usync")?;
+    let mut asked = Asked::default();
+    for q in usync.child("query").map(Node::children).unwrap_or_default() {
+        match q.tag() {
+            "devices" => asked.devices = true,
+            "contact" => asked.contact = true,
+            "lid" => asked.lid = true,
+            _ => {}
+        }
+    }
+    let list = usync.child("list")?;
+    if list.children().len() > MAX_USYNC_USERS {
+        return None;
+    }
+    let users: Vec<Node> = list
+        .children_by_tag("user")
+        .map(|u| answer_user(state, &asked, u))
+        .collect();
+    let mut reply_usync = Node::builder("usync");
+    for key in ["sid", "mode", "context", "index", "last"] {
+        if let Some(v) = usync.get_attr(key) {
+            reply_usync = reply_usync.attr(key, v.clone());
+        }
+    }
+    Some(
+        Node::builder("iq")
+            .attr("from", Jid::server_jid())
+            .attr("type", "result")
+            .attr("id", id.to_owned())
+            .children([reply_usync
+                .children([Node::builder("list").children(users).build()])
+                .build()])
+            .build(),
+    )
+}
+
+fn error(code: u16, text: &'static str) -> Node {
+    Node::builder("error")
+        .attr("code", code.to_string())
+        .attr("text", text)
+        .build()
+}
+
+fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
+    // Who is asked about: a JID (PN or LID), or a phone number in <contact>.
+    let by_jid = user.attr_opt::<Jid>("jid").ok().flatten();
+    let contact_text = user
+        .child("contact")
+        .and_then(Node::content_bytes)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(str::to_owned);
+    let (jid, account) = match (&by_jid, &contact_text) {
+        (Some(j), _) => {
+            let j = j.to_non_ad();
+            let account = match j.server {
+                Server::Pn => state.accounts.get(j.user.as_str()),
+                Server::Lid => state
+                    .accounts
+                    .values()
+                    .find(|a| a.lid_user == j.user.as_str()),
+                _ => None,
+            };
+            (j, account)
+        }
+        (None, Some(text)) => {
+            let digits: String = text.trim().trim_start_matches('+').to_owned();
+            let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let account = valid.then(|| state.accounts.get(&digits)).flatten();
+            (Jid::pn(digits), account)
+        }
+        (None, None) => {
+            return Node::builder("user")
+                .children([error(400, "bad-request")])
+                .build();
+        }
+    };
+    let mut children = Vec::new();
+    if asked.devices {
+        children.push(match account {
+            Some(a) => devices_node(a),
+            None => Node::builder("devices")
+                .children([error(404, "item-not-found")])
+                .build(),
+        });
+    }
+    if asked.contact {
+        let ty = if account.is_some() { "in" } else { "out" };
+        let c = Node::builder("contact").attr("type", ty);
+        children.push(match &contact_text {
+            Some(t) => c.text(t.clone()).build(),
+            None => c.build(),
+        });
+    }
+    if asked.lid {
+        children.push(
+            Node::builder("lid")
+                .attr_opt("val", account.map(|a| Jid::lid(a.lid_user.clone())))
+                .build(),
+        );
+    }
+    Node::builder("user")
+        .attr("jid", jid)
+        .children(children)
+        .build()
+}
+
+/// `<devices><device-list>` (the phone, device 0, then each companion with its key
+/// index) `<key-index-list ts>`.
+fn devices_node(a: &Account) -> Node {
+    let phone = Node::builder("device").attr("id", "0").build();
+    let companions = a.devices.iter().map(|(id, d)| {
+        Node::builder("device")
+            .attr("id", id.to_string())
+            .attr("key-index", d.key_index.to_string())
+            .build()
+    });
+    Node::builder("devices")
+        .children([
+            Node::builder("device-list")
+                .children(std::iter::once(phone).chain(companions))
+                .build(),
+            Node::builder("key-index-list")
+                .attr("ts", a.created.to_string())
+                .build(),
+        ])
+        .build()
+}
+
+/// `<notification from=phone type=devices><add|remove><device jid key-index/>
+/// <key-index-list ts/></add|remove></notification>`.
+pub(crate) fn devices_notification(phone: &str, added: bool, device: u16, key_index: u32) -> Node {
+    let change = Node::builder(if added { "add" } else { "remove" })
+        .children([
+            Node::builder("device")
+                .attr(
+                    "jid",
+                    Jid::with_device(phone.to_owned(), Server::Pn, device),
+                )
+                .attr("key-index", key_index.to_string())
+                .build(),
+            Node::builder("key-index-list")
+                .attr("ts", unix_now().to_string())
+                .build(),
+        ])
+        .build();
+    Node::builder("notification")
+        .attr("from", Jid::pn(phone.to_owned()))
+        .attr("type", "devices")
+        .attr("id", fresh_id())
+        .attr("t", unix_now().to_string())
+        .children([change])
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use wa_crypto::KeyPair;
+
+    use super::*;
+    use crate::state::{Device, PreKeys, SimState};
+
+    fn query(protocols: &[&'static str], users: Vec<Node>) -> Node {
+        Node::builder("iq")
+            .attr("type", "get")
+            .attr("xmlns", "usync")
+            .children([Node::builder("usync")
+                .attr("sid", "S1")
+                .attr("context", "message")
+                .children([
+                    Node::builder("query")
+                        .children(protocols.iter().map(|p| Node::builder(*p).build()))
+                        .build(),
+                    Node::builder("list").children(users).build(),
+                ])
+                .build()])
+            .build()
+    }
+
+    fn user_jid(j: Jid) -> Node {
+        Node::builder("user").attr("jid", j).build()
+    }
+
+    #[test]
+    fn answers_devices_contact_and_lid() {
+        let state = SimState::new();
+        let lid = {
+            let mut st = state.lock();
+            let info = st.add_account("15551234567", 1_700_000_000);
+            let key = KeyPair::generate(&mut rand_core::OsRng).public;
+            st.accounts.get_mut("15551234567").unwrap().devices.insert(
+                2,
+                Device {
+                    noise: key,
+                    identity: key,
+                    key_index: 5,
+                    platform: "1".into(),
+                    prekeys: PreKeys::default(),
+                },
+            );
+            info.lid
+        };
+        let st = state.lock();
+        let q = query(
+            &["devices", "contact", "lid"],
+            vec![
+                user_jid(Jid::with_device("15551234567", Server::Pn, 2)),
+                user_jid(lid.clone()),
+                Node::builder("user")
+                    .children([Node::builder("contact").text("+15550000000").build()])
+                    .build(),
+                Node::builder("user").build(),
+            ],
+        );
+        let r = answer(&st, "ID", &q).unwrap();
+        assert_eq!(r.attr::<&str>("id").unwrap(), "ID");
+        assert_eq!(r.attr::<&str>("type").unwrap(), "result");
+        let usync = r.child("usync").unwrap();
+        assert_eq!(usync.attr::<&str>("sid").unwrap(), "S1");
+        let users = usync.child("list").unwrap().children();
+        assert_eq!(users.len(), 4);
+
+        // By PN (device part dropped): phone and companion 2 with its key index.
+        assert_eq!(users[0].attr::<Jid>("jid").unwrap(), Jid::pn("15551234567"));
+        let devs = users[0].child_by_path(&["devices", "device-list"]).unwrap();
+        let ids: Vec<(String, Option<String>)> = devs
+            .children()
+            .iter()
+            .map(|d| {
+                (
+                    d.attr::<String>("id").unwrap(),
+                    d.attr_opt::<String>("key-index").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ids, [("0".into(), None), ("2".into(), Some("5".into()))]);
+        assert_eq!(
+            users[0]
+                .child("contact")
+                .unwrap()
+                .attr::<&str>("type")
+                .unwrap(),
+            "in"
+        );
+        assert_eq!(
+            users[0].child("lid").unwrap().attr::<Jid>("val").unwrap(),
+            lid
+        );
+
+        // By LID: the same account.
+        assert_eq!(users[1].attr::<Jid>("jid").unwrap(), lid);
+        assert_eq!(
+            users[1]
+                .child_by_path(&["devices", "device-list"])
+                .unwrap()
+                .children()
+                .len(),
+            2
+        );
+
+        // An unknown number: out, a per-user devices error, no LID.
+        assert_eq!(users[2].attr::<Jid>("jid").unwrap(), Jid::pn("15550000000"));
+        let c = users[2].child("contact").unwrap();
+        assert_eq!(c.attr::<&str>("type").unwrap(), "out");
+        assert_eq!(c.content_bytes().unwrap(), b"+15550000000");
+        assert_eq!(
+            users[2]
+                .child_by_path(&["devices", "error"])
+                .unwrap()
+                .attr::<&str>("code")
+                .unwrap(),
+            "404"
+        );
+        assert!(users[2].child("lid").unwrap().get_attr("val").is_none());
+
+        // Neither jid nor contact: a bad request for that user only.
+        assert_eq!(
+            users[3]
+                .child("error")
+                .unwrap()
+                .attr::<&str>("code")
+                .unwrap(),
+            "400"
+        );
+    }
+
+    #[test]
+    fn bad_requests() {
+        let state = SimState::new();
+        let st = state.lock();
+        let no_usync = Node::builder("iq").build();
+        assert!(answer(&st, "1", &no_usync).is_none());
+        let too_many = query(
+            &["devices"],
+            (0..=MAX_USYNC_USERS)
+                .map(|i| user_jid(Jid::pn(format!("1555{i:07}"))))
+                .collect(),
+        );
+        assert!(answer(&st, "1", &too_many).is_none());
+    }
+
+    #[test]
+    fn devices_notification_shape() {
+        let n = devices_notification("15551234567", true, 3, 7);
+        assert_eq!(n.attr::<&str>("type").unwrap(), "devices");
+        assert_eq!(n.attr::<Jid>("from").unwrap(), Jid::pn("15551234567"));
+        let d = n.child_by_path(&["add", "device"]).unwrap();
+        assert_eq!(
+            d.attr::<Jid>("jid").unwrap(),
+            Jid::with_device("15551234567", Server::Pn, 3)
+        );
+        assert_eq!(d.attr::<&str>("key-index").unwrap(), "7");
+        let r = devices_notification("15551234567", false, 3, 7);
+        assert!(r.child("remove").is_some() && r.child("add").is_none());
+    }
+}

@@ -1,0 +1,298 @@
+//! The [`Usync`] handle: usync queries over a socket, with a device-list cache.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use tokio::task::AbortHandle;
+use wa_binary::{Jid, Node, Server};
+use wa_socket::{Filter, Socket};
+
+use crate::Error;
+use crate::query::{Protocol, UsyncQuery, UsyncUser, device_jids, parse_reply};
+
+/// Cache settings of a [`Usync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UsyncConfig {
+    /// Most users whose device lists are cached.
+    pub cache_capacity: u64,
+    /// How long a cached device list is trusted.
+    pub cache_ttl: Duration,
+}
+
+impl Default for UsyncConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 5_000,
+            cache_ttl: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// The answer to [`Usync::on_whatsapp`] for one phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OnWhatsApp {
+    /// The query as the server echoed it (`+digits`), or as asked when not echoed.
+    pub query: String,
+    /// The user's JID.
+    pub jid: Jid,
+    /// The number has a WhatsApp account.
+    pub exists: bool,
+}
+
+/// usync over a [`Socket`]. Cheap to clone; the device-list invalidation task stops
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct Usync {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: Socket,
+    cache: Cache<Jid, Arc<Vec<Jid>>>,
+    queries: AtomicU64,
+    /// Bumped on every devices notification; a query's answer is cached only if no
+    /// notification arrived while it was in flight (it may predate the change).
+    generation: Arc<AtomicU64>,
+    listener: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for Usync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Usync")
+            .field("cached", &self.inner.cache.entry_count())
+            .field("queries", &self.queries_sent())
+            .finish()
+    }
+}
+
+/// Stanzas queued for the invalidation task before the socket's reader waits.
+const NOTIFICATION_QUEUE: usize = 64;
+
+impl Usync {
+    /// Wraps `socket` and subscribes to `<notification type="devices">` (which it
+    /// acknowledges). Must be called inside a Tokio runtime.
+    pub fn new(socket: Socket, config: &UsyncConfig) -> Self {
+        let cache: Cache<Jid, Arc<Vec<Jid>>> = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_live(config.cache_ttl)
+            .build();
+        let mut rx = socket.subscribe(
+            Filter::tag("notification").kind("devices"),
+            NOTIFICATION_QUEUE,
+        );
+        let generation = Arc::new(AtomicU64::new(0));
+        let (task_socket, task_cache, task_gen) =
+            (socket.clone(), cache.clone(), generation.clone());
+        let listener = tokio::spawn(async move {
+            while let Some(node) = rx.recv().await {
+                task_gen.fetch_add(1, Ordering::SeqCst);
+                if let Some(user) = notification_user(&node) {
+                    tracing::debug!(%user, "device list changed; dropping cached devices");
+                    task_cache.invalidate(&user).await;
+                }
+                if let Err(e) = task_socket.send_node(&ack(&node)).await {
+                    tracing::debug!("devices notification ack not sent: {e}");
+                }
+            }
+        })
+        .abort_handle();
+        Self {
+            inner: Arc::new(Inner {
+                socket,
+                cache,
+                queries: AtomicU64::new(0),
+                generation,
+                listener,
+            }),
+        }
+    }
+
+    /// How many usync queries went to the server (cache hits do not count).
+    pub fn queries_sent(&self) -> u64 {
+        self.inner.queries.load(Ordering::Relaxed)
+    }
+
+    /// Drops every cached device list.
+    pub fn clear_cache(&self) {
+        self.inner.cache.invalidate_all();
+    }
+
+    /// Sends `query` and parses the reply.
+    ///
+    /// # Errors
+    /// Socket errors, and the parse errors of [`parse_reply`](crate::parse_reply).
+    pub async fn run(&self, query: &UsyncQuery) -> Result<Vec<UsyncUser>, Error> {
+        let sid = self.inner.socket.generate_id();
+        let node = query.build(&sid)?;
+        self.inner.queries.fetch_add(1, Ordering::Relaxed);
+        let reply = self.inner.socket.query(node).await?;
+        parse_reply(&reply)
+    }
+
+    /// The device JIDs of each user (keyed by the user's non-device JID), from the cache
+    /// or one usync query for the missing ones. Users the server reports an error for
+    /// are absent from the map. The own device is not excluded.
+    ///
+    /// # Errors
+    /// As [`Usync::run`].
+    pub async fn get_devices(&self, users: &[Jid]) -> Result<HashMap<Jid, Vec<Jid>>, Error> {
+        let mut out = HashMap::with_capacity(users.len());
+        let mut missing: Vec<Jid> = Vec::new();
+        let mut seen: HashSet<Jid> = HashSet::with_capacity(users.len());
+        for u in users {
+            let key = u.to_non_ad();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            match self.inner.cache.get(&key).await {
+                Some(devs) => {
+                    out.insert(key, devs.as_ref().clone());
+                }
+                None => missing.push(key),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let query = missing.iter().fold(
+            UsyncQuery::new("message").protocol(Protocol::Devices),
+            |q, j| q.user(j),
+        );
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let users = self.run(&query).await?;
+        let cacheable = self.inner.generation.load(Ordering::SeqCst) == generation;
+        let mut inserted = Vec::new();
+        for user in users {
+            let Some(list) = &user.devices else { continue };
+            let key = user.jid.to_non_ad();
+            let devs = device_jids(&key, list);
+            if cacheable {
+                self.inner
+                    .cache
+                    .insert(key.clone(), Arc::new(devs.clone()))
+                    .await;
+                inserted.push(key.clone());
+            }
+            out.insert(key, devs);
+        }
+        // A notification handled between the check above and the inserts: drop what was
+        // just inserted rather than keep a list that may predate it.
+        if cacheable && self.inner.generation.load(Ordering::SeqCst) != generation {
+            for key in &inserted {
+                self.inner.cache.invalidate(key).await;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether each phone number (digits, with or without `+`) is on WhatsApp, in reply
+    /// order.
+    ///
+    /// # Errors
+    /// As [`Usync::run`].
+    pub async fn on_whatsapp(&self, phones: &[&str]) -> Result<Vec<OnWhatsApp>, Error> {
+        let query = phones.iter().fold(
+            UsyncQuery::new("interactive").protocol(Protocol::Contact),
+            |q, p| q.phone(*p),
+        );
+        Ok(self
+            .run(&query)
+            .await?
+            .into_iter()
+            .filter_map(|u| {
+                let c = u.contact?;
+                Some(OnWhatsApp {
+                    query: c
+                        .query
+                        .unwrap_or_else(|| format!("+{}", u.jid.user.as_str())),
+                    jid: u.jid,
+                    exists: c.exists,
+                })
+            })
+            .collect())
+    }
+
+    /// The LID of each user the server knows one for (keyed by the user's non-device
+    /// JID).
+    ///
+    /// # Errors
+    /// As [`Usync::run`].
+    pub async fn lid_for(&self, users: &[Jid]) -> Result<HashMap<Jid, Jid>, Error> {
+        let query = users.iter().fold(
+            UsyncQuery::new("interactive").protocol(Protocol::Lid),
+            |q, j| q.user(j),
+        );
+        Ok(self
+            .run(&query)
+            .await?
+            .into_iter()
+            .filter_map(|u| Some((u.jid.to_non_ad(), u.lid?)))
+            .collect())
+    }
+}
+
+/// The user a devices notification is about: its `from`, without a device part.
+fn notification_user(node: &Node) -> Option<Jid> {
+    let from = node.attr_opt::<Jid>("from").ok().flatten()?;
+    matches!(from.server, Server::Pn | Server::Lid).then(|| from.to_non_ad())
+}
+
+/// `<ack class="notification" id type to [participant]>` for a received notification.
+fn ack(node: &Node) -> Node {
+    let attr = |k: &str| node.get_attr(k).cloned();
+    Node::builder("ack")
+        .attr("class", node.tag().to_owned())
+        .attr_opt("id", attr("id"))
+        .attr_opt("type", attr("type"))
+        .attr_opt("to", attr("from"))
+        .attr_opt("participant", attr("participant"))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_mirrors_the_notification() {
+        let n = Node::builder("notification")
+            .attr("id", "N1")
+            .attr("type", "devices")
+            .attr("from", Jid::pn("123"))
+            .build();
+        let a = ack(&n);
+        assert_eq!(a.tag(), "ack");
+        assert_eq!(a.attr::<&str>("class").unwrap(), "notification");
+        assert_eq!(a.attr::<&str>("id").unwrap(), "N1");
+        assert_eq!(a.attr::<&str>("type").unwrap(), "devices");
+        assert_eq!(a.attr::<Jid>("to").unwrap(), Jid::pn("123"));
+        assert!(a.get_attr("participant").is_none());
+    }
+
+    #[test]
+    fn notification_user_drops_the_device() {
+        let n = Node::builder("notification")
+            .attr("from", Jid::with_device("123", Server::Pn, 4))
+            .build();
+        assert_eq!(notification_user(&n), Some(Jid::pn("123")));
+        let g = Node::builder("notification")
+            .attr("from", Jid::group("1-2"))
+            .build();
+        assert_eq!(notification_user(&g), None);
+        assert_eq!(
+            notification_user(&Node::builder("notification").build()),
+            None
+        );
+    }
+}

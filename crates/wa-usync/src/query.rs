@@ -1,0 +1,675 @@
+//! The usync stanza: building the query and parsing the reply (sans-IO).
+
+use wa_binary::{Jid, Node, Server};
+
+use crate::Error;
+
+/// Most users one query may name and one reply may hold.
+pub const MAX_USERS: usize = 10_000;
+/// Most devices accepted in one user's device list (device ids are below 100 on the wire).
+pub const MAX_DEVICES_PER_USER: usize = 128;
+/// Longest accepted contact query text (a phone number with `+` and some slack).
+const MAX_CONTACT_LEN: usize = 64;
+
+/// A usync protocol (one child of `<query>`), selecting what the server reports per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `<devices version="2"/>`: the user's device list and key indexes.
+    Devices,
+    /// `<contact/>`: whether the user (usually a phone number) is on WhatsApp.
+    Contact,
+    /// `<lid/>`: the user's LID.
+    Lid,
+}
+
+impl Protocol {
+    /// The element name in `<query>` and in each reply `<user>`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Protocol::Devices => "devices",
+            Protocol::Contact => "contact",
+            Protocol::Lid => "lid",
+        }
+    }
+
+    fn query_node(self) -> Node {
+        match self {
+            Protocol::Devices => Node::builder("devices").attr("version", "2").build(),
+            Protocol::Contact => Node::builder("contact").build(),
+            Protocol::Lid => Node::builder("lid").build(),
+        }
+    }
+}
+
+/// One entry of the query's `<list>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserQuery {
+    /// `<user jid="user@server"/>` (the device part is dropped).
+    Jid(Jid),
+    /// `<user><contact>+phone</contact></user>`: a phone number, with or without `+`.
+    Phone(String),
+}
+
+/// A usync query: protocols, users, context and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsyncQuery {
+    protocols: Vec<Protocol>,
+    users: Vec<UserQuery>,
+    context: String,
+    mode: String,
+}
+
+impl UsyncQuery {
+    /// An empty query with `context` (`message` for sending, `interactive` for lookups)
+    /// and mode `query`.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            protocols: Vec::new(),
+            users: Vec::new(),
+            context: context.into(),
+            mode: "query".to_owned(),
+        }
+    }
+
+    /// Adds a protocol (once; repeats are ignored).
+    #[must_use]
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        if !self.protocols.contains(&p) {
+            self.protocols.push(p);
+        }
+        self
+    }
+
+    /// Adds a user by JID.
+    #[must_use]
+    pub fn user(mut self, jid: &Jid) -> Self {
+        self.users.push(UserQuery::Jid(jid.to_non_ad()));
+        self
+    }
+
+    /// Adds a user by phone number.
+    #[must_use]
+    pub fn phone(mut self, phone: impl Into<String>) -> Self {
+        self.users.push(UserQuery::Phone(phone.into()));
+        self
+    }
+
+    /// The users named so far.
+    pub fn users(&self) -> &[UserQuery] {
+        &self.users
+    }
+
+    /// The `<iq xmlns="usync" type="get">` stanza (no `id`; the socket adds one) with
+    /// session id `sid`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQuery`] without protocols or users, or with more than
+    /// [`MAX_USERS`] users.
+    pub fn build(&self, sid: &str) -> Result<Node, Error> {
+        if self.protocols.is_empty() {
+            return Err(Error::InvalidQuery("no protocol"));
+        }
+        if self.users.is_empty() {
+            return Err(Error::InvalidQuery("no user"));
+        }
+        if self.users.len() > MAX_USERS {
+            return Err(Error::InvalidQuery("too many users"));
+        }
+        let query = Node::builder("query")
+            .children(self.protocols.iter().map(|p| p.query_node()))
+            .build();
+        let list = Node::builder("list")
+            .children(self.users.iter().map(|u| {
+                match u {
+                    UserQuery::Jid(j) => Node::builder("user").attr("jid", j.clone()).build(),
+                    UserQuery::Phone(p) => Node::builder("user")
+                        .children([Node::builder("contact").text(plus_phone(p)).build()])
+                        .build(),
+                }
+            }))
+            .build();
+        let usync = Node::builder("usync")
+            .attr("sid", sid.to_owned())
+            .attr("mode", self.mode.clone())
+            .attr("last", "true")
+            .attr("index", "0")
+            .attr("context", self.context.clone())
+            .children([query, list])
+            .build();
+        Ok(Node::builder("iq")
+            .attr("to", Jid::server_jid())
+            .attr("type", "get")
+            .attr("xmlns", "usync")
+            .children([usync])
+            .build())
+    }
+}
+
+/// `+digits` for a phone number given with or without the `+`.
+fn plus_phone(p: &str) -> String {
+    let digits = p.trim().trim_start_matches('+');
+    format!("+{digits}")
+}
+
+/// One device in a user's device list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The device id (0 = the phone).
+    pub id: u16,
+    /// The key index the account signed for this device (absent for the phone).
+    pub key_index: Option<u32>,
+    /// A hosted (business platform) device.
+    pub is_hosted: bool,
+}
+
+/// A user's `<devices>` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceList {
+    /// The devices, in reply order.
+    pub devices: Vec<DeviceInfo>,
+    /// `<key-index-list ts>`: when the signed key-index list was issued.
+    pub key_index_ts: Option<u64>,
+}
+
+/// A user's `<contact>` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// `type="in"`: the number is on WhatsApp.
+    pub exists: bool,
+    /// The query text echoed by the server (e.g. `+15550001`), when present.
+    pub query: Option<String>,
+}
+
+/// A per-user, per-protocol `<error code text>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserError {
+    /// The protocol the error is about (`None`: the user as a whole).
+    pub protocol: Option<Protocol>,
+    /// The error code (0 when missing).
+    pub code: u16,
+    /// The error text.
+    pub text: String,
+}
+
+/// One `<user>` of a usync reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsyncUser {
+    /// The user's JID as the server names it (`jid` attribute).
+    pub jid: Jid,
+    /// The device list, when asked for and answered.
+    pub devices: Option<DeviceList>,
+    /// The contact status, when asked for and answered.
+    pub contact: Option<Contact>,
+    /// The LID, when asked for and the server knows one.
+    pub lid: Option<Jid>,
+    /// Errors the server reported for this user.
+    pub errors: Vec<UserError>,
+}
+
+fn bad<T>(what: &'static str) -> Result<T, Error> {
+    Err(Error::Malformed(what))
+}
+
+/// Parses a usync reply (`<iq type=result><usync><list><user>..`) into its users.
+///
+/// # Errors
+/// [`Error::Malformed`] when the stanza is not a result, lacks `<usync>`/`<list>`, or a
+/// user or device has missing or invalid attributes; [`Error::TooLarge`] beyond
+/// [`MAX_USERS`] users or [`MAX_DEVICES_PER_USER`] devices.
+pub fn parse_reply(reply: &Node) -> Result<Vec<UsyncUser>, Error> {
+    if reply.tag() != "iq" {
+        return bad("not an iq");
+    }
+    if reply.attr_opt::<&str>("type").ok().flatten() != Some("result") {
+        return bad("iq type is not result");
+    }
+    let Some(list) = reply.child_by_path(&["usync", "list"]) else {
+        return bad("no usync/list");
+    };
+    let users = list.children_by_tag("user");
+    let mut out = Vec::new();
+    for (n, user) in users.enumerate() {
+        if n >= MAX_USERS {
+            return Err(Error::TooLarge("users"));
+        }
+        out.push(parse_user(user)?);
+    }
+    Ok(out)
+}
+
+fn node_error(node: &Node, protocol: Option<Protocol>) -> UserError {
+    UserError {
+        protocol,
+        code: node.attr_opt::<u16>("code").ok().flatten().unwrap_or(0),
+        text: node
+            .attr_opt::<&str>("text")
+            .ok()
+            .flatten()
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
+    let jid = match user.attr_opt::<Jid>("jid") {
+        Ok(Some(j)) if is_user_server(&j.server) => j,
+        Ok(Some(_)) => return bad("user jid is not a user address"),
+        Ok(None) => return bad("user without jid"),
+        Err(_) => return bad("user jid is not a JID"),
+    };
+    let mut out = UsyncUser {
+        jid,
+        devices: None,
+        contact: None,
+        lid: None,
+        errors: Vec::new(),
+    };
+    for child in user.children() {
+        let protocol = match child.tag() {
+            "devices" => Protocol::Devices,
+            "contact" => Protocol::Contact,
+            "lid" => Protocol::Lid,
+            "error" => {
+                out.errors.push(node_error(child, None));
+                continue;
+            }
+            // Protocols not asked for by this crate (status, business, ...).
+            _ => continue,
+        };
+        if let Some(e) = child.child("error") {
+            out.errors.push(node_error(e, Some(protocol)));
+            continue;
+        }
+        match protocol {
+            Protocol::Devices => out.devices = Some(parse_devices(child)?),
+            Protocol::Contact => out.contact = Some(parse_contact(child)?),
+            Protocol::Lid => out.lid = parse_lid(child)?,
+        }
+    }
+    Ok(out)
+}
+
+fn is_user_server(s: &Server) -> bool {
+    matches!(
+        s,
+        Server::Pn
+            | Server::LegacyUser
+            | Server::Lid
+            | Server::Hosted
+            | Server::HostedLid
+            | Server::Bot
+    )
+}
+
+fn parse_devices(node: &Node) -> Result<DeviceList, Error> {
+    let Some(list) = node.child("device-list") else {
+        return bad("devices without device-list");
+    };
+    let mut devices = Vec::new();
+    for (n, d) in list.children_by_tag("device").enumerate() {
+        if n >= MAX_DEVICES_PER_USER {
+            return Err(Error::TooLarge("devices"));
+        }
+        let id = match d.attr_opt::<u16>("id") {
+            Ok(Some(id)) => id,
+            Ok(None) => return bad("device without id"),
+            Err(_) => return bad("device id is not a number"),
+        };
+        let key_index = d
+            .attr_opt::<u32>("key-index")
+            .map_err(|_| Error::Malformed("device key-index is not a number"))?;
+        let is_hosted = match d.attr_opt::<&str>("is_hosted") {
+            Ok(None) => false,
+            Ok(Some("true" | "1")) => true,
+            Ok(Some("false" | "0")) => false,
+            _ => return bad("device is_hosted is not a boolean"),
+        };
+        if devices.iter().any(|x: &DeviceInfo| x.id == id) {
+            return bad("duplicate device id");
+        }
+        devices.push(DeviceInfo {
+            id,
+            key_index,
+            is_hosted,
+        });
+    }
+    let key_index_ts = match node.child("key-index-list") {
+        Some(k) => k
+            .attr_opt::<u64>("ts")
+            .map_err(|_| Error::Malformed("key-index-list ts is not a number"))?,
+        None => None,
+    };
+    Ok(DeviceList {
+        devices,
+        key_index_ts,
+    })
+}
+
+fn parse_contact(node: &Node) -> Result<Contact, Error> {
+    let exists = match node.attr_opt::<&str>("type") {
+        Ok(Some("in")) => true,
+        Ok(Some("out")) => false,
+        _ => return bad("contact type is neither in nor out"),
+    };
+    let query = match node.content_bytes() {
+        None => None,
+        Some(b) if b.len() > MAX_CONTACT_LEN => return Err(Error::TooLarge("contact text")),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => Some(s.to_owned()),
+            Err(_) => return bad("contact text is not UTF-8"),
+        },
+    };
+    Ok(Contact { exists, query })
+}
+
+fn parse_lid(node: &Node) -> Result<Option<Jid>, Error> {
+    match node.attr_opt::<Jid>("val") {
+        Ok(None) => Ok(None),
+        Ok(Some(j)) if j.server == Server::Lid => Ok(Some(j.to_non_ad())),
+        _ => bad("lid val is not a LID JID"),
+    }
+}
+
+/// The device JIDs of a user's device list: `user:id@server`, hosted devices on the
+/// hosted server (`hosted` for phone-number users, `hosted.lid` for LIDs).
+pub fn device_jids(user: &Jid, list: &DeviceList) -> Vec<Jid> {
+    list.devices
+        .iter()
+        .map(|d| {
+            let server = match (d.is_hosted, &user.server) {
+                (true, Server::Lid) => Server::HostedLid,
+                (true, _) => Server::Hosted,
+                (false, s) => s.clone(),
+            };
+            Jid::with_device(user.user.clone(), server, d.id)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(users: Vec<Node>) -> Node {
+        Node::builder("iq")
+            .attr("type", "result")
+            .attr("id", "1")
+            .children([Node::builder("usync")
+                .children([Node::builder("list").children(users).build()])
+                .build()])
+            .build()
+    }
+
+    fn user(jid: &str, children: Vec<Node>) -> Node {
+        Node::builder("user")
+            .attr("jid", jid.to_owned())
+            .children(children)
+            .build()
+    }
+
+    fn device(id: &str, key_index: Option<&str>) -> Node {
+        Node::builder("device")
+            .attr("id", id.to_owned())
+            .attr_opt("key-index", key_index.map(str::to_owned))
+            .build()
+    }
+
+    fn devices(list: Vec<Node>) -> Node {
+        Node::builder("devices")
+            .children([
+                Node::builder("device-list").children(list).build(),
+                Node::builder("key-index-list").attr("ts", "1700").build(),
+            ])
+            .build()
+    }
+
+    #[test]
+    fn builds_devices_and_contact_query() {
+        let a: Jid = "111:3@s.whatsapp.net".parse().unwrap();
+        let node = UsyncQuery::new("message")
+            .protocol(Protocol::Devices)
+            .protocol(Protocol::Lid)
+            .protocol(Protocol::Devices)
+            .user(&a)
+            .phone("222")
+            .build("sid1")
+            .unwrap();
+        assert_eq!(node.attr::<&str>("xmlns").unwrap(), "usync");
+        assert_eq!(node.attr::<&str>("type").unwrap(), "get");
+        assert_eq!(node.attr::<Jid>("to").unwrap(), Jid::server_jid());
+        let usync = node.child("usync").unwrap();
+        assert_eq!(usync.attr::<&str>("sid").unwrap(), "sid1");
+        assert_eq!(usync.attr::<&str>("context").unwrap(), "message");
+        assert_eq!(usync.attr::<&str>("mode").unwrap(), "query");
+        assert_eq!(usync.attr::<&str>("last").unwrap(), "true");
+        assert_eq!(usync.attr::<&str>("index").unwrap(), "0");
+        let q: Vec<&str> = usync
+            .child("query")
+            .unwrap()
+            .children()
+            .iter()
+            .map(Node::tag)
+            .collect();
+        assert_eq!(q, ["devices", "lid"]);
+        let dev = usync.child_by_path(&["query", "devices"]).unwrap();
+        assert_eq!(dev.attr::<&str>("version").unwrap(), "2");
+        let list = usync.child("list").unwrap().children();
+        assert_eq!(list.len(), 2);
+        // The device part is dropped.
+        assert_eq!(list[0].attr::<Jid>("jid").unwrap(), Jid::pn("111"));
+        assert_eq!(
+            list[1].child("contact").unwrap().content_bytes().unwrap(),
+            b"+222"
+        );
+    }
+
+    #[test]
+    fn rejects_empty_queries() {
+        assert!(matches!(
+            UsyncQuery::new("message").user(&Jid::pn("1")).build("s"),
+            Err(Error::InvalidQuery(_))
+        ));
+        assert!(matches!(
+            UsyncQuery::new("message")
+                .protocol(Protocol::Devices)
+                .build("s"),
+            Err(Error::InvalidQuery(_))
+        ));
+    }
+
+    #[test]
+    fn parses_devices_contact_lid_and_errors() {
+        let hosted = Node::builder("device")
+            .attr("id", "99")
+            .attr("key-index", "4")
+            .attr("is_hosted", "true")
+            .build();
+        let r = reply(vec![
+            user(
+                "111@s.whatsapp.net",
+                vec![
+                    devices(vec![device("0", None), device("2", Some("3")), hosted]),
+                    Node::builder("contact")
+                        .attr("type", "in")
+                        .text("+111")
+                        .build(),
+                    Node::builder("lid").attr("val", "900@lid").build(),
+                    Node::builder("status").build(),
+                ],
+            ),
+            user(
+                "222@s.whatsapp.net",
+                vec![
+                    Node::builder("devices")
+                        .children([Node::builder("error")
+                            .attr("code", "404")
+                            .attr("text", "not-found")
+                            .build()])
+                        .build(),
+                    Node::builder("contact").attr("type", "out").build(),
+                ],
+            ),
+        ]);
+        let users = parse_reply(&r).unwrap();
+        assert_eq!(users.len(), 2);
+        let a = &users[0];
+        assert_eq!(a.jid, Jid::pn("111"));
+        let list = a.devices.as_ref().unwrap();
+        assert_eq!(list.key_index_ts, Some(1700));
+        assert_eq!(
+            list.devices[1],
+            DeviceInfo {
+                id: 2,
+                key_index: Some(3),
+                is_hosted: false
+            }
+        );
+        assert!(list.devices[2].is_hosted);
+        let jids = device_jids(&a.jid, list);
+        assert_eq!(
+            jids,
+            [
+                Jid::with_device("111", Server::Pn, 0),
+                Jid::with_device("111", Server::Pn, 2),
+                Jid::with_device("111", Server::Hosted, 99),
+            ]
+        );
+        assert_eq!(
+            a.contact,
+            Some(Contact {
+                exists: true,
+                query: Some("+111".into())
+            })
+        );
+        assert_eq!(a.lid, Some(Jid::lid("900")));
+        assert!(a.errors.is_empty());
+        let b = &users[1];
+        assert_eq!(b.devices, None);
+        assert_eq!(b.contact.as_ref().map(|c| c.exists), Some(false));
+        assert_eq!(
+            b.errors,
+            [UserError {
+                protocol: Some(Protocol::Devices),
+                code: 404,
+                text: "not-found".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn malformed_replies_are_errors() {
+        let cases: Vec<(&str, Node)> = vec![
+            ("not iq", Node::builder("message").build()),
+            (
+                "iq error",
+                Node::builder("iq").attr("type", "error").build(),
+            ),
+            (
+                "no list",
+                Node::builder("iq")
+                    .attr("type", "result")
+                    .children([Node::builder("usync").build()])
+                    .build(),
+            ),
+            (
+                "user without jid",
+                reply(vec![Node::builder("user").build()]),
+            ),
+            ("bad jid", reply(vec![user("a@b@c@", vec![])])),
+            ("group jid", reply(vec![user("1-2@g.us", vec![])])),
+            (
+                "no device-list",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![Node::builder("devices").build()],
+                )]),
+            ),
+            (
+                "device id missing",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![Node::builder("device").build()])],
+                )]),
+            ),
+            (
+                "device id not a number",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![device("x", None)])],
+                )]),
+            ),
+            (
+                "device id overflow",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![device("70000", None)])],
+                )]),
+            ),
+            (
+                "bad key-index",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![device("1", Some("-1"))])],
+                )]),
+            ),
+            (
+                "duplicate device",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![device("1", None), device("1", None)])],
+                )]),
+            ),
+            (
+                "bad contact type",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![Node::builder("contact").attr("type", "maybe").build()],
+                )]),
+            ),
+            (
+                "lid not a lid",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![Node::builder("lid").attr("val", "5@s.whatsapp.net").build()],
+                )]),
+            ),
+        ];
+        for (name, node) in cases {
+            let r = parse_reply(&node);
+            assert!(matches!(r, Err(Error::Malformed(_))), "{name}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let many: Vec<Node> = (0..=MAX_DEVICES_PER_USER)
+            .map(|i| device(&i.to_string(), None))
+            .collect();
+        let r = parse_reply(&reply(vec![user("1@s.whatsapp.net", vec![devices(many)])]));
+        assert!(matches!(r, Err(Error::TooLarge("devices"))), "{r:?}");
+        let long = "9".repeat(MAX_CONTACT_LEN + 1);
+        let r = parse_reply(&reply(vec![user(
+            "1@s.whatsapp.net",
+            vec![
+                Node::builder("contact")
+                    .attr("type", "in")
+                    .text(long)
+                    .build(),
+            ],
+        )]));
+        assert!(matches!(r, Err(Error::TooLarge(_))), "{r:?}");
+        let users: Vec<Node> = (0..=MAX_USERS)
+            .map(|i| user(&format!("{i}@s.whatsapp.net"), vec![]))
+            .collect();
+        assert!(matches!(
+            parse_reply(&reply(users)),
+            Err(Error::TooLarge("users"))
+        ));
+    }
+
+    #[test]
+    fn empty_list_is_no_users() {
+        assert!(parse_reply(&reply(vec![])).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,209 @@
+//! End-to-end usync against wa-sim on 127.0.0.1: device lists of another account (and the
+//! cache in front of them), on-WhatsApp checks, LIDs, and cache invalidation by
+//! `<notification type="devices">` when a companion links or is removed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use wa_binary::{Jid, Server};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::SocketConfig;
+use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
+use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+
+fn memory_store() -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("usync").unwrap(),
+    )
+}
+
+fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = sim.ws_url();
+    c.noise_root = sim.root_public_key();
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(10);
+    c.query_timeout = Duration::from_secs(10);
+    c
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("event in time")
+}
+
+/// Links a new device to `phone` by QR; returns once it logged in after the 515.
+async fn link(sim: &Sim, phone: &str) -> (Socket, Jid) {
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(sim, memory_store()));
+    let mut events = socket.events();
+    let qr = next_update(&mut events, |u| u.qr.is_some())
+        .await
+        .qr
+        .expect("qr");
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    let closed = next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    (socket, jid)
+}
+
+fn pn_device(phone: &'static str, device: u16) -> Jid {
+    Jid::with_device(phone, Server::Pn, device)
+}
+
+/// Polls `get_devices(user)` until it has `n` devices (the cache must have been dropped
+/// for that, as its TTL is an hour).
+async fn wait_for_devices(usync: &Usync, user: &Jid, n: usize) -> Vec<Jid> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = usync.get_devices(std::slice::from_ref(user)).await.unwrap();
+        let devs = got.get(user).cloned().unwrap_or_default();
+        if devs.len() == n || Instant::now() > deadline {
+            return devs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_of_another_account_are_queried_once_then_cached() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _a1) = link(&sim, A).await;
+    let (_sock_b, b1) = link(&sim, B).await;
+    let usync = Usync::new(sock_a.clone(), &UsyncConfig::default());
+    let b = Jid::pn(B);
+    let unknown = Jid::pn("15559999999");
+
+    // A device JID is accepted and reduced to its user.
+    let got = usync
+        .get_devices(&[pn_device(B, 3), unknown.clone()])
+        .await
+        .unwrap();
+    assert_eq!(got.get(&b), Some(&vec![pn_device(B, 0), b1.clone()]));
+    assert!(
+        !got.contains_key(&unknown),
+        "a user the server reports an error for is left out"
+    );
+    assert_eq!(usync.queries_sent(), 1);
+    assert_eq!(sim.usync_queries(), 1);
+
+    // Cache hit: no second query.
+    let again = usync.get_devices(std::slice::from_ref(&b)).await.unwrap();
+    assert_eq!(again.get(&b), got.get(&b));
+    assert_eq!(usync.queries_sent(), 1);
+    assert_eq!(sim.usync_queries(), 1);
+
+    // Clearing the cache makes the next call ask again.
+    usync.clear_cache();
+    usync.get_devices(std::slice::from_ref(&b)).await.unwrap();
+    assert_eq!(sim.usync_queries(), 2);
+    sock_a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_whatsapp_and_lids() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = link(&sim, A).await;
+    sim.add_account(B).await;
+    let usync = Usync::new(sock_a.clone(), &UsyncConfig::default());
+
+    let res = usync
+        .on_whatsapp(&[&format!("+{B}"), "15559999999"])
+        .await
+        .unwrap();
+    assert_eq!(res.len(), 2);
+    assert_eq!(res[0].jid, Jid::pn(B));
+    assert!(res[0].exists);
+    assert_eq!(res[0].query, format!("+{B}"));
+    assert_eq!(res[1].jid, Jid::pn("15559999999"));
+    assert!(!res[1].exists);
+
+    let lids = usync
+        .lid_for(&[Jid::pn(B), Jid::pn("15559999999")])
+        .await
+        .unwrap();
+    let b_info = sim.account(B).unwrap();
+    assert_eq!(lids.get(&Jid::pn(B)), Some(&b_info.lid));
+    assert_eq!(lids.len(), 1, "no LID for an unknown number: {lids:?}");
+
+    // Devices asked by LID come back as LID device JIDs.
+    let by_lid = usync
+        .get_devices(std::slice::from_ref(&b_info.lid))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_lid.get(&b_info.lid),
+        Some(&vec![Jid::with_device(
+            b_info.lid.user.clone(),
+            Server::Lid,
+            0
+        )])
+    );
+    sock_a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_notification_invalidates_the_cache() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a1, a1) = link(&sim, A).await;
+    let usync = Usync::new(sock_a1.clone(), &UsyncConfig::default());
+    let a = Jid::pn(A);
+
+    let first = wait_for_devices(&usync, &a, 2).await;
+    assert_eq!(first, [pn_device(A, 0), a1.clone()]);
+    assert_eq!(sim.usync_queries(), 1);
+
+    // A second companion links: A1 is told, drops its cached list, and asks again.
+    let (sock_a2, a2) = link(&sim, A).await;
+    let second = wait_for_devices(&usync, &a, 3).await;
+    assert_eq!(second, [pn_device(A, 0), a1.clone(), a2.clone()]);
+    assert!(sim.usync_queries() >= 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sim.notification_acks() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sim.notification_acks() >= 1, "the notification was acked");
+
+    // The server removes A2: the list shrinks again.
+    assert!(sim.remove_device(&a2));
+    let third = wait_for_devices(&usync, &a, 2).await;
+    assert_eq!(third, [pn_device(A, 0), a1.clone()]);
+    sock_a2.close().await;
+
+    // A third companion links and then logs out (remove-companion-device): both changes
+    // reach A1.
+    let (sock_a3, a3) = link(&sim, A).await;
+    let fourth = wait_for_devices(&usync, &a, 3).await;
+    assert_eq!(fourth, [pn_device(A, 0), a1.clone(), a3]);
+    sock_a3.logout().await.unwrap();
+    let fifth = wait_for_devices(&usync, &a, 2).await;
+    assert_eq!(fifth, [pn_device(A, 0), a1]);
+    sock_a1.close().await;
+}
