@@ -185,6 +185,15 @@ async fn demo() -> Result<(), String> {
         ),
     );
 
+    // Report what the device did meanwhile (offline backlog, saved pre-key counters).
+    while let Ok(event) = events.try_recv() {
+        match event {
+            Event::Connection(u) => log.line("device", describe(&u)),
+            Event::CredsUpdated => log.line("device", "credentials saved"),
+            _ => {}
+        }
+    }
+
     // Restart: a new socket from the same SQLite file logs in without a QR code.
     log.line("device", "closing to simulate a restart");
     socket.close().await;
