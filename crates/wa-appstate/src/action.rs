@@ -1,0 +1,214 @@
+use wa_proto::sync_action::SyncActionValue;
+
+/// What a label association points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelTarget {
+    /// A whole chat (index `["label_jid", label, chat]`).
+    Chat {
+        /// The chat JID.
+        jid: String,
+    },
+    /// One message (index `["label_message", label, chat, message id, "0", "0"]`).
+    Message {
+        /// The chat JID.
+        jid: String,
+        /// The message id.
+        message_id: String,
+    },
+}
+
+/// A decoded mutation as a typed chat action, for the chats layer to turn into events.
+/// JIDs are the strings of the index, unparsed. Whether the mutation was a SET or a
+/// REMOVE is on [`crate::Mutation::operation`] (a removed contact is a `Contact` whose
+/// mutation is a REMOVE).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// `["archive", jid]` with `archiveChatAction`.
+    Archive {
+        /// The chat.
+        jid: String,
+        /// Archived (true) or unarchived.
+        archived: bool,
+    },
+    /// `["pin_v1", jid]` with `pinAction`.
+    Pin {
+        /// The chat.
+        jid: String,
+        /// Pinned (true) or unpinned.
+        pinned: bool,
+    },
+    /// `["mute", jid]` with `muteAction`.
+    Mute {
+        /// The chat.
+        jid: String,
+        /// Muted (true) or unmuted.
+        muted: bool,
+        /// End of the mute in Unix milliseconds; -1 means forever.
+        until: Option<i64>,
+    },
+    /// `["star", chat, message id, from me "1"/"0", participant or "0"]` with `starAction`.
+    Star {
+        /// The chat.
+        jid: String,
+        /// The message id.
+        message_id: String,
+        /// Whether the message was sent by this account.
+        from_me: bool,
+        /// The sender in a group, when given (not `"0"`).
+        participant: Option<String>,
+        /// Starred (true) or unstarred.
+        starred: bool,
+    },
+    /// `["markChatAsRead", jid]` with `markChatAsReadAction`.
+    MarkRead {
+        /// The chat.
+        jid: String,
+        /// Read (true) or marked unread.
+        read: bool,
+    },
+    /// `["deleteChat", jid, ...]`.
+    DeleteChat {
+        /// The chat.
+        jid: String,
+    },
+    /// `["clearChat", jid, ...]`.
+    ClearChat {
+        /// The chat.
+        jid: String,
+    },
+    /// `["label_edit", label id]` with `labelEditAction`.
+    LabelEdit {
+        /// The label id.
+        label_id: String,
+        /// Its name.
+        name: Option<String>,
+        /// Its colour index.
+        color: Option<i32>,
+        /// The predefined label it derives from.
+        predefined_id: Option<i32>,
+        /// Whether the label was deleted.
+        deleted: bool,
+    },
+    /// `["label_jid", ...]` or `["label_message", ...]` with `labelAssociationAction`.
+    LabelAssociation {
+        /// The label id.
+        label_id: String,
+        /// The chat or message labelled.
+        target: LabelTarget,
+        /// Added (true) or removed.
+        labeled: bool,
+    },
+    /// `["contact", jid]` (with `contactAction` on a SET).
+    Contact {
+        /// The contact's JID.
+        jid: String,
+        /// Full name from the address book.
+        full_name: Option<String>,
+        /// First name from the address book.
+        first_name: Option<String>,
+        /// The contact's LID, when given.
+        lid: Option<String>,
+        /// The contact's phone-number JID, when given.
+        pn: Option<String>,
+    },
+    /// `["setting_pushName"]` with `pushNameSetting`.
+    PushName {
+        /// This account's new push name.
+        name: String,
+    },
+    /// Anything else (or a known index without its value), kept whole.
+    Other {
+        /// The index.
+        index: Vec<String>,
+        /// The value (boxed: `SyncActionValue` is large).
+        value: Option<Box<SyncActionValue>>,
+    },
+}
+
+impl Action {
+    /// Interprets an index and value (as Baileys' `processSyncAction` and whatsmeow's
+    /// dispatch do).
+    pub fn from_parts(index: &[String], value: Option<&SyncActionValue>) -> Action {
+        Self::typed(index, value).unwrap_or_else(|| Action::Other {
+            index: index.to_vec(),
+            value: value.map(|v| Box::new(v.clone())),
+        })
+    }
+
+    fn typed(index: &[String], value: Option<&SyncActionValue>) -> Option<Action> {
+        let kind = index.first()?.as_str();
+        let arg = |i: usize| index.get(i).cloned();
+        Some(match kind {
+            "archive" => Action::Archive {
+                jid: arg(1)?,
+                archived: value?.archive_chat_action.as_ref()?.archived?,
+            },
+            "pin_v1" => Action::Pin {
+                jid: arg(1)?,
+                pinned: value?.pin_action.as_ref()?.pinned?,
+            },
+            "mute" => {
+                let m = value?.mute_action.as_ref()?;
+                Action::Mute {
+                    jid: arg(1)?,
+                    muted: m.muted?,
+                    until: m.mute_end_timestamp,
+                }
+            }
+            "star" => Action::Star {
+                jid: arg(1)?,
+                message_id: arg(2)?,
+                from_me: arg(3)? == "1",
+                participant: arg(4).filter(|p| p != "0"),
+                starred: value?.star_action.as_ref()?.starred?,
+            },
+            "markChatAsRead" => Action::MarkRead {
+                jid: arg(1)?,
+                read: value?.mark_chat_as_read_action.as_ref()?.read?,
+            },
+            "deleteChat" => Action::DeleteChat { jid: arg(1)? },
+            "clearChat" => Action::ClearChat { jid: arg(1)? },
+            "label_edit" => {
+                let l = value?.label_edit_action.as_ref()?;
+                Action::LabelEdit {
+                    label_id: arg(1)?,
+                    name: l.name.clone(),
+                    color: l.color,
+                    predefined_id: l.predefined_id,
+                    deleted: l.deleted.unwrap_or(false),
+                }
+            }
+            "label_jid" | "label_message" => {
+                let labeled = value?.label_association_action.as_ref()?.labeled?;
+                let target = if kind == "label_jid" {
+                    LabelTarget::Chat { jid: arg(2)? }
+                } else {
+                    LabelTarget::Message {
+                        jid: arg(2)?,
+                        message_id: arg(3)?,
+                    }
+                };
+                Action::LabelAssociation {
+                    label_id: arg(1)?,
+                    target,
+                    labeled,
+                }
+            }
+            "contact" => {
+                let c = value.and_then(|v| v.contact_action.as_ref());
+                Action::Contact {
+                    jid: arg(1)?,
+                    full_name: c.and_then(|c| c.full_name.clone()),
+                    first_name: c.and_then(|c| c.first_name.clone()),
+                    lid: c.and_then(|c| c.lid_jid.clone()),
+                    pn: c.and_then(|c| c.pn_jid.clone()),
+                }
+            }
+            "setting_pushName" => Action::PushName {
+                name: value?.push_name_setting.as_ref()?.name.clone()?,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+
+mod action;
+pub mod builders;
+mod collection;
+mod decode;
+mod encode;
+mod error;
+mod history;
+mod keys;
+mod lthash;
+mod mac;
+
+pub use action::{Action, LabelTarget};
+pub use collection::Collection;
+pub use decode::{
+    DecodeOptions, DecodedPatch, Mutation, append_external_mutations, decode_patch,
+    decode_patch_list, decode_snapshot,
+};
+pub use encode::{EncodedPatch, OutgoingMutation, encode_patch};
+pub use error::Error;
+pub use history::{
+    DEFAULT_MAX_INFLATED_LEN, HistoryChat, HistoryContact, HistoryData, HistoryMessage,
+    LidPnMapping, decode_history_blob, inflate_bounded, process_history,
+};
+pub use keys::{KeyLookup, MUTATION_KEYS_INFO, MutationKeys};
+pub use lthash::{
+    Applied, HashState, LT_HASH_INFO, LT_HASH_LEN, Operation, lt_hash_add, lt_hash_expand,
+    lt_hash_subtract,
+};
+pub use mac::{index_mac, patch_mac, snapshot_mac, value_mac};
