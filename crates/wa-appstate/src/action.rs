@@ -212,3 +212,164 @@ impl Action {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders;
+
+    fn action_of(m: &crate::OutgoingMutation) -> Action {
+        Action::from_parts(&m.index, Some(&m.value))
+    }
+
+    #[test]
+    fn builders_read_back_as_their_actions() {
+        let j = "1@s.whatsapp.net";
+        assert_eq!(
+            action_of(&builders::archive(j, true, None, 1)),
+            Action::Archive {
+                jid: j.into(),
+                archived: true
+            }
+        );
+        assert_eq!(
+            action_of(&builders::mute(j, builders::MuteUntil::Forever, 1)),
+            Action::Mute {
+                jid: j.into(),
+                muted: true,
+                until: Some(-1)
+            }
+        );
+        assert_eq!(
+            action_of(&builders::mark_read(j, false, None, 1)),
+            Action::MarkRead {
+                jid: j.into(),
+                read: false
+            }
+        );
+        assert_eq!(
+            action_of(&builders::star(
+                j,
+                "ID",
+                false,
+                Some("2@s.whatsapp.net"),
+                true,
+                1
+            )),
+            Action::Star {
+                jid: j.into(),
+                message_id: "ID".into(),
+                from_me: false,
+                participant: Some("2@s.whatsapp.net".into()),
+                starred: true
+            }
+        );
+        assert_eq!(
+            action_of(&builders::delete_chat(j, false, None, 1)),
+            Action::DeleteChat { jid: j.into() }
+        );
+        assert_eq!(
+            action_of(&builders::clear_chat(j, true, None, 1)),
+            Action::ClearChat { jid: j.into() }
+        );
+        assert_eq!(
+            action_of(&builders::label_edit("5", "Work", 3, Some(2), false, 1)),
+            Action::LabelEdit {
+                label_id: "5".into(),
+                name: Some("Work".into()),
+                color: Some(3),
+                predefined_id: Some(2),
+                deleted: false
+            }
+        );
+        assert_eq!(
+            action_of(&builders::label_chat("5", j, true, 1)),
+            Action::LabelAssociation {
+                label_id: "5".into(),
+                target: LabelTarget::Chat { jid: j.into() },
+                labeled: true
+            }
+        );
+        assert_eq!(
+            action_of(&builders::label_message("5", j, "M", false, 1)),
+            Action::LabelAssociation {
+                label_id: "5".into(),
+                target: LabelTarget::Message {
+                    jid: j.into(),
+                    message_id: "M".into()
+                },
+                labeled: false
+            }
+        );
+        let c = wa_proto::sync_action::ContactAction {
+            full_name: Some("Ann Lee".into()),
+            first_name: Some("Ann".into()),
+            lid_jid: Some("9@lid".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            action_of(&builders::contact(j, Some(c), 1)),
+            Action::Contact {
+                jid: j.into(),
+                full_name: Some("Ann Lee".into()),
+                first_name: Some("Ann".into()),
+                lid: Some("9@lid".into()),
+                pn: None
+            }
+        );
+        assert_eq!(
+            action_of(&builders::push_name("Me", 1)),
+            Action::PushName { name: "Me".into() }
+        );
+    }
+
+    #[test]
+    fn builder_indexes_and_collections() {
+        let j = "1@s.whatsapp.net";
+        let m = builders::clear_chat(j, false, None, 9);
+        assert_eq!(m.index, ["clearChat", j, "1", "0"]);
+        assert_eq!(
+            (m.collection, m.version),
+            (crate::Collection::RegularHigh, 6)
+        );
+        assert_eq!(m.value.timestamp, Some(9));
+        let m = builders::contact(j, None, 9);
+        assert_eq!(m.operation, crate::Operation::Remove);
+        assert_eq!(m.collection, crate::Collection::CriticalUnblockLow);
+        let m = builders::push_name("x", 9);
+        assert_eq!(
+            (m.collection, m.version),
+            (crate::Collection::CriticalBlock, 1)
+        );
+        let m = builders::label_message("L", j, "M", true, 9);
+        assert_eq!(m.index, ["label_message", "L", j, "M", "0", "0"]);
+        assert_eq!(m.collection, crate::Collection::Regular);
+        let m = builders::delete_chat(j, true, None, 9);
+        assert_eq!(m.index, ["deleteChat", j, "1"]);
+    }
+
+    #[test]
+    fn known_index_without_its_value_is_other() {
+        let index = vec!["pin_v1".to_owned(), "1@s.whatsapp.net".to_owned()];
+        let value = SyncActionValue::default();
+        assert_eq!(
+            Action::from_parts(&index, Some(&value)),
+            Action::Other {
+                index: index.clone(),
+                value: Some(Box::new(value))
+            }
+        );
+        assert_eq!(
+            Action::from_parts(&[], None),
+            Action::Other {
+                index: vec![],
+                value: None
+            }
+        );
+        let short = vec!["archive".to_owned()];
+        assert!(matches!(
+            Action::from_parts(&short, None),
+            Action::Other { .. }
+        ));
+    }
+}

@@ -48,3 +48,17 @@ impl fmt::Display for Collection {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for c in Collection::ALL {
+            assert_eq!(Collection::from_name(c.as_str()), Some(c));
+            assert_eq!(c.to_string(), c.as_str());
+        }
+        assert_eq!(Collection::from_name("regular_mid"), None);
+    }
+}

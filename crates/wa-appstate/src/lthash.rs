@@ -171,3 +171,60 @@ impl HashState {
         h
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_wire_values() {
+        assert_eq!(Operation::from_wire(None), Ok(Operation::Set));
+        assert_eq!(Operation::from_wire(Some(0)), Ok(Operation::Set));
+        assert_eq!(Operation::from_wire(Some(1)), Ok(Operation::Remove));
+        assert!(Operation::from_wire(Some(2)).is_err());
+        assert!(Operation::from_wire(Some(-1)).is_err());
+        assert_eq!(
+            (Operation::Set.mac_byte(), Operation::Remove.mac_byte()),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn apply_reports_what_it_did() {
+        let mut s = HashState::new();
+        assert_eq!(
+            s.apply(Operation::Set, &[1; 32], &[2; 32]),
+            Applied::Inserted
+        );
+        assert_eq!(
+            s.apply(Operation::Set, &[1; 32], &[3; 32]),
+            Applied::Replaced
+        );
+        assert_eq!(s.index_value_map.get(&[1; 32]), Some(&[3; 32]));
+        let mut only3 = [0u8; 128];
+        lt_hash_add(&mut only3, &[3; 32]);
+        assert_eq!(s.hash, only3);
+        assert_eq!(
+            s.apply(Operation::Remove, &[4; 32], &[0; 32]),
+            Applied::RemovedUnknown
+        );
+        assert_eq!(s.hash, only3);
+        assert_eq!(
+            s.apply(Operation::Remove, &[1; 32], &[0; 32]),
+            Applied::Removed
+        );
+        assert_eq!(s.hash, [0u8; 128]);
+        assert!(s.index_value_map.is_empty());
+    }
+
+    #[test]
+    fn lanes_wrap_around() {
+        let e = lt_hash_expand(b"x");
+        let mut h = [0u8; 128];
+        lt_hash_subtract(&mut h, b"x");
+        for (i, lane) in h.chunks_exact(2).enumerate() {
+            let x = u16::from_le_bytes([e[2 * i], e[2 * i + 1]]);
+            assert_eq!(u16::from_le_bytes([lane[0], lane[1]]), 0u16.wrapping_sub(x));
+        }
+    }
+}
