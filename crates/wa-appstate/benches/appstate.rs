@@ -6,8 +6,10 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use wa_appstate::{
-    DecodeOptions, HashState, OutgoingMutation, builders, decode_patch, encode_patch, lt_hash_add,
+    DecodeOptions, HashState, MutationKeys, OutgoingMutation, builders, decode_patch,
+    decode_snapshot, encode_patch, lt_hash_add, snapshot_mac,
 };
+use wa_proto::server_sync::{KeyId, SyncdSnapshot, SyncdVersion};
 
 const KEY_ID: [u8; 6] = [0, 0, 0, 0, 0, 10];
 
@@ -70,6 +72,41 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // A snapshot of 1000 records, MACed as the server does.
+    let mut g = c.benchmark_group("snapshot");
+    let enc = encode_patch(
+        &mutations(1000),
+        &KEY_ID,
+        &[0x7f; 32],
+        &HashState::new(),
+        &mut rng,
+    )
+    .expect("encode");
+    let mk = MutationKeys::expand(&[0x7f; 32]);
+    let snap = SyncdSnapshot {
+        version: Some(SyncdVersion {
+            version: Some(1),
+            ..Default::default()
+        }),
+        records: enc
+            .patch
+            .mutations
+            .iter()
+            .filter_map(|m| m.record.clone())
+            .collect(),
+        mac: Some(snapshot_mac(&mk.snapshot_mac, &enc.state.hash, 1, "regular_high").to_vec()),
+        key_id: Some(KeyId {
+            id: Some(KEY_ID.to_vec()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("decode/1000", |b| {
+        b.iter(|| decode_snapshot("regular_high", black_box(&snap), &keys).expect("snapshot"))
+    });
     g.finish();
 }
 
