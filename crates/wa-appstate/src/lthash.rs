@@ -73,6 +73,9 @@ impl Operation {
     }
 }
 
+const STATE_FORMAT: u8 = 1;
+const STATE_HEADER_LEN: usize = 1 + 8 + LT_HASH_LEN + 4;
+
 /// What applying one mutation to a [`HashState`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -160,6 +163,69 @@ impl HashState {
         }
     }
 
+    /// The state in its stored form, for an opaque-bytes store: a format byte (1), the
+    /// version (u64 BE), the 128-byte hash, the entry count (u32 BE), then each index MAC
+    /// and value MAC, sorted by index MAC so equal states give equal bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut entries: Vec<_> = self.index_value_map.iter().collect();
+        entries.sort_unstable_by_key(|(k, _)| *k);
+        let mut out = Vec::with_capacity(STATE_HEADER_LEN + 64 * entries.len());
+        out.push(STATE_FORMAT);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.hash);
+        // A map larger than u32::MAX entries cannot exist in memory as 64-byte entries
+        // on any supported target; saturate rather than wrap if it ever did.
+        out.extend_from_slice(
+            &u32::try_from(entries.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for (k, v) in entries {
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    /// Reads [`HashState::to_bytes`]' form back. The length must match the entry count
+    /// exactly, so nothing is allocated beyond what the input holds.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for an unknown format, a wrong length or a repeated index.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < STATE_HEADER_LEN || bytes[0] != STATE_FORMAT {
+            return Err(Error::Malformed("stored state: bad format or length"));
+        }
+        let mut version = [0u8; 8];
+        version.copy_from_slice(&bytes[1..9]);
+        let mut hash = [0u8; LT_HASH_LEN];
+        hash.copy_from_slice(&bytes[9..9 + LT_HASH_LEN]);
+        let mut count = [0u8; 4];
+        count.copy_from_slice(&bytes[9 + LT_HASH_LEN..STATE_HEADER_LEN]);
+        let count = u32::from_be_bytes(count) as usize;
+        let body = &bytes[STATE_HEADER_LEN..];
+        if body.len() / 64 != count || !body.len().is_multiple_of(64) {
+            return Err(Error::Malformed(
+                "stored state: entry count does not match length",
+            ));
+        }
+        let mut index_value_map = HashMap::with_capacity(count);
+        for e in body.chunks_exact(64) {
+            let mut k = [0u8; 32];
+            let mut v = [0u8; 32];
+            k.copy_from_slice(&e[..32]);
+            v.copy_from_slice(&e[32..]);
+            if index_value_map.insert(k, v).is_some() {
+                return Err(Error::Malformed("stored state: repeated index"));
+            }
+        }
+        Ok(Self {
+            version: u64::from_be_bytes(version),
+            hash,
+            index_value_map,
+        })
+    }
+
     /// The LTHash recomputed from scratch over the index map (the sum of every live
     /// value MAC). Equals [`HashState::hash`] for any state built by `apply` from
     /// [`HashState::new`]; useful to check a stored state.
@@ -215,6 +281,35 @@ mod tests {
         );
         assert_eq!(s.hash, [0u8; 128]);
         assert!(s.index_value_map.is_empty());
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_rejects_damage() {
+        let mut s = HashState::new();
+        s.version = 77;
+        for i in 0..5u8 {
+            s.apply(Operation::Set, &[i; 32], &[i ^ 0xaa; 32]);
+        }
+        let b = s.to_bytes();
+        assert_eq!(b.len(), 141 + 5 * 64);
+        assert_eq!(HashState::from_bytes(&b), Ok(s.clone()));
+        assert_eq!(HashState::new().to_bytes().len(), 141);
+        assert_eq!(
+            HashState::from_bytes(&HashState::new().to_bytes()),
+            Ok(HashState::new())
+        );
+        assert!(HashState::from_bytes(&b[..b.len() - 1]).is_err());
+        assert!(HashState::from_bytes(&b[..100]).is_err());
+        let mut wrong_format = b.clone();
+        wrong_format[0] = 2;
+        assert!(HashState::from_bytes(&wrong_format).is_err());
+        let mut huge_count = b.clone();
+        huge_count[137..141].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(HashState::from_bytes(&huge_count).is_err());
+        let mut repeated = b.clone();
+        let first: Vec<u8> = repeated[141..141 + 32].to_vec();
+        repeated[141 + 64..141 + 96].copy_from_slice(&first);
+        assert!(HashState::from_bytes(&repeated).is_err());
     }
 
     #[test]

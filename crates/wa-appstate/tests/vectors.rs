@@ -222,6 +222,13 @@ fn decode_verifies_every_mac_and_matches_baileys() {
             serde_json::from_value(expect["index"].clone()).expect("index");
         assert_eq!(d.mutations.len(), 1);
         assert_eq!(m.index, expect_index);
+        assert_eq!(m.operation, Operation::Set);
+        assert_eq!(m.key_id, KEY_ID);
+        assert_eq!(m.patch_version, after.version);
+        assert_eq!(
+            m.action_version,
+            p["create"]["apiVersion"].as_i64().map(|v| v as i32)
+        );
         let action = &expect["action"];
         let ts: i64 = action["timestamp"]
             .as_str()
