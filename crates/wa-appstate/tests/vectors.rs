@@ -260,3 +260,29 @@ fn decode_verifies_every_mac_and_matches_baileys() {
         }
     }
 }
+
+#[test]
+fn snapshot_of_baileys_records_verifies() {
+    // A version-1 snapshot holding only mute's record has the LTHash and version of the
+    // state after the mute patch, so its MAC is that patch's snapshot MAC.
+    use wa_appstate::decode_snapshot;
+    use wa_proto::server_sync::{SyncdSnapshot, SyncdVersion};
+    let keys = keys();
+    let (p, _, after) = patches_with_states().remove(0);
+    assert_eq!(p["name"], "mute");
+    let patch = SyncdPatch::decode(&unhex(&p["syncdPatchProtoHex"])[..]).expect("proto");
+    let snap = SyncdSnapshot {
+        version: Some(SyncdVersion {
+            version: Some(1),
+            ..Default::default()
+        }),
+        records: vec![patch.mutations[0].record.clone().expect("record")],
+        mac: Some(unhex(&p["snapshotMac"])),
+        key_id: patch.key_id.clone(),
+        ..Default::default()
+    };
+    let (state, d) = decode_snapshot("regular_high", &snap, &keys).expect("snapshot");
+    assert_eq!(state, after);
+    assert_eq!(d.mutations[0].index, ["mute", "15551234567@s.whatsapp.net"]);
+    assert!(decode_snapshot("regular_low", &snap, &keys).is_err());
+}
