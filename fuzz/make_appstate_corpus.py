@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the appstate_patch target from the Baileys vectors
 (crates/wa-appstate/tests/vectors/app_state.json). The first byte of each seed selects
-the target's mode (0 patch, 1 snapshot, 2 key-holder round trip, 3 history blob)."""
+the target's mode (0 patch, 1 snapshot, 2 key-holder round trip, 3 history blob, 4 stored state)."""
 import json
 import os
 import zlib
@@ -82,5 +82,14 @@ n += 1
 conv = field(1, b"15550001111@s.whatsapp.net") + field(2, field(1, field(1, field(1, b"15550001111@s.whatsapp.net") + bytes([0x10, 0x00]) + field(3, b"ABC"))))
 hist = bytes([0x08, 0x00]) + field(2, conv) + field(15, field(1, b"15550001111@s.whatsapp.net") + field(2, b"111@lid"))
 open(os.path.join(out, "history-bootstrap"), "wb").write(b"\x03" + zlib.compress(hist))
+n += 1
+# Stored-state mode: format 1, version 1, the hash after mute, one entry.
+mute = next(p for p in vec["patches"] if p["name"] == "mute")
+after = mute["stateAfter"]
+import base64
+(idx, val), = after["indexValueMap"].items()
+state = bytes([1]) + (1).to_bytes(8, "big") + bytes.fromhex(after["hash"]) + (1).to_bytes(4, "big")
+state += base64.b64decode(idx) + bytes.fromhex(val)
+open(os.path.join(out, "state-mute"), "wb").write(b"\x04" + state)
 n += 1
 print(f"wrote {n} seeds to {out}")

@@ -4,7 +4,8 @@
 //! 2: key holder: bytes as a `SyncActionValue` plus index strings, encoded with the
 //!    known key and decoded again (reaches decryption, protobuf, JSON and action parsing
 //!    behind the MACs), which must round-trip;
-//! 3: bytes as a zlib history blob under a 1 MiB cap, then extraction.
+//! 3: bytes as a zlib history blob under a 1 MiB cap, then extraction;
+//! 4: bytes as a stored `HashState`, which must survive a second round trip.
 //! Nothing may panic; a failed decode must leave the state unchanged; a successful one
 //! keeps the LTHash equal to the hash recomputed from the index map.
 
@@ -72,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let keys = HashMap::from([(KEY_ID.to_vec(), vec![0x7f; 32])]);
-    match mode % 4 {
+    match mode % 5 {
         0 => {
             if let Ok(patch) = SyncdPatch::decode(rest) {
                 check_patch(&patch, HashState::new(), &keys);
@@ -148,6 +149,11 @@ fuzz_target!(|data: &[u8]| {
                 // cross prost's recursion limit for a value nested right up to it.
                 Err(Error::Proto(_)) => assert_eq!(state, HashState::new()),
                 Err(e) => panic!("own patch refused: {e}"),
+            }
+        }
+        4 => {
+            if let Ok(state) = HashState::from_bytes(rest) {
+                assert_eq!(HashState::from_bytes(&state.to_bytes()), Ok(state));
             }
         }
         _ => {
