@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod action;
-pub mod builders;
+mod build;
 mod collection;
 mod decode;
 mod encode;
@@ -29,3 +29,14 @@ pub use lthash::{
     lt_hash_subtract,
 };
 pub use mac::{index_mac, patch_mac, snapshot_mac, value_mac};
+
+/// Typed builders for the chat modifications clients push, producing the index and
+/// value WhatsApp expects (as Baileys' `chatModificationToAppPatch` and whatsmeow's
+/// `Build*` functions do). The caller supplies the action timestamp in Unix
+/// milliseconds, since nothing here reads the clock.
+pub mod builders {
+    pub use crate::build::{
+        MuteUntil, archive, clear_chat, contact, delete_chat, label_chat, label_edit,
+        label_message, mark_read, mute, pin, push_name, star,
+    };
+}

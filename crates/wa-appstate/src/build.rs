@@ -1,7 +1,4 @@
-//! Typed builders for the chat modifications clients push, producing the index and
-//! value WhatsApp expects (as Baileys' `chatModificationToAppPatch` and whatsmeow's
-//! `Build*` functions do). The caller supplies the action timestamp in Unix
-//! milliseconds, since nothing here reads the clock.
+//! The chat-modification builders, re-exported as `crate::builders`.
 
 use wa_proto::sync_action::{
     ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, LabelAssociationAction,
