@@ -208,6 +208,11 @@ impl Socket {
         self.inner.events.subscribe()
     }
 
+    /// Emits `event` on the socket's event bus (feature layers report through it).
+    pub fn emit(&self, event: Event) {
+        self.inner.emit(event);
+    }
+
     /// The current connection state.
     pub fn state(&self) -> ConnectionState {
         *self.inner.state.borrow()

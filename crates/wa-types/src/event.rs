@@ -1,4 +1,4 @@
-use crate::ConnectionUpdate;
+use crate::{ConnectionUpdate, GroupUpdate};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -13,4 +13,6 @@ pub enum Event {
     CredsUpdated,
     /// A pairing code was issued for phone-number linking; show it to the user.
     PairingCode(String),
+    /// A group changed (`w:gp2` notification): members, name, settings, ...
+    GroupUpdate(GroupUpdate),
 }

@@ -2,9 +2,13 @@
 
 mod connection;
 mod event;
+mod group;
 mod message_key;
 
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
+pub use group::{
+    AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+};
 pub use message_key::MessageKey;
 pub use wa_binary::Jid;
