@@ -353,9 +353,7 @@ fn strip_padding(data: &[u8]) -> Result<&[u8], Error> {
 /// # Errors
 /// As [`Decryptor::finish`].
 pub fn decrypt(keys: &MediaKeys, blob: &[u8], expected: &Expected) -> Result<Vec<u8>, Error> {
-    let mut v = Verifier::new(keys);
-    v.update(blob);
-    v.finish(expected)?;
+    // One pass: the plaintext is only returned once `finish` has verified everything.
     let mut out = Vec::with_capacity(blob.len());
     let mut d = Decryptor::new(keys);
     d.update(blob, &mut out);
