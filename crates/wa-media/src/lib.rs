@@ -3,6 +3,7 @@
 mod cipher;
 mod error;
 mod keys;
+mod transfer;
 
 pub use cipher::{
     BLOCK, Decryptor, EncryptedInfo, Encryptor, Expected, MAC_LEN, RangePlan, Verifier, decrypt,
@@ -10,3 +11,6 @@ pub use cipher::{
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
+pub use transfer::{
+    DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress, Uploaded,
+};
