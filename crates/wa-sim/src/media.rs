@@ -380,7 +380,8 @@ mod tests {
             MediaHost::id_of("/v/t62.7118-24/ABC123?ccb=1"),
             Some("ABC123")
         );
-        assert_eq!(MediaHost::id_of("/v/t62/../x?"), None);
+        assert_eq!(MediaHost::id_of("/v/t62/../x.y?"), None);
+        assert_eq!(MediaHost::id_of("/v/t62/.."), None);
         assert_eq!(MediaHost::id_of("/v/"), None);
     }
 }
