@@ -3,6 +3,7 @@
 mod cipher;
 mod error;
 mod keys;
+mod message;
 mod transfer;
 
 pub use cipher::{
@@ -11,6 +12,9 @@ pub use cipher::{
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
+pub use message::{
+    MediaKind, MediaOptions, THUMBNAIL_WIDTH, downloadable, jpeg_thumbnail, media_message,
+};
 pub use transfer::{
     DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress, Uploaded,
 };

@@ -154,3 +154,82 @@ async fn ranged_downloads_decrypt_the_requested_bytes() {
     }
     socket.close().await;
 }
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_messages_of_every_kind_download_back() {
+    use wa_media::{MediaKind, MediaOptions, downloadable, jpeg_thumbnail};
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let media = Media::new(socket.clone(), media_config()).unwrap();
+    let picture = png(640, 480);
+    let kinds = [
+        (MediaKind::Image, MediaType::Image),
+        (MediaKind::Video, MediaType::Video),
+        (MediaKind::Gif, MediaType::Gif),
+        (MediaKind::Ptv, MediaType::Ptv),
+        (MediaKind::Audio, MediaType::Audio),
+        (MediaKind::Voice, MediaType::Ptt),
+        (MediaKind::Document, MediaType::Document),
+        (MediaKind::Sticker, MediaType::Sticker),
+    ];
+    for (kind, t) in kinds {
+        let body = if kind == MediaKind::Image {
+            picture.clone()
+        } else {
+            pattern(50_000, 1)
+        };
+        let mut opts = MediaOptions::default();
+        opts.caption = Some("look".into());
+        opts.file_name = Some("file.bin".into());
+        opts.seconds = Some(3);
+        opts.view_once = kind == MediaKind::Voice;
+        let msg = media.prepare_bytes(kind, &body, &opts, None).await.unwrap();
+        let d = downloadable(&msg).unwrap_or_else(|| panic!("{kind:?} is downloadable"));
+        assert_eq!(d.media_type, t, "{kind:?}");
+        let mut out = Vec::new();
+        media.download_message(&msg, &mut out, None).await.unwrap();
+        assert_eq!(out, body, "{kind:?}");
+        match kind {
+            MediaKind::Image => {
+                let img = msg.image_message.as_ref().unwrap();
+                assert_eq!((img.width, img.height), (Some(640), Some(480)));
+                assert_eq!(img.caption.as_deref(), Some("look"));
+                assert_eq!(img.mimetype.as_deref(), Some("image/jpeg"));
+                let thumb = img.jpeg_thumbnail.as_ref().expect("a generated thumbnail");
+                let decoded = image::load_from_memory(thumb).unwrap();
+                assert_eq!(decoded.width(), wa_media::THUMBNAIL_WIDTH);
+                assert_eq!(decoded.height(), 24);
+            }
+            MediaKind::Voice => {
+                let inner = msg
+                    .view_once_message
+                    .as_ref()
+                    .unwrap()
+                    .message
+                    .as_ref()
+                    .unwrap();
+                assert_eq!(inner.audio_message.as_ref().unwrap().ptt, Some(true));
+            }
+            MediaKind::Gif => {
+                assert_eq!(msg.video_message.as_ref().unwrap().gif_playback, Some(true));
+            }
+            MediaKind::Document => {
+                let doc = msg.document_message.as_ref().unwrap();
+                assert_eq!(doc.file_name.as_deref(), Some("file.bin"));
+                assert_eq!(doc.file_length, Some(50_000));
+            }
+            _ => {}
+        }
+    }
+    // A message without media, and garbage instead of an image.
+    assert!(downloadable(&wa_proto::e2e::Message::default()).is_none());
+    assert!(jpeg_thumbnail(b"not an image").is_err());
+    socket.close().await;
+}
