@@ -17,6 +17,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// AES block size.
 pub const BLOCK: usize = 16;
+/// Bytes each pass handles before the next pass takes over (see `Encryptor::update`).
+const STITCH: usize = 256;
 /// Length of the truncated MAC appended to the ciphertext.
 pub const MAC_LEN: usize = 10;
 
@@ -86,7 +88,6 @@ impl Encryptor {
     /// Encrypts `plain`, appending whole ciphertext blocks to `out` (up to 15 bytes stay
     /// buffered until the next call or [`finish`](Self::finish)).
     pub fn update(&mut self, mut plain: &[u8], out: &mut Vec<u8>) {
-        self.plain_hash.update(plain);
         self.length += plain.len() as u64;
         let start = out.len();
         if self.partial_len > 0 {
@@ -105,16 +106,21 @@ impl Encryptor {
         let rest = &plain[whole..];
         self.partial[..rest.len()].copy_from_slice(rest);
         self.partial_len = rest.len();
-        let written = &mut out[start..];
-        self.seal_blocks(written);
-        self.mac.update(written);
-        self.enc_hash.update(written);
+        // The four passes run unit by unit rather than one after the other, so the
+        // serial CBC chain overlaps with the hashing in the CPU's out-of-order window.
+        for unit in out[start..].chunks_mut(STITCH) {
+            self.plain_hash.update(&*unit);
+            self.seal_blocks(unit);
+            self.mac.update(&*unit);
+            self.enc_hash.update(&*unit);
+        }
     }
 
     /// Pads and encrypts the last block, appends it and the MAC to `out`, and returns the
     /// message fields.
     pub fn finish(mut self, out: &mut Vec<u8>) -> EncryptedInfo {
         let pad = BLOCK - self.partial_len;
+        self.plain_hash.update(&self.partial[..self.partial_len]);
         let mut last = self.partial;
         last[self.partial_len..].fill(pad as u8);
         self.seal_blocks(&mut last);
@@ -283,7 +289,6 @@ impl Decryptor {
 
     /// Feeds the next bytes of the blob; appends the plaintext they complete to `out`.
     pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        self.verifier.update(data);
         self.pending.extend_from_slice(data);
         if self.pending.len() <= HOLD {
             return;
@@ -295,9 +300,12 @@ impl Decryptor {
         let start = out.len();
         out.extend_from_slice(&self.pending[..ready]);
         self.pending.drain(..ready);
-        let written = &mut out[start..];
-        self.open_blocks(written);
-        self.plain_hash.update(&out[start..]);
+        // Verify, decrypt and hash unit by unit (see `Encryptor::update`).
+        for unit in out[start..].chunks_mut(STITCH) {
+            self.verifier.update(unit);
+            self.open_blocks(unit);
+            self.plain_hash.update(&*unit);
+        }
         self.length += ready as u64;
     }
 
@@ -311,11 +319,12 @@ impl Decryptor {
     pub fn finish(self, expected: &Expected, out: &mut Vec<u8>) -> Result<u64, Error> {
         let Decryptor {
             mut cipher,
-            verifier,
+            mut verifier,
             mut plain_hash,
             pending: mut last,
             mut length,
         } = self;
+        verifier.update(&last);
         verifier.finish(expected)?;
         // The verifier checked the length: pending is one or more blocks plus the MAC.
         last.truncate(last.len() - MAC_LEN);
