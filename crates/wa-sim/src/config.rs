@@ -63,6 +63,9 @@ pub struct SimConfig {
     pub pair_timeout: Duration,
     /// The `<platform name>` the simulated phones report in pair-success.
     pub phone_platform: String,
+    /// Where the media host keeps uploaded blobs (a fresh directory is made inside and
+    /// removed when the simulator stops); the system temp directory when `None`.
+    pub media_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -76,6 +79,7 @@ impl Default for SimConfig {
             handshake_timeout: Duration::from_secs(20),
             pair_timeout: Duration::from_secs(20),
             phone_platform: "android".to_owned(),
+            media_dir: None,
         }
     }
 }

@@ -812,6 +812,24 @@ impl Conn {
                 }
                 self.send(&iq_result(id)).await
             }
+            ("w:m", "set") if logged_in && node.child("media_conn").is_some() => {
+                let media = &self.shared.media;
+                let reply = Node::builder("iq")
+                    .attr("id", id.to_owned())
+                    .attr("type", "result")
+                    .attr("from", server_jid())
+                    .children([Node::builder("media_conn")
+                        .attr("auth", media.auth().to_owned())
+                        .attr("ttl", "300")
+                        .attr("auth_ttl", "21600")
+                        .attr("max_buckets", "12")
+                        .children([Node::builder("host")
+                            .attr("hostname", media.hostname().to_owned())
+                            .build()])
+                        .build()])
+                    .build();
+                self.send(&reply).await
+            }
             ("passive", "set") if logged_in => {
                 let active = match (node.child("active"), node.child("passive")) {
                     (Some(_), _) => Some(true),

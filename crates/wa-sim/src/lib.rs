@@ -6,6 +6,7 @@ mod conn;
 mod error;
 mod fault;
 mod kdf;
+mod media;
 mod net;
 mod persist;
 mod phone;

@@ -1,5 +1,5 @@
 //! The simulator's network edge: one listener serving `/ws/chat` websockets (plain or
-//! TLS) and the loopback admin endpoints under `/admin/`.
+//! TLS), the loopback admin endpoints under `/admin/`, and the media host (`/mms/`, `/v/`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,6 +19,8 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_rustls::TlsAcceptor;
+
+use crate::media::{MediaHost, SimBody, plain};
 
 /// Largest websocket frame the simulator accepts from a client.
 const MAX_WS_FRAME: usize = 17 * 1024 * 1024;
@@ -37,6 +39,8 @@ pub(crate) trait Handler: Send + Sync + 'static {
         path: String,
         body: Bytes,
     ) -> impl Future<Output = (u16, String)> + Send;
+    /// The media host serving `/mms/` uploads and `/v/` downloads.
+    fn media_host(&self) -> &MediaHost;
 }
 
 /// One client websocket, server side.
@@ -159,7 +163,7 @@ async fn route<H: Handler>(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     handler: Arc<H>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<Response<SimBody>, std::convert::Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/ws/chat" && fastwebsockets::upgrade::is_upgrade_request(&req) {
         let Ok((resp, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
@@ -184,7 +188,7 @@ async fn route<H: Handler>(
                 .await;
         });
         let (parts, _) = resp.into_parts();
-        return Ok(Response::from_parts(parts, Full::new(Bytes::new())));
+        return Ok(Response::from_parts(parts, SimBody::empty()));
     }
     if let Some(rest) = path.strip_prefix("/admin/") {
         if !peer.ip().is_loopback() {
@@ -204,11 +208,8 @@ async fn route<H: Handler>(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(plain(status, &text));
     }
+    if let Some(resp) = handler.media_host().handle(req).await {
+        return Ok(resp);
+    }
     Ok(plain(StatusCode::NOT_FOUND, "not found"))
-}
-
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(text.to_owned())));
-    *resp.status_mut() = status;
-    resp
 }

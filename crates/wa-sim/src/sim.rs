@@ -17,6 +17,7 @@ use wa_noise::{ChainParams, ResponderConfig, issue_cert_chain};
 use zeroize::Zeroizing;
 
 use crate::fault::{Fault, FaultState, StreamErrorKind, Target};
+use crate::media::MediaHost;
 use crate::net::{self, Handler, WsConn};
 use crate::state::{AccountInfo, LinkedDevice, SimState, valid_phone};
 use crate::{Error, SimConfig, conn, phone};
@@ -46,6 +47,8 @@ impl Drop for Sim {
 
 /// What the connection tasks share.
 pub(crate) struct Shared {
+    /// The media host (uploads, downloads, the media_conn auth).
+    pub(crate) media: MediaHost,
     pub(crate) state: SimState,
     pub(crate) config: SimConfig,
     pub(crate) responder: ResponderConfig,
@@ -127,10 +130,14 @@ impl Handler for Shared {
     async fn admin(self: Arc<Self>, path: String, body: Bytes) -> (u16, String) {
         crate::admin::handle(&self, &path, &body).await
     }
+
+    fn media_host(&self) -> &MediaHost {
+        &self.media
+    }
 }
 
 impl Sim {
-    /// Binds `config.addr` and starts serving `/ws/chat` and `/admin/`.
+    /// Binds `config.addr` and starts serving `/ws/chat`, `/admin/` and the media host.
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
@@ -160,7 +167,10 @@ impl Sim {
         };
         let tls = config.tls.clone().map(TlsAcceptor::from);
         let (shutdown, _) = watch::channel(false);
+        let media_dir = config.media_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let media = MediaHost::new(addr.to_string(), media_dir)?;
         let shared = Arc::new(Shared {
+            media,
             state: config.state.clone(),
             config,
             responder,
@@ -178,6 +188,23 @@ impl Sim {
             addr,
             accept,
         })
+    }
+
+    /// How many media blobs the media host holds.
+    pub fn media_count(&self) -> usize {
+        self.shared.media.count()
+    }
+
+    /// Deletes the media blob at `direct_path` (as if it expired). Returns whether it
+    /// existed.
+    pub fn delete_media(&self, direct_path: &str) -> bool {
+        self.shared.media.delete(direct_path)
+    }
+
+    /// Flips one bit of the stored media blob at `direct_path`, at byte `offset` (to test
+    /// that clients refuse tampered media). Returns whether it did.
+    pub fn corrupt_media(&self, direct_path: &str, offset: u64) -> bool {
+        self.shared.media.corrupt(direct_path, offset)
     }
 
     /// The bound address.

@@ -1,0 +1,386 @@
+//! Media messages: building image, video, gif, audio, voice-note, document and sticker
+//! messages from an upload, and finding the downloadable blob in a received message.
+
+use std::io::Cursor;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use wa_proto::e2e::{
+    AudioMessage, DocumentMessage, ImageMessage, Message, StickerMessage, VideoMessage,
+};
+
+use crate::transfer::{Downloadable, Media, Progress, Uploaded};
+use crate::{Error, MediaType};
+
+/// Width of generated JPEG thumbnails, in pixels (as WhatsApp Web sends them).
+pub const THUMBNAIL_WIDTH: u32 = 32;
+/// Largest image decoded to make a thumbnail.
+const MAX_THUMBNAIL_SOURCE: usize = 64 << 20;
+
+/// What kind of media message to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaKind {
+    /// A picture (`imageMessage`).
+    Image,
+    /// A video (`videoMessage`).
+    Video,
+    /// A video played as a looping GIF (`videoMessage` with `gifPlayback`).
+    Gif,
+    /// A round video note (`ptvMessage`).
+    Ptv,
+    /// An audio file (`audioMessage`).
+    Audio,
+    /// A voice note (`audioMessage` with `ptt`).
+    Voice,
+    /// A document (`documentMessage`).
+    Document,
+    /// A sticker (`stickerMessage`).
+    Sticker,
+}
+
+impl MediaKind {
+    /// The media type its blob is encrypted as.
+    pub fn media_type(self) -> MediaType {
+        match self {
+            Self::Image => MediaType::Image,
+            Self::Video => MediaType::Video,
+            Self::Gif => MediaType::Gif,
+            Self::Ptv => MediaType::Ptv,
+            Self::Audio => MediaType::Audio,
+            Self::Voice => MediaType::Ptt,
+            Self::Document => MediaType::Document,
+            Self::Sticker => MediaType::Sticker,
+        }
+    }
+
+    /// The mimetype used when none is given.
+    pub fn default_mimetype(self) -> &'static str {
+        match self {
+            Self::Image => "image/jpeg",
+            Self::Video | Self::Gif | Self::Ptv => "video/mp4",
+            Self::Audio => "audio/mpeg",
+            Self::Voice => "audio/ogg; codecs=opus",
+            Self::Document => "application/octet-stream",
+            Self::Sticker => "image/webp",
+        }
+    }
+}
+
+/// Optional fields of a media message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaOptions {
+    /// The mimetype (a per-kind default when `None`).
+    pub mimetype: Option<String>,
+    /// A caption (images, videos, documents).
+    pub caption: Option<String>,
+    /// The file name (documents).
+    pub file_name: Option<String>,
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+    /// Duration in seconds (audio, video).
+    pub seconds: Option<u32>,
+    /// A JPEG thumbnail (generated for images when `None` and the image is in memory).
+    pub thumbnail: Option<Vec<u8>>,
+    /// Send as view-once (images, videos, voice notes).
+    pub view_once: bool,
+    /// A voice note's waveform (64 samples).
+    pub waveform: Option<Vec<u8>>,
+    /// An animated sticker.
+    pub animated: bool,
+}
+
+/// A small JPEG thumbnail of an image (PNG, JPEG, WebP or GIF), and the image's size.
+///
+/// # Errors
+/// [`Error::InvalidMessage`] when the bytes are not a decodable image or too large.
+pub fn jpeg_thumbnail(image_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), Error> {
+    if image_bytes.len() > MAX_THUMBNAIL_SOURCE {
+        return Err(Error::InvalidMessage("image too large for a thumbnail"));
+    }
+    let reader = image::ImageReader::new(Cursor::new(image_bytes))
+        .with_guessed_format()
+        .map_err(|_| Error::InvalidMessage("unreadable image"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(256 << 20);
+    let mut reader = reader;
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|_| Error::InvalidMessage("undecodable image"))?;
+    let (w, h) = (img.width(), img.height());
+    let thumb = img.thumbnail(
+        THUMBNAIL_WIDTH,
+        THUMBNAIL_WIDTH.saturating_mul(h.max(1)) / w.max(1),
+    );
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 50)
+        .encode_image(&thumb.to_rgb8())
+        .map_err(|_| Error::InvalidMessage("thumbnail encoding failed"))?;
+    Ok((out, w, h))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn wrap_view_once(inner: Message) -> Message {
+    Message {
+        view_once_message: Some(Box::new(wa_proto::e2e::FutureProofMessage {
+            message: Some(Box::new(inner)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Builds the media message for an uploaded blob.
+pub fn media_message(kind: MediaKind, up: &Uploaded, opts: &MediaOptions) -> Message {
+    let mimetype = Some(
+        opts.mimetype
+            .clone()
+            .unwrap_or_else(|| kind.default_mimetype().to_owned()),
+    );
+    let url = Some(up.url.clone());
+    let direct_path = Some(up.direct_path.clone());
+    let media_key = Some(up.media_key.to_vec());
+    let file_sha256 = Some(up.info.file_sha256.to_vec());
+    let file_enc_sha256 = Some(up.info.file_enc_sha256.to_vec());
+    let file_length = Some(up.info.file_length);
+    let media_key_timestamp = Some(unix_now());
+    let view_once = opts.view_once.then_some(true);
+    let mut m = Message::default();
+    match kind {
+        MediaKind::Image => {
+            m.image_message = Some(Box::new(ImageMessage {
+                url,
+                mimetype,
+                caption: opts.caption.clone(),
+                file_sha256,
+                file_length,
+                height: opts.height,
+                width: opts.width,
+                media_key,
+                file_enc_sha256,
+                direct_path,
+                media_key_timestamp,
+                jpeg_thumbnail: opts.thumbnail.clone(),
+                view_once,
+                ..Default::default()
+            }));
+        }
+        MediaKind::Video | MediaKind::Gif | MediaKind::Ptv => {
+            let v = Box::new(VideoMessage {
+                url,
+                mimetype,
+                file_sha256,
+                file_length,
+                seconds: opts.seconds,
+                media_key,
+                caption: opts.caption.clone(),
+                gif_playback: (kind == MediaKind::Gif).then_some(true),
+                height: opts.height,
+                width: opts.width,
+                file_enc_sha256,
+                direct_path,
+                media_key_timestamp,
+                jpeg_thumbnail: opts.thumbnail.clone(),
+                view_once,
+                ..Default::default()
+            });
+            if kind == MediaKind::Ptv {
+                m.ptv_message = Some(v);
+            } else {
+                m.video_message = Some(v);
+            }
+        }
+        MediaKind::Audio | MediaKind::Voice => {
+            m.audio_message = Some(Box::new(AudioMessage {
+                url,
+                mimetype,
+                file_sha256,
+                file_length,
+                seconds: opts.seconds,
+                ptt: Some(kind == MediaKind::Voice),
+                media_key,
+                file_enc_sha256,
+                direct_path,
+                media_key_timestamp,
+                waveform: opts.waveform.clone(),
+                view_once,
+                ..Default::default()
+            }));
+        }
+        MediaKind::Document => {
+            m.document_message = Some(Box::new(DocumentMessage {
+                url,
+                mimetype,
+                title: opts.file_name.clone(),
+                file_sha256,
+                file_length,
+                media_key,
+                file_name: opts.file_name.clone(),
+                file_enc_sha256,
+                direct_path,
+                media_key_timestamp,
+                jpeg_thumbnail: opts.thumbnail.clone(),
+                caption: opts.caption.clone(),
+                ..Default::default()
+            }));
+        }
+        MediaKind::Sticker => {
+            m.sticker_message = Some(Box::new(StickerMessage {
+                url,
+                file_sha256,
+                file_enc_sha256,
+                media_key,
+                mimetype,
+                height: opts.height,
+                width: opts.width,
+                direct_path,
+                file_length,
+                media_key_timestamp,
+                is_animated: Some(opts.animated),
+                ..Default::default()
+            }));
+        }
+    }
+    // View-once travels in a wrapper too, as WhatsApp clients send it.
+    if opts.view_once && matches!(kind, MediaKind::Image | MediaKind::Video | MediaKind::Voice) {
+        m = wrap_view_once(m);
+    }
+    m
+}
+
+fn arr32(v: Option<&Vec<u8>>) -> Option<[u8; 32]> {
+    v.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+}
+
+/// The message inside the wrappers WhatsApp puts around content (view-once, ephemeral,
+/// document-with-caption, ...), at most a few levels deep.
+fn unwrap_content(mut m: &Message) -> &Message {
+    for _ in 0..4 {
+        let inner = m
+            .view_once_message
+            .as_ref()
+            .or(m.view_once_message_v2.as_ref())
+            .or(m.ephemeral_message.as_ref())
+            .or(m.document_with_caption_message.as_ref())
+            .and_then(|f| f.message.as_deref());
+        match inner {
+            Some(i) => m = i,
+            None => break,
+        }
+    }
+    m
+}
+
+/// Finds the downloadable blob of a media message (image, video, ptv, audio, document,
+/// sticker), looking inside view-once, ephemeral and document-with-caption wrappers.
+/// `None` when the message has no media or its media key is not 32 bytes.
+pub fn downloadable(message: &Message) -> Option<Downloadable> {
+    let m = unwrap_content(message);
+    macro_rules! pick {
+        ($field:expr, $ty:expr) => {
+            if let Some(x) = $field.as_ref() {
+                let key = arr32(x.media_key.as_ref())?;
+                let mut d = Downloadable::new($ty, key, x.direct_path.clone().unwrap_or_default());
+                if d.direct_path.as_deref() == Some("") {
+                    d.direct_path = None;
+                }
+                d.url = x.url.clone();
+                d.file_enc_sha256 = arr32(x.file_enc_sha256.as_ref());
+                d.file_sha256 = arr32(x.file_sha256.as_ref());
+                return Some(d);
+            }
+        };
+    }
+    pick!(m.image_message, MediaType::Image);
+    if let Some(v) = m.video_message.as_ref() {
+        let t = if v.gif_playback == Some(true) {
+            MediaType::Gif
+        } else {
+            MediaType::Video
+        };
+        pick!(m.video_message, t);
+    }
+    pick!(m.ptv_message, MediaType::Ptv);
+    if let Some(a) = m.audio_message.as_ref() {
+        let t = if a.ptt == Some(true) {
+            MediaType::Ptt
+        } else {
+            MediaType::Audio
+        };
+        pick!(m.audio_message, t);
+    }
+    pick!(m.document_message, MediaType::Document);
+    pick!(m.sticker_message, MediaType::Sticker);
+    None
+}
+
+impl Media {
+    /// Uploads `reader` as `kind` and returns the media message to send (with
+    /// [`MediaOptions`] applied; no thumbnail is generated from a stream).
+    ///
+    /// # Errors
+    /// As [`Media::upload`].
+    pub async fn prepare(
+        &self,
+        kind: MediaKind,
+        reader: impl AsyncRead + Unpin,
+        opts: &MediaOptions,
+        progress: Option<Progress>,
+    ) -> Result<Message, Error> {
+        let up = self.upload(reader, kind.media_type(), progress).await?;
+        Ok(media_message(kind, &up, opts))
+    }
+
+    /// [`Media::prepare`] for media in memory: for images (and image documents) without a
+    /// thumbnail one is generated, and missing dimensions are filled in.
+    ///
+    /// # Errors
+    /// As [`Media::upload`].
+    pub async fn prepare_bytes(
+        &self,
+        kind: MediaKind,
+        bytes: &[u8],
+        opts: &MediaOptions,
+        progress: Option<Progress>,
+    ) -> Result<Message, Error> {
+        let mut opts = opts.clone();
+        if matches!(kind, MediaKind::Image | MediaKind::Sticker) && opts.thumbnail.is_none() {
+            match jpeg_thumbnail(bytes) {
+                Ok((thumb, w, h)) => {
+                    if kind == MediaKind::Image {
+                        opts.thumbnail = Some(thumb);
+                    }
+                    opts.width.get_or_insert(w);
+                    opts.height.get_or_insert(h);
+                }
+                Err(e) => tracing::debug!("no thumbnail: {e}"),
+            }
+        }
+        self.prepare(kind, bytes, &opts, progress).await
+    }
+
+    /// Downloads, verifies and decrypts the media of a received message into `writer`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] when the message has no media; otherwise as
+    /// [`Media::download`].
+    pub async fn download_message(
+        &self,
+        message: &Message,
+        writer: impl AsyncWrite + Unpin,
+        progress: Option<Progress>,
+    ) -> Result<u64, Error> {
+        let d = downloadable(message).ok_or(Error::InvalidMessage("no media in message"))?;
+        self.download(&d, writer, progress).await
+    }
+}

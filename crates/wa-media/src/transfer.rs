@@ -1,0 +1,596 @@
+//! Upload and download through the `media_conn` hosts, with constant memory.
+//!
+//! Upload: the plaintext is encrypted into a temporary file (the upload URL needs the
+//! encrypted file's hash first), then streamed to the first host that accepts it.
+//! Download: the encrypted blob is streamed into a temporary file while its MAC and hash
+//! are checked; only a verified blob is decrypted into the caller's writer.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+use rand::RngCore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Mutex;
+use wa_binary::{Jid, Node};
+use wa_socket::Socket;
+
+use crate::cipher::{Decryptor, EncryptedInfo, Encryptor, Expected, RangePlan, Verifier};
+use crate::{Error, MediaKeys, MediaType};
+
+/// Size of the buffers files and bodies are streamed through.
+const CHUNK: usize = 64 * 1024;
+
+/// One upload host from `media_conn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaHost {
+    /// Host name, possibly with a port.
+    pub hostname: String,
+}
+
+/// The answer to a `media_conn` query: upload auth and hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaConn {
+    /// The upload auth token.
+    pub auth: String,
+    /// Seconds the answer stays valid.
+    pub ttl: u64,
+    /// Seconds the auth token stays valid.
+    pub auth_ttl: u64,
+    /// Upload hosts, in preference order.
+    pub hosts: Vec<MediaHost>,
+}
+
+/// Most hosts taken from one `media_conn` answer.
+const MAX_HOSTS: usize = 32;
+
+impl MediaConn {
+    /// Parses the `<iq>` reply holding `<media_conn>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] when `media_conn`, `auth` or every host is missing.
+    pub fn parse(reply: &Node) -> Result<Self, Error> {
+        let mc = reply
+            .child("media_conn")
+            .ok_or(Error::InvalidMessage("reply without <media_conn>"))?;
+        let auth = mc
+            .attr::<&str>("auth")
+            .map_err(|_| Error::InvalidMessage("media_conn without auth"))?
+            .to_owned();
+        let num = |k: &str| mc.attr_opt::<u64>(k).ok().flatten().unwrap_or(0);
+        let hosts: Vec<MediaHost> = mc
+            .children_by_tag("host")
+            .filter_map(|h| h.attr::<&str>("hostname").ok())
+            .filter(|h| !h.is_empty())
+            .take(MAX_HOSTS)
+            .map(|h| MediaHost {
+                hostname: h.to_owned(),
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(Error::InvalidMessage("media_conn without hosts"));
+        }
+        Ok(Self {
+            auth,
+            ttl: num("ttl"),
+            auth_ttl: num("auth_ttl"),
+            hosts,
+        })
+    }
+}
+
+/// Transfer progress: bytes done so far and the total when known.
+pub type Progress = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+
+/// Settings of a [`Media`] client.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct MediaConfig {
+    /// Use `https://` for media hosts (the real servers); `false` for plain HTTP (a local
+    /// test server).
+    pub https: bool,
+    /// Hosts tried before the ones `media_conn` names.
+    pub extra_upload_hosts: Vec<String>,
+    /// Directory for temporary files (the system's when `None`).
+    pub temp_dir: Option<PathBuf>,
+    /// Largest blob uploaded or downloaded.
+    pub max_size: u64,
+    /// Timeout of one HTTP request's connection and headers.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            https: true,
+            extra_upload_hosts: Vec::new(),
+            temp_dir: None,
+            max_size: 4 << 30,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl std::fmt::Debug for MediaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaConfig")
+            .field("https", &self.https)
+            .field("max_size", &self.max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an upload produced: everything a media message needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Uploaded {
+    /// The random media key (goes into the message).
+    pub media_key: [u8; 32],
+    /// The full URL the host returned.
+    pub url: String,
+    /// The direct path (`/v/t62...`).
+    pub direct_path: String,
+    /// Lengths and hashes.
+    pub info: EncryptedInfo,
+}
+
+/// Where a blob is and how to check it: the fields of a received media message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloadable {
+    /// The media type (decides the keys).
+    pub media_type: MediaType,
+    /// The media key.
+    pub media_key: [u8; 32],
+    /// The direct path, preferred over `url`.
+    pub direct_path: Option<String>,
+    /// The full URL.
+    pub url: Option<String>,
+    /// `fileEncSha256`.
+    pub file_enc_sha256: Option<[u8; 32]>,
+    /// `fileSha256`.
+    pub file_sha256: Option<[u8; 32]>,
+}
+
+impl Downloadable {
+    /// A blob at `direct_path` with the given key and hashes.
+    pub fn new(media_type: MediaType, media_key: [u8; 32], direct_path: impl Into<String>) -> Self {
+        Self {
+            media_type,
+            media_key,
+            direct_path: Some(direct_path.into()),
+            url: None,
+            file_enc_sha256: None,
+            file_sha256: None,
+        }
+    }
+
+    /// The same, with the hashes to verify.
+    #[must_use]
+    pub fn with_hashes(mut self, file_enc_sha256: [u8; 32], file_sha256: [u8; 32]) -> Self {
+        self.file_enc_sha256 = Some(file_enc_sha256);
+        self.file_sha256 = Some(file_sha256);
+        self
+    }
+
+    /// The same, with a full URL (used when there is no direct path).
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+}
+
+/// The default download host when a message has only a direct path.
+pub const DEFAULT_MEDIA_HOST: &str = "mmg.whatsapp.net";
+
+/// Media upload and download over a [`Socket`] (for `media_conn`) and HTTP. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Media {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: Socket,
+    http: reqwest::Client,
+    config: MediaConfig,
+    conn: Mutex<Option<(MediaConn, Instant)>>,
+}
+
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts bytes read through it and reports them.
+struct Counting<R> {
+    inner: R,
+    done: u64,
+    total: Option<u64>,
+    progress: Option<Progress>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.done += n;
+            if let Some(p) = &self.progress {
+                p(self.done, self.total);
+            }
+        }
+        r
+    }
+}
+
+fn http_err(e: impl std::fmt::Display) -> Error {
+    Error::Http(e.to_string())
+}
+
+/// A temporary file removed on drop.
+struct TempFile {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl TempFile {
+    async fn create(dir: Option<&PathBuf>) -> Result<Self, Error> {
+        let dir = dir.cloned().unwrap_or_else(std::env::temp_dir);
+        let mut r = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut r);
+        let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("wa-media-{name}.tmp"));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Self {
+            path,
+            file: Some(file),
+        })
+    }
+
+    fn file(&mut self) -> &mut tokio::fs::File {
+        // invariant: the file is only taken in Drop.
+        self.file.as_mut().expect("invariant: open until drop")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Media {
+    /// A media client using `socket` for `media_conn` queries.
+    ///
+    /// # Errors
+    /// [`Error::Http`] when the HTTP client cannot be built (TLS setup).
+    pub fn new(socket: Socket, config: MediaConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(http_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                socket,
+                http,
+                config,
+                conn: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The upload hosts and auth, from the cache while its TTL lasts.
+    ///
+    /// # Errors
+    /// Socket errors; [`Error::InvalidMessage`] for a malformed answer.
+    pub async fn media_conn(&self, force: bool) -> Result<MediaConn, Error> {
+        let mut cached = self.inner.conn.lock().await;
+        if let Some((c, at)) = cached.as_ref()
+            && !force
+            && at.elapsed() < Duration::from_secs(c.ttl)
+        {
+            return Ok(c.clone());
+        }
+        let q = Node::builder("iq")
+            .attr("to", Jid::server_jid())
+            .attr("type", "set")
+            .attr("xmlns", "w:m")
+            .children([Node::builder("media_conn").build()])
+            .build();
+        let reply = self.inner.socket.query(q).await?;
+        let c = MediaConn::parse(&reply)?;
+        *cached = Some((c.clone(), Instant::now()));
+        Ok(c)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.inner.config.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Encrypts `reader` with a fresh media key and uploads it. Memory stays constant:
+    /// the ciphertext goes through a temporary file.
+    ///
+    /// # Errors
+    /// IO errors reading `reader`, [`Error::TooLarge`], [`Error::UploadFailed`] when every
+    /// host refused, socket errors for `media_conn`.
+    pub async fn upload(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        media_type: MediaType,
+        progress: Option<Progress>,
+    ) -> Result<Uploaded, Error> {
+        let path = media_type
+            .upload_path()
+            .ok_or(Error::InvalidMessage("media type cannot be uploaded"))?;
+        let mut media_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut media_key);
+        let keys = MediaKeys::expand(&media_key, media_type);
+        let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
+        let info = {
+            let mut enc = Encryptor::new(&keys);
+            let mut inbuf = vec![0u8; CHUNK];
+            let mut out = Vec::with_capacity(CHUNK + 32);
+            let file = tmp.file();
+            let mut w = tokio::io::BufWriter::with_capacity(CHUNK, file);
+            loop {
+                let n = reader.read(&mut inbuf).await?;
+                if n == 0 {
+                    break;
+                }
+                out.clear();
+                enc.update(&inbuf[..n], &mut out);
+                w.write_all(&out).await?;
+            }
+            out.clear();
+            let info = enc.finish(&mut out);
+            w.write_all(&out).await?;
+            w.flush().await?;
+            info
+        };
+        if info.enc_length > self.inner.config.max_size {
+            return Err(Error::TooLarge(self.inner.config.max_size));
+        }
+        let token = URL_SAFE.encode(info.file_enc_sha256);
+        let mut conn = self.media_conn(false).await?;
+        let mut last_err = String::from("no hosts");
+        for attempt in 0..2 {
+            let hosts: Vec<String> = self
+                .inner
+                .config
+                .extra_upload_hosts
+                .iter()
+                .cloned()
+                .chain(conn.hosts.iter().map(|h| h.hostname.clone()))
+                .collect();
+            for host in hosts {
+                let url = format!(
+                    "{}://{host}{path}/{token}?auth={}&token={token}",
+                    self.scheme(),
+                    urlencode(&conn.auth),
+                );
+                let file = tmp.file();
+                file.rewind().await?;
+                let body_reader = Counting {
+                    inner: file.try_clone().await?,
+                    done: 0,
+                    total: Some(info.enc_length),
+                    progress: progress.clone(),
+                };
+                let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    body_reader,
+                    CHUNK,
+                ));
+                let resp = self
+                    .inner
+                    .http
+                    .post(&url)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Origin", "https://web.whatsapp.com")
+                    .header("Content-Length", info.enc_length)
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        let text = r.text().await.map_err(http_err)?;
+                        match parse_upload_reply(&text) {
+                            Some((url, direct_path)) => {
+                                return Ok(Uploaded {
+                                    media_key,
+                                    url,
+                                    direct_path,
+                                    info,
+                                });
+                            }
+                            None => last_err = format!("{host}: unexpected reply {text:.200}"),
+                        }
+                    }
+                    Ok(r) => last_err = format!("{host}: HTTP {}", r.status()),
+                    Err(e) => last_err = format!("{host}: {e}"),
+                }
+                tracing::warn!("media upload failed: {last_err}");
+            }
+            if attempt == 0 {
+                // The auth may have expired: refresh it once and try every host again.
+                conn = self.media_conn(true).await?;
+            }
+        }
+        Err(Error::UploadFailed(last_err))
+    }
+
+    fn download_url(&self, d: &Downloadable) -> Result<String, Error> {
+        match (&d.direct_path, &d.url) {
+            (Some(p), _) if !p.is_empty() => {
+                let host = d
+                    .url
+                    .as_deref()
+                    .and_then(host_of)
+                    .unwrap_or(DEFAULT_MEDIA_HOST);
+                Ok(format!("{}://{host}{p}", self.scheme()))
+            }
+            (_, Some(u)) if !u.is_empty() => Ok(u.clone()),
+            _ => Err(Error::InvalidMessage("no direct path or url")),
+        }
+    }
+
+    async fn get(&self, url: &str, range: Option<String>) -> Result<reqwest::Response, Error> {
+        let mut req = self
+            .inner
+            .http
+            .get(url)
+            .header("Origin", "https://web.whatsapp.com");
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        let resp = req.send().await.map_err(http_err)?;
+        if !resp.status().is_success() {
+            return Err(Error::Http(format!("HTTP {}", resp.status())));
+        }
+        Ok(resp)
+    }
+
+    /// Downloads, verifies and decrypts a blob into `writer`; returns the plaintext length.
+    /// Nothing is written until the MAC and the encrypted hash have been verified, and the
+    /// plaintext hash is checked at the end. Memory stays constant.
+    ///
+    /// # Errors
+    /// [`Error::Http`], [`Error::TooLarge`], the verification errors of [`Decryptor`],
+    /// IO errors writing.
+    pub async fn download(
+        &self,
+        d: &Downloadable,
+        mut writer: impl AsyncWrite + Unpin,
+        progress: Option<Progress>,
+    ) -> Result<u64, Error> {
+        let keys = MediaKeys::expand(&d.media_key, d.media_type);
+        let expected = Expected::hashes(d.file_enc_sha256, d.file_sha256);
+        let url = self.download_url(d)?;
+        let mut resp = self.get(&url, None).await?;
+        let total = resp.content_length();
+        let max = self.inner.config.max_size;
+        if total.is_some_and(|t| t > max) {
+            return Err(Error::TooLarge(max));
+        }
+        let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
+        let mut verifier = Verifier::new(&keys);
+        let mut done = 0u64;
+        {
+            let mut w = tokio::io::BufWriter::with_capacity(CHUNK, tmp.file());
+            while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+                done += chunk.len() as u64;
+                if done > max {
+                    return Err(Error::TooLarge(max));
+                }
+                verifier.update(&chunk);
+                w.write_all(&chunk).await?;
+                if let Some(p) = &progress {
+                    p(done, total);
+                }
+            }
+            w.flush().await?;
+        }
+        verifier.finish(&expected)?;
+        let file = tmp.file();
+        file.rewind().await?;
+        let mut dec = Decryptor::new(&keys);
+        let mut inbuf = vec![0u8; CHUNK];
+        let mut out = Vec::with_capacity(CHUNK + 32);
+        loop {
+            let n = file.read(&mut inbuf).await?;
+            if n == 0 {
+                break;
+            }
+            out.clear();
+            dec.update(&inbuf[..n], &mut out);
+            writer.write_all(&out).await?;
+        }
+        out.clear();
+        let len = dec.finish(&expected, &mut out)?;
+        writer.write_all(&out).await?;
+        writer.flush().await?;
+        Ok(len)
+    }
+
+    /// Downloads and decrypts plaintext bytes `start..end` (`end = None`: to the end) with
+    /// an HTTP range request, as Baileys does. The bytes cannot be authenticated (the MAC
+    /// covers the whole blob); use [`Media::download`] when that matters.
+    ///
+    /// # Errors
+    /// [`Error::Http`], [`Error::TooLarge`], [`Error::Truncated`], [`Error::BadPadding`].
+    pub async fn download_range(
+        &self,
+        d: &Downloadable,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<u8>, Error> {
+        let keys = MediaKeys::expand(&d.media_key, d.media_type);
+        let plan = RangePlan::new(start, end);
+        let url = self.download_url(d)?;
+        let mut resp = self.get(&url, plan.range_header()).await?;
+        let cap = plan.fetch_end.map_or(self.inner.config.max_size, |e| {
+            e.saturating_sub(plan.fetch_start) + 1
+        });
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+            if (body.len() + chunk.len()) as u64 > cap {
+                return Err(Error::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        plan.decrypt(&keys, &body)
+    }
+}
+
+fn parse_upload_reply(text: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let url = v.get("url").and_then(|u| u.as_str()).unwrap_or_default();
+    let dp = v
+        .get("direct_path")
+        .and_then(|u| u.as_str())
+        .unwrap_or_default();
+    (!url.is_empty() || !dp.is_empty()).then(|| (url.to_owned(), dp.to_owned()))
+}
+
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?']).next()?;
+    (!host.is_empty()).then_some(host)
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

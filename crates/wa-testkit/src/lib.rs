@@ -1,0 +1,96 @@
+#![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_sim::Sim;
+use wa_socket::{
+    Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket, SocketConfig,
+};
+use wa_store::{AccountId, AccountStore, MemoryBackend};
+
+/// How long the helpers wait for an event before failing the test.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh in-memory account store.
+///
+/// # Panics
+/// Never for the fixed account id used.
+pub fn memory_store() -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("test").expect("a valid account id"),
+    )
+}
+
+/// A socket configuration for `sim` over `store`, with short backoff and timeouts.
+pub fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = sim.ws_url();
+    c.noise_root = sim.root_public_key();
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(10);
+    c.query_timeout = Duration::from_secs(10);
+    c
+}
+
+/// Waits for the next connection update matching `pred`.
+///
+/// # Panics
+/// When none arrives within [`EVENT_TIMEOUT`] or the event stream ends.
+pub async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(EVENT_TIMEOUT, fut)
+        .await
+        .expect("connection update in time")
+}
+
+/// Links a new device to `phone` (created in the simulator if new) by QR with `store`;
+/// returns once it logged in after the 515 restart.
+///
+/// # Panics
+/// When linking fails or takes longer than [`EVENT_TIMEOUT`] per step.
+pub async fn link_with(sim: &Sim, phone: &str, store: AccountStore) -> (Socket, Jid) {
+    if sim.account(phone).is_none() {
+        sim.add_account(phone).await;
+    }
+    let socket = Socket::connect(config(sim, store));
+    let mut events = socket.events();
+    let qr = next_update(&mut events, |u| u.qr.is_some())
+        .await
+        .qr
+        .expect("a QR code");
+    let jid = sim.scan_qr(phone, &qr).await.expect("the scan succeeds");
+    let closed = next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    (socket, jid)
+}
+
+/// [`link_with`] a fresh memory store.
+///
+/// # Panics
+/// As [`link_with`].
+pub async fn link(sim: &Sim, phone: &str) -> (Socket, Jid) {
+    link_with(sim, phone, memory_store()).await
+}
