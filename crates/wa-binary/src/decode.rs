@@ -4,9 +4,12 @@ use std::io::Read;
 
 use bytes::Bytes;
 
+use std::sync::Arc;
+
+use crate::attrs::{AFTER_TEXT, Arena, Attrs, Entry, KEY_TEXT};
 use crate::error::Error;
 use crate::jid::{Jid, Server};
-use crate::node::{Attrs, Content, Node, Value};
+use crate::node::{Content, Node, Value};
 use crate::str::Str;
 use crate::token::{self, tag};
 
@@ -91,8 +94,12 @@ pub fn decode_node(data: Bytes, limits: &DecodeLimits) -> Result<Node, Error> {
         pos: 0,
         limits,
         nodes: 0,
+        arena: None,
+        slots: Vec::new(),
+        chunk: 0,
     };
-    let node = d.node(1).map_err(|e| *e)?;
+    let node = d.node_with(1, |n| n).map_err(|e| *e)?;
+    d.seal(true);
     if d.pos != d.buf.len() {
         return Err(Error::TrailingBytes {
             count: d.buf.len() - d.pos,
@@ -139,12 +146,23 @@ fn canonical_text(s: &str) -> bool {
 const NIBBLE_CHARS: [u8; 16] = *b"0123456789-.\xff\xff\xff\0";
 const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
 
+/// Largest arena chunk, in bytes. Chunks stay well below the sizes at which
+/// allocators switch to separate mappings.
+const MAX_CHUNK_BYTES: usize = 32 << 10;
+const MAX_CHUNK_SLOTS: usize = MAX_CHUNK_BYTES / std::mem::size_of::<Entry>();
+const MIN_CHUNK_SLOTS: usize = 8;
+
 struct Decoder<'a> {
     src: &'a Bytes,
     buf: &'a [u8],
     pos: usize,
     limits: &'a DecodeLimits,
     nodes: usize,
+    /// The arena chunk being filled, and its slots (set into it when full).
+    arena: Option<Arc<Arena>>,
+    slots: Vec<Entry>,
+    /// Capacity of the last chunk, in slots.
+    chunk: usize,
 }
 
 impl Decoder<'_> {
@@ -227,7 +245,16 @@ impl Decoder<'_> {
         }
     }
 
-    fn node(&mut self, depth: usize) -> DResult<Node> {
+    /// Decodes a child node and appends it to `out` (the node is built in
+    /// place instead of being returned through memory).
+    #[inline(never)]
+    fn child_into(&mut self, depth: usize, out: &mut Vec<Node>) -> DResult<()> {
+        self.node_with(depth, |n| out.push(n))
+    }
+
+    /// Decodes a node and hands it to `finish`.
+    #[inline(always)]
+    fn node_with<R>(&mut self, depth: usize, finish: impl FnOnce(Node) -> R) -> DResult<R> {
         if depth > self.limits.max_depth {
             return fail(Error::TooDeep {
                 max: self.limits.max_depth,
@@ -266,28 +293,89 @@ impl Decoder<'_> {
                 offset: start,
             });
         }
-        let mut attrs = Attrs::with_capacity(n_attrs);
-        for _ in 0..n_attrs {
-            let at = self.pos;
-            let t = self.u8()?;
-            let key = self.string(t, at)?;
-            let at = self.pos;
-            let t = self.u8()?;
-            let value = self.value(t, at)?;
-            attrs.push(key, value);
-        }
+        let attrs = if n_attrs == 0 {
+            Attrs::new()
+        } else {
+            self.attrs(n_attrs)?
+        };
         let content = if size % 2 == 0 {
             self.content(depth)?
         } else {
             Content::None
         };
-        Ok(Node {
+        Ok(finish(Node {
             tag,
             attrs,
             content,
-        })
+        }))
     }
 
+    /// Sets the current chunk's slots into its arena; with `last`, first
+    /// returns the unused capacity.
+    fn seal(&mut self, last: bool) {
+        if let Some(arena) = self.arena.take() {
+            let mut slots = std::mem::take(&mut self.slots);
+            if last {
+                slots.shrink_to_fit();
+            }
+            // Invariant: each arena is set once, here, after it is taken.
+            let _ = arena.set(slots);
+        }
+    }
+
+    /// Reads `n` attributes (the caller checked that `n` fits the input)
+    /// into the current arena chunk.
+    #[inline(always)]
+    fn attrs(&mut self, n: usize) -> DResult<Attrs> {
+        // A non-token key takes two slots.
+        let need = 2 * n;
+        if self.arena.is_none() || self.slots.capacity() - self.slots.len() < need {
+            self.seal(false);
+            self.chunk = if self.chunk == 0 {
+                (self.remaining() / 16).clamp(MIN_CHUNK_SLOTS, MAX_CHUNK_SLOTS)
+            } else {
+                (self.chunk * 2).min(MAX_CHUNK_SLOTS)
+            };
+            self.slots = Vec::with_capacity(need.max(self.chunk));
+            self.arena = Some(Arc::new(Arena::new()));
+        }
+        let start = self.slots.len();
+        for _ in 0..n {
+            let at = self.pos;
+            let t = self.u8()?;
+            let key = match t {
+                1..=235 => Ok(u16::from(t)),
+                tag::DICTIONARY_0..=tag::DICTIONARY_3 => {
+                    let i = self.u8()?;
+                    Ok(256 + 256 * u16::from(t - tag::DICTIONARY_0) + u16::from(i))
+                }
+                _ => Err(self.string(t, at)?),
+            };
+            let at = self.pos;
+            let t = self.u8()?;
+            let value = self.value(t, at)?;
+            match key {
+                Ok(code) => self.slots.push(Entry { code, value }),
+                Err(text) => {
+                    self.slots.push(Entry {
+                        code: KEY_TEXT,
+                        value: Value::Str(text),
+                    });
+                    self.slots.push(Entry {
+                        code: AFTER_TEXT,
+                        value,
+                    });
+                }
+            }
+        }
+        match &self.arena {
+            Some(arena) => Ok(Attrs::shared(arena, start, self.slots.len() - start)),
+            // Invariant: a chunk was started above.
+            None => Ok(Attrs::new()),
+        }
+    }
+
+    #[inline(always)]
     fn content(&mut self, depth: usize) -> DResult<Content> {
         let at = self.pos;
         let t = self.u8()?;
@@ -303,7 +391,7 @@ impl Decoder<'_> {
                 }
                 let mut children = Vec::with_capacity(n);
                 for _ in 0..n {
-                    children.push(self.node(depth + 1)?);
+                    self.child_into(depth + 1, &mut children)?;
                 }
                 Ok(Content::Nodes(children))
             }
@@ -322,26 +410,27 @@ impl Decoder<'_> {
                     Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
                 }
                 Value::Str(s) => Content::Text(s),
-                Value::Jid(j) => Content::Jid(Box::new(j)),
+                Value::Jid(j) => Content::Jid(j),
             }),
         }
     }
 
     /// An attribute value or non-binary content: a JID for the JID
     /// encodings, else a string.
+    #[inline(always)]
     fn value(&mut self, t: u8, at: usize) -> DResult<Value> {
         match t {
             tag::JID_PAIR => {
                 let ut = self.u8()?;
                 let user = self.string(ut, at + 1)?;
                 let server = self.server(at)?;
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device: 0,
                     integrator: 0,
-                }))
+                })))
             }
             tag::AD_JID => {
                 let [domain, device] = self.array::<2>()?;
@@ -355,13 +444,13 @@ impl Decoder<'_> {
                     129 => (Server::HostedLid, 0),
                     other => (Server::Pn, other),
                 };
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent,
                     device: device.into(),
                     integrator: 0,
-                }))
+                })))
             }
             tag::FB_JID => {
                 let ut_at = self.pos;
@@ -375,13 +464,13 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator: 0,
-                }))
+                })))
             }
             tag::INTEROP_JID => {
                 let ut_at = self.pos;
@@ -396,13 +485,13 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator,
-                }))
+                })))
             }
             _ => self.string(t, at).map(Value::Str),
         }
@@ -422,6 +511,7 @@ impl Decoder<'_> {
     }
 
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
+    #[inline]
     fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
         match t {
             tag::LIST_EMPTY => Ok(Str::EMPTY),

@@ -114,7 +114,7 @@ fn jid() -> impl Strategy<Value = Jid> {
 fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         any_string().prop_map(|s| Value::Str(Str::from(s))),
-        jid().prop_map(Value::Jid)
+        jid().prop_map(Value::from)
     ]
 }
 
