@@ -10,7 +10,7 @@ use crate::attrs::{AFTER_TEXT, Arena, Attrs, Entry, KEY_TEXT};
 use crate::error::Error;
 use crate::jid::{Jid, Server};
 use crate::node::{Content, Node, Value};
-use crate::str::Str;
+use crate::str::{INLINE_CAP, Str};
 use crate::token::{self, tag};
 
 /// Limits applied while decoding untrusted input.
@@ -500,6 +500,9 @@ impl Decoder<'_> {
     fn server(&mut self, jid_at: usize) -> DResult<Server> {
         let at = self.pos;
         let t = self.u8()?;
+        if let Some(server) = Server::from_single_token(t) {
+            return Ok(server);
+        }
         let s = self.string(t, at)?;
         match Server::from_name(s) {
             Some(server) => Ok(server),
@@ -511,7 +514,7 @@ impl Decoder<'_> {
     }
 
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
         match t {
             tag::LIST_EMPTY => Ok(Str::EMPTY),
@@ -550,16 +553,33 @@ impl Decoder<'_> {
             return fail(Error::InvalidPacked { offset: at });
         }
         let start = self.take(n, at)?;
+        let input = &self.buf[start..start + n];
+        let len = 2 * n - odd;
+        if len <= INLINE_CAP {
+            // Short (phone numbers, ids, counters): unpack straight into the
+            // inline form, with room for the pad nibble of an odd length.
+            let mut text = [0u8; INLINE_CAP + 2];
+            for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
+                let hi = table[(b >> 4) as usize];
+                let lo = table[(b & 0x0f) as usize];
+                if hi == 0xff || lo == 0xff {
+                    return fail(Error::InvalidPacked { offset: at });
+                }
+                pair[0] = hi;
+                pair[1] = lo;
+            }
+            return Ok(Str::inline_ascii(&text, len));
+        }
         let mut text = [0u8; 2 * 127];
-        for (i, &b) in self.buf[start..start + n].iter().enumerate() {
+        for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
             let hi = table[(b >> 4) as usize];
             let lo = table[(b & 0x0f) as usize];
             if hi == 0xff || lo == 0xff {
                 return fail(Error::InvalidPacked { offset: at });
             }
-            text[2 * i] = hi;
-            text[2 * i + 1] = lo;
+            pair[0] = hi;
+            pair[1] = lo;
         }
-        Ok(Str::from_ascii(&text[..2 * n - odd]))
+        Ok(Str::from_ascii(&text[..len]))
     }
 }
