@@ -493,7 +493,7 @@ impl Decoder<'_> {
                     integrator,
                 })))
             }
-            _ => self.string(t, at).map(Value::Str),
+            _ => self.string_as(t, at, Value::Str),
         }
     }
 
@@ -516,22 +516,30 @@ impl Decoder<'_> {
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
     #[inline(always)]
     fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
+        self.string_as(t, at, |s| s)
+    }
+
+    /// [`Self::string`], wrapped by `wrap` where each form is built, so that
+    /// the caller's value is written once instead of being moved between
+    /// enum layouts.
+    #[inline(always)]
+    fn string_as<T>(&mut self, t: u8, at: usize, wrap: impl FnOnce(Str) -> T) -> DResult<T> {
         match t {
-            tag::LIST_EMPTY => Ok(Str::EMPTY),
+            tag::LIST_EMPTY => Ok(wrap(Str::EMPTY)),
             tag::DICTIONARY_0..=tag::DICTIONARY_3 => {
                 let i = self.u8()?;
                 match token::double(t - tag::DICTIONARY_0, i) {
-                    Some(s) => Ok(Str::from_static(s)),
+                    Some(s) => Ok(wrap(Str::from_static(s))),
                     None => fail(Error::InvalidToken { tag: t, offset: at }),
                 }
             }
             tag::BINARY_8 | tag::BINARY_20 | tag::BINARY_32 => {
                 let len = self.binary_len(t)?;
                 let start = self.take(len, at)?;
-                Ok(Str::from_slice_lossy(&self.buf[start..start + len]))
+                Ok(wrap(Str::from_slice_lossy(&self.buf[start..start + len])))
             }
-            tag::NIBBLE_8 => self.packed(&NIBBLE_CHARS, at),
-            tag::HEX_8 => self.packed(&HEX_CHARS, at),
+            tag::NIBBLE_8 => self.packed(&NIBBLE_CHARS, at, wrap),
+            tag::HEX_8 => self.packed(&HEX_CHARS, at, wrap),
             tag::JID_PAIR | tag::AD_JID | tag::FB_JID | tag::INTEROP_JID => {
                 fail(Error::InvalidNode {
                     reason: "JID where a string is required",
@@ -539,13 +547,19 @@ impl Decoder<'_> {
                 })
             }
             _ => match token::single(t) {
-                Some(s) => Ok(Str::from_static(s)),
+                Some(s) => Ok(wrap(Str::from_static(s))),
                 None => fail(Error::InvalidToken { tag: t, offset: at }),
             },
         }
     }
 
-    fn packed(&mut self, table: &[u8; 16], at: usize) -> DResult<Str> {
+    #[inline(always)]
+    fn packed<T>(
+        &mut self,
+        table: &[u8; 16],
+        at: usize,
+        wrap: impl FnOnce(Str) -> T,
+    ) -> DResult<T> {
         let head = self.u8()?;
         let n = (head & 0x7f) as usize;
         let odd = (head >> 7) as usize;
@@ -568,7 +582,7 @@ impl Decoder<'_> {
                 pair[0] = hi;
                 pair[1] = lo;
             }
-            return Ok(Str::inline_ascii(&text, len));
+            return Ok(wrap(Str::inline_ascii(&text, len)));
         }
         let mut text = [0u8; 2 * 127];
         for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
@@ -580,6 +594,6 @@ impl Decoder<'_> {
             pair[0] = hi;
             pair[1] = lo;
         }
-        Ok(Str::from_ascii(&text[..len]))
+        Ok(wrap(Str::from_ascii(&text[..len])))
     }
 }
