@@ -138,6 +138,23 @@ fn fail<T>(e: Error) -> DResult<T> {
     Err(Box::new(e))
 }
 
+/// Unpacks a packed string too long for the inline form (kept out of line:
+/// its buffer would otherwise enlarge every recursive decoder frame).
+#[inline(never)]
+fn packed_long(input: &[u8], table: &[u8; 16], len: usize, at: usize) -> DResult<Str> {
+    let mut text = [0u8; 2 * 127];
+    for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
+        let hi = table[(b >> 4) as usize];
+        let lo = table[(b & 0x0f) as usize];
+        if hi == 0xff || lo == 0xff {
+            return fail(Error::InvalidPacked { offset: at });
+        }
+        pair[0] = hi;
+        pair[1] = lo;
+    }
+    Ok(Str::from_ascii(text.get(..len).unwrap_or(&[])))
+}
+
 /// Whether the encoder writes `s` as a token or a packed string (not raw).
 fn canonical_text(s: &str) -> bool {
     !s.is_empty() && s.len() <= tag::PACKED_MAX && !s.as_bytes().contains(&0)
@@ -253,7 +270,7 @@ impl Decoder<'_> {
     }
 
     /// Decodes a node and hands it to `finish`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn node_with<R>(&mut self, depth: usize, finish: impl FnOnce(Node) -> R) -> DResult<R> {
         if depth > self.limits.max_depth {
             return fail(Error::TooDeep {
@@ -325,7 +342,7 @@ impl Decoder<'_> {
 
     /// Reads `n` attributes (the caller checked that `n` fits the input)
     /// into the current arena chunk.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn attrs(&mut self, n: usize) -> DResult<Attrs> {
         // A non-token key takes two slots.
         let need = 2 * n;
@@ -375,7 +392,7 @@ impl Decoder<'_> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn content(&mut self, depth: usize) -> DResult<Content> {
         let at = self.pos;
         let t = self.u8()?;
@@ -417,7 +434,7 @@ impl Decoder<'_> {
 
     /// An attribute value or non-binary content: a JID for the JID
     /// encodings, else a string.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn value(&mut self, t: u8, at: usize) -> DResult<Value> {
         match t {
             tag::JID_PAIR => {
@@ -514,7 +531,7 @@ impl Decoder<'_> {
     }
 
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
         self.string_as(t, at, |s| s)
     }
@@ -522,7 +539,7 @@ impl Decoder<'_> {
     /// [`Self::string`], wrapped by `wrap` where each form is built, so that
     /// the caller's value is written once instead of being moved between
     /// enum layouts.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn string_as<T>(&mut self, t: u8, at: usize, wrap: impl FnOnce(Str) -> T) -> DResult<T> {
         match t {
             tag::LIST_EMPTY => Ok(wrap(Str::EMPTY)),
@@ -553,7 +570,7 @@ impl Decoder<'_> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn packed<T>(
         &mut self,
         table: &[u8; 16],
@@ -584,16 +601,6 @@ impl Decoder<'_> {
             }
             return Ok(wrap(Str::inline_ascii(&text, len)));
         }
-        let mut text = [0u8; 2 * 127];
-        for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
-            let hi = table[(b >> 4) as usize];
-            let lo = table[(b & 0x0f) as usize];
-            if hi == 0xff || lo == 0xff {
-                return fail(Error::InvalidPacked { offset: at });
-            }
-            pair[0] = hi;
-            pair[1] = lo;
-        }
-        Ok(wrap(Str::from_ascii(&text[..len])))
+        packed_long(input, table, len, at).map(wrap)
     }
 }
