@@ -167,7 +167,7 @@ const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
 /// allocators switch to separate mappings.
 const MAX_CHUNK_BYTES: usize = 32 << 10;
 const MAX_CHUNK_SLOTS: usize = MAX_CHUNK_BYTES / std::mem::size_of::<Entry>();
-const MIN_CHUNK_SLOTS: usize = 8;
+const MIN_CHUNK_SLOTS: usize = 16;
 
 struct Decoder<'a> {
     src: &'a Bytes,
@@ -328,11 +328,13 @@ impl Decoder<'_> {
     }
 
     /// Sets the current chunk's slots into its arena; with `last`, first
-    /// returns the unused capacity.
+    /// returns a large unused capacity.
     fn seal(&mut self, last: bool) {
         if let Some(arena) = self.arena.take() {
             let mut slots = std::mem::take(&mut self.slots);
-            if last {
+            // Give back a large unused tail; a small one is not worth a
+            // reallocation.
+            if last && slots.capacity() - slots.len() > MIN_CHUNK_SLOTS {
                 slots.shrink_to_fit();
             }
             // Invariant: each arena is set once, here, after it is taken.
@@ -348,11 +350,9 @@ impl Decoder<'_> {
         let need = 2 * n;
         if self.arena.is_none() || self.slots.capacity() - self.slots.len() < need {
             self.seal(false);
-            self.chunk = if self.chunk == 0 {
-                (self.remaining() / 16).clamp(MIN_CHUNK_SLOTS, MAX_CHUNK_SLOTS)
-            } else {
-                (self.chunk * 2).min(MAX_CHUNK_SLOTS)
-            };
+            // Chunks grow geometrically: a small stanza gets one small
+            // chunk (trimmed to size at the end), a large list a few big ones.
+            self.chunk = (self.chunk * 2).clamp(MIN_CHUNK_SLOTS, MAX_CHUNK_SLOTS);
             self.slots = Vec::with_capacity(need.max(self.chunk));
             self.arena = Some(Arc::new(Arena::new()));
         }
