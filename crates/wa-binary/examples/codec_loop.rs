@@ -6,8 +6,9 @@
 //! perf stat -e task-clock target/release/examples/codec_loop fanout decode 2000
 //! ```
 //!
-//! Workloads: `fanout`, `usync`, `payload`; operations: `encode`, `decode`,
-//! `memcpy`. CPU time per operation = task-clock / iterations.
+//! Workloads: `fanout`, `usync` (1000 users), `usync:N` (N users),
+//! `payload`; operations: `encode`, `decode`, `memcpy`. CPU time per
+//! operation = (task-clock(iterations) - task-clock(0)) / iterations.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -27,10 +28,14 @@ fn main() -> ExitCode {
     let Ok(iters) = iters.parse::<u32>() else {
         return usage();
     };
-    let node = match workload.as_str() {
-        "fanout" => common::fanout(256),
-        "usync" => common::usync(1000, 3),
-        "payload" => common::payload(64 << 10),
+    let node = match workload.split_once(':') {
+        None if workload == "fanout" => common::fanout(256),
+        None if workload == "usync" => common::usync(1000, 3),
+        None if workload == "payload" => common::payload(64 << 10),
+        Some(("usync", users)) => match users.parse::<usize>() {
+            Ok(users) => common::usync(users, 3),
+            Err(_) => return usage(),
+        },
         _ => return usage(),
     };
     let frame = Bytes::from(encode(&node));
@@ -61,7 +66,7 @@ fn main() -> ExitCode {
 fn usage() -> ExitCode {
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
-        b"usage: codec_loop <fanout|usync|payload> <encode|decode|memcpy> <iterations>\n",
+        b"usage: codec_loop <fanout|usync|usync:N|payload> <encode|decode|memcpy> <iterations>\n",
     );
     ExitCode::from(2)
 }

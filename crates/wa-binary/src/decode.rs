@@ -4,10 +4,13 @@ use std::io::Read;
 
 use bytes::Bytes;
 
+use std::sync::Arc;
+
+use crate::attrs::{AFTER_TEXT, Arena, Attrs, Entry, KEY_TEXT};
 use crate::error::Error;
 use crate::jid::{Jid, Server};
-use crate::node::{Attrs, Content, Node, Value};
-use crate::str::Str;
+use crate::node::{Content, Node, Value};
+use crate::str::{INLINE_CAP, Str};
 use crate::token::{self, tag};
 
 /// Limits applied while decoding untrusted input.
@@ -91,8 +94,12 @@ pub fn decode_node(data: Bytes, limits: &DecodeLimits) -> Result<Node, Error> {
         pos: 0,
         limits,
         nodes: 0,
+        arena: None,
+        slots: Vec::new(),
+        chunk: 0,
     };
-    let node = d.node(1).map_err(|e| *e)?;
+    let node = d.node_with(1, |n| n).map_err(|e| *e)?;
+    d.seal(true);
     if d.pos != d.buf.len() {
         return Err(Error::TrailingBytes {
             count: d.buf.len() - d.pos,
@@ -131,6 +138,23 @@ fn fail<T>(e: Error) -> DResult<T> {
     Err(Box::new(e))
 }
 
+/// Unpacks a packed string too long for the inline form (kept out of line:
+/// its buffer would otherwise enlarge every recursive decoder frame).
+#[inline(never)]
+fn packed_long(input: &[u8], table: &[u8; 16], len: usize, at: usize) -> DResult<Str> {
+    let mut text = [0u8; 2 * 127];
+    for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
+        let hi = table[(b >> 4) as usize];
+        let lo = table[(b & 0x0f) as usize];
+        if hi == 0xff || lo == 0xff {
+            return fail(Error::InvalidPacked { offset: at });
+        }
+        pair[0] = hi;
+        pair[1] = lo;
+    }
+    Ok(Str::from_ascii(text.get(..len).unwrap_or(&[])))
+}
+
 /// Whether the encoder writes `s` as a token or a packed string (not raw).
 fn canonical_text(s: &str) -> bool {
     !s.is_empty() && s.len() <= tag::PACKED_MAX && !s.as_bytes().contains(&0)
@@ -139,12 +163,23 @@ fn canonical_text(s: &str) -> bool {
 const NIBBLE_CHARS: [u8; 16] = *b"0123456789-.\xff\xff\xff\0";
 const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
 
+/// Largest arena chunk, in bytes. Chunks stay well below the sizes at which
+/// allocators switch to separate mappings.
+const MAX_CHUNK_BYTES: usize = 32 << 10;
+const MAX_CHUNK_SLOTS: usize = MAX_CHUNK_BYTES / std::mem::size_of::<Entry>();
+const MIN_CHUNK_SLOTS: usize = 16;
+
 struct Decoder<'a> {
     src: &'a Bytes,
     buf: &'a [u8],
     pos: usize,
     limits: &'a DecodeLimits,
     nodes: usize,
+    /// The arena chunk being filled, and its slots (set into it when full).
+    arena: Option<Arc<Arena>>,
+    slots: Vec<Entry>,
+    /// Capacity of the last chunk, in slots.
+    chunk: usize,
 }
 
 impl Decoder<'_> {
@@ -227,7 +262,16 @@ impl Decoder<'_> {
         }
     }
 
-    fn node(&mut self, depth: usize) -> DResult<Node> {
+    /// Decodes a child node and appends it to `out` (the node is built in
+    /// place instead of being returned through memory).
+    #[inline(never)]
+    fn child_into(&mut self, depth: usize, out: &mut Vec<Node>) -> DResult<()> {
+        self.node_with(depth, |n| out.push(n))
+    }
+
+    /// Decodes a node and hands it to `finish`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn node_with<R>(&mut self, depth: usize, finish: impl FnOnce(Node) -> R) -> DResult<R> {
         if depth > self.limits.max_depth {
             return fail(Error::TooDeep {
                 max: self.limits.max_depth,
@@ -266,28 +310,89 @@ impl Decoder<'_> {
                 offset: start,
             });
         }
-        let mut attrs = Attrs::with_capacity(n_attrs);
-        for _ in 0..n_attrs {
-            let at = self.pos;
-            let t = self.u8()?;
-            let key = self.string(t, at)?;
-            let at = self.pos;
-            let t = self.u8()?;
-            let value = self.value(t, at)?;
-            attrs.push(key, value);
-        }
+        let attrs = if n_attrs == 0 {
+            Attrs::new()
+        } else {
+            self.attrs(n_attrs)?
+        };
         let content = if size % 2 == 0 {
             self.content(depth)?
         } else {
             Content::None
         };
-        Ok(Node {
+        Ok(finish(Node {
             tag,
             attrs,
             content,
-        })
+        }))
     }
 
+    /// Sets the current chunk's slots into its arena; with `last`, first
+    /// returns a large unused capacity.
+    fn seal(&mut self, last: bool) {
+        if let Some(arena) = self.arena.take() {
+            let mut slots = std::mem::take(&mut self.slots);
+            // Give back a large unused tail; a small one is not worth a
+            // reallocation.
+            if last && slots.capacity() - slots.len() > MIN_CHUNK_SLOTS {
+                slots.shrink_to_fit();
+            }
+            // Invariant: each arena is set once, here, after it is taken.
+            let _ = arena.set(slots);
+        }
+    }
+
+    /// Reads `n` attributes (the caller checked that `n` fits the input)
+    /// into the current arena chunk.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn attrs(&mut self, n: usize) -> DResult<Attrs> {
+        // A non-token key takes two slots.
+        let need = 2 * n;
+        if self.arena.is_none() || self.slots.capacity() - self.slots.len() < need {
+            self.seal(false);
+            // Chunks grow geometrically: a small stanza gets one small
+            // chunk (trimmed to size at the end), a large list a few big ones.
+            self.chunk = (self.chunk * 2).clamp(MIN_CHUNK_SLOTS, MAX_CHUNK_SLOTS);
+            self.slots = Vec::with_capacity(need.max(self.chunk));
+            self.arena = Some(Arc::new(Arena::new()));
+        }
+        let start = self.slots.len();
+        for _ in 0..n {
+            let at = self.pos;
+            let t = self.u8()?;
+            let key = match t {
+                1..=235 => Ok(u16::from(t)),
+                tag::DICTIONARY_0..=tag::DICTIONARY_3 => {
+                    let i = self.u8()?;
+                    Ok(256 + 256 * u16::from(t - tag::DICTIONARY_0) + u16::from(i))
+                }
+                _ => Err(self.string(t, at)?),
+            };
+            let at = self.pos;
+            let t = self.u8()?;
+            let value = self.value(t, at)?;
+            match key {
+                Ok(code) => self.slots.push(Entry { code, value }),
+                Err(text) => {
+                    self.slots.push(Entry {
+                        code: KEY_TEXT,
+                        value: Value::Str(text),
+                    });
+                    self.slots.push(Entry {
+                        code: AFTER_TEXT,
+                        value,
+                    });
+                }
+            }
+        }
+        match &self.arena {
+            Some(arena) => Ok(Attrs::shared(arena, start, self.slots.len() - start)),
+            // Invariant: a chunk was started above.
+            None => Ok(Attrs::new()),
+        }
+    }
+
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn content(&mut self, depth: usize) -> DResult<Content> {
         let at = self.pos;
         let t = self.u8()?;
@@ -303,7 +408,7 @@ impl Decoder<'_> {
                 }
                 let mut children = Vec::with_capacity(n);
                 for _ in 0..n {
-                    children.push(self.node(depth + 1)?);
+                    self.child_into(depth + 1, &mut children)?;
                 }
                 Ok(Content::Nodes(children))
             }
@@ -322,26 +427,27 @@ impl Decoder<'_> {
                     Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
                 }
                 Value::Str(s) => Content::Text(s),
-                Value::Jid(j) => Content::Jid(Box::new(j)),
+                Value::Jid(j) => Content::Jid(j),
             }),
         }
     }
 
     /// An attribute value or non-binary content: a JID for the JID
     /// encodings, else a string.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn value(&mut self, t: u8, at: usize) -> DResult<Value> {
         match t {
             tag::JID_PAIR => {
                 let ut = self.u8()?;
                 let user = self.string(ut, at + 1)?;
                 let server = self.server(at)?;
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device: 0,
                     integrator: 0,
-                }))
+                })))
             }
             tag::AD_JID => {
                 let [domain, device] = self.array::<2>()?;
@@ -355,13 +461,13 @@ impl Decoder<'_> {
                     129 => (Server::HostedLid, 0),
                     other => (Server::Pn, other),
                 };
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent,
                     device: device.into(),
                     integrator: 0,
-                }))
+                })))
             }
             tag::FB_JID => {
                 let ut_at = self.pos;
@@ -375,13 +481,13 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator: 0,
-                }))
+                })))
             }
             tag::INTEROP_JID => {
                 let ut_at = self.pos;
@@ -396,21 +502,24 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Jid {
+                Ok(Value::Jid(Box::new(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator,
-                }))
+                })))
             }
-            _ => self.string(t, at).map(Value::Str),
+            _ => self.string_as(t, at, Value::Str),
         }
     }
 
     fn server(&mut self, jid_at: usize) -> DResult<Server> {
         let at = self.pos;
         let t = self.u8()?;
+        if let Some(server) = Server::from_single_token(t) {
+            return Ok(server);
+        }
         let s = self.string(t, at)?;
         match Server::from_name(s) {
             Some(server) => Ok(server),
@@ -422,23 +531,32 @@ impl Decoder<'_> {
     }
 
     /// A string in any non-JID form; `t` is its tag byte, read at `at`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn string(&mut self, t: u8, at: usize) -> DResult<Str> {
+        self.string_as(t, at, |s| s)
+    }
+
+    /// [`Self::string`], wrapped by `wrap` where each form is built, so that
+    /// the caller's value is written once instead of being moved between
+    /// enum layouts.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn string_as<T>(&mut self, t: u8, at: usize, wrap: impl FnOnce(Str) -> T) -> DResult<T> {
         match t {
-            tag::LIST_EMPTY => Ok(Str::EMPTY),
+            tag::LIST_EMPTY => Ok(wrap(Str::EMPTY)),
             tag::DICTIONARY_0..=tag::DICTIONARY_3 => {
                 let i = self.u8()?;
                 match token::double(t - tag::DICTIONARY_0, i) {
-                    Some(s) => Ok(Str::from_static(s)),
+                    Some(s) => Ok(wrap(Str::from_static(s))),
                     None => fail(Error::InvalidToken { tag: t, offset: at }),
                 }
             }
             tag::BINARY_8 | tag::BINARY_20 | tag::BINARY_32 => {
                 let len = self.binary_len(t)?;
                 let start = self.take(len, at)?;
-                Ok(Str::from_slice_lossy(&self.buf[start..start + len]))
+                Ok(wrap(Str::from_slice_lossy(&self.buf[start..start + len])))
             }
-            tag::NIBBLE_8 => self.packed(&NIBBLE_CHARS, at),
-            tag::HEX_8 => self.packed(&HEX_CHARS, at),
+            tag::NIBBLE_8 => self.packed(&NIBBLE_CHARS, at, wrap),
+            tag::HEX_8 => self.packed(&HEX_CHARS, at, wrap),
             tag::JID_PAIR | tag::AD_JID | tag::FB_JID | tag::INTEROP_JID => {
                 fail(Error::InvalidNode {
                     reason: "JID where a string is required",
@@ -446,13 +564,19 @@ impl Decoder<'_> {
                 })
             }
             _ => match token::single(t) {
-                Some(s) => Ok(Str::from_static(s)),
+                Some(s) => Ok(wrap(Str::from_static(s))),
                 None => fail(Error::InvalidToken { tag: t, offset: at }),
             },
         }
     }
 
-    fn packed(&mut self, table: &[u8; 16], at: usize) -> DResult<Str> {
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn packed<T>(
+        &mut self,
+        table: &[u8; 16],
+        at: usize,
+        wrap: impl FnOnce(Str) -> T,
+    ) -> DResult<T> {
         let head = self.u8()?;
         let n = (head & 0x7f) as usize;
         let odd = (head >> 7) as usize;
@@ -460,16 +584,23 @@ impl Decoder<'_> {
             return fail(Error::InvalidPacked { offset: at });
         }
         let start = self.take(n, at)?;
-        let mut text = [0u8; 2 * 127];
-        for (i, &b) in self.buf[start..start + n].iter().enumerate() {
-            let hi = table[(b >> 4) as usize];
-            let lo = table[(b & 0x0f) as usize];
-            if hi == 0xff || lo == 0xff {
-                return fail(Error::InvalidPacked { offset: at });
+        let input = &self.buf[start..start + n];
+        let len = 2 * n - odd;
+        if len <= INLINE_CAP {
+            // Short (phone numbers, ids, counters): unpack straight into the
+            // inline form, with room for the pad nibble of an odd length.
+            let mut text = [0u8; INLINE_CAP + 2];
+            for (pair, &b) in text.chunks_exact_mut(2).zip(input) {
+                let hi = table[(b >> 4) as usize];
+                let lo = table[(b & 0x0f) as usize];
+                if hi == 0xff || lo == 0xff {
+                    return fail(Error::InvalidPacked { offset: at });
+                }
+                pair[0] = hi;
+                pair[1] = lo;
             }
-            text[2 * i] = hi;
-            text[2 * i + 1] = lo;
+            return Ok(wrap(Str::inline_ascii(&text, len)));
         }
-        Ok(Str::from_ascii(&text[..2 * n - odd]))
+        packed_long(input, table, len, at).map(wrap)
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::attrs::Key;
 use crate::jid::{Jid, Server};
 use crate::node::{Content, Node, Value};
 use crate::token::{self, Token, tag};
@@ -64,8 +65,11 @@ impl Encoder<'_> {
         let has_content = !matches!(n.content, Content::None);
         self.list_start(1 + 2 * n.attrs.len() + usize::from(has_content));
         self.string(n.tag.as_bytes());
-        for (k, v) in n.attrs.iter() {
-            self.string(k.as_bytes());
+        for (k, v) in n.attrs.raw_iter() {
+            match k {
+                Key::Code(c) => self.token_code(c),
+                Key::Text(s) => self.string(s.as_bytes()),
+            }
             self.value(v);
         }
         match &n.content {
@@ -79,6 +83,18 @@ impl Encoder<'_> {
             Content::Bytes(b) => self.raw(b),
             Content::Text(s) => self.string(s.as_bytes()),
             Content::Jid(j) => self.jid(j),
+        }
+    }
+
+    /// Writes a key stored as a token code.
+    #[inline]
+    fn token_code(&mut self, code: u16) {
+        match token::of_code(code) {
+            Some(Token::Single(b)) => self.out.push(b),
+            Some(Token::Double(d, i)) => self.out.extend_from_slice(&[d, i]),
+            // Invariant: stored codes name tokens; an unknown code would be
+            // written as the empty string's form.
+            None => self.string(b""),
         }
     }
 

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, clip};
 use crate::str::Str;
+use crate::tokens::SINGLE_BYTE;
 
 /// The server part of a JID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,6 +78,29 @@ impl Server {
         })
     }
 
+    /// The known server whose name is the single-byte token `t`, if any
+    /// (decoder fast path: no string is built or compared).
+    #[inline]
+    pub(crate) fn from_single_token(t: u8) -> Option<Server> {
+        Some(
+            match SERVER_BY_TOKEN.get(t as usize).copied().unwrap_or(0) {
+                1 => Server::Pn,
+                2 => Server::LegacyUser,
+                3 => Server::Group,
+                4 => Server::Broadcast,
+                5 => Server::Lid,
+                6 => Server::Newsletter,
+                7 => Server::Bot,
+                8 => Server::Hosted,
+                9 => Server::HostedLid,
+                10 => Server::Msgr,
+                11 => Server::Interop,
+                12 => Server::Call,
+                _ => return None,
+            },
+        )
+    }
+
     /// The server with this name: a known variant, or `Other` (`None` for an
     /// empty name).
     pub fn from_name(name: Str) -> Option<Server> {
@@ -104,6 +128,55 @@ impl Server {
             other => other.clone(),
         }
     }
+}
+
+/// Names of the known servers, in the numbering of [`SERVER_BY_TOKEN`].
+const KNOWN_NAMES: [&str; 12] = [
+    "s.whatsapp.net",
+    "c.us",
+    "g.us",
+    "broadcast",
+    "lid",
+    "newsletter",
+    "bot",
+    "hosted",
+    "hosted.lid",
+    "msgr",
+    "interop",
+    "call",
+];
+
+/// For each single-byte token, 1 + its index in [`KNOWN_NAMES`], or 0.
+static SERVER_BY_TOKEN: [u8; 256] = server_by_token();
+
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn server_by_token() -> [u8; 256] {
+    let mut out = [0u8; 256];
+    let mut t = 1;
+    while t < SINGLE_BYTE.len() {
+        let mut k = 0;
+        while k < KNOWN_NAMES.len() {
+            if same_bytes(SINGLE_BYTE[t].as_bytes(), KNOWN_NAMES[k].as_bytes()) {
+                out[t] = k as u8 + 1;
+            }
+            k += 1;
+        }
+        t += 1;
+    }
+    out
 }
 
 impl fmt::Display for Server {
@@ -430,6 +503,25 @@ mod tests {
         assert_eq!(j.signal_address(), ("123_129".to_owned(), 99));
         let j: Jid = "123:4@s.whatsapp.net".parse().unwrap();
         assert_eq!(j.signal_address(), ("123".to_owned(), 4));
+    }
+
+    #[test]
+    fn server_tokens_match_server_names() {
+        let mut found = 0;
+        for t in 0..=255u8 {
+            let by_token = Server::from_single_token(t);
+            let by_name = crate::token::single(t).and_then(|s| Server::known(s.as_bytes()));
+            assert_eq!(by_token, by_name, "{t}");
+            found += usize::from(by_token.is_some());
+        }
+        // s.whatsapp.net, g.us, broadcast, lid, msgr, call and more are tokens.
+        assert!(found >= 6, "{found}");
+        for name in KNOWN_NAMES {
+            assert_eq!(
+                Server::known(name.as_bytes()).map(|s| s.as_str().to_owned()),
+                Some(name.to_owned())
+            );
+        }
     }
 
     #[test]

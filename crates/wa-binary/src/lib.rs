@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod attrs;
 mod decode;
 mod encode;
 mod error;
@@ -10,11 +11,12 @@ mod str;
 mod token;
 mod tokens;
 
+pub use attrs::Attrs;
 pub use decode::{DecodeLimits, decode, decode_node, decode_with_limits};
 pub use encode::{encode, encode_compressed, encode_node_into};
 pub use error::Error;
 pub use jid::{Jid, Server};
-pub use node::{AttrParser, Attrs, Content, FromAttr, Node, NodeBuilder, Value};
+pub use node::{AttrParser, Content, FromAttr, Node, NodeBuilder, Value};
 pub use str::Str;
 
 /// Version of the token dictionaries this codec speaks.

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::attrs::Attrs;
 use crate::error::{Error, clip};
 use crate::jid::Jid;
 use crate::str::Str;
@@ -17,8 +18,10 @@ use crate::str::Str;
 pub enum Value {
     /// Text (written as a token, nibble/hex packed, or raw bytes).
     Str(Str),
-    /// A JID (written in one of the JID encodings).
-    Jid(Jid),
+    /// A JID (written in one of the JID encodings). Boxed: most values are
+    /// strings, and this keeps every value (and so every attribute) at 24
+    /// bytes instead of the 56 a `Jid` takes. Build one with `Value::from(jid)`.
+    Jid(Box<Jid>),
 }
 
 impl Value {
@@ -30,7 +33,7 @@ impl Value {
         if s.as_bytes().contains(&b'@')
             && let Ok(j) = s.as_str().parse::<Jid>()
         {
-            return Value::Jid(j);
+            return Value::Jid(Box::new(j));
         }
         Value::Str(s)
     }
@@ -54,7 +57,7 @@ impl Value {
     /// A JID: the value itself, or a string parsed as a JID.
     pub fn to_jid(&self) -> Option<Jid> {
         match self {
-            Value::Jid(j) => Some(j.clone()),
+            Value::Jid(j) => Some(Jid::clone(j)),
             Value::Str(s) => s.parse().ok(),
         }
     }
@@ -91,12 +94,12 @@ impl From<&String> for Value {
 }
 impl From<Jid> for Value {
     fn from(j: Jid) -> Self {
-        Value::Jid(j)
+        Value::Jid(Box::new(j))
     }
 }
 impl From<&Jid> for Value {
     fn from(j: &Jid) -> Self {
-        Value::Jid(j.clone())
+        Value::Jid(Box::new(j.clone()))
     }
 }
 macro_rules! value_from_display {
@@ -109,81 +112,6 @@ macro_rules! value_from_display {
     )*};
 }
 value_from_display!(u8, u16, u32, u64, usize, i8, i16, i32, i64, bool);
-
-/// The attributes of a node, in order. Keys are unique when built through
-/// [`Attrs::insert`]; a decoded node keeps duplicate keys as received and
-/// lookups return the first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Attrs(Vec<(Str, Value)>);
-
-impl Attrs {
-    /// No attributes.
-    pub const fn new() -> Self {
-        Attrs(Vec::new())
-    }
-
-    /// Room for `n` attributes.
-    pub fn with_capacity(n: usize) -> Self {
-        Attrs(Vec::with_capacity(n))
-    }
-
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.as_bytes() == key.as_bytes())
-            .map(|(_, v)| v)
-    }
-
-    /// Sets `key` (replacing an existing value in place).
-    pub fn insert(&mut self, key: impl Into<Str>, value: impl Into<Value>) {
-        let key = key.into();
-        let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
-        }
-    }
-
-    /// Appends without checking for an existing key (decoder fast path).
-    pub(crate) fn push(&mut self, key: Str, value: Value) {
-        self.0.push((key, value));
-    }
-
-    /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let i = self
-            .0
-            .iter()
-            .position(|(k, _)| k.as_bytes() == key.as_bytes())?;
-        Some(self.0.remove(i).1)
-    }
-
-    /// Number of attributes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The (key, value) pairs in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Str, &Value)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-impl<K: Into<Str>, V: Into<Value>> FromIterator<(K, V)> for Attrs {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut a = Attrs::new();
-        for (k, v) in iter {
-            a.insert(k, v);
-        }
-        a
-    }
-}
 
 /// What a node holds after its attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

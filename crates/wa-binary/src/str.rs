@@ -85,6 +85,19 @@ impl Str {
         Self::from_utf8_slice(b)
     }
 
+    /// The first `len` bytes of `text` as an inline string (decoder).
+    /// Invariant: the callers pass ASCII from the unpacking tables and
+    /// `len <= INLINE_CAP`; a longer `len` is clamped, never read past.
+    #[inline]
+    pub(crate) fn inline_ascii(text: &[u8; INLINE_CAP + 2], len: usize) -> Self {
+        let mut buf = [0u8; INLINE_CAP];
+        buf.copy_from_slice(&text[..INLINE_CAP]);
+        Str(Repr::Inline {
+            len: len.min(INLINE_CAP) as u8, // invariant: at most INLINE_CAP < 256
+            buf,
+        })
+    }
+
     /// The text as bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {

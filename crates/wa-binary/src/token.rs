@@ -1,5 +1,6 @@
 //! Token lookup in both directions, over the generated tables in `tokens.rs`.
 
+use crate::str::Str;
 use crate::tokens::{BUCKETS, DISPLACEMENT, DOUBLE_BYTE, SINGLE_BYTE, SLOT_BITS, SLOTS};
 
 /// Type tags of the binary format (bytes that are not single-byte tokens).
@@ -155,6 +156,69 @@ pub(crate) fn double(dict: u8, index: u8) -> Option<&'static str> {
     DOUBLE_BYTE.get(dict as usize).map(|d| d[index as usize])
 }
 
+/// Number of token codes. A token's code is its byte for single-byte tokens
+/// (1..=235) and `256 + 256 * dictionary + index` for double-byte tokens
+/// (256..=1279); codes 0 and 236..=255 name no token.
+pub(crate) const CODES: usize = 256 + 4 * 256;
+
+/// Every token as a [`Str`], indexed by code (empty where no token), so that
+/// an attribute key stored as a 2-byte code can be lent out as a `&Str`.
+static CODE_STRS: [Str; CODES] = code_strs();
+
+const fn code_strs() -> [Str; CODES] {
+    let mut out = [const { Str::EMPTY }; CODES];
+    let mut i = 1;
+    while i < SINGLE_BYTE.len() {
+        std::mem::forget(std::mem::replace(
+            &mut out[i],
+            Str::from_static(SINGLE_BYTE[i]),
+        ));
+        i += 1;
+    }
+    let mut d = 0;
+    while d < DOUBLE_BYTE.len() {
+        let mut j = 0;
+        while j < 256 {
+            std::mem::forget(std::mem::replace(
+                &mut out[256 + 256 * d + j],
+                Str::from_static(DOUBLE_BYTE[d][j]),
+            ));
+            j += 1;
+        }
+        d += 1;
+    }
+    out
+}
+
+/// The code of a token.
+#[inline]
+pub(crate) fn code(t: Token) -> u16 {
+    match t {
+        Token::Single(b) => u16::from(b),
+        Token::Double(d, i) => 256 + 256 * u16::from(d - tag::DICTIONARY_0) + u16::from(i),
+    }
+}
+
+/// The token with this code (see [`CODES`]), if any.
+#[inline]
+pub(crate) fn of_code(code: u16) -> Option<Token> {
+    match code {
+        1..=235 => Some(Token::Single(code as u8)),
+        256..=1279 => Some(Token::Double(
+            tag::DICTIONARY_0 + ((code - 256) >> 8) as u8,
+            code as u8,
+        )),
+        _ => None,
+    }
+}
+
+/// The text of the token with this code (the empty string for codes that
+/// name no token).
+#[inline]
+pub(crate) fn code_str(code: u16) -> &'static Str {
+    CODE_STRS.get(code as usize).unwrap_or(&CODE_STRS[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +241,25 @@ mod tests {
         }
         let filled = SLOTS.iter().filter(|s| s.1 != 0).count();
         assert_eq!(filled, 235 + 4 * 256);
+    }
+
+    #[test]
+    fn codes_name_every_token_once() {
+        let mut seen = 0;
+        for c in 0..=u16::MAX {
+            match of_code(c) {
+                Some(t) => {
+                    seen += 1;
+                    assert_eq!(code(t), c);
+                    let text = code_str(c).as_str();
+                    assert_eq!(lookup(text.as_bytes()), Some(t), "{c}: {text}");
+                }
+                None => assert_eq!(code_str(c).as_str(), "", "{c}"),
+            }
+        }
+        assert_eq!(seen, 235 + 4 * 256);
+        assert_eq!(code_str(3).as_str(), "s.whatsapp.net");
+        assert_eq!(code_str(256).as_str(), "read-self");
     }
 
     #[test]

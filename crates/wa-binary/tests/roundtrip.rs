@@ -114,7 +114,7 @@ fn jid() -> impl Strategy<Value = Jid> {
 fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         any_string().prop_map(|s| Value::Str(Str::from(s))),
-        jid().prop_map(Value::Jid)
+        jid().prop_map(Value::from)
     ]
 }
 
@@ -203,4 +203,95 @@ fn decoded_payload_shares_the_frame_buffer() {
     let b = back.bytes().expect("bytes");
     assert_eq!(&b[..], &payload[..]);
     assert!(range.contains(&(b.as_ptr() as usize)), "payload was copied");
+}
+
+/// A tree whose attributes fill several arena chunks, with token keys, a
+/// non-token key (two slots) and JID values.
+fn wide_tree(children: usize) -> Node {
+    Node::builder("iq")
+        .attr("id", "1")
+        .attr("type", "result")
+        .children((0..children).map(|i| {
+            Node::builder("user")
+                .attr(
+                    "jid",
+                    Jid::with_device(format!("1555{i:07}"), Server::Pn, (i % 5) as u16),
+                )
+                .attr("x-not-a-token", i.to_string())
+                .attr("t", "1700000000")
+                .bytes(vec![i as u8; 3])
+                .build()
+        }))
+        .build()
+}
+
+#[test]
+fn decoded_attributes_span_chunks_and_outlive_the_tree() {
+    let n = wide_tree(3000);
+    let back = decode(Bytes::from(encode(&n))).expect("decode");
+    assert_eq!(back, n);
+    let users = back.children();
+    assert_eq!(users.len(), 3000);
+    for (i, u) in users.iter().enumerate() {
+        assert_eq!(u.attrs.len(), 3);
+        assert_eq!(
+            u.attr::<Jid>("jid").expect("jid").user,
+            format!("1555{i:07}")
+        );
+        assert_eq!(u.attr::<usize>("x-not-a-token").expect("x"), i);
+        let keys: Vec<&str> = u.attrs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["jid", "x-not-a-token", "t"]);
+    }
+    // One node kept after the rest of the tree is dropped still reads its
+    // attributes (it holds its arena chunk).
+    let kept = users[2999].clone();
+    drop(back);
+    assert_eq!(kept.attr::<usize>("x-not-a-token").expect("x"), 2999);
+    assert_eq!(kept, n.children()[2999]);
+}
+
+#[test]
+fn changing_a_decoded_node_leaves_its_siblings_alone() {
+    let n = wide_tree(50);
+    let mut back = decode(Bytes::from(encode(&n))).expect("decode");
+    let Content::Nodes(users) = &mut back.content else {
+        panic!("children expected");
+    };
+    users[7].attrs.insert("x-not-a-token", "changed");
+    users[7].attrs.insert("new-key", "added");
+    assert_eq!(
+        users[7].attrs.remove("t").as_ref().and_then(Value::as_str),
+        Some("1700000000")
+    );
+    users[8].attrs.remove("x-not-a-token");
+    assert_eq!(users[7].attrs.len(), 3);
+    assert_eq!(
+        users[7].attr::<&str>("x-not-a-token").expect("x"),
+        "changed"
+    );
+    assert_eq!(users[7].attr::<&str>("new-key").expect("new"), "added");
+    assert_eq!(users[8].attrs.len(), 2);
+    for (i, u) in users.iter().enumerate() {
+        if i != 7 && i != 8 {
+            assert_eq!(u, &n.children()[i], "{i}");
+        }
+    }
+    back.attrs.insert("type", "error");
+    assert_eq!(back.attr::<&str>("type").expect("type"), "error");
+    assert_eq!(back.attr::<&str>("id").expect("id"), "1");
+    let again = decode(Bytes::from(encode(&back))).expect("decode");
+    assert_eq!(again, back);
+}
+
+#[test]
+fn a_token_key_sent_as_raw_text_reads_like_the_token() {
+    // <iq id="x"/> with the key "id" written as BINARY_8 text instead of its
+    // token byte.
+    let token_form = encode(&Node::builder("iq").attr("id", "x").build());
+    let iq = encode(&Node::new("iq"))[3];
+    let frame = vec![0, 0xf8, 3, iq, 0xfc, 2, b'i', b'd', 0xfc, 1, b'x'];
+    let back = decode(Bytes::from(frame)).expect("decode");
+    assert_eq!(back.attr::<&str>("id").expect("id"), "x");
+    assert_eq!(back, Node::builder("iq").attr("id", "x").build());
+    assert_eq!(encode(&back), token_form);
 }
