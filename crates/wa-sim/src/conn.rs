@@ -790,6 +790,18 @@ impl Conn {
                 route::client_ack(&self.shared, &me, node);
                 Ok(())
             }
+            "presence" => {
+                if let Some(name) = node
+                    .attr_opt::<String>("name")
+                    .ok()
+                    .flatten()
+                    .filter(|n| !n.is_empty() && n.len() <= route::MAX_PUSH_NAME)
+                    && let Some(a) = self.shared.state.lock().accounts.get_mut(me.user.as_str())
+                {
+                    a.push_name = Some(name);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

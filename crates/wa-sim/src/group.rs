@@ -646,7 +646,7 @@ pub(crate) fn route_group_message(
     id: &str,
     to: &Jid,
 ) -> Node {
-    let (devices, allowed) = {
+    let (devices, allowed, notify) = {
         let st = shared.state.lock();
         let Some(group) = st.groups.get(to.user.as_str()) else {
             return server_ack("message", id, Some(to.clone()), Some(404));
@@ -656,7 +656,7 @@ pub(crate) fn route_group_message(
             None => false,
             Some(r) => !group.announce || r.is_admin(),
         };
-        (group.devices(&st), allowed)
+        (group.devices(&st), allowed, route::push_name(&st, sender))
     };
     if !allowed {
         return server_ack("message", id, Some(to.clone()), Some(403));
@@ -722,6 +722,7 @@ pub(crate) fn route_group_message(
             edit: edit.as_deref(),
             recipient: None,
             addressing_mode: Some(&mode),
+            notify: notify.as_deref(),
         }
         .build(children);
         route::deliver(shared, dev, stanza);

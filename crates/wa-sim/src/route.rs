@@ -21,6 +21,8 @@ pub(crate) const MAX_TARGETS: usize = 2048;
 const MAX_ID_LEN: usize = 128;
 /// Most ids taken from a receipt's `<list>`.
 const MAX_LIST_IDS: usize = 256;
+/// Longest push name kept (from `<presence name>`), in bytes.
+pub(crate) const MAX_PUSH_NAME: usize = 128;
 /// Longest `type` / `edit` attribute copied into a delivered stanza.
 const MAX_ATTR_LEN: usize = 32;
 
@@ -230,6 +232,13 @@ pub(crate) fn resolve_device(st: &Inner, jid: &Jid) -> Option<Jid> {
         .then(|| Jid::with_device(user.user.clone(), Server::Pn, jid.device))
 }
 
+/// The push name the sender's account announced.
+pub(crate) fn push_name(st: &Inner, sender: &Jid) -> Option<String> {
+    st.accounts
+        .get(sender.user.as_str())
+        .and_then(|a| a.push_name.clone())
+}
+
 /// Every device of an account: the phone, then the companions in id order.
 pub(crate) fn user_devices(st: &Inner, phone: &str) -> Vec<Jid> {
     let Some(a) = st.accounts.get(phone) else {
@@ -356,6 +365,7 @@ pub(crate) struct Delivery<'a> {
     pub(crate) edit: Option<&'a str>,
     pub(crate) recipient: Option<&'a Jid>,
     pub(crate) addressing_mode: Option<&'a str>,
+    pub(crate) notify: Option<&'a str>,
 }
 
 impl Delivery<'_> {
@@ -369,6 +379,7 @@ impl Delivery<'_> {
             .attr_opt("edit", self.edit.map(str::to_owned))
             .attr_opt("recipient", self.recipient.cloned())
             .attr_opt("addressing_mode", self.addressing_mode.map(str::to_owned))
+            .attr_opt("notify", self.notify.map(str::to_owned))
             .children(children)
             .build()
     }
@@ -386,13 +397,17 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     if to.is_group() {
         return crate::group::route_group_message(shared, sender, node, &id, &to);
     }
+    if to.is_status_broadcast() {
+        return route_status(shared, sender, node, &id, &to);
+    }
     let t = unix_now().to_string();
     let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let edit = short_attr(node, "edit");
     let identity = node.child("device-identity").cloned();
     // (target device, children) pairs, resolved under the state lock.
-    let (to_user, targets) = {
+    let (to_user, targets, notify) = {
         let st = shared.state.lock();
+        let notify = push_name(&st, sender);
         let Some(to_user) = resolve_user(&st, &to) else {
             return server_ack("message", &id, Some(to), Some(404));
         };
@@ -426,7 +441,7 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
                 }
             }
         }
-        (to_user, targets)
+        (to_user, targets, notify)
     };
     for (dev, mut children) in targets {
         let own = dev.user == sender.user && to_user.user != sender.user;
@@ -440,11 +455,61 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
             edit: edit.as_deref(),
             recipient: own.then_some(&to_user),
             addressing_mode: None,
+            notify: notify.as_deref(),
         }
         .build(children);
         deliver(shared, &dev, stanza);
     }
     server_ack("message", &id, Some(to_user), None)
+}
+
+/// A status update (`to="status@broadcast"`): delivered to every existing device named
+/// in `<participants>`, with its `<to>` children and then the message's own `<enc>`s,
+/// as `<message from="status@broadcast" participant=S:s>`.
+fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) -> Node {
+    let t = unix_now().to_string();
+    let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let shared_encs: Vec<Node> = node.children_by_tag("enc").take(4).cloned().collect();
+    let identity = node.child("device-identity").cloned();
+    let (targets, notify) = {
+        let st = shared.state.lock();
+        let notify = push_name(&st, sender);
+        let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
+        if let Some(p) = node.child("participants") {
+            for t in p.children_by_tag("to").take(MAX_TARGETS) {
+                let Some(dev) = t
+                    .attr_opt::<Jid>("jid")
+                    .ok()
+                    .flatten()
+                    .and_then(|j| resolve_device(&st, &j))
+                else {
+                    continue;
+                };
+                if dev != *sender && !targets.iter().any(|(d, _)| *d == dev) {
+                    targets.push((dev, t.children().to_vec()));
+                }
+            }
+        }
+        (targets, notify)
+    };
+    for (dev, mut children) in targets {
+        children.extend(shared_encs.iter().cloned());
+        children.extend(identity.clone());
+        let stanza = Delivery {
+            from: to,
+            participant: Some(sender),
+            id,
+            t: &t,
+            ty: &ty,
+            edit: None,
+            recipient: None,
+            addressing_mode: None,
+            notify: notify.as_deref(),
+        }
+        .build(children);
+        deliver(shared, &dev, stanza);
+    }
+    server_ack("message", id, Some(to.clone()), None)
 }
 
 /// The ids a receipt names: its `id` and the `<list><item id/>` entries.
@@ -478,7 +543,8 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
             participant.as_ref(),
         );
     }
-    let group = to.is_group().then(|| to.clone());
+    // Groups and status updates: the receipt is about the participant's message.
+    let group = (to.is_group() || to.is_broadcast()).then(|| to.clone());
     let owner = if group.is_some() {
         participant.clone()?
     } else {

@@ -438,3 +438,81 @@ async fn faults_duplicate_and_reorder_delivery() {
         assert_eq!(attr(&n, "id").as_deref(), Some("L1"));
     }
 }
+
+#[tokio::test]
+async fn status_broadcast_and_push_name() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    ca1.send(
+        &Node::builder("presence")
+            .attr("type", "available")
+            .attr("name", "Alice A.")
+            .build(),
+    )
+    .await;
+    // 1:1 messages now carry the sender's push name.
+    ca1.send(&message(
+        "N1",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1))],
+    ))
+    .await;
+    let got = next_tag(&mut cb1, "message").await;
+    assert_eq!(attr(&got, "notify").as_deref(), Some("Alice A."));
+    // A status update reaches the devices named in it, as from status@broadcast.
+    let status = Jid::status_broadcast();
+    let skmsg = Node::builder("enc")
+        .attr("v", "2")
+        .attr("type", "skmsg")
+        .bytes(vec![6; 10])
+        .build();
+    let stanza = Node::builder("message")
+        .attr("id", "S1")
+        .attr("to", status.clone())
+        .attr("type", "text")
+        .children([
+            Node::builder("participants")
+                .children([Node::builder("to")
+                    .attr("jid", b1.jid.clone())
+                    .children([blob(2)])
+                    .build()])
+                .build(),
+            skmsg.clone(),
+        ])
+        .build();
+    ca1.send(&stanza).await;
+    let ack = loop {
+        let a = next_tag(&mut ca1, "ack").await;
+        if attr(&a, "id").as_deref() == Some("S1") {
+            break a;
+        }
+    };
+    assert_eq!(ack.attr::<Jid>("from").unwrap(), status);
+    let got = loop {
+        let n = next_tag(&mut cb1, "message").await;
+        if attr(&n, "id").as_deref() == Some("S1") {
+            break n;
+        }
+    };
+    assert_eq!(got.attr::<Jid>("from").unwrap(), status);
+    assert_eq!(got.attr::<Jid>("participant").unwrap(), a1.jid);
+    assert_eq!(got.children().to_vec(), vec![blob(2), skmsg]);
+    // Its receipt goes back to the author.
+    cb1.send(
+        &Node::builder("receipt")
+            .attr("id", "S1")
+            .attr("to", status.clone())
+            .attr("participant", a1.jid.clone())
+            .attr("type", "read")
+            .build(),
+    )
+    .await;
+    let r = next_tag(&mut ca1, "receipt").await;
+    assert_eq!(r.attr::<Jid>("from").unwrap(), status);
+    assert_eq!(r.attr::<Jid>("participant").unwrap(), b1.jid);
+    assert_eq!(attr(&r, "type").as_deref(), Some("read"));
+    eventually(|| sim.queued(&b1.jid) == 1).await; // N1 is still unacked
+}
