@@ -662,6 +662,7 @@ pub(crate) fn route_group_message(
         return server_ack("message", id, Some(to.clone()), Some(403));
     }
     let recipients: Vec<Jid> = devices.into_iter().filter(|d| d != sender).collect();
+    shared.queues().sent(id, sender);
     let server_hash = participant_hash(&recipients);
     let t = unix_now().to_string();
     let ty = node

@@ -17,6 +17,8 @@ use crate::state::Inner;
 pub(crate) const MAX_QUEUE: usize = 1000;
 /// Most `<to>` children looked at in one message.
 pub(crate) const MAX_TARGETS: usize = 2048;
+/// How many recent message ids the server remembers the sending device of.
+const MAX_SENDERS: usize = 10_000;
 /// Longest message id accepted.
 const MAX_ID_LEN: usize = 128;
 /// Most ids taken from a receipt's `<list>`.
@@ -73,6 +75,10 @@ pub(crate) struct Queues {
     map: HashMap<DeviceKey, VecDeque<Queued>>,
     /// Stanzas dropped because a queue (or the phones' queue) was full.
     pub(crate) dropped: u64,
+    /// Which device sent each recent message id (for routing retry receipts), oldest
+    /// first, at most `MAX_SENDERS`.
+    senders: HashMap<String, Jid>,
+    sender_order: VecDeque<String>,
 }
 
 /// The stanzas a login delivers, and the preview counts.
@@ -173,6 +179,23 @@ impl Queues {
             !hit
         });
         before - v.len()
+    }
+
+    /// Remembers that `device` sent message `id`.
+    pub(crate) fn sent(&mut self, id: &str, device: &Jid) {
+        if self.senders.insert(id.to_owned(), device.clone()).is_none() {
+            self.sender_order.push_back(id.to_owned());
+            if self.sender_order.len() > MAX_SENDERS
+                && let Some(old) = self.sender_order.pop_front()
+            {
+                self.senders.remove(&old);
+            }
+        }
+    }
+
+    /// The device that sent message `id`, if it is recent.
+    pub(crate) fn sender_of(&self, id: &str) -> Option<Jid> {
+        self.senders.get(id).cloned()
     }
 
     /// How many stanzas wait for a device.
@@ -443,6 +466,7 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
         }
         (to_user, targets, notify)
     };
+    shared.queues().sent(&id, sender);
     for (dev, mut children) in targets {
         let own = dev.user == sender.user && to_user.user != sender.user;
         children.extend(identity.clone());
@@ -492,6 +516,7 @@ fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) 
         }
         (targets, notify)
     };
+    shared.queues().sent(id, sender);
     for (dev, mut children) in targets {
         children.extend(shared_encs.iter().cloned());
         children.extend(identity.clone());
@@ -553,7 +578,16 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
     let targets: Vec<Jid> = {
         let st = shared.state.lock();
         let user = resolve_user(&st, &owner)?;
-        if ty.as_deref() == Some("retry") && owner.device != 0 {
+        let original = shared
+            .queues()
+            .sender_of(&id)
+            .filter(|d| d.user == user.user);
+        if ty.as_deref() == Some("retry")
+            && let Some(device) = original
+        {
+            // A retry goes to the device that sent the message.
+            vec![device]
+        } else if ty.as_deref() == Some("retry") && owner.device != 0 {
             resolve_device(&st, &owner).into_iter().collect()
         } else {
             user_devices(&st, user.user.as_str())

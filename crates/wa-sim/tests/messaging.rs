@@ -346,6 +346,39 @@ async fn phone_send_reaches_peer_and_own_companions() {
         dsm.message.unwrap().conversation.as_deref(),
         Some("from the phone")
     );
+    // A retry receipt goes to the phone only (it sent the message), which sends the
+    // message again on a fresh session, same id.
+    ca1.send(
+        &Node::builder("receipt")
+            .attr("id", id.clone())
+            .attr("to", Jid::pn(BOB))
+            .attr("type", "retry")
+            .children([
+                Node::builder("retry")
+                    .attr("count", "1")
+                    .attr("id", id.clone())
+                    .attr("v", "1")
+                    .build(),
+                Node::builder("registration")
+                    .bytes(a1.creds.registration_id.to_be_bytes().to_vec())
+                    .build(),
+            ])
+            .build(),
+    )
+    .await;
+    let again = next_tag(&mut ca1, "message").await;
+    assert_eq!(attr(&again, "id"), Some(id.clone()));
+    let enc = again.child("enc").unwrap();
+    assert_eq!(attr(enc, "type").as_deref(), Some("pkmsg"));
+    assert_eq!(attr(enc, "count").as_deref(), Some("1"));
+    let m = a1.decrypt(&again).await;
+    assert_eq!(m.conversation.as_deref(), Some("from the phone"));
+    // Bob's companion saw the delivery receipts (Alice's phone acknowledged too), never
+    // the retry.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    while let Ok(Some(n)) = tokio::time::timeout_at(until, cb1.recv()).await {
+        assert!(n.tag() != "receipt" || attr(&n, "type").as_deref() != Some("retry"));
+    }
     // Alice answers on the session the phone started: the phone decrypts a `msg`.
     let reply = a1.encrypt(&pn(BOB, 0), &text("hi phone")).await;
     assert_eq!(attr(&reply, "type").as_deref(), Some("msg"));
