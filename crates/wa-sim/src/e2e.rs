@@ -414,7 +414,10 @@ async fn resend(shared: &Arc<Shared>, phone: &str, receipt: &Node) {
     let ty = stanza_type(&plain);
     let enc = {
         let _busy = signal.busy.lock().await;
-        let _ = signal.repo.delete_session(&[device.clone()]).await;
+        let _ = signal
+            .repo
+            .delete_session(std::slice::from_ref(&device))
+            .await;
         if !ensure_session(shared, &signal, &device).await {
             return;
         }
