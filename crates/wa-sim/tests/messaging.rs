@@ -549,3 +549,160 @@ async fn status_broadcast_and_push_name() {
     assert_eq!(attr(&r, "type").as_deref(), Some("read"));
     eventually(|| sim.queued(&b1.jid) == 1).await; // N1 is still unacked
 }
+
+#[tokio::test]
+async fn queues_are_bounded_oldest_dropped() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let total = 1005;
+    for i in 0..total {
+        ca1.send(&message(
+            &format!("Q{i}"),
+            &Jid::pn(BOB),
+            vec![(b1.jid.clone(), blob(1))],
+        ))
+        .await;
+    }
+    // The acks come in order: the last one means every message was routed.
+    loop {
+        let a = next_tag(&mut ca1, "ack").await;
+        if attr(&a, "id").as_deref() == Some("Q1004") {
+            break;
+        }
+    }
+    assert_eq!(sim.queued(&b1.jid), 1000);
+    assert_eq!(sim.dropped_stanzas(), 5);
+    let (_cb1, seen) = b1.login(&sim).await;
+    let ids: Vec<String> = seen
+        .iter()
+        .filter(|n| n.tag() == "message")
+        .filter_map(|n| attr(n, "id"))
+        .collect();
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(ids.first().map(String::as_str), Some("Q5"));
+    assert_eq!(ids.last().map(String::as_str), Some("Q1004"));
+}
+
+#[tokio::test]
+async fn hostile_stanzas_do_not_hurt_the_server() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut c, _) = a1.login(&sim).await;
+    let long_id = "X".repeat(10_000);
+    let many_to: Vec<(Jid, Node)> = (0..5000)
+        .map(|i| (Jid::pn(format!("1555{i:07}")), blob(0)))
+        .collect();
+    let junk = vec![
+        message(&long_id, &Jid::pn(BOB), vec![]),
+        message("H1", &Jid::pn(BOB), many_to),
+        message("H2", &Jid::group("1-2"), vec![]),
+        message("H3", &Jid::status_broadcast(), vec![]),
+        message("H4", &Jid::server_jid(), vec![]),
+        Node::builder("message")
+            .attr("id", "H5")
+            .attr("to", Jid::pn(BOB))
+            .children([Node::builder("participants").bytes(vec![1, 2, 3]).build()])
+            .build(),
+        Node::builder("receipt")
+            .attr("id", "H6")
+            .attr("to", Jid::group("1-2"))
+            .build(),
+        Node::builder("receipt")
+            .attr("id", "H7")
+            .attr("to", b1.jid.clone())
+            .children([Node::builder("list")
+                .children(
+                    (0..5000).map(|i| Node::builder("item").attr("id", format!("I{i}")).build()),
+                )
+                .build()])
+            .build(),
+        Node::builder("ack")
+            .attr("class", "receipt")
+            .attr("id", "")
+            .build(),
+        Node::builder("presence")
+            .attr("name", "N".repeat(100_000))
+            .build(),
+        iq("g1", "set", "w:g2", vec![]),
+        iq("g2", "set", "w:g2", vec![Node::new("create")]),
+        iq("g3", "get", "w:g2", vec![Node::new("participating")]),
+        iq(
+            "g4",
+            "set",
+            "w:g2",
+            vec![
+                Node::builder("leave")
+                    .children([Node::new("group")])
+                    .build(),
+            ],
+        ),
+    ];
+    for n in &junk {
+        c.send(n).await;
+    }
+    let pong = c.query(iq("p1", "get", "w:p", vec![])).await;
+    assert_eq!(attr(&pong, "type").as_deref(), Some("result"));
+    // Of all that, b1 gets only the receipt addressed to it (H7).
+    assert_eq!(sim.queued(&b1.jid), 1);
+    let (_cb1, seen) = b1.login(&sim).await;
+    let got: Vec<(&str, Option<String>)> = seen
+        .iter()
+        .filter(|n| attr(n, "offline").is_some())
+        .map(|n| (n.tag(), attr(n, "id")))
+        .collect();
+    assert_eq!(got, vec![("receipt", Some("H7".to_owned()))]);
+    assert!(sim.is_online(&a1.jid));
+}
+
+#[tokio::test]
+async fn restart_keeps_groups_and_gives_the_phone_new_keys() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let group = sim
+        .phone_create_group(BOB, "Kept", &[Jid::pn(ALICE)])
+        .unwrap();
+    let (mut c, _) = a1.login(&sim).await;
+    let bob0 = pn(BOB, 0);
+    let before = a1.start_session(&mut c, &bob0).await;
+    drop(c);
+    let json = sim.state().to_json();
+    let addr = sim.local_addr();
+    sim.shutdown().await;
+    let state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(SimConfig {
+        addr,
+        state,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sim.group_members(&group),
+        Some(vec![Jid::pn(BOB), Jid::pn(ALICE)])
+    );
+    // The phone lost its Signal state: a message on the old session gets a retry.
+    let (mut c, _) = a1.login(&sim).await;
+    let stale = a1.encrypt(&bob0, &text("old session")).await;
+    c.send(&message("ST1", &Jid::pn(BOB), vec![(bob0.clone(), stale)]))
+        .await;
+    let r = next_tag(&mut c, "receipt").await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("retry"));
+    let after = a1.start_session(&mut c, &bob0).await;
+    assert_eq!(
+        after.identity_key, before.identity_key,
+        "same account identity"
+    );
+    assert_ne!(
+        after.signed_pre_key, before.signed_pre_key,
+        "new signed pre-key"
+    );
+    let fresh = a1.encrypt(&bob0, &text("new session")).await;
+    c.send(&message("ST2", &Jid::pn(BOB), vec![(bob0, fresh)]))
+        .await;
+    let r = next_tag(&mut c, "receipt").await;
+    assert_eq!(attr(&r, "id").as_deref(), Some("ST2"));
+    assert!(attr(&r, "type").is_none());
+}
