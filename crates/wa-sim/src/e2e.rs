@@ -497,7 +497,7 @@ async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> 
 /// Encrypts `message` from `phone`'s phone to every device of `to` and to the phone's own
 /// companions (wrapped in a `DeviceSentMessage`) and routes it as sent by device 0.
 pub(crate) async fn phone_send(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     phone: &str,
     to: &Jid,
     message: Message,
@@ -576,7 +576,7 @@ pub(crate) async fn phone_send(
 /// Group send from the phone: one `skmsg` for everyone, and the sender-key distribution
 /// message pairwise to every member device.
 async fn phone_send_group(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     phone: &str,
     signal: &PhoneSignal,
     group: &Jid,
