@@ -706,3 +706,40 @@ async fn restart_keeps_groups_and_gives_the_phone_new_keys() {
     assert_eq!(attr(&r, "id").as_deref(), Some("ST2"));
     assert!(attr(&r, "type").is_none());
 }
+
+#[tokio::test]
+async fn a_replacing_login_takes_over_the_queue_without_duplicates() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut old, _) = b1.login(&sim).await;
+    ca1.send(&message(
+        "T1",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1))],
+    ))
+    .await;
+    next_tag(&mut old, "message").await;
+    // A second login of b1 replaces the first and gets the unacked message again.
+    let (mut new, seen) = b1.login(&sim).await;
+    let ids: Vec<String> = seen
+        .iter()
+        .filter(|n| n.tag() == "message")
+        .filter_map(|n| attr(n, "id"))
+        .collect();
+    assert_eq!(ids, ["T1"]);
+    // While the old connection is still closing, a new message arrives: only the new
+    // connection delivers it, and nothing comes twice.
+    ca1.send(&message(
+        "T2",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(2))],
+    ))
+    .await;
+    let got = next_tag(&mut new, "message").await;
+    assert_eq!(attr(&got, "id").as_deref(), Some("T2"));
+    assert_quiet(&mut new, "message").await;
+    let end = old.drain().await;
+    assert!(end.iter().any(|n| n.tag() == "stream:error"));
+}
