@@ -511,7 +511,12 @@ pub(crate) async fn phone_send(
         let st = shared.state.lock();
         let to_user = route::resolve_user(&st, to)
             .ok_or_else(|| Error::UnknownAccount(to.user.as_str().to_owned()))?;
-        let peers = route::user_devices(&st, to_user.user.as_str());
+        // A note to self goes to the own companions only (as DeviceSentMessage).
+        let peers = if to_user.user.as_str() == phone {
+            Vec::new()
+        } else {
+            route::user_devices(&st, to_user.user.as_str())
+        };
         let own: Vec<Jid> = route::user_devices(&st, phone)
             .into_iter()
             .filter(|d| d.device != 0)

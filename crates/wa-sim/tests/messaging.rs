@@ -743,3 +743,27 @@ async fn a_replacing_login_takes_over_the_queue_without_duplicates() {
     let end = old.drain().await;
     assert!(end.iter().any(|n| n.tag() == "stream:error"));
 }
+
+#[tokio::test]
+async fn phone_note_to_self_reaches_own_companions_as_device_sent() {
+    let sim = sim().await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    let id = sim
+        .phone_send(BOB, &Jid::pn(BOB), text("note"))
+        .await
+        .unwrap();
+    let got = next_tag(&mut cb1, "message").await;
+    assert_eq!(attr(&got, "id"), Some(id));
+    assert_eq!(got.children().len(), 1, "one copy, for this device");
+    let dsm = b1
+        .decrypt(&got)
+        .await
+        .device_sent_message
+        .expect("a DeviceSentMessage");
+    assert_eq!(
+        dsm.destination_jid.as_deref(),
+        Some("15550000002@s.whatsapp.net")
+    );
+    assert_eq!(dsm.message.unwrap().conversation.as_deref(), Some("note"));
+}
