@@ -25,6 +25,10 @@ use crate::sim::{Shared, unix_now};
 const PREKEY_LOW: usize = 10;
 /// How many one-time pre-keys the phone generates at a time.
 const PREKEY_BATCH: u32 = 50;
+/// The phone's one-time pre-key ids cycle through `1..=PREKEY_ID_WINDOW`, so at most this
+/// many private pre-keys are ever held (a key handed out and never used is overwritten
+/// when its id comes round again).
+const PREKEY_ID_WINDOW: u32 = 4096;
 /// Most messages kept in a phone's inbox (the oldest is dropped beyond).
 pub(crate) const MAX_INBOX: usize = 1000;
 /// Most stanzas waiting for the phones to process them (beyond, they are dropped).
@@ -111,9 +115,11 @@ impl PhoneSignal {
         if keys.one_time.len() >= PREKEY_LOW {
             return;
         }
-        let batch = generate_pre_keys(keys.next_id, PREKEY_BATCH, &mut OsRng);
-        for k in batch {
-            keys.next_id = k.id % wa_signal::MAX_PRE_KEY_ID + 1;
+        for _ in 0..PREKEY_BATCH {
+            let Some(k) = generate_pre_keys(keys.next_id, 1, &mut OsRng).pop() else {
+                break;
+            };
+            keys.next_id = k.id % PREKEY_ID_WINDOW + 1;
             keys.one_time.push_back((k.id, k.key_pair.public));
             self.repo.store().add_pre_key(k);
         }
@@ -700,4 +706,40 @@ pub(crate) fn phone_create_group(
 /// The phone's inbox.
 pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
     phone_signal(shared, phone).map_or_else(Vec::new, |s| s.inbox())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_id(nodes: &[Node]) -> Option<u32> {
+        let id = nodes
+            .iter()
+            .find(|n| n.tag() == "key")?
+            .child("id")?
+            .content_bytes()?;
+        Some(id.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
+    }
+
+    #[test]
+    fn phone_pre_keys_are_replenished_within_a_bounded_id_window() {
+        let identity = KeyPair::generate(&mut OsRng);
+        let phone = PhoneSignal::new(&identity);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..5000u32 {
+            let nodes = phone.bundle_nodes();
+            let id = key_id(&nodes).expect("a one-time key every time");
+            assert!((1..=PREKEY_ID_WINDOW).contains(&id), "{id}");
+            if i < PREKEY_ID_WINDOW {
+                assert!(
+                    seen.insert(id),
+                    "id {id} handed out twice within one window"
+                );
+            }
+            assert!(phone.prekey_count() >= PREKEY_LOW);
+        }
+        // Every private key behind an id in the window is held, nothing beyond it.
+        assert!(phone.repo.store().has_pre_key(1));
+        assert!(!phone.repo.store().has_pre_key(PREKEY_ID_WINDOW + 1));
+    }
 }
