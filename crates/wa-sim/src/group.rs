@@ -370,6 +370,59 @@ fn on_server(
                 vec![Node::builder("leave").children(left).build()],
             )
         }
+        (get_or_set, "invite") => {
+            let code = op
+                .attr_opt::<String>("code")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let Some(gid) = st
+                .groups
+                .values()
+                .find(|g| !code.is_empty() && g.invite == code)
+                .map(|g| g.id.clone())
+            else {
+                return iq_error(id, server, 404, "item-not-found");
+            };
+            if get_or_set == "get" {
+                // The group behind an invite code (metadata, membership not needed).
+                let node = st.groups.get(&gid).map(Group::node);
+                return iq_result(id, server, node.into_iter().collect());
+            }
+            let devices = st
+                .groups
+                .get(&gid)
+                .map(|g| g.devices(st))
+                .unwrap_or_default();
+            let Some(group) = st.groups.get_mut(&gid) else {
+                return iq_error(id, server, 404, "item-not-found");
+            };
+            let jid = group.jid();
+            if group.role(&me_user).is_none() {
+                if group.participants.len() >= MAX_PARTICIPANTS {
+                    return iq_error(id, server, 500, "internal-server-error");
+                }
+                group.participants.push((me_user.clone(), Role::Member));
+                let mut targets = devices;
+                targets.extend(user_devices(st, &me_user));
+                notices.push(Notice {
+                    group: jid.clone(),
+                    actor: me.clone(),
+                    child: Node::builder("add")
+                        .attr("reason", "invite")
+                        .children([Node::builder("participant")
+                            .attr("jid", Jid::pn(me_user.clone()))
+                            .build()])
+                        .build(),
+                    devices: targets,
+                });
+            }
+            iq_result(
+                id,
+                server,
+                vec![Node::builder("group").attr("jid", jid).build()],
+            )
+        }
         ("get", "participating") => {
             let groups: Vec<Node> = st
                 .groups
