@@ -5,7 +5,7 @@ mod common;
 
 use common::party::*;
 use common::*;
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::{DeviceSentMessage, Message};
 use wa_sim::{Fault, Sim, SimConfig};
 
@@ -766,4 +766,159 @@ async fn phone_note_to_self_reaches_own_companions_as_device_sent() {
         Some("15550000002@s.whatsapp.net")
     );
     assert_eq!(dsm.message.unwrap().conversation.as_deref(), Some("note"));
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn node(&mut self, depth: u32, jids: &[Jid]) -> Node {
+        const TAGS: &[&str] = &[
+            "participants",
+            "to",
+            "enc",
+            "list",
+            "item",
+            "create",
+            "participant",
+            "group",
+            "invite",
+            "subject",
+            "description",
+            "body",
+            "add",
+            "remove",
+            "promote",
+            "leave",
+            "query",
+            "locked",
+            "announcement",
+            "retry",
+            "registration",
+            "device-identity",
+            "key",
+            "user",
+        ];
+        const KEYS: &[&str] = &[
+            "id",
+            "to",
+            "jid",
+            "type",
+            "participant",
+            "class",
+            "phash",
+            "addressing_mode",
+            "subject",
+            "code",
+            "edit",
+            "count",
+            "expiration",
+            "delete",
+            "request",
+        ];
+        const VALUES: &[&str] = &[
+            "",
+            "1",
+            "x",
+            "retry",
+            "read",
+            "skmsg",
+            "pkmsg",
+            "msg",
+            "message",
+            "receipt",
+            "notification",
+            "true",
+            "-1",
+            "99999999999",
+            "interactive",
+        ];
+        let mut b = Node::builder(*self.pick(TAGS));
+        for _ in 0..(self.next() % 5) {
+            let key = *self.pick(KEYS);
+            b = if self.next() % 2 == 0 {
+                b.attr(key, self.pick(jids).clone())
+            } else {
+                b.attr(key, *self.pick(VALUES))
+            };
+        }
+        if depth > 0 && self.next() % 3 != 0 {
+            let n = self.next() % 4;
+            b.children(
+                (0..n)
+                    .map(|_| self.node(depth - 1, jids))
+                    .collect::<Vec<_>>(),
+            )
+            .build()
+        } else if self.next() % 2 == 0 {
+            b.bytes(vec![
+                (self.next() & 0xff) as u8;
+                (self.next() % 40) as usize
+            ])
+            .build()
+        } else {
+            b.build()
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_stanzas_never_hurt_the_server() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let group = sim
+        .phone_create_group(BOB, "Fuzz", &[Jid::pn(ALICE)])
+        .unwrap();
+    let (mut c, _) = a1.login(&sim).await;
+    let jids = vec![
+        Jid::pn(ALICE),
+        Jid::pn(BOB),
+        a1.jid.clone(),
+        b1.jid.clone(),
+        pn(BOB, 0),
+        pn(BOB, 77),
+        group,
+        Jid::group("1-2"),
+        Jid::status_broadcast(),
+        Jid::server_jid(),
+        Jid::new("", Server::Group),
+        Jid::lid("100000000000001"),
+    ];
+    let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+    for i in 0..2000u32 {
+        let mut top = g.node(3, &jids);
+        top.tag = (*g.pick(&[
+            "message",
+            "receipt",
+            "ack",
+            "iq",
+            "presence",
+            "notification",
+        ]))
+        .into();
+        if top.tag() == "iq" {
+            top.attrs
+                .insert("xmlns", *g.pick(&["w:g2", "encrypt", "usync", "w:p"]));
+            top.attrs.insert("type", *g.pick(&["get", "set"]));
+            top.attrs.insert("id", format!("f{i}"));
+        }
+        c.send(&top).await;
+    }
+    let pong = c.query(iq("alive", "get", "w:p", vec![])).await;
+    assert_eq!(attr(&pong, "type").as_deref(), Some("result"));
+    // Others are still served too.
+    let (_cb1, seen) = b1.login(&sim).await;
+    assert!(seen.last().unwrap().child("offline").is_some());
 }
