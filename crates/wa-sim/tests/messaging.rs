@@ -847,13 +847,13 @@ impl Gen {
         let mut b = Node::builder(*self.pick(TAGS));
         for _ in 0..(self.next() % 5) {
             let key = *self.pick(KEYS);
-            b = if self.next() % 2 == 0 {
+            b = if self.next().is_multiple_of(2) {
                 b.attr(key, self.pick(jids).clone())
             } else {
                 b.attr(key, *self.pick(VALUES))
             };
         }
-        if depth > 0 && self.next() % 3 != 0 {
+        if depth > 0 && !self.next().is_multiple_of(3) {
             let n = self.next() % 4;
             b.children(
                 (0..n)
@@ -861,7 +861,7 @@ impl Gen {
                     .collect::<Vec<_>>(),
             )
             .build()
-        } else if self.next() % 2 == 0 {
+        } else if self.next().is_multiple_of(2) {
             b.bytes(vec![
                 (self.next() & 0xff) as u8;
                 (self.next() % 40) as usize
