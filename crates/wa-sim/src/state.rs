@@ -7,6 +7,9 @@ use rand_core::OsRng;
 use wa_binary::Jid;
 use wa_crypto::{KeyPair, PublicKey};
 
+use crate::e2e::PhoneSignal;
+use crate::group::Group;
+
 /// Most one-time pre-keys kept per device (uploads beyond are dropped, oldest first).
 pub(crate) const MAX_PREKEYS_PER_DEVICE: usize = 2048;
 /// Most companion devices per account (device ids 1..=this).
@@ -47,6 +50,10 @@ pub(crate) struct Inner {
     pub(crate) keys: ServerKeys,
     pub(crate) accounts: BTreeMap<String, Account>,
     pub(crate) next_lid: u64,
+    /// Groups by id (the user part of `id@g.us`).
+    pub(crate) groups: BTreeMap<String, Group>,
+    /// The last group number handed out.
+    pub(crate) next_group: u64,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -60,6 +67,10 @@ pub(crate) struct Account {
     /// Device ids handed out in pair-success, not yet confirmed.
     pub(crate) reserved: Vec<u16>,
     pub(crate) next_key_index: u32,
+    /// The phone's Signal state (in memory only, regenerated on load).
+    pub(crate) signal: Arc<PhoneSignal>,
+    /// The push name a device of the account last announced (`<presence name>`).
+    pub(crate) push_name: Option<String>,
 }
 
 /// A linked companion device.
@@ -95,6 +106,22 @@ pub struct AccountInfo {
 }
 
 impl Account {
+    /// A new account whose phone has this identity key.
+    pub(crate) fn new(phone: String, lid_user: String, identity: KeyPair, created: u64) -> Self {
+        let signal = Arc::new(PhoneSignal::new(&identity));
+        Account {
+            phone,
+            lid_user,
+            identity,
+            created,
+            devices: BTreeMap::new(),
+            reserved: Vec::new(),
+            next_key_index: 1,
+            signal,
+            push_name: None,
+        }
+    }
+
     pub(crate) fn info(&self) -> AccountInfo {
         AccountInfo {
             phone: self.phone.clone(),
@@ -135,6 +162,8 @@ impl SimState {
             keys,
             accounts: BTreeMap::new(),
             next_lid: 100_000_000_000_001,
+            groups: BTreeMap::new(),
+            next_group: 0,
         })))
     }
 
@@ -162,15 +191,12 @@ impl Inner {
         }
         let lid_user = self.next_lid.to_string();
         self.next_lid += 1;
-        let acct = Account {
-            phone: phone.to_owned(),
+        let acct = Account::new(
+            phone.to_owned(),
             lid_user,
-            identity: KeyPair::generate(&mut OsRng),
-            created: now,
-            devices: BTreeMap::new(),
-            reserved: Vec::new(),
-            next_key_index: 1,
-        };
+            KeyPair::generate(&mut OsRng),
+            now,
+        );
         let info = acct.info();
         self.accounts.insert(phone.to_owned(), acct);
         info
