@@ -1,0 +1,198 @@
+//! Group management through wa-sim: every request, the metadata cache, and notifications
+//! reaching other members as events.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_groups::{
+    Error, GroupChange, GroupSetting, GroupUpdate, Groups, GroupsConfig, ParticipantAction,
+    ParticipantRole,
+};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+const C: &str = "15550000003";
+const D: &str = "15550000004";
+
+/// The next group update for `group` satisfying `pred`.
+async fn next_group_update(
+    rx: &mut broadcast::Receiver<Event>,
+    group: &Jid,
+    mut pred: impl FnMut(&GroupUpdate) -> bool,
+) -> GroupUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("group update in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_lifecycle_through_the_simulator() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    sim.add_account(C).await;
+    sim.add_account(D).await;
+    let ga = Groups::new(sock_a.clone(), &GroupsConfig::default());
+    let gb = Groups::new(sock_b.clone(), &GroupsConfig::default());
+    let mut ev_b = sock_b.events();
+
+    // Create: A is super admin, B and C members.
+    let meta = ga.create("Team", &[Jid::pn(B), Jid::pn(C)]).await.unwrap();
+    let gid = meta.id.clone();
+    assert_eq!(meta.subject, "Team");
+    let mut members: Vec<_> = meta.participants.iter().map(|p| p.jid.clone()).collect();
+    members.sort_by_key(ToString::to_string);
+    assert_eq!(members, [Jid::pn(A), Jid::pn(B), Jid::pn(C)]);
+    let me = meta
+        .participants
+        .iter()
+        .find(|p| p.jid == Jid::pn(A))
+        .unwrap();
+    assert_eq!(me.role, ParticipantRole::SuperAdmin);
+    let created = next_group_update(&mut ev_b, &gid, |u| {
+        matches!(u.changes.first(), Some(GroupChange::Created(_)))
+    })
+    .await;
+    assert_eq!(created.group, gid);
+
+    // B's metadata: fetched once, then served from the cache.
+    let mb = gb.metadata(&gid).await.unwrap();
+    assert_eq!(mb.subject, "Team");
+
+    // Add D, promote B, remove C: results per member, notifications reach B, whose
+    // cached metadata follows them without a new query.
+    let r = ga
+        .participants_update(&gid, &[Jid::pn(D)], ParticipantAction::Add)
+        .await
+        .unwrap();
+    assert_eq!((r[0].jid.clone(), r[0].status), (Jid::pn(D), 200));
+    next_group_update(&mut ev_b, &gid, |u| {
+        u.changes == [GroupChange::Added(vec![Jid::pn(D)])]
+    })
+    .await;
+    ga.participants_update(&gid, &[Jid::pn(B)], ParticipantAction::Promote)
+        .await
+        .unwrap();
+    next_group_update(&mut ev_b, &gid, |u| {
+        matches!(u.changes.first(), Some(GroupChange::Promoted(_)))
+    })
+    .await;
+    ga.participants_update(&gid, &[Jid::pn(C)], ParticipantAction::Remove)
+        .await
+        .unwrap();
+    let removed = next_group_update(&mut ev_b, &gid, |u| {
+        matches!(u.changes.first(), Some(GroupChange::Removed(_)))
+    })
+    .await;
+    assert_eq!(
+        removed.actor.as_ref().map(|a| a.user.to_string()),
+        Some(A.to_owned())
+    );
+    let mb = gb.metadata(&gid).await.unwrap();
+    let mut members: Vec<_> = mb.participants.iter().map(|p| p.jid.clone()).collect();
+    members.sort_by_key(ToString::to_string);
+    assert_eq!(members, [Jid::pn(A), Jid::pn(B), Jid::pn(D)]);
+    let b_role = mb
+        .participants
+        .iter()
+        .find(|p| p.jid == Jid::pn(B))
+        .unwrap()
+        .role;
+    assert!(b_role.is_admin());
+    let mut in_sim = sim.group_members(&gid).unwrap();
+    in_sim.sort_by_key(ToString::to_string);
+    assert_eq!(in_sim, members);
+
+    // Adding someone already in: a per-member error, not a failed request.
+    let r = ga
+        .participants_update(&gid, &[Jid::pn(D)], ParticipantAction::Add)
+        .await
+        .unwrap();
+    assert_ne!(r[0].status, 200);
+
+    // Subject, description, settings.
+    ga.update_subject(&gid, "Renamed").await.unwrap();
+    next_group_update(&mut ev_b, &gid, |u| {
+        u.changes == [GroupChange::Subject("Renamed".into())]
+    })
+    .await;
+    ga.update_description(&gid, Some("What we do"))
+        .await
+        .unwrap();
+    next_group_update(&mut ev_b, &gid, |u| {
+        matches!(u.changes.first(), Some(GroupChange::Description(Some(d))) if d == "What we do")
+    })
+    .await;
+    ga.setting_update(&gid, GroupSetting::Announcement)
+        .await
+        .unwrap();
+    next_group_update(&mut ev_b, &gid, |u| {
+        u.changes == [GroupChange::Announce(true)]
+    })
+    .await;
+    ga.setting_update(&gid, GroupSetting::Locked).await.unwrap();
+    next_group_update(&mut ev_b, &gid, |u| {
+        u.changes == [GroupChange::Locked(true)]
+    })
+    .await;
+    let fresh = gb.fetch_metadata(&gid).await.unwrap();
+    assert_eq!(fresh.subject, "Renamed");
+    assert_eq!(fresh.description.as_deref(), Some("What we do"));
+    assert!(fresh.announce && fresh.restrict);
+    assert_eq!(gb.metadata(&gid).await.unwrap().subject, "Renamed");
+
+    // Invite codes: get, revoke gives a new one, a link joins C back.
+    let code = ga.invite_code(&gid).await.unwrap();
+    let code2 = ga.revoke_invite(&gid).await.unwrap();
+    assert!(!code.is_empty());
+    assert_ne!(code, code2);
+    let (sock_c, _) = wa_testkit::link(&sim, C).await;
+    let gc = Groups::new(sock_c.clone(), &GroupsConfig::default());
+    assert!(matches!(
+        gc.accept_invite(&code).await,
+        Err(Error::Refused { .. })
+    ));
+    assert_eq!(gc.accept_invite(&code2).await.unwrap(), gid);
+    assert!(sim.group_members(&gid).unwrap().contains(&Jid::pn(C)));
+
+    // Everyone's group list; then B leaves and loses access.
+    let all = gb.fetch_all_participating().await.unwrap();
+    assert!(all.contains_key(&gid));
+    gb.leave(&gid).await.unwrap();
+    assert!(!sim.group_members(&gid).unwrap().contains(&Jid::pn(B)));
+    assert!(matches!(
+        gb.fetch_metadata(&gid).await,
+        Err(Error::Refused { .. })
+    ));
+
+    // Bad requests fail before they are sent.
+    assert!(matches!(
+        ga.create("  ", &[Jid::pn(B)]).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        ga.participants_update(&gid, &[], ParticipantAction::Add)
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
+    // A group that does not exist.
+    assert!(matches!(
+        ga.fetch_metadata(&Jid::group("1-1")).await,
+        Err(Error::Refused { .. })
+    ));
+    sock_a.close().await;
+    sock_b.close().await;
+    sock_c.close().await;
+}
