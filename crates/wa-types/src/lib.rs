@@ -2,9 +2,11 @@
 
 mod connection;
 mod event;
+mod message;
 mod message_key;
 
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
+pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;
 pub use wa_binary::Jid;
