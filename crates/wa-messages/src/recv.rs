@@ -1,0 +1,306 @@
+//! Receiving: decrypt, commit (session state + processed marker), receipt, event.
+
+use tracing::{debug, warn};
+use wa_binary::{Jid, Node};
+use wa_proto::e2e::Message;
+use wa_signal::CiphertextType;
+use wa_store::{AuthCreds, Batch, ProcessedMessageStore};
+use wa_types::{Event, MessageKey, MessagesUpsert, WaMessage};
+
+use crate::messenger::{Inner, Me, Repo, unix_now};
+use crate::stanza::{self, RetryKeys, RetryRequest};
+use crate::{Error, decode_plaintext};
+
+/// The addressing facts of one incoming `<message>`.
+pub(crate) struct Incoming {
+    pub(crate) id: String,
+    /// The chat: the peer user, or the group.
+    pub(crate) chat: Jid,
+    /// The sending device.
+    pub(crate) sender: Jid,
+    pub(crate) from_me: bool,
+    pub(crate) sender_alt: Option<Jid>,
+    pub(crate) push_name: Option<String>,
+    pub(crate) t: u64,
+    pub(crate) offline: bool,
+}
+
+/// Reads the addressing attributes; `None` when `from`/`id` (or a group's `participant`)
+/// is missing or malformed.
+pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
+    let id = stanza::id_attr(node)?.to_owned();
+    let from = stanza::jid_attr(node, "from")?;
+    let participant = stanza::jid_attr(node, "participant");
+    let (mut chat, sender) = if from.is_group() || from.is_broadcast() {
+        (from.clone(), participant?)
+    } else {
+        (from.to_non_ad(), from.clone())
+    };
+    let from_me = me.is_me_user(&sender);
+    if from_me
+        && !chat.is_group()
+        && let Some(r) = stanza::jid_attr(node, "recipient")
+    {
+        chat = r.to_non_ad();
+    }
+    let alt_keys: &[&str] = if sender.is_lid() {
+        &["participant_pn", "sender_pn"]
+    } else {
+        &["participant_lid", "sender_lid"]
+    };
+    let sender_alt = alt_keys.iter().find_map(|k| stanza::jid_attr(node, k));
+    let push_name = stanza::str_attr(node, "notify")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.chars().take(256).collect());
+    let t = node.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
+    let offline = node.get_attr("offline").is_some();
+    Some(Incoming {
+        id,
+        chat,
+        sender,
+        from_me,
+        sender_alt,
+        push_name,
+        t,
+        offline,
+    })
+}
+
+/// Whether the message carries more than a sender-key distribution (which is processed but
+/// not reported).
+fn has_content(m: &Message) -> bool {
+    let mut stripped = m.clone();
+    stripped.sender_key_distribution_message = None;
+    stripped.message_context_info = None;
+    stripped != Message::default()
+}
+
+/// Processes one `<message>` stanza end to end. Never panics, and every stanza is
+/// answered: a delivery receipt after the commit, a retry receipt when decryption fails,
+/// or an ack.
+pub(crate) async fn handle_message(inner: &Inner, node: Node) {
+    let creds = match inner.creds().await {
+        Ok(c) => c,
+        Err(_) => {
+            debug!("message before login; leaving it for redelivery");
+            return;
+        }
+    };
+    let Ok(me) = Inner::me(&creds) else { return };
+    let Some(info) = parse_incoming(&node, &me) else {
+        warn!("message stanza without usable from/id/participant");
+        send(inner, &stanza::ack_for(&node, "message", Some(487))).await;
+        return;
+    };
+    let encs = stanza::enc_children(&node);
+    if encs.is_empty() {
+        debug!("message {} has nothing to decrypt; acknowledging", info.id);
+        send(inner, &stanza::ack_for(&node, "message", None)).await;
+        return;
+    }
+    let chat_s = info.chat.to_string();
+    let sender_s = info.sender.to_string();
+    let outcome = {
+        let _guard = inner.crypto.lock().await;
+        match inner
+            .socket
+            .store()
+            .is_message_processed(&chat_s, &info.id, &sender_s)
+            .await
+        {
+            Ok(true) => Outcome::Duplicate,
+            Ok(false) => decrypt_and_commit(inner, &creds, &info, &encs).await,
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    };
+    match outcome {
+        Outcome::Duplicate => {
+            debug!(
+                "message {} from {} already processed; re-acknowledging",
+                info.id, sender_s
+            );
+            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+        }
+        Outcome::Done(message) => {
+            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+            if let Some(message) = message {
+                emit_message(inner, &info, message);
+            }
+        }
+        Outcome::Failed(e) => {
+            warn!("message {} from {sender_s} failed: {e}", info.id);
+            send_retry(inner, &creds, &node, &info).await;
+        }
+    }
+}
+
+enum Outcome {
+    Duplicate,
+    Done(Option<Box<Message>>),
+    Failed(Error),
+}
+
+/// Decrypts every `<enc>` with a staged store, then commits the state changes together
+/// with the processed marker. Called under the crypto lock.
+async fn decrypt_and_commit(
+    inner: &Inner,
+    creds: &AuthCreds,
+    info: &Incoming,
+    encs: &[(CiphertextType, &[u8])],
+) -> Outcome {
+    let repo = inner.staged_repo(creds);
+    let chat_s = info.chat.to_string();
+    let mut content: Option<Box<Message>> = None;
+    for (kind, bytes) in encs {
+        let padded = match kind {
+            CiphertextType::Skmsg => {
+                repo.decrypt_group_message(&chat_s, &info.sender, bytes)
+                    .await
+            }
+            _ => decrypt_pairwise(&repo, &info.sender, *kind, bytes).await,
+        };
+        let padded = match padded {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failed(e.into()),
+        };
+        let mut message = match decode_plaintext(&padded) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if let Some(skdm) = message.sender_key_distribution_message.as_ref()
+            && let Some(bytes) = skdm.axolotl_sender_key_distribution_message.as_deref()
+        {
+            let group = skdm
+                .group_id
+                .as_deref()
+                .filter(|g| !g.is_empty())
+                .unwrap_or(&chat_s)
+                .to_owned();
+            if let Err(e) = repo
+                .process_sender_key_distribution(&group, &info.sender, bytes)
+                .await
+            {
+                warn!("bad sender key distribution from {}: {e}", info.sender);
+            }
+        }
+        if info.from_me
+            && let Some(dsm) = message.device_sent_message.take()
+            && let Some(inner_msg) = dsm.message
+        {
+            let ctx = message.message_context_info.take();
+            message = *inner_msg;
+            if message.message_context_info.is_none() {
+                message.message_context_info = ctx;
+            }
+        }
+        if has_content(&message) {
+            content = Some(Box::new(message));
+        }
+    }
+    let now = unix_now();
+    let mut extra = Batch::new();
+    extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    if let Some(alt) = &info.sender_alt {
+        let (pn, lid) = if info.sender.is_lid() {
+            (alt, &info.sender)
+        } else {
+            (&info.sender, alt)
+        };
+        if pn.is_pn_user() && lid.is_lid() {
+            extra.put_lid_mapping(&pn.user, &lid.user);
+        }
+    }
+    match repo.store().commit(extra).await {
+        Ok(()) => Outcome::Done(content),
+        Err(e) => Outcome::Failed(e.into()),
+    }
+}
+
+/// Decrypts a `pkmsg`/`msg`; a `pkmsg` under a changed identity (the peer reinstalled) is
+/// accepted with the new identity.
+async fn decrypt_pairwise(
+    repo: &Repo,
+    sender: &Jid,
+    kind: CiphertextType,
+    bytes: &[u8],
+) -> Result<Vec<u8>, wa_signal::Error> {
+    use wa_signal::IdentityKeyStore as _;
+    match repo.decrypt_message(sender, kind, bytes).await {
+        Err(wa_signal::Error::UntrustedIdentity(addr)) if kind == CiphertextType::Pkmsg => {
+            let msg = wa_signal::PreKeySignalMessage::decode(bytes)?;
+            warn!("identity of {addr} changed; accepting the new key");
+            repo.store()
+                .save_identity(&addr, msg.identity_key())
+                .await?;
+            repo.decrypt_message(sender, kind, bytes).await
+        }
+        r => r,
+    }
+}
+
+fn emit_message(inner: &Inner, info: &Incoming, message: Box<Message>) {
+    let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
+    if info.chat.is_group() || info.chat.is_broadcast() {
+        key = key.with_participant(info.sender.to_non_ad());
+    }
+    inner.emit(Event::MessagesUpsert(MessagesUpsert {
+        messages: vec![WaMessage {
+            key,
+            sender: info.sender.clone(),
+            sender_alt: info.sender_alt.clone(),
+            push_name: info.push_name.clone(),
+            timestamp: info.t,
+            message,
+            offline: info.offline,
+        }],
+    }));
+}
+
+/// Asks the sender to encrypt again (with our keys from the second attempt), or, past the
+/// retry limit, acknowledges the stanza so it is not redelivered forever.
+async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incoming) {
+    let count = inner.bump_retry(&format!("{} {} {}", info.chat, info.id, info.sender));
+    if count > inner.config.max_retries {
+        warn!("giving up on message {} after {count} retries", info.id);
+        send(inner, &stanza::ack_for(node, "message", None)).await;
+        return;
+    }
+    let pre_key = if count >= 2 {
+        match inner.socket.generate_pre_key().await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                warn!("no pre-key for the retry receipt: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let spk = &creds.signed_pre_key;
+    let keys = pre_key.as_ref().map(|k| RetryKeys {
+        identity: creds.identity_key.public.as_bytes(),
+        pre_key: (k.id, k.key_pair.public.as_bytes()),
+        signed_pre_key: (
+            spk.id,
+            spk.key_pair.public.as_bytes(),
+            spk.signature.as_bytes(),
+        ),
+        device_identity: creds.account.as_deref(),
+    });
+    let receipt = stanza::retry_receipt(
+        node,
+        &RetryRequest {
+            count,
+            registration_id: creds.registration_id,
+            keys,
+            t: info.t,
+        },
+    );
+    send(inner, &receipt).await;
+}
+
+async fn send(inner: &Inner, node: &Node) {
+    if let Err(e) = inner.socket.send_node(node).await {
+        debug!("could not send <{}>: {e}", node.tag());
+    }
+}
