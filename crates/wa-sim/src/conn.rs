@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 use rand_core::OsRng;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use wa_binary::{Jid, Node, Server};
 use wa_crypto::{KeyPair, PublicKey};
@@ -19,6 +19,7 @@ use crate::Error;
 use crate::fault::StreamErrorKind;
 use crate::net::{WsConn, WsWrite};
 use crate::phone;
+use crate::route::{self, Class};
 use crate::sim::{Cmd, ConnEntry, Shared, fresh_id, notify_devices, unix_now};
 use crate::state::{Device, MAX_PREKEYS_PER_DEVICE, PreKeys};
 
@@ -93,6 +94,8 @@ struct Conn {
     device: Option<Jid>,
     lid: Option<Jid>,
     last_rx: Instant,
+    /// Woken when stanzas were queued for this device.
+    flush: Arc<Notify>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
@@ -113,6 +116,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
         .next_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let flush = Arc::new(Notify::new());
     shared.conns().insert(
         id,
         ConnEntry {
@@ -123,6 +127,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             refs: Vec::new(),
             code: None,
             active: false,
+            flush: flush.clone(),
         },
     );
     let mut conn = Conn {
@@ -137,6 +142,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
         device: None,
         lid: None,
         last_rx: Instant::now(),
+        flush,
     };
     let mut shutdown = shared.shutdown.subscribe();
     let end = tokio::select! {
@@ -439,7 +445,7 @@ impl Conn {
         for tx in others {
             let _ = tx.try_send(Cmd::StreamError(StreamErrorKind::Replaced));
         }
-        self.device = Some(jid);
+        self.device = Some(jid.clone());
         self.lid = Some(lid.clone());
         let success = Node::builder("success")
             .attr("t", unix_now().to_string())
@@ -458,20 +464,63 @@ impl Conn {
                 .build()])
             .build();
         self.send(&routing).await?;
+        // Everything queued while the device was away (or delivered to an earlier
+        // connection and not acked), then the end-of-offline marker.
+        let mut offline = self.shared.queues().login(&jid, self.id);
         let preview = Node::builder("ib")
             .children([Node::builder("offline_preview")
-                .attr("count", "0")
-                .attr("message", "0")
-                .attr("notification", "0")
-                .attr("receipt", "0")
+                .attr("count", offline.nodes.len().to_string())
+                .attr("message", offline.messages.to_string())
+                .attr("notification", offline.notifications.to_string())
+                .attr("receipt", offline.receipts.to_string())
                 .attr("appdata", "0")
                 .build()])
             .build();
         self.send(&preview).await?;
+        let count = offline.nodes.len();
+        if self.shared.faults().reorder_offline {
+            offline.nodes.reverse();
+        }
+        self.deliver_queued(offline.nodes).await?;
         let offline = Node::builder("ib")
-            .children([Node::builder("offline").attr("count", "0").build()])
+            .children([Node::builder("offline")
+                .attr("count", count.to_string())
+                .build()])
             .build();
         self.send(&offline).await
+    }
+
+    /// Sends queued stanzas, applying the delivery faults.
+    async fn deliver_queued(&mut self, nodes: Vec<Node>) -> Result<(), End> {
+        for node in nodes {
+            self.send(&node).await?;
+            let faults = self.shared.faults();
+            if faults.duplicate_delivery {
+                self.send(&node).await?;
+            }
+            if Class::of(&node) == Some(Class::Message)
+                && let Some(me) = &self.device
+                && faults.drop_after_deliver.contains(me)
+            {
+                self.shared
+                    .faults
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .drop_after_deliver
+                    .retain(|d| d != me);
+                return Err(End::Closed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what was queued for this device since it was last flushed.
+    async fn flush_queue(&mut self) -> Result<(), End> {
+        let Some(me) = self.device.clone() else {
+            return Ok(());
+        };
+        let nodes = self.shared.queues().unsent(&me, self.id);
+        self.deliver_queued(nodes).await
     }
 
     fn timer(&self) -> Option<Instant> {
@@ -518,6 +567,11 @@ impl Conn {
                         }
                     }
                 }
+                () = self.flush.notified() => {
+                    if let Err(end) = self.flush_queue().await {
+                        return end;
+                    }
+                }
                 cmd = cmds.recv() => {
                     let Some(cmd) = cmd else { return End::Shutdown };
                     if let Err(end) = self.command(cmd).await {
@@ -540,10 +594,13 @@ impl Conn {
                 if kind == StreamErrorKind::DeviceRemoved
                     && let Some(jid) = &self.device
                 {
-                    let mut st = self.shared.state.lock();
-                    if let Some(a) = st.accounts.get_mut(jid.user.as_str()) {
-                        a.devices.remove(&jid.device);
+                    {
+                        let mut st = self.shared.state.lock();
+                        if let Some(a) = st.accounts.get_mut(jid.user.as_str()) {
+                            a.devices.remove(&jid.device);
+                        }
                     }
+                    self.shared.queues().forget(jid);
                 }
                 Err(self.close_with(&stream_error(kind)).await)
             }
@@ -690,8 +747,7 @@ impl Conn {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if node.tag() != "iq" {
-            // acks, receipts, <ib> (offline_batch), presence: nothing to do here.
-            return Ok(());
+            return self.stanza(&node).await;
         }
         let id: String = node
             .attr_opt::<String>("id")
@@ -711,6 +767,29 @@ impl Conn {
         match ty.as_str() {
             "result" | "error" => self.iq_response(&id, &ty, &node).await,
             "get" | "set" if !id.is_empty() => self.iq_request(&id, &ty, &xmlns, &node).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Messages, receipts and acks from a logged-in device; anything else (`<ib>`,
+    /// presence, chatstate) needs no answer.
+    async fn stanza(&mut self, node: &Node) -> Result<(), End> {
+        let Some(me) = self.device.clone() else {
+            return Ok(());
+        };
+        match node.tag() {
+            "message" => {
+                let ack = route::route_message(&self.shared, &me, node);
+                self.send(&ack).await
+            }
+            "receipt" => match route::route_receipt(&self.shared, &me, node) {
+                Some(ack) => self.send(&ack).await,
+                None => Ok(()),
+            },
+            "ack" => {
+                route::client_ack(&self.shared, &me, node);
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -1016,50 +1095,15 @@ impl Conn {
 
     /// Pre-key bundles for `<key><user jid/>..</key>`; each one-time key is handed out once.
     fn fetch_bundles(&self, node: &Node) -> Vec<Node> {
-        let mut out = Vec::new();
         let Some(key) = node.child("key") else {
-            return out;
+            return Vec::new();
         };
         let mut st = self.shared.state.lock();
-        for user in key.children_by_tag("user").take(256) {
-            let Ok(jid) = user.attr::<Jid>("jid") else {
-                continue;
-            };
-            let dev = st
-                .accounts
-                .get_mut(jid.user.as_str())
-                .and_then(|a| a.devices.get_mut(&jid.device));
-            let node = match dev {
-                Some(d) if d.prekeys.signed.is_some() => {
-                    let mut children = key_bundle_nodes(&d.prekeys, d.identity.as_bytes());
-                    if let Some((id, value)) = d.prekeys.one_time.pop_front() {
-                        children.push(
-                            Node::builder("key")
-                                .children([
-                                    Node::builder("id")
-                                        .bytes(id.to_be_bytes()[1..].to_vec())
-                                        .build(),
-                                    Node::builder("value").bytes(value).build(),
-                                ])
-                                .build(),
-                        );
-                    }
-                    Node::builder("user")
-                        .attr("jid", jid)
-                        .children(children)
-                        .build()
-                }
-                _ => Node::builder("user")
-                    .attr("jid", jid)
-                    .children([Node::builder("error")
-                        .attr("code", "404")
-                        .attr("text", "item-not-found")
-                        .build()])
-                    .build(),
-            };
-            out.push(node);
-        }
-        out
+        key.children_by_tag("user")
+            .take(256)
+            .filter_map(|user| user.attr::<Jid>("jid").ok())
+            .map(|jid| route::bundle_node(&mut st, &jid))
+            .collect()
     }
 
     /// Stores an upload; false when it is malformed (nothing is stored then).

@@ -42,4 +42,8 @@ pub enum Error {
     /// A saved state file could not be read.
     #[error("bad state file: {0}")]
     BadState(&'static str),
+    /// The server (or the phone) refused a request: a malformed stanza, a message the
+    /// server would not route, a group operation that is not allowed.
+    #[error("rejected: {0}")]
+    Rejected(String),
 }

@@ -46,6 +46,14 @@ pub enum Fault {
     RefuseLogins(Option<u16>),
     /// Delay every frame the server sends by this much (`None`: no delay).
     DelayFrames(Option<Duration>),
+    /// Close this device's connection (without a word) right after the next `<message>`
+    /// is delivered to it, before it can ack it; the message stays queued and comes
+    /// again, with `offline="1"`, at the next login. One-shot.
+    DropAfterDeliver(Jid),
+    /// Send every queued stanza twice when delivering it (`true`), or once (`false`).
+    DuplicateDelivery(bool),
+    /// Deliver the offline queue at login newest first (`true`), or in order (`false`).
+    ReorderOffline(bool),
 }
 
 /// The sticky fault switches currently set.
@@ -58,4 +66,10 @@ pub struct FaultState {
     pub refuse_logins: Option<u16>,
     /// Outgoing frames are delayed by this much.
     pub delay_frames: Option<Duration>,
+    /// Devices whose connection is dropped after the next delivered message.
+    pub drop_after_deliver: Vec<Jid>,
+    /// Queued stanzas are delivered twice.
+    pub duplicate_delivery: bool,
+    /// The offline queue is delivered newest first.
+    pub reorder_offline: bool,
 }

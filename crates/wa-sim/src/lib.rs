@@ -3,17 +3,21 @@
 mod admin;
 mod config;
 mod conn;
+mod e2e;
 mod error;
 mod fault;
+mod group;
 mod kdf;
 mod net;
 mod persist;
 mod phone;
+mod route;
 mod sim;
 mod state;
 mod usync;
 
 pub use config::{QrTiming, SimConfig};
+pub use e2e::PhoneMessage;
 pub use error::Error;
 pub use fault::{Fault, FaultState, StreamErrorKind, Target};
 pub use sim::Sim;
@@ -23,3 +27,5 @@ pub use state::{AccountInfo, LinkedDevice, SimState};
 pub use wa_binary::Jid;
 /// The key type of [`Sim::root_public_key`].
 pub use wa_crypto::PublicKey;
+/// Re-exported: the message type of [`Sim::phone_send`] and [`PhoneMessage`].
+pub use wa_proto::e2e::Message;

@@ -149,18 +149,11 @@ impl SimState {
                     },
                 );
             }
-            accounts.insert(
-                a.phone.clone(),
-                Account {
-                    phone: a.phone,
-                    lid_user: a.lid,
-                    identity: key_pair(&a.identity)?,
-                    created: a.created,
-                    devices,
-                    reserved: Vec::new(),
-                    next_key_index: a.next_key_index,
-                },
-            );
+            let mut account =
+                Account::new(a.phone.clone(), a.lid, key_pair(&a.identity)?, a.created);
+            account.devices = devices;
+            account.next_key_index = a.next_key_index;
+            accounts.insert(a.phone, account);
         }
         let inner = Inner {
             keys: ServerKeys {

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rand_core::{OsRng, RngCore};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use wa_binary::{Jid, Node, Server};
 use wa_crypto::{KeyPair, PublicKey};
 use wa_noise::{ChainParams, ResponderConfig, issue_cert_chain};
 use zeroize::Zeroizing;
 
+use crate::e2e::{self, PhoneMessage};
 use crate::fault::{Fault, FaultState, StreamErrorKind, Target};
 use crate::net::{self, Handler, WsConn};
+use crate::route::Queues;
 use crate::state::{AccountInfo, LinkedDevice, SimState, valid_phone};
 use crate::{Error, SimConfig, conn, phone};
 
@@ -57,6 +59,10 @@ pub(crate) struct Shared {
     /// `<ack class="notification">` stanzas received from clients.
     pub(crate) notification_acks: AtomicU64,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Every companion's delivery queue.
+    pub(crate) queues: Mutex<Queues>,
+    /// Stanzas for the phones (device 0), processed by the phone worker.
+    pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
 }
 
 /// One live connection as the API sees it.
@@ -73,6 +79,8 @@ pub(crate) struct ConnEntry {
     pub(crate) code: Option<(String, Vec<u8>)>,
     /// The client said `<active/>` (true) or `<passive/>` (false) last; false at login.
     pub(crate) active: bool,
+    /// Woken when stanzas were queued for this connection's device.
+    pub(crate) flush: Arc<Notify>,
 }
 
 /// Commands from the API to one connection task.
@@ -107,6 +115,12 @@ pub(crate) fn unix_now() -> u64 {
 impl Shared {
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
         self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
+        self.queues
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -160,6 +174,7 @@ impl Sim {
         };
         let tls = config.tls.clone().map(TlsAcceptor::from);
         let (shutdown, _) = watch::channel(false);
+        let (phone_tx, phone_rx) = mpsc::channel(e2e::PHONE_QUEUE);
         let shared = Arc::new(Shared {
             state: config.state.clone(),
             config,
@@ -170,7 +185,10 @@ impl Sim {
             usync_queries: AtomicU64::new(0),
             notification_acks: AtomicU64::new(0),
             shutdown,
+            queues: Mutex::new(Queues::default()),
+            phone_tx,
         });
+        tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
         tracing::info!(%addr, "wa-sim listening");
         Ok(Sim {
@@ -280,9 +298,13 @@ impl Sim {
     }
 
     /// How many one-time pre-keys the server holds for a device (`None`: no such device).
+    /// For the phone (device 0) these are the phone's own keys, replenished when low.
     pub fn prekey_count(&self, device: &Jid) -> Option<usize> {
         let st = self.shared.state.lock();
         let acct = st.accounts.get(device.user.as_str())?;
+        if device.device == 0 {
+            return Some(acct.signal.prekey_count());
+        }
         acct.devices
             .get(&device.device)
             .map(|d| d.prekeys.one_time.len())
@@ -310,6 +332,40 @@ impl Sim {
             }
             None => false,
         }
+    }
+
+    /// The messages the account's simulated phone received and decrypted, oldest first
+    /// (at most 1000 are kept). Each was acknowledged with a delivery receipt; one that
+    /// failed to decrypt got a retry receipt instead and is not listed.
+    pub fn phone_inbox(&self, phone: &str) -> Vec<PhoneMessage> {
+        e2e::inbox(&self.shared, phone)
+    }
+
+    /// The account's simulated phone sends `message` to `to` (a user): it encrypts it to
+    /// every device of the peer and, wrapped in a `DeviceSentMessage`, to its own
+    /// companions (creating sessions from the server's pre-key bundles as needed), and
+    /// the server delivers it as sent by device 0. Returns the message id.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`] (the phone or the peer), [`Error::Rejected`].
+    pub async fn phone_send(
+        &self,
+        phone: &str,
+        to: &Jid,
+        message: wa_proto::e2e::Message,
+    ) -> Result<String, Error> {
+        e2e::phone_send(&self.shared, phone, to, message).await
+    }
+
+    /// How many stanzas wait in a device's delivery queue (delivered or not, not yet
+    /// acknowledged).
+    pub fn queued(&self, device: &Jid) -> usize {
+        self.shared.queues().len(device)
+    }
+
+    /// How many stanzas were dropped because a delivery queue was full.
+    pub fn dropped_stanzas(&self) -> u64 {
+        self.shared.queues().dropped
     }
 
     /// How many usync queries the server answered.
@@ -502,6 +558,15 @@ pub(crate) fn apply_fault(shared: &Shared, fault: Fault) -> usize {
         Fault::IgnorePings(on) => return sticky(&|s| s.ignore_pings = on),
         Fault::RefuseLogins(r) => return sticky(&|s| s.refuse_logins = r),
         Fault::DelayFrames(d) => return sticky(&|s| s.delay_frames = d),
+        Fault::DuplicateDelivery(on) => return sticky(&|s| s.duplicate_delivery = on),
+        Fault::ReorderOffline(on) => return sticky(&|s| s.reorder_offline = on),
+        Fault::DropAfterDeliver(jid) => {
+            return sticky(&|s| {
+                if !s.drop_after_deliver.contains(&jid) && s.drop_after_deliver.len() < 64 {
+                    s.drop_after_deliver.push(jid.clone());
+                }
+            });
+        }
         Fault::Drop(t) => (t, || Cmd::Drop),
         Fault::StreamError(t, StreamErrorKind::Restart) => {
             (t, || Cmd::StreamError(StreamErrorKind::Restart))
@@ -535,6 +600,11 @@ pub(crate) fn notify_devices(
     device: u16,
     key_index: u32,
 ) {
+    if !added {
+        shared
+            .queues()
+            .forget(&Jid::with_device(phone.to_owned(), Server::Pn, device));
+    }
     let node = crate::usync::devices_notification(phone, added, device, key_index);
     let conns = shared.conns();
     for entry in conns.values() {

@@ -7,6 +7,8 @@ use rand_core::OsRng;
 use wa_binary::Jid;
 use wa_crypto::{KeyPair, PublicKey};
 
+use crate::e2e::PhoneSignal;
+
 /// Most one-time pre-keys kept per device (uploads beyond are dropped, oldest first).
 pub(crate) const MAX_PREKEYS_PER_DEVICE: usize = 2048;
 /// Most companion devices per account (device ids 1..=this).
@@ -60,6 +62,8 @@ pub(crate) struct Account {
     /// Device ids handed out in pair-success, not yet confirmed.
     pub(crate) reserved: Vec<u16>,
     pub(crate) next_key_index: u32,
+    /// The phone's Signal state (in memory only, regenerated on load).
+    pub(crate) signal: Arc<PhoneSignal>,
 }
 
 /// A linked companion device.
@@ -95,6 +99,21 @@ pub struct AccountInfo {
 }
 
 impl Account {
+    /// A new account whose phone has this identity key.
+    pub(crate) fn new(phone: String, lid_user: String, identity: KeyPair, created: u64) -> Self {
+        let signal = Arc::new(PhoneSignal::new(&identity));
+        Account {
+            phone,
+            lid_user,
+            identity,
+            created,
+            devices: BTreeMap::new(),
+            reserved: Vec::new(),
+            next_key_index: 1,
+            signal,
+        }
+    }
+
     pub(crate) fn info(&self) -> AccountInfo {
         AccountInfo {
             phone: self.phone.clone(),
@@ -162,15 +181,12 @@ impl Inner {
         }
         let lid_user = self.next_lid.to_string();
         self.next_lid += 1;
-        let acct = Account {
-            phone: phone.to_owned(),
+        let acct = Account::new(
+            phone.to_owned(),
             lid_user,
-            identity: KeyPair::generate(&mut OsRng),
-            created: now,
-            devices: BTreeMap::new(),
-            reserved: Vec::new(),
-            next_key_index: 1,
-        };
+            KeyPair::generate(&mut OsRng),
+            now,
+        );
         let info = acct.info();
         self.accounts.insert(phone.to_owned(), acct);
         info

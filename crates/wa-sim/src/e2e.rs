@@ -1,0 +1,453 @@
+//! The simulated phone (device 0 of each account) as a Signal party: its keys, what it
+//! decrypts (recorded in its inbox and acknowledged with a receipt) and what it sends.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use bytes::Bytes;
+use prost::Message as _;
+use rand_core::{OsRng, RngCore};
+use tokio::sync::mpsc;
+use wa_binary::{Jid, Node, Server};
+use wa_crypto::{KeyPair, PublicKey};
+use wa_proto::e2e::{DeviceSentMessage, Message};
+use wa_signal::{
+    CiphertextType, InMemoryStore, PreKeyBundle, SignalRepository, SignedPreKeyRecord,
+    generate_pre_keys, generate_registration_id, generate_signed_pre_key, pad_message,
+    unpad_message,
+};
+
+use crate::Error;
+use crate::route;
+use crate::sim::{Shared, unix_now};
+
+/// Below this many one-time pre-keys the phone generates a new batch.
+const PREKEY_LOW: usize = 10;
+/// How many one-time pre-keys the phone generates at a time.
+const PREKEY_BATCH: u32 = 50;
+/// Most messages kept in a phone's inbox (the oldest is dropped beyond).
+pub(crate) const MAX_INBOX: usize = 1000;
+/// Most stanzas waiting for the phones to process them (beyond, they are dropped).
+pub(crate) const PHONE_QUEUE: usize = 4096;
+/// Most `<enc>` children the phone looks at in one stanza.
+const MAX_ENCS: usize = 8;
+
+/// A message the simulated phone received and decrypted, as
+/// [`Sim::phone_inbox`](crate::Sim::phone_inbox) reports it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PhoneMessage {
+    /// The device that sent it (`phone:N@s.whatsapp.net`; the author in a group).
+    pub from: Jid,
+    /// The chat: the sender's user JID, the group, or for a message one of the account's
+    /// own companions sent elsewhere (`DeviceSentMessage`), its destination.
+    pub chat: Jid,
+    /// The message id.
+    pub id: String,
+    /// The decoded content (a `DeviceSentMessage` is unwrapped).
+    pub message: Message,
+}
+
+/// The public half of the phone's pre-keys, as the server hands them out.
+struct PublicKeys {
+    one_time: VecDeque<(u32, PublicKey)>,
+    next_id: u32,
+}
+
+/// One phone's Signal state (in memory only: it is regenerated on restart).
+pub(crate) struct PhoneSignal {
+    pub(crate) repo: SignalRepository<InMemoryStore, OsRng>,
+    pub(crate) registration_id: u32,
+    identity: PublicKey,
+    signed: SignedPreKeyRecord,
+    keys: Mutex<PublicKeys>,
+    inbox: Mutex<VecDeque<PhoneMessage>>,
+    /// Serializes the phone's Signal operations (decrypts and sends).
+    pub(crate) busy: tokio::sync::Mutex<()>,
+}
+
+impl PhoneSignal {
+    pub(crate) fn new(identity: &KeyPair) -> Self {
+        let registration_id = generate_registration_id(&mut OsRng);
+        let signed = generate_signed_pre_key(identity, 1, unix_now(), &mut OsRng);
+        let store = InMemoryStore::new(identity.clone(), registration_id);
+        store.add_signed_pre_key(signed.clone());
+        let me = Self {
+            repo: SignalRepository::new(store, OsRng),
+            registration_id,
+            identity: identity.public,
+            signed,
+            keys: Mutex::new(PublicKeys {
+                one_time: VecDeque::new(),
+                next_id: 1,
+            }),
+            inbox: Mutex::new(VecDeque::new()),
+            busy: tokio::sync::Mutex::new(()),
+        };
+        me.replenish(&mut me.keys());
+        me
+    }
+
+    fn keys(&self) -> MutexGuard<'_, PublicKeys> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn inbox_lock(&self) -> MutexGuard<'_, VecDeque<PhoneMessage>> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn replenish(&self, keys: &mut PublicKeys) {
+        if keys.one_time.len() >= PREKEY_LOW {
+            return;
+        }
+        let batch = generate_pre_keys(keys.next_id, PREKEY_BATCH, &mut OsRng);
+        for k in batch {
+            keys.next_id = k.id % wa_signal::MAX_PRE_KEY_ID + 1;
+            keys.one_time.push_back((k.id, k.key_pair.public));
+            self.repo.store().add_pre_key(k);
+        }
+    }
+
+    /// How many one-time pre-keys the server still holds for the phone.
+    pub(crate) fn prekey_count(&self) -> usize {
+        self.keys().one_time.len()
+    }
+
+    /// The children of a key-fetch `<user>` entry; consumes one one-time pre-key (a new
+    /// batch is generated when few are left).
+    pub(crate) fn bundle_nodes(&self) -> Vec<Node> {
+        let mut out = vec![
+            Node::builder("registration")
+                .bytes(self.registration_id.to_be_bytes().to_vec())
+                .build(),
+            Node::builder("type").bytes(vec![5]).build(),
+            Node::builder("identity")
+                .bytes(self.identity.as_bytes().to_vec())
+                .build(),
+            Node::builder("skey")
+                .children([
+                    Node::builder("id")
+                        .bytes(self.signed.id.to_be_bytes()[1..].to_vec())
+                        .build(),
+                    Node::builder("value")
+                        .bytes(self.signed.key_pair.public.as_bytes().to_vec())
+                        .build(),
+                    Node::builder("signature")
+                        .bytes(self.signed.signature.as_bytes().to_vec())
+                        .build(),
+                ])
+                .build(),
+        ];
+        let mut keys = self.keys();
+        if let Some((id, key)) = keys.one_time.pop_front() {
+            out.push(
+                Node::builder("key")
+                    .children([
+                        Node::builder("id")
+                            .bytes(id.to_be_bytes()[1..].to_vec())
+                            .build(),
+                        Node::builder("value")
+                            .bytes(key.as_bytes().to_vec())
+                            .build(),
+                    ])
+                    .build(),
+            );
+        }
+        self.replenish(&mut keys);
+        out
+    }
+
+    pub(crate) fn inbox(&self) -> Vec<PhoneMessage> {
+        self.inbox_lock().iter().cloned().collect()
+    }
+
+    fn record(&self, m: PhoneMessage) {
+        let mut inbox = self.inbox_lock();
+        if inbox.len() >= MAX_INBOX {
+            inbox.pop_front();
+        }
+        inbox.push_back(m);
+    }
+}
+
+fn phone_signal(shared: &Shared, phone: &str) -> Option<Arc<PhoneSignal>> {
+    shared
+        .state
+        .lock()
+        .accounts
+        .get(phone)
+        .map(|a| a.signal.clone())
+}
+
+/// Processes the stanzas routed to phones, one at a time, until the server is gone.
+pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String, Node)>) {
+    while let Some((phone, node)) = rx.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        if node.tag() == "message" {
+            receive_message(&shared, &phone, &node).await;
+        }
+        // Receipts and notifications need nothing from the phone: they are not queued
+        // for it, so there is nothing to acknowledge.
+    }
+}
+
+/// Whether a decrypted message carries nothing but key material (a sender-key
+/// distribution, possibly with the message secret).
+fn only_key_material(m: &Message) -> bool {
+    let mut rest = m.clone();
+    rest.sender_key_distribution_message = None;
+    rest.message_context_info = None;
+    rest == Message::default()
+}
+
+fn decode_plain(padded: &[u8]) -> Option<Message> {
+    let plain = unpad_message(padded).ok()?;
+    Message::decode(plain).ok()
+}
+
+async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
+    let Some(signal) = phone_signal(shared, phone) else {
+        return;
+    };
+    let (Some(from), Some(id)) = (
+        node.attr_opt::<Jid>("from").ok().flatten(),
+        node.attr_opt::<String>("id").ok().flatten(),
+    ) else {
+        return;
+    };
+    let participant = node.attr_opt::<Jid>("participant").ok().flatten();
+    let group = from.is_group().then(|| from.clone());
+    let Some(author) = (if group.is_some() {
+        participant.clone()
+    } else {
+        Some(from.clone())
+    }) else {
+        return;
+    };
+    let _busy = signal.busy.lock().await;
+    let mut content: Option<Message> = None;
+    let mut failed = false;
+    for enc in node.children_by_tag("enc").take(MAX_ENCS) {
+        let kind = enc
+            .attr_opt::<&str>("type")
+            .ok()
+            .flatten()
+            .and_then(CiphertextType::from_name);
+        let bytes = enc.content_bytes().unwrap_or_default();
+        let padded = match (kind, &group) {
+            (Some(CiphertextType::Skmsg), Some(g)) => signal
+                .repo
+                .decrypt_group_message(&g.to_string(), &author, bytes)
+                .await
+                .ok(),
+            (Some(k @ (CiphertextType::Pkmsg | CiphertextType::Msg)), _) => {
+                signal.repo.decrypt_message(&author, k, bytes).await.ok()
+            }
+            _ => None,
+        };
+        let Some(mut msg) = padded.as_deref().and_then(decode_plain) else {
+            failed = true;
+            continue;
+        };
+        if let (Some(g), Some(skdm)) = (&group, &msg.sender_key_distribution_message)
+            && let Some(dist) = &skdm.axolotl_sender_key_distribution_message
+        {
+            let _ = signal
+                .repo
+                .process_sender_key_distribution(&g.to_string(), &author, dist)
+                .await;
+        }
+        if let Some(dsm) = msg.device_sent_message.take() {
+            let dest = dsm
+                .destination_jid
+                .as_deref()
+                .and_then(|d| d.parse::<Jid>().ok());
+            if let (Some(inner), Some(dest)) = (dsm.message, dest) {
+                content = Some(*inner);
+                signal.record(PhoneMessage {
+                    from: author.clone(),
+                    chat: dest,
+                    id: id.clone(),
+                    message: content.clone().unwrap_or_default(),
+                });
+                continue;
+            }
+        }
+        if !only_key_material(&msg) {
+            signal.record(PhoneMessage {
+                from: author.clone(),
+                chat: group.clone().unwrap_or_else(|| author.to_non_ad()),
+                id: id.clone(),
+                message: msg.clone(),
+            });
+            content = Some(msg);
+        } else if content.is_none() {
+            content = Some(msg);
+        }
+    }
+    drop(_busy);
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let chat = group.clone().unwrap_or_else(|| author.to_non_ad());
+    let mut receipt = Node::builder("receipt")
+        .attr("id", id.clone())
+        .attr("to", chat);
+    if group.is_some() {
+        receipt = receipt.attr("participant", author.clone());
+    }
+    let receipt = if failed || content.is_none() {
+        receipt
+            .attr("type", "retry")
+            .children([
+                Node::builder("retry")
+                    .attr("count", "1")
+                    .attr("id", id)
+                    .attr("t", unix_now().to_string())
+                    .attr("v", "1")
+                    .build(),
+                Node::builder("registration")
+                    .bytes(signal.registration_id.to_be_bytes().to_vec())
+                    .build(),
+            ])
+            .build()
+    } else {
+        if author.user == me.user && group.is_none() {
+            receipt = receipt.attr("type", "sender");
+        }
+        receipt.build()
+    };
+    route::route_receipt(shared, &me, &receipt);
+}
+
+/// The `type` attribute of a message stanza for this content.
+fn stanza_type(m: &Message) -> &'static str {
+    if m.reaction_message.is_some() {
+        "reaction"
+    } else if m.poll_creation_message.is_some() {
+        "poll"
+    } else if m.image_message.is_some()
+        || m.video_message.is_some()
+        || m.audio_message.is_some()
+        || m.document_message.is_some()
+        || m.sticker_message.is_some()
+    {
+        "media"
+    } else {
+        "text"
+    }
+}
+
+/// A fresh message id in the shape clients use (`3EB0` + 18 hex digits).
+pub(crate) fn message_id() -> String {
+    let mut b = [0u8; 9];
+    OsRng.fill_bytes(&mut b);
+    format!("3EB0{}", hex::encode_upper(b))
+}
+
+/// Makes sure the phone has a session with `device`, building one from the server's
+/// bundle for it when needed. False when the device has no usable bundle.
+async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> bool {
+    if signal.repo.has_session(device).await.unwrap_or(false) {
+        return true;
+    }
+    let node = {
+        let mut st = shared.state.lock();
+        route::bundle_node(&mut st, device)
+    };
+    let Ok((_, bundle)) = PreKeyBundle::from_user_node(&node) else {
+        return false;
+    };
+    signal
+        .repo
+        .inject_e2e_session(device, &bundle)
+        .await
+        .is_ok()
+}
+
+/// Encrypts `message` from `phone`'s phone to every device of `to` and to the phone's own
+/// companions (wrapped in a `DeviceSentMessage`) and routes it as sent by device 0.
+pub(crate) async fn phone_send(
+    shared: &Arc<Shared>,
+    phone: &str,
+    to: &Jid,
+    message: Message,
+) -> Result<String, Error> {
+    let signal =
+        phone_signal(shared, phone).ok_or_else(|| Error::UnknownAccount(phone.to_owned()))?;
+    let (to_user, peer_devices, own_devices) = {
+        let st = shared.state.lock();
+        let to_user = route::resolve_user(&st, to)
+            .ok_or_else(|| Error::UnknownAccount(to.user.as_str().to_owned()))?;
+        let peers = route::user_devices(&st, to_user.user.as_str());
+        let own: Vec<Jid> = route::user_devices(&st, phone)
+            .into_iter()
+            .filter(|d| d.device != 0)
+            .collect();
+        (to_user, peers, own)
+    };
+    if to.is_group() {
+        return Err(Error::Rejected("use phone_send_group for groups".into()));
+    }
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let ty = stanza_type(&message);
+    let plain = pad_message(&message.encode_to_vec(), &mut OsRng);
+    let dsm = Message {
+        device_sent_message: Some(Box::new(DeviceSentMessage {
+            destination_jid: Some(to_user.to_string()),
+            message: Some(Box::new(message)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let dsm_plain = pad_message(&dsm.encode_to_vec(), &mut OsRng);
+    let id = message_id();
+    let mut tos = Vec::new();
+    {
+        let _busy = signal.busy.lock().await;
+        let targets = peer_devices
+            .iter()
+            .map(|d| (d, &plain))
+            .chain(own_devices.iter().map(|d| (d, &dsm_plain)));
+        for (device, pt) in targets {
+            if *device == me || !ensure_session(shared, &signal, device).await {
+                continue;
+            }
+            let Ok(enc) = signal.repo.encrypt_message(device, pt).await else {
+                continue;
+            };
+            tos.push(
+                Node::builder("to")
+                    .attr("jid", device.clone())
+                    .children([Node::builder("enc")
+                        .attr("v", "2")
+                        .attr("type", enc.kind.as_str())
+                        .bytes(Bytes::from(enc.ciphertext))
+                        .build()])
+                    .build(),
+            );
+        }
+    }
+    let stanza = Node::builder("message")
+        .attr("id", id.clone())
+        .attr("to", to_user)
+        .attr("type", ty)
+        .children([Node::builder("participants").children(tos).build()])
+        .build();
+    let ack = route::route_message(shared, &me, &stanza);
+    match ack.attr_opt::<String>("error").ok().flatten() {
+        Some(code) => Err(Error::Rejected(format!(
+            "server refused the message: {code}"
+        ))),
+        None => Ok(id),
+    }
+}
+
+/// The phone's inbox.
+pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
+    phone_signal(shared, phone).map_or_else(Vec::new, |s| s.inbox())
+}

@@ -1,0 +1,539 @@
+//! Routing of messages, receipts and notifications to devices, with a delivery queue
+//! per companion device (MSG_SPEC: 1:1 send, receipts, offline delivery).
+//!
+//! A stanza for a companion is queued first and then handed to its live connection (if
+//! any); it stays queued until that device acks it (or sends a receipt for a message).
+//! A stanza for a phone (device 0) goes to the phone worker (`e2e.rs`) instead.
+
+use std::collections::{HashMap, VecDeque};
+
+use wa_binary::{Jid, Node, Server};
+
+use crate::sim::{Shared, unix_now};
+use crate::state::Inner;
+
+/// Most stanzas queued for one device; at the bound the oldest is dropped (and counted
+/// in [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas)).
+pub(crate) const MAX_QUEUE: usize = 1000;
+/// Most `<to>` children looked at in one message.
+pub(crate) const MAX_TARGETS: usize = 2048;
+/// Longest message id accepted.
+const MAX_ID_LEN: usize = 128;
+/// Most ids taken from a receipt's `<list>`.
+const MAX_LIST_IDS: usize = 256;
+/// Longest `type` / `edit` attribute copied into a delivered stanza.
+const MAX_ATTR_LEN: usize = 32;
+
+/// What kind of stanza a queue entry is (which ack removes it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Class {
+    Message,
+    Receipt,
+    Notification,
+}
+
+impl Class {
+    fn from_tag(tag: &str) -> Option<Class> {
+        match tag {
+            "message" => Some(Class::Message),
+            "receipt" => Some(Class::Receipt),
+            "notification" => Some(Class::Notification),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn of(node: &Node) -> Option<Class> {
+        Self::from_tag(node.tag())
+    }
+}
+
+/// One stanza waiting for a device's ack.
+pub(crate) struct Queued {
+    class: Class,
+    id: String,
+    from: Option<Jid>,
+    participant: Option<Jid>,
+    node: Node,
+    /// The connection that was last given this stanza.
+    sent_on: Option<u64>,
+}
+
+/// A device as a queue key: (user, device id) of its PN JID.
+type DeviceKey = (String, u16);
+
+fn key(device: &Jid) -> DeviceKey {
+    (device.user.as_str().to_owned(), device.device)
+}
+
+/// Every device's queue.
+#[derive(Default)]
+pub(crate) struct Queues {
+    map: HashMap<DeviceKey, VecDeque<Queued>>,
+    /// Stanzas dropped because a queue (or the phones' queue) was full.
+    pub(crate) dropped: u64,
+}
+
+/// The stanzas a login delivers, and the preview counts.
+pub(crate) struct Offline {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) messages: usize,
+    pub(crate) receipts: usize,
+    pub(crate) notifications: usize,
+}
+
+fn same_chat(a: &Jid, b: &Jid) -> bool {
+    a.user == b.user && a.server.normalized() == b.server.normalized()
+}
+
+impl Queues {
+    fn push(&mut self, device: &Jid, node: Node) {
+        let Some(class) = Class::of(&node) else {
+            return;
+        };
+        let q = Queued {
+            class,
+            id: node
+                .attr_opt::<String>("id")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            from: node.attr_opt::<Jid>("from").ok().flatten(),
+            participant: node.attr_opt::<Jid>("participant").ok().flatten(),
+            node,
+            sent_on: None,
+        };
+        let v = self.map.entry(key(device)).or_default();
+        if v.len() >= MAX_QUEUE {
+            v.pop_front();
+            self.dropped += 1;
+        }
+        v.push_back(q);
+    }
+
+    /// Stanzas not yet given to connection `conn`, marked as given.
+    pub(crate) fn unsent(&mut self, device: &Jid, conn: u64) -> Vec<Node> {
+        let Some(v) = self.map.get_mut(&key(device)) else {
+            return Vec::new();
+        };
+        v.iter_mut()
+            .filter(|q| q.sent_on != Some(conn))
+            .map(|q| {
+                q.sent_on = Some(conn);
+                q.node.clone()
+            })
+            .collect()
+    }
+
+    /// Everything queued for a device that logs in on `conn`, marked `offline="1"`.
+    pub(crate) fn login(&mut self, device: &Jid, conn: u64) -> Offline {
+        let mut out = Offline {
+            nodes: Vec::new(),
+            messages: 0,
+            receipts: 0,
+            notifications: 0,
+        };
+        let Some(v) = self.map.get_mut(&key(device)) else {
+            return out;
+        };
+        for q in v.iter_mut() {
+            q.sent_on = Some(conn);
+            match q.class {
+                Class::Message => out.messages += 1,
+                Class::Receipt => out.receipts += 1,
+                Class::Notification => out.notifications += 1,
+            }
+            let mut n = q.node.clone();
+            n.attrs.insert("offline", "1");
+            out.nodes.push(n);
+        }
+        out
+    }
+
+    /// Removes the entries an ack (or receipt) from `device` settles; returns how many.
+    fn settle(
+        &mut self,
+        device: &Jid,
+        classes: &[Class],
+        ids: &[String],
+        chat: Option<&Jid>,
+        participant: Option<&Jid>,
+    ) -> usize {
+        let Some(v) = self.map.get_mut(&key(device)) else {
+            return 0;
+        };
+        let before = v.len();
+        v.retain(|q| {
+            let hit = classes.contains(&q.class)
+                && ids.contains(&q.id)
+                && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_chat(f, c)))
+                && participant
+                    .is_none_or(|p| q.participant.as_ref().is_none_or(|qp| same_chat(qp, p)));
+            !hit
+        });
+        before - v.len()
+    }
+
+    /// How many stanzas wait for a device.
+    pub(crate) fn len(&self, device: &Jid) -> usize {
+        self.map.get(&key(device)).map_or(0, VecDeque::len)
+    }
+
+    /// Forgets a removed device's queue.
+    pub(crate) fn forget(&mut self, device: &Jid) {
+        self.map.remove(&key(device));
+    }
+}
+
+/// Queues `node` for `device` and wakes its connection, or hands it to the phone worker
+/// for device 0.
+pub(crate) fn deliver(shared: &Shared, device: &Jid, node: Node) {
+    if device.device == 0 {
+        if shared
+            .phone_tx
+            .try_send((device.user.as_str().to_owned(), node))
+            .is_err()
+        {
+            shared.queues().dropped += 1;
+        }
+        return;
+    }
+    shared.queues().push(device, node);
+    let conns = shared.conns();
+    for c in conns.values() {
+        if c.device.as_ref() == Some(device) {
+            c.flush.notify_one();
+        }
+    }
+}
+
+/// The user's PN JID (no device) for a PN or LID JID of a known account.
+pub(crate) fn resolve_user(st: &Inner, jid: &Jid) -> Option<Jid> {
+    match jid.server {
+        Server::Pn => st
+            .accounts
+            .contains_key(jid.user.as_str())
+            .then(|| Jid::pn(jid.user.clone())),
+        Server::Lid => st
+            .accounts
+            .values()
+            .find(|a| a.lid_user == jid.user.as_str())
+            .map(|a| Jid::pn(a.phone.clone())),
+        _ => None,
+    }
+}
+
+/// The PN device JID of an existing device (the phone, or a linked companion).
+pub(crate) fn resolve_device(st: &Inner, jid: &Jid) -> Option<Jid> {
+    let user = resolve_user(st, jid)?;
+    let acct = st.accounts.get(user.user.as_str())?;
+    (jid.device == 0 || acct.devices.contains_key(&jid.device))
+        .then(|| Jid::with_device(user.user.clone(), Server::Pn, jid.device))
+}
+
+/// Every device of an account: the phone, then the companions in id order.
+pub(crate) fn user_devices(st: &Inner, phone: &str) -> Vec<Jid> {
+    let Some(a) = st.accounts.get(phone) else {
+        return Vec::new();
+    };
+    std::iter::once(0)
+        .chain(a.devices.keys().copied())
+        .map(|d| Jid::with_device(a.phone.clone(), Server::Pn, d))
+        .collect()
+}
+
+/// One `<user jid>` entry of a key-fetch answer: the device's bundle (consuming one
+/// one-time pre-key), or a per-user 404 error.
+pub(crate) fn bundle_node(st: &mut Inner, jid: &Jid) -> Node {
+    let error = || {
+        Node::builder("user")
+            .attr("jid", jid.clone())
+            .children([Node::builder("error")
+                .attr("code", "404")
+                .attr("text", "item-not-found")
+                .build()])
+            .build()
+    };
+    let Some(user) = resolve_user(st, jid) else {
+        return error();
+    };
+    let Some(acct) = st.accounts.get_mut(user.user.as_str()) else {
+        return error();
+    };
+    if jid.device == 0 {
+        return Node::builder("user")
+            .attr("jid", jid.clone())
+            .children(acct.signal.bundle_nodes())
+            .build();
+    }
+    let Some(d) = acct.devices.get_mut(&jid.device) else {
+        return error();
+    };
+    let Some((sid, sval, ssig)) = d.prekeys.signed.clone() else {
+        return error();
+    };
+    let identity = d
+        .prekeys
+        .identity
+        .clone()
+        .unwrap_or_else(|| d.identity.as_bytes().to_vec());
+    let mut children = vec![
+        Node::builder("registration")
+            .bytes(
+                d.prekeys
+                    .registration_id
+                    .unwrap_or_default()
+                    .to_be_bytes()
+                    .to_vec(),
+            )
+            .build(),
+        Node::builder("type").bytes(vec![5]).build(),
+        Node::builder("identity").bytes(identity).build(),
+        Node::builder("skey")
+            .children([
+                Node::builder("id")
+                    .bytes(sid.to_be_bytes()[1..].to_vec())
+                    .build(),
+                Node::builder("value").bytes(sval).build(),
+                Node::builder("signature").bytes(ssig).build(),
+            ])
+            .build(),
+    ];
+    if let Some((id, value)) = d.prekeys.one_time.pop_front() {
+        children.push(
+            Node::builder("key")
+                .children([
+                    Node::builder("id")
+                        .bytes(id.to_be_bytes()[1..].to_vec())
+                        .build(),
+                    Node::builder("value").bytes(value).build(),
+                ])
+                .build(),
+        );
+    }
+    Node::builder("user")
+        .attr("jid", jid.clone())
+        .children(children)
+        .build()
+}
+
+fn short_attr(node: &Node, key: &str) -> Option<String> {
+    node.attr_opt::<String>(key)
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty() && v.len() <= MAX_ATTR_LEN)
+}
+
+fn stanza_id(node: &Node) -> Option<String> {
+    node.attr_opt::<String>("id")
+        .ok()
+        .flatten()
+        .filter(|i| !i.is_empty() && i.len() <= MAX_ID_LEN)
+}
+
+/// `<ack class id from t [error]>` answering a client's stanza.
+pub(crate) fn server_ack(
+    class: &'static str,
+    id: &str,
+    from: Option<Jid>,
+    error: Option<u16>,
+) -> Node {
+    Node::builder("ack")
+        .attr("class", class)
+        .attr("id", id.to_owned())
+        .attr_opt("from", from)
+        .attr("t", unix_now().to_string())
+        .attr_opt("error", error.map(|e| e.to_string()))
+        .build()
+}
+
+/// A message stanza as delivered to one device.
+pub(crate) struct Delivery<'a> {
+    pub(crate) from: &'a Jid,
+    pub(crate) participant: Option<&'a Jid>,
+    pub(crate) id: &'a str,
+    pub(crate) t: &'a str,
+    pub(crate) ty: &'a str,
+    pub(crate) edit: Option<&'a str>,
+    pub(crate) recipient: Option<&'a Jid>,
+    pub(crate) addressing_mode: Option<&'a str>,
+}
+
+impl Delivery<'_> {
+    pub(crate) fn build(&self, children: Vec<Node>) -> Node {
+        Node::builder("message")
+            .attr("from", self.from.clone())
+            .attr_opt("participant", self.participant.cloned())
+            .attr("id", self.id.to_owned())
+            .attr("t", self.t.to_owned())
+            .attr("type", self.ty.to_owned())
+            .attr_opt("edit", self.edit.map(str::to_owned))
+            .attr_opt("recipient", self.recipient.cloned())
+            .attr_opt("addressing_mode", self.addressing_mode.map(str::to_owned))
+            .children(children)
+            .build()
+    }
+}
+
+/// Routes a client's (or a phone's) `<message>` from the device `sender`; returns the
+/// server's ack for the sender.
+pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node {
+    let Some(id) = stanza_id(node) else {
+        return server_ack("message", "", None, Some(400));
+    };
+    let Some(to) = node.attr_opt::<Jid>("to").ok().flatten() else {
+        return server_ack("message", &id, None, Some(400));
+    };
+    if to.is_group() {
+        return crate::group::route_group_message(shared, sender, node, &id, &to);
+    }
+    let t = unix_now().to_string();
+    let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let edit = short_attr(node, "edit");
+    let identity = node.child("device-identity").cloned();
+    // (target device, children) pairs, resolved under the state lock.
+    let (to_user, targets) = {
+        let st = shared.state.lock();
+        let Some(to_user) = resolve_user(&st, &to) else {
+            return server_ack("message", &id, Some(to), Some(404));
+        };
+        let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
+        match node.child("participants") {
+            Some(p) => {
+                for t in p.children_by_tag("to").take(MAX_TARGETS) {
+                    let Some(dev) = t
+                        .attr_opt::<Jid>("jid")
+                        .ok()
+                        .flatten()
+                        .and_then(|j| resolve_device(&st, &j))
+                    else {
+                        continue;
+                    };
+                    let ours = dev.user == to_user.user || dev.user == sender.user;
+                    if !ours || dev == *sender || targets.iter().any(|(d, _)| *d == dev) {
+                        continue;
+                    }
+                    targets.push((dev, t.children().to_vec()));
+                }
+            }
+            // A stanza to one device (e.g. category="peer" to the own phone).
+            None => {
+                let encs: Vec<Node> = node.children_by_tag("enc").cloned().collect();
+                if let Some(dev) = resolve_device(&st, &to)
+                    && dev != *sender
+                    && !encs.is_empty()
+                {
+                    targets.push((dev, encs));
+                }
+            }
+        }
+        (to_user, targets)
+    };
+    for (dev, mut children) in targets {
+        let own = dev.user == sender.user && to_user.user != sender.user;
+        children.extend(identity.clone());
+        let stanza = Delivery {
+            from: sender,
+            participant: None,
+            id: &id,
+            t: &t,
+            ty: &ty,
+            edit: edit.as_deref(),
+            recipient: own.then_some(&to_user),
+            addressing_mode: None,
+        }
+        .build(children);
+        deliver(shared, &dev, stanza);
+    }
+    server_ack("message", &id, Some(to_user), None)
+}
+
+/// The ids a receipt names: its `id` and the `<list><item id/>` entries.
+fn receipt_ids(id: &str, node: &Node) -> Vec<String> {
+    let mut ids = vec![id.to_owned()];
+    if let Some(list) = node.child("list") {
+        ids.extend(
+            list.children_by_tag("item")
+                .take(MAX_LIST_IDS)
+                .filter_map(stanza_id),
+        );
+    }
+    ids
+}
+
+/// Routes a `<receipt>` from the device `sender`; returns the server's ack for it
+/// (`None` for a malformed receipt, which is ignored).
+pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Option<Node> {
+    let id = stanza_id(node)?;
+    let to = node.attr_opt::<Jid>("to").ok().flatten()?;
+    let participant = node.attr_opt::<Jid>("participant").ok().flatten();
+    let ty = short_attr(node, "type");
+    let ids = receipt_ids(&id, node);
+    // A receipt for a message settles that message in the sender's queue.
+    if !matches!(ty.as_deref(), Some("retry")) {
+        shared.queues().settle(
+            sender,
+            &[Class::Message],
+            &ids,
+            Some(&to),
+            participant.as_ref(),
+        );
+    }
+    let group = to.is_group().then(|| to.clone());
+    let owner = if group.is_some() {
+        participant.clone()?
+    } else {
+        to.clone()
+    };
+    let targets: Vec<Jid> = {
+        let st = shared.state.lock();
+        let user = resolve_user(&st, &owner)?;
+        if ty.as_deref() == Some("retry") && owner.device != 0 {
+            resolve_device(&st, &owner).into_iter().collect()
+        } else {
+            user_devices(&st, user.user.as_str())
+        }
+    };
+    let t = unix_now().to_string();
+    let (from, part) = match &group {
+        Some(g) => (g.clone(), Some(sender.clone())),
+        None => (sender.clone(), None),
+    };
+    let stanza = Node::builder("receipt")
+        .attr("from", from)
+        .attr_opt("participant", part)
+        .attr("id", id.clone())
+        .attr("t", t)
+        .attr_opt("type", ty.clone())
+        .children(node.children().iter().take(8).cloned())
+        .build();
+    for dev in targets.iter().filter(|d| *d != sender) {
+        deliver(shared, dev, stanza.clone());
+    }
+    Some(
+        Node::builder("ack")
+            .attr("class", "receipt")
+            .attr("id", id)
+            .attr("from", to)
+            .attr_opt("participant", participant)
+            .attr_opt("type", ty)
+            .build(),
+    )
+}
+
+/// A client's `<ack class id to [participant]>`: drops what it settles from its queue.
+pub(crate) fn client_ack(shared: &Shared, sender: &Jid, node: &Node) {
+    let Some(id) = stanza_id(node) else {
+        return;
+    };
+    let class = match node.attr_opt::<&str>("class").ok().flatten() {
+        Some("message") => Class::Message,
+        Some("receipt") => Class::Receipt,
+        Some("notification") => Class::Notification,
+        _ => return,
+    };
+    let to = node.attr_opt::<Jid>("to").ok().flatten();
+    let participant = node.attr_opt::<Jid>("participant").ok().flatten();
+    shared
+        .queues()
+        .settle(sender, &[class], &[id], to.as_ref(), participant.as_ref());
+}
