@@ -121,9 +121,13 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
             );
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
         }
-        Outcome::Done(message) => {
+        Outcome::Done(message, destination) => {
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
             if let Some(message) = message {
+                let mut info = info;
+                if let Some(d) = destination.filter(|_| !info.chat.is_group()) {
+                    info.chat = d;
+                }
                 emit_message(inner, &info, message);
             }
         }
@@ -136,7 +140,9 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
 
 enum Outcome {
     Duplicate,
-    Done(Option<Box<Message>>),
+    /// The message (unless it only carried a sender key) and, for a copy of a message one
+    /// of our devices sent, the chat it was sent to.
+    Done(Option<Box<Message>>, Option<Jid>),
     Failed(Error),
 }
 
@@ -151,6 +157,7 @@ async fn decrypt_and_commit(
     let repo = inner.staged_repo(creds);
     let chat_s = info.chat.to_string();
     let mut content: Option<Box<Message>> = None;
+    let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
         let padded = match kind {
             CiphertextType::Skmsg => {
@@ -187,6 +194,11 @@ async fn decrypt_and_commit(
             && let Some(dsm) = message.device_sent_message.take()
             && let Some(inner_msg) = dsm.message
         {
+            destination = dsm
+                .destination_jid
+                .as_deref()
+                .and_then(|d| d.parse::<Jid>().ok())
+                .map(|d| d.to_non_ad());
             let ctx = message.message_context_info.take();
             message = *inner_msg;
             if message.message_context_info.is_none() {
@@ -211,7 +223,7 @@ async fn decrypt_and_commit(
         }
     }
     match repo.store().commit(extra).await {
-        Ok(()) => Outcome::Done(content),
+        Ok(()) => Outcome::Done(content, destination),
         Err(e) => Outcome::Failed(e.into()),
     }
 }
@@ -302,5 +314,96 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
 async fn send(inner: &Inner, node: &Node) {
     if let Err(e) = inner.socket.send_node(node).await {
         debug!("could not send <{}>: {e}", node.tag());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_binary::Server;
+
+    fn me() -> Me {
+        Me {
+            pn: Jid::with_device("1555", Server::Pn, 3),
+            lid: Some(Jid::with_device("9999", Server::Lid, 3)),
+        }
+    }
+
+    #[test]
+    fn peer_message_addressing() {
+        let node = Node::builder("message")
+            .attr("id", "ID1")
+            .attr("from", Jid::with_device("1666", Server::Pn, 2))
+            .attr("t", "1700000000")
+            .attr("notify", "Bob")
+            .attr("offline", "1")
+            .attr("participant_lid", Jid::with_device("4444", Server::Lid, 2))
+            .build();
+        let i = parse_incoming(&node, &me()).unwrap();
+        assert_eq!(i.chat, Jid::pn("1666"));
+        assert_eq!(i.sender, Jid::with_device("1666", Server::Pn, 2));
+        assert!(!i.from_me && i.offline);
+        assert_eq!(i.t, 1_700_000_000);
+        assert_eq!(i.push_name.as_deref(), Some("Bob"));
+        assert_eq!(i.sender_alt, Some(Jid::with_device("4444", Server::Lid, 2)));
+    }
+
+    #[test]
+    fn own_device_copy_uses_recipient_as_chat() {
+        let node = Node::builder("message")
+            .attr("id", "ID2")
+            .attr("from", Jid::with_device("1555", Server::Pn, 1))
+            .attr("recipient", Jid::pn("1666"))
+            .build();
+        let i = parse_incoming(&node, &me()).unwrap();
+        assert!(i.from_me);
+        assert_eq!(i.chat, Jid::pn("1666"));
+    }
+
+    #[test]
+    fn hostile_attributes_are_refused_without_panicking() {
+        let cases = [
+            Node::builder("message").build(),
+            Node::builder("message").attr("id", "X").build(),
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", "not a jid")
+                .build(),
+            Node::builder("message")
+                .attr("id", "x".repeat(10_000))
+                .attr("from", Jid::pn("1"))
+                .build(),
+            // A group message must name its participant.
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", Jid::group("120363"))
+                .build(),
+        ];
+        for n in &cases {
+            assert!(parse_incoming(n, &me()).is_none(), "{n}");
+        }
+        let odd = Node::builder("message")
+            .attr("id", "X")
+            .attr("from", Jid::pn("1"))
+            .attr("t", "-5")
+            .attr("notify", "n".repeat(100_000))
+            .build();
+        let i = parse_incoming(&odd, &me()).unwrap();
+        assert_eq!(i.t, 0);
+        assert_eq!(i.push_name.unwrap().chars().count(), 256);
+    }
+
+    #[test]
+    fn sender_key_only_messages_have_no_content() {
+        let m = Message {
+            sender_key_distribution_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(!has_content(&m));
+        let m = Message {
+            conversation: Some("hi".into()),
+            ..m
+        };
+        assert!(has_content(&m));
     }
 }

@@ -1,0 +1,594 @@
+//! End-to-end messaging through wa-sim on 127.0.0.1: real sockets, Noise, Signal and
+//! stores; two accounts, linked companions and the simulated phones.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::OsRng;
+use tokio::sync::broadcast;
+use wa_binary::{Jid, Server};
+use wa_messages::{
+    MessageContent, Messenger, MessengerConfig, Poll, PollVoteContext, Quote, ReceiptType,
+    decrypt_poll_vote, poll_option_hash, poll_vote_message,
+};
+use wa_proto::e2e::Message;
+use wa_sim::{Fault, Sim, SimConfig};
+use wa_socket::SocketConfig;
+use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
+use wa_store::{AccountId, AccountStore, Backend, MemoryBackend, SessionStore};
+use wa_types::{MessageKey, MessageUpdate, WaMessage};
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn memory_store(name: &str) -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new(name).unwrap(),
+    )
+}
+
+fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = sim.ws_url();
+    c.noise_root = sim.root_public_key();
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(10);
+    c.query_timeout = Duration::from_secs(10);
+    c.initial_pre_keys = 30;
+    c
+}
+
+/// One linked companion with its messenger and an event subscription.
+struct Client {
+    socket: Socket,
+    messenger: Messenger,
+    events: broadcast::Receiver<Event>,
+    jid: Jid,
+    store: AccountStore,
+}
+
+fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
+    let socket = Socket::connect(config(sim, store));
+    let events = socket.events();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    (socket, messenger, events)
+}
+
+async fn next_conn(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("event in time")
+}
+
+/// Links a new companion to `phone` (the account must exist) by QR.
+async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
+    let (socket, messenger, mut events) = start(sim, store.clone());
+    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+/// Starts a linked device again from its store and waits until it is open.
+async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
+    let (socket, messenger, mut events) = start(sim, store.clone());
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+async fn next_upsert(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&WaMessage) -> bool,
+) -> WaMessage {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("message in time")
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&MessageUpdate) -> bool,
+) -> MessageUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpdate(u)) => {
+                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("receipt in time")
+}
+
+/// Counts the upserts of message `id` that arrive within `window`.
+async fn count_upserts(rx: &mut broadcast::Receiver<Event>, id: &str, window: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut n = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => return n,
+            Ok(Ok(Event::MessagesUpsert(u))) => {
+                n += u.messages.iter().filter(|m| m.key.id == id).count();
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+        }
+    }
+}
+
+fn text_of(m: &Message) -> Option<&str> {
+    m.extended_text_message
+        .as_deref()
+        .and_then(|e| e.text.as_deref())
+        .or(m.conversation.as_deref())
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_between_two_accounts_reaches_every_device() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    // Text from a1 to B: B's companion and phone decrypt it, and so do A's other
+    // companion (as a copy of a sent message) and A's phone.
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello bob"))
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, b);
+    assert!(key.from_me);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("hello bob"));
+    assert_eq!(got.key.remote_jid, a);
+    assert!(!got.key.from_me);
+    assert_eq!(got.sender, a1.jid);
+    assert!(!got.offline);
+    let copy = next_upsert(&mut a2.events, |m| m.key.id == key.id).await;
+    assert!(copy.key.from_me);
+    assert_eq!(
+        copy.key.remote_jid, b,
+        "the copy names the chat it was sent to"
+    );
+    assert_eq!(text_of(&copy.message), Some("hello bob"));
+    wait_until("both phones decrypt", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == key.id)
+            && sim.phone_inbox(A).iter().any(|m| m.id == key.id)
+    })
+    .await;
+
+    // Delivery receipts come back to the sender as updates for that id.
+    let delivered = next_update(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Delivered && u.device == b1.jid
+    })
+    .await;
+    assert_eq!(delivered.key.remote_jid, b);
+    assert!(delivered.key.from_me);
+
+    // A reply quoting it, from b1.
+    let reply = b1
+        .messenger
+        .send_message(&a, MessageContent::text("hi alice"))
+        .await
+        .unwrap();
+    let r1 = next_upsert(&mut a1.events, |m| m.key.id == reply.id).await;
+    assert_eq!(text_of(&r1.message), Some("hi alice"));
+    assert_eq!(r1.key.remote_jid, b);
+    let r2 = next_upsert(&mut a2.events, |m| m.key.id == reply.id).await;
+    assert_eq!(r2.sender, b1.jid);
+    let quoted = wa_messages::MessageBuilder::new(a.clone(), MessageContent::text("quoting you"))
+        .quote(Quote::new(
+            MessageKey::new(a.clone(), false, key.id.clone()),
+            (*got.message).clone(),
+            &b1.jid,
+        ))
+        .build(&mut OsRng)
+        .unwrap();
+    let qid = "3EB0AAAAAAAAAAAAAAAAA1";
+    b1.messenger.relay_message(&a, quoted, qid).await.unwrap();
+    let q = next_upsert(&mut a1.events, |m| m.key.id == qid).await;
+    let ctx = q
+        .message
+        .extended_text_message
+        .as_deref()
+        .and_then(|e| e.context_info.as_deref())
+        .expect("reply context");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(key.id.as_str()));
+
+    // Reaction, edit and revoke of a1's message.
+    let reaction = b1
+        .messenger
+        .send_message(
+            &a,
+            MessageContent::Reaction {
+                key: MessageKey::new(a.clone(), false, key.id.clone()),
+                emoji: "👍".into(),
+                sender_timestamp_ms: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = next_upsert(&mut a1.events, |m| m.key.id == reaction.id).await;
+    let rm = r.message.reaction_message.as_ref().expect("reaction");
+    assert_eq!(rm.text.as_deref(), Some("👍"));
+    assert_eq!(
+        rm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+
+    let edit = a1
+        .messenger
+        .send_message(
+            &b,
+            MessageContent::Edit {
+                key: key.clone(),
+                new_content: Box::new(MessageContent::text("hello bob (edited)")),
+                timestamp_ms: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let e = next_upsert(&mut b1.events, |m| m.key.id == edit.id).await;
+    let pm = e.message.protocol_message.as_deref().expect("edit");
+    assert_eq!(
+        pm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+    let edited = pm.edited_message.as_deref().expect("edited message");
+    assert_eq!(text_of(edited), Some("hello bob (edited)"));
+    next_upsert(&mut a2.events, |m| m.key.id == edit.id).await;
+
+    let revoke = a1
+        .messenger
+        .send_message(&b, MessageContent::Revoke { key: key.clone() })
+        .await
+        .unwrap();
+    let rv = next_upsert(&mut b1.events, |m| m.key.id == revoke.id).await;
+    let pm = rv.message.protocol_message.as_deref().expect("revoke");
+    assert_eq!(pm.r#type(), wa_proto::e2e::protocol_message::Type::Revoke);
+    assert_eq!(
+        pm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+
+    // A poll from b1, a vote from a2, decrypted by b1 with the poll's secret.
+    let poll = b1
+        .messenger
+        .send_message(
+            &a,
+            MessageContent::Poll(Poll {
+                name: "lunch?".into(),
+                options: vec!["pizza".into(), "sushi".into()],
+                selectable_count: 1,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let p = next_upsert(&mut a2.events, |m| m.key.id == poll.id).await;
+    let secret = p
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("poll secret");
+    assert!(
+        p.message.poll_creation_message.is_some() || p.message.poll_creation_message_v3.is_some()
+    );
+    let poll_key = MessageKey::new(b.clone(), false, poll.id.clone());
+    let ctx = PollVoteContext {
+        poll_message_id: &poll.id,
+        poll_creator: &b,
+        voter: &a,
+        message_secret: &secret,
+    };
+    let vote = poll_vote_message(&poll_key, &ctx, &["sushi"], now_ms(), &mut OsRng).unwrap();
+    let vid = "3EB0AAAAAAAAAAAAAAAAA2";
+    a2.messenger.relay_message(&b, vote, vid).await.unwrap();
+    let v = next_upsert(&mut b1.events, |m| m.key.id == vid).await;
+    let upd = v.message.poll_update_message.as_ref().expect("vote");
+    let opened = decrypt_poll_vote(&ctx, upd.vote.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        opened.selected_options,
+        vec![poll_option_hash("sushi").to_vec()]
+    );
+    next_upsert(&mut a1.events, |m| m.key.id == vid).await;
+
+    // Read receipts: b1 reads a1's first message; a1 sees it read by b1.
+    b1.messenger
+        .read_messages(std::slice::from_ref(&got.key))
+        .await
+        .unwrap();
+    let read = next_update(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Read
+    })
+    .await;
+    assert_eq!(read.device, b1.jid);
+
+    // Nothing stays queued for the companions once everything was processed.
+    for c in [&a1, &a2, &b1] {
+        wait_until("queues drain", || sim.queued(&c.jid) == 0).await;
+    }
+    drop((a1.socket, a2.socket, b1.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_device_gets_the_message_at_next_login() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let b1 = link(&sim, B, memory_store("b1")).await;
+    let (b_store, b_jid) = (b1.store.clone(), b1.jid.clone());
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("while you were away"))
+        .await
+        .unwrap();
+    assert_eq!(sim.queued(&b_jid), 1);
+
+    let mut b1 = restart(&sim, b_store, b_jid.clone()).await;
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert!(got.offline, "delivered from the offline queue");
+    assert_eq!(text_of(&got.message), Some("while you were away"));
+    wait_until("queue drains", || sim.queued(&b_jid) == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_or_duplicate_delivery_gives_no_duplicate_event() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+
+    // The server drops b1's connection right after handing it the message; b1 reconnects
+    // by itself and the message comes again from the offline queue.
+    let mut conn_events = b1.socket.events();
+    sim.fault(Fault::DropAfterDeliver(b1.jid.clone()));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("once"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    next_conn(&mut conn_events, |u| u.state == ConnectionState::Closed).await;
+    next_conn(&mut conn_events, |u| u.state == ConnectionState::Open).await;
+    wait_until("redelivered and settled", || sim.queued(&b1.jid) == 0).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(2)).await,
+        0
+    );
+
+    // Every stanza delivered twice: still one event.
+    sim.fault(Fault::DuplicateDelivery(true));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("twice on the wire"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(3)).await,
+        1
+    );
+    sim.fault(Fault::DuplicateDelivery(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_sqlite_keeps_decrypting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let backend: Arc<dyn Backend> =
+        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let mut b1 = link(&sim, B, store).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    for i in 0..3 {
+        let k = a1
+            .messenger
+            .send_message(&b, MessageContent::text(format!("a{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+        let k = b1
+            .messenger
+            .send_message(&a, MessageContent::text(format!("b{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+    }
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+
+    // One message while b1 is down, then b1 comes back from the database file alone.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("during restart"))
+        .await
+        .unwrap();
+    let backend: Arc<dyn Backend> =
+        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let mut b1 = restart(&sim, store, b_jid).await;
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("during restart"));
+    for i in 0..2 {
+        let k = b1
+            .messenger
+            .send_message(&a, MessageContent::text(format!("after {i}")))
+            .await
+            .unwrap();
+        let m = next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+        assert_eq!(
+            text_of(&m.message).map(str::to_owned),
+            Some(format!("after {i}"))
+        );
+        let k = a1
+            .messenger
+            .send_message(&b, MessageContent::text(format!("reply {i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_session_is_healed_by_retry_receipts() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+
+    let first = a1
+        .messenger
+        .send_message(&b, MessageContent::text("first"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == first.id).await;
+    // b1 answers, so a1's next message is a plain `msg` on the established session.
+    let back = b1
+        .messenger
+        .send_message(&Jid::pn(A), MessageContent::text("ack"))
+        .await
+        .unwrap();
+    next_upsert(&mut a1.events, |m| m.key.id == back.id).await;
+
+    // b1 loses its session with a1.
+    let (name, dev) = (a1.jid.user.to_string(), u32::from(a1.jid.device));
+    b1.store.delete_session(&name, dev).await.unwrap();
+    assert!(b1.store.get_session(&name, dev).await.unwrap().is_none());
+
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("after the loss"))
+        .await
+        .unwrap();
+    // b1 cannot decrypt, asks again (with its keys from the second attempt); a1 rebuilds
+    // the session and resends with the same id.
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("after the loss"));
+    assert_eq!(got.sender, a1.jid);
+    assert!(b1.store.get_session(&name, dev).await.unwrap().is_some());
+
+    // The healed session keeps working both ways.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("healed"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    let k = b1
+        .messenger
+        .send_message(&Jid::pn(A), MessageContent::text("yes"))
+        .await
+        .unwrap();
+    next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_messages_reach_the_companions() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let msg = wa_messages::MessageBuilder::new(Jid::pn(A), MessageContent::text("from a phone"))
+        .build(&mut OsRng)
+        .unwrap();
+    let id = sim.phone_send(B, &Jid::pn(A), msg).await.unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == id).await;
+    assert_eq!(got.sender, Jid::with_device(B, Server::Pn, 0));
+    assert_eq!(text_of(&got.message), Some("from a phone"));
+    let copy = next_upsert(&mut b1.events, |m| m.key.id == id).await;
+    assert!(copy.key.from_me);
+    assert_eq!(copy.key.remote_jid, Jid::pn(A));
+}
