@@ -40,6 +40,13 @@ pub struct MessengerConfig {
     pub max_concurrent_resends: usize,
     /// Whether messages this device sends are also reported as [`Event::MessagesUpsert`].
     pub emit_own_messages: bool,
+    /// How long sent messages are kept for answering retry receipts.
+    pub sent_message_ttl: Duration,
+    /// How long processed-message markers are kept (redeliveries older than this are no
+    /// longer recognised; the server keeps offline stanzas for far less).
+    pub processed_marker_ttl: Duration,
+    /// How often expired sent messages and markers are pruned from the store.
+    pub prune_interval: Duration,
 }
 
 impl Default for MessengerConfig {
@@ -52,6 +59,9 @@ impl Default for MessengerConfig {
             retry_table_capacity: 4096,
             max_concurrent_resends: 8,
             emit_own_messages: true,
+            sent_message_ttl: Duration::from_secs(7 * 24 * 3600),
+            processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -191,6 +201,17 @@ impl Messenger {
                 i.resolve_ack(node);
             }
         }));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(i.config.prune_interval.max(Duration::from_secs(1)));
+            loop {
+                tick.tick().await;
+                if let Err(e) = i.prune().await {
+                    debug!("pruning sent messages and markers failed: {e}");
+                }
+            }
+        }));
         Messenger {
             inner,
             _tasks: Arc::new(Tasks(tasks)),
@@ -322,6 +343,18 @@ impl Inner {
         if let Some(tx) = tx {
             let _ = tx.send(node);
         }
+    }
+
+    /// Forgets sent messages and processed markers older than their TTLs.
+    async fn prune(&self) -> Result<(), Error> {
+        let now = unix_now();
+        let age = |ttl: Duration| i64::try_from(now.saturating_sub(ttl.as_secs())).unwrap_or(0);
+        let mut batch = wa_store::Batch::new();
+        batch
+            .prune_sent_messages(age(self.config.sent_message_ttl))
+            .prune_processed_messages(age(self.config.processed_marker_ttl));
+        self.socket.store().commit(batch).await?;
+        Ok(())
     }
 
     pub(crate) fn bump_retry(&self, key: &str) -> u32 {

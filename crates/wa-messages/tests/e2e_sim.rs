@@ -15,7 +15,7 @@ use wa_proto::e2e::Message;
 use wa_sim::{Fault, Sim, SimConfig};
 use wa_socket::SocketConfig;
 use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
-use wa_store::{AccountId, AccountStore, Backend, MemoryBackend, SessionStore};
+use wa_store::{AccountId, AccountStore, Backend, MemoryBackend, SentMessageStore, SessionStore};
 use wa_types::{MessageKey, MessageUpdate, WaMessage};
 use wa_usync::{Usync, UsyncConfig};
 
@@ -55,10 +55,18 @@ struct Client {
 }
 
 fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
+    start_with(sim, store, MessengerConfig::default())
+}
+
+fn start_with(
+    sim: &Sim,
+    store: AccountStore,
+    mc: MessengerConfig,
+) -> (Socket, Messenger, broadcast::Receiver<Event>) {
     let socket = Socket::connect(config(sim, store));
     let events = socket.events();
     let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, mc);
     (socket, messenger, events)
 }
 
@@ -82,7 +90,11 @@ async fn next_conn(
 
 /// Links a new companion to `phone` (the account must exist) by QR.
 async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
-    let (socket, messenger, mut events) = start(sim, store.clone());
+    link_with(sim, phone, store, MessengerConfig::default()).await
+}
+
+async fn link_with(sim: &Sim, phone: &str, store: AccountStore, mc: MessengerConfig) -> Client {
+    let (socket, messenger, mut events) = start_with(sim, store.clone(), mc);
     let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
     let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
     let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
@@ -591,4 +603,40 @@ async fn phone_messages_reach_the_companions() {
     let copy = next_upsert(&mut b1.events, |m| m.key.id == id).await;
     assert!(copy.key.from_me);
     assert_eq!(copy.key.remote_jid, Jid::pn(A));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_messages_are_kept_for_retries_then_pruned() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let short = MessengerConfig {
+        sent_message_ttl: Duration::ZERO,
+        prune_interval: Duration::from_secs(1),
+        ..MessengerConfig::default()
+    };
+    let a1 = link_with(&sim, A, memory_store("a1"), short).await;
+    let _b1 = link(&sim, B, memory_store("b1")).await;
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("kept, briefly"))
+        .await
+        .unwrap();
+    let stored = a1.store.get_sent_message("", &key.id).await.unwrap();
+    let info = <wa_proto::web::WebMessageInfo as prost::Message>::decode(stored.unwrap()).unwrap();
+    assert_eq!(
+        text_of(info.message.as_ref().unwrap()),
+        Some("kept, briefly")
+    );
+    let deadline = Instant::now() + WAIT;
+    while a1
+        .store
+        .get_sent_message("", &key.id)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "sent message never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
