@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +15,7 @@ use wa_binary::{Jid, Node};
 use wa_signal::SignalRepository;
 use wa_socket::{Filter, Socket};
 use wa_store::{AuthCreds, SignalStoreAdapter};
-use wa_types::{Event, MessageKey, ReceiptType};
+use wa_types::{Event, MessageKey, MessagesUpsert, ReceiptType, WaMessage};
 use wa_usync::Usync;
 
 use crate::Error;
@@ -47,6 +48,9 @@ pub struct MessengerConfig {
     pub processed_marker_ttl: Duration,
     /// How often expired sent messages and markers are pruned from the store.
     pub prune_interval: Duration,
+    /// Messages from the offline backlog are reported in one [`Event::MessagesUpsert`] once
+    /// the backlog is processed, in batches of at most this many (0 reports each at once).
+    pub offline_batch: usize,
 }
 
 impl Default for MessengerConfig {
@@ -62,6 +66,7 @@ impl Default for MessengerConfig {
             sent_message_ttl: Duration::from_secs(7 * 24 * 3600),
             processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
             prune_interval: Duration::from_secs(3600),
+            offline_batch: 256,
         }
     }
 }
@@ -124,7 +129,16 @@ pub(crate) struct Inner {
     pub(crate) crypto: Mutex<()>,
     acks: StdMutex<HashMap<String, oneshot::Sender<Node>>>,
     retries: StdMutex<RetryTable>,
+    offline: StdMutex<OfflineBuffer>,
     pub(crate) resend_slots: Arc<Semaphore>,
+}
+
+/// Messages from the offline backlog, reported together once the backlog is processed
+/// (Baileys' event buffering), bounded by [`MessengerConfig::offline_batch`].
+#[derive(Default)]
+struct OfflineBuffer {
+    messages: Vec<WaMessage>,
+    since: Option<std::time::Instant>,
 }
 
 /// Retry counters per failed message, bounded (insertion order eviction).
@@ -165,6 +179,7 @@ impl Messenger {
         let messages = socket.subscribe(Filter::tag("message"), cap);
         let receipts = socket.subscribe(Filter::tag("receipt"), cap);
         let acks = socket.subscribe(Filter::tag("ack"), cap);
+        let connection_events = socket.events();
         let inner = Arc::new(Inner {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
             socket,
@@ -173,20 +188,31 @@ impl Messenger {
             crypto: Mutex::new(()),
             acks: StdMutex::new(HashMap::new()),
             retries: StdMutex::new(RetryTable::default()),
+            offline: StdMutex::new(OfflineBuffer::default()),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
         for _ in 0..inner.config.workers.max(1) {
-            let (tx, mut rx) = mpsc::channel::<Node>(cap);
+            let (tx, mut rx) = mpsc::channel::<Work>(cap);
             workers.push(tx);
             let inner = inner.clone();
             tasks.push(tokio::spawn(async move {
-                while let Some(node) = rx.recv().await {
-                    crate::recv::handle_message(&inner, node).await;
+                while let Some(work) = rx.recv().await {
+                    match work {
+                        Work::Message(node) => crate::recv::handle_message(&inner, node).await,
+                        Work::Barrier(b) => {
+                            if b.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                inner.flush_offline();
+                            }
+                        }
+                    }
                 }
             }));
         }
-        tasks.push(tokio::spawn(route_messages(messages, workers)));
+        let (ctl_tx, ctl_rx) = mpsc::channel::<()>(4);
+        tasks.push(tokio::spawn(route_messages(messages, ctl_rx, workers)));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(watch_backlog(i, connection_events, ctl_tx)));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
             let mut receipts = receipts;
@@ -260,24 +286,95 @@ impl Messenger {
     }
 }
 
+/// What a message worker is handed.
+enum Work {
+    /// A `<message>` stanza.
+    Message(Node),
+    /// Every stanza routed before this one has been processed by the worker; the last
+    /// worker to pass it flushes the offline buffer.
+    Barrier(Arc<AtomicUsize>),
+}
+
+fn worker_index(node: &Node, workers: usize) -> usize {
+    let chat = node
+        .get_attr("from")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let user = chat.split(['@', ':']).next().unwrap_or("");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut h);
+    usize::try_from(h.finish() % workers.max(1) as u64).unwrap_or(0)
+}
+
 /// Hands each `<message>` to the worker of its chat, so one chat is processed in order.
-async fn route_messages(mut rx: mpsc::Receiver<Node>, workers: Vec<mpsc::Sender<Node>>) {
-    while let Some(node) = rx.recv().await {
-        let chat = node
-            .get_attr("from")
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let user = chat.split(['@', ':']).next().unwrap_or("").to_owned();
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        user.hash(&mut h);
-        let idx = usize::try_from(h.finish() % workers.len().max(1) as u64).unwrap_or(0);
-        if let Some(w) = workers.get(idx)
-            && w.send(node).await.is_err()
-        {
-            return;
+/// A flush request is turned into a barrier through every worker, but only once no
+/// routed stanza is waiting (the channel is polled first), so the barrier follows every
+/// stanza that arrived before the request.
+async fn route_messages(
+    mut rx: mpsc::Receiver<Node>,
+    mut ctl: mpsc::Receiver<()>,
+    workers: Vec<mpsc::Sender<Work>>,
+) {
+    loop {
+        let work = tokio::select! {
+            biased;
+            node = rx.recv() => match node {
+                Some(node) => Some(node),
+                None => return,
+            },
+            Some(()) = ctl.recv() => None,
+        };
+        match work {
+            Some(node) => {
+                let idx = worker_index(&node, workers.len());
+                if let Some(w) = workers.get(idx)
+                    && w.send(Work::Message(node)).await.is_err()
+                {
+                    return;
+                }
+            }
+            None => {
+                let barrier = Arc::new(AtomicUsize::new(workers.len()));
+                for w in &workers {
+                    if w.send(Work::Barrier(barrier.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }
+
+/// Follows the connection: when the server says the offline backlog is complete
+/// (`<ib><offline>`), asks for a flush after the backlog's stanzas; flushes on disconnect
+/// and, as a safety net, when buffered messages wait too long.
+async fn watch_backlog(
+    inner: Arc<Inner>,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    ctl: mpsc::Sender<()>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(Event::Connection(u)) => {
+                    if u.received_pending_notifications {
+                        let _ = ctl.try_send(());
+                    } else if u.state == wa_types::ConnectionState::Closed {
+                        inner.flush_offline();
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => inner.flush_offline_if_stale(OFFLINE_BUFFER_MAX_AGE),
+        }
+    }
+}
+
+/// How long buffered offline messages wait at most for the end of the backlog.
+const OFFLINE_BUFFER_MAX_AGE: Duration = Duration::from_secs(3);
 
 /// Removes its waiter when the send finishes, times out or is cancelled.
 pub(crate) struct AckWaiter<'a> {
@@ -309,6 +406,55 @@ impl Drop for AckWaiter<'_> {
 impl Inner {
     pub(crate) fn emit(&self, event: Event) {
         self.socket.emit(event);
+    }
+
+    fn offline(&self) -> std::sync::MutexGuard<'_, OfflineBuffer> {
+        self.offline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reports a processed message: offline ones wait in the buffer (a full buffer is
+    /// flushed first); a live one flushes the buffer before it, keeping the order.
+    pub(crate) fn emit_message(&self, message: WaMessage) {
+        let cap = self.config.offline_batch;
+        let mut buf = self.offline();
+        if message.offline && cap > 0 {
+            if buf.messages.len() >= cap {
+                let full = std::mem::take(&mut buf.messages);
+                self.emit(Event::MessagesUpsert(MessagesUpsert { messages: full }));
+            }
+            if buf.messages.is_empty() {
+                buf.since = Some(std::time::Instant::now());
+            }
+            buf.messages.push(message);
+            return;
+        }
+        let mut messages = std::mem::take(&mut buf.messages);
+        buf.since = None;
+        if !messages.is_empty() {
+            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+            messages = Vec::new();
+        }
+        messages.push(message);
+        self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+    }
+
+    /// Reports every buffered offline message in one event.
+    pub(crate) fn flush_offline(&self) {
+        let mut buf = self.offline();
+        buf.since = None;
+        let messages = std::mem::take(&mut buf.messages);
+        if !messages.is_empty() {
+            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+        }
+    }
+
+    fn flush_offline_if_stale(&self, age: Duration) {
+        let stale = self.offline().since.is_some_and(|s| s.elapsed() >= age);
+        if stale {
+            self.flush_offline();
+        }
     }
 
     pub(crate) fn wait_ack(&self, id: &str) -> AckWaiter<'_> {

@@ -5,7 +5,7 @@ use wa_binary::{Jid, Node};
 use wa_proto::e2e::Message;
 use wa_signal::CiphertextType;
 use wa_store::{AuthCreds, Batch, ProcessedMessageStore};
-use wa_types::{Event, MessageKey, MessagesUpsert, WaMessage};
+use wa_types::{MessageKey, WaMessage};
 
 use crate::messenger::{Inner, Me, Repo, unix_now};
 use crate::stanza::{self, RetryKeys, RetryRequest};
@@ -255,17 +255,15 @@ fn emit_message(inner: &Inner, info: &Incoming, message: Box<Message>) {
     if info.chat.is_group() || info.chat.is_broadcast() {
         key = key.with_participant(info.sender.to_non_ad());
     }
-    inner.emit(Event::MessagesUpsert(MessagesUpsert {
-        messages: vec![WaMessage {
-            key,
-            sender: info.sender.clone(),
-            sender_alt: info.sender_alt.clone(),
-            push_name: info.push_name.clone(),
-            timestamp: info.t,
-            message,
-            offline: info.offline,
-        }],
-    }));
+    inner.emit_message(WaMessage {
+        key,
+        sender: info.sender.clone(),
+        sender_alt: info.sender_alt.clone(),
+        push_name: info.push_name.clone(),
+        timestamp: info.t,
+        message,
+        offline: info.offline,
+    });
 }
 
 /// Asks the sender to encrypt again (with our keys from the second attempt), or, past the

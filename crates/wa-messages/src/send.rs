@@ -8,7 +8,7 @@ use wa_proto::e2e::{DeviceSentMessage, Message};
 use wa_proto::web::WebMessageInfo;
 use wa_signal::CiphertextType;
 use wa_store::{AuthCreds, Batch};
-use wa_types::{Event, MessageKey, MessagesUpsert, WaMessage};
+use wa_types::{MessageKey, WaMessage};
 
 use crate::messenger::{Inner, Me, Messenger, Repo, inject_session, unix_now};
 use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
@@ -249,15 +249,13 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
     if !inner.config.emit_own_messages {
         return;
     }
-    inner.emit(Event::MessagesUpsert(MessagesUpsert {
-        messages: vec![WaMessage {
-            key,
-            sender: me.pn.clone(),
-            sender_alt: me.lid.clone(),
-            push_name: None,
-            timestamp: now,
-            message: Box::new(message),
-            offline: false,
-        }],
-    }));
+    inner.emit_message(WaMessage {
+        key,
+        sender: me.pn.clone(),
+        sender_alt: me.lid.clone(),
+        push_name: None,
+        timestamp: now,
+        message: Box::new(message),
+        offline: false,
+    });
 }

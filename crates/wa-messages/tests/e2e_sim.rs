@@ -412,17 +412,40 @@ async fn offline_device_gets_the_message_at_next_login() {
     drop(b1);
     wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
 
-    let key = a1
-        .messenger
-        .send_message(&Jid::pn(B), MessageContent::text("while you were away"))
-        .await
-        .unwrap();
-    assert_eq!(sim.queued(&b_jid), 1);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let key = a1
+            .messenger
+            .send_message(
+                &Jid::pn(B),
+                MessageContent::text(format!("while you were away {i}")),
+            )
+            .await
+            .unwrap();
+        ids.push(key.id);
+    }
+    assert_eq!(sim.queued(&b_jid), 3);
 
+    // The backlog is reported as one batch, in order, once the server says it is complete.
     let mut b1 = restart(&sim, b_store, b_jid.clone()).await;
-    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
-    assert!(got.offline, "delivered from the offline queue");
-    assert_eq!(text_of(&got.message), Some("while you were away"));
+    let batch = tokio::time::timeout(WAIT, async {
+        loop {
+            match b1.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => return u.messages,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("backlog in time");
+    let got: Vec<&str> = batch.iter().map(|m| m.key.id.as_str()).collect();
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        batch.iter().all(|m| m.offline),
+        "delivered from the offline queue"
+    );
+    assert_eq!(text_of(&batch[2].message), Some("while you were away 2"));
     wait_until("queue drains", || sim.queued(&b_jid) == 0).await;
 }
 
