@@ -956,6 +956,13 @@ impl Conn {
                     self.send(&iq_error(id, 400, "bad-request")).await
                 }
             }
+            ("w:g2", "get" | "set") => {
+                let Some(me) = self.device.clone() else {
+                    return self.send(&iq_error(id, 401, "not-authorized")).await;
+                };
+                let reply = crate::group::iq(&self.shared, &me, id, ty, node);
+                self.send(&reply).await
+            }
             ("usync", "get") if logged_in => {
                 self.shared
                     .usync_queries

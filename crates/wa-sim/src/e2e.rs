@@ -10,7 +10,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 use wa_binary::{Jid, Node, Server};
 use wa_crypto::{KeyPair, PublicKey};
-use wa_proto::e2e::{DeviceSentMessage, Message};
+use wa_proto::e2e::{DeviceSentMessage, Message, SenderKeyDistributionMessage};
 use wa_signal::{
     CiphertextType, InMemoryStore, PreKeyBundle, SignalRepository, SignedPreKeyRecord,
     generate_pre_keys, generate_registration_id, generate_signed_pre_key, pad_message,
@@ -379,6 +379,9 @@ pub(crate) async fn phone_send(
 ) -> Result<String, Error> {
     let signal =
         phone_signal(shared, phone).ok_or_else(|| Error::UnknownAccount(phone.to_owned()))?;
+    if to.is_group() {
+        return phone_send_group(shared, phone, &signal, to, message).await;
+    }
     let (to_user, peer_devices, own_devices) = {
         let st = shared.state.lock();
         let to_user = route::resolve_user(&st, to)
@@ -390,9 +393,6 @@ pub(crate) async fn phone_send(
             .collect();
         (to_user, peers, own)
     };
-    if to.is_group() {
-        return Err(Error::Rejected("use phone_send_group for groups".into()));
-    }
     let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
     let ty = stanza_type(&message);
     let plain = pad_message(&message.encode_to_vec(), &mut OsRng);
@@ -445,6 +445,124 @@ pub(crate) async fn phone_send(
         ))),
         None => Ok(id),
     }
+}
+
+/// Group send from the phone: one `skmsg` for everyone, and the sender-key distribution
+/// message pairwise to every member device.
+async fn phone_send_group(
+    shared: &Arc<Shared>,
+    phone: &str,
+    signal: &PhoneSignal,
+    group: &Jid,
+    message: Message,
+) -> Result<String, Error> {
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let devices: Vec<Jid> = {
+        let st = shared.state.lock();
+        let members = crate::group::members(&st, group)
+            .ok_or_else(|| Error::Rejected(format!("no group {group}")))?;
+        if !members.iter().any(|m| m == phone) {
+            return Err(Error::Rejected(format!("{phone} is not in {group}")));
+        }
+        members
+            .iter()
+            .flat_map(|m| route::user_devices(&st, m))
+            .filter(|d| *d != me)
+            .collect()
+    };
+    let ty = stanza_type(&message);
+    let group_id = group.to_string();
+    let id = message_id();
+    let mut tos = Vec::new();
+    let skmsg = {
+        let _busy = signal.busy.lock().await;
+        let plain = pad_message(&message.encode_to_vec(), &mut OsRng);
+        let enc = signal
+            .repo
+            .encrypt_group_message(&group_id, &me, &plain)
+            .await
+            .map_err(|e| Error::Rejected(format!("group encryption: {e}")))?;
+        let skdm = Message {
+            sender_key_distribution_message: Some(SenderKeyDistributionMessage {
+                group_id: Some(group_id.clone()),
+                axolotl_sender_key_distribution_message: Some(enc.sender_key_distribution_message),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let skdm_plain = pad_message(&skdm.encode_to_vec(), &mut OsRng);
+        for device in &devices {
+            if !ensure_session(shared, signal, device).await {
+                continue;
+            }
+            let Ok(e) = signal.repo.encrypt_message(device, &skdm_plain).await else {
+                continue;
+            };
+            tos.push(
+                Node::builder("to")
+                    .attr("jid", device.clone())
+                    .children([Node::builder("enc")
+                        .attr("v", "2")
+                        .attr("type", e.kind.as_str())
+                        .bytes(Bytes::from(e.ciphertext))
+                        .build()])
+                    .build(),
+            );
+        }
+        enc.ciphertext
+    };
+    let stanza = Node::builder("message")
+        .attr("id", id.clone())
+        .attr("to", group.clone())
+        .attr("type", ty)
+        .attr("addressing_mode", "pn")
+        .attr("phash", crate::group::participant_hash(&devices))
+        .children([
+            Node::builder("participants").children(tos).build(),
+            Node::builder("enc")
+                .attr("v", "2")
+                .attr("type", "skmsg")
+                .bytes(Bytes::from(skmsg))
+                .build(),
+        ])
+        .build();
+    let ack = route::route_message(shared, &me, &stanza);
+    match ack.attr_opt::<String>("error").ok().flatten() {
+        Some(code) => Err(Error::Rejected(format!(
+            "server refused the message: {code}"
+        ))),
+        None => Ok(id),
+    }
+}
+
+/// The phone creates a group with these participants; returns its JID.
+pub(crate) fn phone_create_group(
+    shared: &Shared,
+    phone: &str,
+    subject: &str,
+    participants: &[Jid],
+) -> Result<Jid, Error> {
+    if phone_signal(shared, phone).is_none() {
+        return Err(Error::UnknownAccount(phone.to_owned()));
+    }
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let req = Node::builder("iq")
+        .attr("to", Jid::new("", Server::Group))
+        .children([Node::builder("create")
+            .attr("subject", subject.to_owned())
+            .children(
+                participants
+                    .iter()
+                    .map(|p| Node::builder("participant").attr("jid", p.clone()).build()),
+            )
+            .build()])
+        .build();
+    let reply = crate::group::iq(shared, &me, "phone", "set", &req);
+    reply
+        .child("group")
+        .and_then(|g| g.attr_opt::<String>("id").ok().flatten())
+        .map(Jid::group)
+        .ok_or_else(|| Error::Rejected("group creation refused".into()))
 }
 
 /// The phone's inbox.

@@ -1,17 +1,747 @@
-//! Groups (`w:g2`): not built yet.
+//! Groups (`xmlns="w:g2"`): the group iqs, `w:gp2` notifications to the members'
+//! devices, and group message fan-out (MSG_SPEC: group send).
+//!
+//! Requests follow Baileys' `groups.ts`; replies and notifications have the shape
+//! whatsmeow's `group.go` parses (`<group id creator creation subject s_t s_o size
+//! addressing_mode><participant jid type/>..</group>`).
 
-use wa_binary::{Jid, Node};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use bytes::Bytes;
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use wa_binary::{Jid, Node, Server};
 
-use crate::route::server_ack;
-use crate::sim::Shared;
+use crate::route::{self, Delivery, resolve_user, server_ack, user_devices};
+use crate::sim::{Shared, fresh_id, unix_now};
+use crate::state::Inner;
 
-/// Routes a group `<message>`.
+/// Most groups the simulator holds.
+pub(crate) const MAX_GROUPS: usize = 10_000;
+/// Most participants per group.
+pub(crate) const MAX_PARTICIPANTS: usize = 1024;
+/// Longest subject, in bytes.
+const MAX_SUBJECT: usize = 512;
+/// Longest description, in bytes.
+const MAX_DESCRIPTION: usize = 4096;
+
+/// A participant's rank.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Role {
+    Member,
+    Admin,
+    SuperAdmin,
+}
+
+impl Role {
+    fn attr(self) -> Option<&'static str> {
+        match self {
+            Role::Member => None,
+            Role::Admin => Some("admin"),
+            Role::SuperAdmin => Some("superadmin"),
+        }
+    }
+
+    fn is_admin(self) -> bool {
+        self != Role::Member
+    }
+}
+
+/// A group's description.
+#[derive(Clone, Debug)]
+pub(crate) struct Description {
+    pub(crate) id: String,
+    pub(crate) body: String,
+    pub(crate) by: String,
+    pub(crate) t: u64,
+}
+
+/// One group.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub(crate) id: String,
+    pub(crate) creator: String,
+    pub(crate) creation: u64,
+    pub(crate) subject: String,
+    pub(crate) subject_owner: String,
+    pub(crate) subject_time: u64,
+    pub(crate) description: Option<Description>,
+    pub(crate) announce: bool,
+    pub(crate) locked: bool,
+    pub(crate) ephemeral: u32,
+    pub(crate) invite: String,
+    /// Phone numbers with their role, in join order.
+    pub(crate) participants: Vec<(String, Role)>,
+}
+
+impl Group {
+    fn jid(&self) -> Jid {
+        Jid::group(self.id.clone())
+    }
+
+    fn role(&self, phone: &str) -> Option<Role> {
+        self.participants
+            .iter()
+            .find(|(p, _)| p == phone)
+            .map(|(_, r)| *r)
+    }
+
+    fn set_role(&mut self, phone: &str, role: Role) {
+        if let Some(e) = self.participants.iter_mut().find(|(p, _)| p == phone) {
+            e.1 = role;
+        }
+    }
+
+    /// `<group ...>` as a metadata answer carries it.
+    pub(crate) fn node(&self) -> Node {
+        let mut children: Vec<Node> = self
+            .participants
+            .iter()
+            .map(|(p, r)| {
+                Node::builder("participant")
+                    .attr("jid", Jid::pn(p.clone()))
+                    .attr_opt("type", r.attr())
+                    .build()
+            })
+            .collect();
+        if let Some(d) = &self.description {
+            children.push(
+                Node::builder("description")
+                    .attr("id", d.id.clone())
+                    .attr("participant", Jid::pn(d.by.clone()))
+                    .attr("t", d.t.to_string())
+                    .children([Node::builder("body")
+                        .bytes(Bytes::from(d.body.clone().into_bytes()))
+                        .build()])
+                    .build(),
+            );
+        }
+        if self.announce {
+            children.push(Node::new("announcement"));
+        }
+        if self.locked {
+            children.push(Node::new("locked"));
+        }
+        if self.ephemeral > 0 {
+            children.push(
+                Node::builder("ephemeral")
+                    .attr("expiration", self.ephemeral.to_string())
+                    .build(),
+            );
+        }
+        children.push(
+            Node::builder("member_add_mode")
+                .bytes(Bytes::from_static(b"all_member_add"))
+                .build(),
+        );
+        Node::builder("group")
+            .attr("id", self.id.clone())
+            .attr("creator", Jid::pn(self.creator.clone()))
+            .attr("creation", self.creation.to_string())
+            .attr("subject", self.subject.clone())
+            .attr("s_t", self.subject_time.to_string())
+            .attr("s_o", Jid::pn(self.subject_owner.clone()))
+            .attr("size", self.participants.len().to_string())
+            .attr("addressing_mode", "pn")
+            .children(children)
+            .build()
+    }
+
+    /// Every device of every member, phones first per member.
+    fn devices(&self, st: &Inner) -> Vec<Jid> {
+        self.participants
+            .iter()
+            .flat_map(|(p, _)| user_devices(st, p))
+            .collect()
+    }
+}
+
+/// `"2:" + base64-no-pad(first 6 bytes of SHA-256(sorted device JIDs concatenated))`.
+pub(crate) fn participant_hash(devices: &[Jid]) -> String {
+    let mut names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+    names.sort();
+    let digest = Sha256::digest(names.concat().as_bytes());
+    format!("2:{}", STANDARD_NO_PAD.encode(&digest[..6]))
+}
+
+fn invite_code() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)[..22].to_owned()
+}
+
+fn text_of(node: &Node, max: usize) -> Option<String> {
+    let raw = node.content_bytes()?;
+    (raw.len() <= max)
+        .then(|| std::str::from_utf8(raw).ok().map(str::to_owned))
+        .flatten()
+}
+
+fn iq_result(id: &str, from: Jid, children: Vec<Node>) -> Node {
+    Node::builder("iq")
+        .attr("from", from)
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .children(children)
+        .build()
+}
+
+fn iq_error(id: &str, from: Jid, code: u16, text: &'static str) -> Node {
+    Node::builder("iq")
+        .attr("from", from)
+        .attr("type", "error")
+        .attr("id", id.to_owned())
+        .children([Node::builder("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
+        .build()
+}
+
+/// `@g.us`: the address of group operations that name no group.
+fn groups_server() -> Jid {
+    Jid::new("", Server::Group)
+}
+
+/// A `w:gp2` notification, to be delivered to `devices`.
+struct Notice {
+    group: Jid,
+    actor: Jid,
+    child: Node,
+    devices: Vec<Jid>,
+}
+
+fn send_notices(shared: &Shared, notices: Vec<Notice>, except: &Jid) {
+    let t = unix_now().to_string();
+    for n in notices {
+        let node = Node::builder("notification")
+            .attr("from", n.group)
+            .attr("type", "w:gp2")
+            .attr("id", fresh_id())
+            .attr("participant", n.actor)
+            .attr("t", t.clone())
+            .children([n.child])
+            .build();
+        for d in n.devices.iter().filter(|d| *d != except) {
+            route::deliver(shared, d, node.clone());
+        }
+    }
+}
+
+fn participants_node(tag: &'static str, phones: &[String]) -> Node {
+    Node::builder(tag)
+        .children(phones.iter().map(|p| {
+            Node::builder("participant")
+                .attr("jid", Jid::pn(p.clone()))
+                .build()
+        }))
+        .build()
+}
+
+/// Answers an `<iq xmlns="w:g2">` from the logged-in device `me`.
+pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, ty: &str, node: &Node) -> Node {
+    let to = node
+        .attr_opt::<Jid>("to")
+        .ok()
+        .flatten()
+        .unwrap_or_else(groups_server);
+    let Some(op) = node.children().first() else {
+        return iq_error(id, to, 400, "bad-request");
+    };
+    let mut notices = Vec::new();
+    let reply = {
+        let mut st = shared.state.lock();
+        if to.user.as_str().is_empty() {
+            on_server(&mut st, me, id, ty, op, &mut notices)
+        } else {
+            on_group(&mut st, me, id, ty, &to, op, &mut notices)
+        }
+    };
+    send_notices(shared, notices, me);
+    reply
+}
+
+/// Operations addressed to `@g.us`: create, leave, list participating groups.
+fn on_server(
+    st: &mut Inner,
+    me: &Jid,
+    id: &str,
+    ty: &str,
+    op: &Node,
+    notices: &mut Vec<Notice>,
+) -> Node {
+    let me_user = me.user.as_str().to_owned();
+    let server = groups_server();
+    match (ty, op.tag()) {
+        ("set", "create") => {
+            let Some(subject) = op
+                .attr_opt::<String>("subject")
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT)
+            else {
+                return iq_error(id, server, 400, "bad-request");
+            };
+            if st.groups.len() >= MAX_GROUPS {
+                return iq_error(id, server, 503, "service-unavailable");
+            }
+            let mut participants = vec![(me_user.clone(), Role::SuperAdmin)];
+            for p in op.children_by_tag("participant").take(MAX_PARTICIPANTS) {
+                let Some(user) = p
+                    .attr_opt::<Jid>("jid")
+                    .ok()
+                    .flatten()
+                    .and_then(|j| resolve_user(st, &j))
+                else {
+                    continue;
+                };
+                let phone = user.user.as_str().to_owned();
+                if participants.len() < MAX_PARTICIPANTS
+                    && !participants.iter().any(|(q, _)| *q == phone)
+                {
+                    participants.push((phone, Role::Member));
+                }
+            }
+            let now = unix_now();
+            st.next_group += 1;
+            let group = Group {
+                id: format!("120363{:012}", st.next_group),
+                creator: me_user.clone(),
+                creation: now,
+                subject: subject.clone(),
+                subject_owner: me_user,
+                subject_time: now,
+                description: None,
+                announce: op.child("announcement").is_some(),
+                locked: op.child("locked").is_some(),
+                ephemeral: op
+                    .child("ephemeral")
+                    .and_then(|e| e.attr_opt::<u32>("expiration").ok().flatten())
+                    .unwrap_or(0),
+                invite: invite_code(),
+                participants,
+            };
+            let node = group.node();
+            let key = op.attr_opt::<String>("key").ok().flatten();
+            notices.push(Notice {
+                group: group.jid(),
+                actor: me.clone(),
+                child: Node::builder("create")
+                    .attr("reason", "create")
+                    .attr_opt("key", key)
+                    .children([node.clone()])
+                    .build(),
+                devices: group.devices(st),
+            });
+            st.groups.insert(group.id.clone(), group);
+            iq_result(id, server, vec![node])
+        }
+        ("set", "leave") => {
+            let mut left = Vec::new();
+            for g in op.children_by_tag("group").take(64) {
+                let Some(gid) = g.attr_opt::<Jid>("id").ok().flatten() else {
+                    continue;
+                };
+                let Some(group) = st.groups.get(gid.user.as_str()) else {
+                    continue;
+                };
+                if group.role(me.user.as_str()).is_none() {
+                    continue;
+                }
+                let devices = group.devices(st);
+                let gid = gid.user.as_str().to_owned();
+                if let Some(group) = st.groups.get_mut(&gid) {
+                    group.participants.retain(|(p, _)| p != me.user.as_str());
+                    notices.push(Notice {
+                        group: group.jid(),
+                        actor: me.clone(),
+                        child: participants_node("remove", &[me.user.as_str().to_owned()]),
+                        devices,
+                    });
+                    left.push(Node::builder("group").attr("id", group.jid()).build());
+                    if group.participants.is_empty() {
+                        st.groups.remove(&gid);
+                    }
+                }
+            }
+            iq_result(
+                id,
+                server,
+                vec![Node::builder("leave").children(left).build()],
+            )
+        }
+        ("get", "participating") => {
+            let groups: Vec<Node> = st
+                .groups
+                .values()
+                .filter(|g| g.role(me.user.as_str()).is_some())
+                .map(Group::node)
+                .collect();
+            iq_result(
+                id,
+                server,
+                vec![Node::builder("groups").children(groups).build()],
+            )
+        }
+        _ => iq_error(id, server, 501, "feature-not-implemented"),
+    }
+}
+
+/// Operations on one group.
+fn on_group(
+    st: &mut Inner,
+    me: &Jid,
+    id: &str,
+    ty: &str,
+    to: &Jid,
+    op: &Node,
+    notices: &mut Vec<Notice>,
+) -> Node {
+    let gid = to.user.as_str().to_owned();
+    let Some(group) = st.groups.get(&gid) else {
+        return iq_error(id, to.clone(), 404, "item-not-found");
+    };
+    let Some(my_role) = group.role(me.user.as_str()) else {
+        return iq_error(id, to.clone(), 403, "forbidden");
+    };
+    let devices = group.devices(st);
+    let notice = |child: Node, devices: Vec<Jid>| Notice {
+        group: to.clone(),
+        actor: me.clone(),
+        child,
+        devices,
+    };
+    // Anyone may read the metadata, and change subject and description while the
+    // group is unlocked; everything else takes an admin.
+    let open_to_members = matches!((ty, op.tag()), ("get", "query"))
+        || (matches!(op.tag(), "subject" | "description") && !group.locked);
+    let needs_admin = !open_to_members;
+    if needs_admin && !my_role.is_admin() {
+        return iq_error(id, to.clone(), 401, "not-authorized");
+    }
+    let now = unix_now();
+    match (ty, op.tag()) {
+        ("get", "query") => iq_result(id, to.clone(), vec![group.node()]),
+        ("set", action @ ("add" | "remove" | "promote" | "demote")) => {
+            let asked: Vec<Option<Jid>> = op
+                .children_by_tag("participant")
+                .take(MAX_PARTICIPANTS)
+                .map(|p| p.attr_opt::<Jid>("jid").ok().flatten())
+                .collect();
+            let resolved: Vec<(Option<Jid>, Option<String>)> = asked
+                .into_iter()
+                .map(|j| {
+                    let phone = j
+                        .as_ref()
+                        .and_then(|j| resolve_user(st, j))
+                        .map(|u| u.user.as_str().to_owned());
+                    (j, phone)
+                })
+                .collect();
+            let Some(group) = st.groups.get_mut(&gid) else {
+                return iq_error(id, to.clone(), 404, "item-not-found");
+            };
+            let tag: &'static str = match action {
+                "add" => "add",
+                "remove" => "remove",
+                "promote" => "promote",
+                _ => "demote",
+            };
+            let mut out = Vec::new();
+            let mut done = Vec::new();
+            for (jid, phone) in resolved {
+                let Some(jid) = jid else { continue };
+                let code = match (&phone, action) {
+                    (None, _) => Some(404),
+                    (Some(p), "add") => {
+                        if group.role(p).is_some() {
+                            Some(409)
+                        } else if group.participants.len() >= MAX_PARTICIPANTS {
+                            Some(500)
+                        } else {
+                            group.participants.push((p.clone(), Role::Member));
+                            None
+                        }
+                    }
+                    (Some(p), _) if group.role(p).is_none() => Some(404),
+                    (Some(p), _)
+                        if group.role(p) == Some(Role::SuperAdmin) && p != me.user.as_str() =>
+                    {
+                        Some(403)
+                    }
+                    (Some(p), "remove") => {
+                        group.participants.retain(|(q, _)| q != p);
+                        None
+                    }
+                    (Some(p), "promote") => {
+                        if group.role(p) == Some(Role::Member) {
+                            group.set_role(p, Role::Admin);
+                        }
+                        None
+                    }
+                    (Some(p), _) => {
+                        group.set_role(p, Role::Member);
+                        None
+                    }
+                };
+                out.push(
+                    Node::builder("participant")
+                        .attr("jid", phone.clone().map_or(jid, Jid::pn))
+                        .attr_opt("error", code.map(|c| c.to_string()))
+                        .build(),
+                );
+                if code.is_none()
+                    && let Some(p) = phone
+                {
+                    done.push(p);
+                }
+            }
+            if !done.is_empty() {
+                // Removed members hear about it too; added ones are in the new list.
+                let mut targets = devices;
+                if action == "add" {
+                    for p in &done {
+                        targets.extend(user_devices(st, p));
+                    }
+                }
+                notices.push(notice(participants_node(tag, &done), targets));
+            }
+            iq_result(
+                id,
+                to.clone(),
+                vec![Node::builder(tag).children(out).build()],
+            )
+        }
+        ("set", "subject") => {
+            let Some(subject) = text_of(op, MAX_SUBJECT).filter(|s| !s.is_empty()) else {
+                return iq_error(id, to.clone(), 400, "bad-request");
+            };
+            if let Some(g) = st.groups.get_mut(&gid) {
+                g.subject = subject.clone();
+                g.subject_owner = me.user.as_str().to_owned();
+                g.subject_time = now;
+            }
+            notices.push(notice(
+                Node::builder("subject")
+                    .attr("subject", subject)
+                    .attr("s_t", now.to_string())
+                    .attr("s_o", Jid::pn(me.user.clone()))
+                    .build(),
+                devices,
+            ));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        ("set", "description") => {
+            let delete = op.attr_opt::<&str>("delete").ok().flatten() == Some("true");
+            let body = op.child("body").and_then(|b| text_of(b, MAX_DESCRIPTION));
+            let desc_id = op
+                .attr_opt::<String>("id")
+                .ok()
+                .flatten()
+                .filter(|i| i.len() <= 64)
+                .unwrap_or_else(fresh_id);
+            let child = match (delete, body) {
+                (true, _) => {
+                    if let Some(g) = st.groups.get_mut(&gid) {
+                        g.description = None;
+                    }
+                    Node::builder("description")
+                        .attr("id", desc_id)
+                        .children([Node::new("delete")])
+                        .build()
+                }
+                (false, Some(body)) => {
+                    if let Some(g) = st.groups.get_mut(&gid) {
+                        g.description = Some(Description {
+                            id: desc_id.clone(),
+                            body: body.clone(),
+                            by: me.user.as_str().to_owned(),
+                            t: now,
+                        });
+                    }
+                    Node::builder("description")
+                        .attr("id", desc_id)
+                        .children([Node::builder("body")
+                            .bytes(Bytes::from(body.into_bytes()))
+                            .build()])
+                        .build()
+                }
+                (false, None) => return iq_error(id, to.clone(), 400, "bad-request"),
+            };
+            notices.push(notice(child, devices));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        ("set", setting @ ("announcement" | "not_announcement" | "locked" | "unlocked")) => {
+            if let Some(g) = st.groups.get_mut(&gid) {
+                match setting {
+                    "announcement" => g.announce = true,
+                    "not_announcement" => g.announce = false,
+                    "locked" => g.locked = true,
+                    _ => g.locked = false,
+                }
+            }
+            let tag: &'static str = match setting {
+                "announcement" => "announcement",
+                "not_announcement" => "not_announcement",
+                "locked" => "locked",
+                _ => "unlocked",
+            };
+            notices.push(notice(
+                Node::builder(tag).attr("v_id", now.to_string()).build(),
+                devices,
+            ));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        ("set", "ephemeral" | "not_ephemeral") => {
+            let expiration = if op.tag() == "ephemeral" {
+                op.attr_opt::<u32>("expiration").ok().flatten().unwrap_or(0)
+            } else {
+                0
+            };
+            if let Some(g) = st.groups.get_mut(&gid) {
+                g.ephemeral = expiration;
+            }
+            let child = if expiration > 0 {
+                Node::builder("ephemeral")
+                    .attr("expiration", expiration.to_string())
+                    .build()
+            } else {
+                Node::new("not_ephemeral")
+            };
+            notices.push(notice(child, devices));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        (get_or_set, "invite") => {
+            let Some(g) = st.groups.get_mut(&gid) else {
+                return iq_error(id, to.clone(), 404, "item-not-found");
+            };
+            if get_or_set == "set" {
+                g.invite = invite_code();
+                notices.push(notice(
+                    Node::builder("invite")
+                        .attr("code", g.invite.clone())
+                        .build(),
+                    devices,
+                ));
+            }
+            iq_result(
+                id,
+                to.clone(),
+                vec![
+                    Node::builder("invite")
+                        .attr("code", g.invite.clone())
+                        .build(),
+                ],
+            )
+        }
+        _ => iq_error(id, to.clone(), 501, "feature-not-implemented"),
+    }
+}
+
+/// Routes a group `<message>` from the device `sender`; returns the sender's ack.
 pub(crate) fn route_group_message(
-    _shared: &Shared,
-    _sender: &Jid,
-    _node: &Node,
+    shared: &Shared,
+    sender: &Jid,
+    node: &Node,
     id: &str,
     to: &Jid,
 ) -> Node {
-    server_ack("message", id, Some(to.clone()), Some(501))
+    let (devices, allowed) = {
+        let st = shared.state.lock();
+        let Some(group) = st.groups.get(to.user.as_str()) else {
+            return server_ack("message", id, Some(to.clone()), Some(404));
+        };
+        let role = group.role(sender.user.as_str());
+        let allowed = match role {
+            None => false,
+            Some(r) => !group.announce || r.is_admin(),
+        };
+        (group.devices(&st), allowed)
+    };
+    if !allowed {
+        return server_ack("message", id, Some(to.clone()), Some(403));
+    }
+    let recipients: Vec<Jid> = devices.into_iter().filter(|d| d != sender).collect();
+    let server_hash = participant_hash(&recipients);
+    let t = unix_now().to_string();
+    let ty = node
+        .attr_opt::<String>("type")
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty() && v.len() <= 32)
+        .unwrap_or_else(|| "text".to_owned());
+    let edit = node
+        .attr_opt::<String>("edit")
+        .ok()
+        .flatten()
+        .filter(|v| v.len() <= 8);
+    let mode = node
+        .attr_opt::<String>("addressing_mode")
+        .ok()
+        .flatten()
+        .filter(|m| m == "pn" || m == "lid")
+        .unwrap_or_else(|| "pn".to_owned());
+    let shared_encs: Vec<Node> = node.children_by_tag("enc").take(4).cloned().collect();
+    let identity = node.child("device-identity").cloned();
+    // Per-device `<to>` children, by device.
+    let per_device: Vec<(Jid, Vec<Node>)> = {
+        let st = shared.state.lock();
+        node.child("participants")
+            .map(|p| {
+                p.children_by_tag("to")
+                    .take(route::MAX_TARGETS)
+                    .filter_map(|t| {
+                        let dev = t
+                            .attr_opt::<Jid>("jid")
+                            .ok()
+                            .flatten()
+                            .and_then(|j| route::resolve_device(&st, &j))?;
+                        Some((dev, t.children().to_vec()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for dev in &recipients {
+        let mut children: Vec<Node> = per_device
+            .iter()
+            .find(|(d, _)| d == dev)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default();
+        children.extend(shared_encs.iter().cloned());
+        children.extend(identity.clone());
+        if children.is_empty() {
+            continue;
+        }
+        let stanza = Delivery {
+            from: to,
+            participant: Some(sender),
+            id,
+            t: &t,
+            ty: &ty,
+            edit: edit.as_deref(),
+            recipient: None,
+            addressing_mode: Some(&mode),
+        }
+        .build(children);
+        route::deliver(shared, dev, stanza);
+    }
+    let client_hash = node.attr_opt::<String>("phash").ok().flatten();
+    Node::builder("ack")
+        .attr("class", "message")
+        .attr("id", id.to_owned())
+        .attr("from", to.clone())
+        .attr("t", t)
+        .attr_opt(
+            "phash",
+            (client_hash.as_deref() != Some(server_hash.as_str())).then_some(server_hash),
+        )
+        .build()
+}
+
+/// The members of a group, as phone numbers (`None`: no such group).
+pub(crate) fn members(st: &Inner, group: &Jid) -> Option<Vec<String>> {
+    st.groups
+        .get(group.user.as_str())
+        .map(|g| g.participants.iter().map(|(p, _)| p.clone()).collect())
 }

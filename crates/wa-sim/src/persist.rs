@@ -163,6 +163,8 @@ impl SimState {
             },
             accounts,
             next_lid: file.next_lid,
+            groups: BTreeMap::new(),
+            next_group: 0,
         };
         Ok(SimState::from_inner(inner))
     }

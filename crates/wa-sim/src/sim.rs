@@ -344,7 +344,9 @@ impl Sim {
     /// The account's simulated phone sends `message` to `to` (a user): it encrypts it to
     /// every device of the peer and, wrapped in a `DeviceSentMessage`, to its own
     /// companions (creating sessions from the server's pre-key bundles as needed), and
-    /// the server delivers it as sent by device 0. Returns the message id.
+    /// the server delivers it as sent by device 0. To a group (`id@g.us`) it sends one
+    /// `skmsg` with its sender key, and the sender-key distribution message pairwise to
+    /// every member device. Returns the message id.
     ///
     /// # Errors
     /// [`Error::UnknownAccount`] (the phone or the peer), [`Error::Rejected`].
@@ -355,6 +357,29 @@ impl Sim {
         message: wa_proto::e2e::Message,
     ) -> Result<String, Error> {
         e2e::phone_send(&self.shared, phone, to, message).await
+    }
+
+    /// The account's simulated phone creates a group (it becomes its super admin) with
+    /// these participants (PN or LID user JIDs of known accounts; others are left out).
+    /// Every member's devices get the `w:gp2` `<create>` notification.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::Rejected`] (empty or too long subject, too many
+    /// groups).
+    pub fn phone_create_group(
+        &self,
+        phone: &str,
+        subject: &str,
+        participants: &[Jid],
+    ) -> Result<Jid, Error> {
+        e2e::phone_create_group(&self.shared, phone, subject, participants)
+    }
+
+    /// The members of a group (user JIDs, in join order); `None` when there is no such
+    /// group.
+    pub fn group_members(&self, group: &Jid) -> Option<Vec<Jid>> {
+        let st = self.shared.state.lock();
+        crate::group::members(&st, group).map(|m| m.into_iter().map(Jid::pn).collect())
     }
 
     /// How many stanzas wait in a device's delivery queue (delivered or not, not yet

@@ -8,6 +8,7 @@ use wa_binary::Jid;
 use wa_crypto::{KeyPair, PublicKey};
 
 use crate::e2e::PhoneSignal;
+use crate::group::Group;
 
 /// Most one-time pre-keys kept per device (uploads beyond are dropped, oldest first).
 pub(crate) const MAX_PREKEYS_PER_DEVICE: usize = 2048;
@@ -49,6 +50,10 @@ pub(crate) struct Inner {
     pub(crate) keys: ServerKeys,
     pub(crate) accounts: BTreeMap<String, Account>,
     pub(crate) next_lid: u64,
+    /// Groups by id (the user part of `id@g.us`).
+    pub(crate) groups: BTreeMap<String, Group>,
+    /// The last group number handed out.
+    pub(crate) next_group: u64,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -154,6 +159,8 @@ impl SimState {
             keys,
             accounts: BTreeMap::new(),
             next_lid: 100_000_000_000_001,
+            groups: BTreeMap::new(),
+            next_group: 0,
         })))
     }
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod party;
+
 use std::future::Future;
 use std::time::Duration;
 
