@@ -1,4 +1,4 @@
-use crate::{ConnectionUpdate, MessageUpdate, MessagesUpsert};
+use crate::{ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -18,4 +18,6 @@ pub enum Event {
     /// Receipts (delivered, read, played, retry) for messages, one entry per message id per
     /// device.
     MessagesUpdate(Vec<MessageUpdate>),
+    /// A group changed (`w:gp2` notification): members, name, settings, ...
+    GroupUpdate(GroupUpdate),
 }

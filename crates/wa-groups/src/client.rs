@@ -1,0 +1,447 @@
+//! The [`Groups`] handle: `w:g2` requests over a socket, a metadata cache kept current by
+//! `w:gp2` notifications, and those notifications as events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use rand::RngCore;
+use tokio::task::AbortHandle;
+use wa_binary::{Jid, Node};
+use wa_socket::{Event, Filter, Socket};
+use wa_types::GroupMetadata;
+
+use crate::Error;
+use crate::parse::{
+    ParticipantResult, apply_update, parse_group, parse_group_reply, parse_notification,
+    parse_participants_reply,
+};
+
+/// Cache settings of a [`Groups`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupsConfig {
+    /// Most groups whose metadata is cached.
+    pub cache_capacity: u64,
+    /// How long cached metadata is trusted without a notification.
+    pub cache_ttl: Duration,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 1_000,
+            cache_ttl: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// A change to a group's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantAction {
+    /// Add members.
+    Add,
+    /// Remove members.
+    Remove,
+    /// Make members admins.
+    Promote,
+    /// Make admins members.
+    Demote,
+}
+
+impl ParticipantAction {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Remove => "remove",
+            Self::Promote => "promote",
+            Self::Demote => "demote",
+        }
+    }
+}
+
+/// A group setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSetting {
+    /// Only admins may send messages.
+    Announcement,
+    /// Everyone may send messages.
+    NotAnnouncement,
+    /// Only admins may edit the group info.
+    Locked,
+    /// Everyone may edit the group info.
+    Unlocked,
+}
+
+impl GroupSetting {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Announcement => "announcement",
+            Self::NotAnnouncement => "not_announcement",
+            Self::Locked => "locked",
+            Self::Unlocked => "unlocked",
+        }
+    }
+}
+
+/// Group management over a [`Socket`]. Cheap to clone; the notification task stops when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct Groups {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: Socket,
+    cache: Cache<Jid, Arc<GroupMetadata>>,
+    listener: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups")
+            .field("cached", &self.inner.cache.entry_count())
+            .finish()
+    }
+}
+
+/// Notifications queued for the listener before the socket's reader waits.
+const NOTIFICATION_QUEUE: usize = 64;
+
+fn ack(node: &Node) -> Node {
+    let attr = |k: &str| node.get_attr(k).cloned();
+    Node::builder("ack")
+        .attr("class", node.tag().to_owned())
+        .attr_opt("id", attr("id"))
+        .attr_opt("type", attr("type"))
+        .attr_opt("to", attr("from"))
+        .attr_opt("participant", attr("participant"))
+        .build()
+}
+
+/// A message-id-like key for create requests.
+fn request_key() -> String {
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("3EB0{:016X}", u64::from_be_bytes(b))
+}
+
+impl Groups {
+    /// Wraps `socket` and subscribes to `<notification type="w:gp2">`: each one updates
+    /// the cache, is acknowledged, then emitted as [`Event::GroupUpdate`]. Must be called
+    /// inside a Tokio runtime.
+    pub fn new(socket: Socket, config: &GroupsConfig) -> Self {
+        let cache: Cache<Jid, Arc<GroupMetadata>> = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_live(config.cache_ttl)
+            .build();
+        let mut rx = socket.subscribe(
+            Filter::tag("notification").kind("w:gp2"),
+            NOTIFICATION_QUEUE,
+        );
+        let (task_socket, task_cache) = (socket.clone(), cache.clone());
+        let listener = tokio::spawn(async move {
+            while let Some(node) = rx.recv().await {
+                let update = parse_notification(&node);
+                if let Ok(update) = &update {
+                    let cached = task_cache.get(&update.group).await;
+                    match cached {
+                        Some(meta) => {
+                            let mut meta = (*meta).clone();
+                            if apply_update(&mut meta, update) {
+                                task_cache
+                                    .insert(update.group.clone(), Arc::new(meta))
+                                    .await;
+                            } else {
+                                task_cache.invalidate(&update.group).await;
+                            }
+                        }
+                        None => {
+                            if let Some(wa_types::GroupChange::Created(meta)) =
+                                update.changes.first()
+                            {
+                                task_cache
+                                    .insert(update.group.clone(), Arc::new((**meta).clone()))
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                if let Err(e) = task_socket.send_node(&ack(&node)).await {
+                    tracing::debug!("group notification ack not sent: {e}");
+                }
+                match update {
+                    Ok(update) => task_socket.emit(Event::GroupUpdate(update)),
+                    Err(e) => tracing::warn!("unparsable group notification: {e}"),
+                }
+            }
+        })
+        .abort_handle();
+        Self {
+            inner: Arc::new(Inner {
+                socket,
+                cache,
+                listener,
+            }),
+        }
+    }
+
+    async fn group_query(&self, to: Jid, kind: &str, content: Node) -> Result<Node, Error> {
+        let node = Node::builder("iq")
+            .attr("type", kind.to_owned())
+            .attr("xmlns", "w:g2")
+            .attr("to", to)
+            .children([content])
+            .build();
+        Ok(self.inner.socket.query(node).await?)
+    }
+
+    /// The group's metadata, from the cache when present.
+    ///
+    /// # Errors
+    /// Socket errors, [`Error::Refused`] (e.g. 404 no such group, 403 not a member),
+    /// [`Error::Malformed`].
+    pub async fn metadata(&self, group: &Jid) -> Result<Arc<GroupMetadata>, Error> {
+        if let Some(m) = self.inner.cache.get(group).await {
+            return Ok(m);
+        }
+        self.fetch_metadata(group).await
+    }
+
+    /// The group's metadata from the server (refreshing the cache).
+    ///
+    /// # Errors
+    /// As [`Groups::metadata`].
+    pub async fn fetch_metadata(&self, group: &Jid) -> Result<Arc<GroupMetadata>, Error> {
+        let reply = self
+            .group_query(
+                group.clone(),
+                "get",
+                Node::builder("query")
+                    .attr("request", "interactive")
+                    .build(),
+            )
+            .await?;
+        let meta = Arc::new(parse_group_reply(&reply)?);
+        self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+        Ok(meta)
+    }
+
+    /// Drops `group` from the metadata cache.
+    pub async fn invalidate(&self, group: &Jid) {
+        self.inner.cache.invalidate(group).await;
+    }
+
+    /// Creates a group with `subject` and `participants` (we become its super admin).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty subject; server and socket errors.
+    pub async fn create(
+        &self,
+        subject: &str,
+        participants: &[Jid],
+    ) -> Result<Arc<GroupMetadata>, Error> {
+        if subject.trim().is_empty() {
+            return Err(Error::InvalidRequest("empty subject"));
+        }
+        let create = Node::builder("create")
+            .attr("subject", subject.to_owned())
+            .attr("key", request_key())
+            .children(
+                participants
+                    .iter()
+                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build()),
+            )
+            .build();
+        let reply = self.group_query(Jid::group(""), "set", create).await?;
+        let meta = Arc::new(parse_group_reply(&reply)?);
+        self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+        Ok(meta)
+    }
+
+    /// Adds, removes, promotes or demotes members; one result per member.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty list; server and socket errors.
+    pub async fn participants_update(
+        &self,
+        group: &Jid,
+        participants: &[Jid],
+        action: ParticipantAction,
+    ) -> Result<Vec<ParticipantResult>, Error> {
+        if participants.is_empty() {
+            return Err(Error::InvalidRequest("no participants"));
+        }
+        let node = Node::builder(action.tag())
+            .children(
+                participants
+                    .iter()
+                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build()),
+            )
+            .build();
+        let reply = self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        parse_participants_reply(&reply, action.tag())
+    }
+
+    /// Renames the group.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty subject; server and socket errors.
+    pub async fn update_subject(&self, group: &Jid, subject: &str) -> Result<(), Error> {
+        if subject.trim().is_empty() {
+            return Err(Error::InvalidRequest("empty subject"));
+        }
+        let node = Node::builder("subject")
+            .bytes(subject.as_bytes().to_vec())
+            .build();
+        self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Sets (or with `None` deletes) the description.
+    ///
+    /// # Errors
+    /// Server and socket errors.
+    pub async fn update_description(
+        &self,
+        group: &Jid,
+        description: Option<&str>,
+    ) -> Result<(), Error> {
+        let prev = self.fetch_metadata(group).await?.description_id.clone();
+        let mut b = Node::builder("description").attr_opt("prev", prev);
+        b = match description {
+            Some(d) => b
+                .attr("id", request_key())
+                .children([Node::builder("body").bytes(d.as_bytes().to_vec()).build()]),
+            None => b.attr("delete", "true"),
+        };
+        self.group_query(group.clone(), "set", b.build()).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Changes who may send messages or edit the group info.
+    ///
+    /// # Errors
+    /// Server and socket errors (401 when we are not an admin).
+    pub async fn setting_update(&self, group: &Jid, setting: GroupSetting) -> Result<(), Error> {
+        self.group_query(group.clone(), "set", Node::builder(setting.tag()).build())
+            .await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Turns disappearing messages on (`Some(seconds)`) or off (`None`).
+    ///
+    /// # Errors
+    /// Server and socket errors.
+    pub async fn toggle_ephemeral(&self, group: &Jid, seconds: Option<u32>) -> Result<(), Error> {
+        let node = match seconds {
+            Some(s) if s > 0 => Node::builder("ephemeral")
+                .attr("expiration", s.to_string())
+                .build(),
+            _ => Node::builder("not_ephemeral").build(),
+        };
+        self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// The group's invite code (`https://chat.whatsapp.com/<code>`).
+    ///
+    /// # Errors
+    /// Server and socket errors; [`Error::Malformed`] when the reply has no code.
+    pub async fn invite_code(&self, group: &Jid) -> Result<String, Error> {
+        let reply = self
+            .group_query(group.clone(), "get", Node::builder("invite").build())
+            .await?;
+        invite_code_of(&reply)
+    }
+
+    /// Resets the invite link; returns the new code.
+    ///
+    /// # Errors
+    /// As [`Groups::invite_code`].
+    pub async fn revoke_invite(&self, group: &Jid) -> Result<String, Error> {
+        let reply = self
+            .group_query(group.clone(), "set", Node::builder("invite").build())
+            .await?;
+        invite_code_of(&reply)
+    }
+
+    /// Joins a group by invite code; returns the group.
+    ///
+    /// # Errors
+    /// Server and socket errors (e.g. 406 bad code); [`Error::Malformed`].
+    pub async fn accept_invite(&self, code: &str) -> Result<Jid, Error> {
+        let reply = self
+            .group_query(
+                Jid::group(""),
+                "set",
+                Node::builder("invite")
+                    .attr("code", code.to_owned())
+                    .build(),
+            )
+            .await?;
+        reply
+            .child("group")
+            .and_then(|g| g.attr::<Jid>("jid").ok())
+            .ok_or(Error::Malformed("invite reply without group jid"))
+    }
+
+    /// Leaves the group.
+    ///
+    /// # Errors
+    /// Server and socket errors.
+    pub async fn leave(&self, group: &Jid) -> Result<(), Error> {
+        let node = Node::builder("leave")
+            .children([Node::builder("group").attr("id", group.clone()).build()])
+            .build();
+        self.group_query(Jid::group(""), "set", node).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Every group we are in, with participants and descriptions (refreshing the cache).
+    ///
+    /// # Errors
+    /// Server and socket errors; [`Error::Malformed`].
+    pub async fn fetch_all_participating(&self) -> Result<HashMap<Jid, Arc<GroupMetadata>>, Error> {
+        let node = Node::builder("participating")
+            .children([
+                Node::builder("participants").build(),
+                Node::builder("description").build(),
+            ])
+            .build();
+        let reply = self.group_query(Jid::group(""), "get", node).await?;
+        let mut out = HashMap::new();
+        if let Some(groups) = reply.child("groups") {
+            for g in groups.children_by_tag("group") {
+                if out.len() >= crate::MAX_PARTICIPANTS {
+                    return Err(Error::Malformed("too many groups"));
+                }
+                let meta = Arc::new(parse_group(g)?);
+                self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+                out.insert(meta.id.clone(), meta);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn invite_code_of(reply: &Node) -> Result<String, Error> {
+    reply
+        .child("invite")
+        .and_then(|i| i.attr::<&str>("code").ok())
+        .map(str::to_owned)
+        .ok_or(Error::Malformed("invite reply without code"))
+}

@@ -1,0 +1,31 @@
+/// Errors of group operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed (not connected, timeout, ...).
+    #[error("socket: {0}")]
+    Socket(wa_socket::Error),
+    /// The server refused the request (e.g. 401 not an admin, 404 no such group).
+    #[error("server refused: {code} {text}")]
+    Refused {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+    /// The reply or notification lacks a required element or attribute.
+    #[error("malformed group stanza: {0}")]
+    Malformed(&'static str),
+    /// The request is invalid before it is sent (e.g. an empty subject).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl From<wa_socket::Error> for Error {
+    fn from(e: wa_socket::Error) -> Self {
+        match e {
+            wa_socket::Error::Iq { code, text } => Error::Refused { code, text },
+            e => Error::Socket(e),
+        }
+    }
+}

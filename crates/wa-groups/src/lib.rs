@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod error;
+mod parse;
+
+pub use client::{GroupSetting, Groups, GroupsConfig, ParticipantAction};
+pub use error::Error;
+pub use parse::{
+    MAX_PARTICIPANTS, ParticipantResult, apply_update, parse_group, parse_group_reply,
+    parse_notification, parse_participants_reply,
+};
+pub use wa_types::{
+    AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+};

@@ -1,0 +1,299 @@
+//! Pure parsing of `w:g2` replies and `w:gp2` notifications.
+
+use wa_binary::{Jid, Node, Server};
+use wa_types::{
+    AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+};
+
+use crate::Error;
+
+/// Most participants taken from one stanza (WhatsApp caps groups at 1,024 members; the
+/// slack covers communities' announcement groups).
+pub const MAX_PARTICIPANTS: usize = 8_192;
+
+fn text_of(node: &Node) -> String {
+    node.content_bytes()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+fn opt_jid(node: &Node, key: &str) -> Option<Jid> {
+    node.attr_opt::<Jid>(key).ok().flatten()
+}
+
+fn opt_u64(node: &Node, key: &str) -> Option<u64> {
+    node.attr_opt::<u64>(key).ok().flatten()
+}
+
+fn role(node: &Node) -> ParticipantRole {
+    match node.attr_opt::<&str>("type").ok().flatten() {
+        Some("superadmin") => ParticipantRole::SuperAdmin,
+        Some("admin") => ParticipantRole::Admin,
+        _ => ParticipantRole::Member,
+    }
+}
+
+fn participant(node: &Node) -> Result<GroupParticipant, Error> {
+    let jid = node
+        .attr::<Jid>("jid")
+        .map_err(|_| Error::Malformed("participant without jid"))?;
+    let mut p = GroupParticipant::new(jid, role(node));
+    match p.jid.server {
+        Server::Lid => p.phone_number = opt_jid(node, "phone_number"),
+        Server::Pn => p.lid = opt_jid(node, "lid"),
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// The group id attribute: `id` (`123-456` or already `123-456@g.us`).
+fn group_id(node: &Node) -> Result<Jid, Error> {
+    let id = node
+        .attr::<&str>("id")
+        .map_err(|_| Error::Malformed("group without id"))?;
+    if id.contains('@') {
+        id.parse::<Jid>()
+            .map_err(|_| Error::Malformed("group id is not a JID"))
+    } else if id.is_empty() {
+        Err(Error::Malformed("group without id"))
+    } else {
+        Ok(Jid::group(id.to_owned()))
+    }
+}
+
+/// Parses a `<group>` element (from a metadata, create or participating reply, or a
+/// create notification).
+///
+/// # Errors
+/// [`Error::Malformed`] when the id or a participant's jid is missing, or there are more
+/// than [`MAX_PARTICIPANTS`] participants.
+pub fn parse_group(group: &Node) -> Result<GroupMetadata, Error> {
+    let mut m = GroupMetadata::new(group_id(group)?);
+    m.subject = group
+        .attr_opt::<&str>("subject")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    m.subject_owner = opt_jid(group, "s_o");
+    m.subject_time = opt_u64(group, "s_t").unwrap_or(0);
+    m.creation = opt_u64(group, "creation").unwrap_or(0);
+    m.owner = opt_jid(group, "creator");
+    m.addressing_mode = AddressingMode::from_wire(
+        group
+            .attr_opt::<&str>("addressing_mode")
+            .ok()
+            .flatten()
+            .unwrap_or(""),
+    );
+    for child in group.children() {
+        match child.tag() {
+            "participant" => {
+                if m.participants.len() >= MAX_PARTICIPANTS {
+                    return Err(Error::Malformed("too many participants"));
+                }
+                m.participants.push(participant(child)?);
+            }
+            "description" => {
+                if let Some(body) = child.child("body") {
+                    m.description = Some(text_of(body));
+                    m.description_id = child
+                        .attr_opt::<&str>("id")
+                        .ok()
+                        .flatten()
+                        .map(str::to_owned);
+                }
+            }
+            "announcement" => m.announce = true,
+            "locked" => m.restrict = true,
+            "membership_approval_mode" => m.join_approval = true,
+            "member_add_mode" => m.member_add_all = text_of(child) == "all_member_add",
+            "ephemeral" => {
+                m.ephemeral = opt_u64(child, "expiration").and_then(|e| u32::try_from(e).ok());
+            }
+            "parent" => m.is_community = true,
+            "linked_parent" => m.linked_parent = opt_jid(child, "jid"),
+            _ => {}
+        }
+    }
+    m.size = opt_u64(group, "size")
+        .and_then(|s| usize::try_from(s).ok())
+        .unwrap_or(m.participants.len());
+    Ok(m)
+}
+
+/// Parses the metadata in an iq reply (its `<group>` child).
+///
+/// # Errors
+/// [`Error::Malformed`] when there is no `<group>`, or as [`parse_group`].
+pub fn parse_group_reply(reply: &Node) -> Result<GroupMetadata, Error> {
+    let group = reply
+        .child("group")
+        .ok_or(Error::Malformed("reply without <group>"))?;
+    parse_group(group)
+}
+
+/// The outcome of a participant change for one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParticipantResult {
+    /// The member.
+    pub jid: Jid,
+    /// 200 when it worked, else the server's code (403 privacy, 409 already in, 404 not
+    /// in the group, ...).
+    pub status: u16,
+}
+
+/// Parses the reply to an add/remove/promote/demote request.
+///
+/// # Errors
+/// [`Error::Malformed`] when the action element or a participant jid is missing.
+pub fn parse_participants_reply(
+    reply: &Node,
+    action: &str,
+) -> Result<Vec<ParticipantResult>, Error> {
+    let list = reply
+        .child(action)
+        .ok_or(Error::Malformed("reply without the action element"))?;
+    let mut out = Vec::new();
+    for p in list.children_by_tag("participant") {
+        if out.len() >= MAX_PARTICIPANTS {
+            return Err(Error::Malformed("too many participants"));
+        }
+        let jid = p
+            .attr::<Jid>("jid")
+            .map_err(|_| Error::Malformed("participant without jid"))?;
+        let status = opt_u64(p, "error")
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or(200);
+        out.push(ParticipantResult { jid, status });
+    }
+    Ok(out)
+}
+
+fn jid_list(node: &Node) -> Result<Vec<Jid>, Error> {
+    let mut out = Vec::new();
+    for p in node.children_by_tag("participant") {
+        if out.len() >= MAX_PARTICIPANTS {
+            return Err(Error::Malformed("too many participants"));
+        }
+        out.push(
+            p.attr::<Jid>("jid")
+                .map_err(|_| Error::Malformed("participant without jid"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Parses a `<notification type="w:gp2">`.
+///
+/// # Errors
+/// [`Error::Malformed`] when `from` is not a group or a change lacks what it needs.
+pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
+    let group = node
+        .attr::<Jid>("from")
+        .map_err(|_| Error::Malformed("notification without from"))?;
+    if group.server != Server::Group {
+        return Err(Error::Malformed("notification not from a group"));
+    }
+    let mut update = GroupUpdate::new(
+        group,
+        opt_jid(node, "participant"),
+        opt_u64(node, "t").unwrap_or(0),
+    );
+    for child in node.children() {
+        let change = match child.tag() {
+            "create" => {
+                let g = child
+                    .child("group")
+                    .ok_or(Error::Malformed("create without <group>"))?;
+                GroupChange::Created(Box::new(parse_group(g)?))
+            }
+            "add" => GroupChange::Added(jid_list(child)?),
+            "remove" => GroupChange::Removed(jid_list(child)?),
+            "promote" => GroupChange::Promoted(jid_list(child)?),
+            "demote" => GroupChange::Demoted(jid_list(child)?),
+            "subject" => GroupChange::Subject(
+                child
+                    .attr_opt::<&str>("subject")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            "description" => GroupChange::Description(
+                child
+                    .child("body")
+                    .filter(|_| child.child("delete").is_none())
+                    .map(text_of),
+            ),
+            "announcement" => GroupChange::Announce(true),
+            "not_announcement" => GroupChange::Announce(false),
+            "locked" => GroupChange::Locked(true),
+            "unlocked" => GroupChange::Locked(false),
+            "ephemeral" => GroupChange::Ephemeral(
+                opt_u64(child, "expiration").and_then(|e| u32::try_from(e).ok()),
+            ),
+            "not_ephemeral" => GroupChange::Ephemeral(None),
+            "invite" => GroupChange::InviteReset(
+                child
+                    .attr_opt::<&str>("code")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            "delete" => GroupChange::Deleted,
+            other => GroupChange::Other(other.to_owned()),
+        };
+        update.changes.push(change);
+    }
+    Ok(update)
+}
+
+/// Applies a notification's changes to cached metadata. Returns `false` when the change
+/// cannot be applied locally (the cache entry should be dropped and fetched again).
+pub fn apply_update(meta: &mut GroupMetadata, update: &GroupUpdate) -> bool {
+    for change in &update.changes {
+        match change {
+            GroupChange::Added(jids) => {
+                for j in jids {
+                    if !meta.participants.iter().any(|p| &p.jid == j) {
+                        meta.participants
+                            .push(GroupParticipant::new(j.clone(), ParticipantRole::Member));
+                    }
+                }
+            }
+            GroupChange::Removed(jids) => meta.participants.retain(|p| !jids.contains(&p.jid)),
+            GroupChange::Promoted(jids) | GroupChange::Demoted(jids) => {
+                let to = if matches!(change, GroupChange::Promoted(_)) {
+                    ParticipantRole::Admin
+                } else {
+                    ParticipantRole::Member
+                };
+                for p in &mut meta.participants {
+                    if jids.contains(&p.jid) && p.role != ParticipantRole::SuperAdmin {
+                        p.role = to;
+                    }
+                }
+            }
+            GroupChange::Subject(s) => {
+                meta.subject.clone_from(s);
+                meta.subject_owner.clone_from(&update.actor);
+                meta.subject_time = update.timestamp;
+            }
+            GroupChange::Announce(a) => meta.announce = *a,
+            GroupChange::Locked(l) => meta.restrict = *l,
+            GroupChange::Ephemeral(e) => meta.ephemeral = *e,
+            GroupChange::InviteReset(_) => {}
+            // The description id is not in the notification the same way; refetch.
+            GroupChange::Description(_)
+            | GroupChange::Created(_)
+            | GroupChange::Deleted
+            | GroupChange::Other(_) => return false,
+            _ => return false,
+        }
+    }
+    meta.size = meta.participants.len();
+    true
+}
