@@ -38,6 +38,9 @@ pub enum Error {
     /// The socket failed (not connected, query timeout or error).
     #[error("socket: {0}")]
     Socket(#[from] wa_socket::Error),
+    /// A group metadata query failed.
+    #[error("groups: {0}")]
+    Groups(#[from] wa_groups::Error),
     /// A device-list query failed.
     #[error("usync: {0}")]
     Usync(#[from] wa_usync::Error),

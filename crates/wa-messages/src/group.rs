@@ -27,6 +27,16 @@ pub(crate) async fn group_participants(
     inner: &Inner,
     group: &Jid,
 ) -> Result<(Vec<Jid>, String), Error> {
+    if let Some(groups) = inner.groups.get() {
+        let meta = groups.metadata(group).await?;
+        let users = meta
+            .participants
+            .iter()
+            .map(|p| p.jid.to_non_ad())
+            .take(MAX_PARTICIPANTS)
+            .collect();
+        return Ok((users, meta.addressing_mode.as_str().to_owned()));
+    }
     let q = Node::builder("iq")
         .attr("to", group.clone())
         .attr("type", "get")
@@ -74,11 +84,18 @@ pub(crate) async fn relay_group(
     all.dedup();
     let group_s = group.to_string();
     let store = inner.socket.store();
-    let have: HashSet<String> = store
+    let mut have: HashSet<String> = store
         .sender_key_devices(&group_s)
         .await?
         .into_iter()
         .collect();
+    let current: HashSet<String> = all.iter().map(ToString::to_string).collect();
+    // A device that had our sender key is gone (member removed, device unlinked): a new
+    // key, distributed to everyone, so it cannot read what follows.
+    let rotate = have.iter().any(|d| !current.contains(d));
+    if rotate {
+        have.clear();
+    }
     let targets: Vec<Target> = all
         .iter()
         .filter(|d| !have.contains(&d.to_string()))
@@ -94,6 +111,9 @@ pub(crate) async fn relay_group(
         let _guard = inner.crypto.lock().await;
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &fetched).await;
+        if rotate {
+            repo.rotate_sender_key(&group_s, &me.pn).await?;
+        }
         let padded = encode_plaintext(&message, &mut OsRng);
         let group_enc = repo
             .encrypt_group_message(&group_s, &me.pn, &padded)
@@ -127,6 +147,9 @@ pub(crate) async fn relay_group(
             &sent_record(&key, &message, now),
             now as i64,
         );
+        if rotate {
+            extra.forget_sender_key_memory(&group_s);
+        }
         if !delivered.is_empty() {
             extra.mark_sender_key_sent(&group_s, &delivered);
         }
@@ -154,7 +177,16 @@ pub(crate) async fn relay_group(
         .attr("phash", stanza::participant_hash(&all))
         .children(children)
         .build();
-    send_and_wait(inner, &stanza, id).await?;
+    let ack = send_and_wait(inner, &stanza, id).await?;
+    if let Some(server) = stanza::str_attr(&ack, "phash") {
+        // The server's member devices differ from ours: refresh what we know, so the next
+        // send distributes our sender key to the devices we missed.
+        warn!("participant hash mismatch for {group} (server {server}); refreshing");
+        inner.usync.clear_cache();
+        if let Some(groups) = inner.groups.get() {
+            groups.invalidate(group).await;
+        }
+    }
     emit_own(inner, &me, key.clone(), message, now);
     Ok(key)
 }

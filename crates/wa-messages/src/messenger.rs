@@ -123,6 +123,7 @@ impl Me {
 pub(crate) struct Inner {
     pub(crate) socket: Socket,
     pub(crate) usync: Usync,
+    pub(crate) groups: std::sync::OnceLock<wa_groups::Groups>,
     pub(crate) config: MessengerConfig,
     /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
     /// operations never write over each other's ratchet.
@@ -184,6 +185,7 @@ impl Messenger {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
             socket,
             usync,
+            groups: std::sync::OnceLock::new(),
             config,
             crypto: Mutex::new(()),
             acks: StdMutex::new(HashMap::new()),
@@ -242,6 +244,14 @@ impl Messenger {
             inner,
             _tasks: Arc::new(Tasks(tasks)),
         }
+    }
+
+    /// Uses `groups` (its cached, notification-maintained metadata) for the member lists of
+    /// group sends. Without it, each group send asks the server for the group's metadata.
+    #[must_use]
+    pub fn with_groups(self, groups: wa_groups::Groups) -> Self {
+        let _ = self.inner.groups.set(groups);
+        self
     }
 
     /// The socket this messenger runs on.

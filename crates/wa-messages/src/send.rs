@@ -234,15 +234,15 @@ pub(crate) fn sent_record(key: &MessageKey, message: &Message, now: u64) -> Vec<
     .encode_to_vec()
 }
 
-/// Sends a stanza and waits for its `<ack class="message">`.
-pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<(), Error> {
+/// Sends a stanza and waits for its `<ack class="message">`, which it returns.
+pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<Node, Error> {
     let waiter = inner.wait_ack(id);
     inner.socket.send_node(stanza).await?;
     let ack = waiter.wait(inner.config.ack_timeout).await?;
     if let Some(code) = ack.attr_opt::<u64>("error").ok().flatten() {
         return Err(Error::Nack(u16::try_from(code).unwrap_or(u16::MAX)));
     }
-    Ok(())
+    Ok(ack)
 }
 
 pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message, now: u64) {

@@ -663,3 +663,112 @@ async fn sent_messages_are_kept_for_retries_then_pruned() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_with_sender_keys() {
+    use wa_groups::{Groups, GroupsConfig, ParticipantAction};
+    use wa_store::SenderKeyMemoryStore;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let groups = Groups::new(a1.socket.clone(), &GroupsConfig::default());
+    a1.messenger = a1.messenger.with_groups(groups.clone());
+    let g = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+
+    // a1 (with wa-groups' metadata) sends: sender-key message plus the distribution
+    // message pairwise to every other device of every member.
+    let k1 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("hello team"))
+        .await
+        .unwrap();
+    assert_eq!(k1.remote_jid, g);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k1.id).await;
+    assert_eq!(text_of(&got.message), Some("hello team"));
+    assert_eq!(got.key.remote_jid, g);
+    assert_eq!(got.key.participant, Some(Jid::pn(A)));
+    assert_eq!(got.sender, a1.jid);
+    let copy = next_upsert(&mut a2.events, |m| m.key.id == k1.id).await;
+    assert!(copy.key.from_me);
+    wait_until("both phones decrypt the group message", || {
+        sim.phone_inbox(A).iter().any(|m| m.id == k1.id)
+            && sim.phone_inbox(B).iter().any(|m| m.id == k1.id)
+    })
+    .await;
+    let mut have = a1.store.sender_key_devices(&g.to_string()).await.unwrap();
+    have.sort();
+    let mut expected: Vec<String> = [
+        Jid::with_device(A, Server::Pn, 0),
+        a2.jid.clone(),
+        Jid::with_device(B, Server::Pn, 0),
+        b1.jid.clone(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    expected.sort();
+    assert_eq!(
+        have, expected,
+        "every other member device got our sender key"
+    );
+
+    // A second message reuses the distributed key (skmsg only) and still decrypts.
+    let k2 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("second"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k2.id).await;
+    assert_eq!(text_of(&got.message), Some("second"));
+    // Delivery receipts from a group member name the group and the member.
+    let delivered = next_update(&mut a1.events, |u| u.key.id == k2.id && u.device == b1.jid).await;
+    assert_eq!(delivered.key.remote_jid, g);
+
+    // b1 (no wa-groups handle: a plain metadata query) answers in the group.
+    let k3 = b1
+        .messenger
+        .send_message(&g, MessageContent::text("from bob"))
+        .await
+        .unwrap();
+    for c in [&mut a1, &mut a2] {
+        let m = next_upsert(&mut c.events, |m| m.key.id == k3.id).await;
+        assert_eq!(text_of(&m.message), Some("from bob"));
+        assert_eq!(m.key.participant, Some(Jid::pn(B)));
+    }
+
+    // B's phone sends to the group with its own sender key.
+    let msg = wa_messages::MessageBuilder::new(g.clone(), MessageContent::text("phone to group"))
+        .build(&mut OsRng)
+        .unwrap();
+    let pid = sim.phone_send(B, &g, msg).await.unwrap();
+    let m = next_upsert(&mut a1.events, |m| m.key.id == pid).await;
+    assert_eq!(m.sender, Jid::with_device(B, Server::Pn, 0));
+
+    // B is removed: a1's next message uses a new sender key that only A's devices get.
+    groups
+        .participants_update(&g, &[Jid::pn(B)], ParticipantAction::Remove)
+        .await
+        .unwrap();
+    let k4 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("after bob left"))
+        .await
+        .unwrap();
+    let m = next_upsert(&mut a2.events, |m| m.key.id == k4.id).await;
+    assert_eq!(text_of(&m.message), Some("after bob left"));
+    let have = a1.store.sender_key_devices(&g.to_string()).await.unwrap();
+    assert!(
+        !have.iter().any(|d| d.starts_with(B)),
+        "the removed member's devices are forgotten: {have:?}"
+    );
+    assert_eq!(
+        count_upserts(&mut b1.events, &k4.id, Duration::from_secs(1)).await,
+        0
+    );
+}
