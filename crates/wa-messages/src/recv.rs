@@ -1,10 +1,10 @@
 //! Receiving: decrypt, commit (session state + processed marker), receipt, event.
 
 use tracing::{debug, warn};
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::Message;
 use wa_signal::CiphertextType;
-use wa_store::{AuthCreds, Batch, ProcessedMessageStore};
+use wa_store::{AuthCreds, Batch, LidMappingStore, ProcessedMessageStore};
 use wa_types::{MessageKey, WaMessage};
 
 use crate::messenger::{Inner, Me, Repo, unix_now};
@@ -125,6 +125,9 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
             if let Some(message) = message {
                 let mut info = info;
+                if info.sender_alt.is_none() {
+                    info.sender_alt = alternate_from_store(inner, &info.sender).await;
+                }
                 if let Some(d) = destination.filter(|_| !info.chat.is_group()) {
                     info.chat = d;
                 }
@@ -250,6 +253,20 @@ async fn decrypt_pairwise(
     }
 }
 
+/// The sender's other address (LID for a phone number, phone number for a LID), from the
+/// mappings learned earlier (stanza attributes, usync).
+async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
+    let store = inner.socket.store();
+    let (user, server) = if sender.is_pn_user() {
+        (store.lid_for_pn(&sender.user).await.ok()??, Server::Lid)
+    } else if sender.is_lid() {
+        (store.pn_for_lid(&sender.user).await.ok()??, Server::Pn)
+    } else {
+        return None;
+    };
+    Some(Jid::with_device(user, server, sender.device))
+}
+
 fn emit_message(inner: &Inner, info: &Incoming, message: Box<Message>) {
     let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
     if info.chat.is_group() || info.chat.is_broadcast() {
@@ -318,7 +335,6 @@ async fn send(inner: &Inner, node: &Node) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wa_binary::Server;
 
     fn me() -> Me {
         Me {
