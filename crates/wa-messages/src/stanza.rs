@@ -448,4 +448,107 @@ mod tests {
         assert_eq!(got.len(), MAX_ENC_NODES);
         assert_eq!(got[0].1, &[1u8][..]);
     }
+
+    mod hostile {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn attr_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{1,20}",
+                "[0-9a-z.:@_-]{0,40}",
+                "[0-9]{1,15}(:[0-9]{1,5})?@(s\\.whatsapp\\.net|g\\.us|lid|broadcast)",
+                ".{0,64}",
+            ]
+        }
+
+        fn node() -> impl Strategy<Value = Node> {
+            let keys = prop::sample::select(vec![
+                "id",
+                "from",
+                "to",
+                "participant",
+                "recipient",
+                "type",
+                "t",
+                "count",
+                "offline",
+                "notify",
+                "v",
+                "jid",
+                "class",
+                "error",
+            ]);
+            let leaf = (
+                prop::sample::select(vec![
+                    "enc",
+                    "retry",
+                    "registration",
+                    "keys",
+                    "key",
+                    "skey",
+                    "identity",
+                    "type",
+                    "id",
+                    "value",
+                    "signature",
+                    "list",
+                    "item",
+                ]),
+                prop::collection::vec((keys.clone(), attr_value()), 0..4),
+                prop::collection::vec(any::<u8>(), 0..70),
+            )
+                .prop_map(|(tag, attrs, bytes)| {
+                    let mut b = Node::builder(tag);
+                    for (k, v) in attrs {
+                        b = b.attr(k, v);
+                    }
+                    b.bytes(bytes).build()
+                })
+                .boxed();
+            let mid = (
+                prop::sample::select(vec!["keys", "list", "retry", "enc"]),
+                prop::collection::vec(leaf.clone(), 0..6),
+            )
+                .prop_map(|(tag, kids)| Node::builder(tag).children(kids).build());
+            (
+                prop::sample::select(vec!["message", "receipt", "ack"]),
+                prop::collection::vec((keys, attr_value()), 0..8),
+                prop::collection::vec(prop_oneof![leaf, mid], 0..6),
+            )
+                .prop_map(|(tag, attrs, kids)| {
+                    let mut b = Node::builder(tag);
+                    for (k, v) in attrs {
+                        b = b.attr(k, wa_binary::Value::sniff(v));
+                    }
+                    b.children(kids).build()
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn stanza_readers_never_panic(n in node()) {
+                let ids = receipt_ids(&n);
+                prop_assert!(ids.len() <= MAX_RECEIPT_IDS);
+                prop_assert!(ids.iter().all(|i| !i.is_empty() && i.len() <= MAX_ID_LEN));
+                prop_assert!(enc_children(&n).len() <= MAX_ENC_NODES);
+                prop_assert!(retry_count(&n) >= 1);
+                let dev = Jid::with_device("1", wa_binary::Server::Pn, 1);
+                if let Some(user) = retry_bundle_node(&n, &dev) {
+                    let _ = wa_signal::PreKeyBundle::from_user_node(&user);
+                }
+                let _ = ack_for(&n, "message", Some(487));
+                let _ = delivery_receipt(&n, true);
+                let _ = jid_attr(&n, "from");
+                let me = crate::messenger::Me {
+                    pn: Jid::with_device("1555", wa_binary::Server::Pn, 3),
+                    lid: None,
+                };
+                if let Some(i) = crate::recv::parse_incoming(&n, &me) {
+                    prop_assert!(!i.id.is_empty() && i.id.len() <= MAX_ID_LEN);
+                    prop_assert!(i.push_name.is_none_or(|p| p.chars().count() <= 256));
+                }
+            }
+        }
+    }
 }
