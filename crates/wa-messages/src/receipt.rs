@@ -19,6 +19,9 @@ use crate::stanza;
 /// Handles one `<receipt>`: reports it, answers retries, and acknowledges it.
 pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
     let kind = ReceiptType::from_attr(stanza::str_attr(&node, "type"));
+    if let Some(updates) = updates_from(&node, &kind) {
+        inner.emit(Event::MessagesUpdate(updates));
+    }
     if kind == ReceiptType::Retry {
         match inner.resend_slots.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -32,8 +35,6 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
             }
             Err(_) => warn!("too many retry receipts in flight; dropping one"),
         }
-    } else if let Some(updates) = updates_from(&node, &kind) {
-        inner.emit(Event::MessagesUpdate(updates));
     }
     if let Err(e) = inner
         .socket

@@ -601,6 +601,11 @@ async fn deleted_session_is_healed_by_retry_receipts() {
         .unwrap();
     // b1 cannot decrypt, asks again (with its keys from the second attempt); a1 rebuilds
     // the session and resends with the same id.
+    let retry = next_update(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Retry
+    })
+    .await;
+    assert_eq!(retry.device, b1.jid);
     let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
     assert_eq!(text_of(&got.message), Some("after the loss"));
     assert_eq!(got.sender, a1.jid);
