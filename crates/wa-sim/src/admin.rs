@@ -8,11 +8,17 @@
 //! | `devices` | `{"phone"}` | `{"devices": [..]}` |
 //! | `fault` | `{"kind", "phone"?, "device"?, "reason"?, "ms"?}` | `{"connections"}` |
 //! | `info` | - | `{"root_public_key"}` |
+//! | `send` | `{"phone", "to", "text"}` | `{"id"}`: the phone sends a text |
+//! | `inbox` | `{"phone"}` | `{"messages": [{"id","from","chat","text"?}]}` |
+//! | `create-group` | `{"phone", "subject", "participants": [..]}` | `{"group"}` |
+//!
+//! `to` and `participants` are phone numbers or JIDs (`id@g.us` for a group).
 //!
 //! Fault kinds: `drop`, `restart` (515), `replaced`, `device_removed`, `unavailable`
-//! (503), aimed at `phone:device`, every device of `phone`, or every connection; and the
+//! (503), aimed at `phone:device`, every device of `phone`, or every connection; the
 //! switches `ignore_pings`, `answer_pings`, `refuse_logins` (with `reason`, default 401),
-//! `accept_logins`, `delay` (`ms`, 0 turns it off).
+//! `accept_logins`, `delay` (`ms`, 0 turns it off); and `drop_after_deliver` (`phone` and
+//! `device`), `duplicate` / `no_duplicate`, `reorder_offline` / `in_order`.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -37,6 +43,31 @@ struct Req {
     device: Option<u16>,
     reason: Option<u16>,
     ms: Option<u64>,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    participants: Vec<String>,
+}
+
+/// A phone number or a JID.
+fn jid_of(s: &str) -> Result<Jid, crate::Error> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Jid::pn(s.to_owned()));
+    }
+    s.parse::<Jid>()
+        .map_err(|_| crate::Error::Rejected(format!("not a phone number or JID: {s:?}")))
+}
+
+fn text_of(m: &crate::Message) -> Option<String> {
+    m.conversation.clone().or_else(|| {
+        m.extended_text_message
+            .as_ref()
+            .and_then(|t| t.text.clone())
+    })
 }
 
 fn fault(req: &Req) -> Result<Fault, String> {
@@ -60,6 +91,14 @@ fn fault(req: &Req) -> Result<Fault, String> {
         "delay" => Ok(Fault::DelayFrames(
             req.ms.filter(|ms| *ms > 0).map(Duration::from_millis),
         )),
+        "drop_after_deliver" => match target {
+            Target::Device(jid) => Ok(Fault::DropAfterDeliver(jid)),
+            _ => Err("drop_after_deliver needs phone and device".into()),
+        },
+        "duplicate" => Ok(Fault::DuplicateDelivery(true)),
+        "no_duplicate" => Ok(Fault::DuplicateDelivery(false)),
+        "reorder_offline" => Ok(Fault::ReorderOffline(true)),
+        "in_order" => Ok(Fault::ReorderOffline(false)),
         other => Err(format!("unknown fault kind {other:?}")),
     }
 }
@@ -74,6 +113,10 @@ pub(crate) async fn handle(shared: &Shared, path: &str, body: &[u8]) -> (u16, St
             device: None,
             reason: None,
             ms: None,
+            to: String::new(),
+            text: String::new(),
+            subject: String::new(),
+            participants: Vec::new(),
         }
     } else {
         match serde_json::from_slice(body) {
@@ -100,6 +143,36 @@ pub(crate) async fn handle(shared: &Shared, path: &str, body: &[u8]) -> (u16, St
             Ok(f) => Ok(json!({ "connections": sim::apply_fault(shared, f) })),
             Err(e) => return (400, json!({ "error": e }).to_string()),
         },
+        "send" => match jid_of(&req.to) {
+            Ok(to) => {
+                let message = crate::Message {
+                    conversation: Some(req.text.clone()),
+                    ..Default::default()
+                };
+                crate::e2e::phone_send(shared, &req.phone, &to, message)
+                    .await
+                    .map(|id| json!({ "id": id }))
+            }
+            Err(e) => Err(e),
+        },
+        "inbox" => Ok(json!({
+            "messages": crate::e2e::inbox(shared, &req.phone)
+                .iter()
+                .map(|m| json!({
+                    "id": m.id,
+                    "from": m.from.to_string(),
+                    "chat": m.chat.to_string(),
+                    "text": text_of(&m.message),
+                }))
+                .collect::<Vec<_>>()
+        })),
+        "create-group" => req
+            .participants
+            .iter()
+            .map(|p| jid_of(p))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ps| crate::e2e::phone_create_group(shared, &req.phone, &req.subject, &ps))
+            .map(|g| json!({ "group": g.to_string() })),
         "info" => Ok(json!({
             "root_public_key": hex::encode(shared.state.root_public_key().as_bytes()),
         })),

@@ -519,6 +519,18 @@ impl Conn {
         let Some(me) = self.device.clone() else {
             return Ok(());
         };
+        // A connection being replaced by a newer login of the same device leaves the
+        // queue to the newer one.
+        let newest = self
+            .shared
+            .conns()
+            .iter()
+            .filter(|(_, c)| c.device.as_ref() == Some(&me))
+            .map(|(id, _)| *id)
+            .max();
+        if newest != Some(self.id) {
+            return Ok(());
+        }
         let nodes = self.shared.queues().unsent(&me, self.id);
         self.deliver_queued(nodes).await
     }
@@ -788,6 +800,18 @@ impl Conn {
             },
             "ack" => {
                 route::client_ack(&self.shared, &me, node);
+                Ok(())
+            }
+            "presence" => {
+                if let Some(name) = node
+                    .attr_opt::<String>("name")
+                    .ok()
+                    .flatten()
+                    .filter(|n| !n.is_empty() && n.len() <= route::MAX_PUSH_NAME)
+                    && let Some(a) = self.shared.state.lock().accounts.get_mut(me.user.as_str())
+                {
+                    a.push_name = Some(name);
+                }
                 Ok(())
             }
             _ => Ok(()),

@@ -25,12 +25,20 @@ use crate::sim::{Shared, unix_now};
 const PREKEY_LOW: usize = 10;
 /// How many one-time pre-keys the phone generates at a time.
 const PREKEY_BATCH: u32 = 50;
+/// The phone's one-time pre-key ids cycle through `1..=PREKEY_ID_WINDOW`, so at most this
+/// many private pre-keys are ever held (a key handed out and never used is overwritten
+/// when its id comes round again).
+const PREKEY_ID_WINDOW: u32 = 4096;
 /// Most messages kept in a phone's inbox (the oldest is dropped beyond).
 pub(crate) const MAX_INBOX: usize = 1000;
 /// Most stanzas waiting for the phones to process them (beyond, they are dropped).
 pub(crate) const PHONE_QUEUE: usize = 4096;
 /// Most `<enc>` children the phone looks at in one stanza.
 const MAX_ENCS: usize = 8;
+/// How many sent messages the phone keeps for answering retry receipts.
+const MAX_SENT: usize = 256;
+/// Most times the phone re-sends one message to one device.
+const MAX_RETRIES: u32 = 5;
 
 /// A message the simulated phone received and decrypted, as
 /// [`Sim::phone_inbox`](crate::Sim::phone_inbox) reports it.
@@ -62,6 +70,8 @@ pub(crate) struct PhoneSignal {
     signed: SignedPreKeyRecord,
     keys: Mutex<PublicKeys>,
     inbox: Mutex<VecDeque<PhoneMessage>>,
+    /// Recently sent messages: (id, chat, content), for retry receipts.
+    sent: Mutex<VecDeque<(String, Jid, Message)>>,
     /// Serializes the phone's Signal operations (decrypts and sends).
     pub(crate) busy: tokio::sync::Mutex<()>,
 }
@@ -82,6 +92,7 @@ impl PhoneSignal {
                 next_id: 1,
             }),
             inbox: Mutex::new(VecDeque::new()),
+            sent: Mutex::new(VecDeque::new()),
             busy: tokio::sync::Mutex::new(()),
         };
         me.replenish(&mut me.keys());
@@ -104,9 +115,11 @@ impl PhoneSignal {
         if keys.one_time.len() >= PREKEY_LOW {
             return;
         }
-        let batch = generate_pre_keys(keys.next_id, PREKEY_BATCH, &mut OsRng);
-        for k in batch {
-            keys.next_id = k.id % wa_signal::MAX_PRE_KEY_ID + 1;
+        for _ in 0..PREKEY_BATCH {
+            let Some(k) = generate_pre_keys(keys.next_id, 1, &mut OsRng).pop() else {
+                break;
+            };
+            keys.next_id = k.id % PREKEY_ID_WINDOW + 1;
             keys.one_time.push_back((k.id, k.key_pair.public));
             self.repo.store().add_pre_key(k);
         }
@@ -165,6 +178,26 @@ impl PhoneSignal {
         self.inbox_lock().iter().cloned().collect()
     }
 
+    fn remember_sent(&self, id: &str, chat: &Jid, message: &Message) {
+        let mut sent = self
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sent.len() >= MAX_SENT {
+            sent.pop_front();
+        }
+        sent.push_back((id.to_owned(), chat.clone(), message.clone()));
+    }
+
+    fn sent_message(&self, id: &str) -> Option<(Jid, Message)> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map(|(_, c, m)| (c.clone(), m.clone()))
+    }
+
     fn record(&self, m: PhoneMessage) {
         let mut inbox = self.inbox_lock();
         if inbox.len() >= MAX_INBOX {
@@ -189,11 +222,15 @@ pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String,
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        if node.tag() == "message" {
-            receive_message(&shared, &phone, &node).await;
+        match node.tag() {
+            "message" => receive_message(&shared, &phone, &node).await,
+            "receipt" if node.attr_opt::<&str>("type").ok().flatten() == Some("retry") => {
+                resend(&shared, &phone, &node).await;
+            }
+            // Other receipts and notifications need nothing from the phone: they are not
+            // queued for it, so there is nothing to acknowledge.
+            _ => {}
         }
-        // Receipts and notifications need nothing from the phone: they are not queued
-        // for it, so there is nothing to acknowledge.
     }
 }
 
@@ -324,6 +361,100 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
     route::route_receipt(shared, &me, &receipt);
 }
 
+/// Answers a retry receipt for a message the phone sent: a fresh session with the
+/// device that asked (from the server's bundle for it), and the message again, to that
+/// device only, with the same id.
+async fn resend(shared: &Arc<Shared>, phone: &str, receipt: &Node) {
+    let Some(signal) = phone_signal(shared, phone) else {
+        return;
+    };
+    let Some(id) = receipt.attr_opt::<String>("id").ok().flatten() else {
+        return;
+    };
+    let from = receipt.attr_opt::<Jid>("from").ok().flatten();
+    let participant = receipt.attr_opt::<Jid>("participant").ok().flatten();
+    let Some(device) = (if from.as_ref().is_some_and(Jid::is_group) {
+        participant
+    } else {
+        from
+    }) else {
+        return;
+    };
+    let count = receipt
+        .child("retry")
+        .and_then(|r| r.attr_opt::<u32>("count").ok().flatten())
+        .unwrap_or(1);
+    if count > MAX_RETRIES {
+        return;
+    }
+    let Some((chat, message)) = signal.sent_message(&id) else {
+        return;
+    };
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let plain = if chat.is_group() {
+        // The content goes pairwise, with our sender key for later messages.
+        let skdm = signal
+            .repo
+            .sender_key_distribution_message(&chat.to_string(), &me)
+            .await
+            .ok();
+        let mut m = message;
+        m.sender_key_distribution_message = skdm.map(|d| SenderKeyDistributionMessage {
+            group_id: Some(chat.to_string()),
+            axolotl_sender_key_distribution_message: Some(d),
+            ..Default::default()
+        });
+        m
+    } else if device.user.as_str() == phone {
+        Message {
+            device_sent_message: Some(Box::new(DeviceSentMessage {
+                destination_jid: Some(chat.to_string()),
+                message: Some(Box::new(message)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    } else {
+        message
+    };
+    let ty = stanza_type(&plain);
+    let enc = {
+        let _busy = signal.busy.lock().await;
+        let _ = signal
+            .repo
+            .delete_session(std::slice::from_ref(&device))
+            .await;
+        if !ensure_session(shared, &signal, &device).await {
+            return;
+        }
+        match signal
+            .repo
+            .encrypt_message(&device, &pad_message(&plain.encode_to_vec(), &mut OsRng))
+            .await
+        {
+            Ok(e) => e,
+            Err(_) => return,
+        }
+    };
+    let stanza = Node::builder("message")
+        .attr("id", id)
+        .attr("to", chat)
+        .attr("type", ty)
+        .children([Node::builder("participants")
+            .children([Node::builder("to")
+                .attr("jid", device)
+                .children([Node::builder("enc")
+                    .attr("v", "2")
+                    .attr("type", enc.kind.as_str())
+                    .attr("count", count.to_string())
+                    .bytes(Bytes::from(enc.ciphertext))
+                    .build()])
+                .build()])
+            .build()])
+        .build();
+    route::route_message(shared, &me, &stanza);
+}
+
 /// The `type` attribute of a message stanza for this content.
 fn stanza_type(m: &Message) -> &'static str {
     if m.reaction_message.is_some() {
@@ -372,7 +503,7 @@ async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> 
 /// Encrypts `message` from `phone`'s phone to every device of `to` and to the phone's own
 /// companions (wrapped in a `DeviceSentMessage`) and routes it as sent by device 0.
 pub(crate) async fn phone_send(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     phone: &str,
     to: &Jid,
     message: Message,
@@ -386,7 +517,12 @@ pub(crate) async fn phone_send(
         let st = shared.state.lock();
         let to_user = route::resolve_user(&st, to)
             .ok_or_else(|| Error::UnknownAccount(to.user.as_str().to_owned()))?;
-        let peers = route::user_devices(&st, to_user.user.as_str());
+        // A note to self goes to the own companions only (as DeviceSentMessage).
+        let peers = if to_user.user.as_str() == phone {
+            Vec::new()
+        } else {
+            route::user_devices(&st, to_user.user.as_str())
+        };
         let own: Vec<Jid> = route::user_devices(&st, phone)
             .into_iter()
             .filter(|d| d.device != 0)
@@ -396,6 +532,8 @@ pub(crate) async fn phone_send(
     let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
     let ty = stanza_type(&message);
     let plain = pad_message(&message.encode_to_vec(), &mut OsRng);
+    let id = message_id();
+    signal.remember_sent(&id, &to_user, &message);
     let dsm = Message {
         device_sent_message: Some(Box::new(DeviceSentMessage {
             destination_jid: Some(to_user.to_string()),
@@ -405,7 +543,6 @@ pub(crate) async fn phone_send(
         ..Default::default()
     };
     let dsm_plain = pad_message(&dsm.encode_to_vec(), &mut OsRng);
-    let id = message_id();
     let mut tos = Vec::new();
     {
         let _busy = signal.busy.lock().await;
@@ -450,7 +587,7 @@ pub(crate) async fn phone_send(
 /// Group send from the phone: one `skmsg` for everyone, and the sender-key distribution
 /// message pairwise to every member device.
 async fn phone_send_group(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     phone: &str,
     signal: &PhoneSignal,
     group: &Jid,
@@ -473,6 +610,7 @@ async fn phone_send_group(
     let ty = stanza_type(&message);
     let group_id = group.to_string();
     let id = message_id();
+    signal.remember_sent(&id, group, &message);
     let mut tos = Vec::new();
     let skmsg = {
         let _busy = signal.busy.lock().await;
@@ -568,4 +706,40 @@ pub(crate) fn phone_create_group(
 /// The phone's inbox.
 pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
     phone_signal(shared, phone).map_or_else(Vec::new, |s| s.inbox())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_id(nodes: &[Node]) -> Option<u32> {
+        let id = nodes
+            .iter()
+            .find(|n| n.tag() == "key")?
+            .child("id")?
+            .content_bytes()?;
+        Some(id.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)))
+    }
+
+    #[test]
+    fn phone_pre_keys_are_replenished_within_a_bounded_id_window() {
+        let identity = KeyPair::generate(&mut OsRng);
+        let phone = PhoneSignal::new(&identity);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..5000u32 {
+            let nodes = phone.bundle_nodes();
+            let id = key_id(&nodes).expect("a one-time key every time");
+            assert!((1..=PREKEY_ID_WINDOW).contains(&id), "{id}");
+            if i < PREKEY_ID_WINDOW {
+                assert!(
+                    seen.insert(id),
+                    "id {id} handed out twice within one window"
+                );
+            }
+            assert!(phone.prekey_count() >= PREKEY_LOW);
+        }
+        // Every private key behind an id in the window is held, nothing beyond it.
+        assert!(phone.repo.store().has_pre_key(1));
+        assert!(!phone.repo.store().has_pre_key(PREKEY_ID_WINDOW + 1));
+    }
 }

@@ -370,6 +370,59 @@ fn on_server(
                 vec![Node::builder("leave").children(left).build()],
             )
         }
+        (get_or_set, "invite") => {
+            let code = op
+                .attr_opt::<String>("code")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let Some(gid) = st
+                .groups
+                .values()
+                .find(|g| !code.is_empty() && g.invite == code)
+                .map(|g| g.id.clone())
+            else {
+                return iq_error(id, server, 404, "item-not-found");
+            };
+            if get_or_set == "get" {
+                // The group behind an invite code (metadata, membership not needed).
+                let node = st.groups.get(&gid).map(Group::node);
+                return iq_result(id, server, node.into_iter().collect());
+            }
+            let devices = st
+                .groups
+                .get(&gid)
+                .map(|g| g.devices(st))
+                .unwrap_or_default();
+            let Some(group) = st.groups.get_mut(&gid) else {
+                return iq_error(id, server, 404, "item-not-found");
+            };
+            let jid = group.jid();
+            if group.role(&me_user).is_none() {
+                if group.participants.len() >= MAX_PARTICIPANTS {
+                    return iq_error(id, server, 500, "internal-server-error");
+                }
+                group.participants.push((me_user.clone(), Role::Member));
+                let mut targets = devices;
+                targets.extend(user_devices(st, &me_user));
+                notices.push(Notice {
+                    group: jid.clone(),
+                    actor: me.clone(),
+                    child: Node::builder("add")
+                        .attr("reason", "invite")
+                        .children([Node::builder("participant")
+                            .attr("jid", Jid::pn(me_user.clone()))
+                            .build()])
+                        .build(),
+                    devices: targets,
+                });
+            }
+            iq_result(
+                id,
+                server,
+                vec![Node::builder("group").attr("jid", jid).build()],
+            )
+        }
         ("get", "participating") => {
             let groups: Vec<Node> = st
                 .groups
@@ -646,7 +699,7 @@ pub(crate) fn route_group_message(
     id: &str,
     to: &Jid,
 ) -> Node {
-    let (devices, allowed) = {
+    let (devices, allowed, notify) = {
         let st = shared.state.lock();
         let Some(group) = st.groups.get(to.user.as_str()) else {
             return server_ack("message", id, Some(to.clone()), Some(404));
@@ -656,12 +709,13 @@ pub(crate) fn route_group_message(
             None => false,
             Some(r) => !group.announce || r.is_admin(),
         };
-        (group.devices(&st), allowed)
+        (group.devices(&st), allowed, route::push_name(&st, sender))
     };
     if !allowed {
         return server_ack("message", id, Some(to.clone()), Some(403));
     }
     let recipients: Vec<Jid> = devices.into_iter().filter(|d| d != sender).collect();
+    shared.queues().sent(id, sender);
     let server_hash = participant_hash(&recipients);
     let t = unix_now().to_string();
     let ty = node
@@ -722,6 +776,7 @@ pub(crate) fn route_group_message(
             edit: edit.as_deref(),
             recipient: None,
             addressing_mode: Some(&mode),
+            notify: notify.as_deref(),
         }
         .build(children);
         route::deliver(shared, dev, stanza);

@@ -8,6 +8,9 @@
 //! wa-sim pair-code <phone> <code>   [--server ...]
 //! wa-sim devices <phone>            [--server ...]
 //! wa-sim fault <kind> [--phone P] [--device N] [--reason N] [--ms N] [--server ...]
+//! wa-sim send <phone> <to> <text>   [--server ...]
+//! wa-sim inbox <phone>              [--server ...]
+//! wa-sim create-group <phone> <subject> <participant>... [--server ...]
 //! ```
 
 #![allow(
@@ -38,7 +41,11 @@ const USAGE: &str = "usage:
   wa-sim devices <phone>          [--server http://127.0.0.1:5222]
   wa-sim fault <kind> [--phone P] [--device N] [--reason N] [--ms N] [--server http://127.0.0.1:5222]
     kinds: drop restart replaced device_removed unavailable ignore_pings answer_pings
-           refuse_logins accept_logins delay";
+           refuse_logins accept_logins delay drop_after_deliver duplicate no_duplicate
+           reorder_offline in_order
+  wa-sim send <phone> <to> <text> [--server http://127.0.0.1:5222]
+  wa-sim inbox <phone>            [--server http://127.0.0.1:5222]
+  wa-sim create-group <phone> <subject> <participant>... [--server http://127.0.0.1:5222]";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:5222";
 
@@ -122,6 +129,19 @@ async fn run(args: Args) -> Result<(), String> {
             admin(&args, "pair-code", json!({ "phone": p(1)?, "code": p(2)? })).await
         }
         Some("devices") => admin(&args, "devices", json!({ "phone": p(1)? })).await,
+        Some("send") => {
+            let body = json!({ "phone": p(1)?, "to": p(2)?, "text": p(3)? });
+            admin(&args, "send", body).await
+        }
+        Some("inbox") => admin(&args, "inbox", json!({ "phone": p(1)? })).await,
+        Some("create-group") => {
+            let body = json!({
+                "phone": p(1)?,
+                "subject": p(2)?,
+                "participants": args.positional.get(3..).unwrap_or_default(),
+            });
+            admin(&args, "create-group", body).await
+        }
         Some("fault") => {
             let num = |name: &str| -> Result<Option<u64>, String> {
                 args.opt(name)

@@ -7,6 +7,7 @@ use wa_crypto::{KeyPair, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::group::{Description, Group, Role};
 use crate::state::{Account, Device, Inner, PreKeys, ServerKeys, SimState};
 
 #[derive(Serialize, Deserialize)]
@@ -17,6 +18,45 @@ struct File {
     noise_static: String,
     next_lid: u64,
     accounts: Vec<AccountFile>,
+    #[serde(default)]
+    next_group: u64,
+    #[serde(default)]
+    groups: Vec<GroupFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupFile {
+    id: String,
+    creator: String,
+    creation: u64,
+    subject: String,
+    subject_owner: String,
+    subject_time: u64,
+    /// (id, body, set by, time)
+    description: Option<(String, String, String, u64)>,
+    announce: bool,
+    locked: bool,
+    ephemeral: u32,
+    invite: String,
+    /// (phone, "member" | "admin" | "superadmin")
+    participants: Vec<(String, String)>,
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::SuperAdmin => "superadmin",
+    }
+}
+
+fn role(name: &str) -> Result<Role, Error> {
+    match name {
+        "member" => Ok(Role::Member),
+        "admin" => Ok(Role::Admin),
+        "superadmin" => Ok(Role::SuperAdmin),
+        _ => Err(Error::BadState("unknown group role")),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +110,32 @@ impl SimState {
             intermediate: private_hex(&st.keys.intermediate),
             noise_static: private_hex(&st.keys.noise_static),
             next_lid: st.next_lid,
+            next_group: st.next_group,
+            groups: st
+                .groups
+                .values()
+                .map(|g| GroupFile {
+                    id: g.id.clone(),
+                    creator: g.creator.clone(),
+                    creation: g.creation,
+                    subject: g.subject.clone(),
+                    subject_owner: g.subject_owner.clone(),
+                    subject_time: g.subject_time,
+                    description: g
+                        .description
+                        .as_ref()
+                        .map(|d| (d.id.clone(), d.body.clone(), d.by.clone(), d.t)),
+                    announce: g.announce,
+                    locked: g.locked,
+                    ephemeral: g.ephemeral,
+                    invite: g.invite.clone(),
+                    participants: g
+                        .participants
+                        .iter()
+                        .map(|(p, r)| (p.clone(), role_name(*r).to_owned()))
+                        .collect(),
+                })
+                .collect(),
             accounts: st
                 .accounts
                 .values()
@@ -155,6 +221,36 @@ impl SimState {
             account.next_key_index = a.next_key_index;
             accounts.insert(a.phone, account);
         }
+        let mut groups = BTreeMap::new();
+        for g in file.groups {
+            let participants = g
+                .participants
+                .iter()
+                .map(|(p, r)| Ok((p.clone(), role(r)?)))
+                .collect::<Result<Vec<_>, Error>>()?;
+            groups.insert(
+                g.id.clone(),
+                Group {
+                    id: g.id,
+                    creator: g.creator,
+                    creation: g.creation,
+                    subject: g.subject,
+                    subject_owner: g.subject_owner,
+                    subject_time: g.subject_time,
+                    description: g.description.map(|(id, body, by, t)| Description {
+                        id,
+                        body,
+                        by,
+                        t,
+                    }),
+                    announce: g.announce,
+                    locked: g.locked,
+                    ephemeral: g.ephemeral,
+                    invite: g.invite,
+                    participants,
+                },
+            );
+        }
         let inner = Inner {
             keys: ServerKeys {
                 root: key_pair(&file.root)?,
@@ -163,8 +259,8 @@ impl SimState {
             },
             accounts,
             next_lid: file.next_lid,
-            groups: BTreeMap::new(),
-            next_group: 0,
+            groups,
+            next_group: file.next_group,
         };
         Ok(SimState::from_inner(inner))
     }
@@ -200,8 +296,36 @@ mod tests {
                 },
             );
         }
+        {
+            let mut st = state.lock();
+            st.next_group = 1;
+            st.groups.insert(
+                "120363000000000001".into(),
+                Group {
+                    id: "120363000000000001".into(),
+                    creator: "15551234567".into(),
+                    creation: 1,
+                    subject: "S".into(),
+                    subject_owner: "15551234567".into(),
+                    subject_time: 2,
+                    description: Some(Description {
+                        id: "D".into(),
+                        body: "B".into(),
+                        by: "15551234567".into(),
+                        t: 3,
+                    }),
+                    announce: true,
+                    locked: false,
+                    ephemeral: 86400,
+                    invite: "code".into(),
+                    participants: vec![("15551234567".into(), Role::SuperAdmin)],
+                },
+            );
+        }
         let json = state.to_json();
         let back = SimState::from_json(&json).unwrap();
+        assert_eq!(back.lock().groups["120363000000000001"].ephemeral, 86400);
+        assert_eq!(back.lock().next_group, 1);
         assert_eq!(back.root_public_key(), state.root_public_key());
         assert_eq!(back.to_json(), json);
         let st = back.lock();

@@ -17,10 +17,14 @@ use crate::state::Inner;
 pub(crate) const MAX_QUEUE: usize = 1000;
 /// Most `<to>` children looked at in one message.
 pub(crate) const MAX_TARGETS: usize = 2048;
+/// How many recent message ids the server remembers the sending device of.
+const MAX_SENDERS: usize = 10_000;
 /// Longest message id accepted.
 const MAX_ID_LEN: usize = 128;
 /// Most ids taken from a receipt's `<list>`.
 const MAX_LIST_IDS: usize = 256;
+/// Longest push name kept (from `<presence name>`), in bytes.
+pub(crate) const MAX_PUSH_NAME: usize = 128;
 /// Longest `type` / `edit` attribute copied into a delivered stanza.
 const MAX_ATTR_LEN: usize = 32;
 
@@ -71,6 +75,10 @@ pub(crate) struct Queues {
     map: HashMap<DeviceKey, VecDeque<Queued>>,
     /// Stanzas dropped because a queue (or the phones' queue) was full.
     pub(crate) dropped: u64,
+    /// Which device sent each recent message id (for routing retry receipts), oldest
+    /// first, at most `MAX_SENDERS`.
+    senders: HashMap<String, Jid>,
+    sender_order: VecDeque<String>,
 }
 
 /// The stanzas a login delivers, and the preview counts.
@@ -173,6 +181,23 @@ impl Queues {
         before - v.len()
     }
 
+    /// Remembers that `device` sent message `id`.
+    pub(crate) fn sent(&mut self, id: &str, device: &Jid) {
+        if self.senders.insert(id.to_owned(), device.clone()).is_none() {
+            self.sender_order.push_back(id.to_owned());
+            if self.sender_order.len() > MAX_SENDERS
+                && let Some(old) = self.sender_order.pop_front()
+            {
+                self.senders.remove(&old);
+            }
+        }
+    }
+
+    /// The device that sent message `id`, if it is recent.
+    pub(crate) fn sender_of(&self, id: &str) -> Option<Jid> {
+        self.senders.get(id).cloned()
+    }
+
     /// How many stanzas wait for a device.
     pub(crate) fn len(&self, device: &Jid) -> usize {
         self.map.get(&key(device)).map_or(0, VecDeque::len)
@@ -228,6 +253,13 @@ pub(crate) fn resolve_device(st: &Inner, jid: &Jid) -> Option<Jid> {
     let acct = st.accounts.get(user.user.as_str())?;
     (jid.device == 0 || acct.devices.contains_key(&jid.device))
         .then(|| Jid::with_device(user.user.clone(), Server::Pn, jid.device))
+}
+
+/// The push name the sender's account announced.
+pub(crate) fn push_name(st: &Inner, sender: &Jid) -> Option<String> {
+    st.accounts
+        .get(sender.user.as_str())
+        .and_then(|a| a.push_name.clone())
 }
 
 /// Every device of an account: the phone, then the companions in id order.
@@ -356,6 +388,7 @@ pub(crate) struct Delivery<'a> {
     pub(crate) edit: Option<&'a str>,
     pub(crate) recipient: Option<&'a Jid>,
     pub(crate) addressing_mode: Option<&'a str>,
+    pub(crate) notify: Option<&'a str>,
 }
 
 impl Delivery<'_> {
@@ -369,6 +402,7 @@ impl Delivery<'_> {
             .attr_opt("edit", self.edit.map(str::to_owned))
             .attr_opt("recipient", self.recipient.cloned())
             .attr_opt("addressing_mode", self.addressing_mode.map(str::to_owned))
+            .attr_opt("notify", self.notify.map(str::to_owned))
             .children(children)
             .build()
     }
@@ -386,13 +420,17 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     if to.is_group() {
         return crate::group::route_group_message(shared, sender, node, &id, &to);
     }
+    if to.is_status_broadcast() {
+        return route_status(shared, sender, node, &id, &to);
+    }
     let t = unix_now().to_string();
     let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let edit = short_attr(node, "edit");
     let identity = node.child("device-identity").cloned();
     // (target device, children) pairs, resolved under the state lock.
-    let (to_user, targets) = {
+    let (to_user, targets, notify) = {
         let st = shared.state.lock();
+        let notify = push_name(&st, sender);
         let Some(to_user) = resolve_user(&st, &to) else {
             return server_ack("message", &id, Some(to), Some(404));
         };
@@ -426,8 +464,9 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
                 }
             }
         }
-        (to_user, targets)
+        (to_user, targets, notify)
     };
+    shared.queues().sent(&id, sender);
     for (dev, mut children) in targets {
         let own = dev.user == sender.user && to_user.user != sender.user;
         children.extend(identity.clone());
@@ -440,11 +479,62 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
             edit: edit.as_deref(),
             recipient: own.then_some(&to_user),
             addressing_mode: None,
+            notify: notify.as_deref(),
         }
         .build(children);
         deliver(shared, &dev, stanza);
     }
     server_ack("message", &id, Some(to_user), None)
+}
+
+/// A status update (`to="status@broadcast"`): delivered to every existing device named
+/// in `<participants>`, with its `<to>` children and then the message's own `<enc>`s,
+/// as `<message from="status@broadcast" participant=S:s>`.
+fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) -> Node {
+    let t = unix_now().to_string();
+    let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let shared_encs: Vec<Node> = node.children_by_tag("enc").take(4).cloned().collect();
+    let identity = node.child("device-identity").cloned();
+    let (targets, notify) = {
+        let st = shared.state.lock();
+        let notify = push_name(&st, sender);
+        let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
+        if let Some(p) = node.child("participants") {
+            for t in p.children_by_tag("to").take(MAX_TARGETS) {
+                let Some(dev) = t
+                    .attr_opt::<Jid>("jid")
+                    .ok()
+                    .flatten()
+                    .and_then(|j| resolve_device(&st, &j))
+                else {
+                    continue;
+                };
+                if dev != *sender && !targets.iter().any(|(d, _)| *d == dev) {
+                    targets.push((dev, t.children().to_vec()));
+                }
+            }
+        }
+        (targets, notify)
+    };
+    shared.queues().sent(id, sender);
+    for (dev, mut children) in targets {
+        children.extend(shared_encs.iter().cloned());
+        children.extend(identity.clone());
+        let stanza = Delivery {
+            from: to,
+            participant: Some(sender),
+            id,
+            t: &t,
+            ty: &ty,
+            edit: None,
+            recipient: None,
+            addressing_mode: None,
+            notify: notify.as_deref(),
+        }
+        .build(children);
+        deliver(shared, &dev, stanza);
+    }
+    server_ack("message", id, Some(to.clone()), None)
 }
 
 /// The ids a receipt names: its `id` and the `<list><item id/>` entries.
@@ -478,7 +568,8 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
             participant.as_ref(),
         );
     }
-    let group = to.is_group().then(|| to.clone());
+    // Groups and status updates: the receipt is about the participant's message.
+    let group = (to.is_group() || to.is_broadcast()).then(|| to.clone());
     let owner = if group.is_some() {
         participant.clone()?
     } else {
@@ -487,7 +578,16 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
     let targets: Vec<Jid> = {
         let st = shared.state.lock();
         let user = resolve_user(&st, &owner)?;
-        if ty.as_deref() == Some("retry") && owner.device != 0 {
+        let original = shared
+            .queues()
+            .sender_of(&id)
+            .filter(|d| d.user == user.user);
+        if ty.as_deref() == Some("retry")
+            && let Some(device) = original
+        {
+            // A retry goes to the device that sent the message.
+            vec![device]
+        } else if ty.as_deref() == Some("retry") && owner.device != 0 {
             resolve_device(&st, &owner).into_iter().collect()
         } else {
             user_devices(&st, user.user.as_str())

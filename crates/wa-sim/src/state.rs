@@ -69,6 +69,8 @@ pub(crate) struct Account {
     pub(crate) next_key_index: u32,
     /// The phone's Signal state (in memory only, regenerated on load).
     pub(crate) signal: Arc<PhoneSignal>,
+    /// The push name a device of the account last announced (`<presence name>`).
+    pub(crate) push_name: Option<String>,
 }
 
 /// A linked companion device.
@@ -116,6 +118,7 @@ impl Account {
             reserved: Vec::new(),
             next_key_index: 1,
             signal,
+            push_name: None,
         }
     }
 

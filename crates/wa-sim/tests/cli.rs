@@ -148,3 +148,86 @@ fn serve_keeps_state_in_a_file() {
     child.wait().unwrap();
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn phones_message_each_other_through_the_admin_commands() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wa-sim"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--account",
+            "15551110001",
+            "--account",
+            "15551110002",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut admin = String::new();
+    // Kept open until the end: the server goes on printing.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if let Some(a) = line.unwrap().strip_prefix("admin ") {
+            admin = a.trim_end_matches("/admin/").to_owned();
+            break;
+        }
+    }
+    let (ok, out, err) = run(&[
+        "send",
+        "15551110001",
+        "15551110002",
+        "hello",
+        "--server",
+        &admin,
+    ]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("\"id\":\"3EB0"), "{out}");
+    let (ok, out, err) = run(&[
+        "create-group",
+        "15551110001",
+        "Pair",
+        "15551110002",
+        "--server",
+        &admin,
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let group = v["group"].as_str().unwrap().to_owned();
+    assert!(group.ends_with("@g.us"), "{group}");
+    let (ok, _, err) = run(&["send", "15551110001", &group, "to all", "--server", &admin]);
+    assert!(ok, "{err}");
+    // The other phone decrypts both (the worker runs in the background).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let inbox = loop {
+        let (ok, out, _) = run(&["inbox", "15551110002", "--server", &admin]);
+        assert!(ok);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if v["messages"].as_array().is_some_and(|m| m.len() == 2) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "inbox: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let m = &inbox["messages"];
+    assert_eq!(m[0]["text"], "hello");
+    assert_eq!(m[0]["chat"], "15551110001@s.whatsapp.net");
+    assert_eq!(m[1]["text"], "to all");
+    assert_eq!(m[1]["chat"], group.as_str());
+    let (ok, _, err) = run(&["send", "15551110001", "not a jid", "x", "--server", &admin]);
+    assert!(!ok && err.contains("422"), "{err}");
+    let (ok, out, _) = run(&[
+        "fault",
+        "drop_after_deliver",
+        "--phone",
+        "15551110002",
+        "--device",
+        "1",
+        "--server",
+        &admin,
+    ]);
+    assert!(ok, "{out}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lines);
+}

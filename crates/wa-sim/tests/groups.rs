@@ -305,7 +305,40 @@ async fn group_iqs_and_notifications() {
         .children_by_tag("group")
         .filter_map(|g| attr(g, "id"))
         .collect();
-    assert_eq!(ids, vec![gid]);
+    assert_eq!(ids, vec![gid.clone()]);
+
+    // Dave comes back with the current invite code; the revoked one is refused.
+    let with_code = |code: &str| {
+        Node::builder("invite")
+            .attr("code", code.to_owned())
+            .build()
+    };
+    let server = Jid::new("", Server::Group);
+    let r = cd1
+        .query(gq("j0", "set", server.clone(), with_code(&c1)))
+        .await;
+    assert_eq!(error_code(&r).as_deref(), Some("404"));
+    let r = cd1
+        .query(gq("j1", "get", server.clone(), with_code(&c3)))
+        .await;
+    assert_eq!(
+        r.child("group").and_then(|g| attr(g, "id")),
+        Some(gid.clone())
+    );
+    let r = cd1
+        .query(gq("j2", "set", server.clone(), with_code(&c3)))
+        .await;
+    assert_eq!(
+        r.child("group").map(|g| g.attr::<Jid>("jid").unwrap()),
+        Some(group.clone())
+    );
+    assert_eq!(
+        sim.group_members(&group),
+        Some(vec![Jid::pn(ALICE), Jid::pn(BOB), Jid::pn(DAVE)])
+    );
+    let (_, child) = gp2_tag(&mut ca1, "add").await;
+    assert_eq!(attr(&child, "reason").as_deref(), Some("invite"));
+    assert_eq!(participants(&child), vec![(Jid::pn(DAVE), None)]);
 }
 
 fn ack_notification(n: &Node) -> Node {

@@ -5,7 +5,7 @@ mod common;
 
 use common::party::*;
 use common::*;
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::{DeviceSentMessage, Message};
 use wa_sim::{Fault, Sim, SimConfig};
 
@@ -346,6 +346,39 @@ async fn phone_send_reaches_peer_and_own_companions() {
         dsm.message.unwrap().conversation.as_deref(),
         Some("from the phone")
     );
+    // A retry receipt goes to the phone only (it sent the message), which sends the
+    // message again on a fresh session, same id.
+    ca1.send(
+        &Node::builder("receipt")
+            .attr("id", id.clone())
+            .attr("to", Jid::pn(BOB))
+            .attr("type", "retry")
+            .children([
+                Node::builder("retry")
+                    .attr("count", "1")
+                    .attr("id", id.clone())
+                    .attr("v", "1")
+                    .build(),
+                Node::builder("registration")
+                    .bytes(a1.creds.registration_id.to_be_bytes().to_vec())
+                    .build(),
+            ])
+            .build(),
+    )
+    .await;
+    let again = next_tag(&mut ca1, "message").await;
+    assert_eq!(attr(&again, "id"), Some(id.clone()));
+    let enc = again.child("enc").unwrap();
+    assert_eq!(attr(enc, "type").as_deref(), Some("pkmsg"));
+    assert_eq!(attr(enc, "count").as_deref(), Some("1"));
+    let m = a1.decrypt(&again).await;
+    assert_eq!(m.conversation.as_deref(), Some("from the phone"));
+    // Bob's companion saw the delivery receipts (Alice's phone acknowledged too), never
+    // the retry.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    while let Ok(Some(n)) = tokio::time::timeout_at(until, cb1.recv()).await {
+        assert!(n.tag() != "receipt" || attr(&n, "type").as_deref() != Some("retry"));
+    }
     // Alice answers on the session the phone started: the phone decrypts a `msg`.
     let reply = a1.encrypt(&pn(BOB, 0), &text("hi phone")).await;
     assert_eq!(attr(&reply, "type").as_deref(), Some("msg"));
@@ -437,4 +470,455 @@ async fn faults_duplicate_and_reorder_delivery() {
         let n = next_tag(&mut cb1, "message").await;
         assert_eq!(attr(&n, "id").as_deref(), Some("L1"));
     }
+}
+
+#[tokio::test]
+async fn status_broadcast_and_push_name() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    ca1.send(
+        &Node::builder("presence")
+            .attr("type", "available")
+            .attr("name", "Alice A.")
+            .build(),
+    )
+    .await;
+    // 1:1 messages now carry the sender's push name.
+    ca1.send(&message(
+        "N1",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1))],
+    ))
+    .await;
+    let got = next_tag(&mut cb1, "message").await;
+    assert_eq!(attr(&got, "notify").as_deref(), Some("Alice A."));
+    // A status update reaches the devices named in it, as from status@broadcast.
+    let status = Jid::status_broadcast();
+    let skmsg = Node::builder("enc")
+        .attr("v", "2")
+        .attr("type", "skmsg")
+        .bytes(vec![6; 10])
+        .build();
+    let stanza = Node::builder("message")
+        .attr("id", "S1")
+        .attr("to", status.clone())
+        .attr("type", "text")
+        .children([
+            Node::builder("participants")
+                .children([Node::builder("to")
+                    .attr("jid", b1.jid.clone())
+                    .children([blob(2)])
+                    .build()])
+                .build(),
+            skmsg.clone(),
+        ])
+        .build();
+    ca1.send(&stanza).await;
+    let ack = loop {
+        let a = next_tag(&mut ca1, "ack").await;
+        if attr(&a, "id").as_deref() == Some("S1") {
+            break a;
+        }
+    };
+    assert_eq!(ack.attr::<Jid>("from").unwrap(), status);
+    let got = loop {
+        let n = next_tag(&mut cb1, "message").await;
+        if attr(&n, "id").as_deref() == Some("S1") {
+            break n;
+        }
+    };
+    assert_eq!(got.attr::<Jid>("from").unwrap(), status);
+    assert_eq!(got.attr::<Jid>("participant").unwrap(), a1.jid);
+    assert_eq!(got.children().to_vec(), vec![blob(2), skmsg]);
+    // Its receipt goes back to the author.
+    cb1.send(
+        &Node::builder("receipt")
+            .attr("id", "S1")
+            .attr("to", status.clone())
+            .attr("participant", a1.jid.clone())
+            .attr("type", "read")
+            .build(),
+    )
+    .await;
+    let r = next_tag(&mut ca1, "receipt").await;
+    assert_eq!(r.attr::<Jid>("from").unwrap(), status);
+    assert_eq!(r.attr::<Jid>("participant").unwrap(), b1.jid);
+    assert_eq!(attr(&r, "type").as_deref(), Some("read"));
+    eventually(|| sim.queued(&b1.jid) == 1).await; // N1 is still unacked
+}
+
+#[tokio::test]
+async fn queues_are_bounded_oldest_dropped() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let total = 1005;
+    for i in 0..total {
+        ca1.send(&message(
+            &format!("Q{i}"),
+            &Jid::pn(BOB),
+            vec![(b1.jid.clone(), blob(1))],
+        ))
+        .await;
+    }
+    // The acks come in order: the last one means every message was routed.
+    loop {
+        let a = next_tag(&mut ca1, "ack").await;
+        if attr(&a, "id").as_deref() == Some("Q1004") {
+            break;
+        }
+    }
+    assert_eq!(sim.queued(&b1.jid), 1000);
+    assert_eq!(sim.dropped_stanzas(), 5);
+    let (_cb1, seen) = b1.login(&sim).await;
+    let ids: Vec<String> = seen
+        .iter()
+        .filter(|n| n.tag() == "message")
+        .filter_map(|n| attr(n, "id"))
+        .collect();
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(ids.first().map(String::as_str), Some("Q5"));
+    assert_eq!(ids.last().map(String::as_str), Some("Q1004"));
+}
+
+#[tokio::test]
+async fn hostile_stanzas_do_not_hurt_the_server() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut c, _) = a1.login(&sim).await;
+    let long_id = "X".repeat(10_000);
+    let many_to: Vec<(Jid, Node)> = (0..5000)
+        .map(|i| (Jid::pn(format!("1555{i:07}")), blob(0)))
+        .collect();
+    let junk = vec![
+        message(&long_id, &Jid::pn(BOB), vec![]),
+        message("H1", &Jid::pn(BOB), many_to),
+        message("H2", &Jid::group("1-2"), vec![]),
+        message("H3", &Jid::status_broadcast(), vec![]),
+        message("H4", &Jid::server_jid(), vec![]),
+        Node::builder("message")
+            .attr("id", "H5")
+            .attr("to", Jid::pn(BOB))
+            .children([Node::builder("participants").bytes(vec![1, 2, 3]).build()])
+            .build(),
+        Node::builder("receipt")
+            .attr("id", "H6")
+            .attr("to", Jid::group("1-2"))
+            .build(),
+        Node::builder("receipt")
+            .attr("id", "H7")
+            .attr("to", b1.jid.clone())
+            .children([Node::builder("list")
+                .children(
+                    (0..5000).map(|i| Node::builder("item").attr("id", format!("I{i}")).build()),
+                )
+                .build()])
+            .build(),
+        Node::builder("ack")
+            .attr("class", "receipt")
+            .attr("id", "")
+            .build(),
+        Node::builder("presence")
+            .attr("name", "N".repeat(100_000))
+            .build(),
+        iq("g1", "set", "w:g2", vec![]),
+        iq("g2", "set", "w:g2", vec![Node::new("create")]),
+        iq("g3", "get", "w:g2", vec![Node::new("participating")]),
+        iq(
+            "g4",
+            "set",
+            "w:g2",
+            vec![
+                Node::builder("leave")
+                    .children([Node::new("group")])
+                    .build(),
+            ],
+        ),
+    ];
+    for n in &junk {
+        c.send(n).await;
+    }
+    let pong = c.query(iq("p1", "get", "w:p", vec![])).await;
+    assert_eq!(attr(&pong, "type").as_deref(), Some("result"));
+    // Of all that, b1 gets only the receipt addressed to it (H7).
+    assert_eq!(sim.queued(&b1.jid), 1);
+    let (_cb1, seen) = b1.login(&sim).await;
+    let got: Vec<(&str, Option<String>)> = seen
+        .iter()
+        .filter(|n| attr(n, "offline").is_some())
+        .map(|n| (n.tag(), attr(n, "id")))
+        .collect();
+    assert_eq!(got, vec![("receipt", Some("H7".to_owned()))]);
+    assert!(sim.is_online(&a1.jid));
+}
+
+#[tokio::test]
+async fn restart_keeps_groups_and_gives_the_phone_new_keys() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let group = sim
+        .phone_create_group(BOB, "Kept", &[Jid::pn(ALICE)])
+        .unwrap();
+    let (mut c, _) = a1.login(&sim).await;
+    let bob0 = pn(BOB, 0);
+    let before = a1.start_session(&mut c, &bob0).await;
+    drop(c);
+    let json = sim.state().to_json();
+    let addr = sim.local_addr();
+    sim.shutdown().await;
+    let state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(SimConfig {
+        addr,
+        state,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sim.group_members(&group),
+        Some(vec![Jid::pn(BOB), Jid::pn(ALICE)])
+    );
+    // The phone lost its Signal state: a message on the old session gets a retry.
+    let (mut c, _) = a1.login(&sim).await;
+    let stale = a1.encrypt(&bob0, &text("old session")).await;
+    c.send(&message("ST1", &Jid::pn(BOB), vec![(bob0.clone(), stale)]))
+        .await;
+    let r = next_tag(&mut c, "receipt").await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("retry"));
+    let after = a1.start_session(&mut c, &bob0).await;
+    assert_eq!(
+        after.identity_key, before.identity_key,
+        "same account identity"
+    );
+    assert_ne!(
+        after.signed_pre_key, before.signed_pre_key,
+        "new signed pre-key"
+    );
+    let fresh = a1.encrypt(&bob0, &text("new session")).await;
+    c.send(&message("ST2", &Jid::pn(BOB), vec![(bob0, fresh)]))
+        .await;
+    let r = next_tag(&mut c, "receipt").await;
+    assert_eq!(attr(&r, "id").as_deref(), Some("ST2"));
+    assert!(attr(&r, "type").is_none());
+}
+
+#[tokio::test]
+async fn a_replacing_login_takes_over_the_queue_without_duplicates() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut old, _) = b1.login(&sim).await;
+    ca1.send(&message(
+        "T1",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1))],
+    ))
+    .await;
+    next_tag(&mut old, "message").await;
+    // A second login of b1 replaces the first and gets the unacked message again.
+    let (mut new, seen) = b1.login(&sim).await;
+    let ids: Vec<String> = seen
+        .iter()
+        .filter(|n| n.tag() == "message")
+        .filter_map(|n| attr(n, "id"))
+        .collect();
+    assert_eq!(ids, ["T1"]);
+    // While the old connection is still closing, a new message arrives: only the new
+    // connection delivers it, and nothing comes twice.
+    ca1.send(&message(
+        "T2",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(2))],
+    ))
+    .await;
+    let got = next_tag(&mut new, "message").await;
+    assert_eq!(attr(&got, "id").as_deref(), Some("T2"));
+    assert_quiet(&mut new, "message").await;
+    let end = old.drain().await;
+    assert!(end.iter().any(|n| n.tag() == "stream:error"));
+}
+
+#[tokio::test]
+async fn phone_note_to_self_reaches_own_companions_as_device_sent() {
+    let sim = sim().await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    let id = sim
+        .phone_send(BOB, &Jid::pn(BOB), text("note"))
+        .await
+        .unwrap();
+    let got = next_tag(&mut cb1, "message").await;
+    assert_eq!(attr(&got, "id"), Some(id));
+    assert_eq!(got.children().len(), 1, "one copy, for this device");
+    let dsm = b1
+        .decrypt(&got)
+        .await
+        .device_sent_message
+        .expect("a DeviceSentMessage");
+    assert_eq!(
+        dsm.destination_jid.as_deref(),
+        Some("15550000002@s.whatsapp.net")
+    );
+    assert_eq!(dsm.message.unwrap().conversation.as_deref(), Some("note"));
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn node(&mut self, depth: u32, jids: &[Jid]) -> Node {
+        const TAGS: &[&str] = &[
+            "participants",
+            "to",
+            "enc",
+            "list",
+            "item",
+            "create",
+            "participant",
+            "group",
+            "invite",
+            "subject",
+            "description",
+            "body",
+            "add",
+            "remove",
+            "promote",
+            "leave",
+            "query",
+            "locked",
+            "announcement",
+            "retry",
+            "registration",
+            "device-identity",
+            "key",
+            "user",
+        ];
+        const KEYS: &[&str] = &[
+            "id",
+            "to",
+            "jid",
+            "type",
+            "participant",
+            "class",
+            "phash",
+            "addressing_mode",
+            "subject",
+            "code",
+            "edit",
+            "count",
+            "expiration",
+            "delete",
+            "request",
+        ];
+        const VALUES: &[&str] = &[
+            "",
+            "1",
+            "x",
+            "retry",
+            "read",
+            "skmsg",
+            "pkmsg",
+            "msg",
+            "message",
+            "receipt",
+            "notification",
+            "true",
+            "-1",
+            "99999999999",
+            "interactive",
+        ];
+        let mut b = Node::builder(*self.pick(TAGS));
+        for _ in 0..(self.next() % 5) {
+            let key = *self.pick(KEYS);
+            b = if self.next().is_multiple_of(2) {
+                b.attr(key, self.pick(jids).clone())
+            } else {
+                b.attr(key, *self.pick(VALUES))
+            };
+        }
+        if depth > 0 && !self.next().is_multiple_of(3) {
+            let n = self.next() % 4;
+            b.children(
+                (0..n)
+                    .map(|_| self.node(depth - 1, jids))
+                    .collect::<Vec<_>>(),
+            )
+            .build()
+        } else if self.next().is_multiple_of(2) {
+            b.bytes(vec![
+                (self.next() & 0xff) as u8;
+                (self.next() % 40) as usize
+            ])
+            .build()
+        } else {
+            b.build()
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_stanzas_never_hurt_the_server() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let group = sim
+        .phone_create_group(BOB, "Fuzz", &[Jid::pn(ALICE)])
+        .unwrap();
+    let (mut c, _) = a1.login(&sim).await;
+    let jids = vec![
+        Jid::pn(ALICE),
+        Jid::pn(BOB),
+        a1.jid.clone(),
+        b1.jid.clone(),
+        pn(BOB, 0),
+        pn(BOB, 77),
+        group,
+        Jid::group("1-2"),
+        Jid::status_broadcast(),
+        Jid::server_jid(),
+        Jid::new("", Server::Group),
+        Jid::lid("100000000000001"),
+    ];
+    let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+    for i in 0..2000u32 {
+        let mut top = g.node(3, &jids);
+        top.tag = (*g.pick(&[
+            "message",
+            "receipt",
+            "ack",
+            "iq",
+            "presence",
+            "notification",
+        ]))
+        .into();
+        if top.tag() == "iq" {
+            top.attrs
+                .insert("xmlns", *g.pick(&["w:g2", "encrypt", "usync", "w:p"]));
+            top.attrs.insert("type", *g.pick(&["get", "set"]));
+            top.attrs.insert("id", format!("f{i}"));
+        }
+        c.send(&top).await;
+    }
+    let pong = c.query(iq("alive", "get", "w:p", vec![])).await;
+    assert_eq!(attr(&pong, "type").as_deref(), Some("result"));
+    // Others are still served too.
+    let (_cb1, seen) = b1.login(&sim).await;
+    assert!(seen.last().unwrap().child("offline").is_some());
 }
