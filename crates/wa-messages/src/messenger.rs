@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand_core::OsRng;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 use wa_binary::{Jid, Node};
 use wa_signal::SignalRepository;
 use wa_socket::{Filter, Socket};
@@ -201,7 +201,16 @@ impl Messenger {
             tasks.push(tokio::spawn(async move {
                 while let Some(work) = rx.recv().await {
                     match work {
-                        Work::Message(node) => crate::recv::handle_message(&inner, node).await,
+                        Work::Message(node) => {
+                            let span = tracing::debug_span!(
+                                "message",
+                                id = stanza::str_attr(&node, "id").unwrap_or(""),
+                                from = %node.get_attr("from").map(ToString::to_string).unwrap_or_default(),
+                            );
+                            crate::recv::handle_message(&inner, node)
+                                .instrument(span)
+                                .await;
+                        }
                         Work::Barrier(b) => {
                             if b.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 inner.flush_offline();
@@ -305,9 +314,12 @@ enum Work {
     Barrier(Arc<AtomicUsize>),
 }
 
+/// The worker of a stanza's chat: the group, the peer for copies of our own messages
+/// (`recipient`), else the sender's user.
 fn worker_index(node: &Node, workers: usize) -> usize {
     let chat = node
-        .get_attr("from")
+        .get_attr("recipient")
+        .or_else(|| node.get_attr("from"))
         .map(ToString::to_string)
         .unwrap_or_default();
     let user = chat.split(['@', ':']).next().unwrap_or("");

@@ -2,7 +2,7 @@
 
 use prost::Message as _;
 use rand_core::OsRng;
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{DeviceSentMessage, Message};
 use wa_proto::web::WebMessageInfo;
@@ -55,9 +55,21 @@ impl Messenger {
         message: Message,
         id: &str,
     ) -> Result<MessageKey, Error> {
+        let span = tracing::debug_span!("send", id, to = %to);
         if to.is_group() {
-            return crate::group::relay_group(&self.inner, to, message, id).await;
+            return crate::group::relay_group(&self.inner, to, message, id)
+                .instrument(span)
+                .await;
         }
+        self.relay_direct(to, message, id).instrument(span).await
+    }
+
+    async fn relay_direct(
+        &self,
+        to: &Jid,
+        message: Message,
+        id: &str,
+    ) -> Result<MessageKey, Error> {
         let inner = &self.inner;
         let creds = inner.creds().await?;
         let me = Inner::me(&creds)?;
