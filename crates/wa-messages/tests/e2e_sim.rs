@@ -792,3 +792,107 @@ async fn group_messages_with_sender_keys() {
         0
     );
 }
+
+/// A raw `<message>` from a1's socket to b1 carrying `enc` (or nothing).
+fn raw_message(id: &str, to_device: &Jid, enc: Option<(&str, Vec<u8>)>) -> wa_binary::Node {
+    use wa_binary::Node;
+    let mut to = Node::builder("to").attr("jid", to_device.clone());
+    if let Some((kind, bytes)) = enc {
+        to = to.children([Node::builder("enc")
+            .attr("v", "2")
+            .attr("type", kind.to_owned())
+            .bytes(bytes)
+            .build()]);
+    } else {
+        to = to.children([Node::builder("unavailable").build()]);
+    }
+    Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("to", Jid::pn(to_device.user.clone()))
+        .attr("type", "text")
+        .children([Node::builder("participants").children([to.build()]).build()])
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ciphertexts_are_answered_and_never_reported() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+    // An established session first, so `msg` garbage meets a real one.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("real"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    wait_until("queue drains", || sim.queued(&b1.jid) == 0).await;
+
+    // Nothing to decrypt: acknowledged (the server drops it from b1's queue).
+    a1.socket
+        .send_node(&raw_message("3EB0BAD0000000000000001", &b1.jid, None))
+        .await
+        .unwrap();
+    wait_until("empty message acked", || sim.queued(&b1.jid) == 0).await;
+
+    // Garbage of every kind: a retry receipt each, no event.
+    let garbage: [(&str, Vec<u8>); 4] = [
+        ("msg", vec![0x33; 40]),
+        ("pkmsg", vec![0x33, 0x08, 0xff, 0xff]),
+        ("skmsg", vec![]),
+        ("msg", k.id.as_bytes().to_vec()),
+    ];
+    for (i, (kind, bytes)) in garbage.into_iter().enumerate() {
+        let id = format!("3EB0BAD000000000000001{i}");
+        a1.socket
+            .send_node(&raw_message(&id, &b1.jid, Some((kind, bytes))))
+            .await
+            .unwrap();
+        let r = next_update(&mut a1.events, |u| u.key.id == id).await;
+        assert_eq!(r.receipt, ReceiptType::Retry, "{kind}");
+        assert_eq!(r.device, b1.jid);
+    }
+
+    // The same undecryptable id again and again: retry receipts up to 5, then an ack, so
+    // the server stops delivering it.
+    let id = "3EB0BAD0000000000000099";
+    let mut retries = 0;
+    for _ in 0..6 {
+        a1.socket
+            .send_node(&raw_message(id, &b1.jid, Some(("msg", vec![0x33; 50]))))
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, a1.events.recv()).await {
+        if let Event::MessagesUpdate(u) = ev {
+            retries += u
+                .iter()
+                .filter(|u| u.key.id == id && u.receipt == ReceiptType::Retry)
+                .count();
+        }
+        if retries >= 5 {
+            break;
+        }
+    }
+    assert_eq!(retries, 5, "retry receipts stop at 5");
+    // The four garbage stanzas above stay queued (a retry receipt does not settle them);
+    // the six copies of this id went with b1's final ack.
+    wait_until("given up and acked", || sim.queued(&b1.jid) == 4).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, id, Duration::from_millis(500)).await,
+        0
+    );
+
+    // b1 still works.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("still fine"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("still fine"));
+}
