@@ -131,6 +131,8 @@ pub(crate) struct Inner {
     acks: StdMutex<HashMap<String, oneshot::Sender<Node>>>,
     retries: StdMutex<RetryTable>,
     offline: StdMutex<OfflineBuffer>,
+    /// Users whose LID was already asked for (bounded; cleared when full).
+    lid_asked: StdMutex<std::collections::HashSet<String>>,
     pub(crate) resend_slots: Arc<Semaphore>,
 }
 
@@ -191,6 +193,7 @@ impl Messenger {
             acks: StdMutex::new(HashMap::new()),
             retries: StdMutex::new(RetryTable::default()),
             offline: StdMutex::new(OfflineBuffer::default()),
+            lid_asked: StdMutex::new(std::collections::HashSet::new()),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
@@ -395,6 +398,9 @@ async fn watch_backlog(
     }
 }
 
+/// Most users remembered as already asked for their LID.
+const MAX_LID_ASKED: usize = 4096;
+
 /// How long buffered offline messages wait at most for the end of the backlog.
 const OFFLINE_BUFFER_MAX_AGE: Duration = Duration::from_secs(3);
 
@@ -523,6 +529,41 @@ impl Inner {
             .prune_processed_messages(age(self.config.processed_marker_ttl));
         self.socket.store().commit(batch).await?;
         Ok(())
+    }
+
+    /// Learns a phone-number user's LID through usync the first time we write to them
+    /// (when no mapping is stored yet) and stores the mapping. Failures are only logged.
+    pub(crate) async fn learn_lid(&self, user: &Jid) {
+        use wa_store::LidMappingStore as _;
+        if !user.is_pn_user() {
+            return;
+        }
+        let store = self.socket.store();
+        if matches!(store.lid_for_pn(&user.user).await, Ok(Some(_))) {
+            return;
+        }
+        {
+            let mut asked = self
+                .lid_asked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if asked.len() >= MAX_LID_ASKED {
+                asked.clear();
+            }
+            if !asked.insert(user.user.to_string()) {
+                return;
+            }
+        }
+        match self.usync.lid_for(std::slice::from_ref(user)).await {
+            Ok(map) => {
+                if let Some(lid) = map.get(&user.to_non_ad()).filter(|l| l.is_lid())
+                    && let Err(e) = store.put_lid_mapping(&user.user, &lid.user).await
+                {
+                    debug!("could not store the LID of {user}: {e}");
+                }
+            }
+            Err(e) => debug!("LID lookup for {user} failed: {e}"),
+        }
     }
 
     pub(crate) fn bump_retry(&self, key: &str) -> u32 {

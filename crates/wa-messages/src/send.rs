@@ -81,6 +81,7 @@ impl Messenger {
             vec![chat.clone(), me_user.clone()]
         };
         let devices = inner.usync.get_devices(&users).await?;
+        inner.learn_lid(&chat).await;
         let peer_devices = devices.get(&chat).cloned().unwrap_or_default();
         if peer_devices.is_empty() {
             return Err(Error::NoDevices(chat));

@@ -273,6 +273,20 @@ async fn conversation_between_two_accounts_reaches_every_device() {
         .unwrap();
     let r1 = next_upsert(&mut a1.events, |m| m.key.id == reply.id).await;
     assert_eq!(text_of(&r1.message), Some("hi alice"));
+    // a1 learned B's LID through usync when it first wrote to B.
+    let b_lid = sim.account(B).unwrap().lid;
+    assert_eq!(
+        a1.store.lid_for_pn(B).await.unwrap().as_deref(),
+        Some(b_lid.user.as_str())
+    );
+    assert_eq!(
+        r1.sender_alt,
+        Some(Jid::with_device(
+            b_lid.user.clone(),
+            Server::Lid,
+            b1.jid.device
+        ))
+    );
     assert_eq!(r1.key.remote_jid, b);
     let r2 = next_upsert(&mut a2.events, |m| m.key.id == reply.id).await;
     assert_eq!(r2.sender, b1.jid);
