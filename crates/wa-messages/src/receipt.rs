@@ -19,7 +19,8 @@ use crate::stanza;
 /// Handles one `<receipt>`: reports it, answers retries, and acknowledges it.
 pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
     let kind = ReceiptType::from_attr(stanza::str_attr(&node, "type"));
-    if let Some(updates) = updates_from(&node, &kind) {
+    if let Some(mut updates) = updates_from(&node, &kind) {
+        own_device_chats(inner, &mut updates).await;
         inner.emit(Event::MessagesUpdate(updates));
     }
     if kind == ReceiptType::Retry {
@@ -42,6 +43,31 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
         .await
     {
         debug!("could not ack a receipt: {e}");
+    }
+}
+
+/// A receipt from one of our own devices about a 1:1 message we sent names our own user
+/// as the chat when the server leaves out `recipient`; the sent-message store knows the
+/// real chat.
+async fn own_device_chats(inner: &Inner, updates: &mut [MessageUpdate]) {
+    let Ok(creds) = inner.creds().await else {
+        return;
+    };
+    let Ok(me) = Inner::me(&creds) else { return };
+    let store = inner.socket.store();
+    for u in updates.iter_mut() {
+        if !u.key.from_me || u.key.remote_jid.is_group() || !me.is_me_user(&u.key.remote_jid) {
+            continue;
+        }
+        if let Ok(Some(stored)) = store.get_sent_message(SENT_SCOPE, &u.key.id).await
+            && let Ok(info) = WebMessageInfo::decode(stored.as_ref())
+            && let Some(chat) = info
+                .key
+                .and_then(|k| k.remote_jid)
+                .and_then(|j| j.parse::<Jid>().ok())
+        {
+            u.key.remote_jid = chat.to_non_ad();
+        }
     }
 }
 

@@ -249,9 +249,18 @@ pub(crate) fn sent_record(key: &MessageKey, message: &Message, now: u64) -> Vec<
 
 /// Sends a stanza and waits for its `<ack class="message">`, which it returns.
 pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<Node, Error> {
+    let mut state = inner.socket.state_watch();
     let waiter = inner.wait_ack(id);
     inner.socket.send_node(stanza).await?;
-    let ack = waiter.wait(inner.config.ack_timeout).await?;
+    // The ack of a connection that closes never comes: fail at once rather than at the
+    // timeout (the server may still have taken the message; a resend with the same id is
+    // safe, receivers deduplicate).
+    let ack = tokio::select! {
+        r = waiter.wait(inner.config.ack_timeout) => r?,
+        _ = state.wait_for(|s| *s == wa_types::ConnectionState::Closed) => {
+            return Err(Error::Socket(wa_socket::Error::NotConnected));
+        }
+    };
     if let Some(code) = ack.attr_opt::<u64>("error").ok().flatten() {
         return Err(Error::Nack(u16::try_from(code).unwrap_or(u16::MAX)));
     }

@@ -255,15 +255,30 @@ async fn conversation_between_two_accounts_reaches_every_device() {
     })
     .await;
 
-    // Delivery receipts come back to the sender as updates for that id. (From b1 or B's
-    // phone: wa-sim settles queued receipts by user, so an ack of the phone's receipt can
-    // drop b1's receipt of the same id before it reaches a1.)
-    let delivered = next_update(&mut a1.events, |u| {
-        u.key.id == key.id && u.receipt == ReceiptType::Delivered && u.device.same_user(&b)
+    // Delivery receipts come back to the sender as updates for that id, from B's devices
+    // (b1 or B's phone: wa-sim settles queued receipts by user, so an ack of the phone's
+    // receipt can drop b1's receipt of the same id before it reaches a1) and, as "sender"
+    // receipts, from A's other devices; both name the chat with B.
+    let (delivered, sender) = tokio::time::timeout(WAIT, async {
+        let (mut delivered, mut sender) = (None, None);
+        while delivered.is_none() || sender.is_none() {
+            if let Ok(Event::MessagesUpdate(us)) = a1.events.recv().await {
+                for u in us.into_iter().filter(|u| u.key.id == key.id) {
+                    if u.receipt == ReceiptType::Delivered && u.device.same_user(&b) {
+                        delivered = Some(u);
+                    } else if u.receipt == ReceiptType::Sender && u.device.same_user(&a) {
+                        sender = Some(u);
+                    }
+                }
+            }
+        }
+        (delivered.unwrap(), sender.unwrap())
     })
-    .await;
+    .await
+    .expect("receipts in time");
     assert_eq!(delivered.key.remote_jid, b);
     assert!(delivered.key.from_me);
+    assert_eq!(sender.key.remote_jid, b);
 
     // A reply quoting it, from b1.
     let reply = b1
