@@ -703,6 +703,31 @@ pub(crate) fn phone_create_group(
         .ok_or_else(|| Error::Rejected("group creation refused".into()))
 }
 
+/// The phone sends a read receipt for a message it received.
+pub(crate) fn phone_mark_read(shared: &Shared, phone: &str, m: &PhoneMessage) -> Result<(), Error> {
+    if phone_signal(shared, phone).is_none() {
+        return Err(Error::UnknownAccount(phone.to_owned()));
+    }
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let group = m.chat.is_group();
+    let receipt = Node::builder("receipt")
+        .attr("id", m.id.clone())
+        .attr(
+            "to",
+            if group {
+                m.chat.clone()
+            } else {
+                m.from.clone()
+            },
+        )
+        .attr_opt("participant", group.then(|| m.from.clone()))
+        .attr("type", "read")
+        .build();
+    route::route_receipt(shared, &me, &receipt)
+        .map(|_| ())
+        .ok_or_else(|| Error::Rejected("the receipt names no known user".into()))
+}
+
 /// The phone's inbox.
 pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
     phone_signal(shared, phone).map_or_else(Vec::new, |s| s.inbox())

@@ -359,6 +359,16 @@ impl Sim {
         e2e::phone_send(&self.shared, phone, to, message).await
     }
 
+    /// The account's simulated phone reads a message it received (one of
+    /// [`phone_inbox`](Self::phone_inbox)): the sender's devices get
+    /// `<receipt type="read">` from the phone.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::Rejected`].
+    pub fn phone_mark_read(&self, phone: &str, message: &PhoneMessage) -> Result<(), Error> {
+        e2e::phone_mark_read(&self.shared, phone, message)
+    }
+
     /// The account's simulated phone creates a group (it becomes its super admin) with
     /// these participants (PN or LID user JIDs of known accounts; others are left out).
     /// Every member's devices get the `w:gp2` `<create>` notification.

@@ -286,6 +286,16 @@ async fn phone_decrypts_records_and_acknowledges() {
     assert_eq!(inbox[0].chat, Jid::pn(ALICE));
     assert_eq!(inbox[0].id, "P1");
     assert_eq!(inbox[0].message.conversation.as_deref(), Some("hello bob"));
+    // Bob's phone reads it: a1 gets the read receipt from the phone.
+    sim.phone_mark_read(BOB, &inbox[0]).unwrap();
+    let r = loop {
+        let r = next_tag(&mut c, "receipt").await;
+        if attr(&r, "type").as_deref() == Some("read") {
+            break r;
+        }
+    };
+    assert_eq!(r.attr::<Jid>("from").unwrap(), Jid::pn(BOB));
+    assert_eq!(attr(&r, "id").as_deref(), Some("P1"));
     let own = sim.phone_inbox(ALICE);
     assert_eq!(own.len(), 1);
     assert_eq!(own[0].chat, Jid::pn(BOB));
