@@ -423,6 +423,56 @@ async fn conversation_between_two_accounts_reaches_every_device() {
     );
     next_upsert(&mut a1.events, |m| m.key.id == vid).await;
 
+    // And the other way: a poll from a1, a vote from b1 that a1 and a2 open.
+    let poll2 = a1
+        .messenger
+        .send_message(
+            &b,
+            MessageContent::Poll(Poll {
+                name: "dinner?".into(),
+                options: vec!["early".into(), "late".into(), "never".into()],
+                selectable_count: 2,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let p2 = next_upsert(&mut b1.events, |m| m.key.id == poll2.id).await;
+    let secret2 = p2
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("poll secret");
+    let ctx2 = PollVoteContext {
+        poll_message_id: &poll2.id,
+        poll_creator: &a,
+        voter: &b,
+        message_secret: &secret2,
+    };
+    let vote2 = poll_vote_message(
+        &MessageKey::new(a.clone(), false, poll2.id.clone()),
+        &ctx2,
+        &["early", "late"],
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
+    let vid2 = "3EB0AAAAAAAAAAAAAAAAA3";
+    b1.messenger.relay_message(&a, vote2, vid2).await.unwrap();
+    for c in [&mut a1, &mut a2] {
+        let v = next_upsert(&mut c.events, |m| m.key.id == vid2).await;
+        let upd = v.message.poll_update_message.as_ref().expect("vote");
+        let opened = decrypt_poll_vote(&ctx2, upd.vote.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            opened.selected_options,
+            vec![
+                poll_option_hash("early").to_vec(),
+                poll_option_hash("late").to_vec()
+            ]
+        );
+    }
+
     // Read receipts: b1 reads a1's first message; a1 sees it read by b1.
     b1.messenger
         .read_messages(std::slice::from_ref(&got.key))
