@@ -7,7 +7,7 @@ use tracing::{debug, warn};
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
 use wa_proto::web::WebMessageInfo;
-use wa_signal::{CiphertextType, PreKeyBundle};
+use wa_signal::PreKeyBundle;
 use wa_store::SentMessageStore;
 use wa_types::{Event, MessageKey, MessageUpdate, ReceiptType};
 
@@ -179,32 +179,17 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         repo.store().commit(wa_store::Batch::new()).await?;
         enc
     };
-    let pkmsg = enc.kind == CiphertextType::Pkmsg;
-    let mut children = vec![stanza::enc_node(enc.kind, enc.ciphertext, Some(count))];
-    if pkmsg && let Some(account) = creds.account.as_ref() {
-        children.push(
-            Node::builder("device-identity")
-                .bytes(account.clone())
-                .build(),
-        );
-    }
-    let mut b = Node::builder("message")
-        .attr("id", id.to_owned())
-        .attr("type", stanza::message_type(&message))
-        .attr_opt("edit", stanza::edit_attr(&message));
-    if chat.is_group() {
-        b = b
-            .attr("to", chat.clone())
-            .attr("participant", device.clone());
-    } else if own {
-        b = b.attr("to", device.clone()).attr("recipient", chat.clone());
-    } else {
-        b = b.attr("to", device.clone());
-    }
-    inner
-        .socket
-        .send_node(&b.children(children).build())
-        .await?;
+    let node = stanza::resend_stanza(
+        id,
+        &chat,
+        &device,
+        own,
+        &message,
+        enc,
+        count,
+        creds.account.as_deref(),
+    );
+    inner.socket.send_node(&node).await?;
     debug!("resent {id} to {device} (retry {count})");
     Ok(())
 }

@@ -279,6 +279,46 @@ pub(crate) fn retry_bundle_node(receipt: &Node, device: &Jid) -> Option<Node> {
     )
 }
 
+/// The answer to a retry receipt: the message re-encrypted for the one device that asked,
+/// with the same id and `<enc count>`. Addressed as Baileys does: `to=group
+/// participant=device` in a group, `to=device recipient=chat` for one of our own devices,
+/// else `to=device`; `<device-identity>` when the ciphertext is a `pkmsg`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resend_stanza(
+    id: &str,
+    chat: &Jid,
+    device: &Jid,
+    own: bool,
+    message: &Message,
+    enc: wa_signal::EncryptedMessage,
+    count: u32,
+    device_identity: Option<&[u8]>,
+) -> Node {
+    let pkmsg = enc.kind == CiphertextType::Pkmsg;
+    let mut children = vec![enc_node(enc.kind, enc.ciphertext, Some(count))];
+    if pkmsg && let Some(account) = device_identity {
+        children.push(
+            Node::builder("device-identity")
+                .bytes(account.to_vec())
+                .build(),
+        );
+    }
+    let mut b = Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("type", message_type(message))
+        .attr_opt("edit", edit_attr(message));
+    if chat.is_group() {
+        b = b
+            .attr("to", chat.clone())
+            .attr("participant", device.clone());
+    } else if own {
+        b = b.attr("to", device.clone()).attr("recipient", chat.clone());
+    } else {
+        b = b.attr("to", device.clone());
+    }
+    b.children(children).build()
+}
+
 /// `<iq type=get xmlns=encrypt><key><user jid/>..</key></iq>`: fetch pre-key bundles.
 pub(crate) fn key_fetch(devices: &[Jid]) -> Node {
     Node::builder("iq")
@@ -431,6 +471,67 @@ mod tests {
         );
         assert!(first.child("keys").is_none());
         assert!(retry_bundle_node(&first, &dev).is_none());
+    }
+
+    #[test]
+    fn resends_are_addressed_to_the_one_device() {
+        let enc = |kind| wa_signal::EncryptedMessage {
+            kind,
+            ciphertext: vec![1, 2, 3],
+        };
+        let peer = Jid::pn("1666");
+        let dev = Jid::with_device("1666", Server::Pn, 4);
+        let own_dev = Jid::with_device("1555", Server::Pn, 2);
+        let group = Jid::group("120363-1");
+        let m = Message::default();
+
+        let n = resend_stanza(
+            "ID",
+            &peer,
+            &dev,
+            false,
+            &m,
+            enc(CiphertextType::Msg),
+            2,
+            Some(b"adv"),
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(dev.clone()));
+        assert!(n.get_attr("recipient").is_none() && n.get_attr("participant").is_none());
+        let e = n.child("enc").unwrap();
+        assert_eq!(str_attr(e, "count"), Some("2"));
+        assert_eq!(str_attr(e, "type"), Some("msg"));
+        assert!(n.child("device-identity").is_none(), "only with a pkmsg");
+
+        let n = resend_stanza(
+            "ID",
+            &peer,
+            &own_dev,
+            true,
+            &m,
+            enc(CiphertextType::Pkmsg),
+            3,
+            Some(b"adv"),
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(own_dev.clone()));
+        assert_eq!(jid_attr(&n, "recipient"), Some(peer.clone()));
+        assert_eq!(
+            n.child("device-identity").and_then(Node::content_bytes),
+            Some(&b"adv"[..])
+        );
+
+        let n = resend_stanza(
+            "ID",
+            &group,
+            &dev,
+            false,
+            &m,
+            enc(CiphertextType::Msg),
+            1,
+            None,
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(group));
+        assert_eq!(jid_attr(&n, "participant"), Some(dev));
+        assert_eq!(str_attr(&n, "id"), Some("ID"));
     }
 
     #[test]
