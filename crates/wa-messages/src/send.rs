@@ -41,14 +41,18 @@ impl Messenger {
         self.relay_message(to, message, &id).await
     }
 
-    /// Encrypts `message` for every device of `to` (a user; groups are
-    /// [`Messenger::send_message`]'s and this method's other case) and our own other devices,
-    /// commits the new session states together with the message (kept for retry receipts),
-    /// then sends the stanza with id `id` and waits for the server's ack.
+    /// Sends an already built `message` with the id `id` to `to`, a user or a group.
+    ///
+    /// To a user: encrypts it for every device of the user and our own other devices (which
+    /// get a `deviceSentMessage` copy). To a group: one sender-key ciphertext, plus our
+    /// sender key pairwise for member devices that lack it. Either way the new Signal state
+    /// and the message (kept for retry receipts) are committed before the stanza leaves;
+    /// then the server's ack is awaited and the message is reported as sent.
     ///
     /// # Errors
-    /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Signal`],
-    /// [`Error::Store`], [`Error::Socket`], [`Error::AckTimeout`], [`Error::Nack`].
+    /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Groups`],
+    /// [`Error::Signal`], [`Error::Store`], [`Error::Socket`] (`NotConnected` when the
+    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`].
     pub async fn relay_message(
         &self,
         to: &Jid,
