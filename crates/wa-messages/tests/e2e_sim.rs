@@ -975,3 +975,44 @@ async fn hostile_ciphertexts_are_answered_and_never_reported() {
     let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
     assert_eq!(text_of(&got.message), Some("still fine"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let open = || async {
+        let backend: Arc<dyn Backend> =
+            Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+        AccountStore::new(backend, AccountId::new("b1").unwrap())
+    };
+    let mut b1 = link(&sim, B, open().await).await;
+    let b_jid = b1.jid.clone();
+
+    // b1 processes the message, then loses its connection before the receipt reaches the
+    // server, cannot log in again, and is shut down.
+    sim.fault(Fault::RefuseLogins(Some(503)));
+    sim.fault(Fault::DropAfterDeliver(b_jid.clone()));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("exactly once"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    assert_eq!(sim.queued(&b_jid), 1, "the server still holds the message");
+    b1.socket.close().await;
+    drop(b1);
+
+    // A new process from the same database gets it again and only answers it.
+    sim.fault(Fault::RefuseLogins(None));
+    let mut b1 = restart(&sim, open().await, b_jid.clone()).await;
+    wait_until("redelivery settled", || sim.queued(&b_jid) == 0).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(1)).await,
+        0
+    );
+}
