@@ -20,4 +20,34 @@ pub enum Error {
     /// The poll vote did not authenticate (wrong secret, wrong ids, or tampered bytes).
     #[error("poll vote failed to authenticate")]
     PollVoteAuth,
+    /// The socket has no registered credentials yet (not linked, or not loaded).
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// The recipient has no device we could encrypt for.
+    #[error("no devices to send to for {0}")]
+    NoDevices(wa_binary::Jid),
+    /// The server did not acknowledge the message in time.
+    #[error("the server did not acknowledge the message in time")]
+    AckTimeout,
+    /// The server refused the message (`<ack error=..>`).
+    #[error("the server refused the message with error {0}")]
+    Nack(u16),
+    /// A stanza or stored record lacked something required.
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    /// The socket failed (not connected, query timeout or error).
+    #[error("socket: {0}")]
+    Socket(#[from] wa_socket::Error),
+    /// A group metadata query failed.
+    #[error("groups: {0}")]
+    Groups(#[from] wa_groups::Error),
+    /// A device-list query failed.
+    #[error("usync: {0}")]
+    Usync(#[from] wa_usync::Error),
+    /// Signal encryption or decryption failed.
+    #[error("signal: {0}")]
+    Signal(#[from] wa_signal::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] wa_store::Error),
 }

@@ -3,8 +3,14 @@
 mod content;
 mod error;
 mod framing;
+mod group;
 mod id;
+mod messenger;
 mod poll;
+mod receipt;
+mod recv;
+mod send;
+mod stanza;
 
 pub use content::{
     Contact, DEFAULT_EPHEMERAL_SECS, LinkPreview, Location, MessageBuilder, MessageContent, Poll,
@@ -13,7 +19,8 @@ pub use content::{
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};
 pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
+pub use messenger::{Messenger, MessengerConfig};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
 };
-pub use wa_types::MessageKey;
+pub use wa_types::{MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};

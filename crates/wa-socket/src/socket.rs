@@ -208,9 +208,42 @@ impl Socket {
         self.inner.events.subscribe()
     }
 
-    /// Emits `event` on the socket's event bus (feature layers report through it).
+    /// Emits `event` on the socket's event bus, for the layers above the socket (messages,
+    /// groups, ...): every layer reports through this one bus. Without subscribers the
+    /// event is dropped.
     pub fn emit(&self, event: Event) {
         self.inner.emit(event);
+    }
+
+    /// Generates one new one-time pre-key outside the uploaded batches (for a retry
+    /// receipt's `<keys>`, which hands it to one peer directly): the key is stored and the
+    /// id counter advanced and saved before it is returned, so the id is never issued
+    /// again and the key is never uploaded.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] before the credentials are loaded; store errors.
+    pub async fn generate_pre_key(&self) -> Result<wa_signal::PreKeyRecord, Error> {
+        let _guard = self.inner.pre_key_lock.lock().await;
+        let mut guard = self.inner.creds.lock().await;
+        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let id = creds
+            .next_pre_key_id
+            .max(creds.first_unuploaded_pre_key_id)
+            .max(1);
+        if id >= wa_signal::MAX_PRE_KEY_ID {
+            return Err(Error::UnexpectedResponse("pre-key ids exhausted"));
+        }
+        let record = wa_signal::PreKeyRecord {
+            id,
+            key_pair: KeyPair::generate(&mut OsRng),
+        };
+        self.inner
+            .store
+            .put_pre_keys(&[(id, record.serialize().as_slice())])
+            .await?;
+        creds.next_pre_key_id = id + 1;
+        self.inner.store.save_creds(creds).await?;
+        Ok(record)
     }
 
     /// The current connection state.

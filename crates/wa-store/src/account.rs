@@ -280,6 +280,21 @@ pub trait SentMessageStore {
     fn prune_sent_messages(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Markers of incoming messages already processed (see
+/// [`Batch::mark_message_processed`](crate::Batch::mark_message_processed), which writes them
+/// together with the session state).
+pub trait ProcessedMessageStore {
+    /// Whether the message `id` from `sender` in `chat` was processed.
+    fn is_message_processed(
+        &self,
+        chat: &str,
+        id: &str,
+        sender: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Forgets every marker recorded before `before` (unix seconds).
+    fn prune_processed_messages(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
 /// Contacts and push names.
 pub trait ContactStore {
     /// A contact by JID.
@@ -471,6 +486,19 @@ impl SentMessageStore for AccountStore {
     }
     async fn prune_sent_messages(&self, before: i64) -> Result<()> {
         self.one(|b| b.prune_sent_messages(before)).await
+    }
+}
+
+impl ProcessedMessageStore for AccountStore {
+    async fn is_message_processed(&self, chat: &str, id: &str, sender: &str) -> Result<bool> {
+        let key = crate::batch::processed_key(id, sender);
+        Ok(self
+            .get_item(Role::ProcessedMessage, chat, &key)
+            .await?
+            .is_some())
+    }
+    async fn prune_processed_messages(&self, before: i64) -> Result<()> {
+        self.one(|b| b.prune_processed_messages(before)).await
     }
 }
 

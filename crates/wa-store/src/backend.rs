@@ -82,11 +82,15 @@ pub enum Role {
     SentMessage,
     /// Contacts and push names; key = JID.
     Contact,
+    /// Markers of incoming messages already processed (decrypted, committed and answered),
+    /// so a redelivered stanza is recognised after a restart; scope = chat, key = message
+    /// id and sender.
+    ProcessedMessage,
 }
 
 impl Role {
     /// Every role, in code order.
-    pub const ALL: [Role; 12] = [
+    pub const ALL: [Role; 13] = [
         Role::Creds,
         Role::Session,
         Role::Identity,
@@ -99,6 +103,7 @@ impl Role {
         Role::LidMapping,
         Role::SentMessage,
         Role::Contact,
+        Role::ProcessedMessage,
     ];
 
     /// The stable numeric code stored in databases.
@@ -116,6 +121,7 @@ impl Role {
             Role::LidMapping => 10,
             Role::SentMessage => 11,
             Role::Contact => 12,
+            Role::ProcessedMessage => 13,
         }
     }
 

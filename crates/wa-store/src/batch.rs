@@ -13,6 +13,10 @@ pub(crate) fn id_key(id: u32) -> String {
     format!("{id:010}")
 }
 
+pub(crate) fn processed_key(id: &str, sender: &str) -> String {
+    format!("{id} {sender}")
+}
+
 pub(crate) fn device_key(device: u32) -> String {
     device.to_string()
 }
@@ -257,6 +261,29 @@ impl Batch {
     pub fn prune_sent_messages(&mut self, before: i64) -> &mut Self {
         self.ops.push(Op::DeleteBefore {
             role: Role::SentMessage,
+            before,
+        });
+        self
+    }
+
+    /// Records that the incoming message `id` from `sender` in `chat` was processed; `at`
+    /// is the time in unix seconds, used by [`Batch::prune_processed_messages`]. Commit it
+    /// in the same batch as the session state the message advanced.
+    pub fn mark_message_processed(
+        &mut self,
+        chat: &str,
+        id: &str,
+        sender: &str,
+        at: i64,
+    ) -> &mut Self {
+        let key = processed_key(id, sender);
+        self.put(Role::ProcessedMessage, chat, &key, b"", at)
+    }
+
+    /// Forgets every processed-message marker recorded before `before` (unix seconds).
+    pub fn prune_processed_messages(&mut self, before: i64) -> &mut Self {
+        self.ops.push(Op::DeleteBefore {
+            role: Role::ProcessedMessage,
             before,
         });
         self

@@ -13,8 +13,8 @@ pub mod testing;
 
 pub use account::{
     AccountStore, AppStateStore, ContactStore, CredsStore, IdentityStore, LidMappingStore,
-    PreKeyStore, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore,
-    SignedPreKeyStore,
+    PreKeyStore, ProcessedMessageStore, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore,
+    SessionStore, SignedPreKeyStore,
 };
 pub use backend::{AccountId, Backend, BoxFuture, MAX_KEY_LEN, Op, Role, open, seal};
 pub use batch::Batch;

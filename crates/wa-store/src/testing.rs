@@ -20,8 +20,8 @@ use rand_core::{OsRng, RngCore};
 
 use crate::{
     AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ContactStore, CredsStore,
-    Error, IdentityStore, LidMappingStore, Op, PreKeyStore, Role, SenderKeyMemoryStore,
-    SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
+    Error, IdentityStore, LidMappingStore, Op, PreKeyStore, ProcessedMessageStore, Role,
+    SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 
 /// A fresh account id no other test uses.
@@ -272,6 +272,36 @@ pub async fn sent_messages(backend: Arc<dyn Backend>) {
     assert_eq!(s.get_sent_message(chat, "NEW").await.unwrap(), b(b"m3"));
     s.delete_sent_message(chat, "NEW").await.unwrap();
     assert_eq!(s.get_sent_message(chat, "NEW").await.unwrap(), None);
+}
+
+/// Processed-message markers: written in a batch with a session, looked up by chat, id
+/// and sender, pruned by age.
+pub async fn processed_messages(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let chat = "15550001@s.whatsapp.net";
+    let sender = "15550001:2@s.whatsapp.net";
+    assert!(!s.is_message_processed(chat, "ID1", sender).await.unwrap());
+    let mut batch = Batch::new();
+    batch
+        .put_session("15550001", 2, b"advanced")
+        .mark_message_processed(chat, "ID1", sender, 1000)
+        .mark_message_processed(chat, "ID2", sender, 3000);
+    s.commit(batch).await.unwrap();
+    assert!(s.is_message_processed(chat, "ID1", sender).await.unwrap());
+    assert!(
+        !s.is_message_processed(chat, "ID1", "15550001:3@s.whatsapp.net")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.is_message_processed("g@g.us", "ID1", sender)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_session("15550001", 2).await.unwrap(), b(b"advanced"));
+    s.prune_processed_messages(2000).await.unwrap();
+    assert!(!s.is_message_processed(chat, "ID1", sender).await.unwrap());
+    assert!(s.is_message_processed(chat, "ID2", sender).await.unwrap());
 }
 
 /// Contacts and push names.
@@ -628,7 +658,7 @@ macro_rules! backend_conformance_tests {
     ($make:expr) => {
         $crate::backend_conformance_tests!(@each $make;
             creds_round_trip, sessions, identities, pre_keys, signed_pre_keys, sender_keys,
-            sender_key_memory, app_state, lid_mappings, sent_messages, contacts,
+            sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
             values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries,

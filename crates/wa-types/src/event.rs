@@ -1,4 +1,4 @@
-use crate::{ConnectionUpdate, GroupUpdate};
+use crate::{ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -13,6 +13,11 @@ pub enum Event {
     CredsUpdated,
     /// A pairing code was issued for phone-number linking; show it to the user.
     PairingCode(String),
+    /// Messages were received (decrypted and committed) or sent (accepted by the server).
+    MessagesUpsert(MessagesUpsert),
+    /// Receipts (delivered, read, played, retry) for messages, one entry per message id per
+    /// device.
+    MessagesUpdate(Vec<MessageUpdate>),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(GroupUpdate),
 }

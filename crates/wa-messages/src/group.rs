@@ -1,0 +1,192 @@
+//! Group sends: one sender-key ciphertext for everyone, the distribution message pairwise
+//! to the devices that do not have our sender key yet.
+
+use std::collections::HashSet;
+
+use rand_core::OsRng;
+use tracing::warn;
+use wa_binary::{Jid, Node};
+use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
+use wa_signal::CiphertextType;
+use wa_store::{Batch, SenderKeyMemoryStore};
+use wa_types::MessageKey;
+
+use crate::messenger::{Inner, unix_now};
+use crate::send::{
+    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, send_and_wait,
+    sent_record,
+};
+use crate::{Error, encode_plaintext, stanza};
+
+/// Most participants read from a group metadata reply.
+const MAX_PARTICIPANTS: usize = 5000;
+
+/// The group's participants (user JIDs) and addressing mode, from a `w:g2` metadata query
+/// (`<iq type=get xmlns=w:g2 to=G><query request=interactive/></iq>`).
+pub(crate) async fn group_participants(
+    inner: &Inner,
+    group: &Jid,
+) -> Result<(Vec<Jid>, String), Error> {
+    if let Some(groups) = inner.groups.get() {
+        let meta = groups.metadata(group).await?;
+        let users = meta
+            .participants
+            .iter()
+            .map(|p| p.jid.to_non_ad())
+            .take(MAX_PARTICIPANTS)
+            .collect();
+        return Ok((users, meta.addressing_mode.as_str().to_owned()));
+    }
+    let q = Node::builder("iq")
+        .attr("to", group.clone())
+        .attr("type", "get")
+        .attr("xmlns", "w:g2")
+        .children([Node::builder("query")
+            .attr("request", "interactive")
+            .build()])
+        .build();
+    let reply = inner.socket.query(q).await?;
+    let g = reply
+        .child("group")
+        .ok_or(Error::Malformed("group metadata without <group>"))?;
+    let mode = stanza::str_attr(g, "addressing_mode")
+        .unwrap_or("pn")
+        .to_owned();
+    let participants = g
+        .children_by_tag("participant")
+        .filter_map(|p| stanza::jid_attr(p, "jid"))
+        .map(|j| j.to_non_ad())
+        .take(MAX_PARTICIPANTS)
+        .collect();
+    Ok((participants, mode))
+}
+
+pub(crate) async fn relay_group(
+    inner: &Inner,
+    group: &Jid,
+    message: Message,
+    id: &str,
+) -> Result<MessageKey, Error> {
+    let creds = inner.creds().await?;
+    let me = Inner::me(&creds)?;
+    let (mut users, mode) = group_participants(inner, group).await?;
+    let me_user = me.pn.to_non_ad();
+    if !users.contains(&me_user) {
+        users.push(me_user);
+    }
+    let devices = inner.usync.get_devices(&users).await?;
+    let mut all: Vec<Jid> = devices
+        .into_values()
+        .flatten()
+        .filter(|d| !(d.same_user(&me.pn) && d.device == me.pn.device))
+        .collect();
+    all.sort_by_key(ToString::to_string);
+    all.dedup();
+    let group_s = group.to_string();
+    let store = inner.socket.store();
+    let mut have: HashSet<String> = store
+        .sender_key_devices(&group_s)
+        .await?
+        .into_iter()
+        .collect();
+    let current: HashSet<String> = all.iter().map(ToString::to_string).collect();
+    // A device that had our sender key is gone (member removed, device unlinked): a new
+    // key, distributed to everyone, so it cannot read what follows.
+    let rotate = have.iter().any(|d| !current.contains(d));
+    if rotate {
+        have.clear();
+    }
+    let targets: Vec<Target> = all
+        .iter()
+        .filter(|d| !have.contains(&d.to_string()))
+        .map(|d| Target {
+            device: d.clone(),
+            own: false,
+        })
+        .collect();
+    let fetched = fetch_missing(inner, &creds, &targets).await?;
+    let now = unix_now();
+    let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
+    let (participants, any_pkmsg, skmsg) = {
+        let _guard = inner.crypto.lock().await;
+        let repo = inner.staged_repo(&creds);
+        inject_fetched(&repo, &fetched).await;
+        if rotate {
+            repo.rotate_sender_key(&group_s, &me.pn).await?;
+        }
+        let padded = encode_plaintext(&message, &mut OsRng);
+        let group_enc = repo
+            .encrypt_group_message(&group_s, &me.pn, &padded)
+            .await?;
+        let skdm_message = Message {
+            sender_key_distribution_message: Some(SenderKeyDistributionMessage {
+                group_id: Some(group_s.clone()),
+                axolotl_sender_key_distribution_message: Some(
+                    group_enc.sender_key_distribution_message.clone(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (nodes, any_pkmsg) = encrypt_for(&repo, &targets, group, &skdm_message).await?;
+        let delivered: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| stanza::jid_attr(n, "jid"))
+            .map(|j| j.to_string())
+            .collect();
+        if delivered.len() < targets.len() {
+            warn!(
+                "{} devices of {group} got no sender key (no session)",
+                targets.len() - delivered.len()
+            );
+        }
+        let mut extra = Batch::new();
+        extra.put_sent_message(
+            SENT_SCOPE,
+            id,
+            &sent_record(&key, &message, now),
+            now as i64,
+        );
+        if rotate {
+            extra.forget_sender_key_memory(&group_s);
+        }
+        if !delivered.is_empty() {
+            extra.mark_sender_key_sent(&group_s, &delivered);
+        }
+        repo.store().commit(extra).await?;
+        (nodes, any_pkmsg, group_enc.ciphertext)
+    };
+    let mut children = Vec::new();
+    if !participants.is_empty() {
+        children.push(Node::builder("participants").children(participants).build());
+    }
+    children.push(stanza::enc_node(CiphertextType::Skmsg, skmsg, None));
+    if any_pkmsg && let Some(account) = creds.account.as_ref() {
+        children.push(
+            Node::builder("device-identity")
+                .bytes(account.clone())
+                .build(),
+        );
+    }
+    let stanza = Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("to", group.clone())
+        .attr("type", stanza::message_type(&message))
+        .attr_opt("edit", stanza::edit_attr(&message))
+        .attr("addressing_mode", mode)
+        .attr("phash", stanza::participant_hash(&all))
+        .children(children)
+        .build();
+    let ack = send_and_wait(inner, &stanza, id).await?;
+    if let Some(server) = stanza::str_attr(&ack, "phash") {
+        // The server's member devices differ from ours: refresh what we know, so the next
+        // send distributes our sender key to the devices we missed.
+        warn!("participant hash mismatch for {group} (server {server}); refreshing");
+        inner.usync.clear_cache();
+        if let Some(groups) = inner.groups.get() {
+            groups.invalidate(group).await;
+        }
+    }
+    emit_own(inner, &me, key.clone(), message, now);
+    Ok(key)
+}

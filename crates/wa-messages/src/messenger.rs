@@ -1,0 +1,642 @@
+//! The messaging handle: handler tasks registered with the socket's dispatcher for
+//! `<message>`, `<receipt>` and `<ack>`, and the shared state of sends and receives.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand_core::OsRng;
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{Instrument as _, debug, warn};
+use wa_binary::{Jid, Node};
+use wa_signal::SignalRepository;
+use wa_socket::{Filter, Socket};
+use wa_store::{AuthCreds, SignalStoreAdapter};
+use wa_types::{Event, MessageKey, MessagesUpsert, ReceiptType, WaMessage};
+use wa_usync::Usync;
+
+use crate::Error;
+use crate::stanza;
+
+/// Tuning of a [`Messenger`]. Every queue and table it sizes is bounded.
+#[derive(Clone, Debug)]
+pub struct MessengerConfig {
+    /// How long a send waits for the server's `<ack>`.
+    pub ack_timeout: Duration,
+    /// Incoming messages are processed by this many workers; all stanzas of one chat go to
+    /// the same worker, in arrival order.
+    pub workers: usize,
+    /// Capacity of each worker's queue and of the dispatcher subscriptions; when full, the
+    /// socket's reader waits (back-pressure).
+    pub queue_capacity: usize,
+    /// The highest retry count for which a retry receipt is sent or answered (5).
+    pub max_retries: u32,
+    /// Retry counters kept for messages that failed to decrypt (oldest forgotten first).
+    pub retry_table_capacity: usize,
+    /// Concurrent answers to retry receipts (each may fetch a pre-key bundle); retry
+    /// receipts beyond it are acknowledged and dropped (the peer asks again).
+    pub max_concurrent_resends: usize,
+    /// Whether messages this device sends are also reported as [`Event::MessagesUpsert`].
+    pub emit_own_messages: bool,
+    /// How long sent messages are kept for answering retry receipts.
+    pub sent_message_ttl: Duration,
+    /// How long processed-message markers are kept (redeliveries older than this are no
+    /// longer recognised; the server keeps offline stanzas for far less).
+    pub processed_marker_ttl: Duration,
+    /// How often expired sent messages and markers are pruned from the store.
+    pub prune_interval: Duration,
+    /// Messages from the offline backlog are reported in one [`Event::MessagesUpsert`] once
+    /// the backlog is processed, in batches of at most this many (0 reports each at once).
+    pub offline_batch: usize,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> Self {
+        Self {
+            ack_timeout: Duration::from_secs(20),
+            workers: 8,
+            queue_capacity: 64,
+            max_retries: 5,
+            retry_table_capacity: 4096,
+            max_concurrent_resends: 8,
+            emit_own_messages: true,
+            sent_message_ttl: Duration::from_secs(7 * 24 * 3600),
+            processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(3600),
+            offline_batch: 256,
+        }
+    }
+}
+
+/// Sends and receives end-to-end encrypted messages over a [`Socket`].
+///
+/// Creating it registers handlers for `<message>`, `<receipt>` and `<ack>` with the
+/// socket's dispatcher (create it right after [`Socket::connect`], before the first
+/// login completes, so the offline backlog reaches it). Received messages are decrypted,
+/// committed to the store together with a processed-message marker, acknowledged with a
+/// delivery receipt and only then reported as [`Event::MessagesUpsert`]; receipts from
+/// others become [`Event::MessagesUpdate`]. Cheap to clone; the handler tasks stop when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Messenger {
+    pub(crate) inner: Arc<Inner>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for Messenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messenger").finish_non_exhaustive()
+    }
+}
+
+/// Aborts the handler tasks when the last [`Messenger`] clone goes away.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+pub(crate) type Repo = SignalRepository<SignalStoreAdapter, OsRng>;
+
+/// Our own addresses, from the credentials.
+#[derive(Clone, Debug)]
+pub(crate) struct Me {
+    /// Our device JID (phone number).
+    pub(crate) pn: Jid,
+    /// Our LID device JID, when known.
+    pub(crate) lid: Option<Jid>,
+}
+
+impl Me {
+    pub(crate) fn is_me_user(&self, jid: &Jid) -> bool {
+        jid.same_user(&self.pn) || self.lid.as_ref().is_some_and(|l| jid.same_user(l))
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) socket: Socket,
+    pub(crate) usync: Usync,
+    pub(crate) groups: std::sync::OnceLock<wa_groups::Groups>,
+    pub(crate) config: MessengerConfig,
+    /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
+    /// operations never write over each other's ratchet.
+    pub(crate) crypto: Mutex<()>,
+    acks: StdMutex<HashMap<String, oneshot::Sender<Node>>>,
+    retries: StdMutex<RetryTable>,
+    offline: StdMutex<OfflineBuffer>,
+    /// Users whose LID was already asked for (bounded; cleared when full).
+    lid_asked: StdMutex<std::collections::HashSet<String>>,
+    pub(crate) resend_slots: Arc<Semaphore>,
+}
+
+/// Messages from the offline backlog, reported together once the backlog is processed
+/// (Baileys' event buffering), bounded by [`MessengerConfig::offline_batch`].
+#[derive(Default)]
+struct OfflineBuffer {
+    messages: Vec<WaMessage>,
+    since: Option<std::time::Instant>,
+}
+
+/// Retry counters per failed message, bounded (insertion order eviction).
+#[derive(Default)]
+struct RetryTable {
+    counts: HashMap<String, u32>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RetryTable {
+    fn bump(&mut self, key: &str, capacity: usize) -> u32 {
+        if let Some(c) = self.counts.get_mut(key) {
+            *c = c.saturating_add(1);
+            return *c;
+        }
+        while self.order.len() >= capacity.max(1) {
+            if let Some(old) = self.order.pop_front() {
+                self.counts.remove(&old);
+            }
+        }
+        self.order.push_back(key.to_owned());
+        self.counts.insert(key.to_owned(), 1);
+        1
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Messenger {
+    /// Registers the messaging handlers with `socket`'s dispatcher and starts them.
+    /// `usync` provides (cached) device lists.
+    pub fn new(socket: Socket, usync: Usync, config: MessengerConfig) -> Self {
+        let cap = config.queue_capacity.max(1);
+        let messages = socket.subscribe(Filter::tag("message"), cap);
+        let receipts = socket.subscribe(Filter::tag("receipt"), cap);
+        let acks = socket.subscribe(Filter::tag("ack"), cap);
+        let connection_events = socket.events();
+        let inner = Arc::new(Inner {
+            resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
+            socket,
+            usync,
+            groups: std::sync::OnceLock::new(),
+            config,
+            crypto: Mutex::new(()),
+            acks: StdMutex::new(HashMap::new()),
+            retries: StdMutex::new(RetryTable::default()),
+            offline: StdMutex::new(OfflineBuffer::default()),
+            lid_asked: StdMutex::new(std::collections::HashSet::new()),
+        });
+        let mut tasks = Vec::new();
+        let mut workers = Vec::new();
+        for _ in 0..inner.config.workers.max(1) {
+            let (tx, mut rx) = mpsc::channel::<Work>(cap);
+            workers.push(tx);
+            let inner = inner.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(work) = rx.recv().await {
+                    match work {
+                        Work::Message(node) => {
+                            let span = tracing::debug_span!(
+                                "message",
+                                id = stanza::str_attr(&node, "id").unwrap_or(""),
+                                from = %node.get_attr("from").map(ToString::to_string).unwrap_or_default(),
+                            );
+                            crate::recv::handle_message(&inner, node)
+                                .instrument(span)
+                                .await;
+                        }
+                        Work::Barrier(b) => {
+                            if b.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                inner.flush_offline();
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        let (ctl_tx, ctl_rx) = mpsc::channel::<()>(4);
+        tasks.push(tokio::spawn(route_messages(messages, ctl_rx, workers)));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(watch_backlog(i, connection_events, ctl_tx)));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut receipts = receipts;
+            while let Some(node) = receipts.recv().await {
+                crate::receipt::handle_receipt(&i, node).await;
+            }
+        }));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acks = acks;
+            while let Some(node) = acks.recv().await {
+                i.resolve_ack(node);
+            }
+        }));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(i.config.prune_interval.max(Duration::from_secs(1)));
+            loop {
+                tick.tick().await;
+                if let Err(e) = i.prune().await {
+                    debug!("pruning sent messages and markers failed: {e}");
+                }
+            }
+        }));
+        Messenger {
+            inner,
+            _tasks: Arc::new(Tasks(tasks)),
+        }
+    }
+
+    /// Uses `groups` (its cached, notification-maintained metadata) for the member lists of
+    /// group sends. Without it, each group send asks the server for the group's metadata.
+    #[must_use]
+    pub fn with_groups(self, groups: wa_groups::Groups) -> Self {
+        let _ = self.inner.groups.set(groups);
+        self
+    }
+
+    /// The socket this messenger runs on.
+    pub fn socket(&self) -> &Socket {
+        &self.inner.socket
+    }
+
+    /// Sends read receipts for these received messages (grouped per chat and sender into
+    /// one `<receipt type="read">` each).
+    ///
+    /// # Errors
+    /// [`Error::Socket`] when a receipt cannot be sent.
+    pub async fn read_messages(&self, keys: &[MessageKey]) -> Result<(), Error> {
+        self.send_receipts(keys, ReceiptType::Read).await
+    }
+
+    /// Sends receipts of `kind` (read, played, ...) for these received messages.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] when a receipt cannot be sent.
+    pub async fn send_receipts(&self, keys: &[MessageKey], kind: ReceiptType) -> Result<(), Error> {
+        type ChatSender = (Jid, Option<Jid>);
+        let mut groups: Vec<(ChatSender, Vec<String>)> = Vec::new();
+        for k in keys.iter().filter(|k| !k.from_me) {
+            let g = (k.remote_jid.clone(), k.participant.clone());
+            match groups.iter_mut().find(|(key, _)| *key == g) {
+                Some((_, ids)) => ids.push(k.id.clone()),
+                None => groups.push((g, vec![k.id.clone()])),
+            }
+        }
+        let t = unix_now();
+        for ((chat, participant), ids) in groups {
+            for chunk in ids.chunks(stanza::MAX_RECEIPT_IDS) {
+                if let Some(node) =
+                    stanza::receipt_for_ids(&chat, participant.as_ref(), chunk, kind.as_attr(), t)
+                {
+                    self.inner.socket.send_node(&node).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a message worker is handed.
+enum Work {
+    /// A `<message>` stanza.
+    Message(Node),
+    /// Every stanza routed before this one has been processed by the worker; the last
+    /// worker to pass it flushes the offline buffer.
+    Barrier(Arc<AtomicUsize>),
+}
+
+/// The worker of a stanza's chat: the group, the peer for copies of our own messages
+/// (`recipient`), else the sender's user.
+fn worker_index(node: &Node, workers: usize) -> usize {
+    let chat = node
+        .get_attr("recipient")
+        .or_else(|| node.get_attr("from"))
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let user = chat.split(['@', ':']).next().unwrap_or("");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut h);
+    usize::try_from(h.finish() % workers.max(1) as u64).unwrap_or(0)
+}
+
+/// Hands each `<message>` to the worker of its chat, so one chat is processed in order.
+/// A flush request is turned into a barrier through every worker, but only once no
+/// routed stanza is waiting (the channel is polled first), so the barrier follows every
+/// stanza that arrived before the request.
+async fn route_messages(
+    mut rx: mpsc::Receiver<Node>,
+    mut ctl: mpsc::Receiver<()>,
+    workers: Vec<mpsc::Sender<Work>>,
+) {
+    loop {
+        let work = tokio::select! {
+            biased;
+            node = rx.recv() => match node {
+                Some(node) => Some(node),
+                None => return,
+            },
+            Some(()) = ctl.recv() => None,
+        };
+        match work {
+            Some(node) => {
+                let idx = worker_index(&node, workers.len());
+                if let Some(w) = workers.get(idx)
+                    && w.send(Work::Message(node)).await.is_err()
+                {
+                    return;
+                }
+            }
+            None => {
+                let barrier = Arc::new(AtomicUsize::new(workers.len()));
+                for w in &workers {
+                    if w.send(Work::Barrier(barrier.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Follows the connection: when the server says the offline backlog is complete
+/// (`<ib><offline>`), asks for a flush after the backlog's stanzas; flushes on disconnect
+/// and, as a safety net, when buffered messages wait too long.
+async fn watch_backlog(
+    inner: Arc<Inner>,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    ctl: mpsc::Sender<()>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(Event::Connection(u)) => {
+                    if u.received_pending_notifications {
+                        let _ = ctl.try_send(());
+                    } else if u.state == wa_types::ConnectionState::Closed {
+                        inner.flush_offline();
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => inner.flush_offline_if_stale(OFFLINE_BUFFER_MAX_AGE),
+        }
+    }
+}
+
+/// Most users remembered as already asked for their LID.
+const MAX_LID_ASKED: usize = 4096;
+
+/// How long buffered offline messages wait at most for the end of the backlog.
+const OFFLINE_BUFFER_MAX_AGE: Duration = Duration::from_secs(3);
+
+/// Removes its waiter when the send finishes, times out or is cancelled.
+pub(crate) struct AckWaiter<'a> {
+    inner: &'a Inner,
+    id: String,
+    rx: Option<oneshot::Receiver<Node>>,
+}
+
+impl AckWaiter<'_> {
+    pub(crate) async fn wait(mut self, timeout: Duration) -> Result<Node, Error> {
+        let rx = self.rx.take().ok_or(Error::AckTimeout)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(node)) => Ok(node),
+            Ok(Err(_)) | Err(_) => Err(Error::AckTimeout),
+        }
+    }
+}
+
+impl Drop for AckWaiter<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl Inner {
+    pub(crate) fn emit(&self, event: Event) {
+        self.socket.emit(event);
+    }
+
+    fn offline(&self) -> std::sync::MutexGuard<'_, OfflineBuffer> {
+        self.offline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reports a processed message: offline ones wait in the buffer (a full buffer is
+    /// flushed first); a live one flushes the buffer before it, keeping the order.
+    pub(crate) fn emit_message(&self, message: WaMessage) {
+        let cap = self.config.offline_batch;
+        let mut buf = self.offline();
+        if message.offline && cap > 0 {
+            if buf.messages.len() >= cap {
+                let full = std::mem::take(&mut buf.messages);
+                self.emit(Event::MessagesUpsert(MessagesUpsert { messages: full }));
+            }
+            if buf.messages.is_empty() {
+                buf.since = Some(std::time::Instant::now());
+            }
+            buf.messages.push(message);
+            return;
+        }
+        let mut messages = std::mem::take(&mut buf.messages);
+        buf.since = None;
+        if !messages.is_empty() {
+            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+            messages = Vec::new();
+        }
+        messages.push(message);
+        self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+    }
+
+    /// Reports every buffered offline message in one event.
+    pub(crate) fn flush_offline(&self) {
+        let mut buf = self.offline();
+        buf.since = None;
+        let messages = std::mem::take(&mut buf.messages);
+        if !messages.is_empty() {
+            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+        }
+    }
+
+    fn flush_offline_if_stale(&self, age: Duration) {
+        let stale = self.offline().since.is_some_and(|s| s.elapsed() >= age);
+        if stale {
+            self.flush_offline();
+        }
+    }
+
+    pub(crate) fn wait_ack(&self, id: &str) -> AckWaiter<'_> {
+        let (tx, rx) = oneshot::channel();
+        self.acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), tx);
+        AckWaiter {
+            inner: self,
+            id: id.to_owned(),
+            rx: Some(rx),
+        }
+    }
+
+    fn resolve_ack(&self, node: Node) {
+        if stanza::str_attr(&node, "class") != Some("message") {
+            debug!(
+                "ignoring ack of class {:?}",
+                stanza::str_attr(&node, "class")
+            );
+            return;
+        }
+        let Some(id) = stanza::id_attr(&node) else {
+            return;
+        };
+        let tx = self
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        if let Some(tx) = tx {
+            let _ = tx.send(node);
+        }
+    }
+
+    /// Forgets sent messages and processed markers older than their TTLs.
+    async fn prune(&self) -> Result<(), Error> {
+        let now = unix_now();
+        let age = |ttl: Duration| i64::try_from(now.saturating_sub(ttl.as_secs())).unwrap_or(0);
+        let mut batch = wa_store::Batch::new();
+        batch
+            .prune_sent_messages(age(self.config.sent_message_ttl))
+            .prune_processed_messages(age(self.config.processed_marker_ttl));
+        self.socket.store().commit(batch).await?;
+        Ok(())
+    }
+
+    /// Learns a phone-number user's LID through usync the first time we write to them
+    /// (when no mapping is stored yet) and stores the mapping. Failures are only logged.
+    pub(crate) async fn learn_lid(&self, user: &Jid) {
+        use wa_store::LidMappingStore as _;
+        if !user.is_pn_user() {
+            return;
+        }
+        let store = self.socket.store();
+        if matches!(store.lid_for_pn(&user.user).await, Ok(Some(_))) {
+            return;
+        }
+        {
+            let mut asked = self
+                .lid_asked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if asked.len() >= MAX_LID_ASKED {
+                asked.clear();
+            }
+            if !asked.insert(user.user.to_string()) {
+                return;
+            }
+        }
+        match self.usync.lid_for(std::slice::from_ref(user)).await {
+            Ok(map) => {
+                if let Some(lid) = map.get(&user.to_non_ad()).filter(|l| l.is_lid())
+                    && let Err(e) = store.put_lid_mapping(&user.user, &lid.user).await
+                {
+                    debug!("could not store the LID of {user}: {e}");
+                }
+            }
+            Err(e) => debug!("LID lookup for {user} failed: {e}"),
+        }
+    }
+
+    pub(crate) fn bump_retry(&self, key: &str) -> u32 {
+        self.retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bump(key, self.config.retry_table_capacity)
+    }
+
+    /// The credentials of a registered device.
+    pub(crate) async fn creds(&self) -> Result<AuthCreds, Error> {
+        match self.socket.auth().await {
+            Some(c) if c.registered => Ok(c),
+            _ => Err(Error::NotLoggedIn),
+        }
+    }
+
+    pub(crate) fn me(creds: &AuthCreds) -> Result<Me, Error> {
+        let pn: Jid = creds
+            .jid
+            .as_deref()
+            .and_then(|j| j.parse().ok())
+            .ok_or(Error::NotLoggedIn)?;
+        let lid = creds.lid.as_deref().and_then(|l| l.parse::<Jid>().ok());
+        Ok(Me { pn, lid })
+    }
+
+    /// A repository whose writes are staged until [`SignalStoreAdapter::commit`].
+    pub(crate) fn staged_repo(&self, creds: &AuthCreds) -> Repo {
+        let adapter = SignalStoreAdapter::new(self.socket.store().clone(), creds).staged();
+        SignalRepository::new(adapter, OsRng)
+    }
+
+    /// Fetches pre-key bundles for `devices` (one query); devices the server has no
+    /// bundle for, or whose entry is malformed, are left out.
+    pub(crate) async fn fetch_bundles(
+        &self,
+        devices: &[Jid],
+    ) -> Result<Vec<(Jid, wa_signal::PreKeyBundle)>, Error> {
+        let mut out = Vec::new();
+        for chunk in devices.chunks(100) {
+            let reply = self.socket.query(stanza::key_fetch(chunk)).await?;
+            let Some(list) = reply.child("list") else {
+                continue;
+            };
+            for user in list.children_by_tag("user").take(chunk.len()) {
+                match wa_signal::PreKeyBundle::from_user_node(user) {
+                    Ok((jid, bundle)) if chunk.contains(&jid) => out.push((jid, bundle)),
+                    Ok((jid, _)) => warn!("key fetch answered for an unasked device {jid}"),
+                    Err(e) => warn!("no usable pre-key bundle: {e}"),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Starts a session from a bundle; a changed identity (the peer reinstalled) is accepted
+/// and replaces the stored one, as WhatsApp clients do.
+pub(crate) async fn inject_session(
+    repo: &Repo,
+    device: &Jid,
+    bundle: &wa_signal::PreKeyBundle,
+) -> Result<(), wa_signal::Error> {
+    use wa_signal::IdentityKeyStore as _;
+    match repo.inject_e2e_session(device, bundle).await {
+        Err(wa_signal::Error::UntrustedIdentity(addr)) => {
+            warn!("identity of {addr} changed; accepting the new key");
+            repo.store()
+                .save_identity(&addr, &bundle.identity_key)
+                .await?;
+            repo.inject_e2e_session(device, bundle).await
+        }
+        r => r,
+    }
+}

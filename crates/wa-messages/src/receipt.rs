@@ -1,0 +1,195 @@
+//! Incoming receipts: status updates, and retry receipts answered by re-encrypting.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use tracing::{debug, warn};
+use wa_binary::{Jid, Node};
+use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
+use wa_proto::web::WebMessageInfo;
+use wa_signal::PreKeyBundle;
+use wa_store::SentMessageStore;
+use wa_types::{Event, MessageKey, MessageUpdate, ReceiptType};
+
+use crate::Error;
+use crate::messenger::{Inner, inject_session};
+use crate::send::{SENT_SCOPE, device_sent};
+use crate::stanza;
+
+/// Handles one `<receipt>`: reports it, answers retries, and acknowledges it.
+pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
+    let kind = ReceiptType::from_attr(stanza::str_attr(&node, "type"));
+    if let Some(mut updates) = updates_from(&node, &kind) {
+        own_device_chats(inner, &mut updates).await;
+        inner.emit(Event::MessagesUpdate(updates));
+    }
+    if kind == ReceiptType::Retry {
+        match inner.resend_slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let (i, n) = (inner.clone(), node.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = resend(&i, &n).await {
+                        warn!("cannot answer retry receipt: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => warn!("too many retry receipts in flight; dropping one"),
+        }
+    }
+    if let Err(e) = inner
+        .socket
+        .send_node(&stanza::ack_for(&node, "receipt", None))
+        .await
+    {
+        debug!("could not ack a receipt: {e}");
+    }
+}
+
+/// A receipt from one of our own devices about a 1:1 message we sent names our own user
+/// as the chat when the server leaves out `recipient`; the sent-message store knows the
+/// real chat.
+async fn own_device_chats(inner: &Inner, updates: &mut [MessageUpdate]) {
+    let Ok(creds) = inner.creds().await else {
+        return;
+    };
+    let Ok(me) = Inner::me(&creds) else { return };
+    let store = inner.socket.store();
+    for u in updates.iter_mut() {
+        if !u.key.from_me || u.key.remote_jid.is_group() || !me.is_me_user(&u.key.remote_jid) {
+            continue;
+        }
+        if let Ok(Some(stored)) = store.get_sent_message(SENT_SCOPE, &u.key.id).await
+            && let Ok(info) = WebMessageInfo::decode(stored.as_ref())
+            && let Some(chat) = info
+                .key
+                .and_then(|k| k.remote_jid)
+                .and_then(|j| j.parse::<Jid>().ok())
+        {
+            u.key.remote_jid = chat.to_non_ad();
+        }
+    }
+}
+
+/// One [`MessageUpdate`] per id the receipt names.
+fn updates_from(node: &Node, kind: &ReceiptType) -> Option<Vec<MessageUpdate>> {
+    let from = stanza::jid_attr(node, "from")?;
+    let participant = stanza::jid_attr(node, "participant");
+    let (chat, device) = if from.is_group() || from.is_broadcast() {
+        (from.clone(), participant.clone()?)
+    } else {
+        let chat = stanza::jid_attr(node, "recipient").unwrap_or_else(|| from.clone());
+        (chat.to_non_ad(), from.clone())
+    };
+    let from_me = !matches!(kind, ReceiptType::ReadSelf | ReceiptType::PlayedSelf);
+    let t = node.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
+    let ids = stanza::receipt_ids(node);
+    if ids.is_empty() {
+        return None;
+    }
+    Some(
+        ids.into_iter()
+            .map(|id| {
+                let mut key = MessageKey::new(chat.clone(), from_me, id);
+                if chat.is_group() || chat.is_broadcast() {
+                    key = key.with_participant(device.to_non_ad());
+                }
+                MessageUpdate {
+                    key,
+                    device: device.clone(),
+                    receipt: kind.clone(),
+                    timestamp: t,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Answers a retry receipt: re-encrypts the stored message for the asking device (after
+/// rebuilding the session from the keys it sent, or from a fresh bundle) and sends it
+/// again with the same id.
+async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
+    let id = stanza::id_attr(node).ok_or(Error::Malformed("retry without id"))?;
+    let from = stanza::jid_attr(node, "from").ok_or(Error::Malformed("retry without from"))?;
+    let device = if from.is_group() || from.is_broadcast() {
+        stanza::jid_attr(node, "participant").ok_or(Error::Malformed("group retry"))?
+    } else {
+        from.clone()
+    };
+    let count = stanza::retry_count(node);
+    if count > inner.config.max_retries {
+        return Ok(());
+    }
+    let store = inner.socket.store();
+    let Some(stored) = store.get_sent_message(SENT_SCOPE, id).await? else {
+        debug!("retry for unknown message {id}");
+        return Ok(());
+    };
+    let info = WebMessageInfo::decode(stored.as_ref()).map_err(crate::Error::Decode)?;
+    let chat: Jid = info
+        .key
+        .as_ref()
+        .and_then(|k| k.remote_jid.as_deref())
+        .and_then(|j| j.parse().ok())
+        .ok_or(Error::Malformed("stored message without chat"))?;
+    let mut message = info.message.unwrap_or_default();
+    let creds = inner.creds().await?;
+    let me = Inner::me(&creds)?;
+    let own = me.is_me_user(&device);
+
+    let bundle: Option<PreKeyBundle> = match stanza::retry_bundle_node(node, &device) {
+        Some(user) => Some(PreKeyBundle::from_user_node(&user)?.1),
+        None => {
+            let has = inner.staged_repo(&creds).has_session(&device).await?;
+            if has && count < 2 {
+                None
+            } else {
+                inner
+                    .fetch_bundles(std::slice::from_ref(&device))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|(_, b)| b)
+            }
+        }
+    };
+    let enc = {
+        let _guard = inner.crypto.lock().await;
+        let repo = inner.staged_repo(&creds);
+        if let Some(b) = &bundle {
+            inject_session(&repo, &device, b).await?;
+        }
+        if chat.is_group() {
+            let skdm = repo
+                .sender_key_distribution_message(&chat.to_string(), &me.pn)
+                .await?;
+            message.sender_key_distribution_message = Some(SenderKeyDistributionMessage {
+                group_id: Some(chat.to_string()),
+                axolotl_sender_key_distribution_message: Some(skdm),
+                ..Default::default()
+            });
+        }
+        let plain: Message = if own && !chat.is_group() {
+            device_sent(&chat, &message)
+        } else {
+            message.clone()
+        };
+        let padded = crate::encode_plaintext(&plain, &mut rand_core::OsRng);
+        let enc = repo.encrypt_message(&device, &padded).await?;
+        repo.store().commit(wa_store::Batch::new()).await?;
+        enc
+    };
+    let node = stanza::resend_stanza(
+        id,
+        &chat,
+        &device,
+        own,
+        &message,
+        enc,
+        count,
+        creds.account.as_deref(),
+    );
+    inner.socket.send_node(&node).await?;
+    debug!("resent {id} to {device} (retry {count})");
+    Ok(())
+}

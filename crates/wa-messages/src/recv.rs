@@ -1,0 +1,423 @@
+//! Receiving: decrypt, commit (session state + processed marker), receipt, event.
+
+use tracing::{debug, warn};
+use wa_binary::{Jid, Node, Server};
+use wa_proto::e2e::Message;
+use wa_signal::CiphertextType;
+use wa_store::{AuthCreds, Batch, LidMappingStore, ProcessedMessageStore};
+use wa_types::{MessageKey, WaMessage};
+
+use crate::messenger::{Inner, Me, Repo, unix_now};
+use crate::stanza::{self, RetryKeys, RetryRequest};
+use crate::{Error, decode_plaintext};
+
+/// The addressing facts of one incoming `<message>`.
+pub(crate) struct Incoming {
+    pub(crate) id: String,
+    /// The chat: the peer user, or the group.
+    pub(crate) chat: Jid,
+    /// The sending device.
+    pub(crate) sender: Jid,
+    pub(crate) from_me: bool,
+    pub(crate) sender_alt: Option<Jid>,
+    pub(crate) push_name: Option<String>,
+    pub(crate) t: u64,
+    pub(crate) offline: bool,
+}
+
+/// Reads the addressing attributes; `None` when `from`/`id` (or a group's `participant`)
+/// is missing or malformed.
+pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
+    let id = stanza::id_attr(node)?.to_owned();
+    let from = stanza::jid_attr(node, "from")?;
+    let participant = stanza::jid_attr(node, "participant");
+    let (mut chat, sender) = if from.is_group() || from.is_broadcast() {
+        (from.clone(), participant?)
+    } else {
+        (from.to_non_ad(), from.clone())
+    };
+    let from_me = me.is_me_user(&sender);
+    if from_me
+        && !chat.is_group()
+        && let Some(r) = stanza::jid_attr(node, "recipient")
+    {
+        chat = r.to_non_ad();
+    }
+    let alt_keys: &[&str] = if sender.is_lid() {
+        &["participant_pn", "sender_pn"]
+    } else {
+        &["participant_lid", "sender_lid"]
+    };
+    let sender_alt = alt_keys.iter().find_map(|k| stanza::jid_attr(node, k));
+    let push_name = stanza::str_attr(node, "notify")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.chars().take(256).collect());
+    let t = node.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
+    let offline = node.get_attr("offline").is_some();
+    Some(Incoming {
+        id,
+        chat,
+        sender,
+        from_me,
+        sender_alt,
+        push_name,
+        t,
+        offline,
+    })
+}
+
+/// Whether the message carries more than a sender-key distribution (which is processed but
+/// not reported).
+fn has_content(m: &Message) -> bool {
+    let mut stripped = m.clone();
+    stripped.sender_key_distribution_message = None;
+    stripped.message_context_info = None;
+    stripped != Message::default()
+}
+
+/// Processes one `<message>` stanza end to end. Never panics, and every stanza is
+/// answered: a delivery receipt after the commit, a retry receipt when decryption fails,
+/// or an ack.
+pub(crate) async fn handle_message(inner: &Inner, node: Node) {
+    let creds = match inner.creds().await {
+        Ok(c) => c,
+        Err(_) => {
+            debug!("message before login; leaving it for redelivery");
+            return;
+        }
+    };
+    let Ok(me) = Inner::me(&creds) else { return };
+    let Some(info) = parse_incoming(&node, &me) else {
+        warn!("message stanza without usable from/id/participant");
+        send(inner, &stanza::ack_for(&node, "message", Some(487))).await;
+        return;
+    };
+    let encs = stanza::enc_children(&node);
+    if encs.is_empty() {
+        debug!("message {} has nothing to decrypt; acknowledging", info.id);
+        send(inner, &stanza::ack_for(&node, "message", None)).await;
+        return;
+    }
+    let chat_s = info.chat.to_string();
+    let sender_s = info.sender.to_string();
+    let outcome = {
+        let _guard = inner.crypto.lock().await;
+        match inner
+            .socket
+            .store()
+            .is_message_processed(&chat_s, &info.id, &sender_s)
+            .await
+        {
+            Ok(true) => Outcome::Duplicate,
+            Ok(false) => decrypt_and_commit(inner, &creds, &info, &encs).await,
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    };
+    match outcome {
+        Outcome::Duplicate => {
+            debug!(
+                "message {} from {} already processed; re-acknowledging",
+                info.id, sender_s
+            );
+            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+        }
+        Outcome::Done(message, destination) => {
+            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+            if let Some(message) = message {
+                let mut info = info;
+                if info.sender_alt.is_none() {
+                    info.sender_alt = alternate_from_store(inner, &info.sender).await;
+                }
+                if let Some(d) = destination.filter(|_| !info.chat.is_group()) {
+                    info.chat = d;
+                }
+                emit_message(inner, &info, message);
+            }
+        }
+        Outcome::Failed(e) => {
+            warn!("message {} from {sender_s} failed: {e}", info.id);
+            send_retry(inner, &creds, &node, &info).await;
+        }
+    }
+}
+
+enum Outcome {
+    Duplicate,
+    /// The message (unless it only carried a sender key) and, for a copy of a message one
+    /// of our devices sent, the chat it was sent to.
+    Done(Option<Box<Message>>, Option<Jid>),
+    Failed(Error),
+}
+
+/// Decrypts every `<enc>` with a staged store, then commits the state changes together
+/// with the processed marker. Called under the crypto lock.
+async fn decrypt_and_commit(
+    inner: &Inner,
+    creds: &AuthCreds,
+    info: &Incoming,
+    encs: &[(CiphertextType, &[u8])],
+) -> Outcome {
+    let repo = inner.staged_repo(creds);
+    let chat_s = info.chat.to_string();
+    let mut content: Option<Box<Message>> = None;
+    let mut destination: Option<Jid> = None;
+    for (kind, bytes) in encs {
+        let padded = match kind {
+            CiphertextType::Skmsg => {
+                repo.decrypt_group_message(&chat_s, &info.sender, bytes)
+                    .await
+            }
+            _ => decrypt_pairwise(&repo, &info.sender, *kind, bytes).await,
+        };
+        let padded = match padded {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failed(e.into()),
+        };
+        let mut message = match decode_plaintext(&padded) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if let Some(skdm) = message.sender_key_distribution_message.as_ref()
+            && let Some(bytes) = skdm.axolotl_sender_key_distribution_message.as_deref()
+        {
+            let group = skdm
+                .group_id
+                .as_deref()
+                .filter(|g| !g.is_empty())
+                .unwrap_or(&chat_s)
+                .to_owned();
+            if let Err(e) = repo
+                .process_sender_key_distribution(&group, &info.sender, bytes)
+                .await
+            {
+                warn!("bad sender key distribution from {}: {e}", info.sender);
+            }
+        }
+        if info.from_me
+            && let Some(dsm) = message.device_sent_message.take()
+            && let Some(inner_msg) = dsm.message
+        {
+            destination = dsm
+                .destination_jid
+                .as_deref()
+                .and_then(|d| d.parse::<Jid>().ok())
+                .map(|d| d.to_non_ad());
+            let ctx = message.message_context_info.take();
+            message = *inner_msg;
+            if message.message_context_info.is_none() {
+                message.message_context_info = ctx;
+            }
+        }
+        if has_content(&message) {
+            content = Some(Box::new(message));
+        }
+    }
+    let now = unix_now();
+    let mut extra = Batch::new();
+    extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    if let Some(alt) = &info.sender_alt {
+        let (pn, lid) = if info.sender.is_lid() {
+            (alt, &info.sender)
+        } else {
+            (&info.sender, alt)
+        };
+        if pn.is_pn_user() && lid.is_lid() {
+            extra.put_lid_mapping(&pn.user, &lid.user);
+        }
+    }
+    match repo.store().commit(extra).await {
+        Ok(()) => Outcome::Done(content, destination),
+        Err(e) => Outcome::Failed(e.into()),
+    }
+}
+
+/// Decrypts a `pkmsg`/`msg`; a `pkmsg` under a changed identity (the peer reinstalled) is
+/// accepted with the new identity.
+async fn decrypt_pairwise(
+    repo: &Repo,
+    sender: &Jid,
+    kind: CiphertextType,
+    bytes: &[u8],
+) -> Result<Vec<u8>, wa_signal::Error> {
+    use wa_signal::IdentityKeyStore as _;
+    match repo.decrypt_message(sender, kind, bytes).await {
+        Err(wa_signal::Error::UntrustedIdentity(addr)) if kind == CiphertextType::Pkmsg => {
+            let msg = wa_signal::PreKeySignalMessage::decode(bytes)?;
+            warn!("identity of {addr} changed; accepting the new key");
+            repo.store()
+                .save_identity(&addr, msg.identity_key())
+                .await?;
+            repo.decrypt_message(sender, kind, bytes).await
+        }
+        r => r,
+    }
+}
+
+/// The sender's other address (LID for a phone number, phone number for a LID), from the
+/// mappings learned earlier (stanza attributes, usync).
+async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
+    let store = inner.socket.store();
+    let (user, server) = if sender.is_pn_user() {
+        (store.lid_for_pn(&sender.user).await.ok()??, Server::Lid)
+    } else if sender.is_lid() {
+        (store.pn_for_lid(&sender.user).await.ok()??, Server::Pn)
+    } else {
+        return None;
+    };
+    Some(Jid::with_device(user, server, sender.device))
+}
+
+fn emit_message(inner: &Inner, info: &Incoming, message: Box<Message>) {
+    let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
+    if info.chat.is_group() || info.chat.is_broadcast() {
+        key = key.with_participant(info.sender.to_non_ad());
+    }
+    inner.emit_message(WaMessage {
+        key,
+        sender: info.sender.clone(),
+        sender_alt: info.sender_alt.clone(),
+        push_name: info.push_name.clone(),
+        timestamp: info.t,
+        message,
+        offline: info.offline,
+    });
+}
+
+/// Asks the sender to encrypt again (with our keys from the second attempt), or, past the
+/// retry limit, acknowledges the stanza so it is not redelivered forever.
+async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incoming) {
+    let count = inner.bump_retry(&format!("{} {} {}", info.chat, info.id, info.sender));
+    if count > inner.config.max_retries {
+        warn!("giving up on message {} after {count} retries", info.id);
+        send(inner, &stanza::ack_for(node, "message", None)).await;
+        return;
+    }
+    let pre_key = if count >= 2 {
+        match inner.socket.generate_pre_key().await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                warn!("no pre-key for the retry receipt: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let spk = &creds.signed_pre_key;
+    let keys = pre_key.as_ref().map(|k| RetryKeys {
+        identity: creds.identity_key.public.as_bytes(),
+        pre_key: (k.id, k.key_pair.public.as_bytes()),
+        signed_pre_key: (
+            spk.id,
+            spk.key_pair.public.as_bytes(),
+            spk.signature.as_bytes(),
+        ),
+        device_identity: creds.account.as_deref(),
+    });
+    let receipt = stanza::retry_receipt(
+        node,
+        &RetryRequest {
+            count,
+            registration_id: creds.registration_id,
+            keys,
+            t: info.t,
+        },
+    );
+    send(inner, &receipt).await;
+}
+
+async fn send(inner: &Inner, node: &Node) {
+    if let Err(e) = inner.socket.send_node(node).await {
+        debug!("could not send <{}>: {e}", node.tag());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Me {
+        Me {
+            pn: Jid::with_device("1555", Server::Pn, 3),
+            lid: Some(Jid::with_device("9999", Server::Lid, 3)),
+        }
+    }
+
+    #[test]
+    fn peer_message_addressing() {
+        let node = Node::builder("message")
+            .attr("id", "ID1")
+            .attr("from", Jid::with_device("1666", Server::Pn, 2))
+            .attr("t", "1700000000")
+            .attr("notify", "Bob")
+            .attr("offline", "1")
+            .attr("participant_lid", Jid::with_device("4444", Server::Lid, 2))
+            .build();
+        let i = parse_incoming(&node, &me()).unwrap();
+        assert_eq!(i.chat, Jid::pn("1666"));
+        assert_eq!(i.sender, Jid::with_device("1666", Server::Pn, 2));
+        assert!(!i.from_me && i.offline);
+        assert_eq!(i.t, 1_700_000_000);
+        assert_eq!(i.push_name.as_deref(), Some("Bob"));
+        assert_eq!(i.sender_alt, Some(Jid::with_device("4444", Server::Lid, 2)));
+    }
+
+    #[test]
+    fn own_device_copy_uses_recipient_as_chat() {
+        let node = Node::builder("message")
+            .attr("id", "ID2")
+            .attr("from", Jid::with_device("1555", Server::Pn, 1))
+            .attr("recipient", Jid::pn("1666"))
+            .build();
+        let i = parse_incoming(&node, &me()).unwrap();
+        assert!(i.from_me);
+        assert_eq!(i.chat, Jid::pn("1666"));
+    }
+
+    #[test]
+    fn hostile_attributes_are_refused_without_panicking() {
+        let cases = [
+            Node::builder("message").build(),
+            Node::builder("message").attr("id", "X").build(),
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", "not a jid")
+                .build(),
+            Node::builder("message")
+                .attr("id", "x".repeat(10_000))
+                .attr("from", Jid::pn("1"))
+                .build(),
+            // A group message must name its participant.
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", Jid::group("120363"))
+                .build(),
+        ];
+        for n in &cases {
+            assert!(parse_incoming(n, &me()).is_none(), "{n}");
+        }
+        let odd = Node::builder("message")
+            .attr("id", "X")
+            .attr("from", Jid::pn("1"))
+            .attr("t", "-5")
+            .attr("notify", "n".repeat(100_000))
+            .build();
+        let i = parse_incoming(&odd, &me()).unwrap();
+        assert_eq!(i.t, 0);
+        assert_eq!(i.push_name.unwrap().chars().count(), 256);
+    }
+
+    #[test]
+    fn sender_key_only_messages_have_no_content() {
+        let m = Message {
+            sender_key_distribution_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(!has_content(&m));
+        let m = Message {
+            conversation: Some("hi".into()),
+            ..m
+        };
+        assert!(has_content(&m));
+    }
+}

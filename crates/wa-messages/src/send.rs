@@ -1,0 +1,287 @@
+//! Sending: device fan-out, sessions, per-device encryption, the `<message>` stanza.
+
+use prost::Message as _;
+use rand_core::OsRng;
+use tracing::{Instrument as _, debug, warn};
+use wa_binary::{Jid, Node};
+use wa_proto::e2e::{DeviceSentMessage, Message};
+use wa_proto::web::WebMessageInfo;
+use wa_signal::CiphertextType;
+use wa_store::{AuthCreds, Batch};
+use wa_types::{MessageKey, WaMessage};
+
+use crate::messenger::{Inner, Me, Messenger, Repo, inject_session, unix_now};
+use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
+
+/// Scope under which sent messages are kept (looked up by id alone: a retry receipt from
+/// one of our own devices does not name the chat).
+pub(crate) const SENT_SCOPE: &str = "";
+
+/// One encryption target: a device and whether it gets the own-device wrapper.
+pub(crate) struct Target {
+    pub(crate) device: Jid,
+    pub(crate) own: bool,
+}
+
+impl Messenger {
+    /// Builds `content` for `to`, sends it with a fresh message id, and returns its key once
+    /// the server acknowledged it.
+    ///
+    /// # Errors
+    /// As [`Messenger::relay_message`], and [`Error::InvalidPoll`] or [`Error::NoContacts`] for invalid content.
+    pub async fn send_message(
+        &self,
+        to: &Jid,
+        content: MessageContent,
+    ) -> Result<MessageKey, Error> {
+        let message = MessageBuilder::new(to.clone(), content).build(&mut OsRng)?;
+        let creds = self.inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
+        self.relay_message(to, message, &id).await
+    }
+
+    /// Sends an already built `message` with the id `id` to `to`, a user or a group.
+    ///
+    /// To a user: encrypts it for every device of the user and our own other devices (which
+    /// get a `deviceSentMessage` copy). To a group: one sender-key ciphertext, plus our
+    /// sender key pairwise for member devices that lack it. Either way the new Signal state
+    /// and the message (kept for retry receipts) are committed before the stanza leaves;
+    /// then the server's ack is awaited and the message is reported as sent.
+    ///
+    /// # Errors
+    /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Groups`],
+    /// [`Error::Signal`], [`Error::Store`], [`Error::Socket`] (`NotConnected` when the
+    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`].
+    pub async fn relay_message(
+        &self,
+        to: &Jid,
+        message: Message,
+        id: &str,
+    ) -> Result<MessageKey, Error> {
+        let span = tracing::debug_span!("send", id, to = %to);
+        if to.is_group() {
+            return crate::group::relay_group(&self.inner, to, message, id)
+                .instrument(span)
+                .await;
+        }
+        self.relay_direct(to, message, id).instrument(span).await
+    }
+
+    async fn relay_direct(
+        &self,
+        to: &Jid,
+        message: Message,
+        id: &str,
+    ) -> Result<MessageKey, Error> {
+        let inner = &self.inner;
+        let creds = inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let chat = to.to_non_ad();
+        let me_user = me.pn.to_non_ad();
+        let users = if chat.same_user(&me_user) {
+            vec![me_user.clone()]
+        } else {
+            vec![chat.clone(), me_user.clone()]
+        };
+        let devices = inner.usync.get_devices(&users).await?;
+        inner.learn_lid(&chat).await;
+        let peer_devices = devices.get(&chat).cloned().unwrap_or_default();
+        if peer_devices.is_empty() {
+            return Err(Error::NoDevices(chat));
+        }
+        let to_self = chat.same_user(&me_user);
+        let mut targets: Vec<Target> = Vec::new();
+        for d in &peer_devices {
+            if d.same_user(&me.pn) && d.device == me.pn.device {
+                continue;
+            }
+            targets.push(Target {
+                device: d.clone(),
+                own: false,
+            });
+        }
+        if !to_self {
+            for d in devices.get(&me_user).into_iter().flatten() {
+                if d.device != me.pn.device {
+                    targets.push(Target {
+                        device: d.clone(),
+                        own: true,
+                    });
+                }
+            }
+        }
+        let fetched = fetch_missing(inner, &creds, &targets).await?;
+        let now = unix_now();
+        let key = MessageKey::new(chat.clone(), true, id);
+        let mut extra = Batch::new();
+        extra.put_sent_message(
+            SENT_SCOPE,
+            id,
+            &sent_record(&key, &message, now),
+            now as i64,
+        );
+        let (participants, any_pkmsg) = {
+            let _guard = inner.crypto.lock().await;
+            let repo = inner.staged_repo(&creds);
+            inject_fetched(&repo, &fetched).await;
+            let out = encrypt_for(&repo, &targets, &chat, &message).await?;
+            repo.store().commit(extra).await?;
+            out
+        };
+        if participants.is_empty() {
+            return Err(Error::NoDevices(chat));
+        }
+        let mut children = vec![Node::builder("participants").children(participants).build()];
+        if any_pkmsg && let Some(account) = creds.account.as_ref() {
+            children.push(
+                Node::builder("device-identity")
+                    .bytes(account.clone())
+                    .build(),
+            );
+        }
+        let stanza = Node::builder("message")
+            .attr("id", id.to_owned())
+            .attr("to", chat.clone())
+            .attr("type", stanza::message_type(&message))
+            .attr_opt("edit", stanza::edit_attr(&message))
+            .children(children)
+            .build();
+        send_and_wait(inner, &stanza, id).await?;
+        emit_own(inner, &me, key.clone(), message, now);
+        Ok(key)
+    }
+}
+
+/// Fetches pre-key bundles for targets without a session (outside the crypto lock).
+pub(crate) async fn fetch_missing(
+    inner: &Inner,
+    creds: &AuthCreds,
+    targets: &[Target],
+) -> Result<Vec<(Jid, wa_signal::PreKeyBundle)>, Error> {
+    let repo = inner.staged_repo(creds);
+    let mut missing = Vec::new();
+    for t in targets {
+        if !repo.has_session(&t.device).await? {
+            missing.push(t.device.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    debug!("fetching pre-key bundles for {} devices", missing.len());
+    inner.fetch_bundles(&missing).await
+}
+
+/// Starts sessions from fetched bundles, unless another send started one meanwhile.
+pub(crate) async fn inject_fetched(repo: &Repo, fetched: &[(Jid, wa_signal::PreKeyBundle)]) {
+    for (device, bundle) in fetched {
+        match repo.has_session(device).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                warn!("session lookup for {device} failed: {e}");
+                continue;
+            }
+        }
+        if let Err(e) = inject_session(repo, device, bundle).await {
+            warn!("cannot start a session with {device}: {e}");
+        }
+    }
+}
+
+/// Encrypts for every target that has a session; returns the `<to>` nodes and whether any
+/// is a `pkmsg`. Targets without a session are skipped (logged).
+pub(crate) async fn encrypt_for(
+    repo: &Repo,
+    targets: &[Target],
+    chat: &Jid,
+    message: &Message,
+) -> Result<(Vec<Node>, bool), Error> {
+    let plain = encode_plaintext(message, &mut OsRng);
+    let own_plain = if targets.iter().any(|t| t.own) {
+        encode_plaintext(&device_sent(chat, message), &mut OsRng)
+    } else {
+        Vec::new()
+    };
+    let mut nodes = Vec::with_capacity(targets.len());
+    let mut any_pkmsg = false;
+    for t in targets {
+        let pt = if t.own { &own_plain } else { &plain };
+        match repo.encrypt_message(&t.device, pt).await {
+            Ok(enc) => {
+                any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
+                nodes.push(
+                    Node::builder("to")
+                        .attr("jid", t.device.clone())
+                        .children([stanza::enc_node(enc.kind, enc.ciphertext, None)])
+                        .build(),
+                );
+            }
+            Err(wa_signal::Error::NoSession(_)) => {
+                warn!("no session with {}; skipping that device", t.device);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((nodes, any_pkmsg))
+}
+
+/// The copy our own other devices get: `deviceSentMessage{destinationJid, message}`.
+pub(crate) fn device_sent(chat: &Jid, message: &Message) -> Message {
+    Message {
+        device_sent_message: Some(Box::new(DeviceSentMessage {
+            destination_jid: Some(chat.to_string()),
+            message: Some(Box::new(message.clone())),
+            ..Default::default()
+        })),
+        message_context_info: message.message_context_info.clone(),
+        ..Default::default()
+    }
+}
+
+/// The stored form of a sent message (for answering retry receipts).
+pub(crate) fn sent_record(key: &MessageKey, message: &Message, now: u64) -> Vec<u8> {
+    WebMessageInfo {
+        key: Some(crate::key_to_proto(key)),
+        message: Some(message.clone()),
+        message_timestamp: Some(now),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Sends a stanza and waits for its `<ack class="message">`, which it returns.
+pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<Node, Error> {
+    let mut state = inner.socket.state_watch();
+    let waiter = inner.wait_ack(id);
+    inner.socket.send_node(stanza).await?;
+    // The ack of a connection that closes never comes: fail at once rather than at the
+    // timeout (the server may still have taken the message; a resend with the same id is
+    // safe, receivers deduplicate).
+    let ack = tokio::select! {
+        r = waiter.wait(inner.config.ack_timeout) => r?,
+        _ = state.wait_for(|s| *s == wa_types::ConnectionState::Closed) => {
+            return Err(Error::Socket(wa_socket::Error::NotConnected));
+        }
+    };
+    if let Some(code) = ack.attr_opt::<u64>("error").ok().flatten() {
+        return Err(Error::Nack(u16::try_from(code).unwrap_or(u16::MAX)));
+    }
+    Ok(ack)
+}
+
+pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message, now: u64) {
+    if !inner.config.emit_own_messages {
+        return;
+    }
+    inner.emit_message(WaMessage {
+        key,
+        sender: me.pn.clone(),
+        sender_alt: me.lid.clone(),
+        push_name: None,
+        timestamp: now,
+        message: Box::new(message),
+        offline: false,
+    });
+}

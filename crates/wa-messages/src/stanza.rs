@@ -1,0 +1,655 @@
+//! Building and reading the `<message>`, `<receipt>` and `<ack>` stanzas, sans IO.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use wa_binary::{Jid, Node};
+use wa_proto::e2e::Message;
+use wa_proto::e2e::protocol_message::Type as ProtocolType;
+use wa_signal::CiphertextType;
+
+/// Most `<enc>` children a message stanza may carry before the rest are ignored.
+pub(crate) const MAX_ENC_NODES: usize = 4;
+/// Most ids one receipt (`id` plus `<list><item>`) is read for.
+pub(crate) const MAX_RECEIPT_IDS: usize = 256;
+/// Longest message id accepted from the network.
+pub(crate) const MAX_ID_LEN: usize = 128;
+
+/// The stanza `type` for a message: `reaction`, `poll`, or `text`.
+pub(crate) fn message_type(message: &Message) -> &'static str {
+    let m = unwrap_future_proof(message);
+    if m.reaction_message.is_some() || m.enc_reaction_message.is_some() {
+        "reaction"
+    } else if m.poll_creation_message.is_some()
+        || m.poll_creation_message_v2.is_some()
+        || m.poll_creation_message_v3.is_some()
+        || m.poll_update_message.is_some()
+    {
+        "poll"
+    } else {
+        "text"
+    }
+}
+
+/// The stanza `edit` attribute: `1` for an edit, `7` for deleting one's own message.
+pub(crate) fn edit_attr(message: &Message) -> Option<&'static str> {
+    let p = message.protocol_message.as_deref()?;
+    match p.r#type() {
+        ProtocolType::MessageEdit => Some("1"),
+        ProtocolType::Revoke => Some("7"),
+        _ => None,
+    }
+}
+
+fn unwrap_future_proof(message: &Message) -> &Message {
+    let wrapped = message
+        .ephemeral_message
+        .as_deref()
+        .or(message.view_once_message.as_deref())
+        .or(message.view_once_message_v2.as_deref())
+        .and_then(|f| f.message.as_deref());
+    wrapped.unwrap_or(message)
+}
+
+/// `<enc v="2" type=..>ciphertext</enc>`, with `count` on retry resends.
+pub(crate) fn enc_node(kind: CiphertextType, ciphertext: Vec<u8>, count: Option<u32>) -> Node {
+    let kind = match kind {
+        CiphertextType::Pkmsg => "pkmsg",
+        CiphertextType::Msg => "msg",
+        CiphertextType::Skmsg => "skmsg",
+    };
+    Node::builder("enc")
+        .attr("v", "2")
+        .attr("type", kind)
+        .attr_opt("count", count.map(|c| c.to_string()))
+        .bytes(ciphertext)
+        .build()
+}
+
+/// The `<enc>` children of a received message, in order, with their kind.
+pub(crate) fn enc_children(node: &Node) -> Vec<(CiphertextType, &[u8])> {
+    node.children_by_tag("enc")
+        .filter_map(|e| {
+            let kind = match e.attr_opt::<&str>("type").ok().flatten()? {
+                "pkmsg" => CiphertextType::Pkmsg,
+                "msg" => CiphertextType::Msg,
+                "skmsg" => CiphertextType::Skmsg,
+                _ => return None,
+            };
+            Some((kind, e.content_bytes()?))
+        })
+        .take(MAX_ENC_NODES)
+        .collect()
+}
+
+/// `2:` + base64 (no padding) of the first 6 bytes of SHA-256 over the sorted device JIDs:
+/// the participant hash of a group send.
+pub(crate) fn participant_hash(devices: &[Jid]) -> String {
+    let mut names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+    names.sort();
+    let mut h = Sha256::new();
+    for n in &names {
+        h.update(n.as_bytes());
+    }
+    let digest = h.finalize();
+    format!(
+        "2:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..6])
+    )
+}
+
+/// A string attribute, if present and a string.
+pub(crate) fn str_attr<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.get_attr(key).and_then(|v| v.as_str())
+}
+
+/// A JID attribute (a JID value, or a string that parses as one).
+pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
+    node.get_attr(key).and_then(wa_binary::Value::to_jid)
+}
+
+/// A valid message id attribute (non-empty, bounded).
+pub(crate) fn id_attr(node: &Node) -> Option<&str> {
+    str_attr(node, "id").filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN)
+}
+
+/// The ids a receipt names: its `id`, then every `<list><item id>` (bounded).
+pub(crate) fn receipt_ids(node: &Node) -> Vec<String> {
+    let mut ids: Vec<String> = id_attr(node).map(str::to_owned).into_iter().collect();
+    if let Some(list) = node.child("list") {
+        for item in list.children_by_tag("item") {
+            if ids.len() >= MAX_RECEIPT_IDS {
+                break;
+            }
+            if let Some(id) = id_attr(item)
+                && !ids.iter().any(|i| i == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
+}
+
+/// `<ack class=.. id to=from [participant] [type] [error]/>` answering `node`.
+pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> Node {
+    let mut b = Node::builder("ack").attr("class", class);
+    if let Some(id) = node.get_attr("id") {
+        b = b.attr("id", id.clone());
+    }
+    if let Some(from) = node.get_attr("from") {
+        b = b.attr("to", from.clone());
+    }
+    for key in ["participant", "recipient", "type"] {
+        if let Some(v) = node.get_attr(key) {
+            b = b.attr(key, v.clone());
+        }
+    }
+    b.attr_opt("error", error.map(|e| e.to_string())).build()
+}
+
+/// The delivery receipt for a processed message: `to` and `participant` copied from the
+/// stanza, `type="sender"` for messages from our own devices.
+pub(crate) fn delivery_receipt(node: &Node, from_own_device: bool) -> Node {
+    let mut b = Node::builder("receipt");
+    if let Some(id) = node.get_attr("id") {
+        b = b.attr("id", id.clone());
+    }
+    if let Some(from) = node.get_attr("from") {
+        b = b.attr("to", from.clone());
+    }
+    if let Some(p) = node.get_attr("participant") {
+        b = b.attr("participant", p.clone());
+    }
+    if from_own_device {
+        b = b.attr("type", "sender");
+        if let Some(r) = node.get_attr("recipient") {
+            b = b.attr("recipient", r.clone());
+        }
+    }
+    b.build()
+}
+
+/// What a retry receipt carries besides the stanza attributes.
+pub(crate) struct RetryRequest<'a> {
+    /// The retry count (1 for the first request).
+    pub(crate) count: u32,
+    /// Our registration id.
+    pub(crate) registration_id: u32,
+    /// From count 2: our identity, a fresh one-time pre-key, the signed pre-key and our
+    /// signed device identity, so the sender can start a new session.
+    pub(crate) keys: Option<RetryKeys<'a>>,
+    /// Server timestamp of the failed message.
+    pub(crate) t: u64,
+}
+
+/// The `<keys>` of a retry receipt.
+pub(crate) struct RetryKeys<'a> {
+    pub(crate) identity: &'a [u8; 32],
+    pub(crate) pre_key: (u32, &'a [u8; 32]),
+    pub(crate) signed_pre_key: (u32, &'a [u8; 32], &'a [u8; 64]),
+    pub(crate) device_identity: Option<&'a [u8]>,
+}
+
+fn id3(id: u32) -> Vec<u8> {
+    id.to_be_bytes()[1..].to_vec()
+}
+
+/// `<receipt type=retry id to [participant] [recipient]><retry count id t v=1/>
+/// <registration/>[<keys>..</keys>]</receipt>` for a message we could not decrypt.
+pub(crate) fn retry_receipt(node: &Node, req: &RetryRequest<'_>) -> Node {
+    let id = id_attr(node).unwrap_or("").to_owned();
+    let mut b = Node::builder("receipt")
+        .attr("id", id.clone())
+        .attr("type", "retry");
+    if let Some(from) = node.get_attr("from") {
+        b = b.attr("to", from.clone());
+    }
+    for key in ["participant", "recipient"] {
+        if let Some(v) = node.get_attr(key) {
+            b = b.attr(key, v.clone());
+        }
+    }
+    let mut children = vec![
+        Node::builder("retry")
+            .attr("count", req.count.to_string())
+            .attr("id", id)
+            .attr("t", req.t.to_string())
+            .attr("v", "1")
+            .build(),
+        Node::builder("registration")
+            .bytes(req.registration_id.to_be_bytes().to_vec())
+            .build(),
+    ];
+    if let Some(k) = &req.keys {
+        let mut keys = vec![
+            Node::builder("type")
+                .bytes(vec![wa_crypto::KEY_TYPE_DJB])
+                .build(),
+            Node::builder("identity").bytes(k.identity.to_vec()).build(),
+            Node::builder("key")
+                .children([
+                    Node::builder("id").bytes(id3(k.pre_key.0)).build(),
+                    Node::builder("value").bytes(k.pre_key.1.to_vec()).build(),
+                ])
+                .build(),
+            Node::builder("skey")
+                .children([
+                    Node::builder("id").bytes(id3(k.signed_pre_key.0)).build(),
+                    Node::builder("value")
+                        .bytes(k.signed_pre_key.1.to_vec())
+                        .build(),
+                    Node::builder("signature")
+                        .bytes(k.signed_pre_key.2.to_vec())
+                        .build(),
+                ])
+                .build(),
+        ];
+        if let Some(d) = k.device_identity {
+            keys.push(Node::builder("device-identity").bytes(d.to_vec()).build());
+        }
+        children.push(Node::builder("keys").children(keys).build());
+    }
+    b.children(children).build()
+}
+
+/// The retry count of a retry receipt (`<retry count>`), at least 1.
+pub(crate) fn retry_count(node: &Node) -> u32 {
+    node.child("retry")
+        .and_then(|r| r.attr_opt::<u64>("count").ok().flatten())
+        .map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX).max(1))
+}
+
+/// The pre-key bundle a retry receipt carries (`<registration>` + `<keys>`), as the
+/// `<user>` node of a key fetch so [`wa_signal::PreKeyBundle::from_user_node`] reads it.
+pub(crate) fn retry_bundle_node(receipt: &Node, device: &Jid) -> Option<Node> {
+    let keys = receipt.child("keys")?;
+    let registration = receipt.child("registration")?.clone();
+    let mut children = vec![registration];
+    children.extend(
+        keys.children()
+            .iter()
+            .filter(|c| matches!(c.tag(), "type" | "identity" | "key" | "skey"))
+            .cloned(),
+    );
+    Some(
+        Node::builder("user")
+            .attr("jid", device.clone())
+            .children(children)
+            .build(),
+    )
+}
+
+/// The answer to a retry receipt: the message re-encrypted for the one device that asked,
+/// with the same id and `<enc count>`. Addressed as Baileys does: `to=group
+/// participant=device` in a group, `to=device recipient=chat` for one of our own devices,
+/// else `to=device`; `<device-identity>` when the ciphertext is a `pkmsg`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resend_stanza(
+    id: &str,
+    chat: &Jid,
+    device: &Jid,
+    own: bool,
+    message: &Message,
+    enc: wa_signal::EncryptedMessage,
+    count: u32,
+    device_identity: Option<&[u8]>,
+) -> Node {
+    let pkmsg = enc.kind == CiphertextType::Pkmsg;
+    let mut children = vec![enc_node(enc.kind, enc.ciphertext, Some(count))];
+    if pkmsg && let Some(account) = device_identity {
+        children.push(
+            Node::builder("device-identity")
+                .bytes(account.to_vec())
+                .build(),
+        );
+    }
+    let mut b = Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("type", message_type(message))
+        .attr_opt("edit", edit_attr(message));
+    if chat.is_group() {
+        b = b
+            .attr("to", chat.clone())
+            .attr("participant", device.clone());
+    } else if own {
+        b = b.attr("to", device.clone()).attr("recipient", chat.clone());
+    } else {
+        b = b.attr("to", device.clone());
+    }
+    b.children(children).build()
+}
+
+/// `<iq type=get xmlns=encrypt><key><user jid/>..</key></iq>`: fetch pre-key bundles.
+pub(crate) fn key_fetch(devices: &[Jid]) -> Node {
+    Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "get")
+        .attr("xmlns", "encrypt")
+        .children([Node::builder("key")
+            .children(
+                devices
+                    .iter()
+                    .map(|d| Node::builder("user").attr("jid", d.clone()).build()),
+            )
+            .build()])
+        .build()
+}
+
+/// A read (or other) receipt for several messages of one sender in one chat.
+pub(crate) fn receipt_for_ids(
+    to: &Jid,
+    participant: Option<&Jid>,
+    ids: &[String],
+    kind: Option<&str>,
+    t: u64,
+) -> Option<Node> {
+    let (first, rest) = ids.split_first()?;
+    let mut b = Node::builder("receipt")
+        .attr("id", first.clone())
+        .attr("to", to.clone())
+        .attr("t", t.to_string());
+    if let Some(p) = participant {
+        b = b.attr("participant", p.clone());
+    }
+    if let Some(k) = kind {
+        b = b.attr("type", k.to_owned());
+    }
+    if !rest.is_empty() {
+        b = b.children([Node::builder("list")
+            .children(
+                rest.iter()
+                    .map(|id| Node::builder("item").attr("id", id.clone()).build()),
+            )
+            .build()]);
+    }
+    Some(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_binary::Server;
+
+    #[test]
+    fn stanza_types_follow_content() {
+        let mut m = Message::default();
+        assert_eq!(message_type(&m), "text");
+        m.reaction_message = Some(Default::default());
+        assert_eq!(message_type(&m), "reaction");
+        let p = Message {
+            poll_update_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(message_type(&p), "poll");
+        let mut e = Message::default();
+        let mut pm = wa_proto::e2e::ProtocolMessage::default();
+        pm.set_type(ProtocolType::MessageEdit);
+        e.protocol_message = Some(Box::new(pm.clone()));
+        assert_eq!(edit_attr(&e), Some("1"));
+        pm.set_type(ProtocolType::Revoke);
+        e.protocol_message = Some(Box::new(pm));
+        assert_eq!(edit_attr(&e), Some("7"));
+        assert_eq!(edit_attr(&Message::default()), None);
+    }
+
+    #[test]
+    fn participant_hash_is_order_independent_and_prefixed() {
+        let a = Jid::with_device("1555", Server::Pn, 0);
+        let b = Jid::with_device("1555", Server::Pn, 3);
+        let h1 = participant_hash(&[a.clone(), b.clone()]);
+        let h2 = participant_hash(&[b, a.clone()]);
+        assert_eq!(h1, h2);
+        assert!(h1.starts_with("2:"));
+        assert_eq!(h1.len(), 2 + 8, "6 bytes are 8 base64 characters");
+        assert_ne!(h1, participant_hash(&[a]));
+    }
+
+    #[test]
+    fn receipt_ids_are_bounded_and_deduplicated() {
+        let items: Vec<Node> = (0..1000)
+            .map(|i| {
+                Node::builder("item")
+                    .attr("id", format!("ID{}", i % 300))
+                    .build()
+            })
+            .collect();
+        let node = Node::builder("receipt")
+            .attr("id", "ID0")
+            .children([Node::builder("list").children(items).build()])
+            .build();
+        let ids = receipt_ids(&node);
+        assert_eq!(ids.len(), MAX_RECEIPT_IDS);
+        assert_eq!(ids[0], "ID0");
+        assert_eq!(ids[1], "ID1");
+        let too_long = Node::builder("receipt").attr("id", "x".repeat(200)).build();
+        assert!(receipt_ids(&too_long).is_empty());
+    }
+
+    #[test]
+    fn retry_receipt_round_trips_its_bundle() {
+        let msg = Node::builder("message")
+            .attr("id", "ABC")
+            .attr("from", Jid::with_device("1555", Server::Pn, 2))
+            .build();
+        let (identity, pre, spk, sig) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 64]);
+        let r = retry_receipt(
+            &msg,
+            &RetryRequest {
+                count: 2,
+                registration_id: 0x0102_0304,
+                keys: Some(RetryKeys {
+                    identity: &identity,
+                    pre_key: (0x0A0B0C, &pre),
+                    signed_pre_key: (7, &spk, &sig),
+                    device_identity: Some(b"adv"),
+                }),
+                t: 99,
+            },
+        );
+        assert_eq!(str_attr(&r, "type"), Some("retry"));
+        assert_eq!(
+            jid_attr(&r, "to"),
+            Some(Jid::with_device("1555", Server::Pn, 2))
+        );
+        assert_eq!(retry_count(&r), 2);
+        let dev = Jid::with_device("1666", Server::Pn, 1);
+        let user = retry_bundle_node(&r, &dev).unwrap();
+        let (jid, bundle) = wa_signal::PreKeyBundle::from_user_node(&user).unwrap();
+        assert_eq!(jid, dev);
+        assert_eq!(bundle.registration_id, 0x0102_0304);
+        assert_eq!(bundle.pre_key.unwrap().0, 0x0A0B0C);
+        assert_eq!(bundle.signed_pre_key_id, 7);
+        assert_eq!(bundle.identity_key.as_bytes(), &identity);
+        let first = retry_receipt(
+            &msg,
+            &RetryRequest {
+                count: 1,
+                registration_id: 1,
+                keys: None,
+                t: 1,
+            },
+        );
+        assert!(first.child("keys").is_none());
+        assert!(retry_bundle_node(&first, &dev).is_none());
+    }
+
+    #[test]
+    fn resends_are_addressed_to_the_one_device() {
+        let enc = |kind| wa_signal::EncryptedMessage {
+            kind,
+            ciphertext: vec![1, 2, 3],
+        };
+        let peer = Jid::pn("1666");
+        let dev = Jid::with_device("1666", Server::Pn, 4);
+        let own_dev = Jid::with_device("1555", Server::Pn, 2);
+        let group = Jid::group("120363-1");
+        let m = Message::default();
+
+        let n = resend_stanza(
+            "ID",
+            &peer,
+            &dev,
+            false,
+            &m,
+            enc(CiphertextType::Msg),
+            2,
+            Some(b"adv"),
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(dev.clone()));
+        assert!(n.get_attr("recipient").is_none() && n.get_attr("participant").is_none());
+        let e = n.child("enc").unwrap();
+        assert_eq!(str_attr(e, "count"), Some("2"));
+        assert_eq!(str_attr(e, "type"), Some("msg"));
+        assert!(n.child("device-identity").is_none(), "only with a pkmsg");
+
+        let n = resend_stanza(
+            "ID",
+            &peer,
+            &own_dev,
+            true,
+            &m,
+            enc(CiphertextType::Pkmsg),
+            3,
+            Some(b"adv"),
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(own_dev.clone()));
+        assert_eq!(jid_attr(&n, "recipient"), Some(peer.clone()));
+        assert_eq!(
+            n.child("device-identity").and_then(Node::content_bytes),
+            Some(&b"adv"[..])
+        );
+
+        let n = resend_stanza(
+            "ID",
+            &group,
+            &dev,
+            false,
+            &m,
+            enc(CiphertextType::Msg),
+            1,
+            None,
+        );
+        assert_eq!(jid_attr(&n, "to"), Some(group));
+        assert_eq!(jid_attr(&n, "participant"), Some(dev));
+        assert_eq!(str_attr(&n, "id"), Some("ID"));
+    }
+
+    #[test]
+    fn enc_children_skip_unknown_and_bound_count() {
+        let encs: Vec<Node> = (0..10)
+            .map(|i| {
+                Node::builder("enc")
+                    .attr("type", if i == 0 { "bogus" } else { "msg" })
+                    .bytes(vec![i as u8])
+                    .build()
+            })
+            .collect();
+        let node = Node::builder("message").children(encs).build();
+        let got = enc_children(&node);
+        assert_eq!(got.len(), MAX_ENC_NODES);
+        assert_eq!(got[0].1, &[1u8][..]);
+    }
+
+    mod hostile {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn attr_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{1,20}",
+                "[0-9a-z.:@_-]{0,40}",
+                "[0-9]{1,15}(:[0-9]{1,5})?@(s\\.whatsapp\\.net|g\\.us|lid|broadcast)",
+                ".{0,64}",
+            ]
+        }
+
+        fn node() -> impl Strategy<Value = Node> {
+            let keys = prop::sample::select(vec![
+                "id",
+                "from",
+                "to",
+                "participant",
+                "recipient",
+                "type",
+                "t",
+                "count",
+                "offline",
+                "notify",
+                "v",
+                "jid",
+                "class",
+                "error",
+            ]);
+            let leaf = (
+                prop::sample::select(vec![
+                    "enc",
+                    "retry",
+                    "registration",
+                    "keys",
+                    "key",
+                    "skey",
+                    "identity",
+                    "type",
+                    "id",
+                    "value",
+                    "signature",
+                    "list",
+                    "item",
+                ]),
+                prop::collection::vec((keys.clone(), attr_value()), 0..4),
+                prop::collection::vec(any::<u8>(), 0..70),
+            )
+                .prop_map(|(tag, attrs, bytes)| {
+                    let mut b = Node::builder(tag);
+                    for (k, v) in attrs {
+                        b = b.attr(k, v);
+                    }
+                    b.bytes(bytes).build()
+                })
+                .boxed();
+            let mid = (
+                prop::sample::select(vec!["keys", "list", "retry", "enc"]),
+                prop::collection::vec(leaf.clone(), 0..6),
+            )
+                .prop_map(|(tag, kids)| Node::builder(tag).children(kids).build());
+            (
+                prop::sample::select(vec!["message", "receipt", "ack"]),
+                prop::collection::vec((keys, attr_value()), 0..8),
+                prop::collection::vec(prop_oneof![leaf, mid], 0..6),
+            )
+                .prop_map(|(tag, attrs, kids)| {
+                    let mut b = Node::builder(tag);
+                    for (k, v) in attrs {
+                        b = b.attr(k, wa_binary::Value::sniff(v));
+                    }
+                    b.children(kids).build()
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn stanza_readers_never_panic(n in node()) {
+                let ids = receipt_ids(&n);
+                prop_assert!(ids.len() <= MAX_RECEIPT_IDS);
+                prop_assert!(ids.iter().all(|i| !i.is_empty() && i.len() <= MAX_ID_LEN));
+                prop_assert!(enc_children(&n).len() <= MAX_ENC_NODES);
+                prop_assert!(retry_count(&n) >= 1);
+                let dev = Jid::with_device("1", wa_binary::Server::Pn, 1);
+                if let Some(user) = retry_bundle_node(&n, &dev) {
+                    let _ = wa_signal::PreKeyBundle::from_user_node(&user);
+                }
+                let _ = ack_for(&n, "message", Some(487));
+                let _ = delivery_receipt(&n, true);
+                let _ = jid_attr(&n, "from");
+                let me = crate::messenger::Me {
+                    pn: Jid::with_device("1555", wa_binary::Server::Pn, 3),
+                    lid: None,
+                };
+                if let Some(i) = crate::recv::parse_incoming(&n, &me) {
+                    prop_assert!(!i.id.is_empty() && i.id.len() <= MAX_ID_LEN);
+                    prop_assert!(i.push_name.is_none_or(|p| p.chars().count() <= 256));
+                }
+            }
+        }
+    }
+}

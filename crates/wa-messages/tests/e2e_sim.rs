@@ -1,0 +1,1018 @@
+//! End-to-end messaging through wa-sim on 127.0.0.1: real sockets, Noise, Signal and
+//! stores; two accounts, linked companions and the simulated phones.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::OsRng;
+use tokio::sync::broadcast;
+use wa_binary::{Jid, Server};
+use wa_messages::{
+    MessageContent, Messenger, MessengerConfig, Poll, PollVoteContext, Quote, ReceiptType,
+    decrypt_poll_vote, poll_option_hash, poll_vote_message,
+};
+use wa_proto::e2e::Message;
+use wa_sim::{Fault, Sim, SimConfig};
+use wa_socket::SocketConfig;
+use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
+use wa_store::{
+    AccountId, AccountStore, Backend, LidMappingStore, MemoryBackend, SentMessageStore,
+    SessionStore,
+};
+use wa_types::{MessageKey, MessageUpdate, WaMessage};
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn memory_store(name: &str) -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new(name).unwrap(),
+    )
+}
+
+fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
+    let mut c = SocketConfig::new(store);
+    c.ws_url = sim.ws_url();
+    c.noise_root = sim.root_public_key();
+    c.backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    };
+    c.connect_timeout = Duration::from_secs(10);
+    c.query_timeout = Duration::from_secs(10);
+    c.initial_pre_keys = 30;
+    c
+}
+
+/// One linked companion with its messenger and an event subscription.
+struct Client {
+    socket: Socket,
+    messenger: Messenger,
+    events: broadcast::Receiver<Event>,
+    jid: Jid,
+    store: AccountStore,
+}
+
+fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
+    start_with(sim, store, MessengerConfig::default())
+}
+
+fn start_with(
+    sim: &Sim,
+    store: AccountStore,
+    mc: MessengerConfig,
+) -> (Socket, Messenger, broadcast::Receiver<Event>) {
+    let socket = Socket::connect(config(sim, store));
+    let events = socket.events();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, mc);
+    (socket, messenger, events)
+}
+
+async fn next_conn(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::Connection(u)) if pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("event in time")
+}
+
+/// Links a new companion to `phone` (the account must exist) by QR.
+async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
+    link_with(sim, phone, store, MessengerConfig::default()).await
+}
+
+async fn link_with(sim: &Sim, phone: &str, store: AccountStore, mc: MessengerConfig) -> Client {
+    let (socket, messenger, mut events) = start_with(sim, store.clone(), mc);
+    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+/// Starts a linked device again from its store and waits until it is open.
+async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
+    let (socket, messenger, mut events) = start(sim, store.clone());
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+async fn next_upsert(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&WaMessage) -> bool,
+) -> WaMessage {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("message in time")
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&MessageUpdate) -> bool,
+) -> MessageUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpdate(u)) => {
+                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("receipt in time")
+}
+
+/// Counts the upserts of message `id` that arrive within `window`.
+async fn count_upserts(rx: &mut broadcast::Receiver<Event>, id: &str, window: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut n = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => return n,
+            Ok(Ok(Event::MessagesUpsert(u))) => {
+                n += u.messages.iter().filter(|m| m.key.id == id).count();
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+        }
+    }
+}
+
+fn text_of(m: &Message) -> Option<&str> {
+    m.extended_text_message
+        .as_deref()
+        .and_then(|e| e.text.as_deref())
+        .or(m.conversation.as_deref())
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_between_two_accounts_reaches_every_device() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    // b1 knows A's LID (as if learned from an earlier stanza or usync).
+    b1.store.put_lid_mapping(A, "987654321").await.unwrap();
+
+    // Text from a1 to B: B's companion and phone decrypt it, and so do A's other
+    // companion (as a copy of a sent message) and A's phone.
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello bob"))
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, b);
+    assert!(key.from_me);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("hello bob"));
+    assert_eq!(got.key.remote_jid, a);
+    assert!(!got.key.from_me);
+    assert_eq!(got.sender, a1.jid);
+    assert_eq!(
+        got.sender_alt,
+        Some(Jid::with_device("987654321", Server::Lid, a1.jid.device))
+    );
+    assert!(!got.offline);
+    let copy = next_upsert(&mut a2.events, |m| m.key.id == key.id).await;
+    assert!(copy.key.from_me);
+    assert_eq!(
+        copy.key.remote_jid, b,
+        "the copy names the chat it was sent to"
+    );
+    assert_eq!(text_of(&copy.message), Some("hello bob"));
+    wait_until("both phones decrypt", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == key.id)
+            && sim.phone_inbox(A).iter().any(|m| m.id == key.id)
+    })
+    .await;
+
+    // Delivery receipts come back to the sender as updates for that id, from B's devices
+    // (b1 or B's phone: wa-sim settles queued receipts by user, so an ack of the phone's
+    // receipt can drop b1's receipt of the same id before it reaches a1) and, as "sender"
+    // receipts, from A's other devices; both name the chat with B.
+    let (delivered, sender) = tokio::time::timeout(WAIT, async {
+        let (mut delivered, mut sender) = (None, None);
+        while delivered.is_none() || sender.is_none() {
+            if let Ok(Event::MessagesUpdate(us)) = a1.events.recv().await {
+                for u in us.into_iter().filter(|u| u.key.id == key.id) {
+                    if u.receipt == ReceiptType::Delivered && u.device.same_user(&b) {
+                        delivered = Some(u);
+                    } else if u.receipt == ReceiptType::Sender && u.device.same_user(&a) {
+                        sender = Some(u);
+                    }
+                }
+            }
+        }
+        (delivered.unwrap(), sender.unwrap())
+    })
+    .await
+    .expect("receipts in time");
+    assert_eq!(delivered.key.remote_jid, b);
+    assert!(delivered.key.from_me);
+    assert_eq!(sender.key.remote_jid, b);
+
+    // A reply quoting it, from b1.
+    let reply = b1
+        .messenger
+        .send_message(&a, MessageContent::text("hi alice"))
+        .await
+        .unwrap();
+    let r1 = next_upsert(&mut a1.events, |m| m.key.id == reply.id).await;
+    assert_eq!(text_of(&r1.message), Some("hi alice"));
+    // a1 learned B's LID through usync when it first wrote to B.
+    let b_lid = sim.account(B).unwrap().lid;
+    assert_eq!(
+        a1.store.lid_for_pn(B).await.unwrap().as_deref(),
+        Some(b_lid.user.as_str())
+    );
+    assert_eq!(
+        r1.sender_alt,
+        Some(Jid::with_device(
+            b_lid.user.clone(),
+            Server::Lid,
+            b1.jid.device
+        ))
+    );
+    assert_eq!(r1.key.remote_jid, b);
+    let r2 = next_upsert(&mut a2.events, |m| m.key.id == reply.id).await;
+    assert_eq!(r2.sender, b1.jid);
+    let quoted = wa_messages::MessageBuilder::new(a.clone(), MessageContent::text("quoting you"))
+        .quote(Quote::new(
+            MessageKey::new(a.clone(), false, key.id.clone()),
+            (*got.message).clone(),
+            &b1.jid,
+        ))
+        .build(&mut OsRng)
+        .unwrap();
+    let qid = "3EB0AAAAAAAAAAAAAAAAA1";
+    b1.messenger.relay_message(&a, quoted, qid).await.unwrap();
+    let q = next_upsert(&mut a1.events, |m| m.key.id == qid).await;
+    let ctx = q
+        .message
+        .extended_text_message
+        .as_deref()
+        .and_then(|e| e.context_info.as_deref())
+        .expect("reply context");
+    assert_eq!(ctx.stanza_id.as_deref(), Some(key.id.as_str()));
+
+    // Reaction, edit and revoke of a1's message.
+    let reaction = b1
+        .messenger
+        .send_message(
+            &a,
+            MessageContent::Reaction {
+                key: MessageKey::new(a.clone(), false, key.id.clone()),
+                emoji: "👍".into(),
+                sender_timestamp_ms: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = next_upsert(&mut a1.events, |m| m.key.id == reaction.id).await;
+    let rm = r.message.reaction_message.as_ref().expect("reaction");
+    assert_eq!(rm.text.as_deref(), Some("👍"));
+    assert_eq!(
+        rm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+
+    let edit = a1
+        .messenger
+        .send_message(
+            &b,
+            MessageContent::Edit {
+                key: key.clone(),
+                new_content: Box::new(MessageContent::text("hello bob (edited)")),
+                timestamp_ms: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let e = next_upsert(&mut b1.events, |m| m.key.id == edit.id).await;
+    let pm = e.message.protocol_message.as_deref().expect("edit");
+    assert_eq!(
+        pm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+    let edited = pm.edited_message.as_deref().expect("edited message");
+    assert_eq!(text_of(edited), Some("hello bob (edited)"));
+    next_upsert(&mut a2.events, |m| m.key.id == edit.id).await;
+
+    let revoke = a1
+        .messenger
+        .send_message(&b, MessageContent::Revoke { key: key.clone() })
+        .await
+        .unwrap();
+    let rv = next_upsert(&mut b1.events, |m| m.key.id == revoke.id).await;
+    let pm = rv.message.protocol_message.as_deref().expect("revoke");
+    assert_eq!(pm.r#type(), wa_proto::e2e::protocol_message::Type::Revoke);
+    assert_eq!(
+        pm.key.as_ref().and_then(|k| k.id.as_deref()),
+        Some(key.id.as_str())
+    );
+
+    // A poll from b1, a vote from a2, decrypted by b1 with the poll's secret.
+    let poll = b1
+        .messenger
+        .send_message(
+            &a,
+            MessageContent::Poll(Poll {
+                name: "lunch?".into(),
+                options: vec!["pizza".into(), "sushi".into()],
+                selectable_count: 1,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let p = next_upsert(&mut a2.events, |m| m.key.id == poll.id).await;
+    let secret = p
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("poll secret");
+    assert!(
+        p.message.poll_creation_message.is_some() || p.message.poll_creation_message_v3.is_some()
+    );
+    let poll_key = MessageKey::new(b.clone(), false, poll.id.clone());
+    let ctx = PollVoteContext {
+        poll_message_id: &poll.id,
+        poll_creator: &b,
+        voter: &a,
+        message_secret: &secret,
+    };
+    let vote = poll_vote_message(&poll_key, &ctx, &["sushi"], now_ms(), &mut OsRng).unwrap();
+    let vid = "3EB0AAAAAAAAAAAAAAAAA2";
+    a2.messenger.relay_message(&b, vote, vid).await.unwrap();
+    let v = next_upsert(&mut b1.events, |m| m.key.id == vid).await;
+    let upd = v.message.poll_update_message.as_ref().expect("vote");
+    let opened = decrypt_poll_vote(&ctx, upd.vote.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        opened.selected_options,
+        vec![poll_option_hash("sushi").to_vec()]
+    );
+    next_upsert(&mut a1.events, |m| m.key.id == vid).await;
+
+    // And the other way: a poll from a1, a vote from b1 that a1 and a2 open.
+    let poll2 = a1
+        .messenger
+        .send_message(
+            &b,
+            MessageContent::Poll(Poll {
+                name: "dinner?".into(),
+                options: vec!["early".into(), "late".into(), "never".into()],
+                selectable_count: 2,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let p2 = next_upsert(&mut b1.events, |m| m.key.id == poll2.id).await;
+    let secret2 = p2
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("poll secret");
+    let ctx2 = PollVoteContext {
+        poll_message_id: &poll2.id,
+        poll_creator: &a,
+        voter: &b,
+        message_secret: &secret2,
+    };
+    let vote2 = poll_vote_message(
+        &MessageKey::new(a.clone(), false, poll2.id.clone()),
+        &ctx2,
+        &["early", "late"],
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
+    let vid2 = "3EB0AAAAAAAAAAAAAAAAA3";
+    b1.messenger.relay_message(&a, vote2, vid2).await.unwrap();
+    for c in [&mut a1, &mut a2] {
+        let v = next_upsert(&mut c.events, |m| m.key.id == vid2).await;
+        let upd = v.message.poll_update_message.as_ref().expect("vote");
+        let opened = decrypt_poll_vote(&ctx2, upd.vote.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            opened.selected_options,
+            vec![
+                poll_option_hash("early").to_vec(),
+                poll_option_hash("late").to_vec()
+            ]
+        );
+    }
+
+    // Read receipts: b1 reads a1's first message; a1 sees it read by b1.
+    b1.messenger
+        .read_messages(std::slice::from_ref(&got.key))
+        .await
+        .unwrap();
+    let read = next_update(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Read
+    })
+    .await;
+    assert_eq!(read.device, b1.jid);
+
+    // Nothing stays queued for the companions once everything was processed.
+    for c in [&a1, &a2, &b1] {
+        wait_until("queues drain", || sim.queued(&c.jid) == 0).await;
+    }
+    drop((a1.socket, a2.socket, b1.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_device_gets_the_message_at_next_login() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let b1 = link(&sim, B, memory_store("b1")).await;
+    let (b_store, b_jid) = (b1.store.clone(), b1.jid.clone());
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let key = a1
+            .messenger
+            .send_message(
+                &Jid::pn(B),
+                MessageContent::text(format!("while you were away {i}")),
+            )
+            .await
+            .unwrap();
+        ids.push(key.id);
+    }
+    assert_eq!(sim.queued(&b_jid), 3);
+
+    // The backlog is reported as one batch, in order, once the server says it is complete.
+    let mut b1 = restart(&sim, b_store, b_jid.clone()).await;
+    let batch = tokio::time::timeout(WAIT, async {
+        loop {
+            match b1.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => return u.messages,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("backlog in time");
+    let got: Vec<&str> = batch.iter().map(|m| m.key.id.as_str()).collect();
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        batch.iter().all(|m| m.offline),
+        "delivered from the offline queue"
+    );
+    assert_eq!(text_of(&batch[2].message), Some("while you were away 2"));
+    wait_until("queue drains", || sim.queued(&b_jid) == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_or_duplicate_delivery_gives_no_duplicate_event() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+
+    // The server drops b1's connection right after handing it the message; b1 reconnects
+    // by itself and the message comes again from the offline queue.
+    let mut conn_events = b1.socket.events();
+    sim.fault(Fault::DropAfterDeliver(b1.jid.clone()));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("once"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    next_conn(&mut conn_events, |u| u.state == ConnectionState::Closed).await;
+    next_conn(&mut conn_events, |u| u.state == ConnectionState::Open).await;
+    wait_until("redelivered and settled", || sim.queued(&b1.jid) == 0).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(2)).await,
+        0
+    );
+
+    // Every stanza delivered twice: still one event.
+    sim.fault(Fault::DuplicateDelivery(true));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("twice on the wire"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(3)).await,
+        1
+    );
+    sim.fault(Fault::DuplicateDelivery(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_sqlite_keeps_decrypting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let backend: Arc<dyn Backend> =
+        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let mut b1 = link(&sim, B, store).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    for i in 0..3 {
+        let k = a1
+            .messenger
+            .send_message(&b, MessageContent::text(format!("a{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+        let k = b1
+            .messenger
+            .send_message(&a, MessageContent::text(format!("b{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+    }
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+
+    // One message while b1 is down, then b1 comes back from the database file alone.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("during restart"))
+        .await
+        .unwrap();
+    let backend: Arc<dyn Backend> =
+        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let mut b1 = restart(&sim, store, b_jid).await;
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("during restart"));
+    for i in 0..2 {
+        let k = b1
+            .messenger
+            .send_message(&a, MessageContent::text(format!("after {i}")))
+            .await
+            .unwrap();
+        let m = next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+        assert_eq!(
+            text_of(&m.message).map(str::to_owned),
+            Some(format!("after {i}"))
+        );
+        let k = a1
+            .messenger
+            .send_message(&b, MessageContent::text(format!("reply {i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_session_is_healed_by_retry_receipts() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+
+    let first = a1
+        .messenger
+        .send_message(&b, MessageContent::text("first"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == first.id).await;
+    // b1 answers, so a1's next message is a plain `msg` on the established session.
+    let back = b1
+        .messenger
+        .send_message(&Jid::pn(A), MessageContent::text("ack"))
+        .await
+        .unwrap();
+    next_upsert(&mut a1.events, |m| m.key.id == back.id).await;
+
+    // b1 loses its session with a1.
+    let (name, dev) = (a1.jid.user.to_string(), u32::from(a1.jid.device));
+    b1.store.delete_session(&name, dev).await.unwrap();
+    assert!(b1.store.get_session(&name, dev).await.unwrap().is_none());
+
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("after the loss"))
+        .await
+        .unwrap();
+    // b1 cannot decrypt, asks again (with its keys from the second attempt); a1 rebuilds
+    // the session and resends with the same id.
+    let retry = next_update(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Retry
+    })
+    .await;
+    assert_eq!(retry.device, b1.jid);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("after the loss"));
+    assert_eq!(got.sender, a1.jid);
+    assert!(b1.store.get_session(&name, dev).await.unwrap().is_some());
+
+    // The healed session keeps working both ways.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("healed"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    let k = b1
+        .messenger
+        .send_message(&Jid::pn(A), MessageContent::text("yes"))
+        .await
+        .unwrap();
+    next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_messages_reach_the_companions() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let msg = wa_messages::MessageBuilder::new(Jid::pn(A), MessageContent::text("from a phone"))
+        .build(&mut OsRng)
+        .unwrap();
+    let id = sim.phone_send(B, &Jid::pn(A), msg).await.unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == id).await;
+    assert_eq!(got.sender, Jid::with_device(B, Server::Pn, 0));
+    assert_eq!(text_of(&got.message), Some("from a phone"));
+    let copy = next_upsert(&mut b1.events, |m| m.key.id == id).await;
+    assert!(copy.key.from_me);
+    assert_eq!(copy.key.remote_jid, Jid::pn(A));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_messages_are_kept_for_retries_then_pruned() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let short = MessengerConfig {
+        sent_message_ttl: Duration::ZERO,
+        prune_interval: Duration::from_secs(1),
+        ..MessengerConfig::default()
+    };
+    let a1 = link_with(&sim, A, memory_store("a1"), short).await;
+    let _b1 = link(&sim, B, memory_store("b1")).await;
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("kept, briefly"))
+        .await
+        .unwrap();
+    let stored = a1.store.get_sent_message("", &key.id).await.unwrap();
+    let info = <wa_proto::web::WebMessageInfo as prost::Message>::decode(stored.unwrap()).unwrap();
+    assert_eq!(
+        text_of(info.message.as_ref().unwrap()),
+        Some("kept, briefly")
+    );
+    let deadline = Instant::now() + WAIT;
+    while a1
+        .store
+        .get_sent_message("", &key.id)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "sent message never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_with_sender_keys() {
+    use wa_groups::{Groups, GroupsConfig, ParticipantAction};
+    use wa_store::SenderKeyMemoryStore;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let groups = Groups::new(a1.socket.clone(), &GroupsConfig::default());
+    a1.messenger = a1.messenger.with_groups(groups.clone());
+    let g = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+
+    // a1 (with wa-groups' metadata) sends: sender-key message plus the distribution
+    // message pairwise to every other device of every member.
+    let k1 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("hello team"))
+        .await
+        .unwrap();
+    assert_eq!(k1.remote_jid, g);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k1.id).await;
+    assert_eq!(text_of(&got.message), Some("hello team"));
+    assert_eq!(got.key.remote_jid, g);
+    assert_eq!(got.key.participant, Some(Jid::pn(A)));
+    assert_eq!(got.sender, a1.jid);
+    let copy = next_upsert(&mut a2.events, |m| m.key.id == k1.id).await;
+    assert!(copy.key.from_me);
+    wait_until("both phones decrypt the group message", || {
+        sim.phone_inbox(A).iter().any(|m| m.id == k1.id)
+            && sim.phone_inbox(B).iter().any(|m| m.id == k1.id)
+    })
+    .await;
+    let mut have = a1.store.sender_key_devices(&g.to_string()).await.unwrap();
+    have.sort();
+    let mut expected: Vec<String> = [
+        Jid::with_device(A, Server::Pn, 0),
+        a2.jid.clone(),
+        Jid::with_device(B, Server::Pn, 0),
+        b1.jid.clone(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    expected.sort();
+    assert_eq!(
+        have, expected,
+        "every other member device got our sender key"
+    );
+
+    // A second message reuses the distributed key (skmsg only) and still decrypts.
+    let k2 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("second"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k2.id).await;
+    assert_eq!(text_of(&got.message), Some("second"));
+    // Delivery receipts from a group member name the group and the member.
+    let delivered = next_update(&mut a1.events, |u| {
+        u.key.id == k2.id && u.device.same_user(&Jid::pn(B))
+    })
+    .await;
+    assert_eq!(delivered.key.remote_jid, g);
+
+    // b1 (no wa-groups handle: a plain metadata query) answers in the group.
+    let k3 = b1
+        .messenger
+        .send_message(&g, MessageContent::text("from bob"))
+        .await
+        .unwrap();
+    for c in [&mut a1, &mut a2] {
+        let m = next_upsert(&mut c.events, |m| m.key.id == k3.id).await;
+        assert_eq!(text_of(&m.message), Some("from bob"));
+        assert_eq!(m.key.participant, Some(Jid::pn(B)));
+    }
+
+    // B's phone sends to the group with its own sender key.
+    let msg = wa_messages::MessageBuilder::new(g.clone(), MessageContent::text("phone to group"))
+        .build(&mut OsRng)
+        .unwrap();
+    let pid = sim.phone_send(B, &g, msg).await.unwrap();
+    let m = next_upsert(&mut a1.events, |m| m.key.id == pid).await;
+    assert_eq!(m.sender, Jid::with_device(B, Server::Pn, 0));
+
+    // B is removed: a1's next message uses a new sender key that only A's devices get.
+    groups
+        .participants_update(&g, &[Jid::pn(B)], ParticipantAction::Remove)
+        .await
+        .unwrap();
+    let k4 = a1
+        .messenger
+        .send_message(&g, MessageContent::text("after bob left"))
+        .await
+        .unwrap();
+    let m = next_upsert(&mut a2.events, |m| m.key.id == k4.id).await;
+    assert_eq!(text_of(&m.message), Some("after bob left"));
+    let have = a1.store.sender_key_devices(&g.to_string()).await.unwrap();
+    assert!(
+        !have.iter().any(|d| d.starts_with(B)),
+        "the removed member's devices are forgotten: {have:?}"
+    );
+    assert_eq!(
+        count_upserts(&mut b1.events, &k4.id, Duration::from_secs(1)).await,
+        0
+    );
+}
+
+/// A raw `<message>` from a1's socket to b1 carrying `enc` (or nothing).
+fn raw_message(id: &str, to_device: &Jid, enc: Option<(&str, Vec<u8>)>) -> wa_binary::Node {
+    use wa_binary::Node;
+    let mut to = Node::builder("to").attr("jid", to_device.clone());
+    if let Some((kind, bytes)) = enc {
+        to = to.children([Node::builder("enc")
+            .attr("v", "2")
+            .attr("type", kind.to_owned())
+            .bytes(bytes)
+            .build()]);
+    } else {
+        to = to.children([Node::builder("unavailable").build()]);
+    }
+    Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("to", Jid::pn(to_device.user.clone()))
+        .attr("type", "text")
+        .children([Node::builder("participants").children([to.build()]).build()])
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ciphertexts_are_answered_and_never_reported() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+    // An established session first, so `msg` garbage meets a real one.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("real"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    wait_until("queue drains", || sim.queued(&b1.jid) == 0).await;
+
+    // Nothing to decrypt: acknowledged (the server drops it from b1's queue).
+    a1.socket
+        .send_node(&raw_message("3EB0BAD0000000000000001", &b1.jid, None))
+        .await
+        .unwrap();
+    wait_until("empty message acked", || sim.queued(&b1.jid) == 0).await;
+
+    // Garbage of every kind: a retry receipt each, no event.
+    let garbage: [(&str, Vec<u8>); 4] = [
+        ("msg", vec![0x33; 40]),
+        ("pkmsg", vec![0x33, 0x08, 0xff, 0xff]),
+        ("skmsg", vec![]),
+        ("msg", k.id.as_bytes().to_vec()),
+    ];
+    for (i, (kind, bytes)) in garbage.into_iter().enumerate() {
+        let id = format!("3EB0BAD000000000000001{i}");
+        a1.socket
+            .send_node(&raw_message(&id, &b1.jid, Some((kind, bytes))))
+            .await
+            .unwrap();
+        let r = next_update(&mut a1.events, |u| u.key.id == id).await;
+        assert_eq!(r.receipt, ReceiptType::Retry, "{kind}");
+        assert_eq!(r.device, b1.jid);
+    }
+
+    // The same undecryptable id again and again: retry receipts up to 5, then an ack, so
+    // the server stops delivering it.
+    let id = "3EB0BAD0000000000000099";
+    let mut retries = 0;
+    for _ in 0..6 {
+        a1.socket
+            .send_node(&raw_message(id, &b1.jid, Some(("msg", vec![0x33; 50]))))
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, a1.events.recv()).await {
+        if let Event::MessagesUpdate(u) = ev {
+            retries += u
+                .iter()
+                .filter(|u| u.key.id == id && u.receipt == ReceiptType::Retry)
+                .count();
+        }
+        if retries >= 5 {
+            break;
+        }
+    }
+    assert_eq!(retries, 5, "retry receipts stop at 5");
+    // The four garbage stanzas above stay queued (a retry receipt does not settle them);
+    // the six copies of this id went with b1's final ack.
+    wait_until("given up and acked", || sim.queued(&b1.jid) == 4).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, id, Duration::from_millis(500)).await,
+        0
+    );
+
+    // b1 still works.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("still fine"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("still fine"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let open = || async {
+        let backend: Arc<dyn Backend> =
+            Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
+        AccountStore::new(backend, AccountId::new("b1").unwrap())
+    };
+    let mut b1 = link(&sim, B, open().await).await;
+    let b_jid = b1.jid.clone();
+
+    // b1 processes the message, then loses its connection before the receipt reaches the
+    // server, cannot log in again, and is shut down.
+    sim.fault(Fault::RefuseLogins(Some(503)));
+    sim.fault(Fault::DropAfterDeliver(b_jid.clone()));
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("exactly once"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    assert_eq!(sim.queued(&b_jid), 1, "the server still holds the message");
+    b1.socket.close().await;
+    drop(b1);
+
+    // A new process from the same database gets it again and only answers it.
+    sim.fault(Fault::RefuseLogins(None));
+    let mut b1 = restart(&sim, open().await, b_jid.clone()).await;
+    wait_until("redelivery settled", || sim.queued(&b_jid) == 0).await;
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(1)).await,
+        0
+    );
+}

@@ -1,0 +1,102 @@
+use wa_binary::Jid;
+
+use crate::MessageKey;
+
+/// One end-to-end message, received or sent by this account, as the messaging layer
+/// reports it (the shape of Baileys' `WAMessage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaMessage {
+    /// Which message this is.
+    pub key: MessageKey,
+    /// The device that sent it (`user:device@server`); our own device for messages we sent.
+    pub sender: Jid,
+    /// The sender's other address when known: its LID for a phone-number sender, its phone
+    /// number for a LID sender.
+    pub sender_alt: Option<Jid>,
+    /// The sender's push name, when the server included it.
+    pub push_name: Option<String>,
+    /// Server timestamp, unix seconds.
+    pub timestamp: u64,
+    /// The decoded message (boxed: the protobuf struct is large).
+    pub message: Box<wa_proto::e2e::Message>,
+    /// Whether it was delivered from the server's offline queue (the backlog kept while
+    /// this device was disconnected).
+    pub offline: bool,
+}
+
+/// New messages: received ones after they were decrypted and committed, sent ones after the
+/// server accepted them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagesUpsert {
+    /// The messages, in the order they were processed.
+    pub messages: Vec<WaMessage>,
+}
+
+/// What a receipt says about a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiptType {
+    /// Delivered to the device (a receipt without `type`).
+    Delivered,
+    /// Read by the user.
+    Read,
+    /// Read on another device of our own account.
+    ReadSelf,
+    /// Played (voice notes, view-once media).
+    Played,
+    /// Played on another device of our own account.
+    PlayedSelf,
+    /// Delivered to another device of our own account (`type="sender"`).
+    Sender,
+    /// Delivered to a device that is inactive.
+    Inactive,
+    /// The device could not decrypt the message and asks for it again.
+    Retry,
+    /// A type this library does not interpret.
+    Other(String),
+}
+
+impl ReceiptType {
+    /// From a receipt's `type` attribute (`None` when absent).
+    pub fn from_attr(kind: Option<&str>) -> Self {
+        match kind {
+            None | Some("") | Some("delivery") => Self::Delivered,
+            Some("read") => Self::Read,
+            Some("read-self") => Self::ReadSelf,
+            Some("played") => Self::Played,
+            Some("played-self") => Self::PlayedSelf,
+            Some("sender") => Self::Sender,
+            Some("inactive") => Self::Inactive,
+            Some("retry") => Self::Retry,
+            Some(other) => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The `type` attribute for this receipt (`None` for a plain delivery receipt).
+    pub fn as_attr(&self) -> Option<&str> {
+        match self {
+            Self::Delivered => None,
+            Self::Read => Some("read"),
+            Self::ReadSelf => Some("read-self"),
+            Self::Played => Some("played"),
+            Self::PlayedSelf => Some("played-self"),
+            Self::Sender => Some("sender"),
+            Self::Inactive => Some("inactive"),
+            Self::Retry => Some("retry"),
+            Self::Other(s) => Some(s),
+        }
+    }
+}
+
+/// A receipt for one message from one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageUpdate {
+    /// The message the receipt is about.
+    pub key: MessageKey,
+    /// The device that sent the receipt.
+    pub device: Jid,
+    /// What happened.
+    pub receipt: ReceiptType,
+    /// Server timestamp, unix seconds (0 when absent).
+    pub timestamp: u64,
+}
