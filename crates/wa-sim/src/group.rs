@@ -717,6 +717,17 @@ pub(crate) fn route_group_message(
     let recipients: Vec<Jid> = devices.into_iter().filter(|d| d != sender).collect();
     shared.queues().sent(id, sender);
     let server_hash = participant_hash(&recipients);
+    // A resend for one member device (answering its retry receipt) names it in
+    // `participant`: only that device gets it.
+    let only = node
+        .attr_opt::<Jid>("participant")
+        .ok()
+        .flatten()
+        .and_then(|p| route::resolve_device(&shared.state.lock(), &p));
+    let recipients: Vec<Jid> = match only {
+        Some(one) => recipients.into_iter().filter(|d| *d == one).collect(),
+        None => recipients,
+    };
     let t = unix_now().to_string();
     let ty = node
         .attr_opt::<String>("type")

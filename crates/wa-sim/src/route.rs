@@ -57,6 +57,8 @@ pub(crate) struct Queued {
     id: String,
     from: Option<Jid>,
     participant: Option<Jid>,
+    /// The receipt type (`None`: delivered, and for other classes).
+    kind: Option<String>,
     node: Node,
     /// The connection that was last given this stanza.
     sent_on: Option<u64>,
@@ -93,6 +95,14 @@ fn same_chat(a: &Jid, b: &Jid) -> bool {
     a.user == b.user && a.server.normalized() == b.server.normalized()
 }
 
+/// Whether the address an ack names (`acked`, copied from the stanza's `from` or
+/// `participant`) is the one a queued stanza carries: the same user, and the same device
+/// when the ack names one (device 0 is written without a device part, so it matches the
+/// user).
+fn same_address(queued: &Jid, acked: &Jid) -> bool {
+    same_chat(queued, acked) && (acked.device == 0 || queued.device == acked.device)
+}
+
 impl Queues {
     fn push(&mut self, device: &Jid, node: Node) {
         let Some(class) = Class::of(&node) else {
@@ -107,6 +117,9 @@ impl Queues {
                 .unwrap_or_default(),
             from: node.attr_opt::<Jid>("from").ok().flatten(),
             participant: node.attr_opt::<Jid>("participant").ok().flatten(),
+            kind: (class == Class::Receipt)
+                .then(|| node.attr_opt::<String>("type").ok().flatten())
+                .flatten(),
             node,
             sent_on: None,
         };
@@ -165,6 +178,7 @@ impl Queues {
         ids: &[String],
         chat: Option<&Jid>,
         participant: Option<&Jid>,
+        receipt_type: Option<Option<&str>>,
     ) -> usize {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return 0;
@@ -173,9 +187,11 @@ impl Queues {
         v.retain(|q| {
             let hit = classes.contains(&q.class)
                 && ids.contains(&q.id)
-                && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_chat(f, c)))
+                && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_address(f, c)))
                 && participant
-                    .is_none_or(|p| q.participant.as_ref().is_none_or(|qp| same_chat(qp, p)));
+                    .is_none_or(|p| q.participant.as_ref().is_none_or(|qp| same_address(qp, p)))
+                && (q.class != Class::Receipt
+                    || receipt_type.is_none_or(|t| q.kind.as_deref() == t));
             !hit
         });
         before - v.len()
@@ -566,6 +582,7 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
             &ids,
             Some(&to),
             participant.as_ref(),
+            None,
         );
     }
     // Groups and status updates: the receipt is about the participant's message.
@@ -633,7 +650,14 @@ pub(crate) fn client_ack(shared: &Shared, sender: &Jid, node: &Node) {
     };
     let to = node.attr_opt::<Jid>("to").ok().flatten();
     let participant = node.attr_opt::<Jid>("participant").ok().flatten();
-    shared
-        .queues()
-        .settle(sender, &[class], &[id], to.as_ref(), participant.as_ref());
+    // An ack for a receipt names its type (none for a delivery receipt).
+    let ty = node.attr_opt::<&str>("type").ok().flatten();
+    shared.queues().settle(
+        sender,
+        &[class],
+        &[id],
+        to.as_ref(),
+        participant.as_ref(),
+        Some(ty),
+    );
 }

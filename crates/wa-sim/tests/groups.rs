@@ -404,6 +404,36 @@ async fn group_message_fan_out_and_phash() {
     let ack = next_tag(&mut ca1, "ack").await;
     assert_eq!(attr(&ack, "id").as_deref(), Some("G2"));
     assert!(attr(&ack, "phash").is_none());
+    assert_eq!(
+        attr(&next_tag(&mut cb1, "message").await, "id").as_deref(),
+        Some("G2")
+    );
+    assert_eq!(
+        attr(&next_tag(&mut ca2, "message").await, "id").as_deref(),
+        Some("G2")
+    );
+    // A resend naming one device in `participant` reaches only that device.
+    let resend = Node::builder("message")
+        .attr("id", "G1")
+        .attr("to", group.clone())
+        .attr("type", "text")
+        .attr("participant", b1.jid.clone())
+        .children([
+            Node::builder("participants")
+                .children([Node::builder("to")
+                    .attr("jid", b1.jid.clone())
+                    .children([blob(7)])
+                    .build()])
+                .build(),
+            skmsg.clone(),
+        ])
+        .build();
+    ca1.send(&resend).await;
+    next_tag(&mut ca1, "ack").await;
+    let again = next_tag(&mut cb1, "message").await;
+    assert_eq!(attr(&again, "id").as_deref(), Some("G1"));
+    assert_eq!(again.children()[0].content_bytes(), Some(&[7u8; 16][..]));
+    assert_quiet(&mut ca2, "message").await;
     // Non-members are refused.
     let d1 = Dev::link(&sim, DAVE).await;
     let (mut cd1, _) = d1.login(&sim).await;

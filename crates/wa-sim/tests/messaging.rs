@@ -932,3 +932,48 @@ async fn random_stanzas_never_hurt_the_server() {
     let (_cb1, seen) = b1.login(&sim).await;
     assert!(seen.last().unwrap().child("offline").is_some());
 }
+
+fn typed_ack(id: &str, to: &Jid, ty: Option<&'static str>) -> Node {
+    Node::builder("ack")
+        .attr("class", "receipt")
+        .attr("id", id.to_owned())
+        .attr("to", to.clone())
+        .attr_opt("type", ty)
+        .build()
+}
+
+#[tokio::test]
+async fn a_receipt_ack_settles_only_that_device_and_type() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let b2 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    let (mut cb2, _) = b2.login(&sim).await;
+    ca1.send(&message(
+        "M7",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1)), (b2.jid.clone(), blob(2))],
+    ))
+    .await;
+    next_tag(&mut cb1, "message").await;
+    next_tag(&mut cb2, "message").await;
+    drop(ca1);
+    eventually(|| !sim.is_online(&a1.jid)).await;
+    cb1.send(&receipt("M7", &a1.jid, None)).await;
+    cb2.send(&receipt("M7", &a1.jid, None)).await;
+    cb1.send(&receipt("M7", &a1.jid, Some("read"))).await;
+    eventually(|| sim.queued(&a1.jid) == 3).await;
+
+    let (mut ca1, seen) = a1.login(&sim).await;
+    let receipts: Vec<&Node> = seen.iter().filter(|n| n.tag() == "receipt").collect();
+    assert_eq!(receipts.len(), 3);
+    // b1's delivery receipt: its read receipt and b2's receipt stay queued.
+    ca1.send(&typed_ack("M7", &b1.jid, None)).await;
+    eventually(|| sim.queued(&a1.jid) == 2).await;
+    ca1.send(&typed_ack("M7", &b1.jid, Some("read"))).await;
+    eventually(|| sim.queued(&a1.jid) == 1).await;
+    ca1.send(&typed_ack("M7", &b2.jid, None)).await;
+    eventually(|| sim.queued(&a1.jid) == 0).await;
+}
