@@ -1,0 +1,67 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod socket;
+
+pub use error::Error;
+pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
+
+pub use wa_binary::{Jid, Node, Server};
+pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
+pub use wa_media::{
+    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType, Uploaded,
+};
+pub use wa_messages::{
+    Contact, LinkPreview, Location, MessageBuilder, MessageContent, Messenger, MessengerConfig,
+    Poll, Quote, generate_message_id,
+};
+/// The protobuf types (the end-to-end `Message` and the rest).
+pub use wa_proto as proto;
+pub use wa_socket::{Backoff, Browser, Filter, Socket, SocketConfig};
+pub use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
+#[cfg(feature = "postgres")]
+pub use wa_store_postgres as postgres;
+#[cfg(feature = "sqlite")]
+pub use wa_store_sqlite::SqliteBackend;
+pub use wa_types::{
+    AddressingMode, ConnectionState, ConnectionUpdate, DisconnectReason, Event, GroupChange,
+    GroupMetadata, GroupParticipant, GroupUpdate, MessageKey, MessageUpdate, MessagesUpsert,
+    ParticipantRole, ReceiptType, WaMessage,
+};
+pub use wa_usync::{Usync, UsyncConfig};
+
+/// The names most programs need: `use wa::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        ConnectionState, Event, Jid, MediaKind, MediaOptions, MessageContent, MessageKey, WaConfig,
+        WaMessage, WaSocket, make_wa_socket, message_text,
+    };
+}
+
+/// An account store in a SQLite file (created if missing), for the account named
+/// `account`.
+///
+/// # Errors
+/// The store's error when the file cannot be opened or migrated.
+#[cfg(feature = "sqlite")]
+pub async fn sqlite_store(
+    path: impl AsRef<std::path::Path>,
+    account: &str,
+) -> Result<AccountStore, Error> {
+    let backend = SqliteBackend::open(path).await?;
+    Ok(AccountStore::new(
+        std::sync::Arc::new(backend),
+        AccountId::new(account)?,
+    ))
+}
+
+/// An account store in memory (lost when the process ends; for tests and experiments).
+///
+/// # Errors
+/// When `account` is not a valid account id.
+pub fn memory_store(account: &str) -> Result<AccountStore, Error> {
+    Ok(AccountStore::new(
+        std::sync::Arc::new(MemoryBackend::new()),
+        AccountId::new(account)?,
+    ))
+}

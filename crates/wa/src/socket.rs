@@ -1,0 +1,277 @@
+//! [`WaSocket`]: one connection with every layer wired.
+
+use tokio::io::AsyncWrite;
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_groups::{Groups, GroupsConfig};
+use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
+use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
+use wa_proto::e2e::Message;
+use wa_socket::{Socket, SocketConfig};
+use wa_store::AccountStore;
+use wa_types::{Event, MessageKey, WaMessage};
+use wa_usync::{Usync, UsyncConfig};
+
+use crate::Error;
+
+/// The settings of every layer. [`WaConfig::new`] gives the defaults for an account store.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WaConfig {
+    /// The connection: server URL, browser, timeouts, the store, ...
+    pub socket: SocketConfig,
+    /// Messaging: ack timeout, workers, retention, ...
+    pub messages: MessengerConfig,
+    /// Group metadata cache.
+    pub groups: GroupsConfig,
+    /// Device-list cache.
+    pub usync: UsyncConfig,
+    /// Media hosts and limits.
+    pub media: MediaConfig,
+}
+
+impl WaConfig {
+    /// Defaults for an account kept in `store`.
+    pub fn new(store: AccountStore) -> Self {
+        Self {
+            socket: SocketConfig::new(store),
+            messages: MessengerConfig::default(),
+            groups: GroupsConfig::default(),
+            usync: UsyncConfig::default(),
+            media: MediaConfig::default(),
+        }
+    }
+}
+
+/// A WhatsApp Web connection with every layer wired: messages, groups, media and user
+/// lookups, each reachable through its accessor, and shortcuts for the common calls.
+/// Cheap to clone; the connection closes when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct WaSocket {
+    socket: Socket,
+    usync: Usync,
+    groups: Groups,
+    messages: Messenger,
+    media: Media,
+}
+
+/// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
+/// connecting (showing QR codes on [`Event::Connection`] when not linked yet) and keeps
+/// reconnecting by itself. Call it inside a Tokio runtime; subscribe to
+/// [`WaSocket::events`] right away.
+///
+/// # Errors
+/// [`Error`] when the media HTTP client cannot be built (TLS setup).
+pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
+    let socket = Socket::connect(config.socket);
+    let usync = Usync::new(socket.clone(), &config.usync);
+    let groups = Groups::new(socket.clone(), &config.groups);
+    let messages =
+        Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
+    let media = Media::new(socket.clone(), config.media)?;
+    Ok(WaSocket {
+        socket,
+        usync,
+        groups,
+        messages,
+        media,
+    })
+}
+
+impl WaSocket {
+    /// Every event of every layer (connection, messages, receipts, groups, ...), from now
+    /// on. A reader that falls behind the bus's capacity skips the oldest events (see
+    /// [`Events::lagged`]) instead of stopping.
+    pub fn events(&self) -> Events {
+        Events {
+            rx: self.socket.events(),
+            lagged: 0,
+        }
+    }
+
+    /// The base socket (raw stanzas, queries, connection state).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The messaging layer.
+    pub fn messages(&self) -> &Messenger {
+        &self.messages
+    }
+
+    /// The groups layer.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// The media layer.
+    pub fn media(&self) -> &Media {
+        &self.media
+    }
+
+    /// Device lists, contact and LID lookups.
+    pub fn usync(&self) -> &Usync {
+        &self.usync
+    }
+
+    /// Our own account (phone-number JID with our device), once linked.
+    pub async fn me(&self) -> Option<Jid> {
+        self.socket.auth().await?.jid?.parse().ok()
+    }
+
+    /// Sends `content` to a user or a group; returns the message's key once the server
+    /// accepted it.
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn send_message(
+        &self,
+        to: &Jid,
+        content: MessageContent,
+    ) -> Result<MessageKey, Error> {
+        Ok(self.messages.send_message(to, content).await?)
+    }
+
+    /// Replies to `message` in its chat with `content`, quoting it.
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn reply(
+        &self,
+        message: &WaMessage,
+        content: MessageContent,
+    ) -> Result<MessageKey, Error> {
+        let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
+        let chat = message.key.remote_jid.clone();
+        let quote = Quote::new(message.key.clone(), (*message.message).clone(), &me);
+        let built = MessageBuilder::new(chat.clone(), content)
+            .quote(quote)
+            .build(&mut rand_core::OsRng)?;
+        let id = wa_messages::generate_message_id(unix_now(), Some(&me), &mut rand_core::OsRng);
+        Ok(self.messages.relay_message(&chat, built, &id).await?)
+    }
+
+    /// Uploads `bytes` as `kind` (an image gets a generated thumbnail) and sends the media
+    /// message to `to`.
+    ///
+    /// # Errors
+    /// The media and messaging layers' errors.
+    pub async fn send_media(
+        &self,
+        to: &Jid,
+        kind: MediaKind,
+        bytes: &[u8],
+        options: &MediaOptions,
+    ) -> Result<MessageKey, Error> {
+        let message = self.media.prepare_bytes(kind, bytes, options, None).await?;
+        self.relay(to, message).await
+    }
+
+    /// Sends an already built message with a fresh id.
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn relay(&self, to: &Jid, message: Message) -> Result<MessageKey, Error> {
+        let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
+        let id = wa_messages::generate_message_id(unix_now(), Some(&me), &mut rand_core::OsRng);
+        Ok(self.messages.relay_message(to, message, &id).await?)
+    }
+
+    /// Downloads, verifies and decrypts the media of a received message into `writer`.
+    ///
+    /// # Errors
+    /// The media layer's errors ([`Error::is_tampered_media`] for an altered blob).
+    pub async fn download_media(
+        &self,
+        message: &WaMessage,
+        writer: impl AsyncWrite + Unpin,
+    ) -> Result<u64, Error> {
+        Ok(self
+            .media
+            .download_message(&message.message, writer, None)
+            .await?)
+    }
+
+    /// Marks received messages read (blue ticks).
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn read_messages(&self, keys: &[MessageKey]) -> Result<(), Error> {
+        Ok(self.messages.read_messages(keys).await?)
+    }
+
+    /// Closes the connection for good; the credentials stay.
+    pub async fn close(&self) {
+        self.socket.close().await;
+    }
+
+    /// Unlinks this device and clears its credentials.
+    ///
+    /// # Errors
+    /// The server's error to the removal (the socket closes anyway).
+    pub async fn logout(&self) -> Result<(), Error> {
+        Ok(self.socket.logout().await?)
+    }
+}
+
+/// A subscription to a [`WaSocket`]'s events.
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<Event>,
+    lagged: u64,
+}
+
+impl Events {
+    /// The next event; `None` once the socket is gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// How many events were skipped because this reader fell behind.
+    pub fn lagged(&self) -> u64 {
+        self.lagged
+    }
+}
+
+/// The text of a message: a plain conversation, an extended text (with a link preview or a
+/// quote), or the caption of a media message.
+pub fn message_text(message: &Message) -> Option<&str> {
+    if let Some(t) = message.conversation.as_deref() {
+        return Some(t);
+    }
+    if let Some(t) = message
+        .extended_text_message
+        .as_ref()
+        .and_then(|e| e.text.as_deref())
+    {
+        return Some(t);
+    }
+    message
+        .image_message
+        .as_ref()
+        .and_then(|m| m.caption.as_deref())
+        .or_else(|| {
+            message
+                .video_message
+                .as_ref()
+                .and_then(|m| m.caption.as_deref())
+        })
+        .or_else(|| {
+            message
+                .document_message
+                .as_ref()
+                .and_then(|m| m.caption.as_deref())
+        })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
