@@ -7,17 +7,19 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::broadcast;
-use wa_sim::{Sim, SimConfig};
 use wa_socket::{ConnectionState, ConnectionUpdate, Event, Socket, SocketConfig};
 use wa_store::{AccountId, AccountStore};
 use wa_store_sqlite::SqliteBackend;
 
+mod demo;
+
 const USAGE: &str = "\
 usage:
-  wa demo                 link a device to a simulated account, restart, log in (no network)
+  wa demo                 two accounts on a local simulator: 1:1, group and media messages,
+                          a restart from SQLite (no network)
   wa login [options]      link this machine to a WhatsApp account (QR code in the terminal)
       --pairing-code PHONE    link by a code typed on the phone instead of a QR code
       --store PATH            SQLite file for the credentials
@@ -28,7 +30,7 @@ usage:
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo().await,
+        Some("demo") => demo::run().await,
         Some("login") => login(&args[1..]).await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -75,36 +77,6 @@ fn describe(u: &ConnectionUpdate) -> String {
     }
 }
 
-/// Waits for the next connection update that `pred` accepts, printing every update.
-async fn wait_for(
-    log: &Log,
-    events: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
-) -> Result<ConnectionUpdate, String> {
-    let next = async {
-        loop {
-            match events.recv().await {
-                Ok(Event::Connection(u)) => {
-                    log.line("device", describe(&u));
-                    if pred(&u) {
-                        return Ok(u);
-                    }
-                    if u.last_disconnect.is_some_and(|r| r.is_terminal()) {
-                        return Err(format!("connection ended: {}", describe(&u)));
-                    }
-                }
-                Ok(Event::CredsUpdated) => log.line("device", "credentials saved"),
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return Err("socket gone".into()),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), next)
-        .await
-        .map_err(|_| "no progress for 30 s".to_string())?
-}
-
 fn render_qr(data: &str) -> String {
     match qrcode::QrCode::new(data.as_bytes()) {
         Ok(code) => code
@@ -126,99 +98,6 @@ async fn open_store(path: &std::path::Path) -> Result<AccountStore, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let account = AccountId::new("default").map_err(|e| e.to_string())?;
     Ok(AccountStore::new(Arc::new(backend), account))
-}
-
-async fn demo() -> Result<(), String> {
-    let log = Log(Instant::now());
-    let sim = Sim::start(SimConfig::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let root = sim.root_public_key();
-    let root_hex: String = root.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    log.line("wa-sim", format!("listening on {}", sim.ws_url()));
-    log.line("wa-sim", format!("trusted root key {root_hex}"));
-
-    let phone = "15550000001";
-    let account = sim.add_account(phone).await;
-    log.line(
-        "phone",
-        format!("account +{phone} (lid {}) ready", account.lid),
-    );
-
-    let dir = std::env::temp_dir().join(format!("wa-demo-{}", std::process::id()));
-    let db = dir.join("wa.db");
-    let _cleanup = RemoveOnDrop(dir.clone());
-    let config = |store: AccountStore| {
-        let mut c = SocketConfig::new(store);
-        c.ws_url = sim.ws_url();
-        c.noise_root = root;
-        c
-    };
-
-    // First run: no credentials, so the device registers and shows QR codes.
-    log.line(
-        "device",
-        format!("starting with new credentials in {}", db.display()),
-    );
-    let socket = Socket::connect(config(open_store(&db).await?));
-    let mut events = socket.events();
-    let qr = wait_for(&log, &mut events, |u| u.qr.is_some())
-        .await?
-        .qr
-        .unwrap_or_default();
-    println!("{}", render_qr(&qr));
-    let device = sim.scan_qr(phone, &qr).await.map_err(|e| e.to_string())?;
-    log.line(
-        "phone",
-        format!("scanned the QR code: linked device {device}"),
-    );
-    wait_for(&log, &mut events, |u| u.state == ConnectionState::Open).await?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sim.prekey_count(&device).unwrap_or(0) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    log.line(
-        "wa-sim",
-        format!(
-            "{device} uploaded {} pre-keys",
-            sim.prekey_count(&device).unwrap_or(0)
-        ),
-    );
-
-    // Report what the device did meanwhile (offline backlog, saved pre-key counters).
-    while let Ok(event) = events.try_recv() {
-        match event {
-            Event::Connection(u) => log.line("device", describe(&u)),
-            Event::CredsUpdated => log.line("device", "credentials saved"),
-            _ => {}
-        }
-    }
-
-    // Restart: a new socket from the same SQLite file logs in without a QR code.
-    log.line("device", "closing to simulate a restart");
-    socket.close().await;
-    wait_for(&log, &mut events, |u| u.state == ConnectionState::Closed).await?;
-    drop(events);
-    drop(socket);
-
-    log.line("device", "starting again from the stored credentials");
-    let socket = Socket::connect(config(open_store(&db).await?));
-    let mut events = socket.events();
-    let up = wait_for(&log, &mut events, |u| {
-        u.state == ConnectionState::Open || u.qr.is_some()
-    })
-    .await?;
-    if up.state != ConnectionState::Open {
-        return Err("the restarted device asked for a new QR code".into());
-    }
-    log.line(
-        "wa-sim",
-        format!("{device} online: {}", sim.is_online(&device)),
-    );
-    socket.close().await;
-    sim.shutdown().await;
-    log.line("demo", "done");
-    Ok(())
 }
 
 struct RemoveOnDrop(PathBuf);

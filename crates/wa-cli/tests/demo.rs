@@ -1,9 +1,10 @@
-//! `wa demo` runs the whole stack against the in-process simulator and finishes.
+//! `wa demo` runs the whole stack against the in-process simulator: two accounts talk one
+//! to one, in a group and with a picture, and one restarts from SQLite.
 
 use std::process::Command;
 
 #[test]
-fn demo_links_restarts_and_logs_in() {
+fn demo_runs_a_conversation_between_two_accounts() {
     let out = Command::new(env!("CARGO_BIN_EXE_wa"))
         .arg("demo")
         .output()
@@ -17,15 +18,31 @@ fn demo_links_restarts_and_logs_in() {
     let steps = [
         "listening on ws://127.0.0.1:",
         "QR code ready",
-        "scanned the QR code: linked device 15550000001:",
+        "+15550000001 scanned the QR code: 15550000001:",
         "closed: restart required (515), reconnecting",
         "open: logged in for the first time",
-        "uploaded 812 pre-keys",
+        "bob     open: logged in for the first time",
+        "-> bob: \"Hi Bob! Lunch today?\"",
+        "bob     <- 15550000001:",
+        "alice   delivered to 15550000002",
+        "alice   read by 15550000002:",
+        "<- bob: \"Sure, 12:30 at the usual place\" (replying to 3EB0",
+        "<- alice reacted",
+        "Alice's phone decrypted 2 of those messages too",
+        "created group \"Lunch club\"",
+        "\"Welcome to the lunch club!\"",
+        "Carol's phone decrypted the group message",
+        "<- carol in the group: \"Count me in! (from Carol's phone)\"",
+        "-> bob: picture (",
+        "<- picture \"Today's menu\": downloaded",
+        "MAC and hashes verified",
         "starting again from the stored credentials",
-        "open: logged in",
-        "online: true",
+        "alice   open: logged in",
+        "bob     <- alice: \"Back online, see you at 12:30\"",
+        "alice   <- bob: \"See you!\"",
         "done",
     ];
+
     let mut rest = stdout.as_ref();
     for step in steps {
         let at = rest
