@@ -177,14 +177,22 @@ pub(crate) async fn listen(args: &[String]) -> Result<(), String> {
                         .unwrap_or_default();
                     log.line(
                         "message",
-                        format!("{dir} {}{who} {} ({})", m.key.remote_jid, summary(m), m.key.id),
+                        format!(
+                            "{dir} {}{who} {} ({})",
+                            m.key.remote_jid,
+                            summary(m),
+                            m.key.id
+                        ),
                     );
                 }
             }
             Event::MessagesUpdate(updates) => {
                 for u in updates {
                     if u.receipt != ReceiptType::Retry {
-                        log.line("receipt", format!("{} {:?} by {}", u.key.id, u.receipt, u.device));
+                        log.line(
+                            "receipt",
+                            format!("{} {:?} by {}", u.key.id, u.receipt, u.device),
+                        );
                     }
                 }
             }

@@ -14,6 +14,7 @@ use wa_socket::{ConnectionState, ConnectionUpdate, Event, Socket, SocketConfig};
 use wa_store::{AccountId, AccountStore};
 use wa_store_sqlite::SqliteBackend;
 
+mod commands;
 mod demo;
 
 const USAGE: &str = "\
@@ -24,7 +25,15 @@ usage:
       --pairing-code PHONE    link by a code typed on the phone instead of a QR code
       --store PATH            SQLite file for the credentials
       --url URL               websocket URL (default wss://web.whatsapp.com/ws/chat)
-      --root HEX              trusted Noise root public key (default: WhatsApp's)";
+      --root HEX              trusted Noise root public key (default: WhatsApp's)
+  wa listen [options]     print every event (messages, receipts, groups) as it comes
+  wa send [options] JID TEXT...
+  wa send [options] JID --image|--video|--gif|--audio|--voice|--document|--sticker FILE
+          [--caption TEXT]   send a text or a media file (with an upload progress bar)
+  wa groups [options]     list the groups this account is in
+      --store PATH|postgres://...   credentials: SQLite file (default) or PostgreSQL
+      --url URL, --root HEX         as for login; --plain-media: media over http (wa-sim)
+  JID is a phone number (+15551234567) or a full JID (120363...@g.us)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,6 +41,9 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run().await,
         Some("login") => login(&args[1..]).await,
+        Some("listen") => commands::listen(&args[1..]).await,
+        Some("send") => commands::send(&args[1..]).await,
+        Some("groups") => commands::groups(&args[1..]).await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

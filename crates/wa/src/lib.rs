@@ -9,7 +9,8 @@ pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
 pub use wa_binary::{Jid, Node, Server};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
 pub use wa_media::{
-    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType, Uploaded,
+    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
+    Progress as MediaProgress, Uploaded,
 };
 pub use wa_messages::{
     Contact, LinkPreview, Location, MessageBuilder, MessageContent, Messenger, MessengerConfig,

@@ -1,0 +1,188 @@
+//! `wa send`, `wa groups` and `wa listen` run as processes against an in-process wa-sim,
+//! with credentials a linked device left in a SQLite file.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wa_binary::Jid;
+use wa_sim::{Sim, SimConfig};
+use wa_store::{AccountId, AccountStore};
+use wa_store_sqlite::SqliteBackend;
+
+const ME: &str = "15550000001";
+const FRIEND: &str = "15550000002";
+
+/// Links a device for `ME` whose credentials stay in `db` (account "default", as the
+/// command expects), then closes it.
+async fn linked_store(sim: &Sim, db: &Path) {
+    let backend = SqliteBackend::open(db).await.unwrap();
+    let store = AccountStore::new(Arc::new(backend), AccountId::new("default").unwrap());
+    let (socket, _) = wa_testkit::link_with(sim, ME, store).await;
+    socket.close().await;
+    socket.closed().await;
+}
+
+fn wa(sim: &Sim, db: &Path, args: &[&str]) -> Command {
+    let root: String = sim
+        .root_public_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wa"));
+    c.args(args).arg("--store").arg(db).args([
+        "--url",
+        &sim.ws_url(),
+        "--root",
+        &root,
+        "--plain-media",
+    ]);
+    c
+}
+
+async fn wait_inbox(sim: &Sim, phone: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = sim.phone_inbox(phone).iter().any(|m| {
+            m.message.conversation.as_deref() == Some(text)
+                || m.message
+                    .extended_text_message
+                    .as_ref()
+                    .and_then(|e| e.text.as_deref())
+                    == Some(text)
+                || m.message
+                    .document_message
+                    .as_ref()
+                    .and_then(|d| d.caption.as_deref())
+                    == Some(text)
+        });
+        if found {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{phone} never got {text:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next line of `wa listen` containing `needle`.
+async fn wait_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, needle: &str) -> String {
+    let fut = async {
+        while let Some(line) = rx.recv().await {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("wa listen ended before {needle:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("no line with {needle:?} in time"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_groups_and_listen_through_the_simulator() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(ME).await;
+    sim.add_account(FRIEND).await;
+    let dir = std::env::temp_dir().join(format!("wa-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("wa.db");
+    linked_store(&sim, &db).await;
+
+    // wa send: a text, then a document with a caption and a progress bar.
+    let out = tokio::task::spawn_blocking({
+        let mut c = wa(
+            &sim,
+            &db,
+            &["send", &format!("+{FRIEND}"), "hello", "from", "the", "cli"],
+        );
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 3EB0"));
+    wait_inbox(&sim, FRIEND, "hello from the cli").await;
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, vec![b'x'; 200_000]).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = wa(
+            &sim,
+            &db,
+            &[
+                "send",
+                FRIEND,
+                "--document",
+                file.to_str().unwrap(),
+                "--caption",
+                "the notes",
+            ],
+        );
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100%"));
+    wait_inbox(&sim, FRIEND, "the notes").await;
+
+    // wa groups: a group the friend's phone created with us in it.
+    let group = sim
+        .phone_create_group(FRIEND, "Book club", &[Jid::pn(ME)])
+        .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = wa(&sim, &db, &["groups"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listing.contains(&group.to_string()) && listing.contains("Book club"),
+        "{listing}"
+    );
+
+    // wa listen: a message from the friend's phone shows up as a line.
+    let mut child = wa(&sim, &db, &["listen"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_line(&mut rx, "listening").await;
+    let msg = wa_proto::e2e::Message {
+        conversation: Some("are you there?".into()),
+        ..Default::default()
+    };
+    sim.phone_send(FRIEND, &Jid::pn(ME), msg).await.unwrap();
+    let line = wait_line(&mut rx, "are you there?").await;
+    assert!(line.contains("<-") && line.contains(FRIEND), "{line}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
