@@ -10,7 +10,7 @@ pub use wa_binary::{Jid, Node, Server};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
 pub use wa_media::{
     Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
-    Progress as MediaProgress, Uploaded,
+    Progress as MediaProgress, Uploaded, downloadable,
 };
 pub use wa_messages::{
     Contact, LinkPreview, Location, MessageBuilder, MessageContent, Messenger, MessengerConfig,
