@@ -1,4 +1,4 @@
-use crate::{ConnectionUpdate, GroupUpdate};
+use crate::{BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, PresenceUpdate};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -15,4 +15,10 @@ pub enum Event {
     PairingCode(String),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(GroupUpdate),
+    /// A contact we subscribed to came online or went offline.
+    PresenceUpdate(PresenceUpdate),
+    /// Someone started or stopped typing or recording in a chat.
+    ChatStateUpdate(ChatStateUpdate),
+    /// The account's blocklist changed (from another device of the account).
+    BlocklistUpdate(BlocklistUpdate),
 }

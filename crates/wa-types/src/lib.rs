@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod chats;
 mod connection;
 mod event;
 mod group;
 mod message_key;
 
+pub use chats::{BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate};
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{
