@@ -261,6 +261,7 @@ impl SimState {
             next_lid: file.next_lid,
             groups,
             next_group: file.next_group,
+            chats: Default::default(),
         };
         Ok(SimState::from_inner(inner))
     }
