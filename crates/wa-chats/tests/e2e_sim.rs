@@ -82,13 +82,14 @@ async fn pair() -> Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_and_typing_reach_the_other_account() {
     let Pair {
-        _sim,
+        _sim: sim,
         a,
         b,
         mut ev_a,
         mut ev_b,
-        ..
+        _sockets: (sock_a, _sock_b),
     } = pair().await;
+    sim.add_account(C).await;
 
     // B subscribes to A: it is told A's current state (offline, never seen) at once.
     b.subscribe_presence(&Jid::pn(A)).await.unwrap();
@@ -147,6 +148,39 @@ async fn presence_and_typing_reach_the_other_account() {
     })
     .await;
     assert_eq!((u.chat, u.state), (Jid::pn(B), ChatState::Composing));
+
+    // In a group: B's typing reaches A as the group's chat state, B the sender.
+    let group = sim
+        .phone_create_group(C, "Typists", &[Jid::pn(A), Jid::pn(B)])
+        .unwrap();
+    b.send_chat_state(&group, ChatState::Recording)
+        .await
+        .unwrap();
+    let u = next_event(&mut ev_a, |e| match e {
+        Event::ChatStateUpdate(u) if u.chat.is_group() => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (u.chat, u.sender, u.state),
+        (group, Jid::pn(B), ChatState::Recording)
+    );
+
+    // A's only connection ends while A is online: B is told A went offline.
+    a.send_presence(Presence::Available).await.unwrap();
+    next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if u.available => Some(()),
+        _ => None,
+    })
+    .await;
+    sock_a.close().await;
+    let gone = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if !u.available => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(gone.jid, Jid::pn(A));
+    assert!(gone.last_seen.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
