@@ -103,7 +103,18 @@ async fn presence_and_typing_reach_the_other_account() {
     assert_eq!(first.last_seen, None);
 
     // A comes online, then goes offline: B sees both, the second with a last-seen time.
+    assert!(matches!(
+        a.set_push_name("  ").await,
+        Err(Error::InvalidRequest(_))
+    ));
     a.set_push_name("Alice").await.unwrap();
+    // The name change alone does not bring A online.
+    no_event(
+        &mut ev_b,
+        |e| matches!(e, Event::PresenceUpdate(u) if u.available),
+    )
+    .await;
+    assert_eq!(sim.push_name(A).as_deref(), Some("Alice"));
     a.send_presence(Presence::Available).await.unwrap();
     let online = next_event(&mut ev_b, |e| match e {
         Event::PresenceUpdate(u) if u.available => Some(u),

@@ -412,6 +412,12 @@ impl Sim {
         e2e::phone_create_group(&self.shared, phone, subject, participants)
     }
 
+    /// The push name `phone`'s devices last announced (`<presence name>`).
+    pub fn push_name(&self, phone: &str) -> Option<String> {
+        let st = self.shared.state.lock();
+        st.accounts.get(phone).and_then(|a| a.push_name.clone())
+    }
+
     /// The JPEG bytes of `phone`'s profile picture, as its device uploaded them.
     pub fn profile_picture(&self, phone: &str) -> Option<Vec<u8>> {
         let st = self.shared.state.lock();
