@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
 use wa_socket::{Event, Filter, Socket};
-use wa_types::ChatState;
+use wa_types::{ChatState, PrivacySetting, PrivacySettings, PrivacyValue};
 
 use crate::Error;
 use crate::parse::{
-    PrivacySetting, PrivacySettings, PrivacyValue, ProfilePicture, UserStatus, parse_blocklist,
-    parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
-    parse_picture_id, parse_presence, parse_privacy, parse_status,
+    ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification, parse_chat_state,
+    parse_disappearing_mode, parse_picture, parse_picture_id, parse_presence, parse_privacy,
+    parse_status,
 };
 
 /// Longest push name sent, in bytes.
@@ -111,8 +111,8 @@ impl Chats {
     /// Wraps `socket` and subscribes to `<presence>`, `<chatstate>` and `<notification
     /// type="account_sync">`: presence and chat states become [`Event::PresenceUpdate`]
     /// and [`Event::ChatStateUpdate`]; account-sync notifications are acknowledged and
-    /// their blocklist changes emitted as [`Event::BlocklistUpdate`]. Must be called
-    /// inside a Tokio runtime.
+    /// their blocklist and privacy changes emitted as [`Event::BlocklistUpdate`] and
+    /// [`Event::PrivacyUpdate`]. Must be called inside a Tokio runtime.
     pub fn new(socket: Socket, config: &ChatsConfig) -> Self {
         let mut presence_rx = socket.subscribe(Filter::tag("presence"), config.queue);
         let mut chatstate_rx = socket.subscribe(Filter::tag("chatstate"), config.queue);
@@ -143,14 +143,20 @@ impl Chats {
         let s = socket.clone();
         let sync = tokio::spawn(async move {
             while let Some(node) = sync_rx.recv().await {
-                let update = parse_blocklist_notification(&node);
+                let blocklist = parse_blocklist_notification(&node);
+                let privacy = node.child("privacy").map(|_| parse_privacy(&node));
                 if let Err(e) = s.send_node(&ack(&node)).await {
                     tracing::debug!("account_sync ack not sent: {e}");
                 }
-                match update {
+                match blocklist {
                     Ok(Some(u)) => s.emit(Event::BlocklistUpdate(u)),
-                    Ok(None) => tracing::debug!("account_sync without blocklist"),
+                    Ok(None) => {}
                     Err(e) => tracing::warn!("unparsable blocklist notification: {e}"),
+                }
+                match privacy {
+                    Some(Ok(p)) => s.emit(Event::PrivacyUpdate(p)),
+                    Some(Err(e)) => tracing::warn!("unparsable privacy notification: {e}"),
+                    None => {}
                 }
             }
         })

@@ -7,9 +7,11 @@ mod parse;
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
 pub use error::Error;
 pub use parse::{
-    MAX_BLOCKLIST, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_URL_LEN, PrivacySetting,
-    PrivacySettings, PrivacyValue, ProfilePicture, UserStatus, parse_blocklist,
-    parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
-    parse_picture_id, parse_presence, parse_privacy, parse_status,
+    MAX_BLOCKLIST, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_URL_LEN, ProfilePicture, UserStatus,
+    parse_blocklist, parse_blocklist_notification, parse_chat_state, parse_disappearing_mode,
+    parse_picture, parse_picture_id, parse_presence, parse_privacy, parse_status,
 };
-pub use wa_types::{BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate};
+pub use wa_types::{
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue,
+};

@@ -196,7 +196,9 @@ async fn presence_and_typing_reach_the_other_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_round_trip() {
-    let Pair { _sim, a, b, .. } = pair().await;
+    let Pair {
+        _sim: sim, a, b, ..
+    } = pair().await;
     let before = a.privacy_settings().await.unwrap();
     assert_eq!(before.last_seen, Some(PrivacyValue::All));
     assert_eq!(before.read_receipts, Some(PrivacyValue::All));
@@ -219,6 +221,22 @@ async fn privacy_round_trip() {
     assert_eq!(after.read_receipts, Some(PrivacyValue::None));
     assert_eq!(after.call_add, Some(PrivacyValue::Known));
     assert_eq!(after.profile_picture, Some(PrivacyValue::All));
+    assert_eq!(after.messages, Some(PrivacyValue::All));
+    // A second device of A is told about a change made on the first, as an event
+    // holding only what changed.
+    let (sock_a2, _) = wa_testkit::link(&sim, A).await;
+    let _a2 = Chats::new(sock_a2.clone(), &ChatsConfig::default());
+    let mut ev_a2 = sock_a2.events();
+    a.set_privacy(PrivacySetting::ProfilePicture, PrivacyValue::Contacts)
+        .await
+        .unwrap();
+    let change = next_event(&mut ev_a2, |e| match e {
+        Event::PrivacyUpdate(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(change.profile_picture, Some(PrivacyValue::Contacts));
+    assert_eq!(change.last_seen, None);
     // Per account: B's settings did not move.
     assert_eq!(
         b.privacy_settings().await.unwrap().last_seen,

@@ -352,17 +352,20 @@ pub(crate) fn iq(
             if !ok {
                 return Some(error(id, 400, "bad-request"));
             }
-            let mut st = shared.state.lock();
-            let p = st.chats.profiles.entry(phone).or_default();
-            p.privacy.insert(name.to_owned(), value.to_owned());
-            result(
-                id,
-                vec![
-                    Node::builder("privacy")
-                        .children([category(name, value)])
-                        .build(),
-                ],
-            )
+            shared
+                .state
+                .lock()
+                .chats
+                .profiles
+                .entry(phone.clone())
+                .or_default()
+                .privacy
+                .insert(name.to_owned(), value.to_owned());
+            let change = Node::builder("privacy")
+                .children([category(name, value)])
+                .build();
+            notify_own_devices(shared, me, change.clone());
+            result(id, vec![change])
         }
         ("disappearing_mode", "set") => {
             let duration = node
@@ -550,18 +553,27 @@ fn block_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
         (user, format!("{}", p.blocked.len()))
     };
     let action = action.unwrap_or_default().to_owned();
+    let change = Node::builder("blocklist")
+        .attr("dhash", dhash)
+        .children([Node::builder("item")
+            .attr("jid", Jid::pn(blocked_user))
+            .attr("action", action)
+            .build()])
+        .build();
+    notify_own_devices(shared, me, change);
+    result(id, Vec::new())
+}
+
+/// Queues `<notification type="account_sync">` with `change` for `me`'s account's other
+/// companions.
+fn notify_own_devices(shared: &Shared, me: &Jid, change: Node) {
+    let phone = me.user.as_str().to_owned();
     let notification = Node::builder("notification")
         .attr("from", Jid::pn(phone.clone()))
         .attr("type", "account_sync")
         .attr("id", fresh_id())
         .attr("t", unix_now().to_string())
-        .children([Node::builder("blocklist")
-            .attr("dhash", dhash)
-            .children([Node::builder("item")
-                .attr("jid", Jid::pn(blocked_user))
-                .attr("action", action)
-                .build()])
-            .build()])
+        .children([change])
         .build();
     let devices: Vec<Jid> = {
         let st = shared.state.lock();
@@ -570,7 +582,6 @@ fn block_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     for d in devices.iter().filter(|d| *d != me && d.device != 0) {
         route::deliver(shared, d, notification.clone());
     }
-    result(id, Vec::new())
 }
 
 /// The usync `<status>` of `phone`, for the usync answer.

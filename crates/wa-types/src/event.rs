@@ -1,4 +1,7 @@
-use crate::{BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, PresenceUpdate};
+use crate::{
+    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, PresenceUpdate,
+    PrivacySettings,
+};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -21,4 +24,7 @@ pub enum Event {
     ChatStateUpdate(ChatStateUpdate),
     /// The account's blocklist changed (from another device of the account).
     BlocklistUpdate(BlocklistUpdate),
+    /// The account's privacy settings changed on another device; only the settings that
+    /// changed are `Some`.
+    PrivacyUpdate(PrivacySettings),
 }

@@ -6,7 +6,10 @@ mod event;
 mod group;
 mod message_key;
 
-pub use chats::{BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate};
+pub use chats::{
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue,
+};
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{
