@@ -584,6 +584,32 @@ fn notify_own_devices(shared: &Shared, me: &Jid, change: Node) {
     }
 }
 
+/// Checks a profile loaded from a state file against the bounds requests are held to.
+pub(crate) fn check_profile(p: &Profile) -> Result<(), crate::Error> {
+    let bad = |why| Err(crate::Error::BadState(why));
+    if p.status.as_ref().is_some_and(|(t, _)| t.len() > MAX_STATUS) {
+        return bad("status text too long");
+    }
+    if p.picture
+        .as_ref()
+        .is_some_and(|(_, b)| b.len() > MAX_PICTURE)
+    {
+        return bad("profile picture too large");
+    }
+    if p.blocked.len() > MAX_BLOCKED {
+        return bad("blocklist too long");
+    }
+    let known = p.privacy.iter().all(|(n, v)| {
+        PRIVACY
+            .iter()
+            .any(|(pn, vs)| pn == n && vs.contains(&v.as_str()))
+    });
+    if !known {
+        return bad("unknown privacy setting");
+    }
+    Ok(())
+}
+
 /// The usync `<status>` of `phone`, for the usync answer.
 pub(crate) fn usync_status(st: &Inner, phone: &str) -> Node {
     let p = st.chats.profiles.get(phone);

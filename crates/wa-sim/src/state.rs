@@ -54,7 +54,8 @@ pub(crate) struct Inner {
     pub(crate) groups: BTreeMap<String, Group>,
     /// The last group number handed out.
     pub(crate) next_group: u64,
-    /// Presence, privacy, status, pictures and blocklists (in memory only).
+    /// Presence, privacy, status, pictures and blocklists (per-account profiles are
+    /// saved in the state file; presence and subscriptions are not).
     pub(crate) chats: crate::chats::ChatsState,
 }
 
