@@ -161,6 +161,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
         }
     }
     shared.conns().remove(&id);
+    crate::chats::connection_gone(&shared, id, conn.device.as_ref());
     reader_task.abort();
 }
 
@@ -803,15 +804,11 @@ impl Conn {
                 Ok(())
             }
             "presence" => {
-                if let Some(name) = node
-                    .attr_opt::<String>("name")
-                    .ok()
-                    .flatten()
-                    .filter(|n| !n.is_empty() && n.len() <= route::MAX_PUSH_NAME)
-                    && let Some(a) = self.shared.state.lock().accounts.get_mut(me.user.as_str())
-                {
-                    a.push_name = Some(name);
-                }
+                crate::chats::presence(&self.shared, self.id, &me, node);
+                Ok(())
+            }
+            "chatstate" => {
+                crate::chats::chatstate(&self.shared, &me, node);
                 Ok(())
             }
             _ => Ok(()),
@@ -1028,6 +1025,16 @@ impl Conn {
                         .await
                 }
             },
+            ("privacy" | "disappearing_mode" | "status" | "w:profile:picture" | "blocklist", _)
+                if logged_in =>
+            {
+                let reply = self
+                    .device
+                    .as_ref()
+                    .and_then(|me| crate::chats::iq(&self.shared, me, id, xmlns, ty, node))
+                    .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
+                self.send(&reply).await
+            }
             _ => {
                 self.send(&iq_error(id, 501, "feature-not-implemented"))
                     .await

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod chats;
 mod config;
 mod conn;
 mod e2e;

@@ -7,6 +7,7 @@ use wa_crypto::{KeyPair, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::chats::Profile;
 use crate::group::{Description, Group, Role};
 use crate::state::{Account, Device, Inner, PreKeys, ServerKeys, SimState};
 
@@ -22,6 +23,21 @@ struct File {
     next_group: u64,
     #[serde(default)]
     groups: Vec<GroupFile>,
+    #[serde(default)]
+    profiles: Vec<ProfileFile>,
+}
+
+/// What an account set about itself (`chats.rs`).
+#[derive(Serialize, Deserialize)]
+struct ProfileFile {
+    phone: String,
+    privacy: BTreeMap<String, String>,
+    blocked: Vec<String>,
+    /// (text, set at)
+    status: Option<(String, u64)>,
+    /// (id, JPEG bytes in hex)
+    picture: Option<(String, String)>,
+    disappearing: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,6 +150,22 @@ impl SimState {
                         .iter()
                         .map(|(p, r)| (p.clone(), role_name(*r).to_owned()))
                         .collect(),
+                })
+                .collect(),
+            profiles: st
+                .chats
+                .profiles
+                .iter()
+                .map(|(phone, p)| ProfileFile {
+                    phone: phone.clone(),
+                    privacy: p.privacy.clone(),
+                    blocked: p.blocked.iter().cloned().collect(),
+                    status: p.status.clone(),
+                    picture: p
+                        .picture
+                        .as_ref()
+                        .map(|(id, b)| (id.clone(), hex::encode(b))),
+                    disappearing: p.disappearing,
                 })
                 .collect(),
             accounts: st
@@ -251,6 +283,21 @@ impl SimState {
                 },
             );
         }
+        let mut chats = crate::chats::ChatsState::default();
+        for p in file.profiles {
+            let profile = Profile {
+                privacy: p.privacy,
+                blocked: p.blocked.into_iter().collect(),
+                status: p.status,
+                picture: match p.picture {
+                    Some((id, h)) => Some((id, bytes::Bytes::from(bytes(&h)?))),
+                    None => None,
+                },
+                disappearing: p.disappearing,
+            };
+            crate::chats::check_profile(&profile)?;
+            chats.profiles.insert(p.phone, profile);
+        }
         let inner = Inner {
             keys: ServerKeys {
                 root: key_pair(&file.root)?,
@@ -261,6 +308,7 @@ impl SimState {
             next_lid: file.next_lid,
             groups,
             next_group: file.next_group,
+            chats,
         };
         Ok(SimState::from_inner(inner))
     }
@@ -322,8 +370,30 @@ mod tests {
                 },
             );
         }
+        {
+            let mut st = state.lock();
+            let p = st.chats.profiles.entry("15551234567".into()).or_default();
+            p.privacy.insert("last".into(), "none".into());
+            p.blocked.insert("15550000009".into());
+            p.status = Some(("away".into(), 5));
+            p.picture = Some(("P1".into(), bytes::Bytes::from_static(&[0xFF, 0xD8])));
+            p.disappearing = 604_800;
+        }
         let json = state.to_json();
         let back = SimState::from_json(&json).unwrap();
+        {
+            let st = back.lock();
+            let p = &st.chats.profiles["15551234567"];
+            assert_eq!(p.privacy["last"], "none");
+            assert!(p.blocked.contains("15550000009"));
+            assert_eq!(p.status, Some(("away".into(), 5)));
+            assert_eq!(p.picture.as_ref().unwrap().1.as_ref(), &[0xFF, 0xD8]);
+            assert_eq!(p.disappearing, 604_800);
+        }
+        assert!(
+            SimState::from_json(&json.replace("\"away\"", &format!("\"{}\"", "x".repeat(2000))))
+                .is_err()
+        );
         assert_eq!(back.lock().groups["120363000000000001"].ephemeral, 86400);
         assert_eq!(back.lock().next_group, 1);
         assert_eq!(back.root_public_key(), state.root_public_key());

@@ -412,6 +412,28 @@ impl Sim {
         e2e::phone_create_group(&self.shared, phone, subject, participants)
     }
 
+    /// The push name `phone`'s devices last announced (`<presence name>`).
+    pub fn push_name(&self, phone: &str) -> Option<String> {
+        let st = self.shared.state.lock();
+        st.accounts.get(phone).and_then(|a| a.push_name.clone())
+    }
+
+    /// The JPEG bytes of `phone`'s profile picture, as its device uploaded them.
+    pub fn profile_picture(&self, phone: &str) -> Option<Vec<u8>> {
+        let st = self.shared.state.lock();
+        crate::chats::picture_bytes(&st, phone).map(|b| b.to_vec())
+    }
+
+    /// The users `phone` blocked, in number order.
+    pub fn blocklist(&self, phone: &str) -> Vec<Jid> {
+        let st = self.shared.state.lock();
+        st.chats
+            .profiles
+            .get(phone)
+            .map(|p| p.blocked.iter().cloned().map(Jid::pn).collect())
+            .unwrap_or_default()
+    }
+
     /// The members of a group (user JIDs, in join order); `None` when there is no such
     /// group.
     pub fn group_members(&self, group: &Jid) -> Option<Vec<Jid>> {

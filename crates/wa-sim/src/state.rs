@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) groups: BTreeMap<String, Group>,
     /// The last group number handed out.
     pub(crate) next_group: u64,
+    /// Presence, privacy, status, pictures and blocklists (per-account profiles are
+    /// saved in the state file; presence and subscriptions are not).
+    pub(crate) chats: crate::chats::ChatsState,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -164,6 +167,7 @@ impl SimState {
             next_lid: 100_000_000_000_001,
             groups: BTreeMap::new(),
             next_group: 0,
+            chats: Default::default(),
         })))
     }
 

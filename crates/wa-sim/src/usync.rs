@@ -14,6 +14,8 @@ struct Asked {
     devices: bool,
     contact: bool,
     lid: bool,
+    status: bool,
+    disappearing: bool,
 }
 
 /// The result of an `<iq xmlns="usync" type="get">`, or `None` for a bad request
@@ -26,6 +28,8 @@ pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
             "devices" => asked.devices = true,
             "contact" => asked.contact = true,
             "lid" => asked.lid = true,
+            "status" => asked.status = true,
+            "disappearing_mode" => asked.disappearing = true,
             _ => {}
         }
     }
@@ -118,6 +122,14 @@ fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
                 .attr_opt("val", account.map(|a| Jid::lid(a.lid_user.clone())))
                 .build(),
         );
+    }
+    if let Some(a) = account {
+        if asked.status {
+            children.push(crate::chats::usync_status(state, &a.phone));
+        }
+        if asked.disappearing {
+            children.push(crate::chats::usync_disappearing(state, &a.phone));
+        }
     }
     Node::builder("user")
         .attr("jid", jid)

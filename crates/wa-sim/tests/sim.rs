@@ -105,14 +105,27 @@ async fn qr_registration_then_login() {
         .query(iq(
             "u0",
             "get",
-            "w:profile:picture",
-            vec![Node::new("picture")],
+            "w:biz",
+            vec![Node::new("business_profile")],
         ))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("error"));
     assert_eq!(
         attr(r.child("error").unwrap(), "code").as_deref(),
         Some("501")
+    );
+    // A profile-picture query without a target is a bad request.
+    let r = c
+        .query(iq(
+            "u00",
+            "get",
+            "w:profile:picture",
+            vec![Node::new("picture")],
+        ))
+        .await;
+    assert_eq!(
+        attr(r.child("error").unwrap(), "code").as_deref(),
+        Some("400")
     );
     // A usync query without a <list> is a bad request.
     let r = c

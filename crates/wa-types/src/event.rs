@@ -1,4 +1,7 @@
-use crate::{ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert};
+use crate::{
+    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate,
+    MessagesUpsert, PresenceUpdate, PrivacySettings,
+};
 
 /// Everything a socket reports to its user, from every layer, on one bus.
 ///
@@ -20,4 +23,13 @@ pub enum Event {
     MessagesUpdate(Vec<MessageUpdate>),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(GroupUpdate),
+    /// A contact we subscribed to came online or went offline.
+    PresenceUpdate(PresenceUpdate),
+    /// Someone started or stopped typing or recording in a chat.
+    ChatStateUpdate(ChatStateUpdate),
+    /// The account's blocklist changed (from another device of the account).
+    BlocklistUpdate(BlocklistUpdate),
+    /// The account's privacy settings changed on another device; only the settings that
+    /// changed are `Some`.
+    PrivacyUpdate(PrivacySettings),
 }

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod chats;
 mod connection;
 mod event;
 mod group;
 mod message;
 mod message_key;
 
+pub use chats::{
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue,
+};
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{

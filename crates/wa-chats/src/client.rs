@@ -1,0 +1,470 @@
+//! The [`Chats`] handle: presence, chat state, privacy, profile and blocklist requests
+//! over a socket, and the incoming presence, chat-state and blocklist stanzas as events.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::task::AbortHandle;
+use wa_binary::{Jid, Node};
+use wa_socket::{Event, Filter, Socket};
+use wa_types::{ChatState, PrivacySetting, PrivacySettings, PrivacyValue};
+
+use crate::Error;
+use crate::parse::{
+    ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification, parse_chat_state,
+    parse_disappearing_mode, parse_picture, parse_picture_id, parse_presence, parse_privacy,
+    parse_status,
+};
+
+/// Longest push name sent, in bytes.
+pub const MAX_PUSH_NAME: usize = 128;
+/// Longest status text sent, in bytes (WhatsApp's clients allow 139 characters).
+const MAX_STATUS_SEND: usize = 1024;
+/// Largest profile picture sent, in bytes.
+const MAX_PICTURE: usize = 5 * 1024 * 1024;
+
+/// Settings of a [`Chats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChatsConfig {
+    /// Incoming presence, chat-state and notification stanzas queued for each listener
+    /// before the socket's reader waits.
+    pub queue: usize,
+}
+
+impl Default for ChatsConfig {
+    fn default() -> Self {
+        Self { queue: 64 }
+    }
+}
+
+/// Our own availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// Online.
+    Available,
+    /// Offline.
+    Unavailable,
+}
+
+impl Presence {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Presence, chat state, privacy, profile and blocklist over a [`Socket`]. Cheap to
+/// clone; the listener tasks stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Chats {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: Socket,
+    /// The push name last set through this handle (else the stored one is used).
+    push_name: Mutex<Option<String>>,
+    /// The availability last sent (a name change repeats it).
+    presence: Mutex<Presence>,
+    listeners: Vec<AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for l in &self.listeners {
+            l.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Chats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chats").finish_non_exhaustive()
+    }
+}
+
+fn ack(node: &Node) -> Node {
+    let attr = |k: &str| node.get_attr(k).cloned();
+    Node::builder("ack")
+        .attr("class", node.tag().to_owned())
+        .attr_opt("id", attr("id"))
+        .attr_opt("type", attr("type"))
+        .attr_opt("to", attr("from"))
+        .attr_opt("participant", attr("participant"))
+        .build()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn iq(xmlns: &'static str, kind: &'static str) -> wa_binary::NodeBuilder {
+    Node::builder("iq")
+        .attr("xmlns", xmlns)
+        .attr("type", kind)
+        .attr("to", Jid::server_jid())
+}
+
+impl Chats {
+    /// Wraps `socket` and subscribes to `<presence>`, `<chatstate>` and `<notification
+    /// type="account_sync">`: presence and chat states become [`Event::PresenceUpdate`]
+    /// and [`Event::ChatStateUpdate`]; account-sync notifications are acknowledged and
+    /// their blocklist and privacy changes emitted as [`Event::BlocklistUpdate`] and
+    /// [`Event::PrivacyUpdate`]. Must be called inside a Tokio runtime.
+    pub fn new(socket: Socket, config: &ChatsConfig) -> Self {
+        let mut presence_rx = socket.subscribe(Filter::tag("presence"), config.queue);
+        let mut chatstate_rx = socket.subscribe(Filter::tag("chatstate"), config.queue);
+        let mut sync_rx = socket.subscribe(
+            Filter::tag("notification").kind("account_sync"),
+            config.queue,
+        );
+        let s = socket.clone();
+        let presence = tokio::spawn(async move {
+            while let Some(node) = presence_rx.recv().await {
+                match parse_presence(&node) {
+                    Ok(u) => s.emit(Event::PresenceUpdate(u)),
+                    Err(e) => tracing::debug!("ignored presence stanza: {e}"),
+                }
+            }
+        })
+        .abort_handle();
+        let s = socket.clone();
+        let chatstate = tokio::spawn(async move {
+            while let Some(node) = chatstate_rx.recv().await {
+                match parse_chat_state(&node) {
+                    Ok(u) => s.emit(Event::ChatStateUpdate(u)),
+                    Err(e) => tracing::debug!("ignored chatstate stanza: {e}"),
+                }
+            }
+        })
+        .abort_handle();
+        let s = socket.clone();
+        let sync = tokio::spawn(async move {
+            while let Some(node) = sync_rx.recv().await {
+                let blocklist = parse_blocklist_notification(&node);
+                let privacy = node.child("privacy").map(|_| parse_privacy(&node));
+                if let Err(e) = s.send_node(&ack(&node)).await {
+                    tracing::debug!("account_sync ack not sent: {e}");
+                }
+                match blocklist {
+                    Ok(Some(u)) => s.emit(Event::BlocklistUpdate(u)),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("unparsable blocklist notification: {e}"),
+                }
+                match privacy {
+                    Some(Ok(p)) => s.emit(Event::PrivacyUpdate(p)),
+                    Some(Err(e)) => tracing::warn!("unparsable privacy notification: {e}"),
+                    None => {}
+                }
+            }
+        })
+        .abort_handle();
+        Self {
+            inner: Arc::new(Inner {
+                socket,
+                push_name: Mutex::new(None),
+                presence: Mutex::new(Presence::Unavailable),
+                listeners: vec![presence, chatstate, sync],
+            }),
+        }
+    }
+
+    async fn push_name(&self) -> Option<String> {
+        if let Some(n) = lock(&self.inner.push_name).clone() {
+            return Some(n);
+        }
+        self.inner.socket.auth().await.and_then(|c| c.push_name)
+    }
+
+    async fn query(&self, node: Node) -> Result<Node, Error> {
+        Ok(self.inner.socket.query(node).await?)
+    }
+
+    /// Tells the server (and so our contacts) whether we are online, with our push name
+    /// when one is known (`<presence type name>`).
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub async fn send_presence(&self, presence: Presence) -> Result<(), Error> {
+        let name = self.push_name().await;
+        *lock(&self.inner.presence) = presence;
+        let node = Node::builder("presence")
+            .attr("type", presence.as_str())
+            .attr_opt("name", name)
+            .build();
+        Ok(self.inner.socket.send_node(&node).await?)
+    }
+
+    /// Asks to be told when `jid` comes online or goes offline (`<presence
+    /// type=subscribe to>`); the answers arrive as [`Event::PresenceUpdate`].
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub async fn subscribe_presence(&self, jid: &Jid) -> Result<(), Error> {
+        let node = Node::builder("presence")
+            .attr("type", "subscribe")
+            .attr("to", jid.to_non_ad())
+            .attr("id", self.inner.socket.generate_id())
+            .build();
+        Ok(self.inner.socket.send_node(&node).await?)
+    }
+
+    /// Shows `state` (typing, recording, stopped) in the chat with `chat` (a user or a
+    /// group): `<chatstate to><composing [media=audio]/>|<paused/></chatstate>`.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub async fn send_chat_state(&self, chat: &Jid, state: ChatState) -> Result<(), Error> {
+        let child = match state {
+            ChatState::Composing => Node::builder("composing").build(),
+            ChatState::Recording => Node::builder("composing").attr("media", "audio").build(),
+            ChatState::Paused => Node::builder("paused").build(),
+        };
+        let node = Node::builder("chatstate")
+            .attr("to", chat.to_non_ad())
+            .children([child])
+            .build();
+        Ok(self.inner.socket.send_node(&node).await?)
+    }
+
+    /// All privacy settings of the account.
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn privacy_settings(&self) -> Result<PrivacySettings, Error> {
+        let reply = self
+            .query(
+                iq("privacy", "get")
+                    .children([Node::builder("privacy").build()])
+                    .build(),
+            )
+            .await?;
+        parse_privacy(&reply)
+    }
+
+    /// Changes one privacy setting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] when `setting` does not take `value` (e.g. online =
+    /// contacts); socket and server errors.
+    pub async fn set_privacy(
+        &self,
+        setting: PrivacySetting,
+        value: PrivacyValue,
+    ) -> Result<(), Error> {
+        if !setting.accepts(value) {
+            return Err(Error::InvalidRequest(
+                "this setting does not take this value",
+            ));
+        }
+        let category = Node::builder("category")
+            .attr("name", setting.as_str())
+            .attr("value", value.as_str())
+            .build();
+        self.query(
+            iq("privacy", "set")
+                .children([Node::builder("privacy").children([category]).build()])
+                .build(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the default disappearing-messages timer of new chats (seconds; 0 turns it
+    /// off): `<iq xmlns=disappearing_mode type=set><disappearing_mode duration/>`.
+    ///
+    /// # Errors
+    /// Socket and server errors.
+    pub async fn set_default_disappearing_mode(&self, seconds: u32) -> Result<(), Error> {
+        self.query(
+            iq("disappearing_mode", "set")
+                .children([Node::builder("disappearing_mode")
+                    .attr("duration", seconds.to_string())
+                    .build()])
+                .build(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn usync(&self, protocol: &'static str, jid: &Jid) -> Node {
+        iq("usync", "get")
+            .children([Node::builder("usync")
+                .attr("sid", self.inner.socket.generate_id())
+                .attr("mode", "query")
+                .attr("last", "true")
+                .attr("index", "0")
+                .attr("context", "interactive")
+                .children([
+                    Node::builder("query")
+                        .children([Node::builder(protocol).build()])
+                        .build(),
+                    Node::builder("list")
+                        .children([Node::builder("user").attr("jid", jid.to_non_ad()).build()])
+                        .build(),
+                ])
+                .build()])
+            .build()
+    }
+
+    /// `jid`'s default disappearing-messages timer (seconds, 0 = off), through usync;
+    /// `None` when the server does not say.
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn default_disappearing_mode(&self, jid: &Jid) -> Result<Option<u32>, Error> {
+        let reply = self.query(self.usync("disappearing_mode", jid)).await?;
+        parse_disappearing_mode(&reply, jid)
+    }
+
+    /// Changes our push name (the name others see beside our number): remembered by
+    /// this handle and announced with `<presence name>` (repeating the availability last
+    /// sent through this handle, offline by default).
+    ///
+    /// The name is not written to the stored credentials: the socket owns them and
+    /// keeps its own copy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty or over-long name; socket errors.
+    pub async fn set_push_name(&self, name: &str) -> Result<(), Error> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_PUSH_NAME {
+            return Err(Error::InvalidRequest("push name empty or too long"));
+        }
+        *lock(&self.inner.push_name) = Some(name.to_owned());
+        let presence = *lock(&self.inner.presence);
+        self.send_presence(presence).await
+    }
+
+    /// `jid`'s status text, through usync's `status` protocol; `None` when the user has
+    /// none (or is unknown).
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn status(&self, jid: &Jid) -> Result<Option<UserStatus>, Error> {
+        let reply = self.query(self.usync("status", jid)).await?;
+        parse_status(&reply, jid)
+    }
+
+    /// Sets our status text: `<iq xmlns=status type=set><status>text</status>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a text over 1024 bytes; socket and server errors.
+    pub async fn set_status(&self, text: &str) -> Result<(), Error> {
+        if text.len() > MAX_STATUS_SEND {
+            return Err(Error::InvalidRequest("status text too long"));
+        }
+        self.query(
+            iq("status", "set")
+                .children([Node::builder("status")
+                    .bytes(text.as_bytes().to_vec())
+                    .build()])
+                .build(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Where to download `jid`'s profile picture (a user or a group): the full image, or
+    /// the thumbnail with `preview`. `None` when there is none (404).
+    ///
+    /// # Errors
+    /// Socket errors; [`Error::Refused`] (e.g. 401 when hidden from us);
+    /// [`Error::Malformed`].
+    pub async fn profile_picture_url(
+        &self,
+        jid: &Jid,
+        preview: bool,
+    ) -> Result<Option<ProfilePicture>, Error> {
+        let node = iq("w:profile:picture", "get")
+            .attr("target", jid.to_non_ad())
+            .children([Node::builder("picture")
+                .attr("type", if preview { "preview" } else { "image" })
+                .attr("query", "url")
+                .build()])
+            .build();
+        match self.query(node).await {
+            Ok(reply) => parse_picture(&reply),
+            Err(Error::Refused { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the profile picture of our account (`target` `None`) or of a group we
+    /// administer, from JPEG bytes (sent as given); returns the new picture id when the
+    /// server gives one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for empty, non-JPEG or over-5-MiB bytes; socket and
+    /// server errors.
+    pub async fn set_profile_picture(
+        &self,
+        target: Option<&Jid>,
+        jpeg: Vec<u8>,
+    ) -> Result<Option<String>, Error> {
+        if jpeg.len() > MAX_PICTURE {
+            return Err(Error::InvalidRequest("picture too large"));
+        }
+        if !jpeg.starts_with(&[0xFF, 0xD8]) {
+            return Err(Error::InvalidRequest("picture is not a JPEG"));
+        }
+        let node = iq("w:profile:picture", "set")
+            .attr_opt("target", target.map(Jid::to_non_ad))
+            .children([Node::builder("picture")
+                .attr("type", "image")
+                .bytes(jpeg)
+                .build()])
+            .build();
+        let reply = self.query(node).await?;
+        parse_picture_id(&reply)
+    }
+
+    /// Removes the profile picture of our account (`target` `None`) or of a group.
+    ///
+    /// # Errors
+    /// Socket and server errors.
+    pub async fn remove_profile_picture(&self, target: Option<&Jid>) -> Result<(), Error> {
+        let node = iq("w:profile:picture", "set")
+            .attr_opt("target", target.map(Jid::to_non_ad))
+            .build();
+        self.query(node).await?;
+        Ok(())
+    }
+
+    /// The users we blocked.
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn blocklist(&self) -> Result<Vec<Jid>, Error> {
+        let reply = self.query(iq("blocklist", "get").build()).await?;
+        parse_blocklist(&reply)
+    }
+
+    /// Blocks `jid`.
+    ///
+    /// # Errors
+    /// Socket and server errors.
+    pub async fn block(&self, jid: &Jid) -> Result<(), Error> {
+        self.update_block(jid, "block").await
+    }
+
+    /// Unblocks `jid`.
+    ///
+    /// # Errors
+    /// Socket and server errors.
+    pub async fn unblock(&self, jid: &Jid) -> Result<(), Error> {
+        self.update_block(jid, "unblock").await
+    }
+
+    async fn update_block(&self, jid: &Jid, action: &'static str) -> Result<(), Error> {
+        let item = Node::builder("item")
+            .attr("action", action)
+            .attr("jid", jid.to_non_ad())
+            .build();
+        self.query(iq("blocklist", "set").children([item]).build())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+/// Errors of presence, privacy, profile and blocklist operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed (not connected, timeout, ...).
+    #[error("socket: {0}")]
+    Socket(wa_socket::Error),
+    /// The server refused the request (e.g. 401 not authorized, 404 not found).
+    #[error("server refused: {code} {text}")]
+    Refused {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+    /// A reply or incoming stanza lacks a required element or attribute, or holds an
+    /// unknown or out-of-bounds value.
+    #[error("malformed stanza: {0}")]
+    Malformed(&'static str),
+    /// The request is invalid before it is sent (e.g. a value a setting does not take).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl From<wa_socket::Error> for Error {
+    fn from(e: wa_socket::Error) -> Self {
+        match e {
+            wa_socket::Error::Iq { code, text } => Error::Refused { code, text },
+            e => Error::Socket(e),
+        }
+    }
+}

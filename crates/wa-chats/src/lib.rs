@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod error;
+mod parse;
+
+pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
+pub use error::Error;
+pub use parse::{
+    MAX_BLOCKLIST, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_URL_LEN, ProfilePicture, UserStatus,
+    parse_blocklist, parse_blocklist_notification, parse_chat_state, parse_disappearing_mode,
+    parse_picture, parse_picture_id, parse_presence, parse_privacy, parse_status,
+};
+pub use wa_types::{
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue,
+};

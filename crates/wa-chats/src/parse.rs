@@ -1,0 +1,326 @@
+//! Sans-IO parsers for the replies and incoming stanzas of this layer. Every function
+//! takes a decoded [`Node`] and returns a typed value or [`Error::Malformed`]; none
+//! panics, and every list read is bounded.
+
+use wa_binary::{Jid, Node};
+use wa_types::{
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue,
+};
+
+use crate::Error;
+
+/// Most entries read from a blocklist reply or notification.
+pub const MAX_BLOCKLIST: usize = 10_000;
+/// Most privacy categories read from a reply.
+pub const MAX_PRIVACY_CATEGORIES: usize = 64;
+/// Longest status text accepted from a reply, in bytes.
+pub const MAX_STATUS_LEN: usize = 4096;
+/// Longest profile-picture URL or direct path accepted from a reply, in bytes.
+pub const MAX_URL_LEN: usize = 4096;
+
+/// A user's status text ("about").
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserStatus {
+    /// The text; empty when the user hides it from us.
+    pub text: String,
+    /// When it was set (unix seconds), when the server said.
+    pub set_at: Option<u64>,
+}
+
+/// Where to download a profile picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfilePicture {
+    /// The picture's id (changes with every new picture).
+    pub id: String,
+    /// The download URL.
+    pub url: String,
+    /// The media direct path, when given.
+    pub direct_path: Option<String>,
+    /// `image` (full size) or `preview` (thumbnail), as the server answered.
+    pub kind: Option<String>,
+}
+
+fn short_str(node: &Node, key: &str, max: usize) -> Result<Option<String>, Error> {
+    match node.attr_opt::<&str>(key) {
+        Ok(Some(s)) if s.len() <= max => Ok(Some(s.to_owned())),
+        Ok(Some(_)) => Err(Error::Malformed("attribute too long")),
+        Ok(None) => Ok(None),
+        Err(_) => Err(Error::Malformed("attribute is not a string")),
+    }
+}
+
+fn unix_attr(node: &Node, key: &str) -> Result<Option<u64>, Error> {
+    match node.attr_opt::<&str>(key) {
+        Ok(None) => Ok(None),
+        Ok(Some(s)) => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| Error::Malformed("timestamp is not a number")),
+        Err(_) => Err(Error::Malformed("timestamp is not a string")),
+    }
+}
+
+/// Reads an incoming `<presence from type [last]>`.
+///
+/// # Errors
+/// [`Error::Malformed`] for a missing or non-JID `from`, an unknown `type` or a `last`
+/// that is neither a number nor `deny`.
+pub fn parse_presence(node: &Node) -> Result<PresenceUpdate, Error> {
+    if node.tag() != "presence" {
+        return Err(Error::Malformed("not a presence stanza"));
+    }
+    let from = node
+        .attr::<Jid>("from")
+        .map_err(|_| Error::Malformed("presence without from"))?;
+    let available = match node.attr_opt::<&str>("type") {
+        Ok(None | Some("available")) => true,
+        Ok(Some("unavailable")) => false,
+        _ => return Err(Error::Malformed("unknown presence type")),
+    };
+    let last_seen = match node.attr_opt::<&str>("last") {
+        Ok(None | Some("deny" | "")) => None,
+        Ok(Some(s)) => Some(
+            s.parse::<u64>()
+                .map_err(|_| Error::Malformed("presence last is not a number"))?,
+        ),
+        Err(_) => return Err(Error::Malformed("presence last is not a string")),
+    };
+    Ok(PresenceUpdate::new(from.to_non_ad(), available, last_seen))
+}
+
+/// Reads an incoming `<chatstate from [participant]><composing [media=audio]/>|<paused/>`.
+///
+/// # Errors
+/// [`Error::Malformed`] for a missing `from`, a non-JID `participant` or an unknown or
+/// missing state child.
+pub fn parse_chat_state(node: &Node) -> Result<ChatStateUpdate, Error> {
+    if node.tag() != "chatstate" {
+        return Err(Error::Malformed("not a chatstate stanza"));
+    }
+    let chat = node
+        .attr::<Jid>("from")
+        .map_err(|_| Error::Malformed("chatstate without from"))?
+        .to_non_ad();
+    let sender = match node.attr_opt::<Jid>("participant") {
+        Ok(Some(p)) => p.to_non_ad(),
+        Ok(None) => chat.clone(),
+        Err(_) => return Err(Error::Malformed("chatstate participant is not a jid")),
+    };
+    let child = node
+        .children()
+        .first()
+        .ok_or(Error::Malformed("chatstate without state"))?;
+    let state = match child.tag() {
+        "composing" => match child.attr_opt::<&str>("media") {
+            Ok(Some("audio")) => ChatState::Recording,
+            Ok(_) => ChatState::Composing,
+            Err(_) => return Err(Error::Malformed("chatstate media is not a string")),
+        },
+        "paused" => ChatState::Paused,
+        _ => return Err(Error::Malformed("unknown chat state")),
+    };
+    Ok(ChatStateUpdate::new(chat, sender, state))
+}
+
+/// Reads the reply to `<iq xmlns=privacy type=get><privacy/>`, or an `account_sync`
+/// notification's change: `<privacy><category name value/>..`. Categories this crate
+/// does not know are skipped.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<privacy>`, with more than
+/// [`MAX_PRIVACY_CATEGORIES`] categories, a category without name or value, or an
+/// unknown value for a known category.
+pub fn parse_privacy(reply: &Node) -> Result<PrivacySettings, Error> {
+    let privacy = reply
+        .child("privacy")
+        .ok_or(Error::Malformed("reply without privacy"))?;
+    if privacy.children().len() > MAX_PRIVACY_CATEGORIES {
+        return Err(Error::Malformed("too many privacy categories"));
+    }
+    let mut out = PrivacySettings::default();
+    for cat in privacy.children_by_tag("category") {
+        let name = cat
+            .attr::<&str>("name")
+            .map_err(|_| Error::Malformed("category without name"))?;
+        let value = cat
+            .attr::<&str>("value")
+            .map_err(|_| Error::Malformed("category without value"))?;
+        let Some(setting) = PrivacySetting::from_wire(name) else {
+            continue;
+        };
+        let value =
+            PrivacyValue::from_wire(value).ok_or(Error::Malformed("unknown privacy value"))?;
+        out.set(setting, value);
+    }
+    Ok(out)
+}
+
+/// Reads the reply to `<iq xmlns=blocklist type=get/>`: `<list><item jid/>..</list>`
+/// (no `<list>` means an empty blocklist).
+///
+/// # Errors
+/// [`Error::Malformed`] for an item without a JID or more than [`MAX_BLOCKLIST`] items.
+pub fn parse_blocklist(reply: &Node) -> Result<Vec<Jid>, Error> {
+    let Some(list) = reply.child("list") else {
+        return Ok(Vec::new());
+    };
+    if list.children().len() > MAX_BLOCKLIST {
+        return Err(Error::Malformed("blocklist too long"));
+    }
+    list.children_by_tag("item")
+        .map(|i| {
+            i.attr::<Jid>("jid")
+                .map(|j| j.to_non_ad())
+                .map_err(|_| Error::Malformed("blocklist item without jid"))
+        })
+        .collect()
+}
+
+/// Reads the `<blocklist dhash [action]><item jid action=block|unblock/>..` child of an
+/// `account_sync` notification; `Ok(None)` when the notification carries no blocklist.
+///
+/// # Errors
+/// [`Error::Malformed`] for an item without JID, an unknown item action or more than
+/// [`MAX_BLOCKLIST`] items.
+pub fn parse_blocklist_notification(node: &Node) -> Result<Option<BlocklistUpdate>, Error> {
+    let Some(bl) = node.child("blocklist") else {
+        return Ok(None);
+    };
+    if bl.children().len() > MAX_BLOCKLIST {
+        return Err(Error::Malformed("blocklist notification too long"));
+    }
+    let dhash = short_str(bl, "dhash", 256)?;
+    let default_action = bl.attr_opt::<&str>("action").ok().flatten();
+    let mut changes = Vec::new();
+    for item in bl.children_by_tag("item") {
+        let jid = item
+            .attr::<Jid>("jid")
+            .map_err(|_| Error::Malformed("blocklist item without jid"))?;
+        let action = item
+            .attr_opt::<&str>("action")
+            .ok()
+            .flatten()
+            .or(default_action);
+        let blocked = match action {
+            Some("block") => true,
+            Some("unblock") => false,
+            _ => return Err(Error::Malformed("unknown blocklist action")),
+        };
+        changes.push(BlocklistChange::new(jid.to_non_ad(), blocked));
+    }
+    Ok(Some(BlocklistUpdate::new(changes, dhash)))
+}
+
+/// Reads the reply to a profile-picture URL query: `<picture id url [direct_path]
+/// [type]/>`; `Ok(None)` when the reply has no `<picture>` or one without a URL.
+///
+/// # Errors
+/// [`Error::Malformed`] for a picture without id or with over-long attributes.
+pub fn parse_picture(reply: &Node) -> Result<Option<ProfilePicture>, Error> {
+    let Some(pic) = reply.child("picture") else {
+        return Ok(None);
+    };
+    let Some(url) = short_str(pic, "url", MAX_URL_LEN)? else {
+        return Ok(None);
+    };
+    let id = short_str(pic, "id", 128)?.ok_or(Error::Malformed("picture without id"))?;
+    Ok(Some(ProfilePicture {
+        id,
+        url,
+        direct_path: short_str(pic, "direct_path", MAX_URL_LEN)?,
+        kind: short_str(pic, "type", 32)?,
+    }))
+}
+
+/// Reads the reply to setting a profile picture: the new picture's id, when given.
+///
+/// # Errors
+/// [`Error::Malformed`] for an over-long id.
+pub fn parse_picture_id(reply: &Node) -> Result<Option<String>, Error> {
+    match reply.child("picture") {
+        Some(p) => short_str(p, "id", 128),
+        None => Ok(None),
+    }
+}
+
+fn usync_user<'a>(reply: &'a Node, jid: &Jid) -> Result<Option<&'a Node>, Error> {
+    let list = reply
+        .child_by_path(&["usync", "list"])
+        .ok_or(Error::Malformed("usync reply without list"))?;
+    let want = jid.to_non_ad();
+    Ok(list
+        .children_by_tag("user")
+        .take(MAX_BLOCKLIST)
+        .find(|u| u.attr::<Jid>("jid").is_ok_and(|j| j.to_non_ad() == want)))
+}
+
+fn check_error(node: &Node) -> Result<(), Error> {
+    if let Some(e) = node.child("error") {
+        let code = e.attr_opt::<u16>("code").ok().flatten().unwrap_or(0);
+        let text = short_str(e, "text", 256)?.unwrap_or_default();
+        return Err(Error::Refused { code, text });
+    }
+    Ok(())
+}
+
+/// Reads `jid`'s status from a usync reply with the `status` protocol: `<user jid><status
+/// t>text</status>`. `Ok(None)` when the user is absent or has no status; a status hidden
+/// from us (`code=401`) is an empty text.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<usync><list>`, for non-UTF-8 or over-long text or a bad
+/// timestamp; [`Error::Refused`] for a per-user `<error>`.
+pub fn parse_status(reply: &Node, jid: &Jid) -> Result<Option<UserStatus>, Error> {
+    let Some(user) = usync_user(reply, jid)? else {
+        return Ok(None);
+    };
+    let Some(status) = user.child("status") else {
+        return Ok(None);
+    };
+    check_error(status)?;
+    let set_at = unix_attr(status, "t")?.filter(|t| *t > 0);
+    let raw = status.content_bytes().unwrap_or_default();
+    if raw.len() > MAX_STATUS_LEN {
+        return Err(Error::Malformed("status text too long"));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| Error::Malformed("status is not UTF-8"))?;
+    if text.is_empty() {
+        let hidden = status.attr_opt::<u16>("code").ok().flatten() == Some(401);
+        return Ok(hidden.then(|| UserStatus {
+            text: String::new(),
+            set_at,
+        }));
+    }
+    Ok(Some(UserStatus {
+        text: text.to_owned(),
+        set_at,
+    }))
+}
+
+/// Reads `jid`'s default disappearing-messages duration (seconds, 0 = off) from a usync
+/// reply with the `disappearing_mode` protocol: `<user jid><disappearing_mode duration
+/// t/>`. `Ok(None)` when the user or the element is absent.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<usync><list>` or for a non-numeric duration;
+/// [`Error::Refused`] for a per-user `<error>`.
+pub fn parse_disappearing_mode(reply: &Node, jid: &Jid) -> Result<Option<u32>, Error> {
+    let Some(user) = usync_user(reply, jid)? else {
+        return Ok(None);
+    };
+    let Some(dm) = user.child("disappearing_mode") else {
+        return Ok(None);
+    };
+    check_error(dm)?;
+    match dm.attr_opt::<&str>("duration") {
+        Ok(None) => Ok(Some(0)),
+        Ok(Some(s)) => s
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| Error::Malformed("duration is not a number")),
+        Err(_) => Err(Error::Malformed("duration is not a string")),
+    }
+}

@@ -1,0 +1,113 @@
+//! Arbitrary stanzas built from the tags and attributes the parsers look at, with random
+//! values: every parser returns a value or an error, never panics, and what it returns
+//! respects its bounds.
+
+use proptest::prelude::*;
+use wa_binary::{Jid, Node};
+use wa_chats::{
+    MAX_BLOCKLIST, parse_blocklist, parse_blocklist_notification, parse_chat_state,
+    parse_disappearing_mode, parse_picture, parse_presence, parse_privacy, parse_status,
+};
+
+const TAGS: &[&str] = &[
+    "presence",
+    "chatstate",
+    "composing",
+    "paused",
+    "privacy",
+    "category",
+    "list",
+    "item",
+    "blocklist",
+    "picture",
+    "usync",
+    "user",
+    "status",
+    "disappearing_mode",
+    "error",
+    "iq",
+];
+const KEYS: &[&str] = &[
+    "from",
+    "participant",
+    "type",
+    "last",
+    "media",
+    "name",
+    "value",
+    "jid",
+    "action",
+    "dhash",
+    "id",
+    "url",
+    "direct_path",
+    "t",
+    "code",
+    "duration",
+];
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("1555@s.whatsapp.net".to_owned()),
+        Just("123-456@g.us".to_owned()),
+        Just("deny".to_owned()),
+        Just("audio".to_owned()),
+        Just("unavailable".to_owned()),
+        Just("block".to_owned()),
+        Just("all".to_owned()),
+        Just("last".to_owned()),
+        Just("401".to_owned()),
+        "[0-9]{0,25}",
+        ".{0,12}",
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Node> {
+    (
+        prop::sample::select(TAGS),
+        prop::collection::vec((prop::sample::select(KEYS), value()), 0..5),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16)),
+    )
+        .prop_map(|(tag, attrs, bytes)| {
+            let mut b = Node::builder(tag);
+            for (k, v) in attrs {
+                b = b.attr(k, wa_binary::Value::sniff(v));
+            }
+            if let Some(bytes) = bytes {
+                b = b.bytes(bytes);
+            }
+            b.build()
+        })
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    leaf().prop_recursive(4, 64, 6, |inner| {
+        (leaf(), prop::collection::vec(inner, 0..6)).prop_map(|(mut n, children)| {
+            n.content = wa_binary::Content::Nodes(children);
+            n
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn parsers_never_panic(n in node()) {
+        let me = Jid::pn("1555");
+        let _ = parse_presence(&n);
+        let _ = parse_chat_state(&n);
+        let _ = parse_privacy(&n);
+        if let Ok(list) = parse_blocklist(&n) {
+            prop_assert!(list.len() <= MAX_BLOCKLIST);
+        }
+        if let Ok(Some(u)) = parse_blocklist_notification(&n) {
+            prop_assert!(u.changes.len() <= MAX_BLOCKLIST);
+        }
+        if let Ok(Some(p)) = parse_picture(&n) {
+            prop_assert!(p.url.len() <= wa_chats::MAX_URL_LEN);
+        }
+        if let Ok(Some(s)) = parse_status(&n, &me) {
+            prop_assert!(s.text.len() <= wa_chats::MAX_STATUS_LEN);
+        }
+        let _ = parse_disappearing_mode(&n, &me);
+    }
+}

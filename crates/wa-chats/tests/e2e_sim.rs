@@ -1,0 +1,395 @@
+//! Presence, chat state, privacy, profile and blocklist between two accounts linked to
+//! wa-sim: every request reaches the server, and what one account does shows up on the
+//! other as replies or events.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_chats::{ChatState, Chats, ChatsConfig, Error, Presence, PrivacySetting, PrivacyValue};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+const C: &str = "15550000003";
+
+/// The next event `pick` maps to `Some`.
+async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("event in time")
+}
+
+/// Waits until no event `pick` accepts arrives for a while.
+async fn no_event(rx: &mut broadcast::Receiver<Event>, mut pick: impl FnMut(&Event) -> bool) {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pick(&e) => return Some(e),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(700), fut).await {
+        panic!("unexpected event {e:?}");
+    }
+}
+
+/// Dropping `_sim` stops the server, so every test keeps it bound.
+struct Pair {
+    _sim: Sim,
+    a: Chats,
+    b: Chats,
+    ev_a: broadcast::Receiver<Event>,
+    ev_b: broadcast::Receiver<Event>,
+    _sockets: (wa_socket::Socket, wa_socket::Socket),
+}
+
+async fn pair() -> Pair {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    let a = Chats::new(sock_a.clone(), &ChatsConfig::default());
+    let b = Chats::new(sock_b.clone(), &ChatsConfig::default());
+    Pair {
+        ev_a: sock_a.events(),
+        ev_b: sock_b.events(),
+        _sim: sim,
+        a,
+        b,
+        _sockets: (sock_a, sock_b),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_typing_reach_the_other_account() {
+    let Pair {
+        _sim: sim,
+        a,
+        b,
+        mut ev_a,
+        mut ev_b,
+        _sockets: (sock_a, _sock_b),
+    } = pair().await;
+    sim.add_account(C).await;
+
+    // B subscribes to A: it is told A's current state (offline, never seen) at once.
+    b.subscribe_presence(&Jid::pn(A)).await.unwrap();
+    let first = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first.jid, Jid::pn(A));
+    assert!(!first.available);
+    assert_eq!(first.last_seen, None);
+
+    // A comes online, then goes offline: B sees both, the second with a last-seen time.
+    assert!(matches!(
+        a.set_push_name("  ").await,
+        Err(Error::InvalidRequest(_))
+    ));
+    a.set_push_name("Alice").await.unwrap();
+    // The name change alone does not bring A online.
+    no_event(
+        &mut ev_b,
+        |e| matches!(e, Event::PresenceUpdate(u) if u.available),
+    )
+    .await;
+    assert_eq!(sim.push_name(A).as_deref(), Some("Alice"));
+    a.send_presence(Presence::Available).await.unwrap();
+    let online = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if u.available => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(online.jid, Jid::pn(A));
+    a.send_presence(Presence::Unavailable).await.unwrap();
+    let offline = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if !u.available => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(offline.jid, Jid::pn(A));
+    assert!(offline.last_seen.is_some_and(|t| t > 1_600_000_000));
+
+    // A never subscribed to B, so B's presence does not reach A.
+    b.send_presence(Presence::Available).await.unwrap();
+    no_event(&mut ev_a, |e| matches!(e, Event::PresenceUpdate(_))).await;
+
+    // Typing: A composes, records, pauses in the chat with B; B sees each in order.
+    for state in [
+        ChatState::Composing,
+        ChatState::Recording,
+        ChatState::Paused,
+    ] {
+        a.send_chat_state(&Jid::pn(B), state).await.unwrap();
+        let u = next_event(&mut ev_b, |e| match e {
+            Event::ChatStateUpdate(u) => Some(u),
+            _ => None,
+        })
+        .await;
+        assert_eq!((u.chat, u.sender, u.state), (Jid::pn(A), Jid::pn(A), state));
+    }
+    // And the other way round.
+    b.send_chat_state(&Jid::pn(A), ChatState::Composing)
+        .await
+        .unwrap();
+    let u = next_event(&mut ev_a, |e| match e {
+        Event::ChatStateUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.chat, u.state), (Jid::pn(B), ChatState::Composing));
+
+    // In a group: B's typing reaches A as the group's chat state, B the sender.
+    let group = sim
+        .phone_create_group(C, "Typists", &[Jid::pn(A), Jid::pn(B)])
+        .unwrap();
+    b.send_chat_state(&group, ChatState::Recording)
+        .await
+        .unwrap();
+    let u = next_event(&mut ev_a, |e| match e {
+        Event::ChatStateUpdate(u) if u.chat.is_group() => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (u.chat, u.sender, u.state),
+        (group, Jid::pn(B), ChatState::Recording)
+    );
+
+    // A's only connection ends while A is online: B is told A went offline.
+    a.send_presence(Presence::Available).await.unwrap();
+    next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if u.available => Some(()),
+        _ => None,
+    })
+    .await;
+    sock_a.close().await;
+    let gone = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if !u.available => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(gone.jid, Jid::pn(A));
+    assert!(gone.last_seen.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_round_trip() {
+    let Pair {
+        _sim: sim, a, b, ..
+    } = pair().await;
+    let before = a.privacy_settings().await.unwrap();
+    assert_eq!(before.last_seen, Some(PrivacyValue::All));
+    assert_eq!(before.read_receipts, Some(PrivacyValue::All));
+
+    a.set_privacy(PrivacySetting::LastSeen, PrivacyValue::Contacts)
+        .await
+        .unwrap();
+    a.set_privacy(PrivacySetting::Online, PrivacyValue::MatchLastSeen)
+        .await
+        .unwrap();
+    a.set_privacy(PrivacySetting::ReadReceipts, PrivacyValue::None)
+        .await
+        .unwrap();
+    a.set_privacy(PrivacySetting::CallAdd, PrivacyValue::Known)
+        .await
+        .unwrap();
+    let after = a.privacy_settings().await.unwrap();
+    assert_eq!(after.last_seen, Some(PrivacyValue::Contacts));
+    assert_eq!(after.online, Some(PrivacyValue::MatchLastSeen));
+    assert_eq!(after.read_receipts, Some(PrivacyValue::None));
+    assert_eq!(after.call_add, Some(PrivacyValue::Known));
+    assert_eq!(after.profile_picture, Some(PrivacyValue::All));
+    assert_eq!(after.messages, Some(PrivacyValue::All));
+    // A second device of A is told about a change made on the first, as an event
+    // holding only what changed.
+    let (sock_a2, _) = wa_testkit::link(&sim, A).await;
+    let _a2 = Chats::new(sock_a2.clone(), &ChatsConfig::default());
+    let mut ev_a2 = sock_a2.events();
+    a.set_privacy(PrivacySetting::ProfilePicture, PrivacyValue::Contacts)
+        .await
+        .unwrap();
+    let change = next_event(&mut ev_a2, |e| match e {
+        Event::PrivacyUpdate(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(change.profile_picture, Some(PrivacyValue::Contacts));
+    assert_eq!(change.last_seen, None);
+    // Per account: B's settings did not move.
+    assert_eq!(
+        b.privacy_settings().await.unwrap().last_seen,
+        Some(PrivacyValue::All)
+    );
+    // A value the setting does not take is refused before it is sent.
+    assert!(matches!(
+        a.set_privacy(PrivacySetting::Online, PrivacyValue::Contacts)
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // Disappearing-mode default: set by A, read by B through usync.
+    assert_eq!(
+        b.default_disappearing_mode(&Jid::pn(A)).await.unwrap(),
+        Some(0)
+    );
+    a.set_default_disappearing_mode(86_400).await.unwrap();
+    assert_eq!(
+        b.default_disappearing_mode(&Jid::pn(A)).await.unwrap(),
+        Some(86_400)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_text_and_profile_picture_seen_by_the_other_account() {
+    let Pair {
+        _sim: sim, a, b, ..
+    } = pair().await;
+
+    assert_eq!(b.status(&Jid::pn(A)).await.unwrap(), None);
+    a.set_status("Hiking 🏔").await.unwrap();
+    let s = b.status(&Jid::pn(A)).await.unwrap().expect("a status");
+    assert_eq!(s.text, "Hiking 🏔");
+    assert!(s.set_at.is_some());
+    // Hidden from everyone: B gets an empty text.
+    a.set_privacy(PrivacySetting::Status, PrivacyValue::None)
+        .await
+        .unwrap();
+    assert_eq!(b.status(&Jid::pn(A)).await.unwrap().unwrap().text, "");
+
+    // No picture yet.
+    assert_eq!(
+        b.profile_picture_url(&Jid::pn(A), false).await.unwrap(),
+        None
+    );
+    let jpeg = [
+        &[0xFF, 0xD8, 0xFF, 0xE0][..],
+        b"fake jpeg body",
+        &[0xFF, 0xD9],
+    ]
+    .concat();
+    let id = a
+        .set_profile_picture(None, jpeg.clone())
+        .await
+        .unwrap()
+        .expect("a picture id");
+    assert_eq!(sim.profile_picture(A), Some(jpeg.clone()));
+    let pic = b
+        .profile_picture_url(&Jid::pn(A), false)
+        .await
+        .unwrap()
+        .expect("a picture");
+    assert_eq!(pic.id, id);
+    assert!(pic.url.starts_with("https://") && pic.url.contains(&id));
+    let preview = b
+        .profile_picture_url(&Jid::pn(A), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(preview.kind.as_deref(), Some("preview"));
+    // Non-JPEG bytes are refused locally.
+    assert!(matches!(
+        a.set_profile_picture(None, b"GIF89a".to_vec()).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    // A new picture gets a new id; removing it leaves none.
+    let id2 = a.set_profile_picture(None, jpeg).await.unwrap().unwrap();
+    assert_ne!(id2, id);
+    a.remove_profile_picture(None).await.unwrap();
+    assert_eq!(sim.profile_picture(A), None);
+    assert_eq!(
+        b.profile_picture_url(&Jid::pn(A), false).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_and_unblock() {
+    let Pair {
+        _sim: sim,
+        a,
+        b,
+        mut ev_a,
+        mut ev_b,
+        ..
+    } = pair().await;
+    sim.add_account(C).await;
+    // A second device of A hears about blocklist changes made on the first.
+    let (sock_a2, _) = wa_testkit::link(&sim, A).await;
+    let a2 = Chats::new(sock_a2.clone(), &ChatsConfig::default());
+    let mut ev_a2 = sock_a2.events();
+
+    assert!(a.blocklist().await.unwrap().is_empty());
+    a.block(&Jid::pn(B)).await.unwrap();
+    a.block(&Jid::pn(C)).await.unwrap();
+    assert_eq!(a.blocklist().await.unwrap(), [Jid::pn(B), Jid::pn(C)]);
+    assert_eq!(a2.blocklist().await.unwrap(), [Jid::pn(B), Jid::pn(C)]);
+    assert_eq!(sim.blocklist(A), [Jid::pn(B), Jid::pn(C)]);
+    let u = next_event(&mut ev_a2, |e| match e {
+        Event::BlocklistUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        u.changes
+            .iter()
+            .map(|c| (c.jid.clone(), c.blocked))
+            .collect::<Vec<_>>(),
+        [(Jid::pn(B), true)]
+    );
+
+    // A blocked B: B's typing no longer reaches A, nor does A's picture reach B.
+    b.send_chat_state(&Jid::pn(A), ChatState::Composing)
+        .await
+        .unwrap();
+    no_event(&mut ev_a, |e| matches!(e, Event::ChatStateUpdate(_))).await;
+    a.set_profile_picture(None, vec![0xFF, 0xD8, 0xFF, 0xD9])
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.profile_picture_url(&Jid::pn(A), false).await,
+        Err(Error::Refused { code: 401, .. })
+    ));
+
+    a.unblock(&Jid::pn(B)).await.unwrap();
+    assert_eq!(a.blocklist().await.unwrap(), [Jid::pn(C)]);
+    let u = next_event(&mut ev_a2, |e| match e {
+        Event::BlocklistUpdate(u) if u.changes.iter().any(|c| !c.blocked) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(u.changes[0].jid, Jid::pn(B));
+    // Unblocked: typing flows again, and B itself was never told about the blocklist.
+    b.send_chat_state(&Jid::pn(A), ChatState::Paused)
+        .await
+        .unwrap();
+    let u = next_event(&mut ev_a, |e| match e {
+        Event::ChatStateUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.sender, u.state), (Jid::pn(B), ChatState::Paused));
+    no_event(&mut ev_b, |e| matches!(e, Event::BlocklistUpdate(_))).await;
+    drop(sock_a2);
+}

@@ -1,0 +1,337 @@
+//! The parsers on well-formed and malformed stanzas: typed values or `Error::Malformed`,
+//! never a panic.
+
+use wa_binary::{Jid, Node};
+use wa_chats::{
+    ChatState, Error, MAX_BLOCKLIST, PrivacySetting, PrivacyValue, parse_blocklist,
+    parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
+    parse_presence, parse_privacy, parse_status,
+};
+
+fn malformed<T: std::fmt::Debug>(r: Result<T, Error>) {
+    assert!(
+        matches!(r, Err(Error::Malformed(_))),
+        "expected Malformed, got {r:?}"
+    );
+}
+
+#[test]
+fn presence_available_unavailable_and_last_seen() {
+    let p = parse_presence(
+        &Node::builder("presence")
+            .attr("from", Jid::with_device("1555", wa_binary::Server::Pn, 3))
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(p.jid, Jid::pn("1555"));
+    assert!(p.available);
+    assert_eq!(p.last_seen, None);
+    let p = parse_presence(
+        &Node::builder("presence")
+            .attr("from", Jid::pn("1555"))
+            .attr("type", "unavailable")
+            .attr("last", "1700000000")
+            .build(),
+    )
+    .unwrap();
+    assert!(!p.available);
+    assert_eq!(p.last_seen, Some(1_700_000_000));
+    let p = parse_presence(
+        &Node::builder("presence")
+            .attr("from", Jid::pn("1555"))
+            .attr("type", "unavailable")
+            .attr("last", "deny")
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(p.last_seen, None);
+}
+
+#[test]
+fn presence_malformed() {
+    malformed(parse_presence(&Node::builder("presence").build()));
+    malformed(parse_presence(
+        &Node::builder("presence").attr("from", "not a jid").build(),
+    ));
+    malformed(parse_presence(
+        &Node::builder("presence")
+            .attr("from", Jid::pn("1"))
+            .attr("type", "bogus")
+            .build(),
+    ));
+    malformed(parse_presence(
+        &Node::builder("presence")
+            .attr("from", Jid::pn("1"))
+            .attr("last", "-5")
+            .build(),
+    ));
+    malformed(parse_presence(
+        &Node::builder("chatstate")
+            .attr("from", Jid::pn("1"))
+            .build(),
+    ));
+}
+
+#[test]
+fn chat_states() {
+    let cs = |child: Node, participant: Option<Jid>| {
+        Node::builder("chatstate")
+            .attr("from", Jid::group("123-456"))
+            .attr_opt("participant", participant)
+            .children([child])
+            .build()
+    };
+    let u = parse_chat_state(&cs(Node::new("composing"), Some(Jid::pn("77")))).unwrap();
+    assert_eq!(u.chat, Jid::group("123-456"));
+    assert_eq!(u.sender, Jid::pn("77"));
+    assert_eq!(u.state, ChatState::Composing);
+    let u = parse_chat_state(&cs(
+        Node::builder("composing").attr("media", "audio").build(),
+        None,
+    ))
+    .unwrap();
+    assert_eq!(u.state, ChatState::Recording);
+    assert_eq!(u.sender, u.chat);
+    let u = parse_chat_state(&cs(Node::new("paused"), None)).unwrap();
+    assert_eq!(u.state, ChatState::Paused);
+    malformed(parse_chat_state(&cs(Node::new("dancing"), None)));
+    malformed(parse_chat_state(
+        &Node::builder("chatstate")
+            .attr("from", Jid::pn("1"))
+            .build(),
+    ));
+    malformed(parse_chat_state(
+        &Node::builder("chatstate")
+            .children([Node::new("paused")])
+            .build(),
+    ));
+    malformed(parse_chat_state(
+        &Node::builder("chatstate")
+            .attr("from", Jid::pn("1"))
+            .attr("participant", "nope")
+            .children([Node::new("paused")])
+            .build(),
+    ));
+}
+
+fn privacy_reply(cats: &[(&str, &str)]) -> Node {
+    Node::builder("iq")
+        .children([Node::builder("privacy")
+            .children(cats.iter().map(|(n, v)| {
+                Node::builder("category")
+                    .attr("name", n.to_string())
+                    .attr("value", v.to_string())
+                    .build()
+            }))
+            .build()])
+        .build()
+}
+
+#[test]
+fn privacy_settings_parse_and_validate() {
+    let s = parse_privacy(&privacy_reply(&[
+        ("last", "contacts"),
+        ("online", "match_last_seen"),
+        ("readreceipts", "none"),
+        ("calladd", "known"),
+        ("future_thing", "whatever"),
+    ]))
+    .unwrap();
+    assert_eq!(s.last_seen, Some(PrivacyValue::Contacts));
+    assert_eq!(s.online, Some(PrivacyValue::MatchLastSeen));
+    assert_eq!(s.read_receipts, Some(PrivacyValue::None));
+    assert_eq!(s.get(PrivacySetting::CallAdd), Some(PrivacyValue::Known));
+    assert_eq!(s.profile_picture, None);
+    malformed(parse_privacy(&Node::new("iq")));
+    malformed(parse_privacy(&privacy_reply(&[("last", "everyone")])));
+    let no_value = Node::builder("iq")
+        .children([Node::builder("privacy")
+            .children([Node::builder("category").attr("name", "last").build()])
+            .build()])
+        .build();
+    malformed(parse_privacy(&no_value));
+    let many: Vec<(&str, &str)> = (0..100).map(|_| ("last", "all")).collect();
+    malformed(parse_privacy(&privacy_reply(&many)));
+    for s in PrivacySetting::ALL {
+        assert_eq!(PrivacySetting::from_wire(s.as_str()), Some(s));
+        assert!(s.accepts(PrivacyValue::All));
+    }
+    assert!(!PrivacySetting::Online.accepts(PrivacyValue::Contacts));
+    assert!(!PrivacySetting::ReadReceipts.accepts(PrivacyValue::Contacts));
+    assert!(PrivacySetting::CallAdd.accepts(PrivacyValue::Known));
+    assert!(!PrivacySetting::LastSeen.accepts(PrivacyValue::Known));
+}
+
+#[test]
+fn blocklist_reply_and_notification() {
+    let reply = Node::builder("iq")
+        .children([Node::builder("list")
+            .children([
+                Node::builder("item").attr("jid", Jid::pn("1")).build(),
+                Node::builder("item").attr("jid", Jid::pn("2")).build(),
+            ])
+            .build()])
+        .build();
+    assert_eq!(
+        parse_blocklist(&reply).unwrap(),
+        [Jid::pn("1"), Jid::pn("2")]
+    );
+    assert!(parse_blocklist(&Node::new("iq")).unwrap().is_empty());
+    let bad = Node::builder("iq")
+        .children([Node::builder("list").children([Node::new("item")]).build()])
+        .build();
+    malformed(parse_blocklist(&bad));
+    let huge = Node::builder("iq")
+        .children([Node::builder("list")
+            .children((0..=MAX_BLOCKLIST).map(|_| Node::new("item")))
+            .build()])
+        .build();
+    malformed(parse_blocklist(&huge));
+
+    let n = Node::builder("notification")
+        .attr("type", "account_sync")
+        .children([Node::builder("blocklist")
+            .attr("dhash", "abc")
+            .children([
+                Node::builder("item")
+                    .attr("jid", Jid::pn("1"))
+                    .attr("action", "block")
+                    .build(),
+                Node::builder("item")
+                    .attr("jid", Jid::pn("2"))
+                    .attr("action", "unblock")
+                    .build(),
+            ])
+            .build()])
+        .build();
+    let u = parse_blocklist_notification(&n).unwrap().unwrap();
+    assert_eq!(u.dhash.as_deref(), Some("abc"));
+    assert_eq!(
+        u.changes
+            .iter()
+            .map(|c| (c.jid.clone(), c.blocked))
+            .collect::<Vec<_>>(),
+        [(Jid::pn("1"), true), (Jid::pn("2"), false)]
+    );
+    assert!(
+        parse_blocklist_notification(&Node::new("notification"))
+            .unwrap()
+            .is_none()
+    );
+    let bad_action = Node::builder("notification")
+        .children([Node::builder("blocklist")
+            .children([Node::builder("item")
+                .attr("jid", Jid::pn("1"))
+                .attr("action", "maybe")
+                .build()])
+            .build()])
+        .build();
+    malformed(parse_blocklist_notification(&bad_action));
+}
+
+#[test]
+fn picture_replies() {
+    let reply = Node::builder("iq")
+        .children([Node::builder("picture")
+            .attr("id", "42")
+            .attr("url", "https://example/pp")
+            .attr("type", "image")
+            .build()])
+        .build();
+    let p = parse_picture(&reply).unwrap().unwrap();
+    assert_eq!(
+        (p.id.as_str(), p.url.as_str()),
+        ("42", "https://example/pp")
+    );
+    assert_eq!(p.kind.as_deref(), Some("image"));
+    assert!(parse_picture(&Node::new("iq")).unwrap().is_none());
+    let no_id = Node::builder("iq")
+        .children([Node::builder("picture").attr("url", "u").build()])
+        .build();
+    malformed(parse_picture(&no_id));
+    let long = Node::builder("iq")
+        .children([Node::builder("picture")
+            .attr("id", "1")
+            .attr("url", "x".repeat(10_000))
+            .build()])
+        .build();
+    malformed(parse_picture(&long));
+}
+
+fn usync_reply(jid: Jid, child: Node) -> Node {
+    Node::builder("iq")
+        .children([Node::builder("usync")
+            .children([Node::builder("list")
+                .children([Node::builder("user")
+                    .attr("jid", jid)
+                    .children([child])
+                    .build()])
+                .build()])
+            .build()])
+        .build()
+}
+
+#[test]
+fn status_and_disappearing_from_usync() {
+    let me = Jid::pn("1555");
+    let r = usync_reply(
+        me.clone(),
+        Node::builder("status")
+            .attr("t", "1700")
+            .bytes(b"hello".to_vec())
+            .build(),
+    );
+    let s = parse_status(&r, &me).unwrap().unwrap();
+    assert_eq!((s.text.as_str(), s.set_at), ("hello", Some(1700)));
+    assert!(parse_status(&r, &Jid::pn("9")).unwrap().is_none());
+    let hidden = usync_reply(
+        me.clone(),
+        Node::builder("status").attr("code", "401").build(),
+    );
+    assert_eq!(parse_status(&hidden, &me).unwrap().unwrap().text, "");
+    let none = usync_reply(me.clone(), Node::new("status"));
+    assert!(parse_status(&none, &me).unwrap().is_none());
+    malformed(parse_status(
+        &usync_reply(
+            me.clone(),
+            Node::builder("status").bytes(vec![0xFF, 0xFE]).build(),
+        ),
+        &me,
+    ));
+    malformed(parse_status(
+        &usync_reply(
+            me.clone(),
+            Node::builder("status")
+                .attr("t", "soon")
+                .bytes(b"x".to_vec())
+                .build(),
+        ),
+        &me,
+    ));
+    malformed(parse_status(&Node::new("iq"), &me));
+    let err = usync_reply(
+        me.clone(),
+        Node::builder("status")
+            .children([Node::builder("error").attr("code", "403").build()])
+            .build(),
+    );
+    assert!(matches!(
+        parse_status(&err, &me),
+        Err(Error::Refused { code: 403, .. })
+    ));
+
+    let dm = usync_reply(
+        me.clone(),
+        Node::builder("disappearing_mode")
+            .attr("duration", "86400")
+            .build(),
+    );
+    assert_eq!(parse_disappearing_mode(&dm, &me).unwrap(), Some(86400));
+    let bad = usync_reply(
+        me.clone(),
+        Node::builder("disappearing_mode")
+            .attr("duration", "1d")
+            .build(),
+    );
+    malformed(parse_disappearing_mode(&bad, &me));
+}

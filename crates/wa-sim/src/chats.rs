@@ -1,0 +1,647 @@
+//! Presence, chat state, privacy, status text, profile pictures and blocklists
+//! (`<presence>`, `<chatstate>`, `xmlns` `privacy`, `disappearing_mode`, `status`,
+//! `w:profile:picture`, `blocklist`), sans IO over the locked state except for the
+//! hand-off of stanzas to live connections.
+//!
+//! Requests follow Baileys' `chats.ts` and whatsmeow's `presence.go`, `privacy.go` and
+//! `user.go`. Presence and chat states are ephemeral: they go to the live connections
+//! only, never to delivery queues. An account is available while any of its
+//! connections last said `<presence type="available">`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use wa_binary::{Jid, Node};
+
+use crate::route::{self, resolve_user};
+use crate::sim::{Cmd, Shared, fresh_id, unix_now};
+use crate::state::Inner;
+
+/// Longest status text kept, in bytes.
+const MAX_STATUS: usize = 1024;
+/// Largest profile picture kept, in bytes.
+const MAX_PICTURE: usize = 5 * 1024 * 1024;
+/// Most users on one blocklist.
+const MAX_BLOCKED: usize = 10_000;
+/// Most presence subscriptions one connection holds.
+const MAX_SUBSCRIPTIONS: usize = 4096;
+
+/// What an account set about itself.
+#[derive(Default, Clone, Debug)]
+pub(crate) struct Profile {
+    /// Privacy settings changed from the default (`all`), by category name.
+    pub(crate) privacy: BTreeMap<String, String>,
+    /// Blocked users (phone numbers).
+    pub(crate) blocked: BTreeSet<String>,
+    /// Status text and when it was set.
+    pub(crate) status: Option<(String, u64)>,
+    /// Profile picture: id and JPEG bytes.
+    pub(crate) picture: Option<(String, Bytes)>,
+    /// Default disappearing-messages timer of new chats, seconds.
+    pub(crate) disappearing: u32,
+}
+
+impl Profile {
+    fn privacy(&self, category: &str) -> &str {
+        self.privacy.get(category).map_or("all", String::as_str)
+    }
+}
+
+/// The chats part of the simulator's state.
+#[derive(Default)]
+pub(crate) struct ChatsState {
+    /// Per account (phone number).
+    pub(crate) profiles: BTreeMap<String, Profile>,
+    /// Group pictures by group id.
+    group_pictures: BTreeMap<String, (String, Bytes)>,
+    /// Connections that said `available`, per account.
+    online: BTreeMap<String, BTreeSet<u64>>,
+    /// When each account was last available (unix seconds).
+    last_seen: BTreeMap<String, u64>,
+    /// Presence subscribers (connection ids) per watched account.
+    subscribers: BTreeMap<String, BTreeSet<u64>>,
+    /// How many subscriptions each connection holds.
+    subscription_count: BTreeMap<u64, usize>,
+}
+
+impl ChatsState {
+    fn is_online(&self, phone: &str) -> bool {
+        self.online.get(phone).is_some_and(|s| !s.is_empty())
+    }
+
+    fn blocks(&self, owner: &str, other: &str) -> bool {
+        self.profiles
+            .get(owner)
+            .is_some_and(|p| p.blocked.contains(other))
+    }
+
+    /// `<presence from type [last]>` describing `phone` now.
+    fn presence_of(&self, phone: &str) -> Node {
+        let online = self.is_online(phone);
+        let b = Node::builder("presence")
+            .attr("from", Jid::pn(phone.to_owned()))
+            .attr("type", if online { "available" } else { "unavailable" });
+        if online {
+            return b.build();
+        }
+        let hidden = self
+            .profiles
+            .get(phone)
+            .is_some_and(|p| p.privacy("last") == "none");
+        let last = match self.last_seen.get(phone) {
+            Some(t) if !hidden => t.to_string(),
+            _ => "deny".to_owned(),
+        };
+        b.attr("last", last).build()
+    }
+}
+
+/// Hands `node` to the live connections `pick` selects.
+fn send_live(shared: &Shared, node: &Node, mut pick: impl FnMut(u64, &Jid) -> bool) {
+    let conns = shared.conns();
+    for (id, entry) in conns.iter() {
+        if let Some(d) = &entry.device
+            && pick(*id, d)
+        {
+            let _ = entry.tx.try_send(Cmd::Send(node.clone()));
+        }
+    }
+}
+
+/// Tells the subscribers of `phone` (except those it blocked) its presence.
+fn announce(shared: &Shared, phone: &str) {
+    let (node, subs, blocked) = {
+        let st = shared.state.lock();
+        let c = &st.chats;
+        let subs = c.subscribers.get(phone).cloned().unwrap_or_default();
+        let blocked = c
+            .profiles
+            .get(phone)
+            .map(|p| p.blocked.clone())
+            .unwrap_or_default();
+        (c.presence_of(phone), subs, blocked)
+    };
+    if subs.is_empty() {
+        return;
+    }
+    send_live(shared, &node, |id, d| {
+        subs.contains(&id) && !blocked.contains(d.user.as_str())
+    });
+}
+
+/// A `<presence>` from the logged-in device `me` on connection `conn`.
+pub(crate) fn presence(shared: &Shared, conn: u64, me: &Jid, node: &Node) {
+    let phone = me.user.as_str().to_owned();
+    let attr = |k: &str| node.attr_opt::<String>(k).ok().flatten();
+    if let Some(name) = attr("name").filter(|n| !n.is_empty() && n.len() <= route::MAX_PUSH_NAME)
+        && let Some(a) = shared.state.lock().accounts.get_mut(&phone)
+    {
+        a.push_name = Some(name);
+    }
+    match attr("type").as_deref() {
+        Some("subscribe") => {
+            let Some(to) = node.attr_opt::<Jid>("to").ok().flatten() else {
+                return;
+            };
+            let reply = {
+                let mut st = shared.state.lock();
+                let Some(target) = resolve_user(&st, &to) else {
+                    return;
+                };
+                let target = target.user.as_str().to_owned();
+                let c = &mut st.chats;
+                let count = c.subscription_count.entry(conn).or_default();
+                let set = c.subscribers.entry(target.clone()).or_default();
+                if *count >= MAX_SUBSCRIPTIONS && !set.contains(&conn) {
+                    return;
+                }
+                if set.insert(conn) {
+                    *count += 1;
+                }
+                (!c.blocks(&target, &phone)).then(|| c.presence_of(&target))
+            };
+            if let Some(reply) = reply {
+                send_live(shared, &reply, |id, _| id == conn);
+            }
+        }
+        Some(kind @ ("available" | "unavailable")) => {
+            let changed = {
+                let mut st = shared.state.lock();
+                let c = &mut st.chats;
+                let before = c.is_online(&phone);
+                let set = c.online.entry(phone.clone()).or_default();
+                if kind == "available" {
+                    set.insert(conn);
+                } else {
+                    set.remove(&conn);
+                }
+                let after = c.is_online(&phone);
+                if before && !after {
+                    c.last_seen.insert(phone.clone(), unix_now());
+                }
+                before != after
+            };
+            if changed {
+                announce(shared, &phone);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Connection `conn` (of `device`, if it logged in) ended: its subscriptions end and
+/// its availability goes.
+pub(crate) fn connection_gone(shared: &Shared, conn: u64, device: Option<&Jid>) {
+    let changed = {
+        let mut st = shared.state.lock();
+        let c = &mut st.chats;
+        if c.subscription_count.remove(&conn).is_some() {
+            for s in c.subscribers.values_mut() {
+                s.remove(&conn);
+            }
+            c.subscribers.retain(|_, s| !s.is_empty());
+        }
+        device.and_then(|d| {
+            let phone = d.user.as_str();
+            let set = c.online.get_mut(phone)?;
+            if set.remove(&conn) && set.is_empty() {
+                c.last_seen.insert(phone.to_owned(), unix_now());
+                Some(phone.to_owned())
+            } else {
+                None
+            }
+        })
+    };
+    if let Some(phone) = changed {
+        announce(shared, &phone);
+    }
+}
+
+/// A `<chatstate to><composing [media=audio]/>|<paused/></chatstate>` from `me`: to the
+/// live devices of the user (unless it blocked `me`), or of the group's other members.
+pub(crate) fn chatstate(shared: &Shared, me: &Jid, node: &Node) {
+    let Some(to) = node.attr_opt::<Jid>("to").ok().flatten() else {
+        return;
+    };
+    let Some(child) = node.children().first() else {
+        return;
+    };
+    let state = match child.tag() {
+        "composing" => {
+            let audio = child.attr_opt::<&str>("media").ok().flatten() == Some("audio");
+            Node::builder("composing")
+                .attr_opt("media", audio.then_some("audio"))
+                .build()
+        }
+        "paused" => Node::new("paused"),
+        _ => return,
+    };
+    let phone = me.user.as_str().to_owned();
+    let (out, targets): (Node, BTreeSet<String>) = {
+        let st = shared.state.lock();
+        if to.is_group() {
+            let Some(members) = crate::group::members(&st, &to) else {
+                return;
+            };
+            if !members.contains(&phone) {
+                return;
+            }
+            let out = Node::builder("chatstate")
+                .attr("from", to.to_non_ad())
+                .attr("participant", Jid::pn(phone.clone()))
+                .children([state])
+                .build();
+            let targets = members
+                .into_iter()
+                .filter(|m| *m != phone && !st.chats.blocks(m, &phone))
+                .collect();
+            (out, targets)
+        } else {
+            let Some(target) = resolve_user(&st, &to) else {
+                return;
+            };
+            let target = target.user.as_str().to_owned();
+            if st.chats.blocks(&target, &phone) {
+                return;
+            }
+            let out = Node::builder("chatstate")
+                .attr("from", Jid::pn(phone.clone()))
+                .children([state])
+                .build();
+            (out, BTreeSet::from([target]))
+        }
+    };
+    send_live(shared, &out, |_, d| targets.contains(d.user.as_str()));
+}
+
+fn result(id: &str, children: Vec<Node>) -> Node {
+    Node::builder("iq")
+        .attr("from", Jid::server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .children(children)
+        .build()
+}
+
+fn error(id: &str, code: u16, text: &'static str) -> Node {
+    Node::builder("iq")
+        .attr("from", Jid::server_jid())
+        .attr("type", "error")
+        .attr("id", id.to_owned())
+        .children([Node::builder("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
+        .build()
+}
+
+/// The privacy categories and the values each takes.
+const PRIVACY: &[(&str, &[&str])] = &[
+    ("last", &["all", "contacts", "contact_blacklist", "none"]),
+    ("online", &["all", "match_last_seen"]),
+    ("profile", &["all", "contacts", "contact_blacklist", "none"]),
+    ("status", &["all", "contacts", "contact_blacklist", "none"]),
+    ("readreceipts", &["all", "none"]),
+    ("groupadd", &["all", "contacts", "contact_blacklist"]),
+    ("calladd", &["all", "known"]),
+    ("messages", &["all", "contacts"]),
+];
+
+fn category(name: &str, value: &str) -> Node {
+    Node::builder("category")
+        .attr("name", name.to_owned())
+        .attr("value", value.to_owned())
+        .build()
+}
+
+/// The picture URL a client is given: on the simulator's address, not downloadable.
+fn picture_url(host: &str, owner: &str, id: &str) -> String {
+    format!("https://{host}/pp/{owner}/{id}.jpg")
+}
+
+/// Answers the chats iqs from the logged-in device `me`; `None` when `xmlns`/`ty` is not
+/// one of them.
+pub(crate) fn iq(
+    shared: &Shared,
+    me: &Jid,
+    id: &str,
+    xmlns: &str,
+    ty: &str,
+    node: &Node,
+) -> Option<Node> {
+    let phone = me.user.as_str().to_owned();
+    let reply = match (xmlns, ty) {
+        ("privacy", "get") => {
+            let st = shared.state.lock();
+            let p = st.chats.profiles.get(&phone).cloned().unwrap_or_default();
+            let cats = PRIVACY
+                .iter()
+                .map(|(n, _)| category(n, p.privacy(n)))
+                .collect::<Vec<_>>();
+            result(id, vec![Node::builder("privacy").children(cats).build()])
+        }
+        ("privacy", "set") => {
+            let Some(cat) = node.child("privacy").and_then(|p| p.child("category")) else {
+                return Some(error(id, 400, "bad-request"));
+            };
+            let name = cat.attr_opt::<&str>("name").ok().flatten().unwrap_or("");
+            let value = cat.attr_opt::<&str>("value").ok().flatten().unwrap_or("");
+            let ok = PRIVACY
+                .iter()
+                .any(|(n, vs)| *n == name && vs.contains(&value));
+            if !ok {
+                return Some(error(id, 400, "bad-request"));
+            }
+            shared
+                .state
+                .lock()
+                .chats
+                .profiles
+                .entry(phone.clone())
+                .or_default()
+                .privacy
+                .insert(name.to_owned(), value.to_owned());
+            let change = Node::builder("privacy")
+                .children([category(name, value)])
+                .build();
+            notify_own_devices(shared, me, change.clone());
+            result(id, vec![change])
+        }
+        ("disappearing_mode", "set") => {
+            let duration = node
+                .child("disappearing_mode")
+                .and_then(|d| d.attr_opt::<&str>("duration").ok().flatten())
+                .and_then(|d| d.parse::<u32>().ok());
+            let Some(duration) = duration else {
+                return Some(error(id, 400, "bad-request"));
+            };
+            let mut st = shared.state.lock();
+            st.chats.profiles.entry(phone).or_default().disappearing = duration;
+            result(id, Vec::new())
+        }
+        ("status", "set") => {
+            let text = node
+                .child("status")
+                .map(|s| s.content_bytes().unwrap_or_default())
+                .filter(|b| b.len() <= MAX_STATUS)
+                .and_then(|b| std::str::from_utf8(b).ok());
+            let Some(text) = text else {
+                return Some(error(id, 400, "bad-request"));
+            };
+            let mut st = shared.state.lock();
+            st.chats.profiles.entry(phone).or_default().status =
+                Some((text.to_owned(), unix_now()));
+            result(id, Vec::new())
+        }
+        ("w:profile:picture", "get") => picture_get(shared, &phone, id, node),
+        ("w:profile:picture", "set") => picture_set(shared, &phone, id, node),
+        ("blocklist", "get") => {
+            let st = shared.state.lock();
+            let items = st
+                .chats
+                .profiles
+                .get(&phone)
+                .map(|p| {
+                    p.blocked
+                        .iter()
+                        .map(|b| {
+                            Node::builder("item")
+                                .attr("jid", Jid::pn(b.clone()))
+                                .build()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            result(id, vec![Node::builder("list").children(items).build()])
+        }
+        ("blocklist", "set") => return Some(block_set(shared, me, id, node)),
+        _ => return None,
+    };
+    Some(reply)
+}
+
+fn picture_get(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
+    let Some(target) = node.attr_opt::<Jid>("target").ok().flatten() else {
+        return error(id, 400, "bad-request");
+    };
+    let kind = node
+        .child("picture")
+        .and_then(|p| p.attr_opt::<&str>("type").ok().flatten())
+        .unwrap_or("image");
+    if kind != "image" && kind != "preview" {
+        return error(id, 400, "bad-request");
+    }
+    let host = shared.media.hostname().to_owned();
+    let st = shared.state.lock();
+    let found = if target.is_group() {
+        st.chats
+            .group_pictures
+            .get(target.user.as_str())
+            .map(|(pid, _)| (target.user.as_str().to_owned(), pid.clone()))
+    } else {
+        let Some(user) = resolve_user(&st, &target) else {
+            return error(id, 404, "item-not-found");
+        };
+        let owner = user.user.as_str().to_owned();
+        let Some(p) = st.chats.profiles.get(&owner) else {
+            return error(id, 404, "item-not-found");
+        };
+        if owner != phone && (p.privacy("profile") == "none" || p.blocked.contains(phone)) {
+            return error(id, 401, "not-authorized");
+        }
+        p.picture.as_ref().map(|(pid, _)| (owner, pid.clone()))
+    };
+    match found {
+        Some((owner, pid)) => result(
+            id,
+            vec![
+                Node::builder("picture")
+                    .attr("id", pid.clone())
+                    .attr("type", kind.to_owned())
+                    .attr("url", picture_url(&host, &owner, &pid))
+                    .attr("direct_path", format!("/pp/{owner}/{pid}.jpg"))
+                    .build(),
+            ],
+        ),
+        None => error(id, 404, "item-not-found"),
+    }
+}
+
+fn picture_set(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
+    let target = node.attr_opt::<Jid>("target").ok().flatten();
+    let bytes = match node.child("picture") {
+        None => None,
+        Some(p) => match p.bytes() {
+            Some(b) if !b.is_empty() && b.len() <= MAX_PICTURE => Some(b.clone()),
+            _ => return error(id, 400, "bad-request"),
+        },
+    };
+    let pid = fresh_id();
+    let mut st = shared.state.lock();
+    let slot = match &target {
+        Some(t) if t.is_group() => {
+            let member =
+                crate::group::members(&st, t).is_some_and(|m| m.iter().any(|p| p == phone));
+            if !member {
+                return error(id, 401, "not-authorized");
+            }
+            let gid = t.user.as_str().to_owned();
+            match bytes {
+                Some(b) => {
+                    st.chats.group_pictures.insert(gid, (pid.clone(), b));
+                }
+                None => {
+                    st.chats.group_pictures.remove(&gid);
+                }
+            }
+            return result(id, vec![Node::builder("picture").attr("id", pid).build()]);
+        }
+        Some(t) if resolve_user(&st, t).is_none_or(|u| u.user.as_str() != phone) => {
+            return error(id, 401, "not-authorized");
+        }
+        _ => {
+            &mut st
+                .chats
+                .profiles
+                .entry(phone.to_owned())
+                .or_default()
+                .picture
+        }
+    };
+    match bytes {
+        Some(b) => {
+            *slot = Some((pid.clone(), b));
+            result(id, vec![Node::builder("picture").attr("id", pid).build()])
+        }
+        None => {
+            *slot = None;
+            result(id, Vec::new())
+        }
+    }
+}
+
+/// `<item action=block|unblock jid>`: updates the blocklist and tells the account's other
+/// live devices with `<notification type="account_sync"><blocklist>`.
+fn block_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
+    let phone = me.user.as_str().to_owned();
+    let Some(item) = node.child("item") else {
+        return error(id, 400, "bad-request");
+    };
+    let action = item.attr_opt::<&str>("action").ok().flatten();
+    let Some(jid) = item.attr_opt::<Jid>("jid").ok().flatten() else {
+        return error(id, 400, "bad-request");
+    };
+    let (blocked_user, dhash) = {
+        let mut st = shared.state.lock();
+        let Some(user) = resolve_user(&st, &jid) else {
+            return error(id, 404, "item-not-found");
+        };
+        let user = user.user.as_str().to_owned();
+        let p = st.chats.profiles.entry(phone.clone()).or_default();
+        match action {
+            Some("block") => {
+                if p.blocked.len() >= MAX_BLOCKED && !p.blocked.contains(&user) {
+                    return error(id, 406, "not-acceptable");
+                }
+                p.blocked.insert(user.clone());
+            }
+            Some("unblock") => {
+                p.blocked.remove(&user);
+            }
+            _ => return error(id, 400, "bad-request"),
+        }
+        (user, format!("{}", p.blocked.len()))
+    };
+    let action = action.unwrap_or_default().to_owned();
+    let change = Node::builder("blocklist")
+        .attr("dhash", dhash)
+        .children([Node::builder("item")
+            .attr("jid", Jid::pn(blocked_user))
+            .attr("action", action)
+            .build()])
+        .build();
+    notify_own_devices(shared, me, change);
+    result(id, Vec::new())
+}
+
+/// Queues `<notification type="account_sync">` with `change` for `me`'s account's other
+/// companions.
+fn notify_own_devices(shared: &Shared, me: &Jid, change: Node) {
+    let phone = me.user.as_str().to_owned();
+    let notification = Node::builder("notification")
+        .attr("from", Jid::pn(phone.clone()))
+        .attr("type", "account_sync")
+        .attr("id", fresh_id())
+        .attr("t", unix_now().to_string())
+        .children([change])
+        .build();
+    let devices: Vec<Jid> = {
+        let st = shared.state.lock();
+        route::user_devices(&st, &phone)
+    };
+    for d in devices.iter().filter(|d| *d != me && d.device != 0) {
+        route::deliver(shared, d, notification.clone());
+    }
+}
+
+/// Checks a profile loaded from a state file against the bounds requests are held to.
+pub(crate) fn check_profile(p: &Profile) -> Result<(), crate::Error> {
+    let bad = |why| Err(crate::Error::BadState(why));
+    if p.status.as_ref().is_some_and(|(t, _)| t.len() > MAX_STATUS) {
+        return bad("status text too long");
+    }
+    if p.picture
+        .as_ref()
+        .is_some_and(|(_, b)| b.len() > MAX_PICTURE)
+    {
+        return bad("profile picture too large");
+    }
+    if p.blocked.len() > MAX_BLOCKED {
+        return bad("blocklist too long");
+    }
+    let known = p.privacy.iter().all(|(n, v)| {
+        PRIVACY
+            .iter()
+            .any(|(pn, vs)| pn == n && vs.contains(&v.as_str()))
+    });
+    if !known {
+        return bad("unknown privacy setting");
+    }
+    Ok(())
+}
+
+/// The usync `<status>` of `phone`, for the usync answer.
+pub(crate) fn usync_status(st: &Inner, phone: &str) -> Node {
+    let p = st.chats.profiles.get(phone);
+    match p {
+        Some(p) if p.privacy("status") == "none" => {
+            Node::builder("status").attr("code", "401").build()
+        }
+        Some(Profile {
+            status: Some((text, t)),
+            ..
+        }) => Node::builder("status")
+            .attr("t", t.to_string())
+            .bytes(Bytes::from(text.clone().into_bytes()))
+            .build(),
+        _ => Node::new("status"),
+    }
+}
+
+/// The usync `<disappearing_mode>` of `phone`, for the usync answer.
+pub(crate) fn usync_disappearing(st: &Inner, phone: &str) -> Node {
+    let d = st.chats.profiles.get(phone).map_or(0, |p| p.disappearing);
+    Node::builder("disappearing_mode")
+        .attr("duration", d.to_string())
+        .attr("t", "0")
+        .build()
+}
+
+/// The bytes of `phone`'s profile picture.
+pub(crate) fn picture_bytes(st: &Inner, phone: &str) -> Option<Bytes> {
+    st.chats
+        .profiles
+        .get(phone)
+        .and_then(|p| p.picture.as_ref())
+        .map(|(_, b)| b.clone())
+}

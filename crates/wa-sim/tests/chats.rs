@@ -1,0 +1,175 @@
+//! Presence, privacy, status, picture and blocklist iqs sent raw, malformed ones
+//! included: a typed error reply each time, and the connection keeps serving.
+
+mod common;
+
+use common::*;
+use wa_binary::{Jid, Node};
+use wa_sim::{Sim, SimConfig};
+
+const PHONE: &str = "15557654321";
+const OTHER: &str = "15557654322";
+
+fn code(r: &Node) -> Option<String> {
+    r.child("error").and_then(|e| attr(e, "code"))
+}
+
+#[tokio::test]
+async fn malformed_chats_iqs_get_error_replies() {
+    let sim = Sim::start(SimConfig::default()).await.expect("start");
+    sim.add_account(PHONE).await;
+    sim.add_account(OTHER).await;
+    let creds = Creds::new();
+    let device = register(&sim, PHONE, &creds).await;
+    let (mut c, _) = login(&sim, &creds, &device).await;
+
+    let cases: Vec<(&str, &str, &str, Vec<Node>)> = vec![
+        ("p1", "set", "privacy", vec![]),
+        (
+            "p2",
+            "set",
+            "privacy",
+            vec![
+                Node::builder("privacy")
+                    .children([Node::builder("category")
+                        .attr("name", "online")
+                        .attr("value", "contacts")
+                        .build()])
+                    .build(),
+            ],
+        ),
+        (
+            "p3",
+            "set",
+            "privacy",
+            vec![
+                Node::builder("privacy")
+                    .children([Node::builder("category")
+                        .attr("name", "nonsense")
+                        .attr("value", "all")
+                        .build()])
+                    .build(),
+            ],
+        ),
+        (
+            "d1",
+            "set",
+            "disappearing_mode",
+            vec![
+                Node::builder("disappearing_mode")
+                    .attr("duration", "-1")
+                    .build(),
+            ],
+        ),
+        (
+            "s1",
+            "set",
+            "status",
+            vec![Node::builder("status").bytes(vec![0xFF, 0xFE]).build()],
+        ),
+        (
+            "s2",
+            "set",
+            "status",
+            vec![Node::builder("status").bytes(vec![b'a'; 5000]).build()],
+        ),
+        (
+            "i1",
+            "set",
+            "w:profile:picture",
+            vec![Node::builder("picture").attr("type", "image").build()],
+        ),
+        (
+            "i2",
+            "get",
+            "w:profile:picture",
+            vec![Node::builder("picture").attr("type", "huge").build()],
+        ),
+        ("b1", "set", "blocklist", vec![]),
+        (
+            "b2",
+            "set",
+            "blocklist",
+            vec![
+                Node::builder("item")
+                    .attr("action", "maybe")
+                    .attr("jid", Jid::pn(OTHER))
+                    .build(),
+            ],
+        ),
+    ];
+    for (id, ty, xmlns, children) in cases {
+        let r = c.query(iq(id, ty, xmlns, children)).await;
+        assert_eq!(attr(&r, "type").as_deref(), Some("error"), "{id}");
+        assert_eq!(code(&r).as_deref(), Some("400"), "{id}");
+    }
+    // Unknown users: 404.
+    let r = c
+        .query(iq(
+            "b3",
+            "set",
+            "blocklist",
+            vec![
+                Node::builder("item")
+                    .attr("action", "block")
+                    .attr("jid", Jid::pn("19999999999"))
+                    .build(),
+            ],
+        ))
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("404"));
+    // Someone else's picture cannot be set.
+    let r = c
+        .query(
+            Node::builder("iq")
+                .attr("id", "i3")
+                .attr("type", "set")
+                .attr("xmlns", "w:profile:picture")
+                .attr("target", Jid::pn(OTHER))
+                .children([Node::builder("picture")
+                    .attr("type", "image")
+                    .bytes(vec![0xFF, 0xD8])
+                    .build()])
+                .build(),
+        )
+        .await;
+    assert_eq!(code(&r).as_deref(), Some("401"));
+    assert_eq!(sim.profile_picture(OTHER), None);
+
+    // Stanzas needing no answer, malformed: ignored, and the connection still serves.
+    for n in [
+        Node::builder("presence").attr("type", "subscribe").build(),
+        Node::builder("presence")
+            .attr("type", "subscribe")
+            .attr("to", "not-a-jid")
+            .build(),
+        Node::builder("chatstate")
+            .attr("to", Jid::pn(OTHER))
+            .build(),
+        Node::builder("chatstate")
+            .attr("to", Jid::pn(OTHER))
+            .children([Node::new("dancing")])
+            .build(),
+        Node::builder("chatstate")
+            .attr("to", Jid::group("000-000"))
+            .children([Node::new("paused")])
+            .build(),
+    ] {
+        c.send(&n).await;
+    }
+    let r = c
+        .query(iq(
+            "b4",
+            "set",
+            "blocklist",
+            vec![
+                Node::builder("item")
+                    .attr("action", "block")
+                    .attr("jid", Jid::pn(OTHER))
+                    .build(),
+            ],
+        ))
+        .await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert_eq!(sim.blocklist(PHONE), [Jid::pn(OTHER)]);
+}

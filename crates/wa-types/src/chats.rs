@@ -1,0 +1,262 @@
+use wa_binary::Jid;
+
+/// A contact came online or went offline (`<presence from type [last]>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresenceUpdate {
+    /// Whose presence changed (a user JID, without device).
+    pub jid: Jid,
+    /// Whether the user is online now.
+    pub available: bool,
+    /// When the user was last seen (unix seconds), if they share it.
+    pub last_seen: Option<u64>,
+}
+
+impl PresenceUpdate {
+    /// A presence update.
+    pub fn new(jid: Jid, available: bool, last_seen: Option<u64>) -> Self {
+        Self {
+            jid,
+            available,
+            last_seen,
+        }
+    }
+}
+
+/// What a user is doing in a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChatState {
+    /// Typing text.
+    Composing,
+    /// Recording a voice message (`<composing media="audio"/>` on the wire).
+    Recording,
+    /// Stopped typing or recording.
+    Paused,
+}
+
+/// Typing indicators from a chat (`<chatstate from [participant]>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChatStateUpdate {
+    /// The chat: the user for one-to-one chats, the group for groups.
+    pub chat: Jid,
+    /// Who is typing (equals `chat` in one-to-one chats).
+    pub sender: Jid,
+    /// The new state.
+    pub state: ChatState,
+}
+
+impl ChatStateUpdate {
+    /// A chat-state update.
+    pub fn new(chat: Jid, sender: Jid, state: ChatState) -> Self {
+        Self {
+            chat,
+            sender,
+            state,
+        }
+    }
+}
+
+/// One entry of a [`BlocklistUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlocklistChange {
+    /// The user blocked or unblocked.
+    pub jid: Jid,
+    /// `true` when the user is now blocked, `false` when unblocked.
+    pub blocked: bool,
+}
+
+impl BlocklistChange {
+    /// A blocklist change.
+    pub fn new(jid: Jid, blocked: bool) -> Self {
+        Self { jid, blocked }
+    }
+}
+
+/// The account's blocklist changed on another device (`<notification
+/// type="account_sync"><blocklist>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BlocklistUpdate {
+    /// The changes, in notification order.
+    pub changes: Vec<BlocklistChange>,
+    /// The blocklist's new digest hash, when the server sent one.
+    pub dhash: Option<String>,
+}
+
+impl BlocklistUpdate {
+    /// A blocklist update.
+    pub fn new(changes: Vec<BlocklistChange>, dhash: Option<String>) -> Self {
+        Self { changes, dhash }
+    }
+}
+
+/// A privacy setting of the account (a `<category name>` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrivacySetting {
+    /// Who sees when we were last online (`last`).
+    LastSeen,
+    /// Who sees that we are online (`online`).
+    Online,
+    /// Who sees our profile picture (`profile`).
+    ProfilePicture,
+    /// Who sees our status text (`status`).
+    Status,
+    /// Whether we send read receipts (`readreceipts`).
+    ReadReceipts,
+    /// Who may add us to groups (`groupadd`).
+    GroupsAdd,
+    /// Who may call us (`calladd`).
+    CallAdd,
+    /// Who may message us (`messages`).
+    Messages,
+}
+
+impl PrivacySetting {
+    /// Every setting, in wire order.
+    pub const ALL: [PrivacySetting; 8] = [
+        Self::LastSeen,
+        Self::Online,
+        Self::ProfilePicture,
+        Self::Status,
+        Self::ReadReceipts,
+        Self::GroupsAdd,
+        Self::CallAdd,
+        Self::Messages,
+    ];
+
+    /// The wire name (`<category name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LastSeen => "last",
+            Self::Online => "online",
+            Self::ProfilePicture => "profile",
+            Self::Status => "status",
+            Self::ReadReceipts => "readreceipts",
+            Self::GroupsAdd => "groupadd",
+            Self::CallAdd => "calladd",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether this setting takes `value` (as WhatsApp's clients offer them).
+    pub fn accepts(self, value: PrivacyValue) -> bool {
+        use PrivacyValue as V;
+        match self {
+            Self::LastSeen | Self::ProfilePicture | Self::Status => {
+                matches!(value, V::All | V::Contacts | V::ContactBlacklist | V::None)
+            }
+            Self::Online => matches!(value, V::All | V::MatchLastSeen),
+            Self::ReadReceipts => matches!(value, V::All | V::None),
+            Self::GroupsAdd => matches!(value, V::All | V::Contacts | V::ContactBlacklist),
+            Self::CallAdd => matches!(value, V::All | V::Known),
+            Self::Messages => matches!(value, V::All | V::Contacts),
+        }
+    }
+}
+
+/// A value of a [`PrivacySetting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrivacyValue {
+    /// Everyone.
+    All,
+    /// Our contacts.
+    Contacts,
+    /// Our contacts except those excluded.
+    ContactBlacklist,
+    /// Nobody.
+    None,
+    /// The same as the last-seen setting (online only).
+    MatchLastSeen,
+    /// People we know (calls only).
+    Known,
+}
+
+impl PrivacyValue {
+    /// The wire value (`<category value>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Contacts => "contacts",
+            Self::ContactBlacklist => "contact_blacklist",
+            Self::None => "none",
+            Self::MatchLastSeen => "match_last_seen",
+            Self::Known => "known",
+        }
+    }
+
+    /// Parses a wire value.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        [
+            Self::All,
+            Self::Contacts,
+            Self::ContactBlacklist,
+            Self::None,
+            Self::MatchLastSeen,
+            Self::Known,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// The account's privacy settings; a setting the server did not report is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrivacySettings {
+    /// `last`.
+    pub last_seen: Option<PrivacyValue>,
+    /// `online`.
+    pub online: Option<PrivacyValue>,
+    /// `profile`.
+    pub profile_picture: Option<PrivacyValue>,
+    /// `status`.
+    pub status: Option<PrivacyValue>,
+    /// `readreceipts`.
+    pub read_receipts: Option<PrivacyValue>,
+    /// `groupadd`.
+    pub groups_add: Option<PrivacyValue>,
+    /// `calladd`.
+    pub call_add: Option<PrivacyValue>,
+    /// `messages`.
+    pub messages: Option<PrivacyValue>,
+}
+
+impl PrivacySettings {
+    /// The value of one setting.
+    pub fn get(&self, setting: PrivacySetting) -> Option<PrivacyValue> {
+        match setting {
+            PrivacySetting::LastSeen => self.last_seen,
+            PrivacySetting::Online => self.online,
+            PrivacySetting::ProfilePicture => self.profile_picture,
+            PrivacySetting::Status => self.status,
+            PrivacySetting::ReadReceipts => self.read_receipts,
+            PrivacySetting::GroupsAdd => self.groups_add,
+            PrivacySetting::CallAdd => self.call_add,
+            PrivacySetting::Messages => self.messages,
+        }
+    }
+
+    /// Sets one setting.
+    pub fn set(&mut self, setting: PrivacySetting, value: PrivacyValue) {
+        let slot = match setting {
+            PrivacySetting::LastSeen => &mut self.last_seen,
+            PrivacySetting::Online => &mut self.online,
+            PrivacySetting::ProfilePicture => &mut self.profile_picture,
+            PrivacySetting::Status => &mut self.status,
+            PrivacySetting::ReadReceipts => &mut self.read_receipts,
+            PrivacySetting::GroupsAdd => &mut self.groups_add,
+            PrivacySetting::CallAdd => &mut self.call_add,
+            PrivacySetting::Messages => &mut self.messages,
+        };
+        *slot = Some(value);
+    }
+}
