@@ -14,6 +14,7 @@ enum Kind {
     Media(wa_media::Error),
     Usync(wa_usync::Error),
     Store(wa_store::Error),
+    Chats(wa_chats::Error),
 }
 
 impl Error {
@@ -67,6 +68,7 @@ impl fmt::Display for Error {
             Kind::Media(e) => write!(f, "media: {e}"),
             Kind::Usync(e) => write!(f, "usync: {e}"),
             Kind::Store(e) => write!(f, "store: {e}"),
+            Kind::Chats(e) => write!(f, "chats: {e}"),
         }
     }
 }
@@ -80,6 +82,7 @@ impl std::error::Error for Error {
             Kind::Media(e) => e,
             Kind::Usync(e) => e,
             Kind::Store(e) => e,
+            Kind::Chats(e) => e,
         })
     }
 }
@@ -101,4 +104,5 @@ from_layer!(
     wa_media::Error => Media,
     wa_usync::Error => Usync,
     wa_store::Error => Store,
+    wa_chats::Error => Chats,
 );

@@ -3,6 +3,7 @@
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
+use wa_chats::{Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
 use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
@@ -28,6 +29,8 @@ pub struct WaConfig {
     pub usync: UsyncConfig,
     /// Media hosts and limits.
     pub media: MediaConfig,
+    /// Presence, privacy, profile and blocklist.
+    pub chats: ChatsConfig,
 }
 
 impl WaConfig {
@@ -39,6 +42,7 @@ impl WaConfig {
             groups: GroupsConfig::default(),
             usync: UsyncConfig::default(),
             media: MediaConfig::default(),
+            chats: ChatsConfig::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct WaSocket {
     groups: Groups,
     messages: Messenger,
     media: Media,
+    chats: Chats,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -69,12 +74,14 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
     let messages =
         Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
+    let chats = Chats::new(socket.clone(), &config.chats);
     Ok(WaSocket {
         socket,
         usync,
         groups,
         messages,
         media,
+        chats,
     })
 }
 
@@ -107,6 +114,11 @@ impl WaSocket {
     /// The media layer.
     pub fn media(&self) -> &Media {
         &self.media
+    }
+
+    /// Presence and typing, privacy settings, profile (name, status, picture), blocklist.
+    pub fn chats(&self) -> &Chats {
+        &self.chats
     }
 
     /// Device lists, contact and LID lookups.
