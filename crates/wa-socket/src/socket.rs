@@ -59,6 +59,9 @@ struct Inner {
     store: AccountStore,
     creds: Mutex<Option<AuthCreds>>,
     events: broadcast::Sender<Event>,
+    /// A subscription made before the supervisor started, for the first
+    /// [`Socket::events_from_start`] caller; dropped at the first login if nobody took it.
+    startup_events: StdMutex<Option<broadcast::Receiver<Event>>>,
     dispatcher: Dispatcher,
     conn: StdMutex<Option<Arc<Conn>>>,
     state: watch::Sender<ConnectionState>,
@@ -174,7 +177,7 @@ impl Socket {
     /// reconnects after failures until a terminal disconnect or [`Socket::close`].
     /// Subscribe with [`Socket::events`] right away to see every event.
     pub fn connect(config: SocketConfig) -> Socket {
-        let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let (events, startup_events) = broadcast::channel(config.event_capacity.max(16));
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (stop, _) = watch::channel(None);
         let inner = Arc::new(Inner {
@@ -182,6 +185,7 @@ impl Socket {
             config,
             creds: Mutex::new(None),
             events,
+            startup_events: StdMutex::new(Some(startup_events)),
             dispatcher: Dispatcher::default(),
             conn: StdMutex::new(None),
             state,
@@ -244,6 +248,20 @@ impl Socket {
         creds.next_pre_key_id = id + 1;
         self.inner.store.save_creds(creds).await?;
         Ok(record)
+    }
+
+    /// Like [`Socket::events`], but the first call gets a subscription made before the
+    /// socket started, so it sees every event from the start (the first QR code included)
+    /// however late it is called, up to the bus capacity and until the first login. Later
+    /// calls, and calls after the first login, subscribe from now on.
+    pub fn events_from_start(&self) -> broadcast::Receiver<Event> {
+        let startup = self
+            .inner
+            .startup_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        startup.unwrap_or_else(|| self.inner.events.subscribe())
     }
 
     /// The current connection state.
@@ -455,8 +473,18 @@ impl Inner {
     }
 
     fn set_state(&self, update: ConnectionUpdate) {
+        let open = update.state == ConnectionState::Open;
         self.state.send_replace(update.state);
         self.emit(Event::Connection(update));
+        if open {
+            // Nobody asked for the events from the start: stop keeping them.
+            drop(
+                self.startup_events
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
+            );
+        }
     }
 
     fn shutdown(&self, reason: DisconnectReason) {

@@ -72,7 +72,7 @@ pub async fn link_with(sim: &Sim, phone: &str, store: AccountStore) -> (Socket, 
         sim.add_account(phone).await;
     }
     let socket = Socket::connect(config(sim, store));
-    let mut events = socket.events();
+    let mut events = socket.events_from_start();
     let qr = next_update(&mut events, |u| u.qr.is_some())
         .await
         .qr

@@ -86,12 +86,14 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
 }
 
 impl WaSocket {
-    /// Every event of every layer (connection, messages, receipts, groups, ...), from now
-    /// on. A reader that falls behind the bus's capacity skips the oldest events (see
+    /// Every event of every layer (connection, messages, receipts, groups, ...). The first
+    /// call sees them from the moment the socket started (so the first QR code is never
+    /// missed, see [`Socket::events_from_start`]); later calls from the call on. A reader
+    /// that falls behind the bus's capacity skips the oldest events (see
     /// [`Events::lagged`]) instead of stopping.
     pub fn events(&self) -> Events {
         Events {
-            rx: self.socket.events(),
+            rx: self.socket.events_from_start(),
             lagged: 0,
         }
     }
