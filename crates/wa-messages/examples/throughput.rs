@@ -1,0 +1,265 @@
+//! Messaging throughput through wa-sim on 127.0.0.1, end to end.
+//!
+//! `cargo run --release -p wa-messages --example throughput -- one-to-one [messages] [senders]`
+//! links one companion of account A and one of account B (memory stores), then lets
+//! `senders` tasks share A's `Messenger`, each looping `send_message` (so up to `senders`
+//! messages are in flight), and stops the clock when B's companion has emitted
+//! `MessagesUpsert` for every message. Each message is encrypted for B's companion,
+//! B's phone and A's phone, which all decrypt it.
+//!
+//! `cargo run --release -p wa-messages --example throughput -- group [messages] [senders] [linked] [phones]`
+//! builds one group whose recipient devices are A's phone, B's phone, `linked` linked
+//! companions of B and the phones of `phones` more accounts (defaults: 15 and 239, 256
+//! devices), sends one warm-up message (sender-key distribution to every device), then
+//! times `messages` sends in windows of `senders` concurrent sends, each window waiting
+//! for a delivery receipt from every recipient phone for each of its messages (a phone
+//! answers only after it decrypted); the clock stops when every linked companion has also
+//! emitted `MessagesUpsert` for every message. It prints sends per
+//! second and device deliveries per second.
+
+// An example whose output is its figures.
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_messages::{MessageContent, Messenger, MessengerConfig};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::{ConnectionState, Event, Socket};
+use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_types::ReceiptType;
+use wa_usync::{Usync, UsyncConfig};
+
+struct Client {
+    socket: Socket,
+    messenger: Messenger,
+    events: broadcast::Receiver<Event>,
+}
+
+/// Links a companion of `phone` with a memory store and a large event bus (so counting
+/// events never lags).
+async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
+    if sim.account(phone).is_none() {
+        sim.add_account(phone).await;
+    }
+    // The first QR code may be emitted before `events()` subscribes; try again then.
+    let (socket, mut events, messenger, qr) = loop {
+        let store = AccountStore::new(
+            Arc::new(MemoryBackend::new()),
+            AccountId::new(name).expect("account id"),
+        );
+        let mut c = wa_testkit::config(sim, store);
+        c.event_capacity = 1 << 14;
+        c.initial_pre_keys = 30;
+        let socket = Socket::connect(c);
+        let mut events = socket.events();
+        let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+        let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+        let wait = wa_testkit::next_update(&mut events, |u| u.qr.is_some());
+        if let Ok(u) = tokio::time::timeout(Duration::from_secs(3), wait).await {
+            break (socket, events, messenger, u.qr.expect("a QR code"));
+        }
+        socket.close().await;
+    };
+    sim.scan_qr(phone, &qr).await.expect("scan");
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+    }
+}
+
+fn arg(args: &[String], i: usize, default: usize) -> usize {
+    args.get(i)
+        .map_or(default, |s| s.parse().expect("a number"))
+}
+
+/// Sends `n` texts to `to` from `senders` concurrent tasks; returns the ids.
+async fn send_all(m: &Messenger, to: &Jid, n: usize, senders: usize) -> Vec<String> {
+    let senders = senders.clamp(1, n.max(1));
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let m = m.clone();
+        let to = to.clone();
+        let count = n / senders + usize::from(s < n % senders);
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(count);
+            for i in 0..count {
+                let text = format!("throughput {s}/{i}");
+                let key = m
+                    .send_message(&to, MessageContent::text(text))
+                    .await
+                    .expect("send");
+                ids.push(key.id);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::with_capacity(n);
+    for t in tasks {
+        ids.extend(t.await.expect("sender task"));
+    }
+    ids
+}
+
+/// Counts upserts of messages from other devices until `n` distinct ids were seen.
+async fn wait_upserts(events: &mut broadcast::Receiver<Event>, n: usize) {
+    let mut seen = HashSet::with_capacity(n);
+    while seen.len() < n {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+            Ok(Ok(Event::MessagesUpsert(u))) => {
+                for m in u.messages {
+                    if !m.key.from_me {
+                        seen.insert(m.key.id);
+                    }
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(k))) => panic!("event bus lagged by {k}"),
+            Ok(Err(e)) => panic!("events ended: {e}"),
+            Err(_) => panic!("timed out with {} of {n} messages", seen.len()),
+        }
+    }
+}
+
+async fn one_to_one(args: &[String]) {
+    let n = arg(args, 2, 20_000);
+    let senders = arg(args, 3, 64);
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let a = link(&sim, "15550000001", "a1").await;
+    let mut b = link(&sim, "15550000002", "b1").await;
+    let to = Jid::pn("15550000002");
+    // Warm-up: usync cache and sessions with every device.
+    send_all(&a.messenger, &to, 50, 4).await;
+    wait_upserts(&mut b.events, 50).await;
+
+    let start = Instant::now();
+    let waiter = async { wait_upserts(&mut b.events, n).await };
+    let (ids, ()) = tokio::join!(send_all(&a.messenger, &to, n, senders), waiter);
+    let elapsed = start.elapsed();
+    assert_eq!(ids.len(), n);
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "one-to-one: {n} messages, {senders} concurrent senders, {:.3} s, {rate:.0} messages/s end to end",
+        elapsed.as_secs_f64()
+    );
+    println!("sim dropped stanzas: {}", sim.dropped_stanzas());
+    drop((a.socket, b.socket));
+}
+
+async fn group(args: &[String]) {
+    let n = arg(args, 2, 200);
+    let senders = arg(args, 3, 8);
+    let linked = arg(args, 4, 15);
+    let phones = arg(args, 5, 239);
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let mut a = link(&sim, "15550000001", "a1").await;
+    let groups = wa_groups::Groups::new(a.socket.clone(), &wa_groups::GroupsConfig::default());
+    a.messenger = a.messenger.clone().with_groups(groups);
+    let mut companions = Vec::new();
+    for i in 0..linked {
+        companions.push(link(&sim, "15550000002", &format!("b{i}")).await);
+    }
+    let mut members = vec![Jid::pn("15550000002")];
+    for i in 0..phones {
+        let p = format!("1556{i:07}");
+        sim.add_account(&p).await;
+        members.push(Jid::pn(&p));
+    }
+    let g = sim
+        .phone_create_group("15550000001", "throughput", &members)
+        .expect("group");
+    let devices = 2 + linked + phones;
+    // Let every linked device settle the group notification.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let t0 = Instant::now();
+    let first = send_all(&a.messenger, &g, 1, 1).await;
+    wait_receipts(&mut a.events, &first, phones + 2).await;
+    for c in &mut companions {
+        wait_upserts(&mut c.events, 1).await;
+    }
+    println!(
+        "group of {devices} recipient devices ({linked} linked companions, {} phones): first send with sender-key distribution {:.3} s",
+        phones + 2,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // A bounded window: `senders` sends in flight, then their deliveries; the sim's phone
+    // worker queue (4096 stanzas) would drop a larger burst to 241 phones.
+    let start = Instant::now();
+    let mut sent = Duration::ZERO;
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let w = senders.min(n - ids.len());
+        let t = Instant::now();
+        let window = send_all(&a.messenger, &g, w, w).await;
+        sent += t.elapsed();
+        wait_receipts(&mut a.events, &window, phones + 2).await;
+        ids.extend(window);
+    }
+    for c in &mut companions {
+        wait_upserts(&mut c.events, n).await;
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(ids.len(), n);
+    println!(
+        "group: {n} sends, windows of {senders}: {:.3} s spent sending = {:.0} sends/s (until the server acks)",
+        sent.as_secs_f64(),
+        n as f64 / sent.as_secs_f64()
+    );
+    println!(
+        "group: {} deliveries (decrypted, receipted) in {:.3} s = {:.0} sends/s end to end, {:.0} device deliveries/s",
+        n * devices,
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        (n * devices) as f64 / elapsed.as_secs_f64()
+    );
+    println!("sim dropped stanzas: {}", sim.dropped_stanzas());
+}
+
+/// Waits for a delivery receipt (from others' phones, `sender` from our own) from
+/// `devices` distinct phones (device 0) for each message in `ids`.
+async fn wait_receipts(events: &mut broadcast::Receiver<Event>, ids: &[String], devices: usize) {
+    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let n = ids.len() * devices;
+    let mut seen = HashSet::with_capacity(n);
+    while seen.len() < n {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Ok(Event::MessagesUpdate(u))) => {
+                for m in u {
+                    if matches!(m.receipt, ReceiptType::Delivered | ReceiptType::Sender)
+                        && m.device.device == 0
+                        && want.contains(m.key.id.as_str())
+                    {
+                        seen.insert((m.key.id, m.device.to_string()));
+                    }
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(k))) => panic!("event bus lagged by {k}"),
+            Ok(Err(e)) => panic!("events ended: {e}"),
+            Err(_) => {
+                panic!("timed out with {} of {n} receipts", seen.len());
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.get(1).map(String::as_str) {
+        Some("group") => rt.block_on(group(&args)),
+        _ => rt.block_on(one_to_one(&args)),
+    }
+}
