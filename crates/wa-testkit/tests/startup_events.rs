@@ -27,7 +27,10 @@ async fn the_first_qr_code_reaches_a_late_subscriber() {
     })
     .await
     .expect("the first QR code is still there");
-    assert!(qr.contains("#2@") && qr.split(',').count() >= 4, "a QR string: {qr}");
+    assert!(
+        qr.contains("#2@") && qr.split(',').count() >= 4,
+        "a QR string: {qr}"
+    );
     assert!(matches!(fresh.try_recv(), Err(TryRecvError::Empty)));
     // The startup subscription is handed out once; the next caller starts from now.
     let mut again = socket.events_from_start();
