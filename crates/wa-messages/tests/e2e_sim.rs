@@ -14,11 +14,12 @@ use wa_messages::{
 use wa_proto::e2e::Message;
 use wa_sim::{Fault, Sim, SimConfig};
 use wa_socket::SocketConfig;
-use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
+use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
 use wa_store::{
     AccountId, AccountStore, Backend, LidMappingStore, MemoryBackend, SentMessageStore,
     SessionStore,
 };
+use wa_testkit::next_update as next_conn;
 use wa_types::{MessageKey, MessageUpdate, WaMessage};
 use wa_usync::{Usync, UsyncConfig};
 
@@ -34,16 +35,7 @@ fn memory_store(name: &str) -> AccountStore {
 }
 
 fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
-    let mut c = SocketConfig::new(store);
-    c.ws_url = sim.ws_url();
-    c.noise_root = sim.root_public_key();
-    c.backoff = Backoff {
-        base: Duration::from_millis(50),
-        max: Duration::from_millis(300),
-        factor: 2.0,
-    };
-    c.connect_timeout = Duration::from_secs(10);
-    c.query_timeout = Duration::from_secs(10);
+    let mut c = wa_testkit::config(sim, store);
     c.initial_pre_keys = 30;
     c
 }
@@ -67,28 +59,10 @@ fn start_with(
     mc: MessengerConfig,
 ) -> (Socket, Messenger, broadcast::Receiver<Event>) {
     let socket = Socket::connect(config(sim, store));
-    let events = socket.events();
+    let events = socket.events_from_start();
     let usync = Usync::new(socket.clone(), &UsyncConfig::default());
     let messenger = Messenger::new(socket.clone(), usync, mc);
     (socket, messenger, events)
-}
-
-async fn next_conn(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
-) -> ConnectionUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::Connection(u)) if pred(&u) => return u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("event in time")
 }
 
 /// Links a new companion to `phone` (the account must exist) by QR.

@@ -2,77 +2,15 @@
 //! cache in front of them), on-WhatsApp checks, LIDs, and cache invalidation by
 //! `<notification type="devices">` when a companion links or is removed.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
 use wa_binary::{Jid, Server};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::SocketConfig;
-use wa_socket::{Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket};
-use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_testkit::link;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
-
-fn memory_store() -> AccountStore {
-    AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new("usync").unwrap(),
-    )
-}
-
-fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
-    let mut c = SocketConfig::new(store);
-    c.ws_url = sim.ws_url();
-    c.noise_root = sim.root_public_key();
-    c.backoff = Backoff {
-        base: Duration::from_millis(50),
-        max: Duration::from_millis(300),
-        factor: 2.0,
-    };
-    c.connect_timeout = Duration::from_secs(10);
-    c.query_timeout = Duration::from_secs(10);
-    c
-}
-
-async fn next_update(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
-) -> ConnectionUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::Connection(u)) if pred(&u) => return u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("event in time")
-}
-
-/// Links a new device to `phone` by QR; returns once it logged in after the 515.
-async fn link(sim: &Sim, phone: &str) -> (Socket, Jid) {
-    sim.add_account(phone).await;
-    let socket = Socket::connect(config(sim, memory_store()));
-    let mut events = socket.events();
-    let qr = next_update(&mut events, |u| u.qr.is_some())
-        .await
-        .qr
-        .expect("qr");
-    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_update(&mut events, |u| u.state == ConnectionState::Open).await;
-    (socket, jid)
-}
 
 fn pn_device(phone: &'static str, device: u16) -> Jid {
     Jid::with_device(phone, Server::Pn, device)
