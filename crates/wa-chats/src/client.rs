@@ -85,17 +85,6 @@ impl std::fmt::Debug for Chats {
     }
 }
 
-fn ack(node: &Node) -> Node {
-    let attr = |k: &str| node.get_attr(k).cloned();
-    Node::builder("ack")
-        .attr("class", node.tag().to_owned())
-        .attr_opt("id", attr("id"))
-        .attr_opt("type", attr("type"))
-        .attr_opt("to", attr("from"))
-        .attr_opt("participant", attr("participant"))
-        .build()
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -145,7 +134,7 @@ impl Chats {
             while let Some(node) = sync_rx.recv().await {
                 let blocklist = parse_blocklist_notification(&node);
                 let privacy = node.child("privacy").map(|_| parse_privacy(&node));
-                if let Err(e) = s.send_node(&ack(&node)).await {
+                if let Err(e) = s.send_node(&wa_socket::ack_for(&node)).await {
                     tracing::debug!("account_sync ack not sent: {e}");
                 }
                 match blocklist {

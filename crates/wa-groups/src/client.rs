@@ -115,17 +115,6 @@ impl std::fmt::Debug for Groups {
 /// Notifications queued for the listener before the socket's reader waits.
 const NOTIFICATION_QUEUE: usize = 64;
 
-fn ack(node: &Node) -> Node {
-    let attr = |k: &str| node.get_attr(k).cloned();
-    Node::builder("ack")
-        .attr("class", node.tag().to_owned())
-        .attr_opt("id", attr("id"))
-        .attr_opt("type", attr("type"))
-        .attr_opt("to", attr("from"))
-        .attr_opt("participant", attr("participant"))
-        .build()
-}
-
 /// A message-id-like key for create requests.
 fn request_key() -> String {
     let mut b = [0u8; 8];
@@ -174,7 +163,7 @@ impl Groups {
                         }
                     }
                 }
-                if let Err(e) = task_socket.send_node(&ack(&node)).await {
+                if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
                     tracing::debug!("group notification ack not sent: {e}");
                 }
                 match update {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod ack;
 mod backoff;
 mod config;
 mod dispatch;
@@ -11,6 +12,7 @@ mod socket;
 mod stream_error;
 mod transport;
 
+pub use ack::ack_for;
 pub use backoff::Backoff;
 pub use config::{
     BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions,

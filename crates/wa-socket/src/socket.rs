@@ -833,19 +833,7 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
 }
 
 async fn send_ack(conn: &Conn, node: &Node) {
-    let mut b = Node::builder("ack").attr("class", node.tag().to_owned());
-    for key in ["id", "type"] {
-        if let Some(v) = node.get_attr(key) {
-            b = b.attr(key, v.clone());
-        }
-    }
-    if let Some(from) = node.get_attr("from") {
-        b = b.attr("to", from.clone());
-    }
-    if let Some(p) = node.get_attr("participant") {
-        b = b.attr("participant", p.clone());
-    }
-    let _ = conn.send(&b.build()).await;
+    let _ = conn.send(&crate::ack_for(node)).await;
 }
 
 async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {

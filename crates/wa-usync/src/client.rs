@@ -101,7 +101,7 @@ impl Usync {
                     tracing::debug!(%user, "device list changed; dropping cached devices");
                     task_cache.invalidate(&user).await;
                 }
-                if let Err(e) = task_socket.send_node(&ack(&node)).await {
+                if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
                     tracing::debug!("devices notification ack not sent: {e}");
                 }
             }
@@ -248,37 +248,9 @@ fn notification_user(node: &Node) -> Option<Jid> {
     matches!(from.server, Server::Pn | Server::Lid).then(|| from.to_non_ad())
 }
 
-/// `<ack class="notification" id type to [participant]>` for a received notification.
-fn ack(node: &Node) -> Node {
-    let attr = |k: &str| node.get_attr(k).cloned();
-    Node::builder("ack")
-        .attr("class", node.tag().to_owned())
-        .attr_opt("id", attr("id"))
-        .attr_opt("type", attr("type"))
-        .attr_opt("to", attr("from"))
-        .attr_opt("participant", attr("participant"))
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ack_mirrors_the_notification() {
-        let n = Node::builder("notification")
-            .attr("id", "N1")
-            .attr("type", "devices")
-            .attr("from", Jid::pn("123"))
-            .build();
-        let a = ack(&n);
-        assert_eq!(a.tag(), "ack");
-        assert_eq!(a.attr::<&str>("class").unwrap(), "notification");
-        assert_eq!(a.attr::<&str>("id").unwrap(), "N1");
-        assert_eq!(a.attr::<&str>("type").unwrap(), "devices");
-        assert_eq!(a.attr::<Jid>("to").unwrap(), Jid::pn("123"));
-        assert!(a.get_attr("participant").is_none());
-    }
 
     #[test]
     fn notification_user_drops_the_device() {

@@ -1,0 +1,48 @@
+//! The `<ack>` a client sends for a stanza it received and will not answer otherwise.
+
+use wa_binary::Node;
+
+/// The `<ack>` for `node`: `class` is its tag, `id` and `type` are copied, `to` is its
+/// `from`, and `participant` is copied when present. Layers that subscribe to
+/// notifications send this for each one they take over from the socket.
+pub fn ack_for(node: &Node) -> Node {
+    let attr = |k: &str| node.get_attr(k).cloned();
+    Node::builder("ack")
+        .attr("class", node.tag().to_owned())
+        .attr_opt("id", attr("id"))
+        .attr_opt("type", attr("type"))
+        .attr_opt("to", attr("from"))
+        .attr_opt("participant", attr("participant"))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use wa_binary::Jid;
+
+    use super::*;
+
+    #[test]
+    fn ack_mirrors_the_notification() {
+        let n = Node::builder("notification")
+            .attr("id", "N1")
+            .attr("type", "devices")
+            .attr("from", Jid::pn("123"))
+            .build();
+        let a = ack_for(&n);
+        assert_eq!(a.tag(), "ack");
+        assert_eq!(a.attr::<&str>("class").unwrap(), "notification");
+        assert_eq!(a.attr::<&str>("id").unwrap(), "N1");
+        assert_eq!(a.attr::<&str>("type").unwrap(), "devices");
+        assert_eq!(a.attr::<Jid>("to").unwrap(), Jid::pn("123"));
+        assert!(a.get_attr("participant").is_none());
+        let g = Node::builder("notification")
+            .attr("from", Jid::group("1-2"))
+            .attr("participant", Jid::pn("9"))
+            .build();
+        assert_eq!(
+            ack_for(&g).attr::<Jid>("participant").unwrap(),
+            Jid::pn("9")
+        );
+    }
+}
