@@ -281,16 +281,37 @@ impl Drop for TempFile {
     }
 }
 
+/// The process-wide HTTP client for a connect timeout (a handful of distinct timeouts at
+/// most, so the list stays short).
+fn shared_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Vec<(Duration, reqwest::Client)>>> =
+        std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, c)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+        return Ok(c.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(http_err)?;
+    if clients.len() < 16 {
+        clients.push((connect_timeout, client.clone()));
+    }
+    Ok(client)
+}
+
 impl Media {
-    /// A media client using `socket` for `media_conn` queries.
+    /// A media client using `socket` for `media_conn` queries. The HTTP client (its
+    /// connection pool and TLS roots) is shared by every `Media` of the process with the
+    /// same connect timeout, so many accounts cost one client.
     ///
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be built (TLS setup).
     pub fn new(socket: Socket, config: MediaConfig) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()
-            .map_err(http_err)?;
+        let http = shared_http_client(config.connect_timeout)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 socket,

@@ -128,6 +128,10 @@ pub struct SocketConfig {
     pub get_message: Option<GetMessage>,
     /// Put an in-memory read cache (bounded, with a TTL) in front of the store's backend.
     pub cache: Option<CacheConfig>,
+    /// Bounds how many sockets sharing this semaphore connect and run the Noise handshake
+    /// at the same time (a fleet of accounts starting together); `None` for no bound. A
+    /// permit is held from the TCP connect until the handshake's last message is sent.
+    pub handshake_limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl SocketConfig {
@@ -157,6 +161,7 @@ impl SocketConfig {
             min_pre_keys: 5,
             get_message: None,
             cache: None,
+            handshake_limit: None,
         }
     }
 }

@@ -656,6 +656,17 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
     let creds = inner.load_creds().await?;
     let cfg = &inner.config;
     let url = WsUrl::parse(&cfg.ws_url)?;
+    // Held until the handshake is done (dropped at the end of this function's setup).
+    let permit = match &cfg.handshake_limit {
+        Some(limit) => Some(
+            limit
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::NotConnected)?,
+        ),
+        None => None,
+    };
     let connector = match &cfg.tls {
         Some(tls) => WsConnector::with_tls_config(tls.clone()),
         None => WsConnector::new(),
@@ -698,6 +709,7 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
     let (decoder, transport) = tokio::time::timeout(cfg.connect_timeout, handshake)
         .await
         .map_err(|_| Error::Timeout("noise handshake"))??;
+    drop(permit);
 
     let (close, _) = watch::channel(None);
     let conn = Arc::new(Conn {

@@ -112,14 +112,21 @@ impl Default for WsConnector {
 impl WsConnector {
     /// A connector trusting the web PKI roots, with no proxy, origin
     /// `https://web.whatsapp.com` and a 20-second connect timeout.
+    /// The TLS configuration is built once per process and shared by every connector, so
+    /// thousands of sockets hold one root store.
     pub fn new() -> Self {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Self::with_tls_config(Arc::new(config))
+        static DEFAULT_TLS: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
+        let config = DEFAULT_TLS.get_or_init(|| {
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            Arc::new(
+                ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        });
+        Self::with_tls_config(config.clone())
     }
 
     /// A connector using the given TLS client configuration (for private roots in tests).
