@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod fleet;
 mod socket;
 
 pub use error::Error;
+pub use fleet::{Configure, Fleet, FleetConfig, FleetEvent};
 pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
 
 pub use wa_binary::{Jid, Node, Server};

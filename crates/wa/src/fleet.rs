@@ -1,0 +1,289 @@
+//! [`Fleet`]: many accounts in one process over one store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
+use wa_store::{AccountId, AccountStore, Backend};
+use wa_types::{ConnectionState, DisconnectReason, Event};
+
+use crate::{Error, WaConfig, WaSocket, make_wa_socket};
+
+/// Adjusts each account's [`WaConfig`] before its socket starts (server URL, browser,
+/// timeouts, ...). The fleet has already set the shared handshake bound and the event
+/// capacity; the hook may change anything.
+pub type Configure = Arc<dyn Fn(&AccountId, &mut WaConfig) + Send + Sync>;
+
+/// Settings of a [`Fleet`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// How many accounts may connect and run the Noise handshake at the same time; the
+    /// rest wait their turn (a fleet starting or reconnecting after an outage does not
+    /// open thousands of handshakes at once).
+    pub max_handshakes: usize,
+    /// Each socket's event-bus capacity. An idle account's bus is allocated up front, so
+    /// fleets keep it small; a slow reader loses the oldest events beyond it.
+    pub event_capacity: usize,
+    /// Capacity of the fleet-wide event stream ([`Fleet::events`]).
+    pub fleet_event_capacity: usize,
+    /// Per-account configuration hook.
+    pub configure: Option<Configure>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            max_handshakes: 32,
+            event_capacity: 64,
+            fleet_event_capacity: 4096,
+            configure: None,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// The defaults, with `configure` applied to every account's configuration.
+    pub fn with_configure(
+        configure: impl Fn(&AccountId, &mut WaConfig) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            configure: Some(Arc::new(configure)),
+            ..Self::default()
+        }
+    }
+}
+
+impl fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("max_handshakes", &self.max_handshakes)
+            .field("event_capacity", &self.event_capacity)
+            .field("fleet_event_capacity", &self.fleet_event_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One account's event, as the fleet-wide stream carries it.
+#[derive(Debug, Clone)]
+pub struct FleetEvent {
+    /// The account the event belongs to.
+    pub account: AccountId,
+    /// The event.
+    pub event: Event,
+}
+
+struct Running {
+    socket: WaSocket,
+    forward: JoinHandle<()>,
+}
+
+struct FleetInner {
+    backend: Arc<dyn Backend>,
+    config: FleetConfig,
+    handshakes: Arc<Semaphore>,
+    accounts: Mutex<HashMap<AccountId, Running>>,
+    events: broadcast::Sender<FleetEvent>,
+}
+
+/// Starts, stops and supervises many accounts in one process over one store backend
+/// (SQLite or PostgreSQL), sharing what can be shared: the backend, the TLS and HTTP
+/// clients, the codec's token tables, and a bound on concurrent handshakes. Each account
+/// is a full [`WaSocket`] that reconnects by itself; the fleet forgets an account whose
+/// socket ended for good (logged out, replaced, ...), and its events reach
+/// [`Fleet::events`] tagged with the account.
+///
+/// Cheap to clone. Dropping every handle does not stop the accounts; call
+/// [`Fleet::shutdown`].
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<FleetInner>,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("accounts", &self.len())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// A fleet over `backend`; no account runs yet.
+    pub fn new(backend: Arc<dyn Backend>, config: FleetConfig) -> Self {
+        let (events, _) = broadcast::channel(config.fleet_event_capacity.max(16));
+        Self {
+            inner: Arc::new(FleetInner {
+                backend,
+                handshakes: Arc::new(Semaphore::new(config.max_handshakes.max(1))),
+                config,
+                accounts: Mutex::new(HashMap::new()),
+                events,
+            }),
+        }
+    }
+
+    /// Every account of the backend that has saved credentials (linked or mid-link).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn stored_accounts(&self) -> Result<Vec<AccountId>, Error> {
+        Ok(self.inner.backend.accounts().await?)
+    }
+
+    /// Starts every stored account that is not running yet; returns how many started.
+    ///
+    /// # Errors
+    /// The store's or a socket's setup error (accounts started before it keep running).
+    pub async fn start_stored(&self) -> Result<usize, Error> {
+        let mut started = 0;
+        for id in self.stored_accounts().await? {
+            if self.get(&id).is_none() {
+                self.start(id)?;
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts the account `id` (a new one shows QR codes on its events; see
+    /// [`Fleet::events`], subscribed before this call) and returns its socket; an account already running is
+    /// returned as it is.
+    ///
+    /// # Errors
+    /// [`Error`] when the media HTTP client cannot be built.
+    pub fn start(&self, id: AccountId) -> Result<WaSocket, Error> {
+        let mut accounts = self.lock();
+        if let Some(r) = accounts.get(&id) {
+            return Ok(r.socket.clone());
+        }
+        let store = AccountStore::new(self.inner.backend.clone(), id.clone());
+        let mut config = WaConfig::new(store);
+        config.socket.handshake_limit = Some(self.inner.handshakes.clone());
+        config.socket.event_capacity = self.inner.config.event_capacity;
+        if let Some(f) = &self.inner.config.configure {
+            f(&id, &mut config);
+        }
+        let socket = make_wa_socket(config)?;
+        let forward = tokio::spawn(forward(
+            Arc::downgrade(&self.inner),
+            id.clone(),
+            socket.events(),
+        ));
+        accounts.insert(
+            id,
+            Running {
+                socket: socket.clone(),
+                forward,
+            },
+        );
+        Ok(socket)
+    }
+
+    /// The running socket of `id`.
+    pub fn get(&self, id: &AccountId) -> Option<WaSocket> {
+        self.lock().get(id).map(|r| r.socket.clone())
+    }
+
+    /// The accounts running now.
+    pub fn accounts(&self) -> Vec<AccountId> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// How many accounts are running.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no account is running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many running accounts are connected and logged in.
+    pub fn open_count(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|r| r.socket.socket().state() == ConnectionState::Open)
+            .count()
+    }
+
+    /// How many accounts are connecting or running the Noise handshake right now (never
+    /// more than [`FleetConfig::max_handshakes`]).
+    pub fn handshakes_in_progress(&self) -> usize {
+        self.inner
+            .config
+            .max_handshakes
+            .max(1)
+            .saturating_sub(self.inner.handshakes.available_permits())
+    }
+
+    /// Events of every account from now on, tagged with the account. The stream is
+    /// bounded; a reader that falls behind loses the oldest events (and sees `Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<FleetEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Closes the account `id`'s socket (its credentials stay); `false` when it was not
+    /// running.
+    pub async fn stop(&self, id: &AccountId) -> bool {
+        let running = self.lock().remove(id);
+        match running {
+            Some(r) => {
+                r.socket.close().await;
+                r.forward.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every account's socket.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = self.lock().drain().map(|(_, r)| r).collect();
+        for r in all {
+            r.socket.close().await;
+            r.forward.abort();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Running>> {
+        self.inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Copies one account's events to the fleet stream and forgets the account once its
+/// socket ended for good.
+async fn forward(
+    fleet: std::sync::Weak<FleetInner>,
+    account: AccountId,
+    mut events: crate::Events,
+) {
+    while let Some(event) = events.next().await {
+        let Some(inner) = fleet.upgrade() else { return };
+        let terminal = matches!(
+            &event,
+            Event::Connection(u)
+                if u.state == ConnectionState::Closed
+                    && u.last_disconnect.is_some_and(DisconnectReason::is_terminal)
+        );
+        let _ = inner.events.send(FleetEvent {
+            account: account.clone(),
+            event,
+        });
+        if terminal {
+            inner
+                .accounts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&account);
+            return;
+        }
+    }
+}
