@@ -1,0 +1,243 @@
+//! The soak: N accounts over one SQLite store send messages in both directions for a
+//! while, with faults injected at random (dropped connections, 515 restarts, a server
+//! outage, delayed and duplicated frames, clients killed and started again from the
+//! store). At the end every message the server accepted arrived exactly once at its
+//! recipient's linked device and its phone, its sender's phone got its copy, and no
+//! recipient needed a retry.
+//!
+//! Opt-in: `cargo test -p wa-load --test soak -- --ignored --nocapture`, sized with
+//! `SOAK_ACCOUNTS` (default 10), `SOAK_SECS` (default 60) and `SOAK_RATE` (messages per
+//! second, default 2 per account).
+
+#![allow(clippy::print_stderr, reason = "the soak reports its figures")]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wa::{Fleet, FleetConfig, Jid, SqliteBackend};
+use wa_load::{
+    Drive, Traffic, account_of, drive, load_text, phone_of, settle, spawn_receiver, start_and_link,
+};
+use wa_sim::{Fault, Sim, SimConfig, StreamErrorKind, Target};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small xorshift: the soak's choices, reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below.max(1)
+    }
+}
+
+/// Injects one random fault every 1-4 s until `until`; returns what it injected.
+async fn inject_faults(
+    sim: Arc<Sim>,
+    fleet: Fleet,
+    n: usize,
+    seed: u64,
+    until: Instant,
+) -> HashMap<&'static str, u32> {
+    let mut rng = Rng(seed);
+    let mut done: HashMap<&'static str, u32> = HashMap::new();
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(1000 + rng.next(3000))).await;
+        let i = rng.next(n as u64) as usize;
+        let phone = phone_of(i);
+        let kind = match rng.next(6) {
+            0 => {
+                sim.fault(Fault::Drop(Target::Account(phone)));
+                "connection dropped"
+            }
+            1 => {
+                sim.fault(Fault::StreamError(
+                    Target::Account(phone),
+                    StreamErrorKind::Restart,
+                ));
+                "515 restart"
+            }
+            2 => {
+                sim.fault(Fault::DelayFrames(Some(Duration::from_millis(150))));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                sim.fault(Fault::DelayFrames(None));
+                "frames delayed"
+            }
+            3 => {
+                sim.fault(Fault::DuplicateDelivery(true));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                sim.fault(Fault::DuplicateDelivery(false));
+                "frames duplicated"
+            }
+            4 => {
+                // The server goes away for a moment: every connection drops and logins
+                // are refused with 503 until it is back; queues survive, as on the
+                // real server.
+                sim.fault(Fault::RefuseLogins(Some(503)));
+                sim.fault(Fault::Drop(Target::All));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                sim.fault(Fault::RefuseLogins(None));
+                "server outage"
+            }
+            _ => {
+                let id = account_of(i);
+                fleet.stop(&id).await;
+                tokio::time::sleep(Duration::from_millis(500 + rng.next(1500))).await;
+                fleet
+                    .start(id)
+                    .expect("the account restarts from the store");
+                "client killed and restarted"
+            }
+        };
+        *done.entry(kind).or_default() += 1;
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak: minutes long; run with --ignored"]
+async fn soak_with_faults_loses_and_duplicates_nothing() {
+    let n = env_or("SOAK_ACCOUNTS", 10) as usize;
+    let secs = env_or("SOAK_SECS", 60);
+    let rate = env_or("SOAK_RATE", 2 * n as u64) as f64;
+    let seed = env_or("SOAK_SEED", 0x5eed_1234_abcd_0001);
+    eprintln!("soak: {n} accounts, {secs}s, {rate} msg/s, seed {seed:#x}");
+
+    let sim = Arc::new(Sim::start(SimConfig::default()).await.expect("sim starts"));
+    for i in 0..n {
+        sim.add_account(&phone_of(i)).await;
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let backend = Arc::new(
+        SqliteBackend::open(dir.path().join("soak.db"))
+            .await
+            .expect("the store opens"),
+    );
+    let (ws_url, root) = (sim.ws_url(), sim.root_public_key());
+    let mut config = FleetConfig::with_configure(move |_, c| {
+        c.socket.ws_url = ws_url.clone();
+        c.socket.noise_root = root;
+        c.socket.initial_pre_keys = 30;
+        c.socket.backoff = wa::Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            factor: 2.0,
+        };
+        c.socket.query_timeout = Duration::from_secs(15);
+    });
+    config.fleet_event_capacity = 1 << 16;
+    config.event_capacity = 1024;
+    let fleet = Fleet::new(backend, config);
+    let accounts: Vec<_> = (0..n).map(|i| (account_of(i), phone_of(i))).collect();
+    let scan_sim = sim.clone();
+    start_and_link(
+        &fleet,
+        &accounts,
+        move |phone, qr| {
+            let sim = scan_sim.clone();
+            async move {
+                sim.scan_qr(&phone, &qr)
+                    .await
+                    .map(drop)
+                    .map_err(|e| wa_load::Error::Usage(format!("scan for {phone}: {e}")))
+            }
+        },
+        8,
+        Duration::from_secs(300),
+        |_, _| {},
+    )
+    .await
+    .expect("every account links");
+
+    let traffic = Arc::new(Traffic::new());
+    let receiver = spawn_receiver(&fleet, traffic.clone());
+    let started = Instant::now();
+    let faults = tokio::spawn(inject_faults(
+        sim.clone(),
+        fleet.clone(),
+        n,
+        seed,
+        started + Duration::from_secs(secs),
+    ));
+    let failures = drive(
+        &fleet,
+        n,
+        &Drive {
+            rate,
+            duration: Duration::from_secs(secs),
+            in_flight: 64,
+        },
+        &traffic,
+    )
+    .await;
+    let faults = faults.await.expect("the fault injector ends");
+    // Accounts stopped at the very end come back before the final count.
+    for (id, _) in &accounts {
+        fleet.start(id.clone()).expect("the account restarts");
+    }
+    let left = settle(&traffic, Duration::from_secs(120)).await;
+    let report = traffic.report();
+    eprintln!("faults injected: {faults:?}");
+    eprintln!(
+        "sent {} ({failures} sends returned an error), delivered {}, lost {}, duplicated {}, \
+         misrouted {}, retries {}, outstanding {left}, latency p50 {:?} p99 {:?}, took {:.1}s",
+        report.sent,
+        report.delivered,
+        report.lost,
+        report.duplicated,
+        report.misrouted,
+        report.retries,
+        report.p50,
+        report.p99,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(report.sent > 0, "messages were sent");
+    assert_eq!(report.lost, 0, "no message lost");
+    assert_eq!(report.duplicated, 0, "no message reported twice");
+    assert_eq!(report.misrouted, 0, "no message at the wrong account");
+    assert_eq!(report.retries, 0, "no session needed a retry");
+
+    // The phones: the recipient's phone decrypted each message once, and the sender's
+    // phone got its own copy (DeviceSentMessage) once.
+    let phone_deadline = Instant::now() + Duration::from_secs(60);
+    let expected: Vec<_> = traffic.messages().into_iter().filter(|m| !m.3).collect();
+    let count = |inbox: &[wa_sim::PhoneMessage], text: &str, chat: &Jid| {
+        inbox
+            .iter()
+            .filter(|m| wa::message_text(&m.message) == Some(text) && m.chat.user == chat.user)
+            .count()
+    };
+    loop {
+        let inboxes: Vec<_> = (0..n).map(|i| sim.phone_inbox(&phone_of(i))).collect();
+        let mut wrong = Vec::new();
+        for (from, seq, to, _) in &expected {
+            let text = load_text(*from, *seq);
+            let at_recipient = count(&inboxes[*to], &text, &Jid::pn(phone_of(*from)));
+            let at_sender = count(&inboxes[*from], &text, &Jid::pn(phone_of(*to)));
+            if at_recipient != 1 || at_sender != 1 {
+                wrong.push((text, at_recipient, at_sender));
+            }
+        }
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < phone_deadline,
+            "{} messages not exactly once on the phones, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    fleet.shutdown().await;
+    receiver.abort();
+}
