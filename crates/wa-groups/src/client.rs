@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
 use rand::RngCore;
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
-use wa_socket::{Event, Filter, Socket};
+use wa_socket::{Event, Filter, LazyCache, Socket};
 use wa_types::GroupMetadata;
 
 use crate::Error;
@@ -94,7 +93,7 @@ pub struct Groups {
 
 struct Inner {
     socket: Socket,
-    cache: Cache<Jid, Arc<GroupMetadata>>,
+    cache: LazyCache<Jid, Arc<GroupMetadata>>,
     listener: AbortHandle,
 }
 
@@ -127,10 +126,8 @@ impl Groups {
     /// the cache, is acknowledged, then emitted as [`Event::GroupUpdate`]. Must be called
     /// inside a Tokio runtime.
     pub fn new(socket: Socket, config: &GroupsConfig) -> Self {
-        let cache: Cache<Jid, Arc<GroupMetadata>> = Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl)
-            .build();
+        let cache: LazyCache<Jid, Arc<GroupMetadata>> =
+            LazyCache::new(config.cache_capacity, config.cache_ttl);
         let mut rx = socket.subscribe(
             Filter::tag("notification").kind("w:gp2"),
             NOTIFICATION_QUEUE,

@@ -5,6 +5,7 @@ mod backoff;
 mod config;
 mod dispatch;
 mod error;
+mod lazy_cache;
 mod pairing;
 mod payload;
 mod query;
@@ -18,8 +19,9 @@ pub use config::{
     BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions,
     SocketConfig,
 };
-pub use dispatch::{Dispatched, Dispatcher, Filter};
+pub use dispatch::{Dispatched, Dispatcher, Filter, Subscription};
 pub use error::Error;
+pub use lazy_cache::LazyCache;
 pub use pairing::{
     CompanionFinish, FinishRandom, PAIRING_CODE_ALPHABET, PAIRING_CODE_PBKDF2_ROUNDS, PairError,
     PairSuccess, QR_PREFIX, VerifiedIdentity, account_signature_message, companion_finish,

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::future::Cache;
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node, Server};
-use wa_socket::{Filter, Socket};
+use wa_socket::{Filter, LazyCache, Socket};
 
 use crate::Error;
 use crate::query::{Protocol, UsyncQuery, UsyncUser, device_jids, parse_reply};
@@ -53,7 +52,7 @@ pub struct Usync {
 
 struct Inner {
     socket: Socket,
-    cache: Cache<Jid, Arc<Vec<Jid>>>,
+    cache: LazyCache<Jid, Arc<Vec<Jid>>>,
     queries: AtomicU64,
     /// Bumped on every devices notification; a query's answer is cached only if no
     /// notification arrived while it was in flight (it may predate the change).
@@ -83,10 +82,8 @@ impl Usync {
     /// Wraps `socket` and subscribes to `<notification type="devices">` (which it
     /// acknowledges). Must be called inside a Tokio runtime.
     pub fn new(socket: Socket, config: &UsyncConfig) -> Self {
-        let cache: Cache<Jid, Arc<Vec<Jid>>> = Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl)
-            .build();
+        let cache: LazyCache<Jid, Arc<Vec<Jid>>> =
+            LazyCache::new(config.cache_capacity, config.cache_ttl);
         let mut rx = socket.subscribe(
             Filter::tag("notification").kind("devices"),
             NOTIFICATION_QUEUE,
