@@ -210,8 +210,9 @@ impl Messenger {
                                 id = stanza::str_attr(&node, "id").unwrap_or(""),
                                 from = %node.get_attr("from").map(ToString::to_string).unwrap_or_default(),
                             );
-                            crate::recv::handle_message(&inner, node)
-                                .instrument(span)
+                            // Boxed: the handler's state machine is large, and an idle
+                            // worker should not hold its space.
+                            Box::pin(crate::recv::handle_message(&inner, *node).instrument(span))
                                 .await;
                         }
                         Work::Barrier(b) => {
@@ -231,7 +232,7 @@ impl Messenger {
         tasks.push(tokio::spawn(async move {
             let mut receipts = receipts;
             while let Some(node) = receipts.recv().await {
-                crate::receipt::handle_receipt(&i, node).await;
+                Box::pin(crate::receipt::handle_receipt(&i, node)).await;
             }
         }));
         let i = inner.clone();
@@ -310,8 +311,9 @@ impl Messenger {
 
 /// What a message worker is handed.
 enum Work {
-    /// A `<message>` stanza.
-    Message(Node),
+    /// A `<message>` stanza (boxed: each worker's queue allocates its first block of
+    /// slots up front).
+    Message(Box<Node>),
     /// Every stanza routed before this one has been processed by the worker; the last
     /// worker to pass it flushes the offline buffer.
     Barrier(Arc<AtomicUsize>),
@@ -336,7 +338,7 @@ fn worker_index(node: &Node, workers: usize) -> usize {
 /// routed stanza is waiting (the channel is polled first), so the barrier follows every
 /// stanza that arrived before the request.
 async fn route_messages(
-    mut rx: mpsc::Receiver<Node>,
+    mut rx: wa_socket::Subscription,
     mut ctl: mpsc::Receiver<()>,
     workers: Vec<mpsc::Sender<Work>>,
 ) {
@@ -353,7 +355,7 @@ async fn route_messages(
             Some(node) => {
                 let idx = worker_index(&node, workers.len());
                 if let Some(w) = workers.get(idx)
-                    && w.send(Work::Message(node)).await.is_err()
+                    && w.send(Work::Message(Box::new(node))).await.is_err()
                 {
                     return;
                 }

@@ -62,22 +62,46 @@ pub enum Dispatched {
     Unhandled(Node),
 }
 
+/// The stanzas a [`Dispatcher`] routes to one subscriber, in arrival order. Dropping it
+/// unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    // Boxed nodes: the queue's first block of slots is allocated up front, and a socket
+    // has several subscriptions that sit idle most of the time.
+    rx: mpsc::Receiver<Box<Node>>,
+}
+
+impl Subscription {
+    /// The next stanza; `None` once the dispatcher is gone.
+    pub async fn recv(&mut self) -> Option<Node> {
+        self.rx.recv().await.map(|n| *n)
+    }
+
+    /// The next stanza if one is queued.
+    ///
+    /// # Errors
+    /// [`mpsc::error::TryRecvError`] when the queue is empty or the dispatcher is gone.
+    pub fn try_recv(&mut self) -> Result<Node, mpsc::error::TryRecvError> {
+        self.rx.try_recv().map(|n| *n)
+    }
+}
+
 /// Subscriptions by filter, each a bounded queue: a slow subscriber makes the reader wait
 /// (back-pressure) rather than the socket buffer without bound.
 #[derive(Debug, Default)]
 pub struct Dispatcher {
-    subs: RwLock<Vec<(Filter, mpsc::Sender<Node>)>>,
+    subs: RwLock<Vec<(Filter, mpsc::Sender<Box<Node>>)>>,
 }
 
 impl Dispatcher {
     /// Registers interest in the stanzas `filter` matches; `capacity` bounds the queue.
-    pub fn subscribe(&self, filter: Filter, capacity: usize) -> mpsc::Receiver<Node> {
+    pub fn subscribe(&self, filter: Filter, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         self.subs
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((filter, tx));
-        rx
+        Subscription { rx }
     }
 
     /// Delivers `node` to the best matching live subscriber, waiting for queue space.
@@ -91,7 +115,7 @@ impl Dispatcher {
             subs.iter()
                 .filter(|(f, tx)| !tx.is_closed() && f.matches(&node))
                 .fold(
-                    None::<(&Filter, &mpsc::Sender<Node>)>,
+                    None::<(&Filter, &mpsc::Sender<Box<Node>>)>,
                     |best, (f, tx)| match best {
                         Some((b, _)) if b.specificity() >= f.specificity() => best,
                         _ => Some((f, tx)),
@@ -100,11 +124,11 @@ impl Dispatcher {
                 .map(|(_, tx)| tx.clone())
         };
         match target {
-            Some(tx) => match tx.send(node).await {
+            Some(tx) => match tx.send(Box::new(node)).await {
                 Ok(()) => Dispatched::Delivered,
                 Err(mpsc::error::SendError(node)) => {
                     self.prune();
-                    Box::pin(self.dispatch(node)).await
+                    Box::pin(self.dispatch(*node)).await
                 }
             },
             None => Dispatched::Unhandled(node),

@@ -290,7 +290,7 @@ impl Socket {
     }
 
     /// Registers a handler queue for stanzas that `filter` matches.
-    pub fn subscribe(&self, filter: Filter, capacity: usize) -> tokio::sync::mpsc::Receiver<Node> {
+    pub fn subscribe(&self, filter: Filter, capacity: usize) -> crate::Subscription {
         self.inner.dispatcher.subscribe(filter, capacity)
     }
 
@@ -591,7 +591,8 @@ async fn finish(inner: &Inner, reason: DisconnectReason) {
 
 /// Runs one connection to its end; returns why it ended and whether it reached `Open`.
 async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
-    let conn = match establish(inner).await {
+    // Boxed: the handshake's state machine is large and only needed until it is done.
+    let conn = match Box::pin(establish(inner)).await {
         Ok(c) => c,
         Err(e) => {
             warn!("connect failed: {e}");
@@ -776,7 +777,8 @@ async fn read_loop(
             }
         };
         let Some(inner) = weak.upgrade() else { return };
-        handle_node(&inner, &conn, node).await;
+        // Boxed, so the long-lived reader task stays small between frames.
+        Box::pin(handle_node(&inner, &conn, node)).await;
     }
 }
 
