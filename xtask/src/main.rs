@@ -7,6 +7,11 @@
 //! - `cargo xtask proto [--check]`: regenerate `crates/wa-proto/src/generated/` from
 //!   `proto/`, or fail if the committed code is stale.
 //! - `cargo xtask ci`: formatting, lints, generated-code freshness, then the tests.
+//! - `cargo xtask load [--accounts N --rate R --secs S ...]`: the load tool
+//!   (`wa-load run`, release build): wa-sim and N linked accounts in one process, messages
+//!   between them at a given rate.
+//! - `cargo xtask soak`: the soak test with faults (`SOAK_ACCOUNTS`, `SOAK_SECS`,
+//!   `SOAK_RATE` size it), release build.
 
 // A command-line tool: progress and errors go to stderr.
 #![allow(clippy::print_stderr)]
@@ -22,8 +27,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("proto") => proto::proto(&root(), &args[1..]),
         Some("ci") => ci(),
+        Some("load") => load(&args[1..]),
+        Some("soak") => soak(),
         _ => {
-            eprintln!("usage: cargo xtask <test|proto [--check]|ci>");
+            eprintln!("usage: cargo xtask <test|proto [--check]|ci|load [ARGS]|soak>");
             return ExitCode::from(2);
         }
     };
@@ -34,6 +41,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `wa-load run` in release mode, with defaults for whatever is not given.
+fn load(args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "wa-load", "--", "run"]);
+    for (name, default) in [("--accounts", "20"), ("--rate", "1000"), ("--secs", "10")] {
+        if !args.iter().any(|a| a == name) {
+            cmd.args([name, default]);
+        }
+    }
+    cmd.args(args);
+    run(&mut cmd)
+}
+
+/// The soak test (ignored in the normal run) in release mode.
+fn soak() -> Result<(), String> {
+    run(cargo().args([
+        "test",
+        "--release",
+        "-p",
+        "wa-load",
+        "--test",
+        "soak",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]))
 }
 
 /// The workspace root (the parent of this crate's directory).

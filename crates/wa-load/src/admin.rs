@@ -37,7 +37,7 @@ impl Admin {
     /// # Errors
     /// [`Error::Admin`] when the answer lacks a valid key.
     pub async fn root_public_key(&self) -> Result<wa_crypto::PublicKey, Error> {
-        let info = self.post("info", &Value::Null).await?;
+        let info = self.post("info", &serde_json::json!({})).await?;
         let bad = |message: String| Error::Admin {
             command: "info".into(),
             message,

@@ -37,7 +37,7 @@ impl Default for FleetConfig {
     fn default() -> Self {
         Self {
             max_handshakes: 32,
-            event_capacity: 64,
+            event_capacity: 16,
             fleet_event_capacity: 4096,
             configure: None,
         }
