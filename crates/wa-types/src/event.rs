@@ -1,5 +1,5 @@
 use crate::{
-    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
+    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
     PresenceUpdate, PrivacySettings,
 };
 
@@ -32,4 +32,7 @@ pub enum Event {
     /// The account's privacy settings changed on another device; only the settings that
     /// changed are `Some`.
     PrivacyUpdate(PrivacySettings),
+    /// A call stanza arrived: an offer, its end, a reject by another device, ... (the
+    /// shape of Baileys' `call` event).
+    Call(CallEvent),
 }
