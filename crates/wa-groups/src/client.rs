@@ -14,8 +14,9 @@ use wa_types::GroupMetadata;
 
 use crate::Error;
 use crate::parse::{
-    ParticipantResult, apply_update, parse_group, parse_group_reply, parse_linked_participants_reply,
-    parse_notification, parse_participants_reply, parse_sub_groups_reply,
+    ParticipantResult, apply_update, parse_group, parse_group_reply,
+    parse_linked_participants_reply, parse_notification, parse_participants_reply,
+    parse_sub_groups_reply,
 };
 use wa_types::{GroupChange, LinkedGroup};
 

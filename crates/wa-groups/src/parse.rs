@@ -341,7 +341,9 @@ pub fn parse_sub_groups_reply(reply: &Node) -> Result<Vec<LinkedGroup>, Error> {
 pub fn parse_linked_participants_reply(reply: &Node) -> Result<Vec<Jid>, Error> {
     let list = reply
         .child("linked_groups_participants")
-        .ok_or(Error::Malformed("reply without <linked_groups_participants>"))?;
+        .ok_or(Error::Malformed(
+            "reply without <linked_groups_participants>",
+        ))?;
     jid_list(list)
 }
 

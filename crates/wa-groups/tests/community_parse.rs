@@ -131,7 +131,10 @@ fn malformed_sub_group_replies_are_typed_errors() {
     let user = Node::builder("group")
         .attr("jid", Jid::pn("15550000001"))
         .build();
-    assert!(matches!(parse_linked_group(&user), Err(Error::Malformed(_))));
+    assert!(matches!(
+        parse_linked_group(&user),
+        Err(Error::Malformed(_))
+    ));
     // Too many groups is refused instead of growing without bound.
     let many = result(vec![
         Node::builder("sub_groups")
@@ -255,7 +258,10 @@ fn link_and_unlink_notifications() {
 
     // Cached metadata cannot follow a link locally: the entry is dropped.
     let mut meta = GroupMetadata::new(Jid::group("120363-1"));
-    assert!(!apply_update(&mut meta, &parse_notification(&link).unwrap()));
+    assert!(!apply_update(
+        &mut meta,
+        &parse_notification(&link).unwrap()
+    ));
 }
 
 #[test]
@@ -265,11 +271,7 @@ fn malformed_link_notifications_are_typed_errors() {
         let n = notification(Node::builder(tag).attr("link_type", "sub_group").build());
         assert!(matches!(parse_notification(&n), Err(Error::Malformed(_))));
         // A <group> with no id.
-        let n = notification(
-            Node::builder(tag)
-                .children([Node::new("group")])
-                .build(),
-        );
+        let n = notification(Node::builder(tag).children([Node::new("group")]).build());
         assert!(matches!(parse_notification(&n), Err(Error::Malformed(_))));
         // Bytes where children belong.
         let n = notification(Node::builder(tag).bytes(b"junk".to_vec()).build());

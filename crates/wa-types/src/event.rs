@@ -1,6 +1,6 @@
 use crate::{
-    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
-    PresenceUpdate, PrivacySettings,
+    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate,
+    MessagesUpsert, PresenceUpdate, PrivacySettings,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
