@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use wa_binary::{Content, Jid, Node};
 
 use crate::group::{
-    Group, MAX_GROUPS, MAX_PARTICIPANTS, Notice, Role, groups_server, invite_code, iq_error,
-    iq_result, participants_node,
+    Description, Group, MAX_GROUPS, MAX_PARTICIPANTS, Notice, Role, groups_server, invite_code,
+    iq_error, iq_result, participants_node,
 };
 use crate::sim::unix_now;
 use crate::state::Inner;
@@ -464,6 +464,15 @@ pub(crate) fn after(
             .child("group")
             .and_then(|g| g.attr_opt::<String>("id").ok().flatten());
         if let Some(gid) = created {
+            if let Some(body) = op
+                .child("description")
+                .and_then(|d| d.child("body"))
+                .and_then(|b| b.content_bytes())
+                .filter(|b| !b.is_empty() && b.len() <= MAX_DESCRIPTION)
+                .and_then(|b| std::str::from_utf8(b).ok())
+            {
+                set_description(st, me, &gid, op, body, reply, notices);
+            }
             if op.child("parent").is_some() {
                 make_community(st, me, &gid, notices);
             } else if let Some(parent) = op
@@ -477,6 +486,44 @@ pub(crate) fn after(
     decorate_all(&st.communities, reply);
     for n in notices.iter_mut() {
         decorate_all(&st.communities, &mut n.child);
+    }
+}
+
+/// Longest description taken from a create request, in bytes.
+const MAX_DESCRIPTION: usize = 4096;
+
+/// A description given with `<create>` (Baileys' community create sends one): stored,
+/// and the answer and the create notifications show it.
+fn set_description(
+    st: &mut Inner,
+    me: &Jid,
+    gid: &str,
+    op: &Node,
+    body: &str,
+    reply: &mut Node,
+    notices: &mut [Notice],
+) {
+    let Some(g) = st.groups.get_mut(gid) else {
+        return;
+    };
+    let id = op
+        .child("description")
+        .and_then(|d| d.attr_opt::<String>("id").ok().flatten())
+        .filter(|i| !i.is_empty() && i.len() <= 64)
+        .unwrap_or_else(crate::sim::fresh_id);
+    g.description = Some(Description {
+        id,
+        body: body.to_owned(),
+        by: me.user.as_str().to_owned(),
+        t: unix_now(),
+    });
+    let node = g.node();
+    reply.content = Content::Nodes(vec![node.clone()]);
+    let jid = group_jid(gid);
+    for n in notices.iter_mut().filter(|n| n.group == jid) {
+        if n.child.tag() == "create" {
+            n.child.content = Content::Nodes(vec![node.clone()]);
+        }
     }
 }
 
