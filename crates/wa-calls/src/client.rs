@@ -138,6 +138,10 @@ impl Calls {
     /// Wraps `socket` and subscribes to `<call>` stanzas: each one is acknowledged and
     /// emitted as [`Event::Call`] (replies to our own call requests are handed to the
     /// request instead). Must be called inside a Tokio runtime.
+    ///
+    /// Make one per socket and clone it: the socket gives each stanza to one subscriber,
+    /// so a second `Calls` on the same socket would get no stanzas (nor the answers to
+    /// its own call-link requests).
     pub fn new(socket: Socket, config: &CallsConfig) -> Self {
         let offers: Cache<String, OfferFacts> = Cache::builder()
             .max_capacity(config.offer_cache_capacity)
