@@ -70,7 +70,7 @@ async fn a_bot_rejects_calls_through_the_facade() {
         .expect("the bot sees the call end")
         .unwrap()
         .unwrap();
-    assert_eq!(rejected, [call_id.clone()]);
+    assert_eq!(rejected, std::slice::from_ref(&call_id));
     assert!(
         sim.phone_calls(FRIEND)
             .iter()
