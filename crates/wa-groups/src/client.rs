@@ -13,9 +13,11 @@ use wa_types::GroupMetadata;
 
 use crate::Error;
 use crate::parse::{
-    ParticipantResult, apply_update, parse_group, parse_group_reply, parse_notification,
-    parse_participants_reply,
+    ParticipantResult, apply_update, parse_group, parse_group_reply,
+    parse_linked_participants_reply, parse_notification, parse_participants_reply,
+    parse_sub_groups_reply,
 };
+use wa_types::{GroupChange, LinkedGroup};
 
 /// Cache settings of a [`Groups`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,14 @@ impl Groups {
             while let Some(node) = rx.recv().await {
                 let update = parse_notification(&node);
                 if let Ok(update) = &update {
+                    // A link changes the other group's parent too.
+                    for change in &update.changes {
+                        if let GroupChange::Linked { group, .. }
+                        | GroupChange::Unlinked { group, .. } = change
+                        {
+                            task_cache.invalidate(&group.jid).await;
+                        }
+                    }
                     let cached = task_cache.get(&update.group).await;
                     match cached {
                         Some(meta) => {
@@ -430,4 +440,178 @@ fn invite_code_of(reply: &Node) -> Result<String, Error> {
         .and_then(|i| i.attr::<&str>("code").ok())
         .map(str::to_owned)
         .ok_or(Error::Malformed("invite reply without code"))
+}
+
+/// Communities: a parent group, its announcement group and the groups linked into it
+/// (wire format of Baileys' `communities.ts` and whatsmeow's `group.go`).
+impl Groups {
+    /// Creates a community named `subject` with an optional description; the server
+    /// creates its announcement group with it. Returns the community's metadata
+    /// (`is_community` set).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty subject; server and socket errors;
+    /// [`Error::Malformed`].
+    pub async fn create_community(
+        &self,
+        subject: &str,
+        description: Option<&str>,
+    ) -> Result<Arc<GroupMetadata>, Error> {
+        if subject.trim().is_empty() {
+            return Err(Error::InvalidRequest("empty subject"));
+        }
+        let mut children = Vec::new();
+        if let Some(d) = description.filter(|d| !d.is_empty()) {
+            let mut id = request_key();
+            id.truncate(12);
+            children.push(
+                Node::builder("description")
+                    .attr("id", id)
+                    .children([Node::builder("body").bytes(d.as_bytes().to_vec()).build()])
+                    .build(),
+            );
+        }
+        children.push(
+            Node::builder("parent")
+                .attr("default_membership_approval_mode", "request_required")
+                .build(),
+        );
+        children.push(Node::new("allow_non_admin_sub_group_creation"));
+        children.push(Node::new("create_general_chat"));
+        let create = Node::builder("create")
+            .attr("subject", subject.to_owned())
+            .children(children)
+            .build();
+        let reply = self.group_query(Jid::group(""), "set", create).await?;
+        let id = reply
+            .child("group")
+            .ok_or(Error::Malformed("reply without <group>"))
+            .and_then(parse_group_id)?;
+        self.fetch_metadata(&id).await
+    }
+
+    /// Creates a group named `subject` with `participants` inside `community` (we must
+    /// be one of its admins).
+    ///
+    /// # Errors
+    /// As [`Groups::create`].
+    pub async fn create_sub_group(
+        &self,
+        community: &Jid,
+        subject: &str,
+        participants: &[Jid],
+    ) -> Result<Arc<GroupMetadata>, Error> {
+        if subject.trim().is_empty() {
+            return Err(Error::InvalidRequest("empty subject"));
+        }
+        let create = Node::builder("create")
+            .attr("subject", subject.to_owned())
+            .attr("key", request_key())
+            .children(
+                participants
+                    .iter()
+                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build())
+                    .chain([Node::builder("linked_parent")
+                        .attr("jid", community.clone())
+                        .build()]),
+            )
+            .build();
+        let reply = self.group_query(Jid::group(""), "set", create).await?;
+        let meta = Arc::new(parse_group_reply(&reply)?);
+        self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+        self.invalidate(community).await;
+        Ok(meta)
+    }
+
+    /// Links an existing `group` (we must admin it) into `community` as a sub-group.
+    ///
+    /// # Errors
+    /// Server and socket errors (e.g. 401 not an admin, 409 already linked).
+    pub async fn link_group(&self, community: &Jid, group: &Jid) -> Result<(), Error> {
+        let node = Node::builder("links")
+            .children([Node::builder("link")
+                .attr("link_type", "sub_group")
+                .children([Node::builder("group").attr("jid", group.clone()).build()])
+                .build()])
+            .build();
+        self.group_query(community.clone(), "set", node).await?;
+        self.invalidate(community).await;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Removes `group` from `community`; the group goes on as an ordinary group.
+    ///
+    /// # Errors
+    /// Server and socket errors (e.g. 404 not linked).
+    pub async fn unlink_group(&self, community: &Jid, group: &Jid) -> Result<(), Error> {
+        let node = Node::builder("unlink")
+            .attr("unlink_type", "sub_group")
+            .children([Node::builder("group").attr("jid", group.clone()).build()])
+            .build();
+        self.group_query(community.clone(), "set", node).await?;
+        self.invalidate(community).await;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// The groups of `community`, the announcement group among them.
+    ///
+    /// # Errors
+    /// Server and socket errors; [`Error::Malformed`].
+    pub async fn sub_groups(&self, community: &Jid) -> Result<Vec<LinkedGroup>, Error> {
+        let reply = self
+            .group_query(community.clone(), "get", Node::new("sub_groups"))
+            .await?;
+        parse_sub_groups_reply(&reply)
+    }
+
+    /// The community's announcement group (its default sub-group), when it has one.
+    ///
+    /// # Errors
+    /// As [`Groups::sub_groups`].
+    pub async fn community_announcement_group(
+        &self,
+        community: &Jid,
+    ) -> Result<Option<LinkedGroup>, Error> {
+        Ok(self
+            .sub_groups(community)
+            .await?
+            .into_iter()
+            .find(|g| g.is_default_sub_group))
+    }
+
+    /// Every member of every group of `community`.
+    ///
+    /// # Errors
+    /// Server and socket errors; [`Error::Malformed`].
+    pub async fn linked_groups_participants(&self, community: &Jid) -> Result<Vec<Jid>, Error> {
+        let reply = self
+            .group_query(
+                community.clone(),
+                "get",
+                Node::new("linked_groups_participants"),
+            )
+            .await?;
+        parse_linked_participants_reply(&reply)
+    }
+
+    /// Leaves `community` and every group of it.
+    ///
+    /// # Errors
+    /// Server and socket errors.
+    pub async fn leave_community(&self, community: &Jid) -> Result<(), Error> {
+        let node = Node::builder("leave")
+            .children([Node::builder("community")
+                .attr("id", community.clone())
+                .build()])
+            .build();
+        self.group_query(Jid::group(""), "set", node).await?;
+        self.invalidate(community).await;
+        Ok(())
+    }
+}
+
+fn parse_group_id(group: &Node) -> Result<Jid, Error> {
+    crate::parse::parse_linked_group(group).map(|g| g.jid)
 }

@@ -2,7 +2,8 @@
 
 use wa_binary::{Jid, Node, Server};
 use wa_types::{
-    AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+    AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
+    LinkedGroup, ParticipantRole,
 };
 
 use crate::Error;
@@ -112,6 +113,7 @@ pub fn parse_group(group: &Node) -> Result<GroupMetadata, Error> {
                 m.ephemeral = opt_u64(child, "expiration").and_then(|e| u32::try_from(e).ok());
             }
             "parent" => m.is_community = true,
+            "default_sub_group" | "default_sub_community" => m.is_default_sub_group = true,
             "linked_parent" => m.linked_parent = opt_jid(child, "jid"),
             _ => {}
         }
@@ -244,11 +246,105 @@ pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
                     .to_owned(),
             ),
             "delete" => GroupChange::Deleted,
+            "link" => {
+                let g = child
+                    .child("group")
+                    .ok_or(Error::Malformed("link without <group>"))?;
+                GroupChange::Linked {
+                    link_type: link_type(child, "link_type"),
+                    group: parse_linked_group(g)?,
+                }
+            }
+            "unlink" => {
+                let g = child
+                    .child("group")
+                    .ok_or(Error::Malformed("unlink without <group>"))?;
+                GroupChange::Unlinked {
+                    link_type: link_type(child, "unlink_type"),
+                    group: parse_linked_group(g)?,
+                    reason: child
+                        .attr_opt::<&str>("unlink_reason")
+                        .ok()
+                        .flatten()
+                        .map(str::to_owned),
+                }
+            }
             other => GroupChange::Other(other.to_owned()),
         };
         update.changes.push(change);
     }
     Ok(update)
+}
+
+fn link_type(node: &Node, key: &str) -> GroupLinkType {
+    GroupLinkType::from_wire(node.attr_opt::<&str>(key).ok().flatten().unwrap_or(""))
+}
+
+/// Parses a `<group>` element of a sub-group list or a link notification: `jid`, or
+/// `id` (`123-456` or `123-456@g.us`), with optional `subject`, `s_t`, `creation`,
+/// `creator`, `size` and a `<default_sub_group/>` child.
+///
+/// # Errors
+/// [`Error::Malformed`] when neither `jid` nor `id` names a group.
+pub fn parse_linked_group(node: &Node) -> Result<LinkedGroup, Error> {
+    let jid = match opt_jid(node, "jid") {
+        Some(j) => j,
+        None => group_id(node)?,
+    };
+    if jid.server != Server::Group {
+        return Err(Error::Malformed("linked group is not a group JID"));
+    }
+    let mut g = LinkedGroup::new(jid);
+    g.subject = node
+        .attr_opt::<&str>("subject")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    g.subject_time = opt_u64(node, "s_t").unwrap_or(0);
+    g.creation = opt_u64(node, "creation").unwrap_or(0);
+    g.owner = opt_jid(node, "creator");
+    g.size = opt_u64(node, "size").and_then(|s| usize::try_from(s).ok());
+    g.is_default_sub_group = node.child("default_sub_group").is_some();
+    Ok(g)
+}
+
+/// Most sub-groups taken from one reply (WhatsApp allows 100 groups per community; the
+/// slack covers future limits).
+pub const MAX_SUB_GROUPS: usize = 1_024;
+
+/// Parses the reply to a `<sub_groups/>` query: the community's groups.
+///
+/// # Errors
+/// [`Error::Malformed`] when there is no `<sub_groups>`, a group has no id, or there are
+/// more than [`MAX_SUB_GROUPS`].
+pub fn parse_sub_groups_reply(reply: &Node) -> Result<Vec<LinkedGroup>, Error> {
+    let list = reply
+        .child("sub_groups")
+        .ok_or(Error::Malformed("reply without <sub_groups>"))?;
+    let mut out = Vec::new();
+    for g in list.children_by_tag("group") {
+        if out.len() >= MAX_SUB_GROUPS {
+            return Err(Error::Malformed("too many sub-groups"));
+        }
+        out.push(parse_linked_group(g)?);
+    }
+    Ok(out)
+}
+
+/// Parses the reply to a `<linked_groups_participants/>` query: every member of the
+/// community's groups.
+///
+/// # Errors
+/// [`Error::Malformed`] when there is no `<linked_groups_participants>`, a participant
+/// has no jid, or there are more than [`MAX_PARTICIPANTS`].
+pub fn parse_linked_participants_reply(reply: &Node) -> Result<Vec<Jid>, Error> {
+    let list = reply
+        .child("linked_groups_participants")
+        .ok_or(Error::Malformed(
+            "reply without <linked_groups_participants>",
+        ))?;
+    jid_list(list)
 }
 
 /// Applies a notification's changes to cached metadata. Returns `false` when the change

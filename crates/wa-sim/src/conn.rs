@@ -474,6 +474,7 @@ impl Conn {
                 .attr("message", offline.messages.to_string())
                 .attr("notification", offline.notifications.to_string())
                 .attr("receipt", offline.receipts.to_string())
+                .attr("call", offline.calls.to_string())
                 .attr("appdata", "0")
                 .build()])
             .build();
@@ -811,6 +812,10 @@ impl Conn {
                 crate::chats::chatstate(&self.shared, &me, node);
                 Ok(())
             }
+            "call" => match crate::call::stanza(&self.shared, &me, node) {
+                Some(reply) => self.send(&reply).await,
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }

@@ -42,7 +42,7 @@ impl Role {
         }
     }
 
-    fn is_admin(self) -> bool {
+    pub(crate) fn is_admin(self) -> bool {
         self != Role::Member
     }
 }
@@ -75,11 +75,11 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    fn jid(&self) -> Jid {
+    pub(crate) fn jid(&self) -> Jid {
         Jid::group(self.id.clone())
     }
 
-    fn role(&self, phone: &str) -> Option<Role> {
+    pub(crate) fn role(&self, phone: &str) -> Option<Role> {
         self.participants
             .iter()
             .find(|(p, _)| p == phone)
@@ -148,7 +148,7 @@ impl Group {
     }
 
     /// Every device of every member, phones first per member.
-    fn devices(&self, st: &Inner) -> Vec<Jid> {
+    pub(crate) fn devices(&self, st: &Inner) -> Vec<Jid> {
         self.participants
             .iter()
             .flat_map(|(p, _)| user_devices(st, p))
@@ -164,7 +164,7 @@ pub(crate) fn participant_hash(devices: &[Jid]) -> String {
     format!("2:{}", STANDARD_NO_PAD.encode(&digest[..6]))
 }
 
-fn invite_code() -> String {
+pub(crate) fn invite_code() -> String {
     let mut b = [0u8; 16];
     OsRng.fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)[..22].to_owned()
@@ -177,7 +177,7 @@ fn text_of(node: &Node, max: usize) -> Option<String> {
         .flatten()
 }
 
-fn iq_result(id: &str, from: Jid, children: Vec<Node>) -> Node {
+pub(crate) fn iq_result(id: &str, from: Jid, children: Vec<Node>) -> Node {
     Node::builder("iq")
         .attr("from", from)
         .attr("type", "result")
@@ -186,7 +186,7 @@ fn iq_result(id: &str, from: Jid, children: Vec<Node>) -> Node {
         .build()
 }
 
-fn iq_error(id: &str, from: Jid, code: u16, text: &'static str) -> Node {
+pub(crate) fn iq_error(id: &str, from: Jid, code: u16, text: &'static str) -> Node {
     Node::builder("iq")
         .attr("from", from)
         .attr("type", "error")
@@ -199,16 +199,16 @@ fn iq_error(id: &str, from: Jid, code: u16, text: &'static str) -> Node {
 }
 
 /// `@g.us`: the address of group operations that name no group.
-fn groups_server() -> Jid {
+pub(crate) fn groups_server() -> Jid {
     Jid::new("", Server::Group)
 }
 
 /// A `w:gp2` notification, to be delivered to `devices`.
-struct Notice {
-    group: Jid,
-    actor: Jid,
-    child: Node,
-    devices: Vec<Jid>,
+pub(crate) struct Notice {
+    pub(crate) group: Jid,
+    pub(crate) actor: Jid,
+    pub(crate) child: Node,
+    pub(crate) devices: Vec<Jid>,
 }
 
 fn send_notices(shared: &Shared, notices: Vec<Notice>, except: &Jid) {
@@ -228,7 +228,7 @@ fn send_notices(shared: &Shared, notices: Vec<Notice>, except: &Jid) {
     }
 }
 
-fn participants_node(tag: &'static str, phones: &[String]) -> Node {
+pub(crate) fn participants_node(tag: &'static str, phones: &[String]) -> Node {
     Node::builder(tag)
         .children(phones.iter().map(|p| {
             Node::builder("participant")
@@ -251,11 +251,18 @@ pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, ty: &str, node: &Node) -> 
     let mut notices = Vec::new();
     let reply = {
         let mut st = shared.state.lock();
-        if to.user.as_str().is_empty() {
-            on_server(&mut st, me, id, ty, op, &mut notices)
-        } else {
-            on_group(&mut st, me, id, ty, &to, op, &mut notices)
-        }
+        // Community requests first (links, sub-groups, leaving a community); then the
+        // community flags are added to whatever group metadata the answer carries.
+        let mut reply = crate::community::iq(&mut st, me, id, ty, &to, op, &mut notices)
+            .unwrap_or_else(|| {
+                if to.user.as_str().is_empty() {
+                    on_server(&mut st, me, id, ty, op, &mut notices)
+                } else {
+                    on_group(&mut st, me, id, ty, &to, op, &mut notices)
+                }
+            });
+        crate::community::after(&mut st, me, op, &mut reply, &mut notices);
+        reply
     };
     send_notices(shared, notices, me);
     reply

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod call;
 mod chats;
+mod community;
 mod config;
 mod conn;
 mod e2e;
@@ -18,6 +20,7 @@ mod sim;
 mod state;
 mod usync;
 
+pub use call::CallNotice;
 pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;
 pub use error::Error;

@@ -308,6 +308,7 @@ impl SimState {
             next_lid: file.next_lid,
             groups,
             next_group: file.next_group,
+            communities: Default::default(),
             chats,
         };
         Ok(SimState::from_inner(inner))

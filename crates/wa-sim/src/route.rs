@@ -34,6 +34,8 @@ pub(crate) enum Class {
     Message,
     Receipt,
     Notification,
+    /// A `<call>` stanza (offer, terminate, ...).
+    Call,
 }
 
 impl Class {
@@ -42,6 +44,7 @@ impl Class {
             "message" => Some(Class::Message),
             "receipt" => Some(Class::Receipt),
             "notification" => Some(Class::Notification),
+            "call" => Some(Class::Call),
             _ => None,
         }
     }
@@ -89,6 +92,7 @@ pub(crate) struct Offline {
     pub(crate) messages: usize,
     pub(crate) receipts: usize,
     pub(crate) notifications: usize,
+    pub(crate) calls: usize,
 }
 
 fn same_chat(a: &Jid, b: &Jid) -> bool {
@@ -152,6 +156,7 @@ impl Queues {
             messages: 0,
             receipts: 0,
             notifications: 0,
+            calls: 0,
         };
         let Some(v) = self.map.get_mut(&key(device)) else {
             return out;
@@ -162,6 +167,7 @@ impl Queues {
                 Class::Message => out.messages += 1,
                 Class::Receipt => out.receipts += 1,
                 Class::Notification => out.notifications += 1,
+                Class::Call => out.calls += 1,
             }
             let mut n = q.node.clone();
             n.attrs.insert("offline", "1");
@@ -646,6 +652,7 @@ pub(crate) fn client_ack(shared: &Shared, sender: &Jid, node: &Node) {
         Some("message") => Class::Message,
         Some("receipt") => Class::Receipt,
         Some("notification") => Class::Notification,
+        Some("call") => Class::Call,
         _ => return,
     };
     let to = node.attr_opt::<Jid>("to").ok().flatten();

@@ -27,7 +27,7 @@ use crate::{Error, SimConfig, conn, phone};
 /// A running simulator. Dropping it stops the listener; [`shutdown`](Self::shutdown)
 /// also closes every connection.
 pub struct Sim {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) queues: Mutex<Queues>,
     /// Stanzas for the phones (device 0), processed by the phone worker.
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
+    /// Calls placed through the simulator, call links, and call stanzas phones got.
+    pub(crate) calls: Mutex<crate::call::CallState>,
 }
 
 /// One live connection as the API sees it.
@@ -197,6 +199,7 @@ impl Sim {
             shutdown,
             queues: Mutex::new(Queues::default()),
             phone_tx,
+            calls: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     /// Presence, privacy, status, pictures and blocklists (per-account profiles are
     /// saved in the state file; presence and subscriptions are not).
     pub(crate) chats: crate::chats::ChatsState,
+    /// Which groups are communities, and their sub-groups (in memory only).
+    pub(crate) communities: crate::community::Communities,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -167,6 +169,7 @@ impl SimState {
             next_lid: 100_000_000_000_001,
             groups: BTreeMap::new(),
             next_group: 0,
+            communities: Default::default(),
             chats: Default::default(),
         })))
     }

@@ -1,6 +1,6 @@
 use crate::{
-    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
-    PresenceUpdate, PrivacySettings,
+    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate,
+    MessagesUpsert, PresenceUpdate, PrivacySettings,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -32,4 +32,7 @@ pub enum Event {
     /// The account's privacy settings changed on another device; only the settings that
     /// changed are `Some`.
     PrivacyUpdate(PrivacySettings),
+    /// A call stanza arrived: an offer, its end, a reject by another device, ... (the
+    /// shape of Baileys' `call` event).
+    Call(CallEvent),
 }

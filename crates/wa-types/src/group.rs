@@ -104,6 +104,9 @@ pub struct GroupMetadata {
     pub is_community: bool,
     /// The community this group belongs to.
     pub linked_parent: Option<Jid>,
+    /// The group is its community's default sub-group (the announcement group created
+    /// with the community; `<default_sub_group/>` in the metadata).
+    pub is_default_sub_group: bool,
     /// How members are addressed.
     pub addressing_mode: AddressingMode,
     /// The number of members as the server counts them.
@@ -131,9 +134,88 @@ impl GroupMetadata {
             ephemeral: None,
             is_community: false,
             linked_parent: None,
+            is_default_sub_group: false,
             addressing_mode: AddressingMode::Pn,
             size: 0,
             participants: Vec::new(),
+        }
+    }
+
+    /// Whether this is a community's announcement group: its default sub-group, where
+    /// only admins may send.
+    pub fn is_community_announcement(&self) -> bool {
+        self.is_default_sub_group && self.announce
+    }
+}
+
+/// How a group is linked to another (`link_type` / `unlink_type` on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupLinkType {
+    /// A group inside a community (`sub_group`).
+    SubGroup,
+    /// The community itself (`parent_group`).
+    ParentGroup,
+    /// Another group of the same community (`sibling_group`).
+    SiblingGroup,
+    /// A value this library does not know.
+    Other(String),
+}
+
+impl GroupLinkType {
+    /// Parses the wire value.
+    pub fn from_wire(s: &str) -> Self {
+        match s {
+            "sub_group" => Self::SubGroup,
+            "parent_group" => Self::ParentGroup,
+            "sibling_group" => Self::SiblingGroup,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::SubGroup => "sub_group",
+            Self::ParentGroup => "parent_group",
+            Self::SiblingGroup => "sibling_group",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// A group as a community lists it (sub-group queries, link notifications): less than
+/// the full [`GroupMetadata`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkedGroup {
+    /// The group, `id@g.us`.
+    pub jid: Jid,
+    /// Its name (empty when not given).
+    pub subject: String,
+    /// When the name was set (unix seconds, 0 when not given).
+    pub subject_time: u64,
+    /// When the group was created (unix seconds, 0 when not given).
+    pub creation: u64,
+    /// Who created it, when given.
+    pub owner: Option<Jid>,
+    /// Its member count, when given.
+    pub size: Option<usize>,
+    /// It is the community's default (announcement) sub-group.
+    pub is_default_sub_group: bool,
+}
+
+impl LinkedGroup {
+    /// A linked group known only by its JID.
+    pub fn new(jid: Jid) -> Self {
+        Self {
+            jid,
+            subject: String::new(),
+            subject_time: 0,
+            creation: 0,
+            owner: None,
+            size: None,
+            is_default_sub_group: false,
         }
     }
 }
@@ -166,6 +248,23 @@ pub enum GroupChange {
     InviteReset(String),
     /// The group was deleted.
     Deleted,
+    /// A group was linked to this one (a sub-group joined this community, or this group
+    /// joined a community).
+    Linked {
+        /// How the groups are linked.
+        link_type: GroupLinkType,
+        /// The other group.
+        group: LinkedGroup,
+    },
+    /// A link to another group was removed.
+    Unlinked {
+        /// How the groups were linked.
+        link_type: GroupLinkType,
+        /// The other group.
+        group: LinkedGroup,
+        /// Why, when given (`unlink_group`, `delete_parent`, ...).
+        reason: Option<String>,
+    },
     /// A change this library does not model yet: its element name.
     Other(String),
 }

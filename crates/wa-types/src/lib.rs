@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod call;
 mod chats;
 mod connection;
 mod event;
@@ -7,6 +8,7 @@ mod group;
 mod message;
 mod message_key;
 
+pub use call::{CallEvent, CallStatus};
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
     PrivacySettings, PrivacyValue,
@@ -14,7 +16,8 @@ pub use chats::{
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{
-    AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+    AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
+    LinkedGroup, ParticipantRole,
 };
 pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;

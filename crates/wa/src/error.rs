@@ -15,6 +15,7 @@ enum Kind {
     Usync(wa_usync::Error),
     Store(wa_store::Error),
     Chats(wa_chats::Error),
+    Calls(wa_calls::Error),
 }
 
 impl Error {
@@ -69,6 +70,7 @@ impl fmt::Display for Error {
             Kind::Usync(e) => write!(f, "usync: {e}"),
             Kind::Store(e) => write!(f, "store: {e}"),
             Kind::Chats(e) => write!(f, "chats: {e}"),
+            Kind::Calls(e) => write!(f, "calls: {e}"),
         }
     }
 }
@@ -83,6 +85,7 @@ impl std::error::Error for Error {
             Kind::Usync(e) => e,
             Kind::Store(e) => e,
             Kind::Chats(e) => e,
+            Kind::Calls(e) => e,
         })
     }
 }
@@ -105,4 +108,5 @@ from_layer!(
     wa_usync::Error => Usync,
     wa_store::Error => Store,
     wa_chats::Error => Chats,
+    wa_calls::Error => Calls,
 );

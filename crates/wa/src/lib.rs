@@ -9,6 +9,7 @@ pub use fleet::{Configure, Fleet, FleetConfig, FleetEvent};
 pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
 
 pub use wa_binary::{Jid, Node, Server};
+pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{Chats, ChatsConfig, Presence};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
 pub use wa_media::{
@@ -32,10 +33,12 @@ pub use wa_types::{
     GroupMetadata, GroupParticipant, GroupUpdate, MessageKey, MessageUpdate, MessagesUpsert,
     ParticipantRole, ReceiptType, WaMessage,
 };
+pub use wa_types::{CallEvent, CallStatus, GroupLinkType, LinkedGroup};
 pub use wa_usync::{Usync, UsyncConfig};
 
 /// The names most programs need: `use wa::prelude::*;`.
 pub mod prelude {
+    pub use crate::{CallEvent, CallStatus, Calls};
     pub use crate::{
         ConnectionState, Event, Jid, MediaKind, MediaOptions, MessageContent, MessageKey, WaConfig,
         WaMessage, WaSocket, make_wa_socket, message_text,

@@ -3,6 +3,7 @@
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
+use wa_calls::{Calls, CallsConfig};
 use wa_chats::{Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
@@ -31,6 +32,8 @@ pub struct WaConfig {
     pub media: MediaConfig,
     /// Presence, privacy, profile and blocklist.
     pub chats: ChatsConfig,
+    /// Call signalling (the offer cache).
+    pub calls: CallsConfig,
 }
 
 impl WaConfig {
@@ -43,6 +46,7 @@ impl WaConfig {
             usync: UsyncConfig::default(),
             media: MediaConfig::default(),
             chats: ChatsConfig::default(),
+            calls: CallsConfig::default(),
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct WaSocket {
     messages: Messenger,
     media: Media,
     chats: Chats,
+    calls: Calls,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -75,6 +80,7 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
     let chats = Chats::new(socket.clone(), &config.chats);
+    let calls = Calls::new(socket.clone(), &config.calls);
     Ok(WaSocket {
         socket,
         usync,
@@ -82,6 +88,7 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         messages,
         media,
         chats,
+        calls,
     })
 }
 
@@ -121,6 +128,11 @@ impl WaSocket {
     /// Presence and typing, privacy settings, profile (name, status, picture), blocklist.
     pub fn chats(&self) -> &Chats {
         &self.chats
+    }
+
+    /// Calls: incoming call events ([`Event::Call`]), rejecting calls, call links.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
     }
 
     /// Device lists, contact and LID lookups.

@@ -1,0 +1,213 @@
+//! Communities through wa-sim: create one (with its announcement group), link an
+//! existing group, create a sub-group, list sub-groups and members, unlink, leave; the
+//! other members see each change as an event and in the metadata.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_groups::{Error, GroupChange, GroupLinkType, GroupUpdate, Groups, GroupsConfig};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
+
+const A: &str = "15550000011";
+const B: &str = "15550000012";
+const C: &str = "15550000013";
+
+async fn next_group_update(
+    rx: &mut broadcast::Receiver<Event>,
+    group: &Jid,
+    mut pred: impl FnMut(&GroupUpdate) -> bool,
+) -> GroupUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return u,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("group update in time")
+}
+
+fn linked(u: &GroupUpdate, ty: &GroupLinkType, other: &Jid) -> bool {
+    matches!(u.changes.as_slice(),
+        [GroupChange::Linked { link_type, group }] if link_type == ty && &group.jid == other)
+}
+
+fn unlinked(u: &GroupUpdate, ty: &GroupLinkType, other: &Jid) -> bool {
+    matches!(u.changes.as_slice(),
+        [GroupChange::Unlinked { link_type, group, .. }] if link_type == ty && &group.jid == other)
+}
+
+fn sorted(mut v: Vec<Jid>) -> Vec<Jid> {
+    v.sort_by_key(ToString::to_string);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_lifecycle_through_the_simulator() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    sim.add_account(C).await;
+    let ga = Groups::new(sock_a.clone(), &GroupsConfig::default());
+    let gb = Groups::new(sock_b.clone(), &GroupsConfig::default());
+    let mut ev_b = sock_b.events();
+
+    // An ordinary group with B, to be linked later.
+    let garden = ga.create("Garden", &[Jid::pn(B)]).await.unwrap().id.clone();
+    assert!(garden_meta_is_plain(&gb, &garden).await);
+
+    // The community: a parent group, and an announcement group made with it.
+    let community = ga
+        .create_community("Our street", Some("Everything about the street"))
+        .await
+        .unwrap();
+    let cid = community.id.clone();
+    assert!(community.is_community);
+    assert_eq!(community.subject, "Our street");
+    assert_eq!(
+        community.description.as_deref(),
+        Some("Everything about the street")
+    );
+    assert_eq!(community.linked_parent, None);
+    let announce = ga
+        .community_announcement_group(&cid)
+        .await
+        .unwrap()
+        .expect("an announcement group");
+    assert!(announce.is_default_sub_group);
+    let am = ga.fetch_metadata(&announce.jid).await.unwrap();
+    assert!(am.is_default_sub_group && am.is_community_announcement());
+    assert_eq!(am.linked_parent.as_ref(), Some(&cid));
+    assert!(!am.is_community);
+
+    // Link the existing group: B hears it in both groups and becomes a community member.
+    ga.link_group(&cid, &garden).await.unwrap();
+    // (The community's notification comes first, then the group's.)
+    next_group_update(&mut ev_b, &cid, |u| {
+        linked(u, &GroupLinkType::SubGroup, &garden)
+    })
+    .await;
+    next_group_update(&mut ev_b, &garden, |u| {
+        linked(u, &GroupLinkType::ParentGroup, &cid)
+    })
+    .await;
+    // B's cached metadata of the group was dropped by the notification: fresh data.
+    let gm = gb.metadata(&garden).await.unwrap();
+    assert_eq!(gm.linked_parent.as_ref(), Some(&cid));
+    assert!(!gm.is_default_sub_group);
+    let cm = gb.fetch_metadata(&cid).await.unwrap();
+    assert!(cm.is_community);
+    assert!(cm.participants.iter().any(|p| p.jid == Jid::pn(B)));
+    // Linking it twice is refused.
+    assert!(matches!(
+        ga.link_group(&cid, &garden).await,
+        Err(Error::Refused { code: 409, .. })
+    ));
+
+    // A new group inside the community, with C.
+    let events = ga
+        .create_sub_group(&cid, "Street party", &[Jid::pn(C)])
+        .await
+        .unwrap();
+    assert_eq!(events.linked_parent.as_ref(), Some(&cid));
+    let eid = events.id.clone();
+    next_group_update(&mut ev_b, &cid, |u| {
+        linked(u, &GroupLinkType::SubGroup, &eid)
+    })
+    .await;
+
+    // Every group of the community, the announcement group first; every member.
+    let subs = gb.sub_groups(&cid).await.unwrap();
+    let ids: Vec<Jid> = subs.iter().map(|g| g.jid.clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], announce.jid);
+    assert_eq!(
+        sorted(ids[1..].to_vec()),
+        sorted(vec![garden.clone(), eid.clone()])
+    );
+    assert_eq!(subs.iter().filter(|g| g.is_default_sub_group).count(), 1);
+    let garden_entry = subs.iter().find(|g| g.jid == garden).unwrap();
+    assert_eq!(garden_entry.subject, "Garden");
+    assert_eq!(garden_entry.size, Some(2));
+    assert_eq!(
+        sorted(ga.linked_groups_participants(&cid).await.unwrap()),
+        sorted(vec![Jid::pn(A), Jid::pn(B), Jid::pn(C)])
+    );
+
+    // B is no admin of the community: B may not link or unlink.
+    let own = gb.create("B's club", &[]).await.unwrap().id.clone();
+    assert!(matches!(
+        gb.link_group(&cid, &own).await,
+        Err(Error::Refused { code: 401, .. })
+    ));
+    // The announcement group cannot be unlinked; a group not in the community neither.
+    assert!(matches!(
+        ga.unlink_group(&cid, &announce.jid).await,
+        Err(Error::Refused { code: 400, .. })
+    ));
+    assert!(matches!(
+        ga.unlink_group(&cid, &own).await,
+        Err(Error::Refused { code: 404, .. })
+    ));
+    // A sub-group inside something that is not a community.
+    assert!(matches!(
+        ga.create_sub_group(&garden, "Nope", &[]).await,
+        Err(Error::Refused { code: 404, .. })
+    ));
+
+    // Unlink: both groups hear it, the group goes on without a parent.
+    ga.unlink_group(&cid, &garden).await.unwrap();
+    let u = next_group_update(&mut ev_b, &cid, |u| {
+        unlinked(u, &GroupLinkType::SubGroup, &garden)
+    })
+    .await;
+    next_group_update(&mut ev_b, &garden, |u| {
+        unlinked(u, &GroupLinkType::ParentGroup, &cid)
+    })
+    .await;
+    assert!(matches!(&u.changes[0],
+        GroupChange::Unlinked { reason: Some(r), .. } if r == "unlink_group"));
+    assert_eq!(gb.metadata(&garden).await.unwrap().linked_parent, None);
+    let ids: Vec<Jid> = ga
+        .sub_groups(&cid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.jid)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&garden));
+
+    // B leaves the community: out of the parent and the announcement group.
+    gb.leave_community(&cid).await.unwrap();
+    assert!(!sim.group_members(&cid).unwrap().contains(&Jid::pn(B)));
+    assert!(
+        !sim.group_members(&announce.jid)
+            .unwrap()
+            .contains(&Jid::pn(B))
+    );
+    assert!(matches!(
+        gb.sub_groups(&cid).await,
+        Err(Error::Refused { code: 403, .. })
+    ));
+    // The unlinked group still has B.
+    assert!(sim.group_members(&garden).unwrap().contains(&Jid::pn(B)));
+
+    assert!(matches!(
+        ga.create_community(" ", None).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    sock_a.close().await;
+    sock_b.close().await;
+}
+
+async fn garden_meta_is_plain(g: &Groups, group: &Jid) -> bool {
+    let m = g.fetch_metadata(group).await.unwrap();
+    !m.is_community && m.linked_parent.is_none() && !m.is_default_sub_group
+}
