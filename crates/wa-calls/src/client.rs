@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use moka::future::Cache;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node, Server};
-use wa_socket::{Event, Filter, Socket};
+use wa_socket::{Event, Filter, LazyCache, Socket};
 use wa_types::{CallEvent, CallStatus};
 
 use crate::Error;
@@ -143,10 +142,8 @@ impl Calls {
     /// so a second `Calls` on the same socket would get no stanzas (nor the answers to
     /// its own call-link requests).
     pub fn new(socket: Socket, config: &CallsConfig) -> Self {
-        let offers: Cache<String, OfferFacts> = Cache::builder()
-            .max_capacity(config.offer_cache_capacity)
-            .time_to_live(config.offer_ttl)
-            .build();
+        let offers: LazyCache<String, OfferFacts> =
+            LazyCache::new(config.offer_cache_capacity, config.offer_ttl);
         let pending: Pending = Arc::default();
         let mut rx = socket.subscribe(Filter::tag("call"), CALL_QUEUE);
         let (task_socket, task_pending) = (socket.clone(), pending.clone());
@@ -258,7 +255,7 @@ impl Calls {
 }
 
 /// Acknowledges one incoming call stanza and emits it as an event.
-async fn on_call(socket: &Socket, offers: &Cache<String, OfferFacts>, node: &Node) {
+async fn on_call(socket: &Socket, offers: &LazyCache<String, OfferFacts>, node: &Node) {
     if let Err(e) = socket.send_node(&wa_socket::ack_for(node)).await {
         tracing::debug!("call ack not sent: {e}");
     }
