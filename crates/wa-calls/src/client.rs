@@ -158,7 +158,7 @@ impl Calls {
                     let _ = tx.send(node);
                     continue;
                 }
-                on_call(&task_socket, &offers, &node).await;
+                Box::pin(on_call(&task_socket, &offers, &node)).await;
             }
         })
         .abort_handle();

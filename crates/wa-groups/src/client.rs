@@ -137,46 +137,50 @@ impl Groups {
         let (task_socket, task_cache) = (socket.clone(), cache.clone());
         let listener = tokio::spawn(async move {
             while let Some(node) = rx.recv().await {
-                let update = parse_notification(&node);
-                if let Ok(update) = &update {
-                    // A link changes the other group's parent too.
-                    for change in &update.changes {
-                        if let GroupChange::Linked { group, .. }
-                        | GroupChange::Unlinked { group, .. } = change
-                        {
-                            task_cache.invalidate(&group.jid).await;
-                        }
-                    }
-                    let cached = task_cache.get(&update.group).await;
-                    match cached {
-                        Some(meta) => {
-                            let mut meta = (*meta).clone();
-                            if apply_update(&mut meta, update) {
-                                task_cache
-                                    .insert(update.group.clone(), Arc::new(meta))
-                                    .await;
-                            } else {
-                                task_cache.invalidate(&update.group).await;
-                            }
-                        }
-                        None => {
-                            if let Some(wa_types::GroupChange::Created(meta)) =
-                                update.changes.first()
+                // Boxed per stanza, so the idle listener task stays small.
+                Box::pin(async {
+                    let update = parse_notification(&node);
+                    if let Ok(update) = &update {
+                        // A link changes the other group's parent too.
+                        for change in &update.changes {
+                            if let GroupChange::Linked { group, .. }
+                            | GroupChange::Unlinked { group, .. } = change
                             {
-                                task_cache
-                                    .insert(update.group.clone(), Arc::new((**meta).clone()))
-                                    .await;
+                                task_cache.invalidate(&group.jid).await;
+                            }
+                        }
+                        let cached = task_cache.get(&update.group).await;
+                        match cached {
+                            Some(meta) => {
+                                let mut meta = (*meta).clone();
+                                if apply_update(&mut meta, update) {
+                                    task_cache
+                                        .insert(update.group.clone(), Arc::new(meta))
+                                        .await;
+                                } else {
+                                    task_cache.invalidate(&update.group).await;
+                                }
+                            }
+                            None => {
+                                if let Some(wa_types::GroupChange::Created(meta)) =
+                                    update.changes.first()
+                                {
+                                    task_cache
+                                        .insert(update.group.clone(), Arc::new((**meta).clone()))
+                                        .await;
+                                }
                             }
                         }
                     }
-                }
-                if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
-                    tracing::debug!("group notification ack not sent: {e}");
-                }
-                match update {
-                    Ok(update) => task_socket.emit(Event::GroupUpdate(update)),
-                    Err(e) => tracing::warn!("unparsable group notification: {e}"),
-                }
+                    if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
+                        tracing::debug!("group notification ack not sent: {e}");
+                    }
+                    match update {
+                        Ok(update) => task_socket.emit(Event::GroupUpdate(update)),
+                        Err(e) => tracing::warn!("unparsable group notification: {e}"),
+                    }
+                })
+                .await;
             }
         })
         .abort_handle();

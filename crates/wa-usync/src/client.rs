@@ -93,14 +93,18 @@ impl Usync {
             (socket.clone(), cache.clone(), generation.clone());
         let listener = tokio::spawn(async move {
             while let Some(node) = rx.recv().await {
-                task_gen.fetch_add(1, Ordering::SeqCst);
-                if let Some(user) = notification_user(&node) {
-                    tracing::debug!(%user, "device list changed; dropping cached devices");
-                    task_cache.invalidate(&user).await;
-                }
-                if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
-                    tracing::debug!("devices notification ack not sent: {e}");
-                }
+                // Boxed per stanza, so the idle listener task stays small.
+                Box::pin(async {
+                    task_gen.fetch_add(1, Ordering::SeqCst);
+                    if let Some(user) = notification_user(&node) {
+                        tracing::debug!(%user, "device list changed; dropping cached devices");
+                        task_cache.invalidate(&user).await;
+                    }
+                    if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
+                        tracing::debug!("devices notification ack not sent: {e}");
+                    }
+                })
+                .await;
             }
         })
         .abort_handle();

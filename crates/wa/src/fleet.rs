@@ -29,6 +29,9 @@ pub struct FleetConfig {
     pub event_capacity: usize,
     /// Capacity of the fleet-wide event stream ([`Fleet::events`]).
     pub fleet_event_capacity: usize,
+    /// Each account's message workers (see `MessengerConfig::workers`): a fleet's
+    /// accounts each see a small share of the traffic, so two are enough.
+    pub message_workers: usize,
     /// Per-account configuration hook.
     pub configure: Option<Configure>,
 }
@@ -39,6 +42,7 @@ impl Default for FleetConfig {
             max_handshakes: 32,
             event_capacity: 16,
             fleet_event_capacity: 4096,
+            message_workers: 2,
             configure: None,
         }
     }
@@ -62,6 +66,7 @@ impl fmt::Debug for FleetConfig {
             .field("max_handshakes", &self.max_handshakes)
             .field("event_capacity", &self.event_capacity)
             .field("fleet_event_capacity", &self.fleet_event_capacity)
+            .field("message_workers", &self.message_workers)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +169,7 @@ impl Fleet {
         let mut config = WaConfig::new(store);
         config.socket.handshake_limit = Some(self.inner.handshakes.clone());
         config.socket.event_capacity = self.inner.config.event_capacity;
+        config.messages.workers = self.inner.config.message_workers;
         if let Some(f) = &self.inner.config.configure {
             f(&id, &mut config);
         }
