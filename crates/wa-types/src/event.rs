@@ -1,6 +1,6 @@
 use crate::{
-    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
-    PresenceUpdate, PrivacySettings,
+    BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, HistorySync,
+    HistorySyncFailure, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -32,4 +32,10 @@ pub enum Event {
     /// The account's privacy settings changed on another device; only the settings that
     /// changed are `Some`.
     PrivacyUpdate(PrivacySettings),
+    /// A history-sync chunk from the account's phone (chats, contacts, messages, LID/PN
+    /// mappings), processed before the notification's message was acknowledged.
+    HistorySync(Box<HistorySync>),
+    /// A history-sync notification could not be processed (download, verification, size
+    /// or decoding failed); the message was still acknowledged.
+    HistorySyncFailed(HistorySyncFailure),
 }

@@ -4,6 +4,7 @@ mod chats;
 mod connection;
 mod event;
 mod group;
+mod history;
 mod message;
 mod message_key;
 
@@ -15,6 +16,10 @@ pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{
     AddressingMode, GroupChange, GroupMetadata, GroupParticipant, GroupUpdate, ParticipantRole,
+};
+pub use history::{
+    HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
+    HistorySyncFailure, HistorySyncType, LidPnMapping,
 };
 pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;

@@ -71,9 +71,10 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
     let socket = Socket::connect(config.socket);
     let usync = Usync::new(socket.clone(), &config.usync);
     let groups = Groups::new(socket.clone(), &config.groups);
-    let messages =
-        Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
+    let messages = Messenger::new(socket.clone(), usync.clone(), config.messages)
+        .with_groups(groups.clone())
+        .with_media(media.clone());
     let chats = Chats::new(socket.clone(), &config.chats);
     Ok(WaSocket {
         socket,
