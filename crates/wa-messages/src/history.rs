@@ -173,8 +173,10 @@ impl Inner {
             }
             return Ok((p.clone(), true));
         }
-        let key = arr32(n.media_key.as_ref())
-            .ok_or((HistorySyncErrorKind::Download, "no 32-byte media key".into()))?;
+        let key = arr32(n.media_key.as_ref()).ok_or((
+            HistorySyncErrorKind::Download,
+            "no 32-byte media key".into(),
+        ))?;
         let path = n
             .direct_path
             .as_deref()
@@ -190,6 +192,16 @@ impl Inner {
         d.file_enc_sha256 = arr32(n.file_enc_sha256.as_ref());
         d.file_sha256 = arr32(n.file_sha256.as_ref());
         let media = self.media().map_err(media_failure)?;
+        // Only a direct path is given: download from the hosts `media_conn` names (as
+        // whatsmeow does), falling back to the default host.
+        match media.media_conn(false).await {
+            Ok(conn) => {
+                if let Some(h) = conn.hosts.first() {
+                    d = d.with_url(format!("https://{}{path}", h.hostname));
+                }
+            }
+            Err(e) => debug!("no media_conn for the history download: {e}"),
+        }
         let mut sink = Bounded {
             buf: Vec::new(),
             limit: max,
@@ -207,12 +219,7 @@ impl Inner {
 
     /// Processes one notification from our own phone (see the module docs). Never
     /// panics; failures become [`Event::HistorySyncFailed`].
-    pub(crate) async fn process_history(
-        &self,
-        me: &Me,
-        id: &str,
-        n: &HistorySyncNotification,
-    ) {
+    pub(crate) async fn process_history(&self, me: &Me, id: &str, n: &HistorySyncNotification) {
         if !self.claim_history(id) {
             return;
         }
@@ -296,7 +303,8 @@ impl Inner {
         let own = data.contacts.iter().find_map(|c| {
             let jid = c.id.parse::<Jid>().ok()?;
             let name = c.notify.as_deref().filter(|n| !n.is_empty())?;
-            me.is_me_user(&jid).then(|| name.chars().take(256).collect::<String>())
+            me.is_me_user(&jid)
+                .then(|| name.chars().take(256).collect::<String>())
         });
         if let Some(name) = own {
             let r = self

@@ -19,8 +19,8 @@ pub use content::{
 };
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};
-pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
 pub use history::HistorySyncFilter;
+pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
 pub use messenger::{Messenger, MessengerConfig};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,

@@ -8,6 +8,7 @@ mod e2e;
 mod error;
 mod fault;
 mod group;
+mod history;
 mod kdf;
 mod media;
 mod net;

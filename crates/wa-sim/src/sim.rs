@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) queues: Mutex<Queues>,
     /// Stanzas for the phones (device 0), processed by the phone worker.
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
+    /// History sync: which phones send it, seeds, counters.
+    pub(crate) history: Mutex<crate::history::HistoryState>,
 }
 
 /// One live connection as the API sees it.
@@ -124,6 +126,12 @@ impl Shared {
 
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
         self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, crate::history::HistoryState> {
+        self.history
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -197,6 +205,7 @@ impl Sim {
             shutdown,
             queues: Mutex::new(Queues::default()),
             phone_tx,
+            history: Mutex::new(Default::default()),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -223,6 +232,40 @@ impl Sim {
     /// that clients refuse tampered media). Returns whether it did.
     pub fn corrupt_media(&self, direct_path: &str, offset: u64) -> bool {
         self.shared.media.corrupt(direct_path, offset)
+    }
+
+    /// Switches history sync on or off for `phone`'s simulated phone (off by default).
+    /// When on, every companion that links afterwards gets an `INITIAL_BOOTSTRAP` chunk
+    /// (the seeded conversations and the messages the phone exchanged, plus LID/PN
+    /// mappings), encrypted and uploaded to the media host, and a `PUSH_NAME` chunk sent
+    /// inline, each as a `HISTORY_SYNC_NOTIFICATION` to the new device alone.
+    pub fn set_history_sync(&self, phone: &str, on: bool) {
+        self.shared.history().enable(phone, on);
+    }
+
+    /// Adds to what `phone`'s simulated phone sends new companions as history (and
+    /// switches its history sync on): the conversations, push names and LID/PN mappings of
+    /// `seed` (its other fields are ignored; at most 10,000 of each are kept).
+    pub fn seed_history(&self, phone: &str, seed: wa_proto::history_sync::HistorySync) {
+        self.shared.history().seed(phone, seed);
+    }
+
+    /// The next history blob `phone`'s phone uploads gets one bit flipped after upload,
+    /// so the companion's download fails verification.
+    pub fn corrupt_next_history(&self, phone: &str) {
+        self.shared.history().corrupt_next(phone);
+    }
+
+    /// The message ids of the `<receipt type="hist_sync">` receipts `phone`'s companions
+    /// sent, in arrival order.
+    pub fn hist_sync_receipts(&self, phone: &str) -> Vec<String> {
+        self.shared.history().receipts(phone)
+    }
+
+    /// The history notifications `phone`'s phone sent: (message id, `HistorySyncType`
+    /// number, whether the payload was inline).
+    pub fn history_notifications(&self, phone: &str) -> Vec<(String, i32, bool)> {
+        self.shared.history().sent(phone)
     }
 
     /// The bound address.
