@@ -365,3 +365,78 @@ async fn chunks_over_the_size_bound_are_refused() {
     })
     .await;
 }
+
+/// A notification committed with its message but not processed (the process stopped in
+/// between) waits in the store and is processed after the next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_notification_is_processed_after_a_restart() {
+    use prost::Message as _;
+    use wa_store::SentMessageStore as _;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    let c = link(&sim, A, MessengerConfig::default()).await;
+    let store = c.store.clone();
+    c.socket.close().await;
+    drop(c);
+    // What the receive path persists with the processed marker (the scope is the
+    // messenger's pending-history scope).
+    let chunk = ProtoHistory {
+        sync_type: Some(wa_proto::history_sync::history_sync::HistorySyncType::PushName as i32),
+        pushnames: vec![Pushname {
+            id: Some(format!("{B}@s.whatsapp.net")),
+            pushname: Some("Bobby".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &chunk.encode_to_vec()).unwrap();
+    let n = wa_proto::e2e::HistorySyncNotification {
+        sync_type: Some(HistorySyncType::PushName as i32),
+        initial_hist_bootstrap_inline_payload: Some(z.finish().unwrap()),
+        ..Default::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    store
+        .put_sent_message("history-sync@pending", "PENDING1", &n.encode_to_vec(), now)
+        .await
+        .unwrap();
+
+    let mut cfg = wa_testkit::config(&sim, store.clone());
+    cfg.initial_pre_keys = 30;
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events_from_start();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let _m = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let (ok, failed) = split(history_events(&mut events, 1).await);
+    assert!(failed.is_empty());
+    assert_eq!(ok[0].message_id, "PENDING1");
+    assert!(
+        ok[0]
+            .data
+            .contacts
+            .iter()
+            .any(|c| c.notify.as_deref() == Some("Bobby"))
+    );
+    // Processed once: the pending entry is gone.
+    wait_until_async(|| async {
+        store
+            .get_sent_message("history-sync@pending", "PENDING1")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+}
+
+async fn wait_until_async<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
