@@ -8,12 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::Arc;
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use prost::Message as _;
 use rand_core::{OsRng, RngCore};
-use sha2::{Digest, Sha256};
 use wa_binary::{Jid, Server};
-use wa_crypto::{hkdf_sha256, hmac_sha256};
 use wa_proto::common::MessageKey;
 use wa_proto::e2e::{HistorySyncNotification, Message, ProtocolMessage, protocol_message};
 use wa_proto::history_sync::history_sync::HistorySyncType;
@@ -30,8 +27,6 @@ const HISTORY_KEYS_INFO: &[u8] = b"WhatsApp History Keys";
 const MAX_SEEDED_CONVERSATIONS: usize = 10_000;
 /// Most push names seeded per phone.
 const MAX_SEEDED_PUSH_NAMES: usize = 10_000;
-
-type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
 
 /// Per-phone history settings, seeds and counters.
 #[derive(Default)]
@@ -90,28 +85,7 @@ impl HistoryState {
 /// Encrypts `plain` as WhatsApp media of the history type: returns the blob
 /// (`AES-256-CBC(plain) || HMAC[..10]`), `fileSha256` and `fileEncSha256`.
 fn encrypt_history(media_key: &[u8; 32], plain: &[u8]) -> (Vec<u8>, [u8; 32], [u8; 32]) {
-    // invariant: 112 bytes is far below HKDF's output limit, so this cannot fail.
-    let Ok(expanded) = hkdf_sha256(media_key, None, HISTORY_KEYS_INFO, 112) else {
-        return (Vec::new(), [0; 32], [0; 32]);
-    };
-    let (iv, rest) = expanded.split_at(16);
-    let (cipher_key, rest) = rest.split_at(32);
-    let mac_key = &rest[..32];
-    let mut iv_arr = [0u8; 16];
-    iv_arr.copy_from_slice(iv);
-    let mut key_arr = [0u8; 32];
-    key_arr.copy_from_slice(cipher_key);
-    let ct =
-        Aes256CbcEnc::new(&key_arr.into(), &iv_arr.into()).encrypt_padded_vec_mut::<Pkcs7>(plain);
-    let mut mac_input = Vec::with_capacity(16 + ct.len());
-    mac_input.extend_from_slice(iv);
-    mac_input.extend_from_slice(&ct);
-    let mac = hmac_sha256(mac_key, &mac_input);
-    let mut blob = ct;
-    blob.extend_from_slice(&mac[..10]);
-    let file_sha: [u8; 32] = Sha256::digest(plain).into();
-    let enc_sha: [u8; 32] = Sha256::digest(&blob).into();
-    (blob, file_sha, enc_sha)
+    crate::phone_media::encrypt_media(media_key, HISTORY_KEYS_INFO, plain)
 }
 
 fn zlib(bytes: &[u8]) -> Vec<u8> {
@@ -302,6 +276,8 @@ async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, sync: &HistorySy
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
+    use wa_crypto::{hkdf_sha256, hmac_sha256};
 
     #[test]
     fn history_blobs_have_the_media_layout() {

@@ -14,6 +14,7 @@ mod media;
 mod net;
 mod persist;
 mod phone;
+mod phone_media;
 mod route;
 mod sim;
 mod state;

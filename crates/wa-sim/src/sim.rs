@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
     /// History sync: which phones send it, seeds, counters.
     pub(crate) history: Mutex<crate::history::HistoryState>,
+    /// Media the phones sent, for re-upload requests.
+    pub(crate) phone_media: Mutex<crate::phone_media::PhoneMedia>,
 }
 
 /// One live connection as the API sees it.
@@ -132,6 +134,12 @@ impl Shared {
 
     pub(crate) fn history(&self) -> MutexGuard<'_, crate::history::HistoryState> {
         self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn phone_media(&self) -> MutexGuard<'_, crate::phone_media::PhoneMedia> {
+        self.phone_media
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -206,6 +214,7 @@ impl Sim {
             queues: Mutex::new(Queues::default()),
             phone_tx,
             history: Mutex::new(Default::default()),
+            phone_media: Mutex::new(Default::default()),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -427,6 +436,31 @@ impl Sim {
         message: wa_proto::e2e::Message,
     ) -> Result<String, Error> {
         e2e::phone_send(&self.shared, phone, to, message).await
+    }
+
+    /// The account's simulated phone sends an image (`jpeg`, at most 16 MiB) like
+    /// [`phone_send`](Self::phone_send): it encrypts it under a fresh media key, stores it
+    /// on the media host and keeps the plaintext, so that when the blob is gone
+    /// ([`delete_media`](Self::delete_media)) a companion of the account can ask for it
+    /// again (`<receipt type="server-error">`) and gets a `mediaretry` notification with a
+    /// new direct path. Returns the message id and the message sent.
+    ///
+    /// # Errors
+    /// As [`phone_send`](Self::phone_send); [`Error::Rejected`] for an empty or too large
+    /// image, [`Error::Io`] when the media host cannot store it.
+    pub async fn phone_send_image(
+        &self,
+        phone: &str,
+        to: &Jid,
+        jpeg: &[u8],
+        caption: Option<&str>,
+    ) -> Result<(String, wa_proto::e2e::Message), Error> {
+        crate::phone_media::phone_send_image(&self.shared, phone, to, jpeg, caption).await
+    }
+
+    /// How many media re-upload requests (`server-error` receipts) the phones answered.
+    pub fn media_retries_answered(&self) -> u64 {
+        self.shared.phone_media().answered
     }
 
     /// The account's simulated phone reads a message it received (one of
