@@ -207,6 +207,27 @@ impl WaSocket {
             .await?)
     }
 
+    /// Asks the account's phone to upload the media of `message` again (after
+    /// [`WaSocket::download_media`] failed because the server no longer has it, a
+    /// `wa_media::Error::Gone`), as Baileys' `updateMediaMessage` does; on success the
+    /// message points at the new upload and can be downloaded again.
+    ///
+    /// # Errors
+    /// The media layer's errors (no media in the message, no answer in time, the phone
+    /// could not upload it).
+    pub async fn update_media_message(&self, message: &mut WaMessage) -> Result<(), Error> {
+        let target = wa_media::RetryTarget {
+            id: message.key.id.clone(),
+            chat: message.key.remote_jid.clone(),
+            from_me: message.key.from_me,
+            participant: message.key.participant.clone(),
+        };
+        Ok(self
+            .media
+            .update_media_message(&target, &mut message.message)
+            .await?)
+    }
+
     /// Marks received messages read (blue ticks).
     ///
     /// # Errors
