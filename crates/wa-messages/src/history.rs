@@ -240,7 +240,15 @@ impl Inner {
             );
             return;
         }
-        let decoded = match self.history_blob(n).await {
+        let blob = tokio::time::timeout(self.config.history_timeout, self.history_blob(n))
+            .await
+            .unwrap_or_else(|_| {
+                Err((
+                    HistorySyncErrorKind::Download,
+                    "download timed out".to_owned(),
+                ))
+            });
+        let decoded = match blob {
             Ok((blob, inline)) => {
                 match wa_appstate::decode_history_blob(&blob, self.config.max_history_len) {
                     Ok(sync) => Ok((sync, inline)),

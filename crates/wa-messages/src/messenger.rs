@@ -56,6 +56,9 @@ pub struct MessengerConfig {
     pub should_sync_history: crate::HistorySyncFilter,
     /// Largest history-sync chunk accepted, compressed and inflated alike (bytes).
     pub max_history_len: usize,
+    /// Longest a history-sync download may take (it holds up the own chat's worker);
+    /// beyond it the chunk is reported failed.
+    pub history_timeout: Duration,
 }
 
 impl Default for MessengerConfig {
@@ -74,6 +77,7 @@ impl Default for MessengerConfig {
             offline_batch: 256,
             should_sync_history: crate::HistorySyncFilter::default(),
             max_history_len: wa_appstate::DEFAULT_MAX_INFLATED_LEN,
+            history_timeout: Duration::from_secs(300),
         }
     }
 }
