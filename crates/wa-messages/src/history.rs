@@ -366,3 +366,93 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+    use wa_proto::e2e::ProtocolMessage;
+
+    #[tokio::test]
+    async fn the_sink_refuses_to_grow_past_its_limit() {
+        let mut sink = Bounded {
+            buf: Vec::new(),
+            limit: 10,
+            exceeded: false,
+        };
+        sink.write_all(b"0123456789").await.unwrap();
+        assert!(!sink.exceeded);
+        assert!(sink.write_all(b"x").await.is_err());
+        assert!(sink.exceeded);
+        assert_eq!(sink.buf, b"0123456789");
+    }
+
+    #[test]
+    fn only_history_protocol_messages_are_notifications() {
+        let n = HistorySyncNotification {
+            chunk_order: Some(3),
+            ..Default::default()
+        };
+        let wrap = |ty: protocol_message::Type| Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(ty as i32),
+                history_sync_notification: Some(n.clone()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let m = wrap(protocol_message::Type::HistorySyncNotification);
+        assert_eq!(notification(&m).and_then(|n| n.chunk_order), Some(3));
+        assert!(notification(&wrap(protocol_message::Type::Revoke)).is_none());
+        assert!(notification(&Message::default()).is_none());
+    }
+
+    #[test]
+    fn the_hist_sync_receipt_names_the_own_user() {
+        let own = Jid::with_device("1555", wa_binary::Server::Pn, 7);
+        let r = hist_sync_receipt("ID1", &own);
+        assert_eq!(r.tag(), "receipt");
+        let attr = |k: &str| r.get_attr(k).map(ToString::to_string);
+        assert_eq!(attr("id").as_deref(), Some("ID1"));
+        assert_eq!(attr("type").as_deref(), Some("hist_sync"));
+        assert_eq!(attr("to").as_deref(), Some("1555@s.whatsapp.net"));
+    }
+
+    #[test]
+    fn filters_decide_by_sync_type() {
+        let full = HistorySyncNotification {
+            sync_type: Some(HistorySyncType::Full as i32),
+            ..Default::default()
+        };
+        let recent = HistorySyncNotification {
+            sync_type: Some(HistorySyncType::Recent as i32),
+            ..Default::default()
+        };
+        let f = HistorySyncFilter::skip_types(&[HistorySyncType::Full]);
+        assert!(!f.should_sync(&full));
+        assert!(f.should_sync(&recent));
+        assert!(HistorySyncFilter::default().should_sync(&full));
+        assert!(!HistorySyncFilter::none().should_sync(&recent));
+    }
+
+    #[test]
+    fn media_errors_are_classified() {
+        use wa_media::Error as E;
+        assert_eq!(
+            media_failure(E::MacMismatch).0,
+            HistorySyncErrorKind::Verify
+        );
+        assert_eq!(
+            media_failure(E::HashMismatch).0,
+            HistorySyncErrorKind::Verify
+        );
+        assert_eq!(
+            media_failure(E::TooLarge(1)).0,
+            HistorySyncErrorKind::TooLarge
+        );
+        assert_eq!(
+            media_failure(E::Gone(404)).0,
+            HistorySyncErrorKind::Download
+        );
+    }
+}
