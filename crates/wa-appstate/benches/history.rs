@@ -1,5 +1,6 @@
 //! History-sync chunk processing: bounded inflate, protobuf decode and the split into
-//! chats, contacts, messages and mappings, for a chunk of 100 chats x 100 messages.
+//! chats, contacts, messages and mappings, for a chunk of 100 chats x 100 messages
+//! (about 1 MB of protobuf, 68 KB compressed).
 
 use std::hint::black_box;
 use std::io::Write as _;
@@ -81,11 +82,6 @@ fn bench(c: &mut Criterion) {
     g.bench_function("process_only", |b| {
         b.iter(|| black_box(process_history(black_box(decoded.clone()))));
     });
-    println!(
-        "chunk: {} bytes compressed, {} inflated",
-        blob.len(),
-        raw.len()
-    );
     g.finish();
 }
 
