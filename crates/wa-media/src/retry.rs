@@ -160,6 +160,30 @@ pub fn read_media_retry(node: &Node, media_key: &[u8; 32], id: &str) -> Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a notification carries, reading it never panics and never succeeds
+        /// without the right key.
+        #[test]
+        fn hostile_notifications_are_refused(
+            ct in proptest::collection::vec(any::<u8>(), 0..256),
+            iv in proptest::collection::vec(any::<u8>(), 0..20),
+            code in proptest::option::of(any::<i32>()),
+        ) {
+            let mut children = vec![Node::builder("encrypt")
+                .children([
+                    Node::builder("enc_p").bytes(ct).build(),
+                    Node::builder("enc_iv").bytes(iv).build(),
+                ])
+                .build()];
+            if let Some(c) = code {
+                children.push(Node::builder("error").attr("code", c.to_string()).build());
+            }
+            let node = Node::builder("notification").children(children).build();
+            prop_assert!(read_media_retry(&node, &[1; 32], "ID").is_err());
+        }
+    }
 
     #[test]
     fn request_and_reply_round_trip() {
