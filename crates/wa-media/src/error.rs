@@ -32,6 +32,20 @@ pub enum Error {
     /// Every upload host failed.
     #[error("upload failed on every host: {0}")]
     UploadFailed(String),
+    /// The media host no longer has the blob (HTTP 404 or 410): ask the phone to upload
+    /// it again with [`Media::request_reupload`](crate::Media::request_reupload).
+    #[error("media no longer on the server (HTTP {0})")]
+    Gone(u16),
+    /// The phone could not upload the media again: its `MediaRetryNotification` result
+    /// (0 general error, 2 not found, 3 decryption error) or the `<error code>` it sent.
+    #[error("media re-upload failed with result {0}")]
+    RetryFailed(i32),
+    /// A media-retry payload did not decrypt (wrong media key or tampered).
+    #[error("media retry payload does not decrypt")]
+    RetryDecrypt,
+    /// The phone did not answer a re-upload request in time.
+    #[error("no answer to the media re-upload request in time")]
+    RetryTimeout,
     /// A blob exceeds the configured size limit.
     #[error("media larger than the limit of {0} bytes")]
     TooLarge(u64),

@@ -4,6 +4,8 @@ mod cipher;
 mod error;
 mod keys;
 mod message;
+mod retry;
+mod retry_client;
 mod transfer;
 
 pub use cipher::{
@@ -14,6 +16,10 @@ pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
 pub use message::{
     MediaKind, MediaOptions, THUMBNAIL_WIDTH, downloadable, jpeg_thumbnail, media_message,
+};
+pub use retry::{
+    MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload, media_retry_key,
+    media_retry_request, read_media_retry,
 };
 pub use transfer::{
     DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress, Uploaded,

@@ -281,6 +281,44 @@ fn unwrap_content(mut m: &Message) -> &Message {
     m
 }
 
+/// Points the media of `message` at a new direct path and URL (after a re-upload); looks
+/// inside the same wrappers as [`downloadable`], at most a few levels deep.
+pub(crate) fn set_direct_path(message: &mut Message, path: &str, url: &str) {
+    set_direct_path_in(message, path, url, 4);
+}
+
+fn set_direct_path_in(m: &mut Message, path: &str, url: &str, depth: u8) {
+    if depth > 0 {
+        let wrappers = [
+            &mut m.view_once_message,
+            &mut m.view_once_message_v2,
+            &mut m.ephemeral_message,
+            &mut m.document_with_caption_message,
+        ];
+        for w in wrappers {
+            if let Some(inner) = w.as_mut().and_then(|f| f.message.as_deref_mut()) {
+                set_direct_path_in(inner, path, url, depth - 1);
+                return;
+            }
+        }
+    }
+    macro_rules! set {
+        ($field:expr) => {
+            if let Some(x) = $field.as_mut() {
+                x.direct_path = Some(path.to_owned());
+                x.url = Some(url.to_owned());
+                return;
+            }
+        };
+    }
+    set!(m.image_message);
+    set!(m.video_message);
+    set!(m.ptv_message);
+    set!(m.audio_message);
+    set!(m.document_message);
+    set!(m.sticker_message);
+}
+
 /// Finds the downloadable blob of a media message (image, video, ptv, audio, document,
 /// sticker), looking inside view-once, ephemeral and document-with-caption wrappers.
 /// `None` when the message has no media or its media key is not 32 bytes.

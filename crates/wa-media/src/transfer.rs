@@ -103,6 +103,8 @@ pub struct MediaConfig {
     pub max_size: u64,
     /// Timeout of one HTTP request's connection and headers.
     pub connect_timeout: Duration,
+    /// How long [`Media::request_reupload`] waits for the phone's answer.
+    pub retry_timeout: Duration,
 }
 
 impl Default for MediaConfig {
@@ -113,6 +115,7 @@ impl Default for MediaConfig {
             temp_dir: None,
             max_size: 4 << 30,
             connect_timeout: Duration::from_secs(20),
+            retry_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -194,14 +197,16 @@ pub const DEFAULT_MEDIA_HOST: &str = "mmg.whatsapp.net";
 /// clone.
 #[derive(Clone)]
 pub struct Media {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    socket: Socket,
+pub(crate) struct Inner {
+    pub(crate) socket: Socket,
     http: reqwest::Client,
-    config: MediaConfig,
+    pub(crate) config: MediaConfig,
     conn: Mutex<Option<(MediaConn, Instant)>>,
+    /// Re-upload requests waiting for their `mediaretry` notification, by message id.
+    pub(crate) retry_waiters: crate::retry_client::Waiters,
 }
 
 impl std::fmt::Debug for Media {
@@ -318,6 +323,7 @@ impl Media {
                 http,
                 config,
                 conn: Mutex::new(None),
+                retry_waiters: Default::default(),
             }),
         })
     }
@@ -490,6 +496,10 @@ impl Media {
             req = req.header("Range", r);
         }
         let resp = req.send().await.map_err(http_err)?;
+        let status = resp.status().as_u16();
+        if matches!(status, 404 | 410) {
+            return Err(Error::Gone(status));
+        }
         if !resp.status().is_success() {
             return Err(Error::Http(format!("HTTP {}", resp.status())));
         }

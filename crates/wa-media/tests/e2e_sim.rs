@@ -117,13 +117,13 @@ async fn tampered_and_expired_media_are_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::MacMismatch), "{err}");
 
-    // Expired media: an HTTP error, not a panic or empty success.
+    // Expired media: the typed "gone" error, not a panic or empty success.
     assert!(sim.delete_media(&up.direct_path));
     let err = media
         .download(&downloadable(&up, MediaType::Image), Vec::new(), None)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Http(_)), "{err}");
+    assert!(matches!(err, Error::Gone(404)), "{err}");
     socket.close().await;
 }
 

@@ -4,6 +4,7 @@ mod content;
 mod error;
 mod framing;
 mod group;
+mod history;
 mod id;
 mod messenger;
 mod poll;
@@ -18,6 +19,7 @@ pub use content::{
 };
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};
+pub use history::HistorySyncFilter;
 pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
 pub use messenger::{Messenger, MessengerConfig};
 pub use poll::{

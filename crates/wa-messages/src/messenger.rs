@@ -51,6 +51,14 @@ pub struct MessengerConfig {
     /// Messages from the offline backlog are reported in one [`Event::MessagesUpsert`] once
     /// the backlog is processed, in batches of at most this many (0 reports each at once).
     pub offline_batch: usize,
+    /// Which history-sync notifications from the account's phone are downloaded and
+    /// processed (default: all); the others are only acknowledged.
+    pub should_sync_history: crate::HistorySyncFilter,
+    /// Largest history-sync chunk accepted, compressed and inflated alike (bytes).
+    pub max_history_len: usize,
+    /// Longest a history-sync download may take (it holds up the own chat's worker);
+    /// beyond it the chunk is reported failed.
+    pub history_timeout: Duration,
 }
 
 impl Default for MessengerConfig {
@@ -67,6 +75,9 @@ impl Default for MessengerConfig {
             processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
             prune_interval: Duration::from_secs(3600),
             offline_batch: 256,
+            should_sync_history: crate::HistorySyncFilter::default(),
+            max_history_len: wa_appstate::DEFAULT_MAX_INFLATED_LEN,
+            history_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -124,6 +135,11 @@ pub(crate) struct Inner {
     pub(crate) socket: Socket,
     pub(crate) usync: Usync,
     pub(crate) groups: std::sync::OnceLock<wa_groups::Groups>,
+    /// The media client for history-sync downloads (created on first use when not set).
+    pub(crate) media: std::sync::OnceLock<wa_media::Media>,
+    /// Ids of history notifications being processed (so a resumed one is not processed
+    /// twice).
+    history_busy: StdMutex<std::collections::HashSet<String>>,
     pub(crate) config: MessengerConfig,
     /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
     /// operations never write over each other's ratchet.
@@ -188,6 +204,8 @@ impl Messenger {
             socket,
             usync,
             groups: std::sync::OnceLock::new(),
+            media: std::sync::OnceLock::new(),
+            history_busy: StdMutex::new(std::collections::HashSet::new()),
             config,
             crypto: Mutex::new(()),
             acks: StdMutex::new(HashMap::new()),
@@ -244,6 +262,19 @@ impl Messenger {
         }));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
+            // Once, after the first login: history notifications a previous run persisted
+            // but did not finish.
+            let mut state = i.socket.state_watch();
+            if state
+                .wait_for(|s| *s == wa_types::ConnectionState::Open)
+                .await
+                .is_ok()
+            {
+                i.resume_history().await;
+            }
+        }));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(i.config.prune_interval.max(Duration::from_secs(1)));
             loop {
@@ -264,6 +295,15 @@ impl Messenger {
     #[must_use]
     pub fn with_groups(self, groups: wa_groups::Groups) -> Self {
         let _ = self.inner.groups.set(groups);
+        self
+    }
+
+    /// Uses `media` for history-sync downloads (its HTTP settings, temporary directory and
+    /// size limit). Without it, a [`wa_media::Media`] with the default configuration is
+    /// created on first use.
+    #[must_use]
+    pub fn with_media(self, media: wa_media::Media) -> Self {
+        let _ = self.inner.media.set(media);
         self
     }
 
@@ -566,6 +606,21 @@ impl Inner {
             }
             Err(e) => debug!("LID lookup for {user} failed: {e}"),
         }
+    }
+
+    /// Marks a history notification as being processed; false when it already is.
+    pub(crate) fn claim_history(&self, id: &str) -> bool {
+        self.history_busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned())
+    }
+
+    pub(crate) fn release_history(&self, id: &str) {
+        self.history_busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
     }
 
     pub(crate) fn bump_retry(&self, key: &str) -> u32 {

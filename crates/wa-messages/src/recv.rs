@@ -122,7 +122,23 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
         }
         Outcome::Done(message, destination) => {
+            // A history-sync notification from our own phone is processed before the
+            // receipts leave (it was persisted with the processed marker).
+            let history = message
+                .as_deref()
+                .and_then(crate::history::notification)
+                .filter(|_| info.from_me);
+            if let Some(n) = history {
+                inner.process_history(&me, &info.id, n).await;
+            }
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+            if history.is_some() {
+                send(
+                    inner,
+                    &crate::history::hist_sync_receipt(&info.id, &info.chat),
+                )
+                .await;
+            }
             if let Some(message) = message {
                 let mut info = info;
                 if info.sender_alt.is_none() {
@@ -215,6 +231,11 @@ async fn decrypt_and_commit(
     let now = unix_now();
     let mut extra = Batch::new();
     extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    if info.from_me
+        && let Some(n) = content.as_deref().and_then(crate::history::notification)
+    {
+        crate::history::persist(&mut extra, &info.id, n, now as i64);
+    }
     if let Some(alt) = &info.sender_alt {
         let (pn, lid) = if info.sender.is_lid() {
             (alt, &info.sender)

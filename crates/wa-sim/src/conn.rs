@@ -885,6 +885,11 @@ impl Conn {
                 }
                 notify_devices(&self.shared, &p.phone, true, p.device, key_index);
                 let jid = Jid::with_device(p.phone.clone(), Server::Pn, p.device);
+                tokio::spawn(crate::history::after_link(
+                    self.shared.clone(),
+                    p.phone.clone(),
+                    jid.clone(),
+                ));
                 tracing::info!(%jid, "device linked");
                 let end = self
                     .close_with(&stream_error(StreamErrorKind::Restart))

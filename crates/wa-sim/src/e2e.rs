@@ -189,6 +189,16 @@ impl PhoneSignal {
         sent.push_back((id.to_owned(), chat.clone(), message.clone()));
     }
 
+    /// The messages the phone sent recently: (id, chat, content), oldest first.
+    pub(crate) fn sent_messages(&self) -> Vec<(String, Jid, Message)> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     fn sent_message(&self, id: &str) -> Option<(Jid, Message)> {
         self.sent
             .lock()
@@ -574,6 +584,58 @@ pub(crate) async fn phone_send(
         .attr("to", to_user)
         .attr("type", ty)
         .children([Node::builder("participants").children(tos).build()])
+        .build();
+    let ack = route::route_message(shared, &me, &stanza);
+    match ack.attr_opt::<String>("error").ok().flatten() {
+        Some(code) => Err(Error::Rejected(format!(
+            "server refused the message: {code}"
+        ))),
+        None => Ok(id),
+    }
+}
+
+/// Sends `message` from `phone`'s phone to one of its own companion devices only
+/// (`category="peer"`, not wrapped in a `DeviceSentMessage`), as the phone sends protocol
+/// messages such as history-sync notifications. Returns the message id.
+pub(crate) async fn phone_send_peer(
+    shared: &Shared,
+    phone: &str,
+    device: &Jid,
+    message: Message,
+) -> Result<String, Error> {
+    let signal =
+        phone_signal(shared, phone).ok_or_else(|| Error::UnknownAccount(phone.to_owned()))?;
+    if device.user.as_str() != phone || device.device == 0 {
+        return Err(Error::Rejected(format!(
+            "{device} is not a companion of {phone}"
+        )));
+    }
+    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let plain = pad_message(&message.encode_to_vec(), &mut OsRng);
+    let enc = {
+        let _busy = signal.busy.lock().await;
+        if !ensure_session(shared, &signal, device).await {
+            return Err(Error::Rejected(format!(
+                "no session possible with {device}"
+            )));
+        }
+        signal
+            .repo
+            .encrypt_message(device, &plain)
+            .await
+            .map_err(|e| Error::Rejected(format!("encryption: {e}")))?
+    };
+    let id = message_id();
+    let stanza = Node::builder("message")
+        .attr("id", id.clone())
+        .attr("to", device.clone())
+        .attr("type", "text")
+        .attr("category", "peer")
+        .children([Node::builder("enc")
+            .attr("v", "2")
+            .attr("type", enc.kind.as_str())
+            .bytes(Bytes::from(enc.ciphertext))
+            .build()])
         .build();
     let ack = route::route_message(shared, &me, &stanza);
     match ack.attr_opt::<String>("error").ok().flatten() {

@@ -176,6 +176,30 @@ impl MediaHost {
             .then_some(id)
     }
 
+    /// Stores `blob` as if it had been uploaded (the simulated phones' uploads); returns
+    /// its direct path.
+    pub(crate) fn store(&self, blob: &[u8]) -> std::io::Result<String> {
+        if self.count() >= MAX_BLOBS {
+            return Err(std::io::Error::other("media host full"));
+        }
+        let id = random_hex(16);
+        let path = self.dir.join(&id);
+        std::fs::write(&path, blob)?;
+        let direct_path = format!(
+            "/v/t62.7118-24/{id}?ccb=11-4&oh={}&oe={:X}",
+            random_hex(8),
+            crate::sim::unix_now() + 30 * 86_400
+        );
+        self.blobs().insert(
+            id,
+            Blob {
+                path,
+                len: blob.len() as u64,
+            },
+        );
+        Ok(direct_path)
+    }
+
     /// Removes a blob (as if it expired). Returns whether it existed.
     pub(crate) fn delete(&self, direct_path: &str) -> bool {
         let Some(id) = Self::id_of(direct_path) else {

@@ -579,6 +579,30 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
     let to = node.attr_opt::<Jid>("to").ok().flatten()?;
     let participant = node.attr_opt::<Jid>("participant").ok().flatten();
     let ty = short_attr(node, "type");
+    // A companion confirming a history-sync chunk: counted for the account's phone.
+    if ty.as_deref() == Some("hist_sync") {
+        shared.history().receipt(sender.user.as_str(), &id);
+        return Some(
+            Node::builder("ack")
+                .attr("class", "receipt")
+                .attr("id", id)
+                .attr("from", to)
+                .attr("type", "hist_sync")
+                .build(),
+        );
+    }
+    // A companion asking its phone to upload a medium again.
+    if ty.as_deref() == Some("server-error") && to.user == sender.user {
+        crate::phone_media::server_error(shared, sender, node);
+        return Some(
+            Node::builder("ack")
+                .attr("class", "receipt")
+                .attr("id", id)
+                .attr("from", to)
+                .attr("type", "server-error")
+                .build(),
+        );
+    }
     let ids = receipt_ids(&id, node);
     // A receipt for a message settles that message in the sender's queue.
     if !matches!(ty.as_deref(), Some("retry")) {

@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
     /// Calls placed through the simulator, call links, and call stanzas phones got.
     pub(crate) calls: Mutex<crate::call::CallState>,
+    /// History sync: which phones send it, seeds, counters.
+    pub(crate) history: Mutex<crate::history::HistoryState>,
+    /// Media the phones sent, for re-upload requests.
+    pub(crate) phone_media: Mutex<crate::phone_media::PhoneMedia>,
 }
 
 /// One live connection as the API sees it.
@@ -126,6 +130,18 @@ impl Shared {
 
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
         self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, crate::history::HistoryState> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn phone_media(&self) -> MutexGuard<'_, crate::phone_media::PhoneMedia> {
+        self.phone_media
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -200,6 +216,8 @@ impl Sim {
             queues: Mutex::new(Queues::default()),
             phone_tx,
             calls: Mutex::default(),
+            history: Mutex::new(Default::default()),
+            phone_media: Mutex::new(Default::default()),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -226,6 +244,40 @@ impl Sim {
     /// that clients refuse tampered media). Returns whether it did.
     pub fn corrupt_media(&self, direct_path: &str, offset: u64) -> bool {
         self.shared.media.corrupt(direct_path, offset)
+    }
+
+    /// Switches history sync on or off for `phone`'s simulated phone (off by default).
+    /// When on, every companion that links afterwards gets an `INITIAL_BOOTSTRAP` chunk
+    /// (the seeded conversations and the messages the phone exchanged, plus LID/PN
+    /// mappings), encrypted and uploaded to the media host, and a `PUSH_NAME` chunk sent
+    /// inline, each as a `HISTORY_SYNC_NOTIFICATION` to the new device alone.
+    pub fn set_history_sync(&self, phone: &str, on: bool) {
+        self.shared.history().enable(phone, on);
+    }
+
+    /// Adds to what `phone`'s simulated phone sends new companions as history (and
+    /// switches its history sync on): the conversations, push names and LID/PN mappings of
+    /// `seed` (its other fields are ignored; at most 10,000 of each are kept).
+    pub fn seed_history(&self, phone: &str, seed: wa_proto::history_sync::HistorySync) {
+        self.shared.history().seed(phone, seed);
+    }
+
+    /// The next history blob `phone`'s phone uploads gets one bit flipped after upload,
+    /// so the companion's download fails verification.
+    pub fn corrupt_next_history(&self, phone: &str) {
+        self.shared.history().corrupt_next(phone);
+    }
+
+    /// The message ids of the `<receipt type="hist_sync">` receipts `phone`'s companions
+    /// sent, in arrival order.
+    pub fn hist_sync_receipts(&self, phone: &str) -> Vec<String> {
+        self.shared.history().receipts(phone)
+    }
+
+    /// The history notifications `phone`'s phone sent: (message id, `HistorySyncType`
+    /// number, whether the payload was inline).
+    pub fn history_notifications(&self, phone: &str) -> Vec<(String, i32, bool)> {
+        self.shared.history().sent(phone)
     }
 
     /// The bound address.
@@ -387,6 +439,31 @@ impl Sim {
         message: wa_proto::e2e::Message,
     ) -> Result<String, Error> {
         e2e::phone_send(&self.shared, phone, to, message).await
+    }
+
+    /// The account's simulated phone sends an image (`jpeg`, at most 16 MiB) like
+    /// [`phone_send`](Self::phone_send): it encrypts it under a fresh media key, stores it
+    /// on the media host and keeps the plaintext, so that when the blob is gone
+    /// ([`delete_media`](Self::delete_media)) a companion of the account can ask for it
+    /// again (`<receipt type="server-error">`) and gets a `mediaretry` notification with a
+    /// new direct path. Returns the message id and the message sent.
+    ///
+    /// # Errors
+    /// As [`phone_send`](Self::phone_send); [`Error::Rejected`] for an empty or too large
+    /// image, [`Error::Io`] when the media host cannot store it.
+    pub async fn phone_send_image(
+        &self,
+        phone: &str,
+        to: &Jid,
+        jpeg: &[u8],
+        caption: Option<&str>,
+    ) -> Result<(String, wa_proto::e2e::Message), Error> {
+        crate::phone_media::phone_send_image(&self.shared, phone, to, jpeg, caption).await
+    }
+
+    /// How many media re-upload requests (`server-error` receipts) the phones answered.
+    pub fn media_retries_answered(&self) -> u64 {
+        self.shared.phone_media().answered
     }
 
     /// The account's simulated phone reads a message it received (one of

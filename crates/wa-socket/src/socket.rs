@@ -284,6 +284,32 @@ impl Socket {
         self.inner.creds.lock().await.clone()
     }
 
+    /// Changes the credentials with `f` (for the fields the layers above learn, such as
+    /// the push name); when `f` returns true the change is saved and
+    /// [`Event::CredsUpdated`] emitted, otherwise the change is dropped. Returns whether
+    /// it was saved.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] before the credentials are loaded; store errors (then
+    /// nothing changed).
+    pub async fn update_creds(
+        &self,
+        f: impl FnOnce(&mut AuthCreds) -> bool,
+    ) -> Result<bool, Error> {
+        {
+            let mut guard = self.inner.creds.lock().await;
+            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let mut updated = creds.clone();
+            if !f(&mut updated) {
+                return Ok(false);
+            }
+            self.inner.store.save_creds(&updated).await?;
+            *creds = updated;
+        }
+        self.emit(Event::CredsUpdated);
+        Ok(true)
+    }
+
     /// The configuration the socket runs with.
     pub fn config(&self) -> &SocketConfig {
         &self.inner.config

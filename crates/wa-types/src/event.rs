@@ -1,6 +1,6 @@
 use crate::{
-    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate,
-    MessagesUpsert, PresenceUpdate, PrivacySettings,
+    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, HistorySync,
+    HistorySyncFailure, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -35,4 +35,10 @@ pub enum Event {
     /// A call stanza arrived: an offer, its end, a reject by another device, ... (the
     /// shape of Baileys' `call` event).
     Call(CallEvent),
+    /// A history-sync chunk from the account's phone (chats, contacts, messages, LID/PN
+    /// mappings), processed before the notification's message was acknowledged.
+    HistorySync(Box<HistorySync>),
+    /// A history-sync notification could not be processed (download, verification, size
+    /// or decoding failed); the message was still acknowledged.
+    HistorySyncFailed(HistorySyncFailure),
 }

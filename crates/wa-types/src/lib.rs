@@ -5,6 +5,7 @@ mod chats;
 mod connection;
 mod event;
 mod group;
+mod history;
 mod message;
 mod message_key;
 
@@ -18,6 +19,10 @@ pub use event::Event;
 pub use group::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
     LinkedGroup, ParticipantRole,
+};
+pub use history::{
+    HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
+    HistorySyncFailure, HistorySyncType, LidPnMapping,
 };
 pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;

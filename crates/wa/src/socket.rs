@@ -76,9 +76,10 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
     let socket = Socket::connect(config.socket);
     let usync = Usync::new(socket.clone(), &config.usync);
     let groups = Groups::new(socket.clone(), &config.groups);
-    let messages =
-        Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
+    let messages = Messenger::new(socket.clone(), usync.clone(), config.messages)
+        .with_groups(groups.clone())
+        .with_media(media.clone());
     let chats = Chats::new(socket.clone(), &config.chats);
     let calls = Calls::new(socket.clone(), &config.calls);
     Ok(WaSocket {
@@ -215,6 +216,27 @@ impl WaSocket {
         Ok(self
             .media
             .download_message(&message.message, writer, None)
+            .await?)
+    }
+
+    /// Asks the account's phone to upload the media of `message` again (after
+    /// [`WaSocket::download_media`] failed because the server no longer has it, a
+    /// `wa_media::Error::Gone`), as Baileys' `updateMediaMessage` does; on success the
+    /// message points at the new upload and can be downloaded again.
+    ///
+    /// # Errors
+    /// The media layer's errors (no media in the message, no answer in time, the phone
+    /// could not upload it).
+    pub async fn update_media_message(&self, message: &mut WaMessage) -> Result<(), Error> {
+        let target = wa_media::RetryTarget {
+            id: message.key.id.clone(),
+            chat: message.key.remote_jid.clone(),
+            from_me: message.key.from_me,
+            participant: message.key.participant.clone(),
+        };
+        Ok(self
+            .media
+            .update_media_message(&target, &mut message.message)
             .await?)
     }
 

@@ -1,0 +1,442 @@
+//! History sync end to end through wa-sim: the simulated phone sends a newly linked
+//! companion an uploaded `INITIAL_BOOTSTRAP` chunk and an inline `PUSH_NAME` chunk; the
+//! messenger downloads, verifies, inflates and decodes them, reports them, stores the
+//! LID mappings and the own push name, and answers with `hist_sync` receipts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_media::{Media, MediaConfig};
+use wa_messages::{HistorySyncFilter, Messenger, MessengerConfig};
+use wa_proto::common::MessageKey as ProtoKey;
+use wa_proto::e2e::Message;
+use wa_proto::history_sync::{
+    Conversation, HistorySync as ProtoHistory, HistorySyncMsg, PhoneNumberToLidMapping, Pushname,
+};
+use wa_proto::web::WebMessageInfo;
+use wa_sim::{Sim, SimConfig};
+use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
+use wa_store::{AccountId, AccountStore, LidMappingStore, MemoryBackend};
+use wa_testkit::next_update as next_conn;
+use wa_types::{HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType};
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+const B_LID: &str = "88880000002";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn store() -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new("history").unwrap(),
+    )
+}
+
+struct Client {
+    socket: Socket,
+    events: broadcast::Receiver<Event>,
+    _messenger: Messenger,
+    store: AccountStore,
+}
+
+async fn link(sim: &Sim, phone: &str, mc: MessengerConfig) -> Client {
+    let store = store();
+    let mut cfg = wa_testkit::config(sim, store.clone());
+    cfg.initial_pre_keys = 30;
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events_from_start();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let mut media_cfg = MediaConfig::default();
+    media_cfg.https = false;
+    let media = Media::new(socket.clone(), media_cfg).unwrap();
+    let messenger = Messenger::new(socket.clone(), usync, mc).with_media(media);
+    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
+    sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        events,
+        _messenger: messenger,
+        store,
+    }
+}
+
+fn text_info(chat: &str, from_me: bool, id: &str, text: &str, t: u64) -> HistorySyncMsg {
+    HistorySyncMsg {
+        message: Some(WebMessageInfo {
+            key: Some(ProtoKey {
+                remote_jid: Some(chat.to_owned()),
+                from_me: Some(from_me),
+                id: Some(id.to_owned()),
+                ..Default::default()
+            }),
+            message: Some(Message {
+                conversation: Some(text.to_owned()),
+                ..Default::default()
+            }),
+            message_timestamp: Some(t),
+            ..Default::default()
+        }),
+        msg_order_id: Some(t),
+        ..Default::default()
+    }
+}
+
+/// Two chats (B and a group), push names for B and the account itself, a LID mapping.
+fn seed() -> ProtoHistory {
+    let b = format!("{B}@s.whatsapp.net");
+    ProtoHistory {
+        conversations: vec![
+            Conversation {
+                id: Some(b.clone()),
+                name: Some("Bob".into()),
+                unread_count: Some(1),
+                messages: vec![
+                    text_info(&b, true, "SEEDED1", "hello bob", 1_700_000_000),
+                    text_info(&b, false, "SEEDED2", "hi alice", 1_700_000_100),
+                ],
+                ..Default::default()
+            },
+            Conversation {
+                id: Some("120363000000000001@g.us".into()),
+                name: Some("Team".into()),
+                archived: Some(true),
+                ..Default::default()
+            },
+        ],
+        pushnames: vec![
+            Pushname {
+                id: Some(b.clone()),
+                pushname: Some("Bobby".into()),
+                ..Default::default()
+            },
+            Pushname {
+                id: Some(format!("{A}@s.whatsapp.net")),
+                pushname: Some("Alice A.".into()),
+                ..Default::default()
+            },
+        ],
+        phone_number_to_lid_mappings: vec![PhoneNumberToLidMapping {
+            pn_jid: Some(b),
+            lid_jid: Some(format!("{B_LID}@lid")),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+enum Got {
+    Sync(Box<HistorySync>),
+    Failed(HistorySyncFailure),
+}
+
+/// The next `n` history events (in arrival order).
+async fn history_events(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<Got> {
+    let fut = async {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match events.recv().await {
+                Ok(Event::HistorySync(h)) => out.push(Got::Sync(h)),
+                Ok(Event::HistorySyncFailed(f)) => out.push(Got::Failed(f)),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+        out
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("history events in time")
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn split(got: Vec<Got>) -> (Vec<HistorySync>, Vec<HistorySyncFailure>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for g in got {
+        match g {
+            Got::Sync(s) => ok.push(*s),
+            Got::Failed(f) => failed.push(f),
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_receives_downloaded_and_inline_history() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    // A message the phone exchanged before the link: it joins the seeded chat with B.
+    let earlier = sim
+        .phone_send(
+            A,
+            &Jid::pn(B),
+            Message {
+                conversation: Some("sent from the phone".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    sim.seed_history(A, seed());
+    let media_before = sim.media_count();
+
+    let mut c = link(&sim, A, MessengerConfig::default()).await;
+    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    assert!(failed.is_empty(), "{:?}", failed.first().map(|f| &f.detail));
+    assert_eq!(sim.media_count(), media_before + 1, "one uploaded chunk");
+
+    let boot = ok
+        .iter()
+        .find(|h| h.notification_type == HistorySyncType::InitialBootstrap)
+        .expect("the bootstrap chunk");
+    assert!(!boot.inline, "the bootstrap chunk is downloaded");
+    assert_eq!(boot.data.chunk_order, Some(1));
+    let chats: Vec<&str> = boot.data.chats.iter().map(|c| c.id.as_str()).collect();
+    assert!(chats.contains(&format!("{B}@s.whatsapp.net").as_str()));
+    let group = boot
+        .data
+        .chats
+        .iter()
+        .find(|c| c.id == "120363000000000001@g.us")
+        .expect("the seeded group chat");
+    assert!(group.archived);
+    assert_eq!(group.name.as_deref(), Some("Team"));
+    let texts: Vec<(&str, Option<&str>)> = boot
+        .data
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.info.key.as_ref().and_then(|k| k.id.as_deref()).unwrap(),
+                m.info
+                    .message
+                    .as_ref()
+                    .and_then(|m| m.conversation.as_deref()),
+            )
+        })
+        .collect();
+    assert!(texts.contains(&("SEEDED1", Some("hello bob"))));
+    assert!(texts.contains(&("SEEDED2", Some("hi alice"))));
+    assert!(texts.contains(&(earlier.as_str(), Some("sent from the phone"))));
+    assert!(
+        boot.data
+            .contacts
+            .iter()
+            .any(|c| c.id == format!("{B}@s.whatsapp.net") && c.name.as_deref() == Some("Bob"))
+    );
+
+    let push = ok
+        .iter()
+        .find(|h| h.notification_type == HistorySyncType::PushName)
+        .expect("the push-name chunk");
+    assert!(push.inline, "the push-name chunk rides inline");
+    assert!(
+        push.data
+            .contacts
+            .iter()
+            .any(|c| c.id == format!("{B}@s.whatsapp.net") && c.notify.as_deref() == Some("Bobby"))
+    );
+
+    // The mappings were stored, and the account's own push name saved in the creds.
+    assert_eq!(c.store.lid_for_pn(B).await.unwrap().as_deref(), Some(B_LID));
+    let creds = c.socket.auth().await.unwrap();
+    assert_eq!(creds.push_name.as_deref(), Some("Alice A."));
+
+    // Both chunks were confirmed with hist_sync receipts naming their messages.
+    wait_until("two hist_sync receipts", || {
+        sim.hist_sync_receipts(A).len() == 2
+    })
+    .await;
+    let mut sent: Vec<String> = sim
+        .history_notifications(A)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    let mut acked = sim.hist_sync_receipts(A);
+    sent.sort();
+    acked.sort();
+    assert_eq!(sent, acked);
+    let mut ids: Vec<&str> = ok.iter().map(|h| h.message_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, sent.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_refuses_skips_the_download_but_still_acknowledges() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    let mc = MessengerConfig {
+        should_sync_history: HistorySyncFilter::none(),
+        ..MessengerConfig::default()
+    };
+    let mut c = link(&sim, A, mc).await;
+    wait_until("two hist_sync receipts", || {
+        sim.hist_sync_receipts(A).len() == 2
+    })
+    .await;
+    // Processing happens before the receipts, so any history event is already on the bus.
+    loop {
+        match c.events.try_recv() {
+            Ok(Event::HistorySync(_) | Event::HistorySyncFailed(_)) => {
+                panic!("a refused chunk was processed")
+            }
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(c.store.lid_for_pn(B).await.unwrap(), None);
+    assert_eq!(c.socket.auth().await.unwrap().push_name, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_history_blob_is_reported_and_the_rest_still_syncs() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    sim.corrupt_next_history(A);
+    let mut c = link(&sim, A, MessengerConfig::default()).await;
+    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].kind, HistorySyncErrorKind::Verify);
+    assert_eq!(
+        failed[0].notification_type,
+        HistorySyncType::InitialBootstrap
+    );
+    assert_eq!(failed[0].chunk_order, Some(1));
+    // The inline push-name chunk is unaffected.
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].notification_type, HistorySyncType::PushName);
+    // Nothing from the refused chunk was stored; both were still acknowledged.
+    assert_eq!(c.store.lid_for_pn(B).await.unwrap(), None);
+    wait_until("two hist_sync receipts", || {
+        sim.hist_sync_receipts(A).len() == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_switched_on_nothing_is_sent() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    let _c = link(&sim, A, MessengerConfig::default()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.history_notifications(A).is_empty());
+    assert!(sim.hist_sync_receipts(A).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_over_the_size_bound_are_refused() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    let mc = MessengerConfig {
+        max_history_len: 16,
+        ..MessengerConfig::default()
+    };
+    let mut c = link(&sim, A, mc).await;
+    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    assert!(ok.is_empty());
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.kind == HistorySyncErrorKind::TooLarge)
+    );
+    wait_until("two hist_sync receipts", || {
+        sim.hist_sync_receipts(A).len() == 2
+    })
+    .await;
+}
+
+/// A notification committed with its message but not processed (the process stopped in
+/// between) waits in the store and is processed after the next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_notification_is_processed_after_a_restart() {
+    use prost::Message as _;
+    use wa_store::SentMessageStore as _;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    let c = link(&sim, A, MessengerConfig::default()).await;
+    let store = c.store.clone();
+    c.socket.close().await;
+    drop(c);
+    // What the receive path persists with the processed marker (the scope is the
+    // messenger's pending-history scope).
+    let chunk = ProtoHistory {
+        sync_type: Some(wa_proto::history_sync::history_sync::HistorySyncType::PushName as i32),
+        pushnames: vec![Pushname {
+            id: Some(format!("{B}@s.whatsapp.net")),
+            pushname: Some("Bobby".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &chunk.encode_to_vec()).unwrap();
+    let n = wa_proto::e2e::HistorySyncNotification {
+        sync_type: Some(HistorySyncType::PushName as i32),
+        initial_hist_bootstrap_inline_payload: Some(z.finish().unwrap()),
+        ..Default::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    store
+        .put_sent_message("history-sync@pending", "PENDING1", &n.encode_to_vec(), now)
+        .await
+        .unwrap();
+
+    let mut cfg = wa_testkit::config(&sim, store.clone());
+    cfg.initial_pre_keys = 30;
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events_from_start();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let _m = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let (ok, failed) = split(history_events(&mut events, 1).await);
+    assert!(failed.is_empty());
+    assert_eq!(ok[0].message_id, "PENDING1");
+    assert!(
+        ok[0]
+            .data
+            .contacts
+            .iter()
+            .any(|c| c.notify.as_deref() == Some("Bobby"))
+    );
+    // Processed once: the pending entry is gone.
+    wait_until_async(|| async {
+        store
+            .get_sent_message("history-sync@pending", "PENDING1")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+}
+
+async fn wait_until_async<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,46 @@
+pub use wa_appstate::{HistoryChat, HistoryContact, HistoryData, HistoryMessage, LidPnMapping};
+/// The sync type a history-sync notification announces.
+pub use wa_proto::e2e::HistorySyncType;
+
+/// One history-sync chunk the account's phone sent, downloaded (or taken inline),
+/// inflated, decoded and split into chats, contacts, messages and LID/PN mappings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySync {
+    /// Id of the message that carried the notification.
+    pub message_id: String,
+    /// The sync type the notification announced.
+    pub notification_type: HistorySyncType,
+    /// Whether the payload came inline in the notification (no download).
+    pub inline: bool,
+    /// What the chunk holds (sync type, chunk order and progress as the blob states them).
+    pub data: HistoryData,
+}
+
+/// Why a history-sync chunk could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HistorySyncErrorKind {
+    /// The download failed (network, HTTP status, missing direct path).
+    Download,
+    /// The blob did not verify (MAC, encrypted or plaintext hash) or decrypt.
+    Verify,
+    /// The blob or its inflated form was larger than the configured bound.
+    TooLarge,
+    /// The inflated bytes were not a valid zlib stream or `HistorySync`.
+    Decode,
+}
+
+/// A history-sync notification that was accepted for processing but failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySyncFailure {
+    /// Id of the message that carried the notification.
+    pub message_id: String,
+    /// The sync type the notification announced.
+    pub notification_type: HistorySyncType,
+    /// The notification's chunk order.
+    pub chunk_order: Option<u32>,
+    /// What went wrong.
+    pub kind: HistorySyncErrorKind,
+    /// A description of the error.
+    pub detail: String,
+}
