@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod business;
 mod chats;
 mod config;
 mod conn;
@@ -11,6 +12,7 @@ mod group;
 mod kdf;
 mod media;
 mod net;
+mod newsletter;
 mod persist;
 mod phone;
 mod route;

@@ -309,6 +309,8 @@ impl SimState {
             groups,
             next_group: file.next_group,
             chats,
+            newsletters: Default::default(),
+            business: Default::default(),
         };
         Ok(SimState::from_inner(inner))
     }

@@ -439,6 +439,9 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     if to.is_status_broadcast() {
         return route_status(shared, sender, node, &id, &to);
     }
+    if to.is_newsletter() {
+        return crate::newsletter::route_message(shared, sender, node, &id, &to);
+    }
     let t = unix_now().to_string();
     let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let edit = short_attr(node, "edit");
@@ -573,6 +576,11 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
     let to = node.attr_opt::<Jid>("to").ok().flatten()?;
     let participant = node.attr_opt::<Jid>("participant").ok().flatten();
     let ty = short_attr(node, "type");
+    if to.is_newsletter() {
+        return Some(crate::newsletter::view_receipt(
+            shared, sender, node, &id, &to,
+        ));
+    }
     let ids = receipt_ids(&id, node);
     // A receipt for a message settles that message in the sender's queue.
     if !matches!(ty.as_deref(), Some("retry")) {

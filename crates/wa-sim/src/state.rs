@@ -57,6 +57,10 @@ pub(crate) struct Inner {
     /// Presence, privacy, status, pictures and blocklists (per-account profiles are
     /// saved in the state file; presence and subscriptions are not).
     pub(crate) chats: crate::chats::ChatsState,
+    /// Channels (in memory only).
+    pub(crate) newsletters: crate::newsletter::NewsletterState,
+    /// Business profiles, catalogs and orders (in memory only).
+    pub(crate) business: crate::business::BusinessState,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -168,6 +172,8 @@ impl SimState {
             groups: BTreeMap::new(),
             next_group: 0,
             chats: Default::default(),
+            newsletters: Default::default(),
+            business: Default::default(),
         })))
     }
 

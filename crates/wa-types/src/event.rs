@@ -1,3 +1,4 @@
+use crate::NewsletterUpdate;
 use crate::{
     BlocklistUpdate, ChatStateUpdate, ConnectionUpdate, GroupUpdate, MessageUpdate, MessagesUpsert,
     PresenceUpdate, PrivacySettings,
@@ -32,4 +33,7 @@ pub enum Event {
     /// The account's privacy settings changed on another device; only the settings that
     /// changed are `Some`.
     PrivacyUpdate(PrivacySettings),
+    /// A channel changed: a new post, reactions, views, settings, or this account's
+    /// follow and mute state (`newsletter` and `mex` notifications).
+    NewsletterUpdate(NewsletterUpdate),
 }

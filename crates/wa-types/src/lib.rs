@@ -6,6 +6,7 @@ mod event;
 mod group;
 mod message;
 mod message_key;
+mod newsletter;
 
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
@@ -18,4 +19,5 @@ pub use group::{
 };
 pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;
+pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
 pub use wa_binary::Jid;
