@@ -1,0 +1,260 @@
+//! Channels through wa-sim: an admin creates a channel, another account follows it, the
+//! admin posts, the follower receives and fetches the post and reacts, and the admin
+//! sees the reaction; plus every other operation and the server's refusals.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_newsletter::{
+    Error, MetadataKey, NewsletterChange, NewsletterRole, NewsletterUpdate, Newsletters,
+};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
+
+const A: &str = "15550000011";
+const B: &str = "15550000012";
+
+/// The next channel update for `channel` satisfying `pred`.
+async fn next_channel_update(
+    rx: &mut broadcast::Receiver<Event>,
+    channel: &Jid,
+    mut pred: impl FnMut(&NewsletterChange) -> bool,
+) -> NewsletterUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::NewsletterUpdate(u)) if &u.id == channel && pred(&u.change) => {
+                    return u;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("channel update in time")
+}
+
+fn graphql_code(e: &Error) -> Option<u16> {
+    match e {
+        Error::GraphQl { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_lifecycle_through_the_simulator() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    let na = Newsletters::new(sock_a.clone());
+    let nb = Newsletters::new(sock_b.clone());
+    let mut ev_a = sock_a.events();
+    let mut ev_b = sock_b.events();
+
+    // Create: A owns it, nobody follows yet.
+    let meta = na.create("Daily News", Some("every day")).await.unwrap();
+    let ch = meta.id.clone();
+    assert!(ch.is_newsletter());
+    assert_eq!(meta.name, "Daily News");
+    assert_eq!(meta.description, "every day");
+    assert_eq!(meta.role, Some(NewsletterRole::Owner));
+    assert_eq!(meta.subscribers, Some(0));
+    let invite = meta.invite.clone().expect("an invite code");
+
+    // B looks it up by JID and by invite code, as a guest.
+    let by_jid = nb.metadata(MetadataKey::Jid(&ch)).await.unwrap();
+    assert_eq!(by_jid.name, "Daily News");
+    assert_eq!(by_jid.role, Some(NewsletterRole::Guest));
+    let link = format!("https://whatsapp.com/channel/{invite}");
+    let by_code = nb.metadata(MetadataKey::Invite(&link)).await.unwrap();
+    assert_eq!(by_code.id, ch);
+
+    // B follows: a join notification, the count goes up, B is a subscriber.
+    nb.follow(&ch).await.unwrap();
+    let joined = next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Joined { .. })
+    })
+    .await;
+    assert_eq!(
+        joined.change,
+        NewsletterChange::Joined {
+            role: Some(NewsletterRole::Subscriber)
+        }
+    );
+    assert_eq!(na.subscriber_count(&ch).await.unwrap(), 1);
+    assert_eq!(na.admin_count(&ch).await.unwrap(), 1);
+    let as_b = nb.metadata(MetadataKey::Jid(&ch)).await.unwrap();
+    assert_eq!(
+        (as_b.role, as_b.muted),
+        (Some(NewsletterRole::Subscriber), Some(false))
+    );
+    let subscribed = nb.subscribed().await.unwrap();
+    assert_eq!(subscribed.iter().map(|m| &m.id).collect::<Vec<_>>(), [&ch]);
+
+    // Mute and unmute, each reported back.
+    nb.mute(&ch).await.unwrap();
+    next_channel_update(&mut ev_b, &ch, |c| *c == NewsletterChange::Muted(true)).await;
+    assert_eq!(
+        nb.metadata(MetadataKey::Jid(&ch)).await.unwrap().muted,
+        Some(true)
+    );
+    nb.unmute(&ch).await.unwrap();
+    next_channel_update(&mut ev_b, &ch, |c| *c == NewsletterChange::Muted(false)).await;
+
+    // A posts; the server numbers the post and hands it to B as an event.
+    let posted = na.send_text(&ch, "first post").await.unwrap();
+    let sid = posted.server_id.expect("the post was stored");
+    let got = next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Message(_))
+    })
+    .await;
+    let NewsletterChange::Message(m) = got.change else {
+        unreachable!()
+    };
+    assert_eq!(m.server_id, sid);
+    assert_eq!(m.id.as_deref(), Some(posted.id.as_str()));
+    assert_eq!(
+        m.message.as_ref().and_then(|x| x.conversation.as_deref()),
+        Some("first post")
+    );
+
+    // B fetches the channel's messages.
+    let second = na.send_text(&ch, "second post").await.unwrap();
+    let fetched = nb.messages(&ch, 10, None).await.unwrap();
+    let texts: Vec<_> = fetched
+        .iter()
+        .map(|m| m.message.as_ref().and_then(|x| x.conversation.clone()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            Some("first post".to_owned()),
+            Some("second post".to_owned())
+        ]
+    );
+    let older = nb.messages(&ch, 10, second.server_id).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].server_id, sid);
+
+    // B reacts to the first post; A sees it.
+    nb.react(&ch, sid, Some("👍")).await.unwrap();
+    let r = next_channel_update(&mut ev_a, &ch, |c| {
+        matches!(c, NewsletterChange::Reaction { .. })
+    })
+    .await;
+    assert_eq!(
+        r.change,
+        NewsletterChange::Reaction {
+            server_id: sid,
+            code: "👍".to_owned(),
+            count: Some(1)
+        }
+    );
+    let updates = na.message_updates(&ch, 10, None, None).await.unwrap();
+    let first = updates.iter().find(|m| m.server_id == sid).unwrap();
+    assert_eq!(first.reactions, [("👍".to_owned(), 1)]);
+    assert!(first.message.is_none(), "updates carry counts only");
+
+    // B views it; A sees the count.
+    nb.mark_viewed(&ch, &[sid]).await.unwrap();
+    let v = next_channel_update(&mut ev_a, &ch, |c| {
+        matches!(c, NewsletterChange::Views { .. })
+    })
+    .await;
+    assert_eq!(
+        v.change,
+        NewsletterChange::Views {
+            server_id: sid,
+            count: 1
+        }
+    );
+
+    // B takes the reaction back.
+    nb.react(&ch, sid, None).await.unwrap();
+    next_channel_update(&mut ev_a, &ch, |c| {
+        matches!(c, NewsletterChange::Reaction { count: Some(0), .. })
+    })
+    .await;
+    let after = na.message_updates(&ch, 10, None, None).await.unwrap();
+    assert!(after.iter().all(|m| m.reactions.is_empty()));
+    assert_eq!(
+        after.iter().find(|m| m.server_id == sid).unwrap().views,
+        Some(1)
+    );
+
+    // A renames and describes; B is told.
+    let renamed = na.update_name(&ch, "Weekly News").await.unwrap();
+    assert_eq!(renamed.name, "Weekly News");
+    let s = next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Settings { .. })
+    })
+    .await;
+    assert_eq!(
+        s.change,
+        NewsletterChange::Settings {
+            name: Some("Weekly News".to_owned()),
+            description: None
+        }
+    );
+    na.update_description(&ch, "every week").await.unwrap();
+    next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Settings { description: Some(d), .. } if d == "every week")
+    })
+    .await;
+    let with_pic = na.update_picture(&ch, b"\xFF\xD8\xFFjpeg").await.unwrap();
+    assert!(with_pic.picture.is_some());
+    let without = na.remove_picture(&ch).await.unwrap();
+    assert!(without.picture.is_none());
+    let seen_by_b = nb.metadata(MetadataKey::Jid(&ch)).await.unwrap();
+    assert_eq!(
+        (seen_by_b.name.as_str(), seen_by_b.description.as_str()),
+        ("Weekly News", "every week")
+    );
+
+    // A follower may not manage or post.
+    let e = nb.update_name(&ch, "Hijacked").await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(403), "{e}");
+    let e = nb.delete(&ch).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(403), "{e}");
+    let refused = nb.send_text(&ch, "not mine").await.unwrap();
+    assert_eq!(refused.server_id, None);
+    assert_eq!(nb.messages(&ch, 10, None).await.unwrap().len(), 2);
+
+    // Requests that are wrong before they are sent.
+    assert!(matches!(
+        na.create("  ", None).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        na.follow(&Jid::pn(B)).await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // B unfollows; A deletes; the channel is gone.
+    nb.unfollow(&ch).await.unwrap();
+    next_channel_update(&mut ev_b, &ch, |c| *c == NewsletterChange::Left).await;
+    assert_eq!(na.subscriber_count(&ch).await.unwrap(), 0);
+    assert!(nb.subscribed().await.unwrap().is_empty());
+    na.delete(&ch).await.unwrap();
+    let e = nb.metadata(MetadataKey::Jid(&ch)).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(404), "{e}");
+    let e = nb.messages(&ch, 10, None).await.unwrap_err();
+    assert!(matches!(e, Error::Refused { code: 404, .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_update_subscription_is_answered() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, A).await;
+    let n = Newsletters::new(sock);
+    let ch = n.create("Live", None).await.unwrap().id;
+    assert_eq!(n.subscribe_live_updates(&ch).await.unwrap(), Some(300));
+    let missing: Jid = "120363999999999999@newsletter".parse().unwrap();
+    let e = n.subscribe_live_updates(&missing).await.unwrap_err();
+    assert!(matches!(e, Error::Refused { code: 404, .. }), "{e}");
+    let e = n.metadata(MetadataKey::Jid(&missing)).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(404), "{e}");
+}
