@@ -3,10 +3,12 @@
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
+use wa_business::Business;
 use wa_chats::{Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
 use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
+use wa_newsletter::Newsletters;
 use wa_proto::e2e::Message;
 use wa_socket::{Socket, SocketConfig};
 use wa_store::AccountStore;
@@ -58,6 +60,8 @@ pub struct WaSocket {
     messages: Messenger,
     media: Media,
     chats: Chats,
+    newsletters: Newsletters,
+    business: Business,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -75,6 +79,8 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
     let chats = Chats::new(socket.clone(), &config.chats);
+    let newsletters = Newsletters::new(socket.clone());
+    let business = Business::new(socket.clone());
     Ok(WaSocket {
         socket,
         usync,
@@ -82,6 +88,8 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         messages,
         media,
         chats,
+        newsletters,
+        business,
     })
 }
 
@@ -121,6 +129,16 @@ impl WaSocket {
     /// Presence and typing, privacy settings, profile (name, status, picture), blocklist.
     pub fn chats(&self) -> &Chats {
         &self.chats
+    }
+
+    /// Channels (newsletters): create, follow, post, react, fetch.
+    pub fn newsletter(&self) -> &Newsletters {
+        &self.newsletters
+    }
+
+    /// Business profile, catalog, products and orders.
+    pub fn business(&self) -> &Business {
+        &self.business
     }
 
     /// Device lists, contact and LID lookups.
