@@ -258,3 +258,50 @@ async fn live_update_subscription_is_answered() {
     let e = n.metadata(MetadataKey::Jid(&missing)).await.unwrap_err();
     assert_eq!(graphql_code(&e), Some(404), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_wait_for_an_offline_follower() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let store_b = wa_testkit::memory_store();
+    let (sock_b, device_b) = wa_testkit::link_with(&sim, B, store_b.clone()).await;
+    let na = Newsletters::new(sock_a);
+    let ch = na.create("Night owls", None).await.unwrap().id;
+    Newsletters::new(sock_b.clone()).follow(&ch).await.unwrap();
+    sock_b.close().await;
+    sock_b.closed().await;
+
+    // Posted while B is away: queued for B's device.
+    let posted = na.send_text(&ch, "while you slept").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sim.queued(&device_b) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the post is queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // B comes back with the same credentials and gets it from the offline queue, then
+    // acks it (the queue drains).
+    let sock_b = wa_socket::Socket::connect(wa_testkit::config(&sim, store_b));
+    let mut ev_b = sock_b.events_from_start();
+    let _nb = Newsletters::new(sock_b.clone());
+    let got = next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Message(_))
+    })
+    .await;
+    let NewsletterChange::Message(m) = got.change else {
+        unreachable!()
+    };
+    assert_eq!(Some(m.server_id), posted.server_id);
+    assert_eq!(
+        m.message.and_then(|x| x.conversation),
+        Some("while you slept".to_owned())
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sim.queued(&device_b) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ack drains the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
