@@ -305,3 +305,76 @@ async fn posts_wait_for_an_offline_follower() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_refuses_malformed_channel_requests() {
+    use wa_binary::Node;
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, A).await;
+    let mex = |query_id: &str, body: &[u8]| {
+        Node::builder("iq")
+            .attr("type", "get")
+            .attr("xmlns", "w:mex")
+            .attr("to", Jid::server_jid())
+            .children([Node::builder("query")
+                .attr("query_id", query_id.to_owned())
+                .bytes(body.to_vec())
+                .build()])
+            .build()
+    };
+    // An unknown query id is not a channel operation.
+    let e = sock
+        .query(mex("1", b"{\"variables\":{}}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, wa_socket::Error::Iq { code: 501, .. }), "{e}");
+    // A known one with a body that is not JSON, or without variables: GraphQL 400.
+    for body in [&b"not json"[..], b"{\"variables\": 3}", b""] {
+        let reply = sock
+            .query(mex(wa_newsletter::ops::FOLLOW.query_id, body))
+            .await
+            .unwrap();
+        let e = wa_newsletter::parse_mex_result(&reply, wa_newsletter::ops::FOLLOW).unwrap_err();
+        assert!(matches!(e, Error::GraphQl { code: 400, .. }), "{e}");
+    }
+    // A newsletter_id that is not a channel.
+    let reply = sock
+        .query(mex(
+            wa_newsletter::ops::FOLLOW.query_id,
+            b"{\"variables\":{\"newsletter_id\":\"15550000011@s.whatsapp.net\"}}",
+        ))
+        .await
+        .unwrap();
+    let e = wa_newsletter::parse_mex_result(&reply, wa_newsletter::ops::FOLLOW).unwrap_err();
+    assert!(matches!(e, Error::GraphQl { code: 400, .. }), "{e}");
+    // A newsletter iq without a request, or for a non-channel.
+    let empty = Node::builder("iq")
+        .attr("type", "get")
+        .attr("xmlns", "newsletter")
+        .attr("to", Jid::server_jid())
+        .build();
+    let e = sock.query(empty).await.unwrap_err();
+    assert!(matches!(e, wa_socket::Error::Iq { code: 400, .. }), "{e}");
+    let foreign = Node::builder("iq")
+        .attr("type", "get")
+        .attr("xmlns", "newsletter")
+        .attr("to", Jid::server_jid())
+        .children([Node::builder("messages")
+            .attr("type", "jid")
+            .attr("jid", Jid::pn(B))
+            .attr("count", "999999999999999999999")
+            .build()])
+        .build();
+    let e = sock.query(foreign).await.unwrap_err();
+    assert!(matches!(e, wa_socket::Error::Iq { code: 400, .. }), "{e}");
+    // A post to a channel that does not exist is refused in the ack; the connection
+    // stays usable.
+    let n = Newsletters::new(sock.clone());
+    let missing: Jid = "120363999999999998@newsletter".parse().unwrap();
+    let posted = n.send_text(&missing, "into the void").await;
+    assert!(
+        matches!(posted, Err(Error::Refused { code: 404, .. })),
+        "{posted:?}"
+    );
+    assert!(n.create("Still here", None).await.is_ok());
+}
