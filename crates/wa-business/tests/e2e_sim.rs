@@ -193,3 +193,42 @@ async fn business_profile_catalog_and_orders_through_the_simulator() {
         .unwrap();
     assert!(empty.products.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_data_survives_a_restart_from_the_state_file() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, SELLER).await;
+    let biz = Business::new(sock.clone());
+    let mut u = ProfileUpdate::default();
+    u.description = Some("kept".to_owned());
+    biz.update_profile(&u).await.unwrap();
+    let p = biz
+        .product_create(&ProductCreate::new("Kept", 100, "EUR"))
+        .await
+        .unwrap();
+    let (order, token) = sim
+        .state()
+        .business_add_order(SELLER, &[(&p.id, 3)])
+        .unwrap();
+    sock.close().await;
+    let json = sim.state().to_json();
+    sim.shutdown().await;
+
+    let config = SimConfig {
+        state: wa_sim::SimState::from_json(&json).unwrap(),
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(config).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, BUYER).await;
+    let biz = Business::new(sock);
+    let seller = Jid::pn(SELLER);
+    assert_eq!(
+        biz.profile(&seller).await.unwrap().unwrap().description,
+        "kept"
+    );
+    assert_eq!(
+        biz.catalog(Some(&seller), 10, None).await.unwrap().products,
+        [p]
+    );
+    assert_eq!(biz.order_details(&order, &token).await.unwrap().total, 300);
+}

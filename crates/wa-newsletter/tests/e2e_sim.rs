@@ -378,3 +378,34 @@ async fn the_simulator_refuses_malformed_channel_requests() {
     );
     assert!(n.create("Still here", None).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_survive_a_restart_from_the_state_file() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, A).await;
+    let n = Newsletters::new(sock.clone());
+    let ch = n.create("Kept", Some("on disk")).await.unwrap().id;
+    let posted = n.send_text(&ch, "saved post").await.unwrap();
+    sock.close().await;
+    let json = sim.state().to_json();
+    sim.shutdown().await;
+
+    let config = SimConfig {
+        state: wa_sim::SimState::from_json(&json).unwrap(),
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(config).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, A).await;
+    let n = Newsletters::new(sock);
+    let meta = n.metadata(MetadataKey::Jid(&ch)).await.unwrap();
+    assert_eq!(
+        (meta.name.as_str(), meta.description.as_str(), meta.role),
+        ("Kept", "on disk", Some(NewsletterRole::Owner))
+    );
+    let msgs = n.messages(&ch, 10, None).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(Some(msgs[0].server_id), posted.server_id);
+    // Server ids keep counting from where they were.
+    let next = n.send_text(&ch, "after restart").await.unwrap();
+    assert_eq!(next.server_id, posted.server_id.map(|s| s + 1));
+}

@@ -5,10 +5,11 @@
 //! shape its parsers read. Collections and orders are made by the business app and by
 //! customers, which the simulator does not model: tests seed them with
 //! [`SimState::business_add_collection`] and [`SimState::business_add_order`]. Business
-//! data lives in memory only (not in the state file).
+//! data is saved in the state file.
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use wa_binary::{Jid, Node};
 
 use crate::SimState;
@@ -27,8 +28,8 @@ const MAX_TEXT: usize = 8192;
 /// Most websites, images and opening-hours entries kept.
 const MAX_LIST: usize = 32;
 
-/// The business part of the simulator's state.
-#[derive(Default)]
+/// The business part of the simulator's state (saved in the state file).
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub(crate) struct BusinessState {
     /// Per account (phone number).
     accounts: BTreeMap<String, Biz>,
@@ -40,7 +41,7 @@ pub(crate) struct BusinessState {
 /// One day's opening hours: day, mode, opening and closing minute.
 type DayHours = (String, String, Option<u32>, Option<u32>);
 
-#[derive(Default)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 struct Biz {
     address: Option<String>,
     email: Option<String>,
@@ -53,7 +54,7 @@ struct Biz {
     collections: Vec<(String, String, Vec<String>)>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Product {
     id: String,
     name: String,
@@ -66,6 +67,7 @@ struct Product {
     origin: Option<String>,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Order {
     token: String,
     /// `(product id, name, price, currency, quantity)`.
@@ -105,6 +107,25 @@ fn child_text(node: &Node, tag: &str) -> Option<String> {
         .and_then(|b| std::str::from_utf8(b).ok())
         .filter(|s| s.len() <= MAX_TEXT)
         .map(str::to_owned)
+}
+
+impl BusinessState {
+    /// Checks a loaded state against the bounds the server keeps.
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        let ok = self.orders.len() <= MAX_ORDERS
+            && self.accounts.values().all(|b| {
+                b.products.len() <= MAX_PRODUCTS
+                    && b.collections.len() <= MAX_COLLECTIONS
+                    && b.websites.len() <= MAX_LIST
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::BadState(
+                "business data beyond the server's bounds",
+            ))
+        }
+    }
 }
 
 impl Product {

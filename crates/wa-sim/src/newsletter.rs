@@ -7,12 +7,12 @@
 //! the GraphQL objects both parse (`{id, state, thread_metadata, viewer_metadata}`).
 //! Posts are not end-to-end encrypted: the server keeps the `<plaintext>` protobuf and
 //! hands it to every follower's companion devices in a `<notification
-//! type="newsletter">`. Channel state lives in memory only (not in the state file).
+//! type="newsletter">`. Channels are saved in the state file.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use base64::Engine;
-use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wa_binary::{Jid, Node};
 
@@ -39,8 +39,8 @@ const MAX_REACTION: usize = 32;
 /// Most server ids taken from one view receipt.
 const MAX_VIEW_IDS: usize = 100;
 
-/// The channels part of the simulator's state.
-#[derive(Default)]
+/// The channels part of the simulator's state (saved in the state file).
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub(crate) struct NewsletterState {
     /// By the user part of `id@newsletter`.
     channels: BTreeMap<String, Channel>,
@@ -48,12 +48,13 @@ pub(crate) struct NewsletterState {
     next: u64,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Channel {
     name: String,
     description: String,
     invite: String,
     created: u64,
-    picture: Option<(String, Bytes)>,
+    picture: Option<(String, Vec<u8>)>,
     owner: String,
     admins: BTreeSet<String>,
     followers: BTreeSet<String>,
@@ -62,16 +63,41 @@ struct Channel {
     next_server_id: u64,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Post {
     server_id: u64,
     id: String,
     t: u64,
     kind: String,
     mediatype: Option<String>,
-    plaintext: Bytes,
+    plaintext: Vec<u8>,
     /// Reaction code per reacting account.
     reactions: BTreeMap<String, String>,
     viewers: BTreeSet<String>,
+}
+
+impl NewsletterState {
+    /// Checks a loaded state against the bounds the server keeps.
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        let ok = self.channels.len() <= MAX_CHANNELS
+            && self.channels.values().all(|c| {
+                c.posts.len() <= MAX_POSTS
+                    && c.followers.len() <= MAX_FOLLOWERS
+                    && c.name.len() <= MAX_NAME
+                    && c.description.len() <= MAX_DESCRIPTION
+                    && c.picture
+                        .as_ref()
+                        .is_none_or(|(_, b)| b.len() <= MAX_PAYLOAD)
+                    && c.posts.iter().all(|p| p.plaintext.len() <= MAX_PAYLOAD)
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::BadState(
+                "channels beyond the server's bounds",
+            ))
+        }
+    }
 }
 
 impl Post {
@@ -532,7 +558,7 @@ fn on_channel(
                 } else {
                     match base64::engine::general_purpose::STANDARD.decode(p) {
                         Ok(b) if b.len() <= MAX_PAYLOAD => {
-                            c.picture = Some((fresh_id(), Bytes::from(b)));
+                            c.picture = Some((fresh_id(), b));
                         }
                         _ => return Some(mex_err(id, path, 400, "invalid picture")),
                     }
@@ -768,7 +794,7 @@ fn post(
             .ok()
             .flatten()
             .filter(|m| m.len() <= 16),
-        plaintext: Bytes::copy_from_slice(body),
+        plaintext: body.to_vec(),
         reactions: BTreeMap::new(),
         viewers: BTreeSet::new(),
     };

@@ -57,9 +57,9 @@ pub(crate) struct Inner {
     /// Presence, privacy, status, pictures and blocklists (per-account profiles are
     /// saved in the state file; presence and subscriptions are not).
     pub(crate) chats: crate::chats::ChatsState,
-    /// Channels (in memory only).
+    /// Channels.
     pub(crate) newsletters: crate::newsletter::NewsletterState,
-    /// Business profiles, catalogs and orders (in memory only).
+    /// Business profiles, catalogs and orders.
     pub(crate) business: crate::business::BusinessState,
 }
 
