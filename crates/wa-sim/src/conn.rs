@@ -1012,6 +1012,26 @@ impl Conn {
                 let reply = crate::group::iq(&self.shared, &me, id, ty, node);
                 self.send(&reply).await
             }
+            ("w:mex", "get") if logged_in => {
+                let reply = self
+                    .device
+                    .as_ref()
+                    .and_then(|me| crate::newsletter::mex(&self.shared, me, id, node))
+                    .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
+                self.send(&reply).await
+            }
+            ("newsletter", "get" | "set") if logged_in => {
+                let reply = crate::newsletter::iq(&self.shared, id, node);
+                self.send(&reply).await
+            }
+            ("w:biz" | "w:biz:catalog" | "fb:thrift_iq", "get" | "set") if logged_in => {
+                let reply = self
+                    .device
+                    .as_ref()
+                    .and_then(|me| crate::business::iq(&self.shared, me, id, xmlns, ty, node))
+                    .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
+                self.send(&reply).await
+            }
             ("usync", "get") if logged_in => {
                 self.shared
                     .usync_queries

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod business;
 mod call;
 mod chats;
 mod community;
@@ -14,6 +15,7 @@ mod history;
 mod kdf;
 mod media;
 mod net;
+mod newsletter;
 mod persist;
 mod phone;
 mod phone_media;

@@ -25,6 +25,10 @@ struct File {
     groups: Vec<GroupFile>,
     #[serde(default)]
     profiles: Vec<ProfileFile>,
+    #[serde(default)]
+    newsletters: crate::newsletter::NewsletterState,
+    #[serde(default)]
+    business: crate::business::BusinessState,
 }
 
 /// What an account set about itself (`chats.rs`).
@@ -168,6 +172,8 @@ impl SimState {
                     disappearing: p.disappearing,
                 })
                 .collect(),
+            newsletters: st.newsletters.clone(),
+            business: st.business.clone(),
             accounts: st
                 .accounts
                 .values()
@@ -310,6 +316,14 @@ impl SimState {
             next_group: file.next_group,
             communities: Default::default(),
             chats,
+            newsletters: {
+                file.newsletters.check()?;
+                file.newsletters
+            },
+            business: {
+                file.business.check()?;
+                file.business
+            },
         };
         Ok(SimState::from_inner(inner))
     }

@@ -445,6 +445,9 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     if to.is_status_broadcast() {
         return route_status(shared, sender, node, &id, &to);
     }
+    if to.is_newsletter() {
+        return crate::newsletter::route_message(shared, sender, node, &id, &to);
+    }
     let t = unix_now().to_string();
     let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let edit = short_attr(node, "edit");
@@ -602,6 +605,11 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
                 .attr("type", "server-error")
                 .build(),
         );
+    }
+    if to.is_newsletter() {
+        return Some(crate::newsletter::view_receipt(
+            shared, sender, node, &id, &to,
+        ));
     }
     let ids = receipt_ids(&id, node);
     // A receipt for a message settles that message in the sender's queue.

@@ -59,6 +59,10 @@ pub(crate) struct Inner {
     pub(crate) chats: crate::chats::ChatsState,
     /// Which groups are communities, and their sub-groups (in memory only).
     pub(crate) communities: crate::community::Communities,
+    /// Channels.
+    pub(crate) newsletters: crate::newsletter::NewsletterState,
+    /// Business profiles, catalogs and orders.
+    pub(crate) business: crate::business::BusinessState,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -171,6 +175,8 @@ impl SimState {
             next_group: 0,
             communities: Default::default(),
             chats: Default::default(),
+            newsletters: Default::default(),
+            business: Default::default(),
         })))
     }
 

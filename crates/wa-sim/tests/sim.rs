@@ -105,8 +105,8 @@ async fn qr_registration_then_login() {
         .query(iq(
             "u0",
             "get",
-            "w:biz",
-            vec![Node::new("business_profile")],
+            "w:no-such-service",
+            vec![Node::new("anything")],
         ))
         .await;
     assert_eq!(attr(&r, "type").as_deref(), Some("error"));

@@ -1,3 +1,4 @@
+use crate::NewsletterUpdate;
 use crate::{
     BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, HistorySync,
     HistorySyncFailure, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
@@ -41,4 +42,7 @@ pub enum Event {
     /// A history-sync notification could not be processed (download, verification, size
     /// or decoding failed); the message was still acknowledged.
     HistorySyncFailed(HistorySyncFailure),
+    /// A channel changed: a new post, reactions, views, settings, or this account's
+    /// follow and mute state (`newsletter` and `mex` notifications).
+    NewsletterUpdate(NewsletterUpdate),
 }

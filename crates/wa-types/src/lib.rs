@@ -8,6 +8,7 @@ mod group;
 mod history;
 mod message;
 mod message_key;
+mod newsletter;
 
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
@@ -26,4 +27,5 @@ pub use history::{
 };
 pub use message::{MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 pub use message_key::MessageKey;
+pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
 pub use wa_binary::Jid;

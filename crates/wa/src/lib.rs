@@ -9,6 +9,10 @@ pub use fleet::{Configure, Fleet, FleetConfig, FleetEvent};
 pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
 
 pub use wa_binary::{Jid, Node, Server};
+pub use wa_business::{
+    Business, BusinessProfile, Catalog, Collection, OrderDetails, Product, ProductCreate,
+    ProductUpdate, ProfileUpdate,
+};
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{Chats, ChatsConfig, Presence};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
@@ -19,6 +23,10 @@ pub use wa_media::{
 pub use wa_messages::{
     Contact, LinkPreview, Location, MessageBuilder, MessageContent, Messenger, MessengerConfig,
     Poll, Quote, generate_message_id,
+};
+pub use wa_newsletter::{
+    MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,
+    NewsletterUpdate, Newsletters,
 };
 /// The protobuf types (the end-to-end `Message` and the rest).
 pub use wa_proto as proto;
@@ -38,6 +46,7 @@ pub use wa_usync::{Usync, UsyncConfig};
 
 /// The names most programs need: `use wa::prelude::*;`.
 pub mod prelude {
+    pub use crate::{Business, NewsletterChange, NewsletterUpdate, Newsletters};
     pub use crate::{CallEvent, CallStatus, Calls};
     pub use crate::{
         ConnectionState, Event, Jid, MediaKind, MediaOptions, MessageContent, MessageKey, WaConfig,

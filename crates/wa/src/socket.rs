@@ -3,11 +3,13 @@
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
+use wa_business::Business;
 use wa_calls::{Calls, CallsConfig};
 use wa_chats::{Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
 use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
+use wa_newsletter::Newsletters;
 use wa_proto::e2e::Message;
 use wa_socket::{Socket, SocketConfig};
 use wa_store::AccountStore;
@@ -63,6 +65,8 @@ pub struct WaSocket {
     media: Media,
     chats: Chats,
     calls: Calls,
+    newsletters: Newsletters,
+    business: Business,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -82,6 +86,8 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         .with_media(media.clone());
     let chats = Chats::new(socket.clone(), &config.chats);
     let calls = Calls::new(socket.clone(), &config.calls);
+    let newsletters = Newsletters::new(socket.clone());
+    let business = Business::new(socket.clone());
     Ok(WaSocket {
         socket,
         usync,
@@ -90,6 +96,8 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         media,
         chats,
         calls,
+        newsletters,
+        business,
     })
 }
 
@@ -134,6 +142,16 @@ impl WaSocket {
     /// Calls: incoming call events ([`Event::Call`]), rejecting calls, call links.
     pub fn calls(&self) -> &Calls {
         &self.calls
+    }
+
+    /// Channels (newsletters): create, follow, post, react, fetch.
+    pub fn newsletter(&self) -> &Newsletters {
+        &self.newsletters
+    }
+
+    /// Business profile, catalog, products and orders.
+    pub fn business(&self) -> &Business {
+        &self.business
     }
 
     /// Device lists, contact and LID lookups.

@@ -1,0 +1,106 @@
+//! The channel and business layers reached through the facade, with every other layer
+//! wired beside them (the messaging layer takes every `<message>` and `<ack>`): a post
+//! reaches a follower as an event, and a product is read from another account.
+
+use std::time::Duration;
+
+use wa::prelude::*;
+use wa::{NewsletterKey, ProductCreate};
+use wa_sim::{Sim, SimConfig};
+
+const ADMIN: &str = "15550000031";
+const FOLLOWER: &str = "15550000032";
+
+/// A fully wired socket for `phone`, linked by QR and logged in.
+async fn linked(sim: &Sim, phone: &str) -> WaSocket {
+    sim.add_account(phone).await;
+    let mut config = WaConfig::new(wa::memory_store(phone).unwrap());
+    config.socket.ws_url = sim.ws_url();
+    config.socket.noise_root = sim.root_public_key();
+    config.media.https = false;
+    let sock = make_wa_socket(config).unwrap();
+    let mut events = sock.events();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut scanned = false;
+        while let Some(event) = events.next().await {
+            if let Event::Connection(u) = event {
+                if let Some(qr) = u.qr.filter(|_| !scanned) {
+                    sim.scan_qr(phone, &qr).await.expect("the scan succeeds");
+                    scanned = true;
+                }
+                if scanned && u.state == ConnectionState::Open {
+                    return;
+                }
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await
+    .expect("linked in time");
+    sock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_post_and_catalog_through_the_facade() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let admin = linked(&sim, ADMIN).await;
+    let follower = linked(&sim, FOLLOWER).await;
+    let mut follower_events = follower.events();
+
+    let ch = admin
+        .newsletter()
+        .create("Facade news", None)
+        .await
+        .unwrap()
+        .id;
+    follower.newsletter().follow(&ch).await.unwrap();
+    let posted = admin
+        .newsletter()
+        .send_text(&ch, "via facade")
+        .await
+        .unwrap();
+    let sid = posted.server_id.expect("stored");
+
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = follower_events.next().await {
+            if let Event::NewsletterUpdate(NewsletterUpdate {
+                id,
+                change: NewsletterChange::Message(m),
+                ..
+            }) = event
+                && id == ch
+            {
+                return m;
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await
+    .expect("the post arrives");
+    assert_eq!(got.server_id, sid);
+    assert_eq!(
+        got.message.and_then(|m| m.conversation),
+        Some("via facade".to_owned())
+    );
+    let meta = follower
+        .newsletter()
+        .metadata(NewsletterKey::Jid(&ch))
+        .await
+        .unwrap();
+    assert_eq!(meta.subscribers, Some(1));
+
+    let product = admin
+        .business()
+        .product_create(&ProductCreate::new("Mug", 12_000, "USD"))
+        .await
+        .unwrap();
+    let catalog = follower
+        .business()
+        .catalog(Some(&Jid::pn(ADMIN)), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(catalog.products, [product]);
+
+    admin.close().await;
+    follower.close().await;
+}
