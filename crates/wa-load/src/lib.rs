@@ -99,12 +99,13 @@ where
     let scan = Arc::new(scan);
     let limit = Arc::new(Semaphore::new(parallel_scans.max(1)));
     let scanned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Accounts with a scan in flight or done for the current connection; a failed scan
+    // (an expired QR ref, a busy simulator) is forgotten, so the next QR code is scanned.
+    let busy: Arc<std::sync::Mutex<std::collections::HashSet<AccountId>>> = Arc::default();
     let watcher = {
         let phones = phones.clone();
         let scanned = scanned.clone();
         tokio::spawn(async move {
-            // One scan per account and QR run: the first QR of each connection attempt.
-            let mut pending: HashMap<AccountId, bool> = HashMap::new();
             loop {
                 let FleetEvent { account, event } = match events.recv().await {
                     Ok(e) => e,
@@ -114,32 +115,41 @@ where
                 let Event::Connection(u) = event else {
                     continue;
                 };
-                match u.qr {
-                    Some(qr) if !pending.get(&account).copied().unwrap_or(false) => {
-                        let Some(phone) = phones.get(&account).cloned() else {
-                            continue;
-                        };
-                        pending.insert(account, true);
-                        let scan = scan.clone();
-                        let limit = limit.clone();
-                        let scanned = scanned.clone();
-                        tokio::spawn(async move {
-                            let Ok(_permit) = limit.acquire().await else {
-                                return;
-                            };
-                            match scan(phone.clone(), qr).await {
-                                Ok(()) => {
-                                    scanned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                }
-                                Err(e) => tracing::warn!("scan for {phone} failed: {e}"),
-                            }
-                        });
-                    }
-                    _ if u.state == ConnectionState::Closed => {
-                        pending.insert(account, false);
-                    }
-                    _ => {}
+                if u.state == ConnectionState::Closed {
+                    busy.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&account);
+                    continue;
                 }
+                let Some(qr) = u.qr else { continue };
+                let Some(phone) = phones.get(&account).cloned() else {
+                    continue;
+                };
+                if !busy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(account.clone())
+                {
+                    continue;
+                }
+                let (scan, limit, scanned, busy) =
+                    (scan.clone(), limit.clone(), scanned.clone(), busy.clone());
+                tokio::spawn(async move {
+                    let Ok(_permit) = limit.acquire().await else {
+                        return;
+                    };
+                    match scan(phone.clone(), qr).await {
+                        Ok(()) => {
+                            scanned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::warn!("scan for {phone} failed: {e}");
+                            busy.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .remove(&account);
+                        }
+                    }
+                });
             }
         })
     };
