@@ -5,6 +5,7 @@ mod error;
 mod framing;
 mod group;
 mod id;
+mod keyshare;
 mod messenger;
 mod poll;
 mod receipt;

@@ -215,6 +215,11 @@ async fn decrypt_and_commit(
     let now = unix_now();
     let mut extra = Batch::new();
     extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    // App-state sync keys are only taken from our own devices.
+    let shared_keys = match (&content, info.from_me) {
+        (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
+        _ => Vec::new(),
+    };
     if let Some(alt) = &info.sender_alt {
         let (pn, lid) = if info.sender.is_lid() {
             (alt, &info.sender)
@@ -226,7 +231,14 @@ async fn decrypt_and_commit(
         }
     }
     match repo.store().commit(extra).await {
-        Ok(()) => Outcome::Done(content, destination),
+        Ok(()) => {
+            if !shared_keys.is_empty() {
+                inner
+                    .socket
+                    .emit(wa_socket::Event::AppStateSyncKeysReceived(shared_keys));
+            }
+            Outcome::Done(content, destination)
+        }
         Err(e) => Outcome::Failed(e.into()),
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod appstate;
 mod chats;
 mod connection;
 mod event;
@@ -7,6 +8,10 @@ mod group;
 mod message;
 mod message_key;
 
+pub use appstate::{
+    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
+    LabelAssociation, StarUpdate,
+};
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
     PrivacySettings, PrivacyValue,
