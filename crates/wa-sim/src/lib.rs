@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod appstate;
 mod chats;
 mod config;
 mod conn;
@@ -18,6 +19,7 @@ mod sim;
 mod state;
 mod usync;
 
+pub use appstate::AppStateTamper;
 pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;
 pub use error::Error;

@@ -176,6 +176,30 @@ impl MediaHost {
             .then_some(id)
     }
 
+    /// Stores a blob the server itself produced (an app-state snapshot); returns its
+    /// direct path. `None` when the host is full or the file cannot be written.
+    pub(crate) fn put(&self, data: &[u8]) -> Option<String> {
+        if self.count() >= MAX_BLOBS || data.len() as u64 > MAX_BLOB {
+            return None;
+        }
+        let id = random_hex(16);
+        let path = self.dir.join(&id);
+        std::fs::write(&path, data).ok()?;
+        let direct_path = format!(
+            "/v/t62.7118-24/{id}?ccb=11-4&oh={}&oe={:X}",
+            random_hex(8),
+            crate::sim::unix_now() + 30 * 86_400
+        );
+        self.blobs().insert(
+            id,
+            Blob {
+                path,
+                len: data.len() as u64,
+            },
+        );
+        Some(direct_path)
+    }
+
     /// Removes a blob (as if it expired). Returns whether it existed.
     pub(crate) fn delete(&self, direct_path: &str) -> bool {
         let Some(id) = Self::id_of(direct_path) else {

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) queues: Mutex<Queues>,
     /// Stanzas for the phones (device 0), processed by the phone worker.
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
+    /// App-state collections per account, and each phone's sync key.
+    pub(crate) appstate: Mutex<crate::appstate::AppStateServer>,
 }
 
 /// One live connection as the API sees it.
@@ -197,6 +199,7 @@ impl Sim {
             shutdown,
             queues: Mutex::new(Queues::default()),
             phone_tx,
+            appstate: Mutex::new(Default::default()),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -410,6 +413,45 @@ impl Sim {
         participants: &[Jid],
     ) -> Result<Jid, Error> {
         e2e::phone_create_group(&self.shared, phone, subject, participants)
+    }
+
+    /// Whether the simulated phone shares its app-state sync key
+    /// (`APP_STATE_SYNC_KEY_SHARE`) with each companion right after it links (on by
+    /// default). Turned off, a new companion must ask for the key
+    /// (`APP_STATE_SYNC_KEY_REQUEST`), which the phone answers.
+    pub fn set_app_state_key_share(&self, on: bool) {
+        self.appstate().share_on_link = on;
+    }
+
+    /// The id of `phone`'s app-state sync key (the phone makes the key when first
+    /// needed).
+    pub fn app_state_key_id(&self, phone: &str) -> Vec<u8> {
+        self.appstate().key_id(phone)
+    }
+
+    /// The version the server holds for `phone`'s app-state `collection` (0 when none).
+    pub fn app_state_version(&self, phone: &str, collection: &str) -> u64 {
+        self.appstate().version(phone, collection)
+    }
+
+    /// Corrupts stored app state of `phone`'s `collection` (see [`AppStateTamper`]).
+    /// Returns whether there was something to corrupt.
+    ///
+    /// [`AppStateTamper`]: crate::AppStateTamper
+    pub fn tamper_app_state(
+        &self,
+        phone: &str,
+        collection: &str,
+        how: crate::AppStateTamper,
+    ) -> bool {
+        self.appstate().tamper(phone, collection, how)
+    }
+
+    fn appstate(&self) -> MutexGuard<'_, crate::appstate::AppStateServer> {
+        self.shared
+            .appstate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The push name `phone`'s devices last announced (`<presence name>`).
