@@ -1000,11 +1000,12 @@ impl AppState {
     }
 
     /// Changes a chat (or account-wide app state) for every device of the account, as
-    /// Baileys' `chatModify`: syncs the collection, encodes the mutation against the
-    /// stored state with the newest sync key, pushes the patch
+    /// Baileys' `chatModify`: encodes the mutation against the stored state with the
+    /// newest sync key, pushes the patch
     /// (`<iq xmlns="w:sync:app:state"><sync><collection><patch>`), and stores the new
-    /// state once the server accepted it. A push the server refuses as stale (409) is
-    /// retried once after a resync. With [`AppStateConfig::emit_own_events`], the change
+    /// state once the server accepted it. A push the server refuses as stale (409: another
+    /// device pushed first) is redone once after a resync, which also reports the other
+    /// device's changes. With [`AppStateConfig::emit_own_events`], the change
     /// is also reported here as an event.
     ///
     /// # Errors
@@ -1028,7 +1029,8 @@ impl AppState {
         let c = m.collection;
         let _busy = self.inner.busy.lock().await;
         let (key_id, key_data) = self.latest_key().await?.ok_or(Error::NoAppStateKey)?;
-        self.sync_locked(c).await?;
+        // Pushed on top of the stored state, as whatsmeow does; when another device got
+        // there first the server answers 409 and the push is redone after a sync.
         for attempt in 0..2 {
             let state = self.load_state(c).await?;
             let enc = encode_patch(

@@ -515,3 +515,59 @@ async fn a_device_linked_without_the_key_requests_it() {
     assert_eq!(sim.app_state_version(A, "regular_low"), 2);
     drop(one.socket);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, quiet()).await;
+    wait_for_key(&one.store).await;
+    wait_for_key(&two.store).await;
+    let chat = peer();
+    let low = Collection::RegularLow;
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(stored_version(&two.store, low).await, Some(1));
+
+    // Device one pushes version 2; device two, still at 1, pushes on top of 1.
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    two.app
+        .chat_modify(&chat, ChatModification::MarkRead(false))
+        .await
+        .unwrap();
+    // The server refused the first attempt, device two synced (learning about the pin)
+    // and pushed again as version 3.
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.pinned == Some(true)))
+        ),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced {
+            version: 2,
+            snapshot: false,
+            ..
+        })
+    ));
+    assert_eq!(sim.app_state_version(A, "regular_low"), 3);
+    assert_eq!(stored_version(&two.store, low).await, Some(3));
+    // Device one follows through the server_sync notification and verifies the result.
+    for _ in 0..100 {
+        if stored_version(&one.store, low).await == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored_version(&one.store, low).await, Some(3));
+    drop((one.socket, two.socket));
+}
