@@ -900,7 +900,14 @@ impl AppState {
                         },
                     });
                     self.request_keys(std::slice::from_ref(&id)).await;
-                    self.wait_for_key(&id).await;
+                    if !self.wait_for_key(&id).await {
+                        lock(&self.inner.blocked).insert(c);
+                        return Err(self.fail(
+                            c,
+                            AppStateFailure::MissingKey,
+                            Error::AppState(wa_appstate::Error::MissingKey(id)),
+                        ));
+                    }
                 }
                 Err(e @ (Error::AppState(_) | Error::Malformed(_))) => {
                     if snapshot_tried {
@@ -982,10 +989,12 @@ impl AppState {
         }
     }
 
-    async fn wait_for_key(&self, id: &[u8]) {
+    /// Whether the key `id` is in the store within [`AppStateConfig::key_wait`] (checked
+    /// at least once).
+    async fn wait_for_key(&self, id: &[u8]) -> bool {
         let name = hex(id);
         let deadline = Instant::now() + self.inner.config.key_wait;
-        while Instant::now() < deadline {
+        loop {
             if let Ok(Some(_)) = self
                 .inner
                 .socket
@@ -993,7 +1002,10 @@ impl AppState {
                 .get_app_state_sync_key(&name)
                 .await
             {
-                return;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
             }
             tokio::time::sleep(KEY_POLL).await;
         }

@@ -571,3 +571,67 @@ async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
     assert_eq!(stored_version(&one.store, low).await, Some(3));
     drop((one.socket, two.socket));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_blocked_on_a_key_syncs_when_the_key_arrives() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    wait_for_key(&one.store).await;
+    let chat = peer();
+    one.app
+        .chat_modify(&chat, ChatModification::Mute(MuteUntil::Forever))
+        .await
+        .unwrap();
+
+    // No key share at linking, and key requests go unanswered.
+    sim.set_app_state_key_share(false);
+    sim.set_app_state_key_requests(false);
+    let mut config = AppStateConfig::default();
+    config.key_wait = Duration::from_millis(300);
+    config.resync_on_notification = false;
+    let mut two = link(&sim, config).await;
+    let err = two
+        .app
+        .resync(&[Collection::RegularHigh], true)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        wa_chats::Error::AppStateSync {
+            kind: AppStateFailure::MissingKey,
+            ..
+        }
+    ));
+    let events = sync_events(&mut two.events, "regular_high").await;
+    assert_eq!(
+        ladder(&events),
+        [
+            format!(
+                "{:?}",
+                AppStateRecoveryStep::KeyRequest {
+                    key_ids: vec![sim.app_state_key_id(A)]
+                }
+            ),
+            "error MissingKey".to_owned()
+        ]
+    );
+    assert_eq!(
+        stored_version(&two.store, Collection::RegularHigh).await,
+        None
+    );
+    // The phone shares its key later; once stored, the blocked collection syncs.
+    assert_eq!(sim.phone_share_app_state_key(A).await, 2);
+    let events = sync_events(&mut two.events, "regular_high").await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ChatsUpdate(u) if u.iter().any(|u| u.mute_end == Some(Some(-1)))
+        )),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced { version: 1, .. })
+    ));
+    drop(one.socket);
+}

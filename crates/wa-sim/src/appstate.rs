@@ -99,6 +99,8 @@ pub(crate) struct AppStateServer {
     phone_keys: BTreeMap<String, PhoneKey>,
     /// Whether the phone shares its key with a newly linked companion.
     pub(crate) share_on_link: bool,
+    /// Whether the phone answers key requests from its companions.
+    pub(crate) answer_requests: bool,
 }
 
 impl Default for AppStateServer {
@@ -107,6 +109,7 @@ impl Default for AppStateServer {
             collections: BTreeMap::new(),
             phone_keys: BTreeMap::new(),
             share_on_link: true,
+            answer_requests: true,
         }
     }
 }
@@ -572,6 +575,26 @@ pub(crate) fn after_link(shared: &Arc<Shared>, phone: &str, device: u16) {
     });
 }
 
+/// The phone shares its key with every linked companion now; returns how many it sent
+/// it to.
+pub(crate) async fn share_with_companions(shared: &Shared, phone: &str) -> usize {
+    let key = lock(shared).phone_key(phone);
+    let Some(message) = key_share(&key, &[]) else {
+        return 0;
+    };
+    let devices: Vec<Jid> = {
+        let st = shared.state.lock();
+        route::user_devices(&st, phone)
+            .into_iter()
+            .filter(|d| d.device != 0)
+            .collect()
+    };
+    for d in &devices {
+        send_to_own_device(shared, phone, d, &message).await;
+    }
+    devices.len()
+}
+
 /// The phone decrypted `message` from `author`: a key request from one of its own
 /// companions is answered with the keys it names that the phone holds.
 pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, message: &Message) {
@@ -593,7 +616,13 @@ pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, m
     if wanted.is_empty() {
         return;
     }
-    let key = lock(shared).phone_key(phone);
+    let key = {
+        let mut st = lock(shared);
+        if !st.answer_requests {
+            return;
+        }
+        st.phone_key(phone)
+    };
     if let Some(share) = key_share(&key, &wanted) {
         let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
         send_to_own_device(shared, phone, &device, &share).await;

@@ -423,6 +423,18 @@ impl Sim {
         self.appstate().share_on_link = on;
     }
 
+    /// Whether the simulated phone answers `APP_STATE_SYNC_KEY_REQUEST`s from its
+    /// companions (on by default).
+    pub fn set_app_state_key_requests(&self, answer: bool) {
+        self.appstate().answer_requests = answer;
+    }
+
+    /// The account's simulated phone sends its app-state sync key
+    /// (`APP_STATE_SYNC_KEY_SHARE`) to every linked companion now; returns how many.
+    pub async fn phone_share_app_state_key(&self, phone: &str) -> usize {
+        crate::appstate::share_with_companions(&self.shared, phone).await
+    }
+
     /// The id of `phone`'s app-state sync key (the phone makes the key when first
     /// needed).
     pub fn app_state_key_id(&self, phone: &str) -> Vec<u8> {
