@@ -7,7 +7,9 @@ pub use error::Error;
 pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
 
 pub use wa_binary::{Jid, Node, Server};
-pub use wa_chats::{Chats, ChatsConfig, Presence};
+pub use wa_chats::{
+    AppState, AppStateConfig, ChatModification, Chats, ChatsConfig, Collection, MuteUntil, Presence,
+};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
 pub use wa_media::{
     Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,

@@ -3,7 +3,7 @@
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
-use wa_chats::{Chats, ChatsConfig};
+use wa_chats::{AppState, AppStateConfig, Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
 use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
@@ -31,6 +31,8 @@ pub struct WaConfig {
     pub media: MediaConfig,
     /// Presence, privacy, profile and blocklist.
     pub chats: ChatsConfig,
+    /// App-state sync (archive, pin, mute, labels, contacts, ...).
+    pub app_state: AppStateConfig,
 }
 
 impl WaConfig {
@@ -43,6 +45,7 @@ impl WaConfig {
             usync: UsyncConfig::default(),
             media: MediaConfig::default(),
             chats: ChatsConfig::default(),
+            app_state: AppStateConfig::default(),
         }
     }
 }
@@ -58,6 +61,7 @@ pub struct WaSocket {
     messages: Messenger,
     media: Media,
     chats: Chats,
+    app_state: AppState,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -75,6 +79,12 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         Messenger::new(socket.clone(), usync.clone(), config.messages).with_groups(groups.clone());
     let media = Media::new(socket.clone(), config.media)?;
     let chats = Chats::new(socket.clone(), &config.chats);
+    let app_state = AppState::new(
+        socket.clone(),
+        Some(media.clone()),
+        Some(messages.clone()),
+        config.app_state,
+    );
     Ok(WaSocket {
         socket,
         usync,
@@ -82,6 +92,7 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         messages,
         media,
         chats,
+        app_state,
     })
 }
 
@@ -121,6 +132,12 @@ impl WaSocket {
     /// Presence and typing, privacy settings, profile (name, status, picture), blocklist.
     pub fn chats(&self) -> &Chats {
         &self.chats
+    }
+
+    /// App-state sync: archive, pin, mute, star, labels, contacts
+    /// ([`AppState::chat_modify`]) and the events other devices' changes become.
+    pub fn app_state(&self) -> &AppState {
+        &self.app_state
     }
 
     /// Device lists, contact and LID lookups.
