@@ -1175,6 +1175,37 @@ mod tests {
         assert!(parse_collection_reply(&junk, "regular").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn hostile_replies_never_panic(
+            snapshot in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            patches in proptest::collection::vec(
+                proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..5),
+            version in "[0-9a-z-]{0,25}",
+            more in "[a-z]{0,6}",
+        ) {
+            let mut children = vec![Node::builder("snapshot").bytes(snapshot).build()];
+            children.push(
+                Node::builder("patches")
+                    .children(patches.into_iter().map(|p| Node::builder("patch").bytes(p).build()))
+                    .build(),
+            );
+            let c = Node::builder("collection")
+                .attr("name", "regular")
+                .attr("version", version)
+                .attr("has_more_patches", more)
+                .children(children)
+                .build();
+            let r = Node::builder("iq")
+                .children([Node::builder("sync").children([c]).build()])
+                .build();
+            if let Ok(parsed) = parse_collection_reply(&r, "regular") {
+                // Every patch has a version once parsed.
+                proptest::prop_assert!(parsed.patches.iter().all(|p| p.version.is_some()));
+            }
+        }
+    }
+
     #[test]
     fn actions_become_grouped_events() {
         let jid = "15551234567@s.whatsapp.net";
