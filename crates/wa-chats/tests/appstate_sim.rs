@@ -45,6 +45,8 @@ fn layers(socket: &Socket, config: AppStateConfig) -> (AppState, Messenger) {
 async fn link(sim: &Sim, config: AppStateConfig) -> Device {
     if sim.account(A).is_none() {
         sim.add_account(A).await;
+        // As a real phone: the key comes right after linking.
+        sim.set_app_state_key_share(true);
     }
     let store = wa_testkit::memory_store();
     let socket = Socket::connect(wa_testkit::config(sim, store.clone()));

@@ -8,7 +8,6 @@
 //! as an encrypted external blob on the media host, as WhatsApp serves them.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use bytes::Bytes;
@@ -108,7 +107,7 @@ impl Default for AppStateServer {
         Self {
             collections: BTreeMap::new(),
             phone_keys: BTreeMap::new(),
-            share_on_link: true,
+            share_on_link: false,
             answer_requests: true,
         }
     }
@@ -554,9 +553,11 @@ async fn send_to_own_device(shared: &Shared, phone: &str, device: &Jid, message:
     route::route_message(shared, &me, &stanza);
 }
 
-/// After a companion linked: the phone shares its app-state sync key with it (unless
-/// turned off with [`Sim::set_app_state_key_share`](crate::Sim::set_app_state_key_share)).
-pub(crate) fn after_link(shared: &Arc<Shared>, phone: &str, device: u16) {
+/// After a companion linked, before it is told to restart: the phone shares its
+/// app-state sync key with it (unless turned off with
+/// [`Sim::set_app_state_key_share`](crate::Sim::set_app_state_key_share)), so the share
+/// waits in the device's queue and comes with its first login.
+pub(crate) async fn after_link(shared: &Shared, phone: &str, device: u16) {
     let key = {
         let mut st = lock(shared);
         if !st.share_on_link {
@@ -567,12 +568,8 @@ pub(crate) fn after_link(shared: &Arc<Shared>, phone: &str, device: u16) {
     let Some(message) = key_share(&key, &[]) else {
         return;
     };
-    let shared = shared.clone();
-    let phone = phone.to_owned();
-    tokio::spawn(async move {
-        let jid = Jid::with_device(phone.clone(), Server::Pn, device);
-        send_to_own_device(&shared, &phone, &jid, &message).await;
-    });
+    let jid = Jid::with_device(phone.to_owned(), Server::Pn, device);
+    send_to_own_device(shared, phone, &jid, &message).await;
 }
 
 /// The phone shares its key with every linked companion now; returns how many it sent

@@ -879,7 +879,7 @@ impl Conn {
                     }
                 }
                 notify_devices(&self.shared, &p.phone, true, p.device, key_index);
-                crate::appstate::after_link(&self.shared, &p.phone, p.device);
+                crate::appstate::after_link(&self.shared, &p.phone, p.device).await;
                 let jid = Jid::with_device(p.phone.clone(), Server::Pn, p.device);
                 tracing::info!(%jid, "device linked");
                 let end = self

@@ -416,9 +416,10 @@ impl Sim {
     }
 
     /// Whether the simulated phone shares its app-state sync key
-    /// (`APP_STATE_SYNC_KEY_SHARE`) with each companion right after it links (on by
-    /// default). Turned off, a new companion must ask for the key
-    /// (`APP_STATE_SYNC_KEY_REQUEST`), which the phone answers.
+    /// (`APP_STATE_SYNC_KEY_SHARE`) with each companion right after it links, as real
+    /// phones do. Off by default, so that a new companion's queue holds only what a test
+    /// sends it; off, a companion asks for the key (`APP_STATE_SYNC_KEY_REQUEST`) when a
+    /// sync needs it, and the phone answers.
     pub fn set_app_state_key_share(&self, on: bool) {
         self.appstate().share_on_link = on;
     }

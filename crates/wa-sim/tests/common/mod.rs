@@ -393,9 +393,6 @@ pub fn attr(n: &Node, key: &str) -> Option<String> {
 
 /// Registers `creds` on `sim` for `phone` by QR, start to finish. Returns the device JID.
 pub async fn register(sim: &wa_sim::Sim, phone: &str, creds: &Creds) -> Jid {
-    // These raw clients count every stanza queued for them; the phone's app-state key
-    // share after linking would be one more.
-    sim.set_app_state_key_share(false);
     let mut c = Client::connect(
         &sim.ws_url(),
         sim.root_public_key(),
