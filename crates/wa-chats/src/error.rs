@@ -20,6 +20,31 @@ pub enum Error {
     /// The request is invalid before it is sent (e.g. a value a setting does not take).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// App state did not verify or could not be encoded (a MAC mismatch, a missing key,
+    /// a malformed patch, ...).
+    #[error("app state: {0}")]
+    AppState(#[from] wa_appstate::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] wa_store::Error),
+    /// Downloading an external app-state blob failed.
+    #[error("media: {0}")]
+    Media(#[from] wa_media::Error),
+    /// No app-state sync key has been shared by the primary device yet, so nothing can
+    /// be pushed.
+    #[error("no app-state sync key yet")]
+    NoAppStateKey,
+    /// Syncing a collection failed after the recovery ladder (also reported as
+    /// `Event::AppStateSyncError`).
+    #[error("app-state sync of {collection} failed ({kind:?}): {message}")]
+    AppStateSync {
+        /// The collection.
+        collection: wa_appstate::Collection,
+        /// The kind of failure.
+        kind: wa_types::AppStateFailure,
+        /// The last error.
+        message: String,
+    },
 }
 
 impl From<wa_socket::Error> for Error {

@@ -1,9 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+mod appstate;
 mod client;
 mod error;
 mod parse;
 
+pub use appstate::{
+    AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
+    modification_mutation, mutation_events,
+};
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
 pub use error::Error;
 pub use parse::{
@@ -11,7 +16,9 @@ pub use parse::{
     parse_blocklist, parse_blocklist_notification, parse_chat_state, parse_disappearing_mode,
     parse_picture, parse_picture_id, parse_presence, parse_privacy, parse_status,
 };
+pub use wa_appstate::Collection;
 pub use wa_types::{
-    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue,
+    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
+    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, Label, LabelAssociation, PresenceUpdate,
+    PrivacySetting, PrivacySettings, PrivacyValue, StarUpdate,
 };

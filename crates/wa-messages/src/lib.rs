@@ -6,6 +6,7 @@ mod framing;
 mod group;
 mod history;
 mod id;
+mod keyshare;
 mod messenger;
 mod poll;
 mod receipt;

@@ -279,7 +279,7 @@ impl Messenger {
                 tokio::time::interval(i.config.prune_interval.max(Duration::from_secs(1)));
             loop {
                 tick.tick().await;
-                if let Err(e) = i.prune().await {
+                if let Err(e) = Box::pin(i.prune()).await {
                     debug!("pruning sent messages and markers failed: {e}");
                 }
             }

@@ -236,6 +236,11 @@ async fn decrypt_and_commit(
     {
         crate::history::persist(&mut extra, &info.id, n, now as i64);
     }
+    // App-state sync keys are only taken from our own devices.
+    let shared_keys = match (&content, info.from_me) {
+        (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
+        _ => Vec::new(),
+    };
     if let Some(alt) = &info.sender_alt {
         let (pn, lid) = if info.sender.is_lid() {
             (alt, &info.sender)
@@ -247,7 +252,14 @@ async fn decrypt_and_commit(
         }
     }
     match repo.store().commit(extra).await {
-        Ok(()) => Outcome::Done(content, destination),
+        Ok(()) => {
+            if !shared_keys.is_empty() {
+                inner
+                    .socket
+                    .emit(wa_socket::Event::AppStateSyncKeysReceived(shared_keys));
+            }
+            Outcome::Done(content, destination)
+        }
         Err(e) => Outcome::Failed(e.into()),
     }
 }

@@ -81,7 +81,9 @@ fn listen(socket: &Socket, kind: &'static str) -> AbortHandle {
     let task_socket = socket.clone();
     tokio::spawn(async move {
         while let Some(node) = rx.recv().await {
-            if let Err(e) = task_socket.send_node(&wa_socket::ack_for(&node)).await {
+            // Boxed, so the idle listener task stays small.
+            let ack = wa_socket::ack_for(&node);
+            if let Err(e) = Box::pin(task_socket.send_node(&ack)).await {
                 tracing::debug!("channel notification ack not sent: {e}");
             }
             match parse_notification(&node) {

@@ -884,6 +884,7 @@ impl Conn {
                     }
                 }
                 notify_devices(&self.shared, &p.phone, true, p.device, key_index);
+                crate::appstate::after_link(&self.shared, &p.phone, p.device).await;
                 let jid = Jid::with_device(p.phone.clone(), Server::Pn, p.device);
                 tokio::spawn(crate::history::after_link(
                     self.shared.clone(),
@@ -1055,6 +1056,13 @@ impl Conn {
                         .await
                 }
             },
+            ("w:sync:app:state", "set") if logged_in => {
+                let reply = match self.device.as_ref() {
+                    Some(me) => crate::appstate::iq(&self.shared, me, id, node),
+                    None => iq_error(id, 401, "not-authorized"),
+                };
+                self.send(&reply).await
+            }
             ("privacy" | "disappearing_mode" | "status" | "w:profile:picture" | "blocklist", _)
                 if logged_in =>
             {

@@ -217,7 +217,7 @@ impl PhoneSignal {
     }
 }
 
-fn phone_signal(shared: &Shared, phone: &str) -> Option<Arc<PhoneSignal>> {
+pub(crate) fn phone_signal(shared: &Shared, phone: &str) -> Option<Arc<PhoneSignal>> {
     shared
         .state
         .lock()
@@ -339,6 +339,9 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
         }
     }
     drop(_busy);
+    if let Some(m) = &content {
+        crate::appstate::phone_received(shared, phone, &author, m).await;
+    }
     let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
     let chat = group.clone().unwrap_or_else(|| author.to_non_ad());
     let mut receipt = Node::builder("receipt")
@@ -492,7 +495,7 @@ pub(crate) fn message_id() -> String {
 
 /// Makes sure the phone has a session with `device`, building one from the server's
 /// bundle for it when needed. False when the device has no usable bundle.
-async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> bool {
+pub(crate) async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> bool {
     if signal.repo.has_session(device).await.unwrap_or(false) {
         return true;
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod appstate;
 mod business;
 mod call;
 mod chats;
@@ -24,6 +25,7 @@ mod sim;
 mod state;
 mod usync;
 
+pub use appstate::AppStateTamper;
 pub use call::CallNotice;
 pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;

@@ -176,11 +176,11 @@ impl MediaHost {
             .then_some(id)
     }
 
-    /// Stores `blob` as if it had been uploaded (the simulated phones' uploads); returns
-    /// its direct path.
+    /// Stores `blob` as if it had been uploaded (the simulated phones' uploads, the
+    /// server's own app-state snapshots); returns its direct path.
     pub(crate) fn store(&self, blob: &[u8]) -> std::io::Result<String> {
-        if self.count() >= MAX_BLOBS {
-            return Err(std::io::Error::other("media host full"));
+        if self.count() >= MAX_BLOBS || blob.len() as u64 > MAX_BLOB {
+            return Err(std::io::Error::other("media host full or blob too large"));
         }
         let id = random_hex(16);
         let path = self.dir.join(&id);

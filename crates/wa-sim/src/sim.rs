@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) history: Mutex<crate::history::HistoryState>,
     /// Media the phones sent, for re-upload requests.
     pub(crate) phone_media: Mutex<crate::phone_media::PhoneMedia>,
+    /// App-state collections per account, and each phone's sync key.
+    pub(crate) appstate: Mutex<crate::appstate::AppStateServer>,
 }
 
 /// One live connection as the API sees it.
@@ -218,6 +220,7 @@ impl Sim {
             calls: Mutex::default(),
             history: Mutex::new(Default::default()),
             phone_media: Mutex::new(Default::default()),
+            appstate: Mutex::new(Default::default()),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -490,6 +493,58 @@ impl Sim {
         participants: &[Jid],
     ) -> Result<Jid, Error> {
         e2e::phone_create_group(&self.shared, phone, subject, participants)
+    }
+
+    /// Whether the simulated phone shares its app-state sync key
+    /// (`APP_STATE_SYNC_KEY_SHARE`) with each companion right after it links, as real
+    /// phones do. Off by default, so that a new companion's queue holds only what a test
+    /// sends it; off, a companion asks for the key (`APP_STATE_SYNC_KEY_REQUEST`) when a
+    /// sync needs it, and the phone answers.
+    pub fn set_app_state_key_share(&self, on: bool) {
+        self.appstate().share_on_link = on;
+    }
+
+    /// Whether the simulated phone answers `APP_STATE_SYNC_KEY_REQUEST`s from its
+    /// companions (on by default).
+    pub fn set_app_state_key_requests(&self, answer: bool) {
+        self.appstate().answer_requests = answer;
+    }
+
+    /// The account's simulated phone sends its app-state sync key
+    /// (`APP_STATE_SYNC_KEY_SHARE`) to every linked companion now; returns how many.
+    pub async fn phone_share_app_state_key(&self, phone: &str) -> usize {
+        crate::appstate::share_with_companions(&self.shared, phone).await
+    }
+
+    /// The id of `phone`'s app-state sync key (the phone makes the key when first
+    /// needed).
+    pub fn app_state_key_id(&self, phone: &str) -> Vec<u8> {
+        self.appstate().key_id(phone)
+    }
+
+    /// The version the server holds for `phone`'s app-state `collection` (0 when none).
+    pub fn app_state_version(&self, phone: &str, collection: &str) -> u64 {
+        self.appstate().version(phone, collection)
+    }
+
+    /// Corrupts stored app state of `phone`'s `collection` (see [`AppStateTamper`]).
+    /// Returns whether there was something to corrupt.
+    ///
+    /// [`AppStateTamper`]: crate::AppStateTamper
+    pub fn tamper_app_state(
+        &self,
+        phone: &str,
+        collection: &str,
+        how: crate::AppStateTamper,
+    ) -> bool {
+        self.appstate().tamper(phone, collection, how)
+    }
+
+    fn appstate(&self) -> MutexGuard<'_, crate::appstate::AppStateServer> {
+        self.shared
+            .appstate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The push name `phone`'s devices last announced (`<presence name>`).

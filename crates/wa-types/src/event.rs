@@ -1,7 +1,9 @@
 use crate::NewsletterUpdate;
 use crate::{
-    BlocklistUpdate, CallEvent, ChatStateUpdate, ConnectionUpdate, GroupUpdate, HistorySync,
-    HistorySyncFailure, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
+    AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
+    ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
+    Label, LabelAssociation, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
+    StarUpdate,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -45,4 +47,39 @@ pub enum Event {
     /// A channel changed: a new post, reactions, views, settings, or this account's
     /// follow and mute state (`newsletter` and `mex` notifications).
     NewsletterUpdate(NewsletterUpdate),
+    /// Chats were archived, pinned, muted, marked read or unread, deleted or cleared
+    /// (app-state sync).
+    ChatsUpdate(Vec<ChatUpdate>),
+    /// Messages were starred or unstarred (app-state sync).
+    MessagesStarred(Vec<StarUpdate>),
+    /// Address-book contacts were saved, changed or removed (app-state sync).
+    ContactsUpsert(Vec<ContactUpdate>),
+    /// Labels were created, edited or deleted (app-state sync).
+    LabelsEdit(Vec<Label>),
+    /// Labels were added to or removed from chats or messages (app-state sync).
+    LabelsAssociation(Vec<LabelAssociation>),
+    /// This account's push name was changed on another device (app-state sync).
+    PushNameSetting(String),
+    /// App-state sync keys shared by our primary device were stored; collections waiting
+    /// for them can be synced. Holds the key ids.
+    AppStateSyncKeysReceived(Vec<Vec<u8>>),
+    /// A collection was synced and its verified state stored.
+    AppStateSynced {
+        /// The collection.
+        collection: String,
+        /// Its version now.
+        version: u64,
+        /// Whether a snapshot was applied in this sync.
+        snapshot: bool,
+    },
+    /// Syncing a collection hit a problem and a recovery step is being taken.
+    AppStateRecovery {
+        /// The collection.
+        collection: String,
+        /// The step.
+        step: AppStateRecoveryStep,
+    },
+    /// Syncing a collection failed after the recovery ladder; nothing unverified was
+    /// stored.
+    AppStateSyncError(AppStateSyncError),
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod appstate;
 mod call;
 mod chats;
 mod connection;
@@ -10,6 +11,10 @@ mod message;
 mod message_key;
 mod newsletter;
 
+pub use appstate::{
+    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
+    LabelAssociation, StarUpdate,
+};
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,

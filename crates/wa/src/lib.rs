@@ -14,7 +14,10 @@ pub use wa_business::{
     ProductUpdate, ProfileUpdate,
 };
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
-pub use wa_chats::{Chats, ChatsConfig, Presence};
+pub use wa_chats::{
+    AppState, AppStateConfig, ChatModification, Chats, ChatsConfig,
+    Collection as AppStateCollection, MuteUntil, Presence,
+};
 pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
 pub use wa_media::{
     Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,

@@ -5,7 +5,7 @@ use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_business::Business;
 use wa_calls::{Calls, CallsConfig};
-use wa_chats::{Chats, ChatsConfig};
+use wa_chats::{AppState, AppStateConfig, Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
 use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
@@ -36,6 +36,8 @@ pub struct WaConfig {
     pub chats: ChatsConfig,
     /// Call signalling (the offer cache).
     pub calls: CallsConfig,
+    /// App-state sync (archive, pin, mute, labels, contacts, ...).
+    pub app_state: AppStateConfig,
 }
 
 impl WaConfig {
@@ -49,6 +51,7 @@ impl WaConfig {
             media: MediaConfig::default(),
             chats: ChatsConfig::default(),
             calls: CallsConfig::default(),
+            app_state: AppStateConfig::default(),
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct WaSocket {
     calls: Calls,
     newsletters: Newsletters,
     business: Business,
+    app_state: AppState,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -88,6 +92,12 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
     let calls = Calls::new(socket.clone(), &config.calls);
     let newsletters = Newsletters::new(socket.clone());
     let business = Business::new(socket.clone());
+    let app_state = AppState::new(
+        socket.clone(),
+        Some(media.clone()),
+        Some(messages.clone()),
+        config.app_state,
+    );
     Ok(WaSocket {
         socket,
         usync,
@@ -98,6 +108,7 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         calls,
         newsletters,
         business,
+        app_state,
     })
 }
 
@@ -152,6 +163,12 @@ impl WaSocket {
     /// Business profile, catalog, products and orders.
     pub fn business(&self) -> &Business {
         &self.business
+    }
+
+    /// App-state sync: archive, pin, mute, star, labels, contacts
+    /// ([`AppState::chat_modify`]) and the events other devices' changes become.
+    pub fn app_state(&self) -> &AppState {
+        &self.app_state
     }
 
     /// Device lists, contact and LID lookups.

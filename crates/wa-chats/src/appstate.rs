@@ -1,0 +1,1303 @@
+//! App-state sync over a socket: fetching and verifying collections, pushing chat
+//! modifications, the recovery ladder, and the events decoded actions become.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use rand_core::OsRng;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::AbortHandle;
+use wa_appstate::{
+    Action, Collection, DecodeOptions, DecodedPatch, HashState, KeyLookup, LabelTarget, Operation,
+    OutgoingMutation, append_external_mutations, builders, decode_patch_list, encode_patch,
+};
+use wa_binary::{Jid, Node};
+use wa_media::{Downloadable, Media, MediaType};
+use wa_messages::Messenger;
+use wa_proto::e2e::{
+    AppStateSyncKeyData, AppStateSyncKeyId, AppStateSyncKeyRequest, Message, ProtocolMessage,
+    protocol_message,
+};
+use wa_proto::server_sync::{ExternalBlobReference, SyncdPatch, SyncdSnapshot, SyncdVersion};
+use wa_proto::sync_action::ContactAction;
+use wa_socket::{Event, Filter, Socket};
+use wa_store::AppStateStore as _;
+use wa_types::{
+    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
+    LabelAssociation, MessageKey, StarUpdate,
+};
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+pub use wa_appstate::builders::MuteUntil;
+
+/// Largest external blob (snapshot or mutations) downloaded, in bytes.
+pub const MAX_EXTERNAL_BLOB: u64 = 64 * 1024 * 1024;
+/// Most patches taken from one reply.
+const MAX_PATCHES_PER_REPLY: usize = 1000;
+/// Longest `<patch>` accepted, in bytes.
+const MAX_PATCH_BYTES: usize = 4 * 1024 * 1024;
+/// How often the store is checked for a requested key.
+const KEY_POLL: Duration = Duration::from_millis(100);
+
+/// Settings of an [`AppState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppStateConfig {
+    /// Resync the collections a `<notification type="server_sync">` names (on by
+    /// default; the notification is acknowledged either way).
+    pub resync_on_notification: bool,
+    /// When sync keys arrive from the primary device: resync the collections that
+    /// waited for a key, and those never synced (on by default).
+    pub sync_on_key_share: bool,
+    /// How long a sync waits for a requested key before reporting
+    /// [`AppStateFailure::MissingKey`].
+    pub key_wait: Duration,
+    /// Most fetch rounds of one collection in one sync (each round follows
+    /// `has_more_patches`).
+    pub max_rounds: usize,
+    /// Also report this device's own pushed changes as events.
+    pub emit_own_events: bool,
+    /// Queue of incoming `server_sync` notifications.
+    pub queue: usize,
+}
+
+impl Default for AppStateConfig {
+    fn default() -> Self {
+        Self {
+            resync_on_notification: true,
+            sync_on_key_share: true,
+            key_wait: Duration::from_secs(10),
+            max_rounds: 64,
+            emit_own_events: true,
+            queue: 64,
+        }
+    }
+}
+
+/// A change to a chat (or to account-wide app state) pushed with
+/// [`AppState::chat_modify`], as Baileys' `chatModify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChatModification {
+    /// Archive (`true`) or unarchive the chat.
+    Archive(bool),
+    /// Pin (`true`) or unpin the chat.
+    Pin(bool),
+    /// Mute the chat until a time, forever, or unmute it.
+    Mute(MuteUntil),
+    /// Mark the chat read (`true`) or unread.
+    MarkRead(bool),
+    /// Star or unstar a message of the chat.
+    Star {
+        /// The message id.
+        message_id: String,
+        /// Whether we sent it.
+        from_me: bool,
+        /// Its sender in a group.
+        participant: Option<Jid>,
+        /// Star (`true`) or unstar.
+        starred: bool,
+    },
+    /// Delete the chat.
+    Delete {
+        /// Also delete its media.
+        delete_media: bool,
+    },
+    /// Clear the chat's messages.
+    Clear {
+        /// Keep starred messages.
+        keep_starred: bool,
+    },
+    /// Create, edit or delete a label (the chat JID is not used).
+    LabelEdit {
+        /// The label id.
+        label_id: String,
+        /// Its name.
+        name: String,
+        /// Its colour index.
+        color: i32,
+        /// Delete it.
+        deleted: bool,
+    },
+    /// Add (`labeled`) or remove a label on the chat.
+    ChatLabel {
+        /// The label id.
+        label_id: String,
+        /// Add (`true`) or remove.
+        labeled: bool,
+    },
+    /// Add or remove a label on a message of the chat.
+    MessageLabel {
+        /// The label id.
+        label_id: String,
+        /// The message id.
+        message_id: String,
+        /// Add (`true`) or remove.
+        labeled: bool,
+    },
+    /// Save the chat's user as an address-book contact (`Some`), or remove it (`None`).
+    Contact(Option<ContactName>),
+    /// Set this account's push name (the chat JID is not used).
+    PushName(String),
+}
+
+/// Names of an address-book contact.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ContactName {
+    /// Full name.
+    pub full_name: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+}
+
+impl ContactName {
+    /// A contact with a full and a first name.
+    pub fn new(full_name: impl Into<String>, first_name: Option<String>) -> Self {
+        Self {
+            full_name: Some(full_name.into()),
+            first_name,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The mutation a modification becomes.
+///
+/// # Errors
+/// [`Error::InvalidRequest`] for an empty label id or push name.
+pub fn modification_mutation(
+    jid: &Jid,
+    modification: &ChatModification,
+    timestamp_ms: i64,
+) -> Result<OutgoingMutation, Error> {
+    let chat = jid.to_non_ad().to_string();
+    let t = timestamp_ms;
+    Ok(match modification {
+        ChatModification::Archive(a) => builders::archive(&chat, *a, None, t),
+        ChatModification::Pin(p) => builders::pin(&chat, *p, t),
+        ChatModification::Mute(u) => builders::mute(&chat, *u, t),
+        ChatModification::MarkRead(r) => builders::mark_read(&chat, *r, None, t),
+        ChatModification::Star {
+            message_id,
+            from_me,
+            participant,
+            starred,
+        } => {
+            let p = participant.as_ref().map(|p| p.to_non_ad().to_string());
+            builders::star(&chat, message_id, *from_me, p.as_deref(), *starred, t)
+        }
+        ChatModification::Delete { delete_media } => {
+            builders::delete_chat(&chat, *delete_media, None, t)
+        }
+        ChatModification::Clear { keep_starred } => {
+            builders::clear_chat(&chat, *keep_starred, None, t)
+        }
+        ChatModification::LabelEdit {
+            label_id,
+            name,
+            color,
+            deleted,
+        } => {
+            if label_id.is_empty() {
+                return Err(Error::InvalidRequest("empty label id"));
+            }
+            builders::label_edit(label_id, name, *color, None, *deleted, t)
+        }
+        ChatModification::ChatLabel { label_id, labeled } => {
+            if label_id.is_empty() {
+                return Err(Error::InvalidRequest("empty label id"));
+            }
+            builders::label_chat(label_id, &chat, *labeled, t)
+        }
+        ChatModification::MessageLabel {
+            label_id,
+            message_id,
+            labeled,
+        } => {
+            if label_id.is_empty() {
+                return Err(Error::InvalidRequest("empty label id"));
+            }
+            builders::label_message(label_id, &chat, message_id, *labeled, t)
+        }
+        ChatModification::Contact(name) => {
+            let action = name.as_ref().map(|n| ContactAction {
+                full_name: n.full_name.clone(),
+                first_name: n.first_name.clone(),
+                ..Default::default()
+            });
+            builders::contact(&chat, action, t)
+        }
+        ChatModification::PushName(name) => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > crate::MAX_PUSH_NAME {
+                return Err(Error::InvalidRequest("push name empty or too long"));
+            }
+            builders::push_name(name, t)
+        }
+    })
+}
+
+/// App-state sync keys loaded from the store (key data zeroized on drop).
+struct Keys(HashMap<Vec<u8>, Zeroizing<Vec<u8>>>);
+
+impl KeyLookup for Keys {
+    fn key_data(&self, key_id: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.0.get(key_id).cloned()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What one `<collection>` of a sync reply holds.
+#[derive(Debug, Default)]
+struct CollectionReply {
+    error: Option<(u16, String)>,
+    version: u64,
+    has_more: bool,
+    snapshot: Option<ExternalBlobReference>,
+    patches: Vec<SyncdPatch>,
+}
+
+/// Parses the `<sync><collection name=...>` of a reply (sans IO; never panics).
+fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, Error> {
+    let c = reply
+        .child("sync")
+        .into_iter()
+        .flat_map(|s| s.children_by_tag("collection"))
+        .find(|c| c.attr_opt::<&str>("name").ok().flatten() == Some(name))
+        .ok_or(Error::Malformed("sync reply without the collection"))?;
+    let mut out = CollectionReply {
+        version: c.attr_opt::<u64>("version").ok().flatten().unwrap_or(0),
+        has_more: c.attr_opt::<&str>("has_more_patches").ok().flatten() == Some("true"),
+        ..Default::default()
+    };
+    if c.attr_opt::<&str>("type").ok().flatten() == Some("error") {
+        let e = c.child("error");
+        let code = e
+            .and_then(|e| e.attr_opt::<u16>("code").ok().flatten())
+            .unwrap_or(500);
+        let text = e
+            .and_then(|e| e.attr_opt::<String>("text").ok().flatten())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        out.error = Some((code, text));
+    }
+    if let Some(s) = c.child("snapshot")
+        && let Some(bytes) = s.content_bytes().filter(|b| !b.is_empty())
+    {
+        out.snapshot = Some(
+            ExternalBlobReference::decode(bytes)
+                .map_err(|_| Error::Malformed("snapshot is not an external blob reference"))?,
+        );
+    }
+    let holder = c.child("patches").unwrap_or(c);
+    for (i, p) in holder
+        .children_by_tag("patch")
+        .take(MAX_PATCHES_PER_REPLY)
+        .enumerate()
+    {
+        let Some(bytes) = p.content_bytes().filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        if bytes.len() > MAX_PATCH_BYTES {
+            return Err(Error::Malformed("patch too large"));
+        }
+        let mut patch =
+            SyncdPatch::decode(bytes).map_err(|_| Error::Malformed("patch is not a SyncdPatch"))?;
+        if patch.version.as_ref().and_then(|v| v.version).is_none() {
+            patch.version = Some(SyncdVersion {
+                version: Some(out.version + 1 + i as u64),
+                ..Default::default()
+            });
+        }
+        out.patches.push(patch);
+    }
+    Ok(out)
+}
+
+/// Turns verified mutations into events, grouped by kind, as Baileys'
+/// `processSyncAction` does.
+pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Event> {
+    let mut chats: Vec<ChatUpdate> = Vec::new();
+    let mut stars = Vec::new();
+    let mut contacts = Vec::new();
+    let mut labels = Vec::new();
+    let mut associations = Vec::new();
+    let mut out = Vec::new();
+    let parse = |s: &str| s.parse::<Jid>().ok();
+    for (op, action, ts) in mutations {
+        let mut chat = |jid: &str, f: &dyn Fn(&mut ChatUpdate)| {
+            if let Some(j) = parse(jid) {
+                let mut u = ChatUpdate::new(j);
+                u.timestamp = *ts;
+                f(&mut u);
+                chats.push(u);
+            }
+        };
+        match action {
+            Action::Archive { jid, archived } => chat(jid, &|u| u.archived = Some(*archived)),
+            Action::Pin { jid, pinned } => chat(jid, &|u| u.pinned = Some(*pinned)),
+            Action::Mute { jid, muted, until } => chat(jid, &|u| {
+                u.mute_end = Some(if *muted {
+                    Some(until.unwrap_or(-1))
+                } else {
+                    None
+                })
+            }),
+            Action::MarkRead { jid, read } => chat(jid, &|u| u.read = Some(*read)),
+            Action::DeleteChat { jid } => chat(jid, &|u| u.deleted = true),
+            Action::ClearChat { jid } => chat(jid, &|u| u.cleared = true),
+            Action::Star {
+                jid,
+                message_id,
+                from_me,
+                participant,
+                starred,
+            } => {
+                if let Some(j) = parse(jid) {
+                    let mut key = MessageKey::new(j, *from_me, message_id.clone());
+                    if let Some(p) = participant.as_deref().and_then(parse) {
+                        key = key.with_participant(p);
+                    }
+                    stars.push(StarUpdate::new(key, *starred));
+                }
+            }
+            Action::LabelEdit {
+                label_id,
+                name,
+                color,
+                predefined_id,
+                deleted,
+            } => {
+                let mut l = Label::new(label_id.clone());
+                l.name = name.clone();
+                l.color = *color;
+                l.predefined_id = *predefined_id;
+                l.deleted = *deleted;
+                labels.push(l);
+            }
+            Action::LabelAssociation {
+                label_id,
+                target,
+                labeled,
+            } => {
+                let (jid, msg) = match target {
+                    LabelTarget::Chat { jid } => (jid, None),
+                    LabelTarget::Message { jid, message_id } => (jid, Some(message_id.clone())),
+                };
+                if let Some(j) = parse(jid) {
+                    associations.push(LabelAssociation::new(label_id.clone(), j, msg, *labeled));
+                }
+            }
+            Action::Contact {
+                jid,
+                full_name,
+                first_name,
+                lid,
+                pn,
+            } => {
+                if let Some(j) = parse(jid) {
+                    let mut c = ContactUpdate::new(j);
+                    c.full_name = full_name.clone();
+                    c.first_name = first_name.clone();
+                    c.lid = lid.as_deref().and_then(parse);
+                    c.pn = pn.as_deref().and_then(parse);
+                    c.removed = *op == Operation::Remove;
+                    contacts.push(c);
+                }
+            }
+            Action::PushName { name } => out.push(Event::PushNameSetting(name.clone())),
+            other => tracing::trace!("app-state action not reported: {other:?}"),
+        }
+    }
+    let mut events = Vec::new();
+    if !chats.is_empty() {
+        events.push(Event::ChatsUpdate(chats));
+    }
+    if !stars.is_empty() {
+        events.push(Event::MessagesStarred(stars));
+    }
+    if !contacts.is_empty() {
+        events.push(Event::ContactsUpsert(contacts));
+    }
+    if !labels.is_empty() {
+        events.push(Event::LabelsEdit(labels));
+    }
+    if !associations.is_empty() {
+        events.push(Event::LabelsAssociation(associations));
+    }
+    events.extend(out);
+    events
+}
+
+fn decoded_events(decoded: &[DecodedPatch]) -> Vec<Event> {
+    let list: Vec<_> = decoded
+        .iter()
+        .flat_map(|d| d.mutations.iter())
+        .map(|m| {
+            let ts = m.value.as_ref().and_then(|v| v.timestamp);
+            (m.operation, m.action(), ts)
+        })
+        .collect();
+    mutation_events(&list)
+}
+
+/// App-state sync over a [`Socket`]: [`AppState::resync`], [`AppState::chat_modify`],
+/// `server_sync` notifications and key shares. Cheap to clone; the listener tasks stop
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    socket: Socket,
+    media: Option<Media>,
+    messenger: Option<Messenger>,
+    config: AppStateConfig,
+    /// Serializes syncs and pushes (one writer of the stored states).
+    busy: tokio::sync::Mutex<()>,
+    /// Collections whose last sync stopped on a missing key.
+    blocked: Mutex<BTreeSet<Collection>>,
+    /// When each key id was last requested.
+    requested: Mutex<HashMap<Vec<u8>, Instant>>,
+    listeners: Mutex<Vec<AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for l in lock(&self.listeners).iter() {
+            l.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why one collection's sync stopped.
+enum Stop {
+    Failed(AppStateFailure, Error),
+}
+
+impl AppState {
+    /// Wraps `socket` and listens for `<notification type="server_sync">` (acknowledged,
+    /// then the named collections resynced) and for sync keys our primary device shares
+    /// ([`Event::AppStateSyncKeysReceived`], emitted by `wa-messages` once the keys are
+    /// stored). `media` downloads external snapshots and mutations (without it, a reply
+    /// that holds one fails the sync); `messenger` sends key requests to our own devices
+    /// (without it, a missing key is only waited for). Must be called inside a Tokio
+    /// runtime.
+    pub fn new(
+        socket: Socket,
+        media: Option<Media>,
+        messenger: Option<Messenger>,
+        config: AppStateConfig,
+    ) -> Self {
+        let mut sync_rx = socket.subscribe(
+            Filter::tag("notification").kind("server_sync"),
+            config.queue,
+        );
+        let mut events = socket.events();
+        let inner = Arc::new(Inner {
+            socket,
+            media,
+            messenger,
+            config,
+            busy: tokio::sync::Mutex::new(()),
+            blocked: Mutex::new(BTreeSet::new()),
+            requested: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let notifications = tokio::spawn(async move {
+            while let Some(node) = sync_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                if let Err(e) = inner.socket.send_node(&wa_socket::ack_for(&node)).await {
+                    tracing::debug!("server_sync ack not sent: {e}");
+                }
+                let names: BTreeSet<Collection> = node
+                    .children_by_tag("collection")
+                    .take(16)
+                    .filter_map(|c| c.attr_opt::<&str>("name").ok().flatten())
+                    .filter_map(Collection::from_name)
+                    .collect();
+                if inner.config.resync_on_notification && !names.is_empty() {
+                    let list: Vec<Collection> = names.into_iter().collect();
+                    let me = AppState { inner };
+                    if let Err(e) = me.resync(&list, false).await {
+                        tracing::debug!("resync after server_sync failed: {e}");
+                    }
+                }
+            }
+        })
+        .abort_handle();
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let keys = tokio::spawn(async move {
+            loop {
+                let got = match events.recv().await {
+                    Ok(Event::AppStateSyncKeysReceived(_)) | Err(RecvError::Lagged(_)) => true,
+                    Ok(_) => false,
+                    Err(RecvError::Closed) => break,
+                };
+                if !got {
+                    continue;
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                if !inner.config.sync_on_key_share {
+                    continue;
+                }
+                let me = AppState { inner };
+                let mut list: BTreeSet<Collection> = lock(&me.inner.blocked).clone();
+                for c in Collection::ALL {
+                    if matches!(
+                        me.inner
+                            .socket
+                            .store()
+                            .get_app_state_version(c.as_str())
+                            .await,
+                        Ok(None)
+                    ) {
+                        list.insert(c);
+                    }
+                }
+                if list.is_empty() {
+                    continue;
+                }
+                let list: Vec<Collection> = Collection::ALL
+                    .into_iter()
+                    .filter(|c| list.contains(c))
+                    .collect();
+                if let Err(e) = me.resync(&list, true).await {
+                    tracing::debug!("resync after key share failed: {e}");
+                }
+            }
+        })
+        .abort_handle();
+        lock(&inner.listeners).extend([notifications, keys]);
+        Self { inner }
+    }
+
+    /// Fetches `collections` from the server and applies what changed: patches since
+    /// the stored version (a snapshot when nothing is stored), each verified (value,
+    /// index, snapshot and patch MACs, LTHash) before the new state is stored; repeats
+    /// while the server says `has_more_patches`. Decoded actions are emitted as events
+    /// ([`Event::ChatsUpdate`], [`Event::LabelsEdit`], ...), then
+    /// [`Event::AppStateSynced`].
+    ///
+    /// On a verification failure the collection is fetched again from a snapshot
+    /// ([`AppStateRecoveryStep::SnapshotResync`]; the stored state stays until the
+    /// snapshot verified); on a missing key the key is requested from our own devices
+    /// and waited for ([`AppStateRecoveryStep::KeyRequest`]); if that does not help,
+    /// [`Event::AppStateSyncError`] is emitted. Nothing that did not verify is stored.
+    /// `is_initial` is recorded in logs only (the first sync after linking).
+    ///
+    /// # Errors
+    /// The first collection's failure ([`Error::AppStateSync`], or socket errors); the
+    /// other collections are still synced.
+    pub async fn resync(&self, collections: &[Collection], is_initial: bool) -> Result<(), Error> {
+        let _busy = self.inner.busy.lock().await;
+        tracing::debug!(?collections, is_initial, "app-state resync");
+        let mut first = Ok(());
+        let mut seen = BTreeSet::new();
+        for c in collections {
+            if !seen.insert(*c) {
+                continue;
+            }
+            if let Err(e) = self.sync_locked(*c).await
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    fn emit(&self, event: Event) {
+        self.inner.socket.emit(event);
+    }
+
+    fn fail(&self, c: Collection, kind: AppStateFailure, e: Error) -> Stop {
+        self.emit(Event::AppStateSyncError(AppStateSyncError::new(
+            c.as_str(),
+            kind,
+            e.to_string(),
+        )));
+        Stop::Failed(kind, e)
+    }
+
+    async fn load_state(&self, c: Collection) -> Result<HashState, Error> {
+        match self
+            .inner
+            .socket
+            .store()
+            .get_app_state_version(c.as_str())
+            .await?
+        {
+            Some(b) => Ok(HashState::from_bytes(&b)?),
+            None => Ok(HashState::new()),
+        }
+    }
+
+    async fn load_keys(&self) -> Result<Keys, Error> {
+        let mut map = HashMap::new();
+        for (id, data) in self.inner.socket.store().app_state_sync_keys().await? {
+            let (Some(id), Ok(d)) = (unhex(&id), AppStateSyncKeyData::decode(&data[..])) else {
+                continue;
+            };
+            if let Some(k) = d.key_data {
+                map.insert(id, Zeroizing::new(k));
+            }
+        }
+        Ok(Keys(map))
+    }
+
+    /// The newest stored sync key (by its timestamp, then id): the one pushes use.
+    async fn latest_key(&self) -> Result<Option<(Vec<u8>, Zeroizing<Vec<u8>>)>, Error> {
+        let mut best: Option<(i64, Vec<u8>, Zeroizing<Vec<u8>>)> = None;
+        for (id, data) in self.inner.socket.store().app_state_sync_keys().await? {
+            let (Some(id), Ok(d)) = (unhex(&id), AppStateSyncKeyData::decode(&data[..])) else {
+                continue;
+            };
+            let Some(k) = d.key_data.clone() else {
+                continue;
+            };
+            let ts = d.timestamp();
+            if best
+                .as_ref()
+                .is_none_or(|(bt, bid, _)| (ts, &id) > (*bt, bid))
+            {
+                best = Some((ts, id, Zeroizing::new(k)));
+            }
+        }
+        Ok(best.map(|(_, id, k)| (id, k)))
+    }
+
+    async fn download(&self, r: &ExternalBlobReference) -> Result<Vec<u8>, Error> {
+        let media = self.inner.media.as_ref().ok_or(Error::InvalidRequest(
+            "an external blob needs a media client",
+        ))?;
+        let key: [u8; 32] = r
+            .media_key
+            .as_deref()
+            .and_then(|k| k.try_into().ok())
+            .ok_or(Error::Malformed(
+                "external blob without a 32-byte media key",
+            ))?;
+        let path = r
+            .direct_path
+            .clone()
+            .ok_or(Error::Malformed("external blob without a direct path"))?;
+        if r.file_size_bytes.is_some_and(|s| s > MAX_EXTERNAL_BLOB) {
+            return Err(Error::Malformed("external blob too large"));
+        }
+        // Like whatsmeow, fetch from the media hosts `media_conn` names (the default
+        // host when it names none).
+        let mut d = Downloadable::new(MediaType::AppState, key, path.clone());
+        if let Some(host) = media
+            .media_conn(false)
+            .await
+            .ok()
+            .and_then(|c| c.hosts.first().map(|h| h.hostname.clone()))
+        {
+            d = d.with_url(format!("https://{host}{path}"));
+        }
+        if let (Some(enc), Some(plain)) = (
+            r.file_enc_sha256.as_deref().and_then(|h| h.try_into().ok()),
+            r.file_sha256.as_deref().and_then(|h| h.try_into().ok()),
+        ) {
+            d = d.with_hashes(enc, plain);
+        }
+        let mut out = Vec::new();
+        media.download(&d, &mut out, None).await?;
+        if out.len() as u64 > MAX_EXTERNAL_BLOB {
+            return Err(Error::Malformed("external blob too large"));
+        }
+        Ok(out)
+    }
+
+    async fn fetch(&self, c: Collection, version: u64, snapshot: bool) -> Result<Node, Error> {
+        let collection = Node::builder("collection")
+            .attr("name", c.as_str())
+            .attr("version", version.to_string())
+            .attr("return_snapshot", snapshot.to_string())
+            .build();
+        let node = Node::builder("iq")
+            .attr("xmlns", "w:sync:app:state")
+            .attr("type", "set")
+            .attr("to", Jid::server_jid())
+            .children([Node::builder("sync").children([collection]).build()])
+            .build();
+        Ok(self.inner.socket.query(node).await?)
+    }
+
+    /// Downloads what a reply references and decodes it against `state`.
+    async fn decode_reply(
+        &self,
+        c: Collection,
+        reply: &mut CollectionReply,
+        state: &mut HashState,
+        keys: &Keys,
+    ) -> Result<(Vec<DecodedPatch>, bool), Error> {
+        let snapshot = match &reply.snapshot {
+            Some(r) => {
+                let bytes = self.download(r).await?;
+                Some(
+                    SyncdSnapshot::decode(&bytes[..])
+                        .map_err(|_| Error::Malformed("snapshot blob is not a SyncdSnapshot"))?,
+                )
+            }
+            None => None,
+        };
+        for p in &mut reply.patches {
+            if let Some(r) = p.external_mutations.clone()
+                && p.mutations.is_empty()
+            {
+                let bytes = self.download(&r).await?;
+                append_external_mutations(p, &bytes)?;
+            }
+        }
+        let decoded = decode_patch_list(
+            c.as_str(),
+            snapshot.as_ref(),
+            &reply.patches,
+            state,
+            keys,
+            &DecodeOptions::default(),
+        )?;
+        Ok((decoded, snapshot.is_some()))
+    }
+
+    /// One collection, with the recovery ladder. Called with `busy` held.
+    async fn sync_locked(&self, c: Collection) -> Result<(), Error> {
+        match self.sync_ladder(c).await {
+            Ok(()) => Ok(()),
+            Err(Stop::Failed(kind, e)) => {
+                tracing::warn!(collection = %c, ?kind, "app-state sync failed: {e}");
+                Err(Error::AppStateSync {
+                    collection: c,
+                    kind,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn sync_ladder(&self, c: Collection) -> Result<(), Stop> {
+        let mut snapshot_tried = false;
+        let mut key_requested = false;
+        let mut force_snapshot = false;
+        let mut used_snapshot = false;
+        for _ in 0..self.inner.config.max_rounds.max(1) {
+            let state = if force_snapshot {
+                HashState::new()
+            } else {
+                match self.load_state(c).await {
+                    Ok(s) => s,
+                    Err(Error::AppState(e)) => {
+                        // A stored state that does not parse is dropped like a bad one.
+                        tracing::warn!(collection = %c, "stored app state unreadable: {e}");
+                        HashState::new()
+                    }
+                    Err(e) => return Err(self.fail(c, AppStateFailure::Store, e)),
+                }
+            };
+            let snapshot_wanted = force_snapshot || state.version == 0;
+            let reply = match self.fetch(c, state.version, snapshot_wanted).await {
+                Ok(r) => r,
+                Err(e) => return Err(self.fail(c, AppStateFailure::Server, e)),
+            };
+            let mut parsed = match parse_collection_reply(&reply, c.as_str()) {
+                Ok(p) => p,
+                Err(e) => return Err(self.fail(c, AppStateFailure::Server, e)),
+            };
+            if let Some((code, text)) = parsed.error.take() {
+                return Err(self.fail(c, AppStateFailure::Server, Error::Refused { code, text }));
+            }
+            let keys = match self.load_keys().await {
+                Ok(k) => k,
+                Err(e) => return Err(self.fail(c, AppStateFailure::Store, e)),
+            };
+            let mut work = state.clone();
+            let result = self.decode_reply(c, &mut parsed, &mut work, &keys).await;
+            match result {
+                Ok((decoded, had_snapshot)) => {
+                    if let Err(e) = self
+                        .inner
+                        .socket
+                        .store()
+                        .put_app_state_version(c.as_str(), &work.to_bytes())
+                        .await
+                    {
+                        return Err(self.fail(c, AppStateFailure::Store, e.into()));
+                    }
+                    lock(&self.inner.blocked).remove(&c);
+                    used_snapshot |= had_snapshot;
+                    force_snapshot = false;
+                    for e in decoded_events(&decoded) {
+                        self.emit(e);
+                    }
+                    if !parsed.has_more {
+                        self.emit(Event::AppStateSynced {
+                            collection: c.as_str().to_owned(),
+                            version: work.version,
+                            snapshot: used_snapshot,
+                        });
+                        return Ok(());
+                    }
+                }
+                Err(Error::AppState(wa_appstate::Error::MissingKey(id))) => {
+                    if key_requested {
+                        lock(&self.inner.blocked).insert(c);
+                        return Err(self.fail(
+                            c,
+                            AppStateFailure::MissingKey,
+                            Error::AppState(wa_appstate::Error::MissingKey(id)),
+                        ));
+                    }
+                    key_requested = true;
+                    self.emit(Event::AppStateRecovery {
+                        collection: c.as_str().to_owned(),
+                        step: AppStateRecoveryStep::KeyRequest {
+                            key_ids: vec![id.clone()],
+                        },
+                    });
+                    self.request_keys(std::slice::from_ref(&id)).await;
+                    if !self.wait_for_key(&id).await {
+                        lock(&self.inner.blocked).insert(c);
+                        return Err(self.fail(
+                            c,
+                            AppStateFailure::MissingKey,
+                            Error::AppState(wa_appstate::Error::MissingKey(id)),
+                        ));
+                    }
+                }
+                Err(e @ (Error::AppState(_) | Error::Malformed(_))) => {
+                    if snapshot_tried {
+                        return Err(self.fail(c, AppStateFailure::Verification, e));
+                    }
+                    tracing::warn!(collection = %c, "app state did not verify ({e}); refetching a snapshot");
+                    snapshot_tried = true;
+                    force_snapshot = true;
+                    // The stored state is not used any more, but stays until a
+                    // snapshot verified and replaces it.
+                    self.emit(Event::AppStateRecovery {
+                        collection: c.as_str().to_owned(),
+                        step: AppStateRecoveryStep::SnapshotResync,
+                    });
+                }
+                Err(e) => return Err(self.fail(c, AppStateFailure::Server, e)),
+            }
+        }
+        Err(self.fail(
+            c,
+            AppStateFailure::Server,
+            Error::Malformed("too many sync rounds"),
+        ))
+    }
+
+    /// Sends `APP_STATE_SYNC_KEY_REQUEST` for `ids` to our own devices (each id at most
+    /// once per minute).
+    async fn request_keys(&self, ids: &[Vec<u8>]) {
+        let Some(messenger) = &self.inner.messenger else {
+            tracing::debug!("no messenger: missing app-state keys are only waited for");
+            return;
+        };
+        let ids: Vec<Vec<u8>> = {
+            let mut req = lock(&self.inner.requested);
+            let now = Instant::now();
+            req.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+            let mut fresh = Vec::new();
+            for id in ids {
+                if !req.contains_key(id) {
+                    req.insert(id.clone(), now);
+                    fresh.push(id.clone());
+                }
+            }
+            fresh
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let Some(me) = self
+            .inner
+            .socket
+            .auth()
+            .await
+            .and_then(|c| c.jid)
+            .and_then(|j| j.parse::<Jid>().ok())
+        else {
+            return;
+        };
+        let message = Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::AppStateSyncKeyRequest as i32),
+                app_state_sync_key_request: Some(AppStateSyncKeyRequest {
+                    key_i_ds: ids
+                        .iter()
+                        .map(|id| AppStateSyncKeyId {
+                            key_id: Some(id.clone()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let id = wa_messages::generate_message_id((now_ms() / 1000) as u64, Some(&me), &mut OsRng);
+        if let Err(e) = messenger.relay_message(&me.to_non_ad(), message, &id).await {
+            tracing::warn!("app-state key request not sent: {e}");
+        }
+    }
+
+    /// Whether the key `id` is in the store within [`AppStateConfig::key_wait`] (checked
+    /// at least once).
+    async fn wait_for_key(&self, id: &[u8]) -> bool {
+        let name = hex(id);
+        let deadline = Instant::now() + self.inner.config.key_wait;
+        loop {
+            if let Ok(Some(_)) = self
+                .inner
+                .socket
+                .store()
+                .get_app_state_sync_key(&name)
+                .await
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(KEY_POLL).await;
+        }
+    }
+
+    /// Changes a chat (or account-wide app state) for every device of the account, as
+    /// Baileys' `chatModify`: encodes the mutation against the stored state with the
+    /// newest sync key, pushes the patch
+    /// (`<iq xmlns="w:sync:app:state"><sync><collection><patch>`), and stores the new
+    /// state once the server accepted it. A push the server refuses as stale (409: another
+    /// device pushed first) is redone once after a resync, which also reports the other
+    /// device's changes. With [`AppStateConfig::emit_own_events`], the change
+    /// is also reported here as an event.
+    ///
+    /// # Errors
+    /// [`Error::NoAppStateKey`] before the primary device shared a key;
+    /// [`Error::InvalidRequest`]; [`Error::AppStateSync`] when the collection cannot be
+    /// synced; [`Error::Refused`]; socket and store errors.
+    pub async fn chat_modify(
+        &self,
+        jid: &Jid,
+        modification: ChatModification,
+    ) -> Result<(), Error> {
+        let m = modification_mutation(jid, &modification, now_ms())?;
+        self.push(m).await
+    }
+
+    /// Pushes one mutation (see [`AppState::chat_modify`]).
+    ///
+    /// # Errors
+    /// As [`AppState::chat_modify`].
+    pub async fn push(&self, m: OutgoingMutation) -> Result<(), Error> {
+        let c = m.collection;
+        let _busy = self.inner.busy.lock().await;
+        let (key_id, key_data) = self.latest_key().await?.ok_or(Error::NoAppStateKey)?;
+        // Pushed on top of the stored state, as whatsmeow does; when another device got
+        // there first the server answers 409 and the push is redone after a sync.
+        for attempt in 0..2 {
+            let state = self.load_state(c).await?;
+            let enc = encode_patch(
+                std::slice::from_ref(&m),
+                &key_id,
+                &key_data,
+                &state,
+                &mut OsRng,
+            )?;
+            let collection = Node::builder("collection")
+                .attr("name", c.as_str())
+                .attr("version", state.version.to_string())
+                .attr("return_snapshot", "false")
+                .children([Node::builder("patch").bytes(enc.bytes.clone()).build()])
+                .build();
+            let node = Node::builder("iq")
+                .attr("xmlns", "w:sync:app:state")
+                .attr("type", "set")
+                .attr("to", Jid::server_jid())
+                .children([Node::builder("sync").children([collection]).build()])
+                .build();
+            let reply = self.inner.socket.query(node).await?;
+            let parsed = parse_collection_reply(&reply, c.as_str())?;
+            match parsed.error {
+                Some((409, _)) if attempt == 0 => {
+                    tracing::debug!(collection = %c, "push conflicts; resyncing and retrying");
+                    self.sync_locked(c).await?;
+                    continue;
+                }
+                Some((code, text)) => return Err(Error::Refused { code, text }),
+                None => {}
+            }
+            if parsed.version != enc.state.version {
+                // The server is somewhere else: fetch what it has instead of guessing.
+                self.sync_locked(c).await?;
+            } else {
+                self.inner
+                    .socket
+                    .store()
+                    .put_app_state_version(c.as_str(), &enc.state.to_bytes())
+                    .await?;
+            }
+            if self.inner.config.emit_own_events {
+                let action = Action::from_parts(&m.index, Some(&m.value));
+                for e in mutation_events(&[(m.operation, action, m.value.timestamp)]) {
+                    self.emit(e);
+                }
+            }
+            return Ok(());
+        }
+        Err(Error::Refused {
+            code: 409,
+            text: "conflict".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_junk() {
+        assert_eq!(unhex(&hex(&[0, 1, 0xfe])), Some(vec![0, 1, 0xfe]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("é0"), None);
+    }
+
+    fn reply(children: Vec<Node>, attrs: &[(&'static str, &'static str)]) -> Node {
+        let mut c = Node::builder("collection").attr("name", "regular");
+        for (k, v) in attrs {
+            c = c.attr(*k, *v);
+        }
+        Node::builder("iq")
+            .children([Node::builder("sync")
+                .children([c.children(children).build()])
+                .build()])
+            .build()
+    }
+
+    #[test]
+    fn replies_parse_and_fill_missing_versions() {
+        let p = SyncdPatch {
+            patch_mac: Some(vec![1; 32]),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let r = reply(
+            vec![
+                Node::builder("patches")
+                    .children([
+                        Node::builder("patch").bytes(p.clone()).build(),
+                        Node::builder("patch").bytes(p).build(),
+                    ])
+                    .build(),
+            ],
+            &[("version", "4"), ("has_more_patches", "true")],
+        );
+        let parsed = parse_collection_reply(&r, "regular").unwrap();
+        assert!(parsed.has_more && parsed.error.is_none());
+        let versions: Vec<_> = parsed
+            .patches
+            .iter()
+            .map(|p| p.version.as_ref().and_then(|v| v.version))
+            .collect();
+        assert_eq!(versions, vec![Some(5), Some(6)]);
+        assert!(parse_collection_reply(&r, "regular_high").is_err());
+        let err = reply(
+            vec![
+                Node::builder("error")
+                    .attr("code", "409")
+                    .attr("text", "conflict")
+                    .build(),
+            ],
+            &[("type", "error")],
+        );
+        assert_eq!(
+            parse_collection_reply(&err, "regular").unwrap().error,
+            Some((409, "conflict".into()))
+        );
+        let junk = reply(
+            vec![
+                Node::builder("snapshot")
+                    .bytes(vec![0xff, 0xff, 0xff])
+                    .build(),
+            ],
+            &[],
+        );
+        assert!(parse_collection_reply(&junk, "regular").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_replies_never_panic(
+            snapshot in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            patches in proptest::collection::vec(
+                proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..5),
+            version in "[0-9a-z-]{0,25}",
+            more in "[a-z]{0,6}",
+        ) {
+            let mut children = vec![Node::builder("snapshot").bytes(snapshot).build()];
+            children.push(
+                Node::builder("patches")
+                    .children(patches.into_iter().map(|p| Node::builder("patch").bytes(p).build()))
+                    .build(),
+            );
+            let c = Node::builder("collection")
+                .attr("name", "regular")
+                .attr("version", version)
+                .attr("has_more_patches", more)
+                .children(children)
+                .build();
+            let r = Node::builder("iq")
+                .children([Node::builder("sync").children([c]).build()])
+                .build();
+            if let Ok(parsed) = parse_collection_reply(&r, "regular") {
+                // Every patch has a version once parsed.
+                proptest::prop_assert!(parsed.patches.iter().all(|p| p.version.is_some()));
+            }
+        }
+    }
+
+    #[test]
+    fn actions_become_grouped_events() {
+        let jid = "15551234567@s.whatsapp.net";
+        let list = vec![
+            (
+                Operation::Set,
+                Action::Mute {
+                    jid: jid.into(),
+                    muted: true,
+                    until: Some(99),
+                },
+                Some(5),
+            ),
+            (
+                Operation::Set,
+                Action::Archive {
+                    jid: jid.into(),
+                    archived: true,
+                },
+                None,
+            ),
+            (
+                Operation::Set,
+                Action::LabelAssociation {
+                    label_id: "3".into(),
+                    target: LabelTarget::Chat { jid: jid.into() },
+                    labeled: true,
+                },
+                None,
+            ),
+            (
+                Operation::Remove,
+                Action::Contact {
+                    jid: jid.into(),
+                    full_name: None,
+                    first_name: None,
+                    lid: None,
+                    pn: None,
+                },
+                None,
+            ),
+            (
+                Operation::Set,
+                Action::Archive {
+                    jid: "not a jid".into(),
+                    archived: true,
+                },
+                None,
+            ),
+        ];
+        let events = mutation_events(&list);
+        assert_eq!(events.len(), 3);
+        let Event::ChatsUpdate(chats) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(chats.len(), 2);
+        assert_eq!(chats[0].mute_end, Some(Some(99)));
+        assert_eq!(chats[0].timestamp, Some(5));
+        assert_eq!(chats[1].archived, Some(true));
+        let Event::ContactsUpsert(c) = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert!(c[0].removed);
+        assert!(
+            matches!(&events[2], Event::LabelsAssociation(a) if a[0].labeled && a[0].label_id == "3")
+        );
+    }
+
+    #[test]
+    fn modifications_pick_their_collection() {
+        let jid = Jid::pn("15550001");
+        let m = modification_mutation(&jid, &ChatModification::Pin(true), 1).unwrap();
+        assert_eq!(m.collection, Collection::RegularLow);
+        let m =
+            modification_mutation(&jid, &ChatModification::Mute(MuteUntil::Forever), 1).unwrap();
+        assert_eq!(m.collection, Collection::RegularHigh);
+        let m = modification_mutation(&jid, &ChatModification::Contact(None), 1).unwrap();
+        assert_eq!(
+            (m.collection, m.operation),
+            (Collection::CriticalUnblockLow, Operation::Remove)
+        );
+        assert!(modification_mutation(&jid, &ChatModification::PushName(" ".into()), 1).is_err());
+        assert!(
+            modification_mutation(
+                &jid,
+                &ChatModification::ChatLabel {
+                    label_id: String::new(),
+                    labeled: true
+                },
+                1
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,639 @@
+//! App-state sync between two companion devices of one account, through wa-sim: what
+//! one device changes (archive, pin, mute, labels) reaches the other as events; a
+//! restarted device fetches only what is new; tampered patches and snapshots are refused
+//! and the recovery ladder runs; a device without the sync key requests it.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_appstate::HashState;
+use wa_binary::Jid;
+use wa_chats::{
+    AppState, AppStateConfig, AppStateFailure, AppStateRecoveryStep, ChatModification, Collection,
+    ContactName, MuteUntil,
+};
+use wa_media::{Media, MediaConfig};
+use wa_messages::{Messenger, MessengerConfig};
+use wa_sim::{AppStateTamper, Sim, SimConfig};
+use wa_socket::{ConnectionState, Event, Socket};
+use wa_store::{AccountStore, AppStateStore as _};
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000001";
+const PEER: &str = "15550000077";
+
+struct Device {
+    socket: Socket,
+    app: AppState,
+    events: broadcast::Receiver<Event>,
+    store: AccountStore,
+    _messenger: Messenger,
+}
+
+/// Builds the layers over `socket` before anything arrives on it.
+fn layers(socket: &Socket, config: AppStateConfig) -> (AppState, Messenger) {
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let mut mc = MediaConfig::default();
+    mc.https = false;
+    let media = Media::new(socket.clone(), mc).unwrap();
+    let app = AppState::new(socket.clone(), Some(media), Some(messenger.clone()), config);
+    (app, messenger)
+}
+
+/// Links a new companion of `A` (the layers listen before the QR is shown).
+async fn link(sim: &Sim, config: AppStateConfig) -> Device {
+    if sim.account(A).is_none() {
+        sim.add_account(A).await;
+        // As a real phone: the key comes right after linking.
+        sim.set_app_state_key_share(true);
+    }
+    let store = wa_testkit::memory_store();
+    let socket = Socket::connect(wa_testkit::config(sim, store.clone()));
+    let mut ev = socket.events_from_start();
+    let events = socket.events();
+    let (app, messenger) = layers(&socket, config);
+    let qr = wa_testkit::next_update(&mut ev, |u| u.qr.is_some())
+        .await
+        .qr
+        .unwrap();
+    sim.scan_qr(A, &qr).await.unwrap();
+    wa_testkit::next_update(&mut ev, |u| u.state == ConnectionState::Open).await;
+    Device {
+        socket,
+        app,
+        events,
+        store,
+        _messenger: messenger,
+    }
+}
+
+/// Logs in again from `store`.
+async fn reconnect(sim: &Sim, store: AccountStore, config: AppStateConfig) -> Device {
+    let socket = Socket::connect(wa_testkit::config(sim, store.clone()));
+    let mut ev = socket.events_from_start();
+    let events = socket.events();
+    let (app, messenger) = layers(&socket, config);
+    wa_testkit::next_update(&mut ev, |u| u.state == ConnectionState::Open).await;
+    Device {
+        socket,
+        app,
+        events,
+        store,
+        _messenger: messenger,
+    }
+}
+
+/// The next event `pick` maps to `Some`.
+async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(t) = pick(&e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("event in time")
+}
+
+/// Every app-state event until (and with) the `AppStateSynced` or `AppStateSyncError` of
+/// `collection`.
+async fn sync_events(rx: &mut broadcast::Receiver<Event>, collection: &str) -> Vec<Event> {
+    let mut out = Vec::new();
+    next_event(rx, |e| {
+        let keep = matches!(
+            e,
+            Event::ChatsUpdate(_)
+                | Event::LabelsEdit(_)
+                | Event::LabelsAssociation(_)
+                | Event::ContactsUpsert(_)
+                | Event::AppStateRecovery { .. }
+                | Event::AppStateSynced { .. }
+                | Event::AppStateSyncError(_)
+        );
+        if keep {
+            out.push(e.clone());
+        }
+        match e {
+            Event::AppStateSynced { collection: c, .. } if c == collection => Some(()),
+            Event::AppStateSyncError(err) if err.collection == collection => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    out
+}
+
+async fn wait_for_key(store: &AccountStore) {
+    for _ in 0..300 {
+        if !store.app_state_sync_keys().await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no app-state sync key arrived");
+}
+
+async fn stored_version(store: &AccountStore, c: Collection) -> Option<u64> {
+    store
+        .get_app_state_version(c.as_str())
+        .await
+        .unwrap()
+        .map(|b| HashState::from_bytes(&b).unwrap().version)
+}
+
+fn peer() -> Jid {
+    Jid::pn(PEER)
+}
+
+fn quiet() -> AppStateConfig {
+    let mut c = AppStateConfig::default();
+    c.resync_on_notification = false;
+    c.sync_on_key_share = false;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_device_reach_the_other() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let mut one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, AppStateConfig::default()).await;
+    wait_for_key(&one.store).await;
+    wait_for_key(&two.store).await;
+    let chat = peer();
+
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    let u = next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.archived.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.jid.clone(), u.archived), (chat.clone(), Some(true)));
+    // The device that made the change reports it too.
+    next_event(&mut one.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.archived == Some(true)).map(|_| ()),
+        _ => None,
+    })
+    .await;
+
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    let u = next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.pinned.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.jid.clone(), u.pinned), (chat.clone(), Some(true)));
+
+    let until = 1_900_000_000_000;
+    one.app
+        .chat_modify(&chat, ChatModification::Mute(MuteUntil::Until(until)))
+        .await
+        .unwrap();
+    let u = next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.mute_end.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(u.mute_end, Some(Some(until)));
+
+    one.app
+        .chat_modify(
+            &chat,
+            ChatModification::LabelEdit {
+                label_id: "7".into(),
+                name: "Work".into(),
+                color: 3,
+                deleted: false,
+            },
+        )
+        .await
+        .unwrap();
+    let l = next_event(&mut two.events, |e| match e {
+        Event::LabelsEdit(l) => l.first().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (l.id.as_str(), l.name.as_deref(), l.color, l.deleted),
+        ("7", Some("Work"), Some(3), false)
+    );
+    one.app
+        .chat_modify(
+            &chat,
+            ChatModification::ChatLabel {
+                label_id: "7".into(),
+                labeled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let a = next_event(&mut two.events, |e| match e {
+        Event::LabelsAssociation(a) => a.first().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (
+            a.label_id.as_str(),
+            a.chat.clone(),
+            a.message_id.clone(),
+            a.labeled
+        ),
+        ("7", chat.clone(), None, true)
+    );
+
+    // The second device pushes too, on top of what it synced (no conflict).
+    two.app
+        .chat_modify(
+            &chat,
+            ChatModification::Contact(Some(ContactName::new("Peer Person", None))),
+        )
+        .await
+        .unwrap();
+    let c = next_event(&mut one.events, |e| match e {
+        Event::ContactsUpsert(c) => c.first().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(c.full_name.as_deref(), Some("Peer Person"));
+
+    // Both devices hold the server's versions.
+    for c in [
+        Collection::RegularLow,
+        Collection::RegularHigh,
+        Collection::Regular,
+    ] {
+        let server = sim.app_state_version(A, c.as_str());
+        assert!(server > 0);
+        assert_eq!(stored_version(&one.store, c).await, Some(server), "{c}");
+        for _ in 0..100 {
+            if stored_version(&two.store, c).await == Some(server) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(stored_version(&two.store, c).await, Some(server), "{c}");
+    }
+    drop((one.socket, two.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_device_fetches_only_new_patches() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, quiet()).await;
+    wait_for_key(&one.store).await;
+    wait_for_key(&two.store).await;
+    let chat = peer();
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app
+        .resync(&[Collection::RegularLow], false)
+        .await
+        .unwrap();
+    let first = sync_events(&mut two.events, "regular_low").await;
+    assert!(
+        first.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.archived == Some(true)))
+        )
+    );
+
+    // Device two goes away; device one pins meanwhile.
+    two.socket.close().await;
+    let store = two.store.clone();
+    drop(two);
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+
+    let mut two = reconnect(&sim, store, quiet()).await;
+    two.app
+        .resync(&[Collection::RegularLow], false)
+        .await
+        .unwrap();
+    let events = sync_events(&mut two.events, "regular_low").await;
+    // Only the pin arrives (one patch, no snapshot); the archive is not reported again.
+    let updates: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChatsUpdate(u) => Some(u.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(updates.len(), 1, "{events:?}");
+    assert_eq!(updates[0].pinned, Some(true));
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced {
+            version: 2,
+            snapshot: false,
+            ..
+        })
+    ));
+    assert_eq!(
+        stored_version(&two.store, Collection::RegularLow).await,
+        Some(2)
+    );
+    drop(one.socket);
+}
+
+/// The recovery steps and the outcome in `events`.
+fn ladder(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AppStateRecovery { step, .. } => Some(format!("{step:?}")),
+            Event::AppStateSynced { snapshot, .. } => Some(format!("synced snapshot={snapshot}")),
+            Event::AppStateSyncError(e) => Some(format!("error {:?}", e.kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_app_state_is_refused_and_the_ladder_runs() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, quiet()).await;
+    wait_for_key(&one.store).await;
+    wait_for_key(&two.store).await;
+    let chat = peer();
+    let low = Collection::RegularLow;
+
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    sync_events(&mut two.events, "regular_low").await;
+
+    // A patch whose patch MAC was changed: refused, then a snapshot recovers.
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::PatchMac { version: 2 }));
+    two.app.resync(&[low], false).await.unwrap();
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(
+        ladder(&events),
+        ["SnapshotResync", "synced snapshot=true"],
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.pinned == Some(true)))
+        )
+    );
+    assert_eq!(stored_version(&two.store, low).await, Some(2));
+
+    // A value MAC changed: the same.
+    one.app
+        .chat_modify(&chat, ChatModification::MarkRead(false))
+        .await
+        .unwrap();
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::ValueMac { version: 3 }));
+    two.app.resync(&[low], false).await.unwrap();
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(
+        ladder(&events),
+        ["SnapshotResync", "synced snapshot=true"],
+        "{events:?}"
+    );
+    assert_eq!(stored_version(&two.store, low).await, Some(3));
+
+    // Patch and snapshot both bad: the ladder ends in an error event, and the last
+    // verified state stays stored.
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(false))
+        .await
+        .unwrap();
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::PatchMac { version: 4 }));
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::SnapshotMac));
+    let err = two.app.resync(&[low], false).await.unwrap_err();
+    assert!(matches!(
+        err,
+        wa_chats::Error::AppStateSync {
+            kind: AppStateFailure::Verification,
+            ..
+        }
+    ));
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(
+        ladder(&events),
+        ["SnapshotResync", "error Verification"],
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::ChatsUpdate(_))),
+        "nothing unverified is reported: {events:?}"
+    );
+    assert_eq!(stored_version(&two.store, low).await, Some(3));
+
+    // A fresh device (no state) gets the tampered snapshot: refused too.
+    let mut three = link(&sim, quiet()).await;
+    wait_for_key(&three.store).await;
+    assert!(three.app.resync(&[low], true).await.is_err());
+    let events = sync_events(&mut three.events, "regular_low").await;
+    assert_eq!(ladder(&events), ["SnapshotResync", "error Verification"]);
+    assert_eq!(stored_version(&three.store, low).await, None);
+    drop((one.socket, two.socket, three.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_linked_without_the_key_requests_it() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    wait_for_key(&one.store).await;
+    let chat = peer();
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+
+    sim.set_app_state_key_share(false);
+    let mut two = link(&sim, quiet()).await;
+    assert!(two.store.app_state_sync_keys().await.unwrap().is_empty());
+    // Nothing can be pushed without a key.
+    assert!(matches!(
+        two.app
+            .chat_modify(&chat, ChatModification::Pin(true))
+            .await,
+        Err(wa_chats::Error::NoAppStateKey)
+    ));
+    two.app
+        .resync(&[Collection::RegularLow], true)
+        .await
+        .unwrap();
+    let events = sync_events(&mut two.events, "regular_low").await;
+    let key_id = sim.app_state_key_id(A);
+    assert!(
+        matches!(
+            events.first(),
+            Some(Event::AppStateRecovery {
+                step: AppStateRecoveryStep::KeyRequest { key_ids },
+                ..
+            }) if key_ids == &vec![key_id.clone()]
+        ),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.archived == Some(true)))
+        )
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced { version: 1, .. })
+    ));
+    let keys = two.store.app_state_sync_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    // Now it can push.
+    two.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    assert_eq!(sim.app_state_version(A, "regular_low"), 2);
+    drop(one.socket);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, quiet()).await;
+    wait_for_key(&one.store).await;
+    wait_for_key(&two.store).await;
+    let chat = peer();
+    let low = Collection::RegularLow;
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(stored_version(&two.store, low).await, Some(1));
+
+    // Device one pushes version 2; device two, still at 1, pushes on top of 1.
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    two.app
+        .chat_modify(&chat, ChatModification::MarkRead(false))
+        .await
+        .unwrap();
+    // The server refused the first attempt, device two synced (learning about the pin)
+    // and pushed again as version 3.
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.pinned == Some(true)))
+        ),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced {
+            version: 2,
+            snapshot: false,
+            ..
+        })
+    ));
+    assert_eq!(sim.app_state_version(A, "regular_low"), 3);
+    assert_eq!(stored_version(&two.store, low).await, Some(3));
+    // Device one follows through the server_sync notification and verifies the result.
+    for _ in 0..100 {
+        if stored_version(&one.store, low).await == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored_version(&one.store, low).await, Some(3));
+    drop((one.socket, two.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_blocked_on_a_key_syncs_when_the_key_arrives() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    wait_for_key(&one.store).await;
+    let chat = peer();
+    one.app
+        .chat_modify(&chat, ChatModification::Mute(MuteUntil::Forever))
+        .await
+        .unwrap();
+
+    // No key share at linking, and key requests go unanswered.
+    sim.set_app_state_key_share(false);
+    sim.set_app_state_key_requests(false);
+    let mut config = AppStateConfig::default();
+    config.key_wait = Duration::from_millis(300);
+    config.resync_on_notification = false;
+    let mut two = link(&sim, config).await;
+    let err = two
+        .app
+        .resync(&[Collection::RegularHigh], true)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        wa_chats::Error::AppStateSync {
+            kind: AppStateFailure::MissingKey,
+            ..
+        }
+    ));
+    let events = sync_events(&mut two.events, "regular_high").await;
+    assert_eq!(
+        ladder(&events),
+        [
+            format!(
+                "{:?}",
+                AppStateRecoveryStep::KeyRequest {
+                    key_ids: vec![sim.app_state_key_id(A)]
+                }
+            ),
+            "error MissingKey".to_owned()
+        ]
+    );
+    assert_eq!(
+        stored_version(&two.store, Collection::RegularHigh).await,
+        None
+    );
+    // The phone shares its key later; once stored, the blocked collection syncs.
+    assert_eq!(sim.phone_share_app_state_key(A).await, 2);
+    let events = sync_events(&mut two.events, "regular_high").await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ChatsUpdate(u) if u.iter().any(|u| u.mute_end == Some(Some(-1)))
+        )),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced { version: 1, .. })
+    ));
+    drop(one.socket);
+}
