@@ -550,7 +550,8 @@ impl AppState {
         let notifications = tokio::spawn(async move {
             while let Some(node) = sync_rx.recv().await {
                 let Some(inner) = weak.upgrade() else { break };
-                if let Err(e) = inner.socket.send_node(&wa_socket::ack_for(&node)).await {
+                let ack = wa_socket::ack_for(&node);
+                if let Err(e) = Box::pin(inner.socket.send_node(&ack)).await {
                     tracing::debug!("server_sync ack not sent: {e}");
                 }
                 let names: BTreeSet<Collection> = node
@@ -562,7 +563,9 @@ impl AppState {
                 if inner.config.resync_on_notification && !names.is_empty() {
                     let list: Vec<Collection> = names.into_iter().collect();
                     let me = AppState { inner };
-                    if let Err(e) = me.resync(&list, false).await {
+                    // Boxed: a resync's state machine is large; the idle listener
+                    // should not hold its space.
+                    if let Err(e) = Box::pin(me.resync(&list, false)).await {
                         tracing::debug!("resync after server_sync failed: {e}");
                     }
                 }
@@ -587,14 +590,9 @@ impl AppState {
                 let me = AppState { inner };
                 let mut list: BTreeSet<Collection> = lock(&me.inner.blocked).clone();
                 for c in Collection::ALL {
-                    if matches!(
-                        me.inner
-                            .socket
-                            .store()
-                            .get_app_state_version(c.as_str())
-                            .await,
-                        Ok(None)
-                    ) {
+                    let stored =
+                        Box::pin(me.inner.socket.store().get_app_state_version(c.as_str())).await;
+                    if matches!(stored, Ok(None)) {
                         list.insert(c);
                     }
                 }
@@ -605,7 +603,7 @@ impl AppState {
                     .into_iter()
                     .filter(|c| list.contains(c))
                     .collect();
-                if let Err(e) = me.resync(&list, true).await {
+                if let Err(e) = Box::pin(me.resync(&list, true)).await {
                     tracing::debug!("resync after key share failed: {e}");
                 }
             }
