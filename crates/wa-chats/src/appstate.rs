@@ -652,6 +652,29 @@ impl AppState {
         self.inner.socket.emit(event);
     }
 
+    /// Emits `event`, first saving what it changes about this account in the stored
+    /// credentials (a push name set on another device becomes ours, as Baileys'
+    /// `pushNameSetting` handling does; `CredsUpdated` follows).
+    async fn apply_and_emit(&self, event: Event) {
+        if let Event::PushNameSetting(name) = &event {
+            let saved = self
+                .inner
+                .socket
+                .update_creds(|c| {
+                    if c.push_name.as_deref() == Some(name.as_str()) {
+                        return false;
+                    }
+                    c.push_name = Some(name.clone());
+                    true
+                })
+                .await;
+            if let Err(e) = saved {
+                tracing::warn!("push name from app state not saved: {e}");
+            }
+        }
+        self.emit(event);
+    }
+
     fn fail(&self, c: Collection, kind: AppStateFailure, e: Error) -> Stop {
         self.emit(Event::AppStateSyncError(AppStateSyncError::new(
             c.as_str(),
@@ -870,7 +893,7 @@ impl AppState {
                     used_snapshot |= had_snapshot;
                     force_snapshot = false;
                     for e in decoded_events(&decoded) {
-                        self.emit(e);
+                        self.apply_and_emit(e).await;
                     }
                     if !parsed.has_more {
                         self.emit(Event::AppStateSynced {
@@ -1086,7 +1109,7 @@ impl AppState {
             if self.inner.config.emit_own_events {
                 let action = Action::from_parts(&m.index, Some(&m.value));
                 for e in mutation_events(&[(m.operation, action, m.value.timestamp)]) {
-                    self.emit(e);
+                    self.apply_and_emit(e).await;
                 }
             }
             return Ok(());

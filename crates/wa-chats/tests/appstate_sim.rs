@@ -16,7 +16,7 @@ use wa_media::{Media, MediaConfig};
 use wa_messages::{Messenger, MessengerConfig};
 use wa_sim::{AppStateTamper, Sim, SimConfig};
 use wa_socket::{ConnectionState, Event, Socket};
-use wa_store::{AccountStore, AppStateStore as _};
+use wa_store::{AccountStore, AppStateStore as _, CredsStore as _};
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
@@ -273,6 +273,24 @@ async fn changes_on_one_device_reach_the_other() {
     })
     .await;
     assert_eq!(c.full_name.as_deref(), Some("Peer Person"));
+
+    // A push name set on one device is reported on the other and saved in its creds.
+    one.app
+        .chat_modify(&chat, ChatModification::PushName("Alice A.".into()))
+        .await
+        .unwrap();
+    let name = next_event(&mut two.events, |e| match e {
+        Event::PushNameSetting(n) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(name, "Alice A.");
+    let saved = two.store.load_creds().await.unwrap().unwrap();
+    assert_eq!(saved.push_name.as_deref(), Some("Alice A."));
+    assert_eq!(
+        two.socket.auth().await.unwrap().push_name.as_deref(),
+        Some("Alice A.")
+    );
 
     // Both devices hold the server's versions.
     for c in [
