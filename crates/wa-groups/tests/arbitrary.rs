@@ -57,31 +57,8 @@ fn value() -> impl Strategy<Value = String> {
     ]
 }
 
-fn leaf() -> impl Strategy<Value = Node> {
-    (
-        prop::sample::select(TAGS),
-        prop::collection::vec((prop::sample::select(KEYS), value()), 0..6),
-        prop::option::of(prop::collection::vec(any::<u8>(), 0..16)),
-    )
-        .prop_map(|(tag, attrs, bytes)| {
-            let mut b = Node::builder(tag);
-            for (k, v) in attrs {
-                b = b.attr(k, wa_binary::Value::sniff(v));
-            }
-            if let Some(bytes) = bytes {
-                b = b.bytes(bytes);
-            }
-            b.build()
-        })
-}
-
 fn node() -> impl Strategy<Value = Node> {
-    leaf().prop_recursive(4, 64, 6, |inner| {
-        (leaf(), prop::collection::vec(inner, 0..6)).prop_map(|(mut n, children)| {
-            n.content = wa_binary::Content::Nodes(children);
-            n
-        })
-    })
+    wa_testkit::arbitrary_node(TAGS, KEYS, value())
 }
 
 proptest! {

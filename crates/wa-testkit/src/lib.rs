@@ -94,3 +94,42 @@ pub async fn link_with(sim: &Sim, phone: &str, store: AccountStore) -> (Socket, 
 pub async fn link(sim: &Sim, phone: &str) -> (Socket, Jid) {
     link_with(sim, phone, memory_store()).await
 }
+
+/// Random stanzas for property tests of parsers: trees (up to four levels, at most 64
+/// nodes) whose tags come from `tags`, with up to five attributes whose keys come from
+/// `keys` and values from `values` (typed by [`wa_binary::Value::sniff`], so JIDs become
+/// JIDs), and some leaves holding random bytes. Built from the names a parser looks at,
+/// they reach deep into it; a parser must return a value or an error for every one.
+pub fn arbitrary_node<V>(
+    tags: &'static [&'static str],
+    keys: &'static [&'static str],
+    values: V,
+) -> impl proptest::strategy::Strategy<Value = wa_binary::Node>
+where
+    V: proptest::strategy::Strategy<Value = String> + 'static,
+{
+    use proptest::prelude::*;
+    let values = values.boxed();
+    let leaf = (
+        prop::sample::select(tags),
+        prop::collection::vec((prop::sample::select(keys), values), 0..6),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16)),
+    )
+        .prop_map(|(tag, attrs, bytes)| {
+            let mut b = wa_binary::Node::builder(tag);
+            for (k, v) in attrs {
+                b = b.attr(k, wa_binary::Value::sniff(v));
+            }
+            if let Some(bytes) = bytes {
+                b = b.bytes(bytes);
+            }
+            b.build()
+        })
+        .boxed();
+    leaf.clone().prop_recursive(4, 64, 6, move |inner| {
+        (leaf.clone(), prop::collection::vec(inner, 0..6)).prop_map(|(mut n, children)| {
+            n.content = wa_binary::Content::Nodes(children);
+            n
+        })
+    })
+}
