@@ -248,6 +248,16 @@ impl Groups {
         subject: &str,
         participants: &[Jid],
     ) -> Result<Arc<GroupMetadata>, Error> {
+        self.create_with(subject, participants, None).await
+    }
+
+    /// Creates a group (inside `parent` when given) and caches its metadata.
+    async fn create_with(
+        &self,
+        subject: &str,
+        participants: &[Jid],
+        parent: Option<&Jid>,
+    ) -> Result<Arc<GroupMetadata>, Error> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidRequest("empty subject"));
         }
@@ -257,7 +267,12 @@ impl Groups {
             .children(
                 participants
                     .iter()
-                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build()),
+                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build())
+                    .chain(parent.map(|p| {
+                        Node::builder("linked_parent")
+                            .attr("jid", p.clone())
+                            .build()
+                    })),
             )
             .build();
         let reply = self.group_query(Jid::group(""), "set", create).await?;
@@ -505,24 +520,9 @@ impl Groups {
         subject: &str,
         participants: &[Jid],
     ) -> Result<Arc<GroupMetadata>, Error> {
-        if subject.trim().is_empty() {
-            return Err(Error::InvalidRequest("empty subject"));
-        }
-        let create = Node::builder("create")
-            .attr("subject", subject.to_owned())
-            .attr("key", request_key())
-            .children(
-                participants
-                    .iter()
-                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build())
-                    .chain([Node::builder("linked_parent")
-                        .attr("jid", community.clone())
-                        .build()]),
-            )
-            .build();
-        let reply = self.group_query(Jid::group(""), "set", create).await?;
-        let meta = Arc::new(parse_group_reply(&reply)?);
-        self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+        let meta = self
+            .create_with(subject, participants, Some(community))
+            .await?;
         self.invalidate(community).await;
         Ok(meta)
     }
