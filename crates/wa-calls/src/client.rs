@@ -294,5 +294,5 @@ async fn on_call(socket: &Socket, offers: &LazyCache<String, OfferFacts>, node: 
     ) {
         offers.invalidate(&ev.id).await;
     }
-    socket.emit(Event::Call(ev));
+    socket.emit(Event::Call(Box::new(ev)));
 }

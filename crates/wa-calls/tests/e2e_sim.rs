@@ -19,7 +19,7 @@ async fn next_call(
     let fut = async {
         loop {
             match rx.recv().await {
-                Ok(Event::Call(c)) if pred(&c) => return c,
+                Ok(Event::Call(c)) if pred(&c) => return *c,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event stream ended: {e}"),
             }

@@ -113,7 +113,7 @@ impl Chats {
         let presence = tokio::spawn(async move {
             while let Some(node) = presence_rx.recv().await {
                 match parse_presence(&node) {
-                    Ok(u) => s.emit(Event::PresenceUpdate(u)),
+                    Ok(u) => s.emit(Event::PresenceUpdate(Box::new(u))),
                     Err(e) => tracing::debug!("ignored presence stanza: {e}"),
                 }
             }
@@ -123,7 +123,7 @@ impl Chats {
         let chatstate = tokio::spawn(async move {
             while let Some(node) = chatstate_rx.recv().await {
                 match parse_chat_state(&node) {
-                    Ok(u) => s.emit(Event::ChatStateUpdate(u)),
+                    Ok(u) => s.emit(Event::ChatStateUpdate(Box::new(u))),
                     Err(e) => tracing::debug!("ignored chatstate stanza: {e}"),
                 }
             }

@@ -176,7 +176,7 @@ impl Groups {
                         tracing::debug!("group notification ack not sent: {e}");
                     }
                     match update {
-                        Ok(update) => task_socket.emit(Event::GroupUpdate(update)),
+                        Ok(update) => task_socket.emit(Event::GroupUpdate(Box::new(update))),
                         Err(e) => tracing::warn!("unparsable group notification: {e}"),
                     }
                 })

@@ -22,7 +22,7 @@ async fn next_group_update(
     let fut = async {
         loop {
             match rx.recv().await {
-                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return u,
+                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return *u,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event stream ended: {e}"),
             }

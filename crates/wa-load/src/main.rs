@@ -220,6 +220,8 @@ async fn run(args: &Args) -> Result<(), Error> {
         c.socket.initial_pre_keys = 30;
     });
     config.fleet_event_capacity = 1 << 16;
+    // Busy accounts: a bus deep enough that the fleet's forwarder never falls behind.
+    config.event_capacity = 1024;
     let fleet = Fleet::new(backend, config);
     let scan_sim = sim.clone();
     let started = Instant::now();

@@ -89,7 +89,7 @@ fn listen(socket: &Socket, kind: &'static str) -> AbortHandle {
             match parse_notification(&node) {
                 Ok(updates) => {
                     for u in updates {
-                        task_socket.emit(Event::NewsletterUpdate(u));
+                        task_socket.emit(Event::NewsletterUpdate(Box::new(u)));
                     }
                 }
                 Err(e) => tracing::warn!("unparsable {kind} notification: {e}"),

@@ -25,7 +25,7 @@ async fn next_channel_update(
         loop {
             match rx.recv().await {
                 Ok(Event::NewsletterUpdate(u)) if &u.id == channel && pred(&u.change) => {
-                    return u;
+                    return *u;
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event stream ended: {e}"),

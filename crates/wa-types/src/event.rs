@@ -25,11 +25,11 @@ pub enum Event {
     /// device.
     MessagesUpdate(Vec<MessageUpdate>),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
-    GroupUpdate(GroupUpdate),
+    GroupUpdate(Box<GroupUpdate>),
     /// A contact we subscribed to came online or went offline.
-    PresenceUpdate(PresenceUpdate),
+    PresenceUpdate(Box<PresenceUpdate>),
     /// Someone started or stopped typing or recording in a chat.
-    ChatStateUpdate(ChatStateUpdate),
+    ChatStateUpdate(Box<ChatStateUpdate>),
     /// The account's blocklist changed (from another device of the account).
     BlocklistUpdate(BlocklistUpdate),
     /// The account's privacy settings changed on another device; only the settings that
@@ -37,7 +37,7 @@ pub enum Event {
     PrivacyUpdate(PrivacySettings),
     /// A call stanza arrived: an offer, its end, a reject by another device, ... (the
     /// shape of Baileys' `call` event).
-    Call(CallEvent),
+    Call(Box<CallEvent>),
     /// A history-sync chunk from the account's phone (chats, contacts, messages, LID/PN
     /// mappings), processed before the notification's message was acknowledged.
     HistorySync(Box<HistorySync>),
@@ -46,7 +46,7 @@ pub enum Event {
     HistorySyncFailed(HistorySyncFailure),
     /// A channel changed: a new post, reactions, views, settings, or this account's
     /// follow and mute state (`newsletter` and `mex` notifications).
-    NewsletterUpdate(NewsletterUpdate),
+    NewsletterUpdate(Box<NewsletterUpdate>),
     /// Chats were archived, pinned, muted, marked read or unread, deleted or cleared
     /// (app-state sync).
     ChatsUpdate(Vec<ChatUpdate>),

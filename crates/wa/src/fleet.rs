@@ -40,7 +40,7 @@ impl Default for FleetConfig {
     fn default() -> Self {
         Self {
             max_handshakes: 32,
-            event_capacity: 16,
+            event_capacity: 64,
             fleet_event_capacity: 4096,
             message_workers: 2,
             configure: None,

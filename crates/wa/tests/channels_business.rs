@@ -63,11 +63,12 @@ async fn channel_post_and_catalog_through_the_facade() {
 
     let got = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(event) = follower_events.next().await {
-            if let Event::NewsletterUpdate(NewsletterUpdate {
-                id,
-                change: NewsletterChange::Message(m),
-                ..
-            }) = event
+            if let Event::NewsletterUpdate(update) = event
+                && let NewsletterUpdate {
+                    id,
+                    change: NewsletterChange::Message(m),
+                    ..
+                } = *update
                 && id == ch
             {
                 return m;
