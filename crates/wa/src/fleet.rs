@@ -83,6 +83,9 @@ pub struct FleetEvent {
 struct Running {
     socket: WaSocket,
     forward: JoinHandle<()>,
+    /// Which start of the account this is, so a finished socket's forwarder never
+    /// removes a later start of the same account.
+    generation: u64,
 }
 
 struct FleetInner {
@@ -91,6 +94,7 @@ struct FleetInner {
     handshakes: Arc<Semaphore>,
     accounts: Mutex<HashMap<AccountId, Running>>,
     events: broadcast::Sender<FleetEvent>,
+    starts: std::sync::atomic::AtomicU64,
 }
 
 /// Starts, stops and supervises many accounts in one process over one store backend
@@ -127,6 +131,7 @@ impl Fleet {
                 config,
                 accounts: Mutex::new(HashMap::new()),
                 events,
+                starts: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -174,9 +179,14 @@ impl Fleet {
             f(&id, &mut config);
         }
         let socket = make_wa_socket(config)?;
+        let generation = self
+            .inner
+            .starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let forward = tokio::spawn(forward(
             Arc::downgrade(&self.inner),
             id.clone(),
+            generation,
             socket.events(),
         ));
         accounts.insert(
@@ -184,6 +194,7 @@ impl Fleet {
             Running {
                 socket: socket.clone(),
                 forward,
+                generation,
             },
         );
         Ok(socket)
@@ -269,6 +280,7 @@ impl Fleet {
 async fn forward(
     fleet: std::sync::Weak<FleetInner>,
     account: AccountId,
+    generation: u64,
     mut events: crate::Events,
 ) {
     while let Some(event) = events.next().await {
@@ -284,11 +296,16 @@ async fn forward(
             event,
         });
         if terminal {
-            inner
+            let mut accounts = inner
                 .accounts
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&account);
+                .unwrap_or_else(PoisonError::into_inner);
+            if accounts
+                .get(&account)
+                .is_some_and(|r| r.generation == generation)
+            {
+                accounts.remove(&account);
+            }
             return;
         }
     }
