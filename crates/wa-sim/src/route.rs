@@ -191,7 +191,10 @@ impl Queues {
         };
         let before = v.len();
         v.retain(|q| {
-            let hit = classes.contains(&q.class)
+            // Only what the device was given can be settled by it: a copy with the same id
+            // that is still waiting to be written stays queued.
+            let hit = q.sent_on.is_some()
+                && classes.contains(&q.class)
                 && ids.contains(&q.id)
                 && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_address(f, c)))
                 && participant
@@ -699,4 +702,51 @@ pub(crate) fn client_ack(shared: &Shared, sender: &Jid, node: &Node) {
         participant.as_ref(),
         Some(ty),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_receipt(from: &Jid, id: &str) -> Node {
+        Node::builder("receipt")
+            .attr("from", from.clone())
+            .attr("id", id.to_owned())
+            .attr("type", "retry")
+            .build()
+    }
+
+    #[test]
+    fn an_ack_settles_only_what_the_device_was_given() {
+        let device: Jid = "1000@s.whatsapp.net".parse().unwrap();
+        let device = Jid::with_device(device.user, device.server, 3);
+        let from: Jid = "2000@s.whatsapp.net".parse().unwrap();
+        let mut q = Queues::default();
+        q.push(&device, retry_receipt(&from, "X"));
+        assert_eq!(q.unsent(&device, 1).len(), 1);
+        // A second receipt with the same id arrives before the first one is acked.
+        q.push(&device, retry_receipt(&from, "X"));
+        let settled = q.settle(
+            &device,
+            &[Class::Receipt],
+            &["X".to_owned()],
+            Some(&from),
+            None,
+            Some(Some("retry")),
+        );
+        assert_eq!(settled, 1);
+        assert_eq!(q.len(&device), 1);
+        // The waiting copy is still written, and its own ack settles it.
+        assert_eq!(q.unsent(&device, 1).len(), 1);
+        let settled = q.settle(
+            &device,
+            &[Class::Receipt],
+            &["X".to_owned()],
+            Some(&from),
+            None,
+            Some(Some("retry")),
+        );
+        assert_eq!(settled, 1);
+        assert_eq!(q.len(&device), 0);
+    }
 }
