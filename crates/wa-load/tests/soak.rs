@@ -1,7 +1,7 @@
 //! The soak: N accounts over one SQLite store send messages in both directions for a
 //! while, with faults injected at random (dropped connections, 515 restarts, a server
-//! outage, delayed and duplicated frames, clients killed and started again from the
-//! store). At the end every message the server accepted arrived exactly once at its
+//! outage, the server restarted, delayed and duplicated frames, clients killed and
+//! started again from the store). At the end every message the server accepted arrived exactly once at its
 //! recipient's linked device and its phone, its sender's phone got its copy, and no
 //! recipient needed a retry.
 //!
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::RwLock;
 use wa::{Fleet, FleetConfig, Jid, SqliteBackend};
 use wa_load::{
     Drive, Traffic, account_of, drive, load_text, phone_of, settle, spawn_receiver, start_and_link,
@@ -42,7 +43,7 @@ impl Rng {
 
 /// Injects one random fault every 1-4 s until `until`; returns what it injected.
 async fn inject_faults(
-    sim: Arc<Sim>,
+    sim: Arc<RwLock<Sim>>,
     fleet: Fleet,
     n: usize,
     seed: u64,
@@ -54,39 +55,53 @@ async fn inject_faults(
         tokio::time::sleep(Duration::from_millis(1000 + rng.next(3000))).await;
         let i = rng.next(n as u64) as usize;
         let phone = phone_of(i);
-        let kind = match rng.next(6) {
+        let kind = match rng.next(7) {
             0 => {
-                sim.fault(Fault::Drop(Target::Account(phone)));
+                sim.read().await.fault(Fault::Drop(Target::Account(phone)));
                 "connection dropped"
             }
             1 => {
-                sim.fault(Fault::StreamError(
+                sim.read().await.fault(Fault::StreamError(
                     Target::Account(phone),
                     StreamErrorKind::Restart,
                 ));
                 "515 restart"
             }
             2 => {
-                sim.fault(Fault::DelayFrames(Some(Duration::from_millis(150))));
+                let s = sim.read().await;
+                s.fault(Fault::DelayFrames(Some(Duration::from_millis(150))));
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                sim.fault(Fault::DelayFrames(None));
+                s.fault(Fault::DelayFrames(None));
                 "frames delayed"
             }
             3 => {
-                sim.fault(Fault::DuplicateDelivery(true));
+                let s = sim.read().await;
+                s.fault(Fault::DuplicateDelivery(true));
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                sim.fault(Fault::DuplicateDelivery(false));
+                s.fault(Fault::DuplicateDelivery(false));
                 "frames duplicated"
             }
             4 => {
                 // The server goes away for a moment: every connection drops and logins
                 // are refused with 503 until it is back; queues survive, as on the
                 // real server.
-                sim.fault(Fault::RefuseLogins(Some(503)));
-                sim.fault(Fault::Drop(Target::All));
+                let s = sim.read().await;
+                s.fault(Fault::RefuseLogins(Some(503)));
+                s.fault(Fault::Drop(Target::All));
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                sim.fault(Fault::RefuseLogins(None));
+                s.fault(Fault::RefuseLogins(None));
                 "server outage"
+            }
+            5 => {
+                // The server process goes down (connections closed, the port refuses
+                // connections for a moment) and comes back with its accounts and queues.
+                let downtime = Duration::from_millis(200 + rng.next(1300));
+                sim.write()
+                    .await
+                    .restart(downtime)
+                    .await
+                    .expect("the server listens again on its address");
+                "server restarted"
             }
             _ => {
                 let id = account_of(i);
@@ -112,7 +127,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     let seed = env_or("SOAK_SEED", 0x5eed_1234_abcd_0001);
     eprintln!("soak: {n} accounts, {secs}s, {rate} msg/s, seed {seed:#x}");
 
-    let sim = Arc::new(Sim::start(SimConfig::default()).await.expect("sim starts"));
+    let sim = Sim::start(SimConfig::default()).await.expect("sim starts");
     for i in 0..n {
         sim.add_account(&phone_of(i)).await;
     }
@@ -138,6 +153,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     config.event_capacity = 1024;
     let fleet = Fleet::new(backend, config);
     let accounts: Vec<_> = (0..n).map(|i| (account_of(i), phone_of(i))).collect();
+    let sim = Arc::new(RwLock::new(sim));
     let scan_sim = sim.clone();
     start_and_link(
         &fleet,
@@ -145,7 +161,9 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
         move |phone, qr| {
             let sim = scan_sim.clone();
             async move {
-                sim.scan_qr(&phone, &qr)
+                sim.read()
+                    .await
+                    .scan_qr(&phone, &qr)
                     .await
                     .map(drop)
                     .map_err(|e| wa_load::Error::Usage(format!("scan for {phone}: {e}")))
@@ -217,7 +235,10 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
             .count()
     };
     loop {
-        let inboxes: Vec<_> = (0..n).map(|i| sim.phone_inbox(&phone_of(i))).collect();
+        let inboxes: Vec<_> = {
+            let s = sim.read().await;
+            (0..n).map(|i| s.phone_inbox(&phone_of(i))).collect()
+        };
         let mut wrong = Vec::new();
         for (from, seq, to, _) in &expected {
             let text = load_text(*from, *seq);

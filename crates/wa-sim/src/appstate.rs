@@ -192,10 +192,7 @@ fn known(name: &str) -> Option<&'static str> {
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, AppStateServer> {
-    shared
-        .appstate
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared.appstate()
 }
 
 fn error_node(code: u16, text: &'static str) -> Node {

@@ -112,9 +112,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             }
         }
     });
-    let id = shared
-        .next_id
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = shared.next_conn();
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let flush = Arc::new(Notify::new());
     shared.conns().insert(

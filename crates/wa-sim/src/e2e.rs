@@ -2,6 +2,7 @@
 //! decrypts (recorded in its inbox and acknowledged with a receipt) and what it sends.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
@@ -241,6 +242,7 @@ pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String,
             // queued for it, so there is nothing to acknowledge.
             _ => {}
         }
+        shared.phone_pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -6,6 +6,7 @@
 //! A stanza for a phone (device 0) goes to the phone worker (`e2e.rs`) instead.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 
 use wa_binary::{Jid, Node, Server};
 
@@ -238,11 +239,13 @@ impl Queues {
 /// for device 0.
 pub(crate) fn deliver(shared: &Shared, device: &Jid, node: Node) {
     if device.device == 0 {
+        shared.phone_pending.fetch_add(1, Ordering::AcqRel);
         if shared
             .phone_tx
             .try_send((device.user.as_str().to_owned(), node))
             .is_err()
         {
+            shared.phone_pending.fetch_sub(1, Ordering::AcqRel);
             shared.queues().dropped += 1;
         }
         return;

@@ -56,24 +56,17 @@ pub(crate) struct Shared {
     pub(crate) responder: ResponderConfig,
     pub(crate) conns: Mutex<HashMap<u64, ConnEntry>>,
     pub(crate) faults: Mutex<FaultState>,
-    pub(crate) next_id: AtomicU64,
     /// usync queries answered.
     pub(crate) usync_queries: AtomicU64,
     /// `<ack class="notification">` stanzas received from clients.
     pub(crate) notification_acks: AtomicU64,
     pub(crate) shutdown: watch::Sender<bool>,
-    /// Every companion's delivery queue.
-    pub(crate) queues: Mutex<Queues>,
     /// Stanzas for the phones (device 0), processed by the phone worker.
     pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
     /// Calls placed through the simulator, call links, and call stanzas phones got.
     pub(crate) calls: Mutex<crate::call::CallState>,
-    /// History sync: which phones send it, seeds, counters.
-    pub(crate) history: Mutex<crate::history::HistoryState>,
-    /// Media the phones sent, for re-upload requests.
-    pub(crate) phone_media: Mutex<crate::phone_media::PhoneMedia>,
-    /// App-state collections per account, and each phone's sync key.
-    pub(crate) appstate: Mutex<crate::appstate::AppStateServer>,
+    /// Stanzas handed to the phone worker and not yet processed.
+    pub(crate) phone_pending: AtomicU64,
 }
 
 /// One live connection as the API sees it.
@@ -131,21 +124,40 @@ impl Shared {
     }
 
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
-        self.queues
+        self.state
+            .held
+            .queues
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn history(&self) -> MutexGuard<'_, crate::history::HistoryState> {
-        self.history
+        self.state
+            .held
+            .history
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn phone_media(&self) -> MutexGuard<'_, crate::phone_media::PhoneMedia> {
-        self.phone_media
+        self.state
+            .held
+            .phone_media
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn appstate(&self) -> MutexGuard<'_, crate::appstate::AppStateServer> {
+        self.state
+            .held
+            .appstate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A connection number never handed out before for this state.
+    pub(crate) fn next_conn(&self) -> u64 {
+        self.state.held.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub(crate) fn faults(&self) -> FaultState {
@@ -211,16 +223,12 @@ impl Sim {
             responder,
             conns: Mutex::new(HashMap::new()),
             faults: Mutex::new(FaultState::default()),
-            next_id: AtomicU64::new(1),
             usync_queries: AtomicU64::new(0),
             notification_acks: AtomicU64::new(0),
             shutdown,
-            queues: Mutex::new(Queues::default()),
             phone_tx,
             calls: Mutex::default(),
-            history: Mutex::new(Default::default()),
-            phone_media: Mutex::new(Default::default()),
-            appstate: Mutex::new(Default::default()),
+            phone_pending: AtomicU64::new(0),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -541,10 +549,7 @@ impl Sim {
     }
 
     fn appstate(&self) -> MutexGuard<'_, crate::appstate::AppStateServer> {
-        self.shared
-            .appstate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared.appstate()
     }
 
     /// The push name `phone`'s devices last announced (`<presence name>`).
@@ -634,11 +639,39 @@ impl Sim {
     /// Stops listening and closes every connection (without a stream error). The state
     /// stays usable for a restart.
     pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// Restarts the server as a crash and a new process would: stops listening, closes
+    /// every connection without a word, stays away for `downtime` (connections are
+    /// refused), then listens again on the same address with the same keys, accounts and
+    /// queues (see [`SimState`]). Faults switched on are forgotten; media blobs do not
+    /// survive.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound again; this handle is then stopped.
+    pub async fn restart(&mut self, downtime: Duration) -> Result<(), Error> {
+        self.stop().await;
+        tokio::time::sleep(downtime).await;
+        let config = SimConfig {
+            addr: self.addr,
+            ..self.shared.config.clone()
+        };
+        let next = Sim::start(config).await?;
+        // The old handle's Drop only aborts its (finished) listener.
+        *self = next;
+        Ok(())
+    }
+
+    async fn stop(&self) {
         self.accept.abort();
         let _ = self.shared.shutdown.send(true);
-        // Wait (briefly) until the connection tasks have gone.
-        for _ in 0..200 {
-            if self.shared.conns().is_empty() {
+        // Wait (briefly) until the connection tasks have gone and the phones have
+        // processed what they were handed.
+        for _ in 0..400 {
+            if self.shared.conns().is_empty()
+                && self.shared.phone_pending.load(Ordering::Acquire) == 0
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

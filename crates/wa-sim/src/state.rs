@@ -15,14 +15,37 @@ pub(crate) const MAX_PREKEYS_PER_DEVICE: usize = 2048;
 /// Most companion devices per account (device ids 1..=this).
 pub(crate) const MAX_DEVICES: u16 = 64;
 
-/// The simulator's durable state, cheap to clone (an `Arc` inside).
+/// The simulator's durable state, cheap to clone (`Arc`s inside).
 ///
-/// Holds the server's keys (root, intermediate, Noise static) and every account with
-/// its simulated phone and linked devices. Give the same `SimState` to a new
-/// [`Sim::start`](crate::Sim::start) (on the same address) to restart the server with
-/// everything registered so far.
+/// Holds the server's keys (root, intermediate, Noise static), every account with its
+/// simulated phone and linked devices, and what the server keeps for them: the
+/// delivery queues (stanzas not yet acknowledged), app-state collections and history
+/// the phones send. Give the same `SimState` to a new [`Sim::start`](crate::Sim::start)
+/// (on the same address), or call [`Sim::restart`](crate::Sim::restart), to restart the
+/// server with all of it. The state file ([`to_json`](Self::to_json)) holds the keys,
+/// accounts, devices, groups and profiles; queues and app state live in memory only.
 #[derive(Clone)]
-pub struct SimState(Arc<Mutex<Inner>>);
+pub struct SimState {
+    inner: Arc<Mutex<Inner>>,
+    pub(crate) held: Arc<Held>,
+}
+
+/// What the server holds for its devices between connections (and across a restart in
+/// the same process).
+#[derive(Default)]
+pub(crate) struct Held {
+    /// Every companion's delivery queue.
+    pub(crate) queues: Mutex<crate::route::Queues>,
+    /// History sync: which phones send it, seeds, counters.
+    pub(crate) history: Mutex<crate::history::HistoryState>,
+    /// Media the phones sent, for re-upload requests.
+    pub(crate) phone_media: Mutex<crate::phone_media::PhoneMedia>,
+    /// App-state collections per account, and each phone's sync key.
+    pub(crate) appstate: Mutex<crate::appstate::AppStateServer>,
+    /// The last connection number handed out (so a restarted server never reuses one
+    /// the queues remember).
+    pub(crate) next_conn: std::sync::atomic::AtomicU64,
+}
 
 impl std::fmt::Debug for SimState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,7 +190,7 @@ impl SimState {
             intermediate: KeyPair::generate(&mut OsRng),
             noise_static: KeyPair::generate(&mut OsRng),
         };
-        Self(Arc::new(Mutex::new(Inner {
+        Self::from_inner(Inner {
             keys,
             accounts: BTreeMap::new(),
             next_lid: 100_000_000_000_001,
@@ -177,7 +200,7 @@ impl SimState {
             chats: Default::default(),
             newsletters: Default::default(),
             business: Default::default(),
-        })))
+        })
     }
 
     /// The root public key clients must trust.
@@ -186,12 +209,15 @@ impl SimState {
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
-        Self(Arc::new(Mutex::new(inner)))
+        Self {
+            inner: Arc::new(Mutex::new(inner)),
+            held: Arc::default(),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.0
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -977,3 +977,58 @@ async fn a_receipt_ack_settles_only_that_device_and_type() {
     ca1.send(&typed_ack("M7", &b2.jid, None)).await;
     eventually(|| sim.queued(&a1.jid) == 0).await;
 }
+
+#[tokio::test]
+async fn restart_keeps_the_queues_and_delivers_them_at_login() {
+    let mut sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    // R1 reaches b1 but is not acked before the server goes down; R2 waits for b1 while
+    // it is offline.
+    ca1.send(&message(
+        "R1",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(1))],
+    ))
+    .await;
+    next_tag(&mut cb1, "message").await;
+    drop(cb1);
+    eventually(|| !sim.is_online(&b1.jid)).await;
+    ca1.send(&message(
+        "R2",
+        &Jid::pn(BOB),
+        vec![(b1.jid.clone(), blob(2))],
+    ))
+    .await;
+    eventually(|| sim.queued(&b1.jid) == 2).await;
+    let addr = sim.local_addr();
+
+    sim.restart(std::time::Duration::from_millis(50))
+        .await
+        .unwrap();
+    // What the old instance wrote before going down (acks), then the end.
+    let mut frames = 0;
+    while ca1.next().await.is_some() {
+        frames += 1;
+        assert!(frames < 10, "the restart closes connections");
+    }
+    assert_eq!(sim.local_addr(), addr, "same address");
+    assert_eq!(sim.queued(&b1.jid), 2, "the queue survived");
+
+    let (mut cb1, seen) = b1.login(&sim).await;
+    let ids: Vec<_> = seen
+        .iter()
+        .filter(|n| n.tag() == "message")
+        .filter_map(|n| attr(n, "id"))
+        .collect();
+    assert_eq!(ids, ["R1", "R2"]);
+    for id in ["R1", "R2"] {
+        cb1.send(&ack("message", id, &a1.jid)).await;
+    }
+    eventually(|| sim.queued(&b1.jid) == 0).await;
+    // The sender logs in to the new instance too.
+    let (_ca1, _) = a1.login(&sim).await;
+    assert!(sim.is_online(&a1.jid));
+}
