@@ -45,25 +45,22 @@ async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
     if sim.account(phone).is_none() {
         sim.add_account(phone).await;
     }
-    // The first QR code may be emitted before `events()` subscribes; try again then.
-    let (socket, mut events, messenger, qr) = loop {
-        let store = AccountStore::new(
-            Arc::new(MemoryBackend::new()),
-            AccountId::new(name).expect("account id"),
-        );
-        let mut c = wa_testkit::config(sim, store);
-        c.event_capacity = 1 << 14;
-        c.initial_pre_keys = 30;
-        let socket = Socket::connect(c);
-        let mut events = socket.events();
-        let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-        let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
-        let wait = wa_testkit::next_update(&mut events, |u| u.qr.is_some());
-        if let Ok(u) = tokio::time::timeout(Duration::from_secs(3), wait).await {
-            break (socket, events, messenger, u.qr.expect("a QR code"));
-        }
-        socket.close().await;
-    };
+    let store = AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new(name).expect("account id"),
+    );
+    let mut c = wa_testkit::config(sim, store);
+    c.event_capacity = 1 << 14;
+    c.initial_pre_keys = 30;
+    let socket = Socket::connect(c);
+    // Subscribed before the socket started, so the first QR code is never missed.
+    let mut events = socket.events_from_start();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let qr = wa_testkit::next_update(&mut events, |u| u.qr.is_some())
+        .await
+        .qr
+        .expect("a QR code");
     sim.scan_qr(phone, &qr).await.expect("scan");
     wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
     wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
