@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::{ConnectionState, Event, Socket};
+use wa_socket::{Event, Socket};
 use wa_store::{AccountId, AccountStore, MemoryBackend};
 use wa_types::ReceiptType;
 use wa_usync::{Usync, UsyncConfig};
@@ -42,9 +42,6 @@ struct Client {
 /// Links a companion of `phone` with a memory store and a large event bus (so counting
 /// events never lags).
 async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
-    if sim.account(phone).is_none() {
-        sim.add_account(phone).await;
-    }
     let store = AccountStore::new(
         Arc::new(MemoryBackend::new()),
         AccountId::new(name).expect("account id"),
@@ -52,18 +49,10 @@ async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
     let mut c = wa_testkit::config(sim, store);
     c.event_capacity = 1 << 14;
     c.initial_pre_keys = 30;
-    let socket = Socket::connect(c);
-    // Subscribed before the socket started, so the first QR code is never missed.
-    let mut events = socket.events_from_start();
+    let (socket, _) = wa_testkit::link_configured(sim, phone, c).await;
+    let events = socket.events();
     let usync = Usync::new(socket.clone(), &UsyncConfig::default());
     let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
-    let qr = wa_testkit::next_update(&mut events, |u| u.qr.is_some())
-        .await
-        .qr
-        .expect("a QR code");
-    sim.scan_qr(phone, &qr).await.expect("scan");
-    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
-    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
     Client {
         socket,
         messenger,

@@ -725,31 +725,25 @@ mod tests {
         let device = Jid::with_device(device.user, device.server, 3);
         let from: Jid = "2000@s.whatsapp.net".parse().unwrap();
         let mut q = Queues::default();
+        let ack = |q: &mut Queues| {
+            q.settle(
+                &device,
+                &[Class::Receipt],
+                &["X".to_owned()],
+                Some(&from),
+                None,
+                Some(Some("retry")),
+            )
+        };
         q.push(&device, retry_receipt(&from, "X"));
         assert_eq!(q.unsent(&device, 1).len(), 1);
         // A second receipt with the same id arrives before the first one is acked.
         q.push(&device, retry_receipt(&from, "X"));
-        let settled = q.settle(
-            &device,
-            &[Class::Receipt],
-            &["X".to_owned()],
-            Some(&from),
-            None,
-            Some(Some("retry")),
-        );
-        assert_eq!(settled, 1);
+        assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 1);
         // The waiting copy is still written, and its own ack settles it.
         assert_eq!(q.unsent(&device, 1).len(), 1);
-        let settled = q.settle(
-            &device,
-            &[Class::Receipt],
-            &["X".to_owned()],
-            Some(&from),
-            None,
-            Some(Some("retry")),
-        );
-        assert_eq!(settled, 1);
+        assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 0);
     }
 }

@@ -68,10 +68,18 @@ pub async fn next_update(
 /// # Panics
 /// When linking fails or takes longer than [`EVENT_TIMEOUT`] per step.
 pub async fn link_with(sim: &Sim, phone: &str, store: AccountStore) -> (Socket, Jid) {
+    link_configured(sim, phone, config(sim, store)).await
+}
+
+/// [`link_with`] a socket configuration of the caller's (start from [`config`]).
+///
+/// # Panics
+/// As [`link_with`].
+pub async fn link_configured(sim: &Sim, phone: &str, config: SocketConfig) -> (Socket, Jid) {
     if sim.account(phone).is_none() {
         sim.add_account(phone).await;
     }
-    let socket = Socket::connect(config(sim, store));
+    let socket = Socket::connect(config);
     let mut events = socket.events_from_start();
     let qr = next_update(&mut events, |u| u.qr.is_some())
         .await
