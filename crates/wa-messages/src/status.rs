@@ -175,14 +175,7 @@ async fn relay_status(
         return Err(Error::NoDevices(status));
     }
     let status_s = status.to_string();
-    let store = inner.socket.store();
-    let have: HashSet<String> = store
-        .sender_key_devices(&status_s)
-        .await?
-        .into_iter()
-        .collect();
     let audience: HashSet<String> = all.iter().map(ToString::to_string).collect();
-    let rotate = must_rotate(&have, &audience);
     let targets: Vec<Target> = all
         .iter()
         .map(|d| Target {
@@ -195,6 +188,15 @@ async fn relay_status(
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
     let (participants, any_pkmsg, skmsg) = {
         let _guard = inner.crypto.lock().await;
+        // Read under the lock: a concurrent update's holders are committed by now.
+        let have: HashSet<String> = inner
+            .socket
+            .store()
+            .sender_key_devices(&status_s)
+            .await?
+            .into_iter()
+            .collect();
+        let rotate = must_rotate(&have, &audience);
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &fetched).await;
         if rotate {

@@ -36,7 +36,6 @@ fn memory_store(name: &str) -> AccountStore {
 
 /// One linked companion with its messenger and an event subscription.
 struct Client {
-    #[allow(dead_code)]
     socket: Socket,
     messenger: Messenger,
     events: broadcast::Receiver<Event>,
@@ -112,6 +111,30 @@ async fn next_receipt(
     tokio::time::timeout(WAIT, fut)
         .await
         .expect("receipt in time")
+}
+
+/// The upserts of every message in `ids` (in any arrival order), in the order of `ids`.
+async fn upserts_of(rx: &mut broadcast::Receiver<Event>, ids: &[&str]) -> Vec<WaMessage> {
+    let mut found: Vec<Option<WaMessage>> = vec![None; ids.len()];
+    let fut = async {
+        while found.iter().any(Option::is_none) {
+            match rx.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    for m in u.messages {
+                        if let Some(i) = ids.iter().position(|id| *id == m.key.id) {
+                            found[i] = Some(m);
+                        }
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("messages in time");
+    found.into_iter().flatten().collect()
 }
 
 /// Counts the upserts of message `id` that arrive within `window`.
@@ -201,6 +224,8 @@ async fn status_updates_reach_exactly_the_listed_accounts() {
     let mut c2 = link(&sim, C, "c2").await;
     let mut d1 = link(&sim, D, "d1").await;
     let status = Jid::status_broadcast();
+    // Receipts are read from their own subscription, so waiting for upserts skips none.
+    let mut receipts = a1.socket.events();
 
     // First update to B and C: every device of B and C gets it, and so does A's other
     // companion (as our own update); D gets nothing.
@@ -254,7 +279,7 @@ async fn status_updates_reach_exactly_the_listed_accounts() {
     assert_eq!(status_key_states(&b1, &a1.jid).await, 1);
 
     // Receipts: deliveries and a read receipt come back naming the status and the reader.
-    let delivered = next_receipt(&mut a1.events, |u| {
+    let delivered = next_receipt(&mut receipts, |u| {
         u.key.id == k1.id && u.device == b1.jid && u.receipt == ReceiptType::Delivered
     })
     .await;
@@ -264,7 +289,7 @@ async fn status_updates_reach_exactly_the_listed_accounts() {
         .read_messages(std::slice::from_ref(&seen_by_recipient(&k1)))
         .await
         .unwrap();
-    let read = next_receipt(&mut a1.events, |u| {
+    let read = next_receipt(&mut receipts, |u| {
         u.key.id == k1.id && u.device == c1.jid && u.receipt == ReceiptType::Read
     })
     .await;
@@ -444,4 +469,40 @@ async fn bad_recipient_lists_are_refused() {
         Err(Error::NoDevices(_))
     ));
     assert!(key_holders(&a1).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_with_different_audiences_all_open() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    for p in [A, B, C] {
+        sim.add_account(p).await;
+    }
+    let a1 = link(&sim, A, "a1").await;
+    let mut b1 = link(&sim, B, "b1").await;
+    let mut c1 = link(&sim, C, "c1").await;
+    let (m1, m2, m3) = (
+        a1.messenger.clone(),
+        a1.messenger.clone(),
+        a1.messenger.clone(),
+    );
+    let both = [Jid::pn(B), Jid::pn(C)];
+    let only_b = [Jid::pn(B)];
+    let (r1, r2, r3) = tokio::join!(
+        m1.send_status(MessageContent::text("to both"), &both),
+        m2.send_status(MessageContent::text("to B"), &only_b),
+        m3.send_status(MessageContent::text("to both again"), &both),
+    );
+    let (k1, k2, k3) = (r1.unwrap(), r2.unwrap(), r3.unwrap());
+    // The three may arrive in any order.
+    let got = upserts_of(&mut b1.events, &[&k1.id, &k2.id, &k3.id]).await;
+    assert_eq!(text_of(&got[0].message), Some("to both"));
+    assert_eq!(text_of(&got[1].message), Some("to B"));
+    assert_eq!(text_of(&got[2].message), Some("to both again"));
+    let got = upserts_of(&mut c1.events, &[&k1.id, &k3.id]).await;
+    assert_eq!(text_of(&got[0].message), Some("to both"));
+    assert_eq!(text_of(&got[1].message), Some("to both again"));
+    assert_eq!(
+        count_upserts(&mut c1.events, &k2.id, Duration::from_millis(500)).await,
+        0
+    );
 }
