@@ -59,6 +59,31 @@ async fn a_status_reaches_the_listed_friend_only() {
     assert_eq!(message_text(&got.message), Some("off to the sea"));
     assert!(sim.phone_inbox(STRANGER).iter().all(|m| m.id != key.id));
 
+    // A prepared medium (here a video) goes out the same way through `relay_status`.
+    let video = sock
+        .media()
+        .prepare_bytes(
+            MediaKind::Video,
+            b"not really a video, but bytes to upload",
+            &MediaOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let key = sock.relay_status(video, &[Jid::pn(FRIEND)]).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(m) = sim.phone_inbox(FRIEND).into_iter().find(|m| m.id == key.id) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the friend's phone opens the video status");
+    assert_eq!(got.chat, Jid::status_broadcast());
+    assert!(got.message.video_message.is_some());
+
     // An empty audience is refused before anything is sent.
     let err = sock
         .send_status(MessageContent::text("nobody"), &[])
