@@ -26,6 +26,20 @@ pub enum Error {
     /// The recipient has no device we could encrypt for.
     #[error("no devices to send to for {0}")]
     NoDevices(wa_binary::Jid),
+    /// A status update needs at least one recipient other than ourselves.
+    #[error("a status update needs at least one recipient")]
+    NoStatusRecipients,
+    /// A status update named more recipients than allowed.
+    #[error("{count} status recipients, at most {max} allowed")]
+    TooManyStatusRecipients {
+        /// How many recipients were given.
+        count: usize,
+        /// The limit, [`crate::MAX_STATUS_RECIPIENTS`].
+        max: usize,
+    },
+    /// A status recipient was not a user (phone-number or LID JID).
+    #[error("not a user, cannot receive a status update: {0}")]
+    InvalidStatusRecipient(wa_binary::Jid),
     /// The server did not acknowledge the message in time.
     #[error("the server did not acknowledge the message in time")]
     AckTimeout,

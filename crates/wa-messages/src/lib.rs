@@ -13,6 +13,7 @@ mod receipt;
 mod recv;
 mod send;
 mod stanza;
+mod status;
 
 pub use content::{
     Contact, DEFAULT_EPHEMERAL_SECS, LinkPreview, Location, MessageBuilder, MessageContent, Poll,
@@ -26,4 +27,5 @@ pub use messenger::{Messenger, MessengerConfig};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
 };
+pub use status::MAX_STATUS_RECIPIENTS;
 pub use wa_types::{MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};

@@ -159,7 +159,10 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         if let Some(b) = &bundle {
             inject_session(&repo, &device, b).await?;
         }
-        if chat.is_group() {
+        // Status updates are sent like group messages: the retry carries our sender key
+        // and goes to own devices unwrapped.
+        let group_like = chat.is_group() || chat.is_status_broadcast();
+        if group_like {
             let skdm = repo
                 .sender_key_distribution_message(&chat.to_string(), &me.pn)
                 .await?;
@@ -169,7 +172,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
                 ..Default::default()
             });
         }
-        let plain: Message = if own && !chat.is_group() {
+        let plain: Message = if own && !group_like {
             device_sent(&chat, &message)
         } else {
             message.clone()

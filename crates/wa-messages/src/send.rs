@@ -41,7 +41,8 @@ impl Messenger {
         self.relay_message(to, message, &id).await
     }
 
-    /// Sends an already built `message` with the id `id` to `to`, a user or a group.
+    /// Sends an already built `message` with the id `id` to `to`, a user or a group
+    /// (status updates go through [`Messenger::relay_status`], which takes the recipients).
     ///
     /// To a user: encrypts it for every device of the user and our own other devices (which
     /// get a `deviceSentMessage` copy). To a group: one sender-key ciphertext, plus our
@@ -52,7 +53,8 @@ impl Messenger {
     /// # Errors
     /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Groups`],
     /// [`Error::Signal`], [`Error::Store`], [`Error::Socket`] (`NotConnected` when the
-    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`].
+    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`];
+    /// [`Error::NoStatusRecipients`] for `status@broadcast`.
     pub async fn relay_message(
         &self,
         to: &Jid,
@@ -60,6 +62,9 @@ impl Messenger {
         id: &str,
     ) -> Result<MessageKey, Error> {
         let span = tracing::debug_span!("send", id, to = %to);
+        if to.is_status_broadcast() {
+            return Err(Error::NoStatusRecipients);
+        }
         if to.is_group() {
             return crate::group::relay_group(&self.inner, to, message, id)
                 .instrument(span)

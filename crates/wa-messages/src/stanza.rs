@@ -281,7 +281,8 @@ pub(crate) fn retry_bundle_node(receipt: &Node, device: &Jid) -> Option<Node> {
 
 /// The answer to a retry receipt: the message re-encrypted for the one device that asked,
 /// with the same id and `<enc count>`. Addressed as Baileys does: `to=group
-/// participant=device` in a group, `to=device recipient=chat` for one of our own devices,
+/// participant=device` in a group (and, as whatsmeow does, `to=status@broadcast
+/// participant=device` for a status update), `to=device recipient=chat` for one of our own devices,
 /// else `to=device`; `<device-identity>` when the ciphertext is a `pkmsg`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resend_stanza(
@@ -307,7 +308,7 @@ pub(crate) fn resend_stanza(
         .attr("id", id.to_owned())
         .attr("type", message_type(message))
         .attr_opt("edit", edit_attr(message));
-    if chat.is_group() {
+    if chat.is_group() || chat.is_status_broadcast() {
         b = b
             .attr("to", chat.clone())
             .attr("participant", device.clone());

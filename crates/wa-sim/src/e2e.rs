@@ -271,7 +271,9 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
         return;
     };
     let participant = node.attr_opt::<Jid>("participant").ok().flatten();
-    let group = from.is_group().then(|| from.clone());
+    // A status update is opened like a group message (sender key named
+    // `status@broadcast`).
+    let group = (from.is_group() || from.is_status_broadcast()).then(|| from.clone());
     let Some(author) = (if group.is_some() {
         participant.clone()
     } else {

@@ -519,7 +519,8 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
 }
 
 /// A status update (`to="status@broadcast"`): delivered to every existing device named
-/// in `<participants>`, with its `<to>` children and then the message's own `<enc>`s,
+/// in `<participants>` (or, for a resend answering a retry receipt, to the one device in
+/// `participant`), with its `<to>` children and then the message's own `<enc>`s,
 /// as `<message from="status@broadcast" participant=S:s>`.
 fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) -> Node {
     let t = unix_now().to_string();
@@ -544,6 +545,15 @@ fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) 
                     targets.push((dev, t.children().to_vec()));
                 }
             }
+        } else if let Some(dev) = node
+            .attr_opt::<Jid>("participant")
+            .ok()
+            .flatten()
+            .and_then(|p| resolve_device(&st, &p))
+            .filter(|d| d != sender)
+        {
+            // A resend answering one device's retry receipt names it in `participant`.
+            targets.push((dev, Vec::new()));
         }
         (targets, notify)
     };

@@ -561,6 +561,37 @@ async fn status_broadcast_and_push_name() {
 }
 
 #[tokio::test]
+async fn status_resend_reaches_only_the_named_participant() {
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let b2 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    let (mut cb2, _) = b2.login(&sim).await;
+    let status = Jid::status_broadcast();
+    // An answer to b2's retry receipt: no <participants>, the device in `participant`.
+    let resend = Node::builder("message")
+        .attr("id", "S2")
+        .attr("to", status.clone())
+        .attr("participant", b2.jid.clone())
+        .attr("type", "text")
+        .children([blob(3)])
+        .build();
+    ca1.send(&resend).await;
+    let got = loop {
+        let n = next_tag(&mut cb2, "message").await;
+        if attr(&n, "id").as_deref() == Some("S2") {
+            break n;
+        }
+    };
+    assert_eq!(got.attr::<Jid>("from").unwrap(), status);
+    assert_eq!(got.attr::<Jid>("participant").unwrap(), a1.jid);
+    assert_eq!(got.children().to_vec(), vec![blob(3)]);
+    assert_quiet(&mut cb1, "message").await;
+}
+
+#[tokio::test]
 async fn queues_are_bounded_oldest_dropped() {
     let sim = sim().await;
     let a1 = Dev::link(&sim, ALICE).await;

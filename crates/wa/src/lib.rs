@@ -24,8 +24,8 @@ pub use wa_media::{
     Progress as MediaProgress, Uploaded, downloadable,
 };
 pub use wa_messages::{
-    Contact, LinkPreview, Location, MessageBuilder, MessageContent, Messenger, MessengerConfig,
-    Poll, Quote, generate_message_id,
+    Contact, LinkPreview, Location, MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent,
+    Messenger, MessengerConfig, Poll, Quote, generate_message_id,
 };
 pub use wa_newsletter::{
     MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,

@@ -194,6 +194,36 @@ impl WaSocket {
         Ok(self.messages.send_message(to, content).await?)
     }
 
+    /// Posts `content` as a status update (story) seen by `recipients` (user JIDs) and our
+    /// own other devices; returns the message's key (`status@broadcast`) once the server
+    /// accepted it. See [`Messenger::send_status`].
+    ///
+    /// # Errors
+    /// The messaging layer's errors (an empty list, one beyond
+    /// [`wa_messages::MAX_STATUS_RECIPIENTS`] or naming a non-user is refused).
+    pub async fn send_status(
+        &self,
+        content: MessageContent,
+        recipients: &[Jid],
+    ) -> Result<MessageKey, Error> {
+        Ok(self.messages.send_status(content, recipients).await?)
+    }
+
+    /// Posts an already built message (e.g. prepared media) as a status update seen by
+    /// `recipients`, with a fresh id. See [`Messenger::relay_status`].
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn relay_status(
+        &self,
+        message: Message,
+        recipients: &[Jid],
+    ) -> Result<MessageKey, Error> {
+        let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
+        let id = wa_messages::generate_message_id(unix_now(), Some(&me), &mut rand_core::OsRng);
+        Ok(self.messages.relay_status(message, &id, recipients).await?)
+    }
+
     /// Replies to `message` in its chat with `content`, quoting it.
     ///
     /// # Errors

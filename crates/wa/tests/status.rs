@@ -1,0 +1,94 @@
+//! Status updates through the facade, against wa-sim: the linked account posts a story
+//! that the listed friend's phone opens, and a stranger's phone never sees.
+
+use std::time::Duration;
+
+use wa::prelude::*;
+use wa_sim::{Sim, SimConfig};
+
+const ME: &str = "15550000001";
+const FRIEND: &str = "15550000002";
+const STRANGER: &str = "15550000003";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_reaches_the_listed_friend_only() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    for p in [ME, FRIEND, STRANGER] {
+        sim.add_account(p).await;
+    }
+    let mut config = WaConfig::new(wa::memory_store("me").unwrap());
+    config.socket.ws_url = sim.ws_url();
+    config.socket.noise_root = sim.root_public_key();
+    config.media.https = false;
+    let sock = make_wa_socket(config).unwrap();
+    let mut events = sock.events();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(event) = events.next().await {
+            if let Event::Connection(update) = event {
+                if let Some(qr) = update.qr {
+                    sim.scan_qr(ME, &qr)
+                        .await
+                        .expect("the phone scans the QR code");
+                }
+                if update.state == ConnectionState::Open && sim.linked_devices(ME).len() == 1 {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("linked in time");
+
+    let key = sock
+        .send_status(MessageContent::text("off to the sea"), &[Jid::pn(FRIEND)])
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, Jid::status_broadcast());
+    assert!(key.from_me);
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(m) = sim.phone_inbox(FRIEND).into_iter().find(|m| m.id == key.id) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the friend's phone opens the status");
+    assert_eq!(got.chat, Jid::status_broadcast());
+    assert_eq!(message_text(&got.message), Some("off to the sea"));
+    assert!(sim.phone_inbox(STRANGER).iter().all(|m| m.id != key.id));
+
+    // A prepared medium (here a video) goes out the same way through `relay_status`.
+    let video = sock
+        .media()
+        .prepare_bytes(
+            MediaKind::Video,
+            b"not really a video, but bytes to upload",
+            &MediaOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let key = sock.relay_status(video, &[Jid::pn(FRIEND)]).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(m) = sim.phone_inbox(FRIEND).into_iter().find(|m| m.id == key.id) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the friend's phone opens the video status");
+    assert_eq!(got.chat, Jid::status_broadcast());
+    assert!(got.message.video_message.is_some());
+
+    // An empty audience is refused before anything is sent.
+    let err = sock
+        .send_status(MessageContent::text("nobody"), &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("recipient"), "{err}");
+    sock.close().await;
+}
