@@ -66,6 +66,10 @@ pub struct SimConfig {
     /// Where the media host keeps uploaded blobs (a fresh directory is made inside and
     /// removed when the simulator stops); the system temp directory when `None`.
     pub media_dir: Option<std::path::PathBuf>,
+    /// Most stanzas queued for one companion device (delivered but not acknowledged, or
+    /// waiting for it to log in); at the bound the oldest is dropped and counted in
+    /// [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas). Default 10,000.
+    pub queue_limit: usize,
 }
 
 impl Default for SimConfig {
@@ -80,6 +84,7 @@ impl Default for SimConfig {
             pair_timeout: Duration::from_secs(20),
             phone_platform: "android".to_owned(),
             media_dir: None,
+            queue_limit: crate::route::MAX_QUEUE,
         }
     }
 }

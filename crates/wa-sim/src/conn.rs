@@ -2,6 +2,7 @@
 //! and the node exchange that follows (PROTOCOL.md §1, §4, §5, §11).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +34,98 @@ pub(crate) const EDGE_ROUTING_INFO: &[u8] = &[0x08, 0x08, 0x08, 0x02];
 const CODE_ENTRY_TIME: Duration = Duration::from_secs(180);
 /// How long the server keeps a registration connection open after its last ref expired.
 const QR_GRACE: Duration = Duration::from_secs(1);
+/// Most queued stanzas handed to the writer at a time; the rest follow as it catches up.
+const DELIVERY_WINDOW: usize = 256;
+/// Most frames waiting for the writer: a client that reads nothing while this many pile up
+/// is disconnected.
+const MAX_OUTBOX: usize = 65_536;
+/// How long a closing connection waits for its writer to send what is pending.
+const WRITER_DRAIN: Duration = Duration::from_secs(2);
+
+/// What the connection task hands its writer.
+enum Out {
+    Frame(Vec<u8>),
+    /// A websocket close frame; nothing is written after it.
+    Close,
+}
+
+/// The sending side of a connection. The connection task never waits for the socket: it
+/// queues frames here and a writer task writes them in order, so the server keeps
+/// reading (and settling acks) while a slow client catches up. Queued stanzas are handed
+/// over in windows of [`DELIVERY_WINDOW`], so this queue stays short.
+struct Outbox {
+    tx: mpsc::UnboundedSender<Out>,
+    /// Frames queued and not yet written.
+    pending: Arc<AtomicUsize>,
+    /// Set when a delivery window was full: the writer wakes the connection to hand over
+    /// more once it has written everything.
+    backlog: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    /// Starts the writer task for `writer`.
+    fn start(
+        shared: Arc<Shared>,
+        writer: WsWrite,
+        flush: Arc<Notify>,
+    ) -> (Outbox, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let backlog = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (pending, backlog) = (pending.clone(), backlog.clone());
+            async move {
+                while let Some(out) = rx.recv().await {
+                    match out {
+                        Out::Frame(frame) => {
+                            if let Some(d) = shared.faults().delay_frames {
+                                tokio::time::sleep(d).await;
+                            }
+                            if writer.send(&frame).await.is_err() {
+                                break;
+                            }
+                            // Half the window written: time for the next stanzas.
+                            let left = pending.fetch_sub(1, Ordering::AcqRel) - 1;
+                            if left <= DELIVERY_WINDOW / 2 && backlog.swap(false, Ordering::AcqRel)
+                            {
+                                flush.notify_one();
+                            }
+                        }
+                        Out::Close => {
+                            writer.close().await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        (
+            Outbox {
+                tx,
+                pending,
+                backlog,
+            },
+            task,
+        )
+    }
+
+    fn frame(&self, frame: Vec<u8>) -> Result<(), End> {
+        if self.pending.load(Ordering::Acquire) >= MAX_OUTBOX {
+            return Err(End::Malformed("client stopped reading"));
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(Out::Frame(frame)).map_err(|_| End::ClientGone)
+    }
+
+    fn close(&self) {
+        let _ = self.tx.send(Out::Close);
+    }
+
+    /// How many more queued stanzas fit in the current delivery window.
+    fn room(&self) -> usize {
+        DELIVERY_WINDOW.saturating_sub(self.pending.load(Ordering::Acquire))
+    }
+}
 
 /// Why a connection loop ended (only for tracing).
 #[derive(Debug)]
@@ -85,7 +178,7 @@ struct CodeWait {
 struct Conn {
     shared: Arc<Shared>,
     id: u64,
-    writer: WsWrite,
+    writer: Outbox,
     frames: FrameDecoder,
     inbound: mpsc::Receiver<Bytes>,
     transport: Option<Transport>,
@@ -115,6 +208,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
     let id = shared.next_conn();
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let flush = Arc::new(Notify::new());
+    let (writer, writer_task) = Outbox::start(shared.clone(), writer, flush.clone());
     shared.conns().insert(
         id,
         ConnEntry {
@@ -160,6 +254,17 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
     }
     shared.conns().remove(&id);
     crate::chats::connection_gone(&shared, id, conn.device.as_ref());
+    // What was queued before the end (a stream error, the message a fault delivers just
+    // before closing) still goes out, then the socket closes.
+    drop(conn);
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(WRITER_DRAIN, writer_task)
+        .await
+        .is_err()
+    {
+        // A client that does not read: close the socket under the write.
+        abort.abort();
+    }
     reader_task.abort();
 }
 
@@ -307,7 +412,7 @@ impl Conn {
         let (server_hello, awaiting) = responder
             .read_client_hello(&hello)
             .map_err(|_| End::Malformed("client hello"))?;
-        self.write_raw(&server_hello).await?;
+        self.write_raw(&server_hello)?;
         let finish = self.raw_frame().await?;
         let done = awaiting
             .read_client_finish(&finish)
@@ -317,11 +422,9 @@ impl Conn {
         Ok(done.payload)
     }
 
-    async fn write_raw(&self, data: &[u8]) -> Result<(), End> {
-        if let Some(d) = self.shared.faults().delay_frames {
-            tokio::time::sleep(d).await;
-        }
-        self.writer.send(data).await.map_err(|_| End::ClientGone)
+    /// Queues a frame for the writer (which applies the delay fault).
+    fn write_raw(&self, data: &[u8]) -> Result<(), End> {
+        self.writer.frame(data.to_vec())
     }
 
     async fn send(&mut self, node: &Node) -> Result<(), End> {
@@ -331,13 +434,13 @@ impl Conn {
             .encrypt(&plain)
             .map_err(|_| End::Malformed("frame too large"))?;
         tracing::trace!(id = self.id, %node, "send");
-        self.write_raw(&frame).await
+        self.write_raw(&frame)
     }
 
     /// Sends a last node, then a websocket close.
     async fn close_with(&mut self, node: &Node) -> End {
         let _ = self.send(node).await;
-        self.writer.close().await;
+        self.writer.close();
         End::Closed
     }
 
@@ -531,7 +634,18 @@ impl Conn {
         if newest != Some(self.id) {
             return Ok(());
         }
-        let nodes = self.shared.queues().unsent(&me, self.id);
+        let faults = self.shared.faults();
+        let per_node = if faults.duplicate_delivery { 2 } else { 1 };
+        let room = self.writer.room() / per_node;
+        if room == 0 {
+            self.writer.backlog.store(true, Ordering::Release);
+            return Ok(());
+        }
+        let nodes = self.shared.queues().unsent(&me, self.id, room);
+        if nodes.len() == room {
+            // Maybe more: the writer asks for the next window once this one is out.
+            self.writer.backlog.store(true, Ordering::Release);
+        }
         self.deliver_queued(nodes).await
     }
 
@@ -591,7 +705,7 @@ impl Conn {
                     }
                 }
                 () = sleep => {
-                    self.writer.close().await;
+                    self.writer.close();
                     return End::Closed;
                 }
             }
@@ -900,7 +1014,7 @@ impl Conn {
                 tracing::info!(reason = %why, "pairing rejected");
                 release(&self.shared, &p.phone, p.device);
                 let _ = p.reply.send(Err(Error::PairingRejected(why)));
-                self.writer.close().await;
+                self.writer.close();
                 Err(End::Closed)
             }
         }

@@ -13,9 +13,10 @@ use wa_binary::{Jid, Node, Server};
 use crate::sim::{Shared, unix_now};
 use crate::state::Inner;
 
-/// Most stanzas queued for one device; at the bound the oldest is dropped (and counted
-/// in [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas)).
-pub(crate) const MAX_QUEUE: usize = 1000;
+/// Most stanzas queued for one device unless [`SimConfig::queue_limit`](crate::SimConfig)
+/// says otherwise; at the bound the oldest is dropped (and counted in
+/// [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas)).
+pub(crate) const MAX_QUEUE: usize = 10_000;
 /// Most `<to>` children looked at in one message.
 pub(crate) const MAX_TARGETS: usize = 2048;
 /// How many recent message ids the server remembers the sending device of.
@@ -76,9 +77,10 @@ fn key(device: &Jid) -> DeviceKey {
 }
 
 /// Every device's queue.
-#[derive(Default)]
 pub(crate) struct Queues {
     map: HashMap<DeviceKey, VecDeque<Queued>>,
+    /// Most stanzas per device.
+    pub(crate) limit: usize,
     /// Stanzas dropped because a queue (or the phones' queue) was full.
     pub(crate) dropped: u64,
     /// Which device sent each recent message id (for routing retry receipts), oldest
@@ -108,6 +110,18 @@ fn same_address(queued: &Jid, acked: &Jid) -> bool {
     same_chat(queued, acked) && (acked.device == 0 || queued.device == acked.device)
 }
 
+impl Default for Queues {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            limit: MAX_QUEUE,
+            dropped: 0,
+            senders: HashMap::new(),
+            sender_order: VecDeque::new(),
+        }
+    }
+}
+
 impl Queues {
     fn push(&mut self, device: &Jid, node: Node) {
         let Some(class) = Class::of(&node) else {
@@ -129,20 +143,22 @@ impl Queues {
             sent_on: None,
         };
         let v = self.map.entry(key(device)).or_default();
-        if v.len() >= MAX_QUEUE {
+        if v.len() >= self.limit.max(1) {
             v.pop_front();
             self.dropped += 1;
         }
         v.push_back(q);
     }
 
-    /// Stanzas not yet given to connection `conn`, marked as given.
-    pub(crate) fn unsent(&mut self, device: &Jid, conn: u64) -> Vec<Node> {
+    /// Up to `max` stanzas not yet given to connection `conn`, oldest first, marked as
+    /// given.
+    pub(crate) fn unsent(&mut self, device: &Jid, conn: u64, max: usize) -> Vec<Node> {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return Vec::new();
         };
         v.iter_mut()
             .filter(|q| q.sent_on != Some(conn))
+            .take(max)
             .map(|q| {
                 q.sent_on = Some(conn);
                 q.node.clone()
@@ -746,13 +762,13 @@ mod tests {
             )
         };
         q.push(&device, retry_receipt(&from, "X"));
-        assert_eq!(q.unsent(&device, 1).len(), 1);
+        assert_eq!(q.unsent(&device, 1, usize::MAX).len(), 1);
         // A second receipt with the same id arrives before the first one is acked.
         q.push(&device, retry_receipt(&from, "X"));
         assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 1);
         // The waiting copy is still written, and its own ack settles it.
-        assert_eq!(q.unsent(&device, 1).len(), 1);
+        assert_eq!(q.unsent(&device, 1, usize::MAX).len(), 1);
         assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 0);
     }

@@ -124,11 +124,7 @@ impl Shared {
     }
 
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
-        self.state
-            .held
-            .queues
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.held.queues_lock()
     }
 
     pub(crate) fn history(&self) -> MutexGuard<'_, crate::history::HistoryState> {
@@ -216,6 +212,7 @@ impl Sim {
         let media_dir = config.media_dir.clone().unwrap_or_else(std::env::temp_dir);
         let media = MediaHost::new(addr.to_string(), media_dir)?;
         let (phone_tx, phone_rx) = mpsc::channel(e2e::PHONE_QUEUE);
+        config.state.held.queues_lock().limit = config.queue_limit;
         let shared = Arc::new(Shared {
             media,
             state: config.state.clone(),

@@ -176,6 +176,14 @@ impl Account {
     }
 }
 
+impl Held {
+    pub(crate) fn queues_lock(&self) -> MutexGuard<'_, crate::route::Queues> {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl SimState {
     /// Fresh state: a newly generated root key, no accounts.
     pub fn new() -> Self {

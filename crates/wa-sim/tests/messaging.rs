@@ -593,7 +593,14 @@ async fn status_resend_reaches_only_the_named_participant() {
 
 #[tokio::test]
 async fn queues_are_bounded_oldest_dropped() {
-    let sim = sim().await;
+    let sim = Sim::start(SimConfig {
+        queue_limit: 1000,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.add_account(ALICE).await;
+    sim.add_account(BOB).await;
     let a1 = Dev::link(&sim, ALICE).await;
     let b1 = Dev::link(&sim, BOB).await;
     let (mut ca1, _) = a1.login(&sim).await;
