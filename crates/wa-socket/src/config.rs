@@ -96,7 +96,9 @@ pub struct SocketConfig {
     pub connect_timeout: Duration,
     /// Interval between keep-alive pings.
     pub keep_alive_interval: Duration,
-    /// How long a ping may stay unanswered before the peer is declared dead.
+    /// How long a ping may stay unanswered, or a frame wait to be written, before the
+    /// peer is declared dead (the connection then closes with
+    /// [`DisconnectReason::TimedOut`](crate::DisconnectReason::TimedOut) and reconnects).
     pub keep_alive_timeout: Duration,
     /// Default deadline of [`Socket::query`](crate::Socket::query).
     pub query_timeout: Duration,

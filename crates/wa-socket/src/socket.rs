@@ -67,13 +67,20 @@ struct Inner {
     state: watch::Sender<ConnectionState>,
     stop: watch::Sender<Option<DisconnectReason>>,
     new_login: AtomicBool,
+    /// Serializes pre-key id allocation (batches and single retry keys); never held
+    /// across network I/O.
     pre_key_lock: Mutex<()>,
+    /// One pre-key count check and upload at a time.
+    pre_key_upload: Mutex<()>,
     supervisor: StdMutex<Option<JoinHandle<()>>>,
 }
 
 /// One live connection (one websocket + Noise transport).
 struct Conn {
     send_lock: Mutex<WsWriter>,
+    /// Longest a frame may wait to be written (the send lock included) before the peer
+    /// is declared dead and the connection closed.
+    write_timeout: Duration,
     transport: StdMutex<Transport>,
     pending: PendingQueries,
     close: watch::Sender<Option<DisconnectReason>>,
@@ -102,18 +109,30 @@ impl Conn {
             return Err(Error::NotConnected);
         }
         let plain = wa_binary::encode(node);
-        let ws = self.send_lock.lock().await;
-        let mut out = BytesMut::with_capacity(plain.len() + 19);
-        {
-            let mut t = self
-                .transport
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            t.encrypt_into(&plain, &mut out)?;
+        let write = async {
+            let ws = self.send_lock.lock().await;
+            let mut out = BytesMut::with_capacity(plain.len() + 19);
+            {
+                let mut t = self
+                    .transport
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                t.encrypt_into(&plain, &mut out)?;
+            }
+            // Encryption and sending happen under `send_lock`, so the send order equals
+            // the nonce order.
+            ws.send(&out).await
+        };
+        // A peer that stops reading (or a connection that died without a reset) would
+        // otherwise hold every sender, the keep-alive included, forever.
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(r) => r,
+            Err(_) => {
+                warn!("a frame could not be written in time: peer is dead");
+                self.close(DisconnectReason::TimedOut);
+                Err(Error::Timeout("write"))
+            }
         }
-        // Encryption and sending happen under `send_lock`, so the send order equals the
-        // nonce order.
-        ws.send(&out).await
     }
 
     fn spawn(&self, task: JoinHandle<()>) {
@@ -192,6 +211,7 @@ impl Socket {
             stop,
             new_login: AtomicBool::new(false),
             pre_key_lock: Mutex::new(()),
+            pre_key_upload: Mutex::new(()),
             supervisor: StdMutex::new(None),
         });
         let handle = tokio::spawn(supervise(Arc::downgrade(&inner)));
@@ -741,6 +761,7 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
     let (close, _) = watch::channel(None);
     let conn = Arc::new(Conn {
         send_lock: Mutex::new(writer),
+        write_timeout: cfg.keep_alive_timeout,
         transport: StdMutex::new(transport),
         pending: PendingQueries::new(OsRng.next_u64()),
         close,
@@ -1172,7 +1193,9 @@ async fn pre_key_check(
     conn: &Arc<Conn>,
     count: Option<u64>,
 ) -> Result<(), Error> {
-    let _guard = inner.pre_key_lock.lock().await;
+    // The network round trips happen under `pre_key_upload` only: a retry receipt's
+    // single key (`generate_pre_key`) never waits for an upload.
+    let _running = inner.pre_key_upload.lock().await;
     let timeout = inner.config.query_timeout;
     let count = match count {
         Some(c) => c,
@@ -1194,6 +1217,7 @@ async fn pre_key_check(
         return Ok(());
     }
     let (node, upto) = {
+        let _alloc = inner.pre_key_lock.lock().await;
         let mut guard = inner.creds.lock().await;
         let creds = guard.as_mut().ok_or(Error::NotConnected)?;
         let first = creds.next_pre_key_id <= 1 && creds.first_unuploaded_pre_key_id <= 1;
