@@ -1,8 +1,6 @@
 //! The pure core of 1:1 sessions: X3DH for both sides, the double ratchet, encrypt and
 //! decrypt over a [`SessionRecord`]. No IO; the repository loads and stores around it.
 
-use std::collections::VecDeque;
-
 use rand_core::CryptoRngCore;
 use wa_crypto::{KeyPair, PublicKey, hkdf_sha256_into};
 use zeroize::Zeroize;
@@ -108,7 +106,7 @@ pub(crate) fn initiate(
         receivers: vec![ReceiverChain {
             ratchet_key: bundle.signed_pre_key,
             chain,
-            skipped: VecDeque::new(),
+            skipped: Default::default(),
         }],
         pending: Some(PendingPreKey {
             pre_key_id: bundle.pre_key.map(|(id, _)| id),
@@ -255,7 +253,7 @@ fn ratchet_step(
     state.receivers.push(ReceiverChain {
         ratchet_key: *their_ratchet,
         chain: receiving,
-        skipped: VecDeque::new(),
+        skipped: Default::default(),
     });
     if state.receivers.len() > MAX_RECEIVER_CHAINS {
         state.receivers.remove(0);
@@ -274,8 +272,7 @@ pub(crate) fn message_seed(chain: &mut ReceiverChain, counter: u32) -> Result<Se
             .position(|(i, _)| *i == counter)
             .ok_or(Error::DuplicateMessage { counter })?;
         // `pos` was just found in the deque (invariant), so removal yields the entry.
-        return chain
-            .skipped
+        return std::sync::Arc::make_mut(&mut chain.skipped)
             .remove(pos)
             .map(|(_, seed)| seed)
             .ok_or(Error::DuplicateMessage { counter });
@@ -283,14 +280,15 @@ pub(crate) fn message_seed(chain: &mut ReceiverChain, counter: u32) -> Result<Se
     if counter - current > MAX_SKIPPED_KEYS as u32 {
         return Err(Error::TooFarInFuture { current, counter });
     }
-    while chain.chain.index < counter {
-        if chain.skipped.len() == MAX_SKIPPED_KEYS {
-            chain.skipped.pop_front();
+    if chain.chain.index < counter {
+        let skipped = std::sync::Arc::make_mut(&mut chain.skipped);
+        while chain.chain.index < counter {
+            if skipped.len() == MAX_SKIPPED_KEYS {
+                skipped.pop_front();
+            }
+            skipped.push_back((chain.chain.index, chain.chain.message_seed()));
+            chain.chain.advance();
         }
-        chain
-            .skipped
-            .push_back((chain.chain.index, chain.chain.message_seed()));
-        chain.chain.advance();
     }
     let seed = chain.chain.message_seed();
     chain.chain.advance();

@@ -34,8 +34,10 @@ pub(crate) struct SenderChain {
 pub(crate) struct ReceiverChain {
     pub(crate) ratchet_key: PublicKey,
     pub(crate) chain: ChainKey,
-    /// Seeds of message keys skipped over, oldest first.
-    pub(crate) skipped: VecDeque<(u32, Seed)>,
+    /// Seeds of message keys skipped over, oldest first. Shared until changed
+    /// (`Arc::make_mut`): a decryption is tried on a copy of each session state, and
+    /// copying a state must not copy up to `MAX_SKIPPED_KEYS` seeds per chain.
+    pub(crate) skipped: std::sync::Arc<VecDeque<(u32, Seed)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -148,7 +150,7 @@ impl SessionState {
                 Ok(ReceiverChain {
                     ratchet_key: pk(&r.ratchet_key, "receiver ratchet key")?,
                     chain: ChainKey::new(key32(&r.chain_key, "receiver chain key")?, r.index),
-                    skipped: skipped_from_proto(&r.skipped)?,
+                    skipped: std::sync::Arc::new(skipped_from_proto(&r.skipped)?),
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -204,7 +206,7 @@ impl SessionState {
                 put_bytes(b, 1, r.ratchet_key.as_bytes());
                 put_bytes(b, 2, &r.chain.key);
                 put_u32(b, 3, r.chain.index);
-                for (index, seed) in &r.skipped {
+                for (index, seed) in r.skipped.iter() {
                     put_message(b, 4, |b| {
                         put_u32(b, 1, *index);
                         put_bytes(b, 2, &seed.0);
@@ -314,7 +316,7 @@ fn read_receiver(bytes: &[u8]) -> Result<ReceiverChain, Error> {
     Ok(ReceiverChain {
         ratchet_key: pk(ratchet, "receiver ratchet key")?,
         chain: ChainKey::new(key32(key, "receiver chain key")?, index),
-        skipped,
+        skipped: std::sync::Arc::new(skipped),
     })
 }
 
@@ -513,7 +515,9 @@ mod tests {
                 state.receivers.push(ReceiverChain {
                     ratchet_key: KeyPair::generate(&mut rng).public,
                     chain: ChainKey::new([c as u8; 32], c * 200),
-                    skipped: (0..c * 50).map(|k| (k, Seed([k as u8; 32]))).collect(),
+                    skipped: std::sync::Arc::new(
+                        (0..c * 50).map(|k| (k, Seed([k as u8; 32]))).collect(),
+                    ),
                 });
             }
             record.promote_state(state);
