@@ -19,8 +19,36 @@ pub(crate) const SENT_SCOPE: &str = "";
 
 /// One encryption target: a device and whether it gets the own-device wrapper.
 pub(crate) struct Target {
+    /// The device as the stanza names it (`<to jid>`, key fetches).
     pub(crate) device: Jid,
     pub(crate) own: bool,
+    /// The JID whose Signal address holds the session (the LID device once the user's
+    /// LID is known); set by [`resolve_sessions`].
+    pub(crate) session: Jid,
+}
+
+impl Target {
+    pub(crate) fn new(device: Jid, own: bool) -> Self {
+        Self {
+            session: device.clone(),
+            device,
+            own,
+        }
+    }
+}
+
+/// Sets each target's session address (moving PN sessions to LID addresses where a
+/// mapping is known), under the crypto lock.
+pub(crate) async fn resolve_sessions(
+    inner: &Inner,
+    me: &Me,
+    targets: &mut [Target],
+) -> Result<(), Error> {
+    let guard = inner.crypto.lock().await;
+    for t in targets.iter_mut() {
+        t.session = inner.session_jid(&guard, me, &t.device).await?;
+    }
+    Ok(())
 }
 
 impl Messenger {
@@ -96,21 +124,16 @@ impl Messenger {
             if d.same_user(&me.pn) && d.device == me.pn.device {
                 continue;
             }
-            targets.push(Target {
-                device: d.clone(),
-                own: false,
-            });
+            targets.push(Target::new(d.clone(), false));
         }
         if !to_self {
             for d in devices.get(&me_user).into_iter().flatten() {
                 if d.device != me.pn.device {
-                    targets.push(Target {
-                        device: d.clone(),
-                        own: true,
-                    });
+                    targets.push(Target::new(d.clone(), true));
                 }
             }
         }
+        resolve_sessions(inner, &me, &mut targets).await?;
         let fetched = fetch_missing(inner, &creds, &targets).await?;
         let now = unix_now();
         let key = MessageKey::new(chat.clone(), true, id);
@@ -153,7 +176,8 @@ impl Messenger {
     }
 }
 
-/// Fetches pre-key bundles for targets without a session (outside the crypto lock).
+/// Fetches pre-key bundles for targets without a session (outside the crypto lock);
+/// each bundle is returned with the target's session JID (see [`resolve_sessions`]).
 pub(crate) async fn fetch_missing(
     inner: &Inner,
     creds: &AuthCreds,
@@ -162,7 +186,7 @@ pub(crate) async fn fetch_missing(
     let repo = inner.staged_repo(creds);
     let mut missing = Vec::new();
     for t in targets {
-        if !repo.has_session(&t.device).await? {
+        if !repo.has_session(&t.session).await? {
             missing.push(t.device.clone());
         }
     }
@@ -170,10 +194,18 @@ pub(crate) async fn fetch_missing(
         return Ok(Vec::new());
     }
     debug!("fetching pre-key bundles for {} devices", missing.len());
-    inner.fetch_bundles(&missing).await
+    let fetched = inner.fetch_bundles(&missing).await?;
+    Ok(fetched
+        .into_iter()
+        .filter_map(|(device, bundle)| {
+            let t = targets.iter().find(|t| t.device == device)?;
+            Some((t.session.clone(), bundle))
+        })
+        .collect())
 }
 
-/// Starts sessions from fetched bundles, unless another send started one meanwhile.
+/// Starts sessions from fetched bundles (keyed by session JID), unless another send
+/// started one meanwhile.
 pub(crate) async fn inject_fetched(repo: &Repo, fetched: &[(Jid, wa_signal::PreKeyBundle)]) {
     for (device, bundle) in fetched {
         match repo.has_session(device).await {
@@ -208,7 +240,7 @@ pub(crate) async fn encrypt_for(
     let mut any_pkmsg = false;
     for t in targets {
         let pt = if t.own { &own_plain } else { &plain };
-        match repo.encrypt_message(&t.device, pt).await {
+        match repo.encrypt_message(&t.session, pt).await {
             Ok(enc) => {
                 any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
                 nodes.push(
