@@ -101,14 +101,18 @@ pub(crate) async fn relay_group(
         .filter(|d| !have.contains(&d.to_string()))
         .map(|d| Target::new(d.clone(), false))
         .collect();
-    resolve_sessions(inner, &me, &mut targets).await?;
+    {
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+    }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
     let (participants, any_pkmsg, skmsg) = {
-        let _guard = inner.crypto.lock().await;
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
-        inject_fetched(&repo, &fetched).await;
+        inject_fetched(&repo, &targets, &fetched).await;
         if rotate {
             repo.rotate_sender_key(&group_s, &me.pn).await?;
         }

@@ -158,7 +158,9 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         }
     };
     let enc = {
-        let _guard = inner.crypto.lock().await;
+        let guard = inner.crypto.lock().await;
+        // Again under this lock: a mapping learned since moved the session.
+        let session = inner.session_jid(&guard, &me, &device).await?;
         let repo = inner.staged_repo(&creds);
         if let Some(b) = &bundle {
             inject_session(&repo, &session, b).await?;

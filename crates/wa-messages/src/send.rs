@@ -38,15 +38,16 @@ impl Target {
 }
 
 /// Sets each target's session address (moving PN sessions to LID addresses where a
-/// mapping is known), under the crypto lock.
+/// mapping is known). Needs the crypto lock; called once before the bundle fetch and
+/// again, under the lock that encrypts, as a mapping may be learned in between.
 pub(crate) async fn resolve_sessions(
     inner: &Inner,
+    crypto: &tokio::sync::MutexGuard<'_, ()>,
     me: &Me,
     targets: &mut [Target],
 ) -> Result<(), Error> {
-    let guard = inner.crypto.lock().await;
     for t in targets.iter_mut() {
-        t.session = inner.session_jid(&guard, me, &t.device).await?;
+        t.session = inner.session_jid(crypto, me, &t.device).await?;
     }
     Ok(())
 }
@@ -133,7 +134,10 @@ impl Messenger {
                 }
             }
         }
-        resolve_sessions(inner, &me, &mut targets).await?;
+        {
+            let guard = inner.crypto.lock().await;
+            resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        }
         let fetched = fetch_missing(inner, &creds, &targets).await?;
         let now = unix_now();
         let key = MessageKey::new(chat.clone(), true, id);
@@ -145,9 +149,10 @@ impl Messenger {
             now as i64,
         );
         let (participants, any_pkmsg) = {
-            let _guard = inner.crypto.lock().await;
+            let guard = inner.crypto.lock().await;
+            resolve_sessions(inner, &guard, &me, &mut targets).await?;
             let repo = inner.staged_repo(&creds);
-            inject_fetched(&repo, &fetched).await;
+            inject_fetched(&repo, &targets, &fetched).await;
             let out = encrypt_for(&repo, &targets, &chat, &message).await?;
             repo.store().commit(extra).await?;
             out
@@ -176,8 +181,8 @@ impl Messenger {
     }
 }
 
-/// Fetches pre-key bundles for targets without a session (outside the crypto lock);
-/// each bundle is returned with the target's session JID (see [`resolve_sessions`]).
+/// Fetches pre-key bundles for targets without a session (outside the crypto lock),
+/// keyed by the devices as the targets name them.
 pub(crate) async fn fetch_missing(
     inner: &Inner,
     creds: &AuthCreds,
@@ -194,20 +199,21 @@ pub(crate) async fn fetch_missing(
         return Ok(Vec::new());
     }
     debug!("fetching pre-key bundles for {} devices", missing.len());
-    let fetched = inner.fetch_bundles(&missing).await?;
-    Ok(fetched
-        .into_iter()
-        .filter_map(|(device, bundle)| {
-            let t = targets.iter().find(|t| t.device == device)?;
-            Some((t.session.clone(), bundle))
-        })
-        .collect())
+    inner.fetch_bundles(&missing).await
 }
 
-/// Starts sessions from fetched bundles (keyed by session JID), unless another send
-/// started one meanwhile.
-pub(crate) async fn inject_fetched(repo: &Repo, fetched: &[(Jid, wa_signal::PreKeyBundle)]) {
-    for (device, bundle) in fetched {
+/// Starts sessions from fetched bundles, under the targets' session addresses, unless
+/// another send started one meanwhile.
+pub(crate) async fn inject_fetched(
+    repo: &Repo,
+    targets: &[Target],
+    fetched: &[(Jid, wa_signal::PreKeyBundle)],
+) {
+    for (wire, bundle) in fetched {
+        let Some(device) = targets.iter().find(|t| t.device == *wire).map(|t| &t.session)
+        else {
+            continue;
+        };
         match repo.has_session(device).await {
             Ok(true) => continue,
             Ok(false) => {}
