@@ -278,10 +278,7 @@ mod tests {
     use wa_store::{AccountId, MemoryBackend};
 
     fn store() -> AccountStore {
-        AccountStore::new(
-            Arc::new(MemoryBackend::new()),
-            AccountId::new("t").unwrap(),
-        )
+        AccountStore::new(Arc::new(MemoryBackend::new()), AccountId::new("t").unwrap())
     }
 
     async fn migrate(store: &AccountStore, pn: &str, lid: &str) -> usize {
@@ -371,7 +368,10 @@ mod tests {
     #[test]
     fn lid_device_keeps_the_device_and_hosted_domain() {
         let pn = Jid::with_device("1555", Server::Pn, 4);
-        assert_eq!(lid_device(&pn, "42"), Jid::with_device("42", Server::Lid, 4));
+        assert_eq!(
+            lid_device(&pn, "42"),
+            Jid::with_device("42", Server::Lid, 4)
+        );
         let hosted = Jid::with_device("1555", Server::Hosted, 99);
         let l = lid_device(&hosted, "42");
         assert_eq!(l.server, Server::HostedLid);

@@ -210,7 +210,10 @@ pub(crate) async fn inject_fetched(
     fetched: &[(Jid, wa_signal::PreKeyBundle)],
 ) {
     for (wire, bundle) in fetched {
-        let Some(device) = targets.iter().find(|t| t.device == *wire).map(|t| &t.session)
+        let Some(device) = targets
+            .iter()
+            .find(|t| t.device == *wire)
+            .map(|t| &t.session)
         else {
             continue;
         };
