@@ -150,6 +150,67 @@ pub(crate) async fn stage_migration(
     Ok(moved)
 }
 
+/// Most mappings taken from one `LID_MIGRATION_MAPPING_SYNC` message.
+pub(crate) const MAX_SYNCED_MAPPINGS: usize = 50_000;
+
+/// `LIDMigrationMappingSyncPayload` (the bytes inside `LIDMigrationMappingSyncMessage`;
+/// not among the generated messages).
+#[derive(Clone, PartialEq, prost::Message)]
+struct MappingSyncPayload {
+    #[prost(message, repeated, tag = "1")]
+    pn_to_lid_mappings: Vec<MigrationMapping>,
+}
+
+/// `LIDMigrationMapping`: a phone number and its LID user numbers.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MigrationMapping {
+    #[prost(uint64, tag = "1")]
+    pn: u64,
+    #[prost(uint64, tag = "2")]
+    assigned_lid: u64,
+    #[prost(uint64, optional, tag = "3")]
+    latest_lid: Option<u64>,
+}
+
+/// Adds the mappings of a `LID_MIGRATION_MAPPING_SYNC` protocol message (sent by our
+/// phone) to `batch`, the latest LID of each phone number preferred over the assigned
+/// one; returns how many. Zero when the message is not one, or its payload does not
+/// decode. Sessions move at their next use (see [`Inner::session_jid`]).
+pub(crate) fn stage_mapping_sync(message: &wa_proto::e2e::Message, batch: &mut Batch) -> usize {
+    use prost::Message as _;
+    use wa_proto::e2e::protocol_message::Type;
+    let Some(pm) = message.protocol_message.as_deref() else {
+        return 0;
+    };
+    if pm.r#type != Some(Type::LidMigrationMappingSync as i32) {
+        return 0;
+    }
+    let Some(bytes) = pm
+        .lid_migration_mapping_sync_message
+        .as_ref()
+        .and_then(|m| m.encoded_mapping_payload.as_deref())
+    else {
+        return 0;
+    };
+    let payload = match MappingSyncPayload::decode(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!("undecodable LID mapping sync payload: {e}");
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for m in payload.pn_to_lid_mappings.iter().take(MAX_SYNCED_MAPPINGS) {
+        let lid = m.latest_lid.filter(|l| *l != 0).unwrap_or(m.assigned_lid);
+        if m.pn == 0 || lid == 0 {
+            continue;
+        }
+        batch.put_lid_mapping(&m.pn.to_string(), &lid.to_string());
+        n += 1;
+    }
+    n
+}
+
 impl Inner {
     /// The LID user of PN user `pn`: our own from the credentials, else a cached or
     /// stored mapping.
@@ -363,6 +424,66 @@ mod tests {
             s.get_identity("42_1", 2).await.unwrap().as_deref(),
             Some(&b"new id"[..])
         );
+    }
+
+    fn mapping_sync(payload: Vec<u8>) -> wa_proto::e2e::Message {
+        use wa_proto::e2e::{LidMigrationMappingSyncMessage, ProtocolMessage, protocol_message};
+        wa_proto::e2e::Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::LidMigrationMappingSync as i32),
+                lid_migration_mapping_sync_message: Some(LidMigrationMappingSyncMessage {
+                    encoded_mapping_payload: Some(payload),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn mapping_sync_messages_store_the_latest_lid() {
+        use prost::Message as _;
+        let payload = MappingSyncPayload {
+            pn_to_lid_mappings: vec![
+                MigrationMapping {
+                    pn: 1555,
+                    assigned_lid: 40,
+                    latest_lid: Some(42),
+                },
+                MigrationMapping {
+                    pn: 1666,
+                    assigned_lid: 43,
+                    latest_lid: None,
+                },
+                // Unusable entries are skipped.
+                MigrationMapping {
+                    pn: 0,
+                    assigned_lid: 44,
+                    latest_lid: None,
+                },
+            ],
+        }
+        .encode_to_vec();
+        let s = store();
+        let mut b = Batch::new();
+        assert_eq!(stage_mapping_sync(&mapping_sync(payload), &mut b), 2);
+        s.commit(b).await.unwrap();
+        assert_eq!(s.lid_for_pn("1555").await.unwrap().as_deref(), Some("42"));
+        assert_eq!(s.pn_for_lid("43").await.unwrap().as_deref(), Some("1666"));
+        assert_eq!(s.pn_for_lid("44").await.unwrap(), None);
+
+        // Not a mapping sync, or garbage inside: nothing.
+        let mut b = Batch::new();
+        assert_eq!(
+            stage_mapping_sync(&mapping_sync(vec![0x0a, 0xff, 0xff]), &mut b),
+            0
+        );
+        assert_eq!(
+            stage_mapping_sync(&wa_proto::e2e::Message::default(), &mut b),
+            0
+        );
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -262,6 +262,15 @@ async fn decrypt_and_commit(
     {
         crate::history::persist(&mut extra, &info.id, n, now as i64);
     }
+    // LID mappings synced by our phone, likewise only from our own devices.
+    if info.from_me
+        && let Some(m) = content.as_deref()
+    {
+        let n = crate::lid::stage_mapping_sync(m, &mut extra);
+        if n > 0 {
+            debug!("{n} LID mappings synced by our phone");
+        }
+    }
     // App-state sync keys are only taken from our own devices.
     let shared_keys = match (&content, info.from_me) {
         (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
