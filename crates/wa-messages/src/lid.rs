@@ -212,11 +212,13 @@ pub(crate) fn stage_mapping_sync(message: &wa_proto::e2e::Message, batch: &mut B
 }
 
 impl Inner {
-    /// The LID user of PN user `pn`: our own from the credentials, else a cached or
-    /// stored mapping.
+    /// The LID user of PN user `pn`: ours from the credentials when they name it, else a
+    /// cached or stored mapping.
     async fn lid_of(&self, me: &Me, pn: &Jid) -> Result<Option<String>, Error> {
-        if pn.user == me.pn.user {
-            return Ok(me.lid.as_ref().map(|l| l.user.to_string()));
+        if pn.user == me.pn.user
+            && let Some(l) = &me.lid
+        {
+            return Ok(Some(l.user.to_string()));
         }
         let user = pn.user.to_string();
         if let Some(lid) = self.lid.lids.get(&user).await {
