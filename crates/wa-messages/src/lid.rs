@@ -310,7 +310,8 @@ impl Inner {
         pn: &Jid,
         lid: &Jid,
     ) -> Result<(), Error> {
-        if !pn.is_pn_user() || !lid.is_lid() {
+        // Our own LID comes from the credentials when they name it.
+        if !pn.is_pn_user() || !lid.is_lid() || (pn.user == me.pn.user && me.lid.is_some()) {
             return Ok(());
         }
         let known = self.lid_of(me, pn).await?;
