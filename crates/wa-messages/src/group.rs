@@ -13,8 +13,8 @@ use wa_types::MessageKey;
 
 use crate::messenger::{Inner, unix_now};
 use crate::send::{
-    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, send_and_wait,
-    sent_record,
+    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
+    send_and_wait, sent_record,
 };
 use crate::{Error, encode_plaintext, stanza};
 
@@ -96,21 +96,23 @@ pub(crate) async fn relay_group(
     if rotate {
         have.clear();
     }
-    let targets: Vec<Target> = all
+    let mut targets: Vec<Target> = all
         .iter()
         .filter(|d| !have.contains(&d.to_string()))
-        .map(|d| Target {
-            device: d.clone(),
-            own: false,
-        })
+        .map(|d| Target::new(d.clone(), false))
         .collect();
+    {
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+    }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
     let (participants, any_pkmsg, skmsg) = {
-        let _guard = inner.crypto.lock().await;
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
-        inject_fetched(&repo, &fetched).await;
+        inject_fetched(&repo, &targets, &fetched).await;
         if rotate {
             repo.rotate_sender_key(&group_s, &me.pn).await?;
         }

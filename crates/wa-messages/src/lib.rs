@@ -7,6 +7,7 @@ mod group;
 mod history;
 mod id;
 mod keyshare;
+mod lid;
 mod messenger;
 mod poll;
 mod receipt;

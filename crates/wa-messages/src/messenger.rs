@@ -149,6 +149,8 @@ pub(crate) struct Inner {
     offline: StdMutex<OfflineBuffer>,
     /// Users whose LID was already asked for (bounded; cleared when full).
     lid_asked: StdMutex<std::collections::HashSet<String>>,
+    /// Cached LID mappings and users whose sessions moved to LID addresses.
+    pub(crate) lid: crate::lid::LidState,
     pub(crate) resend_slots: Arc<Semaphore>,
 }
 
@@ -212,6 +214,7 @@ impl Messenger {
             retries: StdMutex::new(RetryTable::default()),
             offline: StdMutex::new(OfflineBuffer::default()),
             lid_asked: StdMutex::new(std::collections::HashSet::new()),
+            lid: crate::lid::LidState::default(),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
@@ -598,10 +601,11 @@ impl Inner {
         }
         match self.usync.lid_for(std::slice::from_ref(user)).await {
             Ok(map) => {
-                if let Some(lid) = map.get(&user.to_non_ad()).filter(|l| l.is_lid())
-                    && let Err(e) = store.put_lid_mapping(&user.user, &lid.user).await
-                {
-                    debug!("could not store the LID of {user}: {e}");
+                if let Some(lid) = map.get(&user.to_non_ad()).filter(|l| l.is_lid()) {
+                    match store.put_lid_mapping(&user.user, &lid.user).await {
+                        Ok(()) => self.lid.remember(&user.user, &lid.user).await,
+                        Err(e) => debug!("could not store the LID of {user}: {e}"),
+                    }
                 }
             }
             Err(e) => debug!("LID lookup for {user} failed: {e}"),

@@ -136,11 +136,15 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
     let own = me.is_me_user(&device);
+    let session = {
+        let guard = inner.crypto.lock().await;
+        inner.session_jid(&guard, &me, &device).await?
+    };
 
     let bundle: Option<PreKeyBundle> = match stanza::retry_bundle_node(node, &device) {
         Some(user) => Some(PreKeyBundle::from_user_node(&user)?.1),
         None => {
-            let has = inner.staged_repo(&creds).has_session(&device).await?;
+            let has = inner.staged_repo(&creds).has_session(&session).await?;
             if has && count < 2 {
                 None
             } else {
@@ -154,10 +158,12 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         }
     };
     let enc = {
-        let _guard = inner.crypto.lock().await;
+        let guard = inner.crypto.lock().await;
+        // Again under this lock: a mapping learned since moved the session.
+        let session = inner.session_jid(&guard, &me, &device).await?;
         let repo = inner.staged_repo(&creds);
         if let Some(b) = &bundle {
-            inject_session(&repo, &device, b).await?;
+            inject_session(&repo, &session, b).await?;
         }
         // Status updates are sent like group messages: the retry carries our sender key
         // and goes to own devices unwrapped.
@@ -178,7 +184,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
             message.clone()
         };
         let padded = crate::encode_plaintext(&plain, &mut rand_core::OsRng);
-        let enc = repo.encrypt_message(&device, &padded).await?;
+        let enc = repo.encrypt_message(&session, &padded).await?;
         repo.store().commit(wa_store::Batch::new()).await?;
         enc
     };

@@ -109,7 +109,10 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
             .await
         {
             Ok(true) => Outcome::Duplicate,
-            Ok(false) => decrypt_and_commit(inner, &creds, &info, &encs).await,
+            Ok(false) => match sender_session(inner, &_guard, &me, &info).await {
+                Ok(session) => decrypt_and_commit(inner, &creds, &info, &session, &encs).await,
+                Err(e) => Outcome::Failed(e),
+            },
             Err(e) => Outcome::Failed(e.into()),
         }
     };
@@ -165,12 +168,35 @@ enum Outcome {
     Failed(Error),
 }
 
-/// Decrypts every `<enc>` with a staged store, then commits the state changes together
-/// with the processed marker. Called under the crypto lock.
+/// The JID whose Signal address holds the session with the sender: a mapping the stanza
+/// states is adopted first (stored, and the sender's PN sessions moved to the LID
+/// addresses), then the LID device is used whenever the sender's LID is known. Called
+/// under the crypto lock.
+async fn sender_session(
+    inner: &Inner,
+    crypto: &tokio::sync::MutexGuard<'_, ()>,
+    me: &Me,
+    info: &Incoming,
+) -> Result<Jid, Error> {
+    if let Some(alt) = &info.sender_alt {
+        let (pn, lid) = if info.sender.is_lid() {
+            (alt, &info.sender)
+        } else {
+            (&info.sender, alt)
+        };
+        inner.adopt_mapping(crypto, me, pn, lid).await?;
+    }
+    inner.session_jid(crypto, me, &info.sender).await
+}
+
+/// Decrypts every `<enc>` with a staged store (pairwise ones under the `session` JID's
+/// address), then commits the state changes together with the processed marker. Called
+/// under the crypto lock.
 async fn decrypt_and_commit(
     inner: &Inner,
     creds: &AuthCreds,
     info: &Incoming,
+    session: &Jid,
     encs: &[(CiphertextType, &[u8])],
 ) -> Outcome {
     let repo = inner.staged_repo(creds);
@@ -183,7 +209,7 @@ async fn decrypt_and_commit(
                 repo.decrypt_group_message(&chat_s, &info.sender, bytes)
                     .await
             }
-            _ => decrypt_pairwise(&repo, &info.sender, *kind, bytes).await,
+            _ => decrypt_pairwise(&repo, session, *kind, bytes).await,
         };
         let padded = match padded {
             Ok(p) => p,
@@ -236,21 +262,20 @@ async fn decrypt_and_commit(
     {
         crate::history::persist(&mut extra, &info.id, n, now as i64);
     }
+    // LID mappings synced by our phone, likewise only from our own devices.
+    if info.from_me
+        && let Some(m) = content.as_deref()
+    {
+        let n = crate::lid::stage_mapping_sync(m, &mut extra);
+        if n > 0 {
+            debug!("{n} LID mappings synced by our phone");
+        }
+    }
     // App-state sync keys are only taken from our own devices.
     let shared_keys = match (&content, info.from_me) {
         (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
         _ => Vec::new(),
     };
-    if let Some(alt) = &info.sender_alt {
-        let (pn, lid) = if info.sender.is_lid() {
-            (alt, &info.sender)
-        } else {
-            (&info.sender, alt)
-        };
-        if pn.is_pn_user() && lid.is_lid() {
-            extra.put_lid_mapping(&pn.user, &lid.user);
-        }
-    }
     match repo.store().commit(extra).await {
         Ok(()) => {
             if !shared_keys.is_empty() {

@@ -19,8 +19,37 @@ pub(crate) const SENT_SCOPE: &str = "";
 
 /// One encryption target: a device and whether it gets the own-device wrapper.
 pub(crate) struct Target {
+    /// The device as the stanza names it (`<to jid>`, key fetches).
     pub(crate) device: Jid,
     pub(crate) own: bool,
+    /// The JID whose Signal address holds the session (the LID device once the user's
+    /// LID is known); set by [`resolve_sessions`].
+    pub(crate) session: Jid,
+}
+
+impl Target {
+    pub(crate) fn new(device: Jid, own: bool) -> Self {
+        Self {
+            session: device.clone(),
+            device,
+            own,
+        }
+    }
+}
+
+/// Sets each target's session address (moving PN sessions to LID addresses where a
+/// mapping is known). Needs the crypto lock; called once before the bundle fetch and
+/// again, under the lock that encrypts, as a mapping may be learned in between.
+pub(crate) async fn resolve_sessions(
+    inner: &Inner,
+    crypto: &tokio::sync::MutexGuard<'_, ()>,
+    me: &Me,
+    targets: &mut [Target],
+) -> Result<(), Error> {
+    for t in targets.iter_mut() {
+        t.session = inner.session_jid(crypto, me, &t.device).await?;
+    }
+    Ok(())
 }
 
 impl Messenger {
@@ -101,20 +130,18 @@ impl Messenger {
             if d.same_user(&me.pn) && d.device == me.pn.device {
                 continue;
             }
-            targets.push(Target {
-                device: d.clone(),
-                own: false,
-            });
+            targets.push(Target::new(d.clone(), false));
         }
         if !to_self {
             for d in devices.get(&me_user).into_iter().flatten() {
                 if d.device != me.pn.device {
-                    targets.push(Target {
-                        device: d.clone(),
-                        own: true,
-                    });
+                    targets.push(Target::new(d.clone(), true));
                 }
             }
+        }
+        {
+            let guard = inner.crypto.lock().await;
+            resolve_sessions(inner, &guard, &me, &mut targets).await?;
         }
         let fetched = fetch_missing(inner, &creds, &targets).await?;
         let now = unix_now();
@@ -127,9 +154,10 @@ impl Messenger {
             now as i64,
         );
         let (participants, any_pkmsg) = {
-            let _guard = inner.crypto.lock().await;
+            let guard = inner.crypto.lock().await;
+            resolve_sessions(inner, &guard, &me, &mut targets).await?;
             let repo = inner.staged_repo(&creds);
-            inject_fetched(&repo, &fetched).await;
+            inject_fetched(&repo, &targets, &fetched).await;
             let out = encrypt_for(&repo, &targets, &chat, &message).await?;
             repo.store().commit(extra).await?;
             out
@@ -158,7 +186,8 @@ impl Messenger {
     }
 }
 
-/// Fetches pre-key bundles for targets without a session (outside the crypto lock).
+/// Fetches pre-key bundles for targets without a session (outside the crypto lock),
+/// keyed by the devices as the targets name them.
 pub(crate) async fn fetch_missing(
     inner: &Inner,
     creds: &AuthCreds,
@@ -167,7 +196,7 @@ pub(crate) async fn fetch_missing(
     let repo = inner.staged_repo(creds);
     let mut missing = Vec::new();
     for t in targets {
-        if !repo.has_session(&t.device).await? {
+        if !repo.has_session(&t.session).await? {
             missing.push(t.device.clone());
         }
     }
@@ -178,9 +207,21 @@ pub(crate) async fn fetch_missing(
     inner.fetch_bundles(&missing).await
 }
 
-/// Starts sessions from fetched bundles, unless another send started one meanwhile.
-pub(crate) async fn inject_fetched(repo: &Repo, fetched: &[(Jid, wa_signal::PreKeyBundle)]) {
-    for (device, bundle) in fetched {
+/// Starts sessions from fetched bundles, under the targets' session addresses, unless
+/// another send started one meanwhile.
+pub(crate) async fn inject_fetched(
+    repo: &Repo,
+    targets: &[Target],
+    fetched: &[(Jid, wa_signal::PreKeyBundle)],
+) {
+    for (wire, bundle) in fetched {
+        let Some(device) = targets
+            .iter()
+            .find(|t| t.device == *wire)
+            .map(|t| &t.session)
+        else {
+            continue;
+        };
         match repo.has_session(device).await {
             Ok(true) => continue,
             Ok(false) => {}
@@ -213,7 +254,7 @@ pub(crate) async fn encrypt_for(
     let mut any_pkmsg = false;
     for t in targets {
         let pt = if t.own { &own_plain } else { &plain };
-        match repo.encrypt_message(&t.device, pt).await {
+        match repo.encrypt_message(&t.session, pt).await {
             Ok(enc) => {
                 any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
                 nodes.push(

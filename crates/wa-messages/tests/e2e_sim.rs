@@ -642,8 +642,17 @@ async fn deleted_session_is_healed_by_retry_receipts() {
         .unwrap();
     next_upsert(&mut a1.events, |m| m.key.id == back.id).await;
 
-    // b1 loses its session with a1.
-    let (name, dev) = (a1.jid.user.to_string(), u32::from(a1.jid.device));
+    // b1 learned A's LID when it answered, so its session with a1 lives under a1's LID
+    // address (and none under the phone-number one). b1 loses that session.
+    let a_lid = b1
+        .store
+        .lid_for_pn(A)
+        .await
+        .unwrap()
+        .expect("A's LID is known");
+    let dev = u32::from(a1.jid.device);
+    assert!(b1.store.get_session(A, dev).await.unwrap().is_none());
+    let name = format!("{a_lid}_1");
     b1.store.delete_session(&name, dev).await.unwrap();
     assert!(b1.store.get_session(&name, dev).await.unwrap().is_none());
 

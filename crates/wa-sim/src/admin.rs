@@ -18,7 +18,8 @@
 //! (503), aimed at `phone:device`, every device of `phone`, or every connection; the
 //! switches `ignore_pings`, `answer_pings`, `refuse_logins` (with `reason`, default 401),
 //! `accept_logins`, `delay` (`ms`, 0 turns it off); and `drop_after_deliver` (`phone` and
-//! `device`), `duplicate` / `no_duplicate`, `reorder_offline` / `in_order`.
+//! `device`), `duplicate` / `no_duplicate`, `reorder_offline` / `in_order`, and how 1:1
+//! senders are named: `sender_pn` (default), `sender_pn_lid`, `sender_lid`.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use wa_binary::{Jid, Server};
 
-use crate::fault::{Fault, StreamErrorKind, Target};
+use crate::fault::{Fault, SenderAddressing, StreamErrorKind, Target};
 use crate::sim::{self, Shared};
 
 #[derive(Deserialize)]
@@ -99,6 +100,9 @@ fn fault(req: &Req) -> Result<Fault, String> {
         "no_duplicate" => Ok(Fault::DuplicateDelivery(false)),
         "reorder_offline" => Ok(Fault::ReorderOffline(true)),
         "in_order" => Ok(Fault::ReorderOffline(false)),
+        "sender_pn" => Ok(Fault::SenderAddressing(SenderAddressing::Pn)),
+        "sender_pn_lid" => Ok(Fault::SenderAddressing(SenderAddressing::PnWithLid)),
+        "sender_lid" => Ok(Fault::SenderAddressing(SenderAddressing::Lid)),
         other => Err(format!("unknown fault kind {other:?}")),
     }
 }

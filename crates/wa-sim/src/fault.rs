@@ -54,6 +54,23 @@ pub enum Fault {
     DuplicateDelivery(bool),
     /// Deliver the offline queue at login newest first (`true`), or in order (`false`).
     ReorderOffline(bool),
+    /// How 1:1 messages delivered to companions name their sender (sticky).
+    SenderAddressing(SenderAddressing),
+}
+
+/// How the simulated server names the sender of a 1:1 message delivered to a companion
+/// (phones always get phone-number addressing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SenderAddressing {
+    /// `from` is the sender's phone-number device, with no other address (the default).
+    #[default]
+    Pn,
+    /// `from` is the phone-number device and `sender_lid` its LID device.
+    PnWithLid,
+    /// `from` is the sender's LID device and `sender_pn` its phone-number device, as for
+    /// chats the server has moved to LIDs.
+    Lid,
 }
 
 /// The sticky fault switches currently set.
@@ -72,4 +89,6 @@ pub struct FaultState {
     pub duplicate_delivery: bool,
     /// The offline queue is delivered newest first.
     pub reorder_offline: bool,
+    /// How 1:1 messages to companions name their sender.
+    pub sender_addressing: SenderAddressing,
 }

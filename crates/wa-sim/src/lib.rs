@@ -30,7 +30,7 @@ pub use call::CallNotice;
 pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;
 pub use error::Error;
-pub use fault::{Fault, FaultState, StreamErrorKind, Target};
+pub use fault::{Fault, FaultState, SenderAddressing, StreamErrorKind, Target};
 pub use sim::Sim;
 pub use state::{AccountInfo, LinkedDevice, SimState};
 

@@ -475,9 +475,15 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     let edit = short_attr(node, "edit");
     let identity = node.child("device-identity").cloned();
     // (target device, children) pairs, resolved under the state lock.
-    let (to_user, targets, notify) = {
+    let addressing = shared.faults().sender_addressing;
+    let (to_user, targets, notify, sender_lid) = {
         let st = shared.state.lock();
         let notify = push_name(&st, sender);
+        let sender_lid = st
+            .accounts
+            .get(sender.user.as_str())
+            .filter(|_| addressing != crate::fault::SenderAddressing::Pn)
+            .map(|a| Jid::with_device(a.lid_user.clone(), Server::Lid, sender.device));
         let Some(to_user) = resolve_user(&st, &to) else {
             return server_ack("message", &id, Some(to), Some(404));
         };
@@ -511,14 +517,17 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
                 }
             }
         }
-        (to_user, targets, notify)
+        (to_user, targets, notify, sender_lid)
     };
     shared.queues().sent(&id, sender);
     for (dev, mut children) in targets {
         let own = dev.user == sender.user && to_user.user != sender.user;
         children.extend(identity.clone());
-        let stanza = Delivery {
-            from: sender,
+        // Phones (device 0) keep phone-number addressing.
+        let lid = sender_lid.as_ref().filter(|_| dev.device != 0);
+        let by_lid = lid.filter(|_| addressing == crate::fault::SenderAddressing::Lid);
+        let mut stanza = Delivery {
+            from: by_lid.unwrap_or(sender),
             participant: None,
             id: &id,
             t: &t,
@@ -529,6 +538,11 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
             notify: notify.as_deref(),
         }
         .build(children);
+        match (lid, by_lid) {
+            (_, Some(_)) => stanza.attrs.insert("sender_pn", sender.clone()),
+            (Some(l), None) => stanza.attrs.insert("sender_lid", l.clone()),
+            (None, None) => {}
+        }
         deliver(shared, &dev, stanza);
     }
     server_ack("message", &id, Some(to_user), None)

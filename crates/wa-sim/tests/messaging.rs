@@ -1070,3 +1070,51 @@ async fn restart_keeps_the_queues_and_delivers_them_at_login() {
     let (_ca1, _) = a1.login(&sim).await;
     assert!(sim.is_online(&a1.jid));
 }
+
+#[tokio::test]
+async fn sender_addressing_names_one_to_one_senders_by_pn_or_lid() {
+    use wa_sim::SenderAddressing;
+    let sim = sim().await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let b1 = Dev::link(&sim, BOB).await;
+    let (mut ca1, _) = a1.login(&sim).await;
+    let (mut cb1, _) = b1.login(&sim).await;
+    let lid = sim.account(ALICE).unwrap().lid;
+    let a1_lid = Jid::with_device(lid.user.clone(), Server::Lid, a1.jid.device);
+    let pn = Some(a1.jid.to_string());
+    let by_lid = Some(a1_lid.to_string());
+    let cases = [
+        (SenderAddressing::Pn, "SA1", pn.clone(), None, None),
+        (
+            SenderAddressing::PnWithLid,
+            "SA2",
+            pn.clone(),
+            by_lid.clone(),
+            None,
+        ),
+        (
+            SenderAddressing::Lid,
+            "SA3",
+            by_lid.clone(),
+            None,
+            pn.clone(),
+        ),
+    ];
+    for (mode, id, from, sender_lid, sender_pn) in cases {
+        sim.fault(Fault::SenderAddressing(mode));
+        ca1.send(&message(id, &Jid::pn(BOB), vec![(b1.jid.clone(), blob(1))]))
+            .await;
+        next_tag(&mut ca1, "ack").await;
+        let n = next_tag(&mut cb1, "message").await;
+        assert_eq!(attr(&n, "id").as_deref(), Some(id));
+        assert_eq!(attr(&n, "from"), from, "{mode:?}");
+        assert_eq!(attr(&n, "sender_lid"), sender_lid, "{mode:?}");
+        assert_eq!(attr(&n, "sender_pn"), sender_pn, "{mode:?}");
+        // An ack naming the sender as the stanza did settles it.
+        let to: Jid = attr(&n, "from").unwrap().parse().unwrap();
+        cb1.send(&ack("message", id, &to)).await;
+        eventually(|| sim.queued(&b1.jid) == 0).await;
+    }
+    // The switch is sticky and reported with the others.
+    assert_eq!(sim.faults().sender_addressing, SenderAddressing::Lid);
+}

@@ -664,6 +664,12 @@ async fn admin_endpoints_link_a_device() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(sim.faults().refuse_logins, Some(402));
+    let (status, _) = admin_post(&sim, "fault", serde_json::json!({ "kind": "sender_lid" })).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sim.faults().sender_addressing,
+        wa_sim::SenderAddressing::Lid
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,393 @@
+//! LID/PN addressing of 1:1 sessions, end to end through wa-sim: the simulated server
+//! names the sender by phone number, by phone number with `sender_lid`, or by LID with
+//! `sender_pn` (`Fault::SenderAddressing`), and the receiving companion keeps one session
+//! per peer device, under the LID address once the LID is known.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wa_binary::{Jid, Server};
+use wa_messages::{MessageContent, Messenger, MessengerConfig, ReceiptType};
+use wa_proto::e2e::Message;
+use wa_sim::{Fault, SenderAddressing, Sim, SimConfig};
+use wa_socket::{ConnectionState, DisconnectReason, Event, Socket, SocketConfig};
+use wa_store::{
+    AccountId, AccountStore, Backend, IdentityStore, LidMappingStore, MemoryBackend, Op, Role,
+    SessionStore,
+};
+use wa_testkit::next_update as next_conn;
+use wa_types::WaMessage;
+use wa_usync::{Usync, UsyncConfig};
+
+const A: &str = "15550000011";
+const B: &str = "15550000012";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Client {
+    socket: Socket,
+    messenger: Messenger,
+    events: broadcast::Receiver<Event>,
+    jid: Jid,
+    store: AccountStore,
+}
+
+fn memory_store(name: &str) -> AccountStore {
+    AccountStore::new(
+        Arc::new(MemoryBackend::new()),
+        AccountId::new(name).unwrap(),
+    )
+}
+
+async fn sqlite_store(path: &std::path::Path) -> AccountStore {
+    let backend: Arc<dyn Backend> =
+        Arc::new(wa_store_sqlite::SqliteBackend::open(path).await.unwrap());
+    AccountStore::new(backend, AccountId::new("b1").unwrap())
+}
+
+fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
+    let mut c: SocketConfig = wa_testkit::config(sim, store);
+    c.initial_pre_keys = 30;
+    let socket = Socket::connect(c);
+    let events = socket.events_from_start();
+    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
+    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    (socket, messenger, events)
+}
+
+async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
+    let (socket, messenger, mut events) = start(sim, store.clone());
+    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
+    assert_eq!(
+        closed.last_disconnect,
+        Some(DisconnectReason::RestartRequired)
+    );
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
+    let (socket, messenger, mut events) = start(sim, store.clone());
+    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    Client {
+        socket,
+        messenger,
+        events,
+        jid,
+        store,
+    }
+}
+
+fn text_of(m: &Message) -> Option<&str> {
+    m.extended_text_message
+        .as_deref()
+        .and_then(|e| e.text.as_deref())
+        .or(m.conversation.as_deref())
+}
+
+/// Sends `text` from `from` to `to_user` and returns the message as `to` reported it.
+async fn exchange(from: &Client, to: &mut Client, to_user: &str, text: &str) -> WaMessage {
+    let key = from
+        .messenger
+        .send_message(&Jid::pn(to_user.to_owned()), MessageContent::text(text))
+        .await
+        .unwrap();
+    let fut = async {
+        loop {
+            match to.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    if let Some(m) = u.messages.into_iter().find(|m| m.key.id == key.id) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    let got = tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("message in time");
+    assert_eq!(text_of(&got.message), Some(text));
+    got
+}
+
+/// Retry receipts the sender (`events`) has reported so far (drained for a moment).
+async fn retries(events: &mut broadcast::Receiver<Event>) -> usize {
+    let mut n = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(ev) = tokio::time::timeout_at(deadline, events.recv()).await {
+        if let Ok(Event::MessagesUpdate(us)) = ev {
+            n += us
+                .iter()
+                .filter(|u| u.receipt == ReceiptType::Retry)
+                .count();
+        }
+    }
+    n
+}
+
+/// The base key of the current session stored under `name.device`.
+async fn base_key(store: &AccountStore, name: &str, device: u16) -> Option<Vec<u8>> {
+    let bytes = store.get_session(name, u32::from(device)).await.unwrap()?;
+    let record = wa_signal::SessionRecord::deserialize(&bytes).unwrap();
+    Some(record.base_key()?.as_bytes().to_vec())
+}
+
+/// Puts the session and identity of `from.device` under `to.device` (and removes the
+/// originals), as a store written before LID addressing would hold them.
+async fn move_records(store: &AccountStore, from: &str, to: &str, device: u16) {
+    let d = u32::from(device);
+    let session = store.get_session(from, d).await.unwrap().unwrap();
+    let identity = store.get_identity(from, d).await.unwrap().unwrap();
+    let mut b = wa_store::Batch::new();
+    b.put_session(to, d, &session)
+        .put_identity(to, d, &identity)
+        .delete_session(from, d)
+        .delete_identity(from, d);
+    store.commit(b).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let a_lid = sim.account(A).unwrap().lid.user.to_string();
+    let a_lid_name = format!("{a_lid}_1");
+    let dev = a1.jid.device;
+
+    // Phone-number addressing, no LID known: b1 keeps the session under a1's PN address.
+    let got = exchange(&a1, &mut b1, B, "one").await;
+    assert_eq!(got.sender, a1.jid);
+    assert_eq!(got.sender_alt, None);
+    assert_eq!(b1.store.lid_for_pn(A).await.unwrap(), None);
+    let base = base_key(&b1.store, A, dev).await.expect("PN session");
+    assert_eq!(base_key(&b1.store, &a_lid_name, dev).await, None);
+
+    // b1 answers: it learns A's LID through usync and moves the session before
+    // encrypting, so the answer rides the same ratchet (a new session would have a new
+    // base key, and a1 would not need to ask again either way).
+    exchange(&b1, &mut a1, A, "ack").await;
+    assert_eq!(
+        b1.store.lid_for_pn(A).await.unwrap().as_deref(),
+        Some(a_lid.as_str())
+    );
+    assert_eq!(base_key(&b1.store, A, dev).await, None, "PN record gone");
+    assert_eq!(
+        base_key(&b1.store, &a_lid_name, dev).await,
+        Some(base.clone())
+    );
+    assert_eq!(retries(&mut b1.events).await, 0);
+    exchange(&a1, &mut b1, B, "two").await;
+    assert_eq!(retries(&mut a1.events).await, 0);
+
+    // A store from before LID addressing: the session (answered in both directions, so
+    // a1 now sends plain `msg`s) under the PN address and no mapping. b1 restarts on it.
+    let (b_jid, store) = (b1.jid.clone(), b1.store.clone());
+    b1.socket.close().await;
+    drop(b1);
+    move_records(&store, &a_lid_name, A, dev).await;
+    store
+        .backend()
+        .commit(
+            store.account(),
+            vec![
+                Op::Delete {
+                    role: Role::LidMapping,
+                    scope: "pn".into(),
+                    key: A.into(),
+                },
+                Op::Delete {
+                    role: Role::LidMapping,
+                    scope: "lid".into(),
+                    key: a_lid.clone(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.lid_for_pn(A).await.unwrap(), None);
+    let mut b1 = restart(&sim, store, b_jid).await;
+    let got = exchange(&a1, &mut b1, B, "three").await;
+    assert_eq!(got.sender_alt, None);
+    assert_eq!(base_key(&b1.store, A, dev).await, Some(base.clone()));
+
+    // The server now names a1 by its LID (with sender_pn): b1 learns the mapping from the
+    // stanza, moves the session and decrypts a1's `msg` with it. Without the move the
+    // `msg` would find no session under the LID address and b1 would ask again.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    let got = exchange(&a1, &mut b1, B, "four").await;
+    assert_eq!(
+        got.sender,
+        Jid::with_device(a_lid.clone(), Server::Lid, dev)
+    );
+    assert_eq!(got.sender_alt, Some(a1.jid.clone()));
+    assert_eq!(retries(&mut a1.events).await, 0, "b1 never asked again");
+    assert_eq!(
+        b1.store.lid_for_pn(A).await.unwrap().as_deref(),
+        Some(a_lid.as_str())
+    );
+    assert_eq!(base_key(&b1.store, A, dev).await, None, "PN record gone");
+    assert!(
+        b1.store
+            .get_identity(A, u32::from(dev))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b1.store
+            .get_identity(&a_lid_name, u32::from(dev))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        base_key(&b1.store, &a_lid_name, dev).await,
+        Some(base.clone())
+    );
+
+    // The other direction uses the moved session too.
+    let back = exchange(&b1, &mut a1, A, "five").await;
+    let b_lid = sim.account(B).unwrap().lid.user.to_string();
+    assert_eq!(
+        back.sender,
+        Jid::with_device(b_lid, Server::Lid, b1.jid.device)
+    );
+    assert_eq!(back.sender_alt, Some(b1.jid.clone()));
+    assert_eq!(retries(&mut b1.events).await, 0, "a1 never asked again");
+
+    // And on, with phone-number addressing again (the stored mapping finds the LID
+    // session).
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Pn));
+    let got = exchange(&a1, &mut b1, B, "six").await;
+    assert_eq!(got.sender, a1.jid);
+    assert_eq!(
+        got.sender_alt,
+        Some(Jid::with_device(a_lid.clone(), Server::Lid, dev)),
+        "the other address comes from the stored mapping"
+    );
+    exchange(&b1, &mut a1, A, "seven").await;
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(retries(&mut b1.events).await, 0);
+    assert_eq!(base_key(&b1.store, &a_lid_name, dev).await, Some(base));
+    assert_eq!(base_key(&b1.store, A, dev).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_writing_as_pn_then_as_lid_has_one_session() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let a_lid = sim.account(A).unwrap().lid.user.to_string();
+    let a_lid_name = format!("{a_lid}_1");
+    let dev = a1.jid.device;
+    let a1_lid = Jid::with_device(a_lid.clone(), Server::Lid, dev);
+
+    // First as PN with sender_lid: the session starts under the LID address.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::PnWithLid));
+    let got = exchange(&a1, &mut b1, B, "as pn").await;
+    assert_eq!(got.sender, a1.jid);
+    assert_eq!(got.sender_alt, Some(a1_lid.clone()));
+    let base = base_key(&b1.store, &a_lid_name, dev)
+        .await
+        .expect("LID session");
+    assert_eq!(base_key(&b1.store, A, dev).await, None);
+
+    // Then as LID: the same session decrypts it.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    let got = exchange(&a1, &mut b1, B, "as lid").await;
+    assert_eq!(got.sender, a1_lid);
+    assert_eq!(got.sender_alt, Some(a1.jid.clone()));
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(
+        b1.store.session_devices(&a_lid_name).await.unwrap(),
+        vec![u32::from(dev)]
+    );
+    assert!(b1.store.session_devices(A).await.unwrap().is_empty());
+    assert_eq!(
+        base_key(&b1.store, &a_lid_name, dev).await,
+        Some(base.clone())
+    );
+
+    // A reply on it, and another message each way.
+    exchange(&b1, &mut a1, A, "reply").await;
+    exchange(&a1, &mut b1, B, "again").await;
+    exchange(&b1, &mut a1, A, "and again").await;
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(retries(&mut b1.events).await, 0);
+    assert_eq!(base_key(&b1.store, &a_lid_name, dev).await, Some(base));
+    assert!(b1.store.session_devices(A).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrated_sessions_keep_decrypting_after_a_restart_from_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, sqlite_store(&path).await).await;
+    let a_lid = sim.account(A).unwrap().lid.user.to_string();
+    let a_lid_name = format!("{a_lid}_1");
+    let dev = a1.jid.device;
+
+    exchange(&a1, &mut b1, B, "pn").await;
+    let base = base_key(&b1.store, A, dev).await.expect("PN session");
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    exchange(&a1, &mut b1, B, "lid").await;
+    assert_eq!(
+        base_key(&b1.store, &a_lid_name, dev).await,
+        Some(base.clone())
+    );
+    assert_eq!(base_key(&b1.store, A, dev).await, None);
+
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    // A message while b1 is down (LID-addressed, from the offline queue), then b1 comes
+    // back from the database file alone; the migration runs again there and finds
+    // nothing to move.
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("while down"))
+        .await
+        .unwrap();
+    let mut b1 = restart(&sim, sqlite_store(&path).await, b_jid).await;
+    let fut = async {
+        loop {
+            if let Ok(Event::MessagesUpsert(u)) = b1.events.recv().await
+                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == key.id)
+            {
+                return m;
+            }
+        }
+    };
+    let got = tokio::time::timeout(WAIT, fut).await.expect("in time");
+    assert_eq!(text_of(&got.message), Some("while down"));
+    for i in 0..2 {
+        exchange(&b1, &mut a1, A, &format!("after {i}")).await;
+        exchange(&a1, &mut b1, B, &format!("reply {i}")).await;
+    }
+    // Phone-number addressing again: the stored mapping still routes it to the LID
+    // session.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Pn));
+    exchange(&a1, &mut b1, B, "pn again").await;
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(base_key(&b1.store, &a_lid_name, dev).await, Some(base));
+    assert!(b1.store.session_devices(A).await.unwrap().is_empty());
+}
