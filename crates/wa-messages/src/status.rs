@@ -20,8 +20,8 @@ use wa_types::MessageKey;
 
 use crate::messenger::{Inner, Messenger, unix_now};
 use crate::send::{
-    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, send_and_wait,
-    sent_record,
+    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
+    send_and_wait, sent_record,
 };
 use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
 
@@ -176,18 +176,18 @@ async fn relay_status(
     }
     let status_s = status.to_string();
     let audience: HashSet<String> = all.iter().map(ToString::to_string).collect();
-    let targets: Vec<Target> = all
-        .iter()
-        .map(|d| Target {
-            device: d.clone(),
-            own: false,
-        })
-        .collect();
+    let mut targets: Vec<Target> = all.iter().map(|d| Target::new(d.clone(), false)).collect();
+    {
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+    }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
     let (participants, any_pkmsg, skmsg) = {
-        let _guard = inner.crypto.lock().await;
+        let guard = inner.crypto.lock().await;
+        // A mapping learned while the bundles were fetched moves a session: resolve again.
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
         // Read under the lock: a concurrent update's holders are committed by now.
         let have: HashSet<String> = inner
             .socket
@@ -198,7 +198,7 @@ async fn relay_status(
             .collect();
         let rotate = must_rotate(&have, &audience);
         let repo = inner.staged_repo(&creds);
-        inject_fetched(&repo, &fetched).await;
+        inject_fetched(&repo, &targets, &fetched).await;
         if rotate {
             repo.rotate_sender_key(&status_s, &me.pn).await?;
         }

@@ -14,7 +14,8 @@ use wa_proto::e2e::Message;
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
 use wa_store::{
-    AccountId, AccountStore, MemoryBackend, SenderKeyMemoryStore, SenderKeyStore, SessionStore,
+    AccountId, AccountStore, LidMappingStore, MemoryBackend, SenderKeyMemoryStore, SenderKeyStore,
+    SessionStore,
 };
 use wa_testkit::next_update as next_conn;
 use wa_types::{MessageUpdate, WaMessage};
@@ -406,8 +407,18 @@ async fn a_lost_session_is_healed_by_a_status_retry() {
 
     // b1 loses its session with a1 and A's sender key: the next update fails to open,
     // b1 asks again, and a1 resends it to b1 alone (with its sender key) under the same id.
+    // The pairwise session lives under a1's LID address (b1 learned A's LID when it
+    // answered); sender keys stay named by the phone-number address.
     let (name, dev) = (a1.jid.user.to_string(), u32::from(a1.jid.device));
-    b1.store.delete_session(&name, dev).await.unwrap();
+    let a_lid = b1
+        .store
+        .lid_for_pn(A)
+        .await
+        .unwrap()
+        .expect("A's LID is known");
+    let session = format!("{a_lid}_1");
+    assert!(b1.store.get_session(&session, dev).await.unwrap().is_some());
+    b1.store.delete_session(&session, dev).await.unwrap();
     b1.store
         .delete_sender_key(STATUS, &format!("{name}::{dev}"))
         .await
