@@ -19,8 +19,8 @@ use wa_store::{
     AccountId, AccountStore, Backend, LidMappingStore, MemoryBackend, SentMessageStore,
     SessionStore,
 };
-use wa_testkit::next_update as next_conn;
-use wa_types::{MessageKey, MessageUpdate, WaMessage};
+use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
+use wa_types::MessageKey;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
@@ -100,50 +100,6 @@ async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
         jid,
         store,
     }
-}
-
-async fn next_upsert(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&WaMessage) -> bool,
-) -> WaMessage {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("message in time")
-}
-
-async fn next_update(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&MessageUpdate) -> bool,
-) -> MessageUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpdate(u)) => {
-                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("receipt in time")
 }
 
 /// Counts the upserts of message `id` that arrive within `window`.
@@ -452,7 +408,7 @@ async fn conversation_between_two_accounts_reaches_every_device() {
         .read_messages(std::slice::from_ref(&got.key))
         .await
         .unwrap();
-    let read = next_update(&mut a1.events, |u| {
+    let read = next_receipt(&mut a1.events, |u| {
         u.key.id == key.id && u.receipt == ReceiptType::Read
     })
     .await;
@@ -663,7 +619,7 @@ async fn deleted_session_is_healed_by_retry_receipts() {
         .unwrap();
     // b1 cannot decrypt, asks again (with its keys from the second attempt); a1 rebuilds
     // the session and resends with the same id.
-    let retry = next_update(&mut a1.events, |u| {
+    let retry = next_receipt(&mut a1.events, |u| {
         u.key.id == key.id && u.receipt == ReceiptType::Retry
     })
     .await;
@@ -806,7 +762,7 @@ async fn group_messages_with_sender_keys() {
     let got = next_upsert(&mut b1.events, |m| m.key.id == k2.id).await;
     assert_eq!(text_of(&got.message), Some("second"));
     // Delivery receipts from a group member name the group and the member.
-    let delivered = next_update(&mut a1.events, |u| {
+    let delivered = next_receipt(&mut a1.events, |u| {
         u.key.id == k2.id && u.device.same_user(&Jid::pn(B))
     })
     .await;
@@ -913,7 +869,7 @@ async fn hostile_ciphertexts_are_answered_and_never_reported() {
             .send_node(&raw_message(&id, &b1.jid, Some((kind, bytes))))
             .await
             .unwrap();
-        let r = next_update(&mut a1.events, |u| u.key.id == id).await;
+        let r = next_receipt(&mut a1.events, |u| u.key.id == id).await;
         assert_eq!(r.receipt, ReceiptType::Retry, "{kind}");
         assert_eq!(r.device, b1.jid);
     }

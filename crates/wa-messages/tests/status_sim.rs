@@ -17,8 +17,8 @@ use wa_store::{
     AccountId, AccountStore, LidMappingStore, MemoryBackend, SenderKeyMemoryStore, SenderKeyStore,
     SessionStore,
 };
-use wa_testkit::next_update as next_conn;
-use wa_types::{MessageUpdate, WaMessage};
+use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
+use wa_types::WaMessage;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
@@ -68,50 +68,6 @@ async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
         jid,
         store,
     }
-}
-
-async fn next_upsert(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&WaMessage) -> bool,
-) -> WaMessage {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("message in time")
-}
-
-async fn next_receipt(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&MessageUpdate) -> bool,
-) -> MessageUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpdate(u)) => {
-                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("receipt in time")
 }
 
 /// The upserts of every message in `ids` (in any arrival order), in the order of `ids`.

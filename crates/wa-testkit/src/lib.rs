@@ -10,6 +10,7 @@ use wa_socket::{
     Backoff, ConnectionState, ConnectionUpdate, DisconnectReason, Event, Socket, SocketConfig,
 };
 use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_types::{MessageUpdate, WaMessage};
 
 /// How long the helpers wait for an event before failing the test.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +61,60 @@ pub async fn next_update(
     tokio::time::timeout(EVENT_TIMEOUT, fut)
         .await
         .expect("connection update in time")
+}
+
+/// Waits for the next `MessagesUpsert` message matching `pred` (lagged events are
+/// skipped).
+///
+/// # Panics
+/// When none arrives within [`EVENT_TIMEOUT`] or the event stream ends.
+pub async fn next_upsert(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&WaMessage) -> bool,
+) -> WaMessage {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(EVENT_TIMEOUT, fut)
+        .await
+        .expect("message in time")
+}
+
+/// Waits for the next `MessagesUpdate` entry (a receipt) matching `pred` (lagged events
+/// are skipped).
+///
+/// # Panics
+/// When none arrives within [`EVENT_TIMEOUT`] or the event stream ends.
+pub async fn next_receipt(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&MessageUpdate) -> bool,
+) -> MessageUpdate {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::MessagesUpdate(u)) => {
+                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
+                        return m;
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(EVENT_TIMEOUT, fut)
+        .await
+        .expect("receipt in time")
 }
 
 /// Links a new device to `phone` (created in the simulator if new) by QR with `store`;
