@@ -44,7 +44,7 @@ const WRITER_DRAIN: Duration = Duration::from_secs(2);
 
 /// What the connection task hands its writer.
 enum Out {
-    Frame(Vec<u8>),
+    Frame(Bytes),
     /// A websocket close frame; nothing is written after it.
     Close,
 }
@@ -109,7 +109,8 @@ impl Outbox {
         )
     }
 
-    fn frame(&self, frame: Vec<u8>) -> Result<(), End> {
+    /// Queues a frame for the writer (which applies the delay fault).
+    fn frame(&self, frame: Bytes) -> Result<(), End> {
         if self.pending.load(Ordering::Acquire) >= MAX_OUTBOX {
             return Err(End::Malformed("client stopped reading"));
         }
@@ -412,7 +413,7 @@ impl Conn {
         let (server_hello, awaiting) = responder
             .read_client_hello(&hello)
             .map_err(|_| End::Malformed("client hello"))?;
-        self.write_raw(&server_hello)?;
+        self.writer.frame(server_hello.freeze())?;
         let finish = self.raw_frame().await?;
         let done = awaiting
             .read_client_finish(&finish)
@@ -422,11 +423,6 @@ impl Conn {
         Ok(done.payload)
     }
 
-    /// Queues a frame for the writer (which applies the delay fault).
-    fn write_raw(&self, data: &[u8]) -> Result<(), End> {
-        self.writer.frame(data.to_vec())
-    }
-
     async fn send(&mut self, node: &Node) -> Result<(), End> {
         let plain = wa_binary::encode(node);
         let transport = self.transport.as_mut().ok_or(End::Closed)?;
@@ -434,7 +430,7 @@ impl Conn {
             .encrypt(&plain)
             .map_err(|_| End::Malformed("frame too large"))?;
         tracing::trace!(id = self.id, %node, "send");
-        self.write_raw(&frame)
+        self.writer.frame(frame.freeze())
     }
 
     /// Sends a last node, then a websocket close.
