@@ -5,7 +5,7 @@
 //! any); it stays queued until that device acks it (or sends a receipt for a message).
 //! A stanza for a phone (device 0) goes to the phone worker (`e2e.rs`) instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use wa_binary::{Jid, Node, Server};
@@ -76,9 +76,47 @@ fn key(device: &Jid) -> DeviceKey {
     (device.user.as_str().to_owned(), device.device)
 }
 
+/// One device's queue: entries by arrival number, indexed by stanza id, so an ack
+/// settles in O(log n) and a flush starts where the last one stopped.
+#[derive(Default)]
+struct DeviceQueue {
+    entries: BTreeMap<u64, Queued>,
+    /// Arrival numbers of the entries with each id (usually one).
+    by_id: HashMap<String, Vec<u64>>,
+    /// The next arrival number.
+    next: u64,
+    /// `(conn, seq)`: every entry numbered below `seq` has been given to `conn`.
+    given: Option<(u64, u64)>,
+}
+
+impl DeviceQueue {
+    fn insert(&mut self, q: Queued) {
+        let seq = self.next;
+        self.next += 1;
+        self.by_id.entry(q.id.clone()).or_default().push(seq);
+        self.entries.insert(seq, q);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Queued> {
+        let q = self.entries.remove(&seq)?;
+        if let Some(seqs) = self.by_id.get_mut(&q.id) {
+            seqs.retain(|&s| s != seq);
+            if seqs.is_empty() {
+                self.by_id.remove(&q.id);
+            }
+        }
+        Some(q)
+    }
+
+    fn pop_oldest(&mut self) -> Option<Queued> {
+        let seq = *self.entries.keys().next()?;
+        self.remove(seq)
+    }
+}
+
 /// Every device's queue.
 pub(crate) struct Queues {
-    map: HashMap<DeviceKey, VecDeque<Queued>>,
+    map: HashMap<DeviceKey, DeviceQueue>,
     /// Most stanzas per device.
     pub(crate) limit: usize,
     /// Stanzas dropped because a queue (or the phones' queue) was full.
@@ -143,11 +181,11 @@ impl Queues {
             sent_on: None,
         };
         let v = self.map.entry(key(device)).or_default();
-        if v.len() >= self.limit.max(1) {
-            v.pop_front();
+        if v.entries.len() >= self.limit.max(1) {
+            v.pop_oldest();
             self.dropped += 1;
         }
-        v.push_back(q);
+        v.insert(q);
     }
 
     /// Up to `max` stanzas not yet given to connection `conn`, oldest first, marked as
@@ -156,14 +194,28 @@ impl Queues {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return Vec::new();
         };
-        v.iter_mut()
-            .filter(|q| q.sent_on != Some(conn))
-            .take(max)
-            .map(|q| {
+        let start = match v.given {
+            Some((c, seq)) if c == conn => seq,
+            _ => 0,
+        };
+        let mut out = Vec::new();
+        // Every entry up to `upto` has been given to `conn` once this loop is done.
+        let mut upto = start;
+        for (&seq, q) in v.entries.range_mut(start..) {
+            if q.sent_on != Some(conn) {
+                if out.len() == max {
+                    break;
+                }
                 q.sent_on = Some(conn);
-                q.node.clone()
-            })
-            .collect()
+                out.push(q.node.clone());
+            }
+            upto = seq + 1;
+        }
+        if out.len() < max {
+            upto = upto.max(v.next);
+        }
+        v.given = Some((conn, upto));
+        out
     }
 
     /// Everything queued for a device that logs in on `conn`, marked `offline="1"`.
@@ -178,7 +230,8 @@ impl Queues {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return out;
         };
-        for q in v.iter_mut() {
+        v.given = Some((conn, v.next));
+        for q in v.entries.values_mut() {
             q.sent_on = Some(conn);
             match q.class {
                 Class::Message => out.messages += 1,
@@ -206,21 +259,28 @@ impl Queues {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return 0;
         };
-        let before = v.len();
-        v.retain(|q| {
-            // Only what the device was given can be settled by it: a copy with the same id
-            // that is still waiting to be written stays queued.
-            let hit = q.sent_on.is_some()
-                && classes.contains(&q.class)
-                && ids.contains(&q.id)
-                && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_address(f, c)))
-                && participant
-                    .is_none_or(|p| q.participant.as_ref().is_none_or(|qp| same_address(qp, p)))
-                && (q.class != Class::Receipt
-                    || receipt_type.is_none_or(|t| q.kind.as_deref() == t));
-            !hit
-        });
-        before - v.len()
+        let mut hits = Vec::new();
+        for id in ids {
+            for &seq in v.by_id.get(id).into_iter().flatten() {
+                let Some(q) = v.entries.get(&seq) else {
+                    continue;
+                };
+                // Only what the device was given can be settled by it: a copy with the
+                // same id that is still waiting to be written stays queued.
+                let hit = q.sent_on.is_some()
+                    && classes.contains(&q.class)
+                    && chat.is_none_or(|c| q.from.as_ref().is_some_and(|f| same_address(f, c)))
+                    && participant.is_none_or(|p| {
+                        q.participant.as_ref().is_none_or(|qp| same_address(qp, p))
+                    })
+                    && (q.class != Class::Receipt
+                        || receipt_type.is_none_or(|t| q.kind.as_deref() == t));
+                if hit {
+                    hits.push(seq);
+                }
+            }
+        }
+        hits.iter().filter(|&&seq| v.remove(seq).is_some()).count()
     }
 
     /// Remembers that `device` sent message `id`.
@@ -242,7 +302,7 @@ impl Queues {
 
     /// How many stanzas wait for a device.
     pub(crate) fn len(&self, device: &Jid) -> usize {
-        self.map.get(&key(device)).map_or(0, VecDeque::len)
+        self.map.get(&key(device)).map_or(0, |v| v.entries.len())
     }
 
     /// Forgets a removed device's queue.
@@ -785,5 +845,76 @@ mod tests {
         assert_eq!(q.unsent(&device, 1, usize::MAX).len(), 1);
         assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 0);
+    }
+    fn ids(nodes: &[Node]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| n.attr_opt::<String>("id").unwrap().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn flushes_resume_where_the_last_stopped_and_a_new_connection_gets_everything() {
+        let device: Jid = "1000@s.whatsapp.net".parse().unwrap();
+        let device = Jid::with_device(device.user, device.server, 2);
+        let from: Jid = "2000@s.whatsapp.net".parse().unwrap();
+        let mut q = Queues::default();
+        for id in ["A", "B", "C"] {
+            q.push(&device, retry_receipt(&from, id));
+        }
+        assert_eq!(ids(&q.unsent(&device, 1, 2)), ["A", "B"]);
+        q.push(&device, retry_receipt(&from, "D"));
+        assert_eq!(ids(&q.unsent(&device, 1, 10)), ["C", "D"]);
+        assert!(q.unsent(&device, 1, 10).is_empty());
+        // B is acked; a new connection is given everything still queued, once.
+        let acked = q.settle(
+            &device,
+            &[Class::Receipt],
+            &["B".to_owned()],
+            Some(&from),
+            None,
+            Some(Some("retry")),
+        );
+        assert_eq!(acked, 1);
+        assert_eq!(ids(&q.unsent(&device, 2, 10)), ["A", "C", "D"]);
+        assert!(q.unsent(&device, 2, 10).is_empty());
+        q.push(&device, retry_receipt(&from, "E"));
+        assert_eq!(ids(&q.login(&device, 3).nodes), ["A", "C", "D", "E"]);
+        assert!(q.unsent(&device, 3, 10).is_empty());
+        q.push(&device, retry_receipt(&from, "F"));
+        assert_eq!(ids(&q.unsent(&device, 3, 10)), ["F"]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_its_index_entry() {
+        let device: Jid = "1000@s.whatsapp.net".parse().unwrap();
+        let device = Jid::with_device(device.user, device.server, 2);
+        let from: Jid = "2000@s.whatsapp.net".parse().unwrap();
+        let mut q = Queues {
+            limit: 2,
+            ..Queues::default()
+        };
+        for id in ["A", "B", "C"] {
+            q.push(&device, retry_receipt(&from, id));
+        }
+        assert_eq!(q.dropped, 1);
+        assert_eq!(ids(&q.unsent(&device, 1, 10)), ["B", "C"]);
+        let settle = |q: &mut Queues, id: &str| {
+            q.settle(
+                &device,
+                &[Class::Receipt],
+                &[id.to_owned()],
+                Some(&from),
+                None,
+                Some(Some("retry")),
+            )
+        };
+        assert_eq!(settle(&mut q, "A"), 0);
+        assert_eq!(settle(&mut q, "C"), 1);
+        assert_eq!(settle(&mut q, "C"), 0);
+        assert_eq!(q.len(&device), 1);
+        let dq = q.map.values().next().unwrap();
+        assert_eq!(dq.by_id.len(), 1);
+        assert!(dq.by_id.contains_key("B"));
     }
 }
