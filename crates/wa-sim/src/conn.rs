@@ -39,6 +39,8 @@ const DELIVERY_WINDOW: usize = 256;
 /// Most frames waiting for the writer: a client that reads nothing while this many pile up
 /// is disconnected.
 const MAX_OUTBOX: usize = 65_536;
+/// Most frames the writer gathers into one write to the socket.
+const WRITE_BATCH: usize = 64;
 /// How long a closing connection waits for its writer to send what is pending.
 const WRITER_DRAIN: Duration = Duration::from_secs(2);
 
@@ -75,26 +77,53 @@ impl Outbox {
         let task = tokio::spawn({
             let (pending, backlog) = (pending.clone(), backlog.clone());
             async move {
+                let mut batch: Vec<Bytes> = Vec::new();
+                let mut closing = false;
                 while let Some(out) = rx.recv().await {
-                    match out {
-                        Out::Frame(frame) => {
-                            if let Some(d) = shared.faults().delay_frames {
-                                tokio::time::sleep(d).await;
-                            }
-                            if writer.send(&frame).await.is_err() {
+                    // Everything already queued goes out in one write (up to a bound).
+                    let mut next = Some(out);
+                    while let Some(out) = next.take() {
+                        match out {
+                            Out::Frame(frame) => batch.push(frame),
+                            Out::Close => {
+                                closing = true;
                                 break;
                             }
-                            // Half the window written: time for the next stanzas.
-                            let left = pending.fetch_sub(1, Ordering::AcqRel) - 1;
-                            if left <= DELIVERY_WINDOW / 2 && backlog.swap(false, Ordering::AcqRel)
-                            {
-                                flush.notify_one();
+                        }
+                        if batch.len() < WRITE_BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    let written = batch.len();
+                    let sent = match shared.faults().delay_frames {
+                        Some(d) => {
+                            let mut ok = true;
+                            for frame in batch.drain(..) {
+                                tokio::time::sleep(d).await;
+                                if writer.send_all(std::slice::from_ref(&frame)).await.is_err() {
+                                    ok = false;
+                                    break;
+                                }
                             }
+                            ok
                         }
-                        Out::Close => {
-                            writer.close().await;
-                            break;
-                        }
+                        None => writer.send_all(&batch).await.is_ok(),
+                    };
+                    batch.clear();
+                    if !sent {
+                        break;
+                    }
+                    // Half the window written: time for the next stanzas.
+                    let left = pending.fetch_sub(written, Ordering::SeqCst) - written;
+                    if written > 0
+                        && left <= DELIVERY_WINDOW / 2
+                        && backlog.swap(false, Ordering::SeqCst)
+                    {
+                        flush.notify_one();
+                    }
+                    if closing {
+                        writer.close().await;
+                        break;
                     }
                 }
             }
@@ -124,7 +153,7 @@ impl Outbox {
 
     /// How many more queued stanzas fit in the current delivery window.
     fn room(&self) -> usize {
-        DELIVERY_WINDOW.saturating_sub(self.pending.load(Ordering::Acquire))
+        DELIVERY_WINDOW.saturating_sub(self.pending.load(Ordering::SeqCst))
     }
 }
 
@@ -632,15 +661,24 @@ impl Conn {
         }
         let faults = self.shared.faults();
         let per_node = if faults.duplicate_delivery { 2 } else { 1 };
-        let room = self.writer.room() / per_node;
-        if room == 0 {
-            self.writer.backlog.store(true, Ordering::Release);
-            return Ok(());
-        }
+        let room = loop {
+            let room = self.writer.room() / per_node;
+            if room > 0 {
+                break room;
+            }
+            self.writer.backlog.store(true, Ordering::SeqCst);
+            // The writer may have written everything before it could see the flag: then
+            // nobody would ask for the next window. Take the flag back and go on if so.
+            if self.writer.room() / per_node == 0
+                || !self.writer.backlog.swap(false, Ordering::SeqCst)
+            {
+                return Ok(());
+            }
+        };
         let nodes = self.shared.queues().unsent(&me, self.id, room);
         if nodes.len() == room {
             // Maybe more: the writer asks for the next window once this one is out.
-            self.writer.backlog.store(true, Ordering::Release);
+            self.writer.backlog.store(true, Ordering::SeqCst);
         }
         self.deliver_queued(nodes).await
     }

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{ReadHalf, WriteHalf};
+use tokio::io::{BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_rustls::TlsAcceptor;
@@ -50,26 +50,30 @@ pub(crate) struct WsConn {
     pub(crate) peer: SocketAddr,
 }
 
-/// Sending half; clones share the socket.
+/// Sending half; clones share the socket. Frames go through a buffer that every call
+/// flushes before it returns, so a batch of frames costs one write to the socket.
 #[derive(Clone)]
-pub(crate) struct WsWrite(Arc<Mutex<WebSocketWrite<WriteHalf<Stream>>>>);
+pub(crate) struct WsWrite(Arc<Mutex<WebSocketWrite<BufWriter<WriteHalf<Stream>>>>>);
+
+/// Size of the buffer frames are gathered in before a write to the socket.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 impl WsWrite {
-    pub(crate) async fn send(&self, data: &[u8]) -> Result<(), WebSocketError> {
-        self.0
-            .lock()
-            .await
-            .write_frame(Frame::binary(Payload::Borrowed(data)))
-            .await
+    /// Writes `frames` as binary messages, in order, and flushes them.
+    pub(crate) async fn send_all(&self, frames: &[Bytes]) -> Result<(), WebSocketError> {
+        let mut w = self.0.lock().await;
+        for data in frames {
+            w.write_frame(Frame::binary(Payload::Borrowed(data)))
+                .await?;
+        }
+        w.flush().await
     }
 
     pub(crate) async fn close(&self) {
-        let _ = self
-            .0
-            .lock()
-            .await
-            .write_frame(Frame::close(1000, b""))
-            .await;
+        let mut w = self.0.lock().await;
+        if w.write_frame(Frame::close(1000, b"")).await.is_ok() {
+            let _ = w.flush().await;
+        }
     }
 }
 
@@ -93,7 +97,11 @@ impl WsRead {
                     Payload::Owned(frame.payload.to_vec()),
                 );
                 let writer = writer.clone();
-                Box::pin(async move { writer.lock().await.write_frame(owned).await })
+                Box::pin(async move {
+                    let mut w = writer.lock().await;
+                    w.write_frame(owned).await?;
+                    w.flush().await
+                })
                     as Pin<Box<dyn Future<Output = Result<(), WebSocketError>> + Send>>
             };
             let frame = self.inner.read_frame(&mut send).await.ok()?;
@@ -171,7 +179,10 @@ async fn route<H: Handler>(
         };
         tokio::spawn(async move {
             let Ok(ws) = fut.await else { return };
-            let (mut read, write) = ws.split(tokio::io::split);
+            let (mut read, write) = ws.split(|s| {
+                let (r, w) = tokio::io::split(s);
+                (r, BufWriter::with_capacity(WRITE_BUFFER, w))
+            });
             read.set_max_message_size(MAX_WS_FRAME);
             let writer = WsWrite(Arc::new(Mutex::new(write)));
             let reader = WsRead {
