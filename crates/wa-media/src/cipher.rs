@@ -348,12 +348,10 @@ impl Verifier {
 /// [`finish`](Self::finish) returns `Ok` (it checks the MAC, the padding and the hashes).
 /// Callers that must not release unverified bytes verify first with [`Verifier`] (the
 /// high-level download does).
-///
-/// On x86_64 CPUs with AES-NI and SHA-NI decryption and the three SHA-256 passes run in
-/// one loop (see the `stitch` module); elsewhere through the `cbc`, `hmac` and `sha2`
-/// crates.
 pub struct Decryptor {
-    engine: OpenEngine,
+    cipher: cbc::Decryptor<Aes256>,
+    verifier: Verifier,
+    plain_hash: Sha256,
     /// Ciphertext not yet decrypted: always keeps the last block and the MAC back.
     pending: Vec<u8>,
     length: u64,
@@ -370,19 +368,15 @@ impl std::fmt::Debug for Decryptor {
 /// Bytes held back: the final block (its padding is stripped at the end) and the MAC.
 const HOLD: usize = BLOCK + MAC_LEN;
 
-/// The decryption passes through the `cbc`, `hmac` and `sha2` crates.
-struct OpenLibrary {
-    cipher: cbc::Decryptor<Aes256>,
-    verifier: Verifier,
-    plain_hash: Sha256,
-}
-
-impl OpenLibrary {
-    fn new(keys: &MediaKeys) -> Self {
+impl Decryptor {
+    /// A decryptor with `keys`.
+    pub fn new(keys: &MediaKeys) -> Self {
         Self {
             cipher: cbc::Decryptor::<Aes256>::new(&keys.cipher_key.into(), &keys.iv.into()),
             verifier: Verifier::new(keys),
             plain_hash: Sha256::new(),
+            pending: Vec::with_capacity(64 * 1024),
+            length: 0,
         }
     }
 
@@ -390,84 +384,6 @@ impl OpenLibrary {
         let (blocks, tail) = InOutBuf::from(buf).into_chunks();
         debug_assert!(tail.is_empty());
         self.cipher.decrypt_blocks_inout_mut(blocks);
-    }
-
-    fn open(&mut self, buf: &mut [u8]) {
-        // Verify, decrypt and hash unit by unit (see `Library::seal`).
-        for unit in buf.chunks_mut(STITCH) {
-            self.verifier.update(unit);
-            self.open_blocks(unit);
-            self.plain_hash.update(&*unit);
-        }
-    }
-
-    fn finish(
-        self,
-        mut last: Vec<u8>,
-        expected: &Expected,
-        out: &mut Vec<u8>,
-    ) -> Result<usize, Error> {
-        let OpenLibrary {
-            mut cipher,
-            mut verifier,
-            mut plain_hash,
-        } = self;
-        verifier.update(&last);
-        verifier.finish(expected)?;
-        // The verifier checked the length: `last` is one or more blocks plus the MAC.
-        last.truncate(last.len() - MAC_LEN);
-        let (blocks, _) = InOutBuf::from(&mut last[..]).into_chunks();
-        cipher.decrypt_blocks_inout_mut(blocks);
-        let body = strip_padding(&last)?;
-        plain_hash.update(body);
-        out.extend_from_slice(body);
-        if let Some(want) = expected.file_sha256 {
-            let got: [u8; 32] = plain_hash.finalize().into();
-            if !wa_crypto::ct_eq(&got, &want) {
-                return Err(Error::HashMismatch);
-            }
-        }
-        Ok(body.len())
-    }
-}
-
-/// Which implementation a [`Decryptor`] runs.
-enum OpenEngine {
-    Library(Box<OpenLibrary>),
-    #[cfg(target_arch = "x86_64")]
-    Stitched(Box<crate::stitch::StitchedOpen>),
-}
-
-impl OpenEngine {
-    /// As [`Engine::new`].
-    fn new(keys: &MediaKeys, stitched: bool) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if stitched && let Some(cpu) = crate::stitch::Cpu::detect() {
-            return Self::Stitched(crate::stitch::StitchedOpen::new(cpu, keys));
-        }
-        let _ = stitched;
-        Self::Library(Box::new(OpenLibrary::new(keys)))
-    }
-}
-
-impl Decryptor {
-    /// A decryptor with `keys`.
-    pub fn new(keys: &MediaKeys) -> Self {
-        Self::with_engine(OpenEngine::new(keys, true))
-    }
-
-    /// A decryptor that runs the library passes whatever the CPU (tests compare the two).
-    #[cfg(test)]
-    fn library(keys: &MediaKeys) -> Self {
-        Self::with_engine(OpenEngine::new(keys, false))
-    }
-
-    fn with_engine(engine: OpenEngine) -> Self {
-        Self {
-            engine,
-            pending: Vec::with_capacity(64 * 1024),
-            length: 0,
-        }
     }
 
     /// Feeds the next bytes of the blob; appends the plaintext they complete to `out`.
@@ -483,10 +399,11 @@ impl Decryptor {
         let start = out.len();
         out.extend_from_slice(&self.pending[..ready]);
         self.pending.drain(..ready);
-        match &mut self.engine {
-            OpenEngine::Library(l) => l.open(&mut out[start..]),
-            #[cfg(target_arch = "x86_64")]
-            OpenEngine::Stitched(s) => s.open(&mut out[start..]),
+        // Verify, decrypt and hash unit by unit (see `Encryptor::update`).
+        for unit in out[start..].chunks_mut(STITCH) {
+            self.verifier.update(unit);
+            self.open_blocks(unit);
+            self.plain_hash.update(&*unit);
         }
         self.length += ready as u64;
     }
@@ -500,24 +417,34 @@ impl Decryptor {
     /// [`Error::BadPadding`], [`Error::HashMismatch`].
     pub fn finish(self, expected: &Expected, out: &mut Vec<u8>) -> Result<u64, Error> {
         let Decryptor {
-            engine,
-            pending,
-            length,
+            mut cipher,
+            mut verifier,
+            mut plain_hash,
+            pending: mut last,
+            mut length,
         } = self;
-        let body = match engine {
-            OpenEngine::Library(l) => l.finish(pending, expected, out)?,
-            #[cfg(target_arch = "x86_64")]
-            OpenEngine::Stitched(mut s) => {
-                let mut rest = pending;
-                s.finish(&mut rest, expected, out)?
+        verifier.update(&last);
+        verifier.finish(expected)?;
+        // The verifier checked the length: pending is one or more blocks plus the MAC.
+        last.truncate(last.len() - MAC_LEN);
+        let (blocks, _) = InOutBuf::from(&mut last[..]).into_chunks();
+        cipher.decrypt_blocks_inout_mut(blocks);
+        let body = strip_padding(&last)?;
+        plain_hash.update(body);
+        length += body.len() as u64;
+        out.extend_from_slice(body);
+        if let Some(want) = expected.file_sha256 {
+            let got: [u8; 32] = plain_hash.finalize().into();
+            if !wa_crypto::ct_eq(&got, &want) {
+                return Err(Error::HashMismatch);
             }
-        };
-        Ok(length + body as u64)
+        }
+        Ok(length)
     }
 }
 
 /// `data` without its PKCS#7 padding.
-pub(crate) fn strip_padding(data: &[u8]) -> Result<&[u8], Error> {
+fn strip_padding(data: &[u8]) -> Result<&[u8], Error> {
     let pad = usize::from(*data.last().ok_or(Error::BadPadding)?);
     if pad == 0 || pad > BLOCK || pad > data.len() {
         return Err(Error::BadPadding);
@@ -657,90 +584,6 @@ mod tests {
         #[cfg(not(target_arch = "x86_64"))]
         assert!(library);
         assert!(matches!(Encryptor::library(&k).engine, Engine::Library(_)));
-        let library = matches!(Decryptor::new(&k).engine, OpenEngine::Library(_));
-        #[cfg(target_arch = "x86_64")]
-        assert_eq!(library, crate::stitch::Cpu::detect().is_none());
-        #[cfg(not(target_arch = "x86_64"))]
-        assert!(library);
-        assert!(matches!(
-            Decryptor::library(&k).engine,
-            OpenEngine::Library(_)
-        ));
-    }
-
-    fn open(
-        mut d: Decryptor,
-        pieces: &[&[u8]],
-        expected: &Expected,
-    ) -> (Vec<u8>, Result<u64, Error>) {
-        let mut out = Vec::new();
-        for p in pieces {
-            d.update(p, &mut out);
-        }
-        let r = d.finish(expected, &mut out);
-        (out, r)
-    }
-
-    #[test]
-    fn both_decryption_paths_agree_split_at_every_offset() {
-        let mut rng = StdRng::seed_from_u64(13);
-        for len in 0..=300usize {
-            let k = random_keys(&mut rng);
-            let mut plain = vec![0u8; len];
-            rng.fill_bytes(&mut plain);
-            let (blob, info) = run(Encryptor::library(&k), &[&plain]);
-            let expected = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
-            let step = if len <= 160 { 1 } else { 7 };
-            for cut in (0..=blob.len()).step_by(step) {
-                let (a, b) = blob.split_at(cut);
-                for (name, d) in [
-                    ("library", Decryptor::library(&k)),
-                    ("default", Decryptor::new(&k)),
-                ] {
-                    let (got, r) = open(d, &[a, b], &expected);
-                    assert_eq!(r.ok(), Some(len as u64), "{name}: {len} bytes cut at {cut}");
-                    assert!(got == plain, "{name}: {len} bytes cut at {cut}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn both_decryption_paths_refuse_the_same_way() {
-        let mut rng = StdRng::seed_from_u64(14);
-        for len in [0usize, 1, 15, 16, 17, 63, 64, 65, 100, 200, 260] {
-            let k = random_keys(&mut rng);
-            let mut plain = vec![0u8; len];
-            rng.fill_bytes(&mut plain);
-            let (blob, info) = run(Encryptor::library(&k), &[&plain]);
-            let hashes = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
-            let mut wrong_plain = hashes.clone();
-            wrong_plain.file_sha256 = Some([0; 32]);
-            let mut wrong_enc = hashes.clone();
-            wrong_enc.file_enc_sha256 = Some([0; 32]);
-            let mut cases: Vec<(Vec<u8>, Expected)> = vec![
-                (blob.clone(), wrong_plain),
-                (blob.clone(), wrong_enc),
-                (blob[..blob.len() - 1].to_vec(), hashes.clone()),
-                (blob[..blob.len() / 2].to_vec(), hashes.clone()),
-            ];
-            for i in (0..blob.len()).step_by(5) {
-                let mut bad = blob.clone();
-                bad[i] ^= 1 << (i % 8);
-                cases.push((bad.clone(), hashes.clone()));
-                cases.push((bad, Expected::default()));
-            }
-            for (bad, expected) in &cases {
-                let cut = bad.len() / 3;
-                let pieces = [&bad[..cut], &bad[cut..]];
-                let (want_out, want) = open(Decryptor::library(&k), &pieces, expected);
-                let (got_out, got) = open(Decryptor::new(&k), &pieces, expected);
-                assert!(want.is_err(), "{len} bytes: tampering went unnoticed");
-                // Same variant (the error type has no PartialEq; Debug names it).
-                assert_eq!(format!("{got:?}"), format!("{want:?}"), "{len} bytes");
-                assert!(got_out == want_out, "{len} bytes");
-            }
-        }
     }
 
     #[test]
@@ -796,17 +639,5 @@ mod tests {
         assert_eq!(info, want_info);
         let expected = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
         assert!(decrypt(&k, &got, &expected).unwrap() == plain);
-        let mut pieces = Vec::new();
-        let mut rest = &got[..];
-        while !rest.is_empty() {
-            let (a, b) = rest.split_at(rng.gen_range(0..70_000usize).min(rest.len()));
-            pieces.push(a);
-            rest = b;
-        }
-        for d in [Decryptor::library(&k), Decryptor::new(&k)] {
-            let (back, r) = open(d, &pieces, &expected);
-            assert_eq!(r.ok(), Some(plain.len() as u64));
-            assert!(back == plain, "decrypted plaintext differs");
-        }
     }
 }

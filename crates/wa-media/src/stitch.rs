@@ -15,18 +15,17 @@
 //! followed by the group's first three ciphertext blocks.
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi32, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128,
-    _mm_aesenclast_si128, _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_alignr_epi8,
-    _mm_cvtsi128_si64, _mm_extract_epi32, _mm_extract_epi64, _mm_set_epi32, _mm_set_epi64x,
-    _mm_setzero_si128, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32,
-    _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
+    __m128i, _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
+    _mm_alignr_epi8, _mm_cvtsi128_si64, _mm_extract_epi32, _mm_extract_epi64, _mm_set_epi32,
+    _mm_set_epi64x, _mm_setzero_si128, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
+    _mm_sha256rnds2_epu32, _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
 };
 use std::sync::OnceLock;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::cipher::{BLOCK, Expected, MAC_LEN, strip_padding};
-use crate::{Error, MediaKeys};
+use crate::MediaKeys;
+use crate::cipher::{BLOCK, MAC_LEN};
 
 /// SHA-256 round constants.
 const K: [u32; 64] = [
@@ -338,63 +337,6 @@ fn key_block(key: &[u8; 32], pad: u8) -> [u8; SHA_BLOCK] {
     block
 }
 
-/// The HMAC inner hash with the ipad block and the IV absorbed, and the state after the
-/// opad block.
-#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-fn hmac_start(keys: &MediaKeys) -> (Lane, [u32; 8]) {
-    let mut inner = Lane::new();
-    let mut block = key_block(&keys.mac_key, 0x36);
-    inner.absorb(&block);
-    inner.absorb(&keys.iv);
-    block = key_block(&keys.mac_key, 0x5c);
-    let mut outer = H0;
-    compress(&mut outer, &block);
-    block.zeroize();
-    (inner, outer)
-}
-
-/// The truncated HMAC from the inner hash (spent afterwards) and the opad state.
-#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-fn hmac_finish(inner: &mut Lane, outer_state: &[u32; 8]) -> [u8; MAC_LEN] {
-    let mut digest = inner.finish();
-    let mut outer = Lane {
-        state: *outer_state,
-        buf: [0; SHA_BLOCK],
-        buf_len: 0,
-        total: SHA_BLOCK as u64,
-    };
-    outer.absorb(&digest);
-    let mut tag = outer.finish();
-    let mut mac = [0u8; MAC_LEN];
-    mac.copy_from_slice(&tag[..MAC_LEN]);
-    digest.zeroize();
-    tag.zeroize();
-    outer.zeroize();
-    mac
-}
-
-/// The AES-256 decryption round keys (equivalent inverse cipher) from the encryption ones.
-#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-fn decryption_keys(rk: &[__m128i; 15]) -> [__m128i; 15] {
-    let mut d = [_mm_setzero_si128(); 15];
-    d[0] = rk[14];
-    for i in 1..14 {
-        d[i] = _mm_aesimc_si128(rk[14 - i]);
-    }
-    d[14] = rk[0];
-    d
-}
-
-/// AES-256 decryption of one block with the decryption round keys.
-#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-fn aes256_inv(dk: &[__m128i; 15], block: __m128i) -> __m128i {
-    let mut x = _mm_xor_si128(block, dk[0]);
-    for k in &dk[1..14] {
-        x = _mm_aesdec_si128(x, *k);
-    }
-    _mm_aesdeclast_si128(x, dk[14])
-}
-
 /// Stitched AES-256-CBC encryption with SHA-256 of the plaintext, SHA-256 of the
 /// ciphertext and HMAC-SHA256 of `iv || ciphertext`. Only exists on CPUs [`Cpu::detect`]
 /// accepted.
@@ -445,15 +387,21 @@ impl Stitched {
 
     #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
     fn new_tf(keys: &MediaKeys) -> Box<Self> {
-        let (mac_inner, mac_outer) = hmac_start(keys);
-        Box::new(Self {
+        let mut this = Box::new(Self {
             round_keys: expand_key(&keys.cipher_key),
             chain: load(&keys.iv),
             plain: Lane::new(),
             enc: Lane::new(),
-            mac_inner,
-            mac_outer,
-        })
+            mac_inner: Lane::new(),
+            mac_outer: H0,
+        });
+        let mut block = key_block(&keys.mac_key, 0x36);
+        this.mac_inner.absorb(&block);
+        this.mac_inner.absorb(&keys.iv);
+        block = key_block(&keys.mac_key, 0x5c);
+        compress(&mut this.mac_outer, &block);
+        block.zeroize();
+        this
     }
 
     /// One block outside the stitched loop.
@@ -610,7 +558,19 @@ impl Stitched {
         last = store(self.chain);
         self.enc.absorb(&last);
         self.mac_inner.absorb(&last);
-        let mac = hmac_finish(&mut self.mac_inner, &self.mac_outer);
+        let mut inner = self.mac_inner.finish();
+        let mut outer = Lane {
+            state: self.mac_outer,
+            buf: [0; SHA_BLOCK],
+            buf_len: 0,
+            total: SHA_BLOCK as u64,
+        };
+        outer.absorb(&inner);
+        let tag = outer.finish();
+        inner.zeroize();
+        outer.zeroize();
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(&tag[..MAC_LEN]);
         self.enc.absorb(&mac);
         Sealed {
             last,
@@ -618,218 +578,6 @@ impl Stitched {
             file_enc_sha256: self.enc.finish(),
             mac,
         }
-    }
-}
-
-/// Stitched AES-256-CBC decryption with the three SHA-256 passes of a verified download:
-/// HMAC-SHA256 of `iv || ciphertext`, SHA-256 of the encrypted file and SHA-256 of the
-/// plaintext. CBC decryption has no chain (all four blocks of a group decrypt in
-/// parallel), so the loop is bound by the hashing; fusing the passes saves the separate
-/// passes over memory. Only exists on CPUs [`Cpu::detect`] accepted.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub(crate) struct StitchedOpen {
-    /// Decryption round keys.
-    round_keys: [__m128i; 15],
-    /// The previous ciphertext block (the IV at the start).
-    chain: __m128i,
-    plain: Lane,
-    enc: Lane,
-    mac_inner: Lane,
-    mac_outer: [u32; 8],
-}
-
-impl StitchedOpen {
-    /// A stitched decryptor for `keys` on a CPU that has the features.
-    pub(crate) fn new(cpu: Cpu, keys: &MediaKeys) -> Box<Self> {
-        let _ = cpu;
-        // SAFETY: a `Cpu` only exists once `is_x86_feature_detected!` confirmed aes, sha,
-        // sse2, ssse3 and sse4.1, every feature `new_tf` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            Self::new_tf(keys)
-        }
-    }
-
-    /// Decrypts whole blocks in place, none of them the last block of the blob, hashing
-    /// ciphertext and plaintext.
-    pub(crate) fn open(&mut self, buf: &mut [u8]) {
-        // SAFETY: `self` was built by `new`, from a `Cpu`: `is_x86_feature_detected!`
-        // confirmed every feature `open_tf` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.open_tf(buf)
-        }
-    }
-
-    /// Takes the rest of the blob (last blocks and MAC), checks length, MAC and encrypted
-    /// hash, decrypts, strips the padding, appends the plaintext to `out` and checks the
-    /// plaintext hash. Returns the length appended.
-    pub(crate) fn finish(
-        &mut self,
-        rest: &mut [u8],
-        expected: &Expected,
-        out: &mut Vec<u8>,
-    ) -> Result<usize, Error> {
-        // SAFETY: `self` was built by `new`, from a `Cpu`: `is_x86_feature_detected!`
-        // confirmed every feature `finish_tf` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.finish_tf(rest, expected, out)
-        }
-    }
-
-    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-    fn new_tf(keys: &MediaKeys) -> Box<Self> {
-        let (mac_inner, mac_outer) = hmac_start(keys);
-        let mut rk = expand_key(&keys.cipher_key);
-        let this = Box::new(Self {
-            round_keys: decryption_keys(&rk),
-            chain: load(&keys.iv),
-            plain: Lane::new(),
-            enc: Lane::new(),
-            mac_inner,
-            mac_outer,
-        });
-        rk.zeroize();
-        this
-    }
-
-    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-    fn open_block(&mut self, block: &mut [u8; BLOCK]) {
-        self.enc.absorb(block);
-        self.mac_inner.absorb(block);
-        let c = load(block);
-        *block = store(_mm_xor_si128(aes256_inv(&self.round_keys, c), self.chain));
-        self.chain = c;
-        self.plain.absorb(block);
-    }
-
-    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-    fn open_tf(&mut self, buf: &mut [u8]) {
-        let (mut blocks, tail) = buf.as_chunks_mut::<BLOCK>();
-        debug_assert!(tail.is_empty());
-        while self.plain.buf_len != 0 {
-            let Some((block, rest)) = blocks.split_first_mut() else {
-                return;
-            };
-            self.open_block(block);
-            blocks = rest;
-        }
-        let (groups, rest) = blocks.as_chunks_mut::<4>();
-        self.open_groups(groups);
-        for block in rest {
-            self.open_block(block);
-        }
-    }
-
-    /// The stitched loop, over whole groups at a 64-byte boundary of all three hashes.
-    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-    fn open_groups(&mut self, groups: &mut [[[u8; BLOCK]; 4]]) {
-        if groups.is_empty() {
-            return;
-        }
-        debug_assert_eq!(self.plain.buf_len, 0);
-        debug_assert_eq!(self.enc.buf_len, 0);
-        debug_assert_eq!(self.mac_inner.buf_len, 16);
-        let rk = self.round_keys;
-        let mut chain = self.chain;
-        let mut plain = to_regs(&self.plain.state);
-        let mut enc = to_regs(&self.enc.state);
-        let mut mac = to_regs(&self.mac_inner.state);
-        for group in groups.iter_mut() {
-            let c = group.map(|b| load(&b));
-            let mut we = words(c);
-            let mut wm = words([chain, c[0], c[1], c[2]]);
-            let mut x = c.map(|c| _mm_xor_si128(c, rk[0]));
-            for k in &rk[1..14] {
-                x = x.map(|x| _mm_aesdec_si128(x, *k));
-            }
-            let prev = [chain, c[0], c[1], c[2]];
-            let p: [__m128i; 4] =
-                std::array::from_fn(|i| _mm_xor_si128(_mm_aesdeclast_si128(x[i], rk[14]), prev[i]));
-            let mut wp = words(p);
-            let (sp, se, sm) = (plain, enc, mac);
-            macro_rules! step {
-                ($q:expr) => {{
-                    sha_quad!(enc, we, $q);
-                    sha_quad!(mac, wm, $q);
-                    sha_quad!(plain, wp, $q);
-                }};
-            }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
-            step!(4);
-            step!(5);
-            step!(6);
-            step!(7);
-            step!(8);
-            step!(9);
-            step!(10);
-            step!(11);
-            step!(12);
-            step!(13);
-            step!(14);
-            step!(15);
-            plain = (_mm_add_epi32(plain.0, sp.0), _mm_add_epi32(plain.1, sp.1));
-            enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
-            mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
-            chain = c[3];
-            *group = p.map(|p| store(p));
-        }
-        let bytes = 64 * groups.len() as u64;
-        self.chain = chain;
-        self.plain.state = from_regs(plain.0, plain.1);
-        self.plain.total += bytes;
-        self.enc.state = from_regs(enc.0, enc.1);
-        self.enc.total += bytes;
-        self.mac_inner.state = from_regs(mac.0, mac.1);
-        self.mac_inner.total += bytes;
-        self.mac_inner.buf[..16].copy_from_slice(&store(chain));
-    }
-
-    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
-    fn finish_tf(
-        &mut self,
-        rest: &mut [u8],
-        expected: &Expected,
-        out: &mut Vec<u8>,
-    ) -> Result<usize, Error> {
-        let total = self.enc.total + rest.len() as u64;
-        let body = total.saturating_sub(MAC_LEN as u64);
-        if total < (BLOCK + MAC_LEN) as u64 || !body.is_multiple_of(BLOCK as u64) {
-            return Err(Error::Truncated);
-        }
-        // The checks above make `rest` one or more whole blocks followed by the MAC.
-        let (blocks, mac) = rest.split_at_mut(rest.len() - MAC_LEN);
-        self.enc.absorb(blocks);
-        self.enc.absorb(mac);
-        self.mac_inner.absorb(blocks);
-        let tag = hmac_finish(&mut self.mac_inner, &self.mac_outer);
-        if !wa_crypto::ct_eq(&tag, mac) {
-            return Err(Error::MacMismatch);
-        }
-        if let Some(want) = expected.file_enc_sha256
-            && !wa_crypto::ct_eq(&self.enc.finish(), &want)
-        {
-            return Err(Error::EncHashMismatch);
-        }
-        let (blocks, _) = blocks.as_chunks_mut::<BLOCK>();
-        for block in blocks.iter_mut() {
-            let c = load(block);
-            *block = store(_mm_xor_si128(aes256_inv(&self.round_keys, c), self.chain));
-            self.chain = c;
-        }
-        let body = strip_padding(blocks.as_flattened())?;
-        self.plain.absorb(body);
-        out.extend_from_slice(body);
-        if let Some(want) = expected.file_sha256
-            && !wa_crypto::ct_eq(&self.plain.finish(), &want)
-        {
-            return Err(Error::HashMismatch);
-        }
-        Ok(body.len())
     }
 }
 
