@@ -6,8 +6,12 @@
 //! SHA-256 runs on the separate SHA units. [`Stitched`] interleaves the two in one loop over
 //! 64-byte groups: while group `i` goes through the chain, the plaintext hash takes group
 //! `i`'s plaintext and the encrypted-file hash and the HMAC inner hash take group `i - 1`'s
-//! ciphertext (one group behind, so they never wait on the chain). Each group then costs
-//! about the longer of the chain and the hashing instead of their sum.
+//! ciphertext (one group behind, so they never wait on the chain).
+//!
+//! Measured on an AMD EPYC (docs/perf/wa-media.md): one hash lane hides almost entirely
+//! behind the chain; with all three the loop outgrows the out-of-order window and the AES
+//! and SHA instructions compete for the same vector pipes, so a group costs about what raw
+//! AES-CBC plus one HMAC pass does, instead of the chain plus three hash passes.
 //!
 //! The HMAC stream is `ipad block || iv || ciphertext`: past the ipad block its 64-byte
 //! blocks start 16 bytes before each ciphertext group, so the block belonging to group `i`
@@ -445,7 +449,8 @@ impl Stitched {
         debug_assert_eq!(self.plain.buf_len, 0);
         debug_assert_eq!(self.enc.buf_len, 0);
         debug_assert_eq!(self.mac_inner.buf_len, 16);
-        let rk = self.round_keys;
+        // Borrowed, not copied: no second copy of the round keys in this stack frame.
+        let rk = &self.round_keys;
         let mut chain = self.chain;
         let mut plain = to_regs(&self.plain.state);
         let mut enc = to_regs(&self.enc.state);
@@ -456,7 +461,7 @@ impl Stitched {
         plain = rounds(plain, words(p));
         let mut prev = [_mm_setzero_si128(); 4];
         for (c, x) in prev.iter_mut().zip(p) {
-            chain = aes256(&rk, _mm_xor_si128(x, chain));
+            chain = aes256(rk, _mm_xor_si128(x, chain));
             *c = chain;
         }
         *first = prev.map(|c| store(c));
