@@ -75,11 +75,15 @@ struct Library {
 }
 
 /// What finishing the passes gives: the last ciphertext block, the digests and the MAC.
-struct Sealed {
-    last: [u8; BLOCK],
-    file_sha256: [u8; 32],
-    file_enc_sha256: [u8; 32],
-    mac: [u8; MAC_LEN],
+pub(crate) struct Sealed {
+    /// The padded, encrypted last block.
+    pub(crate) last: [u8; BLOCK],
+    /// SHA-256 of the plaintext.
+    pub(crate) file_sha256: [u8; 32],
+    /// SHA-256 of ciphertext || MAC.
+    pub(crate) file_enc_sha256: [u8; 32],
+    /// The truncated HMAC.
+    pub(crate) mac: [u8; MAC_LEN],
 }
 
 impl Library {
@@ -162,20 +166,7 @@ impl Engine {
         match self {
             Self::Library(l) => l.finish(tail),
             #[cfg(target_arch = "x86_64")]
-            Self::Stitched(mut s) => {
-                let crate::stitch::Sealed {
-                    last,
-                    file_sha256,
-                    file_enc_sha256,
-                    mac,
-                } = s.finish(tail);
-                Sealed {
-                    last,
-                    file_sha256,
-                    file_enc_sha256,
-                    mac,
-                }
-            }
+            Self::Stitched(mut s) => s.finish(tail),
         }
     }
 }

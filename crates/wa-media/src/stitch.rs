@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::MediaKeys;
-use crate::cipher::{BLOCK, MAC_LEN};
+use crate::cipher::{BLOCK, MAC_LEN, Sealed};
 
 /// SHA-256 round constants.
 const K: [u32; 64] = [
@@ -69,18 +69,6 @@ impl Cpu {
         });
         ok.then_some(Cpu(()))
     }
-}
-
-/// What [`Stitched::finish`] produces.
-pub(crate) struct Sealed {
-    /// The padded, encrypted last block.
-    pub(crate) last: [u8; BLOCK],
-    /// SHA-256 of the plaintext.
-    pub(crate) file_sha256: [u8; 32],
-    /// SHA-256 of ciphertext || MAC.
-    pub(crate) file_enc_sha256: [u8; 32],
-    /// The truncated HMAC.
-    pub(crate) mac: [u8; MAC_LEN],
 }
 
 /// One SHA-256 computation: the state, the bytes of an unfinished block and the length.
