@@ -40,11 +40,12 @@ pub struct EncryptedInfo {
 
 /// Streaming encryptor. Call [`update`](Self::update) with the plaintext in chunks, then
 /// [`finish`](Self::finish) once; the output bytes concatenated are the encrypted blob.
+///
+/// On x86_64 CPUs with AES-NI and SHA-NI the encryption and the three SHA-256 passes run
+/// stitched in one loop (see the `stitch` module); elsewhere they run through the `cbc`,
+/// `hmac` and `sha2` crates. Both give the same bytes.
 pub struct Encryptor {
-    cipher: cbc::Encryptor<Aes256>,
-    mac: HmacSha256,
-    plain_hash: Sha256,
-    enc_hash: Sha256,
+    engine: Engine,
     partial: [u8; BLOCK],
     partial_len: usize,
     length: u64,
@@ -65,17 +66,33 @@ fn new_mac(keys: &MediaKeys) -> HmacSha256 {
     mac
 }
 
-impl Encryptor {
-    /// An encryptor with `keys`.
-    pub fn new(keys: &MediaKeys) -> Self {
+/// The encryption passes through the `cbc`, `hmac` and `sha2` crates.
+struct Library {
+    cipher: cbc::Encryptor<Aes256>,
+    mac: HmacSha256,
+    plain_hash: Sha256,
+    enc_hash: Sha256,
+}
+
+/// What finishing the passes gives: the last ciphertext block, the digests and the MAC.
+pub(crate) struct Sealed {
+    /// The padded, encrypted last block.
+    pub(crate) last: [u8; BLOCK],
+    /// SHA-256 of the plaintext.
+    pub(crate) file_sha256: [u8; 32],
+    /// SHA-256 of ciphertext || MAC.
+    pub(crate) file_enc_sha256: [u8; 32],
+    /// The truncated HMAC.
+    pub(crate) mac: [u8; MAC_LEN],
+}
+
+impl Library {
+    fn new(keys: &MediaKeys) -> Self {
         Self {
             cipher: cbc::Encryptor::<Aes256>::new(&keys.cipher_key.into(), &keys.iv.into()),
             mac: new_mac(keys),
             plain_hash: Sha256::new(),
             enc_hash: Sha256::new(),
-            partial: [0; BLOCK],
-            partial_len: 0,
-            length: 0,
         }
     }
 
@@ -83,6 +100,96 @@ impl Encryptor {
         let (blocks, tail) = InOutBuf::from(buf).into_chunks();
         debug_assert!(tail.is_empty());
         self.cipher.encrypt_blocks_inout_mut(blocks);
+    }
+
+    fn seal(&mut self, buf: &mut [u8]) {
+        // The four passes run unit by unit rather than one after the other, so the
+        // serial CBC chain overlaps with the hashing in the CPU's out-of-order window.
+        for unit in buf.chunks_mut(STITCH) {
+            self.plain_hash.update(&*unit);
+            self.seal_blocks(unit);
+            self.mac.update(&*unit);
+            self.enc_hash.update(&*unit);
+        }
+    }
+
+    fn finish(mut self, tail: &[u8]) -> Sealed {
+        self.plain_hash.update(tail);
+        let mut last = [(BLOCK - tail.len()) as u8; BLOCK];
+        last[..tail.len()].copy_from_slice(tail);
+        self.seal_blocks(&mut last);
+        self.mac.update(&last);
+        self.enc_hash.update(last);
+        let tag = self.mac.finalize().into_bytes();
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(&tag[..MAC_LEN]);
+        self.enc_hash.update(mac);
+        Sealed {
+            last,
+            file_sha256: self.plain_hash.finalize().into(),
+            file_enc_sha256: self.enc_hash.finalize().into(),
+            mac,
+        }
+    }
+}
+
+/// Which implementation an [`Encryptor`] runs.
+enum Engine {
+    Library(Box<Library>),
+    #[cfg(target_arch = "x86_64")]
+    Stitched(Box<crate::stitch::Stitched>),
+}
+
+impl Engine {
+    /// The stitched engine when `stitched` allows it and the CPU has the features, else
+    /// the library one.
+    fn new(keys: &MediaKeys, stitched: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if stitched && let Some(cpu) = crate::stitch::Cpu::detect() {
+            return Self::Stitched(crate::stitch::Stitched::new(cpu, keys));
+        }
+        let _ = stitched;
+        Self::Library(Box::new(Library::new(keys)))
+    }
+
+    /// Hashes, encrypts in place and MACs whole blocks.
+    fn seal(&mut self, buf: &mut [u8]) {
+        match self {
+            Self::Library(l) => l.seal(buf),
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched(s) => s.seal(buf),
+        }
+    }
+
+    /// Pads and seals the last `tail` bytes (under one block).
+    fn finish(self, tail: &[u8]) -> Sealed {
+        match self {
+            Self::Library(l) => l.finish(tail),
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched(mut s) => s.finish(tail),
+        }
+    }
+}
+
+impl Encryptor {
+    /// An encryptor with `keys`.
+    pub fn new(keys: &MediaKeys) -> Self {
+        Self::with_engine(Engine::new(keys, true))
+    }
+
+    /// An encryptor that runs the library passes whatever the CPU (tests compare the two).
+    #[cfg(test)]
+    fn library(keys: &MediaKeys) -> Self {
+        Self::with_engine(Engine::new(keys, false))
+    }
+
+    fn with_engine(engine: Engine) -> Self {
+        Self {
+            engine,
+            partial: [0; BLOCK],
+            partial_len: 0,
+            length: 0,
+        }
     }
 
     /// Encrypts `plain`, appending whole ciphertext blocks to `out` (up to 15 bytes stay
@@ -106,38 +213,21 @@ impl Encryptor {
         let rest = &plain[whole..];
         self.partial[..rest.len()].copy_from_slice(rest);
         self.partial_len = rest.len();
-        // The four passes run unit by unit rather than one after the other, so the
-        // serial CBC chain overlaps with the hashing in the CPU's out-of-order window.
-        for unit in out[start..].chunks_mut(STITCH) {
-            self.plain_hash.update(&*unit);
-            self.seal_blocks(unit);
-            self.mac.update(&*unit);
-            self.enc_hash.update(&*unit);
-        }
+        self.engine.seal(&mut out[start..]);
     }
 
     /// Pads and encrypts the last block, appends it and the MAC to `out`, and returns the
     /// message fields.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> EncryptedInfo {
-        let pad = BLOCK - self.partial_len;
-        self.plain_hash.update(&self.partial[..self.partial_len]);
-        let mut last = self.partial;
-        last[self.partial_len..].fill(pad as u8);
-        self.seal_blocks(&mut last);
-        self.mac.update(&last);
-        self.enc_hash.update(last);
-        let tag = self.mac.finalize().into_bytes();
-        let mut mac = [0u8; MAC_LEN];
-        mac.copy_from_slice(&tag[..MAC_LEN]);
-        self.enc_hash.update(mac);
-        out.extend_from_slice(&last);
-        out.extend_from_slice(&mac);
+    pub fn finish(self, out: &mut Vec<u8>) -> EncryptedInfo {
+        let sealed = self.engine.finish(&self.partial[..self.partial_len]);
+        out.extend_from_slice(&sealed.last);
+        out.extend_from_slice(&sealed.mac);
         let padded = (self.length / BLOCK as u64 + 1) * BLOCK as u64;
         EncryptedInfo {
             file_length: self.length,
-            file_sha256: self.plain_hash.finalize().into(),
-            file_enc_sha256: self.enc_hash.finalize().into(),
-            mac,
+            file_sha256: sealed.file_sha256,
+            file_enc_sha256: sealed.file_enc_sha256,
+            mac: sealed.mac,
             enc_length: padded + MAC_LEN as u64,
         }
     }
@@ -449,5 +539,96 @@ impl RangePlan {
         };
         let stop = (skip + take).min(plain.len());
         Ok(plain[skip..stop].to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MediaType;
+    use rand::rngs::StdRng;
+    use rand::{Rng, RngCore, SeedableRng};
+
+    fn random_keys(rng: &mut StdRng) -> MediaKeys {
+        let mut media_key = [0u8; 32];
+        rng.fill_bytes(&mut media_key);
+        MediaKeys::expand(&media_key, MediaType::Image)
+    }
+
+    fn run(mut e: Encryptor, pieces: &[&[u8]]) -> (Vec<u8>, EncryptedInfo) {
+        let mut out = Vec::new();
+        for p in pieces {
+            e.update(p, &mut out);
+            // Whole blocks come out at once: at most 15 bytes stay behind.
+            assert_eq!(out.len() as u64, e.length / BLOCK as u64 * BLOCK as u64);
+        }
+        let info = e.finish(&mut out);
+        (out, info)
+    }
+
+    #[test]
+    fn the_stitched_path_is_taken_when_the_cpu_has_the_features() {
+        let k = random_keys(&mut StdRng::seed_from_u64(10));
+        let library = matches!(Encryptor::new(&k).engine, Engine::Library(_));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(library, crate::stitch::Cpu::detect().is_none());
+        #[cfg(not(target_arch = "x86_64"))]
+        assert!(library);
+        assert!(matches!(Encryptor::library(&k).engine, Engine::Library(_)));
+    }
+
+    #[test]
+    fn both_paths_give_the_same_blob_split_at_every_offset() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for len in 0..=300usize {
+            let k = random_keys(&mut rng);
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut plain);
+            let (want, want_info) = run(Encryptor::library(&k), &[&plain]);
+            // The library path matches the reference passes, checked independently.
+            assert_eq!(
+                want_info.file_sha256,
+                <[u8; 32]>::from(Sha256::digest(&plain))
+            );
+            assert_eq!(
+                want_info.file_enc_sha256,
+                <[u8; 32]>::from(Sha256::digest(&want))
+            );
+            assert_eq!(want.len() as u64, want_info.enc_length);
+            assert_eq!(decrypt(&k, &want, &Expected::default()).unwrap(), plain);
+            let step = if len <= 160 { 1 } else { 7 };
+            for cut in (0..=len).step_by(step) {
+                let (a, b) = plain.split_at(cut);
+                for (name, e) in [
+                    ("library", Encryptor::library(&k)),
+                    ("default", Encryptor::new(&k)),
+                ] {
+                    let (got, info) = run(e, &[a, b]);
+                    assert_eq!(got, want, "{name}: {len} bytes cut at {cut}");
+                    assert_eq!(info, want_info, "{name}: {len} bytes cut at {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn both_paths_agree_on_a_few_mib_in_random_pieces() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let k = random_keys(&mut rng);
+        let mut plain = vec![0u8; (2 << 20) + 5];
+        rng.fill_bytes(&mut plain);
+        let mut pieces = Vec::new();
+        let mut rest = &plain[..];
+        while !rest.is_empty() {
+            let (a, b) = rest.split_at(rng.gen_range(0..70_000usize).min(rest.len()));
+            pieces.push(a);
+            rest = b;
+        }
+        let (want, want_info) = run(Encryptor::library(&k), &pieces);
+        let (got, info) = run(Encryptor::new(&k), &pieces);
+        assert!(got == want, "blobs differ");
+        assert_eq!(info, want_info);
+        let expected = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
+        assert!(decrypt(&k, &got, &expected).unwrap() == plain);
     }
 }

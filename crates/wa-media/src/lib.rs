@@ -6,6 +6,8 @@ mod keys;
 mod message;
 mod retry;
 mod retry_client;
+#[cfg(target_arch = "x86_64")]
+mod stitch;
 mod transfer;
 
 pub use cipher::{
