@@ -1,137 +1,26 @@
 //! End-to-end messaging through wa-sim on 127.0.0.1: real sockets, Noise, Signal and
 //! stores; two accounts, linked companions and the simulated phones.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::*;
 use rand_core::OsRng;
 use tokio::sync::broadcast;
 use wa_binary::{Jid, Server};
 use wa_messages::{
-    MessageContent, Messenger, MessengerConfig, Poll, PollVoteContext, Quote, ReceiptType,
-    decrypt_poll_vote, poll_option_hash, poll_vote_message,
+    MessageContent, MessengerConfig, Poll, PollVoteContext, Quote, ReceiptType, decrypt_poll_vote,
+    poll_option_hash, poll_vote_message,
 };
-use wa_proto::e2e::Message;
 use wa_sim::{Fault, Sim, SimConfig};
-use wa_socket::SocketConfig;
-use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
-use wa_store::{
-    AccountId, AccountStore, Backend, LidMappingStore, MemoryBackend, SentMessageStore,
-    SessionStore,
-};
+use wa_socket::{ConnectionState, Event};
+use wa_store::{LidMappingStore, SentMessageStore, SessionStore};
 use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
 use wa_types::MessageKey;
-use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
-const WAIT: Duration = Duration::from_secs(30);
-
-fn memory_store(name: &str) -> AccountStore {
-    AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new(name).unwrap(),
-    )
-}
-
-fn config(sim: &Sim, store: AccountStore) -> SocketConfig {
-    let mut c = wa_testkit::config(sim, store);
-    c.initial_pre_keys = 30;
-    c
-}
-
-/// One linked companion with its messenger and an event subscription.
-struct Client {
-    socket: Socket,
-    messenger: Messenger,
-    events: broadcast::Receiver<Event>,
-    jid: Jid,
-    store: AccountStore,
-}
-
-fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
-    start_with(sim, store, MessengerConfig::default())
-}
-
-fn start_with(
-    sim: &Sim,
-    store: AccountStore,
-    mc: MessengerConfig,
-) -> (Socket, Messenger, broadcast::Receiver<Event>) {
-    let socket = Socket::connect(config(sim, store));
-    let events = socket.events_from_start();
-    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let messenger = Messenger::new(socket.clone(), usync, mc);
-    (socket, messenger, events)
-}
-
-/// Links a new companion to `phone` (the account must exist) by QR.
-async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
-    link_with(sim, phone, store, MessengerConfig::default()).await
-}
-
-async fn link_with(sim: &Sim, phone: &str, store: AccountStore, mc: MessengerConfig) -> Client {
-    let (socket, messenger, mut events) = start_with(sim, store.clone(), mc);
-    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
-    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        messenger,
-        events,
-        jid,
-        store,
-    }
-}
-
-/// Starts a linked device again from its store and waits until it is open.
-async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
-    let (socket, messenger, mut events) = start(sim, store.clone());
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        messenger,
-        events,
-        jid,
-        store,
-    }
-}
-
-/// Counts the upserts of message `id` that arrive within `window`.
-async fn count_upserts(rx: &mut broadcast::Receiver<Event>, id: &str, window: Duration) -> usize {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut n = 0;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => return n,
-            Ok(Ok(Event::MessagesUpsert(u))) => {
-                n += u.messages.iter().filter(|m| m.key.id == id).count();
-            }
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-        }
-    }
-}
-
-fn text_of(m: &Message) -> Option<&str> {
-    m.extended_text_message
-        .as_deref()
-        .and_then(|e| e.text.as_deref())
-        .or(m.conversation.as_deref())
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -518,9 +407,7 @@ async fn restart_from_sqlite_keeps_decrypting() {
     sim.add_account(A).await;
     sim.add_account(B).await;
     let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let backend: Arc<dyn Backend> =
-        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
-    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let store = sqlite_store(&path, "b1").await;
     let mut b1 = link(&sim, B, store).await;
     let (a, b) = (Jid::pn(A), Jid::pn(B));
 
@@ -549,9 +436,7 @@ async fn restart_from_sqlite_keeps_decrypting() {
         .send_message(&b, MessageContent::text("during restart"))
         .await
         .unwrap();
-    let backend: Arc<dyn Backend> =
-        Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
-    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let store = sqlite_store(&path, "b1").await;
     let mut b1 = restart(&sim, store, b_jid).await;
     let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
     assert_eq!(text_of(&got.message), Some("during restart"));
@@ -928,11 +813,7 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
     sim.add_account(A).await;
     sim.add_account(B).await;
     let a1 = link(&sim, A, memory_store("a1")).await;
-    let open = || async {
-        let backend: Arc<dyn Backend> =
-            Arc::new(wa_store_sqlite::SqliteBackend::open(&path).await.unwrap());
-        AccountStore::new(backend, AccountId::new("b1").unwrap())
-    };
+    let open = || sqlite_store(&path, "b1");
     let mut b1 = link(&sim, B, open().await).await;
     let b_jid = b1.jid.clone();
 

@@ -3,9 +3,11 @@
 //! messenger downloads, verifies, inflates and decodes them, reports them, stores the
 //! LID mappings and the own push name, and answers with `hist_sync` receipts.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::*;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_media::{Media, MediaConfig};
@@ -17,56 +19,24 @@ use wa_proto::history_sync::{
 };
 use wa_proto::web::WebMessageInfo;
 use wa_sim::{Sim, SimConfig};
-use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
-use wa_store::{AccountId, AccountStore, LidMappingStore, MemoryBackend};
-use wa_testkit::next_update as next_conn;
+use wa_socket::Event;
+use wa_store::LidMappingStore;
 use wa_types::{HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType};
-use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
 const B_LID: &str = "88880000002";
-const WAIT: Duration = Duration::from_secs(30);
 
-fn store() -> AccountStore {
-    AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new("history").unwrap(),
-    )
-}
-
-struct Client {
-    socket: Socket,
-    events: broadcast::Receiver<Event>,
-    _messenger: Messenger,
-    store: AccountStore,
-}
-
+/// Links a companion to `phone` with a memory store and a messenger that downloads
+/// media over plain HTTP from the simulator.
 async fn link(sim: &Sim, phone: &str, mc: MessengerConfig) -> Client {
-    let store = store();
-    let mut cfg = wa_testkit::config(sim, store.clone());
-    cfg.initial_pre_keys = 30;
-    let socket = Socket::connect(cfg);
-    let mut events = socket.events_from_start();
-    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let mut media_cfg = MediaConfig::default();
-    media_cfg.https = false;
-    let media = Media::new(socket.clone(), media_cfg).unwrap();
-    let messenger = Messenger::new(socket.clone(), usync, mc).with_media(media);
-    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
-    sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        events,
-        _messenger: messenger,
-        store,
-    }
+    link_using(sim, phone, memory_store("history"), |socket, usync| {
+        let mut media_cfg = MediaConfig::default();
+        media_cfg.https = false;
+        let media = Media::new(socket.clone(), media_cfg).unwrap();
+        Messenger::new(socket, usync, mc).with_media(media)
+    })
+    .await
 }
 
 fn text_info(chat: &str, from_me: bool, id: &str, text: &str, t: u64) -> HistorySyncMsg {
@@ -155,14 +125,6 @@ async fn history_events(events: &mut broadcast::Receiver<Event>, n: usize) -> Ve
     tokio::time::timeout(WAIT, fut)
         .await
         .expect("history events in time")
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn split(got: Vec<Got>) -> (Vec<HistorySync>, Vec<HistorySyncFailure>) {
@@ -406,12 +368,7 @@ async fn a_persisted_notification_is_processed_after_a_restart() {
         .await
         .unwrap();
 
-    let mut cfg = wa_testkit::config(&sim, store.clone());
-    cfg.initial_pre_keys = 30;
-    let socket = Socket::connect(cfg);
-    let mut events = socket.events_from_start();
-    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let _m = Messenger::new(socket.clone(), usync, MessengerConfig::default());
+    let (_socket, _m, mut events) = start(&sim, store.clone());
     let (ok, failed) = split(history_events(&mut events, 1).await);
     assert!(failed.is_empty());
     assert_eq!(ok[0].message_id, "PENDING1");

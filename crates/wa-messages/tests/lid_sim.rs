@@ -3,95 +3,22 @@
 //! `sender_pn` (`Fault::SenderAddressing`), and the receiving companion keeps one session
 //! per peer device, under the LID address once the LID is known.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use tokio::sync::broadcast;
 use wa_binary::{Jid, Server};
-use wa_messages::{MessageContent, Messenger, MessengerConfig, ReceiptType};
-use wa_proto::e2e::Message;
+use wa_messages::{MessageContent, ReceiptType};
 use wa_sim::{Fault, SenderAddressing, Sim, SimConfig};
-use wa_socket::{ConnectionState, DisconnectReason, Event, Socket, SocketConfig};
-use wa_store::{
-    AccountId, AccountStore, Backend, IdentityStore, LidMappingStore, MemoryBackend, Op, Role,
-    SessionStore,
-};
-use wa_testkit::next_update as next_conn;
+use wa_socket::Event;
+use wa_store::{AccountStore, IdentityStore, LidMappingStore, Op, Role, SessionStore};
+use wa_testkit::next_upsert;
 use wa_types::WaMessage;
-use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000011";
 const B: &str = "15550000012";
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Client {
-    socket: Socket,
-    messenger: Messenger,
-    events: broadcast::Receiver<Event>,
-    jid: Jid,
-    store: AccountStore,
-}
-
-fn memory_store(name: &str) -> AccountStore {
-    AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new(name).unwrap(),
-    )
-}
-
-async fn sqlite_store(path: &std::path::Path) -> AccountStore {
-    let backend: Arc<dyn Backend> =
-        Arc::new(wa_store_sqlite::SqliteBackend::open(path).await.unwrap());
-    AccountStore::new(backend, AccountId::new("b1").unwrap())
-}
-
-fn start(sim: &Sim, store: AccountStore) -> (Socket, Messenger, broadcast::Receiver<Event>) {
-    let mut c: SocketConfig = wa_testkit::config(sim, store);
-    c.initial_pre_keys = 30;
-    let socket = Socket::connect(c);
-    let events = socket.events_from_start();
-    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
-    (socket, messenger, events)
-}
-
-async fn link(sim: &Sim, phone: &str, store: AccountStore) -> Client {
-    let (socket, messenger, mut events) = start(sim, store.clone());
-    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
-    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        messenger,
-        events,
-        jid,
-        store,
-    }
-}
-
-async fn restart(sim: &Sim, store: AccountStore, jid: Jid) -> Client {
-    let (socket, messenger, mut events) = start(sim, store.clone());
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        messenger,
-        events,
-        jid,
-        store,
-    }
-}
-
-fn text_of(m: &Message) -> Option<&str> {
-    m.extended_text_message
-        .as_deref()
-        .and_then(|e| e.text.as_deref())
-        .or(m.conversation.as_deref())
-}
 
 /// Sends `text` from `from` to `to_user` and returns the message as `to` reported it.
 async fn exchange(from: &Client, to: &mut Client, to_user: &str, text: &str) -> WaMessage {
@@ -100,22 +27,7 @@ async fn exchange(from: &Client, to: &mut Client, to_user: &str, text: &str) -> 
         .send_message(&Jid::pn(to_user.to_owned()), MessageContent::text(text))
         .await
         .unwrap();
-    let fut = async {
-        loop {
-            match to.events.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| m.key.id == key.id) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    let got = tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("message in time");
+    let got = next_upsert(&mut to.events, |m| m.key.id == key.id).await;
     assert_eq!(text_of(&got.message), Some(text));
     got
 }
@@ -341,7 +253,7 @@ async fn migrated_sessions_keep_decrypting_after_a_restart_from_sqlite() {
     sim.add_account(A).await;
     sim.add_account(B).await;
     let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let mut b1 = link(&sim, B, sqlite_store(&path).await).await;
+    let mut b1 = link(&sim, B, sqlite_store(&path, "b1").await).await;
     let a_lid = sim.account(A).unwrap().lid.user.to_string();
     let a_lid_name = format!("{a_lid}_1");
     let dev = a1.jid.device;
@@ -367,17 +279,8 @@ async fn migrated_sessions_keep_decrypting_after_a_restart_from_sqlite() {
         .send_message(&Jid::pn(B), MessageContent::text("while down"))
         .await
         .unwrap();
-    let mut b1 = restart(&sim, sqlite_store(&path).await, b_jid).await;
-    let fut = async {
-        loop {
-            if let Ok(Event::MessagesUpsert(u)) = b1.events.recv().await
-                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == key.id)
-            {
-                return m;
-            }
-        }
-    };
-    let got = tokio::time::timeout(WAIT, fut).await.expect("in time");
+    let mut b1 = restart(&sim, sqlite_store(&path, "b1").await, b_jid).await;
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
     assert_eq!(text_of(&got.message), Some("while down"));
     for i in 0..2 {
         exchange(&b1, &mut a1, A, &format!("after {i}")).await;

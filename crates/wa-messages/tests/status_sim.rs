@@ -2,73 +2,25 @@
 //! Signal and stores; the update reaches exactly the listed accounts' devices (companions
 //! and simulated phones) and our own other devices, and receipts come back.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::*;
 use tokio::sync::broadcast;
 use wa_binary::{Jid, Server};
-use wa_messages::{
-    Error, MAX_STATUS_RECIPIENTS, MessageContent, Messenger, MessengerConfig, ReceiptType,
-};
-use wa_proto::e2e::Message;
+use wa_messages::{Error, MAX_STATUS_RECIPIENTS, MessageContent, ReceiptType};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::{ConnectionState, DisconnectReason, Event, Socket};
-use wa_store::{
-    AccountId, AccountStore, LidMappingStore, MemoryBackend, SenderKeyMemoryStore, SenderKeyStore,
-    SessionStore,
-};
-use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
+use wa_socket::Event;
+use wa_store::{LidMappingStore, SenderKeyMemoryStore, SenderKeyStore, SessionStore};
+use wa_testkit::{next_receipt, next_upsert};
 use wa_types::WaMessage;
-use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
 const C: &str = "15550000003";
 const D: &str = "15550000004";
-const WAIT: Duration = Duration::from_secs(30);
 const STATUS: &str = "status@broadcast";
-
-fn memory_store(name: &str) -> AccountStore {
-    AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new(name).unwrap(),
-    )
-}
-
-/// One linked companion with its messenger and an event subscription.
-struct Client {
-    socket: Socket,
-    messenger: Messenger,
-    events: broadcast::Receiver<Event>,
-    jid: Jid,
-    store: AccountStore,
-}
-
-/// Links a new companion to `phone` (the account must exist) by QR.
-async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
-    let store = memory_store(name);
-    let mut config = wa_testkit::config(sim, store.clone());
-    config.initial_pre_keys = 30;
-    let socket = Socket::connect(config);
-    let mut events = socket.events_from_start();
-    let usync = Usync::new(socket.clone(), &UsyncConfig::default());
-    let messenger = Messenger::new(socket.clone(), usync, MessengerConfig::default());
-    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
-    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
-    Client {
-        socket,
-        messenger,
-        events,
-        jid,
-        store,
-    }
-}
 
 /// The upserts of every message in `ids` (in any arrival order), in the order of `ids`.
 async fn upserts_of(rx: &mut broadcast::Receiver<Event>, ids: &[&str]) -> Vec<WaMessage> {
@@ -92,37 +44,6 @@ async fn upserts_of(rx: &mut broadcast::Receiver<Event>, ids: &[&str]) -> Vec<Wa
         .await
         .expect("messages in time");
     found.into_iter().flatten().collect()
-}
-
-/// Counts the upserts of message `id` that arrive within `window`.
-async fn count_upserts(rx: &mut broadcast::Receiver<Event>, id: &str, window: Duration) -> usize {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut n = 0;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => return n,
-            Ok(Ok(Event::MessagesUpsert(u))) => {
-                n += u.messages.iter().filter(|m| m.key.id == id).count();
-            }
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-        }
-    }
-}
-
-fn text_of(m: &Message) -> Option<&str> {
-    m.extended_text_message
-        .as_deref()
-        .and_then(|e| e.text.as_deref())
-        .or(m.conversation.as_deref())
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// How many sender-key states `receiver` holds for `author`'s status updates (one per
@@ -173,13 +94,13 @@ async fn status_updates_reach_exactly_the_listed_accounts() {
     for p in [A, B, C, D] {
         sim.add_account(p).await;
     }
-    let mut a1 = link(&sim, A, "a1").await;
-    let mut a2 = link(&sim, A, "a2").await;
-    let mut b1 = link(&sim, B, "b1").await;
-    let mut b2 = link(&sim, B, "b2").await;
-    let mut c1 = link(&sim, C, "c1").await;
-    let mut c2 = link(&sim, C, "c2").await;
-    let mut d1 = link(&sim, D, "d1").await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let mut b2 = link(&sim, B, memory_store("b2")).await;
+    let mut c1 = link(&sim, C, memory_store("c1")).await;
+    let mut c2 = link(&sim, C, memory_store("c2")).await;
+    let mut d1 = link(&sim, D, memory_store("d1")).await;
     let status = Jid::status_broadcast();
     // Receipts are read from their own subscription, so waiting for upserts skips none.
     let mut receipts = a1.socket.events();
@@ -345,8 +266,8 @@ async fn a_lost_session_is_healed_by_a_status_retry() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
-    let mut a1 = link(&sim, A, "a1").await;
-    let mut b1 = link(&sim, B, "b1").await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
     let k1 = a1
         .messenger
         .send_status(MessageContent::text("one"), &[Jid::pn(B)])
@@ -401,7 +322,7 @@ async fn a_lost_session_is_healed_by_a_status_retry() {
 async fn bad_recipient_lists_are_refused() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
-    let a1 = link(&sim, A, "a1").await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
     let m = &a1.messenger;
     let text = || MessageContent::text("x");
     assert!(matches!(
@@ -444,9 +365,9 @@ async fn concurrent_updates_with_different_audiences_all_open() {
     for p in [A, B, C] {
         sim.add_account(p).await;
     }
-    let a1 = link(&sim, A, "a1").await;
-    let mut b1 = link(&sim, B, "b1").await;
-    let mut c1 = link(&sim, C, "c1").await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let mut c1 = link(&sim, C, memory_store("c1")).await;
     let (m1, m2, m3) = (
         a1.messenger.clone(),
         a1.messenger.clone(),

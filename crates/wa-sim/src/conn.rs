@@ -250,6 +250,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             code: None,
             active: false,
             flush: flush.clone(),
+            outbox: writer.pending.clone(),
         },
     );
     let mut conn = Conn {

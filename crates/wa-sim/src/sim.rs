@@ -85,6 +85,8 @@ pub(crate) struct ConnEntry {
     pub(crate) active: bool,
     /// Woken when stanzas were queued for this connection's device.
     pub(crate) flush: Arc<Notify>,
+    /// Frames queued for this connection's writer and not yet written.
+    pub(crate) outbox: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Commands from the API to one connection task.
@@ -582,6 +584,17 @@ impl Sim {
     /// acknowledged).
     pub fn queued(&self, device: &Jid) -> usize {
         self.shared.queues().len(device)
+    }
+
+    /// How many frames wait for the writer of this device's logged-in connection (`None`:
+    /// not online). Bounded by the delivery window for queued stanzas; for tests.
+    #[doc(hidden)]
+    pub fn outbox_len(&self, device: &Jid) -> Option<usize> {
+        self.shared
+            .conns()
+            .values()
+            .find(|c| c.device.as_ref() == Some(device))
+            .map(|c| c.outbox.load(Ordering::Acquire))
     }
 
     /// How many stanzas were dropped because a delivery queue was full.

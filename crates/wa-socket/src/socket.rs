@@ -679,7 +679,15 @@ async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     conn.abort_tasks();
     conn.pending.fail_all();
-    conn.send_lock.lock().await.close().await;
+    // Bounded like every write: a peer that stopped reading would otherwise keep the
+    // close frame (and so the supervisor) waiting forever.
+    let close_frame = async { conn.send_lock.lock().await.close().await };
+    if tokio::time::timeout(conn.write_timeout, close_frame)
+        .await
+        .is_err()
+    {
+        debug!("the close frame could not be written in time");
+    }
     (reason, opened)
 }
 

@@ -518,3 +518,82 @@ async fn dropping_the_last_handle_closes() {
         .expect_no_connection(Duration::from_millis(300))
         .await;
 }
+
+/// A peer that completes the handshake and then stops reading: once the kernel buffers
+/// are full, a frame cannot be written within `keep_alive_timeout`, the connection closes
+/// as timed out, every sender returns, and the socket reconnects.
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_closed_by_the_write_deadline() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let mut cfg = config(&server, store);
+    // No keep-alive ping in the test's lifetime: only the write deadline can time out.
+    cfg.keep_alive_interval = Duration::from_secs(3600);
+    cfg.keep_alive_timeout = Duration::from_secs(1);
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    // Answer the login queries (passive/active, pre-key count), then stop reading while
+    // keeping the connection open.
+    let mut answered = 0;
+    while answered < 2 {
+        let q = conn.recv_until(|n| n.tag() == "iq").await;
+        conn.auto_answer(&q).await;
+        answered += 1;
+    }
+
+    // Several senders, each sending 64 KiB stanzas until the socket refuses one.
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let node = Node::builder("message")
+                    .attr("id", format!("FILL{i}"))
+                    .bytes(vec![0x5a; 64 * 1024])
+                    .build();
+                let mut sent = 0u64;
+                loop {
+                    match socket.send_node(&node).await {
+                        Ok(()) => sent += 1,
+                        Err(e) => return (sent, e),
+                    }
+                }
+            })
+        })
+        .collect();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut out = Vec::new();
+        for s in senders {
+            out.push(s.await.unwrap());
+        }
+        out
+    })
+    .await
+    .expect("no sender blocks once the write deadline has passed");
+    let sent: u64 = outcome.iter().map(|(n, _)| n).sum();
+    assert!(sent > 0, "frames were written before the buffers filled");
+    let timed_out = outcome
+        .iter()
+        .filter(|(_, e)| matches!(e, wa_socket::Error::Timeout("write")))
+        .count();
+    assert!(timed_out >= 1, "a write timed out: {outcome:?}");
+    for (_, e) in &outcome {
+        assert!(
+            matches!(
+                e,
+                wa_socket::Error::Timeout("write") | wa_socket::Error::NotConnected
+            ),
+            "a sender failed for another reason: {e}"
+        );
+    }
+    assert_eq!(closed_with(&mut events).await, DisconnectReason::TimedOut);
+
+    // The stalled connection is given up and a new one is made (the close frame to the
+    // stalled peer does not hold the supervisor).
+    let _fresh = logged_in(&mut server).await;
+    open(&mut events).await;
+    drop(conn);
+    socket.close().await;
+}

@@ -4,11 +4,26 @@
 use std::time::Duration;
 
 use wa::prelude::*;
-use wa_sim::{Sim, SimConfig};
+use wa_sim::{PhoneMessage, Sim, SimConfig};
 
 const ME: &str = "15550000001";
 const FRIEND: &str = "15550000002";
 const STRANGER: &str = "15550000003";
+
+/// Message `id` once `phone`'s simulated phone has opened it (`what` names it when it
+/// does not within 20 s).
+async fn opened(sim: &Sim, phone: &str, id: &str, what: &str) -> PhoneMessage {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(m) = sim.phone_inbox(phone).into_iter().find(|m| m.id == id) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the phone of {phone} opens {what} in time"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_reaches_the_listed_friend_only() {
@@ -45,16 +60,7 @@ async fn a_status_reaches_the_listed_friend_only() {
         .unwrap();
     assert_eq!(key.remote_jid, Jid::status_broadcast());
     assert!(key.from_me);
-    let got = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Some(m) = sim.phone_inbox(FRIEND).into_iter().find(|m| m.id == key.id) {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the friend's phone opens the status");
+    let got = opened(&sim, FRIEND, &key.id, "the status").await;
     assert_eq!(got.chat, Jid::status_broadcast());
     assert_eq!(message_text(&got.message), Some("off to the sea"));
     assert!(sim.phone_inbox(STRANGER).iter().all(|m| m.id != key.id));
@@ -71,16 +77,7 @@ async fn a_status_reaches_the_listed_friend_only() {
         .await
         .unwrap();
     let key = sock.relay_status(video, &[Jid::pn(FRIEND)]).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Some(m) = sim.phone_inbox(FRIEND).into_iter().find(|m| m.id == key.id) {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the friend's phone opens the video status");
+    let got = opened(&sim, FRIEND, &key.id, "the video status").await;
     assert_eq!(got.chat, Jid::status_broadcast());
     assert!(got.message.video_message.is_some());
 

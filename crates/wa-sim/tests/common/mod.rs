@@ -307,6 +307,19 @@ impl Client {
             .expect("send");
     }
 
+    /// Sends a node; `Err` once the connection is gone (where [`send`](Self::send)
+    /// panics).
+    pub async fn try_send(&mut self, node: &Node) -> Result<(), String> {
+        let frame = self
+            .transport
+            .encrypt(&wa_binary::encode(node))
+            .map_err(|e| e.to_string())?;
+        self.ws
+            .write_frame(Frame::binary(Payload::Owned(frame.to_vec())))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends raw bytes as one websocket message.
     pub async fn send_raw(&mut self, data: &[u8]) {
         self.ws
