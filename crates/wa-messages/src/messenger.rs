@@ -36,9 +36,12 @@ pub struct MessengerConfig {
     pub max_retries: u32,
     /// Retry counters kept for messages that failed to decrypt (oldest forgotten first).
     pub retry_table_capacity: usize,
-    /// Concurrent answers to retry receipts (each may fetch a pre-key bundle); retry
-    /// receipts beyond it are acknowledged and dropped (the peer asks again).
+    /// Concurrent answers to retry receipts (each may fetch a pre-key bundle); further
+    /// retry receipts wait for a turn.
     pub max_concurrent_resends: usize,
+    /// Retry receipts waiting for a turn; beyond this many, one is acknowledged and
+    /// dropped (the peer asks again when the server delivers the message again).
+    pub max_queued_resends: usize,
     /// Whether messages this device sends are also reported as [`Event::MessagesUpsert`].
     pub emit_own_messages: bool,
     /// How long sent messages are kept for answering retry receipts.
@@ -70,6 +73,7 @@ impl Default for MessengerConfig {
             max_retries: 5,
             retry_table_capacity: 4096,
             max_concurrent_resends: 8,
+            max_queued_resends: 4096,
             emit_own_messages: true,
             sent_message_ttl: Duration::from_secs(7 * 24 * 3600),
             processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -152,6 +156,8 @@ pub(crate) struct Inner {
     /// Cached LID mappings and users whose sessions moved to LID addresses.
     pub(crate) lid: crate::lid::LidState,
     pub(crate) resend_slots: Arc<Semaphore>,
+    /// Places for retry receipts waiting for a resend slot.
+    pub(crate) resend_queue: Arc<Semaphore>,
 }
 
 /// Messages from the offline backlog, reported together once the backlog is processed
@@ -203,6 +209,7 @@ impl Messenger {
         let connection_events = socket.events();
         let inner = Arc::new(Inner {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
+            resend_queue: Arc::new(Semaphore::new(config.max_queued_resends.max(1))),
             socket,
             usync,
             groups: std::sync::OnceLock::new(),

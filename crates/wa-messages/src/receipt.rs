@@ -24,17 +24,24 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
         inner.emit(Event::MessagesUpdate(updates));
     }
     if kind == ReceiptType::Retry {
-        match inner.resend_slots.clone().try_acquire_owned() {
-            Ok(permit) => {
+        // A retry that is not answered is only asked again when the server delivers the
+        // message again (at the peer's next login): wait for a turn rather than drop it,
+        // up to a bound on waiting retries.
+        match inner.resend_queue.clone().try_acquire_owned() {
+            Ok(place) => {
                 let (i, n) = (inner.clone(), node.clone());
                 tokio::spawn(async move {
+                    let Ok(slot) = i.resend_slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    drop(place);
                     if let Err(e) = resend(&i, &n).await {
                         warn!("cannot answer retry receipt: {e}");
                     }
-                    drop(permit);
+                    drop(slot);
                 });
             }
-            Err(_) => warn!("too many retry receipts in flight; dropping one"),
+            Err(_) => warn!("too many retry receipts waiting; dropping one"),
         }
     }
     if let Err(e) = inner
