@@ -4,37 +4,14 @@
 //! plaintext or the encrypted file; `wa/*` is the full media format (which also needs
 //! SHA-256 of the plaintext and of the encrypted file).
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, inout::InOutBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hmac::Mac;
 use wa_media::{Decryptor, Encryptor, Expected, MediaKeys, MediaType, encrypt};
 
+#[path = "support/raw.rs"]
+mod raw;
+use raw::{CHUNK, raw_decrypt, raw_encrypt};
+
 const SIZE: usize = 4 << 20;
-const CHUNK: usize = 64 << 10;
-
-fn raw_encrypt(keys: &MediaKeys, buf: &mut [u8]) -> [u8; 32] {
-    let mut c = cbc::Encryptor::<aes::Aes256>::new(&keys.cipher_key.into(), &keys.iv.into());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&keys.mac_key).unwrap();
-    mac.update(&keys.iv);
-    for chunk in buf.chunks_mut(CHUNK) {
-        let (blocks, _) = InOutBuf::from(&mut *chunk).into_chunks();
-        c.encrypt_blocks_inout_mut(blocks);
-        mac.update(chunk);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-fn raw_decrypt(keys: &MediaKeys, buf: &mut [u8]) -> [u8; 32] {
-    let mut c = cbc::Decryptor::<aes::Aes256>::new(&keys.cipher_key.into(), &keys.iv.into());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&keys.mac_key).unwrap();
-    mac.update(&keys.iv);
-    for chunk in buf.chunks_mut(CHUNK) {
-        mac.update(chunk);
-        let (blocks, _) = InOutBuf::from(&mut *chunk).into_chunks();
-        c.decrypt_blocks_inout_mut(blocks);
-    }
-    mac.finalize().into_bytes().into()
-}
 
 fn bench(c: &mut Criterion) {
     let keys = MediaKeys::expand(&[9u8; 32], MediaType::Video);

@@ -9,37 +9,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, inout::InOutBuf};
-use hmac::Mac;
 use wa_media::{Decryptor, Encryptor, Expected, MediaKeys, MediaType, encrypt};
 
+#[path = "../benches/support/raw.rs"]
+mod raw;
+use raw::{CHUNK, raw_decrypt, raw_encrypt};
+
 const SIZE: usize = 4 << 20;
-const CHUNK: usize = 64 << 10;
 const ROUNDS: usize = 41;
-
-fn raw_encrypt(keys: &MediaKeys, buf: &mut [u8]) -> [u8; 32] {
-    let mut c = cbc::Encryptor::<aes::Aes256>::new(&keys.cipher_key.into(), &keys.iv.into());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&keys.mac_key).unwrap();
-    mac.update(&keys.iv);
-    for chunk in buf.chunks_mut(CHUNK) {
-        let (blocks, _) = InOutBuf::from(&mut *chunk).into_chunks();
-        c.encrypt_blocks_inout_mut(blocks);
-        mac.update(chunk);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-fn raw_decrypt(keys: &MediaKeys, buf: &mut [u8]) -> [u8; 32] {
-    let mut c = cbc::Decryptor::<aes::Aes256>::new(&keys.cipher_key.into(), &keys.iv.into());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&keys.mac_key).unwrap();
-    mac.update(&keys.iv);
-    for chunk in buf.chunks_mut(CHUNK) {
-        mac.update(chunk);
-        let (blocks, _) = InOutBuf::from(&mut *chunk).into_chunks();
-        c.decrypt_blocks_inout_mut(blocks);
-    }
-    mac.finalize().into_bytes().into()
-}
 
 /// Times `ours` and `raw` alternately; prints the median ratio and the best batches.
 fn compare(name: &str, mut ours: impl FnMut(), mut raw: impl FnMut()) {

@@ -22,12 +22,18 @@ const DELIVERY_WINDOW: usize = 256;
 /// (conn.rs `MAX_OUTBOX`).
 const MAX_OUTBOX: usize = 65_536;
 
-async fn sim() -> Sim {
+/// A simulator with one linked device each for Alice (the sender), X (Bob) and Y
+/// (Carol); Alice is logged in.
+async fn setup() -> (Sim, Dev, Dev, Dev, Client) {
     let sim = Sim::start(SimConfig::default()).await.expect("start");
     for phone in [ALICE, BOB, CAROL] {
         sim.add_account(phone).await;
     }
-    sim
+    let a1 = Dev::link(&sim, ALICE).await;
+    let x = Dev::link(&sim, BOB).await;
+    let y = Dev::link(&sim, CAROL).await;
+    let (ca, _) = a1.login(&sim).await;
+    (sim, a1, x, y, ca)
 }
 
 /// An `<enc>` of `len` bytes (routing does not look inside).
@@ -56,11 +62,7 @@ async fn send_all(c: &mut Client, to: &Jid, ids: &[String], body: impl Fn(usize)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_holds_up_neither_the_server_nor_other_clients() {
-    let sim = sim().await;
-    let a1 = Dev::link(&sim, ALICE).await;
-    let x = Dev::link(&sim, BOB).await;
-    let y = Dev::link(&sim, CAROL).await;
-    let (mut ca, _) = a1.login(&sim).await;
+    let (sim, a1, x, y, mut ca) = setup().await;
     // From here on X reads nothing until the end of the test.
     let (mut cx, _) = x.login(&sim).await;
     let (mut cy, _) = y.login(&sim).await;
@@ -131,11 +133,7 @@ async fn a_client_that_stops_reading_holds_up_neither_the_server_nor_other_clien
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_disconnected_at_the_outbox_bound() {
-    let sim = sim().await;
-    let a1 = Dev::link(&sim, ALICE).await;
-    let x = Dev::link(&sim, BOB).await;
-    let y = Dev::link(&sim, CAROL).await;
-    let (mut ca, _) = a1.login(&sim).await;
+    let (sim, _a1, x, y, mut ca) = setup().await;
     let (mut cx, _) = x.login(&sim).await;
     let (mut cy, _) = y.login(&sim).await;
 
