@@ -11,7 +11,7 @@ use wa_signal::CiphertextType;
 use wa_store::{Batch, SenderKeyMemoryStore};
 use wa_types::MessageKey;
 
-use crate::messenger::{Inner, unix_now};
+use crate::messenger::{Inner, Repo, unix_now};
 use crate::send::{
     SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
     send_and_wait, sent_record,
@@ -113,33 +113,11 @@ pub(crate) async fn relay_group(
         resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &targets, &fetched).await;
-        if rotate {
-            repo.rotate_sender_key(&group_s, &me.pn).await?;
-        }
-        let padded = encode_plaintext(&message, &mut OsRng);
-        let group_enc = repo
-            .encrypt_group_message(&group_s, &me.pn, &padded)
-            .await?;
-        let skdm_message = Message {
-            sender_key_distribution_message: Some(SenderKeyDistributionMessage {
-                group_id: Some(group_s.clone()),
-                axolotl_sender_key_distribution_message: Some(
-                    group_enc.sender_key_distribution_message.clone(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (nodes, any_pkmsg) = encrypt_for(&repo, &targets, group, &skdm_message).await?;
-        let delivered: Vec<String> = nodes
-            .iter()
-            .filter_map(|n| stanza::jid_attr(n, "jid"))
-            .map(|j| j.to_string())
-            .collect();
-        if delivered.len() < targets.len() {
+        let fan = sender_key_fan_out(&repo, group, &me.pn, &targets, &message, rotate).await?;
+        if fan.delivered.len() < targets.len() {
             warn!(
                 "{} devices of {group} got no sender key (no session)",
-                targets.len() - delivered.len()
+                targets.len() - fan.delivered.len()
             );
         }
         let mut extra = Batch::new();
@@ -152,11 +130,11 @@ pub(crate) async fn relay_group(
         if rotate {
             extra.forget_sender_key_memory(&group_s);
         }
-        if !delivered.is_empty() {
-            extra.mark_sender_key_sent(&group_s, &delivered);
+        if !fan.delivered.is_empty() {
+            extra.mark_sender_key_sent(&group_s, &fan.delivered);
         }
         repo.store().commit(extra).await?;
-        (nodes, any_pkmsg, group_enc.ciphertext)
+        (fan.nodes, fan.any_pkmsg, fan.skmsg)
     };
     let mut children = Vec::new();
     if !participants.is_empty() {
@@ -191,4 +169,55 @@ pub(crate) async fn relay_group(
     }
     emit_own(inner, &me, key.clone(), message, now);
     Ok(key)
+}
+
+/// What [`sender_key_fan_out`] produced.
+pub(crate) struct FanOut {
+    /// The `skmsg` ciphertext of the message.
+    pub(crate) skmsg: Vec<u8>,
+    /// The `<to>` nodes carrying our sender key pairwise.
+    pub(crate) nodes: Vec<Node>,
+    /// Whether any of them is a `pkmsg`.
+    pub(crate) any_pkmsg: bool,
+    /// The devices (as the `<to>` nodes name them) that got the sender key.
+    pub(crate) delivered: Vec<String>,
+}
+
+/// Encrypts `message` with our sender key for `chat` (a new one when `rotate`) and our
+/// sender key distribution pairwise for `targets` (those without a session are skipped).
+/// Called under the crypto lock with a staged repository; nothing is committed.
+pub(crate) async fn sender_key_fan_out(
+    repo: &Repo,
+    chat: &Jid,
+    me: &Jid,
+    targets: &[Target],
+    message: &Message,
+    rotate: bool,
+) -> Result<FanOut, Error> {
+    let chat_s = chat.to_string();
+    if rotate {
+        repo.rotate_sender_key(&chat_s, me).await?;
+    }
+    let padded = encode_plaintext(message, &mut OsRng);
+    let enc = repo.encrypt_group_message(&chat_s, me, &padded).await?;
+    let skdm_message = Message {
+        sender_key_distribution_message: Some(SenderKeyDistributionMessage {
+            group_id: Some(chat_s),
+            axolotl_sender_key_distribution_message: Some(enc.sender_key_distribution_message),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (nodes, any_pkmsg) = encrypt_for(repo, targets, chat, &skdm_message).await?;
+    let delivered = nodes
+        .iter()
+        .filter_map(|n| stanza::jid_attr(n, "jid"))
+        .map(|j| j.to_string())
+        .collect();
+    Ok(FanOut {
+        skmsg: enc.ciphertext,
+        nodes,
+        any_pkmsg,
+        delivered,
+    })
 }

@@ -13,17 +13,18 @@ use std::collections::HashSet;
 use rand_core::OsRng;
 use tracing::{Instrument as _, warn};
 use wa_binary::{Jid, Node};
-use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
+use wa_proto::e2e::Message;
 use wa_signal::CiphertextType;
 use wa_store::{Batch, SenderKeyMemoryStore};
 use wa_types::MessageKey;
 
+use crate::group::sender_key_fan_out;
 use crate::messenger::{Inner, Messenger, unix_now};
 use crate::send::{
-    SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
-    send_and_wait, sent_record,
+    SENT_SCOPE, Target, emit_own, fetch_missing, inject_fetched, resolve_sessions, send_and_wait,
+    sent_record,
 };
-use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
+use crate::{Error, MessageBuilder, MessageContent, generate_message_id, stanza};
 
 /// Most recipients (users) of one status update. Neither reference client bounds the list;
 /// 1024 is the largest group size, and keeps one stanza (a few devices per user) bounded.
@@ -199,29 +200,8 @@ async fn relay_status(
         let rotate = must_rotate(&have, &audience);
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &targets, &fetched).await;
-        if rotate {
-            repo.rotate_sender_key(&status_s, &me.pn).await?;
-        }
-        let padded = encode_plaintext(&message, &mut OsRng);
-        let enc = repo
-            .encrypt_group_message(&status_s, &me.pn, &padded)
-            .await?;
-        let skdm_message = Message {
-            sender_key_distribution_message: Some(SenderKeyDistributionMessage {
-                group_id: Some(status_s.clone()),
-                axolotl_sender_key_distribution_message: Some(
-                    enc.sender_key_distribution_message.clone(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (nodes, any_pkmsg) = encrypt_for(&repo, &targets, &status, &skdm_message).await?;
-        let delivered: Vec<String> = nodes
-            .iter()
-            .filter_map(|n| stanza::jid_attr(n, "jid"))
-            .map(|j| j.to_string())
-            .collect();
+        let fan = sender_key_fan_out(&repo, &status, &me.pn, &targets, &message, rotate).await?;
+        let delivered = fan.delivered;
         if delivered.len() < targets.len() {
             warn!(
                 "{} devices get no status update (no session)",
@@ -247,7 +227,7 @@ async fn relay_status(
         }
         extra.mark_sender_key_sent(&status_s, &delivered);
         repo.store().commit(extra).await?;
-        (nodes, any_pkmsg, enc.ciphertext)
+        (fan.nodes, fan.any_pkmsg, fan.skmsg)
     };
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);
     let phash = stanza::participant_hash(&all);
