@@ -61,7 +61,7 @@ async fn expired_media_is_uploaded_again_by_the_phone() {
         .unwrap();
     let received = own_copy(&mut events, &id).await;
     assert!(received.key.from_me);
-    let mut message = *received.message;
+    let mut message = std::sync::Arc::unwrap_or_clone(received.message);
     let old = downloadable(&message).expect("an image");
     let old_path = old.direct_path.clone().unwrap();
 

@@ -1,5 +1,7 @@
 //! Receiving: decrypt, commit (session state + processed marker), receipt, event.
 
+use std::sync::Arc;
+
 use tracing::{debug, warn};
 use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::Message;
@@ -68,11 +70,14 @@ pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
 
 /// Whether the message carries more than a sender-key distribution (which is processed but
 /// not reported).
-fn has_content(m: &Message) -> bool {
-    let mut stripped = m.clone();
-    stripped.sender_key_distribution_message = None;
-    stripped.message_context_info = None;
-    stripped != Message::default()
+fn has_content(m: &mut Message) -> bool {
+    // The two fields are set aside rather than the message cloned (it is several KB).
+    let skdm = m.sender_key_distribution_message.take();
+    let context = m.message_context_info.take();
+    let content = *m != Message::default();
+    m.sender_key_distribution_message = skdm;
+    m.message_context_info = context;
+    content
 }
 
 /// Processes one `<message>` stanza end to end. Never panics, and every stanza is
@@ -164,7 +169,7 @@ enum Outcome {
     Duplicate,
     /// The message (unless it only carried a sender key) and, for a copy of a message one
     /// of our devices sent, the chat it was sent to.
-    Done(Option<Box<Message>>, Option<Jid>),
+    Done(Option<Arc<Message>>, Option<Jid>),
     Failed(Error),
 }
 
@@ -265,7 +270,7 @@ async fn decrypt_and_commit(
 ) -> Outcome {
     let repo = inner.staged_repo(creds);
     let chat_s = info.chat.to_string();
-    let mut content: Option<Box<Message>> = None;
+    let mut content: Option<Arc<Message>> = None;
     let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
         let padded = match kind {
@@ -317,8 +322,8 @@ async fn decrypt_and_commit(
                 message.message_context_info = ctx;
             }
         }
-        if has_content(&message) {
-            content = Some(Box::new(message));
+        if has_content(&mut message) {
+            content = Some(Arc::new(message));
         }
     }
     let now = unix_now();
@@ -392,7 +397,7 @@ async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
     Some(Jid::with_device(user, server, sender.device))
 }
 
-fn emit_message(inner: &Inner, info: &Incoming, message: Box<Message>) {
+fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
     let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
     if info.chat.is_group() || info.chat.is_broadcast() {
         key = key.with_participant(info.sender.to_non_ad());
@@ -534,15 +539,19 @@ mod tests {
 
     #[test]
     fn sender_key_only_messages_have_no_content() {
-        let m = Message {
+        let mut m = Message {
             sender_key_distribution_message: Some(Default::default()),
+            message_context_info: Some(Default::default()),
             ..Default::default()
         };
-        assert!(!has_content(&m));
-        let m = Message {
+        assert!(!has_content(&mut m));
+        assert!(m.sender_key_distribution_message.is_some(), "put back");
+        assert!(m.message_context_info.is_some(), "put back");
+        let mut m = Message {
             conversation: Some("hi".into()),
             ..m
         };
-        assert!(has_content(&m));
+        assert!(has_content(&mut m));
+        assert!(m.sender_key_distribution_message.is_some());
     }
 }

@@ -327,7 +327,7 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
         sender_alt: me.lid.clone(),
         push_name: None,
         timestamp: now,
-        message: Box::new(message),
+        message: std::sync::Arc::new(message),
         offline: false,
     });
 }

@@ -53,8 +53,9 @@ pub struct PhoneMessage {
     pub chat: Jid,
     /// The message id.
     pub id: String,
-    /// The decoded content (a `DeviceSentMessage` is unwrapped).
-    pub message: Message,
+    /// The decoded content (a `DeviceSentMessage` is unwrapped), shared with the phone's
+    /// own processing rather than copied.
+    pub message: Arc<Message>,
 }
 
 /// The public half of the phone's pre-keys, as the server hands them out.
@@ -248,11 +249,14 @@ pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String,
 
 /// Whether a decrypted message carries nothing but key material (a sender-key
 /// distribution, possibly with the message secret).
-fn only_key_material(m: &Message) -> bool {
-    let mut rest = m.clone();
-    rest.sender_key_distribution_message = None;
-    rest.message_context_info = None;
-    rest == Message::default()
+fn only_key_material(m: &mut Message) -> bool {
+    // The two fields are set aside rather than the message cloned (it is several KB).
+    let skdm = m.sender_key_distribution_message.take();
+    let context = m.message_context_info.take();
+    let only = *m == Message::default();
+    m.sender_key_distribution_message = skdm;
+    m.message_context_info = context;
+    only
 }
 
 fn decode_plain(padded: &[u8]) -> Option<Message> {
@@ -282,7 +286,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
         return;
     };
     let _busy = signal.busy.lock().await;
-    let mut content: Option<Message> = None;
+    let mut content: Option<Arc<Message>> = None;
     let mut failed = false;
     for enc in node.children_by_tag("enc").take(MAX_ENCS) {
         let kind = enc
@@ -320,17 +324,19 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
                 .as_deref()
                 .and_then(|d| d.parse::<Jid>().ok());
             if let (Some(inner), Some(dest)) = (dsm.message, dest) {
-                content = Some(*inner);
+                let inner: Arc<Message> = Arc::from(inner);
                 signal.record(PhoneMessage {
                     from: author.clone(),
                     chat: dest,
                     id: id.clone(),
-                    message: content.clone().unwrap_or_default(),
+                    message: inner.clone(),
                 });
+                content = Some(inner);
                 continue;
             }
         }
-        if !only_key_material(&msg) {
+        if !only_key_material(&mut msg) {
+            let msg = Arc::new(msg);
             signal.record(PhoneMessage {
                 from: author.clone(),
                 chat: group.clone().unwrap_or_else(|| author.to_non_ad()),
@@ -339,7 +345,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
             });
             content = Some(msg);
         } else if content.is_none() {
-            content = Some(msg);
+            content = Some(Arc::new(msg));
         }
     }
     drop(_busy);

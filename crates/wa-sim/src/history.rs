@@ -119,7 +119,7 @@ fn exchanged(shared: &Shared, phone: &str) -> Vec<Conversation> {
                 participant: m.chat.is_group().then(|| m.from.to_non_ad().to_string()),
                 ..Default::default()
             }),
-            message: Some(m.message),
+            message: Some(Arc::unwrap_or_clone(m.message)),
             message_timestamp: Some(now),
             ..Default::default()
         };

@@ -17,8 +17,10 @@ pub struct WaMessage {
     pub push_name: Option<String>,
     /// Server timestamp, unix seconds.
     pub timestamp: u64,
-    /// The decoded message (boxed: the protobuf struct is large).
-    pub message: Box<wa_proto::e2e::Message>,
+    /// The decoded message, shared: every event subscriber gets the same allocation (the
+    /// protobuf struct is several kilobytes), so delivering an event to many readers
+    /// copies no message. `Arc::unwrap_or_clone` or `Arc::make_mut` give an owned one.
+    pub message: std::sync::Arc<wa_proto::e2e::Message>,
     /// Whether it was delivered from the server's offline queue (the backlog kept while
     /// this device was disconnected).
     pub offline: bool,

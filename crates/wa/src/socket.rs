@@ -301,7 +301,7 @@ impl WaSocket {
         };
         Ok(self
             .media
-            .update_media_message(&target, &mut message.message)
+            .update_media_message(&target, std::sync::Arc::make_mut(&mut message.message))
             .await?)
     }
 
