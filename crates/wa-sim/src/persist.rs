@@ -42,6 +42,9 @@ struct ProfileFile {
     /// (id, JPEG bytes in hex)
     picture: Option<(String, String)>,
     disappearing: u32,
+    /// (list in force, blacklist, whitelist)
+    #[serde(default)]
+    status_privacy: Option<(String, Vec<String>, Vec<String>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -170,6 +173,11 @@ impl SimState {
                         .as_ref()
                         .map(|(id, b)| (id.clone(), hex::encode(b))),
                     disappearing: p.disappearing,
+                    status_privacy: Some((
+                        p.status_privacy.mode.as_str().to_owned(),
+                        p.status_privacy.blacklist.clone(),
+                        p.status_privacy.whitelist.clone(),
+                    )),
                 })
                 .collect(),
             newsletters: st.newsletters.clone(),
@@ -300,6 +308,15 @@ impl SimState {
                     None => None,
                 },
                 disappearing: p.disappearing,
+                status_privacy: match p.status_privacy {
+                    Some((mode, blacklist, whitelist)) => crate::chats::StatusPrivacyLists {
+                        mode: crate::chats::StatusPrivacyMode::from_wire(&mode)
+                            .ok_or(Error::BadState("unknown status privacy mode"))?,
+                        blacklist,
+                        whitelist,
+                    },
+                    None => Default::default(),
+                },
             };
             crate::chats::check_profile(&profile)?;
             chats.profiles.insert(p.phone, profile);
