@@ -9,7 +9,7 @@ use std::time::Duration;
 use wa_binary::Jid;
 use wa_chats::{
     AppState, AppStateConfig, ChatModification, Chats, ChatsConfig, Collection, ContactName,
-    StatusPrivacyKind,
+    MuteUntil, StatusPrivacyKind,
 };
 use wa_media::{Media, MediaConfig};
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
@@ -251,4 +251,71 @@ async fn corrupt_stored_contacts_are_skipped_and_an_empty_audience_is_refused() 
         ),
         "{err:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_replaces_the_stored_address_book() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.set_app_state_key_share(true);
+    let editor = link(&sim).await;
+    wait_for_key(&editor.store).await;
+    editor
+        .app
+        .chat_modify(
+            &Jid::pn(B),
+            ChatModification::Contact(Some(ContactName::new("Bea B", None))),
+        )
+        .await
+        .unwrap();
+    // And something in another collection.
+    editor
+        .app
+        .chat_modify(&Jid::pn(C), ChatModification::Mute(MuteUntil::Forever))
+        .await
+        .unwrap();
+    let late = link(&sim).await;
+    wait_for_key(&late.store).await;
+    // Left over from before (say, a contact removed while this device was away).
+    let stale = format!("{D}@s.whatsapp.net");
+    late.store
+        .put_contact(&stale, &wa_chats::StoredContact::new("Gone").encode())
+        .await
+        .unwrap();
+    // Nothing stored yet: the first sync is a snapshot, the whole address book.
+    late.app
+        .resync(&[Collection::CriticalUnblockLow], true)
+        .await
+        .unwrap();
+    let stored = late.chats.stored_contacts().await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|(j, _)| j.to_string())
+            .collect::<Vec<_>>(),
+        [format!("{B}@s.whatsapp.net")]
+    );
+    // Snapshots of other collections leave contacts alone.
+    late.store
+        .put_contact(&stale, &wa_chats::StoredContact::new("Kept").encode())
+        .await
+        .unwrap();
+    let mut events = late.socket.events();
+    late.app
+        .resync(&[Collection::RegularHigh], true)
+        .await
+        .unwrap();
+    let synced = loop {
+        match events.try_recv() {
+            Ok(wa_socket::Event::AppStateSynced {
+                collection,
+                snapshot,
+                ..
+            }) if collection == Collection::RegularHigh.as_str() => break snapshot,
+            Ok(_) => {}
+            Err(e) => panic!("no AppStateSynced for regular_high: {e}"),
+        }
+    };
+    assert!(synced, "regular_high came as a snapshot");
+    assert!(late.store.get_contact(&stale).await.unwrap().is_some());
 }

@@ -410,6 +410,8 @@ mod tests {
             p.status = Some(("away".into(), 5));
             p.picture = Some(("P1".into(), bytes::Bytes::from_static(&[0xFF, 0xD8])));
             p.disappearing = 604_800;
+            p.status_privacy.mode = crate::chats::StatusPrivacyMode::Whitelist;
+            p.status_privacy.whitelist = vec!["15550000008@s.whatsapp.net".into()];
         }
         let json = state.to_json();
         let back = SimState::from_json(&json).unwrap();
@@ -421,6 +423,11 @@ mod tests {
             assert_eq!(p.status, Some(("away".into(), 5)));
             assert_eq!(p.picture.as_ref().unwrap().1.as_ref(), &[0xFF, 0xD8]);
             assert_eq!(p.disappearing, 604_800);
+            assert_eq!(
+                p.status_privacy.mode,
+                crate::chats::StatusPrivacyMode::Whitelist
+            );
+            assert_eq!(p.status_privacy.whitelist, ["15550000008@s.whatsapp.net"]);
         }
         assert!(
             SimState::from_json(&json.replace("\"away\"", &format!("\"{}\"", "x".repeat(2000))))
@@ -438,6 +445,7 @@ mod tests {
             VecDeque::from([(5, vec![4; 32])])
         );
         assert!(SimState::from_json("{}").is_err());
+        assert!(SimState::from_json(&json.replace("\"whitelist\"", "\"sometimes\"")).is_err());
         assert!(SimState::from_json(&json.replace("\"version\": 1", "\"version\": 9")).is_err());
     }
 }
