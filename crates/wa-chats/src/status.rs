@@ -129,7 +129,7 @@ pub fn contact_ops<'a>(
             tracing::debug!("app-state contact with a non-user jid skipped");
             continue;
         };
-        let key = user.to_non_ad().to_string();
+        let key = user.normalized_user().to_string();
         match op {
             Operation::Set => {
                 let c = StoredContact {
@@ -179,7 +179,7 @@ pub fn status_audience(
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut add = |jid: &Jid| {
-        let user = jid.to_non_ad();
+        let user = jid.normalized_user();
         if is_user(&user) && seen.insert(user.to_string()) {
             out.push(user);
         }
@@ -192,12 +192,14 @@ pub fn status_audience(
         }
         StatusPrivacyKind::Contacts | StatusPrivacyKind::Denylist => {
             let denied: HashSet<String> = match (kind, in_force) {
-                (StatusPrivacyKind::Denylist, Some(p)) => {
-                    p.list.iter().map(|j| j.to_non_ad().to_string()).collect()
-                }
+                (StatusPrivacyKind::Denylist, Some(p)) => p
+                    .list
+                    .iter()
+                    .map(|j| j.normalized_user().to_string())
+                    .collect(),
                 _ => HashSet::new(),
             };
-            let is_denied = |j: &Jid| denied.contains(&j.to_non_ad().to_string());
+            let is_denied = |j: &Jid| denied.contains(&j.normalized_user().to_string());
             for (jid, c) in contacts {
                 if !c.is_saved()
                     || is_denied(jid)
