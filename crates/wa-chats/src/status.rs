@@ -107,8 +107,9 @@ fn is_user(jid: &Jid) -> bool {
 
 /// Adds to `batch` the contact writes of decoded app-state mutations, in order: a SET of
 /// `["contact", jid]` stores a [`StoredContact`] under the user JID, a REMOVE deletes it.
-/// Other mutations, and contacts whose JID does not parse as a user, are skipped. Returns
-/// the keys written.
+/// Other mutations, contacts whose JID does not parse as a user or is longer than
+/// [`wa_store::MAX_KEY_LEN`], and contacts encoding to more than 16 KiB are skipped.
+/// Returns the keys written.
 pub fn contact_ops<'a>(
     batch: &mut Batch,
     mutations: impl IntoIterator<Item = (Operation, &'a Action)>,
@@ -130,6 +131,11 @@ pub fn contact_ops<'a>(
             continue;
         };
         let key = user.normalized_user().to_string();
+        if key.len() > wa_store::MAX_KEY_LEN {
+            // The store would refuse the whole commit, and with it the collection's state.
+            tracing::debug!("app-state contact with an over-long jid skipped");
+            continue;
+        }
         match op {
             Operation::Set => {
                 let c = StoredContact {
@@ -138,7 +144,12 @@ pub fn contact_ops<'a>(
                     lid: lid.as_deref().and_then(|j| j.parse().ok()),
                     pn: pn.as_deref().and_then(|j| j.parse().ok()),
                 };
-                batch.put_contact(&key, &c.encode());
+                let bytes = c.encode();
+                if bytes.len() > MAX_STORED_CONTACT {
+                    tracing::debug!(%key, "app-state contact too large to keep skipped");
+                    continue;
+                }
+                batch.put_contact(&key, &bytes);
             }
             Operation::Remove => {
                 batch.delete_contact(&key);
@@ -371,6 +382,14 @@ mod tests {
             (Operation::Remove, set("2@s.whatsapp.net", None)),
             (Operation::Set, set("3:4@s.whatsapp.net", Some("C"))),
             (Operation::Set, set("123@g.us", Some("group"))),
+            (
+                Operation::Set,
+                set(&format!("{}@s.whatsapp.net", "1".repeat(600)), Some("long")),
+            ),
+            (
+                Operation::Set,
+                set("4@s.whatsapp.net", Some(&"n".repeat(MAX_STORED_CONTACT))),
+            ),
             (Operation::Set, Action::PushName { name: "me".into() }),
         ];
         let mut batch = Batch::new();
