@@ -13,9 +13,12 @@
 //! so it needs no hook in every source. It is idempotent; a bounded in-memory set keeps
 //! it to one store lookup per user per run.
 //!
-//! Group sender keys are not moved: a sender-key name uses the participant as the group
-//! addresses it (PN in a PN group, LID in a LID group), on both the distribution and the
-//! `skmsg`, so they stay consistent without a mapping (as in Baileys).
+//! Group sender keys received from others are named by the same address as the sender's
+//! session (the LID device once known, as whatsmeow does), whether the group addresses
+//! the sender by PN or by LID. One stored under the sender's PN name before the mapping
+//! was known moves to the LID name when it is next needed: before a distribution from
+//! that sender is taken in, and when an `skmsg` finds no key under the LID name. The move
+//! is staged with the decryption and committed with it.
 
 use std::collections::HashSet;
 use std::sync::Mutex as StdMutex;
@@ -246,6 +249,23 @@ impl Inner {
             self.lid.remember(pn, &user).await;
         }
         Ok(found)
+    }
+
+    /// The phone-number device of LID device `device` (plain or hosted), when its user's
+    /// phone number is known: the other name its sender keys may have been stored under.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the mapping lookup fails.
+    pub(crate) async fn pn_device(&self, me: &Me, device: &Jid) -> Result<Option<Jid>, Error> {
+        let server = match device.server {
+            Server::Lid => Server::Pn,
+            Server::HostedLid => Server::Hosted,
+            _ => return Ok(None),
+        };
+        Ok(self
+            .pn_of(me, device)
+            .await?
+            .map(|pn| Jid::with_device(pn, server, device.device)))
     }
 
     /// Moves user `pn`'s PN-addressed sessions to LID user `lid` unless done in this run

@@ -110,7 +110,7 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
         {
             Ok(true) => Outcome::Duplicate,
             Ok(false) => match sender_session(inner, &_guard, &me, &info).await {
-                Ok(session) => decrypt_and_commit(inner, &creds, &info, &session, &encs).await,
+                Ok(session) => decrypt_and_commit(inner, &creds, &me, &info, &session, &encs).await,
                 Err(e) => Outcome::Failed(e),
             },
             Err(e) => Outcome::Failed(e.into()),
@@ -189,12 +189,76 @@ async fn sender_session(
     inner.session_jid(crypto, me, &info.sender).await
 }
 
-/// Decrypts every `<enc>` with a staged store (pairwise ones under the `session` JID's
-/// address), then commits the state changes together with the processed marker. Called
-/// under the crypto lock.
+/// The phone-number name the sender's sender keys may still be stored under, when
+/// `session` is its LID device: the stanza's sender when it named the PN device, else
+/// the stored mapping.
+async fn sender_pn_alias(
+    inner: &Inner,
+    me: &Me,
+    info: &Incoming,
+    session: &Jid,
+) -> Result<Option<Jid>, Error> {
+    if info.sender != *session && !info.sender.is_lid() {
+        return Ok(Some(info.sender.clone()));
+    }
+    inner.pn_device(me, session).await
+}
+
+/// Moves the sender's sender key in `group` from its PN name to `session` (its LID
+/// device) if one is stored there and none under `session`; staged in `repo`.
+async fn adopt_pn_sender_key(
+    inner: &Inner,
+    repo: &Repo,
+    me: &Me,
+    info: &Incoming,
+    session: &Jid,
+    group: &str,
+) -> Result<bool, Error> {
+    use wa_signal::SignalAddress;
+    let Some(pn) = sender_pn_alias(inner, me, info, session).await? else {
+        return Ok(false);
+    };
+    let from = SignalAddress::signal_address(&pn);
+    let to = SignalAddress::signal_address(session);
+    Ok(repo.store().move_sender_key(group, &from, &to).await?)
+}
+
+/// Decrypts a group member's `skmsg` with the sender key named by its session address; a
+/// key still under the member's PN name is moved over first if none is found.
+async fn decrypt_skmsg(
+    inner: &Inner,
+    repo: &Repo,
+    me: &Me,
+    info: &Incoming,
+    session: &Jid,
+    bytes: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let chat_s = info.chat.to_string();
+    match repo.decrypt_group_message(&chat_s, session, bytes).await {
+        Err(wa_signal::Error::NoSenderKey(k))
+            if session.is_lid() || session.server == wa_binary::Server::HostedLid =>
+        {
+            if adopt_pn_sender_key(inner, repo, me, info, session, &chat_s).await? {
+                debug!(
+                    "sender key of {} in {chat_s} moved to {session}",
+                    info.sender
+                );
+                Ok(repo.decrypt_group_message(&chat_s, session, bytes).await?)
+            } else {
+                Err(wa_signal::Error::NoSenderKey(k).into())
+            }
+        }
+        r => Ok(r?),
+    }
+}
+
+/// Decrypts every `<enc>` with a staged store (pairwise ones and sender keys under the
+/// `session` JID's address), then commits the state changes together with the processed
+/// marker. Called under the crypto lock.
 async fn decrypt_and_commit(
     inner: &Inner,
     creds: &AuthCreds,
+    me: &Me,
     info: &Incoming,
     session: &Jid,
     encs: &[(CiphertextType, &[u8])],
@@ -205,15 +269,14 @@ async fn decrypt_and_commit(
     let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
         let padded = match kind {
-            CiphertextType::Skmsg => {
-                repo.decrypt_group_message(&chat_s, &info.sender, bytes)
-                    .await
-            }
-            _ => decrypt_pairwise(&repo, session, *kind, bytes).await,
+            CiphertextType::Skmsg => decrypt_skmsg(inner, &repo, me, info, session, bytes).await,
+            _ => decrypt_pairwise(&repo, session, *kind, bytes)
+                .await
+                .map_err(Error::from),
         };
         let padded = match padded {
             Ok(p) => p,
-            Err(e) => return Outcome::Failed(e.into()),
+            Err(e) => return Outcome::Failed(e),
         };
         let mut message = match decode_plaintext(&padded) {
             Ok(m) => m,
@@ -228,8 +291,12 @@ async fn decrypt_and_commit(
                 .filter(|g| !g.is_empty())
                 .unwrap_or(&chat_s)
                 .to_owned();
+            // Older states of this sender's key (for late messages) come along.
+            if let Err(e) = adopt_pn_sender_key(inner, &repo, me, info, session, &group).await {
+                return Outcome::Failed(e);
+            }
             if let Err(e) = repo
-                .process_sender_key_distribution(&group, &info.sender, bytes)
+                .process_sender_key_distribution(&group, session, bytes)
                 .await
             {
                 warn!("bad sender key distribution from {}: {e}", info.sender);

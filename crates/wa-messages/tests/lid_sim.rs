@@ -13,7 +13,9 @@ use wa_binary::{Jid, Server};
 use wa_messages::{MessageContent, ReceiptType};
 use wa_sim::{Fault, SenderAddressing, Sim, SimConfig};
 use wa_socket::Event;
-use wa_store::{AccountStore, IdentityStore, LidMappingStore, Op, Role, SessionStore};
+use wa_store::{
+    AccountStore, IdentityStore, LidMappingStore, Op, Role, SenderKeyStore, SessionStore,
+};
 use wa_testkit::next_upsert;
 use wa_types::WaMessage;
 
@@ -293,4 +295,91 @@ async fn migrated_sessions_keep_decrypting_after_a_restart_from_sqlite() {
     assert_eq!(retries(&mut a1.events).await, 0);
     assert_eq!(base_key(&b1.store, &a_lid_name, dev).await, Some(base));
     assert!(b1.store.session_devices(A).await.unwrap().is_empty());
+}
+
+/// The sender key `store` holds for `sender` (`name::device`) in `group`.
+async fn sender_key(store: &AccountStore, group: &Jid, name: &str, device: u16) -> Option<Vec<u8>> {
+    store
+        .get_sender_key(&group.to_string(), &format!("{name}::{device}"))
+        .await
+        .unwrap()
+        .map(|b| b.to_vec())
+}
+
+/// Sends `text` from `from` to `group` and waits until `to` reported it.
+async fn group_exchange(from: &Client, to: &mut Client, group: &Jid, text: &str) -> WaMessage {
+    let key = from
+        .messenger
+        .send_message(group, MessageContent::text(text))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut to.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some(text));
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_sender_key_moves_to_the_lid_name_when_the_lid_is_learned() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let a_lid = sim.account(A).unwrap().lid.user.to_string();
+    let a_lid_name = format!("{a_lid}_1");
+    let dev = a1.jid.device;
+    let g = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+
+    // Phone-number addressing and no mapping: b1 keeps a1's sender key under its PN name.
+    let got = group_exchange(&a1, &mut b1, &g, "one").await;
+    assert_eq!(got.sender, a1.jid);
+    let key = sender_key(&b1.store, &g, A, dev)
+        .await
+        .expect("PN-named key");
+    assert_eq!(sender_key(&b1.store, &g, &a_lid_name, dev).await, None);
+
+    // The server starts naming a1 by its LID (`participant_pn` beside it): b1 learns the
+    // mapping from the stanza, finds no key under the LID name and moves the PN one over
+    // before decrypting the `skmsg` (which carries no new distribution).
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    let got = group_exchange(&a1, &mut b1, &g, "two").await;
+    assert_eq!(
+        got.sender,
+        Jid::with_device(a_lid.clone(), Server::Lid, dev)
+    );
+    assert_eq!(got.sender_alt, Some(a1.jid.clone()));
+    assert_eq!(retries(&mut a1.events).await, 0, "b1 never asked again");
+    assert_eq!(
+        sender_key(&b1.store, &g, A, dev).await,
+        None,
+        "PN name gone"
+    );
+    let moved = sender_key(&b1.store, &g, &a_lid_name, dev)
+        .await
+        .expect("LID-named key");
+    assert_ne!(moved, key, "the moved record advanced its chain");
+
+    // Back to phone-number addressing: the stored mapping finds the LID-named key.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Pn));
+    let got = group_exchange(&a1, &mut b1, &g, "three").await;
+    assert_eq!(got.sender, a1.jid);
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(sender_key(&b1.store, &g, A, dev).await, None);
+
+    // A device whose distribution arrives after the mapping is known: its key is stored
+    // under the LID name from the start.
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let dev2 = a2.jid.device;
+    group_exchange(&a2, &mut b1, &g, "from a2").await;
+    assert!(sender_key(&b1.store, &g, &a_lid_name, dev2).await.is_some());
+    assert_eq!(sender_key(&b1.store, &g, A, dev2).await, None);
+    assert_eq!(retries(&mut a2.events).await, 0);
+
+    // b1 answers in the group, and a1 keeps sending: nothing asks for a retry.
+    group_exchange(&b1, &mut a1, &g, "reply").await;
+    group_exchange(&a1, &mut b1, &g, "four").await;
+    assert_eq!(retries(&mut a1.events).await, 0);
+    assert_eq!(retries(&mut b1.events).await, 0);
 }

@@ -46,10 +46,20 @@ async fn upserts_of(rx: &mut broadcast::Receiver<Event>, ids: &[&str]) -> Vec<Wa
     found.into_iter().flatten().collect()
 }
 
+/// The name `receiver` keeps `author`'s sender keys under: the author's LID device once
+/// the receiver knows the LID, else its phone-number device.
+async fn sender_key_name(receiver: &Client, author: &Jid) -> String {
+    let user = match receiver.store.lid_for_pn(&author.user).await.unwrap() {
+        Some(lid) => format!("{lid}_1"),
+        None => author.user.to_string(),
+    };
+    format!("{user}::{}", author.device)
+}
+
 /// How many sender-key states `receiver` holds for `author`'s status updates (one per
 /// distinct sender key it was given).
 async fn status_key_states(receiver: &Client, author: &Jid) -> usize {
-    let name = format!("{}::{}", author.user, author.device);
+    let name = sender_key_name(receiver, author).await;
     match receiver.store.get_sender_key(STATUS, &name).await.unwrap() {
         Some(bytes) => wa_signal::SenderKeyRecord::deserialize(&bytes)
             .unwrap()
@@ -285,7 +295,8 @@ async fn a_lost_session_is_healed_by_a_status_retry() {
     // b1 loses its session with a1 and A's sender key: the next update fails to open,
     // b1 asks again, and a1 resends it to b1 alone (with its sender key) under the same id.
     // The pairwise session lives under a1's LID address (b1 learned A's LID when it
-    // answered); sender keys stay named by the phone-number address.
+    // answered); A's sender key is still under the phone-number name it was stored under
+    // (it would move to the LID name on its next use).
     let (name, dev) = (a1.jid.user.to_string(), u32::from(a1.jid.device));
     let a_lid = b1
         .store
@@ -296,10 +307,22 @@ async fn a_lost_session_is_healed_by_a_status_retry() {
     let session = format!("{a_lid}_1");
     assert!(b1.store.get_session(&session, dev).await.unwrap().is_some());
     b1.store.delete_session(&session, dev).await.unwrap();
-    b1.store
-        .delete_sender_key(STATUS, &format!("{name}::{dev}"))
-        .await
-        .unwrap();
+    let pn_name = format!("{name}::{dev}");
+    assert!(
+        b1.store
+            .get_sender_key(STATUS, &pn_name)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b1.store
+            .get_sender_key(STATUS, &format!("{session}::{dev}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    b1.store.delete_sender_key(STATUS, &pn_name).await.unwrap();
     let k2 = a1
         .messenger
         .send_status(MessageContent::text("two"), &[Jid::pn(B)])

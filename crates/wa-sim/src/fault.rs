@@ -58,8 +58,9 @@ pub enum Fault {
     SenderAddressing(SenderAddressing),
 }
 
-/// How the simulated server names the sender of a 1:1 message delivered to a companion
-/// (phones always get phone-number addressing).
+/// How the simulated server names the sender of a 1:1 or group message delivered to a
+/// companion (phones always get phone-number addressing). For group messages the names
+/// go in `participant` and `participant_lid` / `participant_pn`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SenderAddressing {

@@ -718,6 +718,16 @@ pub(crate) fn route_group_message(
         };
         (group.devices(&st), allowed, route::push_name(&st, sender))
     };
+    // The sender's LID device, for naming it to companions as the addressing switch says.
+    let addressing = shared.faults().sender_addressing;
+    let sender_lid = (addressing != crate::fault::SenderAddressing::Pn)
+        .then(|| {
+            let st = shared.state.lock();
+            st.accounts
+                .get(sender.user.as_str())
+                .map(|a| Jid::with_device(a.lid_user.clone(), Server::Lid, sender.device))
+        })
+        .flatten();
     if !allowed {
         return server_ack("message", id, Some(to.clone()), Some(403));
     }
@@ -785,9 +795,12 @@ pub(crate) fn route_group_message(
         if children.is_empty() {
             continue;
         }
-        let stanza = Delivery {
+        // Phones (device 0) keep phone-number addressing.
+        let lid = sender_lid.as_ref().filter(|_| dev.device != 0);
+        let by_lid = lid.filter(|_| addressing == crate::fault::SenderAddressing::Lid);
+        let mut stanza = Delivery {
             from: to,
-            participant: Some(sender),
+            participant: Some(by_lid.unwrap_or(sender)),
             id,
             t: &t,
             ty: &ty,
@@ -797,6 +810,11 @@ pub(crate) fn route_group_message(
             notify: notify.as_deref(),
         }
         .build(children);
+        match (lid, by_lid) {
+            (_, Some(_)) => stanza.attrs.insert("participant_pn", sender.clone()),
+            (Some(l), None) => stanza.attrs.insert("participant_lid", l.clone()),
+            (None, None) => {}
+        }
         route::deliver(shared, dev, stanza);
     }
     let client_hash = node.attr_opt::<String>("phash").ok().flatten();

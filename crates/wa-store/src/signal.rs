@@ -125,6 +125,41 @@ impl SignalStoreAdapter {
         self.store.commit(batch).await
     }
 
+    /// Moves the sender key that `from` holds in `group` to `to` (the same device under its
+    /// other address, e.g. its LID once known), unless `to` already holds one, in which case
+    /// the `from` record is dropped. Writes go through this adapter, so a staged adapter
+    /// commits the move with the operation that needed it. Returns whether a record moved.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn move_sender_key(
+        &self,
+        group: &str,
+        from: &ProtocolAddress,
+        to: &ProtocolAddress,
+    ) -> Result<bool> {
+        let (scope, from_key) = sender_key(&SenderKeyName::new(group, from.clone()));
+        let (_, to_key) = sender_key(&SenderKeyName::new(group, to.clone()));
+        if from_key == to_key {
+            return Ok(false);
+        }
+        let Some(record) = self.read(Role::SenderKey, &scope, &from_key).await? else {
+            return Ok(false);
+        };
+        let moved = self.read(Role::SenderKey, &scope, &to_key).await?.is_none();
+        if moved {
+            self.write(Role::SenderKey, &scope, &to_key, Some(&record), |b| {
+                b.put_sender_key(&scope, &to_key, &record);
+            })
+            .await?;
+        }
+        self.write(Role::SenderKey, &scope, &from_key, None, |b| {
+            b.delete_sender_key(&scope, &from_key);
+        })
+        .await?;
+        Ok(moved)
+    }
+
     fn stage(&self) -> Option<MutexGuard<'_, Staged>> {
         // Staging only appends to a batch and a map; a panic cannot leave them torn.
         self.staged

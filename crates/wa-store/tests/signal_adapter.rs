@@ -196,3 +196,58 @@ async fn adapter_needs_credentials_and_reports_damaged_identities() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_sender_key_moves_to_its_other_name_within_the_staged_batch() {
+    use wa_store::SenderKeyStore;
+    let bob = bob().await;
+    let pn = ProtocolAddress::new("15550001", 3);
+    let lid = ProtocolAddress::new("9001_1", 3);
+    let other = ProtocolAddress::new("15550002", 3);
+    let g = "123-456@g.us";
+    let mut seed = Batch::new();
+    seed.put_sender_key(g, "15550001::3", b"pn record")
+        .put_sender_key(g, "15550002::3", b"stale")
+        .put_sender_key(g, "9002_1::3", b"lid record");
+    bob.store.commit(seed).await.unwrap();
+
+    let adapter = SignalStoreAdapter::load(bob.store.clone())
+        .await
+        .unwrap()
+        .staged();
+    assert!(adapter.move_sender_key(g, &pn, &lid).await.unwrap());
+    // Staged: reads through the adapter see the move, the store does not yet.
+    let name = wa_signal::SenderKeyName::new(g, lid.clone());
+    let staged = wa_signal::SenderKeyStore::load_sender_key(&adapter, &name)
+        .await
+        .unwrap();
+    assert_eq!(staged.as_deref(), Some(&b"pn record"[..]));
+    assert!(
+        bob.store
+            .get_sender_key(g, "9001_1::3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Nothing to move the second time, nor from a name that holds nothing.
+    assert!(!adapter.move_sender_key(g, &pn, &lid).await.unwrap());
+    // The other name already has a record: it wins and the old one is dropped.
+    let lid2 = ProtocolAddress::new("9002_1", 3);
+    assert!(!adapter.move_sender_key(g, &other, &lid2).await.unwrap());
+    adapter.commit(Batch::new()).await.unwrap();
+
+    let get = |k: &'static str| {
+        let store = bob.store.clone();
+        async move {
+            store
+                .get_sender_key(g, k)
+                .await
+                .unwrap()
+                .map(|b| b.to_vec())
+        }
+    };
+    assert_eq!(get("9001_1::3").await.as_deref(), Some(&b"pn record"[..]));
+    assert_eq!(get("15550001::3").await, None);
+    assert_eq!(get("9002_1::3").await.as_deref(), Some(&b"lid record"[..]));
+    assert_eq!(get("15550002::3").await, None);
+}
