@@ -1,7 +1,7 @@
 //! App-state sync over a socket: fetching and verifying collections, pushing chat
 //! modifications, the recovery ladder, and the events decoded actions become.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +23,7 @@ use wa_proto::e2e::{
 use wa_proto::server_sync::{ExternalBlobReference, SyncdPatch, SyncdSnapshot, SyncdVersion};
 use wa_proto::sync_action::ContactAction;
 use wa_socket::{Event, Filter, Socket};
-use wa_store::AppStateStore as _;
+use wa_store::{AppStateStore as _, Batch, ContactStore as _};
 use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
     LabelAssociation, MessageKey, StarUpdate,
@@ -31,6 +31,7 @@ use wa_types::{
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::status::contact_ops;
 
 pub use wa_appstate::builders::MuteUntil;
 
@@ -880,14 +881,8 @@ impl AppState {
             let result = self.decode_reply(c, &mut parsed, &mut work, &keys).await;
             match result {
                 Ok((decoded, had_snapshot)) => {
-                    if let Err(e) = self
-                        .inner
-                        .socket
-                        .store()
-                        .put_app_state_version(c.as_str(), &work.to_bytes())
-                        .await
-                    {
-                        return Err(self.fail(c, AppStateFailure::Store, e.into()));
+                    if let Err(e) = self.store_synced(c, &work, &decoded, had_snapshot).await {
+                        return Err(self.fail(c, AppStateFailure::Store, e));
                     }
                     lock(&self.inner.blocked).remove(&c);
                     used_snapshot |= had_snapshot;
@@ -952,6 +947,39 @@ impl AppState {
             AppStateFailure::Server,
             Error::Malformed("too many sync rounds"),
         ))
+    }
+
+    /// Stores the verified new state of `c` and, in the same commit, the contacts its
+    /// mutations set or removed. A snapshot of the contacts' collection is the whole
+    /// address book, so stored contacts it does not mention are deleted first.
+    async fn store_synced(
+        &self,
+        c: Collection,
+        state: &HashState,
+        decoded: &[DecodedPatch],
+        had_snapshot: bool,
+    ) -> Result<(), Error> {
+        let store = self.inner.socket.store();
+        let actions: Vec<(Operation, Action)> = decoded
+            .iter()
+            .flat_map(|d| d.mutations.iter())
+            .map(|m| (m.operation, m.action()))
+            .collect();
+        let mut contacts = Batch::new();
+        let written = contact_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
+        let mut batch = Batch::new();
+        if had_snapshot && c == Collection::CriticalUnblockLow {
+            let mentioned: HashSet<&str> = written.iter().map(String::as_str).collect();
+            for (jid, _) in store.contacts().await? {
+                if !mentioned.contains(jid.as_str()) {
+                    batch.delete_contact(&jid);
+                }
+            }
+        }
+        batch.append(contacts);
+        batch.put_app_state_version(c.as_str(), &state.to_bytes());
+        store.commit(batch).await?;
+        Ok(())
     }
 
     /// Sends `APP_STATE_SYNC_KEY_REQUEST` for `ids` to our own devices (each id at most
@@ -1100,11 +1128,13 @@ impl AppState {
                 // The server is somewhere else: fetch what it has instead of guessing.
                 self.sync_locked(c).await?;
             } else {
-                self.inner
-                    .socket
-                    .store()
-                    .put_app_state_version(c.as_str(), &enc.state.to_bytes())
-                    .await?;
+                // Our own contact changes are kept like those of other devices, in the
+                // same commit as the new state.
+                let action = Action::from_parts(&m.index, Some(&m.value));
+                let mut batch = Batch::new();
+                contact_ops(&mut batch, [(m.operation, &action)]);
+                batch.put_app_state_version(c.as_str(), &enc.state.to_bytes());
+                self.inner.socket.store().commit(batch).await?;
             }
             if self.inner.config.emit_own_events {
                 let action = Action::from_parts(&m.index, Some(&m.value));

@@ -5,15 +5,20 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
+use wa_messages::{MessageContent, Messenger};
 use wa_socket::{Event, Filter, Socket};
-use wa_types::{ChatState, PrivacySetting, PrivacySettings, PrivacyValue};
+use wa_store::ContactStore as _;
+use wa_types::{
+    ChatState, MessageKey, PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy,
+};
 
 use crate::Error;
 use crate::parse::{
     ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification, parse_chat_state,
     parse_disappearing_mode, parse_picture, parse_picture_id, parse_presence, parse_privacy,
-    parse_status,
+    parse_status, parse_status_privacy,
 };
+use crate::status::{StoredContact, status_audience};
 
 /// Longest push name sent, in bytes.
 pub const MAX_PUSH_NAME: usize = 128;
@@ -259,6 +264,82 @@ impl Chats {
         )
         .await?;
         Ok(())
+    }
+
+    /// The account's status-privacy lists (who sees our status updates), the one in force
+    /// first: `<iq xmlns="status" type="get"><privacy/></iq>`, read by
+    /// [`parse_status_privacy`](crate::parse_status_privacy). When the server has none
+    /// (no lists, or 404 item-not-found) the account never chose, and the answer is one
+    /// default contacts list.
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn status_privacy(&self) -> Result<Vec<StatusPrivacy>, Error> {
+        let node = iq("status", "get")
+            .children([Node::builder("privacy").build()])
+            .build();
+        match self.query(node).await {
+            Ok(reply) => parse_status_privacy(&reply),
+            Err(Error::Refused { code: 404, .. }) => Ok(vec![StatusPrivacy::default_contacts()]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The contacts kept in the account store from app-state sync (saved ones and
+    /// entries without a name), by user JID in store order. Rows that do not decode
+    /// (a corrupt store, or a format from a newer version) are skipped with a warning.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn stored_contacts(&self) -> Result<Vec<(Jid, StoredContact)>, Error> {
+        let rows = self.inner.socket.store().contacts().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, bytes) in rows {
+            let Ok(jid) = key.parse::<Jid>() else {
+                tracing::warn!("stored contact with an unreadable key skipped");
+                continue;
+            };
+            match StoredContact::decode(&bytes) {
+                Ok(c) => out.push((jid, c)),
+                Err(e) => tracing::warn!(%jid, "stored contact skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The users our status updates go to now: the account's status privacy
+    /// ([`Chats::status_privacy`]) applied to the stored contacts
+    /// ([`Chats::stored_contacts`]) by [`status_audience`](crate::status_audience).
+    ///
+    /// # Errors
+    /// As [`Chats::status_privacy`]; store errors;
+    /// [`Error::TooManyStatusRecipients`].
+    pub async fn status_audience(&self) -> Result<Vec<Jid>, Error> {
+        let privacy = self.status_privacy().await?;
+        let contacts = self.stored_contacts().await?;
+        status_audience(&privacy, &contacts)
+    }
+
+    /// Posts `content` as a status update to the audience the account's status privacy
+    /// names ([`Chats::status_audience`]), through `messenger` (a messenger on the same
+    /// socket); our own other devices get it too. Returns the update's key once the
+    /// server accepted it. To name the recipients instead, use
+    /// [`Messenger::send_status`].
+    ///
+    /// # Errors
+    /// As [`Chats::status_audience`]; [`Error::Messages`] from the send (among them
+    /// [`wa_messages::Error::NoStatusRecipients`] when the audience is empty).
+    pub async fn send_status_to_audience(
+        &self,
+        messenger: &Messenger,
+        content: MessageContent,
+    ) -> Result<MessageKey, Error> {
+        let audience = self.status_audience().await?;
+        tracing::debug!(
+            recipients = audience.len(),
+            "status to the privacy audience"
+        );
+        Ok(messenger.send_status(content, &audience).await?)
     }
 
     /// Sets the default disappearing-messages timer of new chats (seconds; 0 turns it

@@ -34,6 +34,18 @@ pub enum Error {
     /// be pushed.
     #[error("no app-state sync key yet")]
     NoAppStateKey,
+    /// Sending a message (a status update) failed.
+    #[error("messages: {0}")]
+    Messages(#[from] wa_messages::Error),
+    /// The status audience the privacy setting names has more users than one update may
+    /// go to ([`wa_messages::MAX_STATUS_RECIPIENTS`]); nothing was sent.
+    #[error("status audience of {count} users exceeds {max}")]
+    TooManyStatusRecipients {
+        /// Users in the audience.
+        count: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// Syncing a collection failed after the recovery ladder (also reported as
     /// `Event::AppStateSyncError`).
     #[error("app-state sync of {collection} failed ({kind:?}): {message}")]

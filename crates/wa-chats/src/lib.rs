@@ -4,6 +4,7 @@ mod appstate;
 mod client;
 mod error;
 mod parse;
+mod status;
 
 pub use appstate::{
     AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
@@ -12,13 +13,15 @@ pub use appstate::{
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
 pub use error::Error;
 pub use parse::{
-    MAX_BLOCKLIST, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_URL_LEN, ProfilePicture, UserStatus,
-    parse_blocklist, parse_blocklist_notification, parse_chat_state, parse_disappearing_mode,
-    parse_picture, parse_picture_id, parse_presence, parse_privacy, parse_status,
+    MAX_BLOCKLIST, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS,
+    MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, ProfilePicture, UserStatus, parse_blocklist,
+    parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
+    parse_picture_id, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
+pub use status::{StoredContact, contact_ops, status_audience, status_privacy_in_force};
 pub use wa_appstate::Collection;
 pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
     ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, Label, LabelAssociation, PresenceUpdate,
-    PrivacySetting, PrivacySettings, PrivacyValue, StarUpdate,
+    PrivacySetting, PrivacySettings, PrivacyValue, StarUpdate, StatusPrivacy, StatusPrivacyKind,
 };

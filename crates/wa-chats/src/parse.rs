@@ -5,7 +5,7 @@
 use wa_binary::{Jid, Node};
 use wa_types::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue,
+    PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
 };
 
 use crate::Error;
@@ -14,6 +14,10 @@ use crate::Error;
 pub const MAX_BLOCKLIST: usize = 10_000;
 /// Most privacy categories read from a reply.
 pub const MAX_PRIVACY_CATEGORIES: usize = 64;
+/// Most `<list>`s read from a status-privacy reply.
+pub const MAX_STATUS_PRIVACY_LISTS: usize = 16;
+/// Most users read from one status-privacy `<list>`.
+pub const MAX_STATUS_PRIVACY_USERS: usize = 10_000;
 /// Longest status text accepted from a reply, in bytes.
 pub const MAX_STATUS_LEN: usize = 4096;
 /// Longest profile-picture URL or direct path accepted from a reply, in bytes.
@@ -154,6 +158,67 @@ pub fn parse_privacy(reply: &Node) -> Result<PrivacySettings, Error> {
         let value =
             PrivacyValue::from_wire(value).ok_or(Error::Malformed("unknown privacy value"))?;
         out.set(setting, value);
+    }
+    Ok(out)
+}
+
+/// Reads the reply to `<iq xmlns="status" type="get"><privacy/></iq>`: `<privacy><list
+/// type="contacts|blacklist|whitelist" [default="true"]><user jid/>..</list>..</privacy>`.
+///
+/// The list marked default (the one in force; the first such when several claim it) comes
+/// first (later lists claiming it too are reported as not default), the others follow in
+/// reply order. A `<privacy>` without lists means the account
+/// never chose: one default [`StatusPrivacyKind::Contacts`] list. Children other than
+/// `<list>` (and, inside a list, other than `<user>`) are skipped, and so is a non-default
+/// list of a type this crate does not know; users are read without their device part.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<privacy>`, with more than [`MAX_STATUS_PRIVACY_LISTS`]
+/// children, a list without `type`, a list with more than [`MAX_STATUS_PRIVACY_USERS`]
+/// children, a `<user>` without a JID, or a default list of an unknown type (the audience
+/// in force would be unknown, so nothing is guessed).
+pub fn parse_status_privacy(reply: &Node) -> Result<Vec<StatusPrivacy>, Error> {
+    let privacy = reply
+        .child("privacy")
+        .ok_or(Error::Malformed("reply without privacy"))?;
+    if privacy.children().len() > MAX_STATUS_PRIVACY_LISTS {
+        return Err(Error::Malformed("too many status privacy lists"));
+    }
+    let mut out: Vec<StatusPrivacy> = Vec::new();
+    let mut have_default = false;
+    for list in privacy.children_by_tag("list") {
+        let kind = list
+            .attr::<&str>("type")
+            .map_err(|_| Error::Malformed("status privacy list without type"))?;
+        let is_default = matches!(list.attr_opt::<&str>("default"), Ok(Some("true")));
+        let Some(kind) = StatusPrivacyKind::from_wire(kind) else {
+            if is_default {
+                return Err(Error::Malformed("unknown default status privacy type"));
+            }
+            tracing::debug!("skipped status privacy list of unknown type {kind:?}");
+            continue;
+        };
+        if list.children().len() > MAX_STATUS_PRIVACY_USERS {
+            return Err(Error::Malformed("status privacy list too long"));
+        }
+        let users = list
+            .children_by_tag("user")
+            .map(|u| {
+                u.attr::<Jid>("jid")
+                    .map(|j| j.to_non_ad())
+                    .map_err(|_| Error::Malformed("status privacy user without jid"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let entry = StatusPrivacy::new(kind, users, is_default && !have_default);
+        if entry.is_default {
+            have_default = true;
+            out.insert(0, entry);
+        } else {
+            out.push(entry);
+        }
+    }
+    if out.is_empty() {
+        out.push(StatusPrivacy::default_contacts());
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@ use wa_binary::{Jid, Node};
 use wa_chats::{
     MAX_BLOCKLIST, parse_blocklist, parse_blocklist_notification, parse_chat_state,
     parse_disappearing_mode, parse_picture, parse_presence, parse_privacy, parse_status,
+    parse_status_privacy,
 };
 
 const TAGS: &[&str] = &[
@@ -44,6 +45,7 @@ const KEYS: &[&str] = &[
     "t",
     "code",
     "duration",
+    "default",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -57,6 +59,10 @@ fn value() -> impl Strategy<Value = String> {
         Just("all".to_owned()),
         Just("last".to_owned()),
         Just("401".to_owned()),
+        Just("whitelist".to_owned()),
+        Just("blacklist".to_owned()),
+        Just("contacts".to_owned()),
+        Just("true".to_owned()),
         "[0-9]{0,25}",
         ".{0,12}",
     ]
@@ -86,5 +92,14 @@ proptest! {
             prop_assert!(s.text.len() <= wa_chats::MAX_STATUS_LEN);
         }
         let _ = parse_disappearing_mode(&n, &me);
+        if let Ok(lists) = parse_status_privacy(&n) {
+            prop_assert!(!lists.is_empty());
+            prop_assert!(lists.len() <= wa_chats::MAX_STATUS_PRIVACY_LISTS);
+            prop_assert!(lists.iter().filter(|l| l.is_default).count() <= 1);
+            prop_assert!(lists.iter().skip(1).all(|l| !l.is_default));
+            for l in &lists {
+                prop_assert!(l.list.len() <= wa_chats::MAX_STATUS_PRIVACY_USERS);
+            }
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! never a panic.
 
 use wa_binary::{Jid, Node};
+use wa_chats::StatusPrivacyKind;
 use wa_chats::{
     ChatState, Error, MAX_BLOCKLIST, PrivacySetting, PrivacyValue, parse_blocklist,
     parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
-    parse_presence, parse_privacy, parse_status,
+    parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 
 fn malformed<T: std::fmt::Debug>(r: Result<T, Error>) {
@@ -334,4 +335,117 @@ fn status_and_disappearing_from_usync() {
             .build(),
     );
     malformed(parse_disappearing_mode(&bad, &me));
+}
+
+fn status_list(kind: &str, default: bool, users: &[&str]) -> Node {
+    Node::builder("list")
+        .attr("type", kind.to_owned())
+        .attr_opt("default", default.then_some("true"))
+        .children(
+            users
+                .iter()
+                .map(|u| {
+                    Node::builder("user")
+                        .attr("jid", Jid::pn((*u).to_owned()))
+                        .build()
+                })
+                .collect::<Vec<_>>(),
+        )
+        .build()
+}
+
+fn status_reply(lists: Vec<Node>) -> Node {
+    Node::builder("iq")
+        .attr("type", "result")
+        .children([Node::builder("privacy").children(lists).build()])
+        .build()
+}
+
+#[test]
+fn status_privacy_puts_the_default_list_first() {
+    let reply = status_reply(vec![
+        status_list("contacts", false, &[]),
+        status_list("blacklist", false, &["2", "3"]),
+        status_list("whitelist", true, &["4"]),
+    ]);
+    let lists = parse_status_privacy(&reply).unwrap();
+    let kinds: Vec<_> = lists.iter().map(|l| (l.kind, l.is_default)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (StatusPrivacyKind::Allowlist, true),
+            (StatusPrivacyKind::Contacts, false),
+            (StatusPrivacyKind::Denylist, false),
+        ]
+    );
+    assert_eq!(lists[0].list, [Jid::pn("4")]);
+    assert_eq!(lists[2].list, [Jid::pn("2"), Jid::pn("3")]);
+    // A second list claiming to be default is not.
+    let reply = status_reply(vec![
+        status_list("blacklist", true, &["2"]),
+        status_list("whitelist", true, &["4"]),
+    ]);
+    let lists = parse_status_privacy(&reply).unwrap();
+    assert_eq!(lists[0].kind, StatusPrivacyKind::Denylist);
+    assert!(lists[0].is_default && !lists[1].is_default);
+}
+
+#[test]
+fn status_privacy_without_lists_is_contacts_and_devices_are_dropped() {
+    let lists = parse_status_privacy(&status_reply(vec![])).unwrap();
+    assert_eq!(lists.len(), 1);
+    assert_eq!(lists[0].kind, StatusPrivacyKind::Contacts);
+    assert!(lists[0].is_default && lists[0].list.is_empty());
+    let with_device = Node::builder("list")
+        .attr("type", "whitelist")
+        .attr("default", "true")
+        .children([
+            Node::builder("user")
+                .attr("jid", Jid::with_device("5", wa_binary::Server::Pn, 7))
+                .build(),
+            Node::builder("other").build(),
+        ])
+        .build();
+    let lists = parse_status_privacy(&status_reply(vec![with_device])).unwrap();
+    assert_eq!(lists[0].list, [Jid::pn("5")]);
+}
+
+#[test]
+fn status_privacy_unknown_types_and_hostile_replies() {
+    // An unknown list that is not in force is skipped...
+    let reply = status_reply(vec![
+        status_list("everyone_maybe", false, &["2"]),
+        status_list("contacts", true, &[]),
+    ]);
+    let lists = parse_status_privacy(&reply).unwrap();
+    assert_eq!(lists.len(), 1);
+    assert_eq!(lists[0].kind, StatusPrivacyKind::Contacts);
+    // ...but one in force is refused: the audience would be a guess.
+    malformed(parse_status_privacy(&status_reply(vec![status_list(
+        "everyone_maybe",
+        true,
+        &[],
+    )])));
+    malformed(parse_status_privacy(&Node::builder("iq").build()));
+    malformed(parse_status_privacy(&status_reply(vec![
+        Node::builder("list").build(),
+    ])));
+    let no_jid = Node::builder("list")
+        .attr("type", "whitelist")
+        .children([Node::builder("user").build()])
+        .build();
+    malformed(parse_status_privacy(&status_reply(vec![no_jid])));
+    let many_lists = (0..=wa_chats::MAX_STATUS_PRIVACY_LISTS)
+        .map(|_| status_list("contacts", false, &[]))
+        .collect();
+    malformed(parse_status_privacy(&status_reply(many_lists)));
+    let users: Vec<String> = (0..=wa_chats::MAX_STATUS_PRIVACY_USERS)
+        .map(|i| i.to_string())
+        .collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    malformed(parse_status_privacy(&status_reply(vec![status_list(
+        "whitelist",
+        true,
+        &users,
+    )])));
 }

@@ -39,12 +39,112 @@ pub(crate) struct Profile {
     pub(crate) picture: Option<(String, Bytes)>,
     /// Default disappearing-messages timer of new chats, seconds.
     pub(crate) disappearing: u32,
+    /// Who sees status updates (`xmlns="status"` `<privacy>`).
+    pub(crate) status_privacy: StatusPrivacyLists,
 }
 
 impl Profile {
     fn privacy(&self, category: &str) -> &str {
         self.privacy.get(category).map_or("all", String::as_str)
     }
+}
+
+/// Which status-privacy list of an account is in force (set with
+/// [`Sim::set_status_privacy`](crate::Sim::set_status_privacy)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatusPrivacyMode {
+    /// Every saved contact (the default).
+    #[default]
+    Contacts,
+    /// Every saved contact except the users of the blacklist.
+    Blacklist,
+    /// Only the users of the whitelist.
+    Whitelist,
+}
+
+impl StatusPrivacyMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::Blacklist => "blacklist",
+            Self::Whitelist => "whitelist",
+        }
+    }
+
+    pub(crate) fn from_wire(s: &str) -> Option<Self> {
+        [Self::Contacts, Self::Blacklist, Self::Whitelist]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// An account's status privacy: the list in force, and the users of the blacklist and
+/// whitelist (user JIDs as strings; both are kept while another one is in force, as the
+/// server keeps them).
+#[derive(Default, Clone, Debug)]
+pub(crate) struct StatusPrivacyLists {
+    pub(crate) mode: StatusPrivacyMode,
+    pub(crate) blacklist: Vec<String>,
+    pub(crate) whitelist: Vec<String>,
+}
+
+impl StatusPrivacyLists {
+    /// `<privacy>` with all three lists, the one in force marked `default="true"`.
+    fn node(&self) -> Node {
+        let list = |mode: StatusPrivacyMode, users: &[String]| {
+            let users = users
+                .iter()
+                .filter_map(|u| u.parse::<Jid>().ok())
+                .map(|j| Node::builder("user").attr("jid", j).build())
+                .collect::<Vec<_>>();
+            Node::builder("list")
+                .attr("type", mode.as_str())
+                .attr_opt("default", (self.mode == mode).then_some("true"))
+                .children(users)
+                .build()
+        };
+        Node::builder("privacy")
+            .children([
+                list(StatusPrivacyMode::Contacts, &[]),
+                list(StatusPrivacyMode::Blacklist, &self.blacklist),
+                list(StatusPrivacyMode::Whitelist, &self.whitelist),
+            ])
+            .build()
+    }
+}
+
+/// Makes `mode` the status privacy of `phone`; a blacklist or whitelist becomes `users`
+/// (without devices), while contacts keeps the stored lists.
+pub(crate) fn set_status_privacy(
+    shared: &Shared,
+    phone: &str,
+    mode: StatusPrivacyMode,
+    users: &[Jid],
+) -> Result<(), crate::Error> {
+    if users.len() > MAX_BLOCKED {
+        return Err(crate::Error::Rejected(
+            "status privacy list too long".into(),
+        ));
+    }
+    let mut st = shared.state.lock();
+    if !st.accounts.contains_key(phone) {
+        return Err(crate::Error::UnknownAccount(phone.to_owned()));
+    }
+    let lists = &mut st
+        .chats
+        .profiles
+        .entry(phone.to_owned())
+        .or_default()
+        .status_privacy;
+    let users = users.iter().map(|u| u.to_non_ad().to_string()).collect();
+    match mode {
+        StatusPrivacyMode::Contacts => {}
+        StatusPrivacyMode::Blacklist => lists.blacklist = users,
+        StatusPrivacyMode::Whitelist => lists.whitelist = users,
+    }
+    lists.mode = mode;
+    Ok(())
 }
 
 /// The chats part of the simulator's state.
@@ -367,6 +467,16 @@ pub(crate) fn iq(
             notify_own_devices(shared, me, change.clone());
             result(id, vec![change])
         }
+        ("status", "get") if node.child("privacy").is_some() => {
+            let st = shared.state.lock();
+            let lists = st
+                .chats
+                .profiles
+                .get(&phone)
+                .map(|p| p.status_privacy.clone())
+                .unwrap_or_default();
+            result(id, vec![lists.node()])
+        }
         ("disappearing_mode", "set") => {
             let duration = node
                 .child("disappearing_mode")
@@ -598,6 +708,10 @@ pub(crate) fn check_profile(p: &Profile) -> Result<(), crate::Error> {
     }
     if p.blocked.len() > MAX_BLOCKED {
         return bad("blocklist too long");
+    }
+    let sp = &p.status_privacy;
+    if sp.blacklist.len() > MAX_BLOCKED || sp.whitelist.len() > MAX_BLOCKED {
+        return bad("status privacy list too long");
     }
     let known = p.privacy.iter().all(|(n, v)| {
         PRIVACY

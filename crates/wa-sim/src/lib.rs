@@ -27,6 +27,7 @@ mod usync;
 
 pub use appstate::AppStateTamper;
 pub use call::CallNotice;
+pub use chats::StatusPrivacyMode;
 pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;
 pub use error::Error;

@@ -42,6 +42,9 @@ struct ProfileFile {
     /// (id, JPEG bytes in hex)
     picture: Option<(String, String)>,
     disappearing: u32,
+    /// (list in force, blacklist, whitelist)
+    #[serde(default)]
+    status_privacy: Option<(String, Vec<String>, Vec<String>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -170,6 +173,11 @@ impl SimState {
                         .as_ref()
                         .map(|(id, b)| (id.clone(), hex::encode(b))),
                     disappearing: p.disappearing,
+                    status_privacy: Some((
+                        p.status_privacy.mode.as_str().to_owned(),
+                        p.status_privacy.blacklist.clone(),
+                        p.status_privacy.whitelist.clone(),
+                    )),
                 })
                 .collect(),
             newsletters: st.newsletters.clone(),
@@ -300,6 +308,15 @@ impl SimState {
                     None => None,
                 },
                 disappearing: p.disappearing,
+                status_privacy: match p.status_privacy {
+                    Some((mode, blacklist, whitelist)) => crate::chats::StatusPrivacyLists {
+                        mode: crate::chats::StatusPrivacyMode::from_wire(&mode)
+                            .ok_or(Error::BadState("unknown status privacy mode"))?,
+                        blacklist,
+                        whitelist,
+                    },
+                    None => Default::default(),
+                },
             };
             crate::chats::check_profile(&profile)?;
             chats.profiles.insert(p.phone, profile);
@@ -393,6 +410,8 @@ mod tests {
             p.status = Some(("away".into(), 5));
             p.picture = Some(("P1".into(), bytes::Bytes::from_static(&[0xFF, 0xD8])));
             p.disappearing = 604_800;
+            p.status_privacy.mode = crate::chats::StatusPrivacyMode::Whitelist;
+            p.status_privacy.whitelist = vec!["15550000008@s.whatsapp.net".into()];
         }
         let json = state.to_json();
         let back = SimState::from_json(&json).unwrap();
@@ -404,6 +423,11 @@ mod tests {
             assert_eq!(p.status, Some(("away".into(), 5)));
             assert_eq!(p.picture.as_ref().unwrap().1.as_ref(), &[0xFF, 0xD8]);
             assert_eq!(p.disappearing, 604_800);
+            assert_eq!(
+                p.status_privacy.mode,
+                crate::chats::StatusPrivacyMode::Whitelist
+            );
+            assert_eq!(p.status_privacy.whitelist, ["15550000008@s.whatsapp.net"]);
         }
         assert!(
             SimState::from_json(&json.replace("\"away\"", &format!("\"{}\"", "x".repeat(2000))))
@@ -421,6 +445,7 @@ mod tests {
             VecDeque::from([(5, vec![4; 32])])
         );
         assert!(SimState::from_json("{}").is_err());
+        assert!(SimState::from_json(&json.replace("\"whitelist\"", "\"sometimes\"")).is_err());
         assert!(SimState::from_json(&json.replace("\"version\": 1", "\"version\": 9")).is_err());
     }
 }

@@ -563,6 +563,31 @@ impl Sim {
         crate::chats::picture_bytes(&st, phone).map(|b| b.to_vec())
     }
 
+    /// Sets who sees `phone`'s status updates, as its phone's settings would: the server
+    /// answers `<iq xmlns="status" type="get"><privacy/>` with the contacts, blacklist
+    /// and whitelist lists, `mode`'s marked default. For [`StatusPrivacyMode::Blacklist`]
+    /// and [`StatusPrivacyMode::Whitelist`] that list becomes `users`; for
+    /// [`StatusPrivacyMode::Contacts`] (the default of every account) `users` is ignored
+    /// and the other lists stay as they were.
+    ///
+    /// The simulator does not enforce the setting: a status goes to the devices its sender
+    /// lists, as on WhatsApp's server.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`]; [`Error::Rejected`] for more than 10 000 users.
+    ///
+    /// [`StatusPrivacyMode::Blacklist`]: crate::StatusPrivacyMode::Blacklist
+    /// [`StatusPrivacyMode::Whitelist`]: crate::StatusPrivacyMode::Whitelist
+    /// [`StatusPrivacyMode::Contacts`]: crate::StatusPrivacyMode::Contacts
+    pub fn set_status_privacy(
+        &self,
+        phone: &str,
+        mode: crate::StatusPrivacyMode,
+        users: &[Jid],
+    ) -> Result<(), Error> {
+        crate::chats::set_status_privacy(&self.shared, phone, mode, users)
+    }
+
     /// The users `phone` blocked, in number order.
     pub fn blocklist(&self, phone: &str) -> Vec<Jid> {
         let st = self.shared.state.lock();

@@ -173,3 +173,76 @@ async fn malformed_chats_iqs_get_error_replies() {
     assert_eq!(attr(&r, "type").as_deref(), Some("result"));
     assert_eq!(sim.blocklist(PHONE), [Jid::pn(OTHER)]);
 }
+
+/// The `(type, default, users)` of each `<list>` of a status-privacy reply.
+fn status_lists(r: &Node) -> Vec<(String, bool, Vec<String>)> {
+    r.child("privacy")
+        .expect("a privacy element")
+        .children_by_tag("list")
+        .map(|l| {
+            (
+                attr(l, "type").unwrap_or_default(),
+                attr(l, "default").as_deref() == Some("true"),
+                l.children_by_tag("user")
+                    .filter_map(|u| attr(u, "jid"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn status_privacy_is_contacts_until_set() {
+    let sim = Sim::start(SimConfig::default()).await.expect("start");
+    sim.add_account(PHONE).await;
+    sim.add_account(OTHER).await;
+    let creds = Creds::new();
+    let device = register(&sim, PHONE, &creds).await;
+    let (mut c, _) = login(&sim, &creds, &device).await;
+    let get = |id: &'static str| iq(id, "get", "status", vec![Node::new("privacy")]);
+    let other = Jid::pn(OTHER).to_string();
+
+    let r = c.query(get("sp1")).await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"));
+    assert_eq!(
+        status_lists(&r),
+        [
+            ("contacts".into(), true, vec![]),
+            ("blacklist".into(), false, vec![]),
+            ("whitelist".into(), false, vec![]),
+        ]
+    );
+
+    sim.set_status_privacy(
+        PHONE,
+        wa_sim::StatusPrivacyMode::Blacklist,
+        &[Jid::with_device(OTHER, wa_binary::Server::Pn, 3)],
+    )
+    .unwrap();
+    let r = c.query(get("sp2")).await;
+    assert_eq!(
+        status_lists(&r),
+        [
+            ("contacts".into(), false, vec![]),
+            ("blacklist".into(), true, vec![other.clone()]),
+            ("whitelist".into(), false, vec![]),
+        ]
+    );
+    // Back to contacts: the blacklist is kept for later.
+    sim.set_status_privacy(PHONE, wa_sim::StatusPrivacyMode::Contacts, &[Jid::pn("1")])
+        .unwrap();
+    let r = c.query(get("sp3")).await;
+    assert_eq!(status_lists(&r)[0], ("contacts".into(), true, vec![]));
+    assert_eq!(
+        status_lists(&r)[1],
+        ("blacklist".into(), false, vec![other])
+    );
+
+    // Another status get is not this one.
+    let r = c.query(iq("sp4", "get", "status", vec![])).await;
+    assert_eq!(code(&r).as_deref(), Some("501"));
+    assert!(matches!(
+        sim.set_status_privacy("19999999999", wa_sim::StatusPrivacyMode::Whitelist, &[]),
+        Err(wa_sim::Error::UnknownAccount(_))
+    ));
+}

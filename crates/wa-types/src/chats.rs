@@ -260,3 +260,65 @@ impl PrivacySettings {
         *slot = Some(value);
     }
 }
+
+/// The kind of a status-privacy list: who sees the account's status updates (stories).
+///
+/// On the wire this is the `type` of a `<list>` in the reply to `<iq xmlns="status"
+/// type="get"><privacy/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusPrivacyKind {
+    /// Every saved contact (`contacts`); the list is empty.
+    Contacts,
+    /// Every saved contact except the listed users (`blacklist`).
+    Denylist,
+    /// Exactly the listed users, contacts or not (`whitelist`).
+    Allowlist,
+}
+
+impl StatusPrivacyKind {
+    /// The wire name (`<list type>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::Denylist => "blacklist",
+            Self::Allowlist => "whitelist",
+        }
+    }
+
+    /// Parses a wire name; `None` for a type this library does not know.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        [Self::Contacts, Self::Denylist, Self::Allowlist]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One status-privacy list of the account. The server may keep several; the one marked
+/// default is in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatusPrivacy {
+    /// What the list means.
+    pub kind: StatusPrivacyKind,
+    /// The listed users (empty for [`StatusPrivacyKind::Contacts`]).
+    pub list: Vec<Jid>,
+    /// Whether this list is the one in force.
+    pub is_default: bool,
+}
+
+impl StatusPrivacy {
+    /// A status-privacy list.
+    pub fn new(kind: StatusPrivacyKind, list: Vec<Jid>, is_default: bool) -> Self {
+        Self {
+            kind,
+            list,
+            is_default,
+        }
+    }
+
+    /// What applies when the account never chose: every contact, in force.
+    pub fn default_contacts() -> Self {
+        Self::new(StatusPrivacyKind::Contacts, Vec::new(), true)
+    }
+}

@@ -18,7 +18,7 @@ pub use appstate::{
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue,
+    PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
 };
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;

@@ -224,6 +224,37 @@ impl WaSocket {
         Ok(self.messages.relay_status(message, &id, recipients).await?)
     }
 
+    /// Posts `content` as a status update to the audience the account's status privacy
+    /// names (every saved contact, contacts but a denylist, or exactly an allowlist; see
+    /// [`Chats::send_status_to_audience`]) and our own other devices; returns the
+    /// message's key once the server accepted it. Contacts are those app-state sync
+    /// stored, so sync first ([`AppState::resync`]).
+    ///
+    /// # Errors
+    /// The chats layer's errors (privacy query, store, an audience beyond
+    /// [`wa_messages::MAX_STATUS_RECIPIENTS`]) and the messaging layer's (an empty
+    /// audience is refused).
+    pub async fn send_status_to_audience(
+        &self,
+        content: MessageContent,
+    ) -> Result<MessageKey, Error> {
+        Ok(self
+            .chats
+            .send_status_to_audience(&self.messages, content)
+            .await?)
+    }
+
+    /// Posts an already built message (e.g. prepared media) as a status update to the
+    /// audience the account's status privacy names ([`Chats::status_audience`]), with a
+    /// fresh id.
+    ///
+    /// # Errors
+    /// As [`WaSocket::send_status_to_audience`].
+    pub async fn relay_status_to_audience(&self, message: Message) -> Result<MessageKey, Error> {
+        let audience = self.chats.status_audience().await?;
+        self.relay_status(message, &audience).await
+    }
+
     /// Replies to `message` in its chat with `content`, quoting it.
     ///
     /// # Errors

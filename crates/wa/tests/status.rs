@@ -89,3 +89,78 @@ async fn a_status_reaches_the_listed_friend_only() {
     assert!(err.to_string().contains("recipient"), "{err}");
     sock.close().await;
 }
+
+/// A facade socket linked to `ME`.
+async fn linked(sim: &Sim) -> WaSocket {
+    let mut config = WaConfig::new(wa::memory_store("me").unwrap());
+    config.socket.ws_url = sim.ws_url();
+    config.socket.noise_root = sim.root_public_key();
+    config.media.https = false;
+    let sock = make_wa_socket(config).unwrap();
+    let mut events = sock.events();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(event) = events.next().await {
+            if let Event::Connection(update) = event {
+                if let Some(qr) = update.qr {
+                    sim.scan_qr(ME, &qr)
+                        .await
+                        .expect("the phone scans the QR code");
+                }
+                if update.state == ConnectionState::Open && sim.linked_devices(ME).len() == 1 {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("linked in time");
+    sock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_follows_the_status_privacy_setting() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    for p in [ME, FRIEND, STRANGER] {
+        sim.add_account(p).await;
+    }
+    let sock = linked(&sim).await;
+
+    // Contacts (the default) with no contact synced: nobody to send to.
+    let err = sock
+        .send_status_to_audience(MessageContent::text("nobody"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("recipient"), "{err}");
+
+    // Only the friend, who is not even a contact.
+    sim.set_status_privacy(ME, wa_sim::StatusPrivacyMode::Whitelist, &[Jid::pn(FRIEND)])
+        .unwrap();
+    let key = sock
+        .send_status_to_audience(MessageContent::text("just you"))
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, Jid::status_broadcast());
+    let got = opened(&sim, FRIEND, &key.id, "the status").await;
+    assert_eq!(message_text(&got.message), Some("just you"));
+
+    let video = sock
+        .media()
+        .prepare_bytes(
+            MediaKind::Video,
+            b"bytes standing in for a video",
+            &MediaOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let key2 = sock.relay_status_to_audience(video).await.unwrap();
+    let got = opened(&sim, FRIEND, &key2.id, "the video status").await;
+    assert!(got.message.video_message.is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        sim.phone_inbox(STRANGER)
+            .iter()
+            .all(|m| m.id != key.id && m.id != key2.id)
+    );
+    sock.close().await;
+}
