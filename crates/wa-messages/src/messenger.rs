@@ -15,7 +15,7 @@ use wa_binary::{Jid, Node};
 use wa_signal::SignalRepository;
 use wa_socket::{Filter, Socket};
 use wa_store::{AuthCreds, SignalStoreAdapter};
-use wa_types::{Event, MessageKey, MessagesUpsert, ReceiptType, WaMessage};
+use wa_types::{Event, MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
 use wa_usync::Usync;
 
 use crate::Error;
@@ -51,8 +51,11 @@ pub struct MessengerConfig {
     pub processed_marker_ttl: Duration,
     /// How often expired sent messages and markers are pruned from the store.
     pub prune_interval: Duration,
-    /// Messages from the offline backlog are reported in one [`Event::MessagesUpsert`] once
-    /// the backlog is processed, in batches of at most this many (0 reports each at once).
+    /// Messages and receipts from the offline backlog are held back until the backlog is
+    /// processed, then reported in order, consecutive messages in one
+    /// [`Event::MessagesUpsert`] and consecutive receipt updates in one
+    /// [`Event::MessagesUpdate`]; at most this many are held (a full buffer is reported
+    /// first; 0 reports each at once).
     pub offline_batch: usize,
     /// Which history-sync notifications from the account's phone are downloaded and
     /// processed (default: all); the others are only acknowledged.
@@ -160,12 +163,49 @@ pub(crate) struct Inner {
     pub(crate) resend_queue: Arc<Semaphore>,
 }
 
-/// Messages from the offline backlog, reported together once the backlog is processed
-/// (Baileys' event buffering), bounded by [`MessengerConfig::offline_batch`].
+/// Messages and receipt updates from the offline backlog, reported together once the
+/// backlog is processed (Baileys' event buffering), bounded by
+/// [`MessengerConfig::offline_batch`] items.
 #[derive(Default)]
 struct OfflineBuffer {
-    messages: Vec<WaMessage>,
+    held: Vec<Held>,
+    /// Messages plus updates in `held`.
+    items: usize,
     since: Option<std::time::Instant>,
+}
+
+/// One held report, in the order it was processed.
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    /// Boxed: the two variants differ a lot in size.
+    Message(Box<WaMessage>),
+    Updates(Vec<MessageUpdate>),
+}
+
+impl Held {
+    fn items(&self) -> usize {
+        match self {
+            Held::Message(_) => 1,
+            Held::Updates(u) => u.len(),
+        }
+    }
+}
+
+/// The events reporting `held` in order: each run of messages becomes one
+/// [`Event::MessagesUpsert`], each run of receipt updates one [`Event::MessagesUpdate`].
+fn coalesce(held: Vec<Held>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for h in held {
+        match (h, out.last_mut()) {
+            (Held::Message(m), Some(Event::MessagesUpsert(u))) => u.messages.push(*m),
+            (Held::Message(m), _) => {
+                out.push(Event::MessagesUpsert(MessagesUpsert { messages: vec![*m] }));
+            }
+            (Held::Updates(mut v), Some(Event::MessagesUpdate(u))) => u.append(&mut v),
+            (Held::Updates(v), _) => out.push(Event::MessagesUpdate(v)),
+        }
+    }
+    out
 }
 
 /// Retry counters per failed message, bounded (insertion order eviction).
@@ -243,26 +283,21 @@ impl Messenger {
                             Box::pin(crate::recv::handle_message(&inner, *node).instrument(span))
                                 .await;
                         }
-                        Work::Barrier(b) => {
-                            if b.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                inner.flush_offline();
-                            }
-                        }
+                        Work::Barrier(b) => inner.pass_barrier(&b),
                     }
                 }
             }));
         }
-        let (ctl_tx, ctl_rx) = mpsc::channel::<()>(4);
+        let (ctl_tx, ctl_rx) = mpsc::channel::<Barrier>(4);
+        let (rctl_tx, rctl_rx) = mpsc::channel::<Barrier>(4);
+        // The message router passes a barrier on to every worker; each of them and the
+        // receipt task pass it once.
+        let parties = [(ctl_tx, workers.len()), (rctl_tx, 1)];
         tasks.push(tokio::spawn(route_messages(messages, ctl_rx, workers)));
         let i = inner.clone();
-        tasks.push(tokio::spawn(watch_backlog(i, connection_events, ctl_tx)));
+        tasks.push(tokio::spawn(watch_backlog(i, connection_events, parties)));
         let i = inner.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut receipts = receipts;
-            while let Some(node) = receipts.recv().await {
-                Box::pin(crate::receipt::handle_receipt(&i, node)).await;
-            }
-        }));
+        tasks.push(tokio::spawn(handle_receipts(i, receipts, rctl_rx)));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
             let mut acks = acks;
@@ -365,8 +400,31 @@ enum Work {
     /// slots up front).
     Message(Box<Node>),
     /// Every stanza routed before this one has been processed by the worker; the last
-    /// worker to pass it flushes the offline buffer.
-    Barrier(Arc<AtomicUsize>),
+    /// party to pass it flushes the offline buffer.
+    Barrier(Barrier),
+}
+
+/// The end of the offline backlog, passed by every message worker and the receipt task
+/// once they processed what arrived before it; counts the parties still to pass.
+type Barrier = Arc<AtomicUsize>;
+
+/// Handles receipts one at a time, in arrival order; passes a barrier once every receipt
+/// that arrived before it was handled.
+async fn handle_receipts(
+    inner: Arc<Inner>,
+    mut receipts: wa_socket::Subscription,
+    mut ctl: mpsc::Receiver<Barrier>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            node = receipts.recv() => match node {
+                Some(node) => Box::pin(crate::receipt::handle_receipt(&inner, node)).await,
+                None => return,
+            },
+            Some(b) = ctl.recv() => inner.pass_barrier(&b),
+        }
+    }
 }
 
 /// The worker of a stanza's chat: the group, the peer for copies of our own messages
@@ -389,20 +447,20 @@ fn worker_index(node: &Node, workers: usize) -> usize {
 /// stanza that arrived before the request.
 async fn route_messages(
     mut rx: wa_socket::Subscription,
-    mut ctl: mpsc::Receiver<()>,
+    mut ctl: mpsc::Receiver<Barrier>,
     workers: Vec<mpsc::Sender<Work>>,
 ) {
     loop {
         let work = tokio::select! {
             biased;
             node = rx.recv() => match node {
-                Some(node) => Some(node),
+                Some(node) => Ok(node),
                 None => return,
             },
-            Some(()) = ctl.recv() => None,
+            Some(b) = ctl.recv() => Err(b),
         };
         match work {
-            Some(node) => {
+            Ok(node) => {
                 let idx = worker_index(&node, workers.len());
                 if let Some(w) = workers.get(idx)
                     && w.send(Work::Message(Box::new(node))).await.is_err()
@@ -410,8 +468,7 @@ async fn route_messages(
                     return;
                 }
             }
-            None => {
-                let barrier = Arc::new(AtomicUsize::new(workers.len()));
+            Err(barrier) => {
                 for w in &workers {
                     if w.send(Work::Barrier(barrier.clone())).await.is_err() {
                         return;
@@ -428,7 +485,7 @@ async fn route_messages(
 async fn watch_backlog(
     inner: Arc<Inner>,
     mut events: tokio::sync::broadcast::Receiver<Event>,
-    ctl: mpsc::Sender<()>,
+    parties: [(mpsc::Sender<Barrier>, usize); 2],
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -437,7 +494,14 @@ async fn watch_backlog(
             ev = events.recv() => match ev {
                 Ok(Event::Connection(u)) => {
                     if u.received_pending_notifications {
-                        let _ = ctl.try_send(());
+                        let total = parties.iter().map(|(_, n)| n).sum();
+                        let barrier = Arc::new(AtomicUsize::new(total));
+                        for (c, n) in &parties {
+                            if c.try_send(barrier.clone()).is_err() {
+                                // Those parties will never see it: count them passed.
+                                inner.pass_barrier_for(&barrier, *n);
+                            }
+                        }
                     } else if u.state == wa_types::ConnectionState::Closed {
                         inner.flush_offline();
                     }
@@ -497,37 +561,62 @@ impl Inner {
     /// Reports a processed message: offline ones wait in the buffer (a full buffer is
     /// flushed first); a live one flushes the buffer before it, keeping the order.
     pub(crate) fn emit_message(&self, message: WaMessage) {
-        let cap = self.config.offline_batch;
-        let mut buf = self.offline();
-        if message.offline && cap > 0 {
-            if buf.messages.len() >= cap {
-                let full = std::mem::take(&mut buf.messages);
-                self.emit(Event::MessagesUpsert(MessagesUpsert { messages: full }));
-            }
-            if buf.messages.is_empty() {
-                buf.since = Some(std::time::Instant::now());
-            }
-            buf.messages.push(message);
-            return;
-        }
-        let mut messages = std::mem::take(&mut buf.messages);
-        buf.since = None;
-        if !messages.is_empty() {
-            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
-            messages = Vec::new();
-        }
-        messages.push(message);
-        self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
+        let offline = message.offline;
+        self.report(Held::Message(Box::new(message)), offline);
     }
 
-    /// Reports every buffered offline message in one event.
+    /// Reports the updates of one receipt like [`Inner::emit_message`] reports a message:
+    /// those of a receipt from the offline backlog wait in the same buffer, in order.
+    pub(crate) fn emit_updates(&self, updates: Vec<MessageUpdate>, offline: bool) {
+        if !updates.is_empty() {
+            self.report(Held::Updates(updates), offline);
+        }
+    }
+
+    fn report(&self, item: Held, offline: bool) {
+        let cap = self.config.offline_batch;
+        let mut buf = self.offline();
+        if offline && cap > 0 {
+            if buf.items > 0 && buf.items + item.items() > cap {
+                self.flush_locked(&mut buf);
+            }
+            if buf.held.is_empty() {
+                buf.since = Some(std::time::Instant::now());
+            }
+            buf.items += item.items();
+            buf.held.push(item);
+            return;
+        }
+        buf.held.push(item);
+        self.flush_locked(&mut buf);
+    }
+
+    /// Reports everything held, in order (see [`coalesce`]). Emitting under the buffer's
+    /// lock keeps two flushes from interleaving their events.
+    fn flush_locked(&self, buf: &mut OfflineBuffer) {
+        buf.since = None;
+        buf.items = 0;
+        for event in coalesce(std::mem::take(&mut buf.held)) {
+            self.emit(event);
+        }
+    }
+
+    /// Passes `barrier` for one party; the last one flushes the offline buffer.
+    fn pass_barrier(&self, barrier: &Barrier) {
+        self.pass_barrier_for(barrier, 1);
+    }
+
+    /// Passes `barrier` for `n` parties at once.
+    fn pass_barrier_for(&self, barrier: &Barrier, n: usize) {
+        if n > 0 && barrier.fetch_sub(n, Ordering::AcqRel) == n {
+            self.flush_offline();
+        }
+    }
+
+    /// Reports every held offline message and receipt update.
     pub(crate) fn flush_offline(&self) {
         let mut buf = self.offline();
-        buf.since = None;
-        let messages = std::mem::take(&mut buf.messages);
-        if !messages.is_empty() {
-            self.emit(Event::MessagesUpsert(MessagesUpsert { messages }));
-        }
+        self.flush_locked(&mut buf);
     }
 
     fn flush_offline_if_stale(&self, age: Duration) {
@@ -706,5 +795,76 @@ pub(crate) async fn inject_session(
             repo.inject_e2e_session(device, bundle).await
         }
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> Held {
+        Held::Message(Box::new(WaMessage {
+            key: MessageKey::new(Jid::pn("1"), false, id),
+            sender: Jid::pn("1"),
+            sender_alt: None,
+            push_name: None,
+            timestamp: 0,
+            message: Arc::default(),
+            offline: true,
+        }))
+    }
+
+    fn updates(ids: &[&str]) -> Held {
+        Held::Updates(
+            ids.iter()
+                .map(|id| MessageUpdate {
+                    key: MessageKey::new(Jid::pn("2"), true, *id),
+                    device: Jid::pn("2"),
+                    receipt: ReceiptType::Read,
+                    timestamp: 0,
+                })
+                .collect(),
+        )
+    }
+
+    fn ids(e: &Event) -> (&'static str, Vec<String>) {
+        match e {
+            Event::MessagesUpsert(u) => (
+                "upsert",
+                u.messages.iter().map(|m| m.key.id.clone()).collect(),
+            ),
+            Event::MessagesUpdate(u) => ("update", u.iter().map(|m| m.key.id.clone()).collect()),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_reports_coalesce_in_order_by_runs() {
+        let events = coalesce(vec![
+            message("m1"),
+            message("m2"),
+            updates(&["r1"]),
+            updates(&["r2", "r3"]),
+            message("m3"),
+            updates(&["r4"]),
+        ]);
+        let got: Vec<_> = events.iter().map(ids).collect();
+        let want = |k: &'static str, v: &[&str]| (k, v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            got,
+            vec![
+                want("upsert", &["m1", "m2"]),
+                want("update", &["r1", "r2", "r3"]),
+                want("upsert", &["m3"]),
+                want("update", &["r4"]),
+            ]
+        );
+        assert!(coalesce(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn items_count_messages_and_updates() {
+        assert_eq!(message("m").items(), 1);
+        assert_eq!(updates(&["a", "b", "c"]).items(), 3);
     }
 }

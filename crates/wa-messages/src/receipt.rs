@@ -9,7 +9,7 @@ use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
 use wa_proto::web::WebMessageInfo;
 use wa_signal::PreKeyBundle;
 use wa_store::SentMessageStore;
-use wa_types::{Event, MessageKey, MessageUpdate, ReceiptType};
+use wa_types::{MessageKey, MessageUpdate, ReceiptType};
 
 use crate::Error;
 use crate::messenger::{Inner, inject_session};
@@ -21,7 +21,7 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
     let kind = ReceiptType::from_attr(stanza::str_attr(&node, "type"));
     if let Some(mut updates) = updates_from(&node, &kind) {
         own_device_chats(inner, &mut updates).await;
-        inner.emit(Event::MessagesUpdate(updates));
+        inner.emit_updates(updates, node.get_attr("offline").is_some());
     }
     if kind == ReceiptType::Retry {
         // A retry that is not answered is only asked again when the server delivers the

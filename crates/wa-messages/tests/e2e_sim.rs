@@ -360,6 +360,76 @@ async fn offline_device_gets_the_message_at_next_login() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_from_the_offline_backlog_are_reported_together() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let key = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("read me {i}")))
+            .await
+            .unwrap();
+        keys.push(
+            next_upsert(&mut b1.events, |m| m.key.id == key.id)
+                .await
+                .key,
+        );
+    }
+    let (a_store, a_jid) = (a1.store.clone(), a1.jid.clone());
+    a1.socket.close().await;
+    drop(a1);
+    wait_until("a1 offline", || !sim.is_online(&a_jid)).await;
+
+    // Three read receipts, one stanza each, wait for a1 in the server's queue.
+    for k in &keys {
+        b1.messenger
+            .read_messages(std::slice::from_ref(k))
+            .await
+            .unwrap();
+    }
+    wait_until("receipts queued", || sim.queued(&a_jid) >= 3).await;
+
+    // Back online, a1 reports them in one update once the backlog is processed.
+    let mut a1 = restart(&sim, a_store, a_jid.clone()).await;
+    let mut events: Vec<Vec<wa_types::MessageUpdate>> = Vec::new();
+    fn read(u: &wa_types::MessageUpdate) -> bool {
+        u.receipt == ReceiptType::Read
+    }
+    tokio::time::timeout(WAIT, async {
+        while events.iter().flatten().filter(|u| read(u)).count() < keys.len() {
+            match a1.events.recv().await {
+                Ok(Event::MessagesUpdate(u)) if u.iter().any(read) => events.push(u),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("read receipts in time");
+    assert_eq!(events.len(), 1, "one event for the backlog: {events:?}");
+    let got: Vec<&str> = events[0]
+        .iter()
+        .filter(|u| read(u))
+        .map(|u| u.key.id.as_str())
+        .collect();
+    let want: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(got, want, "in the order they arrived");
+    assert!(
+        events[0]
+            .iter()
+            .filter(|u| read(u))
+            .all(|u| u.device == b1.jid),
+        "{:?}",
+        events[0]
+    );
+    wait_until("queue drains", || sim.queued(&a_jid) == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connection_or_duplicate_delivery_gives_no_duplicate_event() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
