@@ -53,12 +53,7 @@ async fn link(sim: &Sim, config: AppStateConfig) -> Device {
     let mut ev = socket.events_from_start();
     let events = socket.events();
     let (app, messenger) = layers(&socket, config);
-    let qr = wa_testkit::next_update(&mut ev, |u| u.qr.is_some())
-        .await
-        .qr
-        .unwrap();
-    sim.scan_qr(A, &qr).await.unwrap();
-    wa_testkit::next_update(&mut ev, |u| u.state == ConnectionState::Open).await;
+    wa_testkit::scan_and_login(sim, A, &mut ev).await;
     Device {
         socket,
         app,

@@ -14,7 +14,7 @@ use wa_chats::{
 use wa_media::{Media, MediaConfig};
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig, StatusPrivacyMode};
-use wa_socket::{ConnectionState, Socket};
+use wa_socket::Socket;
 use wa_store::{AccountStore, AppStateStore as _, ContactStore as _};
 use wa_usync::{Usync, UsyncConfig};
 
@@ -47,12 +47,7 @@ async fn link(sim: &Sim) -> Companion {
     config.sync_on_key_share = false;
     let app = AppState::new(socket.clone(), Some(media), Some(messenger.clone()), config);
     let chats = Chats::new(socket.clone(), &ChatsConfig::default());
-    let qr = wa_testkit::next_update(&mut ev, |u| u.qr.is_some())
-        .await
-        .qr
-        .unwrap();
-    sim.scan_qr(A, &qr).await.unwrap();
-    wa_testkit::next_update(&mut ev, |u| u.state == ConnectionState::Open).await;
+    wa_testkit::scan_and_login(sim, A, &mut ev).await;
     Companion {
         socket,
         store,

@@ -22,6 +22,36 @@ use wa_types::WaMessage;
 const A: &str = "15550000011";
 const B: &str = "15550000012";
 
+/// Accounts A and B in a fresh sim, a linked companion of each (b1 on `b_store`), and
+/// A's LID user, the Signal address name of its LID devices and a1's device number.
+struct Setup {
+    sim: Sim,
+    a1: Client,
+    b1: Client,
+    a_lid: String,
+    a_lid_name: String,
+    dev: u16,
+}
+
+async fn setup(b_store: AccountStore) -> Setup {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let b1 = link(&sim, B, b_store).await;
+    let a_lid = sim.account(A).unwrap().lid.user.to_string();
+    let a_lid_name = format!("{a_lid}_1");
+    let dev = a1.jid.device;
+    Setup {
+        sim,
+        a1,
+        b1,
+        a_lid,
+        a_lid_name,
+        dev,
+    }
+}
+
 /// Sends `text` from `from` to `to_user` and returns the message as `to` reported it.
 async fn exchange(from: &Client, to: &mut Client, to_user: &str, text: &str) -> WaMessage {
     let key = from
@@ -72,14 +102,14 @@ async fn move_records(store: &AccountStore, from: &str, to: &str, device: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let mut b1 = link(&sim, B, memory_store("b1")).await;
-    let a_lid = sim.account(A).unwrap().lid.user.to_string();
-    let a_lid_name = format!("{a_lid}_1");
-    let dev = a1.jid.device;
+    let Setup {
+        sim,
+        mut a1,
+        mut b1,
+        a_lid,
+        a_lid_name,
+        dev,
+    } = setup(memory_store("b1")).await;
 
     // Phone-number addressing, no LID known: b1 keeps the session under a1's PN address.
     let got = exchange(&a1, &mut b1, B, "one").await;
@@ -201,14 +231,14 @@ async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_writing_as_pn_then_as_lid_has_one_session() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let mut b1 = link(&sim, B, memory_store("b1")).await;
-    let a_lid = sim.account(A).unwrap().lid.user.to_string();
-    let a_lid_name = format!("{a_lid}_1");
-    let dev = a1.jid.device;
+    let Setup {
+        sim,
+        mut a1,
+        mut b1,
+        a_lid,
+        a_lid_name,
+        dev,
+    } = setup(memory_store("b1")).await;
     let a1_lid = Jid::with_device(a_lid.clone(), Server::Lid, dev);
 
     // First as PN with sender_lid: the session starts under the LID address.
@@ -251,14 +281,14 @@ async fn a_peer_writing_as_pn_then_as_lid_has_one_session() {
 async fn migrated_sessions_keep_decrypting_after_a_restart_from_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b1.db");
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let mut b1 = link(&sim, B, sqlite_store(&path, "b1").await).await;
-    let a_lid = sim.account(A).unwrap().lid.user.to_string();
-    let a_lid_name = format!("{a_lid}_1");
-    let dev = a1.jid.device;
+    let Setup {
+        sim,
+        mut a1,
+        mut b1,
+        a_lid_name,
+        dev,
+        ..
+    } = setup(sqlite_store(&path, "b1").await).await;
 
     exchange(&a1, &mut b1, B, "pn").await;
     let base = base_key(&b1.store, A, dev).await.expect("PN session");
@@ -320,14 +350,14 @@ async fn group_exchange(from: &Client, to: &mut Client, group: &Jid, text: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_sender_key_moves_to_the_lid_name_when_the_lid_is_learned() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let mut a1 = link(&sim, A, memory_store("a1")).await;
-    let mut b1 = link(&sim, B, memory_store("b1")).await;
-    let a_lid = sim.account(A).unwrap().lid.user.to_string();
-    let a_lid_name = format!("{a_lid}_1");
-    let dev = a1.jid.device;
+    let Setup {
+        sim,
+        mut a1,
+        mut b1,
+        a_lid,
+        a_lid_name,
+        dev,
+    } = setup(memory_store("b1")).await;
     let g = sim
         .phone_create_group(A, "team", &[Jid::pn(B)])
         .expect("group created");

@@ -136,18 +136,34 @@ pub async fn link_configured(sim: &Sim, phone: &str, config: SocketConfig) -> (S
     }
     let socket = Socket::connect(config);
     let mut events = socket.events_from_start();
-    let qr = next_update(&mut events, |u| u.qr.is_some())
+    let jid = scan_and_login(sim, phone, &mut events).await;
+    (socket, jid)
+}
+
+/// Has `phone`'s simulated phone scan the first QR code `events` reports (a
+/// subscription made before the socket started, e.g. `Socket::events_from_start`), then
+/// waits for the 515 restart and the login after it; returns the new device's JID.
+///
+/// # Panics
+/// When the scan fails, the restart is not the 515 one, or a step takes longer than
+/// [`EVENT_TIMEOUT`].
+pub async fn scan_and_login(
+    sim: &Sim,
+    phone: &str,
+    events: &mut broadcast::Receiver<Event>,
+) -> Jid {
+    let qr = next_update(events, |u| u.qr.is_some())
         .await
         .qr
         .expect("a QR code");
     let jid = sim.scan_qr(phone, &qr).await.expect("the scan succeeds");
-    let closed = next_update(&mut events, |u| u.state == ConnectionState::Closed).await;
+    let closed = next_update(events, |u| u.state == ConnectionState::Closed).await;
     assert_eq!(
         closed.last_disconnect,
         Some(DisconnectReason::RestartRequired)
     );
-    next_update(&mut events, |u| u.state == ConnectionState::Open).await;
-    (socket, jid)
+    next_update(events, |u| u.state == ConnectionState::Open).await;
+    jid
 }
 
 /// [`link_with`] a fresh memory store.

@@ -2,6 +2,8 @@
 //! wired beside them (the messaging layer takes every `<message>` and `<ack>`): a post
 //! reaches a follower as an event, and a product is read from another account.
 
+mod common;
+
 use std::time::Duration;
 
 use wa::prelude::*;
@@ -11,33 +13,10 @@ use wa_sim::{Sim, SimConfig};
 const ADMIN: &str = "15550000031";
 const FOLLOWER: &str = "15550000032";
 
-/// A fully wired socket for `phone`, linked by QR and logged in.
+/// A fully wired socket for `phone`, a new account of the sim, linked and logged in.
 async fn linked(sim: &Sim, phone: &str) -> WaSocket {
     sim.add_account(phone).await;
-    let mut config = WaConfig::new(wa::memory_store(phone).unwrap());
-    config.socket.ws_url = sim.ws_url();
-    config.socket.noise_root = sim.root_public_key();
-    config.media.https = false;
-    let sock = make_wa_socket(config).unwrap();
-    let mut events = sock.events();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        let mut scanned = false;
-        while let Some(event) = events.next().await {
-            if let Event::Connection(u) = event {
-                if let Some(qr) = u.qr.filter(|_| !scanned) {
-                    sim.scan_qr(phone, &qr).await.expect("the scan succeeds");
-                    scanned = true;
-                }
-                if scanned && u.state == ConnectionState::Open {
-                    return;
-                }
-            }
-        }
-        panic!("event stream ended");
-    })
-    .await
-    .expect("linked in time");
-    sock
+    common::linked(sim, phone).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

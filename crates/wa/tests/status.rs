@@ -1,6 +1,8 @@
 //! Status updates through the facade, against wa-sim: the linked account posts a story
 //! that the listed friend's phone opens, and a stranger's phone never sees.
 
+mod common;
+
 use std::time::Duration;
 
 use wa::prelude::*;
@@ -31,28 +33,7 @@ async fn a_status_reaches_the_listed_friend_only() {
     for p in [ME, FRIEND, STRANGER] {
         sim.add_account(p).await;
     }
-    let mut config = WaConfig::new(wa::memory_store("me").unwrap());
-    config.socket.ws_url = sim.ws_url();
-    config.socket.noise_root = sim.root_public_key();
-    config.media.https = false;
-    let sock = make_wa_socket(config).unwrap();
-    let mut events = sock.events();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(event) = events.next().await {
-            if let Event::Connection(update) = event {
-                if let Some(qr) = update.qr {
-                    sim.scan_qr(ME, &qr)
-                        .await
-                        .expect("the phone scans the QR code");
-                }
-                if update.state == ConnectionState::Open && sim.linked_devices(ME).len() == 1 {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("linked in time");
+    let sock = common::linked(&sim, ME).await;
 
     let key = sock
         .send_status(MessageContent::text("off to the sea"), &[Jid::pn(FRIEND)])
@@ -90,40 +71,13 @@ async fn a_status_reaches_the_listed_friend_only() {
     sock.close().await;
 }
 
-/// A facade socket linked to `ME`.
-async fn linked(sim: &Sim) -> WaSocket {
-    let mut config = WaConfig::new(wa::memory_store("me").unwrap());
-    config.socket.ws_url = sim.ws_url();
-    config.socket.noise_root = sim.root_public_key();
-    config.media.https = false;
-    let sock = make_wa_socket(config).unwrap();
-    let mut events = sock.events();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(event) = events.next().await {
-            if let Event::Connection(update) = event {
-                if let Some(qr) = update.qr {
-                    sim.scan_qr(ME, &qr)
-                        .await
-                        .expect("the phone scans the QR code");
-                }
-                if update.state == ConnectionState::Open && sim.linked_devices(ME).len() == 1 {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("linked in time");
-    sock
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_follows_the_status_privacy_setting() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     for p in [ME, FRIEND, STRANGER] {
         sim.add_account(p).await;
     }
-    let sock = linked(&sim).await;
+    let sock = common::linked(&sim, ME).await;
 
     // Contacts (the default) with no contact synced: nobody to send to.
     let err = sock

@@ -13,7 +13,7 @@ use wa_binary::Jid;
 use wa_messages::{Messenger, MessengerConfig};
 use wa_proto::e2e::Message;
 use wa_sim::Sim;
-use wa_socket::{ConnectionState, DisconnectReason, Event, Socket, SocketConfig};
+use wa_socket::{ConnectionState, Event, Socket, SocketConfig};
 use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
 use wa_testkit::next_update as next_conn;
 use wa_usync::{Usync, UsyncConfig};
@@ -92,14 +92,7 @@ pub async fn link_using(
     messenger: impl FnOnce(Socket, Usync) -> Messenger,
 ) -> Client {
     let (socket, messenger, mut events) = start_using(sim, store.clone(), messenger);
-    let qr = next_conn(&mut events, |u| u.qr.is_some()).await.qr.unwrap();
-    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
-    let closed = next_conn(&mut events, |u| u.state == ConnectionState::Closed).await;
-    assert_eq!(
-        closed.last_disconnect,
-        Some(DisconnectReason::RestartRequired)
-    );
-    next_conn(&mut events, |u| u.state == ConnectionState::Open).await;
+    let jid = wa_testkit::scan_and_login(sim, phone, &mut events).await;
     Client {
         socket,
         messenger,

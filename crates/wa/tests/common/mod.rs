@@ -1,0 +1,37 @@
+//! Setup shared by the facade's tests against wa-sim.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use wa::prelude::*;
+use wa_sim::Sim;
+
+/// A fully wired socket for `phone` (an account the sim already has), linked by QR and
+/// logged in.
+pub async fn linked(sim: &Sim, phone: &str) -> WaSocket {
+    let mut config = WaConfig::new(wa::memory_store(phone).unwrap());
+    config.socket.ws_url = sim.ws_url();
+    config.socket.noise_root = sim.root_public_key();
+    config.media.https = false;
+    let sock = make_wa_socket(config).unwrap();
+    let mut events = sock.events();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut scanned = false;
+        while let Some(event) = events.next().await {
+            if let Event::Connection(u) = event {
+                if let Some(qr) = u.qr.filter(|_| !scanned) {
+                    sim.scan_qr(phone, &qr).await.expect("the scan succeeds");
+                    scanned = true;
+                }
+                if scanned && u.state == ConnectionState::Open {
+                    return;
+                }
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await
+    .expect("linked in time");
+    sock
+}
