@@ -26,6 +26,10 @@ pub enum Error {
     /// The recipient has no device we could encrypt for.
     #[error("no devices to send to for {0}")]
     NoDevices(wa_binary::Jid),
+    /// An on-demand history request must ask for 1 to
+    /// [`MAX_HISTORY_REQUEST`](crate::MAX_HISTORY_REQUEST) messages.
+    #[error("a history request for {0} messages")]
+    InvalidHistoryRequest(u32),
     /// A status update needs at least one recipient other than ourselves.
     #[error("a status update needs at least one recipient")]
     NoStatusRecipients,

@@ -9,6 +9,7 @@ mod id;
 mod keyshare;
 mod lid;
 mod messenger;
+mod peer;
 mod poll;
 mod receipt;
 mod recv;
@@ -25,6 +26,7 @@ pub use framing::{decode_plaintext, encode_plaintext};
 pub use history::HistorySyncFilter;
 pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
 pub use messenger::{Messenger, MessengerConfig};
+pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
 };

@@ -397,3 +397,76 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(mut f: impl FnM
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_messages_are_fetched_from_the_phone_on_demand() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut c = link(&sim, A, MessengerConfig::default()).await;
+    // B's phone writes five messages; A's phone and the companion both get them.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let text = Message {
+            conversation: Some(format!("old {i}")),
+            ..Default::default()
+        };
+        let id = sim.phone_send(B, &Jid::pn(A), text).await.unwrap();
+        wa_testkit::next_upsert(&mut c.events, |m| m.key.id == id).await;
+        ids.push(id);
+    }
+    let key = |id: &str| wa_types::MessageKey::new(Jid::pn(B), false, id);
+
+    // Two messages before the fourth: the phone answers with an ON_DEMAND chunk.
+    let request = c
+        .messenger
+        .fetch_message_history(2, &key(&ids[3]), 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(!request.is_empty());
+    let (ok, failed) = split(history_events(&mut c.events, 1).await);
+    assert!(failed.is_empty());
+    assert_eq!(ok[0].notification_type, HistorySyncType::OnDemand);
+    assert!(
+        !ok[0].inline,
+        "downloaded and verified like the bootstrap chunk"
+    );
+    let got: Vec<(&str, Option<&str>)> = ok[0]
+        .data
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.info.key.as_ref().and_then(|k| k.id.as_deref()).unwrap(),
+                m.info
+                    .message
+                    .as_ref()
+                    .and_then(|m| m.conversation.as_deref()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[1].as_str(), Some("old 1")),
+            (ids[2].as_str(), Some("old 2"))
+        ]
+    );
+
+    // Nothing is older than the first: an empty chunk.
+    c.messenger
+        .fetch_message_history(10, &key(&ids[0]), 1_700_000_000)
+        .await
+        .unwrap();
+    let (ok, _) = split(history_events(&mut c.events, 1).await);
+    assert_eq!(ok[0].notification_type, HistorySyncType::OnDemand);
+    assert!(ok[0].data.messages.is_empty());
+
+    // Counts outside 1..=500 are refused before anything is sent.
+    for n in [0, wa_messages::MAX_HISTORY_REQUEST + 1] {
+        assert!(matches!(
+            c.messenger.fetch_message_history(n, &key(&ids[4]), 0).await,
+            Err(wa_messages::Error::InvalidHistoryRequest(_))
+        ));
+    }
+}

@@ -598,6 +598,17 @@ pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, m
     let Some(pm) = message.protocol_message.as_deref() else {
         return;
     };
+    if pm.r#type == Some(protocol_message::Type::PeerDataOperationRequestMessage as i32) {
+        if let Some(request) = pm
+            .peer_data_operation_request_message
+            .as_ref()
+            .and_then(|r| r.history_sync_on_demand_request.as_ref())
+        {
+            let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
+            crate::history::on_demand(shared, phone, &device, request).await;
+        }
+        return;
+    }
     if pm.r#type != Some(protocol_message::Type::AppStateSyncKeyRequest as i32) {
         return;
     }

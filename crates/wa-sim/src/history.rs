@@ -221,6 +221,81 @@ pub(crate) async fn after_link(shared: Arc<Shared>, phone: String, device: Jid) 
     send_chunk(&shared, &phone, &device, &push, true).await;
 }
 
+/// Most messages one on-demand request is answered with.
+const MAX_ON_DEMAND: usize = 500;
+
+/// The messages of `chat` a request for `count` messages older than `oldest_id` gets:
+/// those right before it in `messages` (oldest first), at most `count` and
+/// [`MAX_ON_DEMAND`]; none when the phone does not have `oldest_id`.
+fn older_than(messages: &[HistorySyncMsg], oldest_id: &str, count: usize) -> Vec<HistorySyncMsg> {
+    let id_of = |m: &HistorySyncMsg| {
+        m.message
+            .as_ref()
+            .and_then(|i| i.key.as_ref())
+            .and_then(|k| k.id.clone())
+    };
+    let Some(at) = messages
+        .iter()
+        .position(|m| id_of(m).as_deref() == Some(oldest_id))
+    else {
+        return Vec::new();
+    };
+    let n = count.min(MAX_ON_DEMAND).min(at);
+    messages[at - n..at].to_vec()
+}
+
+/// Answers a companion's `HISTORY_SYNC_ON_DEMAND` request: an `ON_DEMAND` chunk with
+/// the messages of the requested chat older than the one it names (from what tests
+/// seeded and what the phone exchanged), uploaded like the bootstrap chunk; empty when
+/// the phone has none.
+pub(crate) async fn on_demand(
+    shared: &Shared,
+    phone: &str,
+    device: &Jid,
+    request: &wa_proto::e2e::peer_data_operation_request_message::HistorySyncOnDemandRequest,
+) {
+    let Some(chat) = request.chat_jid.as_deref() else {
+        return;
+    };
+    let oldest = request.oldest_msg_id.as_deref().unwrap_or_default();
+    let count = usize::try_from(request.on_demand_msg_count.unwrap_or(0)).unwrap_or(0);
+    let seeded: Vec<HistorySyncMsg> = shared
+        .history()
+        .seeds
+        .get(phone)
+        .and_then(|s| {
+            s.conversations
+                .iter()
+                .find(|c| c.id.as_deref() == Some(chat))
+        })
+        .map(|c| c.messages.clone())
+        .unwrap_or_default();
+    let mut messages = seeded;
+    for c in exchanged(shared, phone) {
+        if c.id.as_deref() == Some(chat) {
+            messages.extend(c.messages);
+        }
+    }
+    let picked = older_than(&messages, oldest, count);
+    let conversations = if picked.is_empty() {
+        Vec::new()
+    } else {
+        vec![Conversation {
+            id: Some(chat.to_owned()),
+            messages: picked,
+            ..Default::default()
+        }]
+    };
+    let sync = HistorySync {
+        sync_type: Some(HistorySyncType::OnDemand as i32),
+        conversations,
+        chunk_order: Some(1),
+        progress: Some(100),
+        ..Default::default()
+    };
+    send_chunk(shared, phone, device, &sync, false).await;
+}
+
 /// Compresses a chunk and sends its notification: inline, or encrypted and uploaded.
 async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, sync: &HistorySync, inline: bool) {
     let compressed = zlib(&sync.encode_to_vec());
@@ -278,6 +353,32 @@ mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
     use wa_crypto::{hkdf_sha256, hmac_sha256};
+
+    fn msg(id: &str) -> HistorySyncMsg {
+        HistorySyncMsg {
+            message: Some(WebMessageInfo {
+                key: Some(MessageKey {
+                    id: Some(id.to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn on_demand_takes_the_messages_right_before_the_oldest() {
+        let all: Vec<HistorySyncMsg> = ["a", "b", "c", "d", "e"].into_iter().map(msg).collect();
+        let ids = |v: Vec<HistorySyncMsg>| -> Vec<String> {
+            v.into_iter().filter_map(|m| m.message?.key?.id).collect()
+        };
+        assert_eq!(ids(older_than(&all, "d", 2)), ["b", "c"]);
+        assert_eq!(ids(older_than(&all, "d", 10)), ["a", "b", "c"]);
+        assert!(older_than(&all, "a", 5).is_empty());
+        assert!(older_than(&all, "zz", 5).is_empty(), "unknown anchor");
+        assert!(older_than(&all, "e", 0).is_empty());
+    }
 
     #[test]
     fn history_blobs_have_the_media_layout() {

@@ -260,7 +260,9 @@ impl Sim {
     /// When on, every companion that links afterwards gets an `INITIAL_BOOTSTRAP` chunk
     /// (the seeded conversations and the messages the phone exchanged, plus LID/PN
     /// mappings), encrypted and uploaded to the media host, and a `PUSH_NAME` chunk sent
-    /// inline, each as a `HISTORY_SYNC_NOTIFICATION` to the new device alone.
+    /// inline, each as a `HISTORY_SYNC_NOTIFICATION` to the new device alone. On-demand
+    /// requests from a companion (`HISTORY_SYNC_ON_DEMAND` peer messages) are answered
+    /// either way, with an `ON_DEMAND` chunk of the messages before the one named.
     pub fn set_history_sync(&self, phone: &str, on: bool) {
         self.shared.history().enable(phone, on);
     }

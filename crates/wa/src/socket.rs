@@ -344,6 +344,25 @@ impl WaSocket {
         Ok(self.messages.read_messages(keys).await?)
     }
 
+    /// Asks the phone for up to `count` messages of `oldest`'s chat older than `oldest`
+    /// (whose server timestamp is `oldest_timestamp`, unix seconds), as Baileys'
+    /// `fetchMessageHistory`; they arrive as an `ON_DEMAND`
+    /// [`Event::HistorySync`](crate::Event::HistorySync). Returns the request's id.
+    ///
+    /// # Errors
+    /// The messaging layer's errors.
+    pub async fn fetch_message_history(
+        &self,
+        count: u32,
+        oldest: &MessageKey,
+        oldest_timestamp: u64,
+    ) -> Result<String, Error> {
+        Ok(self
+            .messages
+            .fetch_message_history(count, oldest, oldest_timestamp)
+            .await?)
+    }
+
     /// Closes the connection for good; the credentials stay.
     pub async fn close(&self) {
         self.socket.close().await;
