@@ -130,16 +130,6 @@ async fn sync_events(rx: &mut broadcast::Receiver<Event>, collection: &str) -> V
     out
 }
 
-async fn wait_for_key(store: &AccountStore) {
-    for _ in 0..300 {
-        if !store.app_state_sync_keys().await.unwrap().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no app-state sync key arrived");
-}
-
 async fn stored_version(store: &AccountStore, c: Collection) -> Option<u64> {
     store
         .get_app_state_version(c.as_str())
@@ -164,8 +154,8 @@ async fn changes_on_one_device_reach_the_other() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let mut one = link(&sim, AppStateConfig::default()).await;
     let mut two = link(&sim, AppStateConfig::default()).await;
-    wait_for_key(&one.store).await;
-    wait_for_key(&two.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
     let chat = peer();
 
     one.app
@@ -312,8 +302,8 @@ async fn a_restarted_device_fetches_only_new_patches() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let one = link(&sim, AppStateConfig::default()).await;
     let mut two = link(&sim, quiet()).await;
-    wait_for_key(&one.store).await;
-    wait_for_key(&two.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
     let chat = peer();
     one.app
         .chat_modify(&chat, ChatModification::Archive(true))
@@ -389,8 +379,8 @@ async fn tampered_app_state_is_refused_and_the_ladder_runs() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let one = link(&sim, AppStateConfig::default()).await;
     let mut two = link(&sim, quiet()).await;
-    wait_for_key(&one.store).await;
-    wait_for_key(&two.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
     let chat = peer();
     let low = Collection::RegularLow;
 
@@ -466,7 +456,7 @@ async fn tampered_app_state_is_refused_and_the_ladder_runs() {
 
     // A fresh device (no state) gets the tampered snapshot: refused too.
     let mut three = link(&sim, quiet()).await;
-    wait_for_key(&three.store).await;
+    wa_testkit::wait_for_app_state_key(&three.store).await;
     assert!(three.app.resync(&[low], true).await.is_err());
     let events = sync_events(&mut three.events, "regular_low").await;
     assert_eq!(ladder(&events), ["SnapshotResync", "error Verification"]);
@@ -478,7 +468,7 @@ async fn tampered_app_state_is_refused_and_the_ladder_runs() {
 async fn a_device_linked_without_the_key_requests_it() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let one = link(&sim, AppStateConfig::default()).await;
-    wait_for_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
     let chat = peer();
     one.app
         .chat_modify(&chat, ChatModification::Archive(true))
@@ -536,8 +526,8 @@ async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let one = link(&sim, AppStateConfig::default()).await;
     let mut two = link(&sim, quiet()).await;
-    wait_for_key(&one.store).await;
-    wait_for_key(&two.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
     let chat = peer();
     let low = Collection::RegularLow;
     one.app
@@ -591,7 +581,7 @@ async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
 async fn a_collection_blocked_on_a_key_syncs_when_the_key_arrives() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let one = link(&sim, AppStateConfig::default()).await;
-    wait_for_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
     let chat = peer();
     one.app
         .chat_modify(&chat, ChatModification::Mute(MuteUntil::Forever))

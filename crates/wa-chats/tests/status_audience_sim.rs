@@ -15,7 +15,7 @@ use wa_media::{Media, MediaConfig};
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig, StatusPrivacyMode};
 use wa_socket::Socket;
-use wa_store::{AccountStore, AppStateStore as _, ContactStore as _};
+use wa_store::{AccountStore, ContactStore as _};
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
@@ -65,16 +65,6 @@ async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting until {what}");
-}
-
-async fn wait_for_key(store: &AccountStore) {
-    for _ in 0..300 {
-        if !store.app_state_sync_keys().await.unwrap().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no app-state sync key arrived");
 }
 
 /// Whether `phone`'s simulated phone decrypted the status `id` from `sender` with `text`.
@@ -138,8 +128,8 @@ async fn status_goes_to_the_audience_of_the_privacy_setting() {
     sim.set_app_state_key_share(true);
     let editor = link(&sim).await;
     let sender = link(&sim).await;
-    wait_for_key(&editor.store).await;
-    wait_for_key(&sender.store).await;
+    wa_testkit::wait_for_app_state_key(&editor.store).await;
+    wa_testkit::wait_for_app_state_key(&sender.store).await;
 
     // The address book is edited on one device...
     for (p, name) in [(B, "Bea B"), (C, "Cid C")] {
@@ -254,7 +244,7 @@ async fn a_snapshot_replaces_the_stored_address_book() {
     sim.add_account(A).await;
     sim.set_app_state_key_share(true);
     let editor = link(&sim).await;
-    wait_for_key(&editor.store).await;
+    wa_testkit::wait_for_app_state_key(&editor.store).await;
     editor
         .app
         .chat_modify(
@@ -270,7 +260,7 @@ async fn a_snapshot_replaces_the_stored_address_book() {
         .await
         .unwrap();
     let late = link(&sim).await;
-    wait_for_key(&late.store).await;
+    wa_testkit::wait_for_app_state_key(&late.store).await;
     // Left over from before (say, a contact removed while this device was away).
     let stale = format!("{D}@s.whatsapp.net");
     late.store

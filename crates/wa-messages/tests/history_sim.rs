@@ -103,6 +103,23 @@ fn seed() -> ProtoHistory {
     }
 }
 
+/// The (id, text) of every message in a history chunk, in order.
+fn id_texts(h: &HistorySync) -> Vec<(&str, Option<&str>)> {
+    h.data
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.info.key.as_ref().and_then(|k| k.id.as_deref()).unwrap(),
+                m.info
+                    .message
+                    .as_ref()
+                    .and_then(|m| m.conversation.as_deref()),
+            )
+        })
+        .collect()
+}
+
 enum Got {
     Sync(Box<HistorySync>),
     Failed(HistorySyncFailure),
@@ -180,20 +197,7 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
         .expect("the seeded group chat");
     assert!(group.archived);
     assert_eq!(group.name.as_deref(), Some("Team"));
-    let texts: Vec<(&str, Option<&str>)> = boot
-        .data
-        .messages
-        .iter()
-        .map(|m| {
-            (
-                m.info.key.as_ref().and_then(|k| k.id.as_deref()).unwrap(),
-                m.info
-                    .message
-                    .as_ref()
-                    .and_then(|m| m.conversation.as_deref()),
-            )
-        })
-        .collect();
+    let texts = id_texts(boot);
     assert!(texts.contains(&("SEEDED1", Some("hello bob"))));
     assert!(texts.contains(&("SEEDED2", Some("hi alice"))));
     assert!(texts.contains(&(earlier.as_str(), Some("sent from the phone"))));
@@ -431,20 +435,7 @@ async fn older_messages_are_fetched_from_the_phone_on_demand() {
         !ok[0].inline,
         "downloaded and verified like the bootstrap chunk"
     );
-    let got: Vec<(&str, Option<&str>)> = ok[0]
-        .data
-        .messages
-        .iter()
-        .map(|m| {
-            (
-                m.info.key.as_ref().and_then(|k| k.id.as_deref()).unwrap(),
-                m.info
-                    .message
-                    .as_ref()
-                    .and_then(|m| m.conversation.as_deref()),
-            )
-        })
-        .collect();
+    let got = id_texts(&ok[0]);
     assert_eq!(
         got,
         [

@@ -14,14 +14,20 @@ fn code(r: &Node) -> Option<String> {
     r.child("error").and_then(|e| attr(e, "code"))
 }
 
-#[tokio::test]
-async fn malformed_chats_iqs_get_error_replies() {
+/// A sim with accounts `PHONE` and `OTHER`, and a companion of `PHONE` logged in.
+async fn logged_in() -> (Sim, Client) {
     let sim = Sim::start(SimConfig::default()).await.expect("start");
     sim.add_account(PHONE).await;
     sim.add_account(OTHER).await;
     let creds = Creds::new();
     let device = register(&sim, PHONE, &creds).await;
-    let (mut c, _) = login(&sim, &creds, &device).await;
+    let (c, _) = login(&sim, &creds, &device).await;
+    (sim, c)
+}
+
+#[tokio::test]
+async fn malformed_chats_iqs_get_error_replies() {
+    let (sim, mut c) = logged_in().await;
 
     let cases: Vec<(&str, &str, &str, Vec<Node>)> = vec![
         ("p1", "set", "privacy", vec![]),
@@ -193,12 +199,7 @@ fn status_lists(r: &Node) -> Vec<(String, bool, Vec<String>)> {
 
 #[tokio::test]
 async fn status_privacy_is_contacts_until_set() {
-    let sim = Sim::start(SimConfig::default()).await.expect("start");
-    sim.add_account(PHONE).await;
-    sim.add_account(OTHER).await;
-    let creds = Creds::new();
-    let device = register(&sim, PHONE, &creds).await;
-    let (mut c, _) = login(&sim, &creds, &device).await;
+    let (sim, mut c) = logged_in().await;
     let get = |id: &'static str| iq(id, "get", "status", vec![Node::new("privacy")]);
     let other = Jid::pn(OTHER).to_string();
 

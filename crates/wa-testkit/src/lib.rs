@@ -174,6 +174,28 @@ pub async fn link(sim: &Sim, phone: &str) -> (Socket, Jid) {
     link_with(sim, phone, memory_store()).await
 }
 
+/// Waits until `store` holds at least one app-state sync key (the phone shares it after
+/// linking).
+///
+/// # Panics
+/// When none arrives within [`EVENT_TIMEOUT`].
+pub async fn wait_for_app_state_key(store: &AccountStore) {
+    use wa_store::AppStateStore as _;
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    while store
+        .app_state_sync_keys()
+        .await
+        .expect("the store answers")
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no app-state sync key arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Random stanzas for property tests of parsers: trees (up to four levels, at most 64
 /// nodes) whose tags come from `tags`, with up to five attributes whose keys come from
 /// `keys` and values from `values` (typed by [`wa_binary::Value::sniff`], so JIDs become
