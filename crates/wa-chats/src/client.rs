@@ -389,21 +389,37 @@ impl Chats {
         parse_disappearing_mode(&reply, jid)
     }
 
-    /// Changes our push name (the name others see beside our number): remembered by
-    /// this handle and announced with `<presence name>` (repeating the availability last
-    /// sent through this handle, offline by default).
-    ///
-    /// The name is not written to the stored credentials: the socket owns them and
-    /// keeps its own copy.
+    /// Changes our push name (the name others see beside our number): saved in the
+    /// stored credentials (`CredsUpdated` follows; `AuthCreds::push_name`, as Baileys
+    /// keeps `creds.me.name`), remembered by this handle and announced with
+    /// `<presence name>` (repeating the availability last sent through this handle,
+    /// offline by default). Before the first login there are no credentials to save it
+    /// in; it is then only remembered by this handle.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] for an empty or over-long name; socket errors.
+    /// [`Error::InvalidRequest`] for an empty or over-long name; socket errors (among
+    /// them a store error while saving the credentials).
     pub async fn set_push_name(&self, name: &str) -> Result<(), Error> {
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_PUSH_NAME {
             return Err(Error::InvalidRequest("push name empty or too long"));
         }
         *lock(&self.inner.push_name) = Some(name.to_owned());
+        let saved = self
+            .inner
+            .socket
+            .update_creds(|c| {
+                if c.push_name.as_deref() == Some(name) {
+                    return false;
+                }
+                c.push_name = Some(name.to_owned());
+                true
+            })
+            .await;
+        match saved {
+            Ok(_) | Err(wa_socket::Error::NotConnected) => {}
+            Err(e) => return Err(e.into()),
+        }
         let presence = *lock(&self.inner.presence);
         self.send_presence(presence).await
     }

@@ -115,6 +115,16 @@ async fn presence_and_typing_reach_the_other_account() {
     )
     .await;
     assert_eq!(sim.push_name(A).as_deref(), Some("Alice"));
+    // And it is kept in the stored credentials, as the socket's own copy.
+    assert_eq!(
+        sock_a.auth().await.and_then(|c| c.push_name).as_deref(),
+        Some("Alice")
+    );
+    let stored = wa_store::CredsStore::load_creds(sock_a.store())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.push_name.as_deref(), Some("Alice"));
     a.send_presence(Presence::Available).await.unwrap();
     let online = next_event(&mut ev_b, |e| match e {
         Event::PresenceUpdate(u) if u.available => Some(u),
