@@ -15,8 +15,8 @@ use wa_types::{
 use crate::Error;
 use crate::parse::{
     ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification, parse_chat_state,
-    parse_disappearing_mode, parse_picture, parse_picture_id, parse_presence, parse_privacy,
-    parse_status, parse_status_privacy,
+    parse_disappearing_mode, parse_picture, parse_picture_id, parse_picture_notification,
+    parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 use crate::status::{StoredContact, status_audience};
 
@@ -103,10 +103,12 @@ fn iq(xmlns: &'static str, kind: &'static str) -> wa_binary::NodeBuilder {
 
 impl Chats {
     /// Wraps `socket` and subscribes to `<presence>`, `<chatstate>` and `<notification
-    /// type="account_sync">`: presence and chat states become [`Event::PresenceUpdate`]
-    /// and [`Event::ChatStateUpdate`]; account-sync notifications are acknowledged and
-    /// their blocklist and privacy changes emitted as [`Event::BlocklistUpdate`] and
-    /// [`Event::PrivacyUpdate`]. Must be called inside a Tokio runtime.
+    /// type="account_sync">` and `type="picture"`: presence and chat states become
+    /// [`Event::PresenceUpdate`] and [`Event::ChatStateUpdate`]; account-sync
+    /// notifications are acknowledged and their blocklist and privacy changes emitted as
+    /// [`Event::BlocklistUpdate`] and [`Event::PrivacyUpdate`]; picture notifications
+    /// are acknowledged and each change emitted as [`Event::PictureUpdate`]. Must be
+    /// called inside a Tokio runtime.
     pub fn new(socket: Socket, config: &ChatsConfig) -> Self {
         let mut presence_rx = socket.subscribe(Filter::tag("presence"), config.queue);
         let mut chatstate_rx = socket.subscribe(Filter::tag("chatstate"), config.queue);
@@ -114,6 +116,8 @@ impl Chats {
             Filter::tag("notification").kind("account_sync"),
             config.queue,
         );
+        let mut picture_rx =
+            socket.subscribe(Filter::tag("notification").kind("picture"), config.queue);
         let s = socket.clone();
         let presence = tokio::spawn(async move {
             while let Some(node) = presence_rx.recv().await {
@@ -130,6 +134,23 @@ impl Chats {
                 match parse_chat_state(&node) {
                     Ok(u) => s.emit(Event::ChatStateUpdate(Box::new(u))),
                     Err(e) => tracing::debug!("ignored chatstate stanza: {e}"),
+                }
+            }
+        })
+        .abort_handle();
+        let s = socket.clone();
+        let picture = tokio::spawn(async move {
+            while let Some(node) = picture_rx.recv().await {
+                if let Err(e) = s.send_node(&wa_socket::ack_for(&node)).await {
+                    tracing::debug!("picture notification ack not sent: {e}");
+                }
+                match parse_picture_notification(&node) {
+                    Ok(updates) => {
+                        for u in updates {
+                            s.emit(Event::PictureUpdate(Box::new(u)));
+                        }
+                    }
+                    Err(e) => tracing::warn!("unparsable picture notification: {e}"),
                 }
             }
         })
@@ -160,7 +181,7 @@ impl Chats {
                 socket,
                 push_name: Mutex::new(None),
                 presence: Mutex::new(Presence::Unavailable),
-                listeners: vec![presence, chatstate, sync],
+                listeners: vec![presence, chatstate, picture, sync],
             }),
         }
     }

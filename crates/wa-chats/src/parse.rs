@@ -4,8 +4,8 @@
 
 use wa_binary::{Jid, Node};
 use wa_types::{
-    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
+    PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
 };
 
 use crate::Error;
@@ -20,6 +20,10 @@ pub const MAX_STATUS_PRIVACY_LISTS: usize = 16;
 pub const MAX_STATUS_PRIVACY_USERS: usize = 10_000;
 /// Longest status text accepted from a reply, in bytes.
 pub const MAX_STATUS_LEN: usize = 4096;
+/// Most changes read from one picture notification.
+pub const MAX_PICTURE_CHANGES: usize = 64;
+/// Longest profile-picture id accepted, in bytes.
+pub const MAX_PICTURE_ID_LEN: usize = 128;
 /// Longest profile-picture URL or direct path accepted from a reply, in bytes.
 pub const MAX_URL_LEN: usize = 4096;
 
@@ -277,6 +281,42 @@ pub fn parse_blocklist_notification(node: &Node) -> Result<Option<BlocklistUpdat
         changes.push(BlocklistChange::new(jid.to_non_ad(), blocked));
     }
     Ok(Some(BlocklistUpdate::new(changes, dhash)))
+}
+
+/// Reads a `<notification type="picture" [t]>`: one [`PictureUpdate`] per `<set jid id
+/// [author]>` or `<add ..>` (a new picture) and `<delete jid [author]>` (removed). Other
+/// children are skipped, as whatsmeow skips them.
+///
+/// # Errors
+/// [`Error::Malformed`] for a change without a JID, a new picture without an id,
+/// over-long ids, a time that is not a number, or more than [`MAX_PICTURE_CHANGES`]
+/// children.
+pub fn parse_picture_notification(node: &Node) -> Result<Vec<PictureUpdate>, Error> {
+    if node.children().len() > MAX_PICTURE_CHANGES {
+        return Err(Error::Malformed("picture notification too long"));
+    }
+    let t = unix_attr(node, "t")?.unwrap_or(0);
+    let mut out = Vec::new();
+    for child in node.children() {
+        let removed = match child.tag() {
+            "set" | "add" => false,
+            "delete" => true,
+            _ => continue,
+        };
+        let jid = child
+            .attr::<Jid>("jid")
+            .map_err(|_| Error::Malformed("picture change without jid"))?;
+        let author = child.attr_opt::<Jid>("author").ok().flatten();
+        let update = if removed {
+            PictureUpdate::removed(jid)
+        } else {
+            let id = short_str(child, "id", MAX_PICTURE_ID_LEN)?
+                .ok_or(Error::Malformed("new picture without id"))?;
+            PictureUpdate::set(jid, id)
+        };
+        out.push(update.by(author, t));
+    }
+    Ok(out)
 }
 
 /// Reads the reply to a profile-picture URL query: `<picture id url [direct_path]

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use wa_binary::{Jid, Node};
 use wa_chats::{
     MAX_BLOCKLIST, parse_blocklist, parse_blocklist_notification, parse_chat_state,
-    parse_disappearing_mode, parse_picture, parse_presence, parse_privacy, parse_status,
-    parse_status_privacy,
+    parse_disappearing_mode, parse_picture, parse_picture_notification, parse_presence,
+    parse_privacy, parse_status, parse_status_privacy,
 };
 
 const TAGS: &[&str] = &[
@@ -25,6 +25,8 @@ const TAGS: &[&str] = &[
     "user",
     "status",
     "disappearing_mode",
+    "set",
+    "delete",
     "error",
     "iq",
 ];
@@ -92,6 +94,17 @@ proptest! {
             prop_assert!(s.text.len() <= wa_chats::MAX_STATUS_LEN);
         }
         let _ = parse_disappearing_mode(&n, &me);
+        if let Ok(changes) = parse_picture_notification(&n) {
+            prop_assert!(changes.len() <= wa_chats::MAX_PICTURE_CHANGES);
+            for c in &changes {
+                prop_assert_eq!(c.removed, c.picture_id.is_none());
+                prop_assert!(
+                    c.picture_id
+                        .as_ref()
+                        .is_none_or(|i| i.len() <= wa_chats::MAX_PICTURE_ID_LEN)
+                );
+            }
+        }
         if let Ok(lists) = parse_status_privacy(&n) {
             prop_assert!(!lists.is_empty());
             prop_assert!(lists.len() <= wa_chats::MAX_STATUS_PRIVACY_LISTS);

@@ -403,3 +403,56 @@ async fn block_and_unblock() {
     no_event(&mut ev_b, |e| matches!(e, Event::BlocklistUpdate(_))).await;
     drop(sock_a2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picture_changes_are_reported() {
+    let Pair {
+        _sim: sim,
+        a,
+        b: _b,
+        mut ev_b,
+        _sockets,
+        ..
+    } = pair().await;
+    let jpeg = vec![0xFF, 0xD8, 0xFF, 0xD9];
+    let g = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+
+    // A group's new picture reaches the other members' devices, naming who set it.
+    let id = a
+        .set_profile_picture(Some(&g), jpeg.clone())
+        .await
+        .unwrap()
+        .expect("a picture id");
+    let set = next_event(&mut ev_b, |e| match e {
+        Event::PictureUpdate(u) if u.jid == g => Some(u),
+        _ => None,
+    })
+    .await;
+    assert!(!set.removed);
+    assert_eq!(set.picture_id.as_deref(), Some(id.as_str()));
+    assert_eq!(set.author, Some(Jid::pn(A)));
+    assert!(set.timestamp > 1_600_000_000);
+    a.remove_profile_picture(Some(&g)).await.unwrap();
+    let removed = next_event(&mut ev_b, |e| match e {
+        Event::PictureUpdate(u) if u.jid == g => Some(u),
+        _ => None,
+    })
+    .await;
+    assert!(removed.removed);
+    assert_eq!(removed.picture_id, None);
+
+    // Our own new picture reaches our other companion.
+    let (sock_a2, _) = wa_testkit::link(&sim, A).await;
+    let _a2 = Chats::new(sock_a2.clone(), &ChatsConfig::default());
+    let mut ev_a2 = sock_a2.events();
+    let own = a.set_profile_picture(None, jpeg).await.unwrap().unwrap();
+    let u = next_event(&mut ev_a2, |e| match e {
+        Event::PictureUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(u.jid, Jid::pn(A));
+    assert_eq!(u.picture_id.as_deref(), Some(own.as_str()));
+}

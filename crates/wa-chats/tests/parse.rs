@@ -6,7 +6,7 @@ use wa_chats::StatusPrivacyKind;
 use wa_chats::{
     ChatState, Error, MAX_BLOCKLIST, PrivacySetting, PrivacyValue, parse_blocklist,
     parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
-    parse_presence, parse_privacy, parse_status, parse_status_privacy,
+    parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 
 fn malformed<T: std::fmt::Debug>(r: Result<T, Error>) {
@@ -448,4 +448,58 @@ fn status_privacy_unknown_types_and_hostile_replies() {
         true,
         &users,
     )])));
+}
+
+#[test]
+fn picture_notifications() {
+    let g: Jid = "120363000000000001@g.us".parse().unwrap();
+    let n = Node::builder("notification")
+        .attr("type", "picture")
+        .attr("t", "1700000000")
+        .children([
+            Node::builder("set")
+                .attr("jid", g.clone())
+                .attr("id", "1700000001")
+                .attr("author", Jid::pn("1555"))
+                .build(),
+            Node::builder("delete").attr("jid", Jid::pn("1666")).build(),
+            Node::builder("request")
+                .attr("jid", Jid::pn("1777"))
+                .build(),
+            Node::builder("add")
+                .attr("jid", Jid::pn("1888"))
+                .attr("id", "7")
+                .build(),
+        ])
+        .build();
+    let u = parse_picture_notification(&n).unwrap();
+    assert_eq!(u.len(), 3, "the unknown child is skipped");
+    assert_eq!(u[0].jid, g);
+    assert_eq!(u[0].picture_id.as_deref(), Some("1700000001"));
+    assert_eq!(u[0].author, Some(Jid::pn("1555")));
+    assert_eq!(u[0].timestamp, 1_700_000_000);
+    assert!(!u[0].removed);
+    assert!(u[1].removed && u[1].picture_id.is_none() && u[1].author.is_none());
+    assert_eq!(u[2].picture_id.as_deref(), Some("7"));
+
+    let one = |child: Node| Node::builder("notification").children([child]).build();
+    malformed(parse_picture_notification(&one(Node::builder("set")
+        .attr("id", "1")
+        .build())));
+    malformed(parse_picture_notification(&one(Node::builder("set")
+        .attr("jid", Jid::pn("1"))
+        .build())));
+    malformed(parse_picture_notification(&one(Node::builder("set")
+        .attr("jid", Jid::pn("1"))
+        .attr("id", "x".repeat(wa_chats::MAX_PICTURE_ID_LEN + 1))
+        .build())));
+    let many: Vec<Node> = (0..=wa_chats::MAX_PICTURE_CHANGES)
+        .map(|_| Node::builder("delete").attr("jid", Jid::pn("1")).build())
+        .collect();
+    malformed(parse_picture_notification(
+        &Node::builder("notification").children(many).build(),
+    ));
+    malformed(parse_picture_notification(
+        &Node::builder("notification").attr("t", "soon").build(),
+    ));
 }

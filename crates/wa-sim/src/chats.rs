@@ -504,7 +504,7 @@ pub(crate) fn iq(
             result(id, Vec::new())
         }
         ("w:profile:picture", "get") => picture_get(shared, &phone, id, node),
-        ("w:profile:picture", "set") => picture_set(shared, &phone, id, node),
+        ("w:profile:picture", "set") => picture_set(shared, me, id, node),
         ("blocklist", "get") => {
             let st = shared.state.lock();
             let items = st
@@ -577,7 +577,13 @@ fn picture_get(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
     }
 }
 
-fn picture_set(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
+/// `<iq xmlns="w:profile:picture" type="set" [target]>` with a `<picture>` (set) or
+/// without (remove), for our own picture or a group's (members only). The change is told
+/// with `<notification type="picture">` to every other device of the group's members, or
+/// to the account's other companions for its own picture (phones are not told; the sim keeps no contact
+/// lists, so other accounts are not told of a user picture).
+fn picture_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
+    let phone = me.user.as_str();
     let target = node.attr_opt::<Jid>("target").ok().flatten();
     let bytes = match node.child("picture") {
         None => None,
@@ -587,47 +593,84 @@ fn picture_set(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
         },
     };
     let pid = fresh_id();
-    let mut st = shared.state.lock();
-    let slot = match &target {
-        Some(t) if t.is_group() => {
-            let member =
-                crate::group::members(&st, t).is_some_and(|m| m.iter().any(|p| p == phone));
-            if !member {
+    let set = bytes.is_some();
+    let (subject, told, reply) = {
+        let mut st = shared.state.lock();
+        match &target {
+            Some(t) if t.is_group() => {
+                let Some(group) = st.groups.get(t.user.as_str()) else {
+                    return error(id, 401, "not-authorized");
+                };
+                if group.role(phone).is_none() {
+                    return error(id, 401, "not-authorized");
+                }
+                let members = group.devices(&st);
+                let gid = t.user.as_str().to_owned();
+                match bytes {
+                    Some(b) => {
+                        st.chats.group_pictures.insert(gid, (pid.clone(), b));
+                    }
+                    None => {
+                        st.chats.group_pictures.remove(&gid);
+                    }
+                }
+                let reply = result(
+                    id,
+                    vec![Node::builder("picture").attr("id", pid.clone()).build()],
+                );
+                (t.clone(), members, reply)
+            }
+            Some(t) if resolve_user(&st, t).is_none_or(|u| u.user.as_str() != phone) => {
                 return error(id, 401, "not-authorized");
             }
-            let gid = t.user.as_str().to_owned();
-            match bytes {
-                Some(b) => {
-                    st.chats.group_pictures.insert(gid, (pid.clone(), b));
-                }
-                None => {
-                    st.chats.group_pictures.remove(&gid);
-                }
+            _ => {
+                let own: Vec<Jid> = route::user_devices(&st, phone)
+                    .into_iter()
+                    .filter(|d| d.device != 0)
+                    .collect();
+                let slot = &mut st
+                    .chats
+                    .profiles
+                    .entry(phone.to_owned())
+                    .or_default()
+                    .picture;
+                let reply = match bytes {
+                    Some(b) => {
+                        *slot = Some((pid.clone(), b));
+                        result(
+                            id,
+                            vec![Node::builder("picture").attr("id", pid.clone()).build()],
+                        )
+                    }
+                    None => {
+                        *slot = None;
+                        result(id, Vec::new())
+                    }
+                };
+                (Jid::pn(phone.to_owned()), own, reply)
             }
-            return result(id, vec![Node::builder("picture").attr("id", pid).build()]);
-        }
-        Some(t) if resolve_user(&st, t).is_none_or(|u| u.user.as_str() != phone) => {
-            return error(id, 401, "not-authorized");
-        }
-        _ => {
-            &mut st
-                .chats
-                .profiles
-                .entry(phone.to_owned())
-                .or_default()
-                .picture
         }
     };
-    match bytes {
-        Some(b) => {
-            *slot = Some((pid.clone(), b));
-            result(id, vec![Node::builder("picture").attr("id", pid).build()])
-        }
-        None => {
-            *slot = None;
-            result(id, Vec::new())
-        }
+    let change = if set {
+        Node::builder("set").attr("id", pid)
+    } else {
+        Node::builder("delete")
     }
+    .attr("jid", subject.clone())
+    .attr("author", me.to_non_ad())
+    .build();
+    let notification = Node::builder("notification")
+        .attr("from", subject)
+        .attr("type", "picture")
+        .attr("id", fresh_id())
+        .attr("t", unix_now().to_string())
+        .children([change])
+        .build();
+    // Phones take nothing from picture notifications.
+    for d in told.iter().filter(|d| *d != me && d.device != 0) {
+        route::deliver(shared, d, notification.clone());
+    }
+    reply
 }
 
 /// `<item action=block|unblock jid>`: updates the blocklist and tells the account's other

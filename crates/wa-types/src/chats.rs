@@ -1,5 +1,55 @@
 use wa_binary::Jid;
 
+/// A user's or a group's profile picture changed or was removed (`<notification
+/// type="picture">`; Baileys reports it as a contacts or groups update, whatsmeow as
+/// `events.Picture`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PictureUpdate {
+    /// The user or group whose picture changed.
+    pub jid: Jid,
+    /// Who changed it, when the server says.
+    pub author: Option<Jid>,
+    /// When it changed (unix seconds; 0 when the notification has no time).
+    pub timestamp: u64,
+    /// Whether the picture was removed.
+    pub removed: bool,
+    /// The new picture's id, when one was set.
+    pub picture_id: Option<String>,
+}
+
+impl PictureUpdate {
+    /// A new picture `picture_id` for `jid`.
+    pub fn set(jid: Jid, picture_id: impl Into<String>) -> Self {
+        Self {
+            jid,
+            author: None,
+            timestamp: 0,
+            removed: false,
+            picture_id: Some(picture_id.into()),
+        }
+    }
+
+    /// `jid`'s picture was removed.
+    pub fn removed(jid: Jid) -> Self {
+        Self {
+            jid,
+            author: None,
+            timestamp: 0,
+            removed: true,
+            picture_id: None,
+        }
+    }
+
+    /// The same update, naming who made it and when.
+    #[must_use]
+    pub fn by(mut self, author: Option<Jid>, timestamp: u64) -> Self {
+        self.author = author;
+        self.timestamp = timestamp;
+        self
+    }
+}
+
 /// A contact came online or went offline (`<presence from type [last]>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,8 +2,8 @@ use crate::NewsletterUpdate;
 use crate::{
     AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
     ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
-    Label, LabelAssociation, MessageUpdate, MessagesUpsert, PresenceUpdate, PrivacySettings,
-    StarUpdate,
+    Label, LabelAssociation, MessageUpdate, MessagesUpsert, PictureUpdate, PresenceUpdate,
+    PrivacySettings, StarUpdate,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -28,6 +28,8 @@ pub enum Event {
     GroupUpdate(Box<GroupUpdate>),
     /// A contact we subscribed to came online or went offline.
     PresenceUpdate(Box<PresenceUpdate>),
+    /// A user's or a group's profile picture changed or was removed.
+    PictureUpdate(Box<PictureUpdate>),
     /// Someone started or stopped typing or recording in a chat.
     ChatStateUpdate(Box<ChatStateUpdate>),
     /// The account's blocklist changed (from another device of the account).

@@ -17,8 +17,8 @@ pub use appstate::{
 };
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
-    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
+    PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
 };
 pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
