@@ -561,34 +561,51 @@ impl Inner {
     /// Reports a processed message: offline ones wait in the buffer (a full buffer is
     /// flushed first); a live one flushes the buffer before it, keeping the order.
     pub(crate) fn emit_message(&self, message: WaMessage) {
-        let offline = message.offline;
-        self.report(Held::Message(Box::new(message)), offline);
+        if self.holds(message.offline) {
+            self.hold(Held::Message(Box::new(message)));
+        } else {
+            self.emit_live(Event::MessagesUpsert(MessagesUpsert {
+                messages: vec![message],
+            }));
+        }
     }
 
     /// Reports the updates of one receipt like [`Inner::emit_message`] reports a message:
     /// those of a receipt from the offline backlog wait in the same buffer, in order.
     pub(crate) fn emit_updates(&self, updates: Vec<MessageUpdate>, offline: bool) {
-        if !updates.is_empty() {
-            self.report(Held::Updates(updates), offline);
+        if updates.is_empty() {
+            return;
+        }
+        if self.holds(offline) {
+            self.hold(Held::Updates(updates));
+        } else {
+            self.emit_live(Event::MessagesUpdate(updates));
         }
     }
 
-    fn report(&self, item: Held, offline: bool) {
-        let cap = self.config.offline_batch;
+    /// Whether a report from the offline backlog (`offline`) is held.
+    fn holds(&self, offline: bool) -> bool {
+        offline && self.config.offline_batch > 0
+    }
+
+    /// Holds an offline report (a full buffer is reported first).
+    fn hold(&self, item: Held) {
         let mut buf = self.offline();
-        if offline && cap > 0 {
-            if buf.items > 0 && buf.items + item.items() > cap {
-                self.flush_locked(&mut buf);
-            }
-            if buf.held.is_empty() {
-                buf.since = Some(std::time::Instant::now());
-            }
-            buf.items += item.items();
-            buf.held.push(item);
-            return;
+        if buf.items > 0 && buf.items + item.items() > self.config.offline_batch {
+            self.flush_locked(&mut buf);
         }
+        if buf.held.is_empty() {
+            buf.since = Some(std::time::Instant::now());
+        }
+        buf.items += item.items();
         buf.held.push(item);
+    }
+
+    /// Emits a live report after whatever is held, keeping the order.
+    fn emit_live(&self, event: Event) {
+        let mut buf = self.offline();
         self.flush_locked(&mut buf);
+        self.emit(event);
     }
 
     /// Reports everything held, in order (see [`coalesce`]). Emitting under the buffer's

@@ -12,9 +12,7 @@ use wa_proto::e2e::{
 use wa_types::MessageKey;
 
 use crate::messenger::{Inner, Messenger, unix_now};
-use crate::send::{
-    Target, encrypt_for, fetch_missing, inject_fetched, resolve_sessions, send_and_wait,
-};
+use crate::send::{Target, encrypt_pairwise, send_and_wait};
 use crate::{Error, generate_message_id};
 
 /// Most messages one on-demand history request asks for (WhatsApp's clients ask for 50).
@@ -131,21 +129,17 @@ async fn send_peer(
         Server::Pn
     };
     let phone = Jid::with_device(own.user.clone(), server, 0);
-    let mut targets = vec![Target::new(phone, false)];
-    {
-        let guard = inner.crypto.lock().await;
-        resolve_sessions(inner, &guard, me, &mut targets).await?;
-    }
-    let fetched = fetch_missing(inner, creds, &targets).await?;
-    let (nodes, pkmsg) = {
-        let guard = inner.crypto.lock().await;
-        resolve_sessions(inner, &guard, me, &mut targets).await?;
-        let repo = inner.staged_repo(creds);
-        inject_fetched(&repo, &targets, &fetched).await;
-        let out = encrypt_for(&repo, &targets, &own, message).await?;
-        repo.store().commit(wa_store::Batch::new()).await?;
-        out
-    };
+    let mut targets = [Target::new(phone, false)];
+    let (nodes, pkmsg) = encrypt_pairwise(
+        inner,
+        creds,
+        me,
+        &mut targets,
+        &own,
+        message,
+        wa_store::Batch::new(),
+    )
+    .await?;
     let Some(enc) = nodes.first().and_then(|to| to.child("enc")).cloned() else {
         return Err(Error::NoDevices(own));
     };

@@ -139,11 +139,6 @@ impl Messenger {
                 }
             }
         }
-        {
-            let guard = inner.crypto.lock().await;
-            resolve_sessions(inner, &guard, &me, &mut targets).await?;
-        }
-        let fetched = fetch_missing(inner, &creds, &targets).await?;
         let now = unix_now();
         let key = MessageKey::new(chat.clone(), true, id);
         let mut extra = Batch::new();
@@ -153,15 +148,8 @@ impl Messenger {
             &sent_record(&key, &message, now),
             now as i64,
         );
-        let (participants, any_pkmsg) = {
-            let guard = inner.crypto.lock().await;
-            resolve_sessions(inner, &guard, &me, &mut targets).await?;
-            let repo = inner.staged_repo(&creds);
-            inject_fetched(&repo, &targets, &fetched).await;
-            let out = encrypt_for(&repo, &targets, &chat, &message).await?;
-            repo.store().commit(extra).await?;
-            out
-        };
+        let (participants, any_pkmsg) =
+            encrypt_pairwise(inner, &creds, &me, &mut targets, &chat, &message, extra).await?;
         if participants.is_empty() {
             return Err(Error::NoDevices(chat));
         }
@@ -184,6 +172,33 @@ impl Messenger {
         emit_own(inner, &me, key.clone(), message, now);
         Ok(key)
     }
+}
+
+/// Encrypts `message` pairwise for `targets`: resolves their session addresses, fetches
+/// bundles for those without a session (outside the crypto lock), then under the lock
+/// resolves again, starts the missing sessions, encrypts (see [`encrypt_for`]) and
+/// commits the new Signal state together with `extra`.
+pub(crate) async fn encrypt_pairwise(
+    inner: &Inner,
+    creds: &AuthCreds,
+    me: &Me,
+    targets: &mut [Target],
+    chat: &Jid,
+    message: &Message,
+    extra: Batch,
+) -> Result<(Vec<Node>, bool), Error> {
+    {
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, me, targets).await?;
+    }
+    let fetched = fetch_missing(inner, creds, targets).await?;
+    let guard = inner.crypto.lock().await;
+    resolve_sessions(inner, &guard, me, targets).await?;
+    let repo = inner.staged_repo(creds);
+    inject_fetched(&repo, targets, &fetched).await;
+    let out = encrypt_for(&repo, targets, chat, message).await?;
+    repo.store().commit(extra).await?;
+    Ok(out)
 }
 
 /// Fetches pre-key bundles for targets without a session (outside the crypto lock),
