@@ -2,7 +2,8 @@
 //! 0: the bytes as a downloaded blob (ciphertext + 10-byte MAC), fed to the streaming
 //!    decryptor and verifier in chunks whose sizes come from the second byte, checked
 //!    against expected hashes; a tampered or truncated blob must be refused, never
-//!    decrypted, and the two streaming paths must agree with the one-shot `decrypt`;
+//!    decrypted, the two streaming paths must agree with the one-shot `decrypt`, and an
+//!    `Opener` must give what the decryptor gives for a blob the verifier accepted;
 //! 1: a genuine blob (the bytes encrypted with a fixed key) with one byte flipped at a
 //!    position from the input: always refused;
 //! 2: the bytes as a `mediaretry` notification (a binary node), read with a fixed key.
@@ -13,7 +14,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use wa_media::{
-    Decryptor, Expected, MediaKeys, MediaType, Verifier, decrypt, encrypt, read_media_retry,
+    Decryptor, Expected, MediaKeys, MediaType, Opener, Verifier, decrypt, encrypt,
+    read_media_retry,
 };
 
 const MEDIA_KEY: [u8; 32] = [7; 32];
@@ -21,14 +23,21 @@ const MEDIA_KEY: [u8; 32] = [7; 32];
 fn streamed(keys: &MediaKeys, blob: &[u8], chunk: usize, expected: &Expected) -> Option<Vec<u8>> {
     let mut dec = Decryptor::new(keys);
     let mut ver = Verifier::new(keys);
+    let mut opener = Opener::new(keys);
     let mut out = Vec::new();
+    let mut opened = Vec::new();
     for part in blob.chunks(chunk.max(1)) {
         dec.update(part, &mut out);
         ver.update(part);
+        opener.update(part, &mut opened);
     }
     let verified = ver.finish(expected).is_ok();
     let decrypted = dec.finish(expected, &mut out).ok().map(|_| out);
+    let opened = opener.finish(expected, &mut opened).ok().map(|_| opened);
     assert_eq!(verified, decrypted.is_some(), "verifier and decryptor disagree");
+    if verified {
+        assert_eq!(opened, decrypted, "opener and decryptor disagree on a verified blob");
+    }
     decrypted
 }
 

@@ -2,10 +2,15 @@
 //!
 //! `raw/*` is AES-256-CBC plus HMAC-SHA256 over the same bytes with no hashing of the
 //! plaintext or the encrypted file; `wa/*` is the full media format (which also needs
-//! SHA-256 of the plaintext and of the encrypted file).
+//! SHA-256 of the plaintext and of the encrypted file). `wa_decrypt_verified` is the
+//! one-pass streaming `Decryptor`; `wa_verify` and `wa_open_verified` are the two passes of
+//! a download, and `wa_decrypt_parallel` runs them on two threads.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wa_media::{Decryptor, Encryptor, Expected, MediaKeys, MediaType, encrypt};
+use wa_media::{
+    Decryptor, Encryptor, Expected, MediaKeys, MediaType, Opener, Verifier, decrypt_parallel,
+    encrypt,
+};
 
 #[path = "support/raw.rs"]
 mod raw;
@@ -63,6 +68,30 @@ fn bench(c: &mut Criterion) {
             }
             d.finish(&expected, &mut out).unwrap()
         })
+    });
+    // The two passes of a verify-then-decrypt download, each on its own.
+    g.bench_function("wa_verify", |b| {
+        b.iter(|| {
+            let mut v = Verifier::new(&keys);
+            for chunk in blob.chunks(CHUNK) {
+                v.update(chunk);
+            }
+            v.finish(&expected).unwrap()
+        })
+    });
+    g.bench_function("wa_open_verified", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut o = Opener::new(&keys);
+            for chunk in blob.chunks(CHUNK) {
+                o.update(chunk, &mut out);
+            }
+            o.finish(&expected, &mut out).unwrap()
+        })
+    });
+    // The whole blob in memory: both passes at once, on two threads.
+    g.bench_function("wa_decrypt_parallel", |b| {
+        b.iter(|| decrypt_parallel(&keys, &blob, &expected).unwrap())
     });
     g.finish();
 }

@@ -9,7 +9,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use wa_media::{Decryptor, Encryptor, Expected, MediaKeys, MediaType, encrypt};
+use wa_media::{
+    Decryptor, Encryptor, Expected, MediaKeys, MediaType, Opener, Verifier, decrypt_parallel,
+    encrypt,
+};
 
 #[path = "../benches/support/raw.rs"]
 mod raw;
@@ -72,7 +75,7 @@ fn main() {
     let mut out = Vec::with_capacity(SIZE + 64);
     let mut scratch = blob[..SIZE].to_vec();
     compare(
-        "decrypt",
+        "decrypt (Decryptor, one pass, one thread)",
         || {
             out.clear();
             let mut d = Decryptor::new(&keys);
@@ -80,6 +83,42 @@ fn main() {
                 d.update(chunk, &mut out);
             }
             black_box(d.finish(&expected, &mut out).unwrap());
+        },
+        || {
+            black_box(raw_decrypt(&keys, &mut scratch));
+        },
+    );
+    compare(
+        "verify (Verifier: MAC and encrypted-file hash)",
+        || {
+            let mut v = Verifier::new(&keys);
+            for chunk in black_box(&blob).chunks(CHUNK) {
+                v.update(chunk);
+            }
+            v.finish(&expected).unwrap();
+        },
+        || {
+            black_box(raw_decrypt(&keys, &mut scratch));
+        },
+    );
+    compare(
+        "open (Opener: decryption and plaintext hash)",
+        || {
+            out.clear();
+            let mut o = Opener::new(&keys);
+            for chunk in black_box(&blob).chunks(CHUNK) {
+                o.update(chunk, &mut out);
+            }
+            black_box(o.finish(&expected, &mut out).unwrap());
+        },
+        || {
+            black_box(raw_decrypt(&keys, &mut scratch));
+        },
+    );
+    compare(
+        "decrypt_parallel (whole blob: verify and open on two threads)",
+        || {
+            black_box(decrypt_parallel(&keys, black_box(&blob), &expected).unwrap());
         },
         || {
             black_box(raw_decrypt(&keys, &mut scratch));

@@ -262,13 +262,100 @@ impl Expected {
     }
 }
 
-/// Verifies an encrypted blob without decrypting it: the MAC and the encrypted-file hash.
-/// Feed it the blob in chunks; [`finish`](Self::finish) says whether it is authentic.
-pub struct Verifier {
+/// The two checks over whole ciphertext blocks, through the `hmac` and `sha2` crates.
+struct LibraryCheck {
     mac: HmacSha256,
     enc_hash: Sha256,
-    /// The last up to MAC_LEN bytes seen: they may be the MAC.
-    tail: Vec<u8>,
+}
+
+/// Which implementation runs the checks of a [`Verifier`].
+enum CheckEngine {
+    Library(Box<LibraryCheck>),
+    #[cfg(target_arch = "x86_64")]
+    Stitched(Box<crate::stitch::Unsealer>),
+}
+
+impl CheckEngine {
+    fn new(keys: &MediaKeys, stitched: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if stitched && let Some(cpu) = crate::stitch::Cpu::detect() {
+            return Self::Stitched(crate::stitch::Unsealer::new(cpu, keys));
+        }
+        let _ = stitched;
+        Self::Library(Box::new(LibraryCheck {
+            mac: new_mac(keys),
+            enc_hash: Sha256::new(),
+        }))
+    }
+
+    /// Hashes whole ciphertext blocks into both checks.
+    fn check(&mut self, blocks: &[u8]) {
+        match self {
+            Self::Library(l) => {
+                l.mac.update(blocks);
+                l.enc_hash.update(blocks);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched(s) => s.check(blocks),
+        }
+    }
+
+    /// The computed MAC and encrypted-file hash, the received MAC taken into the latter.
+    fn finish(self, received_mac: &[u8]) -> ([u8; MAC_LEN], [u8; 32]) {
+        match self {
+            Self::Library(mut l) => {
+                let tag = l.mac.finalize().into_bytes();
+                let mut mac = [0u8; MAC_LEN];
+                mac.copy_from_slice(&tag[..MAC_LEN]);
+                l.enc_hash.update(received_mac);
+                (mac, l.enc_hash.finalize().into())
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched(mut s) => {
+                let u = s.finish_check(received_mac);
+                (u.mac, u.file_enc_sha256)
+            }
+        }
+    }
+}
+
+/// The length, MAC and encrypted-file hash verdicts, in that order: `length` is the whole
+/// blob's, `held` its last bytes (the MAC when the length is right).
+fn check_verdict(
+    length: u64,
+    held: &[u8],
+    computed: impl FnOnce(&[u8]) -> ([u8; MAC_LEN], [u8; 32]),
+    expected: &Expected,
+) -> Result<(), Error> {
+    let body = length.saturating_sub(MAC_LEN as u64);
+    if length < (BLOCK + MAC_LEN) as u64
+        || !body.is_multiple_of(BLOCK as u64)
+        || held.len() != MAC_LEN
+    {
+        return Err(Error::Truncated);
+    }
+    let (mac, enc_sha256) = computed(held);
+    if !wa_crypto::ct_eq(&mac, held) {
+        return Err(Error::MacMismatch);
+    }
+    if let Some(want) = expected.file_enc_sha256
+        && !wa_crypto::ct_eq(&enc_sha256, &want)
+    {
+        return Err(Error::EncHashMismatch);
+    }
+    Ok(())
+}
+
+/// Verifies an encrypted blob without decrypting it: the MAC and the encrypted-file hash.
+/// Feed it the blob in chunks; [`finish`](Self::finish) says whether it is authentic.
+///
+/// On x86_64 CPUs with SHA-NI the two hashes run interleaved in one loop (see the
+/// `stitch` module), at about the speed of one.
+pub struct Verifier {
+    engine: CheckEngine,
+    /// Bytes not yet checked: the last `MAC_LEN` seen (they may be the MAC) and the start
+    /// of an unfinished block.
+    held: Vec<u8>,
     length: u64,
 }
 
@@ -283,32 +370,52 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier with `keys`.
     pub fn new(keys: &MediaKeys) -> Self {
+        Self::with_engine(CheckEngine::new(keys, true))
+    }
+
+    /// A verifier that runs the library passes whatever the CPU (tests compare the two).
+    #[cfg(test)]
+    fn library(keys: &MediaKeys) -> Self {
+        Self::with_engine(CheckEngine::new(keys, false))
+    }
+
+    fn with_engine(engine: CheckEngine) -> Self {
         Self {
-            mac: new_mac(keys),
-            enc_hash: Sha256::new(),
-            tail: Vec::with_capacity(2 * MAC_LEN),
+            engine,
+            held: Vec::with_capacity(2 * HOLD),
             length: 0,
         }
     }
 
     /// Feeds the next bytes of the blob.
     pub fn update(&mut self, data: &[u8]) {
-        self.enc_hash.update(data);
         self.length += data.len() as u64;
-        if data.len() >= MAC_LEN {
-            // Everything before the last MAC_LEN bytes of (tail || data) is ciphertext.
-            self.mac.update(&self.tail);
-            self.mac.update(&data[..data.len() - MAC_LEN]);
-            self.tail.clear();
-            self.tail.extend_from_slice(&data[data.len() - MAC_LEN..]);
-        } else {
-            self.tail.extend_from_slice(data);
-            if self.tail.len() > MAC_LEN {
-                let extra = self.tail.len() - MAC_LEN;
-                self.mac.update(&self.tail[..extra]);
-                self.tail.drain(..extra);
-            }
+        let held = self.held.len();
+        // Whole blocks of (held || data) that are surely ciphertext: MAC_LEN bytes stay back.
+        let ready = (held + data.len()).saturating_sub(MAC_LEN) / BLOCK * BLOCK;
+        if ready == 0 {
+            self.held.extend_from_slice(data);
+            return;
         }
+        if held > ready {
+            // Only part of the held bytes is ready (one block).
+            self.engine.check(&self.held[..ready]);
+            self.held.drain(..ready);
+            self.held.extend_from_slice(data);
+            return;
+        }
+        // The held bytes completed into whole blocks with the head of `data`, then the
+        // rest of the ready bytes straight from `data` (no copy).
+        let head = held.next_multiple_of(BLOCK) - held;
+        if held > 0 {
+            self.held.extend_from_slice(&data[..head]);
+            self.engine.check(&self.held);
+            self.held.clear();
+        }
+        let used = if held > 0 { head } else { 0 };
+        let end = ready - held;
+        self.engine.check(&data[used..end]);
+        self.held.extend_from_slice(&data[end..]);
     }
 
     /// Checks the MAC and, when expected, the encrypted-file hash.
@@ -316,87 +423,243 @@ impl Verifier {
     /// # Errors
     /// [`Error::Truncated`], [`Error::MacMismatch`], [`Error::EncHashMismatch`].
     pub fn finish(self, expected: &Expected) -> Result<(), Error> {
-        let body = self.length.saturating_sub(MAC_LEN as u64);
-        if self.length < (BLOCK + MAC_LEN) as u64 || !body.is_multiple_of(BLOCK as u64) {
-            return Err(Error::Truncated);
-        }
-        let tag = self.mac.finalize().into_bytes();
-        if !wa_crypto::ct_eq(&tag[..MAC_LEN], &self.tail) {
-            return Err(Error::MacMismatch);
-        }
-        if let Some(want) = expected.file_enc_sha256 {
-            let got: [u8; 32] = self.enc_hash.finalize().into();
-            if !wa_crypto::ct_eq(&got, &want) {
-                return Err(Error::EncHashMismatch);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Streaming decryptor of a whole blob (ciphertext || MAC). Plaintext comes out as the
-/// ciphertext goes in, one block behind; it is authentic only once
-/// [`finish`](Self::finish) returns `Ok` (it checks the MAC, the padding and the hashes).
-/// Callers that must not release unverified bytes verify first with [`Verifier`] (the
-/// high-level download does).
-pub struct Decryptor {
-    cipher: cbc::Decryptor<Aes256>,
-    verifier: Verifier,
-    plain_hash: Sha256,
-    /// Ciphertext not yet decrypted: always keeps the last block and the MAC back.
-    pending: Vec<u8>,
-    length: u64,
-}
-
-impl std::fmt::Debug for Decryptor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decryptor")
-            .field("length", &self.length)
-            .finish_non_exhaustive()
+        let Verifier {
+            engine,
+            held,
+            length,
+        } = self;
+        check_verdict(length, &held, |mac| engine.finish(mac), expected)
     }
 }
 
 /// Bytes held back: the final block (its padding is stripped at the end) and the MAC.
 const HOLD: usize = BLOCK + MAC_LEN;
 
-impl Decryptor {
-    /// A decryptor with `keys`.
-    pub fn new(keys: &MediaKeys) -> Self {
-        Self {
+/// The decryption passes through the `cbc`, `hmac` and `sha2` crates.
+struct LibraryOpen {
+    cipher: cbc::Decryptor<Aes256>,
+    /// The checks, for a one-pass [`Decryptor`].
+    check: Option<LibraryCheck>,
+    plain_hash: Sha256,
+}
+
+/// Which implementation a [`Decryptor`] or an [`Opener`] runs.
+enum OpenEngine {
+    Library(Box<LibraryOpen>),
+    #[cfg(target_arch = "x86_64")]
+    Stitched {
+        unsealer: Box<crate::stitch::Unsealer>,
+        check: bool,
+    },
+}
+
+impl OpenEngine {
+    /// The stitched engine when `stitched` allows it and the CPU has the features, else
+    /// the library one; `check` adds the MAC and encrypted-file hash.
+    fn new(keys: &MediaKeys, check: bool, stitched: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if stitched && let Some(cpu) = crate::stitch::Cpu::detect() {
+            return Self::Stitched {
+                unsealer: crate::stitch::Unsealer::new(cpu, keys),
+                check,
+            };
+        }
+        let _ = stitched;
+        Self::Library(Box::new(LibraryOpen {
             cipher: cbc::Decryptor::<Aes256>::new(&keys.cipher_key.into(), &keys.iv.into()),
-            verifier: Verifier::new(keys),
+            check: check.then(|| LibraryCheck {
+                mac: new_mac(keys),
+                enc_hash: Sha256::new(),
+            }),
             plain_hash: Sha256::new(),
-            pending: Vec::with_capacity(64 * 1024),
+        }))
+    }
+
+    /// Decrypts whole blocks that are not the last from `input` into `output` (checking
+    /// them first when the engine checks) and hashes the plaintext.
+    fn open(&mut self, input: &[u8], output: &mut [u8]) {
+        match self {
+            Self::Library(l) => {
+                // Unit by unit (see `Library::seal`).
+                for (unit, out) in input.chunks(STITCH).zip(output.chunks_mut(STITCH)) {
+                    if let Some(c) = &mut l.check {
+                        c.mac.update(unit);
+                        c.enc_hash.update(unit);
+                    }
+                    out.copy_from_slice(unit);
+                    let (blocks, _) = InOutBuf::from(&mut *out).into_chunks();
+                    l.cipher.decrypt_blocks_inout_mut(blocks);
+                    l.plain_hash.update(&*out);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched { unsealer, check } => unsealer.open(input, output, *check),
+        }
+    }
+
+    /// Takes the held-back bytes of a blob `length` bytes long (the last block or blocks
+    /// and the MAC); checks the length, the MAC and the encrypted-file hash when the engine
+    /// checks, then the padding and the plaintext hash, in that order; leaves the unpadded
+    /// plaintext at the start of `last` and returns its length.
+    fn finish(self, length: u64, last: &mut [u8], expected: &Expected) -> Result<usize, Error> {
+        if last.len() < HOLD || !(last.len() - MAC_LEN).is_multiple_of(BLOCK) {
+            return Err(Error::Truncated);
+        }
+        let cut = last.len() - MAC_LEN;
+        let (cipher, received) = last.split_at_mut(cut);
+        let (body, got) = match self {
+            Self::Library(l) => {
+                let LibraryOpen {
+                    cipher: mut cipher_state,
+                    check,
+                    mut plain_hash,
+                } = *l;
+                if let Some(mut c) = check {
+                    c.mac.update(&*cipher);
+                    c.enc_hash.update(&*cipher);
+                    let engine = CheckEngine::Library(Box::new(c));
+                    check_verdict(length, received, |m| engine.finish(m), expected)?;
+                }
+                let (blocks, _) = InOutBuf::from(&mut *cipher).into_chunks();
+                cipher_state.decrypt_blocks_inout_mut(blocks);
+                let body = strip_padding(cipher)?;
+                plain_hash.update(body);
+                (body.len(), plain_hash.finalize().into())
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Stitched {
+                mut unsealer,
+                check,
+            } => {
+                unsealer.open_last(cipher, check);
+                if check {
+                    check_verdict(
+                        length,
+                        received,
+                        |m| {
+                            let u = unsealer.finish_check(m);
+                            (u.mac, u.file_enc_sha256)
+                        },
+                        expected,
+                    )?;
+                }
+                let body = strip_padding(cipher)?;
+                let len = body.len();
+                (len, unsealer.finish_plain(body))
+            }
+        };
+        check_plain_hash(expected, &got)?;
+        Ok(body)
+    }
+}
+
+/// [`Error::HashMismatch`] unless `got` is the plaintext hash `expected` names (if any).
+fn check_plain_hash(expected: &Expected, got: &[u8; 32]) -> Result<(), Error> {
+    match expected.file_sha256 {
+        Some(want) if !wa_crypto::ct_eq(got, &want) => Err(Error::HashMismatch),
+        _ => Ok(()),
+    }
+}
+
+/// What [`Decryptor`] and [`Opener`] share: the engine and the held-back bytes.
+struct Unpacker {
+    engine: OpenEngine,
+    /// Ciphertext not yet decrypted: always keeps the last block and the MAC back.
+    pending: Vec<u8>,
+    length: u64,
+}
+
+impl Unpacker {
+    fn new(engine: OpenEngine) -> Self {
+        Self {
+            engine,
+            pending: Vec::with_capacity(2 * HOLD),
             length: 0,
         }
     }
 
-    fn open_blocks(&mut self, buf: &mut [u8]) {
-        let (blocks, tail) = InOutBuf::from(buf).into_chunks();
-        debug_assert!(tail.is_empty());
-        self.cipher.decrypt_blocks_inout_mut(blocks);
+    fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let held = self.pending.len();
+        let ready = (held + data.len()).saturating_sub(HOLD) / BLOCK * BLOCK;
+        self.length += data.len() as u64;
+        if ready == 0 {
+            self.pending.extend_from_slice(data);
+            return;
+        }
+        let start = out.len();
+        out.resize(start + ready, 0);
+        let dst = &mut out[start..];
+        // The ready bytes are the held ones first, then the head of `data`. The held bytes,
+        // completed to whole blocks (at most three), go through a small buffer; the rest
+        // is decrypted straight from `data` into `out`.
+        let from_held = ready.min(held);
+        let joint = if held == 0 {
+            0
+        } else {
+            held.next_multiple_of(BLOCK).min(ready)
+        };
+        if joint > 0 {
+            let mut buf = [0u8; 3 * BLOCK];
+            buf[..from_held].copy_from_slice(&self.pending[..from_held]);
+            buf[from_held..joint].copy_from_slice(&data[..joint - from_held]);
+            self.engine.open(&buf[..joint], &mut dst[..joint]);
+        }
+        self.engine.open(
+            &data[joint - from_held..ready - from_held],
+            &mut dst[joint..],
+        );
+        self.pending.drain(..from_held);
+        self.pending.extend_from_slice(&data[ready - from_held..]);
+    }
+
+    fn finish(self, expected: &Expected, out: &mut Vec<u8>) -> Result<u64, Error> {
+        let Unpacker {
+            engine,
+            mut pending,
+            length,
+        } = self;
+        let body = engine.finish(length, &mut pending, expected)?;
+        out.extend_from_slice(&pending[..body]);
+        // The plaintext is the blob less the MAC and the padding.
+        let padding = pending.len() - MAC_LEN - body;
+        Ok(length - (MAC_LEN + padding) as u64)
+    }
+}
+
+/// Streaming decryptor of a whole blob (ciphertext || MAC), checking it in the same pass.
+/// Plaintext comes out as the ciphertext goes in, one block behind; it is authentic only
+/// once [`finish`](Self::finish) returns `Ok` (it checks the MAC, the padding and the
+/// hashes). Callers that must not release unverified bytes verify first with
+/// [`Verifier`] and then decrypt with an [`Opener`] (the high-level download does).
+///
+/// On x86_64 CPUs with AES-NI and SHA-NI the decryption and the three SHA-256 passes run
+/// stitched in one loop (see the `stitch` module); elsewhere they run through the `cbc`,
+/// `hmac` and `sha2` crates. Both give the same bytes and the same verdicts.
+pub struct Decryptor(Unpacker);
+
+impl std::fmt::Debug for Decryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("length", &self.0.length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decryptor {
+    /// A decryptor with `keys`.
+    pub fn new(keys: &MediaKeys) -> Self {
+        Self(Unpacker::new(OpenEngine::new(keys, true, true)))
+    }
+
+    /// A decryptor that runs the library passes whatever the CPU (tests compare the two).
+    #[cfg(test)]
+    fn library(keys: &MediaKeys) -> Self {
+        Self(Unpacker::new(OpenEngine::new(keys, true, false)))
     }
 
     /// Feeds the next bytes of the blob; appends the plaintext they complete to `out`.
     pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        self.pending.extend_from_slice(data);
-        if self.pending.len() <= HOLD {
-            return;
-        }
-        let ready = (self.pending.len() - HOLD) / BLOCK * BLOCK;
-        if ready == 0 {
-            return;
-        }
-        let start = out.len();
-        out.extend_from_slice(&self.pending[..ready]);
-        self.pending.drain(..ready);
-        // Verify, decrypt and hash unit by unit (see `Encryptor::update`).
-        for unit in out[start..].chunks_mut(STITCH) {
-            self.verifier.update(unit);
-            self.open_blocks(unit);
-            self.plain_hash.update(&*unit);
-        }
-        self.length += ready as u64;
+        self.0.update(data, out);
     }
 
     /// Decrypts the last block, strips the padding, appends the rest of the plaintext to
@@ -407,30 +670,49 @@ impl Decryptor {
     /// [`Error::Truncated`], [`Error::MacMismatch`], [`Error::EncHashMismatch`],
     /// [`Error::BadPadding`], [`Error::HashMismatch`].
     pub fn finish(self, expected: &Expected, out: &mut Vec<u8>) -> Result<u64, Error> {
-        let Decryptor {
-            mut cipher,
-            mut verifier,
-            mut plain_hash,
-            pending: mut last,
-            mut length,
-        } = self;
-        verifier.update(&last);
-        verifier.finish(expected)?;
-        // The verifier checked the length: pending is one or more blocks plus the MAC.
-        last.truncate(last.len() - MAC_LEN);
-        let (blocks, _) = InOutBuf::from(&mut last[..]).into_chunks();
-        cipher.decrypt_blocks_inout_mut(blocks);
-        let body = strip_padding(&last)?;
-        plain_hash.update(body);
-        length += body.len() as u64;
-        out.extend_from_slice(body);
-        if let Some(want) = expected.file_sha256 {
-            let got: [u8; 32] = plain_hash.finalize().into();
-            if !wa_crypto::ct_eq(&got, &want) {
-                return Err(Error::HashMismatch);
-            }
-        }
-        Ok(length)
+        self.0.finish(expected, out)
+    }
+}
+
+/// Streaming decryptor for a blob a [`Verifier`] has already checked: decryption and the
+/// plaintext hash only, so the second pass of a verify-then-decrypt download does not
+/// repeat the MAC and the encrypted-file hash. Its output is authentic only if the
+/// verifier accepted the same bytes.
+pub struct Opener(Unpacker);
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("length", &self.0.length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    /// An opener with `keys`.
+    pub fn new(keys: &MediaKeys) -> Self {
+        Self(Unpacker::new(OpenEngine::new(keys, false, true)))
+    }
+
+    /// An opener that runs the library passes whatever the CPU (tests compare the two).
+    #[cfg(test)]
+    fn library(keys: &MediaKeys) -> Self {
+        Self(Unpacker::new(OpenEngine::new(keys, false, false)))
+    }
+
+    /// Feeds the next bytes of the blob; appends the plaintext they complete to `out`.
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.0.update(data, out);
+    }
+
+    /// Decrypts the last block, strips the padding, appends the rest of the plaintext to
+    /// `out` and checks the padding and `expected.file_sha256` (the other fields are the
+    /// verifier's). Returns the plaintext length.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::BadPadding`], [`Error::HashMismatch`].
+    pub fn finish(self, expected: &Expected, out: &mut Vec<u8>) -> Result<u64, Error> {
+        self.0.finish(expected, out)
     }
 }
 
@@ -447,16 +729,61 @@ fn strip_padding(data: &[u8]) -> Result<&[u8], Error> {
     Ok(body)
 }
 
-/// Decrypts a whole blob in memory, verifying before returning anything.
+/// Below this size [`decrypt_parallel`] runs as [`decrypt`] does: starting a thread would
+/// cost more than it saves.
+const PARALLEL_MIN: usize = 1 << 20;
+
+/// Decrypts a whole blob in memory, verifying before returning anything: one pass, on the
+/// calling thread.
 ///
 /// # Errors
 /// As [`Decryptor::finish`].
 pub fn decrypt(keys: &MediaKeys, blob: &[u8], expected: &Expected) -> Result<Vec<u8>, Error> {
-    // One pass: the plaintext is only returned once `finish` has verified everything.
+    // The plaintext is only returned once `finish` has verified everything.
     let mut out = Vec::with_capacity(blob.len());
     let mut d = Decryptor::new(keys);
     d.update(blob, &mut out);
     d.finish(expected, &mut out)?;
+    Ok(out)
+}
+
+/// [`decrypt`] on two threads, for large blobs when the wall-clock time matters more than
+/// the CPU time: a [`Verifier`] checks the blob on a second thread while an [`Opener`]
+/// decrypts it on the calling one. Both read the same bytes, so the time is about that of
+/// the slower pass instead of the one-pass loop's; the two passes together use more CPU
+/// than the one pass does (figures in docs/PERFORMANCE.md). Below 1 MiB, or on a machine
+/// with one core, it runs as [`decrypt`] does.
+///
+/// # Errors
+/// As [`Decryptor::finish`], in the same order.
+pub fn decrypt_parallel(
+    keys: &MediaKeys,
+    blob: &[u8],
+    expected: &Expected,
+) -> Result<Vec<u8>, Error> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if blob.len() < PARALLEL_MIN || cores < 2 {
+        return decrypt(keys, blob, expected);
+    }
+    let mut out = Vec::with_capacity(blob.len());
+    let (checked, opened) = std::thread::scope(|s| {
+        let checker = s.spawn(|| {
+            let mut v = Verifier::new(keys);
+            v.update(blob);
+            v.finish(expected)
+        });
+        let mut o = Opener::new(keys);
+        o.update(blob, &mut out);
+        let opened = o.finish(expected, &mut out);
+        // A panic in the verifier is a bug, not a verdict on the blob: pass it on.
+        let checked = checker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, opened)
+    });
+    // The order of verdicts of one pass: length, MAC, hash, then padding, plaintext.
+    checked?;
+    opened?;
     Ok(out)
 }
 
@@ -630,5 +957,116 @@ mod tests {
         assert_eq!(info, want_info);
         let expected = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
         assert!(decrypt(&k, &got, &expected).unwrap() == plain);
+    }
+
+    /// The verdict and output of one way of taking `blob` in the pieces `cuts` makes.
+    type Outcome = (Result<u64, Error>, Vec<u8>);
+
+    fn pieces(blob: &[u8], cuts: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &c in cuts {
+            let end = (at + c).min(blob.len());
+            out.push(at..end);
+            at = end;
+        }
+        out.push(at..blob.len());
+        out
+    }
+
+    fn run_decryptor(mut d: Decryptor, blob: &[u8], cuts: &[usize], e: &Expected) -> Outcome {
+        let mut out = Vec::new();
+        for r in pieces(blob, cuts) {
+            d.update(&blob[r], &mut out);
+        }
+        (d.finish(e, &mut out), out)
+    }
+
+    fn run_opener(mut o: Opener, blob: &[u8], cuts: &[usize], e: &Expected) -> Outcome {
+        let mut out = Vec::new();
+        for r in pieces(blob, cuts) {
+            o.update(&blob[r], &mut out);
+        }
+        (o.finish(e, &mut out), out)
+    }
+
+    fn run_verifier(mut v: Verifier, blob: &[u8], cuts: &[usize], e: &Expected) -> Outcome {
+        for r in pieces(blob, cuts) {
+            v.update(&blob[r]);
+        }
+        (v.finish(e).map(|()| 0), Vec::new())
+    }
+
+    /// Each of the three decryption-side types gives the same verdict and bytes through
+    /// the stitched and the library engines.
+    fn assert_engines_agree(k: &MediaKeys, blob: &[u8], cuts: &[usize], e: &Expected) {
+        let what = format!("{} bytes, cuts {cuts:?}", blob.len());
+        let (want, want_out) = run_decryptor(Decryptor::library(k), blob, cuts, e);
+        let (got, got_out) = run_decryptor(Decryptor::new(k), blob, cuts, e);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "decryptor, {what}");
+        assert!(got_out == want_out, "decryptor output, {what}");
+        let (want, want_out) = run_opener(Opener::library(k), blob, cuts, e);
+        let (got, got_out) = run_opener(Opener::new(k), blob, cuts, e);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "opener, {what}");
+        assert!(got_out == want_out, "opener output, {what}");
+        let (want, _) = run_verifier(Verifier::library(k), blob, cuts, e);
+        let (got, _) = run_verifier(Verifier::new(k), blob, cuts, e);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "verifier, {what}");
+    }
+
+    #[test]
+    fn both_decryption_paths_agree_on_every_length_split_and_tampering() {
+        let mut rng = StdRng::seed_from_u64(13);
+        for len in 0..=200usize {
+            let k = random_keys(&mut rng);
+            let mut plain = vec![0u8; len];
+            rng.fill_bytes(&mut plain);
+            let (blob, info) = encrypt(&k, &plain);
+            let e = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
+            // The library path itself, against what was encrypted.
+            let (verdict, out) = run_decryptor(Decryptor::library(&k), &blob, &[], &e);
+            assert_eq!(verdict.unwrap(), len as u64);
+            assert_eq!(out, plain);
+            let (verdict, out) = run_opener(Opener::library(&k), &blob, &[], &e);
+            assert_eq!(verdict.unwrap(), len as u64);
+            assert_eq!(out, plain);
+
+            let step = if len <= 100 { 1 } else { 9 };
+            for cut in (0..=blob.len()).step_by(step) {
+                assert_engines_agree(&k, &blob, &[cut], &e);
+            }
+            assert_engines_agree(&k, &blob, &[3, 17, 1, 40], &e);
+            // Tampered: a flipped ciphertext or MAC byte, a cut blob, wrong hashes.
+            let mut flipped = blob.clone();
+            let i = rng.gen_range(0..blob.len());
+            flipped[i] ^= 1 << rng.gen_range(0..8);
+            assert_engines_agree(&k, &flipped, &[7], &e);
+            assert_engines_agree(&k, &blob[..blob.len() - 1], &[], &e);
+            assert_engines_agree(&k, &blob[..blob.len().min(MAC_LEN + 3)], &[2], &e);
+            let mut wrong = e.clone();
+            wrong.file_enc_sha256.as_mut().unwrap()[0] ^= 1;
+            assert_engines_agree(&k, &blob, &[33], &wrong);
+            let mut wrong = e.clone();
+            wrong.file_sha256.as_mut().unwrap()[0] ^= 1;
+            assert_engines_agree(&k, &blob, &[33], &wrong);
+        }
+    }
+
+    #[test]
+    fn both_decryption_paths_agree_on_a_few_mib_in_random_pieces() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let k = random_keys(&mut rng);
+        let mut plain = vec![0u8; (3 << 20) + 9];
+        rng.fill_bytes(&mut plain);
+        let (blob, info) = encrypt(&k, &plain);
+        let e = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
+        let cuts: Vec<usize> = (0..60).map(|_| rng.gen_range(0..90_000)).collect();
+        assert_engines_agree(&k, &blob, &cuts, &e);
+        let (verdict, out) = run_decryptor(Decryptor::new(&k), &blob, &cuts, &e);
+        assert_eq!(verdict.unwrap(), plain.len() as u64);
+        assert!(out == plain);
+        let mut flipped = blob.clone();
+        flipped[2 << 20] ^= 4;
+        assert_engines_agree(&k, &flipped, &cuts, &e);
     }
 }

@@ -11,8 +11,8 @@ mod stitch;
 mod transfer;
 
 pub use cipher::{
-    BLOCK, Decryptor, EncryptedInfo, Encryptor, Expected, MAC_LEN, RangePlan, Verifier, decrypt,
-    encrypt,
+    BLOCK, Decryptor, EncryptedInfo, Encryptor, Expected, MAC_LEN, Opener, RangePlan, Verifier,
+    decrypt, decrypt_parallel, encrypt,
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};

@@ -1,5 +1,5 @@
-//! AES-256-CBC encryption stitched with the format's SHA-256 passes, for x86_64 CPUs with
-//! AES-NI and SHA-NI.
+//! AES-256-CBC encryption and decryption stitched with the format's SHA-256 passes, for
+//! x86_64 CPUs with AES-NI and SHA-NI.
 //!
 //! CBC encryption is one serial chain: each block's fourteen AES rounds wait on the
 //! previous block's result, so the AES unit spends most of its time waiting on latency.
@@ -8,7 +8,7 @@
 //! `i`'s plaintext and the encrypted-file hash and the HMAC inner hash take group `i - 1`'s
 //! ciphertext (one group behind, so they never wait on the chain).
 //!
-//! Measured on an AMD EPYC (docs/perf/wa-media.md): one hash lane hides almost entirely
+//! Measured on an AMD EPYC (docs/PERFORMANCE.md): one hash lane hides almost entirely
 //! behind the chain; with all three the loop outgrows the out-of-order window and the AES
 //! and SHA instructions compete for the same vector pipes, so a group costs about what raw
 //! AES-CBC plus one HMAC pass does, instead of the chain plus three hash passes.
@@ -17,12 +17,17 @@
 //! blocks start 16 bytes before each ciphertext group, so the block belonging to group `i`
 //! is the chaining value before the group (the IV or the previous ciphertext block)
 //! followed by the group's first three ciphertext blocks.
+//!
+//! Decryption ([`Unsealer`]) has no chain to hide behind: there the SHA unit is the bound,
+//! and interleaving the hashes is what pays, since one SHA-256 stream leaves most of the
+//! unit idle waiting on `sha256rnds2` latency.
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
-    _mm_alignr_epi8, _mm_cvtsi128_si64, _mm_extract_epi32, _mm_extract_epi64, _mm_set_epi32,
-    _mm_set_epi64x, _mm_setzero_si128, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
-    _mm_sha256rnds2_epu32, _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
+    __m128i, _mm_add_epi32, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128,
+    _mm_aesenclast_si128, _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_alignr_epi8,
+    _mm_cvtsi128_si64, _mm_extract_epi32, _mm_extract_epi64, _mm_set_epi32, _mm_set_epi64x,
+    _mm_setzero_si128, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32,
+    _mm_shuffle_epi8, _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
 };
 use std::sync::OnceLock;
 
@@ -68,6 +73,18 @@ impl Cpu {
                 && std::arch::is_x86_feature_detected!("sse4.1")
         });
         ok.then_some(Cpu(()))
+    }
+
+    /// Whether the CPU also has AVX-512 (F and VL), for [`Unsealer`]'s wide loop (checked
+    /// once per process).
+    fn wide(self) -> bool {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+        })
     }
 }
 
@@ -574,6 +591,459 @@ impl Stitched {
     }
 }
 
+/// The fifteen AES-256 decryption round keys (the equivalent inverse cipher's order) from
+/// the encryption round keys.
+#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+fn inverse_keys(ek: &[__m128i; 15]) -> [__m128i; 15] {
+    let mut dk = [_mm_setzero_si128(); 15];
+    dk[0] = ek[14];
+    for i in 1..14 {
+        dk[i] = _mm_aesimc_si128(ek[14 - i]);
+    }
+    dk[14] = ek[0];
+    dk
+}
+
+/// AES-256 decryption of one block with the keys from [`inverse_keys`].
+#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+fn aes256_inv(dk: &[__m128i; 15], block: __m128i) -> __m128i {
+    let mut x = _mm_xor_si128(block, dk[0]);
+    for k in &dk[1..14] {
+        x = _mm_aesdec_si128(x, *k);
+    }
+    _mm_aesdeclast_si128(x, dk[14])
+}
+
+/// The body of [`Unsealer`]'s decryption loop, expanded into one function per set of CPU
+/// features (the code is the same; with AVX-512 the compiler has 32 vector registers for
+/// what does not fit in 16). `CHECK` says whether the HMAC and encrypted-file hashes run
+/// too.
+macro_rules! open_groups_body {
+    ($self:ident, $input:ident, $output:ident) => {{
+        debug_assert_eq!($input.len(), $output.len());
+        let (Some((first, rest)), Some((first_out, rest_out))) =
+            ($input.split_first(), $output.split_first_mut())
+        else {
+            return;
+        };
+        debug_assert!($self.at_boundary());
+        let rk = &$self.round_keys;
+        let mut chain = $self.chain;
+        let mut plain = to_regs(&$self.plain.state);
+        let mut enc = to_regs(&$self.enc.state);
+        let mut mac = to_regs(&$self.mac_inner.state);
+
+        // The first group: its plaintext is hashed with the next group.
+        let c = first.map(|b| load(&b));
+        if CHECK {
+            enc = rounds(enc, words(c));
+            mac = rounds(mac, words([chain, c[0], c[1], c[2]]));
+        }
+        let mut prev_plain = [_mm_setzero_si128(); 4];
+        for (i, p) in prev_plain.iter_mut().enumerate() {
+            let before = if i == 0 { chain } else { c[i - 1] };
+            *p = _mm_xor_si128(aes256_inv(rk, c[i]), before);
+        }
+        *first_out = prev_plain.map(|p| store(p));
+        chain = c[3];
+
+        for (group, group_out) in rest.iter().zip(rest_out) {
+            let c = group.map(|b| load(&b));
+            let mut we = if CHECK { words(c) } else { c };
+            let mut wm = if CHECK {
+                words([chain, c[0], c[1], c[2]])
+            } else {
+                c
+            };
+            let mut wp = words(prev_plain);
+            let (se, sm, sp) = (enc, mac, plain);
+            let mut x = c;
+
+            // One AES round of each of the four blocks, then one quad-round of each hash.
+            macro_rules! step {
+                ($q:expr) => {{
+                    const R: usize = $q;
+                    // The round key of rounds 1 to 13 (steps past 13 use none).
+                    const KEY: usize = if R < 13 { R + 1 } else { 0 };
+                    if R == 0 {
+                        x = x.map(|b| _mm_aesdec_si128(_mm_xor_si128(b, rk[0]), rk[1]));
+                    } else if R < 13 {
+                        x = x.map(|b| _mm_aesdec_si128(b, rk[KEY]));
+                    } else if R == 13 {
+                        x = x.map(|b| _mm_aesdeclast_si128(b, rk[14]));
+                    }
+                    if CHECK {
+                        sha_quad!(enc, we, $q);
+                        sha_quad!(mac, wm, $q);
+                    }
+                    sha_quad!(plain, wp, $q);
+                }};
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+            step!(4);
+            step!(5);
+            step!(6);
+            step!(7);
+            step!(8);
+            step!(9);
+            step!(10);
+            step!(11);
+            step!(12);
+            step!(13);
+            step!(14);
+            step!(15);
+
+            if CHECK {
+                enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
+                mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
+            }
+            plain = (_mm_add_epi32(plain.0, sp.0), _mm_add_epi32(plain.1, sp.1));
+            prev_plain = [
+                _mm_xor_si128(x[0], chain),
+                _mm_xor_si128(x[1], c[0]),
+                _mm_xor_si128(x[2], c[1]),
+                _mm_xor_si128(x[3], c[2]),
+            ];
+            *group_out = prev_plain.map(|p| store(p));
+            chain = c[3];
+        }
+
+        // The last group's plaintext.
+        plain = rounds(plain, words(prev_plain));
+
+        let bytes = 64 * $input.len() as u64;
+        $self.chain = chain;
+        $self.done += bytes;
+        $self.plain.state = from_regs(plain.0, plain.1);
+        $self.plain.total += bytes;
+        if CHECK {
+            $self.enc.state = from_regs(enc.0, enc.1);
+            $self.enc.total += bytes;
+            $self.mac_inner.state = from_regs(mac.0, mac.1);
+            $self.mac_inner.total += bytes;
+            $self.mac_inner.buf[..16].copy_from_slice(&store(chain));
+        }
+    }};
+}
+
+/// What finishing an [`Unsealer`]'s checks gives: the MAC it computed and the
+/// encrypted-file hash.
+pub(crate) struct Unsealed {
+    /// The truncated HMAC of `iv || ciphertext`.
+    pub(crate) mac: [u8; MAC_LEN],
+    /// SHA-256 of ciphertext || the received MAC.
+    pub(crate) file_enc_sha256: [u8; 32],
+}
+
+/// The decryption side of the format, stitched: AES-256-CBC decryption with SHA-256 of
+/// the plaintext ("open"), and HMAC-SHA256 of `iv || ciphertext` with SHA-256 of
+/// ciphertext || MAC ("check"). A caller runs both in one pass, or each on its own (a
+/// [`Verifier`](crate::Verifier) only checks; an [`Opener`](crate::Opener) only opens). Only
+/// exists on CPUs [`Cpu::detect`] accepted.
+///
+/// CBC decryption has no chain (every block needs only its own and the previous
+/// ciphertext), so the AES unit is not the bound: the hashes are. One SHA-256 stream waits
+/// on the latency of `sha256rnds2`; two or three interleaved streams keep the SHA unit
+/// busy, so two cost about what one does and three about one and a half (figures in
+/// docs/PERFORMANCE.md).
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Unsealer {
+    round_keys: [__m128i; 15],
+    /// The previous ciphertext block (the IV at first).
+    chain: __m128i,
+    /// Ciphertext bytes taken so far (always whole blocks).
+    done: u64,
+    plain: Lane,
+    enc: Lane,
+    /// HMAC inner hash (ipad block and IV absorbed at the start).
+    mac_inner: Lane,
+    /// State after the HMAC opad block.
+    mac_outer: [u32; 8],
+    /// Run the wide loop: only true when [`Cpu::wide`] found its features.
+    wide: bool,
+}
+
+impl Unsealer {
+    /// A stitched decryptor for `keys` on a CPU that has the features.
+    pub(crate) fn new(cpu: Cpu, keys: &MediaKeys) -> Box<Self> {
+        // SAFETY: a `Cpu` only exists once `is_x86_feature_detected!` confirmed aes, sha,
+        // sse2, ssse3 and sse4.1, every feature `new_tf` is compiled for.
+        #[allow(unsafe_code)]
+        let mut this = unsafe { Self::new_tf(keys) };
+        this.wide = cpu.wide();
+        this
+    }
+
+    /// The same with the 128-bit loop whatever the CPU (tests compare the two).
+    #[cfg(test)]
+    fn narrow(cpu: Cpu, keys: &MediaKeys) -> Box<Self> {
+        let mut this = Self::new(cpu, keys);
+        this.wide = false;
+        this
+    }
+
+    /// Checks whole 16-byte ciphertext blocks (hashes them, without decrypting).
+    pub(crate) fn check(&mut self, blocks: &[u8]) {
+        // SAFETY: `self` was built by `new`, from a `Cpu`: `is_x86_feature_detected!`
+        // confirmed every feature `check_tf` is compiled for.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.check_tf(blocks)
+        }
+    }
+
+    /// Decrypts whole 16-byte blocks from `input` into `output` (the same length) and
+    /// hashes the plaintext; with `check`, also checks the ciphertext. Never the blob's
+    /// last block, whose padding only [`open_last`](Self::open_last) may see.
+    pub(crate) fn open(&mut self, input: &[u8], output: &mut [u8], check: bool) {
+        // SAFETY: as in `check`.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.open_tf(input, output, check)
+        }
+    }
+
+    /// Decrypts the last blocks in place without hashing their plaintext (the caller
+    /// strips the padding and passes the rest to [`finish_plain`](Self::finish_plain));
+    /// with `check`, also checks them.
+    pub(crate) fn open_last(&mut self, cipher: &mut [u8], check: bool) {
+        // SAFETY: as in `check`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let (blocks, tail) = cipher.as_chunks_mut::<BLOCK>();
+            debug_assert!(tail.is_empty());
+            for block in blocks {
+                self.open_block(block, check, false);
+            }
+        }
+    }
+
+    /// Ends the checks: takes the received MAC into the encrypted-file hash and returns the
+    /// computed MAC and that hash.
+    pub(crate) fn finish_check(&mut self, received_mac: &[u8]) -> Unsealed {
+        // SAFETY: as in `check`.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.finish_check_tf(received_mac)
+        }
+    }
+
+    /// Hashes the unpadded rest of the plaintext and returns the plaintext hash.
+    pub(crate) fn finish_plain(&mut self, body: &[u8]) -> [u8; 32] {
+        // SAFETY: as in `check`.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.plain.absorb(body);
+            self.plain.finish()
+        }
+    }
+
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn new_tf(keys: &MediaKeys) -> Box<Self> {
+        let mut ek = expand_key(&keys.cipher_key);
+        let mut this = Box::new(Self {
+            round_keys: inverse_keys(&ek),
+            chain: load(&keys.iv),
+            done: 0,
+            plain: Lane::new(),
+            enc: Lane::new(),
+            mac_inner: Lane::new(),
+            mac_outer: H0,
+            wide: false,
+        });
+        ek.zeroize();
+        let mut block = key_block(&keys.mac_key, 0x36);
+        this.mac_inner.absorb(&block);
+        this.mac_inner.absorb(&keys.iv);
+        block = key_block(&keys.mac_key, 0x5c);
+        compress(&mut this.mac_outer, &block);
+        block.zeroize();
+        this
+    }
+
+    /// Whether the blocks taken so far fill whole 64-byte hash blocks (where the group
+    /// loops may start).
+    fn at_boundary(&self) -> bool {
+        self.done.is_multiple_of(64)
+    }
+
+    /// One block of checks outside the group loop.
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn check_block(&mut self, block: &[u8; BLOCK]) {
+        self.enc.absorb(block);
+        self.mac_inner.absorb(block);
+        self.chain = load(block);
+        self.done += BLOCK as u64;
+    }
+
+    /// One block outside the group loop: decrypts it in place, with the checks if `check`
+    /// and the plaintext hash if `hash_plain`.
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn open_block(&mut self, block: &mut [u8; BLOCK], check: bool, hash_plain: bool) {
+        if check {
+            self.enc.absorb(block);
+            self.mac_inner.absorb(block);
+        }
+        let c = load(block);
+        *block = store(_mm_xor_si128(aes256_inv(&self.round_keys, c), self.chain));
+        self.chain = c;
+        self.done += BLOCK as u64;
+        if hash_plain {
+            self.plain.absorb(block);
+        }
+    }
+
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn check_tf(&mut self, data: &[u8]) {
+        let (mut blocks, tail) = data.as_chunks::<BLOCK>();
+        debug_assert!(tail.is_empty());
+        while !self.at_boundary() {
+            let Some((block, rest)) = blocks.split_first() else {
+                return;
+            };
+            self.check_block(block);
+            blocks = rest;
+        }
+        let (groups, rest) = blocks.as_chunks::<4>();
+        self.check_groups(groups);
+        for block in rest {
+            self.check_block(block);
+        }
+    }
+
+    /// Both checks over whole groups at a 64-byte boundary, interleaved.
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn check_groups(&mut self, groups: &[[[u8; BLOCK]; 4]]) {
+        debug_assert!(self.at_boundary());
+        let mut chain = self.chain;
+        let mut enc = to_regs(&self.enc.state);
+        let mut mac = to_regs(&self.mac_inner.state);
+        for group in groups {
+            let c = group.map(|b| load(&b));
+            let mut we = words(c);
+            let mut wm = words([chain, c[0], c[1], c[2]]);
+            let (se, sm) = (enc, mac);
+            macro_rules! step {
+                ($q:expr) => {{
+                    sha_quad!(enc, we, $q);
+                    sha_quad!(mac, wm, $q);
+                }};
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+            step!(4);
+            step!(5);
+            step!(6);
+            step!(7);
+            step!(8);
+            step!(9);
+            step!(10);
+            step!(11);
+            step!(12);
+            step!(13);
+            step!(14);
+            step!(15);
+            enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
+            mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
+            chain = c[3];
+        }
+        let bytes = 64 * groups.len() as u64;
+        self.chain = chain;
+        self.done += bytes;
+        self.enc.state = from_regs(enc.0, enc.1);
+        self.enc.total += bytes;
+        self.mac_inner.state = from_regs(mac.0, mac.1);
+        self.mac_inner.total += bytes;
+        self.mac_inner.buf[..16].copy_from_slice(&store(chain));
+    }
+
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn open_tf(&mut self, input: &[u8], output: &mut [u8], check: bool) {
+        let (mut blocks, tail) = input.as_chunks::<BLOCK>();
+        debug_assert!(tail.is_empty());
+        let (mut outs, _) = output.as_chunks_mut::<BLOCK>();
+        debug_assert_eq!(blocks.len(), outs.len());
+        while !self.at_boundary() {
+            let (Some((block, rest)), Some((out, rest_out))) =
+                (blocks.split_first(), outs.split_first_mut())
+            else {
+                return;
+            };
+            *out = *block;
+            self.open_block(out, check, true);
+            blocks = rest;
+            outs = rest_out;
+        }
+        let (groups, rest) = blocks.as_chunks::<4>();
+        let (groups_out, rest_out) = outs.as_chunks_mut::<4>();
+        match (self.wide, check) {
+            // SAFETY: `wide` is only set when `Cpu::wide` confirmed avx, avx2, avx512f and
+            // avx512vl, the features `open_groups_wide` adds to this function's.
+            #[allow(unsafe_code)]
+            (true, true) => unsafe { self.open_groups_wide::<true>(groups, groups_out) },
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            (true, false) => unsafe { self.open_groups_wide::<false>(groups, groups_out) },
+            (false, true) => self.open_groups::<true>(groups, groups_out),
+            (false, false) => self.open_groups::<false>(groups, groups_out),
+        }
+        for (block, out) in rest.iter().zip(rest_out) {
+            *out = *block;
+            self.open_block(out, check, true);
+        }
+    }
+
+    /// The stitched loop, over whole groups at a 64-byte boundary of the hashes. The
+    /// plaintext hash runs one group behind, so it never waits on the decryption.
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn open_groups<const CHECK: bool>(
+        &mut self,
+        input: &[[[u8; BLOCK]; 4]],
+        output: &mut [[[u8; BLOCK]; 4]],
+    ) {
+        open_groups_body!(self, input, output)
+    }
+
+    /// [`open_groups`](Self::open_groups) on CPUs with AVX-512: the same loop, but the
+    /// compiler has 32 vector registers instead of 16 for the hashes' states and message
+    /// words, so far fewer of them go through the stack (figures in docs/PERFORMANCE.md).
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512vl")]
+    fn open_groups_wide<const CHECK: bool>(
+        &mut self,
+        input: &[[[u8; BLOCK]; 4]],
+        output: &mut [[[u8; BLOCK]; 4]],
+    ) {
+        open_groups_body!(self, input, output)
+    }
+
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+    fn finish_check_tf(&mut self, received_mac: &[u8]) -> Unsealed {
+        let mut inner = self.mac_inner.finish();
+        let mut outer = Lane {
+            state: self.mac_outer,
+            buf: [0; SHA_BLOCK],
+            buf_len: 0,
+            total: SHA_BLOCK as u64,
+        };
+        outer.absorb(&inner);
+        let tag = outer.finish();
+        inner.zeroize();
+        outer.zeroize();
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(&tag[..MAC_LEN]);
+        self.enc.absorb(received_mac);
+        Unsealed {
+            mac,
+            file_enc_sha256: self.enc.finish(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,5 +1178,105 @@ mod tests {
         let cuts: Vec<usize> = (0..40).map(|_| rng.gen_range(0..9000)).collect();
         assert_matches(cpu, &keys, &plain, &cuts);
         assert_matches(cpu, &keys, &plain, &[]);
+    }
+
+    /// Takes `blob` (ciphertext || MAC) through an unsealer in the pieces `cuts` (block
+    /// counts) makes: decrypted in place when `open`, checked when `check`. Returns the
+    /// plaintext (with its padding), the MAC and encrypted-file hash when checked, and the
+    /// plaintext hash (padding stripped) when opened.
+    fn unseal(
+        mut u: Box<Unsealer>,
+        blob: &[u8],
+        cuts: &[usize],
+        check: bool,
+        open: bool,
+    ) -> (Vec<u8>, Option<Unsealed>, Option<[u8; 32]>) {
+        let (body, received) = blob.split_at(blob.len() - MAC_LEN);
+        let (head, last) = body.split_at(body.len() - BLOCK);
+        let mut buf = vec![0u8; head.len()];
+        let mut rest = &mut buf[..];
+        let mut src = head;
+        let take = |u: &mut Unsealer, part: &[u8], out: &mut [u8]| {
+            if open {
+                u.open(part, out, check);
+            } else {
+                u.check(part);
+                out.copy_from_slice(part);
+            }
+        };
+        for &c in cuts {
+            let n = (c * BLOCK).min(rest.len());
+            let (a, b) = rest.split_at_mut(n);
+            take(&mut u, &src[..n], a);
+            rest = b;
+            src = &src[n..];
+        }
+        take(&mut u, src, rest);
+        let mut last = last.to_vec();
+        if open {
+            u.open_last(&mut last, check);
+        } else {
+            u.check(&last);
+        }
+        let checked = check.then(|| u.finish_check(received));
+        buf.extend_from_slice(&last);
+        let plain_hash = open.then(|| {
+            let pad = usize::from(*buf.last().unwrap());
+            u.finish_plain(&buf[head.len()..buf.len() - pad])
+        });
+        (buf, checked, plain_hash)
+    }
+
+    fn assert_unseals(cpu: Cpu, keys: &MediaKeys, plain: &[u8], cuts: &[usize]) {
+        let (blob, plain_sha, enc_sha) = reference(keys, plain);
+        let mac = &blob[blob.len() - MAC_LEN..];
+        let what = format!("{} bytes, cuts {cuts:?}", plain.len());
+        for (loop_name, wide) in [("narrow", false), ("default", true)] {
+            let make = || {
+                if wide {
+                    Unsealer::new(cpu, keys)
+                } else {
+                    Unsealer::narrow(cpu, keys)
+                }
+            };
+            for (check, open) in [(true, true), (false, true), (true, false)] {
+                let (out, checked, hashed) = unseal(make(), &blob, cuts, check, open);
+                let mode = format!("{loop_name}, check {check}, open {open}, {what}");
+                if open {
+                    let (p, pad) = out.split_at(plain.len());
+                    assert!(p == plain, "plaintext, {mode}");
+                    assert!(pad.iter().all(|&b| usize::from(b) == pad.len()), "{mode}");
+                    assert_eq!(hashed, Some(plain_sha), "plaintext hash, {mode}");
+                }
+                if let Some(u) = checked {
+                    assert_eq!(u.mac[..], mac[..], "MAC, {mode}");
+                    assert_eq!(u.file_enc_sha256, enc_sha, "encrypted hash, {mode}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unsealing_matches_the_crates_at_every_length_and_split() {
+        let Some(cpu) = cpu() else { return };
+        let mut rng = StdRng::seed_from_u64(5);
+        for len in 0..=200usize {
+            let keys = random_keys(&mut rng);
+            let plain = random_bytes(&mut rng, len);
+            let blocks = len / BLOCK;
+            for a in 0..=blocks.min(13) {
+                assert_unseals(cpu, &keys, &plain, &[a, 5]);
+            }
+        }
+    }
+
+    #[test]
+    fn unsealing_a_few_mib_in_uneven_pieces_matches_the_crates() {
+        let Some(cpu) = cpu() else { return };
+        let mut rng = StdRng::seed_from_u64(6);
+        let keys = random_keys(&mut rng);
+        let plain = random_bytes(&mut rng, (2 << 20) + 41);
+        let cuts: Vec<usize> = (0..40).map(|_| rng.gen_range(0..9000)).collect();
+        assert_unseals(cpu, &keys, &plain, &cuts);
     }
 }

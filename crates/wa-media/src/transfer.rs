@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use wa_binary::{Jid, Node};
 use wa_socket::Socket;
 
-use crate::cipher::{Decryptor, EncryptedInfo, Encryptor, Expected, RangePlan, Verifier};
+use crate::cipher::{EncryptedInfo, Encryptor, Expected, Opener, RangePlan, Verifier};
 use crate::{Error, MediaKeys, MediaType};
 
 /// Size of the buffers files and bodies are streamed through.
@@ -549,7 +549,8 @@ impl Media {
         verifier.finish(&expected)?;
         let file = tmp.file();
         file.rewind().await?;
-        let mut dec = Decryptor::new(&keys);
+        // Verified above: the second pass only decrypts and hashes the plaintext.
+        let mut dec = Opener::new(&keys);
         let mut inbuf = vec![0u8; CHUNK];
         let mut out = Vec::with_capacity(CHUNK + 32);
         loop {

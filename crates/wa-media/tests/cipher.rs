@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use wa_media::{
-    Decryptor, Encryptor, Error, Expected, MAC_LEN, MediaKeys, MediaType, RangePlan, Verifier,
-    decrypt, encrypt,
+    Decryptor, Encryptor, Error, Expected, MAC_LEN, MediaKeys, MediaType, Opener, RangePlan,
+    Verifier, decrypt, decrypt_parallel, encrypt,
 };
 
 fn keys() -> MediaKeys {
@@ -49,7 +49,15 @@ proptest! {
         }
         prop_assert!(ver.finish(&expected).is_ok());
         prop_assert_eq!(dec.finish(&expected, &mut back).unwrap(), plain.len() as u64);
-        prop_assert_eq!(back, plain);
+        prop_assert_eq!(&back, &plain);
+
+        let mut opener = Opener::new(&k);
+        let mut opened = Vec::new();
+        for c in chunked(&blob, &cuts) {
+            opener.update(c, &mut opened);
+        }
+        prop_assert_eq!(opener.finish(&expected, &mut opened).unwrap(), plain.len() as u64);
+        prop_assert_eq!(opened, plain);
     }
 
     #[test]
@@ -160,4 +168,45 @@ fn bad_padding_under_a_valid_mac_is_refused() {
         decrypt(&k, &blob, &Expected::default()),
         Err(Error::BadPadding)
     ));
+}
+
+#[test]
+fn the_parallel_decrypt_gives_the_verdicts_of_one_pass_on_a_large_blob() {
+    let k = keys();
+    let plain: Vec<u8> = (0..(3 << 19) + 5).map(|i| (i * 7 + 3) as u8).collect();
+    let (blob, info) = encrypt(&k, &plain);
+    let expected = Expected::hashes(Some(info.file_enc_sha256), Some(info.file_sha256));
+    assert!(decrypt_parallel(&k, &blob, &expected).unwrap() == plain);
+
+    let mut ct = blob.clone();
+    ct[1 << 20] ^= 0x10;
+    let mut wrong_enc = expected.clone();
+    wrong_enc.file_enc_sha256.as_mut().unwrap()[3] ^= 1;
+    let mut wrong_plain = expected.clone();
+    wrong_plain.file_sha256.as_mut().unwrap()[3] ^= 1;
+    // Both hashes wrong: the encrypted-file hash is reported, as one pass reports it.
+    let mut both = wrong_enc.clone();
+    both.file_sha256 = wrong_plain.file_sha256;
+    let cases: [(&[u8], &Expected); 6] = [
+        (&ct, &expected),
+        (&blob, &wrong_enc),
+        (&blob, &wrong_plain),
+        (&blob, &both),
+        (&blob[..blob.len() - 1], &expected),
+        (&blob[..blob.len() - 16], &expected),
+    ];
+    let want = [
+        "MacMismatch",
+        "EncHashMismatch",
+        "HashMismatch",
+        "EncHashMismatch",
+        "Truncated",
+        "MacMismatch",
+    ];
+    for ((b, e), want) in cases.into_iter().zip(want) {
+        let one = decrypt(&k, b, e).unwrap_err();
+        let two = decrypt_parallel(&k, b, e).unwrap_err();
+        assert_eq!(format!("{one:?}"), want);
+        assert_eq!(format!("{two:?}"), want);
+    }
 }
