@@ -78,17 +78,21 @@ async fn own_device_chats(inner: &Inner, updates: &mut [MessageUpdate]) {
     }
 }
 
-/// One [`MessageUpdate`] per id the receipt names.
+/// One [`MessageUpdate`] per id the receipt names (per member and id for a grouped
+/// receipt).
 fn updates_from(node: &Node, kind: &ReceiptType) -> Option<Vec<MessageUpdate>> {
     let from = stanza::jid_attr(node, "from")?;
     let participant = stanza::jid_attr(node, "participant");
+    let from_me = !matches!(kind, ReceiptType::ReadSelf | ReceiptType::PlayedSelf);
     let (chat, device) = if from.is_group() || from.is_broadcast() {
-        (from.clone(), participant.clone()?)
+        let Some(device) = participant else {
+            return grouped_updates(node, &from, kind, from_me);
+        };
+        (from.clone(), device)
     } else {
         let chat = stanza::jid_attr(node, "recipient").unwrap_or_else(|| from.clone());
         (chat.to_non_ad(), from.clone())
     };
-    let from_me = !matches!(kind, ReceiptType::ReadSelf | ReceiptType::PlayedSelf);
     let t = node.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
     let ids = stanza::receipt_ids(node);
     if ids.is_empty() {
@@ -96,20 +100,58 @@ fn updates_from(node: &Node, kind: &ReceiptType) -> Option<Vec<MessageUpdate>> {
     }
     Some(
         ids.into_iter()
-            .map(|id| {
-                let mut key = MessageKey::new(chat.clone(), from_me, id);
-                if chat.is_group() || chat.is_broadcast() {
-                    key = key.with_participant(device.to_non_ad());
-                }
-                MessageUpdate {
-                    key,
-                    device: device.clone(),
-                    receipt: kind.clone(),
-                    timestamp: t,
-                }
-            })
+            .map(|id| update(&chat, from_me, id, &device, kind, t))
             .collect(),
     )
+}
+
+/// The update for message `id` in `chat` from `device`.
+fn update(
+    chat: &Jid,
+    from_me: bool,
+    id: String,
+    device: &Jid,
+    kind: &ReceiptType,
+    timestamp: u64,
+) -> MessageUpdate {
+    let mut key = MessageKey::new(chat.clone(), from_me, id);
+    if chat.is_group() || chat.is_broadcast() {
+        key = key.with_participant(device.to_non_ad());
+    }
+    MessageUpdate {
+        key,
+        device: device.clone(),
+        receipt: kind.clone(),
+        timestamp,
+    }
+}
+
+/// A grouped receipt: a group's receipt without `participant`, naming its members in
+/// `<participants key="message id"><user jid t/>...</participants>` children instead (one
+/// per message). One update per member and message, [`stanza::MAX_RECEIPT_IDS`] at most.
+fn grouped_updates(
+    node: &Node,
+    chat: &Jid,
+    kind: &ReceiptType,
+    from_me: bool,
+) -> Option<Vec<MessageUpdate>> {
+    let mut out = Vec::new();
+    'groups: for group in node.children_by_tag("participants") {
+        let Some(id) = stanza::id_attr_named(group, "key") else {
+            continue;
+        };
+        for user in group.children_by_tag("user") {
+            if out.len() >= stanza::MAX_RECEIPT_IDS {
+                break 'groups;
+            }
+            let Some(device) = stanza::jid_attr(user, "jid") else {
+                continue;
+            };
+            let t = user.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
+            out.push(update(chat, from_me, id.to_owned(), &device, kind, t));
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Answers a retry receipt: re-encrypts the stored message for the asking device (after
@@ -208,4 +250,104 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
     inner.socket.send_node(&node).await?;
     debug!("resent {id} to {device} (retry {count})");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_binary::Server;
+
+    fn group() -> Jid {
+        Jid::new("120363000000000001", Server::Group)
+    }
+
+    fn user(n: &str, t: u64) -> Node {
+        Node::builder("user")
+            .attr("jid", Jid::pn(n.to_owned()))
+            .attr("t", t.to_string())
+            .build()
+    }
+
+    #[test]
+    fn a_grouped_receipt_gives_one_update_per_member_and_message() {
+        let node = Node::builder("receipt")
+            .attr("from", group())
+            .attr("type", "read")
+            .attr("id", "IGNORED")
+            .children([
+                Node::builder("participants")
+                    .attr("key", "MSG1")
+                    .children([user("15550000002", 10), user("15550000003", 11)])
+                    .build(),
+                Node::builder("participants")
+                    .attr("key", "MSG2")
+                    .children([user("15550000004", 12), Node::builder("other").build()])
+                    .build(),
+                // No key: skipped.
+                Node::builder("participants")
+                    .children([user("15550000005", 13)])
+                    .build(),
+            ])
+            .build();
+        let updates = updates_from(&node, &ReceiptType::Read).unwrap();
+        let got: Vec<(String, String, u64)> = updates
+            .iter()
+            .map(|u| {
+                assert_eq!(u.key.remote_jid, group());
+                assert!(u.key.from_me);
+                assert_eq!(u.receipt, ReceiptType::Read);
+                assert_eq!(u.key.participant.as_ref(), Some(&u.device));
+                (u.key.id.clone(), u.device.user.to_string(), u.timestamp)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("MSG1".to_owned(), "15550000002".to_owned(), 10),
+                ("MSG1".to_owned(), "15550000003".to_owned(), 11),
+                ("MSG2".to_owned(), "15550000004".to_owned(), 12),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grouped_receipt_is_bounded_and_an_empty_one_gives_nothing() {
+        let users: Vec<Node> = (0..1000).map(|i| user(&format!("1555{i:07}"), 1)).collect();
+        let node = Node::builder("receipt")
+            .attr("from", group())
+            .children([Node::builder("participants")
+                .attr("key", "MSG")
+                .children(users)
+                .build()])
+            .build();
+        let updates = updates_from(&node, &ReceiptType::Delivered).unwrap();
+        assert_eq!(updates.len(), stanza::MAX_RECEIPT_IDS);
+        let empty = Node::builder("receipt").attr("from", group()).build();
+        assert!(updates_from(&empty, &ReceiptType::Delivered).is_none());
+    }
+
+    #[test]
+    fn a_receipt_with_a_participant_names_that_member() {
+        let node = Node::builder("receipt")
+            .attr("from", group())
+            .attr(
+                "participant",
+                Jid::with_device("15550000002", Server::Pn, 3),
+            )
+            .attr("id", "MSG")
+            .attr("type", "read-self")
+            .build();
+        let updates = updates_from(&node, &ReceiptType::ReadSelf).unwrap();
+        assert_eq!(updates.len(), 1);
+        assert!(!updates[0].key.from_me);
+        assert_eq!(
+            updates[0]
+                .key
+                .participant
+                .as_ref()
+                .map(|j| j.user.to_string()),
+            Some("15550000002".to_owned())
+        );
+        assert_eq!(updates[0].device.device, 3);
+    }
 }

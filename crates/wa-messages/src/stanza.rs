@@ -109,7 +109,12 @@ pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
 
 /// A valid message id attribute (non-empty, bounded).
 pub(crate) fn id_attr(node: &Node) -> Option<&str> {
-    str_attr(node, "id").filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN)
+    id_attr_named(node, "id")
+}
+
+/// A valid message id in attribute `key` of `node` (non-empty, bounded).
+pub(crate) fn id_attr_named<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    str_attr(node, key).filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN)
 }
 
 /// The ids a receipt names: its `id`, then every `<list><item id>` (bounded).
