@@ -210,6 +210,29 @@ fn round_constants(q: usize) -> __m128i {
     )
 }
 
+/// `$m!(0)` to `$m!(15)`: the sixteen quad-rounds of a SHA-256 block, each with its
+/// quad-round number as a constant.
+macro_rules! sixteen {
+    ($m:ident) => {
+        $m!(0);
+        $m!(1);
+        $m!(2);
+        $m!(3);
+        $m!(4);
+        $m!(5);
+        $m!(6);
+        $m!(7);
+        $m!(8);
+        $m!(9);
+        $m!(10);
+        $m!(11);
+        $m!(12);
+        $m!(13);
+        $m!(14);
+        $m!(15);
+    };
+}
+
 /// Quad-round `q` (rounds `4q..4q+4`) of one SHA-256 block: `$st` is `(abef, cdgh)`, `$w`
 /// the last four message-schedule words groups (`$w[q % 4]` becomes words `4q..4q+4`).
 macro_rules! sha_quad {
@@ -234,22 +257,12 @@ macro_rules! sha_quad {
 #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
 fn rounds(st: (__m128i, __m128i), mut w: [__m128i; 4]) -> (__m128i, __m128i) {
     let mut s = st;
-    sha_quad!(s, w, 0);
-    sha_quad!(s, w, 1);
-    sha_quad!(s, w, 2);
-    sha_quad!(s, w, 3);
-    sha_quad!(s, w, 4);
-    sha_quad!(s, w, 5);
-    sha_quad!(s, w, 6);
-    sha_quad!(s, w, 7);
-    sha_quad!(s, w, 8);
-    sha_quad!(s, w, 9);
-    sha_quad!(s, w, 10);
-    sha_quad!(s, w, 11);
-    sha_quad!(s, w, 12);
-    sha_quad!(s, w, 13);
-    sha_quad!(s, w, 14);
-    sha_quad!(s, w, 15);
+    macro_rules! quad {
+        ($q:expr) => {
+            sha_quad!(s, w, $q)
+        };
+    }
+    sixteen!(quad);
     (_mm_add_epi32(s.0, st.0), _mm_add_epi32(s.1, st.1))
 }
 
@@ -346,6 +359,41 @@ fn key_block(key: &[u8; 32], pad: u8) -> [u8; SHA_BLOCK] {
     block
 }
 
+/// The HMAC states for `keys`: the inner hash with the ipad block and the IV absorbed, and
+/// the state after the opad block.
+#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+fn mac_states(keys: &MediaKeys) -> (Lane, [u32; 8]) {
+    let mut inner = Lane::new();
+    let mut outer = H0;
+    let mut block = key_block(&keys.mac_key, 0x36);
+    inner.absorb(&block);
+    inner.absorb(&keys.iv);
+    block = key_block(&keys.mac_key, 0x5c);
+    compress(&mut outer, &block);
+    block.zeroize();
+    (inner, outer)
+}
+
+/// Finishes the HMAC: the inner digest through the outer state, truncated to the MAC.
+#[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
+fn mac_tag(inner: &mut Lane, outer_state: [u32; 8]) -> [u8; MAC_LEN] {
+    let mut digest = inner.finish();
+    let mut outer = Lane {
+        state: outer_state,
+        buf: [0; SHA_BLOCK],
+        buf_len: 0,
+        total: SHA_BLOCK as u64,
+    };
+    outer.absorb(&digest);
+    let mut tag = outer.finish();
+    digest.zeroize();
+    outer.zeroize();
+    let mut mac = [0u8; MAC_LEN];
+    mac.copy_from_slice(&tag[..MAC_LEN]);
+    tag.zeroize();
+    mac
+}
+
 /// Stitched AES-256-CBC encryption with SHA-256 of the plaintext, SHA-256 of the
 /// ciphertext and HMAC-SHA256 of `iv || ciphertext`. Only exists on CPUs [`Cpu::detect`]
 /// accepted.
@@ -404,12 +452,7 @@ impl Stitched {
             mac_inner: Lane::new(),
             mac_outer: H0,
         });
-        let mut block = key_block(&keys.mac_key, 0x36);
-        this.mac_inner.absorb(&block);
-        this.mac_inner.absorb(&keys.iv);
-        block = key_block(&keys.mac_key, 0x5c);
-        compress(&mut this.mac_outer, &block);
-        block.zeroize();
+        (this.mac_inner, this.mac_outer) = mac_states(keys);
         this
     }
 
@@ -517,22 +560,7 @@ impl Stitched {
                     sha_quad!(mac, wm, $q);
                 }};
             }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
-            step!(4);
-            step!(5);
-            step!(6);
-            step!(7);
-            step!(8);
-            step!(9);
-            step!(10);
-            step!(11);
-            step!(12);
-            step!(13);
-            step!(14);
-            step!(15);
+            sixteen!(step);
 
             plain = (_mm_add_epi32(plain.0, sp.0), _mm_add_epi32(plain.1, sp.1));
             enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
@@ -568,19 +596,7 @@ impl Stitched {
         last = store(self.chain);
         self.enc.absorb(&last);
         self.mac_inner.absorb(&last);
-        let mut inner = self.mac_inner.finish();
-        let mut outer = Lane {
-            state: self.mac_outer,
-            buf: [0; SHA_BLOCK],
-            buf_len: 0,
-            total: SHA_BLOCK as u64,
-        };
-        outer.absorb(&inner);
-        let tag = outer.finish();
-        inner.zeroize();
-        outer.zeroize();
-        let mut mac = [0u8; MAC_LEN];
-        mac.copy_from_slice(&tag[..MAC_LEN]);
+        let mac = mac_tag(&mut self.mac_inner, self.mac_outer);
         self.enc.absorb(&mac);
         Sealed {
             last,
@@ -679,22 +695,7 @@ macro_rules! open_groups_body {
                     sha_quad!(plain, wp, $q);
                 }};
             }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
-            step!(4);
-            step!(5);
-            step!(6);
-            step!(7);
-            step!(8);
-            step!(9);
-            step!(10);
-            step!(11);
-            step!(12);
-            step!(13);
-            step!(14);
-            step!(15);
+            sixteen!(step);
 
             if CHECK {
                 enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
@@ -855,12 +856,7 @@ impl Unsealer {
             wide: false,
         });
         ek.zeroize();
-        let mut block = key_block(&keys.mac_key, 0x36);
-        this.mac_inner.absorb(&block);
-        this.mac_inner.absorb(&keys.iv);
-        block = key_block(&keys.mac_key, 0x5c);
-        compress(&mut this.mac_outer, &block);
-        block.zeroize();
+        (this.mac_inner, this.mac_outer) = mac_states(keys);
         this
     }
 
@@ -932,22 +928,7 @@ impl Unsealer {
                     sha_quad!(mac, wm, $q);
                 }};
             }
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
-            step!(4);
-            step!(5);
-            step!(6);
-            step!(7);
-            step!(8);
-            step!(9);
-            step!(10);
-            step!(11);
-            step!(12);
-            step!(13);
-            step!(14);
-            step!(15);
+            sixteen!(step);
             enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
             mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
             chain = c[3];
@@ -1023,19 +1004,7 @@ impl Unsealer {
 
     #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
     fn finish_check_tf(&mut self, received_mac: &[u8]) -> Unsealed {
-        let mut inner = self.mac_inner.finish();
-        let mut outer = Lane {
-            state: self.mac_outer,
-            buf: [0; SHA_BLOCK],
-            buf_len: 0,
-            total: SHA_BLOCK as u64,
-        };
-        outer.absorb(&inner);
-        let tag = outer.finish();
-        inner.zeroize();
-        outer.zeroize();
-        let mut mac = [0u8; MAC_LEN];
-        mac.copy_from_slice(&tag[..MAC_LEN]);
+        let mac = mac_tag(&mut self.mac_inner, self.mac_outer);
         self.enc.absorb(received_mac);
         Unsealed {
             mac,
