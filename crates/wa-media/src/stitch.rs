@@ -748,7 +748,7 @@ pub(crate) struct Unsealed {
 /// CBC decryption has no chain (every block needs only its own and the previous
 /// ciphertext), so the AES unit is not the bound: the hashes are. One SHA-256 stream waits
 /// on the latency of `sha256rnds2`; two or three interleaved streams keep the SHA unit
-/// busy, so two cost about what one does and three about one and a half (figures in
+/// busy, so two cost about what one does and three about a quarter more (figures in
 /// docs/PERFORMANCE.md).
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(crate) struct Unsealer {
