@@ -511,8 +511,8 @@ impl Media {
     /// plaintext hash is checked at the end. Memory stays constant.
     ///
     /// # Errors
-    /// [`Error::Http`], [`Error::TooLarge`], the verification errors of [`Decryptor`],
-    /// IO errors writing.
+    /// [`Error::Http`], [`Error::TooLarge`], the verification errors of
+    /// [`Decryptor`](crate::Decryptor), IO errors writing.
     pub async fn download(
         &self,
         d: &Downloadable,
