@@ -142,11 +142,7 @@ pub(crate) async fn relay_group(
     }
     children.push(stanza::enc_node(CiphertextType::Skmsg, skmsg, None));
     if any_pkmsg && let Some(account) = creds.account.as_ref() {
-        children.push(
-            Node::builder("device-identity")
-                .bytes(account.clone())
-                .build(),
-        );
+        children.push(crate::stanza::device_identity(account));
     }
     let stanza = Node::builder("message")
         .attr("id", id.to_owned())

@@ -148,11 +148,7 @@ async fn send_peer(
         enc,
     ];
     if pkmsg && let Some(account) = creds.account.as_ref() {
-        children.push(
-            Node::builder("device-identity")
-                .bytes(account.clone())
-                .build(),
-        );
+        children.push(crate::stanza::device_identity(account));
     }
     let mut stanza = Node::builder("message")
         .attr("id", id.to_owned())

@@ -155,11 +155,7 @@ impl Messenger {
         }
         let mut children = vec![Node::builder("participants").children(participants).build()];
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
-            children.push(
-                Node::builder("device-identity")
-                    .bytes(account.clone())
-                    .build(),
-            );
+            children.push(crate::stanza::device_identity(account));
         }
         let stanza = Node::builder("message")
             .attr("id", id.to_owned())

@@ -135,6 +135,14 @@ pub(crate) fn receipt_ids(node: &Node) -> Vec<String> {
     ids
 }
 
+/// `<device-identity>` carrying our signed device identity (`account`), as a stanza
+/// with a `pkmsg` (or a retry receipt's keys) must.
+pub(crate) fn device_identity(account: &[u8]) -> Node {
+    Node::builder("device-identity")
+        .bytes(account.to_vec())
+        .build()
+}
+
 /// `<ack class=.. id to=from [participant] [type] [error]/>` answering `node`.
 pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> Node {
     let mut b = Node::builder("ack").attr("class", class);
@@ -250,7 +258,7 @@ pub(crate) fn retry_receipt(node: &Node, req: &RetryRequest<'_>) -> Node {
                 .build(),
         ];
         if let Some(d) = k.device_identity {
-            keys.push(Node::builder("device-identity").bytes(d.to_vec()).build());
+            keys.push(device_identity(d));
         }
         children.push(Node::builder("keys").children(keys).build());
     }
@@ -303,11 +311,7 @@ pub(crate) fn resend_stanza(
     let pkmsg = enc.kind == CiphertextType::Pkmsg;
     let mut children = vec![enc_node(enc.kind, enc.ciphertext, Some(count))];
     if pkmsg && let Some(account) = device_identity {
-        children.push(
-            Node::builder("device-identity")
-                .bytes(account.to_vec())
-                .build(),
-        );
+        children.push(crate::stanza::device_identity(account));
     }
     let mut b = Node::builder("message")
         .attr("id", id.to_owned())

@@ -130,11 +130,7 @@ pub(crate) fn status_stanza(
     }
     children.push(stanza::enc_node(CiphertextType::Skmsg, skmsg, None));
     if let Some(account) = device_identity {
-        children.push(
-            Node::builder("device-identity")
-                .bytes(account.to_vec())
-                .build(),
-        );
+        children.push(crate::stanza::device_identity(account));
     }
     Node::builder("message")
         .attr("id", id.to_owned())
