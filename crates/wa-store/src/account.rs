@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::backend::open;
 use crate::batch::{LID_SCOPE, NO_SCOPE, PN_SCOPE, device_key, id_key};
-use crate::{AccountId, AuthCreds, Backend, Batch, Error, Result, Role};
+use crate::{AccountId, AuthCreds, Backend, Batch, Error, PrivacyToken, Result, Role};
 
 /// One account's view of a backend: the type every role trait is implemented for.
 ///
@@ -305,6 +305,26 @@ pub trait ContactStore {
     fn contacts(&self) -> impl Future<Output = Result<Vec<(String, Bytes)>>> + Send;
 }
 
+/// Trusted-contact privacy tokens, one record per contact.
+pub trait PrivacyTokenStore {
+    /// The record of the contact `jid`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`](crate::Error::Corrupt) when the stored record is damaged.
+    fn get_privacy_token(
+        &self,
+        jid: &str,
+    ) -> impl Future<Output = Result<Option<PrivacyToken>>> + Send;
+    /// Stores the record of the contact `jid`.
+    fn put_privacy_token(
+        &self,
+        jid: &str,
+        token: &PrivacyToken,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets every record whose timestamps are both before `before` (unix seconds).
+    fn prune_privacy_tokens(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
 impl CredsStore for AccountStore {
     async fn load_creds(&self) -> Result<Option<AuthCreds>> {
         match self.get_item(Role::Creds, NO_SCOPE, NO_SCOPE).await? {
@@ -511,5 +531,20 @@ impl ContactStore for AccountStore {
     }
     async fn contacts(&self) -> Result<Vec<(String, Bytes)>> {
         self.list_items(Role::Contact, NO_SCOPE).await
+    }
+}
+
+impl PrivacyTokenStore for AccountStore {
+    async fn get_privacy_token(&self, jid: &str) -> Result<Option<PrivacyToken>> {
+        match self.get_item(Role::PrivacyToken, NO_SCOPE, jid).await? {
+            Some(b) => PrivacyToken::decode(jid, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+    async fn put_privacy_token(&self, jid: &str, token: &PrivacyToken) -> Result<()> {
+        self.one(|b| b.put_privacy_token(jid, token)).await
+    }
+    async fn prune_privacy_tokens(&self, before: i64) -> Result<()> {
+        self.one(|b| b.prune_privacy_tokens(before)).await
     }
 }

@@ -86,11 +86,14 @@ pub enum Role {
     /// so a redelivered stanza is recognised after a restart; scope = chat, key = message
     /// id and sender.
     ProcessedMessage,
+    /// Trusted-contact privacy tokens (see [`PrivacyToken`](crate::PrivacyToken)); key =
+    /// the contact's user JID (its LID when known).
+    PrivacyToken,
 }
 
 impl Role {
     /// Every role, in code order.
-    pub const ALL: [Role; 13] = [
+    pub const ALL: [Role; 14] = [
         Role::Creds,
         Role::Session,
         Role::Identity,
@@ -104,6 +107,7 @@ impl Role {
         Role::SentMessage,
         Role::Contact,
         Role::ProcessedMessage,
+        Role::PrivacyToken,
     ];
 
     /// The stable numeric code stored in databases.
@@ -122,6 +126,7 @@ impl Role {
             Role::SentMessage => 11,
             Role::Contact => 12,
             Role::ProcessedMessage => 13,
+            Role::PrivacyToken => 14,
         }
     }
 

@@ -298,6 +298,26 @@ impl Batch {
     pub fn delete_contact(&mut self, jid: &str) -> &mut Self {
         self.delete(Role::Contact, NO_SCOPE, jid)
     }
+
+    /// Stores the privacy-token record of the contact `jid` (replacing any).
+    pub fn put_privacy_token(&mut self, jid: &str, token: &crate::PrivacyToken) -> &mut Self {
+        self.put(
+            Role::PrivacyToken,
+            NO_SCOPE,
+            jid,
+            &token.encode(),
+            token.last_used(),
+        )
+    }
+
+    /// Forgets every privacy-token record whose timestamps are both before `before`.
+    pub fn prune_privacy_tokens(&mut self, before: i64) -> &mut Self {
+        self.ops.push(Op::DeleteBefore {
+            role: Role::PrivacyToken,
+            before,
+        });
+        self
+    }
 }
 
 #[cfg(test)]

@@ -7,14 +7,15 @@ mod cache;
 mod creds;
 mod error;
 mod memory;
+mod privacy;
 mod signal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use account::{
     AccountStore, AppStateStore, ContactStore, CredsStore, IdentityStore, LidMappingStore,
-    PreKeyStore, ProcessedMessageStore, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore,
-    SessionStore, SignedPreKeyStore,
+    PreKeyStore, PrivacyTokenStore, ProcessedMessageStore, SenderKeyMemoryStore, SenderKeyStore,
+    SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 pub use backend::{AccountId, Backend, BoxFuture, MAX_KEY_LEN, Op, Role, open, seal};
 pub use batch::Batch;
@@ -23,4 +24,5 @@ pub use cache::{CacheConfig, CachedBackend};
 pub use creds::{AuthCreds, SignedPreKey};
 pub use error::{Error, Result};
 pub use memory::MemoryBackend;
+pub use privacy::{MAX_PRIVACY_TOKEN_LEN, PrivacyToken};
 pub use signal::SignalStoreAdapter;

@@ -20,8 +20,9 @@ use rand_core::{OsRng, RngCore};
 
 use crate::{
     AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ContactStore, CredsStore,
-    Error, IdentityStore, LidMappingStore, Op, PreKeyStore, ProcessedMessageStore, Role,
-    SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
+    Error, IdentityStore, LidMappingStore, Op, PreKeyStore, PrivacyToken, PrivacyTokenStore,
+    ProcessedMessageStore, Role, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore,
+    SessionStore, SignedPreKeyStore,
 };
 
 /// A fresh account id no other test uses.
@@ -319,6 +320,64 @@ pub async fn contacts(backend: Arc<dyn Backend>) {
     let all = s.contacts().await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, "1@s.whatsapp.net");
+}
+
+/// Privacy-token records: absent, stored, replaced, pruned by the later of their two
+/// timestamps, and a damaged record is a typed error for that contact only.
+pub async fn privacy_tokens(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let lid = "100000001@lid";
+    assert_eq!(s.get_privacy_token(lid).await.unwrap(), None);
+    let issued = PrivacyToken {
+        token: vec![1, 2, 3, 0, 255],
+        timestamp: 1_000,
+        sender_timestamp: 0,
+    };
+    s.put_privacy_token(lid, &issued).await.unwrap();
+    assert_eq!(
+        s.get_privacy_token(lid).await.unwrap().as_ref(),
+        Some(&issued)
+    );
+    // Our own issuance recorded later keeps the record alive past its token's time.
+    let both = PrivacyToken {
+        sender_timestamp: 3_000,
+        ..issued.clone()
+    };
+    s.put_privacy_token(lid, &both).await.unwrap();
+    let other = "15550002@s.whatsapp.net";
+    let old = PrivacyToken {
+        token: b"old".to_vec(),
+        timestamp: 500,
+        sender_timestamp: 900,
+    };
+    s.put_privacy_token(other, &old).await.unwrap();
+    s.prune_privacy_tokens(2_000).await.unwrap();
+    assert_eq!(s.get_privacy_token(other).await.unwrap(), None);
+    assert_eq!(
+        s.get_privacy_token(lid).await.unwrap().as_ref(),
+        Some(&both)
+    );
+    backend
+        .commit(
+            s.account(),
+            vec![Op::Put {
+                role: Role::PrivacyToken,
+                scope: String::new(),
+                key: other.into(),
+                value: crate::seal(b"\x09short"),
+                at: 0,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.get_privacy_token(other).await,
+        Err(Error::Corrupt { role: Role::PrivacyToken, ref key, .. }) if key == other
+    ));
+    assert_eq!(
+        s.get_privacy_token(lid).await.unwrap().as_ref(),
+        Some(&both)
+    );
 }
 
 /// Values are opaque bytes: empty, every byte value, large; keys are UTF-8.
@@ -659,7 +718,7 @@ macro_rules! backend_conformance_tests {
         $crate::backend_conformance_tests!(@each $make;
             creds_round_trip, sessions, identities, pre_keys, signed_pre_keys, sender_keys,
             sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
-            values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
+            privacy_tokens, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries,
         );
