@@ -75,6 +75,10 @@ pub struct HistoryChat {
     pub pn_jid: Option<String>,
     /// The chat's LID, when it is a phone-number chat.
     pub lid_jid: Option<String>,
+    /// The privacy token the contact issued to us (1:1 chats), with its timestamp.
+    pub tc_token: Option<(Vec<u8>, u64)>,
+    /// When we last issued our privacy token to the contact, Unix seconds.
+    pub tc_token_sender_timestamp: Option<u64>,
 }
 
 /// A contact learnt from a history sync.
@@ -289,5 +293,10 @@ fn process_conversation(conv: Conversation, out: &mut HistoryData) {
         last_message_recv_timestamp: last_recv,
         pn_jid,
         lid_jid,
+        tc_token: conv
+            .tc_token
+            .filter(|t| !t.is_empty())
+            .zip(conv.tc_token_timestamp.filter(|&t| t > 0)),
+        tc_token_sender_timestamp: conv.tc_token_sender_timestamp.filter(|&t| t > 0),
     });
 }

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use wa_binary::{Jid, Node};
 use wa_media::{Downloadable, Media, MediaConfig, MediaType};
 use wa_proto::e2e::{HistorySyncNotification, Message, protocol_message};
-use wa_store::{Batch, Role, SentMessageStore as _};
+use wa_store::{Batch, PrivacyTokenStore as _, Role, SentMessageStore as _};
 use wa_types::{
     Event, HistoryData, HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType,
 };
@@ -291,6 +291,50 @@ impl Inner {
         }
     }
 
+    /// Stores the privacy tokens of the chunk's 1:1 chats (after its LID mappings, so
+    /// they land under the contacts' LIDs), unless a newer token is stored.
+    async fn store_history_tokens(&self, data: &HistoryData) {
+        use wa_socket::privacy_token as pt;
+        let store = self.socket.store();
+        let mut batch = Batch::new();
+        for chat in &data.chats {
+            let Ok(jid) = chat.id.parse::<Jid>() else {
+                continue;
+            };
+            let token = chat
+                .tc_token
+                .as_ref()
+                .filter(|(t, _)| t.len() <= wa_store::MAX_PRIVACY_TOKEN_LEN);
+            let sender_ts = chat.tc_token_sender_timestamp.unwrap_or(0);
+            if !pt::applies_to(&jid) || (token.is_none() && sender_ts == 0) {
+                continue;
+            }
+            let key = pt::storage_jid(store, &jid).await;
+            let mut record = match store.get_privacy_token(&key).await {
+                Ok(r) => r.unwrap_or_default(),
+                Err(e) if e.is_corrupt() => wa_store::PrivacyToken::default(),
+                Err(e) => {
+                    warn!("privacy token of {key} unreadable: {e}");
+                    continue;
+                }
+            };
+            let secs = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+            if let Some((t, ts)) = token
+                && (record.token.is_empty() || secs(*ts) >= record.timestamp)
+            {
+                record.token.clone_from(t);
+                record.timestamp = secs(*ts);
+            }
+            record.sender_timestamp = record.sender_timestamp.max(secs(sender_ts));
+            batch.put_privacy_token(&key, &record);
+        }
+        if !batch.is_empty()
+            && let Err(e) = store.commit(batch).await
+        {
+            warn!("could not store the privacy tokens of a history sync: {e}");
+        }
+    }
+
     /// Stores the chunk's LID/PN mappings and, when a push name of our own account is in
     /// it, saves it in the credentials.
     async fn store_history_facts(&self, me: &Me, data: &HistoryData) {
@@ -308,6 +352,7 @@ impl Inner {
         {
             warn!("could not store the LID mappings of a history sync: {e}");
         }
+        self.store_history_tokens(data).await;
         let own = data.contacts.iter().find_map(|c| {
             let jid = c.id.parse::<Jid>().ok()?;
             let name = c.notify.as_deref().filter(|n| !n.is_empty())?;

@@ -11,6 +11,7 @@ mod lid;
 mod messenger;
 mod peer;
 mod poll;
+mod privacy;
 mod receipt;
 mod recv;
 mod send;

@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     pub(crate) resend_slots: Arc<Semaphore>,
     /// Places for retry receipts waiting for a resend slot.
     pub(crate) resend_queue: Arc<Semaphore>,
+    /// Contacts (record keys) our privacy token is being issued to.
+    pub(crate) privacy_issuing: StdMutex<std::collections::HashSet<String>>,
 }
 
 /// Messages and receipt updates from the offline backlog, reported together once the
@@ -262,6 +264,7 @@ impl Messenger {
             offline: StdMutex::new(OfflineBuffer::default()),
             lid_asked: StdMutex::new(std::collections::HashSet::new()),
             lid: crate::lid::LidState::default(),
+            privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();

@@ -82,7 +82,9 @@ impl Messenger {
     /// # Errors
     /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Groups`],
     /// [`Error::Signal`], [`Error::Store`], [`Error::Socket`] (`NotConnected` when the
-    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`];
+    /// connection closed before the ack), [`Error::AckTimeout`], [`Error::Nack`] (463 when
+    /// the recipient's privacy token is required and none is stored: a restricted
+    /// account starting a chat; see [`wa_socket::privacy_token`]);
     /// [`Error::NoStatusRecipients`] for `status@broadcast`.
     pub async fn relay_message(
         &self,
@@ -157,6 +159,15 @@ impl Messenger {
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
             children.push(crate::stanza::device_identity(account));
         }
+        let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
+        let tokens = if to_self {
+            None
+        } else {
+            crate::privacy::for_send(inner, &chat, &message, now_secs).await
+        };
+        if let Some(token) = tokens.as_ref().and_then(|t| t.token.clone()) {
+            children.push(wa_socket::privacy_token::tctoken_node(token));
+        }
         let stanza = Node::builder("message")
             .attr("id", id.to_owned())
             .attr("to", chat.clone())
@@ -165,6 +176,9 @@ impl Messenger {
             .children(children)
             .build();
         send_and_wait(inner, &stanza, id).await?;
+        if let Some(tokens) = tokens {
+            crate::privacy::issue_after_send(inner, &chat, tokens, now_secs);
+        }
         emit_own(inner, &me, key.clone(), message, now);
         Ok(key)
     }

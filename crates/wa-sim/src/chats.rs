@@ -162,6 +162,8 @@ pub(crate) struct ChatsState {
     subscribers: BTreeMap<String, BTreeSet<u64>>,
     /// How many subscriptions each connection holds.
     subscription_count: BTreeMap<u64, usize>,
+    /// Trusted-contact privacy tokens and restricted accounts.
+    pub(crate) tokens: crate::privacy_token::TokenState,
 }
 
 impl ChatsState {
@@ -439,6 +441,10 @@ pub(crate) fn iq(
                 .map(|(n, _)| category(n, p.privacy(n)))
                 .collect::<Vec<_>>();
             result(id, vec![Node::builder("privacy").children(cats).build()])
+        }
+        ("privacy", "set") if node.child("tokens").is_some() => {
+            let tokens = node.child("tokens")?;
+            crate::privacy_token::issue(shared, me, id, tokens)
         }
         ("privacy", "set") => {
             let Some(cat) = node.child("privacy").and_then(|p| p.child("category")) else {

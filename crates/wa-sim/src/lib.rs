@@ -20,6 +20,7 @@ mod newsletter;
 mod persist;
 mod phone;
 mod phone_media;
+mod privacy_token;
 mod route;
 mod sim;
 mod state;

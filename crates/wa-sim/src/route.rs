@@ -547,6 +547,15 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
         let Some(to_user) = resolve_user(&st, &to) else {
             return server_ack("message", &id, Some(to), Some(404));
         };
+        let tctoken = node.child("tctoken").and_then(Node::bytes).map(|b| &b[..]);
+        // Peer messages (to the own phone) are not held to privacy tokens.
+        if !st
+            .chats
+            .tokens
+            .admits(sender, &to_user, tctoken, unix_now())
+        {
+            return server_ack("message", &id, Some(to_user), Some(463));
+        }
         let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
         match node.child("participants") {
             Some(p) => {

@@ -663,6 +663,35 @@ impl Sim {
         enter_pairing_code(&self.shared, phone, code).await
     }
 
+    /// Restricts (or frees) an account as WhatsApp restricts accounts that start too many
+    /// chats: its companions may then only send 1:1 messages to users who issued them a
+    /// privacy token, carrying it as `<tctoken>`; other 1:1 messages are refused with
+    /// error 463. Messages within the account and from its phone pass. In memory only.
+    pub fn restrict_account(&self, phone: &str, restricted: bool) {
+        self.shared
+            .state
+            .lock()
+            .chats
+            .tokens
+            .set_restricted(phone, restricted);
+    }
+
+    /// The privacy token the account `issuer` issued to the account `recipient` (both
+    /// phone numbers), with its issue time, if any.
+    pub fn privacy_token(&self, issuer: &str, recipient: &str) -> Option<(Vec<u8>, u64)> {
+        self.shared
+            .state
+            .lock()
+            .chats
+            .tokens
+            .token(issuer, recipient)
+    }
+
+    /// How many privacy tokens were issued since the server started.
+    pub fn privacy_tokens_issued(&self) -> u64 {
+        self.shared.state.lock().chats.tokens.issued()
+    }
+
     /// Injects a fault. Returns how many connections it hit (0 for the sticky switches).
     pub fn fault(&self, fault: Fault) -> usize {
         apply_fault(&self.shared, fault)

@@ -8,6 +8,7 @@ mod error;
 mod lazy_cache;
 mod pairing;
 mod payload;
+pub mod privacy_token;
 mod query;
 mod socket;
 mod stream_error;

@@ -330,6 +330,25 @@ impl Socket {
         Ok(true)
     }
 
+    /// The privacy token `jid` issued to us, if one is stored and still valid (see
+    /// [`privacy_token`](crate::privacy_token)); requests to a user attach it as
+    /// `<tctoken>`.
+    pub async fn privacy_token(&self, jid: &Jid) -> Option<Vec<u8>> {
+        crate::privacy_token::usable_token(&self.inner.store, jid, crate::privacy_token::now())
+            .await
+    }
+
+    /// Issues our privacy token to each of `jids` (user JIDs) at time `t` (unix seconds);
+    /// the server hands it to them. Does not record the issuance (see
+    /// [`PrivacyToken::sender_timestamp`](wa_store::PrivacyToken::sender_timestamp)).
+    ///
+    /// # Errors
+    /// As [`Socket::query`].
+    pub async fn issue_privacy_tokens(&self, jids: &[Jid], t: i64) -> Result<(), Error> {
+        self.query(crate::privacy_token::issue_iq(jids, t)).await?;
+        Ok(())
+    }
+
     /// The configuration the socket runs with.
     pub fn config(&self) -> &SocketConfig {
         &self.inner.config
@@ -887,6 +906,21 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             if let Some(count) = count {
                 spawn_pre_key_check(inner, conn, Some(count));
             }
+        }
+        ("notification", "privacy_token") => {
+            // Stored before the ack, so an unacknowledged token is delivered again.
+            let (inner2, conn2) = (inner.clone(), conn.clone());
+            let task = tokio::spawn(async move {
+                for t in crate::privacy_token::parse_notification(&node) {
+                    if let Err(e) = crate::privacy_token::store_received(&inner2.store, &t).await {
+                        warn!("privacy token from {} not stored: {e}", t.from);
+                        return;
+                    }
+                    debug!("privacy token from {} stored", t.from);
+                }
+                send_ack(&conn2, &node).await;
+            });
+            conn.spawn(task);
         }
         ("ib", _) => on_ib(inner, conn, &node).await,
         _ => {

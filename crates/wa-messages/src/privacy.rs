@@ -1,0 +1,106 @@
+//! Privacy tokens on 1:1 sends (see [`wa_socket::privacy_token`]): the contact's token
+//! rides along as `<tctoken>`, and ours is issued to the contact once per bucket after a
+//! send.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+use wa_binary::Jid;
+use wa_proto::e2e::Message;
+use wa_socket::privacy_token as pt;
+use wa_store::{PrivacyToken, PrivacyTokenStore};
+
+use crate::messenger::Inner;
+
+/// Most issuances in flight at once; beyond it a send issues nothing (the next send to
+/// that contact tries again).
+const MAX_ISSUING: usize = 256;
+
+/// What a 1:1 send does about privacy tokens.
+pub(crate) struct SendTokens {
+    /// The contact's record key ([`pt::storage_jid`]).
+    key: String,
+    /// The contact's token to attach, when a valid one is stored.
+    pub(crate) token: Option<Vec<u8>>,
+    /// Whether to issue ours after the send.
+    issue: bool,
+}
+
+/// Looks up the contact's record for a send of `message` to `chat` (a user, not
+/// ourselves) at `now`. `None` when tokens do not apply to `chat`.
+pub(crate) async fn for_send(
+    inner: &Inner,
+    chat: &Jid,
+    message: &Message,
+    now: i64,
+) -> Option<SendTokens> {
+    if !pt::applies_to(chat) {
+        return None;
+    }
+    let store = inner.socket.store();
+    let key = pt::storage_jid(store, chat).await;
+    let record = match store.get_privacy_token(&key).await {
+        Ok(r) => r.unwrap_or_default(),
+        Err(e) => {
+            warn!("privacy token of {key} unreadable: {e}");
+            PrivacyToken::default()
+        }
+    };
+    let token = (!record.token.is_empty() && !pt::is_expired(record.timestamp, now))
+        .then_some(record.token);
+    // WhatsApp Web issues after ordinary messages, not after protocol messages (revokes,
+    // edits, key shares).
+    let issue =
+        pt::should_issue(record.sender_timestamp, now) && message.protocol_message.is_none();
+    Some(SendTokens { key, token, issue })
+}
+
+/// After a send: issues our token to `chat` in the background when `tokens` says so, then
+/// records the issuance time, so the next issuance waits for the next bucket.
+pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendTokens, now: i64) {
+    if !tokens.issue {
+        return;
+    }
+    {
+        let mut busy = inner
+            .privacy_issuing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if busy.len() >= MAX_ISSUING || !busy.insert(tokens.key.clone()) {
+            return;
+        }
+    }
+    let inner = inner.clone();
+    let chat = chat.to_non_ad();
+    tokio::spawn(async move {
+        let key = tokens.key;
+        match inner
+            .socket
+            .issue_privacy_tokens(std::slice::from_ref(&chat), now)
+            .await
+        {
+            Ok(()) => {
+                let store = inner.socket.store();
+                let mut record = match store.get_privacy_token(&key).await {
+                    Ok(r) => r.unwrap_or_default(),
+                    Err(e) if e.is_corrupt() => PrivacyToken::default(),
+                    Err(e) => {
+                        warn!("privacy token of {key} unreadable: {e}");
+                        PrivacyToken::default()
+                    }
+                };
+                record.sender_timestamp = record.sender_timestamp.max(now);
+                match store.put_privacy_token(&key, &record).await {
+                    Ok(()) => debug!("issued our privacy token to {chat}"),
+                    Err(e) => warn!("privacy token issuance to {chat} not recorded: {e}"),
+                }
+            }
+            Err(e) => debug!("issuing our privacy token to {chat} failed: {e}"),
+        }
+        inner
+            .privacy_issuing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+    });
+}

@@ -1,0 +1,135 @@
+//! Trusted-contact privacy tokens end to end through wa-sim: a send issues our token to
+//! the contact once per bucket, the contact's client stores the token from the server's
+//! notification and attaches it to its own 1:1 messages, and a restricted account can
+//! only reach contacts whose token it holds (error 463 otherwise), also after a restart
+//! from SQLite.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use wa_binary::Jid;
+use wa_messages::{Error, MessageContent};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::Socket;
+use wa_store::PrivacyTokenStore;
+use wa_testkit::next_upsert;
+
+const A: &str = "15550000001";
+const B: &str = "15550000002";
+
+/// Waits until `socket` holds a usable privacy token from `from` equal to `want`.
+async fn token_arrives(socket: &Socket, from: &Jid, want: &[u8]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if socket.privacy_token(from).await.as_deref() == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no privacy token from {from}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `c` recorded having issued its token to `to`.
+async fn issuance_recorded(c: &Client, to: &Jid) {
+    let key = wa_socket::privacy_token::storage_jid(&c.store, to).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = c.store.get_privacy_token(&key).await.unwrap();
+        if r.is_some_and(|r| r.sender_timestamp > 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "issuance to {to} not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a1.db");
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, sqlite_store(&path, "a1").await).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+    sim.restrict_account(A, true);
+
+    // No token from B yet: refused, and nothing is issued for a refused send.
+    let err = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello?"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Nack(463)), "{err:?}");
+    assert_eq!(sim.privacy_tokens_issued(), 0);
+
+    // B writes first: B's client issues its token to A, which A's client stores.
+    let k = b1
+        .messenger
+        .send_message(&a, MessageContent::text("hi A"))
+        .await
+        .unwrap();
+    let mut a1 = a1;
+    next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+    wait_until("B issued its token to A", || {
+        sim.privacy_token(B, A).is_some()
+    })
+    .await;
+    let (b_token, _) = sim.privacy_token(B, A).unwrap();
+    token_arrives(&a1.socket, &b, &b_token).await;
+    issuance_recorded(&b1, &a).await;
+
+    // Now A's message carries B's token and passes; A issues its own in turn.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello B"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("hello B"));
+    let a_token = {
+        wait_until("A issued its token to B", || {
+            sim.privacy_token(A, B).is_some()
+        })
+        .await;
+        sim.privacy_token(A, B).unwrap().0
+    };
+    token_arrives(&b1.socket, &a, &a_token).await;
+    issuance_recorded(&a1, &b).await;
+
+    // Within the bucket neither side issues again.
+    for i in 0..2 {
+        let k = b1
+            .messenger
+            .send_message(&a, MessageContent::text(format!("b{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
+        let k = a1
+            .messenger
+            .send_message(&b, MessageContent::text(format!("a{i}")))
+            .await
+            .unwrap();
+        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.privacy_tokens_issued(), 2);
+
+    // The token survives a restart from the database file.
+    let a_jid = a1.jid.clone();
+    a1.socket.close().await;
+    drop(a1);
+    wait_until("a1 offline", || !sim.is_online(&a_jid)).await;
+    let a1 = restart(&sim, sqlite_store(&path, "a1").await, a_jid).await;
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("after restart"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("after restart"));
+    assert_eq!(sim.privacy_tokens_issued(), 2);
+}

@@ -1,0 +1,183 @@
+//! Trusted-contact privacy tokens: a client issues its token to a contact with
+//! `<iq xmlns="privacy" type="set"><tokens><token jid t type="trusted_contact"/>`; the
+//! server mints the token and hands it to the contact's companions in a
+//! `<notification type="privacy_token">` (queued for those offline). Companions of a
+//! restricted account ([`Sim::restrict_account`](crate::Sim::restrict_account)) may then
+//! only send 1:1 messages carrying a valid `<tctoken>` from the recipient; anything else
+//! is refused with error 463. In memory only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_core::{OsRng, RngCore};
+use wa_binary::{Jid, Node};
+
+use crate::route::{self, resolve_user};
+use crate::sim::{Shared, fresh_id, unix_now};
+
+/// Length of one token bucket (7 days) and the number of buckets a token is valid for.
+const BUCKET_SECS: u64 = 604_800;
+const BUCKETS: u64 = 4;
+/// Most `<token>` entries taken from one issuing iq.
+const MAX_TOKENS_PER_IQ: usize = 64;
+/// How far a client's `t` may be from the server's clock before the server's is used.
+const MAX_SKEW_SECS: u64 = 86_400;
+
+/// The tokens minted, and the restricted accounts.
+#[derive(Default)]
+pub(crate) struct TokenState {
+    /// (issuer phone, recipient phone) -> (token, issue time).
+    tokens: BTreeMap<(String, String), (Vec<u8>, u64)>,
+    /// Accounts whose companions need a token to message a user.
+    restricted: BTreeSet<String>,
+    /// How many tokens were minted.
+    issued: u64,
+}
+
+impl TokenState {
+    pub(crate) fn set_restricted(&mut self, phone: &str, restricted: bool) {
+        if restricted {
+            self.restricted.insert(phone.to_owned());
+        } else {
+            self.restricted.remove(phone);
+        }
+    }
+
+    pub(crate) fn token(&self, issuer: &str, recipient: &str) -> Option<(Vec<u8>, u64)> {
+        self.tokens
+            .get(&(issuer.to_owned(), recipient.to_owned()))
+            .cloned()
+    }
+
+    pub(crate) fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// Whether a 1:1 message from the device `sender` to the user `to` carrying
+    /// `tctoken` may pass at `now`: always, unless the sender is a companion of a
+    /// restricted account writing to another user; then only with the token `to` issued
+    /// to the sender, still valid.
+    pub(crate) fn admits(&self, sender: &Jid, to: &Jid, tctoken: Option<&[u8]>, now: u64) -> bool {
+        let from = sender.user.as_str();
+        if sender.device == 0 || !self.restricted.contains(from) || to.user.as_str() == from {
+            return true;
+        }
+        let cutoff = (now / BUCKET_SECS).saturating_sub(BUCKETS - 1) * BUCKET_SECS;
+        match (
+            self.tokens
+                .get(&(to.user.as_str().to_owned(), from.to_owned())),
+            tctoken,
+        ) {
+            (Some((token, t)), Some(given)) => token.as_slice() == given && *t >= cutoff,
+            _ => false,
+        }
+    }
+}
+
+/// Answers `<iq xmlns="privacy" type="set"><tokens>` from the device `me`: mints a token
+/// for every named account (other than its own) and tells that account's companions.
+pub(crate) fn issue(shared: &Shared, me: &Jid, id: &str, tokens: &Node) -> Node {
+    let issuer = me.user.as_str().to_owned();
+    let now = unix_now();
+    let mut told: Vec<(Vec<Jid>, Node)> = Vec::new();
+    {
+        let mut st = shared.state.lock();
+        let issuer_lid = st
+            .accounts
+            .get(&issuer)
+            .map(|a| Jid::lid(a.lid_user.clone()));
+        for t in tokens.children_by_tag("token").take(MAX_TOKENS_PER_IQ) {
+            if t.attr_opt::<&str>("type").ok().flatten() != Some("trusted_contact") {
+                continue;
+            }
+            let Some(recipient) = t
+                .attr_opt::<Jid>("jid")
+                .ok()
+                .flatten()
+                .and_then(|j| resolve_user(&st, &j))
+            else {
+                continue;
+            };
+            let phone = recipient.user.as_str().to_owned();
+            if phone == issuer {
+                continue;
+            }
+            let at = t
+                .attr_opt::<u64>("t")
+                .ok()
+                .flatten()
+                .filter(|t| t.abs_diff(now) <= MAX_SKEW_SECS)
+                .unwrap_or(now);
+            let mut token = vec![0u8; 24];
+            OsRng.fill_bytes(&mut token);
+            let chats = &mut st.chats.tokens;
+            chats
+                .tokens
+                .insert((issuer.clone(), phone.clone()), (token.clone(), at));
+            chats.issued += 1;
+            let notification = Node::builder("notification")
+                .attr("from", Jid::pn(issuer.clone()))
+                .attr_opt("sender_lid", issuer_lid.clone())
+                .attr("type", "privacy_token")
+                .attr("id", fresh_id())
+                .attr("t", now.to_string())
+                .children([Node::builder("tokens")
+                    .children([Node::builder("token")
+                        .attr("jid", recipient.clone())
+                        .attr("t", at.to_string())
+                        .attr("type", "trusted_contact")
+                        .bytes(token)
+                        .build()])
+                    .build()])
+                .build();
+            // The simulated phones send no tokens: only companions are told.
+            let devices = route::user_devices(&st, &phone)
+                .into_iter()
+                .filter(|d| d.device != 0)
+                .collect();
+            told.push((devices, notification));
+        }
+    }
+    for (devices, notification) in told {
+        for d in &devices {
+            route::deliver(shared, d, notification.clone());
+        }
+    }
+    Node::builder("iq")
+        .attr("from", Jid::server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_companions_need_the_recipients_valid_token() {
+        let mut s = TokenState::default();
+        let a: Jid = "1555:3@s.whatsapp.net".parse().unwrap();
+        let a_phone: Jid = "1555@s.whatsapp.net".parse().unwrap();
+        let b: Jid = "1666@s.whatsapp.net".parse().unwrap();
+        let now = 3_000 * BUCKET_SECS;
+        assert!(s.admits(&a, &b, None, now), "not restricted");
+        s.set_restricted("1555", true);
+        assert!(!s.admits(&a, &b, None, now));
+        assert!(
+            s.admits(&a_phone, &b, None, now),
+            "phones are not held to it"
+        );
+        assert!(s.admits(&a, &a_phone, None, now), "own account");
+        s.tokens
+            .insert(("1666".into(), "1555".into()), (b"tok".to_vec(), now - 10));
+        assert!(s.admits(&a, &b, Some(b"tok"), now));
+        assert!(!s.admits(&a, &b, Some(b"other"), now));
+        assert!(!s.admits(&a, &b, None, now));
+        assert!(
+            !s.admits(&a, &b, Some(b"tok"), now + 4 * BUCKET_SECS),
+            "expired"
+        );
+        s.set_restricted("1555", false);
+        assert!(s.admits(&a, &b, None, now));
+    }
+}

@@ -1,0 +1,303 @@
+//! Trusted-contact privacy tokens ("tctokens").
+//!
+//! When we message a contact, we issue them a token (`<iq xmlns="privacy" type="set">
+//! <tokens><token jid t type="trusted_contact"/>`); the server hands it to the contact in
+//! a `<notification type="privacy_token">`. The contact's client then attaches the token
+//! (`<tctoken>`) to its 1:1 messages, presence subscriptions and picture queries to us,
+//! which is how the server knows we accepted the chat. A restricted account that messages
+//! a contact without one is refused with error 463.
+//!
+//! Tokens are valid for a rolling window of four 7-day buckets; we issue a new one at most
+//! once per bucket and contact. Records are kept per contact under the contact's LID when
+//! it is known ([`storage_jid`]), as WhatsApp Web does.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, warn};
+use wa_binary::{Jid, Node, Server};
+use wa_store::{
+    AccountStore, LidMappingStore, MAX_PRIVACY_TOKEN_LEN, PrivacyToken, PrivacyTokenStore,
+};
+
+/// Length of one token bucket in seconds (7 days).
+pub const BUCKET_SECS: i64 = 604_800;
+/// Number of buckets a token stays valid for (about 28 days).
+pub const BUCKETS: i64 = 4;
+/// Most `<token>` entries taken from one notification.
+const MAX_TOKENS_PER_NOTIFICATION: usize = 64;
+
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The oldest token timestamp still valid at `now`: the start of the oldest of the
+/// [`BUCKETS`] buckets ending with the current one.
+pub fn cutoff(now: i64) -> i64 {
+    (now.div_euclid(BUCKET_SECS) - (BUCKETS - 1)) * BUCKET_SECS
+}
+
+/// Whether a token issued at `timestamp` is no longer valid at `now` (0 = no token).
+pub fn is_expired(timestamp: i64, now: i64) -> bool {
+    timestamp <= 0 || timestamp < cutoff(now)
+}
+
+/// Whether our token should be issued again at `now`, given when we last issued one
+/// (`sender_timestamp`, 0 = never): once per bucket.
+pub fn should_issue(sender_timestamp: i64, now: i64) -> bool {
+    sender_timestamp <= 0 || now.div_euclid(BUCKET_SECS) > sender_timestamp.div_euclid(BUCKET_SECS)
+}
+
+/// Whether privacy tokens apply to `jid`: a regular user (phone number or LID), not a
+/// group, channel, broadcast, bot or the service account (user `0`).
+pub fn applies_to(jid: &Jid) -> bool {
+    matches!(jid.server, Server::Pn | Server::LegacyUser | Server::Lid)
+        && jid.user.as_str() != "0"
+        && !jid.to_non_ad().is_bot()
+}
+
+/// The key a contact's record is stored under: the user's LID JID when `jid` is one or a
+/// mapping is stored, else its phone-number user JID. A failed lookup falls back to the
+/// phone number (logged).
+pub async fn storage_jid(store: &AccountStore, jid: &Jid) -> String {
+    let user = jid.to_non_ad();
+    if matches!(user.server, Server::Pn | Server::LegacyUser) {
+        match store.lid_for_pn(user.user.as_str()).await {
+            Ok(Some(lid)) => return Jid::lid(lid).to_string(),
+            Ok(None) => {}
+            Err(e) => debug!("LID lookup for the privacy token of {user} failed: {e}"),
+        }
+        return Jid::pn(user.user.clone()).to_string();
+    }
+    user.to_string()
+}
+
+/// The token `jid` issued to us, if one is stored and still valid at `now`. `None` for
+/// JIDs tokens do not apply to, and when the record cannot be read (logged).
+pub async fn usable_token(store: &AccountStore, jid: &Jid, now: i64) -> Option<Vec<u8>> {
+    if !applies_to(jid) {
+        return None;
+    }
+    let key = storage_jid(store, jid).await;
+    match store.get_privacy_token(&key).await {
+        Ok(Some(r)) if !r.token.is_empty() && !is_expired(r.timestamp, now) => Some(r.token),
+        Ok(_) => None,
+        Err(e) => {
+            warn!("privacy token of {key} unreadable: {e}");
+            None
+        }
+    }
+}
+
+/// The `<tctoken>` child carrying `token`.
+pub fn tctoken_node(token: Vec<u8>) -> Node {
+    Node::builder("tctoken").bytes(token).build()
+}
+
+/// The `<iq xmlns="privacy" type="set">` issuing our token to each of `jids` (user JIDs)
+/// at time `t`.
+pub fn issue_iq(jids: &[Jid], t: i64) -> Node {
+    let tokens = jids.iter().map(|j| {
+        Node::builder("token")
+            .attr("jid", j.to_non_ad())
+            .attr("t", t.to_string())
+            .attr("type", "trusted_contact")
+            .build()
+    });
+    Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "set")
+        .attr("xmlns", "privacy")
+        .children([Node::builder("tokens").children(tokens).build()])
+        .build()
+}
+
+/// One token read from a `privacy_token` notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedToken {
+    /// The contact who issued it (the notification's `sender_lid`, else its `from`).
+    pub from: Jid,
+    /// The token.
+    pub token: Vec<u8>,
+    /// When it was issued (unix seconds).
+    pub timestamp: i64,
+}
+
+/// The trusted-contact tokens of a `<notification type="privacy_token">`. Entries of
+/// another type, without bytes, with an over-long token or without a timestamp are
+/// skipped; at most 64 are read. Empty when the sender is missing or not a user.
+pub fn parse_notification(node: &Node) -> Vec<ReceivedToken> {
+    let sender = node
+        .attr_opt::<Jid>("sender_lid")
+        .ok()
+        .flatten()
+        .or_else(|| node.attr_opt::<Jid>("from").ok().flatten())
+        .map(|j| j.to_non_ad());
+    let (Some(from), Some(tokens)) = (sender, node.child("tokens")) else {
+        return Vec::new();
+    };
+    if !applies_to(&from) {
+        return Vec::new();
+    }
+    tokens
+        .children_by_tag("token")
+        .take(MAX_TOKENS_PER_NOTIFICATION)
+        .filter(|t| t.attr_opt::<&str>("type").ok().flatten() == Some("trusted_contact"))
+        .filter_map(|t| {
+            let token = t
+                .bytes()
+                .filter(|b| !b.is_empty() && b.len() <= MAX_PRIVACY_TOKEN_LEN)?;
+            let timestamp = t.attr_opt::<i64>("t").ok().flatten().filter(|&t| t > 0)?;
+            Some(ReceivedToken {
+                from: from.clone(),
+                token: token.to_vec(),
+                timestamp,
+            })
+        })
+        .collect()
+}
+
+/// Stores a received token, unless the stored one is newer; keeps our own issuance time.
+///
+/// # Errors
+/// Store errors. A damaged stored record is replaced.
+pub async fn store_received(
+    store: &AccountStore,
+    received: &ReceivedToken,
+) -> Result<(), wa_store::Error> {
+    let key = storage_jid(store, &received.from).await;
+    let existing = match store.get_privacy_token(&key).await {
+        Ok(r) => r.unwrap_or_default(),
+        Err(e) if e.is_corrupt() => PrivacyToken::default(),
+        Err(e) => return Err(e),
+    };
+    if !existing.token.is_empty() && existing.timestamp > received.timestamp {
+        return Ok(());
+    }
+    let record = PrivacyToken {
+        token: received.token.clone(),
+        timestamp: received.timestamp,
+        sender_timestamp: existing.sender_timestamp,
+    };
+    store.put_privacy_token(&key, &record).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEEK: i64 = BUCKET_SECS;
+
+    #[test]
+    fn buckets() {
+        let now = 2_900 * WEEK + 100;
+        assert_eq!(cutoff(now), 2_897 * WEEK);
+        assert!(!is_expired(2_897 * WEEK, now));
+        assert!(is_expired(2_897 * WEEK - 1, now));
+        assert!(is_expired(0, now));
+        assert!(should_issue(0, now));
+        assert!(!should_issue(2_900 * WEEK, now));
+        assert!(should_issue(2_900 * WEEK - 1, now));
+    }
+
+    #[test]
+    fn who_tokens_apply_to() {
+        assert!(applies_to(&"15550001@s.whatsapp.net".parse().unwrap()));
+        assert!(applies_to(&"15550001:3@s.whatsapp.net".parse().unwrap()));
+        assert!(applies_to(&"100000001@lid".parse().unwrap()));
+        assert!(!applies_to(&"0@s.whatsapp.net".parse().unwrap()));
+        assert!(!applies_to(&"123-456@g.us".parse().unwrap()));
+        assert!(!applies_to(&"status@broadcast".parse().unwrap()));
+        assert!(!applies_to(&"13135550002@s.whatsapp.net".parse().unwrap()));
+    }
+
+    fn token(t: &str, ty: &str, bytes: &[u8]) -> Node {
+        Node::builder("token")
+            .attr("jid", "15550001@s.whatsapp.net")
+            .attr("t", t.to_owned())
+            .attr("type", ty.to_owned())
+            .bytes(bytes.to_vec())
+            .build()
+    }
+
+    #[test]
+    fn notification_parsing_skips_what_is_not_a_token() {
+        let n = Node::builder("notification")
+            .attr("from", "15550002@s.whatsapp.net")
+            .attr("sender_lid", "100000002@lid")
+            .attr("type", "privacy_token")
+            .children([Node::builder("tokens")
+                .children([
+                    token("1700000000", "trusted_contact", b"tok"),
+                    token("1700000000", "other", b"x"),
+                    token("nope", "trusted_contact", b"x"),
+                    token("1700000000", "trusted_contact", b""),
+                    token(
+                        "1700000000",
+                        "trusted_contact",
+                        &[1; MAX_PRIVACY_TOKEN_LEN + 1],
+                    ),
+                ])
+                .build()])
+            .build();
+        let got = parse_notification(&n);
+        assert_eq!(
+            got,
+            vec![ReceivedToken {
+                from: "100000002@lid".parse().unwrap(),
+                token: b"tok".to_vec(),
+                timestamp: 1_700_000_000,
+            }]
+        );
+        let from_group = Node::builder("notification")
+            .attr("from", "123-456@g.us")
+            .children([Node::builder("tokens")
+                .children([token("1700000000", "trusted_contact", b"tok")])
+                .build()])
+            .build();
+        assert!(parse_notification(&from_group).is_empty());
+        assert!(parse_notification(&Node::builder("notification").build()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn stored_under_the_lid_and_newest_wins() {
+        let store = AccountStore::new(
+            std::sync::Arc::new(wa_store::MemoryBackend::new()),
+            wa_store::AccountId::new("a").unwrap(),
+        );
+        store
+            .put_lid_mapping("15550002", "100000002")
+            .await
+            .unwrap();
+        let pn: Jid = "15550002:4@s.whatsapp.net".parse().unwrap();
+        assert_eq!(storage_jid(&store, &pn).await, "100000002@lid");
+        let now = 2_900 * BUCKET_SECS;
+        let r = |tok: &[u8], t: i64| ReceivedToken {
+            from: pn.to_non_ad(),
+            token: tok.to_vec(),
+            timestamp: t,
+        };
+        store_received(&store, &r(b"new", now - 10)).await.unwrap();
+        store_received(&store, &r(b"older", now - 20))
+            .await
+            .unwrap();
+        assert_eq!(usable_token(&store, &pn, now).await, Some(b"new".to_vec()));
+        let lid: Jid = "100000002@lid".parse().unwrap();
+        assert_eq!(usable_token(&store, &lid, now).await, Some(b"new".to_vec()));
+        // Expired four buckets later.
+        assert_eq!(usable_token(&store, &pn, now + 4 * BUCKET_SECS).await, None);
+        // Our issuance time survives a new token.
+        let key = storage_jid(&store, &pn).await;
+        let mut rec = store.get_privacy_token(&key).await.unwrap().unwrap();
+        rec.sender_timestamp = now;
+        store.put_privacy_token(&key, &rec).await.unwrap();
+        store_received(&store, &r(b"newest", now)).await.unwrap();
+        let rec = store.get_privacy_token(&key).await.unwrap().unwrap();
+        assert_eq!(
+            (rec.token.as_slice(), rec.sender_timestamp),
+            (&b"newest"[..], now)
+        );
+    }
+}
