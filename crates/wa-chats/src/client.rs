@@ -193,6 +193,20 @@ impl Chats {
         self.inner.socket.auth().await.and_then(|c| c.push_name)
     }
 
+    /// `jid`'s stored privacy token, for requests to another user (never to ourselves:
+    /// our own requests carry none).
+    async fn privacy_token(&self, jid: &Jid) -> Option<Vec<u8>> {
+        let creds = self.inner.socket.auth().await?;
+        let own = |j: Option<&str>| {
+            j.and_then(|j| j.parse::<Jid>().ok())
+                .is_some_and(|j| j.user == jid.user)
+        };
+        if own(creds.jid.as_deref()) || own(creds.lid.as_deref()) {
+            return None;
+        }
+        self.inner.socket.privacy_token(jid).await
+    }
+
     async fn query(&self, node: Node) -> Result<Node, Error> {
         Ok(self.inner.socket.query(node).await?)
     }
@@ -213,15 +227,18 @@ impl Chats {
     }
 
     /// Asks to be told when `jid` comes online or goes offline (`<presence
-    /// type=subscribe to>`); the answers arrive as [`Event::PresenceUpdate`].
+    /// type=subscribe to>`, with `jid`'s privacy token when one is stored); the answers
+    /// arrive as [`Event::PresenceUpdate`].
     ///
     /// # Errors
     /// Socket errors.
     pub async fn subscribe_presence(&self, jid: &Jid) -> Result<(), Error> {
+        let token = self.privacy_token(jid).await;
         let node = Node::builder("presence")
             .attr("type", "subscribe")
             .attr("to", jid.to_non_ad())
             .attr("id", self.inner.socket.generate_id())
+            .children(token.map(wa_socket::privacy_token::tctoken_node))
             .build();
         Ok(self.inner.socket.send_node(&node).await?)
     }
@@ -475,7 +492,8 @@ impl Chats {
     }
 
     /// Where to download `jid`'s profile picture (a user or a group): the full image, or
-    /// the thumbnail with `preview`. `None` when there is none (404).
+    /// the thumbnail with `preview`. `None` when there is none (404). A user's privacy
+    /// token rides along when one is stored.
     ///
     /// # Errors
     /// Socket errors; [`Error::Refused`] (e.g. 401 when hidden from us);
@@ -485,11 +503,13 @@ impl Chats {
         jid: &Jid,
         preview: bool,
     ) -> Result<Option<ProfilePicture>, Error> {
+        let token = self.privacy_token(jid).await;
         let node = iq("w:profile:picture", "get")
             .attr("target", jid.to_non_ad())
             .children([Node::builder("picture")
                 .attr("type", if preview { "preview" } else { "image" })
                 .attr("query", "url")
+                .children(token.map(wa_socket::privacy_token::tctoken_node))
                 .build()])
             .build();
         match self.query(node).await {

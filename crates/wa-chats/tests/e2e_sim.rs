@@ -456,3 +456,53 @@ async fn picture_changes_are_reported() {
     assert_eq!(u.jid, Jid::pn(A));
     assert_eq!(u.picture_id.as_deref(), Some(own.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_account_needs_the_privacy_token_for_presence_and_pictures() {
+    let Pair {
+        _sim: sim,
+        a,
+        b,
+        mut ev_a,
+        _sockets: (sock_a, sock_b),
+        ..
+    } = pair().await;
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"body", &[0xFF, 0xD9]].concat();
+    let pid = b.set_profile_picture(None, jpeg).await.unwrap().unwrap();
+    sim.restrict_account(A, true);
+    let bob = Jid::pn(B);
+
+    // Without B's token: the picture query is refused, the subscription ignored.
+    assert!(matches!(
+        a.profile_picture_url(&bob, false).await,
+        Err(Error::Refused { code: 401, .. })
+    ));
+    a.subscribe_presence(&bob).await.unwrap();
+    no_event(&mut ev_a, |e| matches!(e, Event::PresenceUpdate(_))).await;
+    // Our own picture needs no token.
+    assert_eq!(
+        a.profile_picture_url(&Jid::pn(A), false).await.unwrap(),
+        None
+    );
+
+    // B issues its token to A; A's socket stores it and both requests carry it.
+    sock_b
+        .issue_privacy_tokens(&[Jid::pn(A)], wa_socket::privacy_token::now())
+        .await
+        .unwrap();
+    let (token, _) = sim.privacy_token(B, A).expect("a token minted");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sock_a.privacy_token(&bob).await.as_deref() != Some(token.as_slice()) {
+        assert!(std::time::Instant::now() < deadline, "token never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pic = a.profile_picture_url(&bob, false).await.unwrap().unwrap();
+    assert_eq!(pic.id, pid);
+    a.subscribe_presence(&bob).await.unwrap();
+    let u = next_event(&mut ev_a, |e| match e {
+        Event::PresenceUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(u.jid, bob);
+}

@@ -250,6 +250,10 @@ pub(crate) fn presence(shared: &Shared, conn: u64, me: &Jid, node: &Node) {
                 let Some(target) = resolve_user(&st, &to) else {
                     return;
                 };
+                let tctoken = node.child("tctoken").and_then(Node::bytes).map(|b| &b[..]);
+                if !st.chats.tokens.admits(me, &target, tctoken, unix_now()) {
+                    return;
+                }
                 let target = target.user.as_str().to_owned();
                 let c = &mut st.chats;
                 let count = c.subscription_count.entry(conn).or_default();
@@ -509,7 +513,7 @@ pub(crate) fn iq(
                 Some((text.to_owned(), unix_now()));
             result(id, Vec::new())
         }
-        ("w:profile:picture", "get") => picture_get(shared, &phone, id, node),
+        ("w:profile:picture", "get") => picture_get(shared, me, id, node),
         ("w:profile:picture", "set") => picture_set(shared, me, id, node),
         ("blocklist", "get") => {
             let st = shared.state.lock();
@@ -536,7 +540,10 @@ pub(crate) fn iq(
     Some(reply)
 }
 
-fn picture_get(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
+/// `<iq xmlns="w:profile:picture" type="get" target>`: a restricted account's companion
+/// needs the target user's privacy token (`<picture><tctoken>`), else 401.
+fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
+    let phone = me.user.as_str();
     let Some(target) = node.attr_opt::<Jid>("target").ok().flatten() else {
         return error(id, 400, "bad-request");
     };
@@ -563,6 +570,14 @@ fn picture_get(shared: &Shared, phone: &str, id: &str, node: &Node) -> Node {
             return error(id, 404, "item-not-found");
         };
         if owner != phone && (p.privacy("profile") == "none" || p.blocked.contains(phone)) {
+            return error(id, 401, "not-authorized");
+        }
+        let tctoken = node
+            .child("picture")
+            .and_then(|p| p.child("tctoken"))
+            .and_then(Node::bytes)
+            .map(|b| &b[..]);
+        if !st.chats.tokens.admits(me, &user, tctoken, unix_now()) {
             return error(id, 401, "not-authorized");
         }
         p.picture.as_ref().map(|(pid, _)| (owner, pid.clone()))

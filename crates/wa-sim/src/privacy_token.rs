@@ -2,9 +2,9 @@
 //! `<iq xmlns="privacy" type="set"><tokens><token jid t type="trusted_contact"/>`; the
 //! server mints the token and hands it to the contact's companions in a
 //! `<notification type="privacy_token">` (queued for those offline). Companions of a
-//! restricted account ([`Sim::restrict_account`](crate::Sim::restrict_account)) may then
-//! only send 1:1 messages carrying a valid `<tctoken>` from the recipient; anything else
-//! is refused with error 463. In memory only.
+//! restricted account ([`Sim::restrict_account`](crate::Sim::restrict_account)) need a
+//! valid `<tctoken>` from the other user for 1:1 messages (else error 463), presence
+//! subscriptions (else ignored) and profile-picture queries (else 401). In memory only.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -666,7 +666,9 @@ impl Sim {
     /// Restricts (or frees) an account as WhatsApp restricts accounts that start too many
     /// chats: its companions may then only send 1:1 messages to users who issued them a
     /// privacy token, carrying it as `<tctoken>`; other 1:1 messages are refused with
-    /// error 463. Messages within the account and from its phone pass. In memory only.
+    /// error 463. Presence subscriptions and profile-picture queries to another user
+    /// need the token too (else ignored, or refused with 401). Messages within the
+    /// account and from its phone pass. In memory only.
     pub fn restrict_account(&self, phone: &str, restricted: bool) {
         self.shared
             .state

@@ -119,6 +119,8 @@ pub fn issue_iq(jids: &[Jid], t: i64) -> Node {
 pub struct ReceivedToken {
     /// The contact who issued it (the notification's `sender_lid`, else its `from`).
     pub from: Jid,
+    /// The contact's phone-number JID, when the notification named both it and the LID.
+    pub pn: Option<Jid>,
     /// The token.
     pub token: Vec<u8>,
     /// When it was issued (unix seconds).
@@ -129,13 +131,18 @@ pub struct ReceivedToken {
 /// another type, without bytes, with an over-long token or without a timestamp are
 /// skipped; at most 64 are read. Empty when the sender is missing or not a user.
 pub fn parse_notification(node: &Node) -> Vec<ReceivedToken> {
-    let sender = node
-        .attr_opt::<Jid>("sender_lid")
-        .ok()
-        .flatten()
-        .or_else(|| node.attr_opt::<Jid>("from").ok().flatten())
-        .map(|j| j.to_non_ad());
-    let (Some(from), Some(tokens)) = (sender, node.child("tokens")) else {
+    let jid = |k: &str| {
+        node.attr_opt::<Jid>(k)
+            .ok()
+            .flatten()
+            .map(|j| j.to_non_ad())
+    };
+    let lid = jid("sender_lid").filter(Jid::is_lid);
+    let from_attr = jid("from");
+    let pn = from_attr
+        .clone()
+        .filter(|j| lid.is_some() && j.is_pn_user());
+    let (Some(from), Some(tokens)) = (lid.or(from_attr), node.child("tokens")) else {
         return Vec::new();
     };
     if !applies_to(&from) {
@@ -152,6 +159,7 @@ pub fn parse_notification(node: &Node) -> Vec<ReceivedToken> {
             let timestamp = t.attr_opt::<i64>("t").ok().flatten().filter(|&t| t > 0)?;
             Some(ReceivedToken {
                 from: from.clone(),
+                pn: pn.clone(),
                 token: token.to_vec(),
                 timestamp,
             })
@@ -160,6 +168,8 @@ pub fn parse_notification(node: &Node) -> Vec<ReceivedToken> {
 }
 
 /// Stores a received token, unless the stored one is newer; keeps our own issuance time.
+/// A LID/phone-number pair the notification named is stored first (unless a mapping of
+/// that phone number is already known), so lookups by either find the record.
 ///
 /// # Errors
 /// Store errors. A damaged stored record is replaced.
@@ -167,6 +177,14 @@ pub async fn store_received(
     store: &AccountStore,
     received: &ReceivedToken,
 ) -> Result<(), wa_store::Error> {
+    if let Some(pn) = &received.pn
+        && received.from.is_lid()
+        && store.lid_for_pn(pn.user.as_str()).await?.is_none()
+    {
+        store
+            .put_lid_mapping(pn.user.as_str(), received.from.user.as_str())
+            .await?;
+    }
     let key = storage_jid(store, &received.from).await;
     let existing = match store.get_privacy_token(&key).await {
         Ok(r) => r.unwrap_or_default(),
@@ -247,6 +265,7 @@ mod tests {
             got,
             vec![ReceivedToken {
                 from: "100000002@lid".parse().unwrap(),
+                pn: Some("15550002@s.whatsapp.net".parse().unwrap()),
                 token: b"tok".to_vec(),
                 timestamp: 1_700_000_000,
             }]
@@ -276,6 +295,7 @@ mod tests {
         let now = 2_900 * BUCKET_SECS;
         let r = |tok: &[u8], t: i64| ReceivedToken {
             from: pn.to_non_ad(),
+            pn: None,
             token: tok.to_vec(),
             timestamp: t,
         };
@@ -298,6 +318,30 @@ mod tests {
         assert_eq!(
             (rec.token.as_slice(), rec.sender_timestamp),
             (&b"newest"[..], now)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_notification_naming_both_ids_teaches_the_mapping() {
+        let store = AccountStore::new(
+            std::sync::Arc::new(wa_store::MemoryBackend::new()),
+            wa_store::AccountId::new("a").unwrap(),
+        );
+        let received = ReceivedToken {
+            from: "100000003@lid".parse().unwrap(),
+            pn: Some("15550003@s.whatsapp.net".parse().unwrap()),
+            token: b"tok".to_vec(),
+            timestamp: now(),
+        };
+        store_received(&store, &received).await.unwrap();
+        assert_eq!(
+            store.lid_for_pn("15550003").await.unwrap().as_deref(),
+            Some("100000003")
+        );
+        let pn: Jid = "15550003@s.whatsapp.net".parse().unwrap();
+        assert_eq!(
+            usable_token(&store, &pn, now()).await,
+            Some(b"tok".to_vec())
         );
     }
 }
