@@ -240,6 +240,8 @@ impl Groups {
     }
 
     /// Creates a group with `subject` and `participants` (we become its super admin).
+    /// Each participant's stored privacy token rides along (see
+    /// [`wa_socket::privacy_token`]).
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] for an empty subject; server and socket errors.
@@ -249,6 +251,26 @@ impl Groups {
         participants: &[Jid],
     ) -> Result<Arc<GroupMetadata>, Error> {
         self.create_with(subject, participants, None).await
+    }
+
+    /// `<participant jid>` nodes; with `tokens`, each carries the user's stored privacy
+    /// token as `<privacy>` (WhatsApp asks for it when adding users to a group).
+    async fn participant_nodes(&self, participants: &[Jid], tokens: bool) -> Vec<Node> {
+        let mut out = Vec::with_capacity(participants.len());
+        for j in participants {
+            let token = if tokens {
+                self.inner.socket.privacy_token(j).await
+            } else {
+                None
+            };
+            out.push(
+                Node::builder("participant")
+                    .attr("jid", j.clone())
+                    .children(token.map(|t| Node::builder("privacy").bytes(t).build()))
+                    .build(),
+            );
+        }
+        out
     }
 
     /// Creates a group (inside `parent` when given) and caches its metadata.
@@ -261,19 +283,15 @@ impl Groups {
         if subject.trim().is_empty() {
             return Err(Error::InvalidRequest("empty subject"));
         }
+        let members = self.participant_nodes(participants, true).await;
         let create = Node::builder("create")
             .attr("subject", subject.to_owned())
             .attr("key", request_key())
-            .children(
-                participants
-                    .iter()
-                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build())
-                    .chain(parent.map(|p| {
-                        Node::builder("linked_parent")
-                            .attr("jid", p.clone())
-                            .build()
-                    })),
-            )
+            .children(members.into_iter().chain(parent.map(|p| {
+                Node::builder("linked_parent")
+                    .attr("jid", p.clone())
+                    .build()
+            })))
             .build();
         let reply = self.group_query(Jid::group(""), "set", create).await?;
         let meta = Arc::new(parse_group_reply(&reply)?);
@@ -281,7 +299,9 @@ impl Groups {
         Ok(meta)
     }
 
-    /// Adds, removes, promotes or demotes members; one result per member.
+    /// Adds, removes, promotes or demotes members; one result per member (403 when the
+    /// user's privacy settings, or a missing privacy token, keep us from adding them).
+    /// Users being added carry their stored privacy token.
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] for an empty list; server and socket errors.
@@ -294,13 +314,10 @@ impl Groups {
         if participants.is_empty() {
             return Err(Error::InvalidRequest("no participants"));
         }
-        let node = Node::builder(action.tag())
-            .children(
-                participants
-                    .iter()
-                    .map(|j| Node::builder("participant").attr("jid", j.clone()).build()),
-            )
-            .build();
+        let members = self
+            .participant_nodes(participants, action == ParticipantAction::Add)
+            .await;
+        let node = Node::builder(action.tag()).children(members).build();
         let reply = self.group_query(group.clone(), "set", node).await?;
         self.invalidate(group).await;
         parse_participants_reply(&reply, action.tag())

@@ -196,3 +196,50 @@ async fn group_lifecycle_through_the_simulator() {
     sock_b.close().await;
     sock_c.close().await;
 }
+
+/// Waits until `socket` holds a privacy token from `from`.
+async fn holds_token(socket: &wa_socket::Socket, from: &Jid) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while socket.privacy_token(from).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no token from {from}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_account_adds_only_users_whose_token_it_holds() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    let (sock_c, _) = wa_testkit::link(&sim, C).await;
+    let ga = Groups::new(sock_a.clone(), &GroupsConfig::default());
+    sim.restrict_account(A, true);
+    let now = wa_socket::privacy_token::now();
+    sock_b
+        .issue_privacy_tokens(&[Jid::pn(A)], now)
+        .await
+        .unwrap();
+    holds_token(&sock_a, &Jid::pn(B)).await;
+
+    // B's token rides along in <privacy>; C has issued none, so C is left out.
+    let meta = ga.create("Team", &[Jid::pn(B), Jid::pn(C)]).await.unwrap();
+    let mut members: Vec<_> = meta.participants.iter().map(|p| p.jid.clone()).collect();
+    members.sort_by_key(ToString::to_string);
+    assert_eq!(members, [Jid::pn(A), Jid::pn(B)]);
+    let r = ga
+        .participants_update(&meta.id, &[Jid::pn(C)], ParticipantAction::Add)
+        .await
+        .unwrap();
+    assert_eq!(r[0].status, 403);
+
+    sock_c
+        .issue_privacy_tokens(&[Jid::pn(A)], now)
+        .await
+        .unwrap();
+    holds_token(&sock_a, &Jid::pn(C)).await;
+    let r = ga
+        .participants_update(&meta.id, &[Jid::pn(C)], ParticipantAction::Add)
+        .await
+        .unwrap();
+    assert_eq!((r[0].jid.clone(), r[0].status), (Jid::pn(C), 200));
+}

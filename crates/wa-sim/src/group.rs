@@ -228,6 +228,11 @@ fn send_notices(shared: &Shared, notices: Vec<Notice>, except: &Jid) {
     }
 }
 
+/// The privacy token a `<participant>` of a create or add request carries.
+fn privacy_of(p: &Node) -> Option<Vec<u8>> {
+    p.child("privacy").and_then(Node::bytes).map(|b| b.to_vec())
+}
+
 pub(crate) fn participants_node(tag: &'static str, phones: &[String]) -> Node {
     Node::builder(tag)
         .children(phones.iter().map(|p| {
@@ -303,6 +308,14 @@ fn on_server(
                     continue;
                 };
                 let phone = user.user.as_str().to_owned();
+                // A restricted account adds only users whose privacy token it holds.
+                if !st
+                    .chats
+                    .tokens
+                    .admits(me, &user, privacy_of(p).as_deref(), unix_now())
+                {
+                    continue;
+                }
                 if participants.len() < MAX_PARTICIPANTS
                     && !participants.iter().any(|(q, _)| *q == phone)
                 {
@@ -483,19 +496,20 @@ fn on_group(
     match (ty, op.tag()) {
         ("get", "query") => iq_result(id, to.clone(), vec![group.node()]),
         ("set", action @ ("add" | "remove" | "promote" | "demote")) => {
-            let asked: Vec<Option<Jid>> = op
+            let asked: Vec<(Option<Jid>, Option<Vec<u8>>)> = op
                 .children_by_tag("participant")
                 .take(MAX_PARTICIPANTS)
-                .map(|p| p.attr_opt::<Jid>("jid").ok().flatten())
+                .map(|p| (p.attr_opt::<Jid>("jid").ok().flatten(), privacy_of(p)))
                 .collect();
-            let resolved: Vec<(Option<Jid>, Option<String>)> = asked
+            let resolved: Vec<(Option<Jid>, Option<String>, bool)> = asked
                 .into_iter()
-                .map(|j| {
-                    let phone = j
+                .map(|(j, token)| {
+                    let user = j.as_ref().and_then(|j| resolve_user(st, j));
+                    // A restricted account adds only users whose privacy token it holds.
+                    let admitted = user
                         .as_ref()
-                        .and_then(|j| resolve_user(st, j))
-                        .map(|u| u.user.as_str().to_owned());
-                    (j, phone)
+                        .is_none_or(|u| st.chats.tokens.admits(me, u, token.as_deref(), now));
+                    (j, user.map(|u| u.user.as_str().to_owned()), admitted)
                 })
                 .collect();
             let Some(group) = st.groups.get_mut(&gid) else {
@@ -509,12 +523,14 @@ fn on_group(
             };
             let mut out = Vec::new();
             let mut done = Vec::new();
-            for (jid, phone) in resolved {
+            for (jid, phone, admitted) in resolved {
                 let Some(jid) = jid else { continue };
                 let code = match (&phone, action) {
                     (None, _) => Some(404),
                     (Some(p), "add") => {
-                        if group.role(p).is_some() {
+                        if !admitted {
+                            Some(403)
+                        } else if group.role(p).is_some() {
                             Some(409)
                         } else if group.participants.len() >= MAX_PARTICIPANTS {
                             Some(500)
