@@ -20,12 +20,14 @@ use wa_proto::history_sync::{
 use wa_proto::web::WebMessageInfo;
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
-use wa_store::LidMappingStore;
+use wa_store::{LidMappingStore, PrivacyTokenStore};
 use wa_types::{HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
 const B_LID: &str = "88880000002";
+/// The privacy token B issued to A, as the seeded history carries it.
+const BOB_TOKEN: &[u8] = b"token-from-bob";
 
 /// Links a companion to `phone` with a memory store and a messenger that downloads
 /// media over plain HTTP from the simulator.
@@ -63,12 +65,16 @@ fn text_info(chat: &str, from_me: bool, id: &str, text: &str, t: u64) -> History
 /// Two chats (B and a group), push names for B and the account itself, a LID mapping.
 fn seed() -> ProtoHistory {
     let b = format!("{B}@s.whatsapp.net");
+    let now = wa_socket::privacy_token::now() as u64;
     ProtoHistory {
         conversations: vec![
             Conversation {
                 id: Some(b.clone()),
                 name: Some("Bob".into()),
                 unread_count: Some(1),
+                tc_token: Some(BOB_TOKEN.to_vec()),
+                tc_token_timestamp: Some(now - 60),
+                tc_token_sender_timestamp: Some(now - 30),
                 messages: vec![
                     text_info(&b, true, "SEEDED1", "hello bob", 1_700_000_000),
                     text_info(&b, false, "SEEDED2", "hi alice", 1_700_000_100),
@@ -222,6 +228,18 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
 
     // The mappings were stored, and the account's own push name saved in the creds.
     assert_eq!(c.store.lid_for_pn(B).await.unwrap().as_deref(), Some(B_LID));
+    // B's privacy token was stored under B's LID, with when A last issued its own.
+    assert_eq!(
+        c.socket.privacy_token(&Jid::pn(B)).await.as_deref(),
+        Some(BOB_TOKEN)
+    );
+    let record = c
+        .store
+        .get_privacy_token(&format!("{B_LID}@lid"))
+        .await
+        .unwrap()
+        .expect("a record under the LID");
+    assert_eq!(record.timestamp + 30, record.sender_timestamp);
     let creds = c.socket.auth().await.unwrap();
     assert_eq!(creds.push_name.as_deref(), Some("Alice A."));
 
