@@ -6,6 +6,7 @@ mod framing;
 mod group;
 mod history;
 mod id;
+mod identity;
 mod keyshare;
 mod lid;
 mod messenger;

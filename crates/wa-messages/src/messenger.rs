@@ -248,6 +248,7 @@ impl Messenger {
         let messages = socket.subscribe(Filter::tag("message"), cap);
         let receipts = socket.subscribe(Filter::tag("receipt"), cap);
         let acks = socket.subscribe(Filter::tag("ack"), cap);
+        let identities = socket.subscribe(Filter::tag("notification").kind("encrypt"), cap);
         let connection_events = socket.events();
         let inner = Arc::new(Inner {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
@@ -301,6 +302,13 @@ impl Messenger {
         tasks.push(tokio::spawn(watch_backlog(i, connection_events, parties)));
         let i = inner.clone();
         tasks.push(tokio::spawn(handle_receipts(i, receipts, rctl_rx)));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut identities = identities;
+            while let Some(node) = identities.recv().await {
+                crate::identity::handle(&i, node).await;
+            }
+        }));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
             let mut acks = acks;

@@ -15,7 +15,7 @@ use wa_messages::{
 };
 use wa_sim::{Fault, Sim, SimConfig};
 use wa_socket::{ConnectionState, Event};
-use wa_store::{LidMappingStore, SentMessageStore, SessionStore};
+use wa_store::{LidMappingStore, PrivacyTokenStore, SentMessageStore, SessionStore};
 use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
 use wa_types::MessageKey;
 
@@ -334,7 +334,7 @@ async fn offline_device_gets_the_message_at_next_login() {
             .unwrap();
         ids.push(key.id);
     }
-    assert_eq!(sim.queued(&b_jid), 3);
+    assert_eq!(sim.queued_messages(&b_jid), 3);
 
     // The backlog is reported as one batch, in order, once the server says it is complete.
     let mut b1 = restart(&sim, b_store, b_jid.clone()).await;
@@ -898,7 +898,11 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
         .unwrap();
     next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
     wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
-    assert_eq!(sim.queued(&b_jid), 1, "the server still holds the message");
+    assert_eq!(
+        sim.queued_messages(&b_jid),
+        1,
+        "the server still holds the message"
+    );
     b1.socket.close().await;
     drop(b1);
 
@@ -910,4 +914,86 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
         count_upserts(&mut b1.events, &key.id, Duration::from_secs(1)).await,
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_change_drops_the_sessions_before_the_next_send() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let b = Jid::pn(B);
+    let sessions_with_b = |store: wa_store::AccountStore| async move {
+        let lid = store.lid_for_pn(B).await.unwrap();
+        let mut n = store.session_devices(B).await.unwrap().len();
+        if let Some(lid) = lid {
+            n += store
+                .session_devices(&Jid::lid(lid).signal_address_name())
+                .await
+                .unwrap()
+                .len();
+        }
+        n
+    };
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("before"))
+        .await
+        .unwrap();
+    wait_until("B's phone decrypts", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == k.id)
+    })
+    .await;
+    assert!(sessions_with_b(a1.store.clone()).await > 0);
+    // The send issued our privacy token to B; wait until a1 recorded it.
+    let key = wa_socket::privacy_token::storage_jid(&a1.store, &b).await;
+    let deadline = Instant::now() + WAIT;
+    while a1
+        .store
+        .get_privacy_token(&key)
+        .await
+        .unwrap()
+        .is_none_or(|r| r.sender_timestamp == 0)
+    {
+        assert!(Instant::now() < deadline, "issuance not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.privacy_tokens_issued(), 1);
+
+    // B reinstalls: a1 is told, drops its sessions with B and reports the change.
+    sim.reset_identity(B).unwrap();
+    let change = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::IdentityChange(c)) = a1.events.recv().await {
+                return c;
+            }
+        }
+    })
+    .await
+    .expect("an identity change event");
+    assert_eq!(change.jid, b);
+    assert!(change.timestamp > 0);
+    assert_eq!(sessions_with_b(a1.store.clone()).await, 0);
+    // And issues its privacy token to B again.
+    wait_until("the token issued again", || {
+        sim.privacy_tokens_issued() == 2
+    })
+    .await;
+
+    // The next message starts a new session from B's new keys and decrypts at once.
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("after"))
+        .await
+        .unwrap();
+    wait_until("B's new phone decrypts", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == k.id)
+    })
+    .await;
+    let got = sim
+        .phone_inbox(B)
+        .into_iter()
+        .find(|m| m.id == k.id)
+        .unwrap();
+    assert_eq!(text_of(&got.message), Some("after"));
 }

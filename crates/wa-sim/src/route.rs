@@ -305,6 +305,16 @@ impl Queues {
         self.map.get(&key(device)).map_or(0, |v| v.entries.len())
     }
 
+    /// How many `<message>` stanzas wait for a device.
+    pub(crate) fn messages(&self, device: &Jid) -> usize {
+        self.map.get(&key(device)).map_or(0, |v| {
+            v.entries
+                .values()
+                .filter(|q| matches!(q.class, Class::Message))
+                .count()
+        })
+    }
+
     /// Forgets a removed device's queue.
     pub(crate) fn forget(&mut self, device: &Jid) {
         self.map.remove(&key(device));

@@ -613,6 +613,12 @@ impl Sim {
         self.shared.queues().len(device)
     }
 
+    /// How many of the stanzas [`Sim::queued`] counts are `<message>`s (not receipts,
+    /// notifications or calls).
+    pub fn queued_messages(&self, device: &Jid) -> usize {
+        self.shared.queues().messages(device)
+    }
+
     /// How many frames wait for the writer of this device's logged-in connection (`None`:
     /// not online). Bounded by the delivery window for queued stanzas; for tests.
     #[doc(hidden)]
@@ -661,6 +667,46 @@ impl Sim {
     /// decrypt), [`Error::ConnectionGone`], [`Error::Timeout`].
     pub async fn enter_pairing_code(&self, phone: &str, code: &str) -> Result<Jid, Error> {
         enter_pairing_code(&self.shared, phone, code).await
+    }
+
+    /// The account's phone reinstalls WhatsApp: it gets a new identity key and new Signal
+    /// state (its sessions, pre-keys and inbox are gone), and every linked companion of the
+    /// other accounts is told with `<notification type="encrypt"><identity/>` (queued for
+    /// those offline). The account's own companions are left as they are.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`].
+    pub fn reset_identity(&self, phone: &str) -> Result<(), Error> {
+        let told: Vec<Jid> = {
+            let mut st = self.shared.state.lock();
+            let acct = st
+                .accounts
+                .get_mut(phone)
+                .ok_or_else(|| Error::UnknownAccount(phone.to_owned()))?;
+            let identity = KeyPair::generate(&mut OsRng);
+            acct.signal = Arc::new(e2e::PhoneSignal::new(&identity));
+            acct.identity = identity;
+            st.accounts
+                .values()
+                .filter(|a| a.phone != phone)
+                .flat_map(|a| {
+                    a.devices
+                        .keys()
+                        .map(|d| Jid::with_device(a.phone.clone(), Server::Pn, *d))
+                })
+                .collect()
+        };
+        let notification = Node::builder("notification")
+            .attr("from", Jid::pn(phone.to_owned()))
+            .attr("type", "encrypt")
+            .attr("id", fresh_id())
+            .attr("t", unix_now().to_string())
+            .children([Node::builder("identity").build()])
+            .build();
+        for d in &told {
+            crate::route::deliver(&self.shared, d, notification.clone());
+        }
+        Ok(())
     }
 
     /// Restricts (or frees) an account as WhatsApp restricts accounts that start too many

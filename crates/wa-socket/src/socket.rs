@@ -898,6 +898,13 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             });
             conn.spawn(task);
         }
+        // An identity change concerns sessions, which the messaging layer owns: it
+        // handles (and acknowledges) it when subscribed.
+        ("notification", "encrypt") if node.child("identity").is_some() => {
+            if let Dispatched::Unhandled(node) = inner.dispatcher.dispatch(node).await {
+                send_ack(conn, &node).await;
+            }
+        }
         ("notification", "encrypt") => {
             send_ack(conn, &node).await;
             let count = node

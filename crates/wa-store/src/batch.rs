@@ -172,6 +172,11 @@ impl Batch {
         self.delete(Role::Identity, user, &device_key(device))
     }
 
+    /// Deletes the identity keys of every device of `user`.
+    pub fn delete_all_identities(&mut self, user: &str) -> &mut Self {
+        self.delete_scope(Role::Identity, user)
+    }
+
     /// Stores a one-time pre-key.
     pub fn put_pre_key(&mut self, id: u32, pre_key: &[u8]) -> &mut Self {
         self.put(Role::PreKey, NO_SCOPE, &id_key(id), pre_key, 0)

@@ -2,8 +2,8 @@ use crate::NewsletterUpdate;
 use crate::{
     AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
     ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
-    Label, LabelAssociation, MessageUpdate, MessagesUpsert, PictureUpdate, PresenceUpdate,
-    PrivacySettings, StarUpdate,
+    IdentityChange, Label, LabelAssociation, MessageUpdate, MessagesUpsert, PictureUpdate,
+    PresenceUpdate, PrivacySettings, StarUpdate,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -30,6 +30,8 @@ pub enum Event {
     PresenceUpdate(Box<PresenceUpdate>),
     /// A user's or a group's profile picture changed or was removed.
     PictureUpdate(Box<PictureUpdate>),
+    /// A contact's identity key changed (a reinstall); our sessions with them were reset.
+    IdentityChange(IdentityChange),
     /// Someone started or stopped typing or recording in a chat.
     ChatStateUpdate(Box<ChatStateUpdate>),
     /// The account's blocklist changed (from another device of the account).

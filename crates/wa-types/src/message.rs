@@ -102,3 +102,29 @@ pub struct MessageUpdate {
     /// Server timestamp, unix seconds (0 when absent).
     pub timestamp: u64,
 }
+
+/// A contact's identity key changed (they reinstalled WhatsApp or moved to a new phone),
+/// announced by the server with `<notification type="encrypt"><identity/>`; our sessions
+/// with that user were dropped, so the next message starts new ones (whatsmeow's
+/// `events.IdentityChange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityChange {
+    /// The user, without a device.
+    pub jid: Jid,
+    /// When the server noticed it (unix seconds; 0 when the notification has no time).
+    pub timestamp: u64,
+    /// Whether the notification came from the offline backlog.
+    pub offline: bool,
+}
+
+impl IdentityChange {
+    /// A change of `jid`'s identity reported at `timestamp`.
+    pub fn new(jid: Jid, timestamp: u64, offline: bool) -> Self {
+        Self {
+            jid,
+            timestamp,
+            offline,
+        }
+    }
+}
