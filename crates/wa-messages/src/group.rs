@@ -133,7 +133,7 @@ pub(crate) async fn relay_group(
         if !fan.delivered.is_empty() {
             extra.mark_sender_key_sent(&group_s, &fan.delivered);
         }
-        repo.store().commit(extra).await?;
+        inner.commit_staged(&repo, extra).await?;
         (fan.nodes, fan.any_pkmsg, fan.skmsg)
     };
     let mut children = Vec::new();

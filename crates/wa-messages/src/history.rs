@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use wa_binary::{Jid, Node};
 use wa_media::{Downloadable, Media, MediaConfig, MediaType};
 use wa_proto::e2e::{HistorySyncNotification, Message, protocol_message};
-use wa_store::{Batch, PrivacyTokenStore as _, Role, SentMessageStore as _};
+use wa_store::{Batch, Role, SentMessageStore as _};
 use wa_types::{
     Event, HistoryData, HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType,
 };
@@ -309,12 +309,10 @@ impl Inner {
             if !pt::applies_to(&jid) || (token.is_none() && sender_ts == 0) {
                 continue;
             }
-            let key = pt::storage_jid(store, &jid).await;
-            let mut record = match store.get_privacy_token(&key).await {
-                Ok(r) => r.unwrap_or_default(),
-                Err(e) if e.is_corrupt() => wa_store::PrivacyToken::default(),
+            let (key, mut record) = match pt::load(store, &jid).await {
+                Ok(loaded) => loaded,
                 Err(e) => {
-                    warn!("privacy token of {key} unreadable: {e}");
+                    warn!("privacy token of {jid} unreadable: {e}");
                     continue;
                 }
             };

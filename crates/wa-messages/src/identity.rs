@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tracing::{debug, info, warn};
 use wa_binary::{Jid, Node};
 use wa_socket::privacy_token as pt;
-use wa_store::{Batch, LidMappingStore as _, PrivacyTokenStore as _};
+use wa_store::{Batch, LidMappingStore as _};
 use wa_types::{Event, IdentityChange};
 
 use crate::messenger::Inner;
@@ -79,8 +79,7 @@ async fn drop_sessions(inner: &Inner, user: &Jid) -> Result<(), wa_store::Error>
 /// had issued one that is still valid (as WhatsApp Web does after an identity change).
 async fn reissue_privacy_token(inner: &Inner, user: &Jid) {
     let store = inner.socket.store();
-    let key = pt::storage_jid(store, user).await;
-    let Ok(Some(record)) = store.get_privacy_token(&key).await else {
+    let Ok((_, record)) = pt::load(store, user).await else {
         return;
     };
     if record.sender_timestamp <= 0 || pt::is_expired(record.sender_timestamp, pt::now()) {

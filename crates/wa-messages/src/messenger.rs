@@ -777,6 +777,29 @@ impl Inner {
     }
 
     /// A repository whose writes are staged until [`SignalStoreAdapter::commit`].
+    /// Commits `repo`'s staged Signal state with `extra`, then reports each identity it
+    /// replaced (a peer device that reinstalled) as an implicit [`IdentityChange`].
+    pub(crate) async fn commit_staged(
+        &self,
+        repo: &Repo,
+        extra: wa_store::Batch,
+    ) -> Result<(), Error> {
+        repo.store().commit(extra).await?;
+        for addr in repo.store().replaced_identities() {
+            match jid_of_address(&addr.name, addr.device_id) {
+                Some(jid) => {
+                    tracing::info!("identity of {jid} changed; the new key was accepted");
+                    self.emit(Event::IdentityChange(wa_types::IdentityChange::implicit(
+                        jid,
+                        unix_now(),
+                    )));
+                }
+                None => debug!("replaced identity of unknown address {}", addr.name),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn staged_repo(&self, creds: &AuthCreds) -> Repo {
         let adapter = SignalStoreAdapter::new(self.socket.store().clone(), creds).staged();
         SignalRepository::new(adapter, OsRng)
@@ -808,6 +831,20 @@ impl Inner {
 
 /// Starts a session from a bundle; a changed identity (the peer reinstalled) is accepted
 /// and replaces the stored one, as WhatsApp clients do.
+/// The device JID a Signal address names (`user` for a phone number, `user_1` for a LID,
+/// `_128` / `_129` for hosted ones); `None` for other suffixes or a bad device.
+pub(crate) fn jid_of_address(name: &str, device: u32) -> Option<Jid> {
+    let device = u16::try_from(device).ok()?;
+    let (user, server) = match name.rsplit_once('_') {
+        None => (name, wa_binary::Server::Pn),
+        Some((u, "1")) => (u, wa_binary::Server::Lid),
+        Some((u, "128")) => (u, wa_binary::Server::Hosted),
+        Some((u, "129")) => (u, wa_binary::Server::HostedLid),
+        Some(_) => return None,
+    };
+    (!user.is_empty()).then(|| Jid::with_device(user.to_owned(), server, device))
+}
+
 pub(crate) async fn inject_session(
     repo: &Repo,
     device: &Jid,
@@ -829,6 +866,27 @@ pub(crate) async fn inject_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_addresses_map_back_to_devices() {
+        let j = |s: &str| s.parse::<Jid>().unwrap();
+        assert_eq!(jid_of_address("1555", 0), Some(j("1555@s.whatsapp.net")));
+        assert_eq!(jid_of_address("987_1", 3), Some(j("987:3@lid")));
+        assert_eq!(jid_of_address("987_128", 0), Some(j("987@hosted")));
+        assert_eq!(jid_of_address("987_129", 2), Some(j("987:2@hosted.lid")));
+        assert_eq!(jid_of_address("987_7", 0), None);
+        assert_eq!(jid_of_address("_1", 0), None);
+        assert_eq!(jid_of_address("1555", 70_000), None);
+        for jid in [
+            "1555:4@s.whatsapp.net",
+            "987:3@lid",
+            "987@hosted",
+            "987:2@hosted.lid",
+        ] {
+            let (name, device) = j(jid).signal_address();
+            assert_eq!(jid_of_address(&name, device), Some(j(jid)), "{jid}");
+        }
+    }
 
     fn message(id: &str) -> Held {
         Held::Message(Box::new(WaMessage {

@@ -37,13 +37,14 @@ pub(crate) async fn for_send(
     if !pt::applies_to(chat) {
         return None;
     }
-    let store = inner.socket.store();
-    let key = pt::storage_jid(store, chat).await;
-    let record = match store.get_privacy_token(&key).await {
-        Ok(r) => r.unwrap_or_default(),
+    let (key, record) = match pt::load(inner.socket.store(), chat).await {
+        Ok(loaded) => loaded,
         Err(e) => {
-            warn!("privacy token of {key} unreadable: {e}");
-            PrivacyToken::default()
+            warn!("privacy token of {chat} unreadable: {e}");
+            (
+                pt::storage_jid(inner.socket.store(), chat).await,
+                PrivacyToken::default(),
+            )
         }
     };
     let token = (!record.token.is_empty() && !pt::is_expired(record.timestamp, now))
@@ -81,16 +82,15 @@ pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendToken
         {
             Ok(()) => {
                 let store = inner.socket.store();
-                let mut record = match store.get_privacy_token(&key).await {
-                    Ok(r) => r.unwrap_or_default(),
-                    Err(e) if e.is_corrupt() => PrivacyToken::default(),
+                let (at, mut record) = match pt::load(store, &chat).await {
+                    Ok(loaded) => loaded,
                     Err(e) => {
                         warn!("privacy token of {key} unreadable: {e}");
-                        PrivacyToken::default()
+                        (key.clone(), PrivacyToken::default())
                     }
                 };
                 record.sender_timestamp = record.sender_timestamp.max(now);
-                match store.put_privacy_token(&key, &record).await {
+                match store.put_privacy_token(&at, &record).await {
                     Ok(()) => debug!("issued our privacy token to {chat}"),
                     Err(e) => warn!("privacy token issuance to {chat} not recorded: {e}"),
                 }

@@ -234,7 +234,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         };
         let padded = crate::encode_plaintext(&plain, &mut rand_core::OsRng);
         let enc = repo.encrypt_message(&session, &padded).await?;
-        repo.store().commit(wa_store::Batch::new()).await?;
+        inner.commit_staged(&repo, wa_store::Batch::new()).await?;
         enc
     };
     let node = stanza::resend_stanza(

@@ -348,7 +348,7 @@ async fn decrypt_and_commit(
         (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
         _ => Vec::new(),
     };
-    match repo.store().commit(extra).await {
+    match inner.commit_staged(&repo, extra).await {
         Ok(()) => {
             if !shared_keys.is_empty() {
                 inner
@@ -357,7 +357,7 @@ async fn decrypt_and_commit(
             }
             Outcome::Done(content, destination)
         }
-        Err(e) => Outcome::Failed(e.into()),
+        Err(e) => Outcome::Failed(e),
     }
 }
 

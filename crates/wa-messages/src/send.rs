@@ -207,7 +207,7 @@ pub(crate) async fn encrypt_pairwise(
     let repo = inner.staged_repo(creds);
     inject_fetched(&repo, targets, &fetched).await;
     let out = encrypt_for(&repo, targets, chat, message).await?;
-    repo.store().commit(extra).await?;
+    inner.commit_staged(&repo, extra).await?;
     Ok(out)
 }
 

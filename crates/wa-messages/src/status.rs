@@ -222,7 +222,7 @@ async fn relay_status(
             extra.forget_sender_key_memory(&status_s);
         }
         extra.mark_sender_key_sent(&status_s, &delivered);
-        repo.store().commit(extra).await?;
+        inner.commit_staged(&repo, extra).await?;
         (fan.nodes, fan.any_pkmsg, fan.skmsg)
     };
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);

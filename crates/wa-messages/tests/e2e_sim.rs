@@ -961,7 +961,7 @@ async fn identity_change_drops_the_sessions_before_the_next_send() {
     assert_eq!(sim.privacy_tokens_issued(), 1);
 
     // B reinstalls: a1 is told, drops its sessions with B and reports the change.
-    sim.reset_identity(B).unwrap();
+    sim.reset_identity(B, true).unwrap();
     let change = tokio::time::timeout(WAIT, async {
         loop {
             if let Ok(Event::IdentityChange(c)) = a1.events.recv().await {
@@ -996,4 +996,63 @@ async fn identity_change_drops_the_sessions_before_the_next_send() {
         .find(|m| m.id == k.id)
         .unwrap();
     assert_eq!(text_of(&got.message), Some("after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_identity_in_a_message_is_accepted_and_reported() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let b = Jid::pn(B);
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("before"))
+        .await
+        .unwrap();
+    wait_until("B's phone decrypts", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == k.id)
+    })
+    .await;
+
+    // B reinstalls without the server saying so; its phone writes with its new identity.
+    sim.reset_identity(B, false).unwrap();
+    let id = sim
+        .phone_send(
+            B,
+            &Jid::pn(A),
+            wa_proto::e2e::Message {
+                conversation: Some("new phone, who dis".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut change = None;
+    let mut got = None;
+    tokio::time::timeout(WAIT, async {
+        while change.is_none() || got.is_none() {
+            match a1.events.recv().await {
+                Ok(Event::IdentityChange(c)) => change = Some(c),
+                Ok(Event::MessagesUpsert(u)) => {
+                    if let Some(m) = u.messages.into_iter().find(|m| m.key.id == id) {
+                        got = Some(m);
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the message and an identity change");
+    let change = change.unwrap();
+    assert!(change.implicit);
+    let b_lid = sim.account(B).unwrap().lid;
+    assert!(
+        change.jid.same_user(&b) || change.jid.same_user(&b_lid),
+        "{}",
+        change.jid
+    );
+    assert_eq!(change.jid.device, 0);
+    assert_eq!(text_of(&got.unwrap().message), Some("new phone, who dis"));
 }

@@ -79,11 +79,15 @@ pub(crate) fn issue(shared: &Shared, me: &Jid, id: &str, tokens: &Node) -> Node 
     let issuer = me.user.as_str().to_owned();
     let now = unix_now();
     let mut told: Vec<(Vec<Jid>, Node)> = Vec::new();
+    // The issuer's LID is named only when the server reveals LIDs to companions (see
+    // `SenderAddressing`).
+    let reveal_lid = shared.faults().sender_addressing != crate::fault::SenderAddressing::Pn;
     {
         let mut st = shared.state.lock();
         let issuer_lid = st
             .accounts
             .get(&issuer)
+            .filter(|_| reveal_lid)
             .map(|a| Jid::lid(a.lid_user.clone()));
         for t in tokens.children_by_tag("token").take(MAX_TOKENS_PER_IQ) {
             if t.attr_opt::<&str>("type").ok().flatten() != Some("trusted_contact") {

@@ -670,13 +670,14 @@ impl Sim {
     }
 
     /// The account's phone reinstalls WhatsApp: it gets a new identity key and new Signal
-    /// state (its sessions, pre-keys and inbox are gone), and every linked companion of the
-    /// other accounts is told with `<notification type="encrypt"><identity/>` (queued for
-    /// those offline). The account's own companions are left as they are.
+    /// state (its sessions, pre-keys and inbox are gone). With `announce`, every linked
+    /// companion of the other accounts is told with `<notification
+    /// type="encrypt"><identity/>` (queued for those offline); without, they only notice
+    /// from the phone's next message. The account's own companions are left as they are.
     ///
     /// # Errors
     /// [`Error::UnknownAccount`].
-    pub fn reset_identity(&self, phone: &str) -> Result<(), Error> {
+    pub fn reset_identity(&self, phone: &str, announce: bool) -> Result<(), Error> {
         let told: Vec<Jid> = {
             let mut st = self.shared.state.lock();
             let acct = st
@@ -703,7 +704,7 @@ impl Sim {
             .attr("t", unix_now().to_string())
             .children([Node::builder("identity").build()])
             .build();
-        for d in &told {
+        for d in told.iter().filter(|_| announce) {
             crate::route::deliver(&self.shared, d, notification.clone());
         }
         Ok(())

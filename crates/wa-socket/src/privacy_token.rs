@@ -74,18 +74,54 @@ pub async fn storage_jid(store: &AccountStore, jid: &Jid) -> String {
     user.to_string()
 }
 
+/// Reads the record of the contact `jid`: with the key it is to be written back under
+/// ([`storage_jid`]) and the record, empty when there is none. A record written under the
+/// phone number before the contact's LID became known is found too (and moves to the LID
+/// key on the next write); a damaged record reads as empty, so the next write replaces it.
+///
+/// # Errors
+/// Store errors other than a damaged record.
+pub async fn load(
+    store: &AccountStore,
+    jid: &Jid,
+) -> Result<(String, PrivacyToken), wa_store::Error> {
+    let key = storage_jid(store, jid).await;
+    let mut keys = vec![key.clone()];
+    let user = jid.to_non_ad();
+    if user.is_lid() {
+        if let Some(pn) = store.pn_for_lid(user.user.as_str()).await? {
+            keys.push(Jid::pn(pn).to_string());
+        }
+    } else if matches!(user.server, Server::Pn | Server::LegacyUser) {
+        let pn = Jid::pn(user.user.clone()).to_string();
+        if pn != key {
+            keys.push(pn);
+        }
+    }
+    for k in &keys {
+        match store.get_privacy_token(k).await {
+            Ok(Some(r)) => return Ok((key, r)),
+            Ok(None) => {}
+            Err(e) if e.is_corrupt() => {
+                warn!("privacy token of {k} damaged; treated as absent: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((key, PrivacyToken::default()))
+}
+
 /// The token `jid` issued to us, if one is stored and still valid at `now`. `None` for
 /// JIDs tokens do not apply to, and when the record cannot be read (logged).
 pub async fn usable_token(store: &AccountStore, jid: &Jid, now: i64) -> Option<Vec<u8>> {
     if !applies_to(jid) {
         return None;
     }
-    let key = storage_jid(store, jid).await;
-    match store.get_privacy_token(&key).await {
-        Ok(Some(r)) if !r.token.is_empty() && !is_expired(r.timestamp, now) => Some(r.token),
+    match load(store, jid).await {
+        Ok((_, r)) if !r.token.is_empty() && !is_expired(r.timestamp, now) => Some(r.token),
         Ok(_) => None,
         Err(e) => {
-            warn!("privacy token of {key} unreadable: {e}");
+            warn!("privacy token of {jid} unreadable: {e}");
             None
         }
     }
@@ -185,12 +221,7 @@ pub async fn store_received(
             .put_lid_mapping(pn.user.as_str(), received.from.user.as_str())
             .await?;
     }
-    let key = storage_jid(store, &received.from).await;
-    let existing = match store.get_privacy_token(&key).await {
-        Ok(r) => r.unwrap_or_default(),
-        Err(e) if e.is_corrupt() => PrivacyToken::default(),
-        Err(e) => return Err(e),
-    };
+    let (key, existing) = load(store, &received.from).await?;
     if !existing.token.is_empty() && existing.timestamp > received.timestamp {
         return Ok(());
     }
@@ -343,5 +374,34 @@ mod tests {
             usable_token(&store, &pn, now()).await,
             Some(b"tok".to_vec())
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_kept_under_the_phone_number_is_found_once_the_lid_is_known() {
+        let store = AccountStore::new(
+            std::sync::Arc::new(wa_store::MemoryBackend::new()),
+            wa_store::AccountId::new("a").unwrap(),
+        );
+        let pn: Jid = "15550004@s.whatsapp.net".parse().unwrap();
+        let received = ReceivedToken {
+            from: pn.clone(),
+            pn: None,
+            token: b"early".to_vec(),
+            timestamp: now(),
+        };
+        store_received(&store, &received).await.unwrap();
+        store
+            .put_lid_mapping("15550004", "100000004")
+            .await
+            .unwrap();
+        let lid: Jid = "100000004@lid".parse().unwrap();
+        for j in [&pn, &lid] {
+            assert_eq!(
+                usable_token(&store, j, now()).await,
+                Some(b"early".to_vec()),
+                "{j}"
+            );
+            assert_eq!(load(&store, j).await.unwrap().0, "100000004@lid");
+        }
     }
 }

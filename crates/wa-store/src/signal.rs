@@ -17,6 +17,8 @@ type ItemKey = (Role, String, String);
 struct Staged {
     batch: Batch,
     overlay: HashMap<ItemKey, Option<Bytes>>,
+    /// Addresses whose identity key a staged write replaced with a different one.
+    replaced: Vec<ProtocolAddress>,
 }
 
 /// `wa-signal`'s store traits implemented over an account's roles.
@@ -97,6 +99,16 @@ impl SignalStoreAdapter {
             signed_pre_key: self.signed_pre_key.clone(),
             staged: Some(Mutex::new(Staged::default())),
         }
+    }
+
+    /// The addresses whose stored identity key a write of this staged adapter replaced
+    /// with a different key (a peer that reinstalled), in order, each once; empty for a
+    /// direct adapter. Not cleared by [`SignalStoreAdapter::commit`], so it can be read
+    /// once the commit succeeded.
+    pub fn replaced_identities(&self) -> Vec<ProtocolAddress> {
+        self.stage()
+            .map(|st| st.replaced.clone())
+            .unwrap_or_default()
     }
 
     /// The account store underneath.
@@ -238,7 +250,14 @@ impl IdentityKeyStore for SignalStoreAdapter {
         )
         .await
         .map_err(err)?;
-        Ok(old.is_some_and(|o| o != *identity))
+        let replaced = old.is_some_and(|o| o != *identity);
+        if replaced
+            && let Some(mut st) = self.stage()
+            && !st.replaced.contains(address)
+        {
+            st.replaced.push(address.clone());
+        }
+        Ok(replaced)
     }
 
     async fn get_identity(

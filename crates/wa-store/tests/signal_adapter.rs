@@ -251,3 +251,28 @@ async fn a_sender_key_moves_to_its_other_name_within_the_staged_batch() {
     assert_eq!(get("9002_1::3").await.as_deref(), Some(&b"lid record"[..]));
     assert_eq!(get("15550002::3").await, None);
 }
+
+#[tokio::test]
+async fn a_staged_adapter_lists_the_identities_it_replaced() {
+    use wa_signal::IdentityKeyStore as _;
+    let bob = bob().await;
+    let adapter = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+    let peer = ProtocolAddress::new("15550002", 0);
+    let other = ProtocolAddress::new("15550003", 0);
+    let first = generate_identity_key_pair(&mut OsRng).public;
+    let second = generate_identity_key_pair(&mut OsRng).public;
+    adapter.save_identity(&peer, &first).await.unwrap();
+
+    let staged = adapter.staged();
+    // A first identity and the same identity again replace nothing.
+    assert!(!staged.save_identity(&other, &first).await.unwrap());
+    assert!(!staged.save_identity(&peer, &first).await.unwrap());
+    assert!(staged.replaced_identities().is_empty());
+    assert!(staged.save_identity(&peer, &second).await.unwrap());
+    staged.save_identity(&peer, &first).await.unwrap();
+    staged.commit(Batch::new()).await.unwrap();
+    assert_eq!(staged.replaced_identities(), vec![peer.clone()]);
+    // A direct adapter keeps no list.
+    assert!(adapter.save_identity(&peer, &second).await.unwrap());
+    assert!(adapter.replaced_identities().is_empty());
+}

@@ -103,10 +103,11 @@ pub struct MessageUpdate {
     pub timestamp: u64,
 }
 
-/// A contact's identity key changed (they reinstalled WhatsApp or moved to a new phone),
-/// announced by the server with `<notification type="encrypt"><identity/>`; our sessions
-/// with that user were dropped, so the next message starts new ones (whatsmeow's
-/// `events.IdentityChange`).
+/// A contact's identity key changed (they reinstalled WhatsApp or moved to a new phone):
+/// announced by the server with `<notification type="encrypt"><identity/>` (our sessions
+/// with that user were then dropped, so the next message starts new ones), or noticed
+/// when a message or key bundle came with a new identity, which was accepted
+/// (`implicit`). whatsmeow's `events.IdentityChange`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IdentityChange {
@@ -116,15 +117,30 @@ pub struct IdentityChange {
     pub timestamp: u64,
     /// Whether the notification came from the offline backlog.
     pub offline: bool,
+    /// Noticed from a message or key bundle rather than announced; `jid` then names the
+    /// device whose identity was replaced.
+    pub implicit: bool,
 }
 
 impl IdentityChange {
-    /// A change of `jid`'s identity reported at `timestamp`.
+    /// A change of `jid`'s identity the server reported at `timestamp`.
     pub fn new(jid: Jid, timestamp: u64, offline: bool) -> Self {
         Self {
             jid,
             timestamp,
             offline,
+            implicit: false,
+        }
+    }
+
+    /// A new identity of the device `jid`, accepted from a message or key bundle at
+    /// `timestamp`.
+    pub fn implicit(jid: Jid, timestamp: u64) -> Self {
+        Self {
+            jid,
+            timestamp,
+            offline: false,
+            implicit: true,
         }
     }
 }
