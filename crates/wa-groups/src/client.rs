@@ -13,11 +13,13 @@ use wa_types::GroupMetadata;
 
 use crate::Error;
 use crate::parse::{
-    ParticipantResult, apply_update, parse_group, parse_group_reply,
-    parse_linked_participants_reply, parse_notification, parse_participants_reply,
+    InviteJoin, ParticipantResult, apply_update, parse_group, parse_group_reply,
+    parse_invite_join_reply, parse_join_requests_reply, parse_linked_participants_reply,
+    parse_notification, parse_participants_reply, parse_requests_action_reply,
     parse_sub_groups_reply,
 };
-use wa_types::{GroupChange, LinkedGroup};
+use wa_proto::e2e::GroupInviteMessage;
+use wa_types::{GroupChange, JoinRequest, LinkedGroup};
 
 /// Cache settings of a [`Groups`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,21 +415,14 @@ impl Groups {
     /// Joins a group by invite code; returns the group.
     ///
     /// # Errors
-    /// Server and socket errors (e.g. 406 bad code); [`Error::Malformed`].
+    /// Server and socket errors (e.g. 406 bad code, 410 reset code);
+    /// [`Error::JoinRequestPending`] when the group's admins approve new members (use
+    /// [`Groups::join_by_invite`] to treat that as an outcome); [`Error::Malformed`].
     pub async fn accept_invite(&self, code: &str) -> Result<Jid, Error> {
-        let reply = self
-            .group_query(
-                Jid::group(""),
-                "set",
-                Node::builder("invite")
-                    .attr("code", code.to_owned())
-                    .build(),
-            )
-            .await?;
-        reply
-            .child("group")
-            .and_then(|g| g.attr::<Jid>("jid").ok())
-            .ok_or(Error::Malformed("invite reply without group jid"))
+        match self.join_by_invite(code).await? {
+            InviteJoin::Joined(group) => Ok(group),
+            InviteJoin::Requested(group) => Err(Error::JoinRequestPending { group }),
+        }
     }
 
     /// Leaves the group.
@@ -467,6 +462,184 @@ impl Groups {
             }
         }
         Ok(out)
+    }
+}
+
+/// The code of an invite link (`https://chat.whatsapp.com/<code>` or the bare code).
+fn link_code(code: &str) -> Result<&str, Error> {
+    let code = code.trim();
+    let code = code
+        .strip_prefix("https://chat.whatsapp.com/")
+        .unwrap_or(code);
+    if code.is_empty() {
+        return Err(Error::InvalidRequest("empty invite code"));
+    }
+    Ok(code)
+}
+
+/// Admission: invite links and personal (v4) invites, who may add members, and join
+/// approval with its requests (Baileys' `groupGetInviteInfo`, `groupMemberAddMode`,
+/// `groupJoinApprovalMode`, `groupRequestParticipantsList`,
+/// `groupRequestParticipantsUpdate`, `groupAcceptInviteV4`, `groupRevokeInviteV4`).
+impl Groups {
+    /// The group behind an invite link (`https://chat.whatsapp.com/<code>` or the bare
+    /// code), without joining it. We need not be a member; the answer is not cached.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty code; [`Error::Refused`] with 406 for a code
+    /// that was never valid, 410 for one that was reset; [`Error::Malformed`].
+    pub async fn invite_info(&self, code: &str) -> Result<GroupMetadata, Error> {
+        let node = Node::builder("invite")
+            .attr("code", link_code(code)?.to_owned())
+            .build();
+        let reply = self.group_query(Jid::group(""), "get", node).await?;
+        parse_group_reply(&reply)
+    }
+
+    /// Follows an invite link: joins the group, or, when its admins approve new
+    /// members, leaves a join request for them.
+    ///
+    /// # Errors
+    /// As [`Groups::invite_info`].
+    pub async fn join_by_invite(&self, code: &str) -> Result<InviteJoin, Error> {
+        let node = Node::builder("invite")
+            .attr("code", link_code(code)?.to_owned())
+            .build();
+        let reply = self.group_query(Jid::group(""), "set", node).await?;
+        let outcome = parse_invite_join_reply(&reply)?;
+        self.invalidate(outcome.group()).await;
+        Ok(outcome)
+    }
+
+    /// Lets every member (`true`, `all_member_add`) or only admins (`false`,
+    /// `admin_add`) add members. Admins only.
+    ///
+    /// # Errors
+    /// Server and socket errors (401 when we are not an admin).
+    pub async fn set_member_add_mode(&self, group: &Jid, all_members: bool) -> Result<(), Error> {
+        let mode: &[u8] = if all_members {
+            b"all_member_add"
+        } else {
+            b"admin_add"
+        };
+        let node = Node::builder("member_add_mode")
+            .bytes(mode.to_vec())
+            .build();
+        self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// Turns join approval on or off: while on, following the invite link leaves a
+    /// request for the admins (see [`Groups::join_requests`]). Admins only.
+    ///
+    /// # Errors
+    /// Server and socket errors (401 when we are not an admin).
+    pub async fn set_join_approval(&self, group: &Jid, on: bool) -> Result<(), Error> {
+        let node = Node::builder("membership_approval_mode")
+            .children([Node::builder("group_join")
+                .attr("state", if on { "on" } else { "off" })
+                .build()])
+            .build();
+        self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        Ok(())
+    }
+
+    /// The pending requests to join `group`. Admins only.
+    ///
+    /// # Errors
+    /// Server and socket errors; [`Error::Malformed`].
+    pub async fn join_requests(&self, group: &Jid) -> Result<Vec<JoinRequest>, Error> {
+        let reply = self
+            .group_query(
+                group.clone(),
+                "get",
+                Node::new("membership_approval_requests"),
+            )
+            .await?;
+        parse_join_requests_reply(&reply)
+    }
+
+    /// Approves (the users join) or rejects (their requests are dropped) join requests;
+    /// one result per user (404 when the user has no pending request). Admins only.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty list; server and socket errors;
+    /// [`Error::Malformed`].
+    pub async fn update_join_requests(
+        &self,
+        group: &Jid,
+        participants: &[Jid],
+        approve: bool,
+    ) -> Result<Vec<ParticipantResult>, Error> {
+        if participants.is_empty() {
+            return Err(Error::InvalidRequest("no participants"));
+        }
+        let action = if approve { "approve" } else { "reject" };
+        let node = Node::builder("membership_requests_action")
+            .children([Node::builder(action)
+                .children(
+                    participants
+                        .iter()
+                        .map(|j| Node::builder("participant").attr("jid", j.clone()).build()),
+                )
+                .build()])
+            .build();
+        let reply = self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(group).await;
+        parse_requests_action_reply(&reply, action)
+    }
+
+    /// Joins a group with a personal invite (a `GroupInviteMessage` sent by `inviter`,
+    /// one of its admins, after privacy kept them from adding us; see
+    /// [`ParticipantResult::add_request`]). Returns the group.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] when the invite names no group or has no code; server
+    /// and socket errors (e.g. 406 not our invite, 410 expired).
+    pub async fn accept_invite_v4(
+        &self,
+        inviter: &Jid,
+        invite: &GroupInviteMessage,
+    ) -> Result<Jid, Error> {
+        let group = invite
+            .group_jid()
+            .parse::<Jid>()
+            .ok()
+            .filter(|j| j.server == wa_binary::Server::Group)
+            .ok_or(Error::InvalidRequest("invite names no group"))?;
+        if invite.invite_code().is_empty() {
+            return Err(Error::InvalidRequest("invite without code"));
+        }
+        let node = Node::builder("accept")
+            .attr("code", invite.invite_code().to_owned())
+            .attr("expiration", invite.invite_expiration().to_string())
+            .attr("admin", inviter.clone())
+            .build();
+        let reply = self.group_query(group.clone(), "set", node).await?;
+        self.invalidate(&group).await;
+        Ok(reply
+            .attr_opt::<Jid>("from")
+            .ok()
+            .flatten()
+            .filter(|j| j.server == wa_binary::Server::Group)
+            .unwrap_or(group))
+    }
+
+    /// Revokes the personal invite `invited` holds for `group`: it no longer joins them.
+    /// Admins only.
+    ///
+    /// # Errors
+    /// Server and socket errors.
+    pub async fn revoke_invite_v4(&self, group: &Jid, invited: &Jid) -> Result<(), Error> {
+        let node = Node::builder("revoke")
+            .children([Node::builder("participant")
+                .attr("jid", invited.clone())
+                .build()])
+            .build();
+        self.group_query(group.clone(), "set", node).await?;
+        Ok(())
     }
 }
 

@@ -19,6 +19,13 @@ pub enum Error {
     /// The request is invalid before it is sent (e.g. an empty subject).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// The invite link leads to a group whose admins approve new members: we are not in
+    /// it yet, a join request waits for them (see `Groups::join_by_invite`).
+    #[error("join request pending for {group}")]
+    JoinRequestPending {
+        /// The group asked to join.
+        group: wa_binary::Jid,
+    },
 }
 
 impl From<wa_socket::Error> for Error {

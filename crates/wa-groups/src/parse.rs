@@ -3,7 +3,7 @@
 use wa_binary::{Jid, Node, Server};
 use wa_types::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
-    LinkedGroup, ParticipantRole,
+    JoinRequest, LinkedGroup, ParticipantRole,
 };
 
 use crate::Error;
@@ -107,7 +107,12 @@ pub fn parse_group(group: &Node) -> Result<GroupMetadata, Error> {
             }
             "announcement" => m.announce = true,
             "locked" => m.restrict = true,
-            "membership_approval_mode" => m.join_approval = true,
+            "membership_approval_mode" => {
+                m.join_approval = child
+                    .child("group_join")
+                    .and_then(|j| j.attr_opt::<&str>("state").ok().flatten())
+                    != Some("off");
+            }
             "member_add_mode" => m.member_add_all = text_of(child) == "all_member_add",
             "ephemeral" => {
                 m.ephemeral = opt_u64(child, "expiration").and_then(|e| u32::try_from(e).ok());
@@ -144,6 +149,54 @@ pub struct ParticipantResult {
     /// 200 when it worked, else the server's code (403 privacy, 409 already in, 404 not
     /// in the group, ...).
     pub status: u16,
+    /// When privacy kept the user from being added: the personal invite the server
+    /// issued instead, to send in a `GroupInviteMessage`.
+    pub add_request: Option<AddRequest>,
+}
+
+/// A personal invite the server issues when an add is refused for privacy (the
+/// `<add_request code expiration/>` of a 403 participant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AddRequest {
+    /// The invite code.
+    pub code: String,
+    /// Valid until (unix seconds).
+    pub expiration: u64,
+}
+
+fn participant_results(list: &Node) -> Result<Vec<ParticipantResult>, Error> {
+    let mut out = Vec::new();
+    for p in list.children_by_tag("participant") {
+        if out.len() >= MAX_PARTICIPANTS {
+            return Err(Error::Malformed("too many participants"));
+        }
+        let jid = p
+            .attr::<Jid>("jid")
+            .map_err(|_| Error::Malformed("participant without jid"))?;
+        let status = match p.attr_opt::<&str>("error").ok().flatten() {
+            None => 200,
+            Some(code) => code
+                .parse::<u16>()
+                .map_err(|_| Error::Malformed("participant error is not a status code"))?,
+        };
+        let add_request = match p.child("add_request").filter(|_| status != 200) {
+            None => None,
+            Some(r) => Some(AddRequest {
+                code: r
+                    .attr::<&str>("code")
+                    .map_err(|_| Error::Malformed("add_request without code"))?
+                    .to_owned(),
+                expiration: opt_u64(r, "expiration").unwrap_or(0),
+            }),
+        };
+        out.push(ParticipantResult {
+            jid,
+            status,
+            add_request,
+        });
+    }
+    Ok(out)
 }
 
 /// Parses the reply to an add/remove/promote/demote request.
@@ -157,20 +210,99 @@ pub fn parse_participants_reply(
     let list = reply
         .child(action)
         .ok_or(Error::Malformed("reply without the action element"))?;
-    let mut out = Vec::new();
-    for p in list.children_by_tag("participant") {
-        if out.len() >= MAX_PARTICIPANTS {
-            return Err(Error::Malformed("too many participants"));
+    participant_results(list)
+}
+
+/// What following an invite link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InviteJoin {
+    /// We are in the group.
+    Joined(Jid),
+    /// The group's admins approve new members: a join request is pending.
+    Requested(Jid),
+}
+
+impl InviteJoin {
+    /// The group, joined or asked to join.
+    pub fn group(&self) -> &Jid {
+        match self {
+            Self::Joined(g) | Self::Requested(g) => g,
         }
-        let jid = p
+    }
+}
+
+/// Parses the reply to `<invite code/>` (set): `<group jid/>` when joined,
+/// `<membership_approval_request jid/>` when the join waits for an admin.
+///
+/// # Errors
+/// [`Error::Malformed`] when neither element names a group.
+pub fn parse_invite_join_reply(reply: &Node) -> Result<InviteJoin, Error> {
+    let group_jid = |n: &Node| {
+        n.attr::<Jid>("jid")
+            .ok()
+            .filter(|j| j.server == Server::Group)
+    };
+    if let Some(req) = reply.child("membership_approval_request") {
+        return group_jid(req)
+            .map(InviteJoin::Requested)
+            .ok_or(Error::Malformed("join request reply without group jid"));
+    }
+    reply
+        .child("group")
+        .and_then(group_jid)
+        .map(InviteJoin::Joined)
+        .ok_or(Error::Malformed("invite reply without group jid"))
+}
+
+/// Parses the reply to `<membership_approval_requests/>`: the pending join requests
+/// (`<membership_approval_request jid request_time request_method/>`).
+///
+/// # Errors
+/// [`Error::Malformed`] when the list is missing, a request has no jid, or there are
+/// more than [`MAX_PARTICIPANTS`].
+pub fn parse_join_requests_reply(reply: &Node) -> Result<Vec<JoinRequest>, Error> {
+    let list = reply
+        .child("membership_approval_requests")
+        .ok_or(Error::Malformed(
+            "reply without <membership_approval_requests>",
+        ))?;
+    let mut out = Vec::new();
+    for r in list.children_by_tag("membership_approval_request") {
+        if out.len() >= MAX_PARTICIPANTS {
+            return Err(Error::Malformed("too many join requests"));
+        }
+        let jid = r
             .attr::<Jid>("jid")
-            .map_err(|_| Error::Malformed("participant without jid"))?;
-        let status = opt_u64(p, "error")
-            .and_then(|c| u16::try_from(c).ok())
-            .unwrap_or(200);
-        out.push(ParticipantResult { jid, status });
+            .map_err(|_| Error::Malformed("join request without jid"))?;
+        let mut req = JoinRequest::new(jid, opt_u64(r, "request_time").unwrap_or(0));
+        req.method = r
+            .attr_opt::<&str>("request_method")
+            .ok()
+            .flatten()
+            .map(str::to_owned);
+        out.push(req);
     }
     Ok(out)
+}
+
+/// Parses the reply to `<membership_requests_action>`: one result per user, under
+/// `<approve>` or `<reject>` (`action`).
+///
+/// # Errors
+/// [`Error::Malformed`] when an element or a participant's jid is missing.
+pub fn parse_requests_action_reply(
+    reply: &Node,
+    action: &str,
+) -> Result<Vec<ParticipantResult>, Error> {
+    let list = reply
+        .child("membership_requests_action")
+        .ok_or(Error::Malformed(
+            "reply without <membership_requests_action>",
+        ))?
+        .child(action)
+        .ok_or(Error::Malformed("reply without the action element"))?;
+    participant_results(list)
 }
 
 fn jid_list(node: &Node) -> Result<Vec<Jid>, Error> {
@@ -246,6 +378,50 @@ pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
                     .to_owned(),
             ),
             "delete" => GroupChange::Deleted,
+            "member_add_mode" => GroupChange::MemberAddMode(match child.content_bytes() {
+                Some(b"all_member_add") => true,
+                Some(b"admin_add") => false,
+                _ => return Err(Error::Malformed("unknown member_add_mode")),
+            }),
+            // Its presence means approval is on (as in metadata); `group_join` says which.
+            "membership_approval_mode" => GroupChange::JoinApproval(
+                match child
+                    .child("group_join")
+                    .map(|j| j.attr_opt::<&str>("state").ok().flatten())
+                {
+                    None | Some(Some("on")) => true,
+                    Some(Some("off")) => false,
+                    Some(_) => return Err(Error::Malformed("unknown group_join state")),
+                },
+            ),
+            "created_membership_requests" => {
+                let mut participants = jid_list(child)?;
+                // Without a list, the requester is the notification's participant.
+                if participants.is_empty() {
+                    participants.extend(update.actor.clone());
+                }
+                if participants.is_empty() {
+                    return Err(Error::Malformed("membership request without requester"));
+                }
+                GroupChange::JoinRequested {
+                    participants,
+                    method: child
+                        .attr_opt::<&str>("request_method")
+                        .ok()
+                        .flatten()
+                        .map(str::to_owned),
+                }
+            }
+            "revoked_membership_requests" => {
+                let mut participants = jid_list(child)?;
+                if participants.is_empty() {
+                    participants.extend(update.actor.clone());
+                }
+                if participants.is_empty() {
+                    return Err(Error::Malformed("revoked request without requester"));
+                }
+                GroupChange::JoinRequestsRevoked(participants)
+            }
             "link" => {
                 let g = child
                     .child("group")
@@ -381,7 +557,11 @@ pub fn apply_update(meta: &mut GroupMetadata, update: &GroupUpdate) -> bool {
             GroupChange::Announce(a) => meta.announce = *a,
             GroupChange::Locked(l) => meta.restrict = *l,
             GroupChange::Ephemeral(e) => meta.ephemeral = *e,
-            GroupChange::InviteReset(_) => {}
+            GroupChange::InviteReset(_)
+            | GroupChange::JoinRequested { .. }
+            | GroupChange::JoinRequestsRevoked(_) => {}
+            GroupChange::MemberAddMode(all) => meta.member_add_all = *all,
+            GroupChange::JoinApproval(on) => meta.join_approval = *on,
             // The description id is not in the notification the same way; refetch.
             GroupChange::Description(_)
             | GroupChange::Created(_)

@@ -552,6 +552,7 @@ fn make_community(st: &mut Inner, me: &Jid, gid: &str, notices: &mut Vec<Notice>
         ephemeral: 0,
         invite: invite_code(),
         participants: parent.participants.clone(),
+        admission: Default::default(),
     };
     let aid = announce.id.clone();
     st.communities.parent_of.insert(aid.clone(), gid.to_owned());

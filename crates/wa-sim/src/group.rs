@@ -56,6 +56,53 @@ pub(crate) struct Description {
     pub(crate) t: u64,
 }
 
+/// Invite-link codes remembered after a reset (answered 410 gone rather than 406).
+const MAX_REVOKED_CODES: usize = 16;
+/// How long a personal (v4) invite stays valid, in seconds (three days).
+const V4_INVITE_TTL: u64 = 3 * 24 * 60 * 60;
+
+/// A request to join a group that needs an admin's approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JoinRequest {
+    /// Who asks, by phone number.
+    pub(crate) phone: String,
+    /// When (unix seconds).
+    pub(crate) t: u64,
+    /// How (`invite_link`).
+    pub(crate) method: &'static str,
+}
+
+/// A personal invite (the code of a `GroupInviteMessage`), issued to a user an admin
+/// could not add because of the user's privacy settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct V4Invite {
+    /// The invited user, by phone number.
+    pub(crate) phone: String,
+    /// The admin whose add was refused.
+    pub(crate) admin: String,
+    /// The code.
+    pub(crate) code: String,
+    /// Valid until (unix seconds).
+    pub(crate) expiration: u64,
+}
+
+/// Who may bring members into a group, and who is waiting. Not written by `persist`: a
+/// reloaded simulator starts every group with the defaults.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Admission {
+    /// Every member may add members (`all_member_add`); when false only admins may
+    /// (`admin_add`, the default here).
+    pub(crate) member_add_all: bool,
+    /// Joining by link needs an admin's approval.
+    pub(crate) join_approval: bool,
+    /// Pending join requests, oldest first.
+    pub(crate) requests: Vec<JoinRequest>,
+    /// Invite-link codes replaced by a reset, newest last.
+    pub(crate) revoked_codes: Vec<String>,
+    /// Outstanding personal invites.
+    pub(crate) v4_invites: Vec<V4Invite>,
+}
+
 /// One group.
 #[derive(Clone, Debug)]
 pub(crate) struct Group {
@@ -72,6 +119,8 @@ pub(crate) struct Group {
     pub(crate) invite: String,
     /// Phone numbers with their role, in join order.
     pub(crate) participants: Vec<(String, Role)>,
+    /// Add mode, join approval, requests and invites.
+    pub(crate) admission: Admission,
 }
 
 impl Group {
@@ -129,11 +178,10 @@ impl Group {
                     .build(),
             );
         }
-        children.push(
-            Node::builder("member_add_mode")
-                .bytes(Bytes::from_static(b"all_member_add"))
-                .build(),
-        );
+        children.push(member_add_mode_node(self.admission.member_add_all));
+        if self.admission.join_approval {
+            children.push(approval_mode_node(true));
+        }
         Node::builder("group")
             .attr("id", self.id.clone())
             .attr("creator", Jid::pn(self.creator.clone()))
@@ -147,6 +195,15 @@ impl Group {
             .build()
     }
 
+    /// Every device of every admin.
+    pub(crate) fn admin_devices(&self, st: &Inner) -> Vec<Jid> {
+        self.participants
+            .iter()
+            .filter(|(_, r)| r.is_admin())
+            .flat_map(|(p, _)| user_devices(st, p))
+            .collect()
+    }
+
     /// Every device of every member, phones first per member.
     pub(crate) fn devices(&self, st: &Inner) -> Vec<Jid> {
         self.participants
@@ -154,6 +211,23 @@ impl Group {
             .flat_map(|(p, _)| user_devices(st, p))
             .collect()
     }
+}
+
+/// `<member_add_mode>all_member_add|admin_add</member_add_mode>`.
+fn member_add_mode_node(all: bool) -> Node {
+    let mode: &'static [u8] = if all { b"all_member_add" } else { b"admin_add" };
+    Node::builder("member_add_mode")
+        .bytes(Bytes::from_static(mode))
+        .build()
+}
+
+/// `<membership_approval_mode><group_join state="on|off"/></membership_approval_mode>`.
+fn approval_mode_node(on: bool) -> Node {
+    Node::builder("membership_approval_mode")
+        .children([Node::builder("group_join")
+            .attr("state", if on { "on" } else { "off" })
+            .build()])
+        .build()
 }
 
 /// `"2:" + base64-no-pad(first 6 bytes of SHA-256(sorted device JIDs concatenated))`.
@@ -340,6 +414,7 @@ fn on_server(
                     .unwrap_or(0),
                 invite: invite_code(),
                 participants,
+                admission: Admission::default(),
             };
             let node = group.node();
             let key = op.attr_opt::<String>("key").ok().flatten();
@@ -402,22 +477,66 @@ fn on_server(
                 .find(|g| !code.is_empty() && g.invite == code)
                 .map(|g| g.id.clone())
             else {
-                return iq_error(id, server, 404, "item-not-found");
+                // A reset code is gone; anything else was never valid.
+                let reset = !code.is_empty()
+                    && st
+                        .groups
+                        .values()
+                        .any(|g| g.admission.revoked_codes.contains(&code));
+                return if reset {
+                    iq_error(id, server, 410, "gone")
+                } else {
+                    iq_error(id, server, 406, "not-acceptable")
+                };
             };
             if get_or_set == "get" {
                 // The group behind an invite code (metadata, membership not needed).
                 let node = st.groups.get(&gid).map(Group::node);
                 return iq_result(id, server, node.into_iter().collect());
             }
-            let devices = st
+            let (devices, admins) = st
                 .groups
                 .get(&gid)
-                .map(|g| g.devices(st))
+                .map(|g| (g.devices(st), g.admin_devices(st)))
                 .unwrap_or_default();
             let Some(group) = st.groups.get_mut(&gid) else {
                 return iq_error(id, server, 404, "item-not-found");
             };
             let jid = group.jid();
+            if group.role(&me_user).is_none() && group.admission.join_approval {
+                // Not joined: a request for the admins to approve.
+                let known = group.admission.requests.iter().any(|r| r.phone == me_user);
+                if !known {
+                    if group.admission.requests.len() >= MAX_PARTICIPANTS {
+                        return iq_error(id, server, 500, "internal-server-error");
+                    }
+                    group.admission.requests.push(JoinRequest {
+                        phone: me_user.clone(),
+                        t: unix_now(),
+                        method: "invite_link",
+                    });
+                    notices.push(Notice {
+                        group: jid.clone(),
+                        actor: me.clone(),
+                        child: Node::builder("created_membership_requests")
+                            .attr("request_method", "invite_link")
+                            .children([Node::builder("participant")
+                                .attr("jid", Jid::pn(me_user.clone()))
+                                .build()])
+                            .build(),
+                        devices: admins,
+                    });
+                }
+                return iq_result(
+                    id,
+                    server,
+                    vec![
+                        Node::builder("membership_approval_request")
+                            .attr("jid", jid)
+                            .build(),
+                    ],
+                );
+            }
             if group.role(&me_user).is_none() {
                 if group.participants.len() >= MAX_PARTICIPANTS {
                     return iq_error(id, server, 500, "internal-server-error");
@@ -474,6 +593,10 @@ fn on_group(
     let Some(group) = st.groups.get(&gid) else {
         return iq_error(id, to.clone(), 404, "item-not-found");
     };
+    if (ty, op.tag()) == ("set", "accept") {
+        // A personal invite is accepted by someone not yet in the group.
+        return accept_v4(st, me, id, to, op, notices);
+    }
     let Some(my_role) = group.role(me.user.as_str()) else {
         return iq_error(id, to.clone(), 403, "forbidden");
     };
@@ -486,8 +609,10 @@ fn on_group(
     };
     // Anyone may read the metadata, and change subject and description while the
     // group is unlocked; everything else takes an admin.
+    // Members may add members too when the add mode is `all_member_add`.
     let open_to_members = matches!((ty, op.tag()), ("get", "query"))
-        || (matches!(op.tag(), "subject" | "description") && !group.locked);
+        || (matches!(op.tag(), "subject" | "description") && !group.locked)
+        || ((ty, op.tag()) == ("set", "add") && group.admission.member_add_all);
     let needs_admin = !open_to_members;
     if needs_admin && !my_role.is_admin() {
         return iq_error(id, to.clone(), 401, "not-authorized");
@@ -536,6 +661,7 @@ fn on_group(
                             Some(500)
                         } else {
                             group.participants.push((p.clone(), Role::Member));
+                            group.admission.requests.retain(|r| &r.phone != p);
                             None
                         }
                     }
@@ -560,10 +686,16 @@ fn on_group(
                         None
                     }
                 };
+                // Privacy kept the user out: the admin gets a personal invite to send.
+                let add_request = phone
+                    .as_ref()
+                    .filter(|_| action == "add" && code == Some(403))
+                    .map(|p| issue_v4(group, p, me.user.as_str(), now));
                 out.push(
                     Node::builder("participant")
                         .attr("jid", phone.clone().map_or(jid, Jid::pn))
                         .attr_opt("error", code.map(|c| c.to_string()))
+                        .children(add_request)
                         .build(),
                 );
                 if code.is_none()
@@ -692,7 +824,11 @@ fn on_group(
                 return iq_error(id, to.clone(), 404, "item-not-found");
             };
             if get_or_set == "set" {
-                g.invite = invite_code();
+                if g.admission.revoked_codes.len() >= MAX_REVOKED_CODES {
+                    g.admission.revoked_codes.remove(0);
+                }
+                let old = std::mem::replace(&mut g.invite, invite_code());
+                g.admission.revoked_codes.push(old);
                 notices.push(notice(
                     Node::builder("invite")
                         .attr("code", g.invite.clone())
@@ -710,8 +846,271 @@ fn on_group(
                 ],
             )
         }
+        ("set", "member_add_mode") => {
+            let all = match op.content_bytes() {
+                Some(b"all_member_add") => true,
+                Some(b"admin_add") => false,
+                _ => return iq_error(id, to.clone(), 400, "bad-request"),
+            };
+            if let Some(g) = st.groups.get_mut(&gid) {
+                g.admission.member_add_all = all;
+            }
+            notices.push(notice(member_add_mode_node(all), devices));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        ("set", "membership_approval_mode") => {
+            let state = op
+                .child("group_join")
+                .and_then(|j| j.attr_opt::<&str>("state").ok().flatten());
+            let on = match state {
+                Some("on") => true,
+                Some("off") => false,
+                _ => return iq_error(id, to.clone(), 400, "bad-request"),
+            };
+            if let Some(g) = st.groups.get_mut(&gid) {
+                g.admission.join_approval = on;
+            }
+            notices.push(notice(approval_mode_node(on), devices));
+            iq_result(id, to.clone(), Vec::new())
+        }
+        ("get", "membership_approval_requests") => {
+            let list = group
+                .admission
+                .requests
+                .iter()
+                .map(|r| {
+                    Node::builder("membership_approval_request")
+                        .attr("jid", Jid::pn(r.phone.clone()))
+                        .attr("request_time", r.t.to_string())
+                        .attr("request_method", r.method)
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            iq_result(
+                id,
+                to.clone(),
+                vec![
+                    Node::builder("membership_approval_requests")
+                        .children(list)
+                        .build(),
+                ],
+            )
+        }
+        ("set", "membership_requests_action") => {
+            requests_action(st, me, id, to, op, devices, notices)
+        }
+        ("set", "revoke") => {
+            // Personal invites of the named users stop working.
+            let revoked: Vec<String> = op
+                .children_by_tag("participant")
+                .take(MAX_PARTICIPANTS)
+                .filter_map(|p| p.attr_opt::<Jid>("jid").ok().flatten())
+                .filter_map(|j| resolve_user(st, &j))
+                .map(|u| u.user.as_str().to_owned())
+                .collect();
+            if let Some(g) = st.groups.get_mut(&gid) {
+                g.admission
+                    .v4_invites
+                    .retain(|i| !revoked.contains(&i.phone));
+            }
+            iq_result(id, to.clone(), Vec::new())
+        }
         _ => iq_error(id, to.clone(), 501, "feature-not-implemented"),
     }
+}
+
+/// Records a personal invite for `phone` from `admin` (replacing an older one) and
+/// returns the `<add_request code expiration/>` the add answer carries.
+fn issue_v4(group: &mut Group, phone: &str, admin: &str, now: u64) -> Node {
+    let invites = &mut group.admission.v4_invites;
+    invites.retain(|i| i.phone != phone);
+    if invites.len() >= MAX_PARTICIPANTS {
+        invites.remove(0);
+    }
+    let invite = V4Invite {
+        phone: phone.to_owned(),
+        admin: admin.to_owned(),
+        code: invite_code(),
+        expiration: now + V4_INVITE_TTL,
+    };
+    let node = Node::builder("add_request")
+        .attr("code", invite.code.clone())
+        .attr("expiration", invite.expiration.to_string())
+        .build();
+    invites.push(invite);
+    node
+}
+
+/// `<accept code expiration admin/>` sent to a group: joins with a personal invite.
+/// Valid when the code is the one issued to this user, unexpired, and `admin` names the
+/// admin it was issued for; used up by joining.
+fn accept_v4(
+    st: &mut Inner,
+    me: &Jid,
+    id: &str,
+    to: &Jid,
+    op: &Node,
+    notices: &mut Vec<Notice>,
+) -> Node {
+    let me_user = me.user.as_str().to_owned();
+    let code = op.attr_opt::<&str>("code").ok().flatten().unwrap_or("");
+    let admin = op
+        .attr_opt::<Jid>("admin")
+        .ok()
+        .flatten()
+        .and_then(|a| resolve_user(st, &a))
+        .map(|u| u.user.as_str().to_owned());
+    let (Some(admin), false) = (admin, code.is_empty()) else {
+        return iq_error(id, to.clone(), 400, "bad-request");
+    };
+    let now = unix_now();
+    let Some(group) = st.groups.get(to.user.as_str()) else {
+        return iq_error(id, to.clone(), 404, "item-not-found");
+    };
+    let devices = group.devices(st);
+    let Some(group) = st.groups.get_mut(to.user.as_str()) else {
+        return iq_error(id, to.clone(), 404, "item-not-found");
+    };
+    let Some(pos) = group
+        .admission
+        .v4_invites
+        .iter()
+        .position(|i| i.phone == me_user && i.code == code && i.admin == admin)
+    else {
+        return iq_error(id, to.clone(), 406, "not-acceptable");
+    };
+    if group.admission.v4_invites[pos].expiration <= now {
+        group.admission.v4_invites.remove(pos);
+        return iq_error(id, to.clone(), 410, "gone");
+    }
+    if group.role(&me_user).is_none() {
+        if group.participants.len() >= MAX_PARTICIPANTS {
+            return iq_error(id, to.clone(), 500, "internal-server-error");
+        }
+        group.admission.v4_invites.remove(pos);
+        group.admission.requests.retain(|r| r.phone != me_user);
+        group.participants.push((me_user.clone(), Role::Member));
+        let mut targets = devices;
+        targets.extend(user_devices(st, &me_user));
+        notices.push(Notice {
+            group: to.clone(),
+            actor: me.clone(),
+            child: Node::builder("add")
+                .attr("reason", "invite")
+                .children([Node::builder("participant")
+                    .attr("jid", Jid::pn(me_user))
+                    .build()])
+                .build(),
+            devices: targets,
+        });
+    }
+    iq_result(id, to.clone(), Vec::new())
+}
+
+/// `<membership_requests_action><approve|reject><participant jid/>..`: approving adds
+/// the requester (announced like an add), rejecting drops the request (the admins hear
+/// `revoked_membership_requests`). A user with no pending request gets error 404.
+fn requests_action(
+    st: &mut Inner,
+    me: &Jid,
+    id: &str,
+    to: &Jid,
+    op: &Node,
+    devices: Vec<Jid>,
+    notices: &mut Vec<Notice>,
+) -> Node {
+    let Some(list) = op
+        .children()
+        .iter()
+        .find(|c| matches!(c.tag(), "approve" | "reject"))
+    else {
+        return iq_error(id, to.clone(), 400, "bad-request");
+    };
+    let approve = list.tag() == "approve";
+    let asked: Vec<(Jid, Option<String>)> = list
+        .children_by_tag("participant")
+        .take(MAX_PARTICIPANTS)
+        .filter_map(|p| p.attr_opt::<Jid>("jid").ok().flatten())
+        .map(|j| {
+            let user = resolve_user(st, &j).map(|u| u.user.as_str().to_owned());
+            (j, user)
+        })
+        .collect();
+    let admins = st
+        .groups
+        .get(to.user.as_str())
+        .map(|g| g.admin_devices(st))
+        .unwrap_or_default();
+    let Some(group) = st.groups.get_mut(to.user.as_str()) else {
+        return iq_error(id, to.clone(), 404, "item-not-found");
+    };
+    let mut out = Vec::new();
+    let mut done = Vec::new();
+    for (jid, phone) in asked {
+        let pending = phone
+            .as_ref()
+            .and_then(|p| group.admission.requests.iter().position(|r| &r.phone == p));
+        let code = match (pending, &phone) {
+            (Some(pos), Some(p)) => {
+                if !approve {
+                    group.admission.requests.remove(pos);
+                    None
+                } else if group.role(p).is_some() {
+                    // Joined some other way meanwhile.
+                    group.admission.requests.remove(pos);
+                    Some(409)
+                } else if group.participants.len() >= MAX_PARTICIPANTS {
+                    Some(500)
+                } else {
+                    group.admission.requests.remove(pos);
+                    group.participants.push((p.clone(), Role::Member));
+                    None
+                }
+            }
+            _ => Some(404),
+        };
+        if code.is_none()
+            && let Some(p) = &phone
+        {
+            done.push(p.clone());
+        }
+        out.push(
+            Node::builder("participant")
+                .attr("jid", phone.map_or(jid, Jid::pn))
+                .attr_opt("error", code.map(|c| c.to_string()))
+                .build(),
+        );
+    }
+    if !done.is_empty() {
+        let (child, targets) = if approve {
+            let mut targets = devices;
+            for p in &done {
+                targets.extend(user_devices(st, p));
+            }
+            (participants_node("add", &done), targets)
+        } else {
+            (
+                participants_node("revoked_membership_requests", &done),
+                admins,
+            )
+        };
+        notices.push(Notice {
+            group: to.clone(),
+            actor: me.clone(),
+            child,
+            devices: targets,
+        });
+    }
+    let tag: &'static str = if approve { "approve" } else { "reject" };
+    iq_result(
+        id,
+        to.clone(),
+        vec![
+            Node::builder("membership_requests_action")
+                .children([Node::builder(tag).children(out).build()])
+                .build(),
+        ],
+    )
 }
 
 /// Routes a group `<message>` from the device `sender`; returns the sender's ack.

@@ -294,6 +294,7 @@ impl SimState {
                     ephemeral: g.ephemeral,
                     invite: g.invite,
                     participants,
+                    admission: Default::default(),
                 },
             );
         }
@@ -399,6 +400,7 @@ mod tests {
                     ephemeral: 86400,
                     invite: "code".into(),
                     participants: vec![("15551234567".into(), Role::SuperAdmin)],
+                    admission: Default::default(),
                 },
             );
         }

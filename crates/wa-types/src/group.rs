@@ -265,8 +265,48 @@ pub enum GroupChange {
         /// Why, when given (`unlink_group`, `delete_parent`, ...).
         reason: Option<String>,
     },
+    /// Who may add members changed: every member (`true`, `all_member_add`) or only
+    /// admins (`false`, `admin_add`).
+    MemberAddMode(bool),
+    /// Joining by link now needs an admin's approval (`true`) or not (`false`).
+    JoinApproval(bool),
+    /// Users asked to join (`created_membership_requests`); the admins are told.
+    JoinRequested {
+        /// Who asked.
+        participants: Vec<Jid>,
+        /// How they asked (`invite_link`, ...), when given.
+        method: Option<String>,
+    },
+    /// Join requests ended without a join (`revoked_membership_requests`): cancelled by
+    /// the requester when the update's actor is the requester, else rejected by an
+    /// admin.
+    JoinRequestsRevoked(Vec<Jid>),
     /// A change this library does not model yet: its element name.
     Other(String),
+}
+
+/// A pending request to join a group (a user followed an invite link to a group whose
+/// admins approve new members).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JoinRequest {
+    /// Who asks.
+    pub jid: Jid,
+    /// When they asked (unix seconds, 0 when not given).
+    pub requested_at: u64,
+    /// How they asked (`invite_link`, ...), when given.
+    pub method: Option<String>,
+}
+
+impl JoinRequest {
+    /// A request by `jid` at `requested_at`, method unknown.
+    pub fn new(jid: Jid, requested_at: u64) -> Self {
+        Self {
+            jid,
+            requested_at,
+            method: None,
+        }
+    }
 }
 
 /// A group notification: who changed what in which group.

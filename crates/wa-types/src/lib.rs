@@ -24,7 +24,7 @@ pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
 pub use event::Event;
 pub use group::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
-    LinkedGroup, ParticipantRole,
+    JoinRequest, LinkedGroup, ParticipantRole,
 };
 pub use history::{
     HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
