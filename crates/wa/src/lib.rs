@@ -19,7 +19,10 @@ pub use wa_chats::{
     Collection as AppStateCollection, MuteUntil, Presence, StatusPrivacy, StatusPrivacyKind,
     StoredContact,
 };
-pub use wa_groups::{GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantResult};
+pub use wa_groups::{
+    AddRequest, GroupInviteMessage, GroupSetting, Groups, GroupsConfig, InviteJoin,
+    ParticipantAction, ParticipantResult,
+};
 pub use wa_media::{
     Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
     Progress as MediaProgress, Uploaded, downloadable,
@@ -45,7 +48,9 @@ pub use wa_types::{
     GroupMetadata, GroupParticipant, GroupUpdate, MessageKey, MessageUpdate, MessagesUpsert,
     ParticipantRole, ReceiptType, WaMessage,
 };
-pub use wa_types::{CallEvent, CallStatus, GroupLinkType, LinkedGroup};
+pub use wa_types::{
+    CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest, LinkedGroup,
+};
 pub use wa_usync::{Usync, UsyncConfig};
 
 /// The names most programs need: `use wa::prelude::*;`.
