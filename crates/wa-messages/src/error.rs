@@ -8,6 +8,9 @@ pub enum Error {
     /// A contacts message needs at least one contact.
     #[error("a contacts message needs at least one contact")]
     NoContacts,
+    /// A placeholder-resend request named no message.
+    #[error("no message keys given")]
+    NoMessageKeys,
     /// The plaintext's WhatsApp padding was missing or malformed.
     #[error("bad plaintext padding")]
     BadPadding,

@@ -11,6 +11,7 @@ mod keyshare;
 mod lid;
 mod messenger;
 mod peer;
+mod placeholder;
 mod poll;
 mod privacy;
 mod receipt;
@@ -29,6 +30,7 @@ pub use history::HistorySyncFilter;
 pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
 pub use messenger::{Messenger, MessengerConfig};
 pub use peer::{MAX_HISTORY_REQUEST, history_request};
+pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
 };

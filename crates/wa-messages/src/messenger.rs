@@ -65,6 +65,13 @@ pub struct MessengerConfig {
     /// Longest a history-sync download may take (it holds up the own chat's worker);
     /// beyond it the chunk is reported failed.
     pub history_timeout: Duration,
+    /// How long after a message failed to decrypt our phone is asked to resend it
+    /// (unless a retry receipt healed it by then); `None` (the default, as in whatsmeow)
+    /// never asks on its own (see [`Messenger::request_placeholder_resend`]). A message
+    /// the phone resent is recorded as processed, so a later resend by its sender is
+    /// only acknowledged, not decrypted: the sender's next message starts the session
+    /// again.
+    pub placeholder_resend_delay: Option<Duration>,
 }
 
 impl Default for MessengerConfig {
@@ -85,6 +92,7 @@ impl Default for MessengerConfig {
             should_sync_history: crate::HistorySyncFilter::default(),
             max_history_len: wa_appstate::DEFAULT_MAX_INFLATED_LEN,
             history_timeout: Duration::from_secs(300),
+            placeholder_resend_delay: None,
         }
     }
 }
@@ -163,6 +171,8 @@ pub(crate) struct Inner {
     pub(crate) resend_queue: Arc<Semaphore>,
     /// Contacts (record keys) our privacy token is being issued to.
     pub(crate) privacy_issuing: StdMutex<std::collections::HashSet<String>>,
+    /// Messages asked of our phone, waiting for its answer.
+    pending_resends: StdMutex<crate::placeholder::Pending>,
 }
 
 /// Messages and receipt updates from the offline backlog, reported together once the
@@ -266,6 +276,7 @@ impl Messenger {
             lid_asked: StdMutex::new(std::collections::HashSet::new()),
             lid: crate::lid::LidState::default(),
             privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
+            pending_resends: StdMutex::new(crate::placeholder::Pending::default()),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
@@ -749,6 +760,12 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
+    }
+
+    pub(crate) fn pending(&self) -> std::sync::MutexGuard<'_, crate::placeholder::Pending> {
+        self.pending_resends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn bump_retry(&self, key: &str) -> u32 {

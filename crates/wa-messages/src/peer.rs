@@ -103,16 +103,20 @@ impl Messenger {
     /// started, [`Error::Signal`], [`Error::Store`], [`Error::Socket`],
     /// [`Error::AckTimeout`], [`Error::Nack`].
     pub async fn send_peer_message(&self, message: Message) -> Result<String, Error> {
-        let inner = &self.inner;
-        let creds = inner.creds().await?;
-        let me = Inner::me(&creds)?;
-        let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
-        let span = tracing::debug_span!("send_peer", id);
-        send_peer(inner, &creds, &me, &id, &message)
-            .instrument(span)
-            .await?;
-        Ok(id)
+        peer_message(&self.inner, &message).await
     }
+}
+
+/// Sends `message` to our phone alone with a fresh id; returns the id once acked.
+pub(crate) async fn peer_message(inner: &Inner, message: &Message) -> Result<String, Error> {
+    let creds = inner.creds().await?;
+    let me = Inner::me(&creds)?;
+    let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
+    let span = tracing::debug_span!("send_peer", id);
+    send_peer(inner, &creds, &me, &id, message)
+        .instrument(span)
+        .await?;
+    Ok(id)
 }
 
 async fn send_peer(

@@ -14,6 +14,7 @@ use crate::stanza::{self, RetryKeys, RetryRequest};
 use crate::{Error, decode_plaintext};
 
 /// The addressing facts of one incoming `<message>`.
+#[derive(Clone, Debug)]
 pub(crate) struct Incoming {
     pub(crate) id: String,
     /// The chat: the peer user, or the group.
@@ -83,7 +84,7 @@ fn has_content(m: &mut Message) -> bool {
 /// Processes one `<message>` stanza end to end. Never panics, and every stanza is
 /// answered: a delivery receipt after the commit, a retry receipt when decryption fails,
 /// or an ack.
-pub(crate) async fn handle_message(inner: &Inner, node: Node) {
+pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
     let creds = match inner.creds().await {
         Ok(c) => c,
         Err(_) => {
@@ -139,6 +140,13 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
             if let Some(n) = history {
                 inner.process_history(&me, &info.id, n).await;
             }
+            // Messages our phone resends on request are reported as themselves.
+            if info.from_me
+                && info.sender.device == 0
+                && let Some(m) = message.as_deref()
+            {
+                crate::placeholder::take_answers(inner, m).await;
+            }
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
             if history.is_some() {
                 send(
@@ -161,6 +169,7 @@ pub(crate) async fn handle_message(inner: &Inner, node: Node) {
         Outcome::Failed(e) => {
             warn!("message {} from {sender_s} failed: {e}", info.id);
             send_retry(inner, &creds, &node, &info).await;
+            crate::placeholder::schedule(inner, &info);
         }
     }
 }
@@ -397,7 +406,7 @@ async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
     Some(Jid::with_device(user, server, sender.device))
 }
 
-fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
+pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
     let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
     if info.chat.is_group() || info.chat.is_broadcast() {
         key = key.with_participant(info.sender.to_non_ad());

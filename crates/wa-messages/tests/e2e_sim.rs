@@ -1056,3 +1056,74 @@ async fn a_new_identity_in_a_message_is_accepted_and_reported() {
     assert_eq!(change.jid.device, 0);
     assert_eq!(text_of(&got.unwrap().message), Some("new phone, who dis"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_phone_resends_what_this_device_could_not_decrypt() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mc = MessengerConfig {
+        placeholder_resend_delay: Some(Duration::from_millis(200)),
+        ..MessengerConfig::default()
+    };
+    let mut b1 = link_with(&sim, B, memory_store("b1"), mc.clone()).await;
+    let b = Jid::pn(B);
+    let first = a1
+        .messenger
+        .send_message(&b, MessageContent::text("first"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == first.id).await;
+    // b1 answers, so a1's next message is a plain `msg` on the established session.
+    let back = b1
+        .messenger
+        .send_message(&Jid::pn(A), MessageContent::text("ack"))
+        .await
+        .unwrap();
+    next_upsert(&mut a1.events, |m| m.key.id == back.id).await;
+
+    // While b1 is away it loses its session with a1; a1 sends and goes away for good,
+    // so nobody answers b1's retry receipt: only B's phone, which decrypted its own copy,
+    // can help.
+    let (b_store, b_jid) = (b1.store.clone(), b1.jid.clone());
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    let dev = u32::from(a1.jid.device);
+    let lid = b_store.lid_for_pn(A).await.unwrap();
+    let names = [Some(A.to_owned()), lid.map(|l| format!("{l}_1"))];
+    for name in names.iter().flatten() {
+        b_store.delete_session(name, dev).await.unwrap();
+    }
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("lost in transit"))
+        .await
+        .unwrap();
+    let a_jid = a1.jid.clone();
+    a1.socket.close().await;
+    drop(a1);
+    wait_until("a1 offline", || !sim.is_online(&a_jid)).await;
+    let (_socket, messenger, mut events) = start_with(&sim, b_store, mc);
+    let got = next_upsert(&mut events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("lost in transit"));
+    assert_eq!(got.sender, a_jid);
+    assert!(
+        sim.phone_inbox(B).iter().any(|m| m.id == key.id),
+        "the phone had it"
+    );
+    // Reported once, even if asked again.
+    messenger
+        .request_placeholder_resend(std::slice::from_ref(&got.key))
+        .await
+        .unwrap();
+    assert_eq!(
+        count_upserts(&mut events, &key.id, Duration::from_millis(700)).await,
+        0
+    );
+    assert!(matches!(
+        messenger.request_placeholder_resend(&[]).await,
+        Err(wa_messages::Error::NoMessageKeys)
+    ));
+}

@@ -599,13 +599,16 @@ pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, m
         return;
     };
     if pm.r#type == Some(protocol_message::Type::PeerDataOperationRequestMessage as i32) {
-        if let Some(request) = pm
-            .peer_data_operation_request_message
-            .as_ref()
-            .and_then(|r| r.history_sync_on_demand_request.as_ref())
-        {
-            let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
+        let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
+        let Some(pdo) = pm.peer_data_operation_request_message.as_ref() else {
+            return;
+        };
+        if let Some(request) = pdo.history_sync_on_demand_request.as_ref() {
             crate::history::on_demand(shared, phone, &device, request).await;
+        }
+        if !pdo.placeholder_message_resend_request.is_empty() {
+            let answer = placeholder_answer(shared, phone, pdo);
+            send_to_own_device(shared, phone, &device, &answer).await;
         }
         return;
     }
@@ -631,6 +634,64 @@ pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, m
     if let Some(share) = key_share(&key, &wanted) {
         let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
         send_to_own_device(shared, phone, &device, &share).await;
+    }
+}
+
+/// The phone's answer to a placeholder-resend request: each named message it received
+/// and decrypted (looked up by id in its inbox, at most 32), as `WebMessageInfo` bytes;
+/// messages it does not have are left out.
+fn placeholder_answer(
+    shared: &Shared,
+    phone: &str,
+    pdo: &wa_proto::e2e::PeerDataOperationRequestMessage,
+) -> Message {
+    use wa_proto::e2e::peer_data_operation_request_response_message::PeerDataOperationResult;
+    use wa_proto::e2e::peer_data_operation_request_response_message::peer_data_operation_result::PlaceholderMessageResendResponse;
+    use wa_proto::e2e::{PeerDataOperationRequestResponseMessage, PeerDataOperationRequestType};
+    let inbox = crate::e2e::inbox(shared, phone);
+    let results = pdo
+        .placeholder_message_resend_request
+        .iter()
+        .take(32)
+        .filter_map(|r| {
+            let id = r.message_key.as_ref()?.id.as_deref()?;
+            let m = inbox.iter().rev().find(|m| m.id == id)?;
+            let info = wa_proto::web::WebMessageInfo {
+                key: Some(wa_proto::common::MessageKey {
+                    remote_jid: Some(m.chat.to_string()),
+                    from_me: Some(m.from.user.as_str() == phone),
+                    id: Some(m.id.clone()),
+                    participant: m.chat.is_group().then(|| m.from.to_non_ad().to_string()),
+                    ..Default::default()
+                }),
+                message: Some((*m.message).clone()),
+                message_timestamp: Some(unix_now()),
+                ..Default::default()
+            };
+            Some(PeerDataOperationResult {
+                placeholder_message_resend_response: Some(PlaceholderMessageResendResponse {
+                    web_message_info_bytes: Some(info.encode_to_vec()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect();
+    Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            r#type: Some(protocol_message::Type::PeerDataOperationRequestResponseMessage as i32),
+            peer_data_operation_request_response_message: Some(
+                PeerDataOperationRequestResponseMessage {
+                    peer_data_operation_request_type: Some(
+                        PeerDataOperationRequestType::PlaceholderMessageResend as i32,
+                    ),
+                    peer_data_operation_result: results,
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        })),
+        ..Default::default()
     }
 }
 

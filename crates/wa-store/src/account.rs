@@ -291,6 +291,13 @@ pub trait ProcessedMessageStore {
         id: &str,
         sender: &str,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Whether the message `id` in `chat` was processed from any sender (reads every
+    /// marker of the chat: for rare lookups where the sending device is unknown).
+    fn is_message_processed_by_anyone(
+        &self,
+        chat: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Forgets every marker recorded before `before` (unix seconds).
     fn prune_processed_messages(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
 }
@@ -516,6 +523,14 @@ impl ProcessedMessageStore for AccountStore {
             .get_item(Role::ProcessedMessage, chat, &key)
             .await?
             .is_some())
+    }
+    async fn is_message_processed_by_anyone(&self, chat: &str, id: &str) -> Result<bool> {
+        let prefix = crate::batch::processed_key(id, "");
+        Ok(self
+            .list_items(Role::ProcessedMessage, chat)
+            .await?
+            .iter()
+            .any(|(k, _)| k.starts_with(&prefix)))
     }
     async fn prune_processed_messages(&self, before: i64) -> Result<()> {
         self.one(|b| b.prune_processed_messages(before)).await

@@ -300,6 +300,14 @@ pub async fn processed_messages(backend: Arc<dyn Backend>) {
             .unwrap()
     );
     assert_eq!(s.get_session("15550001", 2).await.unwrap(), b(b"advanced"));
+    // By any sender: the id must match whole, in that chat only.
+    assert!(s.is_message_processed_by_anyone(chat, "ID1").await.unwrap());
+    assert!(!s.is_message_processed_by_anyone(chat, "ID").await.unwrap());
+    assert!(
+        !s.is_message_processed_by_anyone("g@g.us", "ID1")
+            .await
+            .unwrap()
+    );
     s.prune_processed_messages(2000).await.unwrap();
     assert!(!s.is_message_processed(chat, "ID1", sender).await.unwrap());
     assert!(s.is_message_processed(chat, "ID2", sender).await.unwrap());
