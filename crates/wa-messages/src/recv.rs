@@ -168,7 +168,9 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
         }
         Outcome::Failed(e) => {
             warn!("message {} from {sender_s} failed: {e}", info.id);
-            send_retry(inner, &creds, &node, &info).await;
+            if send_retry(inner, &creds, &node, &info).await == 1 {
+                emit_undecryptable(inner, &info);
+            }
             crate::placeholder::schedule(inner, &info);
         }
     }
@@ -406,13 +408,28 @@ async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
     Some(Jid::with_device(user, server, sender.device))
 }
 
-pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
-    let mut key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
+/// The key an incoming message is reported under.
+fn key_of(info: &Incoming) -> MessageKey {
+    let key = MessageKey::new(info.chat.clone(), info.from_me, info.id.clone());
     if info.chat.is_group() || info.chat.is_broadcast() {
-        key = key.with_participant(info.sender.to_non_ad());
+        key.with_participant(info.sender.to_non_ad())
+    } else {
+        key
     }
+}
+
+/// Reports a message whose first decryption failed.
+fn emit_undecryptable(inner: &Inner, info: &Incoming) {
+    let mut u = wa_types::UndecryptableMessage::new(key_of(info), info.sender.clone(), info.t);
+    u.sender_alt.clone_from(&info.sender_alt);
+    u.push_name.clone_from(&info.push_name);
+    u.offline = info.offline;
+    inner.emit(wa_types::Event::UndecryptableMessage(Box::new(u)));
+}
+
+pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
     inner.emit_message(WaMessage {
-        key,
+        key: key_of(info),
         sender: info.sender.clone(),
         sender_alt: info.sender_alt.clone(),
         push_name: info.push_name.clone(),
@@ -423,13 +440,14 @@ pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>
 }
 
 /// Asks the sender to encrypt again (with our keys from the second attempt), or, past the
-/// retry limit, acknowledges the stanza so it is not redelivered forever.
-async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incoming) {
+/// retry limit, acknowledges the stanza so it is not redelivered forever. Returns which
+/// failure of this message it was (1 for the first).
+async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incoming) -> u32 {
     let count = inner.bump_retry(&format!("{} {} {}", info.chat, info.id, info.sender));
     if count > inner.config.max_retries {
         warn!("giving up on message {} after {count} retries", info.id);
         send(inner, &stanza::ack_for(node, "message", None)).await;
-        return;
+        return count;
     }
     let pre_key = if count >= 2 {
         match inner.socket.generate_pre_key().await {
@@ -463,6 +481,7 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
         },
     );
     send(inner, &receipt).await;
+    count
 }
 
 async fn send(inner: &Inner, node: &Node) {

@@ -1106,6 +1106,26 @@ async fn our_phone_resends_what_this_device_could_not_decrypt() {
     drop(a1);
     wait_until("a1 offline", || !sim.is_online(&a_jid)).await;
     let (_socket, messenger, mut events) = start_with(&sim, b_store, mc);
+    // First reported as undecryptable, then delivered.
+    let failed = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(Event::UndecryptableMessage(u)) => return *u,
+                Ok(Event::MessagesUpsert(u)) => {
+                    assert!(
+                        u.messages.iter().all(|m| m.key.id != key.id),
+                        "upsert first"
+                    );
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("an undecryptable-message event");
+    assert_eq!(failed.key.id, key.id);
+    assert_eq!(failed.sender, a_jid);
+    assert!(failed.offline);
     let got = next_upsert(&mut events, |m| m.key.id == key.id).await;
     assert_eq!(text_of(&got.message), Some("lost in transit"));
     assert_eq!(got.sender, a_jid);

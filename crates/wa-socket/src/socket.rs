@@ -915,19 +915,16 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             }
         }
         ("notification", "privacy_token") => {
-            // Stored before the ack, so an unacknowledged token is delivered again.
-            let (inner2, conn2) = (inner.clone(), conn.clone());
-            let task = tokio::spawn(async move {
-                for t in crate::privacy_token::parse_notification(&node) {
-                    if let Err(e) = crate::privacy_token::store_received(&inner2.store, &t).await {
-                        warn!("privacy token from {} not stored: {e}", t.from);
-                        return;
-                    }
-                    debug!("privacy token from {} stored", t.from);
+            // Stored before the ack, so an unacknowledged token is delivered again. Done
+            // in line: the notification is rare and the write short.
+            for t in crate::privacy_token::parse_notification(&node) {
+                if let Err(e) = crate::privacy_token::store_received(&inner.store, &t).await {
+                    warn!("privacy token from {} not stored: {e}", t.from);
+                    return;
                 }
-                send_ack(&conn2, &node).await;
-            });
-            conn.spawn(task);
+                debug!("privacy token from {} stored", t.from);
+            }
+            send_ack(conn, &node).await;
         }
         ("ib", _) => on_ib(inner, conn, &node).await,
         _ => {

@@ -3,7 +3,7 @@ use crate::{
     AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
     ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
     IdentityChange, Label, LabelAssociation, MessageUpdate, MessagesUpsert, PictureUpdate,
-    PresenceUpdate, PrivacySettings, StarUpdate,
+    PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -32,6 +32,9 @@ pub enum Event {
     PictureUpdate(Box<PictureUpdate>),
     /// A contact's identity key changed (a reinstall); our sessions with them were reset.
     IdentityChange(IdentityChange),
+    /// A message arrived that this device could not decrypt (yet); see
+    /// [`UndecryptableMessage`].
+    UndecryptableMessage(Box<UndecryptableMessage>),
     /// Someone started or stopped typing or recording in a chat.
     ChatStateUpdate(Box<ChatStateUpdate>),
     /// The account's blocklist changed (from another device of the account).

@@ -30,7 +30,9 @@ pub use history::{
     HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
     HistorySyncFailure, HistorySyncType, LidPnMapping,
 };
-pub use message::{IdentityChange, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};
+pub use message::{
+    IdentityChange, MessageUpdate, MessagesUpsert, ReceiptType, UndecryptableMessage, WaMessage,
+};
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
 pub use wa_binary::Jid;

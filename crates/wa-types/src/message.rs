@@ -144,3 +144,39 @@ impl IdentityChange {
         }
     }
 }
+
+/// A message this device received but could not decrypt (whatsmeow's
+/// `events.UndecryptableMessage`; Baileys stores a `CIPHERTEXT` stub): reported once, when
+/// the first attempt fails, so an app can show that a message is on its way. A retry
+/// receipt has asked the sender to send it again; when that (or our phone) delivers it,
+/// it arrives as an ordinary `MessagesUpsert` with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UndecryptableMessage {
+    /// The message's key.
+    pub key: MessageKey,
+    /// The sending device.
+    pub sender: Jid,
+    /// The sender's other address (LID or phone number), when known.
+    pub sender_alt: Option<Jid>,
+    /// The sender's push name, when the stanza carried one.
+    pub push_name: Option<String>,
+    /// Server timestamp (unix seconds).
+    pub timestamp: u64,
+    /// Whether it came from the offline backlog.
+    pub offline: bool,
+}
+
+impl UndecryptableMessage {
+    /// The message `key` from the device `sender`, received at `timestamp`.
+    pub fn new(key: MessageKey, sender: Jid, timestamp: u64) -> Self {
+        Self {
+            key,
+            sender,
+            sender_alt: None,
+            push_name: None,
+            timestamp,
+            offline: false,
+        }
+    }
+}
