@@ -50,6 +50,7 @@ pub use wa_types::{
 };
 pub use wa_types::{
     CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest, LinkedGroup,
+    UndecryptableMessage,
 };
 pub use wa_usync::{Usync, UsyncConfig};
 
