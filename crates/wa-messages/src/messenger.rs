@@ -793,7 +793,6 @@ impl Inner {
         Ok(Me { pn, lid })
     }
 
-    /// A repository whose writes are staged until [`SignalStoreAdapter::commit`].
     /// Commits `repo`'s staged Signal state with `extra`, then reports each identity it
     /// replaced (a peer device that reinstalled) as an implicit [`IdentityChange`].
     pub(crate) async fn commit_staged(
@@ -817,6 +816,7 @@ impl Inner {
         Ok(())
     }
 
+    /// A repository whose writes are staged until [`SignalStoreAdapter::commit`].
     pub(crate) fn staged_repo(&self, creds: &AuthCreds) -> Repo {
         let adapter = SignalStoreAdapter::new(self.socket.store().clone(), creds).staged();
         SignalRepository::new(adapter, OsRng)
@@ -846,8 +846,6 @@ impl Inner {
     }
 }
 
-/// Starts a session from a bundle; a changed identity (the peer reinstalled) is accepted
-/// and replaces the stored one, as WhatsApp clients do.
 /// The device JID a Signal address names (`user` for a phone number, `user_1` for a LID,
 /// `_128` / `_129` for hosted ones); `None` for other suffixes or a bad device.
 pub(crate) fn jid_of_address(name: &str, device: u32) -> Option<Jid> {
@@ -862,6 +860,8 @@ pub(crate) fn jid_of_address(name: &str, device: u32) -> Option<Jid> {
     (!user.is_empty()).then(|| Jid::with_device(user.to_owned(), server, device))
 }
 
+/// Starts a session from a bundle; a changed identity (the peer reinstalled) is accepted
+/// and replaces the stored one, as WhatsApp clients do.
 pub(crate) async fn inject_session(
     repo: &Repo,
     device: &Jid,
