@@ -1,41 +1,20 @@
 //! Admission through wa-sim: invite-link info, who may add members, join approval and
 //! its requests, and personal (v4) invites.
 
-use std::time::Duration;
+mod common;
 
-use tokio::sync::broadcast;
+use common::next_group_update;
+
 use wa_binary::Jid;
 use wa_groups::{
-    Error, GroupChange, GroupInviteMessage, GroupUpdate, Groups, GroupsConfig, InviteJoin,
-    ParticipantAction,
+    Error, GroupChange, GroupInviteMessage, Groups, GroupsConfig, InviteJoin, ParticipantAction,
 };
 use wa_sim::{Sim, SimConfig};
-use wa_socket::Event;
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
 const C: &str = "15550000003";
 const D: &str = "15550000004";
-
-/// The next group update for `group` satisfying `pred`.
-async fn next_group_update(
-    rx: &mut broadcast::Receiver<Event>,
-    group: &Jid,
-    mut pred: impl FnMut(&GroupUpdate) -> bool,
-) -> GroupUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return *u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("group update in time")
-}
 
 fn refused(r: Result<impl std::fmt::Debug, Error>) -> u16 {
     match r {

@@ -2,36 +2,17 @@
 //! existing group, create a sub-group, list sub-groups and members, unlink, leave; the
 //! other members see each change as an event and in the metadata.
 
-use std::time::Duration;
+mod common;
 
-use tokio::sync::broadcast;
+use common::next_group_update;
+
 use wa_binary::Jid;
 use wa_groups::{Error, GroupChange, GroupLinkType, GroupUpdate, Groups, GroupsConfig};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::Event;
 
 const A: &str = "15550000011";
 const B: &str = "15550000012";
 const C: &str = "15550000013";
-
-async fn next_group_update(
-    rx: &mut broadcast::Receiver<Event>,
-    group: &Jid,
-    mut pred: impl FnMut(&GroupUpdate) -> bool,
-) -> GroupUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return *u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("group update in time")
-}
 
 fn linked(u: &GroupUpdate, ty: &GroupLinkType, other: &Jid) -> bool {
     matches!(u.changes.as_slice(),

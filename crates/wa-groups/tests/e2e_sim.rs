@@ -1,41 +1,22 @@
 //! Group management through wa-sim: every request, the metadata cache, and notifications
 //! reaching other members as events.
 
+mod common;
+
+use common::next_group_update;
+
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_groups::{
-    Error, GroupChange, GroupSetting, GroupUpdate, Groups, GroupsConfig, ParticipantAction,
-    ParticipantRole,
+    Error, GroupChange, GroupSetting, Groups, GroupsConfig, ParticipantAction, ParticipantRole,
 };
 use wa_sim::{Sim, SimConfig};
-use wa_socket::Event;
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
 const C: &str = "15550000003";
 const D: &str = "15550000004";
-
-/// The next group update for `group` satisfying `pred`.
-async fn next_group_update(
-    rx: &mut broadcast::Receiver<Event>,
-    group: &Jid,
-    mut pred: impl FnMut(&GroupUpdate) -> bool,
-) -> GroupUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::GroupUpdate(u)) if &u.group == group && pred(&u) => return *u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("group update in time")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_lifecycle_through_the_simulator() {
