@@ -99,8 +99,8 @@ impl Default for MessengerConfig {
 
 /// Sends and receives end-to-end encrypted messages over a [`Socket`].
 ///
-/// Creating it registers handlers for `<message>`, `<receipt>` and `<ack>` with the
-/// socket's dispatcher (create it right after [`Socket::connect`], before the first
+/// Creating it registers handlers for `<message>`, `<receipt>`, `<ack>` and identity-change
+/// notifications with the socket's dispatcher (create it right after [`Socket::connect`], before the first
 /// login completes, so the offline backlog reaches it). Received messages are decrypted,
 /// committed to the store together with a processed-message marker, acknowledged with a
 /// delivery receipt and only then reported as [`Event::MessagesUpsert`]; receipts from
