@@ -1069,19 +1069,9 @@ async fn our_phone_resends_what_this_device_could_not_decrypt() {
     };
     let mut b1 = link_with(&sim, B, memory_store("b1"), mc.clone()).await;
     let b = Jid::pn(B);
-    let first = a1
-        .messenger
-        .send_message(&b, MessageContent::text("first"))
-        .await
-        .unwrap();
-    next_upsert(&mut b1.events, |m| m.key.id == first.id).await;
+    exchange(&a1, &mut b1, B, "first").await;
     // b1 answers, so a1's next message is a plain `msg` on the established session.
-    let back = b1
-        .messenger
-        .send_message(&Jid::pn(A), MessageContent::text("ack"))
-        .await
-        .unwrap();
-    next_upsert(&mut a1.events, |m| m.key.id == back.id).await;
+    exchange(&b1, &mut a1, A, "ack").await;
 
     // While b1 is away it loses its session with a1; a1 sends and goes away for good,
     // so nobody answers b1's retry receipt: only B's phone, which decrypted its own copy,

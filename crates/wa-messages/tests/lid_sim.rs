@@ -52,18 +52,6 @@ async fn setup(b_store: AccountStore) -> Setup {
     }
 }
 
-/// Sends `text` from `from` to `to_user` and returns the message as `to` reported it.
-async fn exchange(from: &Client, to: &mut Client, to_user: &str, text: &str) -> WaMessage {
-    let key = from
-        .messenger
-        .send_message(&Jid::pn(to_user.to_owned()), MessageContent::text(text))
-        .await
-        .unwrap();
-    let got = next_upsert(&mut to.events, |m| m.key.id == key.id).await;
-    assert_eq!(text_of(&got.message), Some(text));
-    got
-}
-
 /// Retry receipts the sender (`events`) has reported so far (drained for a moment).
 async fn retries(events: &mut broadcast::Receiver<Event>) -> usize {
     let mut n = 0;

@@ -102,18 +102,8 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
 
     // Within the bucket neither side issues again.
     for i in 0..2 {
-        let k = b1
-            .messenger
-            .send_message(&a, MessageContent::text(format!("b{i}")))
-            .await
-            .unwrap();
-        next_upsert(&mut a1.events, |m| m.key.id == k.id).await;
-        let k = a1
-            .messenger
-            .send_message(&b, MessageContent::text(format!("a{i}")))
-            .await
-            .unwrap();
-        next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+        exchange(&b1, &mut a1, A, &format!("b{i}")).await;
+        exchange(&a1, &mut b1, B, &format!("a{i}")).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.privacy_tokens_issued(), 2);

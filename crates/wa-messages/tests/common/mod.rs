@@ -164,3 +164,24 @@ pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Sends `text` from `from` to `to_user` and returns the message as `to` reported it
+/// (checking its text).
+pub async fn exchange(
+    from: &Client,
+    to: &mut Client,
+    to_user: &str,
+    text: &str,
+) -> wa_types::WaMessage {
+    let key = from
+        .messenger
+        .send_message(
+            &Jid::pn(to_user.to_owned()),
+            wa_messages::MessageContent::text(text),
+        )
+        .await
+        .unwrap();
+    let got = wa_testkit::next_upsert(&mut to.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some(text));
+    got
+}
