@@ -16,6 +16,7 @@ mod poll;
 mod privacy;
 mod receipt;
 mod recv;
+mod reporting;
 mod send;
 mod stanza;
 mod status;
@@ -33,6 +34,10 @@ pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};
 pub use poll::{
     PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
+};
+pub use reporting::{
+    REPORTING_TOKEN_LEN, REPORTING_TOKEN_VERSION, reporting_content, reporting_token,
+    should_include_reporting_token,
 };
 pub use status::MAX_STATUS_RECIPIENTS;
 pub use wa_types::{MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};

@@ -72,6 +72,10 @@ pub struct MessengerConfig {
     /// only acknowledged, not decrypted: the sender's next message starts the session
     /// again.
     pub placeholder_resend_delay: Option<Duration>,
+    /// Attach a reporting token to every 1:1, group and status message that carries a
+    /// message secret (default on, as WhatsApp Web and Baileys do; see
+    /// [`reporting_token`](crate::reporting_token)).
+    pub reporting_tokens: bool,
 }
 
 impl Default for MessengerConfig {
@@ -93,6 +97,7 @@ impl Default for MessengerConfig {
             max_history_len: wa_appstate::DEFAULT_MAX_INFLATED_LEN,
             history_timeout: Duration::from_secs(300),
             placeholder_resend_delay: None,
+            reporting_tokens: true,
         }
     }
 }

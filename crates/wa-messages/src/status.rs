@@ -122,9 +122,10 @@ pub(crate) fn status_stanza(
     participants: Vec<Node>,
     skmsg: Vec<u8>,
     device_identity: Option<&[u8]>,
+    reporting: Option<Node>,
     phash: String,
 ) -> Node {
-    let mut children = Vec::with_capacity(3);
+    let mut children = Vec::with_capacity(4);
     if !participants.is_empty() {
         children.push(Node::builder("participants").children(participants).build());
     }
@@ -132,6 +133,7 @@ pub(crate) fn status_stanza(
     if let Some(account) = device_identity {
         children.push(crate::stanza::device_identity(account));
     }
+    children.extend(reporting);
     Node::builder("message")
         .attr("id", id.to_owned())
         .attr("to", Jid::status_broadcast())
@@ -227,7 +229,22 @@ async fn relay_status(
     };
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);
     let phash = stanza::participant_hash(&all);
-    let stanza = status_stanza(id, &message, participants, skmsg, identity, phash);
+    let reporting = crate::reporting::for_send(
+        inner.config.reporting_tokens,
+        &message,
+        id,
+        &me.pn,
+        &Jid::status_broadcast(),
+    );
+    let stanza = status_stanza(
+        id,
+        &message,
+        participants,
+        skmsg,
+        identity,
+        reporting,
+        phash,
+    );
     let ack = send_and_wait(inner, &stanza, id).await?;
     if let Some(server) = stanza::str_attr(&ack, "phash") {
         // The server's view of some recipient's devices differs from ours: refresh the
@@ -314,6 +331,7 @@ mod tests {
             vec![to.clone()],
             vec![9, 9, 9],
             Some(&[7, 7]),
+            Some(Node::builder("reporting").build()),
             stanza::participant_hash(std::slice::from_ref(&b)),
         );
         assert_eq!(node.tag(), "message");
@@ -323,7 +341,10 @@ mod tests {
         assert!(stanza::str_attr(&node, "phash").is_some_and(|p| p.starts_with("2:")));
         assert!(node.get_attr("addressing_mode").is_none());
         let tags: Vec<&str> = node.children().iter().map(Node::tag).collect();
-        assert_eq!(tags, ["participants", "enc", "device-identity"]);
+        assert_eq!(
+            tags,
+            ["participants", "enc", "device-identity", "reporting"]
+        );
         let parts = node.child("participants").unwrap();
         assert_eq!(parts.children().to_vec(), vec![to]);
         let enc = node.child("enc").unwrap();
@@ -336,7 +357,15 @@ mod tests {
         );
 
         // No pkmsg: no device identity; no distribution: no <participants>.
-        let bare = status_stanza("X", &text("hi"), Vec::new(), vec![1], None, "2:AA".into());
+        let bare = status_stanza(
+            "X",
+            &text("hi"),
+            Vec::new(),
+            vec![1],
+            None,
+            None,
+            "2:AA".into(),
+        );
         let tags: Vec<&str> = bare.children().iter().map(Node::tag).collect();
         assert_eq!(tags, ["enc"]);
     }

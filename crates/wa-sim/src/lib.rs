@@ -21,6 +21,7 @@ mod persist;
 mod phone;
 mod phone_media;
 mod privacy_token;
+mod reporting;
 mod route;
 mod sim;
 mod state;

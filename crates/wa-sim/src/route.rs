@@ -531,6 +531,9 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     let Some(to) = node.attr_opt::<Jid>("to").ok().flatten() else {
         return server_ack("message", &id, None, Some(400));
     };
+    if let Some(token) = crate::reporting::token_of(node) {
+        shared.reporting().record(&sender.user, &id, token);
+    }
     if to.is_group() {
         return crate::group::route_group_message(shared, sender, node, &id, &to);
     }

@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) calls: Mutex<crate::call::CallState>,
     /// Stanzas handed to the phone worker and not yet processed.
     pub(crate) phone_pending: AtomicU64,
+    /// Reporting tokens of the messages clients sent (see [`crate::reporting`]).
+    pub(crate) reporting: Mutex<crate::reporting::ReportingTokens>,
 }
 
 /// One live connection as the API sees it.
@@ -121,6 +123,12 @@ pub(crate) fn unix_now() -> u64 {
 impl Shared {
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
         self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn reporting(&self) -> MutexGuard<'_, crate::reporting::ReportingTokens> {
+        self.reporting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -228,6 +236,7 @@ impl Sim {
             phone_tx,
             calls: Mutex::default(),
             phone_pending: AtomicU64::new(0),
+            reporting: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -734,6 +743,13 @@ impl Sim {
             .chats
             .tokens
             .token(issuer, recipient)
+    }
+
+    /// The reporting token (`<reporting><reporting_token v="2">`) the account `sender`
+    /// (phone number) attached to its message `id`, if the server kept one. The newest
+    /// 65,536 are kept, in memory only.
+    pub fn reporting_token(&self, sender: &str, id: &str) -> Option<Vec<u8>> {
+        self.shared.reporting().get(sender, id)
     }
 
     /// How many privacy tokens were issued since the server started.
