@@ -117,6 +117,12 @@ pub enum Action {
         /// This account's new push name.
         name: String,
     },
+    /// `["nct_salt_sync"]`: the account's new-chat-thread salt (`nctSaltSyncAction`);
+    /// `None` when the mutation carries none (a REMOVE clears the stored salt).
+    NctSalt {
+        /// The salt.
+        salt: Option<Vec<u8>>,
+    },
     /// Anything else (or a known index without its value), kept whole.
     Other {
         /// The index.
@@ -207,6 +213,12 @@ impl Action {
             }
             "setting_pushName" => Action::PushName {
                 name: value?.push_name_setting.as_ref()?.name.clone()?,
+            },
+            "nct_salt_sync" if index.len() == 1 => Action::NctSalt {
+                salt: value
+                    .and_then(|v| v.nct_salt_sync_action.as_ref())
+                    .and_then(|a| a.salt.clone())
+                    .filter(|s| !s.is_empty()),
             },
             _ => return None,
         })
@@ -321,6 +333,23 @@ mod tests {
             action_of(&builders::push_name("Me", 1)),
             Action::PushName { name: "Me".into() }
         );
+        assert_eq!(
+            action_of(&builders::nct_salt(Some(&[3; 32]), 1)),
+            Action::NctSalt {
+                salt: Some(vec![3; 32])
+            }
+        );
+        let removed = builders::nct_salt(None, 1);
+        assert_eq!(removed.operation, crate::Operation::Remove);
+        assert_eq!(removed.index, ["nct_salt_sync"]);
+        assert_eq!(removed.collection, crate::Collection::RegularHigh);
+        assert_eq!(action_of(&removed), Action::NctSalt { salt: None });
+        // A longer index is not this action.
+        let odd = ["nct_salt_sync".to_owned(), "x".to_owned()];
+        assert!(matches!(
+            Action::from_parts(&odd, Some(&removed.value)),
+            Action::Other { .. }
+        ));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use wa_proto::sync_action::{
     ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, LabelAssociationAction,
-    LabelEditAction, MarkChatAsReadAction, MuteAction, PinAction, PushNameSetting, StarAction,
-    SyncActionMessageRange, SyncActionValue,
+    LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction, PinAction,
+    PushNameSetting, StarAction, SyncActionMessageRange, SyncActionValue,
 };
 
 use crate::{Collection, Operation, OutgoingMutation};
@@ -296,4 +296,27 @@ pub fn push_name(name: &str, timestamp_ms: i64) -> OutgoingMutation {
             })
         },
     )
+}
+
+/// Set (`Some`) or remove (`None`, a REMOVE mutation) the account's new-chat-thread salt:
+/// `regular_high`, `["nct_salt_sync"]`, version 1. The phone writes it; companions read it
+/// to derive `<cstoken>`s.
+pub fn nct_salt(salt: Option<&[u8]>, timestamp_ms: i64) -> OutgoingMutation {
+    let remove = salt.is_none();
+    let mut m = set(
+        Collection::RegularHigh,
+        idx(["nct_salt_sync"]),
+        1,
+        timestamp_ms,
+        |v| {
+            v.nct_salt_sync_action = Some(NctSaltSyncAction {
+                salt: salt.map(<[u8]>::to_vec),
+                ..Default::default()
+            })
+        },
+    );
+    if remove {
+        m.operation = Operation::Remove;
+    }
+    m
 }

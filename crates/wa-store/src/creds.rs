@@ -106,6 +106,10 @@ pub struct AuthCreds {
     pub account_sync_counter: u32,
     /// Hash of the last server props seen.
     pub last_prop_hash: Option<String>,
+    /// The account's new-chat-thread salt (app state `nct_salt_sync`, or the history
+    /// sync's `nctSalt`): the key of the `<cstoken>` sent on 1:1 messages that carry no
+    /// privacy token. Secret.
+    pub nct_salt: Option<Zeroizing<Vec<u8>>>,
 }
 
 fn unix_now() -> u64 {
@@ -151,6 +155,7 @@ impl AuthCreds {
             last_account_sync_timestamp: None,
             account_sync_counter: 0,
             last_prop_hash: None,
+            nct_salt: None,
         }
     }
 
@@ -181,6 +186,7 @@ impl AuthCreds {
             last_account_sync_timestamp: self.last_account_sync_timestamp,
             account_sync_counter: self.account_sync_counter,
             last_prop_hash: self.last_prop_hash.clone(),
+            nct_salt: self.nct_salt.as_ref().map(|s| s.to_vec()),
         };
         Zeroizing::new(msg.encode_to_vec())
     }
@@ -242,6 +248,7 @@ impl AuthCreds {
             last_account_sync_timestamp: msg.last_account_sync_timestamp,
             account_sync_counter: msg.account_sync_counter,
             last_prop_hash: msg.last_prop_hash.clone(),
+            nct_salt: msg.nct_salt.clone().map(Zeroizing::new),
         })
     }
 }
@@ -324,6 +331,8 @@ struct CredsMsg {
     account_sync_counter: u32,
     #[prost(string, optional, tag = "24")]
     last_prop_hash: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "25")]
+    nct_salt: Option<Vec<u8>>,
 }
 
 impl Drop for CredsMsg {
@@ -333,6 +342,9 @@ impl Drop for CredsMsg {
         self.signed_pre_key_private.zeroize();
         self.adv_secret.zeroize();
         self.pairing_ephemeral_private.zeroize();
+        if let Some(salt) = self.nct_salt.as_mut() {
+            salt.zeroize();
+        }
     }
 }
 
@@ -378,8 +390,13 @@ mod tests {
         c.first_unuploaded_pre_key_id = 21;
         c.registered = true;
         c.last_account_sync_timestamp = Some(1_700_000_000);
+        c.nct_salt = Some(Zeroizing::new(vec![5; 32]));
         let back = AuthCreds::decode(&c.encode()).unwrap();
         assert_eq!(back, c);
+        assert_eq!(
+            back.nct_salt.as_deref().map(Vec::as_slice),
+            Some(&[5u8; 32][..])
+        );
         assert_eq!(back.jid.as_deref(), Some("123:4@s.whatsapp.net"));
         assert_eq!(back.noise_key.public, c.noise_key.public);
         assert_eq!(*back.adv_secret, *c.adv_secret);

@@ -50,10 +50,15 @@ pub async fn creds_round_trip(backend: Arc<dyn Backend>) {
     creds.jid = Some("15550001:3@s.whatsapp.net".into());
     creds.next_pre_key_id = 812;
     creds.registered = true;
+    creds.nct_salt = Some(zeroize::Zeroizing::new(vec![0x5a; 32]));
     s.save_creds(&creds).await.unwrap();
     let back = s.load_creds().await.unwrap().unwrap();
     assert_eq!(back, creds);
     assert_eq!(back.next_pre_key_id, 812);
+    assert_eq!(
+        back.nct_salt.as_deref().map(Vec::as_slice),
+        Some(&[0x5a; 32][..])
+    );
     assert!(backend.accounts().await.unwrap().contains(s.account()));
 }
 
