@@ -461,6 +461,23 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
     events
 }
 
+/// The last change of the new-chat-thread salt among `mutations` (in order):
+/// `Some(Some(salt))` to store, `Some(None)` to clear, `None` when none names it (a SET
+/// without a salt changes nothing).
+fn nct_salt_change(
+    mutations: impl Iterator<Item = (Operation, Action)>,
+) -> Option<Option<Vec<u8>>> {
+    let mut change = None;
+    for (op, action) in mutations {
+        match (op, action) {
+            (Operation::Remove, Action::NctSalt { .. }) => change = Some(None),
+            (_, Action::NctSalt { salt: Some(salt) }) => change = Some(Some(salt)),
+            _ => {}
+        }
+    }
+    change
+}
+
 fn decoded_events(decoded: &[DecodedPatch]) -> Vec<Event> {
     let list: Vec<_> = decoded
         .iter()
@@ -651,6 +668,25 @@ impl AppState {
 
     fn emit(&self, event: Event) {
         self.inner.socket.emit(event);
+    }
+
+    /// Stores (`Some(Some(salt))`) or clears (`Some(None)`) the account's new-chat-thread
+    /// salt in the credentials; `None` changes nothing.
+    async fn save_nct_salt(&self, change: Option<Option<Vec<u8>>>) -> Result<(), Error> {
+        let Some(salt) = change else {
+            return Ok(());
+        };
+        self.inner
+            .socket
+            .update_creds(|c| {
+                if c.nct_salt.as_deref() == salt.as_ref() {
+                    return false;
+                }
+                c.nct_salt = salt.map(zeroize::Zeroizing::new);
+                true
+            })
+            .await?;
+        Ok(())
     }
 
     /// Emits `event`, first saving what it changes about this account in the stored
@@ -881,6 +917,16 @@ impl AppState {
             let result = self.decode_reply(c, &mut parsed, &mut work, &keys).await;
             match result {
                 Ok((decoded, had_snapshot)) => {
+                    // Saved before the new state: a crash in between applies it again.
+                    let salt = nct_salt_change(
+                        decoded
+                            .iter()
+                            .flat_map(|d| d.mutations.iter())
+                            .map(|m| (m.operation, m.action())),
+                    );
+                    if let Err(e) = self.save_nct_salt(salt).await {
+                        return Err(self.fail(c, AppStateFailure::Store, e));
+                    }
                     if let Err(e) = self.store_synced(c, &work, &decoded, had_snapshot).await {
                         return Err(self.fail(c, AppStateFailure::Store, e));
                     }
@@ -1131,6 +1177,11 @@ impl AppState {
                 // Our own contact changes are kept like those of other devices, in the
                 // same commit as the new state.
                 let action = Action::from_parts(&m.index, Some(&m.value));
+                self.save_nct_salt(nct_salt_change(std::iter::once((
+                    m.operation,
+                    action.clone(),
+                ))))
+                .await?;
                 let mut batch = Batch::new();
                 contact_ops(&mut batch, [(m.operation, &action)]);
                 batch.put_app_state_version(c.as_str(), &enc.state.to_bytes());
@@ -1154,6 +1205,45 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_salt_change_wins() {
+        let salt = |s: Option<&[u8]>| Action::NctSalt {
+            salt: s.map(<[u8]>::to_vec),
+        };
+        let other = Action::PushName { name: "x".into() };
+        assert_eq!(nct_salt_change(std::iter::empty()), None);
+        assert_eq!(
+            nct_salt_change([(Operation::Set, other.clone())].into_iter()),
+            None
+        );
+        assert_eq!(
+            nct_salt_change(
+                [
+                    (Operation::Set, salt(Some(&[1]))),
+                    (Operation::Set, salt(Some(&[2]))),
+                    (Operation::Set, other),
+                ]
+                .into_iter()
+            ),
+            Some(Some(vec![2]))
+        );
+        assert_eq!(
+            nct_salt_change(
+                [
+                    (Operation::Set, salt(Some(&[1]))),
+                    (Operation::Remove, salt(None)),
+                ]
+                .into_iter()
+            ),
+            Some(None)
+        );
+        // A SET without a salt changes nothing.
+        assert_eq!(
+            nct_salt_change([(Operation::Set, salt(None))].into_iter()),
+            None
+        );
+    }
 
     #[test]
     fn hex_round_trips_and_rejects_junk() {

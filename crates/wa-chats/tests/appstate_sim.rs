@@ -640,3 +640,71 @@ async fn a_collection_blocked_on_a_key_syncs_when_the_key_arrives() {
     ));
     drop(one.socket);
 }
+
+/// Polls the credentials of `device` until its new-chat-thread salt is `want`.
+async fn salt_becomes(device: &Device, want: Option<&[u8]>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let creds = device.socket.auth().await.expect("creds loaded");
+        if creds.nct_salt.as_deref().map(Vec::as_slice) == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "salt not {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_synced_salt_keys_cstokens_on_messages_without_a_privacy_token() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let two = link(&sim, AppStateConfig::default()).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
+    sim.add_account(PEER).await;
+    let peer = Jid::pn(PEER);
+    let text = |t: &str| wa_messages::MessageContent::text(t);
+
+    // No salt yet: no cstoken.
+    two._messenger
+        .send_message(&peer, text("one"))
+        .await
+        .unwrap();
+    assert_eq!(sim.cstoken(A, PEER), None);
+
+    // One device writes the salt; the other syncs it into its stored credentials and
+    // from then on derives the token from the contact's LID.
+    let salt = [7u8; 32];
+    one.app
+        .push(wa_appstate::builders::nct_salt(
+            Some(&salt),
+            1_700_000_000_000,
+        ))
+        .await
+        .unwrap();
+    salt_becomes(&two, Some(&salt)).await;
+    let stored = two.store.load_creds().await.unwrap().expect("creds stored");
+    assert_eq!(
+        stored.nct_salt.as_deref().map(Vec::as_slice),
+        Some(&salt[..])
+    );
+    two._messenger
+        .send_message(&peer, text("two"))
+        .await
+        .unwrap();
+    let lid = sim.account(PEER).expect("peer").lid;
+    let want = wa_socket::privacy_token::cs_token(&salt, &lid).expect("a LID");
+    assert_eq!(sim.cstoken(A, PEER), Some(want.to_vec()));
+
+    // Removing the salt clears it.
+    one.app
+        .push(wa_appstate::builders::nct_salt(None, 1_700_000_000_001))
+        .await
+        .unwrap();
+    salt_becomes(&two, None).await;
+    two._messenger
+        .send_message(&peer, text("three"))
+        .await
+        .unwrap();
+    assert_eq!(sim.cstoken(A, PEER), None);
+}

@@ -262,7 +262,9 @@ impl Inner {
             Err(f) => Err(f),
         };
         match decoded {
-            Ok((sync, inline)) => {
+            Ok((mut sync, inline)) => {
+                let salt = sync.nct_salt.take().filter(|s| !s.is_empty());
+                self.store_nct_salt(salt).await;
                 let data = wa_appstate::process_history(sync);
                 self.store_history_facts(me, &data).await;
                 info!(
@@ -330,6 +332,27 @@ impl Inner {
             && let Err(e) = store.commit(batch).await
         {
             warn!("could not store the privacy tokens of a history sync: {e}");
+        }
+    }
+
+    /// Saves the new-chat-thread salt a history-sync chunk carries (`nctSalt`, in the
+    /// initial bootstrap) in the credentials.
+    async fn store_nct_salt(&self, salt: Option<Vec<u8>>) {
+        let Some(salt) = salt.map(zeroize::Zeroizing::new) else {
+            return;
+        };
+        let r = self
+            .socket
+            .update_creds(|c| {
+                if c.nct_salt.as_ref() == Some(&salt) {
+                    return false;
+                }
+                c.nct_salt = Some(salt.clone());
+                true
+            })
+            .await;
+        if let Err(e) = r {
+            warn!("could not save the salt of a history sync: {e}");
         }
     }
 

@@ -56,6 +56,18 @@ pub(crate) async fn for_send(
     Some(SendTokens { key, token, issue })
 }
 
+impl SendTokens {
+    /// The `<cstoken>` for a send that carries no privacy token: keyed by the account's
+    /// new-chat-thread `salt` over the contact's LID, when both are known.
+    pub(crate) fn cstoken(&self, salt: Option<&[u8]>) -> Option<wa_binary::Node> {
+        if self.token.is_some() {
+            return None;
+        }
+        let lid = self.key.parse::<Jid>().ok()?;
+        pt::cs_token(salt?, &lid).map(pt::cstoken_node)
+    }
+}
+
 /// After a send: issues our token to `chat` in the background when `tokens` says so, then
 /// records the issuance time, so the next issuance waits for the next bucket.
 pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendTokens, now: i64) {
@@ -103,4 +115,31 @@ pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendToken
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cstoken_only_without_a_privacy_token_and_with_a_lid_and_salt() {
+        let salt = [9u8; 32];
+        let lid = Jid::lid("100000000000042");
+        let tokens = |key: String, token: Option<Vec<u8>>| SendTokens {
+            key,
+            token,
+            issue: false,
+        };
+        let want = pt::cs_token(&salt, &lid).map(pt::cstoken_node);
+        assert!(want.is_some());
+        assert_eq!(tokens(lid.to_string(), None).cstoken(Some(&salt)), want);
+        assert_eq!(
+            tokens(lid.to_string(), Some(vec![1])).cstoken(Some(&salt)),
+            None
+        );
+        assert_eq!(tokens(lid.to_string(), None).cstoken(None), None);
+        // The LID is not known: the record key is the phone number.
+        let pn = Jid::pn("15550000002").to_string();
+        assert_eq!(tokens(pn, None).cstoken(Some(&salt)), None);
+    }
 }

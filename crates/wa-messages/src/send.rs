@@ -179,6 +179,11 @@ impl Messenger {
         };
         if let Some(token) = tokens.as_ref().and_then(|t| t.token.clone()) {
             children.push(wa_socket::privacy_token::tctoken_node(token));
+        } else if let Some(cstoken) = tokens
+            .as_ref()
+            .and_then(|t| t.cstoken(creds.nct_salt.as_deref().map(Vec::as_slice)))
+        {
+            children.push(cstoken);
         }
         let stanza = Node::builder("message")
             .attr("id", id.to_owned())

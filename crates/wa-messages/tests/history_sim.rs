@@ -28,6 +28,8 @@ const B: &str = "15550000002";
 const B_LID: &str = "88880000002";
 /// The privacy token B issued to A, as the seeded history carries it.
 const BOB_TOKEN: &[u8] = b"token-from-bob";
+/// The account's new-chat-thread salt, as the phone sends it in the bootstrap chunk.
+const NCT_SALT: &[u8] = &[0x5a; 32];
 
 /// Links a companion to `phone` with a memory store and a messenger that downloads
 /// media over plain HTTP from the simulator.
@@ -105,6 +107,7 @@ fn seed() -> ProtoHistory {
             lid_jid: Some(format!("{B_LID}@lid")),
             ..Default::default()
         }],
+        nct_salt: Some(NCT_SALT.to_vec()),
         ..Default::default()
     }
 }
@@ -242,6 +245,8 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
     assert_eq!(record.timestamp + 30, record.sender_timestamp);
     let creds = c.socket.auth().await.unwrap();
     assert_eq!(creds.push_name.as_deref(), Some("Alice A."));
+    // So was the account's new-chat-thread salt.
+    assert_eq!(creds.nct_salt.as_deref().map(Vec::as_slice), Some(NCT_SALT));
 
     // Both chunks were confirmed with hist_sync receipts naming their messages.
     wait_until("two hist_sync receipts", || {

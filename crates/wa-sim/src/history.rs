@@ -60,6 +60,9 @@ impl HistoryState {
         let room = MAX_SEEDED_PUSH_NAMES.saturating_sub(s.phone_number_to_lid_mappings.len());
         s.phone_number_to_lid_mappings
             .extend(seed.phone_number_to_lid_mappings.into_iter().take(room));
+        if let Some(salt) = seed.nct_salt.filter(|s| !s.is_empty() && s.len() <= 64) {
+            s.nct_salt = Some(salt);
+        }
     }
 
     pub(crate) fn corrupt_next(&mut self, phone: &str) {
@@ -200,6 +203,7 @@ pub(crate) async fn after_link(shared: Arc<Shared>, phone: String, device: Jid) 
         chunk_order: Some(1),
         progress: Some(50),
         phone_number_to_lid_mappings: mappings,
+        nct_salt: seed.nct_salt,
         ..Default::default()
     };
     let mut pushnames = seed.pushnames;

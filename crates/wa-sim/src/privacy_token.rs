@@ -4,7 +4,10 @@
 //! `<notification type="privacy_token">` (queued for those offline). Companions of a
 //! restricted account ([`Sim::restrict_account`](crate::Sim::restrict_account)) need a
 //! valid `<tctoken>` from the other user for 1:1 messages (else error 463), presence
-//! subscriptions (else ignored) and profile-picture queries (else 401). In memory only.
+//! subscriptions (else ignored) and profile-picture queries (else 401). The `<cstoken>`
+//! a 1:1 message carries instead of a `<tctoken>` is kept per (sender, recipient) account
+//! ([`Sim::cstoken`](crate::Sim::cstoken)); the server cannot check it (it is keyed by a
+//! salt only the account's devices hold). In memory only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +34,8 @@ pub(crate) struct TokenState {
     restricted: BTreeSet<String>,
     /// How many tokens were minted.
     issued: u64,
+    /// (sender phone, recipient phone) -> the last `<cstoken>` seen.
+    cstokens: BTreeMap<(String, String), Vec<u8>>,
 }
 
 impl TokenState {
@@ -50,6 +55,29 @@ impl TokenState {
 
     pub(crate) fn issued(&self) -> u64 {
         self.issued
+    }
+
+    /// Keeps the `<cstoken>` of the last 1:1 message from `sender` to `recipient`
+    /// (phones), or forgets it when that message carried none; at most 64 bytes are kept.
+    pub(crate) fn record_cstoken(&mut self, sender: &str, recipient: &str, token: Option<&[u8]>) {
+        if token.is_none() && self.cstokens.is_empty() {
+            return;
+        }
+        let key = (sender.to_owned(), recipient.to_owned());
+        match token {
+            Some(t) => {
+                self.cstokens.insert(key, t[..t.len().min(64)].to_vec());
+            }
+            None => {
+                self.cstokens.remove(&key);
+            }
+        }
+    }
+
+    pub(crate) fn cstoken(&self, sender: &str, recipient: &str) -> Option<Vec<u8>> {
+        self.cstokens
+            .get(&(sender.to_owned(), recipient.to_owned()))
+            .cloned()
     }
 
     /// Whether a 1:1 message from the device `sender` to the user `to` carrying

@@ -550,7 +550,7 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
     // (target device, children) pairs, resolved under the state lock.
     let addressing = shared.faults().sender_addressing;
     let (to_user, targets, notify, sender_lid) = {
-        let st = shared.state.lock();
+        let mut st = shared.state.lock();
         let notify = push_name(&st, sender);
         let sender_lid = st
             .accounts
@@ -569,6 +569,10 @@ pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node 
         {
             return server_ack("message", &id, Some(to_user), Some(463));
         }
+        let cstoken = node.child("cstoken").and_then(Node::bytes).map(|b| &b[..]);
+        st.chats
+            .tokens
+            .record_cstoken(&sender.user, &to_user.user, cstoken);
         let mut targets: Vec<(Jid, Vec<Node>)> = Vec::new();
         match node.child("participants") {
             Some(p) => {

@@ -278,7 +278,8 @@ impl Sim {
 
     /// Adds to what `phone`'s simulated phone sends new companions as history (and
     /// switches its history sync on): the conversations, push names and LID/PN mappings of
-    /// `seed` (its other fields are ignored; at most 10,000 of each are kept).
+    /// `seed` (at most 10,000 of each are kept) and its new-chat-thread salt (`nctSalt`,
+    /// sent in the initial bootstrap chunk); its other fields are ignored.
     pub fn seed_history(&self, phone: &str, seed: wa_proto::history_sync::HistorySync) {
         self.shared.history().seed(phone, seed);
     }
@@ -750,6 +751,17 @@ impl Sim {
     /// 65,536 are kept, in memory only.
     pub fn reporting_token(&self, sender: &str, id: &str) -> Option<Vec<u8>> {
         self.shared.reporting().get(sender, id)
+    }
+
+    /// The `<cstoken>` the last 1:1 message from the account `sender` to the account
+    /// `recipient` (phone numbers) carried, if any did.
+    pub fn cstoken(&self, sender: &str, recipient: &str) -> Option<Vec<u8>> {
+        self.shared
+            .state
+            .lock()
+            .chats
+            .tokens
+            .cstoken(sender, recipient)
     }
 
     /// How many privacy tokens were issued since the server started.

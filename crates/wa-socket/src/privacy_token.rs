@@ -10,6 +10,10 @@
 //! Tokens are valid for a rolling window of four 7-day buckets; we issue a new one at most
 //! once per bucket and contact. Records are kept per contact under the contact's LID when
 //! it is known ([`storage_jid`]), as WhatsApp Web does.
+//!
+//! A 1:1 message without the contact's token carries a `<cstoken>` instead when the
+//! account's new-chat-thread salt is known ([`cs_token`]): a stable, per-contact value
+//! the server can count new chats by without learning more.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -132,6 +136,23 @@ pub fn tctoken_node(token: Vec<u8>) -> Node {
     Node::builder("tctoken").bytes(token).build()
 }
 
+/// The `<cstoken>` value for a message to the user whose LID is `recipient_lid`:
+/// HMAC-SHA256 keyed by the account's new-chat-thread salt over the LID user JID
+/// (`user@lid`, device part dropped), as whatsmeow derives it. `None` for an empty salt
+/// or a JID that is not a LID, or one [`applies_to`] excludes.
+pub fn cs_token(salt: &[u8], recipient_lid: &Jid) -> Option<[u8; 32]> {
+    let lid = recipient_lid.to_non_ad();
+    if salt.is_empty() || lid.server != Server::Lid || !applies_to(&lid) {
+        return None;
+    }
+    Some(wa_crypto::hmac_sha256(salt, lid.to_string().as_bytes()))
+}
+
+/// The `<cstoken>` child carrying `token`.
+pub fn cstoken_node(token: [u8; 32]) -> Node {
+    Node::builder("cstoken").bytes(token.to_vec()).build()
+}
+
 /// The `<iq xmlns="privacy" type="set">` issuing our token to each of `jids` (user JIDs)
 /// at time `t`.
 pub fn issue_iq(jids: &[Jid], t: i64) -> Node {
@@ -238,6 +259,23 @@ mod tests {
     use super::*;
 
     const WEEK: i64 = BUCKET_SECS;
+
+    #[test]
+    fn cs_tokens_key_the_lid_user_with_the_salt() {
+        let salt: Vec<u8> = (0..32).collect();
+        // HMAC-SHA256(salt, "100000000000042@lid"), computed with Python's hmac module.
+        let want = "37bfcd1af7cc470598c0503ba62906bf3ba8144ecace567ecf372c90f2d70619";
+        let lid = Jid::lid("100000000000042");
+        assert_eq!(
+            cs_token(&salt, &lid).map(hex::encode).as_deref(),
+            Some(want)
+        );
+        let device = Jid::with_device("100000000000042", Server::Lid, 3);
+        assert_eq!(cs_token(&salt, &device), cs_token(&salt, &lid));
+        assert_eq!(cs_token(&salt, &Jid::pn("15550000002")), None);
+        assert_eq!(cs_token(&[], &lid), None);
+        assert_eq!(cstoken_node([1; 32]).content_bytes(), Some(&[1u8; 32][..]));
+    }
 
     #[test]
     fn buckets() {
