@@ -117,6 +117,22 @@ pub enum Action {
         /// This account's new push name.
         name: String,
     },
+    /// `["deleteMessageForMe", jid, message id, from me "1"/"0", participant or "0"]`
+    /// (with `deleteMessageForMeAction`, optional).
+    DeleteForMe {
+        /// The chat.
+        jid: String,
+        /// The message id.
+        message_id: String,
+        /// Whether we sent it.
+        from_me: bool,
+        /// Its sender in a group, when named.
+        participant: Option<String>,
+        /// Whether its media was deleted too.
+        delete_media: bool,
+        /// The message's own timestamp, when given.
+        message_timestamp: Option<i64>,
+    },
     /// `["nct_salt_sync"]`: the account's new-chat-thread salt (`nctSaltSyncAction`);
     /// `None` when the mutation carries none (a REMOVE clears the stored salt).
     NctSalt {
@@ -214,6 +230,17 @@ impl Action {
             "setting_pushName" => Action::PushName {
                 name: value?.push_name_setting.as_ref()?.name.clone()?,
             },
+            "deleteMessageForMe" => {
+                let d = value.and_then(|v| v.delete_message_for_me_action.as_ref());
+                Action::DeleteForMe {
+                    jid: arg(1)?,
+                    message_id: arg(2)?,
+                    from_me: arg(3)? == "1",
+                    participant: arg(4).filter(|p| p != "0"),
+                    delete_media: d.and_then(|d| d.delete_media).unwrap_or(false),
+                    message_timestamp: d.and_then(|d| d.message_timestamp),
+                }
+            }
             "nct_salt_sync" if index.len() == 1 => Action::NctSalt {
                 salt: value
                     .and_then(|v| v.nct_salt_sync_action.as_ref())
@@ -332,6 +359,25 @@ mod tests {
         assert_eq!(
             action_of(&builders::push_name("Me", 1)),
             Action::PushName { name: "Me".into() }
+        );
+        assert_eq!(
+            action_of(&builders::delete_for_me(
+                j,
+                "M1",
+                false,
+                Some("2@s.whatsapp.net"),
+                true,
+                Some(1_700_000_000),
+                1
+            )),
+            Action::DeleteForMe {
+                jid: j.into(),
+                message_id: "M1".into(),
+                from_me: false,
+                participant: Some("2@s.whatsapp.net".into()),
+                delete_media: true,
+                message_timestamp: Some(1_700_000_000),
+            }
         );
         assert_eq!(
             action_of(&builders::nct_salt(Some(&[3; 32]), 1)),

@@ -1,9 +1,9 @@
 //! The chat-modification builders, re-exported as `crate::builders`.
 
 use wa_proto::sync_action::{
-    ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, LabelAssociationAction,
-    LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction, PinAction,
-    PushNameSetting, StarAction, SyncActionMessageRange, SyncActionValue,
+    ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, DeleteMessageForMeAction,
+    LabelAssociationAction, LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction,
+    PinAction, PushNameSetting, StarAction, SyncActionMessageRange, SyncActionValue,
 };
 
 use crate::{Collection, Operation, OutgoingMutation};
@@ -319,4 +319,37 @@ pub fn nct_salt(salt: Option<&[u8]>, timestamp_ms: i64) -> OutgoingMutation {
         m.operation = Operation::Remove;
     }
     m
+}
+
+/// Delete a message for this account only ("delete for me"): `regular_high`,
+/// `["deleteMessageForMe", chat, message id, from me "1"/"0", participant or "0"]`,
+/// version 3, with the message's own timestamp (unix seconds) when known.
+pub fn delete_for_me(
+    jid: &str,
+    message_id: &str,
+    from_me: bool,
+    participant: Option<&str>,
+    delete_media: bool,
+    message_timestamp: Option<i64>,
+    timestamp_ms: i64,
+) -> OutgoingMutation {
+    set(
+        Collection::RegularHigh,
+        idx([
+            "deleteMessageForMe",
+            jid,
+            message_id,
+            if from_me { "1" } else { "0" },
+            participant.unwrap_or("0"),
+        ]),
+        3,
+        timestamp_ms,
+        |v| {
+            v.delete_message_for_me_action = Some(DeleteMessageForMeAction {
+                delete_media: Some(delete_media),
+                message_timestamp,
+                ..Default::default()
+            })
+        },
+    )
 }

@@ -36,7 +36,7 @@ pub use mac::{index_mac, patch_mac, snapshot_mac, value_mac};
 /// milliseconds, since nothing here reads the clock.
 pub mod builders {
     pub use crate::build::{
-        MuteUntil, archive, clear_chat, contact, delete_chat, label_chat, label_edit,
-        label_message, mark_read, mute, nct_salt, pin, push_name, star,
+        MuteUntil, archive, clear_chat, contact, delete_chat, delete_for_me, label_chat,
+        label_edit, label_message, mark_read, mute, nct_salt, pin, push_name, star,
     };
 }

@@ -21,12 +21,12 @@ use wa_proto::e2e::{
     protocol_message,
 };
 use wa_proto::server_sync::{ExternalBlobReference, SyncdPatch, SyncdSnapshot, SyncdVersion};
-use wa_proto::sync_action::ContactAction;
+use wa_proto::sync_action::{ContactAction, SyncActionMessage, SyncActionMessageRange};
 use wa_socket::{Event, Filter, Socket};
 use wa_store::{AppStateStore as _, Batch, ContactStore as _};
 use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
-    LabelAssociation, MessageKey, StarUpdate,
+    LabelAssociation, MessageDeletion, MessageKey, StarUpdate,
 };
 use zeroize::Zeroizing;
 
@@ -124,6 +124,19 @@ pub enum ChatModification {
         /// Delete it.
         deleted: bool,
     },
+    /// Delete a message of the chat for this account only ("delete for me").
+    DeleteForMe {
+        /// The message id.
+        message_id: String,
+        /// Whether we sent it.
+        from_me: bool,
+        /// Its sender in a group, when not ours.
+        participant: Option<Jid>,
+        /// Delete its media too.
+        delete_media: bool,
+        /// The message's own timestamp (unix seconds), when known.
+        message_timestamp: Option<i64>,
+    },
     /// Add (`labeled`) or remove a label on the chat.
     ChatLabel {
         /// The label id.
@@ -172,22 +185,104 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// One of the chat's last messages, named in the message range of an archive, mark
+/// read, delete or clear (Baileys' `lastMessages`): other devices apply the change only
+/// up to it, so a message that arrived meanwhile is not swept along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastMessage {
+    /// The message.
+    pub key: MessageKey,
+    /// Its timestamp, unix seconds.
+    pub timestamp: i64,
+}
+
+impl LastMessage {
+    /// The message `key`, sent or received at `timestamp` (unix seconds).
+    pub fn new(key: MessageKey, timestamp: i64) -> Self {
+        Self { key, timestamp }
+    }
+}
+
+/// The message range of `last` (oldest first): the last one's timestamp and every key,
+/// checked as Baileys checks them.
+fn message_range(last: &[LastMessage]) -> Result<Option<SyncActionMessageRange>, Error> {
+    let Some(newest) = last.last() else {
+        return Ok(None);
+    };
+    let mut messages = Vec::with_capacity(last.len());
+    for m in last {
+        if m.key.id.is_empty() {
+            return Err(Error::InvalidRequest("a last message without an id"));
+        }
+        if m.key.remote_jid.is_group() && !m.key.from_me && m.key.participant.is_none() {
+            return Err(Error::InvalidRequest(
+                "a group's last message from someone else without its participant",
+            ));
+        }
+        if m.timestamp <= 0 {
+            return Err(Error::InvalidRequest("a last message without a timestamp"));
+        }
+        let mut key = m.key.clone();
+        key.participant = key.participant.map(|p| p.to_non_ad());
+        messages.push(SyncActionMessage {
+            key: Some(wa_messages::key_to_proto(&key)),
+            timestamp: Some(m.timestamp),
+            ..Default::default()
+        });
+    }
+    Ok(Some(SyncActionMessageRange {
+        last_message_timestamp: Some(newest.timestamp),
+        messages,
+        ..Default::default()
+    }))
+}
+
 /// The mutation a modification becomes.
 ///
 /// # Errors
-/// [`Error::InvalidRequest`] for an empty label id or push name.
+/// [`Error::InvalidRequest`] for an empty label id, message id or push name.
 pub fn modification_mutation(
     jid: &Jid,
     modification: &ChatModification,
     timestamp_ms: i64,
 ) -> Result<OutgoingMutation, Error> {
+    modification_mutation_after(jid, modification, &[], timestamp_ms)
+}
+
+/// The mutation a modification becomes, with the chat's `last_messages` (oldest first)
+/// as the message range of an archive, mark read, delete or clear.
+///
+/// # Errors
+/// As [`modification_mutation`]; [`Error::InvalidRequest`] for last messages on another
+/// modification, or one without an id or timestamp, or a group message from someone
+/// else without its participant.
+pub fn modification_mutation_after(
+    jid: &Jid,
+    modification: &ChatModification,
+    last_messages: &[LastMessage],
+    timestamp_ms: i64,
+) -> Result<OutgoingMutation, Error> {
     let chat = jid.to_non_ad().to_string();
     let t = timestamp_ms;
+    let range = message_range(last_messages)?;
+    let takes_range = matches!(
+        modification,
+        ChatModification::Archive(_)
+            | ChatModification::MarkRead(_)
+            | ChatModification::Delete { .. }
+            | ChatModification::Clear { .. }
+    );
+    if range.is_some() && !takes_range {
+        return Err(Error::InvalidRequest(
+            "only archive, mark read, delete and clear take last messages",
+        ));
+    }
     Ok(match modification {
-        ChatModification::Archive(a) => builders::archive(&chat, *a, None, t),
+        ChatModification::Archive(a) => builders::archive(&chat, *a, range, t),
         ChatModification::Pin(p) => builders::pin(&chat, *p, t),
         ChatModification::Mute(u) => builders::mute(&chat, *u, t),
-        ChatModification::MarkRead(r) => builders::mark_read(&chat, *r, None, t),
+        ChatModification::MarkRead(r) => builders::mark_read(&chat, *r, range, t),
         ChatModification::Star {
             message_id,
             from_me,
@@ -197,11 +292,32 @@ pub fn modification_mutation(
             let p = participant.as_ref().map(|p| p.to_non_ad().to_string());
             builders::star(&chat, message_id, *from_me, p.as_deref(), *starred, t)
         }
+        ChatModification::DeleteForMe {
+            message_id,
+            from_me,
+            participant,
+            delete_media,
+            message_timestamp,
+        } => {
+            if message_id.is_empty() {
+                return Err(Error::InvalidRequest("empty message id"));
+            }
+            let p = participant.as_ref().map(|p| p.to_non_ad().to_string());
+            builders::delete_for_me(
+                &chat,
+                message_id,
+                *from_me,
+                p.as_deref(),
+                *delete_media,
+                *message_timestamp,
+                t,
+            )
+        }
         ChatModification::Delete { delete_media } => {
-            builders::delete_chat(&chat, *delete_media, None, t)
+            builders::delete_chat(&chat, *delete_media, range, t)
         }
         ChatModification::Clear { keep_starred } => {
-            builders::clear_chat(&chat, *keep_starred, None, t)
+            builders::clear_chat(&chat, *keep_starred, range, t)
         }
         ChatModification::LabelEdit {
             label_id,
@@ -351,6 +467,7 @@ fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, E
 pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Event> {
     let mut chats: Vec<ChatUpdate> = Vec::new();
     let mut stars = Vec::new();
+    let mut deletions = Vec::new();
     let mut contacts = Vec::new();
     let mut labels = Vec::new();
     let mut associations = Vec::new();
@@ -391,6 +508,22 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
                         key = key.with_participant(p);
                     }
                     stars.push(StarUpdate::new(key, *starred));
+                }
+            }
+            Action::DeleteForMe {
+                jid,
+                message_id,
+                from_me,
+                participant,
+                delete_media,
+                message_timestamp,
+            } if *op == Operation::Set => {
+                if let Some(j) = parse(jid) {
+                    let mut key = MessageKey::new(j, *from_me, message_id.clone());
+                    if let Some(p) = participant.as_deref().and_then(parse) {
+                        key = key.with_participant(p);
+                    }
+                    deletions.push(MessageDeletion::new(key, *delete_media, *message_timestamp));
                 }
             }
             Action::LabelEdit {
@@ -447,6 +580,9 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
     }
     if !stars.is_empty() {
         events.push(Event::MessagesStarred(stars));
+    }
+    if !deletions.is_empty() {
+        events.push(Event::MessagesDeleted(deletions));
     }
     if !contacts.is_empty() {
         events.push(Event::ContactsUpsert(contacts));
@@ -1124,7 +1260,22 @@ impl AppState {
         jid: &Jid,
         modification: ChatModification,
     ) -> Result<(), Error> {
-        let m = modification_mutation(jid, &modification, now_ms())?;
+        self.chat_modify_after(jid, modification, &[]).await
+    }
+
+    /// [`AppState::chat_modify`] with the chat's last messages (oldest first) as the
+    /// message range of an archive, mark read, delete or clear (Baileys' `lastMessages`),
+    /// so other devices do not apply it to messages that arrived since.
+    ///
+    /// # Errors
+    /// As [`AppState::chat_modify`] and [`modification_mutation_after`].
+    pub async fn chat_modify_after(
+        &self,
+        jid: &Jid,
+        modification: ChatModification,
+        last_messages: &[LastMessage],
+    ) -> Result<(), Error> {
+        let m = modification_mutation_after(jid, &modification, last_messages, now_ms())?;
         self.push(m).await
     }
 
@@ -1205,6 +1356,156 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_messages_become_the_message_range() {
+        let chat: Jid = "120363000000000001@g.us".parse().unwrap();
+        let member: Jid = "15550000002:3@s.whatsapp.net".parse().unwrap();
+        let older = LastMessage::new(
+            MessageKey::new(chat.clone(), false, "OLD").with_participant(member.clone()),
+            1_700_000_000,
+        );
+        let newer = LastMessage::new(MessageKey::new(chat.clone(), true, "NEW"), 1_700_000_100);
+        let m = modification_mutation_after(
+            &chat,
+            &ChatModification::Archive(true),
+            &[older, newer],
+            5,
+        )
+        .unwrap();
+        let range = m
+            .value
+            .archive_chat_action
+            .and_then(|a| a.message_range)
+            .expect("a range");
+        assert_eq!(range.last_message_timestamp, Some(1_700_000_100));
+        assert_eq!(range.messages.len(), 2);
+        let first = range.messages[0].key.as_ref().unwrap();
+        assert_eq!(first.id.as_deref(), Some("OLD"));
+        // The participant is named without its device.
+        assert_eq!(
+            first.participant.as_deref(),
+            Some("15550000002@s.whatsapp.net")
+        );
+        assert_eq!(range.messages[1].timestamp, Some(1_700_000_100));
+        for modification in [
+            ChatModification::MarkRead(true),
+            ChatModification::Delete {
+                delete_media: false,
+            },
+            ChatModification::Clear { keep_starred: true },
+        ] {
+            let last = [LastMessage::new(
+                MessageKey::new(chat.clone(), true, "X"),
+                9,
+            )];
+            let m = modification_mutation_after(&chat, &modification, &last, 5).unwrap();
+            let v = &m.value;
+            let range = v
+                .mark_chat_as_read_action
+                .as_ref()
+                .and_then(|a| a.message_range.as_ref())
+                .or(v
+                    .delete_chat_action
+                    .as_ref()
+                    .and_then(|a| a.message_range.as_ref()))
+                .or(v
+                    .clear_chat_action
+                    .as_ref()
+                    .and_then(|a| a.message_range.as_ref()));
+            assert_eq!(
+                range.and_then(|r| r.last_message_timestamp),
+                Some(9),
+                "{modification:?}"
+            );
+        }
+        // Without last messages there is no range.
+        let m = modification_mutation(&chat, &ChatModification::Archive(true), 5).unwrap();
+        assert!(m.value.archive_chat_action.unwrap().message_range.is_none());
+    }
+
+    #[test]
+    fn bad_last_messages_are_refused() {
+        let chat: Jid = "120363000000000001@g.us".parse().unwrap();
+        let archive = ChatModification::Archive(true);
+        let refused = |last: LastMessage, m: &ChatModification| {
+            matches!(
+                modification_mutation_after(&chat, m, &[last], 5),
+                Err(Error::InvalidRequest(_))
+            )
+        };
+        // Someone else's group message without its participant.
+        assert!(refused(
+            LastMessage::new(MessageKey::new(chat.clone(), false, "A"), 9),
+            &archive
+        ));
+        // No timestamp, no id.
+        assert!(refused(
+            LastMessage::new(MessageKey::new(chat.clone(), true, "A"), 0),
+            &archive
+        ));
+        assert!(refused(
+            LastMessage::new(MessageKey::new(chat.clone(), true, ""), 9),
+            &archive
+        ));
+        // A modification that takes no range.
+        assert!(refused(
+            LastMessage::new(MessageKey::new(chat.clone(), true, "A"), 9),
+            &ChatModification::Pin(true)
+        ));
+    }
+
+    #[test]
+    fn delete_for_me_round_trips_as_an_event() {
+        let chat: Jid = "120363000000000001@g.us".parse().unwrap();
+        let member: Jid = "15550000002:3@s.whatsapp.net".parse().unwrap();
+        let m = modification_mutation(
+            &chat,
+            &ChatModification::DeleteForMe {
+                message_id: "M1".into(),
+                from_me: false,
+                participant: Some(member),
+                delete_media: true,
+                message_timestamp: Some(1_700_000_000),
+            },
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            m.index,
+            [
+                "deleteMessageForMe",
+                "120363000000000001@g.us",
+                "M1",
+                "0",
+                "15550000002@s.whatsapp.net"
+            ]
+        );
+        let action = Action::from_parts(&m.index, Some(&m.value));
+        let events = mutation_events(&[(Operation::Set, action.clone(), Some(7))]);
+        let [Event::MessagesDeleted(d)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].key.id, "M1");
+        assert!(!d[0].key.from_me);
+        assert_eq!(
+            d[0].key.participant,
+            Some("15550000002@s.whatsapp.net".parse().unwrap())
+        );
+        assert!(d[0].delete_media);
+        assert_eq!(d[0].message_timestamp, Some(1_700_000_000));
+        // A REMOVE of the deletion is not a deletion.
+        assert!(mutation_events(&[(Operation::Remove, action, None)]).is_empty());
+        let empty = ChatModification::DeleteForMe {
+            message_id: String::new(),
+            from_me: true,
+            participant: None,
+            delete_media: false,
+            message_timestamp: None,
+        };
+        assert!(modification_mutation(&chat, &empty, 7).is_err());
+    }
 
     #[test]
     fn the_last_salt_change_wins() {

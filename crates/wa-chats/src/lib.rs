@@ -7,8 +7,8 @@ mod parse;
 mod status;
 
 pub use appstate::{
-    AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
-    modification_mutation, mutation_events,
+    AppState, AppStateConfig, ChatModification, ContactName, LastMessage, MAX_EXTERNAL_BLOB,
+    MuteUntil, modification_mutation, modification_mutation_after, mutation_events,
 };
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
 pub use error::Error;
@@ -23,7 +23,7 @@ pub use status::{StoredContact, contact_ops, status_audience, status_privacy_in_
 pub use wa_appstate::Collection;
 pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
-    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, Label, LabelAssociation, PictureUpdate,
-    PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, StarUpdate, StatusPrivacy,
-    StatusPrivacyKind,
+    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, Label, LabelAssociation,
+    MessageDeletion, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
+    StarUpdate, StatusPrivacy, StatusPrivacyKind,
 };

@@ -708,3 +708,62 @@ async fn the_synced_salt_keys_cstokens_on_messages_without_a_privacy_token() {
         .unwrap();
     assert_eq!(sim.cstoken(A, PEER), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
+    use wa_chats::LastMessage;
+    use wa_messages::MessageKey;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, AppStateConfig::default()).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let chat = peer();
+
+    one.app
+        .chat_modify(
+            &chat,
+            ChatModification::DeleteForMe {
+                message_id: "3EB0DELETED".into(),
+                from_me: true,
+                participant: None,
+                delete_media: true,
+                message_timestamp: Some(1_700_000_000),
+            },
+        )
+        .await
+        .unwrap();
+    let d = next_event(&mut two.events, |e| match e {
+        Event::MessagesDeleted(d) => d.first().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(d.key, MessageKey::new(chat.clone(), true, "3EB0DELETED"));
+    assert!(d.delete_media);
+    assert_eq!(d.message_timestamp, Some(1_700_000_000));
+
+    // An archive naming the chat's last message goes through like a plain one.
+    let last = LastMessage::new(
+        MessageKey::new(chat.clone(), false, "3EB0LAST"),
+        1_700_000_500,
+    );
+    one.app
+        .chat_modify_after(&chat, ChatModification::Archive(true), &[last])
+        .await
+        .unwrap();
+    let u = next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.archived.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.jid, u.archived), (chat.clone(), Some(true)));
+    // A range on a modification that takes none is refused before anything is pushed.
+    let last = LastMessage::new(MessageKey::new(chat.clone(), true, "X"), 1);
+    assert!(
+        one.app
+            .chat_modify_after(&chat, ChatModification::Pin(true), &[last])
+            .await
+            .is_err()
+    );
+}

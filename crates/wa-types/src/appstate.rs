@@ -61,6 +61,29 @@ impl StarUpdate {
     }
 }
 
+/// A message was deleted for this account only ("delete for me") on another device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessageDeletion {
+    /// The message (its participant is the sender in a group, when not ours).
+    pub key: MessageKey,
+    /// Whether its media was deleted too.
+    pub delete_media: bool,
+    /// The message's own timestamp (unix seconds), when given.
+    pub message_timestamp: Option<i64>,
+}
+
+impl MessageDeletion {
+    /// A deletion of `key`.
+    pub fn new(key: MessageKey, delete_media: bool, message_timestamp: Option<i64>) -> Self {
+        Self {
+            key,
+            delete_media,
+            message_timestamp,
+        }
+    }
+}
+
 /// An address-book contact was saved, changed or removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,8 +2,8 @@ use crate::NewsletterUpdate;
 use crate::{
     AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
     ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
-    IdentityChange, Label, LabelAssociation, MessageUpdate, MessagesUpsert, PictureUpdate,
-    PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
+    IdentityChange, Label, LabelAssociation, MessageDeletion, MessageUpdate, MessagesUpsert,
+    PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -59,6 +59,8 @@ pub enum Event {
     ChatsUpdate(Vec<ChatUpdate>),
     /// Messages were starred or unstarred (app-state sync).
     MessagesStarred(Vec<StarUpdate>),
+    /// Messages were deleted for this account only on another device (app-state sync).
+    MessagesDeleted(Vec<MessageDeletion>),
     /// Address-book contacts were saved, changed or removed (app-state sync).
     ContactsUpsert(Vec<ContactUpdate>),
     /// Labels were created, edited or deleted (app-state sync).

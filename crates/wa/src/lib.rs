@@ -16,8 +16,8 @@ pub use wa_business::{
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{
     AppState, AppStateConfig, ChatModification, Chats, ChatsConfig,
-    Collection as AppStateCollection, MuteUntil, Presence, StatusPrivacy, StatusPrivacyKind,
-    StoredContact,
+    Collection as AppStateCollection, LastMessage, MuteUntil, Presence, StatusPrivacy,
+    StatusPrivacyKind, StoredContact,
 };
 pub use wa_groups::{
     AddRequest, GroupInviteMessage, GroupSetting, Groups, GroupsConfig, InviteJoin,
