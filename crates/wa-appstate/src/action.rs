@@ -17,6 +17,22 @@ pub enum LabelTarget {
     },
 }
 
+/// An account setting synced through app state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccountSetting {
+    /// Archived chats are unarchived when a new message arrives
+    /// (`["setting_unarchiveChats"]`, `regular_low`).
+    UnarchiveChats(bool),
+    /// The app's language, e.g. `en_US` (`["setting_locale"]`, `critical_block`).
+    Locale(String),
+    /// Times are shown in 24-hour format (`["time_format"]`, `regular_low`).
+    TwentyFourHourTime(bool),
+    /// Link previews are not generated for sent messages
+    /// (`["setting_disableLinkPreviews"]`, `regular`).
+    DisableLinkPreviews(bool),
+}
+
 /// A decoded mutation as a typed chat action, for the chats layer to turn into events.
 /// JIDs are the strings of the index, unparsed. Whether the mutation was a SET or a
 /// REMOVE is on [`crate::Mutation::operation`] (a removed contact is a `Contact` whose
@@ -133,6 +149,36 @@ pub enum Action {
         /// The message's own timestamp, when given.
         message_timestamp: Option<i64>,
     },
+    /// `["lock", jid]` with `lockChatAction`: the chat was locked or unlocked.
+    Lock {
+        /// The chat.
+        jid: String,
+        /// Locked (`true`) or unlocked.
+        locked: bool,
+    },
+    /// `["pnForLidChat", lid jid]` with `pnForLidChatAction`: the phone number behind a
+    /// LID chat.
+    PnForLidChat {
+        /// The chat's LID JID.
+        lid: String,
+        /// The user's phone-number JID.
+        pn: String,
+    },
+    /// `["lid_contact", lid jid]` with `lidContactAction`: an address-book contact known
+    /// by its LID.
+    LidContact {
+        /// The contact's LID JID.
+        lid: String,
+        /// Full name.
+        full_name: Option<String>,
+        /// First name.
+        first_name: Option<String>,
+        /// Username.
+        username: Option<String>,
+    },
+    /// An account setting: `["setting_unarchiveChats"]`, `["setting_locale"]`,
+    /// `["time_format"]` or `["setting_disableLinkPreviews"]`.
+    Setting(AccountSetting),
     /// `["nct_salt_sync"]`: the account's new-chat-thread salt (`nctSaltSyncAction`);
     /// `None` when the mutation carries none (a REMOVE clears the stored salt).
     NctSalt {
@@ -241,6 +287,41 @@ impl Action {
                     message_timestamp: d.and_then(|d| d.message_timestamp),
                 }
             }
+            "lock" => Action::Lock {
+                jid: arg(1)?,
+                locked: value?.lock_chat_action.as_ref()?.locked?,
+            },
+            "pnForLidChat" => Action::PnForLidChat {
+                lid: arg(1)?,
+                pn: value?.pn_for_lid_chat_action.as_ref()?.pn_jid.clone()?,
+            },
+            "lid_contact" => {
+                let c = value?.lid_contact_action.as_ref()?;
+                Action::LidContact {
+                    lid: arg(1)?,
+                    full_name: c.full_name.clone(),
+                    first_name: c.first_name.clone(),
+                    username: c.username.clone(),
+                }
+            }
+            "setting_unarchiveChats" => Action::Setting(AccountSetting::UnarchiveChats(
+                value?.unarchive_chats_setting.as_ref()?.unarchive_chats?,
+            )),
+            "setting_locale" => Action::Setting(AccountSetting::Locale(
+                value?.locale_setting.as_ref()?.locale.clone()?,
+            )),
+            "time_format" => Action::Setting(AccountSetting::TwentyFourHourTime(
+                value?
+                    .time_format_action
+                    .as_ref()?
+                    .is_twenty_four_hour_format_enabled?,
+            )),
+            "setting_disableLinkPreviews" => Action::Setting(AccountSetting::DisableLinkPreviews(
+                value?
+                    .privacy_setting_disable_link_previews_action
+                    .as_ref()?
+                    .is_previews_disabled?,
+            )),
             "nct_salt_sync" if index.len() == 1 => Action::NctSalt {
                 salt: value
                     .and_then(|v| v.nct_salt_sync_action.as_ref())
@@ -394,6 +475,91 @@ mod tests {
         let odd = ["nct_salt_sync".to_owned(), "x".to_owned()];
         assert!(matches!(
             Action::from_parts(&odd, Some(&removed.value)),
+            Action::Other { .. }
+        ));
+    }
+
+    #[test]
+    fn settings_locks_and_lid_facts_are_read() {
+        use wa_proto::sync_action::{
+            LidContactAction, LocaleSetting, LockChatAction, PnForLidChatAction, TimeFormatAction,
+            UnarchiveChatsSetting,
+        };
+        let index = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        let read = |parts: &[&str], fill: &dyn Fn(&mut SyncActionValue)| {
+            let mut v = SyncActionValue::default();
+            fill(&mut v);
+            Action::from_parts(&index(parts), Some(&v))
+        };
+        let chat = "1@s.whatsapp.net";
+        assert_eq!(
+            read(&["lock", chat], &|v| v.lock_chat_action =
+                Some(LockChatAction {
+                    locked: Some(true),
+                    ..Default::default()
+                })),
+            Action::Lock {
+                jid: chat.into(),
+                locked: true
+            }
+        );
+        assert_eq!(
+            read(&["pnForLidChat", "9@lid"], &|v| v.pn_for_lid_chat_action =
+                Some(PnForLidChatAction {
+                    pn_jid: Some(chat.into()),
+                    ..Default::default()
+                })),
+            Action::PnForLidChat {
+                lid: "9@lid".into(),
+                pn: chat.into()
+            }
+        );
+        assert_eq!(
+            read(&["lid_contact", "9@lid"], &|v| v.lid_contact_action =
+                Some(LidContactAction {
+                    full_name: Some("Ann Lee".into()),
+                    username: Some("ann".into()),
+                    ..Default::default()
+                })),
+            Action::LidContact {
+                lid: "9@lid".into(),
+                full_name: Some("Ann Lee".into()),
+                first_name: None,
+                username: Some("ann".into())
+            }
+        );
+        assert_eq!(
+            read(&["setting_unarchiveChats"], &|v| v
+                .unarchive_chats_setting =
+                Some(UnarchiveChatsSetting {
+                    unarchive_chats: Some(false),
+                    ..Default::default()
+                })),
+            Action::Setting(AccountSetting::UnarchiveChats(false))
+        );
+        assert_eq!(
+            read(&["setting_locale"], &|v| v.locale_setting =
+                Some(LocaleSetting {
+                    locale: Some("de_DE".into()),
+                    ..Default::default()
+                })),
+            Action::Setting(AccountSetting::Locale("de_DE".into()))
+        );
+        assert_eq!(
+            read(&["time_format"], &|v| v.time_format_action =
+                Some(TimeFormatAction {
+                    is_twenty_four_hour_format_enabled: Some(true),
+                    ..Default::default()
+                })),
+            Action::Setting(AccountSetting::TwentyFourHourTime(true))
+        );
+        assert_eq!(
+            action_of(&builders::disable_link_previews(true, 1)),
+            Action::Setting(AccountSetting::DisableLinkPreviews(true))
+        );
+        // Without their value they are kept whole.
+        assert!(matches!(
+            Action::from_parts(&index(&["lock", chat]), None),
             Action::Other { .. }
         ));
     }

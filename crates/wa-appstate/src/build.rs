@@ -3,7 +3,8 @@
 use wa_proto::sync_action::{
     ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, DeleteMessageForMeAction,
     LabelAssociationAction, LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction,
-    PinAction, PushNameSetting, StarAction, SyncActionMessageRange, SyncActionValue,
+    PinAction, PrivacySettingDisableLinkPreviewsAction, PushNameSetting, StarAction,
+    SyncActionMessageRange, SyncActionValue,
 };
 
 use crate::{Collection, Operation, OutgoingMutation};
@@ -350,6 +351,24 @@ pub fn delete_for_me(
                 message_timestamp,
                 ..Default::default()
             })
+        },
+    )
+}
+
+/// Turn link previews off (`true`) or on for the messages this account sends:
+/// `regular`, `["setting_disableLinkPreviews"]`, version 8.
+pub fn disable_link_previews(disabled: bool, timestamp_ms: i64) -> OutgoingMutation {
+    set(
+        Collection::Regular,
+        idx(["setting_disableLinkPreviews"]),
+        8,
+        timestamp_ms,
+        |v| {
+            v.privacy_setting_disable_link_previews_action =
+                Some(PrivacySettingDisableLinkPreviewsAction {
+                    is_previews_disabled: Some(disabled),
+                    ..Default::default()
+                })
         },
     )
 }

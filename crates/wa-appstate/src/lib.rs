@@ -11,7 +11,7 @@ mod keys;
 mod lthash;
 mod mac;
 
-pub use action::{Action, LabelTarget};
+pub use action::{AccountSetting, Action, LabelTarget};
 pub use collection::Collection;
 pub use decode::{
     DecodeOptions, DecodedPatch, Mutation, append_external_mutations, decode_patch,
@@ -36,7 +36,7 @@ pub use mac::{index_mac, patch_mac, snapshot_mac, value_mac};
 /// milliseconds, since nothing here reads the clock.
 pub mod builders {
     pub use crate::build::{
-        MuteUntil, archive, clear_chat, contact, delete_chat, delete_for_me, label_chat,
-        label_edit, label_message, mark_read, mute, nct_salt, pin, push_name, star,
+        MuteUntil, archive, clear_chat, contact, delete_chat, delete_for_me, disable_link_previews,
+        label_chat, label_edit, label_message, mark_read, mute, nct_salt, pin, push_name, star,
     };
 }

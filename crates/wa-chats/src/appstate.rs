@@ -157,6 +157,9 @@ pub enum ChatModification {
     Contact(Option<ContactName>),
     /// Set this account's push name (the chat JID is not used).
     PushName(String),
+    /// Turn link previews off (`true`) or on for this account (the chat JID is not
+    /// used).
+    DisableLinkPreviews(bool),
 }
 
 /// Names of an address-book contact.
@@ -361,6 +364,7 @@ pub fn modification_mutation_after(
             }
             builders::push_name(name, t)
         }
+        ChatModification::DisableLinkPreviews(d) => builders::disable_link_previews(*d, t),
     })
 }
 
@@ -571,6 +575,34 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
                 }
             }
             Action::PushName { name } => out.push(Event::PushNameSetting(name.clone())),
+            Action::Setting(setting) if *op == Operation::Set => {
+                out.push(Event::SettingsUpdate(setting.clone()));
+            }
+            Action::Lock { jid, locked } => chat(jid, &|u| u.locked = Some(*locked)),
+            Action::PnForLidChat { lid, pn } => {
+                if let (Some(l), Some(p)) = (parse(lid), parse(pn)) {
+                    let mut c = ContactUpdate::new(l.clone());
+                    c.lid = Some(l);
+                    c.pn = Some(p);
+                    contacts.push(c);
+                }
+            }
+            Action::LidContact {
+                lid,
+                full_name,
+                first_name,
+                username,
+            } => {
+                if let Some(l) = parse(lid) {
+                    let mut c = ContactUpdate::new(l.clone());
+                    c.lid = Some(l);
+                    c.full_name = full_name.clone();
+                    c.first_name = first_name.clone();
+                    c.username = username.clone();
+                    c.removed = *op == Operation::Remove;
+                    contacts.push(c);
+                }
+            }
             other => tracing::trace!("app-state action not reported: {other:?}"),
         }
     }
@@ -595,6 +627,34 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
     }
     events.extend(out);
     events
+}
+
+/// Stores the LID/phone-number pairs that app state names: a LID chat's phone number
+/// (`pnForLidChat`) and a contact's LID (`contact` with `lidJid`). Pairs that do not
+/// parse as a LID and a phone-number user are skipped.
+fn lid_mapping_ops<'a>(
+    batch: &mut Batch,
+    mutations: impl IntoIterator<Item = (Operation, &'a Action)>,
+) {
+    for (op, action) in mutations {
+        if op != Operation::Set {
+            continue;
+        }
+        let (lid, pn) = match action {
+            Action::PnForLidChat { lid, pn } => (Some(lid.as_str()), Some(pn.as_str())),
+            Action::Contact { jid, lid, pn, .. } => {
+                (lid.as_deref(), pn.as_deref().or(Some(jid.as_str())))
+            }
+            _ => continue,
+        };
+        let lid = lid.and_then(|l| l.parse::<Jid>().ok()).filter(Jid::is_lid);
+        let pn = pn
+            .and_then(|p| p.parse::<Jid>().ok())
+            .filter(Jid::is_pn_user);
+        if let (Some(lid), Some(pn)) = (lid, pn) {
+            batch.put_lid_mapping(&pn.user, &lid.user);
+        }
+    }
 }
 
 /// The last change of the new-chat-thread salt among `mutations` (in order):
@@ -1149,6 +1209,7 @@ impl AppState {
             .collect();
         let mut contacts = Batch::new();
         let written = contact_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
+        lid_mapping_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
         let mut batch = Batch::new();
         if had_snapshot && c == Collection::CriticalUnblockLow {
             let mentioned: HashSet<&str> = written.iter().map(String::as_str).collect();
@@ -1335,6 +1396,7 @@ impl AppState {
                 .await?;
                 let mut batch = Batch::new();
                 contact_ops(&mut batch, [(m.operation, &action)]);
+                lid_mapping_ops(&mut batch, [(m.operation, &action)]);
                 batch.put_app_state_version(c.as_str(), &enc.state.to_bytes());
                 self.inner.socket.store().commit(batch).await?;
             }

@@ -767,3 +767,116 @@ async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
             .is_err()
     );
 }
+
+/// A SET mutation built by hand, as a phone would write one this library does not build.
+fn phone_mutation(
+    collection: Collection,
+    index: &[&str],
+    fill: impl FnOnce(&mut wa_proto::sync_action::SyncActionValue),
+) -> wa_appstate::OutgoingMutation {
+    let mut value = wa_proto::sync_action::SyncActionValue {
+        timestamp: Some(1_700_000_000_000),
+        ..Default::default()
+    };
+    fill(&mut value);
+    wa_appstate::OutgoingMutation {
+        collection,
+        operation: wa_appstate::Operation::Set,
+        index: index.iter().map(|s| (*s).to_owned()).collect(),
+        value,
+        version: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_locks_and_lid_chats_reach_the_other_device() {
+    use wa_proto::sync_action::{LocaleSetting, LockChatAction, PnForLidChatAction};
+    use wa_store::LidMappingStore as _;
+    use wa_types::AccountSetting;
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let mut two = link(&sim, AppStateConfig::default()).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let chat = peer();
+
+    one.app
+        .chat_modify(&chat, ChatModification::DisableLinkPreviews(true))
+        .await
+        .unwrap();
+    let s = next_event(&mut two.events, |e| match e {
+        Event::SettingsUpdate(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(s, AccountSetting::DisableLinkPreviews(true));
+
+    one.app
+        .push(phone_mutation(
+            Collection::CriticalBlock,
+            &["setting_locale"],
+            |v| {
+                v.locale_setting = Some(LocaleSetting {
+                    locale: Some("pt_BR".into()),
+                    ..Default::default()
+                })
+            },
+        ))
+        .await
+        .unwrap();
+    let s = next_event(&mut two.events, |e| match e {
+        Event::SettingsUpdate(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(s, AccountSetting::Locale("pt_BR".into()));
+
+    let chat_s = chat.to_string();
+    one.app
+        .push(phone_mutation(
+            Collection::RegularLow,
+            &["lock", &chat_s],
+            |v| {
+                v.lock_chat_action = Some(LockChatAction {
+                    locked: Some(true),
+                    ..Default::default()
+                })
+            },
+        ))
+        .await
+        .unwrap();
+    let u = next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.locked.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!((u.jid, u.locked), (chat.clone(), Some(true)));
+
+    // The phone number behind a LID chat: stored as a mapping, reported as a contact.
+    let lid = "200000000000077@lid";
+    one.app
+        .push(phone_mutation(
+            Collection::Regular,
+            &["pnForLidChat", lid],
+            |v| {
+                v.pn_for_lid_chat_action = Some(PnForLidChatAction {
+                    pn_jid: Some(chat_s.clone()),
+                    ..Default::default()
+                })
+            },
+        ))
+        .await
+        .unwrap();
+    let c = next_event(&mut two.events, |e| match e {
+        Event::ContactsUpsert(c) => c.iter().find(|c| c.pn.is_some()).cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(c.lid, Some(lid.parse().unwrap()));
+    assert_eq!(c.pn, Some(chat.clone()));
+    assert_eq!(
+        two.store.lid_for_pn(PEER).await.unwrap().as_deref(),
+        Some("200000000000077")
+    );
+}

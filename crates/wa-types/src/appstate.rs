@@ -24,6 +24,8 @@ pub struct ChatUpdate {
     pub deleted: bool,
     /// The chat's messages were cleared.
     pub cleared: bool,
+    /// Locked (`true`, behind the device's chat lock) or unlocked.
+    pub locked: Option<bool>,
     /// When the change was made (Unix milliseconds), as the device that made it says.
     pub timestamp: Option<i64>,
 }
@@ -39,6 +41,7 @@ impl ChatUpdate {
             read: None,
             deleted: false,
             cleared: false,
+            locked: None,
             timestamp: None,
         }
     }
@@ -98,6 +101,8 @@ pub struct ContactUpdate {
     pub lid: Option<Jid>,
     /// The contact's phone-number JID, when given.
     pub pn: Option<Jid>,
+    /// The contact's username, when given.
+    pub username: Option<String>,
     /// The contact was removed from the address book.
     pub removed: bool,
 }
@@ -111,6 +116,7 @@ impl ContactUpdate {
             first_name: None,
             lid: None,
             pn: None,
+            username: None,
             removed: false,
         }
     }

@@ -1,9 +1,10 @@
 use crate::NewsletterUpdate;
 use crate::{
-    AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent, ChatStateUpdate,
-    ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync, HistorySyncFailure,
-    IdentityChange, Label, LabelAssociation, MessageDeletion, MessageUpdate, MessagesUpsert,
-    PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
+    AccountSetting, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent,
+    ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync,
+    HistorySyncFailure, IdentityChange, Label, LabelAssociation, MessageDeletion, MessageUpdate,
+    MessagesUpsert, PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate,
+    UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -69,6 +70,9 @@ pub enum Event {
     LabelsAssociation(Vec<LabelAssociation>),
     /// This account's push name was changed on another device (app-state sync).
     PushNameSetting(String),
+    /// An account setting was changed on another device (app-state sync): unarchiving
+    /// on new messages, the locale, the time format, link previews.
+    SettingsUpdate(AccountSetting),
     /// App-state sync keys shared by our primary device were stored; collections waiting
     /// for them can be synced. Holds the key ids.
     AppStateSyncKeysReceived(Vec<Vec<u8>>),

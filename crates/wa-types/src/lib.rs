@@ -35,4 +35,5 @@ pub use message::{
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
+pub use wa_appstate::AccountSetting;
 pub use wa_binary::Jid;

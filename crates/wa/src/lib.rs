@@ -49,8 +49,8 @@ pub use wa_types::{
     ParticipantRole, ReceiptType, WaMessage,
 };
 pub use wa_types::{
-    CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest, LinkedGroup,
-    UndecryptableMessage,
+    AccountSetting, CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest,
+    LinkedGroup, MessageDeletion, UndecryptableMessage,
 };
 pub use wa_usync::{Usync, UsyncConfig};
 
