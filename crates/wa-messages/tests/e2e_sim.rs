@@ -311,6 +311,42 @@ async fn conversation_between_two_accounts_reaches_every_device() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_receipts_name_the_chat_with_or_without_recipient() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+    // With `recipient` the receipt names the chat; without it (as a server may send it)
+    // the sent message says which chat it was.
+    for strip in [false, true] {
+        sim.fault(wa_sim::Fault::StripReceiptRecipient(strip));
+        let key = a1
+            .messenger
+            .send_message(&b, MessageContent::text("to B"))
+            .await
+            .unwrap();
+        let u = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(Event::MessagesUpdate(us)) = a1.events.recv().await
+                    && let Some(u) = us.into_iter().find(|u| {
+                        u.key.id == key.id
+                            && u.receipt == ReceiptType::Sender
+                            && u.device.same_user(&a)
+                    })
+                {
+                    return u;
+                }
+            }
+        })
+        .await
+        .expect("the phone's sender receipt");
+        assert_eq!(u.key.remote_jid, b, "recipient stripped: {strip}");
+        assert!(u.key.from_me);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_device_gets_the_message_at_next_login() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;

@@ -19,7 +19,8 @@
 //! switches `ignore_pings`, `answer_pings`, `refuse_logins` (with `reason`, default 401),
 //! `accept_logins`, `delay` (`ms`, 0 turns it off); and `drop_after_deliver` (`phone` and
 //! `device`), `duplicate` / `no_duplicate`, `reorder_offline` / `in_order`, and how 1:1
-//! senders are named: `sender_pn` (default), `sender_pn_lid`, `sender_lid`.
+//! senders are named: `sender_pn` (default), `sender_pn_lid`, `sender_lid`; and
+//! `strip_receipt_recipient` / `keep_receipt_recipient`.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -103,6 +104,8 @@ fn fault(req: &Req) -> Result<Fault, String> {
         "sender_pn" => Ok(Fault::SenderAddressing(SenderAddressing::Pn)),
         "sender_pn_lid" => Ok(Fault::SenderAddressing(SenderAddressing::PnWithLid)),
         "sender_lid" => Ok(Fault::SenderAddressing(SenderAddressing::Lid)),
+        "strip_receipt_recipient" => Ok(Fault::StripReceiptRecipient(true)),
+        "keep_receipt_recipient" => Ok(Fault::StripReceiptRecipient(false)),
         other => Err(format!("unknown fault kind {other:?}")),
     }
 }

@@ -377,7 +377,11 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
             .build()
     } else {
         if author.user == me.user && group.is_none() {
-            receipt = receipt.attr("type", "sender");
+            // Our own message to someone else: the chat is the stanza's `recipient`.
+            receipt = receipt.attr("type", "sender").attr_opt(
+                "recipient",
+                node.attr_opt::<Jid>("recipient").ok().flatten(),
+            );
         }
         receipt.build()
     };

@@ -56,6 +56,10 @@ pub enum Fault {
     ReorderOffline(bool),
     /// How 1:1 messages delivered to companions name their sender (sticky).
     SenderAddressing(SenderAddressing),
+    /// Forward receipts from an account's own devices without their `recipient` (the
+    /// chat a "sender" receipt is about), so clients must find the chat themselves
+    /// (`true`), or with it (`false`, the default). Sticky.
+    StripReceiptRecipient(bool),
 }
 
 /// How the simulated server names the sender of a 1:1 or group message delivered to a
@@ -92,4 +96,6 @@ pub struct FaultState {
     pub reorder_offline: bool,
     /// How 1:1 messages to companions name their sender.
     pub sender_addressing: SenderAddressing,
+    /// Receipts from own devices are forwarded without `recipient`.
+    pub strip_receipt_recipient: bool,
 }

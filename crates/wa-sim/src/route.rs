@@ -785,9 +785,18 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
         Some(g) => (g.clone(), Some(sender.clone())),
         None => (sender.clone(), None),
     };
+    // A receipt from one of the owner's own devices names the chat it is about.
+    let recipient = node
+        .attr_opt::<Jid>("recipient")
+        .ok()
+        .flatten()
+        .filter(|_| {
+            group.is_none() && sender.user == owner.user && !shared.faults().strip_receipt_recipient
+        });
     let stanza = Node::builder("receipt")
         .attr("from", from)
         .attr_opt("participant", part)
+        .attr_opt("recipient", recipient)
         .attr("id", id.clone())
         .attr("t", t)
         .attr_opt("type", ty.clone())

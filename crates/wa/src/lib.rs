@@ -44,13 +44,13 @@ pub use wa_store_postgres as postgres;
 #[cfg(feature = "sqlite")]
 pub use wa_store_sqlite::SqliteBackend;
 pub use wa_types::{
+    AccountSetting, CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest, LinkedGroup,
+    MessageDeletion, UndecryptableMessage,
+};
+pub use wa_types::{
     AddressingMode, ConnectionState, ConnectionUpdate, DisconnectReason, Event, GroupChange,
     GroupMetadata, GroupParticipant, GroupUpdate, MessageKey, MessageUpdate, MessagesUpsert,
     ParticipantRole, ReceiptType, WaMessage,
-};
-pub use wa_types::{
-    AccountSetting, CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest,
-    LinkedGroup, MessageDeletion, UndecryptableMessage,
 };
 pub use wa_usync::{Usync, UsyncConfig};
 
