@@ -63,6 +63,17 @@ async fn link(sim: &Sim, config: AppStateConfig) -> Device {
     }
 }
 
+/// A simulator with two companions of `A` that both hold the app-state key; the second
+/// is configured with `second`.
+async fn two_devices(second: AppStateConfig) -> (Sim, Device, Device) {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let one = link(&sim, AppStateConfig::default()).await;
+    let two = link(&sim, second).await;
+    wa_testkit::wait_for_app_state_key(&one.store).await;
+    wa_testkit::wait_for_app_state_key(&two.store).await;
+    (sim, one, two)
+}
+
 /// Logs in again from `store`.
 async fn reconnect(sim: &Sim, store: AccountStore, config: AppStateConfig) -> Device {
     let socket = Socket::connect(wa_testkit::config(sim, store.clone()));
@@ -151,11 +162,7 @@ fn quiet() -> AppStateConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_one_device_reach_the_other() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let mut one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, AppStateConfig::default()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (sim, mut one, mut two) = two_devices(AppStateConfig::default()).await;
     let chat = peer();
 
     one.app
@@ -299,11 +306,7 @@ async fn changes_on_one_device_reach_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_device_fetches_only_new_patches() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, quiet()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (sim, one, mut two) = two_devices(quiet()).await;
     let chat = peer();
     one.app
         .chat_modify(&chat, ChatModification::Archive(true))
@@ -376,11 +379,7 @@ fn ladder(events: &[Event]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_app_state_is_refused_and_the_ladder_runs() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, quiet()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (sim, one, mut two) = two_devices(quiet()).await;
     let chat = peer();
     let low = Collection::RegularLow;
 
@@ -523,11 +522,7 @@ async fn a_device_linked_without_the_key_requests_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_push_gets_409_and_is_redone_after_a_resync() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, quiet()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (sim, one, mut two) = two_devices(quiet()).await;
     let chat = peer();
     let low = Collection::RegularLow;
     one.app
@@ -656,11 +651,7 @@ async fn salt_becomes(device: &Device, want: Option<&[u8]>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_synced_salt_keys_cstokens_on_messages_without_a_privacy_token() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let two = link(&sim, AppStateConfig::default()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (sim, one, two) = two_devices(AppStateConfig::default()).await;
     sim.add_account(PEER).await;
     let peer = Jid::pn(PEER);
     let text = |t: &str| wa_messages::MessageContent::text(t);
@@ -714,11 +705,7 @@ async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
     use wa_chats::LastMessage;
     use wa_messages::MessageKey;
 
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, AppStateConfig::default()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (_sim, one, mut two) = two_devices(AppStateConfig::default()).await;
     let chat = peer();
 
     one.app
@@ -794,11 +781,7 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
     use wa_store::LidMappingStore as _;
     use wa_types::AccountSetting;
 
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let one = link(&sim, AppStateConfig::default()).await;
-    let mut two = link(&sim, AppStateConfig::default()).await;
-    wa_testkit::wait_for_app_state_key(&one.store).await;
-    wa_testkit::wait_for_app_state_key(&two.store).await;
+    let (_sim, one, mut two) = two_devices(AppStateConfig::default()).await;
     let chat = peer();
 
     one.app

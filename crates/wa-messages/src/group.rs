@@ -144,15 +144,12 @@ pub(crate) async fn relay_group(
     if any_pkmsg && let Some(account) = creds.account.as_ref() {
         children.push(crate::stanza::device_identity(account));
     }
-    let sender = match &me.lid {
-        Some(lid) if mode == "lid" => lid,
-        _ => &me.pn,
-    };
     children.extend(crate::reporting::for_send(
-        inner.config.reporting_tokens,
+        inner,
+        &me,
+        mode == "lid",
         &message,
         id,
-        sender,
         group,
     ));
     let stanza = Node::builder("message")

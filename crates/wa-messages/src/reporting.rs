@@ -181,19 +181,24 @@ pub(crate) fn reporting_node(token: [u8; REPORTING_TOKEN_LEN]) -> Node {
         .build()
 }
 
-/// The token node for a send of `message` with id `message_id` by `sender` in `chat`,
-/// when sends carry tokens (`enabled`), the message has a secret and its content is
-/// reportable.
+/// The token node for a send of `message` with id `message_id` by us in `chat` (named
+/// by our LID when the chat is LID-addressed, `lid_chat`), when sends carry tokens, the
+/// message has a secret and its content is reportable.
 pub(crate) fn for_send(
-    enabled: bool,
+    inner: &crate::messenger::Inner,
+    me: &crate::messenger::Me,
+    lid_chat: bool,
     message: &Message,
     message_id: &str,
-    sender: &Jid,
     chat: &Jid,
 ) -> Option<Node> {
-    if !enabled || !should_include_reporting_token(message) {
+    if !inner.config.reporting_tokens || !should_include_reporting_token(message) {
         return None;
     }
+    let sender = match &me.lid {
+        Some(lid) if lid_chat => lid,
+        _ => &me.pn,
+    };
     let secret = message
         .message_context_info
         .as_ref()

@@ -159,16 +159,12 @@ impl Messenger {
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
             children.push(crate::stanza::device_identity(account));
         }
-        // The sender as the chat addresses us: our LID in a LID chat.
-        let sender = match &me.lid {
-            Some(lid) if chat.is_lid() => lid,
-            _ => &me.pn,
-        };
         children.extend(crate::reporting::for_send(
-            inner.config.reporting_tokens,
+            inner,
+            &me,
+            chat.is_lid(),
             &message,
             id,
-            sender,
             &chat,
         ));
         let now_secs = i64::try_from(now).unwrap_or(i64::MAX);

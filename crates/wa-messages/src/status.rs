@@ -229,13 +229,8 @@ async fn relay_status(
     };
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);
     let phash = stanza::participant_hash(&all);
-    let reporting = crate::reporting::for_send(
-        inner.config.reporting_tokens,
-        &message,
-        id,
-        &me.pn,
-        &Jid::status_broadcast(),
-    );
+    let reporting =
+        crate::reporting::for_send(inner, &me, false, &message, id, &Jid::status_broadcast());
     let stanza = status_stanza(
         id,
         &message,
