@@ -31,6 +31,9 @@ usage:
   wa send [options] JID --image|--video|--gif|--audio|--voice|--document|--sticker FILE
           [--caption TEXT]   send a text or a media file (with an upload progress bar)
   wa groups [options]     list the groups this account is in
+  wa import-baileys FOLDER [--store PATH]
+                          take over a device linked with Baileys (its useMultiFileAuthState
+                          folder) without linking again
       --store PATH|postgres://...   credentials: SQLite file (default) or PostgreSQL
       --url URL, --root HEX         as for login; --plain-media: media over http (wa-sim)
   JID is a phone number (+15551234567) or a full JID (120363...@g.us)";
@@ -44,6 +47,7 @@ async fn main() -> ExitCode {
         Some("listen") => commands::listen(&args[1..]).await,
         Some("send") => commands::send(&args[1..]).await,
         Some("groups") => commands::groups(&args[1..]).await,
+        Some("import-baileys") => import_baileys(&args[1..]).await,
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -110,6 +114,47 @@ async fn open_store(path: &std::path::Path) -> Result<AccountStore, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let account = AccountId::new("default").map_err(|e| e.to_string())?;
     Ok(AccountStore::new(Arc::new(backend), account))
+}
+
+/// `wa import-baileys FOLDER [--store PATH]`.
+async fn import_baileys(args: &[String]) -> Result<(), String> {
+    let mut store_path = default_store_path();
+    let mut folder = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--store" => {
+                store_path = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--store needs a value")?;
+            }
+            other if other.starts_with("--") => return Err(format!("unknown option {other}")),
+            other if folder.is_none() => folder = Some(PathBuf::from(other)),
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    let folder = folder.ok_or("which folder? (wa import-baileys FOLDER)")?;
+    let store = open_store(&store_path).await?;
+    let report = wa_store::baileys::import_baileys_auth(&folder, &store)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "imported {} into {}: {} pre-keys, {} app-state keys, {} LID mappings",
+        report.creds.jid.as_deref().unwrap_or("an unlinked device"),
+        store_path.display(),
+        report.pre_keys,
+        report.app_state_keys,
+        report.lid_mappings
+    );
+    if !report.skipped.is_empty() {
+        println!(
+            "not carried over ({} files, sessions and the like; they are rebuilt): {}",
+            report.skipped.len(),
+            report.skipped.join(", ")
+        );
+    }
+    Ok(())
 }
 
 struct RemoveOnDrop(PathBuf);

@@ -186,3 +186,46 @@ async fn send_groups_and_listen_through_the_simulator() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_baileys_takes_over_the_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("imported.db");
+    let folder =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../wa-store/tests/vectors/baileys_auth");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_wa"))
+            .arg("import-baileys")
+            .arg(&folder)
+            .arg("--store")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("imported 15550001111:7@s.whatsapp.net"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 pre-keys, 1 app-state keys, 1 LID mappings"),
+        "{stdout}"
+    );
+    let backend = SqliteBackend::open(&db).await.unwrap();
+    let store = AccountStore::new(Arc::new(backend), AccountId::new("default").unwrap());
+    let creds = wa_store::CredsStore::load_creds(&store)
+        .await
+        .unwrap()
+        .expect("creds");
+    assert_eq!(creds.push_name.as_deref(), Some("Ann"));
+    drop(store);
+    // A second import into the same database is refused.
+    let again = run();
+    assert!(!again.status.success());
+}

@@ -2,6 +2,8 @@
 
 mod account;
 mod backend;
+#[cfg(feature = "baileys")]
+pub mod baileys;
 mod batch;
 mod cache;
 mod creds;
