@@ -8,7 +8,9 @@ mod common;
 use common::*;
 use prost::Message as _;
 use wa_binary::Jid;
-use wa_messages::{MessageContent, MessageKey, MessengerConfig, WaMessage, reporting_token};
+use wa_messages::{
+    MessageBuilder, MessageContent, MessageKey, MessengerConfig, WaMessage, reporting_token,
+};
 use wa_sim::{Sim, SimConfig};
 use wa_testkit::next_upsert;
 
@@ -99,6 +101,20 @@ async fn sends_carry_tokens_the_recipient_recomputes() {
         .reporting_token(A, &k.id)
         .expect("a status token was sent");
     assert_eq!(Some(kept), recomputed(&got, &a, &Jid::status_broadcast()));
+
+    // A message the server refuses (463: A is restricted and holds no token from B)
+    // leaves no token behind.
+    sim.restrict_account(A, true);
+    let message = MessageBuilder::new(b.clone(), MessageContent::text("refused"))
+        .build(&mut rand_core::OsRng)
+        .unwrap();
+    let err = a1
+        .messenger
+        .relay_message(&b, message, "3EB0REFUSED0001")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, wa_messages::Error::Nack(463)), "{err:?}");
+    assert_eq!(sim.reporting_token(A, "3EB0REFUSED0001"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

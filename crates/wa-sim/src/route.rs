@@ -523,17 +523,25 @@ impl Delivery<'_> {
 }
 
 /// Routes a client's (or a phone's) `<message>` from the device `sender`; returns the
-/// server's ack for the sender.
+/// server's ack for the sender. The reporting token of a message the server accepted is
+/// kept.
 pub(crate) fn route_message(shared: &Shared, sender: &Jid, node: &Node) -> Node {
+    let ack = route_message_inner(shared, sender, node);
+    if ack.get_attr("error").is_none()
+        && let (Some(id), Some(token)) = (stanza_id(node), crate::reporting::token_of(node))
+    {
+        shared.reporting().record(&sender.user, &id, token);
+    }
+    ack
+}
+
+fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
     let Some(id) = stanza_id(node) else {
         return server_ack("message", "", None, Some(400));
     };
     let Some(to) = node.attr_opt::<Jid>("to").ok().flatten() else {
         return server_ack("message", &id, None, Some(400));
     };
-    if let Some(token) = crate::reporting::token_of(node) {
-        shared.reporting().record(&sender.user, &id, token);
-    }
     if to.is_group() {
         return crate::group::route_group_message(shared, sender, node, &id, &to);
     }
