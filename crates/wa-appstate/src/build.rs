@@ -3,8 +3,8 @@
 use wa_proto::sync_action::{
     ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, DeleteMessageForMeAction,
     LabelAssociationAction, LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction,
-    PinAction, PrivacySettingDisableLinkPreviewsAction, PushNameSetting, StarAction,
-    SyncActionMessageRange, SyncActionValue,
+    PinAction, PrivacySettingDisableLinkPreviewsAction, PushNameSetting, QuickReplyAction,
+    StarAction, SyncActionMessageRange, SyncActionValue,
 };
 
 use crate::{Collection, Operation, OutgoingMutation};
@@ -369,6 +369,35 @@ pub fn disable_link_previews(disabled: bool, timestamp_ms: i64) -> OutgoingMutat
                     is_previews_disabled: Some(disabled),
                     ..Default::default()
                 })
+        },
+    )
+}
+
+/// Create, edit or delete a business quick reply: `regular`, `["quick_reply", id]`,
+/// version 2, where `id` names the reply (Baileys uses its creation time in unix
+/// seconds); the same id edits or, with `deleted`, deletes it.
+pub fn quick_reply(
+    id: &str,
+    shortcut: &str,
+    message: &str,
+    keywords: &[String],
+    deleted: bool,
+    timestamp_ms: i64,
+) -> OutgoingMutation {
+    set(
+        Collection::Regular,
+        idx(["quick_reply", id]),
+        2,
+        timestamp_ms,
+        |v| {
+            v.quick_reply_action = Some(QuickReplyAction {
+                shortcut: Some(shortcut.to_owned()),
+                message: Some(message.to_owned()),
+                keywords: keywords.to_vec(),
+                count: Some(0),
+                deleted: Some(deleted),
+                ..Default::default()
+            })
         },
     )
 }

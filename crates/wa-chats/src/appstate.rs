@@ -160,6 +160,20 @@ pub enum ChatModification {
     /// Turn link previews off (`true`) or on for this account (the chat JID is not
     /// used).
     DisableLinkPreviews(bool),
+    /// Create, edit (same `id`) or delete a business quick reply (the chat JID is not
+    /// used), as Baileys' `quickReply`.
+    QuickReply {
+        /// Names the reply; a new one gets the current unix time in seconds when empty.
+        id: String,
+        /// What is typed after `/` to pick it.
+        shortcut: String,
+        /// The text it inserts.
+        message: String,
+        /// Keywords it is found by.
+        keywords: Vec<String>,
+        /// Delete it.
+        deleted: bool,
+    },
 }
 
 /// Names of an address-book contact.
@@ -365,6 +379,23 @@ pub fn modification_mutation_after(
             builders::push_name(name, t)
         }
         ChatModification::DisableLinkPreviews(d) => builders::disable_link_previews(*d, t),
+        ChatModification::QuickReply {
+            id,
+            shortcut,
+            message,
+            keywords,
+            deleted,
+        } => {
+            if shortcut.is_empty() && !*deleted {
+                return Err(Error::InvalidRequest("quick reply without a shortcut"));
+            }
+            let id = if id.is_empty() {
+                (t / 1000).to_string()
+            } else {
+                id.clone()
+            };
+            builders::quick_reply(&id, shortcut, message, keywords, *deleted, t)
+        }
     })
 }
 
@@ -1567,6 +1598,30 @@ mod tests {
             message_timestamp: None,
         };
         assert!(modification_mutation(&chat, &empty, 7).is_err());
+    }
+
+    #[test]
+    fn quick_replies_are_named_by_their_id_or_creation_time() {
+        let chat = Jid::pn("15550000002");
+        let reply = |id: &str, shortcut: &str, deleted| ChatModification::QuickReply {
+            id: id.into(),
+            shortcut: shortcut.into(),
+            message: "Thanks, we will be in touch.".into(),
+            keywords: vec!["thanks".into()],
+            deleted,
+        };
+        let m = modification_mutation(&chat, &reply("", "thx", false), 1_700_000_000_123).unwrap();
+        assert_eq!(m.index, ["quick_reply", "1700000000"]);
+        assert_eq!((m.collection, m.version), (Collection::Regular, 2));
+        let q = m.value.quick_reply_action.unwrap();
+        assert_eq!(q.shortcut.as_deref(), Some("thx"));
+        assert_eq!(q.message.as_deref(), Some("Thanks, we will be in touch."));
+        assert_eq!(q.keywords, ["thanks"]);
+        assert_eq!(q.deleted, Some(false));
+        let m = modification_mutation(&chat, &reply("1699999999", "", true), 5).unwrap();
+        assert_eq!(m.index, ["quick_reply", "1699999999"]);
+        assert_eq!(m.value.quick_reply_action.unwrap().deleted, Some(true));
+        assert!(modification_mutation(&chat, &reply("", "", false), 5).is_err());
     }
 
     #[test]

@@ -745,6 +745,20 @@ async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
     })
     .await;
     assert_eq!((u.jid, u.archived), (chat.clone(), Some(true)));
+    // A quick reply is pushed like any other change (other devices keep it; no event).
+    one.app
+        .chat_modify(
+            &chat,
+            ChatModification::QuickReply {
+                id: String::new(),
+                shortcut: "thx".into(),
+                message: "Thanks!".into(),
+                keywords: Vec::new(),
+                deleted: false,
+            },
+        )
+        .await
+        .unwrap();
     // A range on a modification that takes none is refused before anything is pushed.
     let last = LastMessage::new(MessageKey::new(chat.clone(), true, "X"), 1);
     assert!(
