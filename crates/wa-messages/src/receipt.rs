@@ -12,15 +12,19 @@ use wa_store::SentMessageStore;
 use wa_types::{MessageKey, MessageUpdate, ReceiptType};
 
 use crate::Error;
-use crate::messenger::{Inner, inject_session};
+use crate::messenger::{Inner, Me, inject_session};
 use crate::send::{SENT_SCOPE, device_sent};
 use crate::stanza;
 
 /// Handles one `<receipt>`: reports it, answers retries, and acknowledges it.
 pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
     let kind = ReceiptType::from_attr(stanza::str_attr(&node, "type"));
-    if let Some(mut updates) = updates_from(&node, &kind) {
-        own_device_chats(inner, &mut updates).await;
+    let me = inner.creds().await.ok().and_then(|c| Inner::me(&c).ok());
+    let own = |j: &Jid| me.as_ref().is_some_and(|m| m.is_me_user(j));
+    if let Some(mut updates) = updates_from(&node, &kind, own) {
+        if let Some(me) = &me {
+            own_device_chats(inner, me, &mut updates).await;
+        }
         inner.emit_updates(updates, node.get_attr("offline").is_some());
     }
     if kind == ReceiptType::Retry {
@@ -56,11 +60,7 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
 /// A receipt from one of our own devices about a 1:1 message we sent names our own user
 /// as the chat when the server leaves out `recipient`; the sent-message store knows the
 /// real chat.
-async fn own_device_chats(inner: &Inner, updates: &mut [MessageUpdate]) {
-    let Ok(creds) = inner.creds().await else {
-        return;
-    };
-    let Ok(me) = Inner::me(&creds) else { return };
+async fn own_device_chats(inner: &Inner, me: &Me, updates: &mut [MessageUpdate]) {
     let store = inner.socket.store();
     for u in updates.iter_mut() {
         if !u.key.from_me || u.key.remote_jid.is_group() || !me.is_me_user(&u.key.remote_jid) {
@@ -79,8 +79,13 @@ async fn own_device_chats(inner: &Inner, updates: &mut [MessageUpdate]) {
 }
 
 /// One [`MessageUpdate`] per id the receipt names (per member and id for a grouped
-/// receipt).
-fn updates_from(node: &Node, kind: &ReceiptType) -> Option<Vec<MessageUpdate>> {
+/// receipt). `recipient` names the chat only on a receipt from one of our own devices
+/// (`own`), as whatsmeow reads it; from anyone else the chat is the sender.
+fn updates_from(
+    node: &Node,
+    kind: &ReceiptType,
+    own: impl Fn(&Jid) -> bool,
+) -> Option<Vec<MessageUpdate>> {
     let from = stanza::jid_attr(node, "from")?;
     let participant = stanza::jid_attr(node, "participant");
     let from_me = !matches!(kind, ReceiptType::ReadSelf | ReceiptType::PlayedSelf);
@@ -90,7 +95,9 @@ fn updates_from(node: &Node, kind: &ReceiptType) -> Option<Vec<MessageUpdate>> {
         };
         (from.clone(), device)
     } else {
-        let chat = stanza::jid_attr(node, "recipient").unwrap_or_else(|| from.clone());
+        let chat = stanza::jid_attr(node, "recipient")
+            .filter(|_| own(&from))
+            .unwrap_or_else(|| from.clone());
         (chat.to_non_ad(), from.clone())
     };
     let t = node.attr_opt::<u64>("t").ok().flatten().unwrap_or(0);
@@ -289,7 +296,7 @@ mod tests {
                     .build(),
             ])
             .build();
-        let updates = updates_from(&node, &ReceiptType::Read).unwrap();
+        let updates = updates_from(&node, &ReceiptType::Read, |_| false).unwrap();
         let got: Vec<(String, String, u64)> = updates
             .iter()
             .map(|u| {
@@ -311,6 +318,27 @@ mod tests {
     }
 
     #[test]
+    fn recipient_names_the_chat_only_on_receipts_from_our_own_devices() {
+        let me = Jid::pn("15550000001");
+        let peer = Jid::pn("15550000002");
+        let receipt = |from: Jid| {
+            Node::builder("receipt")
+                .attr("from", from)
+                .attr("recipient", Jid::pn("15550000009"))
+                .attr("id", "MSG")
+                .build()
+        };
+        let own = |j: &Jid| j.same_user(&me);
+        let ours = receipt(Jid::with_device("15550000001", Server::Pn, 0));
+        let updates = updates_from(&ours, &ReceiptType::Sender, own).unwrap();
+        assert_eq!(updates[0].key.remote_jid, Jid::pn("15550000009"));
+        // From someone else, a `recipient` does not move the receipt to another chat.
+        let theirs = receipt(Jid::with_device("15550000002", Server::Pn, 3));
+        let updates = updates_from(&theirs, &ReceiptType::Delivered, own).unwrap();
+        assert_eq!(updates[0].key.remote_jid, peer);
+    }
+
+    #[test]
     fn a_grouped_receipt_is_bounded_and_an_empty_one_gives_nothing() {
         let users: Vec<Node> = (0..1000).map(|i| user(&format!("1555{i:07}"), 1)).collect();
         let node = Node::builder("receipt")
@@ -320,10 +348,10 @@ mod tests {
                 .children(users)
                 .build()])
             .build();
-        let updates = updates_from(&node, &ReceiptType::Delivered).unwrap();
+        let updates = updates_from(&node, &ReceiptType::Delivered, |_| false).unwrap();
         assert_eq!(updates.len(), stanza::MAX_RECEIPT_IDS);
         let empty = Node::builder("receipt").attr("from", group()).build();
-        assert!(updates_from(&empty, &ReceiptType::Delivered).is_none());
+        assert!(updates_from(&empty, &ReceiptType::Delivered, |_| false).is_none());
     }
 
     #[test]
@@ -337,7 +365,7 @@ mod tests {
             .attr("id", "MSG")
             .attr("type", "read-self")
             .build();
-        let updates = updates_from(&node, &ReceiptType::ReadSelf).unwrap();
+        let updates = updates_from(&node, &ReceiptType::ReadSelf, |_| true).unwrap();
         assert_eq!(updates.len(), 1);
         assert!(!updates[0].key.from_me);
         assert_eq!(
