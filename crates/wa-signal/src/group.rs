@@ -173,6 +173,24 @@ impl SenderKeyRecord {
         self.states.truncate(MAX_SENDER_KEY_STATES);
     }
 
+    /// Adds a state read from another implementation's record as the newest one.
+    pub(crate) fn push_imported(
+        &mut self,
+        key_id: u32,
+        chain: ChainKey,
+        signing_public: PublicKey,
+        signing_private: Option<PrivateKey>,
+        skipped: VecDeque<(u32, Seed)>,
+    ) {
+        self.push_front(SenderKeyState {
+            key_id,
+            chain,
+            signing_public,
+            signing_private,
+            skipped,
+        });
+    }
+
     /// Starts a fresh own sending state (new key id, chain key and signing key), keeping
     /// older states (bounded). Used on first send and to rotate the key.
     pub(crate) fn rotate(&mut self, rng: &mut impl CryptoRngCore) {

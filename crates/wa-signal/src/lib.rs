@@ -4,6 +4,7 @@ mod address;
 mod codec;
 mod error;
 mod group;
+mod import;
 mod jid;
 mod kdf;
 mod keys;
@@ -18,6 +19,9 @@ mod store;
 pub use address::{ProtocolAddress, SenderKeyName, SignalAddress};
 pub use error::Error;
 pub use group::{MAX_SENDER_KEY_STATES, SenderKeyRecord};
+pub use import::{
+    ImportedChain, ImportedPendingPreKey, ImportedSenderKey, ImportedSession, SkippedKeys,
+};
 pub use keys::{
     MAX_PRE_KEY_ID, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord, generate_identity_key_pair,
     generate_pre_keys, generate_registration_id, generate_sender_key_id, generate_signed_pre_key,

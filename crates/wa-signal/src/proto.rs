@@ -123,6 +123,8 @@ pub struct ReceiverChainProto {
     pub index: u32,
     #[prost(message, repeated, tag = "4")]
     pub skipped: Vec<SkippedKeyProto>,
+    #[prost(bool, tag = "5")]
+    pub closed: bool,
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ pub(crate) fn initiate(
             ratchet_key: bundle.signed_pre_key,
             chain,
             skipped: Default::default(),
+            closed: false,
         }],
         pending: Some(PendingPreKey {
             pre_key_id: bundle.pre_key.map(|(id, _)| id),
@@ -254,6 +255,7 @@ fn ratchet_step(
         ratchet_key: *their_ratchet,
         chain: receiving,
         skipped: Default::default(),
+        closed: false,
     });
     if state.receivers.len() > MAX_RECEIVER_CHAINS {
         state.receivers.remove(0);
@@ -276,6 +278,11 @@ pub(crate) fn message_seed(chain: &mut ReceiverChain, counter: u32) -> Result<Se
             .remove(pos)
             .map(|(_, seed)| seed)
             .ok_or(Error::DuplicateMessage { counter });
+    }
+    if chain.closed {
+        return Err(Error::InvalidMessage(
+            "message past the end of a closed receiving chain",
+        ));
     }
     if counter - current > MAX_SKIPPED_KEYS as u32 {
         return Err(Error::TooFarInFuture { current, counter });

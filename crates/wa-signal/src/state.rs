@@ -38,6 +38,10 @@ pub(crate) struct ReceiverChain {
     /// (`Arc::make_mut`): a decryption is tried on a copy of each session state, and
     /// copying a state must not copy up to `MAX_SKIPPED_KEYS` seeds per chain.
     pub(crate) skipped: std::sync::Arc<VecDeque<(u32, Seed)>>,
+    /// A chain whose key was dropped when the peer moved to a new ratchet key (as
+    /// libsignal-node records it): only its skipped keys can still be used. Only imported
+    /// records hold such chains; this crate keeps the keys of its old chains.
+    pub(crate) closed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +120,7 @@ impl SessionState {
                     chain_key: r.chain.key.to_vec(),
                     index: r.chain.index,
                     skipped: skipped_to_proto(&r.skipped),
+                    closed: r.closed,
                 })
                 .collect(),
             pending_pre_key: self.pending.as_ref().map(|p| PendingPreKeyProto {
@@ -151,6 +156,7 @@ impl SessionState {
                     ratchet_key: pk(&r.ratchet_key, "receiver ratchet key")?,
                     chain: ChainKey::new(key32(&r.chain_key, "receiver chain key")?, r.index),
                     skipped: std::sync::Arc::new(skipped_from_proto(&r.skipped)?),
+                    closed: r.closed,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -211,6 +217,9 @@ impl SessionState {
                         put_u32(b, 1, *index);
                         put_bytes(b, 2, &seed.0);
                     });
+                }
+                if r.closed {
+                    put_u32(b, 5, 1);
                 }
             });
         }
@@ -297,6 +306,7 @@ fn read_sender(bytes: &[u8]) -> Result<SenderChain, Error> {
 fn read_receiver(bytes: &[u8]) -> Result<ReceiverChain, Error> {
     let (mut ratchet, mut key): (&[u8], &[u8]) = (&[], &[]);
     let mut index = 0;
+    let mut closed = false;
     let mut skipped = VecDeque::new();
     let mut r = Reader::new(bytes, "receiver chain");
     while let Some((tag, v)) = r.next_field()? {
@@ -310,6 +320,7 @@ fn read_receiver(bytes: &[u8]) -> Result<ReceiverChain, Error> {
                 }
                 skipped.push_back(read_skipped(v.bytes("skipped key")?)?);
             }
+            5 => closed = v.u32("receiver chain closed")? != 0,
             _ => {}
         }
     }
@@ -317,6 +328,7 @@ fn read_receiver(bytes: &[u8]) -> Result<ReceiverChain, Error> {
         ratchet_key: pk(ratchet, "receiver ratchet key")?,
         chain: ChainKey::new(key32(key, "receiver chain key")?, index),
         skipped: std::sync::Arc::new(skipped),
+        closed,
     })
 }
 
@@ -518,6 +530,7 @@ mod tests {
                     skipped: std::sync::Arc::new(
                         (0..c * 50).map(|k| (k, Seed([k as u8; 32]))).collect(),
                     ),
+                    closed: c == 1,
                 });
             }
             record.promote_state(state);
