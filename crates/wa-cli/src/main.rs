@@ -140,16 +140,22 @@ async fn import_baileys(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "imported {} into {}: {} pre-keys, {} app-state keys, {} LID mappings",
+        "imported {} into {}: {} pre-keys, {} app-state keys, {} LID mappings, {} sessions, \
+         {} identity keys, {} sender keys, {} app-state versions",
         report.creds.jid.as_deref().unwrap_or("an unlinked device"),
         store_path.display(),
         report.pre_keys,
         report.app_state_keys,
-        report.lid_mappings
+        report.lid_mappings,
+        report.sessions,
+        report.identities,
+        report.sender_keys,
+        report.app_state_versions
     );
     if !report.skipped.is_empty() {
         println!(
-            "not carried over ({} files, sessions and the like; they are rebuilt): {}",
+            "not carried over ({} files; sessions heal through retries, collections sync \
+             again): {}",
             report.skipped.len(),
             report.skipped.join(", ")
         );

@@ -214,7 +214,10 @@ async fn import_baileys_takes_over_the_credentials_once() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("3 pre-keys, 1 app-state keys, 1 LID mappings"),
+        stdout.contains(
+            "3 pre-keys, 1 app-state keys, 1 LID mappings, 1 sessions, 0 identity keys, \
+             2 sender keys, 1 app-state versions"
+        ),
         "{stdout}"
     );
     let backend = SqliteBackend::open(&db).await.unwrap();
@@ -224,6 +227,38 @@ async fn import_baileys_takes_over_the_credentials_once() {
         .unwrap()
         .expect("creds");
     assert_eq!(creds.push_name.as_deref(), Some("Ann"));
+    // The collection version came over as the app-state layer keeps it: the next patch
+    // Baileys would have applied verifies against it (LTHash, snapshot and patch MACs).
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(folder.with_file_name("baileys_auth_expect.json")).unwrap(),
+    )
+    .unwrap();
+    let next = &want["appState"]["nextPatch"];
+    let stored = wa_store::AppStateStore::get_app_state_version(&store, "regular_high")
+        .await
+        .unwrap()
+        .expect("version");
+    let mut state = wa_appstate::HashState::from_bytes(&stored).unwrap();
+    assert_eq!(state.version, 2);
+    assert_eq!(state.recompute_hash(), state.hash);
+    let patch = <wa_proto::server_sync::SyncdPatch as prost::Message>::decode(
+        hex::decode(next["patch"].as_str().unwrap())
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    let keys: std::collections::HashMap<Vec<u8>, Vec<u8>> =
+        [(vec![0, 0, 0, 0, 0, 1], vec![9; 32])].into();
+    let decoded = wa_appstate::decode_patch(
+        "regular_high",
+        &patch,
+        &mut state,
+        &keys,
+        &wa_appstate::DecodeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(decoded.version, next["version"].as_u64().unwrap());
+    assert_eq!(state.version, 3);
     drop(store);
     // A second import into the same database is refused.
     let again = run();
