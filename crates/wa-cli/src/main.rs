@@ -141,7 +141,7 @@ async fn import_baileys(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!(
         "imported {} into {}: {} pre-keys, {} app-state keys, {} LID mappings, {} sessions, \
-         {} identity keys, {} sender keys, {} app-state versions",
+         {} identity keys, {} sender keys, {} sender-key memories, {} app-state versions",
         report.creds.jid.as_deref().unwrap_or("an unlinked device"),
         store_path.display(),
         report.pre_keys,
@@ -150,6 +150,7 @@ async fn import_baileys(args: &[String]) -> Result<(), String> {
         report.sessions,
         report.identities,
         report.sender_keys,
+        report.sender_key_memories,
         report.app_state_versions
     );
     if !report.skipped.is_empty() {

@@ -216,7 +216,7 @@ async fn import_baileys_takes_over_the_credentials_once() {
     assert!(
         stdout.contains(
             "3 pre-keys, 1 app-state keys, 1 LID mappings, 1 sessions, 0 identity keys, \
-             2 sender keys, 1 app-state versions"
+             2 sender keys, 1 sender-key memories, 1 app-state versions"
         ),
         "{stdout}"
     );

@@ -8,15 +8,15 @@
 //! LID mappings (`lid-mapping-<pn>.json`), the Signal sessions (`session-<address>.json`,
 //! libsignal-node's record), the peers' identity keys (`identity-key-<address>.json`), the
 //! sender keys, ours and the group members' (`sender-key-<group>--<name>--<device>.json`),
+//! which devices of each group have our sender key (`sender-key-memory-<group>.json`),
 //! and the app-state collection versions with their LTHash and value MACs
 //! (`app-state-sync-version-<collection>.json`), so conversations and app-state sync go
 //! on where Baileys left them.
 //!
-//! Not carried over: which devices already have our sender key (`sender-key-memory-*`:
-//! the next group send distributes it again), device lists and privacy tokens (fetched
-//! again), and any session, sender-key or app-state file that cannot be read (such a peer
-//! heals through a retry receipt, such a collection syncs again from a snapshot). Their
-//! file names are reported in [`BaileysImport::skipped`].
+//! Not carried over: device lists and privacy tokens (fetched again), and any session,
+//! sender-key or app-state file that cannot be read (such a peer heals through a retry
+//! receipt, such a collection syncs again from a snapshot). Their file names are reported
+//! in [`BaileysImport::skipped`].
 //!
 //! The files are JSON written with Baileys' `BufferJSON` (bytes as
 //! `{"type":"Buffer","data":"<base64>"}`); protobuf objects inside them may hold bytes as
@@ -56,6 +56,8 @@ pub struct BaileysImport {
     pub identities: usize,
     /// Sender-key records stored (one per group and sending device).
     pub sender_keys: usize,
+    /// Groups whose list of devices holding our sender key was stored.
+    pub sender_key_memories: usize,
     /// App-state collection versions stored.
     pub app_state_versions: usize,
     /// Files not carried over (unreadable records, sender-key memory and the like), by
@@ -531,6 +533,7 @@ pub fn read_baileys_auth(files: &[(String, Vec<u8>)]) -> Result<(BaileysImport, 
     let mut batch = Batch::new();
     let (mut pre_keys, mut app_state_keys, mut lid_mappings) = (0, 0, 0);
     let (mut sessions, mut identities, mut sender_keys, mut app_state_versions) = (0, 0, 0, 0);
+    let mut sender_key_memories = 0;
     let mut skipped = Vec::new();
     // Records that cannot be read are skipped, not fatal: the peer or collection heals.
     let mut unreadable = |name: &str, why: &str| {
@@ -627,8 +630,24 @@ pub fn read_baileys_auth(files: &[(String, Vec<u8>)]) -> Result<(BaileysImport, 
                 }
                 _ => unreadable(name, "not an address and an identity key"),
             }
-        } else if stem.starts_with("sender-key-memory-") {
-            unreadable(name, "sender-key memory is rebuilt by the next group send");
+        } else if let Some(group) = stem.strip_prefix("sender-key-memory-") {
+            // `{ "<device JID>": true }`: the devices our sender key was sent to.
+            let devices = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| {
+                v.as_object()?
+                    .iter()
+                    .filter(|(_, has)| has.as_bool() == Some(true))
+                    .map(|(jid, _)| {
+                        (jid.len() <= crate::MAX_KEY_LEN && jid.contains('@')).then(|| jid.clone())
+                    })
+                    .collect::<Option<Vec<_>>>()
+            });
+            match devices {
+                Some(devices) if !group.is_empty() && group.contains('@') => {
+                    batch.mark_sender_key_sent(group, &devices);
+                    sender_key_memories += 1;
+                }
+                _ => unreadable(name, "not a map of device JIDs"),
+            }
         } else if let Some(key_name) = stem.strip_prefix("sender-key-") {
             // `<group>::<name>::<device>`, with `:` written as `-` in file names. Group
             // JIDs may hold `-` themselves, so the name and device are split off the end.
@@ -690,6 +709,7 @@ pub fn read_baileys_auth(files: &[(String, Vec<u8>)]) -> Result<(BaileysImport, 
             sessions,
             identities,
             sender_keys,
+            sender_key_memories,
             app_state_versions,
             skipped,
         },
@@ -740,7 +760,7 @@ pub async fn import_baileys_auth(dir: &Path, store: &AccountStore) -> Result<Bai
                 "sender-key-",
             ]
             .iter()
-            .any(|p| name.starts_with(p) && !name.starts_with("sender-key-memory-"));
+            .any(|p| name.starts_with(p));
         let bytes = if wanted {
             std::fs::read(entry.path()).map_err(Error::backend)?
         } else {

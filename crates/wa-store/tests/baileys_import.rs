@@ -9,7 +9,7 @@ use wa_signal::{CiphertextType, ProtocolAddress};
 use wa_store::baileys::{import_baileys_auth, read_baileys_auth};
 use wa_store::{
     AccountId, AccountStore, AppStateStore as _, CredsStore as _, LidMappingStore as _,
-    MemoryBackend, PreKeyStore as _,
+    MemoryBackend, PreKeyStore as _, SenderKeyMemoryStore as _,
 };
 
 fn folder() -> PathBuf {
@@ -125,6 +125,16 @@ async fn a_baileys_folder_becomes_a_working_account() {
     assert_eq!(report.skipped, ["session-15550009999.0.json"]);
     assert_eq!(report.sessions, 1);
     assert_eq!(report.sender_keys, 2);
+    assert_eq!(report.sender_key_memories, 1);
+    let mut have = store
+        .sender_key_devices("120363000000000001@g.us")
+        .await
+        .unwrap();
+    have.sort();
+    assert_eq!(
+        have,
+        ["15550002222@s.whatsapp.net", "15550003333:2@s.whatsapp.net"]
+    );
     assert_eq!(report.app_state_versions, 1);
 
     // A second import into the same account is refused and changes nothing.
@@ -385,7 +395,23 @@ fn unreadable_sessions_and_sender_keys_are_skipped_not_fatal() {
         }
     }
     let (report, _) = read_baileys_auth(&files).unwrap();
-    assert_eq!((report.sessions, report.sender_keys), (0, 0));
-    assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+    assert_eq!(
+        (
+            report.sessions,
+            report.sender_keys,
+            report.sender_key_memories
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        report.skipped,
+        [
+            "sender-key-120363000000000001@g.us--15550001111--7.json",
+            "sender-key-120363000000000001@g.us--15550002222--0.json",
+            "sender-key-memory-120363000000000001@g.us.json",
+            "session-100000000000022_1.0.json",
+            "session-15550009999.0.json"
+        ]
+    );
     assert_eq!(report.pre_keys, 3);
 }

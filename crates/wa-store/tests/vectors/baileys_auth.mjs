@@ -85,6 +85,8 @@ const gb2 = await bob.encryptGroupMessage({ group: GROUP, meId: BOB, data: text(
 const gb3 = await bob.encryptGroupMessage({ group: GROUP, meId: BOB, data: text('g-b3') })
 await ann.decryptGroupMessage({ group: GROUP, authorJid: BOB, msg: gb3.ciphertext })
 const gb4 = await bob.encryptGroupMessage({ group: GROUP, meId: BOB, data: text('g-b4') })
+// Which devices have Ann's sender key, as Baileys' group send records it.
+await state.keys.set({ 'sender-key-memory': { [GROUP]: { [BOB]: true, '15550003333:2@s.whatsapp.net': true } } })
 
 // App state: two patches applied to regular_high, a third left for the importer's user.
 const getKey = async id => (await state.keys.get('app-state-sync-key', [id]))[id]
