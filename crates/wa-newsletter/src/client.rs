@@ -262,6 +262,38 @@ impl Newsletters {
         self.by_id(ops::DELETE, jid).await.map(drop)
     }
 
+    /// Hands the channel to `new_owner`, who must be one of its admins (owner only). The
+    /// previous owner stays on as an admin.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a JID that is not a channel's or not a user's;
+    /// GraphQL (403 not the owner, 400 not an admin), server and socket errors.
+    pub async fn change_owner(&self, jid: &Jid, new_owner: &Jid) -> Result<(), Error> {
+        self.on_user(ops::CHANGE_OWNER, jid, new_owner).await
+    }
+
+    /// Takes the admin role away from `user` (owner only); they stay a follower.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a JID that is not a channel's or not a user's;
+    /// GraphQL (403 not the owner, 400 not an admin), server and socket errors.
+    pub async fn demote(&self, jid: &Jid, user: &Jid) -> Result<(), Error> {
+        self.on_user(ops::DEMOTE, jid, user).await
+    }
+
+    async fn on_user(&self, op: MexOperation, jid: &Jid, user: &Jid) -> Result<(), Error> {
+        check_channel(jid)?;
+        if !(user.is_pn_user() || user.is_lid()) {
+            return Err(Error::InvalidRequest("not a user JID"));
+        }
+        self.mex(
+            op,
+            json!({ "newsletter_id": jid.to_string(), "user_id": user.to_non_ad().to_string() }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// How many follow the channel.
     ///
     /// # Errors

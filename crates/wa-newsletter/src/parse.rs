@@ -91,9 +91,19 @@ pub mod ops {
         query_id: "6388546374527196",
         path: "xwa2_newsletter_subscribed",
     };
+    /// Hand the channel to one of its admins (owner only).
+    pub const CHANGE_OWNER: MexOperation = MexOperation {
+        query_id: "7341777602580933",
+        path: "xwa2_newsletter_change_owner",
+    };
+    /// Take an admin's role away (owner only).
+    pub const DEMOTE: MexOperation = MexOperation {
+        query_id: "6551828931592903",
+        path: "xwa2_newsletter_demote",
+    };
 
     /// Every operation above (the simulator and tests look them up here).
-    pub const ALL: [MexOperation; 11] = [
+    pub const ALL: [MexOperation; 13] = [
         CREATE,
         UPDATE,
         METADATA,
@@ -105,6 +115,8 @@ pub mod ops {
         ADMIN_COUNT,
         DELETE,
         SUBSCRIBED,
+        CHANGE_OWNER,
+        DEMOTE,
     ];
 }
 

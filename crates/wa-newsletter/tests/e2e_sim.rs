@@ -409,3 +409,88 @@ async fn channels_survive_a_restart_from_the_state_file() {
     let next = n.send_text(&ch, "after restart").await.unwrap();
     assert_eq!(next.server_id, posted.server_id.map(|s| s + 1));
 }
+
+/// The owner demotes an admin (by number) and hands the channel to another (the new owner
+/// then demotes the old one by LID); nobody else may, and only admins qualify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_demotes_admins_and_hands_the_channel_over() {
+    const C: &str = "15550000013";
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    let (sock_c, _) = wa_testkit::link(&sim, C).await;
+    let (na, nb, nc) = (
+        Newsletters::new(sock_a.clone()),
+        Newsletters::new(sock_b.clone()),
+        Newsletters::new(sock_c.clone()),
+    );
+    let (mut ev_a, mut ev_c) = (sock_a.events(), sock_c.events());
+    let ch = na.create("Handover", None).await.unwrap().id;
+    // Admin invites are not simulated: the simulator makes B and C admins directly.
+    assert!(sim.newsletter_add_admin(&ch, B));
+    assert!(sim.newsletter_add_admin(&ch, C));
+    assert!(
+        !sim.newsletter_add_admin(&ch, A),
+        "the owner is not made an admin"
+    );
+    assert_eq!(na.admin_count(&ch).await.unwrap(), 3);
+    let role = |n: &Newsletters| {
+        let ch = ch.clone();
+        let n = n.clone();
+        async move { n.metadata(MetadataKey::Jid(&ch)).await.unwrap().role }
+    };
+    assert_eq!(role(&nc).await, Some(NewsletterRole::Admin));
+
+    // Only the owner demotes.
+    let (b_jid, c_jid) = (Jid::pn(B), Jid::pn(C));
+    let e = nb.demote(&ch, &c_jid).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(403), "{e}");
+    na.demote(&ch, &c_jid).await.unwrap();
+    let demoted = next_channel_update(&mut ev_c, &ch, |c| {
+        matches!(c, NewsletterChange::Participant { .. })
+    })
+    .await;
+    assert_eq!(
+        demoted.change,
+        NewsletterChange::Participant {
+            user: c_jid.clone(),
+            action: "demote".to_owned(),
+            role: Some(NewsletterRole::Subscriber),
+        }
+    );
+    assert_eq!(role(&nc).await, Some(NewsletterRole::Subscriber));
+    assert_eq!(na.admin_count(&ch).await.unwrap(), 2);
+    // C is no longer an admin: neither demoted again nor made owner.
+    let e = na.demote(&ch, &c_jid).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(400), "{e}");
+    let e = na.change_owner(&ch, &c_jid).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(400), "{e}");
+    // A non-user JID or a non-channel JID is refused before anything is sent.
+    assert!(matches!(
+        na.demote(&ch, &ch).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        na.change_owner(&b_jid, &b_jid).await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // A hands the channel to B and stays on as an admin.
+    na.change_owner(&ch, &b_jid).await.unwrap();
+    assert_eq!(role(&nb).await, Some(NewsletterRole::Owner));
+    assert_eq!(role(&na).await, Some(NewsletterRole::Admin));
+    let e = na.delete(&ch).await.unwrap_err();
+    assert_eq!(graphql_code(&e), Some(403), "{e}");
+    // The new owner demotes the old one, named by LID.
+    let a_lid = sim.account(A).unwrap().lid;
+    nb.demote(&ch, &a_lid).await.unwrap();
+    next_channel_update(
+        &mut ev_a,
+        &ch,
+        |c| matches!(c, NewsletterChange::Participant { action, .. } if action == "demote"),
+    )
+    .await;
+    assert_eq!(role(&na).await, Some(NewsletterRole::Subscriber));
+    assert_eq!(nb.admin_count(&ch).await.unwrap(), 1);
+    nb.delete(&ch).await.unwrap();
+}

@@ -309,6 +309,22 @@ fn channel_id(vars: &Value) -> Option<String> {
     j.is_newsletter().then(|| j.user.as_str().to_owned())
 }
 
+impl NewsletterState {
+    /// Makes the account `phone` an admin of the channel `channel` (the user part of its
+    /// JID), as accepting an admin invite would; `false` when there is no such channel or
+    /// `phone` owns it.
+    pub(crate) fn add_admin(&mut self, channel: &str, phone: &str) -> bool {
+        match self.channels.get_mut(channel) {
+            Some(c) if c.owner != phone => {
+                c.followers.remove(phone);
+                c.admins.insert(phone.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The operation a query id names: the data path the answer goes under.
 fn operation(query_id: &str) -> Option<&'static str> {
     Some(match query_id {
@@ -323,6 +339,8 @@ fn operation(query_id: &str) -> Option<&'static str> {
         "7130823597031706" => "xwa2_newsletter_admin",
         "30062808666639665" => "xwa2_newsletter_delete_v2",
         "6388546374527196" | "8621797084555037" => "xwa2_newsletter_subscribed",
+        "7341777602580933" => "xwa2_newsletter_change_owner",
+        "6551828931592903" => "xwa2_newsletter_demote",
         _ => return None,
     })
 }
@@ -441,10 +459,26 @@ fn operate(
             let Some(cid) = channel_id(vars) else {
                 return mex_err(id, path, 400, "bad newsletter_id");
             };
+            // `user_id` (owner changes and demotions) names an account by number or LID.
+            let user = vars
+                .get("user_id")
+                .and_then(Value::as_str)
+                .and_then(|u| u.parse::<Jid>().ok())
+                .and_then(|j| {
+                    if j.is_lid() {
+                        st.accounts
+                            .values()
+                            .find(|a| a.lid_user == j.user.as_str())
+                            .map(|a| a.phone.clone())
+                    } else {
+                        j.is_pn_user().then(|| j.user.as_str().to_owned())
+                    }
+                });
+            let ns = &mut st.newsletters;
             let Some(c) = ns.channels.get_mut(&cid) else {
                 return mex_err(id, path, 404, "channel not found");
             };
-            match on_channel(c, &cid, phone, me, id, path, vars, notices) {
+            match on_channel(c, &cid, phone, user.as_deref(), me, id, path, vars, notices) {
                 Some(reply) => reply,
                 None => {
                     // Deletion: drop the channel after the owner check passed.
@@ -462,6 +496,7 @@ fn on_channel(
     c: &mut Channel,
     cid: &str,
     phone: &str,
+    user: Option<&str>,
     me: &Jid,
     id: &str,
     path: &'static str,
@@ -531,6 +566,43 @@ fn on_channel(
             path,
             json!({ "id": jid_str, "admin_count": c.admins.len() + 1 }),
         ),
+        "xwa2_newsletter_change_owner" | "xwa2_newsletter_demote" => {
+            if c.owner != phone {
+                return Some(mex_err(id, path, 403, "only the owner may do this"));
+            }
+            let Some(user) = user.filter(|u| c.admins.contains(*u)) else {
+                return Some(mex_err(id, path, 400, "not an admin of this channel"));
+            };
+            c.admins.remove(user);
+            if path == "xwa2_newsletter_change_owner" {
+                // The previous owner stays on as an admin.
+                c.admins
+                    .insert(std::mem::replace(&mut c.owner, user.to_owned()));
+            } else {
+                c.followers.insert(user.to_owned());
+                let mut to = c.admins_and_owner();
+                to.insert(user.to_owned());
+                let body = json!({
+                    "operation": "NotificationNewsletterAdminDemote",
+                    "updates": [{ "jid": jid_str, "user": format!("{user}@s.whatsapp.net") }],
+                });
+                notices.push(Notice {
+                    to,
+                    skip: Some(me.clone()),
+                    node: notification(
+                        channel_jid(cid),
+                        "mex",
+                        vec![
+                            Node::builder("mex")
+                                .attr("op_name", "NotificationNewsletterAdminDemote")
+                                .bytes(body.to_string().into_bytes())
+                                .build(),
+                        ],
+                    ),
+                });
+            }
+            mex_ok(id, path, json!({ "id": jid_str }))
+        }
         "xwa2_newsletter_delete_v2" => {
             if c.owner != phone {
                 return Some(mex_err(id, path, 403, "only the owner may delete"));

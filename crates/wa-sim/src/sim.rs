@@ -764,6 +764,20 @@ impl Sim {
             .cstoken(sender, recipient)
     }
 
+    /// Makes the account `phone` an admin of `channel` (a `..@newsletter` JID). Admin
+    /// invites are not simulated; this stands in for one being sent and accepted.
+    /// Returns `false` when there is no such channel or `phone` owns it.
+    pub fn newsletter_add_admin(&self, channel: &Jid, phone: &str) -> bool {
+        channel.is_newsletter()
+            && crate::state::valid_phone(phone)
+            && self
+                .shared
+                .state
+                .lock()
+                .newsletters
+                .add_admin(channel.user.as_str(), phone)
+    }
+
     /// How many privacy tokens were issued since the server started.
     pub fn privacy_tokens_issued(&self) -> u64 {
         self.shared.state.lock().chats.tokens.issued()
