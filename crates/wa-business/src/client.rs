@@ -1,15 +1,18 @@
 //! The [`Business`] handle: business requests over a socket.
 
+use tokio::io::AsyncRead;
 use wa_binary::{Jid, Node};
+use wa_media::{DEFAULT_MEDIA_HOST, Media, MediaType};
 use wa_socket::Socket;
 
 use crate::Error;
 use crate::parse::{
     BusinessProfile, Catalog, Collection, OrderDetails, Product, ProductCreate, ProductUpdate,
-    ProfileUpdate, build_catalog_query, build_collections_query, build_order_query,
-    build_product_create, build_product_delete, build_product_update, build_profile_query,
-    build_profile_update, parse_catalog_reply, parse_collections_reply, parse_delete_reply,
-    parse_order_reply, parse_product_edit_reply, parse_profile_reply,
+    ProfileUpdate, build_catalog_query, build_collections_query, build_cover_photo_removal,
+    build_cover_photo_update, build_order_query, build_product_create, build_product_delete,
+    build_product_update, build_profile_query, build_profile_update, parse_catalog_reply,
+    parse_collections_reply, parse_delete_reply, parse_order_reply, parse_product_edit_reply,
+    parse_profile_reply,
 };
 
 /// Business profile, catalog and order operations over a [`Socket`]. Cheap to clone.
@@ -48,6 +51,62 @@ impl Business {
             .parse()
             .map_err(|_| Error::InvalidRequest("stored account JID is invalid"))?;
         Ok(me.to_non_ad())
+    }
+
+    /// Uploads `photo` (a JPEG) unencrypted through `media` and makes it our business
+    /// profile's cover photo; returns its id (for [`Business::remove_cover_photo`]).
+    ///
+    /// # Errors
+    /// [`Error::Media`] when the upload fails; [`Error::Malformed`] when the host did not
+    /// return the photo's id and signature; server and socket errors.
+    pub async fn update_cover_photo(
+        &self,
+        media: &Media,
+        photo: impl AsyncRead + Unpin,
+    ) -> Result<String, Error> {
+        let up = media
+            .upload_raw(photo, MediaType::BizCoverPhoto, None)
+            .await?;
+        let handle = up.handle.ok_or(Error::Malformed(
+            "cover photo upload without an id and signature",
+        ))?;
+        self.query(build_cover_photo_update(
+            &handle.fbid,
+            &handle.meta_hmac,
+            &handle.ts,
+        )?)
+        .await?;
+        Ok(handle.fbid)
+    }
+
+    /// Removes our cover photo `id`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty id; server (e.g. 404 not the current cover)
+    /// and socket errors.
+    pub async fn remove_cover_photo(&self, id: &str) -> Result<(), Error> {
+        self.query(build_cover_photo_removal(id)?).await.map(drop)
+    }
+
+    /// Uploads `image` (a JPEG) unencrypted through `media` as a catalog image and returns
+    /// the URL to put in [`ProductCreate::image_urls`] or [`ProductUpdate::image_urls`].
+    ///
+    /// # Errors
+    /// [`Error::Media`] when the upload fails; [`Error::Malformed`] when the host returned
+    /// no location.
+    pub async fn upload_product_image(
+        &self,
+        media: &Media,
+        image: impl AsyncRead + Unpin,
+    ) -> Result<String, Error> {
+        let up = media
+            .upload_raw(image, MediaType::ProductCatalogImage, None)
+            .await?;
+        match (up.url.is_empty(), up.direct_path.is_empty()) {
+            (false, _) => Ok(up.url),
+            (true, false) => Ok(format!("https://{DEFAULT_MEDIA_HOST}{}", up.direct_path)),
+            (true, true) => Err(Error::Malformed("catalog image upload without a location")),
+        }
     }
 
     /// `jid`'s business profile; `None` when it has none.

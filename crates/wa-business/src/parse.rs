@@ -331,6 +331,56 @@ pub fn build_profile_update(update: &ProfileUpdate) -> Result<Node, Error> {
     ))
 }
 
+fn cover_photo_iq(cover: Node) -> Node {
+    iq(
+        "set",
+        "w:biz",
+        Node::builder("business_profile")
+            .attr("v", "3")
+            .attr("mutation_type", "delta")
+            .children([cover])
+            .build(),
+    )
+}
+
+/// The `<iq xmlns="w:biz" type="set">` making an uploaded photo our cover photo: the id,
+/// signature and time the media host returned for the upload.
+///
+/// # Errors
+/// [`Error::InvalidRequest`] for an empty or overlong id, signature or time.
+pub fn build_cover_photo_update(id: &str, meta_hmac: &str, ts: &str) -> Result<Node, Error> {
+    if [id, meta_hmac, ts]
+        .iter()
+        .any(|v| v.is_empty() || too_long(v))
+    {
+        return Err(Error::InvalidRequest("bad cover photo handle"));
+    }
+    Ok(cover_photo_iq(
+        Node::builder("cover_photo")
+            .attr("id", id.to_owned())
+            .attr("op", "update")
+            .attr("token", meta_hmac.to_owned())
+            .attr("ts", ts.to_owned())
+            .build(),
+    ))
+}
+
+/// The `<iq xmlns="w:biz" type="set">` removing the cover photo `id`.
+///
+/// # Errors
+/// [`Error::InvalidRequest`] for an empty or overlong id.
+pub fn build_cover_photo_removal(id: &str) -> Result<Node, Error> {
+    if id.is_empty() || too_long(id) {
+        return Err(Error::InvalidRequest("bad cover photo id"));
+    }
+    Ok(cover_photo_iq(
+        Node::builder("cover_photo")
+            .attr("op", "delete")
+            .attr("id", id.to_owned())
+            .build(),
+    ))
+}
+
 /// The profile in a `w:biz` get reply; `None` when the account has no business profile.
 ///
 /// # Errors

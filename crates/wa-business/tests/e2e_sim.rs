@@ -232,3 +232,68 @@ async fn business_data_survives_a_restart_from_the_state_file() {
     );
     assert_eq!(biz.order_details(&order, &token).await.unwrap().total, 300);
 }
+
+/// A cover photo and a catalog image go up unencrypted through the media host; the cover
+/// is set on the profile (and removed), the image becomes a product's, byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cover_photo_and_catalog_images_are_uploaded() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, SELLER).await;
+    let mut config = wa_media::MediaConfig::default();
+    config.https = false;
+    let media = wa_media::Media::new(sock.clone(), config).unwrap();
+    let seller = Business::new(sock.clone());
+    let jpeg = |seed: u8| -> Vec<u8> {
+        (0..70_000u32)
+            .map(|i| (i as u8).wrapping_mul(13) ^ seed)
+            .collect()
+    };
+
+    assert_eq!(sim.business_cover_photo(SELLER), None);
+    // Only these two kinds go up unencrypted.
+    assert!(matches!(
+        media
+            .upload_raw(&b"x"[..], wa_media::MediaType::Image, None)
+            .await,
+        Err(wa_media::Error::InvalidMessage(_))
+    ));
+    let first = seller
+        .update_cover_photo(&media, &jpeg(1)[..])
+        .await
+        .unwrap();
+    assert_eq!(sim.business_cover_photo(SELLER), Some(jpeg(1)));
+    let second = seller
+        .update_cover_photo(&media, &jpeg(2)[..])
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    // The server takes only an id with the signature its media host gave for it.
+    let forged = wa_business::build_cover_photo_update(&first, "forged", "1").unwrap();
+    assert!(matches!(
+        sock.query(forged).await,
+        Err(wa_socket::Error::Iq { code: 400, .. })
+    ));
+    assert_eq!(sim.business_cover_photo(SELLER), Some(jpeg(2)));
+    // Only the current cover can be removed; then there is none.
+    let e = seller.remove_cover_photo(&first).await.unwrap_err();
+    assert_eq!(refused(&e), Some(404), "{e}");
+    seller.remove_cover_photo(&second).await.unwrap();
+    assert_eq!(sim.business_cover_photo(SELLER), None);
+    assert!(matches!(
+        seller.remove_cover_photo("").await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // A catalog image: its URL goes into a product and comes back in the catalog.
+    let url = seller
+        .upload_product_image(&media, &jpeg(3)[..])
+        .await
+        .unwrap();
+    assert_eq!(sim.media_blob(&url), Some(jpeg(3)));
+    let mut create = ProductCreate::new("Green tea", 450, "EUR");
+    create.image_urls = vec![url.clone()];
+    let product = seller.product_create(&create).await.unwrap();
+    assert_eq!(product.image_urls, std::slice::from_ref(&url));
+    let catalog = seller.catalog(None, 10, None).await.unwrap();
+    assert_eq!(catalog.products[0].image_urls, [url]);
+}

@@ -428,3 +428,33 @@ fn delete_counts_parse() {
     assert!(matches!(parse_delete_reply(&bad), Err(Error::Malformed(_))));
     assert!(parse_delete_reply(&iq(vec![])).is_err());
 }
+
+#[test]
+fn cover_photo_requests_are_profile_deltas() {
+    let n = wa_business::build_cover_photo_update("4242", "c2ln", "1700000000").unwrap();
+    assert_eq!(n.attr_opt::<&str>("xmlns").unwrap(), Some("w:biz"));
+    assert_eq!(n.attr_opt::<&str>("type").unwrap(), Some("set"));
+    let bp = n.child("business_profile").unwrap();
+    assert_eq!(bp.attr_opt::<&str>("v").unwrap(), Some("3"));
+    assert_eq!(bp.attr_opt::<&str>("mutation_type").unwrap(), Some("delta"));
+    let c = bp.child("cover_photo").unwrap();
+    for (k, v) in [
+        ("id", "4242"),
+        ("op", "update"),
+        ("token", "c2ln"),
+        ("ts", "1700000000"),
+    ] {
+        assert_eq!(c.attr_opt::<&str>(k).unwrap(), Some(v), "{k}");
+    }
+    let r = wa_business::build_cover_photo_removal("4242").unwrap();
+    let c = r
+        .child("business_profile")
+        .unwrap()
+        .child("cover_photo")
+        .unwrap();
+    assert_eq!(c.attr_opt::<&str>("op").unwrap(), Some("delete"));
+    assert_eq!(c.attr_opt::<&str>("id").unwrap(), Some("4242"));
+    assert!(wa_business::build_cover_photo_update("", "t", "1").is_err());
+    assert!(wa_business::build_cover_photo_update("1", &"x".repeat(100_000), "1").is_err());
+    assert!(wa_business::build_cover_photo_removal("").is_err());
+}

@@ -24,5 +24,6 @@ pub use retry::{
     media_retry_request, read_media_retry,
 };
 pub use transfer::{
-    DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress, Uploaded,
+    DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress,
+    RawUploaded, UploadHandle, Uploaded,
 };

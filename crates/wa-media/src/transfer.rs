@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use rand::RngCore;
+use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Mutex;
 use wa_binary::{Jid, Node};
@@ -141,6 +142,35 @@ pub struct Uploaded {
     pub direct_path: String,
     /// Lengths and hashes.
     pub info: EncryptedInfo,
+}
+
+/// The result of [`Media::upload_raw`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RawUploaded {
+    /// The full URL the host returned (may be empty for cover photos).
+    pub url: String,
+    /// The direct path (may be empty for cover photos).
+    pub direct_path: String,
+    /// The handle a cover photo upload returns, which the profile update names.
+    pub handle: Option<UploadHandle>,
+    /// SHA-256 of the bytes (the upload token).
+    pub file_sha256: [u8; 32],
+    /// How many bytes were uploaded.
+    pub file_length: u64,
+}
+
+/// What an upload host returns for a business cover photo: its id (`fbid`), the
+/// signature the profile update hands back (`meta_hmac`) and the upload time (`ts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadHandle {
+    /// The photo's id.
+    pub fbid: String,
+    /// The host's signature over the upload.
+    pub meta_hmac: String,
+    /// The upload time, as the host gave it.
+    pub ts: String,
 }
 
 /// Where a blob is and how to check it: the fields of a received media message.
@@ -404,6 +434,87 @@ impl Media {
             return Err(Error::TooLarge(self.inner.config.max_size));
         }
         let token = URL_SAFE.encode(info.file_enc_sha256);
+        let reply = self
+            .post_to_hosts(path, &token, &mut tmp, info.enc_length, progress)
+            .await?;
+        let (url, direct_path) = reply.urls;
+        Ok(Uploaded {
+            media_key,
+            url,
+            direct_path,
+            info,
+        })
+    }
+
+    /// Uploads `reader` as it is, unencrypted, as WhatsApp takes business cover photos
+    /// ([`MediaType::BizCoverPhoto`]) and catalog images
+    /// ([`MediaType::ProductCatalogImage`]); the token is the SHA-256 of the bytes.
+    /// Memory stays constant: the bytes go through a temporary file.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] for a type that is not uploaded raw, IO errors reading
+    /// `reader`, [`Error::TooLarge`], [`Error::UploadFailed`] when every host refused,
+    /// socket errors for `media_conn`.
+    pub async fn upload_raw(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        media_type: MediaType,
+        progress: Option<Progress>,
+    ) -> Result<RawUploaded, Error> {
+        if !matches!(
+            media_type,
+            MediaType::BizCoverPhoto | MediaType::ProductCatalogImage
+        ) {
+            return Err(Error::InvalidMessage("media type is not uploaded raw"));
+        }
+        let path = media_type
+            .upload_path()
+            .ok_or(Error::InvalidMessage("media type cannot be uploaded"))?;
+        let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
+        let (file_sha256, file_length) = {
+            let mut hash = Sha256::new();
+            let mut len = 0u64;
+            let mut buf = vec![0u8; CHUNK];
+            let mut w = tokio::io::BufWriter::with_capacity(CHUNK, tmp.file());
+            loop {
+                let n = reader.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                len += n as u64;
+                if len > self.inner.config.max_size {
+                    return Err(Error::TooLarge(self.inner.config.max_size));
+                }
+                hash.update(&buf[..n]);
+                w.write_all(&buf[..n]).await?;
+            }
+            w.flush().await?;
+            (<[u8; 32]>::from(hash.finalize()), len)
+        };
+        let token = URL_SAFE.encode(file_sha256);
+        let reply = self
+            .post_to_hosts(path, &token, &mut tmp, file_length, progress)
+            .await?;
+        let (url, direct_path) = reply.urls;
+        Ok(RawUploaded {
+            url,
+            direct_path,
+            handle: reply.handle,
+            file_sha256,
+            file_length,
+        })
+    }
+
+    /// POSTs the temporary file to each upload host in turn (refreshing the auth once
+    /// when all refused) until one answers with where the blob is.
+    async fn post_to_hosts(
+        &self,
+        path: &str,
+        token: &str,
+        tmp: &mut TempFile,
+        length: u64,
+        progress: Option<Progress>,
+    ) -> Result<UploadReply, Error> {
         let mut conn = self.media_conn(false).await?;
         let mut last_err = String::from("no hosts");
         for attempt in 0..2 {
@@ -426,7 +537,7 @@ impl Media {
                 let body_reader = Counting {
                     inner: file.try_clone().await?,
                     done: 0,
-                    total: Some(info.enc_length),
+                    total: Some(length),
                     progress: progress.clone(),
                 };
                 let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
@@ -439,7 +550,7 @@ impl Media {
                     .post(&url)
                     .header("Content-Type", "application/octet-stream")
                     .header("Origin", "https://web.whatsapp.com")
-                    .header("Content-Length", info.enc_length)
+                    .header("Content-Length", length)
                     .body(body)
                     .send()
                     .await;
@@ -447,14 +558,7 @@ impl Media {
                     Ok(r) if r.status().is_success() => {
                         let text = r.text().await.map_err(http_err)?;
                         match parse_upload_reply(&text) {
-                            Some((url, direct_path)) => {
-                                return Ok(Uploaded {
-                                    media_key,
-                                    url,
-                                    direct_path,
-                                    info,
-                                });
-                            }
+                            Some(reply) => return Ok(reply),
                             None => last_err = format!("{host}: unexpected reply {text:.200}"),
                         }
                     }
@@ -599,14 +703,35 @@ impl Media {
     }
 }
 
-fn parse_upload_reply(text: &str) -> Option<(String, String)> {
+/// What an upload host answered: where the blob is and, for a business cover photo, the
+/// handle that names it in the profile.
+struct UploadReply {
+    urls: (String, String),
+    handle: Option<UploadHandle>,
+}
+
+fn parse_upload_reply(text: &str) -> Option<UploadReply> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let url = v.get("url").and_then(|u| u.as_str()).unwrap_or_default();
-    let dp = v
-        .get("direct_path")
-        .and_then(|u| u.as_str())
-        .unwrap_or_default();
-    (!url.is_empty() || !dp.is_empty()).then(|| (url.to_owned(), dp.to_owned()))
+    let str_of = |k: &str| v.get(k).and_then(|u| u.as_str()).unwrap_or_default();
+    let (url, dp) = (str_of("url"), str_of("direct_path"));
+    // The host gives `fbid` and `ts` as numbers or strings.
+    let text_of = |k: &str| match v.get(k)? {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let handle = match (text_of("fbid"), text_of("meta_hmac"), text_of("ts")) {
+        (Some(fbid), Some(meta_hmac), Some(ts)) => Some(UploadHandle {
+            fbid,
+            meta_hmac,
+            ts,
+        }),
+        _ => None,
+    };
+    (!url.is_empty() || !dp.is_empty() || handle.is_some()).then(|| UploadReply {
+        urls: (url.to_owned(), dp.to_owned()),
+        handle,
+    })
 }
 
 fn host_of(url: &str) -> Option<&str> {
@@ -625,4 +750,36 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_upload_reply;
+
+    #[test]
+    fn upload_replies_give_a_location_and_a_cover_photo_handle() {
+        let r = parse_upload_reply(r#"{"url":"https://h/v/x","direct_path":"/v/x"}"#).unwrap();
+        assert_eq!(r.urls, ("https://h/v/x".to_owned(), "/v/x".to_owned()));
+        assert!(r.handle.is_none());
+        // `fbid` and `ts` come as numbers or strings.
+        for body in [
+            r#"{"direct_path":"/v/y","fbid":123456,"meta_hmac":"AbC","ts":1700000000}"#,
+            r#"{"fbid":"123456","meta_hmac":"AbC","ts":"1700000000"}"#,
+        ] {
+            let h = parse_upload_reply(body).unwrap().handle.unwrap();
+            assert_eq!(
+                (h.fbid.as_str(), h.meta_hmac.as_str(), h.ts.as_str()),
+                ("123456", "AbC", "1700000000")
+            );
+        }
+        // Nothing usable, a partial handle, or not JSON.
+        for body in [
+            "{}",
+            r#"{"fbid":1,"ts":2}"#,
+            r#"{"fbid":"","meta_hmac":"x","ts":1}"#,
+            "<html>",
+        ] {
+            assert!(parse_upload_reply(body).is_none(), "{body}");
+        }
+    }
 }

@@ -52,6 +52,9 @@ struct Biz {
     /// Products in creation order.
     products: Vec<Product>,
     collections: Vec<(String, String, Vec<String>)>,
+    /// The cover photo's id on the media host.
+    #[serde(default)]
+    cover_photo: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -110,6 +113,11 @@ fn child_text(node: &Node, tag: &str) -> Option<String> {
 }
 
 impl BusinessState {
+    /// The id of the cover photo the account `phone` has set.
+    pub(crate) fn cover_photo(&self, phone: &str) -> Option<String> {
+        self.accounts.get(phone)?.cover_photo.clone()
+    }
+
     /// Checks a loaded state against the bounds the server keeps.
     pub(crate) fn check(&self) -> Result<(), crate::Error> {
         let ok = self.orders.len() <= MAX_ORDERS
@@ -233,7 +241,7 @@ pub(crate) fn iq(
     let phone = me.user.as_str().to_owned();
     Some(match (xmlns, ty, op.tag()) {
         ("w:biz", "get", "business_profile") => get_profile(&st, id, op),
-        ("w:biz", "set", "business_profile") => set_profile(&mut st, &phone, id, op),
+        ("w:biz", "set", "business_profile") => set_profile(&mut st, &shared.media, &phone, id, op),
         ("w:biz:catalog", "get", "product_catalog") => catalog(&st, id, op),
         ("w:biz:catalog", "get", "collections") => collections(&st, id, op),
         ("w:biz:catalog", "set", "product_catalog_add") => add_product(&mut st, &phone, id, op),
@@ -311,8 +319,34 @@ fn get_profile(st: &Inner, id: &str, op: &Node) -> Node {
     )
 }
 
-fn set_profile(st: &mut Inner, phone: &str, id: &str, op: &Node) -> Node {
+fn set_profile(
+    st: &mut Inner,
+    media: &crate::media::MediaHost,
+    phone: &str,
+    id: &str,
+    op: &Node,
+) -> Node {
     let b = st.business.accounts.entry(phone.to_owned()).or_default();
+    // `<cover_photo op=update id token ts>` names an upload by the id and signature the
+    // media host returned; `op=delete id` removes the current one.
+    if let Some(c) = op.child("cover_photo") {
+        let photo = c.attr_opt::<&str>("id").ok().flatten();
+        match (c.attr_opt::<&str>("op").ok().flatten(), photo) {
+            (Some("update"), Some(photo)) => {
+                let token = c.attr_opt::<&str>("token").ok().flatten().unwrap_or("");
+                if !media.check_cover(photo, token) {
+                    return iq_error(id, 400, "bad-request");
+                }
+                b.cover_photo = Some(photo.to_owned());
+            }
+            (Some("delete"), Some(photo)) if b.cover_photo.as_deref() == Some(photo) => {
+                b.cover_photo = None;
+            }
+            (Some("delete"), Some(_)) => return iq_error(id, 404, "item-not-found"),
+            _ => return iq_error(id, 400, "bad-request"),
+        }
+        return result(id, vec![]);
+    }
     let websites: Vec<String> = op
         .children_by_tag("website")
         .filter_map(|w| w.content_bytes())

@@ -122,6 +122,8 @@ pub(crate) struct MediaHost {
     auth: String,
     hostname: String,
     blobs: Mutex<HashMap<String, Blob>>,
+    /// Business cover photos: the `fbid` handed out for an upload -> its blob id.
+    covers: Mutex<HashMap<String, String>>,
 }
 
 impl Drop for MediaHost {
@@ -147,7 +149,45 @@ impl MediaHost {
             auth: random_hex(16),
             hostname,
             blobs: Mutex::new(HashMap::new()),
+            covers: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn covers(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.covers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The signature a cover-photo upload hands back with its `fbid`, which the profile
+    /// update must repeat: derived from the host's secret upload auth.
+    fn meta_hmac(&self, fbid: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.auth.as_bytes());
+        h.update(b":cover:");
+        h.update(fbid.as_bytes());
+        URL_SAFE.encode(h.finalize())
+    }
+
+    /// Whether `fbid` names an uploaded cover photo and `meta_hmac` is its signature.
+    pub(crate) fn check_cover(&self, fbid: &str, meta_hmac: &str) -> bool {
+        self.covers().contains_key(fbid) && self.meta_hmac(fbid) == meta_hmac
+    }
+
+    /// The bytes of the cover photo `fbid`, if the host holds it.
+    pub(crate) fn cover_bytes(&self, fbid: &str) -> Option<Vec<u8>> {
+        let id = self.covers().get(fbid)?.clone();
+        self.bytes_of(&id)
+    }
+
+    /// The bytes of the blob a direct path or URL names, if the host holds it.
+    pub(crate) fn blob_bytes(&self, direct_path: &str) -> Option<Vec<u8>> {
+        self.bytes_of(Self::id_of(direct_path)?)
+    }
+
+    fn bytes_of(&self, id: &str) -> Option<Vec<u8>> {
+        let path = self.blobs().get(id)?.path.clone();
+        std::fs::read(path).ok()
     }
 
     pub(crate) fn auth(&self) -> &str {
@@ -205,6 +245,7 @@ impl MediaHost {
         let Some(id) = Self::id_of(direct_path) else {
             return false;
         };
+        self.covers().retain(|_, blob| blob != id);
         let blob = self.blobs().remove(id);
         blob.is_some_and(|b| std::fs::remove_file(b.path).is_ok())
     }
@@ -253,6 +294,7 @@ impl MediaHost {
 
     async fn upload(&self, req: Request<Incoming>) -> Response<SimBody> {
         let query = req.uri().query().unwrap_or("").to_owned();
+        let req_path = req.uri().path().to_owned();
         let param = |k: &str| {
             query
                 .split('&')
@@ -311,11 +353,20 @@ impl MediaHost {
             random_hex(8),
             crate::sim::unix_now() + 30 * 86_400
         );
-        self.blobs().insert(id, Blob { path, len });
-        let body = serde_json::json!({
+        let cover = req_path.starts_with("/pps/biz-cover-photo/");
+        let mut body = serde_json::json!({
             "url": format!("http://{}{direct_path}", self.hostname),
             "direct_path": direct_path,
         });
+        if cover {
+            // A cover photo is named by an id and a signature the profile update repeats.
+            let fbid = (u64::from_str_radix(&id[..15], 16).unwrap_or(1) | 1).to_string();
+            body["fbid"] = serde_json::json!(fbid.parse::<u64>().unwrap_or(1));
+            body["meta_hmac"] = serde_json::json!(self.meta_hmac(&fbid));
+            body["ts"] = serde_json::json!(crate::sim::unix_now());
+            self.covers().insert(fbid, id.clone());
+        }
+        self.blobs().insert(id, Blob { path, len });
         let mut resp = Response::new(SimBody::full(body.to_string()));
         resp.headers_mut().insert(
             hyper::header::CONTENT_TYPE,

@@ -764,6 +764,18 @@ impl Sim {
             .cstoken(sender, recipient)
     }
 
+    /// The bytes of the business cover photo the account `phone` has set, if any.
+    pub fn business_cover_photo(&self, phone: &str) -> Option<Vec<u8>> {
+        let fbid = self.shared.state.lock().business.cover_photo(phone)?;
+        self.shared.media.cover_bytes(&fbid)
+    }
+
+    /// The bytes of the blob `url_or_direct_path` names on the media host, as uploaded
+    /// (encrypted media stays encrypted), if the host holds it.
+    pub fn media_blob(&self, url_or_direct_path: &str) -> Option<Vec<u8>> {
+        self.shared.media.blob_bytes(url_or_direct_path)
+    }
+
     /// Makes the account `phone` an admin of `channel` (a `..@newsletter` JID). Admin
     /// invites are not simulated; this stands in for one being sent and accepted.
     /// Returns `false` when there is no such channel or `phone` owns it.
