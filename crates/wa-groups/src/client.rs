@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
+use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
 use wa_socket::{Event, Filter, LazyCache, Socket};
@@ -99,12 +100,46 @@ struct Inner {
     socket: Socket,
     cache: LazyCache<Jid, Arc<GroupMetadata>>,
     listener: AbortHandle,
+    dirty_listener: AbortHandle,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.dirty_listener.abort();
     }
+}
+
+/// Every group we are in (`<participating>` with participants and descriptions), each
+/// put in `cache`.
+async fn fetch_all(
+    socket: &Socket,
+    cache: &LazyCache<Jid, Arc<GroupMetadata>>,
+) -> Result<HashMap<Jid, Arc<GroupMetadata>>, Error> {
+    let node = Node::builder("iq")
+        .attr("type", "get")
+        .attr("xmlns", "w:g2")
+        .attr("to", Jid::group(""))
+        .children([Node::builder("participating")
+            .children([
+                Node::builder("participants").build(),
+                Node::builder("description").build(),
+            ])
+            .build()])
+        .build();
+    let reply = socket.query(node).await?;
+    let mut out = HashMap::new();
+    if let Some(groups) = reply.child("groups") {
+        for g in groups.children_by_tag("group") {
+            if out.len() >= crate::MAX_PARTICIPANTS {
+                return Err(Error::Malformed("too many groups"));
+            }
+            let meta = Arc::new(parse_group(g)?);
+            cache.insert(meta.id.clone(), meta.clone()).await;
+            out.insert(meta.id.clone(), meta);
+        }
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for Groups {
@@ -186,11 +221,36 @@ impl Groups {
             }
         })
         .abort_handle();
+        // `<ib><dirty type="groups">`: the server says our groups changed in ways we may
+        // have missed. Every group is fetched again (refreshing the cache), then the flag
+        // is cleaned, as Baileys does.
+        let mut events = socket.events();
+        let (task_socket, task_cache) = (socket.clone(), cache.clone());
+        let dirty_listener = tokio::spawn(async move {
+            loop {
+                let timestamp = match events.recv().await {
+                    Ok(Event::DirtyBits(d)) if d.kind == "groups" => d.timestamp,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let refreshed = Box::pin(fetch_all(&task_socket, &task_cache)).await;
+                match refreshed {
+                    Ok(_) => {
+                        if let Err(e) = task_socket.clean_dirty_bits("groups", timestamp).await {
+                            tracing::debug!("groups dirty bits not cleaned: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("groups not refreshed after dirty bits: {e}"),
+                }
+            }
+        })
+        .abort_handle();
         Self {
             inner: Arc::new(Inner {
                 socket,
                 cache,
                 listener,
+                dirty_listener,
             }),
         }
     }
@@ -443,25 +503,7 @@ impl Groups {
     /// # Errors
     /// Server and socket errors; [`Error::Malformed`].
     pub async fn fetch_all_participating(&self) -> Result<HashMap<Jid, Arc<GroupMetadata>>, Error> {
-        let node = Node::builder("participating")
-            .children([
-                Node::builder("participants").build(),
-                Node::builder("description").build(),
-            ])
-            .build();
-        let reply = self.group_query(Jid::group(""), "get", node).await?;
-        let mut out = HashMap::new();
-        if let Some(groups) = reply.child("groups") {
-            for g in groups.children_by_tag("group") {
-                if out.len() >= crate::MAX_PARTICIPANTS {
-                    return Err(Error::Malformed("too many groups"));
-                }
-                let meta = Arc::new(parse_group(g)?);
-                self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
-                out.insert(meta.id.clone(), meta);
-            }
-        }
-        Ok(out)
+        fetch_all(&self.inner.socket, &self.inner.cache).await
     }
 }
 

@@ -224,3 +224,29 @@ async fn restricted_account_adds_only_users_whose_token_it_holds() {
         .unwrap();
     assert_eq!((r[0].jid.clone(), r[0].status), (Jid::pn(C), 200));
 }
+
+/// `<ib><dirty type="groups">`: the groups layer fetches every group again, then cleans
+/// the flag with the time it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_dirty_bits_refresh_the_groups_and_are_cleaned() {
+    const E: &str = "15550000005";
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock, _) = wa_testkit::link(&sim, E).await;
+    sim.add_account(C).await;
+    let groups = Groups::new(sock.clone(), &GroupsConfig::default());
+    let gid = groups
+        .create("Dirty", &[Jid::pn(C)])
+        .await
+        .unwrap()
+        .id
+        .clone();
+    // The flag is cleaned only after the list was fetched again.
+    let t = sim.mark_dirty(E, "groups").expect("flagged");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sim.dirty_flags(E).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "flag not cleaned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.dirty_cleaned(E), [("groups".to_owned(), Some(t))]);
+    assert_eq!(groups.metadata(&gid).await.unwrap().subject, "Dirty");
+}

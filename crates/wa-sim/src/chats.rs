@@ -199,7 +199,7 @@ impl ChatsState {
 }
 
 /// Hands `node` to the live connections `pick` selects.
-fn send_live(shared: &Shared, node: &Node, mut pick: impl FnMut(u64, &Jid) -> bool) {
+pub(crate) fn send_live(shared: &Shared, node: &Node, mut pick: impl FnMut(u64, &Jid) -> bool) {
     let conns = shared.conns();
     for (id, entry) in conns.iter() {
         if let Some(d) = &entry.device

@@ -592,6 +592,15 @@ impl Conn {
                 .build()])
             .build();
         self.send(&routing).await?;
+        let dirty = self
+            .shared
+            .state
+            .lock()
+            .dirty
+            .login_nodes(jid.user.as_str());
+        for ib in dirty {
+            self.send(&ib).await?;
+        }
         // Everything queued while the device was away (or delivered to an earlier
         // connection and not acked), then the end-of-offline marker.
         let mut offline = self.shared.queues().login(&jid, self.id);
@@ -1158,6 +1167,22 @@ impl Conn {
                     return self.send(&iq_error(id, 401, "not-authorized")).await;
                 };
                 let reply = crate::group::iq(&self.shared, &me, id, ty, node);
+                self.send(&reply).await
+            }
+            ("urn:xmpp:whatsapp:dirty", "set") if logged_in => {
+                let reply = match (node.child("clean"), &self.device) {
+                    (Some(clean), Some(me)) => {
+                        let kind = clean.attr_opt::<&str>("type").ok().flatten().unwrap_or("");
+                        let ts = clean.attr_opt::<u64>("timestamp").ok().flatten();
+                        self.shared
+                            .state
+                            .lock()
+                            .dirty
+                            .clean(me.user.as_str(), kind, ts);
+                        iq_result(id)
+                    }
+                    _ => iq_error(id, 400, "bad-request"),
+                };
                 self.send(&reply).await
             }
             ("w:mex", "get") if logged_in => {

@@ -8,6 +8,7 @@ mod chats;
 mod community;
 mod config;
 mod conn;
+mod dirty;
 mod e2e;
 mod error;
 mod fault;

@@ -333,6 +333,7 @@ impl SimState {
             groups,
             next_group: file.next_group,
             communities: Default::default(),
+            dirty: Default::default(),
             chats,
             newsletters: {
                 file.newsletters.check()?;

@@ -764,6 +764,36 @@ impl Sim {
             .cstoken(sender, recipient)
     }
 
+    /// Flags `kind` (`account_sync`, `groups`, ...) as changed for the account `phone`,
+    /// as the server does when data changed that its companions may have missed: the
+    /// account's connected companions get `<ib><dirty type timestamp>` now, and every
+    /// login gets it until a companion cleans the flag. Returns the flag's timestamp;
+    /// `None` for an unknown account or too many kinds flagged.
+    pub fn mark_dirty(&self, phone: &str, kind: &str) -> Option<u64> {
+        let now = unix_now();
+        {
+            let mut st = self.shared.state.lock();
+            if !st.accounts.contains_key(phone) || !st.dirty.mark(phone, kind, now) {
+                return None;
+            }
+        }
+        let node = crate::dirty::ib(kind, now);
+        crate::chats::send_live(&self.shared, &node, |_, d| {
+            d.user.as_str() == phone && d.device != 0
+        });
+        Some(now)
+    }
+
+    /// The kinds flagged for the account `phone` and not cleaned yet.
+    pub fn dirty_flags(&self, phone: &str) -> Vec<String> {
+        self.shared.state.lock().dirty.flagged(phone)
+    }
+
+    /// The clean requests (kind, timestamp) the companions of `phone` sent, oldest first.
+    pub fn dirty_cleaned(&self, phone: &str) -> Vec<(String, Option<u64>)> {
+        self.shared.state.lock().dirty.cleaned(phone)
+    }
+
     /// The bytes of the business cover photo the account `phone` has set, if any.
     pub fn business_cover_photo(&self, phone: &str) -> Option<Vec<u8>> {
         let fbid = self.shared.state.lock().business.cover_photo(phone)?;

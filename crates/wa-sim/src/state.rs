@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) chats: crate::chats::ChatsState,
     /// Which groups are communities, and their sub-groups (in memory only).
     pub(crate) communities: crate::community::Communities,
+    /// Dirty bits flagged per account (in memory only).
+    pub(crate) dirty: crate::dirty::DirtyState,
     /// Channels.
     pub(crate) newsletters: crate::newsletter::NewsletterState,
     /// Business profiles, catalogs and orders.
@@ -205,6 +207,7 @@ impl SimState {
             groups: BTreeMap::new(),
             next_group: 0,
             communities: Default::default(),
+            dirty: Default::default(),
             chats: Default::default(),
             newsletters: Default::default(),
             business: Default::default(),

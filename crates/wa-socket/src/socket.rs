@@ -394,6 +394,19 @@ impl Socket {
         query_on(&conn, node, timeout).await
     }
 
+    /// Tells the server that the client has synced the data of `kind` flagged by an
+    /// [`Event::DirtyBits`] (`<iq xmlns="urn:xmpp:whatsapp:dirty"><clean type
+    /// [timestamp]>`). The socket does this itself for `account_sync`; the groups layer
+    /// for `groups`.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], timeouts or the server's error.
+    pub async fn clean_dirty_bits(&self, kind: &str, timestamp: Option<u64>) -> Result<(), Error> {
+        self.query(clean_dirty_bits_iq(kind, timestamp))
+            .await
+            .map(drop)
+    }
+
     /// Asks for a pairing code for `phone` (digits only, international format) instead of
     /// a QR scan; the code is also emitted as [`Event::PairingCode`]. Call it once the
     /// socket is connecting with fresh credentials (after the first QR event).
@@ -1010,7 +1023,67 @@ fn spawn_keep_alive(inner: &Arc<Inner>, conn: &Arc<Conn>) {
     }));
 }
 
+/// `<iq xmlns="urn:xmpp:whatsapp:dirty" type="set"><clean type [timestamp]/>`.
+fn clean_dirty_bits_iq(kind: &str, timestamp: Option<u64>) -> Node {
+    Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "set")
+        .attr("xmlns", "urn:xmpp:whatsapp:dirty")
+        .children([Node::builder("clean")
+            .attr("type", kind.to_owned())
+            .attr_opt("timestamp", timestamp.map(|t| t.to_string()))
+            .build()])
+        .build()
+}
+
+/// Longest dirty-bit kind taken from the server.
+const MAX_DIRTY_KIND: usize = 64;
+
+/// `<ib><dirty type timestamp>`: reported as [`Event::DirtyBits`]; `account_sync` is
+/// handled here: the time is recorded in the credentials (`last_account_sync_timestamp`)
+/// and the flag cleaned with it.
+async fn on_dirty(inner: &Arc<Inner>, conn: &Arc<Conn>, dirty: &Node) {
+    let Some(kind) = dirty
+        .attr_opt::<&str>("type")
+        .ok()
+        .flatten()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_DIRTY_KIND)
+    else {
+        debug!("dirty bits without a usable type");
+        return;
+    };
+    let timestamp = dirty.attr_opt::<u64>("timestamp").ok().flatten();
+    if kind == "account_sync" {
+        if let Some(t) = timestamp {
+            let mut guard = inner.creds.lock().await;
+            if let Some(c) = guard.as_mut()
+                && c.last_account_sync_timestamp != Some(t)
+            {
+                c.last_account_sync_timestamp = Some(t);
+                if inner.store.save_creds(c).await.is_ok() {
+                    inner.emit(Event::CredsUpdated);
+                }
+            }
+        }
+        // Asked from a task: this runs on the reader, which delivers the answer.
+        let (c, iq, timeout) = (
+            conn.clone(),
+            clean_dirty_bits_iq(kind, timestamp),
+            inner.config.query_timeout,
+        );
+        conn.spawn(tokio::spawn(async move {
+            if let Err(e) = query_on(&c, iq, timeout).await {
+                warn!("account_sync dirty bits not cleaned: {e}");
+            }
+        }));
+    }
+    inner.emit(Event::DirtyBits(wa_types::DirtyBits::new(kind, timestamp)));
+}
+
 async fn on_ib(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    for dirty in node.children_by_tag("dirty").take(8) {
+        on_dirty(inner, conn, dirty).await;
+    }
     if let Some(routing) = node
         .child("edge_routing")
         .and_then(|e| e.child("routing_info"))

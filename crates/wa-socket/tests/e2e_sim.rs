@@ -477,3 +477,55 @@ async fn device_removed_while_offline_logs_out_on_next_login() {
         .unwrap();
     assert!(store.load_creds().await.unwrap().is_none());
 }
+
+/// The next `DirtyBits` event of `kind`.
+async fn next_dirty(rx: &mut broadcast::Receiver<Event>, kind: &str) -> wa_types::DirtyBits {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(Event::DirtyBits(d)) if d.kind == kind => return d,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("dirty bits in time")
+}
+
+/// `<ib><dirty type="account_sync">`, live or at login: the socket records the time in
+/// the credentials and cleans the flag; other kinds are only reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_sync_dirty_bits_are_recorded_and_cleaned() {
+    let sim = sim().await;
+    let phone = "15550000031";
+    let store = memory_store();
+    let (socket, mut events, _) = link(&sim, phone, store.clone()).await;
+
+    let t = sim.mark_dirty(phone, "account_sync").expect("flagged");
+    let d = next_dirty(&mut events, "account_sync").await;
+    assert_eq!(d.timestamp, Some(t));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sim.dirty_flags(phone).is_empty() {
+        assert!(Instant::now() < deadline, "flag not cleaned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sim.dirty_cleaned(phone),
+        [("account_sync".to_owned(), Some(t))]
+    );
+    let creds = store.load_creds().await.unwrap().unwrap();
+    assert_eq!(creds.last_account_sync_timestamp, Some(t));
+
+    // A kind the socket does not own is reported and left flagged; a login gets it again.
+    sim.mark_dirty(phone, "groups").expect("flagged");
+    next_dirty(&mut events, "groups").await;
+    socket.close().await;
+    let socket = Socket::connect(config(&sim, store));
+    let mut events = socket.events_from_start();
+    next_dirty(&mut events, "groups").await;
+    assert_eq!(sim.dirty_flags(phone), ["groups"]);
+    assert_eq!(sim.dirty_cleaned(phone).len(), 1);
+    socket.close().await;
+}

@@ -231,3 +231,26 @@ mod tests {
         assert!(!Replaced.clears_credentials());
     }
 }
+
+/// The server flags a kind of account data as changed since the client last synced it
+/// (`<ib><dirty type timestamp>`): `account_sync` (profile, privacy, blocklist) or
+/// `groups` (group memberships and metadata). The layer that owns the data refreshes it
+/// and tells the server (`<clean>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirtyBits {
+    /// The kind of data (`account_sync`, `groups`, ...).
+    pub kind: String,
+    /// When the server flagged it (Unix seconds), when given.
+    pub timestamp: Option<u64>,
+}
+
+impl DirtyBits {
+    /// A flag of `kind` at `timestamp`.
+    pub fn new(kind: impl Into<String>, timestamp: Option<u64>) -> Self {
+        Self {
+            kind: kind.into(),
+            timestamp,
+        }
+    }
+}

@@ -1,9 +1,9 @@
 use crate::NewsletterUpdate;
 use crate::{
     AccountSetting, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent,
-    ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, GroupUpdate, HistorySync,
-    HistorySyncFailure, IdentityChange, Label, LabelAssociation, MessageDeletion, MessageUpdate,
-    MessagesUpsert, PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate,
+    ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits, GroupUpdate,
+    HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation, MessageDeletion,
+    MessageUpdate, MessagesUpsert, PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate,
     UndecryptableMessage,
 };
 
@@ -95,4 +95,8 @@ pub enum Event {
     /// Syncing a collection failed after the recovery ladder; nothing unverified was
     /// stored.
     AppStateSyncError(AppStateSyncError),
+    /// The server flagged account data as changed (`<ib><dirty>`). The socket handles
+    /// `account_sync` itself (it records the time and cleans the flag); the groups layer
+    /// refreshes its groups on `groups`.
+    DirtyBits(DirtyBits),
 }

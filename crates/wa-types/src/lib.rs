@@ -20,7 +20,7 @@ pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
     PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
 };
-pub use connection::{ConnectionState, ConnectionUpdate, DisconnectReason};
+pub use connection::{ConnectionState, ConnectionUpdate, DirtyBits, DisconnectReason};
 pub use event::Event;
 pub use group::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
