@@ -364,6 +364,47 @@ async fn a_restarted_device_fetches_only_new_patches() {
     drop(one.socket);
 }
 
+/// The server's app state is in its state file: after a restart from the file, a device
+/// linked afterwards gets the phone's key and a snapshot holding what was synced before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_state_survives_a_restart_from_the_state_file() {
+    let (sim, one, two) = two_devices(quiet()).await;
+    let chat = peer();
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    let json = sim.state().to_json();
+    drop((one, two));
+    sim.shutdown().await;
+
+    let mut config = SimConfig::default();
+    config.state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(config).await.unwrap();
+    let mut three = link(&sim, quiet()).await;
+    wa_testkit::wait_for_app_state_key(&three.store).await;
+    three
+        .app
+        .resync(&[Collection::RegularLow], false)
+        .await
+        .unwrap();
+    let events = sync_events(&mut three.events, "regular_low").await;
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.archived == Some(true)))
+        ),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::AppStateSynced {
+            version: 1,
+            snapshot: true,
+            ..
+        })
+    ));
+}
+
 /// The recovery steps and the outcome in `events`.
 fn ladder(events: &[Event]) -> Vec<String> {
     events

@@ -192,3 +192,51 @@ async fn garden_meta_is_plain(g: &Groups, group: &Jid) -> bool {
     let m = g.fetch_metadata(group).await.unwrap();
     !m.is_community && m.linked_parent.is_none() && !m.is_default_sub_group
 }
+
+/// Communities are in the server's state file: after a restart from it, the community,
+/// its announcement group and a linked group are still what they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn communities_survive_a_restart_from_the_state_file() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let store = wa_testkit::memory_store();
+    let (sock, _) = wa_testkit::link_with(&sim, A, store.clone()).await;
+    let groups = Groups::new(sock.clone(), &GroupsConfig::default());
+    let cid = groups
+        .create_community("Street", None)
+        .await
+        .unwrap()
+        .id
+        .clone();
+    let announce = groups.community_announcement_group(&cid).await.unwrap();
+    let garden = groups.create("Garden", &[]).await.unwrap().id.clone();
+    groups.link_group(&cid, &garden).await.unwrap();
+    let json = sim.state().to_json();
+    drop(groups);
+    sock.close().await;
+    sim.shutdown().await;
+
+    let mut config = SimConfig::default();
+    config.state = wa_sim::SimState::from_json(&json).unwrap();
+    let sim = Sim::start(config).await.unwrap();
+    let sock = wa_socket::Socket::connect(wa_testkit::config(&sim, store));
+    let mut ev = sock.events_from_start();
+    wa_testkit::next_update(&mut ev, |u| u.state == wa_socket::ConnectionState::Open).await;
+    let groups = Groups::new(sock, &GroupsConfig::default());
+    assert!(groups.fetch_metadata(&cid).await.unwrap().is_community);
+    assert_eq!(
+        groups.community_announcement_group(&cid).await.unwrap(),
+        announce
+    );
+    let subs: Vec<Jid> = groups
+        .sub_groups(&cid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.jid)
+        .collect();
+    assert!(subs.contains(&garden), "{subs:?}");
+    assert_eq!(
+        groups.fetch_metadata(&garden).await.unwrap().linked_parent,
+        Some(cid)
+    );
+}

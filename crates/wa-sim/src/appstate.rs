@@ -187,6 +187,138 @@ impl AppStateServer {
     }
 }
 
+/// The app-state part of the state file: each collection's version, patches, live
+/// records and snapshot MAC, and each phone's sync key (bytes in hex).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AppStateFile {
+    collections: Vec<CollectionFile>,
+    /// (phone, key id, key data, timestamp)
+    phone_keys: Vec<(String, String, String, i64)>,
+    share_on_link: bool,
+    answer_requests: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CollectionFile {
+    phone: String,
+    name: String,
+    version: u64,
+    /// (version, encoded `SyncdPatch`)
+    patches: Vec<(u64, String)>,
+    /// Encoded `SyncdRecord`s.
+    records: Vec<String>,
+    snapshot_mac: String,
+    key_id: String,
+}
+
+fn unhex(h: &str) -> Result<Vec<u8>, crate::Error> {
+    hex::decode(h).map_err(|_| crate::Error::BadState("app-state bytes are not hex"))
+}
+
+impl AppStateServer {
+    /// The state to save.
+    pub(crate) fn to_file(&self) -> AppStateFile {
+        AppStateFile {
+            collections: self
+                .collections
+                .iter()
+                .map(|((phone, name), c)| CollectionFile {
+                    phone: phone.clone(),
+                    name: (*name).to_owned(),
+                    version: c.version,
+                    patches: c
+                        .patches
+                        .iter()
+                        .map(|(v, b)| (*v, hex::encode(b)))
+                        .collect(),
+                    records: c
+                        .records
+                        .values()
+                        .map(|r| hex::encode(r.encode_to_vec()))
+                        .collect(),
+                    snapshot_mac: hex::encode(&c.snapshot_mac),
+                    key_id: hex::encode(&c.key_id),
+                })
+                .collect(),
+            phone_keys: self
+                .phone_keys
+                .iter()
+                .map(|(phone, k)| {
+                    (
+                        phone.clone(),
+                        hex::encode(&k.id),
+                        hex::encode(k.data),
+                        k.timestamp,
+                    )
+                })
+                .collect(),
+            share_on_link: self.share_on_link,
+            answer_requests: self.answer_requests,
+        }
+    }
+
+    /// The state a saved file describes, checked against the server's bounds.
+    ///
+    /// # Errors
+    /// [`crate::Error::BadState`] for an unknown collection, malformed bytes or a
+    /// collection beyond the bounds.
+    pub(crate) fn from_file(file: AppStateFile) -> Result<Self, crate::Error> {
+        let bad = crate::Error::BadState;
+        let mut out = Self {
+            share_on_link: file.share_on_link,
+            answer_requests: file.answer_requests,
+            ..Self::default()
+        };
+        for c in file.collections {
+            let name = known(&c.name).ok_or(bad("unknown app-state collection"))?;
+            if c.patches.len() > MAX_PATCHES || c.records.len() > MAX_RECORDS {
+                return Err(bad("app-state collection beyond the server's bounds"));
+            }
+            let mut records = BTreeMap::new();
+            for r in &c.records {
+                let record = SyncdRecord::decode(&unhex(r)?[..])
+                    .map_err(|_| bad("app-state record is not a SyncdRecord"))?;
+                let index = record
+                    .index
+                    .as_ref()
+                    .and_then(|i| i.blob.clone())
+                    .ok_or(bad("app-state record without an index"))?;
+                records.insert(index, record);
+            }
+            let patches = c
+                .patches
+                .iter()
+                .map(|(v, b)| Ok((*v, unhex(b)?)))
+                .collect::<Result<VecDeque<_>, crate::Error>>()?;
+            out.collections.insert(
+                (c.phone, name),
+                CollectionStore {
+                    version: c.version,
+                    patches,
+                    records,
+                    snapshot_mac: unhex(&c.snapshot_mac)?,
+                    key_id: unhex(&c.key_id)?,
+                    tamper_snapshot: false,
+                },
+            );
+        }
+        for (phone, id, data, timestamp) in file.phone_keys {
+            let data: [u8; 32] = unhex(&data)?
+                .try_into()
+                .map_err(|_| bad("app-state key is not 32 bytes"))?;
+            out.phone_keys.insert(
+                phone,
+                PhoneKey {
+                    id: unhex(&id)?,
+                    data,
+                    timestamp,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
 fn known(name: &str) -> Option<&'static str> {
     COLLECTIONS.iter().copied().find(|c| *c == name)
 }

@@ -21,8 +21,9 @@ use crate::state::Inner;
 /// Most groups one link or unlink request may name.
 const MAX_LINKS_PER_REQUEST: usize = 16;
 
-/// Which groups are communities and which groups belong to them.
-#[derive(Debug, Default)]
+/// Which groups are communities and which groups belong to them (saved in the state
+/// file).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Communities {
     /// Community (parent group) ids.
     parents: BTreeSet<String>,
@@ -33,6 +34,23 @@ pub(crate) struct Communities {
 }
 
 impl Communities {
+    /// Checks a loaded state: bounded, and every sub-group and announcement group names a
+    /// known community.
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        let ok = self.parents.len() <= MAX_GROUPS
+            && self.parent_of.len() <= MAX_GROUPS
+            && self.announce_of.len() <= MAX_GROUPS
+            && self.parent_of.values().all(|p| self.parents.contains(p))
+            && self.announce_of.keys().all(|p| self.parents.contains(p));
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::BadState(
+                "communities beyond the server's bounds",
+            ))
+        }
+    }
+
     fn sub_groups<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a String> + 'a {
         self.parent_of
             .iter()

@@ -29,6 +29,11 @@ struct File {
     newsletters: crate::newsletter::NewsletterState,
     #[serde(default)]
     business: crate::business::BusinessState,
+    #[serde(default)]
+    communities: crate::community::Communities,
+    /// `None` in files written before app state was saved.
+    #[serde(default)]
+    app_state: Option<crate::appstate::AppStateFile>,
 }
 
 /// What an account set about itself (`chats.rs`).
@@ -126,6 +131,13 @@ fn bytes(h: &str) -> Result<Vec<u8>, Error> {
 impl SimState {
     /// The whole state as JSON, private keys included (for test servers only).
     pub fn to_json(&self) -> String {
+        // Taken (and released) before the main lock: never hold both.
+        let app_state = self
+            .held
+            .appstate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .to_file();
         let st = self.lock();
         let file = File {
             version: 1,
@@ -182,6 +194,8 @@ impl SimState {
                 .collect(),
             newsletters: st.newsletters.clone(),
             business: st.business.clone(),
+            communities: st.communities.clone(),
+            app_state: Some(app_state),
             accounts: st
                 .accounts
                 .values()
@@ -332,7 +346,10 @@ impl SimState {
             next_lid: file.next_lid,
             groups,
             next_group: file.next_group,
-            communities: Default::default(),
+            communities: {
+                file.communities.check()?;
+                file.communities
+            },
             dirty: Default::default(),
             chats,
             newsletters: {
@@ -344,7 +361,16 @@ impl SimState {
                 file.business
             },
         };
-        Ok(SimState::from_inner(inner))
+        let state = SimState::from_inner(inner);
+        if let Some(app_state) = file.app_state {
+            *state
+                .held
+                .appstate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                crate::appstate::AppStateServer::from_file(app_state)?;
+        }
+        Ok(state)
     }
 }
 
@@ -450,5 +476,62 @@ mod tests {
         assert!(SimState::from_json("{}").is_err());
         assert!(SimState::from_json(&json.replace("\"whitelist\"", "\"sometimes\"")).is_err());
         assert!(SimState::from_json(&json.replace("\"version\": 1", "\"version\": 9")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod app_state_file_tests {
+    use super::*;
+
+    /// A saved state with its `app_state` section replaced by `section`.
+    fn with_app_state(section: serde_json::Value) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&SimState::new().to_json()).unwrap();
+        v["app_state"] = section;
+        v.to_string()
+    }
+
+    #[test]
+    fn damaged_app_state_and_communities_are_refused_not_loaded() {
+        // A file from before app state was saved still loads.
+        let mut v: serde_json::Value = serde_json::from_str(&SimState::new().to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("app_state");
+        v.as_object_mut().unwrap().remove("communities");
+        assert!(SimState::from_json(&v.to_string()).is_ok());
+        let collection = |name: &str, record: &str| {
+            serde_json::json!({
+                "collections": [{
+                    "phone": "15551234567", "name": name, "version": 1,
+                    "patches": [], "records": [record], "snapshot_mac": "", "key_id": "",
+                }],
+                "phone_keys": [], "share_on_link": false, "answer_requests": true,
+            })
+        };
+        for bad in [
+            collection("no_such_collection", ""),
+            collection("regular", "zz"),
+            // A record without an index.
+            collection("regular", ""),
+            serde_json::json!({
+                "collections": [], "share_on_link": false, "answer_requests": true,
+                "phone_keys": [["15551234567", "00", "0102", 1]],
+            }),
+        ] {
+            assert!(
+                matches!(
+                    SimState::from_json(&with_app_state(bad.clone())),
+                    Err(Error::BadState(_))
+                ),
+                "{bad}"
+            );
+        }
+        // A sub-group of a community that does not exist.
+        let mut v: serde_json::Value = serde_json::from_str(&SimState::new().to_json()).unwrap();
+        v["communities"] = serde_json::json!({
+            "parents": [], "parent_of": { "1": "2" }, "announce_of": {},
+        });
+        assert!(matches!(
+            SimState::from_json(&v.to_string()),
+            Err(Error::BadState(_))
+        ));
     }
 }

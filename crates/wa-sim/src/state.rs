@@ -23,7 +23,8 @@ pub(crate) const MAX_DEVICES: u16 = 64;
 /// the phones send. Give the same `SimState` to a new [`Sim::start`](crate::Sim::start)
 /// (on the same address), or call [`Sim::restart`](crate::Sim::restart), to restart the
 /// server with all of it. The state file ([`to_json`](Self::to_json)) holds the keys,
-/// accounts, devices, groups and profiles; queues and app state live in memory only.
+/// accounts, devices, groups, communities, profiles, channels, business data and app
+/// state; the queues live in memory only.
 #[derive(Clone)]
 pub struct SimState {
     inner: Arc<Mutex<Inner>>,
