@@ -378,8 +378,10 @@ async fn app_state_survives_a_restart_from_the_state_file() {
     drop((one, two));
     sim.shutdown().await;
 
-    let mut config = SimConfig::default();
-    config.state = wa_sim::SimState::from_json(&json).unwrap();
+    let config = SimConfig {
+        state: wa_sim::SimState::from_json(&json).unwrap(),
+        ..SimConfig::default()
+    };
     let sim = Sim::start(config).await.unwrap();
     let mut three = link(&sim, quiet()).await;
     wa_testkit::wait_for_app_state_key(&three.store).await;

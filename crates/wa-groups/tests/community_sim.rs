@@ -215,8 +215,10 @@ async fn communities_survive_a_restart_from_the_state_file() {
     sock.close().await;
     sim.shutdown().await;
 
-    let mut config = SimConfig::default();
-    config.state = wa_sim::SimState::from_json(&json).unwrap();
+    let config = SimConfig {
+        state: wa_sim::SimState::from_json(&json).unwrap(),
+        ..SimConfig::default()
+    };
     let sim = Sim::start(config).await.unwrap();
     let sock = wa_socket::Socket::connect(wa_testkit::config(&sim, store));
     let mut ev = sock.events_from_start();
