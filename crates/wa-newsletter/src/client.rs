@@ -14,7 +14,7 @@ use crate::Error;
 use crate::parse::{
     MAX_DESCRIPTION, MAX_NAME, MexOperation, NewsletterMetadata, build_mex_query, build_post,
     build_reaction, build_view_receipt, ops, parse_count, parse_messages_reply, parse_metadata,
-    parse_mex_result, parse_notification,
+    parse_mex_result, parse_notification, parse_post,
 };
 
 /// Notifications queued for a listener before the socket's reader waits.
@@ -52,7 +52,7 @@ pub struct Newsletters {
 
 struct Inner {
     socket: Socket,
-    listeners: [AbortHandle; 2],
+    listeners: [AbortHandle; 3],
 }
 
 impl Drop for Inner {
@@ -99,6 +99,30 @@ fn listen(socket: &Socket, kind: &'static str) -> AbortHandle {
     .abort_handle()
 }
 
+/// `<message from="..@newsletter" server_id id t type><plaintext>`: a post the server
+/// hands to devices subscribed to the channel's live updates. Acknowledged, then
+/// reported as [`NewsletterChange::Message`](wa_types::NewsletterChange::Message).
+fn listen_posts(socket: &Socket) -> AbortHandle {
+    let mut rx = socket.subscribe(
+        Filter::tag("message").from_server(wa_binary::Server::Newsletter),
+        NOTIFICATION_QUEUE,
+    );
+    let task_socket = socket.clone();
+    tokio::spawn(async move {
+        while let Some(node) = rx.recv().await {
+            let ack = wa_socket::ack_for(&node);
+            if let Err(e) = Box::pin(task_socket.send_node(&ack)).await {
+                tracing::debug!("channel message ack not sent: {e}");
+            }
+            match parse_post(&node) {
+                Ok(update) => task_socket.emit(Event::NewsletterUpdate(Box::new(update))),
+                Err(e) => tracing::warn!("unparsable channel message: {e}"),
+            }
+        }
+    })
+    .abort_handle()
+}
+
 fn check_channel(jid: &Jid) -> Result<(), Error> {
     if jid.is_newsletter() {
         Ok(())
@@ -130,7 +154,11 @@ impl Newsletters {
     /// `<notification type="mex">`: each is acknowledged, then reported as
     /// [`Event::NewsletterUpdate`]s. Must be called inside a Tokio runtime.
     pub fn new(socket: Socket) -> Self {
-        let listeners = [listen(&socket, "newsletter"), listen(&socket, "mex")];
+        let listeners = [
+            listen(&socket, "newsletter"),
+            listen(&socket, "mex"),
+            listen_posts(&socket),
+        ];
         Self {
             inner: Arc::new(Inner { socket, listeners }),
         }

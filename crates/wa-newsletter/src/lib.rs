@@ -11,6 +11,6 @@ pub use parse::{
     NewsletterMetadata, NewsletterPicture, build_mex_error, build_mex_query, build_mex_reply,
     build_post, build_reaction, build_view_receipt, metadata_json, ops, parse_count, parse_message,
     parse_messages, parse_messages_reply, parse_metadata, parse_mex_request, parse_mex_result,
-    parse_notification,
+    parse_notification, parse_post,
 };
 pub use wa_types::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};

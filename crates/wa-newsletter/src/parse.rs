@@ -504,6 +504,26 @@ pub fn parse_messages(node: &Node) -> Vec<NewsletterMessage> {
         .collect()
 }
 
+/// A post delivered as `<message from="..@newsletter" server_id id t type><plaintext>`
+/// (to devices subscribed to the channel's live updates).
+///
+/// # Errors
+/// [`Error::Malformed`] when `from` is not a channel or the message has no valid
+/// `server_id`.
+pub fn parse_post(node: &Node) -> Result<NewsletterUpdate, Error> {
+    let channel = node
+        .attr_opt::<Jid>("from")
+        .ok()
+        .flatten()
+        .filter(Jid::is_newsletter)
+        .ok_or(Error::Malformed("channel message not from a channel"))?;
+    Ok(NewsletterUpdate {
+        id: channel,
+        author: None,
+        change: NewsletterChange::Message(parse_message(node)?),
+    })
+}
+
 /// The messages of a fetch reply: `<iq><messages>..` or
 /// `<iq><message_updates><messages>..`.
 ///

@@ -494,3 +494,42 @@ async fn owner_demotes_admins_and_hands_the_channel_over() {
     assert_eq!(nb.admin_count(&ch).await.unwrap(), 1);
     nb.delete(&ch).await.unwrap();
 }
+
+/// A follower subscribed to live updates gets posts as `<message from=channel>` stanzas
+/// (the server sends it no notification for them): the channels layer takes them from
+/// the messaging layer, acknowledges them and reports them like any other post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_subscribers_get_posts_as_channel_messages() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, jid_b) = wa_testkit::link(&sim, B).await;
+    let na = Newsletters::new(sock_a.clone());
+    let nb = Newsletters::new(sock_b.clone());
+    let mut ev_b = sock_b.events();
+    let ch = na.create("Live posts", None).await.unwrap().id;
+    nb.follow(&ch).await.unwrap();
+    assert_eq!(nb.subscribe_live_updates(&ch).await.unwrap(), Some(300));
+    let posted = na.send_text(&ch, "breaking").await.unwrap();
+    let got = next_channel_update(&mut ev_b, &ch, |c| {
+        matches!(c, NewsletterChange::Message(_))
+    })
+    .await;
+    let NewsletterChange::Message(m) = got.change else {
+        unreachable!()
+    };
+    assert_eq!(Some(m.server_id), posted.server_id);
+    assert_eq!(m.id.as_deref(), Some(posted.id.as_str()));
+    assert_eq!(
+        m.message.as_ref().and_then(|x| x.conversation.as_deref()),
+        Some("breaking")
+    );
+    // Acknowledged: nothing stays queued for B's device.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sim.queued(&jid_b) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "post not acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

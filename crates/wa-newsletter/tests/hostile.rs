@@ -121,6 +121,9 @@ proptest! {
             prop_assert!(msgs.len() <= MAX_MESSAGES);
         }
         let _ = parse_message(&node);
+        if let Ok(u) = wa_newsletter::parse_post(&node) {
+            prop_assert!(u.id.is_newsletter());
+        }
         let _ = parse_mex_request(&node);
         for op in ops::ALL {
             if let Ok(v) = parse_mex_result(&node, op) {

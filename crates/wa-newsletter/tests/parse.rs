@@ -602,3 +602,39 @@ fn hostile_mex_notifications_are_typed_errors_or_ignored() {
     );
     assert!(parse_notification(&foreign).unwrap().is_empty());
 }
+
+#[test]
+fn a_channel_message_stanza_is_a_post_of_its_channel() {
+    let body = wa_proto::e2e::Message {
+        conversation: Some("hello".into()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let stanza = |from: &str, server_id: Option<&str>| {
+        Node::builder("message")
+            .attr("from", from.to_owned())
+            .attr("id", "3EB0AA")
+            .attr("t", "1700000000")
+            .attr("type", "text")
+            .attr_opt("server_id", server_id.map(str::to_owned))
+            .children([Node::builder("plaintext").bytes(body.clone()).build()])
+            .build()
+    };
+    let u =
+        wa_newsletter::parse_post(&stanza("120363000000000042@newsletter", Some("105"))).unwrap();
+    assert_eq!(u.id, channel());
+    let NewsletterChange::Message(m) = u.change else {
+        panic!("not a message: {:?}", u.change)
+    };
+    assert_eq!(
+        (m.server_id, m.id.as_deref(), m.timestamp),
+        (105, Some("3EB0AA"), 1_700_000_000)
+    );
+    assert_eq!(m.message.unwrap().conversation.as_deref(), Some("hello"));
+    // Not from a channel, or no server id: refused.
+    assert!(wa_newsletter::parse_post(&stanza("15550000001@s.whatsapp.net", Some("1"))).is_err());
+    assert!(wa_newsletter::parse_post(&stanza("120363000000000042@newsletter", None)).is_err());
+    assert!(
+        wa_newsletter::parse_post(&stanza("120363000000000042@newsletter", Some("x"))).is_err()
+    );
+}

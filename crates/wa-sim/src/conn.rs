@@ -1194,7 +1194,10 @@ impl Conn {
                 self.send(&reply).await
             }
             ("newsletter", "get" | "set") if logged_in => {
-                let reply = crate::newsletter::iq(&self.shared, id, node);
+                let Some(me) = self.device.clone() else {
+                    return self.send(&iq_error(id, 401, "not-authorized")).await;
+                };
+                let reply = crate::newsletter::iq(&self.shared, &me, id, node);
                 self.send(&reply).await
             }
             ("w:biz" | "w:biz:catalog" | "fb:thrift_iq", "get" | "set") if logged_in => {

@@ -46,6 +46,38 @@ pub(crate) struct NewsletterState {
     channels: BTreeMap<String, Channel>,
     /// The last channel number handed out.
     next: u64,
+    /// Live-update subscriptions: (channel, device JID) -> until when (unix seconds). In
+    /// memory only.
+    #[serde(skip)]
+    live: BTreeMap<(String, String), u64>,
+}
+
+/// How long a live-update subscription lasts, in seconds (the `duration` answered).
+const LIVE_SECONDS: u64 = 300;
+/// Most live-update subscriptions held at once.
+const MAX_LIVE: usize = 10_000;
+
+impl NewsletterState {
+    /// Subscribes `device` to `channel`'s live updates for [`LIVE_SECONDS`].
+    fn subscribe_live(&mut self, channel: &str, device: &Jid) {
+        let now = unix_now();
+        self.live.retain(|_, until| *until > now);
+        let key = (channel.to_owned(), device.to_string());
+        if self.live.len() < MAX_LIVE || self.live.contains_key(&key) {
+            self.live.insert(key, now + LIVE_SECONDS);
+        }
+    }
+
+    /// The devices subscribed to `channel`'s live updates now.
+    fn live_devices(&self, channel: &str) -> Vec<Jid> {
+        let now = unix_now();
+        self.live
+            .range((channel.to_owned(), String::new())..)
+            .take_while(|((c, _), _)| c == channel)
+            .filter(|(_, until)| **until > now)
+            .filter_map(|((_, d), _)| d.parse().ok())
+            .collect()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -216,8 +248,12 @@ impl Channel {
 /// A stanza for every companion device of some accounts (the phones do not take part
 /// in channels here), except `skip`.
 struct Notice {
+    /// Accounts whose companions get it.
     to: BTreeSet<String>,
-    skip: Option<Jid>,
+    /// Devices left out.
+    skip: Vec<Jid>,
+    /// Devices that get it besides those of `to`.
+    devices: Vec<Jid>,
     node: Node,
 }
 
@@ -227,7 +263,8 @@ fn send_notices(shared: &Shared, notices: Vec<Notice>) {
             let st = shared.state.lock();
             n.to.iter()
                 .flat_map(|p| route::user_devices(&st, p))
-                .filter(|d| d.device != 0 && Some(d) != n.skip.as_ref())
+                .filter(|d| d.device != 0 && !n.skip.contains(d))
+                .chain(n.devices.iter().cloned())
                 .collect()
         };
         for d in devices {
@@ -506,7 +543,8 @@ fn on_channel(
     let jid_str = format!("{cid}@newsletter");
     let own = |node: Node| Notice {
         to: BTreeSet::from([phone.to_owned()]),
-        skip: None,
+        skip: Vec::new(),
+        devices: Vec::new(),
         node,
     };
     Some(match path {
@@ -588,7 +626,8 @@ fn on_channel(
                 });
                 notices.push(Notice {
                     to,
-                    skip: Some(me.clone()),
+                    skip: vec![me.clone()],
+                    devices: Vec::new(),
                     node: notification(
                         channel_jid(cid),
                         "mex",
@@ -656,7 +695,8 @@ fn on_channel(
                 }
                 notices.push(Notice {
                     to: c.audience(),
-                    skip: Some(me.clone()),
+                    skip: vec![me.clone()],
+                    devices: Vec::new(),
                     node: notification(
                         channel_jid(cid),
                         "newsletter",
@@ -676,13 +716,13 @@ fn on_channel(
 
 /// Answers an `<iq xmlns="newsletter">`: `<messages>` and `<message_updates>` fetches,
 /// `<live_updates>` subscriptions.
-pub(crate) fn iq(shared: &Shared, id: &str, node: &Node) -> Node {
+pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     let Some(op) = node.children().first() else {
         return iq_error(id, 400, "bad-request");
     };
     let to = node.attr_opt::<Jid>("to").ok().flatten();
-    let st = shared.state.lock();
-    let ns = &st.newsletters;
+    let mut st = shared.state.lock();
+    let ns = &mut st.newsletters;
     let target = match op.tag() {
         "messages" => op.attr_opt::<Jid>("jid").ok().flatten(),
         _ => to.clone(),
@@ -690,6 +730,12 @@ pub(crate) fn iq(shared: &Shared, id: &str, node: &Node) -> Node {
     let Some(target) = target.filter(Jid::is_newsletter) else {
         return iq_error(id, 400, "bad-request");
     };
+    if !ns.channels.contains_key(target.user.as_str()) {
+        return iq_error(id, 404, "item-not-found");
+    }
+    if op.tag() == "live_updates" {
+        ns.subscribe_live(target.user.as_str(), me);
+    }
     let Some(c) = ns.channels.get(target.user.as_str()) else {
         return iq_error(id, 404, "item-not-found");
     };
@@ -746,7 +792,7 @@ pub(crate) fn iq(shared: &Shared, id: &str, node: &Node) -> Node {
         }
         "live_updates" => reply(
             Node::builder("live_updates")
-                .attr("duration", "300")
+                .attr("duration", LIVE_SECONDS.to_string())
                 .build(),
         ),
         _ => iq_error(id, 501, "feature-not-implemented"),
@@ -779,7 +825,11 @@ pub(crate) fn route_message(
         if ty == "reaction" {
             react(c, to, phone, node, id, &mut notices)
         } else {
-            post(c, to, sender, node, id, &ty, &mut notices)
+            let live = st.newsletters.live_devices(to.user.as_str());
+            let Some(c) = st.newsletters.channels.get_mut(to.user.as_str()) else {
+                return server_ack("message", id, Some(to.clone()), Some(404));
+            };
+            post(c, to, sender, node, id, &ty, &live, &mut notices)
         }
     };
     send_notices(shared, notices);
@@ -819,7 +869,8 @@ fn react(
     let count = p.reactions.values().filter(|c| **c == shown).count();
     notices.push(Notice {
         to: admins,
-        skip: None,
+        skip: Vec::new(),
+        devices: Vec::new(),
         node: notification(
             to.clone(),
             "newsletter",
@@ -835,6 +886,10 @@ fn react(
     server_ack("message", id, Some(to.clone()), None)
 }
 
+/// A post by an admin: stored with the next server id; devices subscribed to live
+/// updates get it as `<message from=channel server_id ..><plaintext>`, the rest of the
+/// audience as a `<notification type=newsletter>`.
+#[allow(clippy::too_many_arguments, reason = "one request's context")]
 fn post(
     c: &mut Channel,
     to: &Jid,
@@ -842,6 +897,7 @@ fn post(
     node: &Node,
     id: &str,
     ty: &str,
+    live: &[Jid],
     notices: &mut Vec<Notice>,
 ) -> Node {
     if !c.is_admin(sender.user.as_str()) {
@@ -870,9 +926,27 @@ fn post(
         reactions: BTreeMap::new(),
         viewers: BTreeSet::new(),
     };
+    // Live subscribers of the audience get the message itself, the others a notification.
+    let audience = c.audience();
+    let live: Vec<Jid> = live
+        .iter()
+        .filter(|d| d != &sender && audience.contains(d.user.as_str()))
+        .cloned()
+        .collect();
+    let mut direct = p.node(true);
+    direct.attrs.insert("from", to.to_string());
     notices.push(Notice {
-        to: c.audience(),
-        skip: Some(sender.clone()),
+        to: BTreeSet::new(),
+        skip: Vec::new(),
+        devices: live.clone(),
+        node: direct,
+    });
+    let mut skip = live;
+    skip.push(sender.clone());
+    notices.push(Notice {
+        to: audience,
+        skip,
+        devices: Vec::new(),
         node: notification(to.clone(), "newsletter", vec![p.node(true)]),
     });
     if c.posts.len() >= MAX_POSTS {
@@ -916,7 +990,8 @@ pub(crate) fn view_receipt(shared: &Shared, sender: &Jid, node: &Node, id: &str,
             if !views.is_empty() {
                 notices.push(Notice {
                     to: admins,
-                    skip: None,
+                    skip: Vec::new(),
+                    devices: Vec::new(),
                     node: notification(to.clone(), "newsletter", views),
                 });
             }

@@ -3,15 +3,17 @@
 use std::sync::RwLock;
 
 use tokio::sync::mpsc;
-use wa_binary::Node;
+use wa_binary::{Jid, Node, Server};
 
 /// Which stanzas a subscriber wants: a tag, and optionally the `type` and `xmlns`
-/// attributes. The most specific matching filter wins; among equals, the first registered.
+/// attributes and the server of the `from` JID. The most specific matching filter wins;
+/// among equals, the first registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     tag: String,
     kind: Option<String>,
     xmlns: Option<String>,
+    from_server: Option<Server>,
 }
 
 impl Filter {
@@ -21,7 +23,16 @@ impl Filter {
             tag: tag.into(),
             kind: None,
             xmlns: None,
+            from_server: None,
         }
+    }
+
+    /// Only stanzas whose `from` attribute is a JID on `server` (e.g. the `<message>`s
+    /// channels send, from `..@newsletter`).
+    #[must_use]
+    pub fn from_server(mut self, server: Server) -> Self {
+        self.from_server = Some(server);
+        self
     }
 
     /// Only stanzas whose `type` attribute equals `kind`.
@@ -46,10 +57,18 @@ impl Filter {
                 .xmlns
                 .as_deref()
                 .is_none_or(|x| attr("xmlns") == Some(x))
+            && self.from_server.as_ref().is_none_or(|s| {
+                node.attr_opt::<Jid>("from")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|j| j.server == *s)
+            })
     }
 
     fn specificity(&self) -> usize {
-        usize::from(self.kind.is_some()) + usize::from(self.xmlns.is_some())
+        usize::from(self.kind.is_some())
+            + usize::from(self.xmlns.is_some())
+            + usize::from(self.from_server.is_some())
     }
 }
 
@@ -195,6 +214,41 @@ mod tests {
             "md"
         );
         assert!(any.try_recv().is_err() && enc.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_from_server_filter_takes_only_stanzas_from_that_server() {
+        let d = Dispatcher::default();
+        let mut all = d.subscribe(Filter::tag("message"), 4);
+        let mut channels = d.subscribe(Filter::tag("message").from_server(Server::Newsletter), 4);
+        let from = |jid: &str| {
+            Node::builder("message")
+                .attr("from", jid.parse::<Jid>().unwrap())
+                .build()
+        };
+        for n in [
+            from("120363000000000001@newsletter"),
+            from("15550000001@s.whatsapp.net"),
+            Node::builder("message")
+                .attr("from", "not a jid @@")
+                .build(),
+            Node::new("message"),
+        ] {
+            assert!(matches!(d.dispatch(n).await, Dispatched::Delivered));
+        }
+        assert!(
+            channels
+                .recv()
+                .await
+                .unwrap()
+                .attr::<Jid>("from")
+                .unwrap()
+                .is_newsletter()
+        );
+        assert!(channels.try_recv().is_err());
+        for _ in 0..3 {
+            all.recv().await.unwrap();
+        }
     }
 
     #[tokio::test]
