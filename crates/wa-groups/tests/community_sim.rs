@@ -24,6 +24,17 @@ fn unlinked(u: &GroupUpdate, ty: &GroupLinkType, other: &Jid) -> bool {
         [GroupChange::Unlinked { link_type, group, .. }] if link_type == ty && &group.jid == other)
 }
 
+/// The JIDs of a community's groups, as `groups` lists them.
+async fn sub_group_ids(groups: &Groups, community: &Jid) -> Vec<Jid> {
+    groups
+        .sub_groups(community)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.jid)
+        .collect()
+}
+
 fn sorted(mut v: Vec<Jid>) -> Vec<Jid> {
     v.sort_by_key(ToString::to_string);
     v
@@ -155,13 +166,7 @@ async fn community_lifecycle_through_the_simulator() {
     assert!(matches!(&u.changes[0],
         GroupChange::Unlinked { reason: Some(r), .. } if r == "unlink_group"));
     assert_eq!(gb.metadata(&garden).await.unwrap().linked_parent, None);
-    let ids: Vec<Jid> = ga
-        .sub_groups(&cid)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.jid)
-        .collect();
+    let ids = sub_group_ids(&ga, &cid).await;
     assert_eq!(ids.len(), 2);
     assert!(!ids.contains(&garden));
 
@@ -229,13 +234,7 @@ async fn communities_survive_a_restart_from_the_state_file() {
         groups.community_announcement_group(&cid).await.unwrap(),
         announce
     );
-    let subs: Vec<Jid> = groups
-        .sub_groups(&cid)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.jid)
-        .collect();
+    let subs = sub_group_ids(&groups, &cid).await;
     assert!(subs.contains(&garden), "{subs:?}");
     assert_eq!(
         groups.fetch_metadata(&garden).await.unwrap().linked_parent,

@@ -37,6 +37,13 @@ async fn next_channel_update(
         .expect("channel update in time")
 }
 
+/// Links a device of `phone` with a channels layer on it.
+async fn channel_user(sim: &Sim, phone: &str) -> (wa_socket::Socket, Jid, Newsletters) {
+    let (socket, jid) = wa_testkit::link(sim, phone).await;
+    let n = Newsletters::new(socket.clone());
+    (socket, jid, n)
+}
+
 fn graphql_code(e: &Error) -> Option<u16> {
     match e {
         Error::GraphQl { code, .. } => Some(*code),
@@ -47,10 +54,8 @@ fn graphql_code(e: &Error) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_lifecycle_through_the_simulator() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let (sock_a, _) = wa_testkit::link(&sim, A).await;
-    let (sock_b, _) = wa_testkit::link(&sim, B).await;
-    let na = Newsletters::new(sock_a.clone());
-    let nb = Newsletters::new(sock_b.clone());
+    let (sock_a, _, na) = channel_user(&sim, A).await;
+    let (sock_b, _, nb) = channel_user(&sim, B).await;
     let mut ev_a = sock_a.events();
     let mut ev_b = sock_b.events();
 
@@ -416,14 +421,9 @@ async fn channels_survive_a_restart_from_the_state_file() {
 async fn owner_demotes_admins_and_hands_the_channel_over() {
     const C: &str = "15550000013";
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let (sock_a, _) = wa_testkit::link(&sim, A).await;
-    let (sock_b, _) = wa_testkit::link(&sim, B).await;
-    let (sock_c, _) = wa_testkit::link(&sim, C).await;
-    let (na, nb, nc) = (
-        Newsletters::new(sock_a.clone()),
-        Newsletters::new(sock_b.clone()),
-        Newsletters::new(sock_c.clone()),
-    );
+    let (sock_a, _, na) = channel_user(&sim, A).await;
+    let (_sock_b, _, nb) = channel_user(&sim, B).await;
+    let (sock_c, _, nc) = channel_user(&sim, C).await;
     let (mut ev_a, mut ev_c) = (sock_a.events(), sock_c.events());
     let ch = na.create("Handover", None).await.unwrap().id;
     // Admin invites are not simulated: the simulator makes B and C admins directly.
@@ -501,10 +501,8 @@ async fn owner_demotes_admins_and_hands_the_channel_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_subscribers_get_posts_as_channel_messages() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let (sock_a, _) = wa_testkit::link(&sim, A).await;
-    let (sock_b, jid_b) = wa_testkit::link(&sim, B).await;
-    let na = Newsletters::new(sock_a.clone());
-    let nb = Newsletters::new(sock_b.clone());
+    let (_sock_a, _, na) = channel_user(&sim, A).await;
+    let (sock_b, jid_b, nb) = channel_user(&sim, B).await;
     let mut ev_b = sock_b.events();
     let ch = na.create("Live posts", None).await.unwrap().id;
     nb.follow(&ch).await.unwrap();

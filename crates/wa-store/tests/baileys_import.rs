@@ -320,26 +320,20 @@ async fn imported_sessions_and_sender_keys_carry_on() {
     );
     // Ann's own sending state came over: members that had her key read her next message
     // without a new distribution message, and the same for Bob.
-    let m = ann
-        .encrypt_group_message(group, &ann_addr, b"g-a3")
-        .await
-        .unwrap();
-    assert_eq!(
-        bob.decrypt_group_message(group, &ann_addr, &m.ciphertext)
+    for (from, to, sender, text) in [
+        (&ann, &bob, &ann_addr, &b"g-a3"[..]),
+        (&bob, &ann, &bob_sender, &b"g-b5"[..]),
+    ] {
+        let m = from
+            .encrypt_group_message(group, sender, text)
             .await
-            .unwrap(),
-        b"g-a3"
-    );
-    let m = bob
-        .encrypt_group_message(group, &bob_sender, b"g-b5")
-        .await
-        .unwrap();
-    assert_eq!(
-        ann.decrypt_group_message(group, &bob_sender, &m.ciphertext)
+            .unwrap();
+        let got = to
+            .decrypt_group_message(group, sender, &m.ciphertext)
             .await
-            .unwrap(),
-        b"g-b5"
-    );
+            .unwrap();
+        assert_eq!(got, text);
+    }
 }
 
 /// The collection version Baileys kept is stored with its LTHash and value MACs, in the
