@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
 use wa_socket::{Event, Filter, Socket};
-use wa_types::NewsletterMessage;
+use wa_types::{NewsletterMessage, NewsletterUpdate};
 
 use crate::Error;
 use crate::parse::{
@@ -76,47 +76,30 @@ fn message_id() -> String {
     format!("3EB0{:016X}", u64::from_be_bytes(b))
 }
 
-fn listen(socket: &Socket, kind: &'static str) -> AbortHandle {
-    let mut rx = socket.subscribe(Filter::tag("notification").kind(kind), NOTIFICATION_QUEUE);
+/// Acknowledges each stanza `filter` takes and reports what `parse` reads from it as
+/// [`Event::NewsletterUpdate`]s.
+fn listen(
+    socket: &Socket,
+    filter: Filter,
+    what: &'static str,
+    parse: fn(&Node) -> Result<Vec<NewsletterUpdate>, Error>,
+) -> AbortHandle {
+    let mut rx = socket.subscribe(filter, NOTIFICATION_QUEUE);
     let task_socket = socket.clone();
     tokio::spawn(async move {
         while let Some(node) = rx.recv().await {
             // Boxed, so the idle listener task stays small.
             let ack = wa_socket::ack_for(&node);
             if let Err(e) = Box::pin(task_socket.send_node(&ack)).await {
-                tracing::debug!("channel notification ack not sent: {e}");
+                tracing::debug!("{what} ack not sent: {e}");
             }
-            match parse_notification(&node) {
+            match parse(&node) {
                 Ok(updates) => {
                     for u in updates {
                         task_socket.emit(Event::NewsletterUpdate(Box::new(u)));
                     }
                 }
-                Err(e) => tracing::warn!("unparsable {kind} notification: {e}"),
-            }
-        }
-    })
-    .abort_handle()
-}
-
-/// `<message from="..@newsletter" server_id id t type><plaintext>`: a post the server
-/// hands to devices subscribed to the channel's live updates. Acknowledged, then
-/// reported as [`NewsletterChange::Message`](wa_types::NewsletterChange::Message).
-fn listen_posts(socket: &Socket) -> AbortHandle {
-    let mut rx = socket.subscribe(
-        Filter::tag("message").from_server(wa_binary::Server::Newsletter),
-        NOTIFICATION_QUEUE,
-    );
-    let task_socket = socket.clone();
-    tokio::spawn(async move {
-        while let Some(node) = rx.recv().await {
-            let ack = wa_socket::ack_for(&node);
-            if let Err(e) = Box::pin(task_socket.send_node(&ack)).await {
-                tracing::debug!("channel message ack not sent: {e}");
-            }
-            match parse_post(&node) {
-                Ok(update) => task_socket.emit(Event::NewsletterUpdate(Box::new(update))),
-                Err(e) => tracing::warn!("unparsable channel message: {e}"),
+                Err(e) => tracing::warn!("unparsable {what}: {e}"),
             }
         }
     })
@@ -150,14 +133,33 @@ fn check_description(d: &str) -> Result<(), Error> {
 }
 
 impl Newsletters {
-    /// Wraps `socket` and subscribes to `<notification type="newsletter">` and
-    /// `<notification type="mex">`: each is acknowledged, then reported as
+    /// Wraps `socket` and subscribes to `<notification type="newsletter">`,
+    /// `<notification type="mex">` and `<message from="..@newsletter">` (posts for
+    /// devices subscribed to live updates): each is acknowledged, then reported as
     /// [`Event::NewsletterUpdate`]s. Must be called inside a Tokio runtime.
     pub fn new(socket: Socket) -> Self {
+        let notification = |kind| Filter::tag("notification").kind(kind);
         let listeners = [
-            listen(&socket, "newsletter"),
-            listen(&socket, "mex"),
-            listen_posts(&socket),
+            listen(
+                &socket,
+                notification("newsletter"),
+                "newsletter notification",
+                parse_notification,
+            ),
+            listen(
+                &socket,
+                notification("mex"),
+                "mex notification",
+                parse_notification,
+            ),
+            // Posts handed to devices subscribed to a channel's live updates, as
+            // `<message from="..@newsletter" server_id id t type><plaintext>`.
+            listen(
+                &socket,
+                Filter::tag("message").from_server(wa_binary::Server::Newsletter),
+                "channel message",
+                |n| parse_post(n).map(|u| vec![u]),
+            ),
         ];
         Self {
             inner: Arc::new(Inner { socket, listeners }),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_newsletter::{
-    Error, MetadataKey, NewsletterChange, NewsletterRole, NewsletterUpdate, Newsletters,
+    Error, MetadataKey, NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate,
+    Newsletters,
 };
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
@@ -42,6 +43,15 @@ async fn channel_user(sim: &Sim, phone: &str) -> (wa_socket::Socket, Jid, Newsle
     let (socket, jid) = wa_testkit::link(sim, phone).await;
     let n = Newsletters::new(socket.clone());
     (socket, jid, n)
+}
+
+/// The next post of `channel` reported on `rx`.
+async fn next_post(rx: &mut broadcast::Receiver<Event>, channel: &Jid) -> NewsletterMessage {
+    let got = next_channel_update(rx, channel, |c| matches!(c, NewsletterChange::Message(_))).await;
+    match got.change {
+        NewsletterChange::Message(m) => m,
+        other => panic!("not a post: {other:?}"),
+    }
 }
 
 fn graphql_code(e: &Error) -> Option<u16> {
@@ -112,13 +122,7 @@ async fn channel_lifecycle_through_the_simulator() {
     // A posts; the server numbers the post and hands it to B as an event.
     let posted = na.send_text(&ch, "first post").await.unwrap();
     let sid = posted.server_id.expect("the post was stored");
-    let got = next_channel_update(&mut ev_b, &ch, |c| {
-        matches!(c, NewsletterChange::Message(_))
-    })
-    .await;
-    let NewsletterChange::Message(m) = got.change else {
-        unreachable!()
-    };
+    let m = next_post(&mut ev_b, &ch).await;
     assert_eq!(m.server_id, sid);
     assert_eq!(m.id.as_deref(), Some(posted.id.as_str()));
     assert_eq!(
@@ -289,13 +293,7 @@ async fn posts_wait_for_an_offline_follower() {
     let sock_b = wa_socket::Socket::connect(wa_testkit::config(&sim, store_b));
     let mut ev_b = sock_b.events_from_start();
     let _nb = Newsletters::new(sock_b.clone());
-    let got = next_channel_update(&mut ev_b, &ch, |c| {
-        matches!(c, NewsletterChange::Message(_))
-    })
-    .await;
-    let NewsletterChange::Message(m) = got.change else {
-        unreachable!()
-    };
+    let m = next_post(&mut ev_b, &ch).await;
     assert_eq!(Some(m.server_id), posted.server_id);
     assert_eq!(
         m.message.and_then(|x| x.conversation),
@@ -508,13 +506,7 @@ async fn live_subscribers_get_posts_as_channel_messages() {
     nb.follow(&ch).await.unwrap();
     assert_eq!(nb.subscribe_live_updates(&ch).await.unwrap(), Some(300));
     let posted = na.send_text(&ch, "breaking").await.unwrap();
-    let got = next_channel_update(&mut ev_b, &ch, |c| {
-        matches!(c, NewsletterChange::Message(_))
-    })
-    .await;
-    let NewsletterChange::Message(m) = got.change else {
-        unreachable!()
-    };
+    let m = next_post(&mut ev_b, &ch).await;
     assert_eq!(Some(m.server_id), posted.server_id);
     assert_eq!(m.id.as_deref(), Some(posted.id.as_str()));
     assert_eq!(
