@@ -1,4 +1,4 @@
-use wa_proto::sync_action::SyncActionValue;
+use wa_proto::sync_action::{SyncActionMessageRange, SyncActionValue};
 
 /// What a label association points at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub enum Action {
         jid: String,
         /// Archived (true) or unarchived.
         archived: bool,
+        /// The messages it covers, when named.
+        range: Option<SyncActionMessageRange>,
     },
     /// `["pin_v1", jid]` with `pinAction`.
     Pin {
@@ -82,16 +84,22 @@ pub enum Action {
         jid: String,
         /// Read (true) or marked unread.
         read: bool,
+        /// The messages it covers, when named.
+        range: Option<SyncActionMessageRange>,
     },
     /// `["deleteChat", jid, ...]`.
     DeleteChat {
         /// The chat.
         jid: String,
+        /// The messages it covers, when named.
+        range: Option<SyncActionMessageRange>,
     },
     /// `["clearChat", jid, ...]`.
     ClearChat {
         /// The chat.
         jid: String,
+        /// The messages it covers, when named.
+        range: Option<SyncActionMessageRange>,
     },
     /// `["label_edit", label id]` with `labelEditAction`.
     LabelEdit {
@@ -208,10 +216,14 @@ impl Action {
         let kind = index.first()?.as_str();
         let arg = |i: usize| index.get(i).cloned();
         Some(match kind {
-            "archive" => Action::Archive {
-                jid: arg(1)?,
-                archived: value?.archive_chat_action.as_ref()?.archived?,
-            },
+            "archive" => {
+                let a = value?.archive_chat_action.as_ref()?;
+                Action::Archive {
+                    jid: arg(1)?,
+                    archived: a.archived?,
+                    range: a.message_range.clone(),
+                }
+            }
             "pin_v1" => Action::Pin {
                 jid: arg(1)?,
                 pinned: value?.pin_action.as_ref()?.pinned?,
@@ -231,12 +243,26 @@ impl Action {
                 participant: arg(4).filter(|p| p != "0"),
                 starred: value?.star_action.as_ref()?.starred?,
             },
-            "markChatAsRead" => Action::MarkRead {
+            "markChatAsRead" => {
+                let a = value?.mark_chat_as_read_action.as_ref()?;
+                Action::MarkRead {
+                    jid: arg(1)?,
+                    read: a.read?,
+                    range: a.message_range.clone(),
+                }
+            }
+            "deleteChat" => Action::DeleteChat {
                 jid: arg(1)?,
-                read: value?.mark_chat_as_read_action.as_ref()?.read?,
+                range: value
+                    .and_then(|v| v.delete_chat_action.as_ref())
+                    .and_then(|a| a.message_range.clone()),
             },
-            "deleteChat" => Action::DeleteChat { jid: arg(1)? },
-            "clearChat" => Action::ClearChat { jid: arg(1)? },
+            "clearChat" => Action::ClearChat {
+                jid: arg(1)?,
+                range: value
+                    .and_then(|v| v.clear_chat_action.as_ref())
+                    .and_then(|a| a.message_range.clone()),
+            },
             "label_edit" => {
                 let l = value?.label_edit_action.as_ref()?;
                 Action::LabelEdit {
@@ -343,13 +369,38 @@ mod tests {
     }
 
     #[test]
+    fn message_ranges_read_back_with_their_actions() {
+        let j = "1@s.whatsapp.net";
+        let range = SyncActionMessageRange {
+            last_message_timestamp: Some(1_700_000_000),
+            ..Default::default()
+        };
+        let back = |m: crate::OutgoingMutation| match action_of(&m) {
+            Action::Archive { range, .. }
+            | Action::MarkRead { range, .. }
+            | Action::DeleteChat { range, .. }
+            | Action::ClearChat { range, .. } => range,
+            other => panic!("{other:?}"),
+        };
+        for m in [
+            builders::archive(j, true, Some(range.clone()), 1),
+            builders::mark_read(j, true, Some(range.clone()), 1),
+            builders::delete_chat(j, false, Some(range.clone()), 1),
+            builders::clear_chat(j, false, Some(range.clone()), 1),
+        ] {
+            assert_eq!(back(m), Some(range.clone()));
+        }
+    }
+
+    #[test]
     fn builders_read_back_as_their_actions() {
         let j = "1@s.whatsapp.net";
         assert_eq!(
             action_of(&builders::archive(j, true, None, 1)),
             Action::Archive {
                 jid: j.into(),
-                archived: true
+                archived: true,
+                range: None
             }
         );
         assert_eq!(
@@ -364,7 +415,8 @@ mod tests {
             action_of(&builders::mark_read(j, false, None, 1)),
             Action::MarkRead {
                 jid: j.into(),
-                read: false
+                read: false,
+                range: None
             }
         );
         assert_eq!(
@@ -386,11 +438,17 @@ mod tests {
         );
         assert_eq!(
             action_of(&builders::delete_chat(j, false, None, 1)),
-            Action::DeleteChat { jid: j.into() }
+            Action::DeleteChat {
+                jid: j.into(),
+                range: None
+            }
         );
         assert_eq!(
             action_of(&builders::clear_chat(j, true, None, 1)),
-            Action::ClearChat { jid: j.into() }
+            Action::ClearChat {
+                jid: j.into(),
+                range: None
+            }
         );
         assert_eq!(
             action_of(&builders::label_edit("5", "Work", 3, Some(2), false, 1)),

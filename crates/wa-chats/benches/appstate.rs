@@ -16,6 +16,7 @@ fn bench(c: &mut Criterion) {
                 0 => Action::Archive {
                     jid,
                     archived: true,
+                    range: None,
                 },
                 1 => Action::Mute {
                     jid,

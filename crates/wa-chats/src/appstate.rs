@@ -26,7 +26,7 @@ use wa_socket::{Event, Filter, Socket};
 use wa_store::{AppStateStore as _, Batch, ContactStore as _};
 use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
-    LabelAssociation, MessageDeletion, MessageKey, StarUpdate,
+    LabelAssociation, LastMessage, MessageDeletion, MessageKey, MessageRange, StarUpdate,
 };
 use zeroize::Zeroizing;
 
@@ -202,23 +202,30 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// One of the chat's last messages, named in the message range of an archive, mark
-/// read, delete or clear (Baileys' `lastMessages`): other devices apply the change only
-/// up to it, so a message that arrived meanwhile is not swept along.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LastMessage {
-    /// The message.
-    pub key: MessageKey,
-    /// Its timestamp, unix seconds.
-    pub timestamp: i64,
-}
+/// Most messages of one message range carried into an event.
+const MAX_RANGE_MESSAGES: usize = 256;
 
-impl LastMessage {
-    /// The message `key`, sent or received at `timestamp` (unix seconds).
-    pub fn new(key: MessageKey, timestamp: i64) -> Self {
-        Self { key, timestamp }
-    }
+/// A received message range as the event reports it: keys that do not parse are left
+/// out.
+fn range_of(r: &SyncActionMessageRange) -> MessageRange {
+    let mut out = MessageRange::default();
+    out.last_message_timestamp = r.last_message_timestamp;
+    out.last_system_message_timestamp = r.last_system_message_timestamp;
+    out.messages = r
+        .messages
+        .iter()
+        .take(MAX_RANGE_MESSAGES)
+        .filter_map(|m| {
+            let k = m.key.as_ref()?;
+            let chat: Jid = k.remote_jid.as_deref()?.parse().ok()?;
+            let mut key = MessageKey::new(chat, k.from_me.unwrap_or(false), k.id.clone()?);
+            if let Some(p) = k.participant.as_deref().and_then(|p| p.parse().ok()) {
+                key = key.with_participant(p);
+            }
+            Some(LastMessage::new(key, m.timestamp.unwrap_or(0)))
+        })
+        .collect();
+    out
 }
 
 /// The message range of `last` (oldest first): the last one's timestamp and every key,
@@ -518,7 +525,14 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
             }
         };
         match action {
-            Action::Archive { jid, archived } => chat(jid, &|u| u.archived = Some(*archived)),
+            Action::Archive {
+                jid,
+                archived,
+                range,
+            } => chat(jid, &|u| {
+                u.archived = Some(*archived);
+                u.message_range = range.as_ref().map(range_of);
+            }),
             Action::Pin { jid, pinned } => chat(jid, &|u| u.pinned = Some(*pinned)),
             Action::Mute { jid, muted, until } => chat(jid, &|u| {
                 u.mute_end = Some(if *muted {
@@ -527,9 +541,18 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
                     None
                 })
             }),
-            Action::MarkRead { jid, read } => chat(jid, &|u| u.read = Some(*read)),
-            Action::DeleteChat { jid } => chat(jid, &|u| u.deleted = true),
-            Action::ClearChat { jid } => chat(jid, &|u| u.cleared = true),
+            Action::MarkRead { jid, read, range } => chat(jid, &|u| {
+                u.read = Some(*read);
+                u.message_range = range.as_ref().map(range_of);
+            }),
+            Action::DeleteChat { jid, range } => chat(jid, &|u| {
+                u.deleted = true;
+                u.message_range = range.as_ref().map(range_of);
+            }),
+            Action::ClearChat { jid, range } => chat(jid, &|u| {
+                u.cleared = true;
+                u.message_range = range.as_ref().map(range_of);
+            }),
             Action::Star {
                 jid,
                 message_id,
@@ -1451,6 +1474,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_received_range_keeps_the_keys_that_parse() {
+        let key = |chat: &str, participant: Option<&str>| SyncActionMessage {
+            key: Some(wa_proto::common::MessageKey {
+                remote_jid: Some(chat.into()),
+                from_me: Some(false),
+                id: Some("ID".into()),
+                participant: participant.map(Into::into),
+                ..Default::default()
+            }),
+            timestamp: Some(7),
+            ..Default::default()
+        };
+        let r = SyncActionMessageRange {
+            last_message_timestamp: Some(9),
+            messages: vec![
+                key(
+                    "120363000000000001@g.us",
+                    Some("15550000001@s.whatsapp.net"),
+                ),
+                key("not a jid", None),
+                SyncActionMessage::default(),
+            ],
+            ..Default::default()
+        };
+        let got = range_of(&r);
+        assert_eq!(got.last_message_timestamp, Some(9));
+        assert_eq!(got.messages.len(), 1);
+        assert_eq!(
+            got.messages[0].key.participant,
+            Some(Jid::pn("15550000001"))
+        );
+        assert_eq!(got.messages[0].timestamp, 7);
+        let many = SyncActionMessageRange {
+            messages: vec![key("1@s.whatsapp.net", None); MAX_RANGE_MESSAGES + 5],
+            ..Default::default()
+        };
+        assert_eq!(range_of(&many).messages.len(), MAX_RANGE_MESSAGES);
+    }
+
+    #[test]
     fn last_messages_become_the_message_range() {
         let chat: Jid = "120363000000000001@g.us".parse().unwrap();
         let member: Jid = "15550000002:3@s.whatsapp.net".parse().unwrap();
@@ -1783,6 +1846,7 @@ mod tests {
                 Action::Archive {
                     jid: jid.into(),
                     archived: true,
+                    range: None,
                 },
                 None,
             ),
@@ -1811,6 +1875,7 @@ mod tests {
                 Action::Archive {
                     jid: "not a jid".into(),
                     archived: true,
+                    range: None,
                 },
                 None,
             ),

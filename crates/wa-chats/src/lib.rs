@@ -7,8 +7,8 @@ mod parse;
 mod status;
 
 pub use appstate::{
-    AppState, AppStateConfig, ChatModification, ContactName, LastMessage, MAX_EXTERNAL_BLOB,
-    MuteUntil, modification_mutation, modification_mutation_after, mutation_events,
+    AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
+    modification_mutation, modification_mutation_after, mutation_events,
 };
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
 pub use error::Error;
@@ -27,3 +27,6 @@ pub use wa_types::{
     MessageDeletion, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
     StarUpdate, StatusPrivacy, StatusPrivacyKind,
 };
+/// A chat's last message, naming what a chat modification covers (defined in
+/// `wa-types`, where incoming changes report it too).
+pub use wa_types::{LastMessage, MessageRange};

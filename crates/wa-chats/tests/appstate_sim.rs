@@ -773,13 +773,17 @@ async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
     assert!(d.delete_media);
     assert_eq!(d.message_timestamp, Some(1_700_000_000));
 
-    // An archive naming the chat's last message goes through like a plain one.
+    // An archive naming the chat's last message reaches the other device with the range.
     let last = LastMessage::new(
         MessageKey::new(chat.clone(), false, "3EB0LAST"),
         1_700_000_500,
     );
     one.app
-        .chat_modify_after(&chat, ChatModification::Archive(true), &[last])
+        .chat_modify_after(
+            &chat,
+            ChatModification::Archive(true),
+            std::slice::from_ref(&last),
+        )
         .await
         .unwrap();
     let u = next_event(&mut two.events, |e| match e {
@@ -787,7 +791,10 @@ async fn deletions_for_me_and_ranged_archives_reach_the_other_device() {
         _ => None,
     })
     .await;
-    assert_eq!((u.jid, u.archived), (chat.clone(), Some(true)));
+    assert_eq!((&u.jid, u.archived), (&chat, Some(true)));
+    let range = u.message_range.expect("the range");
+    assert_eq!(range.last_message_timestamp, Some(1_700_000_500));
+    assert_eq!(range.messages, [last]);
     // A quick reply is pushed like any other change (other devices keep it; no event).
     one.app
         .chat_modify(

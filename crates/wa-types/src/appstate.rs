@@ -28,6 +28,10 @@ pub struct ChatUpdate {
     pub locked: Option<bool>,
     /// When the change was made (Unix milliseconds), as the device that made it says.
     pub timestamp: Option<i64>,
+    /// The messages an archive, mark-read, delete or clear covers, when the device that
+    /// made it named them: apply the change only if the chat has nothing newer (as
+    /// Baileys' `conditional` does).
+    pub message_range: Option<MessageRange>,
 }
 
 impl ChatUpdate {
@@ -43,8 +47,40 @@ impl ChatUpdate {
             cleared: false,
             locked: None,
             timestamp: None,
+            message_range: None,
         }
     }
+}
+
+/// One of a chat's last messages, named in the message range of an archive, mark read,
+/// delete or clear (Baileys' `lastMessages`): devices apply the change only up to it, so
+/// a message that arrived meanwhile is not swept along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastMessage {
+    /// The message.
+    pub key: MessageKey,
+    /// Its timestamp, unix seconds (0 when the range did not say).
+    pub timestamp: i64,
+}
+
+impl LastMessage {
+    /// The message `key`, sent or received at `timestamp` (unix seconds).
+    pub fn new(key: MessageKey, timestamp: i64) -> Self {
+        Self { key, timestamp }
+    }
+}
+
+/// The messages a chat change covers (`SyncActionMessageRange`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MessageRange {
+    /// The newest message's timestamp, unix seconds.
+    pub last_message_timestamp: Option<i64>,
+    /// The newest system message's timestamp, unix seconds.
+    pub last_system_message_timestamp: Option<i64>,
+    /// The chat's last messages, as the device named them.
+    pub messages: Vec<LastMessage>,
 }
 
 /// A message was starred or unstarred.

@@ -13,7 +13,7 @@ mod newsletter;
 
 pub use appstate::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
-    LabelAssociation, MessageDeletion, StarUpdate,
+    LabelAssociation, LastMessage, MessageDeletion, MessageRange, StarUpdate,
 };
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
