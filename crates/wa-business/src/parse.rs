@@ -52,6 +52,8 @@ pub struct BusinessProfile {
     pub email: Option<String>,
     /// The first category's name.
     pub category: Option<String>,
+    /// Every category, as (id, name), in the server's order.
+    pub categories: Vec<(String, String)>,
     /// Opening hours.
     pub hours: Option<BusinessHours>,
 }
@@ -410,6 +412,26 @@ pub fn parse_profile_reply(reply: &Node) -> Result<Option<BusinessProfile>, Erro
         category: p
             .child("categories")
             .and_then(|c| child_text(c, "category")),
+        categories: p
+            .child("categories")
+            .map(|c| {
+                c.children_by_tag("category")
+                    .take(MAX_LIST)
+                    .map(|k| {
+                        let id = k
+                            .attr_opt::<String>("id")
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        let name = k
+                            .content_bytes()
+                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                            .unwrap_or_default();
+                        (id, name)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         hours: p.child("business_hours").map(parse_hours),
     }))
 }

@@ -109,7 +109,16 @@ fn profile_reply_parses_and_tolerates_missing_fields() {
                     text("website", "https://b"),
                     text("email", "e@x"),
                     Node::builder("categories")
-                        .children([text("category", "Retail")])
+                        .children([
+                            Node::builder("category")
+                                .attr("id", "133436743388217")
+                                .bytes(b"Retail".to_vec())
+                                .build(),
+                            Node::builder("category")
+                                .attr("id", "1")
+                                .bytes(b"Coffee".to_vec())
+                                .build(),
+                        ])
                         .build(),
                     Node::builder("business_hours")
                         .attr("timezone", "UTC")
@@ -132,6 +141,13 @@ fn profile_reply_parses_and_tolerates_missing_fields() {
     assert_eq!(p.address.as_deref(), Some("Main St"));
     assert_eq!(p.websites, ["https://a", "https://b"]);
     assert_eq!(p.category.as_deref(), Some("Retail"));
+    assert_eq!(
+        p.categories,
+        [
+            ("133436743388217".to_owned(), "Retail".to_owned()),
+            ("1".to_owned(), "Coffee".to_owned())
+        ]
+    );
     let h = p.hours.unwrap();
     assert_eq!(h.days.len(), 1);
     assert_eq!(h.days[0].mode, "open_24h");
