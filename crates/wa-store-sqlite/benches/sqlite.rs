@@ -1,5 +1,6 @@
 //! Session load + store on SQLite: the per-message store work of decrypting a 1:1
-//! message (read the session, write it back), at each durability setting.
+//! message (read the session, write it back), at each durability setting; and a read
+//! while commits run, with and without reader connections.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -51,5 +52,54 @@ fn session_load_store(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_load_store);
+/// A session read while another task commits without pause (`synchronous=FULL`): with
+/// reader connections beside the writer, and with reads on the writer.
+fn get_during_commits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("sqlite/get_during_commits");
+    group.throughput(Throughput::Elements(1));
+    for readers in [2usize, 0] {
+        let mut config = SqliteConfig::new(dir.path().join(format!("r{readers}.db")));
+        config.readers = readers;
+        let backend = SqliteBackend::open_blocking(&config).unwrap();
+        let store = AccountStore::new(Arc::new(backend), AccountId::new("bench").unwrap());
+        let session = vec![7u8; 1024];
+        rt.block_on(store.put_session("15550001@s.whatsapp.net", 1, &session))
+            .unwrap();
+        let writer = {
+            let store = store.clone();
+            let session = session.clone();
+            rt.spawn(async move {
+                loop {
+                    let mut batch = Batch::new();
+                    batch.put_session("15550002@s.whatsapp.net", 1, &session);
+                    if store.commit(batch).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        group.bench_function(format!("readers_{readers}"), |b| {
+            b.to_async(&rt).iter(|| {
+                let store = store.clone();
+                async move {
+                    black_box(
+                        store
+                            .get_session("15550001@s.whatsapp.net", 1)
+                            .await
+                            .unwrap(),
+                    )
+                }
+            });
+        });
+        writer.abort();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, session_load_store, get_during_commits);
 criterion_main!(benches);

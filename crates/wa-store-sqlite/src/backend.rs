@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use wa_store::{AccountId, Backend, BoxFuture, Bytes, Error, Op, Result, Role};
 
 /// The numbered migrations, applied in order; entry `i` brings the schema to version `i + 1`.
@@ -33,26 +33,44 @@ pub struct SqliteConfig {
     pub synchronous: Synchronous,
     /// How long to wait for a lock held by another connection before failing.
     pub busy_timeout: Duration,
+    /// Read-only connections opened beside the writer: reads run on them, so they do not
+    /// wait behind a commit's fsync (WAL readers see every commit that finished before
+    /// the read started). 0 runs reads on the writer.
+    pub readers: usize,
 }
 
 impl SqliteConfig {
-    /// Defaults for `path`: `synchronous=FULL`, 5 s busy timeout.
+    /// Defaults for `path`: `synchronous=FULL`, 5 s busy timeout, 2 readers.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
+            readers: 2,
         }
     }
 }
 
+/// Most reader connections a backend opens.
+pub const MAX_READERS: usize = 16;
+
 /// The embedded [`Backend`]: one SQLite file in WAL mode holding any number of accounts.
 ///
-/// One connection, guarded by a mutex and used from tokio's blocking pool, so SQLite never
-/// blocks the async workers and commits are serialised (`BEGIN IMMEDIATE`).
+/// One writer connection and a few read-only ones ([`SqliteConfig::readers`]), each
+/// guarded by a mutex and used from tokio's blocking pool, so SQLite never blocks the
+/// async workers, commits are serialised (`BEGIN IMMEDIATE`) and reads proceed while a
+/// commit waits for its fsync.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// The read-only connections, handed out round-robin (a free one first).
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 fn db(e: rusqlite::Error) -> Error {
@@ -104,8 +122,22 @@ impl SqliteBackend {
         conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
             .map_err(db)?;
         migrate(&mut conn)?;
+        let mut readers = Vec::new();
+        for _ in 0..config.readers.min(MAX_READERS) {
+            let r = Connection::open_with_flags(
+                &config.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(db)?;
+            r.busy_timeout(config.busy_timeout).map_err(db)?;
+            readers.push(Mutex::new(r));
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Readers {
+                conns: readers,
+                next: std::sync::atomic::AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -117,7 +149,7 @@ impl SqliteBackend {
         self.run(|c| current_version(c)).await
     }
 
-    /// Runs `f` on the connection in the blocking pool.
+    /// Runs `f` on the writer connection in the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -126,6 +158,31 @@ impl SqliteBackend {
         tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
             .await
             .map_err(Error::backend)?
+    }
+
+    /// Runs the read `f` on a reader connection (the writer when there are none) in the
+    /// blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if self.readers.conns.is_empty() {
+            return self.run(f).await;
+        }
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = readers.conns.len();
+            let start = readers
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A free reader if there is one, else wait for the next in turn.
+            let mut guard = (0..n)
+                .find_map(|i| readers.conns[(start + i) % n].try_lock().ok())
+                .unwrap_or_else(|| lock(&readers.conns[start % n]));
+            f(&mut guard)
+        })
+        .await
+        .map_err(Error::backend)?
     }
 }
 
@@ -269,7 +326,7 @@ impl Backend for SqliteBackend {
             scope.to_owned(),
             key.to_owned(),
         );
-        Box::pin(self.run(move |c| {
+        Box::pin(self.read(move |c| {
             c.prepare_cached(
                 "SELECT value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
             )
@@ -288,7 +345,7 @@ impl Backend for SqliteBackend {
         scope: &'a str,
     ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
         let (a, s) = (account.as_str().to_owned(), scope.to_owned());
-        Box::pin(self.run(move |c| {
+        Box::pin(self.read(move |c| {
             let mut st = c
                 .prepare_cached(
                     "SELECT key, value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 \
@@ -319,7 +376,7 @@ impl Backend for SqliteBackend {
     }
 
     fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
-        Box::pin(self.run(|c| {
+        Box::pin(self.read(|c| {
             let mut st = c
                 .prepare_cached(
                     "SELECT DISTINCT account FROM items WHERE role = ?1 ORDER BY account",

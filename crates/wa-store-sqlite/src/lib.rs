@@ -2,4 +2,4 @@
 
 mod backend;
 
-pub use backend::{SqliteBackend, SqliteConfig, Synchronous};
+pub use backend::{MAX_READERS, SqliteBackend, SqliteConfig, Synchronous};

@@ -108,3 +108,73 @@ async fn row_damaged_on_disk_is_a_typed_error_for_that_row_only() {
     }
     assert!(s.load_creds().await.unwrap().is_some());
 }
+
+/// A store on `path` with `readers` read-only connections.
+fn store_with_readers(path: &std::path::Path, readers: usize) -> AccountStore {
+    let mut config = SqliteConfig::new(path);
+    config.readers = readers;
+    config.busy_timeout = std::time::Duration::from_secs(30);
+    let backend = SqliteBackend::open_blocking(&config).unwrap();
+    AccountStore::new(Arc::new(backend), account("a"))
+}
+
+/// While a commit waits for the write lock (held here by another connection, as a slow
+/// fsync or another process would), reads go on through the reader connections; without
+/// readers they wait behind the commit. After the commit, reads see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_behind_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    for readers in [2, 0] {
+        let path = dir.path().join(format!("r{readers}.db"));
+        let store = store_with_readers(&path, readers);
+        store.put_session("u", 1, b"before").await.unwrap();
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let writer = store.clone();
+        let commit = tokio::spawn(async move { writer.put_session("u", 2, b"after").await });
+        // Give the commit time to take the writer connection and wait on the lock.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Without readers the read cannot finish before the lock is released, so a short
+        // wait shows it; with readers it must finish, however slow the machine.
+        let wait = std::time::Duration::from_secs(if readers > 0 { 20 } else { 1 });
+        let read = tokio::time::timeout(wait, store.get_session("u", 1)).await;
+        if readers > 0 {
+            assert_eq!(read.unwrap().unwrap().unwrap(), &b"before"[..]);
+        } else {
+            assert!(
+                read.is_err(),
+                "a read on the writer waited behind the commit"
+            );
+        }
+        assert!(!commit.is_finished());
+        blocker.execute_batch("COMMIT").unwrap();
+        commit.await.unwrap().unwrap();
+        assert_eq!(
+            store.get_session("u", 2).await.unwrap().unwrap(),
+            &b"after"[..]
+        );
+    }
+}
+
+/// Concurrent writers each read back what they just committed, through the readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_readers_see_every_finished_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_readers(&dir.path().join("rw.db"), 3);
+    let tasks: Vec<_> = (0..8u32)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..50u32 {
+                    let v = format!("{t}:{i}");
+                    store.put_session("u", t, v.as_bytes()).await.unwrap();
+                    let got = store.get_session("u", t).await.unwrap().unwrap();
+                    assert_eq!(got, v.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
