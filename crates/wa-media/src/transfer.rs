@@ -438,6 +438,11 @@ impl Media {
             .post_to_hosts(path, &token, &mut tmp, info.enc_length, progress)
             .await?;
         let (url, direct_path) = reply.urls;
+        if url.is_empty() && direct_path.is_empty() {
+            return Err(Error::UploadFailed(
+                "the host named no location for the blob".into(),
+            ));
+        }
         Ok(Uploaded {
             media_key,
             url,

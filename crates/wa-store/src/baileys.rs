@@ -60,8 +60,8 @@ pub struct BaileysImport {
     pub sender_key_memories: usize,
     /// App-state collection versions stored.
     pub app_state_versions: usize,
-    /// Files not carried over (unreadable records, sender-key memory and the like), by
-    /// name.
+    /// Files not carried over (unreadable records, kinds this crate does not keep such
+    /// as device lists), by name.
     pub skipped: Vec<String>,
 }
 
