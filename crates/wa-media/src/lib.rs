@@ -17,7 +17,8 @@ pub use cipher::{
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
 pub use message::{
-    MediaKind, MediaOptions, THUMBNAIL_WIDTH, downloadable, jpeg_thumbnail, media_message,
+    MediaKind, MediaOptions, RawMedia, THUMBNAIL_WIDTH, channel_media, channel_media_message,
+    downloadable, jpeg_thumbnail, media_message,
 };
 pub use retry::{
     MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload, media_retry_key,

@@ -142,18 +142,67 @@ fn wrap_view_once(inner: Message) -> Message {
 
 /// Builds the media message for an uploaded blob.
 pub fn media_message(kind: MediaKind, up: &Uploaded, opts: &MediaOptions) -> Message {
+    build(
+        kind,
+        Blob {
+            url: &up.url,
+            direct_path: &up.direct_path,
+            media_key: Some(&up.media_key),
+            file_sha256: &up.info.file_sha256,
+            file_enc_sha256: Some(&up.info.file_enc_sha256),
+            file_length: up.info.file_length,
+        },
+        opts,
+    )
+}
+
+/// The message of a channel post carrying media uploaded unencrypted
+/// ([`Media::upload_raw`] with `kind.media_type()`): location, plaintext hash and length,
+/// no media key. View-once does not apply to channels and is ignored.
+pub fn channel_media_message(
+    kind: MediaKind,
+    up: &crate::RawUploaded,
+    opts: &MediaOptions,
+) -> Message {
+    let mut opts = opts.clone();
+    opts.view_once = false;
+    build(
+        kind,
+        Blob {
+            url: &up.url,
+            direct_path: &up.direct_path,
+            media_key: None,
+            file_sha256: &up.file_sha256,
+            file_enc_sha256: None,
+            file_length: up.file_length,
+        },
+        &opts,
+    )
+}
+
+/// Where a blob is and what checks it, as a media message names it.
+struct Blob<'a> {
+    url: &'a str,
+    direct_path: &'a str,
+    media_key: Option<&'a [u8; 32]>,
+    file_sha256: &'a [u8; 32],
+    file_enc_sha256: Option<&'a [u8; 32]>,
+    file_length: u64,
+}
+
+fn build(kind: MediaKind, blob: Blob<'_>, opts: &MediaOptions) -> Message {
     let mimetype = Some(
         opts.mimetype
             .clone()
             .unwrap_or_else(|| kind.default_mimetype().to_owned()),
     );
-    let url = Some(up.url.clone());
-    let direct_path = Some(up.direct_path.clone());
-    let media_key = Some(up.media_key.to_vec());
-    let file_sha256 = Some(up.info.file_sha256.to_vec());
-    let file_enc_sha256 = Some(up.info.file_enc_sha256.to_vec());
-    let file_length = Some(up.info.file_length);
-    let media_key_timestamp = Some(unix_now());
+    let url = Some(blob.url.to_owned());
+    let direct_path = Some(blob.direct_path.to_owned());
+    let media_key = blob.media_key.map(|k| k.to_vec());
+    let file_sha256 = Some(blob.file_sha256.to_vec());
+    let file_enc_sha256 = blob.file_enc_sha256.map(|h| h.to_vec());
+    let file_length = Some(blob.file_length);
+    let media_key_timestamp = media_key.as_ref().map(|_| unix_now());
     let view_once = opts.view_once.then_some(true);
     let mut m = Message::default();
     match kind {
@@ -362,6 +411,42 @@ pub fn downloadable(message: &Message) -> Option<Downloadable> {
     None
 }
 
+/// Where an unencrypted blob is and the hash that checks it: the media of a channel post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RawMedia {
+    /// The full URL, when given.
+    pub url: Option<String>,
+    /// The direct path, preferred over `url`.
+    pub direct_path: Option<String>,
+    /// SHA-256 of the bytes.
+    pub file_sha256: [u8; 32],
+}
+
+/// The unencrypted media of a channel post's message (image, video, audio, document or
+/// sticker with a location and a plaintext hash), `None` when it has none.
+pub fn channel_media(message: &Message) -> Option<RawMedia> {
+    let m = unwrap_content(message);
+    macro_rules! pick {
+        ($field:expr) => {
+            if let Some(x) = $field.as_ref() {
+                return Some(RawMedia {
+                    url: x.url.clone().filter(|u| !u.is_empty()),
+                    direct_path: x.direct_path.clone().filter(|p| !p.is_empty()),
+                    file_sha256: arr32(x.file_sha256.as_ref())?,
+                });
+            }
+        };
+    }
+    pick!(m.image_message);
+    pick!(m.video_message);
+    pick!(m.ptv_message);
+    pick!(m.audio_message);
+    pick!(m.document_message);
+    pick!(m.sticker_message);
+    None
+}
+
 impl Media {
     /// Uploads `reader` as `kind` and returns the media message to send (with
     /// [`MediaOptions`] applied; no thumbnail is generated from a stream).
@@ -420,5 +505,43 @@ impl Media {
     ) -> Result<u64, Error> {
         let d = downloadable(message).ok_or(Error::InvalidMessage("no media in message"))?;
         self.download(&d, writer, progress).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_media_messages_name_the_blob_without_keys() {
+        let up = crate::RawUploaded {
+            url: "https://mmg.whatsapp.net/v/x".into(),
+            direct_path: "/v/x".into(),
+            handle: None,
+            file_sha256: [7; 32],
+            file_length: 42,
+        };
+        let opts = MediaOptions {
+            view_once: true,
+            ..Default::default()
+        };
+        for kind in [
+            MediaKind::Image,
+            MediaKind::Video,
+            MediaKind::Gif,
+            MediaKind::Ptv,
+            MediaKind::Audio,
+            MediaKind::Voice,
+            MediaKind::Document,
+            MediaKind::Sticker,
+        ] {
+            let m = channel_media_message(kind, &up, &opts);
+            assert!(m.view_once_message_v2.is_none(), "{kind:?}: no view-once");
+            let blob = channel_media(&m).unwrap_or_else(|| panic!("{kind:?}"));
+            assert_eq!(blob.file_sha256, [7; 32]);
+            assert_eq!(blob.direct_path.as_deref(), Some("/v/x"));
+            assert!(downloadable(&m).is_none(), "{kind:?}: no media key");
+        }
+        assert!(channel_media(&Message::default()).is_none());
     }
 }

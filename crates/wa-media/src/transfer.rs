@@ -452,9 +452,12 @@ impl Media {
     }
 
     /// Uploads `reader` as it is, unencrypted, as WhatsApp takes business cover photos
-    /// ([`MediaType::BizCoverPhoto`]) and catalog images
-    /// ([`MediaType::ProductCatalogImage`]); the token is the SHA-256 of the bytes.
-    /// Memory stays constant: the bytes go through a temporary file.
+    /// ([`MediaType::BizCoverPhoto`]), catalog images
+    /// ([`MediaType::ProductCatalogImage`]) and the media of channel posts (channels are
+    /// not end-to-end encrypted; image, video, audio, document and sticker types); the
+    /// token is the SHA-256 of the bytes. Memory stays constant: the bytes go through a
+    /// temporary file. Never use it for media sent to a chat: those must go through
+    /// [`Media::upload`].
     ///
     /// # Errors
     /// [`Error::InvalidMessage`] for a type that is not uploaded raw, IO errors reading
@@ -468,7 +471,16 @@ impl Media {
     ) -> Result<RawUploaded, Error> {
         if !matches!(
             media_type,
-            MediaType::BizCoverPhoto | MediaType::ProductCatalogImage
+            MediaType::BizCoverPhoto
+                | MediaType::ProductCatalogImage
+                | MediaType::Image
+                | MediaType::Video
+                | MediaType::Gif
+                | MediaType::Ptv
+                | MediaType::Audio
+                | MediaType::Ptt
+                | MediaType::Document
+                | MediaType::Sticker
         ) {
             return Err(Error::InvalidMessage("media type is not uploaded raw"));
         }
@@ -676,6 +688,64 @@ impl Media {
         writer.write_all(&out).await?;
         writer.flush().await?;
         Ok(len)
+    }
+
+    /// Downloads an unencrypted blob (the media of a channel post, see
+    /// [`channel_media`](crate::channel_media)) into `writer` and checks it against its
+    /// SHA-256; returns its length. Nothing is written until the
+    /// whole blob is in and its hash matched. Memory stays constant.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] without a location, [`Error::Http`], [`Error::Gone`],
+    /// [`Error::TooLarge`], [`Error::HashMismatch`], IO errors writing.
+    pub async fn download_raw(
+        &self,
+        blob: &crate::RawMedia,
+        mut writer: impl AsyncWrite + Unpin,
+        progress: Option<Progress>,
+    ) -> Result<u64, Error> {
+        let (url, direct_path) = (blob.url.as_deref(), blob.direct_path.as_deref());
+        let file_sha256 = &blob.file_sha256;
+        let url = match (direct_path, url) {
+            (Some(p), _) if !p.is_empty() => {
+                let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
+                format!("{}://{host}{p}", self.scheme())
+            }
+            (_, Some(u)) if !u.is_empty() => u.to_owned(),
+            _ => return Err(Error::InvalidMessage("no direct path or url")),
+        };
+        let mut resp = self.get(&url, None).await?;
+        let total = resp.content_length();
+        let max = self.inner.config.max_size;
+        if total.is_some_and(|t| t > max) {
+            return Err(Error::TooLarge(max));
+        }
+        let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
+        let mut hash = Sha256::new();
+        let mut done = 0u64;
+        {
+            let mut w = tokio::io::BufWriter::with_capacity(CHUNK, tmp.file());
+            while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+                done += chunk.len() as u64;
+                if done > max {
+                    return Err(Error::TooLarge(max));
+                }
+                hash.update(&chunk);
+                w.write_all(&chunk).await?;
+                if let Some(p) = &progress {
+                    p(done, total);
+                }
+            }
+            w.flush().await?;
+        }
+        if !wa_crypto::ct_eq(&hash.finalize(), file_sha256) {
+            return Err(Error::HashMismatch);
+        }
+        let file = tmp.file();
+        file.rewind().await?;
+        tokio::io::copy(file, &mut writer).await?;
+        writer.flush().await?;
+        Ok(done)
     }
 
     /// Downloads and decrypts plaintext bytes `start..end` (`end = None`: to the end) with

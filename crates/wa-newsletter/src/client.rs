@@ -534,4 +534,27 @@ impl Newsletters {
         };
         self.send(jid, &message).await
     }
+
+    /// Posts media to a channel (admins only): channels are not end-to-end encrypted, so
+    /// the bytes go up unencrypted through `media` and the post names their location and
+    /// SHA-256 (as Baileys posts channel media). Followers fetch them with
+    /// [`Media::download_raw`](wa_media::Media::download_raw) over
+    /// [`channel_media`](wa_media::channel_media) of the post.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a non-channel JID; [`Error::Media`] when the upload
+    /// fails; as [`Newsletters::send`].
+    pub async fn send_media(
+        &self,
+        jid: &Jid,
+        media: &wa_media::Media,
+        kind: wa_media::MediaKind,
+        content: impl tokio::io::AsyncRead + Unpin,
+        options: &wa_media::MediaOptions,
+    ) -> Result<Posted, Error> {
+        check_channel(jid)?;
+        let up = media.upload_raw(content, kind.media_type(), None).await?;
+        let message = wa_media::channel_media_message(kind, &up, options);
+        self.send(jid, &message).await
+    }
 }

@@ -28,6 +28,15 @@ pub enum Error {
     /// The request is invalid before it is sent (e.g. an empty name).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// Uploading a post's media failed.
+    #[error("media: {0}")]
+    Media(wa_media::Error),
+}
+
+impl From<wa_media::Error> for Error {
+    fn from(e: wa_media::Error) -> Self {
+        Error::Media(e)
+    }
 }
 
 impl From<wa_socket::Error> for Error {

@@ -523,3 +523,52 @@ async fn live_subscribers_get_posts_as_channel_messages() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// An admin posts an image: it goes up unencrypted, the follower's post names it, and the
+/// follower downloads the same bytes; a blob changed on the host is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_posts_go_up_unencrypted_and_come_down_verified() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _, na) = channel_user(&sim, A).await;
+    let (sock_b, _, nb) = channel_user(&sim, B).await;
+    let mut ev_b = sock_b.events();
+    let media = |s: &wa_socket::Socket| {
+        let mut c = wa_media::MediaConfig::default();
+        c.https = false;
+        wa_media::Media::new(s.clone(), c).unwrap()
+    };
+    let (media_a, media_b) = (media(&sock_a), media(&sock_b));
+    let ch = na.create("Pictures", None).await.unwrap().id;
+    nb.follow(&ch).await.unwrap();
+    let picture: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let mut opts = wa_media::MediaOptions::default();
+    opts.caption = Some("a picture".into());
+    let posted = na
+        .send_media(
+            &ch,
+            &media_a,
+            wa_media::MediaKind::Image,
+            &picture[..],
+            &opts,
+        )
+        .await
+        .unwrap();
+    let m = next_post(&mut ev_b, &ch).await;
+    assert_eq!(Some(m.server_id), posted.server_id);
+    let message = m.message.expect("the post's message");
+    let image = message.image_message.as_ref().expect("an image");
+    assert_eq!(image.caption.as_deref(), Some("a picture"));
+    assert!(image.media_key.is_none(), "channel media carries no key");
+    let blob = wa_media::channel_media(&message).expect("channel media");
+    let mut got = Vec::new();
+    media_b.download_raw(&blob, &mut got, None).await.unwrap();
+    assert_eq!(got, picture);
+    // One flipped byte on the host: refused, nothing handed out.
+    assert!(sim.corrupt_media(blob.direct_path.as_deref().unwrap(), 1000));
+    let mut bad = Vec::new();
+    assert!(matches!(
+        media_b.download_raw(&blob, &mut bad, None).await,
+        Err(wa_media::Error::HashMismatch)
+    ));
+    assert!(bad.is_empty());
+}
