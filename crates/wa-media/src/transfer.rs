@@ -593,16 +593,18 @@ impl Media {
     }
 
     fn download_url(&self, d: &Downloadable) -> Result<String, Error> {
-        match (&d.direct_path, &d.url) {
+        self.url_of(d.url.as_deref(), d.direct_path.as_deref())
+    }
+
+    /// The URL to fetch a blob from: its direct path on the host its URL names (the
+    /// default host otherwise), or the URL itself.
+    fn url_of(&self, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
+        match (direct_path, url) {
             (Some(p), _) if !p.is_empty() => {
-                let host = d
-                    .url
-                    .as_deref()
-                    .and_then(host_of)
-                    .unwrap_or(DEFAULT_MEDIA_HOST);
+                let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
                 Ok(format!("{}://{host}{p}", self.scheme()))
             }
-            (_, Some(u)) if !u.is_empty() => Ok(u.clone()),
+            (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
             _ => Err(Error::InvalidMessage("no direct path or url")),
         }
     }
@@ -643,30 +645,10 @@ impl Media {
         let keys = MediaKeys::expand(&d.media_key, d.media_type);
         let expected = Expected::hashes(d.file_enc_sha256, d.file_sha256);
         let url = self.download_url(d)?;
-        let mut resp = self.get(&url, None).await?;
-        let total = resp.content_length();
-        let max = self.inner.config.max_size;
-        if total.is_some_and(|t| t > max) {
-            return Err(Error::TooLarge(max));
-        }
-        let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
         let mut verifier = Verifier::new(&keys);
-        let mut done = 0u64;
-        {
-            let mut w = tokio::io::BufWriter::with_capacity(CHUNK, tmp.file());
-            while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
-                done += chunk.len() as u64;
-                if done > max {
-                    return Err(Error::TooLarge(max));
-                }
-                verifier.update(&chunk);
-                w.write_all(&chunk).await?;
-                if let Some(p) = &progress {
-                    p(done, total);
-                }
-            }
-            w.flush().await?;
-        }
+        let (mut tmp, _) = self
+            .fetch_to_temp(&url, progress, |chunk| verifier.update(chunk))
+            .await?;
         verifier.finish(&expected)?;
         let file = tmp.file();
         file.rewind().await?;
@@ -704,24 +686,36 @@ impl Media {
         mut writer: impl AsyncWrite + Unpin,
         progress: Option<Progress>,
     ) -> Result<u64, Error> {
-        let (url, direct_path) = (blob.url.as_deref(), blob.direct_path.as_deref());
-        let file_sha256 = &blob.file_sha256;
-        let url = match (direct_path, url) {
-            (Some(p), _) if !p.is_empty() => {
-                let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
-                format!("{}://{host}{p}", self.scheme())
-            }
-            (_, Some(u)) if !u.is_empty() => u.to_owned(),
-            _ => return Err(Error::InvalidMessage("no direct path or url")),
-        };
-        let mut resp = self.get(&url, None).await?;
+        let url = self.url_of(blob.url.as_deref(), blob.direct_path.as_deref())?;
+        let mut hash = Sha256::new();
+        let (mut tmp, len) = self
+            .fetch_to_temp(&url, progress, |chunk| hash.update(chunk))
+            .await?;
+        if !wa_crypto::ct_eq(&hash.finalize(), &blob.file_sha256) {
+            return Err(Error::HashMismatch);
+        }
+        let file = tmp.file();
+        file.rewind().await?;
+        tokio::io::copy(file, &mut writer).await?;
+        writer.flush().await?;
+        Ok(len)
+    }
+
+    /// GETs `url` into a temporary file (bounded by the configured maximum), handing each
+    /// chunk to `inspect` on the way; returns the file and its length.
+    async fn fetch_to_temp(
+        &self,
+        url: &str,
+        progress: Option<Progress>,
+        mut inspect: impl FnMut(&[u8]),
+    ) -> Result<(TempFile, u64), Error> {
+        let mut resp = self.get(url, None).await?;
         let total = resp.content_length();
         let max = self.inner.config.max_size;
         if total.is_some_and(|t| t > max) {
             return Err(Error::TooLarge(max));
         }
         let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
-        let mut hash = Sha256::new();
         let mut done = 0u64;
         {
             let mut w = tokio::io::BufWriter::with_capacity(CHUNK, tmp.file());
@@ -730,7 +724,7 @@ impl Media {
                 if done > max {
                     return Err(Error::TooLarge(max));
                 }
-                hash.update(&chunk);
+                inspect(&chunk);
                 w.write_all(&chunk).await?;
                 if let Some(p) = &progress {
                     p(done, total);
@@ -738,14 +732,7 @@ impl Media {
             }
             w.flush().await?;
         }
-        if !wa_crypto::ct_eq(&hash.finalize(), file_sha256) {
-            return Err(Error::HashMismatch);
-        }
-        let file = tmp.file();
-        file.rewind().await?;
-        tokio::io::copy(file, &mut writer).await?;
-        writer.flush().await?;
-        Ok(done)
+        Ok((tmp, done))
     }
 
     /// Downloads and decrypts plaintext bytes `start..end` (`end = None`: to the end) with
