@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
-use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
 use wa_socket::{Event, Filter, LazyCache, Socket};
@@ -152,6 +151,8 @@ impl std::fmt::Debug for Groups {
 
 /// Notifications queued for the listener before the socket's reader waits.
 const NOTIFICATION_QUEUE: usize = 64;
+/// Dirty-bit flags queued for the groups listener.
+const DIRTY_QUEUE: usize = 4;
 
 /// A message-id-like key for create requests.
 fn request_key() -> String {
@@ -221,27 +222,33 @@ impl Groups {
             }
         })
         .abort_handle();
-        // `<ib><dirty type="groups">`: the server says our groups changed in ways we may
-        // have missed. Every group is fetched again (refreshing the cache), then the flag
-        // is cleaned, as Baileys does.
-        let mut events = socket.events();
+        // `<ib><dirty type="groups">` (handed on by the socket): the server says our
+        // groups changed in ways we may have missed. Every group is fetched again
+        // (refreshing the cache), then the flag is cleaned, as Baileys does.
+        let mut dirty_rx = socket.subscribe(Filter::tag("ib"), DIRTY_QUEUE);
         let (task_socket, task_cache) = (socket.clone(), cache.clone());
         let dirty_listener = tokio::spawn(async move {
-            loop {
-                let timestamp = match events.recv().await {
-                    Ok(Event::DirtyBits(d)) if d.kind == "groups" => d.timestamp,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => break,
+            while let Some(node) = dirty_rx.recv().await {
+                let Some(dirty) = node
+                    .child("dirty")
+                    .filter(|d| d.attr_opt::<&str>("type").ok().flatten() == Some("groups"))
+                else {
+                    continue;
                 };
-                let refreshed = Box::pin(fetch_all(&task_socket, &task_cache)).await;
-                match refreshed {
-                    Ok(_) => {
-                        if let Err(e) = task_socket.clean_dirty_bits("groups", timestamp).await {
-                            tracing::debug!("groups dirty bits not cleaned: {e}");
+                let timestamp = dirty.attr_opt::<u64>("timestamp").ok().flatten();
+                // In a task of its own: the answers come through the socket's reader,
+                // which may be waiting to hand this listener the next flag.
+                let (socket, cache) = (task_socket.clone(), task_cache.clone());
+                tokio::spawn(async move {
+                    match fetch_all(&socket, &cache).await {
+                        Ok(_) => {
+                            if let Err(e) = socket.clean_dirty_bits("groups", timestamp).await {
+                                tracing::debug!("groups dirty bits not cleaned: {e}");
+                            }
                         }
+                        Err(e) => tracing::warn!("groups not refreshed after dirty bits: {e}"),
                     }
-                    Err(e) => tracing::warn!("groups not refreshed after dirty bits: {e}"),
-                }
+                });
             }
         })
         .abort_handle();

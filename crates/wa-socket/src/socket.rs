@@ -1076,6 +1076,11 @@ async fn on_dirty(inner: &Arc<Inner>, conn: &Arc<Conn>, dirty: &Node) {
                 warn!("account_sync dirty bits not cleaned: {e}");
             }
         }));
+    } else {
+        // Another layer may own this kind (wa-groups takes `groups`): it gets the flag
+        // as `<ib><dirty>` through the dispatcher; without a taker the flag stays.
+        let single = Node::builder("ib").children([dirty.clone()]).build();
+        let _ = inner.dispatcher.dispatch(single).await;
     }
     inner.emit(Event::DirtyBits(wa_types::DirtyBits::new(kind, timestamp)));
 }

@@ -96,7 +96,7 @@ pub enum Event {
     /// stored.
     AppStateSyncError(AppStateSyncError),
     /// The server flagged account data as changed (`<ib><dirty>`). The socket handles
-    /// `account_sync` itself (it records the time and cleans the flag); the groups layer
-    /// refreshes its groups on `groups`.
+    /// `account_sync` itself (it records the time and cleans the flag); the groups layer,
+    /// when present, refreshes its groups on `groups`.
     DirtyBits(DirtyBits),
 }
