@@ -273,7 +273,7 @@ impl Inner {
                     data.contacts.len(),
                     data.messages.len()
                 );
-                self.emit(Event::HistorySync(Box::new(HistorySync {
+                self.emit(Event::HistorySync(std::sync::Arc::new(HistorySync {
                     message_id: id.to_owned(),
                     notification_type,
                     inline,

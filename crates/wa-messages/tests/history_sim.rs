@@ -130,7 +130,7 @@ fn id_texts(h: &HistorySync) -> Vec<(&str, Option<&str>)> {
 }
 
 enum Got {
-    Sync(Box<HistorySync>),
+    Sync(std::sync::Arc<HistorySync>),
     Failed(HistorySyncFailure),
 }
 
@@ -158,7 +158,7 @@ fn split(got: Vec<Got>) -> (Vec<HistorySync>, Vec<HistorySyncFailure>) {
     let mut failed = Vec::new();
     for g in got {
         match g {
-            Got::Sync(s) => ok.push(*s),
+            Got::Sync(s) => ok.push(std::sync::Arc::unwrap_or_clone(s)),
             Got::Failed(f) => failed.push(f),
         }
     }

@@ -47,8 +47,9 @@ pub enum Event {
     /// shape of Baileys' `call` event).
     Call(Box<CallEvent>),
     /// A history-sync chunk from the account's phone (chats, contacts, messages, LID/PN
-    /// mappings), processed before the notification's message was acknowledged.
-    HistorySync(Box<HistorySync>),
+    /// mappings), processed before the notification's message was acknowledged. Shared
+    /// (`Arc`): every subscriber of the bus gets the same chunk, not a copy.
+    HistorySync(std::sync::Arc<HistorySync>),
     /// A history-sync notification could not be processed (download, verification, size
     /// or decoding failed); the message was still acknowledged.
     HistorySyncFailed(HistorySyncFailure),
