@@ -250,13 +250,13 @@ async fn cover_photo_and_catalog_images_are_uploaded() {
     };
 
     assert_eq!(sim.business_cover_photo(SELLER), None);
-    // Only these two kinds go up unencrypted.
-    assert!(matches!(
-        media
-            .upload_raw(&b"x"[..], wa_media::MediaType::Image, None)
-            .await,
-        Err(wa_media::Error::InvalidMessage(_))
-    ));
+    // Kinds that must be encrypted are refused (history, app state).
+    for t in [wa_media::MediaType::History, wa_media::MediaType::AppState] {
+        assert!(matches!(
+            media.upload_raw(&b"x"[..], t, None).await,
+            Err(wa_media::Error::InvalidMessage(_))
+        ));
+    }
     let first = seller
         .update_cover_photo(&media, &jpeg(1)[..])
         .await
