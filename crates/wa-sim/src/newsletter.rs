@@ -819,16 +819,18 @@ pub(crate) fn route_message(
     let mut notices = Vec::new();
     let ack = {
         let mut st = shared.state.lock();
-        let Some(c) = st.newsletters.channels.get_mut(to.user.as_str()) else {
+        let ns = &mut st.newsletters;
+        let live = if ty == "reaction" {
+            Vec::new()
+        } else {
+            ns.live_devices(to.user.as_str())
+        };
+        let Some(c) = ns.channels.get_mut(to.user.as_str()) else {
             return server_ack("message", id, Some(to.clone()), Some(404));
         };
         if ty == "reaction" {
             react(c, to, phone, node, id, &mut notices)
         } else {
-            let live = st.newsletters.live_devices(to.user.as_str());
-            let Some(c) = st.newsletters.channels.get_mut(to.user.as_str()) else {
-                return server_ack("message", id, Some(to.clone()), Some(404));
-            };
             post(c, to, sender, node, id, &ty, &live, &mut notices)
         }
     };

@@ -309,7 +309,10 @@ fn session_entry(
 
 /// A libsignal-node `SessionRecord` (`{ _sessions: { <base key>: entry }, version }`) as
 /// our record: the open entry current, the closed ones previous, newest first.
-fn session_record(creds: &AuthCreds, v: &Value) -> std::result::Result<Vec<u8>, &'static str> {
+fn session_record(
+    creds: &AuthCreds,
+    v: &Value,
+) -> std::result::Result<wa_signal::SessionRecord, &'static str> {
     let entries = match v.get("_sessions") {
         Some(Value::Object(o)) => o,
         _ => return Err("no sessions"),
@@ -329,7 +332,6 @@ fn session_record(creds: &AuthCreds, v: &Value) -> std::result::Result<Vec<u8>, 
     previous.sort_by_key(|(closed, _)| std::cmp::Reverse(*closed));
     let previous: Vec<_> = previous.into_iter().map(|(_, s)| s).collect();
     wa_signal::SessionRecord::from_imported(current.as_ref(), &previous)
-        .map(|r| r.serialize())
         .map_err(|_| "ratchet key pair does not match")
 }
 
@@ -604,15 +606,13 @@ pub fn read_baileys_auth(files: &[(String, Vec<u8>)]) -> Result<(BaileysImport, 
             });
             match record {
                 Ok(((user, device), record)) => {
-                    batch.put_session(user, device, &record);
+                    batch.put_session(user, device, &record.serialize());
                     sessions += 1;
                     // The peer's identity as the session knows it, unless its own file
                     // names it (libsignal-node saves identities only of sessions the peer
                     // started).
                     if !identity_files.contains(address)
-                        && let Some(identity) = wa_signal::SessionRecord::deserialize(&record)
-                            .ok()
-                            .and_then(|r| r.remote_identity())
+                        && let Some(identity) = record.remote_identity()
                     {
                         batch.put_identity(user, device, identity.as_bytes());
                     }
