@@ -172,101 +172,114 @@ impl PostgresBackend {
     }
 }
 
+const PUT: &str = "INSERT INTO wa_items (account, role, scope, key, value, at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) \
+                   ON CONFLICT (account, role, scope, key) \
+                   DO UPDATE SET value = EXCLUDED.value, at = EXCLUDED.at";
+const DELETE: &str = "DELETE FROM wa_items \
+                      WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4";
+const DELETE_SCOPE: &str = "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND scope = $3";
+const DELETE_BEFORE: &str = "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND at < $3";
+const EXISTS: &str = "SELECT 1 FROM wa_items \
+                      WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4";
+
+/// One op's answer: rows affected, or for a precondition whether the item exists.
+type Step<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<bool>>> + Send + 'a>>;
+
+/// The statement an op runs, sent without waiting for any answer.
+fn step<'a>(
+    tx: &'a deadpool_postgres::Transaction<'_>,
+    statements: &'a [tokio_postgres::Statement; 5],
+    a: &'a str,
+    op: &'a Op,
+) -> Step<'a> {
+    let [put, delete, delete_scope, delete_before, exists] = statements;
+    match op {
+        Op::Put {
+            role,
+            scope,
+            key,
+            value,
+            at,
+        } => Box::pin(async move {
+            tx.execute(put, &[&a, &role.code(), scope, key, &&value[..], at])
+                .await
+                .map(|_| None)
+                .map_err(db)
+        }),
+        Op::Delete { role, scope, key } => Box::pin(async move {
+            tx.execute(delete, &[&a, &role.code(), scope, key])
+                .await
+                .map(|_| None)
+                .map_err(db)
+        }),
+        Op::DeleteScope { role, scope } => Box::pin(async move {
+            tx.execute(delete_scope, &[&a, &role.code(), scope])
+                .await
+                .map(|_| None)
+                .map_err(db)
+        }),
+        Op::DeleteBefore { role, before } => Box::pin(async move {
+            tx.execute(delete_before, &[&a, &role.code(), before])
+                .await
+                .map(|_| None)
+                .map_err(db)
+        }),
+        Op::RequirePresent { role, scope, key } | Op::RequireAbsent { role, scope, key } => {
+            Box::pin(async move {
+                tx.query_opt(exists, &[&a, &role.code(), scope, key])
+                    .await
+                    .map(|row| Some(row.is_some()))
+                    .map_err(db)
+            })
+        }
+        other => {
+            let e = Error::InvalidInput(format!(
+                "operation not supported by this backend: {other:?}"
+            ));
+            Box::pin(async move { Err(e) })
+        }
+    }
+}
+
+/// Applies `ops` in order inside `tx`, pipelined: every statement is sent before the
+/// first answer is awaited (the server runs them in the order sent), so a batch costs one
+/// round trip rather than one per op. The answers are then checked in order; the first
+/// failure (a database error or an unmet precondition) is returned, and dropping `tx`
+/// rolls the whole batch back.
 async fn apply(
     tx: &deadpool_postgres::Transaction<'_>,
     account: &AccountId,
     ops: Vec<Op>,
 ) -> Result<()> {
     let a = account.as_str();
-    for op in ops {
-        match op {
-            Op::Put {
-                role,
-                scope,
-                key,
-                value,
-                at,
-            } => {
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO wa_items (account, role, scope, key, value, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (account, role, scope, key) \
-                         DO UPDATE SET value = EXCLUDED.value, at = EXCLUDED.at",
-                    )
-                    .await
-                    .map_err(db)?;
-                tx.execute(&st, &[&a, &role.code(), &scope, &key, &&value[..], &at])
-                    .await
-                    .map_err(db)?;
-            }
-            Op::Delete { role, scope, key } => {
-                let st = tx
-                    .prepare_cached(
-                        "DELETE FROM wa_items \
-                         WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4",
-                    )
-                    .await
-                    .map_err(db)?;
-                tx.execute(&st, &[&a, &role.code(), &scope, &key])
-                    .await
-                    .map_err(db)?;
-            }
-            Op::DeleteScope { role, scope } => {
-                let st = tx
-                    .prepare_cached(
-                        "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND scope = $3",
-                    )
-                    .await
-                    .map_err(db)?;
-                tx.execute(&st, &[&a, &role.code(), &scope])
-                    .await
-                    .map_err(db)?;
-            }
-            Op::DeleteBefore { role, before } => {
-                let st = tx
-                    .prepare_cached(
-                        "DELETE FROM wa_items WHERE account = $1 AND role = $2 AND at < $3",
-                    )
-                    .await
-                    .map_err(db)?;
-                tx.execute(&st, &[&a, &role.code(), &before])
-                    .await
-                    .map_err(db)?;
-            }
-            ref cond @ (Op::RequirePresent {
-                role,
-                ref scope,
-                ref key,
-            }
-            | Op::RequireAbsent {
-                role,
-                ref scope,
-                ref key,
-            }) => {
-                let st = tx
-                    .prepare_cached(
-                        "SELECT 1 FROM wa_items \
-                         WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4",
-                    )
-                    .await
-                    .map_err(db)?;
-                let present = tx
-                    .query_opt(&st, &[&a, &role.code(), scope, key])
-                    .await
-                    .map_err(db)?
-                    .is_some();
-                if present != matches!(cond, Op::RequirePresent { .. }) {
-                    return Err(cond.conflict().unwrap_or_else(|| {
-                        Error::InvalidInput("precondition op without conflict".into())
-                    }));
-                }
-            }
-            other => {
-                return Err(Error::InvalidInput(format!(
-                    "operation not supported by this backend: {other:?}"
-                )));
-            }
+    let mut statements = Vec::with_capacity(5);
+    for sql in [PUT, DELETE, DELETE_SCOPE, DELETE_BEFORE, EXISTS] {
+        statements.push(tx.prepare_cached(sql).await.map_err(db)?);
+    }
+    let statements: [tokio_postgres::Statement; 5] = statements
+        .try_into()
+        .map_err(|_| Error::InvalidInput("statement list".into()))?;
+    let mut sent = Vec::with_capacity(ops.len());
+    for op in &ops {
+        let mut f = step(tx, &statements, a, op);
+        // The first poll sends the request (tokio-postgres queues it before its first
+        // await), in op order.
+        let early = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+        sent.push((f, early));
+    }
+    for ((f, early), op) in sent.into_iter().zip(&ops) {
+        let answer = match early {
+            std::task::Poll::Ready(r) => r?,
+            std::task::Poll::Pending => f.await?,
+        };
+        if let Some(present) = answer
+            && present != matches!(op, Op::RequirePresent { .. })
+        {
+            return Err(op.conflict().unwrap_or_else(|| {
+                Error::InvalidInput("precondition op without conflict".into())
+            }));
         }
     }
     Ok(())
@@ -294,6 +307,51 @@ impl Backend for PostgresBackend {
                 .await
                 .map_err(db)?;
             Ok(row.map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
+        })
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            if keys.is_empty() {
+                return Ok(out);
+            }
+            let client = self.client().await?;
+            // One statement: the requested pairs are numbered, joined with the table, and
+            // the answers put back in the order asked.
+            let st = client
+                .prepare_cached(
+                    "SELECT q.i, w.value \
+                     FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS q(scope, key, i) \
+                     JOIN wa_items w ON w.account = $1 AND w.role = $2 \
+                     AND w.scope = q.scope AND w.key = q.key",
+                )
+                .await
+                .map_err(db)?;
+            let scopes: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
+            let names: Vec<&str> = keys.iter().map(|(_, k)| *k).collect();
+            let rows = client
+                .query(&st, &[&account.as_str(), &role.code(), &scopes, &names])
+                .await
+                .map_err(db)?;
+            out.resize(keys.len(), None);
+            for r in rows {
+                let i: i64 = r.get(0);
+                let slot = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| i.checked_sub(1))
+                    .filter(|i| *i < keys.len())
+                    .ok_or_else(|| {
+                        Error::backend(std::io::Error::other("get_many: row number out of range"))
+                    })?;
+                out[slot] = Some(Bytes::from(r.get::<_, Vec<u8>>(1)));
+            }
+            Ok(out)
         })
     }
 

@@ -1,12 +1,13 @@
 //! Session load + store on SQLite: the per-message store work of decrypting a 1:1
-//! message (read the session, write it back), at each durability setting; and a read
-//! while commits run, with and without reader connections.
+//! message (read the session, write it back), at each durability setting; a read while
+//! commits run, with and without reader connections; and reading the sessions of 64
+//! devices (a send to many devices) one by one or in one bulk read.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wa_store::{AccountId, AccountStore, Batch, SessionStore};
+use wa_store::{AccountId, AccountStore, Batch, Role, SessionStore};
 use wa_store_sqlite::{SqliteBackend, SqliteConfig, Synchronous};
 
 fn session_load_store(c: &mut Criterion) {
@@ -101,5 +102,53 @@ fn get_during_commits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_load_store, get_during_commits);
+/// The session reads of a send to 64 devices.
+fn many_devices(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backend =
+        SqliteBackend::open_blocking(&SqliteConfig::new(dir.path().join("many.db"))).unwrap();
+    let store = AccountStore::new(Arc::new(backend), AccountId::new("bench").unwrap());
+    let user = "15550001@s.whatsapp.net";
+    rt.block_on(async {
+        let mut batch = Batch::new();
+        for d in 0..64 {
+            batch.put_session(user, d, &[7u8; 1024]);
+        }
+        store.commit(batch).await.unwrap();
+    });
+    let devices: Vec<String> = (0..64).map(|d| d.to_string()).collect();
+    let mut group = c.benchmark_group("sqlite/64_devices");
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("read_one_by_one", |b| {
+        b.to_async(&rt).iter(|| {
+            let store = store.clone();
+            async move {
+                for d in 0..64 {
+                    black_box(store.get_session(user, d).await.unwrap());
+                }
+            }
+        });
+    });
+    group.bench_function("read_bulk", |b| {
+        b.to_async(&rt).iter(|| {
+            let store = store.clone();
+            let keys: Vec<(&str, &str)> = devices.iter().map(|d| (user, &d[..])).collect();
+            async move {
+                black_box(store.get_items(Role::Session, &keys).await.unwrap());
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    session_load_store,
+    get_during_commits,
+    many_devices
+);
 criterion_main!(benches);

@@ -338,6 +338,43 @@ impl Backend for SqliteBackend {
         }))
     }
 
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        let a = account.as_str().to_owned();
+        let keys: Vec<(String, String)> = keys
+            .iter()
+            .map(|(s, k)| ((*s).to_owned(), (*k).to_owned()))
+            .collect();
+        // One trip to the blocking pool, and one read transaction so that every value
+        // comes from the same state of the database.
+        Box::pin(self.read(move |c| {
+            let tx = c.transaction().map_err(db)?;
+            let mut out = Vec::with_capacity(keys.len());
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT value FROM items \
+                         WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
+                    )
+                    .map_err(db)?;
+                for (s, k) in &keys {
+                    out.push(
+                        st.query_row(params![a, role.code(), s, k], |r| r.get::<_, Vec<u8>>(0))
+                            .optional()
+                            .map_err(db)?
+                            .map(Bytes::from),
+                    );
+                }
+            }
+            tx.finish().map_err(db)?;
+            Ok(out)
+        }))
+    }
+
     fn list<'a>(
         &'a self,
         account: &'a AccountId,

@@ -63,6 +63,32 @@ impl AccountStore {
         }
     }
 
+    /// Reads and unseals many items of one role at once ([`Backend::get_many`]): one
+    /// entry per requested `(scope, key)`, in order. A damaged item is an
+    /// [`Error::Corrupt`] in its own entry and does not spoil the others.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] on storage failure.
+    pub async fn get_items(
+        &self,
+        role: Role,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Result<Option<Bytes>>>> {
+        let values = self.backend.get_many(&self.account, role, keys).await?;
+        if values.len() != keys.len() {
+            return Err(Error::backend(std::io::Error::other(format!(
+                "backend answered {} of {} items",
+                values.len(),
+                keys.len()
+            ))));
+        }
+        Ok(values
+            .into_iter()
+            .zip(keys)
+            .map(|(v, (scope, key))| v.map(|v| open(role, scope, key, v)).transpose())
+            .collect())
+    }
+
     /// Reads and unseals every item of a scope, ordered by key.
     ///
     /// # Errors

@@ -243,6 +243,27 @@ pub trait Backend: Send + Sync + fmt::Debug {
         key: &'a str,
     ) -> BoxFuture<'a, Option<Bytes>>;
 
+    /// Reads many items of one role at once: one value per requested `(scope, key)`, in
+    /// the order asked, `None` where absent (a key asked twice is answered twice).
+    ///
+    /// The default reads them one by one. Backends with a round trip per read answer in one
+    /// (PostgreSQL: one query; SQLite: one read transaction), and the values then come
+    /// from one consistent state of the account.
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for (scope, key) in keys {
+                out.push(self.get(account, role, scope, key).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Reads every item of a scope, ordered by key (byte order).
     fn list<'a>(
         &'a self,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::sync::Cache;
 
-use crate::{AccountId, Backend, BoxFuture, Op, Role};
+use crate::{AccountId, Backend, BoxFuture, Error, Op, Role};
 
 type Key = (AccountId, Role, String, String);
 
@@ -169,6 +169,64 @@ impl<B: Backend> Backend for CachedBackend<B> {
         })
     }
 
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            let mut out: Vec<Option<Option<Bytes>>> = vec![None; keys.len()];
+            let seen = {
+                let st = self.state();
+                if !st.in_flight.contains_key(account) {
+                    for (slot, (scope, key)) in out.iter_mut().zip(keys) {
+                        let k = (
+                            account.clone(),
+                            role,
+                            (*scope).to_owned(),
+                            (*key).to_owned(),
+                        );
+                        *slot = self.cache.get(&k);
+                    }
+                }
+                st.epoch
+            };
+            let missing: Vec<(&str, &str)> = out
+                .iter()
+                .zip(keys)
+                .filter(|(slot, _)| slot.is_none())
+                .map(|(_, k)| *k)
+                .collect();
+            if !missing.is_empty() {
+                let fetched = self.inner.get_many(account, role, &missing).await?;
+                let st = self.state();
+                let cacheable = st.epoch == seen && !st.in_flight.contains_key(account);
+                let mut fetched = fetched.into_iter();
+                for (slot, (scope, key)) in out.iter_mut().zip(keys) {
+                    if slot.is_some() {
+                        continue;
+                    }
+                    let v = fetched.next().ok_or_else(|| {
+                        Error::backend(std::io::Error::other("get_many answered too few items"))
+                    })?;
+                    if cacheable {
+                        let k = (
+                            account.clone(),
+                            role,
+                            (*scope).to_owned(),
+                            (*key).to_owned(),
+                        );
+                        self.cache.insert(k, v.clone());
+                    }
+                    *slot = Some(v);
+                }
+                drop(st);
+            }
+            Ok(out.into_iter().map(Option::flatten).collect())
+        })
+    }
+
     fn list<'a>(
         &'a self,
         account: &'a AccountId,
@@ -214,6 +272,52 @@ mod tests {
     use super::*;
     use crate::{AccountStore, MemoryBackend, SessionStore};
     use std::sync::Arc;
+
+    #[tokio::test]
+    async fn bulk_reads_use_and_fill_the_cache() {
+        let cached = Arc::new(CachedBackend::new(
+            MemoryBackend::new(),
+            CacheConfig::default(),
+        ));
+        let acct = AccountId::new("a").unwrap();
+        let store = AccountStore::new(cached.clone(), acct.clone());
+        store.put_session("u", 1, b"one").await.unwrap();
+        store.put_session("u", 2, b"two").await.unwrap();
+        // 1 is cached by a single read, 2 and the absent 3 by the bulk read.
+        store.get_session("u", 1).await.unwrap();
+        let bulk = |store: AccountStore| async move {
+            store
+                .get_items(Role::Session, &[("u", "1"), ("u", "2"), ("u", "3")])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| v.unwrap().map(|b| b.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let first = bulk(store.clone()).await;
+        assert_eq!(
+            first,
+            vec![Some(b"one".to_vec()), Some(b"two".to_vec()), None]
+        );
+        // Writes that bypass the cache are not seen, by bulk or single reads.
+        let mut ops = crate::Batch::new();
+        ops.put_session("u", 1, b"1'");
+        ops.put_session("u", 2, b"2'");
+        ops.put_session("u", 3, b"3'");
+        cached
+            .inner()
+            .commit(&acct, ops.into_ops().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(bulk(store.clone()).await, first);
+        assert_eq!(store.get_session("u", 3).await.unwrap(), None);
+        // A commit through the cache invalidates what it wrote.
+        store.put_session("u", 2, b"2''").await.unwrap();
+        assert_eq!(
+            bulk(store.clone()).await,
+            vec![Some(b"one".to_vec()), Some(b"2''".to_vec()), None]
+        );
+    }
 
     #[tokio::test]
     async fn writes_through_inner_invalidate_only_via_commit() {

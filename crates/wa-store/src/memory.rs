@@ -136,6 +136,21 @@ impl Backend for MemoryBackend {
         Box::pin(async move { Ok(v) })
     }
 
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        let items = self.lock();
+        let out = keys
+            .iter()
+            .map(|(s, k)| items.get(&key(account, role, s, k)).map(|(v, _)| v.clone()))
+            .collect();
+        drop(items);
+        Box::pin(async move { Ok(out) })
+    }
+
     fn list<'a>(
         &'a self,
         account: &'a AccountId,

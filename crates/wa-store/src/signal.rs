@@ -17,6 +17,8 @@ type ItemKey = (Role, String, String);
 struct Staged {
     batch: Batch,
     overlay: HashMap<ItemKey, Option<Bytes>>,
+    /// Items read ahead by [`SignalStoreAdapter::prefetch`], as stored when read.
+    prefetched: HashMap<ItemKey, Option<Bytes>>,
     /// Addresses whose identity key a staged write replaced with a different one.
     replaced: Vec<ProtocolAddress>,
 }
@@ -129,6 +131,7 @@ impl SignalStoreAdapter {
         let mut batch = match self.stage() {
             Some(mut st) => {
                 st.overlay.clear();
+                st.prefetched.clear();
                 std::mem::take(&mut st.batch)
             }
             None => Batch::new(),
@@ -179,11 +182,46 @@ impl SignalStoreAdapter {
             .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    /// Reads the sessions and identity keys of `addresses` ahead, in one bulk read per
+    /// role ([`AccountStore::get_items`]), so that encrypting for many devices costs two
+    /// store round trips instead of a few per device. Only a staged adapter keeps them
+    /// (until [`SignalStoreAdapter::commit`]); a direct adapter ignores the call. Items
+    /// that cannot be read are left out, so their own read reports the error.
+    ///
+    /// The values are those stored at the time of the call: use it where nothing else
+    /// writes this account's Signal state meanwhile (the staged adapter's own writes are
+    /// seen as usual).
+    ///
+    /// # Errors
+    /// Store errors of the bulk reads.
+    pub async fn prefetch(&self, addresses: &[ProtocolAddress]) -> Result<()> {
+        if self.staged.is_none() || addresses.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(String, String)> = addresses
+            .iter()
+            .map(|a| (a.name.clone(), device_key(a.device_id)))
+            .collect();
+        let refs: Vec<(&str, &str)> = keys.iter().map(|(s, k)| (&s[..], &k[..])).collect();
+        for role in [Role::Session, Role::Identity] {
+            let values = self.store.get_items(role, &refs).await?;
+            if let Some(mut st) = self.stage() {
+                for ((scope, key), v) in keys.iter().zip(values) {
+                    if let Ok(v) = v {
+                        st.prefetched.insert((role, scope.clone(), key.clone()), v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn read(&self, role: Role, scope: &str, key: &str) -> Result<Option<Bytes>> {
-        if let Some(st) = self.stage()
-            && let Some(v) = st.overlay.get(&(role, scope.to_owned(), key.to_owned()))
-        {
-            return Ok(v.clone());
+        if let Some(st) = self.stage() {
+            let k = (role, scope.to_owned(), key.to_owned());
+            if let Some(v) = st.overlay.get(&k).or_else(|| st.prefetched.get(&k)) {
+                return Ok(v.clone());
+            }
         }
         self.store.get_item(role, scope, key).await
     }

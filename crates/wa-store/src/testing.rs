@@ -719,6 +719,174 @@ pub async fn scope_boundaries(backend: Arc<dyn Backend>) {
     assert_eq!(s.get_session("u", 1).await.unwrap(), None);
 }
 
+/// Bulk reads answer exactly what single reads answer: in the order asked, absent items
+/// as `None`, repeated keys repeated, nothing of another role, scope or account, a
+/// damaged item as its own error; and they see the latest commit.
+pub async fn get_many_matches_single_reads(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let other = store(&backend);
+    let u = "15550001@s.whatsapp.net";
+    let big: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    s.put_session(u, 0, b"s0").await.unwrap();
+    s.put_session(u, 3, &big).await.unwrap();
+    s.put_session("u%", 1, b"percent").await.unwrap();
+    s.put_identity(u, 1, b"identity, not a session")
+        .await
+        .unwrap();
+    other.put_session(u, 1, b"other account").await.unwrap();
+    assert!(s.get_items(Role::Session, &[]).await.unwrap().is_empty());
+    let keys = [
+        (u, "3"),
+        (u, "1"),
+        ("u%", "1"),
+        ("u", "1"),
+        (u, "0"),
+        (u, "3"),
+        ("", ""),
+    ];
+    let want = [b(&big), None, b(b"percent"), None, b(b"s0"), b(&big), None];
+    let got: Vec<Option<Bytes>> = s
+        .get_items(Role::Session, &keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, want);
+    for ((scope, key), w) in keys.iter().zip(&want) {
+        let device: u32 = key.parse().unwrap_or(u32::MAX);
+        if device != u32::MAX {
+            assert_eq!(&s.get_session(scope, device).await.unwrap(), w);
+        }
+    }
+    // Many keys in one call, most of them absent.
+    let many: Vec<String> = (0..1500).map(|d| d.to_string()).collect();
+    let many_keys: Vec<(&str, &str)> = many.iter().map(|k| (u, &k[..])).collect();
+    let got = s.get_items(Role::Session, &many_keys).await.unwrap();
+    assert_eq!(got.len(), 1500);
+    let present: Vec<usize> = got
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v, Ok(Some(_))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(present, vec![0, 3]);
+    // A commit is seen by the next bulk read.
+    s.put_session(u, 1, b"s1").await.unwrap();
+    s.delete_session(u, 0).await.unwrap();
+    let got: Vec<Option<Bytes>> = s
+        .get_items(Role::Session, &[(u, "0"), (u, "1")])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, vec![None, b(b"s1")]);
+    // A damaged item fails alone.
+    backend
+        .commit(
+            s.account(),
+            vec![Op::Put {
+                role: Role::Session,
+                scope: u.into(),
+                key: "7".into(),
+                value: Bytes::from_static(b"\x01not an envelope"),
+                at: 0,
+            }],
+        )
+        .await
+        .unwrap();
+    let got = s
+        .get_items(Role::Session, &[(u, "1"), (u, "7"), (u, "3")])
+        .await
+        .unwrap();
+    assert_eq!(got[0].as_ref().unwrap(), &b(b"s1"));
+    assert!(
+        matches!(&got[1], Err(Error::Corrupt { role: Role::Session, key, .. }) if key == "7"),
+        "{:?}",
+        got[1]
+    );
+    assert_eq!(got[2].as_ref().unwrap(), &b(&big));
+}
+
+/// A batch applies its ops in order: a later write of the same item wins, a delete after
+/// a put removes it, a scope delete removes what the batch put before it, and a
+/// precondition sees the batch's earlier ops.
+pub async fn ops_apply_in_order(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let put = |scope: &str, key: &str, value: &'static [u8]| Op::Put {
+        role: Role::Contact,
+        scope: scope.into(),
+        key: key.into(),
+        value: crate::seal(value),
+        at: 0,
+    };
+    let del = |key: &str| Op::Delete {
+        role: Role::Contact,
+        scope: String::new(),
+        key: key.into(),
+    };
+    let require = |present: bool, key: &str| {
+        let (role, scope, key) = (Role::Contact, String::new(), key.to_owned());
+        if present {
+            Op::RequirePresent { role, scope, key }
+        } else {
+            Op::RequireAbsent { role, scope, key }
+        }
+    };
+    let mut ops = Vec::new();
+    for i in 0..40u8 {
+        // Many ops, so a backend that sends them ahead still has to keep their order.
+        ops.push(put("", "a", if i % 2 == 0 { b"even" } else { b"odd" }));
+    }
+    ops.extend([
+        put("", "b", b"b"),
+        del("b"),
+        require(false, "b"),
+        del("c"),
+        put("", "c", b"c"),
+        require(true, "c"),
+        put("scoped", "d", b"d"),
+        Op::DeleteScope {
+            role: Role::Contact,
+            scope: "scoped".into(),
+        },
+        put("scoped", "e", b"e"),
+    ]);
+    backend.commit(s.account(), ops).await.unwrap();
+    assert_eq!(s.get_contact("a").await.unwrap(), b(b"odd"));
+    assert_eq!(s.get_contact("b").await.unwrap(), None);
+    assert_eq!(s.get_contact("c").await.unwrap(), b(b"c"));
+    assert_eq!(
+        s.get_item(Role::Contact, "scoped", "d").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.get_item(Role::Contact, "scoped", "e").await.unwrap(),
+        b(b"e")
+    );
+    // A precondition that fails after earlier writes of the batch undoes them.
+    let err = backend
+        .commit(
+            s.account(),
+            vec![
+                put("", "f", b"f"),
+                del("c"),
+                require(true, "c"),
+                put("", "g", b"g"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { key, expected: "present", .. } if key == "c"),
+        "{err:?}"
+    );
+    assert_eq!(s.get_contact("f").await.unwrap(), None);
+    assert_eq!(s.get_contact("c").await.unwrap(), b(b"c"));
+    assert_eq!(s.get_contact("g").await.unwrap(), None);
+}
+
 /// Runs the whole conformance suite against a backend, one `#[tokio::test]` per property.
 ///
 /// The argument is an expression evaluating to a future of
@@ -733,7 +901,8 @@ macro_rules! backend_conformance_tests {
             sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
             privacy_tokens, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
-            corrupt_item_is_typed_and_isolated, scope_boundaries,
+            corrupt_item_is_typed_and_isolated, scope_boundaries, get_many_matches_single_reads,
+            ops_apply_in_order,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
