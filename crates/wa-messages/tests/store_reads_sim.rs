@@ -1,0 +1,121 @@
+//! How a send reads the store: the sessions and identities of all recipient devices
+//! come in bulk reads, not one read per device.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{link, memory_store, text_of};
+use wa_binary::Jid;
+use wa_messages::MessageContent;
+use wa_sim::{Sim, SimConfig};
+use wa_store::{AccountId, AccountStore, Backend, BoxFuture, Bytes, MemoryBackend, Op, Role};
+use wa_testkit::next_upsert;
+
+const A: &str = "15550001001";
+const B: &str = "15550001002";
+
+/// A memory backend that counts Signal-state reads: single and bulk.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryBackend,
+    single: AtomicUsize,
+    bulk_calls: AtomicUsize,
+    bulk_keys: AtomicUsize,
+}
+
+fn signal_state(role: Role) -> bool {
+    matches!(role, Role::Session | Role::Identity)
+}
+
+impl Backend for Counting {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        if signal_state(role) {
+            self.single.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.get(account, role, scope, key)
+    }
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        if signal_state(role) {
+            self.bulk_calls.fetch_add(1, Ordering::SeqCst);
+            self.bulk_keys.fetch_add(keys.len(), Ordering::SeqCst);
+        }
+        self.inner.get_many(account, role, keys)
+    }
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
+        self.inner.list(account, role, scope)
+    }
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+        self.inner.commit(account, ops)
+    }
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
+        self.inner.delete_account(account)
+    }
+    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
+        self.inner.accounts()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_reads_every_device_session_in_bulk() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let backend = Arc::new(Counting::default());
+    let store = AccountStore::new(backend.clone(), AccountId::new("a1").unwrap());
+    let a1 = link(&sim, A, store).await;
+    let _a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let mut b2 = link(&sim, B, memory_store("b2")).await;
+    let b = Jid::pn(B);
+
+    // The first send starts the sessions (bundles fetched); the second finds them stored.
+    for (i, text) in ["first", "second"].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        backend.single.store(0, Ordering::SeqCst);
+        backend.bulk_calls.store(0, Ordering::SeqCst);
+        backend.bulk_keys.store(0, Ordering::SeqCst);
+        let key = a1
+            .messenger
+            .send_message(&b, MessageContent::text(text))
+            .await
+            .unwrap();
+        let (single, calls, keys) = (
+            backend.single.load(Ordering::SeqCst),
+            backend.bulk_calls.load(Ordering::SeqCst),
+            backend.bulk_keys.load(Ordering::SeqCst),
+        );
+        // Five recipient devices: B's two companions and phone, A's other companion and
+        // phone; each bulk read asks for all of them.
+        assert!(calls >= 2, "send {i}: {calls} bulk reads");
+        assert_eq!(keys % 5, 0, "send {i}: {keys} keys over {calls} bulk reads");
+        if i == 1 {
+            assert_eq!(
+                single, 0,
+                "with the sessions stored, a send reads no session or identity alone"
+            );
+        }
+        for client in [&mut b1, &mut b2] {
+            let got = next_upsert(&mut client.events, |m| m.key.id == key.id).await;
+            assert_eq!(text_of(&got.message), Some(text));
+        }
+    }
+}
