@@ -1,7 +1,8 @@
 //! Dirty bits: the server flags an account's data as changed (`<ib><dirty type
 //! timestamp>`, sent to its companions when flagged and at each login while set) until a
 //! companion answers `<iq xmlns="urn:xmpp:whatsapp:dirty" type="set"><clean type
-//! [timestamp]>`. In memory only.
+//! [timestamp]>`. The flags are saved in the state file; the log of clean requests is
+//! not.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -32,6 +33,31 @@ pub(crate) fn ib(kind: &str, timestamp: u64) -> Node {
 }
 
 impl DirtyState {
+    /// The flags as (phone, kind, timestamp), for the state file.
+    pub(crate) fn to_file(&self) -> Vec<(String, String, u64)> {
+        self.flags
+            .iter()
+            .flat_map(|(phone, kinds)| {
+                kinds
+                    .iter()
+                    .map(move |(kind, t)| (phone.clone(), kind.clone(), *t))
+            })
+            .collect()
+    }
+
+    /// The flags of a state file; refuses more kinds per account than are ever kept.
+    pub(crate) fn from_file(flags: Vec<(String, String, u64)>) -> Result<Self, crate::Error> {
+        let mut st = Self::default();
+        for (phone, kind, t) in flags {
+            if !st.mark(&phone, &kind, t) {
+                return Err(crate::Error::BadState(
+                    "too many dirty flags for one account",
+                ));
+            }
+        }
+        Ok(st)
+    }
+
     /// Flags `kind` for `phone` at `timestamp`; `false` when the account has too many
     /// kinds flagged already.
     pub(crate) fn mark(&mut self, phone: &str, kind: &str, timestamp: u64) -> bool {

@@ -34,6 +34,12 @@ struct File {
     /// `None` in files written before app state was saved.
     #[serde(default)]
     app_state: Option<crate::appstate::AppStateFile>,
+    /// Privacy tokens minted, restricted accounts and the last cstokens.
+    #[serde(default)]
+    privacy_tokens: crate::privacy_token::TokenFile,
+    /// Dirty flags still set: (phone, kind, timestamp).
+    #[serde(default)]
+    dirty: Vec<(String, String, u64)>,
 }
 
 /// What an account set about itself (`chats.rs`).
@@ -196,6 +202,8 @@ impl SimState {
             business: st.business.clone(),
             communities: st.communities.clone(),
             app_state: Some(app_state),
+            privacy_tokens: st.chats.tokens.to_file(),
+            dirty: st.dirty.to_file(),
             accounts: st
                 .accounts
                 .values()
@@ -336,6 +344,7 @@ impl SimState {
             crate::chats::check_profile(&profile)?;
             chats.profiles.insert(p.phone, profile);
         }
+        chats.tokens = crate::privacy_token::TokenState::from_file(file.privacy_tokens)?;
         let inner = Inner {
             keys: ServerKeys {
                 root: key_pair(&file.root)?,
@@ -350,7 +359,7 @@ impl SimState {
                 file.communities.check()?;
                 file.communities
             },
-            dirty: Default::default(),
+            dirty: crate::dirty::DirtyState::from_file(file.dirty)?,
             chats,
             newsletters: {
                 file.newsletters.check()?;
@@ -533,5 +542,82 @@ mod app_state_file_tests {
             SimState::from_json(&v.to_string()),
             Err(Error::BadState(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod token_and_dirty_file_tests {
+    use super::*;
+
+    #[test]
+    fn privacy_tokens_and_dirty_flags_survive_a_restart() {
+        let state = SimState::new();
+        {
+            let mut st = state.lock();
+            st.chats.tokens.set_restricted("15550001", true);
+            st.chats
+                .tokens
+                .record_cstoken("15550001", "15550002", Some(&[9u8; 20]));
+            assert!(st.dirty.mark("15550001", "account_sync", 1_700_000_000));
+            assert!(st.dirty.mark("15550002", "groups", 1_700_000_001));
+        }
+        let mut v: serde_json::Value = serde_json::from_str(&state.to_json()).unwrap();
+        // A token as the server minted it, added to the saved file.
+        v["privacy_tokens"]["tokens"] =
+            serde_json::json!([["15550002", "15550001", "0a0b", 1_700_000_000u64]]);
+        let back = SimState::from_json(&v.to_string()).unwrap();
+        let st = back.lock();
+        assert_eq!(
+            st.chats.tokens.token("15550002", "15550001"),
+            Some((vec![0x0a, 0x0b], 1_700_000_000))
+        );
+        assert_eq!(
+            st.chats.tokens.cstoken("15550001", "15550002"),
+            Some(vec![9u8; 20])
+        );
+        let a = wa_binary::Jid::with_device("15550001", wa_binary::Server::Pn, 3);
+        let b = wa_binary::Jid::pn("15550002");
+        assert!(
+            !st.chats.tokens.admits(&a, &b, None, 1_700_000_100),
+            "the account is still restricted"
+        );
+        assert!(
+            st.chats
+                .tokens
+                .admits(&a, &b, Some(&[0x0a, 0x0b]), 1_700_000_100)
+        );
+        assert_eq!(st.dirty.flagged("15550001"), ["account_sync"]);
+        assert_eq!(st.dirty.flagged("15550002"), ["groups"]);
+        assert_eq!(st.dirty.login_nodes("15550002").len(), 1);
+        drop(st);
+
+        // Damaged sections are refused, not half loaded.
+        let mut bad = v.clone();
+        bad["privacy_tokens"]["cstokens"] = serde_json::json!([["1", "2", "not hex"]]);
+        assert!(matches!(
+            SimState::from_json(&bad.to_string()),
+            Err(Error::BadState(_))
+        ));
+        let mut bad = v.clone();
+        bad["privacy_tokens"]["tokens"] = serde_json::json!([["1", "2", "00".repeat(5000), 1]]);
+        assert!(matches!(
+            SimState::from_json(&bad.to_string()),
+            Err(Error::BadState(_))
+        ));
+        let mut bad = v;
+        bad["dirty"] = serde_json::Value::Array(
+            (0..20)
+                .map(|k| serde_json::json!(["1", format!("kind{k}"), 1]))
+                .collect(),
+        );
+        assert!(matches!(
+            SimState::from_json(&bad.to_string()),
+            Err(Error::BadState(_))
+        ));
+        // Files written before these sections load with none.
+        let mut old: serde_json::Value = serde_json::from_str(&SimState::new().to_json()).unwrap();
+        old.as_object_mut().unwrap().remove("privacy_tokens");
+        old.as_object_mut().unwrap().remove("dirty");
+        assert!(SimState::from_json(&old.to_string()).is_ok());
     }
 }

@@ -7,7 +7,7 @@
 //! subscriptions (else ignored) and profile-picture queries (else 401). The `<cstoken>`
 //! a 1:1 message carries instead of a `<tctoken>` is kept per (sender, recipient) account
 //! ([`Sim::cstoken`](crate::Sim::cstoken)); the server cannot check it (it is keyed by a
-//! salt only the account's devices hold). In memory only.
+//! salt only the account's devices hold). Saved in the state file ([`TokenFile`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,7 +38,61 @@ pub(crate) struct TokenState {
     cstokens: BTreeMap<(String, String), Vec<u8>>,
 }
 
+/// Longest token or cstoken a state file may hold.
+const MAX_SAVED_TOKEN: usize = 4096;
+
+/// [`TokenState`] in the state file (tokens in hex).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TokenFile {
+    /// (issuer phone, recipient phone, token, issue time)
+    tokens: Vec<(String, String, String, u64)>,
+    restricted: Vec<String>,
+    issued: u64,
+    /// (sender phone, recipient phone, cstoken)
+    cstokens: Vec<(String, String, String)>,
+}
+
 impl TokenState {
+    pub(crate) fn to_file(&self) -> TokenFile {
+        TokenFile {
+            tokens: self
+                .tokens
+                .iter()
+                .map(|((i, r), (t, at))| (i.clone(), r.clone(), hex::encode(t), *at))
+                .collect(),
+            restricted: self.restricted.iter().cloned().collect(),
+            issued: self.issued,
+            cstokens: self
+                .cstokens
+                .iter()
+                .map(|((s, r), t)| (s.clone(), r.clone(), hex::encode(t)))
+                .collect(),
+        }
+    }
+
+    /// The state a file describes; refuses tokens that are not hex or too long.
+    pub(crate) fn from_file(file: TokenFile) -> Result<Self, crate::Error> {
+        let token = |h: &str| {
+            let t = hex::decode(h).map_err(|_| crate::Error::BadState("token is not hex"))?;
+            if t.len() > MAX_SAVED_TOKEN {
+                return Err(crate::Error::BadState("token too long"));
+            }
+            Ok(t)
+        };
+        let mut st = Self {
+            restricted: file.restricted.into_iter().collect(),
+            issued: file.issued,
+            ..Self::default()
+        };
+        for (issuer, recipient, t, at) in file.tokens {
+            st.tokens.insert((issuer, recipient), (token(&t)?, at));
+        }
+        for (sender, recipient, t) in file.cstokens {
+            st.cstokens.insert((sender, recipient), token(&t)?);
+        }
+        Ok(st)
+    }
+
     pub(crate) fn set_restricted(&mut self, phone: &str, restricted: bool) {
         if restricted {
             self.restricted.insert(phone.to_owned());
