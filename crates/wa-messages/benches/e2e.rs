@@ -1,7 +1,8 @@
 //! End-to-end messaging through wa-sim on 127.0.0.1: one text from a companion of A to B,
 //! timed from `send_message` until B's companion reports it (usync cached; encryption for
 //! B's companion, B's phone and A's phone; store commit; server routing; decryption, commit
-//! and receipt on the other side). Memory stores, and B on SQLite (`synchronous=FULL`).
+//! and receipt on the other side). Memory stores, and B on SQLite (`synchronous=FULL`),
+//! bare and behind `CachedBackend`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use wa_binary::Jid;
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{ConnectionState, Event, Socket, SocketConfig};
-use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_store::{AccountId, AccountStore, CacheConfig, CachedBackend, MemoryBackend};
 use wa_usync::{Usync, UsyncConfig};
 
 struct Client {
@@ -81,9 +82,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a1, mut b_mem, mut b_sql, _sim) = rt.block_on(async {
+    let (a1, mut b_mem, mut b_sql, mut b_cached, _sim) = rt.block_on(async {
         let sim = Sim::start(SimConfig::default()).await.expect("sim");
-        for p in ["15550000001", "15550000002", "15550000003"] {
+        for p in ["15550000001", "15550000002", "15550000003", "15550000004"] {
             sim.add_account(p).await;
         }
         let mem = |n: &str| {
@@ -99,7 +100,13 @@ fn bench(c: &mut Criterion) {
             .expect("sqlite");
         let sql = AccountStore::new(Arc::new(backend), AccountId::new("c1").expect("id"));
         let b_sql = link(&sim, "15550000003", sql).await;
-        (a1, b_mem, b_sql, sim)
+        let backend = wa_store_sqlite::SqliteBackend::open(dir.path().join("c.db"))
+            .await
+            .expect("sqlite");
+        let cached = CachedBackend::new(backend, CacheConfig::default());
+        let cached = AccountStore::new(Arc::new(cached), AccountId::new("d1").expect("id"));
+        let b_cached = link(&sim, "15550000004", cached).await;
+        (a1, b_mem, b_sql, b_cached, sim)
     });
     let mut g = c.benchmark_group("e2e");
     g.measurement_time(Duration::from_secs(5));
@@ -122,6 +129,18 @@ fn bench(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..n {
                     round_trip(&a1, &mut b_sql, &to_sql).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let to_cached = Jid::pn("15550000004");
+    g.bench_function("text_round_trip_receiver_on_cached_sqlite", |b| {
+        b.iter_custom(|n| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    round_trip(&a1, &mut b_cached, &to_cached).await;
                 }
                 start.elapsed()
             })

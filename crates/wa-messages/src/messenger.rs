@@ -114,8 +114,13 @@ impl Default for MessengerConfig {
 #[derive(Clone)]
 pub struct Messenger {
     pub(crate) inner: Arc<Inner>,
+    /// The barrier channels of the message router and the receipt task, with how many
+    /// parties pass each barrier sent there (for [`Messenger::settle`]).
+    parties: Arc<Parties>,
     _tasks: Arc<Tasks>,
 }
+
+type Parties = [(mpsc::Sender<Barrier>, usize); 2];
 
 impl std::fmt::Debug for Messenger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,6 +183,8 @@ pub(crate) struct Inner {
     pub(crate) privacy_issuing: StdMutex<std::collections::HashSet<String>>,
     /// Messages asked of our phone, waiting for its answer.
     pending_resends: StdMutex<crate::placeholder::Pending>,
+    /// Notified whenever a barrier has been passed by all its parties.
+    barrier_passed: tokio::sync::Notify,
 }
 
 /// Messages and receipt updates from the offline backlog, reported together once the
@@ -282,6 +289,7 @@ impl Messenger {
             lid: crate::lid::LidState::default(),
             privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
             pending_resends: StdMutex::new(crate::placeholder::Pending::default()),
+            barrier_passed: tokio::sync::Notify::new(),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
@@ -313,6 +321,7 @@ impl Messenger {
         // The message router passes a barrier on to every worker; each of them and the
         // receipt task pass it once.
         let parties = [(ctl_tx, workers.len()), (rctl_tx, 1)];
+        let settle_parties = Arc::new(parties.clone());
         tasks.push(tokio::spawn(route_messages(messages, ctl_rx, workers)));
         let i = inner.clone();
         tasks.push(tokio::spawn(watch_backlog(i, connection_events, parties)));
@@ -358,7 +367,36 @@ impl Messenger {
         }));
         Messenger {
             inner,
+            parties: settle_parties,
             _tasks: Arc::new(Tasks(tasks)),
+        }
+    }
+
+    /// Waits until every `<message>` and `<receipt>` handed to this messenger before the
+    /// call has been processed, then reports whatever the offline backlog still held (see
+    /// [`MessengerConfig::offline_batch`]). After the socket closed, this
+    /// is how an orderly stop makes sure that no message already decrypted and committed
+    /// stays unreported: once it returns, its events are on the socket's event bus.
+    ///
+    /// Messages still arriving keep it waiting only for those handed over before the
+    /// call; bound it with a timeout where the connection may still be open.
+    pub async fn settle(&self) {
+        let total = self.parties.iter().map(|(_, n)| n).sum();
+        let barrier: Barrier = Arc::new(AtomicUsize::new(total));
+        for (c, n) in self.parties.iter() {
+            if c.send(barrier.clone()).await.is_err() {
+                // That task has ended and will never pass it.
+                self.inner.pass_barrier_for(&barrier, *n);
+            }
+        }
+        loop {
+            let notified = self.inner.barrier_passed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if barrier.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -654,6 +692,7 @@ impl Inner {
     fn pass_barrier_for(&self, barrier: &Barrier, n: usize) {
         if n > 0 && barrier.fetch_sub(n, Ordering::AcqRel) == n {
             self.flush_offline();
+            self.barrier_passed.notify_waiters();
         }
     }
 

@@ -187,6 +187,7 @@ impl Fleet {
             Arc::downgrade(&self.inner),
             id.clone(),
             generation,
+            socket.clone(),
             socket.events(),
         ));
         accounts.insert(
@@ -245,25 +246,37 @@ impl Fleet {
     }
 
     /// Closes the account `id`'s socket (its credentials stay); `false` when it was not
-    /// running.
+    /// running. An orderly stop ([`WaSocket::close`]): when it returns, every message
+    /// the account had received is processed and its events are on
+    /// [`Fleet::events`].
     pub async fn stop(&self, id: &AccountId) -> bool {
         let running = self.lock().remove(id);
         match running {
             Some(r) => {
-                r.socket.close().await;
-                r.forward.abort();
+                Self::finish(r).await;
                 true
             }
             None => false,
         }
     }
 
-    /// Closes every account's socket.
+    /// Closes every account's socket, each in an orderly way as [`Fleet::stop`] does.
     pub async fn shutdown(&self) {
         let all: Vec<Running> = self.lock().drain().map(|(_, r)| r).collect();
         for r in all {
-            r.socket.close().await;
-            r.forward.abort();
+            Self::finish(r).await;
+        }
+    }
+
+    /// Closes a socket, then waits for its forwarder to pass on the last events.
+    async fn finish(r: Running) {
+        r.socket.close().await;
+        let mut forward = r.forward;
+        if tokio::time::timeout(crate::CLOSE_GRACE, &mut forward)
+            .await
+            .is_err()
+        {
+            forward.abort();
         }
     }
 
@@ -276,13 +289,22 @@ impl Fleet {
 }
 
 /// Copies one account's events to the fleet stream and forgets the account once its
-/// socket ended for good.
+/// socket ended for good (closed by [`Fleet::stop`], logged out, banned, ...): then it
+/// lets the account finish processing what it had received, passes those events on too,
+/// and returns.
 async fn forward(
     fleet: std::sync::Weak<FleetInner>,
     account: AccountId,
     generation: u64,
+    socket: WaSocket,
     mut events: crate::Events,
 ) {
+    let pass_on = |inner: &FleetInner, event: Event| {
+        let _ = inner.events.send(FleetEvent {
+            account: account.clone(),
+            event,
+        });
+    };
     while let Some(event) = events.next().await {
         let Some(inner) = fleet.upgrade() else { return };
         let terminal = matches!(
@@ -291,20 +313,29 @@ async fn forward(
                 if u.state == ConnectionState::Closed
                     && u.last_disconnect.is_some_and(DisconnectReason::is_terminal)
         );
-        let _ = inner.events.send(FleetEvent {
-            account: account.clone(),
-            event,
-        });
+        pass_on(&inner, event);
         if terminal {
-            let mut accounts = inner
-                .accounts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if accounts
-                .get(&account)
-                .is_some_and(|r| r.generation == generation)
             {
-                accounts.remove(&account);
+                let mut accounts = inner
+                    .accounts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if accounts
+                    .get(&account)
+                    .is_some_and(|r| r.generation == generation)
+                {
+                    accounts.remove(&account);
+                }
+            }
+            // Messages decrypted and committed around the close are reported after it.
+            if tokio::time::timeout(crate::CLOSE_GRACE, socket.messages().settle())
+                .await
+                .is_err()
+            {
+                tracing::warn!(%account, "stopped account did not finish processing in time");
+            }
+            while let Some(event) = events.try_next() {
+                pass_on(&inner, event);
             }
             return;
         }

@@ -6,7 +6,7 @@ mod socket;
 
 pub use error::Error;
 pub use fleet::{Configure, Fleet, FleetConfig, FleetEvent};
-pub use socket::{Events, WaConfig, WaSocket, make_wa_socket, message_text};
+pub use socket::{CLOSE_GRACE, Events, WaConfig, WaSocket, make_wa_socket, message_text};
 
 pub use wa_binary::{Jid, Node, Server};
 pub use wa_business::{

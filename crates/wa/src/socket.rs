@@ -364,8 +364,23 @@ impl WaSocket {
     }
 
     /// Closes the connection for good; the credentials stay.
+    ///
+    /// An orderly stop: it returns once the connection has ended and the messages and
+    /// receipts it had already delivered are processed and reported on the event stream
+    /// (including messages of the offline backlog that were being held), waiting at most
+    /// [`CLOSE_GRACE`] for that. Readers of [`WaSocket::events`] see those events before
+    /// `close` returns, so a message the server handed over is never committed and left
+    /// unreported.
     pub async fn close(&self) {
         self.socket.close().await;
+        let settled = tokio::time::timeout(CLOSE_GRACE, async {
+            self.socket.closed().await;
+            self.messages.settle().await;
+        })
+        .await;
+        if settled.is_err() {
+            tracing::warn!("closing: processing of received messages did not finish in time");
+        }
     }
 
     /// Unlinks this device and clears its credentials.
@@ -376,6 +391,9 @@ impl WaSocket {
         Ok(self.socket.logout().await?)
     }
 }
+
+/// Longest [`WaSocket::close`] waits for received messages to be processed and reported.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A subscription to a [`WaSocket`]'s events.
 #[derive(Debug)]
@@ -392,6 +410,18 @@ impl Events {
                 Ok(e) => return Some(e),
                 Err(broadcast::error::RecvError::Lagged(n)) => self.lagged += n,
                 Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting, without waiting; `None` when none is (or the
+    /// socket is gone).
+    pub fn try_next(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged += n,
+                Err(_) => return None,
             }
         }
     }

@@ -114,3 +114,112 @@ async fn a_fleet_links_restarts_from_the_store_and_forgets_unlinked_accounts() {
     assert!(!saw_qr, "stored accounts log in without a QR code");
     second.shutdown().await;
 }
+
+/// Messages whose processing had begun when their account was stopped (decrypted and
+/// committed, or held with the offline backlog) still reach the fleet's event stream:
+/// after a stop in the middle of the backlog and a start, every message arrives exactly
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_an_account_in_the_middle_of_its_backlog_loses_no_message() {
+    const N: usize = 120;
+    let sim = Arc::new(Sim::start(SimConfig::default()).await.unwrap());
+    let backend = Arc::new(MemoryBackend::new());
+    let fleet = fleet(&sim, backend);
+    let mut events = fleet.events();
+    for (i, phone) in PHONES[..2].iter().enumerate() {
+        sim.add_account(phone).await;
+        fleet.start(id(i)).unwrap();
+    }
+    let mut scanned = 0;
+    while scanned < 2 {
+        if let Ok(e) = events.recv().await
+            && let Event::Connection(u) = e.event
+            && let Some(qr) = u.qr
+        {
+            let i: usize = e.account.as_str()[1..].parse().unwrap();
+            sim.scan_qr(PHONES[i], &qr).await.unwrap();
+            scanned += 1;
+        }
+    }
+    wait_open(&fleet, 2).await;
+
+    // B's companion is away while A sends; the server queues the messages for it.
+    assert!(fleet.stop(&id(1)).await);
+    let a = fleet.get(&id(0)).unwrap();
+    let to = wa::Jid::pn(PHONES[1]);
+    let mut sent = std::collections::HashSet::new();
+    for i in 0..N {
+        let key = a
+            .send_message(&to, wa::MessageContent::text(format!("queued {i}")))
+            .await
+            .unwrap();
+        sent.insert(key.id);
+    }
+
+    // B starts and is stopped again soon after it is open, a few times, while the
+    // backlog streams in; then it starts for good.
+    let mut got: Vec<String> = Vec::new();
+    let collect = |e: wa::FleetEvent, got: &mut Vec<String>| -> bool {
+        if e.account != id(1) {
+            return false;
+        }
+        match e.event {
+            Event::MessagesUpsert(u) => {
+                got.extend(u.messages.into_iter().map(|m| m.key.id));
+                false
+            }
+            Event::Connection(u) => u.state == wa::ConnectionState::Open,
+            _ => false,
+        }
+    };
+    for delay_ms in [0u64, 5, 10, 20, 40] {
+        let mut events = fleet.events();
+        fleet.start(id(1)).unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                Ok(Ok(e)) => {
+                    if collect(e, &mut got) {
+                        break;
+                    }
+                }
+                Ok(Err(RecvError::Lagged(n))) => panic!("fleet events lagged by {n}"),
+                Ok(Err(RecvError::Closed)) | Err(_) => panic!("B never opened"),
+            }
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(delay_ms);
+        while let Ok(Ok(e)) = tokio::time::timeout_at(until, events.recv()).await {
+            collect(e, &mut got);
+        }
+        // Keep reading while the stop runs: what B reports meanwhile counts.
+        let b = id(1);
+        let stop = fleet.stop(&b);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                done = &mut stop => { assert!(done); break; }
+                e = events.recv() => if let Ok(e) = e { collect(e, &mut got); },
+            }
+        }
+        while let Ok(e) = events.try_recv() {
+            collect(e, &mut got);
+        }
+    }
+    let mut events = fleet.events();
+    fleet.start(id(1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.iter().collect::<std::collections::HashSet<_>>().len() < N {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Ok(e)) => {
+                collect(e, &mut got);
+            }
+            Ok(Err(RecvError::Lagged(n))) => panic!("fleet events lagged by {n}"),
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    let unique: std::collections::HashSet<&String> = got.iter().collect();
+    let missing = sent.iter().filter(|id| !unique.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} of {N} messages never reported");
+    assert_eq!(unique.len(), got.len(), "a message was reported twice");
+    fleet.shutdown().await;
+}
