@@ -155,7 +155,11 @@ impl Conn {
         }
     }
 
-    fn abort_tasks(&self) {
+    /// Aborts the connection's tasks (reader, keep-alive, handlers it spawned) and waits
+    /// until they have stopped (at most `limit`): an abort only takes effect at a task's
+    /// next await, and a reader still running on another thread could otherwise hand
+    /// out stanzas after the connection was reported closed.
+    async fn stop_tasks(&self, limit: Duration) {
         self.stop_qr();
         let t = std::mem::take(
             &mut *self
@@ -163,8 +167,17 @@ impl Conn {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        for h in t {
+        for h in &t {
             h.abort();
+        }
+        let joined = tokio::time::timeout(limit, async {
+            for h in t {
+                let _ = h.await;
+            }
+        })
+        .await;
+        if joined.is_err() {
+            debug!("connection tasks did not stop in time");
         }
     }
 }
@@ -709,7 +722,7 @@ async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
         .conn
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-    conn.abort_tasks();
+    conn.stop_tasks(conn.write_timeout).await;
     conn.pending.fail_all();
     // Bounded like every write: a peer that stopped reading would otherwise keep the
     // close frame (and so the supervisor) waiting forever.

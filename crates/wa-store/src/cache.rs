@@ -31,7 +31,10 @@ impl Default for CacheConfig {
 ///
 /// Single-item reads are cached (absence included); lists always go to the backend. Every
 /// commit invalidates what it touched (a whole-scope or expiry delete clears the cache), so
-/// a read that starts after a commit returned never sees older data.
+/// a read that starts after a commit returned never sees older data. A bulk read
+/// ([`Backend::get_many`]) takes its hits from the cache and fetches the misses in one
+/// bulk read: each value obeys the same rule, but together they are not one snapshot
+/// when a commit lands while the read runs.
 ///
 /// Invariant: while a commit to an account is in flight, reads of that account bypass the
 /// cache; a read result is cached only if no commit to its account was in flight when it

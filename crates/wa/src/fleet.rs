@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 use tokio::task::JoinHandle;
 use wa_store::{AccountId, AccountStore, Backend};
 use wa_types::{ConnectionState, DisconnectReason, Event};
@@ -83,6 +83,9 @@ pub struct FleetEvent {
 struct Running {
     socket: WaSocket,
     forward: JoinHandle<()>,
+    /// Told by [`Fleet::stop`] once the closed account has reported everything, so the
+    /// forwarder can pass on the last events and end.
+    settled: oneshot::Sender<()>,
     /// Which start of the account this is, so a finished socket's forwarder never
     /// removes a later start of the same account.
     generation: u64,
@@ -183,18 +186,20 @@ impl Fleet {
             .inner
             .starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (settled, settled_rx) = oneshot::channel();
         let forward = tokio::spawn(forward(
             Arc::downgrade(&self.inner),
             id.clone(),
             generation,
-            socket.clone(),
             socket.events(),
+            settled_rx,
         ));
         accounts.insert(
             id,
             Running {
                 socket: socket.clone(),
                 forward,
+                settled,
                 generation,
             },
         );
@@ -268,9 +273,10 @@ impl Fleet {
         }
     }
 
-    /// Closes a socket, then waits for its forwarder to pass on the last events.
+    /// Closes a socket in order, then waits for its forwarder to pass on the last events.
     async fn finish(r: Running) {
         r.socket.close().await;
+        let _ = r.settled.send(());
         let mut forward = r.forward;
         if tokio::time::timeout(crate::CLOSE_GRACE, &mut forward)
             .await
@@ -289,15 +295,17 @@ impl Fleet {
 }
 
 /// Copies one account's events to the fleet stream and forgets the account once its
-/// socket ended for good (closed by [`Fleet::stop`], logged out, banned, ...): then it
-/// lets the account finish processing what it had received, passes those events on too,
-/// and returns.
+/// socket ended for good. At that terminal event, what the account was still processing
+/// is reported too: when the account ended on its own (logged out, banned, ...), this
+/// settles its messenger; when [`Fleet::stop`] closed it, this waits for `settled`. Then
+/// it passes on the events still queued and ends. It holds no handle to the socket, so a
+/// dropped fleet still closes its accounts.
 async fn forward(
     fleet: std::sync::Weak<FleetInner>,
     account: AccountId,
     generation: u64,
-    socket: WaSocket,
     mut events: crate::Events,
+    settled: oneshot::Receiver<()>,
 ) {
     let pass_on = |inner: &FleetInner, event: Event| {
         let _ = inner.events.send(FleetEvent {
@@ -314,30 +322,52 @@ async fn forward(
                     && u.last_disconnect.is_some_and(DisconnectReason::is_terminal)
         );
         pass_on(&inner, event);
-        if terminal {
+        if !terminal {
+            continue;
+        }
+        let ended_alone = {
+            let mut accounts = inner
+                .accounts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if accounts
+                .get(&account)
+                .is_some_and(|r| r.generation == generation)
             {
-                let mut accounts = inner
-                    .accounts
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if accounts
-                    .get(&account)
-                    .is_some_and(|r| r.generation == generation)
-                {
-                    accounts.remove(&account);
+                accounts.remove(&account)
+            } else {
+                None
+            }
+        };
+        // Keep passing events on while the account finishes: its bus is bounded, and
+        // what it reports meanwhile must not push out what came before.
+        let finishing = tokio::time::timeout(crate::CLOSE_GRACE, async {
+            match &ended_alone {
+                Some(r) => r.socket.messages().settle().await,
+                None => {
+                    let _ = settled.await;
                 }
             }
-            // Messages decrypted and committed around the close are reported after it.
-            if tokio::time::timeout(crate::CLOSE_GRACE, socket.messages().settle())
-                .await
-                .is_err()
-            {
-                tracing::warn!(%account, "stopped account did not finish processing in time");
+        });
+        tokio::pin!(finishing);
+        loop {
+            tokio::select! {
+                biased;
+                event = events.next() => match event {
+                    Some(event) => pass_on(&inner, event),
+                    None => return,
+                },
+                done = &mut finishing => {
+                    if done.is_err() {
+                        tracing::warn!(%account, "ended account did not finish processing in time");
+                    }
+                    break;
+                }
             }
-            while let Some(event) = events.try_next() {
-                pass_on(&inner, event);
-            }
-            return;
         }
+        while let Some(event) = events.try_next() {
+            pass_on(&inner, event);
+        }
+        return;
     }
 }

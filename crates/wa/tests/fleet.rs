@@ -118,7 +118,7 @@ async fn a_fleet_links_restarts_from_the_store_and_forgets_unlinked_accounts() {
 /// Messages whose processing had begun when their account was stopped (decrypted and
 /// committed, or held with the offline backlog) still reach the fleet's event stream:
 /// after a stop in the middle of the backlog and a start, every message arrives exactly
-/// once.
+/// once. And a fleet dropped without a shutdown closes its accounts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_an_account_in_the_middle_of_its_backlog_loses_no_message() {
     const N: usize = 120;
@@ -219,7 +219,22 @@ async fn stopping_an_account_in_the_middle_of_its_backlog_loses_no_message() {
     }
     let unique: std::collections::HashSet<&String> = got.iter().collect();
     let missing = sent.iter().filter(|id| !unique.contains(id)).count();
-    assert_eq!(missing, 0, "{missing} of {N} messages never reported");
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {N} messages never reported ({} reports)",
+        got.len()
+    );
     assert_eq!(unique.len(), got.len(), "a message was reported twice");
-    fleet.shutdown().await;
+
+    // A fleet dropped without a shutdown still closes its accounts' connections.
+    let me = a.me().await.unwrap();
+    assert!(sim.is_online(&me));
+    drop(a);
+    drop(fleet);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.is_online(&me) {
+        assert!(Instant::now() < deadline, "the account stayed connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
