@@ -7,6 +7,12 @@
 //! `MessagesUpsert` for every message. Each message is encrypted for B's companion,
 //! B's phone and A's phone, which all decrypt it.
 //!
+//! Both modes print each busy thread's CPU time at the end. The runtime has
+//! `WORKERS` worker threads (default 2); with `SIM_WORKERS=n`, wa-sim (server and
+//! simulated phones) runs on a runtime of its own with `n` threads named `simw`, so the
+//! clients' and the server's CPU show apart (e.g. `WORKERS=1 SIM_WORKERS=1`: one
+//! thread each).
+//!
 //! `cargo run --release -p wa-messages --example throughput -- group [messages] [senders] [linked] [phones]`
 //! builds one group whose recipient devices are A's phone, B's phone, `linked` linked
 //! companions of B and the phones of `phones` more accounts (defaults: 15 and 239, 256
@@ -116,7 +122,7 @@ async fn wait_upserts(events: &mut broadcast::Receiver<Event>, n: usize) {
 async fn one_to_one(args: &[String]) {
     let n = arg(args, 2, 20_000);
     let senders = arg(args, 3, 64);
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let sim = start_sim().await;
     let a = link(&sim, "15550000001", "a1").await;
     let mut b = link(&sim, "15550000002", "b1").await;
     let to = Jid::pn("15550000002");
@@ -135,6 +141,7 @@ async fn one_to_one(args: &[String]) {
         elapsed.as_secs_f64()
     );
     println!("sim dropped stanzas: {}", sim.dropped_stanzas());
+    print_thread_cpu();
     drop((a.socket, b.socket));
 }
 
@@ -143,7 +150,7 @@ async fn group(args: &[String]) {
     let senders = arg(args, 3, 8);
     let linked = arg(args, 4, 15);
     let phones = arg(args, 5, 239);
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let sim = start_sim().await;
     let mut a = link(&sim, "15550000001", "a1").await;
     let groups = wa_groups::Groups::new(a.socket.clone(), &wa_groups::GroupsConfig::default());
     a.messenger = a.messenger.clone().with_groups(groups);
@@ -207,6 +214,7 @@ async fn group(args: &[String]) {
         (n * devices) as f64 / elapsed.as_secs_f64()
     );
     println!("sim dropped stanzas: {}", sim.dropped_stanzas());
+    print_thread_cpu();
 }
 
 /// Waits for a delivery receipt (`sender` from our own phone) from `devices` distinct
@@ -236,10 +244,71 @@ async fn wait_receipts(events: &mut broadcast::Receiver<Event>, ids: &[String], 
     }
 }
 
+/// Starts wa-sim, on its own runtime when `SIM_WORKERS` is set.
+async fn start_sim() -> Sim {
+    match SIM_RT.get() {
+        Some(rt) => rt
+            .spawn(Sim::start(SimConfig::default()))
+            .await
+            .expect("sim task")
+            .expect("sim"),
+        None => Sim::start(SimConfig::default()).await.expect("sim"),
+    }
+}
+
+/// The runtime wa-sim runs on when `SIM_WORKERS` is set (else the main one).
+static SIM_RT: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// Prints the CPU time of each thread that used more than 0.1 s (Linux; clock ticks of
+/// 1/100 s), so a run with `SIM_WORKERS` shows what the clients and the server cost.
+fn print_thread_cpu() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        // After the name: state (0), ..., utime (11), stime (12).
+        if let (Some(user), Some(sys)) = (ticks(11), ticks(12))
+            && user + sys > 10.0
+        {
+            println!(
+                "thread {}: {:.2} s user, {:.2} s sys",
+                &stat[open + 1..close],
+                user / 100.0,
+                sys / 100.0
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let workers: usize = std::env::var("WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let _sim_rt = std::env::var("SIM_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|w| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(w.max(1))
+                .thread_name("simw")
+                .enable_all()
+                .build()
+                .expect("sim runtime");
+            let _ = SIM_RT.set(rt.handle().clone());
+            rt
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
         .expect("runtime");
