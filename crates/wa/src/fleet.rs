@@ -265,11 +265,16 @@ impl Fleet {
         }
     }
 
-    /// Closes every account's socket, each in an orderly way as [`Fleet::stop`] does.
+    /// Closes every account's socket, each in an orderly way as [`Fleet::stop`] does,
+    /// all at once.
     pub async fn shutdown(&self) {
         let all: Vec<Running> = self.lock().drain().map(|(_, r)| r).collect();
-        for r in all {
-            Self::finish(r).await;
+        let stopping: Vec<JoinHandle<()>> = all
+            .into_iter()
+            .map(|r| tokio::spawn(Self::finish(r)))
+            .collect();
+        for s in stopping {
+            let _ = s.await;
         }
     }
 
