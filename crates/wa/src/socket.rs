@@ -368,9 +368,9 @@ impl WaSocket {
     /// An orderly stop: it returns once the connection has ended and the messages and
     /// receipts it had already delivered are processed and reported on the event stream
     /// (including messages of the offline backlog that were being held), waiting at most
-    /// [`CLOSE_GRACE`] for that. Readers of [`WaSocket::events`] see those events before
-    /// `close` returns, so a message the server handed over is never committed and left
-    /// unreported.
+    /// [`CLOSE_GRACE`] for that. Those events are on the stream [`WaSocket::events`]
+    /// reads before `close` returns, so a message the server handed over is never
+    /// committed and left unreported.
     pub async fn close(&self) {
         self.socket.close().await;
         let settled = tokio::time::timeout(CLOSE_GRACE, async {
