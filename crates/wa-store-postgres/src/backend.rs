@@ -254,13 +254,13 @@ async fn apply(
     ops: Vec<Op>,
 ) -> Result<()> {
     let a = account.as_str();
-    let mut statements = Vec::with_capacity(5);
-    for sql in [PUT, DELETE, DELETE_SCOPE, DELETE_BEFORE, EXISTS] {
-        statements.push(tx.prepare_cached(sql).await.map_err(db)?);
-    }
-    let statements: [tokio_postgres::Statement; 5] = statements
-        .try_into()
-        .map_err(|_| Error::InvalidInput("statement list".into()))?;
+    let statements = [
+        tx.prepare_cached(PUT).await.map_err(db)?,
+        tx.prepare_cached(DELETE).await.map_err(db)?,
+        tx.prepare_cached(DELETE_SCOPE).await.map_err(db)?,
+        tx.prepare_cached(DELETE_BEFORE).await.map_err(db)?,
+        tx.prepare_cached(EXISTS).await.map_err(db)?,
+    ];
     let mut sent = Vec::with_capacity(ops.len());
     for op in &ops {
         let mut f = step(tx, &statements, a, op);

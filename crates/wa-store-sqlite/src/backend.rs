@@ -229,6 +229,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(db)
 }
 
+/// One item's value (single and bulk reads).
+const GET: &str =
+    "SELECT value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4";
+
 fn exists(tx: &Connection, account: &str, role: Role, scope: &str, key: &str) -> Result<bool> {
     tx.prepare_cached(
         "SELECT 1 FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
@@ -327,14 +331,12 @@ impl Backend for SqliteBackend {
             key.to_owned(),
         );
         Box::pin(self.read(move |c| {
-            c.prepare_cached(
-                "SELECT value FROM items WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
-            )
-            .map_err(db)?
-            .query_row(params![a, role.code(), s, k], |r| r.get::<_, Vec<u8>>(0))
-            .optional()
-            .map(|v| v.map(Bytes::from))
-            .map_err(db)
+            c.prepare_cached(GET)
+                .map_err(db)?
+                .query_row(params![a, role.code(), s, k], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .map(|v| v.map(Bytes::from))
+                .map_err(db)
         }))
     }
 
@@ -355,12 +357,7 @@ impl Backend for SqliteBackend {
             let tx = c.transaction().map_err(db)?;
             let mut out = Vec::with_capacity(keys.len());
             {
-                let mut st = tx
-                    .prepare_cached(
-                        "SELECT value FROM items \
-                         WHERE account = ?1 AND role = ?2 AND scope = ?3 AND key = ?4",
-                    )
-                    .map_err(db)?;
+                let mut st = tx.prepare_cached(GET).map_err(db)?;
                 for (s, k) in &keys {
                     out.push(
                         st.query_row(params![a, role.code(), s, k], |r| r.get::<_, Vec<u8>>(0))

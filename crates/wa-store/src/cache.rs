@@ -9,6 +9,10 @@ use crate::{AccountId, Backend, BoxFuture, Error, Op, Role};
 
 type Key = (AccountId, Role, String, String);
 
+fn key(account: &AccountId, role: Role, scope: &str, key: &str) -> Key {
+    (account.clone(), role, scope.to_owned(), key.to_owned())
+}
+
 /// Limits of a [`CachedBackend`].
 #[derive(Clone, Copy, Debug)]
 pub struct CacheConfig {
@@ -152,7 +156,7 @@ impl<B: Backend> Backend for CachedBackend<B> {
         key: &'a str,
     ) -> BoxFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            let k = (account.clone(), role, scope.to_owned(), key.to_owned());
+            let k = self::key(account, role, scope, key);
             let seen = {
                 let st = self.state();
                 if !st.in_flight.contains_key(account)
@@ -184,12 +188,7 @@ impl<B: Backend> Backend for CachedBackend<B> {
                 let st = self.state();
                 if !st.in_flight.contains_key(account) {
                     for (slot, (scope, key)) in out.iter_mut().zip(keys) {
-                        let k = (
-                            account.clone(),
-                            role,
-                            (*scope).to_owned(),
-                            (*key).to_owned(),
-                        );
+                        let k = self::key(account, role, scope, key);
                         *slot = self.cache.get(&k);
                     }
                 }
@@ -214,12 +213,7 @@ impl<B: Backend> Backend for CachedBackend<B> {
                         Error::backend(std::io::Error::other("get_many answered too few items"))
                     })?;
                     if cacheable {
-                        let k = (
-                            account.clone(),
-                            role,
-                            (*scope).to_owned(),
-                            (*key).to_owned(),
-                        );
+                        let k = self::key(account, role, scope, key);
                         self.cache.insert(k, v.clone());
                     }
                     *slot = Some(v);
