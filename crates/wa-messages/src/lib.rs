@@ -7,6 +7,7 @@ mod group;
 mod history;
 mod id;
 mod identity;
+mod inbox;
 mod keyshare;
 mod lid;
 mod messenger;

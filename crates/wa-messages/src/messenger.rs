@@ -185,6 +185,8 @@ pub(crate) struct Inner {
     pending_resends: StdMutex<crate::placeholder::Pending>,
     /// Notified whenever a barrier has been passed by all its parties.
     barrier_passed: tokio::sync::Notify,
+    /// Received messages stored until reported.
+    pub(crate) inbox: crate::inbox::Inbox,
 }
 
 /// Messages and receipt updates from the offline backlog, reported together once the
@@ -201,15 +203,15 @@ struct OfflineBuffer {
 /// One held report, in the order it was processed.
 #[derive(Debug, Clone, PartialEq)]
 enum Held {
-    /// Boxed: the two variants differ a lot in size.
-    Message(Box<WaMessage>),
+    /// With its inbox key. Boxed: the two variants differ a lot in size.
+    Message(Box<WaMessage>, Option<String>),
     Updates(Vec<MessageUpdate>),
 }
 
 impl Held {
     fn items(&self) -> usize {
         match self {
-            Held::Message(_) => 1,
+            Held::Message(..) => 1,
             Held::Updates(u) => u.len(),
         }
     }
@@ -221,8 +223,8 @@ fn coalesce(held: Vec<Held>) -> Vec<Event> {
     let mut out: Vec<Event> = Vec::new();
     for h in held {
         match (h, out.last_mut()) {
-            (Held::Message(m), Some(Event::MessagesUpsert(u))) => u.messages.push(*m),
-            (Held::Message(m), _) => {
+            (Held::Message(m, _), Some(Event::MessagesUpsert(u))) => u.messages.push(*m),
+            (Held::Message(m, _), _) => {
                 out.push(Event::MessagesUpsert(MessagesUpsert { messages: vec![*m] }));
             }
             (Held::Updates(mut v), Some(Event::MessagesUpdate(u))) => u.append(&mut v),
@@ -290,6 +292,7 @@ impl Messenger {
             privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
             pending_resends: StdMutex::new(crate::placeholder::Pending::default()),
             barrier_passed: tokio::sync::Notify::new(),
+            inbox: crate::inbox::Inbox::default(),
         });
         let mut tasks = Vec::new();
         let mut workers = Vec::new();
@@ -322,7 +325,12 @@ impl Messenger {
         // receipt task pass it once.
         let parties = [(ctl_tx, workers.len()), (rctl_tx, 1)];
         let settle_parties = Arc::new(parties.clone());
-        tasks.push(tokio::spawn(route_messages(messages, ctl_rx, workers)));
+        tasks.push(tokio::spawn(route_messages(
+            inner.clone(),
+            messages,
+            ctl_rx,
+            workers,
+        )));
         let i = inner.clone();
         tasks.push(tokio::spawn(watch_backlog(i, connection_events, parties)));
         let i = inner.clone();
@@ -343,17 +351,20 @@ impl Messenger {
         }));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
-            // Once, after the first login: history notifications a previous run persisted
-            // but did not finish.
+            // Once, after the first login: messages and history notifications a previous
+            // run stored but did not report or finish.
             let mut state = i.socket.state_watch();
             if state
                 .wait_for(|s| *s == wa_types::ConnectionState::Open)
                 .await
                 .is_ok()
             {
+                i.resume_inbox().await;
                 i.resume_history().await;
             }
         }));
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move { i.inbox_flusher().await }));
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick =
@@ -376,7 +387,8 @@ impl Messenger {
     /// call has been processed, then reports whatever the offline backlog still held (see
     /// [`MessengerConfig::offline_batch`]). After the socket closed, this
     /// is how an orderly stop makes sure that no message already decrypted and committed
-    /// stays unreported: once it returns, its events are on the socket's event bus.
+    /// stays unreported: once it returns, its events are on the socket's event bus, and
+    /// the store no longer keeps them for a report after a restart.
     ///
     /// Messages still arriving keep it waiting only for those handed over before the
     /// call; bound it with a timeout where the connection may still be open.
@@ -394,10 +406,11 @@ impl Messenger {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if barrier.load(Ordering::Acquire) == 0 {
-                return;
+                break;
             }
             notified.await;
         }
+        self.inner.flush_inbox().await;
     }
 
     /// Uses `groups` (its cached, notification-maintained metadata) for the member lists of
@@ -511,10 +524,12 @@ fn worker_index(node: &Node, workers: usize) -> usize {
 /// routed stanza is waiting (the channel is polled first), so the barrier follows every
 /// stanza that arrived before the request.
 async fn route_messages(
+    inner: Arc<Inner>,
     mut rx: wa_socket::Subscription,
     mut ctl: mpsc::Receiver<Barrier>,
     workers: Vec<mpsc::Sender<Work>>,
 ) {
+    let mut resumed = false;
     loop {
         let work = tokio::select! {
             biased;
@@ -526,6 +541,11 @@ async fn route_messages(
         };
         match work {
             Ok(node) => {
+                if !resumed {
+                    // What a previous run left unreported comes before this run's messages.
+                    inner.resume_inbox().await;
+                    resumed = true;
+                }
                 let idx = worker_index(&node, workers.len());
                 if let Some(w) = workers.get(idx)
                     && w.send(Work::Message(Box::new(node))).await.is_err()
@@ -624,14 +644,17 @@ impl Inner {
     }
 
     /// Reports a processed message: offline ones wait in the buffer (a full buffer is
-    /// flushed first); a live one flushes the buffer before it, keeping the order.
-    pub(crate) fn emit_message(&self, message: WaMessage) {
+    /// flushed first); a live one flushes the buffer before it, keeping the order. A
+    /// received message stored in the inbox under `inbox_key` is deleted from it once
+    /// reported.
+    pub(crate) fn emit_message(&self, message: WaMessage, inbox_key: Option<String>) {
         if self.holds(message.offline) {
-            self.hold(Held::Message(Box::new(message)));
+            self.hold(Held::Message(Box::new(message), inbox_key));
         } else {
             self.emit_live(Event::MessagesUpsert(MessagesUpsert {
                 messages: vec![message],
             }));
+            self.inbox.reported(inbox_key);
         }
     }
 
@@ -678,9 +701,18 @@ impl Inner {
     fn flush_locked(&self, buf: &mut OfflineBuffer) {
         buf.since = None;
         buf.items = 0;
-        for event in coalesce(std::mem::take(&mut buf.held)) {
+        let held = std::mem::take(&mut buf.held);
+        let keys: Vec<String> = held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Message(_, key) => key.clone(),
+                Held::Updates(_) => None,
+            })
+            .collect();
+        for event in coalesce(held) {
             self.emit(event);
         }
+        self.inbox.reported(keys);
     }
 
     /// Passes `barrier` for one party; the last one flushes the offline buffer.
@@ -750,7 +782,8 @@ impl Inner {
         let mut batch = wa_store::Batch::new();
         batch
             .prune_sent_messages(age(self.config.sent_message_ttl))
-            .prune_processed_messages(age(self.config.processed_marker_ttl));
+            .prune_processed_messages(age(self.config.processed_marker_ttl))
+            .prune_inbox(age(self.config.processed_marker_ttl));
         self.socket.store().commit(batch).await?;
         Ok(())
     }
@@ -950,15 +983,18 @@ mod tests {
     }
 
     fn message(id: &str) -> Held {
-        Held::Message(Box::new(WaMessage {
-            key: MessageKey::new(Jid::pn("1"), false, id),
-            sender: Jid::pn("1"),
-            sender_alt: None,
-            push_name: None,
-            timestamp: 0,
-            message: Arc::default(),
-            offline: true,
-        }))
+        Held::Message(
+            Box::new(WaMessage {
+                key: MessageKey::new(Jid::pn("1"), false, id),
+                sender: Jid::pn("1"),
+                sender_alt: None,
+                push_name: None,
+                timestamp: 0,
+                message: Arc::default(),
+                offline: true,
+            }),
+            None,
+        )
     }
 
     fn updates(ids: &[&str]) -> Held {

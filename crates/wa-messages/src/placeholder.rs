@@ -199,6 +199,10 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
             }
         };
         let (chat_s, sender_s) = (incoming.chat.to_string(), incoming.sender.to_string());
+        let Some(content) = info.message else {
+            continue;
+        };
+        let report = crate::recv::report_of(&incoming, Arc::new(content));
         let fresh = {
             let _crypto = inner.crypto.lock().await;
             let store = inner.socket.store();
@@ -214,30 +218,28 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
                     let mut batch = wa_store::Batch::new();
                     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
                     batch.mark_message_processed(&chat_s, &id, &sender_s, now);
+                    let key = crate::inbox::stage(&inner.inbox, &mut batch, &report, now);
                     match store.commit(batch).await {
-                        Ok(()) => true,
+                        Ok(()) => Some(key),
                         Err(e) => {
                             warn!("resent message {id} not recorded: {e}");
-                            false
+                            None
                         }
                     }
                 }
-                Ok(true) => false,
+                Ok(true) => None,
                 Err(e) => {
                     warn!("resent message {id}: processed marker unreadable: {e}");
-                    false
+                    None
                 }
             }
         };
-        if !fresh {
+        let Some(inbox_key) = fresh else {
             debug!("resent message {id} already processed");
-            continue;
-        }
-        let Some(content) = info.message else {
             continue;
         };
         debug!("our phone resent message {id}");
-        crate::recv::emit_message(inner, &incoming, Arc::new(content));
+        inner.emit_message(report, Some(inbox_key));
     }
 }
 

@@ -130,7 +130,8 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             );
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
         }
-        Outcome::Done(message, destination) => {
+        Outcome::Done(report) => {
+            let message = report.as_ref().map(|r| r.0.message.clone());
             // A history-sync notification from our own phone is processed before the
             // receipts leave (it was persisted with the processed marker).
             let history = message
@@ -155,15 +156,12 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 )
                 .await;
             }
-            if let Some(message) = message {
-                let mut info = info;
-                if info.sender_alt.is_none() {
-                    info.sender_alt = alternate_from_store(inner, &info.sender).await;
+            if let Some(boxed) = report {
+                let (mut report, inbox_key) = *boxed;
+                if report.sender_alt.is_none() {
+                    report.sender_alt = alternate_from_store(inner, &report.sender).await;
                 }
-                if let Some(d) = destination.filter(|_| !info.chat.is_group()) {
-                    info.chat = d;
-                }
-                emit_message(inner, &info, message);
+                inner.emit_message(report, Some(inbox_key));
             }
         }
         Outcome::Failed(e) => {
@@ -178,9 +176,10 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
 
 enum Outcome {
     Duplicate,
-    /// The message (unless it only carried a sender key) and, for a copy of a message one
-    /// of our devices sent, the chat it was sent to.
-    Done(Option<Arc<Message>>, Option<Jid>),
+    /// The message as it is reported (unless it only carried a sender key: a copy of a
+    /// message one of our devices sent is reported in the chat it was sent to) with its
+    /// inbox key. Boxed: the variants differ a lot in size.
+    Done(Option<Box<(WaMessage, String)>>),
     Failed(Error),
 }
 
@@ -340,6 +339,17 @@ async fn decrypt_and_commit(
     let now = unix_now();
     let mut extra = Batch::new();
     extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    // The message is kept until it was reported, and deletions of reported ones ride along.
+    let report = content.as_ref().map(|m| {
+        let mut shown = info.clone();
+        if let Some(d) = destination.filter(|_| !info.chat.is_group()) {
+            shown.chat = d;
+        }
+        let report = report_of(&shown, m.clone());
+        let key = crate::inbox::stage(&inner.inbox, &mut extra, &report, now as i64);
+        Box::new((report, key))
+    });
+    let reported = inner.inbox.take_into(&mut extra);
     if info.from_me
         && let Some(n) = content.as_deref().and_then(crate::history::notification)
     {
@@ -366,9 +376,12 @@ async fn decrypt_and_commit(
                     .socket
                     .emit(wa_socket::Event::AppStateSyncKeysReceived(shared_keys));
             }
-            Outcome::Done(content, destination)
+            Outcome::Done(report)
         }
-        Err(e) => Outcome::Failed(e),
+        Err(e) => {
+            inner.inbox.reported(reported);
+            Outcome::Failed(e)
+        }
     }
 }
 
@@ -396,7 +409,7 @@ async fn decrypt_pairwise(
 
 /// The sender's other address (LID for a phone number, phone number for a LID), from the
 /// mappings learned earlier (stanza attributes, usync).
-async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
+pub(crate) async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
     let store = inner.socket.store();
     let (user, server) = if sender.is_pn_user() {
         (store.lid_for_pn(&sender.user).await.ok()??, Server::Lid)
@@ -427,8 +440,9 @@ fn emit_undecryptable(inner: &Inner, info: &Incoming) {
     inner.emit(wa_types::Event::UndecryptableMessage(Box::new(u)));
 }
 
-pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>) {
-    inner.emit_message(WaMessage {
+/// The event that reports a received message.
+pub(crate) fn report_of(info: &Incoming, message: Arc<Message>) -> WaMessage {
+    WaMessage {
         key: key_of(info),
         sender: info.sender.clone(),
         sender_alt: info.sender_alt.clone(),
@@ -436,7 +450,7 @@ pub(crate) fn emit_message(inner: &Inner, info: &Incoming, message: Arc<Message>
         timestamp: info.t,
         message,
         offline: info.offline,
-    });
+    }
 }
 
 /// Asks the sender to encrypt again (with our keys from the second attempt), or, past the

@@ -377,13 +377,16 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
     if !inner.config.emit_own_messages {
         return;
     }
-    inner.emit_message(WaMessage {
-        key,
-        sender: me.pn.clone(),
-        sender_alt: me.lid.clone(),
-        push_name: None,
-        timestamp: now,
-        message: std::sync::Arc::new(message),
-        offline: false,
-    });
+    inner.emit_message(
+        WaMessage {
+            key,
+            sender: me.pn.clone(),
+            sender_alt: me.lid.clone(),
+            push_name: None,
+            timestamp: now,
+            message: std::sync::Arc::new(message),
+            offline: false,
+        },
+        None,
+    );
 }

@@ -15,7 +15,7 @@ use wa_messages::{
 };
 use wa_sim::{Fault, Sim, SimConfig};
 use wa_socket::{ConnectionState, Event};
-use wa_store::{LidMappingStore, PrivacyTokenStore, SentMessageStore, SessionStore};
+use wa_store::{InboxStore, LidMappingStore, PrivacyTokenStore, SentMessageStore, SessionStore};
 use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
 use wa_types::MessageKey;
 
@@ -939,7 +939,9 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
         1,
         "the server still holds the message"
     );
+    // An orderly stop: the messenger settles after its socket closed.
     b1.socket.close().await;
+    b1.messenger.settle().await;
     drop(b1);
 
     // A new process from the same database gets it again and only answers it.
@@ -948,6 +950,104 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
     wait_until("redelivery settled", || sim.queued(&b_jid) == 0).await;
     assert_eq!(
         count_upserts(&mut b1.events, &key.id, Duration::from_secs(1)).await,
+        0
+    );
+}
+
+/// Every upsert already on `rx`, by message id.
+fn drain_upserts(rx: &mut broadcast::Receiver<Event>, into: &mut Vec<wa_types::WaMessage>) {
+    loop {
+        match rx.try_recv() {
+            Ok(Event::MessagesUpsert(u)) => into.extend(u.messages),
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_crash_left_unreported_are_reported_after_the_restart() {
+    const N: usize = 20;
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let b_store = memory_store("b1");
+    let b1 = link(&sim, B, b_store.clone()).await;
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let k = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("backlog {i}")))
+            .await
+            .unwrap();
+        sent.push(k.id);
+    }
+
+    // b1 comes back; the server streams the backlog but not its end, so b1 decrypts,
+    // commits and answers every message and holds their reports for the end of the
+    // backlog. Then the process dies: no close, no settle.
+    sim.fault(Fault::WithholdOfflineMarker(true));
+    let mut b1 = restart(&sim, b_store.clone(), b_jid.clone()).await;
+    wait_until("backlog answered", || sim.queued(&b_jid) == 0).await;
+    let mut before = Vec::new();
+    drain_upserts(&mut b1.events, &mut before);
+    let Client {
+        socket, messenger, ..
+    } = b1;
+    drop(messenger);
+    socket.close().await;
+    drop(socket);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    assert_eq!(sim.queued(&b_jid), 0, "the server holds nothing for b1");
+
+    // The next process reports what the first one committed and never reported.
+    sim.fault(Fault::WithholdOfflineMarker(false));
+    let mut b1 = restart(&sim, b_store.clone(), b_jid.clone()).await;
+    let mut after = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    let seen = |before: &[wa_types::WaMessage], after: &[wa_types::WaMessage]| {
+        before
+            .iter()
+            .chain(after)
+            .map(|m| m.key.id.clone())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    while seen(&before, &after).len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} messages reported ({} before the crash)",
+            seen(&before, &after).len(),
+            before.len()
+        );
+        drain_upserts(&mut b1.events, &mut after);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = seen(&before, &after);
+    assert!(sent.iter().all(|id| all.contains(id)));
+    for m in &after {
+        assert!(m.offline, "a recovered message counts as offline");
+        assert_eq!(m.key.remote_jid, Jid::pn(A));
+        assert!(!m.key.from_me);
+        assert!(text_of(&m.message).is_some_and(|t| t.starts_with("backlog ")));
+    }
+    // In the order they were processed, each once.
+    let order: Vec<&String> = after.iter().map(|m| &m.key.id).collect();
+    let expected: Vec<&String> = sent.iter().filter(|id| order.contains(id)).collect();
+    assert_eq!(order, expected);
+
+    // Once reported, the store keeps nothing more for them.
+    let deadline = Instant::now() + WAIT;
+    while !b_store.inbox().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the inbox was never emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        count_upserts(&mut b1.events, &sent[0], Duration::from_millis(300)).await,
         0
     );
 }

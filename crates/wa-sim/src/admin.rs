@@ -106,6 +106,8 @@ fn fault(req: &Req) -> Result<Fault, String> {
         "sender_lid" => Ok(Fault::SenderAddressing(SenderAddressing::Lid)),
         "strip_receipt_recipient" => Ok(Fault::StripReceiptRecipient(true)),
         "keep_receipt_recipient" => Ok(Fault::StripReceiptRecipient(false)),
+        "withhold_offline_marker" => Ok(Fault::WithholdOfflineMarker(true)),
+        "send_offline_marker" => Ok(Fault::WithholdOfflineMarker(false)),
         other => Err(format!("unknown fault kind {other:?}")),
     }
 }

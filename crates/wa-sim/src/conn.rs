@@ -620,6 +620,9 @@ impl Conn {
             offline.nodes.reverse();
         }
         self.deliver_queued(offline.nodes).await?;
+        if self.shared.faults().withhold_offline_marker {
+            return Ok(());
+        }
         let offline = Node::builder("ib")
             .children([Node::builder("offline")
                 .attr("count", count.to_string())

@@ -60,6 +60,10 @@ pub enum Fault {
     /// chat a "sender" receipt is about), so clients must find the chat themselves
     /// (`true`), or with it (`false`, the default). Sticky.
     StripReceiptRecipient(bool),
+    /// Deliver the offline queue at login without the end-of-offline marker
+    /// (`<ib><offline>`), as while a long backlog is still streaming (`true`), or with it
+    /// (`false`, the default). Sticky.
+    WithholdOfflineMarker(bool),
 }
 
 /// How the simulated server names the sender of a 1:1 or group message delivered to a
@@ -98,4 +102,6 @@ pub struct FaultState {
     pub sender_addressing: SenderAddressing,
     /// Receipts from own devices are forwarded without `recipient`.
     pub strip_receipt_recipient: bool,
+    /// The end-of-offline marker is not sent after the offline queue.
+    pub withhold_offline_marker: bool,
 }

@@ -1013,6 +1013,7 @@ pub(crate) fn apply_fault(shared: &Shared, fault: Fault) -> usize {
         Fault::ReorderOffline(on) => return sticky(&|s| s.reorder_offline = on),
         Fault::SenderAddressing(a) => return sticky(&|s| s.sender_addressing = a),
         Fault::StripReceiptRecipient(on) => return sticky(&|s| s.strip_receipt_recipient = on),
+        Fault::WithholdOfflineMarker(on) => return sticky(&|s| s.withhold_offline_marker = on),
         Fault::DropAfterDeliver(jid) => {
             return sticky(&|s| {
                 if !s.drop_after_deliver.contains(&jid) && s.drop_after_deliver.len() < 64 {

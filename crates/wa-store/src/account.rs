@@ -328,6 +328,13 @@ pub trait ProcessedMessageStore {
     fn prune_processed_messages(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Received messages committed but not yet reported (see [`Batch::put_inbox`]).
+pub trait InboxStore {
+    /// Every entry, ordered by key; a damaged entry is a [`Error::Corrupt`] of its own
+    /// and does not hide the others.
+    fn inbox(&self) -> impl Future<Output = Result<Vec<(String, Result<Bytes>)>>> + Send;
+}
+
 /// Contacts and push names.
 pub trait ContactStore {
     /// A contact by JID.
@@ -560,6 +567,21 @@ impl ProcessedMessageStore for AccountStore {
     }
     async fn prune_processed_messages(&self, before: i64) -> Result<()> {
         self.one(|b| b.prune_processed_messages(before)).await
+    }
+}
+
+impl InboxStore for AccountStore {
+    async fn inbox(&self) -> Result<Vec<(String, Result<Bytes>)>> {
+        Ok(self
+            .backend
+            .list(&self.account, Role::Inbox, NO_SCOPE)
+            .await?
+            .into_iter()
+            .map(|(k, v)| {
+                let v = open(Role::Inbox, NO_SCOPE, &k, v);
+                (k, v)
+            })
+            .collect())
     }
 }
 

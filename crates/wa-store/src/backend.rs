@@ -89,11 +89,15 @@ pub enum Role {
     /// Trusted-contact privacy tokens (see [`PrivacyToken`](crate::PrivacyToken)); key =
     /// the contact's user JID (its LID when known).
     PrivacyToken,
+    /// Received messages committed with their processed markers but not yet reported as
+    /// events, so a process that stops in between reports them on its next start; key =
+    /// a sequence in processing order.
+    Inbox,
 }
 
 impl Role {
     /// Every role, in code order.
-    pub const ALL: [Role; 14] = [
+    pub const ALL: [Role; 15] = [
         Role::Creds,
         Role::Session,
         Role::Identity,
@@ -108,6 +112,7 @@ impl Role {
         Role::Contact,
         Role::ProcessedMessage,
         Role::PrivacyToken,
+        Role::Inbox,
     ];
 
     /// The stable numeric code stored in databases.
@@ -127,6 +132,7 @@ impl Role {
             Role::Contact => 12,
             Role::ProcessedMessage => 13,
             Role::PrivacyToken => 14,
+            Role::Inbox => 15,
         }
     }
 

@@ -323,6 +323,27 @@ impl Batch {
         });
         self
     }
+
+    /// Keeps a received message until it was reported: `key` orders the entries (the
+    /// processing order), `record` is its owner's encoding, `at` the time in unix seconds,
+    /// used by [`Batch::prune_inbox`]. Commit it with the message's processed marker.
+    pub fn put_inbox(&mut self, key: &str, record: &[u8], at: i64) -> &mut Self {
+        self.put(Role::Inbox, NO_SCOPE, key, record, at)
+    }
+
+    /// Forgets a received message once it was reported.
+    pub fn delete_inbox(&mut self, key: &str) -> &mut Self {
+        self.delete(Role::Inbox, NO_SCOPE, key)
+    }
+
+    /// Forgets every inbox entry stored before `before` (unix seconds).
+    pub fn prune_inbox(&mut self, before: i64) -> &mut Self {
+        self.ops.push(Op::DeleteBefore {
+            role: Role::Inbox,
+            before,
+        });
+        self
+    }
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ use rand_core::{OsRng, RngCore};
 
 use crate::{
     AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ContactStore, CredsStore,
-    Error, IdentityStore, LidMappingStore, Op, PreKeyStore, PrivacyToken, PrivacyTokenStore,
-    ProcessedMessageStore, Role, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore,
-    SessionStore, SignedPreKeyStore,
+    Error, IdentityStore, InboxStore, LidMappingStore, Op, PreKeyStore, PrivacyToken,
+    PrivacyTokenStore, ProcessedMessageStore, Role, SenderKeyMemoryStore, SenderKeyStore,
+    SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 
 /// A fresh account id no other test uses.
@@ -391,6 +391,61 @@ pub async fn privacy_tokens(backend: Arc<dyn Backend>) {
         s.get_privacy_token(lid).await.unwrap().as_ref(),
         Some(&both)
     );
+}
+
+/// Inbox entries: listed in key order, deleted one by one, pruned by time, and a damaged
+/// entry is a typed error of its own that hides no other entry.
+pub async fn inbox(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    assert!(s.inbox().await.unwrap().is_empty());
+    let mut batch = Batch::new();
+    batch
+        .put_inbox("0002", b"second", 2_000)
+        .put_inbox("0001", b"first", 1_000)
+        .put_inbox("0003", b"third", 3_000);
+    s.commit(batch).await.unwrap();
+    let listed = |v: Vec<(String, crate::Result<Bytes>)>| -> Vec<(String, Vec<u8>)> {
+        v.into_iter()
+            .map(|(k, r)| (k, r.unwrap().to_vec()))
+            .collect()
+    };
+    assert_eq!(
+        listed(s.inbox().await.unwrap()),
+        vec![
+            ("0001".to_owned(), b"first".to_vec()),
+            ("0002".to_owned(), b"second".to_vec()),
+            ("0003".to_owned(), b"third".to_vec()),
+        ]
+    );
+    let mut batch = Batch::new();
+    batch.delete_inbox("0002").prune_inbox(1_500);
+    s.commit(batch).await.unwrap();
+    assert_eq!(
+        listed(s.inbox().await.unwrap()),
+        vec![("0003".to_owned(), b"third".to_vec())]
+    );
+    backend
+        .commit(
+            s.account(),
+            vec![Op::Put {
+                role: Role::Inbox,
+                scope: String::new(),
+                key: "0004".into(),
+                value: Bytes::from_static(b"\x01not sealed"),
+                at: 4_000,
+            }],
+        )
+        .await
+        .unwrap();
+    let all = s.inbox().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, "0003");
+    assert_eq!(all[0].1.as_deref().unwrap(), b"third");
+    assert_eq!(all[1].0, "0004");
+    assert!(matches!(
+        &all[1].1,
+        Err(Error::Corrupt { role: Role::Inbox, key, .. }) if key == "0004"
+    ));
 }
 
 /// Values are opaque bytes: empty, every byte value, large; keys are UTF-8.
@@ -899,7 +954,7 @@ macro_rules! backend_conformance_tests {
         $crate::backend_conformance_tests!(@each $make;
             creds_round_trip, sessions, identities, pre_keys, signed_pre_keys, sender_keys,
             sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
-            privacy_tokens, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
+            privacy_tokens, inbox, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries, get_many_matches_single_reads,
             ops_apply_in_order,
