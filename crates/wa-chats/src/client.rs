@@ -1,7 +1,7 @@
 //! The [`Chats`] handle: presence, chat state, privacy, profile and blocklist requests
 //! over a socket, and the incoming presence, chat-state and blocklist stanzas as events.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node};
@@ -9,7 +9,8 @@ use wa_messages::{MessageContent, Messenger};
 use wa_socket::{Event, Filter, Socket};
 use wa_store::ContactStore as _;
 use wa_types::{
-    ChatState, MessageKey, PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy,
+    ChatState, MessageKey, PrivacySetting, PrivacySettings, PrivacyValue, ReceiptType,
+    StatusPrivacy,
 };
 
 use crate::Error;
@@ -73,6 +74,9 @@ struct Inner {
     push_name: Mutex<Option<String>>,
     /// The availability last sent (a name change repeats it).
     presence: Mutex<Presence>,
+    /// The read-receipts setting last learned (a fetch, a change through this handle or
+    /// the server's notice of a change from another device).
+    read_receipts: Arc<Mutex<Option<PrivacyValue>>>,
     listeners: Vec<AbortHandle>,
 }
 
@@ -156,6 +160,8 @@ impl Chats {
         })
         .abort_handle();
         let s = socket.clone();
+        let read_receipts: Arc<Mutex<Option<PrivacyValue>>> = Arc::default();
+        let learned = read_receipts.clone();
         let sync = tokio::spawn(async move {
             while let Some(node) = sync_rx.recv().await {
                 let blocklist = parse_blocklist_notification(&node);
@@ -169,7 +175,12 @@ impl Chats {
                     Err(e) => tracing::warn!("unparsable blocklist notification: {e}"),
                 }
                 match privacy {
-                    Some(Ok(p)) => s.emit(Event::PrivacyUpdate(p)),
+                    Some(Ok(p)) => {
+                        if let Some(v) = p.read_receipts {
+                            *learned.lock().unwrap_or_else(PoisonError::into_inner) = Some(v);
+                        }
+                        s.emit(Event::PrivacyUpdate(p));
+                    }
                     Some(Err(e)) => tracing::warn!("unparsable privacy notification: {e}"),
                     None => {}
                 }
@@ -181,6 +192,7 @@ impl Chats {
                 socket,
                 push_name: Mutex::new(None),
                 presence: Mutex::new(Presence::Unavailable),
+                read_receipts,
                 listeners: vec![presence, chatstate, picture, sync],
             }),
         }
@@ -273,7 +285,39 @@ impl Chats {
                     .build(),
             )
             .await?;
-        parse_privacy(&reply)
+        let settings = parse_privacy(&reply)?;
+        if let Some(v) = settings.read_receipts {
+            *self.read_receipts_cache() = Some(v);
+        }
+        Ok(settings)
+    }
+
+    fn read_receipts_cache(&self) -> std::sync::MutexGuard<'_, Option<PrivacyValue>> {
+        self.inner
+            .read_receipts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The receipt a message read by the user gets, as Baileys' `readMessages` decides
+    /// it: [`ReceiptType::Read`] when the account's read-receipts setting is `all`, else
+    /// [`ReceiptType::ReadSelf`] (our own devices learn the message was read, its sender
+    /// does not). The setting is fetched once, then kept up to date by
+    /// [`Chats::set_privacy`] and the server's notices of changes made on other devices.
+    ///
+    /// # Errors
+    /// Those of [`Chats::privacy_settings`] when the setting is not known yet.
+    pub async fn read_receipt_type(&self) -> Result<ReceiptType, Error> {
+        let known = *self.read_receipts_cache();
+        let value = match known {
+            Some(v) => Some(v),
+            None => self.privacy_settings().await?.read_receipts,
+        };
+        Ok(if value == Some(PrivacyValue::All) {
+            ReceiptType::Read
+        } else {
+            ReceiptType::ReadSelf
+        })
     }
 
     /// Changes one privacy setting.
@@ -301,6 +345,9 @@ impl Chats {
                 .build(),
         )
         .await?;
+        if setting == PrivacySetting::ReadReceipts {
+            *self.read_receipts_cache() = Some(value);
+        }
         Ok(())
     }
 

@@ -436,7 +436,10 @@ impl Messenger {
     }
 
     /// Sends read receipts for these received messages (grouped per chat and sender into
-    /// one `<receipt type="read">` each).
+    /// one `<receipt type="read">` each). This always tells the senders; an account whose
+    /// read-receipts privacy setting is off should send [`ReceiptType::ReadSelf`] with
+    /// [`Messenger::send_receipts`] instead, as `wa-chats`' `Chats::read_receipt_type`
+    /// decides and the `wa` facade's `read_messages` does.
     ///
     /// # Errors
     /// [`Error::Socket`] when a receipt cannot be sent.

@@ -770,22 +770,30 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
     } else {
         to.clone()
     };
+    // `read-self` / `played-self`: the reader's own other devices learn of it, the
+    // message's sender does not.
+    let own_only = matches!(ty.as_deref(), Some("read-self" | "played-self"));
     let targets: Vec<Jid> = {
         let st = shared.state.lock();
-        let user = resolve_user(&st, &owner)?;
-        let original = shared
-            .queues()
-            .sender_of(&id)
-            .filter(|d| d.user == user.user);
-        if ty.as_deref() == Some("retry")
-            && let Some(device) = original
-        {
-            // A retry goes to the device that sent the message.
-            vec![device]
-        } else if ty.as_deref() == Some("retry") && owner.device != 0 {
-            resolve_device(&st, &owner).into_iter().collect()
+        if own_only {
+            let me = resolve_user(&st, sender)?;
+            user_devices(&st, me.user.as_str())
         } else {
-            user_devices(&st, user.user.as_str())
+            let user = resolve_user(&st, &owner)?;
+            let original = shared
+                .queues()
+                .sender_of(&id)
+                .filter(|d| d.user == user.user);
+            if ty.as_deref() == Some("retry")
+                && let Some(device) = original
+            {
+                // A retry goes to the device that sent the message.
+                vec![device]
+            } else if ty.as_deref() == Some("retry") && owner.device != 0 {
+                resolve_device(&st, &owner).into_iter().collect()
+            } else {
+                user_devices(&st, user.user.as_str())
+            }
         }
     };
     let t = unix_now().to_string();
@@ -800,7 +808,8 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
         .flatten()
         .filter(|_| {
             group.is_none() && sender.user == owner.user && !shared.faults().strip_receipt_recipient
-        });
+        })
+        .or_else(|| (own_only && group.is_none()).then(|| to.clone()));
     let stanza = Node::builder("receipt")
         .attr("from", from)
         .attr_opt("participant", part)

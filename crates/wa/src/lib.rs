@@ -10,14 +10,14 @@ pub use socket::{CLOSE_GRACE, Events, WaConfig, WaSocket, make_wa_socket, messag
 
 pub use wa_binary::{Jid, Node, Server};
 pub use wa_business::{
-    Business, BusinessProfile, Catalog, Collection, OrderDetails, Product, ProductCreate,
-    ProductUpdate, ProfileUpdate,
+    Business, BusinessHours, BusinessProfile, Catalog, Collection, DayHours, OrderDetails,
+    OrderProduct, Product, ProductCreate, ProductUpdate, ProfileUpdate,
 };
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{
     AppState, AppStateConfig, ChatModification, Chats, ChatsConfig,
-    Collection as AppStateCollection, LastMessage, MuteUntil, Presence, StatusPrivacy,
-    StatusPrivacyKind, StoredContact,
+    Collection as AppStateCollection, ContactName, LastMessage, MuteUntil, Presence,
+    ProfilePicture, StatusPrivacy, StatusPrivacyKind, StoredContact, UserStatus,
 };
 pub use wa_groups::{
     AddRequest, GroupInviteMessage, GroupSetting, Groups, GroupsConfig, InviteJoin,
@@ -52,7 +52,17 @@ pub use wa_types::{
     GroupMetadata, GroupParticipant, GroupUpdate, MessageKey, MessageUpdate, MessagesUpsert,
     ParticipantRole, ReceiptType, WaMessage,
 };
-pub use wa_usync::{Usync, UsyncConfig};
+pub use wa_types::{
+    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
+    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, DirtyBits, HistoryChat, HistoryContact,
+    HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind, HistorySyncFailure,
+    HistorySyncType, Label, LabelAssociation, LidPnMapping, MessageRange, NewsletterRole,
+    PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, StarUpdate,
+};
+pub use wa_usync::{
+    DeviceInfo, DeviceList, OnWhatsApp, Protocol as UsyncProtocol, UserQuery, Usync, UsyncConfig,
+    UsyncQuery, UsyncUser,
+};
 
 /// The names most programs need: `use wa::prelude::*;`.
 pub mod prelude {

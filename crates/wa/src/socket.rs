@@ -336,12 +336,17 @@ impl WaSocket {
             .await?)
     }
 
-    /// Marks received messages read (blue ticks).
+    /// Marks received messages read. As in Baileys, the senders see it (blue ticks) only
+    /// when the account's read-receipts privacy setting is `all`; otherwise the receipts
+    /// are `read-self`, which only our own devices get (see
+    /// [`Chats::read_receipt_type`](wa_chats::Chats::read_receipt_type)).
     ///
     /// # Errors
-    /// The messaging layer's errors.
+    /// The messaging layer's errors; those of fetching the privacy settings when the
+    /// setting is not known yet (then no receipt is sent).
     pub async fn read_messages(&self, keys: &[MessageKey]) -> Result<(), Error> {
-        Ok(self.messages.read_messages(keys).await?)
+        let kind = self.chats.read_receipt_type().await?;
+        Ok(self.messages.send_receipts(keys, kind).await?)
     }
 
     /// Asks the phone for up to `count` messages of `oldest`'s chat older than `oldest`
