@@ -3,8 +3,8 @@ use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
     ContactMessage, ContactsArrayMessage, ContextInfo, ExtendedTextMessage, FutureProofMessage,
-    LocationMessage, Message, PollCreationMessage, ProtocolMessage, ReactionMessage,
-    poll_creation_message, protocol_message,
+    LocationMessage, Message, MessageContextInfo, PinInChatMessage, PollCreationMessage,
+    ProtocolMessage, ReactionMessage, pin_in_chat_message, poll_creation_message, protocol_message,
 };
 use wa_types::MessageKey;
 
@@ -12,6 +12,10 @@ use crate::Error;
 
 /// The disappearing-message timer WhatsApp offers by default: 7 days, in seconds.
 pub const DEFAULT_EPHEMERAL_SECS: u32 = 7 * 24 * 60 * 60;
+
+/// How long a message stays pinned unless told otherwise: 24 hours, in seconds (the
+/// apps also offer 7 and 30 days).
+pub const DEFAULT_PIN_SECS: u32 = 24 * 60 * 60;
 
 /// The most wrapper layers (ephemeral, view-once, ...) unwrapped when normalizing a message.
 const MAX_WRAPPERS: usize = 8;
@@ -93,10 +97,23 @@ pub enum MessageContent {
         /// When the edit was made, in milliseconds since the Unix epoch.
         timestamp_ms: i64,
     },
-    /// Delete for everyone (`protocolMessage` `REVOKE`).
+    /// Delete for everyone (`protocolMessage` `REVOKE`). A group admin deletes another
+    /// member's message the same way (its key has `from_me = false`).
     Revoke {
         /// The message being deleted.
         key: MessageKey,
+    },
+    /// Pins a message in its chat for everyone, or unpins it (`pinInChatMessage`).
+    Pin {
+        /// The message pinned or unpinned.
+        key: MessageKey,
+        /// `true` pins, `false` unpins.
+        pin: bool,
+        /// How long it stays pinned, in seconds (e.g. [`DEFAULT_PIN_SECS`]); ignored when
+        /// unpinning.
+        duration_secs: u32,
+        /// When it was (un)pinned, in milliseconds since the Unix epoch.
+        sender_timestamp_ms: i64,
     },
     /// A poll; its votes are encrypted with the message secret the builder attaches.
     Poll(Poll),
@@ -369,6 +386,28 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
                 r#type: Some(protocol_message::Type::Revoke as i32),
                 ..Default::default()
             }));
+        }
+        MessageContent::Pin {
+            key,
+            pin,
+            duration_secs,
+            sender_timestamp_ms,
+        } => {
+            let kind = if pin {
+                pin_in_chat_message::Type::PinForAll
+            } else {
+                pin_in_chat_message::Type::UnpinForAll
+            };
+            m.pin_in_chat_message = Some(PinInChatMessage {
+                key: Some(key_to_proto(&key)),
+                r#type: Some(kind as i32),
+                sender_timestamp_ms: Some(sender_timestamp_ms),
+                ..Default::default()
+            });
+            m.message_context_info = Some(MessageContextInfo {
+                message_add_on_duration_in_secs: Some(if pin { duration_secs } else { 0 }),
+                ..Default::default()
+            });
         }
         MessageContent::Poll(poll) => {
             if poll.options.is_empty() {

@@ -23,8 +23,8 @@ mod stanza;
 mod status;
 
 pub use content::{
-    Contact, DEFAULT_EPHEMERAL_SECS, LinkPreview, Location, MessageBuilder, MessageContent, Poll,
-    Quote, key_to_proto,
+    Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location, MessageBuilder,
+    MessageContent, Poll, Quote, key_to_proto,
 };
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};

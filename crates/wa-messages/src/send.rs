@@ -159,6 +159,7 @@ impl Messenger {
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
             children.push(crate::stanza::device_identity(account));
         }
+        children.extend(stanza::meta_node(&message));
         children.extend(crate::reporting::for_send(
             inner,
             &me,

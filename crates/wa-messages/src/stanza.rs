@@ -30,13 +30,41 @@ pub(crate) fn message_type(message: &Message) -> &'static str {
     }
 }
 
-/// The stanza `edit` attribute: `1` for an edit, `7` for deleting one's own message.
+/// The stanza `edit` attribute, as Baileys and whatsmeow set it: `1` for an edit, `2` for
+/// a pin or unpin, `7` for deleting one's own message, `8` for a group admin deleting
+/// another member's message.
 pub(crate) fn edit_attr(message: &Message) -> Option<&'static str> {
+    if message.pin_in_chat_message.is_some() {
+        return Some("2");
+    }
     let p = message.protocol_message.as_deref()?;
     match p.r#type() {
         ProtocolType::MessageEdit => Some("1"),
-        ProtocolType::Revoke => Some("7"),
+        ProtocolType::Revoke => {
+            let key = p.key.as_ref();
+            let in_group = key
+                .and_then(|k| k.remote_jid.as_deref())
+                .and_then(|j| j.parse::<Jid>().ok())
+                .is_some_and(|j| j.is_group());
+            let others = key.and_then(|k| k.from_me) != Some(true);
+            Some(if in_group && others { "8" } else { "7" })
+        }
         _ => None,
+    }
+}
+
+/// The `<meta>` child Baileys adds to a first send of a poll (`polltype="creation"`) or
+/// an event (`event_type="creation"`).
+pub(crate) fn meta_node(message: &Message) -> Option<Node> {
+    if message.poll_creation_message.is_some()
+        || message.poll_creation_message_v2.is_some()
+        || message.poll_creation_message_v3.is_some()
+    {
+        Some(Node::builder("meta").attr("polltype", "creation").build())
+    } else if message.event_message.is_some() {
+        Some(Node::builder("meta").attr("event_type", "creation").build())
+    } else {
+        None
     }
 }
 
@@ -400,6 +428,75 @@ mod tests {
         e.protocol_message = Some(Box::new(pm));
         assert_eq!(edit_attr(&e), Some("7"));
         assert_eq!(edit_attr(&Message::default()), None);
+    }
+
+    #[test]
+    fn edit_attribute_tells_admin_deletes_and_pins_apart() {
+        let revoke = |chat: &str, from_me: bool| {
+            let mut pm = wa_proto::e2e::ProtocolMessage {
+                key: Some(wa_proto::common::MessageKey {
+                    remote_jid: Some(chat.into()),
+                    from_me: Some(from_me),
+                    id: Some("X".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            pm.set_type(ProtocolType::Revoke);
+            Message {
+                protocol_message: Some(Box::new(pm)),
+                ..Default::default()
+            }
+        };
+        // Our own message, in a group or not: 7; someone else's in a group (as admin): 8.
+        assert_eq!(
+            edit_attr(&revoke("120363000000000001@g.us", true)),
+            Some("7")
+        );
+        assert_eq!(
+            edit_attr(&revoke("120363000000000001@g.us", false)),
+            Some("8")
+        );
+        assert_eq!(
+            edit_attr(&revoke("15550001@s.whatsapp.net", true)),
+            Some("7")
+        );
+        let pin = Message {
+            pin_in_chat_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(edit_attr(&pin), Some("2"));
+    }
+
+    #[test]
+    fn polls_and_events_get_a_creation_meta_node() {
+        assert!(meta_node(&Message::default()).is_none());
+        for poll in [
+            Message {
+                poll_creation_message: Some(Default::default()),
+                ..Default::default()
+            },
+            Message {
+                poll_creation_message_v2: Some(Default::default()),
+                ..Default::default()
+            },
+            Message {
+                poll_creation_message_v3: Some(Default::default()),
+                ..Default::default()
+            },
+        ] {
+            let meta = meta_node(&poll).unwrap();
+            assert_eq!(meta.tag(), "meta");
+            assert_eq!(str_attr(&meta, "polltype"), Some("creation"));
+        }
+        let event = Message {
+            event_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            str_attr(&meta_node(&event).unwrap(), "event_type"),
+            Some("creation")
+        );
     }
 
     #[test]

@@ -369,3 +369,52 @@ fn disappearing_timer_off_is_zero() {
     );
     assert_eq!(pm.ephemeral_expiration, Some(0));
 }
+
+#[test]
+fn pins_carry_their_kind_time_and_duration() {
+    use wa_proto::e2e::pin_in_chat_message::Type;
+    let key = MessageKey::new(chat(), false, "3EB0CCCCCCCCCCCCCCCC");
+    let pin = MessageBuilder::new(
+        chat(),
+        MessageContent::Pin {
+            key: key.clone(),
+            pin: true,
+            duration_secs: wa_messages::DEFAULT_PIN_SECS * 7,
+            sender_timestamp_ms: 1_700_000_000_123,
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    let p = pin.pin_in_chat_message.as_ref().expect("pin");
+    assert_eq!(p.r#type(), Type::PinForAll);
+    assert_eq!(p.sender_timestamp_ms, Some(1_700_000_000_123));
+    let k = p.key.as_ref().expect("key");
+    assert_eq!(k.id.as_deref(), Some("3EB0CCCCCCCCCCCCCCCC"));
+    assert_eq!(k.from_me, Some(false));
+    let ctx = pin.message_context_info.as_ref().expect("context info");
+    assert_eq!(ctx.message_add_on_duration_in_secs, Some(604_800));
+    assert_eq!(ctx.message_secret.as_ref().map(Vec::len), Some(32));
+
+    let unpin = MessageBuilder::new(
+        chat(),
+        MessageContent::Pin {
+            key,
+            pin: false,
+            duration_secs: 3_600,
+            sender_timestamp_ms: 5,
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    assert_eq!(
+        unpin.pin_in_chat_message.as_ref().expect("pin").r#type(),
+        Type::UnpinForAll
+    );
+    assert_eq!(
+        unpin
+            .message_context_info
+            .as_ref()
+            .and_then(|c| c.message_add_on_duration_in_secs),
+        Some(0)
+    );
+}

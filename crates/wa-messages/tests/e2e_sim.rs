@@ -954,6 +954,73 @@ async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_and_polls_reach_the_peer() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("pin me"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+
+    // b1 pins a1's message in their chat; a1 gets the pin of its own message.
+    let mut a_events = a1.socket.events();
+    let pin = b1
+        .messenger
+        .send_message(
+            &Jid::pn(A),
+            MessageContent::Pin {
+                key: got.key.clone(),
+                pin: true,
+                duration_secs: wa_messages::DEFAULT_PIN_SECS,
+                sender_timestamp_ms: now_ms(),
+            },
+        )
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut a_events, |m| m.key.id == pin.id).await;
+    let p = seen.message.pin_in_chat_message.as_ref().expect("a pin");
+    assert_eq!(
+        p.r#type(),
+        wa_proto::e2e::pin_in_chat_message::Type::PinForAll
+    );
+    assert_eq!(p.key.as_ref().and_then(|k| k.id.as_deref()), Some(&*key.id));
+    assert_eq!(
+        seen.message
+            .message_context_info
+            .as_ref()
+            .and_then(|c| c.message_add_on_duration_in_secs),
+        Some(wa_messages::DEFAULT_PIN_SECS)
+    );
+
+    // A poll goes out with its creation meta node and arrives whole.
+    let poll = a1
+        .messenger
+        .send_message(
+            &Jid::pn(B),
+            MessageContent::Poll(wa_messages::Poll {
+                name: "lunch?".into(),
+                options: vec!["yes".into(), "no".into()],
+                selectable_count: 1,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut b1.events, |m| m.key.id == poll.id).await;
+    let creation = seen
+        .message
+        .poll_creation_message_v3
+        .as_ref()
+        .expect("a single-choice poll");
+    assert_eq!(creation.name.as_deref(), Some("lunch?"));
+}
+
 /// Every upsert already on `rx`, by message id.
 fn drain_upserts(rx: &mut broadcast::Receiver<Event>, into: &mut Vec<wa_types::WaMessage>) {
     loop {

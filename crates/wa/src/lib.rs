@@ -28,8 +28,9 @@ pub use wa_media::{
     Progress as MediaProgress, Uploaded, downloadable,
 };
 pub use wa_messages::{
-    Contact, LinkPreview, Location, MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent,
-    Messenger, MessengerConfig, Poll, Quote, generate_message_id,
+    Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location,
+    MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent, Messenger, MessengerConfig, Poll, Quote,
+    generate_message_id,
 };
 pub use wa_newsletter::{
     MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,
