@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::AbortHandle;
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_messages::{MessageContent, Messenger};
 use wa_socket::{Event, Filter, Socket};
 use wa_store::ContactStore as _;
@@ -616,26 +616,91 @@ impl Chats {
         parse_blocklist(&reply)
     }
 
-    /// Blocks `jid`.
+    /// Blocks `jid` (a phone number or a LID), as Baileys does: the item names the
+    /// user's LID, with its phone number in `pn_jid`. Mappings come from the store, a
+    /// missing LID is asked of the server (usync) and stored.
     ///
     /// # Errors
-    /// Socket and server errors.
+    /// [`Error::InvalidRequest`] when the user's LID, or the phone number of a LID, is
+    /// not known; socket and server errors.
     pub async fn block(&self, jid: &Jid) -> Result<(), Error> {
-        self.update_block(jid, "block").await
+        self.update_block(jid, true).await
     }
 
-    /// Unblocks `jid`.
+    /// Unblocks `jid` (named by its LID, as for [`Chats::block`]).
     ///
     /// # Errors
-    /// Socket and server errors.
+    /// As for [`Chats::block`].
     pub async fn unblock(&self, jid: &Jid) -> Result<(), Error> {
-        self.update_block(jid, "unblock").await
+        self.update_block(jid, false).await
     }
 
-    async fn update_block(&self, jid: &Jid, action: &'static str) -> Result<(), Error> {
+    /// The LID of the phone-number user `pn`: stored, else asked with usync (and stored).
+    async fn lid_of(&self, pn: &Jid) -> Result<Option<Jid>, Error> {
+        use wa_store::LidMappingStore as _;
+        let store = self.inner.socket.store();
+        let lid_server = if pn.server == Server::Hosted {
+            Server::HostedLid
+        } else {
+            Server::Lid
+        };
+        if let Some(lid) = store
+            .lid_for_pn(&pn.user)
+            .await
+            .map_err(wa_socket::Error::from)?
+        {
+            return Ok(Some(Jid::new(lid, lid_server)));
+        }
+        let reply = self.query(self.usync("lid", pn)).await?;
+        let Some(lid) = crate::parse::parse_lid(&reply, pn)? else {
+            return Ok(None);
+        };
+        if let Err(e) = store.put_lid_mapping(&pn.user, &lid.user).await {
+            tracing::debug!("could not store the LID of {pn}: {e}");
+        }
+        Ok(Some(lid))
+    }
+
+    async fn update_block(&self, jid: &Jid, block: bool) -> Result<(), Error> {
+        use wa_store::LidMappingStore as _;
+        let jid = jid.to_non_ad();
+        let (lid, pn) = match jid.server {
+            Server::Lid | Server::HostedLid => {
+                let pn = if block {
+                    let pn_server = if jid.server == Server::HostedLid {
+                        Server::Hosted
+                    } else {
+                        Server::Pn
+                    };
+                    let pn = self
+                        .inner
+                        .socket
+                        .store()
+                        .pn_for_lid(&jid.user)
+                        .await
+                        .map_err(wa_socket::Error::from)?
+                        .ok_or(Error::InvalidRequest(
+                            "the phone number of this LID is not known",
+                        ))?;
+                    Some(Jid::new(pn, pn_server))
+                } else {
+                    None
+                };
+                (jid, pn)
+            }
+            Server::Pn | Server::Hosted => {
+                let lid = self
+                    .lid_of(&jid)
+                    .await?
+                    .ok_or(Error::InvalidRequest("no LID is known for this user"))?;
+                (lid, block.then_some(jid))
+            }
+            _ => return Err(Error::InvalidRequest("only users can be blocked")),
+        };
         let item = Node::builder("item")
-            .attr("action", action)
-            .attr("jid", jid.to_non_ad())
+            .attr("action", if block { "block" } else { "unblock" })
+            .attr("jid", lid)
+            .attr_opt("pn_jid", pn)
             .build();
         self.query(iq("blocklist", "set").children([item]).build())
             .await?;

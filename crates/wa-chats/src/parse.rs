@@ -2,7 +2,7 @@
 //! takes a decoded [`Node`] and returns a typed value or [`Error::Malformed`]; none
 //! panics, and every list read is bounded.
 
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_types::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
     PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
@@ -360,6 +360,27 @@ fn usync_user<'a>(reply: &'a Node, jid: &Jid) -> Result<Option<&'a Node>, Error>
         .children_by_tag("user")
         .take(MAX_BLOCKLIST)
         .find(|u| u.attr::<Jid>("jid").is_ok_and(|j| j.to_non_ad() == want)))
+}
+
+/// Reads `jid`'s LID from a usync reply with the `lid` protocol: `<user jid><lid
+/// val="N@lid"/>`. `Ok(None)` when the user is absent or has none.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<usync><list>`, or for a `val` that is not a LID.
+pub fn parse_lid(reply: &Node, jid: &Jid) -> Result<Option<Jid>, Error> {
+    let Some(user) = usync_user(reply, jid)? else {
+        return Ok(None);
+    };
+    let Some(val) = user
+        .child("lid")
+        .and_then(|l| l.attr_opt::<Jid>("val").ok().flatten())
+    else {
+        return Ok(None);
+    };
+    if !matches!(val.server, Server::Lid | Server::HostedLid) {
+        return Err(Error::Malformed("lid val is not a LID"));
+    }
+    Ok(Some(val.to_non_ad()))
 }
 
 fn check_error(node: &Node) -> Result<(), Error> {

@@ -384,6 +384,23 @@ async fn block_and_unblock() {
 
     a.unblock(&Jid::pn(B)).await.unwrap();
     assert_eq!(a.blocklist().await.unwrap(), [Jid::pn(C)]);
+    // By LID too: C's phone number was learned with its LID when it was blocked.
+    let c_lid = sim.account(C).unwrap().lid;
+    a.unblock(&c_lid).await.unwrap();
+    assert!(a.blocklist().await.unwrap().is_empty());
+    a.block(&c_lid).await.unwrap();
+    assert_eq!(a.blocklist().await.unwrap(), [Jid::pn(C)]);
+    // A LID whose phone number this device never learned cannot be blocked (the server
+    // wants both), and a group is not a user.
+    assert!(matches!(
+        a.block(&Jid::new("999999999", wa_binary::Server::Lid))
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        a.block(&"120363000000000001@g.us".parse().unwrap()).await,
+        Err(Error::InvalidRequest(_))
+    ));
     let u = next_event(&mut ev_a2, |e| match e {
         Event::BlocklistUpdate(u) if u.changes.iter().any(|c| !c.blocked) => Some(u),
         _ => None,

@@ -702,14 +702,27 @@ fn block_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
         return error(id, 400, "bad-request");
     };
     let action = item.attr_opt::<&str>("action").ok().flatten();
-    let Some(jid) = item.attr_opt::<Jid>("jid").ok().flatten() else {
+    // Items name the user's LID; a block also names its phone number (`pn_jid`), which
+    // must be the same account's.
+    let Some(jid) = item
+        .attr_opt::<Jid>("jid")
+        .ok()
+        .flatten()
+        .filter(|j| j.is_lid())
+    else {
         return error(id, 400, "bad-request");
     };
+    let pn_jid = item.attr_opt::<Jid>("pn_jid").ok().flatten();
     let (blocked_user, dhash) = {
         let mut st = shared.state.lock();
         let Some(user) = resolve_user(&st, &jid) else {
             return error(id, 404, "item-not-found");
         };
+        if action == Some("block")
+            && pn_jid.as_ref().and_then(|p| resolve_user(&st, p)).as_ref() != Some(&user)
+        {
+            return error(id, 400, "bad-request");
+        }
         let user = user.user.as_str().to_owned();
         let p = st.chats.profiles.entry(phone.clone()).or_default();
         match action {
