@@ -283,6 +283,84 @@ impl Socket {
         Ok(record)
     }
 
+    /// Checks the key bundle the server holds for this device against our credentials
+    /// (Baileys' `digestKeyBundle`; the socket does it after every login): when the server
+    /// has none, or another registration id, identity or signed pre-key, a batch of
+    /// pre-keys is uploaded with the current ones. Returns whether it was in order.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], timeouts, the server's errors and store errors.
+    pub async fn verify_key_bundle(&self) -> Result<bool, Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        check_key_bundle(&self.inner, &conn).await
+    }
+
+    /// Replaces our signed pre-key (Baileys' `rotateSignedPreKey`): a new key with the
+    /// next id, signed by our identity, sent with `<iq xmlns=encrypt type=set><rotate>`.
+    /// Both the new and the previous key are stored before the request leaves, so
+    /// messages started against either decrypt whatever happens to the request; only
+    /// once the server accepted it does the new key become the current one in the
+    /// credentials. The key from two rotations back is deleted. Returns the new id.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], timeouts, the server's errors and store errors.
+    pub async fn rotate_signed_pre_key(&self) -> Result<u32, Error> {
+        use wa_store::SignedPreKeyStore as _;
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        // No pre-key upload (which sends the current signed pre-key) runs meanwhile.
+        let _uploads = self.inner.pre_key_upload.lock().await;
+        let (old, new) = {
+            let guard = self.inner.creds.lock().await;
+            let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+            let old = creds.signed_pre_key.clone();
+            let id = if old.id >= wa_signal::MAX_PRE_KEY_ID {
+                1
+            } else {
+                old.id + 1
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let new = wa_store::SignedPreKey::generate(id, &creds.identity_key, now, &mut OsRng);
+            (old, new)
+        };
+        let record = |k: &wa_store::SignedPreKey| {
+            wa_signal::SignedPreKeyRecord {
+                id: k.id,
+                key_pair: k.key_pair.clone(),
+                signature: k.signature,
+                timestamp: k.timestamp,
+            }
+            .serialize()
+        };
+        let mut batch = wa_store::Batch::new();
+        batch
+            .put_signed_pre_key(old.id, &record(&old))
+            .put_signed_pre_key(new.id, &record(&new));
+        self.inner.store.commit(batch).await?;
+        let rotate = Node::builder("iq")
+            .attr("to", Jid::server_jid())
+            .attr("type", "set")
+            .attr("xmlns", "encrypt")
+            .children([Node::builder("rotate").children([skey_node(&new)]).build()])
+            .build();
+        query_on(&conn, rotate, self.inner.config.query_timeout).await?;
+        {
+            let mut guard = self.inner.creds.lock().await;
+            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            creds.signed_pre_key = new.clone();
+            self.inner.store.save_creds(creds).await?;
+        }
+        let stale = old.id.checked_sub(1).filter(|&i| i > 0 && i != new.id);
+        if let Some(stale) = stale
+            && let Err(e) = self.inner.store.remove_signed_pre_key(stale).await
+        {
+            debug!("could not delete signed pre-key {stale}: {e}");
+        }
+        self.inner.emit(Event::CredsUpdated);
+        Ok(new.id)
+    }
+
     /// Like [`Socket::events`], but the first call gets a subscription made before the
     /// socket started, so it sees every event from the start (the first QR code included)
     /// however late it is called, up to the bus capacity and until the first login. Later
@@ -1003,7 +1081,7 @@ async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
             debug!("passive/active failed: {e}");
         }
     }));
-    spawn_pre_key_check(inner, conn, None);
+    spawn_key_maintenance(inner, conn);
     spawn_keep_alive(inner, conn);
 }
 
@@ -1324,6 +1402,80 @@ fn spawn_pre_key_check(inner: &Arc<Inner>, conn: &Arc<Conn>, count: Option<u64>)
     }));
 }
 
+/// After a login, as Baileys does: uploads pre-keys when the server runs low, then checks
+/// the key bundle the server holds for us against our credentials (re-uploading it when
+/// it differs).
+fn spawn_key_maintenance(inner: &Arc<Inner>, conn: &Arc<Conn>) {
+    let (inner2, c) = (inner.clone(), conn.clone());
+    conn.spawn(tokio::spawn(async move {
+        if let Err(e) = pre_key_check(&inner2, &c, None).await {
+            warn!("pre-key upload failed: {e}");
+        }
+        match check_key_bundle(&inner2, &c).await {
+            Ok(true) => {}
+            Ok(false) => info!("the server's copy of our key bundle was out of date; uploaded"),
+            Err(e) => warn!("key bundle check failed: {e}"),
+        }
+    }));
+}
+
+/// Compares the server's digest of our key bundle (`<iq xmlns=encrypt type=get><digest/>`)
+/// with our credentials: registration id, identity key and current signed pre-key. When
+/// the server has none or a different one, uploads a batch of pre-keys with the current
+/// identity and signed pre-key. Returns whether it was in order.
+async fn check_key_bundle(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<bool, Error> {
+    let q = Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "get")
+        .attr("xmlns", "encrypt")
+        .children([Node::builder("digest").build()])
+        .build();
+    let digest = match query_on(conn, q, inner.config.query_timeout).await {
+        Ok(reply) => reply.child("digest").cloned(),
+        Err(Error::Iq { code: 404, .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let in_order = {
+        let guard = inner.creds.lock().await;
+        let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+        digest.as_ref().is_some_and(|d| digest_matches(d, creds))
+    };
+    if !in_order {
+        pre_key_check(inner, conn, Some(0)).await?;
+    }
+    Ok(in_order)
+}
+
+/// Whether a `<digest>` names our registration id, identity key and signed pre-key.
+fn digest_matches(digest: &Node, creds: &AuthCreds) -> bool {
+    fn bytes(n: Option<&Node>) -> Option<&[u8]> {
+        n.and_then(Node::content_bytes)
+    }
+    let spk = &creds.signed_pre_key;
+    let skey = digest.child("skey");
+    bytes(digest.child("registration")) == Some(&creds.registration_id.to_be_bytes()[..])
+        && bytes(digest.child("identity")) == Some(&creds.identity_key.public.as_bytes()[..])
+        && bytes(skey.and_then(|k| k.child("id"))) == Some(&spk.id.to_be_bytes()[1..])
+        && bytes(skey.and_then(|k| k.child("value"))) == Some(&spk.key_pair.public.as_bytes()[..])
+}
+
+/// The `<skey><id/><value/><signature/></skey>` of a signed pre-key.
+fn skey_node(spk: &wa_store::SignedPreKey) -> Node {
+    Node::builder("skey")
+        .children([
+            Node::builder("id")
+                .bytes(spk.id.to_be_bytes()[1..].to_vec())
+                .build(),
+            Node::builder("value")
+                .bytes(spk.key_pair.public.as_bytes().to_vec())
+                .build(),
+            Node::builder("signature")
+                .bytes(spk.signature.as_bytes().to_vec())
+                .build(),
+        ])
+        .build()
+}
+
 /// Queries the server's pre-key count (unless given) and uploads a batch when it is low.
 async fn pre_key_check(
     inner: &Arc<Inner>,
@@ -1429,17 +1581,7 @@ pub(crate) fn pre_key_upload_node(creds: &AuthCreds, keys: &[wa_signal::PreKeyRe
                         .build()
                 }))
                 .build(),
-            Node::builder("skey")
-                .children([
-                    Node::builder("id").bytes(id3(spk.id)).build(),
-                    Node::builder("value")
-                        .bytes(spk.key_pair.public.as_bytes().to_vec())
-                        .build(),
-                    Node::builder("signature")
-                        .bytes(spk.signature.as_bytes().to_vec())
-                        .build(),
-                ])
-                .build(),
+            skey_node(spk),
         ])
         .build()
 }

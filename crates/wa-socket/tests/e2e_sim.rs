@@ -529,3 +529,57 @@ async fn account_sync_dirty_bits_are_recorded_and_cleaned() {
     assert_eq!(sim.dirty_cleaned(phone).len(), 1);
     socket.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_bundle_is_checked_and_the_signed_pre_key_rotated() {
+    use wa_store::SignedPreKeyStore;
+    let sim = sim().await;
+    let store = memory_store();
+    let (socket, _events, jid) = link(&sim, "15550000001", store.clone()).await;
+    // The login's own check found the uploaded bundle in order: one upload only.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.prekey_count(&jid) != Some(812) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(socket.verify_key_bundle().await.unwrap());
+    assert_eq!(sim.prekey_count(&jid), Some(812));
+
+    // Rotation: the new key is current once the server took it; the old one stays
+    // stored for sessions started against it.
+    assert_eq!(socket.rotate_signed_pre_key().await.unwrap(), 2);
+    let creds = store.load_creds().await.unwrap().unwrap();
+    assert_eq!(creds.signed_pre_key.id, 2);
+    assert!(socket.verify_key_bundle().await.unwrap());
+    assert!(store.get_signed_pre_key(1).await.unwrap().is_some());
+    assert!(store.get_signed_pre_key(2).await.unwrap().is_some());
+    assert_eq!(socket.rotate_signed_pre_key().await.unwrap(), 3);
+    assert!(store.get_signed_pre_key(1).await.unwrap().is_none());
+    assert!(store.get_signed_pre_key(2).await.unwrap().is_some());
+
+    // The server's copy goes stale (another signed pre-key under our name): the check
+    // says so and uploads ours again, after which it is in order.
+    let other = wa_store::AuthCreds::generate(&mut rand::rngs::OsRng);
+    let skey = &other.signed_pre_key;
+    let stale = wa_binary::Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", "set")
+        .attr("xmlns", "encrypt")
+        .children([wa_binary::Node::builder("rotate")
+            .children([wa_binary::Node::builder("skey")
+                .children([
+                    wa_binary::Node::builder("id").bytes(vec![0, 0, 9]).build(),
+                    wa_binary::Node::builder("value")
+                        .bytes(skey.key_pair.public.as_bytes().to_vec())
+                        .build(),
+                    wa_binary::Node::builder("signature")
+                        .bytes(skey.signature.as_bytes().to_vec())
+                        .build(),
+                ])
+                .build()])
+            .build()])
+        .build();
+    socket.query(stale).await.unwrap();
+    assert!(!socket.verify_key_bundle().await.unwrap());
+    assert!(socket.verify_key_bundle().await.unwrap());
+    socket.close().await;
+}

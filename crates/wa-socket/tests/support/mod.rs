@@ -35,6 +35,8 @@ pub struct ServerConn {
     transport: Transport,
     pub payload: ClientPayload,
     pub client_static: wa_crypto::PublicKey,
+    /// The client's last pre-key upload, which a `<digest>` query is answered from.
+    uploaded: Option<Node>,
 }
 
 impl FakeServer {
@@ -160,6 +162,7 @@ async fn handshake(
         transport: done.transport,
         payload,
         client_static: done.client_static,
+        uploaded: None,
     })
 }
 
@@ -211,10 +214,27 @@ impl ServerConn {
             .attr("type", "result")
             .attr("id", id)
             .attr("from", wa_binary::Jid::server_jid());
-        if node.get_attr("xmlns").and_then(|v| v.as_str()) == Some("encrypt")
-            && node.child("count").is_some()
-        {
+        let encrypt = node.get_attr("xmlns").and_then(|v| v.as_str()) == Some("encrypt");
+        if encrypt && node.child("count").is_some() {
             reply = reply.children([Node::builder("count").attr("value", "100").build()]);
+        }
+        if encrypt && node.child("list").is_some() {
+            self.uploaded = Some(node.clone());
+        }
+        if encrypt
+            && node.child("digest").is_some()
+            && let Some(up) = &self.uploaded
+        {
+            let keep = ["registration", "type", "identity", "skey"];
+            let digest = Node::builder("digest")
+                .children(
+                    up.children()
+                        .iter()
+                        .filter(|c| keep.contains(&c.tag()))
+                        .cloned(),
+                )
+                .build();
+            reply = reply.children([digest]);
         }
         self.send(&reply.build()).await;
     }
