@@ -142,6 +142,11 @@ pub enum MessageContent {
         /// Mark as forwarded even when `from_me`.
         force: bool,
     },
+    /// A message composed elsewhere, e.g. a media message `wa-media` prepared (uploaded,
+    /// with its keys and hashes); the builder adds the quote, mentions, timer, view-once
+    /// wrapper and message secret as for any other content (a secret it already has is
+    /// kept).
+    Prepared(Box<Message>),
 }
 
 impl MessageContent {
@@ -321,7 +326,14 @@ impl MessageBuilder {
                 ..Default::default()
             };
         }
-        if m.reaction_message.is_none() && m.poll_update_message.is_none() {
+        let has_secret = m
+            .message_context_info
+            .as_ref()
+            .is_some_and(|c| c.message_secret.is_some());
+        if m.reaction_message.is_none()
+            && m.poll_update_message.is_none()
+            && (self.message_secret.is_some() || !has_secret)
+        {
             let secret = self.message_secret.unwrap_or_else(|| {
                 let mut s = [0u8; 32];
                 rng.fill_bytes(&mut s);
@@ -486,6 +498,7 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
                 ..Default::default()
             }));
         }
+        MessageContent::Prepared(message) => m = *message,
         MessageContent::Forward {
             message,
             from_me,

@@ -418,3 +418,58 @@ fn pins_carry_their_kind_time_and_duration() {
         Some(0)
     );
 }
+
+#[test]
+fn prepared_messages_get_context_and_keep_their_secret() {
+    use wa_proto::e2e::{ImageMessage, MessageContextInfo};
+    let image = Message {
+        image_message: Some(Box::new(ImageMessage {
+            caption: Some("look".into()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let m = MessageBuilder::new(chat(), MessageContent::Prepared(Box::new(image.clone())))
+        .mentions(vec![Jid::pn("15550000009")])
+        .ephemeral_expiration(86_400)
+        .build(&mut rng())
+        .expect("builds");
+    let img = m.image_message.as_ref().expect("image");
+    assert_eq!(img.caption.as_deref(), Some("look"));
+    let ctx = img.context_info.as_ref().expect("context");
+    assert_eq!(ctx.mentioned_jid, vec!["15550000009@s.whatsapp.net"]);
+    assert_eq!(ctx.expiration, Some(86_400));
+    assert_eq!(
+        m.message_context_info
+            .as_ref()
+            .and_then(|c| c.message_secret.as_ref())
+            .map(Vec::len),
+        Some(32)
+    );
+
+    // A secret the prepared message carries (a poll's, say) is kept; one given to the
+    // builder wins.
+    let mut with_secret = image;
+    with_secret.message_context_info = Some(MessageContextInfo {
+        message_secret: Some(vec![7; 32]),
+        ..Default::default()
+    });
+    let kept = MessageBuilder::new(
+        chat(),
+        MessageContent::Prepared(Box::new(with_secret.clone())),
+    )
+    .build(&mut rng())
+    .expect("builds");
+    assert_eq!(
+        kept.message_context_info.unwrap().message_secret,
+        Some(vec![7; 32])
+    );
+    let replaced = MessageBuilder::new(chat(), MessageContent::Prepared(Box::new(with_secret)))
+        .message_secret([9; 32])
+        .build(&mut rng())
+        .expect("builds");
+    assert_eq!(
+        replaced.message_context_info.unwrap().message_secret,
+        Some(vec![9; 32])
+    );
+}

@@ -290,6 +290,27 @@ impl WaSocket {
         self.relay(to, message).await
     }
 
+    /// Uploads `bytes` as `kind` and sends the media message to `message`'s chat, quoting
+    /// it (Baileys' `sendMessage(jid, { image, ... }, { quoted })`). For mentions or other
+    /// options, build with [`MessageBuilder`](wa_messages::MessageBuilder) over
+    /// [`MessageContent::Prepared`] and a message from
+    /// [`Media::prepare_bytes`](wa_media::Media::prepare_bytes), then
+    /// [`WaSocket::relay`].
+    ///
+    /// # Errors
+    /// The media and messaging layers' errors.
+    pub async fn reply_media(
+        &self,
+        message: &WaMessage,
+        kind: MediaKind,
+        bytes: &[u8],
+        options: &MediaOptions,
+    ) -> Result<MessageKey, Error> {
+        let media = self.media.prepare_bytes(kind, bytes, options, None).await?;
+        self.reply(message, MessageContent::Prepared(Box::new(media)))
+            .await
+    }
+
     /// Sends an already built message with a fresh id.
     ///
     /// # Errors
