@@ -47,6 +47,10 @@ pub enum Error {
     /// A status recipient was not a user (phone-number or LID JID).
     #[error("not a user, cannot receive a status update: {0}")]
     InvalidStatusRecipient(wa_binary::Jid),
+    /// Channels (newsletters) are not end-to-end encrypted chats; posts to them go
+    /// through `wa-newsletter` (the `wa` facade routes them there).
+    #[error("{0} is a channel: post to it with wa-newsletter")]
+    ChannelRecipient(wa_binary::Jid),
     /// The server did not acknowledge the message in time.
     #[error("the server did not acknowledge the message in time")]
     AckTimeout,

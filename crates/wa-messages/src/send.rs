@@ -96,6 +96,9 @@ impl Messenger {
         if to.is_status_broadcast() {
             return Err(Error::NoStatusRecipients);
         }
+        if to.is_newsletter() {
+            return Err(Error::ChannelRecipient(to.clone()));
+        }
         if to.is_group() {
             return crate::group::relay_group(&self.inner, to, message, id)
                 .instrument(span)

@@ -16,6 +16,8 @@ enum Kind {
     Store(wa_store::Error),
     Chats(wa_chats::Error),
     Calls(wa_calls::Error),
+    Newsletter(wa_newsletter::Error),
+    Business(wa_business::Error),
 }
 
 impl Error {
@@ -71,6 +73,8 @@ impl fmt::Display for Error {
             Kind::Store(e) => write!(f, "store: {e}"),
             Kind::Chats(e) => write!(f, "chats: {e}"),
             Kind::Calls(e) => write!(f, "calls: {e}"),
+            Kind::Newsletter(e) => write!(f, "newsletter: {e}"),
+            Kind::Business(e) => write!(f, "business: {e}"),
         }
     }
 }
@@ -86,6 +90,8 @@ impl std::error::Error for Error {
             Kind::Store(e) => e,
             Kind::Chats(e) => e,
             Kind::Calls(e) => e,
+            Kind::Newsletter(e) => e,
+            Kind::Business(e) => e,
         })
     }
 }
@@ -109,4 +115,6 @@ from_layer!(
     wa_store::Error => Store,
     wa_chats::Error => Chats,
     wa_calls::Error => Calls,
+    wa_newsletter::Error => Newsletter,
+    wa_business::Error => Business,
 );

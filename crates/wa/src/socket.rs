@@ -182,15 +182,21 @@ impl WaSocket {
     }
 
     /// Sends `content` to a user or a group; returns the message's key once the server
-    /// accepted it.
+    /// accepted it. To a channel (newsletter) JID it is posted through
+    /// [`Newsletters::send`](wa_newsletter::Newsletters::send) instead, unencrypted, as
+    /// channels are (admins only).
     ///
     /// # Errors
-    /// The messaging layer's errors.
+    /// The messaging layer's errors; the channel layer's for a channel.
     pub async fn send_message(
         &self,
         to: &Jid,
         content: MessageContent,
     ) -> Result<MessageKey, Error> {
+        if to.is_newsletter() {
+            let built = MessageBuilder::new(to.clone(), content).build(&mut rand_core::OsRng)?;
+            return self.relay(to, built).await;
+        }
         Ok(self.messages.send_message(to, content).await?)
     }
 
@@ -270,12 +276,12 @@ impl WaSocket {
         let built = MessageBuilder::new(chat.clone(), content)
             .quote(quote)
             .build(&mut rand_core::OsRng)?;
-        let id = wa_messages::generate_message_id(unix_now(), Some(&me), &mut rand_core::OsRng);
-        Ok(self.messages.relay_message(&chat, built, &id).await?)
+        self.relay(&chat, built).await
     }
 
     /// Uploads `bytes` as `kind` (an image gets a generated thumbnail) and sends the media
-    /// message to `to`.
+    /// message to `to`; to a channel, the bytes go up unencrypted and are posted as
+    /// [`Newsletters::send_media`](wa_newsletter::Newsletters::send_media) does.
     ///
     /// # Errors
     /// The media and messaging layers' errors.
@@ -286,6 +292,13 @@ impl WaSocket {
         bytes: &[u8],
         options: &MediaOptions,
     ) -> Result<MessageKey, Error> {
+        if to.is_newsletter() {
+            let posted = self
+                .newsletters
+                .send_media(to, &self.media, kind, bytes, options)
+                .await?;
+            return Ok(MessageKey::new(to.clone(), true, posted.id));
+        }
         let message = self.media.prepare_bytes(kind, bytes, options, None).await?;
         self.relay(to, message).await
     }
@@ -311,11 +324,16 @@ impl WaSocket {
             .await
     }
 
-    /// Sends an already built message with a fresh id.
+    /// Sends an already built message with a fresh id (to a channel: posted as
+    /// [`WaSocket::send_message`] does).
     ///
     /// # Errors
     /// The messaging layer's errors.
     pub async fn relay(&self, to: &Jid, message: Message) -> Result<MessageKey, Error> {
+        if to.is_newsletter() {
+            let posted = self.newsletters.send(to, &message).await?;
+            return Ok(MessageKey::new(to.clone(), true, posted.id));
+        }
         let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
         let id = wa_messages::generate_message_id(unix_now(), Some(&me), &mut rand_core::OsRng);
         Ok(self.messages.relay_message(to, message, &id).await?)

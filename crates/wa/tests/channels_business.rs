@@ -62,6 +62,28 @@ async fn channel_post_and_catalog_through_the_facade() {
         got.message.and_then(|m| m.conversation),
         Some("via facade".to_owned())
     );
+    // The facade's send_message posts to a channel through the channel layer (a
+    // channel is not an end-to-end encrypted chat); the messenger refuses it outright.
+    let key = admin
+        .send_message(&ch, MessageContent::text("sent like any message"))
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, ch);
+    assert!(key.from_me);
+    let recent = follower.newsletter().messages(&ch, 5, None).await.unwrap();
+    let text = recent
+        .iter()
+        .find(|m| m.id.as_deref() == Some(key.id.as_str()))
+        .and_then(|m| m.message.as_ref())
+        .and_then(|m| message_text(m).map(str::to_owned));
+    assert_eq!(text.as_deref(), Some("sent like any message"));
+    assert!(matches!(
+        admin
+            .messages()
+            .send_message(&ch, MessageContent::text("encrypted?"))
+            .await,
+        Err(wa_messages::Error::ChannelRecipient(j)) if j == ch
+    ));
     let meta = follower
         .newsletter()
         .metadata(NewsletterKey::Jid(&ch))
