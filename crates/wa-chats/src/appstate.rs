@@ -121,6 +121,8 @@ pub enum ChatModification {
         name: String,
         /// Its colour index.
         color: i32,
+        /// Which of WhatsApp's predefined labels (new customer, paid, ...) it is, if one.
+        predefined_id: Option<i32>,
         /// Delete it.
         deleted: bool,
     },
@@ -176,7 +178,9 @@ pub enum ChatModification {
     },
 }
 
-/// Names of an address-book contact.
+/// An address-book contact as app-state sync stores it (`ContactAction`): its names and,
+/// as the apps record them, its other address, username and whether the phone's own
+/// address book keeps it too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ContactName {
@@ -184,6 +188,14 @@ pub struct ContactName {
     pub full_name: Option<String>,
     /// First name.
     pub first_name: Option<String>,
+    /// The contact's LID (`lidJid`).
+    pub lid: Option<Jid>,
+    /// The contact's phone-number JID (`pnJid`).
+    pub pn: Option<Jid>,
+    /// The contact's username.
+    pub username: Option<String>,
+    /// Whether the primary phone saves it in its own address book too.
+    pub save_on_primary_addressbook: Option<bool>,
 }
 
 impl ContactName {
@@ -192,7 +204,30 @@ impl ContactName {
         Self {
             full_name: Some(full_name.into()),
             first_name,
+            ..Self::default()
         }
+    }
+
+    /// The same contact with its LID and phone-number JIDs.
+    #[must_use]
+    pub fn with_addresses(mut self, lid: Option<Jid>, pn: Option<Jid>) -> Self {
+        self.lid = lid.map(|j| j.to_non_ad());
+        self.pn = pn.map(|j| j.to_non_ad());
+        self
+    }
+
+    /// The same contact with a username.
+    #[must_use]
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The same contact, saved (or not) in the primary phone's address book too.
+    #[must_use]
+    pub fn save_on_primary_addressbook(mut self, save: bool) -> Self {
+        self.save_on_primary_addressbook = Some(save);
+        self
     }
 }
 
@@ -347,12 +382,13 @@ pub fn modification_mutation_after(
             label_id,
             name,
             color,
+            predefined_id,
             deleted,
         } => {
             if label_id.is_empty() {
                 return Err(Error::InvalidRequest("empty label id"));
             }
-            builders::label_edit(label_id, name, *color, None, *deleted, t)
+            builders::label_edit(label_id, name, *color, *predefined_id, *deleted, t)
         }
         ChatModification::ChatLabel { label_id, labeled } => {
             if label_id.is_empty() {
@@ -374,6 +410,10 @@ pub fn modification_mutation_after(
             let action = name.as_ref().map(|n| ContactAction {
                 full_name: n.full_name.clone(),
                 first_name: n.first_name.clone(),
+                lid_jid: n.lid.as_ref().map(Jid::to_string),
+                pn_jid: n.pn.as_ref().map(Jid::to_string),
+                username: n.username.clone(),
+                save_on_primary_addressbook: n.save_on_primary_addressbook,
                 ..Default::default()
             });
             builders::contact(&chat, action, t)
@@ -1896,6 +1936,42 @@ mod tests {
         assert!(
             matches!(&events[2], Event::LabelsAssociation(a) if a[0].labeled && a[0].label_id == "3")
         );
+    }
+
+    #[test]
+    fn contacts_and_labels_carry_every_field() {
+        let jid = Jid::pn("15550001");
+        let name = ContactName::new("Ada Lovelace", Some("Ada".into()))
+            .with_addresses(
+                Some("100000001:2@lid".parse().unwrap()),
+                Some("15550001@s.whatsapp.net".parse().unwrap()),
+            )
+            .with_username("ada")
+            .save_on_primary_addressbook(true);
+        let m = modification_mutation(&jid, &ChatModification::Contact(Some(name)), 1).unwrap();
+        let c = m.value.contact_action.expect("contact action");
+        assert_eq!(c.full_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(c.first_name.as_deref(), Some("Ada"));
+        assert_eq!(c.lid_jid.as_deref(), Some("100000001@lid"));
+        assert_eq!(c.pn_jid.as_deref(), Some("15550001@s.whatsapp.net"));
+        assert_eq!(c.username.as_deref(), Some("ada"));
+        assert_eq!(c.save_on_primary_addressbook, Some(true));
+
+        let m = modification_mutation(
+            &jid,
+            &ChatModification::LabelEdit {
+                label_id: "4".into(),
+                name: "Paid".into(),
+                color: 3,
+                predefined_id: Some(4),
+                deleted: false,
+            },
+            1,
+        )
+        .unwrap();
+        let l = m.value.label_edit_action.expect("label edit");
+        assert_eq!(l.predefined_id, Some(4));
+        assert_eq!(l.name.as_deref(), Some("Paid"));
     }
 
     #[test]

@@ -212,6 +212,7 @@ async fn changes_on_one_device_reach_the_other() {
                 label_id: "7".into(),
                 name: "Work".into(),
                 color: 3,
+                predefined_id: None,
                 deleted: false,
             },
         )
