@@ -567,8 +567,9 @@ impl Chats {
     }
 
     /// Sets the profile picture of our account (`target` `None`) or of a group we
-    /// administer, from JPEG bytes (sent as given); returns the new picture id when the
-    /// server gives one.
+    /// administer, from JPEG bytes (sent as given; make them from any image with
+    /// [`wa_media::profile_picture`], as Baileys does); returns the new picture id when
+    /// the server gives one.
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] for empty, non-JPEG or over-5-MiB bytes; socket and

@@ -17,8 +17,8 @@ pub use cipher::{
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
 pub use message::{
-    MediaKind, MediaOptions, RawMedia, THUMBNAIL_WIDTH, channel_media, channel_media_message,
-    downloadable, jpeg_thumbnail, media_message,
+    MediaKind, MediaOptions, PROFILE_PICTURE_SIDE, RawMedia, THUMBNAIL_WIDTH, channel_media,
+    channel_media_message, downloadable, jpeg_thumbnail, media_message, profile_picture,
 };
 pub use retry::{
     MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload, media_retry_key,

@@ -97,21 +97,7 @@ pub struct MediaOptions {
 /// # Errors
 /// [`Error::InvalidMessage`] when the bytes are not a decodable image or too large.
 pub fn jpeg_thumbnail(image_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), Error> {
-    if image_bytes.len() > MAX_THUMBNAIL_SOURCE {
-        return Err(Error::InvalidMessage("image too large for a thumbnail"));
-    }
-    let reader = image::ImageReader::new(Cursor::new(image_bytes))
-        .with_guessed_format()
-        .map_err(|_| Error::InvalidMessage("unreadable image"))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16_384);
-    limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(256 << 20);
-    let mut reader = reader;
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|_| Error::InvalidMessage("undecodable image"))?;
+    let img = decode_image(image_bytes)?;
     let (w, h) = (img.width(), img.height());
     let thumb = img.thumbnail(
         THUMBNAIL_WIDTH,
@@ -122,6 +108,51 @@ pub fn jpeg_thumbnail(image_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), Error> 
         .encode_image(&thumb.to_rgb8())
         .map_err(|_| Error::InvalidMessage("thumbnail encoding failed"))?;
     Ok((out, w, h))
+}
+
+/// Decodes an image of at most [`MAX_THUMBNAIL_SOURCE`] bytes and 16,384 pixels a side,
+/// allocating at most 256 MiB.
+fn decode_image(image_bytes: &[u8]) -> Result<image::DynamicImage, Error> {
+    if image_bytes.len() > MAX_THUMBNAIL_SOURCE {
+        return Err(Error::InvalidMessage("image too large to process"));
+    }
+    let mut reader = image::ImageReader::new(Cursor::new(image_bytes))
+        .with_guessed_format()
+        .map_err(|_| Error::InvalidMessage("unreadable image"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    reader
+        .decode()
+        .map_err(|_| Error::InvalidMessage("undecodable image"))
+}
+
+/// The side of a profile picture, in pixels, as Baileys makes them.
+pub const PROFILE_PICTURE_SIDE: u32 = 640;
+
+/// A profile (or group, or channel) picture from any decodable image, as Baileys'
+/// `generateProfilePicture` makes one: the largest centred square, scaled to `side`
+/// pixels a side (e.g. [`PROFILE_PICTURE_SIDE`]), as a JPEG of quality 50.
+///
+/// # Errors
+/// [`Error::InvalidMessage`] when the bytes are not a decodable image, are too large, or
+/// `side` is 0.
+pub fn profile_picture(image_bytes: &[u8], side: u32) -> Result<Vec<u8>, Error> {
+    if side == 0 || side > 4_096 {
+        return Err(Error::InvalidMessage("picture side out of range"));
+    }
+    let img = decode_image(image_bytes)?;
+    let (w, h) = (img.width(), img.height());
+    let min = w.min(h);
+    let square = img.crop_imm((w - min) / 2, (h - min) / 2, min, min);
+    let scaled = square.resize_exact(side, side, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 50)
+        .encode_image(&scaled.to_rgb8())
+        .map_err(|_| Error::InvalidMessage("picture encoding failed"))?;
+    Ok(out)
 }
 
 fn unix_now() -> i64 {
@@ -511,6 +542,42 @@ impl Media {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        // Left half red, right half blue.
+        let img = image::RgbImage::from_fn(w, h, |x, _| {
+            if x < w / 2 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn profile_pictures_are_centred_squares_of_the_asked_side() {
+        let jpeg = profile_picture(&png(300, 100), PROFILE_PICTURE_SIDE).unwrap();
+        let img = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(img.dimensions(), (640, 640));
+        // The centred 100x100 square of a half-red, half-blue image: red on the left,
+        // blue on the right (JPEG is lossy, so compare the dominant channel).
+        let left = img.get_pixel(100, 320);
+        let right = img.get_pixel(540, 320);
+        assert!(left[0] > 200 && left[2] < 60, "{left:?}");
+        assert!(right[2] > 200 && right[0] < 60, "{right:?}");
+        let small = profile_picture(&png(40, 90), 96).unwrap();
+        let img = image::load_from_memory(&small).unwrap();
+        assert_eq!((img.width(), img.height()), (96, 96));
+        assert!(profile_picture(b"not an image", 640).is_err());
+        assert!(profile_picture(&png(10, 10), 0).is_err());
+    }
 
     #[test]
     fn channel_media_messages_name_the_blob_without_keys() {

@@ -377,8 +377,8 @@ impl Newsletters {
             .await
     }
 
-    /// Sets the picture from JPEG bytes (already sized as the client wants it; an empty
-    /// slice removes the picture).
+    /// Sets the picture from JPEG bytes (already sized as the client wants it, e.g. by
+    /// [`wa_media::profile_picture`]; an empty slice removes the picture).
     ///
     /// # Errors
     /// As [`Newsletters::update_name`].

@@ -24,8 +24,8 @@ pub use wa_groups::{
     ParticipantAction, ParticipantResult,
 };
 pub use wa_media::{
-    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
-    Progress as MediaProgress, Uploaded, downloadable,
+    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType, PROFILE_PICTURE_SIDE,
+    Progress as MediaProgress, Uploaded, downloadable, profile_picture,
 };
 pub use wa_messages::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location,
