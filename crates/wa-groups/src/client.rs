@@ -128,8 +128,14 @@ async fn fetch_all(
         .build();
     let reply = socket.query(node).await?;
     let mut out = HashMap::new();
-    if let Some(groups) = reply.child("groups") {
-        for g in groups.children_by_tag("group") {
+    // Communities come as groups with a `<parent>`; a `<communities>` list (as Baileys'
+    // community calls read) is taken too.
+    let lists = [("groups", "group"), ("communities", "community")];
+    for (list, tag) in lists {
+        let Some(groups) = reply.child(list) else {
+            continue;
+        };
+        for g in groups.children_by_tag(tag) {
             if out.len() >= crate::MAX_PARTICIPANTS {
                 return Err(Error::Malformed("too many groups"));
             }
@@ -380,15 +386,50 @@ impl Groups {
         participants: &[Jid],
         action: ParticipantAction,
     ) -> Result<Vec<ParticipantResult>, Error> {
+        self.change_participants(group, participants, action, false)
+            .await
+    }
+
+    /// [`Groups::participants_update`] for a community (Baileys'
+    /// `communityParticipantsUpdate`): members removed from the community are removed
+    /// from its linked groups too (`linked_groups="true"`).
+    ///
+    /// # Errors
+    /// As [`Groups::participants_update`].
+    pub async fn community_participants_update(
+        &self,
+        community: &Jid,
+        participants: &[Jid],
+        action: ParticipantAction,
+    ) -> Result<Vec<ParticipantResult>, Error> {
+        self.change_participants(community, participants, action, true)
+            .await
+    }
+
+    async fn change_participants(
+        &self,
+        group: &Jid,
+        participants: &[Jid],
+        action: ParticipantAction,
+        community: bool,
+    ) -> Result<Vec<ParticipantResult>, Error> {
         if participants.is_empty() {
             return Err(Error::InvalidRequest("no participants"));
         }
         let members = self
             .participant_nodes(participants, action == ParticipantAction::Add)
             .await;
-        let node = Node::builder(action.tag()).children(members).build();
+        let linked = (community && action == ParticipantAction::Remove).then_some("true");
+        let node = Node::builder(action.tag())
+            .attr_opt("linked_groups", linked)
+            .children(members)
+            .build();
         let reply = self.group_query(group.clone(), "set", node).await?;
         self.invalidate(group).await;
+        if linked.is_some() {
+            // Its linked groups lost members too.
+            self.inner.cache.invalidate_all();
+        }
         parse_participants_reply(&reply, action.tag())
     }
 

@@ -129,13 +129,15 @@ pub fn parse_group(group: &Node) -> Result<GroupMetadata, Error> {
     Ok(m)
 }
 
-/// Parses the metadata in an iq reply (its `<group>` child).
+/// Parses the metadata in an iq reply: its `<group>` child, or the `<community>` child
+/// Baileys' community calls read (the same attributes and children).
 ///
 /// # Errors
-/// [`Error::Malformed`] when there is no `<group>`, or as [`parse_group`].
+/// [`Error::Malformed`] when there is neither, or as [`parse_group`].
 pub fn parse_group_reply(reply: &Node) -> Result<GroupMetadata, Error> {
     let group = reply
         .child("group")
+        .or_else(|| reply.child("community"))
         .ok_or(Error::Malformed("reply without <group>"))?;
     parse_group(group)
 }
@@ -250,6 +252,7 @@ pub fn parse_invite_join_reply(reply: &Node) -> Result<InviteJoin, Error> {
     }
     reply
         .child("group")
+        .or_else(|| reply.child("community"))
         .and_then(group_jid)
         .map(InviteJoin::Joined)
         .ok_or(Error::Malformed("invite reply without group jid"))

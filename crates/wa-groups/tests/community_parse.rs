@@ -278,3 +278,33 @@ fn malformed_link_notifications_are_typed_errors() {
         assert!(matches!(parse_notification(&n), Err(Error::Malformed(_))));
     }
 }
+
+#[test]
+fn community_elements_parse_like_groups() {
+    // Baileys' community calls read `<community>` where whatsmeow reads `<group>`; both
+    // are accepted.
+    let reply = result(vec![
+        Node::builder("community")
+            .attr("id", "120363-9")
+            .attr("subject", "Street")
+            .children([Node::new("parent")])
+            .build(),
+    ]);
+    let m = parse_group_reply(&reply).unwrap();
+    assert_eq!(m.id, Jid::group("120363-9"));
+    assert_eq!(m.subject, "Street");
+    assert!(m.is_community);
+    let joined = result(vec![
+        Node::builder("community")
+            .attr("jid", Jid::group("120363-9"))
+            .build(),
+    ]);
+    assert_eq!(
+        wa_groups::parse_invite_join_reply(&joined).unwrap().group(),
+        &Jid::group("120363-9")
+    );
+    assert!(matches!(
+        parse_group_reply(&result(vec![Node::new("other")])),
+        Err(Error::Malformed(_))
+    ));
+}

@@ -7,7 +7,9 @@ mod common;
 use common::next_group_update;
 
 use wa_binary::Jid;
-use wa_groups::{Error, GroupChange, GroupLinkType, GroupUpdate, Groups, GroupsConfig};
+use wa_groups::{
+    Error, GroupChange, GroupLinkType, GroupUpdate, Groups, GroupsConfig, ParticipantAction,
+};
 use wa_sim::{Sim, SimConfig};
 
 const A: &str = "15550000011";
@@ -130,6 +132,26 @@ async fn community_lifecycle_through_the_simulator() {
     assert_eq!(
         sorted(ga.linked_groups_participants(&cid).await.unwrap()),
         sorted(vec![Jid::pn(A), Jid::pn(B), Jid::pn(C)])
+    );
+
+    // Removed from the community, C leaves its groups too.
+    assert!(sim.group_members(&cid).unwrap().contains(&Jid::pn(C)));
+    assert!(sim.group_members(&eid).unwrap().contains(&Jid::pn(C)));
+    let removed = ga
+        .community_participants_update(&cid, &[Jid::pn(C)], ParticipantAction::Remove)
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].status, 200, "{removed:?}");
+    assert!(!sim.group_members(&cid).unwrap().contains(&Jid::pn(C)));
+    assert!(!sim.group_members(&eid).unwrap().contains(&Jid::pn(C)));
+    assert!(
+        ga.metadata(&eid)
+            .await
+            .unwrap()
+            .participants
+            .iter()
+            .all(|p| p.jid.user != C)
     );
 
     // B is no admin of the community: B may not link or unlink.

@@ -51,7 +51,10 @@ impl Communities {
         }
     }
 
-    fn sub_groups<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+    pub(crate) fn sub_groups<'a>(
+        &'a self,
+        parent: &'a str,
+    ) -> impl Iterator<Item = &'a String> + 'a {
         self.parent_of
             .iter()
             .filter(move |(_, p)| p.as_str() == parent)

@@ -714,6 +714,36 @@ fn on_group(
                 }
                 notices.push(notice(participants_node(tag, &done), targets));
             }
+            // Removed from a community with `linked_groups="true"`: from its groups too.
+            if action == "remove"
+                && !done.is_empty()
+                && op.attr_opt::<&str>("linked_groups").ok().flatten() == Some("true")
+            {
+                let subs: Vec<String> = st.communities.sub_groups(&gid).cloned().collect();
+                for sub in subs {
+                    let Some(g) = st.groups.get(&sub) else {
+                        continue;
+                    };
+                    let gone: Vec<String> = done
+                        .iter()
+                        .filter(|p| g.role(p).is_some())
+                        .cloned()
+                        .collect();
+                    if gone.is_empty() {
+                        continue;
+                    }
+                    let targets = g.devices(st);
+                    if let Some(g) = st.groups.get_mut(&sub) {
+                        g.participants.retain(|(q, _)| !gone.contains(q));
+                    }
+                    notices.push(Notice {
+                        group: Jid::group(sub.clone()),
+                        actor: me.clone(),
+                        child: participants_node("remove", &gone),
+                        devices: targets,
+                    });
+                }
+            }
             iq_result(
                 id,
                 to.clone(),
