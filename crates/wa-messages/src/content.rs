@@ -3,8 +3,9 @@ use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
     ContactMessage, ContactsArrayMessage, ContextInfo, ExtendedTextMessage, FutureProofMessage,
-    LocationMessage, Message, MessageContextInfo, PinInChatMessage, PollCreationMessage,
-    ProtocolMessage, ReactionMessage, pin_in_chat_message, poll_creation_message, protocol_message,
+    LocationMessage, MemberLabel, Message, MessageContextInfo, PinInChatMessage,
+    PollCreationMessage, ProtocolMessage, ReactionMessage, pin_in_chat_message,
+    poll_creation_message, protocol_message,
 };
 use wa_types::MessageKey;
 
@@ -141,6 +142,15 @@ pub enum MessageContent {
         from_me: bool,
         /// Mark as forwarded even when `from_me`.
         force: bool,
+    },
+    /// Our member label in a group (the tag shown beside our name there; Baileys'
+    /// `updateMemberLabel`): a `GROUP_MEMBER_LABEL_CHANGE` protocol message, the label cut
+    /// to 30 characters; an empty label removes it.
+    MemberLabel {
+        /// The label.
+        label: String,
+        /// When it was set, in seconds since the Unix epoch.
+        timestamp_secs: i64,
     },
     /// A message composed elsewhere, e.g. a media message `wa-media` prepared (uploaded,
     /// with its keys and hashes); the builder adds the quote, mentions, timer, view-once
@@ -499,6 +509,20 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
             }));
         }
         MessageContent::Prepared(message) => m = *message,
+        MessageContent::MemberLabel {
+            label,
+            timestamp_secs,
+        } => {
+            m.protocol_message = Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::GroupMemberLabelChange as i32),
+                member_label: Some(MemberLabel {
+                    label: Some(label.chars().take(30).collect()),
+                    label_timestamp: Some(timestamp_secs),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        }
         MessageContent::Forward {
             message,
             from_me,

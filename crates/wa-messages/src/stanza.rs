@@ -53,10 +53,22 @@ pub(crate) fn edit_attr(message: &Message) -> Option<&'static str> {
     }
 }
 
-/// The `<meta>` child Baileys adds to a first send of a poll (`polltype="creation"`) or
-/// an event (`event_type="creation"`).
+/// The `<meta>` child Baileys adds to a first send of a poll (`polltype="creation"`), an
+/// event (`event_type="creation"`) or a member-label change (`tag_reason="user_update"
+/// appdata="member_tag"`).
 pub(crate) fn meta_node(message: &Message) -> Option<Node> {
-    if message.poll_creation_message.is_some()
+    let label_change = message
+        .protocol_message
+        .as_deref()
+        .is_some_and(|p| p.r#type() == ProtocolType::GroupMemberLabelChange);
+    if label_change {
+        Some(
+            Node::builder("meta")
+                .attr("tag_reason", "user_update")
+                .attr("appdata", "member_tag")
+                .build(),
+        )
+    } else if message.poll_creation_message.is_some()
         || message.poll_creation_message_v2.is_some()
         || message.poll_creation_message_v3.is_some()
     {
@@ -489,6 +501,15 @@ mod tests {
             assert_eq!(meta.tag(), "meta");
             assert_eq!(str_attr(&meta, "polltype"), Some("creation"));
         }
+        let mut pm = wa_proto::e2e::ProtocolMessage::default();
+        pm.set_type(ProtocolType::GroupMemberLabelChange);
+        let label = Message {
+            protocol_message: Some(Box::new(pm)),
+            ..Default::default()
+        };
+        let meta = meta_node(&label).unwrap();
+        assert_eq!(str_attr(&meta, "tag_reason"), Some("user_update"));
+        assert_eq!(str_attr(&meta, "appdata"), Some("member_tag"));
         let event = Message {
             event_message: Some(Default::default()),
             ..Default::default()

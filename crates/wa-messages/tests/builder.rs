@@ -473,3 +473,29 @@ fn prepared_messages_get_context_and_keep_their_secret() {
         Some(vec![9; 32])
     );
 }
+
+#[test]
+fn member_labels_are_protocol_messages_cut_to_30_characters() {
+    let group: Jid = "120363000000000001@g.us".parse().unwrap();
+    let m = MessageBuilder::new(
+        group,
+        MessageContent::MemberLabel {
+            label: "organiser of the summer street party 🎉".into(),
+            timestamp_secs: 1_700_000_000,
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    let pm = m.protocol_message.expect("protocol");
+    assert_eq!(
+        pm.r#type,
+        Some(protocol_message::Type::GroupMemberLabelChange as i32)
+    );
+    let label = pm.member_label.expect("label");
+    assert_eq!(
+        label.label.as_deref(),
+        Some("organiser of the summer street")
+    );
+    assert_eq!(label.label.as_deref().map(|l| l.chars().count()), Some(30));
+    assert_eq!(label.label_timestamp, Some(1_700_000_000));
+}
