@@ -224,16 +224,21 @@ impl Chats {
     }
 
     /// Tells the server (and so our contacts) whether we are online, with our push name
-    /// when one is known (`<presence type name>`).
+    /// (`<presence type name>`). As whatsmeow and Baileys do, it is refused while the
+    /// account has no push name (set one, or let app-state sync bring it, first).
     ///
     /// # Errors
-    /// Socket errors.
+    /// [`Error::InvalidRequest`] without a push name; socket errors.
     pub async fn send_presence(&self, presence: Presence) -> Result<(), Error> {
-        let name = self.push_name().await;
+        let Some(name) = self.push_name().await else {
+            return Err(Error::InvalidRequest(
+                "no push name yet: set one or sync app state before sending presence",
+            ));
+        };
         *lock(&self.inner.presence) = presence;
         let node = Node::builder("presence")
             .attr("type", presence.as_str())
-            .attr_opt("name", name)
+            .attr("name", name)
             .build();
         Ok(self.inner.socket.send_node(&node).await?)
     }

@@ -141,7 +141,13 @@ async fn presence_and_typing_reach_the_other_account() {
     assert_eq!(offline.jid, Jid::pn(A));
     assert!(offline.last_seen.is_some_and(|t| t > 1_600_000_000));
 
+    // Without a push name, presence is refused (as whatsmeow and Baileys refuse it).
+    assert!(matches!(
+        b.send_presence(Presence::Available).await,
+        Err(Error::InvalidRequest(_))
+    ));
     // A never subscribed to B, so B's presence does not reach A.
+    b.set_push_name("Bob").await.unwrap();
     b.send_presence(Presence::Available).await.unwrap();
     no_event(&mut ev_a, |e| matches!(e, Event::PresenceUpdate(_))).await;
 
