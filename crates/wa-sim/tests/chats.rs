@@ -109,18 +109,33 @@ async fn malformed_chats_iqs_get_error_replies() {
         assert_eq!(attr(&r, "type").as_deref(), Some("error"), "{id}");
         assert_eq!(code(&r).as_deref(), Some("400"), "{id}");
     }
+    // Items name a LID, and a block the same account's phone number too: else 400.
+    let other_lid = sim.account(OTHER).unwrap().lid;
+    let block_item = |jid: Jid, pn: Option<Jid>| {
+        Node::builder("item")
+            .attr("action", "block")
+            .attr("jid", jid)
+            .attr_opt("pn_jid", pn)
+            .build()
+    };
+    for (id, item) in [
+        ("b5", block_item(Jid::pn(OTHER), None)),
+        ("b6", block_item(other_lid.clone(), None)),
+        ("b7", block_item(other_lid.clone(), Some(Jid::pn(PHONE)))),
+    ] {
+        let r = c.query(iq(id, "set", "blocklist", vec![item])).await;
+        assert_eq!(code(&r).as_deref(), Some("400"), "{id}");
+    }
     // Unknown users: 404.
     let r = c
         .query(iq(
             "b3",
             "set",
             "blocklist",
-            vec![
-                Node::builder("item")
-                    .attr("action", "block")
-                    .attr("jid", Jid::pn("19999999999"))
-                    .build(),
-            ],
+            vec![block_item(
+                Jid::new("999999999", wa_binary::Server::Lid),
+                Some(Jid::pn("19999999999")),
+            )],
         ))
         .await;
     assert_eq!(code(&r).as_deref(), Some("404"));
@@ -171,7 +186,8 @@ async fn malformed_chats_iqs_get_error_replies() {
             vec![
                 Node::builder("item")
                     .attr("action", "block")
-                    .attr("jid", Jid::pn(OTHER))
+                    .attr("jid", sim.account(OTHER).unwrap().lid)
+                    .attr("pn_jid", Jid::pn(OTHER))
                     .build(),
             ],
         ))
