@@ -210,6 +210,7 @@ pub struct MessageBuilder {
     ephemeral_expiration: Option<u32>,
     view_once: bool,
     message_secret: Option<[u8; 32]>,
+    text_style: Option<(u32, Option<i32>)>,
 }
 
 impl MessageBuilder {
@@ -224,7 +225,17 @@ impl MessageBuilder {
             ephemeral_expiration: None,
             view_once: false,
             message_secret: None,
+            text_style: None,
         }
+    }
+
+    /// The background colour (`0xAARRGGBB`) and font (WhatsApp's font index) of a text
+    /// status update (`extendedTextMessage.backgroundArgb` / `font`, Baileys'
+    /// `backgroundColor` / `font` options); ignored for content other than text.
+    #[must_use]
+    pub fn text_style(mut self, background_argb: u32, font: Option<i32>) -> Self {
+        self.text_style = Some((background_argb, font));
+        self
     }
 
     /// Reply to `quote` (`contextInfo.stanzaId`, `participant`, `quotedMessage`).
@@ -283,6 +294,12 @@ impl MessageBuilder {
             other => (None, other),
         };
         let mut m = content_message(base)?;
+        if let Some((argb, font)) = self.text_style
+            && let Some(ext) = m.extended_text_message.as_deref_mut()
+        {
+            ext.background_argb = Some(argb);
+            ext.font = font;
+        }
 
         if (!self.mentions.is_empty() || self.mention_all)
             && let Some(slot) = context_slot(&mut m)

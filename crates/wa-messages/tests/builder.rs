@@ -499,3 +499,28 @@ fn member_labels_are_protocol_messages_cut_to_30_characters() {
     assert_eq!(label.label.as_deref().map(|l| l.chars().count()), Some(30));
     assert_eq!(label.label_timestamp, Some(1_700_000_000));
 }
+
+#[test]
+fn text_statuses_carry_their_colour_and_font() {
+    let m = MessageBuilder::new(Jid::status_broadcast(), MessageContent::text("sunny"))
+        .text_style(0xFF12_34AB, Some(2))
+        .build(&mut rng())
+        .expect("builds");
+    let ext = m.extended_text_message.expect("text");
+    assert_eq!(ext.background_argb, Some(0xFF12_34AB));
+    assert_eq!(ext.font, Some(2));
+    // Other content is left alone.
+    let loc = MessageBuilder::new(
+        chat(),
+        MessageContent::Location(wa_messages::Location {
+            latitude: 1.0,
+            longitude: 2.0,
+            name: None,
+            address: None,
+        }),
+    )
+    .text_style(0xFF00_0000, None)
+    .build(&mut rng())
+    .expect("builds");
+    assert!(loc.extended_text_message.is_none());
+}
