@@ -43,6 +43,9 @@ impl Default for ChatsConfig {
     }
 }
 
+/// Most users asked for in one status query ([`Chats::statuses`]).
+pub const MAX_STATUS_QUERY: usize = 100;
+
 /// Our own availability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Presence {
@@ -450,6 +453,10 @@ impl Chats {
     }
 
     fn usync(&self, protocol: &'static str, jid: &Jid) -> Node {
+        self.usync_many(protocol, std::slice::from_ref(jid))
+    }
+
+    fn usync_many(&self, protocol: &'static str, jids: &[Jid]) -> Node {
         iq("usync", "get")
             .children([Node::builder("usync")
                 .attr("sid", self.inner.socket.generate_id())
@@ -462,7 +469,10 @@ impl Chats {
                         .children([Node::builder(protocol).build()])
                         .build(),
                     Node::builder("list")
-                        .children([Node::builder("user").attr("jid", jid.to_non_ad()).build()])
+                        .children(
+                            jids.iter()
+                                .map(|j| Node::builder("user").attr("jid", j.to_non_ad()).build()),
+                        )
                         .build(),
                 ])
                 .build()])
@@ -522,6 +532,23 @@ impl Chats {
     pub async fn status(&self, jid: &Jid) -> Result<Option<UserStatus>, Error> {
         let reply = self.query(self.usync("status", jid)).await?;
         parse_status(&reply, jid)
+    }
+
+    /// The status texts of several users in one usync query per
+    /// [`MAX_STATUS_QUERY`](crate::MAX_STATUS_QUERY) users (Baileys' `fetchStatus(...jids)`),
+    /// in the order asked.
+    ///
+    /// # Errors
+    /// As [`Chats::status`]; a user's error answer fails the whole call.
+    pub async fn statuses(&self, jids: &[Jid]) -> Result<Vec<(Jid, Option<UserStatus>)>, Error> {
+        let mut out = Vec::with_capacity(jids.len());
+        for chunk in jids.chunks(crate::MAX_STATUS_QUERY) {
+            let reply = self.query(self.usync_many("status", chunk)).await?;
+            for jid in chunk {
+                out.push((jid.clone(), parse_status(&reply, jid)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Sets our status text: `<iq xmlns=status type=set><status>text</status>`.

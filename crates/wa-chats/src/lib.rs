@@ -10,7 +10,7 @@ pub use appstate::{
     AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
     modification_mutation, modification_mutation_after, mutation_events,
 };
-pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, Presence};
+pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence};
 pub use error::Error;
 pub use parse::{
     MAX_BLOCKLIST, MAX_PICTURE_CHANGES, MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN,

@@ -288,6 +288,15 @@ async fn status_text_and_profile_picture_seen_by_the_other_account() {
     let s = b.status(&Jid::pn(A)).await.unwrap().expect("a status");
     assert_eq!(s.text, "Hiking 🏔");
     assert!(s.set_at.is_some());
+    // Several users at once, in the order asked; B has no status.
+    let many = b.statuses(&[Jid::pn(B), Jid::pn(A)]).await.unwrap();
+    assert_eq!(many.len(), 2);
+    assert_eq!((&many[0].0, &many[0].1), (&Jid::pn(B), &None));
+    assert_eq!(many[1].0, Jid::pn(A));
+    assert_eq!(
+        many[1].1.as_ref().map(|s| s.text.as_str()),
+        Some("Hiking 🏔")
+    );
     // Hidden from everyone: B gets an empty text.
     a.set_privacy(PrivacySetting::Status, PrivacyValue::None)
         .await
