@@ -582,7 +582,12 @@ impl Chats {
         jid: &Jid,
         preview: bool,
     ) -> Result<Option<ProfilePicture>, Error> {
-        let token = self.privacy_token(jid).await;
+        // The server's AB props say whether picture queries carry it (prop 9666).
+        let token = if self.inner.socket.server_props().profile_pic_privacy_token {
+            self.privacy_token(jid).await
+        } else {
+            None
+        };
         let node = iq("w:profile:picture", "get")
             .attr("target", jid.to_non_ad())
             .children([Node::builder("picture")

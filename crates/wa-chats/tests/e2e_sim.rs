@@ -530,6 +530,23 @@ async fn restricted_account_needs_the_privacy_token_for_presence_and_pictures() 
     }
     let pic = a.profile_picture_url(&bob, false).await.unwrap().unwrap();
     assert_eq!(pic.id, pid);
+    // When the server's AB prop 9666 says picture queries go without it, the restricted
+    // account's query carries no token and is refused again.
+    sim.set_server_prop(wa_socket::PROP_PROFILE_PIC_PRIVACY_TOKEN, Some("0"));
+    assert!(
+        !sock_a
+            .fetch_server_props()
+            .await
+            .unwrap()
+            .profile_pic_privacy_token
+    );
+    assert!(matches!(
+        a.profile_picture_url(&bob, false).await,
+        Err(Error::Refused { code: 401, .. })
+    ));
+    sim.set_server_prop(wa_socket::PROP_PROFILE_PIC_PRIVACY_TOKEN, None);
+    sock_a.fetch_server_props().await.unwrap();
+    assert!(a.profile_picture_url(&bob, false).await.unwrap().is_some());
     a.subscribe_presence(&bob).await.unwrap();
     let u = next_event(&mut ev_a, |e| match e {
         Event::PresenceUpdate(u) => Some(u),

@@ -68,6 +68,26 @@ impl SendTokens {
     }
 }
 
+/// Where our token for `chat` is issued, as the server's AB props say (prop 14303, as
+/// Baileys' `resolveIssuanceJid`): the contact's LID when tokens go to LIDs, else its
+/// phone number, each when the mapping is known, else `chat` itself.
+async fn issuance_jid(inner: &Inner, chat: &Jid) -> Jid {
+    use wa_store::LidMappingStore as _;
+    let store = inner.socket.store();
+    if inner.socket.server_props().lid_trusted_token_issue_to_lid {
+        if chat.is_pn_user()
+            && let Ok(Some(lid)) = store.lid_for_pn(&chat.user).await
+        {
+            return Jid::new(lid, wa_binary::Server::Lid);
+        }
+    } else if chat.is_lid()
+        && let Ok(Some(pn)) = store.pn_for_lid(&chat.user).await
+    {
+        return Jid::pn(pn);
+    }
+    chat.clone()
+}
+
 /// After a send: issues our token to `chat` in the background when `tokens` says so, then
 /// records the issuance time, so the next issuance waits for the next bucket.
 pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendTokens, now: i64) {
@@ -87,9 +107,10 @@ pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendToken
     let chat = chat.to_non_ad();
     tokio::spawn(async move {
         let key = tokens.key;
+        let to = issuance_jid(&inner, &chat).await;
         match inner
             .socket
-            .issue_privacy_tokens(std::slice::from_ref(&chat), now)
+            .issue_privacy_tokens(std::slice::from_ref(&to), now)
             .await
         {
             Ok(()) => {

@@ -177,7 +177,13 @@ impl Messenger {
         } else {
             crate::privacy::for_send(inner, &chat, &message, now_secs).await
         };
-        if let Some(token) = tokens.as_ref().and_then(|t| t.token.clone()) {
+        // The server's AB props say whether tokens ride on 1:1 messages (prop 10518).
+        let attach = inner.socket.server_props().privacy_token_on_1to1;
+        if let Some(token) = tokens
+            .as_ref()
+            .and_then(|t| t.token.clone())
+            .filter(|_| attach)
+        {
             children.push(wa_socket::privacy_token::tctoken_node(token));
         } else if let Some(cstoken) = tokens
             .as_ref()

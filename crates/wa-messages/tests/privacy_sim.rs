@@ -122,4 +122,32 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
     let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
     assert_eq!(text_of(&got.message), Some("after restart"));
     assert_eq!(sim.privacy_tokens_issued(), 2);
+
+    // The server's AB props were fetched after the login (WhatsApp Web's defaults: tokens
+    // ride on 1:1 messages). When prop 10518 turns that off, the restricted account's
+    // message goes without B's token and is refused; turned on again, it passes.
+    wait_until("props fetched", || a1.socket.server_props().hash.is_some()).await;
+    assert!(a1.socket.server_props().privacy_token_on_1to1);
+    sim.set_server_prop(wa_socket::PROP_PRIVACY_TOKEN_ON_1TO1, Some("false"));
+    let props = a1.socket.fetch_server_props().await.unwrap();
+    assert!(!props.privacy_token_on_1to1);
+    assert_eq!(props.get("10518"), Some("false"));
+    let err = a1
+        .messenger
+        .send_message(&b, MessageContent::text("without the token"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Nack(463)), "{err:?}");
+    sim.set_server_prop(wa_socket::PROP_PRIVACY_TOKEN_ON_1TO1, None);
+    assert!(
+        a1.socket
+            .fetch_server_props()
+            .await
+            .unwrap()
+            .privacy_token_on_1to1
+    );
+    a1.messenger
+        .send_message(&b, MessageContent::text("with it again"))
+        .await
+        .unwrap();
 }

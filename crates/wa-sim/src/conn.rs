@@ -1131,6 +1131,32 @@ impl Conn {
                     .build();
                 self.send(&reply).await
             }
+            ("abt", "get") if logged_in => {
+                let props: Vec<Node> = self
+                    .shared
+                    .props
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .iter()
+                    .map(|(k, v)| {
+                        Node::builder("prop")
+                            .attr("config_code", k.clone())
+                            .attr("config_value", v.clone())
+                            .build()
+                    })
+                    .collect();
+                let reply = Node::builder("iq")
+                    .attr("from", server_jid())
+                    .attr("type", "result")
+                    .attr("id", id.to_owned())
+                    .children([Node::builder("props")
+                        .attr("protocol", "1")
+                        .attr("hash", format!("{:08x}", props.len()))
+                        .children(props)
+                        .build()])
+                    .build();
+                self.send(&reply).await
+            }
             ("encrypt", "get") if logged_in && node.child("digest").is_some() => {
                 let reply = match self.digest() {
                     Some(d) => Node::builder("iq")

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) phone_pending: AtomicU64,
     /// Reporting tokens of the messages clients sent (see [`crate::reporting`]).
     pub(crate) reporting: Mutex<crate::reporting::ReportingTokens>,
+    /// The AB props answered to `<iq xmlns="abt"><props/>` (config code to value).
+    pub(crate) props: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// One live connection as the API sees it.
@@ -237,6 +239,7 @@ impl Sim {
             calls: Mutex::default(),
             phone_pending: AtomicU64::new(0),
             reporting: Mutex::default(),
+            props: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -833,6 +836,25 @@ impl Sim {
     /// The sticky fault switches currently set.
     pub fn faults(&self) -> FaultState {
         self.shared.faults()
+    }
+
+    /// Sets an AB prop the server answers to `<iq xmlns="abt" type="get"><props/>` (e.g.
+    /// `"10518"`, `"false"`), for every client's next fetch; `None` removes it. None are
+    /// set at first.
+    pub fn set_server_prop(&self, code: &str, value: Option<&str>) {
+        let mut props = self
+            .shared
+            .props
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match value {
+            Some(v) => {
+                props.insert(code.to_owned(), v.to_owned());
+            }
+            None => {
+                props.remove(code);
+            }
+        }
     }
 
     /// Stops listening and closes every connection (without a stream error). The state

@@ -9,6 +9,7 @@ mod lazy_cache;
 mod pairing;
 mod payload;
 pub mod privacy_token;
+mod props;
 mod query;
 mod socket;
 mod stream_error;
@@ -31,6 +32,10 @@ pub use pairing::{
     unwrap_ephemeral, verify_device_identity, wrap_ephemeral,
 };
 pub use payload::{PayloadOptions, login_payload, registration_payload};
+pub use props::{
+    MAX_PROPS, PROP_LID_TRUSTED_TOKEN_ISSUE_TO_LID, PROP_PRIVACY_TOKEN_ON_1TO1,
+    PROP_PROFILE_PIC_PRIVACY_TOKEN, ServerProps, parse_props,
+};
 pub use socket::Socket;
 pub use stream_error::disconnect_reason;
 pub use transport::{Proxy, WsConnector, WsReader, WsUrl, WsWriter};

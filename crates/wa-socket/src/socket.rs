@@ -72,6 +72,8 @@ struct Inner {
     pre_key_lock: Mutex<()>,
     /// One pre-key count check and upload at a time.
     pre_key_upload: Mutex<()>,
+    /// The server's AB props, as last fetched (WhatsApp Web's defaults before).
+    props: StdMutex<crate::ServerProps>,
     supervisor: StdMutex<Option<JoinHandle<()>>>,
 }
 
@@ -225,6 +227,7 @@ impl Socket {
             new_login: AtomicBool::new(false),
             pre_key_lock: Mutex::new(()),
             pre_key_upload: Mutex::new(()),
+            props: StdMutex::new(crate::ServerProps::default()),
             supervisor: StdMutex::new(None),
         });
         let handle = tokio::spawn(supervise(Arc::downgrade(&inner)));
@@ -281,6 +284,27 @@ impl Socket {
         creds.next_pre_key_id = id + 1;
         self.inner.store.save_creds(creds).await?;
         Ok(record)
+    }
+
+    /// The server's AB props as last fetched (after each login; WhatsApp Web's defaults
+    /// before the first answer): among them whether privacy tokens ride on 1:1 messages
+    /// and picture queries and where ours are issued.
+    pub fn server_props(&self) -> crate::ServerProps {
+        self.inner
+            .props
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Fetches the server's AB props now (`<iq xmlns=abt type=get><props protocol=1/>`)
+    /// and keeps them for [`Socket::server_props`].
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], timeouts, the server's errors, a malformed reply.
+    pub async fn fetch_server_props(&self) -> Result<crate::ServerProps, Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        fetch_props(&self.inner, &conn).await
     }
 
     /// Checks the key bundle the server holds for this device against our credentials
@@ -1417,6 +1441,28 @@ fn spawn_key_maintenance(inner: &Arc<Inner>, conn: &Arc<Conn>) {
             Err(e) => warn!("key bundle check failed: {e}"),
         }
     }));
+    let (inner2, c) = (inner.clone(), conn.clone());
+    conn.spawn(tokio::spawn(async move {
+        if let Err(e) = fetch_props(&inner2, &c).await {
+            debug!("server props not fetched: {e}");
+        }
+    }));
+}
+
+/// Fetches the server's AB props and keeps them.
+async fn fetch_props(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<crate::ServerProps, Error> {
+    let reply = query_on(
+        conn,
+        crate::props::props_query(),
+        inner.config.query_timeout,
+    )
+    .await?;
+    let props = crate::parse_props(&reply)?;
+    *inner
+        .props
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = props.clone();
+    Ok(props)
 }
 
 /// Compares the server's digest of our key bundle (`<iq xmlns=encrypt type=get><digest/>`)
