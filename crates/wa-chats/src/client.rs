@@ -645,6 +645,22 @@ impl Chats {
         Ok(())
     }
 
+    /// The AI bots the server offers (Baileys' `getBotListV2`: `<iq xmlns="bot"
+    /// type="get"><bot v="2"/>`).
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn bots(&self) -> Result<Vec<crate::BotInfo>, Error> {
+        let reply = self
+            .query(
+                iq("bot", "get")
+                    .children([Node::builder("bot").attr("v", "2").build()])
+                    .build(),
+            )
+            .await?;
+        crate::parse::parse_bot_list(&reply)
+    }
+
     /// The users we blocked.
     ///
     /// # Errors

@@ -37,6 +37,48 @@ pub struct UserStatus {
     pub set_at: Option<u64>,
 }
 
+/// One of the AI bots the server offers (Baileys' `getBotListV2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BotInfo {
+    /// The bot's JID.
+    pub jid: Jid,
+    /// Its persona id, when the server gave one.
+    pub persona_id: Option<String>,
+}
+
+/// Most bots read from one reply.
+pub const MAX_BOTS: usize = 1_000;
+
+/// Reads the reply to `<iq xmlns="bot" type="get"><bot v="2"/>`: the bots of the
+/// `<section type="all">` sections of `<bot>`.
+///
+/// # Errors
+/// [`Error::Malformed`] for more than [`MAX_BOTS`] bots, a bot without a JID or an
+/// over-long persona id.
+pub fn parse_bot_list(reply: &Node) -> Result<Vec<BotInfo>, Error> {
+    let Some(bot) = reply.child("bot") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for section in bot.children_by_tag("section") {
+        if section.attr_opt::<&str>("type").ok().flatten() != Some("all") {
+            continue;
+        }
+        for b in section.children_by_tag("bot") {
+            if out.len() >= MAX_BOTS {
+                return Err(Error::Malformed("too many bots"));
+            }
+            let jid = b
+                .attr::<Jid>("jid")
+                .map_err(|_| Error::Malformed("bot without jid"))?;
+            let persona_id = short_str(b, "persona_id", 256)?;
+            out.push(BotInfo { jid, persona_id });
+        }
+    }
+    Ok(out)
+}
+
 /// Where to download a profile picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -448,5 +490,54 @@ pub fn parse_disappearing_mode(reply: &Node, jid: &Jid) -> Result<Option<u32>, E
             .map(Some)
             .map_err(|_| Error::Malformed("duration is not a number")),
         Err(_) => Err(Error::Malformed("duration is not a string")),
+    }
+}
+
+#[cfg(test)]
+mod bot_tests {
+    use super::*;
+
+    #[test]
+    fn bots_come_from_the_all_sections() {
+        let bot = |jid: &str, persona: Option<&str>| {
+            Node::builder("bot")
+                .attr("jid", jid.to_owned())
+                .attr_opt("persona_id", persona.map(str::to_owned))
+                .build()
+        };
+        let reply = Node::builder("iq")
+            .children([Node::builder("bot")
+                .attr("v", "2")
+                .children([
+                    Node::builder("section")
+                        .attr("type", "all")
+                        .children([bot("867051314767696@bot", Some("1")), bot("111@bot", None)])
+                        .build(),
+                    Node::builder("section")
+                        .attr("type", "featured")
+                        .children([bot("222@bot", None)])
+                        .build(),
+                ])
+                .build()])
+            .build();
+        let bots = parse_bot_list(&reply).unwrap();
+        assert_eq!(bots.len(), 2);
+        assert_eq!(bots[0].jid.to_string(), "867051314767696@bot");
+        assert_eq!(bots[0].persona_id.as_deref(), Some("1"));
+        assert_eq!(bots[1].persona_id, None);
+        assert!(
+            parse_bot_list(&Node::builder("iq").build())
+                .unwrap()
+                .is_empty()
+        );
+        let bad = Node::builder("iq")
+            .children([Node::builder("bot")
+                .children([Node::builder("section")
+                    .attr("type", "all")
+                    .children([Node::new("bot")])
+                    .build()])
+                .build()])
+            .build();
+        assert!(matches!(parse_bot_list(&bad), Err(Error::Malformed(_))));
     }
 }

@@ -288,6 +288,11 @@ async fn status_text_and_profile_picture_seen_by_the_other_account() {
     let s = b.status(&Jid::pn(A)).await.unwrap().expect("a status");
     assert_eq!(s.text, "Hiking 🏔");
     assert!(s.set_at.is_some());
+    // The AI bots the server offers.
+    let bots = b.bots().await.unwrap();
+    assert_eq!(bots.len(), 1);
+    assert_eq!(bots[0].jid.to_string(), "867051314767696@bot");
+    assert_eq!(bots[0].persona_id.as_deref(), Some("1"));
     // Several users at once, in the order asked; B has no status.
     let many = b.statuses(&[Jid::pn(B), Jid::pn(A)]).await.unwrap();
     assert_eq!(many.len(), 2);

@@ -437,6 +437,25 @@ pub(crate) fn iq(
 ) -> Option<Node> {
     let phone = me.user.as_str().to_owned();
     let reply = match (xmlns, ty) {
+        ("bot", "get") => {
+            // One bot, as the server lists Meta AI.
+            let bot = Node::builder("bot")
+                .attr("jid", "867051314767696@bot")
+                .attr("persona_id", "1")
+                .build();
+            result(
+                id,
+                vec![
+                    Node::builder("bot")
+                        .attr("v", "2")
+                        .children([Node::builder("section")
+                            .attr("type", "all")
+                            .children([bot])
+                            .build()])
+                        .build(),
+                ],
+            )
+        }
         ("privacy", "get") => {
             let st = shared.state.lock();
             let p = st.chats.profiles.get(&phone).cloned().unwrap_or_default();

@@ -1267,9 +1267,11 @@ impl Conn {
                 };
                 self.send(&reply).await
             }
-            ("privacy" | "disappearing_mode" | "status" | "w:profile:picture" | "blocklist", _)
-                if logged_in =>
-            {
+            (
+                "privacy" | "disappearing_mode" | "status" | "w:profile:picture" | "blocklist"
+                | "bot",
+                _,
+            ) if logged_in => {
                 let reply = self
                     .device
                     .as_ref()

@@ -15,7 +15,7 @@ pub use wa_business::{
 };
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{
-    AppState, AppStateConfig, ChatModification, Chats, ChatsConfig,
+    AppState, AppStateConfig, BotInfo, ChatModification, Chats, ChatsConfig,
     Collection as AppStateCollection, ContactName, LastMessage, MuteUntil, Presence,
     ProfilePicture, StatusPrivacy, StatusPrivacyKind, StoredContact, UserStatus,
 };
