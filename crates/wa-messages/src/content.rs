@@ -2,10 +2,10 @@ use rand_core::CryptoRngCore;
 use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
-    ContactMessage, ContactsArrayMessage, ContextInfo, ExtendedTextMessage, FutureProofMessage,
-    LocationMessage, MemberLabel, Message, MessageContextInfo, PinInChatMessage,
-    PollCreationMessage, ProtocolMessage, ReactionMessage, pin_in_chat_message,
-    poll_creation_message, protocol_message,
+    ContactMessage, ContactsArrayMessage, ContextInfo, EventMessage, ExtendedTextMessage,
+    FutureProofMessage, LocationMessage, MemberLabel, Message, MessageContextInfo,
+    PinInChatMessage, PollCreationMessage, ProtocolMessage, ReactionMessage,
+    RequestPhoneNumberMessage, pin_in_chat_message, poll_creation_message, protocol_message,
 };
 use wa_types::MessageKey;
 
@@ -67,6 +67,27 @@ pub struct Poll {
     pub selectable_count: u32,
     /// Whether the poll goes to a community announcement group (sent as `pollCreationMessageV2`).
     pub to_announcement_group: bool,
+}
+
+/// An event for [`MessageContent::Event`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScheduledEvent {
+    /// Its name.
+    pub name: String,
+    /// A description.
+    pub description: Option<String>,
+    /// When it starts, in seconds since the Unix epoch.
+    pub start_time: i64,
+    /// When it ends, if said.
+    pub end_time: Option<i64>,
+    /// Where it takes place.
+    pub location: Option<Location>,
+    /// A call link to join it by.
+    pub join_link: Option<String>,
+    /// Whether it was cancelled (an edit of the event sets this).
+    pub cancelled: bool,
+    /// Whether guests may bring others.
+    pub extra_guests_allowed: bool,
 }
 
 /// What a message says. Turned into a `wa_proto::e2e::Message` by [`MessageBuilder`].
@@ -142,6 +163,22 @@ pub enum MessageContent {
         from_me: bool,
         /// Mark as forwarded even when `from_me`.
         force: bool,
+    },
+    /// An event (a meeting, a party) in a chat (`eventMessage`; Baileys' `event`). Its
+    /// responses are encrypted with the message secret the builder attaches.
+    Event(ScheduledEvent),
+    /// Shares our phone number with the chat (`protocolMessage` `SHARE_PHONE_NUMBER`), as
+    /// when a username contact asks for it.
+    SharePhoneNumber,
+    /// Asks the chat for its phone number (`requestPhoneNumberMessage`).
+    RequestPhoneNumber,
+    /// Turns "limit sharing" (no forwarding, saving or exporting of this chat's media and
+    /// messages) on or off (`protocolMessage` `LIMIT_SHARING`).
+    LimitSharing {
+        /// `true` limits sharing, `false` lifts the limit.
+        limited: bool,
+        /// When it was set, in milliseconds since the Unix epoch.
+        timestamp_ms: i64,
     },
     /// Our member label in a group (the tag shown beside our name there; Baileys'
     /// `updateMemberLabel`): a `GROUP_MEMBER_LABEL_CHANGE` protocol message, the label cut
@@ -526,6 +563,59 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
             }));
         }
         MessageContent::Prepared(message) => m = *message,
+        MessageContent::Event(event) => {
+            if event.name.trim().is_empty() {
+                return Err(Error::InvalidEvent("an event needs a name"));
+            }
+            if event.end_time.is_some_and(|end| end < event.start_time) {
+                return Err(Error::InvalidEvent("an event cannot end before it starts"));
+            }
+            m.event_message = Some(Box::new(EventMessage {
+                name: Some(event.name),
+                description: event.description,
+                start_time: Some(event.start_time),
+                end_time: event.end_time,
+                location: event.location.map(|loc| {
+                    Box::new(LocationMessage {
+                        degrees_latitude: Some(loc.latitude),
+                        degrees_longitude: Some(loc.longitude),
+                        name: loc.name,
+                        address: loc.address,
+                        ..Default::default()
+                    })
+                }),
+                join_link: event.join_link,
+                is_canceled: Some(event.cancelled),
+                extra_guests_allowed: Some(event.extra_guests_allowed),
+                is_schedule_call: Some(false),
+                ..Default::default()
+            }));
+        }
+        MessageContent::SharePhoneNumber => {
+            m.protocol_message = Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::SharePhoneNumber as i32),
+                ..Default::default()
+            }));
+        }
+        MessageContent::RequestPhoneNumber => {
+            m.request_phone_number_message = Some(Box::new(RequestPhoneNumberMessage::default()));
+        }
+        MessageContent::LimitSharing {
+            limited,
+            timestamp_ms,
+        } => {
+            m.protocol_message = Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::LimitSharing as i32),
+                limit_sharing: Some(common::LimitSharing {
+                    sharing_limited: Some(limited),
+                    trigger: Some(1),
+                    limit_sharing_setting_timestamp: Some(timestamp_ms),
+                    initiated_by_me: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        }
         MessageContent::MemberLabel {
             label,
             timestamp_secs,
@@ -645,6 +735,12 @@ fn context_slot(m: &mut Message) -> Option<&mut Option<Box<ContextInfo>>> {
         return Some(&mut x.context_info);
     }
     if let Some(x) = m.poll_creation_message_v3.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.event_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.request_phone_number_message.as_deref_mut() {
         return Some(&mut x.context_info);
     }
     None

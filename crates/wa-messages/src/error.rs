@@ -5,6 +5,9 @@ pub enum Error {
     /// A poll needs at least one option and a selectable count no larger than the option count.
     #[error("invalid poll: {0}")]
     InvalidPoll(&'static str),
+    /// An event needs a name and cannot end before it starts.
+    #[error("invalid event: {0}")]
+    InvalidEvent(&'static str),
     /// A contacts message needs at least one contact.
     #[error("a contacts message needs at least one contact")]
     NoContacts,

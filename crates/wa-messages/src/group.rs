@@ -140,7 +140,12 @@ pub(crate) async fn relay_group(
     if !participants.is_empty() {
         children.push(Node::builder("participants").children(participants).build());
     }
-    children.push(stanza::enc_node(CiphertextType::Skmsg, skmsg, None));
+    children.push(stanza::enc_node_for(
+        CiphertextType::Skmsg,
+        skmsg,
+        None,
+        Some(&message),
+    ));
     if any_pkmsg && let Some(account) = creds.account.as_ref() {
         children.push(crate::stanza::device_identity(account));
     }

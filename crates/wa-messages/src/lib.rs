@@ -24,7 +24,7 @@ mod status;
 
 pub use content::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location, MessageBuilder,
-    MessageContent, Poll, Quote, key_to_proto,
+    MessageContent, Poll, Quote, ScheduledEvent, key_to_proto,
 };
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};

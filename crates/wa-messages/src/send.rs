@@ -326,7 +326,12 @@ pub(crate) async fn encrypt_for(
                 nodes.push(
                     Node::builder("to")
                         .attr("jid", t.device.clone())
-                        .children([stanza::enc_node(enc.kind, enc.ciphertext, None)])
+                        .children([stanza::enc_node_for(
+                            enc.kind,
+                            enc.ciphertext,
+                            None,
+                            Some(message),
+                        )])
                         .build(),
                 );
             }

@@ -14,7 +14,8 @@ pub(crate) const MAX_RECEIPT_IDS: usize = 256;
 /// Longest message id accepted from the network.
 pub(crate) const MAX_ID_LEN: usize = 128;
 
-/// The stanza `type` for a message: `reaction`, `poll`, or `text`.
+/// The stanza `type` for a message, as Baileys and whatsmeow set it: `reaction`, `poll`,
+/// `event`, `media` (anything [`media_type`] names) or `text`.
 pub(crate) fn message_type(message: &Message) -> &'static str {
     let m = unwrap_future_proof(message);
     if m.reaction_message.is_some() || m.enc_reaction_message.is_some() {
@@ -25,9 +26,56 @@ pub(crate) fn message_type(message: &Message) -> &'static str {
         || m.poll_update_message.is_some()
     {
         "poll"
+    } else if m.event_message.is_some() {
+        "event"
+    } else if media_type(m).is_some() {
+        "media"
     } else {
         "text"
     }
+}
+
+/// The `<enc mediatype>` of a message (Baileys' `getMediaType`), for media and the other
+/// kinds the server counts with them.
+pub(crate) fn media_type(message: &Message) -> Option<&'static str> {
+    let m = unwrap_future_proof(message);
+    Some(if m.image_message.is_some() {
+        "image"
+    } else if let Some(v) = m.video_message.as_deref() {
+        if v.gif_playback == Some(true) {
+            "gif"
+        } else {
+            "video"
+        }
+    } else if let Some(a) = m.audio_message.as_deref() {
+        if a.ptt == Some(true) { "ptt" } else { "audio" }
+    } else if m.contact_message.is_some() {
+        "vcard"
+    } else if m.document_message.is_some() {
+        "document"
+    } else if m.contacts_array_message.is_some() {
+        "contact_array"
+    } else if m.live_location_message.is_some() {
+        "livelocation"
+    } else if m.sticker_message.is_some() {
+        "sticker"
+    } else if m.list_message.is_some() {
+        "list"
+    } else if m.list_response_message.is_some() {
+        "list_response"
+    } else if m.buttons_response_message.is_some() {
+        "buttons_response"
+    } else if m.order_message.is_some() {
+        "order"
+    } else if m.product_message.is_some() {
+        "product"
+    } else if m.interactive_response_message.is_some() {
+        "native_flow_response"
+    } else if m.group_invite_message.is_some() {
+        "url"
+    } else {
+        return None;
+    })
 }
 
 /// The stanza `edit` attribute, as Baileys and whatsmeow set it: `1` for an edit, `2` for
@@ -91,16 +139,28 @@ fn unwrap_future_proof(message: &Message) -> &Message {
 }
 
 /// `<enc v="2" type=..>ciphertext</enc>`, with `count` on retry resends.
-pub(crate) fn enc_node(kind: CiphertextType, ciphertext: Vec<u8>, count: Option<u32>) -> Node {
+/// `message` names the plaintext, for the attributes Baileys gives the node: the
+/// `mediatype` of a media message, and `decrypt-fail="hide"` for reactions and pins (a
+/// device that cannot decrypt them shows nothing).
+pub(crate) fn enc_node_for(
+    kind: CiphertextType,
+    ciphertext: Vec<u8>,
+    count: Option<u32>,
+    message: Option<&Message>,
+) -> Node {
     let kind = match kind {
         CiphertextType::Pkmsg => "pkmsg",
         CiphertextType::Msg => "msg",
         CiphertextType::Skmsg => "skmsg",
     };
+    let m = message.map(unwrap_future_proof);
+    let hide = m.is_some_and(|m| m.reaction_message.is_some() || m.pin_in_chat_message.is_some());
     Node::builder("enc")
         .attr("v", "2")
         .attr("type", kind)
         .attr_opt("count", count.map(|c| c.to_string()))
+        .attr_opt("mediatype", m.and_then(media_type))
+        .attr_opt("decrypt-fail", hide.then_some("hide"))
         .bytes(ciphertext)
         .build()
 }
@@ -349,7 +409,12 @@ pub(crate) fn resend_stanza(
     device_identity: Option<&[u8]>,
 ) -> Node {
     let pkmsg = enc.kind == CiphertextType::Pkmsg;
-    let mut children = vec![enc_node(enc.kind, enc.ciphertext, Some(count))];
+    let mut children = vec![enc_node_for(
+        enc.kind,
+        enc.ciphertext,
+        Some(count),
+        Some(message),
+    )];
     if pkmsg && let Some(account) = device_identity {
         children.push(crate::stanza::device_identity(account));
     }
@@ -440,6 +505,63 @@ mod tests {
         e.protocol_message = Some(Box::new(pm));
         assert_eq!(edit_attr(&e), Some("7"));
         assert_eq!(edit_attr(&Message::default()), None);
+    }
+
+    #[test]
+    fn media_events_and_reactions_get_their_types_and_enc_attributes() {
+        use wa_proto::e2e::{AudioMessage, ImageMessage, VideoMessage};
+        let image = Message {
+            image_message: Some(Box::new(ImageMessage::default())),
+            ..Default::default()
+        };
+        assert_eq!(message_type(&image), "media");
+        assert_eq!(media_type(&image), Some("image"));
+        let gif = Message {
+            video_message: Some(Box::new(VideoMessage {
+                gif_playback: Some(true),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(media_type(&gif), Some("gif"));
+        let ptt = Message {
+            audio_message: Some(Box::new(AudioMessage {
+                ptt: Some(true),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(media_type(&ptt), Some("ptt"));
+        // Inside a view-once wrapper too.
+        let once = Message {
+            view_once_message: Some(Box::new(wa_proto::e2e::FutureProofMessage {
+                message: Some(Box::new(image.clone())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(message_type(&once), "media");
+        let event = Message {
+            event_message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(message_type(&event), "event");
+        assert_eq!(media_type(&Message::default()), None);
+
+        let enc = enc_node_for(CiphertextType::Msg, vec![1], None, Some(&once));
+        assert_eq!(str_attr(&enc, "mediatype"), Some("image"));
+        assert_eq!(str_attr(&enc, "decrypt-fail"), None);
+        let reaction = Message {
+            reaction_message: Some(Default::default()),
+            ..Default::default()
+        };
+        let enc = enc_node_for(CiphertextType::Skmsg, vec![1], Some(2), Some(&reaction));
+        assert_eq!(str_attr(&enc, "decrypt-fail"), Some("hide"));
+        assert_eq!(str_attr(&enc, "count"), Some("2"));
+        assert_eq!(str_attr(&enc, "mediatype"), None);
+        let plain = enc_node_for(CiphertextType::Pkmsg, vec![1], None, None);
+        assert_eq!(str_attr(&plain, "type"), Some("pkmsg"));
+        assert_eq!(str_attr(&plain, "mediatype"), None);
     }
 
     #[test]

@@ -129,7 +129,12 @@ pub(crate) fn status_stanza(
     if !participants.is_empty() {
         children.push(Node::builder("participants").children(participants).build());
     }
-    children.push(stanza::enc_node(CiphertextType::Skmsg, skmsg, None));
+    children.push(stanza::enc_node_for(
+        CiphertextType::Skmsg,
+        skmsg,
+        None,
+        Some(message),
+    ));
     if let Some(account) = device_identity {
         children.push(crate::stanza::device_identity(account));
     }
@@ -318,7 +323,12 @@ mod tests {
         let b = Jid::with_device("15550000002", Server::Pn, 1);
         let to = Node::builder("to")
             .attr("jid", b.clone())
-            .children([stanza::enc_node(CiphertextType::Pkmsg, vec![1, 2], None)])
+            .children([stanza::enc_node_for(
+                CiphertextType::Pkmsg,
+                vec![1, 2],
+                None,
+                None,
+            )])
             .build();
         let node = status_stanza(
             "3EB0ABC",

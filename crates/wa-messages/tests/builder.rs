@@ -524,3 +524,100 @@ fn text_statuses_carry_their_colour_and_font() {
     .expect("builds");
     assert!(loc.extended_text_message.is_none());
 }
+
+#[test]
+fn events_carry_their_details_and_a_secret() {
+    let group: Jid = "120363000000000001@g.us".parse().unwrap();
+    let event = wa_messages::ScheduledEvent {
+        name: "Street party".into(),
+        description: Some("Bring a dish".into()),
+        start_time: 1_800_000_000,
+        end_time: Some(1_800_010_000),
+        location: Some(wa_messages::Location {
+            latitude: 52.37,
+            longitude: 4.89,
+            name: Some("The square".into()),
+            address: None,
+        }),
+        join_link: None,
+        cancelled: false,
+        extra_guests_allowed: true,
+    };
+    let m = MessageBuilder::new(group.clone(), MessageContent::Event(event.clone()))
+        .mentions(vec![Jid::pn("15550000009")])
+        .build(&mut rng())
+        .expect("builds");
+    let e = m.event_message.as_ref().expect("an event");
+    assert_eq!(e.name.as_deref(), Some("Street party"));
+    assert_eq!(e.description.as_deref(), Some("Bring a dish"));
+    assert_eq!(
+        (e.start_time, e.end_time),
+        (Some(1_800_000_000), Some(1_800_010_000))
+    );
+    assert_eq!(
+        e.location.as_ref().and_then(|l| l.name.as_deref()),
+        Some("The square")
+    );
+    assert_eq!(
+        (e.is_canceled, e.extra_guests_allowed),
+        (Some(false), Some(true))
+    );
+    assert_eq!(
+        e.context_info.as_ref().map(|c| c.mentioned_jid.len()),
+        Some(1)
+    );
+    assert_eq!(
+        m.message_context_info
+            .as_ref()
+            .and_then(|c| c.message_secret.as_ref())
+            .map(Vec::len),
+        Some(32)
+    );
+    // No name, or an end before the start: refused.
+    for bad in [
+        wa_messages::ScheduledEvent {
+            name: " ".into(),
+            ..event.clone()
+        },
+        wa_messages::ScheduledEvent {
+            end_time: Some(1),
+            ..event
+        },
+    ] {
+        assert!(matches!(
+            MessageBuilder::new(group.clone(), MessageContent::Event(bad)).build(&mut rng()),
+            Err(Error::InvalidEvent(_))
+        ));
+    }
+}
+
+#[test]
+fn phone_number_sharing_and_limit_sharing() {
+    let share = MessageBuilder::new(chat(), MessageContent::SharePhoneNumber)
+        .build(&mut rng())
+        .expect("builds");
+    assert_eq!(
+        share.protocol_message.expect("protocol").r#type,
+        Some(protocol_message::Type::SharePhoneNumber as i32)
+    );
+    let ask = MessageBuilder::new(chat(), MessageContent::RequestPhoneNumber)
+        .build(&mut rng())
+        .expect("builds");
+    assert!(ask.request_phone_number_message.is_some());
+    let limit = MessageBuilder::new(
+        chat(),
+        MessageContent::LimitSharing {
+            limited: true,
+            timestamp_ms: 1_700_000_000_000,
+        },
+    )
+    .build(&mut rng())
+    .expect("builds");
+    let pm = limit.protocol_message.expect("protocol");
+    assert_eq!(pm.r#type, Some(protocol_message::Type::LimitSharing as i32));
+    let ls = pm.limit_sharing.expect("limit sharing");
+    assert_eq!(ls.sharing_limited, Some(true));
+    assert_eq!(ls.trigger, Some(1));
+    assert_eq!(ls.limit_sharing_setting_timestamp, Some(1_700_000_000_000));
+    assert_eq!(ls.initiated_by_me, Some(true));
+}

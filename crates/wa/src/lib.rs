@@ -30,7 +30,7 @@ pub use wa_media::{
 pub use wa_messages::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location,
     MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent, Messenger, MessengerConfig, Poll, Quote,
-    generate_message_id,
+    ScheduledEvent, generate_message_id,
 };
 pub use wa_newsletter::{
     MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,
