@@ -422,6 +422,16 @@ pub fn key_to_proto(key: &MessageKey) -> common::MessageKey {
     }
 }
 
+fn location_message(loc: Location) -> LocationMessage {
+    LocationMessage {
+        degrees_latitude: Some(loc.latitude),
+        degrees_longitude: Some(loc.longitude),
+        name: loc.name,
+        address: loc.address,
+        ..Default::default()
+    }
+}
+
 /// The bare content message, before context, wrappers and the message secret.
 fn content_message(content: MessageContent) -> Result<Message, Error> {
     let mut m = Message::default();
@@ -516,13 +526,7 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
             }
         }
         MessageContent::Location(loc) => {
-            m.location_message = Some(Box::new(LocationMessage {
-                degrees_latitude: Some(loc.latitude),
-                degrees_longitude: Some(loc.longitude),
-                name: loc.name,
-                address: loc.address,
-                ..Default::default()
-            }));
+            m.location_message = Some(Box::new(location_message(loc)));
         }
         MessageContent::Contacts {
             display_name,
@@ -575,15 +579,7 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
                 description: event.description,
                 start_time: Some(event.start_time),
                 end_time: event.end_time,
-                location: event.location.map(|loc| {
-                    Box::new(LocationMessage {
-                        degrees_latitude: Some(loc.latitude),
-                        degrees_longitude: Some(loc.longitude),
-                        name: loc.name,
-                        address: loc.address,
-                        ..Default::default()
-                    })
-                }),
+                location: event.location.map(|loc| Box::new(location_message(loc))),
                 join_link: event.join_link,
                 is_canceled: Some(event.cancelled),
                 extra_guests_allowed: Some(event.extra_guests_allowed),

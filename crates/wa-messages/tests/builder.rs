@@ -13,6 +13,14 @@ fn chat() -> Jid {
     Jid::pn("15550000002")
 }
 
+/// The length of the message secret a built message carries.
+fn secret_len(m: &Message) -> Option<usize> {
+    m.message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.as_ref())
+        .map(Vec::len)
+}
+
 fn rng() -> StdRng {
     StdRng::seed_from_u64(11)
 }
@@ -439,13 +447,7 @@ fn prepared_messages_get_context_and_keep_their_secret() {
     let ctx = img.context_info.as_ref().expect("context");
     assert_eq!(ctx.mentioned_jid, vec!["15550000009@s.whatsapp.net"]);
     assert_eq!(ctx.expiration, Some(86_400));
-    assert_eq!(
-        m.message_context_info
-            .as_ref()
-            .and_then(|c| c.message_secret.as_ref())
-            .map(Vec::len),
-        Some(32)
-    );
+    assert_eq!(secret_len(&m), Some(32));
 
     // A secret the prepared message carries (a poll's, say) is kept; one given to the
     // builder wins.
@@ -566,13 +568,7 @@ fn events_carry_their_details_and_a_secret() {
         e.context_info.as_ref().map(|c| c.mentioned_jid.len()),
         Some(1)
     );
-    assert_eq!(
-        m.message_context_info
-            .as_ref()
-            .and_then(|c| c.message_secret.as_ref())
-            .map(Vec::len),
-        Some(32)
-    );
+    assert_eq!(secret_len(&m), Some(32));
     // No name, or an end before the start: refused.
     for bad in [
         wa_messages::ScheduledEvent {

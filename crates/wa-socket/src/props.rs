@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use wa_binary::{Jid, Node};
+use wa_binary::Node;
 
 use crate::Error;
 
@@ -67,12 +67,11 @@ impl ServerProps {
 
 /// The props query.
 pub(crate) fn props_query() -> Node {
-    Node::builder("iq")
-        .attr("to", Jid::server_jid())
-        .attr("type", "get")
-        .attr("xmlns", "abt")
-        .children([Node::builder("props").attr("protocol", "1").build()])
-        .build()
+    crate::socket::server_iq(
+        "abt",
+        "get",
+        Node::builder("props").attr("protocol", "1").build(),
+    )
 }
 
 /// Reads a props reply: `<props [hash]><prop config_code|name config_value|value/>..`.

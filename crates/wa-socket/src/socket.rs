@@ -362,12 +362,11 @@ impl Socket {
             .put_signed_pre_key(old.id, &record(&old))
             .put_signed_pre_key(new.id, &record(&new));
         self.inner.store.commit(batch).await?;
-        let rotate = Node::builder("iq")
-            .attr("to", Jid::server_jid())
-            .attr("type", "set")
-            .attr("xmlns", "encrypt")
-            .children([Node::builder("rotate").children([skey_node(&new)]).build()])
-            .build();
+        let rotate = server_iq(
+            "encrypt",
+            "set",
+            Node::builder("rotate").children([skey_node(&new)]).build(),
+        );
         query_on(&conn, rotate, self.inner.config.query_timeout).await?;
         {
             let mut guard = self.inner.creds.lock().await;
@@ -1092,12 +1091,7 @@ async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
     let mut update = ConnectionUpdate::state(ConnectionState::Open);
     update.is_new_login = is_new_login;
     inner.set_state(update);
-    let passive = Node::builder("iq")
-        .attr("to", Jid::server_jid())
-        .attr("type", "set")
-        .attr("xmlns", "passive")
-        .children([Node::builder("active").build()])
-        .build();
+    let passive = server_iq("passive", "set", Node::builder("active").build());
     let c = conn.clone();
     let timeout = inner.config.query_timeout;
     conn.spawn(tokio::spawn(async move {
@@ -1139,6 +1133,16 @@ fn spawn_keep_alive(inner: &Arc<Inner>, conn: &Arc<Conn>) {
 }
 
 /// `<iq xmlns="urn:xmpp:whatsapp:dirty" type="set"><clean type [timestamp]/>`.
+/// `<iq to=s.whatsapp.net type xmlns>` with one child.
+pub(crate) fn server_iq(xmlns: &'static str, ty: &'static str, child: Node) -> Node {
+    Node::builder("iq")
+        .attr("to", Jid::server_jid())
+        .attr("type", ty)
+        .attr("xmlns", xmlns)
+        .children([child])
+        .build()
+}
+
 fn clean_dirty_bits_iq(kind: &str, timestamp: Option<u64>) -> Node {
     Node::builder("iq")
         .attr("to", Jid::server_jid())
@@ -1470,12 +1474,7 @@ async fn fetch_props(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<crate::Serv
 /// the server has none or a different one, uploads a batch of pre-keys with the current
 /// identity and signed pre-key. Returns whether it was in order.
 async fn check_key_bundle(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<bool, Error> {
-    let q = Node::builder("iq")
-        .attr("to", Jid::server_jid())
-        .attr("type", "get")
-        .attr("xmlns", "encrypt")
-        .children([Node::builder("digest").build()])
-        .build();
+    let q = server_iq("encrypt", "get", Node::builder("digest").build());
     let digest = match query_on(conn, q, inner.config.query_timeout).await {
         Ok(reply) => reply.child("digest").cloned(),
         Err(Error::Iq { code: 404, .. }) => None,
@@ -1535,12 +1534,7 @@ async fn pre_key_check(
     let count = match count {
         Some(c) => c,
         None => {
-            let q = Node::builder("iq")
-                .attr("to", Jid::server_jid())
-                .attr("type", "get")
-                .attr("xmlns", "encrypt")
-                .children([Node::builder("count").build()])
-                .build();
+            let q = server_iq("encrypt", "get", Node::builder("count").build());
             let reply = query_on(conn, q, timeout).await?;
             reply
                 .child("count")
