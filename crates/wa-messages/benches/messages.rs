@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wa_binary::Jid;
 use wa_messages::{
-    MessageBuilder, MessageContent, MessageKey, PollVoteContext, Quote, decode_plaintext,
+    MessageBuilder, MessageContent, MessageKey, Quote, SecretContext, decode_plaintext,
     decrypt_poll_vote, encode_plaintext, encrypt_poll_vote, generate_message_id, poll_option_hash,
 };
 use wa_proto::e2e::{Message, PollVoteMessage};
@@ -50,10 +50,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(generate_message_id(1_700_000_000, Some(&own), &mut rng)))
     });
     let secret = [9u8; 32];
-    let ctx = PollVoteContext {
-        poll_message_id: "3EB0AAAAAAAAAAAAAAAA",
-        poll_creator: &own,
-        voter: &member,
+    let ctx = SecretContext {
+        message_id: "3EB0AAAAAAAAAAAAAAAA",
+        creator: &own,
+        modifier: &member,
         message_secret: &secret,
     };
     let vote = PollVoteMessage {

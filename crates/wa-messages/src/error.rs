@@ -20,12 +20,21 @@ pub enum Error {
     /// The bytes were not a valid protobuf of the expected message.
     #[error("protobuf decode failed: {0}")]
     Decode(#[from] prost::DecodeError),
-    /// An encrypted poll vote lacked its payload or iv, or the iv was not 12 bytes.
-    #[error("malformed encrypted poll vote: {0}")]
-    MalformedPollVote(&'static str),
-    /// The poll vote did not authenticate (wrong secret, wrong ids, or tampered bytes).
-    #[error("poll vote failed to authenticate")]
-    PollVoteAuth,
+    /// An add-on encrypted with a message secret (a poll vote, an event response, ...)
+    /// lacked its payload or iv, or the iv was not 12 bytes.
+    #[error("malformed encrypted add-on: {0}")]
+    MalformedSecretPayload(&'static str),
+    /// An add-on encrypted with a message secret did not authenticate (wrong secret,
+    /// wrong ids, or tampered bytes).
+    #[error("encrypted add-on failed to authenticate")]
+    SecretPayloadAuth,
+    /// The message an add-on belongs to (a poll, an event, ...) is unknown here: no
+    /// secret is stored for it (it was never received by this device, or it was pruned).
+    #[error("no message secret stored for message {0}")]
+    NoMessageSecret(String),
+    /// The message is not the kind of add-on asked for (e.g. a poll vote was expected).
+    #[error("not {0}")]
+    NotAnAddOn(&'static str),
     /// The socket has no registered credentials yet (not linked, or not loaded).
     #[error("not logged in")]
     NotLoggedIn,

@@ -127,6 +127,7 @@ pub(crate) async fn relay_group(
             &sent_record(&key, &message, now),
             now as i64,
         );
+        crate::addon::stage_secret(&mut extra, group, id, &me.pn, &message, now as i64);
         if rotate {
             extra.forget_sender_key_memory(&group_s);
         }

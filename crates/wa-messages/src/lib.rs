@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod addon;
 mod content;
 mod error;
 mod framing;
@@ -34,7 +35,8 @@ pub use messenger::{Messenger, MessengerConfig};
 pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};
 pub use poll::{
-    PollVoteContext, decrypt_poll_vote, encrypt_poll_vote, poll_option_hash, poll_vote_message,
+    SecretContext, SecretUse, decrypt_event_response, decrypt_poll_vote, encrypt_poll_vote,
+    event_response_message, poll_option_hash, poll_vote_message,
 };
 pub use reporting::{
     REPORTING_TOKEN_LEN, REPORTING_TOKEN_VERSION, reporting_content, reporting_token,

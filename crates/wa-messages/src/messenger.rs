@@ -49,7 +49,11 @@ pub struct MessengerConfig {
     /// How long processed-message markers are kept (redeliveries older than this are no
     /// longer recognised; the server keeps offline stanzas for far less).
     pub processed_marker_ttl: Duration,
-    /// How often expired sent messages and markers are pruned from the store.
+    /// How long the secrets of sent and received messages are kept (polls and events
+    /// collect votes and responses for as long as this; see
+    /// [`Messenger::vote_poll`] and [`Messenger::decrypt_poll_vote`]).
+    pub message_secret_ttl: Duration,
+    /// How often expired sent messages, markers and secrets are pruned from the store.
     pub prune_interval: Duration,
     /// Messages and receipts from the offline backlog are held back until the backlog is
     /// processed, then reported in order, consecutive messages in one
@@ -91,6 +95,7 @@ impl Default for MessengerConfig {
             emit_own_messages: true,
             sent_message_ttl: Duration::from_secs(7 * 24 * 3600),
             processed_marker_ttl: Duration::from_secs(30 * 24 * 3600),
+            message_secret_ttl: Duration::from_secs(365 * 24 * 3600),
             prune_interval: Duration::from_secs(3600),
             offline_batch: 256,
             should_sync_history: crate::HistorySyncFilter::default(),
@@ -778,7 +783,8 @@ impl Inner {
         }
     }
 
-    /// Forgets sent messages and processed markers older than their TTLs.
+    /// Forgets sent messages, processed markers and message secrets older than their
+    /// TTLs.
     async fn prune(&self) -> Result<(), Error> {
         let now = unix_now();
         let age = |ttl: Duration| i64::try_from(now.saturating_sub(ttl.as_secs())).unwrap_or(0);
@@ -786,7 +792,8 @@ impl Inner {
         batch
             .prune_sent_messages(age(self.config.sent_message_ttl))
             .prune_processed_messages(age(self.config.processed_marker_ttl))
-            .prune_inbox(age(self.config.processed_marker_ttl));
+            .prune_inbox(age(self.config.processed_marker_ttl))
+            .prune_message_secrets(age(self.config.message_secret_ttl));
         self.socket.store().commit(batch).await?;
         Ok(())
     }

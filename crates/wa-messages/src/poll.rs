@@ -1,57 +1,155 @@
+//! Add-ons encrypted with a message's secret: poll votes, event responses, and encrypted
+//! reactions and comments.
+//!
+//! A message that can collect such add-ons carries a random 32-byte
+//! `messageContextInfo.messageSecret`. Everyone who received it derives, for one add-on,
+//! an AES-256-GCM key with HKDF-SHA256 (empty salt) over that secret, info = target id ‖
+//! target creator ‖ add-on sender ‖ use-case label, and encrypts the add-on's protobuf
+//! with additional data target id ‖ NUL ‖ add-on sender.
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use prost::Message as _;
 use rand_core::CryptoRngCore;
 use sha2::{Digest, Sha256};
 use wa_binary::Jid;
-use wa_proto::e2e::{Message, PollEncValue, PollUpdateMessage, PollVoteMessage};
+use wa_proto::e2e::{
+    EncEventResponseMessage, EventResponseMessage, Message, PollEncValue, PollUpdateMessage,
+    PollVoteMessage, event_response_message::EventResponseType,
+};
 use wa_types::MessageKey;
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::content::key_to_proto;
 
-/// The use-case label mixed into the key derivation for poll votes.
-const POLL_VOTE_LABEL: &[u8] = b"Poll Vote";
-/// AES-GCM nonce length used for encrypted poll votes.
+/// AES-GCM nonce length of an encrypted add-on.
 const IV_LEN: usize = 12;
 /// AES-GCM tag length.
 const TAG_LEN: usize = 16;
 
-/// Who and what a poll vote is about; both the voter and every reader derive the same key
-/// from it.
+/// What an add-on encrypted with a message secret is; each has its own label in the key
+/// derivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SecretUse {
+    /// A vote on a poll (`pollUpdateMessage`).
+    PollVote,
+    /// A response to an event (`encEventResponseMessage`).
+    EventResponse,
+    /// A reaction encrypted for its target's readers (`encReactionMessage`).
+    Reaction,
+    /// A comment on a message (`encCommentMessage`).
+    Comment,
+}
+
+impl SecretUse {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::PollVote => b"Poll Vote",
+            Self::EventResponse => b"Event Response",
+            Self::Reaction => b"Enc Reaction",
+            Self::Comment => b"Enc Comment",
+        }
+    }
+}
+
+/// Who and what an add-on is about; the add-on's sender and every reader derive the same
+/// key from it.
 #[derive(Clone, Copy, Debug)]
-pub struct PollVoteContext<'a> {
-    /// The id of the poll creation message.
-    pub poll_message_id: &'a str,
-    /// The account that created the poll (device part ignored).
-    pub poll_creator: &'a Jid,
-    /// The account casting the vote (device part ignored).
-    pub voter: &'a Jid,
-    /// The poll's 32-byte message secret (`messageContextInfo.messageSecret` of the poll).
+pub struct SecretContext<'a> {
+    /// The id of the message the add-on belongs to (the poll, the event, ...).
+    pub message_id: &'a str,
+    /// The account that sent that message (device part ignored).
+    pub creator: &'a Jid,
+    /// The account sending the add-on: the voter, the responder, ... (device part
+    /// ignored).
+    pub modifier: &'a Jid,
+    /// That message's 32-byte secret (its `messageContextInfo.messageSecret`).
     pub message_secret: &'a [u8],
 }
 
-impl PollVoteContext<'_> {
-    /// The AES-256-GCM key and additional data for this vote: HKDF-SHA256 with an empty salt
-    /// over the message secret, info = poll id ‖ creator ‖ voter ‖ `"Poll Vote"`; AAD =
-    /// poll id ‖ NUL ‖ voter.
-    fn key_and_aad(&self) -> Result<(zeroize::Zeroizing<Vec<u8>>, Vec<u8>), Error> {
-        let creator = self.poll_creator.to_non_ad().to_string();
-        let voter = self.voter.to_non_ad().to_string();
+impl SecretContext<'_> {
+    /// The AES-256-GCM key and additional data for one add-on of kind `usage`.
+    fn key_and_aad(&self, usage: SecretUse) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), Error> {
+        let creator = self.creator.to_non_ad().to_string();
+        let modifier = self.modifier.to_non_ad().to_string();
+        let label = usage.label();
         let mut info = Vec::with_capacity(
-            self.poll_message_id.len() + creator.len() + voter.len() + POLL_VOTE_LABEL.len(),
+            self.message_id.len() + creator.len() + modifier.len() + label.len(),
         );
-        info.extend_from_slice(self.poll_message_id.as_bytes());
+        info.extend_from_slice(self.message_id.as_bytes());
         info.extend_from_slice(creator.as_bytes());
-        info.extend_from_slice(voter.as_bytes());
-        info.extend_from_slice(POLL_VOTE_LABEL);
+        info.extend_from_slice(modifier.as_bytes());
+        info.extend_from_slice(label);
         let key = wa_crypto::hkdf_sha256(self.message_secret, None, &info, 32)
-            .map_err(|_| Error::MalformedPollVote("key derivation failed"))?;
-        let mut aad = Vec::with_capacity(self.poll_message_id.len() + 1 + voter.len());
-        aad.extend_from_slice(self.poll_message_id.as_bytes());
+            .map_err(|_| Error::MalformedSecretPayload("key derivation failed"))?;
+        let mut aad = Vec::with_capacity(self.message_id.len() + 1 + modifier.len());
+        aad.extend_from_slice(self.message_id.as_bytes());
         aad.push(0);
-        aad.extend_from_slice(voter.as_bytes());
+        aad.extend_from_slice(modifier.as_bytes());
         Ok((key, aad))
+    }
+
+    /// Encrypts `plaintext` as an add-on of kind `usage`, with a fresh random iv; returns
+    /// the ciphertext (with its tag) and the iv.
+    pub fn encrypt(
+        &self,
+        usage: SecretUse,
+        plaintext: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Vec<u8>, [u8; IV_LEN]), Error> {
+        let (key, aad) = self.key_and_aad(usage)?;
+        let cipher = Aes256Gcm::new_from_slice(&key)
+            .map_err(|_| Error::MalformedSecretPayload("key length"))?;
+        let mut iv = [0u8; IV_LEN];
+        rng.fill_bytes(&mut iv);
+        let ciphertext = cipher
+            .encrypt(
+                Nonce::from_slice(&iv),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::MalformedSecretPayload("encryption failed"))?;
+        Ok((ciphertext, iv))
+    }
+
+    /// Decrypts and authenticates an add-on of kind `usage` (`payload` with its tag).
+    ///
+    /// # Errors
+    /// [`Error::MalformedSecretPayload`] for a missing or misshapen payload or iv,
+    /// [`Error::SecretPayloadAuth`] when it does not authenticate under this context.
+    pub fn decrypt(
+        &self,
+        usage: SecretUse,
+        payload: Option<&[u8]>,
+        iv: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let payload = payload.ok_or(Error::MalformedSecretPayload("missing encPayload"))?;
+        let iv = iv.ok_or(Error::MalformedSecretPayload("missing encIv"))?;
+        if iv.len() != IV_LEN {
+            return Err(Error::MalformedSecretPayload("encIv is not 12 bytes"));
+        }
+        if payload.len() < TAG_LEN {
+            return Err(Error::MalformedSecretPayload(
+                "encPayload shorter than its tag",
+            ));
+        }
+        let (key, aad) = self.key_and_aad(usage)?;
+        let cipher = Aes256Gcm::new_from_slice(&key)
+            .map_err(|_| Error::MalformedSecretPayload("key length"))?;
+        cipher
+            .decrypt(
+                Nonce::from_slice(iv),
+                Payload {
+                    msg: payload,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| Error::SecretPayloadAuth)
     }
 }
 
@@ -60,28 +158,14 @@ pub fn poll_option_hash(option_name: &str) -> [u8; 32] {
     Sha256::digest(option_name.as_bytes()).into()
 }
 
-/// Encrypts a vote (the hashes of the selected options) for the poll in `ctx`, with a fresh
-/// random 12-byte iv.
+/// Encrypts a vote (the hashes of the selected options) for the poll in `ctx` (the poll's
+/// id, creator and secret; the voter as modifier), with a fresh random 12-byte iv.
 pub fn encrypt_poll_vote(
-    ctx: &PollVoteContext<'_>,
+    ctx: &SecretContext<'_>,
     vote: &PollVoteMessage,
     rng: &mut impl CryptoRngCore,
 ) -> Result<PollEncValue, Error> {
-    let (key, aad) = ctx.key_and_aad()?;
-    let cipher =
-        Aes256Gcm::new_from_slice(&key).map_err(|_| Error::MalformedPollVote("key length"))?;
-    let mut iv = [0u8; IV_LEN];
-    rng.fill_bytes(&mut iv);
-    let plaintext = vote.encode_to_vec();
-    let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&iv),
-            Payload {
-                msg: &plaintext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| Error::MalformedPollVote("encryption failed"))?;
+    let (ciphertext, iv) = ctx.encrypt(SecretUse::PollVote, &vote.encode_to_vec(), rng)?;
     Ok(PollEncValue {
         enc_payload: Some(ciphertext),
         enc_iv: Some(iv.to_vec()),
@@ -92,37 +176,14 @@ pub fn encrypt_poll_vote(
 /// Decrypts and authenticates an encrypted vote (`pollUpdateMessage.vote`) for the poll in
 /// `ctx`, returning the selected options' hashes.
 pub fn decrypt_poll_vote(
-    ctx: &PollVoteContext<'_>,
+    ctx: &SecretContext<'_>,
     enc: &PollEncValue,
 ) -> Result<PollVoteMessage, Error> {
-    let payload = enc
-        .enc_payload
-        .as_deref()
-        .ok_or(Error::MalformedPollVote("missing encPayload"))?;
-    let iv = enc
-        .enc_iv
-        .as_deref()
-        .ok_or(Error::MalformedPollVote("missing encIv"))?;
-    if iv.len() != IV_LEN {
-        return Err(Error::MalformedPollVote("encIv is not 12 bytes"));
-    }
-    if payload.len() < TAG_LEN {
-        return Err(Error::MalformedPollVote("encPayload shorter than its tag"));
-    }
-    let (key, aad) = ctx.key_and_aad()?;
-    let cipher =
-        Aes256Gcm::new_from_slice(&key).map_err(|_| Error::MalformedPollVote("key length"))?;
-    let plaintext = zeroize::Zeroizing::new(
-        cipher
-            .decrypt(
-                Nonce::from_slice(iv),
-                Payload {
-                    msg: payload,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| Error::PollVoteAuth)?,
-    );
+    let plaintext = ctx.decrypt(
+        SecretUse::PollVote,
+        enc.enc_payload.as_deref(),
+        enc.enc_iv.as_deref(),
+    )?;
     Ok(PollVoteMessage::decode(plaintext.as_slice())?)
 }
 
@@ -130,7 +191,7 @@ pub fn decrypt_poll_vote(
 /// `selected_options` encrypted for `ctx`, stamped `sender_timestamp_ms`.
 pub fn poll_vote_message<S: AsRef<str>>(
     poll_key: &MessageKey,
-    ctx: &PollVoteContext<'_>,
+    ctx: &SecretContext<'_>,
     selected_options: &[S],
     sender_timestamp_ms: i64,
     rng: &mut impl CryptoRngCore,
@@ -152,4 +213,47 @@ pub fn poll_vote_message<S: AsRef<str>>(
         }),
         ..Default::default()
     })
+}
+
+/// A complete event response (`encEventResponseMessage`, Baileys' and WhatsApp's answer to
+/// an event invitation) pointing at `event_key`, encrypted for `ctx` (the event's id,
+/// creator and secret; the responder as modifier). `extra_guests` is how many people come
+/// along, where the event allows guests.
+pub fn event_response_message(
+    event_key: &MessageKey,
+    ctx: &SecretContext<'_>,
+    response: EventResponseType,
+    extra_guests: Option<u32>,
+    timestamp_ms: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Message, Error> {
+    let plain = EventResponseMessage {
+        response: Some(response as i32),
+        timestamp_ms: Some(timestamp_ms),
+        extra_guest_count: extra_guests.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        ..Default::default()
+    };
+    let (ciphertext, iv) = ctx.encrypt(SecretUse::EventResponse, &plain.encode_to_vec(), rng)?;
+    Ok(Message {
+        enc_event_response_message: Some(EncEventResponseMessage {
+            event_creation_message_key: Some(key_to_proto(event_key)),
+            enc_payload: Some(ciphertext),
+            enc_iv: Some(iv.to_vec()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Decrypts an `encEventResponseMessage` for the event in `ctx`.
+pub fn decrypt_event_response(
+    ctx: &SecretContext<'_>,
+    enc: &EncEventResponseMessage,
+) -> Result<EventResponseMessage, Error> {
+    let plaintext = ctx.decrypt(
+        SecretUse::EventResponse,
+        enc.enc_payload.as_deref(),
+        enc.enc_iv.as_deref(),
+    )?;
+    Ok(EventResponseMessage::decode(plaintext.as_slice())?)
 }

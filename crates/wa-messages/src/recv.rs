@@ -346,6 +346,14 @@ async fn decrypt_and_commit(
             shown.chat = d;
         }
         let report = report_of(&shown, m.clone());
+        crate::addon::stage_secret(
+            &mut extra,
+            &report.key.remote_jid,
+            &info.id,
+            &info.sender,
+            m,
+            now as i64,
+        );
         let key = crate::inbox::stage(&inner.inbox, &mut extra, &report, now as i64);
         Box::new((report, key))
     });

@@ -153,6 +153,7 @@ impl Messenger {
             &sent_record(&key, &message, now),
             now as i64,
         );
+        crate::addon::stage_secret(&mut extra, &chat, id, &me.pn, &message, now as i64);
         let (participants, any_pkmsg) =
             encrypt_pairwise(inner, &creds, &me, &mut targets, &chat, &message, extra).await?;
         if participants.is_empty() {

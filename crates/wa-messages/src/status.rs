@@ -225,6 +225,7 @@ async fn relay_status(
             &sent_record(&key, &message, now),
             now as i64,
         );
+        crate::addon::stage_secret(&mut extra, &status, id, &me.pn, &message, now as i64);
         if rotate {
             extra.forget_sender_key_memory(&status_s);
         }

@@ -10,7 +10,7 @@ use rand_core::OsRng;
 use tokio::sync::broadcast;
 use wa_binary::{Jid, Server};
 use wa_messages::{
-    MessageContent, MessengerConfig, Poll, PollVoteContext, Quote, ReceiptType, decrypt_poll_vote,
+    MessageContent, MessengerConfig, Poll, Quote, ReceiptType, SecretContext, decrypt_poll_vote,
     poll_option_hash, poll_vote_message,
 };
 use wa_sim::{Fault, Sim, SimConfig};
@@ -224,10 +224,10 @@ async fn conversation_between_two_accounts_reaches_every_device() {
         p.message.poll_creation_message.is_some() || p.message.poll_creation_message_v3.is_some()
     );
     let poll_key = MessageKey::new(b.clone(), false, poll.id.clone());
-    let ctx = PollVoteContext {
-        poll_message_id: &poll.id,
-        poll_creator: &b,
-        voter: &a,
+    let ctx = SecretContext {
+        message_id: &poll.id,
+        creator: &b,
+        modifier: &a,
         message_secret: &secret,
     };
     let vote = poll_vote_message(&poll_key, &ctx, &["sushi"], now_ms(), &mut OsRng).unwrap();
@@ -263,10 +263,10 @@ async fn conversation_between_two_accounts_reaches_every_device() {
         .as_ref()
         .and_then(|c| c.message_secret.clone())
         .expect("poll secret");
-    let ctx2 = PollVoteContext {
-        poll_message_id: &poll2.id,
-        poll_creator: &a,
-        voter: &b,
+    let ctx2 = SecretContext {
+        message_id: &poll2.id,
+        creator: &a,
+        modifier: &b,
         message_secret: &secret2,
     };
     let vote2 = poll_vote_message(

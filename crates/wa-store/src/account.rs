@@ -335,6 +335,23 @@ pub trait InboxStore {
     fn inbox(&self) -> impl Future<Output = Result<Vec<(String, Result<Bytes>)>>> + Send;
 }
 
+/// Message secrets (see [`Batch::put_message_secret`](crate::Batch::put_message_secret),
+/// which writes them).
+pub trait MessageSecretStore {
+    /// The secret of the message `id` that `creator` (a user JID) sent in `chat`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`](crate::Error::Corrupt) when the stored secret is not 32 bytes.
+    fn get_message_secret(
+        &self,
+        chat: &str,
+        id: &str,
+        creator: &str,
+    ) -> impl Future<Output = Result<Option<zeroize::Zeroizing<[u8; 32]>>>> + Send;
+    /// Forgets every secret stored before `before` (unix seconds).
+    fn prune_message_secrets(&self, before: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
 /// Contacts and push names.
 pub trait ContactStore {
     /// A contact by JID.
@@ -582,6 +599,30 @@ impl InboxStore for AccountStore {
                 (k, v)
             })
             .collect())
+    }
+}
+
+impl MessageSecretStore for AccountStore {
+    async fn get_message_secret(
+        &self,
+        chat: &str,
+        id: &str,
+        creator: &str,
+    ) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>> {
+        let key = crate::batch::processed_key(id, creator);
+        let Some(bytes) = self.get_item(Role::MessageSecret, chat, &key).await? else {
+            return Ok(None);
+        };
+        let secret = <[u8; 32]>::try_from(bytes.as_ref()).map_err(|_| Error::Corrupt {
+            role: Role::MessageSecret,
+            scope: chat.to_owned(),
+            key,
+            reason: format!("a message secret of {} bytes, not 32", bytes.len()),
+        })?;
+        Ok(Some(zeroize::Zeroizing::new(secret)))
+    }
+    async fn prune_message_secrets(&self, before: i64) -> Result<()> {
+        self.one(|b| b.prune_message_secrets(before)).await
     }
 }
 

@@ -93,11 +93,15 @@ pub enum Role {
     /// events, so a process that stops in between reports them on its next start; key =
     /// a sequence in processing order.
     Inbox,
+    /// The 32-byte secrets of messages that carry one (`messageContextInfo.messageSecret`),
+    /// which poll votes, event responses and encrypted reactions and comments on them are
+    /// encrypted with; scope = chat, key = message id and the creator's user JID.
+    MessageSecret,
 }
 
 impl Role {
     /// Every role, in code order.
-    pub const ALL: [Role; 15] = [
+    pub const ALL: [Role; 16] = [
         Role::Creds,
         Role::Session,
         Role::Identity,
@@ -113,6 +117,7 @@ impl Role {
         Role::ProcessedMessage,
         Role::PrivacyToken,
         Role::Inbox,
+        Role::MessageSecret,
     ];
 
     /// The stable numeric code stored in databases.
@@ -133,6 +138,7 @@ impl Role {
             Role::ProcessedMessage => 13,
             Role::PrivacyToken => 14,
             Role::Inbox => 15,
+            Role::MessageSecret => 16,
         }
     }
 

@@ -336,6 +336,30 @@ impl Batch {
         self.delete(Role::Inbox, NO_SCOPE, key)
     }
 
+    /// Stores the message secret of the message `id` that `creator` (a user JID, no
+    /// device) sent in `chat`; `at` is the time in unix seconds, used by
+    /// [`Batch::prune_message_secrets`].
+    pub fn put_message_secret(
+        &mut self,
+        chat: &str,
+        id: &str,
+        creator: &str,
+        secret: &[u8; 32],
+        at: i64,
+    ) -> &mut Self {
+        let key = processed_key(id, creator);
+        self.put(Role::MessageSecret, chat, &key, secret, at)
+    }
+
+    /// Forgets every message secret stored before `before` (unix seconds).
+    pub fn prune_message_secrets(&mut self, before: i64) -> &mut Self {
+        self.ops.push(Op::DeleteBefore {
+            role: Role::MessageSecret,
+            before,
+        });
+        self
+    }
+
     /// Forgets every inbox entry stored before `before` (unix seconds).
     pub fn prune_inbox(&mut self, before: i64) -> &mut Self {
         self.ops.push(Op::DeleteBefore {

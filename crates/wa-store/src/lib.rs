@@ -16,8 +16,8 @@ pub mod testing;
 
 pub use account::{
     AccountStore, AppStateStore, ContactStore, CredsStore, IdentityStore, InboxStore,
-    LidMappingStore, PreKeyStore, PrivacyTokenStore, ProcessedMessageStore, SenderKeyMemoryStore,
-    SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
+    LidMappingStore, MessageSecretStore, PreKeyStore, PrivacyTokenStore, ProcessedMessageStore,
+    SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 pub use backend::{AccountId, Backend, BoxFuture, MAX_KEY_LEN, Op, Role, open, seal};
 pub use batch::Batch;

@@ -20,9 +20,9 @@ use rand_core::{OsRng, RngCore};
 
 use crate::{
     AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ContactStore, CredsStore,
-    Error, IdentityStore, InboxStore, LidMappingStore, Op, PreKeyStore, PrivacyToken,
-    PrivacyTokenStore, ProcessedMessageStore, Role, SenderKeyMemoryStore, SenderKeyStore,
-    SentMessageStore, SessionStore, SignedPreKeyStore,
+    Error, IdentityStore, InboxStore, LidMappingStore, MessageSecretStore, Op, PreKeyStore,
+    PrivacyToken, PrivacyTokenStore, ProcessedMessageStore, Role, SenderKeyMemoryStore,
+    SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 
 /// A fresh account id no other test uses.
@@ -391,6 +391,68 @@ pub async fn privacy_tokens(backend: Arc<dyn Backend>) {
         s.get_privacy_token(lid).await.unwrap().as_ref(),
         Some(&both)
     );
+}
+
+/// Message secrets: found by chat, id and creator only, pruned by time, and a stored
+/// value of the wrong length is a typed error.
+pub async fn message_secrets(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let (chat, creator) = ("15550002@s.whatsapp.net", "15550002@s.whatsapp.net");
+    assert!(
+        s.get_message_secret(chat, "P1", creator)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut batch = Batch::new();
+    batch
+        .put_message_secret(chat, "P1", creator, &[1; 32], 1_000)
+        .put_message_secret(chat, "P2", creator, &[2; 32], 3_000)
+        .put_message_secret("g@g.us", "P1", "1@lid", &[3; 32], 3_000);
+    s.commit(batch).await.unwrap();
+    let get = |chat: &'static str, id: &'static str, creator: &'static str| {
+        let s = s.clone();
+        async move {
+            s.get_message_secret(chat, id, creator)
+                .await
+                .unwrap()
+                .map(|k| *k)
+        }
+    };
+    assert_eq!(get(chat, "P1", creator).await, Some([1; 32]));
+    assert_eq!(get(chat, "P2", creator).await, Some([2; 32]));
+    assert_eq!(get("g@g.us", "P1", "1@lid").await, Some([3; 32]));
+    assert_eq!(get(chat, "P1", "1@lid").await, None);
+    assert_eq!(get("g@g.us", "P1", creator).await, None);
+    assert_eq!(get(chat, "P", creator).await, None);
+    s.prune_message_secrets(2_000).await.unwrap();
+    assert_eq!(get(chat, "P1", creator).await, None);
+    assert_eq!(get(chat, "P2", creator).await, Some([2; 32]));
+    backend
+        .commit(
+            s.account(),
+            vec![Op::Put {
+                role: Role::MessageSecret,
+                scope: chat.into(),
+                key: format!("P3 {creator}"),
+                value: crate::seal(&[4; 31]),
+                at: 4_000,
+            }],
+        )
+        .await
+        .unwrap();
+    let err = s.get_message_secret(chat, "P3", creator).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Corrupt {
+                role: Role::MessageSecret,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(get(chat, "P2", creator).await, Some([2; 32]));
 }
 
 /// Inbox entries: listed in key order, deleted one by one, pruned by time, and a damaged
@@ -954,7 +1016,7 @@ macro_rules! backend_conformance_tests {
         $crate::backend_conformance_tests!(@each $make;
             creds_round_trip, sessions, identities, pre_keys, signed_pre_keys, sender_keys,
             sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
-            privacy_tokens, inbox, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
+            privacy_tokens, inbox, message_secrets, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries, get_many_matches_single_reads,
             ops_apply_in_order,

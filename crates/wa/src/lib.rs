@@ -30,7 +30,7 @@ pub use wa_media::{
 pub use wa_messages::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location,
     MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent, Messenger, MessengerConfig, Poll, Quote,
-    ScheduledEvent, generate_message_id,
+    ScheduledEvent, generate_message_id, poll_option_hash,
 };
 pub use wa_newsletter::{
     MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,
@@ -38,6 +38,8 @@ pub use wa_newsletter::{
 };
 /// The protobuf types (the end-to-end `Message` and the rest).
 pub use wa_proto as proto;
+/// An answer to an event ([`Messenger::respond_to_event`]).
+pub use wa_proto::e2e::event_response_message::EventResponseType;
 pub use wa_socket::{Backoff, Browser, Filter, Socket, SocketConfig};
 pub use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
 #[cfg(feature = "postgres")]

@@ -1,0 +1,351 @@
+//! Add-ons on stored message secrets: every message with a `messageSecret` that this
+//! device sends or receives has its secret committed with it, so votes on polls and
+//! responses to events can be built and opened later without the caller keeping the
+//! original message (whatsmeow's message-secret store).
+
+use rand_core::OsRng;
+use wa_binary::Jid;
+use wa_proto::common;
+use wa_proto::e2e::{
+    EventResponseMessage, Message, PollVoteMessage, ReactionMessage,
+    event_response_message::EventResponseType,
+};
+use wa_store::{Batch, MessageSecretStore as _};
+use wa_types::{MessageKey, WaMessage};
+use zeroize::Zeroizing;
+
+use crate::messenger::{Inner, Me, Messenger, unix_now};
+use crate::{
+    Error, SecretContext, SecretUse, event_response_message, generate_message_id, poll_vote_message,
+};
+
+/// Stages the secret `message` carries (if any) for the message `id` that `creator` sent
+/// in `chat`.
+pub(crate) fn stage_secret(
+    batch: &mut Batch,
+    chat: &Jid,
+    id: &str,
+    creator: &Jid,
+    message: &Message,
+    at: i64,
+) {
+    let secret = message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.as_deref())
+        .and_then(|s| <[u8; 32]>::try_from(s).ok());
+    if let Some(secret) = secret {
+        let secret = Zeroizing::new(secret);
+        batch.put_message_secret(
+            &chat.to_non_ad().to_string(),
+            id,
+            &creator.to_non_ad().to_string(),
+            &secret,
+            at,
+        );
+    }
+}
+
+/// Who sent the message `target` names, as seen by the sender of an add-on in `chat`
+/// (`modifier`): the add-on's sender itself when the key says `fromMe`, else the other
+/// party of a one-to-one chat, else the key's participant.
+fn target_creator(chat: &Jid, modifier: &Jid, target: &common::MessageKey) -> Result<Jid, Error> {
+    if target.from_me == Some(true) {
+        return Ok(modifier.to_non_ad());
+    }
+    let named = if chat.is_group() || chat.is_broadcast() {
+        target.participant.as_deref()
+    } else {
+        target.remote_jid.as_deref()
+    };
+    named
+        .and_then(|s| s.parse::<Jid>().ok())
+        .map(|j| j.to_non_ad())
+        .ok_or(Error::Malformed(
+            "add-on key without the creator of its message",
+        ))
+}
+
+/// The user-level forms of `jid`: itself, then its phone number or LID when known.
+async fn forms(inner: &Inner, me: &Me, jid: &Jid) -> Vec<Jid> {
+    let own = jid.to_non_ad();
+    let mut out = vec![own.clone()];
+    if me.is_me_user(&own) {
+        for j in std::iter::once(&me.pn).chain(me.lid.as_ref()) {
+            let j = j.to_non_ad();
+            if !out.contains(&j) {
+                out.push(j);
+            }
+        }
+    } else if let Some(alt) = crate::recv::alternate_from_store(inner, &own).await {
+        out.push(alt.to_non_ad());
+    }
+    out
+}
+
+/// The stored secret of message `id` by `creator` in `chat`, trying the phone-number
+/// and LID forms of both; returns the creator in the form it was stored under.
+async fn find_secret(
+    inner: &Inner,
+    me: &Me,
+    chat: &Jid,
+    id: &str,
+    creator: &Jid,
+) -> Result<(Jid, Zeroizing<[u8; 32]>), Error> {
+    let chats = if chat.is_group() || chat.is_broadcast() {
+        vec![chat.to_non_ad()]
+    } else {
+        forms(inner, me, chat).await
+    };
+    let creators = forms(inner, me, creator).await;
+    let store = inner.socket.store();
+    for c in &chats {
+        let c = c.to_string();
+        for who in &creators {
+            if let Some(secret) = store.get_message_secret(&c, id, &who.to_string()).await? {
+                return Ok((who.clone(), secret));
+            }
+        }
+    }
+    Err(Error::NoMessageSecret(id.to_owned()))
+}
+
+impl Messenger {
+    /// Opens an add-on `addon` carries for the message `target`: finds that message's
+    /// secret and tries the creator's and the sender's phone-number and LID forms (clients
+    /// differ in which they derive the key with).
+    async fn open_addon(
+        &self,
+        addon: &WaMessage,
+        target: Option<&common::MessageKey>,
+        usage: SecretUse,
+        payload: Option<&[u8]>,
+        iv: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let inner = &self.inner;
+        let target = target.ok_or(Error::Malformed("add-on without the key of its message"))?;
+        let id = target
+            .id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .ok_or(Error::Malformed("add-on key without an id"))?;
+        let creds = inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let chat = &addon.key.remote_jid;
+        let creator = target_creator(chat, &addon.sender, target)?;
+        let (stored, secret) = find_secret(inner, &me, chat, id, &creator).await?;
+        let creators = forms(inner, &me, &stored).await;
+        let mut modifiers = forms(inner, &me, &addon.sender).await;
+        if let Some(alt) = addon.sender_alt.as_ref().map(Jid::to_non_ad)
+            && !modifiers.contains(&alt)
+        {
+            modifiers.push(alt);
+        }
+        for creator in &creators {
+            for modifier in &modifiers {
+                let ctx = SecretContext {
+                    message_id: id,
+                    creator,
+                    modifier,
+                    message_secret: secret.as_slice(),
+                };
+                match ctx.decrypt(usage, payload, iv) {
+                    Err(Error::SecretPayloadAuth) => continue,
+                    r => return r,
+                }
+            }
+        }
+        Err(Error::SecretPayloadAuth)
+    }
+
+    /// Decrypts the vote `vote` carries (a received or sent `pollUpdateMessage`) with the
+    /// poll's stored secret: the hashes of the selected options (match them with
+    /// [`poll_option_hash`](crate::poll_option_hash)). An empty selection withdraws the
+    /// voter's earlier vote.
+    ///
+    /// # Errors
+    /// [`Error::NotAnAddOn`] when it is no poll vote, [`Error::NoMessageSecret`] when
+    /// this device never saw the poll (or its secret was pruned, see
+    /// [`MessengerConfig::message_secret_ttl`](crate::MessengerConfig::message_secret_ttl)),
+    /// [`Error::SecretPayloadAuth`] when the vote does not authenticate.
+    pub async fn decrypt_poll_vote(&self, vote: &WaMessage) -> Result<PollVoteMessage, Error> {
+        let update = vote
+            .message
+            .poll_update_message
+            .as_ref()
+            .ok_or(Error::NotAnAddOn("a poll vote"))?;
+        let enc = update.vote.as_ref();
+        let plain = self
+            .open_addon(
+                vote,
+                update.poll_creation_message_key.as_ref(),
+                SecretUse::PollVote,
+                enc.and_then(|e| e.enc_payload.as_deref()),
+                enc.and_then(|e| e.enc_iv.as_deref()),
+            )
+            .await?;
+        Ok(prost::Message::decode(plain.as_slice())?)
+    }
+
+    /// Decrypts the response `response` carries (an `encEventResponseMessage`) with the
+    /// event's stored secret: going, not going or maybe, and the extra guests.
+    ///
+    /// # Errors
+    /// As [`Messenger::decrypt_poll_vote`], for event responses.
+    pub async fn decrypt_event_response(
+        &self,
+        response: &WaMessage,
+    ) -> Result<EventResponseMessage, Error> {
+        let enc = response
+            .message
+            .enc_event_response_message
+            .as_ref()
+            .ok_or(Error::NotAnAddOn("an event response"))?;
+        let plain = self
+            .open_addon(
+                response,
+                enc.event_creation_message_key.as_ref(),
+                SecretUse::EventResponse,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+        Ok(prost::Message::decode(plain.as_slice())?)
+    }
+
+    /// Decrypts an encrypted reaction (`encReactionMessage`, used where reactions are
+    /// only readable by those who received the message, e.g. on channel-like
+    /// announcements) with its target's stored secret.
+    ///
+    /// # Errors
+    /// As [`Messenger::decrypt_poll_vote`], for encrypted reactions.
+    pub async fn decrypt_reaction(&self, reaction: &WaMessage) -> Result<ReactionMessage, Error> {
+        let enc = reaction
+            .message
+            .enc_reaction_message
+            .as_ref()
+            .ok_or(Error::NotAnAddOn("an encrypted reaction"))?;
+        let plain = self
+            .open_addon(
+                reaction,
+                enc.target_message_key.as_ref(),
+                SecretUse::Reaction,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+        Ok(prost::Message::decode(plain.as_slice())?)
+    }
+
+    /// Decrypts a comment (`encCommentMessage`) on a message with its target's stored
+    /// secret; the comment is a whole `Message` (usually text).
+    ///
+    /// # Errors
+    /// As [`Messenger::decrypt_poll_vote`], for comments.
+    pub async fn decrypt_comment(&self, comment: &WaMessage) -> Result<Message, Error> {
+        let enc = comment
+            .message
+            .enc_comment_message
+            .as_ref()
+            .ok_or(Error::NotAnAddOn("a comment"))?;
+        let plain = self
+            .open_addon(
+                comment,
+                enc.target_message_key.as_ref(),
+                SecretUse::Comment,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+        Ok(prost::Message::decode(plain.as_slice())?)
+    }
+
+    /// The context for an add-on this device sends on the message `target` (as this
+    /// device knows its key): the stored secret, the creator in its stored form and our
+    /// own user in the same addressing (LID for a LID creator).
+    async fn own_addon_context(
+        &self,
+        target: &MessageKey,
+    ) -> Result<(Jid, Jid, Zeroizing<[u8; 32]>), Error> {
+        let inner = &self.inner;
+        let creds = inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let chat = &target.remote_jid;
+        let creator = target_creator(chat, &me.pn, &crate::key_to_proto(target))?;
+        let (creator, secret) = find_secret(inner, &me, chat, &target.id, &creator).await?;
+        let modifier = match &me.lid {
+            Some(lid) if creator.is_lid() => lid.to_non_ad(),
+            _ => me.pn.to_non_ad(),
+        };
+        Ok((creator, modifier, secret))
+    }
+
+    /// Votes on the poll `poll` (its key as this device knows it: from a received
+    /// message, or the key [`Messenger::send_message`] returned) for the options named
+    /// `selected` (none withdraws an earlier vote), with the poll's stored secret; sends
+    /// the vote to the poll's chat and returns its key.
+    ///
+    /// # Errors
+    /// [`Error::NoMessageSecret`] when this device never saw the poll, and as
+    /// [`Messenger::relay_message`].
+    pub async fn vote_poll<S: AsRef<str>>(
+        &self,
+        poll: &MessageKey,
+        selected: &[S],
+    ) -> Result<MessageKey, Error> {
+        let (creator, modifier, secret) = self.own_addon_context(poll).await?;
+        let ctx = SecretContext {
+            message_id: &poll.id,
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: secret.as_slice(),
+        };
+        let now_ms = unix_now_ms();
+        let message = poll_vote_message(poll, &ctx, selected, now_ms, &mut OsRng)?;
+        self.send_addon(&poll.remote_jid, message).await
+    }
+
+    /// Answers the event `event` (its key as this device knows it) with `response`
+    /// (going, not going, maybe) and how many `extra_guests` come along, encrypted with
+    /// the event's stored secret; sends it to the event's chat and returns its key.
+    ///
+    /// # Errors
+    /// As [`Messenger::vote_poll`].
+    pub async fn respond_to_event(
+        &self,
+        event: &MessageKey,
+        response: EventResponseType,
+        extra_guests: Option<u32>,
+    ) -> Result<MessageKey, Error> {
+        let (creator, modifier, secret) = self.own_addon_context(event).await?;
+        let ctx = SecretContext {
+            message_id: &event.id,
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: secret.as_slice(),
+        };
+        let message = event_response_message(
+            event,
+            &ctx,
+            response,
+            extra_guests,
+            unix_now_ms(),
+            &mut OsRng,
+        )?;
+        self.send_addon(&event.remote_jid, message).await
+    }
+
+    async fn send_addon(&self, chat: &Jid, message: Message) -> Result<MessageKey, Error> {
+        let creds = self.inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
+        self.relay_message(chat, message, &id).await
+    }
+}
+
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,228 @@
+//! Poll votes and event responses built and opened with the message secrets the
+//! messenger stores for every message it sends or receives: one to one (both ways, on
+//! every device of both accounts, across a restart) and in a group.
+
+mod common;
+
+use common::*;
+use wa_binary::Jid;
+use wa_messages::{Error, MessageContent, Poll, ScheduledEvent, poll_option_hash};
+use wa_proto::e2e::event_response_message::EventResponseType;
+use wa_sim::{Sim, SimConfig};
+use wa_testkit::next_upsert;
+use wa_types::MessageKey;
+
+const A: &str = "15550000011";
+const B: &str = "15550000012";
+
+fn lunch() -> MessageContent {
+    MessageContent::Poll(Poll {
+        name: "lunch?".into(),
+        options: vec!["pizza".into(), "sushi".into(), "salad".into()],
+        selectable_count: 2,
+        to_announcement_group: false,
+    })
+}
+
+fn party() -> MessageContent {
+    MessageContent::Event(ScheduledEvent {
+        name: "party".into(),
+        description: Some("bring snacks".into()),
+        start_time: 2_000_000_000,
+        end_time: None,
+        location: None,
+        join_link: None,
+        cancelled: false,
+        extra_guests_allowed: true,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_and_responses_open_with_stored_secrets_on_every_device() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    // A poll from b1; a1 votes on it by the key it received, without handling the secret.
+    let poll = b1.messenger.send_message(&a, lunch()).await.unwrap();
+    let seen = next_upsert(&mut a1.events, |m| m.key.id == poll.id).await;
+    next_upsert(&mut a2.events, |m| m.key.id == poll.id).await;
+    let vote = a1
+        .messenger
+        .vote_poll(&seen.key, &["sushi", "salad"])
+        .await
+        .unwrap();
+    let expected = vec![
+        poll_option_hash("sushi").to_vec(),
+        poll_option_hash("salad").to_vec(),
+    ];
+    // The poll's creator opens it, and so does A's other companion (its copy of the vote).
+    let got = next_upsert(&mut b1.events, |m| m.key.id == vote.id).await;
+    let opened = b1.messenger.decrypt_poll_vote(&got).await.unwrap();
+    assert_eq!(opened.selected_options, expected);
+    let copy = next_upsert(&mut a2.events, |m| m.key.id == vote.id).await;
+    assert!(copy.key.from_me);
+    assert_eq!(
+        a2.messenger
+            .decrypt_poll_vote(&copy)
+            .await
+            .unwrap()
+            .selected_options,
+        expected
+    );
+    // So does the voter, on its own report of what it sent.
+    let own = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
+    assert_eq!(
+        a1.messenger
+            .decrypt_poll_vote(&own)
+            .await
+            .unwrap()
+            .selected_options,
+        expected
+    );
+
+    // The creator votes on its own poll (the key says fromMe) and withdraws the vote.
+    let own_vote = b1.messenger.vote_poll(&poll, &["pizza"]).await.unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == own_vote.id).await;
+    assert_eq!(
+        a1.messenger
+            .decrypt_poll_vote(&got)
+            .await
+            .unwrap()
+            .selected_options,
+        vec![poll_option_hash("pizza").to_vec()]
+    );
+    let none: [&str; 0] = [];
+    let withdrawn = b1.messenger.vote_poll(&poll, &none).await.unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == withdrawn.id).await;
+    assert!(
+        a1.messenger
+            .decrypt_poll_vote(&got)
+            .await
+            .unwrap()
+            .selected_options
+            .is_empty()
+    );
+
+    // An event from a1; b1 answers it; the secret survives b1's restart.
+    let event = a1.messenger.send_message(&b, party()).await.unwrap();
+    let seen = next_upsert(&mut b1.events, |m| m.key.id == event.id).await;
+    let b1_jid = b1.jid.clone();
+    let b1_store = b1.store.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b1_jid)).await;
+    let b1 = restart(&sim, b1_store, b1_jid).await;
+    let answer = b1
+        .messenger
+        .respond_to_event(&seen.key, EventResponseType::Going, Some(2))
+        .await
+        .unwrap();
+    for c in [&mut a1, &mut a2] {
+        let got = next_upsert(&mut c.events, |m| m.key.id == answer.id).await;
+        assert_eq!(
+            got.message.enc_event_response_message.as_ref().map(|_| ()),
+            Some(())
+        );
+        let r = c.messenger.decrypt_event_response(&got).await.unwrap();
+        assert_eq!(r.response(), EventResponseType::Going);
+        assert_eq!(r.extra_guest_count, Some(2));
+        assert!(r.timestamp_ms.unwrap_or(0) > 0);
+    }
+
+    // What is not a vote, or belongs to a message never seen here, is a typed error.
+    assert!(matches!(
+        b1.messenger.decrypt_poll_vote(&seen).await,
+        Err(Error::NotAnAddOn(_))
+    ));
+    let unknown = MessageKey::new(a.clone(), false, "3EB0000000000000000000");
+    assert!(matches!(
+        b1.messenger.vote_poll(&unknown, &["x"]).await,
+        Err(Error::NoMessageSecret(id)) if id == unknown.id
+    ));
+    // A vote whose ciphertext was altered does not authenticate.
+    let mut forged = (*got_vote(&mut a1, &b1, &poll).await).clone();
+    let enc = forged
+        .message_mut()
+        .poll_update_message
+        .as_mut()
+        .and_then(|u| u.vote.as_mut())
+        .and_then(|v| v.enc_payload.as_mut())
+        .unwrap();
+    enc[0] ^= 1;
+    assert!(matches!(
+        a1.messenger.decrypt_poll_vote(&forged).await,
+        Err(Error::SecretPayloadAuth)
+    ));
+}
+
+/// b1 votes on its own poll once more and returns a1's report of the vote.
+async fn got_vote(a1: &mut Client, b1: &Client, poll: &MessageKey) -> Box<wa_types::WaMessage> {
+    let v = b1.messenger.vote_poll(poll, &["salad"]).await.unwrap();
+    Box::new(next_upsert(&mut a1.events, |m| m.key.id == v.id).await)
+}
+
+trait MessageMut {
+    fn message_mut(&mut self) -> &mut wa_proto::e2e::Message;
+}
+
+impl MessageMut for wa_types::WaMessage {
+    fn message_mut(&mut self) -> &mut wa_proto::e2e::Message {
+        std::sync::Arc::make_mut(&mut self.message)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_vote_and_respond() {
+    use wa_groups::{Groups, GroupsConfig};
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("ga1")).await;
+    let mut b1 = link(&sim, B, memory_store("gb1")).await;
+    a1.messenger = a1
+        .messenger
+        .with_groups(Groups::new(a1.socket.clone(), &GroupsConfig::default()));
+    b1.messenger = b1
+        .messenger
+        .with_groups(Groups::new(b1.socket.clone(), &GroupsConfig::default()));
+    let g = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+
+    let poll = a1.messenger.send_message(&g, lunch()).await.unwrap();
+    let event = a1.messenger.send_message(&g, party()).await.unwrap();
+    let seen_poll = next_upsert(&mut b1.events, |m| m.key.id == poll.id).await;
+    let seen_event = next_upsert(&mut b1.events, |m| m.key.id == event.id).await;
+    assert_eq!(seen_poll.key.participant, Some(Jid::pn(A)));
+
+    let vote = b1
+        .messenger
+        .vote_poll(&seen_poll.key, &["pizza"])
+        .await
+        .unwrap();
+    let answer = b1
+        .messenger
+        .respond_to_event(&seen_event.key, EventResponseType::Maybe, None)
+        .await
+        .unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
+    assert_eq!(got.key.remote_jid, g);
+    assert_eq!(
+        a1.messenger
+            .decrypt_poll_vote(&got)
+            .await
+            .unwrap()
+            .selected_options,
+        vec![poll_option_hash("pizza").to_vec()]
+    );
+    let got = next_upsert(&mut a1.events, |m| m.key.id == answer.id).await;
+    let r = a1.messenger.decrypt_event_response(&got).await.unwrap();
+    assert_eq!(r.response(), EventResponseType::Maybe);
+    assert_eq!(r.extra_guest_count, None);
+}
