@@ -2,10 +2,13 @@ use rand_core::CryptoRngCore;
 use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
-    ContactMessage, ContactsArrayMessage, ContextInfo, EventMessage, ExtendedTextMessage,
-    FutureProofMessage, LocationMessage, MemberLabel, Message, MessageContextInfo,
-    PinInChatMessage, PollCreationMessage, ProtocolMessage, ReactionMessage,
-    RequestPhoneNumberMessage, pin_in_chat_message, poll_creation_message, protocol_message,
+    AlbumMessage, ButtonsResponseMessage, ContactMessage, ContactsArrayMessage, ContextInfo,
+    EventMessage, ExtendedTextMessage, FutureProofMessage, GroupInviteMessage, ListResponseMessage,
+    LocationMessage, MemberLabel, Message, MessageAssociation, MessageContextInfo,
+    PinInChatMessage, PollCreationMessage, ProductMessage, ProtocolMessage, ReactionMessage,
+    RequestPhoneNumberMessage, TemplateButtonReplyMessage, buttons_response_message,
+    list_response_message, message_association, pin_in_chat_message, poll_creation_message,
+    product_message::ProductSnapshot, protocol_message,
 };
 use wa_types::MessageKey;
 
@@ -189,6 +192,65 @@ pub enum MessageContent {
         /// When it was set, in seconds since the Unix epoch.
         timestamp_secs: i64,
     },
+    /// An invitation to join a group by its invite code (`groupInviteMessage`; Baileys'
+    /// `groupInvite`), shown as a card with the group's name and picture.
+    GroupInvite {
+        /// The group.
+        group: Jid,
+        /// The invite code (`Groups::invite_code`, or an invite the group sent).
+        code: String,
+        /// When the invitation expires, in seconds since the Unix epoch (0: never).
+        expiration: i64,
+        /// The group's name, shown on the card.
+        group_name: String,
+        /// Text under the card.
+        caption: Option<String>,
+        /// A small JPEG of the group's picture.
+        jpeg_thumbnail: Option<Vec<u8>>,
+    },
+    /// The answer to a message with buttons: a tap on one of its buttons (Baileys'
+    /// `buttonReply`).
+    ButtonReply {
+        /// The button's id.
+        id: String,
+        /// The button's text.
+        display_text: String,
+        /// The button's position (template buttons only).
+        index: u32,
+        /// `true` answers a template message (`templateButtonReplyMessage`), `false` a
+        /// plain buttons message (`buttonsResponseMessage`).
+        template: bool,
+    },
+    /// The answer to a list message: the row picked (`listResponseMessage`, single
+    /// select; Baileys' `listReply`).
+    ListReply {
+        /// The list's title.
+        title: String,
+        /// The picked row's id.
+        row_id: String,
+        /// The row's description.
+        description: Option<String>,
+    },
+    /// The head of an album (`albumMessage`): how many images and videos follow. Each item
+    /// is then sent with [`MessageBuilder::album_parent`] naming this message's key.
+    Album {
+        /// Images in the album.
+        images: u32,
+        /// Videos in the album.
+        videos: u32,
+    },
+    /// A product from a business catalog (`productMessage`; Baileys' `product`). Its
+    /// image is an uploaded `imageMessage` (`wa-media`) in `product.product_image`.
+    Product {
+        /// The product as shown on the card.
+        product: Box<ProductSnapshot>,
+        /// The business selling it.
+        business_owner: Jid,
+        /// Text above the card.
+        body: Option<String>,
+        /// Text under the card.
+        footer: Option<String>,
+    },
     /// A message composed elsewhere, e.g. a media message `wa-media` prepared (uploaded,
     /// with its keys and hashes); the builder adds the quote, mentions, timer, view-once
     /// wrapper and message secret as for any other content (a secret it already has is
@@ -248,6 +310,7 @@ pub struct MessageBuilder {
     view_once: bool,
     message_secret: Option<[u8; 32]>,
     text_style: Option<(u32, Option<i32>)>,
+    album_parent: Option<MessageKey>,
 }
 
 impl MessageBuilder {
@@ -263,6 +326,7 @@ impl MessageBuilder {
             view_once: false,
             message_secret: None,
             text_style: None,
+            album_parent: None,
         }
     }
 
@@ -308,6 +372,15 @@ impl MessageBuilder {
     #[must_use]
     pub fn view_once(mut self) -> Self {
         self.view_once = true;
+        self
+    }
+
+    /// Send this (an image or video) as an item of the album whose head
+    /// ([`MessageContent::Album`]) has the key `album`
+    /// (`messageContextInfo.messageAssociation`, type `MEDIA_ALBUM`).
+    #[must_use]
+    pub fn album_parent(mut self, album: MessageKey) -> Self {
+        self.album_parent = Some(album);
         self
     }
 
@@ -389,6 +462,15 @@ impl MessageBuilder {
                 })),
                 ..Default::default()
             };
+        }
+        if let Some(album) = self.album_parent {
+            m.message_context_info
+                .get_or_insert_default()
+                .message_association = Some(MessageAssociation {
+                association_type: Some(message_association::AssociationType::MediaAlbum as i32),
+                parent_message_key: Some(key_to_proto(&album)),
+                ..Default::default()
+            });
         }
         let has_secret = m
             .message_context_info
@@ -626,6 +708,85 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
                 ..Default::default()
             }));
         }
+        MessageContent::GroupInvite {
+            group,
+            code,
+            expiration,
+            group_name,
+            caption,
+            jpeg_thumbnail,
+        } => {
+            m.group_invite_message = Some(Box::new(GroupInviteMessage {
+                group_jid: Some(group.to_string()),
+                invite_code: Some(code),
+                invite_expiration: Some(expiration),
+                group_name: Some(group_name),
+                jpeg_thumbnail,
+                caption,
+                ..Default::default()
+            }));
+        }
+        MessageContent::ButtonReply {
+            id,
+            display_text,
+            index,
+            template,
+        } => {
+            if template {
+                m.template_button_reply_message = Some(Box::new(TemplateButtonReplyMessage {
+                    selected_id: Some(id),
+                    selected_display_text: Some(display_text),
+                    selected_index: Some(index),
+                    ..Default::default()
+                }));
+            } else {
+                m.buttons_response_message = Some(Box::new(ButtonsResponseMessage {
+                    selected_button_id: Some(id),
+                    response: Some(buttons_response_message::Response::SelectedDisplayText(
+                        display_text,
+                    )),
+                    r#type: Some(buttons_response_message::Type::DisplayText as i32),
+                    ..Default::default()
+                }));
+            }
+        }
+        MessageContent::ListReply {
+            title,
+            row_id,
+            description,
+        } => {
+            m.list_response_message = Some(Box::new(ListResponseMessage {
+                title: Some(title),
+                list_type: Some(list_response_message::ListType::SingleSelect as i32),
+                single_select_reply: Some(list_response_message::SingleSelectReply {
+                    selected_row_id: Some(row_id),
+                    ..Default::default()
+                }),
+                description,
+                ..Default::default()
+            }));
+        }
+        MessageContent::Album { images, videos } => {
+            m.album_message = Some(Box::new(AlbumMessage {
+                expected_image_count: Some(images),
+                expected_video_count: Some(videos),
+                ..Default::default()
+            }));
+        }
+        MessageContent::Product {
+            product,
+            business_owner,
+            body,
+            footer,
+        } => {
+            m.product_message = Some(Box::new(ProductMessage {
+                product: Some(product),
+                business_owner_jid: Some(business_owner.to_string()),
+                body,
+                footer,
+                ..Default::default()
+            }));
+        }
         MessageContent::Forward {
             message,
             from_me,
@@ -737,6 +898,27 @@ fn context_slot(m: &mut Message) -> Option<&mut Option<Box<ContextInfo>>> {
         return Some(&mut x.context_info);
     }
     if let Some(x) = m.request_phone_number_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.group_invite_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.template_button_reply_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.buttons_response_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.list_response_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.album_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.product_message.as_deref_mut() {
+        return Some(&mut x.context_info);
+    }
+    if let Some(x) = m.ptv_message.as_deref_mut() {
         return Some(&mut x.context_info);
     }
     None
