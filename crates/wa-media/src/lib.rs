@@ -3,6 +3,7 @@
 mod cipher;
 mod error;
 mod keys;
+mod link;
 mod message;
 mod retry;
 mod retry_client;
@@ -16,6 +17,7 @@ pub use cipher::{
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
+pub use link::{LINK_THUMBNAIL_WIDTH, UrlInfo, extract_url, link_thumbnail};
 pub use message::{
     MediaKind, MediaOptions, PROFILE_PICTURE_SIDE, RawMedia, THUMBNAIL_WIDTH, channel_media,
     channel_media_message, downloadable, jpeg_thumbnail, media_message, profile_picture,

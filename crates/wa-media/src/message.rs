@@ -14,7 +14,7 @@ use crate::{Error, MediaType};
 /// Width of generated JPEG thumbnails, in pixels (as WhatsApp Web sends them).
 pub const THUMBNAIL_WIDTH: u32 = 32;
 /// Largest image decoded to make a thumbnail.
-const MAX_THUMBNAIL_SOURCE: usize = 64 << 20;
+pub(crate) const MAX_THUMBNAIL_SOURCE: usize = 64 << 20;
 
 /// What kind of media message to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +97,17 @@ pub struct MediaOptions {
 /// # Errors
 /// [`Error::InvalidMessage`] when the bytes are not a decodable image or too large.
 pub fn jpeg_thumbnail(image_bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), Error> {
+    jpeg_thumbnail_of_width(image_bytes, THUMBNAIL_WIDTH)
+}
+
+/// [`jpeg_thumbnail`] at `width` pixels.
+pub(crate) fn jpeg_thumbnail_of_width(
+    image_bytes: &[u8],
+    width: u32,
+) -> Result<(Vec<u8>, u32, u32), Error> {
     let img = decode_image(image_bytes)?;
     let (w, h) = (img.width(), img.height());
-    let thumb = img.thumbnail(
-        THUMBNAIL_WIDTH,
-        THUMBNAIL_WIDTH.saturating_mul(h.max(1)) / w.max(1),
-    );
+    let thumb = img.thumbnail(width, width.saturating_mul(h.max(1)) / w.max(1));
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 50)
         .encode_image(&thumb.to_rgb8())

@@ -232,7 +232,7 @@ pub struct Media {
 
 pub(crate) struct Inner {
     pub(crate) socket: Socket,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub(crate) config: MediaConfig,
     conn: Mutex<Option<(MediaConn, Instant)>>,
     /// Re-upload requests waiting for their `mediaretry` notification, by message id.

@@ -37,6 +37,18 @@ pub struct LinkPreview {
     pub jpeg_thumbnail: Option<Vec<u8>>,
 }
 
+impl From<wa_media::UrlInfo> for LinkPreview {
+    /// The preview fields of a fetched page ([`wa_media::Media::url_info`]).
+    fn from(info: wa_media::UrlInfo) -> Self {
+        Self {
+            matched_text: info.matched_text,
+            title: Some(info.title),
+            description: info.description,
+            jpeg_thumbnail: info.jpeg_thumbnail,
+        }
+    }
+}
+
 /// A point on the map.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Location {

@@ -198,3 +198,28 @@ fn product_card_names_its_business_and_takes_a_quote() {
         Some(32)
     );
 }
+
+#[test]
+fn a_fetched_page_becomes_the_text_preview() {
+    let mut info = wa_media::UrlInfo::default();
+    info.matched_text = "https://example.com/a".into();
+    info.title = "Example".into();
+    info.description = Some("about".into());
+    info.jpeg_thumbnail = Some(vec![0xFF, 0xD8, 1]);
+    let preview = wa_messages::LinkPreview::from(info);
+    let m = MessageBuilder::new(
+        Jid::pn("15550000002"),
+        MessageContent::Text {
+            text: "see https://example.com/a".into(),
+            link_preview: Some(preview),
+        },
+    )
+    .build(&mut OsRng)
+    .expect("builds");
+    let ext = m.extended_text_message.as_deref().expect("text");
+    assert_eq!(ext.matched_text.as_deref(), Some("https://example.com/a"));
+    assert_eq!(ext.title.as_deref(), Some("Example"));
+    assert_eq!(ext.description.as_deref(), Some("about"));
+    assert_eq!(ext.jpeg_thumbnail.as_deref(), Some(&[0xFF, 0xD8, 1][..]));
+    assert_eq!(ext.preview_type, Some(0));
+}

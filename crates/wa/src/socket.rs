@@ -1,5 +1,7 @@
 //! [`WaSocket`]: one connection with every layer wired.
 
+use std::time::Duration;
+
 use tokio::io::AsyncWrite;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
@@ -8,7 +10,7 @@ use wa_calls::{Calls, CallsConfig};
 use wa_chats::{AppState, AppStateConfig, Chats, ChatsConfig};
 use wa_groups::{Groups, GroupsConfig};
 use wa_media::{Media, MediaConfig, MediaKind, MediaOptions};
-use wa_messages::{MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
+use wa_messages::{LinkPreview, MessageBuilder, MessageContent, Messenger, MessengerConfig, Quote};
 use wa_newsletter::Newsletters;
 use wa_proto::e2e::Message;
 use wa_socket::{Socket, SocketConfig};
@@ -38,6 +40,11 @@ pub struct WaConfig {
     pub calls: CallsConfig,
     /// App-state sync (archive, pin, mute, labels, contacts, ...).
     pub app_state: AppStateConfig,
+    /// Fetch a link preview (title, description, thumbnail) for the first `https://` URL
+    /// of a text sent or replied without one, waiting at most this long; the text is
+    /// sent without a preview when the page gives none in time. `None` (the default)
+    /// never fetches, as Baileys without its optional `link-preview-js`.
+    pub link_previews: Option<Duration>,
 }
 
 impl WaConfig {
@@ -52,6 +59,7 @@ impl WaConfig {
             chats: ChatsConfig::default(),
             calls: CallsConfig::default(),
             app_state: AppStateConfig::default(),
+            link_previews: None,
         }
     }
 }
@@ -71,6 +79,7 @@ pub struct WaSocket {
     newsletters: Newsletters,
     business: Business,
     app_state: AppState,
+    link_previews: Option<Duration>,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -109,6 +118,7 @@ pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
         newsletters,
         business,
         app_state,
+        link_previews: config.link_previews,
     })
 }
 
@@ -181,6 +191,32 @@ impl WaSocket {
         self.socket.auth().await?.jid?.parse().ok()
     }
 
+    /// A text without a preview gets one for its first `https://` URL when
+    /// [`WaConfig::link_previews`] is set and the page gives one in time.
+    async fn with_link_preview(&self, content: MessageContent) -> MessageContent {
+        let Some(timeout) = self.link_previews else {
+            return content;
+        };
+        let MessageContent::Text {
+            text,
+            link_preview: None,
+        } = content
+        else {
+            return content;
+        };
+        let link_preview = match wa_media::extract_url(&text) {
+            Some(url) => match self.media.url_info(url, timeout).await {
+                Ok(info) => info.map(LinkPreview::from),
+                Err(e) => {
+                    tracing::debug!("no link preview for {url}: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        MessageContent::Text { text, link_preview }
+    }
+
     /// Sends `content` to a user or a group; returns the message's key once the server
     /// accepted it. To a channel (newsletter) JID it is posted through
     /// [`Newsletters::send`](wa_newsletter::Newsletters::send) instead, unencrypted, as
@@ -193,6 +229,7 @@ impl WaSocket {
         to: &Jid,
         content: MessageContent,
     ) -> Result<MessageKey, Error> {
+        let content = self.with_link_preview(content).await;
         if to.is_newsletter() {
             let built = MessageBuilder::new(to.clone(), content).build(&mut rand_core::OsRng)?;
             return self.relay(to, built).await;
@@ -273,6 +310,7 @@ impl WaSocket {
         let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
         let chat = message.key.remote_jid.clone();
         let quote = Quote::new(message.key.clone(), (*message.message).clone(), &me);
+        let content = self.with_link_preview(content).await;
         let built = MessageBuilder::new(chat.clone(), content)
             .quote(quote)
             .build(&mut rand_core::OsRng)?;

@@ -10,10 +10,16 @@ use wa_sim::Sim;
 /// A fully wired socket for `phone` (an account the sim already has), linked by QR and
 /// logged in.
 pub async fn linked(sim: &Sim, phone: &str) -> WaSocket {
+    linked_with(sim, phone, |_| ()).await
+}
+
+/// [`linked`], with `adjust` changing the configuration first.
+pub async fn linked_with(sim: &Sim, phone: &str, adjust: impl FnOnce(&mut WaConfig)) -> WaSocket {
     let mut config = WaConfig::new(wa::memory_store(phone).unwrap());
     config.socket.ws_url = sim.ws_url();
     config.socket.noise_root = sim.root_public_key();
     config.media.https = false;
+    adjust(&mut config);
     let sock = make_wa_socket(config).unwrap();
     let mut events = sock.events();
     tokio::time::timeout(Duration::from_secs(30), async {

@@ -1,0 +1,80 @@
+//! Link previews on sent text: with `WaConfig::link_previews` set, a page that gives no
+//! preview in time leaves the text to go out without one, promptly; a preview the
+//! caller gave is sent as given.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use wa::prelude::*;
+use wa::{Events, LinkPreview};
+use wa_sim::{Sim, SimConfig};
+
+const ME: &str = "15550000041";
+const FRIEND: &str = "15550000042";
+
+async fn received(events: &mut Events, id: &str) -> WaMessage {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(e) = events.next().await {
+            if let Event::MessagesUpsert(u) = e
+                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == id)
+            {
+                return m;
+            }
+        }
+        panic!("event stream ended")
+    })
+    .await
+    .expect("received in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_go_out_with_or_without_a_preview() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(ME).await;
+    sim.add_account(FRIEND).await;
+    let me = common::linked_with(&sim, ME, |c| {
+        c.link_previews = Some(Duration::from_millis(400));
+    })
+    .await;
+    let friend = common::linked(&sim, FRIEND).await;
+    let mut inbox = friend.events();
+
+    // The page cannot be reached: the text is sent anyway, without a preview.
+    let started = Instant::now();
+    let text = "look at https://preview.invalid/page now";
+    let key = me
+        .send_message(&Jid::pn(FRIEND), MessageContent::text(text))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let got = received(&mut inbox, &key.id).await;
+    let ext = got.message.extended_text_message.as_deref().expect("text");
+    assert_eq!(ext.text.as_deref(), Some(text));
+    assert_eq!(ext.matched_text, None);
+
+    // A preview given by the caller is sent as it is, not fetched again.
+    let given = LinkPreview {
+        matched_text: "https://preview.invalid/page".into(),
+        title: Some("Given title".into()),
+        description: Some("given".into()),
+        jpeg_thumbnail: None,
+    };
+    let key = me
+        .send_message(
+            &Jid::pn(FRIEND),
+            MessageContent::Text {
+                text: text.into(),
+                link_preview: Some(given),
+            },
+        )
+        .await
+        .unwrap();
+    let got = received(&mut inbox, &key.id).await;
+    let ext = got.message.extended_text_message.as_deref().expect("text");
+    assert_eq!(
+        ext.matched_text.as_deref(),
+        Some("https://preview.invalid/page")
+    );
+    assert_eq!(ext.title.as_deref(), Some("Given title"));
+}
