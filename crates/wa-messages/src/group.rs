@@ -66,6 +66,7 @@ pub(crate) async fn relay_group(
     group: &Jid,
     message: Message,
     id: &str,
+    options: &crate::RelayOptions,
 ) -> Result<MessageKey, Error> {
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
@@ -159,7 +160,7 @@ pub(crate) async fn relay_group(
         id,
         group,
     ));
-    let stanza = Node::builder("message")
+    let mut stanza = Node::builder("message")
         .attr("id", id.to_owned())
         .attr("to", group.clone())
         .attr("type", stanza::message_type(&message))
@@ -168,6 +169,7 @@ pub(crate) async fn relay_group(
         .attr("phash", stanza::participant_hash(&all))
         .children(children)
         .build();
+    options.apply(&mut stanza);
     let ack = send_and_wait(inner, &stanza, id).await?;
     if let Some(server) = stanza::str_attr(&ack, "phash") {
         // The server's member devices differ from ours: refresh what we know, so the next

@@ -42,5 +42,6 @@ pub use reporting::{
     REPORTING_TOKEN_LEN, REPORTING_TOKEN_VERSION, reporting_content, reporting_token,
     should_include_reporting_token,
 };
+pub use send::RelayOptions;
 pub use status::MAX_STATUS_RECIPIENTS;
 pub use wa_types::{MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};

@@ -17,6 +17,49 @@ use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_me
 /// one of our own devices does not name the chat).
 pub(crate) const SENT_SCOPE: &str = "";
 
+/// Extra content for the `<message>` stanza of a send
+/// ([`Messenger::relay_message_with`]): attributes (set after the library's own, so they
+/// may replace `type` or `edit`; never `id` or `to`) and child nodes (after the
+/// library's own).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RelayOptions {
+    /// Attributes to set.
+    pub attrs: Vec<(String, String)>,
+    /// Child nodes to append.
+    pub nodes: Vec<Node>,
+}
+
+impl RelayOptions {
+    /// Adds an attribute.
+    #[must_use]
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attrs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a child node.
+    #[must_use]
+    pub fn node(mut self, node: Node) -> Self {
+        self.nodes.push(node);
+        self
+    }
+
+    pub(crate) fn apply(&self, stanza: &mut Node) {
+        for (k, v) in &self.attrs {
+            if k != "id" && k != "to" {
+                stanza.attrs.insert(k.clone(), v.clone());
+            }
+        }
+        if !self.nodes.is_empty() {
+            match &mut stanza.content {
+                wa_binary::Content::Nodes(children) => children.extend(self.nodes.iter().cloned()),
+                content => *content = wa_binary::Content::Nodes(self.nodes.clone()),
+            }
+        }
+    }
+}
+
 /// One encryption target: a device and whether it gets the own-device wrapper.
 pub(crate) struct Target {
     /// The device as the stanza names it (`<to jid>`, key fetches).
@@ -92,6 +135,23 @@ impl Messenger {
         message: Message,
         id: &str,
     ) -> Result<MessageKey, Error> {
+        self.relay_message_with(to, message, id, &RelayOptions::default())
+            .await
+    }
+
+    /// [`Messenger::relay_message`] with extra attributes and child nodes on the
+    /// `<message>` stanza (Baileys' `additionalAttributes` / `additionalNodes`, e.g. the
+    /// `<biz>` node of interactive messages).
+    ///
+    /// # Errors
+    /// As [`Messenger::relay_message`].
+    pub async fn relay_message_with(
+        &self,
+        to: &Jid,
+        message: Message,
+        id: &str,
+        options: &RelayOptions,
+    ) -> Result<MessageKey, Error> {
         let span = tracing::debug_span!("send", id, to = %to);
         if to.is_status_broadcast() {
             return Err(Error::NoStatusRecipients);
@@ -100,11 +160,13 @@ impl Messenger {
             return Err(Error::ChannelRecipient(to.clone()));
         }
         if to.is_group() {
-            return crate::group::relay_group(&self.inner, to, message, id)
+            return crate::group::relay_group(&self.inner, to, message, id, options)
                 .instrument(span)
                 .await;
         }
-        self.relay_direct(to, message, id).instrument(span).await
+        self.relay_direct(to, message, id, options)
+            .instrument(span)
+            .await
     }
 
     async fn relay_direct(
@@ -112,6 +174,7 @@ impl Messenger {
         to: &Jid,
         message: Message,
         id: &str,
+        options: &RelayOptions,
     ) -> Result<MessageKey, Error> {
         let inner = &self.inner;
         let creds = inner.creds().await?;
@@ -192,13 +255,14 @@ impl Messenger {
         {
             children.push(cstoken);
         }
-        let stanza = Node::builder("message")
+        let mut stanza = Node::builder("message")
             .attr("id", id.to_owned())
             .attr("to", chat.clone())
             .attr("type", stanza::message_type(&message))
             .attr_opt("edit", stanza::edit_attr(&message))
             .children(children)
             .build();
+        options.apply(&mut stanza);
         send_and_wait(inner, &stanza, id).await?;
         if let Some(tokens) = tokens {
             crate::privacy::issue_after_send(inner, &chat, tokens, now_secs);
@@ -405,4 +469,40 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
         },
         None,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_options_add_attributes_and_nodes_but_keep_id_and_to() {
+        let to = Jid::pn("15550000002");
+        let mut stanza = Node::builder("message")
+            .attr("id", "ID1")
+            .attr("to", to.clone())
+            .attr("type", "text")
+            .children([Node::builder("participants").build()])
+            .build();
+        let options = RelayOptions::default()
+            .attr("type", "media")
+            .attr("id", "EVIL")
+            .attr("to", "1@s.whatsapp.net")
+            .attr("device_fanout", "false")
+            .node(Node::builder("biz").attr("native_flow_name", "x").build());
+        options.apply(&mut stanza);
+        assert_eq!(stanza::str_attr(&stanza, "id"), Some("ID1"));
+        assert_eq!(stanza::jid_attr(&stanza, "to"), Some(to));
+        assert_eq!(stanza::str_attr(&stanza, "type"), Some("media"));
+        assert_eq!(stanza::str_attr(&stanza, "device_fanout"), Some("false"));
+        let tags: Vec<&str> = stanza.children().iter().map(|c| c.tag.as_ref()).collect();
+        assert_eq!(tags, ["participants", "biz"]);
+
+        // A stanza without children gets the nodes as its children.
+        let mut bare = Node::builder("message").attr("id", "ID2").build();
+        RelayOptions::default()
+            .node(Node::builder("biz").build())
+            .apply(&mut bare);
+        assert_eq!(bare.children().len(), 1);
+    }
 }

@@ -1340,3 +1340,27 @@ async fn our_phone_resends_what_this_device_could_not_decrypt() {
         Err(wa_messages::Error::NoMessageKeys)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_stanza_attributes_and_nodes_ride_along() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let message = wa_messages::MessageBuilder::new(Jid::pn(B), MessageContent::text("with biz"))
+        .build(&mut OsRng)
+        .unwrap();
+    let options = wa_messages::RelayOptions::default()
+        .attr("x-test", "1")
+        .node(wa_binary::Node::builder("biz").build());
+    let id = "3EB0B12B12B12B12B12B12";
+    let key = a1
+        .messenger
+        .relay_message_with(&Jid::pn(B), message, id, &options)
+        .await
+        .unwrap();
+    assert_eq!(key.id, id);
+    let got = next_upsert(&mut b1.events, |m| m.key.id == id).await;
+    assert_eq!(text_of(&got.message), Some("with biz"));
+}
