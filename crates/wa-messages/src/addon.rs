@@ -3,15 +3,17 @@
 //! responses to events can be built and opened later without the caller keeping the
 //! original message (whatsmeow's message-secret store).
 
+use prost::Message as _;
 use rand_core::OsRng;
+use tracing::debug;
 use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
     EventResponseMessage, Message, PollVoteMessage, ReactionMessage,
-    event_response_message::EventResponseType,
+    event_response_message::EventResponseType, protocol_message,
 };
 use wa_store::{Batch, MessageSecretStore as _};
-use wa_types::{MessageKey, WaMessage};
+use wa_types::{AddOnKind, AddOnUpdate, Event, MemberLabelUpdate, MessageKey, WaMessage};
 use zeroize::Zeroizing;
 
 use crate::messenger::{Inner, Me, Messenger, unix_now};
@@ -110,10 +112,147 @@ async fn find_secret(
     Err(Error::NoMessageSecret(id.to_owned()))
 }
 
+/// Opens an add-on `addon` carries for the message `target`: finds that message's secret
+/// and tries the creator's and the sender's phone-number and LID forms (clients differ in
+/// which they derive the key with). Returns the plaintext and the target's creator in its
+/// stored form.
+async fn open_addon(
+    inner: &Inner,
+    addon: &WaMessage,
+    target: Option<&common::MessageKey>,
+    usage: SecretUse,
+    payload: Option<&[u8]>,
+    iv: Option<&[u8]>,
+) -> Result<(Zeroizing<Vec<u8>>, Jid), Error> {
+    let target = target.ok_or(Error::Malformed("add-on without the key of its message"))?;
+    let id = target
+        .id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or(Error::Malformed("add-on key without an id"))?;
+    let creds = inner.creds().await?;
+    let me = Inner::me(&creds)?;
+    let chat = &addon.key.remote_jid;
+    let creator = target_creator(chat, &addon.sender, target)?;
+    let (stored, secret) = find_secret(inner, &me, chat, id, &creator).await?;
+    let creators = forms(inner, &me, &stored).await;
+    let mut modifiers = forms(inner, &me, &addon.sender).await;
+    if let Some(alt) = addon.sender_alt.as_ref().map(Jid::to_non_ad)
+        && !modifiers.contains(&alt)
+    {
+        modifiers.push(alt);
+    }
+    for creator in &creators {
+        for modifier in &modifiers {
+            let ctx = SecretContext {
+                message_id: id,
+                creator,
+                modifier,
+                message_secret: secret.as_slice(),
+            };
+            match ctx.decrypt(usage, payload, iv) {
+                Err(Error::SecretPayloadAuth) => continue,
+                Ok(plain) => return Ok((plain, stored)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Err(Error::SecretPayloadAuth)
+}
+
+/// The events that follow the report of a received message: its poll vote or event
+/// response, decrypted with the stored secret (nothing when that fails: the message
+/// itself is still reported), and a group member's label change.
+pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> {
+    let mut out = Vec::new();
+    let m = &report.message;
+    let opened = if let Some(update) = m.poll_update_message.as_ref() {
+        let enc = update.vote.as_ref();
+        open_addon(
+            inner,
+            report,
+            update.poll_creation_message_key.as_ref(),
+            SecretUse::PollVote,
+            enc.and_then(|e| e.enc_payload.as_deref()),
+            enc.and_then(|e| e.enc_iv.as_deref()),
+        )
+        .await
+        .and_then(|(plain, creator)| {
+            let vote = PollVoteMessage::decode(plain.as_slice())?;
+            let kind = AddOnKind::PollVote {
+                selected_options: vote.selected_options,
+            };
+            Ok((kind, creator, update.sender_timestamp_ms.unwrap_or(0)))
+        })
+        .map(|r| (r, update.poll_creation_message_key.as_ref()))
+        .map_err(|e| ("poll vote", e))
+        .map(Some)
+    } else if let Some(enc) = m.enc_event_response_message.as_ref() {
+        open_addon(
+            inner,
+            report,
+            enc.event_creation_message_key.as_ref(),
+            SecretUse::EventResponse,
+            enc.enc_payload.as_deref(),
+            enc.enc_iv.as_deref(),
+        )
+        .await
+        .and_then(|(plain, creator)| {
+            let r = EventResponseMessage::decode(plain.as_slice())?;
+            let kind = AddOnKind::EventResponse {
+                response: r.response(),
+                extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
+            };
+            Ok((kind, creator, r.timestamp_ms.unwrap_or(0)))
+        })
+        .map(|r| (r, enc.event_creation_message_key.as_ref()))
+        .map_err(|e| ("event response", e))
+        .map(Some)
+    } else {
+        Ok(None)
+    };
+    match opened {
+        Ok(Some(((kind, creator, ts), Some(target)))) => {
+            if let Ok(creds) = inner.creds().await
+                && let Ok(me) = Inner::me(&creds)
+            {
+                let chat = report.key.remote_jid.clone();
+                let id = target.id.clone().unwrap_or_default();
+                let mut key = MessageKey::new(chat.clone(), me.is_me_user(&creator), id);
+                if chat.is_group() || chat.is_broadcast() {
+                    key = key.with_participant(creator);
+                }
+                out.push(Event::AddOn(Box::new(AddOnUpdate {
+                    target: key,
+                    key: report.key.clone(),
+                    sender: report.sender.to_non_ad(),
+                    sender_timestamp_ms: ts,
+                    kind,
+                })));
+            }
+        }
+        Ok(_) => {}
+        Err((what, e)) => debug!("{what} {} not opened: {e}", report.key.id),
+    }
+    if let Some(p) = m.protocol_message.as_deref()
+        && p.r#type() == protocol_message::Type::GroupMemberLabelChange
+        && report.key.remote_jid.is_group()
+        && let Some(label) = p.member_label.as_ref()
+    {
+        out.push(Event::MemberLabel(Box::new(MemberLabelUpdate {
+            group: report.key.remote_jid.clone(),
+            participant: report.sender.to_non_ad(),
+            participant_alt: report.sender_alt.as_ref().map(Jid::to_non_ad),
+            label: label.label.clone().unwrap_or_default(),
+            timestamp: label
+                .label_timestamp
+                .unwrap_or_else(|| i64::try_from(report.timestamp).unwrap_or(0)),
+        })));
+    }
+    out
+}
+
 impl Messenger {
-    /// Opens an add-on `addon` carries for the message `target`: finds that message's
-    /// secret and tries the creator's and the sender's phone-number and LID forms (clients
-    /// differ in which they derive the key with).
     async fn open_addon(
         &self,
         addon: &WaMessage,
@@ -122,40 +261,9 @@ impl Messenger {
         payload: Option<&[u8]>,
         iv: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let inner = &self.inner;
-        let target = target.ok_or(Error::Malformed("add-on without the key of its message"))?;
-        let id = target
-            .id
-            .as_deref()
-            .filter(|id| !id.is_empty())
-            .ok_or(Error::Malformed("add-on key without an id"))?;
-        let creds = inner.creds().await?;
-        let me = Inner::me(&creds)?;
-        let chat = &addon.key.remote_jid;
-        let creator = target_creator(chat, &addon.sender, target)?;
-        let (stored, secret) = find_secret(inner, &me, chat, id, &creator).await?;
-        let creators = forms(inner, &me, &stored).await;
-        let mut modifiers = forms(inner, &me, &addon.sender).await;
-        if let Some(alt) = addon.sender_alt.as_ref().map(Jid::to_non_ad)
-            && !modifiers.contains(&alt)
-        {
-            modifiers.push(alt);
-        }
-        for creator in &creators {
-            for modifier in &modifiers {
-                let ctx = SecretContext {
-                    message_id: id,
-                    creator,
-                    modifier,
-                    message_secret: secret.as_slice(),
-                };
-                match ctx.decrypt(usage, payload, iv) {
-                    Err(Error::SecretPayloadAuth) => continue,
-                    r => return r,
-                }
-            }
-        }
-        Err(Error::SecretPayloadAuth)
+        open_addon(&self.inner, addon, target, usage, payload, iv)
+            .await
+            .map(|(plain, _)| plain)
     }
 
     /// Decrypts the vote `vote` carries (a received or sent `pollUpdateMessage`) with the

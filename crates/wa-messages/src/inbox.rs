@@ -279,7 +279,7 @@ impl Inner {
                                 m.sender_alt =
                                     crate::recv::alternate_from_store(self, &m.sender).await;
                             }
-                            self.emit_message(m, Some(key));
+                            self.report_received(m, Some(key)).await;
                         }
                         Err(e) => warn!("unreported message {key} is unreadable: {e}"),
                     }

@@ -211,12 +211,14 @@ enum Held {
     /// With its inbox key. Boxed: the two variants differ a lot in size.
     Message(Box<WaMessage>, Option<String>),
     Updates(Vec<MessageUpdate>),
+    /// Another event that follows a message (a decrypted vote, a label change).
+    Event(Box<Event>),
 }
 
 impl Held {
     fn items(&self) -> usize {
         match self {
-            Held::Message(..) => 1,
+            Held::Message(..) | Held::Event(_) => 1,
             Held::Updates(u) => u.len(),
         }
     }
@@ -234,6 +236,7 @@ fn coalesce(held: Vec<Held>) -> Vec<Event> {
             }
             (Held::Updates(mut v), Some(Event::MessagesUpdate(u))) => u.append(&mut v),
             (Held::Updates(v), _) => out.push(Event::MessagesUpdate(v)),
+            (Held::Event(e), _) => out.push(*e),
         }
     }
     out
@@ -666,6 +669,18 @@ impl Inner {
         }
     }
 
+    /// [`Inner::emit_message`] for a received message, followed by what it implies: its
+    /// poll vote or event response decrypted, a member's label change (see
+    /// [`crate::addon::follow_ups`]), in the same order.
+    pub(crate) async fn report_received(&self, message: WaMessage, inbox_key: Option<String>) {
+        let follow = crate::addon::follow_ups(self, &message).await;
+        let offline = message.offline;
+        self.emit_message(message, inbox_key);
+        for event in follow {
+            self.emit_after_message(event, offline);
+        }
+    }
+
     /// Reports the updates of one receipt like [`Inner::emit_message`] reports a message:
     /// those of a receipt from the offline backlog wait in the same buffer, in order.
     pub(crate) fn emit_updates(&self, updates: Vec<MessageUpdate>, offline: bool) {
@@ -676,6 +691,16 @@ impl Inner {
             self.hold(Held::Updates(updates));
         } else {
             self.emit_live(Event::MessagesUpdate(updates));
+        }
+    }
+
+    /// Reports an event that follows a message (from the offline backlog when
+    /// `offline`) in the message's order, as [`Inner::emit_updates`] does.
+    pub(crate) fn emit_after_message(&self, event: Event, offline: bool) {
+        if self.holds(offline) {
+            self.hold(Held::Event(Box::new(event)));
+        } else {
+            self.emit_live(event);
         }
     }
 
@@ -714,7 +739,7 @@ impl Inner {
             .iter()
             .filter_map(|h| match h {
                 Held::Message(_, key) => key.clone(),
-                Held::Updates(_) => None,
+                Held::Updates(_) | Held::Event(_) => None,
             })
             .collect();
         for event in coalesce(held) {
@@ -1027,6 +1052,7 @@ mod tests {
                 u.messages.iter().map(|m| m.key.id.clone()).collect(),
             ),
             Event::MessagesUpdate(u) => ("update", u.iter().map(|m| m.key.id.clone()).collect()),
+            Event::CredsUpdated => ("other", Vec::new()),
             other => panic!("unexpected event {other:?}"),
         }
     }
@@ -1053,6 +1079,21 @@ mod tests {
             ]
         );
         assert!(coalesce(Vec::new()).is_empty());
+        // Another event keeps its place and splits the runs around it.
+        let events = coalesce(vec![
+            message("m1"),
+            Held::Event(Box::new(Event::CredsUpdated)),
+            message("m2"),
+        ]);
+        let got: Vec<_> = events.iter().map(ids).collect();
+        assert_eq!(
+            got,
+            vec![
+                want("upsert", &["m1"]),
+                want("other", &[]),
+                want("upsert", &["m2"]),
+            ]
+        );
     }
 
     #[test]

@@ -239,7 +239,7 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
             continue;
         };
         debug!("our phone resent message {id}");
-        inner.emit_message(report, Some(inbox_key));
+        inner.report_received(report, Some(inbox_key)).await;
     }
 }
 

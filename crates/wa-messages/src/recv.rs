@@ -161,7 +161,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 if report.sender_alt.is_none() {
                     report.sender_alt = alternate_from_store(inner, &report.sender).await;
                 }
-                inner.emit_message(report, Some(inbox_key));
+                inner.report_received(report, Some(inbox_key)).await;
             }
         }
         Outcome::Failed(e) => {

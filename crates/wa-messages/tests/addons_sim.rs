@@ -1,16 +1,50 @@
 //! Poll votes and event responses built and opened with the message secrets the
 //! messenger stores for every message it sends or receives: one to one (both ways, on
-//! every device of both accounts, across a restart) and in a group.
+//! every device of both accounts, across a restart) and in a group; received ones are
+//! also reported opened (`Event::AddOn`), and member labels as `Event::MemberLabel`.
 
 mod common;
 
 use common::*;
+use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_messages::{Error, MessageContent, Poll, ScheduledEvent, poll_option_hash};
 use wa_proto::e2e::event_response_message::EventResponseType;
 use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
 use wa_testkit::next_upsert;
-use wa_types::MessageKey;
+use wa_types::{AddOnKind, AddOnUpdate, MessageKey};
+
+/// The next event `f` picks something out of (others are skipped).
+async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut f: impl FnMut(Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(t) = f(e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("event in time")
+}
+
+/// The decrypted add-on carried by the message `id`.
+async fn next_addon(rx: &mut broadcast::Receiver<Event>, id: &str) -> AddOnUpdate {
+    next_event(rx, |e| match e {
+        Event::AddOn(a) if a.key.id == id => Some(*a),
+        _ => None,
+    })
+    .await
+}
 
 const A: &str = "15550000011";
 const B: &str = "15550000012";
@@ -64,7 +98,24 @@ async fn votes_and_responses_open_with_stored_secrets_on_every_device() {
     let got = next_upsert(&mut b1.events, |m| m.key.id == vote.id).await;
     let opened = b1.messenger.decrypt_poll_vote(&got).await.unwrap();
     assert_eq!(opened.selected_options, expected);
+    // It was also opened on arrival and reported against the poll's key as b1 knows it.
+    let auto = next_addon(&mut b1.events, &vote.id).await;
+    assert_eq!(auto.target, poll);
+    assert_eq!(auto.sender, a);
+    assert!(auto.sender_timestamp_ms > 0);
+    assert_eq!(
+        auto.kind,
+        AddOnKind::PollVote {
+            selected_options: expected.clone()
+        }
+    );
     let copy = next_upsert(&mut a2.events, |m| m.key.id == vote.id).await;
+    let auto = next_addon(&mut a2.events, &vote.id).await;
+    assert_eq!(
+        auto.target,
+        MessageKey::new(b.clone(), false, poll.id.clone())
+    );
+    assert_eq!(auto.sender, a);
     assert!(copy.key.from_me);
     assert_eq!(
         a2.messenger
@@ -132,6 +183,16 @@ async fn votes_and_responses_open_with_stored_secrets_on_every_device() {
         assert_eq!(r.response(), EventResponseType::Going);
         assert_eq!(r.extra_guest_count, Some(2));
         assert!(r.timestamp_ms.unwrap_or(0) > 0);
+        let auto = next_addon(&mut c.events, &answer.id).await;
+        assert_eq!(auto.target, event);
+        assert_eq!(auto.sender, b);
+        assert_eq!(
+            auto.kind,
+            AddOnKind::EventResponse {
+                response: EventResponseType::Going,
+                extra_guests: Some(2)
+            }
+        );
     }
 
     // What is not a vote, or belongs to a message never seen here, is a typed error.
@@ -221,8 +282,37 @@ async fn group_members_vote_and_respond() {
             .selected_options,
         vec![poll_option_hash("pizza").to_vec()]
     );
+    let auto = next_addon(&mut a1.events, &vote.id).await;
+    assert_eq!(
+        auto.target, poll,
+        "from_me, with the creator as participant"
+    );
+    assert_eq!(auto.target.participant, Some(Jid::pn(A)));
     let got = next_upsert(&mut a1.events, |m| m.key.id == answer.id).await;
     let r = a1.messenger.decrypt_event_response(&got).await.unwrap();
     assert_eq!(r.response(), EventResponseType::Maybe);
     assert_eq!(r.extra_guest_count, None);
+
+    // A member label set by a1 reaches b1 as its own event, after the message.
+    let label = a1
+        .messenger
+        .send_message(
+            &g,
+            MessageContent::MemberLabel {
+                label: "organiser".into(),
+                timestamp_secs: 1_800_000_000,
+            },
+        )
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == label.id).await;
+    let update = next_event(&mut b1.events, |e| match e {
+        Event::MemberLabel(u) => Some(*u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(update.group, g);
+    assert_eq!(update.participant, Jid::pn(A));
+    assert_eq!(update.label, "organiser");
+    assert_eq!(update.timestamp, 1_800_000_000);
 }

@@ -1,10 +1,10 @@
 use crate::NewsletterUpdate;
 use crate::{
-    AccountSetting, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate, CallEvent,
-    ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits, GroupUpdate,
-    HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation, MessageDeletion,
-    MessageUpdate, MessagesUpsert, PictureUpdate, PresenceUpdate, PrivacySettings, StarUpdate,
-    UndecryptableMessage,
+    AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
+    CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
+    GroupUpdate, HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation,
+    MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert, PictureUpdate,
+    PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -25,6 +25,12 @@ pub enum Event {
     /// Receipts (delivered, read, played, retry) for messages, one entry per message id per
     /// device.
     MessagesUpdate(Vec<MessageUpdate>),
+    /// A poll vote or an event response was received and decrypted (after the
+    /// [`Event::MessagesUpsert`] of the message that carried it).
+    AddOn(Box<AddOnUpdate>),
+    /// A group member's label changed (after the [`Event::MessagesUpsert`] of the message
+    /// that said so).
+    MemberLabel(Box<MemberLabelUpdate>),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(Box<GroupUpdate>),
     /// A contact we subscribed to came online or went offline.

@@ -31,7 +31,8 @@ pub use history::{
     HistorySyncFailure, HistorySyncType, LidPnMapping,
 };
 pub use message::{
-    IdentityChange, MessageUpdate, MessagesUpsert, ReceiptType, UndecryptableMessage, WaMessage,
+    AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageUpdate, MessagesUpsert,
+    ReceiptType, UndecryptableMessage, WaMessage,
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};

@@ -180,3 +180,57 @@ impl UndecryptableMessage {
         }
     }
 }
+
+/// What a decrypted add-on says ([`AddOnUpdate::kind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddOnKind {
+    /// A vote on a poll: the SHA-256 of each selected option's name (none withdraws the
+    /// voter's earlier vote).
+    PollVote {
+        /// The selected options' hashes.
+        selected_options: Vec<Vec<u8>>,
+    },
+    /// A response to an event.
+    EventResponse {
+        /// Going, not going or maybe.
+        response: wa_proto::e2e::event_response_message::EventResponseType,
+        /// How many others come along.
+        extra_guests: Option<u32>,
+    },
+}
+
+/// A vote on a poll or a response to an event, received and decrypted with the stored
+/// secret of the poll or event it belongs to (Baileys reports these as `messages.update`
+/// with `pollUpdates` / `eventResponses`). The message that carried it is reported as
+/// well, just before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddOnUpdate {
+    /// The poll or event, as this device knows its key (`from_me` when we created it).
+    pub target: MessageKey,
+    /// The message that carried the vote or response.
+    pub key: MessageKey,
+    /// Who voted or responded (no device part).
+    pub sender: Jid,
+    /// When the voter or responder made it, in milliseconds since the Unix epoch (0 when
+    /// not said).
+    pub sender_timestamp_ms: i64,
+    /// What it says.
+    pub kind: AddOnKind,
+}
+
+/// A member's label in a group changed (a `GROUP_MEMBER_LABEL_CHANGE` message; Baileys'
+/// `group.member-tag.update`). The message itself is reported as well, just before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberLabelUpdate {
+    /// The group.
+    pub group: Jid,
+    /// The member (no device part).
+    pub participant: Jid,
+    /// The member's other address (LID or phone number) when known.
+    pub participant_alt: Option<Jid>,
+    /// The new label; empty when it was removed.
+    pub label: String,
+    /// When it was set, in seconds since the Unix epoch.
+    pub timestamp: i64,
+}

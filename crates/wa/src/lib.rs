@@ -47,8 +47,8 @@ pub use wa_store_postgres as postgres;
 #[cfg(feature = "sqlite")]
 pub use wa_store_sqlite::SqliteBackend;
 pub use wa_types::{
-    AccountSetting, CallEvent, CallStatus, GroupLinkType, IdentityChange, JoinRequest, LinkedGroup,
-    MessageDeletion, UndecryptableMessage,
+    AccountSetting, AddOnKind, AddOnUpdate, CallEvent, CallStatus, GroupLinkType, IdentityChange,
+    JoinRequest, LinkedGroup, MemberLabelUpdate, MessageDeletion, UndecryptableMessage,
 };
 pub use wa_types::{
     AddressingMode, ConnectionState, ConnectionUpdate, DisconnectReason, Event, GroupChange,
