@@ -41,6 +41,8 @@ pub(crate) struct Profile {
     pub(crate) disappearing: u32,
     /// Who sees status updates (`xmlns="status"` `<privacy>`).
     pub(crate) status_privacy: StatusPrivacyLists,
+    /// The account's username, when it chose one.
+    pub(crate) username: Option<String>,
 }
 
 impl Profile {
@@ -805,6 +807,9 @@ pub(crate) fn check_profile(p: &Profile) -> Result<(), crate::Error> {
     if p.blocked.len() > MAX_BLOCKED {
         return bad("blocklist too long");
     }
+    if p.username.as_ref().is_some_and(|u| u.len() > MAX_USERNAME) {
+        return bad("username too long");
+    }
     let sp = &p.status_privacy;
     if sp.blacklist.len() > MAX_BLOCKED || sp.whitelist.len() > MAX_BLOCKED {
         return bad("status privacy list too long");
@@ -835,6 +840,24 @@ pub(crate) fn usync_status(st: &Inner, phone: &str) -> Node {
             .bytes(Bytes::from(text.clone().into_bytes()))
             .build(),
         _ => Node::new("status"),
+    }
+}
+
+/// The longest username kept, in bytes.
+pub(crate) const MAX_USERNAME: usize = 64;
+
+/// The usync `<username>` of `phone` (empty when it has none), for the usync answer.
+pub(crate) fn usync_username(st: &Inner, phone: &str) -> Node {
+    match st
+        .chats
+        .profiles
+        .get(phone)
+        .and_then(|p| p.username.as_ref())
+    {
+        Some(u) => Node::builder("username")
+            .bytes(Bytes::from(u.clone().into_bytes()))
+            .build(),
+        None => Node::new("username"),
     }
 }
 

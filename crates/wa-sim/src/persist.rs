@@ -56,6 +56,8 @@ struct ProfileFile {
     /// (list in force, blacklist, whitelist)
     #[serde(default)]
     status_privacy: Option<(String, Vec<String>, Vec<String>)>,
+    #[serde(default)]
+    username: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -196,6 +198,7 @@ impl SimState {
                         p.status_privacy.blacklist.clone(),
                         p.status_privacy.whitelist.clone(),
                     )),
+                    username: p.username.clone(),
                 })
                 .collect(),
             newsletters: st.newsletters.clone(),
@@ -340,6 +343,7 @@ impl SimState {
                     },
                     None => Default::default(),
                 },
+                username: p.username,
             };
             crate::chats::check_profile(&profile)?;
             chats.profiles.insert(p.phone, profile);
@@ -450,6 +454,7 @@ mod tests {
             p.disappearing = 604_800;
             p.status_privacy.mode = crate::chats::StatusPrivacyMode::Whitelist;
             p.status_privacy.whitelist = vec!["15550000008@s.whatsapp.net".into()];
+            p.username = Some("the.user".into());
         }
         let json = state.to_json();
         let back = SimState::from_json(&json).unwrap();
@@ -466,6 +471,7 @@ mod tests {
                 crate::chats::StatusPrivacyMode::Whitelist
             );
             assert_eq!(p.status_privacy.whitelist, ["15550000008@s.whatsapp.net"]);
+            assert_eq!(p.username.as_deref(), Some("the.user"));
         }
         assert!(
             SimState::from_json(&json.replace("\"away\"", &format!("\"{}\"", "x".repeat(2000))))

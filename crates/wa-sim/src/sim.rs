@@ -838,6 +838,21 @@ impl Sim {
         self.shared.faults()
     }
 
+    /// Gives the account `phone` a username (`None` removes it), as usync's `<username>`
+    /// answers it; at most 64 bytes (longer is refused, returning `false`).
+    pub fn set_username(&self, phone: &str, username: Option<&str>) -> bool {
+        if username.is_some_and(|u| u.len() > crate::chats::MAX_USERNAME) {
+            return false;
+        }
+        let mut st = self.shared.state.lock();
+        st.chats
+            .profiles
+            .entry(phone.to_owned())
+            .or_default()
+            .username = username.map(str::to_owned);
+        true
+    }
+
     /// Sets an AB prop the server answers to `<iq xmlns="abt" type="get"><props/>` (e.g.
     /// `"10518"`, `"false"`), for every client's next fetch; `None` removes it. None are
     /// set at first.

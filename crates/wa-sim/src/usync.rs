@@ -16,6 +16,7 @@ struct Asked {
     lid: bool,
     status: bool,
     disappearing: bool,
+    username: bool,
 }
 
 /// The result of an `<iq xmlns="usync" type="get">`, or `None` for a bad request
@@ -30,6 +31,7 @@ pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
             "lid" => asked.lid = true,
             "status" => asked.status = true,
             "disappearing_mode" => asked.disappearing = true,
+            "username" => asked.username = true,
             _ => {}
         }
     }
@@ -129,6 +131,9 @@ fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
         }
         if asked.disappearing {
             children.push(crate::chats::usync_disappearing(state, &a.phone));
+        }
+        if asked.username {
+            children.push(crate::chats::usync_username(state, &a.phone));
         }
     }
     Node::builder("user")

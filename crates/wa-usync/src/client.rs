@@ -243,6 +243,26 @@ impl Usync {
     }
 }
 
+impl Usync {
+    /// The username of each user that has one (keyed by the user's non-device JID);
+    /// users without one are left out.
+    ///
+    /// # Errors
+    /// As [`Usync::run`].
+    pub async fn usernames(&self, users: &[Jid]) -> Result<HashMap<Jid, String>, Error> {
+        let query = users.iter().fold(
+            UsyncQuery::new("interactive").protocol(Protocol::Username),
+            |q, j| q.user(j),
+        );
+        Ok(self
+            .run(&query)
+            .await?
+            .into_iter()
+            .filter_map(|u| Some((u.jid.to_non_ad(), u.username?)))
+            .collect())
+    }
+}
+
 /// The user a devices notification is about: its `from`, without a device part.
 fn notification_user(node: &Node) -> Option<Jid> {
     let from = node.attr_opt::<Jid>("from").ok().flatten()?;

@@ -7,6 +7,6 @@ mod query;
 pub use client::{OnWhatsApp, Usync, UsyncConfig};
 pub use error::Error;
 pub use query::{
-    Contact, DeviceInfo, DeviceList, MAX_DEVICES_PER_USER, MAX_USERS, Protocol, UserError,
-    UserQuery, UsyncQuery, UsyncUser, device_jids, parse_reply,
+    Contact, DeviceInfo, DeviceList, MAX_DEVICES_PER_USER, MAX_USERNAME_LEN, MAX_USERS, Protocol,
+    UserError, UserQuery, UsyncQuery, UsyncUser, device_jids, parse_reply,
 };

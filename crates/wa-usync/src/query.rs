@@ -21,6 +21,8 @@ pub enum Protocol {
     Contact,
     /// `<lid/>`: the user's LID.
     Lid,
+    /// `<username/>`: the username the user chose, if any.
+    Username,
 }
 
 impl Protocol {
@@ -30,6 +32,7 @@ impl Protocol {
             Protocol::Devices => "devices",
             Protocol::Contact => "contact",
             Protocol::Lid => "lid",
+            Protocol::Username => "username",
         }
     }
 
@@ -38,6 +41,7 @@ impl Protocol {
             Protocol::Devices => Node::builder("devices").attr("version", "2").build(),
             Protocol::Contact => Node::builder("contact").build(),
             Protocol::Lid => Node::builder("lid").build(),
+            Protocol::Username => Node::builder("username").build(),
         }
     }
 }
@@ -203,6 +207,8 @@ pub struct UsyncUser {
     pub contact: Option<Contact>,
     /// The LID, when asked for and the server knows one.
     pub lid: Option<Jid>,
+    /// The username, when asked for and the user has one.
+    pub username: Option<String>,
     /// Errors the server reported for this user.
     pub errors: Vec<UserError>,
 }
@@ -263,6 +269,7 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
         devices: None,
         contact: None,
         lid: None,
+        username: None,
         errors: Vec::new(),
     };
     for child in user.children() {
@@ -270,6 +277,7 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
             "devices" => Protocol::Devices,
             "contact" => Protocol::Contact,
             "lid" => Protocol::Lid,
+            "username" => Protocol::Username,
             "error" => {
                 out.errors.push(node_error(child, None));
                 continue;
@@ -285,9 +293,24 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
             Protocol::Devices => out.devices = Some(parse_devices(child)?),
             Protocol::Contact => out.contact = Some(parse_contact(child)?),
             Protocol::Lid => out.lid = parse_lid(child)?,
+            Protocol::Username => out.username = parse_username(child)?,
         }
     }
     Ok(out)
+}
+
+/// The longest username accepted, in bytes.
+pub const MAX_USERNAME_LEN: usize = 128;
+
+fn parse_username(node: &Node) -> Result<Option<String>, Error> {
+    let Some(bytes) = node.content_bytes() else {
+        return Ok(None);
+    };
+    if bytes.len() > MAX_USERNAME_LEN {
+        return Err(Error::TooLarge("username"));
+    }
+    let name = std::str::from_utf8(bytes).map_err(|_| Error::Malformed("username is not UTF-8"))?;
+    Ok((!name.is_empty()).then(|| name.to_owned()))
 }
 
 fn is_user_server(s: &Server) -> bool {
@@ -462,6 +485,39 @@ mod tests {
             list[1].child("contact").unwrap().content_bytes().unwrap(),
             b"+222"
         );
+    }
+
+    #[test]
+    fn parses_usernames() {
+        let named = |v: &[u8]| Node::builder("username").bytes(v.to_vec()).build();
+        let users = parse_reply(&reply(vec![
+            user("1@s.whatsapp.net", vec![named(b"ada.l")]),
+            user("2@s.whatsapp.net", vec![Node::builder("username").build()]),
+            user("3@s.whatsapp.net", vec![named(b"")]),
+        ]))
+        .unwrap();
+        let names: Vec<Option<&str>> = users.iter().map(|u| u.username.as_deref()).collect();
+        assert_eq!(names, [Some("ada.l"), None, None]);
+        assert!(matches!(
+            parse_reply(&reply(vec![user(
+                "1@s.whatsapp.net",
+                vec![named(&[b'x'; MAX_USERNAME_LEN + 1])]
+            )])),
+            Err(Error::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_reply(&reply(vec![user(
+                "1@s.whatsapp.net",
+                vec![named(&[0xFF, 0xFE])]
+            )])),
+            Err(Error::Malformed(_))
+        ));
+        let q = UsyncQuery::new("interactive")
+            .protocol(Protocol::Username)
+            .user(&Jid::pn("1"))
+            .build("s")
+            .unwrap();
+        assert!(q.child_by_path(&["usync", "query", "username"]).is_some());
     }
 
     #[test]

@@ -91,6 +91,19 @@ async fn on_whatsapp_and_lids() {
     assert_eq!(lids.get(&Jid::pn(B)), Some(&b_info.lid));
     assert_eq!(lids.len(), 1, "no LID for an unknown number: {lids:?}");
 
+    // Usernames: only users that chose one are named.
+    assert!(sim.set_username(B, Some("bea.example")));
+    assert!(!sim.set_username(B, Some(&"x".repeat(65))));
+    let names = usync
+        .usernames(&[Jid::pn(B), Jid::pn(A), Jid::pn("15559999999")])
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(
+        names.get(&Jid::pn(B)).map(String::as_str),
+        Some("bea.example")
+    );
+
     // Devices asked by LID come back as LID device JIDs.
     let by_lid = usync
         .get_devices(std::slice::from_ref(&b_info.lid))
