@@ -489,6 +489,28 @@ impl Chats {
         parse_disappearing_mode(&reply, jid)
     }
 
+    /// The default disappearing-messages timers of several users in one usync query per
+    /// [`MAX_STATUS_QUERY`](crate::MAX_STATUS_QUERY) users (Baileys'
+    /// `fetchDisappearingDuration(...jids)`), in the order asked.
+    ///
+    /// # Errors
+    /// As [`Chats::default_disappearing_mode`]; a user's error answer fails the whole call.
+    pub async fn default_disappearing_modes(
+        &self,
+        jids: &[Jid],
+    ) -> Result<Vec<(Jid, Option<u32>)>, Error> {
+        let mut out = Vec::with_capacity(jids.len());
+        for chunk in jids.chunks(crate::MAX_STATUS_QUERY) {
+            let reply = self
+                .query(self.usync_many("disappearing_mode", chunk))
+                .await?;
+            for jid in chunk {
+                out.push((jid.clone(), parse_disappearing_mode(&reply, jid)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Changes our push name (the name others see beside our number): saved in the
     /// stored credentials (`CredsUpdated` follows; `AuthCreds::push_name`, as Baileys
     /// keeps `creds.me.name`), remembered by this handle and announced with

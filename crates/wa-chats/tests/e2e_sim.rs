@@ -275,6 +275,13 @@ async fn privacy_round_trip() {
         b.default_disappearing_mode(&Jid::pn(A)).await.unwrap(),
         Some(86_400)
     );
+    // Several users in one query, in the order asked.
+    assert_eq!(
+        b.default_disappearing_modes(&[Jid::pn(B), Jid::pn(A)])
+            .await
+            .unwrap(),
+        vec![(Jid::pn(B), Some(0)), (Jid::pn(A), Some(86_400))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
