@@ -683,6 +683,56 @@ impl Chats {
         crate::parse::parse_bot_list(&reply)
     }
 
+    /// The profiles of `bots` (from [`Chats::bots`]): name, description, commands and
+    /// prompts, in one usync query per [`MAX_STATUS_QUERY`](crate::MAX_STATUS_QUERY)
+    /// bots, in the order asked (`None` for a bot the server has no profile of).
+    ///
+    /// # Errors
+    /// Socket and server errors; [`Error::Malformed`].
+    pub async fn bot_profiles(
+        &self,
+        bots: &[crate::BotInfo],
+    ) -> Result<Vec<(Jid, Option<crate::BotProfile>)>, Error> {
+        let mut out = Vec::with_capacity(bots.len());
+        for chunk in bots.chunks(crate::MAX_STATUS_QUERY) {
+            let users = chunk.iter().map(|b| {
+                Node::builder("user")
+                    .attr("jid", b.jid.to_non_ad())
+                    .children([Node::builder("bot")
+                        .children([Node::builder("profile")
+                            .attr_opt("persona_id", b.persona_id.clone())
+                            .build()])
+                        .build()])
+                    .build()
+            });
+            let query = iq("usync", "get")
+                .children([Node::builder("usync")
+                    .attr("sid", self.inner.socket.generate_id())
+                    .attr("mode", "query")
+                    .attr("last", "true")
+                    .attr("index", "0")
+                    .attr("context", "interactive")
+                    .children([
+                        Node::builder("query")
+                            .children([Node::builder("bot")
+                                .children([Node::builder("profile").attr("v", "1").build()])
+                                .build()])
+                            .build(),
+                        Node::builder("list").children(users).build(),
+                    ])
+                    .build()])
+                .build();
+            let reply = self.query(query).await?;
+            for b in chunk {
+                out.push((
+                    b.jid.clone(),
+                    crate::parse::parse_bot_profile(&reply, &b.jid)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// The users we blocked.
     ///
     /// # Errors

@@ -13,12 +13,12 @@ pub use appstate::{
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence};
 pub use error::Error;
 pub use parse::{
-    BotInfo, MAX_BLOCKLIST, MAX_BOTS, MAX_PICTURE_CHANGES, MAX_PICTURE_ID_LEN,
-    MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS, MAX_STATUS_PRIVACY_USERS,
-    MAX_URL_LEN, ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification,
-    parse_bot_list, parse_chat_state, parse_disappearing_mode, parse_lid, parse_picture,
-    parse_picture_id, parse_picture_notification, parse_presence, parse_privacy, parse_status,
-    parse_status_privacy,
+    BotInfo, BotProfile, MAX_BLOCKLIST, MAX_BOT_ITEMS, MAX_BOTS, MAX_PICTURE_CHANGES,
+    MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS,
+    MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, ProfilePicture, UserStatus, parse_blocklist,
+    parse_blocklist_notification, parse_bot_list, parse_bot_profile, parse_chat_state,
+    parse_disappearing_mode, parse_lid, parse_picture, parse_picture_id,
+    parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 pub use status::{StoredContact, contact_ops, status_audience, status_privacy_in_force};
 pub use wa_appstate::Collection;

@@ -47,6 +47,105 @@ pub struct BotInfo {
     pub persona_id: Option<String>,
 }
 
+impl BotInfo {
+    /// A bot by its JID and persona id (as [`Chats::bots`](crate::Chats::bots) lists them).
+    pub fn new(jid: Jid, persona_id: Option<String>) -> Self {
+        Self { jid, persona_id }
+    }
+}
+
+/// A bot's profile (usync's `bot` protocol; Baileys' `USyncBotProfileProtocol`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BotProfile {
+    /// The bot's JID.
+    pub jid: Jid,
+    /// Its persona id.
+    pub persona_id: Option<String>,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its attributes line (e.g. "Powered by Llama").
+    pub attributes: Option<String>,
+    /// What it does.
+    pub description: Option<String>,
+    /// Its category.
+    pub category: Option<String>,
+    /// Whether it is the default bot.
+    pub is_default: bool,
+    /// The heading of its command list.
+    pub commands_description: Option<String>,
+    /// Its commands: name and description.
+    pub commands: Vec<(String, Option<String>)>,
+    /// Suggested prompts, each its emoji and text joined by a space.
+    pub prompts: Vec<String>,
+}
+
+/// Most commands or prompts read for one bot.
+pub const MAX_BOT_ITEMS: usize = 256;
+/// The longest text field read from a bot profile, in bytes.
+const MAX_BOT_TEXT: usize = 4096;
+
+/// A child's text content, bounded.
+fn child_text(node: &Node, tag: &str) -> Result<Option<String>, Error> {
+    let Some(bytes) = node.child(tag).and_then(Node::content_bytes) else {
+        return Ok(None);
+    };
+    if bytes.len() > MAX_BOT_TEXT {
+        return Err(Error::Malformed("bot profile text too long"));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Reads `jid`'s bot profile from a usync reply with the `bot` protocol (`<user
+/// jid><bot><profile persona_id>` with `name`, `attributes`, `description`, `category`,
+/// `default`, `commands` and `prompts`). `Ok(None)` when the user or its profile is
+/// absent.
+///
+/// # Errors
+/// [`Error::Malformed`] without `<usync><list>`, for more than [`MAX_BOT_ITEMS`]
+/// commands or prompts, or over-long texts.
+pub fn parse_bot_profile(reply: &Node, jid: &Jid) -> Result<Option<BotProfile>, Error> {
+    let Some(user) = usync_user(reply, jid)? else {
+        return Ok(None);
+    };
+    let Some(profile) = user.child_by_path(&["bot", "profile"]) else {
+        return Ok(None);
+    };
+    let mut out = BotProfile {
+        jid: jid.to_non_ad(),
+        persona_id: short_str(profile, "persona_id", 256)?,
+        name: child_text(profile, "name")?,
+        attributes: child_text(profile, "attributes")?,
+        description: child_text(profile, "description")?,
+        category: child_text(profile, "category")?,
+        is_default: profile.child("default").is_some(),
+        commands_description: None,
+        commands: Vec::new(),
+        prompts: Vec::new(),
+    };
+    if let Some(commands) = profile.child("commands") {
+        out.commands_description = child_text(commands, "description")?;
+        for c in commands.children_by_tag("command") {
+            if out.commands.len() >= MAX_BOT_ITEMS {
+                return Err(Error::Malformed("too many bot commands"));
+            }
+            let name = child_text(c, "name")?.unwrap_or_default();
+            out.commands.push((name, child_text(c, "description")?));
+        }
+    }
+    if let Some(prompts) = profile.child("prompts") {
+        for p in prompts.children_by_tag("prompt") {
+            if out.prompts.len() >= MAX_BOT_ITEMS {
+                return Err(Error::Malformed("too many bot prompts"));
+            }
+            let emoji = child_text(p, "emoji")?.unwrap_or_default();
+            let text = child_text(p, "text")?.unwrap_or_default();
+            out.prompts.push(format!("{emoji} {text}"));
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Most bots read from one reply.
 pub const MAX_BOTS: usize = 1_000;
 

@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 use wa_binary::{Jid, Node};
 use wa_chats::{
-    MAX_BLOCKLIST, parse_blocklist, parse_blocklist_notification, parse_chat_state,
-    parse_disappearing_mode, parse_picture, parse_picture_notification, parse_presence,
-    parse_privacy, parse_status, parse_status_privacy,
+    MAX_BLOCKLIST, parse_blocklist, parse_blocklist_notification, parse_bot_profile,
+    parse_chat_state, parse_disappearing_mode, parse_picture, parse_picture_notification,
+    parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 
 const TAGS: &[&str] = &[
@@ -29,6 +29,13 @@ const TAGS: &[&str] = &[
     "delete",
     "error",
     "iq",
+    "bot",
+    "profile",
+    "commands",
+    "command",
+    "prompts",
+    "prompt",
+    "description",
 ];
 const KEYS: &[&str] = &[
     "from",
@@ -94,6 +101,10 @@ proptest! {
             prop_assert!(s.text.len() <= wa_chats::MAX_STATUS_LEN);
         }
         let _ = parse_disappearing_mode(&n, &me);
+        if let Ok(Some(b)) = parse_bot_profile(&n, &me) {
+            prop_assert!(b.commands.len() <= wa_chats::MAX_BOT_ITEMS);
+            prop_assert!(b.prompts.len() <= wa_chats::MAX_BOT_ITEMS);
+        }
         if let Ok(changes) = parse_picture_notification(&n) {
             prop_assert!(changes.len() <= wa_chats::MAX_PICTURE_CHANGES);
             for c in &changes {

@@ -300,6 +300,26 @@ async fn status_text_and_profile_picture_seen_by_the_other_account() {
     assert_eq!(bots.len(), 1);
     assert_eq!(bots[0].jid.to_string(), "867051314767696@bot");
     assert_eq!(bots[0].persona_id.as_deref(), Some("1"));
+    // Their profiles, through usync's bot protocol.
+    let profiles = b.bot_profiles(&bots).await.unwrap();
+    assert_eq!(profiles.len(), 1);
+    assert_eq!(profiles[0].0, bots[0].jid);
+    let p = profiles[0].1.as_ref().expect("a profile");
+    assert_eq!(p.name.as_deref(), Some("Sim AI"));
+    assert_eq!(p.persona_id.as_deref(), Some("1"));
+    assert!(p.is_default);
+    assert_eq!(p.commands_description.as_deref(), Some("What it can do"));
+    assert_eq!(
+        p.commands,
+        vec![
+            ("/imagine".to_owned(), Some("Draws a picture".to_owned())),
+            ("/help".to_owned(), Some("Lists the commands".to_owned())),
+        ]
+    );
+    assert_eq!(p.prompts, ["💡 Give me an idea", "📚 Tell me a story"]);
+    // A user that is no bot has no profile.
+    let not_bot = wa_chats::BotInfo::new(Jid::pn(A), None);
+    assert_eq!(b.bot_profiles(&[not_bot]).await.unwrap()[0].1, None);
     // Several users at once, in the order asked; B has no status.
     let many = b.statuses(&[Jid::pn(B), Jid::pn(A)]).await.unwrap();
     assert_eq!(many.len(), 2);

@@ -442,8 +442,8 @@ pub(crate) fn iq(
         ("bot", "get") => {
             // One bot, as the server lists Meta AI.
             let bot = Node::builder("bot")
-                .attr("jid", "867051314767696@bot")
-                .attr("persona_id", "1")
+                .attr("jid", format!("{BOT_USER}@bot"))
+                .attr("persona_id", BOT_PERSONA)
                 .build();
             result(
                 id,
@@ -841,6 +841,55 @@ pub(crate) fn usync_status(st: &Inner, phone: &str) -> Node {
             .build(),
         _ => Node::new("status"),
     }
+}
+
+/// The user part of the one bot the server offers (as Meta AI's JID).
+pub(crate) const BOT_USER: &str = "867051314767696";
+/// Its persona id.
+const BOT_PERSONA: &str = "1";
+
+/// The usync `<bot>` answer for the bot: its profile, commands and prompts.
+pub(crate) fn usync_bot_profile() -> Node {
+    let text = |tag: &str, t: &str| {
+        Node::builder(tag.to_owned())
+            .bytes(Bytes::from(t.as_bytes().to_vec()))
+            .build()
+    };
+    let command = |name: &str, description: &str| {
+        Node::builder("command")
+            .children([text("name", name), text("description", description)])
+            .build()
+    };
+    let prompt = |emoji: &str, t: &str| {
+        Node::builder("prompt")
+            .children([text("emoji", emoji), text("text", t)])
+            .build()
+    };
+    Node::builder("bot")
+        .children([Node::builder("profile")
+            .attr("persona_id", BOT_PERSONA)
+            .children([
+                text("name", "Sim AI"),
+                text("attributes", "Simulated"),
+                text("description", "Answers in wa-sim"),
+                text("category", "assistant"),
+                Node::new("default"),
+                Node::builder("commands")
+                    .children([
+                        text("description", "What it can do"),
+                        command("/imagine", "Draws a picture"),
+                        command("/help", "Lists the commands"),
+                    ])
+                    .build(),
+                Node::builder("prompts")
+                    .children([
+                        prompt("💡", "Give me an idea"),
+                        prompt("📚", "Tell me a story"),
+                    ])
+                    .build(),
+            ])
+            .build()])
+        .build()
 }
 
 /// The longest username kept, in bytes.

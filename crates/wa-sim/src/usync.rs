@@ -17,6 +17,7 @@ struct Asked {
     status: bool,
     disappearing: bool,
     username: bool,
+    bot: bool,
 }
 
 /// The result of an `<iq xmlns="usync" type="get">`, or `None` for a bad request
@@ -32,6 +33,7 @@ pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
             "status" => asked.status = true,
             "disappearing_mode" => asked.disappearing = true,
             "username" => asked.username = true,
+            "bot" => asked.bot = true,
             _ => {}
         }
     }
@@ -124,6 +126,13 @@ fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
                 .attr_opt("val", account.map(|a| Jid::lid(a.lid_user.clone())))
                 .build(),
         );
+    }
+    if asked.bot
+        && by_jid
+            .as_ref()
+            .is_some_and(|j| j.server == Server::Bot && j.user.as_str() == crate::chats::BOT_USER)
+    {
+        children.push(crate::chats::usync_bot_profile());
     }
     if let Some(a) = account {
         if asked.status {
