@@ -165,91 +165,94 @@ async fn open_addon(
 /// itself is still reported), and a group member's label change.
 pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> {
     let mut out = Vec::new();
+    match addon_update(inner, report).await {
+        Ok(Some(update)) => out.push(Event::AddOn(Box::new(update))),
+        Ok(None) => {}
+        Err(e) => debug!("add-on {} not opened: {e}", report.key.id),
+    }
+    if let Some(update) = member_label_update(report) {
+        out.push(Event::MemberLabel(Box::new(update)));
+    }
+    out
+}
+
+/// The vote or event response `report` carries, opened; `None` when it carries neither.
+async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnUpdate>, Error> {
     let m = &report.message;
-    let opened = if let Some(update) = m.poll_update_message.as_ref() {
-        let enc = update.vote.as_ref();
-        open_addon(
-            inner,
-            report,
-            update.poll_creation_message_key.as_ref(),
-            SecretUse::PollVote,
-            enc.and_then(|e| e.enc_payload.as_deref()),
-            enc.and_then(|e| e.enc_iv.as_deref()),
-        )
-        .await
-        .and_then(|(plain, creator)| {
+    let (target, kind, sender_timestamp_ms, creator) =
+        if let Some(update) = m.poll_update_message.as_ref() {
+            let target = update.poll_creation_message_key.as_ref();
+            let enc = update.vote.as_ref();
+            let (plain, creator) = open_addon(
+                inner,
+                report,
+                target,
+                SecretUse::PollVote,
+                enc.and_then(|e| e.enc_payload.as_deref()),
+                enc.and_then(|e| e.enc_iv.as_deref()),
+            )
+            .await?;
             let vote = PollVoteMessage::decode(plain.as_slice())?;
             let kind = AddOnKind::PollVote {
                 selected_options: vote.selected_options,
             };
-            Ok((kind, creator, update.sender_timestamp_ms.unwrap_or(0)))
-        })
-        .map(|r| (r, update.poll_creation_message_key.as_ref()))
-        .map_err(|e| ("poll vote", e))
-        .map(Some)
-    } else if let Some(enc) = m.enc_event_response_message.as_ref() {
-        open_addon(
-            inner,
-            report,
-            enc.event_creation_message_key.as_ref(),
-            SecretUse::EventResponse,
-            enc.enc_payload.as_deref(),
-            enc.enc_iv.as_deref(),
-        )
-        .await
-        .and_then(|(plain, creator)| {
+            (target, kind, update.sender_timestamp_ms, creator)
+        } else if let Some(enc) = m.enc_event_response_message.as_ref() {
+            let target = enc.event_creation_message_key.as_ref();
+            let (plain, creator) = open_addon(
+                inner,
+                report,
+                target,
+                SecretUse::EventResponse,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
             let r = EventResponseMessage::decode(plain.as_slice())?;
             let kind = AddOnKind::EventResponse {
                 response: r.response(),
                 extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
             };
-            Ok((kind, creator, r.timestamp_ms.unwrap_or(0)))
-        })
-        .map(|r| (r, enc.event_creation_message_key.as_ref()))
-        .map_err(|e| ("event response", e))
-        .map(Some)
-    } else {
-        Ok(None)
-    };
-    match opened {
-        Ok(Some(((kind, creator, ts), Some(target)))) => {
-            if let Ok(creds) = inner.creds().await
-                && let Ok(me) = Inner::me(&creds)
-            {
-                let chat = report.key.remote_jid.clone();
-                let id = target.id.clone().unwrap_or_default();
-                let mut key = MessageKey::new(chat.clone(), me.is_me_user(&creator), id);
-                if chat.is_group() || chat.is_broadcast() {
-                    key = key.with_participant(creator);
-                }
-                out.push(Event::AddOn(Box::new(AddOnUpdate {
-                    target: key,
-                    key: report.key.clone(),
-                    sender: report.sender.to_non_ad(),
-                    sender_timestamp_ms: ts,
-                    kind,
-                })));
-            }
-        }
-        Ok(_) => {}
-        Err((what, e)) => debug!("{what} {} not opened: {e}", report.key.id),
+            (target, kind, r.timestamp_ms, creator)
+        } else {
+            return Ok(None);
+        };
+    // open_addon succeeded, so the target key and its id are there.
+    let id = target.and_then(|t| t.id.clone()).unwrap_or_default();
+    let creds = inner.creds().await?;
+    let me = Inner::me(&creds)?;
+    let chat = report.key.remote_jid.clone();
+    let mut key = MessageKey::new(chat.clone(), me.is_me_user(&creator), id);
+    if chat.is_group() || chat.is_broadcast() {
+        key = key.with_participant(creator);
     }
-    if let Some(p) = m.protocol_message.as_deref()
-        && p.r#type() == protocol_message::Type::GroupMemberLabelChange
-        && report.key.remote_jid.is_group()
-        && let Some(label) = p.member_label.as_ref()
+    Ok(Some(AddOnUpdate {
+        target: key,
+        key: report.key.clone(),
+        sender: report.sender.to_non_ad(),
+        sender_timestamp_ms: sender_timestamp_ms.unwrap_or(0),
+        kind,
+    }))
+}
+
+/// The label change a group message from a member says, if it is one.
+fn member_label_update(report: &WaMessage) -> Option<MemberLabelUpdate> {
+    let p = report.message.protocol_message.as_deref()?;
+    if p.r#type() != protocol_message::Type::GroupMemberLabelChange
+        || !report.key.remote_jid.is_group()
     {
-        out.push(Event::MemberLabel(Box::new(MemberLabelUpdate {
-            group: report.key.remote_jid.clone(),
-            participant: report.sender.to_non_ad(),
-            participant_alt: report.sender_alt.as_ref().map(Jid::to_non_ad),
-            label: label.label.clone().unwrap_or_default(),
-            timestamp: label
-                .label_timestamp
-                .unwrap_or_else(|| i64::try_from(report.timestamp).unwrap_or(0)),
-        })));
+        return None;
     }
-    out
+    let label = p.member_label.as_ref()?;
+    Some(MemberLabelUpdate {
+        group: report.key.remote_jid.clone(),
+        participant: report.sender.to_non_ad(),
+        participant_alt: report.sender_alt.as_ref().map(Jid::to_non_ad),
+        label: label.label.clone().unwrap_or_default(),
+        timestamp: label
+            .label_timestamp
+            .unwrap_or_else(|| i64::try_from(report.timestamp).unwrap_or(0)),
+    })
 }
 
 impl Messenger {

@@ -14,11 +14,11 @@ mod lid;
 mod messenger;
 mod peer;
 mod placeholder;
-mod poll;
 mod privacy;
 mod receipt;
 mod recv;
 mod reporting;
+mod secret;
 mod send;
 mod stanza;
 mod status;
@@ -34,13 +34,13 @@ pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_
 pub use messenger::{Messenger, MessengerConfig};
 pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};
-pub use poll::{
-    SecretContext, SecretUse, decrypt_event_response, decrypt_poll_vote, encrypt_poll_vote,
-    event_response_message, poll_option_hash, poll_vote_message,
-};
 pub use reporting::{
     REPORTING_TOKEN_LEN, REPORTING_TOKEN_VERSION, reporting_content, reporting_token,
     should_include_reporting_token,
+};
+pub use secret::{
+    SecretContext, SecretUse, decrypt_event_response, decrypt_poll_vote, encrypt_poll_vote,
+    event_response_message, poll_option_hash, poll_vote_message,
 };
 pub use send::RelayOptions;
 pub use status::MAX_STATUS_RECIPIENTS;
