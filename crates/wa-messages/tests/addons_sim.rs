@@ -316,3 +316,61 @@ async fn group_members_vote_and_respond() {
     assert_eq!(update.label, "organiser");
     assert_eq!(update.timestamp, 1_800_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_open_when_the_chat_moved_to_lids() {
+    use wa_sim::{Fault, SenderAddressing};
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("la1")).await;
+    let mut b1 = link(&sim, B, memory_store("lb1")).await;
+    // The server names senders by LID (with sender_pn), as for chats moved to LIDs.
+    sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    let a_lid = sim.account(A).unwrap().lid;
+    let b_lid = sim.account(B).unwrap().lid;
+
+    // a1 sends the poll to B's phone number; b1 sees it in the LID chat.
+    let poll = a1
+        .messenger
+        .send_message(&Jid::pn(B), lunch())
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut b1.events, |m| m.key.id == poll.id).await;
+    assert_eq!(seen.key.remote_jid, a_lid);
+    // b1 votes in that chat (as its LID); a1 finds the secret it stored under B's phone
+    // number and opens the vote.
+    let vote = b1.messenger.vote_poll(&seen.key, &["pizza"]).await.unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
+    assert_eq!(got.key.remote_jid, b_lid);
+    assert_eq!(
+        a1.messenger
+            .decrypt_poll_vote(&got)
+            .await
+            .unwrap()
+            .selected_options,
+        vec![poll_option_hash("pizza").to_vec()]
+    );
+    let auto = next_addon(&mut a1.events, &vote.id).await;
+    assert_eq!(auto.target.id, poll.id);
+    assert!(auto.target.from_me);
+    // And the other way: a poll from b1, a vote from a1 by the LID key it received.
+    let poll2 = b1.messenger.send_message(&a_lid, lunch()).await.unwrap();
+    let seen2 = next_upsert(&mut a1.events, |m| m.key.id == poll2.id).await;
+    let vote2 = a1
+        .messenger
+        .vote_poll(&seen2.key, &["salad"])
+        .await
+        .unwrap();
+    let got2 = next_upsert(&mut b1.events, |m| m.key.id == vote2.id).await;
+    let auto2 = next_addon(&mut b1.events, &vote2.id).await;
+    assert_eq!(auto2.target.id, poll2.id);
+    assert_eq!(
+        auto2.kind,
+        AddOnKind::PollVote {
+            selected_options: vec![poll_option_hash("salad").to_vec()]
+        }
+    );
+    assert!(b1.messenger.decrypt_poll_vote(&got2).await.is_ok());
+}
