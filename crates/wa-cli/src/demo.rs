@@ -1,7 +1,7 @@
 //! `wa demo`: the whole stack against an in-process simulator, no network. Alice links a
 //! device (credentials in SQLite), Bob links one too; they talk one to one (text, reply,
-//! reaction, receipts), in a group with Carol (who has only her phone), exchange a
-//! picture; Alice's device restarts from its SQLite file and keeps the conversation going.
+//! reaction, receipts), in a group with Carol (who has only her phone), vote in a poll,
+//! exchange a picture; Alice's device restarts from its SQLite file and keeps the conversation going.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,6 +113,22 @@ async fn receipt(events: &mut wa::Events, id: &str, kind: ReceiptType) -> Result
     tokio::time::timeout(STEP, step)
         .await
         .map_err(|_| format!("no {kind:?} receipt in time"))?
+}
+
+/// Waits for the decrypted vote or event response carried by message `id`.
+async fn addon(events: &mut wa::Events, id: &str) -> Result<wa::AddOnUpdate, String> {
+    let step = async {
+        loop {
+            match events.next().await {
+                Some(Event::AddOn(a)) if a.key.id == id => return Ok(*a),
+                Some(_) => {}
+                None => return Err("socket gone".to_string()),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, step)
+        .await
+        .map_err(|_| "no decrypted vote in time".to_string())?
 }
 
 fn text_of(m: &WaMessage) -> String {
@@ -284,6 +300,53 @@ pub(crate) async fn run() -> Result<(), String> {
     log.line(
         "alice",
         format!("<- carol in the group: \"{}\"", text_of(&got)),
+    );
+
+    // A poll in the group; Bob's vote is encrypted with the poll's secret, which Alice's
+    // device kept when it sent the poll.
+    let times = ["12:00", "12:30", "13:00"];
+    let poll = alice
+        .send_message(
+            &group.id,
+            MessageContent::Poll(wa::Poll {
+                name: "What time?".into(),
+                options: times.iter().map(|t| (*t).to_owned()).collect(),
+                selectable_count: 1,
+                to_announcement_group: false,
+            }),
+        )
+        .await
+        .map_err(err)?;
+    log.line(
+        "alice",
+        format!("-> group: poll \"What time?\" ({})", poll.id),
+    );
+    let got = receive(&mut bob_ev, |m| m.key.id == poll.id).await?;
+    let vote = bob
+        .messages()
+        .vote_poll(&got.key, &["12:30"])
+        .await
+        .map_err(err)?;
+    log.line("bob", "-> group: votes \"12:30\" (encrypted for the poll)");
+    let opened = addon(&mut alice_ev, &vote.id).await?;
+    let chosen: Vec<&str> = match &opened.kind {
+        wa::AddOnKind::PollVote { selected_options } => times
+            .iter()
+            .copied()
+            .filter(|t| {
+                selected_options
+                    .iter()
+                    .any(|h| h.as_slice() == wa::poll_option_hash(t))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    log.line(
+        "alice",
+        format!(
+            "<- {} voted {chosen:?} on poll {}",
+            opened.sender, opened.target.id
+        ),
     );
 
     // A picture, end-to-end encrypted, uploaded to and downloaded from the media host.
