@@ -239,6 +239,10 @@ impl Chats {
             ));
         };
         *lock(&self.inner.presence) = presence;
+        if presence == Presence::Available {
+            // WhatsApp Web marks the session when it goes online, as Baileys does.
+            self.inner.socket.send_unified_session().await?;
+        }
         let node = Node::builder("presence")
             .attr("type", presence.as_str())
             .attr("name", name)

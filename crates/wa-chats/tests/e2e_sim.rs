@@ -125,6 +125,9 @@ async fn presence_and_typing_reach_the_other_account() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.push_name.as_deref(), Some("Alice"));
+    // The socket marked the session at login; going online marks it again.
+    let at_login = sim.unified_sessions(A).len();
+    assert!(at_login >= 1);
     a.send_presence(Presence::Available).await.unwrap();
     let online = next_event(&mut ev_b, |e| match e {
         Event::PresenceUpdate(u) if u.available => Some(u),
@@ -132,7 +135,25 @@ async fn presence_and_typing_reach_the_other_account() {
     })
     .await;
     assert_eq!(online.jid, Jid::pn(A));
+    let ids = sim.unified_sessions(A);
+    assert_eq!(ids.len(), at_login + 1);
+    const WEEK_MS: u64 = 7 * 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let want = (now_ms + 3 * 86_400_000) % WEEK_MS;
+    let got: u64 = ids.last().unwrap().parse().unwrap();
+    assert!(got < WEEK_MS);
+    // Within a minute of (server time + 3 days) mod a week, away from the wrap-around.
+    let diff = got.abs_diff(want).min(WEEK_MS - got.abs_diff(want));
+    assert!(diff < 60_000, "id {got}, expected about {want}");
     a.send_presence(Presence::Unavailable).await.unwrap();
+    assert_eq!(
+        sim.unified_sessions(A).len(),
+        at_login + 1,
+        "not when going offline"
+    );
     let offline = next_event(&mut ev_b, |e| match e {
         Event::PresenceUpdate(u) if !u.available => Some(u),
         _ => None,

@@ -975,6 +975,24 @@ impl Conn {
                 Some(reply) => self.send(&reply).await,
                 None => Ok(()),
             },
+            "ib" => {
+                let id = node
+                    .child("unified_session")
+                    .and_then(|u| u.attr_opt::<&str>("id").ok().flatten())
+                    .filter(|id| id.len() <= 32);
+                if let Some(id) = id {
+                    let mut seen = self
+                        .shared
+                        .unified_sessions
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if seen.len() >= 64 {
+                        seen.pop_front();
+                    }
+                    seen.push_back((me.clone(), id.to_owned()));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) reporting: Mutex<crate::reporting::ReportingTokens>,
     /// The AB props answered to `<iq xmlns="abt"><props/>` (config code to value).
     pub(crate) props: Mutex<std::collections::BTreeMap<String, String>>,
+    /// `<ib><unified_session id>` ids clients sent, by device (the last 64 in all).
+    pub(crate) unified_sessions: Mutex<std::collections::VecDeque<(Jid, String)>>,
 }
 
 /// One live connection as the API sees it.
@@ -240,6 +242,7 @@ impl Sim {
             phone_pending: AtomicU64::new(0),
             reporting: Mutex::default(),
             props: Mutex::default(),
+            unified_sessions: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -851,6 +854,19 @@ impl Sim {
             .or_default()
             .username = username.map(str::to_owned);
         true
+    }
+
+    /// The `<ib><unified_session id>` ids the devices of `phone` sent, oldest first (the
+    /// simulator keeps the last 64 of all devices).
+    pub fn unified_sessions(&self, phone: &str) -> Vec<String> {
+        self.shared
+            .unified_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(d, _)| d.user.as_str() == phone)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Sets an AB prop the server answers to `<iq xmlns="abt" type="get"><props/>` (e.g.

@@ -1,7 +1,7 @@
 //! The socket actor: a supervisor task running connection attempts, each with a reader
 //! task, a keep-alive task and a writer that encrypts and sends under one lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,8 @@ struct Inner {
     state: watch::Sender<ConnectionState>,
     stop: watch::Sender<Option<DisconnectReason>>,
     new_login: AtomicBool,
+    /// The server's clock minus ours, in milliseconds, from the last `<success t>`.
+    server_time_offset_ms: AtomicI64,
     /// Serializes pre-key id allocation (batches and single retry keys); never held
     /// across network I/O.
     pre_key_lock: Mutex<()>,
@@ -225,6 +227,7 @@ impl Socket {
             state,
             stop,
             new_login: AtomicBool::new(false),
+            server_time_offset_ms: AtomicI64::new(0),
             pre_key_lock: Mutex::new(()),
             pre_key_upload: Mutex::new(()),
             props: StdMutex::new(crate::ServerProps::default()),
@@ -471,6 +474,17 @@ impl Socket {
     /// Registers a handler queue for stanzas that `filter` matches.
     pub fn subscribe(&self, filter: Filter, capacity: usize) -> crate::Subscription {
         self.inner.dispatcher.subscribe(filter, capacity)
+    }
+
+    /// Sends `<ib><unified_session id/></ib>`, the session marker WhatsApp Web (and
+    /// Baileys) sends after login and when going online: `id` is the server's time in
+    /// milliseconds, shifted by three days, modulo a week. The socket sends it after each
+    /// login; `wa-chats` when presence becomes available.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`].
+    pub async fn send_unified_session(&self) -> Result<(), Error> {
+        self.send_node(&unified_session_node(&self.inner)).await
     }
 
     /// Sends a stanza on the current connection.
@@ -1070,7 +1084,37 @@ async fn send_ack(conn: &Conn, node: &Node) {
     let _ = conn.send(&crate::ack_for(node)).await;
 }
 
+/// `<ib><unified_session id/></ib>` with the id for now (see
+/// [`Socket::send_unified_session`]).
+fn unified_session_node(inner: &Inner) -> Node {
+    const DAY_MS: i64 = 86_400_000;
+    let now = unix_ms().saturating_add(inner.server_time_offset_ms.load(Ordering::Relaxed));
+    let id = now.saturating_add(3 * DAY_MS).rem_euclid(7 * DAY_MS);
+    Node::builder("ib")
+        .children([Node::builder("unified_session")
+            .attr("id", id.to_string())
+            .build()])
+        .build()
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    if let Some(t) = node
+        .attr_opt::<u64>("t")
+        .ok()
+        .flatten()
+        .filter(|&t| t > 0)
+        .and_then(|t| i64::try_from(t).ok())
+    {
+        let offset = t.saturating_mul(1000).saturating_sub(unix_ms());
+        inner.server_time_offset_ms.store(offset, Ordering::Relaxed);
+    }
     let lid = node
         .attr_opt::<&str>("lid")
         .ok()
@@ -1101,6 +1145,9 @@ async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
     }));
     spawn_key_maintenance(inner, conn);
     spawn_keep_alive(inner, conn);
+    if let Err(e) = conn.send(&unified_session_node(inner)).await {
+        debug!("unified_session not sent: {e}");
+    }
 }
 
 fn spawn_keep_alive(inner: &Arc<Inner>, conn: &Arc<Conn>) {
