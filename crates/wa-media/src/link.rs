@@ -270,6 +270,52 @@ fn decode_entities(s: &str) -> String {
     out
 }
 
+/// The preview an HTML page gives of itself, without the thumbnail: what
+/// [`Media::url_info`] reads from a page it fetched, for callers that fetch pages their own
+/// way. `page_url` is where the page was found (after redirects); relative image and page
+/// URLs are resolved against it. `None` when the page names no title. At most 1 MiB of
+/// `html` is read.
+pub fn url_info_from_html(matched_text: &str, page_url: &str, html: &str) -> Option<UrlInfo> {
+    let mut end = html.len().min(MAX_PAGE);
+    while !html.is_char_boundary(end) {
+        end -= 1;
+    }
+    let tags = parse_page(&html[..end]);
+    let title = tags
+        .og_title
+        .or(tags.twitter_title)
+        .or(tags.title)
+        .filter(|t| !t.is_empty())?;
+    let base = reqwest::Url::parse(page_url).ok();
+    let resolve = |u: &str| match &base {
+        Some(b) => b.join(u).ok(),
+        None => reqwest::Url::parse(u).ok(),
+    };
+    let image_url = tags
+        .og_image
+        .or(tags.twitter_image)
+        .and_then(|i| resolve(&i))
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(String::from);
+    let canonical_url = tags
+        .og_url
+        .and_then(|u| resolve(&u))
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map_or_else(|| page_url.to_owned(), String::from);
+    Some(UrlInfo {
+        matched_text: matched_text.to_owned(),
+        canonical_url,
+        title,
+        description: tags
+            .og_description
+            .or(tags.twitter_description)
+            .or(tags.description)
+            .filter(|d| !d.is_empty()),
+        image_url,
+        jpeg_thumbnail: None,
+    })
+}
+
 /// A JPEG thumbnail `width` pixels wide of an image (PNG, JPEG, WebP or GIF).
 ///
 /// # Errors
@@ -316,47 +362,20 @@ impl Media {
             return Ok(None);
         }
         let page = read_bounded(resp, MAX_PAGE, true).await?;
-        let tags = parse_page(&String::from_utf8_lossy(&page));
-        let Some(title) = tags
-            .og_title
-            .or(tags.twitter_title)
-            .or(tags.title)
-            .filter(|t| !t.is_empty())
-        else {
+        let Some(mut info) = url_info_from_html(
+            matched_text,
+            page_url.as_str(),
+            &String::from_utf8_lossy(&page),
+        ) else {
             return Ok(None);
         };
-        let image_url = tags
-            .og_image
-            .or(tags.twitter_image)
-            .and_then(|i| page_url.join(&i).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(String::from);
-        let jpeg_thumbnail = match &image_url {
-            Some(u) => match self.get_page(u).await {
-                Ok(resp) => match read_bounded(resp, MAX_THUMBNAIL_SOURCE, false).await {
-                    Ok(bytes) => link_thumbnail(&bytes).ok(),
-                    Err(_) => None,
-                },
-                Err(_) => None,
-            },
-            None => None,
-        };
-        Ok(Some(UrlInfo {
-            matched_text: matched_text.to_owned(),
-            canonical_url: tags
-                .og_url
-                .and_then(|u| page_url.join(&u).ok())
-                .unwrap_or(page_url)
-                .to_string(),
-            title,
-            description: tags
-                .og_description
-                .or(tags.twitter_description)
-                .or(tags.description)
-                .filter(|d| !d.is_empty()),
-            image_url,
-            jpeg_thumbnail,
-        }))
+        if let Some(u) = &info.image_url
+            && let Ok(resp) = self.get_page(u).await
+            && let Ok(bytes) = read_bounded(resp, MAX_THUMBNAIL_SOURCE, false).await
+        {
+            info.jpeg_thumbnail = link_thumbnail(&bytes).ok();
+        }
+        Ok(Some(info))
     }
 
     async fn get_page(&self, url: &str) -> Result<reqwest::Response, Error> {
@@ -455,6 +474,41 @@ mod tests {
         assert_eq!(t.description.as_deref(), Some("desc \u{2014} A\""));
         assert_eq!(t.og_image.as_deref(), Some("/img/p.png"), "the first wins");
         assert_eq!(t.og_url, None, "tags after </head> are not read");
+    }
+
+    #[test]
+    fn pages_fetched_elsewhere_give_the_same_preview() {
+        let html = r#"<head><meta property="og:title" content="T">
+            <meta property="og:image" content="img/a.png">
+            <meta property="og:url" content="javascript:alert(1)"></head>"#;
+        let info = url_info_from_html("https://x.example/p", "https://x.example/dir/p", html)
+            .expect("a preview");
+        assert_eq!(info.title, "T");
+        assert_eq!(
+            info.image_url.as_deref(),
+            Some("https://x.example/dir/img/a.png")
+        );
+        assert_eq!(
+            info.canonical_url, "https://x.example/dir/p",
+            "no javascript: URLs"
+        );
+        assert_eq!(info.jpeg_thumbnail, None);
+        // Without a usable page URL only absolute image URLs are kept.
+        let info = url_info_from_html("m", "not a url", html).unwrap();
+        assert_eq!(info.image_url, None);
+        assert_eq!(
+            url_info_from_html("m", "https://x.example", "<p>no title</p>"),
+            None
+        );
+        // A page longer than the limit is cut at a character boundary, never inside one.
+        let mut long = String::from("<title>ok</title>");
+        long.push_str(&"é".repeat(MAX_PAGE));
+        assert_eq!(
+            url_info_from_html("m", "https://x.example", &long)
+                .unwrap()
+                .title,
+            "ok"
+        );
     }
 
     #[test]
