@@ -41,7 +41,7 @@ pub struct WaConfig {
     /// App-state sync (archive, pin, mute, labels, contacts, ...).
     pub app_state: AppStateConfig,
     /// Fetch a link preview (title, description, thumbnail) for the first `https://` URL
-    /// of a text sent or replied without one, waiting at most this long; the text is
+    /// of a text sent, replied or edited without one, waiting at most this long; the text is
     /// sent without a preview when the page gives none in time. `None` (the default)
     /// never fetches, as Baileys without its optional `link-preview-js`.
     pub link_previews: Option<Duration>,
@@ -191,30 +191,31 @@ impl WaSocket {
         self.socket.auth().await?.jid?.parse().ok()
     }
 
-    /// A text without a preview gets one for its first `https://` URL when
-    /// [`WaConfig::link_previews`] is set and the page gives one in time.
-    async fn with_link_preview(&self, content: MessageContent) -> MessageContent {
+    /// A text (or an edit's new text) without a preview gets one for its first
+    /// `https://` URL when [`WaConfig::link_previews`] is set and the page gives one in
+    /// time.
+    async fn with_link_preview(&self, mut content: MessageContent) -> MessageContent {
         let Some(timeout) = self.link_previews else {
             return content;
         };
-        let MessageContent::Text {
-            text,
-            link_preview: None,
-        } = content
-        else {
-            return content;
-        };
-        let link_preview = match wa_media::extract_url(&text) {
-            Some(url) => match self.media.url_info(url, timeout).await {
-                Ok(info) => info.map(LinkPreview::from),
-                Err(e) => {
-                    tracing::debug!("no link preview for {url}: {e}");
-                    None
-                }
+        // A text, or the new text of an edit, as Baileys previews both.
+        let slot = match &mut content {
+            MessageContent::Text { text, link_preview } => Some((text, link_preview)),
+            MessageContent::Edit { new_content, .. } => match new_content.as_mut() {
+                MessageContent::Text { text, link_preview } => Some((text, link_preview)),
+                _ => None,
             },
-            None => None,
+            _ => None,
         };
-        MessageContent::Text { text, link_preview }
+        if let Some((text, preview @ None)) = slot
+            && let Some(url) = wa_media::extract_url(text)
+        {
+            match self.media.url_info(url, timeout).await {
+                Ok(info) => *preview = info.map(LinkPreview::from),
+                Err(e) => tracing::debug!("no link preview for {url}: {e}"),
+            }
+        }
+        content
     }
 
     /// Sends `content` to a user or a group; returns the message's key once the server

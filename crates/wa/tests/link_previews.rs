@@ -77,4 +77,32 @@ async fn texts_go_out_with_or_without_a_preview() {
         Some("https://preview.invalid/page")
     );
     assert_eq!(ext.title.as_deref(), Some("Given title"));
+
+    // An edit's new text is previewed the same way (here: nothing to fetch, sent as is).
+    let started = Instant::now();
+    let edit = me
+        .send_message(
+            &Jid::pn(FRIEND),
+            MessageContent::Edit {
+                key: key.clone(),
+                new_content: Box::new(MessageContent::text("now https://preview.invalid/b")),
+                timestamp_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let got = received(&mut inbox, &edit.id).await;
+    let edited = got
+        .message
+        .protocol_message
+        .as_deref()
+        .and_then(|p| p.edited_message.as_deref())
+        .and_then(|m| m.extended_text_message.as_deref())
+        .expect("edited text");
+    assert_eq!(
+        edited.text.as_deref(),
+        Some("now https://preview.invalid/b")
+    );
+    assert_eq!(edited.matched_text, None);
 }
