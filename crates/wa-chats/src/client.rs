@@ -461,6 +461,16 @@ impl Chats {
     }
 
     fn usync_many(&self, protocol: &'static str, jids: &[Jid]) -> Node {
+        self.usync_query(
+            Node::builder(protocol).build(),
+            jids.iter()
+                .map(|j| Node::builder("user").attr("jid", j.to_non_ad()).build()),
+        )
+    }
+
+    /// An interactive usync query for `protocol` (its `<query>` element) over `users`
+    /// (the `<list>`'s `<user>` elements).
+    fn usync_query(&self, protocol: Node, users: impl IntoIterator<Item = Node>) -> Node {
         iq("usync", "get")
             .children([Node::builder("usync")
                 .attr("sid", self.inner.socket.generate_id())
@@ -469,15 +479,8 @@ impl Chats {
                 .attr("index", "0")
                 .attr("context", "interactive")
                 .children([
-                    Node::builder("query")
-                        .children([Node::builder(protocol).build()])
-                        .build(),
-                    Node::builder("list")
-                        .children(
-                            jids.iter()
-                                .map(|j| Node::builder("user").attr("jid", j.to_non_ad()).build()),
-                        )
-                        .build(),
+                    Node::builder("query").children([protocol]).build(),
+                    Node::builder("list").children(users).build(),
                 ])
                 .build()])
             .build()
@@ -709,23 +712,10 @@ impl Chats {
                         .build()])
                     .build()
             });
-            let query = iq("usync", "get")
-                .children([Node::builder("usync")
-                    .attr("sid", self.inner.socket.generate_id())
-                    .attr("mode", "query")
-                    .attr("last", "true")
-                    .attr("index", "0")
-                    .attr("context", "interactive")
-                    .children([
-                        Node::builder("query")
-                            .children([Node::builder("bot")
-                                .children([Node::builder("profile").attr("v", "1").build()])
-                                .build()])
-                            .build(),
-                        Node::builder("list").children(users).build(),
-                    ])
-                    .build()])
+            let protocol = Node::builder("bot")
+                .children([Node::builder("profile").attr("v", "1").build()])
                 .build();
+            let query = self.usync_query(protocol, users);
             let reply = self.query(query).await?;
             for b in chunk {
                 out.push((

@@ -230,36 +230,41 @@ impl Usync {
     /// # Errors
     /// As [`Usync::run`].
     pub async fn lid_for(&self, users: &[Jid]) -> Result<HashMap<Jid, Jid>, Error> {
-        let query = users.iter().fold(
-            UsyncQuery::new("interactive").protocol(Protocol::Lid),
-            |q, j| q.user(j),
-        );
+        self.per_user(users, Protocol::Lid, |u| u.lid).await
+    }
+
+    /// Runs an interactive query of `protocol` for `users` and keeps what `pick` takes
+    /// from each answer, keyed by the user's non-device JID.
+    async fn per_user<T>(
+        &self,
+        users: &[Jid],
+        protocol: Protocol,
+        pick: impl Fn(UsyncUser) -> Option<T>,
+    ) -> Result<HashMap<Jid, T>, Error> {
+        let query = users
+            .iter()
+            .fold(UsyncQuery::new("interactive").protocol(protocol), |q, j| {
+                q.user(j)
+            });
         Ok(self
             .run(&query)
             .await?
             .into_iter()
-            .filter_map(|u| Some((u.jid.to_non_ad(), u.lid?)))
+            .filter_map(|u| {
+                let jid = u.jid.to_non_ad();
+                pick(u).map(|v| (jid, v))
+            })
             .collect())
     }
-}
 
-impl Usync {
     /// The username of each user that has one (keyed by the user's non-device JID);
     /// users without one are left out.
     ///
     /// # Errors
     /// As [`Usync::run`].
     pub async fn usernames(&self, users: &[Jid]) -> Result<HashMap<Jid, String>, Error> {
-        let query = users.iter().fold(
-            UsyncQuery::new("interactive").protocol(Protocol::Username),
-            |q, j| q.user(j),
-        );
-        Ok(self
-            .run(&query)
-            .await?
-            .into_iter()
-            .filter_map(|u| Some((u.jid.to_non_ad(), u.username?)))
-            .collect())
+        self.per_user(users, Protocol::Username, |u| u.username)
+            .await
     }
 }
 
