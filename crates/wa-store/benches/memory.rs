@@ -59,5 +59,42 @@ fn session_load_store(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_load_store);
+/// One account's hourly prune (sent messages older than a cut-off, none of them due)
+/// while 1,000 accounts of 200 sent messages each share the backend.
+fn prune_among_many_accounts(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let stores: Vec<AccountStore> = (0..1000)
+        .map(|n| {
+            AccountStore::new(
+                backend.clone(),
+                AccountId::new(format!("acct{n:04}")).unwrap(),
+            )
+        })
+        .collect();
+    rt.block_on(async {
+        for s in &stores {
+            let mut batch = Batch::new();
+            for m in 0..200 {
+                batch.put_sent_message("chat", &format!("MSG{m:03}"), b"record", 1_000);
+            }
+            s.commit(batch).await.unwrap();
+        }
+    });
+    let store = stores[500].clone();
+    c.bench_function("memory/prune_one_of_1000_accounts", |b| {
+        b.to_async(&rt).iter(|| {
+            let store = store.clone();
+            async move {
+                let mut batch = Batch::new();
+                batch.prune_sent_messages(black_box(500));
+                store.commit(batch).await.unwrap();
+            }
+        });
+    });
+}
+
+criterion_group!(benches, session_load_store, prune_among_many_accounts);
 criterion_main!(benches);

@@ -539,6 +539,16 @@ pub async fn accounts_are_isolated(backend: Arc<dyn Backend>) {
     assert_eq!(a.get_session("u", 1).await.unwrap(), b(b"from a"));
     assert_eq!(b2.get_session("u", 1).await.unwrap(), b(b"from b"));
     assert_eq!(b2.get_contact("c").await.unwrap(), None);
+    // A prune is the account's own.
+    a.put_sent_message("chat", "OLD", b"a's", 100)
+        .await
+        .unwrap();
+    b2.put_sent_message("chat", "OLD", b"b's", 100)
+        .await
+        .unwrap();
+    a.prune_sent_messages(200).await.unwrap();
+    assert_eq!(a.get_sent_message("chat", "OLD").await.unwrap(), None);
+    assert_eq!(b2.get_sent_message("chat", "OLD").await.unwrap(), b(b"b's"));
     a.delete_account().await.unwrap();
     assert_eq!(a.get_session("u", 1).await.unwrap(), None);
     assert!(a.load_creds().await.unwrap().is_none());
