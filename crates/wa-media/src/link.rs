@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use crate::message::{MAX_THUMBNAIL_SOURCE, jpeg_thumbnail_of_width};
+use crate::message::jpeg_thumbnail_of_width;
 use crate::{Error, Media};
 
 /// Width of a link preview's thumbnail, in pixels (Baileys' `THUMBNAIL_WIDTH_PX`).
 pub const LINK_THUMBNAIL_WIDTH: u32 = 192;
 /// The most of a page read while looking for its preview tags.
 const MAX_PAGE: usize = 1 << 20;
+/// The largest preview image fetched, in bytes.
+const MAX_LINK_IMAGE: usize = 8 << 20;
 /// The longest title or description kept, in characters.
 const MAX_FIELD_CHARS: usize = 1024;
 
@@ -327,7 +329,8 @@ pub fn link_thumbnail(image_bytes: &[u8]) -> Result<Vec<u8>, Error> {
 impl Media {
     /// Fetches the page at `url` (following redirects) and reads its preview: title,
     /// description, image and a [`LINK_THUMBNAIL_WIDTH`]-pixel JPEG of the image. At
-    /// most 1 MiB of the page and 64 MiB of the image are read; the whole takes at most
+    /// most 1 MiB of the page and 8 MiB of the image are read (the image is decoded on a
+    /// blocking thread); the whole takes at most
     /// `timeout`. `None` when the page is not HTML or names no title (Baileys then sends
     /// no preview). A missing or undecodable image only leaves the thumbnail out.
     ///
@@ -371,9 +374,11 @@ impl Media {
         };
         if let Some(u) = &info.image_url
             && let Ok(resp) = self.get_page(u).await
-            && let Ok(bytes) = read_bounded(resp, MAX_THUMBNAIL_SOURCE, false).await
+            && let Ok(bytes) = read_bounded(resp, MAX_LINK_IMAGE, false).await
         {
-            info.jpeg_thumbnail = link_thumbnail(&bytes).ok();
+            // Decoding is CPU work: off the async workers.
+            let thumb = tokio::task::spawn_blocking(move || link_thumbnail(&bytes).ok());
+            info.jpeg_thumbnail = thumb.await.ok().flatten();
         }
         Ok(Some(info))
     }

@@ -14,7 +14,7 @@ use crate::{Error, MediaType};
 /// Width of generated JPEG thumbnails, in pixels (as WhatsApp Web sends them).
 pub const THUMBNAIL_WIDTH: u32 = 32;
 /// Largest image decoded to make a thumbnail.
-pub(crate) const MAX_THUMBNAIL_SOURCE: usize = 64 << 20;
+const MAX_THUMBNAIL_SOURCE: usize = 64 << 20;
 
 /// What kind of media message to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
