@@ -37,6 +37,16 @@ async fn next_event<T>(
     .expect("event in time")
 }
 
+/// The options `vote` selects, opened by `reader` with the poll's stored secret.
+async fn selected(reader: &Client, vote: &wa_types::WaMessage) -> Vec<Vec<u8>> {
+    reader
+        .messenger
+        .decrypt_poll_vote(vote)
+        .await
+        .expect("the vote opens")
+        .selected_options
+}
+
 /// The decrypted add-on carried by the message `id`.
 async fn next_addon(rx: &mut broadcast::Receiver<Event>, id: &str) -> AddOnUpdate {
     next_event(rx, |e| match e {
@@ -117,47 +127,22 @@ async fn votes_and_responses_open_with_stored_secrets_on_every_device() {
     );
     assert_eq!(auto.sender, a);
     assert!(copy.key.from_me);
-    assert_eq!(
-        a2.messenger
-            .decrypt_poll_vote(&copy)
-            .await
-            .unwrap()
-            .selected_options,
-        expected
-    );
+    assert_eq!(selected(&a2, &copy).await, expected);
     // So does the voter, on its own report of what it sent.
     let own = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
-    assert_eq!(
-        a1.messenger
-            .decrypt_poll_vote(&own)
-            .await
-            .unwrap()
-            .selected_options,
-        expected
-    );
+    assert_eq!(selected(&a1, &own).await, expected);
 
     // The creator votes on its own poll (the key says fromMe) and withdraws the vote.
     let own_vote = b1.messenger.vote_poll(&poll, &["pizza"]).await.unwrap();
     let got = next_upsert(&mut a1.events, |m| m.key.id == own_vote.id).await;
     assert_eq!(
-        a1.messenger
-            .decrypt_poll_vote(&got)
-            .await
-            .unwrap()
-            .selected_options,
+        selected(&a1, &got).await,
         vec![poll_option_hash("pizza").to_vec()]
     );
     let none: [&str; 0] = [];
     let withdrawn = b1.messenger.vote_poll(&poll, &none).await.unwrap();
     let got = next_upsert(&mut a1.events, |m| m.key.id == withdrawn.id).await;
-    assert!(
-        a1.messenger
-            .decrypt_poll_vote(&got)
-            .await
-            .unwrap()
-            .selected_options
-            .is_empty()
-    );
+    assert!(selected(&a1, &got).await.is_empty());
 
     // An event from a1; b1 answers it; the secret survives b1's restart.
     let event = a1.messenger.send_message(&b, party()).await.unwrap();
@@ -275,11 +260,7 @@ async fn group_members_vote_and_respond() {
     let got = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
     assert_eq!(got.key.remote_jid, g);
     assert_eq!(
-        a1.messenger
-            .decrypt_poll_vote(&got)
-            .await
-            .unwrap()
-            .selected_options,
+        selected(&a1, &got).await,
         vec![poll_option_hash("pizza").to_vec()]
     );
     let auto = next_addon(&mut a1.events, &vote.id).await;
@@ -345,11 +326,7 @@ async fn votes_open_when_the_chat_moved_to_lids() {
     let got = next_upsert(&mut a1.events, |m| m.key.id == vote.id).await;
     assert_eq!(got.key.remote_jid, b_lid);
     assert_eq!(
-        a1.messenger
-            .decrypt_poll_vote(&got)
-            .await
-            .unwrap()
-            .selected_options,
+        selected(&a1, &got).await,
         vec![poll_option_hash("pizza").to_vec()]
     );
     let auto = next_addon(&mut a1.events, &vote.id).await;

@@ -6,27 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use wa::LinkPreview;
 use wa::prelude::*;
-use wa::{Events, LinkPreview};
 use wa_sim::{Sim, SimConfig};
 
 const ME: &str = "15550000041";
 const FRIEND: &str = "15550000042";
-
-async fn received(events: &mut Events, id: &str) -> WaMessage {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(e) = events.next().await {
-            if let Event::MessagesUpsert(u) = e
-                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == id)
-            {
-                return m;
-            }
-        }
-        panic!("event stream ended")
-    })
-    .await
-    .expect("received in time")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn texts_go_out_with_or_without_a_preview() {
@@ -48,7 +33,7 @@ async fn texts_go_out_with_or_without_a_preview() {
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    let got = received(&mut inbox, &key.id).await;
+    let got = common::received(&mut inbox, &key.id).await;
     let ext = got.message.extended_text_message.as_deref().expect("text");
     assert_eq!(ext.text.as_deref(), Some(text));
     assert_eq!(ext.matched_text, None);
@@ -70,7 +55,7 @@ async fn texts_go_out_with_or_without_a_preview() {
         )
         .await
         .unwrap();
-    let got = received(&mut inbox, &key.id).await;
+    let got = common::received(&mut inbox, &key.id).await;
     let ext = got.message.extended_text_message.as_deref().expect("text");
     assert_eq!(
         ext.matched_text.as_deref(),
@@ -92,7 +77,7 @@ async fn texts_go_out_with_or_without_a_preview() {
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    let got = received(&mut inbox, &edit.id).await;
+    let got = common::received(&mut inbox, &edit.id).await;
     let edited = got
         .message
         .protocol_message

@@ -3,29 +3,12 @@
 
 mod common;
 
-use std::time::Duration;
-
+use wa::MessageBuilder;
 use wa::prelude::*;
-use wa::{Events, MessageBuilder};
 use wa_sim::{Sim, SimConfig};
 
 const ME: &str = "15550000001";
 const FRIEND: &str = "15550000002";
-
-async fn received(events: &mut Events, id: &str) -> WaMessage {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(e) = events.next().await {
-            if let Event::MessagesUpsert(u) = e
-                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == id)
-            {
-                return m;
-            }
-        }
-        panic!("event stream ended");
-    })
-    .await
-    .expect("the message arrives")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_replies_and_mentions_arrive_whole() {
@@ -41,7 +24,7 @@ async fn media_replies_and_mentions_arrive_whole() {
         .send_message(&Jid::pn(ME), MessageContent::text("a picture?"))
         .await
         .unwrap();
-    let question = received(&mut me_events, &question.id).await;
+    let question = common::received(&mut me_events, &question.id).await;
 
     // A reply with an image quotes the question.
     let picture: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
@@ -53,7 +36,7 @@ async fn media_replies_and_mentions_arrive_whole() {
         .reply_media(&question, MediaKind::Image, &picture, &options)
         .await
         .unwrap();
-    let got = received(&mut friend_events, &key.id).await;
+    let got = common::received(&mut friend_events, &key.id).await;
     let image = got.message.image_message.as_ref().expect("an image");
     assert_eq!(image.caption.as_deref(), Some("here"));
     let ctx = image.context_info.as_ref().expect("a quote");
@@ -87,7 +70,7 @@ async fn media_replies_and_mentions_arrive_whole() {
     .build(&mut rand_core::OsRng)
     .unwrap();
     let key = me.relay(&Jid::pn(FRIEND), built).await.unwrap();
-    let got = received(&mut friend_events, &key.id).await;
+    let got = common::received(&mut friend_events, &key.id).await;
     let document = got.message.document_message.as_ref().expect("a document");
     assert_eq!(document.file_name.as_deref(), Some("minutes.txt"));
     assert_eq!(

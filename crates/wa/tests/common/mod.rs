@@ -41,3 +41,19 @@ pub async fn linked_with(sim: &Sim, phone: &str, adjust: impl FnOnce(&mut WaConf
     .expect("linked in time");
     sock
 }
+
+/// The message `id` once `events` reports it (within 20 s).
+pub async fn received(events: &mut wa::Events, id: &str) -> WaMessage {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(e) = events.next().await {
+            if let Event::MessagesUpsert(u) = e
+                && let Some(m) = u.messages.into_iter().find(|m| m.key.id == id)
+            {
+                return m;
+            }
+        }
+        panic!("event stream ended")
+    })
+    .await
+    .expect("received in time")
+}
