@@ -88,6 +88,23 @@ async fn issuance_jid(inner: &Inner, chat: &Jid) -> Jid {
     chat.clone()
 }
 
+/// The error of a 1:1 message the server refused for want of the contact's privacy
+/// token: the account is restricted (it may not start chats) or the token is missing.
+pub(crate) const NACK_NO_TOKEN: u16 = 463;
+
+/// After the server refused a send with [`NACK_NO_TOKEN`]: issues our token to the
+/// contact whatever the bucket says, as WhatsApp Web does to repair the chat. The
+/// message itself is not sent again: a retry would count as one more reach-out.
+pub(crate) fn issue_after_refusal(
+    inner: &Arc<Inner>,
+    chat: &Jid,
+    mut tokens: SendTokens,
+    now: i64,
+) {
+    tokens.issue = true;
+    issue_after_send(inner, chat, tokens, now);
+}
+
 /// After a send: issues our token to `chat` in the background when `tokens` says so, then
 /// records the issuance time, so the next issuance waits for the next bucket.
 pub(crate) fn issue_after_send(inner: &Arc<Inner>, chat: &Jid, tokens: SendTokens, now: i64) {

@@ -263,7 +263,12 @@ impl Messenger {
             .children(children)
             .build();
         options.apply(&mut stanza);
-        send_and_wait(inner, &stanza, id).await?;
+        if let Err(e) = send_and_wait(inner, &stanza, id).await {
+            if let (Error::Nack(crate::privacy::NACK_NO_TOKEN), Some(tokens)) = (&e, tokens) {
+                crate::privacy::issue_after_refusal(inner, &chat, tokens, now_secs);
+            }
+            return Err(e);
+        }
         if let Some(tokens) = tokens {
             crate::privacy::issue_after_send(inner, &chat, tokens, now_secs);
         }

@@ -14,7 +14,7 @@ use wa_messages::{Error, MessageContent};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Socket;
 use wa_store::PrivacyTokenStore;
-use wa_testkit::next_upsert;
+use wa_testkit::{next_event, next_upsert};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
@@ -57,14 +57,19 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
     let (a, b) = (Jid::pn(A), Jid::pn(B));
     sim.restrict_account(A, true);
 
-    // No token from B yet: refused, and nothing is issued for a refused send.
+    // No token from B yet: refused. The message is not sent again, but A issues its
+    // own token to B in repair, as WhatsApp Web does after a 463.
     let err = a1
         .messenger
         .send_message(&b, MessageContent::text("hello?"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Nack(463)), "{err:?}");
-    assert_eq!(sim.privacy_tokens_issued(), 0);
+    wait_until("A issued its token to B after the refusal", || {
+        sim.privacy_token(A, B).is_some()
+    })
+    .await;
+    assert_eq!(sim.privacy_tokens_issued(), 1);
 
     // B writes first: B's client issues its token to A, which A's client stores.
     let k = b1
@@ -82,7 +87,7 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
     token_arrives(&a1.socket, &b, &b_token).await;
     issuance_recorded(&b1, &a).await;
 
-    // Now A's message carries B's token and passes; A issues its own in turn.
+    // Now A's message carries B's token and passes; B holds A's token too.
     let k = a1
         .messenger
         .send_message(&b, MessageContent::text("hello B"))
@@ -150,4 +155,46 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
         .send_message(&b, MessageContent::text("with it again"))
         .await
         .unwrap();
+}
+
+/// A reach-out timelock restricts the account while it holds: a message starting a
+/// chat is refused with 463 (the caller gets the error, the message is not retried),
+/// and once it is lifted the same send passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reachout_timelock_refuses_new_chats_until_lifted() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+
+    sim.set_reachout_timelock(A, None, "DEFAULT");
+    let t = next_event(&mut a1.events, |e| match e {
+        wa_types::Event::ReachoutTimelock(t) => Some(t),
+        _ => None,
+    })
+    .await;
+    assert!(t.active);
+    let err = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello?"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Nack(463)), "{err:?}");
+
+    sim.lift_reachout_timelock(A);
+    let t = next_event(&mut a1.events, |e| match e {
+        wa_types::Event::ReachoutTimelock(t) => Some(t),
+        _ => None,
+    })
+    .await;
+    assert!(!t.active);
+    let k = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello B"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert_eq!(text_of(&got.message), Some("hello B"));
 }

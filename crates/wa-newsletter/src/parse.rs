@@ -23,14 +23,7 @@ pub const MAX_NAME: usize = 100;
 /// Longest description accepted in a request, in bytes.
 pub const MAX_DESCRIPTION: usize = 2048;
 
-/// A `w:mex` operation: its query id and the field of `data` that holds its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MexOperation {
-    /// The `query_id` attribute.
-    pub query_id: &'static str,
-    /// The key under `data` in the answer.
-    pub path: &'static str,
-}
+pub use wa_socket::mex::MexOperation;
 
 /// The channel operations and the ids the web client uses for them.
 pub mod ops {
@@ -159,17 +152,7 @@ pub struct NewsletterMetadata {
 
 /// The `<iq xmlns="w:mex">` for `op` with `variables`.
 pub fn build_mex_query(id: &str, op: MexOperation, variables: Value) -> Node {
-    let body = json!({ "variables": variables }).to_string();
-    Node::builder("iq")
-        .attr("id", id.to_owned())
-        .attr("type", "get")
-        .attr("xmlns", "w:mex")
-        .attr("to", Jid::server_jid())
-        .children([Node::builder("query")
-            .attr("query_id", op.query_id)
-            .bytes(body.into_bytes())
-            .build()])
-        .build()
+    wa_socket::mex::build_query(id, op, variables)
 }
 
 /// The variables of a `w:mex` request (`<query>`'s JSON `variables`), and its operation,
@@ -203,35 +186,11 @@ pub fn parse_mex_request(iq: &Node) -> Result<(String, Value), Error> {
 /// [`Error::GraphQl`] for an answer with errors, [`Error::Malformed`] when the result,
 /// its JSON or the path is missing.
 pub fn parse_mex_result(reply: &Node, op: MexOperation) -> Result<Value, Error> {
-    let result = reply
-        .child("result")
-        .ok_or(Error::Malformed("mex reply without result"))?;
-    let body = result
-        .content_bytes()
-        .ok_or(Error::Malformed("mex result without body"))?;
-    let mut v: Value =
-        serde_json::from_slice(body).map_err(|_| Error::Malformed("mex result is not JSON"))?;
-    if let Some(errors) = v.get("errors").and_then(Value::as_array)
-        && let Some(first) = errors.first()
-    {
-        let code = first
-            .pointer("/extensions/error_code")
-            .and_then(as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .unwrap_or(400);
-        let message = first
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .chars()
-            .take(256)
-            .collect();
-        return Err(Error::GraphQl { code, message });
-    }
-    match v.get_mut("data").and_then(|d| d.get_mut(op.path)) {
-        Some(x) => Ok(x.take()),
-        None => Err(Error::Malformed("mex result without the operation's data")),
-    }
+    wa_socket::mex::parse_result(reply, op).map_err(|e| match e {
+        wa_socket::Error::GraphQl { code, message } => Error::GraphQl { code, message },
+        wa_socket::Error::UnexpectedResponse(what) => Error::Malformed(what),
+        e => Error::Socket(e),
+    })
 }
 
 /// The `<iq type="result">` answering a `w:mex` request with `data.<path> = value`.
@@ -260,14 +219,7 @@ pub fn build_mex_error(id: &str, op: MexOperation, code: u16, message: &str) -> 
         .build()
 }
 
-/// A number that may be sent as a JSON number or as a decimal string.
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
+use wa_socket::mex::number as as_u64;
 
 /// `{"text": ..}` or a bare string.
 fn text_of(v: Option<&Value>) -> Option<String> {

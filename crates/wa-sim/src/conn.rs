@@ -1236,7 +1236,10 @@ impl Conn {
                 let reply = self
                     .device
                     .as_ref()
-                    .and_then(|me| crate::newsletter::mex(&self.shared, me, id, node))
+                    .and_then(|me| {
+                        crate::restriction::mex(&self.shared, me, id, node)
+                            .or_else(|| crate::newsletter::mex(&self.shared, me, id, node))
+                    })
                     .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
                 self.send(&reply).await
             }

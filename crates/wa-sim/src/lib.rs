@@ -23,6 +23,7 @@ mod phone;
 mod phone_media;
 mod privacy_token;
 mod reporting;
+mod restriction;
 mod route;
 mod sim;
 mod state;

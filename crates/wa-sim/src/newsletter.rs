@@ -288,7 +288,7 @@ fn notification(from: Jid, ty: &'static str, children: Vec<Node>) -> Node {
 }
 
 /// `<notification type="mex">` with `{"data": {key: value}}`.
-fn mex_notification(op_name: &'static str, key: &str, value: Value) -> Node {
+pub(crate) fn mex_notification(op_name: &'static str, key: &str, value: Value) -> Node {
     let body = json!({ "data": { key: value } }).to_string();
     notification(
         Jid::server_jid(),
@@ -313,7 +313,7 @@ fn result_node(id: &str, body: Value) -> Node {
         .build()
 }
 
-fn mex_ok(id: &str, path: &str, value: Value) -> Node {
+pub(crate) fn mex_ok(id: &str, path: &str, value: Value) -> Node {
     result_node(id, json!({ "data": { path: value } }))
 }
 

@@ -40,6 +40,9 @@ struct File {
     /// Dirty flags still set: (phone, kind, timestamp).
     #[serde(default)]
     dirty: Vec<(String, String, u64)>,
+    /// Reach-out timelocks and new-chat caps.
+    #[serde(default)]
+    restrictions: crate::restriction::Restrictions,
 }
 
 /// What an account set about itself (`chats.rs`).
@@ -207,6 +210,7 @@ impl SimState {
             app_state: Some(app_state),
             privacy_tokens: st.chats.tokens.to_file(),
             dirty: st.dirty.to_file(),
+            restrictions: st.restrictions.clone(),
             accounts: st
                 .accounts
                 .values()
@@ -365,6 +369,10 @@ impl SimState {
             },
             dirty: crate::dirty::DirtyState::from_file(file.dirty)?,
             chats,
+            restrictions: {
+                file.restrictions.check()?;
+                file.restrictions
+            },
             newsletters: {
                 file.newsletters.check()?;
                 file.newsletters

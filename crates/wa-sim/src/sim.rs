@@ -731,7 +731,7 @@ impl Sim {
     /// privacy token, carrying it as `<tctoken>`; other 1:1 messages are refused with
     /// error 463. Presence subscriptions and profile-picture queries to another user
     /// need the token too (else ignored, or refused with 401). Messages within the
-    /// account and from its phone pass. In memory only.
+    /// account and from its phone pass. Saved in the state file.
     pub fn restrict_account(&self, phone: &str, restricted: bool) {
         self.shared
             .state
@@ -739,6 +739,36 @@ impl Sim {
             .chats
             .tokens
             .set_restricted(phone, restricted);
+    }
+
+    /// Sets the reach-out timelock on the account `phone`, as WhatsApp does to accounts
+    /// that start too many chats: until `ends_at` (Unix seconds, or open-ended when
+    /// `None`), for the reason `enforcement` (`DEFAULT`, `BIZ_QUALITY`, ...). The account
+    /// is restricted meanwhile (see [`Sim::restrict_account`]), its companions get the
+    /// `mex` notification (queued for those offline), and the `w:mex` fetch answers it.
+    /// The simulator does not lift it by itself at `ends_at`: call
+    /// [`Sim::lift_reachout_timelock`]. An `enforcement` beyond 64 bytes is cut.
+    pub fn set_reachout_timelock(&self, phone: &str, ends_at: Option<u64>, enforcement: &str) {
+        crate::restriction::set_timelock(
+            &self.shared,
+            phone,
+            Some((ends_at, enforcement.to_owned())),
+        );
+    }
+
+    /// Lifts the reach-out timelock of `phone` (and its restriction) and tells its
+    /// companions.
+    pub fn lift_reachout_timelock(&self, phone: &str) {
+        crate::restriction::set_timelock(&self.shared, phone, None);
+    }
+
+    /// Sets what the server reports as the new-chat message cap of `phone` (the JSON
+    /// object of `xwa2_message_capping_info`: `total_quota`, `used_quota`,
+    /// `capping_status`, ...), answers it to the `w:mex` fetch from now on and pushes it
+    /// to the account's companions. The simulator does not enforce the cap. `false`
+    /// (and nothing set) when `cap` is not a JSON object of at most 4 KiB.
+    pub fn set_new_chat_message_cap(&self, phone: &str, cap: serde_json::Value) -> bool {
+        crate::restriction::set_cap(&self.shared, phone, cap)
     }
 
     /// The privacy token the account `issuer` issued to the account `recipient` (both

@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     /// Presence, privacy, status, pictures and blocklists (per-account profiles are
     /// saved in the state file; presence and subscriptions are not).
     pub(crate) chats: crate::chats::ChatsState,
+    /// Reach-out timelocks and new-chat caps.
+    pub(crate) restrictions: crate::restriction::Restrictions,
     /// Which groups are communities, and their sub-groups (in memory only).
     pub(crate) communities: crate::community::Communities,
     /// Dirty bits flagged per account (in memory only).
@@ -210,6 +212,7 @@ impl SimState {
             communities: Default::default(),
             dirty: Default::default(),
             chats: Default::default(),
+            restrictions: Default::default(),
             newsletters: Default::default(),
             business: Default::default(),
         })

@@ -43,6 +43,14 @@ pub enum Error {
         /// The error text.
         text: String,
     },
+    /// A GraphQL (`w:mex`) answer carried an error.
+    #[error("graphql error {code}: {message}")]
+    GraphQl {
+        /// `extensions.error_code` of the first error (400 when absent).
+        code: u16,
+        /// The first error's message (at most 256 characters).
+        message: String,
+    },
     /// The server's answer lacked something expected.
     #[error("unexpected response: {0}")]
     UnexpectedResponse(&'static str),

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod account;
 mod ack;
 mod backoff;
 mod config;
 mod dispatch;
 mod error;
 mod lazy_cache;
+pub mod mex;
 mod pairing;
 mod payload;
 pub mod privacy_token;

@@ -1067,6 +1067,16 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             }
             send_ack(conn, &node).await;
         }
+        // Account restrictions are the socket's; other mex notifications (channels) go
+        // to whoever subscribed.
+        ("notification", "mex") if crate::account::is_account_notification(&node) => {
+            send_ack(conn, &node).await;
+            let now = u64::try_from(unix_ms() / 1000).unwrap_or(0);
+            match crate::account::parse_notification(&node, now) {
+                Some(event) => inner.emit(event),
+                None => warn!("unparsable account restriction notification"),
+            }
+        }
         ("ib", _) => on_ib(inner, conn, &node).await,
         _ => {
             if let Dispatched::Unhandled(node) = inner.dispatcher.dispatch(node).await {

@@ -583,3 +583,120 @@ async fn key_bundle_is_checked_and_the_signed_pre_key_rotated() {
     assert!(socket.verify_key_bundle().await.unwrap());
     socket.close().await;
 }
+
+/// The next event `pick` takes.
+async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("event in time")
+}
+
+async fn next_timelock(rx: &mut broadcast::Receiver<Event>) -> wa_types::ReachoutTimelock {
+    next_event(rx, |e| match e {
+        Event::ReachoutTimelock(t) => Some(t),
+        _ => None,
+    })
+    .await
+}
+
+/// The reach-out timelock and the new-chat cap: pushed by the server (live and to a
+/// device that was offline), reported as events, and fetched over `w:mex`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_restrictions_are_reported_and_fetched() {
+    use wa_types::{NewChatMessageCap, ReachoutTimelock};
+    let sim = sim().await;
+    let phone = "15550000032";
+    let store = memory_store();
+    let (socket, mut events, _) = link(&sim, phone, store.clone()).await;
+
+    // Nothing set: not restricted (a fetch is reported too, as Baileys reports it).
+    assert_eq!(
+        socket.reachout_timelock().await.unwrap(),
+        ReachoutTimelock::lifted()
+    );
+    assert_eq!(next_timelock(&mut events).await, ReachoutTimelock::lifted());
+
+    sim.set_reachout_timelock(phone, Some(1_900_000_000), "BIZ_QUALITY");
+    let set = ReachoutTimelock {
+        active: true,
+        ends_at: Some(1_900_000_000),
+        enforcement: "BIZ_QUALITY".into(),
+    };
+    assert_eq!(next_timelock(&mut events).await, set);
+    assert_eq!(socket.reachout_timelock().await.unwrap(), set);
+    next_timelock(&mut events).await;
+
+    // Open-ended: the notification names no end, which means a minute from its arrival;
+    // the fetch says there is no end.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    sim.set_reachout_timelock(phone, None, "WEB_COMPANION_ONLY");
+    let t = next_timelock(&mut events).await;
+    assert!(t.active);
+    assert_eq!(t.enforcement, "WEB_COMPANION_ONLY");
+    let ends = t.ends_at.expect("an end");
+    assert!(
+        (before + 60..=before + 70).contains(&ends),
+        "{ends} vs {before}"
+    );
+    let fetched = socket.reachout_timelock().await.unwrap();
+    assert_eq!((fetched.active, fetched.ends_at), (true, None));
+    next_timelock(&mut events).await;
+
+    sim.lift_reachout_timelock(phone);
+    assert_eq!(next_timelock(&mut events).await, ReachoutTimelock::lifted());
+
+    // The cap: WhatsApp's defaults until the server sets one, then pushed and fetched.
+    let cap = socket.new_chat_message_cap().await.unwrap();
+    assert_eq!(cap.capping_status.as_deref(), Some("NONE"));
+    assert_eq!(cap.total_quota, None);
+    assert!(sim.set_new_chat_message_cap(
+        phone,
+        serde_json::json!({ "total_quota": 20, "used_quota": 19,
+            "cycle_end_timestamp": "1900000000", "capping_status": "SECOND_WARNING" })
+    ));
+    let want = NewChatMessageCap {
+        total_quota: Some(20),
+        used_quota: Some(19),
+        cycle_end: Some(1_900_000_000),
+        capping_status: Some("SECOND_WARNING".into()),
+        ..Default::default()
+    };
+    let pushed = next_event(&mut events, |e| match e {
+        Event::NewChatMessageCap(c) => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!(pushed, want);
+    assert_eq!(socket.new_chat_message_cap().await.unwrap(), want);
+    assert!(!sim.set_new_chat_message_cap(phone, serde_json::json!([1])));
+
+    // Set while the device is offline: delivered at the next login.
+    socket.close().await;
+    sim.set_reachout_timelock(phone, Some(1_800_000_000), "DEFAULT");
+    let socket = Socket::connect(config(&sim, store));
+    let mut events = socket.events_from_start();
+    assert_eq!(
+        next_timelock(&mut events).await.ends_at,
+        Some(1_800_000_000)
+    );
+    socket.close().await;
+}

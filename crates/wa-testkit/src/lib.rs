@@ -63,6 +63,33 @@ pub async fn next_update(
         .expect("connection update in time")
 }
 
+/// Waits for the next event `pick` maps to a value, and returns that value (lagged
+/// events are skipped).
+///
+/// # Panics
+/// When none arrives within [`EVENT_TIMEOUT`] or the event stream ends.
+pub async fn next_event<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(EVENT_TIMEOUT, fut)
+        .await
+        .expect("event in time")
+}
+
 /// Waits for the next `MessagesUpsert` message matching `pred` (lagged events are
 /// skipped).
 ///
@@ -72,22 +99,11 @@ pub async fn next_upsert(
     rx: &mut broadcast::Receiver<Event>,
     mut pred: impl FnMut(&WaMessage) -> bool,
 ) -> WaMessage {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(EVENT_TIMEOUT, fut)
-        .await
-        .expect("message in time")
+    next_event(rx, |e| match e {
+        Event::MessagesUpsert(u) => u.messages.into_iter().find(|m| pred(m)),
+        _ => None,
+    })
+    .await
 }
 
 /// Waits for the next `MessagesUpdate` entry (a receipt) matching `pred` (lagged events
@@ -99,22 +115,11 @@ pub async fn next_receipt(
     rx: &mut broadcast::Receiver<Event>,
     mut pred: impl FnMut(&MessageUpdate) -> bool,
 ) -> MessageUpdate {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpdate(u)) => {
-                    if let Some(m) = u.into_iter().find(|m| pred(m)) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(EVENT_TIMEOUT, fut)
-        .await
-        .expect("receipt in time")
+    next_event(rx, |e| match e {
+        Event::MessagesUpdate(u) => u.into_iter().find(|m| pred(m)),
+        _ => None,
+    })
+    .await
 }
 
 /// Links a new device to `phone` (created in the simulator if new) by QR with `store`;

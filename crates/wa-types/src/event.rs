@@ -3,8 +3,9 @@ use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
     CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
     GroupUpdate, HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation,
-    MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert, PictureUpdate,
-    PresenceUpdate, PrivacySettings, StarUpdate, UndecryptableMessage,
+    MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert, NewChatMessageCap,
+    PictureUpdate, PresenceUpdate, PrivacySettings, ReachoutTimelock, StarUpdate,
+    UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -106,4 +107,9 @@ pub enum Event {
     /// `account_sync` itself (it records the time and cleans the flag); the groups layer,
     /// when present, refreshes its groups on `groups`.
     DirtyBits(DirtyBits),
+    /// The account's reach-out timelock was set, lifted or fetched (see
+    /// [`ReachoutTimelock`]).
+    ReachoutTimelock(ReachoutTimelock),
+    /// The server reported the account's cap on messages to new chats.
+    NewChatMessageCap(NewChatMessageCap),
 }

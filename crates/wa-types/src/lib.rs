@@ -10,6 +10,7 @@ mod history;
 mod message;
 mod message_key;
 mod newsletter;
+mod restriction;
 
 pub use appstate::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
@@ -36,5 +37,6 @@ pub use message::{
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
+pub use restriction::{NewChatMessageCap, ReachoutTimelock};
 pub use wa_appstate::AccountSetting;
 pub use wa_binary::Jid;
