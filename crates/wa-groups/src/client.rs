@@ -19,7 +19,7 @@ use crate::parse::{
     parse_sub_groups_reply,
 };
 use wa_proto::e2e::GroupInviteMessage;
-use wa_types::{GroupChange, JoinRequest, LinkedGroup};
+use wa_types::{GroupChange, GroupUpdate, JoinRequest, LinkedGroup};
 
 /// Cache settings of a [`Groups`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -683,7 +683,9 @@ impl Groups {
 
     /// Joins a group with a personal invite (a `GroupInviteMessage` sent by `inviter`,
     /// one of its admins, after privacy kept them from adding us; see
-    /// [`ParticipantResult::add_request`]). Returns the group.
+    /// [`ParticipantResult::add_request`]). Returns the group. The server tells only the
+    /// other members, so the join is reported here as an [`Event::GroupUpdate`]:
+    /// `inviter` added us.
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] when the invite names no group or has no code; server
@@ -709,12 +711,31 @@ impl Groups {
             .build();
         let reply = self.group_query(group.clone(), "set", node).await?;
         self.invalidate(&group).await;
-        Ok(reply
+        let group = reply
             .attr_opt::<Jid>("from")
             .ok()
             .flatten()
             .filter(|j| j.server == wa_binary::Server::Group)
-            .unwrap_or(group))
+            .unwrap_or(group);
+        // The server tells the other members, not the device that accepted: report the
+        // join here, as the inviter adding us (Baileys adds the same placeholder).
+        let me = self
+            .inner
+            .socket
+            .auth()
+            .await
+            .and_then(|c| c.jid)
+            .and_then(|j| j.parse::<Jid>().ok())
+            .map(|j| j.to_non_ad());
+        if let Some(me) = me {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut update = GroupUpdate::new(group.clone(), Some(inviter.to_non_ad()), now);
+            update.changes.push(GroupChange::Added(vec![me]));
+            self.inner.socket.emit(Event::GroupUpdate(Box::new(update)));
+        }
+        Ok(group)
     }
 
     /// Revokes the personal invite `invited` holds for `group`: it no longer joins them.

@@ -280,9 +280,11 @@ async fn personal_invites_through_the_simulator() {
     assert_eq!(refused(gc.accept_invite_v4(&Jid::pn(A), &first).await), 406);
     assert!(!members(&sim, &gid).contains(&Jid::pn(C)));
 
-    // A new invite joins C; the members hear of it.
+    // A new invite joins C; the members hear of it from the server, and C's client,
+    // which the server does not tell, reports the join itself: A's invite added C.
     let req = add_c().await.unwrap()[0].add_request.clone().unwrap();
     let second = invite(&req.code, req.expiration);
+    let mut ev_c = sock_c.events();
     assert_eq!(
         gc.accept_invite_v4(&Jid::pn(A), &second).await.unwrap(),
         gid
@@ -292,6 +294,11 @@ async fn personal_invites_through_the_simulator() {
     })
     .await;
     assert_eq!(u.actor.map(|a| a.user.to_string()), Some(C.to_owned()));
+    let u = next_group_update(&mut ev_c, &gid, |u| {
+        u.changes == [GroupChange::Added(vec![Jid::pn(C)])]
+    })
+    .await;
+    assert_eq!(u.actor, Some(Jid::pn(A)));
     assert!(members(&sim, &gid).contains(&Jid::pn(C)));
     assert!(gc.metadata(&gid).await.is_ok());
     // Used up.
