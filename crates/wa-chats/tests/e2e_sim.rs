@@ -308,7 +308,11 @@ async fn privacy_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_text_and_profile_picture_seen_by_the_other_account() {
     let Pair {
-        _sim: sim, a, b, ..
+        _sim: sim,
+        a,
+        b,
+        _sockets: (_, sock_b),
+        ..
     } = pair().await;
 
     assert_eq!(b.status(&Jid::pn(A)).await.unwrap(), None);
@@ -379,7 +383,16 @@ async fn status_text_and_profile_picture_seen_by_the_other_account() {
         .unwrap()
         .expect("a picture");
     assert_eq!(pic.id, id);
-    assert!(pic.url.starts_with("https://") && pic.url.contains(&id));
+    assert!(pic.url.starts_with("http://") && pic.url.contains(&id));
+    // The URL serves the picture, until it is replaced.
+    let mut config = wa_media::MediaConfig::default();
+    config.https = false;
+    let media = wa_media::Media::new(sock_b.clone(), config).unwrap();
+    assert_eq!(media.fetch(&pic.url, 1 << 20).await.unwrap(), jpeg);
+    assert!(matches!(
+        media.fetch(&pic.url, 4).await,
+        Err(wa_media::Error::TooLarge(4))
+    ));
     let preview = b
         .profile_picture_url(&Jid::pn(A), true)
         .await
@@ -394,6 +407,10 @@ async fn status_text_and_profile_picture_seen_by_the_other_account() {
     // A new picture gets a new id; removing it leaves none.
     let id2 = a.set_profile_picture(None, jpeg).await.unwrap().unwrap();
     assert_ne!(id2, id);
+    assert!(matches!(
+        media.fetch(&pic.url, 1 << 20).await,
+        Err(wa_media::Error::Gone(404))
+    ));
     a.remove_profile_picture(None).await.unwrap();
     assert_eq!(sim.profile_picture(A), None);
     assert_eq!(

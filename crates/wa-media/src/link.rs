@@ -383,6 +383,18 @@ impl Media {
         Ok(Some(info))
     }
 
+    /// GETs `url` (`https://`, or `http://`) and returns its body, read up to `max`
+    /// bytes: a profile picture at the URL `Chats::profile_picture_url` gave, for
+    /// example.
+    ///
+    /// # Errors
+    /// [`Error::Http`] when it cannot be fetched, [`Error::Gone`] for 404 and 410,
+    /// [`Error::TooLarge`] for a body beyond `max`.
+    pub async fn fetch(&self, url: &str, max: usize) -> Result<Vec<u8>, Error> {
+        let resp = self.get_page(url).await?;
+        read_bounded(resp, max, false).await
+    }
+
     async fn get_page(&self, url: &str) -> Result<reqwest::Response, Error> {
         let resp = self
             .inner

@@ -422,9 +422,29 @@ fn category(name: &str, value: &str) -> Node {
         .build()
 }
 
-/// The picture URL a client is given: on the simulator's address, not downloadable.
-fn picture_url(host: &str, owner: &str, id: &str) -> String {
-    format!("https://{host}/pp/{owner}/{id}.jpg")
+/// The picture URL a client is given: on the simulator's media host, which serves it
+/// (`https` when the simulator runs with TLS).
+fn picture_url(shared: &Shared, owner: &str, id: &str) -> String {
+    let scheme = if shared.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}/pp/{owner}/{id}.jpg", shared.media.hostname())
+}
+
+/// The JPEG served at `/pp/<rest>`, where `rest` is `<owner>/<id>.jpg` and the owner an
+/// account's phone number or a group's id; `None` unless that picture is the current one.
+pub(crate) fn served_picture(st: &crate::state::Inner, rest: &str) -> Option<Bytes> {
+    let (owner, file) = rest.split_once('/')?;
+    let id = file.strip_suffix(".jpg")?;
+    let (pid, jpeg) = st
+        .chats
+        .profiles
+        .get(owner)
+        .and_then(|p| p.picture.as_ref())
+        .or_else(|| st.chats.group_pictures.get(owner))?;
+    (pid == id).then(|| jpeg.clone())
 }
 
 /// Answers the chats iqs from the logged-in device `me`; `None` when `xmlns`/`ty` is not
@@ -575,7 +595,6 @@ fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     if kind != "image" && kind != "preview" {
         return error(id, 400, "bad-request");
     }
-    let host = shared.media.hostname().to_owned();
     let st = shared.state.lock();
     let found = if target.is_group() {
         st.chats
@@ -610,7 +629,7 @@ fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
                 Node::builder("picture")
                     .attr("id", pid.clone())
                     .attr("type", kind.to_owned())
-                    .attr("url", picture_url(&host, &owner, &pid))
+                    .attr("url", picture_url(shared, &owner, &pid))
                     .attr("direct_path", format!("/pp/{owner}/{pid}.jpg"))
                     .build(),
             ],

@@ -41,6 +41,9 @@ pub(crate) trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = (u16, String)> + Send;
     /// The media host serving `/mms/` uploads and `/v/` downloads.
     fn media_host(&self) -> &MediaHost;
+    /// The JPEG of the profile or group picture at `/pp/<rest>` (`<owner>/<id>.jpg`), if
+    /// there is one.
+    fn picture(&self, rest: &str) -> Option<Bytes>;
 }
 
 /// One client websocket, server side.
@@ -218,6 +221,22 @@ async fn route<H: Handler>(
         let (status, text) = handler.admin(rest.to_owned(), body).await;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(plain(status, &text));
+    }
+    if let Some(rest) = path.strip_prefix("/pp/") {
+        if req.method() != hyper::Method::GET {
+            return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "GET only"));
+        }
+        return Ok(match handler.picture(rest) {
+            Some(jpeg) => {
+                let mut resp = Response::new(SimBody::full(jpeg));
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("image/jpeg"),
+                );
+                resp
+            }
+            None => plain(StatusCode::NOT_FOUND, "no such picture"),
+        });
     }
     if let Some(resp) = handler.media_host().handle(req).await {
         return Ok(resp);

@@ -190,6 +190,10 @@ impl Handler for Shared {
     fn media_host(&self) -> &MediaHost {
         &self.media
     }
+
+    fn picture(&self, rest: &str) -> Option<Bytes> {
+        crate::chats::served_picture(&self.state.lock(), rest)
+    }
 }
 
 impl Sim {

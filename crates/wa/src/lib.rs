@@ -6,7 +6,9 @@ mod socket;
 
 pub use error::Error;
 pub use fleet::{Configure, Fleet, FleetConfig, FleetEvent};
-pub use socket::{CLOSE_GRACE, Events, WaConfig, WaSocket, make_wa_socket, message_text};
+pub use socket::{
+    CLOSE_GRACE, Events, INVITE_THUMBNAIL_TIMEOUT, WaConfig, WaSocket, make_wa_socket, message_text,
+};
 
 pub use wa_binary::{Jid, Node, Server};
 pub use wa_business::{

@@ -191,6 +191,39 @@ impl WaSocket {
         self.socket.auth().await?.jid?.parse().ok()
     }
 
+    /// `content` as it is sent: with a link preview ([`Self::with_link_preview`]) and a
+    /// group invite's thumbnail ([`Self::with_invite_thumbnail`]) filled in.
+    async fn prepared(&self, content: MessageContent) -> MessageContent {
+        let content = self.with_link_preview(content).await;
+        self.with_invite_thumbnail(content).await
+    }
+
+    /// A group invite without a thumbnail gets the group's picture preview, as Baileys
+    /// fetches it; without a picture, or when it cannot be fetched within
+    /// [`INVITE_THUMBNAIL_TIMEOUT`], the invite goes without.
+    async fn with_invite_thumbnail(&self, mut content: MessageContent) -> MessageContent {
+        if let MessageContent::GroupInvite {
+            group,
+            jpeg_thumbnail: thumbnail @ None,
+            ..
+        } = &mut content
+        {
+            let fetch = async {
+                let picture = self.chats.profile_picture_url(group, true).await.ok()??;
+                self.media
+                    .fetch(&picture.url, MAX_INVITE_THUMBNAIL)
+                    .await
+                    .map_err(|e| tracing::debug!("no invite thumbnail for {group}: {e}"))
+                    .ok()
+            };
+            *thumbnail = tokio::time::timeout(INVITE_THUMBNAIL_TIMEOUT, fetch)
+                .await
+                .ok()
+                .flatten();
+        }
+        content
+    }
+
     /// A text (or an edit's new text) without a preview gets one for its first
     /// `https://` URL when [`WaConfig::link_previews`] is set and the page gives one in
     /// time.
@@ -230,7 +263,7 @@ impl WaSocket {
         to: &Jid,
         content: MessageContent,
     ) -> Result<MessageKey, Error> {
-        let content = self.with_link_preview(content).await;
+        let content = self.prepared(content).await;
         if to.is_newsletter() {
             let built = MessageBuilder::new(to.clone(), content).build(&mut rand_core::OsRng)?;
             return self.relay(to, built).await;
@@ -311,7 +344,7 @@ impl WaSocket {
         let me = self.me().await.ok_or(wa_messages::Error::NotLoggedIn)?;
         let chat = message.key.remote_jid.clone();
         let quote = Quote::new(message.key.clone(), (*message.message).clone(), &me);
-        let content = self.with_link_preview(content).await;
+        let content = self.prepared(content).await;
         let built = MessageBuilder::new(chat.clone(), content)
             .quote(quote)
             .build(&mut rand_core::OsRng)?;
@@ -477,6 +510,13 @@ impl WaSocket {
 
 /// Longest [`WaSocket::close`] waits for received messages to be processed and reported.
 pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long sending a group invite waits for its thumbnail (the group's picture preview)
+/// before the invite goes without one.
+pub const INVITE_THUMBNAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Largest group picture preview taken as an invite's thumbnail.
+const MAX_INVITE_THUMBNAIL: usize = 1 << 20;
 
 /// A subscription to a [`WaSocket`]'s events.
 #[derive(Debug)]
