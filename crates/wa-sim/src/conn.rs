@@ -1232,6 +1232,28 @@ impl Conn {
                 };
                 self.send(&reply).await
             }
+            ("w:stats", "set") if logged_in => {
+                let buffer = node
+                    .child("add")
+                    .and_then(Node::content_bytes)
+                    .filter(|b| b.starts_with(b"WAM") && b.len() <= 64 * 1024);
+                let reply = match (buffer, &self.device) {
+                    (Some(b), Some(me)) => {
+                        let mut kept = self
+                            .shared
+                            .wam_buffers
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if kept.len() >= 64 {
+                            kept.pop_front();
+                        }
+                        kept.push_back((me.clone(), b.to_vec()));
+                        iq_result(id)
+                    }
+                    _ => iq_error(id, 400, "bad-request"),
+                };
+                self.send(&reply).await
+            }
             ("w:mex", "get") if logged_in => {
                 let reply = self
                     .device

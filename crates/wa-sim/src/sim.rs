@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) props: Mutex<std::collections::BTreeMap<String, String>>,
     /// `<ib><unified_session id>` ids clients sent, by device (the last 64 in all).
     pub(crate) unified_sessions: Mutex<std::collections::VecDeque<(Jid, String)>>,
+    /// The last WAM (analytics) buffers devices sent, with the device.
+    pub(crate) wam_buffers: Mutex<std::collections::VecDeque<(Jid, Vec<u8>)>>,
 }
 
 /// One live connection as the API sees it.
@@ -247,6 +249,7 @@ impl Sim {
             reporting: Mutex::default(),
             props: Mutex::default(),
             unified_sessions: Mutex::default(),
+            wam_buffers: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -888,6 +891,21 @@ impl Sim {
             .or_default()
             .username = username.map(str::to_owned);
         true
+    }
+
+    /// The WAM (analytics) buffers the devices of `phone` sent with `<iq xmlns="w:stats"
+    /// type="set"><add>`, oldest first (the simulator keeps the last 64 of all devices,
+    /// each at most 64 KiB and starting with the `WAM` header; others are refused with
+    /// 400).
+    pub fn wam_buffers(&self, phone: &str) -> Vec<Vec<u8>> {
+        self.shared
+            .wam_buffers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(d, _)| d.user.as_str() == phone)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 
     /// The `<ib><unified_session id>` ids the devices of `phone` sent, oldest first (the

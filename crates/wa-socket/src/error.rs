@@ -51,6 +51,10 @@ pub enum Error {
         /// The first error's message (at most 256 characters).
         message: String,
     },
+    /// An argument was refused before anything was sent (or input handed to a parser
+    /// was malformed).
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
     /// The server's answer lacked something expected.
     #[error("unexpected response: {0}")]
     UnexpectedResponse(&'static str),

@@ -16,6 +16,9 @@ mod query;
 mod socket;
 mod stream_error;
 mod transport;
+pub mod wam;
+#[rustfmt::skip]
+mod wam_table;
 
 pub use ack::ack_for;
 pub use backoff::Backoff;

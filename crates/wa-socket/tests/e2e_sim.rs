@@ -700,3 +700,27 @@ async fn account_restrictions_are_reported_and_fetched() {
     );
     socket.close().await;
 }
+
+/// A WAM buffer reaches the server whole; a buffer that is not one is refused locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wam_buffers_are_sent_to_the_stats_endpoint() {
+    use wa_socket::wam::{self, WamEvent};
+    let sim = sim().await;
+    let phone = "15550000033";
+    let (socket, _events, _) = link(&sim, phone, memory_store()).await;
+    let event = WamEvent::named("WamDroppedEvent")
+        .unwrap()
+        .set("droppedEventCode", 7)
+        .unwrap()
+        .set_global("appBuild", 4)
+        .unwrap();
+    let buffer = wam::encode(1, &[event]);
+    socket.send_wam_buffer(buffer.clone()).await.unwrap();
+    assert_eq!(sim.wam_buffers(phone), [buffer]);
+    assert!(matches!(
+        socket.send_wam_buffer(b"not wam".to_vec()).await,
+        Err(wa_socket::Error::InvalidInput(_))
+    ));
+    assert_eq!(sim.wam_buffers(phone).len(), 1);
+    socket.close().await;
+}
