@@ -724,12 +724,13 @@ pub fn mutation_events(mutations: &[(Operation, Action, Option<i64>)]) -> Vec<Ev
 }
 
 /// Stores the LID/phone-number pairs that app state names: a LID chat's phone number
-/// (`pnForLidChat`) and a contact's LID (`contact` with `lidJid`). Pairs that do not
-/// parse as a LID and a phone-number user are skipped.
+/// (`pnForLidChat`) and a contact's LID (`contact` with `lidJid`), and returns them.
+/// Pairs that do not parse as a LID and a phone-number user are skipped.
 fn lid_mapping_ops<'a>(
     batch: &mut Batch,
     mutations: impl IntoIterator<Item = (Operation, &'a Action)>,
-) {
+) -> Vec<wa_types::LidMapping> {
+    let mut out = Vec::new();
     for (op, action) in mutations {
         if op != Operation::Set {
             continue;
@@ -747,8 +748,10 @@ fn lid_mapping_ops<'a>(
             .filter(Jid::is_pn_user);
         if let (Some(lid), Some(pn)) = (lid, pn) {
             batch.put_lid_mapping(&pn.user, &lid.user);
+            out.push(wa_types::LidMapping::of_users(&lid.user, &pn.user));
         }
     }
+    out
 }
 
 /// The last change of the new-chat-thread salt among `mutations` (in order):
@@ -1303,7 +1306,7 @@ impl AppState {
             .collect();
         let mut contacts = Batch::new();
         let written = contact_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
-        lid_mapping_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
+        let mappings = lid_mapping_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
         let mut batch = Batch::new();
         if had_snapshot && c == Collection::CriticalUnblockLow {
             let mentioned: HashSet<&str> = written.iter().map(String::as_str).collect();
@@ -1316,7 +1319,14 @@ impl AppState {
         batch.append(contacts);
         batch.put_app_state_version(c.as_str(), &state.to_bytes());
         store.commit(batch).await?;
+        self.report_mappings(mappings);
         Ok(())
+    }
+
+    fn report_mappings(&self, mappings: Vec<wa_types::LidMapping>) {
+        if !mappings.is_empty() {
+            self.inner.socket.emit(Event::LidMappings(mappings));
+        }
     }
 
     /// Sends `APP_STATE_SYNC_KEY_REQUEST` for `ids` to our own devices (each id at most
@@ -1490,9 +1500,10 @@ impl AppState {
                 .await?;
                 let mut batch = Batch::new();
                 contact_ops(&mut batch, [(m.operation, &action)]);
-                lid_mapping_ops(&mut batch, [(m.operation, &action)]);
+                let mappings = lid_mapping_ops(&mut batch, [(m.operation, &action)]);
                 batch.put_app_state_version(c.as_str(), &enc.state.to_bytes());
                 self.inner.socket.store().commit(batch).await?;
+                self.report_mappings(mappings);
             }
             if self.inner.config.emit_own_events {
                 let action = Action::from_parts(&m.index, Some(&m.value));

@@ -775,8 +775,15 @@ impl Chats {
         let Some(lid) = crate::parse::parse_lid(&reply, pn)? else {
             return Ok(None);
         };
-        if let Err(e) = store.put_lid_mapping(&pn.user, &lid.user).await {
-            tracing::debug!("could not store the LID of {pn}: {e}");
+        match store.put_lid_mapping(&pn.user, &lid.user).await {
+            Ok(()) => {
+                self.inner
+                    .socket
+                    .emit(Event::LidMappings(vec![wa_types::LidMapping::of_users(
+                        &lid.user, &pn.user,
+                    )]))
+            }
+            Err(e) => tracing::debug!("could not store the LID of {pn}: {e}"),
         }
         Ok(Some(lid))
     }

@@ -903,6 +903,7 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
 
     // The phone number behind a LID chat: stored as a mapping, reported as a contact.
     let lid = "200000000000077@lid";
+    let mut watch = two.socket.events();
     one.app
         .push(phone_mutation(
             Collection::Regular,
@@ -927,4 +928,10 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
         two.store.lid_for_pn(PEER).await.unwrap().as_deref(),
         Some("200000000000077")
     );
+    let learned = wa_types::LidMapping::of_users("200000000000077", PEER);
+    next_event(&mut watch, |e| match e {
+        Event::LidMappings(m) if m.contains(&learned) => Some(()),
+        _ => None,
+    })
+    .await;
 }

@@ -360,18 +360,21 @@ impl Inner {
     /// it, saves it in the credentials.
     async fn store_history_facts(&self, me: &Me, data: &HistoryData) {
         let mut batch = Batch::new();
+        let mut stored = Vec::new();
         for m in &data.lid_pn_mappings {
             if let (Ok(lid), Ok(pn)) = (m.lid.parse::<Jid>(), m.pn.parse::<Jid>())
                 && lid.is_lid()
                 && pn.is_pn_user()
             {
                 batch.put_lid_mapping(&pn.user, &lid.user);
+                stored.push(wa_types::LidMapping::of_users(&lid.user, &pn.user));
             }
         }
-        if !batch.is_empty()
-            && let Err(e) = self.socket.store().commit(batch).await
-        {
-            warn!("could not store the LID mappings of a history sync: {e}");
+        if !batch.is_empty() {
+            match self.socket.store().commit(batch).await {
+                Ok(()) => self.socket.emit(wa_socket::Event::LidMappings(stored)),
+                Err(e) => warn!("could not store the LID mappings of a history sync: {e}"),
+            }
         }
         self.store_history_tokens(data).await;
         let own = data.contacts.iter().find_map(|c| {

@@ -32,6 +32,7 @@ use wa_store::{AccountStore, Batch, IdentityStore, LidMappingStore, Role, Sessio
 
 use crate::Error;
 use crate::messenger::{Inner, Me};
+use wa_types::LidMapping;
 
 /// Users remembered as migrated before the set is cleared (it only saves lookups).
 const MAX_MIGRATED: usize = 16_384;
@@ -177,41 +178,45 @@ struct MigrationMapping {
 
 /// Adds the mappings of a `LID_MIGRATION_MAPPING_SYNC` protocol message (sent by our
 /// phone) to `batch`, the latest LID of each phone number preferred over the assigned
-/// one; returns how many. Zero when the message is not one, or its payload does not
+/// one; returns them. None when the message is not one, or its payload does not
 /// decode. Sessions move at their next use (see [`Inner::session_jid`]).
-pub(crate) fn stage_mapping_sync(message: &wa_proto::e2e::Message, batch: &mut Batch) -> usize {
+pub(crate) fn stage_mapping_sync(
+    message: &wa_proto::e2e::Message,
+    batch: &mut Batch,
+) -> Vec<LidMapping> {
     use prost::Message as _;
     use wa_proto::e2e::protocol_message::Type;
     let Some(pm) = message.protocol_message.as_deref() else {
-        return 0;
+        return Vec::new();
     };
     if pm.r#type != Some(Type::LidMigrationMappingSync as i32) {
-        return 0;
+        return Vec::new();
     }
     let Some(bytes) = pm
         .lid_migration_mapping_sync_message
         .as_ref()
         .and_then(|m| m.encoded_mapping_payload.as_deref())
     else {
-        return 0;
+        return Vec::new();
     };
     let payload = match MappingSyncPayload::decode(bytes) {
         Ok(p) => p,
         Err(e) => {
             debug!("undecodable LID mapping sync payload: {e}");
-            return 0;
+            return Vec::new();
         }
     };
-    let mut n = 0;
+    let mut out = Vec::new();
     for m in payload.pn_to_lid_mappings.iter().take(MAX_SYNCED_MAPPINGS) {
         let lid = m.latest_lid.filter(|l| *l != 0).unwrap_or(m.assigned_lid);
         if m.pn == 0 || lid == 0 {
             continue;
         }
-        batch.put_lid_mapping(&m.pn.to_string(), &lid.to_string());
-        n += 1;
+        let (pn, lid) = (m.pn.to_string(), lid.to_string());
+        batch.put_lid_mapping(&pn, &lid);
+        out.push(LidMapping::of_users(&lid, &pn));
     }
-    n
+    out
 }
 
 impl Inner {
@@ -344,7 +349,14 @@ impl Inner {
             batch.put_lid_mapping(&pn.user, &lid.user);
         }
         let moved = stage_migration(store, &pn.user, &lid.user, &mut batch).await?;
+        let new = known.as_deref() != Some(lid.user.as_str());
         store.commit(batch).await?;
+        if new {
+            self.socket
+                .emit(wa_socket::Event::LidMappings(vec![LidMapping::of_users(
+                    &lid.user, &pn.user,
+                )]));
+        }
         if moved > 0 {
             debug!("moved {moved} sessions of {pn} to LID {lid}");
         }
@@ -490,7 +502,13 @@ mod tests {
         .encode_to_vec();
         let s = store();
         let mut b = Batch::new();
-        assert_eq!(stage_mapping_sync(&mapping_sync(payload), &mut b), 2);
+        assert_eq!(
+            stage_mapping_sync(&mapping_sync(payload), &mut b),
+            [
+                LidMapping::of_users("42", "1555"),
+                LidMapping::of_users("43", "1666")
+            ]
+        );
         s.commit(b).await.unwrap();
         assert_eq!(s.lid_for_pn("1555").await.unwrap().as_deref(), Some("42"));
         assert_eq!(s.pn_for_lid("43").await.unwrap().as_deref(), Some("1666"));
@@ -500,11 +518,11 @@ mod tests {
         let mut b = Batch::new();
         assert_eq!(
             stage_mapping_sync(&mapping_sync(vec![0x0a, 0xff, 0xff]), &mut b),
-            0
+            []
         );
         assert_eq!(
             stage_mapping_sync(&wa_proto::e2e::Message::default(), &mut b),
-            0
+            []
         );
         assert!(b.is_empty());
     }

@@ -850,7 +850,12 @@ impl Inner {
             Ok(map) => {
                 if let Some(lid) = map.get(&user.to_non_ad()).filter(|l| l.is_lid()) {
                     match store.put_lid_mapping(&user.user, &lid.user).await {
-                        Ok(()) => self.lid.remember(&user.user, &lid.user).await,
+                        Ok(()) => {
+                            self.lid.remember(&user.user, &lid.user).await;
+                            self.socket.emit(wa_socket::Event::LidMappings(vec![
+                                wa_types::LidMapping::of_users(&lid.user, &user.user),
+                            ]));
+                        }
                         Err(e) => debug!("could not store the LID of {user}: {e}"),
                     }
                 }

@@ -364,13 +364,12 @@ async fn decrypt_and_commit(
         crate::history::persist(&mut extra, &info.id, n, now as i64);
     }
     // LID mappings synced by our phone, likewise only from our own devices.
-    if info.from_me
-        && let Some(m) = content.as_deref()
-    {
-        let n = crate::lid::stage_mapping_sync(m, &mut extra);
-        if n > 0 {
-            debug!("{n} LID mappings synced by our phone");
-        }
+    let synced_mappings = match content.as_deref() {
+        Some(m) if info.from_me => crate::lid::stage_mapping_sync(m, &mut extra),
+        _ => Vec::new(),
+    };
+    if !synced_mappings.is_empty() {
+        debug!("{} LID mappings synced by our phone", synced_mappings.len());
     }
     // App-state sync keys are only taken from our own devices.
     let shared_keys = match (&content, info.from_me) {
@@ -383,6 +382,11 @@ async fn decrypt_and_commit(
                 inner
                     .socket
                     .emit(wa_socket::Event::AppStateSyncKeysReceived(shared_keys));
+            }
+            if !synced_mappings.is_empty() {
+                inner
+                    .socket
+                    .emit(wa_socket::Event::LidMappings(synced_mappings));
             }
             Outcome::Done(report)
         }

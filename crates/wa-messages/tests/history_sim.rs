@@ -132,16 +132,25 @@ fn id_texts(h: &HistorySync) -> Vec<(&str, Option<&str>)> {
 enum Got {
     Sync(std::sync::Arc<HistorySync>),
     Failed(HistorySyncFailure),
+    /// LID mappings reported (stored before their chunk is reported; not counted).
+    Mappings(Vec<wa_types::LidMapping>),
 }
 
-/// The next `n` history events (in arrival order).
+/// The next `n` history events (in arrival order), with the LID mappings reported
+/// meanwhile.
 async fn history_events(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<Got> {
     let fut = async {
         let mut out = Vec::new();
-        while out.len() < n {
+        let counted = |out: &Vec<Got>| {
+            out.iter()
+                .filter(|g| !matches!(g, Got::Mappings(_)))
+                .count()
+        };
+        while counted(&out) < n {
             match events.recv().await {
                 Ok(Event::HistorySync(h)) => out.push(Got::Sync(h)),
                 Ok(Event::HistorySyncFailed(f)) => out.push(Got::Failed(f)),
+                Ok(Event::LidMappings(m)) => out.push(Got::Mappings(m)),
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event stream ended: {e}"),
             }
@@ -160,6 +169,7 @@ fn split(got: Vec<Got>) -> (Vec<HistorySync>, Vec<HistorySyncFailure>) {
         match g {
             Got::Sync(s) => ok.push(std::sync::Arc::unwrap_or_clone(s)),
             Got::Failed(f) => failed.push(f),
+            Got::Mappings(_) => {}
         }
     }
     (ok, failed)
@@ -186,7 +196,14 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
     let media_before = sim.media_count();
 
     let mut c = link(&sim, A, MessengerConfig::default()).await;
-    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    let got = history_events(&mut c.events, 2).await;
+    let learned = wa_types::LidMapping::of_users(B_LID, B);
+    assert!(
+        got.iter()
+            .any(|g| matches!(g, Got::Mappings(m) if m.contains(&learned))),
+        "the history's LID mapping is reported"
+    );
+    let (ok, failed) = split(got);
     assert!(failed.is_empty(), "{:?}", failed.first().map(|f| &f.detail));
     assert_eq!(sim.media_count(), media_before + 1, "one uploaded chunk");
 

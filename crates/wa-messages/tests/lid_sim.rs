@@ -17,7 +17,7 @@ use wa_store::{
     AccountStore, IdentityStore, LidMappingStore, Op, Role, SenderKeyStore, SessionStore,
 };
 use wa_testkit::next_upsert;
-use wa_types::WaMessage;
+use wa_types::{LidMapping, WaMessage};
 
 const A: &str = "15550000011";
 const B: &str = "15550000012";
@@ -54,17 +54,26 @@ async fn setup(b_store: AccountStore) -> Setup {
 
 /// Retry receipts the sender (`events`) has reported so far (drained for a moment).
 async fn retries(events: &mut broadcast::Receiver<Event>) -> usize {
-    let mut n = 0;
+    drain(events).await.0
+}
+
+/// The retry receipts and the LID mappings `events` reports within 300 ms.
+async fn drain(events: &mut broadcast::Receiver<Event>) -> (usize, Vec<LidMapping>) {
+    let (mut n, mut mappings) = (0, Vec::new());
     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
     while let Ok(ev) = tokio::time::timeout_at(deadline, events.recv()).await {
-        if let Ok(Event::MessagesUpdate(us)) = ev {
-            n += us
-                .iter()
-                .filter(|u| u.receipt == ReceiptType::Retry)
-                .count();
+        match ev {
+            Ok(Event::MessagesUpdate(us)) => {
+                n += us
+                    .iter()
+                    .filter(|u| u.receipt == ReceiptType::Retry)
+                    .count();
+            }
+            Ok(Event::LidMappings(m)) => mappings.extend(m),
+            _ => {}
         }
     }
-    n
+    (n, mappings)
 }
 
 /// The base key of the current session stored under `name.device`.
@@ -120,7 +129,9 @@ async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
         base_key(&b1.store, &a_lid_name, dev).await,
         Some(base.clone())
     );
-    assert_eq!(retries(&mut b1.events).await, 0);
+    let (asked, learned) = drain(&mut b1.events).await;
+    assert_eq!(asked, 0);
+    assert_eq!(learned, [LidMapping::of_users(&a_lid, A)], "reported once");
     exchange(&a1, &mut b1, B, "two").await;
     assert_eq!(retries(&mut a1.events).await, 0);
 
@@ -159,6 +170,7 @@ async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
     // stanza, moves the session and decrypts a1's `msg` with it. Without the move the
     // `msg` would find no session under the LID address and b1 would ask again.
     sim.fault(Fault::SenderAddressing(SenderAddressing::Lid));
+    let mut watch = b1.socket.events();
     let got = exchange(&a1, &mut b1, B, "four").await;
     assert_eq!(
         got.sender,
@@ -166,6 +178,9 @@ async fn a_pn_session_moves_to_the_lid_address_when_the_lid_is_learned() {
     );
     assert_eq!(got.sender_alt, Some(a1.jid.clone()));
     assert_eq!(retries(&mut a1.events).await, 0, "b1 never asked again");
+    // Learned from the stanza this time (the mapping had been deleted), and reported.
+    let (_, learned) = drain(&mut watch).await;
+    assert_eq!(learned, [LidMapping::of_users(&a_lid, A)]);
     assert_eq!(
         b1.store.lid_for_pn(A).await.unwrap().as_deref(),
         Some(a_lid.as_str())

@@ -226,14 +226,16 @@ pub fn parse_notification(node: &Node) -> Vec<ReceivedToken> {
 
 /// Stores a received token, unless the stored one is newer; keeps our own issuance time.
 /// A LID/phone-number pair the notification named is stored first (unless a mapping of
-/// that phone number is already known), so lookups by either find the record.
+/// that phone number is already known), so lookups by either find the record; that new
+/// mapping is returned.
 ///
 /// # Errors
 /// Store errors. A damaged stored record is replaced.
 pub async fn store_received(
     store: &AccountStore,
     received: &ReceivedToken,
-) -> Result<(), wa_store::Error> {
+) -> Result<Option<wa_types::LidMapping>, wa_store::Error> {
+    let mut mapped = None;
     if let Some(pn) = &received.pn
         && received.from.is_lid()
         && store.lid_for_pn(pn.user.as_str()).await?.is_none()
@@ -241,17 +243,22 @@ pub async fn store_received(
         store
             .put_lid_mapping(pn.user.as_str(), received.from.user.as_str())
             .await?;
+        mapped = Some(wa_types::LidMapping::of_users(
+            received.from.user.as_str(),
+            pn.user.as_str(),
+        ));
     }
     let (key, existing) = load(store, &received.from).await?;
     if !existing.token.is_empty() && existing.timestamp > received.timestamp {
-        return Ok(());
+        return Ok(mapped);
     }
     let record = PrivacyToken {
         token: received.token.clone(),
         timestamp: received.timestamp,
         sender_timestamp: existing.sender_timestamp,
     };
-    store.put_privacy_token(&key, &record).await
+    store.put_privacy_token(&key, &record).await?;
+    Ok(mapped)
 }
 
 #[cfg(test)]
@@ -402,11 +409,16 @@ mod tests {
             token: b"tok".to_vec(),
             timestamp: now(),
         };
-        store_received(&store, &received).await.unwrap();
+        assert_eq!(
+            store_received(&store, &received).await.unwrap(),
+            Some(wa_types::LidMapping::of_users("100000003", "15550003"))
+        );
         assert_eq!(
             store.lid_for_pn("15550003").await.unwrap().as_deref(),
             Some("100000003")
         );
+        // Known now: not reported again.
+        assert_eq!(store_received(&store, &received).await.unwrap(), None);
         let pn: Jid = "15550003@s.whatsapp.net".parse().unwrap();
         assert_eq!(
             usable_token(&store, &pn, now()).await,

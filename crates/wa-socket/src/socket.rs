@@ -1058,12 +1058,19 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
         ("notification", "privacy_token") => {
             // Stored before the ack, so an unacknowledged token is delivered again. Done
             // in line: the notification is rare and the write short.
+            let mut mappings = Vec::new();
             for t in crate::privacy_token::parse_notification(&node) {
-                if let Err(e) = crate::privacy_token::store_received(&inner.store, &t).await {
-                    warn!("privacy token from {} not stored: {e}", t.from);
-                    return;
+                match crate::privacy_token::store_received(&inner.store, &t).await {
+                    Ok(mapped) => mappings.extend(mapped),
+                    Err(e) => {
+                        warn!("privacy token from {} not stored: {e}", t.from);
+                        return;
+                    }
                 }
                 debug!("privacy token from {} stored", t.from);
+            }
+            if !mappings.is_empty() {
+                inner.emit(Event::LidMappings(mappings));
             }
             send_ack(conn, &node).await;
         }

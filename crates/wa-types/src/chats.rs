@@ -372,3 +372,24 @@ impl StatusPrivacy {
         Self::new(StatusPrivacyKind::Contacts, Vec::new(), true)
     }
 }
+
+/// A LID and the phone number it stands for, as learned and stored (Baileys'
+/// `lid-mapping.update`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LidMapping {
+    /// The LID user (`..@lid`), without a device.
+    pub lid: Jid,
+    /// The phone-number user (`..@s.whatsapp.net`), without a device.
+    pub pn: Jid,
+}
+
+impl LidMapping {
+    /// The mapping of the LID user `lid` to the phone-number user `pn` (user parts,
+    /// e.g. `"100000001"` and `"15550000001"`).
+    pub fn of_users(lid: &str, pn: &str) -> Self {
+        Self {
+            lid: Jid::lid(lid.to_owned()),
+            pn: Jid::pn(pn.to_owned()),
+        }
+    }
+}

@@ -3,9 +3,9 @@ use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
     CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
     GroupUpdate, HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation,
-    MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert, NewChatMessageCap,
-    PictureUpdate, PresenceUpdate, PrivacySettings, ReachoutTimelock, StarUpdate,
-    UndecryptableMessage,
+    LidMapping, MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert,
+    NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings, ReachoutTimelock,
+    StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -112,4 +112,9 @@ pub enum Event {
     ReachoutTimelock(ReachoutTimelock),
     /// The server reported the account's cap on messages to new chats.
     NewChatMessageCap(NewChatMessageCap),
+    /// LID <-> phone-number mappings were stored, from wherever they were learned (a
+    /// message's addressing, a usync answer, the phone's mapping sync, history sync, app
+    /// state, a privacy token). A mapping may be reported again when a source names it
+    /// again.
+    LidMappings(Vec<LidMapping>),
 }

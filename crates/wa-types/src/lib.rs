@@ -18,8 +18,9 @@ pub use appstate::{
 };
 pub use call::{CallEvent, CallStatus};
 pub use chats::{
-    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
-    PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
+    BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, LidMapping, PictureUpdate,
+    PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy,
+    StatusPrivacyKind,
 };
 pub use connection::{ConnectionState, ConnectionUpdate, DirtyBits, DisconnectReason};
 pub use event::Event;

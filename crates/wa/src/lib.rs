@@ -61,9 +61,9 @@ pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
     ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, DirtyBits, HistoryChat, HistoryContact,
     HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind, HistorySyncFailure,
-    HistorySyncType, Label, LabelAssociation, LidPnMapping, MessageRange, NewChatMessageCap,
-    NewsletterRole, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
-    ReachoutTimelock, StarUpdate,
+    HistorySyncType, Label, LabelAssociation, LidMapping, LidPnMapping, MessageRange,
+    NewChatMessageCap, NewsletterRole, PictureUpdate, PresenceUpdate, PrivacySetting,
+    PrivacySettings, PrivacyValue, ReachoutTimelock, StarUpdate,
 };
 pub use wa_usync::{
     DeviceInfo, DeviceList, OnWhatsApp, Protocol as UsyncProtocol, UserQuery, Usync, UsyncConfig,
