@@ -199,6 +199,16 @@ pub(crate) async fn listen(args: &[String]) -> Result<(), String> {
             Event::GroupUpdate(g) => {
                 log.line("group", format!("{} {:?}", g.group, g.changes));
             }
+            Event::ReachoutTimelock(t) if t.active => {
+                let until = t
+                    .ends_at
+                    .map_or_else(|| "further notice".to_owned(), |e| format!("unix time {e}"));
+                log.line(
+                    "account",
+                    format!("new chats restricted ({}) until {until}", t.enforcement),
+                );
+            }
+            Event::ReachoutTimelock(_) => log.line("account", "new chats no longer restricted"),
             _ => {}
         }
     }
