@@ -39,18 +39,11 @@ impl Business {
 
     /// Our own account (without device), for requests that default to it.
     async fn me(&self) -> Result<Jid, Error> {
-        let creds = self
-            .socket
-            .auth()
+        self.socket
+            .me()
             .await
-            .ok_or(Error::InvalidRequest("not logged in"))?;
-        let me: Jid = creds
-            .jid
-            .as_deref()
-            .ok_or(Error::InvalidRequest("not logged in"))?
-            .parse()
-            .map_err(|_| Error::InvalidRequest("stored account JID is invalid"))?;
-        Ok(me.to_non_ad())
+            .map(|j| j.to_non_ad())
+            .ok_or(Error::InvalidRequest("not logged in"))
     }
 
     /// Uploads `photo` (a JPEG) unencrypted through `media` and makes it our business

@@ -245,10 +245,8 @@ impl Calls {
     async fn own_jid(&self) -> Result<Jid, Error> {
         self.inner
             .socket
-            .auth()
+            .me()
             .await
-            .and_then(|c| c.jid)
-            .and_then(|j| j.parse::<Jid>().ok())
             .map(|j| j.to_non_ad())
             .ok_or(Error::InvalidRequest("not logged in"))
     }

@@ -1352,14 +1352,7 @@ impl AppState {
         if ids.is_empty() {
             return;
         }
-        let Some(me) = self
-            .inner
-            .socket
-            .auth()
-            .await
-            .and_then(|c| c.jid)
-            .and_then(|j| j.parse::<Jid>().ok())
-        else {
+        let Some(me) = self.inner.socket.me().await else {
             return;
         };
         let message = Message {

@@ -719,15 +719,7 @@ impl Groups {
             .unwrap_or(group);
         // The server tells the other members, not the device that accepted: report the
         // join here, as the inviter adding us (Baileys adds the same placeholder).
-        let me = self
-            .inner
-            .socket
-            .auth()
-            .await
-            .and_then(|c| c.jid)
-            .and_then(|j| j.parse::<Jid>().ok())
-            .map(|j| j.to_non_ad());
-        if let Some(me) = me {
+        if let Some(me) = self.inner.socket.me().await.map(|j| j.to_non_ad()) {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());

@@ -103,10 +103,8 @@ impl Media {
         let own: Jid = self
             .inner
             .socket
-            .auth()
+            .me()
             .await
-            .and_then(|c| c.jid)
-            .and_then(|j| j.parse().ok())
             .ok_or(Error::Socket(wa_socket::Error::NotConnected))?;
         self.start_retry_routing();
         let (tx, rx) = oneshot::channel();

@@ -157,6 +157,17 @@ async fn restricted_account_reaches_only_contacts_whose_token_it_holds() {
         .unwrap();
 }
 
+/// The next reach-out timelock `events` reports.
+async fn next_timelock(
+    events: &mut tokio::sync::broadcast::Receiver<wa_types::Event>,
+) -> wa_types::ReachoutTimelock {
+    next_event(events, |e| match e {
+        wa_types::Event::ReachoutTimelock(t) => Some(t),
+        _ => None,
+    })
+    .await
+}
+
 /// A reach-out timelock restricts the account while it holds: a message starting a
 /// chat is refused with 463 (the caller gets the error, the message is not retried),
 /// and once it is lifted the same send passes.
@@ -167,34 +178,18 @@ async fn a_reachout_timelock_refuses_new_chats_until_lifted() {
     sim.add_account(B).await;
     let mut a1 = link(&sim, A, memory_store("a1")).await;
     let mut b1 = link(&sim, B, memory_store("b1")).await;
-    let b = Jid::pn(B);
 
     sim.set_reachout_timelock(A, None, "DEFAULT");
-    let t = next_event(&mut a1.events, |e| match e {
-        wa_types::Event::ReachoutTimelock(t) => Some(t),
-        _ => None,
-    })
-    .await;
-    assert!(t.active);
+    assert!(next_timelock(&mut a1.events).await.active);
     let err = a1
         .messenger
-        .send_message(&b, MessageContent::text("hello?"))
+        .send_message(&Jid::pn(B), MessageContent::text("hello?"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Nack(463)), "{err:?}");
 
     sim.lift_reachout_timelock(A);
-    let t = next_event(&mut a1.events, |e| match e {
-        wa_types::Event::ReachoutTimelock(t) => Some(t),
-        _ => None,
-    })
-    .await;
-    assert!(!t.active);
-    let k = a1
-        .messenger
-        .send_message(&b, MessageContent::text("hello B"))
-        .await
-        .unwrap();
-    let got = next_upsert(&mut b1.events, |m| m.key.id == k.id).await;
+    assert!(!next_timelock(&mut a1.events).await.active);
+    let got = exchange(&a1, &mut b1, B, "hello B").await;
     assert_eq!(text_of(&got.message), Some("hello B"));
 }

@@ -416,6 +416,20 @@ impl Socket {
         &self.inner.store
     }
 
+    /// Our own account's JID with this device (the phone-number form the credentials
+    /// name), once linked.
+    pub async fn me(&self) -> Option<Jid> {
+        self.inner
+            .creds
+            .lock()
+            .await
+            .as_ref()?
+            .jid
+            .as_deref()?
+            .parse()
+            .ok()
+    }
+
     /// A copy of the current credentials, once loaded.
     pub async fn auth(&self) -> Option<AuthCreds> {
         self.inner.creds.lock().await.clone()

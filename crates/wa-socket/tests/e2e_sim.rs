@@ -40,15 +40,20 @@ async fn sim() -> Sim {
     Sim::start(SimConfig::default()).await.expect("sim starts")
 }
 
-async fn next_update(
+/// The next event `pick` takes.
+async fn next_event<T>(
     rx: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
-) -> ConnectionUpdate {
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
     let fut = async {
         loop {
             match rx.recv().await {
-                Ok(Event::Connection(u)) if pred(&u) => return u,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(e) => {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("event stream ended: {e}"),
             }
         }
@@ -56,6 +61,17 @@ async fn next_update(
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .expect("event in time")
+}
+
+async fn next_update(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&ConnectionUpdate) -> bool,
+) -> ConnectionUpdate {
+    next_event(rx, |e| match e {
+        Event::Connection(u) if pred(&u) => Some(u),
+        _ => None,
+    })
+    .await
 }
 
 async fn closed_with(rx: &mut broadcast::Receiver<Event>) -> DisconnectReason {
@@ -480,18 +496,11 @@ async fn device_removed_while_offline_logs_out_on_next_login() {
 
 /// The next `DirtyBits` event of `kind`.
 async fn next_dirty(rx: &mut broadcast::Receiver<Event>, kind: &str) -> wa_types::DirtyBits {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::DirtyBits(d)) if d.kind == kind => return d,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("dirty bits in time")
+    next_event(rx, |e| match e {
+        Event::DirtyBits(d) if d.kind == kind => Some(d),
+        _ => None,
+    })
+    .await
 }
 
 /// `<ib><dirty type="account_sync">`, live or at login: the socket records the time in
@@ -582,29 +591,6 @@ async fn key_bundle_is_checked_and_the_signed_pre_key_rotated() {
     assert!(!socket.verify_key_bundle().await.unwrap());
     assert!(socket.verify_key_bundle().await.unwrap());
     socket.close().await;
-}
-
-/// The next event `pick` takes.
-async fn next_event<T>(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pick: impl FnMut(Event) -> Option<T>,
-) -> T {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    if let Some(t) = pick(e) {
-                        return t;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("event in time")
 }
 
 async fn next_timelock(rx: &mut broadcast::Receiver<Event>) -> wa_types::ReachoutTimelock {

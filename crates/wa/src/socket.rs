@@ -188,7 +188,7 @@ impl WaSocket {
 
     /// Our own account (phone-number JID with our device), once linked.
     pub async fn me(&self) -> Option<Jid> {
-        self.socket.auth().await?.jid?.parse().ok()
+        self.socket.me().await
     }
 
     /// `content` as it is sent: with a link preview ([`Self::with_link_preview`]) and a
