@@ -981,15 +981,7 @@ impl Conn {
                     .and_then(|u| u.attr_opt::<&str>("id").ok().flatten())
                     .filter(|id| id.len() <= 32);
                 if let Some(id) = id {
-                    let mut seen = self
-                        .shared
-                        .unified_sessions
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if seen.len() >= 64 {
-                        seen.pop_front();
-                    }
-                    seen.push_back((me.clone(), id.to_owned()));
+                    self.shared.unified_sessions.push(&me, id.to_owned());
                 }
                 Ok(())
             }
@@ -1239,15 +1231,7 @@ impl Conn {
                     .filter(|b| b.starts_with(b"WAM") && b.len() <= 64 * 1024);
                 let reply = match (buffer, &self.device) {
                     (Some(b), Some(me)) => {
-                        let mut kept = self
-                            .shared
-                            .wam_buffers
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if kept.len() >= 64 {
-                            kept.pop_front();
-                        }
-                        kept.push_back((me.clone(), b.to_vec()));
+                        self.shared.wam_buffers.push(me, b.to_vec());
                         iq_result(id)
                     }
                     _ => iq_error(id, 400, "bad-request"),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -72,9 +72,37 @@ pub(crate) struct Shared {
     /// The AB props answered to `<iq xmlns="abt"><props/>` (config code to value).
     pub(crate) props: Mutex<std::collections::BTreeMap<String, String>>,
     /// `<ib><unified_session id>` ids clients sent, by device (the last 64 in all).
-    pub(crate) unified_sessions: Mutex<std::collections::VecDeque<(Jid, String)>>,
+    pub(crate) unified_sessions: Recent<String>,
     /// The last WAM (analytics) buffers devices sent, with the device.
-    pub(crate) wam_buffers: Mutex<std::collections::VecDeque<(Jid, Vec<u8>)>>,
+    pub(crate) wam_buffers: Recent<Vec<u8>>,
+}
+
+/// The last 64 things devices sent of one kind, with the device, for tests to read.
+#[derive(Default)]
+pub(crate) struct Recent<T>(Mutex<std::collections::VecDeque<(Jid, T)>>);
+
+impl<T: Clone> Recent<T> {
+    const KEPT: usize = 64;
+
+    /// Keeps `item` from `device`, dropping the oldest beyond the last 64.
+    pub(crate) fn push(&self, device: &Jid, item: T) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= Self::KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((device.clone(), item));
+    }
+
+    /// What the devices of `phone` sent, oldest first.
+    fn of(&self, phone: &str) -> Vec<T> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(d, _)| d.user.as_str() == phone)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
 }
 
 /// One live connection as the API sees it.
@@ -248,8 +276,8 @@ impl Sim {
             phone_pending: AtomicU64::new(0),
             reporting: Mutex::default(),
             props: Mutex::default(),
-            unified_sessions: Mutex::default(),
-            wam_buffers: Mutex::default(),
+            unified_sessions: Recent::default(),
+            wam_buffers: Recent::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -898,27 +926,13 @@ impl Sim {
     /// each at most 64 KiB and starting with the `WAM` header; others are refused with
     /// 400).
     pub fn wam_buffers(&self, phone: &str) -> Vec<Vec<u8>> {
-        self.shared
-            .wam_buffers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(d, _)| d.user.as_str() == phone)
-            .map(|(_, b)| b.clone())
-            .collect()
+        self.shared.wam_buffers.of(phone)
     }
 
     /// The `<ib><unified_session id>` ids the devices of `phone` sent, oldest first (the
     /// simulator keeps the last 64 of all devices).
     pub fn unified_sessions(&self, phone: &str) -> Vec<String> {
-        self.shared
-            .unified_sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(d, _)| d.user.as_str() == phone)
-            .map(|(_, id)| id.clone())
-            .collect()
+        self.shared.unified_sessions.of(phone)
     }
 
     /// Sets an AB prop the server answers to `<iq xmlns="abt" type="get"><props/>` (e.g.
