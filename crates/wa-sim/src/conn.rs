@@ -1142,26 +1142,44 @@ impl Conn {
                 self.send(&reply).await
             }
             ("abt", "get") if logged_in => {
-                let props: Vec<Node> = self
-                    .shared
-                    .props
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .iter()
-                    .map(|(k, v)| {
-                        Node::builder("prop")
-                            .attr("config_code", k.clone())
-                            .attr("config_value", v.clone())
-                            .build()
-                    })
-                    .collect();
+                // A client that names the hash of the set it holds gets no props back
+                // while the set is unchanged.
+                let asked = node
+                    .child("props")
+                    .and_then(|p| p.attr_opt::<&str>("hash").ok().flatten())
+                    .filter(|h| h.len() <= 64)
+                    .map(str::to_owned);
+                if let Some(me) = &self.device {
+                    self.shared.props_hashes.push(me, asked.clone());
+                }
+                let (hash, props): (String, Vec<Node>) = {
+                    let all = self
+                        .shared
+                        .props
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let hash = crate::sim::props_hash(&all);
+                    let props = if asked.as_deref() == Some(hash.as_str()) {
+                        Vec::new()
+                    } else {
+                        all.iter()
+                            .map(|(k, v)| {
+                                Node::builder("prop")
+                                    .attr("config_code", k.clone())
+                                    .attr("config_value", v.clone())
+                                    .build()
+                            })
+                            .collect()
+                    };
+                    (hash, props)
+                };
                 let reply = Node::builder("iq")
                     .attr("from", server_jid())
                     .attr("type", "result")
                     .attr("id", id.to_owned())
                     .children([Node::builder("props")
                         .attr("protocol", "1")
-                        .attr("hash", format!("{:08x}", props.len()))
+                        .attr("hash", hash)
                         .children(props)
                         .build()])
                     .build();

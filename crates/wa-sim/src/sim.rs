@@ -75,6 +75,22 @@ pub(crate) struct Shared {
     pub(crate) unified_sessions: Recent<String>,
     /// The last WAM (analytics) buffers devices sent, with the device.
     pub(crate) wam_buffers: Recent<Vec<u8>>,
+    /// The hash each props query named (if any), with the device.
+    pub(crate) props_hashes: Recent<Option<String>>,
+}
+
+/// The hash of a props set the server hands out with it: the first 8 bytes of SHA-256
+/// over the sorted `code=value` lines, in hex.
+pub(crate) fn props_hash(props: &std::collections::BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (k, v) in props {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(&h.finalize()[..8])
 }
 
 /// The last 64 things devices sent of one kind, with the device, for tests to read.
@@ -278,6 +294,7 @@ impl Sim {
             props: Mutex::default(),
             unified_sessions: Recent::default(),
             wam_buffers: Recent::default(),
+            props_hashes: Recent::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -927,6 +944,12 @@ impl Sim {
     /// 400).
     pub fn wam_buffers(&self, phone: &str) -> Vec<Vec<u8>> {
         self.shared.wam_buffers.of(phone)
+    }
+
+    /// The hash each props query of the devices of `phone` named (`None` for a query
+    /// without one), oldest first (the last 64 of all devices are kept).
+    pub fn props_query_hashes(&self, phone: &str) -> Vec<Option<String>> {
+        self.shared.props_hashes.of(phone)
     }
 
     /// The `<ib><unified_session id>` ids the devices of `phone` sent, oldest first (the

@@ -745,6 +745,17 @@ impl Inner {
                 c
             }
         };
+        // The props saved with the credentials hold until the server says otherwise.
+        if !creds.server_props.is_empty() {
+            *self
+                .props
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                crate::ServerProps::from_props(
+                    creds.last_prop_hash.clone(),
+                    creds.server_props.clone(),
+                );
+        }
         *guard = Some(creds.clone());
         Ok(creds)
     }
@@ -1531,19 +1542,47 @@ fn spawn_key_maintenance(inner: &Arc<Inner>, conn: &Arc<Conn>) {
     }));
 }
 
-/// Fetches the server's AB props and keeps them.
+/// Fetches the server's AB props (sending the hash of those we hold, so an unchanged
+/// set need not be sent again), keeps them, and saves them with their hash in the
+/// credentials when they changed.
 async fn fetch_props(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<crate::ServerProps, Error> {
+    let current = inner
+        .props
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let sent_hash = current.hash.clone().filter(|_| !current.props.is_empty());
     let reply = query_on(
         conn,
-        crate::props::props_query(),
+        crate::props::props_query(sent_hash.as_deref()),
         inner.config.query_timeout,
     )
     .await?;
-    let props = crate::parse_props(&reply)?;
+    let props = crate::props::apply_props_reply(&current, sent_hash.as_deref(), &reply)?;
+    // Saved before they take effect, so the props in force are always the saved ones.
+    let saved = {
+        let mut guard = inner.creds.lock().await;
+        match guard.as_mut() {
+            Some(creds)
+                if creds.last_prop_hash != props.hash || creds.server_props != props.props =>
+            {
+                let mut updated = creds.clone();
+                updated.last_prop_hash.clone_from(&props.hash);
+                updated.server_props.clone_from(&props.props);
+                inner.store.save_creds(&updated).await?;
+                *creds = updated;
+                true
+            }
+            _ => false,
+        }
+    };
     *inner
         .props
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = props.clone();
+    if saved {
+        inner.emit(Event::CredsUpdated);
+    }
     Ok(props)
 }
 

@@ -710,3 +710,60 @@ async fn wam_buffers_are_sent_to_the_stats_endpoint() {
     assert_eq!(sim.wam_buffers(phone).len(), 1);
     socket.close().await;
 }
+
+/// The server's props are saved with their hash in the credentials: they hold from the
+/// start of the next connection, whose query names the hash and gets no props back
+/// while the set is unchanged; a changed set replaces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_props_are_kept_across_connections_by_hash() {
+    let sim = sim().await;
+    let phone = "15550000034";
+    let store = memory_store();
+    sim.set_server_prop(wa_socket::PROP_PRIVACY_TOKEN_ON_1TO1, Some("false"));
+    let (socket, _events, _) = link(&sim, phone, store.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.server_props().hash.is_none() {
+        assert!(Instant::now() < deadline, "props never fetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = socket.server_props();
+    assert!(!first.privacy_token_on_1to1);
+    let saved = store.load_creds().await.unwrap().unwrap();
+    assert_eq!(saved.last_prop_hash, first.hash);
+    assert_eq!(saved.server_props, first.props);
+    socket.close().await;
+
+    // The next connection starts with them and asks by hash.
+    let before = sim.props_query_hashes(phone).len();
+    let socket = Socket::connect(config(&sim, store.clone()));
+    let mut events = socket.events_from_start();
+    open(&mut events).await;
+    assert!(!socket.server_props().privacy_token_on_1to1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.props_query_hashes(phone).len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no props query on the new connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sim.props_query_hashes(phone)[before],
+        first.hash,
+        "{before} {:?}",
+        sim.props_query_hashes(phone)
+    );
+    assert_eq!(socket.server_props(), first, "an unchanged set is kept");
+
+    // A changed set comes whole and replaces them, in memory and in the credentials.
+    sim.set_server_prop(wa_socket::PROP_PRIVACY_TOKEN_ON_1TO1, None);
+    sim.set_server_prop("123", Some("x"));
+    let now = socket.fetch_server_props().await.unwrap();
+    assert!(now.privacy_token_on_1to1);
+    assert_eq!(now.get("123"), Some("x"));
+    assert_ne!(now.hash, first.hash);
+    let saved = store.load_creds().await.unwrap().unwrap();
+    assert_eq!(saved.server_props, now.props);
+    assert_eq!(saved.last_prop_hash, now.hash);
+    socket.close().await;
+}

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -106,6 +107,10 @@ pub struct AuthCreds {
     pub account_sync_counter: u32,
     /// Hash of the last server props seen.
     pub last_prop_hash: Option<String>,
+    /// The server's AB props as last fetched (with [`AuthCreds::last_prop_hash`]), so
+    /// they hold from the start of the next connection and a fetch can ask only for
+    /// what changed.
+    pub server_props: BTreeMap<String, String>,
     /// The account's new-chat-thread salt (app state `nct_salt_sync`, or the history
     /// sync's `nctSalt`): the key of the `<cstoken>` sent on 1:1 messages that carry no
     /// privacy token. Secret.
@@ -155,6 +160,7 @@ impl AuthCreds {
             last_account_sync_timestamp: None,
             account_sync_counter: 0,
             last_prop_hash: None,
+            server_props: BTreeMap::new(),
             nct_salt: None,
         }
     }
@@ -187,6 +193,7 @@ impl AuthCreds {
             account_sync_counter: self.account_sync_counter,
             last_prop_hash: self.last_prop_hash.clone(),
             nct_salt: self.nct_salt.as_ref().map(|s| s.to_vec()),
+            server_props: self.server_props.clone(),
         };
         Zeroizing::new(msg.encode_to_vec())
     }
@@ -248,6 +255,7 @@ impl AuthCreds {
             last_account_sync_timestamp: msg.last_account_sync_timestamp,
             account_sync_counter: msg.account_sync_counter,
             last_prop_hash: msg.last_prop_hash.clone(),
+            server_props: msg.server_props.clone(),
             nct_salt: msg.nct_salt.clone().map(Zeroizing::new),
         })
     }
@@ -333,6 +341,8 @@ struct CredsMsg {
     last_prop_hash: Option<String>,
     #[prost(bytes = "vec", optional, tag = "25")]
     nct_salt: Option<Vec<u8>>,
+    #[prost(btree_map = "string, string", tag = "26")]
+    server_props: BTreeMap<String, String>,
 }
 
 impl Drop for CredsMsg {
@@ -391,8 +401,14 @@ mod tests {
         c.registered = true;
         c.last_account_sync_timestamp = Some(1_700_000_000);
         c.nct_salt = Some(Zeroizing::new(vec![5; 32]));
+        c.last_prop_hash = Some("h1".into());
+        c.server_props = [("10518".to_owned(), "false".to_owned())].into();
         let back = AuthCreds::decode(&c.encode()).unwrap();
         assert_eq!(back, c);
+        assert_eq!(
+            back.server_props.get("10518").map(String::as_str),
+            Some("false")
+        );
         assert_eq!(
             back.nct_salt.as_deref().map(Vec::as_slice),
             Some(&[5u8; 32][..])
