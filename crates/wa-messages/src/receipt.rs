@@ -80,7 +80,10 @@ async fn own_device_chats(inner: &Inner, me: &Me, updates: &mut [MessageUpdate])
 
 /// One [`MessageUpdate`] per id the receipt names (per member and id for a grouped
 /// receipt). `recipient` names the chat only on a receipt from one of our own devices
-/// (`own`), as whatsmeow reads it; from anyone else the chat is the sender.
+/// (`own`), as whatsmeow reads it; from anyone else the chat is the sender. In a group,
+/// a `read-self` / `played-self` (one of our devices read someone's message) names in
+/// `recipient` the member who sent the message, which the key then names (whatsmeow's
+/// `MessageSender`).
 fn updates_from(
     node: &Node,
     kind: &ReceiptType,
@@ -105,9 +108,18 @@ fn updates_from(
     if ids.is_empty() {
         return None;
     }
+    let message_sender = stanza::jid_attr(node, "recipient")
+        .filter(|_| !from_me && (chat.is_group() || chat.is_broadcast()))
+        .map(|j| j.to_non_ad());
     Some(
         ids.into_iter()
-            .map(|id| update(&chat, from_me, id, &device, kind, t))
+            .map(|id| {
+                let mut u = update(&chat, from_me, id, &device, kind, t);
+                if let Some(s) = &message_sender {
+                    u.key = u.key.with_participant(s.clone());
+                }
+                u
+            })
             .collect(),
     )
 }
@@ -377,5 +389,42 @@ mod tests {
             Some("15550000002".to_owned())
         );
         assert_eq!(updates[0].device.device, 3);
+    }
+
+    #[test]
+    fn a_group_read_self_names_the_sender_of_the_message_read() {
+        let node = Node::builder("receipt")
+            .attr("from", group())
+            .attr(
+                "participant",
+                Jid::with_device("15550000001", Server::Pn, 2),
+            )
+            .attr("recipient", Jid::pn("15550000009"))
+            .attr("id", "MSG")
+            .attr("type", "read-self")
+            .build();
+        let updates = updates_from(&node, &ReceiptType::ReadSelf, |_| true).unwrap();
+        assert_eq!(updates[0].key.participant, Some(Jid::pn("15550000009")));
+        assert_eq!(updates[0].device.device, 2, "the device that read it");
+        // On a receipt from another member, `recipient` does not change the key.
+        let node = Node::builder("receipt")
+            .attr("from", group())
+            .attr(
+                "participant",
+                Jid::with_device("15550000002", Server::Pn, 3),
+            )
+            .attr("recipient", Jid::pn("15550000009"))
+            .attr("id", "MSG")
+            .attr("type", "read")
+            .build();
+        let updates = updates_from(&node, &ReceiptType::Read, |_| false).unwrap();
+        assert_eq!(
+            updates[0]
+                .key
+                .participant
+                .as_ref()
+                .map(|j| j.user.to_string()),
+            Some("15550000002".to_owned())
+        );
     }
 }

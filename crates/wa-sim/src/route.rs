@@ -801,7 +801,8 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
         Some(g) => (g.clone(), Some(sender.clone())),
         None => (sender.clone(), None),
     };
-    // A receipt from one of the owner's own devices names the chat it is about.
+    // A receipt from one of the owner's own devices names the chat it is about; a
+    // `read-self` in a group names the member whose message was read.
     let recipient = node
         .attr_opt::<Jid>("recipient")
         .ok()
@@ -809,7 +810,12 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
         .filter(|_| {
             group.is_none() && sender.user == owner.user && !shared.faults().strip_receipt_recipient
         })
-        .or_else(|| (own_only && group.is_none()).then(|| to.clone()));
+        .or_else(|| {
+            own_only.then(|| match &group {
+                Some(_) => owner.to_non_ad(),
+                None => to.clone(),
+            })
+        });
     let stanza = Node::builder("receipt")
         .attr("from", from)
         .attr_opt("participant", part)

@@ -139,4 +139,38 @@ async fn read_receipts_follow_the_privacy_setting() {
         .is_none(),
         "the friend saw a message read with read receipts off"
     );
+
+    // In a group, our other device learns whose message was read: the key names the
+    // friend who sent it (the receipt's `recipient`), not our own device that read it.
+    let group = friend
+        .groups()
+        .create("Readers", &[Jid::pn(ME)])
+        .await
+        .unwrap()
+        .id
+        .clone();
+    let key = friend
+        .send_message(&group, MessageContent::text("in the group"))
+        .await
+        .unwrap();
+    let got = wait_for(&mut me_events, Duration::from_secs(20), |e| match e {
+        Event::MessagesUpsert(u) => u.messages.into_iter().find(|m| m.key.id == key.id),
+        _ => None,
+    })
+    .await
+    .expect("the group message arrives");
+    me.read_messages(std::slice::from_ref(&got.key))
+        .await
+        .unwrap();
+    let own = receipt(
+        &mut other_events,
+        &key.id,
+        ReceiptType::ReadSelf,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("our other device gets the group read-self receipt");
+    assert_eq!(own.key.remote_jid, group);
+    assert!(!own.key.from_me);
+    assert_eq!(own.key.participant, Some(Jid::pn(FRIEND)));
 }
