@@ -3,6 +3,7 @@
 //! Baileys do. Three of them steer privacy tokens; the rest are kept for callers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wa_binary::Node;
 
@@ -34,8 +35,9 @@ pub struct ServerProps {
     pub lid_trusted_token_issue_to_lid: bool,
     /// The hash the server gave the set of props, when it did.
     pub hash: Option<String>,
-    /// Every prop of the reply, by code or name.
-    pub props: BTreeMap<String, String>,
+    /// Every prop of the reply, by code or name. Shared, so copies of the props (one
+    /// per send that checks a switch) do not copy the map.
+    pub props: Arc<BTreeMap<String, String>>,
 }
 
 impl Default for ServerProps {
@@ -45,7 +47,7 @@ impl Default for ServerProps {
             profile_pic_privacy_token: true,
             lid_trusted_token_issue_to_lid: false,
             hash: None,
-            props: BTreeMap::new(),
+            props: Arc::default(),
         }
     }
 }
@@ -58,7 +60,7 @@ impl ServerProps {
 
     /// The props `props` under `hash`, with the switches they set (WhatsApp Web's
     /// defaults where they say nothing).
-    pub fn from_props(hash: Option<String>, props: BTreeMap<String, String>) -> Self {
+    pub fn from_props(hash: Option<String>, props: Arc<BTreeMap<String, String>>) -> Self {
         let mut out = Self {
             hash,
             props,
@@ -127,14 +129,14 @@ pub(crate) fn apply_props_reply(
         return Ok(current.clone());
     }
     if node.attr_opt::<&str>("delta_update").ok().flatten() == Some("true") {
-        let mut props = current.props.clone();
-        props.extend(got.props);
+        let mut props = (*current.props).clone();
+        props.extend(got.props.iter().map(|(k, v)| (k.clone(), v.clone())));
         if props.len() > MAX_PROPS {
             return Err(Error::UnexpectedResponse("too many props"));
         }
         return Ok(ServerProps::from_props(
             got.hash.or(current.hash.clone()),
-            props,
+            Arc::new(props),
         ));
     }
     Ok(got)
@@ -167,7 +169,7 @@ pub fn parse_props(reply: &Node) -> Result<ServerProps, Error> {
         }
         map.insert(name, value);
     }
-    Ok(ServerProps::from_props(hash, map))
+    Ok(ServerProps::from_props(hash, Arc::new(map)))
 }
 
 #[cfg(test)]
@@ -256,11 +258,13 @@ mod reply_tests {
     fn held() -> ServerProps {
         ServerProps::from_props(
             Some("h1".into()),
-            [
-                ("10518".to_owned(), "false".to_owned()),
-                ("7".to_owned(), "x".to_owned()),
-            ]
-            .into(),
+            Arc::new(
+                [
+                    ("10518".to_owned(), "false".to_owned()),
+                    ("7".to_owned(), "x".to_owned()),
+                ]
+                .into(),
+            ),
         )
     }
 

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -109,8 +110,8 @@ pub struct AuthCreds {
     pub last_prop_hash: Option<String>,
     /// The server's AB props as last fetched (with [`AuthCreds::last_prop_hash`]), so
     /// they hold from the start of the next connection and a fetch can ask only for
-    /// what changed.
-    pub server_props: BTreeMap<String, String>,
+    /// what changed. Shared, so copies of the credentials do not copy them.
+    pub server_props: Arc<BTreeMap<String, String>>,
     /// The account's new-chat-thread salt (app state `nct_salt_sync`, or the history
     /// sync's `nctSalt`): the key of the `<cstoken>` sent on 1:1 messages that carry no
     /// privacy token. Secret.
@@ -160,7 +161,7 @@ impl AuthCreds {
             last_account_sync_timestamp: None,
             account_sync_counter: 0,
             last_prop_hash: None,
-            server_props: BTreeMap::new(),
+            server_props: Arc::default(),
             nct_salt: None,
         }
     }
@@ -193,7 +194,7 @@ impl AuthCreds {
             account_sync_counter: self.account_sync_counter,
             last_prop_hash: self.last_prop_hash.clone(),
             nct_salt: self.nct_salt.as_ref().map(|s| s.to_vec()),
-            server_props: self.server_props.clone(),
+            server_props: (*self.server_props).clone(),
         };
         Zeroizing::new(msg.encode_to_vec())
     }
@@ -255,7 +256,7 @@ impl AuthCreds {
             last_account_sync_timestamp: msg.last_account_sync_timestamp,
             account_sync_counter: msg.account_sync_counter,
             last_prop_hash: msg.last_prop_hash.clone(),
-            server_props: msg.server_props.clone(),
+            server_props: Arc::new(msg.server_props.clone()),
             nct_salt: msg.nct_salt.clone().map(Zeroizing::new),
         })
     }
@@ -402,7 +403,7 @@ mod tests {
         c.last_account_sync_timestamp = Some(1_700_000_000);
         c.nct_salt = Some(Zeroizing::new(vec![5; 32]));
         c.last_prop_hash = Some("h1".into());
-        c.server_props = [("10518".to_owned(), "false".to_owned())].into();
+        c.server_props = Arc::new([("10518".to_owned(), "false".to_owned())].into());
         let back = AuthCreds::decode(&c.encode()).unwrap();
         assert_eq!(back, c);
         assert_eq!(
