@@ -120,6 +120,26 @@ pub struct LidPnMapping {
     pub pn: String,
 }
 
+/// A member who left a group, or was removed from it, before the history was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastParticipant {
+    /// The member's JID.
+    pub user: String,
+    /// Removed by an admin (`true`) or left (`false`).
+    pub removed: bool,
+    /// When, in Unix seconds, when given.
+    pub left_at: Option<u64>,
+}
+
+/// The past members of one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupPastParticipants {
+    /// The group's JID.
+    pub group: String,
+    /// Its past members, as the chunk lists them.
+    pub participants: Vec<PastParticipant>,
+}
+
 /// A history-sync chunk as plain data for the layers above.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoryData {
@@ -137,6 +157,8 @@ pub struct HistoryData {
     pub messages: Vec<HistoryMessage>,
     /// LID/PN mappings from the mapping list and from conversations.
     pub lid_pn_mappings: Vec<LidPnMapping>,
+    /// Past members of groups (Baileys' `pastParticipants`).
+    pub past_participants: Vec<GroupPastParticipants>,
 }
 
 fn is_lid(jid: &str) -> bool {
@@ -164,10 +186,35 @@ fn pn_from_receipts(messages: &[HistorySyncMsg]) -> Option<String> {
     })
 }
 
-/// Turns a decoded `HistorySync` into chats, contacts, messages and LID/PN mappings
-/// (what Baileys' `processHistoryMessage` extracts). Conversations are read for the
-/// bootstrap, recent, full and on-demand types and push names for PUSH_NAME; the
-/// mapping list for every type. Status messages and the other lists are not extracted.
+/// The groups' past members a chunk lists (groups or members without a JID skipped).
+fn past_participants(sync: &HistorySync) -> Vec<GroupPastParticipants> {
+    use wa_proto::history_sync::past_participant::LeaveReason;
+    sync.past_participants
+        .iter()
+        .filter_map(|g| {
+            Some(GroupPastParticipants {
+                group: non_empty(g.group_jid.as_ref())?,
+                participants: g
+                    .past_participants
+                    .iter()
+                    .filter_map(|p| {
+                        Some(PastParticipant {
+                            user: non_empty(p.user_jid.as_ref())?,
+                            removed: p.leave_reason == Some(LeaveReason::Removed as i32),
+                            left_at: p.leave_ts,
+                        })
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Turns a decoded `HistorySync` into chats, contacts, messages, LID/PN mappings and
+/// groups' past members (what Baileys' `processHistoryMessage` extracts). Conversations
+/// are read for the bootstrap, recent, full and on-demand types and push names for
+/// PUSH_NAME; the mapping list and past members for every type. Status messages and the
+/// other lists are not extracted.
 pub fn process_history(sync: HistorySync) -> HistoryData {
     let sync_type = sync
         .sync_type
@@ -180,6 +227,7 @@ pub fn process_history(sync: HistorySync) -> HistoryData {
         contacts: Vec::new(),
         messages: Vec::new(),
         lid_pn_mappings: Vec::new(),
+        past_participants: past_participants(&sync),
     };
     for m in &sync.phone_number_to_lid_mappings {
         if let (Some(lid), Some(pn)) = (non_empty(m.lid_jid.as_ref()), non_empty(m.pn_jid.as_ref()))

@@ -20,8 +20,9 @@ pub use decode::{
 pub use encode::{EncodedPatch, OutgoingMutation, encode_patch};
 pub use error::Error;
 pub use history::{
-    DEFAULT_MAX_INFLATED_LEN, HistoryChat, HistoryContact, HistoryData, HistoryMessage,
-    LidPnMapping, decode_history_blob, inflate_bounded, process_history,
+    DEFAULT_MAX_INFLATED_LEN, GroupPastParticipants, HistoryChat, HistoryContact, HistoryData,
+    HistoryMessage, LidPnMapping, PastParticipant, decode_history_blob, inflate_bounded,
+    process_history,
 };
 pub use keys::{KeyLookup, MUTATION_KEYS_INFO, MutationKeys};
 pub use lthash::{

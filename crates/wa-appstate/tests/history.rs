@@ -209,3 +209,62 @@ fn corrupt_streams_are_errors() {
         Err(Error::Proto(_))
     ));
 }
+
+#[test]
+fn past_participants_are_read_for_every_type() {
+    use wa_appstate::{GroupPastParticipants, PastParticipant};
+    use wa_proto::history_sync::past_participant::LeaveReason;
+    use wa_proto::history_sync::{PastParticipant as Past, PastParticipants};
+    let sync = HistorySync {
+        sync_type: Some(HistorySyncType::PushName as i32),
+        past_participants: vec![
+            PastParticipants {
+                group_jid: Some("120363000000000001@g.us".into()),
+                past_participants: vec![
+                    Past {
+                        user_jid: Some("15550000001@s.whatsapp.net".into()),
+                        leave_reason: Some(LeaveReason::Removed as i32),
+                        leave_ts: Some(1_700_000_000),
+                        ..Default::default()
+                    },
+                    Past {
+                        user_jid: Some("2@lid".into()),
+                        leave_reason: Some(LeaveReason::Left as i32),
+                        leave_ts: None,
+                        ..Default::default()
+                    },
+                    Past {
+                        user_jid: None,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            PastParticipants {
+                group_jid: None,
+                past_participants: vec![Past::default()],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let h = process_history(sync);
+    assert_eq!(
+        h.past_participants,
+        vec![GroupPastParticipants {
+            group: "120363000000000001@g.us".into(),
+            participants: vec![
+                PastParticipant {
+                    user: "15550000001@s.whatsapp.net".into(),
+                    removed: true,
+                    left_at: Some(1_700_000_000),
+                },
+                PastParticipant {
+                    user: "2@lid".into(),
+                    removed: false,
+                    left_at: None,
+                },
+            ],
+        }]
+    );
+}

@@ -1,4 +1,7 @@
-pub use wa_appstate::{HistoryChat, HistoryContact, HistoryData, HistoryMessage, LidPnMapping};
+pub use wa_appstate::{
+    GroupPastParticipants, HistoryChat, HistoryContact, HistoryData, HistoryMessage, LidPnMapping,
+    PastParticipant,
+};
 /// The sync type a history-sync notification announces.
 pub use wa_proto::e2e::HistorySyncType;
 

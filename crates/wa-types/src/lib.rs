@@ -29,8 +29,8 @@ pub use group::{
     JoinRequest, LinkedGroup, ParticipantRole,
 };
 pub use history::{
-    HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
-    HistorySyncFailure, HistorySyncType, LidPnMapping,
+    GroupPastParticipants, HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync,
+    HistorySyncErrorKind, HistorySyncFailure, HistorySyncType, LidPnMapping, PastParticipant,
 };
 pub use message::{
     AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageUpdate, MessagesUpsert,

@@ -59,11 +59,11 @@ pub use wa_types::{
 };
 pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
-    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, DirtyBits, HistoryChat, HistoryContact,
-    HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind, HistorySyncFailure,
-    HistorySyncType, Label, LabelAssociation, LidMapping, LidPnMapping, MessageRange,
-    NewChatMessageCap, NewsletterRole, PictureUpdate, PresenceUpdate, PrivacySetting,
-    PrivacySettings, PrivacyValue, ReachoutTimelock, StarUpdate,
+    ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, DirtyBits, GroupPastParticipants,
+    HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
+    HistorySyncFailure, HistorySyncType, Label, LabelAssociation, LidMapping, LidPnMapping,
+    MessageRange, NewChatMessageCap, NewsletterRole, PastParticipant, PictureUpdate,
+    PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, ReachoutTimelock, StarUpdate,
 };
 pub use wa_usync::{
     DeviceInfo, DeviceList, OnWhatsApp, Protocol as UsyncProtocol, UserQuery, Usync, UsyncConfig,
