@@ -162,7 +162,8 @@ async fn open_addon(
 
 /// The events that follow the report of a received message: its poll vote or event
 /// response, decrypted with the stored secret (nothing when that fails: the message
-/// itself is still reported), and a group member's label change.
+/// itself is still reported), a group member's label change, and the edit or delete for
+/// everyone it makes to an earlier message.
 pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> {
     let mut out = Vec::new();
     match addon_update(inner, report).await {
@@ -172,6 +173,9 @@ pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> 
     }
     if let Some(update) = member_label_update(report) {
         out.push(Event::MemberLabel(Box::new(update)));
+    }
+    if let Some(change) = crate::change::message_change(inner, report).await {
+        out.push(Event::MessageChanged(Box::new(change)));
     }
     out
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod addon;
+mod change;
 mod content;
 mod error;
 mod framing;

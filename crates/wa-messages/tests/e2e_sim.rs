@@ -17,10 +17,19 @@ use wa_sim::{Fault, Sim, SimConfig};
 use wa_socket::{ConnectionState, Event};
 use wa_store::{InboxStore, LidMappingStore, PrivacyTokenStore, SentMessageStore, SessionStore};
 use wa_testkit::{next_receipt, next_update as next_conn, next_upsert};
-use wa_types::MessageKey;
+use wa_types::{MessageChange, MessageChangeKind, MessageKey};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
+
+/// The next edit or delete for everyone `events` reports.
+async fn changed(events: &mut broadcast::Receiver<Event>) -> MessageChange {
+    wa_testkit::next_event(events, |e| match e {
+        Event::MessageChanged(c) => Some(*c),
+        _ => None,
+    })
+    .await
+}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -184,7 +193,19 @@ async fn conversation_between_two_accounts_reaches_every_device() {
     );
     let edited = pm.edited_message.as_deref().expect("edited message");
     assert_eq!(text_of(edited), Some("hello bob (edited)"));
+    // Reported on the message it changes, as B's device names it.
+    let original = MessageKey::new(a.clone(), false, key.id.clone());
+    let change = changed(&mut b1.events).await;
+    assert_eq!(change.key, original);
+    assert_eq!(change.by.user, a1.jid.user);
+    match &change.kind {
+        MessageChangeKind::Edited(m) => assert_eq!(text_of(m), Some("hello bob (edited)")),
+        other => panic!("{other:?}"),
+    }
     next_upsert(&mut a2.events, |m| m.key.id == edit.id).await;
+    // A's other device sees its own message edited.
+    let change = changed(&mut a2.events).await;
+    assert_eq!(change.key, MessageKey::new(b.clone(), true, key.id.clone()));
 
     let revoke = a1
         .messenger
@@ -197,6 +218,11 @@ async fn conversation_between_two_accounts_reaches_every_device() {
     assert_eq!(
         pm.key.as_ref().and_then(|k| k.id.as_deref()),
         Some(key.id.as_str())
+    );
+    let change = changed(&mut b1.events).await;
+    assert_eq!(
+        (change.key, change.kind),
+        (original, MessageChangeKind::Revoked)
     );
 
     // A poll from b1, a vote from a2, decrypted by b1 with the poll's secret.
@@ -770,6 +796,25 @@ async fn group_messages_with_sender_keys() {
         assert_eq!(text_of(&m.message), Some("from bob"));
         assert_eq!(m.key.participant, Some(Jid::pn(B)));
     }
+
+    // a1, an admin, deletes Bob's message for everyone: the change names Bob's message
+    // (Bob as participant), on Bob's device as its own.
+    let bobs = MessageKey::new(g.clone(), false, k3.id.clone()).with_participant(Jid::pn(B));
+    a1.messenger
+        .send_message(&g, MessageContent::Revoke { key: bobs.clone() })
+        .await
+        .unwrap();
+    let change = changed(&mut a2.events).await;
+    assert_eq!(
+        (change.key, change.kind),
+        (bobs, MessageChangeKind::Revoked)
+    );
+    assert_eq!(change.by.user, a1.jid.user);
+    let change = changed(&mut b1.events).await;
+    assert_eq!(
+        change.key,
+        MessageKey::new(g.clone(), true, k3.id.clone()).with_participant(Jid::pn(B))
+    );
 
     // B's phone sends to the group with its own sender key.
     let msg = wa_messages::MessageBuilder::new(g.clone(), MessageContent::text("phone to group"))

@@ -3,7 +3,7 @@ use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
     CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
     GroupUpdate, HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation,
-    LidMapping, MemberLabelUpdate, MessageDeletion, MessageUpdate, MessagesUpsert,
+    LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate, MessagesUpsert,
     NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings, ReachoutTimelock,
     StarUpdate, UndecryptableMessage,
 };
@@ -112,6 +112,8 @@ pub enum Event {
     ReachoutTimelock(ReachoutTimelock),
     /// The server reported the account's cap on messages to new chats.
     NewChatMessageCap(NewChatMessageCap),
+    /// A received message was edited or deleted for everyone (see [`MessageChange`]).
+    MessageChanged(Box<MessageChange>),
     /// LID <-> phone-number mappings were stored, from wherever they were learned (a
     /// message's addressing, a usync answer, the phone's mapping sync, history sync, app
     /// state, a privacy token). A mapping may be reported again when a source names it

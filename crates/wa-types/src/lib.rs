@@ -33,8 +33,8 @@ pub use history::{
     HistorySyncErrorKind, HistorySyncFailure, HistorySyncType, LidPnMapping, PastParticipant,
 };
 pub use message::{
-    AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageUpdate, MessagesUpsert,
-    ReceiptType, UndecryptableMessage, WaMessage,
+    AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageChange, MessageChangeKind,
+    MessageUpdate, MessagesUpsert, ReceiptType, UndecryptableMessage, WaMessage,
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};

@@ -200,6 +200,31 @@ pub enum AddOnKind {
     },
 }
 
+/// What happened to a message its sender changed after sending it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageChangeKind {
+    /// It was edited; the new content.
+    Edited(std::sync::Arc<wa_proto::e2e::Message>),
+    /// It was deleted for everyone (by its sender, or in a group by an admin).
+    Revoked,
+}
+
+/// A message changed after it was sent: edited, or deleted for everyone (Baileys reports
+/// these as `messages.update` with the new content or a revoke). The protocol message
+/// that carried the change is reported as well, just before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageChange {
+    /// The message that changed, as its own key names it on this device.
+    pub key: MessageKey,
+    /// The device that changed it.
+    pub by: Jid,
+    /// What happened.
+    pub kind: MessageChangeKind,
+    /// When, Unix seconds (the edit's own time when it gives one, else the protocol
+    /// message's).
+    pub timestamp: u64,
+}
+
 /// A vote on a poll or a response to an event, received and decrypted with the stored
 /// secret of the poll or event it belongs to (Baileys reports these as `messages.update`
 /// with `pollUpdates` / `eventResponses`). The message that carried it is reported as

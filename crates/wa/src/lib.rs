@@ -50,7 +50,8 @@ pub use wa_store_postgres as postgres;
 pub use wa_store_sqlite::SqliteBackend;
 pub use wa_types::{
     AccountSetting, AddOnKind, AddOnUpdate, CallEvent, CallStatus, GroupLinkType, IdentityChange,
-    JoinRequest, LinkedGroup, MemberLabelUpdate, MessageDeletion, UndecryptableMessage,
+    JoinRequest, LinkedGroup, MemberLabelUpdate, MessageChange, MessageChangeKind, MessageDeletion,
+    UndecryptableMessage,
 };
 pub use wa_types::{
     AddressingMode, ConnectionState, ConnectionUpdate, DisconnectReason, Event, GroupChange,
