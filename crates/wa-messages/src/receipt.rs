@@ -393,30 +393,21 @@ mod tests {
 
     #[test]
     fn a_group_read_self_names_the_sender_of_the_message_read() {
-        let node = Node::builder("receipt")
-            .attr("from", group())
-            .attr(
-                "participant",
-                Jid::with_device("15550000001", Server::Pn, 2),
-            )
-            .attr("recipient", Jid::pn("15550000009"))
-            .attr("id", "MSG")
-            .attr("type", "read-self")
-            .build();
+        let receipt = |participant: Jid, ty: &str| {
+            Node::builder("receipt")
+                .attr("from", group())
+                .attr("participant", participant)
+                .attr("recipient", Jid::pn("15550000009"))
+                .attr("id", "MSG")
+                .attr("type", ty.to_owned())
+                .build()
+        };
+        let node = receipt(Jid::with_device("15550000001", Server::Pn, 2), "read-self");
         let updates = updates_from(&node, &ReceiptType::ReadSelf, |_| true).unwrap();
         assert_eq!(updates[0].key.participant, Some(Jid::pn("15550000009")));
         assert_eq!(updates[0].device.device, 2, "the device that read it");
         // On a receipt from another member, `recipient` does not change the key.
-        let node = Node::builder("receipt")
-            .attr("from", group())
-            .attr(
-                "participant",
-                Jid::with_device("15550000002", Server::Pn, 3),
-            )
-            .attr("recipient", Jid::pn("15550000009"))
-            .attr("id", "MSG")
-            .attr("type", "read")
-            .build();
+        let node = receipt(Jid::with_device("15550000002", Server::Pn, 3), "read");
         let updates = updates_from(&node, &ReceiptType::Read, |_| false).unwrap();
         assert_eq!(
             updates[0]

@@ -48,10 +48,10 @@ async fn receipt(
     .await
 }
 
-/// Sends `text` from `from` to `ME` and returns its key once `reader` has it.
-async fn deliver(from: &WaSocket, reader: &mut Events, text: &str) -> MessageKey {
+/// Sends `text` from `from` to `to` and returns its key as `reader` has it.
+async fn deliver_to(from: &WaSocket, to: &Jid, reader: &mut Events, text: &str) -> MessageKey {
     let key = from
-        .send_message(&Jid::pn(ME), MessageContent::text(text))
+        .send_message(to, MessageContent::text(text))
         .await
         .unwrap();
     let got = wait_for(reader, Duration::from_secs(20), |e| match e {
@@ -61,6 +61,11 @@ async fn deliver(from: &WaSocket, reader: &mut Events, text: &str) -> MessageKey
     .await
     .expect("the message arrives");
     got.key
+}
+
+/// Sends `text` from `from` to `ME` and returns its key once `reader` has it.
+async fn deliver(from: &WaSocket, reader: &mut Events, text: &str) -> MessageKey {
+    deliver_to(from, &Jid::pn(ME), reader, text).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,19 +154,8 @@ async fn read_receipts_follow_the_privacy_setting() {
         .unwrap()
         .id
         .clone();
-    let key = friend
-        .send_message(&group, MessageContent::text("in the group"))
-        .await
-        .unwrap();
-    let got = wait_for(&mut me_events, Duration::from_secs(20), |e| match e {
-        Event::MessagesUpsert(u) => u.messages.into_iter().find(|m| m.key.id == key.id),
-        _ => None,
-    })
-    .await
-    .expect("the group message arrives");
-    me.read_messages(std::slice::from_ref(&got.key))
-        .await
-        .unwrap();
+    let key = deliver_to(&friend, &group, &mut me_events, "in the group").await;
+    me.read_messages(std::slice::from_ref(&key)).await.unwrap();
     let own = receipt(
         &mut other_events,
         &key.id,
