@@ -27,8 +27,6 @@ pub(crate) struct EventDef {
     pub(crate) name: &'static str,
     pub(crate) id: u16,
     pub(crate) weight: i32,
-    #[allow(dead_code)]
-    pub(crate) channel: &'static str,
     pub(crate) fields: &'static [(&'static str, u16)],
 }
 

@@ -14,7 +14,7 @@ lines.push('/// Every event: name, id, weight and the ids of its fields.')
 lines.push('pub(crate) static EVENTS: &[EventDef] = &[')
 for (const e of [...WEB_EVENTS].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
   const props = Object.entries(e.props).map(([k, v]) => `(${q(k)}, ${v[0]})`).join(', ')
-  lines.push(`    EventDef { name: ${q(e.name)}, id: ${e.id}, weight: ${e.weight}, channel: ${q(e.wamChannel)}, fields: &[${props}] },`)
+  lines.push(`    EventDef { name: ${q(e.name)}, id: ${e.id}, weight: ${e.weight}, fields: &[${props}] },`)
 }
 lines.push('];')
 lines.push('')
