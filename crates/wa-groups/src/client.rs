@@ -19,7 +19,10 @@ use crate::parse::{
     parse_sub_groups_reply,
 };
 use wa_proto::e2e::GroupInviteMessage;
-use wa_types::{GroupChange, GroupUpdate, JoinRequest, LinkedGroup};
+use wa_types::{
+    GroupChange, GroupUpdate, JoinRequest, LinkedGroup, MessageChange, MessageChangeKind,
+    MessageKey,
+};
 
 /// Cache settings of a [`Groups`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -685,7 +688,8 @@ impl Groups {
     /// one of its admins, after privacy kept them from adding us; see
     /// [`ParticipantResult::add_request`]). Returns the group. The server tells only the
     /// other members, so the join is reported here as an [`Event::GroupUpdate`]:
-    /// `inviter` added us.
+    /// `inviter` added us. [`Groups::accept_invite_v4_message`] does the same for an
+    /// invite known by its message key and also reports that message as used.
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] when the invite names no group or has no code; server
@@ -695,6 +699,56 @@ impl Groups {
         inviter: &Jid,
         invite: &GroupInviteMessage,
     ) -> Result<Jid, Error> {
+        let (group, _) = self.join_with_invite_v4(inviter, invite).await?;
+        Ok(group)
+    }
+
+    /// [`Groups::accept_invite_v4`] for the invite message `key` names (sent by the chat's
+    /// user, or by `key.participant` where the chat is a group). After the join, the
+    /// message is reported used, as Baileys marks it expired: an
+    /// [`Event::MessageChanged`] for `key` with [`MessageChangeKind::InviteUsed`] carrying
+    /// the invite without its code and with expiration 0. Returns the group.
+    ///
+    /// # Errors
+    /// As [`Groups::accept_invite_v4`]; [`Error::InvalidRequest`] for a key of our own
+    /// message (an invite we sent is not ours to accept).
+    pub async fn accept_invite_v4_message(
+        &self,
+        key: &MessageKey,
+        invite: &GroupInviteMessage,
+    ) -> Result<Jid, Error> {
+        if key.from_me {
+            return Err(Error::InvalidRequest("the invite is our own message"));
+        }
+        let inviter = key.participant.as_ref().unwrap_or(&key.remote_jid);
+        let (group, joined_at) = self.join_with_invite_v4(inviter, invite).await?;
+        if let Some(me) = self.inner.socket.me().await {
+            let mut used = invite.clone();
+            used.invite_code = Some(String::new());
+            used.invite_expiration = Some(0);
+            let message = wa_proto::e2e::Message {
+                group_invite_message: Some(Box::new(used)),
+                ..Default::default()
+            };
+            self.inner
+                .socket
+                .emit(Event::MessageChanged(Box::new(MessageChange {
+                    key: key.clone(),
+                    by: me,
+                    kind: MessageChangeKind::InviteUsed(Arc::new(message)),
+                    timestamp: joined_at,
+                })));
+        }
+        Ok(group)
+    }
+
+    /// Sends the `<accept>` of a personal invite and reports our join; the group and
+    /// when it was joined (Unix seconds).
+    async fn join_with_invite_v4(
+        &self,
+        inviter: &Jid,
+        invite: &GroupInviteMessage,
+    ) -> Result<(Jid, u64), Error> {
         let group = invite
             .group_jid()
             .parse::<Jid>()
@@ -717,17 +771,17 @@ impl Groups {
             .flatten()
             .filter(|j| j.server == wa_binary::Server::Group)
             .unwrap_or(group);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         // The server tells the other members, not the device that accepted: report the
         // join here, as the inviter adding us (Baileys adds the same placeholder).
         if let Some(me) = self.inner.socket.me().await.map(|j| j.to_non_ad()) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             let mut update = GroupUpdate::new(group.clone(), Some(inviter.to_non_ad()), now);
             update.changes.push(GroupChange::Added(vec![me]));
             self.inner.socket.emit(Event::GroupUpdate(Box::new(update)));
         }
-        Ok(group)
+        Ok((group, now))
     }
 
     /// Revokes the personal invite `invited` holds for `group`: it no longer joins them.

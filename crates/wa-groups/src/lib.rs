@@ -15,5 +15,5 @@ pub use parse::{
 pub use wa_proto::e2e::GroupInviteMessage;
 pub use wa_types::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
-    JoinRequest, LinkedGroup, ParticipantRole,
+    JoinRequest, LinkedGroup, MessageChange, MessageChangeKind, MessageKey, ParticipantRole,
 };

@@ -7,9 +7,11 @@ use common::next_group_update;
 
 use wa_binary::Jid;
 use wa_groups::{
-    Error, GroupChange, GroupInviteMessage, Groups, GroupsConfig, InviteJoin, ParticipantAction,
+    Error, GroupChange, GroupInviteMessage, Groups, GroupsConfig, InviteJoin, MessageChangeKind,
+    MessageKey, ParticipantAction,
 };
 use wa_sim::{Sim, SimConfig};
+use wa_socket::Event;
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
@@ -285,8 +287,16 @@ async fn personal_invites_through_the_simulator() {
     let req = add_c().await.unwrap()[0].add_request.clone().unwrap();
     let second = invite(&req.code, req.expiration);
     let mut ev_c = sock_c.events();
+    // C accepts the invite message A sent: its key names the inviter.
+    let key = MessageKey::new(Jid::pn(A), false, "3EB0AC1E0000000000000001");
+    let mut own = key.clone();
+    own.from_me = true;
+    assert!(matches!(
+        gc.accept_invite_v4_message(&own, &second).await,
+        Err(Error::InvalidRequest(_))
+    ));
     assert_eq!(
-        gc.accept_invite_v4(&Jid::pn(A), &second).await.unwrap(),
+        gc.accept_invite_v4_message(&key, &second).await.unwrap(),
         gid
     );
     let u = next_group_update(&mut ev_b, &gid, |u| {
@@ -299,6 +309,21 @@ async fn personal_invites_through_the_simulator() {
     })
     .await;
     assert_eq!(u.actor, Some(Jid::pn(A)));
+    // ... and reports the invite message used up.
+    let change = wa_testkit::next_event(&mut ev_c, |e| match e {
+        Event::MessageChanged(c) => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!(change.key, key);
+    assert_eq!(change.by.user.to_string(), C);
+    let MessageChangeKind::InviteUsed(used) = &change.kind else {
+        panic!("not a used invite: {:?}", change.kind);
+    };
+    let used = used.group_invite_message.as_deref().expect("the invite");
+    assert_eq!((used.invite_code(), used.invite_expiration()), ("", 0));
+    assert_eq!(used.group_jid(), gid.to_string());
+    assert_eq!(used.group_name(), meta.subject);
     assert!(members(&sim, &gid).contains(&Jid::pn(C)));
     assert!(gc.metadata(&gid).await.is_ok());
     // Used up.

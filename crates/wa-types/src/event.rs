@@ -112,7 +112,8 @@ pub enum Event {
     ReachoutTimelock(ReachoutTimelock),
     /// The server reported the account's cap on messages to new chats.
     NewChatMessageCap(NewChatMessageCap),
-    /// A received message was edited or deleted for everyone (see [`MessageChange`]).
+    /// A received message was edited or deleted for everyone, or the group invite it
+    /// carried was used (see [`MessageChange`]).
     MessageChanged(Box<MessageChange>),
     /// LID <-> phone-number mappings were stored, from wherever they were learned (a
     /// message's addressing, a usync answer, the phone's mapping sync, history sync, app

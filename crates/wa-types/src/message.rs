@@ -200,28 +200,31 @@ pub enum AddOnKind {
     },
 }
 
-/// What happened to a message its sender changed after sending it.
+/// What happened to a message after it was sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageChangeKind {
     /// It was edited; the new content.
     Edited(std::sync::Arc<wa_proto::e2e::Message>),
     /// It was deleted for everyone (by its sender, or in a group by an admin).
     Revoked,
+    /// It carried a personal group invite that this account has now used to join; the
+    /// invite as it stands now, used up (no code, expiration 0), as Baileys marks it.
+    InviteUsed(std::sync::Arc<wa_proto::e2e::Message>),
 }
 
-/// A message changed after it was sent: edited, or deleted for everyone (Baileys reports
-/// these as `messages.update` with the new content or a revoke). The protocol message
-/// that carried the change is reported as well, just before.
+/// A message changed after it was sent: edited, deleted for everyone, or its group invite
+/// used (Baileys reports these as `messages.update` with the new content or a revoke).
+/// When a protocol message carried the change, that is reported as well, just before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageChange {
     /// The message that changed, as its own key names it on this device.
     pub key: MessageKey,
-    /// The device that changed it.
+    /// The device that changed it (for a used invite, ours).
     pub by: Jid,
     /// What happened.
     pub kind: MessageChangeKind,
     /// When, Unix seconds (the edit's own time when it gives one, else the protocol
-    /// message's).
+    /// message's; for a used invite, when it was accepted).
     pub timestamp: u64,
 }
 
