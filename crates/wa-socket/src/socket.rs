@@ -556,8 +556,37 @@ impl Socket {
     /// # Errors
     /// [`Error::NotConnected`] or the server's error.
     pub async fn request_pairing_code(&self, phone: &str) -> Result<String, Error> {
-        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let code = pairing::random_pairing_code(&mut OsRng);
+        self.pairing_code_request(phone, code).await
+    }
+
+    /// [`Socket::request_pairing_code`] with a code of the caller's choosing (Baileys'
+    /// `customPairingCode`): exactly 8 characters of the alphabet generated codes use
+    /// (digits 1-9 and the letters but I, O and U; lower case is taken as upper case),
+    /// so that the code can be typed on the phone as it reads. Returns the code as sent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for any other code; as [`Socket::request_pairing_code`].
+    pub async fn request_custom_pairing_code(
+        &self,
+        phone: &str,
+        code: &str,
+    ) -> Result<String, Error> {
+        let code = code.to_ascii_uppercase();
+        if code.len() != 8
+            || !code
+                .bytes()
+                .all(|b| pairing::PAIRING_CODE_ALPHABET.contains(&b))
+        {
+            return Err(Error::InvalidInput(
+                "a pairing code is 8 characters of the pairing-code alphabet",
+            ));
+        }
+        self.pairing_code_request(phone, code).await
+    }
+
+    async fn pairing_code_request(&self, phone: &str, code: String) -> Result<String, Error> {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (wrapped, noise_pub) = {
             let mut guard = self.inner.creds.lock().await;
             let creds = guard.as_mut().ok_or(Error::NotConnected)?;

@@ -207,6 +207,51 @@ async fn pairing_code_linking() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_pairing_code_linking() {
+    let sim = sim().await;
+    let phone = "15550000012";
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(&sim, memory_store()));
+    let mut events = socket.events();
+    first_qr(&mut events).await;
+    for bad in [
+        "ABCD123",
+        "ABCD12345",
+        "ABCD-123",
+        "ÄBCD123",
+        "RUST2026",
+        "OPIUM123",
+    ] {
+        assert!(matches!(
+            socket.request_custom_pairing_code(phone, bad).await,
+            Err(wa_socket::Error::InvalidInput(_))
+        ));
+    }
+    let code = socket
+        .request_custom_pairing_code(phone, "wake2y26")
+        .await
+        .expect("code issued");
+    assert_eq!(code, "WAKE2Y26");
+    let pushed = next_event(&mut events, |e| match e {
+        Event::PairingCode(c) => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!(pushed, code);
+    let jid = sim
+        .enter_pairing_code(phone, "wake-2y26")
+        .await
+        .expect("code accepted");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    assert!(open(&mut events).await.is_new_login);
+    assert!(sim.is_online(&jid));
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_after_restart_from_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auth.db");
