@@ -16,6 +16,21 @@ pub fn ack_for(node: &Node) -> Node {
         .build()
 }
 
+/// The `<ack>` refusing the message `node` with `code` (e.g. 500, a message the client
+/// could not handle): as [`ack_for`], with its `recipient` and an `error` attribute.
+pub(crate) fn nack_for(node: &Node, code: u16) -> Node {
+    let attr = |k: &str| node.get_attr(k).cloned();
+    Node::builder("ack")
+        .attr("class", node.tag().to_owned())
+        .attr_opt("id", attr("id"))
+        .attr_opt("type", attr("type"))
+        .attr_opt("to", attr("from"))
+        .attr_opt("participant", attr("participant"))
+        .attr_opt("recipient", attr("recipient"))
+        .attr("error", code.to_string())
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use wa_binary::Jid;

@@ -79,6 +79,14 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// `wa_proto::e2e::Message` bytes (used by upper layers to answer retry receipts).
 pub type GetMessage = Arc<dyn Fn(String, String) -> BoxFuture<Option<Vec<u8>>> + Send + Sync>;
 
+/// Decides, by chat, which incoming stanzas are dropped unread (Baileys'
+/// `shouldIgnoreJid`): messages, receipts, notifications, calls, presences and chat
+/// states whose chat it returns `true` for are acknowledged (a message with the
+/// protocol's 500 nack, so it is not delivered again) and never reach a layer or an event.
+/// The chat is the stanza's `from`; for a receipt from one of our own devices about a
+/// one-to-one chat, its `recipient`. Stanzas from the server itself are never dropped.
+pub type IgnoreJid = Arc<dyn Fn(&wa_binary::Jid) -> bool + Send + Sync>;
+
 /// Everything a [`Socket`](crate::Socket) needs.
 #[derive(Clone)]
 pub struct SocketConfig {
@@ -128,6 +136,8 @@ pub struct SocketConfig {
     pub min_pre_keys: u32,
     /// Callback that returns a sent message, for upper layers.
     pub get_message: Option<GetMessage>,
+    /// Chats whose stanzas are dropped unread (see [`IgnoreJid`]); `None` keeps all.
+    pub ignore_jid: Option<IgnoreJid>,
     /// Put an in-memory read cache (bounded, with a TTL) in front of the store's backend.
     pub cache: Option<CacheConfig>,
     /// Bounds how many sockets sharing this semaphore connect and run the Noise handshake
@@ -162,6 +172,7 @@ impl SocketConfig {
             pre_key_batch: 50,
             min_pre_keys: 5,
             get_message: None,
+            ignore_jid: None,
             cache: None,
             handshake_limit: None,
         }

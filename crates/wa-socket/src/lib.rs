@@ -23,7 +23,7 @@ mod wam_table;
 pub use ack::ack_for;
 pub use backoff::Backoff;
 pub use config::{
-    BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions,
+    BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions, IgnoreJid,
     SocketConfig,
 };
 pub use dispatch::{Dispatched, Dispatcher, Filter, Subscription};

@@ -1060,6 +1060,22 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
         conn.close(reason);
         return;
     }
+    if let Some(ignore) = &inner.config.ignore_jid
+        && let Some(chat) = chat_of(inner, &node).await
+        && ignore(&chat)
+    {
+        debug!("<{}> of ignored chat {chat} dropped", node.tag());
+        match node.tag() {
+            // Nacked, as a message no layer handled, so the server does not deliver it
+            // again.
+            "message" => {
+                let _ = conn.send(&crate::ack::nack_for(&node, 500)).await;
+            }
+            "receipt" | "notification" | "call" => send_ack(conn, &node).await,
+            _ => {}
+        }
+        return;
+    }
     let kind = node.attr_opt::<&str>("type").ok().flatten().unwrap_or("");
     match (node.tag(), kind) {
         ("success", _) => on_success(inner, conn, &node).await,
@@ -1149,6 +1165,43 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             }
         }
     }
+}
+
+/// The chat an incoming stanza belongs to, as [`crate::IgnoreJid`] is asked about it:
+/// its `from`, or for a receipt from one of our own devices about a one-to-one chat, its
+/// `recipient`. `None` for other stanzas and for those from the server itself.
+async fn chat_of(inner: &Inner, node: &Node) -> Option<Jid> {
+    if !matches!(
+        node.tag(),
+        "message" | "receipt" | "notification" | "call" | "presence" | "chatstate"
+    ) {
+        return None;
+    }
+    let from = node.attr_opt::<Jid>("from").ok().flatten()?;
+    if from.user.is_empty() && from.server == wa_binary::Server::Pn {
+        return None;
+    }
+    if node.tag() == "receipt" && from.server != wa_binary::Server::Group {
+        let sender = node
+            .attr_opt::<Jid>("participant")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| from.clone());
+        let ours = {
+            let guard = inner.creds.lock().await;
+            guard.as_ref().is_some_and(|c| {
+                [c.jid.as_deref(), c.lid.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| j.parse::<Jid>().ok())
+                    .any(|me| me.user == sender.user && me.server == sender.server)
+            })
+        };
+        if ours {
+            return node.attr_opt::<Jid>("recipient").ok().flatten();
+        }
+    }
+    Some(from)
 }
 
 async fn send_ack(conn: &Conn, node: &Node) {
