@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::task::AbortHandle;
 use wa_binary::{Jid, Node, Server};
 use wa_messages::{MessageContent, Messenger};
-use wa_socket::{Event, Filter, Socket};
+use wa_socket::{ConnectionState, Event, Filter, Socket};
 use wa_store::ContactStore as _;
 use wa_types::{
     ChatState, MessageKey, PrivacySetting, PrivacySettings, PrivacyValue, ReceiptType,
@@ -35,11 +35,21 @@ pub struct ChatsConfig {
     /// Incoming presence, chat-state and notification stanzas queued for each listener
     /// before the socket's reader waits.
     pub queue: usize,
+    /// The availability sent each time the connection opens (Baileys'
+    /// `markOnlineOnConnect`, which sends `Available` when set and `Unavailable` when
+    /// not); `None`, the default, sends nothing, as whatsmeow does. Online, this device
+    /// takes the account's notifications from the phone. Like
+    /// [`Chats::send_presence`], it waits for a push name: none is sent before one is
+    /// known.
+    pub presence_on_connect: Option<Presence>,
 }
 
 impl Default for ChatsConfig {
     fn default() -> Self {
-        Self { queue: 64 }
+        Self {
+            queue: 64,
+            presence_on_connect: None,
+        }
     }
 }
 
@@ -190,15 +200,39 @@ impl Chats {
             }
         })
         .abort_handle();
-        Self {
-            inner: Arc::new(Inner {
+        let on_connect = config.presence_on_connect;
+        let mut state = socket.state_watch();
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let weak = weak.clone();
+            // Each time the connection opens (the current one too).
+            let connect = tokio::spawn(async move {
+                let Some(presence) = on_connect else { return };
+                let open = |s: &ConnectionState| *s == ConnectionState::Open;
+                loop {
+                    if state.wait_for(open).await.is_err() {
+                        return;
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    let chats = Chats { inner };
+                    if let Err(e) = chats.send_presence(presence).await {
+                        tracing::debug!("presence on connect not sent: {e}");
+                    }
+                    drop(chats);
+                    if state.wait_for(|s| !open(s)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .abort_handle();
+            Inner {
                 socket,
                 push_name: Mutex::new(None),
                 presence: Mutex::new(Presence::Unavailable),
                 read_receipts,
-                listeners: vec![presence, chatstate, picture, sync],
-            }),
-        }
+                listeners: vec![presence, chatstate, picture, sync, connect],
+            }
+        });
+        Self { inner }
     }
 
     async fn push_name(&self) -> Option<String> {

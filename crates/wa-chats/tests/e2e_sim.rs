@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_chats::{ChatState, Chats, ChatsConfig, Error, Presence, PrivacySetting, PrivacyValue};
-use wa_sim::{Sim, SimConfig};
+use wa_sim::{Fault, Sim, SimConfig, Target};
 use wa_socket::Event;
 
 const A: &str = "15550000001";
@@ -77,6 +77,77 @@ async fn pair() -> Pair {
         b,
         _sockets: (sock_a, sock_b),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_sent_each_time_the_connection_opens_when_configured() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_b, _) = wa_testkit::link(&sim, B).await;
+    let mut config = ChatsConfig::default();
+    config.presence_on_connect = Some(Presence::Available);
+    // Made while the connection is already open, but without a push name: nothing is
+    // sent yet.
+    let a = Chats::new(sock_a.clone(), &config);
+    let b = Chats::new(sock_b.clone(), &ChatsConfig::default());
+    let mut ev_a = sock_a.events();
+    let mut ev_b = sock_b.events();
+    b.subscribe_presence(&Jid::pn(A)).await.unwrap();
+    let first = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) => Some(u),
+        _ => None,
+    })
+    .await;
+    assert!(!first.available);
+    a.set_push_name("Alice").await.unwrap();
+    no_event(
+        &mut ev_b,
+        |e| matches!(e, Event::PresenceUpdate(u) if u.available),
+    )
+    .await;
+
+    // The connection drops and opens again: A goes online by itself.
+    assert_eq!(sim.fault(Fault::Drop(Target::Account(A.to_owned()))), 1);
+    next_event(&mut ev_a, |e| match e {
+        Event::Connection(u) if u.state == wa_socket::ConnectionState::Open => Some(()),
+        _ => None,
+    })
+    .await;
+    let online = next_event(&mut ev_b, |e| match e {
+        Event::PresenceUpdate(u) if u.available => Some(u),
+        _ => None,
+    })
+    .await;
+    assert_eq!(online.jid, Jid::pn(A));
+
+    // A handle without the setting sends nothing at a reconnect.
+    drop(a);
+    a_offline(&sock_a, &mut ev_b).await;
+    let _plain = Chats::new(sock_a.clone(), &ChatsConfig::default());
+    assert_eq!(sim.fault(Fault::Drop(Target::Account(A.to_owned()))), 1);
+    next_event(&mut ev_a, |e| match e {
+        Event::Connection(u) if u.state == wa_socket::ConnectionState::Open => Some(()),
+        _ => None,
+    })
+    .await;
+    no_event(
+        &mut ev_b,
+        |e| matches!(e, Event::PresenceUpdate(u) if u.available),
+    )
+    .await;
+}
+
+/// A says it is offline; `ev_b` (subscribed to A) sees it.
+async fn a_offline(sock_a: &wa_socket::Socket, ev_b: &mut broadcast::Receiver<Event>) {
+    Chats::new(sock_a.clone(), &ChatsConfig::default())
+        .send_presence(Presence::Unavailable)
+        .await
+        .unwrap();
+    next_event(ev_b, |e| match e {
+        Event::PresenceUpdate(u) if !u.available => Some(()),
+        _ => None,
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
