@@ -18,8 +18,9 @@ use crate::{Backoff, Proxy};
 /// Default websocket endpoint.
 pub const DEFAULT_WS_URL: &str = "wss://web.whatsapp.com/ws/chat";
 
-/// Default web client version.
-pub const DEFAULT_VERSION: [u32; 3] = [2, 3000, 1_027_934_701];
+/// Default web client version: the WhatsApp Web release the schemas under `proto/`
+/// describe. The server refuses clients it considers outdated, so this moves with them.
+pub const DEFAULT_VERSION: [u32; 3] = [2, 3000, 1_045_649_367];
 
 /// How the device describes itself: `(os, browser, os version)`, e.g.
 /// `("Mac OS", "Chrome", "14.4.1")`. The browser decides the platform shown on the phone.
