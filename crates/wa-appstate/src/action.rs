@@ -1,3 +1,5 @@
+use wa_proto::sync_action::notification_activity_setting_action::NotificationActivitySetting;
+use wa_proto::sync_action::status_privacy_action::StatusDistributionMode;
 use wa_proto::sync_action::{SyncActionMessageRange, SyncActionValue};
 
 /// What a label association points at.
@@ -31,6 +33,22 @@ pub enum AccountSetting {
     /// Link previews are not generated for sent messages
     /// (`["setting_disableLinkPreviews"]`, `regular`).
     DisableLinkPreviews(bool),
+    /// Who sees our status updates (`["status_privacy"]`, `regular_high`): everyone in
+    /// our contacts, all but `users`, or only `users`.
+    StatusPrivacy {
+        /// How the audience is chosen.
+        mode: StatusDistributionMode,
+        /// The users the mode's list names (JID strings, unparsed).
+        users: Vec<String>,
+    },
+    /// Calls are always relayed through WhatsApp's servers, hiding our IP address
+    /// (`["setting_relayAllCalls"]`, `regular`).
+    RelayAllCalls(bool),
+    /// Which messages notify (`["notificationActivitySetting"]`, `regular`).
+    NotificationActivity(NotificationActivitySetting),
+    /// Channel recommendations are not personalised
+    /// (`["setting_channels_personalised_recommendation_optout"]`, `regular`).
+    ChannelRecommendationsOptOut(bool),
 }
 
 /// A decoded mutation as a typed chat action, for the chats layer to turn into events.
@@ -185,7 +203,9 @@ pub enum Action {
         username: Option<String>,
     },
     /// An account setting: `["setting_unarchiveChats"]`, `["setting_locale"]`,
-    /// `["time_format"]` or `["setting_disableLinkPreviews"]`.
+    /// `["time_format"]`, `["setting_disableLinkPreviews"]`, `["status_privacy"]`,
+    /// `["setting_relayAllCalls"]`, `["notificationActivitySetting"]` or
+    /// `["setting_channels_personalised_recommendation_optout"]`.
     Setting(AccountSetting),
     /// `["nct_salt_sync"]`: the account's new-chat-thread salt (`nctSaltSyncAction`);
     /// `None` when the mutation carries none (a REMOVE clears the stored salt).
@@ -348,6 +368,33 @@ impl Action {
                     .as_ref()?
                     .is_previews_disabled?,
             )),
+            "status_privacy" => {
+                let p = value?.status_privacy.as_ref()?;
+                Action::Setting(AccountSetting::StatusPrivacy {
+                    mode: StatusDistributionMode::try_from(p.mode?).ok()?,
+                    users: p.user_jid.clone(),
+                })
+            }
+            "setting_relayAllCalls" => Action::Setting(AccountSetting::RelayAllCalls(
+                value?
+                    .privacy_setting_relay_all_calls
+                    .as_ref()?
+                    .is_enabled?,
+            )),
+            "notificationActivitySetting" => {
+                let n = value?.notification_activity_setting_action.as_ref()?;
+                Action::Setting(AccountSetting::NotificationActivity(
+                    NotificationActivitySetting::try_from(n.notification_activity_setting?).ok()?,
+                ))
+            }
+            "setting_channels_personalised_recommendation_optout" => {
+                Action::Setting(AccountSetting::ChannelRecommendationsOptOut(
+                    value?
+                        .privacy_setting_channels_personalised_recommendation_action
+                        .as_ref()?
+                        .is_user_opted_out?,
+                ))
+            }
             "nct_salt_sync" if index.len() == 1 => Action::NctSalt {
                 salt: value
                     .and_then(|v| v.nct_salt_sync_action.as_ref())
@@ -540,7 +587,9 @@ mod tests {
     #[test]
     fn settings_locks_and_lid_facts_are_read() {
         use wa_proto::sync_action::{
-            LidContactAction, LocaleSetting, LockChatAction, PnForLidChatAction, TimeFormatAction,
+            LidContactAction, LocaleSetting, LockChatAction, NotificationActivitySettingAction,
+            PnForLidChatAction, PrivacySettingChannelsPersonalisedRecommendationAction,
+            PrivacySettingRelayAllCalls, StatusPrivacyAction, TimeFormatAction,
             UnarchiveChatsSetting,
         };
         let index = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
@@ -614,6 +663,58 @@ mod tests {
         assert_eq!(
             action_of(&builders::disable_link_previews(true, 1)),
             Action::Setting(AccountSetting::DisableLinkPreviews(true))
+        );
+        let status = |mode: Option<i32>| {
+            read(&["status_privacy"], &|v| {
+                v.status_privacy = Some(StatusPrivacyAction {
+                    mode,
+                    user_jid: vec!["1@s.whatsapp.net".into()],
+                    ..Default::default()
+                })
+            })
+        };
+        assert_eq!(
+            status(Some(StatusDistributionMode::DenyList as i32)),
+            Action::Setting(AccountSetting::StatusPrivacy {
+                mode: StatusDistributionMode::DenyList,
+                users: vec!["1@s.whatsapp.net".into()],
+            })
+        );
+        // A mode this schema does not know is not taken for the default one.
+        assert!(matches!(status(Some(99)), Action::Other { .. }));
+        assert!(matches!(status(None), Action::Other { .. }));
+        assert_eq!(
+            read(&["setting_relayAllCalls"], &|v| v
+                .privacy_setting_relay_all_calls =
+                Some(PrivacySettingRelayAllCalls {
+                    is_enabled: Some(true),
+                    ..Default::default()
+                })),
+            Action::Setting(AccountSetting::RelayAllCalls(true))
+        );
+        assert_eq!(
+            read(&["notificationActivitySetting"], &|v| v
+                .notification_activity_setting_action =
+                Some(NotificationActivitySettingAction {
+                    notification_activity_setting: Some(
+                        NotificationActivitySetting::Highlights as i32
+                    ),
+                    ..Default::default()
+                })),
+            Action::Setting(AccountSetting::NotificationActivity(
+                NotificationActivitySetting::Highlights
+            ))
+        );
+        assert_eq!(
+            read(
+                &["setting_channels_personalised_recommendation_optout"],
+                &|v| v.privacy_setting_channels_personalised_recommendation_action =
+                    Some(PrivacySettingChannelsPersonalisedRecommendationAction {
+                        is_user_opted_out: Some(true),
+                        ..Default::default()
+                    })
+            ),
+            Action::Setting(AccountSetting::ChannelRecommendationsOptOut(true))
         );
         // Without their value they are kept whole.
         assert!(matches!(
