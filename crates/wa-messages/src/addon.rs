@@ -160,9 +160,9 @@ async fn open_addon(
     Err(Error::SecretPayloadAuth)
 }
 
-/// The events that follow the report of a received message: its poll vote or event
-/// response, decrypted with the stored secret (nothing when that fails: the message
-/// itself is still reported), a group member's label change, and the edit or delete for
+/// The events that follow the report of a received message: its poll vote, event
+/// response or reaction, decrypted with the stored secret when encrypted (nothing when
+/// that fails: the message itself is still reported), a group member's label change, and the edit or delete for
 /// everyone it makes to an earlier message.
 pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> {
     let mut out = Vec::new();
@@ -180,47 +180,77 @@ pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> 
     out
 }
 
-/// The vote or event response `report` carries, opened; `None` when it carries neither.
+/// The vote, event response or reaction `report` carries, opened when encrypted; `None`
+/// when it carries none.
 async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnUpdate>, Error> {
     let m = &report.message;
-    let (target, kind, sender_timestamp_ms, creator) =
-        if let Some(update) = m.poll_update_message.as_ref() {
-            let target = update.poll_creation_message_key.as_ref();
-            let enc = update.vote.as_ref();
-            let (plain, creator) = open_addon(
-                inner,
-                report,
-                target,
-                SecretUse::PollVote,
-                enc.and_then(|e| e.enc_payload.as_deref()),
-                enc.and_then(|e| e.enc_iv.as_deref()),
-            )
-            .await?;
-            let vote = PollVoteMessage::decode(plain.as_slice())?;
-            let kind = AddOnKind::PollVote {
-                selected_options: vote.selected_options,
-            };
-            (target, kind, update.sender_timestamp_ms, creator)
-        } else if let Some(enc) = m.enc_event_response_message.as_ref() {
-            let target = enc.event_creation_message_key.as_ref();
-            let (plain, creator) = open_addon(
-                inner,
-                report,
-                target,
-                SecretUse::EventResponse,
-                enc.enc_payload.as_deref(),
-                enc.enc_iv.as_deref(),
-            )
-            .await?;
-            let r = EventResponseMessage::decode(plain.as_slice())?;
-            let kind = AddOnKind::EventResponse {
-                response: r.response(),
-                extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
-            };
-            (target, kind, r.timestamp_ms, creator)
-        } else {
-            return Ok(None);
+    let (target, kind, sender_timestamp_ms, creator) = if let Some(update) =
+        m.poll_update_message.as_ref()
+    {
+        let target = update.poll_creation_message_key.as_ref();
+        let enc = update.vote.as_ref();
+        let (plain, creator) = open_addon(
+            inner,
+            report,
+            target,
+            SecretUse::PollVote,
+            enc.and_then(|e| e.enc_payload.as_deref()),
+            enc.and_then(|e| e.enc_iv.as_deref()),
+        )
+        .await?;
+        let vote = PollVoteMessage::decode(plain.as_slice())?;
+        let kind = AddOnKind::PollVote {
+            selected_options: vote.selected_options,
         };
+        (target, kind, update.sender_timestamp_ms, creator)
+    } else if let Some(enc) = m.enc_event_response_message.as_ref() {
+        let target = enc.event_creation_message_key.as_ref();
+        let (plain, creator) = open_addon(
+            inner,
+            report,
+            target,
+            SecretUse::EventResponse,
+            enc.enc_payload.as_deref(),
+            enc.enc_iv.as_deref(),
+        )
+        .await?;
+        let r = EventResponseMessage::decode(plain.as_slice())?;
+        let kind = AddOnKind::EventResponse {
+            response: r.response(),
+            extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
+        };
+        (target, kind, r.timestamp_ms, creator)
+    } else if let Some(enc) = m.enc_reaction_message.as_ref() {
+        let target = enc.target_message_key.as_ref();
+        let (plain, creator) = open_addon(
+            inner,
+            report,
+            target,
+            SecretUse::Reaction,
+            enc.enc_payload.as_deref(),
+            enc.enc_iv.as_deref(),
+        )
+        .await?;
+        let r = ReactionMessage::decode(plain.as_slice())?;
+        let kind = AddOnKind::Reaction {
+            text: r.text.unwrap_or_default(),
+        };
+        (target, kind, r.sender_timestamp_ms, creator)
+    } else if let Some(r) = m.reaction_message.as_ref() {
+        // In the clear: nothing to open, the key alone names the message.
+        let target = r.key.as_ref();
+        let named = target.ok_or(Error::Malformed("reaction without the key of its message"))?;
+        if named.id.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::Malformed("reaction key without an id"));
+        }
+        let creator = target_creator(&report.key.remote_jid, &report.sender, named)?;
+        let kind = AddOnKind::Reaction {
+            text: r.text.clone().unwrap_or_default(),
+        };
+        (target, kind, r.sender_timestamp_ms, creator)
+    } else {
+        return Ok(None);
+    };
     // open_addon succeeded, so the target key and its id are there.
     let id = target.and_then(|t| t.id.clone()).unwrap_or_default();
     let creds = inner.creds().await?;

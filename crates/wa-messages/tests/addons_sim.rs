@@ -1,7 +1,8 @@
 //! Poll votes and event responses built and opened with the message secrets the
 //! messenger stores for every message it sends or receives: one to one (both ways, on
 //! every device of both accounts, across a restart) and in a group; received ones are
-//! also reported opened (`Event::AddOn`), and member labels as `Event::MemberLabel`.
+//! also reported opened (`Event::AddOn`), reactions too (plain or encrypted), and member
+//! labels as `Event::MemberLabel`.
 
 mod common;
 
@@ -350,4 +351,150 @@ async fn votes_open_when_the_chat_moved_to_lids() {
         }
     );
     assert!(b1.messenger.decrypt_poll_vote(&got2).await.is_ok());
+}
+
+/// The reaction `rx` reports for the message `id`: its target and emoji.
+async fn next_reaction(rx: &mut broadcast::Receiver<Event>, id: &str) -> (MessageKey, String) {
+    let a = next_addon(rx, id).await;
+    match a.kind {
+        AddOnKind::Reaction { text } => (a.target, text),
+        other => panic!("not a reaction: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_are_reported_on_the_message_they_react_to() {
+    use rand_core::OsRng;
+    use wa_messages::{SecretContext, SecretUse};
+    use wa_proto::common;
+    use wa_proto::e2e::{EncReactionMessage, Message, ReactionMessage};
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("ra1")).await;
+    let mut a2 = link(&sim, A, memory_store("ra2")).await;
+    let mut b1 = link(&sim, B, memory_store("rb1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+
+    // b1 reacts to a1's message by the key it received; A's devices see it on their own
+    // message (from_me), with the reactor and its time.
+    let hello = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello"))
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut b1.events, |m| m.key.id == hello.id).await;
+    let hello_secret = seen
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("the message carries a secret");
+    let react = |key: &MessageKey, emoji: &str| MessageContent::Reaction {
+        key: key.clone(),
+        emoji: emoji.to_owned(),
+        sender_timestamp_ms: 1_800_000_000_000,
+    };
+    let thumbs = b1
+        .messenger
+        .send_message(&a, react(&seen.key, "👍"))
+        .await
+        .unwrap();
+    let auto = next_addon(&mut a1.events, &thumbs.id).await;
+    assert_eq!(auto.target, hello);
+    assert_eq!(auto.sender, b);
+    assert_eq!(auto.sender_timestamp_ms, 1_800_000_000_000);
+    assert_eq!(
+        auto.kind,
+        AddOnKind::Reaction {
+            text: "👍".into()
+        }
+    );
+    assert_eq!(
+        next_reaction(&mut a2.events, &thumbs.id).await,
+        (hello.clone(), "👍".to_owned())
+    );
+
+    // a1 reacts to b1's reply; b1 sees it on its message, a2 (the copy) on B's.
+    let reply = b1
+        .messenger
+        .send_message(&a, MessageContent::text("hi"))
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut a1.events, |m| m.key.id == reply.id).await;
+    let heart = a1
+        .messenger
+        .send_message(&b, react(&seen.key, "❤"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_reaction(&mut b1.events, &heart.id).await,
+        (reply.clone(), "❤".to_owned())
+    );
+    assert_eq!(
+        next_reaction(&mut a2.events, &heart.id).await,
+        (
+            MessageKey::new(b.clone(), false, reply.id.clone()),
+            "❤".to_owned()
+        )
+    );
+    // Taken back: an empty emoji.
+    let gone = a1
+        .messenger
+        .send_message(&b, react(&seen.key, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_reaction(&mut b1.events, &gone.id).await,
+        (reply.clone(), String::new())
+    );
+
+    // An encrypted reaction from b1 to a1's message opens with that message's secret.
+    let plain = ReactionMessage {
+        text: Some("🎉".into()),
+        sender_timestamp_ms: Some(1_800_000_000_001),
+        ..Default::default()
+    };
+    let ctx = SecretContext {
+        message_id: &hello.id,
+        creator: &a,
+        modifier: &b,
+        message_secret: &hello_secret,
+    };
+    let (payload, iv) = ctx
+        .encrypt(
+            SecretUse::Reaction,
+            &prost::Message::encode_to_vec(&plain),
+            &mut OsRng,
+        )
+        .unwrap();
+    let enc = Message {
+        enc_reaction_message: Some(EncReactionMessage {
+            target_message_key: Some(common::MessageKey {
+                remote_jid: Some(a.to_string()),
+                from_me: Some(false),
+                id: Some(hello.id.clone()),
+                ..Default::default()
+            }),
+            enc_payload: Some(payload),
+            enc_iv: Some(iv.to_vec()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let party = b1
+        .messenger
+        .send_message(&a, MessageContent::Prepared(Box::new(enc)))
+        .await
+        .unwrap();
+    let auto = next_addon(&mut a1.events, &party.id).await;
+    assert_eq!(auto.target, hello);
+    assert_eq!(auto.sender_timestamp_ms, 1_800_000_000_001);
+    assert_eq!(
+        auto.kind,
+        AddOnKind::Reaction {
+            text: "🎉".into()
+        }
+    );
 }

@@ -26,8 +26,8 @@ pub enum Event {
     /// Receipts (delivered, read, played, retry) for messages, one entry per message id per
     /// device.
     MessagesUpdate(Vec<MessageUpdate>),
-    /// A poll vote or an event response was received and decrypted (after the
-    /// [`Event::MessagesUpsert`] of the message that carried it).
+    /// A poll vote, an event response or a reaction was received (and decrypted when
+    /// encrypted), after the [`Event::MessagesUpsert`] of the message that carried it.
     AddOn(Box<AddOnUpdate>),
     /// A group member's label changed (after the [`Event::MessagesUpsert`] of the message
     /// that said so).

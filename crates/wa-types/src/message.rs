@@ -198,6 +198,12 @@ pub enum AddOnKind {
         /// How many others come along.
         extra_guests: Option<u32>,
     },
+    /// A reaction (Baileys' `messages.reaction`), plain or encrypted: the emoji, empty
+    /// when the sender took its reaction back.
+    Reaction {
+        /// The emoji.
+        text: String,
+    },
 }
 
 /// What happened to a message after it was sent.
@@ -228,20 +234,21 @@ pub struct MessageChange {
     pub timestamp: u64,
 }
 
-/// A vote on a poll or a response to an event, received and decrypted with the stored
-/// secret of the poll or event it belongs to (Baileys reports these as `messages.update`
-/// with `pollUpdates` / `eventResponses`). The message that carried it is reported as
-/// well, just before.
+/// A vote on a poll, a response to an event or a reaction to a message, received (and
+/// when encrypted, decrypted with the stored secret of the message it belongs to;
+/// Baileys reports these as `messages.update` with `pollUpdates` / `eventResponses`, and
+/// as `messages.reaction`). The message that carried it is reported as well, just
+/// before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddOnUpdate {
-    /// The poll or event, as this device knows its key (`from_me` when we created it).
+    /// The poll, event or message reacted to, as this device knows its key (`from_me`
+    /// when we sent it).
     pub target: MessageKey,
-    /// The message that carried the vote or response.
+    /// The message that carried the vote, response or reaction.
     pub key: MessageKey,
-    /// Who voted or responded (no device part).
+    /// Who voted, responded or reacted (no device part).
     pub sender: Jid,
-    /// When the voter or responder made it, in milliseconds since the Unix epoch (0 when
-    /// not said).
+    /// When the sender made it, in milliseconds since the Unix epoch (0 when not said).
     pub sender_timestamp_ms: i64,
     /// What it says.
     pub kind: AddOnKind,
