@@ -106,6 +106,10 @@ pub struct MediaConfig {
     pub connect_timeout: Duration,
     /// How long [`Media::request_reupload`] waits for the phone's answer.
     pub retry_timeout: Duration,
+    /// The proxy every HTTP request goes through (uploads, downloads, link previews and
+    /// pictures), Baileys' `fetchAgent`; `None` connects directly. The facade passes the
+    /// socket's proxy here unless one is set.
+    pub proxy: Option<wa_socket::Proxy>,
 }
 
 impl Default for MediaConfig {
@@ -117,6 +121,7 @@ impl Default for MediaConfig {
             max_size: 4 << 30,
             connect_timeout: Duration::from_secs(20),
             retry_timeout: Duration::from_secs(30),
+            proxy: None,
         }
     }
 }
@@ -126,6 +131,7 @@ impl std::fmt::Debug for MediaConfig {
         f.debug_struct("MediaConfig")
             .field("https", &self.https)
             .field("max_size", &self.max_size)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -316,37 +322,67 @@ impl Drop for TempFile {
     }
 }
 
-/// The process-wide HTTP client for a connect timeout (a handful of distinct timeouts at
-/// most, so the list stays short).
-fn shared_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
-    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Vec<(Duration, reqwest::Client)>>> =
-        std::sync::OnceLock::new();
+/// The process-wide HTTP client for a connect timeout and proxy (a handful of distinct
+/// settings at most, so the list stays short).
+fn shared_http_client(
+    connect_timeout: Duration,
+    proxy: Option<&wa_socket::Proxy>,
+) -> Result<reqwest::Client, Error> {
+    type Clients = Vec<(Duration, Option<wa_socket::Proxy>, reqwest::Client)>;
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, c)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+    if let Some((_, _, c)) = clients
+        .iter()
+        .find(|(t, p, _)| *t == connect_timeout && p.as_ref() == proxy)
+    {
         return Ok(c.clone());
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .build()
-        .map_err(http_err)?;
+    let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+    if let Some(p) = proxy {
+        builder = builder.proxy(http_proxy(p)?);
+    }
+    let client = builder.build().map_err(http_err)?;
     if clients.len() < 16 {
-        clients.push((connect_timeout, client.clone()));
+        clients.push((connect_timeout, proxy.cloned(), client.clone()));
     }
     Ok(client)
+}
+
+/// `proxy` for the HTTP client: HTTP (`CONNECT` for `https://`, absolute requests for
+/// `http://`) with basic auth, or SOCKS5 resolving host names at the proxy.
+fn http_proxy(proxy: &wa_socket::Proxy) -> Result<reqwest::Proxy, Error> {
+    let bad = || Error::Http(format!("unusable proxy {proxy:?}"));
+    let (scheme, host, port, auth) = match proxy {
+        wa_socket::Proxy::Http { host, port, auth } => ("http", host, port, auth),
+        wa_socket::Proxy::Socks5 { host, port, auth } => ("socks5h", host, port, auth),
+        _ => return Err(bad()),
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let mut url = reqwest::Url::parse(&format!("{scheme}://{host}:{port}")).map_err(|_| bad())?;
+    if let Some((user, pass)) = auth {
+        url.set_username(user).map_err(|()| bad())?;
+        url.set_password(Some(pass)).map_err(|()| bad())?;
+    }
+    reqwest::Proxy::all(url).map_err(http_err)
 }
 
 impl Media {
     /// A media client using `socket` for `media_conn` queries. The HTTP client (its
     /// connection pool and TLS roots) is shared by every `Media` of the process with the
-    /// same connect timeout, so many accounts cost one client.
+    /// same connect timeout and proxy, so many accounts cost one client.
     ///
     /// # Errors
-    /// [`Error::Http`] when the HTTP client cannot be built (TLS setup).
+    /// [`Error::Http`] when the HTTP client cannot be built (TLS setup, a proxy address
+    /// that is no URL host).
     pub fn new(socket: Socket, config: MediaConfig) -> Result<Self, Error> {
-        let http = shared_http_client(config.connect_timeout)?;
+        let http = shared_http_client(config.connect_timeout, config.proxy.as_ref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 socket,

@@ -88,8 +88,12 @@ pub struct WaSocket {
 /// [`WaSocket::events`] right away.
 ///
 /// # Errors
-/// [`Error`] when the media HTTP client cannot be built (TLS setup).
-pub fn make_wa_socket(config: WaConfig) -> Result<WaSocket, Error> {
+/// [`Error`] when the media HTTP client cannot be built (TLS setup, an unusable proxy).
+pub fn make_wa_socket(mut config: WaConfig) -> Result<WaSocket, Error> {
+    // Media and link previews go through the socket's proxy unless told otherwise.
+    if config.media.proxy.is_none() {
+        config.media.proxy.clone_from(&config.socket.proxy);
+    }
     let socket = Socket::connect(config.socket);
     let usync = Usync::new(socket.clone(), &config.usync);
     let groups = Groups::new(socket.clone(), &config.groups);
