@@ -20,10 +20,23 @@ use wa_media::{Downloadable, Media, MediaConfig, MediaType};
 use wa_proto::e2e::{HistorySyncNotification, Message, protocol_message};
 use wa_store::{Batch, Role, SentMessageStore as _};
 use wa_types::{
-    Event, HistoryData, HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType,
+    Event, HistoryData, HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase,
+    HistorySyncStatus, HistorySyncType,
 };
 
 use crate::messenger::{Inner, Me};
+
+/// Which history-sync phases were reported ended, and the wait for a stalled recent sync.
+#[derive(Debug, Default)]
+pub(crate) struct Phases {
+    bootstrap_done: bool,
+    recent_done: bool,
+    paused_timer: Option<tokio::task::AbortHandle>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Store scope (in the sent-message role, whose entries are pruned by age) under which
 /// received history-sync notifications wait until they were processed.
@@ -261,6 +274,24 @@ impl Inner {
             }
             Err(f) => Err(f),
         };
+        let progress = n.progress;
+        self.report_history(me, id, n, notification_type, decoded)
+            .await;
+        self.note_history_phase(notification_type, progress);
+    }
+
+    /// Stores what a decoded chunk says and reports it, or reports its failure.
+    async fn report_history(
+        &self,
+        me: &Me,
+        id: &str,
+        n: &HistorySyncNotification,
+        notification_type: HistorySyncType,
+        decoded: Result<
+            (wa_proto::history_sync::HistorySync, bool),
+            (HistorySyncErrorKind, String),
+        >,
+    ) {
         match decoded {
             Ok((mut sync, inline)) => {
                 let salt = sync.nct_salt.take().filter(|s| !s.is_empty());
@@ -291,6 +322,72 @@ impl Inner {
                 }));
             }
         }
+    }
+
+    /// Reports the end of a history-sync phase that the chunk of `sync_type` at
+    /// `progress` marks (Baileys' `messaging-history.status`): the first bootstrap chunk
+    /// completes the bootstrap; a recent chunk at 100 % completes the recent sync, and
+    /// any other recent chunk (re)starts the wait after which it is reported paused.
+    fn note_history_phase(&self, sync_type: HistorySyncType, progress: Option<u32>) {
+        let status = |sync_type, phase, explicit| {
+            Event::HistorySyncStatus(HistorySyncStatus {
+                sync_type,
+                phase,
+                explicit,
+            })
+        };
+        let mut phases = lock(&self.history_phases);
+        let event = match sync_type {
+            HistorySyncType::InitialBootstrap if !phases.bootstrap_done => {
+                phases.bootstrap_done = true;
+                Some(status(sync_type, HistorySyncPhase::Complete, true))
+            }
+            HistorySyncType::Recent if !phases.recent_done => {
+                if let Some(t) = phases.paused_timer.take() {
+                    t.abort();
+                }
+                if progress == Some(100) {
+                    phases.recent_done = true;
+                    Some(status(sync_type, HistorySyncPhase::Complete, true))
+                } else {
+                    let shared = self.history_phases.clone();
+                    let socket = self.socket.clone();
+                    let wait = self.config.history_paused_after;
+                    let timer = tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let fire = {
+                            let mut phases = lock(&shared);
+                            phases.paused_timer = None;
+                            !std::mem::replace(&mut phases.recent_done, true)
+                        };
+                        if fire {
+                            socket.emit(status(
+                                HistorySyncType::Recent,
+                                HistorySyncPhase::Paused,
+                                false,
+                            ));
+                        }
+                    });
+                    phases.paused_timer = Some(timer.abort_handle());
+                    None
+                }
+            }
+            _ => None,
+        };
+        drop(phases);
+        if let Some(e) = event {
+            self.emit(e);
+        }
+    }
+
+    /// Forgets which history-sync phases ended (the connection closed; Baileys starts
+    /// over with each connection).
+    pub(crate) fn reset_history_phases(&self) {
+        let mut phases = lock(&self.history_phases);
+        if let Some(t) = phases.paused_timer.take() {
+            t.abort();
+        }
+        *phases = Phases::default();
     }
 
     /// Stores the privacy tokens of the chunk's 1:1 chats (after its LID mappings, so

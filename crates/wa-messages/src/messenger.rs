@@ -69,6 +69,10 @@ pub struct MessengerConfig {
     /// Longest a history-sync download may take (it holds up the own chat's worker);
     /// beyond it the chunk is reported failed.
     pub history_timeout: Duration,
+    /// How long after a recent-chats history chunk the sync is reported paused
+    /// ([`HistorySyncStatus`](wa_types::HistorySyncStatus)) when no further chunk and no
+    /// 100 % progress came (two minutes by default, as WhatsApp Web and Baileys wait).
+    pub history_paused_after: Duration,
     /// How long after a message failed to decrypt our phone is asked to resend it
     /// (unless a retry receipt healed it by then); `None` (the default, as in whatsmeow)
     /// never asks on its own (see [`Messenger::request_placeholder_resend`]). A message
@@ -101,6 +105,7 @@ impl Default for MessengerConfig {
             should_sync_history: crate::HistorySyncFilter::default(),
             max_history_len: wa_appstate::DEFAULT_MAX_INFLATED_LEN,
             history_timeout: Duration::from_secs(300),
+            history_paused_after: Duration::from_secs(120),
             placeholder_resend_delay: None,
             reporting_tokens: true,
         }
@@ -170,6 +175,8 @@ pub(crate) struct Inner {
     /// Ids of history notifications being processed (so a resumed one is not processed
     /// twice).
     history_busy: StdMutex<std::collections::HashSet<String>>,
+    /// Which history-sync phases were reported ended on this connection.
+    pub(crate) history_phases: Arc<StdMutex<crate::history::Phases>>,
     pub(crate) config: MessengerConfig,
     /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
     /// operations never write over each other's ratchet.
@@ -290,6 +297,7 @@ impl Messenger {
             groups: std::sync::OnceLock::new(),
             media: std::sync::OnceLock::new(),
             history_busy: StdMutex::new(std::collections::HashSet::new()),
+            history_phases: Arc::default(),
             config,
             crypto: Mutex::new(()),
             acks: StdMutex::new(HashMap::new()),
@@ -600,6 +608,7 @@ async fn watch_backlog(
                         }
                     } else if u.state == wa_types::ConnectionState::Closed {
                         inner.flush_offline();
+                        inner.reset_history_phases();
                     }
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}

@@ -1,7 +1,8 @@
 //! History sync end to end through wa-sim: the simulated phone sends a newly linked
 //! companion an uploaded `INITIAL_BOOTSTRAP` chunk and an inline `PUSH_NAME` chunk; the
 //! messenger downloads, verifies, inflates and decodes them, reports them, stores the
-//! LID mappings and the own push name, and answers with `hist_sync` receipts.
+//! LID mappings and the own push name, and answers with `hist_sync` receipts; the end of
+//! each sync phase is reported.
 
 mod common;
 
@@ -21,7 +22,10 @@ use wa_proto::web::WebMessageInfo;
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
 use wa_store::{LidMappingStore, PrivacyTokenStore};
-use wa_types::{HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncType};
+use wa_types::{
+    HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase, HistorySyncStatus,
+    HistorySyncType,
+};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
@@ -500,4 +504,100 @@ async fn older_messages_are_fetched_from_the_phone_on_demand() {
             Err(wa_messages::Error::InvalidHistoryRequest(_))
         ));
     }
+}
+
+/// The next history-sync status, or `None` when none comes within `wait`.
+async fn next_status(
+    events: &mut broadcast::Receiver<Event>,
+    wait: Duration,
+) -> Option<HistorySyncStatus> {
+    let fut = async {
+        loop {
+            match events.recv().await {
+                Ok(Event::HistorySyncStatus(s)) => return s,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(wait, fut).await.ok()
+}
+
+fn recent(order: u32, progress: u32) -> ProtoHistory {
+    ProtoHistory {
+        sync_type: Some(HistorySyncType::Recent as i32),
+        chunk_order: Some(order),
+        progress: Some(progress),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_each_history_phase_is_reported() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    let status = |sync_type, phase, explicit| HistorySyncStatus {
+        sync_type,
+        phase,
+        explicit,
+    };
+
+    // The bootstrap chunk completes the bootstrap; recent chunks below 100 % and then
+    // silence pause the recent sync, and a later chunk does not report it again.
+    let mc = MessengerConfig {
+        history_paused_after: Duration::from_millis(600),
+        ..MessengerConfig::default()
+    };
+    let mut c = link(&sim, A, mc).await;
+    assert_eq!(
+        next_status(&mut c.events, WAIT).await,
+        Some(status(
+            HistorySyncType::InitialBootstrap,
+            HistorySyncPhase::Complete,
+            true
+        ))
+    );
+    sim.phone_send_history(A, &c.jid, recent(3, 40), true).await;
+    sim.phone_send_history(A, &c.jid, recent(4, 70), false)
+        .await;
+    let started = Instant::now();
+    assert_eq!(
+        next_status(&mut c.events, WAIT).await,
+        Some(status(
+            HistorySyncType::Recent,
+            HistorySyncPhase::Paused,
+            false
+        ))
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    sim.phone_send_history(A, &c.jid, recent(5, 100), true)
+        .await;
+    assert_eq!(
+        next_status(&mut c.events, Duration::from_secs(1)).await,
+        None
+    );
+
+    // Another companion, with the default wait: a recent chunk at 100 % completes the
+    // recent sync at once, and no pause follows.
+    let mut d = link(&sim, A, MessengerConfig::default()).await;
+    assert_eq!(
+        next_status(&mut d.events, WAIT).await.map(|s| s.sync_type),
+        Some(HistorySyncType::InitialBootstrap)
+    );
+    sim.phone_send_history(A, &d.jid, recent(3, 60), true).await;
+    sim.phone_send_history(A, &d.jid, recent(4, 100), true)
+        .await;
+    assert_eq!(
+        next_status(&mut d.events, WAIT).await,
+        Some(status(
+            HistorySyncType::Recent,
+            HistorySyncPhase::Complete,
+            true
+        ))
+    );
+    assert_eq!(
+        next_status(&mut d.events, Duration::from_secs(1)).await,
+        None
+    );
 }

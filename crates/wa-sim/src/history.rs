@@ -301,7 +301,13 @@ pub(crate) async fn on_demand(
 }
 
 /// Compresses a chunk and sends its notification: inline, or encrypted and uploaded.
-async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, sync: &HistorySync, inline: bool) {
+pub(crate) async fn send_chunk(
+    shared: &Shared,
+    phone: &str,
+    device: &Jid,
+    sync: &HistorySync,
+    inline: bool,
+) {
     let compressed = zlib(&sync.encode_to_vec());
     let sync_type = sync.sync_type.unwrap_or_default();
     let mut n = HistorySyncNotification {

@@ -342,6 +342,20 @@ impl Sim {
         self.shared.history().seed(phone, seed);
     }
 
+    /// `phone`'s simulated phone sends its companion `device` one more history chunk, as
+    /// phones do after the bootstrap (recent chats, the full history): the notification
+    /// carries the chunk's sync type, order and progress; the chunk goes `inline` or is
+    /// encrypted and uploaded.
+    pub async fn phone_send_history(
+        &self,
+        phone: &str,
+        device: &Jid,
+        chunk: wa_proto::history_sync::HistorySync,
+        inline: bool,
+    ) {
+        crate::history::send_chunk(&self.shared, phone, device, &chunk, inline).await;
+    }
+
     /// The next history blob `phone`'s phone uploads gets one bit flipped after upload,
     /// so the companion's download fails verification.
     pub fn corrupt_next_history(&self, phone: &str) {

@@ -2,10 +2,10 @@ use crate::NewsletterUpdate;
 use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
     CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
-    GroupUpdate, HistorySync, HistorySyncFailure, IdentityChange, Label, LabelAssociation,
-    LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate, MessagesUpsert,
-    NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings, ReachoutTimelock,
-    StarUpdate, UndecryptableMessage,
+    GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange, Label,
+    LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate,
+    MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings,
+    ReachoutTimelock, StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -57,6 +57,8 @@ pub enum Event {
     /// mappings), processed before the notification's message was acknowledged. Shared
     /// (`Arc`): every subscriber of the bus gets the same chunk, not a copy.
     HistorySync(std::sync::Arc<HistorySync>),
+    /// A phase of history sync ended, complete or paused (see [`HistorySyncStatus`]).
+    HistorySyncStatus(HistorySyncStatus),
     /// A history-sync notification could not be processed (download, verification, size
     /// or decoding failed); the message was still acknowledged.
     HistorySyncFailed(HistorySyncFailure),

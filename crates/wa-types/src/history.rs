@@ -19,6 +19,29 @@ pub struct HistorySync {
     pub data: HistoryData,
 }
 
+/// A phase of history sync ended (Baileys' `messaging-history.status`): the initial
+/// bootstrap on its first chunk, the recent-chats sync on a chunk at 100 % progress
+/// (`explicit`), or, paused, when no recent chunk came for a while (not `explicit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySyncStatus {
+    /// The phase: `InitialBootstrap` or `Recent`.
+    pub sync_type: HistorySyncType,
+    /// Whether it completed or stalled.
+    pub phase: HistorySyncPhase,
+    /// The phone said so (progress 100, or the bootstrap chunk); `false` when inferred
+    /// from silence.
+    pub explicit: bool,
+}
+
+/// How a history-sync phase ended ([`HistorySyncStatus::phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistorySyncPhase {
+    /// All of it arrived.
+    Complete,
+    /// No more chunks came within the wait; more may follow later.
+    Paused,
+}
+
 /// Why a history-sync chunk could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

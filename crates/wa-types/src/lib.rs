@@ -30,7 +30,8 @@ pub use group::{
 };
 pub use history::{
     GroupPastParticipants, HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync,
-    HistorySyncErrorKind, HistorySyncFailure, HistorySyncType, LidPnMapping, PastParticipant,
+    HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase, HistorySyncStatus, HistorySyncType,
+    LidPnMapping, PastParticipant,
 };
 pub use message::{
     AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageChange, MessageChangeKind,
