@@ -96,6 +96,60 @@ pub(crate) async fn resolve_sessions(
 }
 
 impl Messenger {
+    /// Makes sure there is a Signal session with each of `devices` (device JIDs, e.g. from
+    /// a usync device list), as Baileys' `assertSessions`: pre-key bundles are fetched in
+    /// one query for those without a session (for all of them with `force`, which
+    /// starts fresh sessions in place of the stored ones) and the sessions committed.
+    /// Sending does this by itself; this is for warming sessions up ahead, or healing
+    /// one the peer lost. Returns how many sessions were started (devices the server
+    /// has no bundle for are left out).
+    ///
+    /// # Errors
+    /// [`Error::NotLoggedIn`], [`Error::Socket`] for the key fetch, [`Error::Signal`] or
+    /// [`Error::Store`] when the new sessions cannot be committed.
+    pub async fn assert_sessions(&self, devices: &[Jid], force: bool) -> Result<usize, Error> {
+        let inner = &self.inner;
+        let creds = inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let mut targets: Vec<Target> = devices
+            .iter()
+            .map(|d| Target::new(d.clone(), me.is_me_user(d)))
+            .collect();
+        {
+            let guard = inner.crypto.lock().await;
+            resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        }
+        let fetched = if force {
+            let all: Vec<Jid> = targets.iter().map(|t| t.device.clone()).collect();
+            inner.fetch_bundles(&all).await?
+        } else {
+            fetch_missing(inner, &creds, &targets).await?
+        };
+        if fetched.is_empty() {
+            return Ok(0);
+        }
+        let guard = inner.crypto.lock().await;
+        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        let repo = inner.staged_repo(&creds);
+        let mut started = 0;
+        for (wire, bundle) in &fetched {
+            let Some(t) = targets.iter().find(|t| t.device == *wire) else {
+                continue;
+            };
+            // Unless forced, a session another send started meanwhile stays.
+            if !force && repo.has_session(&t.session).await? {
+                continue;
+            }
+            match inject_session(&repo, &t.session, bundle).await {
+                Ok(()) => started += 1,
+                Err(e) => warn!("cannot start a session with {}: {e}", t.session),
+            }
+        }
+        inner.commit_staged(&repo, Batch::default()).await?;
+        drop(guard);
+        Ok(started)
+    }
+
     /// Builds `content` for `to`, sends it with a fresh message id, and returns its key once
     /// the server acknowledged it.
     ///

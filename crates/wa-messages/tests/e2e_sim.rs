@@ -1409,3 +1409,56 @@ async fn extra_stanza_attributes_and_nodes_ride_along() {
     let got = next_upsert(&mut b1.events, |m| m.key.id == id).await;
     assert_eq!(text_of(&got.message), Some("with biz"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_asserted_ahead_of_sending() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b_phone = Jid::with_device(B, Server::Pn, 0);
+    let devices = [b1.jid.clone(), b_phone];
+    let keys = || sim.prekey_count(&b1.jid).unwrap_or(0);
+    // b1 uploads its pre-keys after logging in.
+    wait_until("b1's pre-keys", || keys() >= 30).await;
+    let before = keys();
+
+    // Two devices without a session: both started, each taking one of b1's pre-keys.
+    assert_eq!(
+        a1.messenger.assert_sessions(&devices, false).await.unwrap(),
+        2
+    );
+    assert_eq!(keys(), before - 1);
+    // Already there: nothing fetched.
+    assert_eq!(
+        a1.messenger.assert_sessions(&devices, false).await.unwrap(),
+        0
+    );
+    assert_eq!(keys(), before - 1);
+    // Forced: fresh sessions in place of the stored ones.
+    assert_eq!(
+        a1.messenger.assert_sessions(&devices, true).await.unwrap(),
+        2
+    );
+    assert_eq!(keys(), before - 2);
+    // A device the server has no keys for is left out.
+    let unknown = Jid::with_device(B, Server::Pn, 77);
+    assert_eq!(
+        a1.messenger
+            .assert_sessions(&[unknown], false)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The asserted session carries the next message, with no further key fetch.
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("warm"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("warm"));
+    assert_eq!(keys(), before - 2);
+}
