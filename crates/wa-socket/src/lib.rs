@@ -41,7 +41,7 @@ pub use props::{
     MAX_PROPS, PROP_LID_TRUSTED_TOKEN_ISSUE_TO_LID, PROP_PRIVACY_TOKEN_ON_1TO1,
     PROP_PROFILE_PIC_PRIVACY_TOKEN, ServerProps, parse_props,
 };
-pub use socket::Socket;
+pub use socket::{MAX_PRE_KEY_UPLOAD, Socket};
 pub use stream_error::disconnect_reason;
 pub use transport::{Proxy, WsConnector, WsReader, WsUrl, WsWriter};
 pub use wa_types::{ConnectionState, ConnectionUpdate, DisconnectReason, Event};

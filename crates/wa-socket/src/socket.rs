@@ -26,6 +26,10 @@ use crate::query::PendingQueries;
 use crate::transport::{WsConnector, WsReader, WsUrl, WsWriter};
 use crate::{Error, disconnect_reason};
 
+/// Most one-time pre-keys [`Socket::upload_pre_keys`] uploads at once (WhatsApp Web's
+/// first upload is 812).
+pub const MAX_PRE_KEY_UPLOAD: u32 = 2_000;
+
 /// A handle to one WhatsApp Web connection that reconnects by itself. Cheap to clone.
 ///
 /// When the last handle is dropped the socket closes (as with [`Socket::close`]).
@@ -547,6 +551,35 @@ impl Socket {
         self.query(clean_dirty_bits_iq(kind, timestamp))
             .await
             .map(drop)
+    }
+
+    /// Generates and uploads `count` fresh one-time pre-keys now (Baileys'
+    /// `uploadPreKeys`), whatever the server holds. The socket keeps the server stocked
+    /// by itself ([`SocketConfig::min_pre_keys`]); this is for topping up ahead of many
+    /// new contacts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a count of 0 or over [`MAX_PRE_KEY_UPLOAD`];
+    /// [`Error::NotConnected`], store errors, the server's error.
+    pub async fn upload_pre_keys(&self, count: u32) -> Result<(), Error> {
+        if count == 0 || count > MAX_PRE_KEY_UPLOAD {
+            return Err(Error::InvalidInput("pre-key upload count out of range"));
+        }
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let _running = self.inner.pre_key_upload.lock().await;
+        upload_pre_keys(&self.inner, &conn, Some(count)).await
+    }
+
+    /// Asks the server how many of our one-time pre-keys it holds and uploads a batch
+    /// when fewer than [`SocketConfig::min_pre_keys`] are left (Baileys'
+    /// `uploadPreKeysToServerIfRequired`; the socket does this after each login and when
+    /// the server says it runs low).
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], store errors, the server's error.
+    pub async fn upload_pre_keys_if_required(&self) -> Result<(), Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        pre_key_check(&self.inner, &conn, None).await
     }
 
     /// Asks for a pairing code for `phone` (digits only, international format) instead of
@@ -1744,16 +1777,27 @@ async fn pre_key_check(
     if count >= u64::from(inner.config.min_pre_keys) {
         return Ok(());
     }
+    upload_pre_keys(inner, conn, None).await
+}
+
+/// Generates, stores and uploads `n` fresh pre-keys (`None`: the first upload's count,
+/// or a batch later). The caller holds `pre_key_upload`.
+async fn upload_pre_keys(
+    inner: &Arc<Inner>,
+    conn: &Arc<Conn>,
+    n: Option<u32>,
+) -> Result<(), Error> {
+    let timeout = inner.config.query_timeout;
     let (node, upto) = {
         let _alloc = inner.pre_key_lock.lock().await;
         let mut guard = inner.creds.lock().await;
         let creds = guard.as_mut().ok_or(Error::NotConnected)?;
         let first = creds.next_pre_key_id <= 1 && creds.first_unuploaded_pre_key_id <= 1;
-        let n = if first {
+        let n = n.unwrap_or(if first {
             inner.config.initial_pre_keys
         } else {
             inner.config.pre_key_batch
-        };
+        });
         let start = creds
             .next_pre_key_id
             .max(creds.first_unuploaded_pre_key_id)

@@ -812,3 +812,33 @@ async fn server_props_are_kept_across_connections_by_hash() {
     assert_eq!(saved.last_prop_hash, now.hash);
     socket.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_keys_are_uploaded_on_request() {
+    let sim = sim().await;
+    let (socket, _events, jid) = link(&sim, "15550000013", memory_store()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.prekey_count(&jid) != Some(812) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.prekey_count(&jid), Some(812));
+    let next = socket.auth().await.unwrap().next_pre_key_id;
+
+    // Enough on the server: the check uploads nothing.
+    socket.upload_pre_keys_if_required().await.unwrap();
+    assert_eq!(sim.prekey_count(&jid), Some(812));
+    // An explicit upload adds fresh keys with new ids, counted in the credentials.
+    socket.upload_pre_keys(25).await.unwrap();
+    assert_eq!(sim.prekey_count(&jid), Some(837));
+    let creds = socket.auth().await.unwrap();
+    assert_eq!(creds.next_pre_key_id, next + 25);
+    assert_eq!(creds.first_unuploaded_pre_key_id, next + 25);
+    for bad in [0, wa_socket::MAX_PRE_KEY_UPLOAD + 1] {
+        assert!(matches!(
+            socket.upload_pre_keys(bad).await,
+            Err(wa_socket::Error::InvalidInput(_))
+        ));
+    }
+    assert_eq!(sim.prekey_count(&jid), Some(837));
+    socket.close().await;
+}
