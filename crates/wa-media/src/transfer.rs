@@ -596,17 +596,8 @@ impl Media {
         self.url_of(d.url.as_deref(), d.direct_path.as_deref())
     }
 
-    /// The URL to fetch a blob from: its direct path on the host its URL names (the
-    /// default host otherwise), or the URL itself.
     fn url_of(&self, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
-        match (direct_path, url) {
-            (Some(p), _) if !p.is_empty() => {
-                let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
-                Ok(format!("{}://{host}{p}", self.scheme()))
-            }
-            (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
-            _ => Err(Error::InvalidMessage("no direct path or url")),
-        }
+        blob_url(self.scheme(), url, direct_path)
     }
 
     async fn get(&self, url: &str, range: Option<String>) -> Result<reqwest::Response, Error> {
@@ -634,7 +625,8 @@ impl Media {
     /// plaintext hash is checked at the end. Memory stays constant.
     ///
     /// # Errors
-    /// [`Error::Http`], [`Error::TooLarge`], the verification errors of
+    /// [`Error::InvalidMessage`] without a location or with a direct path that is not a
+    /// path, [`Error::Http`], [`Error::TooLarge`], the verification errors of
     /// [`Decryptor`](crate::Decryptor), IO errors writing.
     pub async fn download(
         &self,
@@ -678,7 +670,8 @@ impl Media {
     /// whole blob is in and its hash matched. Memory stays constant.
     ///
     /// # Errors
-    /// [`Error::InvalidMessage`] without a location, [`Error::Http`], [`Error::Gone`],
+    /// [`Error::InvalidMessage`] without a location or with a direct path that is not a
+    /// path, [`Error::Http`], [`Error::Gone`],
     /// [`Error::TooLarge`], [`Error::HashMismatch`], IO errors writing.
     pub async fn download_raw(
         &self,
@@ -796,6 +789,27 @@ fn parse_upload_reply(text: &str) -> Option<UploadReply> {
     })
 }
 
+/// The URL to fetch a blob from: its direct path on the host its URL names (the
+/// default host otherwise), or the URL itself. The direct path comes from the peer's
+/// message and is appended to the host, so it must be a path (`/...`): anything else
+/// (`@evil.example/x` would make the text before it userinfo and move the host, `//x`
+/// reads as a network path) is refused.
+fn blob_url(scheme: &str, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
+    match (direct_path, url) {
+        (Some(p), _) if !p.is_empty() => {
+            if !p.starts_with('/') || p.starts_with("//") {
+                return Err(Error::InvalidMessage(
+                    "direct path does not start with one /",
+                ));
+            }
+            let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
+            Ok(format!("{scheme}://{host}{p}"))
+        }
+        (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
+        _ => Err(Error::InvalidMessage("no direct path or url")),
+    }
+}
+
 fn host_of(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?']).next()?;
@@ -816,7 +830,41 @@ fn urlencode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_upload_reply;
+    use super::{DEFAULT_MEDIA_HOST, Error, blob_url, parse_upload_reply};
+
+    #[test]
+    fn direct_paths_must_be_paths_on_the_named_host() {
+        let full = "https://mmg.whatsapp.net/v/t62/x?ccb=1";
+        let url = Some(full);
+        assert_eq!(
+            blob_url("https", url, Some("/v/t62/abc")).unwrap(),
+            "https://mmg.whatsapp.net/v/t62/abc"
+        );
+        assert_eq!(
+            blob_url("http", None, Some("/v/t62/abc")).unwrap(),
+            format!("http://{DEFAULT_MEDIA_HOST}/v/t62/abc")
+        );
+        // Without a direct path the URL is used as it is.
+        assert_eq!(blob_url("https", url, None).unwrap(), full);
+        assert_eq!(blob_url("https", url, Some("")).unwrap(), full);
+        // A direct path that would change the host (userinfo, a network path, a port or
+        // a host suffix) is refused.
+        for p in [
+            "@evil.example/x",
+            "//evil.example/x",
+            ".evil.example/x",
+            ":8080/x",
+            "evil/x",
+        ] {
+            for u in [url, None] {
+                assert!(
+                    matches!(blob_url("https", u, Some(p)), Err(Error::InvalidMessage(_))),
+                    "{p} {u:?}"
+                );
+            }
+        }
+        assert!(blob_url("https", None, None).is_err());
+    }
 
     #[test]
     fn upload_replies_give_a_location_and_a_cover_photo_handle() {
