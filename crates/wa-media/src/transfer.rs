@@ -523,7 +523,8 @@ impl Media {
     }
 
     /// POSTs the temporary file to each upload host in turn (refreshing the auth once
-    /// when all refused) until one answers with where the blob is.
+    /// when all refused) until one answers with where the blob is. A host whose reply is
+    /// not a usable JSON object of at most [`MAX_UPLOAD_REPLY`] bytes counts as refusing.
     async fn post_to_hosts(
         &self,
         path: &str,
@@ -572,13 +573,16 @@ impl Media {
                     .send()
                     .await;
                 match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let text = r.text().await.map_err(http_err)?;
-                        match parse_upload_reply(&text) {
+                    Ok(r) if r.status().is_success() => match read_reply(r).await? {
+                        Some(text) => match parse_upload_reply(&text) {
                             Some(reply) => return Ok(reply),
                             None => last_err = format!("{host}: unexpected reply {text:.200}"),
+                        },
+                        None => {
+                            last_err =
+                                format!("{host}: reply larger than {MAX_UPLOAD_REPLY} bytes");
                         }
-                    }
+                    },
                     Ok(r) => last_err = format!("{host}: HTTP {}", r.status()),
                     Err(e) => last_err = format!("{host}: {e}"),
                 }
@@ -756,6 +760,28 @@ impl Media {
         }
         plan.decrypt(&keys, &body)
     }
+}
+
+/// Largest upload host reply read: the reply is a small JSON object (a URL, a direct path,
+/// a cover photo handle).
+const MAX_UPLOAD_REPLY: usize = 256 * 1024;
+
+/// Reads an upload host's reply body, at most [`MAX_UPLOAD_REPLY`] bytes of it: `None`
+/// when the host announces or sends more (nothing beyond the limit is read).
+async fn read_reply(mut r: reqwest::Response) -> Result<Option<String>, Error> {
+    if r.content_length()
+        .is_some_and(|l| l > MAX_UPLOAD_REPLY as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(http_err)? {
+        if body.len() + chunk.len() > MAX_UPLOAD_REPLY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// What an upload host answered: where the blob is and, for a business cover photo, the
