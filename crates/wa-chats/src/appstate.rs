@@ -37,6 +37,8 @@ pub use wa_appstate::builders::MuteUntil;
 
 /// Largest external blob (snapshot or mutations) downloaded, in bytes.
 pub const MAX_EXTERNAL_BLOB: u64 = 64 * 1024 * 1024;
+/// What encryption adds to a blob: up to one AES block of padding and the 10-byte MAC.
+const BLOB_OVERHEAD: u64 = 16 + 10;
 /// Most patches taken from one reply.
 const MAX_PATCHES_PER_REPLY: usize = 1000;
 /// Longest `<patch>` accepted, in bytes.
@@ -1081,7 +1083,9 @@ impl AppState {
         }
         // Like whatsmeow, fetch from the media hosts `media_conn` names (the default
         // host when it names none).
-        let mut d = Downloadable::new(MediaType::AppState, key, path.clone());
+        // The download itself stops at the limit: a host cannot make us hold more.
+        let mut d = Downloadable::new(MediaType::AppState, key, path.clone())
+            .with_max_size(MAX_EXTERNAL_BLOB + BLOB_OVERHEAD);
         if let Some(host) = media
             .media_conn(false)
             .await
@@ -1097,7 +1101,13 @@ impl AppState {
             d = d.with_hashes(enc, plain);
         }
         let mut out = Vec::new();
-        media.download(&d, &mut out, None).await?;
+        match media.download(&d, &mut out, None).await {
+            Ok(_) => {}
+            Err(wa_media::Error::TooLarge(_)) => {
+                return Err(Error::Malformed("external blob too large"));
+            }
+            Err(e) => return Err(e.into()),
+        }
         if out.len() as u64 > MAX_EXTERNAL_BLOB {
             return Err(Error::Malformed("external blob too large"));
         }

@@ -189,6 +189,10 @@ pub struct Downloadable {
     pub file_enc_sha256: Option<[u8; 32]>,
     /// `fileSha256`.
     pub file_sha256: Option<[u8; 32]>,
+    /// The largest encrypted blob accepted for this download, when tighter than
+    /// [`MediaConfig::max_size`] (which always applies): a longer blob is
+    /// [`Error::TooLarge`], and no more than the limit is ever fetched.
+    pub max_size: Option<u64>,
 }
 
 impl Downloadable {
@@ -201,6 +205,7 @@ impl Downloadable {
             url: None,
             file_enc_sha256: None,
             file_sha256: None,
+            max_size: None,
         }
     }
 
@@ -209,6 +214,14 @@ impl Downloadable {
     pub fn with_hashes(mut self, file_enc_sha256: [u8; 32], file_sha256: [u8; 32]) -> Self {
         self.file_enc_sha256 = Some(file_enc_sha256);
         self.file_sha256 = Some(file_sha256);
+        self
+    }
+
+    /// The same, accepting at most `max_size` encrypted bytes (see
+    /// [`Downloadable::max_size`]).
+    #[must_use]
+    pub fn with_max_size(mut self, max_size: u64) -> Self {
+        self.max_size = Some(max_size);
         self
     }
 
@@ -642,8 +655,9 @@ impl Media {
         let expected = Expected::hashes(d.file_enc_sha256, d.file_sha256);
         let url = self.download_url(d)?;
         let mut verifier = Verifier::new(&keys);
+        let max = self.max_size_of(d);
         let (mut tmp, _) = self
-            .fetch_to_temp(&url, progress, |chunk| verifier.update(chunk))
+            .fetch_to_temp(&url, max, progress, |chunk| verifier.update(chunk))
             .await?;
         verifier.finish(&expected)?;
         let file = tmp.file();
@@ -685,8 +699,9 @@ impl Media {
     ) -> Result<u64, Error> {
         let url = self.url_of(blob.url.as_deref(), blob.direct_path.as_deref())?;
         let mut hash = Sha256::new();
+        let max = self.inner.config.max_size;
         let (mut tmp, len) = self
-            .fetch_to_temp(&url, progress, |chunk| hash.update(chunk))
+            .fetch_to_temp(&url, max, progress, |chunk| hash.update(chunk))
             .await?;
         if !wa_crypto::ct_eq(&hash.finalize(), &blob.file_sha256) {
             return Err(Error::HashMismatch);
@@ -698,17 +713,23 @@ impl Media {
         Ok(len)
     }
 
-    /// GETs `url` into a temporary file (bounded by the configured maximum), handing each
-    /// chunk to `inspect` on the way; returns the file and its length.
+    /// The most encrypted bytes fetched for `d`: its own limit within the configured one.
+    fn max_size_of(&self, d: &Downloadable) -> u64 {
+        let max = self.inner.config.max_size;
+        d.max_size.map_or(max, |m| m.min(max))
+    }
+
+    /// GETs `url` into a temporary file (at most `max` bytes of it), handing each chunk
+    /// to `inspect` on the way; returns the file and its length.
     async fn fetch_to_temp(
         &self,
         url: &str,
+        max: u64,
         progress: Option<Progress>,
         mut inspect: impl FnMut(&[u8]),
     ) -> Result<(TempFile, u64), Error> {
         let mut resp = self.get(url, None).await?;
         let total = resp.content_length();
-        let max = self.inner.config.max_size;
         if total.is_some_and(|t| t > max) {
             return Err(Error::TooLarge(max));
         }
@@ -748,8 +769,11 @@ impl Media {
         let plan = RangePlan::new(start, end);
         let url = self.download_url(d)?;
         let mut resp = self.get(&url, plan.range_header()).await?;
-        let cap = plan.fetch_end.map_or(self.inner.config.max_size, |e| {
-            e.saturating_sub(plan.fetch_start) + 1
+        let max = self.max_size_of(d);
+        let cap = plan.fetch_end.map_or(max, |e| {
+            e.saturating_sub(plan.fetch_start)
+                .saturating_add(1)
+                .min(max)
         });
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(http_err)? {

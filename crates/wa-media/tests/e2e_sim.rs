@@ -128,6 +128,55 @@ async fn tampered_and_expired_media_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_takes_no_more_than_its_limit() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let media = Media::new(socket.clone(), media_config()).unwrap();
+    let plain = pattern(10_000, 4);
+    let up = media
+        .upload(&plain[..], MediaType::AppState, None)
+        .await
+        .unwrap();
+    let enc_len = up.info.enc_length;
+    let d = downloadable(&up, MediaType::AppState);
+
+    // Over the download's own limit: refused, nothing written.
+    let mut out = Vec::new();
+    let err = media
+        .download(&d.clone().with_max_size(enc_len - 1), &mut out, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge(m) if m == enc_len - 1),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    let err = media
+        .download_range(&d.clone().with_max_size(100), 0, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(100)), "{err}");
+
+    // At the limit: downloaded.
+    let n = media
+        .download(&d.clone().with_max_size(enc_len), &mut out, None)
+        .await
+        .unwrap();
+    assert_eq!((n, &out), (plain.len() as u64, &plain));
+
+    // The client's limit still applies to a download that allows more.
+    let mut config = media_config();
+    config.max_size = 1_000;
+    let small = Media::new(socket.clone(), config).unwrap();
+    let err = small
+        .download(&d.with_max_size(1 << 20), Vec::new(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(1_000)), "{err}");
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranged_downloads_decrypt_the_requested_bytes() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
