@@ -536,8 +536,13 @@ fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, E
         let mut patch =
             SyncdPatch::decode(bytes).map_err(|_| Error::Malformed("patch is not a SyncdPatch"))?;
         if patch.version.as_ref().and_then(|v| v.version).is_none() {
+            // The collection's version + 1 + position: past u64 for a hostile version.
+            let version = out
+                .version
+                .checked_add(1 + i as u64)
+                .ok_or(Error::Malformed("patch version overflows"))?;
             patch.version = Some(SyncdVersion {
-                version: Some(out.version + 1 + i as u64),
+                version: Some(version),
                 ..Default::default()
             });
         }
@@ -1849,6 +1854,45 @@ mod tests {
             &[],
         );
         assert!(parse_collection_reply(&junk, "regular").is_err());
+    }
+
+    #[test]
+    fn a_version_with_no_successor_is_malformed() {
+        let p = SyncdPatch {
+            patch_mac: Some(vec![1; 32]),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let patches = |n: usize| {
+            vec![
+                Node::builder("patches")
+                    .children((0..n).map(|_| Node::builder("patch").bytes(p.clone()).build()))
+                    .build(),
+            ]
+        };
+        let max = u64::MAX.to_string();
+        let before_max = (u64::MAX - 1).to_string();
+        let at = |v: &str, n| {
+            let c = Node::builder("collection")
+                .attr("name", "regular")
+                .attr("version", v.to_owned())
+                .children(patches(n))
+                .build();
+            let r = Node::builder("iq")
+                .children([Node::builder("sync").children([c]).build()])
+                .build();
+            parse_collection_reply(&r, "regular")
+        };
+        assert!(matches!(at(&max, 1), Err(Error::Malformed(_))));
+        assert!(matches!(at(&before_max, 2), Err(Error::Malformed(_))));
+        // The last representable version is still taken, and a version with no patch
+        // to number is fine.
+        let last = at(&before_max, 1).unwrap();
+        assert_eq!(
+            last.patches[0].version.as_ref().unwrap().version,
+            Some(u64::MAX)
+        );
+        assert_eq!(at(&max, 0).unwrap().version, u64::MAX);
     }
 
     proptest::proptest! {
