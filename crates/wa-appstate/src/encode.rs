@@ -46,7 +46,9 @@ pub struct EncodedPatch {
 /// the snapshot and patch MACs computed with the same key.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when `mutations` is empty or mixes collections.
+/// [`Error::InvalidInput`] when `mutations` is empty or mixes collections;
+/// [`Error::Malformed`] when `state` is at the last representable version (a corrupt
+/// stored state: no patch can follow it).
 pub fn encode_patch(
     mutations: &[OutgoingMutation],
     key_id: &[u8],
@@ -63,6 +65,10 @@ pub fn encode_patch(
             "all mutations of a patch must share one collection",
         ));
     }
+    let version = state
+        .version
+        .checked_add(1)
+        .ok_or(Error::Malformed("state version has no successor"))?;
     let name = collection.as_str();
     let keys = MutationKeys::expand(key_data);
     let mut new_state = state.clone();
@@ -109,7 +115,7 @@ pub fn encode_patch(
         records.push(mutation);
         value_macs.push(vmac);
     }
-    new_state.version = state.version + 1;
+    new_state.version = version;
     let smac = snapshot_mac(&keys.snapshot_mac, &new_state.hash, new_state.version, name);
     let pmac = patch_mac(
         &keys.patch_mac,

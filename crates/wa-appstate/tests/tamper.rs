@@ -326,6 +326,21 @@ fn failure_in_a_later_mutation_rolls_back_earlier_ones() {
     assert_eq!(state, start.state);
 }
 
+#[test]
+fn a_state_at_the_last_version_cannot_be_encoded_on() {
+    let mute = [builders::mute(JID, builders::MuteUntil::Forever, 1)];
+    let mut state = HashState::new();
+    state.version = u64::MAX;
+    assert!(matches!(
+        encode_patch(&mute, &KEY_ID, &[0x7f; 32], &state, &mut rand_core::OsRng),
+        Err(Error::Malformed(_))
+    ));
+    state.version = u64::MAX - 1;
+    let next =
+        encode_patch(&mute, &KEY_ID, &[0x7f; 32], &state, &mut rand_core::OsRng).expect("encode");
+    assert_eq!(next.state.version, u64::MAX);
+}
+
 fn remove_of(index: &[&str]) -> OutgoingMutation {
     let mut m = builders::contact(index[1], None, 5);
     m.index = index.iter().map(|s| (*s).to_owned()).collect();

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::Error;
 use crate::attrs::Key;
 use crate::jid::{Jid, Server};
 use crate::node::{Content, Node, Value};
@@ -10,10 +11,10 @@ use crate::token::{self, Token, tag};
 /// Encodes a node as a frame: the flags byte `0x00` followed by the node.
 ///
 /// Encoding cannot fail. Values the format cannot represent are written in
-/// their representable part, as the reference encoders do: more than 65 535
-/// children (or 32 767 attributes) in one node, payloads of 4 GiB or more,
-/// and the JID parts listed in the crate documentation. Frames are limited
-/// to 16 MiB by the transport long before any of these.
+/// their representable part, as the reference encoders do: only the first
+/// 65 535 children (and 32 767 attributes) of a node, the first 4 GiB of a
+/// payload, and the JID parts listed in the crate documentation. The frame
+/// stays well-formed. Use [`try_encode`] to refuse such nodes instead.
 pub fn encode(node: &Node) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + size_hint(node));
     out.push(0);
@@ -21,9 +22,36 @@ pub fn encode(node: &Node) -> Vec<u8> {
     out
 }
 
-/// Appends the encoding of `node` (without a flags byte) to `out`.
+/// Encodes a node as a frame like [`encode`], but refuses a node holding
+/// something the format cannot represent instead of writing part of it.
+///
+/// # Errors
+/// [`Error::Unencodable`] for a node with more than 65 535 children or more
+/// attributes than its item list can count (32 767, one less with content),
+/// a payload of 4 GiB or more, or a JID written as an AD JID (a user or LID
+/// JID with a device or agent, any hosted JID) whose device is above 255.
+pub fn try_encode(node: &Node) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(1 + size_hint(node));
+    out.push(0);
+    let mut e = Encoder {
+        out: &mut out,
+        unencodable: None,
+    };
+    e.node(node);
+    match e.unencodable {
+        Some(what) => Err(Error::Unencodable { what }),
+        None => Ok(out),
+    }
+}
+
+/// Appends the encoding of `node` (without a flags byte) to `out`, as
+/// [`encode`] writes it.
 pub fn encode_node_into(node: &Node, out: &mut Vec<u8>) {
-    Encoder { out }.node(node);
+    Encoder {
+        out,
+        unencodable: None,
+    }
+    .node(node);
 }
 
 /// Encodes a node as a compressed frame: flags byte `0x02` followed by the
@@ -56,16 +84,36 @@ fn size_hint(node: &Node) -> usize {
     }
 }
 
+/// Most items of a list (LIST_16).
+const MAX_LIST: usize = u16::MAX as usize;
+/// Longest payload (BINARY_32).
+const MAX_PAYLOAD: usize = u32::MAX as usize;
+
 struct Encoder<'a> {
     out: &'a mut Vec<u8>,
+    /// The first thing met that the format cannot represent (its representable
+    /// part was written).
+    unencodable: Option<&'static str>,
 }
 
 impl Encoder<'_> {
+    fn unencodable(&mut self, what: &'static str) {
+        self.unencodable.get_or_insert(what);
+    }
+
     fn node(&mut self, n: &Node) {
         let has_content = !matches!(n.content, Content::None);
-        self.list_start(1 + 2 * n.attrs.len() + usize::from(has_content));
+        // The node's list holds the tag, a key and a value per attribute, and
+        // the content: write only the attributes it can count.
+        let max_attrs = (MAX_LIST - 1 - usize::from(has_content)) / 2;
+        let attrs = n.attrs.len();
+        if attrs > max_attrs {
+            self.unencodable("more attributes than a node can count");
+        }
+        let attrs = attrs.min(max_attrs);
+        self.list_start(1 + 2 * attrs + usize::from(has_content));
         self.string(n.tag.as_bytes());
-        for (k, v) in n.attrs.raw_iter() {
+        for (k, v) in n.attrs.raw_iter().take(attrs) {
             match k {
                 Key::Code(c) => self.token_code(c),
                 Key::Text(s) => self.string(s.as_bytes()),
@@ -75,6 +123,10 @@ impl Encoder<'_> {
         match &n.content {
             Content::None => {}
             Content::Nodes(children) => {
+                if children.len() > MAX_LIST {
+                    self.unencodable("more than 65535 children");
+                }
+                let children = &children[..children.len().min(MAX_LIST)];
                 self.list_start(children.len());
                 for c in children {
                     self.node(c);
@@ -111,15 +163,18 @@ impl Encoder<'_> {
         } else if size < 256 {
             self.out.extend_from_slice(&[tag::LIST_8, size as u8]);
         } else {
-            // A node cannot have more than 65535 list items on the wire; the
-            // count is truncated like the reference encoders do.
-            let s = size.min(u16::MAX as usize) as u16;
+            // Callers write at most MAX_LIST items.
+            let s = size.min(MAX_LIST) as u16;
             self.out.push(tag::LIST_16);
             self.out.extend_from_slice(&s.to_be_bytes());
         }
     }
 
     fn raw(&mut self, b: &[u8]) {
+        if b.len() > MAX_PAYLOAD {
+            self.unencodable("a payload of 4 GiB or more");
+        }
+        let b = &b[..b.len().min(MAX_PAYLOAD)];
         let len = b.len();
         if len < 256 {
             self.out.extend_from_slice(&[tag::BINARY_8, len as u8]);
@@ -131,8 +186,7 @@ impl Encoder<'_> {
                 len as u8,
             ]);
         } else {
-            // Lengths of 4 GiB and more cannot be represented; frames are far
-            // smaller (the transport limits a frame to 16 MiB).
+            // At most MAX_PAYLOAD (above).
             self.out.push(tag::BINARY_32);
             self.out.extend_from_slice(&(len as u32).to_be_bytes());
         }
@@ -215,7 +269,11 @@ impl Encoder<'_> {
 
     fn ad_jid(&mut self, j: &Jid) {
         // The AD encoding carries the device in one byte; device ids are
-        // small (companions 1..n, hosted 99).
+        // small (companions 1..n, hosted 99). Like the reference encoders,
+        // `encode` keeps the low byte of a larger one.
+        if j.device > u16::from(u8::MAX) {
+            self.unencodable("a device above 255 in an AD JID");
+        }
         self.out
             .extend_from_slice(&[tag::AD_JID, j.domain(), j.device as u8]);
         self.string(j.user.as_bytes());

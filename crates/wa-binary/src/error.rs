@@ -131,6 +131,13 @@ pub enum Error {
         /// The child tag looked for.
         child: String,
     },
+    /// A node holds something the wire format cannot represent (refused by
+    /// [`try_encode`](crate::try_encode)).
+    #[error("cannot encode {what}")]
+    Unencodable {
+        /// What could not be encoded.
+        what: &'static str,
+    },
     /// Several attribute errors collected by an [`AttrParser`](crate::AttrParser).
     #[error("{} attribute errors, first: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
     Attrs(Vec<Error>),

@@ -13,7 +13,7 @@ mod tokens;
 
 pub use attrs::Attrs;
 pub use decode::{DecodeLimits, decode, decode_node, decode_with_limits};
-pub use encode::{encode, encode_compressed, encode_node_into};
+pub use encode::{encode, encode_compressed, encode_node_into, try_encode};
 pub use error::Error;
 pub use jid::{Jid, Server};
 pub use node::{AttrParser, Content, FromAttr, Node, NodeBuilder, Value};

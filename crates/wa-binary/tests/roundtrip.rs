@@ -2,7 +2,10 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use wa_binary::{Attrs, Content, Jid, Node, Server, Str, Value, decode, encode, encode_compressed};
+use wa_binary::{
+    Attrs, Content, Error, Jid, Node, Server, Str, Value, decode, encode, encode_compressed,
+    try_encode,
+};
 
 const TOKENS: &[&str] = &[
     "iq",
@@ -294,4 +297,74 @@ fn a_token_key_sent_as_raw_text_reads_like_the_token() {
     assert_eq!(back.attr::<&str>("id").expect("id"), "x");
     assert_eq!(back, Node::builder("iq").attr("id", "x").build());
     assert_eq!(encode(&back), token_form);
+}
+
+#[test]
+fn more_children_than_a_list_counts_are_refused_or_cut() {
+    let wide = |n: usize| {
+        Node::builder("iq")
+            .children((0..n).map(|_| Node::builder("a").build()))
+            .build()
+    };
+    let fits = wide(65_535);
+    assert_eq!(try_encode(&fits).expect("fits"), encode(&fits));
+    let over = wide(65_536 + 10);
+    assert!(matches!(try_encode(&over), Err(Error::Unencodable { .. })));
+    // `encode` writes the children the list counts, and nothing after them.
+    let back = decode(Bytes::from(encode(&over))).expect("a well-formed frame");
+    assert_eq!(back, fits);
+}
+
+#[test]
+fn more_attributes_than_a_list_counts_are_refused_or_cut() {
+    // A node with the most attributes a list can count (no content): 32 767.
+    const LIST_16: u8 = 249;
+    const BINARY_8: u8 = 252;
+    let mut frame = vec![0, LIST_16, 0xff, 0xff, BINARY_8, 1, b'x'];
+    for i in 0..32_767 {
+        let k = format!("k{i}");
+        frame.extend_from_slice(&[BINARY_8, k.len() as u8]);
+        frame.extend_from_slice(k.as_bytes());
+        frame.extend_from_slice(&[BINARY_8, 1, b'v']);
+    }
+    let mut n = decode(Bytes::from(frame)).expect("decode");
+    assert_eq!(n.attrs.len(), 32_767);
+    assert_eq!(try_encode(&n).expect("fits"), encode(&n));
+    // With content, one attribute fewer fits.
+    n.content = Content::Bytes(Bytes::from_static(b"payload"));
+    assert!(matches!(try_encode(&n), Err(Error::Unencodable { .. })));
+    let back = decode(Bytes::from(encode(&n))).expect("a well-formed frame");
+    assert_eq!(back.attrs.len(), 32_766);
+    assert_eq!(back.bytes().map(|b| &b[..]), Some(&b"payload"[..]));
+    assert_eq!(back.attr::<&str>("k32765").expect("kept"), "v");
+}
+
+#[test]
+fn a_device_an_ad_jid_cannot_carry_is_refused() {
+    for (jid, fits) in [
+        (Jid::with_device("15551234567", Server::Pn, 255), true),
+        (Jid::with_device("15551234567", Server::Pn, 256), false),
+        (Jid::with_device("15551234567", Server::Lid, 300), false),
+        (Jid::with_device("15551234567", Server::Hosted, 300), false),
+        // FB JIDs carry the device in two bytes.
+        (Jid::with_device("15551234567", Server::Msgr, 300), true),
+    ] {
+        for n in [
+            Node::builder("to").attr("jid", jid.clone()).build(),
+            Node::builder("to")
+                .content(Content::Jid(Box::new(jid.clone())))
+                .build(),
+        ] {
+            match try_encode(&n) {
+                Ok(frame) => {
+                    assert!(fits, "{jid:?}");
+                    assert_eq!(decode(Bytes::from(frame)).expect("decode"), n);
+                }
+                Err(e) => {
+                    assert!(!fits, "{jid:?}");
+                    assert!(matches!(e, Error::Unencodable { .. }), "{e}");
+                }
+            }
+        }
+    }
 }

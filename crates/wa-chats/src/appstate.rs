@@ -37,6 +37,8 @@ pub use wa_appstate::builders::MuteUntil;
 
 /// Largest external blob (snapshot or mutations) downloaded, in bytes.
 pub const MAX_EXTERNAL_BLOB: u64 = 64 * 1024 * 1024;
+/// What encryption adds to a blob: up to one AES block of padding and the 10-byte MAC.
+const BLOB_OVERHEAD: u64 = 16 + 10;
 /// Most patches taken from one reply.
 const MAX_PATCHES_PER_REPLY: usize = 1000;
 /// Longest `<patch>` accepted, in bytes.
@@ -534,8 +536,13 @@ fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, E
         let mut patch =
             SyncdPatch::decode(bytes).map_err(|_| Error::Malformed("patch is not a SyncdPatch"))?;
         if patch.version.as_ref().and_then(|v| v.version).is_none() {
+            // The collection's version + 1 + position: past u64 for a hostile version.
+            let version = out
+                .version
+                .checked_add(1 + i as u64)
+                .ok_or(Error::Malformed("patch version overflows"))?;
             patch.version = Some(SyncdVersion {
-                version: Some(out.version + 1 + i as u64),
+                version: Some(version),
                 ..Default::default()
             });
         }
@@ -1081,7 +1088,9 @@ impl AppState {
         }
         // Like whatsmeow, fetch from the media hosts `media_conn` names (the default
         // host when it names none).
-        let mut d = Downloadable::new(MediaType::AppState, key, path.clone());
+        // The download itself stops at the limit: a host cannot make us hold more.
+        let mut d = Downloadable::new(MediaType::AppState, key, path.clone())
+            .with_max_size(MAX_EXTERNAL_BLOB + BLOB_OVERHEAD);
         if let Some(host) = media
             .media_conn(false)
             .await
@@ -1097,7 +1106,13 @@ impl AppState {
             d = d.with_hashes(enc, plain);
         }
         let mut out = Vec::new();
-        media.download(&d, &mut out, None).await?;
+        match media.download(&d, &mut out, None).await {
+            Ok(_) => {}
+            Err(wa_media::Error::TooLarge(_)) => {
+                return Err(Error::Malformed("external blob too large"));
+            }
+            Err(e) => return Err(e.into()),
+        }
         if out.len() as u64 > MAX_EXTERNAL_BLOB {
             return Err(Error::Malformed("external blob too large"));
         }
@@ -1839,6 +1854,45 @@ mod tests {
             &[],
         );
         assert!(parse_collection_reply(&junk, "regular").is_err());
+    }
+
+    #[test]
+    fn a_version_with_no_successor_is_malformed() {
+        let p = SyncdPatch {
+            patch_mac: Some(vec![1; 32]),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let patches = |n: usize| {
+            vec![
+                Node::builder("patches")
+                    .children((0..n).map(|_| Node::builder("patch").bytes(p.clone()).build()))
+                    .build(),
+            ]
+        };
+        let max = u64::MAX.to_string();
+        let before_max = (u64::MAX - 1).to_string();
+        let at = |v: &str, n| {
+            let c = Node::builder("collection")
+                .attr("name", "regular")
+                .attr("version", v.to_owned())
+                .children(patches(n))
+                .build();
+            let r = Node::builder("iq")
+                .children([Node::builder("sync").children([c]).build()])
+                .build();
+            parse_collection_reply(&r, "regular")
+        };
+        assert!(matches!(at(&max, 1), Err(Error::Malformed(_))));
+        assert!(matches!(at(&before_max, 2), Err(Error::Malformed(_))));
+        // The last representable version is still taken, and a version with no patch
+        // to number is fine.
+        let last = at(&before_max, 1).unwrap();
+        assert_eq!(
+            last.patches[0].version.as_ref().unwrap().version,
+            Some(u64::MAX)
+        );
+        assert_eq!(at(&max, 0).unwrap().version, u64::MAX);
     }
 
     proptest::proptest! {

@@ -17,7 +17,8 @@ pub enum Error {
     /// The decrypted padding is invalid.
     #[error("bad media padding")]
     BadPadding,
-    /// The media key is not 32 bytes, or a required message field is missing.
+    /// The media key is not 32 bytes, or a required message field is missing or
+    /// malformed (e.g. a direct path that does not start with `/`).
     #[error("invalid media message: {0}")]
     InvalidMessage(&'static str),
     /// Reading or writing a local file or stream failed.

@@ -195,6 +195,10 @@ pub struct Downloadable {
     pub file_enc_sha256: Option<[u8; 32]>,
     /// `fileSha256`.
     pub file_sha256: Option<[u8; 32]>,
+    /// The largest encrypted blob accepted for this download, when tighter than
+    /// [`MediaConfig::max_size`] (which always applies): a longer blob is
+    /// [`Error::TooLarge`], and no more than the limit is ever fetched.
+    pub max_size: Option<u64>,
 }
 
 impl Downloadable {
@@ -207,6 +211,7 @@ impl Downloadable {
             url: None,
             file_enc_sha256: None,
             file_sha256: None,
+            max_size: None,
         }
     }
 
@@ -215,6 +220,14 @@ impl Downloadable {
     pub fn with_hashes(mut self, file_enc_sha256: [u8; 32], file_sha256: [u8; 32]) -> Self {
         self.file_enc_sha256 = Some(file_enc_sha256);
         self.file_sha256 = Some(file_sha256);
+        self
+    }
+
+    /// The same, accepting at most `max_size` encrypted bytes (see
+    /// [`Downloadable::max_size`]).
+    #[must_use]
+    pub fn with_max_size(mut self, max_size: u64) -> Self {
+        self.max_size = Some(max_size);
         self
     }
 
@@ -559,7 +572,8 @@ impl Media {
     }
 
     /// POSTs the temporary file to each upload host in turn (refreshing the auth once
-    /// when all refused) until one answers with where the blob is.
+    /// when all refused) until one answers with where the blob is. A host whose reply is
+    /// not a usable JSON object of at most [`MAX_UPLOAD_REPLY`] bytes counts as refusing.
     async fn post_to_hosts(
         &self,
         path: &str,
@@ -608,13 +622,16 @@ impl Media {
                     .send()
                     .await;
                 match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let text = r.text().await.map_err(http_err)?;
-                        match parse_upload_reply(&text) {
+                    Ok(r) if r.status().is_success() => match read_reply(r).await? {
+                        Some(text) => match parse_upload_reply(&text) {
                             Some(reply) => return Ok(reply),
                             None => last_err = format!("{host}: unexpected reply {text:.200}"),
+                        },
+                        None => {
+                            last_err =
+                                format!("{host}: reply larger than {MAX_UPLOAD_REPLY} bytes");
                         }
-                    }
+                    },
                     Ok(r) => last_err = format!("{host}: HTTP {}", r.status()),
                     Err(e) => last_err = format!("{host}: {e}"),
                 }
@@ -632,17 +649,8 @@ impl Media {
         self.url_of(d.url.as_deref(), d.direct_path.as_deref())
     }
 
-    /// The URL to fetch a blob from: its direct path on the host its URL names (the
-    /// default host otherwise), or the URL itself.
     fn url_of(&self, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
-        match (direct_path, url) {
-            (Some(p), _) if !p.is_empty() => {
-                let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
-                Ok(format!("{}://{host}{p}", self.scheme()))
-            }
-            (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
-            _ => Err(Error::InvalidMessage("no direct path or url")),
-        }
+        blob_url(self.scheme(), url, direct_path)
     }
 
     async fn get(&self, url: &str, range: Option<String>) -> Result<reqwest::Response, Error> {
@@ -670,7 +678,8 @@ impl Media {
     /// plaintext hash is checked at the end. Memory stays constant.
     ///
     /// # Errors
-    /// [`Error::Http`], [`Error::TooLarge`], the verification errors of
+    /// [`Error::InvalidMessage`] without a location or with a direct path that is not a
+    /// path, [`Error::Http`], [`Error::TooLarge`], the verification errors of
     /// [`Decryptor`](crate::Decryptor), IO errors writing.
     pub async fn download(
         &self,
@@ -682,8 +691,9 @@ impl Media {
         let expected = Expected::hashes(d.file_enc_sha256, d.file_sha256);
         let url = self.download_url(d)?;
         let mut verifier = Verifier::new(&keys);
+        let max = self.max_size_of(d);
         let (mut tmp, _) = self
-            .fetch_to_temp(&url, progress, |chunk| verifier.update(chunk))
+            .fetch_to_temp(&url, max, progress, |chunk| verifier.update(chunk))
             .await?;
         verifier.finish(&expected)?;
         let file = tmp.file();
@@ -714,7 +724,8 @@ impl Media {
     /// whole blob is in and its hash matched. Memory stays constant.
     ///
     /// # Errors
-    /// [`Error::InvalidMessage`] without a location, [`Error::Http`], [`Error::Gone`],
+    /// [`Error::InvalidMessage`] without a location or with a direct path that is not a
+    /// path, [`Error::Http`], [`Error::Gone`],
     /// [`Error::TooLarge`], [`Error::HashMismatch`], IO errors writing.
     pub async fn download_raw(
         &self,
@@ -724,8 +735,9 @@ impl Media {
     ) -> Result<u64, Error> {
         let url = self.url_of(blob.url.as_deref(), blob.direct_path.as_deref())?;
         let mut hash = Sha256::new();
+        let max = self.inner.config.max_size;
         let (mut tmp, len) = self
-            .fetch_to_temp(&url, progress, |chunk| hash.update(chunk))
+            .fetch_to_temp(&url, max, progress, |chunk| hash.update(chunk))
             .await?;
         if !wa_crypto::ct_eq(&hash.finalize(), &blob.file_sha256) {
             return Err(Error::HashMismatch);
@@ -737,17 +749,23 @@ impl Media {
         Ok(len)
     }
 
-    /// GETs `url` into a temporary file (bounded by the configured maximum), handing each
-    /// chunk to `inspect` on the way; returns the file and its length.
+    /// The most encrypted bytes fetched for `d`: its own limit within the configured one.
+    fn max_size_of(&self, d: &Downloadable) -> u64 {
+        let max = self.inner.config.max_size;
+        d.max_size.map_or(max, |m| m.min(max))
+    }
+
+    /// GETs `url` into a temporary file (at most `max` bytes of it), handing each chunk
+    /// to `inspect` on the way; returns the file and its length.
     async fn fetch_to_temp(
         &self,
         url: &str,
+        max: u64,
         progress: Option<Progress>,
         mut inspect: impl FnMut(&[u8]),
     ) -> Result<(TempFile, u64), Error> {
         let mut resp = self.get(url, None).await?;
         let total = resp.content_length();
-        let max = self.inner.config.max_size;
         if total.is_some_and(|t| t > max) {
             return Err(Error::TooLarge(max));
         }
@@ -787,8 +805,11 @@ impl Media {
         let plan = RangePlan::new(start, end);
         let url = self.download_url(d)?;
         let mut resp = self.get(&url, plan.range_header()).await?;
-        let cap = plan.fetch_end.map_or(self.inner.config.max_size, |e| {
-            e.saturating_sub(plan.fetch_start) + 1
+        let max = self.max_size_of(d);
+        let cap = plan.fetch_end.map_or(max, |e| {
+            e.saturating_sub(plan.fetch_start)
+                .saturating_add(1)
+                .min(max)
         });
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
@@ -799,6 +820,28 @@ impl Media {
         }
         plan.decrypt(&keys, &body)
     }
+}
+
+/// Largest upload host reply read: the reply is a small JSON object (a URL, a direct path,
+/// a cover photo handle).
+const MAX_UPLOAD_REPLY: usize = 256 * 1024;
+
+/// Reads an upload host's reply body, at most [`MAX_UPLOAD_REPLY`] bytes of it: `None`
+/// when the host announces or sends more (nothing beyond the limit is read).
+async fn read_reply(mut r: reqwest::Response) -> Result<Option<String>, Error> {
+    if r.content_length()
+        .is_some_and(|l| l > MAX_UPLOAD_REPLY as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(http_err)? {
+        if body.len() + chunk.len() > MAX_UPLOAD_REPLY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// What an upload host answered: where the blob is and, for a business cover photo, the
@@ -832,6 +875,27 @@ fn parse_upload_reply(text: &str) -> Option<UploadReply> {
     })
 }
 
+/// The URL to fetch a blob from: its direct path on the host its URL names (the
+/// default host otherwise), or the URL itself. The direct path comes from the peer's
+/// message and is appended to the host, so it must be a path (`/...`): anything else
+/// (`@evil.example/x` would make the text before it userinfo and move the host, `//x`
+/// reads as a network path) is refused.
+fn blob_url(scheme: &str, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
+    match (direct_path, url) {
+        (Some(p), _) if !p.is_empty() => {
+            if !p.starts_with('/') || p.starts_with("//") {
+                return Err(Error::InvalidMessage(
+                    "direct path does not start with one /",
+                ));
+            }
+            let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
+            Ok(format!("{scheme}://{host}{p}"))
+        }
+        (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
+        _ => Err(Error::InvalidMessage("no direct path or url")),
+    }
+}
+
 fn host_of(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?']).next()?;
@@ -852,7 +916,41 @@ fn urlencode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_upload_reply;
+    use super::{DEFAULT_MEDIA_HOST, Error, blob_url, parse_upload_reply};
+
+    #[test]
+    fn direct_paths_must_be_paths_on_the_named_host() {
+        let full = "https://mmg.whatsapp.net/v/t62/x?ccb=1";
+        let url = Some(full);
+        assert_eq!(
+            blob_url("https", url, Some("/v/t62/abc")).unwrap(),
+            "https://mmg.whatsapp.net/v/t62/abc"
+        );
+        assert_eq!(
+            blob_url("http", None, Some("/v/t62/abc")).unwrap(),
+            format!("http://{DEFAULT_MEDIA_HOST}/v/t62/abc")
+        );
+        // Without a direct path the URL is used as it is.
+        assert_eq!(blob_url("https", url, None).unwrap(), full);
+        assert_eq!(blob_url("https", url, Some("")).unwrap(), full);
+        // A direct path that would change the host (userinfo, a network path, a port or
+        // a host suffix) is refused.
+        for p in [
+            "@evil.example/x",
+            "//evil.example/x",
+            ".evil.example/x",
+            ":8080/x",
+            "evil/x",
+        ] {
+            for u in [url, None] {
+                assert!(
+                    matches!(blob_url("https", u, Some(p)), Err(Error::InvalidMessage(_))),
+                    "{p} {u:?}"
+                );
+            }
+        }
+        assert!(blob_url("https", None, None).is_err());
+    }
 
     #[test]
     fn upload_replies_give_a_location_and_a_cover_photo_handle() {

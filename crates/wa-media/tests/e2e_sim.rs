@@ -128,6 +128,55 @@ async fn tampered_and_expired_media_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_takes_no_more_than_its_limit() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let media = Media::new(socket.clone(), media_config()).unwrap();
+    let plain = pattern(10_000, 4);
+    let up = media
+        .upload(&plain[..], MediaType::AppState, None)
+        .await
+        .unwrap();
+    let enc_len = up.info.enc_length;
+    let d = downloadable(&up, MediaType::AppState);
+
+    // Over the download's own limit: refused, nothing written.
+    let mut out = Vec::new();
+    let err = media
+        .download(&d.clone().with_max_size(enc_len - 1), &mut out, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge(m) if m == enc_len - 1),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    let err = media
+        .download_range(&d.clone().with_max_size(100), 0, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(100)), "{err}");
+
+    // At the limit: downloaded.
+    let n = media
+        .download(&d.clone().with_max_size(enc_len), &mut out, None)
+        .await
+        .unwrap();
+    assert_eq!((n, &out), (plain.len() as u64, &plain));
+
+    // The client's limit still applies to a download that allows more.
+    let mut config = media_config();
+    config.max_size = 1_000;
+    let small = Media::new(socket.clone(), config).unwrap();
+    let err = small
+        .download(&d.with_max_size(1 << 20), Vec::new(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(1_000)), "{err}");
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranged_downloads_decrypt_the_requested_bytes() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
@@ -231,5 +280,88 @@ async fn media_messages_of_every_kind_download_back() {
     // A message without media, and garbage instead of an image.
     assert!(downloadable(&wa_proto::e2e::Message::default()).is_none());
     assert!(jpeg_thumbnail(b"not an image").is_err());
+    socket.close().await;
+}
+
+/// An upload host that takes the upload and answers `200` with a usable location padded
+/// to well over the reply limit, announcing the length or not.
+async fn oversized_reply_host(announce_length: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the whole request (headers, then the body its length announces) so
+                // that the client sees the reply, not a reset.
+                let mut req = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
+                let body_start = loop {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&req[..body_start]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut got = req.len() - body_start;
+                while got < length {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got += n;
+                }
+                let mut body =
+                    br#"{"url":"http://evil.invalid/v/evil","direct_path":"/v/evil"}"#.to_vec();
+                body.resize(body.len() + 1024 * 1024, b' ');
+                let mut head =
+                    String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
+                if announce_length {
+                    head.push_str(&format!("content-length: {}\r\n", body.len()));
+                }
+                head.push_str("connection: close\r\n\r\n");
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_upload_reply_is_not_read() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let plain = pattern(1_000, 5);
+    for announce_length in [true, false] {
+        let mut config = media_config();
+        config.extra_upload_hosts = vec![oversized_reply_host(announce_length).await];
+        let media = Media::new(socket.clone(), config).unwrap();
+        // The first host's reply is refused unread; the blob goes to the next host.
+        let up = media
+            .upload(&plain[..], MediaType::Document, None)
+            .await
+            .unwrap();
+        assert_ne!(
+            up.direct_path, "/v/evil",
+            "length announced: {announce_length}"
+        );
+        let mut out = Vec::new();
+        media
+            .download(&downloadable(&up, MediaType::Document), &mut out, None)
+            .await
+            .unwrap();
+        assert_eq!(out, plain);
+    }
     socket.close().await;
 }

@@ -355,6 +355,15 @@ fn patches_after(c: &CollectionStore, since: u64) -> (Vec<Node>, bool) {
     (nodes, after.next().is_some())
 }
 
+/// Whether a fetch from the client's version `since` gets a snapshot: when asked for, on
+/// a first sync, when the patches after `since` are no longer all kept, or when `since`
+/// is a version the collection never had (`since` is the client's: any u64).
+fn serves_snapshot(c: &CollectionStore, since: u64, want_snapshot: bool) -> bool {
+    let oldest = c.patches.front().map_or(0, |(v, _)| *v);
+    c.version > 0
+        && (want_snapshot || since == 0 || since.saturating_add(1) < oldest || since > c.version)
+}
+
 /// Encrypts `plain` as a media blob of type "App State": `AES-256-CBC || HMAC[..10]`.
 fn encrypt_blob(media_key: &[u8; 32], plain: &[u8]) -> Option<Vec<u8>> {
     let okm = wa_crypto::hkdf_sha256(media_key, None, BLOB_INFO, 112).ok()?;
@@ -540,9 +549,7 @@ pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
             }
             continue;
         }
-        let oldest = c.patches.front().map_or(0, |(v, _)| *v);
-        let snapshot = c.version > 0
-            && (want_snapshot || since == 0 || since + 1 < oldest || since > c.version);
+        let snapshot = serves_snapshot(c, since, want_snapshot);
         let mut children = Vec::new();
         let mut more = false;
         if snapshot {
@@ -893,6 +900,25 @@ mod tests {
         assert_eq!((nodes.len(), more), (3, false));
         let (nodes, more) = patches_after(&c, 0);
         assert_eq!((nodes.len(), more), (PATCHES_PER_REPLY, true));
+    }
+
+    #[test]
+    fn fetches_from_any_version_are_answered() {
+        let mut c = CollectionStore::default();
+        assert!(!serves_snapshot(&c, 0, true), "nothing to snapshot yet");
+        for _ in 0..(MAX_PATCHES + 2) {
+            apply_push(&mut c, &patch(None, 1, SyncdOperation::Set)).unwrap();
+        }
+        let oldest = c.patches[0].0;
+        assert_eq!(oldest, 3);
+        assert!(serves_snapshot(&c, 0, false));
+        assert!(serves_snapshot(&c, 1, false), "patch 2 is no longer kept");
+        assert!(!serves_snapshot(&c, 2, false));
+        assert!(!serves_snapshot(&c, c.version, false));
+        assert!(serves_snapshot(&c, c.version, true));
+        // Versions the collection never had, up to the largest.
+        assert!(serves_snapshot(&c, c.version + 1, false));
+        assert!(serves_snapshot(&c, u64::MAX, false));
     }
 
     #[test]

@@ -418,8 +418,7 @@ fn catalog(st: &Inner, id: &str, op: &Node) -> Node {
         .map(|p| p.node(&phone))
         .collect();
     let mut children = page;
-    let next = start + limit;
-    if next < products.len() {
+    if let Some(next) = next_page(start, limit, products.len()) {
         children.push(
             Node::builder("paging")
                 .children([text("after", &next.to_string())])
@@ -430,6 +429,13 @@ fn catalog(st: &Inner, id: &str, op: &Node) -> Node {
         id,
         vec![Node::builder("product_catalog").children(children).build()],
     )
+}
+
+/// Where the page after `limit` items from `start` begins, when items remain (`start` is
+/// the client's: any usize).
+fn next_page(start: usize, limit: usize, len: usize) -> Option<usize> {
+    let next = start.saturating_add(limit);
+    (next < len).then_some(next)
 }
 
 fn collections(st: &Inner, id: &str, op: &Node) -> Node {
@@ -680,5 +686,20 @@ impl SimState {
             },
         );
         Some((oid, token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_starts_after_this_one() {
+        assert_eq!(next_page(0, 10, 25), Some(10));
+        assert_eq!(next_page(20, 10, 25), None);
+        assert_eq!(next_page(15, 10, 25), None);
+        // A client's start far past the end, up to the largest.
+        assert_eq!(next_page(1_000, 10, 25), None);
+        assert_eq!(next_page(usize::MAX, 100, 25), None);
     }
 }

@@ -388,16 +388,8 @@ impl MediaHost {
             .get(hyper::header::RANGE)
             .and_then(|v| v.to_str().ok())
             .map(parse_range);
-        let (start, end, partial) = match range {
-            None => (0, len, false),
-            Some(Some((s, e))) if s < len => {
-                let e = e.map_or(len, |e| (e + 1).min(len));
-                if e <= s {
-                    return plain(StatusCode::RANGE_NOT_SATISFIABLE, "bad range");
-                }
-                (s, e, true)
-            }
-            Some(_) => return plain(StatusCode::RANGE_NOT_SATISFIABLE, "bad range"),
+        let Some((start, end, partial)) = byte_range(range, len) else {
+            return plain(StatusCode::RANGE_NOT_SATISFIABLE, "bad range");
         };
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
@@ -420,6 +412,21 @@ impl MediaHost {
             }
         }
         resp
+    }
+}
+
+/// The bytes `start..end` of a blob of `len` bytes a request gets, and whether that is a
+/// part: the whole blob without a Range header (`range` is `None`), the requested bytes
+/// cut to the blob; `None` when the range cannot be satisfied (or did not parse). The
+/// bounds are the client's: any u64.
+fn byte_range(range: Option<Option<(u64, Option<u64>)>>, len: u64) -> Option<(u64, u64, bool)> {
+    match range {
+        None => Some((0, len, false)),
+        Some(Some((s, e))) if s < len => {
+            let e = e.map_or(len, |e| e.saturating_add(1).min(len));
+            (e > s).then_some((s, e, true))
+        }
+        Some(_) => None,
     }
 }
 
@@ -447,6 +454,35 @@ mod tests {
         assert_eq!(parse_range("bytes=16-"), Some((16, None)));
         assert_eq!(parse_range("bytes=x-1"), None);
         assert_eq!(parse_range("items=1-2"), None);
+    }
+
+    #[test]
+    fn ranges_are_cut_to_the_blob() {
+        assert_eq!(byte_range(None, 100), Some((0, 100, false)));
+        assert_eq!(
+            byte_range(Some(Some((10, Some(19)))), 100),
+            Some((10, 20, true))
+        );
+        assert_eq!(
+            byte_range(Some(Some((10, None))), 100),
+            Some((10, 100, true))
+        );
+        assert_eq!(
+            byte_range(Some(Some((10, Some(500)))), 100),
+            Some((10, 100, true))
+        );
+        assert_eq!(
+            byte_range(Some(Some((10, Some(u64::MAX)))), 100),
+            Some((10, 100, true))
+        );
+        // Empty, reversed, past the end, or unparsed.
+        assert_eq!(byte_range(Some(Some((10, Some(5)))), 100), None);
+        assert_eq!(byte_range(Some(Some((100, None))), 100), None);
+        assert_eq!(
+            byte_range(Some(Some((u64::MAX, Some(u64::MAX)))), 100),
+            None
+        );
+        assert_eq!(byte_range(Some(None), 100), None);
     }
 
     #[test]

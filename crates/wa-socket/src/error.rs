@@ -23,7 +23,8 @@ pub enum Error {
     /// The Noise handshake or transport failed.
     #[error("noise: {0}")]
     Noise(#[from] wa_noise::Error),
-    /// A received frame did not decode as a node.
+    /// A received frame did not decode as a node, or a stanza to send holds what the
+    /// wire format cannot carry ([`wa_binary::try_encode`]).
     #[error("binary: {0}")]
     Binary(#[from] wa_binary::Error),
     /// The store failed.

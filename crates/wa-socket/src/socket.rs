@@ -116,7 +116,9 @@ impl Conn {
         if self.is_closed() {
             return Err(Error::NotConnected);
         }
-        let plain = wa_binary::encode(node);
+        // A stanza the format cannot carry (a device above 255 in an AD JID, a list
+        // too long to count) is refused rather than sent altered or malformed.
+        let plain = wa_binary::try_encode(node)?;
         let write = async {
             let ws = self.send_lock.lock().await;
             let mut out = BytesMut::with_capacity(plain.len() + 19);
@@ -508,7 +510,8 @@ impl Socket {
     /// Sends a stanza on the current connection.
     ///
     /// # Errors
-    /// [`Error::NotConnected`], or a transport error.
+    /// [`Error::NotConnected`], [`Error::Binary`] for a stanza the wire format cannot
+    /// carry (nothing is sent; the connection stays open), or a transport error.
     pub async fn send_node(&self, node: &Node) -> Result<(), Error> {
         let conn = self.inner.current().ok_or(Error::NotConnected)?;
         conn.send(node).await

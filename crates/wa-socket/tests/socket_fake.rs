@@ -491,6 +491,36 @@ async fn dispatcher_acks_queries_and_logout() {
 }
 
 #[tokio::test]
+async fn a_stanza_the_format_cannot_carry_is_refused_and_the_connection_stays() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    // An AD JID carries its device in one byte: device 300 would name device 44.
+    let to = wa_binary::Jid::with_device("15550000002", wa_binary::Server::Pn, 300);
+    let bad = Node::builder("receipt")
+        .attr("id", "bad")
+        .attr("to", to)
+        .build();
+    assert!(matches!(
+        socket.send_node(&bad).await,
+        Err(wa_socket::Error::Binary(
+            wa_binary::Error::Unencodable { .. }
+        ))
+    ));
+    socket
+        .send_node(&Node::builder("receipt").attr("id", "good").build())
+        .await
+        .unwrap();
+    let next = conn.recv_until(|n| n.tag() == "receipt").await;
+    assert_eq!(next.attr::<&str>("id").unwrap(), "good");
+    assert_eq!(socket.state(), ConnectionState::Open);
+}
+
+#[tokio::test]
 async fn dropping_the_last_handle_closes() {
     let mut server = FakeServer::start().await;
     let store = memory_store();

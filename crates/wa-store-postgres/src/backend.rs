@@ -121,7 +121,8 @@ impl PostgresBackend {
             )
             .await
             .map_err(db)?
-            .get(0);
+            .try_get(0)
+            .map_err(db)?;
         let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
         if found > supported {
             return Err(Error::SchemaTooNew { found, supported });
@@ -150,14 +151,15 @@ impl PostgresBackend {
     /// [`Error::Backend`] on database failure.
     pub async fn schema_version(&self) -> Result<i64> {
         let client = self.client().await?;
-        Ok(client
+        client
             .query_one(
                 "SELECT COALESCE(MAX(version), 0) FROM wa_schema_version",
                 &[],
             )
             .await
             .map_err(db)?
-            .get(0))
+            .try_get(0)
+            .map_err(db)
     }
 
     /// Takes exclusive ownership of `account` for this worker, for as long as the returned
@@ -306,7 +308,9 @@ impl Backend for PostgresBackend {
                 .query_opt(&st, &[&account.as_str(), &role.code(), &scope, &key])
                 .await
                 .map_err(db)?;
-            Ok(row.map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
+            row.map(|r| r.try_get::<_, Vec<u8>>(0).map(Bytes::from))
+                .transpose()
+                .map_err(db)
         })
     }
 
@@ -341,7 +345,7 @@ impl Backend for PostgresBackend {
                 .map_err(db)?;
             out.resize(keys.len(), None);
             for r in rows {
-                let i: i64 = r.get(0);
+                let i: i64 = r.try_get(0).map_err(db)?;
                 let slot = usize::try_from(i)
                     .ok()
                     .and_then(|i| i.checked_sub(1))
@@ -349,7 +353,7 @@ impl Backend for PostgresBackend {
                     .ok_or_else(|| {
                         Error::backend(std::io::Error::other("get_many: row number out of range"))
                     })?;
-                out[slot] = Some(Bytes::from(r.get::<_, Vec<u8>>(1)));
+                out[slot] = Some(Bytes::from(r.try_get::<_, Vec<u8>>(1).map_err(db)?));
             }
             Ok(out)
         })
@@ -374,10 +378,13 @@ impl Backend for PostgresBackend {
                 .query(&st, &[&account.as_str(), &role.code(), &scope])
                 .await
                 .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<_, String>(0), Bytes::from(r.get::<_, Vec<u8>>(1))))
-                .collect())
+            rows.into_iter()
+                .map(|r| {
+                    let key = r.try_get::<_, String>(0).map_err(db)?;
+                    let value = r.try_get::<_, Vec<u8>>(1).map_err(db)?;
+                    Ok((key, Bytes::from(value)))
+                })
+                .collect()
         })
     }
 
@@ -429,7 +436,7 @@ impl Backend for PostgresBackend {
                 .await
                 .map_err(db)?;
             rows.into_iter()
-                .map(|r| AccountId::new(r.get::<_, String>(0)))
+                .map(|r| AccountId::new(r.try_get::<_, String>(0).map_err(db)?))
                 .collect()
         })
     }

@@ -34,7 +34,8 @@ impl AccountLease {
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
             .await
             .map_err(db)?
-            .get(0);
+            .try_get(0)
+            .map_err(db)?;
         if !got {
             return Err(Error::AccountLocked {
                 account: account.as_str().to_owned(),

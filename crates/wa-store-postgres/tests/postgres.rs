@@ -1,4 +1,5 @@
-//! PostgreSQL-specific behaviour: migrations, schema version, a row damaged in the database.
+//! PostgreSQL-specific behaviour: migrations, schema version, a row damaged in the database,
+//! values of a drifted schema that do not convert.
 
 mod common;
 
@@ -56,4 +57,84 @@ async fn row_damaged_in_the_database_is_a_typed_error_for_that_row_only() {
         );
     }
     assert!(s.load_creds().await.unwrap().is_some());
+}
+
+/// `url` naming the database `db` instead (a URL or a key/value string).
+fn with_dbname(url: &str, db: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url} dbname={db}");
+    };
+    let (base, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(b, q)| (b, Some(q)));
+    let authority = base.split_once('/').map_or(base, |(a, _)| a);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
+        None => format!("{scheme}://{authority}/{db}"),
+    }
+}
+
+#[tokio::test]
+async fn values_that_do_not_convert_are_a_typed_error_not_a_panic() {
+    use rand_core::RngCore as _;
+    use wa_store::{AccountId, Backend, Role};
+
+    let Some(url) = common::url() else { return };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // The table is altered below: use a database of our own.
+    let db = format!("wa_test_drift_{:016x}", rand_core::OsRng.next_u64());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let db_url = with_dbname(&url, &db);
+    PostgresBackend::connect(&db_url).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let account = AccountId::new("a").unwrap();
+    let (session, creds) = (Role::Session.code(), Role::Creds.code());
+
+    // A value that is NULL (a column someone made nullable).
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE wa_items ALTER COLUMN value DROP NOT NULL; \
+             INSERT INTO wa_items (account, role, scope, key, value) VALUES \
+             ('a', {session}, 'u', '1', NULL), ('a', {creds}, '', '', '\\x00'::bytea)"
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(&db_url).await.unwrap();
+    let got = backend.get(&account, Role::Session, "u", "1").await;
+    assert!(matches!(got, Err(Error::Backend(_))), "{got:?}");
+    let many = backend
+        .get_many(&account, Role::Session, &[("u", "1")])
+        .await;
+    assert!(matches!(many, Err(Error::Backend(_))), "{many:?}");
+    let listed = backend.list(&account, Role::Session, "u").await;
+    assert!(matches!(listed, Err(Error::Backend(_))), "{listed:?}");
+
+    // An account that is NULL.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE wa_items DROP CONSTRAINT wa_items_pkey, \
+             ALTER COLUMN account DROP NOT NULL; \
+             INSERT INTO wa_items (account, role, scope, key, value) VALUES \
+             (NULL, {creds}, '', '', '\\x00'::bytea)"
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(&db_url).await.unwrap();
+    let accounts = backend.accounts().await;
+    assert!(matches!(accounts, Err(Error::Backend(_))), "{accounts:?}");
+
+    drop((backend, client));
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
 }

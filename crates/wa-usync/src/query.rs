@@ -159,7 +159,8 @@ fn plus_phone(p: &str) -> String {
 /// One device in a user's device list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// The device id (0 = the phone).
+    /// The device id (0 = the phone); at most 255, the most a device JID carries on
+    /// the wire.
     pub id: u16,
     /// The key index the account signed for this device (absent for the phone).
     pub key_index: Option<u32>,
@@ -339,6 +340,11 @@ fn parse_devices(node: &Node) -> Result<DeviceList, Error> {
             Ok(None) => return bad("device without id"),
             Err(_) => return bad("device id is not a number"),
         };
+        // Device JIDs carry the device in one byte (AD JID): a larger id could not be
+        // addressed, and would be truncated to another device's.
+        if id > u16::from(u8::MAX) {
+            return bad("device id above 255");
+        }
         let key_index = d
             .attr_opt::<u32>("key-index")
             .map_err(|_| Error::Malformed("device key-index is not a number"))?;
@@ -614,6 +620,24 @@ mod tests {
     }
 
     #[test]
+    fn device_ids_up_to_255_are_taken() {
+        let r = reply(vec![user(
+            "1@s.whatsapp.net",
+            vec![devices(vec![device("0", None), device("255", Some("3"))])],
+        )]);
+        let users = parse_reply(&r).unwrap();
+        let ids: Vec<u16> = users[0]
+            .devices
+            .as_ref()
+            .unwrap()
+            .devices
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, [0, 255]);
+    }
+
+    #[test]
     fn malformed_replies_are_errors() {
         let cases: Vec<(&str, Node)> = vec![
             ("not iq", Node::builder("message").build()),
@@ -660,6 +684,13 @@ mod tests {
                 reply(vec![user(
                     "1@s.whatsapp.net",
                     vec![devices(vec![device("70000", None)])],
+                )]),
+            ),
+            (
+                "device id above 255",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![devices(vec![device("0", None), device("256", Some("1"))])],
                 )]),
             ),
             (
