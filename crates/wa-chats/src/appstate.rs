@@ -37,8 +37,6 @@ pub use wa_appstate::builders::MuteUntil;
 
 /// Largest external blob (snapshot or mutations) downloaded, in bytes.
 pub const MAX_EXTERNAL_BLOB: u64 = 64 * 1024 * 1024;
-/// What encryption adds to a blob: up to one AES block of padding and the 10-byte MAC.
-const BLOB_OVERHEAD: u64 = 16 + 10;
 /// Most patches taken from one reply.
 const MAX_PATCHES_PER_REPLY: usize = 1000;
 /// Longest `<patch>` accepted, in bytes.
@@ -1090,7 +1088,7 @@ impl AppState {
         // host when it names none).
         // The download itself stops at the limit: a host cannot make us hold more.
         let mut d = Downloadable::new(MediaType::AppState, key, path.clone())
-            .with_max_size(MAX_EXTERNAL_BLOB + BLOB_OVERHEAD);
+            .with_max_size(MAX_EXTERNAL_BLOB + wa_media::ENCRYPTION_OVERHEAD);
         if let Some(host) = media
             .media_conn(false)
             .await

@@ -21,6 +21,9 @@ pub const BLOCK: usize = 16;
 const STITCH: usize = 256;
 /// Length of the truncated MAC appended to the ciphertext.
 pub const MAC_LEN: usize = 10;
+/// Most bytes encryption adds to a plaintext: one block of padding and the MAC (for
+/// bounding a download by the plaintext it may hold, see `Downloadable::with_max_size`).
+pub const ENCRYPTION_OVERHEAD: u64 = (BLOCK + MAC_LEN) as u64;
 
 /// What encrypting a blob produced besides the bytes: the fields a media message carries.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ mod stitch;
 mod transfer;
 
 pub use cipher::{
-    BLOCK, Decryptor, EncryptedInfo, Encryptor, Expected, MAC_LEN, Opener, RangePlan, Verifier,
-    decrypt, decrypt_parallel, encrypt,
+    BLOCK, Decryptor, ENCRYPTION_OVERHEAD, EncryptedInfo, Encryptor, Expected, MAC_LEN, Opener,
+    RangePlan, Verifier, decrypt, decrypt_parallel, encrypt,
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};

@@ -201,7 +201,9 @@ impl Inner {
                 format!("announced length {} over {max}", n.file_length()),
             ));
         }
-        let mut d = Downloadable::new(MediaType::History, key, path);
+        // The download itself stops at the bound: a host cannot make us store more.
+        let mut d = Downloadable::new(MediaType::History, key, path)
+            .with_max_size((max as u64).saturating_add(wa_media::ENCRYPTION_OVERHEAD));
         d.file_enc_sha256 = arr32(n.file_enc_sha256.as_ref());
         d.file_sha256 = arr32(n.file_sha256.as_ref());
         let media = self.media().map_err(media_failure)?;
