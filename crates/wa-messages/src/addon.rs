@@ -13,7 +13,9 @@ use wa_proto::e2e::{
     event_response_message::EventResponseType, protocol_message,
 };
 use wa_store::{Batch, MessageSecretStore as _};
-use wa_types::{AddOnKind, AddOnUpdate, Event, MemberLabelUpdate, MessageKey, WaMessage};
+use wa_types::{
+    AddOnKind, AddOnUpdate, Event, MemberLabelUpdate, MessageKey, PushNameUpdate, WaMessage,
+};
 use zeroize::Zeroizing;
 
 use crate::messenger::{Inner, Me, Messenger, unix_now};
@@ -162,8 +164,9 @@ async fn open_addon(
 
 /// The events that follow the report of a received message: its poll vote, event
 /// response or reaction, decrypted with the stored secret when encrypted (nothing when
-/// that fails: the message itself is still reported), a group member's label change, and the edit or delete for
-/// everyone it makes to an earlier message.
+/// that fails: the message itself is still reported), a group member's label change, the
+/// sender's changed push name, and the edit or delete for everyone it makes to an
+/// earlier message.
 pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> {
     let mut out = Vec::new();
     match addon_update(inner, report).await {
@@ -173,6 +176,9 @@ pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> 
     }
     if let Some(update) = member_label_update(report) {
         out.push(Event::MemberLabel(Box::new(update)));
+    }
+    if let Some(update) = push_name_update(inner, report) {
+        out.push(Event::ContactPushName(update));
     }
     if let Some(change) = crate::change::message_change(inner, report).await {
         out.push(Event::MessageChanged(Box::new(change)));
@@ -267,6 +273,48 @@ async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnU
         sender_timestamp_ms: sender_timestamp_ms.unwrap_or(0),
         kind,
     }))
+}
+
+/// Most senders whose last push name is remembered.
+const MAX_PUSH_NAMES: usize = 8192;
+
+/// Longest push name reported, in bytes (longer ones are cut at a character boundary).
+const MAX_PUSH_NAME: usize = 256;
+
+/// The push name `report` carries from another user, when it is not the one last seen
+/// for them.
+fn push_name_update(inner: &Inner, report: &WaMessage) -> Option<PushNameUpdate> {
+    if report.key.from_me {
+        return None;
+    }
+    let name = report.push_name.as_deref().map(str::trim)?;
+    if name.is_empty() {
+        return None;
+    }
+    let mut end = name.len().min(MAX_PUSH_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let name = &name[..end];
+    let jid = report.sender.to_non_ad();
+    {
+        let mut seen = inner
+            .push_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.get(&jid).is_some_and(|n| n == name) {
+            return None;
+        }
+        if seen.len() >= MAX_PUSH_NAMES {
+            seen.clear();
+        }
+        seen.insert(jid.clone(), name.to_owned());
+    }
+    Some(PushNameUpdate {
+        jid,
+        jid_alt: report.sender_alt.as_ref().map(Jid::to_non_ad),
+        push_name: name.to_owned(),
+    })
 }
 
 /// The label change a group message from a member says, if it is one.

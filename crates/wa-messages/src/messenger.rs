@@ -186,6 +186,8 @@ pub(crate) struct Inner {
     offline: StdMutex<OfflineBuffer>,
     /// Users whose LID was already asked for (bounded; cleared when full).
     lid_asked: StdMutex<std::collections::HashSet<String>>,
+    /// The push name last seen per sender (bounded; cleared when full).
+    pub(crate) push_names: StdMutex<HashMap<Jid, String>>,
     /// Cached LID mappings and users whose sessions moved to LID addresses.
     pub(crate) lid: crate::lid::LidState,
     pub(crate) resend_slots: Arc<Semaphore>,
@@ -304,6 +306,7 @@ impl Messenger {
             retries: StdMutex::new(RetryTable::default()),
             offline: StdMutex::new(OfflineBuffer::default()),
             lid_asked: StdMutex::new(std::collections::HashSet::new()),
+            push_names: StdMutex::new(HashMap::new()),
             lid: crate::lid::LidState::default(),
             privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
             pending_resends: StdMutex::new(crate::placeholder::Pending::default()),

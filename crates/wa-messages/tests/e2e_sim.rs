@@ -1462,3 +1462,71 @@ async fn sessions_are_asserted_ahead_of_sending() {
     assert_eq!(text_of(&got.message), Some("warm"));
     assert_eq!(keys(), before - 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_push_name_is_reported_when_it_changes() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let b1 = link(&sim, B, memory_store("b1")).await;
+    let a = Jid::pn(A);
+    let set_name = |name: &str| {
+        wa_binary::Node::builder("presence")
+            .attr("type", "unavailable")
+            .attr("name", name.to_owned())
+            .build()
+    };
+    let send = |text: &'static str| {
+        let (m, a) = (b1.messenger.clone(), a.clone());
+        async move {
+            m.send_message(&a, MessageContent::text(text))
+                .await
+                .unwrap()
+        }
+    };
+    // The name B's messages carry, as the next push-name event (None when none comes).
+    async fn name_after(
+        events: &mut broadcast::Receiver<Event>,
+        id: &str,
+    ) -> Option<wa_types::PushNameUpdate> {
+        next_upsert(events, |m| m.key.id == id).await;
+        tokio::time::timeout(Duration::from_millis(700), async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::ContactPushName(u)) => return u,
+                    Ok(_) => {}
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+
+    b1.socket.send_node(&set_name("Bob")).await.unwrap();
+    wait_until("the server knows B's name", || {
+        sim.push_name(B).as_deref() == Some("Bob")
+    })
+    .await;
+    let first = send("one").await;
+    let u = name_after(&mut a1.events, &first.id)
+        .await
+        .expect("first seen");
+    assert_eq!(u.jid, Jid::pn(B));
+    assert_eq!(u.push_name, "Bob");
+    // Unchanged: nothing more.
+    let second = send("two").await;
+    assert_eq!(name_after(&mut a1.events, &second.id).await, None);
+    // Changed: reported again.
+    b1.socket.send_node(&set_name("Bobby")).await.unwrap();
+    wait_until("the server knows B's new name", || {
+        sim.push_name(B).as_deref() == Some("Bobby")
+    })
+    .await;
+    let third = send("three").await;
+    let u = name_after(&mut a1.events, &third.id)
+        .await
+        .expect("changed");
+    assert_eq!(u.push_name, "Bobby");
+}

@@ -5,7 +5,7 @@ use crate::{
     GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange, Label,
     LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate,
     MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings,
-    ReachoutTimelock, StarUpdate, UndecryptableMessage,
+    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -32,6 +32,9 @@ pub enum Event {
     /// A group member's label changed (after the [`Event::MessagesUpsert`] of the message
     /// that said so).
     MemberLabel(Box<MemberLabelUpdate>),
+    /// A contact's push name changed, or was seen for the first time (after the
+    /// [`Event::MessagesUpsert`] of the message that carried it).
+    ContactPushName(PushNameUpdate),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(Box<GroupUpdate>),
     /// A contact we subscribed to came online or went offline.

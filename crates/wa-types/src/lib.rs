@@ -35,7 +35,7 @@ pub use history::{
 };
 pub use message::{
     AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageChange, MessageChangeKind,
-    MessageUpdate, MessagesUpsert, ReceiptType, UndecryptableMessage, WaMessage,
+    MessageUpdate, MessagesUpsert, PushNameUpdate, ReceiptType, UndecryptableMessage, WaMessage,
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};

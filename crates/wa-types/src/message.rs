@@ -254,6 +254,19 @@ pub struct AddOnUpdate {
     pub kind: AddOnKind,
 }
 
+/// A contact's push name (the name they gave themselves) as a message from them carried
+/// it, when it differs from the last one this messenger saw for them (Baileys'
+/// `contacts.update` with `notify`). The message itself is reported as well, just before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushNameUpdate {
+    /// The contact (no device part), as the message named its sender.
+    pub jid: Jid,
+    /// The contact's other address (LID or phone number) when the message gave it.
+    pub jid_alt: Option<Jid>,
+    /// The name.
+    pub push_name: String,
+}
+
 /// A member's label in a group changed (a `GROUP_MEMBER_LABEL_CHANGE` message; Baileys'
 /// `group.member-tag.update`). The message itself is reported as well, just before.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,7 +51,7 @@ pub use wa_store_sqlite::SqliteBackend;
 pub use wa_types::{
     AccountSetting, AddOnKind, AddOnUpdate, CallEvent, CallStatus, GroupLinkType, IdentityChange,
     JoinRequest, LinkedGroup, MemberLabelUpdate, MessageChange, MessageChangeKind, MessageDeletion,
-    UndecryptableMessage,
+    PushNameUpdate, UndecryptableMessage,
 };
 pub use wa_types::{
     AddressingMode, ConnectionState, ConnectionUpdate, DisconnectReason, Event, GroupChange,
@@ -62,9 +62,10 @@ pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
     ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, DirtyBits, GroupPastParticipants,
     HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync, HistorySyncErrorKind,
-    HistorySyncFailure, HistorySyncType, Label, LabelAssociation, LidMapping, LidPnMapping,
-    MessageRange, NewChatMessageCap, NewsletterRole, PastParticipant, PictureUpdate,
-    PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, ReachoutTimelock, StarUpdate,
+    HistorySyncFailure, HistorySyncPhase, HistorySyncStatus, HistorySyncType, Label,
+    LabelAssociation, LidMapping, LidPnMapping, MessageRange, NewChatMessageCap, NewsletterRole,
+    PastParticipant, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
+    ReachoutTimelock, StarUpdate,
 };
 pub use wa_usync::{
     DeviceInfo, DeviceList, OnWhatsApp, Protocol as UsyncProtocol, UserQuery, Usync, UsyncConfig,
