@@ -310,6 +310,10 @@ impl Inner {
                     message_id: id.to_owned(),
                     notification_type,
                     inline,
+                    request_id: n
+                        .peer_data_request_session_id
+                        .clone()
+                        .filter(|r| !r.is_empty()),
                     data,
                 })));
             }

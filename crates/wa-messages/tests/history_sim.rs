@@ -216,6 +216,7 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
         .find(|h| h.notification_type == HistorySyncType::InitialBootstrap)
         .expect("the bootstrap chunk");
     assert!(!boot.inline, "the bootstrap chunk is downloaded");
+    assert_eq!(boot.request_id, None, "unasked for");
     assert_eq!(boot.data.chunk_order, Some(1));
     let chats: Vec<&str> = boot.data.chats.iter().map(|c| c.id.as_str()).collect();
     assert!(chats.contains(&format!("{B}@s.whatsapp.net").as_str()));
@@ -475,6 +476,11 @@ async fn older_messages_are_fetched_from_the_phone_on_demand() {
     let (ok, failed) = split(history_events(&mut c.events, 1).await);
     assert!(failed.is_empty());
     assert_eq!(ok[0].notification_type, HistorySyncType::OnDemand);
+    assert_eq!(
+        ok[0].request_id.as_deref(),
+        Some(request.as_str()),
+        "the chunk names the request it answers"
+    );
     assert!(
         !ok[0].inline,
         "downloaded and verified like the bootstrap chunk"
@@ -489,12 +495,14 @@ async fn older_messages_are_fetched_from_the_phone_on_demand() {
     );
 
     // Nothing is older than the first: an empty chunk.
-    c.messenger
+    let second = c
+        .messenger
         .fetch_message_history(10, &key(&ids[0]), 1_700_000_000)
         .await
         .unwrap();
     let (ok, _) = split(history_events(&mut c.events, 1).await);
     assert_eq!(ok[0].notification_type, HistorySyncType::OnDemand);
+    assert_eq!(ok[0].request_id.as_deref(), Some(second.as_str()));
     assert!(ok[0].data.messages.is_empty());
 
     // Counts outside 1..=500 are refused before anything is sent.

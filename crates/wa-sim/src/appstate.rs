@@ -728,9 +728,16 @@ pub(crate) async fn share_with_companions(shared: &Shared, phone: &str) -> usize
     devices.len()
 }
 
-/// The phone decrypted `message` from `author`: a key request from one of its own
-/// companions is answered with the keys it names that the phone holds.
-pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, message: &Message) {
+/// The phone decrypted `message` (stanza id `id`) from `author`: a key request from one
+/// of its own companions is answered with the keys it names that the phone holds, a
+/// peer-data request with what it asks for.
+pub(crate) async fn phone_received(
+    shared: &Shared,
+    phone: &str,
+    author: &Jid,
+    id: &str,
+    message: &Message,
+) {
     if author.user.as_str() != phone || author.device == 0 {
         return;
     }
@@ -743,7 +750,7 @@ pub(crate) async fn phone_received(shared: &Shared, phone: &str, author: &Jid, m
             return;
         };
         if let Some(request) = pdo.history_sync_on_demand_request.as_ref() {
-            crate::history::on_demand(shared, phone, &device, request).await;
+            crate::history::on_demand(shared, phone, &device, id, request).await;
         }
         if !pdo.placeholder_message_resend_request.is_empty() {
             let answer = placeholder_answer(shared, phone, pdo);

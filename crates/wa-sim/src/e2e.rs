@@ -350,7 +350,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
     }
     drop(_busy);
     if let Some(m) = &content {
-        crate::appstate::phone_received(shared, phone, &author, m).await;
+        crate::appstate::phone_received(shared, phone, &author, &id, m).await;
     }
     let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
     let chat = group.clone().unwrap_or_else(|| author.to_non_ad());

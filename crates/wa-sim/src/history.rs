@@ -221,8 +221,8 @@ pub(crate) async fn after_link(shared: Arc<Shared>, phone: String, device: Jid) 
         pushnames,
         ..Default::default()
     };
-    send_chunk(&shared, &phone, &device, &bootstrap, false).await;
-    send_chunk(&shared, &phone, &device, &push, true).await;
+    send_chunk(&shared, &phone, &device, Chunk::new(&bootstrap, false)).await;
+    send_chunk(&shared, &phone, &device, Chunk::new(&push, true)).await;
 }
 
 /// Most messages one on-demand request is answered with.
@@ -248,14 +248,15 @@ fn older_than(messages: &[HistorySyncMsg], oldest_id: &str, count: usize) -> Vec
     messages[at - n..at].to_vec()
 }
 
-/// Answers a companion's `HISTORY_SYNC_ON_DEMAND` request: an `ON_DEMAND` chunk with
-/// the messages of the requested chat older than the one it names (from what tests
-/// seeded and what the phone exchanged), uploaded like the bootstrap chunk; empty when
-/// the phone has none.
+/// Answers a companion's `HISTORY_SYNC_ON_DEMAND` request (the message `request_id`):
+/// an `ON_DEMAND` chunk with the messages of the requested chat older than the one it
+/// names (from what tests seeded and what the phone exchanged), uploaded like the
+/// bootstrap chunk, its notification naming the request; empty when the phone has none.
 pub(crate) async fn on_demand(
     shared: &Shared,
     phone: &str,
     device: &Jid,
+    request_id: &str,
     request: &wa_proto::e2e::peer_data_operation_request_message::HistorySyncOnDemandRequest,
 ) {
     let Some(chat) = request.chat_jid.as_deref() else {
@@ -297,23 +298,47 @@ pub(crate) async fn on_demand(
         progress: Some(100),
         ..Default::default()
     };
-    send_chunk(shared, phone, device, &sync, false).await;
+    let chunk = Chunk {
+        sync: &sync,
+        inline: false,
+        request_id: Some(request_id),
+    };
+    send_chunk(shared, phone, device, chunk).await;
+}
+
+/// One history chunk to send and how.
+pub(crate) struct Chunk<'a> {
+    pub(crate) sync: &'a HistorySync,
+    /// In the notification itself rather than uploaded.
+    pub(crate) inline: bool,
+    /// The on-demand request it answers (its notification's `peerDataRequestSessionId`).
+    pub(crate) request_id: Option<&'a str>,
+}
+
+impl<'a> Chunk<'a> {
+    pub(crate) fn new(sync: &'a HistorySync, inline: bool) -> Self {
+        Self {
+            sync,
+            inline,
+            request_id: None,
+        }
+    }
 }
 
 /// Compresses a chunk and sends its notification: inline, or encrypted and uploaded.
-pub(crate) async fn send_chunk(
-    shared: &Shared,
-    phone: &str,
-    device: &Jid,
-    sync: &HistorySync,
-    inline: bool,
-) {
+pub(crate) async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, chunk: Chunk<'_>) {
+    let Chunk {
+        sync,
+        inline,
+        request_id,
+    } = chunk;
     let compressed = zlib(&sync.encode_to_vec());
     let sync_type = sync.sync_type.unwrap_or_default();
     let mut n = HistorySyncNotification {
         sync_type: Some(sync_type),
         chunk_order: sync.chunk_order,
         progress: sync.progress,
+        peer_data_request_session_id: request_id.map(str::to_owned),
         ..Default::default()
     };
     if inline {

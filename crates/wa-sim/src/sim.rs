@@ -353,7 +353,8 @@ impl Sim {
         chunk: wa_proto::history_sync::HistorySync,
         inline: bool,
     ) {
-        crate::history::send_chunk(&self.shared, phone, device, &chunk, inline).await;
+        let chunk = crate::history::Chunk::new(&chunk, inline);
+        crate::history::send_chunk(&self.shared, phone, device, chunk).await;
     }
 
     /// The next history blob `phone`'s phone uploads gets one bit flipped after upload,

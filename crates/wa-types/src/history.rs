@@ -15,6 +15,9 @@ pub struct HistorySync {
     pub notification_type: HistorySyncType,
     /// Whether the payload came inline in the notification (no download).
     pub inline: bool,
+    /// For an `ON_DEMAND` chunk, the id of the request it answers (the id
+    /// `fetch_message_history` returned; the notification's `peerDataRequestSessionId`).
+    pub request_id: Option<String>,
     /// What the chunk holds (sync type, chunk order and progress as the blob states them).
     pub data: HistoryData,
 }
