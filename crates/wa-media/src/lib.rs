@@ -17,7 +17,9 @@ pub use cipher::{
 };
 pub use error::Error;
 pub use keys::{MediaKeys, MediaType};
-pub use link::{LINK_THUMBNAIL_WIDTH, UrlInfo, extract_url, link_thumbnail, url_info_from_html};
+pub use link::{
+    LINK_THUMBNAIL_WIDTH, LinkImage, UrlInfo, extract_url, link_thumbnail, url_info_from_html,
+};
 pub use message::{
     MediaKind, MediaOptions, PROFILE_PICTURE_SIDE, RawMedia, THUMBNAIL_WIDTH, channel_media,
     channel_media_message, downloadable, jpeg_thumbnail, media_message, profile_picture,

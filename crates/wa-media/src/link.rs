@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::message::jpeg_thumbnail_of_width;
-use crate::{Error, Media};
+use crate::{Error, Media, MediaType};
 
 /// Width of a link preview's thumbnail, in pixels (Baileys' `THUMBNAIL_WIDTH_PX`).
 pub const LINK_THUMBNAIL_WIDTH: u32 = 192;
@@ -33,6 +33,31 @@ pub struct UrlInfo {
     /// A JPEG of that image, [`LINK_THUMBNAIL_WIDTH`] pixels wide, when it could be
     /// fetched and decoded.
     pub jpeg_thumbnail: Option<Vec<u8>>,
+    /// The image itself, uploaded for a full-size preview
+    /// ([`Media::url_info_with_image`] only).
+    pub image: Option<LinkImage>,
+}
+
+/// A link preview's image uploaded whole (media type `thumbnail-link`), so recipients
+/// show it full size: Baileys' `highQualityThumbnail`, which a text message carries in
+/// its `thumbnailDirectPath`, `mediaKey`, `thumbnailSha256`, `thumbnailEncSha256`,
+/// `thumbnailWidth` and `thumbnailHeight`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkImage {
+    /// Where the encrypted image is.
+    pub direct_path: String,
+    /// Its media key.
+    pub media_key: [u8; 32],
+    /// When the key was made, Unix seconds.
+    pub media_key_timestamp: i64,
+    /// SHA-256 of the image.
+    pub file_sha256: [u8; 32],
+    /// SHA-256 of the encrypted blob.
+    pub file_enc_sha256: [u8; 32],
+    /// Its width in pixels.
+    pub width: u32,
+    /// Its height in pixels.
+    pub height: u32,
 }
 
 /// The first `https://` URL in `text`, matched as Baileys' `URL_REGEX` matches it: a
@@ -315,6 +340,7 @@ pub fn url_info_from_html(matched_text: &str, page_url: &str, html: &str) -> Opt
             .filter(|d| !d.is_empty()),
         image_url,
         jpeg_thumbnail: None,
+        image: None,
     })
 }
 
@@ -342,13 +368,35 @@ impl Media {
         matched_text: &str,
         timeout: Duration,
     ) -> Result<Option<UrlInfo>, Error> {
-        let fetch = self.fetch_url_info(matched_text);
+        let fetch = self.fetch_url_info(matched_text, false);
         tokio::time::timeout(timeout, fetch)
             .await
             .map_err(|_| Error::Http(format!("link preview of {matched_text} timed out")))?
     }
 
-    async fn fetch_url_info(&self, matched_text: &str) -> Result<Option<UrlInfo>, Error> {
+    /// [`Media::url_info`], and the page's image, when it decodes, also uploaded whole
+    /// for a full-size preview ([`UrlInfo::image`]; Baileys'
+    /// `generateHighQualityLinkPreview`). A failed upload only leaves it out; the
+    /// upload counts towards `timeout`.
+    ///
+    /// # Errors
+    /// As [`Media::url_info`].
+    pub async fn url_info_with_image(
+        &self,
+        matched_text: &str,
+        timeout: Duration,
+    ) -> Result<Option<UrlInfo>, Error> {
+        let fetch = self.fetch_url_info(matched_text, true);
+        tokio::time::timeout(timeout, fetch)
+            .await
+            .map_err(|_| Error::Http(format!("link preview of {matched_text} timed out")))?
+    }
+
+    async fn fetch_url_info(
+        &self,
+        matched_text: &str,
+        upload_image: bool,
+    ) -> Result<Option<UrlInfo>, Error> {
         let url = if matched_text.starts_with("https://") || matched_text.starts_with("http://") {
             matched_text.to_owned()
         } else {
@@ -377,10 +425,44 @@ impl Media {
             && let Ok(bytes) = read_bounded(resp, MAX_LINK_IMAGE, false).await
         {
             // Decoding is CPU work: off the async workers.
-            let thumb = tokio::task::spawn_blocking(move || link_thumbnail(&bytes).ok());
-            info.jpeg_thumbnail = thumb.await.ok().flatten();
+            let (thumb, bytes) = tokio::task::spawn_blocking(move || {
+                let thumb = jpeg_thumbnail_of_width(&bytes, LINK_THUMBNAIL_WIDTH).ok();
+                (thumb, bytes)
+            })
+            .await
+            .unwrap_or((None, Vec::new()));
+            if let Some((jpeg, width, height)) = thumb {
+                info.jpeg_thumbnail = Some(jpeg);
+                if upload_image {
+                    info.image = self.upload_link_image(&bytes, width, height).await;
+                }
+            }
         }
         Ok(Some(info))
+    }
+
+    /// Uploads a link preview's image (already decoded once, so it is an image);
+    /// `None`, logged, when the upload fails.
+    async fn upload_link_image(&self, bytes: &[u8], width: u32, height: u32) -> Option<LinkImage> {
+        let up = match self.upload(bytes, MediaType::ThumbnailLink, None).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::debug!("link preview image not uploaded: {e}");
+                return None;
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Some(LinkImage {
+            direct_path: up.direct_path,
+            media_key: up.media_key,
+            media_key_timestamp: now,
+            file_sha256: up.info.file_sha256,
+            file_enc_sha256: up.info.file_enc_sha256,
+            width,
+            height,
+        })
     }
 
     /// GETs `url` (`https://`, or `http://`) and returns its body, read up to `max`

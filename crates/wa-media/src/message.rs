@@ -405,7 +405,8 @@ fn set_direct_path_in(m: &mut Message, path: &str, url: &str, depth: u8) {
 }
 
 /// Finds the downloadable blob of a media message (image, video, ptv, audio, document,
-/// sticker), looking inside view-once, ephemeral and document-with-caption wrappers.
+/// sticker, or a text's full-size link preview image), looking inside view-once,
+/// ephemeral and document-with-caption wrappers.
 /// `None` when the message has no media or its media key is not 32 bytes.
 pub fn downloadable(message: &Message) -> Option<Downloadable> {
     let m = unwrap_content(message);
@@ -444,6 +445,16 @@ pub fn downloadable(message: &Message) -> Option<Downloadable> {
     }
     pick!(m.document_message, MediaType::Document);
     pick!(m.sticker_message, MediaType::Sticker);
+    // A text whose link preview image was uploaded whole.
+    if let Some(t) = m.extended_text_message.as_ref()
+        && let Some(path) = t.thumbnail_direct_path.as_ref().filter(|p| !p.is_empty())
+    {
+        let key = arr32(t.media_key.as_ref())?;
+        let mut d = Downloadable::new(MediaType::ThumbnailLink, key, path.clone());
+        d.file_enc_sha256 = arr32(t.thumbnail_enc_sha256.as_ref());
+        d.file_sha256 = arr32(t.thumbnail_sha256.as_ref());
+        return Some(d);
+    }
     None
 }
 

@@ -167,3 +167,62 @@ async fn previews_are_read_from_the_page() {
         "only https is previewed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_image_is_uploaded_whole_on_request() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000032").await;
+    let mut config = MediaConfig::default();
+    config.https = false;
+    let media = Media::new(socket, config).unwrap();
+    let base = serve().await;
+    let t = Duration::from_secs(5);
+
+    // Plain previews upload nothing.
+    let before = sim.media_count();
+    let plain = media
+        .url_info(&format!("{base}/page"), t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(plain.image, None);
+    assert_eq!(sim.media_count(), before);
+
+    let info = media
+        .url_info_with_image(&format!("{base}/page"), t)
+        .await
+        .unwrap()
+        .expect("a preview");
+    assert!(info.jpeg_thumbnail.is_some(), "the small thumbnail too");
+    let image = info.image.expect("the image, uploaded");
+    assert_eq!((image.width, image.height), (400, 300));
+    assert_eq!(sim.media_count(), before + 1);
+    // A recipient downloads it from the fields a text message carries, whole.
+    let text = wa_proto::e2e::Message {
+        extended_text_message: Some(Box::new(wa_proto::e2e::ExtendedTextMessage {
+            text: Some(format!("see {base}/page")),
+            thumbnail_direct_path: Some(image.direct_path.clone()),
+            media_key: Some(image.media_key.to_vec()),
+            thumbnail_sha256: Some(image.file_sha256.to_vec()),
+            thumbnail_enc_sha256: Some(image.file_enc_sha256.to_vec()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let d = wa_media::downloadable(&text)
+        .expect("downloadable")
+        // The simulator's media host stands for the default one.
+        .with_url(format!("http://{}{}", sim.local_addr(), image.direct_path));
+    let mut out = Vec::new();
+    media.download(&d, &mut out, None).await.unwrap();
+    assert_eq!(out, png(400, 300));
+
+    // An image that does not decode is not uploaded.
+    let info = media
+        .url_info_with_image(&format!("{base}/badimage"), t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.image, None);
+    assert_eq!(sim.media_count(), before + 1);
+}

@@ -35,6 +35,9 @@ pub struct LinkPreview {
     pub description: Option<String>,
     /// A small JPEG thumbnail of the page.
     pub jpeg_thumbnail: Option<Vec<u8>>,
+    /// The page's image uploaded whole, shown full size by recipients
+    /// ([`wa_media::Media::url_info_with_image`]).
+    pub image: Option<wa_media::LinkImage>,
 }
 
 impl From<wa_media::UrlInfo> for LinkPreview {
@@ -45,6 +48,7 @@ impl From<wa_media::UrlInfo> for LinkPreview {
             title: Some(info.title),
             description: info.description,
             jpeg_thumbnail: info.jpeg_thumbnail,
+            image: info.image,
         }
     }
 }
@@ -541,6 +545,15 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
                 ext.description = p.description;
                 ext.jpeg_thumbnail = p.jpeg_thumbnail;
                 ext.preview_type = Some(0);
+                if let Some(img) = p.image {
+                    ext.thumbnail_direct_path = Some(img.direct_path);
+                    ext.media_key = Some(img.media_key.to_vec());
+                    ext.media_key_timestamp = Some(img.media_key_timestamp);
+                    ext.thumbnail_sha256 = Some(img.file_sha256.to_vec());
+                    ext.thumbnail_enc_sha256 = Some(img.file_enc_sha256.to_vec());
+                    ext.thumbnail_width = Some(img.width);
+                    ext.thumbnail_height = Some(img.height);
+                }
             }
             m.extended_text_message = Some(Box::new(ext));
         }

@@ -43,6 +43,7 @@ fn link_preview_fields_are_set() {
             title: Some("Example".into()),
             description: Some("An example".into()),
             jpeg_thumbnail: Some(vec![0xFF, 0xD8]),
+            image: None,
         }),
     };
     let m = MessageBuilder::new(chat(), content)
@@ -54,6 +55,51 @@ fn link_preview_fields_are_set() {
     assert_eq!(ext.description.as_deref(), Some("An example"));
     assert_eq!(ext.jpeg_thumbnail.as_deref(), Some(&[0xFF, 0xD8][..]));
     assert_eq!(ext.preview_type, Some(0));
+}
+
+#[test]
+fn a_preview_image_uploaded_whole_is_named_for_download() {
+    let image = wa_media::LinkImage {
+        direct_path: "/v/t62.36244-24/1_2_3.enc".into(),
+        media_key: [7; 32],
+        media_key_timestamp: 1_800_000_000,
+        file_sha256: [1; 32],
+        file_enc_sha256: [2; 32],
+        width: 400,
+        height: 300,
+    };
+    let content = MessageContent::Text {
+        text: "see https://example.com".into(),
+        link_preview: Some(LinkPreview {
+            matched_text: "https://example.com".into(),
+            title: Some("Example".into()),
+            description: None,
+            jpeg_thumbnail: Some(vec![0xFF, 0xD8]),
+            image: Some(image.clone()),
+        }),
+    };
+    let m = MessageBuilder::new(chat(), content)
+        .build(&mut rng())
+        .expect("builds");
+    let ext = m.extended_text_message.as_deref().expect("text");
+    assert_eq!(
+        ext.thumbnail_direct_path.as_deref(),
+        Some(image.direct_path.as_str())
+    );
+    assert_eq!(ext.media_key.as_deref(), Some(&[7; 32][..]));
+    assert_eq!(ext.media_key_timestamp, Some(1_800_000_000));
+    assert_eq!(ext.thumbnail_sha256.as_deref(), Some(&[1; 32][..]));
+    assert_eq!(ext.thumbnail_enc_sha256.as_deref(), Some(&[2; 32][..]));
+    assert_eq!(
+        (ext.thumbnail_width, ext.thumbnail_height),
+        (Some(400), Some(300))
+    );
+    // A receiver finds it as a `thumbnail-link` download.
+    let d = wa_media::downloadable(&m).expect("downloadable");
+    assert_eq!(d.media_type, wa_media::MediaType::ThumbnailLink);
+    assert_eq!(d.direct_path.as_deref(), Some(image.direct_path.as_str()));
+    assert_eq!(d.file_sha256, Some([1; 32]));
+    assert_eq!(d.file_enc_sha256, Some([2; 32]));
 }
 
 #[test]

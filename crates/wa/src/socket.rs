@@ -45,6 +45,10 @@ pub struct WaConfig {
     /// sent without a preview when the page gives none in time. `None` (the default)
     /// never fetches, as Baileys without its optional `link-preview-js`.
     pub link_previews: Option<Duration>,
+    /// With [`WaConfig::link_previews`], also upload the page's image whole so
+    /// recipients show it full size (Baileys' `generateHighQualityLinkPreview`; off by
+    /// default, as there).
+    pub link_preview_images: bool,
 }
 
 impl WaConfig {
@@ -60,6 +64,7 @@ impl WaConfig {
             calls: CallsConfig::default(),
             app_state: AppStateConfig::default(),
             link_previews: None,
+            link_preview_images: false,
         }
     }
 }
@@ -80,6 +85,7 @@ pub struct WaSocket {
     business: Business,
     app_state: AppState,
     link_previews: Option<Duration>,
+    link_preview_images: bool,
 }
 
 /// Connects and wires every layer, as Baileys' `makeWASocket` does: the socket starts
@@ -123,6 +129,7 @@ pub fn make_wa_socket(mut config: WaConfig) -> Result<WaSocket, Error> {
         business,
         app_state,
         link_previews: config.link_previews,
+        link_preview_images: config.link_preview_images,
     })
 }
 
@@ -247,7 +254,12 @@ impl WaSocket {
         if let Some((text, preview @ None)) = slot
             && let Some(url) = wa_media::extract_url(text)
         {
-            match self.media.url_info(url, timeout).await {
+            let info = if self.link_preview_images {
+                self.media.url_info_with_image(url, timeout).await
+            } else {
+                self.media.url_info(url, timeout).await
+            };
+            match info {
                 Ok(info) => *preview = info.map(LinkPreview::from),
                 Err(e) => tracing::debug!("no link preview for {url}: {e}"),
             }

@@ -44,6 +44,7 @@ async fn texts_go_out_with_or_without_a_preview() {
         title: Some("Given title".into()),
         description: Some("given".into()),
         jpeg_thumbnail: None,
+        image: None,
     };
     let key = me
         .send_message(
