@@ -23,6 +23,7 @@ mod secret;
 mod send;
 mod stanza;
 mod status;
+mod tally;
 
 pub use content::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location, MessageBuilder,
@@ -45,4 +46,7 @@ pub use secret::{
 };
 pub use send::RelayOptions;
 pub use status::MAX_STATUS_RECIPIENTS;
+pub use tally::{
+    EventResponders, EventTally, MAX_TALLY_VOTERS, PollOptionVotes, PollTally, poll_options,
+};
 pub use wa_types::{MessageKey, MessageUpdate, MessagesUpsert, ReceiptType, WaMessage};

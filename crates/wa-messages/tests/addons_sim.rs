@@ -9,7 +9,9 @@ mod common;
 use common::*;
 use tokio::sync::broadcast;
 use wa_binary::Jid;
-use wa_messages::{Error, MessageContent, Poll, ScheduledEvent, poll_option_hash};
+use wa_messages::{
+    Error, EventTally, MessageContent, Poll, PollTally, ScheduledEvent, poll_option_hash,
+};
 use wa_proto::e2e::event_response_message::EventResponseType;
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
@@ -270,10 +272,24 @@ async fn group_members_vote_and_respond() {
         "from_me, with the creator as participant"
     );
     assert_eq!(auto.target.participant, Some(Jid::pn(A)));
+    // The poll's results, from the reported votes (the poll as b1 received it names
+    // the same message).
+    let mut tally = PollTally::for_message(&seen_poll).expect("a poll");
+    assert!(tally.apply(&auto));
+    let results = tally.results();
+    assert_eq!(results[0].name.as_deref(), Some("pizza"));
+    assert_eq!(results[0].voters, vec![Jid::pn(B)]);
+    assert!(results[1..].iter().all(|o| o.voters.is_empty()));
     let got = next_upsert(&mut a1.events, |m| m.key.id == answer.id).await;
     let r = a1.messenger.decrypt_event_response(&got).await.unwrap();
     assert_eq!(r.response(), EventResponseType::Maybe);
     assert_eq!(r.extra_guest_count, None);
+    let auto = next_addon(&mut a1.events, &answer.id).await;
+    let mut tally = EventTally::new(event.clone());
+    assert!(tally.apply(&auto));
+    let maybe = &tally.results()[2];
+    assert_eq!(maybe.response, EventResponseType::Maybe);
+    assert_eq!(maybe.responders, vec![Jid::pn(B)]);
 
     // A member label set by a1 reaches b1 as its own event, after the message.
     let label = a1
