@@ -10,6 +10,7 @@ mod retry_client;
 #[cfg(target_arch = "x86_64")]
 mod stitch;
 mod transfer;
+mod version;
 
 pub use cipher::{
     BLOCK, Decryptor, ENCRYPTION_OVERHEAD, EncryptedInfo, Encryptor, Expected, MAC_LEN, Opener,
@@ -31,4 +32,7 @@ pub use retry::{
 pub use transfer::{
     DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress,
     RawUploaded, UploadHandle, Uploaded,
+};
+pub use version::{
+    WEB_VERSION_URL, fetch_latest_web_version, fetch_web_version_from, web_version_from_sw_js,
 };

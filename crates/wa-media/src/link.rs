@@ -498,7 +498,7 @@ impl Media {
 
 /// The body of `resp`, at most `max` bytes: cut there when `truncate` (a page's head is
 /// at its start), else [`Error::TooLarge`].
-async fn read_bounded(
+pub(crate) async fn read_bounded(
     mut resp: reqwest::Response,
     max: usize,
     truncate: bool,

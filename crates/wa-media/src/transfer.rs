@@ -337,7 +337,7 @@ impl Drop for TempFile {
 
 /// The process-wide HTTP client for a connect timeout and proxy (a handful of distinct
 /// settings at most, so the list stays short).
-fn shared_http_client(
+pub(crate) fn shared_http_client(
     connect_timeout: Duration,
     proxy: Option<&wa_socket::Proxy>,
 ) -> Result<reqwest::Client, Error> {

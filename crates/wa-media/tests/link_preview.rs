@@ -63,6 +63,13 @@ async fn serve() -> String {
                         page("<html><head><meta name=description content=x></head></html>")
                     }
                     "/plain" => (200, "text/plain", b"<title>no</title>".to_vec(), None),
+                    "/sw.js" => (
+                        200,
+                        "application/javascript",
+                        br#"self.__swData=JSON.parse('{\"client_revision\":1045649367}');"#
+                            .to_vec(),
+                        None,
+                    ),
                     "/slow" => {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         page("<title>late</title>")
@@ -225,4 +232,25 @@ async fn a_preview_image_is_uploaded_whole_on_request() {
         .unwrap();
     assert_eq!(info.image, None);
     assert_eq!(sim.media_count(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_version_is_read_from_the_service_worker() {
+    let base = serve().await;
+    let config = MediaConfig::default();
+    let t = Duration::from_secs(3);
+    assert_eq!(
+        wa_media::fetch_web_version_from(&format!("{base}/sw.js"), &config, t)
+            .await
+            .unwrap(),
+        [2, 3000, 1_045_649_367]
+    );
+    assert!(matches!(
+        wa_media::fetch_web_version_from(&format!("{base}/missing"), &config, t).await,
+        Err(Error::Gone(404))
+    ));
+    assert!(matches!(
+        wa_media::fetch_web_version_from(&format!("{base}/titleonly"), &config, t).await,
+        Err(Error::Http(_))
+    ));
 }

@@ -19,7 +19,8 @@ use crate::{Backoff, Proxy};
 pub const DEFAULT_WS_URL: &str = "wss://web.whatsapp.com/ws/chat";
 
 /// Default web client version: the WhatsApp Web release the schemas under `proto/`
-/// describe. The server refuses clients it considers outdated, so this moves with them.
+/// describe. The server refuses clients it considers outdated, so this moves with them
+/// (`wa_media::fetch_latest_web_version` reads the current release).
 pub const DEFAULT_VERSION: [u32; 3] = [2, 3000, 1_045_649_367];
 
 /// How the device describes itself: `(os, browser, os version)`, e.g.
@@ -49,9 +50,27 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// `browser` on Ubuntu (Baileys' `Browsers.ubuntu`).
+    pub fn ubuntu(browser: impl Into<String>) -> Self {
+        Self::new("Ubuntu", browser, "22.04.4")
+    }
+
+    /// `browser` on macOS (Baileys' `Browsers.macOS`).
+    pub fn mac_os(browser: impl Into<String>) -> Self {
+        Self::new("Mac OS", browser, "14.4.1")
+    }
+
+    /// `browser` on Windows (Baileys' `Browsers.windows`).
+    pub fn windows(browser: impl Into<String>) -> Self {
+        Self::new("Windows", browser, "10.0.22631")
+    }
+}
+
 impl Default for Browser {
+    /// Chrome on Ubuntu.
     fn default() -> Self {
-        Self::new("Ubuntu", "Chrome", "22.04.4")
+        Self::ubuntu("Chrome")
     }
 }
 
@@ -240,5 +259,29 @@ pub(crate) fn effective_store(config: &SocketConfig) -> AccountStore {
             config.store.account().clone(),
         ),
         None => config.store.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::companion_platform_id;
+
+    #[test]
+    fn browser_presets_name_the_os_and_its_version() {
+        let mac = Browser::mac_os("Safari");
+        assert_eq!(
+            (mac.os.as_str(), mac.version.as_str()),
+            ("Mac OS", "14.4.1")
+        );
+        assert_eq!(companion_platform_id(&mac.os, &mac.browser), 6);
+        let win = Browser::windows("Desktop");
+        assert_eq!(
+            (win.os.as_str(), win.version.as_str()),
+            ("Windows", "10.0.22631")
+        );
+        assert_eq!(companion_platform_id(&win.os, &win.browser), 8);
+        assert_eq!(Browser::default(), Browser::ubuntu("Chrome"));
+        assert_eq!(Browser::default().version, "22.04.4");
     }
 }

@@ -26,8 +26,9 @@ pub use wa_groups::{
     ParticipantAction, ParticipantResult,
 };
 pub use wa_media::{
-    Downloadable, Media, MediaConfig, MediaKind, MediaOptions, MediaType, PROFILE_PICTURE_SIDE,
-    Progress as MediaProgress, Uploaded, downloadable, profile_picture,
+    Downloadable, LinkImage, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
+    PROFILE_PICTURE_SIDE, Progress as MediaProgress, Uploaded, downloadable,
+    fetch_latest_web_version, profile_picture,
 };
 pub use wa_messages::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, EventResponders, EventTally, LinkPreview,
