@@ -47,3 +47,36 @@ pub fn is_web_message_id(id: &str) -> bool {
             .iter()
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
+
+/// The kind of client a message id suggests sent it (Baileys' `getDevice`): each
+/// platform makes ids of its own shape. A guess from the shape only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SenderPlatform {
+    /// `3A` and 18 more characters.
+    Ios,
+    /// `3E` and 20 more characters.
+    Web,
+    /// 21 or 32 characters.
+    Android,
+    /// `3F...`, or 18 characters.
+    Desktop,
+    /// Any other shape.
+    Unknown,
+}
+
+/// The platform the shape of message id `id` points to (see [`SenderPlatform`]), in
+/// the order Baileys' `getDevice` tries them.
+pub fn platform_of_message_id(id: &str) -> SenderPlatform {
+    let chars = id.chars().count();
+    if id.starts_with("3A") && chars == 20 {
+        SenderPlatform::Ios
+    } else if id.starts_with("3E") && chars == 22 {
+        SenderPlatform::Web
+    } else if chars == 21 || chars == 32 {
+        SenderPlatform::Android
+    } else if id.starts_with("3F") || chars == 18 {
+        SenderPlatform::Desktop
+    } else {
+        SenderPlatform::Unknown
+    }
+}

@@ -32,7 +32,10 @@ pub use content::{
 pub use error::Error;
 pub use framing::{decode_plaintext, encode_plaintext};
 pub use history::HistorySyncFilter;
-pub use id::{MESSAGE_ID_PREFIX, generate_message_id, is_web_message_id, message_id_from_parts};
+pub use id::{
+    MESSAGE_ID_PREFIX, SenderPlatform, generate_message_id, is_web_message_id,
+    message_id_from_parts, platform_of_message_id,
+};
 pub use messenger::{Messenger, MessengerConfig};
 pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};

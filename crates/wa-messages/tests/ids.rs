@@ -4,7 +4,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use wa_binary::Jid;
-use wa_messages::{generate_message_id, is_web_message_id, message_id_from_parts};
+use wa_messages::{
+    SenderPlatform, generate_message_id, is_web_message_id, message_id_from_parts,
+    platform_of_message_id,
+};
 
 #[test]
 fn id_is_prefix_plus_first_nine_hash_bytes() {
@@ -66,4 +69,27 @@ fn format_check_rejects_other_ids() {
     assert!(!is_web_message_id("3EB1ABCDEF0123456789AB"));
     assert!(!is_web_message_id("3EB0ABCDEF0123456789AG"));
     assert!(!is_web_message_id("3EB0ABCDEF0123456789ÄB"));
+}
+
+#[test]
+fn the_sending_platform_is_guessed_from_the_id_shape() {
+    use SenderPlatform::*;
+    let id = message_id_from_parts(1_700_000_000, Some("15550000001"), &[1; 16]);
+    let cases = [
+        (id.as_str(), Web),
+        ("3A1B2C3D4E5F6A7B8C9D", Ios),
+        ("3EB0C0FFEE", Unknown),
+        ("ABCDEF0123456789ABCDE", Android),
+        ("0123456789ABCDEF0123456789ABCDEF", Android),
+        ("3F0000", Desktop),
+        ("0123456789ABCDEF01", Desktop),
+        // A 3A id of the wrong length is not iOS.
+        ("3A12345678901234567890", Unknown),
+        ("", Unknown),
+        // Characters, not bytes: 18 two-byte characters are a desktop id.
+        ("éééééééééééééééééé", Desktop),
+    ];
+    for (id, want) in cases {
+        assert_eq!(platform_of_message_id(id), want, "{id}");
+    }
 }
