@@ -17,6 +17,10 @@ use crate::state::Inner;
 /// says otherwise; at the bound the oldest is dropped (and counted in
 /// [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas)).
 pub(crate) const MAX_QUEUE: usize = 10_000;
+/// Most payload bytes queued per device; the oldest stanzas go first beyond it.
+pub(crate) const MAX_QUEUE_BYTES: usize = 64 << 20;
+/// Deepest node tree walked when a stanza is queued (stanzas are a few levels deep).
+const MAX_QUEUED_DEPTH: usize = 16;
 /// Most `<to>` children looked at in one message.
 pub(crate) const MAX_TARGETS: usize = 2048;
 /// How many recent message ids the server remembers the sending device of.
@@ -65,8 +69,41 @@ pub(crate) struct Queued {
     /// The receipt type (`None`: delivered, and for other classes).
     kind: Option<String>,
     node: Node,
+    /// The payload bytes it holds (see [`compact`]).
+    bytes: usize,
     /// The connection that was last given this stanza.
     sent_on: Option<u64>,
+}
+
+/// `node` with its byte contents copied out of the frame they were decoded from (a
+/// decoded node shares its frame's buffer, so a small queued stanza would keep a whole
+/// large frame alive), and how many payload bytes it holds. Trees deeper than
+/// [`MAX_QUEUED_DEPTH`] lose what lies below.
+fn compact(node: &Node, depth: usize) -> (Node, usize) {
+    let mut out = Node {
+        tag: node.tag.clone(),
+        attrs: node.attrs.clone(),
+        content: wa_binary::Content::None,
+    };
+    let mut size = node.tag.len() + 16 * node.attrs.len();
+    out.content = match &node.content {
+        wa_binary::Content::Bytes(b) => {
+            size += b.len();
+            wa_binary::Content::Bytes(bytes::Bytes::copy_from_slice(b))
+        }
+        wa_binary::Content::Nodes(children) if depth < MAX_QUEUED_DEPTH => {
+            let mut kids = Vec::with_capacity(children.len());
+            for c in children {
+                let (k, n) = compact(c, depth + 1);
+                size += n;
+                kids.push(k);
+            }
+            wa_binary::Content::Nodes(kids)
+        }
+        wa_binary::Content::Nodes(_) => wa_binary::Content::Nodes(Vec::new()),
+        other => other.clone(),
+    };
+    (out, size)
 }
 
 /// A device as a queue key: (user, device id) of its PN JID.
@@ -81,6 +118,8 @@ fn key(device: &Jid) -> DeviceKey {
 #[derive(Default)]
 struct DeviceQueue {
     entries: BTreeMap<u64, Queued>,
+    /// Payload bytes of the entries.
+    bytes: usize,
     /// Arrival numbers of the entries with each id (usually one).
     by_id: HashMap<String, Vec<u64>>,
     /// The next arrival number.
@@ -94,11 +133,13 @@ impl DeviceQueue {
         let seq = self.next;
         self.next += 1;
         self.by_id.entry(q.id.clone()).or_default().push(seq);
+        self.bytes += q.bytes;
         self.entries.insert(seq, q);
     }
 
     fn remove(&mut self, seq: u64) -> Option<Queued> {
         let q = self.entries.remove(&seq)?;
+        self.bytes -= q.bytes;
         if let Some(seqs) = self.by_id.get_mut(&q.id) {
             seqs.retain(|&s| s != seq);
             if seqs.is_empty() {
@@ -177,11 +218,16 @@ impl Queues {
             kind: (class == Class::Receipt)
                 .then(|| node.attr_opt::<String>("type").ok().flatten())
                 .flatten(),
-            node,
+            node: Node::default(),
+            bytes: 0,
             sent_on: None,
         };
+        let (node, bytes) = compact(&node, 0);
+        let q = Queued { node, bytes, ..q };
         let v = self.map.entry(key(device)).or_default();
-        if v.entries.len() >= self.limit.max(1) {
+        while !v.entries.is_empty()
+            && (v.entries.len() >= self.limit.max(1) || v.bytes + bytes > MAX_QUEUE_BYTES)
+        {
             v.pop_oldest();
             self.dropped += 1;
         }
@@ -974,5 +1020,35 @@ mod tests {
         let dq = q.map.values().next().unwrap();
         assert_eq!(dq.by_id.len(), 1);
         assert!(dq.by_id.contains_key("B"));
+    }
+
+    #[test]
+    fn queued_stanzas_hold_their_own_bytes_within_a_budget() {
+        let device: Jid = "1000@s.whatsapp.net".parse().unwrap();
+        let from: Jid = "2000@s.whatsapp.net".parse().unwrap();
+        // Three messages whose payloads are slices of one big frame buffer.
+        let frame = bytes::Bytes::from(vec![7u8; 3 * (MAX_QUEUE_BYTES / 2)]);
+        let message = |id: &str, payload: bytes::Bytes| {
+            Node::builder("message")
+                .attr("from", from.clone())
+                .attr("id", id.to_owned())
+                .children([Node::builder("enc").bytes(payload).build()])
+                .build()
+        };
+        let half = MAX_QUEUE_BYTES / 2 - 1024;
+        let mut q = Queues::default();
+        q.push(&device, message("S", frame.slice(0..16)));
+        let queued = q.unsent(&device, 1, 10);
+        let enc = queued[0].child("enc").and_then(Node::bytes).unwrap();
+        assert_eq!(enc.as_ref(), &[7u8; 16]);
+        assert_ne!(enc.as_ptr(), frame.as_ptr(), "copied out of the frame");
+        // Large payloads: the byte budget, not the count, drops the oldest.
+        q.push(&device, message("A", frame.slice(0..half)));
+        q.push(&device, message("B", frame.slice(half..2 * half)));
+        assert_eq!(q.dropped, 0, "S, A and B fit");
+        q.push(&device, message("C", frame.slice(2 * half..3 * half)));
+        assert_eq!(q.dropped, 2, "S and A make room for C");
+        assert_eq!(ids(&q.unsent(&device, 2, 10)), ["B", "C"]);
+        assert!(q.map.values().next().unwrap().bytes <= MAX_QUEUE_BYTES);
     }
 }
