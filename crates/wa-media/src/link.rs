@@ -368,10 +368,7 @@ impl Media {
         matched_text: &str,
         timeout: Duration,
     ) -> Result<Option<UrlInfo>, Error> {
-        let fetch = self.fetch_url_info(matched_text, false);
-        tokio::time::timeout(timeout, fetch)
-            .await
-            .map_err(|_| Error::Http(format!("link preview of {matched_text} timed out")))?
+        self.url_info_within(matched_text, timeout, false).await
     }
 
     /// [`Media::url_info`], and the page's image, when it decodes, also uploaded whole
@@ -386,7 +383,16 @@ impl Media {
         matched_text: &str,
         timeout: Duration,
     ) -> Result<Option<UrlInfo>, Error> {
-        let fetch = self.fetch_url_info(matched_text, true);
+        self.url_info_within(matched_text, timeout, true).await
+    }
+
+    async fn url_info_within(
+        &self,
+        matched_text: &str,
+        timeout: Duration,
+        upload_image: bool,
+    ) -> Result<Option<UrlInfo>, Error> {
+        let fetch = self.fetch_url_info(matched_text, upload_image);
         tokio::time::timeout(timeout, fetch)
             .await
             .map_err(|_| Error::Http(format!("link preview of {matched_text} timed out")))?

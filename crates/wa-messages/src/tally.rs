@@ -54,10 +54,8 @@ pub struct PollOptionVotes {
 pub struct PollTally {
     poll: MessageKey,
     options: Vec<(String, [u8; 32])>,
-    /// Per voter: when it voted (ms), when its vote arrived (a counter) and the hashes
-    /// it chose.
-    votes: HashMap<Jid, (i64, u64, Vec<[u8; 32]>)>,
-    arrivals: u64,
+    /// Per voter, the hashes it chose.
+    votes: Latest<Vec<[u8; 32]>>,
 }
 
 impl PollTally {
@@ -74,8 +72,7 @@ impl PollTally {
         Self {
             poll,
             options,
-            votes: HashMap::new(),
-            arrivals: 0,
+            votes: Latest::default(),
         }
     }
 
@@ -96,28 +93,17 @@ impl PollTally {
         if !same_message(&update.target, &self.poll) {
             return false;
         }
-        let voter = update.sender.to_non_ad();
-        let at = update.sender_timestamp_ms;
-        if let Some((t, ..)) = self.votes.get(&voter)
-            && *t > at
-        {
-            return false;
-        }
-        if !self.votes.contains_key(&voter) && self.votes.len() >= MAX_TALLY_VOTERS {
-            return false;
-        }
         let chosen: Vec<[u8; 32]> = selected_options
             .iter()
             .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
             .take(MAX_SELECTED)
             .collect();
-        if chosen.is_empty() {
-            self.votes.remove(&voter);
-        } else {
-            self.arrivals += 1;
-            self.votes.insert(voter, (at, self.arrivals, chosen));
-        }
-        true
+        let chosen = (!chosen.is_empty()).then_some(chosen);
+        self.votes.offer(
+            update.sender.to_non_ad(),
+            update.sender_timestamp_ms,
+            chosen,
+        )
     }
 
     /// Each option with its voters, in the poll's order, then any hash no option names.
@@ -131,9 +117,7 @@ impl PollTally {
                 voters: Vec::new(),
             })
             .collect();
-        let mut voters: Vec<_> = self.votes.iter().collect();
-        voters.sort_unstable_by_key(|(_, (_, arrived, _))| *arrived);
-        for (voter, (_, _, chosen)) in voters {
+        for (voter, chosen) in self.votes.in_arrival_order() {
             for hash in chosen {
                 match out.iter_mut().position(|o| o.hash == *hash) {
                     Some(i) => out[i].voters.push(voter.clone()),
@@ -154,10 +138,8 @@ impl PollTally {
 #[derive(Debug, Clone)]
 pub struct EventTally {
     event: MessageKey,
-    /// Per responder: when it answered (ms), when the answer arrived (a counter), the
-    /// answer and the guests it brings.
-    responses: HashMap<Jid, (i64, u64, EventResponseType, u32)>,
-    arrivals: u64,
+    /// Per responder, the answer and the guests it brings.
+    responses: Latest<(EventResponseType, u32)>,
 }
 
 /// Who gave one answer to an event.
@@ -176,8 +158,7 @@ impl EventTally {
     pub fn new(event: MessageKey) -> Self {
         Self {
             event,
-            responses: HashMap::new(),
-            arrivals: 0,
+            responses: Latest::default(),
         }
     }
 
@@ -194,21 +175,12 @@ impl EventTally {
         if !same_message(&update.target, &self.event) {
             return false;
         }
-        let who = update.sender.to_non_ad();
-        let at = update.sender_timestamp_ms;
-        if let Some((t, ..)) = self.responses.get(&who)
-            && *t > at
-        {
-            return false;
-        }
-        if !self.responses.contains_key(&who) && self.responses.len() >= MAX_TALLY_VOTERS {
-            return false;
-        }
-        self.arrivals += 1;
-        let guests = extra_guests.unwrap_or(0);
-        self.responses
-            .insert(who, (at, self.arrivals, *response, guests));
-        true
+        let answer = (*response, extra_guests.unwrap_or(0));
+        self.responses.offer(
+            update.sender.to_non_ad(),
+            update.sender_timestamp_ms,
+            Some(answer),
+        )
     }
 
     /// Going, not going and maybe, each with its responders (the unknown answer
@@ -226,9 +198,7 @@ impl EventTally {
             extra_guests: 0,
         })
         .collect();
-        let mut answers: Vec<_> = self.responses.iter().collect();
-        answers.sort_unstable_by_key(|(_, (_, arrived, ..))| *arrived);
-        for (who, (_, _, response, guests)) in answers {
+        for (who, (response, guests)) in self.responses.in_arrival_order() {
             let i = match out.iter().position(|o| o.response == *response) {
                 Some(i) => i,
                 None => {
@@ -244,6 +214,53 @@ impl EventTally {
             out[i].extra_guests = out[i].extra_guests.saturating_add(*guests);
         }
         out
+    }
+}
+
+/// Each sender's latest answer by the sender's own clock, for at most
+/// [`MAX_TALLY_VOTERS`] senders.
+#[derive(Debug, Clone)]
+struct Latest<T> {
+    /// Per sender: when it answered (ms), when the answer arrived (a counter), the answer.
+    by: HashMap<Jid, (i64, u64, T)>,
+    arrivals: u64,
+}
+
+impl<T> Default for Latest<T> {
+    fn default() -> Self {
+        Self {
+            by: HashMap::new(),
+            arrivals: 0,
+        }
+    }
+}
+
+impl<T> Latest<T> {
+    /// Takes `who`'s answer made at `at` (`None` withdraws it) unless its current one
+    /// is newer, or `who` is new and the tally full; returns whether it was taken.
+    fn offer(&mut self, who: Jid, at: i64, answer: Option<T>) -> bool {
+        match self.by.get(&who) {
+            Some((t, ..)) if *t > at => return false,
+            None if self.by.len() >= MAX_TALLY_VOTERS => return false,
+            _ => {}
+        }
+        match answer {
+            None => {
+                self.by.remove(&who);
+            }
+            Some(a) => {
+                self.arrivals += 1;
+                self.by.insert(who, (at, self.arrivals, a));
+            }
+        }
+        true
+    }
+
+    /// The senders and their answers, in the order the answers arrived.
+    fn in_arrival_order(&self) -> Vec<(&Jid, &T)> {
+        let mut all: Vec<_> = self.by.iter().collect();
+        all.sort_unstable_by_key(|(_, (_, arrived, _))| *arrived);
+        all.into_iter().map(|(who, (_, _, a))| (who, a)).collect()
     }
 }
 

@@ -6,19 +6,19 @@ use wa_binary::Node;
 /// `from`, and `participant` is copied when present. Layers that subscribe to
 /// notifications send this for each one they take over from the socket.
 pub fn ack_for(node: &Node) -> Node {
-    let attr = |k: &str| node.get_attr(k).cloned();
-    Node::builder("ack")
-        .attr("class", node.tag().to_owned())
-        .attr_opt("id", attr("id"))
-        .attr_opt("type", attr("type"))
-        .attr_opt("to", attr("from"))
-        .attr_opt("participant", attr("participant"))
-        .build()
+    ack_builder(node).build()
 }
 
 /// The `<ack>` refusing the message `node` with `code` (e.g. 500, a message the client
 /// could not handle): as [`ack_for`], with its `recipient` and an `error` attribute.
 pub(crate) fn nack_for(node: &Node, code: u16) -> Node {
+    ack_builder(node)
+        .attr_opt("recipient", node.get_attr("recipient").cloned())
+        .attr("error", code.to_string())
+        .build()
+}
+
+fn ack_builder(node: &Node) -> wa_binary::NodeBuilder {
     let attr = |k: &str| node.get_attr(k).cloned();
     Node::builder("ack")
         .attr("class", node.tag().to_owned())
@@ -26,9 +26,6 @@ pub(crate) fn nack_for(node: &Node, code: u16) -> Node {
         .attr_opt("type", attr("type"))
         .attr_opt("to", attr("from"))
         .attr_opt("participant", attr("participant"))
-        .attr_opt("recipient", attr("recipient"))
-        .attr("error", code.to_string())
-        .build()
 }
 
 #[cfg(test)]

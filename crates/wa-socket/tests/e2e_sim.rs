@@ -178,29 +178,43 @@ async fn qr_refs_rotate_and_end_with_408() {
     socket.close().await;
 }
 
+/// A fresh socket for the new account `phone`, past its first QR, and its events.
+async fn unlinked(sim: &Sim, phone: &str) -> (Socket, broadcast::Receiver<Event>) {
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(sim, memory_store()));
+    let mut events = socket.events();
+    first_qr(&mut events).await;
+    (socket, events)
+}
+
+/// `phone`'s phone takes `code`: the socket links, restarts and logs in as a new device.
+async fn enter_code(
+    sim: &Sim,
+    phone: &str,
+    code: &str,
+    events: &mut broadcast::Receiver<Event>,
+) -> Jid {
+    let jid = sim
+        .enter_pairing_code(phone, code)
+        .await
+        .expect("code accepted");
+    assert_eq!(closed_with(events).await, DisconnectReason::RestartRequired);
+    assert!(open(events).await.is_new_login);
+    assert!(sim.is_online(&jid));
+    jid
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairing_code_linking() {
     let sim = sim().await;
     let phone = "15550000002";
-    sim.add_account(phone).await;
-    let socket = Socket::connect(config(&sim, memory_store()));
-    let mut events = socket.events();
-    first_qr(&mut events).await;
+    let (socket, mut events) = unlinked(&sim, phone).await;
     let code = socket
         .request_pairing_code(phone)
         .await
         .expect("code issued");
     assert_eq!(code.len(), 8);
-    let jid = sim
-        .enter_pairing_code(phone, &code)
-        .await
-        .expect("code accepted");
-    assert_eq!(
-        closed_with(&mut events).await,
-        DisconnectReason::RestartRequired
-    );
-    assert!(open(&mut events).await.is_new_login);
-    assert!(sim.is_online(&jid));
+    let jid = enter_code(&sim, phone, &code, &mut events).await;
     let creds = socket.auth().await.unwrap();
     assert_eq!(creds.jid.as_deref(), Some(jid.to_string().as_str()));
     socket.close().await;
@@ -210,10 +224,7 @@ async fn pairing_code_linking() {
 async fn custom_pairing_code_linking() {
     let sim = sim().await;
     let phone = "15550000012";
-    sim.add_account(phone).await;
-    let socket = Socket::connect(config(&sim, memory_store()));
-    let mut events = socket.events();
-    first_qr(&mut events).await;
+    let (socket, mut events) = unlinked(&sim, phone).await;
     for bad in [
         "ABCD123",
         "ABCD12345",
@@ -238,16 +249,8 @@ async fn custom_pairing_code_linking() {
     })
     .await;
     assert_eq!(pushed, code);
-    let jid = sim
-        .enter_pairing_code(phone, "wake-2y26")
-        .await
-        .expect("code accepted");
-    assert_eq!(
-        closed_with(&mut events).await,
-        DisconnectReason::RestartRequired
-    );
-    assert!(open(&mut events).await.is_new_login);
-    assert!(sim.is_online(&jid));
+    // The phone takes the code as its user types it.
+    enter_code(&sim, phone, "wake-2y26", &mut events).await;
     socket.close().await;
 }
 
