@@ -4,7 +4,8 @@ use wa_proto::sync_action::{
     ArchiveChatAction, ClearChatAction, ContactAction, DeleteChatAction, DeleteMessageForMeAction,
     LabelAssociationAction, LabelEditAction, MarkChatAsReadAction, MuteAction, NctSaltSyncAction,
     PinAction, PrivacySettingDisableLinkPreviewsAction, PushNameSetting, QuickReplyAction,
-    StarAction, SyncActionMessageRange, SyncActionValue,
+    StarAction, StatusPrivacyAction, SyncActionMessageRange, SyncActionValue,
+    status_privacy_action::StatusDistributionMode,
 };
 
 use crate::{Collection, Operation, OutgoingMutation};
@@ -369,6 +370,30 @@ pub fn disable_link_previews(disabled: bool, timestamp_ms: i64) -> OutgoingMutat
                     is_previews_disabled: Some(disabled),
                     ..Default::default()
                 })
+        },
+    )
+}
+
+/// Who sees this account's status updates: `regular_high`, `["status_privacy"]`,
+/// version 7: every contact, all but `users` (`DenyList`), or only `users`
+/// (`AllowList`), each a JID string.
+pub fn status_privacy(
+    mode: StatusDistributionMode,
+    users: &[String],
+    timestamp_ms: i64,
+) -> OutgoingMutation {
+    set(
+        Collection::RegularHigh,
+        idx(["status_privacy"]),
+        7,
+        timestamp_ms,
+        |v| {
+            let mut a = StatusPrivacyAction {
+                user_jid: users.to_vec(),
+                ..Default::default()
+            };
+            a.set_mode(mode);
+            v.status_privacy = Some(a);
         },
     )
 }

@@ -39,6 +39,6 @@ pub mod builders {
     pub use crate::build::{
         MuteUntil, archive, clear_chat, contact, delete_chat, delete_for_me, disable_link_previews,
         label_chat, label_edit, label_message, mark_read, mute, nct_salt, pin, push_name,
-        quick_reply, star,
+        quick_reply, star, status_privacy,
     };
 }

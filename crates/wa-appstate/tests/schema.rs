@@ -5,7 +5,7 @@
 use wa_appstate::builders::{
     MuteUntil, archive, clear_chat, contact, delete_chat, delete_for_me, disable_link_previews,
     label_chat, label_edit, label_message, mark_read, mute, nct_salt, pin, push_name, quick_reply,
-    star,
+    star, status_privacy,
 };
 use wa_appstate::{Operation, OutgoingMutation};
 
@@ -75,6 +75,16 @@ fn builders_match_the_web_schema() {
             "regular",
             "setting_disableLinkPreviews",
             8,
+        ),
+        (
+            status_privacy(
+                wa_proto::sync_action::status_privacy_action::StatusDistributionMode::Contacts,
+                &[],
+                t,
+            ),
+            "regular_high",
+            "status_privacy",
+            7,
         ),
         (
             quick_reply("1", "hi", "hello", &[], false, t),

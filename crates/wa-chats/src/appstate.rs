@@ -21,6 +21,7 @@ use wa_proto::e2e::{
     protocol_message,
 };
 use wa_proto::server_sync::{ExternalBlobReference, SyncdPatch, SyncdSnapshot, SyncdVersion};
+use wa_proto::sync_action::status_privacy_action::StatusDistributionMode;
 use wa_proto::sync_action::{ContactAction, SyncActionMessage, SyncActionMessageRange};
 use wa_socket::{Event, Filter, Socket};
 use wa_store::{AppStateStore as _, Batch, ContactStore as _};
@@ -162,6 +163,16 @@ pub enum ChatModification {
     /// Turn link previews off (`true`) or on for this account (the chat JID is not
     /// used).
     DisableLinkPreviews(bool),
+    /// Who sees this account's status updates, synced to its other devices as
+    /// WhatsApp Web syncs it (the chat JID is not used): every contact, all but
+    /// `users`, or only `users`. What the server's status privacy answer says
+    /// ([`Chats::status_privacy`](crate::Chats::status_privacy)) is the server's.
+    StatusPrivacy {
+        /// How the audience is chosen.
+        mode: StatusDistributionMode,
+        /// The users the mode's list names.
+        users: Vec<Jid>,
+    },
     /// Create, edit (same `id`) or delete a business quick reply (the chat JID is not
     /// used), as Baileys' `quickReply`.
     QuickReply {
@@ -426,6 +437,10 @@ pub fn modification_mutation_after(
             builders::push_name(name, t)
         }
         ChatModification::DisableLinkPreviews(d) => builders::disable_link_previews(*d, t),
+        ChatModification::StatusPrivacy { mode, users } => {
+            let users: Vec<String> = users.iter().map(|u| u.to_non_ad().to_string()).collect();
+            builders::status_privacy(*mode, &users, t)
+        }
         ChatModification::QuickReply {
             id,
             shortcut,

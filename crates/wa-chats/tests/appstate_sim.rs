@@ -860,6 +860,37 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
     .await;
     assert_eq!(s, AccountSetting::DisableLinkPreviews(true));
 
+    // Status privacy: only the listed users, synced to the other device.
+    use wa_proto::sync_action::status_privacy_action::StatusDistributionMode;
+    one.app
+        .chat_modify(
+            &chat,
+            ChatModification::StatusPrivacy {
+                mode: StatusDistributionMode::AllowList,
+                users: vec![
+                    Jid::pn("15550000077"),
+                    Jid::with_device("15550000078", wa_binary::Server::Pn, 3),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    let s = next_event(&mut two.events, |e| match e {
+        Event::SettingsUpdate(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        s,
+        AccountSetting::StatusPrivacy {
+            mode: StatusDistributionMode::AllowList,
+            users: vec![
+                "15550000077@s.whatsapp.net".to_owned(),
+                "15550000078@s.whatsapp.net".to_owned()
+            ],
+        }
+    );
+
     one.app
         .push(phone_mutation(
             Collection::CriticalBlock,
