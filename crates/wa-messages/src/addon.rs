@@ -246,8 +246,12 @@ async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnU
         // In the clear: nothing to open, the key alone names the message.
         let target = r.key.as_ref();
         let named = target.ok_or(Error::Malformed("reaction without the key of its message"))?;
-        if named.id.as_deref().is_none_or(str::is_empty) {
-            return Err(Error::Malformed("reaction key without an id"));
+        if named
+            .id
+            .as_deref()
+            .is_none_or(|id| id.is_empty() || id.len() > MAX_TARGET_ID)
+        {
+            return Err(Error::Malformed("reaction key without a usable id"));
         }
         let creator = target_creator(&report.key.remote_jid, &report.sender, named)?;
         let kind = AddOnKind::Reaction {
@@ -274,6 +278,10 @@ async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnU
         kind,
     }))
 }
+
+/// Longest message id a plain reaction may name (web ids are 22 characters, others
+/// at most 32).
+const MAX_TARGET_ID: usize = 128;
 
 /// Most senders whose last push name is remembered.
 const MAX_PUSH_NAMES: usize = 8192;

@@ -466,6 +466,27 @@ async fn reactions_are_reported_on_the_message_they_react_to() {
         (reply.clone(), String::new())
     );
 
+    // A reaction naming no usable message is reported as a message only.
+    let mut junk = seen.key.clone();
+    junk.id = "X".repeat(200);
+    let odd = a1
+        .messenger
+        .send_message(&b, react(&junk, "?"))
+        .await
+        .unwrap();
+    next_upsert(&mut b1.events, |m| m.key.id == odd.id).await;
+    let addon = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            if let Ok(Event::AddOn(a)) = b1.events.recv().await
+                && a.key.id == odd.id
+            {
+                return a;
+            }
+        }
+    })
+    .await;
+    assert!(addon.is_err(), "no add-on for {:?}", addon);
+
     // An encrypted reaction from b1 to a1's message opens with that message's secret.
     let plain = ReactionMessage {
         text: Some("🎉".into()),
