@@ -917,6 +917,19 @@ impl Groups {
         parse_sub_groups_reply(&reply)
     }
 
+    /// The community `group` belongs to (or `group` itself, when it is a community) and
+    /// that community's groups, as Baileys' `communityFetchLinkedGroups`: a group's
+    /// metadata names its community.
+    ///
+    /// # Errors
+    /// As [`Groups::metadata`] and [`Groups::sub_groups`].
+    pub async fn linked_groups(&self, group: &Jid) -> Result<(Jid, Vec<LinkedGroup>), Error> {
+        let meta = self.metadata(group).await?;
+        let community = meta.linked_parent.clone().unwrap_or_else(|| group.clone());
+        let groups = self.sub_groups(&community).await?;
+        Ok((community, groups))
+    }
+
     /// The community's announcement group (its default sub-group), when it has one.
     ///
     /// # Errors

@@ -126,6 +126,14 @@ async fn community_lifecycle_through_the_simulator() {
         sorted(vec![garden.clone(), eid.clone()])
     );
     assert_eq!(subs.iter().filter(|g| g.is_default_sub_group).count(), 1);
+    // Asked from one of its groups, or from the community itself: the same list.
+    let (community, from_sub) = gb.linked_groups(&garden).await.unwrap();
+    assert_eq!(community, cid);
+    assert_eq!(from_sub, subs);
+    assert_eq!(
+        gb.linked_groups(&cid).await.unwrap(),
+        (cid.clone(), subs.clone())
+    );
     let garden_entry = subs.iter().find(|g| g.jid == garden).unwrap();
     assert_eq!(garden_entry.subject, "Garden");
     assert_eq!(garden_entry.size, Some(2));
