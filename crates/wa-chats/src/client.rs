@@ -202,36 +202,38 @@ impl Chats {
         .abort_handle();
         let on_connect = config.presence_on_connect;
         let mut state = socket.state_watch();
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
-            let weak = weak.clone();
-            // Each time the connection opens (the current one too).
-            let connect = tokio::spawn(async move {
-                let Some(presence) = on_connect else { return };
-                let open = |s: &ConnectionState| *s == ConnectionState::Open;
-                loop {
-                    if state.wait_for(open).await.is_err() {
-                        return;
-                    }
-                    let Some(inner) = weak.upgrade() else { return };
-                    let chats = Chats { inner };
-                    if let Err(e) = chats.send_presence(presence).await {
-                        tracing::debug!("presence on connect not sent: {e}");
-                    }
-                    drop(chats);
-                    if state.wait_for(|s| !open(s)).await.is_err() {
-                        return;
-                    }
+        // The handle reaches the task once it exists (the task holds it weakly, so
+        // dropping the last handle still stops it).
+        let (handle_tx, handle_rx) = tokio::sync::oneshot::channel::<std::sync::Weak<Inner>>();
+        // Each time the connection opens (the current one too).
+        let connect = tokio::spawn(async move {
+            let Some(presence) = on_connect else { return };
+            let Ok(weak) = handle_rx.await else { return };
+            let open = |s: &ConnectionState| *s == ConnectionState::Open;
+            loop {
+                if state.wait_for(open).await.is_err() {
+                    return;
                 }
-            })
-            .abort_handle();
-            Inner {
-                socket,
-                push_name: Mutex::new(None),
-                presence: Mutex::new(Presence::Unavailable),
-                read_receipts,
-                listeners: vec![presence, chatstate, picture, sync, connect],
+                let Some(inner) = weak.upgrade() else { return };
+                let chats = Chats { inner };
+                if let Err(e) = chats.send_presence(presence).await {
+                    tracing::debug!("presence on connect not sent: {e}");
+                }
+                drop(chats);
+                if state.wait_for(|s| !open(s)).await.is_err() {
+                    return;
+                }
             }
+        })
+        .abort_handle();
+        let inner = Arc::new(Inner {
+            socket,
+            push_name: Mutex::new(None),
+            presence: Mutex::new(Presence::Unavailable),
+            read_receipts,
+            listeners: vec![presence, chatstate, picture, sync, connect],
         });
+        let _ = handle_tx.send(Arc::downgrade(&inner));
         Self { inner }
     }
 
