@@ -113,6 +113,15 @@ async fn next_event<T>(
         .expect("event in time")
 }
 
+/// The next account setting `rx` reports.
+async fn next_setting(rx: &mut broadcast::Receiver<Event>) -> wa_types::AccountSetting {
+    next_event(rx, |e| match e {
+        Event::SettingsUpdate(s) => Some(s.clone()),
+        _ => None,
+    })
+    .await
+}
+
 /// Every app-state event until (and with) the `AppStateSynced` or `AppStateSyncError` of
 /// `collection`.
 async fn sync_events(rx: &mut broadcast::Receiver<Event>, collection: &str) -> Vec<Event> {
@@ -853,11 +862,7 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
         .chat_modify(&chat, ChatModification::DisableLinkPreviews(true))
         .await
         .unwrap();
-    let s = next_event(&mut two.events, |e| match e {
-        Event::SettingsUpdate(s) => Some(s.clone()),
-        _ => None,
-    })
-    .await;
+    let s = next_setting(&mut two.events).await;
     assert_eq!(s, AccountSetting::DisableLinkPreviews(true));
 
     // Status privacy: only the listed users, synced to the other device.
@@ -875,11 +880,7 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
         )
         .await
         .unwrap();
-    let s = next_event(&mut two.events, |e| match e {
-        Event::SettingsUpdate(s) => Some(s.clone()),
-        _ => None,
-    })
-    .await;
+    let s = next_setting(&mut two.events).await;
     assert_eq!(
         s,
         AccountSetting::StatusPrivacy {
@@ -904,11 +905,7 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
         ))
         .await
         .unwrap();
-    let s = next_event(&mut two.events, |e| match e {
-        Event::SettingsUpdate(s) => Some(s.clone()),
-        _ => None,
-    })
-    .await;
+    let s = next_setting(&mut two.events).await;
     assert_eq!(s, AccountSetting::Locale("pt_BR".into()));
 
     let chat_s = chat.to_string();
