@@ -16,7 +16,7 @@ use crate::send::{
     SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
     send_and_wait, sent_record,
 };
-use crate::{Error, encode_plaintext, stanza};
+use crate::{Error, MessagePatch, encode_plaintext, stanza};
 
 /// Most participants read from a group metadata reply.
 const MAX_PARTICIPANTS: usize = 5000;
@@ -114,7 +114,16 @@ pub(crate) async fn relay_group(
         resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &targets, &fetched).await;
-        let fan = sender_key_fan_out(&repo, group, &me.pn, &targets, &message, rotate).await?;
+        let fan = sender_key_fan_out(
+            &repo,
+            group,
+            &me.pn,
+            &targets,
+            &message,
+            rotate,
+            inner.config.patch.as_ref(),
+        )
+        .await?;
         if fan.delivered.len() < targets.len() {
             warn!(
                 "{} devices of {group} got no sender key (no session)",
@@ -197,7 +206,8 @@ pub(crate) struct FanOut {
 }
 
 /// Encrypts `message` with our sender key for `chat` (a new one when `rotate`) and our
-/// sender key distribution pairwise for `targets` (those without a session are skipped).
+/// sender key distribution pairwise for `targets` (those without a session are skipped),
+/// each patched by `patch` first.
 /// Called under the crypto lock with a staged repository; nothing is committed.
 pub(crate) async fn sender_key_fan_out(
     repo: &Repo,
@@ -206,12 +216,14 @@ pub(crate) async fn sender_key_fan_out(
     targets: &[Target],
     message: &Message,
     rotate: bool,
+    patch: Option<&MessagePatch>,
 ) -> Result<FanOut, Error> {
     let chat_s = chat.to_string();
     if rotate {
         repo.rotate_sender_key(&chat_s, me).await?;
     }
-    let padded = encode_plaintext(message, &mut OsRng);
+    let patched = patch.and_then(|p| p.apply(message, None));
+    let padded = encode_plaintext(patched.as_ref().unwrap_or(message), &mut OsRng);
     let enc = repo.encrypt_group_message(&chat_s, me, &padded).await?;
     let skdm_message = Message {
         sender_key_distribution_message: Some(SenderKeyDistributionMessage {
@@ -221,7 +233,7 @@ pub(crate) async fn sender_key_fan_out(
         }),
         ..Default::default()
     };
-    let (nodes, any_pkmsg) = encrypt_for(repo, targets, chat, &skdm_message).await?;
+    let (nodes, any_pkmsg) = encrypt_for(repo, targets, chat, &skdm_message, patch).await?;
     let delivered = nodes
         .iter()
         .filter_map(|n| stanza::jid_attr(n, "jid"))

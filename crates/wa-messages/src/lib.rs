@@ -47,7 +47,7 @@ pub use secret::{
     SecretContext, SecretUse, decrypt_event_response, decrypt_poll_vote, encrypt_poll_vote,
     event_response_message, poll_option_hash, poll_vote_message,
 };
-pub use send::RelayOptions;
+pub use send::{MessagePatch, RelayOptions};
 pub use status::MAX_STATUS_RECIPIENTS;
 pub use tally::{
     EventResponders, EventTally, MAX_TALLY_VOTERS, PollOptionVotes, PollTally, poll_options,

@@ -84,6 +84,10 @@ pub struct MessengerConfig {
     /// message secret (default on, as WhatsApp Web and Baileys do; see
     /// [`reporting_token`](crate::reporting_token)).
     pub reporting_tokens: bool,
+    /// Changes each message on its way out, per recipient device, just before it is
+    /// encrypted (Baileys' `patchMessageBeforeSending`; see [`MessagePatch`](crate::MessagePatch)). `None`
+    /// (the default) sends messages as they are built.
+    pub patch: Option<crate::MessagePatch>,
 }
 
 impl Default for MessengerConfig {
@@ -108,6 +112,7 @@ impl Default for MessengerConfig {
             history_paused_after: Duration::from_secs(120),
             placeholder_resend_delay: None,
             reporting_tokens: true,
+            patch: None,
         }
     }
 }

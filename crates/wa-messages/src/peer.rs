@@ -141,6 +141,7 @@ async fn send_peer(
         &mut targets,
         &own,
         message,
+        None,
         wa_store::Batch::new(),
     )
     .await?;

@@ -236,6 +236,14 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         // Status updates are sent like group messages: the retry carries our sender key
         // and goes to own devices unwrapped.
         let group_like = chat.is_group() || chat.is_status_broadcast();
+        if let Some(patched) = inner
+            .config
+            .patch
+            .as_ref()
+            .and_then(|p| p.apply(&message, Some(&device)))
+        {
+            message = patched;
+        }
         if group_like {
             let skdm = repo
                 .sender_key_distribution_message(&chat.to_string(), &me.pn)

@@ -60,6 +60,44 @@ impl RelayOptions {
     }
 }
 
+/// A change made to every message on its way out, just before it is encrypted (Baileys'
+/// `patchMessageBeforeSending`), set as [`MessengerConfig::patch`](crate::MessengerConfig::patch).
+///
+/// The function is called with the message and the device a copy is encrypted for, once
+/// per recipient device of a send (our own other devices included: what it returns is
+/// what they get wrapped as `DeviceSentMessage`), and with `None` for the one sender-key
+/// ciphertext every member of a group (or every status recipient) shares. The message
+/// carrying our sender key to a device that lacks it is offered too. It returns the
+/// message to encrypt instead, or `None` to encrypt the original. A resend answering a
+/// retry receipt is patched for the asking device again. What the send reports
+/// ([`Event::MessagesUpsert`](wa_types::Event)) and what is kept for retries is the
+/// original. Messages between our own devices that the library sends by itself (key
+/// shares, history and placeholder requests) are not patched.
+#[derive(Clone)]
+pub struct MessagePatch(PatchFn);
+
+type PatchFn = std::sync::Arc<dyn Fn(&Message, Option<&Jid>) -> Option<Message> + Send + Sync>;
+
+impl MessagePatch {
+    /// Wraps `f`.
+    pub fn new(
+        f: impl Fn(&Message, Option<&Jid>) -> Option<Message> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// The patched message for `recipient`, or `None` when `message` goes out unchanged.
+    pub fn apply(&self, message: &Message, recipient: Option<&Jid>) -> Option<Message> {
+        (self.0)(message, recipient)
+    }
+}
+
+impl std::fmt::Debug for MessagePatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessagePatch(..)")
+    }
+}
+
 /// One encryption target: a device and whether it gets the own-device wrapper.
 pub(crate) struct Target {
     /// The device as the stanza names it (`<to jid>`, key fetches).
@@ -271,8 +309,17 @@ impl Messenger {
             now as i64,
         );
         crate::addon::stage_secret(&mut extra, &chat, id, &me.pn, &message, now as i64);
-        let (participants, any_pkmsg) =
-            encrypt_pairwise(inner, &creds, &me, &mut targets, &chat, &message, extra).await?;
+        let (participants, any_pkmsg) = encrypt_pairwise(
+            inner,
+            &creds,
+            &me,
+            &mut targets,
+            &chat,
+            &message,
+            inner.config.patch.as_ref(),
+            extra,
+        )
+        .await?;
         if participants.is_empty() {
             return Err(Error::NoDevices(chat));
         }
@@ -333,8 +380,10 @@ impl Messenger {
 
 /// Encrypts `message` pairwise for `targets`: resolves their session addresses, fetches
 /// bundles for those without a session (outside the crypto lock), then under the lock
-/// resolves again, starts the missing sessions, encrypts (see [`encrypt_for`]) and
+/// resolves again, starts the missing sessions, encrypts (see [`encrypt_for`], each copy
+/// patched by `patch`) and
 /// commits the new Signal state together with `extra`.
+#[allow(clippy::too_many_arguments, reason = "one send's context")]
 pub(crate) async fn encrypt_pairwise(
     inner: &Inner,
     creds: &AuthCreds,
@@ -342,6 +391,7 @@ pub(crate) async fn encrypt_pairwise(
     targets: &mut [Target],
     chat: &Jid,
     message: &Message,
+    patch: Option<&MessagePatch>,
     extra: Batch,
 ) -> Result<(Vec<Node>, bool), Error> {
     {
@@ -354,7 +404,7 @@ pub(crate) async fn encrypt_pairwise(
     let repo = inner.staged_repo(creds);
     prefetch(&repo, targets).await;
     inject_fetched(&repo, targets, &fetched).await;
-    let out = encrypt_for(&repo, targets, chat, message).await?;
+    let out = encrypt_for(&repo, targets, chat, message, patch).await?;
     inner.commit_staged(&repo, extra).await?;
     Ok(out)
 }
@@ -426,13 +476,15 @@ pub(crate) async fn inject_fetched(
     }
 }
 
-/// Encrypts for every target that has a session; returns the `<to>` nodes and whether any
-/// is a `pkmsg`. Targets without a session are skipped (logged).
+/// Encrypts for every target that has a session (each copy patched by `patch` first);
+/// returns the `<to>` nodes and whether any is a `pkmsg`. Targets without a session are
+/// skipped (logged).
 pub(crate) async fn encrypt_for(
     repo: &Repo,
     targets: &[Target],
     chat: &Jid,
     message: &Message,
+    patch: Option<&MessagePatch>,
 ) -> Result<(Vec<Node>, bool), Error> {
     let plain = encode_plaintext(message, &mut OsRng);
     let own_plain = if targets.iter().any(|t| t.own) {
@@ -443,7 +495,19 @@ pub(crate) async fn encrypt_for(
     let mut nodes = Vec::with_capacity(targets.len());
     let mut any_pkmsg = false;
     for t in targets {
-        let pt = if t.own { &own_plain } else { &plain };
+        let patched = patch.and_then(|p| p.apply(message, Some(&t.device)));
+        let patched_plain = patched.as_ref().map(|m| {
+            if t.own {
+                encode_plaintext(&device_sent(chat, m), &mut OsRng)
+            } else {
+                encode_plaintext(m, &mut OsRng)
+            }
+        });
+        let pt = match &patched_plain {
+            Some(p) => p,
+            None if t.own => &own_plain,
+            None => &plain,
+        };
         match repo.encrypt_message(&t.session, pt).await {
             Ok(enc) => {
                 any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
@@ -454,7 +518,7 @@ pub(crate) async fn encrypt_for(
                             enc.kind,
                             enc.ciphertext,
                             None,
-                            Some(message),
+                            Some(patched.as_ref().unwrap_or(message)),
                         )])
                         .build(),
                 );

@@ -203,7 +203,16 @@ async fn relay_status(
         let rotate = must_rotate(&have, &audience);
         let repo = inner.staged_repo(&creds);
         inject_fetched(&repo, &targets, &fetched).await;
-        let fan = sender_key_fan_out(&repo, &status, &me.pn, &targets, &message, rotate).await?;
+        let fan = sender_key_fan_out(
+            &repo,
+            &status,
+            &me.pn,
+            &targets,
+            &message,
+            rotate,
+            inner.config.patch.as_ref(),
+        )
+        .await?;
         let delivered = fan.delivered;
         if delivered.len() < targets.len() {
             warn!(

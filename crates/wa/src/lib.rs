@@ -32,8 +32,9 @@ pub use wa_media::{
 };
 pub use wa_messages::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, EventResponders, EventTally, LinkPreview,
-    Location, MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent, Messenger, MessengerConfig,
-    Poll, PollOptionVotes, PollTally, Quote, ScheduledEvent, generate_message_id, poll_option_hash,
+    Location, MAX_STATUS_RECIPIENTS, MessageBuilder, MessageContent, MessagePatch, Messenger,
+    MessengerConfig, Poll, PollOptionVotes, PollTally, Quote, ScheduledEvent, generate_message_id,
+    poll_option_hash,
 };
 pub use wa_newsletter::{
     MetadataKey as NewsletterKey, NewsletterChange, NewsletterMessage, NewsletterMetadata,
