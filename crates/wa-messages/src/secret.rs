@@ -4,8 +4,9 @@
 //! A message that can collect such add-ons carries a random 32-byte
 //! `messageContextInfo.messageSecret`. Everyone who received it derives, for one add-on,
 //! an AES-256-GCM key with HKDF-SHA256 (empty salt) over that secret, info = target id ‖
-//! target creator ‖ add-on sender ‖ use-case label, and encrypts the add-on's protobuf
-//! with additional data target id ‖ NUL ‖ add-on sender.
+//! target creator ‖ add-on sender ‖ use-case label, and encrypts the add-on's protobuf;
+//! poll votes and event responses are bound to additional data target id ‖ NUL ‖ add-on
+//! sender, the other uses (reactions, comments, edits) have none.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -16,6 +17,7 @@ use wa_binary::Jid;
 use wa_proto::e2e::{
     EncEventResponseMessage, EventResponseMessage, Message, PollEncValue, PollUpdateMessage,
     PollVoteMessage, event_response_message::EventResponseType,
+    secret_encrypted_message::SecretEncType,
 };
 use wa_types::MessageKey;
 use zeroize::Zeroizing;
@@ -41,6 +43,13 @@ pub enum SecretUse {
     Reaction,
     /// A comment on a message (`encCommentMessage`).
     Comment,
+    /// An edit of an event (`secretEncryptedMessage` of type `EVENT_EDIT`).
+    EventEdit,
+    /// An edit of a poll, or an option added to it (`secretEncryptedMessage` of type
+    /// `POLL_EDIT` or `POLL_ADD_OPTION`: both use the same key).
+    PollEdit,
+    /// An edit of a message (`secretEncryptedMessage` of type `MESSAGE_EDIT`).
+    MessageEdit,
 }
 
 impl SecretUse {
@@ -50,6 +59,25 @@ impl SecretUse {
             Self::EventResponse => b"Event Response",
             Self::Reaction => b"Enc Reaction",
             Self::Comment => b"Enc Comment",
+            Self::EventEdit => b"Event Edit",
+            Self::PollEdit => b"Poll Edit",
+            Self::MessageEdit => b"Message Edit",
+        }
+    }
+
+    /// Whether the ciphertext is bound to the target id and the add-on's sender as
+    /// additional data (only votes and event responses are).
+    fn binds_sender(self) -> bool {
+        matches!(self, Self::PollVote | Self::EventResponse)
+    }
+
+    /// The use a `secretEncryptedMessage` of type `kind` is encrypted for, if known.
+    pub fn of_secret_kind(kind: SecretEncType) -> Option<Self> {
+        match kind {
+            SecretEncType::EventEdit => Some(Self::EventEdit),
+            SecretEncType::PollEdit | SecretEncType::PollAddOption => Some(Self::PollEdit),
+            SecretEncType::MessageEdit => Some(Self::MessageEdit),
+            _ => None,
         }
     }
 }
@@ -70,7 +98,8 @@ pub struct SecretContext<'a> {
 }
 
 impl SecretContext<'_> {
-    /// The AES-256-GCM key and additional data for one add-on of kind `usage`.
+    /// The AES-256-GCM key and additional data (empty for the uses that have none) for
+    /// one add-on of kind `usage`.
     fn key_and_aad(&self, usage: SecretUse) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), Error> {
         let creator = self.creator.to_non_ad().to_string();
         let modifier = self.modifier.to_non_ad().to_string();
@@ -84,10 +113,13 @@ impl SecretContext<'_> {
         info.extend_from_slice(label);
         let key = wa_crypto::hkdf_sha256(self.message_secret, None, &info, 32)
             .map_err(|_| Error::MalformedSecretPayload("key derivation failed"))?;
-        let mut aad = Vec::with_capacity(self.message_id.len() + 1 + modifier.len());
-        aad.extend_from_slice(self.message_id.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(modifier.as_bytes());
+        let mut aad = Vec::new();
+        if usage.binds_sender() {
+            aad.reserve(self.message_id.len() + 1 + modifier.len());
+            aad.extend_from_slice(self.message_id.as_bytes());
+            aad.push(0);
+            aad.extend_from_slice(modifier.as_bytes());
+        }
         Ok((key, aad))
     }
 
@@ -256,4 +288,89 @@ pub fn decrypt_event_response(
         enc.enc_iv.as_deref(),
     )?;
     Ok(EventResponseMessage::decode(plaintext.as_slice())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Ciphertexts computed outside this crate (HKDF-SHA256 and AES-256-GCM of a
+    /// standard library) by the scheme whatsmeow uses: for reactions and edits the key's
+    /// info names the target and both senders, and there is no additional data.
+    #[test]
+    fn reactions_and_edits_open_without_additional_data() {
+        let secret: Vec<u8> = (0u8..32).collect();
+        let creator = Jid::pn("15550000001");
+        let modifier = Jid::with_device("15550000002", wa_binary::Server::Pn, 3);
+        let ctx = SecretContext {
+            message_id: "3EB0AABBCCDD",
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: &secret,
+        };
+        let iv = [7u8; 12];
+        let cases = [
+            (
+                SecretUse::Reaction,
+                "69d5c0ba9ca260a7dc09f40987bc7a077c122f2eedab512290d91448d450",
+                &b"reaction bytes"[..],
+            ),
+            (
+                SecretUse::MessageEdit,
+                "1bd51d6a7f118ac0701bd0a49b8f29e9f347fe3e07265421096c184badc9",
+                &b"edited message"[..],
+            ),
+        ];
+        for (usage, ciphertext, plain) in cases {
+            let got = ctx
+                .decrypt(usage, Some(&hex(ciphertext)), Some(&iv))
+                .unwrap();
+            assert_eq!(got.as_slice(), plain, "{usage:?}");
+        }
+        // Under the label of another use the same ciphertext does not open.
+        assert!(matches!(
+            ctx.decrypt(SecretUse::Comment, Some(&hex(cases[0].1)), Some(&iv)),
+            Err(Error::SecretPayloadAuth)
+        ));
+    }
+
+    #[test]
+    fn votes_are_bound_to_their_sender_and_edits_are_not() {
+        let secret = [9u8; 32];
+        let (creator, voter) = (Jid::pn("15550000001"), Jid::pn("15550000002"));
+        let ctx = SecretContext {
+            message_id: "ID",
+            creator: &creator,
+            modifier: &voter,
+            message_secret: &secret,
+        };
+        for usage in [SecretUse::PollVote, SecretUse::EventResponse] {
+            let (_, aad) = ctx.key_and_aad(usage).unwrap();
+            assert_eq!(aad, b"ID\x0015550000002@s.whatsapp.net");
+        }
+        for usage in [
+            SecretUse::Reaction,
+            SecretUse::Comment,
+            SecretUse::EventEdit,
+            SecretUse::PollEdit,
+            SecretUse::MessageEdit,
+        ] {
+            assert!(ctx.key_and_aad(usage).unwrap().1.is_empty(), "{usage:?}");
+        }
+        assert_eq!(
+            SecretUse::of_secret_kind(SecretEncType::PollAddOption),
+            Some(SecretUse::PollEdit)
+        );
+        assert_eq!(
+            SecretUse::of_secret_kind(SecretEncType::MessageSchedule),
+            None
+        );
+    }
 }
