@@ -222,8 +222,10 @@ pub(crate) async fn sender_key_fan_out(
     if rotate {
         repo.rotate_sender_key(&chat_s, me).await?;
     }
-    let patched = patch.and_then(|p| p.apply(message, None));
-    let padded = encode_plaintext(patched.as_ref().unwrap_or(message), &mut OsRng);
+    let padded = match patch.and_then(|p| p.apply(message, None)) {
+        Some(patched) => encode_plaintext(&patched, &mut OsRng),
+        None => encode_plaintext(message, &mut OsRng),
+    };
     let enc = repo.encrypt_group_message(&chat_s, me, &padded).await?;
     let skdm_message = Message {
         sender_key_distribution_message: Some(SenderKeyDistributionMessage {

@@ -495,7 +495,10 @@ pub(crate) async fn encrypt_for(
     let mut nodes = Vec::with_capacity(targets.len());
     let mut any_pkmsg = false;
     for t in targets {
-        let patched = patch.and_then(|p| p.apply(message, Some(&t.device)));
+        // Boxed: a `Message` is kilobytes, and this is held across the await below.
+        let patched = patch
+            .and_then(|p| p.apply(message, Some(&t.device)))
+            .map(Box::new);
         let patched_plain = patched.as_ref().map(|m| {
             if t.own {
                 encode_plaintext(&device_sent(chat, m), &mut OsRng)
@@ -518,7 +521,7 @@ pub(crate) async fn encrypt_for(
                             enc.kind,
                             enc.ciphertext,
                             None,
-                            Some(patched.as_ref().unwrap_or(message)),
+                            Some(patched.as_deref().unwrap_or(message)),
                         )])
                         .build(),
                 );
