@@ -9,8 +9,8 @@ use tracing::debug;
 use wa_binary::Jid;
 use wa_proto::common;
 use wa_proto::e2e::{
-    EventResponseMessage, Message, PollVoteMessage, ReactionMessage,
-    event_response_message::EventResponseType, protocol_message,
+    EncCommentMessage, EncReactionMessage, EventResponseMessage, Message, PollVoteMessage,
+    ReactionMessage, event_response_message::EventResponseType, protocol_message,
 };
 use wa_store::{Batch, MessageSecretStore as _};
 use wa_types::{
@@ -534,6 +534,116 @@ impl Messenger {
             &mut OsRng,
         )?;
         self.send_addon(&event.remote_jid, message).await
+    }
+
+    /// Reacts to `target` (its key as this device knows it) with `emoji` (empty takes the
+    /// reaction back), encrypted with the target's stored secret as an
+    /// `encReactionMessage`: the kind of reaction community announcement groups take,
+    /// which only those who received the message can read. Sends it to the target's chat
+    /// and returns its key. Plain reactions are [`MessageContent::Reaction`](crate::MessageContent::Reaction).
+    ///
+    /// # Errors
+    /// As [`Messenger::vote_poll`].
+    pub async fn react_encrypted(
+        &self,
+        target: &MessageKey,
+        emoji: &str,
+    ) -> Result<MessageKey, Error> {
+        let (creator, modifier, secret) = self.own_addon_context(target).await?;
+        let ctx = SecretContext {
+            message_id: &target.id,
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: secret.as_slice(),
+        };
+        // The target is named outside the ciphertext only.
+        let plain = ReactionMessage {
+            text: Some(emoji.to_owned()),
+            sender_timestamp_ms: Some(unix_now_ms()),
+            ..Default::default()
+        };
+        let (payload, iv) = ctx.encrypt(SecretUse::Reaction, &plain.encode_to_vec(), &mut OsRng)?;
+        let message = Message {
+            enc_reaction_message: Some(EncReactionMessage {
+                target_message_key: Some(crate::key_to_proto(target)),
+                enc_payload: Some(payload),
+                enc_iv: Some(iv.to_vec()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.send_addon(&target.remote_jid, message).await
+    }
+
+    /// Comments on `target` (its key as this device knows it) with `comment` (a whole
+    /// message, usually text), encrypted with the target's stored secret as an
+    /// `encCommentMessage` (replies under a community announcement); readers open it with
+    /// [`Messenger::decrypt_comment`]. Sends it to the target's chat and returns its key.
+    ///
+    /// # Errors
+    /// As [`Messenger::vote_poll`].
+    pub async fn comment(
+        &self,
+        target: &MessageKey,
+        comment: &Message,
+    ) -> Result<MessageKey, Error> {
+        let (creator, modifier, secret) = self.own_addon_context(target).await?;
+        let ctx = SecretContext {
+            message_id: &target.id,
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: secret.as_slice(),
+        };
+        let (payload, iv) =
+            ctx.encrypt(SecretUse::Comment, &comment.encode_to_vec(), &mut OsRng)?;
+        // The key names the commented message's author, in 1:1 chats too.
+        let mut key = crate::key_to_proto(target);
+        key.participant = Some(creator.to_non_ad().to_string());
+        let message = Message {
+            enc_comment_message: Some(EncCommentMessage {
+                target_message_key: Some(key),
+                enc_payload: Some(payload),
+                enc_iv: Some(iv.to_vec()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.send_addon(&target.remote_jid, message).await
+    }
+
+    /// Opens a `secretEncryptedMessage` with its target's stored secret: an edit of an
+    /// event, a poll or a message, or an option added to a poll, encrypted so that only
+    /// those who received the original can read it. Returns the message inside (with the
+    /// outer `messageContextInfo` when the inner has none).
+    ///
+    /// # Errors
+    /// [`Error::NotAnAddOn`] for another message or an unknown kind of secret message,
+    /// and as [`Messenger::decrypt_poll_vote`].
+    pub async fn decrypt_secret_message(&self, message: &WaMessage) -> Result<Message, Error> {
+        let enc = message
+            .message
+            .secret_encrypted_message
+            .as_ref()
+            .ok_or(Error::NotAnAddOn("a secret-encrypted message"))?;
+        let usage = SecretUse::of_secret_kind(enc.secret_enc_type()).ok_or(Error::NotAnAddOn(
+            "a known kind of secret-encrypted message",
+        ))?;
+        let plain = self
+            .open_addon(
+                message,
+                enc.target_message_key.as_ref(),
+                usage,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+        let mut inside = Message::decode(plain.as_slice())?;
+        if inside.message_context_info.is_none() {
+            inside
+                .message_context_info
+                .clone_from(&message.message.message_context_info);
+        }
+        Ok(inside)
     }
 
     async fn send_addon(&self, chat: &Jid, message: Message) -> Result<MessageKey, Error> {

@@ -535,3 +535,107 @@ async fn reactions_are_reported_on_the_message_they_react_to() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_reactions_comments_and_edits_open_with_the_target_secret() {
+    use rand_core::OsRng;
+    use wa_messages::{SecretContext, SecretUse};
+    use wa_proto::e2e::{Message, SecretEncryptedMessage, secret_encrypted_message};
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("ea1")).await;
+    let mut b1 = link(&sim, B, memory_store("eb1")).await;
+    let (a, b) = (Jid::pn(A), Jid::pn(B));
+    let hello = a1
+        .messenger
+        .send_message(&b, MessageContent::text("hello"))
+        .await
+        .unwrap();
+    let seen = next_upsert(&mut b1.events, |m| m.key.id == hello.id).await;
+
+    // b1 reacts encrypted by the key it received; a1 opens it on its own message.
+    let fire = b1.messenger.react_encrypted(&seen.key, "🔥").await.unwrap();
+    let got = next_addon(&mut a1.events, &fire.id).await;
+    assert_eq!(got.target, hello);
+    assert_eq!(got.sender, b);
+    assert_eq!(
+        got.kind,
+        AddOnKind::Reaction {
+            text: "🔥".into()
+        }
+    );
+
+    // b1 comments; a1 gets the comment as a message and opens it.
+    let text = |t: &str| Message {
+        conversation: Some(t.to_owned()),
+        ..Default::default()
+    };
+    let key = b1
+        .messenger
+        .comment(&seen.key, &text("nice"))
+        .await
+        .unwrap();
+    let comment = next_upsert(&mut a1.events, |m| m.key.id == key.id).await;
+    let target = comment
+        .message
+        .enc_comment_message
+        .as_ref()
+        .and_then(|c| c.target_message_key.as_ref())
+        .expect("a comment names its target");
+    assert_eq!(
+        target.participant.as_deref(),
+        Some(A.to_owned() + "@s.whatsapp.net").as_deref()
+    );
+    let opened = a1.messenger.decrypt_comment(&comment).await.unwrap();
+    assert_eq!(opened.conversation.as_deref(), Some("nice"));
+    // Not a comment: a typed error.
+    assert!(matches!(
+        a1.messenger.decrypt_comment(&seen).await,
+        Err(Error::NotAnAddOn(_))
+    ));
+
+    // a1 edits its message secretly (as WhatsApp edits events and polls); b1 opens it.
+    let secret = seen
+        .message
+        .message_context_info
+        .as_ref()
+        .and_then(|c| c.message_secret.clone())
+        .expect("the message carries a secret");
+    let ctx = SecretContext {
+        message_id: &hello.id,
+        creator: &a,
+        modifier: &a,
+        message_secret: &secret,
+    };
+    let (payload, iv) = ctx
+        .encrypt(
+            SecretUse::MessageEdit,
+            &prost::Message::encode_to_vec(&text("hello, edited")),
+            &mut OsRng,
+        )
+        .unwrap();
+    let edit = Message {
+        secret_encrypted_message: Some(SecretEncryptedMessage {
+            target_message_key: Some(wa_messages::key_to_proto(&hello)),
+            enc_payload: Some(payload),
+            enc_iv: Some(iv.to_vec()),
+            secret_enc_type: Some(secret_encrypted_message::SecretEncType::MessageEdit as i32),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::Prepared(Box::new(edit)))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    let inside = b1.messenger.decrypt_secret_message(&got).await.unwrap();
+    assert_eq!(inside.conversation.as_deref(), Some("hello, edited"));
+    assert!(matches!(
+        b1.messenger.decrypt_secret_message(&seen).await,
+        Err(Error::NotAnAddOn(_))
+    ));
+}
