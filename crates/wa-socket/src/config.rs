@@ -13,7 +13,7 @@ use wa_store::{
     Op, Role,
 };
 
-use crate::{Backoff, Proxy};
+use crate::{Backoff, DisconnectReason, Proxy};
 
 /// Default websocket endpoint.
 pub const DEFAULT_WS_URL: &str = "wss://web.whatsapp.com/ws/chat";
@@ -107,6 +107,21 @@ pub type GetMessage = Arc<dyn Fn(String, String) -> BoxFuture<Option<Vec<u8>>> +
 /// one-to-one chat, its `recipient`. Stanzas from the server itself are never dropped.
 pub type IgnoreJid = Arc<dyn Fn(&wa_binary::Jid) -> bool + Send + Sync>;
 
+/// Decides whether a verified pairing is completed (whatsmeow's `PrePairCallback`): called
+/// with the server's `<pair-success>` (our new JID and LID, the primary's platform and
+/// business name) after its device identity verified and before anything is saved.
+/// Returning `false` answers the server with the protocol's pairing error, so the phone
+/// shows the link as failed, and keeps this socket unpaired (QR codes keep coming).
+pub type PrePair = Arc<dyn Fn(&crate::PairSuccess) -> bool + Send + Sync>;
+
+/// Decides whether the socket reconnects after a connection ended for a reason that is
+/// not terminal (whatsmeow's `EnableAutoReconnect` / `AutoReconnectHook`): called with
+/// the reason and how many reconnects failed in a row since the last open connection.
+/// Returning `false` closes the socket for good with that reason, as
+/// [`Socket::close`](crate::Socket::close) would; a new socket from the same store
+/// starts over. A function returning `false` always turns reconnecting off.
+pub type ReconnectHook = Arc<dyn Fn(DisconnectReason, u32) -> bool + Send + Sync>;
+
 /// Everything a [`Socket`](crate::Socket) needs.
 #[derive(Clone)]
 pub struct SocketConfig {
@@ -158,6 +173,12 @@ pub struct SocketConfig {
     pub get_message: Option<GetMessage>,
     /// Chats whose stanzas are dropped unread (see [`IgnoreJid`]); `None` keeps all.
     pub ignore_jid: Option<IgnoreJid>,
+    /// Asked before a verified pairing is completed (see [`PrePair`]); `None` completes
+    /// every verified pairing.
+    pub pre_pair: Option<PrePair>,
+    /// Asked before each reconnect (see [`ReconnectHook`]); `None` always reconnects
+    /// after non-terminal reasons.
+    pub reconnect: Option<ReconnectHook>,
     /// Put an in-memory read cache (bounded, with a TTL) in front of the store's backend.
     pub cache: Option<CacheConfig>,
     /// Bounds how many sockets sharing this semaphore connect and run the Noise handshake
@@ -193,6 +214,8 @@ impl SocketConfig {
             min_pre_keys: 5,
             get_message: None,
             ignore_jid: None,
+            pre_pair: None,
+            reconnect: None,
             cache: None,
             handshake_limit: None,
         }

@@ -24,7 +24,7 @@ pub use ack::ack_for;
 pub use backoff::Backoff;
 pub use config::{
     BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions, IgnoreJid,
-    SocketConfig,
+    PrePair, ReconnectHook, SocketConfig,
 };
 pub use dispatch::{Dispatched, Dispatcher, Filter, Subscription};
 pub use error::Error;

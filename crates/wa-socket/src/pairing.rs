@@ -48,6 +48,9 @@ pub enum PairError {
     /// The pairing-code wrapping is malformed or the code is wrong.
     #[error("pairing code: {0}")]
     Code(&'static str),
+    /// [`SocketConfig::pre_pair`](crate::SocketConfig::pre_pair) refused the pairing.
+    #[error("pairing refused by the pre-pair check")]
+    Refused,
 }
 
 impl PairError {
@@ -56,7 +59,7 @@ impl PairError {
         match self {
             Self::HmacMismatch => (401, "hmac-mismatch"),
             Self::SignatureMismatch => (401, "signature-mismatch"),
-            Self::Malformed(_) | Self::Code(_) => (500, "internal-error"),
+            Self::Malformed(_) | Self::Code(_) | Self::Refused => (500, "internal-error"),
         }
     }
 }

@@ -670,6 +670,28 @@ impl Socket {
         Ok(code)
     }
 
+    /// Drops the current connection and connects again at once (whatsmeow's
+    /// `ResetConnection`), e.g. after the network changed; the connection ends with
+    /// [`DisconnectReason::ResetByUser`]. Does nothing while no connection is up.
+    pub fn reset_connection(&self) {
+        if let Some(c) = self.inner.current() {
+            c.close(DisconnectReason::ResetByUser);
+        }
+    }
+
+    /// Tells the server whether this device is passive (`true`: it receives no offline
+    /// messages until it is made active again) or active. The socket makes itself active
+    /// after each login; this is for pausing delivery on purpose.
+    ///
+    /// # Errors
+    /// The server's error, or [`Error::NotConnected`].
+    pub async fn set_passive(&self, passive: bool) -> Result<(), Error> {
+        let child = if passive { "passive" } else { "active" };
+        self.query(server_iq("passive", "set", Node::builder(child).build()))
+            .await
+            .map(|_| ())
+    }
+
     /// Closes the connection for good (no reconnect); credentials stay.
     pub async fn close(&self) {
         self.inner.shutdown(DisconnectReason::ClosedByUser);
@@ -855,6 +877,15 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         inner.set_state(ConnectionUpdate::closed(reason));
         if opened {
             attempt = 0;
+        }
+        // A reset was asked for by the user: never declined.
+        if let Some(hook) = &inner.config.reconnect
+            && reason != DisconnectReason::ResetByUser
+            && !hook(reason, attempt)
+        {
+            info!("reconnect declined after: {reason}");
+            finish(&inner, reason).await;
+            return;
         }
         if reason.reconnect_immediately() {
             continue;
@@ -1541,6 +1572,11 @@ async fn pair(inner: &Arc<Inner>, node: &Node) -> Result<Node, Error> {
         &creds.identity_key,
         &mut OsRng,
     )?;
+    if let Some(check) = &inner.config.pre_pair
+        && !check(&ps)
+    {
+        return Err(PairError::Refused.into());
+    }
     let mut updated = creds.clone();
     updated.jid = Some(ps.jid.to_string());
     updated.lid = ps.lid.as_ref().map(ToString::to_string);

@@ -845,3 +845,118 @@ async fn pre_keys_are_uploaded_on_request() {
     assert_eq!(sim.prekey_count(&jid), Some(837));
     socket.close().await;
 }
+
+/// [`link`] with the configuration changed by `tune` first.
+async fn link_tuned(
+    sim: &Sim,
+    phone: &str,
+    tune: impl FnOnce(&mut SocketConfig),
+) -> (Socket, broadcast::Receiver<Event>, Jid) {
+    sim.add_account(phone).await;
+    let mut cfg = config(sim, memory_store());
+    tune(&mut cfg);
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events_from_start();
+    let qr = first_qr(&mut events).await;
+    let jid = sim.scan_qr(phone, &qr).await.expect("scan succeeds");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    open(&mut events).await;
+    (socket, events, jid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pairing_the_pre_pair_check_refuses_fails_and_saves_nothing() {
+    let sim = sim().await;
+    let phone = "15550000031";
+    sim.add_account(phone).await;
+    let store = memory_store();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut cfg = config(&sim, store.clone());
+    let record = seen.clone();
+    cfg.pre_pair = Some(Arc::new(move |ps: &wa_socket::PairSuccess| {
+        record.lock().unwrap().push(ps.jid.clone());
+        false
+    }));
+    let socket = Socket::connect(cfg);
+    let mut events = socket.events_from_start();
+    let qr = first_qr(&mut events).await;
+    let err = sim
+        .scan_qr(phone, &qr)
+        .await
+        .expect_err("the companion refuses");
+    assert!(err.to_string().contains("error"), "{err}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].user, phone, "the check saw the JID being linked");
+    let creds = store.load_creds().await.unwrap().expect("creds exist");
+    assert!(!creds.registered, "nothing of the pairing was saved");
+    assert!(creds.jid.is_none());
+    assert!(socket.me().await.is_none());
+    // Still unpaired: further QR codes come.
+    first_qr(&mut events).await;
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_hook_can_turn_reconnecting_off_but_a_reset_still_reconnects() {
+    let sim = sim().await;
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = asked.clone();
+    // Declines everything except the 515 after pairing.
+    let (socket, mut events, jid) = link_tuned(&sim, "15550000032", move |c| {
+        c.reconnect = Some(Arc::new(move |reason, attempt| {
+            record.lock().unwrap().push((reason, attempt));
+            reason == DisconnectReason::RestartRequired
+        }));
+    })
+    .await;
+    assert_eq!(
+        asked.lock().unwrap().as_slice(),
+        [(DisconnectReason::RestartRequired, 0)]
+    );
+
+    // A reset drops the connection and connects again at once, without asking.
+    socket.reset_connection();
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ResetByUser
+    );
+    open(&mut events).await;
+    assert_eq!(asked.lock().unwrap().len(), 1);
+
+    // A dropped connection: the hook is asked and declines; the socket stays closed.
+    sim.fault(Fault::Drop(Target::Device(jid.clone())));
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::ConnectionClosed
+    );
+    tokio::time::timeout(Duration::from_secs(10), socket.closed())
+        .await
+        .expect("the socket stops");
+    assert_eq!(socket.state(), ConnectionState::Closed);
+    assert_eq!(
+        asked.lock().unwrap().last(),
+        Some(&(DisconnectReason::ConnectionClosed, 0))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!sim.is_online(&jid), "no reconnect happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_can_make_itself_passive_and_active_again() {
+    let sim = sim().await;
+    let (socket, _events, jid) = link(&sim, "15550000033", memory_store()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sim.is_active(&jid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sim.is_active(&jid));
+    socket.set_passive(true).await.unwrap();
+    assert!(!sim.is_active(&jid));
+    socket.set_passive(false).await.unwrap();
+    assert!(sim.is_active(&jid));
+    socket.close().await;
+}

@@ -91,6 +91,9 @@ pub enum DisconnectReason {
     RestartRequired,
     /// The user closed the socket. Terminal.
     ClosedByUser,
+    /// The user asked for a new connection (`Socket::reset_connection`); the socket
+    /// reconnects at once.
+    ResetByUser,
     /// Any other numeric code.
     Other(u16),
 }
@@ -116,7 +119,8 @@ impl DisconnectReason {
         }
     }
 
-    /// The numeric code (Baileys' `DisconnectReason` values); `ClosedByUser` is 428.
+    /// The numeric code (Baileys' `DisconnectReason` values); `ClosedByUser` and
+    /// `ResetByUser` are 428.
     pub fn code(self) -> u16 {
         match self {
             Self::LoggedOut => 401,
@@ -127,7 +131,7 @@ impl DisconnectReason {
             Self::TimedOut => 408,
             Self::BadUserAgent => 409,
             Self::MultideviceMismatch => 411,
-            Self::ConnectionClosed | Self::ClosedByUser => 428,
+            Self::ConnectionClosed | Self::ClosedByUser | Self::ResetByUser => 428,
             Self::Replaced => 440,
             Self::BadSession => 500,
             Self::ServiceUnavailable => 503,
@@ -158,7 +162,7 @@ impl DisconnectReason {
 
     /// Reconnect at once rather than after a backoff delay.
     pub fn reconnect_immediately(self) -> bool {
-        matches!(self, Self::RestartRequired)
+        matches!(self, Self::RestartRequired | Self::ResetByUser)
     }
 }
 
@@ -179,6 +183,7 @@ impl fmt::Display for DisconnectReason {
             Self::ServiceUnavailable => "service unavailable",
             Self::RestartRequired => "restart required",
             Self::ClosedByUser => "closed by user",
+            Self::ResetByUser => "reset by user",
             Self::Other(_) => "other",
         };
         write!(f, "{name} ({})", self.code())
