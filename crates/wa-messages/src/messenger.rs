@@ -88,6 +88,44 @@ pub struct MessengerConfig {
     /// encrypted (Baileys' `patchMessageBeforeSending`; see [`MessagePatch`](crate::MessagePatch)). `None`
     /// (the default) sends messages as they are built.
     pub patch: Option<crate::MessagePatch>,
+    /// Asked before a retry receipt for one of our messages is answered (whatsmeow's
+    /// `PreRetryCallback`; see [`PreRetry`]); `None` answers every retry up to
+    /// [`MessengerConfig::max_retries`].
+    pub pre_retry: Option<PreRetry>,
+}
+
+/// Decides whether a retry receipt is answered with a resend: called with the asking
+/// device, the message id, the retry count and the stored message (before any patch);
+/// `false` leaves the retry unanswered (the receipt is still acknowledged).
+#[derive(Clone)]
+pub struct PreRetry(Arc<PreRetryFn>);
+
+type PreRetryFn = dyn Fn(&wa_binary::Jid, &str, u32, &wa_proto::e2e::Message) -> bool + Send + Sync;
+
+impl PreRetry {
+    /// Wraps `f`.
+    pub fn new(
+        f: impl Fn(&wa_binary::Jid, &str, u32, &wa_proto::e2e::Message) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Whether the retry of message `id` by `device` (the `count`th) is answered.
+    pub fn allows(
+        &self,
+        device: &wa_binary::Jid,
+        id: &str,
+        count: u32,
+        message: &wa_proto::e2e::Message,
+    ) -> bool {
+        (self.0)(device, id, count, message)
+    }
+}
+
+impl std::fmt::Debug for PreRetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreRetry(..)")
+    }
 }
 
 impl Default for MessengerConfig {
@@ -113,6 +151,7 @@ impl Default for MessengerConfig {
             placeholder_resend_delay: None,
             reporting_tokens: true,
             patch: None,
+            pre_retry: None,
         }
     }
 }

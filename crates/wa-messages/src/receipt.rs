@@ -201,6 +201,12 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         .and_then(|j| j.parse().ok())
         .ok_or(Error::Malformed("stored message without chat"))?;
     let mut message = info.message.unwrap_or_default();
+    if let Some(check) = &inner.config.pre_retry
+        && !check.allows(&device, id, count, &message)
+    {
+        debug!("resend of {id} to {device} declined (retry {count})");
+        return Ok(());
+    }
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
     let own = me.is_me_user(&device);

@@ -1,14 +1,16 @@
-//! `MessengerConfig::patch` through wa-sim: each recipient device decrypts the copy the
-//! patch made for it, the group ciphertext carries the patch made for everyone, and the
-//! sender reports (and keeps for retries) the original.
+//! The messenger's send hooks through wa-sim. `MessengerConfig::patch`: each recipient
+//! device decrypts the copy the patch made for it, the group ciphertext carries the patch
+//! made for everyone, and the sender reports (and keeps for retries) the original.
+//! `MessengerConfig::pre_retry`: a declined retry receipt gets no resend.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use wa_binary::Jid;
-use wa_messages::{MessageContent, MessagePatch, MessengerConfig, ReceiptType};
+use wa_messages::{MessageContent, MessagePatch, MessengerConfig, PreRetry, ReceiptType};
 use wa_proto::e2e::Message;
 use wa_sim::{Sim, SimConfig};
 use wa_store::{LidMappingStore, SessionStore};
@@ -134,28 +136,22 @@ async fn each_device_gets_the_copy_patched_for_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resend_for_a_retry_receipt_is_patched_for_the_asking_device() {
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
+/// Links a1 (with `mc`) and b1, lets them exchange a message each, then makes b1 lose
+/// its session with a1, so a1's next message fails to decrypt on b1 and b1 asks again.
+async fn with_lost_session(sim: &Sim, mc: MessengerConfig) -> (Client, Client) {
     sim.add_account(A).await;
     sim.add_account(B).await;
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let mc = MessengerConfig {
-        patch: Some(naming_patch(calls.clone())),
-        ..MessengerConfig::default()
-    };
-    let mut a1 = link_with(&sim, A, memory_store("a1"), mc).await;
-    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let a1 = link_with(sim, A, memory_store("a1"), mc).await;
+    let mut b1 = link(sim, B, memory_store("b1")).await;
     let first = a1
         .messenger
         .send_message(&Jid::pn(B), MessageContent::text("first"))
         .await
         .unwrap();
     next_upsert(&mut b1.events, |m| m.key.id == first.id).await;
-
     // b1 answers (so it learns A's LID and keeps its session with a1 under a1's LID
-    // address), then loses that session: the next message fails to decrypt there and
-    // only the resend reaches it.
+    // address), then loses that session.
+    let mut a1 = a1;
     let back = b1
         .messenger
         .send_message(&Jid::pn(A), MessageContent::text("ack"))
@@ -167,6 +163,18 @@ async fn a_resend_for_a_retry_receipt_is_patched_for_the_asking_device() {
     let name = format!("{a_lid}_1");
     assert!(b1.store.get_session(&name, dev).await.unwrap().is_some());
     b1.store.delete_session(&name, dev).await.unwrap();
+    (a1, b1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_for_a_retry_receipt_is_patched_for_the_asking_device() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let mc = MessengerConfig {
+        patch: Some(naming_patch(calls.clone())),
+        ..MessengerConfig::default()
+    };
+    let (mut a1, mut b1) = with_lost_session(&sim, mc).await;
     calls.lock().unwrap().clear();
     let key = a1
         .messenger
@@ -190,5 +198,45 @@ async fn a_resend_for_a_retry_receipt_is_patched_for_the_asking_device() {
     assert!(
         for_b1 >= 2,
         "patched for the send and for the resend: {calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_the_pre_retry_check_declines_is_not_answered() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let record = asked.clone();
+    let mc = MessengerConfig {
+        pre_retry: Some(PreRetry::new(move |device, id, count, message| {
+            let text = text_of(message).unwrap_or_default().to_owned();
+            record
+                .lock()
+                .unwrap()
+                .push((device.clone(), id.to_owned(), count, text.clone()));
+            text != "keep this"
+        })),
+        ..MessengerConfig::default()
+    };
+    let (mut a1, mut b1) = with_lost_session(&sim, mc).await;
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("keep this"))
+        .await
+        .unwrap();
+    next_receipt(&mut a1.events, |u| {
+        u.key.id == key.id && u.receipt == ReceiptType::Retry
+    })
+    .await;
+    assert_eq!(
+        count_upserts(&mut b1.events, &key.id, Duration::from_secs(2)).await,
+        0,
+        "the declined retry got no resend"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert!(!asked.is_empty());
+    let (device, id, count, text) = &asked[0];
+    assert_eq!(
+        (device, id.as_str(), *count, text.as_str()),
+        (&b1.jid, key.id.as_str(), 1, "keep this")
     );
 }
