@@ -230,6 +230,26 @@ fn approval_mode_node(on: bool) -> Node {
         .build()
 }
 
+/// The admission settings a `<create>` asks for (whatsmeow's `ReqCreateGroup`):
+/// `<member_add_mode>` and `<membership_approval_mode><group_join state>`; what it leaves
+/// out keeps the default.
+fn create_admission(op: &Node) -> Admission {
+    let mut admission = Admission::default();
+    if let Some(mode) = op.child("member_add_mode").and_then(Node::content_bytes) {
+        match mode {
+            b"all_member_add" => admission.member_add_all = true,
+            b"admin_add" => admission.member_add_all = false,
+            _ => {}
+        }
+    }
+    admission.join_approval = op
+        .child("membership_approval_mode")
+        .and_then(|m| m.child("group_join"))
+        .and_then(|j| j.attr_opt::<&str>("state").ok().flatten())
+        == Some("on");
+    admission
+}
+
 /// `"2:" + base64-no-pad(first 6 bytes of SHA-256(sorted device JIDs concatenated))`.
 pub(crate) fn participant_hash(devices: &[Jid]) -> String {
     let mut names: Vec<String> = devices.iter().map(ToString::to_string).collect();
@@ -414,7 +434,7 @@ fn on_server(
                     .unwrap_or(0),
                 invite: invite_code(),
                 participants,
-                admission: Admission::default(),
+                admission: create_admission(op),
             };
             let node = group.node();
             let key = op.attr_opt::<String>("key").ok().flatten();
