@@ -891,15 +891,7 @@ impl Groups {
         inviter: &Jid,
         invite: &GroupInviteMessage,
     ) -> Result<(Jid, u64), Error> {
-        let group = invite
-            .group_jid()
-            .parse::<Jid>()
-            .ok()
-            .filter(|j| j.server == wa_binary::Server::Group)
-            .ok_or(Error::InvalidRequest("invite names no group"))?;
-        if invite.invite_code().is_empty() {
-            return Err(Error::InvalidRequest("invite without code"));
-        }
+        let group = invite_v4_group(invite)?;
         let node = Node::builder("accept")
             .attr("code", invite.invite_code().to_owned())
             .attr("expiration", invite.invite_expiration().to_string())
@@ -926,6 +918,79 @@ impl Groups {
         Ok((group, now))
     }
 
+    /// The group a personal invite leads to, before accepting it (whatsmeow's
+    /// `GetGroupInfoFromInvite`): `group`, `inviter` (the admin who sent the invite),
+    /// `code` and `expiration` (Unix seconds) as the `GroupInviteMessage` carries them.
+    /// We need not be a member; the answer is not cached.
+    /// [`Groups::invite_v4_message_info`] takes the received invite message instead.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] when `group` is not a group or `code` is empty;
+    /// [`Error::Refused`] with 406 for an invite that is not ours (wrong code or inviter,
+    /// revoked or used up), 410 for an expired one, 404 for no such group;
+    /// [`Error::Malformed`].
+    pub async fn invite_v4_info(
+        &self,
+        group: &Jid,
+        inviter: &Jid,
+        code: &str,
+        expiration: u64,
+    ) -> Result<GroupMetadata, Error> {
+        if group.server != wa_binary::Server::Group || group.user.as_str().is_empty() {
+            return Err(Error::InvalidRequest("not a group"));
+        }
+        if code.is_empty() {
+            return Err(Error::InvalidRequest("invite without code"));
+        }
+        self.query_invite_v4(group, inviter, code, expiration.to_string())
+            .await
+    }
+
+    /// [`Groups::invite_v4_info`] for the invite message `key` names (sent by the chat's
+    /// user, or by `key.participant` where the chat is a group), as
+    /// [`Groups::accept_invite_v4_message`] takes it.
+    ///
+    /// # Errors
+    /// As [`Groups::invite_v4_info`]; [`Error::InvalidRequest`] when the invite names no
+    /// group or has no code, or for a key of our own message.
+    pub async fn invite_v4_message_info(
+        &self,
+        key: &MessageKey,
+        invite: &GroupInviteMessage,
+    ) -> Result<GroupMetadata, Error> {
+        if key.from_me {
+            return Err(Error::InvalidRequest("the invite is our own message"));
+        }
+        let inviter = key.participant.as_ref().unwrap_or(&key.remote_jid);
+        let group = invite_v4_group(invite)?;
+        self.query_invite_v4(
+            &group,
+            inviter,
+            invite.invite_code(),
+            invite.invite_expiration().to_string(),
+        )
+        .await
+    }
+
+    /// `<query><add_request code expiration admin/></query>` to the group.
+    async fn query_invite_v4(
+        &self,
+        group: &Jid,
+        inviter: &Jid,
+        code: &str,
+        expiration: String,
+    ) -> Result<GroupMetadata, Error> {
+        let node = Node::builder("query")
+            .children([Node::builder("add_request")
+                .attr("code", code.to_owned())
+                .attr("expiration", expiration)
+                .attr("admin", inviter.to_non_ad())
+                .build()])
+            .build();
+        let reply = self.group_query(group.clone(), "get", node).await?;
+        parse_group_reply(&reply)
+    }
+
     /// Revokes the personal invite `invited` holds for `group`: it no longer joins them.
     /// Admins only.
     ///
@@ -940,6 +1005,20 @@ impl Groups {
         self.group_query(group.clone(), "set", node).await?;
         Ok(())
     }
+}
+
+/// The group a personal invite names; its code must not be empty.
+fn invite_v4_group(invite: &GroupInviteMessage) -> Result<Jid, Error> {
+    let group = invite
+        .group_jid()
+        .parse::<Jid>()
+        .ok()
+        .filter(|j| j.server == wa_binary::Server::Group)
+        .ok_or(Error::InvalidRequest("invite names no group"))?;
+    if invite.invite_code().is_empty() {
+        return Err(Error::InvalidRequest("invite without code"));
+    }
+    Ok(group)
 }
 
 fn invite_code_of(reply: &Node) -> Result<String, Error> {

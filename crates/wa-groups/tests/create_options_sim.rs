@@ -1,5 +1,6 @@
 //! Through wa-sim: a group created with its settings up front (whatsmeow's
-//! `ReqCreateGroup`).
+//! `ReqCreateGroup`), and the preview of a group behind a personal (v4) invite before
+//! accepting it (whatsmeow's `GetGroupInfoFromInvite`).
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use wa_binary::{Jid, Node};
 use wa_groups::{
-    CreateGroupOptions, Error, GroupChange, Groups, GroupsConfig, InviteJoin, ParticipantAction,
+    CreateGroupOptions, Error, GroupChange, GroupInviteMessage, Groups, GroupsConfig, InviteJoin,
+    MessageKey, ParticipantAction,
 };
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{Filter, Socket};
@@ -172,6 +174,147 @@ async fn create_with_every_setting_through_the_simulator() {
         Err(Error::InvalidRequest(_))
     ));
     for s in [sock_a, sock_b, sock_d] {
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_invite_preview_through_the_simulator() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = wa_testkit::link(&sim, A).await;
+    let (sock_c, _) = wa_testkit::link(&sim, C).await;
+    let (sock_d, _) = wa_testkit::link(&sim, D).await;
+    sim.add_account(B).await;
+    let ga = Groups::new(sock_a.clone(), &GroupsConfig::default());
+    let gc = Groups::new(sock_c.clone(), &GroupsConfig::default());
+    let gd = Groups::new(sock_d.clone(), &GroupsConfig::default());
+    let gid = ga.create("Club", &[Jid::pn(B)]).await.unwrap().id.clone();
+    ga.update_description(&gid, Some("Members only"))
+        .await
+        .unwrap();
+
+    // Privacy keeps C (and D) out: A gets a personal invite for each.
+    sim.restrict_account(A, true);
+    let add = |who: &'static str| {
+        let (ga, gid) = (ga.clone(), gid.clone());
+        async move {
+            let r = ga
+                .participants_update(&gid, &[Jid::pn(who)], ParticipantAction::Add)
+                .await
+                .unwrap();
+            assert_eq!(r[0].status, 403);
+            r[0].add_request.clone().expect("a personal invite")
+        }
+    };
+    let req = add(C).await;
+    let inviter = Jid::pn(A);
+
+    // C, not a member, sees the group behind its invite.
+    let info = gc
+        .invite_v4_info(&gid, &inviter, &req.code, req.expiration)
+        .await
+        .unwrap();
+    assert_eq!(info.id, gid);
+    assert_eq!(info.subject, "Club");
+    assert_eq!(info.description.as_deref(), Some("Members only"));
+    assert_eq!(info.size, 2);
+    let mut seen: Vec<Jid> = info.participants.iter().map(|p| p.jid.clone()).collect();
+    seen.sort_by_key(ToString::to_string);
+    assert_eq!(seen, [Jid::pn(A), Jid::pn(B)]);
+    assert!(!members(&sim, &gid).contains(&Jid::pn(C)));
+    // C is still no member: the group's own metadata stays closed to it.
+    assert_eq!(refused(gc.fetch_metadata(&gid).await), 403);
+
+    // The same from the invite message A sent.
+    let invite = GroupInviteMessage {
+        group_jid: Some(gid.to_string()),
+        invite_code: Some(req.code.clone()),
+        invite_expiration: Some(i64::try_from(req.expiration).unwrap()),
+        group_name: Some("Club".into()),
+        ..Default::default()
+    };
+    let key = MessageKey::new(inviter.clone(), false, "3EB0AC1E0000000000000002");
+    assert_eq!(
+        gc.invite_v4_message_info(&key, &invite).await.unwrap().id,
+        gid
+    );
+    let mut own = key.clone();
+    own.from_me = true;
+    assert!(matches!(
+        gc.invite_v4_message_info(&own, &invite).await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // Not ours: a wrong code, the wrong inviter, someone else's invite (406); an
+    // invite message past its expiration (410); no such group (404).
+    assert_eq!(
+        refused(
+            gc.invite_v4_info(&gid, &inviter, "WrongCode0000000000000", req.expiration)
+                .await
+        ),
+        406
+    );
+    assert_eq!(
+        refused(
+            gc.invite_v4_info(&gid, &Jid::pn(B), &req.code, req.expiration)
+                .await
+        ),
+        406
+    );
+    assert_eq!(
+        refused(
+            gd.invite_v4_info(&gid, &inviter, &req.code, req.expiration)
+                .await
+        ),
+        406
+    );
+    assert_eq!(
+        refused(gc.invite_v4_info(&gid, &inviter, &req.code, 1).await),
+        410
+    );
+    let nowhere = Jid::group("120363999999999999");
+    assert_eq!(
+        refused(
+            gc.invite_v4_info(&nowhere, &inviter, &req.code, req.expiration)
+                .await
+        ),
+        404
+    );
+    // Checked before anything is sent.
+    assert!(matches!(
+        gc.invite_v4_info(&gid, &inviter, "", req.expiration).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        gc.invite_v4_info(&Jid::pn(B), &inviter, &req.code, req.expiration)
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    // Previewing used nothing up: C accepts, and is in.
+    assert_eq!(gc.accept_invite_v4(&inviter, &invite).await.unwrap(), gid);
+    assert!(members(&sim, &gid).contains(&Jid::pn(C)));
+    assert_eq!(gc.fetch_metadata(&gid).await.unwrap().size, 3);
+
+    // D's invite runs out: previewing it is refused as gone (410), and the expired
+    // invite is dropped, so accepting finds none (406).
+    let req_d = add(D).await;
+    assert!(sim.expire_personal_invites(&gid) >= 1);
+    assert_eq!(
+        refused(
+            gd.invite_v4_info(&gid, &inviter, &req_d.code, req_d.expiration)
+                .await
+        ),
+        410
+    );
+    let invite_d = GroupInviteMessage {
+        invite_code: Some(req_d.code.clone()),
+        invite_expiration: Some(i64::try_from(req_d.expiration).unwrap()),
+        ..invite.clone()
+    };
+    assert_eq!(refused(gd.accept_invite_v4(&inviter, &invite_d).await), 406);
+    assert!(!members(&sim, &gid).contains(&Jid::pn(D)));
+    for s in [sock_a, sock_c, sock_d] {
         s.close().await;
     }
 }
