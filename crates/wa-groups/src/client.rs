@@ -91,6 +91,138 @@ impl GroupSetting {
     }
 }
 
+/// Settings a group is created with ([`Groups::create_with`]; whatsmeow's
+/// `ReqCreateGroup`). Options left at their default are left out of the request, so the
+/// server's defaults apply.
+///
+/// ```
+/// use wa_groups::CreateGroupOptions;
+///
+/// let options = CreateGroupOptions::new()
+///     .locked(true)
+///     .announce(true)
+///     .ephemeral(7 * 24 * 60 * 60)
+///     .join_approval(true)
+///     .member_add_all(false);
+/// assert_eq!(options.ephemeral, Some(604_800));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreateGroupOptions {
+    /// Only admins may edit the group info (`<locked/>`).
+    pub locked: bool,
+    /// Only admins may send messages (`<announcement/>`).
+    pub announce: bool,
+    /// Disappearing messages after this many seconds (`<ephemeral expiration
+    /// trigger="1"/>`); `None` or 0 leaves them off.
+    pub ephemeral: Option<u32>,
+    /// Joining by invite link needs an admin's approval
+    /// (`<membership_approval_mode><group_join state="on"/>`).
+    pub join_approval: bool,
+    /// Who may add members (`<member_add_mode>`): every member (`Some(true)`,
+    /// `all_member_add`), only admins (`Some(false)`, `admin_add`), or the server's
+    /// default (`None`).
+    pub member_add_all: Option<bool>,
+}
+
+impl CreateGroupOptions {
+    /// The defaults: nothing set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`CreateGroupOptions::locked`].
+    #[must_use]
+    pub fn locked(mut self, locked: bool) -> Self {
+        self.locked = locked;
+        self
+    }
+
+    /// Sets [`CreateGroupOptions::announce`].
+    #[must_use]
+    pub fn announce(mut self, announce: bool) -> Self {
+        self.announce = announce;
+        self
+    }
+
+    /// Sets [`CreateGroupOptions::ephemeral`] (0 turns it off).
+    #[must_use]
+    pub fn ephemeral(mut self, seconds: u32) -> Self {
+        self.ephemeral = (seconds > 0).then_some(seconds);
+        self
+    }
+
+    /// Sets [`CreateGroupOptions::join_approval`].
+    #[must_use]
+    pub fn join_approval(mut self, on: bool) -> Self {
+        self.join_approval = on;
+        self
+    }
+
+    /// Sets [`CreateGroupOptions::member_add_all`].
+    #[must_use]
+    pub fn member_add_all(mut self, all_members: bool) -> Self {
+        self.member_add_all = Some(all_members);
+        self
+    }
+}
+
+/// The `<create>` element: `subject` and `key` attributes, then, in whatsmeow's order,
+/// the participants, `<member_add_mode>`, `<linked_parent>`, `<locked/>`,
+/// `<announcement/>`, `<ephemeral>` and `<membership_approval_mode>` (each only when
+/// asked for).
+fn create_node(
+    subject: &str,
+    key: String,
+    members: Vec<Node>,
+    parent: Option<&Jid>,
+    options: &CreateGroupOptions,
+) -> Node {
+    let mut children = members;
+    if let Some(all) = options.member_add_all {
+        let mode: &[u8] = if all { b"all_member_add" } else { b"admin_add" };
+        children.push(
+            Node::builder("member_add_mode")
+                .bytes(mode.to_vec())
+                .build(),
+        );
+    }
+    if let Some(p) = parent {
+        children.push(
+            Node::builder("linked_parent")
+                .attr("jid", p.clone())
+                .build(),
+        );
+    }
+    if options.locked {
+        children.push(Node::new("locked"));
+    }
+    if options.announce {
+        children.push(Node::new("announcement"));
+    }
+    if let Some(seconds) = options.ephemeral.filter(|s| *s > 0) {
+        children.push(
+            Node::builder("ephemeral")
+                .attr("expiration", seconds.to_string())
+                .attr("trigger", "1")
+                .build(),
+        );
+    }
+    if options.join_approval {
+        children.push(
+            Node::builder("membership_approval_mode")
+                .children([Node::builder("group_join").attr("state", "on").build()])
+                .build(),
+        );
+    }
+    Node::builder("create")
+        .attr("subject", subject.to_owned())
+        .attr("key", key)
+        .children(children)
+        .build()
+}
+
 /// Group management over a [`Socket`]. Cheap to clone; the notification task stops when
 /// the last clone is dropped.
 #[derive(Clone)]
@@ -317,9 +449,9 @@ impl Groups {
         self.inner.cache.invalidate(group).await;
     }
 
-    /// Creates a group with `subject` and `participants` (we become its super admin).
-    /// Each participant's stored privacy token rides along (see
-    /// [`wa_socket::privacy_token`]).
+    /// Creates a group with `subject` and `participants` (we become its super admin),
+    /// with the server's default settings. Each participant's stored privacy token rides
+    /// along (see [`wa_socket::privacy_token`]).
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] for an empty subject; server and socket errors.
@@ -328,7 +460,24 @@ impl Groups {
         subject: &str,
         participants: &[Jid],
     ) -> Result<Arc<GroupMetadata>, Error> {
-        self.create_with(subject, participants, None).await
+        self.create_with(subject, participants, &CreateGroupOptions::default())
+            .await
+    }
+
+    /// [`Groups::create`] with settings in force from the start (whatsmeow's
+    /// `ReqCreateGroup`): locked info, announcement-only, disappearing messages, join
+    /// approval, who may add members. The returned metadata is the server's answer, so
+    /// it shows the settings the server applied.
+    ///
+    /// # Errors
+    /// As [`Groups::create`].
+    pub async fn create_with(
+        &self,
+        subject: &str,
+        participants: &[Jid],
+        options: &CreateGroupOptions,
+    ) -> Result<Arc<GroupMetadata>, Error> {
+        self.create_in(subject, participants, None, options).await
     }
 
     /// `<participant jid>` nodes; with `tokens`, each carries the user's stored privacy
@@ -352,25 +501,18 @@ impl Groups {
     }
 
     /// Creates a group (inside `parent` when given) and caches its metadata.
-    async fn create_with(
+    async fn create_in(
         &self,
         subject: &str,
         participants: &[Jid],
         parent: Option<&Jid>,
+        options: &CreateGroupOptions,
     ) -> Result<Arc<GroupMetadata>, Error> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidRequest("empty subject"));
         }
         let members = self.participant_nodes(participants, true).await;
-        let create = Node::builder("create")
-            .attr("subject", subject.to_owned())
-            .attr("key", request_key())
-            .children(members.into_iter().chain(parent.map(|p| {
-                Node::builder("linked_parent")
-                    .attr("jid", p.clone())
-                    .build()
-            })))
-            .build();
+        let create = create_node(subject, request_key(), members, parent, options);
         let reply = self.group_query(Jid::group(""), "set", create).await?;
         let meta = Arc::new(parse_group_reply(&reply)?);
         self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
@@ -749,15 +891,7 @@ impl Groups {
         inviter: &Jid,
         invite: &GroupInviteMessage,
     ) -> Result<(Jid, u64), Error> {
-        let group = invite
-            .group_jid()
-            .parse::<Jid>()
-            .ok()
-            .filter(|j| j.server == wa_binary::Server::Group)
-            .ok_or(Error::InvalidRequest("invite names no group"))?;
-        if invite.invite_code().is_empty() {
-            return Err(Error::InvalidRequest("invite without code"));
-        }
+        let group = invite_v4_group(invite)?;
         let node = Node::builder("accept")
             .attr("code", invite.invite_code().to_owned())
             .attr("expiration", invite.invite_expiration().to_string())
@@ -784,6 +918,79 @@ impl Groups {
         Ok((group, now))
     }
 
+    /// The group a personal invite leads to, before accepting it (whatsmeow's
+    /// `GetGroupInfoFromInvite`): `group`, `inviter` (the admin who sent the invite),
+    /// `code` and `expiration` (Unix seconds) as the `GroupInviteMessage` carries them.
+    /// We need not be a member; the answer is not cached.
+    /// [`Groups::invite_v4_message_info`] takes the received invite message instead.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] when `group` is not a group or `code` is empty;
+    /// [`Error::Refused`] with 406 for an invite that is not ours (wrong code or inviter,
+    /// revoked or used up), 410 for an expired one, 404 for no such group;
+    /// [`Error::Malformed`].
+    pub async fn invite_v4_info(
+        &self,
+        group: &Jid,
+        inviter: &Jid,
+        code: &str,
+        expiration: u64,
+    ) -> Result<GroupMetadata, Error> {
+        if group.server != wa_binary::Server::Group || group.user.as_str().is_empty() {
+            return Err(Error::InvalidRequest("not a group"));
+        }
+        if code.is_empty() {
+            return Err(Error::InvalidRequest("invite without code"));
+        }
+        self.query_invite_v4(group, inviter, code, expiration.to_string())
+            .await
+    }
+
+    /// [`Groups::invite_v4_info`] for the invite message `key` names (sent by the chat's
+    /// user, or by `key.participant` where the chat is a group), as
+    /// [`Groups::accept_invite_v4_message`] takes it.
+    ///
+    /// # Errors
+    /// As [`Groups::invite_v4_info`]; [`Error::InvalidRequest`] when the invite names no
+    /// group or has no code, or for a key of our own message.
+    pub async fn invite_v4_message_info(
+        &self,
+        key: &MessageKey,
+        invite: &GroupInviteMessage,
+    ) -> Result<GroupMetadata, Error> {
+        if key.from_me {
+            return Err(Error::InvalidRequest("the invite is our own message"));
+        }
+        let inviter = key.participant.as_ref().unwrap_or(&key.remote_jid);
+        let group = invite_v4_group(invite)?;
+        self.query_invite_v4(
+            &group,
+            inviter,
+            invite.invite_code(),
+            invite.invite_expiration().to_string(),
+        )
+        .await
+    }
+
+    /// `<query><add_request code expiration admin/></query>` to the group.
+    async fn query_invite_v4(
+        &self,
+        group: &Jid,
+        inviter: &Jid,
+        code: &str,
+        expiration: String,
+    ) -> Result<GroupMetadata, Error> {
+        let node = Node::builder("query")
+            .children([Node::builder("add_request")
+                .attr("code", code.to_owned())
+                .attr("expiration", expiration)
+                .attr("admin", inviter.to_non_ad())
+                .build()])
+            .build();
+        let reply = self.group_query(group.clone(), "get", node).await?;
+        parse_group_reply(&reply)
+    }
+
     /// Revokes the personal invite `invited` holds for `group`: it no longer joins them.
     /// Admins only.
     ///
@@ -798,6 +1005,20 @@ impl Groups {
         self.group_query(group.clone(), "set", node).await?;
         Ok(())
     }
+}
+
+/// The group a personal invite names; its code must not be empty.
+fn invite_v4_group(invite: &GroupInviteMessage) -> Result<Jid, Error> {
+    let group = invite
+        .group_jid()
+        .parse::<Jid>()
+        .ok()
+        .filter(|j| j.server == wa_binary::Server::Group)
+        .ok_or(Error::InvalidRequest("invite names no group"))?;
+    if invite.invite_code().is_empty() {
+        return Err(Error::InvalidRequest("invite without code"));
+    }
+    Ok(group)
 }
 
 fn invite_code_of(reply: &Node) -> Result<String, Error> {
@@ -868,7 +1089,12 @@ impl Groups {
         participants: &[Jid],
     ) -> Result<Arc<GroupMetadata>, Error> {
         let meta = self
-            .create_with(subject, participants, Some(community))
+            .create_in(
+                subject,
+                participants,
+                Some(community),
+                &CreateGroupOptions::default(),
+            )
             .await?;
         self.invalidate(community).await;
         Ok(meta)
@@ -978,4 +1204,104 @@ impl Groups {
 
 fn parse_group_id(group: &Node) -> Result<Jid, Error> {
     crate::parse::parse_linked_group(group).map(|g| g.jid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(user: &'static str) -> Node {
+        Node::builder("participant")
+            .attr("jid", Jid::pn(user))
+            .build()
+    }
+
+    fn tags(node: &Node) -> Vec<&str> {
+        node.children().iter().map(Node::tag).collect()
+    }
+
+    #[test]
+    fn default_create_carries_only_subject_key_and_members() {
+        let n = create_node(
+            "Team",
+            "3EB0AA".into(),
+            vec![member("15550000002")],
+            None,
+            &CreateGroupOptions::default(),
+        );
+        assert_eq!(n.tag(), "create");
+        assert_eq!(n.attr::<&str>("subject").unwrap(), "Team");
+        assert_eq!(n.attr::<&str>("key").unwrap(), "3EB0AA");
+        assert_eq!(tags(&n), ["participant"]);
+        // Zero seconds and an explicit "off" leave the elements out too.
+        let off = CreateGroupOptions::new()
+            .ephemeral(0)
+            .locked(false)
+            .join_approval(false);
+        assert_eq!(off, CreateGroupOptions::default());
+        let n = create_node("Team", "k".into(), Vec::new(), None, &off);
+        assert!(n.children().is_empty());
+    }
+
+    #[test]
+    fn every_option_becomes_its_element_in_whatsmeow_order() {
+        let options = CreateGroupOptions::new()
+            .locked(true)
+            .announce(true)
+            .ephemeral(86_400)
+            .join_approval(true)
+            .member_add_all(false);
+        let parent = Jid::group("120363000000000001");
+        let n = create_node(
+            "Team",
+            "k".into(),
+            vec![member("15550000002"), member("15550000003")],
+            Some(&parent),
+            &options,
+        );
+        assert_eq!(
+            tags(&n),
+            [
+                "participant",
+                "participant",
+                "member_add_mode",
+                "linked_parent",
+                "locked",
+                "announcement",
+                "ephemeral",
+                "membership_approval_mode",
+            ]
+        );
+        let mode = n.child("member_add_mode").unwrap();
+        assert_eq!(mode.content_bytes(), Some(&b"admin_add"[..]));
+        assert_eq!(
+            n.child("linked_parent")
+                .unwrap()
+                .attr::<Jid>("jid")
+                .unwrap(),
+            parent
+        );
+        let eph = n.child("ephemeral").unwrap();
+        assert_eq!(eph.attr::<&str>("expiration").unwrap(), "86400");
+        assert_eq!(eph.attr::<&str>("trigger").unwrap(), "1");
+        let join = n
+            .child("membership_approval_mode")
+            .and_then(|m| m.child("group_join"))
+            .unwrap();
+        assert_eq!(join.attr::<&str>("state").unwrap(), "on");
+        assert!(n.child("locked").unwrap().children().is_empty());
+
+        let all = create_node(
+            "Team",
+            "k".into(),
+            Vec::new(),
+            None,
+            &CreateGroupOptions::new().member_add_all(true),
+        );
+        assert_eq!(tags(&all), ["member_add_mode"]);
+        assert_eq!(
+            all.child("member_add_mode").unwrap().content_bytes(),
+            Some(&b"all_member_add"[..])
+        );
+    }
 }

@@ -4,7 +4,7 @@ mod client;
 mod error;
 mod parse;
 
-pub use client::{GroupSetting, Groups, GroupsConfig, ParticipantAction};
+pub use client::{CreateGroupOptions, GroupSetting, Groups, GroupsConfig, ParticipantAction};
 pub use error::Error;
 pub use parse::{
     AddRequest, InviteJoin, MAX_PARTICIPANTS, MAX_SUB_GROUPS, ParticipantResult, apply_update,

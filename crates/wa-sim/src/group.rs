@@ -230,6 +230,26 @@ fn approval_mode_node(on: bool) -> Node {
         .build()
 }
 
+/// The admission settings a `<create>` asks for (whatsmeow's `ReqCreateGroup`):
+/// `<member_add_mode>` and `<membership_approval_mode><group_join state>`; what it leaves
+/// out keeps the default.
+fn create_admission(op: &Node) -> Admission {
+    let mut admission = Admission::default();
+    if let Some(mode) = op.child("member_add_mode").and_then(Node::content_bytes) {
+        match mode {
+            b"all_member_add" => admission.member_add_all = true,
+            b"admin_add" => admission.member_add_all = false,
+            _ => {}
+        }
+    }
+    admission.join_approval = op
+        .child("membership_approval_mode")
+        .and_then(|m| m.child("group_join"))
+        .and_then(|j| j.attr_opt::<&str>("state").ok().flatten())
+        == Some("on");
+    admission
+}
+
 /// `"2:" + base64-no-pad(first 6 bytes of SHA-256(sorted device JIDs concatenated))`.
 pub(crate) fn participant_hash(devices: &[Jid]) -> String {
     let mut names: Vec<String> = devices.iter().map(ToString::to_string).collect();
@@ -414,7 +434,7 @@ fn on_server(
                     .unwrap_or(0),
                 invite: invite_code(),
                 participants,
-                admission: Admission::default(),
+                admission: create_admission(op),
             };
             let node = group.node();
             let key = op.attr_opt::<String>("key").ok().flatten();
@@ -596,6 +616,12 @@ fn on_group(
     if (ty, op.tag()) == ("set", "accept") {
         // A personal invite is accepted by someone not yet in the group.
         return accept_v4(st, me, id, to, op, notices);
+    }
+    if (ty, op.tag()) == ("get", "query")
+        && let Some(request) = op.child("add_request")
+    {
+        // ... and looked at by them first.
+        return preview_v4(st, me, id, to, request);
     }
     let Some(my_role) = group.role(me.user.as_str()) else {
         return iq_error(id, to.clone(), 403, "forbidden");
@@ -971,6 +997,90 @@ fn issue_v4(group: &mut Group, phone: &str, admin: &str, now: u64) -> Node {
     node
 }
 
+/// Why a personal invite named in a request does not hold.
+enum V4Refusal {
+    /// The request lacks its code or admin: 400.
+    BadRequest,
+    /// No such group: 404.
+    NoGroup,
+    /// Not an invite issued to this user by that admin with that code, or revoked or
+    /// used up: 406.
+    NotOurs,
+    /// Expired (an issued invite past its time is dropped), or the request's own
+    /// expiration has passed: 410.
+    Expired,
+}
+
+impl V4Refusal {
+    fn reply(self, id: &str, to: &Jid) -> Node {
+        match self {
+            V4Refusal::BadRequest => iq_error(id, to.clone(), 400, "bad-request"),
+            V4Refusal::NoGroup => iq_error(id, to.clone(), 404, "item-not-found"),
+            V4Refusal::NotOurs => iq_error(id, to.clone(), 406, "not-acceptable"),
+            V4Refusal::Expired => iq_error(id, to.clone(), 410, "gone"),
+        }
+    }
+}
+
+/// Finds the personal invite a request (`<accept>` or `<add_request>`, with `code`,
+/// `admin` and `expiration`) from `me` names for the group `to`; its index in the
+/// group's invites. An expired invite is dropped.
+fn find_v4(st: &mut Inner, me: &Jid, to: &Jid, request: &Node) -> Result<usize, V4Refusal> {
+    let me_user = me.user.as_str();
+    let code = request
+        .attr_opt::<&str>("code")
+        .ok()
+        .flatten()
+        .unwrap_or("");
+    let admin = request
+        .attr_opt::<Jid>("admin")
+        .ok()
+        .flatten()
+        .and_then(|a| resolve_user(st, &a))
+        .map(|u| u.user.as_str().to_owned());
+    let (Some(admin), false) = (admin, code.is_empty()) else {
+        return Err(V4Refusal::BadRequest);
+    };
+    // The expiration the invite message carried, when the request repeats it (0: none).
+    let claimed = request
+        .attr_opt::<u64>("expiration")
+        .ok()
+        .flatten()
+        .filter(|e| *e != 0);
+    let group = st
+        .groups
+        .get_mut(to.user.as_str())
+        .ok_or(V4Refusal::NoGroup)?;
+    let invites = &mut group.admission.v4_invites;
+    let pos = invites
+        .iter()
+        .position(|i| i.phone == me_user && i.code == code && i.admin == admin)
+        .ok_or(V4Refusal::NotOurs)?;
+    let now = unix_now();
+    if invites[pos].expiration <= now {
+        invites.remove(pos);
+        return Err(V4Refusal::Expired);
+    }
+    if claimed.is_some_and(|e| e <= now) {
+        // The invite message itself says it expired.
+        return Err(V4Refusal::Expired);
+    }
+    Ok(pos)
+}
+
+/// `<query><add_request code expiration admin/></query>` sent to a group: the metadata
+/// of the group a personal invite leads to, for the invitee before joining (whatsmeow's
+/// `GetGroupInfoFromInvite`). Checked as an accept is; nothing is used up.
+fn preview_v4(st: &mut Inner, me: &Jid, id: &str, to: &Jid, request: &Node) -> Node {
+    match find_v4(st, me, to, request) {
+        Ok(_) => {
+            let node = st.groups.get(to.user.as_str()).map(Group::node);
+            iq_result(id, to.clone(), node.into_iter().collect())
+        }
+        Err(refusal) => refusal.reply(id, to),
+    }
+}
+
 /// `<accept code expiration admin/>` sent to a group: joins with a personal invite.
 /// Valid when the code is the one issued to this user, unexpired, and `admin` names the
 /// admin it was issued for; used up by joining.
@@ -983,17 +1093,10 @@ fn accept_v4(
     notices: &mut Vec<Notice>,
 ) -> Node {
     let me_user = me.user.as_str().to_owned();
-    let code = op.attr_opt::<&str>("code").ok().flatten().unwrap_or("");
-    let admin = op
-        .attr_opt::<Jid>("admin")
-        .ok()
-        .flatten()
-        .and_then(|a| resolve_user(st, &a))
-        .map(|u| u.user.as_str().to_owned());
-    let (Some(admin), false) = (admin, code.is_empty()) else {
-        return iq_error(id, to.clone(), 400, "bad-request");
+    let pos = match find_v4(st, me, to, op) {
+        Ok(pos) => pos,
+        Err(refusal) => return refusal.reply(id, to),
     };
-    let now = unix_now();
     let Some(group) = st.groups.get(to.user.as_str()) else {
         return iq_error(id, to.clone(), 404, "item-not-found");
     };
@@ -1001,18 +1104,6 @@ fn accept_v4(
     let Some(group) = st.groups.get_mut(to.user.as_str()) else {
         return iq_error(id, to.clone(), 404, "item-not-found");
     };
-    let Some(pos) = group
-        .admission
-        .v4_invites
-        .iter()
-        .position(|i| i.phone == me_user && i.code == code && i.admin == admin)
-    else {
-        return iq_error(id, to.clone(), 406, "not-acceptable");
-    };
-    if group.admission.v4_invites[pos].expiration <= now {
-        group.admission.v4_invites.remove(pos);
-        return iq_error(id, to.clone(), 410, "gone");
-    }
     if group.role(&me_user).is_none() {
         if group.participants.len() >= MAX_PARTICIPANTS {
             return iq_error(id, to.clone(), 500, "internal-server-error");
@@ -1273,6 +1364,19 @@ pub(crate) fn route_group_message(
             (client_hash.as_deref() != Some(server_hash.as_str())).then_some(server_hash),
         )
         .build()
+}
+
+/// Makes every outstanding personal invite of `group` expired (valid until a second
+/// ago), keeping its code; how many there were.
+pub(crate) fn expire_v4_invites(st: &mut Inner, group: &Jid) -> usize {
+    let Some(g) = st.groups.get_mut(group.user.as_str()) else {
+        return 0;
+    };
+    let past = unix_now().saturating_sub(1);
+    for i in &mut g.admission.v4_invites {
+        i.expiration = i.expiration.min(past);
+    }
+    g.admission.v4_invites.len()
 }
 
 /// The members of a group, as phone numbers (`None`: no such group).

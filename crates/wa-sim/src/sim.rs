@@ -690,6 +690,14 @@ impl Sim {
         crate::group::members(&st, group).map(|m| m.into_iter().map(Jid::pn).collect())
     }
 
+    /// Lets every outstanding personal (v4) invite of `group` expire now, as if its three
+    /// days had passed: previewing or accepting it then gets error 410. Returns how many
+    /// invites there were (0 also for no such group).
+    pub fn expire_personal_invites(&self, group: &Jid) -> usize {
+        let mut st = self.shared.state.lock();
+        crate::group::expire_v4_invites(&mut st, group)
+    }
+
     /// How many stanzas wait in a device's delivery queue (delivered or not, not yet
     /// acknowledged).
     pub fn queued(&self, device: &Jid) -> usize {

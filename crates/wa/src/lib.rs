@@ -22,8 +22,8 @@ pub use wa_chats::{
     ProfilePicture, StatusPrivacy, StatusPrivacyKind, StoredContact, UserStatus,
 };
 pub use wa_groups::{
-    AddRequest, GroupInviteMessage, GroupSetting, Groups, GroupsConfig, InviteJoin,
-    ParticipantAction, ParticipantResult,
+    AddRequest, CreateGroupOptions, GroupInviteMessage, GroupSetting, Groups, GroupsConfig,
+    InviteJoin, ParticipantAction, ParticipantResult,
 };
 pub use wa_media::{
     Downloadable, LinkImage, Media, MediaConfig, MediaKind, MediaOptions, MediaType,
