@@ -26,8 +26,8 @@ pub use message::{
     channel_media_message, downloadable, jpeg_thumbnail, media_message, profile_picture,
 };
 pub use retry::{
-    MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload, media_retry_key,
-    media_retry_request, read_media_retry,
+    MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload,
+    history_reupload_request, media_retry_key, media_retry_request, read_media_retry,
 };
 pub use transfer::{
     DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress,

@@ -120,6 +120,31 @@ pub fn media_retry_request(target: &RetryTarget, media_key: &[u8; 32], own: &Jid
         .build()
 }
 
+/// The `<receipt type="server-error" category="peer">` asking the phone (of `own`, our
+/// account) to upload again the history-sync blob that notification message `id`
+/// announced with `media_key` (whatsmeow's `SendHistorySyncServerErrorReceipt`): the same
+/// encrypted `ServerErrorReceipt` as [`media_retry_request`], without `<rmr>`. The phone
+/// answers with a new history-sync notification.
+pub fn history_reupload_request(id: &str, media_key: &[u8; 32], own: &Jid) -> Node {
+    let receipt = ServerErrorReceipt {
+        stanza_id: Some(id.to_owned()),
+        ..Default::default()
+    };
+    let (ct, iv) = encrypt_retry_payload(media_key, id, &receipt.encode_to_vec());
+    Node::builder("receipt")
+        .attr("id", id.to_owned())
+        .attr("to", own.to_non_ad())
+        .attr("type", "server-error")
+        .attr("category", "peer")
+        .children([Node::builder("encrypt")
+            .children([
+                Node::builder("enc_p").bytes(ct).build(),
+                Node::builder("enc_iv").bytes(iv.to_vec()).build(),
+            ])
+            .build()])
+        .build()
+}
+
 /// Reads a `<notification type="mediaretry">` for message `id`: the new direct path.
 ///
 /// # Errors
@@ -183,6 +208,26 @@ mod tests {
             let node = Node::builder("notification").children(children).build();
             prop_assert!(read_media_retry(&node, &[1; 32], "ID").is_err());
         }
+    }
+
+    #[test]
+    fn a_history_reupload_request_is_a_peer_receipt_without_rmr() {
+        let key = [6u8; 32];
+        let own = Jid::with_device("1666", wa_binary::Server::Pn, 3);
+        let node = history_reupload_request("3EB0BB", &key, &own);
+        let attr = |k: &str| node.get_attr(k).map(ToString::to_string);
+        assert_eq!(attr("type").as_deref(), Some("server-error"));
+        assert_eq!(attr("category").as_deref(), Some("peer"));
+        assert_eq!(attr("id").as_deref(), Some("3EB0BB"));
+        assert_eq!(attr("to").as_deref(), Some("1666@s.whatsapp.net"));
+        assert!(node.child("rmr").is_none());
+        let enc = node.child("encrypt").unwrap();
+        let ct = enc.child("enc_p").unwrap().content_bytes().unwrap();
+        let iv = enc.child("enc_iv").unwrap().content_bytes().unwrap();
+        let plain = decrypt_retry_payload(&key, "3EB0BB", ct, iv).unwrap();
+        let receipt = ServerErrorReceipt::decode(&plain[..]).unwrap();
+        assert_eq!(receipt.stanza_id.as_deref(), Some("3EB0BB"));
+        assert!(decrypt_retry_payload(&[7u8; 32], "3EB0BB", ct, iv).is_err());
     }
 
     #[test]

@@ -325,6 +325,7 @@ impl Inner {
                     chunk_order: n.chunk_order,
                     kind,
                     detail,
+                    media_key: n.media_key.clone().filter(|k| k.len() == 32),
                 }));
             }
         }

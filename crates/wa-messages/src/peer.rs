@@ -92,6 +92,33 @@ impl Messenger {
             .await
     }
 
+    /// Asks our phone to upload again the blob of a history-sync chunk that could not be
+    /// downloaded or verified (whatsmeow's `SendHistorySyncServerErrorReceipt`): a
+    /// `<receipt type="server-error" category="peer">` for the notification, encrypted
+    /// with the chunk's media key. The phone answers with a new notification for the same
+    /// chunk, processed and reported like any other
+    /// ([`Event::HistorySync`](wa_types::Event::HistorySync)).
+    ///
+    /// # Errors
+    /// [`Error::NotAnAddOn`] for a failure without a media key (a chunk carried inline),
+    /// [`Error::NotLoggedIn`], [`Error::Socket`].
+    pub async fn request_history_reupload(
+        &self,
+        failure: &wa_types::HistorySyncFailure,
+    ) -> Result<(), Error> {
+        let key = failure
+            .media_key
+            .as_deref()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .map(zeroize::Zeroizing::new)
+            .ok_or(Error::NotAnAddOn("a downloaded history chunk"))?;
+        let creds = self.inner.creds().await?;
+        let me = Inner::me(&creds)?;
+        let receipt = wa_media::history_reupload_request(&failure.message_id, &key, &me.pn);
+        self.inner.socket.send_node(&receipt).await?;
+        Ok(())
+    }
+
     /// Sends `message` (a protocol message) to our primary phone alone, as a peer message:
     /// `<message to=OWN category="peer" type="text">` with `<meta appdata="default"/>`
     /// and one `<enc>` for the phone (and our device identity when it is a `pkmsg`).

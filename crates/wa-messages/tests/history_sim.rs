@@ -609,3 +609,41 @@ async fn the_end_of_each_history_phase_is_reported() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_chunk_is_uploaded_again_when_the_phone_is_asked() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    sim.corrupt_next_history(A);
+    let mut c = link(&sim, A, MessengerConfig::default()).await;
+    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    assert_eq!((ok.len(), failed.len()), (1, 1));
+    let failure = &failed[0];
+    assert_eq!(failure.media_key.as_ref().map(Vec::len), Some(32));
+    assert_eq!(c.store.lid_for_pn(B).await.unwrap(), None);
+
+    // Asked, the phone uploads the chunk again and announces it in a new notification,
+    // which is processed like the first should have been.
+    c.messenger.request_history_reupload(failure).await.unwrap();
+    let (ok, failed) = split(history_events(&mut c.events, 1).await);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(ok[0].notification_type, HistorySyncType::InitialBootstrap);
+    assert_ne!(ok[0].message_id, failure.message_id);
+    assert!(!ok[0].data.chats.is_empty());
+    assert!(c.store.lid_for_pn(B).await.unwrap().is_some());
+    assert_eq!(sim.history_reuploads(A), 1);
+
+    // A request the phone cannot place (a media key that is not the chunk's) gets no
+    // answer; a failure without a media key cannot be asked about at all.
+    let mut wrong = failure.clone();
+    wrong.media_key = Some(vec![7; 32]);
+    c.messenger.request_history_reupload(&wrong).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.history_reuploads(A), 1);
+    wrong.media_key = None;
+    assert!(matches!(
+        c.messenger.request_history_reupload(&wrong).await,
+        Err(wa_messages::Error::NotAnAddOn(_))
+    ));
+}

@@ -955,10 +955,18 @@ impl Conn {
                 let ack = route::route_message(&self.shared, &me, node);
                 self.send(&ack).await
             }
-            "receipt" => match route::route_receipt(&self.shared, &me, node) {
-                Some(ack) => self.send(&ack).await,
-                None => Ok(()),
-            },
+            "receipt" => {
+                // A companion asking its phone to upload a history chunk again: the
+                // phone answers with a new notification (an encrypted peer message,
+                // sent from a task of its own); the receipt is acked as any other.
+                if route::is_history_reupload(&me, node) {
+                    crate::history::reupload(&self.shared, &me, node);
+                }
+                match route::route_receipt(&self.shared, &me, node) {
+                    Some(ack) => self.send(&ack).await,
+                    None => Ok(()),
+                }
+            }
             "ack" => {
                 route::client_ack(&self.shared, &me, node);
                 Ok(())

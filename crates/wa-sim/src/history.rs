@@ -3,8 +3,11 @@
 //! the messages it exchanged, zlib-compresses them, encrypts and uploads the bootstrap
 //! chunk to the media host and sends `HISTORY_SYNC_NOTIFICATION` protocol messages to
 //! the new device (the push-name chunk rides inline). `hist_sync` receipts are counted.
+//! The phone keeps the last uploaded chunks (bounded) and, when a companion asks with
+//! `<receipt type="server-error" category="peer">` for one whose blob it could not use,
+//! uploads it again under a new media key and sends a new notification for it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -27,6 +30,21 @@ const HISTORY_KEYS_INFO: &[u8] = b"WhatsApp History Keys";
 const MAX_SEEDED_CONVERSATIONS: usize = 10_000;
 /// Most push names seeded per phone.
 const MAX_SEEDED_PUSH_NAMES: usize = 10_000;
+/// Most uploaded chunks kept for re-upload requests (all phones).
+const MAX_KEPT_CHUNKS: usize = 64;
+/// Most compressed bytes of uploaded chunks kept (all phones).
+const MAX_KEPT_BYTES: usize = 32 * 1024 * 1024;
+
+/// An uploaded chunk, kept for a re-upload request.
+struct KeptChunk {
+    phone: String,
+    /// The notification message's id.
+    id: String,
+    media_key: [u8; 32],
+    /// The notification without its media fields.
+    template: HistorySyncNotification,
+    compressed: Vec<u8>,
+}
 
 /// Per-phone history settings, seeds and counters.
 #[derive(Default)]
@@ -39,6 +57,11 @@ pub(crate) struct HistoryState {
     receipts: HashMap<String, Vec<String>>,
     /// History notifications sent, per phone: (message id, sync type, inline).
     sent: HashMap<String, Vec<(String, i32, bool)>>,
+    /// The last uploaded chunks, oldest first, with their total compressed size.
+    kept: VecDeque<KeptChunk>,
+    kept_bytes: usize,
+    /// Chunks uploaded again on request, per phone.
+    reuploads: HashMap<String, usize>,
 }
 
 impl HistoryState {
@@ -82,6 +105,24 @@ impl HistoryState {
 
     pub(crate) fn sent(&self, phone: &str) -> Vec<(String, i32, bool)> {
         self.sent.get(phone).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn reuploads(&self, phone: &str) -> usize {
+        self.reuploads.get(phone).copied().unwrap_or(0)
+    }
+
+    fn keep(&mut self, chunk: KeptChunk) {
+        if chunk.compressed.len() > MAX_KEPT_BYTES {
+            return;
+        }
+        self.kept_bytes += chunk.compressed.len();
+        self.kept.push_back(chunk);
+        while self.kept.len() > MAX_KEPT_CHUNKS || self.kept_bytes > MAX_KEPT_BYTES {
+            match self.kept.pop_front() {
+                Some(old) => self.kept_bytes -= old.compressed.len(),
+                None => break,
+            }
+        }
     }
 }
 
@@ -343,26 +384,64 @@ pub(crate) async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, chunk
     };
     if inline {
         n.initial_hist_bootstrap_inline_payload = Some(compressed);
+        notify(shared, phone, device, n, None).await;
     } else {
-        let mut media_key = [0u8; 32];
-        OsRng.fill_bytes(&mut media_key);
-        let (blob, file_sha, enc_sha) = encrypt_history(&media_key, &compressed);
-        let direct_path = match shared.media.store(&blob) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("could not store a history blob: {e}");
-                return;
-            }
+        let template = n.clone();
+        let Some(media_key) = upload(shared, phone, &compressed, &mut n) else {
+            return;
         };
-        if shared.history().corrupt_next.remove(phone) {
-            shared.media.corrupt(&direct_path, (blob.len() / 2) as u64);
-        }
-        n.media_key = Some(media_key.to_vec());
-        n.file_sha256 = Some(file_sha.to_vec());
-        n.file_enc_sha256 = Some(enc_sha.to_vec());
-        n.file_length = Some(compressed.len() as u64);
-        n.direct_path = Some(direct_path);
+        notify(
+            shared,
+            phone,
+            device,
+            n,
+            Some((media_key, template, compressed)),
+        )
+        .await;
     }
+}
+
+/// Encrypts and stores `compressed` under a new media key, filling in the media fields of
+/// `n`; returns the key (`None` when the media host refused the blob).
+fn upload(
+    shared: &Shared,
+    phone: &str,
+    compressed: &[u8],
+    n: &mut HistorySyncNotification,
+) -> Option<[u8; 32]> {
+    let mut media_key = [0u8; 32];
+    OsRng.fill_bytes(&mut media_key);
+    let (blob, file_sha, enc_sha) = encrypt_history(&media_key, compressed);
+    let direct_path = match shared.media.store(&blob) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("could not store a history blob: {e}");
+            return None;
+        }
+    };
+    if shared.history().corrupt_next.remove(phone) {
+        shared.media.corrupt(&direct_path, (blob.len() / 2) as u64);
+    }
+    n.media_key = Some(media_key.to_vec());
+    n.file_sha256 = Some(file_sha.to_vec());
+    n.file_enc_sha256 = Some(enc_sha.to_vec());
+    n.file_length = Some(compressed.len() as u64);
+    n.direct_path = Some(direct_path);
+    Some(media_key)
+}
+
+/// Sends the notification `n` to `device` as the phone; records it, and keeps an uploaded
+/// chunk (`upload`: its key, the notification without media fields, the compressed
+/// bytes) for a re-upload request.
+async fn notify(
+    shared: &Shared,
+    phone: &str,
+    device: &Jid,
+    n: HistorySyncNotification,
+    upload: Option<([u8; 32], HistorySyncNotification, Vec<u8>)>,
+) {
+    let sync_type = n.sync_type.unwrap_or_default();
+    let inline = upload.is_none();
     let message = Message {
         protocol_message: Some(Box::new(ProtocolMessage {
             r#type: Some(protocol_message::Type::HistorySyncNotification as i32),
@@ -376,11 +455,65 @@ pub(crate) async fn send_chunk(shared: &Shared, phone: &str, device: &Jid, chunk
             let mut h = shared.history();
             let sent = h.sent.entry(phone.to_owned()).or_default();
             if sent.len() < 10_000 {
-                sent.push((id, sync_type, inline));
+                sent.push((id.clone(), sync_type, inline));
+            }
+            if let Some((media_key, template, compressed)) = upload {
+                h.keep(KeptChunk {
+                    phone: phone.to_owned(),
+                    id,
+                    media_key,
+                    template,
+                    compressed,
+                });
             }
         }
         Err(e) => tracing::warn!("history notification to {device} not sent: {e}"),
     }
+}
+
+/// Answers a companion's `<receipt type="server-error" category="peer">` for a history
+/// notification (see the module docs): when the phone still has the chunk and the
+/// encrypted request names that notification under its media key, the chunk is uploaded
+/// again and announced to the asking device in a new notification. Anything else is
+/// ignored, as the phone cannot help.
+pub(crate) fn reupload(shared: &Arc<Shared>, sender: &Jid, node: &wa_binary::Node) -> bool {
+    let phone = sender.user.as_str();
+    let Some(id) = node.attr_opt::<String>("id").ok().flatten() else {
+        return false;
+    };
+    let found = {
+        let h = shared.history();
+        h.kept
+            .iter()
+            .find(|k| k.phone == phone && k.id == id)
+            .map(|k| (k.media_key, k.template.clone(), k.compressed.clone()))
+    };
+    let Some((media_key, template, compressed)) = found else {
+        return false;
+    };
+    if !crate::phone_media::names_stanza(&media_key, &id, node) {
+        return false;
+    }
+    *shared
+        .history()
+        .reuploads
+        .entry(phone.to_owned())
+        .or_default() += 1;
+    let (shared, phone, device) = (shared.clone(), phone.to_owned(), sender.clone());
+    tokio::spawn(async move {
+        let mut n = template.clone();
+        if let Some(media_key) = upload(&shared, &phone, &compressed, &mut n) {
+            notify(
+                &shared,
+                &phone,
+                &device,
+                n,
+                Some((media_key, template, compressed)),
+            )
+            .await;
+        }
+    });
+    true
 }
 
 #[cfg(test)]

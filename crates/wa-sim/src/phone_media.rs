@@ -170,15 +170,15 @@ pub(crate) fn server_error(shared: &Shared, sender: &Jid, node: &Node) {
     crate::route::deliver(shared, sender, notification);
 }
 
-/// Checks the request, uploads the medium again and builds the `<encrypt>` answer.
-fn answer(
-    shared: &Shared,
-    id: &str,
-    node: &Node,
-    media_key: &[u8; 32],
-    info: &'static [u8],
-    plain: &[u8],
-) -> Result<Node, ResultType> {
+/// Whether `node` (a `<receipt type="server-error">`) carries a `ServerErrorReceipt` for
+/// stanza `id`, encrypted under the retry key of `media_key`.
+pub(crate) fn names_stanza(media_key: &[u8; 32], id: &str, node: &Node) -> bool {
+    check_request(media_key, id, node).is_ok()
+}
+
+/// Opens the encrypted request of a `<receipt type="server-error">` and checks it names
+/// stanza `id`.
+fn check_request(media_key: &[u8; 32], id: &str, node: &Node) -> Result<(), ResultType> {
     let cipher = retry_cipher(media_key).ok_or(ResultType::GeneralError)?;
     let enc = node.child("encrypt").ok_or(ResultType::DecryptionError)?;
     let ct = enc
@@ -206,6 +206,20 @@ fn answer(
     if req.stanza_id.as_deref() != Some(id) {
         return Err(ResultType::DecryptionError);
     }
+    Ok(())
+}
+
+/// Checks the request, uploads the medium again and builds the `<encrypt>` answer.
+fn answer(
+    shared: &Shared,
+    id: &str,
+    node: &Node,
+    media_key: &[u8; 32],
+    info: &'static [u8],
+    plain: &[u8],
+) -> Result<Node, ResultType> {
+    check_request(media_key, id, node)?;
+    let cipher = retry_cipher(media_key).ok_or(ResultType::GeneralError)?;
     let (blob, _, _) = encrypt_media(media_key, info, plain);
     let direct_path = shared
         .media

@@ -761,6 +761,21 @@ fn receipt_ids(id: &str, node: &Node) -> Vec<String> {
     ids
 }
 
+/// Whether `node` is a companion's request to its own phone to upload a history-sync
+/// chunk again: `<receipt type="server-error" category="peer">` to its own user, without
+/// the `<rmr>` of a media re-upload request.
+pub(crate) fn is_history_reupload(sender: &Jid, node: &Node) -> bool {
+    node.tag() == "receipt"
+        && short_attr(node, "type").as_deref() == Some("server-error")
+        && short_attr(node, "category").as_deref() == Some("peer")
+        && node.child("rmr").is_none()
+        && node
+            .attr_opt::<Jid>("to")
+            .ok()
+            .flatten()
+            .is_some_and(|to| to.user == sender.user)
+}
+
 /// Routes a `<receipt>` from the device `sender`; returns the server's ack for it
 /// (`None` for a malformed receipt, which is ignored).
 pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Option<Node> {
@@ -780,9 +795,12 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
                 .build(),
         );
     }
-    // A companion asking its phone to upload a medium again.
+    // A companion asking its phone to upload a medium again (a history chunk: answered
+    // by the connection, see `is_history_reupload`).
     if ty.as_deref() == Some("server-error") && to.user == sender.user {
-        crate::phone_media::server_error(shared, sender, node);
+        if node.child("rmr").is_some() {
+            crate::phone_media::server_error(shared, sender, node);
+        }
         return Some(
             Node::builder("ack")
                 .attr("class", "receipt")

@@ -375,6 +375,12 @@ impl Sim {
         self.shared.history().sent(phone)
     }
 
+    /// How many history chunks `phone`'s phone uploaded again because a companion asked
+    /// (`<receipt type="server-error" category="peer">` naming the notification).
+    pub fn history_reuploads(&self, phone: &str) -> usize {
+        self.shared.history().reuploads(phone)
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

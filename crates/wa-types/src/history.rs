@@ -72,4 +72,8 @@ pub struct HistorySyncFailure {
     pub kind: HistorySyncErrorKind,
     /// A description of the error.
     pub detail: String,
+    /// The media key of the chunk's blob (`None` for a chunk carried inline), with which
+    /// the phone can be asked to upload it again (`Messenger::request_history_reupload`
+    /// in `wa-messages`).
+    pub media_key: Option<Vec<u8>>,
 }
