@@ -638,6 +638,16 @@ fn business_message_link_replies() {
                 .build(),
         )
     };
+    // A business element without is_signed is not signed.
+    let unsigned = parse_business_message_link(&with(vec![
+        Node::builder("business")
+            .attr("verified_name", "Shop Ltd")
+            .build(),
+    ]))
+    .unwrap();
+    assert!(!unsigned.is_signed);
+    assert_eq!(unsigned.verified_name.as_deref(), Some("Shop Ltd"));
+    assert_eq!(unsigned.verified_level, None);
     malformed(parse_business_message_link(&with(vec![
         Node::builder("message").bytes(vec![0xFF, 0xFE]).build(),
     ])));
