@@ -111,7 +111,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn iq(xmlns: &'static str, kind: &'static str) -> wa_binary::NodeBuilder {
+pub(crate) fn iq(xmlns: &'static str, kind: &'static str) -> wa_binary::NodeBuilder {
     Node::builder("iq")
         .attr("xmlns", xmlns)
         .attr("type", kind)
@@ -258,7 +258,7 @@ impl Chats {
         self.inner.socket.privacy_token(jid).await
     }
 
-    async fn query(&self, node: Node) -> Result<Node, Error> {
+    pub(crate) async fn query(&self, node: Node) -> Result<Node, Error> {
         Ok(self.inner.socket.query(node).await?)
     }
 

@@ -17,6 +17,13 @@ pub enum Error {
     /// unknown or out-of-bounds value.
     #[error("malformed stanza: {0}")]
     Malformed(&'static str),
+    /// The contact QR link does not exist or was revoked (the server answered 404).
+    #[error("that contact QR link does not exist or was revoked")]
+    ContactQrLinkNotFound,
+    /// The business message link does not exist or was revoked (the server answered
+    /// 404).
+    #[error("that business message link does not exist or was revoked")]
+    BusinessMessageLinkNotFound,
     /// The request is invalid before it is sent (e.g. a value a setting does not take).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

@@ -3,6 +3,7 @@
 mod appstate;
 mod client;
 mod error;
+mod links;
 mod parse;
 mod status;
 
@@ -12,6 +13,11 @@ pub use appstate::{
 };
 pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence};
 pub use error::Error;
+pub use links::{
+    BUSINESS_MESSAGE_LINK_PREFIX, BusinessMessageLink, CONTACT_QR_LINK_PREFIX, ContactQrTarget,
+    MAX_LINK_CODE_LEN, MAX_LINK_MESSAGE_LEN, MAX_LINK_NAME_LEN, PushConfig,
+    parse_business_message_link, parse_contact_qr_code, parse_contact_qr_target,
+};
 pub use parse::{
     BotInfo, BotProfile, MAX_BLOCKLIST, MAX_BOT_ITEMS, MAX_BOTS, MAX_PICTURE_CHANGES,
     MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS,

@@ -9,6 +9,7 @@ use wa_chats::{
     parse_chat_state, parse_disappearing_mode, parse_picture, parse_picture_notification,
     parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
+use wa_chats::{parse_business_message_link, parse_contact_qr_code, parse_contact_qr_target};
 
 const TAGS: &[&str] = &[
     "presence",
@@ -36,6 +37,9 @@ const TAGS: &[&str] = &[
     "prompts",
     "prompt",
     "description",
+    "qr",
+    "message",
+    "business",
 ];
 const KEYS: &[&str] = &[
     "from",
@@ -55,6 +59,10 @@ const KEYS: &[&str] = &[
     "code",
     "duration",
     "default",
+    "notify",
+    "is_signed",
+    "verified_name",
+    "verified_level",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -72,6 +80,7 @@ fn value() -> impl Strategy<Value = String> {
         Just("blacklist".to_owned()),
         Just("contacts".to_owned()),
         Just("true".to_owned()),
+        Just("ABCDEFGHIJKL1".to_owned()),
         "[0-9]{0,25}",
         ".{0,12}",
     ]
@@ -115,6 +124,16 @@ proptest! {
                         .is_none_or(|i| i.len() <= wa_chats::MAX_PICTURE_ID_LEN)
                 );
             }
+        }
+        if let Ok(code) = parse_contact_qr_code(&n) {
+            prop_assert!(!code.is_empty() && code.len() <= wa_chats::MAX_LINK_CODE_LEN);
+        }
+        if let Ok(t) = parse_contact_qr_target(&n) {
+            prop_assert!(t.kind.len() <= wa_chats::MAX_LINK_NAME_LEN);
+        }
+        if let Ok(l) = parse_business_message_link(&n) {
+            prop_assert!(l.message.is_none_or(|m| m.len() <= wa_chats::MAX_LINK_MESSAGE_LEN));
+            prop_assert!(l.verified_name.is_none_or(|m| m.len() <= wa_chats::MAX_LINK_NAME_LEN));
         }
         if let Ok(lists) = parse_status_privacy(&n) {
             prop_assert!(!lists.is_empty());

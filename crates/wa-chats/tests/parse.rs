@@ -8,6 +8,10 @@ use wa_chats::{
     parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture,
     parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
+use wa_chats::{
+    MAX_LINK_CODE_LEN, MAX_LINK_MESSAGE_LEN, MAX_LINK_NAME_LEN, parse_business_message_link,
+    parse_contact_qr_code, parse_contact_qr_target,
+};
 
 fn malformed<T: std::fmt::Debug>(r: Result<T, Error>) {
     assert!(
@@ -502,4 +506,162 @@ fn picture_notifications() {
     malformed(parse_picture_notification(
         &Node::builder("notification").attr("t", "soon").build(),
     ));
+}
+
+fn qr_reply(qr: Node) -> Node {
+    Node::builder("iq")
+        .attr("type", "result")
+        .children([qr])
+        .build()
+}
+
+#[test]
+fn contact_qr_code_replies() {
+    let ok = qr_reply(
+        Node::builder("qr")
+            .attr("type", "contact")
+            .attr("code", "ABCDEFGHIJKL1")
+            .build(),
+    );
+    assert_eq!(parse_contact_qr_code(&ok).unwrap(), "ABCDEFGHIJKL1");
+    malformed(parse_contact_qr_code(&Node::new("iq")));
+    malformed(parse_contact_qr_code(&qr_reply(Node::new("qr"))));
+    for bad in ["", "A/B", "a b", "\u{e9}"] {
+        malformed(parse_contact_qr_code(&qr_reply(
+            Node::builder("qr").attr("code", bad).build(),
+        )));
+    }
+    malformed(parse_contact_qr_code(&qr_reply(
+        Node::builder("qr")
+            .attr("code", "A".repeat(MAX_LINK_CODE_LEN + 1))
+            .build(),
+    )));
+    // A JID where a string belongs is not a code.
+    malformed(parse_contact_qr_code(&qr_reply(
+        Node::builder("qr").attr("code", Jid::pn("1555")).build(),
+    )));
+}
+
+#[test]
+fn contact_qr_target_replies() {
+    let t = parse_contact_qr_target(&qr_reply(
+        Node::builder("qr")
+            .attr("jid", Jid::pn("1555"))
+            .attr("notify", "Ann")
+            .attr("type", "contact")
+            .build(),
+    ))
+    .unwrap();
+    assert_eq!(t.jid, Jid::pn("1555"));
+    assert_eq!(t.push_name.as_deref(), Some("Ann"));
+    assert_eq!(t.kind, "contact");
+    let t = parse_contact_qr_target(&qr_reply(
+        Node::builder("qr")
+            .attr("jid", "1555@s.whatsapp.net")
+            .attr("type", "contact")
+            .build(),
+    ))
+    .unwrap();
+    assert_eq!(t.push_name, None);
+
+    malformed(parse_contact_qr_target(&Node::new("iq")));
+    // No JID, a JID that does not parse, no type.
+    malformed(parse_contact_qr_target(&qr_reply(
+        Node::builder("qr").attr("type", "contact").build(),
+    )));
+    malformed(parse_contact_qr_target(&qr_reply(
+        Node::builder("qr")
+            .attr("jid", "@@@")
+            .attr("type", "contact")
+            .build(),
+    )));
+    malformed(parse_contact_qr_target(&qr_reply(
+        Node::builder("qr")
+            .attr("jid", "123-456@g.us")
+            .attr("type", "contact")
+            .build(),
+    )));
+    malformed(parse_contact_qr_target(&qr_reply(
+        Node::builder("qr").attr("jid", Jid::pn("1555")).build(),
+    )));
+    malformed(parse_contact_qr_target(&qr_reply(
+        Node::builder("qr")
+            .attr("jid", Jid::pn("1555"))
+            .attr("type", "contact")
+            .attr("notify", "n".repeat(MAX_LINK_NAME_LEN + 1))
+            .build(),
+    )));
+}
+
+#[test]
+fn business_message_link_replies() {
+    let full = qr_reply(
+        Node::builder("qr")
+            .attr("jid", Jid::pn("1555"))
+            .attr("notify", "Shop")
+            .children([
+                Node::builder("message")
+                    .bytes(b"Hi, I'd like".to_vec())
+                    .build(),
+                Node::builder("business")
+                    .attr("is_signed", "true")
+                    .attr("verified_name", "Shop Ltd")
+                    .attr("verified_level", "high")
+                    .build(),
+            ])
+            .build(),
+    );
+    let l = parse_business_message_link(&full).unwrap();
+    assert_eq!(l.jid, Jid::pn("1555"));
+    assert_eq!(l.push_name.as_deref(), Some("Shop"));
+    assert_eq!(l.message.as_deref(), Some("Hi, I'd like"));
+    assert!(l.is_signed);
+    assert_eq!(l.verified_name.as_deref(), Some("Shop Ltd"));
+    assert_eq!(l.verified_level.as_deref(), Some("high"));
+
+    // Only the JID is required.
+    let bare = parse_business_message_link(&qr_reply(
+        Node::builder("qr").attr("jid", Jid::pn("1555")).build(),
+    ))
+    .unwrap();
+    assert_eq!(bare.message, None);
+    assert!(!bare.is_signed);
+    assert_eq!(bare.verified_name, None);
+
+    malformed(parse_business_message_link(&Node::new("iq")));
+    malformed(parse_business_message_link(&qr_reply(Node::new("qr"))));
+    let with = |children: Vec<Node>| {
+        qr_reply(
+            Node::builder("qr")
+                .attr("jid", Jid::pn("1555"))
+                .children(children)
+                .build(),
+        )
+    };
+    // A business element without is_signed is not signed.
+    let unsigned = parse_business_message_link(&with(vec![
+        Node::builder("business")
+            .attr("verified_name", "Shop Ltd")
+            .build(),
+    ]))
+    .unwrap();
+    assert!(!unsigned.is_signed);
+    assert_eq!(unsigned.verified_name.as_deref(), Some("Shop Ltd"));
+    assert_eq!(unsigned.verified_level, None);
+    malformed(parse_business_message_link(&with(vec![
+        Node::builder("message").bytes(vec![0xFF, 0xFE]).build(),
+    ])));
+    malformed(parse_business_message_link(&with(vec![
+        Node::builder("message")
+            .bytes(vec![b'a'; MAX_LINK_MESSAGE_LEN + 1])
+            .build(),
+    ])));
+    malformed(parse_business_message_link(&with(vec![
+        Node::builder("business").attr("is_signed", "maybe").build(),
+    ])));
+    malformed(parse_business_message_link(&with(vec![
+        Node::builder("business")
+            .attr("verified_name", "v".repeat(MAX_LINK_NAME_LEN + 1))
+            .build(),
+    ])));
 }

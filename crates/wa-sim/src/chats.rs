@@ -382,7 +382,7 @@ pub(crate) fn chatstate(shared: &Shared, me: &Jid, node: &Node) {
     send_live(shared, &out, |_, d| targets.contains(d.user.as_str()));
 }
 
-fn result(id: &str, children: Vec<Node>) -> Node {
+pub(crate) fn result(id: &str, children: Vec<Node>) -> Node {
     Node::builder("iq")
         .attr("from", Jid::server_jid())
         .attr("type", "result")
@@ -391,7 +391,7 @@ fn result(id: &str, children: Vec<Node>) -> Node {
         .build()
 }
 
-fn error(id: &str, code: u16, text: &'static str) -> Node {
+pub(crate) fn error(id: &str, code: u16, text: &'static str) -> Node {
     Node::builder("iq")
         .attr("from", Jid::server_jid())
         .attr("type", "error")

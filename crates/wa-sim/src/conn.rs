@@ -1332,6 +1332,14 @@ impl Conn {
                     .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
                 self.send(&reply).await
             }
+            ("w:qr" | "tos" | "urn:xmpp:whatsapp:push", _) if logged_in => {
+                let reply = self
+                    .device
+                    .as_ref()
+                    .and_then(|me| crate::links::iq(&self.shared, me, id, xmlns, ty, node))
+                    .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));
+                self.send(&reply).await
+            }
             _ => {
                 self.send(&iq_error(id, 501, "feature-not-implemented"))
                     .await

@@ -15,6 +15,7 @@ mod fault;
 mod group;
 mod history;
 mod kdf;
+mod links;
 mod media;
 mod net;
 mod newsletter;

@@ -380,7 +380,8 @@ impl SimState {
             business: {
                 file.business.check()?;
                 file.business
-            },
+            }, // Links, notices and push settings are not in the state file.
+            links: Default::default(),
         };
         let state = SimState::from_inner(inner);
         if let Some(app_state) = file.app_state {

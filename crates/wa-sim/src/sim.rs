@@ -679,6 +679,49 @@ impl Sim {
         crate::chats::set_status_privacy(&self.shared, phone, mode, users)
     }
 
+    /// Registers a business message link (`https://wa.me/message/<code>`) for the account
+    /// `phone`, as a business makes one in its app: `<iq xmlns="w:qr" type="get"><qr
+    /// code/>` then answers `<qr jid notify>` with `<message>text</message>` (left out
+    /// when `text` is empty) and `<business is_signed verified_name
+    /// verified_level="unknown"/>` (`is_signed="true"` with a verified name). Registering
+    /// a code again replaces its link.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`]; [`Error::Rejected`] for a code that is not 1 to 64 ASCII
+    /// letters, digits, `-` or `_`, that is an account's contact QR code, a text or name
+    /// over 4096 bytes, or beyond 10 000 links.
+    pub fn add_business_message_link(
+        &self,
+        phone: &str,
+        code: &str,
+        text: &str,
+        verified_name: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut st = self.shared.state.lock();
+        crate::links::add_business_link(&mut st, phone, code, text, verified_name)
+    }
+
+    /// The account's current contact QR code (`https://wa.me/qr/<code>`), once one of its
+    /// devices asked for it (`<iq xmlns="w:qr" type="set"><qr type="contact"
+    /// action="get|revoke"/>`; a revoke replaces it with a new random code).
+    pub fn contact_qr_code(&self, phone: &str) -> Option<String> {
+        crate::links::contact_code(&self.shared.state.lock(), phone)
+    }
+
+    /// The terms-of-service notices `(id, stage)` the devices of `phone` accepted
+    /// (`<iq xmlns="tos" type="set"><notice id stage/>`), oldest first, each once (the
+    /// last 64 per account).
+    pub fn tos_notices(&self, phone: &str) -> Vec<(String, String)> {
+        crate::links::tos_notices(&self.shared.state.lock(), phone)
+    }
+
+    /// The attributes of the push `<config>` `device` registered last (`<iq
+    /// xmlns="urn:xmpp:whatsapp:push" type="set">`), in the order sent; its `<iq
+    /// type="get"><settings/>` is answered with them as `<settings><config .../>`.
+    pub fn push_config(&self, device: &Jid) -> Option<Vec<(String, String)>> {
+        crate::links::push_config(&self.shared.state.lock(), device)
+    }
+
     /// The users `phone` blocked, in number order.
     pub fn blocklist(&self, phone: &str) -> Vec<Jid> {
         let st = self.shared.state.lock();

@@ -91,6 +91,9 @@ pub(crate) struct Inner {
     pub(crate) newsletters: crate::newsletter::NewsletterState,
     /// Business profiles, catalogs and orders.
     pub(crate) business: crate::business::BusinessState,
+    /// Contact QR codes, business message links, accepted terms-of-service notices
+    /// and push settings (in memory only).
+    pub(crate) links: crate::links::LinkState,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -215,6 +218,7 @@ impl SimState {
             restrictions: Default::default(),
             newsletters: Default::default(),
             business: Default::default(),
+            links: Default::default(),
         })
     }
 
