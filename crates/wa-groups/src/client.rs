@@ -32,6 +32,9 @@ pub struct GroupsConfig {
     pub cache_capacity: u64,
     /// How long cached metadata is trusted without a notification.
     pub cache_ttl: Duration,
+    /// Asked for a group's metadata when the cache has none, before the server (see
+    /// [`MetadataSource`]); `None` asks the server.
+    pub metadata_source: Option<MetadataSource>,
 }
 
 impl Default for GroupsConfig {
@@ -39,9 +42,50 @@ impl Default for GroupsConfig {
         Self {
             cache_capacity: 1_000,
             cache_ttl: Duration::from_secs(60 * 60),
+            metadata_source: None,
         }
     }
 }
+
+/// The application's own copy of group metadata (Baileys' `cachedGroupMetadata`), e.g.
+/// kept in its database across restarts so that the first send to each group after a
+/// start does not query the server (WhatsApp limits how often metadata may be asked
+/// for). Asked on a cache miss; what it returns is cached like a server answer, and
+/// `None` falls back to the server.
+///
+/// The application keeps it current from [`Event::GroupUpdate`] events. Until the
+/// server has been asked again, a group whose cached copy was dropped (a notification
+/// that could not be applied to it, [`Groups::invalidate`], a change this device made,
+/// the sender finding the member list out of date) is not looked up here, so a stale
+/// copy is never taken for one the library knows to be out of date.
+#[derive(Clone)]
+pub struct MetadataSource(Arc<MetadataFn>);
+
+type MetadataFn = dyn Fn(Jid) -> wa_socket::BoxFuture<Option<GroupMetadata>> + Send + Sync;
+
+impl MetadataSource {
+    /// Wraps `f`, which is given the group's JID.
+    pub fn new(
+        f: impl Fn(Jid) -> wa_socket::BoxFuture<Option<GroupMetadata>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for MetadataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetadataSource(..)")
+    }
+}
+
+/// Two sources are equal when they are the same function (clones of one source).
+impl PartialEq for MetadataSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for MetadataSource {}
 
 /// A change to a group's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +277,10 @@ pub struct Groups {
 struct Inner {
     socket: Socket,
     cache: LazyCache<Jid, Arc<GroupMetadata>>,
+    source: Option<MetadataSource>,
+    /// Groups whose cached copy was dropped as out of date and not fetched from the
+    /// server since: the metadata source is not asked for them.
+    stale: LazyCache<Jid, ()>,
     listener: AbortHandle,
     dirty_listener: AbortHandle,
 }
@@ -309,11 +357,12 @@ impl Groups {
     pub fn new(socket: Socket, config: &GroupsConfig) -> Self {
         let cache: LazyCache<Jid, Arc<GroupMetadata>> =
             LazyCache::new(config.cache_capacity, config.cache_ttl);
+        let stale: LazyCache<Jid, ()> = LazyCache::new(config.cache_capacity, config.cache_ttl);
         let mut rx = socket.subscribe(
             Filter::tag("notification").kind("w:gp2"),
             NOTIFICATION_QUEUE,
         );
-        let (task_socket, task_cache) = (socket.clone(), cache.clone());
+        let (task_socket, task_cache, task_stale) = (socket.clone(), cache.clone(), stale.clone());
         let listener = tokio::spawn(async move {
             while let Some(node) = rx.recv().await {
                 // Boxed per stanza, so the idle listener task stays small.
@@ -326,6 +375,7 @@ impl Groups {
                             | GroupChange::Unlinked { group, .. } = change
                             {
                                 task_cache.invalidate(&group.jid).await;
+                                task_stale.insert(group.jid.clone(), ()).await;
                             }
                         }
                         let cached = task_cache.get(&update.group).await;
@@ -338,6 +388,7 @@ impl Groups {
                                         .await;
                                 } else {
                                     task_cache.invalidate(&update.group).await;
+                                    task_stale.insert(update.group.clone(), ()).await;
                                 }
                             }
                             None => {
@@ -347,6 +398,10 @@ impl Groups {
                                     task_cache
                                         .insert(update.group.clone(), Arc::new((**meta).clone()))
                                         .await;
+                                } else {
+                                    // Not applied to any copy of ours: a source copy may
+                                    // not have seen it either.
+                                    task_stale.insert(update.group.clone(), ()).await;
                                 }
                             }
                         }
@@ -397,6 +452,8 @@ impl Groups {
             inner: Arc::new(Inner {
                 socket,
                 cache,
+                source: config.metadata_source.clone(),
+                stale,
                 listener,
                 dirty_listener,
             }),
@@ -413,7 +470,9 @@ impl Groups {
         Ok(self.inner.socket.query(node).await?)
     }
 
-    /// The group's metadata, from the cache when present.
+    /// The group's metadata, from the cache when present, else from the configured
+    /// [`MetadataSource`] (unless the group's copy is known to be out of date), else
+    /// from the server.
     ///
     /// # Errors
     /// Socket errors, [`Error::Refused`] (e.g. 404 no such group, 403 not a member),
@@ -421,6 +480,15 @@ impl Groups {
     pub async fn metadata(&self, group: &Jid) -> Result<Arc<GroupMetadata>, Error> {
         if let Some(m) = self.inner.cache.get(group).await {
             return Ok(m);
+        }
+        if let Some(source) = &self.inner.source
+            && self.inner.stale.get(group).await.is_none()
+            && let Some(meta) = (source.0)(group.clone()).await
+            && meta.id == *group
+        {
+            let meta = Arc::new(meta);
+            self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+            return Ok(meta);
         }
         self.fetch_metadata(group).await
     }
@@ -441,12 +509,15 @@ impl Groups {
             .await?;
         let meta = Arc::new(parse_group_reply(&reply)?);
         self.inner.cache.insert(meta.id.clone(), meta.clone()).await;
+        self.inner.stale.invalidate(group).await;
         Ok(meta)
     }
 
-    /// Drops `group` from the metadata cache.
+    /// Drops `group` from the metadata cache; the next [`Groups::metadata`] asks the
+    /// server (not the [`MetadataSource`]).
     pub async fn invalidate(&self, group: &Jid) {
         self.inner.cache.invalidate(group).await;
+        self.inner.stale.insert(group.clone(), ()).await;
     }
 
     /// Creates a group with `subject` and `participants` (we become its super admin),

@@ -4,7 +4,9 @@ mod client;
 mod error;
 mod parse;
 
-pub use client::{CreateGroupOptions, GroupSetting, Groups, GroupsConfig, ParticipantAction};
+pub use client::{
+    CreateGroupOptions, GroupSetting, Groups, GroupsConfig, MetadataSource, ParticipantAction,
+};
 pub use error::Error;
 pub use parse::{
     AddRequest, InviteJoin, MAX_PARTICIPANTS, MAX_SUB_GROUPS, ParticipantResult, apply_update,
