@@ -5,7 +5,7 @@ mod error;
 mod query;
 mod vname;
 
-pub use client::{OnWhatsApp, Usync, UsyncConfig};
+pub use client::{OnWhatsApp, UserInfo, Usync, UsyncConfig};
 pub use error::Error;
 pub use query::{
     Contact, DeviceInfo, DeviceList, DisappearingMode, MAX_DEVICES_PER_USER, MAX_PICTURE_ID_LEN,
