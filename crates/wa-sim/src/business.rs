@@ -9,8 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use prost::Message;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
 use wa_binary::{Jid, Node};
+use wa_proto::vname_cert::VerifiedNameCertificate;
+use wa_proto::vname_cert::verified_name_certificate::Details;
 
 use crate::SimState;
 use crate::route::resolve_user;
@@ -27,6 +31,10 @@ const MAX_ORDERS: usize = 10_000;
 const MAX_TEXT: usize = 8192;
 /// Most websites, images and opening-hours entries kept.
 const MAX_LIST: usize = 32;
+/// Longest verified business name kept, in bytes.
+pub(crate) const MAX_VERIFIED_NAME: usize = 256;
+/// The issuer of certificates the business app makes.
+const VNAME_ISSUER: &str = "smb:wa";
 
 /// The business part of the simulator's state (saved in the state file).
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -55,6 +63,11 @@ struct Biz {
     /// The cover photo's id on the media host.
     #[serde(default)]
     cover_photo: Option<String>,
+    /// The name the verified-name certificate vouches for (set with
+    /// [`SimState::business_set_verified_name`]; the push name, or else `+phone`, when
+    /// unset).
+    #[serde(default)]
+    verified_name: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -125,6 +138,9 @@ impl BusinessState {
                 b.products.len() <= MAX_PRODUCTS
                     && b.collections.len() <= MAX_COLLECTIONS
                     && b.websites.len() <= MAX_LIST
+                    && b.verified_name
+                        .as_ref()
+                        .is_none_or(|n| n.len() <= MAX_VERIFIED_NAME)
             });
         if ok {
             Ok(())
@@ -626,7 +642,67 @@ fn order(st: &Inner, id: &str, op: &Node) -> Node {
     )
 }
 
+/// The usync `<business>` answer for `account`: for a business, `<verified_name v
+/// verified_level serial>` holding a `VerifiedNameCertificate` whose details name the
+/// business (serial from the phone number, issuer `smb:wa`, issued when the account was
+/// made) and whose signature is a digest of the account's identity key and the details
+/// (clients do not check it); `None` for an ordinary account.
+pub(crate) fn usync_verified_name(st: &Inner, account: &crate::state::Account) -> Option<Node> {
+    let biz = st.business.accounts.get(&account.phone)?;
+    let name = biz
+        .verified_name
+        .clone()
+        .or_else(|| account.push_name.clone())
+        .unwrap_or_else(|| format!("+{}", account.phone));
+    let serial = account.phone.parse::<u64>().unwrap_or_default();
+    let details = Details {
+        serial: Some(serial),
+        issuer: Some(VNAME_ISSUER.to_owned()),
+        verified_name: Some(name),
+        issue_time: Some(account.created),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut digest = Sha512::new();
+    digest.update(account.identity.public.as_ref());
+    digest.update(&details);
+    let cert = VerifiedNameCertificate {
+        signature: Some(digest.finalize().to_vec()),
+        details: Some(details),
+        ..Default::default()
+    };
+    Some(
+        Node::builder("business")
+            .children([Node::builder("verified_name")
+                .attr("v", "1")
+                .attr("verified_level", "unknown")
+                .attr("serial", serial.to_string())
+                .bytes(cert.encode_to_vec())
+                .build()])
+            .build(),
+    )
+}
+
 impl SimState {
+    /// Makes the account `phone` a business (if it is not one yet) whose verified name
+    /// is `name` (`None`: back to the push name). Returns `false` for an unknown account
+    /// or an empty name or one over 256 bytes.
+    pub fn business_set_verified_name(&self, phone: &str, name: Option<&str>) -> bool {
+        if name.is_some_and(|n| n.is_empty() || n.len() > MAX_VERIFIED_NAME) {
+            return false;
+        }
+        let mut st = self.lock();
+        if !st.accounts.contains_key(phone) {
+            return false;
+        }
+        st.business
+            .accounts
+            .entry(phone.to_owned())
+            .or_default()
+            .verified_name = name.map(str::to_owned);
+        true
+    }
+
     /// Adds a collection named `name` holding the given products of `phone`'s catalog
     /// (collections are made in the business app, which the simulator does not model).
     /// Returns its id, or `None` when the account has no catalog or too many

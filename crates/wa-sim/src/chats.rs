@@ -938,6 +938,28 @@ pub(crate) fn usync_disappearing(st: &Inner, phone: &str) -> Node {
         .build()
 }
 
+/// The usync `<picture>` of `phone` as `asker` (a phone number) sees it: `<picture
+/// id/>` for the current picture, `<picture/>` without one, and a 401 error when the
+/// owner hides it from everyone (`profile` privacy `none`) or blocked the asker, as
+/// `w:profile:picture` gets answer.
+pub(crate) fn usync_picture(st: &Inner, phone: &str, asker: Option<&str>) -> Node {
+    let Some(p) = st.chats.profiles.get(phone) else {
+        return Node::new("picture");
+    };
+    let own = asker == Some(phone);
+    if !own && (p.privacy("profile") == "none" || asker.is_some_and(|a| p.blocked.contains(a))) {
+        return Node::builder("picture")
+            .children([Node::builder("error")
+                .attr("code", "401")
+                .attr("text", "not-authorized")
+                .build()])
+            .build();
+    }
+    Node::builder("picture")
+        .attr_opt("id", p.picture.as_ref().map(|(id, _)| id.clone()))
+        .build()
+}
+
 /// The bytes of `phone`'s profile picture.
 pub(crate) fn picture_bytes(st: &Inner, phone: &str) -> Option<Bytes> {
     st.chats

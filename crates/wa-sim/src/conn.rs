@@ -1296,7 +1296,12 @@ impl Conn {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let reply = {
                     let st = self.shared.state.lock();
-                    crate::usync::answer(&st, id, node)
+                    crate::usync::answer(
+                        &st,
+                        self.device.as_ref().map(|d| d.user.as_str()),
+                        id,
+                        node,
+                    )
                 };
                 match reply {
                     Some(r) => self.send(&r).await,

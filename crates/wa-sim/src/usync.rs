@@ -18,11 +18,13 @@ struct Asked {
     disappearing: bool,
     username: bool,
     bot: bool,
+    business: bool,
+    picture: bool,
 }
 
-/// The result of an `<iq xmlns="usync" type="get">`, or `None` for a bad request
-/// (no `<usync>`, no `<list>`, or too many users).
-pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
+/// The result of an `<iq xmlns="usync" type="get">` from the account `asker` (a phone
+/// number), or `None` for a bad request (no `<usync>`, no `<list>`, or too many users).
+pub(crate) fn answer(state: &Inner, asker: Option<&str>, id: &str, iq: &Node) -> Option<Node> {
     let usync = iq.child("usync")?;
     let mut asked = Asked::default();
     for q in usync.child("query").map(Node::children).unwrap_or_default() {
@@ -34,6 +36,8 @@ pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
             "disappearing_mode" => asked.disappearing = true,
             "username" => asked.username = true,
             "bot" => asked.bot = true,
+            "business" => asked.business = true,
+            "picture" => asked.picture = true,
             _ => {}
         }
     }
@@ -43,7 +47,7 @@ pub(crate) fn answer(state: &Inner, id: &str, iq: &Node) -> Option<Node> {
     }
     let users: Vec<Node> = list
         .children_by_tag("user")
-        .map(|u| answer_user(state, &asked, u))
+        .map(|u| answer_user(state, asker, &asked, u))
         .collect();
     let mut reply_usync = Node::builder("usync");
     for key in ["sid", "mode", "context", "index", "last"] {
@@ -70,7 +74,7 @@ fn error(code: u16, text: &'static str) -> Node {
         .build()
 }
 
-fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
+fn answer_user(state: &Inner, asker: Option<&str>, asked: &Asked, user: &Node) -> Node {
     // Who is asked about: a JID (PN or LID), or a phone number in <contact>.
     let by_jid = user.attr_opt::<Jid>("jid").ok().flatten();
     let contact_text = user
@@ -135,6 +139,11 @@ fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
         children.push(crate::chats::usync_bot_profile());
     }
     if let Some(a) = account {
+        if asked.business
+            && let Some(b) = crate::business::usync_verified_name(state, a)
+        {
+            children.push(b);
+        }
         if asked.status {
             children.push(crate::chats::usync_status(state, &a.phone));
         }
@@ -143,6 +152,9 @@ fn answer_user(state: &Inner, asked: &Asked, user: &Node) -> Node {
         }
         if asked.username {
             children.push(crate::chats::usync_username(state, &a.phone));
+        }
+        if asked.picture {
+            children.push(crate::chats::usync_picture(state, &a.phone, asker));
         }
     }
     Node::builder("user")
@@ -258,7 +270,7 @@ mod tests {
                 Node::builder("user").build(),
             ],
         );
-        let r = answer(&st, "ID", &q).unwrap();
+        let r = answer(&st, None, "ID", &q).unwrap();
         assert_eq!(r.attr::<&str>("id").unwrap(), "ID");
         assert_eq!(r.attr::<&str>("type").unwrap(), "result");
         let usync = r.child("usync").unwrap();
@@ -331,18 +343,90 @@ mod tests {
     }
 
     #[test]
+    fn answers_business_status_and_picture() {
+        use prost::Message;
+        use wa_proto::vname_cert::VerifiedNameCertificate;
+        use wa_proto::vname_cert::verified_name_certificate::Details;
+
+        let state = SimState::new();
+        {
+            let mut st = state.lock();
+            st.add_account("15551230001", 1_700_000_000);
+            st.add_account("15551230002", 1_700_000_000);
+            let p = st.chats.profiles.entry("15551230001".into()).or_default();
+            p.status = Some(("open 9-5".into(), 1_700_000_100));
+            p.picture = Some(("PIC1".into(), bytes::Bytes::from_static(b"jpeg")));
+        }
+        assert!(state.business_set_verified_name("15551230001", Some("Acme")));
+        assert!(!state.business_set_verified_name("15559999999", Some("Nobody")));
+        assert!(!state.business_set_verified_name("15551230001", Some("")));
+        let st = state.lock();
+        let q = query(
+            &["business", "status", "picture"],
+            vec![
+                user_jid(Jid::pn("15551230001")),
+                user_jid(Jid::pn("15551230002")),
+            ],
+        );
+        let r = answer(&st, Some("15551230002"), "ID", &q).unwrap();
+        let users = r.child_by_path(&["usync", "list"]).unwrap().children();
+
+        let vn = users[0]
+            .child_by_path(&["business", "verified_name"])
+            .unwrap();
+        assert_eq!(vn.attr::<&str>("serial").unwrap(), "15551230001");
+        let cert = VerifiedNameCertificate::decode(vn.content_bytes().unwrap()).unwrap();
+        assert_eq!(cert.signature.as_ref().map(Vec::len), Some(64));
+        let d = Details::decode(cert.details.as_deref().unwrap()).unwrap();
+        assert_eq!(d.verified_name.as_deref(), Some("Acme"));
+        assert_eq!(d.issuer.as_deref(), Some("smb:wa"));
+        assert_eq!(d.serial, Some(15_551_230_001));
+        let status = users[0].child("status").unwrap();
+        assert_eq!(status.content_bytes().unwrap(), b"open 9-5");
+        assert_eq!(status.attr::<&str>("t").unwrap(), "1700000100");
+        assert_eq!(
+            users[0]
+                .child("picture")
+                .unwrap()
+                .attr::<&str>("id")
+                .unwrap(),
+            "PIC1"
+        );
+
+        // An ordinary account: no business answer, no status text, no picture id.
+        assert!(users[1].child("business").is_none());
+        assert!(users[1].child("status").unwrap().content_bytes().is_none());
+        assert!(users[1].child("picture").unwrap().get_attr("id").is_none());
+        drop(st);
+
+        // A blocked asker is refused the picture.
+        state
+            .lock()
+            .chats
+            .profiles
+            .get_mut("15551230001")
+            .unwrap()
+            .blocked
+            .insert("15551230002".into());
+        let st = state.lock();
+        let r = answer(&st, Some("15551230002"), "ID", &q).unwrap();
+        let users = r.child_by_path(&["usync", "list"]).unwrap().children();
+        assert!(users[0].child_by_path(&["picture", "error"]).is_some());
+    }
+
+    #[test]
     fn bad_requests() {
         let state = SimState::new();
         let st = state.lock();
         let no_usync = Node::builder("iq").build();
-        assert!(answer(&st, "1", &no_usync).is_none());
+        assert!(answer(&st, None, "1", &no_usync).is_none());
         let too_many = query(
             &["devices"],
             (0..=MAX_USYNC_USERS)
                 .map(|i| user_jid(Jid::pn(format!("1555{i:07}"))))
                 .collect(),
         );
-        assert!(answer(&st, "1", &too_many).is_none());
+        assert!(answer(&st, None, "1", &too_many).is_none());
     }
 
     #[test]

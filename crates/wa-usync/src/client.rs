@@ -11,6 +11,7 @@ use wa_socket::{Filter, LazyCache, Socket};
 
 use crate::Error;
 use crate::query::{Protocol, UsyncQuery, UsyncUser, device_jids, parse_reply};
+use crate::vname::VerifiedName;
 
 /// Cache settings of a [`Usync`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,49 @@ pub struct OnWhatsApp {
     pub jid: Jid,
     /// The number has a WhatsApp account.
     pub exists: bool,
+    /// The account's verified business name, when it is a business with a well-formed
+    /// certificate.
+    pub verified_name: Option<VerifiedName>,
+}
+
+/// The answer to [`Usync::user_info`] for one user (whatsmeow's `UserInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct UserInfo {
+    /// The verified business name, for a business account with a well-formed
+    /// certificate.
+    pub verified_name: Option<VerifiedName>,
+    /// The status text ("about"); `None` when the user has none or hides it from us.
+    pub status: Option<String>,
+    /// When the status was set (unix seconds), when the server said.
+    pub status_set_at: Option<u64>,
+    /// The current profile picture's id, when the user has one we may see.
+    pub picture_id: Option<String>,
+    /// The user's device JIDs (phone first); empty when the server reported none.
+    pub devices: Vec<Jid>,
+    /// The user's LID, when the server knows one.
+    pub lid: Option<Jid>,
+}
+
+impl UserInfo {
+    fn from_user(user: UsyncUser, key: &Jid) -> Self {
+        let (status, status_set_at) = match user.status {
+            Some(s) if !s.hidden && !s.text.is_empty() => (Some(s.text), s.set_at),
+            _ => (None, None),
+        };
+        Self {
+            verified_name: user.verified_name,
+            status,
+            status_set_at,
+            picture_id: user.picture_id,
+            devices: user
+                .devices
+                .as_ref()
+                .map(|l| device_jids(key, l))
+                .unwrap_or_default(),
+            lid: user.lid,
+        }
+    }
 }
 
 /// usync over a [`Socket`]. Cheap to clone; the device-list invalidation task stops
@@ -172,39 +216,86 @@ impl Usync {
         );
         let generation = self.inner.generation.load(Ordering::SeqCst);
         let users = self.run(&query).await?;
-        let cacheable = self.inner.generation.load(Ordering::SeqCst) == generation;
-        let mut inserted = Vec::new();
-        for user in users {
-            let Some(list) = &user.devices else { continue };
-            let key = user.jid.to_non_ad();
-            let devs = device_jids(&key, list);
-            if cacheable {
-                self.inner
-                    .cache
-                    .insert(key.clone(), Arc::new(devs.clone()))
-                    .await;
-                inserted.push(key.clone());
-            }
-            out.insert(key, devs);
-        }
-        // A notification handled between the check above and the inserts: drop what was
-        // just inserted rather than keep a list that may predate it.
-        if cacheable && self.inner.generation.load(Ordering::SeqCst) != generation {
-            for key in &inserted {
-                self.inner.cache.invalidate(key).await;
-            }
-        }
+        let lists: Vec<(Jid, Vec<Jid>)> = users
+            .iter()
+            .filter_map(|user| {
+                let key = user.jid.to_non_ad();
+                let devs = device_jids(&key, user.devices.as_ref()?);
+                Some((key, devs))
+            })
+            .collect();
+        self.cache_device_lists(generation, &lists).await;
+        out.extend(lists);
         Ok(out)
     }
 
-    /// Whether each phone number (digits, with or without `+`) is on WhatsApp, in reply
-    /// order.
+    /// Caches device lists a query answered, if no devices notification arrived since
+    /// `generation` was read before sending it (the lists may predate the change).
+    async fn cache_device_lists(&self, generation: u64, lists: &[(Jid, Vec<Jid>)]) {
+        if self.inner.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        for (key, devs) in lists {
+            self.inner
+                .cache
+                .insert(key.clone(), Arc::new(devs.clone()))
+                .await;
+        }
+        // A notification handled between the check above and the inserts: drop what was
+        // just inserted rather than keep a list that may predate it.
+        if self.inner.generation.load(Ordering::SeqCst) != generation {
+            for (key, _) in lists {
+                self.inner.cache.invalidate(key).await;
+            }
+        }
+    }
+
+    /// Profile facts of each user in one query (whatsmeow's `GetUserInfo`, mode `full`,
+    /// context `background`): verified business name, status text and when it was set,
+    /// profile picture id, devices and LID. Keyed by the user's non-device JID as the
+    /// server names it; users the server does not answer for are absent, and a
+    /// protocol the server reports an error for leaves that field empty. The device
+    /// lists learnt are cached as [`Usync::get_devices`] caches them.
+    ///
+    /// # Errors
+    /// As [`Usync::run`].
+    pub async fn user_info(&self, users: &[Jid]) -> Result<HashMap<Jid, UserInfo>, Error> {
+        let query = users.iter().fold(
+            UsyncQuery::new("background")
+                .mode("full")
+                .protocol(Protocol::BusinessVerifiedName)
+                .protocol(Protocol::Status)
+                .protocol(Protocol::Picture)
+                .protocol(Protocol::Devices)
+                .protocol(Protocol::Lid),
+            |q, j| q.user(j),
+        );
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let answered = self.run(&query).await?;
+        let mut lists = Vec::new();
+        let mut out = HashMap::with_capacity(answered.len());
+        for user in answered {
+            let key = user.jid.to_non_ad();
+            if let Some(list) = &user.devices {
+                lists.push((key.clone(), device_jids(&key, list)));
+            }
+            let info = UserInfo::from_user(user, &key);
+            out.insert(key, info);
+        }
+        self.cache_device_lists(generation, &lists).await;
+        Ok(out)
+    }
+
+    /// Whether each phone number (digits, with or without `+`) is on WhatsApp, with the
+    /// verified name of business accounts, in reply order.
     ///
     /// # Errors
     /// As [`Usync::run`].
     pub async fn on_whatsapp(&self, phones: &[&str]) -> Result<Vec<OnWhatsApp>, Error> {
         let query = phones.iter().fold(
-            UsyncQuery::new("interactive").protocol(Protocol::Contact),
+            UsyncQuery::new("interactive")
+                .protocol(Protocol::Contact)
+                .protocol(Protocol::BusinessVerifiedName),
             |q, p| q.phone(*p),
         );
         Ok(self
@@ -219,6 +310,7 @@ impl Usync {
                         .unwrap_or_else(|| format!("+{}", u.jid.user.as_str())),
                     jid: u.jid,
                     exists: c.exists,
+                    verified_name: u.verified_name,
                 })
             })
             .collect())

@@ -3,6 +3,7 @@
 use wa_binary::{Jid, Node, Server};
 
 use crate::Error;
+use crate::vname::VerifiedName;
 
 /// Most users one query may name and one reply may hold.
 pub const MAX_USERS: usize = 10_000;
@@ -10,6 +11,10 @@ pub const MAX_USERS: usize = 10_000;
 pub const MAX_DEVICES_PER_USER: usize = 128;
 /// Longest accepted contact query text (a phone number with `+` and some slack).
 const MAX_CONTACT_LEN: usize = 64;
+/// Longest status text ("about") taken from a reply, in bytes; a longer one is dropped.
+pub const MAX_STATUS_LEN: usize = 4096;
+/// Longest profile-picture id taken from a reply, in bytes; a longer one is dropped.
+pub const MAX_PICTURE_ID_LEN: usize = 128;
 
 /// A usync protocol (one child of `<query>`), selecting what the server reports per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +28,14 @@ pub enum Protocol {
     Lid,
     /// `<username/>`: the username the user chose, if any.
     Username,
+    /// `<business><verified_name/></business>`: the verified name of a business account.
+    BusinessVerifiedName,
+    /// `<status/>`: the user's status text ("about") and when it was set.
+    Status,
+    /// `<picture/>`: the id of the user's current profile picture.
+    Picture,
+    /// `<disappearing_mode/>`: the user's default disappearing-messages timer.
+    Disappearing,
 }
 
 impl Protocol {
@@ -33,7 +46,26 @@ impl Protocol {
             Protocol::Contact => "contact",
             Protocol::Lid => "lid",
             Protocol::Username => "username",
+            Protocol::BusinessVerifiedName => "business",
+            Protocol::Status => "status",
+            Protocol::Picture => "picture",
+            Protocol::Disappearing => "disappearing_mode",
         }
+    }
+
+    fn from_tag(tag: &str) -> Option<Self> {
+        [
+            Protocol::Devices,
+            Protocol::Contact,
+            Protocol::Lid,
+            Protocol::Username,
+            Protocol::BusinessVerifiedName,
+            Protocol::Status,
+            Protocol::Picture,
+            Protocol::Disappearing,
+        ]
+        .into_iter()
+        .find(|p| p.tag() == tag)
     }
 
     fn query_node(self) -> Node {
@@ -41,7 +73,12 @@ impl Protocol {
             Protocol::Devices => Node::builder("devices").attr("version", "2").build(),
             Protocol::Contact => Node::builder("contact").build(),
             Protocol::Lid => Node::builder("lid").build(),
-            Protocol::Username => Node::builder("username").build(),
+            Protocol::BusinessVerifiedName => Node::builder("business")
+                .children([Node::builder("verified_name").build()])
+                .build(),
+            Protocol::Username | Protocol::Status | Protocol::Picture | Protocol::Disappearing => {
+                Node::builder(self.tag()).build()
+            }
         }
     }
 }
@@ -65,8 +102,8 @@ pub struct UsyncQuery {
 }
 
 impl UsyncQuery {
-    /// An empty query with `context` (`message` for sending, `interactive` for lookups)
-    /// and mode `query`.
+    /// An empty query with `context` (`message` for sending, `interactive` for lookups,
+    /// `background` for profile refreshes) and mode `query`.
     pub fn new(context: impl Into<String>) -> Self {
         Self {
             protocols: Vec::new(),
@@ -74,6 +111,13 @@ impl UsyncQuery {
             context: context.into(),
             mode: "query".to_owned(),
         }
+    }
+
+    /// Sets the mode (`query`, the default, or `full`, which profile lookups use).
+    #[must_use]
+    pub fn mode(mut self, mode: impl Into<String>) -> Self {
+        self.mode = mode.into();
+        self
     }
 
     /// Adds a protocol (once; repeats are ignored).
@@ -197,8 +241,31 @@ pub struct UserError {
     pub text: String,
 }
 
+/// A user's `<status>` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserStatus {
+    /// The status text; empty when the user has none or hides it from us.
+    pub text: String,
+    /// When it was set (unix seconds), when the server said.
+    pub set_at: Option<u64>,
+    /// The server withheld the status (`code="401"`: privacy settings or a block).
+    pub hidden: bool,
+}
+
+/// A user's `<disappearing_mode>` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DisappearingMode {
+    /// The default disappearing-messages timer of new chats, seconds (0 = off).
+    pub duration: u32,
+    /// When it was set (unix seconds), when the server said.
+    pub set_at: Option<u64>,
+}
+
 /// One `<user>` of a usync reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UsyncUser {
     /// The user's JID as the server names it (`jid` attribute).
     pub jid: Jid,
@@ -210,6 +277,17 @@ pub struct UsyncUser {
     pub lid: Option<Jid>,
     /// The username, when asked for and the user has one.
     pub username: Option<String>,
+    /// The verified business name, when asked for and the user is a business with a
+    /// well-formed certificate (a malformed one is left out, not an error).
+    pub verified_name: Option<VerifiedName>,
+    /// The status, when asked for and answered (an over-long or non-UTF-8 text is left
+    /// out, not an error).
+    pub status: Option<UserStatus>,
+    /// The current profile picture's id, when asked for and the user has one we may see
+    /// (an over-long id is left out, not an error).
+    pub picture_id: Option<String>,
+    /// The default disappearing-messages timer, when asked for and answered.
+    pub disappearing: Option<DisappearingMode>,
     /// Errors the server reported for this user.
     pub errors: Vec<UserError>,
 }
@@ -271,20 +349,20 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
         contact: None,
         lid: None,
         username: None,
+        verified_name: None,
+        status: None,
+        picture_id: None,
+        disappearing: None,
         errors: Vec::new(),
     };
     for child in user.children() {
-        let protocol = match child.tag() {
-            "devices" => Protocol::Devices,
-            "contact" => Protocol::Contact,
-            "lid" => Protocol::Lid,
-            "username" => Protocol::Username,
-            "error" => {
-                out.errors.push(node_error(child, None));
-                continue;
-            }
-            // Protocols not asked for by this crate (status, business, ...).
-            _ => continue,
+        if child.tag() == "error" {
+            out.errors.push(node_error(child, None));
+            continue;
+        }
+        // Protocols this crate does not know (bot, text_status, ...) are skipped.
+        let Some(protocol) = Protocol::from_tag(child.tag()) else {
+            continue;
         };
         if let Some(e) = child.child("error") {
             out.errors.push(node_error(e, Some(protocol)));
@@ -295,6 +373,12 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
             Protocol::Contact => out.contact = Some(parse_contact(child)?),
             Protocol::Lid => out.lid = parse_lid(child)?,
             Protocol::Username => out.username = parse_username(child)?,
+            Protocol::BusinessVerifiedName => {
+                out.verified_name = parse_business(child, &out.jid);
+            }
+            Protocol::Status => out.status = parse_status(child, &out.jid),
+            Protocol::Picture => out.picture_id = parse_picture(child, &out.jid),
+            Protocol::Disappearing => out.disappearing = parse_disappearing(child),
         }
     }
     Ok(out)
@@ -312,6 +396,63 @@ fn parse_username(node: &Node) -> Result<Option<String>, Error> {
     }
     let name = std::str::from_utf8(bytes).map_err(|_| Error::Malformed("username is not UTF-8"))?;
     Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// `<business>`: its `<verified_name>`, if any; a malformed certificate is logged and
+/// dropped (one business's bad certificate must not fail a query about many users).
+fn parse_business(node: &Node, jid: &Jid) -> Option<VerifiedName> {
+    let vn = node.child("verified_name")?;
+    match VerifiedName::from_node(vn) {
+        Ok(v) => Some(v),
+        Err(why) => {
+            tracing::debug!(%jid, ?why, "verified name certificate not taken");
+            None
+        }
+    }
+}
+
+/// `<status t>text</status>`, or `<status code="401"/>` when hidden; `None` when the
+/// user has no status, or the text is over-long or not UTF-8 (logged).
+fn parse_status(node: &Node, jid: &Jid) -> Option<UserStatus> {
+    let set_at = node.attr_opt::<u64>("t").ok().flatten().filter(|t| *t > 0);
+    let hidden = node.attr_opt::<u16>("code").ok().flatten() == Some(401);
+    let raw = node.content_bytes().unwrap_or_default();
+    if raw.len() > MAX_STATUS_LEN {
+        tracing::debug!(%jid, len = raw.len(), "status text too long; dropped");
+        return None;
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        tracing::debug!(%jid, "status text is not UTF-8; dropped");
+        return None;
+    };
+    if text.is_empty() && !hidden {
+        return None;
+    }
+    Some(UserStatus {
+        text: text.to_owned(),
+        set_at,
+        hidden,
+    })
+}
+
+/// `<picture id/>`: the id, when present and not over-long (logged).
+fn parse_picture(node: &Node, jid: &Jid) -> Option<String> {
+    let id = node.attr_opt::<&str>("id").ok().flatten()?;
+    if id.is_empty() || id.len() > MAX_PICTURE_ID_LEN {
+        tracing::debug!(%jid, len = id.len(), "picture id empty or too long; dropped");
+        return None;
+    }
+    Some(id.to_owned())
+}
+
+/// `<disappearing_mode duration t/>`; `None` for a non-numeric duration.
+fn parse_disappearing(node: &Node) -> Option<DisappearingMode> {
+    let duration = match node.attr_opt::<u32>("duration") {
+        Ok(d) => d.unwrap_or(0),
+        Err(_) => return None,
+    };
+    let set_at = node.attr_opt::<u64>("t").ok().flatten().filter(|t| *t > 0);
+    Some(DisappearingMode { duration, set_at })
 }
 
 fn is_user_server(s: &Server) -> bool {
@@ -753,6 +894,171 @@ mod tests {
             parse_reply(&reply(users)),
             Err(Error::TooLarge("users"))
         ));
+    }
+
+    fn certificate(name: &str) -> Vec<u8> {
+        use prost::Message;
+        use wa_proto::vname_cert::{VerifiedNameCertificate, verified_name_certificate::Details};
+        VerifiedNameCertificate {
+            details: Some(
+                Details {
+                    serial: Some(7),
+                    issuer: Some("smb:wa".into()),
+                    verified_name: Some(name.into()),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+            signature: Some(vec![1; 64]),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn business(cert: Vec<u8>) -> Node {
+        Node::builder("business")
+            .children([Node::builder("verified_name")
+                .attr("verified_level", "unknown")
+                .bytes(cert)
+                .build()])
+            .build()
+    }
+
+    #[test]
+    fn builds_profile_protocols_and_mode() {
+        let q = UsyncQuery::new("background")
+            .mode("full")
+            .protocol(Protocol::BusinessVerifiedName)
+            .protocol(Protocol::Status)
+            .protocol(Protocol::Picture)
+            .protocol(Protocol::Disappearing)
+            .user(&Jid::pn("1"))
+            .build("s")
+            .unwrap();
+        let usync = q.child("usync").unwrap();
+        assert_eq!(usync.attr::<&str>("mode").unwrap(), "full");
+        assert_eq!(usync.attr::<&str>("context").unwrap(), "background");
+        let tags: Vec<&str> = usync
+            .child("query")
+            .unwrap()
+            .children()
+            .iter()
+            .map(Node::tag)
+            .collect();
+        assert_eq!(tags, ["business", "status", "picture", "disappearing_mode"]);
+        assert!(
+            usync
+                .child_by_path(&["query", "business", "verified_name"])
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn parses_business_status_picture_and_disappearing() {
+        let users = parse_reply(&reply(vec![
+            user(
+                "1@s.whatsapp.net",
+                vec![
+                    business(certificate("Acme")),
+                    Node::builder("status")
+                        .attr("t", "1700000000")
+                        .text("at work")
+                        .build(),
+                    Node::builder("picture").attr("id", "1234").build(),
+                    Node::builder("disappearing_mode")
+                        .attr("duration", "86400")
+                        .attr("t", "1700000001")
+                        .build(),
+                ],
+            ),
+            user(
+                "2@s.whatsapp.net",
+                vec![
+                    Node::builder("business").build(),
+                    Node::builder("status").attr("code", "401").build(),
+                    Node::builder("picture")
+                        .children([Node::builder("error")
+                            .attr("code", "401")
+                            .attr("text", "not-authorized")
+                            .build()])
+                        .build(),
+                    Node::builder("disappearing_mode").build(),
+                ],
+            ),
+        ]))
+        .unwrap();
+        let a = &users[0];
+        let v = a.verified_name.as_ref().unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.serial, v.issuer.as_deref()),
+            ("Acme", Some(7), Some("smb:wa"))
+        );
+        assert_eq!(v.level.as_deref(), Some("unknown"));
+        let st = a.status.as_ref().unwrap();
+        assert_eq!(
+            (st.text.as_str(), st.set_at, st.hidden),
+            ("at work", Some(1_700_000_000), false)
+        );
+        assert_eq!(a.picture_id.as_deref(), Some("1234"));
+        let d = a.disappearing.unwrap();
+        assert_eq!((d.duration, d.set_at), (86_400, Some(1_700_000_001)));
+
+        let b = &users[1];
+        assert!(b.verified_name.is_none());
+        assert!(b.status.as_ref().unwrap().hidden);
+        assert!(b.picture_id.is_none());
+        assert_eq!(b.errors[0].protocol, Some(Protocol::Picture));
+        assert_eq!(b.errors[0].code, 401);
+        assert_eq!(b.disappearing.map(|d| d.duration), Some(0));
+    }
+
+    /// Hostile profile answers leave their field empty instead of failing the reply.
+    #[test]
+    fn hostile_profile_answers_are_dropped_not_fatal() {
+        let hostile = vec![
+            // Not a protobuf, an empty certificate, a missing <verified_name>, and a
+            // certificate far beyond the bound.
+            business(vec![0xFF, 0xFF, 0xFF]),
+            business(Vec::new()),
+            business(vec![0x0A; crate::MAX_CERTIFICATE_LEN + 1]),
+            Node::builder("business")
+                .children([Node::builder("verified_name").build()])
+                .build(),
+            // Oversized and non-UTF-8 status text, a bad timestamp.
+            Node::builder("status")
+                .attr("t", "yesterday")
+                .text("x".repeat(MAX_STATUS_LEN + 1))
+                .build(),
+            Node::builder("status").bytes(vec![0xC3, 0x28]).build(),
+            // Oversized and missing picture ids.
+            Node::builder("picture")
+                .attr("id", "9".repeat(MAX_PICTURE_ID_LEN + 1))
+                .build(),
+            Node::builder("picture").build(),
+            Node::builder("disappearing_mode")
+                .attr("duration", "-5")
+                .build(),
+        ];
+        for child in hostile {
+            let r = parse_reply(&reply(vec![user("1@s.whatsapp.net", vec![child.clone()])]));
+            let u = r.unwrap_or_else(|e| panic!("{child:?}: {e:?}"));
+            let u = &u[0];
+            assert!(
+                u.verified_name.is_none()
+                    && u.status.is_none()
+                    && u.picture_id.is_none()
+                    && u.disappearing.is_none(),
+                "{child:?}: {u:?}"
+            );
+        }
+        // A bad timestamp alone only loses the time.
+        let u = parse_reply(&reply(vec![user(
+            "1@s.whatsapp.net",
+            vec![Node::builder("status").attr("t", "x").text("hi").build()],
+        )]))
+        .unwrap();
+        let st = u[0].status.as_ref().unwrap();
+        assert_eq!((st.text.as_str(), st.set_at), ("hi", None));
     }
 
     #[test]

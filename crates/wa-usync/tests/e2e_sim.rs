@@ -1,16 +1,19 @@
 //! End-to-end usync against wa-sim on 127.0.0.1: device lists of another account (and the
-//! cache in front of them), on-WhatsApp checks, LIDs, and cache invalidation by
-//! `<notification type="devices">` when a companion links or is removed.
+//! cache in front of them), on-WhatsApp checks, LIDs, profile facts (verified business
+//! names, status, picture ids), and cache invalidation by `<notification type="devices">`
+//! when a companion links or is removed.
 
 use std::time::{Duration, Instant};
 
-use wa_binary::{Jid, Server};
+use wa_binary::{Jid, Node, Server};
 use wa_sim::{Sim, SimConfig};
+use wa_socket::Socket;
 use wa_testkit::link;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
+const C: &str = "15550000003";
 
 fn pn_device(phone: &'static str, device: u16) -> Jid {
     Jid::with_device(phone, Server::Pn, device)
@@ -118,6 +121,122 @@ async fn on_whatsapp_and_lids() {
         )])
     );
     sock_a.close().await;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An `<iq to=s.whatsapp.net>` of `xmlns`/`type` with `children`, as the account's own
+/// client sends it.
+async fn own_iq(sock: &Socket, xmlns: &str, ty: &str, children: Vec<Node>) -> Node {
+    sock.query(
+        Node::builder("iq")
+            .attr("to", Jid::server_jid())
+            .attr("xmlns", xmlns.to_owned())
+            .attr("type", ty.to_owned())
+            .children(children)
+            .build(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_info_and_verified_names() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = link(&sim, A).await;
+    let (sock_b, b1) = link(&sim, B).await;
+    sim.add_account(C).await;
+    let usync = Usync::new(sock_a.clone(), &UsyncConfig::default());
+    let (b, c, unknown) = (Jid::pn(B), Jid::pn(C), Jid::pn("15559999999"));
+
+    // B sets its about text and picture from its own device, and is a business.
+    let before = unix_now();
+    own_iq(
+        &sock_b,
+        "status",
+        "set",
+        vec![
+            Node::builder("status")
+                .bytes(b"Fresh bread daily".to_vec())
+                .build(),
+        ],
+    )
+    .await;
+    let reply = own_iq(
+        &sock_b,
+        "w:profile:picture",
+        "set",
+        vec![
+            Node::builder("picture")
+                .attr("type", "image")
+                .bytes(vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3])
+                .build(),
+        ],
+    )
+    .await;
+    let picture_id = reply
+        .child("picture")
+        .unwrap()
+        .attr::<String>("id")
+        .unwrap();
+    assert!(
+        sim.state()
+            .business_set_verified_name(B, Some("Bea's Bakery"))
+    );
+
+    let info = usync
+        .user_info(&[pn_device(B, 1), c.clone(), unknown.clone()])
+        .await
+        .unwrap();
+    assert_eq!(usync.queries_sent(), 1, "one query for everything");
+    let bi = info.get(&b).expect("B answered");
+    let vn = bi.verified_name.as_ref().expect("B is a verified business");
+    assert_eq!(vn.name, "Bea's Bakery");
+    assert_eq!(vn.issuer.as_deref(), Some("smb:wa"));
+    assert_eq!(vn.serial, Some(B.parse().unwrap()));
+    assert!(!vn.certificate.is_empty());
+    assert_eq!(bi.status.as_deref(), Some("Fresh bread daily"));
+    let set_at = bi.status_set_at.expect("status time");
+    assert!(set_at >= before && set_at <= unix_now(), "{set_at}");
+    assert_eq!(bi.picture_id.as_deref(), Some(picture_id.as_str()));
+    assert_eq!(bi.devices, [pn_device(B, 0), b1.clone()]);
+    assert_eq!(bi.lid, Some(sim.account(B).unwrap().lid));
+
+    let ci = info.get(&c).expect("C answered");
+    assert_eq!(
+        ci.verified_name, None,
+        "an ordinary account has no verified name"
+    );
+    assert_eq!((ci.status.as_deref(), ci.status_set_at), (None, None));
+    assert_eq!(ci.picture_id, None);
+    assert_eq!(ci.devices, [pn_device(C, 0)]);
+    assert_eq!(ci.lid, Some(sim.account(C).unwrap().lid));
+
+    let ui = info
+        .get(&unknown)
+        .expect("the server answers for unknown numbers too");
+    assert!(ui.devices.is_empty() && ui.lid.is_none() && ui.verified_name.is_none());
+
+    // The device lists learnt are cached: no second query for them.
+    let devs = usync.get_devices(&[b.clone(), c.clone()]).await.unwrap();
+    assert_eq!(devs.get(&b), Some(&bi.devices));
+    assert_eq!(usync.queries_sent(), 1);
+
+    // on_whatsapp names the business too.
+    let res = usync.on_whatsapp(&[B, C]).await.unwrap();
+    assert_eq!(res.len(), 2);
+    assert_eq!(
+        res[0].verified_name.as_ref().map(|v| v.name.as_str()),
+        Some("Bea's Bakery")
+    );
+    assert_eq!(res[1].verified_name, None);
+    sock_a.close().await;
+    sock_b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

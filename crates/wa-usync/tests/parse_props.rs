@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use wa_binary::Node;
-use wa_usync::{MAX_DEVICES_PER_USER, parse_reply};
+use wa_usync::{MAX_DEVICES_PER_USER, MAX_PICTURE_ID_LEN, MAX_STATUS_LEN, parse_reply};
 
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -33,6 +33,11 @@ fn head() -> impl Strategy<Value = Head> {
         Just("lid"),
         Just("error"),
         Just("user"),
+        Just("business"),
+        Just("verified_name"),
+        Just("status"),
+        Just("picture"),
+        Just("disappearing_mode"),
     ];
     let key = prop_oneof![
         Just("id"),
@@ -44,6 +49,10 @@ fn head() -> impl Strategy<Value = Head> {
         Just("jid"),
         Just("code"),
         Just("text"),
+        Just("t"),
+        Just("duration"),
+        Just("verified_level"),
+        Just("serial"),
     ];
     (
         tag,
@@ -95,6 +104,12 @@ proptest! {
                 }
                 if let Some(l) = &u.lid {
                     prop_assert!(l.is_lid());
+                }
+                if let Some(s) = &u.status {
+                    prop_assert!(s.text.len() <= MAX_STATUS_LEN);
+                }
+                if let Some(p) = &u.picture_id {
+                    prop_assert!(!p.is_empty() && p.len() <= MAX_PICTURE_ID_LEN);
                 }
             }
         }

@@ -71,8 +71,9 @@ pub use wa_types::{
     ReachoutTimelock, StarUpdate,
 };
 pub use wa_usync::{
-    DeviceInfo, DeviceList, OnWhatsApp, Protocol as UsyncProtocol, UserQuery, Usync, UsyncConfig,
-    UsyncQuery, UsyncUser,
+    DeviceInfo, DeviceList, DisappearingMode, OnWhatsApp, Protocol as UsyncProtocol, UserInfo,
+    UserQuery, UserStatus as UsyncUserStatus, Usync, UsyncConfig, UsyncQuery, UsyncUser,
+    VerifiedName,
 };
 
 /// The names most programs need: `use wa::prelude::*;`.
