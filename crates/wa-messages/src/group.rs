@@ -113,7 +113,7 @@ pub(crate) async fn relay_group(
         let guard = inner.crypto.lock().await;
         resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
-        inject_fetched(&repo, &targets, &fetched).await;
+        inject_fetched(inner, &repo, &targets, &fetched).await;
         let fan = sender_key_fan_out(
             &repo,
             group,

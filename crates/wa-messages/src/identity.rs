@@ -101,3 +101,35 @@ async fn reissue_privacy_token(inner: &Inner, user: &Jid) {
         debug!("re-issuing our privacy token to {user} failed: {e}");
     }
 }
+
+impl crate::Messenger {
+    /// Accepts the changed identity of `device` (a device JID, phone number or LID) that
+    /// was refused because
+    /// [`MessengerConfig::trust_changed_identities`](crate::MessengerConfig::trust_changed_identities)
+    /// is off (whatsmeow: clearing the untrusted identity): the identity and session
+    /// stored for the device, under its phone-number and LID addresses, are forgotten, so
+    /// the next message from it, or the next send to it, starts a session with the new
+    /// key.
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) when the store cannot be read or written.
+    pub async fn trust_identity(&self, device: &Jid) -> Result<(), crate::Error> {
+        let inner = &self.inner;
+        let store = inner.socket.store();
+        let other = if device.is_lid() {
+            store.pn_for_lid(device.user.as_str()).await?.map(Jid::pn)
+        } else {
+            store.lid_for_pn(device.user.as_str()).await?.map(Jid::lid)
+        };
+        let mut batch = Batch::new();
+        for user in std::iter::once(&device.to_non_ad()).chain(other.as_ref()) {
+            let name = user.signal_address_name();
+            let id = u32::from(device.device);
+            batch.delete_session(&name, id).delete_identity(&name, id);
+        }
+        let _crypto = inner.crypto.lock().await;
+        store.commit(batch).await?;
+        info!("the new identity of {device} will be trusted");
+        Ok(())
+    }
+}

@@ -92,6 +92,14 @@ pub struct MessengerConfig {
     /// `PreRetryCallback`; see [`PreRetry`]); `None` answers every retry up to
     /// [`MessengerConfig::max_retries`].
     pub pre_retry: Option<PreRetry>,
+    /// Whether a device's changed identity key, seen in a message or a key bundle without
+    /// the server announcing it, is accepted (the default, as in whatsmeow and Baileys;
+    /// reported as an implicit [`IdentityChange`](wa_types::IdentityChange)). When
+    /// `false`, it is refused: messages from that device fail to decrypt, sends skip it,
+    /// and an [`IdentityChange`](wa_types::IdentityChange) with `trusted: false` is
+    /// reported until [`Messenger::trust_identity`] accepts it (whatsmeow's
+    /// `AutoTrustIdentity`). Changes the server announces are always accepted.
+    pub trust_changed_identities: bool,
 }
 
 /// Decides whether a retry receipt is answered with a resend: called with the asking
@@ -152,6 +160,7 @@ impl Default for MessengerConfig {
             reporting_tokens: true,
             patch: None,
             pre_retry: None,
+            trust_changed_identities: true,
         }
     }
 }
@@ -989,6 +998,21 @@ impl Inner {
         Ok(())
     }
 
+    /// Reports a changed identity of `addr` that was refused (see
+    /// [`MessengerConfig::trust_changed_identities`]).
+    pub(crate) fn refused_identity(&self, addr: &wa_signal::ProtocolAddress) {
+        match jid_of_address(&addr.name, addr.device_id) {
+            Some(jid) => {
+                warn!("identity of {jid} changed; the new key is not trusted");
+                self.emit(Event::IdentityChange(wa_types::IdentityChange::untrusted(
+                    jid,
+                    unix_now(),
+                )));
+            }
+            None => debug!("refused identity of unknown address {}", addr.name),
+        }
+    }
+
     /// A repository whose writes are staged until [`SignalStoreAdapter::commit`].
     pub(crate) fn staged_repo(&self, creds: &AuthCreds) -> Repo {
         let adapter = SignalStoreAdapter::new(self.socket.store().clone(), creds).staged();
@@ -1036,12 +1060,19 @@ pub(crate) fn jid_of_address(name: &str, device: u32) -> Option<Jid> {
 /// Starts a session from a bundle; a changed identity (the peer reinstalled) is accepted
 /// and replaces the stored one, as WhatsApp clients do.
 pub(crate) async fn inject_session(
+    inner: &Inner,
     repo: &Repo,
     device: &Jid,
     bundle: &wa_signal::PreKeyBundle,
 ) -> Result<(), wa_signal::Error> {
     use wa_signal::IdentityKeyStore as _;
     match repo.inject_e2e_session(device, bundle).await {
+        Err(wa_signal::Error::UntrustedIdentity(addr))
+            if !inner.config.trust_changed_identities =>
+        {
+            inner.refused_identity(&addr);
+            Err(wa_signal::Error::UntrustedIdentity(addr))
+        }
         Err(wa_signal::Error::UntrustedIdentity(addr)) => {
             warn!("identity of {addr} changed; accepting the new key");
             repo.store()

@@ -237,7 +237,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         let session = inner.session_jid(&guard, &me, &device).await?;
         let repo = inner.staged_repo(&creds);
         if let Some(b) = &bundle {
-            inject_session(&repo, &session, b).await?;
+            inject_session(inner, &repo, &session, b).await?;
         }
         // Status updates are sent like group messages: the retry carries our sender key
         // and goes to own devices unwrapped.

@@ -285,7 +285,7 @@ async fn decrypt_and_commit(
     for (kind, bytes) in encs {
         let padded = match kind {
             CiphertextType::Skmsg => decrypt_skmsg(inner, &repo, me, info, session, bytes).await,
-            _ => decrypt_pairwise(&repo, session, *kind, bytes)
+            _ => decrypt_pairwise(inner, &repo, session, *kind, bytes)
                 .await
                 .map_err(Error::from),
         };
@@ -398,8 +398,10 @@ async fn decrypt_and_commit(
 }
 
 /// Decrypts a `pkmsg`/`msg`; a `pkmsg` under a changed identity (the peer reinstalled) is
-/// accepted with the new identity.
+/// accepted with the new identity, unless changed identities are not trusted
+/// ([`MessengerConfig::trust_changed_identities`](crate::MessengerConfig::trust_changed_identities)).
 async fn decrypt_pairwise(
+    inner: &Inner,
     repo: &Repo,
     sender: &Jid,
     kind: CiphertextType,
@@ -407,6 +409,12 @@ async fn decrypt_pairwise(
 ) -> Result<Vec<u8>, wa_signal::Error> {
     use wa_signal::IdentityKeyStore as _;
     match repo.decrypt_message(sender, kind, bytes).await {
+        Err(wa_signal::Error::UntrustedIdentity(addr))
+            if !inner.config.trust_changed_identities =>
+        {
+            inner.refused_identity(&addr);
+            Err(wa_signal::Error::UntrustedIdentity(addr))
+        }
         Err(wa_signal::Error::UntrustedIdentity(addr)) if kind == CiphertextType::Pkmsg => {
             let msg = wa_signal::PreKeySignalMessage::decode(bytes)?;
             warn!("identity of {addr} changed; accepting the new key");

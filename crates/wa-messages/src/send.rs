@@ -178,7 +178,7 @@ impl Messenger {
             if !force && repo.has_session(&t.session).await? {
                 continue;
             }
-            match inject_session(&repo, &t.session, bundle).await {
+            match inject_session(inner, &repo, &t.session, bundle).await {
                 Ok(()) => started += 1,
                 Err(e) => warn!("cannot start a session with {}: {e}", t.session),
             }
@@ -403,7 +403,7 @@ pub(crate) async fn encrypt_pairwise(
     resolve_sessions(inner, &guard, me, targets).await?;
     let repo = inner.staged_repo(creds);
     prefetch(&repo, targets).await;
-    inject_fetched(&repo, targets, &fetched).await;
+    inject_fetched(inner, &repo, targets, &fetched).await;
     let out = encrypt_for(&repo, targets, chat, message, patch).await?;
     inner.commit_staged(&repo, extra).await?;
     Ok(out)
@@ -450,6 +450,7 @@ async fn prefetch(repo: &Repo, targets: &[Target]) {
 /// Starts sessions from fetched bundles, under the targets' session addresses, unless
 /// another send started one meanwhile.
 pub(crate) async fn inject_fetched(
+    inner: &Inner,
     repo: &Repo,
     targets: &[Target],
     fetched: &[(Jid, wa_signal::PreKeyBundle)],
@@ -470,7 +471,7 @@ pub(crate) async fn inject_fetched(
                 continue;
             }
         }
-        if let Err(e) = inject_session(repo, device, bundle).await {
+        if let Err(e) = inject_session(inner, repo, device, bundle).await {
             warn!("cannot start a session with {device}: {e}");
         }
     }

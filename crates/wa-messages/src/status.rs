@@ -202,7 +202,7 @@ async fn relay_status(
             .collect();
         let rotate = must_rotate(&have, &audience);
         let repo = inner.staged_repo(&creds);
-        inject_fetched(&repo, &targets, &fetched).await;
+        inject_fetched(inner, &repo, &targets, &fetched).await;
         let fan = sender_key_fan_out(
             &repo,
             &status,

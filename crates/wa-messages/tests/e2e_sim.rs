@@ -1295,6 +1295,7 @@ async fn a_new_identity_in_a_message_is_accepted_and_reported() {
     .expect("the message and an identity change");
     let change = change.unwrap();
     assert!(change.implicit);
+    assert!(change.trusted, "accepted by default");
     let b_lid = sim.account(B).unwrap().lid;
     assert!(
         change.jid.same_user(&b) || change.jid.same_user(&b_lid),

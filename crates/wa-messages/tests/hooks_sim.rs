@@ -2,6 +2,8 @@
 //! device decrypts the copy the patch made for it, the group ciphertext carries the patch
 //! made for everyone, and the sender reports (and keeps for retries) the original.
 //! `MessengerConfig::pre_retry`: a declined retry receipt gets no resend.
+//! `MessengerConfig::trust_changed_identities` off: a changed identity is refused until
+//! the application trusts it.
 
 mod common;
 
@@ -239,4 +241,59 @@ async fn a_retry_the_pre_retry_check_declines_is_not_answered() {
         (device, id.as_str(), *count, text.as_str()),
         (&b1.jid, key.id.as_str(), 1, "keep this")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_identity_is_refused_until_trusted_when_configured() {
+    use wa_socket::Event;
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mc = MessengerConfig {
+        trust_changed_identities: false,
+        ..MessengerConfig::default()
+    };
+    let mut a1 = link_with(&sim, A, memory_store("a1"), mc).await;
+    let k = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("before"))
+        .await
+        .unwrap();
+    wait_until("B's phone decrypts", || {
+        sim.phone_inbox(B).iter().any(|m| m.id == k.id)
+    })
+    .await;
+
+    // B reinstalls without the server saying so; what its phone writes now is refused.
+    sim.reset_identity(B, false).unwrap();
+    let first = sim
+        .phone_send(B, &Jid::pn(A), text("new phone"))
+        .await
+        .unwrap();
+    let change = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::IdentityChange(c)) = a1.events.recv().await {
+                return c;
+            }
+        }
+    })
+    .await
+    .expect("an identity change");
+    assert!(change.implicit);
+    assert!(!change.trusted);
+    assert_eq!(change.jid.device, 0);
+    assert_eq!(
+        count_upserts(&mut a1.events, &first, Duration::from_millis(500)).await,
+        0,
+        "nothing from the untrusted identity is reported"
+    );
+
+    // Trusted by the application: the phone's next message goes through.
+    a1.messenger.trust_identity(&change.jid).await.unwrap();
+    let second = sim
+        .phone_send(B, &Jid::pn(A), text("it is me"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut a1.events, |m| m.key.id == second).await;
+    assert_eq!(text_of(&got.message), Some("it is me"));
 }

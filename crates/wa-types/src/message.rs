@@ -106,8 +106,10 @@ pub struct MessageUpdate {
 /// A contact's identity key changed (they reinstalled WhatsApp or moved to a new phone):
 /// announced by the server with `<notification type="encrypt"><identity/>` (our sessions
 /// with that user were then dropped, so the next message starts new ones), or noticed
-/// when a message or key bundle came with a new identity, which was accepted
-/// (`implicit`). whatsmeow's `events.IdentityChange`.
+/// when a message or key bundle came with a new identity (`implicit`), which was accepted
+/// unless the messenger is set not to trust changed identities (`trusted` is then
+/// `false`: nothing from or to that device goes through until the application trusts the
+/// new identity). whatsmeow's `events.IdentityChange`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IdentityChange {
@@ -120,6 +122,9 @@ pub struct IdentityChange {
     /// Noticed from a message or key bundle rather than announced; `jid` then names the
     /// device whose identity was replaced.
     pub implicit: bool,
+    /// Whether the new identity was accepted (always, unless it was implicit and the
+    /// messenger does not trust changed identities).
+    pub trusted: bool,
 }
 
 impl IdentityChange {
@@ -130,6 +135,7 @@ impl IdentityChange {
             timestamp,
             offline,
             implicit: false,
+            trusted: true,
         }
     }
 
@@ -141,6 +147,16 @@ impl IdentityChange {
             timestamp,
             offline: false,
             implicit: true,
+            trusted: true,
+        }
+    }
+
+    /// A new identity of the device `jid`, seen in a message or key bundle at `timestamp`
+    /// and refused (the messenger does not trust changed identities).
+    pub fn untrusted(jid: Jid, timestamp: u64) -> Self {
+        Self {
+            trusted: false,
+            ..Self::implicit(jid, timestamp)
         }
     }
 }
