@@ -131,7 +131,7 @@ impl MediaType {
             Self::Document => "/mms/document",
             Self::ProductCatalogImage => "/product/image",
             Self::BizCoverPhoto => "/pps/biz-cover-photo",
-            Self::History => "/mms/md-app-state",
+            Self::History => "/mms/md-msg-hist",
             Self::AppState => "/mms/md-app-state",
             _ => return None,
         })

@@ -571,6 +571,65 @@ impl Media {
         })
     }
 
+    /// Deletes a blob from the media servers (whatsmeow's `DeleteMedia`; done after a
+    /// history-sync chunk was processed, see `wa-messages`): `DELETE
+    /// /mms/<type>/<token>` on the first host `media_conn` names, with the encrypted
+    /// file's SHA-256 as the token, the direct path (without its query) and the media
+    /// auth, plus `enc_handle` when the blob has one. A blob already gone counts as
+    /// deleted.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] for a type that is not uploaded through the media hosts
+    /// or an empty direct path, [`Error::Http`] when the host refuses, socket errors for
+    /// `media_conn`.
+    pub async fn delete(
+        &self,
+        media_type: MediaType,
+        direct_path: &str,
+        file_enc_sha256: &[u8; 32],
+        enc_handle: Option<&str>,
+    ) -> Result<(), Error> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let path = media_type.upload_path().ok_or(Error::InvalidMessage(
+            "media type is not on the media hosts",
+        ))?;
+        let bare = direct_path.split('?').next().unwrap_or_default();
+        if bare.is_empty() {
+            return Err(Error::InvalidMessage("empty direct path"));
+        }
+        let conn = self.media_conn(false).await?;
+        let host = conn
+            .hosts
+            .first()
+            .map(|h| h.hostname.clone())
+            .ok_or(Error::InvalidMessage("media_conn without hosts"))?;
+        let token = URL_SAFE.encode(file_enc_sha256);
+        let mut url = format!(
+            "{}://{host}{path}/{token}?token={}&d_md={}&auth={}",
+            self.scheme(),
+            urlencode(&token),
+            URL_SAFE_NO_PAD.encode(bare),
+            urlencode(&conn.auth),
+        );
+        if let Some(h) = enc_handle.filter(|h| !h.is_empty()) {
+            url.push_str("&e_handle=");
+            url.push_str(&urlencode(h));
+        }
+        let resp = self
+            .inner
+            .http
+            .delete(&url)
+            .header("Origin", "https://web.whatsapp.com")
+            .header("Referer", "https://web.whatsapp.com/")
+            .send()
+            .await
+            .map_err(http_err)?;
+        match resp.status().as_u16() {
+            200..=299 | 404 | 410 => Ok(()),
+            status => Err(Error::Http(format!("media delete: HTTP {status}"))),
+        }
+    }
+
     /// POSTs the temporary file to each upload host in turn (refreshing the auth once
     /// when all refused) until one answers with where the blob is. A host whose reply is
     /// not a usable JSON object of at most [`MAX_UPLOAD_REPLY`] bytes counts as refusing.

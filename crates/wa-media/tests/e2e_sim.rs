@@ -365,3 +365,62 @@ async fn an_oversized_upload_reply_is_not_read() {
     }
     socket.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_is_deleted_only_with_its_hash() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let media = Media::new(socket.clone(), media_config()).unwrap();
+    let data = pattern(10_000, 3);
+    let up = media
+        .upload(&data[..], MediaType::Document, None)
+        .await
+        .unwrap();
+    let blobs = sim.media_count();
+
+    // The wrong hash is refused and the blob stays.
+    let wrong = [0u8; 32];
+    assert!(matches!(
+        media
+            .delete(MediaType::Document, &up.direct_path, &wrong, None)
+            .await,
+        Err(Error::Http(_))
+    ));
+    assert_eq!(sim.media_count(), blobs);
+    // With its hash it is gone; deleting it again is not an error.
+    media
+        .delete(
+            MediaType::Document,
+            &up.direct_path,
+            &up.info.file_enc_sha256,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sim.media_count(), blobs - 1);
+    assert_eq!(sim.media_deleted(), 1);
+    assert!(matches!(
+        media
+            .download(
+                &downloadable(&up, MediaType::Document),
+                &mut Vec::new(),
+                None
+            )
+            .await,
+        Err(Error::Gone(404))
+    ));
+    media
+        .delete(
+            MediaType::Document,
+            &up.direct_path,
+            &up.info.file_enc_sha256,
+            None,
+        )
+        .await
+        .unwrap();
+    // Not on the media hosts, or no path: refused before any request.
+    assert!(matches!(
+        media.delete(MediaType::Document, "", &wrong, None).await,
+        Err(Error::InvalidMessage(_))
+    ));
+}

@@ -277,9 +277,36 @@ impl Inner {
             Err(f) => Err(f),
         };
         let progress = n.progress;
+        let downloaded = matches!(&decoded, Ok((_, false)));
         self.report_history(me, id, n, notification_type, decoded)
             .await;
+        if downloaded && self.config.delete_history_blobs {
+            self.delete_history_blob(n);
+        }
         self.note_history_phase(notification_type, progress);
+    }
+
+    /// Deletes a processed chunk's blob from the media servers in the background (as
+    /// whatsmeow does); a failure is only logged.
+    fn delete_history_blob(&self, n: &HistorySyncNotification) {
+        let (Some(path), Some(hash)) = (
+            n.direct_path.clone().filter(|p| !p.is_empty()),
+            arr32(n.file_enc_sha256.as_ref()),
+        ) else {
+            return;
+        };
+        let Ok(media) = self.media().cloned() else {
+            return;
+        };
+        let handle = n.enc_handle.clone();
+        tokio::spawn(async move {
+            if let Err(e) = media
+                .delete(MediaType::History, &path, &hash, handle.as_deref())
+                .await
+            {
+                debug!("history blob not deleted: {e}");
+            }
+        });
     }
 
     /// Stores what a decoded chunk says and reports it, or reports its failure.

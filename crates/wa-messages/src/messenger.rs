@@ -100,6 +100,9 @@ pub struct MessengerConfig {
     /// reported until [`Messenger::trust_identity`] accepts it (whatsmeow's
     /// `AutoTrustIdentity`). Changes the server announces are always accepted.
     pub trust_changed_identities: bool,
+    /// Whether the blob of each downloaded history-sync chunk is deleted from the media
+    /// servers once the chunk was processed (on by default, as whatsmeow does).
+    pub delete_history_blobs: bool,
 }
 
 /// Decides whether a retry receipt is answered with a resend: called with the asking
@@ -161,6 +164,7 @@ impl Default for MessengerConfig {
             patch: None,
             pre_retry: None,
             trust_changed_identities: true,
+            delete_history_blobs: true,
         }
     }
 }

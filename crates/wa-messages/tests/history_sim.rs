@@ -622,6 +622,11 @@ async fn a_failed_chunk_is_uploaded_again_when_the_phone_is_asked() {
     let failure = &failed[0];
     assert_eq!(failure.media_key.as_ref().map(Vec::len), Some(32));
     assert_eq!(c.store.lid_for_pn(B).await.unwrap(), None);
+    assert_eq!(
+        sim.media_deleted(),
+        0,
+        "a chunk that failed is left on the host"
+    );
 
     // Asked, the phone uploads the chunk again and announces it in a new notification,
     // which is processed like the first should have been.
@@ -633,6 +638,8 @@ async fn a_failed_chunk_is_uploaded_again_when_the_phone_is_asked() {
     assert!(!ok[0].data.chats.is_empty());
     assert!(c.store.lid_for_pn(B).await.unwrap().is_some());
     assert_eq!(sim.history_reuploads(A), 1);
+    // Processed, the new blob is deleted from the media host (as whatsmeow does).
+    wait_until("the processed blob deleted", || sim.media_deleted() == 1).await;
 
     // A request the phone cannot place (a media key that is not the chunk's) gets no
     // answer; a failure without a media key cannot be asked about at all.
@@ -646,4 +653,22 @@ async fn a_failed_chunk_is_uploaded_again_when_the_phone_is_asked() {
         c.messenger.request_history_reupload(&wrong).await,
         Err(wa_messages::Error::NotAnAddOn(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_blobs_are_kept_when_configured() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    let mc = MessengerConfig {
+        delete_history_blobs: false,
+        ..MessengerConfig::default()
+    };
+    let mut c = link(&sim, A, mc).await;
+    let (ok, failed) = split(history_events(&mut c.events, 2).await);
+    assert_eq!((ok.len(), failed.len()), (2, 0));
+    let blobs = sim.media_count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.media_deleted(), 0);
+    assert_eq!(sim.media_count(), blobs);
 }

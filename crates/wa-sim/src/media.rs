@@ -124,6 +124,8 @@ pub(crate) struct MediaHost {
     blobs: Mutex<HashMap<String, Blob>>,
     /// Business cover photos: the `fbid` handed out for an upload -> its blob id.
     covers: Mutex<HashMap<String, String>>,
+    /// Blobs clients deleted.
+    deleted: Mutex<usize>,
 }
 
 impl Drop for MediaHost {
@@ -150,6 +152,7 @@ impl MediaHost {
             hostname,
             blobs: Mutex::new(HashMap::new()),
             covers: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(0),
         })
     }
 
@@ -277,6 +280,9 @@ impl MediaHost {
     /// Serves `/mms/...` uploads and `/v/...` downloads; `None` for other paths.
     pub(crate) async fn handle(&self, req: Request<Incoming>) -> Option<Response<SimBody>> {
         let path = req.uri().path().to_owned();
+        if path.starts_with("/mms/") && req.method() == hyper::Method::DELETE {
+            return Some(self.delete_request(&req).await);
+        }
         if path.starts_with("/mms/") || path.starts_with("/product/") || path.starts_with("/pps/") {
             if req.method() != hyper::Method::POST {
                 return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
@@ -290,6 +296,65 @@ impl MediaHost {
             return Some(self.download(&req).await);
         }
         None
+    }
+
+    /// `DELETE /mms/<type>/<token>?token&d_md&auth`: removes the blob at the direct path
+    /// `d_md` names (unpadded URL-safe base64) when `token` is the URL-safe base64 of its
+    /// SHA-256 (the encrypted file's hash) and the auth is the media auth.
+    async fn delete_request(&self, req: &Request<Incoming>) -> Response<SimBody> {
+        let query = req.uri().query().unwrap_or("");
+        let param = |k: &str| {
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| {
+                    v.replace("%3D", "=")
+                        .replace("%2F", "/")
+                        .replace("%2B", "+")
+                })
+        };
+        if param("auth").as_deref() != Some(self.auth.as_str()) {
+            return plain(StatusCode::UNAUTHORIZED, "bad auth");
+        }
+        let Some(token) = param("token") else {
+            return plain(StatusCode::BAD_REQUEST, "no token");
+        };
+        let direct_path = param("d_md")
+            .and_then(|d| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(d)
+                    .ok()
+            })
+            .and_then(|d| String::from_utf8(d).ok());
+        let Some(direct_path) = direct_path else {
+            return plain(StatusCode::BAD_REQUEST, "no d_md");
+        };
+        let Some(path) =
+            Self::id_of(&direct_path).and_then(|id| self.blobs().get(id).map(|b| b.path.clone()))
+        else {
+            return plain(StatusCode::NOT_FOUND, "no such media");
+        };
+        let Ok(bytes) = tokio::fs::read(&path).await else {
+            return plain(StatusCode::NOT_FOUND, "no such media");
+        };
+        if URL_SAFE.encode(Sha256::digest(&bytes)) != token {
+            return plain(StatusCode::FORBIDDEN, "token is not the blob's hash");
+        }
+        self.delete(&direct_path);
+        *self
+            .deleted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        plain(StatusCode::OK, "{}")
+    }
+
+    /// How many blobs clients deleted (`DELETE /mms/...`).
+    pub(crate) fn deleted(&self) -> usize {
+        *self
+            .deleted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn upload(&self, req: Request<Incoming>) -> Response<SimBody> {

@@ -317,6 +317,12 @@ impl Sim {
         self.shared.media.delete(direct_path)
     }
 
+    /// How many media blobs clients deleted (`DELETE /mms/...`, as a companion does
+    /// after processing a history-sync chunk).
+    pub fn media_deleted(&self) -> usize {
+        self.shared.media.deleted()
+    }
+
     /// Flips one bit of the stored media blob at `direct_path`, at byte `offset` (to test
     /// that clients refuse tampered media). Returns whether it did.
     pub fn corrupt_media(&self, direct_path: &str, offset: u64) -> bool {
