@@ -849,6 +849,59 @@ enum Stop {
 }
 
 impl AppState {
+    /// The settings of `chat` (archived, pinned, muted) as the account's app state last
+    /// set them, from the account store (whatsmeow's `ChatSettings` store); the defaults
+    /// when none was set. Kept current by every app-state sync and every
+    /// [`AppState::chat_modify`] of this device.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn chat_settings(&self, chat: &Jid) -> Result<crate::ChatSettings, Error> {
+        use wa_store::ChatSettingStore as _;
+        let store = self.inner.socket.store();
+        let key = chat.to_non_ad().to_string();
+        let mut out = crate::ChatSettings::default();
+        for setting in [
+            crate::settings::ARCHIVE,
+            crate::settings::PIN,
+            crate::settings::MUTE,
+        ] {
+            if let Some(v) = store.get_chat_setting(setting, &key).await?
+                && !out.apply_stored(setting, &v)
+            {
+                tracing::warn!(%chat, setting, "stored chat setting skipped");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every chat with a setting kept from app state ([`AppState::chat_settings`]), by JID.
+    /// Rows that do not decode are skipped with a warning.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn stored_chat_settings(&self) -> Result<Vec<(Jid, crate::ChatSettings)>, Error> {
+        use wa_store::ChatSettingStore as _;
+        let store = self.inner.socket.store();
+        let mut by_chat: std::collections::BTreeMap<String, crate::ChatSettings> =
+            Default::default();
+        for setting in [
+            crate::settings::ARCHIVE,
+            crate::settings::PIN,
+            crate::settings::MUTE,
+        ] {
+            for (key, v) in store.chat_settings(setting).await? {
+                if !by_chat.entry(key).or_default().apply_stored(setting, &v) {
+                    tracing::warn!(setting, "stored chat setting skipped");
+                }
+            }
+        }
+        Ok(by_chat
+            .into_iter()
+            .filter_map(|(k, s)| Some((k.parse::<Jid>().ok()?, s)))
+            .collect())
+    }
+
     /// Wraps `socket` and listens for `<notification type="server_sync">` (acknowledged,
     /// then the named collections resynced) and for sync keys our primary device shares
     /// ([`Event::AppStateSyncKeysReceived`], emitted by `wa-messages` once the keys are
@@ -1334,6 +1387,7 @@ impl AppState {
             .collect();
         let mut contacts = Batch::new();
         let written = contact_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
+        crate::chat_setting_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
         let mappings = lid_mapping_ops(&mut contacts, actions.iter().map(|(o, a)| (*o, a)));
         let mut batch = Batch::new();
         if had_snapshot && c == Collection::CriticalUnblockLow {
@@ -1521,6 +1575,7 @@ impl AppState {
                 .await?;
                 let mut batch = Batch::new();
                 contact_ops(&mut batch, [(m.operation, &action)]);
+                crate::chat_setting_ops(&mut batch, [(m.operation, &action)]);
                 let mappings = lid_mapping_ops(&mut batch, [(m.operation, &action)]);
                 batch.put_app_state_version(c.as_str(), &enc.state.to_bytes());
                 self.inner.socket.store().commit(batch).await?;

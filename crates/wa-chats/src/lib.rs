@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod links;
 mod parse;
+mod settings;
 mod status;
 
 pub use appstate::{
@@ -26,6 +27,7 @@ pub use parse::{
     parse_disappearing_mode, parse_lid, parse_picture, parse_picture_id,
     parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
+pub use settings::{ChatSettings, chat_setting_ops};
 pub use status::{StoredContact, contact_ops, status_audience, status_privacy_in_force};
 pub use wa_appstate::Collection;
 pub use wa_types::{

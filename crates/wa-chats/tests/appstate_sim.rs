@@ -963,3 +963,65 @@ async fn settings_locks_and_lid_chats_reach_the_other_device() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_settings_are_kept_in_the_store_on_both_devices() {
+    let (_sim, mut one, mut two) = two_devices(AppStateConfig::default()).await;
+    let chat = peer();
+    let group = Jid::group("120363000000000042");
+    assert_eq!(
+        two.app.chat_settings(&chat).await.unwrap(),
+        wa_chats::ChatSettings::default()
+    );
+
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    one.app
+        .chat_modify(&group, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    let until = 1_900_000_000_000;
+    one.app
+        .chat_modify(&chat, ChatModification::Mute(MuteUntil::Until(until)))
+        .await
+        .unwrap();
+    next_event(&mut two.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.mute_end.is_some()).map(|_| ()),
+        _ => None,
+    })
+    .await;
+    for device in [&one, &two] {
+        let s = device.app.chat_settings(&chat).await.unwrap();
+        assert!(s.archived && !s.pinned);
+        assert_eq!(s.muted_until, Some(until));
+        assert!(s.is_muted_at(until - 1) && !s.is_muted_at(until));
+        assert!(device.app.chat_settings(&group).await.unwrap().pinned);
+        let all = device.app.stored_chat_settings().await.unwrap();
+        let chats: Vec<&Jid> = all.iter().map(|(j, _)| j).collect();
+        assert_eq!(chats, [&group, &chat]);
+    }
+
+    // Unarchived and unmuted on the second device: both forget it.
+    two.app
+        .chat_modify(&chat, ChatModification::Archive(false))
+        .await
+        .unwrap();
+    two.app
+        .chat_modify(&chat, ChatModification::Mute(MuteUntil::Unmuted))
+        .await
+        .unwrap();
+    next_event(&mut one.events, |e| match e {
+        Event::ChatsUpdate(u) => u.iter().find(|u| u.mute_end == Some(None)).map(|_| ()),
+        _ => None,
+    })
+    .await;
+    for device in [&one, &two] {
+        assert_eq!(
+            device.app.chat_settings(&chat).await.unwrap(),
+            wa_chats::ChatSettings::default()
+        );
+        assert_eq!(device.app.stored_chat_settings().await.unwrap().len(), 1);
+    }
+}

@@ -362,6 +362,23 @@ pub trait ContactStore {
     fn contacts(&self) -> impl Future<Output = Result<Vec<(String, Bytes)>>> + Send;
 }
 
+/// Chat settings kept from app state (archived, pinned, muted), each setting stored on
+/// its own (so settings synced by different collections never overwrite each other) and
+/// encoded by their owner (`wa-chats`).
+pub trait ChatSettingStore {
+    /// The value of `setting` for the chat `jid`.
+    fn get_chat_setting(
+        &self,
+        setting: &str,
+        jid: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// Every chat's value of `setting`, by JID.
+    fn chat_settings(
+        &self,
+        setting: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Bytes)>>> + Send;
+}
+
 /// Trusted-contact privacy tokens, one record per contact.
 pub trait PrivacyTokenStore {
     /// The record of the contact `jid`.
@@ -635,6 +652,15 @@ impl ContactStore for AccountStore {
     }
     async fn contacts(&self) -> Result<Vec<(String, Bytes)>> {
         self.list_items(Role::Contact, NO_SCOPE).await
+    }
+}
+
+impl ChatSettingStore for AccountStore {
+    async fn get_chat_setting(&self, setting: &str, jid: &str) -> Result<Option<Bytes>> {
+        self.get_item(Role::ChatSetting, setting, jid).await
+    }
+    async fn chat_settings(&self, setting: &str) -> Result<Vec<(String, Bytes)>> {
+        self.list_items(Role::ChatSetting, setting).await
     }
 }
 

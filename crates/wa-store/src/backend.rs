@@ -97,11 +97,14 @@ pub enum Role {
     /// which poll votes, event responses and encrypted reactions and comments on them are
     /// encrypted with; scope = chat, key = message id and the creator's user JID.
     MessageSecret,
+    /// Chat settings kept from app state (archived, pinned, muted), encoded by their
+    /// owner; scope = the setting, key = the chat's JID.
+    ChatSetting,
 }
 
 impl Role {
     /// Every role, in code order.
-    pub const ALL: [Role; 16] = [
+    pub const ALL: [Role; 17] = [
         Role::Creds,
         Role::Session,
         Role::Identity,
@@ -118,6 +121,7 @@ impl Role {
         Role::PrivacyToken,
         Role::Inbox,
         Role::MessageSecret,
+        Role::ChatSetting,
     ];
 
     /// The stable numeric code stored in databases.
@@ -139,6 +143,7 @@ impl Role {
             Role::PrivacyToken => 14,
             Role::Inbox => 15,
             Role::MessageSecret => 16,
+            Role::ChatSetting => 17,
         }
     }
 

@@ -304,6 +304,17 @@ impl Batch {
         self.delete(Role::Contact, NO_SCOPE, jid)
     }
 
+    /// Stores the value of one of a chat's settings (`setting`: archived, pinned,
+    /// muted, ... as their owner names them), encoded by their owner.
+    pub fn put_chat_setting(&mut self, setting: &str, jid: &str, value: &[u8]) -> &mut Self {
+        self.put(Role::ChatSetting, setting, jid, value, 0)
+    }
+
+    /// Deletes one of a chat's settings.
+    pub fn delete_chat_setting(&mut self, setting: &str, jid: &str) -> &mut Self {
+        self.delete(Role::ChatSetting, setting, jid)
+    }
+
     /// Stores the privacy-token record of the contact `jid` (replacing any).
     pub fn put_privacy_token(&mut self, jid: &str, token: &crate::PrivacyToken) -> &mut Self {
         self.put(

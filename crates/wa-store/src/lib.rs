@@ -15,9 +15,10 @@ mod signal;
 pub mod testing;
 
 pub use account::{
-    AccountStore, AppStateStore, ContactStore, CredsStore, IdentityStore, InboxStore,
-    LidMappingStore, MessageSecretStore, PreKeyStore, PrivacyTokenStore, ProcessedMessageStore,
-    SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
+    AccountStore, AppStateStore, ChatSettingStore, ContactStore, CredsStore, IdentityStore,
+    InboxStore, LidMappingStore, MessageSecretStore, PreKeyStore, PrivacyTokenStore,
+    ProcessedMessageStore, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore,
+    SignedPreKeyStore,
 };
 pub use backend::{AccountId, Backend, BoxFuture, MAX_KEY_LEN, Op, Role, open, seal};
 pub use batch::Batch;

@@ -19,10 +19,10 @@ use bytes::Bytes;
 use rand_core::{OsRng, RngCore};
 
 use crate::{
-    AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ContactStore, CredsStore,
-    Error, IdentityStore, InboxStore, LidMappingStore, MessageSecretStore, Op, PreKeyStore,
-    PrivacyToken, PrivacyTokenStore, ProcessedMessageStore, Role, SenderKeyMemoryStore,
-    SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
+    AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ChatSettingStore,
+    ContactStore, CredsStore, Error, IdentityStore, InboxStore, LidMappingStore,
+    MessageSecretStore, Op, PreKeyStore, PrivacyToken, PrivacyTokenStore, ProcessedMessageStore,
+    Role, SenderKeyMemoryStore, SenderKeyStore, SentMessageStore, SessionStore, SignedPreKeyStore,
 };
 
 /// A fresh account id no other test uses.
@@ -333,6 +333,42 @@ pub async fn contacts(backend: Arc<dyn Backend>) {
     let all = s.contacts().await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, "1@s.whatsapp.net");
+}
+
+/// Chat settings: absent, stored, replaced, listed by JID per setting, deleted, and kept
+/// apart from other settings and from contacts stored under the same JID.
+pub async fn chat_settings(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let chat = "120363000000000001@g.us";
+    assert_eq!(s.get_chat_setting("archive", chat).await.unwrap(), None);
+    let mut batch = Batch::new();
+    batch
+        .put_chat_setting("archive", chat, b"1")
+        .put_chat_setting("archive", "1@s.whatsapp.net", b"0")
+        .put_chat_setting("mute", chat, b"forever")
+        .put_contact("1@s.whatsapp.net", b"Alice");
+    s.commit(batch).await.unwrap();
+    let mut batch = Batch::new();
+    batch.put_chat_setting("archive", chat, b"0");
+    s.commit(batch).await.unwrap();
+    assert_eq!(s.get_chat_setting("archive", chat).await.unwrap(), b(b"0"));
+    assert_eq!(
+        s.get_chat_setting("mute", chat).await.unwrap(),
+        b(b"forever")
+    );
+    let all = s.chat_settings("archive").await.unwrap();
+    let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, [chat, "1@s.whatsapp.net"], "in key order");
+    let mut batch = Batch::new();
+    batch.delete_chat_setting("archive", "1@s.whatsapp.net");
+    s.commit(batch).await.unwrap();
+    assert_eq!(s.chat_settings("archive").await.unwrap().len(), 1);
+    assert_eq!(s.chat_settings("mute").await.unwrap().len(), 1);
+    assert_eq!(
+        s.get_contact("1@s.whatsapp.net").await.unwrap(),
+        b(b"Alice"),
+        "the contact under the same JID is untouched"
+    );
 }
 
 /// Privacy-token records: absent, stored, replaced, pruned by the later of their two
@@ -1026,7 +1062,7 @@ macro_rules! backend_conformance_tests {
         $crate::backend_conformance_tests!(@each $make;
             creds_round_trip, sessions, identities, pre_keys, signed_pre_keys, sender_keys,
             sender_key_memory, app_state, lid_mappings, sent_messages, processed_messages, contacts,
-            privacy_tokens, inbox, message_secrets, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
+            chat_settings, privacy_tokens, inbox, message_secrets, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries, get_many_matches_single_reads,
             ops_apply_in_order,

@@ -17,10 +17,10 @@ pub use wa_business::{
 };
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{
-    AppState, AppStateConfig, BotInfo, BusinessMessageLink, ChatModification, Chats, ChatsConfig,
-    Collection as AppStateCollection, ContactName, ContactQrTarget, LastMessage, MuteUntil,
-    Presence, ProfilePicture, PushConfig, StatusPrivacy, StatusPrivacyKind, StoredContact,
-    UserStatus,
+    AppState, AppStateConfig, BotInfo, BusinessMessageLink, ChatModification, ChatSettings, Chats,
+    ChatsConfig, Collection as AppStateCollection, ContactName, ContactQrTarget, LastMessage,
+    MuteUntil, Presence, ProfilePicture, PushConfig, StatusPrivacy, StatusPrivacyKind,
+    StoredContact, UserStatus,
 };
 pub use wa_groups::{
     AddRequest, CreateGroupOptions, GroupInviteMessage, GroupSetting, Groups, GroupsConfig,
