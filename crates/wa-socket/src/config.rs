@@ -173,6 +173,10 @@ pub struct SocketConfig {
     pub get_message: Option<GetMessage>,
     /// Chats whose stanzas are dropped unread (see [`IgnoreJid`]); `None` keeps all.
     pub ignore_jid: Option<IgnoreJid>,
+    /// Extra headers of the websocket upgrade request, e.g. `User-Agent` (whatsmeow's
+    /// `WebSocketHeaders`; see [`WsConnector::header`](crate::WsConnector::header) for
+    /// the names that cannot be set).
+    pub ws_headers: Vec<(String, String)>,
     /// Asked before a verified pairing is completed (see [`PrePair`]); `None` completes
     /// every verified pairing.
     pub pre_pair: Option<PrePair>,
@@ -214,6 +218,7 @@ impl SocketConfig {
             min_pre_keys: 5,
             get_message: None,
             ignore_jid: None,
+            ws_headers: Vec::new(),
             pre_pair: None,
             reconnect: None,
             cache: None,

@@ -1009,6 +1009,10 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
     }
     .proxy(cfg.proxy.clone())
     .connect_timeout(cfg.connect_timeout);
+    let connector = cfg
+        .ws_headers
+        .iter()
+        .fold(connector, |c, (k, v)| c.header(k.clone(), v.clone()));
     let (mut reader, writer) = connector.connect(&url).await?;
 
     let handshake = async {

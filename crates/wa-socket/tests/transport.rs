@@ -22,6 +22,8 @@ use wa_socket::{Error, Proxy, WsConnector, WsUrl};
 struct Seen {
     origin: Arc<std::sync::Mutex<Option<String>>>,
     path: Arc<std::sync::Mutex<Option<String>>>,
+    user_agent: Arc<std::sync::Mutex<Option<String>>>,
+    keys: Arc<std::sync::Mutex<usize>>,
 }
 
 async fn echo(req: Request<Incoming>, seen: Seen) -> Result<Response<Empty<Bytes>>, String> {
@@ -30,6 +32,11 @@ async fn echo(req: Request<Incoming>, seen: Seen) -> Result<Response<Empty<Bytes
         .get("origin")
         .map(|v| v.to_str().unwrap().to_owned());
     *seen.path.lock().unwrap() = Some(req.uri().path().to_owned());
+    *seen.user_agent.lock().unwrap() = req
+        .headers()
+        .get("user-agent")
+        .map(|v| v.to_str().unwrap().to_owned());
+    *seen.keys.lock().unwrap() = req.headers().get_all("sec-websocket-key").iter().count();
     if req.uri().path() != "/ws/chat" {
         return Ok(Response::builder().status(404).body(Empty::new()).unwrap());
     }
@@ -141,6 +148,33 @@ async fn plain_websocket_echo_with_origin_and_path() {
         Some("https://web.whatsapp.com")
     );
     assert_eq!(seen.path.lock().unwrap().as_deref(), Some("/ws/chat"));
+}
+
+#[tokio::test]
+async fn extra_headers_go_with_the_upgrade_but_never_replace_the_handshake() {
+    let (addr, seen) = echo_server(None).await;
+    let url = WsUrl::parse(&format!("ws://127.0.0.1:{}/ws/chat", addr.port())).unwrap();
+    let connector = WsConnector::new()
+        .header("User-Agent", "wa-rs test")
+        .header("Sec-WebSocket-Key", "chosen")
+        .header("Origin", "https://elsewhere.example");
+    roundtrip(&connector, &url).await;
+    assert_eq!(
+        seen.user_agent.lock().unwrap().as_deref(),
+        Some("wa-rs test")
+    );
+    assert_eq!(
+        *seen.keys.lock().unwrap(),
+        1,
+        "one handshake key, the generated one"
+    );
+    assert_eq!(
+        seen.origin.lock().unwrap().as_deref(),
+        Some("https://web.whatsapp.com")
+    );
+    // A header HTTP does not allow fails the connect, typed.
+    let bad = WsConnector::new().header("Bad Name", "x");
+    assert!(matches!(bad.connect(&url).await, Err(Error::InvalidUrl(_))));
 }
 
 #[tokio::test]

@@ -90,14 +90,31 @@ pub struct WsConnector {
     tls: TlsConnector,
     proxy: Option<Proxy>,
     origin: String,
+    /// Extra headers of the upgrade request (whatsmeow's `WebSocketHeaders`).
+    headers: Vec<(String, String)>,
     connect_timeout: Duration,
 }
+
+/// Headers of the upgrade request that belong to the websocket handshake itself and
+/// cannot be set by [`WsConnector::header`].
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "origin",
+];
 
 impl std::fmt::Debug for WsConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsConnector")
             .field("proxy", &self.proxy)
             .field("origin", &self.origin)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
@@ -135,6 +152,7 @@ impl WsConnector {
             tls: TlsConnector::from(config),
             proxy: None,
             origin: "https://web.whatsapp.com".into(),
+            headers: Vec::new(),
             connect_timeout: Duration::from_secs(20),
         }
     }
@@ -150,6 +168,20 @@ impl WsConnector {
     #[must_use]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = origin.into();
+        self
+    }
+
+    /// Adds a header to the upgrade request (e.g. `User-Agent`; whatsmeow's
+    /// `WebSocketHeaders`). The handshake's own headers (`Host`, `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version`) and `Origin` (see
+    /// [`WsConnector::origin`]) are not replaced: such a name is ignored. A name or value
+    /// HTTP does not allow makes [`WsConnector::connect`] fail.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        if !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            self.headers.push((name, value.into()));
+        }
         self
     }
 
@@ -190,7 +222,7 @@ impl WsConnector {
             Box::new(tcp)
         };
 
-        let request = hyper::Request::builder()
+        let mut request = hyper::Request::builder()
             .method("GET")
             .uri(url.path.as_str())
             .header(hyper::header::HOST, url.authority())
@@ -201,7 +233,11 @@ impl WsConnector {
                 fastwebsockets::handshake::generate_key(),
             )
             .header("Sec-WebSocket-Version", "13")
-            .header(hyper::header::ORIGIN, self.origin.as_str())
+            .header(hyper::header::ORIGIN, self.origin.as_str());
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| Error::InvalidUrl(e.to_string()))?;
         let (ws, _response) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
