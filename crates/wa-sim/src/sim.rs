@@ -654,6 +654,14 @@ impl Sim {
         crate::chats::picture_bytes(&st, phone).map(|b| b.to_vec())
     }
 
+    /// `phone`'s about text as its devices last set it (`xmlns="status"` or the `w:mex`
+    /// `UpdateTextStatus` mutation): the text, its emoji and when it expires (unix
+    /// seconds); `None` when it set none.
+    pub fn about(&self, phone: &str) -> Option<(String, Option<String>, Option<u64>)> {
+        let st = self.shared.state.lock();
+        crate::chats::about(&st, phone)
+    }
+
     /// Sets who sees `phone`'s status updates, as its phone's settings would: the server
     /// answers `<iq xmlns="status" type="get"><privacy/>` with the contacts, blacklist
     /// and whitelist lists, `mode`'s marked default. For [`StatusPrivacyMode::Blacklist`]
