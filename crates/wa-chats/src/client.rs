@@ -874,9 +874,7 @@ impl Chats {
                 .build()
         };
         match self.query(node).await {
-            Ok(reply) => {
-                parse_picture_info(&reply, params.existing_id.is_some(), params.community)
-            }
+            Ok(reply) => parse_picture_info(&reply, params.existing_id.is_some(), params.community),
             Err(Error::Refused { code: 404, .. }) => Ok(PictureLookup::NotSet),
             Err(e) => Err(e),
         }

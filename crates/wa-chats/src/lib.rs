@@ -23,9 +23,9 @@ pub use links::{
 };
 pub use parse::{
     BotInfo, BotProfile, MAX_BLOCKLIST, MAX_BOT_ITEMS, MAX_BOTS, MAX_PICTURE_CHANGES,
-    MAX_PICTURE_HASH_LEN, MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS,
-    MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, PictureLookup, ProfilePicture, ProfilePictureInfo,
-    UserStatus, parse_about_notification, parse_blocklist,
+    MAX_PICTURE_HASH_LEN, MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN,
+    MAX_STATUS_PRIVACY_LISTS, MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, PictureLookup, ProfilePicture,
+    ProfilePictureInfo, UserStatus, parse_about_notification, parse_blocklist,
     parse_blocklist_notification, parse_bot_list, parse_bot_profile, parse_chat_state,
     parse_disappearing_mode, parse_lid, parse_picture, parse_picture_id, parse_picture_info,
     parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,

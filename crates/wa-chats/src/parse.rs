@@ -564,8 +564,8 @@ pub fn parse_picture_info(
     let Some(url) = short_str(pic, "url", MAX_URL_LEN)? else {
         return Ok(PictureLookup::NotSet);
     };
-    let id = short_str(pic, "id", MAX_PICTURE_ID_LEN)?
-        .ok_or(Error::Malformed("picture without id"))?;
+    let id =
+        short_str(pic, "id", MAX_PICTURE_ID_LEN)?.ok_or(Error::Malformed("picture without id"))?;
     let hash = short_str(pic, "hash", MAX_PICTURE_HASH_LEN)?.and_then(|h| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.decode(h).ok()

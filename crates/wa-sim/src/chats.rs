@@ -1111,9 +1111,8 @@ pub(crate) fn mex(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Option<No
         .content_bytes()
         .and_then(|b| serde_json::from_slice::<Value>(b).ok())
         .and_then(|mut v| v.pointer_mut("/variables/input").map(Value::take));
-    let bad = |message: &str| {
-        crate::newsletter::mex_error(id, UPDATE_TEXT_STATUS_PATH, 400, message)
-    };
+    let bad =
+        |message: &str| crate::newsletter::mex_error(id, UPDATE_TEXT_STATUS_PATH, 400, message);
     let Some(input) = input.filter(Value::is_object) else {
         return Some(bad("bad request: no input"));
     };
@@ -1145,7 +1144,11 @@ pub(crate) fn mex(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Option<No
         "ephemeral_duration_sec": duration.unwrap_or(0),
         "last_update_time": unix_now(),
     });
-    Some(crate::newsletter::mex_ok(id, UPDATE_TEXT_STATUS_PATH, answer))
+    Some(crate::newsletter::mex_ok(
+        id,
+        UPDATE_TEXT_STATUS_PATH,
+        answer,
+    ))
 }
 
 /// The about text of `phone` as the simulator keeps it: (text, emoji, expiry in unix

@@ -747,6 +747,13 @@ impl Sim {
         crate::group::members(&st, group).map(|m| m.into_iter().map(Jid::pn).collect())
     }
 
+    /// The current invite code of `group` (what `chat.whatsapp.com/<code>` links name);
+    /// `None` for no such group.
+    pub fn group_invite_code(&self, group: &Jid) -> Option<String> {
+        let st = self.shared.state.lock();
+        st.groups.get(group.user.as_str()).map(|g| g.invite.clone())
+    }
+
     /// Lets every outstanding personal (v4) invite of `group` expire now, as if its three
     /// days had passed: previewing or accepting it then gets error 410. Returns how many
     /// invites there were (0 also for no such group).
