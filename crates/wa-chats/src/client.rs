@@ -15,9 +15,10 @@ use wa_types::{
 
 use crate::Error;
 use crate::parse::{
-    ProfilePicture, UserStatus, parse_blocklist, parse_blocklist_notification, parse_chat_state,
-    parse_disappearing_mode, parse_picture, parse_picture_id, parse_picture_notification,
-    parse_presence, parse_privacy, parse_status, parse_status_privacy,
+    PictureLookup, ProfilePicture, UserStatus, parse_about_notification, parse_blocklist,
+    parse_blocklist_notification, parse_chat_state, parse_disappearing_mode, parse_picture_id,
+    parse_picture_info, parse_picture_notification, parse_presence, parse_privacy, parse_status,
+    parse_status_privacy,
 };
 use crate::status::{StoredContact, status_audience};
 
@@ -27,6 +28,122 @@ pub const MAX_PUSH_NAME: usize = 128;
 const MAX_STATUS_SEND: usize = 1024;
 /// Largest profile picture sent, in bytes.
 const MAX_PICTURE: usize = 5 * 1024 * 1024;
+/// Longest about emoji sent, in bytes.
+pub const MAX_ABOUT_EMOJI: usize = 64;
+/// Longest invite code, persona id or existing picture id sent with a picture lookup,
+/// in bytes.
+const MAX_PICTURE_PARAM: usize = 128;
+/// WhatsApp's `UpdateTextStatus` GraphQL mutation (whatsmeow's
+/// `mutationUpdateTextStatus`), answered under `xwa2_update_text_status`.
+const UPDATE_TEXT_STATUS: wa_socket::mex::MexOperation = wa_socket::mex::MexOperation {
+    query_id: "9152604461510864",
+    path: "xwa2_update_text_status",
+};
+
+/// How to look a profile picture up ([`Chats::profile_picture_info`]; whatsmeow's
+/// `GetProfilePictureParams`). Start from `ProfilePictureParams::default()` (the full
+/// image of a user or group) and chain the setters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfilePictureParams {
+    /// The thumbnail (`type="preview"`) rather than the full image.
+    pub preview: bool,
+    /// The id of the picture already known (`id=`): when it is still the current one
+    /// the answer is [`PictureLookup::Unchanged`].
+    pub existing_id: Option<String>,
+    /// The target is a community: asked with `xmlns="w:g2"` (`<pictures><picture
+    /// parent_group_jid>`), as the server refuses the plain query for communities.
+    pub community: bool,
+    /// A group shared with the target user (`common_gid=`), which can admit the
+    /// lookup when the user's privacy would not.
+    pub common_gid: Option<Jid>,
+    /// An invite code of the group (`invite=`), to see the picture of a group before
+    /// joining it.
+    pub invite_code: Option<String>,
+    /// The persona of an AI bot (`persona_id=`).
+    pub persona_id: Option<String>,
+}
+
+impl ProfilePictureParams {
+    /// Asks for the thumbnail instead of the full image.
+    #[must_use]
+    pub fn preview(mut self, preview: bool) -> Self {
+        self.preview = preview;
+        self
+    }
+
+    /// The id of the picture already known.
+    #[must_use]
+    pub fn existing_id(mut self, id: impl Into<String>) -> Self {
+        self.existing_id = Some(id.into());
+        self
+    }
+
+    /// The target is a community.
+    #[must_use]
+    pub fn community(mut self, community: bool) -> Self {
+        self.community = community;
+        self
+    }
+
+    /// A group shared with the target user.
+    #[must_use]
+    pub fn common_gid(mut self, group: Jid) -> Self {
+        self.common_gid = Some(group);
+        self
+    }
+
+    /// An invite code of the target group.
+    #[must_use]
+    pub fn invite_code(mut self, code: impl Into<String>) -> Self {
+        self.invite_code = Some(code.into());
+        self
+    }
+
+    /// The persona of the target AI bot.
+    #[must_use]
+    pub fn persona_id(mut self, id: impl Into<String>) -> Self {
+        self.persona_id = Some(id.into());
+        self
+    }
+}
+
+/// A new about text ([`Chats::set_about`]; whatsmeow's `SetStatusInput`): the text, an
+/// optional emoji shown beside it and an optional lifetime after which it goes away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AboutInput {
+    /// The text (at most 1024 bytes).
+    pub text: String,
+    /// An emoji shown with it (at most [`MAX_ABOUT_EMOJI`] bytes).
+    pub emoji: Option<String>,
+    /// How long it lasts (whole seconds; `None` or zero: until changed).
+    pub duration: Option<std::time::Duration>,
+}
+
+impl AboutInput {
+    /// The about text `text`, with no emoji, lasting until changed.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Shows `emoji` with it.
+    #[must_use]
+    pub fn emoji(mut self, emoji: impl Into<String>) -> Self {
+        self.emoji = Some(emoji.into());
+        self
+    }
+
+    /// Makes it go away after `duration`.
+    #[must_use]
+    pub fn duration(mut self, duration: std::time::Duration) -> Self {
+        self.duration = Some(duration);
+        self
+    }
+}
 
 /// Settings of a [`Chats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +241,9 @@ impl Chats {
     /// [`Event::PresenceUpdate`] and [`Event::ChatStateUpdate`]; account-sync
     /// notifications are acknowledged and their blocklist and privacy changes emitted as
     /// [`Event::BlocklistUpdate`] and [`Event::PrivacyUpdate`]; picture notifications
-    /// are acknowledged and each change emitted as [`Event::PictureUpdate`]. Must be
-    /// called inside a Tokio runtime.
+    /// are acknowledged and each change emitted as [`Event::PictureUpdate`]; status
+    /// notifications (`type="status"`, a user's new about text) are acknowledged and
+    /// emitted as [`Event::UserAbout`]. Must be called inside a Tokio runtime.
     pub fn new(socket: Socket, config: &ChatsConfig) -> Self {
         let mut presence_rx = socket.subscribe(Filter::tag("presence"), config.queue);
         let mut chatstate_rx = socket.subscribe(Filter::tag("chatstate"), config.queue);
@@ -135,6 +253,8 @@ impl Chats {
         );
         let mut picture_rx =
             socket.subscribe(Filter::tag("notification").kind("picture"), config.queue);
+        let mut about_rx =
+            socket.subscribe(Filter::tag("notification").kind("status"), config.queue);
         let s = socket.clone();
         let presence = tokio::spawn(async move {
             while let Some(node) = presence_rx.recv().await {
@@ -168,6 +288,20 @@ impl Chats {
                         }
                     }
                     Err(e) => tracing::warn!("unparsable picture notification: {e}"),
+                }
+            }
+        })
+        .abort_handle();
+        let s = socket.clone();
+        let about = tokio::spawn(async move {
+            while let Some(node) = about_rx.recv().await {
+                if let Err(e) = s.send_node(&wa_socket::ack_for(&node)).await {
+                    tracing::debug!("status notification ack not sent: {e}");
+                }
+                match parse_about_notification(&node) {
+                    Ok(Some(u)) => s.emit(Event::UserAbout(Box::new(u))),
+                    Ok(None) => tracing::debug!("status notification without set"),
+                    Err(e) => tracing::warn!("unparsable status notification: {e}"),
                 }
             }
         })
@@ -231,7 +365,7 @@ impl Chats {
             push_name: Mutex::new(None),
             presence: Mutex::new(Presence::Unavailable),
             read_receipts,
-            listeners: vec![presence, chatstate, picture, sync, connect],
+            listeners: vec![presence, chatstate, picture, about, sync, connect],
         });
         let _ = handle_tx.send(Arc::downgrade(&inner));
         Self { inner }
@@ -635,9 +769,33 @@ impl Chats {
         Ok(())
     }
 
+    /// Sets our about text with an emoji and a lifetime, through WhatsApp's
+    /// `UpdateTextStatus` `w:mex` mutation (whatsmeow's `SetStatusMessage`):
+    /// `{"input": {"text", "emoji": {"content"}, "ephemeral_duration_sec"}}`. Our
+    /// contacts are told with `<notification type="status">` ([`Event::UserAbout`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a text over 1024 bytes, an empty or over-long
+    /// emoji, or a duration over `u32::MAX` seconds; socket errors, among them
+    /// `wa_socket::Error::GraphQl` when the server refuses and
+    /// `wa_socket::Error::UnexpectedResponse` for an answer without the mutation's
+    /// result.
+    pub async fn set_about(&self, about: &AboutInput) -> Result<(), Error> {
+        let variables = about_variables(about)?;
+        let node = wa_socket::mex::build_query(
+            &self.inner.socket.generate_id(),
+            UPDATE_TEXT_STATUS,
+            variables,
+        );
+        let reply = self.query(node).await?;
+        wa_socket::mex::parse_result(&reply, UPDATE_TEXT_STATUS)?;
+        Ok(())
+    }
+
     /// Where to download `jid`'s profile picture (a user or a group): the full image, or
     /// the thumbnail with `preview`. `None` when there is none (404). A user's privacy
-    /// token rides along when one is stored.
+    /// token rides along when one is stored. The same as [`Chats::profile_picture_info`]
+    /// with only `preview` set.
     ///
     /// # Errors
     /// Socket errors; [`Error::Refused`] (e.g. 401 when hidden from us);
@@ -647,23 +805,77 @@ impl Chats {
         jid: &Jid,
         preview: bool,
     ) -> Result<Option<ProfilePicture>, Error> {
-        // The server's AB props say whether picture queries carry it (prop 9666).
-        let token = if self.inner.socket.server_props().profile_pic_privacy_token {
-            self.privacy_token(jid).await
-        } else {
-            None
+        let params = ProfilePictureParams::default().preview(preview);
+        Ok(match self.profile_picture_info(jid, &params).await? {
+            PictureLookup::Found(info) => Some(info.into()),
+            _ => None,
+        })
+    }
+
+    /// Looks `jid`'s profile picture up (a user, a group or, with
+    /// [`ProfilePictureParams::community`], a community), as whatsmeow's
+    /// `GetProfilePictureInfo` does: `<iq xmlns="w:profile:picture" type="get" target>
+    /// <picture query="url" type [id] [invite] [common_gid] [persona_id]>` (with the
+    /// user's privacy token when the server wants one and one is stored), or for a
+    /// community `<iq xmlns="w:g2" type="get" to=community><pictures><picture query="url"
+    /// type parent_group_jid [id] [invite]>`. A 404 is [`PictureLookup::NotSet`]; see
+    /// [`parse_picture_info`](crate::parse_picture_info) for the rest.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for an empty or over-long id, invite code or persona id,
+    /// or a `common_gid` that is not a group; socket errors; [`Error::Refused`] (e.g. 401
+    /// when hidden from us or an invite code that does not hold); [`Error::Malformed`].
+    pub async fn profile_picture_info(
+        &self,
+        jid: &Jid,
+        params: &ProfilePictureParams,
+    ) -> Result<PictureLookup, Error> {
+        let check = |v: &Option<String>, what: &'static str| match v {
+            Some(s) if s.is_empty() || s.len() > MAX_PICTURE_PARAM => {
+                Err(Error::InvalidRequest(what))
+            }
+            _ => Ok(()),
         };
-        let node = iq("w:profile:picture", "get")
-            .attr("target", jid.to_non_ad())
-            .children([Node::builder("picture")
-                .attr("type", if preview { "preview" } else { "image" })
-                .attr("query", "url")
-                .children(token.map(wa_socket::privacy_token::tctoken_node))
-                .build()])
-            .build();
+        check(&params.existing_id, "picture id empty or too long")?;
+        check(&params.invite_code, "invite code empty or too long")?;
+        check(&params.persona_id, "persona id empty or too long")?;
+        if params.common_gid.as_ref().is_some_and(|g| !g.is_group()) {
+            return Err(Error::InvalidRequest("common_gid is not a group"));
+        }
+        let kind = if params.preview { "preview" } else { "image" };
+        let picture = Node::builder("picture")
+            .attr("query", "url")
+            .attr("type", kind)
+            .attr_opt("id", params.existing_id.clone())
+            .attr_opt("invite", params.invite_code.clone());
+        let node = if params.community {
+            Node::builder("iq")
+                .attr("xmlns", "w:g2")
+                .attr("type", "get")
+                .attr("to", jid.to_non_ad())
+                .children([Node::builder("pictures")
+                    .children([picture.attr("parent_group_jid", jid.to_non_ad()).build()])
+                    .build()])
+                .build()
+        } else {
+            // The server's AB props say whether picture queries carry it (prop 9666).
+            let token = if self.inner.socket.server_props().profile_pic_privacy_token {
+                self.privacy_token(jid).await
+            } else {
+                None
+            };
+            iq("w:profile:picture", "get")
+                .attr("target", jid.to_non_ad())
+                .children([picture
+                    .attr_opt("common_gid", params.common_gid.as_ref().map(Jid::to_non_ad))
+                    .attr_opt("persona_id", params.persona_id.clone())
+                    .children(token.map(wa_socket::privacy_token::tctoken_node))
+                    .build()])
+                .build()
+        };
         match self.query(node).await {
-            Ok(reply) => parse_picture(&reply),
-            Err(Error::Refused { code: 404, .. }) => Ok(None),
+            Ok(reply) => parse_picture_info(&reply, params.existing_id.is_some(), params.community),
+            Err(Error::Refused { code: 404, .. }) => Ok(PictureLookup::NotSet),
             Err(e) => Err(e),
         }
     }
@@ -869,4 +1081,27 @@ impl Chats {
             .await?;
         Ok(())
     }
+}
+
+/// The `variables` of the `UpdateTextStatus` mutation for `about`, checked.
+fn about_variables(about: &AboutInput) -> Result<serde_json::Value, Error> {
+    if about.text.len() > MAX_STATUS_SEND {
+        return Err(Error::InvalidRequest("about text too long"));
+    }
+    let seconds = match about.duration {
+        None => 0,
+        Some(d) => u32::try_from(d.as_secs())
+            .map_err(|_| Error::InvalidRequest("about duration too long"))?,
+    };
+    let mut input = serde_json::json!({
+        "text": about.text,
+        "ephemeral_duration_sec": seconds,
+    });
+    if let Some(emoji) = &about.emoji {
+        if emoji.is_empty() || emoji.len() > MAX_ABOUT_EMOJI {
+            return Err(Error::InvalidRequest("about emoji empty or too long"));
+        }
+        input["emoji"] = serde_json::json!({ "content": emoji });
+    }
+    Ok(serde_json::json!({ "input": input }))
 }

@@ -12,7 +12,10 @@ pub use appstate::{
     AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
     modification_mutation, modification_mutation_after, mutation_events,
 };
-pub use client::{Chats, ChatsConfig, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence};
+pub use client::{
+    AboutInput, Chats, ChatsConfig, MAX_ABOUT_EMOJI, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence,
+    ProfilePictureParams,
+};
 pub use error::Error;
 pub use links::{
     BUSINESS_MESSAGE_LINK_PREFIX, BusinessMessageLink, CONTACT_QR_LINK_PREFIX, ContactQrTarget,
@@ -21,10 +24,11 @@ pub use links::{
 };
 pub use parse::{
     BotInfo, BotProfile, MAX_BLOCKLIST, MAX_BOT_ITEMS, MAX_BOTS, MAX_PICTURE_CHANGES,
-    MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN, MAX_STATUS_PRIVACY_LISTS,
-    MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, ProfilePicture, UserStatus, parse_blocklist,
+    MAX_PICTURE_HASH_LEN, MAX_PICTURE_ID_LEN, MAX_PRIVACY_CATEGORIES, MAX_STATUS_LEN,
+    MAX_STATUS_PRIVACY_LISTS, MAX_STATUS_PRIVACY_USERS, MAX_URL_LEN, PictureLookup, ProfilePicture,
+    ProfilePictureInfo, UserStatus, parse_about_notification, parse_blocklist,
     parse_blocklist_notification, parse_bot_list, parse_bot_profile, parse_chat_state,
-    parse_disappearing_mode, parse_lid, parse_picture, parse_picture_id,
+    parse_disappearing_mode, parse_lid, parse_picture, parse_picture_id, parse_picture_info,
     parse_picture_notification, parse_presence, parse_privacy, parse_status, parse_status_privacy,
 };
 pub use settings::{ChatSettings, chat_setting_ops};
@@ -34,7 +38,7 @@ pub use wa_types::{
     AppStateFailure, AppStateRecoveryStep, AppStateSyncError, BlocklistChange, BlocklistUpdate,
     ChatState, ChatStateUpdate, ChatUpdate, ContactUpdate, Label, LabelAssociation,
     MessageDeletion, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
-    StarUpdate, StatusPrivacy, StatusPrivacyKind,
+    StarUpdate, StatusPrivacy, StatusPrivacyKind, UserAbout,
 };
 /// A chat's last message, naming what a chat modification covers (defined in
 /// `wa-types`, where incoming changes report it too).

@@ -5,7 +5,7 @@
 use wa_binary::{Jid, Node, Server};
 use wa_types::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, PictureUpdate, PresenceUpdate,
-    PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind,
+    PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy, StatusPrivacyKind, UserAbout,
 };
 
 use crate::Error;
@@ -26,6 +26,8 @@ pub const MAX_PICTURE_CHANGES: usize = 64;
 pub const MAX_PICTURE_ID_LEN: usize = 128;
 /// Longest profile-picture URL or direct path accepted from a reply, in bytes.
 pub const MAX_URL_LEN: usize = 4096;
+/// Longest profile-picture `hash` attribute accepted (base64), in bytes.
+pub const MAX_PICTURE_HASH_LEN: usize = 256;
 
 /// A user's status text ("about").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -479,6 +481,131 @@ pub fn parse_picture(reply: &Node) -> Result<Option<ProfilePicture>, Error> {
         direct_path: short_str(pic, "direct_path", MAX_URL_LEN)?,
         kind: short_str(pic, "type", 32)?,
     }))
+}
+
+/// Everything a profile-picture lookup tells about a picture (whatsmeow's
+/// `types.ProfilePictureInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfilePictureInfo {
+    /// The picture's id (changes with every new picture; pass it back as
+    /// `ProfilePictureParams::existing_id` to be told when it did not change).
+    pub id: String,
+    /// The download URL.
+    pub url: String,
+    /// `image` (full size) or `preview` (thumbnail), as the server answered.
+    pub kind: Option<String>,
+    /// The media direct path, when given.
+    pub direct_path: Option<String>,
+    /// The server's `hash` of the picture, base64-decoded, when given (and valid
+    /// base64).
+    pub hash: Option<Vec<u8>>,
+}
+
+impl From<ProfilePictureInfo> for ProfilePicture {
+    fn from(p: ProfilePictureInfo) -> Self {
+        Self {
+            id: p.id,
+            url: p.url,
+            direct_path: p.direct_path,
+            kind: p.kind,
+        }
+    }
+}
+
+/// The answer to a profile-picture lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PictureLookup {
+    /// The picture, where to download it.
+    Found(ProfilePictureInfo),
+    /// The picture is still the one whose id was given as `existing_id` (no
+    /// `<picture>` in the reply, or `<picture status="304">`).
+    Unchanged,
+    /// There is no picture (404, `<picture status="204">`, or a picture without URL).
+    NotSet,
+}
+
+/// Reads the reply to a profile-picture URL query, as whatsmeow's
+/// `GetProfilePictureInfo` does: `<picture id url [type] [direct_path] [hash]>`, inside
+/// `<pictures>` when `community` (the `w:g2` shape). Without `<picture>` the picture is
+/// [`PictureLookup::Unchanged`] when `existing_id` was asked, else
+/// [`PictureLookup::NotSet`]; `status="304"` is unchanged and `status="204"` not set.
+///
+/// # Errors
+/// [`Error::Malformed`] for a community reply without `<pictures>`, a picture without
+/// id, a non-numeric `status` or over-long attributes.
+pub fn parse_picture_info(
+    reply: &Node,
+    existing_id: bool,
+    community: bool,
+) -> Result<PictureLookup, Error> {
+    let holder = if community {
+        reply
+            .child("pictures")
+            .ok_or(Error::Malformed("community picture reply without pictures"))?
+    } else {
+        reply
+    };
+    let Some(pic) = holder.child("picture") else {
+        return Ok(if existing_id {
+            PictureLookup::Unchanged
+        } else {
+            PictureLookup::NotSet
+        });
+    };
+    match pic.attr_opt::<&str>("status") {
+        Ok(None) => {}
+        Ok(Some("304")) => return Ok(PictureLookup::Unchanged),
+        Ok(Some("204")) => return Ok(PictureLookup::NotSet),
+        Ok(Some(s)) if s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()) => {}
+        _ => return Err(Error::Malformed("picture status is not a number")),
+    }
+    let Some(url) = short_str(pic, "url", MAX_URL_LEN)? else {
+        return Ok(PictureLookup::NotSet);
+    };
+    let id =
+        short_str(pic, "id", MAX_PICTURE_ID_LEN)?.ok_or(Error::Malformed("picture without id"))?;
+    let hash = short_str(pic, "hash", MAX_PICTURE_HASH_LEN)?.and_then(|h| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(h).ok()
+    });
+    Ok(PictureLookup::Found(ProfilePictureInfo {
+        id,
+        url,
+        kind: short_str(pic, "type", 32)?,
+        direct_path: short_str(pic, "direct_path", MAX_URL_LEN)?,
+        hash,
+    }))
+}
+
+/// Reads a `<notification type="status" from [t]><set>text</set></notification>` (a
+/// user's new about text), as whatsmeow's `handleStatusNotification` does; `Ok(None)`
+/// when it has no `<set>` (whatsmeow ignores those).
+///
+/// # Errors
+/// [`Error::Malformed`] for a missing or non-user `from`, a time that is not a number,
+/// or a text that is not UTF-8 or longer than [`MAX_STATUS_LEN`].
+pub fn parse_about_notification(node: &Node) -> Result<Option<UserAbout>, Error> {
+    let jid = node
+        .attr::<Jid>("from")
+        .map_err(|_| Error::Malformed("status notification without from"))?;
+    if jid.is_group() || jid.is_newsletter() {
+        return Err(Error::Malformed("status notification not from a user"));
+    }
+    let Some(set) = node.child("set") else {
+        return Ok(None);
+    };
+    let t = unix_attr(node, "t")?.unwrap_or(0);
+    if !set.children().is_empty() {
+        return Err(Error::Malformed("status set holds elements, not text"));
+    }
+    let raw = set.content_bytes().unwrap_or_default();
+    if raw.len() > MAX_STATUS_LEN {
+        return Err(Error::Malformed("status text too long"));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| Error::Malformed("status is not UTF-8"))?;
+    Ok(Some(UserAbout::new(jid.to_non_ad(), text, t)))
 }
 
 /// Reads the reply to setting a profile picture: the new picture's id, when given.

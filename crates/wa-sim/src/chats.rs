@@ -33,8 +33,12 @@ pub(crate) struct Profile {
     pub(crate) privacy: BTreeMap<String, String>,
     /// Blocked users (phone numbers).
     pub(crate) blocked: BTreeSet<String>,
-    /// Status text and when it was set.
+    /// Status ("about") text and when it was set.
     pub(crate) status: Option<(String, u64)>,
+    /// The emoji shown with the about text, when set through `w:mex`.
+    pub(crate) about_emoji: Option<String>,
+    /// When the about text goes away (unix seconds), when set with a duration.
+    pub(crate) about_expires: Option<u64>,
     /// Profile picture: id and JPEG bytes.
     pub(crate) picture: Option<(String, Bytes)>,
     /// Default disappearing-messages timer of new chats, seconds.
@@ -549,9 +553,7 @@ pub(crate) fn iq(
             let Some(text) = text else {
                 return Some(error(id, 400, "bad-request"));
             };
-            let mut st = shared.state.lock();
-            st.chats.profiles.entry(phone).or_default().status =
-                Some((text.to_owned(), unix_now()));
+            set_about(shared, me, text, None, None);
             result(id, Vec::new())
         }
         ("w:profile:picture", "get") => picture_get(shared, me, id, node),
@@ -581,26 +583,25 @@ pub(crate) fn iq(
     Some(reply)
 }
 
-/// `<iq xmlns="w:profile:picture" type="get" target>`: a restricted account's companion
-/// needs the target user's privacy token (`<picture><tctoken>`), else 401.
+/// `<iq xmlns="w:profile:picture" type="get" target><picture query="url" type [id]
+/// [invite]>`: a restricted account's companion needs the target user's privacy token
+/// (`<picture><tctoken>`), else 401. A group's picture is for its members, or for
+/// whoever names the group's current invite code (`invite=`); others get 401. When
+/// `id=` names the current picture the answer holds no `<picture>` (unchanged).
 fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     let phone = me.user.as_str();
     let Some(target) = node.attr_opt::<Jid>("target").ok().flatten() else {
         return error(id, 400, "bad-request");
     };
-    let kind = node
-        .child("picture")
-        .and_then(|p| p.attr_opt::<&str>("type").ok().flatten())
-        .unwrap_or("image");
-    if kind != "image" && kind != "preview" {
+    let Some(pic) = node.child("picture") else {
         return error(id, 400, "bad-request");
-    }
+    };
     let st = shared.state.lock();
     let found = if target.is_group() {
-        st.chats
-            .group_pictures
-            .get(target.user.as_str())
-            .map(|(pid, _)| (target.user.as_str().to_owned(), pid.clone()))
+        match group_picture(&st, phone, target.user.as_str(), pic) {
+            Ok(found) => found,
+            Err(reply) => return reply(id),
+        }
     } else {
         let Some(user) = resolve_user(&st, &target) else {
             return error(id, 404, "item-not-found");
@@ -612,29 +613,105 @@ fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
         if owner != phone && (p.privacy("profile") == "none" || p.blocked.contains(phone)) {
             return error(id, 401, "not-authorized");
         }
-        let tctoken = node
-            .child("picture")
-            .and_then(|p| p.child("tctoken"))
-            .and_then(Node::bytes)
-            .map(|b| &b[..]);
+        let tctoken = pic.child("tctoken").and_then(Node::bytes).map(|b| &b[..]);
         if !st.chats.tokens.admits(me, &user, tctoken, unix_now()) {
             return error(id, 401, "not-authorized");
         }
-        p.picture.as_ref().map(|(pid, _)| (owner, pid.clone()))
+        p.picture.as_ref().map(|(pid, jpeg)| (owner, pid, jpeg))
     };
-    match found {
-        Some((owner, pid)) => result(
+    match picture_answer(shared, pic, found) {
+        Ok(children) => result(id, children),
+        Err((code, text)) => error(id, code, text),
+    }
+}
+
+/// The current picture of group `gid` for `phone`, who must be a member or name the
+/// group's invite code in `pic`'s `invite`; `Err` builds the refusal.
+#[allow(clippy::type_complexity)]
+fn group_picture<'a>(
+    st: &'a Inner,
+    phone: &str,
+    gid: &str,
+    pic: &Node,
+) -> Result<Option<(String, &'a String, &'a Bytes)>, fn(&str) -> Node> {
+    let invite = pic.attr_opt::<&str>("invite").ok().flatten();
+    let Some(group) = st.groups.get(gid) else {
+        return Err(|id| error(id, 404, "item-not-found"));
+    };
+    let invited = invite.is_some_and(|c| !c.is_empty() && c == group.invite);
+    if group.role(phone).is_none() && !invited {
+        return Err(|id| error(id, 401, "not-authorized"));
+    }
+    Ok(st
+        .chats
+        .group_pictures
+        .get(gid)
+        .map(|(pid, jpeg)| (gid.to_owned(), pid, jpeg)))
+}
+
+/// The `<picture>` answering the lookup `pic` (whose `type` and `id` it reads) of
+/// `found` (owner, picture id, JPEG): none when `id=` names the current picture; `Err`
+/// (code, text) for a bad type or no picture.
+#[allow(clippy::type_complexity)]
+fn picture_answer(
+    shared: &Shared,
+    pic: &Node,
+    found: Option<(String, &String, &Bytes)>,
+) -> Result<Vec<Node>, (u16, &'static str)> {
+    let kind = pic
+        .attr_opt::<&str>("type")
+        .ok()
+        .flatten()
+        .unwrap_or("image");
+    if kind != "image" && kind != "preview" {
+        return Err((400, "bad-request"));
+    }
+    let Some((owner, pid, jpeg)) = found else {
+        return Err((404, "item-not-found"));
+    };
+    if pic.attr_opt::<&str>("id").ok().flatten() == Some(pid.as_str()) {
+        return Ok(Vec::new());
+    }
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(jpeg));
+    Ok(vec![
+        Node::builder("picture")
+            .attr("id", pid.clone())
+            .attr("type", kind.to_owned())
+            .attr("url", picture_url(shared, &owner, pid))
+            .attr("direct_path", format!("/pp/{owner}/{pid}.jpg"))
+            .attr("hash", hash)
+            .build(),
+    ])
+}
+
+/// `<iq xmlns="w:g2" type="get" to=community><pictures><picture query="url" type
+/// parent_group_jid [id] [invite]>` (whatsmeow's community picture lookup): the
+/// community's picture inside `<pictures>`, on the terms of a group's.
+pub(crate) fn community_pictures(shared: &Shared, me: &Jid, id: &str, op: &Node) -> Node {
+    let Some(pic) = op.child("picture") else {
+        return error(id, 400, "bad-request");
+    };
+    let Some(parent) = pic
+        .attr_opt::<Jid>("parent_group_jid")
+        .ok()
+        .flatten()
+        .filter(Jid::is_group)
+    else {
+        return error(id, 400, "bad-request");
+    };
+    let st = shared.state.lock();
+    let found = match group_picture(&st, me.user.as_str(), parent.user.as_str(), pic) {
+        Ok(found) => found,
+        Err(reply) => return reply(id),
+    };
+    match picture_answer(shared, pic, found) {
+        Ok(children) => result(
             id,
-            vec![
-                Node::builder("picture")
-                    .attr("id", pid.clone())
-                    .attr("type", kind.to_owned())
-                    .attr("url", picture_url(shared, &owner, &pid))
-                    .attr("direct_path", format!("/pp/{owner}/{pid}.jpg"))
-                    .build(),
-            ],
+            vec![Node::builder("pictures").children(children).build()],
         ),
-        None => error(id, 404, "item-not-found"),
+        Err((code, text)) => error(id, code, text),
     }
 }
 
@@ -853,8 +930,9 @@ pub(crate) fn usync_status(st: &Inner, phone: &str) -> Node {
         }
         Some(Profile {
             status: Some((text, t)),
+            about_expires,
             ..
-        }) => Node::builder("status")
+        }) if about_expires.is_none_or(|e| e > unix_now()) => Node::builder("status")
             .attr("t", t.to_string())
             .bytes(Bytes::from(text.clone().into_bytes()))
             .build(),
@@ -967,4 +1045,116 @@ pub(crate) fn picture_bytes(st: &Inner, phone: &str) -> Option<Bytes> {
         .get(phone)
         .and_then(|p| p.picture.as_ref())
         .map(|(_, b)| b.clone())
+}
+
+/// Longest about emoji kept, in bytes.
+const MAX_ABOUT_EMOJI: usize = 64;
+/// The `UpdateTextStatus` mutation's query id (whatsmeow's `mutationUpdateTextStatus`).
+const UPDATE_TEXT_STATUS: &str = "9152604461510864";
+/// Where its answer goes under `data`.
+const UPDATE_TEXT_STATUS_PATH: &str = "xwa2_update_text_status";
+
+/// Makes `text` (with `emoji`, lasting `duration` seconds when given) the about text of
+/// `me`'s account and tells who sees it with `<notification type="status" from t>
+/// <set>text</set>`: the account's other companions and the companions of every other
+/// account it has not blocked (the simulator keeps no address books, so every account
+/// counts as a contact), nobody else when its `status` privacy is `none`. Phones take
+/// nothing from these notifications.
+pub(crate) fn set_about(
+    shared: &Shared,
+    me: &Jid,
+    text: &str,
+    emoji: Option<String>,
+    duration: Option<u64>,
+) {
+    let phone = me.user.as_str();
+    let now = unix_now();
+    let told: Vec<Jid> = {
+        let mut st = shared.state.lock();
+        let p = st.chats.profiles.entry(phone.to_owned()).or_default();
+        p.status = Some((text.to_owned(), now));
+        p.about_emoji = emoji;
+        p.about_expires = duration.filter(|d| *d > 0).map(|d| now.saturating_add(d));
+        let hidden = p.privacy("status") == "none";
+        let blocked = p.blocked.clone();
+        st.accounts
+            .keys()
+            .filter(|a| a.as_str() == phone || (!hidden && !blocked.contains(a.as_str())))
+            .flat_map(|a| route::user_devices(&st, a))
+            .filter(|d| d.device != 0 && d != me)
+            .collect()
+    };
+    let notification = Node::builder("notification")
+        .attr("from", Jid::pn(phone.to_owned()))
+        .attr("type", "status")
+        .attr("id", fresh_id())
+        .attr("t", now.to_string())
+        .children([Node::builder("set")
+            .bytes(Bytes::from(text.as_bytes().to_vec()))
+            .build()])
+        .build();
+    for d in &told {
+        route::deliver(shared, d, notification.clone());
+    }
+}
+
+/// Answers the `UpdateTextStatus` `w:mex` mutation from `me` (`{"variables": {"input":
+/// {"text", "emoji": {"content"}, "ephemeral_duration_sec"}}}`); `None` for other query
+/// ids.
+pub(crate) fn mex(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Option<Node> {
+    use serde_json::{Value, json};
+    let q = node.child("query")?;
+    if q.attr_opt::<&str>("query_id").ok().flatten()? != UPDATE_TEXT_STATUS {
+        return None;
+    }
+    let input = q
+        .content_bytes()
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .and_then(|mut v| v.pointer_mut("/variables/input").map(Value::take));
+    let bad =
+        |message: &str| crate::newsletter::mex_error(id, UPDATE_TEXT_STATUS_PATH, 400, message);
+    let Some(input) = input.filter(Value::is_object) else {
+        return Some(bad("bad request: no input"));
+    };
+    let Some(text) = input
+        .get("text")
+        .and_then(Value::as_str)
+        .filter(|t| t.len() <= MAX_STATUS)
+    else {
+        return Some(bad("bad request: text"));
+    };
+    let emoji = match input.get("emoji") {
+        None | Some(Value::Null) => None,
+        Some(e) => match e.get("content").and_then(Value::as_str) {
+            Some(c) if !c.is_empty() && c.len() <= MAX_ABOUT_EMOJI => Some(c.to_owned()),
+            _ => return Some(bad("bad request: emoji")),
+        },
+    };
+    let duration = match input.get("ephemeral_duration_sec") {
+        None | Some(Value::Null) => None,
+        Some(d) => match d.as_u64().filter(|d| *d <= u64::from(u32::MAX)) {
+            Some(d) => Some(d),
+            None => return Some(bad("bad request: ephemeral_duration_sec")),
+        },
+    };
+    set_about(shared, me, text, emoji.clone(), duration);
+    let answer = json!({
+        "text": text,
+        "emoji": emoji.map(|c| json!({ "content": c })),
+        "ephemeral_duration_sec": duration.unwrap_or(0),
+        "last_update_time": unix_now(),
+    });
+    Some(crate::newsletter::mex_ok(
+        id,
+        UPDATE_TEXT_STATUS_PATH,
+        answer,
+    ))
+}
+
+/// The about text of `phone` as the simulator keeps it: (text, emoji, expiry in unix
+/// seconds); `None` when it set none.
+pub(crate) fn about(st: &Inner, phone: &str) -> Option<(String, Option<String>, Option<u64>)> {
+    let p = st.chats.profiles.get(phone)?;
+    let (text, _) = p.status.as_ref()?;
+    Some((text.clone(), p.about_emoji.clone(), p.about_expires))
 }

@@ -1270,6 +1270,7 @@ impl Conn {
                     .as_ref()
                     .and_then(|me| {
                         crate::restriction::mex(&self.shared, me, id, node)
+                            .or_else(|| crate::chats::mex(&self.shared, me, id, node))
                             .or_else(|| crate::newsletter::mex(&self.shared, me, id, node))
                     })
                     .unwrap_or_else(|| iq_error(id, 501, "feature-not-implemented"));

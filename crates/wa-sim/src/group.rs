@@ -347,6 +347,9 @@ pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, ty: &str, node: &Node) -> 
     let Some(op) = node.children().first() else {
         return iq_error(id, to, 400, "bad-request");
     };
+    if ty == "get" && op.tag() == "pictures" {
+        return crate::chats::community_pictures(shared, me, id, op);
+    }
     let mut notices = Vec::new();
     let reply = {
         let mut st = shared.state.lock();

@@ -317,6 +317,10 @@ pub(crate) fn mex_ok(id: &str, path: &str, value: Value) -> Node {
     result_node(id, json!({ "data": { path: value } }))
 }
 
+pub(crate) fn mex_error(id: &str, path: &str, code: u16, message: &str) -> Node {
+    mex_err(id, path, code, message)
+}
+
 fn mex_err(id: &str, path: &str, code: u16, message: &str) -> Node {
     result_node(
         id,

@@ -61,6 +61,11 @@ struct ProfileFile {
     status_privacy: Option<(String, Vec<String>, Vec<String>)>,
     #[serde(default)]
     username: Option<String>,
+    /// The about emoji and expiry (`w:mex` `UpdateTextStatus`).
+    #[serde(default)]
+    about_emoji: Option<String>,
+    #[serde(default)]
+    about_expires: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -202,6 +207,8 @@ impl SimState {
                         p.status_privacy.whitelist.clone(),
                     )),
                     username: p.username.clone(),
+                    about_emoji: p.about_emoji.clone(),
+                    about_expires: p.about_expires,
                 })
                 .collect(),
             newsletters: st.newsletters.clone(),
@@ -348,6 +355,8 @@ impl SimState {
                     None => Default::default(),
                 },
                 username: p.username,
+                about_emoji: p.about_emoji,
+                about_expires: p.about_expires,
             };
             crate::chats::check_profile(&profile)?;
             chats.profiles.insert(p.phone, profile);

@@ -660,6 +660,14 @@ impl Sim {
         crate::chats::picture_bytes(&st, phone).map(|b| b.to_vec())
     }
 
+    /// `phone`'s about text as its devices last set it (`xmlns="status"` or the `w:mex`
+    /// `UpdateTextStatus` mutation): the text, its emoji and when it expires (unix
+    /// seconds); `None` when it set none.
+    pub fn about(&self, phone: &str) -> Option<(String, Option<String>, Option<u64>)> {
+        let st = self.shared.state.lock();
+        crate::chats::about(&st, phone)
+    }
+
     /// Sets who sees `phone`'s status updates, as its phone's settings would: the server
     /// answers `<iq xmlns="status" type="get"><privacy/>` with the contacts, blacklist
     /// and whitelist lists, `mode`'s marked default. For [`StatusPrivacyMode::Blacklist`]
@@ -743,6 +751,13 @@ impl Sim {
     pub fn group_members(&self, group: &Jid) -> Option<Vec<Jid>> {
         let st = self.shared.state.lock();
         crate::group::members(&st, group).map(|m| m.into_iter().map(Jid::pn).collect())
+    }
+
+    /// The current invite code of `group` (what `chat.whatsapp.com/<code>` links name);
+    /// `None` for no such group.
+    pub fn group_invite_code(&self, group: &Jid) -> Option<String> {
+        let st = self.shared.state.lock();
+        st.groups.get(group.user.as_str()).map(|g| g.invite.clone())
     }
 
     /// Lets every outstanding personal (v4) invite of `group` expire now, as if its three

@@ -50,6 +50,30 @@ impl PictureUpdate {
     }
 }
 
+/// A user's about text ("status", shown in their profile) changed: `<notification
+/// type="status" from t><set>text</set></notification>` (whatsmeow's `events.UserAbout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserAbout {
+    /// The user whose about text changed (without device).
+    pub jid: Jid,
+    /// The new text (empty when cleared).
+    pub status: String,
+    /// When it changed (unix seconds; 0 when the notification has no time).
+    pub timestamp: u64,
+}
+
+impl UserAbout {
+    /// `jid`'s about text is now `status`, since `timestamp`.
+    pub fn new(jid: Jid, status: impl Into<String>, timestamp: u64) -> Self {
+        Self {
+            jid,
+            status: status.into(),
+            timestamp,
+        }
+    }
+}
+
 /// A contact came online or went offline (`<presence from type [last]>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -5,7 +5,7 @@ use crate::{
     GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange, Label,
     LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate,
     MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings,
-    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage,
+    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -41,6 +41,8 @@ pub enum Event {
     PresenceUpdate(Box<PresenceUpdate>),
     /// A user's or a group's profile picture changed or was removed.
     PictureUpdate(Box<PictureUpdate>),
+    /// A user's about text changed (`<notification type="status">`).
+    UserAbout(Box<UserAbout>),
     /// A contact's identity key changed (a reinstall); our sessions with them were reset.
     IdentityChange(IdentityChange),
     /// A message arrived that this device could not decrypt (yet); see

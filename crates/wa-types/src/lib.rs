@@ -20,7 +20,7 @@ pub use call::{CallEvent, CallStatus};
 pub use chats::{
     BlocklistChange, BlocklistUpdate, ChatState, ChatStateUpdate, LidMapping, PictureUpdate,
     PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue, StatusPrivacy,
-    StatusPrivacyKind,
+    StatusPrivacyKind, UserAbout,
 };
 pub use connection::{ConnectionState, ConnectionUpdate, DirtyBits, DisconnectReason};
 pub use event::Event;

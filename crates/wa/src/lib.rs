@@ -17,9 +17,10 @@ pub use wa_business::{
 };
 pub use wa_calls::{CallLink, CallMedia, Calls, CallsConfig};
 pub use wa_chats::{
-    AppState, AppStateConfig, BotInfo, BusinessMessageLink, ChatModification, ChatSettings, Chats,
-    ChatsConfig, Collection as AppStateCollection, ContactName, ContactQrTarget, LastMessage,
-    MuteUntil, Presence, ProfilePicture, PushConfig, StatusPrivacy, StatusPrivacyKind,
+    AboutInput, AppState, AppStateConfig, BotInfo, BusinessMessageLink, ChatModification,
+    ChatSettings, Chats, ChatsConfig, Collection as AppStateCollection, ContactName,
+    ContactQrTarget, LastMessage, MuteUntil, PictureLookup, Presence, ProfilePicture,
+    ProfilePictureInfo, ProfilePictureParams, PushConfig, StatusPrivacy, StatusPrivacyKind,
     StoredContact, UserStatus,
 };
 pub use wa_groups::{
@@ -68,7 +69,7 @@ pub use wa_types::{
     HistorySyncFailure, HistorySyncPhase, HistorySyncStatus, HistorySyncType, Label,
     LabelAssociation, LidMapping, LidPnMapping, MessageRange, NewChatMessageCap, NewsletterRole,
     PastParticipant, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
-    ReachoutTimelock, StarUpdate,
+    ReachoutTimelock, StarUpdate, UserAbout,
 };
 pub use wa_usync::{
     DeviceInfo, DeviceList, DisappearingMode, OnWhatsApp, Protocol as UsyncProtocol, UserInfo,
