@@ -56,15 +56,22 @@ pub enum Error {
     /// Bytes that should hold a protobuf message do not.
     #[error("protobuf decode failed: {0}")]
     Proto(#[from] prost::DecodeError),
-    /// A decompressed history blob would exceed the configured cap.
+    /// A decompressed history blob or recovery would exceed the configured cap.
     #[error("inflated data exceeds the limit of {limit} bytes")]
     TooLarge {
         /// The cap that was hit.
         limit: usize,
     },
-    /// The compressed data is not a valid zlib stream.
-    #[error("zlib inflate failed: {0}")]
+    /// The compressed data is not a valid zlib (or, for a recovery, gzip) stream.
+    #[error("inflate failed: {0}")]
     Inflate(String),
+    /// A collection recovered from the primary device does not add up: the LTHash of its
+    /// records' value MACs is not the one it states.
+    #[error("recovered collection at version {version} does not match its LTHash")]
+    RecoveryHash {
+        /// The version the recovery states.
+        version: u64,
+    },
     /// The caller asked for something impossible (no mutations, an index that is not
     /// representable, ...).
     #[error("invalid input: {0}")]

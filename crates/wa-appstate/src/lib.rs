@@ -10,6 +10,7 @@ mod history;
 mod keys;
 mod lthash;
 mod mac;
+mod recovery;
 
 pub use action::{AccountSetting, Action, LabelTarget};
 pub use collection::Collection;
@@ -30,6 +31,7 @@ pub use lthash::{
     lt_hash_subtract,
 };
 pub use mac::{index_mac, patch_mac, snapshot_mac, value_mac};
+pub use recovery::{apply_recovery, parse_recovery};
 
 /// Typed builders for the chat modifications clients push, producing the index and
 /// value WhatsApp expects (as Baileys' `chatModificationToAppPatch` and whatsmeow's

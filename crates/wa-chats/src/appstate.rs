@@ -34,6 +34,9 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::status::contact_ops;
 
+mod recovery;
+pub use recovery::{fatal_exception_notification, recovery_request};
+
 pub use wa_appstate::builders::MuteUntil;
 
 /// Largest external blob (snapshot or mutations) downloaded, in bytes.
@@ -65,6 +68,10 @@ pub struct AppStateConfig {
     pub emit_own_events: bool,
     /// Queue of incoming `server_sync` notifications.
     pub queue: usize,
+    /// How long [`AppState::recover`] waits for the primary device's answer.
+    pub recovery_wait: Duration,
+    /// Largest recovery the primary device may send, decompressed (bytes).
+    pub max_recovery_len: usize,
 }
 
 impl Default for AppStateConfig {
@@ -76,6 +83,8 @@ impl Default for AppStateConfig {
             max_rounds: 64,
             emit_own_events: true,
             queue: 64,
+            recovery_wait: Duration::from_secs(60),
+            max_recovery_len: MAX_EXTERNAL_BLOB as usize,
         }
     }
 }
@@ -828,6 +837,9 @@ struct Inner {
     blocked: Mutex<BTreeSet<Collection>>,
     /// When each key id was last requested.
     requested: Mutex<HashMap<Vec<u8>, Instant>>,
+    /// Recovery requests to our primary device waiting for an answer, oldest first.
+    recoveries: Mutex<Vec<recovery::Pending>>,
+    recovery_serial: std::sync::atomic::AtomicU64,
     listeners: Mutex<Vec<AbortHandle>>,
 }
 
@@ -920,6 +932,7 @@ impl AppState {
             config.queue,
         );
         let mut events = socket.events();
+        let mut answers = socket.events();
         let inner = Arc::new(Inner {
             socket,
             media,
@@ -928,6 +941,8 @@ impl AppState {
             busy: tokio::sync::Mutex::new(()),
             blocked: Mutex::new(BTreeSet::new()),
             requested: Mutex::new(HashMap::new()),
+            recoveries: Mutex::new(Vec::new()),
+            recovery_serial: std::sync::atomic::AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
@@ -993,7 +1008,21 @@ impl AppState {
             }
         })
         .abort_handle();
-        lock(&inner.listeners).extend([notifications, keys]);
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let recoveries = tokio::spawn(async move {
+            loop {
+                let answer = match answers.recv().await {
+                    Ok(Event::AppStateRecoveryReceived(a)) => a,
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                let Some(inner) = weak.upgrade() else { break };
+                let me = AppState { inner };
+                Box::pin(me.take_recovery(answer)).await;
+            }
+        })
+        .abort_handle();
+        lock(&inner.listeners).extend([notifications, keys, recoveries]);
         Self { inner }
     }
 

@@ -53,6 +53,25 @@ pub enum Error {
         /// The most allowed.
         max: usize,
     },
+    /// Our primary device answered a recovery request with a collection other than the
+    /// one asked for; nothing was stored.
+    #[error("recovery of {asked} answered with collection {got:?}")]
+    RecoveryMismatch {
+        /// The collection asked for.
+        asked: wa_appstate::Collection,
+        /// The collection the answer names.
+        got: Option<String>,
+    },
+    /// The primary device's recovery answer carried no collection snapshot.
+    #[error("recovery answer without a snapshot")]
+    EmptyRecovery,
+    /// No recovery answer arrived within [`AppStateConfig::recovery_wait`](crate::AppStateConfig).
+    #[error("no recovery answer from the primary device in time")]
+    RecoveryTimeout,
+    /// Sending to the primary device needs a messenger, and this [`AppState`](crate::AppState)
+    /// has none.
+    #[error("no messenger to reach the primary device")]
+    NoMessenger,
     /// Syncing a collection failed after the recovery ladder (also reported as
     /// `Event::AppStateSyncError`).
     #[error("app-state sync of {collection} failed ({kind:?}): {message}")]

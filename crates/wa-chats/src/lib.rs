@@ -10,7 +10,8 @@ mod status;
 
 pub use appstate::{
     AppState, AppStateConfig, ChatModification, ContactName, MAX_EXTERNAL_BLOB, MuteUntil,
-    modification_mutation, modification_mutation_after, mutation_events,
+    fatal_exception_notification, modification_mutation, modification_mutation_after,
+    mutation_events, recovery_request,
 };
 pub use client::{
     AboutInput, Chats, ChatsConfig, MAX_ABOUT_EMOJI, MAX_PUSH_NAME, MAX_STATUS_QUERY, Presence,

@@ -1025,3 +1025,172 @@ async fn chat_settings_are_kept_in_the_store_on_both_devices() {
         assert_eq!(device.app.stored_chat_settings().await.unwrap().len(), 1);
     }
 }
+
+/// A device whose copy of a collection cannot be synced (patch and snapshot tampered)
+/// asks the phone for it: the chat settings arrive as after a snapshot, the recovered
+/// version and LTHash are stored, and the next patch from another device verifies
+/// against them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_collection_is_recovered_from_the_phone() {
+    let (sim, one, mut two) = two_devices(quiet()).await;
+    let chat = peer();
+    let low = Collection::RegularLow;
+
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    sync_events(&mut two.events, "regular_low").await;
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(true))
+        .await
+        .unwrap();
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::PatchMac { version: 2 }));
+    assert!(sim.tamper_app_state(A, "regular_low", AppStateTamper::SnapshotMac));
+    assert!(two.app.resync(&[low], false).await.is_err());
+    sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(stored_version(&two.store, low).await, Some(1));
+
+    let version = Box::pin(two.app.recover(low)).await.unwrap();
+    assert_eq!(version, 2);
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(
+        ladder(&events),
+        ["PhoneRecovery", "synced snapshot=true"],
+        "{events:?}"
+    );
+    let updates: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChatsUpdate(u) => Some(u.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|u| u.jid == chat)
+        .collect();
+    assert!(
+        updates.iter().any(|u| u.archived == Some(true)),
+        "{updates:?}"
+    );
+    assert!(
+        updates.iter().any(|u| u.pinned == Some(true)),
+        "{updates:?}"
+    );
+    assert_eq!(stored_version(&two.store, low).await, Some(2));
+
+    // The next patch (unpinning the same chat: its index's old value MAC is taken out of
+    // the LTHash) verifies against the recovered state.
+    one.app
+        .chat_modify(&chat, ChatModification::Pin(false))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    let events = sync_events(&mut two.events, "regular_low").await;
+    assert_eq!(ladder(&events), ["synced snapshot=false"], "{events:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ChatsUpdate(u) if u.iter().any(|u| u.pinned == Some(false)))
+        ),
+        "{events:?}"
+    );
+    assert_eq!(stored_version(&two.store, low).await, Some(3));
+    drop((one.socket, two.socket));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fatal_exception_notification_reaches_the_phone() {
+    let (sim, one, two) = two_devices(quiet()).await;
+    assert!(matches!(
+        two.app.send_fatal_exception(&[]).await,
+        Err(wa_chats::Error::InvalidRequest(_))
+    ));
+    Box::pin(two.app.send_fatal_exception(&[
+        Collection::RegularLow,
+        Collection::Regular,
+        Collection::RegularLow,
+    ]))
+    .await
+    .unwrap();
+    let want = vec![vec!["regular_low".to_owned(), "regular".to_owned()]];
+    for _ in 0..200 {
+        if sim.app_state_fatal_exceptions(A) == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(sim.app_state_fatal_exceptions(A), want);
+    drop((one.socket, two.socket));
+}
+
+/// Corrupt, oversized, garbage, mismatched, inconsistent, empty and missing answers are
+/// typed errors and never touch the stored state; an honest answer then recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_recovery_answers_are_refused_and_change_nothing() {
+    let mut config = quiet();
+    config.recovery_wait = Duration::from_secs(3);
+    config.max_recovery_len = 64 * 1024;
+    let (sim, one, mut two) = two_devices(config).await;
+    let chat = peer();
+    let low = Collection::RegularLow;
+    one.app
+        .chat_modify(&chat, ChatModification::Archive(true))
+        .await
+        .unwrap();
+    two.app.resync(&[low], false).await.unwrap();
+    sync_events(&mut two.events, "regular_low").await;
+    let stored = two
+        .store
+        .get_app_state_version("regular_low")
+        .await
+        .unwrap();
+    assert!(stored.is_some());
+
+    use wa_appstate::Error as As;
+    use wa_chats::Error as E;
+    use wa_sim::RecoveryAnswer as R;
+    type Check = fn(&E) -> bool;
+    let cases: [(R, Check); 7] = [
+        (R::BadCompression, |e| {
+            matches!(e, E::AppState(As::Inflate(_)))
+        }),
+        (R::Oversize(100_000), |e| {
+            matches!(e, E::AppState(As::TooLarge { limit: 65536 }))
+        }),
+        (R::Garbage, |e| matches!(e, E::AppState(As::Proto(_)))),
+        (
+            R::WrongCollection("regular_high"),
+            |e| matches!(e, E::RecoveryMismatch { asked: Collection::RegularLow, got: Some(g) } if g == "regular_high"),
+        ),
+        (R::BadHash, |e| {
+            matches!(e, E::AppState(As::RecoveryHash { version: 1 }))
+        }),
+        (R::Empty, |e| matches!(e, E::EmptyRecovery)),
+        (R::Silent, |e| matches!(e, E::RecoveryTimeout)),
+    ];
+    for (how, check) in cases {
+        sim.set_app_state_recovery_answer(how);
+        let err = Box::pin(two.app.recover(low)).await.unwrap_err();
+        assert!(check(&err), "{how:?}: {err:?}");
+        if how != R::Silent {
+            let events = sync_events(&mut two.events, "regular_low").await;
+            assert_eq!(
+                ladder(&events),
+                ["PhoneRecovery", "error Recovery"],
+                "{how:?}: {events:?}"
+            );
+        }
+        assert_eq!(
+            two.store
+                .get_app_state_version("regular_low")
+                .await
+                .unwrap(),
+            stored,
+            "{how:?} changed the stored state"
+        );
+    }
+
+    sim.set_app_state_recovery_answer(R::Honest);
+    assert_eq!(Box::pin(two.app.recover(low)).await.unwrap(), 1);
+    drop((one.socket, two.socket));
+}

@@ -46,6 +46,32 @@ pub fn history_request(count: u32, oldest: &MessageKey, oldest_timestamp: u64) -
     }
 }
 
+/// Our phone's answer to a fatal app-state recovery request, when `message` is one: a
+/// `PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE` of type
+/// `COMPANION_SYNCD_SNAPSHOT_FATAL_RECOVERY`. Only the first result is read, as
+/// whatsmeow does; an answer without one carries no snapshot.
+pub(crate) fn recovery_answer(message: &Message) -> Option<wa_types::AppStateRecoveryAnswer> {
+    let pm = message.protocol_message.as_deref()?;
+    if pm.r#type != Some(protocol_message::Type::PeerDataOperationRequestResponseMessage as i32) {
+        return None;
+    }
+    let resp = pm.peer_data_operation_request_response_message.as_ref()?;
+    if resp.peer_data_operation_request_type
+        != Some(PeerDataOperationRequestType::CompanionSyncdSnapshotFatalRecovery as i32)
+    {
+        return None;
+    }
+    let result = resp
+        .peer_data_operation_result
+        .first()
+        .and_then(|r| r.syncd_snapshot_fatal_recovery_response.as_ref());
+    Some(wa_types::AppStateRecoveryAnswer::new(
+        resp.stanza_id.clone(),
+        result.and_then(|r| r.collection_snapshot.clone()),
+        result.and_then(|r| r.is_compressed).unwrap_or(false),
+    ))
+}
+
 /// The attributes a peer message carries beyond `id`, `to`, `type` and `category`, as
 /// WhatsApp's clients set them: `push_priority` (and `privacy_sensitive` for history
 /// requests).

@@ -147,6 +147,12 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 && let Some(m) = message.as_deref()
             {
                 crate::placeholder::take_answers(inner, m).await;
+                // A fatal app-state recovery answer goes to the app-state layer.
+                if let Some(answer) = crate::peer::recovery_answer(m) {
+                    inner
+                        .socket
+                        .emit(wa_socket::Event::AppStateRecoveryReceived(answer));
+                }
             }
             send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
             if history.is_some() {

@@ -6,7 +6,7 @@ mod unknown;
 pub use generated::{
     adv, aea, ai_common, ai_common_deprecated, cert, chat_lock_settings, common, companion_reg,
     device_capabilities, e2e, handshake, history_sync, mms_retry, server_sync, signal,
-    status_attributions, sync_action, user_password, vname_cert, web,
+    status_attributions, sync_action, syncd_snapshot_recovery, user_password, vname_cert, web,
 };
 pub use unknown::UnknownFields;
 

@@ -23,6 +23,10 @@ use wa_proto::server_sync::{
     ExternalBlobReference, KeyId, SyncdPatch, SyncdRecord, SyncdSnapshot, SyncdVersion,
     syncd_mutation::SyncdOperation,
 };
+use wa_proto::sync_action::SyncActionData;
+use wa_proto::syncd_snapshot_recovery::{
+    SyncdPlainTextRecord, SyncdSnapshotRecovery, SyncdVersion as RecoveryVersion,
+};
 use wa_signal::pad_message;
 
 use crate::route;
@@ -71,6 +75,31 @@ pub enum AppStateTamper {
     SnapshotMac,
 }
 
+/// How the simulated phone answers a fatal app-state recovery request
+/// ([`Sim::set_app_state_recovery_answer`](crate::Sim::set_app_state_recovery_answer)):
+/// honestly, or as a faulty or hostile phone would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryAnswer {
+    /// The collection's live records in plaintext, gzip-compressed (the default).
+    #[default]
+    Honest,
+    /// Not answered at all.
+    Silent,
+    /// Marked compressed, but the bytes are not a compressed stream.
+    BadCompression,
+    /// A compressed stream that inflates to this many bytes of zeros.
+    Oversize(usize),
+    /// Compressed bytes that are not a `SyncdSnapshotRecovery`.
+    Garbage,
+    /// The honest answer for another collection than the one asked for.
+    WrongCollection(&'static str),
+    /// The honest answer with one byte of its LTHash flipped.
+    BadHash,
+    /// An answer without a snapshot.
+    Empty,
+}
+
 /// One collection of one account.
 #[derive(Default)]
 struct CollectionStore {
@@ -100,6 +129,10 @@ pub(crate) struct AppStateServer {
     pub(crate) share_on_link: bool,
     /// Whether the phone answers key requests from its companions.
     pub(crate) answer_requests: bool,
+    /// How the phone answers recovery requests.
+    pub(crate) recovery_answer: RecoveryAnswer,
+    /// Fatal-exception notifications the phones received: (phone, collections).
+    pub(crate) fatal_exceptions: Vec<(String, Vec<String>)>,
 }
 
 impl Default for AppStateServer {
@@ -109,6 +142,8 @@ impl Default for AppStateServer {
             phone_keys: BTreeMap::new(),
             share_on_link: false,
             answer_requests: true,
+            recovery_answer: RecoveryAnswer::Honest,
+            fatal_exceptions: Vec::new(),
         }
     }
 }
@@ -756,6 +791,23 @@ pub(crate) async fn phone_received(
             let answer = placeholder_answer(shared, phone, pdo);
             send_to_own_device(shared, phone, &device, &answer).await;
         }
+        if let Some(request) = pdo.syncd_collection_fatal_recovery_request.as_ref()
+            && let Some(answer) = recovery_answer(shared, phone, id, request)
+        {
+            send_to_own_device(shared, phone, &device, &answer).await;
+        }
+        return;
+    }
+    if pm.r#type == Some(protocol_message::Type::AppStateFatalExceptionNotification as i32) {
+        let names: Vec<String> = pm
+            .app_state_fatal_exception_notification
+            .iter()
+            .flat_map(|n| n.collection_names.iter().take(16).cloned())
+            .collect();
+        let mut st = lock(shared);
+        if st.fatal_exceptions.len() < 1024 {
+            st.fatal_exceptions.push((phone.to_owned(), names));
+        }
         return;
     }
     if pm.r#type != Some(protocol_message::Type::AppStateSyncKeyRequest as i32) {
@@ -781,6 +833,139 @@ pub(crate) async fn phone_received(
         let device = Jid::with_device(phone.to_owned(), Server::Pn, author.device);
         send_to_own_device(shared, phone, &device, &share).await;
     }
+}
+
+/// The LTHash of `macs` (each value MAC expanded with HKDF-SHA256, info `WhatsApp Patch
+/// Integrity`, to 64 little-endian u16 lanes added modulo 2^16).
+fn lt_hash<'a>(macs: impl Iterator<Item = &'a [u8]>) -> [u8; 128] {
+    let mut hash = [0u8; 128];
+    for mac in macs {
+        let Ok(e) = wa_crypto::hkdf_sha256(mac, None, b"WhatsApp Patch Integrity", 128) else {
+            continue;
+        };
+        for (h, x) in hash.chunks_exact_mut(2).zip(e.chunks_exact(2)) {
+            let v = u16::from_le_bytes([h[0], h[1]]).wrapping_add(u16::from_le_bytes([x[0], x[1]]));
+            h.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    hash
+}
+
+/// The phone decrypts one of its live records with its key: the `SyncActionData` and the
+/// value MAC. `None` for a record under another key or that does not decrypt.
+fn plaintext_record(key: &PhoneKey, record: &SyncdRecord) -> Option<SyncdPlainTextRecord> {
+    use aes::cipher::BlockDecryptMut as _;
+    let key_id = record.key_id.as_ref()?.id.as_deref()?;
+    if key_id != key.id.as_slice() {
+        return None;
+    }
+    let blob = record.value.as_ref()?.blob.as_deref()?;
+    if blob.len() < 64 {
+        return None;
+    }
+    let (enc, mac) = blob.split_at(blob.len() - 32);
+    let keys = wa_crypto::hkdf_sha256(&key.data, None, b"WhatsApp Mutation Keys", 160).ok()?;
+    let (iv, ct) = enc.split_at(16);
+    let plain = cbc::Decryptor::<aes::Aes256>::new_from_slices(&keys[32..64], iv)
+        .ok()?
+        .decrypt_padded_vec_mut::<Pkcs7>(ct)
+        .ok()?;
+    Some(SyncdPlainTextRecord {
+        value: Some(SyncActionData::decode(&plain[..]).ok()?),
+        key_id: Some(key_id.to_vec()),
+        mac: Some(mac.to_vec()),
+        ..Default::default()
+    })
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// The phone's answer to a fatal recovery request (`id`) of its companion: the
+/// collection's live records in plaintext with its version and LTHash, gzip-compressed,
+/// unless [`RecoveryAnswer`] says otherwise. `None` when it does not answer.
+fn recovery_answer(
+    shared: &Shared,
+    phone: &str,
+    id: &str,
+    request: &wa_proto::e2e::peer_data_operation_request_message::SyncDCollectionFatalRecoveryRequest,
+) -> Option<Message> {
+    use wa_proto::e2e::peer_data_operation_request_response_message::PeerDataOperationResult;
+    use wa_proto::e2e::peer_data_operation_request_response_message::peer_data_operation_result::SyncDSnapshotFatalRecoveryResponse;
+    use wa_proto::e2e::{PeerDataOperationRequestResponseMessage, PeerDataOperationRequestType};
+    let mut st = lock(shared);
+    let mode = st.recovery_answer;
+    let asked = request.collection_name.as_deref().and_then(known)?;
+    let name = match mode {
+        RecoveryAnswer::Silent => return None,
+        RecoveryAnswer::WrongCollection(other) => known(other)?,
+        _ => asked,
+    };
+    let key = st.phone_key(phone);
+    let (version, records) = st
+        .collections
+        .get(&(phone.to_owned(), name))
+        .map(|c| {
+            (
+                c.version,
+                c.records
+                    .values()
+                    .filter_map(|r| plaintext_record(&key, r))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .unwrap_or_default();
+    drop(st);
+    let mut hash = lt_hash(records.iter().filter_map(|r| r.mac.as_deref()));
+    if mode == RecoveryAnswer::BadHash {
+        hash[0] ^= 1;
+    }
+    let recovery = SyncdSnapshotRecovery {
+        version: Some(RecoveryVersion {
+            version: Some(version),
+            ..Default::default()
+        }),
+        collection_name: Some(name.to_owned()),
+        mutation_records: records,
+        collection_lthash: Some(hash.to_vec()),
+        ..Default::default()
+    };
+    let snapshot = match mode {
+        RecoveryAnswer::Empty => None,
+        RecoveryAnswer::BadCompression => Some(b"\x1f\x8bnot really gzip".to_vec()),
+        RecoveryAnswer::Oversize(n) => Some(gzip(&vec![0u8; n])),
+        RecoveryAnswer::Garbage => Some(gzip(&[0xff; 64])),
+        _ => Some(gzip(&recovery.encode_to_vec())),
+    };
+    let result = PeerDataOperationResult {
+        syncd_snapshot_fatal_recovery_response: Some(SyncDSnapshotFatalRecoveryResponse {
+            collection_snapshot: snapshot,
+            is_compressed: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Some(Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            r#type: Some(protocol_message::Type::PeerDataOperationRequestResponseMessage as i32),
+            peer_data_operation_request_response_message: Some(
+                PeerDataOperationRequestResponseMessage {
+                    peer_data_operation_request_type: Some(
+                        PeerDataOperationRequestType::CompanionSyncdSnapshotFatalRecovery as i32,
+                    ),
+                    stanza_id: Some(id.to_owned()),
+                    peer_data_operation_result: vec![result],
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        })),
+        ..Default::default()
+    })
 }
 
 /// The phone's answer to a placeholder-resend request: each named message it received

@@ -30,7 +30,7 @@ mod sim;
 mod state;
 mod usync;
 
-pub use appstate::AppStateTamper;
+pub use appstate::{AppStateTamper, RecoveryAnswer};
 pub use call::CallNotice;
 pub use chats::StatusPrivacyMode;
 pub use config::{QrTiming, SimConfig};

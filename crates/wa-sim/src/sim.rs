@@ -644,6 +644,23 @@ impl Sim {
         self.appstate().tamper(phone, collection, how)
     }
 
+    /// How the simulated phones answer fatal app-state recovery requests
+    /// (`COMPANION_SYNCD_SNAPSHOT_FATAL_RECOVERY`; honestly by default).
+    pub fn set_app_state_recovery_answer(&self, how: crate::RecoveryAnswer) {
+        self.appstate().recovery_answer = how;
+    }
+
+    /// The collections named by each `APP_STATE_FATAL_EXCEPTION_NOTIFICATION` `phone`'s
+    /// simulated phone received from its companions, oldest first.
+    pub fn app_state_fatal_exceptions(&self, phone: &str) -> Vec<Vec<String>> {
+        self.appstate()
+            .fatal_exceptions
+            .iter()
+            .filter(|(p, _)| p == phone)
+            .map(|(_, names)| names.clone())
+            .collect()
+    }
+
     fn appstate(&self) -> MutexGuard<'_, crate::appstate::AppStateServer> {
         self.shared.appstate()
     }

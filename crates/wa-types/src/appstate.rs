@@ -231,6 +231,10 @@ pub enum AppStateRecoveryStep {
         /// The ids of the missing keys.
         key_ids: Vec<Vec<u8>>,
     },
+    /// The collection was asked of the primary device in plaintext (a
+    /// `COMPANION_SYNCD_SNAPSHOT_FATAL_RECOVERY` peer request); its answer replaces the
+    /// stored state.
+    PhoneRecovery,
 }
 
 /// Why syncing a collection failed for good (after the recovery ladder).
@@ -246,6 +250,36 @@ pub enum AppStateFailure {
     Server,
     /// The store failed.
     Store,
+    /// The primary device's recovery answer was unusable (corrupt, oversized, of another
+    /// collection or not adding up); the stored state was left as it was.
+    Recovery,
+}
+
+/// The primary device's answer to a fatal-recovery request
+/// (`PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE` of type
+/// `COMPANION_SYNCD_SNAPSHOT_FATAL_RECOVERY`), as received; the app-state layer decodes
+/// and applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppStateRecoveryAnswer {
+    /// The id of the request it answers (`stanzaId`), when it names one.
+    pub request_id: Option<String>,
+    /// The `collectionSnapshot` bytes (an encoded `SyncdSnapshotRecovery`), absent when the
+    /// answer carried none.
+    pub snapshot: Option<Vec<u8>>,
+    /// Whether `snapshot` is compressed (`isCompressed`).
+    pub compressed: bool,
+}
+
+impl AppStateRecoveryAnswer {
+    /// An answer.
+    pub fn new(request_id: Option<String>, snapshot: Option<Vec<u8>>, compressed: bool) -> Self {
+        Self {
+            request_id,
+            snapshot,
+            compressed,
+        }
+    }
 }
 
 /// How syncing one collection failed.

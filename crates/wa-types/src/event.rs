@@ -1,11 +1,11 @@
 use crate::NewsletterUpdate;
 use crate::{
-    AccountSetting, AddOnUpdate, AppStateRecoveryStep, AppStateSyncError, BlocklistUpdate,
-    CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate, DirtyBits,
-    GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange, Label,
-    LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion, MessageUpdate,
-    MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate, PrivacySettings,
-    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
+    AccountSetting, AddOnUpdate, AppStateRecoveryAnswer, AppStateRecoveryStep, AppStateSyncError,
+    BlocklistUpdate, CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate,
+    DirtyBits, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange,
+    Label, LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion,
+    MessageUpdate, MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate,
+    PrivacySettings, PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -91,6 +91,9 @@ pub enum Event {
     /// App-state sync keys shared by our primary device were stored; collections waiting
     /// for them can be synced. Holds the key ids.
     AppStateSyncKeysReceived(Vec<Vec<u8>>),
+    /// Our primary device answered a fatal app-state recovery request; the app-state layer
+    /// applies it (then reports [`Event::AppStateSynced`] or [`Event::AppStateSyncError`]).
+    AppStateRecoveryReceived(AppStateRecoveryAnswer),
     /// A collection was synced and its verified state stored.
     AppStateSynced {
         /// The collection.

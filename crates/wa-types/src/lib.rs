@@ -13,8 +13,8 @@ mod newsletter;
 mod restriction;
 
 pub use appstate::{
-    AppStateFailure, AppStateRecoveryStep, AppStateSyncError, ChatUpdate, ContactUpdate, Label,
-    LabelAssociation, LastMessage, MessageDeletion, MessageRange, StarUpdate,
+    AppStateFailure, AppStateRecoveryAnswer, AppStateRecoveryStep, AppStateSyncError, ChatUpdate,
+    ContactUpdate, Label, LabelAssociation, LastMessage, MessageDeletion, MessageRange, StarUpdate,
 };
 pub use call::{CallEvent, CallStatus};
 pub use chats::{

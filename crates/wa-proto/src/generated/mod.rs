@@ -18,6 +18,7 @@ pub mod server_sync;
 pub mod signal;
 pub mod status_attributions;
 pub mod sync_action;
+pub mod syncd_snapshot_recovery;
 pub mod user_password;
 pub mod vname_cert;
 pub mod web;
