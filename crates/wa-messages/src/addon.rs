@@ -549,20 +549,15 @@ impl Messenger {
         target: &MessageKey,
         emoji: &str,
     ) -> Result<MessageKey, Error> {
-        let (creator, modifier, secret) = self.own_addon_context(target).await?;
-        let ctx = SecretContext {
-            message_id: &target.id,
-            creator: &creator,
-            modifier: &modifier,
-            message_secret: secret.as_slice(),
-        };
         // The target is named outside the ciphertext only.
         let plain = ReactionMessage {
             text: Some(emoji.to_owned()),
             sender_timestamp_ms: Some(unix_now_ms()),
             ..Default::default()
         };
-        let (payload, iv) = ctx.encrypt(SecretUse::Reaction, &plain.encode_to_vec(), &mut OsRng)?;
+        let (_, payload, iv) = self
+            .seal_addon(target, SecretUse::Reaction, &plain.encode_to_vec())
+            .await?;
         let message = Message {
             enc_reaction_message: Some(EncReactionMessage {
                 target_message_key: Some(crate::key_to_proto(target)),
@@ -587,15 +582,9 @@ impl Messenger {
         target: &MessageKey,
         comment: &Message,
     ) -> Result<MessageKey, Error> {
-        let (creator, modifier, secret) = self.own_addon_context(target).await?;
-        let ctx = SecretContext {
-            message_id: &target.id,
-            creator: &creator,
-            modifier: &modifier,
-            message_secret: secret.as_slice(),
-        };
-        let (payload, iv) =
-            ctx.encrypt(SecretUse::Comment, &comment.encode_to_vec(), &mut OsRng)?;
+        let (creator, payload, iv) = self
+            .seal_addon(target, SecretUse::Comment, &comment.encode_to_vec())
+            .await?;
         // The key names the commented message's author, in 1:1 chats too.
         let mut key = crate::key_to_proto(target);
         key.participant = Some(creator.to_non_ad().to_string());
@@ -644,6 +633,25 @@ impl Messenger {
                 .clone_from(&message.message.message_context_info);
         }
         Ok(inside)
+    }
+
+    /// Encrypts `plain` as an add-on of kind `usage` on `target` with the target's
+    /// stored secret; returns the target's creator (as stored), the ciphertext and the iv.
+    async fn seal_addon(
+        &self,
+        target: &MessageKey,
+        usage: SecretUse,
+        plain: &[u8],
+    ) -> Result<(Jid, Vec<u8>, [u8; 12]), Error> {
+        let (creator, modifier, secret) = self.own_addon_context(target).await?;
+        let ctx = SecretContext {
+            message_id: &target.id,
+            creator: &creator,
+            modifier: &modifier,
+            message_secret: secret.as_slice(),
+        };
+        let (payload, iv) = ctx.encrypt(usage, plain, &mut OsRng)?;
+        Ok((creator, payload, iv))
     }
 
     async fn send_addon(&self, chat: &Jid, message: Message) -> Result<MessageKey, Error> {
