@@ -140,6 +140,20 @@ fn random_hex(n: usize) -> String {
     hex::encode_upper(b)
 }
 
+/// The value of `key` in a URL query, with the escapes clients use for base64 (`=`, `/`,
+/// `+`) undone.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| {
+            v.replace("%3D", "=")
+                .replace("%2F", "/")
+                .replace("%2B", "+")
+        })
+}
+
 impl MediaHost {
     /// A host answering as `hostname` (`127.0.0.1:port`), storing blobs under a fresh
     /// directory in `parent`.
@@ -303,17 +317,7 @@ impl MediaHost {
     /// SHA-256 (the encrypted file's hash) and the auth is the media auth.
     async fn delete_request(&self, req: &Request<Incoming>) -> Response<SimBody> {
         let query = req.uri().query().unwrap_or("");
-        let param = |k: &str| {
-            query
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| {
-                    v.replace("%3D", "=")
-                        .replace("%2F", "/")
-                        .replace("%2B", "+")
-                })
-        };
+        let param = |k: &str| query_param(query, k);
         if param("auth").as_deref() != Some(self.auth.as_str()) {
             return plain(StatusCode::UNAUTHORIZED, "bad auth");
         }
@@ -360,17 +364,7 @@ impl MediaHost {
     async fn upload(&self, req: Request<Incoming>) -> Response<SimBody> {
         let query = req.uri().query().unwrap_or("").to_owned();
         let req_path = req.uri().path().to_owned();
-        let param = |k: &str| {
-            query
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| {
-                    v.replace("%3D", "=")
-                        .replace("%2F", "/")
-                        .replace("%2B", "+")
-                })
-        };
+        let param = |k: &str| query_param(&query, k);
         if param("auth").as_deref() != Some(self.auth.as_str()) {
             return plain(StatusCode::UNAUTHORIZED, "bad auth");
         }
