@@ -874,11 +874,11 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             finish(&inner, reason).await;
             return;
         }
-        inner.set_state(ConnectionUpdate::closed(reason));
         if opened {
             attempt = 0;
         }
-        // A reset was asked for by the user: never declined.
+        // A reset was asked for by the user: never declined. A declined reconnect ends
+        // the socket with one `Closed`, as a terminal reason does.
         if let Some(hook) = &inner.config.reconnect
             && reason != DisconnectReason::ResetByUser
             && !hook(reason, attempt)
@@ -887,6 +887,7 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             finish(&inner, reason).await;
             return;
         }
+        inner.set_state(ConnectionUpdate::closed(reason));
         if reason.reconnect_immediately() {
             continue;
         }

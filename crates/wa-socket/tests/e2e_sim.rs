@@ -937,6 +937,14 @@ async fn a_reconnect_hook_can_turn_reconnecting_off_but_a_reset_still_reconnects
         .await
         .expect("the socket stops");
     assert_eq!(socket.state(), ConnectionState::Closed);
+    // One `Closed` for the ending, not a second when the socket stops.
+    let mut more = 0;
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, Event::Connection(u) if u.state == ConnectionState::Closed) {
+            more += 1;
+        }
+    }
+    assert_eq!(more, 0, "closed reported once");
     assert_eq!(
         asked.lock().unwrap().last(),
         Some(&(DisconnectReason::ConnectionClosed, 0))
