@@ -13,32 +13,10 @@ use wa_chats::{
 };
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
+use wa_testkit::next_event;
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
-
-/// The next event `pick` maps to `Some`.
-async fn next_event<T>(
-    rx: &mut broadcast::Receiver<Event>,
-    mut pick: impl FnMut(Event) -> Option<T>,
-) -> T {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    if let Some(t) = pick(e) {
-                        return t;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("event in time")
-}
 
 /// Dropping `_sim` stops the server, so every test keeps it bound.
 struct Pair {
