@@ -126,7 +126,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         }
     };
     let mut all = cargo();
-    all.args(["test", "--workspace", "--all-targets"])
+    // Every test binary runs even after one fails, so a report names all failures.
+    all.args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .args(extra);
     with_pg(&mut all);
     run(&mut all)?;
