@@ -103,6 +103,15 @@ pub struct MessengerConfig {
     /// Whether the blob of each downloaded history-sync chunk is deleted from the media
     /// servers once the chunk was processed (on by default, as whatsmeow does).
     pub delete_history_blobs: bool,
+    /// Whether delivery receipts for other people's messages say `type="inactive"`
+    /// while this connection has not announced us online ([`Socket::is_online`]:
+    /// `Chats::send_presence(Available)` or `ChatsConfig::presence_on_connect`). The
+    /// sender is told of the delivery, but WhatsApp's apps show no grey ticks for it,
+    /// as for WhatsApp Web in the background. whatsmeow behaves so by default (its
+    /// `SetForceActiveDeliveryReceipts` turns it off), as does Baileys until
+    /// `markOnlineOnConnect` sends its presence; off here by default: every delivery
+    /// receipt is an active one.
+    pub inactive_receipts_when_offline: bool,
 }
 
 /// Decides whether a retry receipt is answered with a resend: called with the asking
@@ -165,6 +174,7 @@ impl Default for MessengerConfig {
             pre_retry: None,
             trust_changed_identities: true,
             delete_history_blobs: true,
+            inactive_receipts_when_offline: false,
         }
     }
 }

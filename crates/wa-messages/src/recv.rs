@@ -128,7 +128,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 "message {} from {} already processed; re-acknowledging",
                 info.id, sender_s
             );
-            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+            send(inner, &delivery_receipt(inner, &node, info.from_me)).await;
         }
         Outcome::Done(report) => {
             let message = report.as_ref().map(|r| r.0.message.clone());
@@ -154,7 +154,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                         .emit(wa_socket::Event::AppStateRecoveryReceived(answer));
                 }
             }
-            send(inner, &stanza::delivery_receipt(&node, info.from_me)).await;
+            send(inner, &delivery_receipt(inner, &node, info.from_me)).await;
             if history.is_some() {
                 send(
                     inner,
@@ -522,6 +522,12 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
     );
     send(inner, &receipt).await;
     count
+}
+
+/// The delivery receipt for `node`, inactive while we are offline when so configured.
+fn delivery_receipt(inner: &Inner, node: &Node, from_me: bool) -> Node {
+    let active = !inner.config.inactive_receipts_when_offline || inner.socket.is_online();
+    stanza::delivery_receipt(node, from_me, active)
 }
 
 async fn send(inner: &Inner, node: &Node) {

@@ -261,8 +261,10 @@ pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> N
 }
 
 /// The delivery receipt for a processed message: `to` and `participant` copied from the
-/// stanza, `type="sender"` for messages from our own devices.
-pub(crate) fn delivery_receipt(node: &Node, from_own_device: bool) -> Node {
+/// stanza; `type="peer_msg"` for a peer message (`category="peer"`, from our own
+/// phone), `type="sender"` (with the chat as `recipient`) for other messages from our
+/// own devices, and `type="inactive"` for other people's messages unless `active`.
+pub(crate) fn delivery_receipt(node: &Node, from_own_device: bool, active: bool) -> Node {
     let mut b = Node::builder("receipt");
     if let Some(id) = node.get_attr("id") {
         b = b.attr("id", id.clone());
@@ -273,11 +275,16 @@ pub(crate) fn delivery_receipt(node: &Node, from_own_device: bool) -> Node {
     if let Some(p) = node.get_attr("participant") {
         b = b.attr("participant", p.clone());
     }
-    if from_own_device {
+    let peer = node.attr_opt::<&str>("category").ok().flatten() == Some("peer");
+    if from_own_device && peer {
+        b = b.attr("type", "peer_msg");
+    } else if from_own_device {
         b = b.attr("type", "sender");
         if let Some(r) = node.get_attr("recipient") {
             b = b.attr("recipient", r.clone());
         }
+    } else if !active {
+        b = b.attr("type", "inactive");
     }
     b.build()
 }
@@ -655,6 +662,57 @@ mod tests {
     }
 
     #[test]
+    fn delivery_receipt_types() {
+        let kind = |n: &Node| n.attr_opt::<&str>("type").ok().flatten().map(str::to_owned);
+        let from_peer = Node::builder("message")
+            .attr("id", "P1")
+            .attr("from", Jid::pn("1555"))
+            .attr("category", "peer")
+            .attr("type", "text")
+            .build();
+        let r = delivery_receipt(&from_peer, true, false);
+        assert_eq!(kind(&r).as_deref(), Some("peer_msg"));
+        assert_eq!(
+            r.get_attr("to").map(ToString::to_string).as_deref(),
+            Some("1555@s.whatsapp.net")
+        );
+        assert_eq!(r.get_attr("recipient"), None);
+
+        let own = Node::builder("message")
+            .attr("id", "S1")
+            .attr("from", Jid::with_device("1555", Server::Pn, 2))
+            .attr("recipient", Jid::pn("1666"))
+            .build();
+        let r = delivery_receipt(&own, true, false);
+        assert_eq!(
+            kind(&r).as_deref(),
+            Some("sender"),
+            "never inactive for our own"
+        );
+        assert_eq!(
+            r.get_attr("recipient").map(ToString::to_string).as_deref(),
+            Some("1666@s.whatsapp.net")
+        );
+
+        let theirs = Node::builder("message")
+            .attr("id", "T1")
+            .attr("from", Jid::pn("1666"))
+            .build();
+        assert_eq!(kind(&delivery_receipt(&theirs, false, true)), None);
+        assert_eq!(
+            kind(&delivery_receipt(&theirs, false, false)).as_deref(),
+            Some("inactive")
+        );
+        // A peer category on someone else's message changes nothing.
+        let odd = Node::builder("message")
+            .attr("id", "T2")
+            .attr("from", Jid::pn("1666"))
+            .attr("category", "peer")
+            .build();
+        assert_eq!(kind(&delivery_receipt(&odd, false, true)), None);
+    }
+
+    #[test]
     fn receipt_ids_are_bounded_and_deduplicated() {
         let items: Vec<Node> = (0..1000)
             .map(|i| {
@@ -889,7 +947,7 @@ mod tests {
                     let _ = wa_signal::PreKeyBundle::from_user_node(&user);
                 }
                 let _ = ack_for(&n, "message", Some(487));
-                let _ = delivery_receipt(&n, true);
+                let _ = delivery_receipt(&n, true, true);
                 let _ = jid_attr(&n, "from");
                 let me = crate::messenger::Me {
                     pn: Jid::with_device("1555", wa_binary::Server::Pn, 3),

@@ -94,6 +94,9 @@ struct Conn {
     close: watch::Sender<Option<DisconnectReason>>,
     tasks: StdMutex<Vec<JoinHandle<()>>>,
     qr_task: StdMutex<Option<JoinHandle<()>>>,
+    /// Whether this connection last announced `<presence type="available">` (and not
+    /// `unavailable` since); see [`Socket::is_online`].
+    online: AtomicBool,
 }
 
 impl Conn {
@@ -136,12 +139,30 @@ impl Conn {
         // A peer that stops reading (or a connection that died without a reset) would
         // otherwise hold every sender, the keep-alive included, forever.
         match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(r) => r,
+            Ok(r) => {
+                if r.is_ok() {
+                    self.note_presence(node);
+                }
+                r
+            }
             Err(_) => {
                 warn!("a frame could not be written in time: peer is dead");
                 self.close(DisconnectReason::TimedOut);
                 Err(Error::Timeout("write"))
             }
+        }
+    }
+
+    /// Remembers our own availability as announced by a sent `<presence type>` without
+    /// `to` (one with `to` is a subscription, not an announcement).
+    fn note_presence(&self, node: &Node) {
+        if node.tag() != "presence" || node.get_attr("to").is_some() {
+            return;
+        }
+        match node.attr_opt::<&str>("type").ok().flatten() {
+            Some("available") => self.online.store(true, Ordering::Relaxed),
+            Some("unavailable") => self.online.store(false, Ordering::Relaxed),
+            _ => {}
         }
     }
 
@@ -410,6 +431,16 @@ impl Socket {
     /// The current connection state.
     pub fn state(&self) -> ConnectionState {
         *self.inner.state.borrow()
+    }
+
+    /// Whether the current connection has announced us online (`<presence
+    /// type="available">`, e.g. through `Chats::send_presence`, and no `unavailable`
+    /// since). Each new connection starts offline, as the server sees it. Used to
+    /// choose between active and inactive delivery receipts.
+    pub fn is_online(&self) -> bool {
+        self.inner
+            .current()
+            .is_some_and(|c| !c.is_closed() && c.online.load(Ordering::Relaxed))
     }
 
     /// A watch of the connection state.
@@ -1061,6 +1092,7 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
         close,
         tasks: StdMutex::new(Vec::new()),
         qr_task: StdMutex::new(None),
+        online: AtomicBool::new(false),
     });
     // Published before the reader starts, so a handler reacting to the first events
     // (a QR, `Open`) can already query on this connection.
