@@ -458,7 +458,8 @@ pub fn downloadable(message: &Message) -> Option<Downloadable> {
     None
 }
 
-/// Where an unencrypted blob is and the hash that checks it: the media of a channel post.
+/// Where an unencrypted blob is and the hash that checks it: the media of a channel post
+/// ([`channel_media`]), or any blob by its direct path ([`RawMedia::at`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RawMedia {
@@ -466,8 +467,22 @@ pub struct RawMedia {
     pub url: Option<String>,
     /// The direct path, preferred over `url`.
     pub direct_path: Option<String>,
-    /// SHA-256 of the bytes.
-    pub file_sha256: [u8; 32],
+    /// SHA-256 of the bytes; `None` downloads them unchecked.
+    pub file_sha256: Option<[u8; 32]>,
+}
+
+impl RawMedia {
+    /// The unencrypted blob at `direct_path` (starting with one `/`) on the media host,
+    /// checked against `file_sha256` when given. Without a hash the bytes are handed
+    /// out as the host sends them (whatsmeow's `DownloadMediaWithOnlyPath`), so only
+    /// do that for blobs whose integrity something else vouches for.
+    pub fn at(direct_path: impl Into<String>, file_sha256: Option<[u8; 32]>) -> Self {
+        Self {
+            url: None,
+            direct_path: Some(direct_path.into()),
+            file_sha256,
+        }
+    }
 }
 
 /// The unencrypted media of a channel post's message (image, video, audio, document or
@@ -480,7 +495,7 @@ pub fn channel_media(message: &Message) -> Option<RawMedia> {
                 return Some(RawMedia {
                     url: x.url.clone().filter(|u| !u.is_empty()),
                     direct_path: x.direct_path.clone().filter(|p| !p.is_empty()),
-                    file_sha256: arr32(x.file_sha256.as_ref())?,
+                    file_sha256: Some(arr32(x.file_sha256.as_ref())?),
                 });
             }
         };
@@ -621,7 +636,7 @@ mod tests {
             let m = channel_media_message(kind, &up, &opts);
             assert!(m.view_once_message_v2.is_none(), "{kind:?}: no view-once");
             let blob = channel_media(&m).unwrap_or_else(|| panic!("{kind:?}"));
-            assert_eq!(blob.file_sha256, [7; 32]);
+            assert_eq!(blob.file_sha256, Some([7; 32]));
             assert_eq!(blob.direct_path.as_deref(), Some("/v/x"));
             assert!(downloadable(&m).is_none(), "{kind:?}: no media key");
         }

@@ -704,12 +704,25 @@ impl Media {
         Err(Error::UploadFailed(last_err))
     }
 
-    fn download_url(&self, d: &Downloadable) -> Result<String, Error> {
+    async fn download_url(&self, d: &Downloadable) -> Result<String, Error> {
         self.url_of(d.url.as_deref(), d.direct_path.as_deref())
+            .await
     }
 
-    fn url_of(&self, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
-        blob_url(self.scheme(), url, direct_path)
+    /// Where a blob is fetched from: its direct path on the host of its URL, or on the
+    /// first `media_conn` host when it has no URL (as whatsmeow does; the default host
+    /// when `media_conn` cannot be had), or the URL itself without a path.
+    async fn url_of(&self, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
+        let host = if url.is_none_or(str::is_empty) && direct_path.is_some_and(|p| !p.is_empty()) {
+            self.media_conn(false)
+                .await
+                .ok()
+                .and_then(|c| c.hosts.into_iter().next())
+                .map(|h| h.hostname)
+        } else {
+            None
+        };
+        blob_url(self.scheme(), url, direct_path, host.as_deref())
     }
 
     async fn get(&self, url: &str, range: Option<String>) -> Result<reqwest::Response, Error> {
@@ -748,7 +761,7 @@ impl Media {
     ) -> Result<u64, Error> {
         let keys = MediaKeys::expand(&d.media_key, d.media_type);
         let expected = Expected::hashes(d.file_enc_sha256, d.file_sha256);
-        let url = self.download_url(d)?;
+        let url = self.download_url(d).await?;
         let mut verifier = Verifier::new(&keys);
         let max = self.max_size_of(d);
         let (mut tmp, _) = self
@@ -778,8 +791,9 @@ impl Media {
     }
 
     /// Downloads an unencrypted blob (the media of a channel post, see
-    /// [`channel_media`](crate::channel_media)) into `writer` and checks it against its
-    /// SHA-256; returns its length. Nothing is written until the
+    /// [`channel_media`](crate::channel_media), or a blob at a direct path, see
+    /// [`RawMedia::at`](crate::RawMedia::at)) into `writer` and checks it against its
+    /// SHA-256 when it has one; returns its length. Nothing is written until the
     /// whole blob is in and its hash matched. Memory stays constant.
     ///
     /// # Errors
@@ -792,13 +806,17 @@ impl Media {
         mut writer: impl AsyncWrite + Unpin,
         progress: Option<Progress>,
     ) -> Result<u64, Error> {
-        let url = self.url_of(blob.url.as_deref(), blob.direct_path.as_deref())?;
+        let url = self
+            .url_of(blob.url.as_deref(), blob.direct_path.as_deref())
+            .await?;
         let mut hash = Sha256::new();
         let max = self.inner.config.max_size;
         let (mut tmp, len) = self
             .fetch_to_temp(&url, max, progress, |chunk| hash.update(chunk))
             .await?;
-        if !wa_crypto::ct_eq(&hash.finalize(), &blob.file_sha256) {
+        if let Some(expected) = &blob.file_sha256
+            && !wa_crypto::ct_eq(&hash.finalize(), expected)
+        {
             return Err(Error::HashMismatch);
         }
         let file = tmp.file();
@@ -862,7 +880,7 @@ impl Media {
     ) -> Result<Vec<u8>, Error> {
         let keys = MediaKeys::expand(&d.media_key, d.media_type);
         let plan = RangePlan::new(start, end);
-        let url = self.download_url(d)?;
+        let url = self.download_url(d).await?;
         let mut resp = self.get(&url, plan.range_header()).await?;
         let max = self.max_size_of(d);
         let cap = plan.fetch_end.map_or(max, |e| {
@@ -939,7 +957,13 @@ fn parse_upload_reply(text: &str) -> Option<UploadReply> {
 /// message and is appended to the host, so it must be a path (`/...`): anything else
 /// (`@evil.example/x` would make the text before it userinfo and move the host, `//x`
 /// reads as a network path) is refused.
-fn blob_url(scheme: &str, url: Option<&str>, direct_path: Option<&str>) -> Result<String, Error> {
+/// `host` is used for a direct path when `url` names none (the default host without).
+fn blob_url(
+    scheme: &str,
+    url: Option<&str>,
+    direct_path: Option<&str>,
+    host: Option<&str>,
+) -> Result<String, Error> {
     match (direct_path, url) {
         (Some(p), _) if !p.is_empty() => {
             if !p.starts_with('/') || p.starts_with("//") {
@@ -947,7 +971,7 @@ fn blob_url(scheme: &str, url: Option<&str>, direct_path: Option<&str>) -> Resul
                     "direct path does not start with one /",
                 ));
             }
-            let host = url.and_then(host_of).unwrap_or(DEFAULT_MEDIA_HOST);
+            let host = url.and_then(host_of).or(host).unwrap_or(DEFAULT_MEDIA_HOST);
             Ok(format!("{scheme}://{host}{p}"))
         }
         (_, Some(u)) if !u.is_empty() => Ok(u.to_owned()),
@@ -982,16 +1006,21 @@ mod tests {
         let full = "https://mmg.whatsapp.net/v/t62/x?ccb=1";
         let url = Some(full);
         assert_eq!(
-            blob_url("https", url, Some("/v/t62/abc")).unwrap(),
+            blob_url("https", url, Some("/v/t62/abc"), Some("other.host")).unwrap(),
             "https://mmg.whatsapp.net/v/t62/abc"
         );
         assert_eq!(
-            blob_url("http", None, Some("/v/t62/abc")).unwrap(),
+            blob_url("http", None, Some("/v/t62/abc"), None).unwrap(),
             format!("http://{DEFAULT_MEDIA_HOST}/v/t62/abc")
         );
+        // Without a URL, on the media_conn host when one is known.
+        assert_eq!(
+            blob_url("https", None, Some("/v/t62/abc"), Some("mmg-1.example")).unwrap(),
+            "https://mmg-1.example/v/t62/abc"
+        );
         // Without a direct path the URL is used as it is.
-        assert_eq!(blob_url("https", url, None).unwrap(), full);
-        assert_eq!(blob_url("https", url, Some("")).unwrap(), full);
+        assert_eq!(blob_url("https", url, None, None).unwrap(), full);
+        assert_eq!(blob_url("https", url, Some(""), None).unwrap(), full);
         // A direct path that would change the host (userinfo, a network path, a port or
         // a host suffix) is refused.
         for p in [
@@ -1003,12 +1032,15 @@ mod tests {
         ] {
             for u in [url, None] {
                 assert!(
-                    matches!(blob_url("https", u, Some(p)), Err(Error::InvalidMessage(_))),
+                    matches!(
+                        blob_url("https", u, Some(p), Some("h")),
+                        Err(Error::InvalidMessage(_))
+                    ),
                     "{p} {u:?}"
                 );
             }
         }
-        assert!(blob_url("https", None, None).is_err());
+        assert!(blob_url("https", None, None, Some("h")).is_err());
     }
 
     #[test]

@@ -571,4 +571,39 @@ async fn media_posts_go_up_unencrypted_and_come_down_verified() {
         Err(wa_media::Error::HashMismatch)
     ));
     assert!(bad.is_empty());
+    // By its path alone (no hash), the same blob is handed out as the host has it.
+    let path = blob.direct_path.clone().unwrap();
+    let mut unchecked = Vec::new();
+    let len = media_b
+        .download_raw(
+            &wa_media::RawMedia::at(path.clone(), None),
+            &mut unchecked,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(len, picture.len() as u64);
+    let differing = unchecked
+        .iter()
+        .zip(&picture)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(differing, 1, "the flipped byte comes through unchecked");
+    // With the hash given, the path form checks it too.
+    let checked = wa_media::RawMedia::at(path.clone(), blob.file_sha256);
+    assert!(matches!(
+        media_b.download_raw(&checked, &mut Vec::new(), None).await,
+        Err(wa_media::Error::HashMismatch)
+    ));
+    // A path that is not one is refused before anything is fetched.
+    assert!(matches!(
+        media_b
+            .download_raw(
+                &wa_media::RawMedia::at("mms/x", None),
+                &mut Vec::new(),
+                None
+            )
+            .await,
+        Err(wa_media::Error::InvalidMessage(_))
+    ));
 }
