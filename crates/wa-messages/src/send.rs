@@ -293,7 +293,7 @@ impl Messenger {
             Some(bot) => {
                 let (chat, copy) = crate::bot::inline_invocation(message, &mut OsRng)?;
                 message = chat;
-                Some((bot.to_non_ad(), copy))
+                Some(Box::new((bot.to_non_ad(), copy)))
             }
             None => {
                 if to.is_bot() {
@@ -302,19 +302,22 @@ impl Messenger {
                 None
             }
         };
+        let bot_copy = bot_copy.as_deref();
+        // Boxed: both sends are large futures, and a caller may await this on a small
+        // stack.
         if to.is_group() {
-            return crate::group::relay_group(
+            return Box::pin(crate::group::relay_group(
                 &self.inner,
                 to,
                 message,
                 id,
                 options,
-                bot_copy.as_ref(),
-            )
+                bot_copy,
+            ))
             .instrument(span)
             .await;
         }
-        self.relay_direct(to, message, id, options, bot_copy.as_ref())
+        Box::pin(self.relay_direct(to, message, id, options, bot_copy))
             .instrument(span)
             .await
     }
