@@ -71,7 +71,7 @@ fn target_creator(chat: &Jid, modifier: &Jid, target: &common::MessageKey) -> Re
 }
 
 /// The user-level forms of `jid`: itself, then its phone number or LID when known.
-async fn forms(inner: &Inner, me: &Me, jid: &Jid) -> Vec<Jid> {
+pub(crate) async fn forms(inner: &Inner, me: &Me, jid: &Jid) -> Vec<Jid> {
     let own = jid.to_non_ad();
     let mut out = vec![own.clone()];
     if me.is_me_user(&own) {
@@ -89,7 +89,7 @@ async fn forms(inner: &Inner, me: &Me, jid: &Jid) -> Vec<Jid> {
 
 /// The stored secret of message `id` by `creator` in `chat`, trying the phone-number
 /// and LID forms of both; returns the creator in the form it was stored under.
-async fn find_secret(
+pub(crate) async fn find_secret(
     inner: &Inner,
     me: &Me,
     chat: &Jid,

@@ -63,6 +63,14 @@ pub enum Error {
     /// through `wa-newsletter` (the `wa` facade routes them there).
     #[error("{0} is a channel: post to it with wa-newsletter")]
     ChannelRecipient(wa_binary::Jid),
+    /// An inline bot invocation ([`RelayOptions::inline_bot`](crate::RelayOptions::inline_bot))
+    /// named a JID that is not a bot ([`Jid::is_bot`](wa_binary::Jid::is_bot)).
+    #[error("{0} is not a bot")]
+    NotABot(wa_binary::Jid),
+    /// An inline bot invocation carries text (`extendedTextMessage` or `conversation`)
+    /// and nothing else can be wrapped for the bot.
+    #[error("an inline bot invocation needs a text message")]
+    InlineBotText,
     /// The server did not acknowledge the message in time.
     #[error("the server did not acknowledge the message in time")]
     AckTimeout,

@@ -67,6 +67,7 @@ pub(crate) async fn relay_group(
     message: Message,
     id: &str,
     options: &crate::RelayOptions,
+    bot_copy: Option<&(Jid, Message)>,
 ) -> Result<MessageKey, Error> {
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
@@ -147,6 +148,11 @@ pub(crate) async fn relay_group(
         inner.commit_staged(&repo, extra).await?;
         (fan.nodes, fan.any_pkmsg, fan.skmsg)
     };
+    let bot = match bot_copy {
+        Some((bot, copy)) => Some(crate::bot::encrypt_copy(inner, &creds, &me, bot, copy).await?),
+        None => None,
+    };
+    let any_pkmsg = any_pkmsg || bot.as_ref().is_some_and(|b| b.1);
     let mut children = Vec::new();
     if !participants.is_empty() {
         children.push(Node::builder("participants").children(participants).build());
@@ -161,6 +167,7 @@ pub(crate) async fn relay_group(
         children.push(crate::stanza::device_identity(account));
     }
     children.extend(stanza::meta_node(&message));
+    children.extend(bot.map(|b| b.0));
     children.extend(crate::reporting::for_send(
         inner,
         &me,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod addon;
+mod bot;
 mod change;
 mod content;
 mod error;
@@ -25,6 +26,7 @@ mod stanza;
 mod status;
 mod tally;
 
+pub use bot::{DEFAULT_BOT_PERSONA_ID, META_AI_BOT_USER, meta_ai_jid};
 pub use content::{
     Contact, DEFAULT_EPHEMERAL_SECS, DEFAULT_PIN_SECS, LinkPreview, Location, MessageBuilder,
     MessageContent, Poll, Quote, ScheduledEvent, key_to_proto,
@@ -44,8 +46,8 @@ pub use reporting::{
     should_include_reporting_token,
 };
 pub use secret::{
-    SecretContext, SecretUse, decrypt_event_response, decrypt_poll_vote, encrypt_poll_vote,
-    event_response_message, poll_option_hash, poll_vote_message,
+    SecretContext, SecretUse, bot_message_secret, decrypt_event_response, decrypt_poll_vote,
+    encrypt_poll_vote, event_response_message, poll_option_hash, poll_vote_message,
 };
 pub use send::{MessagePatch, RelayOptions};
 pub use status::MAX_STATUS_RECIPIENTS;

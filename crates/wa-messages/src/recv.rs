@@ -46,6 +46,13 @@ pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
     {
         chat = r.to_non_ad();
     }
+    // A bot answering an inline invocation names the chat it answers in.
+    if !chat.is_group()
+        && crate::bot::is_bot_sender(&sender)
+        && let Some(target) = crate::bot::bot_info(node).target_chat
+    {
+        chat = target;
+    }
     let alt_keys: &[&str] = if sender.is_lid() {
         &["participant_pn", "sender_pn"]
     } else {
@@ -99,7 +106,8 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
         return;
     };
     let encs = stanza::enc_children(&node);
-    if encs.is_empty() {
+    let bot_reply = crate::bot::secret_reply(&node, &info.sender);
+    if encs.is_empty() && bot_reply.is_none() {
         debug!("message {} has nothing to decrypt; acknowledging", info.id);
         send(inner, &stanza::ack_for(&node, "message", None)).await;
         return;
@@ -115,6 +123,16 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             .await
         {
             Ok(true) => Outcome::Duplicate,
+            Ok(false) if encs.is_empty() => {
+                let payload = bot_reply.unwrap_or_default();
+                match crate::bot::open_secret_reply(inner, &me, &info, &node, payload).await {
+                    Ok(m) => {
+                        let repo = inner.staged_repo(&creds);
+                        commit_received(inner, &repo, &info, vec![m], None).await
+                    }
+                    Err(e) => Outcome::NoSecret(e),
+                }
+            }
             Ok(false) => match sender_session(inner, &_guard, &me, &info).await {
                 Ok(session) => decrypt_and_commit(inner, &creds, &me, &info, &session, &encs).await,
                 Err(e) => Outcome::Failed(e),
@@ -170,6 +188,16 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 inner.report_received(report, Some(inbox_key)).await;
             }
         }
+        Outcome::NoSecret(e) => {
+            // Nothing to retry: the secret is not here (whatsmeow and Baileys nack 495).
+            warn!("bot reply {} from {sender_s} not opened: {e}", info.id);
+            send(
+                inner,
+                &stanza::ack_for(&node, "message", Some(NACK_MISSING_SECRET)),
+            )
+            .await;
+            emit_undecryptable(inner, &info);
+        }
         Outcome::Failed(e) => {
             warn!("message {} from {sender_s} failed: {e}", info.id);
             if send_retry(inner, &creds, &node, &info).await == 1 {
@@ -187,7 +215,13 @@ enum Outcome {
     /// inbox key. Boxed: the variants differ a lot in size.
     Done(Option<Box<(WaMessage, String)>>),
     Failed(Error),
+    /// A bot's `msmsg` reply that could not be opened (no secret, or it did not
+    /// authenticate): nacked, never retried.
+    NoSecret(Error),
 }
+
+/// The nack code of a message whose message secret is missing.
+const NACK_MISSING_SECRET: u16 = 495;
 
 /// The JID whose Signal address holds the session with the sender: a mapping the stanza
 /// states is adopted first (stored, and the sender's PN sessions moved to the LID
@@ -286,7 +320,7 @@ async fn decrypt_and_commit(
 ) -> Outcome {
     let repo = inner.staged_repo(creds);
     let chat_s = info.chat.to_string();
-    let mut content: Option<Arc<Message>> = None;
+    let mut decrypted = Vec::with_capacity(encs.len());
     let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
         let padded = match kind {
@@ -338,6 +372,24 @@ async fn decrypt_and_commit(
                 message.message_context_info = ctx;
             }
         }
+        decrypted.push(message);
+    }
+    commit_received(inner, &repo, info, decrypted, destination).await
+}
+
+/// Commits what was received (the state changes staged in `repo`, the processed marker,
+/// the inbox entry of the last message with content, and what it carries for this
+/// device: history, LID mappings, key shares). Called under the crypto lock.
+async fn commit_received(
+    inner: &Inner,
+    repo: &Repo,
+    info: &Incoming,
+    decrypted: Vec<Message>,
+    destination: Option<Jid>,
+) -> Outcome {
+    let chat_s = info.chat.to_string();
+    let mut content: Option<Arc<Message>> = None;
+    for mut message in decrypted {
         if has_content(&mut message) {
             content = Some(Arc::new(message));
         }
@@ -382,7 +434,7 @@ async fn decrypt_and_commit(
         (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
         _ => Vec::new(),
     };
-    match inner.commit_staged(&repo, extra).await {
+    match inner.commit_staged(repo, extra).await {
         Ok(()) => {
             if !shared_keys.is_empty() {
                 inner
@@ -575,6 +627,29 @@ mod tests {
             .build();
         let i = parse_incoming(&node, &me()).unwrap();
         assert!(i.from_me);
+        assert_eq!(i.chat, Jid::pn("1666"));
+    }
+
+    #[test]
+    fn a_bot_names_the_chat_it_answers_in_and_nobody_else_can() {
+        let answer = |from: Jid| {
+            Node::builder("message")
+                .attr("id", "R1")
+                .attr("from", from)
+                .children([Node::builder("meta")
+                    .attr("target_id", "INVOKE")
+                    .attr("target_chat_jid", Jid::group("120363"))
+                    .build()])
+                .build()
+        };
+        let bot = Jid::pn("13135550002");
+        let i = parse_incoming(&answer(bot.clone()), &me()).unwrap();
+        assert_eq!(i.chat, Jid::group("120363"));
+        assert_eq!(i.sender, bot);
+        let i = parse_incoming(&answer(crate::meta_ai_jid()), &me()).unwrap();
+        assert_eq!(i.chat, Jid::group("120363"));
+        // Anyone else's message stays in the chat with its sender.
+        let i = parse_incoming(&answer(Jid::pn("1666")), &me()).unwrap();
         assert_eq!(i.chat, Jid::pn("1666"));
     }
 

@@ -7,6 +7,12 @@
 //! target creator ‖ add-on sender ‖ use-case label, and encrypts the add-on's protobuf;
 //! poll votes and event responses are bound to additional data target id ‖ NUL ‖ add-on
 //! sender, the other uses (reactions, comments, edits) have none.
+//!
+//! Bots use the same scheme one step removed: a message meant for a bot gives it the
+//! *bot message secret*, HKDF-SHA256 over the message secret with the label
+//! `"Bot Message"` ([`bot_message_secret`]), and a bot's reply sent as `<enc
+//! type="msmsg">` is encrypted under that secret with an empty label, bound to the reply's
+//! sender ([`SecretUse::BotReply`]).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -50,6 +56,12 @@ pub enum SecretUse {
     PollEdit,
     /// An edit of a message (`secretEncryptedMessage` of type `MESSAGE_EDIT`).
     MessageEdit,
+    /// A bot's reply delivered as `<enc type="msmsg">` (a `MessageSecretMessage`): the
+    /// context's `message_id` is the reply's id (or the id of the reply it edits),
+    /// `creator` the account that invoked the bot, `modifier` the bot, and
+    /// `message_secret` the [`bot_message_secret`] of the invoking message. The label is
+    /// empty and the reply is bound to its sender as additional data.
+    BotReply,
 }
 
 impl SecretUse {
@@ -62,13 +74,14 @@ impl SecretUse {
             Self::EventEdit => b"Event Edit",
             Self::PollEdit => b"Poll Edit",
             Self::MessageEdit => b"Message Edit",
+            Self::BotReply => b"",
         }
     }
 
     /// Whether the ciphertext is bound to the target id and the add-on's sender as
     /// additional data (only votes and event responses are).
     fn binds_sender(self) -> bool {
-        matches!(self, Self::PollVote | Self::EventResponse)
+        matches!(self, Self::PollVote | Self::EventResponse | Self::BotReply)
     }
 
     /// The use a `secretEncryptedMessage` of type `kind` is encrypted for, if known.
@@ -183,6 +196,22 @@ impl SecretContext<'_> {
             .map(Zeroizing::new)
             .map_err(|_| Error::SecretPayloadAuth)
     }
+}
+
+/// The secret a bot gets for a message (`messageContextInfo.botMessageSecret`):
+/// HKDF-SHA256 over the message's 32-byte `messageSecret`, no salt, info `"Bot Message"`,
+/// 32 bytes. A bot's encrypted replies (`msmsg`) are keyed from it ([`SecretUse::BotReply`]).
+///
+/// # Errors
+/// [`Error::MalformedSecretPayload`] when the secret is empty.
+pub fn bot_message_secret(message_secret: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
+    if message_secret.is_empty() {
+        return Err(Error::MalformedSecretPayload("empty message secret"));
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    wa_crypto::hkdf_sha256_into(message_secret, None, b"Bot Message", out.as_mut_slice())
+        .map_err(|_| Error::MalformedSecretPayload("key derivation failed"))?;
+    Ok(out)
 }
 
 /// SHA-256 of a poll option's name: votes carry these hashes, not the names.
@@ -339,6 +368,50 @@ mod tests {
             ctx.decrypt(SecretUse::Comment, Some(&hex(cases[0].1)), Some(&iv)),
             Err(Error::SecretPayloadAuth)
         ));
+    }
+
+    /// Computed outside this crate (Python's `hmac`/`hashlib` HKDF-SHA256 and the
+    /// `cryptography` package's AES-256-GCM) from the scheme whatsmeow's `msgsecret.go`
+    /// uses: the bot secret is HKDF(message secret, no salt, "Bot Message", 32); a bot
+    /// reply's key is HKDF(bot secret, no salt, reply id ‖ invoker ‖ bot, 32) with
+    /// additional data reply id ‖ NUL ‖ bot.
+    #[test]
+    fn bot_message_secret_and_bot_reply_known_answers() {
+        let secret: Vec<u8> = (0u8..32).collect();
+        let bot_secret = bot_message_secret(&secret).unwrap();
+        assert_eq!(
+            bot_secret.as_slice(),
+            hex("d1cbc04433bd046eb826f6c5bddee57b838b803f6577239a4d67676df1207839")
+        );
+        let (invoker, bot) = (Jid::pn("15550000001"), Jid::pn("13135550002"));
+        let ctx = SecretContext {
+            message_id: "BOTREPLY01",
+            creator: &invoker,
+            modifier: &bot,
+            message_secret: bot_secret.as_slice(),
+        };
+        let (key, aad) = ctx.key_and_aad(SecretUse::BotReply).unwrap();
+        assert_eq!(
+            key.as_slice(),
+            hex("57601fd5cfcd5e3bcad2d7b52ae959d3769e3ce9b08ace3603b44db841a53759")
+        );
+        assert_eq!(aad, b"BOTREPLY01\x0013135550002@s.whatsapp.net");
+        let ciphertext = hex("e96bfb70221eac77d21c3eafe2d5f9b139f02606582431");
+        let plain = ctx
+            .decrypt(SecretUse::BotReply, Some(&ciphertext), Some(&[7u8; 12]))
+            .unwrap();
+        let reply = Message::decode(plain.as_slice()).unwrap();
+        assert_eq!(reply.conversation.as_deref(), Some("hello"));
+        // Keyed from the message secret itself (not the bot secret) it does not open.
+        let wrong = SecretContext {
+            message_secret: &secret,
+            ..ctx
+        };
+        assert!(matches!(
+            wrong.decrypt(SecretUse::BotReply, Some(&ciphertext), Some(&[7u8; 12])),
+            Err(Error::SecretPayloadAuth)
+        ));
+        assert!(bot_message_secret(&[]).is_err());
     }
 
     #[test]

@@ -17,10 +17,10 @@ use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_me
 /// one of our own devices does not name the chat).
 pub(crate) const SENT_SCOPE: &str = "";
 
-/// Extra content for the `<message>` stanza of a send
-/// ([`Messenger::relay_message_with`]): attributes (set after the library's own, so they
-/// may replace `type` or `edit`; never `id` or `to`) and child nodes (after the
-/// library's own).
+/// Options of one send ([`Messenger::relay_message_with`],
+/// [`Messenger::send_message_with`]): extra content for the `<message>` stanza,
+/// attributes (set after the library's own, so they may replace `type` or `edit`; never
+/// `id` or `to`) and child nodes (after the library's own), and a bot to invoke inline.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct RelayOptions {
@@ -28,9 +28,24 @@ pub struct RelayOptions {
     pub attrs: Vec<(String, String)>,
     /// Child nodes to append.
     pub nodes: Vec<Node>,
+    /// A bot to invoke inside the chat (whatsmeow's `SendRequestExtra.InlineBotJID`),
+    /// e.g. [`meta_ai_jid`](crate::meta_ai_jid): the message must be text; the chat gets
+    /// it wrapped as `botInvokeMessage` (with a message secret and `botMetadata`, the
+    /// default persona unless the message names one), and the bot's main device a copy
+    /// carrying the derived `botMessageSecret` in a `<bot>` child of the same stanza.
+    /// The bot answers in the chat; its replies are received as ordinary messages.
+    pub inline_bot: Option<Jid>,
 }
 
 impl RelayOptions {
+    /// Invokes `bot` inside the chat the message is sent to (see
+    /// [`RelayOptions::inline_bot`]).
+    #[must_use]
+    pub fn inline_bot(mut self, bot: Jid) -> Self {
+        self.inline_bot = Some(bot);
+        self
+    }
+
     /// Adds an attribute.
     #[must_use]
     pub fn attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -198,11 +213,27 @@ impl Messenger {
         to: &Jid,
         content: MessageContent,
     ) -> Result<MessageKey, Error> {
+        self.send_message_with(to, content, &RelayOptions::default())
+            .await
+    }
+
+    /// [`Messenger::send_message`] with [`RelayOptions`]: extra stanza attributes and
+    /// nodes, or a bot invoked inline
+    /// (`RelayOptions::default().inline_bot(wa_messages::meta_ai_jid())`).
+    ///
+    /// # Errors
+    /// As [`Messenger::relay_message_with`].
+    pub async fn send_message_with(
+        &self,
+        to: &Jid,
+        content: MessageContent,
+        options: &RelayOptions,
+    ) -> Result<MessageKey, Error> {
         let message = MessageBuilder::new(to.clone(), content).build(&mut OsRng)?;
         let creds = self.inner.creds().await?;
         let me = Inner::me(&creds)?;
         let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
-        self.relay_message(to, message, &id).await
+        self.relay_message_with(to, message, &id, options).await
     }
 
     /// Sends an already built `message` with the id `id` to `to`, a user or a group
@@ -233,14 +264,20 @@ impl Messenger {
 
     /// [`Messenger::relay_message`] with extra attributes and child nodes on the
     /// `<message>` stanza (Baileys' `additionalAttributes` / `additionalNodes`, e.g. the
-    /// `<biz>` node of interactive messages).
+    /// `<biz>` node of interactive messages), or a bot invoked inline
+    /// ([`RelayOptions::inline_bot`]).
+    ///
+    /// A message to a bot ([`Jid::is_bot`]), and one invoking a bot inline, gets a
+    /// `messageContextInfo.messageSecret` if it has none and `botMetadata` naming
+    /// [`DEFAULT_BOT_PERSONA_ID`](crate::DEFAULT_BOT_PERSONA_ID) if it names no persona.
     ///
     /// # Errors
-    /// As [`Messenger::relay_message`].
+    /// As [`Messenger::relay_message`]; [`Error::NotABot`] or [`Error::InlineBotText`] for
+    /// an inline invocation of something that is not a bot, or of a message without text.
     pub async fn relay_message_with(
         &self,
         to: &Jid,
-        message: Message,
+        mut message: Message,
         id: &str,
         options: &RelayOptions,
     ) -> Result<MessageKey, Error> {
@@ -251,12 +288,36 @@ impl Messenger {
         if to.is_newsletter() {
             return Err(Error::ChannelRecipient(to.clone()));
         }
+        let bot_copy = match &options.inline_bot {
+            Some(bot) if !bot.is_bot() => return Err(Error::NotABot(bot.clone())),
+            Some(bot) => {
+                let (chat, copy) = crate::bot::inline_invocation(message, &mut OsRng)?;
+                message = chat;
+                Some(Box::new((bot.to_non_ad(), copy)))
+            }
+            None => {
+                if to.is_bot() {
+                    crate::bot::prepare(&mut message, &mut OsRng);
+                }
+                None
+            }
+        };
+        let bot_copy = bot_copy.as_deref();
+        // Boxed: both sends are large futures, and a caller may await this on a small
+        // stack.
         if to.is_group() {
-            return crate::group::relay_group(&self.inner, to, message, id, options)
-                .instrument(span)
-                .await;
+            return Box::pin(crate::group::relay_group(
+                &self.inner,
+                to,
+                message,
+                id,
+                options,
+                bot_copy,
+            ))
+            .instrument(span)
+            .await;
         }
-        self.relay_direct(to, message, id, options)
+        Box::pin(self.relay_direct(to, message, id, options, bot_copy))
             .instrument(span)
             .await
     }
@@ -267,6 +328,7 @@ impl Messenger {
         message: Message,
         id: &str,
         options: &RelayOptions,
+        bot_copy: Option<&(Jid, Message)>,
     ) -> Result<MessageKey, Error> {
         let inner = &self.inner;
         let creds = inner.creds().await?;
@@ -323,11 +385,19 @@ impl Messenger {
         if participants.is_empty() {
             return Err(Error::NoDevices(chat));
         }
+        let bot = match bot_copy {
+            Some((bot, copy)) => {
+                Some(crate::bot::encrypt_copy(inner, &creds, &me, bot, copy).await?)
+            }
+            None => None,
+        };
+        let any_pkmsg = any_pkmsg || bot.as_ref().is_some_and(|b| b.1);
         let mut children = vec![Node::builder("participants").children(participants).build()];
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
             children.push(crate::stanza::device_identity(account));
         }
         children.extend(stanza::meta_node(&message));
+        children.extend(bot.map(|b| b.0));
         children.extend(crate::reporting::for_send(
             inner,
             &me,

@@ -1356,6 +1356,7 @@ pub(crate) fn route_group_message(
         }
         route::deliver(shared, dev, stanza);
     }
+    crate::bot::route_bot_copies(shared, sender, node, id);
     let client_hash = node.attr_opt::<String>("phash").ok().flatten();
     Node::builder("ack")
         .attr("class", "message")

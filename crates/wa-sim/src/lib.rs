@@ -2,6 +2,7 @@
 
 mod admin;
 mod appstate;
+mod bot;
 mod business;
 mod call;
 mod chats;

@@ -685,6 +685,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
         }
         deliver(shared, &dev, stanza);
     }
+    crate::bot::route_bot_copies(shared, sender, node, &id);
     server_ack("message", &id, Some(to_user), None)
 }
 

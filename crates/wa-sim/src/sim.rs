@@ -548,6 +548,29 @@ impl Sim {
         e2e::phone_send(&self.shared, phone, to, message).await
     }
 
+    /// The bot `bot_phone` (an account whose number is a bot's, `1313555xxxx` or
+    /// `131655500xx`) answers `invocation` (a message in its
+    /// [`phone_inbox`](Self::phone_inbox): one sent to the bot, or the bot's copy of an
+    /// inline invocation) with `reply`, sealed under the invocation's bot message secret
+    /// as `<enc type="msmsg">` (AES-256-GCM keyed by HKDF-SHA256 over it with the reply
+    /// id, the invoker and the bot; bound to the reply id and the bot). `chat` is the
+    /// chat as the invoker names it (the bot itself, a user or a group): every companion
+    /// of the chat's members gets the reply with `<meta target_id target_sender_jid
+    /// target_chat_jid>`, the chat named as that member sees it. Returns the reply's id.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`], [`Error::Rejected`] (not a bot, or an invocation
+    /// without a message secret).
+    pub fn bot_reply(
+        &self,
+        bot_phone: &str,
+        invocation: &PhoneMessage,
+        chat: &Jid,
+        reply: &wa_proto::e2e::Message,
+    ) -> Result<String, Error> {
+        crate::bot::bot_reply(&self.shared, bot_phone, invocation, chat, reply)
+    }
+
     /// The account's simulated phone sends an image (`jpeg`, at most 16 MiB) like
     /// [`phone_send`](Self::phone_send): it encrypts it under a fresh media key, stores it
     /// on the media host and keeps the plaintext, so that when the blob is gone
