@@ -133,6 +133,8 @@ pub(crate) struct ConnEntry {
     pub(crate) refs: Vec<(String, Instant)>,
     /// A pending pairing-code request: phone number and wrapped companion ephemeral.
     pub(crate) code: Option<(String, Vec<u8>)>,
+    /// A passkey link started on this connection, as far as it got.
+    pub(crate) passkey: Option<crate::passkey::PasskeySeen>,
     /// The client said `<active/>` (true) or `<passive/>` (false) last; false at login.
     pub(crate) active: bool,
     /// Woken when stanzas were queued for this connection's device.
@@ -158,6 +160,14 @@ pub(crate) enum Cmd {
         primary_ephemeral: KeyPair,
         companion_ephemeral: PublicKey,
         wrapped_primary: Vec<u8>,
+        reply: oneshot::Sender<Result<Jid, Error>>,
+    },
+    /// The phone scanned this connection's QR and the account links by passkey: send
+    /// the passkey request.
+    Passkey {
+        phone: String,
+        adv_secret: Zeroizing<Vec<u8>>,
+        scan: crate::PasskeyScan,
         reply: oneshot::Sender<Result<Jid, Error>>,
     },
     /// Send this stanza to the client.
@@ -835,6 +845,60 @@ impl Sim {
         scan_qr(&self.shared, phone, qr).await
     }
 
+    /// The account's simulated phone scans a QR string a client shows, and the server
+    /// asks that client to link with the account's passkey instead
+    /// (`<notification type="passkey_prologue_request">`), playing the primary device
+    /// through the rest: it checks the prologue (credential, assertion over its
+    /// challenge, handoff proof under the QR's ADV secret, the companion ref it handed
+    /// out), answers with the primary's ephemeral identity, checks the revealed nonce
+    /// against the commitment, derives the key and the code the primary shows
+    /// ([`Sim::passkey_code`]), opens the encrypted pairing request and finishes with
+    /// pair-success under the ADV secret it carried. `scan` injects misbehaviour. Resolves
+    /// with the new device's JID once the companion's signed reply has been verified.
+    ///
+    /// # Errors
+    /// As [`Sim::scan_qr`]; [`Error::PairingRejected`] when a check fails (the step's iq
+    /// is answered with error 401).
+    pub async fn scan_qr_passkey(
+        &self,
+        phone: &str,
+        qr: &str,
+        scan: crate::PasskeyScan,
+    ) -> Result<Jid, Error> {
+        let (tx, qr) = qr_connection(&self.shared, phone, qr)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Passkey {
+            phone: phone.to_owned(),
+            adv_secret: qr.adv_secret,
+            scan,
+            reply,
+        })
+        .await
+        .map_err(|_| Error::ConnectionGone)?;
+        await_reply(&self.shared, rx).await
+    }
+
+    /// The code `phone`'s primary device shows in its latest passkey link, once the
+    /// companion revealed its nonce.
+    pub fn passkey_code(&self, phone: &str) -> Option<String> {
+        self.passkey_seen(phone).and_then(|s| s.code)
+    }
+
+    /// What the server received in the latest passkey prologue for `phone`.
+    pub fn passkey_prologue(&self, phone: &str) -> Option<crate::PasskeyPrologue> {
+        self.passkey_seen(phone).and_then(|s| s.prologue)
+    }
+
+    fn passkey_seen(&self, phone: &str) -> Option<crate::passkey::PasskeySeen> {
+        let conns = self.shared.conns();
+        conns
+            .iter()
+            .filter_map(|(id, c)| c.passkey.as_ref().map(|p| (id, p)))
+            .filter(|(_, p)| p.phone == phone)
+            .max_by_key(|(id, _)| **id)
+            .map(|(_, p)| p.clone())
+    }
+
     /// The account's simulated phone accepts a pairing code (`ABCD-EFGH`) a client
     /// asked for with `companion_hello`. Resolves with the new device's JID once pairing
     /// finished.
@@ -1159,6 +1223,25 @@ async fn await_reply(
 }
 
 pub(crate) async fn scan_qr(shared: &Shared, phone: &str, qr: &str) -> Result<Jid, Error> {
+    let (tx, qr) = qr_connection(shared, phone, qr)?;
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::Pair {
+        phone: phone.to_owned(),
+        adv_secret: qr.adv_secret,
+        platform: qr.platform,
+        reply,
+    })
+    .await
+    .map_err(|_| Error::ConnectionGone)?;
+    await_reply(shared, rx).await
+}
+
+/// The registration connection showing `qr` (a live ref, the same keys), for `phone`.
+fn qr_connection(
+    shared: &Shared,
+    phone: &str,
+    qr: &str,
+) -> Result<(mpsc::Sender<Cmd>, phone::Qr), Error> {
     if !shared.state.lock().accounts.contains_key(phone) {
         return Err(Error::UnknownAccount(phone.to_owned()));
     }
@@ -1179,16 +1262,7 @@ pub(crate) async fn scan_qr(shared: &Shared, phone: &str, qr: &str) -> Result<Ji
         }
         entry.tx.clone()
     };
-    let (reply, rx) = oneshot::channel();
-    tx.send(Cmd::Pair {
-        phone: phone.to_owned(),
-        adv_secret: qr.adv_secret,
-        platform: qr.platform,
-        reply,
-    })
-    .await
-    .map_err(|_| Error::ConnectionGone)?;
-    await_reply(shared, rx).await
+    Ok((tx, qr))
 }
 
 pub(crate) async fn enter_pairing_code(
