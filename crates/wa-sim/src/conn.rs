@@ -269,7 +269,6 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
             identity: None,
             refs: Vec::new(),
             code: None,
-            passkey: None,
             active: false,
             flush: flush.clone(),
             outbox: writer.pending.clone(),
@@ -1695,13 +1694,13 @@ impl Conn {
             key: None,
             reply,
         });
-        if let Some(e) = self.shared.conns().get_mut(&self.id) {
-            e.passkey = Some(PasskeySeen {
-                phone,
+        self.shared.passkeys().insert(
+            phone,
+            PasskeySeen {
                 prologue: None,
                 code: None,
-            });
-        }
+            },
+        );
         let request = Node::builder("notification")
             .attr("from", server_jid())
             .attr("id", fresh_id())
@@ -1814,9 +1813,7 @@ impl Conn {
             Some(proof) if passkey::handoff_proof_ok(&wait.qr_adv_secret, payload, proof) => true,
             Some(_) => return Err("handoff proof does not verify".into()),
         };
-        if let Some(e) = self.shared.conns().get_mut(&self.id)
-            && let Some(seen) = e.passkey.as_mut()
-        {
+        if let Some(seen) = self.shared.passkeys().get_mut(&wait.phone) {
             seen.prologue = Some(passkey::PasskeyPrologue {
                 credential_id: credential_id.to_vec(),
                 assertion: String::from_utf8_lossy(assertion).into_owned(),
@@ -1861,9 +1858,7 @@ impl Conn {
         }
         let key = passkey::request_key(primary, prologue)?;
         let code = passkey::code(primary_nonce.as_ref(), nonce, &primary.public);
-        if let Some(e) = self.shared.conns().get_mut(&self.id)
-            && let Some(seen) = e.passkey.as_mut()
-        {
+        if let Some(seen) = self.shared.passkeys().get_mut(&wait.phone) {
             seen.code = Some(code);
         }
         wait.key = Some(key);

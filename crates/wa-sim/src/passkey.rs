@@ -64,10 +64,9 @@ pub struct PasskeyPrologue {
     pub device_type: i32,
 }
 
-/// What a test can read of a passkey link on a connection.
+/// What a test can read of an account's latest passkey link.
 #[derive(Debug, Clone)]
 pub(crate) struct PasskeySeen {
-    pub(crate) phone: String,
     pub(crate) prologue: Option<PasskeyPrologue>,
     /// The code the primary shows, once the companion's nonce arrived.
     pub(crate) code: Option<String>,

@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     pub(crate) wam_buffers: Recent<Vec<u8>>,
     /// The hash each props query named (if any), with the device.
     pub(crate) props_hashes: Recent<Option<String>>,
+    /// The latest passkey link of each account, as far as it got (kept after the
+    /// registration connection closed).
+    pub(crate) passkeys: Mutex<HashMap<String, crate::passkey::PasskeySeen>>,
 }
 
 /// The hash of a props set the server hands out with it: the first 8 bytes of SHA-256
@@ -133,8 +136,6 @@ pub(crate) struct ConnEntry {
     pub(crate) refs: Vec<(String, Instant)>,
     /// A pending pairing-code request: phone number and wrapped companion ephemeral.
     pub(crate) code: Option<(String, Vec<u8>)>,
-    /// A passkey link started on this connection, as far as it got.
-    pub(crate) passkey: Option<crate::passkey::PasskeySeen>,
     /// The client said `<active/>` (true) or `<passive/>` (false) last; false at login.
     pub(crate) active: bool,
     /// Woken when stanzas were queued for this connection's device.
@@ -183,6 +184,12 @@ pub(crate) fn unix_now() -> u64 {
 impl Shared {
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
         self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn passkeys(&self) -> MutexGuard<'_, HashMap<String, crate::passkey::PasskeySeen>> {
+        self.passkeys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -305,6 +312,7 @@ impl Sim {
             unified_sessions: Recent::default(),
             wam_buffers: Recent::default(),
             props_hashes: Recent::default(),
+            passkeys: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -890,13 +898,7 @@ impl Sim {
     }
 
     fn passkey_seen(&self, phone: &str) -> Option<crate::passkey::PasskeySeen> {
-        let conns = self.shared.conns();
-        conns
-            .iter()
-            .filter_map(|(id, c)| c.passkey.as_ref().map(|p| (id, p)))
-            .filter(|(_, p)| p.phone == phone)
-            .max_by_key(|(id, _)| **id)
-            .map(|(_, p)| p.clone())
+        self.shared.passkeys().get(phone).cloned()
     }
 
     /// The account's simulated phone accepts a pairing code (`ABCD-EFGH`) a client
