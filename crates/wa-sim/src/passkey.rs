@@ -272,13 +272,13 @@ pub(crate) fn open_request(key: &[u8], sealed: &[u8]) -> Result<OpenedRequest, S
             )
             .map_err(|_| "pairing request does not decrypt".to_owned())?,
     );
-    let inner = PairingRequest::decode(plain.as_slice())
+    let mut inner = PairingRequest::decode(plain.as_slice())
         .map_err(|_| "pairing request does not decode".to_owned())?;
     let key = |k: Option<Vec<u8>>, what: &str| {
         k.and_then(|k| PublicKey::from_slice(&k).ok())
             .ok_or_else(|| format!("pairing request {what} is not a key"))
     };
-    let adv_secret = Zeroizing::new(inner.adv_secret.clone().unwrap_or_default());
+    let adv_secret = Zeroizing::new(inner.adv_secret.take().unwrap_or_default());
     if adv_secret.len() != 32 {
         return Err("pairing request ADV secret is not 32 bytes".into());
     }

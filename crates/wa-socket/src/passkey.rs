@@ -31,7 +31,7 @@ use wa_proto::companion_reg::{
     PrimaryEphemeralIdentity, ProloguePayload,
 };
 use wa_types::{PasskeyCredential, PasskeyErrorKind, PasskeyRequestOptions};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::pairing::{PairError, pairing_code_from_bytes};
 
@@ -340,15 +340,16 @@ pub fn encrypt_pairing_request(
     identity: &PublicKey,
     adv_secret: &[u8; 32],
 ) -> Result<Vec<u8>, PairError> {
-    let plain = Zeroizing::new(
-        PairingRequest {
-            companion_public_key: Some(noise.as_bytes().to_vec()),
-            companion_identity_key: Some(identity.as_bytes().to_vec()),
-            adv_secret: Some(adv_secret.to_vec()),
-            ..Default::default()
-        }
-        .encode_to_vec(),
-    );
+    let mut request = PairingRequest {
+        companion_public_key: Some(noise.as_bytes().to_vec()),
+        companion_identity_key: Some(identity.as_bytes().to_vec()),
+        adv_secret: Some(adv_secret.to_vec()),
+        ..Default::default()
+    };
+    let plain = Zeroizing::new(request.encode_to_vec());
+    if let Some(secret) = request.adv_secret.as_mut() {
+        secret.zeroize();
+    }
     let cipher = aes_gcm::Aes256Gcm::new(key.into());
     let sealed = cipher
         .encrypt(iv.into(), plain.as_slice())
