@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use wa_binary::{Jid, Node, Server};
@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::fault::StreamErrorKind;
 use crate::net::{WsConn, WsWrite};
+use crate::passkey::{self, PasskeyContinuation, PasskeyScan, PasskeySeen};
 use crate::phone;
 use crate::route::{self, Class};
 use crate::sim::{Cmd, ConnEntry, Shared, fresh_id, notify_devices, unix_now};
@@ -184,6 +185,26 @@ struct Reg {
     pending: Option<PendingPair>,
     code_ref: Option<String>,
     code_wait: Option<CodeWait>,
+    passkey: Option<PasskeyWait>,
+}
+
+/// A passkey link in progress: what the server issued and the primary holds.
+struct PasskeyWait {
+    phone: String,
+    scan: PasskeyScan,
+    options: String,
+    challenge: [u8; 32],
+    credential: Vec<u8>,
+    /// The ADV secret the scanned QR showed (the handoff key comes from it).
+    qr_adv_secret: Zeroizing<Vec<u8>>,
+    /// The companion ref handed out by `<ref/>`.
+    companion_ref: Option<String>,
+    prologue: Option<passkey::CompanionPrologue>,
+    /// The primary's ephemeral key pair and nonce.
+    primary: Option<(KeyPair, Zeroizing<[u8; 32]>)>,
+    /// The key of the pairing request, once the nonce checked out.
+    key: Option<Zeroizing<Vec<u8>>>,
+    reply: PairReply,
 }
 
 /// A pair-success sent, waiting for the companion's pair-device-sign.
@@ -282,6 +303,9 @@ pub(crate) async fn run(shared: Arc<Shared>, ws: WsConn) {
         if let Some(w) = reg.code_wait {
             let _ = w.reply.send(Err(Error::ConnectionGone));
         }
+        if let Some(w) = reg.passkey {
+            let _ = w.reply.send(Err(Error::ConnectionGone));
+        }
     }
     shared.conns().remove(&id);
     crate::chats::connection_gone(&shared, id, conn.device.as_ref());
@@ -327,6 +351,30 @@ fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
             .attr("text", text)
             .build()])
         .build()
+}
+
+/// `<notification type="crsc_continuation">` with the primary's ephemeral identity.
+fn continuation(identity: Vec<u8>) -> Node {
+    Node::builder("notification")
+        .attr("from", server_jid())
+        .attr("id", fresh_id())
+        .attr("type", "crsc_continuation")
+        .attr("t", unix_now().to_string())
+        .children([Node::builder("primary_ephemeral_identity")
+            .bytes(Bytes::from(identity))
+            .build()])
+        .build()
+}
+
+/// Whether an `md` set is a step of a passkey link.
+fn passkey_step(node: &Node) -> bool {
+    [
+        "passkey_prologue",
+        "companion_nonce",
+        "encrypted_pairing_request",
+    ]
+    .iter()
+    .any(|t| node.child(t).is_some())
 }
 
 fn stream_error(kind: StreamErrorKind) -> Node {
@@ -526,6 +574,7 @@ impl Conn {
             pending: None,
             code_ref: None,
             code_wait: None,
+            passkey: None,
         });
         self.send(&node).await
     }
@@ -783,6 +832,12 @@ impl Conn {
                 platform,
                 reply,
             } => self.pair_success(phone, &adv_secret, platform, reply).await,
+            Cmd::Passkey {
+                phone,
+                adv_secret,
+                scan,
+                reply,
+            } => self.passkey_start(phone, adv_secret, scan, reply).await,
             Cmd::PairCode {
                 phone,
                 primary_ephemeral,
@@ -1312,6 +1367,10 @@ impl Conn {
             ("md", "set") if logged_in && node.child("remove-companion-device").is_some() => {
                 self.remove_companion(id, node).await
             }
+            ("md", "get") if self.reg.is_some() => self.passkey_get(id, node).await,
+            ("md", "set") if self.reg.is_some() && passkey_step(node) => {
+                self.passkey_step(id, node).await
+            }
             ("md", "set") if self.reg.is_some() => match node.child("link_code_companion_reg") {
                 Some(reg_node) => self.link_code(id, reg_node).await,
                 None => {
@@ -1592,6 +1651,240 @@ impl Conn {
             }
             _ => self.send(&iq_error(id, 400, "bad-request")).await,
         }
+    }
+
+    /// The phone scanned the QR and the account links by passkey: the request.
+    async fn passkey_start(
+        &mut self,
+        phone: String,
+        qr_adv_secret: Zeroizing<Vec<u8>>,
+        scan: PasskeyScan,
+        reply: PairReply,
+    ) -> Result<(), End> {
+        let Some(reg) = self.reg.as_mut() else {
+            let _ = reply.send(Err(Error::ConnectionGone));
+            return Ok(());
+        };
+        if reg.pending.is_some() || reg.passkey.is_some() {
+            let _ = reply.send(Err(Error::PairingRejected(
+                "a pairing is already in progress".into(),
+            )));
+            return Ok(());
+        }
+        let mut challenge = [0u8; 32];
+        OsRng.fill_bytes(&mut challenge);
+        let credential = passkey::credential_id(&phone);
+        let options = passkey::request_options(&challenge, &credential);
+        let sent_options = if scan.options_by_query {
+            b"{\"challenge\":".to_vec()
+        } else {
+            options.clone().into_bytes()
+        };
+        reg.pairing_until = Some(Instant::now() + self.shared.config.pair_timeout);
+        reg.passkey = Some(PasskeyWait {
+            phone: phone.clone(),
+            scan,
+            options,
+            challenge,
+            credential,
+            qr_adv_secret,
+            companion_ref: None,
+            prologue: None,
+            primary: None,
+            key: None,
+            reply,
+        });
+        self.shared.passkeys().insert(
+            phone,
+            PasskeySeen {
+                prologue: None,
+                code: None,
+            },
+        );
+        let request = Node::builder("notification")
+            .attr("from", server_jid())
+            .attr("id", fresh_id())
+            .attr("type", "passkey_prologue_request")
+            .attr("t", unix_now().to_string())
+            .children([Node::builder("passkey_request_options")
+                .bytes(Bytes::from(sent_options))
+                .build()])
+            .build();
+        self.send(&request).await?;
+        if scan.continuation == PasskeyContinuation::EarlyExtra {
+            let stray = KeyPair::generate(&mut OsRng);
+            let identity = passkey::primary_identity(stray.public.as_bytes(), &[1; 32]);
+            self.send(&continuation(identity)).await?;
+        }
+        Ok(())
+    }
+
+    /// `<iq xmlns=md type=get>` on a registration connection: the passkey options again,
+    /// or a companion ref for the prologue.
+    async fn passkey_get(&mut self, id: &str, node: &Node) -> Result<(), End> {
+        let Some(wait) = self.reg.as_mut().and_then(|r| r.passkey.as_mut()) else {
+            return self.send(&iq_error(id, 404, "item-not-found")).await;
+        };
+        let child = if node.child("passkey_request_options").is_some() {
+            Node::builder("passkey_request_options")
+                .bytes(Bytes::from(wait.options.clone().into_bytes()))
+                .build()
+        } else if node.child("ref").is_some() {
+            let reference = format!("2@{}", fresh_id());
+            wait.companion_ref = Some(reference.clone());
+            Node::builder("ref")
+                .bytes(Bytes::from(reference.into_bytes()))
+                .build()
+        } else {
+            return self
+                .send(&iq_error(id, 501, "feature-not-implemented"))
+                .await;
+        };
+        let reply = Node::builder("iq")
+            .attr("from", server_jid())
+            .attr("type", "result")
+            .attr("id", id.to_owned())
+            .children([child])
+            .build();
+        self.send(&reply).await
+    }
+
+    /// `<passkey_prologue>`, `<companion_nonce>` or `<encrypted_pairing_request>`. A step
+    /// that fails its checks is answered with error 401 and ends the passkey link.
+    async fn passkey_step(&mut self, id: &str, node: &Node) -> Result<(), End> {
+        let Some(mut wait) = self.reg.as_mut().and_then(|r| r.passkey.take()) else {
+            return self.send(&iq_error(id, 400, "bad-request")).await;
+        };
+        let step = if let Some(p) = node.child("passkey_prologue") {
+            self.passkey_prologue(&mut wait, p)
+        } else if let Some(n) = node.child("companion_nonce") {
+            self.passkey_nonce(&mut wait, n)
+        } else if let Some(r) = node.child("encrypted_pairing_request") {
+            match self.passkey_request(&wait, r) {
+                Ok(adv) => {
+                    self.send(&iq_result(id)).await?;
+                    return self
+                        .pair_success(wait.phone, &adv, "passkey".to_owned(), wait.reply)
+                        .await;
+                }
+                Err(why) => Err(why),
+            }
+        } else {
+            Err("unknown passkey step".to_owned())
+        };
+        match step {
+            Ok(follow) => {
+                self.send(&iq_result(id)).await?;
+                if let Some(reg) = self.reg.as_mut() {
+                    reg.passkey = Some(wait);
+                }
+                for n in follow {
+                    self.send(&n).await?;
+                }
+                Ok(())
+            }
+            Err(why) => {
+                tracing::info!(reason = %why, "passkey link rejected");
+                if let Some(reg) = self.reg.as_mut() {
+                    reg.pairing_until = None;
+                }
+                let _ = wait.reply.send(Err(Error::PairingRejected(why)));
+                self.send(&iq_error(id, 401, "not-authorized")).await
+            }
+        }
+    }
+
+    /// Checks the prologue and returns the primary's continuation(s) to send.
+    fn passkey_prologue(&self, wait: &mut PasskeyWait, node: &Node) -> Result<Vec<Node>, String> {
+        if wait.prologue.is_some() {
+            return Err("a prologue was already accepted".into());
+        }
+        let get = |tag: &str| node.child(tag).and_then(|n| n.content_bytes());
+        let credential_id = get("credential_id").ok_or("no credential_id")?;
+        let assertion = get("webauthn_assertion").ok_or("no webauthn_assertion")?;
+        let payload = get("prologue_payload").ok_or("no prologue_payload")?;
+        passkey::check_assertion(assertion, credential_id, &wait.credential, &wait.challenge)?;
+        let prologue = passkey::parse_prologue(payload)?;
+        if wait.companion_ref.as_deref() != Some(prologue.reference.as_str()) {
+            return Err("prologue names a ref the server did not hand out".into());
+        }
+        let handoff_proof = match get("pairing_handoff_proof") {
+            None => false,
+            Some(proof) if passkey::handoff_proof_ok(&wait.qr_adv_secret, payload, proof) => true,
+            Some(_) => return Err("handoff proof does not verify".into()),
+        };
+        if let Some(seen) = self.shared.passkeys().get_mut(&wait.phone) {
+            seen.prologue = Some(passkey::PasskeyPrologue {
+                credential_id: credential_id.to_vec(),
+                assertion: String::from_utf8_lossy(assertion).into_owned(),
+                handoff_proof,
+                device_type: prologue.device_type,
+            });
+        }
+        let primary = KeyPair::generate(&mut OsRng);
+        let mut nonce = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(nonce.as_mut());
+        let mut follow = Vec::new();
+        let shown = match wait.scan.continuation {
+            PasskeyContinuation::MalformedFirst => {
+                let cut = &primary.public.as_bytes()[..31];
+                follow.push(continuation(passkey::primary_identity(cut, nonce.as_ref())));
+                primary.public
+            }
+            PasskeyContinuation::SwapKey => KeyPair::generate(&mut OsRng).public,
+            _ => primary.public,
+        };
+        follow.push(continuation(passkey::primary_identity(
+            shown.as_bytes(),
+            nonce.as_ref(),
+        )));
+        wait.prologue = Some(prologue);
+        wait.primary = Some((primary, nonce));
+        Ok(follow)
+    }
+
+    /// Checks the revealed nonce against the commitment; derives the key and the code.
+    fn passkey_nonce(&self, wait: &mut PasskeyWait, node: &Node) -> Result<Vec<Node>, String> {
+        let (Some(prologue), Some((primary, primary_nonce))) = (&wait.prologue, &wait.primary)
+        else {
+            return Err("companion nonce before the prologue".into());
+        };
+        if wait.key.is_some() {
+            return Err("the companion nonce was already revealed".into());
+        }
+        let nonce = node.content_bytes().ok_or("empty companion nonce")?;
+        if nonce.len() != 32 || !passkey::commitment_ok(prologue, nonce) {
+            return Err("companion nonce does not match the commitment".into());
+        }
+        let key = passkey::request_key(primary, prologue)?;
+        let code = passkey::code(primary_nonce.as_ref(), nonce, &primary.public);
+        if let Some(seen) = self.shared.passkeys().get_mut(&wait.phone) {
+            seen.code = Some(code);
+        }
+        wait.key = Some(key);
+        Ok(Vec::new())
+    }
+
+    /// Opens the pairing request; returns the ADV secret it carries.
+    fn passkey_request(
+        &self,
+        wait: &PasskeyWait,
+        node: &Node,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        let key = wait
+            .key
+            .as_ref()
+            .ok_or("pairing request before the companion nonce")?;
+        let sealed = node.content_bytes().ok_or("empty pairing request")?;
+        let opened = passkey::open_request(key, sealed)?;
+        let reg = self.reg.as_ref().ok_or("not registering")?;
+        if Some(opened.noise) != self.client_static {
+            return Err("pairing request names another noise key".into());
+        }
+        if opened.identity != reg.identity {
+            return Err("pairing request names another identity key".into());
+        }
+        Ok(opened.adv_secret)
     }
 
     /// Checks companion_finish and derives the new ADV secret.

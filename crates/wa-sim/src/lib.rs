@@ -20,6 +20,7 @@ mod links;
 mod media;
 mod net;
 mod newsletter;
+mod passkey;
 mod persist;
 mod phone;
 mod phone_media;
@@ -38,6 +39,7 @@ pub use config::{QrTiming, SimConfig};
 pub use e2e::PhoneMessage;
 pub use error::Error;
 pub use fault::{Fault, FaultState, SenderAddressing, StreamErrorKind, Target};
+pub use passkey::{PasskeyContinuation, PasskeyPrologue, PasskeyScan};
 pub use sim::Sim;
 pub use state::{AccountInfo, LinkedDevice, SimState};
 

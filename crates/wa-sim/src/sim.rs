@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     pub(crate) wam_buffers: Recent<Vec<u8>>,
     /// The hash each props query named (if any), with the device.
     pub(crate) props_hashes: Recent<Option<String>>,
+    /// The latest passkey link of each account, as far as it got (kept after the
+    /// registration connection closed).
+    pub(crate) passkeys: Mutex<HashMap<String, crate::passkey::PasskeySeen>>,
 }
 
 /// The hash of a props set the server hands out with it: the first 8 bytes of SHA-256
@@ -160,6 +163,14 @@ pub(crate) enum Cmd {
         wrapped_primary: Vec<u8>,
         reply: oneshot::Sender<Result<Jid, Error>>,
     },
+    /// The phone scanned this connection's QR and the account links by passkey: send
+    /// the passkey request.
+    Passkey {
+        phone: String,
+        adv_secret: Zeroizing<Vec<u8>>,
+        scan: crate::PasskeyScan,
+        reply: oneshot::Sender<Result<Jid, Error>>,
+    },
     /// Send this stanza to the client.
     Send(Node),
 }
@@ -173,6 +184,12 @@ pub(crate) fn unix_now() -> u64 {
 impl Shared {
     pub(crate) fn conns(&self) -> MutexGuard<'_, HashMap<u64, ConnEntry>> {
         self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn passkeys(&self) -> MutexGuard<'_, HashMap<String, crate::passkey::PasskeySeen>> {
+        self.passkeys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -295,6 +312,7 @@ impl Sim {
             unified_sessions: Recent::default(),
             wam_buffers: Recent::default(),
             props_hashes: Recent::default(),
+            passkeys: Mutex::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -858,6 +876,54 @@ impl Sim {
         scan_qr(&self.shared, phone, qr).await
     }
 
+    /// The account's simulated phone scans a QR string a client shows, and the server
+    /// asks that client to link with the account's passkey instead
+    /// (`<notification type="passkey_prologue_request">`), playing the primary device
+    /// through the rest: it checks the prologue (credential, assertion over its
+    /// challenge, handoff proof under the QR's ADV secret, the companion ref it handed
+    /// out), answers with the primary's ephemeral identity, checks the revealed nonce
+    /// against the commitment, derives the key and the code the primary shows
+    /// ([`Sim::passkey_code`]), opens the encrypted pairing request and finishes with
+    /// pair-success under the ADV secret it carried. `scan` injects misbehaviour. Resolves
+    /// with the new device's JID once the companion's signed reply has been verified.
+    ///
+    /// # Errors
+    /// As [`Sim::scan_qr`]; [`Error::PairingRejected`] when a check fails (the step's iq
+    /// is answered with error 401).
+    pub async fn scan_qr_passkey(
+        &self,
+        phone: &str,
+        qr: &str,
+        scan: crate::PasskeyScan,
+    ) -> Result<Jid, Error> {
+        let (tx, qr) = qr_connection(&self.shared, phone, qr)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Cmd::Passkey {
+            phone: phone.to_owned(),
+            adv_secret: qr.adv_secret,
+            scan,
+            reply,
+        })
+        .await
+        .map_err(|_| Error::ConnectionGone)?;
+        await_reply(&self.shared, rx).await
+    }
+
+    /// The code `phone`'s primary device shows in its latest passkey link, once the
+    /// companion revealed its nonce.
+    pub fn passkey_code(&self, phone: &str) -> Option<String> {
+        self.passkey_seen(phone).and_then(|s| s.code)
+    }
+
+    /// What the server received in the latest passkey prologue for `phone`.
+    pub fn passkey_prologue(&self, phone: &str) -> Option<crate::PasskeyPrologue> {
+        self.passkey_seen(phone).and_then(|s| s.prologue)
+    }
+
+    fn passkey_seen(&self, phone: &str) -> Option<crate::passkey::PasskeySeen> {
+        self.shared.passkeys().get(phone).cloned()
+    }
+
     /// The account's simulated phone accepts a pairing code (`ABCD-EFGH`) a client
     /// asked for with `companion_hello`. Resolves with the new device's JID once pairing
     /// finished.
@@ -1182,6 +1248,25 @@ async fn await_reply(
 }
 
 pub(crate) async fn scan_qr(shared: &Shared, phone: &str, qr: &str) -> Result<Jid, Error> {
+    let (tx, qr) = qr_connection(shared, phone, qr)?;
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::Pair {
+        phone: phone.to_owned(),
+        adv_secret: qr.adv_secret,
+        platform: qr.platform,
+        reply,
+    })
+    .await
+    .map_err(|_| Error::ConnectionGone)?;
+    await_reply(shared, rx).await
+}
+
+/// The registration connection showing `qr` (a live ref, the same keys), for `phone`.
+fn qr_connection(
+    shared: &Shared,
+    phone: &str,
+    qr: &str,
+) -> Result<(mpsc::Sender<Cmd>, phone::Qr), Error> {
     if !shared.state.lock().accounts.contains_key(phone) {
         return Err(Error::UnknownAccount(phone.to_owned()));
     }
@@ -1202,16 +1287,7 @@ pub(crate) async fn scan_qr(shared: &Shared, phone: &str, qr: &str) -> Result<Ji
         }
         entry.tx.clone()
     };
-    let (reply, rx) = oneshot::channel();
-    tx.send(Cmd::Pair {
-        phone: phone.to_owned(),
-        adv_secret: qr.adv_secret,
-        platform: qr.platform,
-        reply,
-    })
-    .await
-    .map_err(|_| Error::ConnectionGone)?;
-    await_reply(shared, rx).await
+    Ok((tx, qr))
 }
 
 pub(crate) async fn enter_pairing_code(

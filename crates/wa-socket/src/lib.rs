@@ -9,6 +9,7 @@ mod error;
 mod lazy_cache;
 pub mod mex;
 mod pairing;
+pub mod passkey;
 mod payload;
 pub mod privacy_token;
 mod props;
@@ -36,6 +37,7 @@ pub use pairing::{
     pairing_code_from_bytes, pairing_code_key, parse_pair_success, qr_string, random_pairing_code,
     unwrap_ephemeral, verify_device_identity, wrap_ephemeral,
 };
+pub use passkey::WebAuthnAssertion;
 pub use payload::{PayloadOptions, login_payload, registration_payload};
 pub use props::{
     MAX_PROPS, PROP_LID_TRUSTED_TOKEN_ISSUE_TO_LID, PROP_PRIVACY_TOKEN_ON_1TO1,

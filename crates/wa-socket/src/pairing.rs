@@ -51,6 +51,14 @@ pub enum PairError {
     /// [`SocketConfig::pre_pair`](crate::SocketConfig::pre_pair) refused the pairing.
     #[error("pairing refused by the pre-pair check")]
     Refused,
+    /// A step of a passkey link failed.
+    #[error("{kind}: {detail}")]
+    Passkey {
+        /// What went wrong.
+        kind: wa_types::PasskeyErrorKind,
+        /// Which check failed.
+        detail: &'static str,
+    },
 }
 
 impl PairError {
@@ -59,7 +67,9 @@ impl PairError {
         match self {
             Self::HmacMismatch => (401, "hmac-mismatch"),
             Self::SignatureMismatch => (401, "signature-mismatch"),
-            Self::Malformed(_) | Self::Code(_) | Self::Refused => (500, "internal-error"),
+            Self::Malformed(_) | Self::Code(_) | Self::Refused | Self::Passkey { .. } => {
+                (500, "internal-error")
+            }
         }
     }
 }

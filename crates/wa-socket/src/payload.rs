@@ -46,9 +46,7 @@ fn config(o: &PayloadOptions) -> PayloadConfig {
         tertiary: Some(7),
         ..Default::default()
     });
-    let platform_type = PlatformType::from_str_name(&o.browser.browser.to_uppercase())
-        .unwrap_or(PlatformType::Chrome);
-    props.platform_type = Some(platform_type as i32);
+    props.platform_type = Some(platform_type(o));
     props.require_full_sync = Some(o.history.full_sync);
     if let Some(h) = props.history_sync_config.as_mut() {
         h.storage_quota_mb = Some(o.history.storage_quota_mb);
@@ -61,6 +59,14 @@ fn config(o: &PayloadOptions) -> PayloadConfig {
     config.lid_db_migrated = Some(false);
     config.device_props = props;
     config
+}
+
+/// The `DeviceProps.platformType` this companion registers with: the browser's name when
+/// it is one WhatsApp knows (`Chrome`, `Firefox`, `Safari`, `Edge`, `Desktop`, ...),
+/// else Chrome. A passkey link binds its keys to this number.
+pub(crate) fn platform_type(o: &PayloadOptions) -> i32 {
+    PlatformType::from_str_name(&o.browser.browser.to_uppercase()).unwrap_or(PlatformType::Chrome)
+        as i32
 }
 
 /// The login payload of a paired device (`jid` is its own device JID); `None` when the

@@ -16,12 +16,17 @@ use wa_binary::{Jid, Node, Server};
 use wa_crypto::KeyPair;
 use wa_noise::{FrameDecoder, Initiator, InitiatorConfig, Transport};
 use wa_store::{AccountStore, AuthCreds, CredsStore, IdentityStore, PreKeyStore};
-use wa_types::{ConnectionState, ConnectionUpdate, DisconnectReason, Event};
+use wa_types::{
+    ConnectionState, ConnectionUpdate, DisconnectReason, Event, PasskeyConfirmation,
+    PasskeyErrorKind, PasskeyFailure,
+};
+use zeroize::Zeroizing;
 
 use crate::config::SocketConfig;
 use crate::dispatch::{Dispatched, Dispatcher, Filter};
 use crate::pairing::{self, FinishRandom, PairError};
-use crate::payload::{PayloadOptions, login_payload, registration_payload};
+use crate::passkey::{self, WebAuthnAssertion};
+use crate::payload::{PayloadOptions, login_payload, platform_type, registration_payload};
 use crate::query::PendingQueries;
 use crate::transport::{WsConnector, WsReader, WsUrl, WsWriter};
 use crate::{Error, disconnect_reason};
@@ -97,6 +102,28 @@ struct Conn {
     /// Whether this connection last announced `<presence type="available">` (and not
     /// `unavailable` since); see [`Socket::is_online`].
     online: AtomicBool,
+    /// A passkey link in progress on this (registration) connection.
+    passkey: StdMutex<PasskeyState>,
+}
+
+/// What a passkey link keeps between its steps; the secrets are zeroized on drop.
+#[derive(Default)]
+struct PasskeyState {
+    /// The handoff key (from the ADV secret the QR showed) and when it was made.
+    handoff: Option<(Zeroizing<[u8; 32]>, std::time::Instant)>,
+    /// Set when the prologue was sent.
+    link: Option<PasskeyLink>,
+}
+
+struct PasskeyLink {
+    ephemeral: KeyPair,
+    companion_nonce: Zeroizing<[u8; 32]>,
+    reference: String,
+    device_type: i32,
+    /// The prologue carried the handoff proof.
+    skip_handoff_ux: bool,
+    /// Set by the primary's continuation: the pairing-request key and the code.
+    agreed: Option<(Zeroizing<[u8; 32]>, String)>,
 }
 
 impl Conn {
@@ -173,6 +200,12 @@ impl Conn {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         t.retain(|h| !h.is_finished());
         t.push(task);
+    }
+
+    fn passkey(&self) -> std::sync::MutexGuard<'_, PasskeyState> {
+        self.passkey
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn stop_qr(&self) {
@@ -701,6 +734,165 @@ impl Socket {
         Ok(code)
     }
 
+    /// Answers the server's passkey request ([`Event::PasskeyRequest`]) with what the
+    /// authenticator returned: asks the server for this companion's ref, then sends the
+    /// credential id, the assertion JSON and a prologue committing to a fresh ephemeral
+    /// key and nonce (with the handoff proof while the request is less than five minutes
+    /// old). The primary device answers with [`Event::PasskeyConfirmation`] (or the
+    /// socket reports [`Event::PasskeyError`]).
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`], [`Error::UnexpectedResponse`] when the ref is missing or
+    /// not text, timeouts or the server's error (for a refused assertion).
+    pub async fn send_passkey_response(&self, assertion: &WebAuthnAssertion) -> Result<(), Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let timeout = self.inner.config.query_timeout;
+        let json = assertion.to_json();
+        let reply = query_on(
+            &conn,
+            server_iq("md", "get", Node::builder("ref").build()),
+            timeout,
+        )
+        .await?;
+        let reference = reply
+            .child("ref")
+            .and_then(Node::content_bytes)
+            .ok_or(Error::UnexpectedResponse("no companion ref"))?;
+        let reference = std::str::from_utf8(reference)
+            .map_err(|_| Error::UnexpectedResponse("companion ref is not text"))?
+            .to_owned();
+        let ephemeral = KeyPair::generate(&mut OsRng);
+        let mut companion_nonce = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(companion_nonce.as_mut());
+        let device_type = platform_type(&self.inner.payload_options());
+        let prologue =
+            passkey::prologue(&ephemeral.public, device_type, &reference, &companion_nonce);
+        let proof = {
+            let mut st = conn.passkey();
+            let proof = st
+                .handoff
+                .as_ref()
+                .filter(|(_, made)| made.elapsed() < passkey::HANDOFF_KEY_LIFETIME)
+                .map(|(key, _)| passkey::handoff_proof(key, &prologue.payload));
+            // Kept before the prologue leaves: the continuation may overtake its answer.
+            st.link = Some(PasskeyLink {
+                ephemeral,
+                companion_nonce,
+                reference,
+                device_type,
+                skip_handoff_ux: proof.is_some(),
+                agreed: None,
+            });
+            proof
+        };
+        let mut children = vec![
+            Node::builder("credential_id")
+                .bytes(assertion.raw_id.clone())
+                .build(),
+            Node::builder("webauthn_assertion")
+                .bytes(json.into_bytes())
+                .build(),
+            Node::builder("prologue_payload")
+                .bytes(prologue.payload)
+                .build(),
+        ];
+        if let Some(proof) = proof {
+            children.push(
+                Node::builder("pairing_handoff_proof")
+                    .bytes(proof.to_vec())
+                    .build(),
+            );
+        }
+        let node = server_iq(
+            "md",
+            "set",
+            Node::builder("passkey_prologue").children(children).build(),
+        );
+        query_on(&conn, node, timeout).await?;
+        conn.passkey().handoff = None;
+        Ok(())
+    }
+
+    /// Finishes a passkey link once the user confirmed that the primary device shows the
+    /// code of [`Event::PasskeyConfirmation`] (or without asking, when its
+    /// `skip_handoff_ux` is set): sends our Noise and identity keys and the ADV secret
+    /// encrypted under the key agreed with the primary. The usual pair-success follows,
+    /// then the restart and the first login.
+    ///
+    /// # Errors
+    /// [`PairError::Passkey`] with [`PasskeyErrorKind::OutOfOrder`] before the primary's
+    /// continuation was handled; [`Error::NotConnected`], timeouts or the server's error
+    /// (a primary that cannot decrypt the request refuses it).
+    pub async fn send_passkey_confirmation(&self) -> Result<(), Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let key = conn
+            .passkey()
+            .link
+            .as_ref()
+            .and_then(|l| l.agreed.as_ref())
+            .map(|(key, _)| key.clone())
+            .ok_or(PairError::Passkey {
+                kind: PasskeyErrorKind::OutOfOrder,
+                detail: "no confirmation code agreed yet",
+            })?;
+        let sealed = {
+            let guard = self.inner.creds.lock().await;
+            let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+            let mut iv = [0u8; 12];
+            OsRng.fill_bytes(&mut iv);
+            passkey::encrypt_pairing_request(
+                &key,
+                &iv,
+                &creds.noise_key.public,
+                &creds.identity_key.public,
+                &creds.adv_secret,
+            )?
+        };
+        let node = server_iq(
+            "md",
+            "set",
+            Node::builder("encrypted_pairing_request")
+                .bytes(sealed)
+                .build(),
+        );
+        query_on(&conn, node, self.inner.config.query_timeout).await?;
+        conn.passkey().link = None;
+        Ok(())
+    }
+
+    /// [`Socket::send_passkey_confirmation`] after checking `code_on_primary`, the code
+    /// the user read on the primary device (any case, the dash optional), against ours.
+    /// A different code means the two devices did not agree on the same keys: the link is
+    /// abandoned and nothing is sent.
+    ///
+    /// # Errors
+    /// [`PairError::Passkey`] with [`PasskeyErrorKind::CodeMismatch`] when the codes
+    /// differ; as [`Socket::send_passkey_confirmation`].
+    pub async fn confirm_passkey_code(&self, code_on_primary: &str) -> Result<(), Error> {
+        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        {
+            let mut st = conn.passkey();
+            let same = st
+                .link
+                .as_ref()
+                .and_then(|l| l.agreed.as_ref())
+                .map(|(_, code)| passkey::same_code(code_on_primary, code))
+                .ok_or(PairError::Passkey {
+                    kind: PasskeyErrorKind::OutOfOrder,
+                    detail: "no confirmation code agreed yet",
+                })?;
+            if !same {
+                st.link = None;
+                return Err(PairError::Passkey {
+                    kind: PasskeyErrorKind::CodeMismatch,
+                    detail: "the primary device shows another code",
+                }
+                .into());
+            }
+        }
+        self.send_passkey_confirmation().await
+    }
+
     /// Drops the current connection and connects again at once (whatsmeow's
     /// `ResetConnection`), e.g. after the network changed; the connection ends with
     /// [`DisconnectReason::ResetByUser`]. Does nothing while no connection is up.
@@ -1093,6 +1285,7 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
         tasks: StdMutex::new(Vec::new()),
         qr_task: StdMutex::new(None),
         online: AtomicBool::new(false),
+        passkey: StdMutex::new(PasskeyState::default()),
     });
     // Published before the reader starts, so a handler reacting to the first events
     // (a QR, `Open`) can already query on this connection.
@@ -1212,6 +1405,20 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
                 }
             });
             conn.spawn(task);
+        }
+        ("notification", "passkey_prologue_request") => {
+            send_ack(conn, &node).await;
+            let (inner2, conn2) = (inner.clone(), conn.clone());
+            conn.spawn(tokio::spawn(async move {
+                on_passkey_request(&inner2, &conn2, &node).await;
+            }));
+        }
+        ("notification", "crsc_continuation") => {
+            send_ack(conn, &node).await;
+            let (inner2, conn2) = (inner.clone(), conn.clone());
+            conn.spawn(tokio::spawn(async move {
+                on_passkey_continuation(&inner2, &conn2, &node).await;
+            }));
         }
         // An identity change concerns sessions, which the messaging layer owns: it
         // handles (and acknowledges) it when subscribed.
@@ -1699,6 +1906,189 @@ async fn on_link_code(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) -> Resu
         .build();
     query_on(conn, finish, inner.config.query_timeout).await?;
     Ok(())
+}
+
+/// How long a registration connection waits for a passkey link to finish once the
+/// server asked for one (the QR codes stop: they carry the replaced ADV secret).
+const PASSKEY_LINK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+fn from_server(node: &Node) -> bool {
+    node.attr_opt::<Jid>("from").ok().flatten().as_ref() == Some(&Jid::server_jid())
+}
+
+fn passkey_kind(e: &Error) -> PasskeyErrorKind {
+    match e {
+        Error::Pair(PairError::Passkey { kind, .. }) => *kind,
+        _ => PasskeyErrorKind::Query,
+    }
+}
+
+/// `<notification type="passkey_prologue_request">`: read (or fetch) the WebAuthn
+/// options, keep the handoff key of the current ADV secret, replace the secret, and ask
+/// the user for the passkey.
+async fn on_passkey_request(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    if !from_server(node) {
+        warn!("passkey request not from the server ignored");
+        return;
+    }
+    let read = node
+        .child("passkey_request_options")
+        .and_then(Node::content_bytes)
+        .ok_or(PairError::Passkey {
+            kind: PasskeyErrorKind::RequestOptions,
+            detail: "no passkey_request_options",
+        })
+        .and_then(passkey::parse_request_options);
+    let options = match read {
+        Ok(o) => o,
+        Err(first) => {
+            debug!("passkey options not in the notification ({first}); asking for them");
+            match fetch_passkey_options(inner, conn).await {
+                Ok(o) => o,
+                Err(second) => {
+                    inner.emit(Event::PasskeyError(PasskeyFailure {
+                        kind: PasskeyErrorKind::RequestOptions,
+                        continuation: false,
+                        detail: format!("{first}; asking for them failed too: {second}"),
+                    }));
+                    return;
+                }
+            }
+        }
+    };
+    {
+        let mut guard = inner.creds.lock().await;
+        let Some(creds) = guard.as_mut() else {
+            return;
+        };
+        if creds.registered {
+            warn!("passkey request on a linked device ignored");
+            return;
+        }
+        let key = passkey::handoff_key(&creds.adv_secret);
+        conn.passkey().handoff = Some((key, std::time::Instant::now()));
+        // The QR codes showed the old secret; the pairing request will carry this one.
+        OsRng.fill_bytes(creds.adv_secret.as_mut());
+        // Pair-success saves the credentials in any case; this keeps the store current.
+        if let Err(e) = inner.store.save_creds(creds).await {
+            warn!("credentials with the new ADV secret not saved: {e}");
+        }
+    }
+    inner.emit(Event::CredsUpdated);
+    let c = conn.clone();
+    let deadline = tokio::spawn(async move {
+        tokio::time::sleep(PASSKEY_LINK_TIMEOUT).await;
+        info!("passkey link did not finish in time");
+        c.close(DisconnectReason::TimedOut);
+    });
+    if let Some(old) = conn
+        .qr_task
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .replace(deadline)
+    {
+        old.abort();
+    }
+    inner.emit(Event::PasskeyRequest(Box::new(options)));
+}
+
+/// `<iq xmlns=md type=get><passkey_request_options/>`.
+async fn fetch_passkey_options(
+    inner: &Arc<Inner>,
+    conn: &Arc<Conn>,
+) -> Result<wa_types::PasskeyRequestOptions, Error> {
+    let reply = query_on(
+        conn,
+        server_iq(
+            "md",
+            "get",
+            Node::builder("passkey_request_options").build(),
+        ),
+        inner.config.query_timeout,
+    )
+    .await?;
+    let json = reply
+        .child("passkey_request_options")
+        .and_then(Node::content_bytes)
+        .ok_or(Error::UnexpectedResponse("no passkey_request_options"))?;
+    Ok(passkey::parse_request_options(json)?)
+}
+
+/// `<notification type="crsc_continuation">`: the primary's ephemeral identity.
+async fn on_passkey_continuation(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
+    if !from_server(node) {
+        warn!("passkey continuation not from the server ignored");
+        return;
+    }
+    match passkey_continuation(inner, conn, node).await {
+        Ok(c) => inner.emit(Event::PasskeyConfirmation(c)),
+        Err(e) => {
+            warn!("passkey continuation failed: {e}");
+            inner.emit(Event::PasskeyError(PasskeyFailure {
+                kind: passkey_kind(&e),
+                continuation: true,
+                detail: e.to_string(),
+            }));
+        }
+    }
+}
+
+/// Derives the pairing-request key from the primary's ephemeral key, reveals our nonce,
+/// and computes the code.
+async fn passkey_continuation(
+    inner: &Arc<Inner>,
+    conn: &Arc<Conn>,
+    node: &Node,
+) -> Result<PasskeyConfirmation, Error> {
+    let unexpected = |detail| PairError::Passkey {
+        kind: PasskeyErrorKind::UnexpectedContinuation,
+        detail,
+    };
+    if conn.passkey().link.is_none() {
+        return Err(unexpected("no passkey answer was sent").into());
+    }
+    let identity = node
+        .child("primary_ephemeral_identity")
+        .and_then(Node::content_bytes)
+        .ok_or(PairError::Passkey {
+            kind: PasskeyErrorKind::MalformedContinuation,
+            detail: "no primary_ephemeral_identity",
+        })?;
+    let (primary, primary_nonce) = passkey::parse_primary_ephemeral_identity(identity)?;
+    let (key, companion_nonce, skip_handoff_ux) = {
+        let st = conn.passkey();
+        let link = st
+            .link
+            .as_ref()
+            .ok_or(unexpected("no passkey answer was sent"))?;
+        if link.agreed.is_some() {
+            return Err(unexpected("the primary already answered").into());
+        }
+        let key = passkey::pairing_request_key(
+            &link.ephemeral,
+            &primary,
+            link.device_type,
+            &link.reference,
+        )?;
+        (key, link.companion_nonce.clone(), link.skip_handoff_ux)
+    };
+    let reveal = server_iq(
+        "md",
+        "set",
+        Node::builder("companion_nonce")
+            .bytes(companion_nonce.to_vec())
+            .build(),
+    );
+    query_on(conn, reveal, inner.config.query_timeout).await?;
+    let code = passkey::confirmation_code(&primary_nonce, &companion_nonce, &primary);
+    match conn.passkey().link.as_mut() {
+        Some(link) => link.agreed = Some((key, code.clone())),
+        None => return Err(unexpected("the passkey link was abandoned").into()),
+    }
+    Ok(PasskeyConfirmation {
+        code,
+        skip_handoff_ux,
+    })
 }
 
 fn spawn_pre_key_check(inner: &Arc<Inner>, conn: &Arc<Conn>, count: Option<u64>) {

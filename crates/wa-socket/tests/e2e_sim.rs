@@ -1,4 +1,4 @@
-//! End-to-end tests against wa-sim on 127.0.0.1: QR and pairing-code linking, login after
+//! End-to-end tests against wa-sim on 127.0.0.1: QR, pairing-code and passkey linking, login after
 //! a restart from SQLite, reconnects after injected faults, terminal disconnects, pre-keys,
 //! and 100 linked clients logging in at once.
 
@@ -966,5 +966,340 @@ async fn a_device_can_make_itself_passive_and_active_again() {
     assert!(!sim.is_active(&jid));
     socket.set_passive(false).await.unwrap();
     assert!(sim.is_active(&jid));
+    socket.close().await;
+}
+
+/// A fresh socket for the new account `phone`, its events, and its first QR string.
+async fn unlinked_qr(sim: &Sim, phone: &str) -> (Socket, broadcast::Receiver<Event>, String) {
+    sim.add_account(phone).await;
+    let socket = Socket::connect(config(sim, memory_store()));
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    (socket, events, qr)
+}
+
+/// What a platform authenticator answers for passkey request options: the first allowed
+/// credential, client data naming the challenge (the sim does not check signatures).
+fn authenticator(options: &wa_types::PasskeyRequestOptions) -> wa_socket::WebAuthnAssertion {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let credential = options
+        .allow_credentials
+        .first()
+        .expect("an allowed credential")
+        .id
+        .clone();
+    let client_data = format!(
+        r#"{{"type":"webauthn.get","challenge":"{}","origin":"https://web.whatsapp.com"}}"#,
+        URL_SAFE_NO_PAD.encode(&options.challenge)
+    );
+    wa_socket::WebAuthnAssertion {
+        id: URL_SAFE_NO_PAD.encode(&credential),
+        raw_id: credential,
+        kind: "public-key".into(),
+        client_data_json: client_data.into_bytes(),
+        authenticator_data: vec![0x49; 37],
+        signature: vec![0x30; 70],
+        user_handle: Some(b"user".to_vec()),
+    }
+}
+
+/// A passkey event: the request options, the confirmation, or a failure.
+#[derive(Debug)]
+enum PasskeyEvent {
+    Request(Box<wa_types::PasskeyRequestOptions>),
+    Confirmation(wa_types::PasskeyConfirmation),
+    Error(wa_types::PasskeyFailure),
+}
+
+async fn next_passkey(rx: &mut broadcast::Receiver<Event>) -> PasskeyEvent {
+    next_event(rx, |e| match e {
+        Event::PasskeyRequest(o) => Some(PasskeyEvent::Request(o)),
+        Event::PasskeyConfirmation(c) => Some(PasskeyEvent::Confirmation(c)),
+        Event::PasskeyError(f) => Some(PasskeyEvent::Error(f)),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for a passkey step's event and for one failure of `kind`, in either order.
+async fn passkey_step_with_error(
+    rx: &mut broadcast::Receiver<Event>,
+    kind: wa_types::PasskeyErrorKind,
+) -> PasskeyEvent {
+    let (mut step, mut failed) = (None, false);
+    while step.is_none() || !failed {
+        match next_passkey(rx).await {
+            PasskeyEvent::Error(f) => {
+                assert_eq!(f.kind, kind, "{f:?}");
+                assert_eq!(
+                    f.continuation,
+                    kind != wa_types::PasskeyErrorKind::RequestOptions
+                );
+                assert!(!failed, "one failure only");
+                failed = true;
+            }
+            other => step = Some(other),
+        }
+    }
+    step.expect("a step")
+}
+
+fn passkey_error_kind(r: Result<(), wa_socket::Error>) -> wa_types::PasskeyErrorKind {
+    match r {
+        Err(wa_socket::Error::Pair(wa_socket::PairError::Passkey { kind, .. })) => kind,
+        other => panic!("not a passkey error: {other:?}"),
+    }
+}
+
+/// The ADV secret a QR string shows.
+fn qr_adv_secret(qr: &str) -> Vec<u8> {
+    use base64::Engine;
+    let field = qr.split(',').nth(3).expect("adv secret field");
+    base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .expect("base64")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_linking_and_login_after_515() {
+    let sim = sim().await;
+    let phone = "15550000031";
+    sim.add_account(phone).await;
+    let store = memory_store();
+    let socket = Socket::connect(config(&sim, store.clone()));
+    let mut events = socket.events();
+    let qr = first_qr(&mut events).await;
+    let driver = async {
+        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
+            panic!("the request comes first");
+        };
+        assert_eq!(options.challenge.len(), 32);
+        // Nothing to confirm yet.
+        assert_eq!(
+            passkey_error_kind(socket.send_passkey_confirmation().await),
+            wa_types::PasskeyErrorKind::OutOfOrder
+        );
+        socket
+            .send_passkey_response(&authenticator(&options))
+            .await
+            .expect("prologue accepted");
+        let PasskeyEvent::Confirmation(c) = next_passkey(&mut events).await else {
+            panic!("the primary's continuation is confirmed");
+        };
+        // The prologue carried the handoff proof (the QR was scanned moments ago).
+        assert!(c.skip_handoff_ux);
+        assert_eq!(c.code.len(), 9);
+        assert_eq!(sim.passkey_code(phone).as_ref(), Some(&c.code));
+        // As a user types what the phone shows.
+        socket
+            .confirm_passkey_code(&c.code.to_lowercase().replace('-', ""))
+            .await
+            .expect("pairing request accepted");
+        options
+    };
+    let (linked, options) = tokio::join!(
+        sim.scan_qr_passkey(phone, &qr, wa_sim::PasskeyScan::default()),
+        driver
+    );
+    let jid = linked.expect("linked by passkey");
+    let seen = sim.passkey_prologue(phone).expect("prologue recorded");
+    assert_eq!(seen.credential_id, options.allow_credentials[0].id);
+    assert!(seen.handoff_proof);
+    assert_eq!(seen.device_type, 1, "Chrome's platform type");
+    let assertion: serde_json::Value = serde_json::from_str(&seen.assertion).expect("JSON");
+    assert_eq!(assertion["type"], "public-key");
+    assert_eq!(assertion["response"]["userHandle"], "dXNlcg");
+
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    assert!(open(&mut events).await.is_new_login);
+    assert!(sim.is_online(&jid));
+    let creds = store.load_creds().await.unwrap().expect("creds saved");
+    assert!(creds.registered);
+    assert_eq!(creds.jid.as_deref(), Some(jid.to_string().as_str()));
+    // Pair-success was signed under the secret the pairing request carried, not the
+    // one the QR showed.
+    assert_ne!(creds.adv_secret.to_vec(), qr_adv_secret(&qr));
+    let reply = socket
+        .query(
+            wa_binary::Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "get")
+                .attr("xmlns", "w:p")
+                .children([wa_binary::Node::builder("ping").build()])
+                .build(),
+        )
+        .await
+        .expect("ping answered after login");
+    assert_eq!(reply.attr::<&str>("type").unwrap(), "result");
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_options_are_fetched_and_an_early_continuation_is_reported() {
+    let sim = sim().await;
+    let phone = "15550000032";
+    let (socket, mut events, qr) = unlinked_qr(&sim, phone).await;
+    let scan = wa_sim::PasskeyScan {
+        options_by_query: true,
+        continuation: wa_sim::PasskeyContinuation::EarlyExtra,
+    };
+    let driver = async {
+        // The notification's options do not parse, so the socket asked for them; the
+        // continuation that came before any prologue is reported, not acted on.
+        let step = passkey_step_with_error(
+            &mut events,
+            wa_types::PasskeyErrorKind::UnexpectedContinuation,
+        )
+        .await;
+        let PasskeyEvent::Request(options) = step else {
+            panic!("expected the request, got {step:?}");
+        };
+        socket
+            .send_passkey_response(&authenticator(&options))
+            .await
+            .expect("prologue accepted");
+        let PasskeyEvent::Confirmation(c) = next_passkey(&mut events).await else {
+            panic!("expected the confirmation");
+        };
+        assert_eq!(sim.passkey_code(phone), Some(c.code));
+        socket
+            .send_passkey_confirmation()
+            .await
+            .expect("pairing request accepted");
+    };
+    let (linked, ()) = tokio::join!(sim.scan_qr_passkey(phone, &qr, scan), driver);
+    let jid = linked.expect("linked by passkey");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    assert!(open(&mut events).await.is_new_login);
+    assert!(sim.is_online(&jid));
+    socket.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_passkey_continuation_is_reported_and_the_next_one_links() {
+    let sim = sim().await;
+    let phone = "15550000033";
+    let (socket, mut events, qr) = unlinked_qr(&sim, phone).await;
+    let scan = wa_sim::PasskeyScan {
+        continuation: wa_sim::PasskeyContinuation::MalformedFirst,
+        ..Default::default()
+    };
+    let driver = async {
+        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
+            panic!("expected the request");
+        };
+        socket
+            .send_passkey_response(&authenticator(&options))
+            .await
+            .expect("prologue accepted");
+        let step = passkey_step_with_error(
+            &mut events,
+            wa_types::PasskeyErrorKind::MalformedContinuation,
+        )
+        .await;
+        let PasskeyEvent::Confirmation(c) = step else {
+            panic!("expected the confirmation, got {step:?}");
+        };
+        socket
+            .confirm_passkey_code(&c.code)
+            .await
+            .expect("pairing request accepted");
+    };
+    let (linked, ()) = tokio::join!(sim.scan_qr_passkey(phone, &qr, scan), driver);
+    linked.expect("linked by passkey");
+    assert_eq!(
+        closed_with(&mut events).await,
+        DisconnectReason::RestartRequired
+    );
+    assert!(open(&mut events).await.is_new_login);
+    socket.close().await;
+}
+
+/// A server in the middle swaps the primary's ephemeral key: the code the phone shows
+/// differs from ours, and `confirm_passkey_code` refuses it without sending anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_code_that_differs_from_the_primarys_is_refused() {
+    let sim = sim().await;
+    let phone = "15550000034";
+    let (socket, mut events, qr) = unlinked_qr(&sim, phone).await;
+    let scan = wa_sim::PasskeyScan {
+        continuation: wa_sim::PasskeyContinuation::SwapKey,
+        ..Default::default()
+    };
+    let driver = async {
+        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
+            panic!("expected the request");
+        };
+        socket
+            .send_passkey_response(&authenticator(&options))
+            .await
+            .expect("prologue accepted");
+        let PasskeyEvent::Confirmation(c) = next_passkey(&mut events).await else {
+            panic!("expected the confirmation");
+        };
+        let on_phone = sim.passkey_code(phone).expect("the phone shows a code");
+        assert_ne!(on_phone, c.code);
+        assert_eq!(
+            passkey_error_kind(socket.confirm_passkey_code(&on_phone).await),
+            wa_types::PasskeyErrorKind::CodeMismatch
+        );
+        // The link was abandoned.
+        assert_eq!(
+            passkey_error_kind(socket.send_passkey_confirmation().await),
+            wa_types::PasskeyErrorKind::OutOfOrder
+        );
+    };
+    let scan = sim.scan_qr_passkey(phone, &qr, scan);
+    tokio::pin!(scan);
+    tokio::select! {
+        r = &mut scan => panic!("the phone finished first: {r:?}"),
+        () = driver => {}
+    }
+    assert!(!socket.auth().await.unwrap().registered);
+    socket.close().await;
+}
+
+/// The same swap, with a user who confirms without comparing: the primary cannot open
+/// the pairing request, refuses it, and nothing is linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pairing_request_the_primary_cannot_open_is_refused() {
+    let sim = sim().await;
+    let phone = "15550000035";
+    let (socket, mut events, qr) = unlinked_qr(&sim, phone).await;
+    let scan = wa_sim::PasskeyScan {
+        continuation: wa_sim::PasskeyContinuation::SwapKey,
+        ..Default::default()
+    };
+    let driver = async {
+        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
+            panic!("expected the request");
+        };
+        socket
+            .send_passkey_response(&authenticator(&options))
+            .await
+            .expect("prologue accepted");
+        let PasskeyEvent::Confirmation(_) = next_passkey(&mut events).await else {
+            panic!("expected the confirmation");
+        };
+        socket.send_passkey_confirmation().await
+    };
+    let (linked, confirmed) = tokio::join!(sim.scan_qr_passkey(phone, &qr, scan), driver);
+    assert!(
+        matches!(confirmed, Err(wa_socket::Error::Iq { code: 401, .. })),
+        "{confirmed:?}"
+    );
+    assert!(
+        matches!(linked, Err(wa_sim::Error::PairingRejected(_))),
+        "{linked:?}"
+    );
+    assert!(sim.devices(phone).iter().all(|d| d.device == 0));
+    assert!(!socket.auth().await.unwrap().registered);
     socket.close().await;
 }

@@ -627,3 +627,132 @@ async fn a_peer_that_stops_reading_is_closed_by_the_write_deadline() {
     drop(conn);
     socket.close().await;
 }
+
+fn passkey_notification(from: wa_binary::Jid, ty: &'static str, child: Node) -> Node {
+    Node::builder("notification")
+        .attr("from", from)
+        .attr("id", format!("{ty}-{}", rand::random::<u32>()))
+        .attr("type", ty)
+        .children([child])
+        .build()
+}
+
+fn options_node(json: &[u8]) -> Node {
+    Node::builder("passkey_request_options")
+        .bytes(json.to_vec())
+        .build()
+}
+
+/// The next `PasskeyError` of `kind`; no passkey request or confirmation may come first.
+async fn passkey_failure(
+    events: &mut broadcast::Receiver<Event>,
+    kind: wa_types::PasskeyErrorKind,
+) -> wa_types::PasskeyFailure {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("event in time")
+            .expect("event");
+        match e {
+            Event::PasskeyError(f) if f.kind == kind => return f,
+            Event::PasskeyRequest(_) | Event::PasskeyConfirmation(_) => {
+                panic!("acted on an unusable notification: {e:?}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Passkey notifications the socket cannot act on: one from someone other than the
+/// server is ignored, unreadable options that cannot be fetched either and a
+/// continuation with no prologue sent are reported as `PasskeyError`; none of them
+/// touches the credentials. A good request afterwards still works.
+#[tokio::test]
+async fn unusable_passkey_notifications_are_reported_and_change_nothing() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&vector_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let mut conn = server.accept().await;
+    conn.send(&pair_device("pd-1", &["ref-one"])).await;
+    next_update(&mut events, |u| u.qr.is_some()).await;
+    let secret = socket.auth().await.unwrap().adv_secret.to_vec();
+    let good =
+        br#"{"challenge":"AAECAw","allowCredentials":[{"id":"qrvM3Q","type":"public-key"}]}"#;
+    let server_jid = wa_binary::Jid::server_jid();
+
+    let not_server: wa_binary::Jid = "15550009999@s.whatsapp.net".parse().unwrap();
+    conn.send(&passkey_notification(
+        not_server,
+        "passkey_prologue_request",
+        options_node(good),
+    ))
+    .await;
+    conn.recv_until(|n| n.tag() == "ack").await;
+
+    conn.send(&passkey_notification(
+        server_jid.clone(),
+        "passkey_prologue_request",
+        options_node(b"{\"challenge\":"),
+    ))
+    .await;
+    let fetch = conn
+        .recv_until(|n| n.child("passkey_request_options").is_some())
+        .await;
+    assert_eq!(fetch.attr::<&str>("type").unwrap(), "get");
+    assert_eq!(fetch.attr::<&str>("xmlns").unwrap(), "md");
+    conn.send(
+        &Node::builder("iq")
+            .attr("from", server_jid.clone())
+            .attr("type", "error")
+            .attr("id", fetch.attr::<String>("id").unwrap())
+            .children([Node::builder("error")
+                .attr("code", "404")
+                .attr("text", "item-not-found")
+                .build()])
+            .build(),
+    )
+    .await;
+    let f = passkey_failure(&mut events, wa_types::PasskeyErrorKind::RequestOptions).await;
+    assert!(!f.continuation);
+    assert!(f.detail.contains("404"), "{}", f.detail);
+
+    conn.send(&passkey_notification(
+        server_jid.clone(),
+        "crsc_continuation",
+        Node::builder("primary_ephemeral_identity")
+            .bytes(vec![0x0a, 0x03, 1, 2, 3])
+            .build(),
+    ))
+    .await;
+    let f = passkey_failure(
+        &mut events,
+        wa_types::PasskeyErrorKind::UnexpectedContinuation,
+    )
+    .await;
+    assert!(f.continuation);
+    assert_eq!(socket.auth().await.unwrap().adv_secret.to_vec(), secret);
+
+    // A usable request: the options reach the user and the ADV secret is replaced.
+    conn.send(&passkey_notification(
+        server_jid,
+        "passkey_prologue_request",
+        options_node(good),
+    ))
+    .await;
+    let options = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("event in time")
+            .expect("event")
+        {
+            Event::PasskeyRequest(o) => break o,
+            Event::PasskeyError(f) => panic!("{f:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(options.challenge, [0, 1, 2, 3]);
+    assert_ne!(socket.auth().await.unwrap().adv_secret.to_vec(), secret);
+    socket.close().await;
+}

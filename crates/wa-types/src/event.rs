@@ -4,8 +4,9 @@ use crate::{
     BlocklistUpdate, CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate,
     DirtyBits, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange,
     Label, LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion,
-    MessageUpdate, MessagesUpsert, NewChatMessageCap, PictureUpdate, PresenceUpdate,
-    PrivacySettings, PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
+    MessageUpdate, MessagesUpsert, NewChatMessageCap, PasskeyConfirmation, PasskeyFailure,
+    PasskeyRequestOptions, PictureUpdate, PresenceUpdate, PrivacySettings, PushNameUpdate,
+    ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -21,6 +22,14 @@ pub enum Event {
     CredsUpdated,
     /// A pairing code was issued for phone-number linking; show it to the user.
     PairingCode(String),
+    /// The server asks this unlinked companion to link with the account's passkey: run
+    /// WebAuthn with these options and hand the answer to the socket. The ADV secret of
+    /// the QR codes shown so far has been replaced (they no longer link).
+    PasskeyRequest(Box<PasskeyRequestOptions>),
+    /// The primary device answered the passkey link; compare the code, then confirm.
+    PasskeyConfirmation(PasskeyConfirmation),
+    /// A step of a passkey link failed while handling the server's notification.
+    PasskeyError(PasskeyFailure),
     /// Messages were received (decrypted and committed) or sent (accepted by the server).
     MessagesUpsert(MessagesUpsert),
     /// Receipts (delivered, read, played, retry) for messages, one entry per message id per

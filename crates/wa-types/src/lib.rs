@@ -10,6 +10,7 @@ mod history;
 mod message;
 mod message_key;
 mod newsletter;
+mod passkey;
 mod restriction;
 
 pub use appstate::{
@@ -39,6 +40,9 @@ pub use message::{
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};
+pub use passkey::{
+    PasskeyConfirmation, PasskeyCredential, PasskeyErrorKind, PasskeyFailure, PasskeyRequestOptions,
+};
 pub use restriction::{NewChatMessageCap, ReachoutTimelock};
 pub use wa_appstate::AccountSetting;
 pub use wa_binary::Jid;

@@ -46,7 +46,7 @@ pub use wa_newsletter::{
 pub use wa_proto as proto;
 /// An answer to an event ([`Messenger::respond_to_event`]).
 pub use wa_proto::e2e::event_response_message::EventResponseType;
-pub use wa_socket::{Backoff, Browser, Filter, Socket, SocketConfig};
+pub use wa_socket::{Backoff, Browser, Filter, Socket, SocketConfig, WebAuthnAssertion};
 pub use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
 #[cfg(feature = "postgres")]
 pub use wa_store_postgres as postgres;
@@ -70,6 +70,9 @@ pub use wa_types::{
     LabelAssociation, LidMapping, LidPnMapping, MessageRange, NewChatMessageCap, NewsletterRole,
     PastParticipant, PictureUpdate, PresenceUpdate, PrivacySetting, PrivacySettings, PrivacyValue,
     ReachoutTimelock, StarUpdate, UserAbout,
+};
+pub use wa_types::{
+    PasskeyConfirmation, PasskeyCredential, PasskeyErrorKind, PasskeyFailure, PasskeyRequestOptions,
 };
 pub use wa_usync::{
     DeviceInfo, DeviceList, DisappearingMode, OnWhatsApp, Protocol as UsyncProtocol, UserInfo,
