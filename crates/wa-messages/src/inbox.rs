@@ -221,6 +221,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WaMessage, Unreadable> {
         timestamp,
         message: Arc::new(message),
         offline: flags & OFFLINE != 0,
+        request_id: None,
     })
 }
 
@@ -310,6 +311,7 @@ mod tests {
                 ..Default::default()
             }),
             offline: true,
+            request_id: None,
         }
     }
 
@@ -325,6 +327,7 @@ mod tests {
             timestamp: 0,
             message: Arc::new(Message::default()),
             offline: false,
+            request_id: None,
         };
         assert_eq!(decode(&encode(&bare)).unwrap(), bare);
     }

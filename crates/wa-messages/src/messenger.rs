@@ -1133,6 +1133,7 @@ mod tests {
                 timestamp: 0,
                 message: Arc::default(),
                 offline: true,
+                request_id: None,
             }),
             None,
         )

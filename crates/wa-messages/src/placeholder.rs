@@ -93,6 +93,20 @@ pub(crate) fn answered(message: &Message) -> Vec<WebMessageInfo> {
         .collect()
 }
 
+/// The id of the request a placeholder-resend answer names (`stanzaId`), when it names
+/// a plausible one.
+pub(crate) fn answered_request(message: &Message) -> Option<String> {
+    let pm = message.protocol_message.as_deref()?;
+    pm.peer_data_operation_request_response_message
+        .as_ref()?
+        .stanza_id
+        .clone()
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN)
+}
+
+/// Longest request id taken from an answer.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
 impl Messenger {
     /// Asks our phone to send again the content of messages this device could not
     /// decrypt (at most [`MAX_PLACEHOLDER_KEYS`]); the answers arrive as
@@ -160,6 +174,7 @@ pub(crate) fn schedule(inner: &Arc<Inner>, info: &Incoming) {
 /// processed and reported, with the addressing its failed stanza had when it was asked
 /// for by this run, else with what its key says.
 pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
+    let request_id = answered_request(message);
     for info in answered(message) {
         let Some(key) = info.key.as_ref() else {
             continue;
@@ -202,7 +217,8 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
         let Some(content) = info.message else {
             continue;
         };
-        let report = crate::recv::report_of(&incoming, Arc::new(content));
+        let mut report = crate::recv::report_of(&incoming, Arc::new(content));
+        report.request_id.clone_from(&request_id);
         let fresh = {
             let _crypto = inner.crypto.lock().await;
             let store = inner.socket.store();
@@ -317,6 +333,21 @@ mod tests {
             PeerDataOperationRequestType::HistorySyncOnDemand,
         );
         assert!(answered(&other).is_empty());
+        assert_eq!(answered_request(&m), None, "no request named");
+        let named = |id: &str| {
+            let mut m = m.clone();
+            if let Some(r) = m
+                .protocol_message
+                .as_deref_mut()
+                .and_then(|p| p.peer_data_operation_request_response_message.as_mut())
+            {
+                r.stanza_id = Some(id.to_owned());
+            }
+            answered_request(&m)
+        };
+        assert_eq!(named("3EB0REQ").as_deref(), Some("3EB0REQ"));
+        assert_eq!(named(""), None);
+        assert_eq!(named(&"x".repeat(500)), None);
         let req = placeholder_request(&vec![MessageKey::new(Jid::pn("1"), false, "Q"); 50]);
         let pdo = req
             .protocol_message

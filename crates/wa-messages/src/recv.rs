@@ -528,6 +528,7 @@ pub(crate) fn report_of(info: &Incoming, message: Arc<Message>) -> WaMessage {
         timestamp: info.t,
         message,
         offline: info.offline,
+        request_id: None,
     }
 }
 

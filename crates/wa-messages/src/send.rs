@@ -663,6 +663,7 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
             timestamp: now,
             message: std::sync::Arc::new(message),
             offline: false,
+            request_id: None,
         },
         None,
     );

@@ -1368,6 +1368,11 @@ async fn our_phone_resends_what_this_device_could_not_decrypt() {
     let got = next_upsert(&mut events, |m| m.key.id == key.id).await;
     assert_eq!(text_of(&got.message), Some("lost in transit"));
     assert_eq!(got.sender, a_jid);
+    let request = got
+        .request_id
+        .clone()
+        .expect("the answer names its request");
+    assert_ne!(request, key.id, "the request is a message of its own");
     assert!(
         sim.phone_inbox(B).iter().any(|m| m.id == key.id),
         "the phone had it"

@@ -788,7 +788,7 @@ pub(crate) async fn phone_received(
             crate::history::on_demand(shared, phone, &device, id, request).await;
         }
         if !pdo.placeholder_message_resend_request.is_empty() {
-            let answer = placeholder_answer(shared, phone, pdo);
+            let answer = placeholder_answer(shared, phone, id, pdo);
             send_to_own_device(shared, phone, &device, &answer).await;
         }
         if let Some(request) = pdo.syncd_collection_fatal_recovery_request.as_ref()
@@ -968,12 +968,13 @@ fn recovery_answer(
     })
 }
 
-/// The phone's answer to a placeholder-resend request: each named message it received
-/// and decrypted (looked up by id in its inbox, at most 32), as `WebMessageInfo` bytes;
+/// The phone's answer to a placeholder-resend request (naming the request's id): each
+/// named message it received and decrypted (looked up by id in its inbox, at most 32), as `WebMessageInfo` bytes;
 /// messages it does not have are left out.
 fn placeholder_answer(
     shared: &Shared,
     phone: &str,
+    request_id: &str,
     pdo: &wa_proto::e2e::PeerDataOperationRequestMessage,
 ) -> Message {
     use wa_proto::e2e::peer_data_operation_request_response_message::PeerDataOperationResult;
@@ -1017,6 +1018,7 @@ fn placeholder_answer(
                         PeerDataOperationRequestType::PlaceholderMessageResend as i32,
                     ),
                     peer_data_operation_result: results,
+                    stanza_id: Some(request_id.to_owned()),
                     ..Default::default()
                 },
             ),

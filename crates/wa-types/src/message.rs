@@ -24,6 +24,11 @@ pub struct WaMessage {
     /// Whether it was delivered from the server's offline queue (the backlog kept while
     /// this device was disconnected).
     pub offline: bool,
+    /// For a message our phone sent again because this device could not decrypt it: the
+    /// id of the placeholder-resend request it answers (as returned by
+    /// `Messenger::request_placeholder_resend`; Baileys' `requestId`), when the phone
+    /// named it. `None` for every other message, and for one read back from the store.
+    pub request_id: Option<String>,
 }
 
 /// New messages: received ones after they were decrypted and committed, sent ones after the
