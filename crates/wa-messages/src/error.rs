@@ -45,6 +45,13 @@ pub enum Error {
     /// [`MAX_HISTORY_REQUEST`](crate::MAX_HISTORY_REQUEST) messages.
     #[error("a history request for {0} messages")]
     InvalidHistoryRequest(u32),
+    /// A history-sync chunk downloaded on request could not be processed (see
+    /// [`Messenger::download_history`](crate::Messenger::download_history)).
+    #[error("history sync {} failed: {}", .0.message_id, .0.detail)]
+    HistorySyncFailed(Box<wa_types::HistorySyncFailure>),
+    /// The history-sync notification is being processed already.
+    #[error("history sync {0} is being processed already")]
+    HistoryBusy(String),
     /// A status update needs at least one recipient other than ourselves.
     #[error("a status update needs at least one recipient")]
     NoStatusRecipients,

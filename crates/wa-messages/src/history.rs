@@ -6,7 +6,10 @@
 //! receipts leave (inline payload or a verified download, bounded inflate, decode) and
 //! forgotten once its [`Event::HistorySync`] or [`Event::HistorySyncFailed`] was emitted.
 //! A notification still persisted when the messenger starts (the process stopped in
-//! between) is processed again after the next login.
+//! between) is processed again after the next login. One the
+//! [`HistorySyncFilter`] refuses is acknowledged all the same and reported as
+//! [`Event::HistorySyncSkipped`]; [`Messenger::download_history`] processes it later,
+//! when the application wants it (whatsmeow's `ManualHistorySyncDownload`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,9 +24,10 @@ use wa_proto::e2e::{HistorySyncNotification, Message, protocol_message};
 use wa_store::{Batch, Role, SentMessageStore as _};
 use wa_types::{
     Event, HistoryData, HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase,
-    HistorySyncStatus, HistorySyncType,
+    HistorySyncSkipped, HistorySyncStatus, HistorySyncType,
 };
 
+use crate::Error;
 use crate::messenger::{Inner, Me};
 
 /// Which history-sync phases were reported ended, and the wait for a stalled recent sync.
@@ -89,6 +93,32 @@ impl Default for HistorySyncFilter {
 impl std::fmt::Debug for HistorySyncFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HistorySyncFilter(..)")
+    }
+}
+
+impl crate::Messenger {
+    /// Downloads, verifies and processes a history-sync chunk the
+    /// [`HistorySyncFilter`] skipped (from its [`Event::HistorySyncSkipped`]), as if it
+    /// had been synced when it arrived (whatsmeow's `DownloadHistorySync`): its facts
+    /// (LID mappings, privacy tokens, push names, the new-chat salt) are stored, the
+    /// blob is deleted from the media servers when so configured, and it is reported as
+    /// [`Event::HistorySync`] (or [`Event::HistorySyncFailed`]) as well as returned.
+    /// The phone was acknowledged already; the blob stays downloadable for as long as
+    /// the media servers keep it.
+    ///
+    /// # Errors
+    /// [`Error::HistorySyncFailed`] when the download, verification or decoding failed
+    /// (a blob no longer on the servers: ask the phone with
+    /// [`Messenger::request_history_reupload`]); [`Error::HistoryBusy`] while the same
+    /// notification is being processed; [`Error::NotLoggedIn`].
+    pub async fn download_history(
+        &self,
+        message_id: &str,
+        notification: &HistorySyncNotification,
+    ) -> Result<Arc<HistorySync>, Error> {
+        self.inner
+            .sync_history_manually(message_id, notification)
+            .await
     }
 }
 
@@ -247,14 +277,29 @@ impl Inner {
     }
 
     async fn process_history_claimed(&self, me: &Me, id: &str, n: &HistorySyncNotification) {
-        let notification_type = n.sync_type();
         if !self.config.should_sync_history.should_sync(n) {
             info!(
                 "history sync {id} ({}) skipped by the filter",
-                notification_type.as_str_name()
+                n.sync_type().as_str_name()
             );
+            self.emit(Event::HistorySyncSkipped(Box::new(HistorySyncSkipped {
+                message_id: id.to_owned(),
+                notification_type: n.sync_type(),
+                notification: n.clone(),
+            })));
             return;
         }
+        let _ = self.sync_history_chunk(me, id, n).await;
+    }
+
+    /// Downloads, decodes, stores and reports one chunk (whatever the filter says).
+    async fn sync_history_chunk(
+        &self,
+        me: &Me,
+        id: &str,
+        n: &HistorySyncNotification,
+    ) -> Result<std::sync::Arc<HistorySync>, HistorySyncFailure> {
+        let notification_type = n.sync_type();
         let blob = tokio::time::timeout(self.config.history_timeout, self.history_blob(n))
             .await
             .unwrap_or_else(|_| {
@@ -278,12 +323,30 @@ impl Inner {
         };
         let progress = n.progress;
         let downloaded = matches!(&decoded, Ok((_, false)));
-        self.report_history(me, id, n, notification_type, decoded)
+        let outcome = self
+            .report_history(me, id, n, notification_type, decoded)
             .await;
         if downloaded && self.config.delete_history_blobs {
             self.delete_history_blob(n);
         }
         self.note_history_phase(notification_type, progress);
+        outcome
+    }
+
+    /// A chunk the filter skipped, on the application's request (see
+    /// [`Messenger::download_history`]).
+    pub(crate) async fn sync_history_manually(
+        &self,
+        id: &str,
+        n: &HistorySyncNotification,
+    ) -> Result<std::sync::Arc<HistorySync>, Error> {
+        let me = Inner::me(&self.creds().await?)?;
+        if !self.claim_history(id) {
+            return Err(Error::HistoryBusy(id.to_owned()));
+        }
+        let outcome = self.sync_history_chunk(&me, id, n).await;
+        self.release_history(id);
+        outcome.map_err(|f| Error::HistorySyncFailed(Box::new(f)))
     }
 
     /// Deletes a processed chunk's blob from the media servers in the background (as
@@ -309,7 +372,8 @@ impl Inner {
         });
     }
 
-    /// Stores what a decoded chunk says and reports it, or reports its failure.
+    /// Stores what a decoded chunk says and reports it, or reports its failure; returns
+    /// what it reported.
     async fn report_history(
         &self,
         me: &Me,
@@ -320,7 +384,7 @@ impl Inner {
             (wa_proto::history_sync::HistorySync, bool),
             (HistorySyncErrorKind, String),
         >,
-    ) {
+    ) -> Result<std::sync::Arc<HistorySync>, HistorySyncFailure> {
         match decoded {
             Ok((mut sync, inline)) => {
                 let salt = sync.nct_salt.take().filter(|s| !s.is_empty());
@@ -333,7 +397,7 @@ impl Inner {
                     data.contacts.len(),
                     data.messages.len()
                 );
-                self.emit(Event::HistorySync(std::sync::Arc::new(HistorySync {
+                let sync = std::sync::Arc::new(HistorySync {
                     message_id: id.to_owned(),
                     notification_type,
                     inline,
@@ -342,18 +406,22 @@ impl Inner {
                         .clone()
                         .filter(|r| !r.is_empty()),
                     data,
-                })));
+                });
+                self.emit(Event::HistorySync(sync.clone()));
+                Ok(sync)
             }
             Err((kind, detail)) => {
                 warn!("history sync {id} failed ({kind:?}): {detail}");
-                self.emit(Event::HistorySyncFailed(HistorySyncFailure {
+                let failure = HistorySyncFailure {
                     message_id: id.to_owned(),
                     notification_type,
                     chunk_order: n.chunk_order,
                     kind,
                     detail,
                     media_key: n.media_key.clone().filter(|k| k.len() == 32),
-                }));
+                };
+                self.emit(Event::HistorySyncFailed(failure.clone()));
+                Err(failure)
             }
         }
     }

@@ -312,17 +312,59 @@ async fn a_filter_that_refuses_skips_the_download_but_still_acknowledges() {
     })
     .await;
     // Processing happens before the receipts, so any history event is already on the bus.
+    let mut skipped = Vec::new();
     loop {
         match c.events.try_recv() {
             Ok(Event::HistorySync(_) | Event::HistorySyncFailed(_)) => {
                 panic!("a refused chunk was processed")
             }
+            Ok(Event::HistorySyncSkipped(s)) => skipped.push(*s),
             Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => break,
         }
     }
     assert_eq!(c.store.lid_for_pn(B).await.unwrap(), None);
     assert_eq!(c.socket.auth().await.unwrap().push_name, None);
+
+    // Each skipped chunk was reported, and is processed when the application asks.
+    let mut ids: Vec<String> = skipped.iter().map(|s| s.message_id.clone()).collect();
+    let mut acked = sim.hist_sync_receipts(A);
+    ids.sort();
+    acked.sort();
+    assert_eq!(ids, acked, "every skipped chunk is reported");
+    let boot = skipped
+        .iter()
+        .find(|s| s.notification_type == HistorySyncType::InitialBootstrap)
+        .expect("the bootstrap chunk was skipped");
+    let got = c
+        .messenger
+        .download_history(&boot.message_id, &boot.notification)
+        .await
+        .unwrap();
+    assert!(!got.inline);
+    assert_eq!(got.message_id, boot.message_id);
+    assert!(id_texts(&got).contains(&("SEEDED1", Some("hello bob"))));
+    // Processed as if synced on arrival: its facts are stored and it is reported.
+    assert_eq!(c.store.lid_for_pn(B).await.unwrap().as_deref(), Some(B_LID));
+    let events = history_events(&mut c.events, 1).await;
+    assert!(
+        events
+            .iter()
+            .any(|g| matches!(g, Got::Sync(h) if h.message_id == boot.message_id))
+    );
+    // Its blob is deleted once processed; asking again then fails, typed.
+    wait_until("the processed blob deleted", || sim.media_deleted() == 1).await;
+    match c
+        .messenger
+        .download_history(&boot.message_id, &boot.notification)
+        .await
+    {
+        Err(wa_messages::Error::HistorySyncFailed(f)) => {
+            assert_eq!(f.kind, HistorySyncErrorKind::Download, "{}", f.detail);
+            assert_eq!(f.message_id, boot.message_id);
+        }
+        other => panic!("expected a failed download, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

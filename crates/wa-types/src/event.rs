@@ -2,11 +2,11 @@ use crate::NewsletterUpdate;
 use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryAnswer, AppStateRecoveryStep, AppStateSyncError,
     BlocklistUpdate, CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate,
-    DirtyBits, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncStatus, IdentityChange,
-    Label, LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange, MessageDeletion,
-    MessageUpdate, MessagesUpsert, NewChatMessageCap, PasskeyConfirmation, PasskeyFailure,
-    PasskeyRequestOptions, PictureUpdate, PresenceUpdate, PrivacySettings, PushNameUpdate,
-    ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
+    DirtyBits, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncSkipped, HistorySyncStatus,
+    IdentityChange, Label, LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange,
+    MessageDeletion, MessageUpdate, MessagesUpsert, NewChatMessageCap, PasskeyConfirmation,
+    PasskeyFailure, PasskeyRequestOptions, PictureUpdate, PresenceUpdate, PrivacySettings,
+    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -76,6 +76,9 @@ pub enum Event {
     /// A history-sync notification could not be processed (download, verification, size
     /// or decoding failed); the message was still acknowledged.
     HistorySyncFailed(HistorySyncFailure),
+    /// A history-sync notification was skipped by the application's filter
+    /// (acknowledged, not downloaded); it can be processed later on request.
+    HistorySyncSkipped(Box<HistorySyncSkipped>),
     /// A channel changed: a new post, reactions, views, settings, or this account's
     /// follow and mute state (`newsletter` and `mex` notifications).
     NewsletterUpdate(Box<NewsletterUpdate>),

@@ -59,6 +59,19 @@ pub enum HistorySyncErrorKind {
     Decode,
 }
 
+/// A history-sync notification the application's filter skipped: acknowledged, not
+/// downloaded. `Messenger::download_history` (in `wa-messages`) processes it later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySyncSkipped {
+    /// Id of the message that carried the notification.
+    pub message_id: String,
+    /// The sync type the notification announced.
+    pub notification_type: HistorySyncType,
+    /// The notification itself (where the chunk is, its keys and hashes, or the inline
+    /// payload).
+    pub notification: wa_proto::e2e::HistorySyncNotification,
+}
+
 /// A history-sync notification that was accepted for processing but failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySyncFailure {

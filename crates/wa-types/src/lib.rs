@@ -31,8 +31,8 @@ pub use group::{
 };
 pub use history::{
     GroupPastParticipants, HistoryChat, HistoryContact, HistoryData, HistoryMessage, HistorySync,
-    HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase, HistorySyncStatus, HistorySyncType,
-    LidPnMapping, PastParticipant,
+    HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase, HistorySyncSkipped,
+    HistorySyncStatus, HistorySyncType, LidPnMapping, PastParticipant,
 };
 pub use message::{
     AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageChange, MessageChangeKind,
