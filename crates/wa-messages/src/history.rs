@@ -109,8 +109,9 @@ impl crate::Messenger {
     /// # Errors
     /// [`Error::HistorySyncFailed`] when the download, verification or decoding failed
     /// (a blob no longer on the servers: ask the phone with
-    /// [`Messenger::request_history_reupload`]); [`Error::HistoryBusy`] while the same
-    /// notification is being processed; [`Error::NotLoggedIn`].
+    /// [`request_history_reupload`](crate::Messenger::request_history_reupload));
+    /// [`Error::HistoryBusy`] while the same notification is being processed;
+    /// [`Error::NotLoggedIn`].
     pub async fn download_history(
         &self,
         message_id: &str,
