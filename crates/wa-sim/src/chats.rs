@@ -43,6 +43,8 @@ pub(crate) struct Profile {
     pub(crate) picture: Option<(String, Bytes)>,
     /// Default disappearing-messages timer of new chats, seconds.
     pub(crate) disappearing: u32,
+    /// When the timer was last set (unix seconds; 0 = never).
+    pub(crate) disappearing_at: u64,
     /// Who sees status updates (`xmlns="status"` `<privacy>`).
     pub(crate) status_privacy: StatusPrivacyLists,
     /// The account's username, when it chose one.
@@ -52,6 +54,12 @@ pub(crate) struct Profile {
 impl Profile {
     fn privacy(&self, category: &str) -> &str {
         self.privacy.get(category).map_or("all", String::as_str)
+    }
+
+    /// Sets the default disappearing-messages timer at `now`.
+    pub(crate) fn set_disappearing(&mut self, duration: u32, now: u64) {
+        self.disappearing = duration;
+        self.disappearing_at = now;
     }
 }
 
@@ -541,7 +549,11 @@ pub(crate) fn iq(
                 return Some(error(id, 400, "bad-request"));
             };
             let mut st = shared.state.lock();
-            st.chats.profiles.entry(phone).or_default().disappearing = duration;
+            st.chats
+                .profiles
+                .entry(phone)
+                .or_default()
+                .set_disappearing(duration, unix_now());
             result(id, Vec::new())
         }
         ("status", "set") => {
@@ -1009,10 +1021,14 @@ pub(crate) fn usync_username(st: &Inner, phone: &str) -> Node {
 
 /// The usync `<disappearing_mode>` of `phone`, for the usync answer.
 pub(crate) fn usync_disappearing(st: &Inner, phone: &str) -> Node {
-    let d = st.chats.profiles.get(phone).map_or(0, |p| p.disappearing);
+    let (d, t) = st
+        .chats
+        .profiles
+        .get(phone)
+        .map_or((0, 0), |p| (p.disappearing, p.disappearing_at));
     Node::builder("disappearing_mode")
         .attr("duration", d.to_string())
-        .attr("t", "0")
+        .attr("t", t.to_string())
         .build()
 }
 

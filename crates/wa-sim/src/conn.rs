@@ -1351,13 +1351,12 @@ impl Conn {
                     .usync_queries
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let reply = {
-                    let st = self.shared.state.lock();
-                    crate::usync::answer(
-                        &st,
-                        self.device.as_ref().map(|d| d.user.as_str()),
-                        id,
-                        node,
-                    )
+                    let mut st = self.shared.state.lock();
+                    let asker = self.device.as_ref().map(|d| d.user.as_str());
+                    if let Some(asker) = asker {
+                        crate::usync::record_tokens(&mut st, asker, node);
+                    }
+                    crate::usync::answer(&st, asker, id, node)
                 };
                 match reply {
                     Some(r) => self.send(&r).await,

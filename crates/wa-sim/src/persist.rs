@@ -56,6 +56,9 @@ struct ProfileFile {
     /// (id, JPEG bytes in hex)
     picture: Option<(String, String)>,
     disappearing: u32,
+    /// When the disappearing timer was set (0 = never, or an older file).
+    #[serde(default)]
+    disappearing_at: u64,
     /// (list in force, blacklist, whitelist)
     #[serde(default)]
     status_privacy: Option<(String, Vec<String>, Vec<String>)>,
@@ -201,6 +204,7 @@ impl SimState {
                         .as_ref()
                         .map(|(id, b)| (id.clone(), hex::encode(b))),
                     disappearing: p.disappearing,
+                    disappearing_at: p.disappearing_at,
                     status_privacy: Some((
                         p.status_privacy.mode.as_str().to_owned(),
                         p.status_privacy.blacklist.clone(),
@@ -345,6 +349,7 @@ impl SimState {
                     None => None,
                 },
                 disappearing: p.disappearing,
+                disappearing_at: p.disappearing_at,
                 status_privacy: match p.status_privacy {
                     Some((mode, blacklist, whitelist)) => crate::chats::StatusPrivacyLists {
                         mode: crate::chats::StatusPrivacyMode::from_wire(&mode)
@@ -469,7 +474,7 @@ mod tests {
             p.blocked.insert("15550000009".into());
             p.status = Some(("away".into(), 5));
             p.picture = Some(("P1".into(), bytes::Bytes::from_static(&[0xFF, 0xD8])));
-            p.disappearing = 604_800;
+            p.set_disappearing(604_800, 1_700_000_123);
             p.status_privacy.mode = crate::chats::StatusPrivacyMode::Whitelist;
             p.status_privacy.whitelist = vec!["15550000008@s.whatsapp.net".into()];
             p.username = Some("the.user".into());
@@ -483,7 +488,10 @@ mod tests {
             assert!(p.blocked.contains("15550000009"));
             assert_eq!(p.status, Some(("away".into(), 5)));
             assert_eq!(p.picture.as_ref().unwrap().1.as_ref(), &[0xFF, 0xD8]);
-            assert_eq!(p.disappearing, 604_800);
+            assert_eq!(
+                (p.disappearing, p.disappearing_at),
+                (604_800, 1_700_000_123)
+            );
             assert_eq!(
                 p.status_privacy.mode,
                 crate::chats::StatusPrivacyMode::Whitelist

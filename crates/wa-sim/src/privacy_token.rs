@@ -36,7 +36,13 @@ pub(crate) struct TokenState {
     issued: u64,
     /// (sender phone, recipient phone) -> the last `<cstoken>` seen.
     cstokens: BTreeMap<(String, String), Vec<u8>>,
+    /// (asker phone, account asked about) -> the `<tctoken>` the last usync query naming
+    /// that account carried. In memory only (not in the state file).
+    usync_tokens: BTreeMap<(String, String), Vec<u8>>,
 }
+
+/// Most bytes of a usync `<tctoken>` kept.
+const MAX_USYNC_TOKEN: usize = 256;
 
 /// Longest token or cstoken a state file may hold.
 const MAX_SAVED_TOKEN: usize = 4096;
@@ -126,6 +132,28 @@ impl TokenState {
                 self.cstokens.remove(&key);
             }
         }
+    }
+
+    /// Keeps the `<tctoken>` the last usync query from `asker` carried for the account
+    /// `about` (phones), or forgets it when that query carried none; at most
+    /// [`MAX_USYNC_TOKEN`] bytes are kept.
+    pub(crate) fn record_usync_token(&mut self, asker: &str, about: &str, token: Option<&[u8]>) {
+        let key = (asker.to_owned(), about.to_owned());
+        match token {
+            Some(t) => {
+                self.usync_tokens
+                    .insert(key, t[..t.len().min(MAX_USYNC_TOKEN)].to_vec());
+            }
+            None => {
+                self.usync_tokens.remove(&key);
+            }
+        }
+    }
+
+    pub(crate) fn usync_token(&self, asker: &str, about: &str) -> Option<Vec<u8>> {
+        self.usync_tokens
+            .get(&(asker.to_owned(), about.to_owned()))
+            .cloned()
     }
 
     pub(crate) fn cstoken(&self, sender: &str, recipient: &str) -> Option<Vec<u8>> {

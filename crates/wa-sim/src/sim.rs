@@ -1137,6 +1137,36 @@ impl Sim {
         true
     }
 
+    /// Sets the default disappearing-messages timer of new chats of the account `phone`
+    /// (`duration` seconds, 0 = off), as its own device would with `<iq
+    /// xmlns="disappearing_mode" type="set">`; usync's `<disappearing_mode>` answers it
+    /// with the time it was set. `false` (and nothing set) for an unknown account.
+    pub fn set_disappearing_mode(&self, phone: &str, duration: u32) -> bool {
+        let mut st = self.shared.state.lock();
+        if !st.accounts.contains_key(phone) {
+            return false;
+        }
+        st.chats
+            .profiles
+            .entry(phone.to_owned())
+            .or_default()
+            .set_disappearing(duration, unix_now());
+        true
+    }
+
+    /// The `<tctoken>` (privacy token) the last usync query from a device of the
+    /// account `asker` carried for the account `about` (phone numbers; the account named
+    /// by its phone number or LID), or `None` when that query carried none or no query
+    /// named it. In memory only.
+    pub fn usync_tctoken(&self, asker: &str, about: &str) -> Option<Vec<u8>> {
+        self.shared
+            .state
+            .lock()
+            .chats
+            .tokens
+            .usync_token(asker, about)
+    }
+
     /// The WAM (analytics) buffers the devices of `phone` sent with `<iq xmlns="w:stats"
     /// type="set"><add>`, oldest first (the simulator keeps the last 64 of all devices,
     /// each at most 64 KiB and starting with the `WAM` header; others are refused with

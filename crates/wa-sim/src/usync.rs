@@ -20,6 +20,8 @@ struct Asked {
     bot: bool,
     business: bool,
     picture: bool,
+    /// `<contact addressing_mode="lid">`: name accounts by LID, with `pn_jid`.
+    lid_addressing: bool,
 }
 
 /// The result of an `<iq xmlns="usync" type="get">` from the account `asker` (a phone
@@ -30,7 +32,11 @@ pub(crate) fn answer(state: &Inner, asker: Option<&str>, id: &str, iq: &Node) ->
     for q in usync.child("query").map(Node::children).unwrap_or_default() {
         match q.tag() {
             "devices" => asked.devices = true,
-            "contact" => asked.contact = true,
+            "contact" => {
+                asked.contact = true;
+                asked.lid_addressing =
+                    q.attr_opt::<&str>("addressing_mode").ok().flatten() == Some("lid");
+            }
             "lid" => asked.lid = true,
             "status" => asked.status = true,
             "disappearing_mode" => asked.disappearing = true,
@@ -157,10 +163,55 @@ fn answer_user(state: &Inner, asker: Option<&str>, asked: &Asked, user: &Node) -
             children.push(crate::chats::usync_picture(state, &a.phone, asker));
         }
     }
+    // With LID addressing an account is named by its LID, its number in `pn_jid`.
+    let (jid, pn_jid) = match account {
+        Some(a) if asked.lid_addressing => {
+            (Jid::lid(a.lid_user.clone()), Some(Jid::pn(a.phone.clone())))
+        }
+        _ => (jid, None),
+    };
     Node::builder("user")
         .attr("jid", jid)
+        .attr_opt("pn_jid", pn_jid)
         .children(children)
         .build()
+}
+
+/// The account a usync `<user>` names by `jid` (phone number or LID): its phone.
+fn named_account<'a>(state: &'a Inner, user: &Node) -> Option<&'a Account> {
+    let j = user.attr_opt::<Jid>("jid").ok().flatten()?.to_non_ad();
+    match j.server {
+        Server::Pn => state.accounts.get(j.user.as_str()),
+        Server::Lid => state
+            .accounts
+            .values()
+            .find(|a| a.lid_user == j.user.as_str()),
+        _ => None,
+    }
+}
+
+/// Records, for each account a usync query from `asker` (a phone number) names by JID,
+/// the `<tctoken>` its `<user>` carried (or that it carried none), for
+/// [`Sim::usync_tctoken`](crate::Sim::usync_tctoken).
+pub(crate) fn record_tokens(state: &mut Inner, asker: &str, iq: &Node) {
+    let Some(list) = iq.child_by_path(&["usync", "list"]) else {
+        return;
+    };
+    let seen: Vec<(String, Option<Vec<u8>>)> = list
+        .children_by_tag("user")
+        .take(MAX_USYNC_USERS)
+        .filter_map(|u| {
+            let account = named_account(state, u)?;
+            let token = u.child("tctoken").and_then(Node::content_bytes);
+            Some((account.phone.clone(), token.map(<[u8]>::to_vec)))
+        })
+        .collect();
+    for (about, token) in seen {
+        state
+            .chats
+            .tokens
+            .record_usync_token(asker, &about, token.as_deref());
+    }
 }
 
 /// `<devices><device-list>` (the phone, device 0, then each companion with its key
@@ -412,6 +463,107 @@ mod tests {
         let r = answer(&st, Some("15551230002"), "ID", &q).unwrap();
         let users = r.child_by_path(&["usync", "list"]).unwrap().children();
         assert!(users[0].child_by_path(&["picture", "error"]).is_some());
+    }
+
+    #[test]
+    fn lid_addressing_username_disappearing_and_tokens() {
+        let state = SimState::new();
+        let lid = {
+            let mut st = state.lock();
+            let lid = st.add_account("15551230001", 1_700_000_000).lid;
+            st.add_account("15551230002", 1_700_000_000);
+            let p = st.chats.profiles.entry("15551230001".into()).or_default();
+            p.username = Some("ada.l".into());
+            p.set_disappearing(86_400, 1_700_000_500);
+            lid
+        };
+        let contact = |phone: &str| {
+            Node::builder("user")
+                .children([Node::builder("contact").text(phone.to_owned()).build()])
+                .build()
+        };
+        let q = |lid_mode: bool| {
+            let mut c = Node::builder("contact");
+            if lid_mode {
+                c = c.attr("addressing_mode", "lid");
+            }
+            Node::builder("iq")
+                .children([Node::builder("usync")
+                    .children([
+                        Node::builder("query")
+                            .children([
+                                c.build(),
+                                Node::builder("username").build(),
+                                Node::builder("disappearing_mode").build(),
+                            ])
+                            .build(),
+                        Node::builder("list")
+                            .children([contact("+15551230001"), contact("+15559999999")])
+                            .build(),
+                    ])
+                    .build()])
+                .build()
+        };
+        let st = state.lock();
+        let r = answer(&st, None, "1", &q(true)).unwrap();
+        let users = r.child_by_path(&["usync", "list"]).unwrap().children();
+        assert_eq!(users[0].attr::<Jid>("jid").unwrap(), lid);
+        assert_eq!(
+            users[0].attr::<Jid>("pn_jid").unwrap(),
+            Jid::pn("15551230001")
+        );
+        assert_eq!(
+            users[0].child("username").unwrap().content_bytes(),
+            Some(&b"ada.l"[..])
+        );
+        let d = users[0].child("disappearing_mode").unwrap();
+        assert_eq!(d.attr::<&str>("duration").unwrap(), "86400");
+        assert_eq!(d.attr::<&str>("t").unwrap(), "1700000500");
+        // An unknown number keeps its phone-number jid.
+        assert_eq!(users[1].attr::<Jid>("jid").unwrap(), Jid::pn("15559999999"));
+        assert!(users[1].get_attr("pn_jid").is_none());
+        // Without the mode: the phone number, no pn_jid.
+        let r = answer(&st, None, "1", &q(false)).unwrap();
+        let users = r.child_by_path(&["usync", "list"]).unwrap().children();
+        assert_eq!(users[0].attr::<Jid>("jid").unwrap(), Jid::pn("15551230001"));
+        assert!(users[0].get_attr("pn_jid").is_none());
+        drop(st);
+
+        // The tctoken each <user> carried is recorded per asker and account.
+        let with_token = |j: Jid, t: Option<&[u8]>| {
+            let b = Node::builder("user").attr("jid", j);
+            match t {
+                Some(t) => b
+                    .children([Node::builder("tctoken").bytes(t.to_vec()).build()])
+                    .build(),
+                None => b.build(),
+            }
+        };
+        let mut st = state.lock();
+        let iq = query(
+            &["status"],
+            vec![
+                with_token(lid.clone(), Some(&[1, 2, 3])),
+                with_token(Jid::pn("15551230002"), None),
+                with_token(Jid::pn("15559999999"), Some(&[4])),
+            ],
+        );
+        record_tokens(&mut st, "15551230002", &iq);
+        let tokens = &st.chats.tokens;
+        assert_eq!(
+            tokens.usync_token("15551230002", "15551230001"),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(tokens.usync_token("15551230002", "15551230002"), None);
+        assert_eq!(tokens.usync_token("15551230002", "15559999999"), None);
+        assert_eq!(tokens.usync_token("15551230001", "15551230001"), None);
+        // A later query without one forgets it.
+        let iq = query(&["status"], vec![with_token(Jid::pn("15551230001"), None)]);
+        record_tokens(&mut st, "15551230002", &iq);
+        assert_eq!(
+            st.chats.tokens.usync_token("15551230002", "15551230001"),
+            None
+        );
     }
 
     #[test]

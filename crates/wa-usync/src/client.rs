@@ -10,7 +10,7 @@ use wa_binary::{Jid, Node, Server};
 use wa_socket::{Filter, LazyCache, Socket};
 
 use crate::Error;
-use crate::query::{Protocol, UsyncQuery, UsyncUser, device_jids, parse_reply};
+use crate::query::{DisappearingMode, Protocol, UsyncQuery, UsyncUser, device_jids, parse_reply};
 use crate::vname::VerifiedName;
 
 /// Cache settings of a [`Usync`].
@@ -38,13 +38,41 @@ impl Default for UsyncConfig {
 pub struct OnWhatsApp {
     /// The query as the server echoed it (`+digits`), or as asked when not echoed.
     pub query: String,
-    /// The user's JID.
+    /// The user's phone-number JID (the reply's `pn_jid`, else its `jid`; Baileys'
+    /// `jid`). Only when the server names the user by LID alone is this the LID.
     pub jid: Jid,
+    /// The user's LID, when the server names one (whatsmeow's `JID` for LID users;
+    /// Baileys' `lid`). Stored as the phone number's LID mapping.
+    pub lid: Option<Jid>,
     /// The number has a WhatsApp account.
     pub exists: bool,
     /// The account's verified business name, when it is a business with a well-formed
     /// certificate.
     pub verified_name: Option<VerifiedName>,
+    /// The username the account chose, if any.
+    pub username: Option<String>,
+    /// The account's default disappearing-messages timer for new chats, when the server
+    /// said (duration 0 = off).
+    pub disappearing: Option<DisappearingMode>,
+}
+
+impl OnWhatsApp {
+    fn from_user(user: UsyncUser) -> Option<Self> {
+        let contact = user.contact.as_ref()?;
+        let jid = user.phone_number().unwrap_or(&user.jid).to_non_ad();
+        Some(Self {
+            query: contact
+                .query
+                .clone()
+                .unwrap_or_else(|| format!("+{}", jid.user.as_str())),
+            lid: user.lid_jid().map(Jid::to_non_ad),
+            exists: contact.exists,
+            jid,
+            verified_name: user.verified_name,
+            username: user.username,
+            disappearing: user.disappearing,
+        })
+    }
 }
 
 /// The answer to [`Usync::user_info`] for one user (whatsmeow's `UserInfo`).
@@ -64,10 +92,16 @@ pub struct UserInfo {
     pub devices: Vec<Jid>,
     /// The user's LID, when the server knows one.
     pub lid: Option<Jid>,
+    /// The user's phone-number JID, when known: the JID asked about when that is a
+    /// phone number, else the reply's `pn_jid`. With [`UserInfo::lid`] it is the pair
+    /// stored as a LID mapping.
+    pub pn: Option<Jid>,
 }
 
 impl UserInfo {
     fn from_user(user: UsyncUser, key: &Jid) -> Self {
+        let lid = user.lid_jid().map(Jid::to_non_ad);
+        let pn = user.phone_number().map(Jid::to_non_ad);
         let (status, status_set_at) = match user.status {
             Some(s) if !s.hidden && !s.text.is_empty() => (Some(s.text), s.set_at),
             _ => (None, None),
@@ -82,7 +116,8 @@ impl UserInfo {
                 .as_ref()
                 .map(|l| device_jids(key, l))
                 .unwrap_or_default(),
-            lid: user.lid,
+            lid,
+            pn,
         }
     }
 }
@@ -252,26 +287,32 @@ impl Usync {
 
     /// Profile facts of each user in one query (whatsmeow's `GetUserInfo`, mode `full`,
     /// context `background`): verified business name, status text and when it was set,
-    /// profile picture id, devices and LID. Keyed by the user's non-device JID as the
-    /// server names it; users the server does not answer for are absent, and a
-    /// protocol the server reports an error for leaves that field empty. The device
-    /// lists learnt are cached as [`Usync::get_devices`] caches them.
+    /// profile picture id, devices, LID and phone number. Each user goes with the
+    /// privacy token it issued to us, when a valid one is stored
+    /// ([`Socket::privacy_token`]), so privacy settings that favour trusted contacts
+    /// apply. Keyed by the user's non-device JID as the server names it; users the
+    /// server does not answer for are absent, and a protocol the server reports an
+    /// error for leaves that field empty. The device lists learnt are cached as
+    /// [`Usync::get_devices`] caches them, and the LID/phone-number pairs learnt are
+    /// stored (see [`Usync::on_whatsapp`]).
     ///
     /// # Errors
     /// As [`Usync::run`].
     pub async fn user_info(&self, users: &[Jid]) -> Result<HashMap<Jid, UserInfo>, Error> {
-        let query = users.iter().fold(
-            UsyncQuery::new("background")
-                .mode("full")
-                .protocol(Protocol::BusinessVerifiedName)
-                .protocol(Protocol::Status)
-                .protocol(Protocol::Picture)
-                .protocol(Protocol::Devices)
-                .protocol(Protocol::Lid),
-            |q, j| q.user(j),
-        );
+        let mut query = UsyncQuery::new("background")
+            .mode("full")
+            .protocol(Protocol::BusinessVerifiedName)
+            .protocol(Protocol::Status)
+            .protocol(Protocol::Picture)
+            .protocol(Protocol::Devices)
+            .protocol(Protocol::Lid);
+        for jid in users {
+            let token = self.inner.socket.privacy_token(&jid.to_non_ad()).await;
+            query = query.user_with_token(jid, token);
+        }
         let generation = self.inner.generation.load(Ordering::SeqCst);
         let answered = self.run(&query).await?;
+        self.store_lid_mappings(&answered).await;
         let mut lists = Vec::new();
         let mut out = HashMap::with_capacity(answered.len());
         for user in answered {
@@ -286,34 +327,74 @@ impl Usync {
         Ok(out)
     }
 
-    /// Whether each phone number (digits, with or without `+`) is on WhatsApp, with the
-    /// verified name of business accounts, in reply order.
+    /// Whether each phone number (digits, with or without `+`) is on WhatsApp, in reply
+    /// order (whatsmeow's `IsOnWhatsApp`): the query asks for LID addressing, so each
+    /// answer carries the account's phone-number JID and LID, with the verified name of
+    /// business accounts, the username and the default disappearing-messages timer.
+    ///
+    /// The LID/phone-number pairs learnt are stored as LID mappings in one commit
+    /// (those already known are left alone) and announced with `Event::LidMappings`;
+    /// a failure to store them is logged, not returned, since the answer stands.
     ///
     /// # Errors
     /// As [`Usync::run`].
     pub async fn on_whatsapp(&self, phones: &[&str]) -> Result<Vec<OnWhatsApp>, Error> {
         let query = phones.iter().fold(
             UsyncQuery::new("interactive")
+                .lid_addressing()
                 .protocol(Protocol::Contact)
-                .protocol(Protocol::BusinessVerifiedName),
+                .protocol(Protocol::BusinessVerifiedName)
+                .protocol(Protocol::Disappearing)
+                .protocol(Protocol::Username),
             |q, p| q.phone(*p),
         );
-        Ok(self
-            .run(&query)
-            .await?
+        let users = self.run(&query).await?;
+        self.store_lid_mappings(&users).await;
+        Ok(users
             .into_iter()
-            .filter_map(|u| {
-                let c = u.contact?;
-                Some(OnWhatsApp {
-                    query: c
-                        .query
-                        .unwrap_or_else(|| format!("+{}", u.jid.user.as_str())),
-                    jid: u.jid,
-                    exists: c.exists,
-                    verified_name: u.verified_name,
-                })
-            })
+            .filter_map(OnWhatsApp::from_user)
             .collect())
+    }
+
+    /// Stores the LID/phone-number pairs `users` name that the account store does not
+    /// already hold, in one commit, then emits them as `Event::LidMappings`. Failures
+    /// are logged: the mappings will be learnt again.
+    async fn store_lid_mappings(&self, users: &[UsyncUser]) {
+        use wa_store::LidMappingStore as _;
+        let store = self.inner.socket.store();
+        let mut batch = wa_store::Batch::new();
+        let mut learnt: Vec<wa_types::LidMapping> = Vec::new();
+        for user in users {
+            let Some((pn, lid)) = user.lid_mapping() else {
+                continue;
+            };
+            let (pn, lid) = (pn.user.as_str(), lid.user.as_str());
+            if learnt.iter().any(|m| m.pn.user.as_str() == pn) {
+                continue;
+            }
+            match store.lid_for_pn(pn).await {
+                Ok(Some(known)) if known == lid => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("LID mapping lookup of {pn} failed: {e}");
+                    continue;
+                }
+            }
+            batch.put_lid_mapping(pn, lid);
+            learnt.push(wa_types::LidMapping::of_users(lid, pn));
+        }
+        if learnt.is_empty() {
+            return;
+        }
+        match store.commit(batch).await {
+            Ok(()) => {
+                tracing::debug!(count = learnt.len(), "LID mappings learnt from usync");
+                self.inner
+                    .socket
+                    .emit(wa_socket::Event::LidMappings(learnt));
+            }
+            Err(e) => tracing::warn!("LID mappings from usync not stored: {e}"),
+        }
     }
 
     /// The LID of each user the server knows one for (keyed by the user's non-device

@@ -68,9 +68,12 @@ impl Protocol {
         .find(|p| p.tag() == tag)
     }
 
-    fn query_node(self) -> Node {
+    fn query_node(self, lid_addressing: bool) -> Node {
         match self {
             Protocol::Devices => Node::builder("devices").attr("version", "2").build(),
+            Protocol::Contact if lid_addressing => Node::builder("contact")
+                .attr("addressing_mode", "lid")
+                .build(),
             Protocol::Contact => Node::builder("contact").build(),
             Protocol::Lid => Node::builder("lid").build(),
             Protocol::BusinessVerifiedName => Node::builder("business")
@@ -97,8 +100,11 @@ pub enum UserQuery {
 pub struct UsyncQuery {
     protocols: Vec<Protocol>,
     users: Vec<UserQuery>,
+    /// The privacy token sent with each entry of `users` (same index), if any.
+    tokens: Vec<Option<Vec<u8>>>,
     context: String,
     mode: String,
+    lid_addressing: bool,
 }
 
 impl UsyncQuery {
@@ -108,9 +114,21 @@ impl UsyncQuery {
         Self {
             protocols: Vec::new(),
             users: Vec::new(),
+            tokens: Vec::new(),
             context: context.into(),
             mode: "query".to_owned(),
+            lid_addressing: false,
         }
+    }
+
+    /// Asks the server to name each user by its LID when it has one: the query's
+    /// `<contact>` protocol carries `addressing_mode="lid"`, and each reply `<user>` then
+    /// has `jid` = the LID and `pn_jid` = the phone number (see [`UsyncUser::pn`]).
+    /// Without the [`Protocol::Contact`] protocol this changes nothing.
+    #[must_use]
+    pub fn lid_addressing(mut self) -> Self {
+        self.lid_addressing = true;
+        self
     }
 
     /// Sets the mode (`query`, the default, or `full`, which profile lookups use).
@@ -133,6 +151,18 @@ impl UsyncQuery {
     #[must_use]
     pub fn user(mut self, jid: &Jid) -> Self {
         self.users.push(UserQuery::Jid(jid.to_non_ad()));
+        self.tokens.push(None);
+        self
+    }
+
+    /// Adds a user by JID with the privacy token (tctoken) that user issued to us, sent
+    /// as the user's `<tctoken>` child so the server lets us see what the user's privacy
+    /// settings reserve for trusted contacts (as whatsmeow's `GetUserInfo` does). `None`
+    /// is [`UsyncQuery::user`].
+    #[must_use]
+    pub fn user_with_token(mut self, jid: &Jid, token: Option<Vec<u8>>) -> Self {
+        self.users.push(UserQuery::Jid(jid.to_non_ad()));
+        self.tokens.push(token.filter(|t| !t.is_empty()));
         self
     }
 
@@ -140,6 +170,7 @@ impl UsyncQuery {
     #[must_use]
     pub fn phone(mut self, phone: impl Into<String>) -> Self {
         self.users.push(UserQuery::Phone(phone.into()));
+        self.tokens.push(None);
         self
     }
 
@@ -165,13 +196,23 @@ impl UsyncQuery {
             return Err(Error::InvalidQuery("too many users"));
         }
         let query = Node::builder("query")
-            .children(self.protocols.iter().map(|p| p.query_node()))
+            .children(
+                self.protocols
+                    .iter()
+                    .map(|p| p.query_node(self.lid_addressing)),
+            )
             .build();
         let list = Node::builder("list")
-            .children(self.users.iter().map(|u| {
-                match u {
-                    UserQuery::Jid(j) => Node::builder("user").attr("jid", j.clone()).build(),
-                    UserQuery::Phone(p) => Node::builder("user")
+            .children(self.users.iter().zip(&self.tokens).map(|(u, token)| {
+                match (u, token) {
+                    (UserQuery::Jid(j), None) => {
+                        Node::builder("user").attr("jid", j.clone()).build()
+                    }
+                    (UserQuery::Jid(j), Some(t)) => Node::builder("user")
+                        .attr("jid", j.clone())
+                        .children([Node::builder("tctoken").bytes(t.clone()).build()])
+                        .build(),
+                    (UserQuery::Phone(p), _) => Node::builder("user")
                         .children([Node::builder("contact").text(plus_phone(p)).build()])
                         .build(),
                 }
@@ -267,8 +308,13 @@ pub struct DisappearingMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UsyncUser {
-    /// The user's JID as the server names it (`jid` attribute).
+    /// The user's JID as the server names it (`jid` attribute; the LID when the query
+    /// asked for [LID addressing](UsyncQuery::lid_addressing) and the user has one). A
+    /// user named only by `pn_jid` has that here.
     pub jid: Jid,
+    /// The user's phone-number JID when the server names it beside `jid` (`pn_jid`, sent
+    /// with [LID addressing](UsyncQuery::lid_addressing)).
+    pub pn: Option<Jid>,
     /// The device list, when asked for and answered.
     pub devices: Option<DeviceList>,
     /// The contact status, when asked for and answered.
@@ -290,6 +336,29 @@ pub struct UsyncUser {
     pub disappearing: Option<DisappearingMode>,
     /// Errors the server reported for this user.
     pub errors: Vec<UserError>,
+}
+
+impl UsyncUser {
+    /// The user's phone-number JID: `pn_jid`, else `jid` when that is a phone number.
+    pub fn phone_number(&self) -> Option<&Jid> {
+        self.pn.as_ref().or_else(|| {
+            (self.jid.server == Server::Pn && self.jid.is_pn_user()).then_some(&self.jid)
+        })
+    }
+
+    /// The user's LID: `jid` when that is a LID, else the `<lid val>` answer.
+    pub fn lid_jid(&self) -> Option<&Jid> {
+        if self.jid.is_lid() {
+            Some(&self.jid)
+        } else {
+            self.lid.as_ref()
+        }
+    }
+
+    /// The LID/phone-number pair the answer names, as `(pn, lid)`, when it names both.
+    pub fn lid_mapping(&self) -> Option<(&Jid, &Jid)> {
+        Some((self.phone_number()?, self.lid_jid()?))
+    }
 }
 
 fn bad<T>(what: &'static str) -> Result<T, Error> {
@@ -337,14 +406,21 @@ fn node_error(node: &Node, protocol: Option<Protocol>) -> UserError {
 }
 
 fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
-    let jid = match user.attr_opt::<Jid>("jid") {
-        Ok(Some(j)) if is_user_server(&j.server) => j,
-        Ok(Some(_)) => return bad("user jid is not a user address"),
-        Ok(None) => return bad("user without jid"),
-        Err(_) => return bad("user jid is not a JID"),
+    let pn = match user.attr_opt::<Jid>("pn_jid") {
+        Ok(None) => None,
+        Ok(Some(j)) if j.is_pn_user() => Some(Jid::pn(j.user)),
+        _ => return bad("user pn_jid is not a phone-number JID"),
+    };
+    let jid = match (user.attr_opt::<Jid>("jid"), &pn) {
+        (Ok(Some(j)), _) if is_user_server(&j.server) => j,
+        (Ok(Some(_)), _) => return bad("user jid is not a user address"),
+        (Ok(None), Some(pn)) => pn.clone(),
+        (Ok(None), None) => return bad("user without jid"),
+        (Err(_), _) => return bad("user jid is not a JID"),
     };
     let mut out = UsyncUser {
         jid,
+        pn,
         devices: None,
         contact: None,
         lid: None,
@@ -372,7 +448,7 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
             Protocol::Devices => out.devices = Some(parse_devices(child)?),
             Protocol::Contact => out.contact = Some(parse_contact(child)?),
             Protocol::Lid => out.lid = parse_lid(child)?,
-            Protocol::Username => out.username = parse_username(child)?,
+            Protocol::Username => out.username = parse_username(child, &out.jid),
             Protocol::BusinessVerifiedName => {
                 out.verified_name = parse_business(child, &out.jid);
             }
@@ -384,18 +460,22 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
     Ok(out)
 }
 
-/// The longest username accepted, in bytes.
+/// The longest username accepted, in bytes; a longer one is dropped.
 pub const MAX_USERNAME_LEN: usize = 128;
 
-fn parse_username(node: &Node) -> Result<Option<String>, Error> {
-    let Some(bytes) = node.content_bytes() else {
-        return Ok(None);
-    };
+/// `<username>name</username>`; `None` when empty, over-long or not UTF-8 (logged): one
+/// user's bad username must not fail a lookup of many numbers.
+fn parse_username(node: &Node, jid: &Jid) -> Option<String> {
+    let bytes = node.content_bytes()?;
     if bytes.len() > MAX_USERNAME_LEN {
-        return Err(Error::TooLarge("username"));
+        tracing::debug!(%jid, len = bytes.len(), "username too long; dropped");
+        return None;
     }
-    let name = std::str::from_utf8(bytes).map_err(|_| Error::Malformed("username is not UTF-8"))?;
-    Ok((!name.is_empty()).then(|| name.to_owned()))
+    let Ok(name) = std::str::from_utf8(bytes) else {
+        tracing::debug!(%jid, "username is not UTF-8; dropped");
+        return None;
+    };
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// `<business>`: its `<verified_name>`, if any; a malformed certificate is logged and
@@ -645,26 +725,153 @@ mod tests {
         .unwrap();
         let names: Vec<Option<&str>> = users.iter().map(|u| u.username.as_deref()).collect();
         assert_eq!(names, [Some("ada.l"), None, None]);
-        assert!(matches!(
-            parse_reply(&reply(vec![user(
+        // An over-long or non-UTF-8 username is dropped; the other users still parse.
+        let users = parse_reply(&reply(vec![
+            user(
                 "1@s.whatsapp.net",
-                vec![named(&[b'x'; MAX_USERNAME_LEN + 1])]
-            )])),
-            Err(Error::TooLarge(_))
-        ));
-        assert!(matches!(
-            parse_reply(&reply(vec![user(
-                "1@s.whatsapp.net",
-                vec![named(&[0xFF, 0xFE])]
-            )])),
-            Err(Error::Malformed(_))
-        ));
+                vec![named(&[b'x'; MAX_USERNAME_LEN + 1])],
+            ),
+            user("2@s.whatsapp.net", vec![named(&[0xFF, 0xFE])]),
+            user("3@s.whatsapp.net", vec![named(&[b'y'; MAX_USERNAME_LEN])]),
+        ]))
+        .unwrap();
+        let lens: Vec<Option<usize>> = users
+            .iter()
+            .map(|u| u.username.as_ref().map(String::len))
+            .collect();
+        assert_eq!(lens, [None, None, Some(MAX_USERNAME_LEN)]);
         let q = UsyncQuery::new("interactive")
             .protocol(Protocol::Username)
             .user(&Jid::pn("1"))
             .build("s")
             .unwrap();
         assert!(q.child_by_path(&["usync", "query", "username"]).is_some());
+    }
+
+    #[test]
+    fn lid_addressing_marks_the_contact_protocol() {
+        let plain = UsyncQuery::new("interactive")
+            .protocol(Protocol::Contact)
+            .phone("1")
+            .build("s")
+            .unwrap();
+        let contact = plain.child_by_path(&["usync", "query", "contact"]).unwrap();
+        assert!(contact.get_attr("addressing_mode").is_none());
+
+        let q = UsyncQuery::new("interactive")
+            .lid_addressing()
+            .protocol(Protocol::Contact)
+            .protocol(Protocol::BusinessVerifiedName)
+            .protocol(Protocol::Disappearing)
+            .protocol(Protocol::Username)
+            .phone("1")
+            .build("s")
+            .unwrap();
+        let query = q.child_by_path(&["usync", "query"]).unwrap();
+        let tags: Vec<&str> = query.children().iter().map(Node::tag).collect();
+        assert_eq!(
+            tags,
+            ["contact", "business", "disappearing_mode", "username"]
+        );
+        let contact = query.child("contact").unwrap();
+        assert_eq!(contact.attr::<&str>("addressing_mode").unwrap(), "lid");
+        // Only <contact> carries the mode.
+        assert!(
+            query.children()[1..]
+                .iter()
+                .all(|n| n.get_attr("addressing_mode").is_none())
+        );
+    }
+
+    #[test]
+    fn users_carry_their_privacy_tokens() {
+        let q = UsyncQuery::new("background")
+            .mode("full")
+            .protocol(Protocol::Status)
+            .user_with_token(&Jid::with_device("1", Server::Pn, 2), Some(vec![7, 8, 9]))
+            .user_with_token(&Jid::pn("2"), None)
+            .user_with_token(&Jid::pn("3"), Some(Vec::new()))
+            .user(&Jid::lid("4"))
+            .build("s")
+            .unwrap();
+        let list = q.child_by_path(&["usync", "list"]).unwrap().children();
+        assert_eq!(list.len(), 4);
+        assert_eq!(list[0].attr::<Jid>("jid").unwrap(), Jid::pn("1"));
+        let t = list[0].child("tctoken").unwrap();
+        assert_eq!(t.content_bytes(), Some(&[7u8, 8, 9][..]));
+        assert_eq!(list[0].children().len(), 1);
+        // No token, or an empty one: a bare <user jid/>.
+        for u in &list[1..] {
+            assert!(u.children().is_empty(), "{u:?}");
+        }
+    }
+
+    #[test]
+    fn parses_lid_addressed_users() {
+        let users = parse_reply(&reply(vec![
+            Node::builder("user")
+                .attr("jid", "900@lid")
+                .attr("pn_jid", "111@s.whatsapp.net")
+                .children([Node::builder("contact")
+                    .attr("type", "in")
+                    .text("+111")
+                    .build()])
+                .build(),
+            // Named only by pn_jid (no LID), and by a legacy c.us pn_jid.
+            Node::builder("user")
+                .attr("pn_jid", "222@s.whatsapp.net")
+                .children([Node::builder("contact").attr("type", "out").build()])
+                .build(),
+            Node::builder("user")
+                .attr("jid", "901@lid")
+                .attr("pn_jid", "333@c.us")
+                .build(),
+            // A phone-number user with a <lid> answer, and a user with neither pair half.
+            user(
+                "444@s.whatsapp.net",
+                vec![Node::builder("lid").attr("val", "902@lid").build()],
+            ),
+            user("903@lid", vec![]),
+        ]))
+        .unwrap();
+        let a = &users[0];
+        assert_eq!(a.jid, Jid::lid("900"));
+        assert_eq!(a.pn, Some(Jid::pn("111")));
+        assert_eq!(a.lid_mapping(), Some((&Jid::pn("111"), &Jid::lid("900"))));
+        let b = &users[1];
+        assert_eq!(
+            (&b.jid, b.pn.as_ref()),
+            (&Jid::pn("222"), Some(&Jid::pn("222")))
+        );
+        assert_eq!(b.lid_jid(), None);
+        assert_eq!(b.lid_mapping(), None);
+        assert_eq!(users[2].phone_number(), Some(&Jid::pn("333")));
+        assert_eq!(
+            users[3].lid_mapping(),
+            Some((&Jid::pn("444"), &Jid::lid("902")))
+        );
+        assert_eq!(users[4].lid_jid(), Some(&Jid::lid("903")));
+        assert_eq!(users[4].phone_number(), None);
+        assert_eq!(users[4].lid_mapping(), None);
+    }
+
+    #[test]
+    fn bad_pn_jids_are_malformed() {
+        for pn in [
+            "5@lid",
+            "1-2@g.us",
+            "a@b@c@",
+            "s.whatsapp.net",
+            "@s.whatsapp.net",
+        ] {
+            let r = parse_reply(&reply(vec![
+                Node::builder("user")
+                    .attr("jid", "900@lid")
+                    .attr("pn_jid", pn)
+                    .build(),
+            ]));
+            assert!(matches!(r, Err(Error::Malformed(_))), "{pn}: {r:?}");
+        }
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! End-to-end usync against wa-sim on 127.0.0.1: device lists of another account (and the
-//! cache in front of them), on-WhatsApp checks, LIDs, profile facts (verified business
-//! names, status, picture ids), and cache invalidation by `<notification type="devices">`
-//! when a companion links or is removed.
+//! cache in front of them), on-WhatsApp checks (LID/phone-number pairs, usernames,
+//! disappearing timers, the LID mappings stored), LIDs, profile facts (verified business
+//! names, status, picture ids, with the stored privacy tokens sent), and cache
+//! invalidation by `<notification type="devices">` when a companion links or is removed.
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
 use wa_binary::{Jid, Node, Server};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::Socket;
+use wa_socket::{Event, Socket};
+use wa_store::LidMappingStore as _;
 use wa_testkit::link;
+use wa_types::LidMapping;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
@@ -121,6 +125,142 @@ async fn on_whatsapp_and_lids() {
         )])
     );
     sock_a.close().await;
+}
+
+/// The LID mappings `events` reports within 500 ms.
+async fn mappings_reported(events: &mut broadcast::Receiver<Event>) -> Vec<LidMapping> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(ev) = tokio::time::timeout_at(deadline, events.recv()).await {
+        if let Ok(Event::LidMappings(m)) = ev {
+            out.extend(m);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_whatsapp_names_the_lid_pair_username_and_timer_and_stores_the_mapping() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = link(&sim, A).await;
+    sim.add_account(B).await;
+    sim.add_account(C).await;
+    let b_lid = sim.account(B).unwrap().lid;
+    let c_lid = sim.account(C).unwrap().lid;
+    assert!(sim.set_username(B, Some("bea.bakes")));
+    let before = unix_now();
+    assert!(sim.set_disappearing_mode(B, 604_800));
+    assert!(!sim.set_disappearing_mode("15559999999", 60));
+    let usync = Usync::new(sock_a.clone(), &UsyncConfig::default());
+    let store = sock_a.store();
+    assert_eq!(store.lid_for_pn(B).await.unwrap(), None);
+    let mut events = sock_a.events();
+
+    let res = usync
+        .on_whatsapp(&[&format!("+{B}"), C, "15559999999"])
+        .await
+        .unwrap();
+    assert_eq!(res.len(), 3);
+    let b = &res[0];
+    assert_eq!((&b.jid, b.lid.as_ref()), (&Jid::pn(B), Some(&b_lid)));
+    assert!(b.exists);
+    assert_eq!(b.query, format!("+{B}"));
+    assert_eq!(b.username.as_deref(), Some("bea.bakes"));
+    let timer = b.disappearing.expect("B's timer");
+    assert_eq!(timer.duration, 604_800);
+    let set_at = timer.set_at.expect("when the timer was set");
+    assert!(set_at >= before && set_at <= unix_now(), "{set_at}");
+
+    let c = &res[1];
+    assert_eq!((&c.jid, c.lid.as_ref()), (&Jid::pn(C), Some(&c_lid)));
+    assert_eq!(c.username, None);
+    assert_eq!(
+        c.disappearing.map(|d| (d.duration, d.set_at)),
+        Some((0, None))
+    );
+
+    let unknown = &res[2];
+    assert_eq!(unknown.jid, Jid::pn("15559999999"));
+    assert!(!unknown.exists);
+    assert_eq!(unknown.lid, None);
+
+    // Both pairs are stored, in both directions, and announced.
+    assert_eq!(
+        store.lid_for_pn(B).await.unwrap().as_deref(),
+        Some(b_lid.user.as_str())
+    );
+    assert_eq!(
+        store
+            .pn_for_lid(c_lid.user.as_str())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(C)
+    );
+    assert_eq!(store.lid_for_pn("15559999999").await.unwrap(), None);
+    let mut reported = mappings_reported(&mut events).await;
+    reported.sort_by(|x, y| x.pn.user.cmp(&y.pn.user));
+    assert_eq!(
+        reported,
+        [
+            LidMapping::of_users(b_lid.user.as_str(), B),
+            LidMapping::of_users(c_lid.user.as_str(), C)
+        ]
+    );
+
+    // Asking again learns nothing new: no second announcement.
+    usync.on_whatsapp(&[B]).await.unwrap();
+    assert!(mappings_reported(&mut events).await.is_empty());
+    sock_a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_info_sends_stored_privacy_tokens_and_stores_mappings() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (sock_a, _) = link(&sim, A).await;
+    let (sock_b, _) = link(&sim, B).await;
+    sim.add_account(C).await;
+    let c_lid = sim.account(C).unwrap().lid;
+    let usync = Usync::new(sock_a.clone(), &UsyncConfig::default());
+
+    // Before any token: the query names B without one.
+    usync.user_info(&[Jid::pn(B)]).await.unwrap();
+    assert_eq!(sim.usync_tctoken(A, B), None);
+
+    // B issues its token to A; once A's socket stored it, user_info carries it for B
+    // and none for C, who issued none.
+    sock_b
+        .issue_privacy_tokens(&[Jid::pn(A)], wa_socket::privacy_token::now())
+        .await
+        .unwrap();
+    let (token, _) = sim.privacy_token(B, A).expect("a token minted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sock_a.privacy_token(&Jid::pn(B)).await.as_deref() != Some(token.as_slice()) {
+        assert!(Instant::now() < deadline, "token never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = usync
+        .user_info(&[pn_device(B, 2), Jid::pn(C)])
+        .await
+        .unwrap();
+    assert_eq!(sim.usync_tctoken(A, B), Some(token));
+    assert_eq!(sim.usync_tctoken(A, C), None);
+
+    // The LID/phone-number pair of each user, and C's stored as a mapping.
+    let ci = info.get(&Jid::pn(C)).expect("C answered");
+    assert_eq!(
+        (ci.pn.as_ref(), ci.lid.as_ref()),
+        (Some(&Jid::pn(C)), Some(&c_lid))
+    );
+    let bi = info.get(&Jid::pn(B)).expect("B answered");
+    assert_eq!(bi.pn, Some(Jid::pn(B)));
+    assert_eq!(bi.lid, Some(sim.account(B).unwrap().lid));
+    assert_eq!(
+        sock_a.store().lid_for_pn(C).await.unwrap().as_deref(),
+        Some(c_lid.user.as_str())
+    );
+    sock_a.close().await;
+    sock_b.close().await;
 }
 
 fn unix_now() -> u64 {

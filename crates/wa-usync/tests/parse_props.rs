@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use wa_binary::Node;
-use wa_usync::{MAX_DEVICES_PER_USER, MAX_PICTURE_ID_LEN, MAX_STATUS_LEN, parse_reply};
+use wa_usync::{
+    MAX_DEVICES_PER_USER, MAX_PICTURE_ID_LEN, MAX_STATUS_LEN, MAX_USERNAME_LEN, parse_reply,
+};
 
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -15,6 +17,8 @@ fn value() -> impl Strategy<Value = String> {
         Just("70000".to_owned()),
         Just("1@s.whatsapp.net".to_owned()),
         Just("5@lid".to_owned()),
+        Just("7@c.us".to_owned()),
+        Just("@s.whatsapp.net".to_owned()),
         Just("1-2@g.us".to_owned()),
         "[0-9]{1,6}",
         "[a-z@.:+-]{0,12}",
@@ -38,6 +42,7 @@ fn head() -> impl Strategy<Value = Head> {
         Just("status"),
         Just("picture"),
         Just("disappearing_mode"),
+        Just("username"),
     ];
     let key = prop_oneof![
         Just("id"),
@@ -53,6 +58,7 @@ fn head() -> impl Strategy<Value = Head> {
         Just("duration"),
         Just("verified_level"),
         Just("serial"),
+        Just("pn_jid"),
     ];
     (
         tag,
@@ -104,6 +110,15 @@ proptest! {
                 }
                 if let Some(l) = &u.lid {
                     prop_assert!(l.is_lid());
+                }
+                if let Some(pn) = &u.pn {
+                    prop_assert!(pn.is_pn_user() && !pn.user.is_empty());
+                }
+                if let Some((pn, lid)) = u.lid_mapping() {
+                    prop_assert!(pn.is_pn_user() && lid.is_lid());
+                }
+                if let Some(name) = &u.username {
+                    prop_assert!(!name.is_empty() && name.len() <= MAX_USERNAME_LEN);
                 }
                 if let Some(s) = &u.status {
                     prop_assert!(s.text.len() <= MAX_STATUS_LEN);
