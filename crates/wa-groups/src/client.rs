@@ -327,6 +327,9 @@ async fn fetch_all(
             out.insert(meta.id.clone(), meta);
         }
     }
+    let mut all: Vec<_> = out.values().cloned().collect();
+    all.sort_by_key(|g| g.id.to_string());
+    socket.emit(Event::GroupsRefreshed(all));
     Ok(out)
 }
 
@@ -762,7 +765,8 @@ impl Groups {
         Ok(())
     }
 
-    /// Every group we are in, with participants and descriptions (refreshing the cache).
+    /// Every group we are in, with participants and descriptions (refreshing the cache;
+    /// also reported as [`Event::GroupsRefreshed`]).
     ///
     /// # Errors
     /// Server and socket errors; [`Error::Malformed`].

@@ -241,6 +241,7 @@ async fn groups_dirty_bits_refresh_the_groups_and_are_cleaned() {
         .id
         .clone();
     // The flag is cleaned only after the list was fetched again.
+    let mut events = sock.events();
     let t = sim.mark_dirty(E, "groups").expect("flagged");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !sim.dirty_flags(E).is_empty() {
@@ -249,4 +250,13 @@ async fn groups_dirty_bits_refresh_the_groups_and_are_cleaned() {
     }
     assert_eq!(sim.dirty_cleaned(E), [("groups".to_owned(), Some(t))]);
     assert_eq!(groups.metadata(&gid).await.unwrap().subject, "Dirty");
+    // The refreshed groups were reported, whole.
+    let refreshed = wa_testkit::next_event(&mut events, |e| match e {
+        wa_socket::Event::GroupsRefreshed(all) => Some(all),
+        _ => None,
+    })
+    .await;
+    let g = refreshed.iter().find(|g| g.id == gid).expect("the group");
+    assert_eq!(g.subject, "Dirty");
+    assert_eq!(g.participants.len(), 2);
 }

@@ -2,11 +2,11 @@ use crate::NewsletterUpdate;
 use crate::{
     AccountSetting, AddOnUpdate, AppStateRecoveryAnswer, AppStateRecoveryStep, AppStateSyncError,
     BlocklistUpdate, CallEvent, ChatStateUpdate, ChatUpdate, ConnectionUpdate, ContactUpdate,
-    DirtyBits, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncSkipped, HistorySyncStatus,
-    IdentityChange, Label, LabelAssociation, LidMapping, MemberLabelUpdate, MessageChange,
-    MessageDeletion, MessageUpdate, MessagesUpsert, NewChatMessageCap, PasskeyConfirmation,
-    PasskeyFailure, PasskeyRequestOptions, PictureUpdate, PresenceUpdate, PrivacySettings,
-    PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
+    DirtyBits, GroupMetadata, GroupUpdate, HistorySync, HistorySyncFailure, HistorySyncSkipped,
+    HistorySyncStatus, IdentityChange, Label, LabelAssociation, LidMapping, MemberLabelUpdate,
+    MessageChange, MessageDeletion, MessageUpdate, MessagesUpsert, NewChatMessageCap,
+    PasskeyConfirmation, PasskeyFailure, PasskeyRequestOptions, PictureUpdate, PresenceUpdate,
+    PrivacySettings, PushNameUpdate, ReachoutTimelock, StarUpdate, UndecryptableMessage, UserAbout,
 };
 
 /// Everything a socket reports to its user, from every layer, on one bus.
@@ -46,6 +46,10 @@ pub enum Event {
     ContactPushName(PushNameUpdate),
     /// A group changed (`w:gp2` notification): members, name, settings, ...
     GroupUpdate(Box<GroupUpdate>),
+    /// Every group we are in was fetched again (after the server flagged our groups
+    /// dirty, or on request): the full metadata of each, as Baileys' `groups.update`
+    /// after `groupFetchAllParticipating`. Shared with the groups cache.
+    GroupsRefreshed(Vec<std::sync::Arc<GroupMetadata>>),
     /// A contact we subscribed to came online or went offline.
     PresenceUpdate(Box<PresenceUpdate>),
     /// A user's or a group's profile picture changed or was removed.
