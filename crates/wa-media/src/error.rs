@@ -47,6 +47,19 @@ pub enum Error {
     /// The phone did not answer a re-upload request in time.
     #[error("no answer to the media re-upload request in time")]
     RetryTimeout,
+    /// The sticker service answered with no pack (an empty array).
+    #[error("no sticker pack found")]
+    StickerPackNotFound,
+    /// The sticker service's answer is not a well-formed pack: not JSON, not an array
+    /// of packs, a field of the wrong type, base64 that does not decode, a key or hash
+    /// that is not 32 bytes. Says which field.
+    #[error("malformed sticker pack: {0}")]
+    InvalidStickerPack(String),
+    /// The pack id given to [`Media::fetch_sticker_pack`](crate::Media::fetch_sticker_pack)
+    /// is empty, longer than 128 bytes, or holds a character that is not printable ASCII
+    /// (spaces and control characters included).
+    #[error("invalid sticker pack id")]
+    InvalidPackId,
     /// A blob exceeds the configured size limit.
     #[error("media larger than the limit of {0} bytes")]
     TooLarge(u64),

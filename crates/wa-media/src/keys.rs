@@ -44,11 +44,14 @@ pub enum MediaType {
     History,
     /// App-state external blobs (mutations and snapshots).
     AppState,
+    /// A whole sticker pack sent in a `stickerPackMessage` (MMS type `sticker-pack`).
+    /// The stickers of a pack fetched from the sticker service are [`MediaType::Sticker`].
+    StickerPack,
 }
 
 impl MediaType {
     /// Every media type.
-    pub const ALL: [MediaType; 19] = [
+    pub const ALL: [MediaType; 20] = [
         Self::Image,
         Self::Video,
         Self::Gif,
@@ -68,6 +71,7 @@ impl MediaType {
         Self::ThumbnailLink,
         Self::History,
         Self::AppState,
+        Self::StickerPack,
     ];
 
     /// The name Baileys and whatsmeow use (`image`, `ptt`, `md-app-state`, ...).
@@ -92,6 +96,7 @@ impl MediaType {
             Self::ThumbnailLink => "thumbnail-link",
             Self::History => "md-msg-hist",
             Self::AppState => "md-app-state",
+            Self::StickerPack => "sticker-pack",
         }
     }
 
@@ -118,6 +123,7 @@ impl MediaType {
             Self::ThumbnailLink => "WhatsApp Link Thumbnail Keys",
             Self::History => "WhatsApp History Keys",
             Self::AppState => "WhatsApp App State Keys",
+            Self::StickerPack => "WhatsApp Sticker Pack Keys",
         }
     }
 
@@ -133,6 +139,7 @@ impl MediaType {
             Self::BizCoverPhoto => "/pps/biz-cover-photo",
             Self::History => "/mms/md-msg-hist",
             Self::AppState => "/mms/md-app-state",
+            Self::StickerPack => "/mms/sticker-pack",
             _ => return None,
         })
     }

@@ -7,6 +7,7 @@ mod link;
 mod message;
 mod retry;
 mod retry_client;
+mod sticker;
 #[cfg(target_arch = "x86_64")]
 mod stitch;
 mod transfer;
@@ -29,9 +30,13 @@ pub use retry::{
     MEDIA_RETRY_INFO, RetryTarget, decrypt_retry_payload, encrypt_retry_payload,
     history_reupload_request, media_retry_key, media_retry_request, read_media_retry,
 };
+pub use sticker::{
+    MAX_PACK_STICKERS, MAX_STICKER_PACK_RESPONSE, StickerPack, StickerPackItem, parse_sticker_pack,
+    sticker_pack_url,
+};
 pub use transfer::{
-    DEFAULT_MEDIA_HOST, Downloadable, Media, MediaConfig, MediaConn, MediaHost, Progress,
-    RawUploaded, UploadHandle, Uploaded,
+    DEFAULT_MEDIA_HOST, DEFAULT_STICKER_SERVICE, Downloadable, Media, MediaConfig, MediaConn,
+    MediaHost, Progress, RawUploaded, UploadHandle, Uploaded,
 };
 pub use version::{
     WEB_VERSION_URL, fetch_latest_web_version, fetch_web_version_from, web_version_from_sw_js,

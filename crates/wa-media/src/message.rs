@@ -402,10 +402,15 @@ fn set_direct_path_in(m: &mut Message, path: &str, url: &str, depth: u8) {
     set!(m.audio_message);
     set!(m.document_message);
     set!(m.sticker_message);
+    // A sticker pack names its blob by direct path only.
+    if let Some(x) = m.sticker_pack_message.as_mut() {
+        x.direct_path = Some(path.to_owned());
+    }
 }
 
 /// Finds the downloadable blob of a media message (image, video, ptv, audio, document,
-/// sticker, or a text's full-size link preview image), looking inside view-once,
+/// sticker, a whole sticker pack as type [`MediaType::StickerPack`], or a text's
+/// full-size link preview image), looking inside view-once,
 /// ephemeral and document-with-caption wrappers.
 /// `None` when the message has no media or its media key is not 32 bytes.
 pub fn downloadable(message: &Message) -> Option<Downloadable> {
@@ -445,6 +450,15 @@ pub fn downloadable(message: &Message) -> Option<Downloadable> {
     }
     pick!(m.document_message, MediaType::Document);
     pick!(m.sticker_message, MediaType::Sticker);
+    // A sticker pack: one blob holding the whole pack, named by direct path only.
+    if let Some(p) = m.sticker_pack_message.as_ref() {
+        let key = arr32(p.media_key.as_ref())?;
+        let path = p.direct_path.clone().filter(|p| !p.is_empty())?;
+        let mut d = Downloadable::new(MediaType::StickerPack, key, path);
+        d.file_enc_sha256 = arr32(p.file_enc_sha256.as_ref());
+        d.file_sha256 = arr32(p.file_sha256.as_ref());
+        return Some(d);
+    }
     // A text whose link preview image was uploaded whole.
     if let Some(t) = m.extended_text_message.as_ref()
         && let Some(path) = t.thumbnail_direct_path.as_ref().filter(|p| !p.is_empty())
@@ -608,6 +622,56 @@ mod tests {
         assert_eq!((img.width(), img.height()), (96, 96));
         assert!(profile_picture(b"not an image", 640).is_err());
         assert!(profile_picture(&png(10, 10), 0).is_err());
+    }
+
+    #[test]
+    fn sticker_pack_messages_download_as_sticker_packs() {
+        let pack = wa_proto::e2e::StickerPackMessage {
+            sticker_pack_id: Some("pack-1".into()),
+            media_key: Some(vec![3; 32]),
+            file_sha256: Some(vec![4; 32]),
+            file_enc_sha256: Some(vec![5; 32]),
+            direct_path: Some("/v/t62.15575-24/pack".into()),
+            ..Default::default()
+        };
+        let m = Message {
+            sticker_pack_message: Some(Box::new(pack.clone())),
+            ..Default::default()
+        };
+        let d = downloadable(&m).unwrap();
+        assert_eq!(d.media_type, MediaType::StickerPack);
+        assert_eq!(d.media_key, [3; 32]);
+        assert_eq!(
+            (d.file_sha256, d.file_enc_sha256),
+            (Some([4; 32]), Some([5; 32]))
+        );
+        assert_eq!(d.direct_path.as_deref(), Some("/v/t62.15575-24/pack"));
+        assert_eq!(d.url, None);
+        // Inside a wrapper too, and a re-upload moves it.
+        let mut wrapped = wrap_view_once(m);
+        assert_eq!(downloadable(&wrapped), Some(d));
+        set_direct_path(&mut wrapped, "/v/new", "http://h/v/new");
+        assert_eq!(
+            downloadable(&wrapped).unwrap().direct_path.as_deref(),
+            Some("/v/new")
+        );
+        // Without a 32-byte key or a direct path there is nothing to download.
+        for broken in [
+            wa_proto::e2e::StickerPackMessage {
+                media_key: Some(vec![3; 31]),
+                ..pack.clone()
+            },
+            wa_proto::e2e::StickerPackMessage {
+                direct_path: Some(String::new()),
+                ..pack.clone()
+            },
+        ] {
+            let m = Message {
+                sticker_pack_message: Some(Box::new(broken)),
+                ..Default::default()
+            };
+            assert!(downloadable(&m).is_none());
+        }
     }
 
     #[test]

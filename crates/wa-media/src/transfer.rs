@@ -110,7 +110,15 @@ pub struct MediaConfig {
     /// pictures), Baileys' `fetchAgent`; `None` connects directly. The facade passes the
     /// socket's proxy here unless one is set.
     pub proxy: Option<wa_socket::Proxy>,
+    /// Scheme and host of the sticker service that
+    /// [`Media::fetch_sticker_pack`](crate::Media::fetch_sticker_pack) asks (no trailing
+    /// path; `/sticker?...` is appended): [`DEFAULT_STICKER_SERVICE`] by default, a local
+    /// server's address in tests.
+    pub sticker_service: String,
 }
+
+/// The sticker service WhatsApp clients fetch sticker packs from.
+pub const DEFAULT_STICKER_SERVICE: &str = "https://static.whatsapp.net";
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -122,6 +130,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(20),
             retry_timeout: Duration::from_secs(30),
             proxy: None,
+            sticker_service: DEFAULT_STICKER_SERVICE.to_owned(),
         }
     }
 }
@@ -132,6 +141,7 @@ impl std::fmt::Debug for MediaConfig {
             .field("https", &self.https)
             .field("max_size", &self.max_size)
             .field("proxy", &self.proxy)
+            .field("sticker_service", &self.sticker_service)
             .finish_non_exhaustive()
     }
 }
@@ -293,7 +303,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
     }
 }
 
-fn http_err(e: impl std::fmt::Display) -> Error {
+pub(crate) fn http_err(e: impl std::fmt::Display) -> Error {
     Error::Http(e.to_string())
 }
 
@@ -725,7 +735,11 @@ impl Media {
         blob_url(self.scheme(), url, direct_path, host.as_deref())
     }
 
-    async fn get(&self, url: &str, range: Option<String>) -> Result<reqwest::Response, Error> {
+    pub(crate) async fn get(
+        &self,
+        url: &str,
+        range: Option<String>,
+    ) -> Result<reqwest::Response, Error> {
         let mut req = self
             .inner
             .http
@@ -985,7 +999,7 @@ fn host_of(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

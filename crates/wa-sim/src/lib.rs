@@ -30,6 +30,7 @@ mod restriction;
 mod route;
 mod sim;
 mod state;
+mod sticker;
 mod usync;
 
 pub use appstate::{AppStateTamper, RecoveryAnswer};
@@ -42,6 +43,7 @@ pub use fault::{Fault, FaultState, SenderAddressing, StreamErrorKind, Target};
 pub use passkey::{PasskeyContinuation, PasskeyPrologue, PasskeyScan};
 pub use sim::Sim;
 pub use state::{AccountInfo, LinkedDevice, SimState};
+pub use sticker::SimSticker;
 
 /// Re-exported so that users can name JIDs and keys without extra dependencies.
 pub use wa_binary::Jid;

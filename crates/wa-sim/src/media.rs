@@ -126,6 +126,8 @@ pub(crate) struct MediaHost {
     covers: Mutex<HashMap<String, String>>,
     /// Blobs clients deleted.
     deleted: Mutex<usize>,
+    /// The sticker service's answers (`GET /sticker`).
+    stickers: Mutex<crate::sticker::StickerService>,
 }
 
 impl Drop for MediaHost {
@@ -167,7 +169,14 @@ impl MediaHost {
             blobs: Mutex::new(HashMap::new()),
             covers: Mutex::new(HashMap::new()),
             deleted: Mutex::new(0),
+            stickers: Mutex::default(),
         })
+    }
+
+    pub(crate) fn stickers(&self) -> std::sync::MutexGuard<'_, crate::sticker::StickerService> {
+        self.stickers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn covers(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
@@ -291,9 +300,16 @@ impl MediaHost {
             && f.write_all(&[byte[0] ^ 1]).is_ok()
     }
 
-    /// Serves `/mms/...` uploads and `/v/...` downloads; `None` for other paths.
+    /// Serves `/mms/...` uploads, `/v/...` downloads and the sticker service
+    /// (`/sticker`); `None` for other paths.
     pub(crate) async fn handle(&self, req: Request<Incoming>) -> Option<Response<SimBody>> {
         let path = req.uri().path().to_owned();
+        if path == "/sticker" {
+            if req.method() != hyper::Method::GET {
+                return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "GET only"));
+            }
+            return Some(self.sticker_pack(&req));
+        }
         if path.starts_with("/mms/") && req.method() == hyper::Method::DELETE {
             return Some(self.delete_request(&req).await);
         }
@@ -427,6 +443,35 @@ impl MediaHost {
         }
         self.blobs().insert(id, Blob { path, len });
         let mut resp = Response::new(SimBody::full(body.to_string()));
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+
+    /// `GET /sticker?lottie=1&cat=sticker_pack_data&id=<pack>&lg=en`: the pack's JSON
+    /// array (`[]` for an unknown id); 400 without `cat=sticker_pack_data` or an id.
+    fn sticker_pack(&self, req: &Request<Incoming>) -> Response<SimBody> {
+        let query = req.uri().query().unwrap_or("");
+        let raw = |k: &str| {
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v)
+        };
+        if raw("cat") != Some("sticker_pack_data") {
+            return plain(StatusCode::BAD_REQUEST, "unknown category");
+        }
+        let Some(id) = raw("id")
+            .and_then(crate::sticker::percent_decode)
+            .filter(|id| !id.is_empty())
+        else {
+            return plain(StatusCode::BAD_REQUEST, "no pack id");
+        };
+        let body = self.stickers().answer(&id);
+        let mut resp = Response::new(SimBody::full(body));
         resp.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/json"),

@@ -116,18 +116,31 @@ pub(crate) async fn phone_send_image(
         ..Default::default()
     };
     let id = crate::e2e::phone_send(shared, phone, to, message.clone()).await?;
+    keep(shared, phone, &id, media_key, IMAGE_KEYS_INFO, jpeg);
+    Ok((id, message))
+}
+
+/// Keeps the plaintext of medium `id` that `phone` sent (under `media_key`, expanded
+/// with `info`) for re-upload requests; the oldest is forgotten past [`MAX_KEPT`].
+pub(crate) fn keep(
+    shared: &Shared,
+    phone: &str,
+    id: &str,
+    media_key: Zeroizing<[u8; 32]>,
+    info: &'static [u8],
+    plain: &[u8],
+) {
     let mut pm = shared.phone_media();
     if pm.kept.len() >= MAX_KEPT {
         pm.kept.pop_front();
     }
     pm.kept.push_back(Kept {
         phone: phone.to_owned(),
-        id: id.clone(),
+        id: id.to_owned(),
         media_key,
-        info: IMAGE_KEYS_INFO,
-        plain: jpeg.to_vec(),
+        info,
+        plain: plain.to_vec(),
     });
-    Ok((id, message))
 }
 
 /// Answers a companion's `<receipt type="server-error">` (see the module docs). The

@@ -609,6 +609,59 @@ impl Sim {
         crate::phone_media::phone_send_image(&self.shared, phone, to, jpeg, caption).await
     }
 
+    /// Publishes sticker pack `id` on the sticker service (`GET /sticker?...&id=<id>` on
+    /// [`local_addr`](Self::local_addr), which clients reach through their sticker
+    /// service setting): each sticker is encrypted under a fresh media key (image keys)
+    /// and stored on the media host, and the service answers with the pack's JSON array,
+    /// keys and hashes in standard base64. Publishing an id again replaces the pack.
+    /// Returns the stickers' direct paths, in order (for
+    /// [`corrupt_media`](Self::corrupt_media) and [`delete_media`](Self::delete_media)).
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] for an id that is empty or over 128 bytes, more than 64
+    /// stickers, an empty sticker or one over 16 MiB, or a full service (1024 packs);
+    /// [`Error::Io`] when the media host cannot store a sticker.
+    pub fn publish_sticker_pack(
+        &self,
+        id: &str,
+        name: &str,
+        publisher: &str,
+        stickers: &[crate::SimSticker],
+    ) -> Result<Vec<String>, Error> {
+        crate::sticker::publish(&self.shared, id, name, publisher, stickers)
+    }
+
+    /// Makes the sticker service answer pack `id` with `body` as it is (malformed or
+    /// oversized answers, for tests of clients).
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] for an id that is empty or over 128 bytes, a body over 16 MiB,
+    /// or a full service.
+    pub fn set_sticker_service_answer(&self, id: &str, body: Vec<u8>) -> Result<(), Error> {
+        crate::sticker::set_answer(&self.shared, id, body)
+    }
+
+    /// The account's simulated phone sends a sticker pack to `to`, like
+    /// [`phone_send_image`](Self::phone_send_image): `blob` (the pack's contents, at most
+    /// 16 MiB) is encrypted under a fresh media key with the sticker-pack label
+    /// ("WhatsApp Sticker Pack Keys"), stored on the media host, sent in a
+    /// `stickerPackMessage` (pack id, name, length, both hashes, key, direct path) and
+    /// kept for re-upload requests. Returns the message id and the message sent.
+    ///
+    /// # Errors
+    /// As [`phone_send`](Self::phone_send); [`Error::Rejected`] for an empty or too large
+    /// blob, [`Error::Io`] when the media host cannot store it.
+    pub async fn phone_send_sticker_pack(
+        &self,
+        phone: &str,
+        to: &Jid,
+        pack_id: &str,
+        name: &str,
+        blob: &[u8],
+    ) -> Result<(String, wa_proto::e2e::Message), Error> {
+        crate::sticker::phone_send_sticker_pack(&self.shared, phone, to, pack_id, name, blob).await
+    }
+
     /// How many media re-upload requests (`server-error` receipts) the phones answered.
     pub fn media_retries_answered(&self) -> u64 {
         self.shared.phone_media().answered
