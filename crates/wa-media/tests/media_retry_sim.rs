@@ -5,36 +5,14 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_media::{Error, Media, MediaConfig, RetryTarget, downloadable};
 use wa_messages::{Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
-use wa_socket::Event;
-use wa_types::WaMessage;
 use wa_usync::{Usync, UsyncConfig};
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
-
-async fn own_copy(rx: &mut broadcast::Receiver<Event>, id: &str) -> WaMessage {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| m.key.id == id) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("events ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("the phone's image in time")
-}
 
 fn image_bytes() -> Vec<u8> {
     (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect()
@@ -59,7 +37,7 @@ async fn expired_media_is_uploaded_again_by_the_phone() {
         .phone_send_image(A, &Jid::pn(B), &jpeg, Some("from the phone"))
         .await
         .unwrap();
-    let received = own_copy(&mut events, &id).await;
+    let received = wa_testkit::next_upsert(&mut events, |m| m.key.id == id).await;
     assert!(received.key.from_me);
     let mut message = std::sync::Arc::unwrap_or_clone(received.message);
     let old = downloadable(&message).expect("an image");

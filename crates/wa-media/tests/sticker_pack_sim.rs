@@ -5,15 +5,12 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_media::{
     DEFAULT_STICKER_SERVICE, Downloadable, Error, MAX_STICKER_PACK_RESPONSE, Media, MediaConfig,
     MediaType, RetryTarget, downloadable,
 };
 use wa_sim::{Sim, SimConfig, SimSticker};
-use wa_socket::Event;
-use wa_types::WaMessage;
 
 const A: &str = "15550000001";
 const B: &str = "15550000002";
@@ -157,25 +154,6 @@ async fn hostile_sticker_service_answers_are_typed_errors() {
     socket.close().await;
 }
 
-async fn own_copy(rx: &mut broadcast::Receiver<Event>, id: &str) -> WaMessage {
-    let fut = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    if let Some(m) = u.messages.into_iter().find(|m| m.key.id == id) {
-                        return m;
-                    }
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("events ended: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("the phone's sticker pack in time")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sticker_pack_message_downloads_as_a_sticker_pack() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
@@ -196,7 +174,7 @@ async fn a_sticker_pack_message_downloads_as_a_sticker_pack() {
         .phone_send_sticker_pack(A, &Jid::pn(B), "pack-7", "Seven", &blob)
         .await
         .unwrap();
-    let received = own_copy(&mut events, &id).await;
+    let received = wa_testkit::next_upsert(&mut events, |m| m.key.id == id).await;
     let mut message = std::sync::Arc::unwrap_or_clone(received.message);
     let pack = message
         .sticker_pack_message

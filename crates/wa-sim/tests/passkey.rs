@@ -56,18 +56,7 @@ fn is_error_401(r: &Node) -> bool {
 /// whether the companion's steps were all accepted.
 async fn passkey_link(sim: &Sim, phone: &str, tamper: Tamper) -> (Result<Jid, Error>, bool) {
     let mut creds = Creds::new();
-    let mut c = Client::connect(
-        &sim.ws_url(),
-        sim.root_public_key(),
-        &creds.noise,
-        &creds.registration_payload(),
-        None,
-    )
-    .await
-    .expect("connect");
-    let pd = c.next().await.expect("pair-device");
-    let qr = creds.qr(&first_ref(&pd));
-    c.send(&result_for(&pd)).await;
+    let (mut c, qr) = awaiting_scan(sim, &creds).await;
     let scan = sim.scan_qr_passkey(phone, &qr, PasskeyScan::default());
     let companion = async {
         let request = c.next().await.expect("passkey request");

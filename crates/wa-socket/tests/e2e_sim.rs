@@ -1045,6 +1045,25 @@ async fn passkey_step_with_error(
     step.expect("a step")
 }
 
+/// Answers the passkey request with the test authenticator and waits for the
+/// primary's continuation.
+async fn respond_until_confirmation(
+    socket: &Socket,
+    events: &mut broadcast::Receiver<Event>,
+) -> wa_types::PasskeyConfirmation {
+    let PasskeyEvent::Request(options) = next_passkey(events).await else {
+        panic!("expected the request");
+    };
+    socket
+        .send_passkey_response(&authenticator(&options))
+        .await
+        .expect("prologue accepted");
+    let PasskeyEvent::Confirmation(c) = next_passkey(events).await else {
+        panic!("expected the confirmation");
+    };
+    c
+}
+
 fn passkey_error_kind(r: Result<(), wa_socket::Error>) -> wa_types::PasskeyErrorKind {
     match r {
         Err(wa_socket::Error::Pair(wa_socket::PairError::Passkey { kind, .. })) => kind,
@@ -1234,16 +1253,7 @@ async fn a_passkey_code_that_differs_from_the_primarys_is_refused() {
         ..Default::default()
     };
     let driver = async {
-        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
-            panic!("expected the request");
-        };
-        socket
-            .send_passkey_response(&authenticator(&options))
-            .await
-            .expect("prologue accepted");
-        let PasskeyEvent::Confirmation(c) = next_passkey(&mut events).await else {
-            panic!("expected the confirmation");
-        };
+        let c = respond_until_confirmation(&socket, &mut events).await;
         let on_phone = sim.passkey_code(phone).expect("the phone shows a code");
         assert_ne!(on_phone, c.code);
         assert_eq!(
@@ -1278,16 +1288,7 @@ async fn a_pairing_request_the_primary_cannot_open_is_refused() {
         ..Default::default()
     };
     let driver = async {
-        let PasskeyEvent::Request(options) = next_passkey(&mut events).await else {
-            panic!("expected the request");
-        };
-        socket
-            .send_passkey_response(&authenticator(&options))
-            .await
-            .expect("prologue accepted");
-        let PasskeyEvent::Confirmation(_) = next_passkey(&mut events).await else {
-            panic!("expected the confirmation");
-        };
+        respond_until_confirmation(&socket, &mut events).await;
         socket.send_passkey_confirmation().await
     };
     let (linked, confirmed) = tokio::join!(sim.scan_qr_passkey(phone, &qr, scan), driver);

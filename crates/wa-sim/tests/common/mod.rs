@@ -404,8 +404,9 @@ pub fn attr(n: &Node, key: &str) -> Option<String> {
     n.attr_opt::<String>(key).ok().flatten()
 }
 
-/// Registers `creds` on `sim` for `phone` by QR, start to finish. Returns the device JID.
-pub async fn register(sim: &wa_sim::Sim, phone: &str, creds: &Creds) -> Jid {
+/// Connects `creds` unregistered, acknowledges the server's `pair-device` and returns
+/// the connection with the QR string of its first ref.
+pub async fn awaiting_scan(sim: &wa_sim::Sim, creds: &Creds) -> (Client, String) {
     let mut c = Client::connect(
         &sim.ws_url(),
         sim.root_public_key(),
@@ -416,9 +417,14 @@ pub async fn register(sim: &wa_sim::Sim, phone: &str, creds: &Creds) -> Jid {
     .await
     .expect("connect");
     let pd = c.next().await.expect("pair-device");
-    let reference = first_ref(&pd);
+    let qr = creds.qr(&first_ref(&pd));
     c.send(&result_for(&pd)).await;
-    let qr = creds.qr(&reference);
+    (c, qr)
+}
+
+/// Registers `creds` on `sim` for `phone` by QR, start to finish. Returns the device JID.
+pub async fn register(sim: &wa_sim::Sim, phone: &str, creds: &Creds) -> Jid {
+    let (mut c, qr) = awaiting_scan(sim, creds).await;
     let scan = sim.scan_qr(phone, &qr);
     // Drive the scan and the client together.
     let client =
