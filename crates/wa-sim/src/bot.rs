@@ -30,12 +30,7 @@ pub(crate) fn route_bot_copies(shared: &Shared, sender: &Jid, node: &Node, id: &
         return;
     };
     let identity = node.child("device-identity").cloned();
-    let ty = node
-        .attr_opt::<String>("type")
-        .ok()
-        .flatten()
-        .filter(|v| !v.is_empty() && v.len() <= 32)
-        .unwrap_or_else(|| "text".to_owned());
+    let ty = route::short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let targets: Vec<(Jid, Vec<Node>)> = {
         let st = shared.state.lock();
         bot.children_by_tag("to")

@@ -1285,12 +1285,7 @@ pub(crate) fn route_group_message(
         None => recipients,
     };
     let t = unix_now().to_string();
-    let ty = node
-        .attr_opt::<String>("type")
-        .ok()
-        .flatten()
-        .filter(|v| !v.is_empty() && v.len() <= 32)
-        .unwrap_or_else(|| "text".to_owned());
+    let ty = route::short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
     let edit = node
         .attr_opt::<String>("edit")
         .ok()

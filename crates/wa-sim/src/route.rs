@@ -508,7 +508,8 @@ pub(crate) fn bundle_node(st: &mut Inner, jid: &Jid) -> Node {
         .build()
 }
 
-fn short_attr(node: &Node, key: &str) -> Option<String> {
+/// The attribute `key` when it is present, not empty and short.
+pub(crate) fn short_attr(node: &Node, key: &str) -> Option<String> {
     node.attr_opt::<String>(key)
         .ok()
         .flatten()

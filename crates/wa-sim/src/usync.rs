@@ -91,14 +91,7 @@ fn answer_user(state: &Inner, asker: Option<&str>, asked: &Asked, user: &Node) -
     let (jid, account) = match (&by_jid, &contact_text) {
         (Some(j), _) => {
             let j = j.to_non_ad();
-            let account = match j.server {
-                Server::Pn => state.accounts.get(j.user.as_str()),
-                Server::Lid => state
-                    .accounts
-                    .values()
-                    .find(|a| a.lid_user == j.user.as_str()),
-                _ => None,
-            };
+            let account = account_of(state, &j);
             (j, account)
         }
         (None, Some(text)) => {
@@ -180,6 +173,11 @@ fn answer_user(state: &Inner, asker: Option<&str>, asked: &Asked, user: &Node) -
 /// The account a usync `<user>` names by `jid` (phone number or LID): its phone.
 fn named_account<'a>(state: &'a Inner, user: &Node) -> Option<&'a Account> {
     let j = user.attr_opt::<Jid>("jid").ok().flatten()?.to_non_ad();
+    account_of(state, &j)
+}
+
+/// The account a user JID (phone number or LID, without device) names.
+fn account_of<'a>(state: &'a Inner, j: &Jid) -> Option<&'a Account> {
     match j.server {
         Server::Pn => state.accounts.get(j.user.as_str()),
         Server::Lid => state
