@@ -159,6 +159,8 @@ pub(crate) async fn encrypt_copy(
 pub(crate) struct BotInfo {
     /// The id of the message this one edits, for `inner` and `last` parts.
     pub(crate) edit_target: Option<String>,
+    /// Which part it is, with the id it edits.
+    pub(crate) edit: Option<wa_types::BotEdit>,
     /// `<meta target_id>`: the message that invoked the bot.
     pub(crate) target_id: Option<String>,
     /// `<meta target_sender_jid>`: who sent that message.
@@ -178,10 +180,19 @@ pub(crate) fn bot_info(node: &Node) -> BotInfo {
             .map(str::to_owned)
     };
     let mut info = BotInfo::default();
-    if let Some(b) = node.child("bot")
-        && matches!(stanza::str_attr(b, "edit"), Some("inner" | "last"))
-    {
-        info.edit_target = id(b, "edit_target_id");
+    if let Some(b) = node.child("bot") {
+        let kind = match stanza::str_attr(b, "edit") {
+            Some("inner") => Some(wa_types::BotEditKind::Inner),
+            Some("last") => Some(wa_types::BotEditKind::Last),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            info.edit_target = id(b, "edit_target_id");
+            info.edit = info
+                .edit_target
+                .clone()
+                .map(|target_id| wa_types::BotEdit { kind, target_id });
+        }
     }
     if let Some(m) = node.child("meta") {
         info.target_id = id(m, "target_id");
@@ -392,6 +403,13 @@ mod tests {
             .build();
         let info = bot_info(&node);
         assert_eq!(info.edit_target.as_deref(), Some("FIRST"));
+        assert_eq!(
+            info.edit,
+            Some(wa_types::BotEdit {
+                kind: wa_types::BotEditKind::Inner,
+                target_id: "FIRST".into()
+            })
+        );
         assert_eq!(info.target_id.as_deref(), Some("INVOKE"));
         assert_eq!(info.target_sender, Some(Jid::pn("1555")));
         assert_eq!(info.target_chat, Some(Jid::group("1203")));

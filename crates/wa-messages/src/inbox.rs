@@ -222,6 +222,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WaMessage, Unreadable> {
         message: Arc::new(message),
         offline: flags & OFFLINE != 0,
         request_id: None,
+        bot_edit: None,
     })
 }
 
@@ -312,6 +313,7 @@ mod tests {
             }),
             offline: true,
             request_id: None,
+            bot_edit: None,
         }
     }
 
@@ -328,6 +330,7 @@ mod tests {
             message: Arc::new(Message::default()),
             offline: false,
             request_id: None,
+            bot_edit: None,
         };
         assert_eq!(decode(&encode(&bare)).unwrap(), bare);
     }

@@ -1134,6 +1134,7 @@ mod tests {
                 message: Arc::default(),
                 offline: true,
                 request_id: None,
+                bot_edit: None,
             }),
             None,
         )

@@ -210,6 +210,7 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
                     push_name: info.push_name.clone(),
                     t: info.message_timestamp.unwrap_or(0),
                     offline: false,
+                    bot_edit: None,
                 }
             }
         };

@@ -26,6 +26,8 @@ pub(crate) struct Incoming {
     pub(crate) push_name: Option<String>,
     pub(crate) t: u64,
     pub(crate) offline: bool,
+    /// For a part of a bot's streamed reply: which part, and the message it edits.
+    pub(crate) bot_edit: Option<wa_types::BotEdit>,
 }
 
 /// Reads the addressing attributes; `None` when `from`/`id` (or a group's `participant`)
@@ -46,12 +48,17 @@ pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
     {
         chat = r.to_non_ad();
     }
-    // A bot answering an inline invocation names the chat it answers in.
-    if !chat.is_group()
-        && crate::bot::is_bot_sender(&sender)
-        && let Some(target) = crate::bot::bot_info(node).target_chat
-    {
-        chat = target;
+    // A bot answering an inline invocation names the chat it answers in; a streamed
+    // reply names the part and the message it edits.
+    let mut bot_edit = None;
+    if crate::bot::is_bot_sender(&sender) {
+        let bot = crate::bot::bot_info(node);
+        if !chat.is_group()
+            && let Some(target) = bot.target_chat
+        {
+            chat = target;
+        }
+        bot_edit = bot.edit;
     }
     let alt_keys: &[&str] = if sender.is_lid() {
         &["participant_pn", "sender_pn"]
@@ -73,6 +80,7 @@ pub(crate) fn parse_incoming(node: &Node, me: &Me) -> Option<Incoming> {
         push_name,
         t,
         offline,
+        bot_edit,
     })
 }
 
@@ -529,6 +537,7 @@ pub(crate) fn report_of(info: &Incoming, message: Arc<Message>) -> WaMessage {
         message,
         offline: info.offline,
         request_id: None,
+        bot_edit: info.bot_edit.clone(),
     }
 }
 

@@ -664,6 +664,7 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
             message: std::sync::Arc::new(message),
             offline: false,
             request_id: None,
+            bot_edit: None,
         },
         None,
     );

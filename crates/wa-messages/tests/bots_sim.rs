@@ -112,6 +112,32 @@ async fn a_message_to_a_bot_carries_a_secret_and_the_default_persona() {
     assert_eq!(r.key.remote_jid, bot);
     assert_eq!(r.sender.to_non_ad(), bot);
     assert_eq!(text_of(&r.message), Some("sealed answer"));
+    assert_eq!(r.bot_edit, None, "a first part edits nothing");
+
+    // Streamed: later parts are sealed under the first part's id and say which part
+    // they are.
+    for (t, last) in [
+        ("sealed answer, longer", false),
+        ("sealed answer, done", true),
+    ] {
+        let part = sim
+            .bot_reply_part(BOT, &got, &bot, &text(t), &sealed, last)
+            .unwrap();
+        let r = next_upsert(&mut a1.events, |m| m.key.id == part).await;
+        assert_eq!(text_of(&r.message), Some(t));
+        let kind = if last {
+            wa_types::BotEditKind::Last
+        } else {
+            wa_types::BotEditKind::Inner
+        };
+        assert_eq!(
+            r.bot_edit,
+            Some(wa_types::BotEdit {
+                kind,
+                target_id: sealed.clone()
+            })
+        );
+    }
 
     // A sealed reply to a message this device never saw cannot be opened: it is
     // reported as undecryptable (and nacked), never as a message.

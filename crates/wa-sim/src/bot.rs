@@ -117,6 +117,7 @@ pub(crate) fn bot_reply(
     invocation: &PhoneMessage,
     chat: &Jid,
     reply: &Message,
+    part: Option<(&str, &str)>,
 ) -> Result<String, Error> {
     let bot = Jid::pn(bot_phone.to_owned());
     if !bot.is_bot() {
@@ -127,7 +128,15 @@ pub(crate) fn bot_reply(
     ))?;
     let invoker = invocation.from.to_non_ad();
     let id = format!("BOT{}", fresh_id());
-    let sealed = seal(&secret, &id, &invoker, &bot, reply)?;
+    // A later part of a streamed reply is sealed under the first part's id.
+    let sealed_id = part.map_or(id.as_str(), |(_, first)| first);
+    let sealed = seal(&secret, sealed_id, &invoker, &bot, reply)?;
+    let edit = part.map(|(kind, first)| {
+        Node::builder("bot")
+            .attr("edit", kind.to_owned())
+            .attr("edit_target_id", first.to_owned())
+            .build()
+    });
     let chat = chat.to_non_ad();
     // (recipient device, the chat as that recipient names it)
     let targets: Vec<(Jid, Option<Jid>)> = {
@@ -183,7 +192,12 @@ pub(crate) fn bot_reply(
             addressing_mode: None,
             notify: None,
         }
-        .build(vec![enc.clone(), meta]);
+        .build(
+            [enc.clone(), meta]
+                .into_iter()
+                .chain(edit.clone())
+                .collect(),
+        );
         route::deliver(shared, &dev, stanza);
     }
     Ok(id)

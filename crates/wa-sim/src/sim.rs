@@ -586,7 +586,33 @@ impl Sim {
         chat: &Jid,
         reply: &wa_proto::e2e::Message,
     ) -> Result<String, Error> {
-        crate::bot::bot_reply(&self.shared, bot_phone, invocation, chat, reply)
+        crate::bot::bot_reply(&self.shared, bot_phone, invocation, chat, reply, None)
+    }
+
+    /// A later part of a reply [`bot_reply`](Self::bot_reply) started (bots stream long
+    /// answers): sealed under the first part's id `first`, marked `<bot edit="inner"
+    /// edit_target_id=first>`, or `edit="last"` when `last`. Returns the part's own id.
+    ///
+    /// # Errors
+    /// As [`bot_reply`](Self::bot_reply).
+    pub fn bot_reply_part(
+        &self,
+        bot_phone: &str,
+        invocation: &PhoneMessage,
+        chat: &Jid,
+        reply: &wa_proto::e2e::Message,
+        first: &str,
+        last: bool,
+    ) -> Result<String, Error> {
+        let kind = if last { "last" } else { "inner" };
+        crate::bot::bot_reply(
+            &self.shared,
+            bot_phone,
+            invocation,
+            chat,
+            reply,
+            Some((kind, first)),
+        )
     }
 
     /// The account's simulated phone sends an image (`jpeg`, at most 16 MiB) like

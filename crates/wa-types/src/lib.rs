@@ -35,8 +35,9 @@ pub use history::{
     HistorySyncStatus, HistorySyncType, LidPnMapping, PastParticipant,
 };
 pub use message::{
-    AddOnKind, AddOnUpdate, IdentityChange, MemberLabelUpdate, MessageChange, MessageChangeKind,
-    MessageUpdate, MessagesUpsert, PushNameUpdate, ReceiptType, UndecryptableMessage, WaMessage,
+    AddOnKind, AddOnUpdate, BotEdit, BotEditKind, IdentityChange, MemberLabelUpdate, MessageChange,
+    MessageChangeKind, MessageUpdate, MessagesUpsert, PushNameUpdate, ReceiptType,
+    UndecryptableMessage, WaMessage,
 };
 pub use message_key::MessageKey;
 pub use newsletter::{NewsletterChange, NewsletterMessage, NewsletterRole, NewsletterUpdate};

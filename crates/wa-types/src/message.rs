@@ -29,6 +29,29 @@ pub struct WaMessage {
     /// `Messenger::request_placeholder_resend`; Baileys' `requestId`), when the phone
     /// named it. `None` for every other message, and for one read back from the store.
     pub request_id: Option<String>,
+    /// For a bot's reply streamed in parts: which part this is and the message it edits
+    /// (whatsmeow's `MsgBotInfo`); `None` for every other message, the first part
+    /// included.
+    pub bot_edit: Option<BotEdit>,
+}
+
+/// A later part of a bot's reply streamed in several messages (`<bot edit
+/// edit_target_id>`): it replaces the content of the message `target_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotEdit {
+    /// Whether more parts follow.
+    pub kind: BotEditKind,
+    /// The id of the reply's first message, which this part edits.
+    pub target_id: String,
+}
+
+/// Which part of a streamed bot reply a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BotEditKind {
+    /// A part in the middle (`edit="inner"`): more follow.
+    Inner,
+    /// The final part (`edit="last"`).
+    Last,
 }
 
 /// New messages: received ones after they were decrypted and committed, sent ones after the
