@@ -502,6 +502,7 @@ impl Conn {
     }
 
     async fn send(&mut self, node: &Node) -> Result<(), End> {
+        self.shared.recording.sent(self.device.as_ref(), node);
         let plain = wa_binary::encode(node);
         let transport = self.transport.as_mut().ok_or(End::Closed)?;
         let frame = transport

@@ -80,6 +80,38 @@ pub(crate) struct Shared {
     /// The latest passkey link of each account, as far as it got (kept after the
     /// registration connection closed).
     pub(crate) passkeys: Mutex<HashMap<String, crate::passkey::PasskeySeen>>,
+    /// A copy of what the server sends to one device, while a test records it.
+    pub(crate) recording: Recording,
+}
+
+/// What [`Sim::record_stanzas`] keeps: the account and the stanzas its companions got,
+/// oldest first.
+#[derive(Default)]
+pub(crate) struct Recording {
+    /// Whether anything is recorded (read on every send, so it is checked first).
+    on: std::sync::atomic::AtomicBool,
+    kept: Mutex<Option<(String, std::collections::VecDeque<Node>)>>,
+}
+
+impl Recording {
+    /// The most stanzas kept; older ones are dropped.
+    const KEPT: usize = 4096;
+
+    /// Keeps `node` if it goes to a logged-in companion of the recorded account.
+    pub(crate) fn sent(&self, to: Option<&Jid>, node: &Node) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Some((phone, nodes)), Some(to)) = (kept.as_mut(), to)
+            && to.user.as_str() == phone
+        {
+            if nodes.len() >= Self::KEPT {
+                nodes.pop_front();
+            }
+            nodes.push_back(node.clone());
+        }
+    }
 }
 
 /// The hash of a props set the server hands out with it: the first 8 bytes of SHA-256
@@ -313,6 +345,7 @@ impl Sim {
             wam_buffers: Recent::default(),
             props_hashes: Recent::default(),
             passkeys: Mutex::default(),
+            recording: Recording::default(),
         });
         tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
         let accept = net::serve(listener, tls, shared.clone());
@@ -1148,6 +1181,49 @@ impl Sim {
             d.user.as_str() == phone && d.device != 0
         });
         Some(now)
+    }
+
+    /// Starts keeping a copy of every stanza the server sends to the logged-in
+    /// companions of the account `phone` (the last 4,096), from their login on, for tests
+    /// that replay or mutate real traffic. Replaces an earlier recording.
+    pub fn record_stanzas(&self, phone: &str) {
+        let r = &self.shared.recording;
+        *r.kept.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((phone.to_owned(), Default::default()));
+        r.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops recording (see [`Sim::record_stanzas`]) and returns what was recorded,
+    /// oldest first.
+    pub fn take_recorded_stanzas(&self) -> Vec<Node> {
+        let r = &self.shared.recording;
+        r.on.store(false, Ordering::Relaxed);
+        r.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(|(_, nodes)| nodes.into())
+            .unwrap_or_default()
+    }
+
+    /// Sends `node`, exactly as given, to every logged-in connection of `device`,
+    /// waiting for room in each connection's queue. Nothing checks it: this is how tests
+    /// play a hostile or broken server. Returns how many connections it went to.
+    pub async fn send_raw(&self, device: &Jid, node: Node) -> usize {
+        let txs: Vec<mpsc::Sender<Cmd>> = self
+            .shared
+            .conns()
+            .values()
+            .filter(|c| c.device.as_ref() == Some(device))
+            .map(|c| c.tx.clone())
+            .collect();
+        let mut sent = 0;
+        for tx in txs {
+            if tx.send(Cmd::Send(node.clone())).await.is_ok() {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// The kinds flagged for the account `phone` and not cleaned yet.
