@@ -110,14 +110,14 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
     let Ok(me) = Inner::me(&creds) else { return };
     let Some(info) = parse_incoming(&node, &me) else {
         warn!("message stanza without usable from/id/participant");
-        send(inner, &stanza::ack_for(&node, "message", Some(487))).await;
+        send(inner, &stanza::message_ack(&node, &me.pn, Some(487))).await;
         return;
     };
     let encs = stanza::enc_children(&node);
     let bot_reply = crate::bot::secret_reply(&node, &info.sender);
     if encs.is_empty() && bot_reply.is_none() {
         debug!("message {} has nothing to decrypt; acknowledging", info.id);
-        send(inner, &stanza::ack_for(&node, "message", None)).await;
+        send(inner, &stanza::message_ack(&node, &me.pn, None)).await;
         return;
     }
     let chat_s = info.chat.to_string();
@@ -201,7 +201,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             warn!("bot reply {} from {sender_s} not opened: {e}", info.id);
             send(
                 inner,
-                &stanza::ack_for(&node, "message", Some(NACK_MISSING_SECRET)),
+                &stanza::message_ack(&node, &me.pn, Some(NACK_MISSING_SECRET)),
             )
             .await;
             emit_undecryptable(inner, &info);
@@ -548,7 +548,11 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
     let count = inner.bump_retry(&format!("{} {} {}", info.chat, info.id, info.sender));
     if count > inner.config.max_retries {
         warn!("giving up on message {} after {count} retries", info.id);
-        send(inner, &stanza::ack_for(node, "message", None)).await;
+        let ack = match Inner::me(creds) {
+            Ok(me) => stanza::message_ack(node, &me.pn, None),
+            Err(_) => stanza::ack_for(node, "message", None),
+        };
+        send(inner, &ack).await;
         return count;
     }
     let pre_key = if count >= 2 {

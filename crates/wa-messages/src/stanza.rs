@@ -260,6 +260,14 @@ pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> N
     b.attr_opt("error", error.map(|e| e.to_string())).build()
 }
 
+/// `<ack class="message">` for `node`, as [`ack_for`], naming our device as `from`, as
+/// WhatsApp Web does for every message-class ack.
+pub(crate) fn message_ack(node: &Node, me: &Jid, error: Option<u16>) -> Node {
+    let mut ack = ack_for(node, "message", error);
+    ack.attrs.insert("from", me);
+    ack
+}
+
 /// The delivery receipt for a processed message: `to` and `participant` copied from the
 /// stanza; `type="peer_msg"` for a peer message (`category="peer"`, from our own
 /// phone), `type="sender"` (with the chat as `recipient`) for other messages from our
@@ -512,6 +520,31 @@ mod tests {
         e.protocol_message = Some(Box::new(pm));
         assert_eq!(edit_attr(&e), Some("7"));
         assert_eq!(edit_attr(&Message::default()), None);
+    }
+
+    #[test]
+    fn message_acks_name_our_device_and_mirror_the_stanza() {
+        let from = Jid::group("120363000000000001");
+        let sender = Jid::with_device("15550000002", Server::Pn, 3);
+        let node = Node::builder("message")
+            .attr("id", "3EB0ABC")
+            .attr("from", &from)
+            .attr("participant", &sender)
+            .attr("type", "text")
+            .build();
+        let me = Jid::with_device("15550000001", Server::Pn, 7);
+        let ack = message_ack(&node, &me, Some(487));
+        assert_eq!(ack.tag(), "ack");
+        assert_eq!(ack.attr::<&str>("class").unwrap(), "message");
+        assert_eq!(ack.attr::<&str>("id").unwrap(), "3EB0ABC");
+        assert_eq!(ack.attr::<Jid>("to").unwrap(), from);
+        assert_eq!(ack.attr::<Jid>("participant").unwrap(), sender);
+        assert_eq!(ack.attr::<Jid>("from").unwrap(), me);
+        assert_eq!(ack.attr::<&str>("type").unwrap(), "text");
+        assert_eq!(ack.attr::<&str>("error").unwrap(), "487");
+        assert!(message_ack(&node, &me, None).get_attr("error").is_none());
+        // Other classes do not name a sender.
+        assert!(ack_for(&node, "receipt", None).get_attr("from").is_none());
     }
 
     #[test]
@@ -947,6 +980,7 @@ mod tests {
                     let _ = wa_signal::PreKeyBundle::from_user_node(&user);
                 }
                 let _ = ack_for(&n, "message", Some(487));
+                let _ = message_ack(&n, &Jid::pn("1555"), None);
                 let _ = delivery_receipt(&n, true, true);
                 let _ = jid_attr(&n, "from");
                 let me = crate::messenger::Me {

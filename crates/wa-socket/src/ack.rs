@@ -1,6 +1,6 @@
 //! The `<ack>` a client sends for a stanza it received and will not answer otherwise.
 
-use wa_binary::Node;
+use wa_binary::{Jid, Node};
 
 /// The `<ack>` for `node`: `class` is its tag, `id` and `type` are copied, `to` is its
 /// `from`, and `participant` is copied when present. Layers that subscribe to
@@ -10,11 +10,13 @@ pub fn ack_for(node: &Node) -> Node {
 }
 
 /// The `<ack>` refusing the message `node` with `code` (e.g. 500, a message the client
-/// could not handle): as [`ack_for`], with its `recipient` and an `error` attribute.
-pub(crate) fn nack_for(node: &Node, code: u16) -> Node {
+/// could not handle): as [`ack_for`], with its `recipient`, an `error` attribute and our
+/// device as `from` (`me`, when known), as WhatsApp Web sends message acks.
+pub(crate) fn nack_for(node: &Node, code: u16, me: Option<&Jid>) -> Node {
     ack_builder(node)
         .attr_opt("recipient", node.get_attr("recipient").cloned())
         .attr("error", code.to_string())
+        .attr_opt("from", me)
         .build()
 }
 
@@ -30,8 +32,6 @@ fn ack_builder(node: &Node) -> wa_binary::NodeBuilder {
 
 #[cfg(test)]
 mod tests {
-    use wa_binary::Jid;
-
     use super::*;
 
     #[test]
@@ -56,5 +56,21 @@ mod tests {
             ack_for(&g).attr::<Jid>("participant").unwrap(),
             Jid::pn("9")
         );
+    }
+
+    #[test]
+    fn a_message_nack_names_our_device_when_known() {
+        let m = Node::builder("message")
+            .attr("id", "M1")
+            .attr("from", Jid::pn("123"))
+            .attr("recipient", Jid::pn("456"))
+            .build();
+        let me = Jid::with_device("789", wa_binary::Server::Pn, 4);
+        let n = nack_for(&m, 500, Some(&me));
+        assert_eq!(n.attr::<&str>("class").unwrap(), "message");
+        assert_eq!(n.attr::<&str>("error").unwrap(), "500");
+        assert_eq!(n.attr::<Jid>("recipient").unwrap(), Jid::pn("456"));
+        assert_eq!(n.attr::<Jid>("from").unwrap(), me);
+        assert!(nack_for(&m, 500, None).get_attr("from").is_none());
     }
 }

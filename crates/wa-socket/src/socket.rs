@@ -1366,7 +1366,15 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
             // Nacked, as a message no layer handled, so the server does not deliver it
             // again.
             "message" => {
-                let _ = conn.send(&crate::ack::nack_for(&node, 500)).await;
+                let me: Option<Jid> = inner
+                    .creds
+                    .lock()
+                    .await
+                    .as_ref()
+                    .and_then(|c| c.jid.as_deref()?.parse().ok());
+                let _ = conn
+                    .send(&crate::ack::nack_for(&node, 500, me.as_ref()))
+                    .await;
             }
             "receipt" | "notification" | "call" => send_ack(conn, &node).await,
             _ => {}
