@@ -7,7 +7,10 @@ mod common;
 
 use common::*;
 use wa_binary::Jid;
-use wa_messages::{DEFAULT_BOT_PERSONA_ID, MessageContent, RelayOptions, bot_message_secret};
+use wa_messages::{
+    DEFAULT_BOT_PERSONA_ID, META_AI_BOT_USER, MessageContent, RelayOptions, bot_message_secret,
+    meta_ai_jid,
+};
 use wa_proto::e2e::{Message, MessageContextInfo};
 use wa_sim::{PhoneMessage, Sim, SimConfig};
 use wa_testkit::next_upsert;
@@ -157,6 +160,48 @@ async fn a_message_to_a_bot_carries_a_secret_and_the_default_persona() {
     .await;
     assert_eq!(u.key.id, lost);
     assert_eq!(u.key.remote_jid, bot);
+}
+
+/// Meta AI is addressed as `867051314767696@bot`: a bot id has no device list (the
+/// server answers nothing for it), so the send goes to the id itself, and the sealed
+/// reply comes from the id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_is_reached_by_its_bot_id() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(BOT).await;
+    let meta_ai = sim.add_bot_id(BOT, META_AI_BOT_USER).unwrap();
+    assert_eq!(meta_ai, meta_ai_jid());
+    assert!(sim.add_bot_id(A, "12345").is_err(), "not a bot's number");
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+
+    let key = a1
+        .messenger
+        .send_message(&meta_ai, MessageContent::text("hello Meta AI"))
+        .await
+        .unwrap();
+    assert_eq!(key.remote_jid, meta_ai);
+    let got = bot_got(&sim, &key.id).await;
+    assert_eq!(text_of(&got.message), Some("hello Meta AI"));
+    assert_eq!(persona(&got.message), Some(DEFAULT_BOT_PERSONA_ID));
+    // Our other device files it under the bot id too.
+    let mine = next_upsert(&mut a2.events, |m| m.key.id == key.id).await;
+    assert!(mine.key.from_me);
+    assert_eq!(mine.key.remote_jid, meta_ai);
+
+    let sealed = sim
+        .bot_reply(BOT, &got, &meta_ai, &text("I am Meta AI"))
+        .unwrap();
+    for events in [&mut a1.events, &mut a2.events] {
+        let r = next_upsert(events, |m| m.key.id == sealed).await;
+        assert_eq!(r.key.remote_jid, meta_ai);
+        assert_eq!(r.sender.to_non_ad(), meta_ai);
+        assert_eq!(text_of(&r.message), Some("I am Meta AI"));
+    }
+    // Another bot's id is not this bot's to answer from.
+    let other = Jid::new("1061492271844689", wa_binary::Server::Bot);
+    assert!(sim.bot_reply(BOT, &got, &other, &text("no")).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

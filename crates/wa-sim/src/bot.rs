@@ -11,7 +11,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use prost::Message as _;
 use rand_core::{OsRng, RngCore};
-use wa_binary::{Jid, Node};
+use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::{Message, MessageSecretMessage};
 
 use crate::e2e::PhoneMessage;
@@ -119,10 +119,27 @@ pub(crate) fn bot_reply(
     reply: &Message,
     part: Option<(&str, &str)>,
 ) -> Result<String, Error> {
-    let bot = Jid::pn(bot_phone.to_owned());
-    if !bot.is_bot() {
+    if !Jid::pn(bot_phone.to_owned()).is_bot() {
         return Err(Error::Rejected("not a bot's phone number".into()));
     }
+    // In a chat with the bot's id (`<id>@bot`), the bot answers as that id.
+    let bot = if chat.server == Server::Bot {
+        if shared
+            .state
+            .lock()
+            .bot_ids
+            .get(chat.user.as_str())
+            .map(String::as_str)
+            != Some(bot_phone)
+        {
+            return Err(Error::Rejected(format!(
+                "{chat} is not the id of {bot_phone}"
+            )));
+        }
+        chat.to_non_ad()
+    } else {
+        Jid::pn(bot_phone.to_owned())
+    };
     let secret = bot_secret(&invocation.message).ok_or(Error::Rejected(
         "the invocation carries no message secret".into(),
     ))?;

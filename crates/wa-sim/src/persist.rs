@@ -396,6 +396,7 @@ impl SimState {
                 file.business
             }, // Links, notices and push settings are not in the state file.
             links: Default::default(),
+            bot_ids: Default::default(),
         };
         let state = SimState::from_inner(inner);
         if let Some(app_state) = file.app_state {

@@ -391,9 +391,15 @@ pub(crate) fn deliver(shared: &Shared, device: &Jid, node: Node) {
     }
 }
 
-/// The user's PN JID (no device) for a PN or LID JID of a known account.
+/// The user's PN JID (no device) for a PN, LID or bot (`<id>@bot`) JID of a known
+/// account.
 pub(crate) fn resolve_user(st: &Inner, jid: &Jid) -> Option<Jid> {
     match jid.server {
+        Server::Bot => st
+            .bot_ids
+            .get(jid.user.as_str())
+            .filter(|phone| st.accounts.contains_key(phone.as_str()))
+            .map(|phone| Jid::pn(phone.clone())),
         Server::Pn => st
             .accounts
             .contains_key(jid.user.as_str())
@@ -661,6 +667,13 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
         (to_user, targets, notify, sender_lid)
     };
     shared.queues().sent(&id, sender);
+    // The sender's other devices learn the chat as it was addressed when that was a bot
+    // id, which has no phone number of its own to them.
+    let chat = if to.server == Server::Bot {
+        to.to_non_ad()
+    } else {
+        to_user.clone()
+    };
     for (dev, mut children) in targets {
         let own = dev.user == sender.user && to_user.user != sender.user;
         children.extend(identity.clone());
@@ -674,7 +687,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
             t: &t,
             ty: &ty,
             edit: edit.as_deref(),
-            recipient: own.then_some(&to_user),
+            recipient: own.then_some(&chat),
             addressing_mode: None,
             notify: notify.as_deref(),
         }

@@ -599,19 +599,45 @@ impl Sim {
         e2e::phone_send(&self.shared, phone, to, message).await
     }
 
+    /// Makes the bot account `phone` (a bot's number, `1313555xxxx` or `131655500xx`)
+    /// reachable as `<id>@bot` too, as WhatsApp's bots are (`867051314767696@bot` is Meta
+    /// AI): key fetches and messages for the id go to the bot's phone, and
+    /// [`bot_reply`](Self::bot_reply) in a chat with the id answers from it. Kept in
+    /// memory only.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAccount`] when `phone` has no account; [`Error::Rejected`] when it
+    /// is not a bot's number or `id` is not all digits.
+    pub fn add_bot_id(&self, phone: &str, id: &str) -> Result<Jid, Error> {
+        if !Jid::pn(phone.to_owned()).is_bot() {
+            return Err(Error::Rejected(format!("{phone} is not a bot's number")));
+        }
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::Rejected(format!("bad bot id {id:?}")));
+        }
+        let mut st = self.shared.state.lock();
+        if !st.accounts.contains_key(phone) {
+            return Err(Error::UnknownAccount(phone.to_owned()));
+        }
+        st.bot_ids.insert(id.to_owned(), phone.to_owned());
+        Ok(Jid::new(id.to_owned(), Server::Bot))
+    }
+
     /// The bot `bot_phone` (an account whose number is a bot's, `1313555xxxx` or
     /// `131655500xx`) answers `invocation` (a message in its
     /// [`phone_inbox`](Self::phone_inbox): one sent to the bot, or the bot's copy of an
     /// inline invocation) with `reply`, sealed under the invocation's bot message secret
     /// as `<enc type="msmsg">` (AES-256-GCM keyed by HKDF-SHA256 over it with the reply
     /// id, the invoker and the bot; bound to the reply id and the bot). `chat` is the
-    /// chat as the invoker names it (the bot itself, a user or a group): every companion
-    /// of the chat's members gets the reply with `<meta target_id target_sender_jid
-    /// target_chat_jid>`, the chat named as that member sees it. Returns the reply's id.
+    /// chat as the invoker names it (the bot itself, by phone number or by its
+    /// [bot id](Self::add_bot_id), a user or a group): every companion of the chat's
+    /// members gets the reply with `<meta target_id target_sender_jid target_chat_jid>`,
+    /// the chat named as that member sees it. In a chat with the bot id the reply comes
+    /// from that id. Returns the reply's id.
     ///
     /// # Errors
-    /// [`Error::UnknownAccount`], [`Error::Rejected`] (not a bot, or an invocation
-    /// without a message secret).
+    /// [`Error::UnknownAccount`], [`Error::Rejected`] (not a bot, a bot id of another
+    /// bot, or an invocation without a message secret).
     pub fn bot_reply(
         &self,
         bot_phone: &str,

@@ -94,6 +94,9 @@ pub(crate) struct Inner {
     /// Contact QR codes, business message links, accepted terms-of-service notices
     /// and push settings (in memory only).
     pub(crate) links: crate::links::LinkState,
+    /// Bot ids (`<id>@bot`) and the bot account (phone number) each one reaches (in
+    /// memory only).
+    pub(crate) bot_ids: BTreeMap<String, String>,
 }
 
 /// One account: its phone (device 0) and companions.
@@ -219,6 +222,7 @@ impl SimState {
             newsletters: Default::default(),
             business: Default::default(),
             links: Default::default(),
+            bot_ids: Default::default(),
         })
     }
 

@@ -222,7 +222,9 @@ impl Usync {
 
     /// The device JIDs of each user (keyed by the user's non-device JID), from the cache
     /// or one usync query for the missing ones. Users the server reports an error for
-    /// are absent from the map. The own device is not excluded.
+    /// are absent from the map. The own device is not excluded. A bot ([`Jid::is_bot`])
+    /// has no device list: the server answers nothing for it, so it is its own only
+    /// device and is not asked about.
     ///
     /// # Errors
     /// As [`Usync::run`].
@@ -233,6 +235,10 @@ impl Usync {
         for u in users {
             let key = u.to_non_ad();
             if !seen.insert(key.clone()) {
+                continue;
+            }
+            if key.is_bot() {
+                out.insert(key.clone(), vec![key]);
                 continue;
             }
             match self.inner.cache.get(&key).await {
