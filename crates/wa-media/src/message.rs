@@ -2,7 +2,9 @@
 //! messages from an upload, and finding the downloadable blob in a received message.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use wa_proto::e2e::{
     AudioMessage, DocumentMessage, ImageMessage, Message, StickerMessage, VideoMessage,
@@ -537,11 +539,20 @@ impl Media {
         progress: Option<Progress>,
     ) -> Result<Message, Error> {
         let up = self.upload(reader, kind.media_type(), progress).await?;
-        Ok(media_message(kind, &up, opts))
+        let message = media_message(kind, &up, opts);
+        if let Some(cache) = &self.inner.uploads {
+            cache
+                .insert((kind.media_type(), up.info.file_sha256), Arc::new(up))
+                .await;
+        }
+        Ok(message)
     }
 
     /// [`Media::prepare`] for media in memory: for images (and image documents) without a
-    /// thumbnail one is generated, and missing dimensions are filled in.
+    /// thumbnail one is generated, and missing dimensions are filled in. With
+    /// [`MediaConfig::upload_cache`](crate::MediaConfig::upload_cache) on, bytes of the
+    /// same type uploaded a short while ago are not uploaded again: the message names
+    /// the earlier blob (its key, path and hashes), as a forwarded message does.
     ///
     /// # Errors
     /// As [`Media::upload`].
@@ -563,6 +574,21 @@ impl Media {
                     opts.height.get_or_insert(h);
                 }
                 Err(e) => tracing::debug!("no thumbnail: {e}"),
+            }
+        }
+        if let Some(cache) = &self.inner.uploads {
+            let hash: [u8; 32] = Sha256::digest(bytes).into();
+            if let Some(up) = cache.get(&(kind.media_type(), hash)).await {
+                tracing::debug!(
+                    "{:?} of {} bytes uploaded before; reused",
+                    kind,
+                    bytes.len()
+                );
+                if let Some(p) = &progress {
+                    let len = bytes.len() as u64;
+                    p(len, Some(len));
+                }
+                return Ok(media_message(kind, &up, &opts));
             }
         }
         self.prepare(kind, bytes, &opts, progress).await

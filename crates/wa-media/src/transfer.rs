@@ -115,6 +115,14 @@ pub struct MediaConfig {
     /// path; `/sticker?...` is appended): [`DEFAULT_STICKER_SERVICE`] by default, a local
     /// server's address in tests.
     pub sticker_service: String,
+    /// How many uploads [`Media::prepare_bytes`](crate::Media::prepare_bytes) remembers,
+    /// by media type and SHA-256 of the bytes, to send the same bytes again without
+    /// uploading them again (Baileys' `mediaCache`); every upload of
+    /// [`Media::prepare`](crate::Media::prepare) is remembered too. 0 (the default)
+    /// turns this off.
+    pub upload_cache: u64,
+    /// How long a remembered upload is reused (one hour by default).
+    pub upload_cache_ttl: Duration,
 }
 
 /// The sticker service WhatsApp clients fetch sticker packs from.
@@ -131,6 +139,8 @@ impl Default for MediaConfig {
             retry_timeout: Duration::from_secs(30),
             proxy: None,
             sticker_service: DEFAULT_STICKER_SERVICE.to_owned(),
+            upload_cache: 0,
+            upload_cache_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -142,6 +152,8 @@ impl std::fmt::Debug for MediaConfig {
             .field("max_size", &self.max_size)
             .field("proxy", &self.proxy)
             .field("sticker_service", &self.sticker_service)
+            .field("upload_cache", &self.upload_cache)
+            .field("upload_cache_ttl", &self.upload_cache_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -266,6 +278,9 @@ pub(crate) struct Inner {
     conn: Mutex<Option<(MediaConn, Instant)>>,
     /// Re-upload requests waiting for their `mediaretry` notification, by message id.
     pub(crate) retry_waiters: crate::retry_client::Waiters,
+    /// Uploads by media type and plaintext SHA-256, when
+    /// [`MediaConfig::upload_cache`] is on.
+    pub(crate) uploads: Option<UploadCache>,
 }
 
 impl std::fmt::Debug for Media {
@@ -275,6 +290,9 @@ impl std::fmt::Debug for Media {
             .finish_non_exhaustive()
     }
 }
+
+/// Uploads by media type and plaintext SHA-256 (see [`MediaConfig::upload_cache`]).
+pub(crate) type UploadCache = moka::future::Cache<(MediaType, [u8; 32]), Arc<Uploaded>>;
 
 /// Counts bytes read through it and reports them.
 struct Counting<R> {
@@ -406,6 +424,12 @@ impl Media {
     /// that is no URL host).
     pub fn new(socket: Socket, config: MediaConfig) -> Result<Self, Error> {
         let http = shared_http_client(config.connect_timeout, config.proxy.as_ref())?;
+        let uploads = (config.upload_cache > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(config.upload_cache)
+                .time_to_live(config.upload_cache_ttl)
+                .build()
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 socket,
@@ -413,6 +437,7 @@ impl Media {
                 config,
                 conn: Mutex::new(None),
                 retry_waiters: Default::default(),
+                uploads,
             }),
         })
     }

@@ -283,6 +283,98 @@ async fn media_messages_of_every_kind_download_back() {
     socket.close().await;
 }
 
+/// Baileys' `mediaCache`: with the upload cache on, the same bytes of the same type go
+/// up once and every message names that blob; other bytes, another type, or the cache
+/// off mean a new upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_cache_sends_the_same_bytes_once() {
+    use wa_media::{MediaKind, MediaOptions, downloadable};
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (socket, _) = wa_testkit::link(&sim, "15550000001").await;
+    let mut config = media_config();
+    config.upload_cache = 16;
+    let media = Media::new(socket.clone(), config).unwrap();
+    let body = png(64, 48);
+    let mut opts = MediaOptions::default();
+    opts.caption = Some("first".into());
+    let first = media
+        .prepare_bytes(MediaKind::Image, &body, &opts, None)
+        .await
+        .unwrap();
+    assert_eq!(sim.media_count(), 1);
+    opts.caption = Some("second".into());
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let second = media
+        .prepare_bytes(
+            MediaKind::Image,
+            &body,
+            &opts,
+            Some(Arc::new(move |n, _| d.store(n, Ordering::Relaxed))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.media_count(),
+        1,
+        "the same bytes are not uploaded again"
+    );
+    assert_eq!(done.load(Ordering::Relaxed), body.len() as u64);
+    let (a, b) = (
+        first.image_message.as_ref().unwrap(),
+        second.image_message.as_ref().unwrap(),
+    );
+    assert_eq!(a.media_key, b.media_key);
+    assert_eq!(a.direct_path, b.direct_path);
+    assert_eq!(b.caption.as_deref(), Some("second"));
+    assert_eq!(b.width, Some(64));
+    let mut out = Vec::new();
+    media
+        .download_message(&second, &mut out, None)
+        .await
+        .unwrap();
+    assert_eq!(out, body);
+
+    // The same bytes as a document, and other bytes: new uploads.
+    let doc = media
+        .prepare_bytes(MediaKind::Document, &body, &opts, None)
+        .await
+        .unwrap();
+    assert_eq!(sim.media_count(), 2);
+    assert_ne!(
+        downloadable(&doc).unwrap().media_key,
+        downloadable(&first).unwrap().media_key
+    );
+    let other = pattern(5_000, 9);
+    media
+        .prepare_bytes(MediaKind::Document, &other, &opts, None)
+        .await
+        .unwrap();
+    assert_eq!(sim.media_count(), 3);
+    // A streamed upload is remembered for later sends of the same bytes.
+    let streamed = pattern(7_000, 4);
+    media
+        .prepare(MediaKind::Video, &streamed[..], &opts, None)
+        .await
+        .unwrap();
+    media
+        .prepare_bytes(MediaKind::Video, &streamed, &opts, None)
+        .await
+        .unwrap();
+    assert_eq!(sim.media_count(), 4);
+
+    // Off (the default): every send uploads.
+    let plain = Media::new(socket.clone(), media_config()).unwrap();
+    for _ in 0..2 {
+        plain
+            .prepare_bytes(MediaKind::Image, &body, &opts, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sim.media_count(), 6);
+    socket.close().await;
+}
+
 /// An upload host that takes the upload and answers `200` with a usable location padded
 /// to well over the reply limit, announcing the length or not.
 async fn oversized_reply_host(announce_length: bool) -> String {
