@@ -231,6 +231,9 @@ enum Outcome {
 /// The nack code of a message whose message secret is missing.
 const NACK_MISSING_SECRET: u16 = 495;
 
+/// The nack code of a message that could not be handled (after its retry receipt).
+const NACK_UNHANDLED: u16 = 500;
+
 /// The JID whose Signal address holds the session with the sender: a mapping the stanza
 /// states is adopted first (stored, and the sender's PN sessions moved to the LID
 /// addresses), then the LID device is used whenever the sender's LID is known. Called
@@ -542,17 +545,18 @@ pub(crate) fn report_of(info: &Incoming, message: Arc<Message>) -> WaMessage {
 }
 
 /// Asks the sender to encrypt again (with our keys from the second attempt), or, past the
-/// retry limit, acknowledges the stanza so it is not redelivered forever. Returns which
+/// retry limit, acknowledges the stanza so it is not redelivered forever; a stanza that
+/// got a retry receipt is nacked as unhandled after it. Returns which
 /// failure of this message it was (1 for the first).
 async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incoming) -> u32 {
     let count = inner.bump_retry(&format!("{} {} {}", info.chat, info.id, info.sender));
+    let ack = |error| match Inner::me(creds) {
+        Ok(me) => stanza::message_ack(node, &me.pn, error),
+        Err(_) => stanza::ack_for(node, "message", error),
+    };
     if count > inner.config.max_retries {
         warn!("giving up on message {} after {count} retries", info.id);
-        let ack = match Inner::me(creds) {
-            Ok(me) => stanza::message_ack(node, &me.pn, None),
-            Err(_) => stanza::ack_for(node, "message", None),
-        };
-        send(inner, &ack).await;
+        send(inner, &ack(None)).await;
         return count;
     }
     let pre_key = if count >= 2 {
@@ -587,6 +591,10 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
         },
     );
     send(inner, &receipt).await;
+    // The stanza itself is done with: the sender answers the retry receipt with a new
+    // one. WhatsApp Web nacks it as unhandled (500), which keeps the server from
+    // delivering it again at every login.
+    send(inner, &ack(Some(NACK_UNHANDLED))).await;
     count
 }
 
