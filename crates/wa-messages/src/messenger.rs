@@ -34,13 +34,20 @@ pub struct MessengerConfig {
     pub queue_capacity: usize,
     /// The highest retry count for which a retry receipt is sent or answered (5).
     pub max_retries: u32,
+    /// The least time between two retry receipts this device sends (Baileys'
+    /// `retryRequestDelayMs`, which is 250 ms there): after a burst of undecryptable
+    /// messages they go out one by one, and the chat of each failure waits for its turn,
+    /// so a long backlog that fails (e.g. newest first, beyond the skipped-key window)
+    /// heals that much slower. Zero (the default) sends each at once.
+    pub retry_receipt_interval: Duration,
     /// Retry counters kept for messages that failed to decrypt (oldest forgotten first).
     pub retry_table_capacity: usize,
     /// Concurrent answers to retry receipts (each may fetch a pre-key bundle); further
     /// retry receipts wait for a turn.
     pub max_concurrent_resends: usize,
     /// Retry receipts waiting for a turn; beyond this many, one is acknowledged and
-    /// dropped (the peer asks again when the server delivers the message again).
+    /// dropped, and the asking device does not get that message (peers nack the stanza
+    /// they ask about, so the server does not deliver it again).
     pub max_queued_resends: usize,
     /// Whether messages this device sends are also reported as [`Event::MessagesUpsert`].
     pub emit_own_messages: bool,
@@ -155,6 +162,7 @@ impl Default for MessengerConfig {
             workers: 8,
             queue_capacity: 64,
             max_retries: 5,
+            retry_receipt_interval: Duration::ZERO,
             retry_table_capacity: 4096,
             max_concurrent_resends: 8,
             max_queued_resends: 4096,
@@ -250,6 +258,9 @@ pub(crate) struct Inner {
     pub(crate) crypto: Mutex<()>,
     acks: StdMutex<HashMap<String, oneshot::Sender<Node>>>,
     retries: StdMutex<RetryTable>,
+    /// When the last retry receipt went out (see
+    /// [`MessengerConfig::retry_receipt_interval`]); held while the next one waits.
+    pub(crate) last_retry_receipt: Mutex<Option<tokio::time::Instant>>,
     offline: StdMutex<OfflineBuffer>,
     /// Users whose LID was already asked for (bounded; cleared when full).
     lid_asked: StdMutex<std::collections::HashSet<String>>,
@@ -371,6 +382,7 @@ impl Messenger {
             crypto: Mutex::new(()),
             acks: StdMutex::new(HashMap::new()),
             retries: StdMutex::new(RetryTable::default()),
+            last_retry_receipt: Mutex::new(None),
             offline: StdMutex::new(OfflineBuffer::default()),
             lid_asked: StdMutex::new(std::collections::HashSet::new()),
             push_names: StdMutex::new(HashMap::new()),

@@ -28,9 +28,9 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
         inner.emit_updates(updates, node.get_attr("offline").is_some());
     }
     if kind == ReceiptType::Retry {
-        // A retry that is not answered is only asked again when the server delivers the
-        // message again (at the peer's next login): wait for a turn rather than drop it,
-        // up to a bound on waiting retries.
+        // A retry that is not answered leaves the peer without the message (it nacked
+        // the stanza it could not decrypt): wait for a turn rather than drop it, up to a
+        // bound on waiting retries.
         match inner.resend_queue.clone().try_acquire_owned() {
             Ok(place) => {
                 let (i, n) = (inner.clone(), node.clone());

@@ -234,6 +234,9 @@ const NACK_MISSING_SECRET: u16 = 495;
 /// The nack code of a message that could not be handled (after its retry receipt).
 const NACK_UNHANDLED: u16 = 500;
 
+/// How long a status lasts (seconds): an older one that fails is not retried.
+const STATUS_LIFETIME: u64 = 24 * 3600;
+
 /// The JID whose Signal address holds the session with the sender: a mapping the stanza
 /// states is adopted first (stored, and the sender's PN sessions moved to the LID
 /// addresses), then the LID device is used whenever the sender's LID is known. Called
@@ -559,6 +562,12 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
         send(inner, &ack(None)).await;
         return count;
     }
+    // A status lives a day: one older than that is not asked for again (Baileys).
+    if info.chat.is_status_broadcast() && unix_now().saturating_sub(info.t) > STATUS_LIFETIME {
+        debug!("status {} is expired; not asking for it again", info.id);
+        send(inner, &ack(None)).await;
+        return count;
+    }
     let pre_key = if count >= 2 {
         match inner.socket.generate_pre_key().await {
             Ok(k) => Some(k),
@@ -590,7 +599,18 @@ async fn send_retry(inner: &Inner, creds: &AuthCreds, node: &Node, info: &Incomi
             t: info.t,
         },
     );
-    send(inner, &receipt).await;
+    {
+        // One retry receipt at a time, `retry_receipt_interval` apart.
+        let mut last = inner.last_retry_receipt.lock().await;
+        let interval = inner.config.retry_receipt_interval;
+        if let Some(at) = *last
+            && !interval.is_zero()
+        {
+            tokio::time::sleep_until(at + interval).await;
+        }
+        send(inner, &receipt).await;
+        *last = Some(tokio::time::Instant::now());
+    }
     // The stanza itself is done with: the sender answers the retry receipt with a new
     // one. WhatsApp Web nacks it as unhandled (500), which keeps the server from
     // delivering it again at every login.

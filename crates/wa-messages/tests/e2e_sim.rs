@@ -957,6 +957,78 @@ async fn hostile_ciphertexts_are_answered_and_never_reported() {
     assert_eq!(text_of(&got.message), Some("still fine"));
 }
 
+/// A status update (`from="status@broadcast"`) by `author` to b1, sent by the server as
+/// is, with an undecryptable sender-key payload and the timestamp `t`.
+fn raw_status(id: &str, author: &Jid, t: u64) -> wa_binary::Node {
+    use wa_binary::Node;
+    Node::builder("message")
+        .attr("id", id.to_owned())
+        .attr("from", Jid::new("status", Server::Broadcast))
+        .attr("participant", author.clone())
+        .attr("t", t.to_string())
+        .attr("type", "text")
+        .children([Node::builder("enc")
+            .attr("v", "2")
+            .attr("type", "skmsg")
+            .bytes(vec![0x33; 40])
+            .build()])
+        .build()
+}
+
+/// Retry receipts go out `retry_receipt_interval` apart (Baileys' `retryRequestDelayMs`),
+/// and a status older than a day that cannot be decrypted is not asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_receipts_are_spaced_and_expired_statuses_are_not_retried() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, memory_store("a1")).await;
+    let config = MessengerConfig {
+        retry_receipt_interval: Duration::from_millis(400),
+        ..MessengerConfig::default()
+    };
+    let b1 = link_with(&sim, B, memory_store("b1"), config).await;
+
+    let ids: Vec<String> = (0..4).map(|i| format!("3EB0SPACED00000000{i}")).collect();
+    for id in &ids {
+        a1.socket
+            .send_node(&raw_message(id, &b1.jid, Some(("msg", vec![0x33; 40]))))
+            .await
+            .unwrap();
+    }
+    let mut at = Vec::new();
+    for id in &ids {
+        next_receipt(&mut a1.events, |u| {
+            &u.key.id == id && u.receipt == ReceiptType::Retry
+        })
+        .await;
+        at.push(Instant::now());
+    }
+    // Three intervals of 400 ms between the first and the last (less a margin for the
+    // way back to a1).
+    let spread = at[3] - at[0];
+    assert!(spread >= Duration::from_millis(1000), "{spread:?}");
+
+    // Statuses: a fresh one gets its retry receipt, one older than a day does not.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = "3EB0OLDSTATUS00000000";
+    assert_eq!(
+        sim.send_raw(&b1.jid, raw_status(old, &a1.jid, now - 2 * 24 * 3600))
+            .await,
+        1
+    );
+    let fresh = "3EB0FRESHSTATUS000000";
+    sim.send_raw(&b1.jid, raw_status(fresh, &a1.jid, now)).await;
+    let r = next_receipt(&mut a1.events, |u| {
+        u.receipt == ReceiptType::Retry && (u.key.id == old || u.key.id == fresh)
+    })
+    .await;
+    assert_eq!(r.key.id, fresh, "the expired status is not asked for again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processed_marker_survives_a_restart_between_commit_and_receipt() {
     let dir = tempfile::tempdir().unwrap();

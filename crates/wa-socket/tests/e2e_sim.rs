@@ -109,6 +109,22 @@ async fn link(
     (socket, events, jid)
 }
 
+/// Sends a `w:p` ping query and checks that the server answered it with a result.
+async fn ping(socket: &Socket) -> Result<(), wa_socket::Error> {
+    let reply = socket
+        .query(
+            wa_binary::Node::builder("iq")
+                .attr("to", Jid::server_jid())
+                .attr("type", "get")
+                .attr("xmlns", "w:p")
+                .children([wa_binary::Node::builder("ping").build()])
+                .build(),
+        )
+        .await?;
+    assert_eq!(reply.attr::<&str>("type").unwrap(), "result");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_linking_and_login_after_515() {
     let sim = sim().await;
@@ -130,18 +146,7 @@ async fn qr_linking_and_login_after_515() {
         "declared itself active after <success>"
     );
     // Queries round-trip with typed errors.
-    let reply = socket
-        .query(
-            wa_binary::Node::builder("iq")
-                .attr("to", Jid::server_jid())
-                .attr("type", "get")
-                .attr("xmlns", "w:p")
-                .children([wa_binary::Node::builder("ping").build()])
-                .build(),
-        )
-        .await
-        .expect("ping answered");
-    assert_eq!(reply.attr::<&str>("type").unwrap(), "result");
+    ping(&socket).await.expect("ping answered");
     socket.close().await;
 }
 
@@ -1142,18 +1147,7 @@ async fn passkey_linking_and_login_after_515() {
     // Pair-success was signed under the secret the pairing request carried, not the
     // one the QR showed.
     assert_ne!(creds.adv_secret.to_vec(), qr_adv_secret(&qr));
-    let reply = socket
-        .query(
-            wa_binary::Node::builder("iq")
-                .attr("to", Jid::server_jid())
-                .attr("type", "get")
-                .attr("xmlns", "w:p")
-                .children([wa_binary::Node::builder("ping").build()])
-                .build(),
-        )
-        .await
-        .expect("ping answered after login");
-    assert_eq!(reply.attr::<&str>("type").unwrap(), "result");
+    ping(&socket).await.expect("ping answered after login");
     socket.close().await;
 }
 
