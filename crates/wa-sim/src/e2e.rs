@@ -389,8 +389,9 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
 }
 
 /// Answers a retry receipt for a message the phone sent: a fresh session with the
-/// device that asked (from the server's bundle for it), and the message again, to that
-/// device only, with the same id.
+/// device that asked (from the keys the receipt carries, as phones do, else from the
+/// server's bundle for it), and the message again, to that device only, with the same
+/// id.
 async fn resend(shared: &Arc<Shared>, phone: &str, receipt: &Node) {
     let Some(signal) = phone_signal(shared, phone) else {
         return;
@@ -451,7 +452,15 @@ async fn resend(shared: &Arc<Shared>, phone: &str, receipt: &Node) {
             .repo
             .delete_session(std::slice::from_ref(&device))
             .await;
-        if !ensure_session(shared, &signal, &device).await {
+        let from_receipt = match receipt_bundle(receipt, &device) {
+            Some(bundle) => signal
+                .repo
+                .inject_e2e_session(&device, &bundle)
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !from_receipt && !ensure_session(shared, &signal, &device).await {
             return;
         }
         match signal
@@ -509,6 +518,23 @@ pub(crate) fn message_id() -> String {
 
 /// Makes sure the phone has a session with `device`, building one from the server's
 /// bundle for it when needed. False when the device has no usable bundle.
+/// The pre-key bundle a retry receipt carries (`<registration>` and `<keys>`), if any.
+fn receipt_bundle(receipt: &Node, device: &Jid) -> Option<PreKeyBundle> {
+    let keys = receipt.child("keys")?;
+    let mut children = vec![receipt.child("registration")?.clone()];
+    children.extend(
+        keys.children()
+            .iter()
+            .filter(|c| matches!(c.tag(), "type" | "identity" | "key" | "skey"))
+            .cloned(),
+    );
+    let user = Node::builder("user")
+        .attr("jid", device.clone())
+        .children(children)
+        .build();
+    PreKeyBundle::from_user_node(&user).ok().map(|(_, b)| b)
+}
+
 pub(crate) async fn ensure_session(shared: &Shared, signal: &PhoneSignal, device: &Jid) -> bool {
     if signal.repo.has_session(device).await.unwrap_or(false) {
         return true;
