@@ -85,12 +85,21 @@ impl<S: SignalStore, R: CryptoRngCore + Send> SignalRepository<S, R> {
         f(&mut rng)
     }
 
+    /// The session record with `address`. One that cannot be read is treated as absent
+    /// (logged): the session is rebuilt the way a lost one is, by a retry receipt or a
+    /// new pre-key message, and its row is replaced when the new one is stored.
     async fn load_session(
         &self,
         address: &ProtocolAddress,
     ) -> Result<Option<SessionRecord>, Error> {
         match self.store.load_session(address).await? {
-            Some(bytes) => Ok(Some(SessionRecord::deserialize(&bytes)?)),
+            Some(bytes) => match SessionRecord::deserialize(&bytes) {
+                Ok(record) => Ok(Some(record)),
+                Err(e) => {
+                    tracing::warn!(%address, "unreadable session record, treated as none: {e}");
+                    Ok(None)
+                }
+            },
             None => Ok(None),
         }
     }
@@ -325,12 +334,25 @@ impl<S: SignalStore, R: CryptoRngCore + Send> SignalRepository<S, R> {
         Ok(true)
     }
 
+    /// The sender key record `name`. One that cannot be read is treated as absent
+    /// (logged): the sender distributes its key again after a retry receipt, and ours
+    /// is made anew.
     async fn load_sender_key(
         &self,
         name: &SenderKeyName,
     ) -> Result<Option<SenderKeyRecord>, Error> {
         match self.store.load_sender_key(name).await? {
-            Some(bytes) => Ok(Some(SenderKeyRecord::deserialize(&bytes)?)),
+            Some(bytes) => match SenderKeyRecord::deserialize(&bytes) {
+                Ok(record) => Ok(Some(record)),
+                Err(e) => {
+                    tracing::warn!(
+                        group = %name.group_id,
+                        sender = %name.sender,
+                        "unreadable sender key record, treated as none: {e}"
+                    );
+                    Ok(None)
+                }
+            },
             None => Ok(None),
         }
     }

@@ -497,3 +497,37 @@ fn random_bytes_never_panic_the_decoders() {
         );
     }
 }
+
+/// A session record that cannot be read (a damaged store) is no session: a message on
+/// the old session fails as one without a session would, and the peer's next pre-key
+/// message starts a new one over it.
+#[test]
+fn an_unreadable_session_is_replaced_by_the_next_pre_key_message() {
+    let mut alice = Party::new("alice", 21);
+    let mut bob = Party::new("bob", 22);
+    connect(&mut alice, &mut bob);
+    let first = alice.encrypt(&bob, b"first");
+    assert_eq!(bob.decrypt(&alice, &first).unwrap(), b"first");
+    let reply = bob.encrypt(&alice, b"reply");
+    assert_eq!(alice.decrypt(&bob, &reply).unwrap(), b"reply");
+
+    block_on(
+        bob.repo
+            .store()
+            .store_session(&alice.addr, b"\x0a\x03not a record".to_vec()),
+    )
+    .unwrap();
+    assert!(!block_on(bob.repo.has_session(&alice.addr)).unwrap());
+    let on_old = alice.encrypt(&bob, b"on the old session");
+    assert_eq!(on_old.kind, CiphertextType::Msg);
+    assert!(bob.decrypt(&alice, &on_old).is_err());
+
+    // Alice starts over (as a retry receipt with keys makes her do).
+    connect(&mut alice, &mut bob);
+    let again = alice.encrypt(&bob, b"again");
+    assert_eq!(again.kind, CiphertextType::Pkmsg);
+    assert_eq!(bob.decrypt(&alice, &again).unwrap(), b"again");
+    assert!(bob.stored_session(&alice).is_some());
+    let reply = bob.encrypt(&alice, b"healed");
+    assert_eq!(alice.decrypt(&bob, &reply).unwrap(), b"healed");
+}

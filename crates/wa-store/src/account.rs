@@ -540,27 +540,44 @@ impl AppStateStore for AccountStore {
     }
 }
 
-fn utf8(role: Role, scope: &str, key: &str, b: Bytes) -> Result<String> {
-    String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt {
-        role,
-        scope: scope.to_owned(),
-        key: key.to_owned(),
-        reason: "mapping is not UTF-8".to_owned(),
-    })
+impl AccountStore {
+    /// The other half of a LID/PN mapping. A damaged one (unsealable, or not something a
+    /// JID's user part can be: empty, longer than 64 bytes, or holding anything but
+    /// ASCII letters, digits, `.`, `_` and `-`) is treated as unknown, with a warning:
+    /// mappings are learned again from the next stanza or lookup that states them, and
+    /// the next write replaces the row.
+    async fn mapping(&self, scope: &str, user: &str) -> Result<Option<String>> {
+        let stored = match self.get_item(Role::LidMapping, scope, user).await {
+            Ok(stored) => stored,
+            Err(e) if e.is_corrupt() => {
+                tracing::warn!("{e}; mapping treated as unknown");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(stored.and_then(|b| {
+            let valid = !b.is_empty()
+                && b.len() <= 64
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+            if !valid {
+                tracing::warn!(
+                    scope,
+                    user,
+                    "stored mapping is not a user; treated as unknown"
+                );
+            }
+            valid.then(|| String::from_utf8_lossy(&b).into_owned())
+        }))
+    }
 }
 
 impl LidMappingStore for AccountStore {
     async fn lid_for_pn(&self, pn: &str) -> Result<Option<String>> {
-        match self.get_item(Role::LidMapping, PN_SCOPE, pn).await? {
-            Some(b) => utf8(Role::LidMapping, PN_SCOPE, pn, b).map(Some),
-            None => Ok(None),
-        }
+        self.mapping(PN_SCOPE, pn).await
     }
     async fn pn_for_lid(&self, lid: &str) -> Result<Option<String>> {
-        match self.get_item(Role::LidMapping, LID_SCOPE, lid).await? {
-            Some(b) => utf8(Role::LidMapping, LID_SCOPE, lid, b).map(Some),
-            None => Ok(None),
-        }
+        self.mapping(LID_SCOPE, lid).await
     }
     async fn put_lid_mapping(&self, pn: &str, lid: &str) -> Result<()> {
         self.one(|b| b.put_lid_mapping(pn, lid)).await

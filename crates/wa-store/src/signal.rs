@@ -223,7 +223,26 @@ impl SignalStoreAdapter {
                 return Ok(v.clone());
             }
         }
-        self.store.get_item(role, scope, key).await
+        match self.store.get_item(role, scope, key).await {
+            // Sessions, identities, pre-keys and sender keys can all be rebuilt (retry
+            // receipts, new bundles, key distribution): a damaged one is treated as
+            // absent, and its row is replaced by the next write.
+            Err(e)
+                if e.is_corrupt()
+                    && matches!(
+                        role,
+                        Role::Session
+                            | Role::Identity
+                            | Role::PreKey
+                            | Role::SignedPreKey
+                            | Role::SenderKey
+                    ) =>
+            {
+                tracing::warn!("{e}; treated as absent");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// Applies a write now (direct) or stages it, recording what reads should see.
@@ -311,9 +330,13 @@ impl IdentityKeyStore for SignalStoreAdapter {
             .await
             .map_err(err)?
         {
-            Some(b) => Ok(Some(PublicKey::from_slice(&b).map_err(|_| {
-                wa_signal::Error::InvalidRecord("stored identity key")
-            })?)),
+            Some(b) => match PublicKey::from_slice(&b) {
+                Ok(key) => Ok(Some(key)),
+                Err(_) => {
+                    tracing::warn!(%address, "unreadable identity key, treated as unknown");
+                    Ok(None)
+                }
+            },
             None => Ok(None),
         }
     }
@@ -326,7 +349,13 @@ impl wa_signal::PreKeyStore for SignalStoreAdapter {
             .await
             .map_err(err)?
         {
-            Some(b) => PreKeyRecord::deserialize(&b).map(Some),
+            Some(b) => match PreKeyRecord::deserialize(&b) {
+                Ok(record) => Ok(Some(record)),
+                Err(e) => {
+                    tracing::warn!("unreadable pre-key {id}, treated as absent: {e}");
+                    Ok(None)
+                }
+            },
             None => Ok(None),
         }
     }
@@ -355,7 +384,11 @@ impl wa_signal::SignedPreKeyStore for SignalStoreAdapter {
             .await
             .map_err(err)?
         {
-            return SignedPreKeyRecord::deserialize(&b).map(Some);
+            match SignedPreKeyRecord::deserialize(&b) {
+                Ok(record) => return Ok(Some(record)),
+                // The current one is also in the credentials.
+                Err(e) => tracing::warn!("unreadable signed pre-key {id}: {e}"),
+            }
         }
         let spk = &self.signed_pre_key;
         Ok((spk.id == id).then(|| SignedPreKeyRecord {

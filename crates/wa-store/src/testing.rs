@@ -856,6 +856,29 @@ pub async fn corrupt_item_is_typed_and_isolated(backend: Arc<dyn Backend>) {
     assert_eq!(s.get_session("u", 2).await.unwrap(), b(b"repaired"));
     s.save_creds(&creds).await.unwrap();
     assert!(s.load_creds().await.unwrap().is_some());
+    // A damaged LID mapping (a failed checksum, or a sealed value no user part can be)
+    // reads as unknown, so it is learned again; the next write replaces it.
+    backend
+        .commit(
+            s.account(),
+            vec![
+                raw(Role::LidMapping, "pn", "111", b"\x01not sealed"),
+                Op::Put {
+                    role: Role::LidMapping,
+                    scope: "lid".into(),
+                    key: "222".into(),
+                    value: crate::seal(b"\xff\x00@:"),
+                    at: 0,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.lid_for_pn("111").await.unwrap(), None);
+    assert_eq!(s.pn_for_lid("222").await.unwrap(), None);
+    s.put_lid_mapping("111", "222").await.unwrap();
+    assert_eq!(s.lid_for_pn("111").await.unwrap().as_deref(), Some("222"));
+    assert_eq!(s.pn_for_lid("222").await.unwrap().as_deref(), Some("111"));
 }
 
 /// Deleting a whole scope and the whole account is exact: neighbours are untouched.

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use rand_core::OsRng;
+use wa_crypto::KeyPair;
 use wa_signal::{
     CiphertextType, InMemoryStore, PreKeyBundle, ProtocolAddress, SignalRepository,
     generate_identity_key_pair, generate_pre_keys,
 };
 use wa_store::{
-    AccountId, AccountStore, AuthCreds, Batch, CredsStore, Error, IdentityStore, MemoryBackend,
-    PreKeyStore, SentMessageStore, SessionStore, SignalStoreAdapter,
+    AccountId, AccountStore, AuthCreds, Backend, Batch, CredsStore, Error, IdentityStore,
+    MemoryBackend, Op, PreKeyStore, Role, SentMessageStore, SessionStore, SignalStoreAdapter,
 };
 
 struct Bob {
@@ -164,7 +165,7 @@ async fn a_pre_key_is_consumed_once_even_by_racing_decryptions() {
 }
 
 #[tokio::test]
-async fn adapter_needs_credentials_and_reports_damaged_identities() {
+async fn adapter_needs_credentials_and_rebuilds_over_damaged_records() {
     let store = AccountStore::new(
         Arc::new(MemoryBackend::new()),
         AccountId::new("empty").unwrap(),
@@ -175,10 +176,53 @@ async fn adapter_needs_credentials_and_reports_damaged_identities() {
     ));
     let creds = AuthCreds::generate(&mut OsRng);
     let adapter = SignalStoreAdapter::new(store.clone(), &creds);
+    // A damaged identity, session or pre-key reads as absent (so it is learned or made
+    // again, as a lost one is), and the next write replaces it.
+    let x = ProtocolAddress::new("x", 1);
     store.put_identity("x", 1, b"not a key").await.unwrap();
-    let r =
-        wa_signal::IdentityKeyStore::get_identity(&adapter, &ProtocolAddress::new("x", 1)).await;
-    assert!(matches!(r, Err(wa_signal::Error::InvalidRecord(_))));
+    let r = wa_signal::IdentityKeyStore::get_identity(&adapter, &x).await;
+    assert!(matches!(r, Ok(None)), "{r:?}");
+    let key = KeyPair::generate(&mut OsRng).public;
+    wa_signal::IdentityKeyStore::save_identity(&adapter, &x, &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        wa_signal::IdentityKeyStore::get_identity(&adapter, &x)
+            .await
+            .unwrap(),
+        Some(key)
+    );
+    store.put_pre_keys(&[(9, b"not a pre-key")]).await.unwrap();
+    assert!(
+        wa_signal::PreKeyStore::load_pre_key(&adapter, 9)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A row whose checksum fails reads as absent too.
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let damaged = AccountStore::new(backend.clone(), AccountId::new("d").unwrap());
+    backend
+        .commit(
+            damaged.account(),
+            vec![Op::Put {
+                role: Role::Session,
+                scope: "x".into(),
+                key: "1".into(),
+                value: bytes::Bytes::from_static(b"\x01garbage that fails the checksum"),
+                at: 0,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(damaged.get_session("x", 1).await.unwrap_err().is_corrupt());
+    let adapter2 = SignalStoreAdapter::new(damaged.clone(), &creds);
+    assert!(
+        wa_signal::SessionStore::load_session(&adapter2, &x)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Our own identity and signed pre-key come from the credentials.
     let id = wa_signal::IdentityKeyStore::identity_key_pair(&adapter)
         .await

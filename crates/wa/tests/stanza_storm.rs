@@ -569,25 +569,10 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
     ours
 }
 
-/// Runs `storm` on a runtime whose threads have room for the debug build's deep
-/// futures (the facade's calls nest many layers' futures).
 #[test]
 fn a_storm_of_broken_stanzas_leaves_the_client_working() {
     count_panics();
-    std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_stack_size(8 << 20)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(storm())
-        })
-        .unwrap()
-        .join()
-        .expect("the storm test ran to the end");
+    common::run_with_big_stacks(storm);
 }
 
 async fn storm() {

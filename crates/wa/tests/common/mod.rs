@@ -57,3 +57,26 @@ pub async fn received(events: &mut wa::Events, id: &str) -> WaMessage {
     .await
     .expect("received in time")
 }
+
+/// Runs `test` on a two-worker runtime whose threads have room for the debug build's
+/// deep futures (the facade's calls nest many layers' futures), on a thread with a
+/// large stack of its own.
+pub fn run_with_big_stacks<F>(test: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(8 << 20)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(test())
+        })
+        .unwrap()
+        .join()
+        .expect("the test ran to the end");
+}
