@@ -13,25 +13,6 @@ use wa_sim::{Sim, SimConfig};
 const ME: &str = "15550000001";
 const FRIEND: &str = "15550000002";
 
-/// Waits (at most `within`) for an event `f` picks something out of.
-async fn wait_for<T>(
-    events: &mut Events,
-    within: Duration,
-    mut f: impl FnMut(Event) -> Option<T>,
-) -> Option<T> {
-    tokio::time::timeout(within, async {
-        while let Some(e) = events.next().await {
-            if let Some(t) = f(e) {
-                return Some(t);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
 /// The receipt update of kind `kind` for message `id`, if one arrives within `within`.
 async fn receipt(
     events: &mut Events,
@@ -39,7 +20,7 @@ async fn receipt(
     kind: ReceiptType,
     within: Duration,
 ) -> Option<MessageUpdate> {
-    wait_for(events, within, |e| match e {
+    common::wait_for(events, within, |e| match e {
         Event::MessagesUpdate(updates) => updates
             .into_iter()
             .find(|u| u.key.id == id && u.receipt == kind),
@@ -54,7 +35,7 @@ async fn deliver_to(from: &WaSocket, to: &Jid, reader: &mut Events, text: &str) 
         .send_message(to, MessageContent::text(text))
         .await
         .unwrap();
-    let got = wait_for(reader, Duration::from_secs(20), |e| match e {
+    let got = common::wait_for(reader, Duration::from_secs(20), |e| match e {
         Event::MessagesUpsert(u) => u.messages.into_iter().find(|m| m.key.id == key.id),
         _ => None,
     })
@@ -106,7 +87,7 @@ async fn read_receipts_follow_the_privacy_setting() {
         .set_privacy(PrivacySetting::ReadReceipts, PrivacyValue::None)
         .await
         .unwrap();
-    wait_for(&mut me_events, Duration::from_secs(20), |e| match e {
+    common::wait_for(&mut me_events, Duration::from_secs(20), |e| match e {
         Event::PrivacyUpdate(p) => (p.read_receipts == Some(PrivacyValue::None)).then_some(()),
         _ => None,
     })

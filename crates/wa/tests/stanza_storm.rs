@@ -23,18 +23,6 @@ const ME: &str = "15550000001";
 const FRIEND: &str = "15550000002";
 const OTHER: &str = "15550000003";
 
-/// Panics seen anywhere in the process (tokio catches a task's panic; the hook still
-/// sees it).
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default(info);
-    }));
-}
-
 /// xorshift64*: small, seeded, the same sequence on every machine.
 struct Rng(u64);
 
@@ -434,38 +422,16 @@ fn extra_templates(me: &Jid) -> Vec<Node> {
     ]
 }
 
-async fn wait_for<T>(
-    events: &mut wa::Events,
-    within: Duration,
-    mut f: impl FnMut(Event) -> Option<T>,
-) -> Option<T> {
-    tokio::time::timeout(within, async {
-        while let Some(e) = events.next().await {
-            if let Some(t) = f(e) {
-                return Some(t);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
-fn text(s: &str) -> Message {
-    Message {
-        conversation: Some(s.into()),
-        ..Default::default()
-    }
-}
-
 /// Everyday traffic for `me`: messages from a friend's phone and from our own phone,
 /// receipts, a group made by a friend and one made by us, a picture, an archived chat,
 /// a channel, a call, presence, a dirty bit.
 async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -> Jid {
     let me = Jid::pn(ME);
     let friend = Jid::pn(FRIEND);
-    let id = sim.phone_send(FRIEND, &me, text("hi")).await.unwrap();
+    let id = sim
+        .phone_send(FRIEND, &me, common::text("hi"))
+        .await
+        .unwrap();
     common::received(events, &id).await;
     let reaction = Message {
         reaction_message: Some(wa::proto::e2e::ReactionMessage {
@@ -484,7 +450,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
     let rid = sim.phone_send(FRIEND, &me, reaction).await.unwrap();
     common::received(events, &rid).await;
     let own = sim
-        .phone_send(ME, &friend, text("from my phone"))
+        .phone_send(ME, &friend, common::text("from my phone"))
         .await
         .unwrap();
     common::received(events, &own).await;
@@ -492,7 +458,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
         .send_message(&friend, MessageContent::text("hello friend"))
         .await
         .unwrap();
-    wait_for(events, Duration::from_secs(20), |e| match e {
+    common::wait_for(events, Duration::from_secs(20), |e| match e {
         Event::MessagesUpdate(u) => u.iter().find(|u| u.key.id == key.id).map(|_| ()),
         _ => None,
     })
@@ -505,7 +471,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
         .phone_create_group(FRIEND, "friends", &[me.clone(), Jid::pn(OTHER)])
         .unwrap();
     let gid = sim
-        .phone_send(FRIEND, &theirs, text("hello group"))
+        .phone_send(FRIEND, &theirs, common::text("hello group"))
         .await
         .unwrap();
     common::received(events, &gid).await;
@@ -528,7 +494,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
         .send_message(&ours, MessageContent::text("to our group"))
         .await
         .unwrap();
-    let _ = wait_for(events, Duration::from_secs(10), |e| match e {
+    let _ = common::wait_for(events, Duration::from_secs(10), |e| match e {
         Event::MessagesUpdate(u) => u.iter().find(|u| u.key.id == key.id).map(|_| ()),
         _ => None,
     })
@@ -571,11 +537,11 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
 
 #[test]
 fn a_storm_of_broken_stanzas_leaves_the_client_working() {
-    count_panics();
-    common::run_with_big_stacks(storm);
+    let panics = common::count_panics();
+    common::run_with_big_stacks(move || storm(panics));
 }
 
-async fn storm() {
+async fn storm(panics: &'static AtomicUsize) {
     let seed: u64 = std::env::var("STORM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -588,8 +554,8 @@ async fn storm() {
     for p in [ME, FRIEND, OTHER] {
         sim.add_account(p).await;
     }
-    let path = std::env::temp_dir().join(format!("wa-storm-{}-{seed}.db", std::process::id()));
-    let store = wa::sqlite_store(&path, "me").await.unwrap();
+    let db = common::TempDb::new("storm");
+    let store = wa::sqlite_store(&db.0, "me").await.unwrap();
     sim.set_history_sync(ME, true);
     sim.set_app_state_key_share(true);
     sim.record_stanzas(ME);
@@ -659,14 +625,12 @@ async fn storm() {
     );
 
     // Still connected (or connected again), with the same account.
-    let mut state = sock.socket().state_watch();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while *state.borrow_and_update() != ConnectionState::Open {
-            let _ = state.changed().await;
-        }
-    })
-    .await
-    .expect("the socket is open after the storm");
+    common::until_open(
+        &sock,
+        Duration::from_secs(60),
+        "the socket is open after the storm",
+    )
+    .await;
     assert_eq!(
         sock.me().await.as_ref(),
         Some(&me),
@@ -676,7 +640,7 @@ async fn storm() {
     // Still receives and sends.
     let mut events = sock.events();
     let id = sim
-        .phone_send(FRIEND, &Jid::pn(ME), text("after the storm"))
+        .phone_send(FRIEND, &Jid::pn(ME), common::text("after the storm"))
         .await
         .unwrap();
     let got = common::received(&mut events, &id).await;
@@ -697,7 +661,7 @@ async fn storm() {
     assert_eq!(meta.subject, "ours, renamed");
 
     assert_eq!(
-        PANICS.load(Ordering::SeqCst),
+        panics.load(Ordering::SeqCst),
         0,
         "no panic anywhere (seed {seed}, {sent} stanzas, {recorded} recorded templates)"
     );
@@ -705,7 +669,7 @@ async fn storm() {
     drop(sock);
 
     // What is on disk is the same account, and opens cleanly.
-    let reopened = wa::sqlite_store(&path, "me").await.unwrap();
+    let reopened = wa::sqlite_store(&db.0, "me").await.unwrap();
     let creds = wa_store::CredsStore::load_creds(&reopened)
         .await
         .unwrap()
@@ -713,9 +677,4 @@ async fn storm() {
     assert_eq!(creds.jid.as_deref(), Some(me.to_string().as_str()));
     assert!(creds.registered);
     drop(reopened);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
 }

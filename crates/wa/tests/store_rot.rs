@@ -10,21 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wa::prelude::*;
-use wa::proto::e2e::Message;
 use wa_sim::{Sim, SimConfig};
 
 const ME: &str = "15550000001";
 const FRIEND: &str = "15550000002";
 const OTHER: &str = "15550000003";
-
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn text(s: &str) -> Message {
-    Message {
-        conversation: Some(s.into()),
-        ..Default::default()
-    }
-}
 
 /// Waits until `phone`'s simulated phone has decrypted a message with text `want`.
 async fn phone_got(sim: &Sim, phone: &str, want: &str) {
@@ -48,14 +38,12 @@ async fn reconnect(sim: &Sim, path: &std::path::Path) -> WaSocket {
     config.socket.noise_root = sim.root_public_key();
     config.media.https = false;
     let sock = make_wa_socket(config).unwrap();
-    let mut state = sock.socket().state_watch();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while *state.borrow_and_update() != ConnectionState::Open {
-            let _ = state.changed().await;
-        }
-    })
-    .await
-    .expect("logged in with the stored credentials");
+    common::until_open(
+        &sock,
+        Duration::from_secs(30),
+        "logged in with the stored credentials",
+    )
+    .await;
     sock
 }
 
@@ -94,20 +82,17 @@ fn rot(path: &std::path::Path, account: &str) -> usize {
 
 #[test]
 fn a_client_recovers_from_a_damaged_store() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default(info);
-    }));
-    common::run_with_big_stacks(damaged_store);
+    let panics = common::count_panics();
+    common::run_with_big_stacks(move || damaged_store(panics));
 }
 
-async fn damaged_store() {
+async fn damaged_store(panics: &'static AtomicUsize) {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     for p in [ME, FRIEND, OTHER] {
         sim.add_account(p).await;
     }
-    let path = std::env::temp_dir().join(format!("wa-rot-{}.db", std::process::id()));
+    let db = common::TempDb::new("rot");
+    let path = db.0.clone();
     let store = wa::sqlite_store(&path, "me").await.unwrap();
     let sock = common::linked_with(&sim, ME, |c| c.socket.store = store).await;
     let me = sock.me().await.unwrap();
@@ -116,7 +101,7 @@ async fn damaged_store() {
     // A conversation: both ways 1:1, and both ways in a group.
     let mut events = sock.events();
     let id = sim
-        .phone_send(FRIEND, &me_user, text("before 1"))
+        .phone_send(FRIEND, &me_user, common::text("before 1"))
         .await
         .unwrap();
     common::received(&mut events, &id).await;
@@ -128,7 +113,7 @@ async fn damaged_store() {
         .phone_create_group(FRIEND, "rot", &[me_user.clone(), Jid::pn(OTHER)])
         .unwrap();
     let id = sim
-        .phone_send(FRIEND, &group, text("before 3"))
+        .phone_send(FRIEND, &group, common::text("before 3"))
         .await
         .unwrap();
     common::received(&mut events, &id).await;
@@ -149,13 +134,13 @@ async fn damaged_store() {
 
     // Receiving heals: the damaged session and sender key give way to new ones.
     let id = sim
-        .phone_send(FRIEND, &me_user, text("after 1"))
+        .phone_send(FRIEND, &me_user, common::text("after 1"))
         .await
         .unwrap();
     let got = common::received(&mut events, &id).await;
     assert_eq!(message_text(&got.message), Some("after 1"));
     let id = sim
-        .phone_send(FRIEND, &group, text("after 2"))
+        .phone_send(FRIEND, &group, common::text("after 2"))
         .await
         .unwrap();
     let got = common::received(&mut events, &id).await;
@@ -172,12 +157,6 @@ async fn damaged_store() {
     phone_got(&sim, FRIEND, "after 4").await;
     phone_got(&sim, OTHER, "after 4").await;
 
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "no panic anywhere");
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "no panic anywhere");
     sock.close().await;
-    drop(sock);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
 }

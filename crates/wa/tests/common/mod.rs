@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wa::prelude::*;
@@ -79,4 +80,76 @@ where
         .unwrap()
         .join()
         .expect("the test ran to the end");
+}
+
+/// Waits (at most `within`) for an event `f` picks something out of.
+pub async fn wait_for<T>(
+    events: &mut wa::Events,
+    within: Duration,
+    mut f: impl FnMut(Event) -> Option<T>,
+) -> Option<T> {
+    tokio::time::timeout(within, async {
+        while let Some(e) = events.next().await {
+            if let Some(t) = f(e) {
+                return Some(t);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A text message.
+pub fn text(s: &str) -> wa::proto::e2e::Message {
+    wa::proto::e2e::Message {
+        conversation: Some(s.into()),
+        ..Default::default()
+    }
+}
+
+/// Waits (at most `within`) until `sock` is open, panicking with `what` otherwise.
+pub async fn until_open(sock: &WaSocket, within: Duration, what: &str) {
+    let mut state = sock.socket().state_watch();
+    tokio::time::timeout(within, async {
+        while *state.borrow_and_update() != ConnectionState::Open {
+            let _ = state.changed().await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
+/// Panics seen anywhere in the process from now on (tokio catches a task's panic; the
+/// hook still sees it).
+pub fn count_panics() -> &'static AtomicUsize {
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+    &PANICS
+}
+
+/// A SQLite database file in the temporary directory, removed with its journal files
+/// when dropped.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    /// A fresh path named after `name` and this process.
+    pub fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("wa-{name}-{}.db", std::process::id())))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
