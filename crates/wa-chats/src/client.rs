@@ -159,6 +159,11 @@ pub struct ChatsConfig {
     /// [`Chats::send_presence`], it waits for a push name: none is sent before one is
     /// known.
     pub presence_on_connect: Option<Presence>,
+    /// Whether [`Chats::subscribe_presence`] refuses a contact whose privacy token is
+    /// not stored ([`Error::NoPrivacyToken`]) instead of subscribing without one, which
+    /// the server may ignore without a word (whatsmeow's
+    /// `ErrorOnSubscribePresenceWithoutToken`). Off by default.
+    pub presence_requires_token: bool,
 }
 
 impl Default for ChatsConfig {
@@ -166,6 +171,7 @@ impl Default for ChatsConfig {
         Self {
             queue: 64,
             presence_on_connect: None,
+            presence_requires_token: false,
         }
     }
 }
@@ -207,6 +213,8 @@ struct Inner {
     /// The read-receipts setting last learned (a fetch, a change through this handle or
     /// the server's notice of a change from another device).
     read_receipts: Arc<Mutex<Option<PrivacyValue>>>,
+    /// [`ChatsConfig::presence_requires_token`].
+    presence_requires_token: bool,
     listeners: Vec<AbortHandle>,
 }
 
@@ -365,6 +373,7 @@ impl Chats {
             push_name: Mutex::new(None),
             presence: Mutex::new(Presence::Unavailable),
             read_receipts,
+            presence_requires_token: config.presence_requires_token,
             listeners: vec![presence, chatstate, picture, about, sync, connect],
         });
         let _ = handle_tx.send(Arc::downgrade(&inner));
@@ -381,15 +390,22 @@ impl Chats {
     /// `jid`'s stored privacy token, for requests to another user (never to ourselves:
     /// our own requests carry none).
     async fn privacy_token(&self, jid: &Jid) -> Option<Vec<u8>> {
-        let creds = self.inner.socket.auth().await?;
+        if self.is_own(jid).await {
+            return None;
+        }
+        self.inner.socket.privacy_token(jid).await
+    }
+
+    /// Whether `jid` is our own account (by phone number or LID).
+    async fn is_own(&self, jid: &Jid) -> bool {
+        let Some(creds) = self.inner.socket.auth().await else {
+            return false;
+        };
         let own = |j: Option<&str>| {
             j.and_then(|j| j.parse::<Jid>().ok())
                 .is_some_and(|j| j.user == jid.user)
         };
-        if own(creds.jid.as_deref()) || own(creds.lid.as_deref()) {
-            return None;
-        }
-        self.inner.socket.privacy_token(jid).await
+        own(creds.jid.as_deref()) || own(creds.lid.as_deref())
     }
 
     pub(crate) async fn query(&self, node: Node) -> Result<Node, Error> {
@@ -425,9 +441,13 @@ impl Chats {
     /// arrive as [`Event::PresenceUpdate`].
     ///
     /// # Errors
-    /// Socket errors.
+    /// Socket errors; [`Error::NoPrivacyToken`] when no token of another user is stored
+    /// and [`ChatsConfig::presence_requires_token`] is set.
     pub async fn subscribe_presence(&self, jid: &Jid) -> Result<(), Error> {
         let token = self.privacy_token(jid).await;
+        if token.is_none() && self.inner.presence_requires_token && !self.is_own(jid).await {
+            return Err(Error::NoPrivacyToken(jid.to_non_ad()));
+        }
         let node = Node::builder("presence")
             .attr("type", "subscribe")
             .attr("to", jid.to_non_ad())

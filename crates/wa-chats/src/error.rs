@@ -37,6 +37,11 @@ pub enum Error {
     /// Downloading an external app-state blob failed.
     #[error("media: {0}")]
     Media(#[from] wa_media::Error),
+    /// No privacy token of this user is stored, and
+    /// [`ChatsConfig::presence_requires_token`](crate::ChatsConfig::presence_requires_token)
+    /// asks for one.
+    #[error("no privacy token stored for {0}")]
+    NoPrivacyToken(wa_binary::Jid),
     /// No app-state sync key has been shared by the primary device yet, so nothing can
     /// be pushed.
     #[error("no app-state sync key yet")]

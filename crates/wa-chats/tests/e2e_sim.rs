@@ -645,13 +645,23 @@ async fn restricted_account_needs_the_privacy_token_for_presence_and_pictures() 
     sim.restrict_account(A, true);
     let bob = Jid::pn(B);
 
-    // Without B's token: the picture query is refused, the subscription ignored.
+    // Without B's token: the picture query is refused, the subscription ignored, or,
+    // when the configuration asks for a token, refused before it is sent.
     assert!(matches!(
         a.profile_picture_url(&bob, false).await,
         Err(Error::Refused { code: 401, .. })
     ));
     a.subscribe_presence(&bob).await.unwrap();
     no_event(&mut ev_a, |e| matches!(e, Event::PresenceUpdate(_))).await;
+    let mut strict = ChatsConfig::default();
+    strict.presence_requires_token = true;
+    let strict = Chats::new(sock_a.clone(), &strict);
+    assert!(matches!(
+        strict.subscribe_presence(&bob).await,
+        Err(Error::NoPrivacyToken(j)) if j == bob
+    ));
+    // Our own presence needs no token.
+    strict.subscribe_presence(&Jid::pn(A)).await.unwrap();
     // Our own picture needs no token.
     assert_eq!(
         a.profile_picture_url(&Jid::pn(A), false).await.unwrap(),
@@ -688,9 +698,9 @@ async fn restricted_account_needs_the_privacy_token_for_presence_and_pictures() 
     sim.set_server_prop(wa_socket::PROP_PROFILE_PIC_PRIVACY_TOKEN, None);
     sock_a.fetch_server_props().await.unwrap();
     assert!(a.profile_picture_url(&bob, false).await.unwrap().is_some());
-    a.subscribe_presence(&bob).await.unwrap();
+    strict.subscribe_presence(&bob).await.unwrap();
     let u = next_event(&mut ev_a, |e| match e {
-        Event::PresenceUpdate(u) => Some(u),
+        Event::PresenceUpdate(u) if u.jid == bob => Some(u),
         _ => None,
     })
     .await;
