@@ -598,8 +598,10 @@ pub(crate) fn iq(
 /// `<iq xmlns="w:profile:picture" type="get" target><picture query="url" type [id]
 /// [invite]>`: a restricted account's companion needs the target user's privacy token
 /// (`<picture><tctoken>`), else 401. A group's picture is for its members, or for
-/// whoever names the group's current invite code (`invite=`); others get 401. When
-/// `id=` names the current picture the answer holds no `<picture>` (unchanged).
+/// whoever names the group's current invite code (`invite=`); others get 401. A
+/// community's picture is only given the community way ([`community_pictures`]): asked
+/// here, 401. When `id=` names the current picture the answer holds no `<picture>`
+/// (unchanged).
 fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     let phone = me.user.as_str();
     let Some(target) = node.attr_opt::<Jid>("target").ok().flatten() else {
@@ -610,6 +612,9 @@ fn picture_get(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
     };
     let st = shared.state.lock();
     let found = if target.is_group() {
+        if st.communities.is_community(target.user.as_str()) {
+            return error(id, 401, "not-authorized");
+        }
         match group_picture(&st, phone, target.user.as_str(), pic) {
             Ok(found) => found,
             Err(reply) => return reply(id),

@@ -51,6 +51,11 @@ impl Communities {
         }
     }
 
+    /// Whether `gid` is a community (a parent group).
+    pub(crate) fn is_community(&self, gid: &str) -> bool {
+        self.parents.contains(gid)
+    }
+
     pub(crate) fn sub_groups<'a>(
         &'a self,
         parent: &'a str,
