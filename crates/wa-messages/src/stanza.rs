@@ -260,12 +260,10 @@ pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> N
     b.attr_opt("error", error.map(|e| e.to_string())).build()
 }
 
-/// `<ack class="message">` for `node`, as [`ack_for`], naming our device as `from`, as
-/// WhatsApp Web does for every message-class ack.
+/// `<ack class="message">` for `node`, naming our device as `from`, as WhatsApp Web
+/// does for every message-class ack ([`wa_socket::message_ack`]).
 pub(crate) fn message_ack(node: &Node, me: &Jid, error: Option<u16>) -> Node {
-    let mut ack = ack_for(node, "message", error);
-    ack.attrs.insert("from", me);
-    ack
+    wa_socket::message_ack(node, Some(me), error)
 }
 
 /// The delivery receipt for a processed message: `to` and `participant` copied from the

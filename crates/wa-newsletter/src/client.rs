@@ -89,13 +89,11 @@ fn listen(
     tokio::spawn(async move {
         while let Some(node) = rx.recv().await {
             // Boxed, so the idle listener task stays small.
-            let mut ack = wa_socket::ack_for(&node);
-            if node.tag() == "message"
-                && let Some(me) = task_socket.me().await
-            {
-                // WhatsApp Web names its device in every message-class ack.
-                ack.attrs.insert("from", me);
-            }
+            let ack = if node.tag() == "message" {
+                wa_socket::message_ack(&node, task_socket.me().await.as_ref(), None)
+            } else {
+                wa_socket::ack_for(&node)
+            };
             if let Err(e) = Box::pin(task_socket.send_node(&ack)).await {
                 tracing::debug!("{what} ack not sent: {e}");
             }

@@ -9,13 +9,13 @@ pub fn ack_for(node: &Node) -> Node {
     ack_builder(node).build()
 }
 
-/// The `<ack>` refusing the message `node` with `code` (e.g. 500, a message the client
-/// could not handle): as [`ack_for`], with its `recipient`, an `error` attribute and our
-/// device as `from` (`me`, when known), as WhatsApp Web sends message acks.
-pub(crate) fn nack_for(node: &Node, code: u16, me: Option<&Jid>) -> Node {
+/// The `<ack class="message">` for the message `node`, as WhatsApp Web sends it: as
+/// [`ack_for`], with its `recipient`, our device as `from` (`me`, when known) and, for a
+/// refusal, the `error` code (e.g. 500, a message the client could not handle).
+pub fn message_ack(node: &Node, me: Option<&Jid>, error: Option<u16>) -> Node {
     ack_builder(node)
         .attr_opt("recipient", node.get_attr("recipient").cloned())
-        .attr("error", code.to_string())
+        .attr_opt("error", error.map(|e| e.to_string()))
         .attr_opt("from", me)
         .build()
 }
@@ -66,11 +66,12 @@ mod tests {
             .attr("recipient", Jid::pn("456"))
             .build();
         let me = Jid::with_device("789", wa_binary::Server::Pn, 4);
-        let n = nack_for(&m, 500, Some(&me));
+        let n = message_ack(&m, Some(&me), Some(500));
         assert_eq!(n.attr::<&str>("class").unwrap(), "message");
         assert_eq!(n.attr::<&str>("error").unwrap(), "500");
         assert_eq!(n.attr::<Jid>("recipient").unwrap(), Jid::pn("456"));
         assert_eq!(n.attr::<Jid>("from").unwrap(), me);
-        assert!(nack_for(&m, 500, None).get_attr("from").is_none());
+        assert!(message_ack(&m, None, Some(500)).get_attr("from").is_none());
+        assert!(message_ack(&m, Some(&me), None).get_attr("error").is_none());
     }
 }

@@ -21,7 +21,7 @@ pub mod wam;
 #[rustfmt::skip]
 mod wam_table;
 
-pub use ack::ack_for;
+pub use ack::{ack_for, message_ack};
 pub use backoff::Backoff;
 pub use config::{
     BoxFuture, Browser, DEFAULT_VERSION, DEFAULT_WS_URL, GetMessage, HistorySyncOptions, IgnoreJid,

@@ -1373,7 +1373,7 @@ async fn handle_node(inner: &Arc<Inner>, conn: &Arc<Conn>, node: Node) {
                     .as_ref()
                     .and_then(|c| c.jid.as_deref()?.parse().ok());
                 let _ = conn
-                    .send(&crate::ack::nack_for(&node, 500, me.as_ref()))
+                    .send(&crate::ack::message_ack(&node, me.as_ref(), Some(500)))
                     .await;
             }
             "receipt" | "notification" | "call" => send_ack(conn, &node).await,
