@@ -7,6 +7,11 @@
 //! `MessagesUpsert` for every message. Each message is encrypted for B's companion,
 //! B's phone and A's phone, which all decrypt it.
 //!
+//! With `STORE=sqlite` the two clients of the 1:1 mode keep their state in one SQLite
+//! file each (WAL, `synchronous=FULL`, in a temporary directory) instead of memory;
+//! `STORE=sqlite-normal` uses `synchronous=NORMAL`, and a `-cached` suffix (e.g.
+//! `STORE=sqlite-cached`) puts `wa_store::CachedBackend` in front.
+//!
 //! Both modes print each busy thread's CPU time at the end. The runtime has
 //! `WORKERS` worker threads (default 2); with `SIM_WORKERS=n`, wa-sim (server and
 //! simulated phones) runs on a runtime of its own with `n` threads named `simw`, so the
@@ -35,7 +40,7 @@ use wa_binary::Jid;
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{Event, Socket};
-use wa_store::{AccountId, AccountStore, MemoryBackend};
+use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
 use wa_types::ReceiptType;
 use wa_usync::{Usync, UsyncConfig};
 
@@ -48,10 +53,12 @@ struct Client {
 /// Links a companion of `phone` with a memory store and a large event bus (so counting
 /// events never lags).
 async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
-    let store = AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new(name).expect("account id"),
-    );
+    link_on(sim, phone, name, Arc::new(MemoryBackend::new())).await
+}
+
+/// As [`link`], on `backend`.
+async fn link_on(sim: &Sim, phone: &str, name: &str, backend: Arc<dyn Backend>) -> Client {
+    let store = AccountStore::new(backend, AccountId::new(name).expect("account id"));
     let mut c = wa_testkit::config(sim, store);
     c.event_capacity = 1 << 14;
     c.initial_pre_keys = 30;
@@ -123,8 +130,30 @@ async fn one_to_one(args: &[String]) {
     let n = arg(args, 2, 20_000);
     let senders = arg(args, 3, 64);
     let sim = start_sim().await;
-    let a = link(&sim, "15550000001", "a1").await;
-    let mut b = link(&sim, "15550000002", "b1").await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let backend = |name: &str| -> Arc<dyn Backend> {
+        let store = std::env::var("STORE").unwrap_or_default();
+        if store.starts_with("sqlite") {
+            let mut config =
+                wa_store_sqlite::SqliteConfig::new(dir.path().join(format!("{name}.db")));
+            if store.contains("normal") {
+                config.synchronous = wa_store_sqlite::Synchronous::Normal;
+            }
+            let db = wa_store_sqlite::SqliteBackend::open_blocking(&config).expect("sqlite");
+            if store.ends_with("cached") {
+                Arc::new(wa_store::CachedBackend::new(
+                    db,
+                    wa_store::CacheConfig::default(),
+                ))
+            } else {
+                Arc::new(db)
+            }
+        } else {
+            Arc::new(MemoryBackend::new())
+        }
+    };
+    let a = link_on(&sim, "15550000001", "a1", backend("a1")).await;
+    let mut b = link_on(&sim, "15550000002", "b1", backend("b1")).await;
     let to = Jid::pn("15550000002");
     // Warm-up: usync cache and sessions with every device.
     send_all(&a.messenger, &to, 50, 4).await;
