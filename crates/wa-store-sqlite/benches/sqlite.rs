@@ -1,7 +1,8 @@
 //! Session load + store on SQLite: the per-message store work of decrypting a 1:1
 //! message (read the session, write it back), at each durability setting; a read while
 //! commits run, with and without reader connections; and reading the sessions of 64
-//! devices (a send to many devices) one by one or in one bulk read.
+//! devices (a send to many devices) one by one or in one bulk read; and commits from
+//! many accounts at once (a fleet on one file), which the group commit shares out.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -145,10 +146,57 @@ fn many_devices(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` accounts each committing one session write at the same moment (`synchronous=FULL`),
+/// as the accounts of a fleet on one file do: time per commit.
+fn concurrent_commits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(
+        SqliteBackend::open_blocking(&SqliteConfig::new(dir.path().join("fleet.db"))).unwrap(),
+    );
+    let session = vec![7u8; 1024];
+    let mut group = c.benchmark_group("sqlite/concurrent_commits");
+    for n in [1usize, 16, 64] {
+        let stores: Vec<AccountStore> = (0..n)
+            .map(|i| {
+                AccountStore::new(backend.clone(), AccountId::new(format!("acct{i}")).unwrap())
+            })
+            .collect();
+        group.throughput(Throughput::Elements(n as u64));
+        let mut round = 0u32;
+        group.bench_function(format!("accounts_{n}"), |b| {
+            b.to_async(&rt).iter(|| {
+                round = (round + 1) % 100;
+                let tasks: Vec<_> = stores
+                    .iter()
+                    .map(|store| {
+                        let (store, session) = (store.clone(), session.clone());
+                        tokio::spawn(async move {
+                            let mut batch = Batch::new();
+                            batch.put_session("15550001@s.whatsapp.net", round, &session);
+                            store.commit(batch).await.unwrap();
+                        })
+                    })
+                    .collect();
+                async move {
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     session_load_store,
     get_during_commits,
-    many_devices
+    many_devices,
+    concurrent_commits
 );
 criterion_main!(benches);

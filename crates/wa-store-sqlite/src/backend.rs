@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
 use wa_store::{AccountId, Backend, BoxFuture, Bytes, Error, Op, Result, Role};
 
 /// The numbered migrations, applied in order; entry `i` brings the schema to version `i + 1`.
@@ -64,6 +65,7 @@ pub const MAX_READERS: usize = 16;
 pub struct SqliteBackend {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Readers>,
+    queue: Arc<Mutex<Queue>>,
 }
 
 /// The read-only connections, handed out round-robin (a free one first).
@@ -138,6 +140,7 @@ impl SqliteBackend {
                 conns: readers,
                 next: std::sync::atomic::AtomicUsize::new(0),
             }),
+            queue: Arc::new(Mutex::new(Queue::default())),
         })
     }
 
@@ -186,9 +189,10 @@ impl SqliteBackend {
     }
 }
 
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn lock<T>(conn: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic inside a transaction drops the rusqlite Transaction, which rolls back, so a
-    // poisoned connection holds no half-applied batch.
+    // poisoned connection holds no half-applied batch; the queue is consistent after
+    // each of its short critical sections.
     conn.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -244,10 +248,130 @@ fn exists(tx: &Connection, account: &str, role: Role, scope: &str, key: &str) ->
     .map_err(db)
 }
 
+/// Most commits applied in one transaction by the group commit.
+const MAX_GROUP: usize = 256;
+
+/// One commit waiting for the writer.
+struct Pending {
+    account: String,
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Commits waiting for the writer, and whether a writer task is draining them.
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    draining: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("pending", &self.pending.len())
+            .field("draining", &self.draining)
+            .finish()
+    }
+}
+
+/// Takes the queued commits in groups of up to [`MAX_GROUP`] and applies each group in
+/// one transaction, until the queue is empty. Runs in the blocking pool; one at a time.
+fn drain(conn: &Mutex<Connection>, queue: &Mutex<Queue>) {
+    /// Hands the writer role back if applying panics, failing the commits it held (their
+    /// senders are dropped), so later commits start a new writer instead of waiting.
+    struct Release<'a>(&'a Mutex<Queue>);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                lock(self.0).draining = false;
+            }
+        }
+    }
+    let _release = Release(queue);
+    loop {
+        let group: Vec<Pending> = {
+            let mut q = lock(queue);
+            if q.pending.is_empty() {
+                q.draining = false;
+                return;
+            }
+            let n = q.pending.len().min(MAX_GROUP);
+            q.pending.drain(..n).collect()
+        };
+        let mut conn = lock(conn);
+        let (dones, work): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|p| (p.done, (p.account, p.ops)))
+            .unzip();
+        let results = apply_group(&mut conn, work);
+        drop(conn);
+        for (done, result) in dones.into_iter().zip(results) {
+            // The caller may have stopped waiting; its batch stands regardless.
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Applies commits in one transaction, each inside its own savepoint, so one that fails
+/// (a precondition, a bad op) rolls back alone; all are durable once the transaction
+/// commits, and all fail when it does not. Returns one result per commit, in order.
+fn apply_group(conn: &mut Connection, work: Vec<(String, Vec<Op>)>) -> Vec<Result<()>> {
+    let n = work.len();
+    if n == 1 {
+        let (account, ops) = work.into_iter().next().unwrap_or_default();
+        return vec![apply(conn, &account, ops)];
+    }
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return (0..n).map(|_| Err(group_failed(&e))).collect(),
+    };
+    let mut results: Vec<Result<()>> = Vec::with_capacity(n);
+    for (account, ops) in work {
+        if tx.is_autocommit() {
+            // SQLite rolled the whole transaction back after an error (out of disk space,
+            // an I/O error): nothing of the group stands.
+            let e = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the group's transaction was rolled back".into()),
+            );
+            results.clear();
+            results.resize_with(n, || Err(group_failed(&e)));
+            return results;
+        }
+        let result = match tx.savepoint() {
+            Ok(mut sp) => match apply_ops(&sp, &account, ops) {
+                Ok(()) => sp.commit().map_err(db),
+                Err(e) => {
+                    // Undo this commit's ops only.
+                    let _ = sp.rollback();
+                    Err(e)
+                }
+            },
+            Err(e) => Err(db(e)),
+        };
+        results.push(result);
+    }
+    if let Err(e) = tx.commit() {
+        return (0..n).map(|_| Err(group_failed(&e))).collect();
+    }
+    results
+}
+
+fn group_failed(e: &rusqlite::Error) -> Error {
+    Error::backend(std::io::Error::other(format!("commit failed: {e}")))
+}
+
 fn apply(conn: &mut Connection, account: &str, ops: Vec<Op>) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
+    apply_ops(&tx, account, ops)?;
+    tx.commit().map_err(db)
+}
+
+/// Applies `ops` on `tx` (a transaction or savepoint); an error leaves them to be rolled
+/// back by the caller.
+fn apply_ops(tx: &Connection, account: &str, ops: Vec<Op>) -> Result<()> {
     for op in ops {
         match op {
             Op::Put {
@@ -300,8 +424,8 @@ fn apply(conn: &mut Connection, account: &str, ops: Vec<Op>) -> Result<()> {
                 ref key,
             }) => {
                 let want = matches!(cond, Op::RequirePresent { .. });
-                if exists(&tx, account, role, scope, key)? != want {
-                    // Dropping `tx` rolls back everything applied so far.
+                if exists(tx, account, role, scope, key)? != want {
+                    // The caller rolls back everything applied so far.
                     return Err(cond.conflict().unwrap_or_else(|| {
                         Error::InvalidInput("precondition op without conflict".into())
                     }));
@@ -314,7 +438,7 @@ fn apply(conn: &mut Connection, account: &str, ops: Vec<Op>) -> Result<()> {
             }
         }
     }
-    tx.commit().map_err(db)
+    Ok(())
 }
 
 impl Backend for SqliteBackend {
@@ -396,8 +520,29 @@ impl Backend for SqliteBackend {
     }
 
     fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
-        let a = account.as_str().to_owned();
-        Box::pin(self.run(move |c| apply(c, &a, ops)))
+        let (done, result) = oneshot::channel();
+        let pending = Pending {
+            account: account.as_str().to_owned(),
+            ops,
+            done,
+        };
+        Box::pin(async move {
+            let start = {
+                let mut q = lock(&self.queue);
+                q.pending.push(pending);
+                !std::mem::replace(&mut q.draining, true)
+            };
+            if start {
+                let (conn, queue) = (self.conn.clone(), self.queue.clone());
+                // Not awaited: the writer answers each commit through its channel.
+                drop(tokio::task::spawn_blocking(move || drain(&conn, &queue)));
+            }
+            result.await.map_err(|_| {
+                Error::backend(std::io::Error::other(
+                    "the writer stopped before the commit was applied",
+                ))
+            })?
+        })
     }
 
     fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {

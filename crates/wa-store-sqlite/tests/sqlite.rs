@@ -178,3 +178,69 @@ async fn reads_through_the_readers_see_every_finished_commit() {
         t.await.unwrap();
     }
 }
+
+/// Concurrent commits are applied in shared transactions (the group commit); each must
+/// still stand or fall alone, and preconditions must see the commits before them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_stand_or_fall_alone() {
+    use wa_store::{Backend, Bytes, Op, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(SqliteBackend::open(dir.path().join("wa.db")).await.unwrap());
+    let put = |key: String| Op::Put {
+        role: Role::Session,
+        scope: "s".into(),
+        key,
+        value: Bytes::from_static(b"v"),
+        at: 0,
+    };
+    let mut tasks = Vec::new();
+    for i in 0..400usize {
+        let backend = backend.clone();
+        tasks.push(tokio::spawn(async move {
+            let acct = account(&format!("a{}", i % 4));
+            let mut ops = vec![put(format!("k{i}"))];
+            if i % 5 == 0 {
+                // Refused after its put: the put must be rolled back with it.
+                ops.push(Op::RequirePresent {
+                    role: Role::Session,
+                    scope: "s".into(),
+                    key: "missing".into(),
+                });
+            } else if i % 5 == 1 {
+                // A race for one item per account: exactly one may take it.
+                ops.push(Op::RequireAbsent {
+                    role: Role::Session,
+                    scope: "s".into(),
+                    key: "claim".into(),
+                });
+                ops.push(put("claim".into()));
+            }
+            (i, backend.commit(&acct, ops).await)
+        }));
+    }
+    let mut claims = [0usize; 4];
+    let mut stood = std::collections::HashSet::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match (i % 5, result) {
+            (0, Err(Error::Conflict { .. })) | (1, Err(Error::Conflict { .. })) => {}
+            (1, Ok(())) => {
+                claims[i % 4] += 1;
+                stood.insert(i);
+            }
+            (2..=4, Ok(())) => {
+                stood.insert(i);
+            }
+            (_, other) => panic!("commit {i}: {other:?}"),
+        }
+    }
+    assert_eq!(claims, [1; 4], "one claim per account");
+    for i in 0..400usize {
+        let acct = account(&format!("a{}", i % 4));
+        let got = backend
+            .get(&acct, Role::Session, "s", &format!("k{i}"))
+            .await
+            .unwrap();
+        assert_eq!(got.is_some(), stood.contains(&i), "k{i}");
+    }
+}
