@@ -295,6 +295,10 @@ impl IdentityKeyStore for SignalStoreAdapter {
         identity: &PublicKey,
     ) -> Result<bool, wa_signal::Error> {
         let old = self.get_identity(address).await?;
+        if old == Some(*identity) {
+            // Already stored: every pkmsg carries the sender's identity again.
+            return Ok(false);
+        }
         let key = device_key(address.device_id);
         self.write(
             Role::Identity,

@@ -320,3 +320,94 @@ async fn a_staged_adapter_lists_the_identities_it_replaced() {
     assert!(adapter.save_identity(&peer, &second).await.unwrap());
     assert!(adapter.replaced_identities().is_empty());
 }
+
+/// The memory backend, recording the roles each commit writes.
+#[derive(Debug, Default)]
+struct Recording {
+    inner: MemoryBackend,
+    commits: std::sync::Mutex<Vec<Vec<Role>>>,
+}
+
+impl Backend for Recording {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> wa_store::BoxFuture<'a, Option<wa_store::Bytes>> {
+        self.inner.get(account, role, scope, key)
+    }
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> wa_store::BoxFuture<'a, Vec<(String, wa_store::Bytes)>> {
+        self.inner.list(account, role, scope)
+    }
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> wa_store::BoxFuture<'a, ()> {
+        let roles = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { role, .. } => Some(*role),
+                _ => None,
+            })
+            .collect();
+        self.commits.lock().unwrap().push(roles);
+        self.inner.commit(account, ops)
+    }
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> wa_store::BoxFuture<'a, ()> {
+        self.inner.delete_account(account)
+    }
+    fn accounts(&self) -> wa_store::BoxFuture<'_, Vec<AccountId>> {
+        self.inner.accounts()
+    }
+}
+
+#[tokio::test]
+async fn a_known_identity_is_not_written_again() {
+    let recording = Arc::new(Recording::default());
+    let store = AccountStore::new(recording.clone(), AccountId::new("bob").unwrap());
+    let creds = AuthCreds::generate(&mut OsRng);
+    store.save_creds(&creds).await.unwrap();
+    let pre_keys = generate_pre_keys(1, 5, &mut OsRng);
+    let bytes: Vec<(u32, Vec<u8>)> = pre_keys.iter().map(|p| (p.id, p.serialize())).collect();
+    let refs: Vec<(u32, &[u8])> = bytes.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+    store.put_pre_keys(&refs).await.unwrap();
+    let bob = Bob { store, creds };
+    let (alice_addr, bob_addr) = (
+        ProtocolAddress::new("alice", 0),
+        ProtocolAddress::new("bob", 0),
+    );
+    let alice = SignalRepository::new(
+        InMemoryStore::new(generate_identity_key_pair(&mut OsRng), 77),
+        OsRng,
+    );
+    alice
+        .inject_e2e_session(&bob_addr, &bundle(&bob, 2).await)
+        .await
+        .unwrap();
+    // Until Bob answers, every message Alice sends is a pkmsg carrying her identity.
+    for (n, text) in [b"one", b"two"].into_iter().enumerate() {
+        let sent = alice.encrypt_message(&bob_addr, text).await.unwrap();
+        assert_eq!(sent.kind, CiphertextType::Pkmsg);
+        let adapter = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+        let staged = SignalRepository::new(adapter.staged(), OsRng);
+        let plain = staged
+            .decrypt_message(&alice_addr, sent.kind, &sent.ciphertext)
+            .await
+            .unwrap();
+        assert_eq!(plain, text);
+        recording.commits.lock().unwrap().clear();
+        staged.store().commit(Batch::new()).await.unwrap();
+        let commits = recording.commits.lock().unwrap().clone();
+        let identities = commits
+            .concat()
+            .iter()
+            .filter(|r| **r == Role::Identity)
+            .count();
+        assert_eq!(identities, usize::from(n == 0), "message {n}: {commits:?}");
+    }
+    assert!(bob.store.get_identity("alice", 0).await.unwrap().is_some());
+}
