@@ -32,6 +32,12 @@ pub struct MessengerConfig {
     /// Capacity of each worker's queue and of the dispatcher subscriptions; when full, the
     /// socket's reader waits (back-pressure).
     pub queue_capacity: usize,
+    /// Most messages a worker takes from its queue at once (64). Consecutive messages from
+    /// other users among them are decrypted under one hold of the Signal lock and
+    /// committed together, so a backlog or a busy chat costs one store commit (one fsync
+    /// on SQLite) per group instead of per message; nothing is acknowledged before its
+    /// group is committed. 1 handles every message alone.
+    pub receive_batch: usize,
     /// The highest retry count for which a retry receipt is sent or answered (5).
     pub max_retries: u32,
     /// The least time between two retry receipts this device sends (Baileys'
@@ -161,6 +167,7 @@ impl Default for MessengerConfig {
             ack_timeout: Duration::from_secs(20),
             workers: 8,
             queue_capacity: 64,
+            receive_batch: 64,
             max_retries: 5,
             retry_receipt_interval: Duration::ZERO,
             retry_table_capacity: 4096,
@@ -399,17 +406,40 @@ impl Messenger {
             workers.push(tx);
             let inner = inner.clone();
             tasks.push(tokio::spawn(async move {
-                while let Some(work) = rx.recv().await {
+                let most = inner.config.receive_batch.max(1);
+                let mut next: Option<Work> = None;
+                loop {
+                    let work = match next.take() {
+                        Some(w) => w,
+                        None => match rx.recv().await {
+                            Some(w) => w,
+                            None => return,
+                        },
+                    };
                     match work {
                         Work::Message(node) => {
+                            // What else is queued already goes along, up to the next
+                            // barrier (it must follow the messages before it).
+                            let mut nodes = vec![*node];
+                            while nodes.len() < most {
+                                match rx.try_recv() {
+                                    Ok(Work::Message(n)) => nodes.push(*n),
+                                    Ok(barrier) => {
+                                        next = Some(barrier);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
                             let span = tracing::debug_span!(
-                                "message",
-                                id = stanza::str_attr(&node, "id").unwrap_or(""),
-                                from = %node.get_attr("from").map(ToString::to_string).unwrap_or_default(),
+                                "messages",
+                                first = stanza::str_attr(&nodes[0], "id").unwrap_or(""),
+                                from = %nodes[0].get_attr("from").map(ToString::to_string).unwrap_or_default(),
+                                count = nodes.len(),
                             );
                             // Boxed: the handler's state machine is large, and an idle
                             // worker should not hold its space.
-                            Box::pin(crate::recv::handle_message(&inner, *node).instrument(span))
+                            Box::pin(crate::recv::handle_messages(&inner, nodes).instrument(span))
                                 .await;
                         }
                         Work::Barrier(b) => inner.pass_barrier(&b),

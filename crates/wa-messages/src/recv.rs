@@ -148,13 +148,185 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             Err(e) => Outcome::Failed(e.into()),
         }
     };
+    finish(inner, &creds, &me, &node, &info, outcome).await;
+}
+
+/// Processes stanzas a worker found queued together, in order. Consecutive messages
+/// from other users with ciphertexts to decrypt are handled as one run (see
+/// [`handle_run`]): one crypto-lock hold and one commit for all of them. Everything else
+/// (our own devices' copies, bot replies, malformed stanzas) goes through
+/// [`handle_message`] alone, in its place.
+pub(crate) async fn handle_messages(inner: &Arc<Inner>, nodes: Vec<Node>) {
+    if nodes.len() < 2 {
+        for node in nodes {
+            handle_message(inner, node).await;
+        }
+        return;
+    }
+    let Ok(creds) = inner.creds().await else {
+        debug!("messages before login; leaving them for redelivery");
+        return;
+    };
+    let Ok(me) = Inner::me(&creds) else { return };
+    let mut run: Vec<(Node, Incoming)> = Vec::new();
+    for node in nodes {
+        let plain = parse_incoming(&node, &me).filter(|info| {
+            !info.from_me
+                && !stanza::enc_children(&node).is_empty()
+                && crate::bot::secret_reply(&node, &info.sender).is_none()
+        });
+        match plain {
+            Some(info) => run.push((node, info)),
+            None => {
+                handle_run(inner, &creds, &me, std::mem::take(&mut run)).await;
+                handle_message(inner, node).await;
+            }
+        }
+    }
+    handle_run(inner, &creds, &me, run).await;
+}
+
+/// Handles messages from other users as [`handle_message`] does, together: under one
+/// hold of the crypto lock, the processed markers are checked, the senders' LID mappings
+/// adopted and their session addresses resolved, then every message is decrypted into
+/// one staged repository and all are committed at once, before any receipt leaves. A
+/// message that fails is answered as it would be alone; if the commit fails, all are.
+async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(Node, Incoming)>) {
+    if run.len() < 2 {
+        for (node, _) in run {
+            handle_message(inner, node).await;
+        }
+        return;
+    }
+    let mut outcomes: Vec<Option<Outcome>> = run.iter().map(|_| None).collect();
+    {
+        let guard = inner.crypto.lock().await;
+        let store = inner.socket.store();
+        for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
+            let (chat_s, sender_s) = (info.chat.to_string(), info.sender.to_string());
+            *out = match store
+                .is_message_processed(&chat_s, &info.id, &sender_s)
+                .await
+            {
+                Ok(true) => Some(Outcome::Duplicate),
+                Ok(false) => None,
+                Err(e) => Some(Outcome::Failed(e.into())),
+            };
+        }
+        // Mappings first, then addresses: an address resolved after every mapping of
+        // the run was adopted is the one each message would have had alone.
+        for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
+            if out.is_none()
+                && let Some(alt) = &info.sender_alt
+            {
+                let (pn, lid) = if info.sender.is_lid() {
+                    (alt, &info.sender)
+                } else {
+                    (&info.sender, alt)
+                };
+                if let Err(e) = inner.adopt_mapping(&guard, me, pn, lid).await {
+                    *out = Some(Outcome::Failed(e));
+                }
+            }
+        }
+        let mut sessions: Vec<Option<Jid>> = Vec::with_capacity(run.len());
+        for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
+            let mut session = None;
+            if out.is_none() {
+                match inner.session_jid(&guard, me, &info.sender).await {
+                    Ok(s) => session = Some(s),
+                    Err(e) => *out = Some(Outcome::Failed(e)),
+                }
+            }
+            sessions.push(session);
+        }
+        let repo = inner.staged_repo(creds);
+        let mut extra = Batch::new();
+        let mut staged: Vec<(usize, Staged)> = Vec::new();
+        // Messages staged so far: a copy delivered again within the run is a duplicate
+        // of one (a copy of a message that failed is tried again, as it would be alone).
+        let mut done = std::collections::HashSet::new();
+        let mut echoes = Vec::new();
+        for (i, ((node, info), session)) in run.iter().zip(&sessions).enumerate() {
+            let Some(session) = session else { continue };
+            let key = (&info.chat, info.id.as_str(), &info.sender);
+            if done.contains(&key) {
+                echoes.push(i);
+                continue;
+            }
+            let encs = stanza::enc_children(node);
+            match decrypt_all(inner, &repo, me, info, session, &encs).await {
+                Ok((decrypted, destination)) => {
+                    done.insert(key);
+                    staged.push((
+                        i,
+                        stage_received(inner, info, decrypted, destination, &mut extra),
+                    ));
+                }
+                Err(e) => outcomes[i] = Some(Outcome::Failed(e)),
+            }
+        }
+        if !staged.is_empty() {
+            let reported = inner.inbox.take_into(&mut extra);
+            match inner.commit_staged(&repo, extra).await {
+                Ok(()) => {
+                    for (i, s) in staged {
+                        outcomes[i] = Some(s.committed(inner));
+                    }
+                    for i in echoes {
+                        outcomes[i] = Some(Outcome::Duplicate);
+                    }
+                }
+                Err(e) => {
+                    inner.inbox.reported(reported);
+                    let why = e.to_string();
+                    let mut first = Some(e);
+                    // The copies delivered again fail with the one they repeat.
+                    let failed = staged.into_iter().map(|(i, _)| i).chain(echoes);
+                    for i in failed {
+                        let e = first.take().unwrap_or_else(|| {
+                            Error::Store(wa_store::Error::backend(std::io::Error::other(
+                                why.clone(),
+                            )))
+                        });
+                        outcomes[i] = Some(Outcome::Failed(e));
+                    }
+                }
+            }
+        }
+        drop(guard);
+    }
+    for ((node, info), outcome) in run.iter().zip(outcomes) {
+        // Every message got an outcome above; a missing one would be a bug, answered as
+        // a failure rather than left unanswered.
+        let outcome = outcome.unwrap_or_else(|| {
+            Outcome::Failed(Error::Store(wa_store::Error::backend(
+                std::io::Error::other("message left without an outcome"),
+            )))
+        });
+        finish(inner, creds, me, node, info, outcome).await;
+    }
+}
+
+/// Answers one message after its outcome is known (committed, a duplicate, or failed):
+/// receipts, history processing, the event, or the retry receipt. Runs without the
+/// crypto lock.
+async fn finish(
+    inner: &Arc<Inner>,
+    creds: &AuthCreds,
+    me: &Me,
+    node: &Node,
+    info: &Incoming,
+    outcome: Outcome,
+) {
+    let sender_s = info.sender.to_string();
     match outcome {
         Outcome::Duplicate => {
             debug!(
                 "message {} from {} already processed; re-acknowledging",
                 info.id, sender_s
             );
-            send(inner, &delivery_receipt(inner, &node, info.from_me)).await;
+            send(inner, &delivery_receipt(inner, node, info.from_me)).await;
         }
         Outcome::Done(report) => {
             let message = report.as_ref().map(|r| r.0.message.clone());
@@ -165,7 +337,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                 .and_then(crate::history::notification)
                 .filter(|_| info.from_me);
             if let Some(n) = history {
-                inner.process_history(&me, &info.id, n).await;
+                inner.process_history(me, &info.id, n).await;
             }
             // Messages our phone resends on request are reported as themselves.
             if info.from_me
@@ -180,7 +352,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
                         .emit(wa_socket::Event::AppStateRecoveryReceived(answer));
                 }
             }
-            send(inner, &delivery_receipt(inner, &node, info.from_me)).await;
+            send(inner, &delivery_receipt(inner, node, info.from_me)).await;
             if history.is_some() {
                 send(
                     inner,
@@ -201,17 +373,17 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             warn!("bot reply {} from {sender_s} not opened: {e}", info.id);
             send(
                 inner,
-                &stanza::message_ack(&node, &me.pn, Some(NACK_MISSING_SECRET)),
+                &stanza::message_ack(node, &me.pn, Some(NACK_MISSING_SECRET)),
             )
             .await;
-            emit_undecryptable(inner, &info);
+            emit_undecryptable(inner, info);
         }
         Outcome::Failed(e) => {
             warn!("message {} from {sender_s} failed: {e}", info.id);
-            if send_retry(inner, &creds, &node, &info).await == 1 {
-                emit_undecryptable(inner, &info);
+            if send_retry(inner, creds, node, info).await == 1 {
+                emit_undecryptable(inner, info);
             }
-            crate::placeholder::schedule(inner, &info);
+            crate::placeholder::schedule(inner, info);
         }
     }
 }
@@ -333,24 +505,36 @@ async fn decrypt_and_commit(
     encs: &[(CiphertextType, &[u8])],
 ) -> Outcome {
     let repo = inner.staged_repo(creds);
+    match decrypt_all(inner, &repo, me, info, session, encs).await {
+        Ok((decrypted, destination)) => {
+            commit_received(inner, &repo, info, decrypted, destination).await
+        }
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// Decrypts every ciphertext of one message into the staged `repo` (processing a sender
+/// key it distributes); returns the messages and, for a copy of a message one of our
+/// devices sent, the chat it was sent to.
+async fn decrypt_all(
+    inner: &Inner,
+    repo: &Repo,
+    me: &Me,
+    info: &Incoming,
+    session: &Jid,
+    encs: &[(CiphertextType, &[u8])],
+) -> Result<(Vec<Message>, Option<Jid>), Error> {
     let chat_s = info.chat.to_string();
     let mut decrypted = Vec::with_capacity(encs.len());
     let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
         let padded = match kind {
-            CiphertextType::Skmsg => decrypt_skmsg(inner, &repo, me, info, session, bytes).await,
-            _ => decrypt_pairwise(inner, &repo, session, *kind, bytes)
+            CiphertextType::Skmsg => decrypt_skmsg(inner, repo, me, info, session, bytes).await,
+            _ => decrypt_pairwise(inner, repo, session, *kind, bytes)
                 .await
                 .map_err(Error::from),
         };
-        let padded = match padded {
-            Ok(p) => p,
-            Err(e) => return Outcome::Failed(e),
-        };
-        let mut message = match decode_plaintext(&padded) {
-            Ok(m) => m,
-            Err(e) => return Outcome::Failed(e),
-        };
+        let mut message = decode_plaintext(&padded?)?;
         if let Some(skdm) = message.sender_key_distribution_message.as_ref()
             && let Some(bytes) = skdm.axolotl_sender_key_distribution_message.as_deref()
         {
@@ -361,9 +545,7 @@ async fn decrypt_and_commit(
                 .unwrap_or(&chat_s)
                 .to_owned();
             // Older states of this sender's key (for late messages) come along.
-            if let Err(e) = adopt_pn_sender_key(inner, &repo, me, info, session, &group).await {
-                return Outcome::Failed(e);
-            }
+            adopt_pn_sender_key(inner, repo, me, info, session, &group).await?;
             if let Err(e) = repo
                 .process_sender_key_distribution(&group, session, bytes)
                 .await
@@ -388,7 +570,7 @@ async fn decrypt_and_commit(
         }
         decrypted.push(message);
     }
-    commit_received(inner, &repo, info, decrypted, destination).await
+    Ok((decrypted, destination))
 }
 
 /// Commits what was received (the state changes staged in `repo`, the processed marker,
@@ -401,6 +583,54 @@ async fn commit_received(
     decrypted: Vec<Message>,
     destination: Option<Jid>,
 ) -> Outcome {
+    let mut extra = Batch::new();
+    let staged = stage_received(inner, info, decrypted, destination, &mut extra);
+    let reported = inner.inbox.take_into(&mut extra);
+    match inner.commit_staged(repo, extra).await {
+        Ok(()) => staged.committed(inner),
+        Err(e) => {
+            inner.inbox.reported(reported);
+            Outcome::Failed(e)
+        }
+    }
+}
+
+/// What one received message adds to a commit, and what it announces once committed.
+struct Staged {
+    /// The message as it is reported, with its inbox key (see [`Outcome::Done`]).
+    report: Option<Box<(WaMessage, String)>>,
+    shared_keys: Vec<Vec<u8>>,
+    synced_mappings: Vec<wa_types::LidMapping>,
+}
+
+impl Staged {
+    /// Once committed: emits the events of the message's app-state keys and LID
+    /// mappings, and gives its outcome.
+    fn committed(self, inner: &Inner) -> Outcome {
+        if !self.shared_keys.is_empty() {
+            inner
+                .socket
+                .emit(wa_socket::Event::AppStateSyncKeysReceived(self.shared_keys));
+        }
+        if !self.synced_mappings.is_empty() {
+            inner
+                .socket
+                .emit(wa_socket::Event::LidMappings(self.synced_mappings));
+        }
+        Outcome::Done(self.report)
+    }
+}
+
+/// Stages what a decrypted message leaves in the store into `extra`: its processed
+/// marker, its inbox entry and secret, and what our own devices share (history
+/// notifications, LID mappings, app-state keys).
+fn stage_received(
+    inner: &Inner,
+    info: &Incoming,
+    decrypted: Vec<Message>,
+    destination: Option<Jid>,
+    extra: &mut Batch,
+) -> Staged {
     let chat_s = info.chat.to_string();
     let mut content: Option<Arc<Message>> = None;
     for mut message in decrypted {
@@ -409,7 +639,6 @@ async fn commit_received(
         }
     }
     let now = unix_now();
-    let mut extra = Batch::new();
     extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
     // The message is kept until it was reported, and deletions of reported ones ride along.
     let report = content.as_ref().map(|m| {
@@ -419,25 +648,24 @@ async fn commit_received(
         }
         let report = report_of(&shown, m.clone());
         crate::addon::stage_secret(
-            &mut extra,
+            extra,
             &report.key.remote_jid,
             &info.id,
             &info.sender,
             m,
             now as i64,
         );
-        let key = crate::inbox::stage(&inner.inbox, &mut extra, &report, now as i64);
+        let key = crate::inbox::stage(&inner.inbox, extra, &report, now as i64);
         Box::new((report, key))
     });
-    let reported = inner.inbox.take_into(&mut extra);
     if info.from_me
         && let Some(n) = content.as_deref().and_then(crate::history::notification)
     {
-        crate::history::persist(&mut extra, &info.id, n, now as i64);
+        crate::history::persist(extra, &info.id, n, now as i64);
     }
     // LID mappings synced by our phone, likewise only from our own devices.
     let synced_mappings = match content.as_deref() {
-        Some(m) if info.from_me => crate::lid::stage_mapping_sync(m, &mut extra),
+        Some(m) if info.from_me => crate::lid::stage_mapping_sync(m, extra),
         _ => Vec::new(),
     };
     if !synced_mappings.is_empty() {
@@ -445,27 +673,13 @@ async fn commit_received(
     }
     // App-state sync keys are only taken from our own devices.
     let shared_keys = match (&content, info.from_me) {
-        (Some(m), true) => crate::keyshare::stage_key_share(m, &mut extra),
+        (Some(m), true) => crate::keyshare::stage_key_share(m, extra),
         _ => Vec::new(),
     };
-    match inner.commit_staged(repo, extra).await {
-        Ok(()) => {
-            if !shared_keys.is_empty() {
-                inner
-                    .socket
-                    .emit(wa_socket::Event::AppStateSyncKeysReceived(shared_keys));
-            }
-            if !synced_mappings.is_empty() {
-                inner
-                    .socket
-                    .emit(wa_socket::Event::LidMappings(synced_mappings));
-            }
-            Outcome::Done(report)
-        }
-        Err(e) => {
-            inner.inbox.reported(reported);
-            Outcome::Failed(e)
-        }
+    Staged {
+        report,
+        shared_keys,
+        synced_mappings,
     }
 }
 

@@ -1,0 +1,198 @@
+//! Messages a worker finds queued together (an offline backlog, a busy chat) are
+//! decrypted under one hold of the Signal lock and committed together; nothing is lost,
+//! repeated or reordered, and a group whose commit fails is answered with retry receipts
+//! and arrives again.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{WAIT, link, start_with, text_of, wait_until};
+use tokio::sync::broadcast;
+use wa_binary::Jid;
+use wa_messages::{MessageContent, MessengerConfig};
+use wa_sim::{Sim, SimConfig};
+use wa_socket::{ConnectionState, Event};
+use wa_store::{AccountId, AccountStore, Backend, BoxFuture, Bytes, MemoryBackend, Op, Role};
+use wa_types::WaMessage;
+
+const A: &str = "15550002001";
+const B: &str = "15550002002";
+
+/// A memory backend that records how many processed markers each commit holds, and can
+/// fail the first commit holding more than one.
+#[derive(Debug, Default)]
+struct Recording {
+    inner: MemoryBackend,
+    markers_per_commit: Mutex<Vec<usize>>,
+    fail_next_group: AtomicBool,
+    failed: AtomicUsize,
+}
+
+impl Backend for Recording {
+    fn get<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        self.inner.get(account, role, scope, key)
+    }
+    fn get_many<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        keys: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        self.inner.get_many(account, role, keys)
+    }
+    fn list<'a>(
+        &'a self,
+        account: &'a AccountId,
+        role: Role,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
+        self.inner.list(account, role, scope)
+    }
+    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+        let markers = ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    Op::Put {
+                        role: Role::ProcessedMessage,
+                        ..
+                    }
+                )
+            })
+            .count();
+        if markers > 1 && self.fail_next_group.swap(false, Ordering::SeqCst) {
+            self.failed.fetch_add(markers, Ordering::SeqCst);
+            return Box::pin(async {
+                Err(wa_store::Error::backend(std::io::Error::other(
+                    "injected commit failure",
+                )))
+            });
+        }
+        if markers > 0 {
+            self.markers_per_commit.lock().unwrap().push(markers);
+        }
+        self.inner.commit(account, ops)
+    }
+    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
+        self.inner.delete_account(account)
+    }
+    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
+        self.inner.accounts()
+    }
+}
+
+/// Collects upserts of messages from others until `n` distinct ids arrived; returns them
+/// in the order reported, duplicates included.
+async fn collect(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<WaMessage> {
+    let mut got = Vec::new();
+    let mut ids = HashSet::new();
+    tokio::time::timeout(WAIT, async {
+        while ids.len() < n {
+            match events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    for m in u.messages.into_iter().filter(|m| !m.key.from_me) {
+                        ids.insert(m.key.id.clone());
+                        got.push(m);
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {n} messages arrived", ids.len()));
+    got
+}
+
+/// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
+/// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
+async fn backlog(
+    backend: Arc<Recording>,
+    n: usize,
+    mc: MessengerConfig,
+) -> (Vec<WaMessage>, Vec<String>, Sim) {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let store = AccountStore::new(backend, AccountId::new("b1").unwrap());
+    let a1 = link(&sim, A, common::memory_store("a1")).await;
+    let b1 = link(&sim, B, store.clone()).await;
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let key = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("backlog {i}")))
+            .await
+            .unwrap();
+        ids.push(key.id);
+    }
+    let (socket, _messenger, mut events) = start_with(&sim, store, mc);
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    let got = collect(&mut events, n).await;
+    wait_until("queue drains", || sim.queued(&b_jid) == 0).await;
+    drop(socket);
+    drop(a1);
+    (got, ids, sim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_committed_in_groups_and_reported_in_order() {
+    let backend = Arc::new(Recording::default());
+    let (got, ids, _sim) = backlog(backend.clone(), 40, MessengerConfig::default()).await;
+    let got_ids: Vec<&str> = got.iter().map(|m| m.key.id.as_str()).collect();
+    assert_eq!(got_ids, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(text_of(&m.message), Some(format!("backlog {i}").as_str()));
+    }
+    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
+    assert!(
+        commits.len() < 40 && commits.iter().any(|&m| m > 1),
+        "no two messages shared a commit: {commits:?}"
+    );
+
+    // One at a time when asked.
+    let backend = Arc::new(Recording::default());
+    let mc = MessengerConfig {
+        receive_batch: 1,
+        ..MessengerConfig::default()
+    };
+    let (got, ids, _sim) = backlog(backend.clone(), 10, mc).await;
+    assert_eq!(got.len(), ids.len());
+    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    assert_eq!(commits, vec![1; 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_commit_fails_arrives_again_once() {
+    let backend = Arc::new(Recording::default());
+    backend.fail_next_group.store(true, Ordering::SeqCst);
+    let (got, ids, _sim) = backlog(backend.clone(), 40, MessengerConfig::default()).await;
+    let failed = backend.failed.load(Ordering::SeqCst);
+    assert!(failed > 1, "no group commit failed");
+    // Every message reported exactly once, after retry receipts brought the failed ones
+    // again.
+    let mut seen = HashSet::new();
+    for m in &got {
+        assert!(seen.insert(m.key.id.clone()), "{} reported twice", m.key.id);
+    }
+    assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
+    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
+}
