@@ -71,7 +71,7 @@ async fn drop_sessions(inner: &Inner, user: &Jid) -> Result<(), wa_store::Error>
             .delete_all_sessions(&name)
             .delete_all_identities(&name);
     }
-    let _crypto = inner.crypto.lock().await;
+    let _crypto = inner.crypto_lock().await;
     store.commit(batch).await
 }
 
@@ -127,7 +127,7 @@ impl crate::Messenger {
             let id = u32::from(device.device);
             batch.delete_session(&name, id).delete_identity(&name, id);
         }
-        let _crypto = inner.crypto.lock().await;
+        let _crypto = inner.crypto_lock().await;
         store.commit(batch).await?;
         info!("the new identity of {device} will be trusted");
         Ok(())

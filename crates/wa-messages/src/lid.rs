@@ -24,7 +24,6 @@ use std::collections::HashSet;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
-use tokio::sync::MutexGuard;
 use tracing::debug;
 use wa_binary::{Jid, Server};
 use wa_socket::LazyCache;
@@ -300,7 +299,7 @@ impl Inner {
     /// [`Error::Store`] when a mapping lookup or the migration commit fails.
     pub(crate) async fn session_jid(
         &self,
-        _crypto: &MutexGuard<'_, ()>,
+        _crypto: &crate::messenger::CryptoGuard<'_>,
         me: &Me,
         device: &Jid,
     ) -> Result<Jid, Error> {
@@ -322,6 +321,25 @@ impl Inner {
         }
     }
 
+    /// Whether [`Inner::session_jid`] for `device` would move sessions from PN to LID
+    /// addresses (a mapping is known and that user's sessions were not moved yet). Reads
+    /// only.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a mapping lookup fails.
+    pub(crate) async fn migration_pending(&self, me: &Me, device: &Jid) -> Result<bool, Error> {
+        if matches!(device.server, Server::Lid | Server::HostedLid) {
+            return Ok(self
+                .pn_of(me, device)
+                .await?
+                .is_some_and(|pn| !self.lid.is_migrated(&pn)));
+        }
+        if !is_pn_device(device) {
+            return Ok(false);
+        }
+        Ok(self.lid_of(me, device).await?.is_some() && !self.lid.is_migrated(&device.user))
+    }
+
     /// Adopts a mapping a stanza states (`sender_lid`, `participant_pn`, ...): stores it,
     /// unless already known, and moves the user's PN sessions to the LID addresses, in
     /// one commit. Needs the crypto lock.
@@ -330,7 +348,7 @@ impl Inner {
     /// [`Error::Store`] when the lookups or the commit fail.
     pub(crate) async fn adopt_mapping(
         &self,
-        _crypto: &MutexGuard<'_, ()>,
+        _crypto: &crate::messenger::CryptoGuard<'_>,
         me: &Me,
         pn: &Jid,
         lid: &Jid,

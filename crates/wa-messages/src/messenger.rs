@@ -233,6 +233,21 @@ impl Drop for Tasks {
 
 pub(crate) type Repo = SignalRepository<SignalStoreAdapter, OsRng>;
 
+/// The Signal lock held (see [`Inner::crypto_lock`]).
+pub(crate) type CryptoGuard<'a> = tokio::sync::MutexGuard<'a, Option<OpenSends>>;
+
+/// 1:1 sends encrypted into one staged repository and waiting to be committed together
+/// (see `send::encrypt_pairwise`): while they wait, the Signal state they wrote is only
+/// here, so whoever takes the Signal lock next commits them first.
+pub(crate) struct OpenSends {
+    /// The staged Signal writes of every send in the group.
+    pub(crate) repo: Repo,
+    /// The sends' own writes (sent-message records, secrets).
+    pub(crate) extra: wa_store::Batch,
+    /// Each send's waiter, told how the commit went.
+    pub(crate) members: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
 /// Our own addresses, from the credentials.
 #[derive(Clone, Debug)]
 pub(crate) struct Me {
@@ -261,8 +276,10 @@ pub(crate) struct Inner {
     pub(crate) history_phases: Arc<StdMutex<crate::history::Phases>>,
     pub(crate) config: MessengerConfig,
     /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
-    /// operations never write over each other's ratchet.
-    pub(crate) crypto: Mutex<()>,
+    /// operations never write over each other's ratchet. It holds the 1:1 sends staged
+    /// together and not yet committed; take it with [`Inner::crypto_lock`], which
+    /// commits them first.
+    pub(crate) crypto: Mutex<Option<OpenSends>>,
     acks: StdMutex<HashMap<String, oneshot::Sender<Node>>>,
     retries: StdMutex<RetryTable>,
     /// When the last retry receipt went out (see
@@ -386,7 +403,7 @@ impl Messenger {
             history_busy: StdMutex::new(std::collections::HashSet::new()),
             history_phases: Arc::default(),
             config,
-            crypto: Mutex::new(()),
+            crypto: Mutex::new(None),
             acks: StdMutex::new(HashMap::new()),
             retries: StdMutex::new(RetryTable::default()),
             last_retry_receipt: Mutex::new(None),
@@ -1033,6 +1050,31 @@ impl Inner {
 
     /// Commits `repo`'s staged Signal state with `extra`, then reports each identity it
     /// replaced (a peer device that reinstalled) as an implicit [`IdentityChange`].
+    /// Takes the Signal lock. Sends staged together and not committed yet are committed
+    /// first (their waiters told the outcome), so the holder reads a store that holds
+    /// every change made under the lock before.
+    pub(crate) async fn crypto_lock(&self) -> CryptoGuard<'_> {
+        let mut guard = self.crypto.lock().await;
+        self.commit_open_sends(&mut guard).await;
+        guard
+    }
+
+    /// Commits the sends staged together under `guard`, if any, and tells their waiters.
+    pub(crate) async fn commit_open_sends(&self, guard: &mut CryptoGuard<'_>) {
+        let Some(open) = guard.take() else { return };
+        let result = self
+            .commit_staged(&open.repo, open.extra)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            warn!("commit of {} sends failed: {e}", open.members.len());
+        }
+        for member in open.members {
+            // A send that stopped waiting no longer needs the answer.
+            let _ = member.send(result.clone());
+        }
+    }
+
     pub(crate) async fn commit_staged(
         &self,
         repo: &Repo,

@@ -221,7 +221,7 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
         let mut report = crate::recv::report_of(&incoming, Arc::new(content));
         report.request_id.clone_from(&request_id);
         let fresh = {
-            let _crypto = inner.crypto.lock().await;
+            let _crypto = inner.crypto_lock().await;
             let store = inner.socket.store();
             // Without the failed stanza (an explicit request), the sending device is not
             // known: any marker of that id in the chat counts.

@@ -211,7 +211,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
     let me = Inner::me(&creds)?;
     let own = me.is_me_user(&device);
     let session = {
-        let guard = inner.crypto.lock().await;
+        let guard = inner.crypto_lock().await;
         inner.session_jid(&guard, &me, &device).await?
     };
 
@@ -232,7 +232,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         }
     };
     let enc = {
-        let guard = inner.crypto.lock().await;
+        let guard = inner.crypto_lock().await;
         // Again under this lock: a mapping learned since moved the session.
         let session = inner.session_jid(&guard, &me, &device).await?;
         let repo = inner.staged_repo(&creds);

@@ -123,7 +123,7 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
     let chat_s = info.chat.to_string();
     let sender_s = info.sender.to_string();
     let outcome = {
-        let _guard = inner.crypto.lock().await;
+        let _guard = inner.crypto_lock().await;
         match inner
             .socket
             .store()
@@ -200,7 +200,7 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
     }
     let mut outcomes: Vec<Option<Outcome>> = run.iter().map(|_| None).collect();
     {
-        let guard = inner.crypto.lock().await;
+        let guard = inner.crypto_lock().await;
         let store = inner.socket.store();
         for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
             let (chat_s, sender_s) = (info.chat.to_string(), info.sender.to_string());
@@ -415,7 +415,7 @@ const STATUS_LIFETIME: u64 = 24 * 3600;
 /// under the crypto lock.
 async fn sender_session(
     inner: &Inner,
-    crypto: &tokio::sync::MutexGuard<'_, ()>,
+    crypto: &crate::messenger::CryptoGuard<'_>,
     me: &Me,
     info: &Incoming,
 ) -> Result<Jid, Error> {

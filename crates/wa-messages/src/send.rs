@@ -2,6 +2,7 @@
 
 use prost::Message as _;
 use rand_core::OsRng;
+use tokio::sync::oneshot;
 use tracing::{Instrument as _, debug, warn};
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{DeviceSentMessage, Message};
@@ -10,7 +11,7 @@ use wa_signal::CiphertextType;
 use wa_store::{AuthCreds, Batch};
 use wa_types::{MessageKey, WaMessage};
 
-use crate::messenger::{Inner, Me, Messenger, Repo, inject_session, unix_now};
+use crate::messenger::{Inner, Me, Messenger, OpenSends, Repo, inject_session, unix_now};
 use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
 
 /// Scope under which sent messages are kept (looked up by id alone: a retry receipt from
@@ -138,7 +139,7 @@ impl Target {
 /// again, under the lock that encrypts, as a mapping may be learned in between.
 pub(crate) async fn resolve_sessions(
     inner: &Inner,
-    crypto: &tokio::sync::MutexGuard<'_, ()>,
+    crypto: &crate::messenger::CryptoGuard<'_>,
     me: &Me,
     targets: &mut [Target],
 ) -> Result<(), Error> {
@@ -169,7 +170,7 @@ impl Messenger {
             .map(|d| Target::new(d.clone(), me.is_me_user(d)))
             .collect();
         {
-            let guard = inner.crypto.lock().await;
+            let guard = inner.crypto_lock().await;
             resolve_sessions(inner, &guard, &me, &mut targets).await?;
         }
         let fetched = if force {
@@ -181,7 +182,7 @@ impl Messenger {
         if fetched.is_empty() {
             return Ok(0);
         }
-        let guard = inner.crypto.lock().await;
+        let guard = inner.crypto_lock().await;
         resolve_sessions(inner, &guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
         let mut started = 0;
@@ -450,9 +451,13 @@ impl Messenger {
 
 /// Encrypts `message` pairwise for `targets`: resolves their session addresses, fetches
 /// bundles for those without a session (outside the crypto lock), then under the lock
-/// resolves again, starts the missing sessions, encrypts (see [`encrypt_for`], each copy
-/// patched by `patch`) and
-/// commits the new Signal state together with `extra`.
+/// resolves again, starts the missing sessions and encrypts (see [`encrypt_for`], each
+/// copy patched by `patch`). The new Signal state and `extra` are committed before this
+/// returns, together with those of the sends that queued for the lock meanwhile: each
+/// send encrypts into the group's staged repository ([`OpenSends`]) and releases the
+/// lock, then takes it once more, and the first of the group to get it back commits the
+/// group for all (group commit: one store commit for a burst of sends). Any other holder
+/// of the lock commits an open group first ([`Inner::crypto_lock`]).
 #[allow(clippy::too_many_arguments, reason = "one send's context")]
 pub(crate) async fn encrypt_pairwise(
     inner: &Inner,
@@ -465,18 +470,51 @@ pub(crate) async fn encrypt_pairwise(
     extra: Batch,
 ) -> Result<(Vec<Node>, bool), Error> {
     {
-        let guard = inner.crypto.lock().await;
+        let guard = inner.crypto_lock().await;
         resolve_sessions(inner, &guard, me, targets).await?;
     }
     let fetched = fetch_missing(inner, creds, targets).await?;
-    let guard = inner.crypto.lock().await;
-    resolve_sessions(inner, &guard, me, targets).await?;
-    let repo = inner.staged_repo(creds);
-    prefetch(&repo, targets).await;
-    inject_fetched(inner, &repo, targets, &fetched).await;
-    let out = encrypt_for(&repo, targets, chat, message, patch).await?;
-    inner.commit_staged(&repo, extra).await?;
-    Ok(out)
+    let (out, committed) = {
+        // The lock without committing an open group: this send joins it.
+        let mut guard = inner.crypto.lock().await;
+        // Moving sessions to LID addresses writes the store directly, which must not
+        // happen under writes of the group not committed yet.
+        if guard.is_some() {
+            for t in targets.iter() {
+                if inner.migration_pending(me, &t.device).await? {
+                    inner.commit_open_sends(&mut guard).await;
+                    break;
+                }
+            }
+        }
+        resolve_sessions(inner, &guard, me, targets).await?;
+        let open = guard.get_or_insert_with(|| OpenSends {
+            repo: inner.staged_repo(creds),
+            extra: Batch::new(),
+            members: Vec::new(),
+        });
+        prefetch(&open.repo, targets).await;
+        inject_fetched(inner, &open.repo, targets, &fetched).await;
+        // A send that fails here leaves what it staged to the group (a ratchet step or a
+        // session started): harmless, as no message used them.
+        let out = encrypt_for(&open.repo, targets, chat, message, patch).await?;
+        open.extra.append(extra);
+        let (tx, rx) = oneshot::channel();
+        open.members.push(tx);
+        (out, rx)
+    };
+    // Taking the lock again commits the group, unless an earlier member or another holder
+    // of the lock did.
+    drop(inner.crypto_lock().await);
+    match committed.await {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(Error::Store(wa_store::Error::backend(
+            std::io::Error::other(e),
+        ))),
+        Err(_) => Err(Error::Store(wa_store::Error::backend(
+            std::io::Error::other("the group of sends was dropped before its commit"),
+        ))),
+    }
 }
 
 /// Fetches pre-key bundles for targets without a session (outside the crypto lock),

@@ -1,7 +1,9 @@
-//! Messages a worker finds queued together (an offline backlog, a busy chat) are
-//! decrypted under one hold of the Signal lock and committed together; nothing is lost,
-//! repeated or reordered, and a group whose commit fails is answered with retry receipts
-//! and arrives again.
+//! Group commit. Messages a worker finds queued together (an offline backlog, a busy
+//! chat) are decrypted under one hold of the Signal lock and committed together: nothing
+//! is lost, repeated or reordered, and a group whose commit fails is answered with retry
+//! receipts and arrives again. Sends that queue for the Signal lock are committed
+//! together: a group whose commit fails fails every send in it, none of them leaves, and
+//! the sessions go on from the last commit.
 
 mod common;
 
@@ -22,13 +24,16 @@ use wa_types::WaMessage;
 const A: &str = "15550002001";
 const B: &str = "15550002002";
 
-/// A memory backend that records how many processed markers each commit holds, and can
-/// fail the first commit holding more than one.
+/// A memory backend that records how many processed markers (received messages) and
+/// sent-message records (sends) each commit holds, and can fail the first commit holding
+/// more than one of either.
 #[derive(Debug, Default)]
 struct Recording {
     inner: MemoryBackend,
     markers_per_commit: Mutex<Vec<usize>>,
+    sends_per_commit: Mutex<Vec<usize>>,
     fail_next_group: AtomicBool,
+    fail_next_send_group: AtomicBool,
     failed: AtomicUsize,
 }
 
@@ -59,18 +64,23 @@ impl Backend for Recording {
         self.inner.list(account, role, scope)
     }
     fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
-        let markers = ops
-            .iter()
-            .filter(|op| {
-                matches!(
-                    op,
-                    Op::Put {
-                        role: Role::ProcessedMessage,
-                        ..
-                    }
-                )
-            })
-            .count();
+        let count = |role: Role| {
+            ops.iter()
+                .filter(|op| matches!(op, Op::Put { role: r, .. } if *r == role))
+                .count()
+        };
+        let (markers, sends) = (count(Role::ProcessedMessage), count(Role::SentMessage));
+        if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
+            self.failed.fetch_add(sends, Ordering::SeqCst);
+            return Box::pin(async {
+                Err(wa_store::Error::backend(std::io::Error::other(
+                    "injected commit failure",
+                )))
+            });
+        }
+        if sends > 0 {
+            self.sends_per_commit.lock().unwrap().push(sends);
+        }
         if markers > 1 && self.fail_next_group.swap(false, Ordering::SeqCst) {
             self.failed.fetch_add(markers, Ordering::SeqCst);
             return Box::pin(async {
@@ -195,4 +205,127 @@ async fn a_group_whose_commit_fails_arrives_again_once() {
     assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
     let commits = backend.markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
+}
+
+/// Sends `n` texts from `a1` to B from `n` tasks at once; returns each send's result
+/// with its text.
+async fn burst(
+    a1: &common::Client,
+    n: usize,
+    tag: &str,
+) -> Vec<(String, Result<wa_types::MessageKey, wa_messages::Error>)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let m = a1.messenger.clone();
+            let text = format!("{tag} {i}");
+            tokio::spawn(async move {
+                let r = m
+                    .send_message(&Jid::pn(B), MessageContent::text(text.clone()))
+                    .await;
+                (text, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let backend = Arc::new(Recording::default());
+    let a1 = link(
+        &sim,
+        A,
+        AccountStore::new(backend.clone(), AccountId::new("a1").unwrap()),
+    )
+    .await;
+    let mut b1 = link(&sim, B, common::memory_store("b1")).await;
+    // Sessions with every device first, so the bursts below are plain ratchet steps.
+    let first = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("hello"))
+        .await
+        .unwrap();
+    collect(&mut b1.events, 1).await;
+    backend.sends_per_commit.lock().unwrap().clear();
+
+    let sent = burst(&a1, 32, "together").await;
+    for (text, r) in &sent {
+        assert!(r.is_ok(), "{text}: {r:?}");
+    }
+    let got = collect(&mut b1.events, 32).await;
+    assert_eq!(got.len(), 32, "each message reported once");
+    let commits = backend.sends_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), 32, "{commits:?}");
+    assert!(
+        commits.len() < 32 && commits.iter().any(|&m| m > 1),
+        "no two sends shared a commit: {commits:?}"
+    );
+
+    // A group whose commit fails: its sends fail, none of them reaches B, and the sends
+    // after it decrypt (the ratchet goes on from the last commit).
+    backend.fail_next_send_group.store(true, Ordering::SeqCst);
+    let sent = burst(&a1, 32, "failing").await;
+    let failed = sent.iter().filter(|(_, r)| r.is_err()).count();
+    assert!(failed > 1, "no group of sends failed");
+    assert_eq!(failed, backend.failed.load(Ordering::SeqCst));
+    let delivered: HashSet<String> = sent
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|k| k.id.clone()))
+        .collect();
+    for i in 0..3 {
+        let k = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("after {i}")))
+            .await
+            .unwrap();
+        assert_ne!(k.id, first.id);
+    }
+    let mut got = Vec::new();
+    let mut undecryptable = 0;
+    tokio::time::timeout(WAIT, async {
+        while got.len() < delivered.len() + 3 {
+            match b1.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    got.extend(u.messages.into_iter().filter(|m| !m.key.from_me));
+                }
+                Ok(Event::UndecryptableMessage(_)) => undecryptable += 1,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {} arrived", got.len(), delivered.len() + 3));
+    assert_eq!(undecryptable, 0);
+    let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
+    assert_eq!(ids.len(), got.len(), "a message reported twice");
+    assert!(delivered.is_subset(&ids));
+    for m in &got {
+        let text = text_of(&m.message).unwrap_or_default();
+        assert!(
+            !text.starts_with("failing") || delivered.contains(&m.key.id),
+            "{text}"
+        );
+    }
+    // Nothing more comes (no failed send was delivered late).
+    let late = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            match b1.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) if u.messages.iter().any(|m| !m.key.from_me) => {
+                    return u.messages;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(late.is_err(), "late message: {late:?}");
 }
