@@ -175,6 +175,9 @@ impl Fleet {
         }
         let store = AccountStore::new(self.inner.backend.clone(), id.clone());
         let mut config = WaConfig::new(store);
+        // No cache per account (its fixed cost would weigh on thousands of idle ones);
+        // a fleet that wants one wraps its backend in a shared `CachedBackend`.
+        config.socket.cache = None;
         config.socket.handshake_limit = Some(self.inner.handshakes.clone());
         config.socket.event_capacity = self.inner.config.event_capacity;
         config.messages.workers = self.inner.config.message_workers;

