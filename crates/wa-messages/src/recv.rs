@@ -202,16 +202,34 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
     {
         let guard = inner.crypto_lock().await;
         let store = inner.socket.store();
-        for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
-            let (chat_s, sender_s) = (info.chat.to_string(), info.sender.to_string());
-            *out = match store
-                .is_message_processed(&chat_s, &info.id, &sender_s)
-                .await
-            {
-                Ok(true) => Some(Outcome::Duplicate),
-                Ok(false) => None,
-                Err(e) => Some(Outcome::Failed(e.into())),
-            };
+        // The processed markers of the whole run in one bulk read.
+        let names: Vec<(String, String)> = run
+            .iter()
+            .map(|(_, info)| (info.chat.to_string(), info.sender.to_string()))
+            .collect();
+        let asked: Vec<(&str, &str, &str)> = run
+            .iter()
+            .zip(&names)
+            .map(|((_, info), (chat, sender))| (chat.as_str(), info.id.as_str(), sender.as_str()))
+            .collect();
+        match store.are_messages_processed(&asked).await {
+            Ok(processed) => {
+                for (out, p) in outcomes.iter_mut().zip(processed) {
+                    *out = match p {
+                        Ok(true) => Some(Outcome::Duplicate),
+                        Ok(false) => None,
+                        Err(e) => Some(Outcome::Failed(e.into())),
+                    };
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for out in &mut outcomes {
+                    *out = Some(Outcome::Failed(Error::Store(wa_store::Error::backend(
+                        std::io::Error::other(why.clone()),
+                    ))));
+                }
+            }
         }
         // Mappings first, then addresses: an address resolved after every mapping of
         // the run was adopted is the one each message would have had alone.

@@ -317,6 +317,13 @@ pub trait ProcessedMessageStore {
         id: &str,
         sender: &str,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// [`ProcessedMessageStore::is_message_processed`] for many messages at once, each
+    /// `(chat, id, sender)`, answered in order from one bulk read; an entry whose marker
+    /// cannot be read (damaged) is an error of its own.
+    fn are_messages_processed(
+        &self,
+        messages: &[(&str, &str, &str)],
+    ) -> impl Future<Output = Result<Vec<Result<bool>>>> + Send;
     /// Whether the message `id` in `chat` was processed from any sender (reads every
     /// marker of the chat: for rare lookups where the sending device is unknown).
     fn is_message_processed_by_anyone(
@@ -607,6 +614,26 @@ impl ProcessedMessageStore for AccountStore {
             .get_item(Role::ProcessedMessage, chat, &key)
             .await?
             .is_some())
+    }
+    async fn are_messages_processed(
+        &self,
+        messages: &[(&str, &str, &str)],
+    ) -> Result<Vec<Result<bool>>> {
+        let keys: Vec<String> = messages
+            .iter()
+            .map(|(_, id, sender)| crate::batch::processed_key(id, sender))
+            .collect();
+        let asked: Vec<(&str, &str)> = messages
+            .iter()
+            .zip(&keys)
+            .map(|((chat, _, _), key)| (*chat, key.as_str()))
+            .collect();
+        Ok(self
+            .get_items(Role::ProcessedMessage, &asked)
+            .await?
+            .into_iter()
+            .map(|v| v.map(|v| v.is_some()))
+            .collect())
     }
     async fn is_message_processed_by_anyone(&self, chat: &str, id: &str) -> Result<bool> {
         let prefix = crate::batch::processed_key(id, "");

@@ -305,6 +305,18 @@ pub async fn processed_messages(backend: Arc<dyn Backend>) {
             .unwrap()
     );
     assert_eq!(s.get_session("15550001", 2).await.unwrap(), b(b"advanced"));
+    // Many at once, in the order asked.
+    let many = s
+        .are_messages_processed(&[
+            (chat, "ID2", sender),
+            ("g@g.us", "ID1", sender),
+            (chat, "ID1", sender),
+            (chat, "ID1", "15550001:3@s.whatsapp.net"),
+        ])
+        .await
+        .unwrap();
+    let many: Vec<bool> = many.into_iter().map(Result::unwrap).collect();
+    assert_eq!(many, [true, false, true, false]);
     // By any sender: the id must match whole, in that chat only.
     assert!(s.is_message_processed_by_anyone(chat, "ID1").await.unwrap());
     assert!(!s.is_message_processed_by_anyone(chat, "ID").await.unwrap());
