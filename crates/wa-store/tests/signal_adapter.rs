@@ -20,10 +20,12 @@ struct Bob {
 }
 
 async fn bob() -> Bob {
-    let store = AccountStore::new(
-        Arc::new(MemoryBackend::new()),
-        AccountId::new("bob").unwrap(),
-    );
+    bob_on(Arc::new(MemoryBackend::new())).await
+}
+
+/// Bob with credentials and five pre-keys, on `backend`.
+async fn bob_on(backend: Arc<dyn Backend>) -> Bob {
+    let store = AccountStore::new(backend, AccountId::new("bob").unwrap());
     let creds = AuthCreds::generate(&mut OsRng);
     store.save_creds(&creds).await.unwrap();
     let pre_keys = generate_pre_keys(1, 5, &mut OsRng);
@@ -368,14 +370,7 @@ impl Backend for Recording {
 #[tokio::test]
 async fn a_known_identity_is_not_written_again() {
     let recording = Arc::new(Recording::default());
-    let store = AccountStore::new(recording.clone(), AccountId::new("bob").unwrap());
-    let creds = AuthCreds::generate(&mut OsRng);
-    store.save_creds(&creds).await.unwrap();
-    let pre_keys = generate_pre_keys(1, 5, &mut OsRng);
-    let bytes: Vec<(u32, Vec<u8>)> = pre_keys.iter().map(|p| (p.id, p.serialize())).collect();
-    let refs: Vec<(u32, &[u8])> = bytes.iter().map(|(i, b)| (*i, b.as_slice())).collect();
-    store.put_pre_keys(&refs).await.unwrap();
-    let bob = Bob { store, creds };
+    let bob = bob_on(recording.clone()).await;
     let (alice_addr, bob_addr) = (
         ProtocolAddress::new("alice", 0),
         ProtocolAddress::new("bob", 0),
