@@ -9,8 +9,10 @@
 //!
 //! With `STORE=sqlite` the two clients of the 1:1 mode keep their state in one SQLite
 //! file each (WAL, `synchronous=FULL`, in a temporary directory) instead of memory;
-//! `STORE=sqlite-normal` uses `synchronous=NORMAL`, and a `-cached` suffix (e.g.
-//! `STORE=sqlite-cached`) puts `wa_store::CachedBackend` in front.
+//! `STORE=sqlite-normal` uses `synchronous=NORMAL`; `STORE=postgres` keeps both in the
+//! PostgreSQL database at `WA_TEST_POSTGRES_URL` (accounts `a1` and `b1`, cleared first);
+//! a `-cached` suffix (e.g. `STORE=sqlite-cached`) puts `wa_store::CachedBackend` in
+//! front.
 //!
 //! Both modes print each busy thread's CPU time at the end. The runtime has
 //! `WORKERS` worker threads (default 2); with `SIM_WORKERS=n`, wa-sim (server and
@@ -78,6 +80,43 @@ fn arg(args: &[String], i: usize, default: usize) -> usize {
         .map_or(default, |s| s.parse().expect("a number"))
 }
 
+/// The backend `STORE` names for account `name` (files under `dir`).
+async fn backend(dir: &std::path::Path, name: &str) -> Arc<dyn Backend> {
+    let store = std::env::var("STORE").unwrap_or_default();
+    fn cached<B: Backend + 'static>(b: B, on: bool) -> Arc<dyn Backend> {
+        if on {
+            Arc::new(wa_store::CachedBackend::new(
+                b,
+                wa_store::CacheConfig::default(),
+            ))
+        } else {
+            Arc::new(b)
+        }
+    }
+    let on = store.ends_with("cached");
+    if store.starts_with("sqlite") {
+        let mut config = wa_store_sqlite::SqliteConfig::new(dir.join(format!("{name}.db")));
+        if store.contains("normal") {
+            config.synchronous = wa_store_sqlite::Synchronous::Normal;
+        }
+        cached(
+            wa_store_sqlite::SqliteBackend::open_blocking(&config).expect("sqlite"),
+            on,
+        )
+    } else if store.starts_with("postgres") {
+        let url = std::env::var("WA_TEST_POSTGRES_URL").expect("WA_TEST_POSTGRES_URL");
+        let db = wa_store_postgres::PostgresBackend::connect(&url)
+            .await
+            .expect("postgres");
+        // A fresh account each run: the database outlives it.
+        let id = AccountId::new(name).expect("account id");
+        db.delete_account(&id).await.expect("clear the account");
+        cached(db, on)
+    } else {
+        Arc::new(MemoryBackend::new())
+    }
+}
+
 /// Sends `n` texts to `to` from `senders` concurrent tasks; returns the ids.
 async fn send_all(m: &Messenger, to: &Jid, n: usize, senders: usize) -> Vec<String> {
     let senders = senders.clamp(1, n.max(1));
@@ -131,29 +170,8 @@ async fn one_to_one(args: &[String]) {
     let senders = arg(args, 3, 64);
     let sim = start_sim().await;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let backend = |name: &str| -> Arc<dyn Backend> {
-        let store = std::env::var("STORE").unwrap_or_default();
-        if store.starts_with("sqlite") {
-            let mut config =
-                wa_store_sqlite::SqliteConfig::new(dir.path().join(format!("{name}.db")));
-            if store.contains("normal") {
-                config.synchronous = wa_store_sqlite::Synchronous::Normal;
-            }
-            let db = wa_store_sqlite::SqliteBackend::open_blocking(&config).expect("sqlite");
-            if store.ends_with("cached") {
-                Arc::new(wa_store::CachedBackend::new(
-                    db,
-                    wa_store::CacheConfig::default(),
-                ))
-            } else {
-                Arc::new(db)
-            }
-        } else {
-            Arc::new(MemoryBackend::new())
-        }
-    };
-    let a = link_on(&sim, "15550000001", "a1", backend("a1")).await;
-    let mut b = link_on(&sim, "15550000002", "b1", backend("b1")).await;
+    let a = link_on(&sim, "15550000001", "a1", backend(dir.path(), "a1").await).await;
+    let mut b = link_on(&sim, "15550000002", "b1", backend(dir.path(), "b1").await).await;
     let to = Jid::pn("15550000002");
     // Warm-up: usync cache and sessions with every device.
     send_all(&a.messenger, &to, 50, 4).await;
