@@ -274,6 +274,23 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// The writer task's handles. Dropped without having started (its runtime shut down
+/// first), it hands the writer role back, so the next commit starts another writer for
+/// what is queued instead of waiting for one that never runs.
+struct Writer {
+    conn: Arc<Mutex<Connection>>,
+    queue: Arc<Mutex<Queue>>,
+    started: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.started {
+            lock(&self.queue).draining = false;
+        }
+    }
+}
+
 /// Takes the queued commits in groups of up to [`MAX_GROUP`] and applies each group in
 /// one transaction, until the queue is empty. Runs in the blocking pool; one at a time.
 fn drain(conn: &Mutex<Connection>, queue: &Mutex<Queue>) {
@@ -533,9 +550,16 @@ impl Backend for SqliteBackend {
                 !std::mem::replace(&mut q.draining, true)
             };
             if start {
-                let (conn, queue) = (self.conn.clone(), self.queue.clone());
+                let mut writer = Writer {
+                    conn: self.conn.clone(),
+                    queue: self.queue.clone(),
+                    started: false,
+                };
                 // Not awaited: the writer answers each commit through its channel.
-                drop(tokio::task::spawn_blocking(move || drain(&conn, &queue)));
+                drop(tokio::task::spawn_blocking(move || {
+                    writer.started = true;
+                    drain(&writer.conn, &writer.queue);
+                }));
             }
             result.await.map_err(|_| {
                 Error::backend(std::io::Error::other(
@@ -568,5 +592,33 @@ impl Backend for SqliteBackend {
                 .map_err(db)?;
             ids.into_iter().map(AccountId::new).collect()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_dropped_unstarted_hands_the_role_back() {
+        let conn = Arc::new(Mutex::new(Connection::open_in_memory().unwrap()));
+        let queue = Arc::new(Mutex::new(Queue {
+            pending: Vec::new(),
+            draining: true,
+        }));
+        // Dropped after it started: the writer itself clears the flag when done.
+        drop(Writer {
+            conn: conn.clone(),
+            queue: queue.clone(),
+            started: true,
+        });
+        assert!(lock(&queue).draining);
+        // Dropped unstarted (its runtime shut down first): the role is handed back.
+        drop(Writer {
+            conn,
+            queue: queue.clone(),
+            started: false,
+        });
+        assert!(!lock(&queue).draining);
     }
 }

@@ -244,3 +244,65 @@ async fn concurrent_commits_stand_or_fall_alone() {
         assert_eq!(got.is_some(), stood.contains(&i), "k{i}");
     }
 }
+
+/// A runtime that shuts down while a commit and the group commit's writer wait for its
+/// blocking pool: a commit from another runtime afterwards completes, and the earlier
+/// one stands too. (Whether the old runtime still runs the writer or drops it unstarted
+/// is up to tokio; the unit test `a_writer_dropped_unstarted_hands_the_role_back` covers
+/// the second case.)
+#[test]
+fn a_writer_dropped_unstarted_does_not_stall_later_commits() {
+    use std::time::Duration;
+    use wa_store::{Backend, Bytes, Op, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wa.db");
+    let backend = Arc::new(SqliteBackend::open_blocking(&SqliteConfig::new(&path)).unwrap());
+    let put = |key: &str| {
+        vec![Op::Put {
+            role: Role::Session,
+            scope: "s".into(),
+            key: key.into(),
+            value: Bytes::from_static(b"v"),
+            at: 0,
+        }]
+    };
+    let first = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        // The one blocking thread is busy, so the writer waits in the queue.
+        drop(tokio::task::spawn_blocking(|| {
+            std::thread::sleep(Duration::from_millis(300));
+        }));
+        let acct = account("a");
+        let commit = backend.commit(&acct, put("early"));
+        // Queue the commit and its writer, then give up on it.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), commit)
+                .await
+                .is_err()
+        );
+    });
+    first.shutdown_timeout(Duration::ZERO);
+
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let acct = account("a");
+        tokio::time::timeout(Duration::from_secs(5), backend.commit(&acct, put("late")))
+            .await
+            .expect("the commit stalled behind a writer that never ran")
+            .unwrap();
+        // The commit queued before stands too: the new writer applied it as well.
+        let got = backend
+            .get(&acct, Role::Session, "s", "early")
+            .await
+            .unwrap();
+        assert!(got.is_some());
+    });
+}
