@@ -1048,8 +1048,6 @@ impl Inner {
         Ok(Me { pn, lid })
     }
 
-    /// Commits `repo`'s staged Signal state with `extra`, then reports each identity it
-    /// replaced (a peer device that reinstalled) as an implicit [`IdentityChange`].
     /// Takes the Signal lock. Sends staged together and not committed yet are committed
     /// first (their waiters told the outcome), so the holder reads a store that holds
     /// every change made under the lock before.
@@ -1075,6 +1073,8 @@ impl Inner {
         }
     }
 
+    /// Commits `repo`'s staged Signal state with `extra`, then reports each identity it
+    /// replaced (a peer device that reinstalled) as an implicit [`IdentityChange`].
     pub(crate) async fn commit_staged(
         &self,
         repo: &Repo,
