@@ -103,3 +103,11 @@ pub enum Error {
     #[error("store: {0}")]
     Store(#[from] wa_store::Error),
 }
+
+impl Error {
+    /// A store failure known only by its description (a commit shared with other
+    /// messages or sends, whose error went to the first of them).
+    pub(crate) fn store_failure(why: impl Into<String>) -> Self {
+        Error::Store(wa_store::Error::backend(std::io::Error::other(why.into())))
+    }
+}

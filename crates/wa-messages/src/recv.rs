@@ -225,9 +225,7 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
             Err(e) => {
                 let why = e.to_string();
                 for out in &mut outcomes {
-                    *out = Some(Outcome::Failed(Error::Store(wa_store::Error::backend(
-                        std::io::Error::other(why.clone()),
-                    ))));
+                    *out = Some(Outcome::Failed(Error::store_failure(why.clone())));
                 }
             }
         }
@@ -235,16 +233,9 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         // the run was adopted is the one each message would have had alone.
         for ((_, info), out) in run.iter().zip(outcomes.iter_mut()) {
             if out.is_none()
-                && let Some(alt) = &info.sender_alt
+                && let Err(e) = adopt_stated_mapping(inner, &guard, me, info).await
             {
-                let (pn, lid) = if info.sender.is_lid() {
-                    (alt, &info.sender)
-                } else {
-                    (&info.sender, alt)
-                };
-                if let Err(e) = inner.adopt_mapping(&guard, me, pn, lid).await {
-                    *out = Some(Outcome::Failed(e));
-                }
+                *out = Some(Outcome::Failed(e));
             }
         }
         let mut sessions: Vec<Option<Jid>> = Vec::with_capacity(run.len());
@@ -302,11 +293,9 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
                     // The copies delivered again fail with the one they repeat.
                     let failed = staged.into_iter().map(|(i, _)| i).chain(echoes);
                     for i in failed {
-                        let e = first.take().unwrap_or_else(|| {
-                            Error::Store(wa_store::Error::backend(std::io::Error::other(
-                                why.clone(),
-                            )))
-                        });
+                        let e = first
+                            .take()
+                            .unwrap_or_else(|| Error::store_failure(why.clone()));
                         outcomes[i] = Some(Outcome::Failed(e));
                     }
                 }
@@ -318,9 +307,7 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         // Every message got an outcome above; a missing one would be a bug, answered as
         // a failure rather than left unanswered.
         let outcome = outcome.unwrap_or_else(|| {
-            Outcome::Failed(Error::Store(wa_store::Error::backend(
-                std::io::Error::other("message left without an outcome"),
-            )))
+            Outcome::Failed(Error::store_failure("message left without an outcome"))
         });
         finish(inner, creds, me, node, info, outcome).await;
     }
@@ -437,15 +424,27 @@ async fn sender_session(
     me: &Me,
     info: &Incoming,
 ) -> Result<Jid, Error> {
-    if let Some(alt) = &info.sender_alt {
-        let (pn, lid) = if info.sender.is_lid() {
-            (alt, &info.sender)
-        } else {
-            (&info.sender, alt)
-        };
-        inner.adopt_mapping(crypto, me, pn, lid).await?;
-    }
+    adopt_stated_mapping(inner, crypto, me, info).await?;
     inner.session_jid(crypto, me, &info.sender).await
+}
+
+/// Adopts the LID/phone-number mapping the stanza states for its sender, if any (see
+/// [`Inner::adopt_mapping`]). Called under the crypto lock.
+async fn adopt_stated_mapping(
+    inner: &Inner,
+    crypto: &crate::messenger::CryptoGuard<'_>,
+    me: &Me,
+    info: &Incoming,
+) -> Result<(), Error> {
+    let Some(alt) = &info.sender_alt else {
+        return Ok(());
+    };
+    let (pn, lid) = if info.sender.is_lid() {
+        (alt, &info.sender)
+    } else {
+        (&info.sender, alt)
+    };
+    inner.adopt_mapping(crypto, me, pn, lid).await
 }
 
 /// The phone-number name the sender's sender keys may still be stored under, when

@@ -508,12 +508,10 @@ pub(crate) async fn encrypt_pairwise(
     drop(inner.crypto_lock().await);
     match committed.await {
         Ok(Ok(())) => Ok(out),
-        Ok(Err(e)) => Err(Error::Store(wa_store::Error::backend(
-            std::io::Error::other(e),
-        ))),
-        Err(_) => Err(Error::Store(wa_store::Error::backend(
-            std::io::Error::other("the group of sends was dropped before its commit"),
-        ))),
+        Ok(Err(e)) => Err(Error::store_failure(e)),
+        Err(_) => Err(Error::store_failure(
+            "the group of sends was dropped before its commit",
+        )),
     }
 }
 
