@@ -104,15 +104,15 @@ pub(crate) async fn relay_group(
         .map(|d| Target::new(d.clone(), false))
         .collect();
     {
-        let guard = inner.crypto_lock().await;
-        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        let mut guard = inner.crypto_lock().await;
+        resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
     }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
     let (participants, any_pkmsg, skmsg) = {
-        let guard = inner.crypto_lock().await;
-        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        let mut guard = inner.crypto_lock().await;
+        resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
         inject_fetched(inner, &repo, &targets, &fetched).await;
         let fan = sender_key_fan_out(

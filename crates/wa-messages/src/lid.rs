@@ -303,41 +303,58 @@ impl Inner {
         me: &Me,
         device: &Jid,
     ) -> Result<Jid, Error> {
-        if matches!(device.server, Server::Lid | Server::HostedLid) {
-            if let Some(pn) = self.pn_of(me, device).await? {
-                self.ensure_migrated(&pn, device.user.as_str()).await?;
-            }
-            return Ok(device.clone());
-        }
-        if !is_pn_device(device) {
-            return Ok(device.clone());
-        }
-        match self.lid_of(me, device).await? {
-            Some(lid) => {
-                self.ensure_migrated(device.user.as_str(), &lid).await?;
-                Ok(lid_device(device, &lid))
-            }
-            None => Ok(device.clone()),
-        }
+        let plan = self.session_plan(me, device).await?;
+        self.carry_out(&plan).await?;
+        Ok(plan.session)
     }
 
-    /// Whether [`Inner::session_jid`] for `device` would move sessions from PN to LID
-    /// addresses (a mapping is known and that user's sessions were not moved yet). Reads
-    /// only.
+    /// What [`Inner::session_jid`] would do for `device`, without doing it: the session
+    /// address and the migration it needs first, if any. Reads only.
     ///
     /// # Errors
     /// [`Error::Store`] when a mapping lookup fails.
-    pub(crate) async fn migration_pending(&self, me: &Me, device: &Jid) -> Result<bool, Error> {
+    pub(crate) async fn session_plan(&self, me: &Me, device: &Jid) -> Result<SessionPlan, Error> {
+        let unmigrated = |pn: &str, lid: &str| {
+            (!self.lid.is_migrated(pn)).then(|| (pn.to_owned(), lid.to_owned()))
+        };
         if matches!(device.server, Server::Lid | Server::HostedLid) {
-            return Ok(self
-                .pn_of(me, device)
-                .await?
-                .is_some_and(|pn| !self.lid.is_migrated(&pn)));
+            let migrate = match self.pn_of(me, device).await? {
+                Some(pn) => unmigrated(&pn, device.user.as_str()),
+                None => None,
+            };
+            return Ok(SessionPlan {
+                session: device.clone(),
+                migrate,
+            });
         }
         if !is_pn_device(device) {
-            return Ok(false);
+            return Ok(SessionPlan {
+                session: device.clone(),
+                migrate: None,
+            });
         }
-        Ok(self.lid_of(me, device).await?.is_some() && !self.lid.is_migrated(&device.user))
+        Ok(match self.lid_of(me, device).await? {
+            Some(lid) => SessionPlan {
+                session: lid_device(device, &lid),
+                migrate: unmigrated(device.user.as_str(), &lid),
+            },
+            None => SessionPlan {
+                session: device.clone(),
+                migrate: None,
+            },
+        })
+    }
+
+    /// Moves the sessions `plan` names to their LID addresses (nothing when it names no
+    /// migration). Needs the crypto lock, with no group of sends open.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the migration commit fails.
+    pub(crate) async fn carry_out(&self, plan: &SessionPlan) -> Result<(), Error> {
+        match &plan.migrate {
+            Some((pn, lid)) => self.ensure_migrated(pn, lid).await,
+            None => Ok(()),
+        }
     }
 
     /// Adopts a mapping a stanza states (`sender_lid`, `participant_pn`, ...): stores it,
@@ -382,6 +399,16 @@ impl Inner {
         self.lid.mark_migrated(&pn.user);
         Ok(())
     }
+}
+
+/// Where the session with one peer device lives, and the move of that user's sessions
+/// from PN to LID addresses it needs first ([`Inner::session_plan`]).
+#[derive(Debug)]
+pub(crate) struct SessionPlan {
+    /// The JID whose Signal address holds the session.
+    pub(crate) session: Jid,
+    /// The PN user and LID user whose sessions are still to be moved.
+    pub(crate) migrate: Option<(String, String)>,
 }
 
 #[cfg(test)]

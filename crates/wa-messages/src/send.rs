@@ -136,15 +136,26 @@ impl Target {
 
 /// Sets each target's session address (moving PN sessions to LID addresses where a
 /// mapping is known). Needs the crypto lock; called once before the bundle fetch and
-/// again, under the lock that encrypts, as a mapping may be learned in between.
+/// again, under the lock that encrypts, as a mapping may be learned in between. A move
+/// writes the store directly, so an open group of sends is committed before it.
 pub(crate) async fn resolve_sessions(
     inner: &Inner,
-    crypto: &crate::messenger::CryptoGuard<'_>,
+    crypto: &mut crate::messenger::CryptoGuard<'_>,
     me: &Me,
     targets: &mut [Target],
 ) -> Result<(), Error> {
-    for t in targets.iter_mut() {
-        t.session = inner.session_jid(crypto, me, &t.device).await?;
+    let mut plans = Vec::with_capacity(targets.len());
+    for t in targets.iter() {
+        plans.push(inner.session_plan(me, &t.device).await?);
+    }
+    if plans.iter().any(|p| p.migrate.is_some()) {
+        inner.commit_open_sends(crypto).await;
+        for plan in &plans {
+            inner.carry_out(plan).await?;
+        }
+    }
+    for (t, plan) in targets.iter_mut().zip(plans) {
+        t.session = plan.session;
     }
     Ok(())
 }
@@ -170,8 +181,8 @@ impl Messenger {
             .map(|d| Target::new(d.clone(), me.is_me_user(d)))
             .collect();
         {
-            let guard = inner.crypto_lock().await;
-            resolve_sessions(inner, &guard, &me, &mut targets).await?;
+            let mut guard = inner.crypto_lock().await;
+            resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
         }
         let fetched = if force {
             let all: Vec<Jid> = targets.iter().map(|t| t.device.clone()).collect();
@@ -182,8 +193,8 @@ impl Messenger {
         if fetched.is_empty() {
             return Ok(0);
         }
-        let guard = inner.crypto_lock().await;
-        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        let mut guard = inner.crypto_lock().await;
+        resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
         let repo = inner.staged_repo(&creds);
         let mut started = 0;
         for (wire, bundle) in &fetched {
@@ -449,15 +460,16 @@ impl Messenger {
     }
 }
 
-/// Encrypts `message` pairwise for `targets`: resolves their session addresses, fetches
-/// bundles for those without a session (outside the crypto lock), then under the lock
-/// resolves again, starts the missing sessions and encrypts (see [`encrypt_for`], each
-/// copy patched by `patch`). The new Signal state and `extra` are committed before this
-/// returns, together with those of the sends that queued for the lock meanwhile: each
-/// send encrypts into the group's staged repository ([`OpenSends`]) and releases the
-/// lock, then takes it once more, and the first of the group to get it back commits the
-/// group for all (group commit: one store commit for a burst of sends). Any other holder
-/// of the lock commits an open group first ([`Inner::crypto_lock`]).
+/// Encrypts `message` pairwise for `targets` under the crypto lock: resolves their
+/// session addresses, reads their sessions and identities in bulk and encrypts (see
+/// [`encrypt_for`], each copy patched by `patch`). When some target has no session, the
+/// lock is let go while their bundles are fetched, then taken again to resolve once more,
+/// start those sessions and encrypt. The new Signal state and `extra` are committed
+/// before this returns, together with those of the sends that queued for the lock
+/// meanwhile: each send encrypts into the group's staged repository ([`OpenSends`]) and
+/// releases the lock, then takes it once more, and the first of the group to get it back
+/// commits the group for all (group commit: one store commit for a burst of sends). Any
+/// other holder of the lock commits an open group first ([`Inner::crypto_lock`]).
 #[allow(clippy::too_many_arguments, reason = "one send's context")]
 pub(crate) async fn encrypt_pairwise(
     inner: &Inner,
@@ -469,39 +481,45 @@ pub(crate) async fn encrypt_pairwise(
     patch: Option<&MessagePatch>,
     extra: Batch,
 ) -> Result<(Vec<Node>, bool), Error> {
-    {
-        let guard = inner.crypto_lock().await;
-        resolve_sessions(inner, &guard, me, targets).await?;
-    }
-    let fetched = fetch_missing(inner, creds, targets).await?;
-    let (out, committed) = {
+    // Usually every target has a session: one hold of the lock resolves, reads and
+    // encrypts. Otherwise the lock is let go while the missing bundles are fetched, and
+    // the second hold starts those sessions.
+    let mut fetched: Option<Vec<(Jid, wa_signal::PreKeyBundle)>> = None;
+    let (out, committed) = loop {
         // The lock without committing an open group: this send joins it.
         let mut guard = inner.crypto.lock().await;
-        // Moving sessions to LID addresses writes the store directly, which must not
-        // happen under writes of the group not committed yet.
-        if guard.is_some() {
-            for t in targets.iter() {
-                if inner.migration_pending(me, &t.device).await? {
-                    inner.commit_open_sends(&mut guard).await;
-                    break;
-                }
-            }
-        }
-        resolve_sessions(inner, &guard, me, targets).await?;
+        resolve_sessions(inner, &mut guard, me, targets).await?;
         let open = guard.get_or_insert_with(|| OpenSends {
             repo: inner.staged_repo(creds),
             extra: Batch::new(),
             members: Vec::new(),
         });
         prefetch(&open.repo, targets).await;
-        inject_fetched(inner, &open.repo, targets, &fetched).await;
+        let bundles = match &fetched {
+            Some(bundles) => bundles.as_slice(),
+            None => {
+                let missing = missing_sessions(&open.repo, targets).await?;
+                if !missing.is_empty() {
+                    // A group nobody joined yet holds nothing but reads.
+                    if open.members.is_empty() {
+                        *guard = None;
+                    }
+                    drop(guard);
+                    debug!("fetching pre-key bundles for {} devices", missing.len());
+                    fetched = Some(inner.fetch_bundles(&missing).await?);
+                    continue;
+                }
+                &[]
+            }
+        };
+        inject_fetched(inner, &open.repo, targets, bundles).await;
         // A send that fails here leaves what it staged to the group (a ratchet step or a
         // session started): harmless, as no message used them.
         let out = encrypt_for(&open.repo, targets, chat, message, patch).await?;
         open.extra.append(extra);
         let (tx, rx) = oneshot::channel();
         open.members.push(tx);
-        (out, rx)
+        break (out, rx);
     };
     // Taking the lock again commits the group, unless an earlier member or another holder
     // of the lock did.
@@ -524,17 +542,23 @@ pub(crate) async fn fetch_missing(
 ) -> Result<Vec<(Jid, wa_signal::PreKeyBundle)>, Error> {
     let repo = inner.staged_repo(creds);
     prefetch(&repo, targets).await;
+    let missing = missing_sessions(&repo, targets).await?;
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    debug!("fetching pre-key bundles for {} devices", missing.len());
+    inner.fetch_bundles(&missing).await
+}
+
+/// The devices, as the targets name them, with no session in `repo`.
+async fn missing_sessions(repo: &Repo, targets: &[Target]) -> Result<Vec<Jid>, Error> {
     let mut missing = Vec::new();
     for t in targets {
         if !repo.has_session(&t.session).await? {
             missing.push(t.device.clone());
         }
     }
-    if missing.is_empty() {
-        return Ok(Vec::new());
-    }
-    debug!("fetching pre-key bundles for {} devices", missing.len());
-    inner.fetch_bundles(&missing).await
+    Ok(missing)
 }
 
 /// Reads the targets' sessions and identities into the staged `repo` in two bulk reads

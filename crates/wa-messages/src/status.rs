@@ -182,16 +182,16 @@ async fn relay_status(
     let audience: HashSet<String> = all.iter().map(ToString::to_string).collect();
     let mut targets: Vec<Target> = all.iter().map(|d| Target::new(d.clone(), false)).collect();
     {
-        let guard = inner.crypto_lock().await;
-        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        let mut guard = inner.crypto_lock().await;
+        resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
     }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
     let (participants, any_pkmsg, skmsg) = {
-        let guard = inner.crypto_lock().await;
+        let mut guard = inner.crypto_lock().await;
         // A mapping learned while the bundles were fetched moves a session: resolve again.
-        resolve_sessions(inner, &guard, &me, &mut targets).await?;
+        resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
         // Read under the lock: a concurrent update's holders are committed by now.
         let have: HashSet<String> = inner
             .socket

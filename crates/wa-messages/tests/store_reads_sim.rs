@@ -1,5 +1,5 @@
 //! How a send reads the store: the sessions and identities of all recipient devices
-//! come in bulk reads, not one read per device.
+//! come in bulk reads, not one read per device, and once per send.
 
 mod common;
 
@@ -111,6 +111,11 @@ async fn a_send_reads_every_device_session_in_bulk() {
             assert_eq!(
                 single, 0,
                 "with the sessions stored, a send reads no session or identity alone"
+            );
+            assert_eq!(
+                (calls, keys),
+                (2, 10),
+                "with the sessions stored, a send reads the sessions and the identities once"
             );
         }
         for client in [&mut b1, &mut b2] {
