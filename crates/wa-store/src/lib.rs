@@ -11,7 +11,7 @@ mod error;
 mod memory;
 mod privacy;
 mod signal;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use account::{

@@ -11,12 +11,19 @@
 //! }
 //! wa_store::backend_conformance_tests!(make());
 //! ```
+//!
+//! [`Tapped`] wraps a backend with hooks around every call, for tests that count,
+//! record, pause or refuse store calls.
+
+mod tap;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rand_core::{OsRng, RngCore};
+
+pub use tap::{Read, Tap, Tapped, done};
 
 use crate::{
     AccountId, AccountStore, AppStateStore, AuthCreds, Backend, Batch, ChatSettingStore,
