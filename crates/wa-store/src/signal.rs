@@ -17,7 +17,8 @@ type ItemKey = (Role, String, String);
 struct Staged {
     batch: Batch,
     overlay: HashMap<ItemKey, Option<Bytes>>,
-    /// Items read ahead by [`SignalStoreAdapter::prefetch`], as stored when read.
+    /// Sessions and identity keys as stored when first read (ahead by
+    /// [`SignalStoreAdapter::prefetch`], or by a single read), so that each is read once.
     prefetched: HashMap<ItemKey, Option<Bytes>>,
     /// Addresses whose identity key a staged write replaced with a different one.
     replaced: Vec<ProtocolAddress>,
@@ -32,7 +33,9 @@ struct Staged {
 ///   of the caller, in one atomic batch. Decrypting a `pkmsg` this way writes "session
 ///   updated + identity saved + pre-key consumed (+ message acknowledged)" whole or not at
 ///   all, and a removed pre-key must still exist at commit, so two concurrent decryptions
-///   can never both consume it.
+///   can never both consume it. A staged adapter also keeps each session and identity
+///   key it reads (see [`SignalStoreAdapter::prefetch`]) until it commits, so it reads
+///   each once: use it where nothing else writes the account's Signal state meanwhile.
 ///
 /// Our identity key pair, registration id and current signed pre-key come from
 /// [`AuthCreds`]; older signed pre-keys from [`Role::SignedPreKey`]. Remote identities are
@@ -223,7 +226,7 @@ impl SignalStoreAdapter {
                 return Ok(v.clone());
             }
         }
-        match self.store.get_item(role, scope, key).await {
+        let value = match self.store.get_item(role, scope, key).await {
             // Sessions, identities, pre-keys and sender keys can all be rebuilt (retry
             // receipts, new bundles, key distribution): a damaged one is treated as
             // absent, and its row is replaced by the next write.
@@ -239,10 +242,22 @@ impl SignalStoreAdapter {
                     ) =>
             {
                 tracing::warn!("{e}; treated as absent");
-                Ok(None)
+                None
             }
-            other => other,
+            other => other?,
+        };
+        // A staged adapter keeps the sessions and identities it read, as it keeps those
+        // read ahead (a decryption reads the sender's identity twice: to trust it and
+        // to save it). Not pre-keys: consuming one checks the store at commit.
+        if matches!(role, Role::Session | Role::Identity)
+            && let Some(mut st) = self.stage()
+        {
+            let k = (role, scope.to_owned(), key.to_owned());
+            if !st.overlay.contains_key(&k) {
+                st.prefetched.entry(k).or_insert_with(|| value.clone());
+            }
         }
+        Ok(value)
     }
 
     /// Applies a write now (direct) or stages it, recording what reads should see.

@@ -9,9 +9,11 @@ use wa_signal::{
     CiphertextType, InMemoryStore, PreKeyBundle, ProtocolAddress, SignalRepository,
     generate_identity_key_pair, generate_pre_keys,
 };
+use wa_store::testing::{Read, Tap, Tapped, done};
 use wa_store::{
-    AccountId, AccountStore, AuthCreds, Backend, Batch, CredsStore, Error, IdentityStore,
-    MemoryBackend, Op, PreKeyStore, Role, SentMessageStore, SessionStore, SignalStoreAdapter,
+    AccountId, AccountStore, AuthCreds, Backend, Batch, BoxFuture, CredsStore, Error,
+    IdentityStore, MemoryBackend, Op, PreKeyStore, Role, SentMessageStore, SessionStore,
+    SignalStoreAdapter,
 };
 
 struct Bob {
@@ -323,32 +325,21 @@ async fn a_staged_adapter_lists_the_identities_it_replaced() {
     assert!(adapter.replaced_identities().is_empty());
 }
 
-/// The memory backend, recording the roles each commit writes.
+/// Records the roles each commit writes and how many single reads each role gets.
 #[derive(Debug, Default)]
 struct Recording {
-    inner: MemoryBackend,
     commits: std::sync::Mutex<Vec<Vec<Role>>>,
+    reads: std::sync::Mutex<Vec<Role>>,
 }
 
-impl Backend for Recording {
-    fn get<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-        key: &'a str,
-    ) -> wa_store::BoxFuture<'a, Option<wa_store::Bytes>> {
-        self.inner.get(account, role, scope, key)
+impl Tap for Recording {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if read == Read::One {
+            self.reads.lock().unwrap().push(role);
+        }
+        done()
     }
-    fn list<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-    ) -> wa_store::BoxFuture<'a, Vec<(String, wa_store::Bytes)>> {
-        self.inner.list(account, role, scope)
-    }
-    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> wa_store::BoxFuture<'a, ()> {
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
         let roles = ops
             .iter()
             .filter_map(|op| match op {
@@ -357,20 +348,15 @@ impl Backend for Recording {
             })
             .collect();
         self.commits.lock().unwrap().push(roles);
-        self.inner.commit(account, ops)
-    }
-    fn delete_account<'a>(&'a self, account: &'a AccountId) -> wa_store::BoxFuture<'a, ()> {
-        self.inner.delete_account(account)
-    }
-    fn accounts(&self) -> wa_store::BoxFuture<'_, Vec<AccountId>> {
-        self.inner.accounts()
+        done()
     }
 }
 
 #[tokio::test]
 async fn a_known_identity_is_not_written_again() {
-    let recording = Arc::new(Recording::default());
-    let bob = bob_on(recording.clone()).await;
+    let tapped = Arc::new(Tapped::new(MemoryBackend::new(), Recording::default()));
+    let bob = bob_on(tapped.clone()).await;
+    let recording = tapped.tap();
     let (alice_addr, bob_addr) = (
         ProtocolAddress::new("alice", 0),
         ProtocolAddress::new("bob", 0),
@@ -405,4 +391,56 @@ async fn a_known_identity_is_not_written_again() {
         assert_eq!(identities, usize::from(n == 0), "message {n}: {commits:?}");
     }
     assert!(bob.store.get_identity("alice", 0).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_staged_adapter_reads_each_session_and_identity_once() {
+    use wa_signal::{IdentityKeyStore as _, SessionStore as _};
+    let tapped = Arc::new(Tapped::new(MemoryBackend::new(), Recording::default()));
+    let bob = bob_on(tapped.clone()).await;
+    let peer = ProtocolAddress::new("15550002", 3);
+    let key = generate_identity_key_pair(&mut OsRng).public;
+    SignalStoreAdapter::load(bob.store.clone())
+        .await
+        .unwrap()
+        .save_identity(&peer, &key)
+        .await
+        .unwrap();
+    let reads = || tapped.tap().reads.lock().unwrap().clone();
+    let count = |role: Role| reads().iter().filter(|r| **r == role).count();
+
+    // Trusting a sender's identity and then saving it read it once, as does loading a
+    // session twice (absent here).
+    let staged = SignalStoreAdapter::load(bob.store.clone())
+        .await
+        .unwrap()
+        .staged();
+    tapped.tap().reads.lock().unwrap().clear();
+    for _ in 0..2 {
+        assert!(
+            staged
+                .is_trusted_identity(&peer, &key, wa_signal::Direction::Receiving)
+                .await
+                .unwrap()
+        );
+        assert!(!staged.save_identity(&peer, &key).await.unwrap());
+        assert!(staged.load_session(&peer).await.unwrap().is_none());
+    }
+    assert_eq!(
+        (count(Role::Identity), count(Role::Session)),
+        (1, 1),
+        "{:?}",
+        reads()
+    );
+    // A direct adapter reads the store each time.
+    let direct = SignalStoreAdapter::load(bob.store.clone()).await.unwrap();
+    tapped.tap().reads.lock().unwrap().clear();
+    for _ in 0..2 {
+        direct.get_identity(&peer).await.unwrap();
+    }
+    assert_eq!(count(Role::Identity), 2);
+    // What a staged adapter writes is what it reads back afterwards.
+    let other = generate_identity_key_pair(&mut OsRng).public;
+    assert!(staged.save_identity(&peer, &other).await.unwrap());
+    assert_eq!(staged.get_identity(&peer).await.unwrap(), Some(other));
 }
