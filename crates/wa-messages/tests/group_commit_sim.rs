@@ -18,18 +18,18 @@ use wa_binary::Jid;
 use wa_messages::{MessageContent, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{ConnectionState, Event};
-use wa_store::{AccountId, AccountStore, Backend, BoxFuture, Bytes, MemoryBackend, Op, Role};
+use wa_store::testing::{Tap, Tapped, done};
+use wa_store::{AccountId, AccountStore, BoxFuture, Op, Role};
 use wa_types::WaMessage;
 
 const A: &str = "15550002001";
 const B: &str = "15550002002";
 
-/// A memory backend that records how many processed markers (received messages) and
-/// sent-message records (sends) each commit holds, and can fail the first commit holding
-/// more than one of either.
+/// Records how many processed markers (received messages) and sent-message records
+/// (sends) each commit holds, and can fail the first commit holding more than one of
+/// either.
 #[derive(Debug, Default)]
 struct Recording {
-    inner: MemoryBackend,
     markers_per_commit: Mutex<Vec<usize>>,
     sends_per_commit: Mutex<Vec<usize>>,
     fail_next_group: AtomicBool,
@@ -37,68 +37,38 @@ struct Recording {
     failed: AtomicUsize,
 }
 
-impl Backend for Recording {
-    fn get<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Option<Bytes>> {
-        self.inner.get(account, role, scope, key)
-    }
-    fn get_many<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        keys: &'a [(&'a str, &'a str)],
-    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
-        self.inner.get_many(account, role, keys)
-    }
-    fn list<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
-        self.inner.list(account, role, scope)
-    }
-    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+/// The memory backend behind a [`Recording`].
+type Recorded = Tapped<Recording>;
+
+impl Tap for Recording {
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
         let count = |role: Role| {
             ops.iter()
                 .filter(|op| matches!(op, Op::Put { role: r, .. } if *r == role))
                 .count()
         };
         let (markers, sends) = (count(Role::ProcessedMessage), count(Role::SentMessage));
-        if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
-            self.failed.fetch_add(sends, Ordering::SeqCst);
-            return Box::pin(async {
+        let refuse = |n: usize| -> BoxFuture<'a, ()> {
+            self.failed.fetch_add(n, Ordering::SeqCst);
+            Box::pin(async {
                 Err(wa_store::Error::backend(std::io::Error::other(
                     "injected commit failure",
                 )))
-            });
+            })
+        };
+        if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
+            return refuse(sends);
         }
         if sends > 0 {
             self.sends_per_commit.lock().unwrap().push(sends);
         }
         if markers > 1 && self.fail_next_group.swap(false, Ordering::SeqCst) {
-            self.failed.fetch_add(markers, Ordering::SeqCst);
-            return Box::pin(async {
-                Err(wa_store::Error::backend(std::io::Error::other(
-                    "injected commit failure",
-                )))
-            });
+            return refuse(markers);
         }
         if markers > 0 {
             self.markers_per_commit.lock().unwrap().push(markers);
         }
-        self.inner.commit(account, ops)
-    }
-    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
-        self.inner.delete_account(account)
-    }
-    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
-        self.inner.accounts()
+        done()
     }
 }
 
@@ -129,7 +99,7 @@ async fn collect(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<WaMes
 /// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
 /// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
 async fn backlog(
-    backend: Arc<Recording>,
+    backend: Arc<Recorded>,
     n: usize,
     mc: MessengerConfig,
 ) -> (Vec<WaMessage>, Vec<String>, Sim) {
@@ -163,14 +133,14 @@ async fn backlog(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_committed_in_groups_and_reported_in_order() {
-    let backend = Arc::new(Recording::default());
+    let backend = Arc::new(Recorded::default());
     let (got, ids, _sim) = backlog(backend.clone(), 40, MessengerConfig::default()).await;
     let got_ids: Vec<&str> = got.iter().map(|m| m.key.id.as_str()).collect();
     assert_eq!(got_ids, ids.iter().map(String::as_str).collect::<Vec<_>>());
     for (i, m) in got.iter().enumerate() {
         assert_eq!(text_of(&m.message), Some(format!("backlog {i}").as_str()));
     }
-    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
     assert!(
         commits.len() < 40 && commits.iter().any(|&m| m > 1),
@@ -178,23 +148,23 @@ async fn a_backlog_is_committed_in_groups_and_reported_in_order() {
     );
 
     // One at a time when asked.
-    let backend = Arc::new(Recording::default());
+    let backend = Arc::new(Recorded::default());
     let mc = MessengerConfig {
         receive_batch: 1,
         ..MessengerConfig::default()
     };
     let (got, ids, _sim) = backlog(backend.clone(), 10, mc).await;
     assert_eq!(got.len(), ids.len());
-    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits, vec![1; 10]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_commit_fails_arrives_again_once() {
-    let backend = Arc::new(Recording::default());
-    backend.fail_next_group.store(true, Ordering::SeqCst);
+    let backend = Arc::new(Recorded::default());
+    backend.tap().fail_next_group.store(true, Ordering::SeqCst);
     let (got, ids, _sim) = backlog(backend.clone(), 40, MessengerConfig::default()).await;
-    let failed = backend.failed.load(Ordering::SeqCst);
+    let failed = backend.tap().failed.load(Ordering::SeqCst);
     assert!(failed > 1, "no group commit failed");
     // Every message reported exactly once, after retry receipts brought the failed ones
     // again.
@@ -203,7 +173,7 @@ async fn a_group_whose_commit_fails_arrives_again_once() {
         assert!(seen.insert(m.key.id.clone()), "{} reported twice", m.key.id);
     }
     assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
-    let commits = backend.markers_per_commit.lock().unwrap().clone();
+    let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
 }
 
@@ -238,7 +208,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
-    let backend = Arc::new(Recording::default());
+    let backend = Arc::new(Recorded::default());
     let a1 = link(
         &sim,
         A,
@@ -253,7 +223,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
         .await
         .unwrap();
     collect(&mut b1.events, 1).await;
-    backend.sends_per_commit.lock().unwrap().clear();
+    backend.tap().sends_per_commit.lock().unwrap().clear();
 
     let sent = burst(&a1, 32, "together").await;
     for (text, r) in &sent {
@@ -261,7 +231,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     }
     let got = collect(&mut b1.events, 32).await;
     assert_eq!(got.len(), 32, "each message reported once");
-    let commits = backend.sends_per_commit.lock().unwrap().clone();
+    let commits = backend.tap().sends_per_commit.lock().unwrap().clone();
     assert_eq!(commits.iter().sum::<usize>(), 32, "{commits:?}");
     assert!(
         commits.len() < 32 && commits.iter().any(|&m| m > 1),
@@ -270,11 +240,14 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
 
     // A group whose commit fails: its sends fail, none of them reaches B, and the sends
     // after it decrypt (the ratchet goes on from the last commit).
-    backend.fail_next_send_group.store(true, Ordering::SeqCst);
+    backend
+        .tap()
+        .fail_next_send_group
+        .store(true, Ordering::SeqCst);
     let sent = burst(&a1, 32, "failing").await;
     let failed = sent.iter().filter(|(_, r)| r.is_err()).count();
     assert!(failed > 1, "no group of sends failed");
-    assert_eq!(failed, backend.failed.load(Ordering::SeqCst));
+    assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));
     let delivered: HashSet<String> = sent
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().map(|k| k.id.clone()))

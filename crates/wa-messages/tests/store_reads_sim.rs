@@ -11,66 +11,36 @@ use common::{link, memory_store, text_of};
 use wa_binary::Jid;
 use wa_messages::MessageContent;
 use wa_sim::{Sim, SimConfig};
-use wa_store::{AccountId, AccountStore, Backend, BoxFuture, Bytes, MemoryBackend, Op, Role};
+use wa_store::testing::{Read, Tap, Tapped, done};
+use wa_store::{AccountId, AccountStore, BoxFuture, MemoryBackend, Role};
 use wa_testkit::next_upsert;
 
 const A: &str = "15550001001";
 const B: &str = "15550001002";
 
-/// A memory backend that counts Signal-state reads: single and bulk.
+/// Counts Signal-state reads: single and bulk.
 #[derive(Debug, Default)]
 struct Counting {
-    inner: MemoryBackend,
     single: AtomicUsize,
     bulk_calls: AtomicUsize,
     bulk_keys: AtomicUsize,
 }
 
-fn signal_state(role: Role) -> bool {
-    matches!(role, Role::Session | Role::Identity)
-}
-
-impl Backend for Counting {
-    fn get<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Option<Bytes>> {
-        if signal_state(role) {
-            self.single.fetch_add(1, Ordering::SeqCst);
+impl Tap for Counting {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if matches!(role, Role::Session | Role::Identity) {
+            match read {
+                Read::One => {
+                    self.single.fetch_add(1, Ordering::SeqCst);
+                }
+                Read::Many(keys) => {
+                    self.bulk_calls.fetch_add(1, Ordering::SeqCst);
+                    self.bulk_keys.fetch_add(keys, Ordering::SeqCst);
+                }
+                Read::List => {}
+            }
         }
-        self.inner.get(account, role, scope, key)
-    }
-    fn get_many<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        keys: &'a [(&'a str, &'a str)],
-    ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
-        if signal_state(role) {
-            self.bulk_calls.fetch_add(1, Ordering::SeqCst);
-            self.bulk_keys.fetch_add(keys.len(), Ordering::SeqCst);
-        }
-        self.inner.get_many(account, role, keys)
-    }
-    fn list<'a>(
-        &'a self,
-        account: &'a AccountId,
-        role: Role,
-        scope: &'a str,
-    ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
-        self.inner.list(account, role, scope)
-    }
-    fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
-        self.inner.commit(account, ops)
-    }
-    fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
-        self.inner.delete_account(account)
-    }
-    fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
-        self.inner.accounts()
+        done()
     }
 }
 
@@ -79,8 +49,9 @@ async fn a_send_reads_every_device_session_in_bulk() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
-    let backend = Arc::new(Counting::default());
-    let store = AccountStore::new(backend.clone(), AccountId::new("a1").unwrap());
+    let tapped = Arc::new(Tapped::new(MemoryBackend::new(), Counting::default()));
+    let backend = tapped.tap();
+    let store = AccountStore::new(tapped.clone(), AccountId::new("a1").unwrap());
     let a1 = link(&sim, A, store).await;
     let _a2 = link(&sim, A, memory_store("a2")).await;
     let mut b1 = link(&sim, B, memory_store("b1")).await;

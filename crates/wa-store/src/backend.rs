@@ -272,13 +272,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
         role: Role,
         keys: &'a [(&'a str, &'a str)],
     ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(keys.len());
-            for (scope, key) in keys {
-                out.push(self.get(account, role, scope, key).await?);
-            }
-            Ok(out)
-        })
+        get_one_by_one(self, account, role, keys)
     }
 
     /// Reads every item of a scope, ordered by key (byte order).
@@ -297,6 +291,22 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Every account that has saved credentials.
     fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>>;
+}
+
+/// [`Backend::get_many`]'s default: one [`Backend::get`] per key.
+pub(crate) fn get_one_by_one<'a, B: Backend + ?Sized>(
+    backend: &'a B,
+    account: &'a AccountId,
+    role: Role,
+    keys: &'a [(&'a str, &'a str)],
+) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(keys.len());
+        for (scope, key) in keys {
+            out.push(backend.get(account, role, scope, key).await?);
+        }
+        Ok(out)
+    })
 }
 
 /// Format byte of the stored item envelope.

@@ -380,6 +380,7 @@ impl<B: Backend> Backend for CachedBackend<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Read, Tap, Tapped};
     use crate::{AccountStore, MemoryBackend, SessionStore};
     use std::sync::Arc;
 
@@ -528,50 +529,25 @@ mod tests {
     /// The memory backend, where every read and every commit of a value starting with
     /// `held` waits at a gate after it reached the backend, so tests can overlap calls
     /// in a chosen order.
-    #[derive(Debug, Default)]
-    struct Gated {
-        inner: MemoryBackend,
-        gate: tokio::sync::Mutex<()>,
-    }
+    type Gated = Tapped<Gate>;
 
-    impl Backend for Gated {
-        fn get<'a>(
-            &'a self,
-            account: &'a AccountId,
-            role: Role,
-            scope: &'a str,
-            key: &'a str,
-        ) -> BoxFuture<'a, Option<Bytes>> {
+    #[derive(Debug, Default)]
+    struct Gate(tokio::sync::Mutex<()>);
+
+    impl Tap for Gate {
+        fn after_read(&self, _: Role, _: Read) -> BoxFuture<'_, ()> {
             Box::pin(async move {
-                let v = self.inner.get(account, role, scope, key).await;
-                drop(self.gate.lock().await);
-                v
+                drop(self.0.lock().await);
+                Ok(())
             })
         }
-        fn list<'a>(
-            &'a self,
-            account: &'a AccountId,
-            role: Role,
-            scope: &'a str,
-        ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
-            self.inner.list(account, role, scope)
-        }
-        fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
+        fn after_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
             Box::pin(async move {
-                let held =
-                    matches!(&ops[..], [Op::Put { value, .. }, ..] if value.starts_with(b"held"));
-                let r = self.inner.commit(account, ops).await;
-                if held {
-                    drop(self.gate.lock().await);
+                if matches!(ops, [Op::Put { value, .. }, ..] if value.starts_with(b"held")) {
+                    drop(self.0.lock().await);
                 }
-                r
+                Ok(())
             })
-        }
-        fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
-            self.inner.delete_account(account)
-        }
-        fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
-            self.inner.accounts()
         }
     }
 
@@ -588,7 +564,7 @@ mod tests {
         // The first commit reaches the backend, then waits; the second applies after it
         // and returns first. Written through in the order they ended, the cache would
         // hold the first value while the backend holds the second.
-        let held = cached.inner().gate.lock().await;
+        let held = cached.inner().tap().0.lock().await;
         let first = {
             let (cached, acct) = (cached.clone(), acct.clone());
             tokio::spawn(async move { cached.commit(&acct, vec![put("s", "k", b"held 1")]).await })
@@ -616,7 +592,7 @@ mod tests {
         // The read gets the old value from the backend and waits; meanwhile a commit
         // writes the new one through. The read may return the old value, but must not
         // put it back in the cache.
-        let held = cached.inner().gate.lock().await;
+        let held = cached.inner().tap().0.lock().await;
         let slow = {
             let (cached, acct) = (cached.clone(), acct.clone());
             tokio::spawn(async move { read(&*cached, &acct, "k").await })
@@ -631,66 +607,32 @@ mod tests {
         assert_eq!(read(&*cached, &acct, "k").await.unwrap(), b"new");
     }
 
-    /// The memory backend with random pauses around every call, so concurrent reads and
-    /// commits interleave in many orders.
-    #[derive(Debug, Default)]
-    struct Jittery(MemoryBackend);
+    /// The memory backend with random pauses around every read and commit, so concurrent
+    /// reads and commits interleave in many orders.
+    type Jittery = Tapped<Jitter>;
 
-    async fn jitter() {
+    #[derive(Debug, Default)]
+    struct Jitter;
+
+    async fn jitter() -> crate::Result<()> {
         for _ in 0..rand::random::<u8>() % 4 {
             tokio::task::yield_now().await;
         }
+        Ok(())
     }
 
-    impl Backend for Jittery {
-        fn get<'a>(
-            &'a self,
-            account: &'a AccountId,
-            role: Role,
-            scope: &'a str,
-            key: &'a str,
-        ) -> BoxFuture<'a, Option<Bytes>> {
-            Box::pin(async move {
-                jitter().await;
-                let v = self.0.get(account, role, scope, key).await;
-                jitter().await;
-                v
-            })
+    impl Tap for Jitter {
+        fn before_read(&self, _: Role, _: Read) -> BoxFuture<'_, ()> {
+            Box::pin(jitter())
         }
-        fn get_many<'a>(
-            &'a self,
-            account: &'a AccountId,
-            role: Role,
-            keys: &'a [(&'a str, &'a str)],
-        ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
-            Box::pin(async move {
-                jitter().await;
-                let v = self.0.get_many(account, role, keys).await;
-                jitter().await;
-                v
-            })
+        fn after_read(&self, _: Role, _: Read) -> BoxFuture<'_, ()> {
+            Box::pin(jitter())
         }
-        fn list<'a>(
-            &'a self,
-            account: &'a AccountId,
-            role: Role,
-            scope: &'a str,
-        ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
-            self.0.list(account, role, scope)
+        fn before_commit<'a>(&'a self, _: &'a [Op]) -> BoxFuture<'a, ()> {
+            Box::pin(jitter())
         }
-        fn commit<'a>(&'a self, account: &'a AccountId, ops: Vec<Op>) -> BoxFuture<'a, ()> {
-            Box::pin(async move {
-                jitter().await;
-                let r = self.0.commit(account, ops).await;
-                jitter().await;
-                r
-            })
-        }
-        fn delete_account<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, ()> {
-            self.0.delete_account(account)
-        }
-        fn accounts(&self) -> BoxFuture<'_, Vec<AccountId>> {
-            self.0.accounts()
+        fn after_commit<'a>(&'a self, _: &'a [Op]) -> BoxFuture<'a, ()> {
+            Box::pin(jitter())
         }
     }
 

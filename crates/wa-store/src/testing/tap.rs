@@ -54,6 +54,10 @@ pub trait Tap: Send + Sync + fmt::Debug {
     }
 }
 
+/// No hooks: a [`Tapped`] with `()` only hands calls on (with
+/// [`Tapped::one_by_one`], a backend that keeps the trait's default bulk read).
+impl Tap for () {}
+
 /// A backend (the memory backend unless named) with a [`Tap`] around every read and
 /// commit; deleting an account and listing accounts go straight through.
 #[derive(Debug, Default)]
@@ -73,8 +77,8 @@ impl<T: Tap, B: Backend> Tapped<T, B> {
         }
     }
 
-    /// Answers [`Backend::get_many`] with one [`Backend::get`] per key, as the trait's
-    /// default does, instead of handing it on.
+    /// Answers [`Backend::get_many`] as the trait's default does, with one
+    /// [`Backend::get`] per key, instead of handing it on.
     #[must_use]
     pub fn one_by_one(mut self) -> Self {
         self.one_by_one = true;
@@ -114,14 +118,10 @@ impl<T: Tap, B: Backend> Backend for Tapped<T, B> {
         role: Role,
         keys: &'a [(&'a str, &'a str)],
     ) -> BoxFuture<'a, Vec<Option<Bytes>>> {
+        if self.one_by_one {
+            return crate::backend::get_one_by_one(self, account, role, keys);
+        }
         Box::pin(async move {
-            if self.one_by_one {
-                let mut out = Vec::with_capacity(keys.len());
-                for (scope, key) in keys {
-                    out.push(self.get(account, role, scope, key).await?);
-                }
-                return Ok(out);
-            }
             let read = Read::Many(keys.len());
             self.tap.before_read(role, read).await?;
             let values = self.inner.get_many(account, role, keys).await;
