@@ -189,7 +189,8 @@ impl SignalStoreAdapter {
     /// role ([`AccountStore::get_items`]), so that encrypting for many devices costs two
     /// store round trips instead of a few per device. Only a staged adapter keeps them
     /// (until [`SignalStoreAdapter::commit`]); a direct adapter ignores the call. Items
-    /// that cannot be read are left out, so their own read reports the error.
+    /// it holds already (read or written before) are not read again. Items that cannot
+    /// be read are left out, so their own read reports the error.
     ///
     /// The values are those stored at the time of the call: use it where nothing else
     /// writes this account's Signal state meanwhile (the staged adapter's own writes are
@@ -205,11 +206,25 @@ impl SignalStoreAdapter {
             .iter()
             .map(|a| (a.name.clone(), device_key(a.device_id)))
             .collect();
-        let refs: Vec<(&str, &str)> = keys.iter().map(|(s, k)| (&s[..], &k[..])).collect();
         for role in [Role::Session, Role::Identity] {
+            // What this adapter holds already (read before, or written) is not read again.
+            let wanted: Vec<&(String, String)> = match self.stage() {
+                Some(st) => keys
+                    .iter()
+                    .filter(|(scope, key)| {
+                        let k = (role, scope.clone(), key.clone());
+                        !st.overlay.contains_key(&k) && !st.prefetched.contains_key(&k)
+                    })
+                    .collect(),
+                None => return Ok(()),
+            };
+            if wanted.is_empty() {
+                continue;
+            }
+            let refs: Vec<(&str, &str)> = wanted.iter().map(|(s, k)| (&s[..], &k[..])).collect();
             let values = self.store.get_items(role, &refs).await?;
             if let Some(mut st) = self.stage() {
-                for ((scope, key), v) in keys.iter().zip(values) {
+                for ((scope, key), v) in wanted.into_iter().zip(values) {
                     if let Ok(v) = v {
                         st.prefetched.insert((role, scope.clone(), key.clone()), v);
                     }
