@@ -240,6 +240,9 @@ pub(crate) type CryptoGuard<'a> = tokio::sync::MutexGuard<'a, Option<OpenSends>>
 /// (see `send::encrypt_pairwise`): while they wait, the Signal state they wrote is only
 /// here, so whoever takes the Signal lock next commits them first.
 pub(crate) struct OpenSends {
+    /// Which group this is (unique in the process), so a member coming back commits its
+    /// own group and not a later one.
+    pub(crate) id: u64,
     /// The staged Signal writes of every send in the group.
     pub(crate) repo: Repo,
     /// The sends' own writes (sent-message records, secrets).

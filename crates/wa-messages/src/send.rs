@@ -1,5 +1,7 @@
 //! Sending: device fan-out, sessions, per-device encryption, the `<message>` stanza.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prost::Message as _;
 use rand_core::OsRng;
 use tokio::sync::oneshot;
@@ -460,6 +462,9 @@ impl Messenger {
     }
 }
 
+/// Numbers the groups of sends ([`OpenSends::id`]).
+static GROUPS: AtomicU64 = AtomicU64::new(0);
+
 /// Encrypts `message` pairwise for `targets` under the crypto lock: resolves their
 /// session addresses, reads their sessions and identities in bulk and encrypts (see
 /// [`encrypt_for`], each copy patched by `patch`). When some target has no session, the
@@ -468,7 +473,8 @@ impl Messenger {
 /// before this returns, together with those of the sends that queued for the lock
 /// meanwhile: each send encrypts into the group's staged repository ([`OpenSends`]) and
 /// releases the lock, then takes it once more, and the first of the group to get it back
-/// commits the group for all (group commit: one store commit for a burst of sends). Any
+/// commits the group for all (group commit: one store commit for a burst of sends); the
+/// others, finding their group committed, leave a later group to its own members. Any
 /// other holder of the lock commits an open group first ([`Inner::crypto_lock`]).
 #[allow(clippy::too_many_arguments, reason = "one send's context")]
 pub(crate) async fn encrypt_pairwise(
@@ -485,11 +491,12 @@ pub(crate) async fn encrypt_pairwise(
     // encrypts. Otherwise the lock is let go while the missing bundles are fetched, and
     // the second hold starts those sessions.
     let mut fetched: Option<Vec<(Jid, wa_signal::PreKeyBundle)>> = None;
-    let (out, committed) = loop {
+    let (out, committed, group) = loop {
         // The lock without committing an open group: this send joins it.
         let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, me, targets).await?;
         let open = guard.get_or_insert_with(|| OpenSends {
+            id: GROUPS.fetch_add(1, Ordering::Relaxed),
             repo: inner.staged_repo(creds),
             extra: Batch::new(),
             members: Vec::new(),
@@ -519,11 +526,17 @@ pub(crate) async fn encrypt_pairwise(
         open.extra.append(extra);
         let (tx, rx) = oneshot::channel();
         open.members.push(tx);
-        break (out, rx);
+        break (out, rx, open.id);
     };
     // Taking the lock again commits the group, unless an earlier member or another holder
-    // of the lock did.
-    drop(inner.crypto_lock().await);
+    // of the lock did. Not a later group: the sends that joined it while this one waited
+    // for the lock are still coming, and each commit they share is one fewer.
+    {
+        let mut guard = inner.crypto.lock().await;
+        if guard.as_ref().is_some_and(|open| open.id == group) {
+            inner.commit_open_sends(&mut guard).await;
+        }
+    }
     match committed.await {
         Ok(Ok(())) => Ok(out),
         Ok(Err(e)) => Err(Error::store_failure(e)),

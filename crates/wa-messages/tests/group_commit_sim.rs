@@ -35,6 +35,8 @@ struct Recording {
     fail_next_group: AtomicBool,
     fail_next_send_group: AtomicBool,
     failed: AtomicUsize,
+    /// Makes each commit of sends take a few milliseconds, as a database's does.
+    slow_sends: AtomicBool,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -61,6 +63,12 @@ impl Tap for Recording {
         }
         if sends > 0 {
             self.sends_per_commit.lock().unwrap().push(sends);
+            if self.slow_sends.load(Ordering::SeqCst) {
+                return Box::pin(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                    Ok(())
+                });
+            }
         }
         if markers > 1 && self.fail_next_group.swap(false, Ordering::SeqCst) {
             return refuse(markers);
@@ -301,4 +309,59 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     })
     .await;
     assert!(late.is_err(), "late message: {late:?}");
+}
+
+/// Senders that each send one message after another keep sharing commits: a send
+/// coming back to commit its group leaves the group opened after it to the sends that
+/// joined that one, instead of committing it with one or two of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_senders_keep_sharing_commits() {
+    const SENDERS: usize = 16;
+    const EACH: usize = 8;
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let backend = Arc::new(Recorded::default());
+    let a1 = link(
+        &sim,
+        A,
+        AccountStore::new(backend.clone(), AccountId::new("a1").unwrap()),
+    )
+    .await;
+    let mut b1 = link(&sim, B, common::memory_store("b1")).await;
+    a1.messenger
+        .send_message(&Jid::pn(B), MessageContent::text("hello"))
+        .await
+        .unwrap();
+    collect(&mut b1.events, 1).await;
+    backend.tap().sends_per_commit.lock().unwrap().clear();
+    backend.tap().slow_sends.store(true, Ordering::SeqCst);
+
+    let tasks: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let m = a1.messenger.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    m.send_message(&Jid::pn(B), MessageContent::text(format!("{s} {i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = collect(&mut b1.events, SENDERS * EACH).await;
+    assert_eq!(got.len(), SENDERS * EACH, "each message reported once");
+    let commits = backend.tap().sends_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), SENDERS * EACH, "{commits:?}");
+    // One commit per about as many sends as there are senders (17 or 18 commits here);
+    // committing later groups with the first sends that joined them took 30 to 46.
+    assert!(
+        commits.len() <= SENDERS * EACH / 5,
+        "{} commits for {} sends: {commits:?}",
+        commits.len(),
+        SENDERS * EACH
+    );
 }
