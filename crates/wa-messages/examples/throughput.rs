@@ -12,7 +12,9 @@
 //! `STORE=sqlite-normal` uses `synchronous=NORMAL`; `STORE=postgres` keeps both in the
 //! PostgreSQL database at `WA_TEST_POSTGRES_URL` (accounts `a1` and `b1`, cleared first);
 //! a `-cached` suffix (e.g. `STORE=sqlite-cached`) puts `wa_store::CachedBackend` in
-//! front.
+//! front. With `STORE_CALLS=1` each client's backend is counted (through
+//! `wa_store::testing::Tapped`), and the 1:1 mode prints the store calls each client made
+//! per message during the timed part.
 //!
 //! Both modes print each busy thread's CPU time at the end. The runtime has
 //! `WORKERS` worker threads (default 2); with `SIM_WORKERS=n`, wa-sim (server and
@@ -35,6 +37,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
@@ -42,7 +45,10 @@ use wa_binary::Jid;
 use wa_messages::{MessageContent, Messenger, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{Event, Socket};
-use wa_store::{AccountId, AccountStore, Backend, MemoryBackend};
+use wa_store::testing::{Read, Tap, Tapped, done};
+use wa_store::{
+    AccountId, AccountStore, Backend, BoxFuture, CachedBackend, MemoryBackend, Op, Role,
+};
 use wa_types::ReceiptType;
 use wa_usync::{Usync, UsyncConfig};
 
@@ -80,29 +86,85 @@ fn arg(args: &[String], i: usize, default: usize) -> usize {
         .map_or(default, |s| s.parse().expect("a number"))
 }
 
-/// The backend `STORE` names for account `name` (files under `dir`).
-async fn backend(dir: &std::path::Path, name: &str) -> Arc<dyn Backend> {
-    let store = std::env::var("STORE").unwrap_or_default();
-    fn cached<B: Backend + 'static>(b: B, on: bool) -> Arc<dyn Backend> {
-        if on {
-            Arc::new(wa_store::CachedBackend::new(
-                b,
-                wa_store::CacheConfig::default(),
-            ))
-        } else {
-            Arc::new(b)
-        }
+/// Store calls of one client, counted with `STORE_CALLS=1`.
+#[derive(Debug, Default)]
+struct Calls {
+    reads: AtomicU64,
+    bulk_reads: AtomicU64,
+    lists: AtomicU64,
+    commits: AtomicU64,
+    ops: AtomicU64,
+}
+
+impl Calls {
+    fn snapshot(&self) -> [u64; 5] {
+        [
+            &self.reads,
+            &self.bulk_reads,
+            &self.lists,
+            &self.commits,
+            &self.ops,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
     }
+}
+
+impl Tap for Calls {
+    fn before_read(&self, _: Role, read: Read) -> BoxFuture<'_, ()> {
+        let counter = match read {
+            Read::One => &self.reads,
+            Read::Many(_) => &self.bulk_reads,
+            Read::List => &self.lists,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        done()
+    }
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        done()
+    }
+}
+
+/// Hands the counts to a shared [`Calls`].
+#[derive(Debug)]
+struct Counted(Arc<Calls>);
+
+impl Tap for Counted {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        self.0.before_read(role, read)
+    }
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        self.0.before_commit(ops)
+    }
+}
+
+/// `b`, behind the cache when `cache`, counted into `calls` when given.
+fn finish<B: Backend + 'static>(b: B, cache: bool, calls: Option<Arc<Calls>>) -> Arc<dyn Backend> {
+    let config = wa_store::CacheConfig::default;
+    match (cache, calls) {
+        (true, Some(c)) => Arc::new(Tapped::new(CachedBackend::new(b, config()), Counted(c))),
+        (true, None) => Arc::new(CachedBackend::new(b, config())),
+        (false, Some(c)) => Arc::new(Tapped::new(b, Counted(c))),
+        (false, None) => Arc::new(b),
+    }
+}
+
+/// The backend `STORE` names for account `name` (files under `dir`), and its call
+/// counts with `STORE_CALLS=1`.
+async fn backend(dir: &std::path::Path, name: &str) -> (Arc<dyn Backend>, Option<Arc<Calls>>) {
+    let store = std::env::var("STORE").unwrap_or_default();
+    let calls = std::env::var("STORE_CALLS")
+        .is_ok_and(|v| v == "1")
+        .then(|| Arc::new(Calls::default()));
     let on = store.ends_with("cached");
-    if store.starts_with("sqlite") {
+    let backend = if store.starts_with("sqlite") {
         let mut config = wa_store_sqlite::SqliteConfig::new(dir.join(format!("{name}.db")));
         if store.contains("normal") {
             config.synchronous = wa_store_sqlite::Synchronous::Normal;
         }
-        cached(
-            wa_store_sqlite::SqliteBackend::open_blocking(&config).expect("sqlite"),
-            on,
-        )
+        let db = wa_store_sqlite::SqliteBackend::open_blocking(&config).expect("sqlite");
+        finish(db, on, calls.clone())
     } else if store.starts_with("postgres") {
         let url = std::env::var("WA_TEST_POSTGRES_URL").expect("WA_TEST_POSTGRES_URL");
         let db = wa_store_postgres::PostgresBackend::connect(&url)
@@ -111,10 +173,11 @@ async fn backend(dir: &std::path::Path, name: &str) -> Arc<dyn Backend> {
         // A fresh account each run: the database outlives it.
         let id = AccountId::new(name).expect("account id");
         db.delete_account(&id).await.expect("clear the account");
-        cached(db, on)
+        finish(db, on, calls.clone())
     } else {
-        Arc::new(MemoryBackend::new())
-    }
+        finish(MemoryBackend::new(), false, calls.clone())
+    };
+    (backend, calls)
 }
 
 /// Sends `n` texts to `to` from `senders` concurrent tasks; returns the ids.
@@ -170,12 +233,15 @@ async fn one_to_one(args: &[String]) {
     let senders = arg(args, 3, 64);
     let sim = start_sim().await;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let a = link_on(&sim, "15550000001", "a1", backend(dir.path(), "a1").await).await;
-    let mut b = link_on(&sim, "15550000002", "b1", backend(dir.path(), "b1").await).await;
+    let (a_store, a_calls) = backend(dir.path(), "a1").await;
+    let (b_store, b_calls) = backend(dir.path(), "b1").await;
+    let a = link_on(&sim, "15550000001", "a1", a_store).await;
+    let mut b = link_on(&sim, "15550000002", "b1", b_store).await;
     let to = Jid::pn("15550000002");
     // Warm-up: usync cache and sessions with every device.
     send_all(&a.messenger, &to, 50, 4).await;
     wait_upserts(&mut b.events, 50).await;
+    let before = [&a_calls, &b_calls].map(|c| c.as_ref().map(|c| c.snapshot()));
 
     let start = Instant::now();
     let waiter = async { wait_upserts(&mut b.events, n).await };
@@ -188,6 +254,20 @@ async fn one_to_one(args: &[String]) {
         elapsed.as_secs_f64()
     );
     println!("sim dropped stanzas: {}", sim.dropped_stanzas());
+    for ((who, calls), before) in [("A", &a_calls), ("B", &b_calls)].into_iter().zip(before) {
+        if let (Some(calls), Some(before)) = (calls, before) {
+            let per = |i: usize| (calls.snapshot()[i] - before[i]) as f64 / n as f64;
+            println!(
+                "{who} store calls per message: {:.2} reads, {:.2} bulk reads, {:.2} lists, \
+                 {:.3} commits ({:.1} ops each)",
+                per(0),
+                per(1),
+                per(2),
+                per(3),
+                per(4) / per(3).max(f64::MIN_POSITIVE),
+            );
+        }
+    }
     print_thread_cpu();
     drop((a.socket, b.socket));
 }
