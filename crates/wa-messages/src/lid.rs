@@ -227,15 +227,7 @@ impl Inner {
         {
             return Ok(Some(l.user.to_string()));
         }
-        let user = pn.user.to_string();
-        if let Some(lid) = self.lid.lids.get(&user).await {
-            return Ok(Some(lid));
-        }
-        let found = self.socket.store().lid_for_pn(&user).await?;
-        if let Some(lid) = &found {
-            self.lid.remember(&user, lid).await;
-        }
-        Ok(found)
+        Ok(self.lid_for_pn(&pn.user).await?)
     }
 
     /// The PN user of LID user `lid`: ours from the credentials, else a cached or stored
@@ -244,13 +236,37 @@ impl Inner {
         if me.lid.as_ref().is_some_and(|l| l.user == lid.user) {
             return Ok(Some(me.pn.user.to_string()));
         }
-        let user = lid.user.to_string();
-        if let Some(pn) = self.lid.pns.get(&user).await {
+        Ok(self.pn_for_lid(&lid.user).await?)
+    }
+
+    /// The LID user of PN user `pn` from the mapping cache, else from the store (and
+    /// cached when found).
+    ///
+    /// # Errors
+    /// The store's, when the lookup fails.
+    pub(crate) async fn lid_for_pn(&self, pn: &str) -> Result<Option<String>, wa_store::Error> {
+        if let Some(lid) = self.lid.lids.get(&pn.to_owned()).await {
+            return Ok(Some(lid));
+        }
+        let found = self.socket.store().lid_for_pn(pn).await?;
+        if let Some(lid) = &found {
+            self.lid.remember(pn, lid).await;
+        }
+        Ok(found)
+    }
+
+    /// The PN user of LID user `lid` from the mapping cache, else from the store (and
+    /// cached when found).
+    ///
+    /// # Errors
+    /// The store's, when the lookup fails.
+    pub(crate) async fn pn_for_lid(&self, lid: &str) -> Result<Option<String>, wa_store::Error> {
+        if let Some(pn) = self.lid.pns.get(&lid.to_owned()).await {
             return Ok(Some(pn));
         }
-        let found = self.socket.store().pn_for_lid(&user).await?;
+        let found = self.socket.store().pn_for_lid(lid).await?;
         if let Some(pn) = &found {
-            self.lid.remember(pn, &user).await;
+            self.lid.remember(pn, lid).await;
         }
         Ok(found)
     }

@@ -972,7 +972,7 @@ impl Inner {
             return;
         }
         let store = self.socket.store();
-        if matches!(store.lid_for_pn(&user.user).await, Ok(Some(_))) {
+        if matches!(self.lid_for_pn(&user.user).await, Ok(Some(_))) {
             return;
         }
         {

@@ -72,16 +72,14 @@ impl SendTokens {
 /// Baileys' `resolveIssuanceJid`): the contact's LID when tokens go to LIDs, else its
 /// phone number, each when the mapping is known, else `chat` itself.
 async fn issuance_jid(inner: &Inner, chat: &Jid) -> Jid {
-    use wa_store::LidMappingStore as _;
-    let store = inner.socket.store();
     if inner.socket.server_props().lid_trusted_token_issue_to_lid {
         if chat.is_pn_user()
-            && let Ok(Some(lid)) = store.lid_for_pn(&chat.user).await
+            && let Ok(Some(lid)) = inner.lid_for_pn(&chat.user).await
         {
             return Jid::new(lid, wa_binary::Server::Lid);
         }
     } else if chat.is_lid()
-        && let Ok(Some(pn)) = store.pn_for_lid(&chat.user).await
+        && let Ok(Some(pn)) = inner.pn_for_lid(&chat.user).await
     {
         return Jid::pn(pn);
     }

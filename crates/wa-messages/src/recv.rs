@@ -6,7 +6,7 @@ use tracing::{debug, warn};
 use wa_binary::{Jid, Node, Server};
 use wa_proto::e2e::Message;
 use wa_signal::CiphertextType;
-use wa_store::{AuthCreds, Batch, LidMappingStore, ProcessedMessageStore};
+use wa_store::{AuthCreds, Batch, ProcessedMessageStore};
 use wa_types::{MessageKey, WaMessage};
 
 use crate::messenger::{Inner, Me, Repo, unix_now};
@@ -733,11 +733,10 @@ async fn decrypt_pairwise(
 /// The sender's other address (LID for a phone number, phone number for a LID), from the
 /// mappings learned earlier (stanza attributes, usync).
 pub(crate) async fn alternate_from_store(inner: &Inner, sender: &Jid) -> Option<Jid> {
-    let store = inner.socket.store();
     let (user, server) = if sender.is_pn_user() {
-        (store.lid_for_pn(&sender.user).await.ok()??, Server::Lid)
+        (inner.lid_for_pn(&sender.user).await.ok()??, Server::Lid)
     } else if sender.is_lid() {
-        (store.pn_for_lid(&sender.user).await.ok()??, Server::Pn)
+        (inner.pn_for_lid(&sender.user).await.ok()??, Server::Pn)
     } else {
         return None;
     };

@@ -1,5 +1,6 @@
 //! How a send reads the store: the sessions and identities of all recipient devices
-//! come in bulk reads, not one read per device, and once per send.
+//! come in bulk reads, not one read per device, and once per send; known LID mappings
+//! come from the messenger's cache.
 
 mod common;
 
@@ -24,10 +25,15 @@ struct Counting {
     single: AtomicUsize,
     bulk_calls: AtomicUsize,
     bulk_keys: AtomicUsize,
+    /// Single reads of LID mappings.
+    mappings: AtomicUsize,
 }
 
 impl Tap for Counting {
     fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if role == Role::LidMapping {
+            self.mappings.fetch_add(1, Ordering::SeqCst);
+        }
         if matches!(role, Role::Session | Role::Identity) {
             match read {
                 Read::One => {
@@ -64,6 +70,7 @@ async fn a_send_reads_every_device_session_in_bulk() {
         backend.single.store(0, Ordering::SeqCst);
         backend.bulk_calls.store(0, Ordering::SeqCst);
         backend.bulk_keys.store(0, Ordering::SeqCst);
+        backend.mappings.store(0, Ordering::SeqCst);
         let key = a1
             .messenger
             .send_message(&b, MessageContent::text(text))
@@ -88,6 +95,10 @@ async fn a_send_reads_every_device_session_in_bulk() {
                 (2, 10),
                 "with the sessions stored, a send reads the sessions and the identities once"
             );
+            // B's LID, learned by the first send, comes from the mapping cache; only
+            // the privacy-token record's key (wa-socket) is looked up in the store.
+            let mappings = backend.mappings.load(Ordering::SeqCst);
+            assert!(mappings <= 1, "{mappings} LID mapping reads");
         }
         for client in [&mut b1, &mut b2] {
             let got = next_upsert(&mut client.events, |m| m.key.id == key.id).await;
