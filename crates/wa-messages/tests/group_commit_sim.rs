@@ -211,8 +211,16 @@ async fn burst(
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
+/// A's companion on a recorded backend and B's, with sessions between them: a first
+/// message sent and received, so later sends are plain ratchet steps. Returns it with
+/// the sim, the backend (its record cleared) and the two clients.
+async fn sessions_started() -> (
+    Sim,
+    Arc<Recorded>,
+    common::Client,
+    common::Client,
+    wa_types::MessageKey,
+) {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
@@ -224,7 +232,6 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     )
     .await;
     let mut b1 = link(&sim, B, common::memory_store("b1")).await;
-    // Sessions with every device first, so the bursts below are plain ratchet steps.
     let first = a1
         .messenger
         .send_message(&Jid::pn(B), MessageContent::text("hello"))
@@ -232,6 +239,12 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
         .unwrap();
     collect(&mut b1.events, 1).await;
     backend.tap().sends_per_commit.lock().unwrap().clear();
+    (sim, backend, a1, b1, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
+    let (_sim, backend, a1, mut b1, first) = sessions_started().await;
 
     let sent = burst(&a1, 32, "together").await;
     for (text, r) in &sent {
@@ -318,23 +331,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
 async fn looping_senders_keep_sharing_commits() {
     const SENDERS: usize = 16;
     const EACH: usize = 8;
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let backend = Arc::new(Recorded::default());
-    let a1 = link(
-        &sim,
-        A,
-        AccountStore::new(backend.clone(), AccountId::new("a1").unwrap()),
-    )
-    .await;
-    let mut b1 = link(&sim, B, common::memory_store("b1")).await;
-    a1.messenger
-        .send_message(&Jid::pn(B), MessageContent::text("hello"))
-        .await
-        .unwrap();
-    collect(&mut b1.events, 1).await;
-    backend.tap().sends_per_commit.lock().unwrap().clear();
+    let (_sim, backend, a1, mut b1, _) = sessions_started().await;
     backend.tap().slow_sends.store(true, Ordering::SeqCst);
 
     let tasks: Vec<_> = (0..SENDERS)
