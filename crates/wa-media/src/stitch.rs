@@ -730,6 +730,42 @@ macro_rules! open_groups_body {
     }};
 }
 
+/// The body of [`Unsealer`]'s checking loop (HMAC and encrypted-file hash interleaved),
+/// expanded once per set of CPU features, as [`open_groups_body`].
+macro_rules! check_groups_body {
+    ($self:ident, $groups:ident) => {{
+        let groups = $groups;
+        debug_assert!($self.at_boundary());
+        let mut chain = $self.chain;
+        let mut enc = to_regs(&$self.enc.state);
+        let mut mac = to_regs(&$self.mac_inner.state);
+        for group in groups {
+            let c = group.map(|b| load(&b));
+            let mut we = words(c);
+            let mut wm = words([chain, c[0], c[1], c[2]]);
+            let (se, sm) = (enc, mac);
+            macro_rules! step {
+                ($q:expr) => {{
+                    sha_quad!(enc, we, $q);
+                    sha_quad!(mac, wm, $q);
+                }};
+            }
+            sixteen!(step);
+            enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
+            mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
+            chain = c[3];
+        }
+        let bytes = 64 * groups.len() as u64;
+        $self.chain = chain;
+        $self.done += bytes;
+        $self.enc.state = from_regs(enc.0, enc.1);
+        $self.enc.total += bytes;
+        $self.mac_inner.state = from_regs(mac.0, mac.1);
+        $self.mac_inner.total += bytes;
+        $self.mac_inner.buf[..16].copy_from_slice(&store(chain));
+    }};
+}
+
 /// What finishing an [`Unsealer`]'s checks gives: the MAC it computed and the
 /// encrypted-file hash.
 pub(crate) struct Unsealed {
@@ -904,7 +940,16 @@ impl Unsealer {
             blocks = rest;
         }
         let (groups, rest) = blocks.as_chunks::<4>();
-        self.check_groups(groups);
+        if self.wide {
+            // SAFETY: `wide` is only set when `Cpu::wide` confirmed avx, avx2, avx512f and
+            // avx512vl, the features `check_groups_wide` adds to this function's.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.check_groups_wide(groups);
+            }
+        } else {
+            self.check_groups(groups);
+        }
         for block in rest {
             self.check_block(block);
         }
@@ -913,34 +958,13 @@ impl Unsealer {
     /// Both checks over whole groups at a 64-byte boundary, interleaved.
     #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
     fn check_groups(&mut self, groups: &[[[u8; BLOCK]; 4]]) {
-        debug_assert!(self.at_boundary());
-        let mut chain = self.chain;
-        let mut enc = to_regs(&self.enc.state);
-        let mut mac = to_regs(&self.mac_inner.state);
-        for group in groups {
-            let c = group.map(|b| load(&b));
-            let mut we = words(c);
-            let mut wm = words([chain, c[0], c[1], c[2]]);
-            let (se, sm) = (enc, mac);
-            macro_rules! step {
-                ($q:expr) => {{
-                    sha_quad!(enc, we, $q);
-                    sha_quad!(mac, wm, $q);
-                }};
-            }
-            sixteen!(step);
-            enc = (_mm_add_epi32(enc.0, se.0), _mm_add_epi32(enc.1, se.1));
-            mac = (_mm_add_epi32(mac.0, sm.0), _mm_add_epi32(mac.1, sm.1));
-            chain = c[3];
-        }
-        let bytes = 64 * groups.len() as u64;
-        self.chain = chain;
-        self.done += bytes;
-        self.enc.state = from_regs(enc.0, enc.1);
-        self.enc.total += bytes;
-        self.mac_inner.state = from_regs(mac.0, mac.1);
-        self.mac_inner.total += bytes;
-        self.mac_inner.buf[..16].copy_from_slice(&store(chain));
+        check_groups_body!(self, groups)
+    }
+
+    /// [`check_groups`](Self::check_groups) with AVX-512's 32 vector registers.
+    #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1,avx,avx2,avx512f,avx512vl")]
+    fn check_groups_wide(&mut self, groups: &[[[u8; BLOCK]; 4]]) {
+        check_groups_body!(self, groups)
     }
 
     #[target_feature(enable = "aes,sha,sse2,ssse3,sse4.1")]
