@@ -18,7 +18,7 @@ use wa_binary::Jid;
 use wa_messages::{MessageContent, MessengerConfig};
 use wa_sim::{Sim, SimConfig};
 use wa_socket::{ConnectionState, Event};
-use wa_store::testing::{Tap, Tapped, done};
+use wa_store::testing::{Read, Tap, Tapped, done};
 use wa_store::{AccountId, AccountStore, BoxFuture, Op, Role};
 use wa_types::WaMessage;
 
@@ -37,12 +37,24 @@ struct Recording {
     failed: AtomicUsize,
     /// Makes each commit of sends take a few milliseconds, as a database's does.
     slow_sends: AtomicBool,
+    /// Single and bulk reads of sessions.
+    session_reads: AtomicUsize,
+    bulk_session_reads: AtomicUsize,
 }
 
 /// The memory backend behind a [`Recording`].
 type Recorded = Tapped<Recording>;
 
 impl Tap for Recording {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        let counter = match (role, read) {
+            (Role::Session, Read::One) => &self.session_reads,
+            (Role::Session, Read::Many(_)) => &self.bulk_session_reads,
+            _ => return done(),
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        done()
+    }
     fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
         let count = |role: Role| {
             ops.iter()
@@ -361,4 +373,54 @@ async fn looping_senders_keep_sharing_commits() {
         commits.len(),
         SENDERS * EACH
     );
+}
+
+/// A backlog from several senders reaches a worker as one run: their sessions and
+/// identities come in bulk reads, not one read per sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_from_several_senders_reads_their_sessions_in_bulk() {
+    const SENDERS: [&str; 3] = [A, "15550002003", "15550002004"];
+    const EACH: usize = 4;
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    for phone in SENDERS.iter().chain([&B]) {
+        sim.add_account(phone).await;
+    }
+    let backend = Arc::new(Recorded::default());
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let mut senders = Vec::new();
+    for (i, phone) in SENDERS.iter().enumerate() {
+        senders.push(link(&sim, phone, common::memory_store(&format!("s{i}"))).await);
+    }
+    let b1 = link(&sim, B, store.clone()).await;
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    for i in 0..EACH {
+        for s in &senders {
+            s.messenger
+                .send_message(&Jid::pn(B), MessageContent::text(format!("backlog {i}")))
+                .await
+                .unwrap();
+        }
+    }
+    backend.tap().session_reads.store(0, Ordering::SeqCst);
+    backend.tap().bulk_session_reads.store(0, Ordering::SeqCst);
+    let mc = MessengerConfig {
+        workers: 1,
+        ..MessengerConfig::default()
+    };
+    let (socket, _messenger, mut events) = start_with(&sim, store, mc);
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    let got = collect(&mut events, SENDERS.len() * EACH).await;
+    assert_eq!(got.len(), SENDERS.len() * EACH);
+    let single = backend.tap().session_reads.load(Ordering::SeqCst);
+    let bulk = backend.tap().bulk_session_reads.load(Ordering::SeqCst);
+    // One bulk read here; read one sender at a time, each sender's session costs a read
+    // (three). A first message handled alone before the rest arrived reads alone.
+    assert!(
+        single < SENDERS.len() && bulk >= 1,
+        "{single} single and {bulk} bulk session reads"
+    );
+    drop(socket);
 }
