@@ -530,7 +530,10 @@ pub(crate) async fn encrypt_pairwise(
     };
     // Taking the lock again commits the group, unless an earlier member or another holder
     // of the lock did. Not a later group: the sends that joined it while this one waited
-    // for the lock are still coming, and each commit they share is one fewer.
+    // for the lock are still coming, and each commit they share is one fewer. Sends that
+    // are ready to run get their turn first, so that they queue for the lock (and join)
+    // before the commit, rather than start a group of their own after it.
+    tokio::task::yield_now().await;
     {
         let mut guard = inner.crypto.lock().await;
         if guard.as_ref().is_some_and(|open| open.id == group) {
