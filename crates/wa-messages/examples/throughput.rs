@@ -126,26 +126,13 @@ impl Tap for Calls {
     }
 }
 
-/// Hands the counts to a shared [`Calls`].
-#[derive(Debug)]
-struct Counted(Arc<Calls>);
-
-impl Tap for Counted {
-    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
-        self.0.before_read(role, read)
-    }
-    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
-        self.0.before_commit(ops)
-    }
-}
-
 /// `b`, behind the cache when `cache`, counted into `calls` when given.
 fn finish<B: Backend + 'static>(b: B, cache: bool, calls: Option<Arc<Calls>>) -> Arc<dyn Backend> {
     let config = wa_store::CacheConfig::default;
     match (cache, calls) {
-        (true, Some(c)) => Arc::new(Tapped::new(CachedBackend::new(b, config()), Counted(c))),
+        (true, Some(c)) => Arc::new(Tapped::new(CachedBackend::new(b, config()), c)),
         (true, None) => Arc::new(CachedBackend::new(b, config())),
-        (false, Some(c)) => Arc::new(Tapped::new(b, Counted(c))),
+        (false, Some(c)) => Arc::new(Tapped::new(b, c)),
         (false, None) => Arc::new(b),
     }
 }

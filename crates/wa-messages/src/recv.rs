@@ -252,21 +252,7 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         let repo = inner.staged_repo(creds);
         // The sessions and identities of the run's senders in two bulk reads, when more
         // than one sender (each sender's are read once anyway).
-        let mut senders: Vec<wa_signal::ProtocolAddress> = Vec::new();
-        for session in sessions.iter().flatten() {
-            let address = wa_signal::SignalAddress::signal_address(session);
-            if !senders.contains(&address) {
-                senders.push(address);
-            }
-        }
-        if senders.len() > 1
-            && let Err(e) = repo.store().prefetch(&senders).await
-        {
-            debug!(
-                "bulk read of {} senders' sessions failed: {e}",
-                senders.len()
-            );
-        }
+        crate::send::prefetch(&repo, sessions.iter().flatten()).await;
         let mut extra = Batch::new();
         let mut staged: Vec<(usize, Staged)> = Vec::new();
         // Messages staged so far: a copy delivered again within the run is a duplicate

@@ -501,7 +501,7 @@ pub(crate) async fn encrypt_pairwise(
             extra: Batch::new(),
             members: Vec::new(),
         });
-        prefetch(&open.repo, targets).await;
+        prefetch(&open.repo, targets.iter().map(|t| &t.session)).await;
         let bundles = match &fetched {
             Some(bundles) => bundles.as_slice(),
             None => {
@@ -557,7 +557,7 @@ pub(crate) async fn fetch_missing(
     targets: &[Target],
 ) -> Result<Vec<(Jid, wa_signal::PreKeyBundle)>, Error> {
     let repo = inner.staged_repo(creds);
-    prefetch(&repo, targets).await;
+    prefetch(&repo, targets.iter().map(|t| &t.session)).await;
     let missing = missing_sessions(&repo, targets).await?;
     if missing.is_empty() {
         return Ok(Vec::new());
@@ -577,17 +577,21 @@ async fn missing_sessions(repo: &Repo, targets: &[Target]) -> Result<Vec<Jid>, E
     Ok(missing)
 }
 
-/// Reads the targets' sessions and identities into the staged `repo` in two bulk reads
-/// (instead of a few reads per device). A failure only costs the speed-up: the reads
-/// that follow go to the store and report it.
-async fn prefetch(repo: &Repo, targets: &[Target]) {
-    if targets.len() < 2 {
+/// Reads the sessions and identities of the devices whose sessions `sessions` name
+/// (each once) into the staged `repo` in two bulk reads, instead of a few reads per
+/// device; nothing for fewer than two devices. A failure only costs the speed-up: the
+/// reads that follow go to the store and report it.
+pub(crate) async fn prefetch<'a>(repo: &Repo, sessions: impl IntoIterator<Item = &'a Jid>) {
+    let mut addresses: Vec<wa_signal::ProtocolAddress> = Vec::new();
+    for session in sessions {
+        let address = wa_signal::SignalAddress::signal_address(session);
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+    if addresses.len() < 2 {
         return;
     }
-    let addresses: Vec<_> = targets
-        .iter()
-        .map(|t| wa_signal::SignalAddress::signal_address(&t.session))
-        .collect();
     if let Err(e) = repo.store().prefetch(&addresses).await {
         debug!("bulk read of {} sessions failed: {e}", addresses.len());
     }

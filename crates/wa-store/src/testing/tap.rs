@@ -54,6 +54,22 @@ pub trait Tap: Send + Sync + fmt::Debug {
     }
 }
 
+/// A shared tap: its owner keeps a handle to look at what it saw.
+impl<T: Tap + ?Sized> Tap for std::sync::Arc<T> {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        (**self).before_read(role, read)
+    }
+    fn after_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        (**self).after_read(role, read)
+    }
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        (**self).before_commit(ops)
+    }
+    fn after_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        (**self).after_commit(ops)
+    }
+}
+
 /// No hooks: a [`Tapped`] with `()` only hands calls on (with
 /// [`Tapped::one_by_one`], a backend that keeps the trait's default bulk read).
 impl Tap for () {}
