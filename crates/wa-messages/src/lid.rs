@@ -51,6 +51,11 @@ pub(crate) struct LidState {
     lids: LazyCache<String, String>,
     /// LID user -> PN user (found mappings only).
     pns: LazyCache<String, String>,
+    /// PN users found without a stored LID, with the store's mapping generation
+    /// ([`AccountStore::generation`]) taken before the lookup: trusted while it holds.
+    no_lid: LazyCache<String, u64>,
+    /// LID users found without a stored phone number, the same way.
+    no_pn: LazyCache<String, u64>,
     /// PN users whose PN-addressed sessions were moved, or found to be absent, in this run.
     migrated: StdMutex<HashSet<String>>,
 }
@@ -60,6 +65,8 @@ impl Default for LidState {
         Self {
             lids: LazyCache::new(MAPPING_CACHE_CAPACITY, MAPPING_CACHE_TTL),
             pns: LazyCache::new(MAPPING_CACHE_CAPACITY, MAPPING_CACHE_TTL),
+            no_lid: LazyCache::new(MAPPING_CACHE_CAPACITY, MAPPING_CACHE_TTL),
+            no_pn: LazyCache::new(MAPPING_CACHE_CAPACITY, MAPPING_CACHE_TTL),
             migrated: StdMutex::new(HashSet::new()),
         }
     }
@@ -90,6 +97,15 @@ impl LidState {
         self.lids.insert(pn.to_owned(), lid.to_owned()).await;
         self.pns.insert(lid.to_owned(), pn.to_owned()).await;
     }
+}
+
+/// Which half of a mapping a lookup asks for.
+#[derive(Clone, Copy)]
+enum Way {
+    /// The LID of a phone number.
+    LidOfPn,
+    /// The phone number of a LID.
+    PnOfLid,
 }
 
 /// Whether a device JID is addressed by phone number (plain or hosted).
@@ -240,35 +256,50 @@ impl Inner {
     }
 
     /// The LID user of PN user `pn` from the mapping cache, else from the store (and
-    /// cached when found).
+    /// cached, found or not).
     ///
     /// # Errors
     /// The store's, when the lookup fails.
     pub(crate) async fn lid_for_pn(&self, pn: &str) -> Result<Option<String>, wa_store::Error> {
-        if let Some(lid) = self.lid.lids.get(&pn.to_owned()).await {
-            return Ok(Some(lid));
-        }
-        let found = self.socket.store().lid_for_pn(pn).await?;
-        if let Some(lid) = &found {
-            self.lid.remember(pn, lid).await;
-        }
-        Ok(found)
+        self.mapping(Way::LidOfPn, pn).await
     }
 
     /// The PN user of LID user `lid` from the mapping cache, else from the store (and
-    /// cached when found).
+    /// cached, found or not).
     ///
     /// # Errors
     /// The store's, when the lookup fails.
     pub(crate) async fn pn_for_lid(&self, lid: &str) -> Result<Option<String>, wa_store::Error> {
-        if let Some(pn) = self.lid.pns.get(&lid.to_owned()).await {
-            return Ok(Some(pn));
+        self.mapping(Way::PnOfLid, lid).await
+    }
+
+    /// The other half of `user`'s mapping: a found one from the cache; an absent one
+    /// from the cache while no mapping was written since it was found absent; else from
+    /// the store.
+    async fn mapping(&self, way: Way, user: &str) -> Result<Option<String>, wa_store::Error> {
+        let (found, absent) = match way {
+            Way::LidOfPn => (&self.lid.lids, &self.lid.no_lid),
+            Way::PnOfLid => (&self.lid.pns, &self.lid.no_pn),
+        };
+        let user = user.to_owned();
+        if let Some(other) = found.get(&user).await {
+            return Ok(Some(other));
         }
-        let found = self.socket.store().pn_for_lid(lid).await?;
-        if let Some(pn) = &found {
-            self.lid.remember(pn, lid).await;
+        let store = self.socket.store();
+        let generation = store.generation(Role::LidMapping);
+        if absent.get(&user).await == Some(generation) {
+            return Ok(None);
         }
-        Ok(found)
+        let other = match way {
+            Way::LidOfPn => store.lid_for_pn(&user).await?,
+            Way::PnOfLid => store.pn_for_lid(&user).await?,
+        };
+        match (&other, way) {
+            (Some(lid), Way::LidOfPn) => self.lid.remember(&user, lid).await,
+            (Some(pn), Way::PnOfLid) => self.lid.remember(pn, &user).await,
+            (None, _) => absent.insert(user, generation).await,
+        }
+        Ok(other)
     }
 
     /// The phone-number device of LID device `device` (plain or hosted), when its user's

@@ -300,6 +300,8 @@ pub(crate) struct Inner {
     pub(crate) resend_queue: Arc<Semaphore>,
     /// Contacts (record keys) our privacy token is being issued to.
     pub(crate) privacy_issuing: StdMutex<std::collections::HashSet<String>>,
+    /// Contacts' privacy-token records as sends last read them.
+    pub(crate) privacy_records: crate::privacy::RecordCache,
     /// Messages asked of our phone, waiting for its answer.
     pending_resends: StdMutex<crate::placeholder::Pending>,
     /// Notified whenever a barrier has been passed by all its parties.
@@ -415,6 +417,7 @@ impl Messenger {
             push_names: StdMutex::new(HashMap::new()),
             lid: crate::lid::LidState::default(),
             privacy_issuing: StdMutex::new(std::collections::HashSet::new()),
+            privacy_records: crate::privacy::RecordCache::default(),
             pending_resends: StdMutex::new(crate::placeholder::Pending::default()),
             barrier_passed: tokio::sync::Notify::new(),
             inbox: crate::inbox::Inbox::default(),

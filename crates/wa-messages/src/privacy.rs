@@ -3,18 +3,82 @@
 //! send.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, warn};
-use wa_binary::Jid;
+use wa_binary::{Jid, Server};
 use wa_proto::e2e::Message;
+use wa_socket::LazyCache;
 use wa_socket::privacy_token as pt;
-use wa_store::{PrivacyToken, PrivacyTokenStore};
+use wa_store::{PrivacyToken, PrivacyTokenStore, Role};
 
 use crate::messenger::Inner;
 
 /// Most issuances in flight at once; beyond it a send issues nothing (the next send to
 /// that contact tries again).
 const MAX_ISSUING: usize = 256;
+
+/// Contacts' records kept in memory for sends.
+const RECORD_CACHE_CAPACITY: u64 = 16_384;
+/// How long a kept record is trusted before the store is asked again.
+const RECORD_CACHE_TTL: Duration = Duration::from_secs(3600);
+
+/// A contact's privacy-token record as a send last read it, and what it was read under.
+pub(crate) struct KnownRecord {
+    /// The contact's other JID (its LID, or its phone number for a LID) the key was
+    /// chosen with.
+    other: Option<Jid>,
+    /// The store's privacy-token generation ([`wa_store::AccountStore::generation`])
+    /// taken before the read.
+    generation: u64,
+    /// The key the record is written back under.
+    key: String,
+    record: PrivacyToken,
+}
+
+/// The records sends read, by contact user JID. An entry is used only while no
+/// privacy-token record was written since it was read and the contact's other JID is
+/// still the one it was read with, so it never hides a newer token or a new LID.
+pub(crate) struct RecordCache(LazyCache<String, Arc<KnownRecord>>);
+
+impl Default for RecordCache {
+    fn default() -> Self {
+        Self(LazyCache::new(RECORD_CACHE_CAPACITY, RECORD_CACHE_TTL))
+    }
+}
+
+/// The record of the contact `chat` (a user) with its key, as [`pt::load`] reads it, from
+/// the messenger's caches when they still hold: the LID mapping from the mapping cache,
+/// the record from [`RecordCache`].
+async fn contact_record(
+    inner: &Inner,
+    chat: &Jid,
+) -> Result<(String, PrivacyToken), wa_store::Error> {
+    let user = chat.to_non_ad();
+    let other = match user.server {
+        Server::Lid => inner.pn_for_lid(&user.user).await?.map(Jid::pn),
+        Server::Pn | Server::LegacyUser => inner.lid_for_pn(&user.user).await?.map(Jid::lid),
+        _ => None,
+    };
+    let store = inner.socket.store();
+    let generation = store.generation(Role::PrivacyToken);
+    let name = user.to_string();
+    if let Some(known) = inner.privacy_records.0.get(&name).await
+        && known.generation == generation
+        && known.other == other
+    {
+        return Ok((known.key.clone(), known.record.clone()));
+    }
+    let (key, record) = pt::load_known(store, &user, other.as_ref()).await?;
+    let known = KnownRecord {
+        other,
+        generation,
+        key: key.clone(),
+        record: record.clone(),
+    };
+    inner.privacy_records.0.insert(name, Arc::new(known)).await;
+    Ok((key, record))
+}
 
 /// What a 1:1 send does about privacy tokens.
 pub(crate) struct SendTokens {
@@ -37,7 +101,7 @@ pub(crate) async fn for_send(
     if !pt::applies_to(chat) {
         return None;
     }
-    let (key, record) = match pt::load(inner.socket.store(), chat).await {
+    let (key, record) = match contact_record(inner, chat).await {
         Ok(loaded) => loaded,
         Err(e) => {
             warn!("privacy token of {chat} unreadable: {e}");

@@ -416,3 +416,70 @@ async fn a_group_sender_key_moves_to_the_lid_name_when_the_lid_is_learned() {
     assert_eq!(retries(&mut a1.events).await, 0);
     assert_eq!(retries(&mut b1.events).await, 0);
 }
+
+/// Counts single reads of LID mappings.
+#[derive(Debug, Default)]
+struct MappingReads(std::sync::atomic::AtomicUsize);
+
+impl wa_store::testing::Tap for MappingReads {
+    fn before_read(&self, role: Role, _: wa_store::testing::Read) -> wa_store::BoxFuture<'_, ()> {
+        if role == Role::LidMapping {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        wa_store::testing::done()
+    }
+}
+
+/// A sender whose LID is not known is looked up in the store once, not at every message
+/// from it; a mapping written afterwards by any part of the library (here straight
+/// through the socket's store, as the app-state and history layers write theirs) is
+/// used from the next message on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_lid_is_asked_for_again_only_after_a_mapping_is_written() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let tapped = Arc::new(wa_store::testing::Tapped::new(
+        wa_store::MemoryBackend::new(),
+        MappingReads::default(),
+    ));
+    let reads = || tapped.tap().0.load(Ordering::SeqCst);
+    let b_store = AccountStore::new(tapped.clone(), wa_store::AccountId::new("b1").unwrap());
+    let Setup {
+        sim: _sim,
+        a1,
+        mut b1,
+        a_lid,
+        a_lid_name,
+        dev,
+    } = setup(b_store).await;
+
+    let got = exchange(&a1, &mut b1, B, "one").await;
+    assert_eq!(got.sender_alt, None);
+    // a1's first send also issued A's privacy token to B; b1 stores it (looking up A's
+    // LID for the record's key) when the server's notification comes. Not counted.
+    let deadline = std::time::Instant::now() + WAIT;
+    while b1.socket.privacy_token(&Jid::pn(A)).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no token from A");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = reads();
+    for text in ["two", "three"] {
+        let got = exchange(&a1, &mut b1, B, text).await;
+        assert_eq!(got.sender_alt, None);
+    }
+    assert_eq!(reads() - before, 0, "A's LID was looked up again");
+
+    b1.socket.store().put_lid_mapping(A, &a_lid).await.unwrap();
+    let got = exchange(&a1, &mut b1, B, "four").await;
+    assert_eq!(
+        got.sender_alt,
+        Some(Jid::with_device(a_lid.clone(), Server::Lid, dev))
+    );
+    // The session moved to the LID address with the mapping's first use.
+    assert!(base_key(&b1.store, &a_lid_name, dev).await.is_some());
+    assert_eq!(base_key(&b1.store, A, dev).await, None);
+    let before = reads();
+    exchange(&a1, &mut b1, B, "five").await;
+    assert_eq!(reads() - before, 0, "a found mapping is kept too");
+}

@@ -1,6 +1,6 @@
 //! How a send reads the store: the sessions and identities of all recipient devices
 //! come in bulk reads, not one read per device, and once per send; known LID mappings
-//! come from the messenger's cache.
+//! and the contact's privacy-token record come from the messenger's caches.
 
 mod common;
 
@@ -27,12 +27,17 @@ struct Counting {
     bulk_keys: AtomicUsize,
     /// Single reads of LID mappings.
     mappings: AtomicUsize,
+    /// Single reads of privacy-token records.
+    tokens: AtomicUsize,
 }
 
 impl Tap for Counting {
     fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
         if role == Role::LidMapping {
             self.mappings.fetch_add(1, Ordering::SeqCst);
+        }
+        if role == Role::PrivacyToken {
+            self.tokens.fetch_add(1, Ordering::SeqCst);
         }
         if matches!(role, Role::Session | Role::Identity) {
             match read {
@@ -64,13 +69,14 @@ async fn a_send_reads_every_device_session_in_bulk() {
     let mut b2 = link(&sim, B, memory_store("b2")).await;
     let b = Jid::pn(B);
 
-    // The first send starts the sessions (bundles fetched); the second finds them stored.
-    for (i, text) in ["first", "second"].into_iter().enumerate() {
+    // The first send starts the sessions (bundles fetched); the others find them stored.
+    for (i, text) in ["first", "second", "third"].into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         backend.single.store(0, Ordering::SeqCst);
         backend.bulk_calls.store(0, Ordering::SeqCst);
         backend.bulk_keys.store(0, Ordering::SeqCst);
         backend.mappings.store(0, Ordering::SeqCst);
+        backend.tokens.store(0, Ordering::SeqCst);
         let key = a1
             .messenger
             .send_message(&b, MessageContent::text(text))
@@ -85,7 +91,7 @@ async fn a_send_reads_every_device_session_in_bulk() {
         // phone; each bulk read asks for all of them.
         assert!(calls >= 2, "send {i}: {calls} bulk reads");
         assert_eq!(keys % 5, 0, "send {i}: {keys} keys over {calls} bulk reads");
-        if i == 1 {
+        if i > 0 {
             assert_eq!(
                 single, 0,
                 "with the sessions stored, a send reads no session or identity alone"
@@ -95,10 +101,15 @@ async fn a_send_reads_every_device_session_in_bulk() {
                 (2, 10),
                 "with the sessions stored, a send reads the sessions and the identities once"
             );
-            // B's LID, learned by the first send, comes from the mapping cache; only
-            // the privacy-token record's key (wa-socket) is looked up in the store.
+            // B's LID, learned by the first send, comes from the mapping cache.
             let mappings = backend.mappings.load(Ordering::SeqCst);
-            assert!(mappings <= 1, "{mappings} LID mapping reads");
+            assert_eq!(mappings, 0, "send {i}: LID mapping reads");
+        }
+        // The first send issued our token and recorded that in the contact's record, so
+        // the second reads the record again; the third finds it unchanged in memory.
+        if i == 2 {
+            let tokens = backend.tokens.load(Ordering::SeqCst);
+            assert_eq!(tokens, 0, "send {i}: privacy-token record reads");
         }
         for client in [&mut b1, &mut b2] {
             let got = next_upsert(&mut client.events, |m| m.key.id == key.id).await;

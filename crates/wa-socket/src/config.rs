@@ -184,6 +184,9 @@ pub struct SocketConfig {
     /// after non-terminal reasons.
     pub reconnect: Option<ReconnectHook>,
     /// Put an in-memory read cache (bounded, with a TTL) in front of the store's backend.
+    /// The socket then works on a store view of its own ([`Socket::store`](crate::Socket::store));
+    /// write through that one, not through [`store`](Self::store), so the cache and what
+    /// the feature layers keep in memory (see [`AccountStore::generation`]) see the writes.
     pub cache: Option<CacheConfig>,
     /// Bounds how many sockets sharing this semaphore connect and run the Noise handshake
     /// at the same time (a fleet of accounts starting together); `None` for no bound. A

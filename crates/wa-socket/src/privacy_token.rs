@@ -67,15 +67,33 @@ pub fn applies_to(jid: &Jid) -> bool {
 /// phone number (logged).
 pub async fn storage_jid(store: &AccountStore, jid: &Jid) -> String {
     let user = jid.to_non_ad();
-    if matches!(user.server, Server::Pn | Server::LegacyUser) {
-        match store.lid_for_pn(user.user.as_str()).await {
-            Ok(Some(lid)) => return Jid::lid(lid).to_string(),
-            Ok(None) => {}
-            Err(e) => debug!("LID lookup for the privacy token of {user} failed: {e}"),
-        }
-        return Jid::pn(user.user.clone()).to_string();
+    record_key(&user, stored_lid(store, &user).await.as_ref())
+}
+
+/// The record key of user JID `user` whose other JID is `other` (see [`load_known`]).
+fn record_key(user: &Jid, other: Option<&Jid>) -> String {
+    if !matches!(user.server, Server::Pn | Server::LegacyUser) {
+        return user.to_string();
     }
-    user.to_string()
+    match other.filter(|o| o.is_lid()) {
+        Some(lid) => lid.to_string(),
+        None => Jid::pn(user.user.clone()).to_string(),
+    }
+}
+
+/// The stored LID of phone-number user `user`; `None` for other JIDs, when none is
+/// stored, and when the lookup fails (logged).
+async fn stored_lid(store: &AccountStore, user: &Jid) -> Option<Jid> {
+    if !matches!(user.server, Server::Pn | Server::LegacyUser) {
+        return None;
+    }
+    match store.lid_for_pn(user.user.as_str()).await {
+        Ok(lid) => lid.map(Jid::lid),
+        Err(e) => {
+            debug!("LID lookup for the privacy token of {user} failed: {e}");
+            None
+        }
+    }
 }
 
 /// Reads the record of the contact `jid`: with the key it is to be written back under
@@ -89,18 +107,38 @@ pub async fn load(
     store: &AccountStore,
     jid: &Jid,
 ) -> Result<(String, PrivacyToken), wa_store::Error> {
-    let key = storage_jid(store, jid).await;
-    let mut keys = vec![key.clone()];
     let user = jid.to_non_ad();
-    if user.is_lid() {
-        if let Some(pn) = store.pn_for_lid(user.user.as_str()).await? {
-            keys.push(Jid::pn(pn).to_string());
-        }
-    } else if matches!(user.server, Server::Pn | Server::LegacyUser) {
-        let pn = Jid::pn(user.user.clone()).to_string();
-        if pn != key {
-            keys.push(pn);
-        }
+    let other = if user.is_lid() {
+        store.pn_for_lid(user.user.as_str()).await?.map(Jid::pn)
+    } else {
+        stored_lid(store, &user).await
+    };
+    load_known(store, &user, other.as_ref()).await
+}
+
+/// [`load`] for a caller that already knows the contact's other JID: `other` is its LID
+/// user JID when `jid` is a phone number, its phone-number user JID when `jid` is a LID,
+/// `None` when that is not known.
+///
+/// # Errors
+/// Store errors other than a damaged record.
+pub async fn load_known(
+    store: &AccountStore,
+    jid: &Jid,
+    other: Option<&Jid>,
+) -> Result<(String, PrivacyToken), wa_store::Error> {
+    let user = jid.to_non_ad();
+    let key = record_key(&user, other);
+    let mut keys = vec![key.clone()];
+    // A record kept under the phone number from before the LID was known.
+    let pn = if user.is_lid() {
+        other.filter(|o| o.is_pn_user()).map(Jid::to_string)
+    } else {
+        matches!(user.server, Server::Pn | Server::LegacyUser)
+            .then(|| Jid::pn(user.user.clone()).to_string())
+    };
+    if let Some(pn) = pn.filter(|pn| *pn != key) {
+        keys.push(pn);
     }
     for k in &keys {
         match store.get_privacy_token(k).await {
@@ -453,5 +491,54 @@ mod tests {
             );
             assert_eq!(load(&store, j).await.unwrap().0, "100000004@lid");
         }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_knows_the_other_jid_reads_no_mapping() {
+        // No mapping stored: what the caller states is all `load_known` goes by.
+        let store = AccountStore::new(
+            std::sync::Arc::new(wa_store::MemoryBackend::new()),
+            wa_store::AccountId::new("a").unwrap(),
+        );
+        let pn: Jid = "15550005:2@s.whatsapp.net".parse().unwrap();
+        let lid: Jid = "100000005@lid".parse().unwrap();
+        let early = PrivacyToken {
+            token: b"early".to_vec(),
+            timestamp: 5,
+            sender_timestamp: 0,
+        };
+        store
+            .put_privacy_token("15550005@s.whatsapp.net", &early)
+            .await
+            .unwrap();
+        // Under the phone number until the LID is named; found there either way.
+        let unknown = load_known(&store, &pn, None).await.unwrap();
+        assert_eq!(
+            unknown,
+            ("15550005@s.whatsapp.net".to_owned(), early.clone())
+        );
+        let by_pn = load_known(&store, &pn, Some(&lid)).await.unwrap();
+        assert_eq!(by_pn, ("100000005@lid".to_owned(), early.clone()));
+        let by_lid = load_known(&store, &lid, Some(&pn.to_non_ad()))
+            .await
+            .unwrap();
+        assert_eq!(by_lid, ("100000005@lid".to_owned(), early.clone()));
+        // A LID without its phone number named: only the LID key is read.
+        assert_eq!(
+            load_known(&store, &lid, None).await.unwrap(),
+            ("100000005@lid".to_owned(), PrivacyToken::default())
+        );
+        // A record under the LID wins over the phone number's.
+        let newer = PrivacyToken {
+            token: b"newer".to_vec(),
+            ..early
+        };
+        store
+            .put_privacy_token("100000005@lid", &newer)
+            .await
+            .unwrap();
+        assert_eq!(load_known(&store, &pn, Some(&lid)).await.unwrap().1, newer);
+        // Nothing was learned along the way: the store still has no mapping.
+        assert_eq!(storage_jid(&store, &pn).await, "15550005@s.whatsapp.net");
     }
 }

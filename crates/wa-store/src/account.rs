@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -9,18 +10,59 @@ use crate::{AccountId, AuthCreds, Backend, Batch, Error, PrivacyToken, Result, R
 
 /// One account's view of a backend: the type every role trait is implemented for.
 ///
-/// Cheap to clone (an `Arc` and the id). Reads decode the item envelope, so a damaged item
-/// surfaces as [`Error::Corrupt`] for that item only.
+/// Cheap to clone (two `Arc`s and the id). Reads decode the item envelope, so a damaged
+/// item surfaces as [`Error::Corrupt`] for that item only.
+///
+/// A view counts the commits made through it and its clones, per role
+/// ([`generation`](Self::generation)), so a layer that keeps something derived from stored
+/// items in memory (a LID mapping found absent, a contact's privacy-token record) can tell
+/// whether it may still trust it without reading the store again.
 #[derive(Clone, Debug)]
 pub struct AccountStore {
     backend: Arc<dyn Backend>,
     account: AccountId,
+    generations: Arc<Generations>,
+}
+
+/// Per role, how many commits that wrote it have ended.
+#[derive(Debug, Default)]
+struct Generations([AtomicU64; Role::ALL.len()]);
+
+/// Counts a commit in the generations of the roles it writes when dropped.
+struct Counted<'a> {
+    generations: &'a Generations,
+    /// The roles written, as bits of their place in [`Role::ALL`].
+    written: u64,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        for (i, generation) in self.generations.0.iter().enumerate() {
+            if self.written & (1 << i) != 0 {
+                generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
 }
 
 impl AccountStore {
     /// The view of `account` in `backend`.
     pub fn new(backend: Arc<dyn Backend>, account: AccountId) -> Self {
-        Self { backend, account }
+        Self {
+            backend,
+            account,
+            generations: Arc::default(),
+        }
+    }
+
+    /// How many commits through this view or its clones that wrote `role` have ended,
+    /// whether they succeeded or not. Read it before reading items of `role`: when it is
+    /// still the same later, no write of `role` went through this view in between, so
+    /// what was read then (present or absent) is still what is stored, unless something
+    /// wrote to the backend around this view (another view of the same account, or the
+    /// backend itself).
+    pub fn generation(&self, role: Role) -> u64 {
+        self.generations.0[role as usize].load(Ordering::Acquire)
     }
 
     /// The account this view is scoped to.
@@ -43,6 +85,17 @@ impl AccountStore {
         if ops.is_empty() {
             return Ok(());
         }
+        // Counted when the backend answered, success or not (a failed commit may still
+        // have landed), or when the commit is dropped unfinished: a reader that took the
+        // generation before its read sees a new one after any write that may have raced
+        // it.
+        let _count = Counted {
+            generations: &self.generations,
+            written: ops
+                .iter()
+                .filter(|op| op.writes())
+                .fold(0, |bits, op| bits | 1 << (op.role() as usize)),
+        };
         self.backend.commit(&self.account, ops).await
     }
 
@@ -720,5 +773,84 @@ impl PrivacyTokenStore for AccountStore {
     }
     async fn prune_privacy_tokens(&self, before: i64) -> Result<()> {
         self.one(|b| b.prune_privacy_tokens(before)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    use super::*;
+    use crate::testing::{Tap, Tapped};
+    use crate::{BoxFuture, MemoryBackend, Op};
+
+    fn store() -> AccountStore {
+        AccountStore::new(Arc::new(MemoryBackend::new()), AccountId::new("g").unwrap())
+    }
+
+    #[test]
+    fn a_role_counts_at_its_place_in_all() {
+        for (i, role) in Role::ALL.into_iter().enumerate() {
+            assert_eq!(role as usize, i, "{role:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_count_in_the_roles_they_write() {
+        let s = store();
+        let clone = s.clone();
+        assert_eq!(s.generation(Role::LidMapping), 0);
+        s.put_lid_mapping("1555", "42").await.unwrap();
+        assert_eq!(s.generation(Role::LidMapping), 1);
+        // Clones share the count; other roles are not touched.
+        assert_eq!(clone.generation(Role::LidMapping), 1);
+        assert_eq!(s.generation(Role::Session), 0);
+
+        let mut b = Batch::new();
+        b.put_session("1555", 1, b"s").delete_identity("1555", 1);
+        clone.commit(b).await.unwrap();
+        assert_eq!(s.generation(Role::Session), 1);
+        assert_eq!(s.generation(Role::Identity), 1);
+        assert_eq!(s.generation(Role::LidMapping), 1);
+
+        // A precondition alone reads; a refused batch still counts what it would write.
+        let mut b = Batch::new();
+        b.require_present(Role::Contact, "", "x");
+        b.put_lid_mapping("1666", "43");
+        assert!(matches!(s.commit(b).await, Err(Error::Conflict { .. })));
+        assert_eq!(s.generation(Role::Contact), 0);
+        assert_eq!(s.generation(Role::LidMapping), 2);
+        // An empty batch reaches nothing.
+        s.commit(Batch::new()).await.unwrap();
+        assert_eq!(s.generation(Role::LidMapping), 2);
+    }
+
+    /// Holds every commit forever.
+    #[derive(Debug)]
+    struct Stall;
+
+    impl Tap for Stall {
+        fn before_commit<'a>(&'a self, _: &'a [Op]) -> BoxFuture<'a, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[test]
+    fn a_commit_dropped_unfinished_counts() {
+        let s = AccountStore::new(
+            Arc::new(Tapped::new(MemoryBackend::new(), Stall)),
+            AccountId::new("g").unwrap(),
+        );
+        let mut b = Batch::new();
+        b.put_lid_mapping("1555", "42");
+        {
+            let mut commit = pin!(s.commit(b));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(commit.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(s.generation(Role::LidMapping), 0, "not ended yet");
+        }
+        assert_eq!(s.generation(Role::LidMapping), 1);
     }
 }

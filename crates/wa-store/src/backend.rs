@@ -218,6 +218,23 @@ pub enum Op {
 }
 
 impl Op {
+    /// The role the op touches (or, for a precondition, looks at).
+    pub fn role(&self) -> Role {
+        match self {
+            Op::Put { role, .. }
+            | Op::Delete { role, .. }
+            | Op::DeleteScope { role, .. }
+            | Op::DeleteBefore { role, .. }
+            | Op::RequirePresent { role, .. }
+            | Op::RequireAbsent { role, .. } => *role,
+        }
+    }
+
+    /// Whether the op writes (a precondition does not).
+    pub fn writes(&self) -> bool {
+        !matches!(self, Op::RequirePresent { .. } | Op::RequireAbsent { .. })
+    }
+
     /// The conflict error for a failed precondition op; `None` for other ops.
     pub fn conflict(&self) -> Option<Error> {
         match self {
