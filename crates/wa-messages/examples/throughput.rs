@@ -7,8 +7,8 @@
 //! `MessagesUpsert` for every message. Each message is encrypted for B's companion,
 //! B's phone and A's phone, which all decrypt it.
 //!
-//! With `STORE=sqlite` the two clients of the 1:1 mode keep their state in one SQLite
-//! file each (WAL, `synchronous=FULL`, in a temporary directory) instead of memory;
+//! With `STORE=sqlite` the two clients of the 1:1 mode (and the sender of the group
+//! mode) keep their state in one SQLite file each (WAL, `synchronous=FULL`, in a temporary directory) instead of memory;
 //! `STORE=sqlite-normal` uses `synchronous=NORMAL`; `STORE=postgres` keeps both in the
 //! PostgreSQL database at `WA_TEST_POSTGRES_URL` (accounts `a1` and `b1`, cleared first);
 //! a `-cached` suffix (e.g. `STORE=sqlite-cached`) puts `wa_store::CachedBackend` in
@@ -265,7 +265,9 @@ async fn group(args: &[String]) {
     let linked = arg(args, 4, 15);
     let phones = arg(args, 5, 239);
     let sim = start_sim().await;
-    let mut a = link(&sim, "15550000001", "a1").await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (a_store, _) = backend(dir.path(), "a1").await;
+    let mut a = link_on(&sim, "15550000001", "a1", a_store).await;
     let groups = wa_groups::Groups::new(a.socket.clone(), &wa_groups::GroupsConfig::default());
     a.messenger = a.messenger.clone().with_groups(groups);
     let mut companions = Vec::new();

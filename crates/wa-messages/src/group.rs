@@ -11,7 +11,7 @@ use wa_signal::CiphertextType;
 use wa_store::{Batch, SenderKeyMemoryStore};
 use wa_types::MessageKey;
 
-use crate::messenger::{Inner, Repo, unix_now};
+use crate::messenger::{Inner, OpenSends, Repo, unix_now};
 use crate::send::{
     SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
     send_and_wait, sent_record,
@@ -104,19 +104,22 @@ pub(crate) async fn relay_group(
         .map(|d| Target::new(d.clone(), false))
         .collect();
     {
-        let mut guard = inner.crypto_lock().await;
+        // Without committing an open group of sends: this send joins it below.
+        let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
     }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
-    let (participants, any_pkmsg, skmsg) = {
-        let mut guard = inner.crypto_lock().await;
+    // Encrypted into the open group of sends (see `send::encrypt_pairwise`), and
+    // committed with the sends that join it meanwhile before the stanza leaves.
+    let (participants, any_pkmsg, skmsg, joined) = {
+        let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
-        let repo = inner.staged_repo(&creds);
-        inject_fetched(inner, &repo, &targets, &fetched).await;
+        let open = guard.get_or_insert_with(|| OpenSends::open(inner, &creds));
+        inject_fetched(inner, &open.repo, &targets, &fetched).await;
         let fan = sender_key_fan_out(
-            &repo,
+            &open.repo,
             group,
             &me.pn,
             &targets,
@@ -145,9 +148,10 @@ pub(crate) async fn relay_group(
         if !fan.delivered.is_empty() {
             extra.mark_sender_key_sent(&group_s, &fan.delivered);
         }
-        inner.commit_staged(&repo, extra).await?;
-        (fan.nodes, fan.any_pkmsg, fan.skmsg)
+        let joined = open.join(extra);
+        (fan.nodes, fan.any_pkmsg, fan.skmsg, joined)
     };
+    crate::send::committed(inner, joined).await?;
     let bot = match bot_copy {
         Some((bot, copy)) => Some(crate::bot::encrypt_copy(inner, &creds, &me, bot, copy).await?),
         None => None,

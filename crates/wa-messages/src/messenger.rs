@@ -236,9 +236,10 @@ pub(crate) type Repo = SignalRepository<SignalStoreAdapter, OsRng>;
 /// The Signal lock held (see [`Inner::crypto_lock`]).
 pub(crate) type CryptoGuard<'a> = tokio::sync::MutexGuard<'a, Option<OpenSends>>;
 
-/// 1:1 sends encrypted into one staged repository and waiting to be committed together
-/// (see `send::encrypt_pairwise`): while they wait, the Signal state they wrote is only
-/// here, so whoever takes the Signal lock next commits them first.
+/// Sends (1:1, group and status) encrypted into one staged repository and waiting to be
+/// committed together (see `send::encrypt_pairwise` and `send::committed`): while they
+/// wait, the Signal state they wrote is only here, so whoever takes the Signal lock next
+/// commits them first.
 pub(crate) struct OpenSends {
     /// Which group this is (unique in the process), so a member coming back commits its
     /// own group and not a later one.
@@ -279,7 +280,7 @@ pub(crate) struct Inner {
     pub(crate) history_phases: Arc<StdMutex<crate::history::Phases>>,
     pub(crate) config: MessengerConfig,
     /// Serialises every read-modify-commit of Signal state (sessions, sender keys), so two
-    /// operations never write over each other's ratchet. It holds the 1:1 sends staged
+    /// operations never write over each other's ratchet. It holds the sends staged
     /// together and not yet committed; take it with [`Inner::crypto_lock`], which
     /// commits them first.
     pub(crate) crypto: Mutex<Option<OpenSends>>,

@@ -491,16 +491,11 @@ pub(crate) async fn encrypt_pairwise(
     // encrypts. Otherwise the lock is let go while the missing bundles are fetched, and
     // the second hold starts those sessions.
     let mut fetched: Option<Vec<(Jid, wa_signal::PreKeyBundle)>> = None;
-    let (out, committed, group) = loop {
+    let (out, joined) = loop {
         // The lock without committing an open group: this send joins it.
         let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, me, targets).await?;
-        let open = guard.get_or_insert_with(|| OpenSends {
-            id: GROUPS.fetch_add(1, Ordering::Relaxed),
-            repo: inner.staged_repo(creds),
-            extra: Batch::new(),
-            members: Vec::new(),
-        });
+        let open = guard.get_or_insert_with(|| OpenSends::open(inner, creds));
         prefetch(&open.repo, targets.iter().map(|t| &t.session)).await;
         let bundles = match &fetched {
             Some(bundles) => bundles.as_slice(),
@@ -523,25 +518,64 @@ pub(crate) async fn encrypt_pairwise(
         // A send that fails here leaves what it staged to the group (a ratchet step or a
         // session started): harmless, as no message used them.
         let out = encrypt_for(&open.repo, targets, chat, message, patch).await?;
-        open.extra.append(extra);
-        let (tx, rx) = oneshot::channel();
-        open.members.push(tx);
-        break (out, rx, open.id);
+        break (out, open.join(extra));
     };
-    // Taking the lock again commits the group, unless an earlier member or another holder
-    // of the lock did. Not a later group: the sends that joined it while this one waited
-    // for the lock are still coming, and each commit they share is one fewer. Sends that
-    // are ready to run get their turn first, so that they queue for the lock (and join)
-    // before the commit, rather than start a group of their own after it.
+    committed(inner, joined).await?;
+    Ok(out)
+}
+
+impl OpenSends {
+    /// A new, empty group of sends.
+    pub(crate) fn open(inner: &Inner, creds: &AuthCreds) -> Self {
+        Self {
+            id: GROUPS.fetch_add(1, Ordering::Relaxed),
+            repo: inner.staged_repo(creds),
+            extra: Batch::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds a send that encrypted into the group's repository, with its own writes
+    /// `extra`; the send then lets the lock go and waits with [`committed`].
+    pub(crate) fn join(&mut self, extra: Batch) -> Joined {
+        self.extra.append(extra);
+        let (tx, rx) = oneshot::channel();
+        self.members.push(tx);
+        Joined {
+            group: self.id,
+            committed: rx,
+        }
+    }
+}
+
+/// A send's place in a group of sends ([`OpenSends::join`]).
+pub(crate) struct Joined {
+    /// The group's [`OpenSends::id`].
+    group: u64,
+    /// Told how the group's commit went.
+    committed: oneshot::Receiver<Result<(), String>>,
+}
+
+/// Waits until the group a send joined is committed, with the lock let go: taking the
+/// lock again commits the group, unless an earlier member or another holder of the lock
+/// did. Not a later group: the sends that joined it while this one waited for the lock
+/// are still coming, and each commit they share is one fewer. Sends that are ready to run
+/// get their turn first, so that they queue for the lock (and join) before the commit,
+/// rather than start a group of their own after it.
+///
+/// # Errors
+/// [`Error::Store`] when the group's commit failed: nothing of any of its sends was
+/// written, and none of them may leave.
+pub(crate) async fn committed(inner: &Inner, joined: Joined) -> Result<(), Error> {
     tokio::task::yield_now().await;
     {
         let mut guard = inner.crypto.lock().await;
-        if guard.as_ref().is_some_and(|open| open.id == group) {
+        if guard.as_ref().is_some_and(|open| open.id == joined.group) {
             inner.commit_open_sends(&mut guard).await;
         }
     }
-    match committed.await {
-        Ok(Ok(())) => Ok(out),
+    match joined.committed.await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::store_failure(e)),
         Err(_) => Err(Error::store_failure(
             "the group of sends was dropped before its commit",

@@ -19,7 +19,7 @@ use wa_store::{Batch, SenderKeyMemoryStore};
 use wa_types::MessageKey;
 
 use crate::group::sender_key_fan_out;
-use crate::messenger::{Inner, Messenger, unix_now};
+use crate::messenger::{Inner, Messenger, OpenSends, unix_now};
 use crate::send::{
     SENT_SCOPE, Target, emit_own, fetch_missing, inject_fetched, resolve_sessions, send_and_wait,
     sent_record,
@@ -182,17 +182,19 @@ async fn relay_status(
     let audience: HashSet<String> = all.iter().map(ToString::to_string).collect();
     let mut targets: Vec<Target> = all.iter().map(|d| Target::new(d.clone(), false)).collect();
     {
-        let mut guard = inner.crypto_lock().await;
+        // Without committing an open group of sends (the next hold does).
+        let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
     }
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
-    let (participants, any_pkmsg, skmsg) = {
+    let (participants, any_pkmsg, skmsg, joined) = {
+        // Commits the open group of sends first, so the holders read below include a
+        // concurrent update's.
         let mut guard = inner.crypto_lock().await;
         // A mapping learned while the bundles were fetched moves a session: resolve again.
         resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
-        // Read under the lock: a concurrent update's holders are committed by now.
         let have: HashSet<String> = inner
             .socket
             .store()
@@ -201,10 +203,11 @@ async fn relay_status(
             .into_iter()
             .collect();
         let rotate = must_rotate(&have, &audience);
-        let repo = inner.staged_repo(&creds);
-        inject_fetched(inner, &repo, &targets, &fetched).await;
+        // A new group of sends: the sends that take the lock after this one join it.
+        let open = guard.get_or_insert_with(|| OpenSends::open(inner, &creds));
+        inject_fetched(inner, &open.repo, &targets, &fetched).await;
         let fan = sender_key_fan_out(
-            &repo,
+            &open.repo,
             &status,
             &me.pn,
             &targets,
@@ -239,9 +242,10 @@ async fn relay_status(
             extra.forget_sender_key_memory(&status_s);
         }
         extra.mark_sender_key_sent(&status_s, &delivered);
-        inner.commit_staged(&repo, extra).await?;
-        (fan.nodes, fan.any_pkmsg, fan.skmsg)
+        let joined = open.join(extra);
+        (fan.nodes, fan.any_pkmsg, fan.skmsg, joined)
     };
+    crate::send::committed(inner, joined).await?;
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);
     let phash = stanza::participant_hash(&all);
     let reporting =

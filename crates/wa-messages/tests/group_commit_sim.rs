@@ -375,6 +375,104 @@ async fn looping_senders_keep_sharing_commits() {
     );
 }
 
+/// Sends to a group join the group commit too: sends to one group from many tasks at
+/// once share commits, and each message arrives once and decrypts. A group whose commit
+/// fails fails its sends, none of them leaves, and the sends after it decrypt (our
+/// sender key goes on from the last commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_sends_share_commits() {
+    const SENDS: usize = 16;
+    let (sim, backend, a1, mut b1, _) = sessions_started().await;
+    let group = sim
+        .phone_create_group(A, "team", &[Jid::pn(B)])
+        .expect("group created");
+    // The first send distributes our sender key; the others only carry the `skmsg`.
+    a1.messenger
+        .send_message(&group, MessageContent::text("warm-up"))
+        .await
+        .unwrap();
+    collect(&mut b1.events, 1).await;
+    backend.tap().sends_per_commit.lock().unwrap().clear();
+    backend.tap().slow_sends.store(true, Ordering::SeqCst);
+
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let (m, group) = (a1.messenger.clone(), group.clone());
+            tokio::spawn(async move {
+                m.send_message(&group, MessageContent::text(format!("team {i}")))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let got = collect(&mut b1.events, SENDS).await;
+    assert_eq!(got.len(), SENDS, "each message reported once");
+    assert!(got.iter().all(|m| m.key.remote_jid == group));
+    let texts: HashSet<String> = got
+        .iter()
+        .filter_map(|m| text_of(&m.message).map(str::to_owned))
+        .collect();
+    assert_eq!(texts.len(), SENDS, "{texts:?}");
+    let commits = backend.tap().sends_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), SENDS, "{commits:?}");
+    assert!(
+        commits.len() < SENDS && commits.iter().any(|&m| m > 1),
+        "no two group sends shared a commit: {commits:?}"
+    );
+
+    backend
+        .tap()
+        .fail_next_send_group
+        .store(true, Ordering::SeqCst);
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let (m, group) = (a1.messenger.clone(), group.clone());
+            tokio::spawn(async move {
+                m.send_message(&group, MessageContent::text(format!("failing {i}")))
+                    .await
+            })
+        })
+        .collect();
+    let mut delivered = HashSet::new();
+    for t in tasks {
+        if let Ok(key) = t.await.unwrap() {
+            delivered.insert(key.id);
+        }
+    }
+    let failed = SENDS - delivered.len();
+    assert!(failed > 1, "no group of sends failed");
+    assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));
+    for i in 0..3 {
+        let k = a1
+            .messenger
+            .send_message(&group, MessageContent::text(format!("after {i}")))
+            .await
+            .unwrap();
+        delivered.insert(k.id);
+    }
+    let mut got = Vec::new();
+    let mut undecryptable = 0;
+    tokio::time::timeout(WAIT, async {
+        while got.len() < delivered.len() {
+            match b1.events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    got.extend(u.messages.into_iter().filter(|m| !m.key.from_me));
+                }
+                Ok(Event::UndecryptableMessage(_)) => undecryptable += 1,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {} arrived", got.len(), delivered.len()));
+    assert_eq!(undecryptable, 0);
+    let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
+    assert_eq!(ids, delivered, "only the committed sends arrive, each once");
+}
+
 /// A backlog from several senders reaches a worker as one run: their sessions and
 /// identities come in bulk reads, not one read per sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
