@@ -12,7 +12,7 @@ use wa_store::SentMessageStore;
 use wa_types::{MessageKey, MessageUpdate, ReceiptType};
 
 use crate::Error;
-use crate::messenger::{Inner, Me, inject_session};
+use crate::messenger::{Inner, Me, OpenSends, inject_session};
 use crate::send::{SENT_SCOPE, device_sent};
 use crate::stanza;
 
@@ -231,13 +231,16 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
             }
         }
     };
-    let enc = {
-        let guard = inner.crypto_lock().await;
+    let (enc, joined) = {
+        // Commits an open group of sends first: moving a session (below) needs none open.
+        let mut guard = inner.crypto_lock().await;
         // Again under this lock: a mapping learned since moved the session.
         let session = inner.session_jid(&guard, &me, &device).await?;
-        let repo = inner.staged_repo(&creds);
+        // A new group of sends, which sends taking the lock after this one join.
+        let open = guard.get_or_insert_with(|| OpenSends::open(inner, &creds));
+        let repo = &open.repo;
         if let Some(b) = &bundle {
-            inject_session(inner, &repo, &session, b).await?;
+            inject_session(inner, repo, &session, b).await?;
         }
         // Status updates are sent like group messages: the retry carries our sender key
         // and goes to own devices unwrapped.
@@ -267,9 +270,9 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         };
         let padded = crate::encode_plaintext(&plain, &mut rand_core::OsRng);
         let enc = repo.encrypt_message(&session, &padded).await?;
-        inner.commit_staged(&repo, wa_store::Batch::new()).await?;
-        enc
+        (enc, open.join(wa_store::Batch::new()))
     };
+    crate::send::committed(inner, joined).await?;
     let node = stanza::resend_stanza(
         id,
         &chat,
