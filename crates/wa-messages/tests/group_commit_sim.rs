@@ -197,6 +197,27 @@ async fn a_group_whose_commit_fails_arrives_again_once() {
     assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
 }
 
+/// The next `n` messages from others `events` reports (duplicates included); fails if
+/// any message is reported undecryptable meanwhile.
+async fn arrivals(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<WaMessage> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while got.len() < n {
+            match events.recv().await {
+                Ok(Event::MessagesUpsert(u)) => {
+                    got.extend(u.messages.into_iter().filter(|m| !m.key.from_me));
+                }
+                Ok(Event::UndecryptableMessage(m)) => panic!("undecryptable: {m:?}"),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {n} arrived", got.len()));
+    got
+}
+
 /// Sends `n` texts from `a1` to B from `n` tasks at once; returns each send's result
 /// with its text.
 async fn burst(
@@ -293,23 +314,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
             .unwrap();
         assert_ne!(k.id, first.id);
     }
-    let mut got = Vec::new();
-    let mut undecryptable = 0;
-    tokio::time::timeout(WAIT, async {
-        while got.len() < delivered.len() + 3 {
-            match b1.events.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    got.extend(u.messages.into_iter().filter(|m| !m.key.from_me));
-                }
-                Ok(Event::UndecryptableMessage(_)) => undecryptable += 1,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{} of {} arrived", got.len(), delivered.len() + 3));
-    assert_eq!(undecryptable, 0);
+    let got = arrivals(&mut b1.events, delivered.len() + 3).await;
     let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
     assert_eq!(ids.len(), got.len(), "a message reported twice");
     assert!(delivered.is_subset(&ids));
@@ -452,23 +457,7 @@ async fn group_sends_share_commits() {
             .unwrap();
         delivered.insert(k.id);
     }
-    let mut got = Vec::new();
-    let mut undecryptable = 0;
-    tokio::time::timeout(WAIT, async {
-        while got.len() < delivered.len() {
-            match b1.events.recv().await {
-                Ok(Event::MessagesUpsert(u)) => {
-                    got.extend(u.messages.into_iter().filter(|m| !m.key.from_me));
-                }
-                Ok(Event::UndecryptableMessage(_)) => undecryptable += 1,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{} of {} arrived", got.len(), delivered.len()));
-    assert_eq!(undecryptable, 0);
+    let got = arrivals(&mut b1.events, delivered.len()).await;
     let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
     assert_eq!(ids, delivered, "only the committed sends arrive, each once");
 }
