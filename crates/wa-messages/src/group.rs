@@ -112,9 +112,18 @@ pub(crate) async fn relay_group(
     let now = unix_now();
     let key = MessageKey::new(group.clone(), true, id).with_participant(me.pn.to_non_ad());
     // Encrypted into the open group of sends (see `send::encrypt_pairwise`), and
-    // committed with the sends that join it meanwhile before the stanza leaves.
+    // committed with the sends that join it meanwhile before the stanza leaves. The sends
+    // of one commit leave in any order, and a member that takes in our sender key after
+    // a message further along its chain cannot go back to the earlier one. So a send
+    // that hands out our sender key takes the lock as other holders do, committing the
+    // open group first: two sends of this chat that distribute never share a commit.
+    let distributing = rotate || !targets.is_empty();
     let (participants, any_pkmsg, skmsg, joined) = {
-        let mut guard = inner.crypto.lock().await;
+        let mut guard = if distributing {
+            inner.crypto_lock().await
+        } else {
+            inner.crypto.lock().await
+        };
         resolve_sessions(inner, &mut guard, &me, &mut targets).await?;
         let open = guard.get_or_insert_with(|| OpenSends::open(inner, &creds));
         inject_fetched(inner, &open.repo, &targets, &fetched).await;
