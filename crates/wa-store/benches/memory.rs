@@ -96,5 +96,51 @@ fn prune_among_many_accounts(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_load_store, prune_among_many_accounts);
+/// One commit of 20,000 LID mappings (40,000 items, as a history sync or a mapping sync
+/// from the phone writes them), bare and behind the cache.
+fn big_commit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("memory/commit_20000_mappings");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(40_000));
+    let batch = || {
+        let mut b = Batch::new();
+        for i in 0..20_000 {
+            b.put_lid_mapping(&format!("1555{i:07}"), &format!("9{i:07}"));
+        }
+        b
+    };
+    type Make = fn() -> Arc<dyn Backend>;
+    let variants: [(&str, Make); 2] = [
+        ("bare", || Arc::new(MemoryBackend::new())),
+        ("cached", || {
+            Arc::new(CachedBackend::new(
+                MemoryBackend::new(),
+                CacheConfig::default(),
+            ))
+        }),
+    ];
+    for (name, backend) in variants {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || (backend(), batch()),
+                |(backend, batch)| {
+                    let store = AccountStore::new(backend, AccountId::new("bench").unwrap());
+                    rt.block_on(store.commit(batch)).unwrap();
+                },
+                criterion::BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    session_load_store,
+    prune_among_many_accounts,
+    big_commit
+);
 criterion_main!(benches);

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -126,7 +127,9 @@ enum Writes {
 }
 
 fn writes(account: &AccountId, ops: &[Op]) -> Writes {
-    let mut out: Vec<(Key, Option<Bytes>)> = Vec::new();
+    // Each item once, with its last value: a map, as a batch may write tens of
+    // thousands of items (a history sync's mappings).
+    let mut out: HashMap<Key, Option<Bytes>> = HashMap::new();
     for op in ops {
         let (role, scope, k, value) = match op {
             Op::Put {
@@ -140,13 +143,9 @@ fn writes(account: &AccountId, ops: &[Op]) -> Writes {
             Op::DeleteScope { .. } | Op::DeleteBefore { .. } => return Writes::Wide,
             Op::RequirePresent { .. } | Op::RequireAbsent { .. } => continue,
         };
-        let k = key(account, role, scope, k);
-        match out.iter_mut().find(|(seen, _)| *seen == k) {
-            Some(slot) => slot.1 = value,
-            None => out.push((k, value)),
-        }
+        out.insert(key(account, role, scope, k), value);
     }
-    Writes::Items(out)
+    Writes::Items(out.into_iter().collect())
 }
 
 impl<B: Backend> CachedBackend<B> {
@@ -204,10 +203,12 @@ impl<B: Backend> CachedBackend<B> {
                 st.wide.begin();
             }
             Writes::Items(items) => {
+                let mut begun = [false; STRIPES];
                 for (k, _) in items {
                     self.cache.invalidate(k);
                     let i = self.stripe(k);
-                    if !stripes.iter().any(|(j, _)| *j == i) {
+                    if !begun[i] {
+                        begun[i] = true;
                         stripes.push((i, st.stripes[i].begin()));
                     }
                 }
@@ -524,6 +525,34 @@ mod tests {
             Err(Error::Conflict { .. })
         ));
         assert_eq!(read(&cached, &acct, "k").await.unwrap(), b"behind");
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_writes_an_item_again_caches_its_last_value() {
+        let cached = CachedBackend::new(MemoryBackend::new(), CacheConfig::default());
+        let acct = AccountId::new("a").unwrap();
+        let k = |i: usize| format!("k{i}");
+        let mut ops: Vec<Op> = (0..2000).map(|i| put("s", &k(i), b"first")).collect();
+        for i in 0..2000 {
+            ops.push(if i % 2 == 0 {
+                Op::Delete {
+                    role: Role::Session,
+                    scope: "s".into(),
+                    key: k(i),
+                }
+            } else {
+                put("s", &k(i), b"second")
+            });
+        }
+        ops.push(put("s", &k(0), b"third"));
+        cached.commit(&acct, ops).await.unwrap();
+        // Changed behind the cache's back: what reads see now comes from the cache.
+        let behind = (0..2000).map(|i| put("s", &k(i), b"behind")).collect();
+        cached.inner().commit(&acct, behind).await.unwrap();
+        assert_eq!(read(&cached, &acct, &k(0)).await.unwrap(), b"third");
+        assert_eq!(read(&cached, &acct, &k(1)).await.unwrap(), b"second");
+        assert_eq!(read(&cached, &acct, &k(2)).await, None);
+        assert_eq!(read(&cached, &acct, &k(1999)).await.unwrap(), b"second");
     }
 
     /// The memory backend, where every read and every commit of a value starting with
