@@ -218,20 +218,21 @@ async fn arrivals(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<WaMe
     got
 }
 
-/// Sends `n` texts from `a1` to B from `n` tasks at once; returns each send's result
+/// Sends `n` texts from `a1` to `to` from `n` tasks at once; returns each send's result
 /// with its text.
 async fn burst(
     a1: &common::Client,
+    to: &Jid,
     n: usize,
     tag: &str,
 ) -> Vec<(String, Result<wa_types::MessageKey, wa_messages::Error>)> {
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let m = a1.messenger.clone();
+            let (m, to) = (a1.messenger.clone(), to.clone());
             let text = format!("{tag} {i}");
             tokio::spawn(async move {
                 let r = m
-                    .send_message(&Jid::pn(B), MessageContent::text(text.clone()))
+                    .send_message(&to, MessageContent::text(text.clone()))
                     .await;
                 (text, r)
             })
@@ -279,7 +280,7 @@ async fn sessions_started() -> (
 async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     let (_sim, backend, a1, mut b1, first) = sessions_started().await;
 
-    let sent = burst(&a1, 32, "together").await;
+    let sent = burst(&a1, &Jid::pn(B), 32, "together").await;
     for (text, r) in &sent {
         assert!(r.is_ok(), "{text}: {r:?}");
     }
@@ -298,7 +299,7 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
         .tap()
         .fail_next_send_group
         .store(true, Ordering::SeqCst);
-    let sent = burst(&a1, 32, "failing").await;
+    let sent = burst(&a1, &Jid::pn(B), 32, "failing").await;
     let failed = sent.iter().filter(|(_, r)| r.is_err()).count();
     assert!(failed > 1, "no group of sends failed");
     assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));
@@ -400,17 +401,8 @@ async fn group_sends_share_commits() {
     backend.tap().sends_per_commit.lock().unwrap().clear();
     backend.tap().slow_sends.store(true, Ordering::SeqCst);
 
-    let tasks: Vec<_> = (0..SENDS)
-        .map(|i| {
-            let (m, group) = (a1.messenger.clone(), group.clone());
-            tokio::spawn(async move {
-                m.send_message(&group, MessageContent::text(format!("team {i}")))
-                    .await
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().unwrap();
+    for (text, r) in burst(&a1, &group, SENDS, "team").await {
+        assert!(r.is_ok(), "{text}: {r:?}");
     }
     let got = collect(&mut b1.events, SENDS).await;
     assert_eq!(got.len(), SENDS, "each message reported once");
@@ -431,21 +423,11 @@ async fn group_sends_share_commits() {
         .tap()
         .fail_next_send_group
         .store(true, Ordering::SeqCst);
-    let tasks: Vec<_> = (0..SENDS)
-        .map(|i| {
-            let (m, group) = (a1.messenger.clone(), group.clone());
-            tokio::spawn(async move {
-                m.send_message(&group, MessageContent::text(format!("failing {i}")))
-                    .await
-            })
-        })
+    let mut delivered: HashSet<String> = burst(&a1, &group, SENDS, "failing")
+        .await
+        .into_iter()
+        .filter_map(|(_, r)| r.ok().map(|k| k.id))
         .collect();
-    let mut delivered = HashSet::new();
-    for t in tasks {
-        if let Ok(key) = t.await.unwrap() {
-            delivered.insert(key.id);
-        }
-    }
     let failed = SENDS - delivered.len();
     assert!(failed > 1, "no group of sends failed");
     assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));

@@ -303,6 +303,13 @@ pub async fn store_received(
 mod tests {
     use super::*;
 
+    fn memory_store() -> AccountStore {
+        AccountStore::new(
+            std::sync::Arc::new(wa_store::MemoryBackend::new()),
+            wa_store::AccountId::new("a").unwrap(),
+        )
+    }
+
     const WEEK: i64 = BUCKET_SECS;
 
     #[test]
@@ -396,10 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn stored_under_the_lid_and_newest_wins() {
-        let store = AccountStore::new(
-            std::sync::Arc::new(wa_store::MemoryBackend::new()),
-            wa_store::AccountId::new("a").unwrap(),
-        );
+        let store = memory_store();
         store
             .put_lid_mapping("15550002", "100000002")
             .await
@@ -437,10 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_notification_naming_both_ids_teaches_the_mapping() {
-        let store = AccountStore::new(
-            std::sync::Arc::new(wa_store::MemoryBackend::new()),
-            wa_store::AccountId::new("a").unwrap(),
-        );
+        let store = memory_store();
         let received = ReceivedToken {
             from: "100000003@lid".parse().unwrap(),
             pn: Some("15550003@s.whatsapp.net".parse().unwrap()),
@@ -466,10 +467,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_kept_under_the_phone_number_is_found_once_the_lid_is_known() {
-        let store = AccountStore::new(
-            std::sync::Arc::new(wa_store::MemoryBackend::new()),
-            wa_store::AccountId::new("a").unwrap(),
-        );
+        let store = memory_store();
         let pn: Jid = "15550004@s.whatsapp.net".parse().unwrap();
         let received = ReceivedToken {
             from: pn.clone(),
@@ -496,10 +494,7 @@ mod tests {
     #[tokio::test]
     async fn a_caller_that_knows_the_other_jid_reads_no_mapping() {
         // No mapping stored: what the caller states is all `load_known` goes by.
-        let store = AccountStore::new(
-            std::sync::Arc::new(wa_store::MemoryBackend::new()),
-            wa_store::AccountId::new("a").unwrap(),
-        );
+        let store = memory_store();
         let pn: Jid = "15550005:2@s.whatsapp.net".parse().unwrap();
         let lid: Jid = "100000005@lid".parse().unwrap();
         let early = PrivacyToken {
