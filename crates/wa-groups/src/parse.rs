@@ -1,5 +1,7 @@
 //! Pure parsing of `w:g2` replies and `w:gp2` notifications.
 
+use std::collections::HashSet;
+
 use wa_binary::{Jid, Node, Server};
 use wa_types::{
     AddressingMode, GroupChange, GroupLinkType, GroupMetadata, GroupParticipant, GroupUpdate,
@@ -531,23 +533,31 @@ pub fn parse_linked_participants_reply(reply: &Node) -> Result<Vec<Jid>, Error> 
 pub fn apply_update(meta: &mut GroupMetadata, update: &GroupUpdate) -> bool {
     for change in &update.changes {
         match change {
+            // Sets, not searches: a notification may name thousands of members of a group
+            // of thousands.
             GroupChange::Added(jids) => {
+                let mut present: HashSet<Jid> =
+                    meta.participants.iter().map(|p| p.jid.clone()).collect();
                 for j in jids {
-                    if !meta.participants.iter().any(|p| &p.jid == j) {
+                    if present.insert(j.clone()) {
                         meta.participants
                             .push(GroupParticipant::new(j.clone(), ParticipantRole::Member));
                     }
                 }
             }
-            GroupChange::Removed(jids) => meta.participants.retain(|p| !jids.contains(&p.jid)),
+            GroupChange::Removed(jids) => {
+                let gone: HashSet<&Jid> = jids.iter().collect();
+                meta.participants.retain(|p| !gone.contains(&p.jid));
+            }
             GroupChange::Promoted(jids) | GroupChange::Demoted(jids) => {
                 let to = if matches!(change, GroupChange::Promoted(_)) {
                     ParticipantRole::Admin
                 } else {
                     ParticipantRole::Member
                 };
+                let named: HashSet<&Jid> = jids.iter().collect();
                 for p in &mut meta.participants {
-                    if jids.contains(&p.jid) && p.role != ParticipantRole::SuperAdmin {
+                    if named.contains(&p.jid) && p.role != ParticipantRole::SuperAdmin {
                         p.role = to;
                     }
                 }

@@ -270,6 +270,29 @@ fn updates_apply_to_cached_metadata() {
     assert_eq!(m.subject_time, 1_700_000_100);
     assert!(m.restrict);
     assert_eq!(m.size, 3);
+    // A member added again, or twice in one notification, is there once.
+    let again = parse_notification(&notification(vec![
+        Node::builder("add")
+            .children([
+                participant(Jid::pn("15550000001"), None),
+                participant(Jid::pn("15550000005"), None),
+                participant(Jid::pn("15550000005"), None),
+            ])
+            .build(),
+    ]))
+    .unwrap();
+    assert!(apply_update(&mut m, &again));
+    let jids: Vec<_> = m.participants.iter().map(|p| p.jid.clone()).collect();
+    assert_eq!(
+        jids,
+        [
+            Jid::pn("15550000001"),
+            Jid::lid("99001"),
+            Jid::pn("15550000004"),
+            Jid::pn("15550000005")
+        ]
+    );
+    assert_eq!(m.participants[0].role, ParticipantRole::SuperAdmin);
     // A description change cannot be applied locally: the caller refetches.
     let d = parse_notification(&notification(vec![
         Node::builder("description")

@@ -370,12 +370,13 @@ impl Usync {
         let store = self.inner.socket.store();
         let mut batch = wa_store::Batch::new();
         let mut learnt: Vec<wa_types::LidMapping> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for user in users {
             let Some((pn, lid)) = user.lid_mapping() else {
                 continue;
             };
             let (pn, lid) = (pn.user.as_str(), lid.user.as_str());
-            if learnt.iter().any(|m| m.pn.user.as_str() == pn) {
+            if !seen.insert(pn) {
                 continue;
             }
             match store.lid_for_pn(pn).await {
