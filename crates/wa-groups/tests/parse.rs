@@ -2,8 +2,8 @@
 
 use wa_binary::{Jid, Node, Server};
 use wa_groups::{
-    AddressingMode, Error, GroupChange, ParticipantRole, apply_update, parse_group_reply,
-    parse_notification, parse_participants_reply,
+    AddressingMode, Error, GroupChange, GroupMetadata, ParticipantRole, apply_update,
+    parse_group_reply, parse_notification, parse_participants_reply,
 };
 
 fn participant(jid: Jid, ty: Option<&str>) -> Node {
@@ -145,6 +145,11 @@ fn participant_replies_carry_per_member_status() {
     assert!(parse_participants_reply(&reply, "remove").is_err());
 }
 
+/// The members of `m`, in order.
+fn members(m: &GroupMetadata) -> Vec<Jid> {
+    m.participants.iter().map(|p| p.jid.clone()).collect()
+}
+
 fn notification(children: Vec<Node>) -> Node {
     Node::builder("notification")
         .attr("from", Jid::group("120363-77"))
@@ -254,9 +259,8 @@ fn updates_apply_to_cached_metadata() {
     ]))
     .unwrap();
     assert!(apply_update(&mut m, &u));
-    let jids: Vec<_> = m.participants.iter().map(|p| p.jid.clone()).collect();
     assert_eq!(
-        jids,
+        members(&m),
         [
             Jid::pn("15550000001"),
             Jid::lid("99001"),
@@ -282,9 +286,8 @@ fn updates_apply_to_cached_metadata() {
     ]))
     .unwrap();
     assert!(apply_update(&mut m, &again));
-    let jids: Vec<_> = m.participants.iter().map(|p| p.jid.clone()).collect();
     assert_eq!(
-        jids,
+        members(&m),
         [
             Jid::pn("15550000001"),
             Jid::lid("99001"),
