@@ -217,7 +217,17 @@ struct Model<'a> {
     /// Message name -> fully qualified names of messages reachable through singular
     /// (non-repeated) message fields.
     reach: HashMap<String, BTreeSet<String>>,
+    /// Fully qualified message name -> its descriptor.
+    messages: HashMap<String, &'a DescriptorProto>,
+    /// Estimated size in bytes of each generated struct, filled as sizes are asked for.
+    sizes: std::cell::RefCell<HashMap<String, usize>>,
 }
+
+/// A singular message field is boxed when its type's struct would take more than this
+/// many bytes inline. Most messages set few of their many optional fields, so holding
+/// every large sub-message inline makes each value (and each decode, move and clone) as
+/// large as all of them together: `wa.e2e.Message` took about 9 KiB that way.
+const BOX_ABOVE_BYTES: usize = 128;
 
 /// Type names the generated code could not refer to unambiguously. Everything else is
 /// fine because the generated code spells out `::core::option::Option` and friends.
@@ -242,6 +252,8 @@ impl<'a> Model<'a> {
             paths: HashMap::new(),
             enums: HashMap::new(),
             reach: HashMap::new(),
+            messages: HashMap::new(),
+            sizes: std::cell::RefCell::new(HashMap::new()),
         };
         let mut edges: HashMap<String, Vec<String>> = HashMap::new();
         for file in &fds.file {
@@ -281,6 +293,7 @@ impl<'a> Model<'a> {
         edges: &mut HashMap<String, Vec<String>>,
     ) -> Result<(), String> {
         let full = format!("{scope}.{}", m.name());
+        self.messages.insert(full.clone(), m);
         self.paths.insert(
             full.clone(),
             format!("{rust_scope}::{}", type_ident(m.name())?),
@@ -316,11 +329,60 @@ impl<'a> Model<'a> {
             .ok_or_else(|| format!("unknown type {type_name}"))
     }
 
-    /// Whether a singular field of message type `target` inside `owner` must be boxed:
-    /// only where the type graph loops back to `owner`.
+    /// Whether a singular field of message type `target` inside `owner` is boxed: where
+    /// the type graph loops back to `owner` (it must be), and where `target` is larger
+    /// than [`BOX_ABOVE_BYTES`].
     fn needs_box(&self, owner: &str, target: &str) -> bool {
         let target = target.trim_start_matches('.');
-        target == owner || self.reach.get(target).is_some_and(|r| r.contains(owner))
+        target == owner
+            || self.reach.get(target).is_some_and(|r| r.contains(owner))
+            || self.struct_size(target) > BOX_ABOVE_BYTES
+    }
+
+    /// Estimated size of the struct generated for message `name` (x86_64 layout, no
+    /// padding): 24 bytes per string, bytes, repeated field and the unknown fields, 8 per
+    /// boxed field, the inline size of other message fields, and per oneof the largest
+    /// variant plus a tag. Recursive fields are boxed before their size is asked for, so
+    /// the recursion below only follows acyclic edges.
+    fn struct_size(&self, name: &str) -> usize {
+        if let Some(&n) = self.sizes.borrow().get(name) {
+            return n;
+        }
+        let Some(m) = self.messages.get(name) else {
+            return 0;
+        };
+        let one = |f: &FieldDescriptorProto| -> usize {
+            if f.label() == Label::Repeated {
+                return 24;
+            }
+            match f.r#type() {
+                Type::Message if self.needs_box(name, f.type_name()) => 8,
+                Type::Message => self.struct_size(f.type_name().trim_start_matches('.')) + 8,
+                Type::String | Type::Bytes => 24,
+                Type::Double
+                | Type::Int64
+                | Type::Uint64
+                | Type::Sint64
+                | Type::Fixed64
+                | Type::Sfixed64 => 16,
+                Type::Bool => 1,
+                _ => 8,
+            }
+        };
+        let mut size = 24;
+        let mut oneofs: BTreeMap<i32, usize> = BTreeMap::new();
+        for f in &m.field {
+            match f.oneof_index {
+                Some(i) if !f.proto3_optional() => {
+                    let v = oneofs.entry(i).or_insert(8);
+                    *v = (*v).max(one(f) + 8);
+                }
+                _ => size += one(f),
+            }
+        }
+        size += oneofs.values().sum::<usize>();
+        self.sizes.borrow_mut().insert(name.to_string(), size);
+        size
     }
 
     /// Renders one Rust module per package plus `mod.rs`, and the test registry.
@@ -1058,7 +1120,7 @@ mod tests {
     }
 
     #[test]
-    fn recursive_types_are_boxed_and_others_are_not() {
+    fn recursive_and_large_types_are_boxed_and_others_are_not() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let outputs = generate(root).unwrap();
         let e2e = String::from_utf8(outputs[GEN_DIR]["e2e.rs"].clone()).unwrap();
@@ -1067,7 +1129,13 @@ mod tests {
         assert!(future_proof.trim_start().starts_with(
             "pub message: ::core::option::Option<::prost::alloc::boxed::Box<Message>>,"
         ));
-        // ...while a type that cannot contain its owner, such as MessageKey, is inline.
+        // ...and so is a large type that cannot contain its owner (MessageContextInfo
+        // holds no Message, but has dozens of fields)...
+        let message = e2e.split("pub struct Message {").nth(1).unwrap();
+        assert!(message.contains(
+            "pub message_context_info:\n        ::core::option::Option<::prost::alloc::boxed::Box<MessageContextInfo>>,"
+        ));
+        // ...while a small type that cannot contain its owner, such as MessageKey, is inline.
         assert!(e2e.contains("::core::option::Option<super::common::MessageKey>"));
         assert!(!e2e.contains("Box<super::common::MessageKey>"));
     }

@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
             .patch
             .mutations
             .iter()
-            .filter_map(|m| m.record.clone())
+            .filter_map(|m| m.record.as_deref().cloned())
             .collect(),
         mac: Some(snapshot_mac(&mk.snapshot_mac, &enc.state.hash, 1, "regular_high").to_vec()),
         key_id: Some(KeyId {

@@ -28,20 +28,20 @@ fn chunk() -> Vec<u8> {
                 name: Some(format!("Contact {c}")),
                 messages: (0..PER_CHAT)
                     .map(|m| HistorySyncMsg {
-                        message: Some(WebMessageInfo {
+                        message: Some(Box::new(WebMessageInfo {
                             key: Some(MessageKey {
                                 remote_jid: Some(id.clone()),
                                 from_me: Some(m % 2 == 0),
                                 id: Some(format!("3EB0{c:06}{m:012}")),
                                 ..Default::default()
                             }),
-                            message: Some(Message {
+                            message: Some(Box::new(Message {
                                 conversation: Some(format!("message {m} in chat {c}, some text")),
                                 ..Default::default()
-                            }),
+                            })),
                             message_timestamp: Some(1_700_000_000 + m as u64),
                             ..Default::default()
-                        }),
+                        })),
                         msg_order_id: Some(m as u64),
                         ..Default::default()
                     })

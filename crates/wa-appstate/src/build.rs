@@ -276,7 +276,7 @@ pub fn contact(jid: &str, action: Option<ContactAction>, timestamp_ms: i64) -> O
         idx(["contact", jid]),
         2,
         timestamp_ms,
-        |v| v.contact_action = Some(action.unwrap_or_default()),
+        |v| v.contact_action = Some(Box::new(action.unwrap_or_default())),
     );
     if remove {
         m.operation = Operation::Remove;
@@ -415,14 +415,14 @@ pub fn quick_reply(
         2,
         timestamp_ms,
         |v| {
-            v.quick_reply_action = Some(QuickReplyAction {
+            v.quick_reply_action = Some(Box::new(QuickReplyAction {
                 shortcut: Some(shortcut.to_owned()),
                 message: Some(message.to_owned()),
                 keywords: keywords.to_vec(),
                 count: Some(0),
                 deleted: Some(deleted),
                 ..Default::default()
-            })
+            }))
         },
     )
 }

@@ -139,7 +139,7 @@ fn decode_record<K: KeyLookup + ?Sized>(
     Ok(Mutation {
         operation,
         index,
-        value: data.value,
+        value: data.value.map(|v| *v),
         action_version: data.version,
         index_mac: imac,
         value_mac: vmac,

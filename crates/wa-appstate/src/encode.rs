@@ -79,7 +79,7 @@ pub fn encode_patch(
             .map_err(|_| Error::InvalidInput("index does not serialize"))?;
         let data = SyncActionData {
             index: Some(index_json.clone()),
-            value: Some(m.value.clone()),
+            value: Some(Box::new(m.value.clone())),
             padding: Some(Vec::new()),
             version: Some(m.version),
             ..Default::default()
@@ -94,7 +94,7 @@ pub fn encode_patch(
         let mut blob = enc;
         blob.extend_from_slice(&vmac);
         let mut mutation = SyncdMutation {
-            record: Some(SyncdRecord {
+            record: Some(Box::new(SyncdRecord {
                 index: Some(SyncdIndex {
                     blob: Some(imac.to_vec()),
                     ..Default::default()
@@ -108,7 +108,7 @@ pub fn encode_patch(
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         mutation.set_operation(m.operation.to_proto());

@@ -320,7 +320,7 @@ fn process_conversation(conv: Conversation, out: &mut HistoryData) {
         }
         out.messages.push(HistoryMessage {
             chat: id.clone(),
-            info,
+            info: *info,
             order_id: item.msg_order_id,
         });
     }

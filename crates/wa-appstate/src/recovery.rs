@@ -108,7 +108,7 @@ pub fn apply_recovery<K: KeyLookup + ?Sized>(
         mutations.push(Mutation {
             operation: Operation::Set,
             index,
-            value: data.value.clone(),
+            value: data.value.as_deref().cloned(),
             action_version: data.version,
             index_mac: imac,
             value_mac,

@@ -21,7 +21,7 @@ fn zlib(data: &[u8]) -> Vec<u8> {
 
 fn msg(chat: &str, id: &str, from_me: bool, ts: u64) -> HistorySyncMsg {
     HistorySyncMsg {
-        message: Some(WebMessageInfo {
+        message: Some(Box::new(WebMessageInfo {
             key: Some(MessageKey {
                 remote_jid: Some(chat.into()),
                 from_me: Some(from_me),
@@ -30,7 +30,7 @@ fn msg(chat: &str, id: &str, from_me: bool, ts: u64) -> HistorySyncMsg {
             }),
             message_timestamp: Some(ts),
             ..Default::default()
-        }),
+        })),
         msg_order_id: Some(ts),
         ..Default::default()
     }

@@ -418,7 +418,7 @@ fn snapshot_of(muts: &[OutgoingMutation], version: u64) -> (SyncdSnapshot, HashS
             .patch
             .mutations
             .iter()
-            .filter_map(|m| m.record.clone())
+            .filter_map(|m| m.record.as_deref().cloned())
             .collect(),
         mac: Some(snapshot_mac(&mk.snapshot_mac, &state.hash, version, name).to_vec()),
         key_id: Some(KeyId {

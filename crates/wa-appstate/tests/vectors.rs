@@ -276,7 +276,7 @@ fn snapshot_of_baileys_records_verifies() {
             version: Some(1),
             ..Default::default()
         }),
-        records: vec![patch.mutations[0].record.clone().expect("record")],
+        records: vec![*patch.mutations[0].record.clone().expect("record")],
         mac: Some(unhex(&p["snapshotMac"])),
         key_id: patch.key_id.clone(),
         ..Default::default()

@@ -559,12 +559,12 @@ impl Messenger {
             .seal_addon(target, SecretUse::Reaction, &plain.encode_to_vec())
             .await?;
         let message = Message {
-            enc_reaction_message: Some(EncReactionMessage {
+            enc_reaction_message: Some(Box::new(EncReactionMessage {
                 target_message_key: Some(crate::key_to_proto(target)),
                 enc_payload: Some(payload),
                 enc_iv: Some(iv.to_vec()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         self.send_addon(&target.remote_jid, message).await
@@ -589,12 +589,12 @@ impl Messenger {
         let mut key = crate::key_to_proto(target);
         key.participant = Some(creator.to_non_ad().to_string());
         let message = Message {
-            enc_comment_message: Some(EncCommentMessage {
+            enc_comment_message: Some(Box::new(EncCommentMessage {
                 target_message_key: Some(key),
                 enc_payload: Some(payload),
                 enc_iv: Some(iv.to_vec()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         self.send_addon(&target.remote_jid, message).await

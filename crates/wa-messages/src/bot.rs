@@ -41,17 +41,17 @@ pub fn meta_ai_jid() -> Jid {
 /// when there is one) and `botMetadata` naming [`DEFAULT_BOT_PERSONA_ID`] (kept when
 /// set).
 pub(crate) fn prepare(message: &mut Message, rng: &mut impl CryptoRngCore) {
-    let ctx = message
-        .message_context_info
-        .get_or_insert_with(MessageContextInfo::default);
+    let ctx = message.message_context_info.get_or_insert_default();
     if ctx.message_secret.as_ref().is_none_or(Vec::is_empty) {
         let mut secret = vec![0u8; 32];
         rng.fill_bytes(&mut secret);
         ctx.message_secret = Some(secret);
     }
-    ctx.bot_metadata.get_or_insert_with(|| BotMetadata {
-        persona_id: Some(DEFAULT_BOT_PERSONA_ID.to_owned()),
-        ..Default::default()
+    ctx.bot_metadata.get_or_insert_with(|| {
+        Box::new(BotMetadata {
+            persona_id: Some(DEFAULT_BOT_PERSONA_ID.to_owned()),
+            ..Default::default()
+        })
     });
 }
 
@@ -90,21 +90,21 @@ pub(crate) fn inline_invocation(
     let invoke = Box::new(FutureProofMessage {
         message: Some(Box::new(Message {
             extended_text_message: Some(text),
-            message_context_info: Some(MessageContextInfo {
+            message_context_info: Some(Box::new(MessageContextInfo {
                 bot_metadata: ctx.bot_metadata.clone(),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         })),
         ..Default::default()
     });
     let for_bot = Message {
         bot_invoke_message: Some(invoke.clone()),
-        message_context_info: Some(MessageContextInfo {
+        message_context_info: Some(Box::new(MessageContextInfo {
             bot_metadata: ctx.bot_metadata.clone(),
             bot_message_secret: Some(bot_secret.to_vec()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let for_chat = Message {
@@ -296,14 +296,14 @@ mod tests {
         );
         // What the caller set is kept.
         let mut m = Message {
-            message_context_info: Some(MessageContextInfo {
+            message_context_info: Some(Box::new(MessageContextInfo {
                 message_secret: Some(vec![5; 32]),
-                bot_metadata: Some(BotMetadata {
+                bot_metadata: Some(Box::new(BotMetadata {
                     persona_id: Some("mine".into()),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         prepare(&mut m, &mut OsRng);
@@ -321,10 +321,10 @@ mod tests {
                 text: Some("@Meta AI what is a JID?".into()),
                 ..Default::default()
             })),
-            message_context_info: Some(MessageContextInfo {
+            message_context_info: Some(Box::new(MessageContextInfo {
                 message_secret: Some((0u8..32).collect()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         let (chat, bot) = inline_invocation(m, &mut OsRng).unwrap();

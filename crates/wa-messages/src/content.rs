@@ -482,11 +482,11 @@ impl MessageBuilder {
         if let Some(album) = self.album_parent {
             m.message_context_info
                 .get_or_insert_default()
-                .message_association = Some(MessageAssociation {
+                .message_association = Some(Box::new(MessageAssociation {
                 association_type: Some(message_association::AssociationType::MediaAlbum as i32),
                 parent_message_key: Some(key_to_proto(&album)),
                 ..Default::default()
-            });
+            }));
         }
         let has_secret = m
             .message_context_info
@@ -562,12 +562,12 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
             emoji,
             sender_timestamp_ms,
         } => {
-            m.reaction_message = Some(ReactionMessage {
+            m.reaction_message = Some(Box::new(ReactionMessage {
                 key: Some(key_to_proto(&key)),
                 text: Some(emoji),
                 sender_timestamp_ms: Some(sender_timestamp_ms),
                 ..Default::default()
-            });
+            }));
         }
         MessageContent::Edit { new_content, .. } => {
             // Nested edits are flattened: only the innermost content is kept.
@@ -591,16 +591,16 @@ fn content_message(content: MessageContent) -> Result<Message, Error> {
             } else {
                 pin_in_chat_message::Type::UnpinForAll
             };
-            m.pin_in_chat_message = Some(PinInChatMessage {
+            m.pin_in_chat_message = Some(Box::new(PinInChatMessage {
                 key: Some(key_to_proto(&key)),
                 r#type: Some(kind as i32),
                 sender_timestamp_ms: Some(sender_timestamp_ms),
                 ..Default::default()
-            });
-            m.message_context_info = Some(MessageContextInfo {
+            }));
+            m.message_context_info = Some(Box::new(MessageContextInfo {
                 message_add_on_duration_in_secs: Some(if pin { duration_secs } else { 0 }),
                 ..Default::default()
-            });
+            }));
         }
         MessageContent::Poll(poll) => {
             if poll.options.is_empty() {

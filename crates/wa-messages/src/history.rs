@@ -127,7 +127,7 @@ impl crate::Messenger {
 pub(crate) fn notification(m: &Message) -> Option<&HistorySyncNotification> {
     let p = m.protocol_message.as_ref()?;
     (p.r#type == Some(protocol_message::Type::HistorySyncNotification as i32))
-        .then_some(p.history_sync_notification.as_ref())
+        .then_some(p.history_sync_notification.as_deref())
         .flatten()
 }
 
@@ -665,7 +665,7 @@ mod tests {
         let wrap = |ty: protocol_message::Type| Message {
             protocol_message: Some(Box::new(ProtocolMessage {
                 r#type: Some(ty as i32),
-                history_sync_notification: Some(n.clone()),
+                history_sync_notification: Some(Box::new(n.clone())),
                 ..Default::default()
             })),
             ..Default::default()

@@ -80,11 +80,11 @@ mod tests {
                 key_id: Some(id.to_vec()),
                 ..Default::default()
             }),
-            key_data: Some(AppStateSyncKeyData {
+            key_data: Some(Box::new(AppStateSyncKeyData {
                 key_data: Some(data.to_vec()),
                 timestamp: Some(5),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }

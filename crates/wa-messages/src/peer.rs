@@ -26,7 +26,7 @@ pub fn history_request(count: u32, oldest: &MessageKey, oldest_timestamp: u64) -
     Message {
         protocol_message: Some(Box::new(ProtocolMessage {
             r#type: Some(protocol_message::Type::PeerDataOperationRequestMessage as i32),
-            peer_data_operation_request_message: Some(PeerDataOperationRequestMessage {
+            peer_data_operation_request_message: Some(Box::new(PeerDataOperationRequestMessage {
                 peer_data_operation_request_type: Some(
                     PeerDataOperationRequestType::HistorySyncOnDemand as i32,
                 ),
@@ -39,7 +39,7 @@ pub fn history_request(count: u32, oldest: &MessageKey, oldest_timestamp: u64) -
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         })),
         ..Default::default()

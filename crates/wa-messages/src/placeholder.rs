@@ -49,13 +49,13 @@ pub fn placeholder_request(keys: &[MessageKey]) -> Message {
     Message {
         protocol_message: Some(Box::new(ProtocolMessage {
             r#type: Some(protocol_message::Type::PeerDataOperationRequestMessage as i32),
-            peer_data_operation_request_message: Some(PeerDataOperationRequestMessage {
+            peer_data_operation_request_message: Some(Box::new(PeerDataOperationRequestMessage {
                 peer_data_operation_request_type: Some(
                     PeerDataOperationRequestType::PlaceholderMessageResend as i32,
                 ),
                 placeholder_message_resend_request: requests,
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         })),
         ..Default::default()
@@ -218,7 +218,7 @@ pub(crate) async fn take_answers(inner: &Inner, message: &Message) {
         let Some(content) = info.message else {
             continue;
         };
-        let mut report = crate::recv::report_of(&incoming, Arc::new(content));
+        let mut report = crate::recv::report_of(&incoming, Arc::new(*content));
         report.request_id.clone_from(&request_id);
         let fresh = {
             let _crypto = inner.crypto_lock().await;
@@ -299,10 +299,10 @@ mod tests {
     fn info(id: &str) -> Vec<u8> {
         WebMessageInfo {
             key: Some(key_to_proto(&MessageKey::new(Jid::pn("1555"), false, id))),
-            message: Some(Message {
+            message: Some(Box::new(Message {
                 conversation: Some("hi".into()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .encode_to_vec()

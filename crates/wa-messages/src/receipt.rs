@@ -200,7 +200,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         .and_then(|k| k.remote_jid.as_deref())
         .and_then(|j| j.parse().ok())
         .ok_or(Error::Malformed("stored message without chat"))?;
-    let mut message = info.message.unwrap_or_default();
+    let mut message = info.message.map(|m| *m).unwrap_or_default();
     if let Some(check) = &inner.config.pre_retry
         && !check.allows(&device, id, count, &message)
     {

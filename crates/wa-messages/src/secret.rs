@@ -266,12 +266,12 @@ pub fn poll_vote_message<S: AsRef<str>>(
     };
     let enc = encrypt_poll_vote(ctx, &vote, rng)?;
     Ok(Message {
-        poll_update_message: Some(PollUpdateMessage {
+        poll_update_message: Some(Box::new(PollUpdateMessage {
             poll_creation_message_key: Some(key_to_proto(poll_key)),
             vote: Some(enc),
             sender_timestamp_ms: Some(sender_timestamp_ms),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     })
 }
@@ -296,12 +296,12 @@ pub fn event_response_message(
     };
     let (ciphertext, iv) = ctx.encrypt(SecretUse::EventResponse, &plain.encode_to_vec(), rng)?;
     Ok(Message {
-        enc_event_response_message: Some(EncEventResponseMessage {
+        enc_event_response_message: Some(Box::new(EncEventResponseMessage {
             event_creation_message_key: Some(key_to_proto(event_key)),
             enc_payload: Some(ciphertext),
             enc_iv: Some(iv.to_vec()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     })
 }

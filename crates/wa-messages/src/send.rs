@@ -737,7 +737,7 @@ pub(crate) fn device_sent(chat: &Jid, message: &Message) -> Message {
 pub(crate) fn sent_record(key: &MessageKey, message: &Message, now: u64) -> Vec<u8> {
     WebMessageInfo {
         key: Some(crate::key_to_proto(key)),
-        message: Some(message.clone()),
+        message: Some(Box::new(message.clone())),
         message_timestamp: Some(now),
         ..Default::default()
     }

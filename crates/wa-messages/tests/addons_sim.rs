@@ -507,7 +507,7 @@ async fn reactions_are_reported_on_the_message_they_react_to() {
         )
         .unwrap();
     let enc = Message {
-        enc_reaction_message: Some(EncReactionMessage {
+        enc_reaction_message: Some(Box::new(EncReactionMessage {
             target_message_key: Some(common::MessageKey {
                 remote_jid: Some(a.to_string()),
                 from_me: Some(false),
@@ -517,7 +517,7 @@ async fn reactions_are_reported_on_the_message_they_react_to() {
             enc_payload: Some(payload),
             enc_iv: Some(iv.to_vec()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let party = b1
@@ -617,13 +617,13 @@ async fn encrypted_reactions_comments_and_edits_open_with_the_target_secret() {
         )
         .unwrap();
     let edit = Message {
-        secret_encrypted_message: Some(SecretEncryptedMessage {
+        secret_encrypted_message: Some(Box::new(SecretEncryptedMessage {
             target_message_key: Some(wa_messages::key_to_proto(&hello)),
             enc_payload: Some(payload),
             enc_iv: Some(iv.to_vec()),
             secret_enc_type: Some(secret_encrypted_message::SecretEncType::MessageEdit as i32),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let key = a1

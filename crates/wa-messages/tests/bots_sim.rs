@@ -80,13 +80,13 @@ async fn a_message_to_a_bot_carries_a_secret_and_the_default_persona() {
 
     // A persona the caller chose is kept.
     let mut chosen = text("with my persona");
-    chosen.message_context_info = Some(MessageContextInfo {
-        bot_metadata: Some(wa_proto::ai_common::BotMetadata {
+    chosen.message_context_info = Some(Box::new(MessageContextInfo {
+        bot_metadata: Some(Box::new(wa_proto::ai_common::BotMetadata {
             persona_id: Some("42$1".into()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
-    });
+    }));
     let key2 = a1
         .messenger
         .relay_message(&bot, chosen, "3EB0B0740000000001")

@@ -498,10 +498,10 @@ fn prepared_messages_get_context_and_keep_their_secret() {
     // A secret the prepared message carries (a poll's, say) is kept; one given to the
     // builder wins.
     let mut with_secret = image;
-    with_secret.message_context_info = Some(MessageContextInfo {
+    with_secret.message_context_info = Some(Box::new(MessageContextInfo {
         message_secret: Some(vec![7; 32]),
         ..Default::default()
-    });
+    }));
     let kept = MessageBuilder::new(
         chat(),
         MessageContent::Prepared(Box::new(with_secret.clone())),

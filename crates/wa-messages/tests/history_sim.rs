@@ -49,20 +49,20 @@ async fn link(sim: &Sim, phone: &str, mc: MessengerConfig) -> Client {
 
 fn text_info(chat: &str, from_me: bool, id: &str, text: &str, t: u64) -> HistorySyncMsg {
     HistorySyncMsg {
-        message: Some(WebMessageInfo {
+        message: Some(Box::new(WebMessageInfo {
             key: Some(ProtoKey {
                 remote_jid: Some(chat.to_owned()),
                 from_me: Some(from_me),
                 id: Some(id.to_owned()),
                 ..Default::default()
             }),
-            message: Some(Message {
+            message: Some(Box::new(Message {
                 conversation: Some(text.to_owned()),
                 ..Default::default()
-            }),
+            })),
             message_timestamp: Some(t),
             ..Default::default()
-        }),
+        })),
         msg_order_id: Some(t),
         ..Default::default()
     }

@@ -120,10 +120,10 @@ proptest::proptest! {
     fn unlisted_fields_never_count(text in ".{0,64}", caption in ".{0,64}") {
         let bare = Message { conversation: Some(text.clone()), ..Default::default() };
         let mut noisy = bare.clone();
-        noisy.message_context_info = Some(wa_proto::e2e::MessageContextInfo {
+        noisy.message_context_info = Some(Box::new(wa_proto::e2e::MessageContextInfo {
             message_secret: Some(caption.into_bytes()),
             ..Default::default()
-        });
+        }));
         proptest::prop_assert_eq!(
             reporting_content(&noisy.encode_to_vec()),
             reporting_content(&bare.encode_to_vec())

@@ -110,10 +110,10 @@ impl Initiator {
         let mut ss = SymmetricState::new(&WA_HEADER);
         ss.mix_hash(self.ephemeral.public.as_bytes());
         let msg = HandshakeMessage {
-            client_hello: Some(ClientHello {
+            client_hello: Some(Box::new(ClientHello {
                 ephemeral: Some(self.ephemeral.public.as_bytes().to_vec()),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .encode_to_vec();
@@ -312,12 +312,12 @@ impl Responder {
             .encrypt_and_hash(&self.config.cert_chain)
             .ok_or(Error::PayloadTooLarge(self.config.cert_chain.len()))?;
         let msg = HandshakeMessage {
-            server_hello: Some(ServerHello {
+            server_hello: Some(Box::new(ServerHello {
                 ephemeral: Some(self.ephemeral.public.as_bytes().to_vec()),
                 r#static: Some(static_ct),
                 payload: Some(payload_ct),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .encode_to_vec();
@@ -455,10 +455,10 @@ mod tests {
             cert_chain: vec![],
         };
         let msg = HandshakeMessage {
-            client_hello: Some(ClientHello {
+            client_hello: Some(Box::new(ClientHello {
                 ephemeral: Some(vec![0u8; 32]),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
         .encode_to_vec();

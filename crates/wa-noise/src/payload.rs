@@ -142,7 +142,7 @@ pub struct RegistrationData {
 fn base(config: &PayloadConfig) -> ClientPayload {
     let [primary, secondary, tertiary] = config.version;
     ClientPayload {
-        user_agent: Some(UserAgent {
+        user_agent: Some(Box::new(UserAgent {
             platform: Some(config.platform as i32),
             app_version: Some(user_agent::AppVersion {
                 primary: Some(primary),
@@ -160,11 +160,11 @@ fn base(config: &PayloadConfig) -> ClientPayload {
             locale_language_iso6391: Some(config.locale_language.clone()),
             locale_country_iso31661_alpha2: Some(config.locale_country.clone()),
             ..Default::default()
-        }),
-        web_info: Some(WebInfo {
+        })),
+        web_info: Some(Box::new(WebInfo {
             web_sub_platform: Some(config.web_sub_platform as i32),
             ..Default::default()
-        }),
+        })),
         push_name: config.push_name.clone(),
         connect_type: Some(config.connect_type as i32),
         connect_reason: Some(config.connect_reason as i32),
@@ -192,7 +192,7 @@ pub fn registration_payload(reg: &RegistrationData, config: &PayloadConfig) -> C
     ClientPayload {
         passive: Some(false),
         pull: Some(false),
-        device_pairing_data: Some(DevicePairingRegistrationData {
+        device_pairing_data: Some(Box::new(DevicePairingRegistrationData {
             e_regid: Some(reg.registration_id.to_be_bytes().to_vec()),
             e_keytype: Some(vec![KEY_TYPE_DJB]),
             e_ident: Some(reg.identity_key.as_bytes().to_vec()),
@@ -202,7 +202,7 @@ pub fn registration_payload(reg: &RegistrationData, config: &PayloadConfig) -> C
             build_hash: Some(build_hash(config.version).to_vec()),
             device_props: Some(config.device_props.encode_to_vec()),
             ..Default::default()
-        }),
+        })),
         ..base(config)
     }
 }

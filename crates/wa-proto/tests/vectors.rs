@@ -119,7 +119,7 @@ fn baileys_messages_round_trip_and_match_their_json() {
         let wmi: WebMessageInfo =
             check_round_trip(&hex(case["webMessageInfoHex"].as_str().unwrap()), name);
         assert_eq!(
-            wmi.message.as_ref(),
+            wmi.message.as_deref(),
             Some(&msg),
             "{name}: Message inside WebMessageInfo"
         );

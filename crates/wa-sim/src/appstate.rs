@@ -496,7 +496,7 @@ fn apply_push(c: &mut CollectionStore, bytes: &[u8]) -> Result<(), (u16, &'stati
             .ok_or((400, "bad-request"))?;
         match m.operation() {
             SyncdOperation::Set => {
-                records.insert(index, record.clone());
+                records.insert(index, (**record).clone());
             }
             SyncdOperation::Remove => {
                 records.remove(&index);
@@ -662,7 +662,7 @@ fn key_share(key: &PhoneKey, wanted: &[Vec<u8>]) -> Option<Message> {
                 key_id: Some(key.id.clone()),
                 ..Default::default()
             }),
-            key_data: Some(AppStateSyncKeyData {
+            key_data: Some(Box::new(AppStateSyncKeyData {
                 key_data: Some(key.data.to_vec()),
                 fingerprint: Some(AppStateSyncKeyFingerprint {
                     raw_id: Some(u32::from_be_bytes([
@@ -674,7 +674,7 @@ fn key_share(key: &PhoneKey, wanted: &[Vec<u8>]) -> Option<Message> {
                 }),
                 timestamp: Some(key.timestamp),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }],
         ..Default::default()
@@ -996,7 +996,7 @@ fn placeholder_answer(
                     participant: m.chat.is_group().then(|| m.from.to_non_ad().to_string()),
                     ..Default::default()
                 }),
-                message: Some((*m.message).clone()),
+                message: Some(Box::new((*m.message).clone())),
                 message_timestamp: Some(unix_now()),
                 ..Default::default()
             };
@@ -1035,7 +1035,7 @@ mod tests {
 
     fn patch(version: Option<u64>, index: u8, op: SyncdOperation) -> Vec<u8> {
         let mut m = SyncdMutation {
-            record: Some(SyncdRecord {
+            record: Some(Box::new(SyncdRecord {
                 index: Some(SyncdIndex {
                     blob: Some(vec![index; 32]),
                     ..Default::default()
@@ -1049,7 +1049,7 @@ mod tests {
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         m.set_operation(op);

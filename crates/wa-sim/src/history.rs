@@ -163,7 +163,7 @@ fn exchanged(shared: &Shared, phone: &str) -> Vec<Conversation> {
                 participant: m.chat.is_group().then(|| m.from.to_non_ad().to_string()),
                 ..Default::default()
             }),
-            message: Some(Arc::unwrap_or_clone(m.message)),
+            message: Some(Box::new(Arc::unwrap_or_clone(m.message))),
             message_timestamp: Some(now),
             ..Default::default()
         };
@@ -177,7 +177,7 @@ fn exchanged(shared: &Shared, phone: &str) -> Vec<Conversation> {
                 id: Some(id),
                 ..Default::default()
             }),
-            message: Some(message),
+            message: Some(Box::new(message)),
             message_timestamp: Some(now),
             ..Default::default()
         };
@@ -192,7 +192,7 @@ fn exchanged(shared: &Shared, phone: &str) -> Vec<Conversation> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, info)| HistorySyncMsg {
-                    message: Some(info),
+                    message: Some(Box::new(info)),
                     msg_order_id: Some(i as u64 + 1),
                     ..Default::default()
                 })
@@ -445,7 +445,7 @@ async fn notify(
     let message = Message {
         protocol_message: Some(Box::new(ProtocolMessage {
             r#type: Some(protocol_message::Type::HistorySyncNotification as i32),
-            history_sync_notification: Some(n),
+            history_sync_notification: Some(Box::new(n)),
             ..Default::default()
         })),
         ..Default::default()
@@ -524,13 +524,13 @@ mod tests {
 
     fn msg(id: &str) -> HistorySyncMsg {
         HistorySyncMsg {
-            message: Some(WebMessageInfo {
+            message: Some(Box::new(WebMessageInfo {
                 key: Some(MessageKey {
                     id: Some(id.to_owned()),
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }

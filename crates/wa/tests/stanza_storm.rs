@@ -434,7 +434,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
         .unwrap();
     common::received(events, &id).await;
     let reaction = Message {
-        reaction_message: Some(wa::proto::e2e::ReactionMessage {
+        reaction_message: Some(Box::new(wa::proto::e2e::ReactionMessage {
             key: Some(wa::proto::common::MessageKey {
                 remote_jid: Some(me.to_string()),
                 from_me: Some(false),
@@ -444,7 +444,7 @@ async fn everyday_traffic(sim: &Sim, sock: &WaSocket, events: &mut wa::Events) -
             text: Some("👍".into()),
             sender_timestamp_ms: Some(1_700_000_000_000),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let rid = sim.phone_send(FRIEND, &me, reaction).await.unwrap();

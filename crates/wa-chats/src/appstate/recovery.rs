@@ -40,7 +40,7 @@ pub fn recovery_request(collection: Collection, timestamp: i64) -> Message {
     Message {
         protocol_message: Some(Box::new(ProtocolMessage {
             r#type: Some(protocol_message::Type::PeerDataOperationRequestMessage as i32),
-            peer_data_operation_request_message: Some(PeerDataOperationRequestMessage {
+            peer_data_operation_request_message: Some(Box::new(PeerDataOperationRequestMessage {
                 peer_data_operation_request_type: Some(
                     PeerDataOperationRequestType::CompanionSyncdSnapshotFatalRecovery as i32,
                 ),
@@ -52,7 +52,7 @@ pub fn recovery_request(collection: Collection, timestamp: i64) -> Message {
                     },
                 ),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         })),
         ..Default::default()

@@ -4138,8 +4138,9 @@ pub struct BotFeedbackMessage {
     pub kind_negative: ::core::option::Option<u64>,
     pub kind_positive: ::core::option::Option<u64>,
     pub kind_report: ::core::option::Option<i32>,
-    pub side_by_side_survey_metadata:
-        ::core::option::Option<bot_feedback_message::SideBySideSurveyMetadata>,
+    pub side_by_side_survey_metadata: ::core::option::Option<
+        ::prost::alloc::boxed::Box<bot_feedback_message::SideBySideSurveyMetadata>,
+    >,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -4572,7 +4573,9 @@ pub mod bot_feedback_message {
         pub analytics_data:
             ::core::option::Option<side_by_side_survey_metadata::SideBySideSurveyAnalyticsData>,
         pub meta_ai_analytics_data: ::core::option::Option<
-            side_by_side_survey_metadata::SidebySideSurveyMetaAiAnalyticsData,
+            ::prost::alloc::boxed::Box<
+                side_by_side_survey_metadata::SidebySideSurveyMetaAiAnalyticsData,
+            >,
         >,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
@@ -7774,8 +7777,10 @@ pub mod bot_unified_response_mutation {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct MediaDetailsMetadata {
         pub id: ::core::option::Option<::prost::alloc::string::String>,
-        pub high_res_media: ::core::option::Option<super::BotMediaMetadata>,
-        pub preview_media: ::core::option::Option<super::BotMediaMetadata>,
+        pub high_res_media:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::BotMediaMetadata>>,
+        pub preview_media:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::BotMediaMetadata>>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -8519,13 +8524,14 @@ impl ::prost::Message for BotPttPromptMetadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct BotMetadata {
     pub persona_id: ::core::option::Option<::prost::alloc::string::String>,
-    pub plugin_metadata: ::core::option::Option<BotPluginMetadata>,
-    pub suggested_prompt_metadata: ::core::option::Option<BotSuggestedPromptMetadata>,
+    pub plugin_metadata: ::core::option::Option<::prost::alloc::boxed::Box<BotPluginMetadata>>,
+    pub suggested_prompt_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<BotSuggestedPromptMetadata>>,
     pub invoker_jid: ::core::option::Option<::prost::alloc::string::String>,
     pub session_metadata: ::core::option::Option<BotSessionMetadata>,
     pub memu_metadata: ::core::option::Option<BotMemuMetadata>,
     pub timezone: ::core::option::Option<::prost::alloc::string::String>,
-    pub reminder_metadata: ::core::option::Option<BotReminderMetadata>,
+    pub reminder_metadata: ::core::option::Option<::prost::alloc::boxed::Box<BotReminderMetadata>>,
     pub model_metadata: ::core::option::Option<BotModelMetadata>,
     pub message_disclaimer_text: ::core::option::Option<::prost::alloc::string::String>,
     pub progress_indicator_metadata: ::core::option::Option<BotProgressIndicatorMetadata>,
@@ -8546,9 +8552,11 @@ pub struct BotMetadata {
     pub verification_metadata: ::core::option::Option<BotSignatureVerificationMetadata>,
     pub unified_response_mutation: ::core::option::Option<BotUnifiedResponseMutation>,
     pub bot_message_origin_metadata: ::core::option::Option<BotMessageOriginMetadata>,
-    pub in_thread_survey_metadata: ::core::option::Option<InThreadSurveyMetadata>,
-    pub bot_thread_info: ::core::option::Option<AiThreadInfo>,
-    pub regenerate_metadata: ::core::option::Option<AiRegenerateMetadata>,
+    pub in_thread_survey_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<InThreadSurveyMetadata>>,
+    pub bot_thread_info: ::core::option::Option<::prost::alloc::boxed::Box<AiThreadInfo>>,
+    pub regenerate_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<AiRegenerateMetadata>>,
     pub session_transparency_metadata: ::core::option::Option<SessionTransparencyMetadata>,
     pub bot_document_message_metadata: ::core::option::Option<BotDocumentMessageMetadata>,
     pub bot_group_metadata: ::core::option::Option<BotGroupMetadata>,

@@ -1909,9 +1909,11 @@ pub mod ai_rich_response_map_metadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AiRichResponseSubMessage {
     pub message_type: ::core::option::Option<i32>,
-    pub grid_image_metadata: ::core::option::Option<AiRichResponseGridImageMetadata>,
+    pub grid_image_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<AiRichResponseGridImageMetadata>>,
     pub message_text: ::core::option::Option<::prost::alloc::string::String>,
-    pub image_metadata: ::core::option::Option<AiRichResponseInlineImageMetadata>,
+    pub image_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<AiRichResponseInlineImageMetadata>>,
     pub code_metadata: ::core::option::Option<AiRichResponseCodeMetadata>,
     pub table_metadata: ::core::option::Option<AiRichResponseTableMetadata>,
     pub dynamic_metadata: ::core::option::Option<AiRichResponseDynamicMetadata>,

@@ -5759,7 +5759,8 @@ pub struct ListMessage {
     pub button_text: ::core::option::Option<::prost::alloc::string::String>,
     pub list_type: ::core::option::Option<i32>,
     pub sections: ::prost::alloc::vec::Vec<list_message::Section>,
-    pub product_list_info: ::core::option::Option<list_message::ProductListInfo>,
+    pub product_list_info:
+        ::core::option::Option<::prost::alloc::boxed::Box<list_message::ProductListInfo>>,
     pub footer_text: ::core::option::Option<::prost::alloc::string::String>,
     pub context_info: ::core::option::Option<::prost::alloc::boxed::Box<ContextInfo>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -8739,15 +8740,19 @@ pub mod peer_data_operation_request_response_message {
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct PeerDataOperationResult {
         pub media_upload_result: ::core::option::Option<i32>,
-        pub sticker_message: ::core::option::Option<super::StickerMessage>,
-        pub link_preview_response:
-            ::core::option::Option<peer_data_operation_result::LinkPreviewResponse>,
+        pub sticker_message:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::StickerMessage>>,
+        pub link_preview_response: ::core::option::Option<
+            ::prost::alloc::boxed::Box<peer_data_operation_result::LinkPreviewResponse>,
+        >,
         pub placeholder_message_resend_response:
             ::core::option::Option<peer_data_operation_result::PlaceholderMessageResendResponse>,
         pub waffle_nonce_fetch_request_response:
             ::core::option::Option<peer_data_operation_result::WaffleNonceFetchResponse>,
         pub full_history_sync_on_demand_request_response: ::core::option::Option<
-            peer_data_operation_result::FullHistorySyncOnDemandRequestResponse,
+            ::prost::alloc::boxed::Box<
+                peer_data_operation_result::FullHistorySyncOnDemandRequestResponse,
+            >,
         >,
         pub companion_meta_nonce_fetch_request_response:
             ::core::option::Option<peer_data_operation_result::CompanionMetaNonceFetchResponse>,
@@ -8758,8 +8763,9 @@ pub mod peer_data_operation_request_response_message {
         >,
         pub history_sync_chunk_retry_response:
             ::core::option::Option<peer_data_operation_result::HistorySyncChunkRetryResponse>,
-        pub flow_responses_csv_bundle:
-            ::core::option::Option<peer_data_operation_result::FlowResponsesCsvBundle>,
+        pub flow_responses_csv_bundle: ::core::option::Option<
+            ::prost::alloc::boxed::Box<peer_data_operation_result::FlowResponsesCsvBundle>,
+        >,
         pub biz_broadcast_insights_contact_list_response: ::core::option::Option<
             peer_data_operation_result::BizBroadcastInsightsContactListResponse,
         >,
@@ -10412,8 +10418,9 @@ pub mod peer_data_operation_request_response_message {
             pub thumb_data: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
             pub match_text: ::core::option::Option<::prost::alloc::string::String>,
             pub preview_type: ::core::option::Option<::prost::alloc::string::String>,
-            pub hq_thumbnail:
-                ::core::option::Option<link_preview_response::LinkPreviewHighQualityThumbnail>,
+            pub hq_thumbnail: ::core::option::Option<
+                ::prost::alloc::boxed::Box<link_preview_response::LinkPreviewHighQualityThumbnail>,
+            >,
             pub preview_metadata:
                 ::core::option::Option<link_preview_response::PaymentLinkPreviewMetadata>,
             /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -11025,8 +11032,11 @@ pub struct PeerDataOperationRequestMessage {
     pub placeholder_message_resend_request: ::prost::alloc::vec::Vec<
         peer_data_operation_request_message::PlaceholderMessageResendRequest,
     >,
-    pub full_history_sync_on_demand_request:
-        ::core::option::Option<peer_data_operation_request_message::FullHistorySyncOnDemandRequest>,
+    pub full_history_sync_on_demand_request: ::core::option::Option<
+        ::prost::alloc::boxed::Box<
+            peer_data_operation_request_message::FullHistorySyncOnDemandRequest,
+        >,
+    >,
     pub syncd_collection_fatal_recovery_request: ::core::option::Option<
         peer_data_operation_request_message::SyncDCollectionFatalRecoveryRequest,
     >,
@@ -12535,7 +12545,8 @@ pub struct ProtocolMessage {
     pub r#type: ::core::option::Option<i32>,
     pub ephemeral_expiration: ::core::option::Option<u32>,
     pub ephemeral_setting_timestamp: ::core::option::Option<i64>,
-    pub history_sync_notification: ::core::option::Option<HistorySyncNotification>,
+    pub history_sync_notification:
+        ::core::option::Option<::prost::alloc::boxed::Box<HistorySyncNotification>>,
     pub app_state_sync_key_share: ::core::option::Option<AppStateSyncKeyShare>,
     pub app_state_sync_key_request: ::core::option::Option<AppStateSyncKeyRequest>,
     pub initial_security_notification_setting_sync:
@@ -12546,15 +12557,17 @@ pub struct ProtocolMessage {
     pub edited_message: ::core::option::Option<::prost::alloc::boxed::Box<Message>>,
     pub timestamp_ms: ::core::option::Option<i64>,
     pub peer_data_operation_request_message:
-        ::core::option::Option<PeerDataOperationRequestMessage>,
+        ::core::option::Option<::prost::alloc::boxed::Box<PeerDataOperationRequestMessage>>,
     pub peer_data_operation_request_response_message:
         ::core::option::Option<PeerDataOperationRequestResponseMessage>,
-    pub bot_feedback_message: ::core::option::Option<super::ai_common::BotFeedbackMessage>,
+    pub bot_feedback_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<super::ai_common::BotFeedbackMessage>>,
     pub invoker_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub request_welcome_message_metadata: ::core::option::Option<RequestWelcomeMessageMetadata>,
+    pub request_welcome_message_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<RequestWelcomeMessageMetadata>>,
     pub media_notify_message: ::core::option::Option<MediaNotifyMessage>,
     pub cloud_api_thread_control_notification:
-        ::core::option::Option<CloudApiThreadControlNotification>,
+        ::core::option::Option<::prost::alloc::boxed::Box<CloudApiThreadControlNotification>>,
     pub lid_migration_mapping_sync_message: ::core::option::Option<LidMigrationMappingSyncMessage>,
     pub limit_sharing: ::core::option::Option<super::common::LimitSharing>,
     pub ai_psi_metadata: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
@@ -12563,7 +12576,7 @@ pub struct ProtocolMessage {
     pub ai_media_collection_message:
         ::core::option::Option<super::ai_common::AiMediaCollectionMessage>,
     pub after_read_duration: ::core::option::Option<u32>,
-    pub chat_theme_setting: ::core::option::Option<ChatThemeSetting>,
+    pub chat_theme_setting: ::core::option::Option<::prost::alloc::boxed::Box<ChatThemeSetting>>,
     pub ai_metadata_operation: ::core::option::Option<super::ai_common::AiMetadataOperation>,
     pub mark_as_verified_action: ::core::option::Option<MarkAsVerifiedAction>,
     pub coex_state_sync: ::core::option::Option<super::server_sync::CoexStateSync>,
@@ -14446,7 +14459,7 @@ pub mod video_message {
 /// Protobuf message `wa.e2e.MusicMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct MusicMessage {
-    pub embedded_music: ::core::option::Option<EmbeddedMusic>,
+    pub embedded_music: ::core::option::Option<::prost::alloc::boxed::Box<EmbeddedMusic>>,
     pub song_uri: ::core::option::Option<::prost::alloc::string::String>,
     pub artwork_uri: ::core::option::Option<::prost::alloc::string::String>,
     pub style: ::core::option::Option<i32>,
@@ -14640,12 +14653,15 @@ pub struct ExtendedTextMessage {
     pub view_once: ::core::option::Option<bool>,
     pub video_height: ::core::option::Option<u32>,
     pub video_width: ::core::option::Option<u32>,
-    pub favicon_mms_metadata: ::core::option::Option<MmsThumbnailMetadata>,
-    pub link_preview_metadata: ::core::option::Option<LinkPreviewMetadata>,
-    pub payment_link_metadata: ::core::option::Option<PaymentLinkMetadata>,
+    pub favicon_mms_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<MmsThumbnailMetadata>>,
+    pub link_preview_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<LinkPreviewMetadata>>,
+    pub payment_link_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<PaymentLinkMetadata>>,
     pub end_card_tiles: ::prost::alloc::vec::Vec<VideoEndCard>,
     pub video_content_url: ::core::option::Option<::prost::alloc::string::String>,
-    pub music_metadata: ::core::option::Option<EmbeddedMusic>,
+    pub music_metadata: ::core::option::Option<::prost::alloc::boxed::Box<EmbeddedMusic>>,
     pub payment_extended_metadata: ::core::option::Option<PaymentExtendedMetadata>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -15524,14 +15540,15 @@ pub mod extended_text_message {
 /// Protobuf message `wa.e2e.LinkPreviewMetadata`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct LinkPreviewMetadata {
-    pub payment_link_metadata: ::core::option::Option<PaymentLinkMetadata>,
+    pub payment_link_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<PaymentLinkMetadata>>,
     pub url_metadata: ::core::option::Option<UrlMetadata>,
     pub fb_experiment_id: ::core::option::Option<u32>,
     pub link_media_duration: ::core::option::Option<u32>,
     pub social_media_post_type: ::core::option::Option<i32>,
     pub link_inline_video_muted: ::core::option::Option<bool>,
     pub video_content_url: ::core::option::Option<::prost::alloc::string::String>,
-    pub music_metadata: ::core::option::Option<EmbeddedMusic>,
+    pub music_metadata: ::core::option::Option<::prost::alloc::boxed::Box<EmbeddedMusic>>,
     pub video_content_caption: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -17319,7 +17336,8 @@ pub struct ContextInfo {
     pub expiration: ::core::option::Option<u32>,
     pub ephemeral_setting_timestamp: ::core::option::Option<i64>,
     pub ephemeral_shared_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub external_ad_reply: ::core::option::Option<context_info::ExternalAdReplyInfo>,
+    pub external_ad_reply:
+        ::core::option::Option<::prost::alloc::boxed::Box<context_info::ExternalAdReplyInfo>>,
     pub entry_point_conversion_source: ::core::option::Option<::prost::alloc::string::String>,
     pub entry_point_conversion_app: ::core::option::Option<::prost::alloc::string::String>,
     pub entry_point_conversion_delay_seconds: ::core::option::Option<u32>,
@@ -17332,8 +17350,9 @@ pub struct ContextInfo {
     pub is_sampled: ::core::option::Option<bool>,
     pub group_mentions: ::prost::alloc::vec::Vec<GroupMention>,
     pub utm: ::core::option::Option<context_info::UtmInfo>,
-    pub forwarded_newsletter_message_info:
-        ::core::option::Option<context_info::ForwardedNewsletterMessageInfo>,
+    pub forwarded_newsletter_message_info: ::core::option::Option<
+        ::prost::alloc::boxed::Box<context_info::ForwardedNewsletterMessageInfo>,
+    >,
     pub business_message_forward_info:
         ::core::option::Option<context_info::BusinessMessageForwardInfo>,
     pub smb_client_campaign_id: ::core::option::Option<::prost::alloc::string::String>,
@@ -17372,7 +17391,8 @@ pub struct ContextInfo {
     pub partially_selected_content: ::core::option::Option<context_info::PartiallySelectedContent>,
     pub after_read_duration: ::core::option::Option<u32>,
     pub cross_app_source: ::core::option::Option<i32>,
-    pub business_interaction_pills: ::core::option::Option<context_info::BusinessInteractionPills>,
+    pub business_interaction_pills:
+        ::core::option::Option<::prost::alloc::boxed::Box<context_info::BusinessInteractionPills>>,
     pub poster_status_id: ::core::option::Option<::prost::alloc::string::String>,
     pub instagram_thread_link: ::core::option::Option<context_info::InstagramThreadLink>,
     pub ai_provenance: ::core::option::Option<super::ai_common::AiProvenance>,
@@ -22120,16 +22140,18 @@ pub mod thread_id {
 /// Protobuf message `wa.e2e.MessageContextInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct MessageContextInfo {
-    pub device_list_metadata: ::core::option::Option<DeviceListMetadata>,
+    pub device_list_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<DeviceListMetadata>>,
     pub device_list_metadata_version: ::core::option::Option<i32>,
     pub message_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub padding_bytes: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub message_add_on_duration_in_secs: ::core::option::Option<u32>,
     pub bot_message_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub bot_metadata: ::core::option::Option<super::ai_common::BotMetadata>,
+    pub bot_metadata:
+        ::core::option::Option<::prost::alloc::boxed::Box<super::ai_common::BotMetadata>>,
     pub reporting_token_version: ::core::option::Option<i32>,
     pub message_add_on_expiry_type: ::core::option::Option<i32>,
-    pub message_association: ::core::option::Option<MessageAssociation>,
+    pub message_association: ::core::option::Option<::prost::alloc::boxed::Box<MessageAssociation>>,
     pub capi_created_group: ::core::option::Option<bool>,
     pub support_payload: ::core::option::Option<::prost::alloc::string::String>,
     pub limit_sharing: ::core::option::Option<super::common::LimitSharing>,
@@ -22892,7 +22914,7 @@ pub mod interactive_annotation {
     #[derive(Clone, PartialEq, Debug)]
     pub enum Action {
         Location(super::Location),
-        Newsletter(super::context_info::ForwardedNewsletterMessageInfo),
+        Newsletter(::prost::alloc::boxed::Box<super::context_info::ForwardedNewsletterMessageInfo>),
         EmbeddedAction(bool),
         TapAction(super::TapLinkAction),
     }
@@ -23409,7 +23431,8 @@ pub struct PaymentBackground {
     pub placeholder_argb: ::core::option::Option<u32>,
     pub text_argb: ::core::option::Option<u32>,
     pub subtext_argb: ::core::option::Option<u32>,
-    pub media_data: ::core::option::Option<payment_background::MediaData>,
+    pub media_data:
+        ::core::option::Option<::prost::alloc::boxed::Box<payment_background::MediaData>>,
     pub r#type: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -24343,8 +24366,10 @@ pub struct Message {
         ::core::option::Option<::prost::alloc::boxed::Box<LiveLocationMessage>>,
     pub request_payment_message:
         ::core::option::Option<::prost::alloc::boxed::Box<RequestPaymentMessage>>,
-    pub decline_payment_request_message: ::core::option::Option<DeclinePaymentRequestMessage>,
-    pub cancel_payment_request_message: ::core::option::Option<CancelPaymentRequestMessage>,
+    pub decline_payment_request_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<DeclinePaymentRequestMessage>>,
+    pub cancel_payment_request_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<CancelPaymentRequestMessage>>,
     pub template_message: ::core::option::Option<::prost::alloc::boxed::Box<TemplateMessage>>,
     pub sticker_message: ::core::option::Option<::prost::alloc::boxed::Box<StickerMessage>>,
     pub group_invite_message:
@@ -24353,34 +24378,36 @@ pub struct Message {
         ::core::option::Option<::prost::alloc::boxed::Box<TemplateButtonReplyMessage>>,
     pub product_message: ::core::option::Option<::prost::alloc::boxed::Box<ProductMessage>>,
     pub device_sent_message: ::core::option::Option<::prost::alloc::boxed::Box<DeviceSentMessage>>,
-    pub message_context_info: ::core::option::Option<MessageContextInfo>,
+    pub message_context_info:
+        ::core::option::Option<::prost::alloc::boxed::Box<MessageContextInfo>>,
     pub list_message: ::core::option::Option<::prost::alloc::boxed::Box<ListMessage>>,
     pub view_once_message: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub order_message: ::core::option::Option<::prost::alloc::boxed::Box<OrderMessage>>,
     pub list_response_message:
         ::core::option::Option<::prost::alloc::boxed::Box<ListResponseMessage>>,
     pub ephemeral_message: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
-    pub invoice_message: ::core::option::Option<InvoiceMessage>,
+    pub invoice_message: ::core::option::Option<::prost::alloc::boxed::Box<InvoiceMessage>>,
     pub buttons_message: ::core::option::Option<::prost::alloc::boxed::Box<ButtonsMessage>>,
     pub buttons_response_message:
         ::core::option::Option<::prost::alloc::boxed::Box<ButtonsResponseMessage>>,
     pub payment_invite_message: ::core::option::Option<PaymentInviteMessage>,
     pub interactive_message: ::core::option::Option<::prost::alloc::boxed::Box<InteractiveMessage>>,
-    pub reaction_message: ::core::option::Option<ReactionMessage>,
+    pub reaction_message: ::core::option::Option<::prost::alloc::boxed::Box<ReactionMessage>>,
     pub sticker_sync_rmr_message: ::core::option::Option<StickerSyncRmrMessage>,
     pub interactive_response_message:
         ::core::option::Option<::prost::alloc::boxed::Box<InteractiveResponseMessage>>,
     pub poll_creation_message:
         ::core::option::Option<::prost::alloc::boxed::Box<PollCreationMessage>>,
-    pub poll_update_message: ::core::option::Option<PollUpdateMessage>,
-    pub keep_in_chat_message: ::core::option::Option<KeepInChatMessage>,
+    pub poll_update_message: ::core::option::Option<::prost::alloc::boxed::Box<PollUpdateMessage>>,
+    pub keep_in_chat_message: ::core::option::Option<::prost::alloc::boxed::Box<KeepInChatMessage>>,
     pub document_with_caption_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub request_phone_number_message:
         ::core::option::Option<::prost::alloc::boxed::Box<RequestPhoneNumberMessage>>,
     pub view_once_message_v2:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
-    pub enc_reaction_message: ::core::option::Option<EncReactionMessage>,
+    pub enc_reaction_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<EncReactionMessage>>,
     pub edited_message: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub view_once_message_v2_extension:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
@@ -24389,26 +24416,29 @@ pub struct Message {
     pub scheduled_call_creation_message: ::core::option::Option<ScheduledCallCreationMessage>,
     pub group_mentioned_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
-    pub pin_in_chat_message: ::core::option::Option<PinInChatMessage>,
+    pub pin_in_chat_message: ::core::option::Option<::prost::alloc::boxed::Box<PinInChatMessage>>,
     pub poll_creation_message_v3:
         ::core::option::Option<::prost::alloc::boxed::Box<PollCreationMessage>>,
-    pub scheduled_call_edit_message: ::core::option::Option<ScheduledCallEditMessage>,
+    pub scheduled_call_edit_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<ScheduledCallEditMessage>>,
     pub ptv_message: ::core::option::Option<::prost::alloc::boxed::Box<VideoMessage>>,
     pub bot_invoke_message: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub call_log_messsage: ::core::option::Option<CallLogMessage>,
     pub message_history_bundle:
         ::core::option::Option<::prost::alloc::boxed::Box<MessageHistoryBundle>>,
-    pub enc_comment_message: ::core::option::Option<EncCommentMessage>,
+    pub enc_comment_message: ::core::option::Option<::prost::alloc::boxed::Box<EncCommentMessage>>,
     pub bcall_message: ::core::option::Option<BCallMessage>,
     pub lottie_sticker_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub event_message: ::core::option::Option<::prost::alloc::boxed::Box<EventMessage>>,
-    pub enc_event_response_message: ::core::option::Option<EncEventResponseMessage>,
+    pub enc_event_response_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<EncEventResponseMessage>>,
     pub comment_message: ::core::option::Option<::prost::alloc::boxed::Box<CommentMessage>>,
     pub newsletter_admin_invite_message:
         ::core::option::Option<::prost::alloc::boxed::Box<NewsletterAdminInviteMessage>>,
     pub placeholder_message: ::core::option::Option<PlaceholderMessage>,
-    pub secret_encrypted_message: ::core::option::Option<SecretEncryptedMessage>,
+    pub secret_encrypted_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<SecretEncryptedMessage>>,
     pub album_message: ::core::option::Option<::prost::alloc::boxed::Box<AlbumMessage>>,
     pub event_cover_image: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub sticker_pack_message:
@@ -24430,7 +24460,8 @@ pub struct Message {
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub rich_response_message:
         ::core::option::Option<::prost::alloc::boxed::Box<AiRichResponseMessage>>,
-    pub status_notification_message: ::core::option::Option<StatusNotificationMessage>,
+    pub status_notification_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<StatusNotificationMessage>>,
     pub limit_sharing_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub bot_task_message: ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
@@ -24441,12 +24472,16 @@ pub struct Message {
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
     pub bot_forwarded_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
-    pub status_question_answer_message: ::core::option::Option<StatusQuestionAnswerMessage>,
+    pub status_question_answer_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<StatusQuestionAnswerMessage>>,
     pub question_reply_message:
         ::core::option::Option<::prost::alloc::boxed::Box<FutureProofMessage>>,
-    pub question_response_message: ::core::option::Option<QuestionResponseMessage>,
-    pub status_quoted_message: ::core::option::Option<StatusQuotedMessage>,
-    pub status_sticker_interaction_message: ::core::option::Option<StatusStickerInteractionMessage>,
+    pub question_response_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<QuestionResponseMessage>>,
+    pub status_quoted_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<StatusQuotedMessage>>,
+    pub status_sticker_interaction_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<StatusStickerInteractionMessage>>,
     pub poll_creation_message_v5:
         ::core::option::Option<::prost::alloc::boxed::Box<PollCreationMessage>>,
     pub newsletter_follower_invite_message_v2:
@@ -24459,11 +24494,13 @@ pub struct Message {
     pub poll_creation_message_v6:
         ::core::option::Option<::prost::alloc::boxed::Box<PollCreationMessage>>,
     pub conditional_reveal_message: ::core::option::Option<ConditionalRevealMessage>,
-    pub poll_add_option_message: ::core::option::Option<PollAddOptionMessage>,
+    pub poll_add_option_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<PollAddOptionMessage>>,
     pub event_invite_message:
         ::core::option::Option<::prost::alloc::boxed::Box<EventInviteMessage>>,
     pub group_root_key_share: ::core::option::Option<GroupRootKeyShare>,
-    pub payment_reminder_message: ::core::option::Option<PaymentReminderMessage>,
+    pub payment_reminder_message:
+        ::core::option::Option<::prost::alloc::boxed::Box<PaymentReminderMessage>>,
     pub split_payment_message:
         ::core::option::Option<::prost::alloc::boxed::Box<SplitPaymentMessage>>,
     pub newsletter_admin_profile_status_message:
@@ -32869,7 +32906,7 @@ pub struct RequestPaymentMessage {
     pub request_from: ::core::option::Option<::prost::alloc::string::String>,
     pub expiry_timestamp: ::core::option::Option<i64>,
     pub amount: ::core::option::Option<Money>,
-    pub background: ::core::option::Option<PaymentBackground>,
+    pub background: ::core::option::Option<::prost::alloc::boxed::Box<PaymentBackground>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -33051,7 +33088,7 @@ impl ::prost::Message for RequestPaymentMessage {
 pub struct SendPaymentMessage {
     pub note_message: ::core::option::Option<::prost::alloc::boxed::Box<Message>>,
     pub request_message_key: ::core::option::Option<super::common::MessageKey>,
-    pub background: ::core::option::Option<PaymentBackground>,
+    pub background: ::core::option::Option<::prost::alloc::boxed::Box<PaymentBackground>>,
     pub transaction_data: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -33873,7 +33910,7 @@ impl ::prost::Message for AppStateSyncKeyId {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct AppStateSyncKey {
     pub key_id: ::core::option::Option<AppStateSyncKeyId>,
-    pub key_data: ::core::option::Option<AppStateSyncKeyData>,
+    pub key_data: ::core::option::Option<::prost::alloc::boxed::Box<AppStateSyncKeyData>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -35218,7 +35255,8 @@ pub struct Call {
     pub context_info: ::core::option::Option<::prost::alloc::boxed::Box<ContextInfo>>,
     pub native_flow_call_button_payload: ::core::option::Option<::prost::alloc::string::String>,
     pub deeplink_payload: ::core::option::Option<::prost::alloc::string::String>,
-    pub message_context_info: ::core::option::Option<MessageContextInfo>,
+    pub message_context_info:
+        ::core::option::Option<::prost::alloc::boxed::Box<MessageContextInfo>>,
     pub call_entry_point: ::core::option::Option<u32>,
     pub call_reason: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -37823,7 +37861,7 @@ impl ::prost::Message for DeviceListMetadata {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct EmbeddedMessage {
     pub stanza_id: ::core::option::Option<::prost::alloc::string::String>,
-    pub message: ::core::option::Option<Message>,
+    pub message: ::core::option::Option<::prost::alloc::boxed::Box<Message>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -38355,7 +38393,7 @@ pub mod embedded_content {
     #[derive(Clone, PartialEq, Debug)]
     pub enum Content {
         EmbeddedMessage(super::EmbeddedMessage),
-        EmbeddedMusic(super::EmbeddedMusic),
+        EmbeddedMusic(::prost::alloc::boxed::Box<super::EmbeddedMusic>),
     }
 }
 /// Protobuf message `wa.e2e.TapLinkAction`.
@@ -38815,8 +38853,10 @@ pub mod template_button {
     /// Protobuf message `wa.e2e.TemplateButton.CallButton`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct CallButton {
-        pub display_text: ::core::option::Option<super::HighlyStructuredMessage>,
-        pub phone_number: ::core::option::Option<super::HighlyStructuredMessage>,
+        pub display_text:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::HighlyStructuredMessage>>,
+        pub phone_number:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::HighlyStructuredMessage>>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -38887,8 +38927,9 @@ pub mod template_button {
     /// Protobuf message `wa.e2e.TemplateButton.URLButton`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct UrlButton {
-        pub display_text: ::core::option::Option<super::HighlyStructuredMessage>,
-        pub url: ::core::option::Option<super::HighlyStructuredMessage>,
+        pub display_text:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::HighlyStructuredMessage>>,
+        pub url: ::core::option::Option<::prost::alloc::boxed::Box<super::HighlyStructuredMessage>>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,
     }
@@ -38959,7 +39000,8 @@ pub mod template_button {
     /// Protobuf message `wa.e2e.TemplateButton.QuickReplyButton`.
     #[derive(Clone, PartialEq, Default, Debug)]
     pub struct QuickReplyButton {
-        pub display_text: ::core::option::Option<super::HighlyStructuredMessage>,
+        pub display_text:
+            ::core::option::Option<::prost::alloc::boxed::Box<super::HighlyStructuredMessage>>,
         pub id: ::core::option::Option<::prost::alloc::string::String>,
         /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
         pub unknown_fields: crate::UnknownFields,

@@ -6,8 +6,10 @@
 /// Protobuf message `wa.handshake.HandshakeMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct HandshakeMessage {
-    pub client_hello: ::core::option::Option<handshake_message::ClientHello>,
-    pub server_hello: ::core::option::Option<handshake_message::ServerHello>,
+    pub client_hello:
+        ::core::option::Option<::prost::alloc::boxed::Box<handshake_message::ClientHello>>,
+    pub server_hello:
+        ::core::option::Option<::prost::alloc::boxed::Box<handshake_message::ServerHello>>,
     pub client_finish: ::core::option::Option<handshake_message::ClientFinish>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -779,8 +781,8 @@ pub mod handshake_message {
 pub struct ClientPayload {
     pub username: ::core::option::Option<u64>,
     pub passive: ::core::option::Option<bool>,
-    pub user_agent: ::core::option::Option<client_payload::UserAgent>,
-    pub web_info: ::core::option::Option<client_payload::WebInfo>,
+    pub user_agent: ::core::option::Option<::prost::alloc::boxed::Box<client_payload::UserAgent>>,
+    pub web_info: ::core::option::Option<::prost::alloc::boxed::Box<client_payload::WebInfo>>,
     pub push_name: ::core::option::Option<::prost::alloc::string::String>,
     pub session_id: ::core::option::Option<i32>,
     pub short_connect: ::core::option::Option<bool>,
@@ -790,7 +792,9 @@ pub struct ClientPayload {
     pub dns_source: ::core::option::Option<client_payload::DnsSource>,
     pub connect_attempt_count: ::core::option::Option<u32>,
     pub device: ::core::option::Option<u32>,
-    pub device_pairing_data: ::core::option::Option<client_payload::DevicePairingRegistrationData>,
+    pub device_pairing_data: ::core::option::Option<
+        ::prost::alloc::boxed::Box<client_payload::DevicePairingRegistrationData>,
+    >,
     pub product: ::core::option::Option<i32>,
     pub fb_cat: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub fb_user_agent: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,

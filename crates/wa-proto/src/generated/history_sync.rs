@@ -66,7 +66,7 @@ pub struct HistorySync {
     pub chunk_order: ::core::option::Option<u32>,
     pub progress: ::core::option::Option<u32>,
     pub pushnames: ::prost::alloc::vec::Vec<Pushname>,
-    pub global_settings: ::core::option::Option<GlobalSettings>,
+    pub global_settings: ::core::option::Option<::prost::alloc::boxed::Box<GlobalSettings>>,
     pub thread_id_user_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub thread_ds_timeframe_offset: ::core::option::Option<u32>,
     pub recent_stickers: ::prost::alloc::vec::Vec<StickerMetadata>,
@@ -2877,7 +2877,7 @@ impl ::prost::Message for Account {
 /// Protobuf message `wa.history_sync.HistorySyncMsg`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct HistorySyncMsg {
-    pub message: ::core::option::Option<super::web::WebMessageInfo>,
+    pub message: ::core::option::Option<::prost::alloc::boxed::Box<super::web::WebMessageInfo>>,
     pub msg_order_id: ::core::option::Option<u64>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,

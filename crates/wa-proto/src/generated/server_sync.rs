@@ -7,7 +7,7 @@
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncdMutation {
     pub operation: ::core::option::Option<i32>,
-    pub record: ::core::option::Option<SyncdRecord>,
+    pub record: ::core::option::Option<::prost::alloc::boxed::Box<SyncdRecord>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -816,7 +816,8 @@ impl ::prost::Message for SyncdMutations {
 pub struct SyncdPatch {
     pub version: ::core::option::Option<SyncdVersion>,
     pub mutations: ::prost::alloc::vec::Vec<SyncdMutation>,
-    pub external_mutations: ::core::option::Option<ExternalBlobReference>,
+    pub external_mutations:
+        ::core::option::Option<::prost::alloc::boxed::Box<ExternalBlobReference>>,
     pub snapshot_mac: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub patch_mac: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub key_id: ::core::option::Option<KeyId>,

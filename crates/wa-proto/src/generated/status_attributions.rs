@@ -334,7 +334,7 @@ pub mod status_attribution {
     pub enum AttributionData {
         StatusReshare(StatusReshare),
         ExternalShare(ExternalShare),
-        Music(Music),
+        Music(::prost::alloc::boxed::Box<Music>),
         GroupStatus(GroupStatus),
         RlAttribution(RlAttribution),
         AiCreatedAttribution(AiCreatedAttribution),

@@ -5067,11 +5067,11 @@ impl ::prost::Message for RecentEmojiWeight {
 pub struct SyncActionValue {
     pub timestamp: ::core::option::Option<i64>,
     pub star_action: ::core::option::Option<StarAction>,
-    pub contact_action: ::core::option::Option<ContactAction>,
+    pub contact_action: ::core::option::Option<::prost::alloc::boxed::Box<ContactAction>>,
     pub mute_action: ::core::option::Option<MuteAction>,
     pub pin_action: ::core::option::Option<PinAction>,
     pub push_name_setting: ::core::option::Option<PushNameSetting>,
-    pub quick_reply_action: ::core::option::Option<QuickReplyAction>,
+    pub quick_reply_action: ::core::option::Option<::prost::alloc::boxed::Box<QuickReplyAction>>,
     pub recent_emoji_weights_action: ::core::option::Option<RecentEmojiWeightsAction>,
     pub label_edit_action: ::core::option::Option<LabelEditAction>,
     pub label_association_action: ::core::option::Option<LabelAssociationAction>,
@@ -5091,12 +5091,13 @@ pub struct SyncActionValue {
     pub time_format_action: ::core::option::Option<TimeFormatAction>,
     pub nux_action: ::core::option::Option<NuxAction>,
     pub primary_version_action: ::core::option::Option<PrimaryVersionAction>,
-    pub sticker_action: ::core::option::Option<StickerAction>,
+    pub sticker_action: ::core::option::Option<::prost::alloc::boxed::Box<StickerAction>>,
     pub remove_recent_sticker_action: ::core::option::Option<RemoveRecentStickerAction>,
     pub chat_assignment: ::core::option::Option<ChatAssignmentAction>,
     pub chat_assignment_opened_status: ::core::option::Option<ChatAssignmentOpenedStatusAction>,
     pub pn_for_lid_chat_action: ::core::option::Option<PnForLidChatAction>,
-    pub marketing_message_action: ::core::option::Option<MarketingMessageAction>,
+    pub marketing_message_action:
+        ::core::option::Option<::prost::alloc::boxed::Box<MarketingMessageAction>>,
     pub marketing_message_broadcast_action: ::core::option::Option<MarketingMessageBroadcastAction>,
     pub external_web_beta_action: ::core::option::Option<ExternalWebBetaAction>,
     pub privacy_setting_relay_all_calls: ::core::option::Option<PrivacySettingRelayAllCalls>,
@@ -5113,7 +5114,9 @@ pub struct SyncActionValue {
     pub wamo_user_identifier_action: ::core::option::Option<WamoUserIdentifierAction>,
     pub privacy_setting_disable_link_previews_action:
         ::core::option::Option<PrivacySettingDisableLinkPreviewsAction>,
-    pub device_capabilities: ::core::option::Option<super::device_capabilities::DeviceCapabilities>,
+    pub device_capabilities: ::core::option::Option<
+        ::prost::alloc::boxed::Box<super::device_capabilities::DeviceCapabilities>,
+    >,
     pub note_edit_action: ::core::option::Option<NoteEditAction>,
     pub favorites_action: ::core::option::Option<FavoritesAction>,
     pub merchant_payment_partner_action: ::core::option::Option<MerchantPaymentPartnerAction>,
@@ -5129,7 +5132,8 @@ pub struct SyncActionValue {
         ::core::option::Option<PrivacySettingChannelsPersonalisedRecommendationAction>,
     pub detected_outcomes_status_action: ::core::option::Option<DetectedOutcomesStatusAction>,
     pub maiba_ai_features_control_action: ::core::option::Option<MaibaAiFeaturesControlAction>,
-    pub business_broadcast_list_action: ::core::option::Option<BusinessBroadcastListAction>,
+    pub business_broadcast_list_action:
+        ::core::option::Option<::prost::alloc::boxed::Box<BusinessBroadcastListAction>>,
     pub music_user_id_action: ::core::option::Option<MusicUserIdAction>,
     pub status_post_opt_in_notification_preferences_action:
         ::core::option::Option<StatusPostOptInNotificationPreferencesAction>,
@@ -5138,12 +5142,15 @@ pub struct SyncActionValue {
     pub newsletter_saved_interests_action: ::core::option::Option<NewsletterSavedInterestsAction>,
     pub ai_thread_rename_action: ::core::option::Option<AiThreadRenameAction>,
     pub interactive_message_action: ::core::option::Option<InteractiveMessageAction>,
-    pub settings_sync_action: ::core::option::Option<SettingsSyncAction>,
+    pub settings_sync_action:
+        ::core::option::Option<::prost::alloc::boxed::Box<SettingsSyncAction>>,
     pub out_contact_action: ::core::option::Option<OutContactAction>,
     pub nct_salt_sync_action: ::core::option::Option<NctSaltSyncAction>,
-    pub business_broadcast_campaign_action: ::core::option::Option<BusinessBroadcastCampaignAction>,
+    pub business_broadcast_campaign_action:
+        ::core::option::Option<::prost::alloc::boxed::Box<BusinessBroadcastCampaignAction>>,
     pub business_broadcast_insights_action: ::core::option::Option<BusinessBroadcastInsightsAction>,
-    pub customer_data_action: ::core::option::Option<CustomerDataAction>,
+    pub customer_data_action:
+        ::core::option::Option<::prost::alloc::boxed::Box<CustomerDataAction>>,
     pub subscriptions_sync_v2_action: ::core::option::Option<SubscriptionsSyncV2Action>,
     pub thread_pin_action: ::core::option::Option<ThreadPinAction>,
     pub auto_organize_business_chat_setting:
@@ -5153,8 +5160,9 @@ pub struct SyncActionValue {
     pub wasa_root_secret_action: ::core::option::Option<WasaRootSecretAction>,
     pub bubble_lock_message_action: ::core::option::Option<BubbleLockMessageAction>,
     pub label_sublist_action: ::core::option::Option<LabelSublistAction>,
-    pub device_capabilities_v2:
-        ::core::option::Option<super::device_capabilities::DeviceCapabilities>,
+    pub device_capabilities_v2: ::core::option::Option<
+        ::prost::alloc::boxed::Box<super::device_capabilities::DeviceCapabilities>,
+    >,
     pub ctwa_message_received_action: ::core::option::Option<CtwaMessageReceivedAction>,
     pub shared_device_allowlist_action: ::core::option::Option<SharedDeviceAllowlistAction>,
     pub contact_manager_metadata_action: ::core::option::Option<ContactManagerMetadataAction>,
@@ -9968,7 +9976,7 @@ impl ::prost::Message for UgcBot {
 /// Protobuf message `wa.sync_action.CallLogAction`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct CallLogAction {
-    pub call_log_record: ::core::option::Option<CallLogRecord>,
+    pub call_log_record: ::core::option::Option<::prost::alloc::boxed::Box<CallLogRecord>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -12781,7 +12789,7 @@ impl ::prost::Message for StarAction {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct SyncActionData {
     pub index: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub value: ::core::option::Option<SyncActionValue>,
+    pub value: ::core::option::Option<::prost::alloc::boxed::Box<SyncActionValue>>,
     pub padding: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
     pub version: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.

@@ -7,7 +7,7 @@
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct WebMessageInfo {
     pub key: ::core::option::Option<super::common::MessageKey>,
-    pub message: ::core::option::Option<super::e2e::Message>,
+    pub message: ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::Message>>,
     pub message_timestamp: ::core::option::Option<u64>,
     pub status: ::core::option::Option<i32>,
     pub participant: ::core::option::Option<::prost::alloc::string::String>,
@@ -25,9 +25,10 @@ pub struct WebMessageInfo {
     pub message_stub_parameters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     pub duration: ::core::option::Option<u32>,
     pub labels: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    pub payment_info: ::core::option::Option<PaymentInfo>,
-    pub final_live_location: ::core::option::Option<super::e2e::LiveLocationMessage>,
-    pub quoted_payment_info: ::core::option::Option<PaymentInfo>,
+    pub payment_info: ::core::option::Option<::prost::alloc::boxed::Box<PaymentInfo>>,
+    pub final_live_location:
+        ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::LiveLocationMessage>>,
+    pub quoted_payment_info: ::core::option::Option<::prost::alloc::boxed::Box<PaymentInfo>>,
     pub ephemeral_start_timestamp: ::core::option::Option<u64>,
     pub ephemeral_duration: ::core::option::Option<u32>,
     pub ephemeral_off_to_on: ::core::option::Option<bool>,
@@ -46,16 +47,16 @@ pub struct WebMessageInfo {
     pub agent_id: ::core::option::Option<::prost::alloc::string::String>,
     pub status_already_viewed: ::core::option::Option<bool>,
     pub message_secret: ::core::option::Option<::prost::alloc::vec::Vec<u8>>,
-    pub keep_in_chat: ::core::option::Option<KeepInChat>,
+    pub keep_in_chat: ::core::option::Option<::prost::alloc::boxed::Box<KeepInChat>>,
     pub original_self_author_user_jid_string:
         ::core::option::Option<::prost::alloc::string::String>,
     pub revoke_message_timestamp: ::core::option::Option<u64>,
-    pub pin_in_chat: ::core::option::Option<PinInChat>,
+    pub pin_in_chat: ::core::option::Option<::prost::alloc::boxed::Box<PinInChat>>,
     pub premium_message_info: ::core::option::Option<PremiumMessageInfo>,
     pub is1_p_biz_bot_message: ::core::option::Option<bool>,
     pub is_group_history_message: ::core::option::Option<bool>,
     pub bot_message_invoker_jid: ::core::option::Option<::prost::alloc::string::String>,
-    pub comment_metadata: ::core::option::Option<CommentMetadata>,
+    pub comment_metadata: ::core::option::Option<::prost::alloc::boxed::Box<CommentMetadata>>,
     pub event_responses: ::prost::alloc::vec::Vec<EventResponse>,
     pub reporting_token_info: ::core::option::Option<ReportingTokenInfo>,
     pub newsletter_server_id: ::core::option::Option<u64>,
@@ -70,7 +71,7 @@ pub struct WebMessageInfo {
     pub support_ai_citations: ::prost::alloc::vec::Vec<Citation>,
     pub bot_target_id: ::core::option::Option<::prost::alloc::string::String>,
     pub group_history_individual_message_info:
-        ::core::option::Option<GroupHistoryIndividualMessageInfo>,
+        ::core::option::Option<::prost::alloc::boxed::Box<GroupHistoryIndividualMessageInfo>>,
     pub group_history_bundle_info: ::core::option::Option<GroupHistoryBundleInfo>,
     pub interactive_message_additional_metadata:
         ::core::option::Option<InteractiveMessageAdditionalMetadata>,
@@ -4882,13 +4883,13 @@ pub mod pin_in_chat {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct MessageAddOn {
     pub message_add_on_type: ::core::option::Option<i32>,
-    pub message_add_on: ::core::option::Option<super::e2e::Message>,
+    pub message_add_on: ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::Message>>,
     pub sender_timestamp_ms: ::core::option::Option<i64>,
     pub server_timestamp_ms: ::core::option::Option<i64>,
     pub status: ::core::option::Option<i32>,
     pub add_on_context_info: ::core::option::Option<MessageAddOnContextInfo>,
     pub message_add_on_key: ::core::option::Option<super::common::MessageKey>,
-    pub legacy_message: ::core::option::Option<LegacyMessage>,
+    pub legacy_message: ::core::option::Option<::prost::alloc::boxed::Box<LegacyMessage>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }
@@ -5135,7 +5136,8 @@ pub mod message_add_on {
 /// Protobuf message `wa.web.GroupHistoryBundleInfo`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct GroupHistoryBundleInfo {
-    pub deprecated_message_history_bundle: ::core::option::Option<super::e2e::MessageHistoryBundle>,
+    pub deprecated_message_history_bundle:
+        ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::MessageHistoryBundle>>,
     pub process_state: ::core::option::Option<i32>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
@@ -5447,7 +5449,7 @@ impl ::prost::Message for WebNotificationsInfo {
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct NotificationMessageInfo {
     pub key: ::core::option::Option<super::common::MessageKey>,
-    pub message: ::core::option::Option<super::e2e::Message>,
+    pub message: ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::Message>>,
     pub message_timestamp: ::core::option::Option<u64>,
     pub participant: ::core::option::Option<::prost::alloc::string::String>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
@@ -7107,7 +7109,7 @@ impl ::prost::Message for LegacyMessage {
 /// Protobuf message `wa.web.StatusMentionMessage`.
 #[derive(Clone, PartialEq, Default, Debug)]
 pub struct StatusMentionMessage {
-    pub quoted_status: ::core::option::Option<super::e2e::Message>,
+    pub quoted_status: ::core::option::Option<::prost::alloc::boxed::Box<super::e2e::Message>>,
     /// Fields the schema does not know, kept as raw wire bytes and re-encoded.
     pub unknown_fields: crate::UnknownFields,
 }

@@ -69,7 +69,7 @@ impl Creds {
             pull: Some(false),
             connect_type: Some(1),
             connect_reason: Some(1),
-            device_pairing_data: Some(DevicePairingRegistrationData {
+            device_pairing_data: Some(Box::new(DevicePairingRegistrationData {
                 e_regid: Some(self.registration_id.to_be_bytes().to_vec()),
                 e_keytype: Some(vec![5]),
                 e_ident: Some(self.identity.public.as_bytes().to_vec()),
@@ -79,7 +79,7 @@ impl Creds {
                 build_hash: Some(vec![0; 16]),
                 device_props: Some(vec![]),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }
