@@ -384,7 +384,11 @@ impl Chats {
         if let Some(n) = lock(&self.inner.push_name).clone() {
             return Some(n);
         }
-        self.inner.socket.auth().await.and_then(|c| c.push_name)
+        self.inner
+            .socket
+            .auth()
+            .await
+            .and_then(|c| c.push_name.clone())
     }
 
     /// `jid`'s stored privacy token, for requests to another user (never to ourselves:

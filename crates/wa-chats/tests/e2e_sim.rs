@@ -188,7 +188,11 @@ async fn presence_and_typing_reach_the_other_account() {
     assert_eq!(sim.push_name(A).as_deref(), Some("Alice"));
     // And it is kept in the stored credentials, as the socket's own copy.
     assert_eq!(
-        sock_a.auth().await.and_then(|c| c.push_name).as_deref(),
+        sock_a
+            .auth()
+            .await
+            .and_then(|c| c.push_name.clone())
+            .as_deref(),
         Some("Alice")
     );
     let stored = wa_store::CredsStore::load_creds(sock_a.store())

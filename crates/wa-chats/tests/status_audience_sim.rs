@@ -104,7 +104,7 @@ async fn post_and_check(sim: &Sim, sender: &Companion, text: &str, to: &[&str], 
         .await
         .unwrap();
     assert_eq!(key.remote_jid, Jid::status_broadcast());
-    let me = sender.socket.auth().await.unwrap().jid.unwrap();
+    let me = sender.socket.auth().await.unwrap().jid.clone().unwrap();
     let me: Jid = me.parse().unwrap();
     wait_until(&format!("{to:?} and A's phone decrypt {text:?}"), || {
         to.iter()

@@ -241,7 +241,7 @@ async fn login(args: &[String]) -> Result<(), String> {
             if let Some(creds) = socket.auth().await {
                 log.line(
                     "device",
-                    format!("logged in as {}", creds.jid.unwrap_or_default()),
+                    format!("logged in as {}", creds.jid.as_deref().unwrap_or_default()),
                 );
             }
             socket.close().await;

@@ -86,6 +86,7 @@ async fn every_media_kind_travels_between_two_accounts() {
         .await
         .unwrap()
         .jid
+        .clone()
         .unwrap()
         .parse::<Jid>()
         .unwrap();

@@ -341,7 +341,7 @@ impl Inner {
         id: &str,
         n: &HistorySyncNotification,
     ) -> Result<std::sync::Arc<HistorySync>, Error> {
-        let me = Inner::me(&self.creds().await?)?;
+        let me = Inner::me(&*self.creds().await?)?;
         if !self.claim_history(id) {
             return Err(Error::HistoryBusy(id.to_owned()));
         }

@@ -1038,7 +1038,7 @@ impl Inner {
     }
 
     /// The credentials of a registered device.
-    pub(crate) async fn creds(&self) -> Result<AuthCreds, Error> {
+    pub(crate) async fn creds(&self) -> Result<Arc<AuthCreds>, Error> {
         match self.socket.auth().await {
             Some(c) if c.registered => Ok(c),
             _ => Err(Error::NotLoggedIn),

@@ -37,7 +37,7 @@ fn a_large_sub_message_is_boxed() {
     };
     let ctx = m.message_context_info.as_deref().expect("set");
     assert_eq!(ctx.message_secret.as_deref(), Some(&[7u8; 32][..]));
-    let decoded = <Message as prost::Message>::decode(&*prost::Message::encode_to_vec(&m))
-        .expect("decodes");
+    let decoded =
+        <Message as prost::Message>::decode(&*prost::Message::encode_to_vec(&m)).expect("decodes");
     assert_eq!(decoded, m);
 }

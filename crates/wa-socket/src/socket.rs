@@ -66,7 +66,7 @@ impl std::fmt::Debug for Socket {
 struct Inner {
     config: SocketConfig,
     store: AccountStore,
-    creds: Mutex<Option<AuthCreds>>,
+    creds: Mutex<Option<Arc<AuthCreds>>>,
     events: broadcast::Sender<Event>,
     /// A subscription made before the supervisor started, for the first
     /// [`Socket::events_from_start`] caller; dropped at the first login if nobody took it.
@@ -328,7 +328,10 @@ impl Socket {
     pub async fn generate_pre_key(&self) -> Result<wa_signal::PreKeyRecord, Error> {
         let _guard = self.inner.pre_key_lock.lock().await;
         let mut guard = self.inner.creds.lock().await;
-        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let creds = guard
+            .as_mut()
+            .map(Arc::make_mut)
+            .ok_or(Error::NotConnected)?;
         let id = creds
             .next_pre_key_id
             .max(creds.first_unuploaded_pre_key_id)
@@ -433,7 +436,10 @@ impl Socket {
         query_on(&conn, rotate, self.inner.config.query_timeout).await?;
         {
             let mut guard = self.inner.creds.lock().await;
-            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let creds = guard
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or(Error::NotConnected)?;
             creds.signed_pre_key = new.clone();
             self.inner.store.save_creds(creds).await?;
         }
@@ -500,8 +506,10 @@ impl Socket {
             .ok()
     }
 
-    /// A copy of the current credentials, once loaded.
-    pub async fn auth(&self) -> Option<AuthCreds> {
+    /// The current credentials, once loaded: a shared snapshot, cheap to take. A change
+    /// made after it was taken (through [`Socket::update_creds`] or the socket itself)
+    /// does not show in it; take it again to see one.
+    pub async fn auth(&self) -> Option<Arc<AuthCreds>> {
         self.inner.creds.lock().await.clone()
     }
 
@@ -519,7 +527,10 @@ impl Socket {
     ) -> Result<bool, Error> {
         {
             let mut guard = self.inner.creds.lock().await;
-            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let creds = guard
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or(Error::NotConnected)?;
             let mut updated = creds.clone();
             if !f(&mut updated) {
                 return Ok(false);
@@ -689,7 +700,10 @@ impl Socket {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (wrapped, noise_pub) = {
             let mut guard = self.inner.creds.lock().await;
-            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let creds = guard
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or(Error::NotConnected)?;
             creds.pairing_code = Some(code.clone());
             creds.jid = Some(format!("{phone}@s.whatsapp.net"));
             let mut salt = [0u8; 32];
@@ -1042,10 +1056,10 @@ impl Inner {
         }
     }
 
-    async fn load_creds(&self) -> Result<AuthCreds, Error> {
+    async fn load_creds(&self) -> Result<Arc<AuthCreds>, Error> {
         let mut guard = self.creds.lock().await;
         if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+            return Ok(Arc::clone(c));
         }
         let creds = match self.store.load_creds().await? {
             Some(c) => c,
@@ -1066,7 +1080,8 @@ impl Inner {
                     creds.server_props.clone(),
                 );
         }
-        *guard = Some(creds.clone());
+        let creds = Arc::new(creds);
+        *guard = Some(Arc::clone(&creds));
         Ok(creds)
     }
 
@@ -1565,7 +1580,7 @@ async fn on_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
         .map(str::to_owned);
     if let Some(lid) = lid {
         let mut guard = inner.creds.lock().await;
-        if let Some(c) = guard.as_mut()
+        if let Some(c) = guard.as_mut().map(Arc::make_mut)
             && c.lid.as_deref() != Some(&lid)
         {
             c.lid = Some(lid);
@@ -1665,7 +1680,7 @@ async fn on_dirty(inner: &Arc<Inner>, conn: &Arc<Conn>, dirty: &Node) {
     if kind == "account_sync" {
         if let Some(t) = timestamp {
             let mut guard = inner.creds.lock().await;
-            if let Some(c) = guard.as_mut()
+            if let Some(c) = guard.as_mut().map(Arc::make_mut)
                 && c.last_account_sync_timestamp != Some(t)
             {
                 c.last_account_sync_timestamp = Some(t);
@@ -1704,7 +1719,7 @@ async fn on_ib(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
         .and_then(Node::content_bytes)
     {
         let mut guard = inner.creds.lock().await;
-        if let Some(c) = guard.as_mut() {
+        if let Some(c) = guard.as_mut().map(Arc::make_mut) {
             c.routing_info = Some(routing.to_vec());
             if inner.store.save_creds(c).await.is_ok() {
                 inner.emit(Event::CredsUpdated);
@@ -1817,7 +1832,10 @@ async fn on_pair_success(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
 async fn pair(inner: &Arc<Inner>, node: &Node) -> Result<Node, Error> {
     let ps = pairing::parse_pair_success(node)?;
     let mut guard = inner.creds.lock().await;
-    let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+    let creds = guard
+        .as_mut()
+        .map(Arc::make_mut)
+        .ok_or(Error::NotConnected)?;
     let verified = pairing::verify_device_identity(
         &ps.device_identity,
         &creds.adv_secret,
@@ -1867,7 +1885,10 @@ async fn on_link_code(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) -> Resu
     let wrapped = get("link_code_pairing_wrapped_primary_ephemeral_pub")?;
     let (bundle, identity_pub, jid) = {
         let mut guard = inner.creds.lock().await;
-        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let creds = guard
+            .as_mut()
+            .map(Arc::make_mut)
+            .ok_or(Error::NotConnected)?;
         let code = creds
             .pairing_code
             .clone()
@@ -1966,7 +1987,7 @@ async fn on_passkey_request(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) {
     };
     {
         let mut guard = inner.creds.lock().await;
-        let Some(creds) = guard.as_mut() else {
+        let Some(creds) = guard.as_mut().map(Arc::make_mut) else {
             return;
         };
         if creds.registered {
@@ -2155,11 +2176,11 @@ async fn fetch_props(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<crate::Serv
             Some(creds)
                 if creds.last_prop_hash != props.hash || creds.server_props != props.props =>
             {
-                let mut updated = creds.clone();
+                let mut updated = AuthCreds::clone(creds);
                 updated.last_prop_hash.clone_from(&props.hash);
                 updated.server_props.clone_from(&props.props);
                 inner.store.save_creds(&updated).await?;
-                *creds = updated;
+                *creds = Arc::new(updated);
                 true
             }
             _ => false,
@@ -2265,7 +2286,10 @@ async fn upload_pre_keys(
     let (node, upto) = {
         let _alloc = inner.pre_key_lock.lock().await;
         let mut guard = inner.creds.lock().await;
-        let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+        let creds = guard
+            .as_mut()
+            .map(Arc::make_mut)
+            .ok_or(Error::NotConnected)?;
         let first = creds.next_pre_key_id <= 1 && creds.first_unuploaded_pre_key_id <= 1;
         let n = n.unwrap_or(if first {
             inner.config.initial_pre_keys
@@ -2299,7 +2323,7 @@ async fn upload_pre_keys(
     query_on(conn, node, timeout).await?;
     {
         let mut guard = inner.creds.lock().await;
-        if let Some(creds) = guard.as_mut() {
+        if let Some(creds) = guard.as_mut().map(Arc::make_mut) {
             creds.first_unuploaded_pre_key_id = creds.first_unuploaded_pre_key_id.max(upto);
             inner.store.save_creds(creds).await?;
         }

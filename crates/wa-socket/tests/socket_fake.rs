@@ -292,6 +292,63 @@ async fn replaced_is_terminal_and_keeps_creds() {
 }
 
 #[tokio::test]
+async fn updated_creds_are_saved_and_earlier_snapshots_keep_their_values() {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store.clone()));
+    let mut events = socket.events();
+    let _conn = logged_in(&mut server).await;
+    open(&mut events).await;
+
+    let before = socket.auth().await.expect("loaded");
+    assert_eq!(before.push_name, None);
+    // Events of the login so far are not the update's.
+    while events.try_recv().is_ok() {}
+    let saved = socket
+        .update_creds(|c| {
+            c.push_name = Some("Alice".into());
+            true
+        })
+        .await
+        .unwrap();
+    assert!(saved);
+    // A snapshot taken before the change keeps what it held; a new one sees the change,
+    // and so does the store.
+    assert_eq!(before.push_name, None);
+    let after = socket.auth().await.expect("loaded");
+    assert_eq!(after.push_name.as_deref(), Some("Alice"));
+    let stored = store.load_creds().await.unwrap().expect("saved");
+    assert_eq!(stored.push_name.as_deref(), Some("Alice"));
+    let updated = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::CredsUpdated) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(updated.is_ok(), "no CredsUpdated event");
+
+    // A change the closure declines is dropped: neither the socket nor the store sees it.
+    let saved = socket
+        .update_creds(|c| {
+            c.push_name = Some("Bob".into());
+            false
+        })
+        .await
+        .unwrap();
+    assert!(!saved);
+    assert_eq!(
+        socket.auth().await.unwrap().push_name.as_deref(),
+        Some("Alice")
+    );
+    let stored = store.load_creds().await.unwrap().expect("saved");
+    assert_eq!(stored.push_name.as_deref(), Some("Alice"));
+    socket.close().await;
+}
+
+#[tokio::test]
 async fn logged_out_is_terminal_and_clears_creds() {
     let mut server = FakeServer::start().await;
     let store = memory_store();
