@@ -5,8 +5,12 @@ use bytes::Bytes;
 
 use crate::{AccountId, Backend, BoxFuture, Op, Result, Role};
 
-type Key = (Role, String, String);
-type Items = BTreeMap<Key, (Bytes, i64)>;
+/// The items of one scope, in key order, with their `at`.
+type Scope = BTreeMap<String, (Bytes, i64)>;
+/// One account's items: role, then scope, then key. Nested so a lookup borrows its
+/// scope and key instead of building an owned key, and a scope's keys compare among
+/// themselves only.
+type Items = HashMap<Role, HashMap<String, Scope>>;
 type Shared = Arc<Mutex<Items>>;
 
 /// A backend in process memory: for tests, and for short-lived sessions that need not
@@ -47,73 +51,110 @@ impl MemoryBackend {
     }
 }
 
-fn key(role: Role, scope: &str, key: &str) -> Key {
-    (role, scope.to_owned(), key.to_owned())
+fn lookup<'a>(items: &'a Items, role: Role, scope: &str, key: &str) -> Option<&'a (Bytes, i64)> {
+    items.get(&role)?.get(scope)?.get(key)
 }
 
-fn scope_keys(items: &Items, role: Role, scope: &str) -> Vec<Key> {
-    items
-        .range(key(role, scope, "")..)
-        .take_while(|((r, s, _), _)| *r == role && s == scope)
-        .map(|(k, _)| k.clone())
-        .collect()
+/// What a batch changed, to restore if a later precondition fails: each key written or
+/// removed, with its value before.
+type Undo = Vec<(Role, String, String, Option<(Bytes, i64)>)>;
+
+/// Puts (`Some`) or removes (`None`) one item; an emptied scope is dropped so scopes
+/// that come and go (chats, addresses) do not accumulate. Returns the value before.
+fn set(
+    items: &mut Items,
+    role: Role,
+    scope: &str,
+    key: &str,
+    value: Option<(Bytes, i64)>,
+) -> Option<(Bytes, i64)> {
+    let scopes = items.entry(role).or_default();
+    match value {
+        Some(v) => match scopes.get_mut(scope) {
+            Some(keys) => keys.insert(key.to_owned(), v),
+            None => {
+                scopes.insert(scope.to_owned(), Scope::from([(key.to_owned(), v)]));
+                None
+            }
+        },
+        None => {
+            let keys = scopes.get_mut(scope)?;
+            let old = keys.remove(key);
+            if keys.is_empty() {
+                scopes.remove(scope);
+            }
+            old
+        }
+    }
 }
 
 fn apply(items: &mut Items, ops: Vec<Op>) -> Result<()> {
-    let mut undo: Vec<(Key, Option<(Bytes, i64)>)> = Vec::new();
+    // Only a precondition can fail a batch part way, so only a batch with one keeps an
+    // undo log (and the copies of keys it takes).
+    let mut undo: Option<Undo> = ops.iter().any(|op| !op.writes()).then(Vec::new);
     let mut failure = None;
     for op in ops {
         match op {
             Op::Put {
                 role,
                 scope,
-                key: k,
+                key,
                 value,
                 at,
             } => {
-                let kk = (role, scope, k);
-                let old = items.insert(kk.clone(), (value, at));
-                undo.push((kk, old));
+                let Some(undo) = undo.as_mut() else {
+                    // Moves the owned scope and key into the map when they are new.
+                    let keys = items.entry(role).or_default().entry(scope).or_default();
+                    keys.insert(key, (value, at));
+                    continue;
+                };
+                let old = set(items, role, &scope, &key, Some((value, at)));
+                undo.push((role, scope, key, old));
             }
-            Op::Delete {
-                role,
-                scope,
-                key: k,
-            } => {
-                let kk = (role, scope, k);
-                if let Some(old) = items.remove(&kk) {
-                    undo.push((kk, Some(old)));
+            Op::Delete { role, scope, key } => {
+                let old = set(items, role, &scope, &key, None);
+                if let (Some(undo), Some(old)) = (undo.as_mut(), old) {
+                    undo.push((role, scope, key, Some(old)));
                 }
             }
             Op::DeleteScope { role, scope } => {
-                for kk in scope_keys(items, role, &scope) {
-                    let old = items.remove(&kk);
-                    undo.push((kk, old));
+                let removed = items.get_mut(&role).and_then(|s| s.remove(&scope));
+                if let (Some(undo), Some(removed)) = (undo.as_mut(), removed) {
+                    for (key, old) in removed {
+                        undo.push((role, scope.clone(), key, Some(old)));
+                    }
                 }
             }
             Op::DeleteBefore { role, before } => {
-                let doomed: Vec<Key> = items
-                    .range(key(role, "", "")..)
-                    .take_while(|((r, _, _), _)| *r == role)
-                    .filter(|(_, (_, at))| *at < before)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for kk in doomed {
-                    let old = items.remove(&kk);
-                    undo.push((kk, old));
+                let Some(scopes) = items.get_mut(&role) else {
+                    continue;
+                };
+                for (scope, keys) in scopes.iter_mut() {
+                    let doomed: Vec<String> = keys
+                        .iter()
+                        .filter(|(_, (_, at))| *at < before)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in doomed {
+                        let old = keys.remove(&key);
+                        if let Some(undo) = undo.as_mut() {
+                            undo.push((role, scope.clone(), key, old));
+                        }
+                    }
                 }
+                scopes.retain(|_, keys| !keys.is_empty());
             }
             ref cond @ (Op::RequirePresent {
                 role,
                 ref scope,
-                key: ref k,
+                ref key,
             }
             | Op::RequireAbsent {
                 role,
                 ref scope,
-                key: ref k,
+                ref key,
             }) => {
-                let present = items.contains_key(&key(role, scope, k));
+                let present = lookup(items, role, scope, key).is_some();
                 let want = matches!(cond, Op::RequirePresent { .. });
                 if present != want {
                     failure = cond.conflict();
@@ -125,11 +166,8 @@ fn apply(items: &mut Items, ops: Vec<Op>) -> Result<()> {
     match failure {
         None => Ok(()),
         Some(e) => {
-            for (kk, old) in undo.into_iter().rev() {
-                match old {
-                    Some(v) => items.insert(kk, v),
-                    None => items.remove(&kk),
-                };
+            for (role, scope, key, old) in undo.unwrap_or_default().into_iter().rev() {
+                set(items, role, &scope, &key, old);
             }
             Err(e)
         }
@@ -144,11 +182,9 @@ impl Backend for MemoryBackend {
         scope: &'a str,
         k: &'a str,
     ) -> BoxFuture<'a, Option<Bytes>> {
-        let v = self.items(account).and_then(|items| {
-            locked(&items)
-                .get(&key(role, scope, k))
-                .map(|(v, _)| v.clone())
-        });
+        let v = self
+            .items(account)
+            .and_then(|items| lookup(&locked(&items), role, scope, k).map(|(v, _)| v.clone()));
         Box::pin(async move { Ok(v) })
     }
 
@@ -162,7 +198,7 @@ impl Backend for MemoryBackend {
             Some(items) => {
                 let items = locked(&items);
                 keys.iter()
-                    .map(|(s, k)| items.get(&key(role, s, k)).map(|(v, _)| v.clone()))
+                    .map(|(s, k)| lookup(&items, role, s, k).map(|(v, _)| v.clone()))
                     .collect()
             }
             None => vec![None; keys.len()],
@@ -178,10 +214,14 @@ impl Backend for MemoryBackend {
     ) -> BoxFuture<'a, Vec<(String, Bytes)>> {
         let out = match self.items(account) {
             Some(items) => locked(&items)
-                .range(key(role, scope, "")..)
-                .take_while(|((r, s, _), _)| *r == role && s == scope)
-                .map(|((_, _, k), (v, _))| (k.clone(), v.clone()))
-                .collect(),
+                .get(&role)
+                .and_then(|scopes| scopes.get(scope))
+                .map(|keys| {
+                    keys.iter()
+                        .map(|(k, (v, _))| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             None => Vec::new(),
         };
         Box::pin(async move { Ok(out) })
@@ -211,9 +251,8 @@ impl Backend for MemoryBackend {
             .into_iter()
             .filter(|(_, items)| {
                 locked(items)
-                    .range(key(Role::Creds, "", "")..)
-                    .next()
-                    .is_some_and(|((r, _, _), _)| *r == Role::Creds)
+                    .get(&Role::Creds)
+                    .is_some_and(|scopes| !scopes.is_empty())
             })
             .map(|(a, _)| a)
             .collect();

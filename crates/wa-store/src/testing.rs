@@ -693,6 +693,26 @@ pub async fn failed_batch_rolls_back(backend: Arc<dyn Backend>) {
         })
     ));
     assert_eq!(s.get_session("u", 7).await.unwrap(), None);
+    // A prune by age and a cleared scope come back whole too, across scopes.
+    s.put_sent_message("a@s.whatsapp.net", "OLD", b"m1", 1000)
+        .await
+        .unwrap();
+    s.put_sent_message("g@g.us", "OLD", b"m2", 1000).await.unwrap();
+    let mut b4 = Batch::new();
+    b4.prune_sent_messages(2000)
+        .put_sent_message("g@g.us", "NEW", b"m3", 3000)
+        .put_session("u", 1, b"after")
+        .delete_session("u", 1)
+        .consume_pre_key(404);
+    assert!(matches!(s.commit(b4).await, Err(Error::Conflict { .. })));
+    let sent = |chat: &'static str, id: &'static str| {
+        let s = s.clone();
+        async move { s.get_sent_message(chat, id).await.unwrap() }
+    };
+    assert_eq!(sent("a@s.whatsapp.net", "OLD").await, b(b"m1"));
+    assert_eq!(sent("g@g.us", "OLD").await, b(b"m2"));
+    assert_eq!(sent("g@g.us", "NEW").await, None);
+    assert_eq!(s.get_session("u", 1).await.unwrap(), b(b"before"));
     // Over-long keys are refused before reaching the backend.
     let mut b3 = Batch::new();
     b3.put_contact(&"x".repeat(crate::MAX_KEY_LEN + 1), b"");
