@@ -62,6 +62,10 @@ pub struct Attrs {
 /// the frame length (at most 16 MiB plus the decompression limit), and a
 /// built set of 2^32 slots would take hundreds of GiB, so the saturation is
 /// never reached.
+/// Slots given to attributes built from none: `message`, `receipt` and `iq` stanzas
+/// carry four to six, an unknown key takes two.
+const FIRST_SLOTS: usize = 6;
+
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -125,7 +129,9 @@ impl Attrs {
             return r;
         }
         let own = self.entries();
-        let mut v = Vec::with_capacity(own.len() + 2);
+        // Room for the attributes of most stanzas, so a node built one attribute at a
+        // time allocates its slots once.
+        let mut v = Vec::with_capacity((own.len() + 2).max(FIRST_SLOTS));
         v.extend_from_slice(own);
         let r = f(&mut v);
         *self = Attrs::from_vec(v);

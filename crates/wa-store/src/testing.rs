@@ -697,7 +697,9 @@ pub async fn failed_batch_rolls_back(backend: Arc<dyn Backend>) {
     s.put_sent_message("a@s.whatsapp.net", "OLD", b"m1", 1000)
         .await
         .unwrap();
-    s.put_sent_message("g@g.us", "OLD", b"m2", 1000).await.unwrap();
+    s.put_sent_message("g@g.us", "OLD", b"m2", 1000)
+        .await
+        .unwrap();
     let mut b4 = Batch::new();
     b4.prune_sent_messages(2000)
         .put_sent_message("g@g.us", "NEW", b"m3", 3000)
