@@ -705,6 +705,8 @@ pub async fn failed_batch_rolls_back(backend: Arc<dyn Backend>) {
         .put_sent_message("g@g.us", "NEW", b"m3", 3000)
         .put_session("u", 1, b"after")
         .delete_session("u", 1)
+        .put_session("u", 3, b"three")
+        .delete_all_sessions("u")
         .consume_pre_key(404);
     assert!(matches!(s.commit(b4).await, Err(Error::Conflict { .. })));
     let sent = |chat: &'static str, id: &'static str| {
@@ -715,6 +717,7 @@ pub async fn failed_batch_rolls_back(backend: Arc<dyn Backend>) {
     assert_eq!(sent("g@g.us", "OLD").await, b(b"m2"));
     assert_eq!(sent("g@g.us", "NEW").await, None);
     assert_eq!(s.get_session("u", 1).await.unwrap(), b(b"before"));
+    assert_eq!(s.get_session("u", 3).await.unwrap(), None);
     // Over-long keys are refused before reaching the backend.
     let mut b3 = Batch::new();
     b3.put_contact(&"x".repeat(crate::MAX_KEY_LEN + 1), b"");
