@@ -58,14 +58,14 @@ pub struct Attrs {
     slots: u32,
 }
 
-/// Slot counts and offsets are kept as `u32`. Decoded arenas are bounded by
-/// the frame length (at most 16 MiB plus the decompression limit), and a
-/// built set of 2^32 slots would take hundreds of GiB, so the saturation is
-/// never reached.
 /// Slots given to attributes built from none: `message`, `receipt` and `iq` stanzas
 /// carry four to six, an unknown key takes two.
 const FIRST_SLOTS: usize = 6;
 
+/// Slot counts and offsets are kept as `u32`. Decoded arenas are bounded by
+/// the frame length (at most 16 MiB plus the decompression limit), and a
+/// built set of 2^32 slots would take hundreds of GiB, so the saturation is
+/// never reached.
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -527,16 +527,13 @@ impl Socket {
     ) -> Result<bool, Error> {
         {
             let mut guard = self.inner.creds.lock().await;
-            let creds = guard
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or(Error::NotConnected)?;
-            let mut updated = creds.clone();
+            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let mut updated = AuthCreds::clone(creds);
             if !f(&mut updated) {
                 return Ok(false);
             }
             self.inner.store.save_creds(&updated).await?;
-            *creds = updated;
+            *creds = Arc::new(updated);
         }
         self.emit(Event::CredsUpdated);
         Ok(true)
