@@ -70,6 +70,11 @@ pub struct SimConfig {
     /// waiting for it to log in); at the bound the oldest is dropped and counted in
     /// [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas). Default 10,000.
     pub queue_limit: usize,
+    /// Tasks that run the simulated phones' work (decrypting what is sent to them,
+    /// receipts, retries). A phone is always served by the same task, so its stanzas
+    /// keep their order; different phones proceed in parallel. Default: the number of
+    /// CPUs the process may use; 0 is taken as 1.
+    pub phone_workers: usize,
 }
 
 impl Default for SimConfig {
@@ -85,6 +90,7 @@ impl Default for SimConfig {
             phone_platform: "android".to_owned(),
             media_dir: None,
             queue_limit: crate::route::MAX_QUEUE,
+            phone_workers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }

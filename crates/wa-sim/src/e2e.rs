@@ -32,7 +32,7 @@ const PREKEY_BATCH: u32 = 50;
 const PREKEY_ID_WINDOW: u32 = 4096;
 /// Most messages kept in a phone's inbox (the oldest is dropped beyond).
 pub(crate) const MAX_INBOX: usize = 1000;
-/// Most stanzas waiting for the phones to process them (beyond, they are dropped).
+/// Most stanzas waiting for one phone worker (beyond, they are dropped).
 pub(crate) const PHONE_QUEUE: usize = 4096;
 /// Most `<enc>` children the phone looks at in one stanza.
 const MAX_ENCS: usize = 8;

@@ -3,7 +3,7 @@
 //!
 //! A stanza for a companion is queued first and then handed to its live connection (if
 //! any); it stays queued until that device acks it (or sends a receipt for a message).
-//! A stanza for a phone (device 0) goes to the phone worker (`e2e.rs`) instead.
+//! A stanza for a phone (device 0) goes to that phone's worker (`e2e.rs`) instead.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -367,16 +367,23 @@ impl Queues {
     }
 }
 
-/// Queues `node` for `device` and wakes its connection, or hands it to the phone worker
-/// for device 0.
+/// Which of `workers` phone workers serves `phone`: the same one every time (FNV-1a of
+/// the number), so a phone's stanzas stay in order.
+pub(crate) fn phone_worker(phone: &str, workers: usize) -> usize {
+    let hash = phone.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(hash % workers.max(1) as u64).unwrap_or(0)
+}
+
+/// Queues `node` for `device` and wakes its connection, or hands it to its phone's
+/// worker for device 0.
 pub(crate) fn deliver(shared: &Shared, device: &Jid, node: Node) {
     if device.device == 0 {
         shared.phone_pending.fetch_add(1, Ordering::AcqRel);
-        if shared
-            .phone_tx
-            .try_send((device.user.as_str().to_owned(), node))
-            .is_err()
-        {
+        let phone = device.user.as_str();
+        let worker = &shared.phone_tx[phone_worker(phone, shared.phone_tx.len())];
+        if worker.try_send((phone.to_owned(), node)).is_err() {
             shared.phone_pending.fetch_sub(1, Ordering::AcqRel);
             shared.queues().dropped += 1;
         }
@@ -947,6 +954,24 @@ pub(crate) fn client_ack(shared: &Shared, sender: &Jid, node: &Node) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_keeps_its_worker_and_phones_spread() {
+        let phones = ["15550000011", "15550000012", "15550000013", "15550000014"];
+        let first: Vec<usize> = phones.iter().map(|p| phone_worker(p, 3)).collect();
+        assert!(first.iter().all(|&w| w < 3));
+        let again: Vec<usize> = phones.iter().map(|p| phone_worker(p, 3)).collect();
+        assert_eq!(first, again);
+        // The numbers `phones_on_several_workers_keep_each_phones_order` uses.
+        assert!(first.iter().any(|&w| w != first[0]), "{first:?}");
+        assert_eq!(phone_worker("15550000011", 1), 0);
+        assert_eq!(phone_worker("15550000011", 0), 0);
+        // A thousand numbers fill every worker of four.
+        let used: std::collections::HashSet<usize> = (0..1000)
+            .map(|n| phone_worker(&format!("1555{n:07}"), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+    }
 
     fn retry_receipt(from: &Jid, id: &str) -> Node {
         Node::builder("receipt")

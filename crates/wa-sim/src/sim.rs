@@ -61,11 +61,13 @@ pub(crate) struct Shared {
     /// `<ack class="notification">` stanzas received from clients.
     pub(crate) notification_acks: AtomicU64,
     pub(crate) shutdown: watch::Sender<bool>,
-    /// Stanzas for the phones (device 0), processed by the phone worker.
-    pub(crate) phone_tx: mpsc::Sender<(String, Node)>,
+    /// Stanzas for the phones (device 0): one queue per phone worker
+    /// ([`SimConfig::phone_workers`]); [`crate::route::deliver`] picks a phone's by its
+    /// number.
+    pub(crate) phone_tx: Box<[mpsc::Sender<(String, Node)>]>,
     /// Calls placed through the simulator, call links, and call stanzas phones got.
     pub(crate) calls: Mutex<crate::call::CallState>,
-    /// Stanzas handed to the phone worker and not yet processed.
+    /// Stanzas handed to the phone workers and not yet processed.
     pub(crate) phone_pending: AtomicU64,
     /// Reporting tokens of the messages clients sent (see [`crate::reporting`]).
     pub(crate) reporting: Mutex<crate::reporting::ReportingTokens>,
@@ -324,7 +326,9 @@ impl Sim {
         let (shutdown, _) = watch::channel(false);
         let media_dir = config.media_dir.clone().unwrap_or_else(std::env::temp_dir);
         let media = MediaHost::new(addr.to_string(), media_dir)?;
-        let (phone_tx, phone_rx) = mpsc::channel(e2e::PHONE_QUEUE);
+        let (phone_tx, phone_rx): (Vec<_>, Vec<_>) = (0..config.phone_workers.max(1))
+            .map(|_| mpsc::channel(e2e::PHONE_QUEUE))
+            .unzip();
         config.state.held.queues_lock().limit = config.queue_limit;
         let shared = Arc::new(Shared {
             media,
@@ -336,7 +340,7 @@ impl Sim {
             usync_queries: AtomicU64::new(0),
             notification_acks: AtomicU64::new(0),
             shutdown,
-            phone_tx,
+            phone_tx: phone_tx.into_boxed_slice(),
             calls: Mutex::default(),
             phone_pending: AtomicU64::new(0),
             reporting: Mutex::default(),
@@ -347,7 +351,9 @@ impl Sim {
             passkeys: Mutex::default(),
             recording: Recording::default(),
         });
-        tokio::spawn(e2e::worker(Arc::downgrade(&shared), phone_rx));
+        for rx in phone_rx {
+            tokio::spawn(e2e::worker(Arc::downgrade(&shared), rx));
+        }
         let accept = net::serve(listener, tls, shared.clone());
         tracing::info!(%addr, "wa-sim listening");
         Ok(Sim {

@@ -323,6 +323,49 @@ async fn phone_decrypts_records_and_acknowledges() {
     assert_eq!(sim.phone_inbox(BOB).len(), 2);
 }
 
+/// With several phone workers, phones decrypt in parallel but each phone still gets its
+/// stanzas in the order they were sent: every message below is sent without waiting for
+/// the one before, to four phones spread over three workers (`route::tests` checks
+/// that these numbers do not share one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_on_several_workers_keep_each_phones_order() {
+    const EACH: usize = 30;
+    let sim = Sim::start(SimConfig {
+        phone_workers: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.add_account(ALICE).await;
+    let phones = ["15550000011", "15550000012", "15550000013", "15550000014"];
+    for p in phones {
+        sim.add_account(p).await;
+    }
+    let a1 = Dev::link(&sim, ALICE).await;
+    let (mut c, _) = a1.login(&sim).await;
+    for p in phones {
+        a1.start_session(&mut c, &pn(p, 0)).await;
+    }
+    for i in 0..EACH {
+        for p in phones {
+            let to = pn(p, 0);
+            let enc = a1.encrypt(&to, &text(&format!("{i}"))).await;
+            c.send(&message(&format!("{p}-{i}"), &Jid::pn(p), vec![(to, enc)]))
+                .await;
+        }
+    }
+    for p in phones {
+        eventually(|| sim.phone_inbox(p).len() == EACH).await;
+        let texts: Vec<String> = sim
+            .phone_inbox(p)
+            .iter()
+            .map(|m| m.message.conversation.clone().unwrap_or_default())
+            .collect();
+        let want: Vec<String> = (0..EACH).map(|i| i.to_string()).collect();
+        assert_eq!(texts, want, "phone {p}");
+    }
+}
+
 #[tokio::test]
 async fn phone_send_reaches_peer_and_own_companions() {
     let sim = sim().await;
