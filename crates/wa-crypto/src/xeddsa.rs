@@ -56,24 +56,78 @@ pub(crate) fn sign(private: &PrivateKey, message: &[u8], random: &[u8; 64]) -> S
 pub(crate) fn verify(public: &PublicKey, message: &[u8], signature: &Signature) -> bool {
     let sig = signature.as_bytes();
     let sign_bit = sig[63] >> 7;
-    let Some(a_point) = MontgomeryPoint(*public.as_bytes()).to_edwards(sign_bit) else {
-        return false;
-    };
     let mut s_bytes = [0u8; 32];
     s_bytes.copy_from_slice(&sig[32..]);
     s_bytes[31] &= 0x7F;
     let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
         return false;
     };
-    let a = a_point.compress().to_bytes();
+    let Some(key) = edwards_key(public.as_bytes(), sign_bit) else {
+        return false;
+    };
     let h = Scalar::from_hash(
         Sha512::new()
             .chain_update(&sig[..32])
-            .chain_update(a)
+            .chain_update(key.encoded)
             .chain_update(message),
     );
-    let check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &-a_point, &s);
+    let check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &key.negated, &s);
     check.compress().as_bytes() == &sig[..32]
+}
+
+/// A verifying key in the form the check needs: `−A` and A's encoding.
+#[derive(Clone, Copy)]
+struct EdwardsKey {
+    public: [u8; 32],
+    sign_bit: u8,
+    negated: EdwardsPoint,
+    encoded: [u8; 32],
+}
+
+/// Keys kept per thread. Mapping a Montgomery key to its Edwards point and encoding it
+/// takes three field exponentiations, more than half of a verification; a sender's
+/// signing key checks every group message it sends, and an identity key every pre-key
+/// bundle, so the same few keys come back again and again.
+const KEY_SLOTS: usize = 64;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<Vec<Option<EdwardsKey>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The Edwards form of `public` with `sign_bit`, from this thread's slots or computed
+/// (and kept in its slot, replacing what was there). `None` for a key with no Edwards
+/// point.
+fn edwards_key(public: &[u8; 32], sign_bit: u8) -> Option<EdwardsKey> {
+    let slot = (usize::from(public[0]) | usize::from(public[1]) << 8) % KEY_SLOTS;
+    let cached = KEYS
+        .try_with(|keys| {
+            keys.borrow()
+                .get(slot)
+                .copied()
+                .flatten()
+                .filter(|k| k.public == *public && k.sign_bit == sign_bit)
+        })
+        .ok()
+        .flatten();
+    if cached.is_some() {
+        return cached;
+    }
+    let a_point = MontgomeryPoint(*public).to_edwards(sign_bit)?;
+    let key = EdwardsKey {
+        public: *public,
+        sign_bit,
+        negated: -a_point,
+        encoded: a_point.compress().to_bytes(),
+    };
+    let _ = KEYS.try_with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.is_empty() {
+            keys.resize(KEY_SLOTS, None);
+        }
+        keys[slot] = Some(key);
+    });
+    Some(key)
 }
 
 #[cfg(test)]
@@ -92,6 +146,28 @@ mod tests {
             let sig = pair.sign(&msg, &mut rng);
             assert!(pair.public.verify(&msg, &sig), "key {i}");
             assert!(!pair.public.verify(b"other message", &sig));
+        }
+    }
+
+    #[test]
+    fn keys_kept_replaced_and_seen_again_verify_alike() {
+        // More keys than slots, so slots are shared and keys replaced; every key is
+        // checked again after, by which time many were replaced.
+        let mut rng = StdRng::seed_from_u64(13);
+        let pairs: Vec<_> = (0..super::KEY_SLOTS + 16)
+            .map(|_| KeyPair::generate(&mut rng))
+            .collect();
+        let sigs: Vec<_> = pairs.iter().map(|p| p.sign(b"m", &mut rng)).collect();
+        for _ in 0..2 {
+            for (i, (pair, sig)) in pairs.iter().zip(&sigs).enumerate() {
+                assert!(pair.public.verify(b"m", sig), "key {i}");
+                // A kept key is not used for another key, nor for the other sign.
+                let other = &pairs[(i + 1) % pairs.len()];
+                assert!(!other.public.verify(b"m", sig), "key {i}");
+                let mut flipped = *sig;
+                flipped.0[63] ^= 0x80;
+                assert!(!pair.public.verify(b"m", &flipped), "key {i}");
+            }
         }
     }
 
