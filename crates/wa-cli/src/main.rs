@@ -38,6 +38,11 @@ usage:
       --url URL, --root HEX         as for login; --plain-media: media over http (wa-sim)
   JID is a phone number (+15551234567) or a full JID (120363...@g.us)";
 
+/// The allocator: glibc's arenas contend when one thread frees what another allocated,
+/// which a multi-threaded runtime does all the time (see docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

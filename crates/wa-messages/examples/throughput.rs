@@ -52,6 +52,11 @@ use wa_store::{
 use wa_types::ReceiptType;
 use wa_usync::{Usync, UsyncConfig};
 
+/// The allocator: glibc's arenas contend when one thread frees what another allocated,
+/// which a multi-threaded runtime does all the time (see docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Client {
     socket: Socket,
     messenger: Messenger,
