@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use prost::Message;
 use rand::RngCore;
 use rand::rngs::OsRng;
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wa_binary::{Jid, Node, Server};
@@ -90,7 +90,14 @@ struct Inner {
 
 /// One live connection (one websocket + Noise transport).
 struct Conn {
-    send_lock: Mutex<WsWriter>,
+    /// The websocket's sending half. [`Conn::send`] leaves frames in its buffer and
+    /// [`flush_loop`] writes them out.
+    writer: WsWriter,
+    /// Held from encryption until the frame is in the writer's buffer, so frames go out
+    /// in nonce order.
+    send_lock: Mutex<()>,
+    /// Wakes the connection's flusher (see [`flush_loop`]) after a frame was buffered.
+    flush_wanted: Notify,
     /// Longest a frame may wait to be written (the send lock included) before the peer
     /// is declared dead and the connection closed.
     write_timeout: Duration,
@@ -150,7 +157,7 @@ impl Conn {
         // too long to count) is refused rather than sent altered or malformed.
         let plain = wa_binary::try_encode(node)?;
         let write = async {
-            let ws = self.send_lock.lock().await;
+            let _turn = self.send_lock.lock().await;
             let mut out = BytesMut::with_capacity(plain.len() + 19);
             {
                 let mut t = self
@@ -159,9 +166,11 @@ impl Conn {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 t.encrypt_into(&plain, &mut out)?;
             }
-            // Encryption and sending happen under `send_lock`, so the send order equals
+            // Encryption and writing happen under `send_lock`, so the send order equals
             // the nonce order.
-            ws.send(&out).await
+            self.writer.write(&out).await?;
+            self.flush_wanted.notify_one();
+            Ok(())
         };
         // A peer that stops reading (or a connection that died without a reset) would
         // otherwise hold every sender, the keep-alive included, forever.
@@ -1198,7 +1207,10 @@ async fn run_connection(inner: &Arc<Inner>) -> (DisconnectReason, bool) {
     conn.pending.fail_all();
     // Bounded like every write: a peer that stopped reading would otherwise keep the
     // close frame (and so the supervisor) waiting forever.
-    let close_frame = async { conn.send_lock.lock().await.close().await };
+    let close_frame = async {
+        let _turn = conn.send_lock.lock().await;
+        conn.writer.close().await;
+    };
     if tokio::time::timeout(conn.write_timeout, close_frame)
         .await
         .is_err()
@@ -1289,7 +1301,9 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
 
     let (close, _) = watch::channel(None);
     let conn = Arc::new(Conn {
-        send_lock: Mutex::new(writer),
+        writer,
+        send_lock: Mutex::new(()),
+        flush_wanted: Notify::new(),
         write_timeout: cfg.keep_alive_timeout,
         transport: StdMutex::new(transport),
         pending: PendingQueries::new(OsRng.next_u64()),
@@ -1312,7 +1326,33 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
         decoder,
     ));
     conn.spawn(reader_task);
+    conn.spawn(tokio::spawn(flush_loop(conn.clone())));
     Ok(conn)
+}
+
+/// Writes the frames [`Conn::send`] left in the writer's buffer to the socket.
+///
+/// It first lets every task that is ready run, so the frames of a burst (the acks and
+/// receipts for a batch of stanzas read at once, concurrent sends) leave in one write.
+/// A write that fails or takes longer than the write timeout closes the connection.
+async fn flush_loop(conn: Arc<Conn>) {
+    loop {
+        conn.flush_wanted.notified().await;
+        tokio::task::yield_now().await;
+        match tokio::time::timeout(conn.write_timeout, conn.writer.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!("write failed: {e}");
+                conn.close(DisconnectReason::ConnectionClosed);
+                return;
+            }
+            Err(_) => {
+                warn!("buffered frames could not be written in time: peer is dead");
+                conn.close(DisconnectReason::TimedOut);
+                return;
+            }
+        }
+    }
 }
 
 async fn read_loop(

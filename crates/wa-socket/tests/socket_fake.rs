@@ -291,6 +291,50 @@ async fn replaced_is_terminal_and_keeps_creds() {
     assert!(store.load_creds().await.unwrap().is_some());
 }
 
+/// Stanzas leave through the connection's write buffer, flushed by its own task: a burst
+/// from concurrent senders reaches the server with no traffic after it, each sender's
+/// stanzas in the order it sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_concurrent_senders_arrives_whole_and_in_order() {
+    const SENDERS: usize = 8;
+    const EACH: usize = 50;
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store));
+    let mut events = socket.events();
+    let mut conn = logged_in(&mut server).await;
+    open(&mut events).await;
+
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let node = Node::builder("message")
+                        .attr("id", format!("{s}-{i}"))
+                        .build();
+                    socket.send_node(&node).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut next = [0usize; SENDERS];
+    for _ in 0..SENDERS * EACH {
+        let node = conn.recv_until(|n| n.tag() == "message").await;
+        let id = node.attr::<&str>("id").unwrap();
+        let (s, i) = id.split_once('-').unwrap();
+        let (s, i): (usize, usize) = (s.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[s], "sender {s}'s stanzas arrive in order");
+        next[s] += 1;
+    }
+    assert_eq!(next, [EACH; SENDERS]);
+    socket.close().await;
+}
+
 #[tokio::test]
 async fn updated_creds_are_saved_and_earlier_snapshots_keep_their_values() {
     let mut server = FakeServer::start().await;

@@ -359,3 +359,43 @@ fn parses_websocket_urls() {
         assert!(WsUrl::parse(bad).is_err(), "{bad}");
     }
 }
+
+/// `write` leaves messages in the writer's buffer until `flush` (or a `send`); a message
+/// larger than the buffer goes out at once, behind those buffered before it.
+#[tokio::test]
+async fn written_messages_wait_for_a_flush_and_keep_their_order() {
+    let (addr, _) = echo_server(None).await;
+    let url = WsUrl::parse(&format!("ws://127.0.0.1:{}/ws/chat", addr.port())).unwrap();
+    let (mut reader, writer) = WsConnector::new().connect(&url).await.unwrap();
+
+    writer.write(b"one").await.unwrap();
+    writer.write(b"two").await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), reader.recv())
+            .await
+            .is_err(),
+        "nothing reaches the server before the flush"
+    );
+    writer.flush().await.unwrap();
+    for want in [&b"one"[..], b"two"] {
+        assert_eq!(reader.recv().await.unwrap().unwrap(), want);
+    }
+
+    let big = vec![7u8; 20_000];
+    writer.write(b"three").await.unwrap();
+    writer.write(&big).await.unwrap();
+    for want in [&b"three"[..], &big] {
+        let got = tokio::time::timeout(Duration::from_secs(5), reader.recv())
+            .await
+            .expect("a message larger than the buffer is written without a flush")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, want);
+    }
+
+    writer.write(b"four").await.unwrap();
+    writer.send(b"five").await.unwrap();
+    for want in [&b"four"[..], b"five"] {
+        assert_eq!(reader.recv().await.unwrap().unwrap(), want);
+    }
+}

@@ -8,7 +8,7 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebS
 use http_body_util::Empty;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
@@ -22,6 +22,10 @@ use crate::Error;
 /// fragment by fragment (the Noise frame decoder reassembles across messages anyway), so
 /// nothing is accumulated here and this bounds the memory a peer can make us hold.
 const MAX_WS_FRAME: usize = 17 * 1024 * 1024;
+
+/// Size of the buffer frames wait in between [`WsWriter::write`] and a flush: a batch of
+/// stanzas that fits goes out in one write to the socket (one TLS record over TLS).
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,8 +247,10 @@ impl WsConnector {
         let (ws, _response) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)
             .await
             .map_err(|e| Error::WebSocket(e.to_string()))?;
-        let (read, write) = ws.split(tokio::io::split);
-        let mut read = read;
+        let (mut read, write) = ws.split(|s| {
+            let (r, w) = tokio::io::split(s);
+            (r, BufWriter::with_capacity(WRITE_BUFFER, w))
+        });
         read.set_max_message_size(MAX_WS_FRAME);
         read.set_auto_close(true);
         read.set_auto_pong(true);
@@ -282,9 +288,13 @@ where
 }
 
 /// The sending half of a websocket. Cloning shares the one underlying writer.
+///
+/// Messages go through a small buffer: [`send`](Self::send) writes one and flushes,
+/// [`write`](Self::write) leaves it in the buffer for a later [`flush`](Self::flush), so
+/// a caller with several messages at hand pays for one write to the socket.
 #[derive(Clone)]
 pub struct WsWriter {
-    inner: Arc<Mutex<WebSocketWrite<WriteHalf<Stream>>>>,
+    inner: Arc<Mutex<WebSocketWrite<BufWriter<WriteHalf<Stream>>>>>,
 }
 
 impl std::fmt::Debug for WsWriter {
@@ -302,13 +312,38 @@ impl WsWriter {
         let mut w = self.inner.lock().await;
         w.write_frame(Frame::binary(Payload::Borrowed(data)))
             .await
+            .map_err(ws_err)?;
+        w.flush().await.map_err(ws_err)
+    }
+
+    /// Queues one binary message behind those already buffered. It reaches the socket
+    /// with the next [`flush`](Self::flush) or [`send`](Self::send), or earlier when the
+    /// buffer fills.
+    ///
+    /// # Errors
+    /// [`Error::WebSocket`] when the connection is gone.
+    pub async fn write(&self, data: &[u8]) -> Result<(), Error> {
+        let mut w = self.inner.lock().await;
+        w.write_frame(Frame::binary(Payload::Borrowed(data)))
+            .await
             .map_err(ws_err)
     }
 
-    /// Sends a close frame (normal closure). Errors are ignored: the peer may be gone.
+    /// Writes whatever [`write`](Self::write) left in the buffer to the socket.
+    ///
+    /// # Errors
+    /// [`Error::WebSocket`] when the connection is gone.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.inner.lock().await.flush().await.map_err(ws_err)
+    }
+
+    /// Sends a close frame (normal closure), after anything still buffered. Errors are
+    /// ignored: the peer may be gone.
     pub async fn close(&self) {
         let mut w = self.inner.lock().await;
-        let _ = w.write_frame(Frame::close(1000, b"")).await;
+        if w.write_frame(Frame::close(1000, b"")).await.is_ok() {
+            let _ = w.flush().await;
+        }
     }
 }
 
@@ -344,7 +379,11 @@ impl WsReader {
                     Payload::Owned(frame.payload.to_vec()),
                 );
                 let writer = writer.clone();
-                Box::pin(async move { writer.lock().await.write_frame(owned).await })
+                Box::pin(async move {
+                    let mut w = writer.lock().await;
+                    w.write_frame(owned).await?;
+                    w.flush().await
+                })
                     as Pin<Box<dyn Future<Output = Result<(), WebSocketError>> + Send>>
             };
             let frame = match self.inner.read_frame(&mut send).await {
