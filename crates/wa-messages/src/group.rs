@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use rand_core::OsRng;
 use tracing::warn;
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
@@ -243,8 +242,8 @@ pub(crate) async fn sender_key_fan_out(
         repo.rotate_sender_key(&chat_s, me).await?;
     }
     let padded = match patch.and_then(|p| p.apply(message, None)) {
-        Some(patched) => encode_plaintext(&patched, &mut OsRng),
-        None => encode_plaintext(message, &mut OsRng),
+        Some(patched) => encode_plaintext(&patched, &mut rand::thread_rng()),
+        None => encode_plaintext(message, &mut rand::thread_rng()),
     };
     let enc = repo.encrypt_group_message(&chat_s, me, &padded).await?;
     let skdm_message = Message {

@@ -246,7 +246,9 @@ impl Messenger {
         let message = MessageBuilder::new(to.clone(), content).build(&mut OsRng)?;
         let creds = self.inner.creds().await?;
         let me = Inner::me(&creds)?;
-        let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
+        // Ids and padding lengths are not secrets: the thread's CSPRNG saves a system call
+        // per draw.
+        let id = generate_message_id(unix_now(), Some(&me.pn), &mut rand::thread_rng());
         self.relay_message_with(to, message, &id, options).await
     }
 
@@ -671,9 +673,9 @@ pub(crate) async fn encrypt_for(
     message: &Message,
     patch: Option<&MessagePatch>,
 ) -> Result<(Vec<Node>, bool), Error> {
-    let plain = encode_plaintext(message, &mut OsRng);
+    let plain = encode_plaintext(message, &mut rand::thread_rng());
     let own_plain = if targets.iter().any(|t| t.own) {
-        encode_plaintext(&device_sent(chat, message), &mut OsRng)
+        encode_plaintext(&device_sent(chat, message), &mut rand::thread_rng())
     } else {
         Vec::new()
     };
@@ -686,9 +688,9 @@ pub(crate) async fn encrypt_for(
             .map(Box::new);
         let patched_plain = patched.as_ref().map(|m| {
             if t.own {
-                encode_plaintext(&device_sent(chat, m), &mut OsRng)
+                encode_plaintext(&device_sent(chat, m), &mut rand::thread_rng())
             } else {
-                encode_plaintext(m, &mut OsRng)
+                encode_plaintext(m, &mut rand::thread_rng())
             }
         });
         let pt = match &patched_plain {
