@@ -987,11 +987,21 @@ async fn chat_settings_are_kept_in_the_store_on_both_devices() {
         .chat_modify(&chat, ChatModification::Mute(MuteUntil::Until(until)))
         .await
         .unwrap();
-    next_event(&mut two.events, |e| match e {
-        Event::ChatsUpdate(u) => u.iter().find(|u| u.mute_end.is_some()).map(|_| ()),
-        _ => None,
-    })
-    .await;
+    // Archive and pin sync in one collection (`regular_low`), mute in another
+    // (`regular_high`): the second device may apply them in either order.
+    let (mut archived, mut pinned, mut muted) = (false, false, false);
+    while !(archived && pinned && muted) {
+        let updates = next_event(&mut two.events, |e| match e {
+            Event::ChatsUpdate(u) => Some(u.clone()),
+            _ => None,
+        })
+        .await;
+        for u in updates {
+            archived |= u.archived == Some(true);
+            pinned |= u.pinned == Some(true);
+            muted |= u.mute_end.is_some();
+        }
+    }
     for device in [&one, &two] {
         let s = device.app.chat_settings(&chat).await.unwrap();
         assert!(s.archived && !s.pinned);
