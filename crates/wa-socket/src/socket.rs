@@ -588,11 +588,15 @@ impl Socket {
         self.send_node(&unified_session_node(&self.inner)).await
     }
 
-    /// Sends a stanza on the current connection.
+    /// Sends a stanza on the current connection. It returns once the encrypted frame is
+    /// queued on the connection, in order with every other; the connection's task writes
+    /// it to the socket right after (see the crate documentation).
     ///
     /// # Errors
     /// [`Error::NotConnected`], [`Error::Binary`] for a stanza the wire format cannot
-    /// carry (nothing is sent; the connection stays open), or a transport error.
+    /// carry (nothing is sent; the connection stays open), [`Error::Timeout`] when the
+    /// frame could not be queued within `keep_alive_timeout` (the connection is closed),
+    /// or a transport error.
     pub async fn send_node(&self, node: &Node) -> Result<(), Error> {
         let conn = self.inner.current().ok_or(Error::NotConnected)?;
         conn.send(node).await
@@ -1334,7 +1338,8 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
 ///
 /// It first lets every task that is ready run, so the frames of a burst (the acks and
 /// receipts for a batch of stanzas read at once, concurrent sends) leave in one write.
-/// A write that fails or takes longer than the write timeout closes the connection.
+/// A write that takes longer than the write timeout closes the connection; after one
+/// that fails, the task stops and the reader reports the end of the connection.
 async fn flush_loop(conn: Arc<Conn>) {
     loop {
         conn.flush_wanted.notified().await;
@@ -1342,8 +1347,10 @@ async fn flush_loop(conn: Arc<Conn>) {
         match tokio::time::timeout(conn.write_timeout, conn.writer.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
+                // The socket is gone. The reader sees that too and closes the connection
+                // with the reason it read last (a stream error the server sent before
+                // closing, for one), which a close from here would mask.
                 debug!("write failed: {e}");
-                conn.close(DisconnectReason::ConnectionClosed);
                 return;
             }
             Err(_) => {

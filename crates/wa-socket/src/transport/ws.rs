@@ -25,7 +25,7 @@ const MAX_WS_FRAME: usize = 17 * 1024 * 1024;
 
 /// Size of the buffer frames wait in between [`WsWriter::write`] and a flush: a batch of
 /// stanzas that fits goes out in one write to the socket (one TLS record over TLS).
-const WRITE_BUFFER: usize = 8 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
 
 /// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
