@@ -67,11 +67,6 @@ impl Args {
     }
 }
 
-/// The allocator: glibc's arenas contend when one thread frees what another allocated,
-/// which a multi-threaded runtime does all the time (see docs/PERFORMANCE.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let (cmd, args) = match Args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
