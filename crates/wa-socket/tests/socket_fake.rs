@@ -128,6 +128,18 @@ async fn logged_in(server: &mut FakeServer) -> ServerConn {
     conn
 }
 
+/// A paired socket (memory store) logged in to a fresh server and reported open.
+async fn open_paired() -> (FakeServer, Socket, broadcast::Receiver<Event>, ServerConn) {
+    let mut server = FakeServer::start().await;
+    let store = memory_store();
+    store.save_creds(&paired_creds()).await.unwrap();
+    let socket = Socket::connect(config(&server, store));
+    let mut events = socket.events();
+    let conn = logged_in(&mut server).await;
+    open(&mut events).await;
+    (server, socket, events, conn)
+}
+
 #[tokio::test]
 async fn qr_linking_then_login_after_515() {
     let mut server = FakeServer::start().await;
@@ -298,13 +310,7 @@ async fn replaced_is_terminal_and_keeps_creds() {
 async fn a_burst_from_concurrent_senders_arrives_whole_and_in_order() {
     const SENDERS: usize = 8;
     const EACH: usize = 50;
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (_server, socket, _events, mut conn) = open_paired().await;
 
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
@@ -593,13 +599,7 @@ async fn dispatcher_acks_queries_and_logout() {
 
 #[tokio::test]
 async fn a_stanza_the_format_cannot_carry_is_refused_and_the_connection_stays() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (_server, socket, _events, mut conn) = open_paired().await;
     // An AD JID carries its device in one byte: device 300 would name device 44.
     let to = wa_binary::Jid::with_device("15550000002", wa_binary::Server::Pn, 300);
     let bad = Node::builder("receipt")
@@ -623,13 +623,7 @@ async fn a_stanza_the_format_cannot_carry_is_refused_and_the_connection_stays() 
 
 #[tokio::test]
 async fn dropping_the_last_handle_closes() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (mut server, socket, mut events, mut conn) = open_paired().await;
     let clone = socket.clone();
     drop(socket);
     // One handle left: still open.
