@@ -128,16 +128,22 @@ async fn logged_in(server: &mut FakeServer) -> ServerConn {
     conn
 }
 
-/// A paired socket (memory store) logged in to a fresh server and reported open.
-async fn open_paired() -> (FakeServer, Socket, broadcast::Receiver<Event>, ServerConn) {
+/// A paired socket on a memory store, logged in to a fresh server and reported open.
+async fn open_paired() -> (
+    FakeServer,
+    AccountStore,
+    Socket,
+    broadcast::Receiver<Event>,
+    ServerConn,
+) {
     let mut server = FakeServer::start().await;
     let store = memory_store();
     store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store));
+    let socket = Socket::connect(config(&server, store.clone()));
     let mut events = socket.events();
     let conn = logged_in(&mut server).await;
     open(&mut events).await;
-    (server, socket, events, conn)
+    (server, store, socket, events, conn)
 }
 
 #[tokio::test]
@@ -285,13 +291,7 @@ async fn reconnects_after_faults_with_state_transitions() {
 
 #[tokio::test]
 async fn replaced_is_terminal_and_keeps_creds() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store.clone()));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (mut server, store, socket, mut events, mut conn) = open_paired().await;
     conn.conflict("replaced", None).await;
     assert_eq!(closed_with(&mut events).await, DisconnectReason::Replaced);
     server
@@ -310,7 +310,7 @@ async fn replaced_is_terminal_and_keeps_creds() {
 async fn a_burst_from_concurrent_senders_arrives_whole_and_in_order() {
     const SENDERS: usize = 8;
     const EACH: usize = 50;
-    let (_server, socket, _events, mut conn) = open_paired().await;
+    let (_server, _store, socket, _events, mut conn) = open_paired().await;
 
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
@@ -343,13 +343,7 @@ async fn a_burst_from_concurrent_senders_arrives_whole_and_in_order() {
 
 #[tokio::test]
 async fn updated_creds_are_saved_and_earlier_snapshots_keep_their_values() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store.clone()));
-    let mut events = socket.events();
-    let _conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (_server, store, socket, mut events, _conn) = open_paired().await;
 
     let before = socket.auth().await.expect("loaded");
     assert_eq!(before.push_name, None);
@@ -400,13 +394,7 @@ async fn updated_creds_are_saved_and_earlier_snapshots_keep_their_values() {
 
 #[tokio::test]
 async fn logged_out_is_terminal_and_clears_creds() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store.clone()));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (mut server, store, socket, mut events, mut conn) = open_paired().await;
     conn.conflict("device_removed", Some("401")).await;
     assert_eq!(closed_with(&mut events).await, DisconnectReason::LoggedOut);
     server
@@ -421,13 +409,7 @@ async fn logged_out_is_terminal_and_clears_creds() {
 
 #[tokio::test]
 async fn pre_keys_uploaded_when_low_without_reusing_ids() {
-    let mut server = FakeServer::start().await;
-    let store = memory_store();
-    store.save_creds(&paired_creds()).await.unwrap();
-    let socket = Socket::connect(config(&server, store.clone()));
-    let mut events = socket.events();
-    let mut conn = logged_in(&mut server).await;
-    open(&mut events).await;
+    let (_server, store, socket, _events, mut conn) = open_paired().await;
 
     let ids_of = |n: &Node| -> Vec<u32> {
         n.child("list")
@@ -599,7 +581,7 @@ async fn dispatcher_acks_queries_and_logout() {
 
 #[tokio::test]
 async fn a_stanza_the_format_cannot_carry_is_refused_and_the_connection_stays() {
-    let (_server, socket, _events, mut conn) = open_paired().await;
+    let (_server, _store, socket, _events, mut conn) = open_paired().await;
     // An AD JID carries its device in one byte: device 300 would name device 44.
     let to = wa_binary::Jid::with_device("15550000002", wa_binary::Server::Pn, 300);
     let bad = Node::builder("receipt")
@@ -623,7 +605,7 @@ async fn a_stanza_the_format_cannot_carry_is_refused_and_the_connection_stays() 
 
 #[tokio::test]
 async fn dropping_the_last_handle_closes() {
-    let (mut server, socket, mut events, mut conn) = open_paired().await;
+    let (mut server, _store, socket, mut events, mut conn) = open_paired().await;
     let clone = socket.clone();
     drop(socket);
     // One handle left: still open.
