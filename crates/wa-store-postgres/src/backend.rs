@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -8,7 +9,10 @@ use wa_store::{AccountId, Backend, BoxFuture, Bytes, Error, Op, Result, Role};
 use crate::AccountLease;
 
 /// The numbered migrations, applied in order; entry `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_escape_nul.sql"),
+];
 
 /// Advisory lock key serialising migrations between workers.
 const MIGRATION_LOCK: i64 = 0x7761_5f73_746f_7265; // "wa_store"
@@ -185,6 +189,51 @@ const DELETE_BEFORE: &str = "DELETE FROM wa_items WHERE account = $1 AND role = 
 const EXISTS: &str = "SELECT 1 FROM wa_items \
                       WHERE account = $1 AND role = $2 AND scope = $3 AND key = $4";
 
+/// Text as stored. PostgreSQL's `text` cannot hold U+0000, which a Rust string can (a key
+/// made from a stanza's id, say), so U+0001 escapes it: U+0000 is stored as U+0001 U+0001
+/// and U+0001 as U+0001 U+0002. Any other string is stored as it is. The mapping is
+/// reversible and keeps byte order, so `ORDER BY ... COLLATE "C"` still lists in the
+/// order of the keys as given.
+pub(crate) fn stored(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b <= 1) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\0' => out.push_str("\u{1}\u{1}"),
+            '\u{1}' => out.push_str("\u{1}\u{2}"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The text [`stored`] was given. A U+0001 that escapes nothing (a row written by hand)
+/// is kept as it is.
+pub(crate) fn unstored(s: String) -> String {
+    if !s.contains('\u{1}') {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let escaped = match (c, chars.peek()) {
+            ('\u{1}', Some('\u{1}')) => Some('\0'),
+            ('\u{1}', Some('\u{2}')) => Some('\u{1}'),
+            _ => None,
+        };
+        match escaped {
+            Some(e) => {
+                chars.next();
+                out.push(e);
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// One op's answer: rows affected, or for a precondition whether the item exists.
 type Step<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<bool>>> + Send + 'a>>;
@@ -205,19 +254,25 @@ fn step<'a>(
             value,
             at,
         } => Box::pin(async move {
-            tx.execute(put, &[&a, &role.code(), scope, key, &&value[..], at])
+            let (scope, key) = (stored(scope), stored(key));
+            let (scope, key) = (scope.as_ref(), key.as_ref());
+            tx.execute(put, &[&a, &role.code(), &scope, &key, &&value[..], at])
                 .await
                 .map(|_| None)
                 .map_err(db)
         }),
         Op::Delete { role, scope, key } => Box::pin(async move {
-            tx.execute(delete, &[&a, &role.code(), scope, key])
+            let (scope, key) = (stored(scope), stored(key));
+            let (scope, key) = (scope.as_ref(), key.as_ref());
+            tx.execute(delete, &[&a, &role.code(), &scope, &key])
                 .await
                 .map(|_| None)
                 .map_err(db)
         }),
         Op::DeleteScope { role, scope } => Box::pin(async move {
-            tx.execute(delete_scope, &[&a, &role.code(), scope])
+            let scope = stored(scope);
+            let scope = scope.as_ref();
+            tx.execute(delete_scope, &[&a, &role.code(), &scope])
                 .await
                 .map(|_| None)
                 .map_err(db)
@@ -230,7 +285,9 @@ fn step<'a>(
         }),
         Op::RequirePresent { role, scope, key } | Op::RequireAbsent { role, scope, key } => {
             Box::pin(async move {
-                tx.query_opt(exists, &[&a, &role.code(), scope, key])
+                let (scope, key) = (stored(scope), stored(key));
+                let (scope, key) = (scope.as_ref(), key.as_ref());
+                tx.query_opt(exists, &[&a, &role.code(), &scope, &key])
                     .await
                     .map(|row| Some(row.is_some()))
                     .map_err(db)
@@ -255,7 +312,8 @@ async fn apply(
     account: &AccountId,
     ops: Vec<Op>,
 ) -> Result<()> {
-    let a = account.as_str();
+    let a = stored(account.as_str());
+    let a = a.as_ref();
     let statements = [
         tx.prepare_cached(PUT).await.map_err(db)?,
         tx.prepare_cached(DELETE).await.map_err(db)?,
@@ -304,8 +362,10 @@ impl Backend for PostgresBackend {
                 )
                 .await
                 .map_err(db)?;
+            let (account, scope, key) = (stored(account.as_str()), stored(scope), stored(key));
+            let (account, scope, key) = (account.as_ref(), scope.as_ref(), key.as_ref());
             let row = client
-                .query_opt(&st, &[&account.as_str(), &role.code(), &scope, &key])
+                .query_opt(&st, &[&account, &role.code(), &scope, &key])
                 .await
                 .map_err(db)?;
             row.map(|r| r.try_get::<_, Vec<u8>>(0).map(Bytes::from))
@@ -337,10 +397,14 @@ impl Backend for PostgresBackend {
                 )
                 .await
                 .map_err(db)?;
-            let scopes: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
-            let names: Vec<&str> = keys.iter().map(|(_, k)| *k).collect();
+            let scopes: Vec<Cow<'_, str>> = keys.iter().map(|(s, _)| stored(s)).collect();
+            let names: Vec<Cow<'_, str>> = keys.iter().map(|(_, k)| stored(k)).collect();
+            let scopes: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
+            let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+            let account = stored(account.as_str());
+            let account = account.as_ref();
             let rows = client
-                .query(&st, &[&account.as_str(), &role.code(), &scopes, &names])
+                .query(&st, &[&account, &role.code(), &scopes, &names])
                 .await
                 .map_err(db)?;
             out.resize(keys.len(), None);
@@ -374,13 +438,15 @@ impl Backend for PostgresBackend {
                 )
                 .await
                 .map_err(db)?;
+            let (account, scope) = (stored(account.as_str()), stored(scope));
+            let (account, scope) = (account.as_ref(), scope.as_ref());
             let rows = client
-                .query(&st, &[&account.as_str(), &role.code(), &scope])
+                .query(&st, &[&account, &role.code(), &scope])
                 .await
                 .map_err(db)?;
             rows.into_iter()
                 .map(|r| {
-                    let key = r.try_get::<_, String>(0).map_err(db)?;
+                    let key = unstored(r.try_get::<_, String>(0).map_err(db)?);
                     let value = r.try_get::<_, Vec<u8>>(1).map_err(db)?;
                     Ok((key, Bytes::from(value)))
                 })
@@ -414,12 +480,11 @@ impl Backend for PostgresBackend {
             )
             .await
             .map_err(db)?;
-            tx.execute(
-                "DELETE FROM wa_items WHERE account = $1",
-                &[&account.as_str()],
-            )
-            .await
-            .map_err(db)?;
+            let account = stored(account.as_str());
+            let account = account.as_ref();
+            tx.execute("DELETE FROM wa_items WHERE account = $1", &[&account])
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)
         })
     }
@@ -436,8 +501,65 @@ impl Backend for PostgresBackend {
                 .await
                 .map_err(db)?;
             rows.into_iter()
-                .map(|r| AccountId::new(r.try_get::<_, String>(0).map_err(db)?))
+                .map(|r| AccountId::new(unstored(r.try_get::<_, String>(0).map_err(db)?)))
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: &[&str] = &[
+        "",
+        "a",
+        "\u{0}",
+        "\u{1}",
+        "\u{2}",
+        "\u{0}\u{0}",
+        "\u{0}\u{1}",
+        "\u{1}\u{0}",
+        "\u{1}\u{1}",
+        "\u{1}\u{2}",
+        "\u{1}\u{3}",
+        "a\u{0}b",
+        "a\u{1}",
+        "ab",
+        "é\u{0}",
+        "\u{7f}",
+        "15550000001@s.whatsapp.net",
+    ];
+
+    #[test]
+    fn stored_text_round_trips_and_has_no_nul() {
+        for s in SAMPLES {
+            let st = stored(s);
+            assert!(!st.contains('\u{0}'), "{s:?}");
+            assert_eq!(unstored(st.clone().into_owned()), *s, "{s:?} as {st:?}");
+            // Only text with U+0000 or U+0001 is rewritten.
+            let plain = !s.contains(['\u{0}', '\u{1}']);
+            assert_eq!(matches!(st, Cow::Borrowed(_)), plain, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn stored_text_keeps_byte_order() {
+        for a in SAMPLES {
+            for b in SAMPLES {
+                assert_eq!(
+                    stored(a).as_bytes().cmp(stored(b).as_bytes()),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_lone_escape_character_reads_as_itself() {
+        assert_eq!(unstored("a\u{1}".into()), "a\u{1}");
+        assert_eq!(unstored("\u{1}\u{3}".into()), "\u{1}\u{3}");
+        assert_eq!(unstored("\u{1}\u{1}\u{1}".into()), "\u{0}\u{1}");
     }
 }

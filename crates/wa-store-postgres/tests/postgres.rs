@@ -16,8 +16,8 @@ async fn migrations_are_idempotent_across_workers() {
         PostgresBackend::connect(&url)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.schema_version().await.unwrap(), 1);
-    assert_eq!(b.schema_version().await.unwrap(), 1);
+    assert_eq!(a.schema_version().await.unwrap(), 2);
+    assert_eq!(b.schema_version().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -72,6 +72,86 @@ fn with_dbname(url: &str, db: &str) -> String {
         Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
         None => format!("{scheme}://{authority}/{db}"),
     }
+}
+
+/// A database of schema version 1 held U+0001 in its text as it was; version 2 escapes
+/// it (and U+0000, which version 1 could not store at all). The upgrade rewrites the old
+/// rows, and each reads back under the key it was written with.
+#[tokio::test]
+async fn rows_of_version_1_with_control_characters_survive_the_upgrade() {
+    use rand_core::RngCore as _;
+    use wa_store::{AccountId, Backend, Role};
+
+    let Some(url) = common::url() else { return };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let db = format!("wa_test_upgrade_{:016x}", rand_core::OsRng.next_u64());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let db_url = with_dbname(&url, &db);
+    let (client, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Version 1 as a worker of that version left it.
+    client
+        .batch_execute(include_str!("../migrations/0001_init.sql"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE wa_schema_version (version BIGINT NOT NULL); \
+             INSERT INTO wa_schema_version (version) VALUES (1)",
+        )
+        .await
+        .unwrap();
+    let sealed = |v: &[u8]| wa_store::seal(v).to_vec();
+    let contact = Role::Contact.code();
+    let rows: [(&str, &str, &str, &[u8]); 5] = [
+        ("acct\u{1}", "", "k", b"account with U+0001"),
+        ("a", "s\u{1}", "k", b"scope with U+0001"),
+        ("a", "s", "k\u{1}", b"key with U+0001"),
+        ("a", "s", "k\u{1}\u{2}", b"key with U+0001 U+0002"),
+        ("a", "s", "plain", b"plain"),
+    ];
+    for (account, scope, key, value) in rows {
+        client
+            .execute(
+                "INSERT INTO wa_items (account, role, scope, key, value) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&account, &contact, &scope, &key, &sealed(value)],
+            )
+            .await
+            .unwrap();
+    }
+    let backend = PostgresBackend::connect(&db_url).await.unwrap();
+    assert_eq!(backend.schema_version().await.unwrap(), 2);
+    for (account, scope, key, value) in rows {
+        let got = backend
+            .get(&AccountId::new(account).unwrap(), Role::Contact, scope, key)
+            .await
+            .unwrap()
+            .map(|v| wa_store::open(Role::Contact, scope, key, v).unwrap());
+        assert_eq!(got.as_deref(), Some(value), "{account:?} {scope:?} {key:?}");
+    }
+    let listed: Vec<String> = backend
+        .list(&AccountId::new("a").unwrap(), Role::Contact, "s")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, ["k\u{1}", "k\u{1}\u{2}", "plain"]);
+
+    drop((backend, client));
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1117,6 +1117,112 @@ pub async fn ops_apply_in_order(backend: Arc<dyn Backend>) {
     assert_eq!(s.get_contact("g").await.unwrap(), None);
 }
 
+/// A scope lists in byte order of its keys, whatever order they were written in, with
+/// nothing of a neighbouring scope or another role. Keys are any string: control
+/// characters, U+0000 included, are stored, read and listed like any other.
+pub async fn list_is_in_key_order(backend: Arc<dyn Backend>) {
+    let s = store(&backend);
+    let account = s.account().clone();
+    // Written in a scrambled order; byte order puts "B" before "a", "a" before "a\u{0}",
+    // "\u{0}" before "\u{1}" before "\u{1}\u{2}", and "é" (0xC3 0xA9) after "z".
+    let keys = [
+        "m",
+        "a",
+        "é",
+        "B",
+        "z",
+        "a\u{0}",
+        "10",
+        "\u{1}\u{2}",
+        "9",
+        "\u{1}",
+        "a0",
+        "\u{0}",
+        "a\u{1}",
+    ];
+    let mut ops: Vec<Op> = keys
+        .iter()
+        .map(|k| Op::Put {
+            role: Role::Contact,
+            scope: "chat".into(),
+            key: (*k).into(),
+            value: crate::seal(k.as_bytes()),
+            at: 0,
+        })
+        .collect();
+    ops.push(Op::Put {
+        role: Role::Contact,
+        scope: "chat2".into(),
+        key: "0".into(),
+        value: crate::seal(b"other scope"),
+        at: 0,
+    });
+    ops.push(Op::Put {
+        role: Role::ChatSetting,
+        scope: "chat".into(),
+        key: "0".into(),
+        value: crate::seal(b"other role"),
+        at: 0,
+    });
+    backend.commit(&account, ops).await.unwrap();
+    let listed = s.list_items(Role::Contact, "chat").await.unwrap();
+    let mut want: Vec<&str> = keys.to_vec();
+    want.sort_unstable();
+    let got: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(got, want);
+    for (k, v) in &listed {
+        assert_eq!(v.as_ref(), k.as_bytes());
+    }
+    // Read one by one and in bulk, then removed, through those same keys.
+    for k in keys {
+        let got = backend
+            .get(&account, Role::Contact, "chat", k)
+            .await
+            .unwrap();
+        assert_eq!(
+            got.map(|v| crate::open(Role::Contact, "chat", k, v).unwrap()),
+            b(k.as_bytes())
+        );
+    }
+    let asked: Vec<(&str, &str)> = keys.iter().map(|k| ("chat", *k)).collect();
+    let many = backend
+        .get_many(&account, Role::Contact, &asked)
+        .await
+        .unwrap();
+    assert!(many.iter().all(Option::is_some));
+    backend
+        .commit(
+            &account,
+            vec![
+                Op::Delete {
+                    role: Role::Contact,
+                    scope: "chat".into(),
+                    key: "\u{0}".into(),
+                },
+                Op::RequireAbsent {
+                    role: Role::Contact,
+                    scope: "chat".into(),
+                    key: "\u{0}".into(),
+                },
+                Op::RequirePresent {
+                    role: Role::Contact,
+                    scope: "chat".into(),
+                    key: "\u{1}".into(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let left = s.list_items(Role::Contact, "chat").await.unwrap();
+    assert_eq!(left.len(), keys.len() - 1);
+    assert!(left.iter().all(|(k, _)| k != "\u{0}"));
+    // A scope with U+0000 in it is a scope of its own.
+    s.put_session("u\u{0}", 1, b"nul").await.unwrap();
+    assert_eq!(s.get_session("u\u{0}", 1).await.unwrap(), b(b"nul"));
+    assert_eq!(s.get_session("u", 1).await.unwrap(), None);
+    assert_eq!(s.session_devices("u\u{0}").await.unwrap(), vec![1]);
+}
+
 /// Runs the whole conformance suite against a backend, one `#[tokio::test]` per property.
 ///
 /// The argument is an expression evaluating to a future of
@@ -1132,7 +1238,7 @@ macro_rules! backend_conformance_tests {
             chat_settings, privacy_tokens, inbox, message_secrets, values_are_binary_safe, accounts_are_isolated, batch_spans_roles,
             failed_batch_rolls_back, concurrent_writers, pre_key_consumed_once,
             corrupt_item_is_typed_and_isolated, scope_boundaries, get_many_matches_single_reads,
-            ops_apply_in_order,
+            ops_apply_in_order, list_is_in_key_order,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
