@@ -1,12 +1,15 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
 use crate::{AccountId, Backend, BoxFuture, Op, Result, Role};
 
-/// The items of one scope, in key order, with their `at`.
-type Scope = BTreeMap<String, (Bytes, i64)>;
+/// The items of one scope, with their `at`. Hashed: a scope written with every message
+/// (sent records, processed markers) grows to tens of thousands of keys, and a hashed
+/// insert beats a search down an ordered tree of similar keys; the one ordered read,
+/// [`Backend::list`], sorts what it returns.
+type Scope = HashMap<String, (Bytes, i64)>;
 /// One account's items: role, then scope, then key. Nested so a lookup borrows its
 /// scope and key instead of building an owned key, and a scope's keys compare among
 /// themselves only.
@@ -217,9 +220,12 @@ impl Backend for MemoryBackend {
                 .get(&role)
                 .and_then(|scopes| scopes.get(scope))
                 .map(|keys| {
-                    keys.iter()
+                    let mut all: Vec<(String, Bytes)> = keys
+                        .iter()
                         .map(|(k, (v, _))| (k.clone(), v.clone()))
-                        .collect()
+                        .collect();
+                    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    all
                 })
                 .unwrap_or_default(),
             None => Vec::new(),
