@@ -368,19 +368,56 @@ impl Jid {
     }
 }
 
-impl fmt::Display for Jid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Jid {
+    fn write_parts(&self, w: &mut impl fmt::Write) -> fmt::Result {
         if self.server == Server::Interop && self.integrator != 0 {
-            write!(f, "{}-", self.integrator)?;
+            write!(w, "{}-", self.integrator)?;
         }
-        f.write_str(&self.user)?;
+        w.write_str(&self.user)?;
         if self.agent != 0 {
-            write!(f, "_{}", self.agent)?;
+            write!(w, "_{}", self.agent)?;
         }
         if self.device != 0 {
-            write!(f, ":{}", self.device)?;
+            write!(w, ":{}", self.device)?;
         }
-        write!(f, "@{}", self.server)
+        w.write_char('@')?;
+        w.write_str(self.server.as_str())
+    }
+}
+
+/// A fixed buffer on the stack that refuses what does not fit.
+struct StackText<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self
+            .len
+            .checked_add(s.len())
+            .filter(|&e| e <= N)
+            .ok_or(fmt::Error)?;
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl fmt::Display for Jid {
+    /// Written in one piece when it fits 96 bytes (every real JID does), so
+    /// `to_string` allocates once instead of growing its string part by part.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = StackText::<96> {
+            bytes: [0; 96],
+            len: 0,
+        };
+        if self.write_parts(&mut text).is_ok()
+            && let Ok(whole) = std::str::from_utf8(&text.bytes[..text.len])
+        {
+            return f.write_str(whole);
+        }
+        self.write_parts(f)
     }
 }
 

@@ -14,7 +14,11 @@ pub(crate) fn id_key(id: u32) -> String {
 }
 
 pub(crate) fn processed_key(id: &str, sender: &str) -> String {
-    format!("{id} {sender}")
+    let mut key = String::with_capacity(id.len() + 1 + sender.len());
+    key.push_str(id);
+    key.push(' ');
+    key.push_str(sender);
+    key
 }
 
 pub(crate) fn device_key(device: u32) -> String {
