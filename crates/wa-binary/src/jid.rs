@@ -531,6 +531,22 @@ mod tests {
     }
 
     #[test]
+    fn text_of_any_length_is_whole() {
+        // Short JIDs are written from the stack buffer, long ones part by part.
+        for user in ["1".to_owned(), "1".repeat(80), "1".repeat(300)] {
+            for text in [
+                format!("{user}@s.whatsapp.net"),
+                format!("{user}_1:2@lid"),
+                format!("7-{user}:3@interop"),
+            ] {
+                let jid: Jid = text.parse().unwrap();
+                assert_eq!(jid.to_string(), text);
+                assert_eq!(format!("<{jid}>"), format!("<{text}>"));
+            }
+        }
+    }
+
+    #[test]
     fn signal_address_names() {
         let j: Jid = "123:3@lid".parse().unwrap();
         assert_eq!(j.signal_address(), ("123_1".to_owned(), 3));
