@@ -946,6 +946,16 @@ mod tests {
                 .attr("id", "X")
                 .attr("from", Jid::group("120363"))
                 .build(),
+            // JIDs too long to key a store item, as a string and as a JID value.
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", format!("{}@s.whatsapp.net", "1".repeat(600)))
+                .build(),
+            Node::builder("message")
+                .attr("id", "X")
+                .attr("from", Jid::group("120363"))
+                .attr("participant", Jid::lid("2".repeat(129)))
+                .build(),
         ];
         for n in &cases {
             assert!(parse_incoming(n, &me()).is_none(), "{n}");
@@ -958,6 +968,15 @@ mod tests {
             .build();
         let i = parse_incoming(&odd, &me()).unwrap();
         assert_eq!(i.t, 0);
+        let longest = Node::builder("message")
+            .attr("id", "X")
+            .attr("from", Jid::group("120363"))
+            .attr("participant", Jid::lid("2".repeat(128)))
+            .build();
+        assert_eq!(
+            parse_incoming(&longest, &me()).unwrap().sender.user.len(),
+            128
+        );
         assert_eq!(i.push_name.unwrap().chars().count(), 256);
     }
 

@@ -114,10 +114,14 @@ const KEYS: &[&str] = &[
 ];
 
 /// A hostile value for an attribute: a string, a JID (the encoder writes those in JID
-/// form), or a long run of text.
+/// form), a long run of text, or a JID too long to key a store item.
 fn value(rng: &mut Rng) -> Value {
-    match rng.below(10) {
+    match rng.below(11) {
         0 => Value::Str("x".repeat(1 + rng.below(4000)).into()),
+        10 => Value::sniff(format!(
+            "{}@s.whatsapp.net",
+            "1".repeat(100 + rng.below(900))
+        )),
         1 | 2 => Value::sniff(rng.pick(VALUES).to_string()),
         _ => Value::Str(rng.pick(VALUES).to_string().into()),
     }
