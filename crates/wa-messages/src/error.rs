@@ -87,6 +87,11 @@ pub enum Error {
     /// A stanza or stored record lacked something required.
     #[error("malformed: {0}")]
     Malformed(&'static str),
+    /// A send named a message id that is empty or longer than 128 bytes, or a recipient
+    /// whose user part is longer than 128 bytes; neither could key the records a send
+    /// keeps. Nothing was encrypted or sent.
+    #[error("invalid send: {0}")]
+    InvalidSend(&'static str),
     /// The socket failed (not connected, query timeout or error).
     #[error("socket: {0}")]
     Socket(#[from] wa_socket::Error),

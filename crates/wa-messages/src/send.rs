@@ -289,7 +289,9 @@ impl Messenger {
     ///
     /// # Errors
     /// As [`Messenger::relay_message`]; [`Error::NotABot`] or [`Error::InlineBotText`] for
-    /// an inline invocation of something that is not a bot, or of a message without text.
+    /// an inline invocation of something that is not a bot, or of a message without text;
+    /// [`Error::InvalidSend`] for an id that is empty or longer than 128 bytes, or a
+    /// recipient whose user part is longer than 128 bytes.
     pub async fn relay_message_with(
         &self,
         to: &Jid,
@@ -298,6 +300,7 @@ impl Messenger {
         options: &RelayOptions,
     ) -> Result<MessageKey, Error> {
         let span = tracing::debug_span!("send", id, to = %to);
+        stanza::check_send(to, id)?;
         if to.is_status_broadcast() {
             return Err(Error::NoStatusRecipients);
         }

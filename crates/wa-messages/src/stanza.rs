@@ -216,6 +216,21 @@ pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
         .filter(|j| j.user.len() <= MAX_JID_USER_LEN)
 }
 
+/// Checks what a send names before anything is encrypted: a message id and a recipient
+/// that received would be accepted ([`id_attr`], [`jid_attr`]). A send sharing its commit
+/// with others must not be one whose records cannot be stored: that would fail them all.
+pub(crate) fn check_send(to: &Jid, id: &str) -> Result<(), crate::Error> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(crate::Error::InvalidSend(
+            "message id empty or over 128 bytes",
+        ));
+    }
+    if to.user.len() > MAX_JID_USER_LEN {
+        return Err(crate::Error::InvalidSend("recipient over 128 bytes"));
+    }
+    Ok(())
+}
+
 /// A valid message id attribute (non-empty, bounded).
 pub(crate) fn id_attr(node: &Node) -> Option<&str> {
     id_attr_named(node, "id")

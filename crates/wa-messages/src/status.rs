@@ -67,7 +67,9 @@ impl Messenger {
     /// # Errors
     /// [`Error::NoStatusRecipients`] for an empty list (or one naming only ourselves),
     /// [`Error::TooManyStatusRecipients`] beyond [`MAX_STATUS_RECIPIENTS`],
-    /// [`Error::InvalidStatusRecipient`] for a JID that is not a user, [`Error::NoDevices`]
+    /// [`Error::InvalidStatusRecipient`] for a JID that is not a user (or whose user part
+    /// is longer than 128 bytes), [`Error::InvalidSend`] for an id that is empty or longer
+    /// than 128 bytes, [`Error::NoDevices`]
     /// when no recipient has a device we could encrypt for, and otherwise as
     /// [`Messenger::relay_message`].
     pub async fn relay_status(
@@ -77,6 +79,7 @@ impl Messenger {
         recipients: &[Jid],
     ) -> Result<MessageKey, Error> {
         let span = tracing::debug_span!("send_status", id, recipients = recipients.len());
+        crate::stanza::check_send(&Jid::status_broadcast(), id)?;
         relay_status(&self.inner, message, id, recipients)
             .instrument(span)
             .await
@@ -95,7 +98,9 @@ pub(crate) fn status_recipients(recipients: &[Jid]) -> Result<Vec<Jid>, Error> {
     let mut seen = HashSet::with_capacity(recipients.len());
     let mut users = Vec::with_capacity(recipients.len());
     for r in recipients {
-        if !(r.is_pn_user() || (r.is_lid() && !r.user.is_empty())) {
+        if !(r.is_pn_user() || (r.is_lid() && !r.user.is_empty()))
+            || r.user.len() > crate::stanza::MAX_JID_USER_LEN
+        {
             return Err(Error::InvalidStatusRecipient(r.clone()));
         }
         let user = r.to_non_ad();

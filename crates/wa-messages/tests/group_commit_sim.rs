@@ -342,6 +342,49 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     assert!(late.is_err(), "late message: {late:?}");
 }
 
+/// A send whose records could not be stored (an id or recipient too long to key them) is
+/// refused before it joins a group of sends, so the sends it would have shared a commit
+/// with go out. (Before, the 600-byte id failed the whole group: all 16 other sends, in
+/// most runs.) An id over 128 bytes is refused too, as a receiver refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_cannot_be_stored_fails_alone() {
+    let (_sim, backend, a1, mut b1, _first) = sessions_started().await;
+    backend.tap().slow_sends.store(true, Ordering::SeqCst);
+    let long_id = "3EB0".repeat(150);
+    let long_user = Jid::pn("1".repeat(200));
+    let bad: Vec<_> = [(Jid::pn(B), long_id.as_str()), (long_user, "3EB0CAFE")]
+        .into_iter()
+        .map(|(to, id)| {
+            let (m, id) = (a1.messenger.clone(), id.to_owned());
+            tokio::spawn(async move {
+                m.relay_message(
+                    &to,
+                    wa_proto::e2e::Message {
+                        conversation: Some("bad".into()),
+                        ..Default::default()
+                    },
+                    &id,
+                )
+                .await
+            })
+        })
+        .collect();
+    let sent = burst(&a1, &Jid::pn(B), 16, "good").await;
+    for t in bad {
+        let r = t.await.unwrap();
+        assert!(
+            matches!(r, Err(wa_messages::Error::InvalidSend(_))),
+            "{r:?}"
+        );
+    }
+    for (text, r) in &sent {
+        assert!(r.is_ok(), "{text}: {r:?}");
+    }
+    assert_eq!(backend.tap().failed.load(Ordering::SeqCst), 0);
+    let got = collect(&mut b1.events, 16).await;
+    assert_eq!(got.len(), 16);
+}
+
 /// Senders that each send one message after another keep sharing commits: a send
 /// coming back to commit its group leaves the group opened after it to the sends that
 /// joined that one, instead of committing it with one or two of them.
