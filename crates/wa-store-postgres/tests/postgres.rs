@@ -79,24 +79,11 @@ fn with_dbname(url: &str, db: &str) -> String {
 /// rows, and each reads back under the key it was written with.
 #[tokio::test]
 async fn rows_of_version_1_with_control_characters_survive_the_upgrade() {
-    use rand_core::RngCore as _;
     use wa_store::{AccountId, Backend, Role};
 
     let Some(url) = common::url() else { return };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let db = format!("wa_test_upgrade_{:016x}", rand_core::OsRng.next_u64());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let db_url = with_dbname(&url, &db);
-    let (client, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = OwnDb::create(&url, "wa_test_upgrade").await;
+    let client = db.client().await;
     // Version 1 as a worker of that version left it.
     client
         .batch_execute(include_str!("../migrations/0001_init.sql"))
@@ -128,7 +115,7 @@ async fn rows_of_version_1_with_control_characters_survive_the_upgrade() {
             .await
             .unwrap();
     }
-    let backend = PostgresBackend::connect(&db_url).await.unwrap();
+    let backend = PostgresBackend::connect(&db.url).await.unwrap();
     assert_eq!(backend.schema_version().await.unwrap(), 2);
     for (account, scope, key, value) in rows {
         let got = backend
@@ -148,34 +135,59 @@ async fn rows_of_version_1_with_control_characters_survive_the_upgrade() {
     assert_eq!(listed, ["k\u{1}", "k\u{1}\u{2}", "plain"]);
 
     drop((backend, client));
-    admin
-        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.drop_db().await;
+}
+
+/// A database of a test's own, for tests that alter the schema or start from an old one.
+struct OwnDb {
+    admin: tokio_postgres::Client,
+    name: String,
+    url: String,
+}
+
+impl OwnDb {
+    async fn create(url: &str, prefix: &str) -> OwnDb {
+        use rand_core::RngCore as _;
+        let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let name = format!("{prefix}_{:016x}", rand_core::OsRng.next_u64());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = with_dbname(url, &name);
+        OwnDb { admin, name, url }
+    }
+
+    /// A plain client of the database.
+    async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    async fn drop_db(self) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn values_that_do_not_convert_are_a_typed_error_not_a_panic() {
-    use rand_core::RngCore as _;
     use wa_store::{AccountId, Backend, Role};
 
     let Some(url) = common::url() else { return };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     // The table is altered below: use a database of our own.
-    let db = format!("wa_test_drift_{:016x}", rand_core::OsRng.next_u64());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let db_url = with_dbname(&url, &db);
+    let db = OwnDb::create(&url, "wa_test_drift").await;
+    let db_url = db.url.clone();
     PostgresBackend::connect(&db_url).await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db.client().await;
     let account = AccountId::new("a").unwrap();
     let (session, creds) = (Role::Session.code(), Role::Creds.code());
 
@@ -213,8 +225,5 @@ async fn values_that_do_not_convert_are_a_typed_error_not_a_panic() {
     assert!(matches!(accounts, Err(Error::Backend(_))), "{accounts:?}");
 
     drop((backend, client));
-    admin
-        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.drop_db().await;
 }
