@@ -5,7 +5,8 @@
 //! receive, and with its account intact.
 //!
 //! The storm is reproducible: `STORM_SEED=<n>` picks the mutations, `STORM_STANZAS=<n>`
-//! how many (2,000 by default).
+//! how many (2,000 by default). `STORM_TEMPLATES_DIR=<dir>` also writes the stanzas it
+//! mutates there, encoded (the seed corpus of the `stanza_parsers` fuzz target).
 
 #![allow(clippy::print_stderr, reason = "the storm reports its seed and size")]
 
@@ -578,6 +579,14 @@ async fn storm(panics: &'static AtomicUsize) {
     assert!(recorded >= 30, "recorded {recorded} stanzas");
     templates.extend(extra_templates(&me));
     let tags = all_tags(&templates);
+    // The seed corpus of the `stanza_parsers` fuzz target: every template, encoded.
+    if let Ok(dir) = std::env::var("STORM_TEMPLATES_DIR") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, t) in templates.iter().enumerate() {
+            let path = std::path::Path::new(&dir).join(format!("{i:04}-{}", t.tag()));
+            std::fs::write(path, wa_binary::encode(t)).unwrap();
+        }
+    }
 
     // The client goes on with its own work during the storm: sends and queries, which
     // may fail (a broken answer can take a query's place) but must not hurt anything.
