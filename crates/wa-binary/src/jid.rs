@@ -7,6 +7,12 @@ use crate::error::{Error, clip};
 use crate::str::Str;
 use crate::tokens::SINGLE_BYTE;
 
+/// The longest JID user part the layers above accept from the network. Phone numbers,
+/// LIDs, group and channel ids are far shorter. Records are stored under keys made of
+/// JIDs, and a longer user part could make a key too long to store, failing the whole
+/// batch it was written in; parsing itself does not enforce it.
+pub const MAX_JID_USER_LEN: usize = 128;
+
 /// The server part of a JID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Server {

@@ -15,7 +15,7 @@ pub use attrs::Attrs;
 pub use decode::{DecodeLimits, decode, decode_node, decode_with_limits};
 pub use encode::{encode, encode_compressed, encode_node_into, try_encode};
 pub use error::Error;
-pub use jid::{Jid, Server};
+pub use jid::{Jid, MAX_JID_USER_LEN, Server};
 pub use node::{AttrParser, Content, FromAttr, Node, NodeBuilder, Value};
 pub use str::Str;
 

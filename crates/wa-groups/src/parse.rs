@@ -21,7 +21,10 @@ fn text_of(node: &Node) -> String {
 }
 
 fn opt_jid(node: &Node, key: &str) -> Option<Jid> {
-    node.attr_opt::<Jid>(key).ok().flatten()
+    node.attr_opt::<Jid>(key)
+        .ok()
+        .flatten()
+        .filter(|j| j.user.len() <= wa_binary::MAX_JID_USER_LEN)
 }
 
 fn opt_u64(node: &Node, key: &str) -> Option<u64> {
@@ -40,6 +43,9 @@ fn participant(node: &Node) -> Result<GroupParticipant, Error> {
     let jid = node
         .attr::<Jid>("jid")
         .map_err(|_| Error::Malformed("participant without jid"))?;
+    if jid.user.len() > wa_binary::MAX_JID_USER_LEN {
+        return Err(Error::Malformed("participant jid too long"));
+    }
     let mut p = GroupParticipant::new(jid, role(node));
     match p.jid.server {
         Server::Lid => p.phone_number = opt_jid(node, "phone_number"),
@@ -68,8 +74,10 @@ fn group_id(node: &Node) -> Result<Jid, Error> {
 /// create notification).
 ///
 /// # Errors
-/// [`Error::Malformed`] when the id or a participant's jid is missing, or there are more
-/// than [`MAX_PARTICIPANTS`] participants.
+/// [`Error::Malformed`] when the id or a participant's jid is missing (or has a user part
+/// longer than [`wa_binary::MAX_JID_USER_LEN`]), or there are more than
+/// [`MAX_PARTICIPANTS`] participants. Other over-long JIDs (owner, a participant's phone
+/// number or LID) are left out.
 pub fn parse_group(group: &Node) -> Result<GroupMetadata, Error> {
     let mut m = GroupMetadata::new(group_id(group)?);
     m.subject = group

@@ -117,6 +117,34 @@ fn malformed_replies_are_typed_errors() {
         parse_group_reply(&too_many),
         Err(Error::Malformed(_))
     ));
+    // A member too long to key a session or a sender-key record fails the metadata; an
+    // over-long owner or LID of a member is left out.
+    let long = |n: usize| "1".repeat(n);
+    let group = |participant: Node, creator: Jid| {
+        Node::builder("iq")
+            .children([Node::builder("group")
+                .attr("id", "1-2")
+                .attr("creator", creator)
+                .children([participant])
+                .build()])
+            .build()
+    };
+    let long_member = group(
+        participant(Jid::pn(long(129)), None),
+        Jid::pn("15550000001"),
+    );
+    assert!(matches!(
+        parse_group_reply(&long_member),
+        Err(Error::Malformed(_))
+    ));
+    let member = Node::builder("participant")
+        .attr("jid", Jid::pn(long(128)))
+        .attr("lid", Jid::lid(long(129)))
+        .build();
+    let meta = parse_group_reply(&group(member, Jid::pn(long(129)))).unwrap();
+    assert_eq!(meta.participants[0].jid.user.len(), 128);
+    assert_eq!(meta.participants[0].lid, None);
+    assert_eq!(meta.owner, None);
 }
 
 #[test]

@@ -202,11 +202,10 @@ pub(crate) fn str_attr<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
     node.get_attr(key).and_then(|v| v.as_str())
 }
 
-/// The longest JID user part a stanza's addressing may carry. Phone numbers, LIDs, group
-/// and channel ids are far shorter. A longer one would make store keys past
-/// [`wa_store::MAX_KEY_LEN`], and one such message would fail the commit of every
-/// message received with it.
-pub(crate) const MAX_JID_USER_LEN: usize = 128;
+/// The longest JID user part a stanza's addressing may carry. A longer one would make
+/// store keys past [`wa_store::MAX_KEY_LEN`], and one such message would fail the commit
+/// of every message received with it.
+pub(crate) use wa_binary::MAX_JID_USER_LEN;
 
 /// A JID attribute (a JID value, or a string that parses as one) whose user part is at
 /// most [`MAX_JID_USER_LEN`] bytes.

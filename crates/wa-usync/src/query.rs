@@ -369,7 +369,8 @@ fn bad<T>(what: &'static str) -> Result<T, Error> {
 ///
 /// # Errors
 /// [`Error::Malformed`] when the stanza is not a result, lacks `<usync>`/`<list>`, or a
-/// user or device has missing or invalid attributes; [`Error::TooLarge`] beyond
+/// user or device has missing or invalid attributes (a JID whose user part is longer
+/// than [`wa_binary::MAX_JID_USER_LEN`] included); [`Error::TooLarge`] beyond
 /// [`MAX_USERS`] users or [`MAX_DEVICES_PER_USER`] devices.
 pub fn parse_reply(reply: &Node) -> Result<Vec<UsyncUser>, Error> {
     if reply.tag() != "iq" {
@@ -418,6 +419,14 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
         (Ok(None), None) => return bad("user without jid"),
         (Err(_), _) => return bad("user jid is not a JID"),
     };
+    // Sessions and device records are stored under keys made of the user part.
+    if jid.user.len() > wa_binary::MAX_JID_USER_LEN
+        || pn
+            .as_ref()
+            .is_some_and(|p| p.user.len() > wa_binary::MAX_JID_USER_LEN)
+    {
+        return bad("user jid too long");
+    }
     let mut out = UsyncUser {
         jid,
         pn,
@@ -616,8 +625,10 @@ fn parse_contact(node: &Node) -> Result<Contact, Error> {
 fn parse_lid(node: &Node) -> Result<Option<Jid>, Error> {
     match node.attr_opt::<Jid>("val") {
         Ok(None) => Ok(None),
-        Ok(Some(j)) if j.server == Server::Lid => Ok(Some(j.to_non_ad())),
-        _ => bad("lid val is not a LID JID"),
+        Ok(Some(j)) if j.server == Server::Lid && j.user.len() <= wa_binary::MAX_JID_USER_LEN => {
+            Ok(Some(j.to_non_ad()))
+        }
+        _ => bad("lid val is not a LID JID of at most 128 bytes"),
     }
 }
 
@@ -1006,6 +1017,33 @@ mod tests {
             ),
             ("bad jid", reply(vec![user("a@b@c@", vec![])])),
             ("group jid", reply(vec![user("1-2@g.us", vec![])])),
+            (
+                "jid too long to key a session",
+                reply(vec![user(
+                    &format!("{}@s.whatsapp.net", "1".repeat(129)),
+                    vec![],
+                )]),
+            ),
+            (
+                "pn_jid too long",
+                reply(vec![
+                    Node::builder("user")
+                        .attr("jid", "900@lid")
+                        .attr("pn_jid", format!("{}@s.whatsapp.net", "1".repeat(129)))
+                        .build(),
+                ]),
+            ),
+            (
+                "lid too long",
+                reply(vec![user(
+                    "1@s.whatsapp.net",
+                    vec![
+                        Node::builder("lid")
+                            .attr("val", format!("{}@lid", "9".repeat(129)))
+                            .build(),
+                    ],
+                )]),
+            ),
             (
                 "no device-list",
                 reply(vec![user(
