@@ -11,13 +11,11 @@ use wa_binary::{DecodeLimits, Jid, Node, decode_with_limits};
 fn every_parser(n: &Node) {
     let someone = Jid::pn("15550000001");
 
-    if let Ok(mut meta) = wa_groups::parse_group_reply(n) {
-        if let Ok(update) = wa_groups::parse_notification(n) {
-            wa_groups::apply_update(&mut meta, &update);
-        }
+    let update = wa_groups::parse_notification(n);
+    if let (Ok(mut meta), Ok(update)) = (wa_groups::parse_group_reply(n), &update) {
+        wa_groups::apply_update(&mut meta, update);
     }
     let _ = wa_groups::parse_group(n);
-    let _ = wa_groups::parse_notification(n);
     for action in ["add", "remove", "promote", "demote", "approve", "reject"] {
         let _ = wa_groups::parse_participants_reply(n, action);
         let _ = wa_groups::parse_requests_action_reply(n, action);
