@@ -10,8 +10,10 @@
 //! - `cargo xtask load [--accounts N --rate R --secs S ...]`: the load tool
 //!   (`wa-load run`, release build): wa-sim and N linked accounts in one process, messages
 //!   between them at a given rate.
-//! - `cargo xtask soak`: the soak test with faults (`SOAK_ACCOUNTS`, `SOAK_SECS`,
-//!   `SOAK_RATE` size it), release build.
+//! - `cargo xtask soak [--postgres] [--debug]`: the soak test with faults (`SOAK_ACCOUNTS`,
+//!   `SOAK_SECS`, `SOAK_RATE` size it), release build unless `--debug`. Its store is
+//!   SQLite; with `--postgres`, a database on the server of `WA_TEST_POSTGRES_URL` or of
+//!   a throwaway cluster, as for the tests.
 
 // A command-line tool: progress and errors go to stderr.
 #![allow(clippy::print_stderr)]
@@ -28,9 +30,12 @@ fn main() -> ExitCode {
         Some("proto") => proto::proto(&root(), &args[1..]),
         Some("ci") => ci(),
         Some("load") => load(&args[1..]),
-        Some("soak") => soak(),
+        Some("soak") => soak(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|proto [--check]|ci|load [ARGS]|soak>");
+            eprintln!(
+                "usage: cargo xtask <test|proto [--check]|ci|load [ARGS]|soak [--postgres] \
+                 [--debug]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -56,19 +61,30 @@ fn load(args: &[String]) -> Result<(), String> {
     run(&mut cmd)
 }
 
-/// The soak test (ignored in the normal run) in release mode.
-fn soak() -> Result<(), String> {
-    run(cargo().args([
-        "test",
-        "--release",
-        "-p",
-        "wa-load",
-        "--test",
-        "soak",
-        "--",
-        "--ignored",
-        "--nocapture",
-    ]))
+/// The soak test (ignored in the normal run), in release mode unless `--debug`; on
+/// PostgreSQL with `--postgres`.
+fn soak(args: &[String]) -> Result<(), String> {
+    if let Some(other) = args.iter().find(|a| *a != "--postgres" && *a != "--debug") {
+        return Err(format!("soak: unknown argument {other}"));
+    }
+    let _cluster; // stops the throwaway server when the soak is done
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "wa-load", "--test", "soak"]);
+    if !args.iter().any(|a| a == "--debug") {
+        cmd.arg("--release");
+    }
+    cmd.args(["--", "--ignored", "--nocapture"]);
+    if args.iter().any(|a| a == "--postgres") {
+        let (url, cluster) = postgres_server()?;
+        let Some(url) = url else {
+            return Err("soak --postgres: no PostgreSQL server: install postgresql \
+                 (apt-get install postgresql) or set WA_TEST_POSTGRES_URL"
+                .into());
+        };
+        _cluster = cluster;
+        cmd.env("SOAK_POSTGRES_URL", url);
+    }
+    run(&mut cmd)
 }
 
 /// The workspace root (the parent of this crate's directory).
@@ -99,26 +115,18 @@ fn cargo() -> Command {
 
 /// The whole test suite; extra arguments go to `cargo test`.
 fn test(extra: &[String]) -> Result<(), String> {
-    let _cluster; // stops the throwaway server when the tests are done
-    let mut pg_url = std::env::var("WA_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    // `_cluster` stops the throwaway server when the tests are done.
+    let (pg_url, _cluster) = postgres_server()?;
     if pg_url.is_none() {
-        match pg::Cluster::start(&root())? {
-            Some(c) => {
-                pg_url = Some(c.url());
-                _cluster = c;
-            }
-            None if std::env::var_os("CI").is_some() => {
-                return Err("CI is set but no PostgreSQL server is available: install \
-                     postgresql (apt-get install postgresql) or set WA_TEST_POSTGRES_URL"
-                    .into());
-            }
-            None => eprintln!(
-                "xtask: PostgreSQL suite skipped: install postgresql (apt-get install \
-                 postgresql) or set WA_TEST_POSTGRES_URL"
-            ),
+        if std::env::var_os("CI").is_some() {
+            return Err("CI is set but no PostgreSQL server is available: install \
+                 postgresql (apt-get install postgresql) or set WA_TEST_POSTGRES_URL"
+                .into());
         }
+        eprintln!(
+            "xtask: PostgreSQL suite skipped: install postgresql (apt-get install \
+             postgresql) or set WA_TEST_POSTGRES_URL"
+        );
     }
     let with_pg = |cmd: &mut Command| {
         if let Some(url) = &pg_url {
@@ -135,6 +143,22 @@ fn test(extra: &[String]) -> Result<(), String> {
     doc.args(["test", "--workspace", "--doc"]);
     with_pg(&mut doc);
     run(&mut doc)
+}
+
+/// The PostgreSQL server to test on: `WA_TEST_POSTGRES_URL` when set, else a throwaway
+/// cluster (returned, to be dropped when done) when the server binaries are installed,
+/// else none.
+fn postgres_server() -> Result<(Option<String>, Option<pg::Cluster>), String> {
+    if let Some(url) = std::env::var("WA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Ok((Some(url), None));
+    }
+    Ok(match pg::Cluster::start(&root())? {
+        Some(c) => (Some(c.url()), Some(c)),
+        None => (None, None),
+    })
 }
 
 /// A throwaway PostgreSQL cluster for the store tests.

@@ -7,7 +7,10 @@
 //!
 //! Opt-in: `cargo test -p wa-load --test soak -- --ignored --nocapture`, sized with
 //! `SOAK_ACCOUNTS` (default 10), `SOAK_SECS` (default 60) and `SOAK_RATE` (messages per
-//! second, default 2 per account).
+//! second, default 2 per account). The store is a SQLite file in a temporary directory;
+//! with `SOAK_POSTGRES_URL` set, it is a PostgreSQL database of its own on that server,
+//! created for the run and dropped after it (`cargo xtask soak --postgres` starts a
+//! throwaway server).
 
 #![allow(clippy::print_stderr, reason = "the soak reports its figures")]
 
@@ -16,16 +19,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::RwLock;
+use wa::postgres::{PostgresBackend, PostgresConfig};
 use wa::{Fleet, FleetConfig, Jid, SqliteBackend};
 use wa_load::{
     Drive, Traffic, account_of, drive, load_text, phone_of, settle, spawn_receiver, start_and_link,
 };
 use wa_sim::{Fault, Sim, SimConfig, StreamErrorKind, Target};
 
+/// A number from the environment, decimal or `0x` hexadecimal (as the seed is printed).
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        })
         .unwrap_or(default)
 }
 
@@ -125,18 +133,19 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     let secs = env_or("SOAK_SECS", 60);
     let rate = env_or("SOAK_RATE", 2 * n as u64) as f64;
     let seed = env_or("SOAK_SEED", 0x5eed_1234_abcd_0001);
-    eprintln!("soak: {n} accounts, {secs}s, {rate} msg/s, seed {seed:#x}");
+    let on = if std::env::var_os(POSTGRES_URL).is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    eprintln!("soak: {n} accounts on {on}, {secs}s, {rate} msg/s, seed {seed:#x}");
 
     let sim = Sim::start(SimConfig::default()).await.expect("sim starts");
     for i in 0..n {
         sim.add_account(&phone_of(i)).await;
     }
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let backend = Arc::new(
-        SqliteBackend::open(dir.path().join("soak.db"))
-            .await
-            .expect("the store opens"),
-    );
+    let store = Store::open().await;
+    let backend = store.backend.clone();
     let (ws_url, root) = (sim.ws_url(), sim.root_public_key());
     let mut config = FleetConfig::with_configure(move |_, c| {
         c.socket.ws_url = ws_url.clone();
@@ -261,4 +270,72 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     }
     fleet.shutdown().await;
     receiver.abort();
+    store.close().await;
+}
+
+/// The variable naming a PostgreSQL server to soak on instead of SQLite.
+const POSTGRES_URL: &str = "SOAK_POSTGRES_URL";
+
+/// The fleet's store: a SQLite file in a temporary directory, or a PostgreSQL database
+/// made for the run.
+struct Store {
+    backend: Arc<dyn wa::Backend>,
+    /// Keeps the SQLite file's directory until the end.
+    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database to drop at the end, and a connection to its server.
+    postgres: Option<(tokio_postgres::Client, String)>,
+}
+
+impl Store {
+    async fn open() -> Self {
+        let Some(url) = std::env::var(POSTGRES_URL).ok().filter(|u| !u.is_empty()) else {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let backend = SqliteBackend::open(dir.path().join("soak.db"))
+                .await
+                .expect("the store opens");
+            return Self {
+                backend: Arc::new(backend),
+                _dir: Some(dir),
+                postgres: None,
+            };
+        };
+        let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("the PostgreSQL server answers");
+        tokio::spawn(conn);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("wa_soak_{}_{stamp}", std::process::id());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a database for the soak");
+        let mut config = PostgresConfig::new(url).with_database(&name);
+        // One pool for every account of the fleet.
+        config.pool_size = 16;
+        let backend = PostgresBackend::connect_with(&config)
+            .await
+            .expect("the store opens");
+        Self {
+            backend: Arc::new(backend),
+            _dir: None,
+            postgres: Some((admin, name)),
+        }
+    }
+
+    /// Drops the PostgreSQL database (a failed soak leaves it for a look).
+    async fn close(self) {
+        let Self {
+            backend, postgres, ..
+        } = self;
+        drop(backend);
+        if let Some((admin, name)) = postgres {
+            admin
+                .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .await
+                .expect("the soak's database drops");
+        }
+    }
 }

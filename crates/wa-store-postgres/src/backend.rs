@@ -34,6 +34,27 @@ impl PostgresConfig {
             pool_size: 8,
         }
     }
+
+    /// The same server and settings, database `db` instead of the URL's own: for tools
+    /// that make a database per run or per tenant. `url` may be a `postgres://` URL (its
+    /// path is replaced, its query kept) or a key/value string (`dbname` is appended,
+    /// and the last one counts).
+    pub fn with_database(mut self, db: &str) -> Self {
+        self.url = match self.url.split_once("://") {
+            None => format!("{} dbname={db}", self.url),
+            Some((scheme, rest)) => {
+                let (base, query) = rest
+                    .split_once('?')
+                    .map_or((rest, None), |(b, q)| (b, Some(q)));
+                let authority = base.split_once('/').map_or(base, |(a, _)| a);
+                match query {
+                    Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
+                    None => format!("{scheme}://{authority}/{db}"),
+                }
+            }
+        };
+        self
+    }
 }
 
 /// The shared [`Backend`]: many accounts in one PostgreSQL database, reached by many
@@ -530,6 +551,27 @@ mod tests {
         "\u{7f}",
         "15550000001@s.whatsapp.net",
     ];
+
+    #[test]
+    fn with_database_names_the_database_and_keeps_the_rest() {
+        let url = |u: &str| PostgresConfig::new(u).with_database("other").url;
+        assert_eq!(url("postgres://u@h:5/db"), "postgres://u@h:5/other");
+        assert_eq!(url("postgres://u@h:5"), "postgres://u@h:5/other");
+        assert_eq!(
+            url("postgresql://u:p@h/db?sslmode=disable&x=1"),
+            "postgresql://u:p@h/other?sslmode=disable&x=1"
+        );
+        assert_eq!(url("postgres://h?x=1"), "postgres://h/other?x=1");
+        assert_eq!(url("host=h dbname=db"), "host=h dbname=db dbname=other");
+        // A key/value string's last `dbname` is the one a connection uses.
+        let config: tokio_postgres::Config = url("host=h dbname=db").parse().unwrap();
+        assert_eq!(config.get_dbname(), Some("other"));
+        let config: tokio_postgres::Config = url("postgres://u@h:5/db?application_name=t").parse().unwrap();
+        assert_eq!(config.get_dbname(), Some("other"));
+        let mut pooled = PostgresConfig::new("postgres://h/db");
+        pooled.pool_size = 3;
+        assert_eq!(pooled.with_database("d").pool_size, 3);
+    }
 
     #[test]
     fn stored_text_round_trips_and_has_no_nul() {

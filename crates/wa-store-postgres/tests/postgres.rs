@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use wa_store::{AccountStore, AuthCreds, CredsStore, Error, SessionStore};
-use wa_store_postgres::PostgresBackend;
+use wa_store_postgres::{PostgresBackend, PostgresConfig};
 
 #[tokio::test]
 async fn migrations_are_idempotent_across_workers() {
@@ -57,21 +57,6 @@ async fn row_damaged_in_the_database_is_a_typed_error_for_that_row_only() {
         );
     }
     assert!(s.load_creds().await.unwrap().is_some());
-}
-
-/// `url` naming the database `db` instead (a URL or a key/value string).
-fn with_dbname(url: &str, db: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url} dbname={db}");
-    };
-    let (base, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(b, q)| (b, Some(q)));
-    let authority = base.split_once('/').map_or(base, |(a, _)| a);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
-        None => format!("{scheme}://{authority}/{db}"),
-    }
 }
 
 /// A database of schema version 1 held U+0001 in its text as it was; version 2 escapes
@@ -157,7 +142,7 @@ impl OwnDb {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        let url = with_dbname(url, &name);
+        let url = PostgresConfig::new(url).with_database(&name).url;
         OwnDb { admin, name, url }
     }
 
