@@ -190,7 +190,9 @@ pub(crate) async fn handle_messages(inner: &Arc<Inner>, nodes: Vec<Node>) {
 /// hold of the crypto lock, the processed markers are checked, the senders' LID mappings
 /// adopted and their session addresses resolved, then every message is decrypted into
 /// one staged repository and all are committed at once, before any receipt leaves. A
-/// message that fails is answered as it would be alone; if the commit fails, all are.
+/// message that fails is answered as it would be alone. If the shared commit fails,
+/// nothing of it was written, and its messages are handled again one by one: a message
+/// whose writes cannot be stored then fails alone, and a passing fault gets a second try.
 async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(Node, Incoming)>) {
     if run.len() < 2 {
         for (node, _) in run {
@@ -199,6 +201,8 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         return;
     }
     let mut outcomes: Vec<Option<Outcome>> = run.iter().map(|_| None).collect();
+    // The messages of a shared commit that failed, to be handled again alone.
+    let mut alone = vec![false; run.len()];
     {
         let guard = inner.crypto_lock().await;
         let store = inner.socket.store();
@@ -291,14 +295,19 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
                 }
                 Err(e) => {
                     inner.inbox.reported(reported);
-                    let why = e.to_string();
-                    let mut first = Some(e);
-                    // The copies delivered again fail with the one they repeat.
-                    let failed = staged.into_iter().map(|(i, _)| i).chain(echoes);
-                    for i in failed {
-                        let e = first
-                            .take()
-                            .unwrap_or_else(|| Error::store_failure(why.clone()));
+                    // The copies delivered again are handled again with the one they
+                    // repeat, after it (as a duplicate once it is stored).
+                    let members: Vec<usize> =
+                        staged.into_iter().map(|(i, _)| i).chain(echoes).collect();
+                    if members.len() > 1 {
+                        warn!(
+                            "commit of {} received messages failed ({e}); handling them one by one",
+                            members.len()
+                        );
+                        for i in members {
+                            alone[i] = true;
+                        }
+                    } else if let Some(&i) = members.first() {
                         outcomes[i] = Some(Outcome::Failed(e));
                     }
                 }
@@ -306,13 +315,17 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         }
         drop(guard);
     }
-    for ((node, info), outcome) in run.iter().zip(outcomes) {
+    for (((node, info), outcome), alone) in run.into_iter().zip(outcomes).zip(alone) {
+        if alone {
+            handle_message(inner, node).await;
+            continue;
+        }
         // Every message got an outcome above; a missing one would be a bug, answered as
         // a failure rather than left unanswered.
         let outcome = outcome.unwrap_or_else(|| {
             Outcome::Failed(Error::store_failure("message left without an outcome"))
         });
-        finish(inner, creds, me, node, info, outcome).await;
+        finish(inner, creds, me, &node, &info, outcome).await;
     }
 }
 

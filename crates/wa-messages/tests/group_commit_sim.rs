@@ -1,7 +1,7 @@
 //! Group commit. Messages a worker finds queued together (an offline backlog, a busy
 //! chat) are decrypted under one hold of the Signal lock and committed together: nothing
-//! is lost, repeated or reordered, and a group whose commit fails is answered with retry
-//! receipts and arrives again. Sends that queue for the Signal lock are committed
+//! is lost, repeated or reordered, and the messages of a group whose commit fails are
+//! handled again one by one, so only one that cannot be stored fails. Sends that queue for the Signal lock are committed
 //! together: a group whose commit fails fails every send in it, none of them leaves, and
 //! the sessions go on from the last commit.
 
@@ -40,6 +40,8 @@ struct Recording {
     /// Single and bulk reads of sessions.
     session_reads: AtomicUsize,
     bulk_session_reads: AtomicUsize,
+    /// Refuses every commit with a key holding this text (writes that cannot be stored).
+    poison: Mutex<Option<String>>,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -70,6 +72,15 @@ impl Tap for Recording {
                 )))
             })
         };
+        if let Some(poison) = self.poison.lock().unwrap().as_deref() {
+            let poisoned = |op: &Op| match op {
+                Op::Put { key, .. } | Op::Delete { key, .. } => key.contains(poison),
+                _ => false,
+            };
+            if ops.iter().any(poisoned) {
+                return refuse(markers);
+            }
+        }
         if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
             return refuse(sends);
         }
@@ -186,8 +197,8 @@ async fn a_group_whose_commit_fails_arrives_again_once() {
     let (got, ids, _sim) = backlog(backend.clone(), 40, MessengerConfig::default()).await;
     let failed = backend.tap().failed.load(Ordering::SeqCst);
     assert!(failed > 1, "no group commit failed");
-    // Every message reported exactly once, after retry receipts brought the failed ones
-    // again.
+    // Every message reported exactly once: the failed group's were handled again one by
+    // one (the fault has passed), each in a commit of its own.
     let mut seen = HashSet::new();
     for m in &got {
         assert!(seen.insert(m.key.id.clone()), "{} reported twice", m.key.id);
@@ -195,6 +206,93 @@ async fn a_group_whose_commit_fails_arrives_again_once() {
     assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
     let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits.iter().sum::<usize>(), 40, "{commits:?}");
+    assert!(
+        commits.iter().filter(|&&m| m == 1).count() >= failed,
+        "{failed} failed, then {commits:?}"
+    );
+}
+
+/// A message whose writes cannot be stored (here a store refuses them: a fault no check
+/// of the input foresaw) fails alone. The messages that shared its receive run, whose
+/// commit failed with it, are handled again one by one: they arrive, and only the failed
+/// one is answered with a retry receipt. (Before, the whole run got retry receipts and
+/// depended on the sender to send it again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_writes_cannot_be_stored_fails_alone_in_its_run() {
+    const POISON: &str = "3EB0BADBADBADBAD0000";
+    const N: usize = 24;
+    let backend = Arc::new(Recorded::default());
+    *backend.tap().poison.lock().unwrap() = Some(POISON.to_owned());
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let mut a1 = link(&sim, A, common::memory_store("a1")).await;
+    let b1 = link(&sim, B, store.clone()).await;
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    // A backlog with the message that cannot be stored in its middle.
+    let mut ids = HashSet::new();
+    for i in 0..N {
+        if i == N / 2 {
+            let poison = wa_proto::e2e::Message {
+                conversation: Some("cannot be stored".into()),
+                ..Default::default()
+            };
+            a1.messenger
+                .relay_message(&Jid::pn(B), poison, POISON)
+                .await
+                .unwrap();
+            continue;
+        }
+        let key = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("good {i}")))
+            .await
+            .unwrap();
+        ids.insert(key.id);
+    }
+    let (_socket, _messenger, mut events) = start_with(&sim, store, MessengerConfig::default());
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    let got = collect(&mut events, N - 1).await;
+    let got_ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
+    assert_eq!(got_ids, ids, "every other message arrives");
+    assert_eq!(got.len(), N - 1, "and once");
+    assert!(
+        backend.tap().failed.load(Ordering::SeqCst) > 1,
+        "the message failed a commit it shared with others"
+    );
+    // The retry receipts the sender got: the failed message's, and no other. They leave
+    // in the run's order, so once the failed one's is in, the others' would be too.
+    let mut retried = HashSet::new();
+    tokio::time::timeout(WAIT, async {
+        while !retried.contains(POISON) {
+            if let Ok(Event::MessagesUpdate(updates)) = a1.events.recv().await {
+                for u in updates {
+                    if u.receipt == wa_types::ReceiptType::Retry {
+                        retried.insert(u.key.id);
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the failed message is answered with a retry receipt");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    while let Ok(event) = a1.events.try_recv() {
+        if let Event::MessagesUpdate(updates) = event {
+            for u in updates {
+                if u.receipt == wa_types::ReceiptType::Retry {
+                    retried.insert(u.key.id);
+                }
+            }
+        }
+    }
+    assert_eq!(retried, HashSet::from([POISON.to_owned()]));
+    let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
+    assert_eq!(commits.iter().sum::<usize>(), N - 1, "{commits:?}");
 }
 
 /// The next `n` messages from others `events` reports (duplicates included); fails if

@@ -566,7 +566,9 @@ mod tests {
         // A key/value string's last `dbname` is the one a connection uses.
         let config: tokio_postgres::Config = url("host=h dbname=db").parse().unwrap();
         assert_eq!(config.get_dbname(), Some("other"));
-        let config: tokio_postgres::Config = url("postgres://u@h:5/db?application_name=t").parse().unwrap();
+        let config: tokio_postgres::Config = url("postgres://u@h:5/db?application_name=t")
+            .parse()
+            .unwrap();
         assert_eq!(config.get_dbname(), Some("other"));
         let mut pooled = PostgresConfig::new("postgres://h/db");
         pooled.pool_size = 3;
