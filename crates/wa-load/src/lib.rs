@@ -230,12 +230,17 @@ pub struct Drive {
     pub duration: Duration,
     /// Sends in flight at most.
     pub in_flight: usize,
+    /// Groups to send to as well: each group's JID and its members (account indexes).
+    pub groups: Vec<(wa::Jid, Vec<usize>)>,
+    /// With groups, one message in this many goes to a group (0: none does).
+    pub group_every: u64,
 }
 
 /// Sends load messages between `n` accounts of `fleet` (account `i` is [`account_of`]`(i)`
-/// with phone [`phone_of`]`(i)`) at `drive.rate`, to a pseudo-random other account each;
-/// every send is recorded in `traffic` (failed ones as such). Returns the number of sends
-/// that returned an error.
+/// with phone [`phone_of`]`(i)`) at `drive.rate`, to a pseudo-random other account each,
+/// or (one in `drive.group_every`) from a pseudo-random member of one of `drive.groups` to
+/// that group; every send is recorded in `traffic` (failed ones as such). Returns the
+/// number of sends that returned an error.
 pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic>) -> u64 {
     if n < 2 || drive.rate <= 0.0 {
         return 0;
@@ -260,19 +265,46 @@ pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let from = (seq as usize) % n;
-            let to = (from + 1 + (rng as usize) % (n - 1)) % n;
+            let group = (drive.group_every > 0
+                && !drive.groups.is_empty()
+                && seq.is_multiple_of(drive.group_every))
+            .then(|| (rng as usize) % drive.groups.len());
+            // The sender, and for a group its index and the members it is for.
+            let (from, to) = match group {
+                Some(g) => {
+                    let members = &drive.groups[g].1;
+                    let Some(&from) = members.get(((rng >> 32) as usize) % members.len().max(1))
+                    else {
+                        continue;
+                    };
+                    let others: Vec<usize> =
+                        members.iter().copied().filter(|&m| m != from).collect();
+                    (from, Err((g, others)))
+                }
+                None => {
+                    let from = (seq as usize) % n;
+                    (from, Ok((from + 1 + (rng as usize) % (n - 1)) % n))
+                }
+            };
             let Some(sock) = fleet.get(&account_of(from)) else {
                 continue;
             };
             let Ok(permit) = limit.clone().acquire_owned().await else {
                 break;
             };
+            let to_jid = match to {
+                Ok(to) => {
+                    traffic.sent(from, to, seq);
+                    wa::Jid::pn(phone_of(to))
+                }
+                Err((g, others)) => {
+                    traffic.sent_to_group(from, g, &others, seq);
+                    drive.groups[g].0.clone()
+                }
+            };
             let traffic = traffic.clone();
             let failures = failures.clone();
-            traffic.sent(from, to, seq);
             tasks.spawn(async move {
-                let to_jid = wa::Jid::pn(phone_of(to));
                 let body = wa::MessageContent::text(load_text(from, seq));
                 if sock.send_message(&to_jid, body).await.is_err() {
                     traffic.failed(from, seq);

@@ -260,6 +260,8 @@ async fn run(args: &Args) -> Result<(), Error> {
             rate,
             duration: Duration::from_secs(secs),
             in_flight,
+            groups: Vec::new(),
+            group_every: 0,
         },
         &traffic,
     )

@@ -17,10 +17,21 @@ pub fn parse_load_text(text: &str) -> Option<(usize, u64)> {
     parts.next().is_none().then_some((from, seq))
 }
 
+/// One load message as sent.
+struct Sent {
+    /// The accounts it is for: the recipient, or a group's members but the sender.
+    to: Vec<usize>,
+    /// The group it went to (an index the caller chose), if any.
+    group: Option<usize>,
+    at: Instant,
+    /// Whether the send reported an error.
+    failed: bool,
+}
+
 #[derive(Default)]
 struct State {
-    /// (sender, seq) -> (recipient, when sent, whether the send reported an error).
-    sent: HashMap<(usize, u64), (usize, Instant, bool)>,
+    /// (sender, seq) -> the message.
+    sent: HashMap<(usize, u64), Sent>,
     /// (sender, seq, receiver) -> deliveries.
     received: HashMap<(usize, u64, usize), u32>,
     latencies: Vec<Duration>,
@@ -40,6 +51,21 @@ impl std::fmt::Debug for Traffic {
     }
 }
 
+/// A message [`Traffic`] recorded, as [`Traffic::messages`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The sending account.
+    pub from: usize,
+    /// Its sequence number.
+    pub seq: u64,
+    /// The accounts it is for: the recipient, or a group's members but the sender.
+    pub to: Vec<usize>,
+    /// The group it went to (the index given to [`Traffic::sent_to_group`]), if any.
+    pub group: Option<usize>,
+    /// Whether the send returned an error.
+    pub failed: bool,
+}
+
 /// The outcome of a load or soak run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrafficReport {
@@ -48,13 +74,13 @@ pub struct TrafficReport {
     /// Sends that returned an error (not counted in `sent`; such a message may or may
     /// not arrive, both are correct).
     pub failed: u64,
-    /// Distinct messages that reached their recipient.
+    /// Distinct messages that reached every recipient.
     pub delivered: u64,
-    /// Messages that never reached their recipient.
+    /// Messages that never reached a recipient (or, to a group, one of its members).
     pub lost: u64,
-    /// Deliveries beyond the first (the same message reported twice).
+    /// Deliveries beyond the first (the same message reported twice to one account).
     pub duplicated: u64,
-    /// Load messages reported by an account that was not their recipient, or never sent.
+    /// Load messages reported by an account that was not a recipient, or never sent.
     pub misrouted: u64,
     /// Median send-to-receive latency.
     pub p50: Duration,
@@ -79,16 +105,30 @@ impl Traffic {
     /// Records that `from` sent message `seq` to `to` (call before sending, so a fast
     /// delivery finds it).
     pub fn sent(&self, from: usize, to: usize, seq: u64) {
-        self.lock()
-            .sent
-            .insert((from, seq), (to, Instant::now(), false));
+        self.record(from, seq, vec![to], None);
+    }
+
+    /// Records that `from` sent message `seq` to group `group` (an index of the caller's
+    /// choosing) whose other members are `to`, as [`Traffic::sent`] does.
+    pub fn sent_to_group(&self, from: usize, group: usize, to: &[usize], seq: u64) {
+        self.record(from, seq, to.to_vec(), Some(group));
+    }
+
+    fn record(&self, from: usize, seq: u64, to: Vec<usize>, group: Option<usize>) {
+        let sent = Sent {
+            to,
+            group,
+            at: Instant::now(),
+            failed: false,
+        };
+        self.lock().sent.insert((from, seq), sent);
     }
 
     /// Marks message `seq` of `from` as failed: its send returned an error, so it may or
     /// may not arrive.
     pub fn failed(&self, from: usize, seq: u64) {
         if let Some(e) = self.lock().sent.get_mut(&(from, seq)) {
-            e.2 = true;
+            e.failed = true;
         }
     }
 
@@ -99,7 +139,7 @@ impl Traffic {
             return;
         };
         let mut s = self.lock();
-        let at = s.sent.get(&(from, seq)).map(|(_, at, _)| *at);
+        let at = s.sent.get(&(from, seq)).map(|m| m.at);
         let n = s.received.entry((from, seq, receiver)).or_insert(0);
         *n += 1;
         if *n == 1
@@ -117,23 +157,27 @@ impl Traffic {
         self.lock().retries += 1;
     }
 
-    /// Every message sent: (sender, seq, recipient, whether the send returned an error).
-    pub fn messages(&self) -> Vec<(usize, u64, usize, bool)> {
+    /// Every message sent.
+    pub fn messages(&self) -> Vec<SentMessage> {
         self.lock()
             .sent
             .iter()
-            .map(|((from, seq), (to, _, failed))| (*from, *seq, *to, *failed))
+            .map(|((from, seq), m)| SentMessage {
+                from: *from,
+                seq: *seq,
+                to: m.to.clone(),
+                group: m.group,
+                failed: m.failed,
+            })
             .collect()
     }
 
-    /// Messages sent but not yet received by their recipient.
+    /// Messages sent (without an error) but not yet received by every recipient.
     pub fn outstanding(&self) -> u64 {
         let s = self.lock();
         s.sent
             .iter()
-            .filter(|((from, seq), (to, _, failed))| {
-                !failed && !s.received.contains_key(&(*from, *seq, *to))
-            })
+            .filter(|&(&(from, seq), m)| !m.failed && !s.reached_all(from, seq, m))
             .count() as u64
     }
 
@@ -143,10 +187,10 @@ impl Traffic {
         let mut delivered = 0;
         let mut lost = 0;
         let mut failed = 0;
-        for ((from, seq), (to, _, send_failed)) in &s.sent {
-            if *send_failed {
+        for (&(from, seq), m) in &s.sent {
+            if m.failed {
                 failed += 1;
-            } else if s.received.contains_key(&(*from, *seq, *to)) {
+            } else if s.reached_all(from, seq, m) {
                 delivered += 1;
             } else {
                 lost += 1;
@@ -158,7 +202,7 @@ impl Traffic {
             duplicated += u64::from(n.saturating_sub(1));
             if s.sent
                 .get(&(*from, *seq))
-                .is_some_and(|(to, _, _)| to != receiver)
+                .is_some_and(|m| !m.to.contains(receiver))
             {
                 misrouted += 1;
             }
@@ -182,6 +226,14 @@ impl Traffic {
             p99: pick(0.99),
             retries: s.retries,
         }
+    }
+}
+
+impl State {
+    /// Whether message `seq` of `from` reached every account it is for.
+    fn reached_all(&self, from: usize, seq: u64, m: &Sent) -> bool {
+        m.to.iter()
+            .all(|to| self.received.contains_key(&(from, seq, *to)))
     }
 }
 
@@ -217,5 +269,26 @@ mod tests {
         assert_eq!(r.duplicated, 1);
         assert_eq!(r.misrouted, 1);
         assert_eq!(t.outstanding(), 2);
+    }
+
+    #[test]
+    fn a_group_message_is_delivered_once_every_member_has_it() {
+        let t = Traffic::new();
+        t.sent_to_group(0, 7, &[1, 2, 3], 1);
+        t.received(1, &load_text(0, 1));
+        t.received(2, &load_text(0, 1));
+        let r = t.report();
+        assert_eq!((r.sent, r.delivered, r.lost), (1, 0, 1));
+        assert_eq!(t.outstanding(), 1);
+        t.received(3, &load_text(0, 1));
+        t.received(3, &load_text(0, 1));
+        t.received(0, &load_text(0, 1));
+        let r = t.report();
+        assert_eq!((r.sent, r.delivered, r.lost), (1, 1, 0));
+        assert_eq!((r.duplicated, r.misrouted), (1, 1));
+        assert_eq!(t.outstanding(), 0);
+        let m = t.messages();
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].to.clone(), m[0].group), (vec![1, 2, 3], Some(7)));
     }
 }

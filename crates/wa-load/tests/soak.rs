@@ -1,9 +1,10 @@
-//! The soak: N accounts over one SQLite store send messages in both directions for a
-//! while, with faults injected at random (dropped connections, 515 restarts, a server
-//! outage, the server restarted, delayed and duplicated frames, clients killed and
-//! started again from the store). At the end every message the server accepted arrived exactly once at its
-//! recipient's linked device and its phone, its sender's phone got its copy, and no
-//! recipient needed a retry.
+//! The soak: N accounts over one store send messages in both directions for a while,
+//! one in five to a group of four, with faults injected at random (dropped connections,
+//! 515 restarts, a server outage, the server restarted, delayed and duplicated frames,
+//! clients killed and started again from the store). At the end every message the server
+//! accepted arrived exactly once at its recipient's linked device and its phone (at every
+//! other member's, for a group), its sender's phone got its copy, and no recipient
+//! needed a retry.
 //!
 //! Opt-in: `cargo test -p wa-load --test soak -- --ignored --nocapture`, sized with
 //! `SOAK_ACCOUNTS` (default 10), `SOAK_SECS` (default 60) and `SOAK_RATE` (messages per
@@ -140,7 +141,13 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     };
     eprintln!("soak: {n} accounts on {on}, {secs}s, {rate} msg/s, seed {seed:#x}");
 
-    let sim = Sim::start(SimConfig::default()).await.expect("sim starts");
+    // The phones keep every message of the run, for the count at the end.
+    let sim = Sim::start(SimConfig {
+        phone_inbox: usize::MAX,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim starts");
     for i in 0..n {
         sim.add_account(&phone_of(i)).await;
     }
@@ -185,6 +192,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     .await
     .expect("every account links");
 
+    let groups = make_groups(&fleet, n).await;
     let traffic = Arc::new(Traffic::new());
     let receiver = spawn_receiver(&fleet, traffic.clone());
     let started = Instant::now();
@@ -202,6 +210,8 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
             rate,
             duration: Duration::from_secs(secs),
             in_flight: 64,
+            groups: groups.clone(),
+            group_every: GROUP_EVERY,
         },
         &traffic,
     )
@@ -214,6 +224,15 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     let left = settle(&traffic, Duration::from_secs(120)).await;
     let report = traffic.report();
     eprintln!("faults injected: {faults:?}");
+    let to_groups = traffic
+        .messages()
+        .iter()
+        .filter(|m| m.group.is_some() && !m.failed)
+        .count();
+    eprintln!(
+        "{} groups; {to_groups} of the messages accepted went to one",
+        groups.len()
+    );
     eprintln!(
         "sent {} ({failures} sends returned an error), delivered {}, lost {}, duplicated {}, \
          misrouted {}, retries {}, outstanding {left}, latency p50 {:?} p99 {:?}, took {:.1}s",
@@ -234,9 +253,14 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     assert_eq!(report.retries, 0, "no session needed a retry");
 
     // The phones: the recipient's phone decrypted each message once, and the sender's
-    // phone got its own copy (DeviceSentMessage) once.
+    // phone got its own copy (DeviceSentMessage) once; a group message, every member's
+    // phone once, the sender's included.
     let phone_deadline = Instant::now() + Duration::from_secs(60);
-    let expected: Vec<_> = traffic.messages().into_iter().filter(|m| !m.3).collect();
+    let expected: Vec<_> = traffic
+        .messages()
+        .into_iter()
+        .filter(|m| !m.failed)
+        .collect();
     let count = |inbox: &[wa_sim::PhoneMessage], text: &str, chat: &Jid| {
         inbox
             .iter()
@@ -249,12 +273,25 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
             (0..n).map(|i| s.phone_inbox(&phone_of(i))).collect()
         };
         let mut wrong = Vec::new();
-        for (from, seq, to, _) in &expected {
-            let text = load_text(*from, *seq);
-            let at_recipient = count(&inboxes[*to], &text, &Jid::pn(phone_of(*from)));
-            let at_sender = count(&inboxes[*from], &text, &Jid::pn(phone_of(*to)));
-            if at_recipient != 1 || at_sender != 1 {
-                wrong.push((text, at_recipient, at_sender));
+        for m in &expected {
+            let text = load_text(m.from, m.seq);
+            // (phone, chat it should show the message in)
+            let places: Vec<(usize, Jid)> = match m.group {
+                Some(g) => std::iter::once(m.from)
+                    .chain(m.to.iter().copied())
+                    .map(|p| (p, groups[g].0.clone()))
+                    .collect(),
+                None => vec![
+                    (m.to[0], Jid::pn(phone_of(m.from))),
+                    (m.from, Jid::pn(phone_of(m.to[0]))),
+                ],
+            };
+            let counts: Vec<usize> = places
+                .iter()
+                .map(|(p, chat)| count(&inboxes[*p], &text, chat))
+                .collect();
+            if counts.iter().any(|&c| c != 1) {
+                wrong.push((text, counts));
             }
         }
         if wrong.is_empty() {
@@ -271,6 +308,37 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     fleet.shutdown().await;
     receiver.abort();
     store.close().await;
+}
+
+/// One message in this many goes to a group.
+const GROUP_EVERY: u64 = 5;
+
+/// Groups for the soak, `n / 4` of them (none below four accounts), each made by its
+/// first member: group `g` holds accounts `g`, `g + 1`, `g + n/4` and `g + n/2` (modulo
+/// `n`), so neighbouring groups share a member and the first quarter of the accounts are
+/// in two groups each (the last quarter in none).
+async fn make_groups(fleet: &Fleet, n: usize) -> Vec<(Jid, Vec<usize>)> {
+    let count = n / 4;
+    let mut groups = Vec::with_capacity(count);
+    for g in 0..count {
+        let mut members = Vec::new();
+        for m in [g, g + 1, g + count, g + 2 * count] {
+            if !members.contains(&(m % n)) {
+                members.push(m % n);
+            }
+        }
+        let creator = fleet
+            .get(&account_of(members[0]))
+            .expect("the group's creator runs");
+        let others: Vec<Jid> = members[1..].iter().map(|&m| Jid::pn(phone_of(m))).collect();
+        let meta = creator
+            .groups()
+            .create(&format!("soak {g}"), &others)
+            .await
+            .expect("the group is created");
+        groups.push((meta.id.clone(), members));
+    }
+    groups
 }
 
 /// The variable naming a PostgreSQL server to soak on instead of SQLite.

@@ -75,6 +75,9 @@ pub struct SimConfig {
     /// keep their order; different phones proceed in parallel. Default: the number of
     /// CPUs the process may use; 0 is taken as 1.
     pub phone_workers: usize,
+    /// Most messages a phone keeps in its inbox ([`Sim::phone_inbox`](crate::Sim::phone_inbox));
+    /// beyond, the oldest is dropped. Default 1,000.
+    pub phone_inbox: usize,
 }
 
 impl Default for SimConfig {
@@ -91,6 +94,7 @@ impl Default for SimConfig {
             media_dir: None,
             queue_limit: crate::route::MAX_QUEUE,
             phone_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            phone_inbox: crate::e2e::MAX_INBOX,
         }
     }
 }

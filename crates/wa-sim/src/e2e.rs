@@ -30,7 +30,8 @@ const PREKEY_BATCH: u32 = 50;
 /// many private pre-keys are ever held (a key handed out and never used is overwritten
 /// when its id comes round again).
 const PREKEY_ID_WINDOW: u32 = 4096;
-/// Most messages kept in a phone's inbox (the oldest is dropped beyond).
+/// Most messages kept in a phone's inbox unless [`SimConfig::phone_inbox`](crate::SimConfig)
+/// says otherwise (the oldest is dropped beyond).
 pub(crate) const MAX_INBOX: usize = 1000;
 /// Most stanzas waiting for one phone worker (beyond, they are dropped).
 pub(crate) const PHONE_QUEUE: usize = 4096;
@@ -210,9 +211,10 @@ impl PhoneSignal {
             .map(|(_, c, m)| (c.clone(), m.clone()))
     }
 
-    fn record(&self, m: PhoneMessage) {
+    /// Keeps `m` in the inbox, which holds at most `limit` messages.
+    fn record(&self, m: PhoneMessage, limit: usize) {
         let mut inbox = self.inbox_lock();
-        if inbox.len() >= MAX_INBOX {
+        while inbox.len() >= limit.max(1) {
             inbox.pop_front();
         }
         inbox.push_back(m);
@@ -325,24 +327,30 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
                 .and_then(|d| d.parse::<Jid>().ok());
             if let (Some(inner), Some(dest)) = (dsm.message, dest) {
                 let inner: Arc<Message> = Arc::from(inner);
-                signal.record(PhoneMessage {
-                    from: author.clone(),
-                    chat: dest,
-                    id: id.clone(),
-                    message: inner.clone(),
-                });
+                signal.record(
+                    PhoneMessage {
+                        from: author.clone(),
+                        chat: dest,
+                        id: id.clone(),
+                        message: inner.clone(),
+                    },
+                    shared.config.phone_inbox,
+                );
                 content = Some(inner);
                 continue;
             }
         }
         if !only_key_material(&mut msg) {
             let msg = Arc::new(msg);
-            signal.record(PhoneMessage {
-                from: author.clone(),
-                chat: group.clone().unwrap_or_else(|| author.to_non_ad()),
-                id: id.clone(),
-                message: msg.clone(),
-            });
+            signal.record(
+                PhoneMessage {
+                    from: author.clone(),
+                    chat: group.clone().unwrap_or_else(|| author.to_non_ad()),
+                    id: id.clone(),
+                    message: msg.clone(),
+                },
+                shared.config.phone_inbox,
+            );
             content = Some(msg);
         } else if content.is_none() {
             content = Some(Arc::new(msg));

@@ -366,6 +366,45 @@ async fn phones_on_several_workers_keep_each_phones_order() {
     }
 }
 
+/// A phone keeps the last `phone_inbox` messages it decrypted, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_keeps_the_configured_number_of_messages() {
+    const KEPT: usize = 4;
+    let sim = Sim::start(SimConfig {
+        phone_inbox: KEPT,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start");
+    sim.add_account(ALICE).await;
+    sim.add_account(BOB).await;
+    let a1 = Dev::link(&sim, ALICE).await;
+    let (mut c, _) = a1.login(&sim).await;
+    let to = pn(BOB, 0);
+    a1.start_session(&mut c, &to).await;
+    for i in 0..10 {
+        let enc = a1.encrypt(&to, &text(&format!("{i}"))).await;
+        c.send(&message(
+            &format!("kept-{i}"),
+            &Jid::pn(BOB),
+            vec![(to.clone(), enc)],
+        ))
+        .await;
+    }
+    let last = || {
+        sim.phone_inbox(BOB)
+            .last()
+            .is_some_and(|m| m.message.conversation.as_deref() == Some("9"))
+    };
+    eventually(last).await;
+    let texts: Vec<String> = sim
+        .phone_inbox(BOB)
+        .iter()
+        .map(|m| m.message.conversation.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["6", "7", "8", "9"]);
+}
+
 #[tokio::test]
 async fn phone_send_reaches_peer_and_own_companions() {
     let sim = sim().await;
