@@ -127,13 +127,9 @@ async fn collect(events: &mut broadcast::Receiver<Event>, n: usize) -> Vec<WaMes
     got
 }
 
-/// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
-/// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
-async fn backlog(
-    backend: Arc<Recorded>,
-    n: usize,
-    mc: MessengerConfig,
-) -> (Vec<WaMessage>, Vec<String>, Sim) {
+/// Links a1 and b1 (b1 on `backend`) and takes b1 offline; returns the simulator, a1,
+/// b1's store and b1's device JID.
+async fn b1_offline(backend: Arc<Recorded>) -> (Sim, common::Client, AccountStore, Jid) {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
@@ -144,6 +140,17 @@ async fn backlog(
     b1.socket.close().await;
     drop(b1);
     wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    (sim, a1, store, b_jid)
+}
+
+/// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
+/// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
+async fn backlog(
+    backend: Arc<Recorded>,
+    n: usize,
+    mc: MessengerConfig,
+) -> (Vec<WaMessage>, Vec<String>, Sim) {
+    let (sim, a1, store, b_jid) = b1_offline(backend).await;
     let mut ids = Vec::new();
     for i in 0..n {
         let key = a1
@@ -223,16 +230,7 @@ async fn a_message_whose_writes_cannot_be_stored_fails_alone_in_its_run() {
     const N: usize = 24;
     let backend = Arc::new(Recorded::default());
     *backend.tap().poison.lock().unwrap() = Some(POISON.to_owned());
-    let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.add_account(A).await;
-    sim.add_account(B).await;
-    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
-    let mut a1 = link(&sim, A, common::memory_store("a1")).await;
-    let b1 = link(&sim, B, store.clone()).await;
-    let b_jid = b1.jid.clone();
-    b1.socket.close().await;
-    drop(b1);
-    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    let (sim, mut a1, store, _) = b1_offline(backend.clone()).await;
     // A backlog with the message that cannot be stored in its middle.
     let mut ids = HashSet::new();
     for i in 0..N {
