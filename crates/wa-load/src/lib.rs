@@ -221,6 +221,41 @@ pub fn spawn_receiver(fleet: &Fleet, traffic: Arc<Traffic>) -> tokio::task::Join
     })
 }
 
+/// Makes `n / 4` groups among accounts `0..n` of `fleet` (none below four accounts),
+/// each by its first member, for [`Drive::groups`]: group `g` holds accounts `g`, `g + 1`,
+/// `g + n/4` and `g + n/2` (modulo `n`), so neighbouring groups share a member and the
+/// first quarter of the accounts are in two groups each (the last quarter in none).
+/// Returns each group's JID and members.
+///
+/// # Errors
+/// A member that is not running, or the server refusing a group.
+pub async fn make_groups(fleet: &Fleet, n: usize) -> Result<Vec<(wa::Jid, Vec<usize>)>, Error> {
+    let count = n / 4;
+    let mut groups = Vec::with_capacity(count);
+    for g in 0..count {
+        let mut members = Vec::new();
+        for m in [g, g + 1, g + count, g + 2 * count] {
+            if !members.contains(&(m % n)) {
+                members.push(m % n);
+            }
+        }
+        let creator = fleet
+            .get(&account_of(members[0]))
+            .ok_or_else(|| Error::Usage(format!("account {} is not running", members[0])))?;
+        let others: Vec<wa::Jid> = members[1..]
+            .iter()
+            .map(|&m| wa::Jid::pn(phone_of(m)))
+            .collect();
+        let meta = creator
+            .groups()
+            .create(&format!("load {g}"), &others)
+            .await
+            .map_err(wa::Error::from)?;
+        groups.push((meta.id.clone(), members));
+    }
+    Ok(groups)
+}
+
 /// How [`drive`] sends.
 #[derive(Debug, Clone)]
 pub struct Drive {

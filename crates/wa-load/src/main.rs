@@ -4,6 +4,7 @@
 //! wa-load idle --server http://127.0.0.1:5222 --accounts N --db FILE
 //!              [--handshakes 64] [--hold SECS]
 //! wa-load run  --accounts N --rate MSGS_PER_SEC --secs S [--db FILE] [--in-flight K]
+//!              [--group-every K]
 //! ```
 
 #![allow(
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wa::{AccountId, Fleet, FleetConfig, SqliteBackend};
 use wa_load::{
-    Admin, Drive, Error, Traffic, account_of, drive, phone_of, rss_kib, settle, spawn_receiver,
-    start_and_link,
+    Admin, Drive, Error, Traffic, account_of, drive, make_groups, phone_of, rss_kib, settle,
+    spawn_receiver, start_and_link,
 };
 
 const USAGE: &str = "usage:
@@ -28,7 +29,9 @@ const USAGE: &str = "usage:
       links (first run) or logs in (later runs) N accounts of a wa-sim running in another
       process, holds them idle, and reports the process's resident memory per account
   wa-load run --accounts N --rate MSGS_PER_SEC --secs S [--db FILE] [--in-flight K]
-      starts wa-sim in this process, links N accounts and sends messages between them";
+              [--group-every K]
+      starts wa-sim in this process, links N accounts and sends messages between them;
+      with --group-every K, N/4 groups of four are made and one message in K goes to one";
 
 struct Args(Vec<(String, String)>);
 
@@ -198,6 +201,7 @@ async fn run(args: &Args) -> Result<(), Error> {
     let rate: f64 = args.num("rate", None)?;
     let secs: u64 = args.num("secs", None)?;
     let in_flight: usize = args.num("in-flight", Some(256))?;
+    let group_every: u64 = args.num("group-every", Some(0))?;
     if n < 2 {
         return Err(Error::Usage("--accounts must be at least 2".into()));
     }
@@ -250,6 +254,13 @@ async fn run(args: &Args) -> Result<(), Error> {
         started.elapsed().as_secs_f64()
     );
 
+    let groups = if group_every > 0 {
+        let groups = make_groups(&fleet, n).await?;
+        println!("{} groups made", groups.len());
+        groups
+    } else {
+        Vec::new()
+    };
     let traffic = Arc::new(Traffic::new());
     let receiver = spawn_receiver(&fleet, traffic.clone());
     let sending = Instant::now();
@@ -260,8 +271,8 @@ async fn run(args: &Args) -> Result<(), Error> {
             rate,
             duration: Duration::from_secs(secs),
             in_flight,
-            groups: Vec::new(),
-            group_every: 0,
+            groups,
+            group_every,
         },
         &traffic,
     )

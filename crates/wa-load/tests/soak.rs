@@ -23,7 +23,8 @@ use tokio::sync::RwLock;
 use wa::postgres::{PostgresBackend, PostgresConfig};
 use wa::{Fleet, FleetConfig, Jid, SqliteBackend};
 use wa_load::{
-    Drive, Traffic, account_of, drive, load_text, phone_of, settle, spawn_receiver, start_and_link,
+    Drive, Traffic, account_of, drive, load_text, make_groups, phone_of, settle, spawn_receiver,
+    start_and_link,
 };
 use wa_sim::{Fault, Sim, SimConfig, StreamErrorKind, Target};
 
@@ -192,7 +193,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     .await
     .expect("every account links");
 
-    let groups = make_groups(&fleet, n).await;
+    let groups = make_groups(&fleet, n).await.expect("the groups are made");
     let traffic = Arc::new(Traffic::new());
     let receiver = spawn_receiver(&fleet, traffic.clone());
     let started = Instant::now();
@@ -312,34 +313,6 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
 
 /// One message in this many goes to a group.
 const GROUP_EVERY: u64 = 5;
-
-/// Groups for the soak, `n / 4` of them (none below four accounts), each made by its
-/// first member: group `g` holds accounts `g`, `g + 1`, `g + n/4` and `g + n/2` (modulo
-/// `n`), so neighbouring groups share a member and the first quarter of the accounts are
-/// in two groups each (the last quarter in none).
-async fn make_groups(fleet: &Fleet, n: usize) -> Vec<(Jid, Vec<usize>)> {
-    let count = n / 4;
-    let mut groups = Vec::with_capacity(count);
-    for g in 0..count {
-        let mut members = Vec::new();
-        for m in [g, g + 1, g + count, g + 2 * count] {
-            if !members.contains(&(m % n)) {
-                members.push(m % n);
-            }
-        }
-        let creator = fleet
-            .get(&account_of(members[0]))
-            .expect("the group's creator runs");
-        let others: Vec<Jid> = members[1..].iter().map(|&m| Jid::pn(phone_of(m))).collect();
-        let meta = creator
-            .groups()
-            .create(&format!("soak {g}"), &others)
-            .await
-            .expect("the group is created");
-        groups.push((meta.id.clone(), members));
-    }
-    groups
-}
 
 /// The variable naming a PostgreSQL server to soak on instead of SQLite.
 const POSTGRES_URL: &str = "SOAK_POSTGRES_URL";
