@@ -83,6 +83,8 @@ fn soak(args: &[String]) -> Result<(), String> {
         };
         _cluster = cluster;
         cmd.env("SOAK_POSTGRES_URL", url);
+    } else {
+        cmd.env_remove("SOAK_POSTGRES_URL");
     }
     run(&mut cmd)
 }

@@ -135,7 +135,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     let secs = env_or("SOAK_SECS", 60);
     let rate = env_or("SOAK_RATE", 2 * n as u64) as f64;
     let seed = env_or("SOAK_SEED", 0x5eed_1234_abcd_0001);
-    let on = if std::env::var_os(POSTGRES_URL).is_some() {
+    let on = if postgres_url().is_some() {
         "PostgreSQL"
     } else {
         "SQLite"
@@ -314,8 +314,12 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
 /// One message in this many goes to a group.
 const GROUP_EVERY: u64 = 5;
 
-/// The variable naming a PostgreSQL server to soak on instead of SQLite.
-const POSTGRES_URL: &str = "SOAK_POSTGRES_URL";
+/// The PostgreSQL server to soak on instead of SQLite (`SOAK_POSTGRES_URL`), if any.
+fn postgres_url() -> Option<String> {
+    std::env::var("SOAK_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
 
 /// The fleet's store: a SQLite file in a temporary directory, or a PostgreSQL database
 /// made for the run.
@@ -329,7 +333,7 @@ struct Store {
 
 impl Store {
     async fn open() -> Self {
-        let Some(url) = std::env::var(POSTGRES_URL).ok().filter(|u| !u.is_empty()) else {
+        let Some(url) = postgres_url() else {
             let dir = tempfile::tempdir().expect("a temp dir");
             let backend = SqliteBackend::open(dir.path().join("soak.db"))
                 .await
