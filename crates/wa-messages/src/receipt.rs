@@ -1,6 +1,7 @@
 //! Incoming receipts: status updates, and retry receipts answered by re-encrypting.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prost::Message as _;
 use tracing::{debug, warn};
@@ -15,6 +16,11 @@ use crate::Error;
 use crate::messenger::{Inner, Me, OpenSends, inject_session};
 use crate::send::{SENT_SCOPE, device_sent};
 use crate::stanza;
+
+/// Tries at answering one retry receipt.
+const RESEND_TRIES: u32 = 4;
+/// The pause after the first failed try; each later one is four times the one before.
+const RESEND_PAUSE: Duration = Duration::from_millis(250);
 
 /// Handles one `<receipt>`: reports it, answers retries, and acknowledges it.
 pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
@@ -35,14 +41,28 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
             Ok(place) => {
                 let (i, n) = (inner.clone(), node.clone());
                 tokio::spawn(async move {
-                    let Ok(slot) = i.resend_slots.clone().acquire_owned().await else {
-                        return;
-                    };
-                    drop(place);
-                    if let Err(e) = resend(&i, &n).await {
-                        warn!("cannot answer retry receipt: {e}");
+                    let mut place = Some(place);
+                    // A store or connection that fails for a moment gets more tries:
+                    // nothing else would bring the message to the peer. The turn is
+                    // given back while waiting.
+                    let mut pause = RESEND_PAUSE;
+                    for attempt in 1..=RESEND_TRIES {
+                        let Ok(slot) = i.resend_slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        drop(place.take());
+                        let result = resend(&i, &n).await;
+                        drop(slot);
+                        match result {
+                            Ok(()) => return,
+                            Err(e) if attempt < RESEND_TRIES => {
+                                debug!("retry receipt not answered yet ({e}); again in {pause:?}");
+                                tokio::time::sleep(pause).await;
+                                pause *= 4;
+                            }
+                            Err(e) => warn!("cannot answer retry receipt: {e}"),
+                        }
                     }
-                    drop(slot);
                 });
             }
             Err(_) => warn!("too many retry receipts waiting; dropping one"),

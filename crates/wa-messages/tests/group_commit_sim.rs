@@ -42,6 +42,11 @@ struct Recording {
     bulk_session_reads: AtomicUsize,
     /// Refuses every commit with a key holding this text (writes that cannot be stored).
     poison: Mutex<Option<String>>,
+    /// Refuses the next commit of a received message (one or more).
+    fail_next_received: AtomicBool,
+    /// Refuses the next commit of session state alone (no received message, no sent
+    /// one): the answer to a retry receipt.
+    fail_next_resend: AtomicBool,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -80,6 +85,16 @@ impl Tap for Recording {
             if ops.iter().any(poisoned) {
                 return refuse(markers);
             }
+        }
+        if markers > 0 && self.fail_next_received.swap(false, Ordering::SeqCst) {
+            return refuse(markers);
+        }
+        if markers == 0
+            && sends == 0
+            && count(Role::Session) > 0
+            && self.fail_next_resend.swap(false, Ordering::SeqCst)
+        {
+            return refuse(1);
         }
         if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
             return refuse(sends);
@@ -339,6 +354,42 @@ async fn burst(
         out.push(t.await.unwrap());
     }
     out
+}
+
+/// A retry receipt whose answer cannot be committed at first is answered again a moment
+/// later. The receiver nacked the message it could not store, so nothing else would bring
+/// it: before, the message was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_whose_commit_fails_is_tried_again() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let (a_backend, b_backend) = (Arc::new(Recorded::default()), Arc::new(Recorded::default()));
+    let a_store = AccountStore::new(a_backend.clone(), AccountId::new("a1").unwrap());
+    let b_store = AccountStore::new(b_backend.clone(), AccountId::new("b1").unwrap());
+    let a1 = link(&sim, A, a_store).await;
+    let mut b1 = link(&sim, B, b_store).await;
+    // b1 cannot store the message the first time, so it asks for it again; a1 cannot
+    // store its first answer.
+    b_backend
+        .tap()
+        .fail_next_received
+        .store(true, Ordering::SeqCst);
+    a_backend
+        .tap()
+        .fail_next_resend
+        .store(true, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("once more"))
+        .await
+        .unwrap();
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].key.id, key.id);
+    assert_eq!(text_of(&got[0].message), Some("once more"));
+    assert_eq!(b_backend.tap().failed.load(Ordering::SeqCst), 1);
+    assert_eq!(a_backend.tap().failed.load(Ordering::SeqCst), 1);
 }
 
 /// A's companion on a recorded backend and B's, with sessions between them: a first
