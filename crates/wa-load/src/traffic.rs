@@ -172,6 +172,30 @@ impl Traffic {
             .collect()
     }
 
+    /// The messages sent without an error that some recipient has not reported yet,
+    /// each with `to` narrowed to those recipients.
+    pub fn undelivered(&self) -> Vec<SentMessage> {
+        let s = self.lock();
+        s.sent
+            .iter()
+            .filter(|(_, m)| !m.failed)
+            .filter_map(|(&(from, seq), m)| {
+                let to: Vec<usize> =
+                    m.to.iter()
+                        .copied()
+                        .filter(|to| !s.received.contains_key(&(from, seq, *to)))
+                        .collect();
+                (!to.is_empty()).then_some(SentMessage {
+                    from,
+                    seq,
+                    to,
+                    group: m.group,
+                    failed: false,
+                })
+            })
+            .collect()
+    }
+
     /// Messages sent (without an error) but not yet received by every recipient.
     pub fn outstanding(&self) -> u64 {
         let s = self.lock();
@@ -280,6 +304,10 @@ mod tests {
         let r = t.report();
         assert_eq!((r.sent, r.delivered, r.lost), (1, 0, 1));
         assert_eq!(t.outstanding(), 1);
+        let missing = t.undelivered();
+        assert_eq!(missing.len(), 1);
+        assert_eq!((missing[0].from, missing[0].seq), (0, 1));
+        assert_eq!(missing[0].to, [3]);
         t.received(3, &load_text(0, 1));
         t.received(3, &load_text(0, 1));
         t.received(0, &load_text(0, 1));
@@ -287,6 +315,7 @@ mod tests {
         assert_eq!((r.sent, r.delivered, r.lost), (1, 1, 0));
         assert_eq!((r.duplicated, r.misrouted), (1, 1));
         assert_eq!(t.outstanding(), 0);
+        assert!(t.undelivered().is_empty());
         let m = t.messages();
         assert_eq!(m.len(), 1);
         assert_eq!((m[0].to.clone(), m[0].group), (vec![1, 2, 3], Some(7)));
