@@ -207,6 +207,10 @@ pub fn spawn_receiver(fleet: &Fleet, traffic: Arc<Traffic>) -> tokio::task::Join
                     }
                     continue;
                 }
+                Event::UndecryptableMessage(_) => {
+                    traffic.undecryptable();
+                    continue;
+                }
                 _ => continue,
             };
             let Some(receiver) = index_of(&account) else {

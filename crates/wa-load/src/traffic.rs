@@ -37,6 +37,7 @@ struct State {
     latencies: Vec<Duration>,
     unknown: u64,
     retries: u64,
+    undecryptable: u64,
 }
 
 /// Counts load messages sent and received, shared by the sending and receiving tasks.
@@ -88,6 +89,8 @@ pub struct TrafficReport {
     pub p99: Duration,
     /// Retry receipts the senders got (a recipient could not decrypt a message).
     pub retries: u64,
+    /// Messages recipients reported they could not decrypt at first.
+    pub undecryptable: u64,
 }
 
 impl Traffic {
@@ -157,6 +160,11 @@ impl Traffic {
         self.lock().retries += 1;
     }
 
+    /// Records that a recipient could not decrypt a message (at first).
+    pub fn undecryptable(&self) {
+        self.lock().undecryptable += 1;
+    }
+
     /// Every message sent.
     pub fn messages(&self) -> Vec<SentMessage> {
         self.lock()
@@ -193,6 +201,16 @@ impl Traffic {
                     failed: false,
                 })
             })
+            .collect()
+    }
+
+    /// The messages some account reported more than once: (sender, seq, account, times).
+    pub fn duplicates(&self) -> Vec<(usize, u64, usize, u32)> {
+        self.lock()
+            .received
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(&(from, seq, receiver), &n)| (from, seq, receiver, n))
             .collect()
     }
 
@@ -249,6 +267,7 @@ impl Traffic {
             p50: pick(0.5),
             p99: pick(0.99),
             retries: s.retries,
+            undecryptable: s.undecryptable,
         }
     }
 }
@@ -314,6 +333,7 @@ mod tests {
         let r = t.report();
         assert_eq!((r.sent, r.delivered, r.lost), (1, 1, 0));
         assert_eq!((r.duplicated, r.misrouted), (1, 1));
+        assert_eq!(t.duplicates(), [(0, 1, 3, 2)]);
         assert_eq!(t.outstanding(), 0);
         assert!(t.undelivered().is_empty());
         let m = t.messages();

@@ -4,7 +4,8 @@
 //! clients killed and started again from the store). At the end every message the server
 //! accepted arrived exactly once at its recipient's linked device and its phone (at every
 //! other member's, for a group), its sender's phone got its copy, and no recipient
-//! needed a retry. With `SOAK_STORE_FAULTS=1` the store also refuses one in four commits
+//! needed a retry. `SOAK_GROUP_EVERY` sets how often a message goes to a group (default
+//! every fifth; 0 for 1:1 messages only). With `SOAK_STORE_FAULTS=1` the store also refuses one in four commits
 //! for two seconds at a time; messages then need retry receipts, but none may be lost
 //! or duplicated.
 //!
@@ -237,7 +238,13 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     .await
     .expect("every account links");
 
-    let groups = make_groups(&fleet, n).await.expect("the groups are made");
+    // One message in this many goes to a group (`SOAK_GROUP_EVERY`, 0 for none).
+    let group_every = env_or("SOAK_GROUP_EVERY", 5);
+    let groups = if group_every > 0 {
+        make_groups(&fleet, n).await.expect("the groups are made")
+    } else {
+        Vec::new()
+    };
     let traffic = Arc::new(Traffic::new());
     let receiver = spawn_receiver(&fleet, traffic.clone());
     let started = Instant::now();
@@ -258,7 +265,7 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
             duration: Duration::from_secs(secs),
             in_flight: 64,
             groups: groups.clone(),
-            group_every: GROUP_EVERY,
+            group_every,
         },
         &traffic,
     )
@@ -282,13 +289,15 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     );
     eprintln!(
         "sent {} ({failures} sends returned an error), delivered {}, lost {}, duplicated {}, \
-         misrouted {}, retries {}, outstanding {left}, latency p50 {:?} p99 {:?}, took {:.1}s",
+         misrouted {}, retries {}, undecryptable at first {}, outstanding {left}, latency p50 \
+         {:?} p99 {:?}, took {:.1}s",
         report.sent,
         report.delivered,
         report.lost,
         report.duplicated,
         report.misrouted,
         report.retries,
+        report.undecryptable,
         report.p50,
         report.p99,
         started.elapsed().as_secs_f64()
@@ -305,7 +314,24 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
             .map(|m| (m.from, m.seq, m.group, &m.to))
             .collect::<Vec<_>>()
     );
-    assert_eq!(report.duplicated, 0, "no message reported twice");
+    let twice = traffic.duplicates();
+    assert_eq!(
+        report.duplicated,
+        0,
+        "no message reported twice; (from, seq, account, times), group: {:?}",
+        twice
+            .iter()
+            .take(10)
+            .map(|d| (
+                d,
+                traffic
+                    .messages()
+                    .into_iter()
+                    .find(|m| (m.from, m.seq) == (d.0, d.1))
+                    .and_then(|m| m.group)
+            ))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(report.misrouted, 0, "no message at the wrong account");
     if let Some(store) = &store_faults {
         // A message whose commit failed was answered with a retry receipt and came again.
@@ -374,9 +400,6 @@ async fn soak_with_faults_loses_and_duplicates_nothing() {
     receiver.abort();
     store.close().await;
 }
-
-/// One message in this many goes to a group.
-const GROUP_EVERY: u64 = 5;
 
 /// The PostgreSQL server to soak on instead of SQLite (`SOAK_POSTGRES_URL`), if any.
 fn postgres_url() -> Option<String> {
