@@ -13,7 +13,12 @@ const ALICE: &str = "15550000001";
 const BOB: &str = "15550000002";
 
 async fn sim() -> Sim {
-    let sim = Sim::start(SimConfig::default()).await.expect("start");
+    sim_with(SimConfig::default()).await
+}
+
+/// A simulator started with `config`, Alice and Bob registered.
+async fn sim_with(config: SimConfig) -> Sim {
+    let sim = Sim::start(config).await.expect("start");
     sim.add_account(ALICE).await;
     sim.add_account(BOB).await;
     sim
@@ -370,14 +375,11 @@ async fn phones_on_several_workers_keep_each_phones_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_keeps_the_configured_number_of_messages() {
     const KEPT: usize = 4;
-    let sim = Sim::start(SimConfig {
+    let sim = sim_with(SimConfig {
         phone_inbox: KEPT,
         ..SimConfig::default()
     })
-    .await
-    .expect("start");
-    sim.add_account(ALICE).await;
-    sim.add_account(BOB).await;
+    .await;
     let a1 = Dev::link(&sim, ALICE).await;
     let (mut c, _) = a1.login(&sim).await;
     let to = pn(BOB, 0);
@@ -675,14 +677,11 @@ async fn status_resend_reaches_only_the_named_participant() {
 
 #[tokio::test]
 async fn queues_are_bounded_oldest_dropped() {
-    let sim = Sim::start(SimConfig {
+    let sim = sim_with(SimConfig {
         queue_limit: 1000,
         ..SimConfig::default()
     })
-    .await
-    .expect("start");
-    sim.add_account(ALICE).await;
-    sim.add_account(BOB).await;
+    .await;
     let a1 = Dev::link(&sim, ALICE).await;
     let b1 = Dev::link(&sim, BOB).await;
     let (mut ca1, _) = a1.login(&sim).await;
