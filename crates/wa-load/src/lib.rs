@@ -275,6 +275,14 @@ pub struct Drive {
     pub group_every: u64,
 }
 
+/// Where one load message goes.
+enum To {
+    /// Another account.
+    Account(usize),
+    /// Group `.0` of [`Drive::groups`], for its members `.1` (the sender left out).
+    Group(usize, Vec<usize>),
+}
+
 /// Sends load messages between `n` accounts of `fleet` (account `i` is [`account_of`]`(i)`
 /// with phone [`phone_of`]`(i)`) at `drive.rate`, to a pseudo-random other account each,
 /// or (one in `drive.group_every`) from a pseudo-random member of one of `drive.groups` to
@@ -308,7 +316,6 @@ pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic
                 && !drive.groups.is_empty()
                 && seq.is_multiple_of(drive.group_every))
             .then(|| (rng as usize) % drive.groups.len());
-            // The sender, and for a group its index and the members it is for.
             let (from, to) = match group {
                 Some(g) => {
                     let members = &drive.groups[g].1;
@@ -316,13 +323,12 @@ pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic
                     else {
                         continue;
                     };
-                    let others: Vec<usize> =
-                        members.iter().copied().filter(|&m| m != from).collect();
-                    (from, Err((g, others)))
+                    let others = members.iter().copied().filter(|&m| m != from).collect();
+                    (from, To::Group(g, others))
                 }
                 None => {
                     let from = (seq as usize) % n;
-                    (from, Ok((from + 1 + (rng as usize) % (n - 1)) % n))
+                    (from, To::Account((from + 1 + (rng as usize) % (n - 1)) % n))
                 }
             };
             let Some(sock) = fleet.get(&account_of(from)) else {
@@ -332,11 +338,11 @@ pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic
                 break;
             };
             let to_jid = match to {
-                Ok(to) => {
+                To::Account(to) => {
                     traffic.sent(from, to, seq);
                     wa::Jid::pn(phone_of(to))
                 }
-                Err((g, others)) => {
+                To::Group(g, others) => {
                     traffic.sent_to_group(from, g, &others, seq);
                     drive.groups[g].0.clone()
                 }
