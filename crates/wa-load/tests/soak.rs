@@ -5,9 +5,10 @@
 //! accepted arrived exactly once at its recipient's linked device and its phone (at every
 //! other member's, for a group), its sender's phone got its copy, and no recipient
 //! needed a retry. `SOAK_GROUP_EVERY` sets how often a message goes to a group (default
-//! every fifth; 0 for 1:1 messages only). With `SOAK_STORE_FAULTS=1` the store also refuses one in four commits
-//! for two seconds at a time; messages then need retry receipts, but none may be lost
-//! or duplicated.
+//! every fifth; 0 for 1:1 messages only). With `SOAK_STORE_FAULTS=1` the store also
+//! refuses one in four commits for two seconds at a time (one more kind of fault, so a
+//! seed then picks other faults); messages then need retry receipts, but none may be
+//! lost or duplicated.
 //!
 //! Opt-in: `cargo test -p wa-load --test soak -- --ignored --nocapture`, sized with
 //! `SOAK_ACCOUNTS` (default 10), `SOAK_SECS` (default 60) and `SOAK_RATE` (messages per
