@@ -110,6 +110,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the store failed to read or write (its backend: the database or the file
+    /// system), so the same work may succeed later; not a corrupt item or bad input.
+    pub(crate) fn is_store_failure(&self) -> bool {
+        let backend = |e: &wa_store::Error| matches!(e, wa_store::Error::Backend(_));
+        match self {
+            Error::Store(e) => backend(e),
+            Error::Signal(wa_signal::Error::Store(e)) => {
+                e.downcast_ref::<wa_store::Error>().is_some_and(backend)
+            }
+            _ => false,
+        }
+    }
+
     /// A store failure known only by its description (a commit shared with other
     /// messages or sends, whose error went to the first of them).
     pub(crate) fn store_failure(why: impl Into<String>) -> Self {

@@ -38,7 +38,7 @@ pub use id::{
     MESSAGE_ID_PREFIX, SenderPlatform, generate_message_id, is_web_message_id,
     message_id_from_parts, platform_of_message_id,
 };
-pub use messenger::{Messenger, MessengerConfig, PreRetry};
+pub use messenger::{MAX_WAITING_STORE_RETRIES, Messenger, MessengerConfig, PreRetry};
 pub use peer::{MAX_HISTORY_REQUEST, history_request};
 pub use placeholder::{MAX_PLACEHOLDER_KEYS, placeholder_request};
 pub use reporting::{

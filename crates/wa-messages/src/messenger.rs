@@ -48,6 +48,15 @@ pub struct MessengerConfig {
     pub retry_receipt_interval: Duration,
     /// Retry counters kept for messages that failed to decrypt (oldest forgotten first).
     pub retry_table_capacity: usize,
+    /// The pauses before each new try at storing a received message whose commit failed
+    /// (the store failed for a moment: a database failing over, a full disk): the message
+    /// is decrypted and committed again from the stored state, and acknowledged only once
+    /// stored. After the last try its sender is asked for it again (a retry receipt), as
+    /// for a message that does not decrypt. Default 0.25 s, 1 s, 4 s and 16 s; empty asks
+    /// the sender at once. At most [`MAX_WAITING_STORE_RETRIES`] messages wait at a time
+    /// (beyond, the sender is asked at once); a socket that ends for good leaves those
+    /// waiting to the server, which delivers them again at the next login.
+    pub store_retries: Vec<Duration>,
     /// Concurrent answers to retry receipts (each may fetch a pre-key bundle); further
     /// retry receipts wait for a turn.
     pub max_concurrent_resends: usize,
@@ -171,6 +180,9 @@ impl Default for MessengerConfig {
             max_retries: 5,
             retry_receipt_interval: Duration::ZERO,
             retry_table_capacity: 4096,
+            store_retries: [250, 1_000, 4_000, 16_000]
+                .map(Duration::from_millis)
+                .to_vec(),
             max_concurrent_resends: 8,
             max_queued_resends: 4096,
             emit_own_messages: true,
@@ -193,6 +205,10 @@ impl Default for MessengerConfig {
         }
     }
 }
+
+/// Most received messages waiting at once for another try at being stored
+/// ([`MessengerConfig::store_retries`]).
+pub const MAX_WAITING_STORE_RETRIES: usize = 1024;
 
 /// Sends and receives end-to-end encrypted messages over a [`Socket`].
 ///
@@ -299,6 +315,14 @@ pub(crate) struct Inner {
     pub(crate) resend_slots: Arc<Semaphore>,
     /// Places for retry receipts waiting for a resend slot.
     pub(crate) resend_queue: Arc<Semaphore>,
+    /// Places for received messages waiting to be stored again
+    /// ([`MessengerConfig::store_retries`]).
+    pub(crate) store_retry_queue: Arc<Semaphore>,
+    /// Held (shared) by work that writes to the store outside the workers (a message
+    /// handled again, the answer to a retry receipt) while it runs, so
+    /// [`Messenger::settle`] can wait for it; such work checks first that the socket has
+    /// not ended for good.
+    pub(crate) late_work: tokio::sync::RwLock<()>,
     /// Contacts (record keys) our privacy token is being issued to.
     pub(crate) privacy_issuing: StdMutex<std::collections::HashSet<String>>,
     /// Contacts' privacy-token records as sends last read them.
@@ -402,6 +426,8 @@ impl Messenger {
         let inner = Arc::new(Inner {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
             resend_queue: Arc::new(Semaphore::new(config.max_queued_resends.max(1))),
+            store_retry_queue: Arc::new(Semaphore::new(MAX_WAITING_STORE_RETRIES)),
+            late_work: tokio::sync::RwLock::new(()),
             socket,
             usync,
             groups: std::sync::OnceLock::new(),
@@ -562,6 +588,9 @@ impl Messenger {
             }
             notified.await;
         }
+        // Messages being handled again and answers to retry receipts finish too (those
+        // still waiting for their try are left to the server once the socket has ended).
+        drop(self.inner.late_work.write().await);
         self.inner.flush_inbox().await;
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, warn};
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{Message, SenderKeyDistributionMessage};
@@ -36,45 +37,72 @@ pub(crate) async fn handle_receipt(inner: &Arc<Inner>, node: Node) {
     if kind == ReceiptType::Retry {
         // A retry that is not answered leaves the peer without the message (it nacked
         // the stanza it could not decrypt): wait for a turn rather than drop it, up to a
-        // bound on waiting retries.
+        // bound on waiting retries. The receipt is acknowledged once answered: a socket
+        // that ends for good before leaves it to the server, which delivers it again at
+        // the next login.
         match inner.resend_queue.clone().try_acquire_owned() {
             Ok(place) => {
-                let (i, n) = (inner.clone(), node.clone());
+                let (i, n) = (inner.clone(), node);
                 tokio::spawn(async move {
-                    let mut place = Some(place);
-                    // A store or connection that fails for a moment gets more tries:
-                    // nothing else would bring the message to the peer. The turn is
-                    // given back while waiting.
-                    let mut pause = RESEND_PAUSE;
-                    for attempt in 1..=RESEND_TRIES {
-                        let Ok(slot) = i.resend_slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        drop(place.take());
-                        let result = resend(&i, &n).await;
-                        drop(slot);
-                        match result {
-                            Ok(()) => return,
-                            Err(e) if attempt < RESEND_TRIES => {
-                                debug!("retry receipt not answered yet ({e}); again in {pause:?}");
-                                tokio::time::sleep(pause).await;
-                                pause *= 4;
-                            }
-                            Err(e) => warn!("cannot answer retry receipt: {e}"),
-                        }
+                    if answer_retry(&i, &n, place).await {
+                        ack(&i, &n).await;
                     }
                 });
+                return;
             }
             Err(_) => warn!("too many retry receipts waiting; dropping one"),
         }
     }
+    ack(inner, &node).await;
+}
+
+/// Acknowledges a receipt.
+async fn ack(inner: &Inner, node: &Node) {
     if let Err(e) = inner
         .socket
-        .send_node(&stanza::ack_for(&node, "receipt", None))
+        .send_node(&stanza::ack_for(node, "receipt", None))
         .await
     {
         debug!("could not ack a receipt: {e}");
     }
+}
+
+/// Answers a retry receipt, holding `place` among the waiting ones until a resend slot is
+/// free. A store or connection that fails for a moment gets more tries: nothing else
+/// would bring the message to the peer. The turn is given back while waiting. `false`
+/// when the socket ended for good first (the receipt is then not acknowledged).
+async fn answer_retry(inner: &Inner, node: &Node, place: OwnedSemaphorePermit) -> bool {
+    let mut place = Some(place);
+    let mut pause = RESEND_PAUSE;
+    for attempt in 1..=RESEND_TRIES {
+        let Ok(slot) = inner.resend_slots.clone().acquire_owned().await else {
+            return true;
+        };
+        drop(place.take());
+        let result = {
+            let _running = inner.late_work.read().await;
+            // After a stop, another messenger may run for the account: this one writes
+            // no more session state.
+            if inner.socket.is_stopped() {
+                return false;
+            }
+            resend(inner, node).await
+        };
+        drop(slot);
+        match result {
+            Ok(()) => return true,
+            Err(e) if attempt < RESEND_TRIES => {
+                debug!("retry receipt not answered yet ({e}); again in {pause:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = inner.socket.stopped() => return false,
+                }
+                pause *= 4;
+            }
+            Err(e) => warn!("cannot answer retry receipt: {e}"),
+        }
+    }
+    true
 }
 
 /// A receipt from one of our own devices about a 1:1 message we sent names our own user

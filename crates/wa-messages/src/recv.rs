@@ -98,8 +98,15 @@ fn has_content(m: &mut Message) -> bool {
 
 /// Processes one `<message>` stanza end to end. Never panics, and every stanza is
 /// answered: a delivery receipt after the commit, a retry receipt when decryption fails,
-/// or an ack.
+/// or an ack. A stanza whose commit fails is kept for another try
+/// ([`MessengerConfig::store_retries`](crate::MessengerConfig::store_retries)) and
+/// answered then.
 pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
+    handle_message_try(inner, node, 0).await;
+}
+
+/// [`handle_message`] on its try `attempt` at storing the message (0 for the first).
+async fn handle_message_try(inner: &Arc<Inner>, node: Node, attempt: usize) {
     let creds = match inner.creds().await {
         Ok(c) => c,
         Err(_) => {
@@ -148,7 +155,41 @@ pub(crate) async fn handle_message(inner: &Arc<Inner>, node: Node) {
             Err(e) => Outcome::Failed(e.into()),
         }
     };
-    finish(inner, &creds, &me, &node, &info, outcome).await;
+    finish(inner, &creds, &me, &node, &info, outcome, attempt).await;
+}
+
+/// Takes a message whose commit failed (the store failed) back for another try after the
+/// pause of try `attempt`, without answering it: the store may work again by then, and
+/// the message is decrypted again from the stored state. `false` when its tries are used
+/// up or too many messages wait already; the sender is then asked for it again. A socket
+/// that ends for good meanwhile leaves the message to the server, which delivers it again
+/// at the next login.
+fn store_later(inner: &Arc<Inner>, node: &Node, attempt: usize) -> bool {
+    let Some(&pause) = inner.config.store_retries.get(attempt) else {
+        return false;
+    };
+    let Ok(place) = inner.store_retry_queue.clone().try_acquire_owned() else {
+        return false;
+    };
+    let (inner, node) = (inner.clone(), node.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = inner.socket.stopped() => return,
+        }
+        let _running = inner.late_work.read().await;
+        drop(place);
+        // A stop that began while this waited for its turn: the messenger is settling,
+        // and the server delivers the message again to whatever runs next.
+        if inner.socket.is_stopped() {
+            return;
+        }
+        // Boxed: this future is part of the one handling the message the first time.
+        let again: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> =
+            Box::pin(handle_message_try(&inner, node, attempt + 1));
+        again.await;
+    });
+    true
 }
 
 /// Processes stanzas a worker found queued together, in order. Consecutive messages
@@ -325,12 +366,13 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         let outcome = outcome.unwrap_or_else(|| {
             Outcome::Failed(Error::store_failure("message left without an outcome"))
         });
-        finish(inner, creds, me, &node, &info, outcome).await;
+        finish(inner, creds, me, &node, &info, outcome, 0).await;
     }
 }
 
 /// Answers one message after its outcome is known (committed, a duplicate, or failed):
-/// receipts, history processing, the event, or the retry receipt. Runs without the
+/// receipts, history processing, the event, another try at storing it, or the retry
+/// receipt. `attempt` is the try at storing it (0 for the first). Runs without the
 /// crypto lock.
 async fn finish(
     inner: &Arc<Inner>,
@@ -339,6 +381,7 @@ async fn finish(
     node: &Node,
     info: &Incoming,
     outcome: Outcome,
+    attempt: usize,
 ) {
     let sender_s = info.sender.to_string();
     match outcome {
@@ -398,6 +441,13 @@ async fn finish(
             )
             .await;
             emit_undecryptable(inner, info);
+        }
+        Outcome::Failed(e) if e.is_store_failure() && store_later(inner, node, attempt) => {
+            warn!(
+                "message {} from {sender_s} not stored ({e}); trying again (try {})",
+                info.id,
+                attempt + 2
+            );
         }
         Outcome::Failed(e) => {
             warn!("message {} from {sender_s} failed: {e}", info.id);

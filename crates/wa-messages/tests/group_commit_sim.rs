@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use common::{WAIT, link, start_with, text_of, wait_until};
+use common::{WAIT, link, link_with, start_with, text_of, wait_until};
 use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_messages::{MessageContent, MessengerConfig};
@@ -42,11 +43,13 @@ struct Recording {
     bulk_session_reads: AtomicUsize,
     /// Refuses every commit with a key holding this text (writes that cannot be stored).
     poison: Mutex<Option<String>>,
-    /// Refuses the next commit of a received message (one or more).
-    fail_next_received: AtomicBool,
+    /// Refuses this many of the next commits of received messages (one or more each).
+    fail_received: AtomicUsize,
     /// Refuses the next commit of session state alone (no received message, no sent
     /// one): the answer to a retry receipt.
     fail_next_resend: AtomicBool,
+    /// Refuses every such commit while set.
+    refuse_resends: AtomicBool,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -86,13 +89,19 @@ impl Tap for Recording {
                 return refuse(markers);
             }
         }
-        if markers > 0 && self.fail_next_received.swap(false, Ordering::SeqCst) {
+        if markers > 0
+            && self
+                .fail_received
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
             return refuse(markers);
         }
         if markers == 0
             && sends == 0
             && count(Role::Session) > 0
-            && self.fail_next_resend.swap(false, Ordering::SeqCst)
+            && (self.refuse_resends.load(Ordering::SeqCst)
+                || self.fail_next_resend.swap(false, Ordering::SeqCst))
         {
             return refuse(1);
         }
@@ -267,7 +276,13 @@ async fn a_message_whose_writes_cannot_be_stored_fails_alone_in_its_run() {
             .unwrap();
         ids.insert(key.id);
     }
-    let (_socket, _messenger, mut events) = start_with(&sim, store, MessengerConfig::default());
+    // Short pauses between the tries at storing it: they are used up before its sender
+    // is asked again.
+    let mc = MessengerConfig {
+        store_retries: vec![Duration::from_millis(20); 2],
+        ..MessengerConfig::default()
+    };
+    let (_socket, _messenger, mut events) = start_with(&sim, store, mc);
     wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
     let got = collect(&mut events, N - 1).await;
     let got_ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
@@ -368,13 +383,15 @@ async fn a_resend_whose_commit_fails_is_tried_again() {
     let a_store = AccountStore::new(a_backend.clone(), AccountId::new("a1").unwrap());
     let b_store = AccountStore::new(b_backend.clone(), AccountId::new("b1").unwrap());
     let a1 = link(&sim, A, a_store).await;
-    let mut b1 = link(&sim, B, b_store).await;
+    // b1 asks for a message it cannot store at once, without trying to store it again.
+    let mc = MessengerConfig {
+        store_retries: Vec::new(),
+        ..MessengerConfig::default()
+    };
+    let mut b1 = link_with(&sim, B, b_store, mc).await;
     // b1 cannot store the message the first time, so it asks for it again; a1 cannot
     // store its first answer.
-    b_backend
-        .tap()
-        .fail_next_received
-        .store(true, Ordering::SeqCst);
+    b_backend.tap().fail_received.store(1, Ordering::SeqCst);
     a_backend
         .tap()
         .fail_next_resend
@@ -390,6 +407,163 @@ async fn a_resend_whose_commit_fails_is_tried_again() {
     assert_eq!(text_of(&got[0].message), Some("once more"));
     assert_eq!(b_backend.tap().failed.load(Ordering::SeqCst), 1);
     assert_eq!(a_backend.tap().failed.load(Ordering::SeqCst), 1);
+}
+
+/// The retry receipts `events` reports within `window`, by message id.
+async fn retries_within(events: &mut broadcast::Receiver<Event>, window: Duration) -> Vec<String> {
+    let mut ids = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(event) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match event {
+            Ok(Event::MessagesUpdate(updates)) => ids.extend(
+                updates
+                    .into_iter()
+                    .filter(|u| u.receipt == wa_types::ReceiptType::Retry)
+                    .map(|u| u.key.id),
+            ),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("event stream ended: {e}"),
+        }
+    }
+    ids
+}
+
+/// A message the store refuses for a moment (a database failing over) is decrypted and
+/// committed again a little later, and acknowledged then: its sender is not asked for it
+/// again. Before, each failure sent a retry receipt at once, and a store that failed for
+/// longer than six round trips lost the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_store_refuses_for_a_moment_is_stored_on_a_later_try() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, common::memory_store("a1")).await;
+    let backend = Arc::new(Recorded::default());
+    let mc = MessengerConfig {
+        store_retries: vec![Duration::from_millis(50); 3],
+        ..MessengerConfig::default()
+    };
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let mut b1 = link_with(&sim, B, store, mc).await;
+    // The first try and two more fail; the last try stores it.
+    backend.tap().fail_received.store(3, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("stored at last"))
+        .await
+        .unwrap();
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].key.id, key.id);
+    assert_eq!(text_of(&got[0].message), Some("stored at last"));
+    assert_eq!(backend.tap().failed.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        retries_within(&mut a1.events, Duration::from_millis(500)).await,
+        Vec::<String>::new(),
+        "the sender was asked for the message again"
+    );
+    let again = common::count_upserts(&mut b1.events, &key.id, Duration::from_millis(300)).await;
+    assert_eq!(again, 0, "reported more than once");
+    wait_until("the message is acknowledged", || {
+        sim.queued_messages(&b1.jid) == 0
+    })
+    .await;
+}
+
+/// A message waiting for another try at being stored when its socket is closed is left
+/// to the server, which delivers it again to the next start from the store: it arrives
+/// once, and its sender is not asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_waiting_for_the_store_at_a_stop_arrives_after_the_restart() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, common::memory_store("a1")).await;
+    let backend = Arc::new(Recorded::default());
+    let mc = MessengerConfig {
+        store_retries: vec![Duration::from_secs(60)],
+        ..MessengerConfig::default()
+    };
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let b1 = link_with(&sim, B, store.clone(), mc).await;
+    backend.tap().fail_received.store(1, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("after the restart"))
+        .await
+        .unwrap();
+    wait_until("the first try fails", || {
+        backend.tap().failed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    b1.messenger.settle().await;
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    assert_eq!(
+        sim.queued_messages(&b_jid),
+        1,
+        "the message is still the server's"
+    );
+    let mut b1 = common::restart(&sim, store, b_jid).await;
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].key.id, key.id);
+    let again = common::count_upserts(&mut b1.events, &key.id, Duration::from_millis(300)).await;
+    assert_eq!(again, 0, "reported more than once");
+    assert_eq!(
+        retries_within(&mut a1.events, Duration::from_millis(300)).await,
+        Vec::<String>::new()
+    );
+}
+
+/// A retry receipt not answered yet when its socket is closed is not acknowledged, so
+/// the server delivers it again to the next start, which answers it. Before, it was
+/// acknowledged at once and the message was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_receipt_unanswered_at_a_stop_is_answered_after_the_restart() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let (a_backend, b_backend) = (Arc::new(Recorded::default()), Arc::new(Recorded::default()));
+    let a_store = AccountStore::new(a_backend.clone(), AccountId::new("a1").unwrap());
+    let b_store = AccountStore::new(b_backend.clone(), AccountId::new("b1").unwrap());
+    let a1 = link(&sim, A, a_store.clone()).await;
+    let mc = MessengerConfig {
+        store_retries: Vec::new(),
+        ..MessengerConfig::default()
+    };
+    let mut b1 = link_with(&sim, B, b_store, mc).await;
+    // b1 asks for the message again; a1 cannot store an answer until it has stopped.
+    b_backend.tap().fail_received.store(1, Ordering::SeqCst);
+    a_backend.tap().refuse_resends.store(true, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_message(
+            &Jid::pn(B),
+            MessageContent::text("answered after a restart"),
+        )
+        .await
+        .unwrap();
+    wait_until("a1 fails to answer", || {
+        a_backend.tap().failed.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let a_jid = a1.jid.clone();
+    a1.socket.close().await;
+    a1.messenger.settle().await;
+    drop(a1);
+    wait_until("a1 offline", || !sim.is_online(&a_jid)).await;
+    a_backend
+        .tap()
+        .refuse_resends
+        .store(false, Ordering::SeqCst);
+    let _a1 = common::restart(&sim, a_store, a_jid).await;
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].key.id, key.id);
+    assert_eq!(text_of(&got[0].message), Some("answered after a restart"));
 }
 
 /// A's companion on a recorded backend and B's, with sessions between them: a first

@@ -977,6 +977,19 @@ impl Socket {
         result
     }
 
+    /// Whether the socket has ended for good ([`Socket::close`], [`Socket::logout`], or
+    /// a terminal disconnect): it does not connect again.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stop.borrow().is_some()
+    }
+
+    /// Waits until the socket has ended for good (at once if it has); unlike
+    /// [`Socket::closed`], it does not wait for the supervisor task.
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.stop.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
     /// Waits until the supervisor task has ended (after a terminal disconnect).
     pub async fn closed(&self) {
         let mut rx = self.inner.stop.subscribe();
