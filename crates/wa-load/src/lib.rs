@@ -193,6 +193,7 @@ pub fn spawn_receiver(fleet: &Fleet, traffic: Arc<Traffic>) -> tokio::task::Join
                 Ok(e) => e,
                 Err(RecvError::Lagged(n)) => {
                     lagged += n;
+                    tracing::warn!("the receiver lagged: {n} events missed");
                     continue;
                 }
                 Err(RecvError::Closed) => return lagged,
@@ -218,6 +219,7 @@ pub fn spawn_receiver(fleet: &Fleet, traffic: Arc<Traffic>) -> tokio::task::Join
             };
             for m in up.messages.iter().filter(|m| !m.key.from_me) {
                 if let Some(text) = wa::message_text(&m.message) {
+                    tracing::debug!("account {receiver} got {text:?} ({})", m.key.id);
                     traffic.received(receiver, text);
                 }
             }
@@ -351,7 +353,12 @@ pub async fn drive(fleet: &Fleet, n: usize, drive: &Drive, traffic: &Arc<Traffic
             let failures = failures.clone();
             tasks.spawn(async move {
                 let body = wa::MessageContent::text(load_text(from, seq));
-                if sock.send_message(&to_jid, body).await.is_err() {
+                let sent = sock.send_message(&to_jid, body).await;
+                match &sent {
+                    Ok(key) => tracing::debug!("{:?} sent as {}", load_text(from, seq), key.id),
+                    Err(e) => tracing::debug!("{:?} not sent: {e}", load_text(from, seq)),
+                }
+                if sent.is_err() {
                     traffic.failed(from, seq);
                     failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
