@@ -1,6 +1,7 @@
 //! Sending: device fan-out, sessions, per-device encryption, the `<message>` stanza.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use prost::Message as _;
 use rand_core::OsRng;
@@ -259,7 +260,10 @@ impl Messenger {
     /// get a `deviceSentMessage` copy). To a group: one sender-key ciphertext, plus our
     /// sender key pairwise for member devices that lack it. Either way the new Signal state
     /// and the message (kept for retry receipts) are committed before the stanza leaves;
-    /// then the server's ack is awaited and the message is reported as sent.
+    /// then the server's ack is awaited and the message is reported as sent. When that
+    /// commit fails because the store failed, nothing was written or sent: the message is
+    /// encrypted again from the stored state and tried again after 0.1, 0.4 and 1.6 s
+    /// before the error is returned.
     ///
     /// # Errors
     /// [`Error::NotLoggedIn`], [`Error::NoDevices`], [`Error::Usync`], [`Error::Groups`],
@@ -322,23 +326,36 @@ impl Messenger {
             }
         };
         let bot_copy = bot_copy.as_deref();
-        // Boxed: both sends are large futures, and a caller may await this on a small
-        // stack.
-        if to.is_group() {
-            return Box::pin(crate::group::relay_group(
-                &self.inner,
-                to,
-                message,
-                id,
-                options,
-                bot_copy,
-            ))
-            .instrument(span)
-            .await;
+        // A send whose commit failed left nothing (no state written, no stanza sent): it
+        // is encrypted again from the stored state after a pause, a few times.
+        let mut pauses = SEND_STORE_RETRIES.iter();
+        loop {
+            // Boxed: both sends are large futures, and a caller may await this on a small
+            // stack.
+            let sent = if to.is_group() {
+                Box::pin(crate::group::relay_group(
+                    &self.inner,
+                    to,
+                    message.clone(),
+                    id,
+                    options,
+                    bot_copy,
+                ))
+                .instrument(span.clone())
+                .await
+            } else {
+                Box::pin(self.relay_direct(to, message.clone(), id, options, bot_copy))
+                    .instrument(span.clone())
+                    .await
+            };
+            match (sent, pauses.next()) {
+                (Err(e), Some(&pause)) if e.is_store_failure() => {
+                    debug!(parent: &span, "send not stored ({e}); again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
+                (sent, _) => return sent,
+            }
         }
-        Box::pin(self.relay_direct(to, message, id, options, bot_copy))
-            .instrument(span)
-            .await
     }
 
     async fn relay_direct(
@@ -466,6 +483,15 @@ impl Messenger {
         Ok(key)
     }
 }
+
+/// The pauses before each new try at a send whose commit failed because the store
+/// failed ([`Error::is_store_failure`]); after the last, the send returns the error. Short:
+/// the caller waits.
+const SEND_STORE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1_600),
+];
 
 /// Numbers the groups of sends ([`OpenSends::id`]).
 static GROUPS: AtomicU64 = AtomicU64::new(0);

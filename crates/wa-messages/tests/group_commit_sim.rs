@@ -1,9 +1,10 @@
 //! Group commit. Messages a worker finds queued together (an offline backlog, a busy
 //! chat) are decrypted under one hold of the Signal lock and committed together: nothing
 //! is lost, repeated or reordered, and the messages of a group whose commit fails are
-//! handled again one by one, so only one that cannot be stored fails. Sends that queue for the Signal lock are committed
-//! together: a group whose commit fails fails every send in it, none of them leaves, and
-//! the sessions go on from the last commit.
+//! handled again one by one, so only one that cannot be stored fails. Sends that queue for
+//! the Signal lock are committed together: when their commit fails none of them leaves,
+//! and each is encrypted again from the stored state and tried again; a send that cannot
+//! be stored then fails, and the sessions go on from the last commit.
 
 mod common;
 
@@ -50,6 +51,8 @@ struct Recording {
     fail_next_resend: AtomicBool,
     /// Refuses every such commit while set.
     refuse_resends: AtomicBool,
+    /// Refuses every commit of sends while set.
+    refuse_sends: AtomicBool,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -105,7 +108,9 @@ impl Tap for Recording {
         {
             return refuse(1);
         }
-        if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst) {
+        if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst)
+            || sends > 0 && self.refuse_sends.load(Ordering::SeqCst)
+        {
             return refuse(sends);
         }
         if sends > 0 {
@@ -614,20 +619,39 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
         "no two sends shared a commit: {commits:?}"
     );
 
-    // A group whose commit fails: its sends fail, none of them reaches B, and the sends
-    // after it decrypt (the ratchet goes on from the last commit).
+    // A group whose commit fails: its sends are encrypted again from the stored state and
+    // tried again, each arrives once.
     backend
         .tap()
         .fail_next_send_group
         .store(true, Ordering::SeqCst);
-    let sent = burst(&a1, &Jid::pn(B), 32, "failing").await;
-    let failed = sent.iter().filter(|(_, r)| r.is_err()).count();
-    assert!(failed > 1, "no group of sends failed");
-    assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));
-    let delivered: HashSet<String> = sent
+    let sent = burst(&a1, &Jid::pn(B), 32, "tried again").await;
+    for (text, r) in &sent {
+        assert!(r.is_ok(), "{text}: {r:?}");
+    }
+    assert!(
+        backend.tap().failed.load(Ordering::SeqCst) > 1,
+        "no group of sends failed"
+    );
+    let got = arrivals(&mut b1.events, 32).await;
+    let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
+    assert_eq!(ids.len(), 32, "a message reported twice");
+    let sent_ids: HashSet<String> = sent
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().map(|k| k.id.clone()))
         .collect();
+    assert_eq!(ids, sent_ids);
+
+    // A store that refuses sends for longer than their tries: they fail, none of them
+    // reaches B, and the sends after it decrypt (the ratchet goes on from the last
+    // commit).
+    backend.tap().failed.store(0, Ordering::SeqCst);
+    backend.tap().refuse_sends.store(true, Ordering::SeqCst);
+    let sent = burst(&a1, &Jid::pn(B), 8, "failing").await;
+    backend.tap().refuse_sends.store(false, Ordering::SeqCst);
+    assert!(sent.iter().all(|(_, r)| r.is_err()), "{sent:?}");
+    assert!(backend.tap().failed.load(Ordering::SeqCst) >= 8);
+    let mut after = HashSet::new();
     for i in 0..3 {
         let k = a1
             .messenger
@@ -635,18 +659,11 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
             .await
             .unwrap();
         assert_ne!(k.id, first.id);
+        after.insert(k.id);
     }
-    let got = arrivals(&mut b1.events, delivered.len() + 3).await;
+    let got = arrivals(&mut b1.events, 3).await;
     let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
-    assert_eq!(ids.len(), got.len(), "a message reported twice");
-    assert!(delivered.is_subset(&ids));
-    for m in &got {
-        let text = text_of(&m.message).unwrap_or_default();
-        assert!(
-            !text.starts_with("failing") || delivered.contains(&m.key.id),
-            "{text}"
-        );
-    }
+    assert_eq!(ids, after);
     // Nothing more comes (no failed send was delivered late).
     let late = tokio::time::timeout(std::time::Duration::from_millis(500), async {
         loop {
@@ -783,18 +800,24 @@ async fn group_sends_share_commits() {
         "no two group sends shared a commit: {commits:?}"
     );
 
+    // A group of sends whose commit fails: each is tried again and arrives once.
     backend
         .tap()
         .fail_next_send_group
         .store(true, Ordering::SeqCst);
-    let mut delivered: HashSet<String> = burst(&a1, &group, SENDS, "failing")
-        .await
-        .into_iter()
-        .filter_map(|(_, r)| r.ok().map(|k| k.id))
-        .collect();
-    let failed = SENDS - delivered.len();
-    assert!(failed > 1, "no group of sends failed");
-    assert_eq!(failed, backend.tap().failed.load(Ordering::SeqCst));
+    let mut delivered = HashSet::new();
+    for (text, r) in burst(&a1, &group, SENDS, "tried again").await {
+        delivered.insert(r.unwrap_or_else(|e| panic!("{text}: {e}")).id);
+    }
+    assert!(
+        backend.tap().failed.load(Ordering::SeqCst) > 1,
+        "no group of sends failed"
+    );
+    // Sends the store refuses for longer than their tries fail and never arrive.
+    backend.tap().refuse_sends.store(true, Ordering::SeqCst);
+    let failing = burst(&a1, &group, 4, "failing").await;
+    backend.tap().refuse_sends.store(false, Ordering::SeqCst);
+    assert!(failing.iter().all(|(_, r)| r.is_err()), "{failing:?}");
     for i in 0..3 {
         let k = a1
             .messenger
@@ -805,7 +828,8 @@ async fn group_sends_share_commits() {
     }
     let got = arrivals(&mut b1.events, delivered.len()).await;
     let ids: HashSet<String> = got.iter().map(|m| m.key.id.clone()).collect();
-    assert_eq!(ids, delivered, "only the committed sends arrive, each once");
+    assert_eq!(ids, delivered, "the committed sends arrive, each once");
+    assert_eq!(got.len(), delivered.len(), "each once");
 }
 
 /// A backlog from several senders reaches a worker as one run: their sessions and
