@@ -523,6 +523,53 @@ async fn a_message_waiting_for_the_store_at_a_stop_arrives_after_the_restart() {
     );
 }
 
+/// A group message that carried our sender key to a member who could not store it at
+/// once: the next message, sent meanwhile, cannot be opened there without the key, so the
+/// member asks for it and the resend brings the key further along its chain. The first
+/// message, handled again, still decrypts (its own distribution message opens the
+/// iterations before the resend's), and only the second needed a retry receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_message_stored_late_decrypts_after_a_resend_moved_the_key_on() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let mut a1 = link(&sim, A, common::memory_store("a1")).await;
+    let backend = Arc::new(Recorded::default());
+    let mc = MessengerConfig {
+        store_retries: vec![Duration::from_millis(500)],
+        ..MessengerConfig::default()
+    };
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let mut b1 = link_with(&sim, B, store, mc).await;
+    let group = sim
+        .phone_create_group(A, "late", &[Jid::pn(B)])
+        .expect("group created");
+    backend.tap().fail_received.store(1, Ordering::SeqCst);
+    let first = a1
+        .messenger
+        .send_message(&group, MessageContent::text("carries the key"))
+        .await
+        .unwrap();
+    wait_until("b1 fails to store the first", || {
+        backend.tap().failed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let second = a1
+        .messenger
+        .send_message(&group, MessageContent::text("needs the key"))
+        .await
+        .unwrap();
+    let got = collect(&mut b1.events, 2).await;
+    let ids: Vec<&str> = got.iter().map(|m| m.key.id.as_str()).collect();
+    assert_eq!(got.len(), 2, "{ids:?}");
+    assert!(ids.contains(&first.id.as_str()) && ids.contains(&second.id.as_str()));
+    assert_eq!(
+        retries_within(&mut a1.events, Duration::from_millis(500)).await,
+        vec![second.id.clone()],
+        "only the second message was asked for again"
+    );
+}
+
 /// A retry receipt not answered yet when its socket is closed is not acknowledged, so
 /// the server delivers it again to the next start, which answers it. Before, it was
 /// acknowledged at once and the message was lost.

@@ -26,6 +26,9 @@ struct SenderKeyState {
     signing_private: Option<PrivateKey>,
     /// Seeds skipped over, oldest first.
     skipped: VecDeque<(u32, Seed)>,
+    /// The lowest iteration a distribution message gave this state, when known: the
+    /// iterations below it were never this state's to decrypt.
+    first: Option<u32>,
 }
 
 impl SenderKeyState {
@@ -44,6 +47,7 @@ impl SenderKeyState {
                     seed: seed.0.to_vec(),
                 })
                 .collect(),
+            first_iteration: self.first,
         }
     }
 
@@ -65,7 +69,41 @@ impl SenderKeyState {
                 .transpose()
                 .map_err(|_| Error::InvalidRecord("sender signing private key"))?,
             skipped: skipped_from_proto(&p.skipped)?,
+            first: p.first_iteration,
         })
+    }
+
+    /// See [`SenderKeyRecord::process`]: the seeds from `message`'s iteration up to the
+    /// state's first, when `message`'s chain reaches the state's current chain key.
+    fn take_earlier(&mut self, message: &SenderKeyDistributionMessage) {
+        let Some(first) = self.first else { return };
+        let from = message.iteration();
+        if from >= first
+            || self.signing_private.is_some()
+            || self.chain.index.saturating_sub(from) > MAX_SKIPPED_KEYS as u32
+        {
+            return;
+        }
+        let mut chain = ChainKey::new(*message.chain_key(), from);
+        let mut earlier = Vec::with_capacity((first - from) as usize);
+        while chain.index < self.chain.index {
+            if chain.index < first {
+                earlier.push((chain.index, chain.message_seed()));
+            }
+            chain.advance();
+        }
+        if chain.key != self.chain.key {
+            // Not the chain this state follows.
+            return;
+        }
+        for entry in earlier.into_iter().rev() {
+            self.skipped.push_front(entry);
+        }
+        // Oldest first, bounded: the earliest go first.
+        while self.skipped.len() > MAX_SKIPPED_KEYS {
+            self.skipped.pop_front();
+        }
+        self.first = Some(from);
     }
 
     /// The seed for `iteration`: stored, or the chain advanced to it (bounded).
@@ -188,6 +226,7 @@ impl SenderKeyRecord {
             signing_public,
             signing_private,
             skipped,
+            first: None,
         });
     }
 
@@ -204,6 +243,7 @@ impl SenderKeyRecord {
             signing_public: signing.public,
             signing_private: Some(signing.private),
             skipped: VecDeque::new(),
+            first: None,
         });
         zeroize::Zeroize::zeroize(&mut chain_key);
     }
@@ -224,6 +264,7 @@ impl SenderKeyRecord {
             signing_public: signing.public,
             signing_private: Some(signing.private),
             skipped: VecDeque::new(),
+            first: None,
         });
     }
 
@@ -247,13 +288,19 @@ impl SenderKeyRecord {
     }
 
     /// Takes in a member's distribution message. A state with the same key id and signing
-    /// key is kept as is (it may already be further along the chain).
+    /// key is kept (it may already be further along the chain); when the message starts
+    /// earlier in that chain than any distribution message before it (an original message
+    /// arriving after a resend that carried the key further along), the message keys
+    /// between the two become skipped keys of the state, so the messages there still
+    /// decrypt, once each. That takes the message's chain leading to the state's own
+    /// (checked) within [`MAX_SKIPPED_KEYS`] steps; otherwise the message is ignored.
     pub(crate) fn process(&mut self, message: &SenderKeyDistributionMessage) {
-        if self
+        if let Some(state) = self
             .states
-            .iter()
-            .any(|s| s.key_id == message.key_id() && s.signing_public == *message.signing_key())
+            .iter_mut()
+            .find(|s| s.key_id == message.key_id() && s.signing_public == *message.signing_key())
         {
+            state.take_earlier(message);
             return;
         }
         self.push_front(SenderKeyState {
@@ -262,6 +309,7 @@ impl SenderKeyRecord {
             signing_public: *message.signing_key(),
             signing_private: None,
             skipped: VecDeque::new(),
+            first: Some(message.iteration()),
         });
     }
 

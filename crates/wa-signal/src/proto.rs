@@ -206,6 +206,10 @@ pub struct SenderKeyStateProto {
     pub signing_private: Option<Vec<u8>>,
     #[prost(message, repeated, tag = "6")]
     pub skipped: Vec<SkippedKeyProto>,
+    /// The lowest iteration a distribution message gave the state (absent in records
+    /// written before it was kept, and for own states).
+    #[prost(uint32, optional, tag = "7")]
+    pub first_iteration: Option<u32>,
 }
 
 impl Drop for SenderKeyStateProto {

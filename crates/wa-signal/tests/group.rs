@@ -252,3 +252,99 @@ fn group_reordering_forged_signatures_and_forward_bound() {
         Err(Error::TooFarInFuture { current: 0, .. })
     ));
 }
+
+/// The message that first carried a sender key can arrive after a resend that carried the
+/// same key further along its chain (the receiver could not store the first message, and
+/// the sender answered its retry receipt for a later one). The earlier distribution
+/// message opens the iterations before the later one: each decrypts once. Before, they
+/// were refused as duplicates.
+#[test]
+fn an_earlier_distribution_arriving_late_opens_the_messages_before_the_later_one() {
+    let sender = member(6);
+    let receiver = member(7);
+    let encrypt = |text: &[u8]| {
+        block_on(sender.repo.encrypt_group_message(GROUP, &sender.addr, text)).unwrap()
+    };
+    let first = encrypt(b"zero");
+    let one = encrypt(b"one");
+    // The resend's distribution message, taken at iteration 2.
+    let later = block_on(
+        sender
+            .repo
+            .sender_key_distribution_message(GROUP, &sender.addr),
+    )
+    .unwrap();
+    let two = encrypt(b"two");
+    let decrypt =
+        |ct: &[u8]| block_on(receiver.repo.decrypt_group_message(GROUP, &sender.addr, ct));
+
+    distribute(&sender, &[&receiver], &later);
+    assert_eq!(decrypt(&two.ciphertext).unwrap(), b"two");
+    assert!(matches!(
+        decrypt(&first.ciphertext),
+        Err(Error::DuplicateMessage { counter: 0 })
+    ));
+    // The first message's own distribution message comes in.
+    distribute(
+        &sender,
+        &[&receiver],
+        &first.sender_key_distribution_message,
+    );
+    assert_eq!(decrypt(&first.ciphertext).unwrap(), b"zero");
+    assert_eq!(decrypt(&one.ciphertext).unwrap(), b"one");
+    // Once each, and the state's own position is kept.
+    for ct in [&first.ciphertext, &one.ciphertext, &two.ciphertext] {
+        assert!(matches!(decrypt(ct), Err(Error::DuplicateMessage { .. })));
+    }
+    assert_eq!(decrypt(&encrypt(b"three").ciphertext).unwrap(), b"three");
+    // Taking the earlier one again opens nothing more.
+    distribute(
+        &sender,
+        &[&receiver],
+        &first.sender_key_distribution_message,
+    );
+    assert!(matches!(
+        decrypt(&first.ciphertext),
+        Err(Error::DuplicateMessage { counter: 0 })
+    ));
+}
+
+/// A distribution message with the key id and signing key of a state the receiver holds,
+/// earlier in the chain but with a chain key that does not lead to the state's, changes
+/// nothing.
+#[test]
+fn an_earlier_distribution_of_another_chain_is_ignored() {
+    let sender = member(8);
+    let receiver = member(9);
+    let first = block_on(
+        sender
+            .repo
+            .encrypt_group_message(GROUP, &sender.addr, b"zero"),
+    )
+    .unwrap();
+    let later = block_on(
+        sender
+            .repo
+            .sender_key_distribution_message(GROUP, &sender.addr),
+    )
+    .unwrap();
+    distribute(&sender, &[&receiver], &later);
+    // The first distribution message with its chain key changed (a byte of the 32-byte
+    // chain key, field 3, which follows the key id and iteration).
+    let mut forged = first.sender_key_distribution_message.clone();
+    let at = forged
+        .windows(2)
+        .position(|w| w == [0x1a, 0x20])
+        .expect("the chain key field")
+        + 2;
+    forged[at] ^= 1;
+    distribute(&sender, &[&receiver], &forged);
+    assert!(matches!(
+        block_on(
+            receiver
+                .repo
+                .decrypt_group_message(GROUP, &sender.addr, &first.ciphertext)
+        ),
+        Err(Error::DuplicateMessage { counter: 0 })
+    ));
+}
