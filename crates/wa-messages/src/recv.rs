@@ -192,6 +192,14 @@ fn store_later(inner: &Arc<Inner>, node: &Node, attempt: usize) -> bool {
     true
 }
 
+/// Whether a message that failed with `e` may open once the messages waiting for another
+/// try at being stored are stored: a group message without its sender key, whose key
+/// can be in one of them (the sender distributes it once, and believes it delivered).
+fn waits_for_stored(inner: &Inner, e: &Error) -> bool {
+    matches!(e, Error::Signal(wa_signal::Error::NoSenderKey(_)))
+        && inner.store_retry_queue.available_permits() < crate::MAX_WAITING_STORE_RETRIES
+}
+
 /// Processes stanzas a worker found queued together, in order. Consecutive messages
 /// from other users with ciphertexts to decrypt are handled as one run (see
 /// [`handle_run`]): one crypto-lock hold and one commit for all of them. Everything else
@@ -445,6 +453,14 @@ async fn finish(
         Outcome::Failed(e) if e.is_store_failure() && store_later(inner, node, attempt) => {
             warn!(
                 "message {} from {sender_s} not stored ({e}); trying again (try {})",
+                info.id,
+                attempt + 2
+            );
+        }
+        Outcome::Failed(e) if waits_for_stored(inner, &e) && store_later(inner, node, attempt) => {
+            debug!(
+                "message {} from {sender_s} waits for messages not stored yet ({e}); \
+                 trying again (try {})",
                 info.id,
                 attempt + 2
             );

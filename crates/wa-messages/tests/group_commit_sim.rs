@@ -524,19 +524,19 @@ async fn a_message_waiting_for_the_store_at_a_stop_arrives_after_the_restart() {
 }
 
 /// A group message that carried our sender key to a member who could not store it at
-/// once: the next message, sent meanwhile, cannot be opened there without the key, so the
-/// member asks for it and the resend brings the key further along its chain. The first
-/// message, handled again, still decrypts (its own distribution message opens the
-/// iterations before the resend's), and only the second needed a retry receipt.
+/// once: the next message, sent meanwhile, cannot be opened there without the key. It
+/// waits for the first to be stored instead of asking its sender, and both arrive with no
+/// retry receipt. (Before, the second was asked for, its resend carried the key further
+/// along the chain, and then the first failed as a duplicate and was asked for too.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_message_stored_late_decrypts_after_a_resend_moved_the_key_on() {
+async fn a_group_message_without_its_key_waits_for_the_one_that_carried_it() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
     sim.add_account(B).await;
     let mut a1 = link(&sim, A, common::memory_store("a1")).await;
     let backend = Arc::new(Recorded::default());
     let mc = MessengerConfig {
-        store_retries: vec![Duration::from_millis(500)],
+        store_retries: vec![Duration::from_millis(300); 3],
         ..MessengerConfig::default()
     };
     let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
@@ -565,8 +565,8 @@ async fn a_group_message_stored_late_decrypts_after_a_resend_moved_the_key_on() 
     assert!(ids.contains(&first.id.as_str()) && ids.contains(&second.id.as_str()));
     assert_eq!(
         retries_within(&mut a1.events, Duration::from_millis(500)).await,
-        vec![second.id.clone()],
-        "only the second message was asked for again"
+        Vec::<String>::new(),
+        "a message was asked for again"
     );
 }
 
