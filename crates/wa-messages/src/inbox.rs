@@ -6,9 +6,9 @@
 //!
 //! Deleting is cheap: the keys of reported messages wait in memory and ride along with
 //! the next receive commit; a flusher commits what is left after a short pause
-//! ([`FLUSH_DELAY`]), and [`crate::Messenger::settle`] commits the rest at once. A crash
-//! within that pause reports those messages a second time after the restart (their key
-//! ids tell them apart).
+//! ([`FLUSH_DELAY`]), and [`crate::Messenger::settle`] commits the rest at once (trying
+//! again for a moment if the store refuses). A crash within that pause reports those
+//! messages a second time after the restart (their key ids tell them apart).
 
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
@@ -27,6 +27,14 @@ use crate::messenger::Inner;
 /// How long the keys of reported messages wait for a receive commit to carry their
 /// deletion before the flusher commits them by themselves.
 pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(50);
+
+/// The pauses between tries at the last deletions when the messenger settles (an orderly
+/// stop): a store failing for a moment then causes no report twice.
+const SETTLE_FLUSH_PAUSES: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1_600),
+];
 
 /// Most keys waiting for deletion; beyond it they are committed at once.
 const MAX_WAITING: usize = 4_096;
@@ -227,16 +235,35 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WaMessage, Unreadable> {
 }
 
 impl Inner {
-    /// Commits the deletions waiting; a failure gives them back for the next try.
-    pub(crate) async fn flush_inbox(&self) {
+    /// Commits the deletions waiting; a failure gives them back for the next try and
+    /// returns `false`.
+    pub(crate) async fn flush_inbox(&self) -> bool {
         let mut batch = Batch::new();
         let keys = self.inbox.take_into(&mut batch);
         if keys.is_empty() {
-            return;
+            return true;
         }
-        if let Err(e) = self.socket.store().commit(batch).await {
-            debug!("could not forget {} reported messages: {e}", keys.len());
-            self.inbox.reported(keys);
+        match self.socket.store().commit(batch).await {
+            Ok(()) => true,
+            Err(e) => {
+                debug!("could not forget {} reported messages: {e}", keys.len());
+                self.inbox.reported(keys);
+                false
+            }
+        }
+    }
+
+    /// [`Inner::flush_inbox`] until it succeeds, a few times [`SETTLE_FLUSH_PAUSES`]
+    /// apart: what is left is reported again after the next start.
+    pub(crate) async fn flush_inbox_settling(&self) {
+        for pause in SETTLE_FLUSH_PAUSES {
+            if self.flush_inbox().await {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        if !self.flush_inbox().await {
+            warn!("reported messages left in the store; they are reported again after a restart");
         }
     }
 
@@ -246,7 +273,8 @@ impl Inner {
         loop {
             self.inbox.wake.notified().await;
             tokio::time::sleep(FLUSH_DELAY).await;
-            self.flush_inbox().await;
+            // A failure gives the keys back, which wakes this loop again.
+            let _ = self.flush_inbox().await;
         }
     }
 

@@ -591,7 +591,7 @@ impl Messenger {
         // Messages being handled again and answers to retry receipts finish too (those
         // still waiting for their try are left to the server once the socket has ended).
         drop(self.inner.late_work.write().await);
-        self.inner.flush_inbox().await;
+        self.inner.flush_inbox_settling().await;
     }
 
     /// Uses `groups` (its cached, notification-maintained metadata) for the member lists of

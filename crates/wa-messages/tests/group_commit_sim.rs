@@ -53,6 +53,8 @@ struct Recording {
     refuse_resends: AtomicBool,
     /// Refuses every commit of sends while set.
     refuse_sends: AtomicBool,
+    /// Refuses every commit of nothing but inbox deletions while set.
+    refuse_inbox_deletes: AtomicBool,
 }
 
 /// The memory backend behind a [`Recording`].
@@ -91,6 +93,19 @@ impl Tap for Recording {
             if ops.iter().any(poisoned) {
                 return refuse(markers);
             }
+        }
+        let only_inbox_deletes = !ops.is_empty()
+            && ops.iter().all(|op| {
+                matches!(
+                    op,
+                    Op::Delete {
+                        role: Role::Inbox,
+                        ..
+                    }
+                )
+            });
+        if only_inbox_deletes && self.refuse_inbox_deletes.load(Ordering::SeqCst) {
+            return refuse(1);
         }
         if markers > 0
             && self
@@ -568,6 +583,50 @@ async fn a_group_message_without_its_key_waits_for_the_one_that_carried_it() {
         Vec::<String>::new(),
         "a message was asked for again"
     );
+}
+
+/// An orderly stop while the store refuses, for a moment, to forget the messages already
+/// reported: the stop tries again, so they are not reported a second time after the
+/// restart. Before, one failed try left them to be reported again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_store_fails_for_a_moment_reports_nothing_twice() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, common::memory_store("a1")).await;
+    let backend = Arc::new(Recorded::default());
+    let store = AccountStore::new(backend.clone(), AccountId::new("b1").unwrap());
+    let mut b1 = link(&sim, B, store.clone()).await;
+    backend
+        .tap()
+        .refuse_inbox_deletes
+        .store(true, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("reported once"))
+        .await
+        .unwrap();
+    assert_eq!(collect(&mut b1.events, 1).await.len(), 1);
+    wait_until("a deletion is refused", || {
+        backend.tap().failed.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    let tap = backend.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tap.tap()
+            .refuse_inbox_deletes
+            .store(false, Ordering::SeqCst);
+    });
+    let b_jid = b1.jid.clone();
+    b1.socket.close().await;
+    b1.messenger.settle().await;
+    // Nothing of the old messenger runs on (its flusher included).
+    drop(b1);
+    wait_until("b1 offline", || !sim.is_online(&b_jid)).await;
+    let mut b1 = common::restart(&sim, store, b_jid).await;
+    let again = common::count_upserts(&mut b1.events, &key.id, Duration::from_millis(500)).await;
+    assert_eq!(again, 0, "reported again after the restart");
 }
 
 /// A retry receipt not answered yet when its socket is closed is not acknowledged, so
