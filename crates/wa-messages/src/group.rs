@@ -117,7 +117,7 @@ pub(crate) async fn relay_group(
     // that hands out our sender key takes the lock as other holders do, committing the
     // open group first: two sends of this chat that distribute never share a commit.
     let distributing = rotate || !targets.is_empty();
-    let (participants, any_pkmsg, skmsg, joined) = {
+    let (participants, any_pkmsg, skmsg, joined, distributed) = {
         let mut guard = if distributing {
             inner.crypto_lock().await
         } else {
@@ -157,7 +157,7 @@ pub(crate) async fn relay_group(
             extra.mark_sender_key_sent(&group_s, &fan.delivered);
         }
         let joined = open.join(extra);
-        (fan.nodes, fan.any_pkmsg, fan.skmsg, joined)
+        (fan.nodes, fan.any_pkmsg, fan.skmsg, joined, fan.delivered)
     };
     crate::send::committed(inner, joined).await?;
     let bot = match bot_copy {
@@ -198,7 +198,21 @@ pub(crate) async fn relay_group(
         .children(children)
         .build();
     options.apply(&mut stanza);
-    let ack = send_and_wait(inner, &stanza, id).await?;
+    let ack = match send_and_wait(inner, &stanza, id).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            if !distributed.is_empty() {
+                // The devices recorded as holding our sender key may not have it: the
+                // next send distributes it to them again (a second copy is harmless).
+                let mut undo = Batch::new();
+                undo.unmark_sender_key_sent(&group_s, &distributed);
+                if let Err(e) = inner.socket.store().commit(undo).await {
+                    warn!("sender-key memory of {group} not corrected: {e}");
+                }
+            }
+            return Err(e);
+        }
+    };
     if let Some(server) = stanza::str_attr(&ack, "phash") {
         // The server's member devices differ from ours: refresh what we know, so the next
         // send distributes our sender key to the devices we missed.

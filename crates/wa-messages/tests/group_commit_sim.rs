@@ -18,7 +18,7 @@ use common::{WAIT, link, link_with, start_with, text_of, wait_until};
 use tokio::sync::broadcast;
 use wa_binary::Jid;
 use wa_messages::{MessageContent, MessengerConfig};
-use wa_sim::{Sim, SimConfig};
+use wa_sim::{Fault, Sim, SimConfig, Target};
 use wa_socket::{ConnectionState, Event};
 use wa_store::testing::{Read, Tap, Tapped, done};
 use wa_store::{AccountId, AccountStore, BoxFuture, Op, Role};
@@ -55,6 +55,17 @@ struct Recording {
     refuse_sends: AtomicBool,
     /// Refuses every commit of nothing but inbox deletions while set.
     refuse_inbox_deletes: AtomicBool,
+    /// Run (once) when a commit records devices as holding our sender key.
+    on_sender_key_sent: Mutex<Option<Hook>>,
+}
+
+/// Something a test runs from inside a commit.
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// The memory backend behind a [`Recording`].
@@ -93,6 +104,18 @@ impl Tap for Recording {
             if ops.iter().any(poisoned) {
                 return refuse(markers);
             }
+        }
+        if ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Put {
+                    role: Role::SenderKeyMemory,
+                    ..
+                }
+            )
+        }) && let Some(hook) = self.on_sender_key_sent.lock().unwrap().take()
+        {
+            (hook.0)();
         }
         let only_inbox_deletes = !ops.is_empty()
             && ops.iter().all(|op| {
@@ -627,6 +650,50 @@ async fn a_stop_while_the_store_fails_for_a_moment_reports_nothing_twice() {
     let mut b1 = common::restart(&sim, store, b_jid).await;
     let again = common::count_upserts(&mut b1.events, &key.id, Duration::from_millis(500)).await;
     assert_eq!(again, 0, "reported again after the restart");
+}
+
+/// A group send whose stanza never reaches the server after its commit recorded our
+/// sender key as delivered: the record is taken back, so the next send distributes the
+/// key again and the member opens it without asking. Before, every member needed a retry
+/// receipt for the next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_send_that_never_left_distributes_its_key_again() {
+    let sim = Arc::new(Sim::start(SimConfig::default()).await.unwrap());
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let backend = Arc::new(Recorded::default());
+    let store = AccountStore::new(backend.clone(), AccountId::new("a1").unwrap());
+    let mut a1 = link(&sim, A, store).await;
+    let mut b1 = link(&sim, B, common::memory_store("b1")).await;
+    let group = sim
+        .phone_create_group(A, "lost", &[Jid::pn(B)])
+        .expect("group created");
+    // The connection goes as the first send's commit is made, before its stanza leaves.
+    let (dropper, a_jid) = (sim.clone(), a1.jid.clone());
+    *backend.tap().on_sender_key_sent.lock().unwrap() = Some(Hook(Box::new(move || {
+        dropper.fault(Fault::Drop(Target::Device(a_jid)));
+    })));
+    let lost = a1
+        .messenger
+        .send_message(&group, MessageContent::text("never left"))
+        .await;
+    assert!(lost.is_err(), "{lost:?}");
+    wait_until("a1 is back", || {
+        a1.socket.state() == ConnectionState::Open && sim.is_online(&a1.jid)
+    })
+    .await;
+    let key = a1
+        .messenger
+        .send_message(&group, MessageContent::text("opened at once"))
+        .await
+        .unwrap();
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got[0].key.id, key.id);
+    assert_eq!(
+        retries_within(&mut a1.events, Duration::from_millis(500)).await,
+        Vec::<String>::new(),
+        "a member had to ask for the message"
+    );
 }
 
 /// A retry receipt not answered yet when its socket is closed is not acknowledged, so

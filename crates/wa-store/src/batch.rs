@@ -228,6 +228,19 @@ impl Batch {
         self
     }
 
+    /// Forgets that `devices` received our sender key for `group` (the message that was
+    /// to carry it did not reach the server), so the next message distributes it to them.
+    pub fn unmark_sender_key_sent<S: AsRef<str>>(
+        &mut self,
+        group: &str,
+        devices: &[S],
+    ) -> &mut Self {
+        for d in devices {
+            self.delete(Role::SenderKeyMemory, group, d.as_ref());
+        }
+        self
+    }
+
     /// Forgets which devices have our sender key for `group` (after a membership change
     /// or a sender-key rotation), so the next message redistributes it.
     pub fn forget_sender_key_memory(&mut self, group: &str) -> &mut Self {
