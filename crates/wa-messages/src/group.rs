@@ -161,7 +161,13 @@ pub(crate) async fn relay_group(
     };
     crate::send::committed(inner, joined).await?;
     let bot = match bot_copy {
-        Some((bot, copy)) => Some(crate::bot::encrypt_copy(inner, &creds, &me, bot, copy).await?),
+        Some((bot, copy)) => match crate::bot::encrypt_copy(inner, &creds, &me, bot, copy).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                not_distributed(inner, group, &distributed).await;
+                return Err(e);
+            }
+        },
         None => None,
     };
     let any_pkmsg = any_pkmsg || bot.as_ref().is_some_and(|b| b.1);
@@ -201,15 +207,7 @@ pub(crate) async fn relay_group(
     let ack = match send_and_wait(inner, &stanza, id).await {
         Ok(ack) => ack,
         Err(e) => {
-            if !distributed.is_empty() {
-                // The devices recorded as holding our sender key may not have it: the
-                // next send distributes it to them again (a second copy is harmless).
-                let mut undo = Batch::new();
-                undo.unmark_sender_key_sent(&group_s, &distributed);
-                if let Err(e) = inner.socket.store().commit(undo).await {
-                    warn!("sender-key memory of {group} not corrected: {e}");
-                }
-            }
+            not_distributed(inner, group, &distributed).await;
             return Err(e);
         }
     };
@@ -224,6 +222,20 @@ pub(crate) async fn relay_group(
     }
     emit_own(inner, &me, key.clone(), message, now);
     Ok(key)
+}
+
+/// After a send whose commit recorded `devices` as holding our sender key for `group`
+/// failed before its stanza surely reached the server: the record is taken back, so the
+/// next send distributes the key to them again (a second copy is harmless).
+async fn not_distributed(inner: &Inner, group: &Jid, devices: &[String]) {
+    if devices.is_empty() {
+        return;
+    }
+    let mut undo = Batch::new();
+    undo.unmark_sender_key_sent(&group.to_string(), devices);
+    if let Err(e) = inner.socket.store().commit(undo).await {
+        warn!("sender-key memory of {group} not corrected: {e}");
+    }
 }
 
 /// What [`sender_key_fan_out`] produced.

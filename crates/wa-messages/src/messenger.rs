@@ -562,7 +562,9 @@ impl Messenger {
     }
 
     /// Waits until every `<message>` and `<receipt>` handed to this messenger before the
-    /// call has been processed, then reports whatever the offline backlog still held (see
+    /// call has been processed (and a message being handled again or a retry receipt
+    /// being answered at that moment, see [`MessengerConfig::store_retries`]), then
+    /// reports whatever the offline backlog still held (see
     /// [`MessengerConfig::offline_batch`]). After the socket closed, this
     /// is how an orderly stop makes sure that no message already decrypted and committed
     /// stays unreported: once it returns, its events are on the socket's event bus, and

@@ -69,7 +69,12 @@ impl SenderKeyState {
                 .transpose()
                 .map_err(|_| Error::InvalidRecord("sender signing private key"))?,
             skipped: skipped_from_proto(&p.skipped)?,
-            first: p.first_iteration,
+            first: match p.first_iteration {
+                Some(first) if first > p.iteration => {
+                    return Err(Error::InvalidRecord("sender key starts after its chain"));
+                }
+                first => first,
+            },
         })
     }
 
@@ -85,7 +90,9 @@ impl SenderKeyState {
             return;
         }
         let mut chain = ChainKey::new(*message.chain_key(), from);
-        let mut earlier = Vec::with_capacity((first - from) as usize);
+        // At most MAX_SKIPPED_KEYS (checked above): `first` is at most the chain's index.
+        let mut earlier =
+            Vec::with_capacity(first.min(self.chain.index).saturating_sub(from) as usize);
         while chain.index < self.chain.index {
             if chain.index < first {
                 earlier.push((chain.index, chain.message_seed()));
@@ -362,5 +369,33 @@ impl SenderKeyRecord {
         } else {
             Error::NoSenderKey(Some(message.key_id()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    /// A stored sender-key record whose state says it started after its chain's current
+    /// iteration is refused as corrupt (it would also size the keys a late distribution
+    /// message adds).
+    #[test]
+    fn a_state_that_starts_after_its_chain_is_refused() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut record = SenderKeyRecord::new();
+        record.add_own_state(1, 5, [7; 32], KeyPair::generate(&mut rng));
+        let with_first = |first| {
+            let mut p = SenderKeyRecordProto::decode(record.serialize().as_slice()).unwrap();
+            p.states[0].first_iteration = Some(first);
+            p.encode_to_vec()
+        };
+        assert!(SenderKeyRecord::deserialize(&with_first(5)).is_ok());
+        assert!(matches!(
+            SenderKeyRecord::deserialize(&with_first(6)),
+            Err(Error::InvalidRecord(_))
+        ));
     }
 }
