@@ -28,14 +28,6 @@ use crate::messenger::Inner;
 /// deletion before the flusher commits them by themselves.
 pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(50);
 
-/// The pauses between tries at the last deletions when the messenger settles (an orderly
-/// stop): a store failing for a moment then causes no report twice.
-const SETTLE_FLUSH_PAUSES: [Duration; 3] = [
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1_600),
-];
-
 /// Most keys waiting for deletion; beyond it they are committed at once.
 const MAX_WAITING: usize = 4_096;
 
@@ -253,10 +245,12 @@ impl Inner {
         }
     }
 
-    /// [`Inner::flush_inbox`] until it succeeds, a few times [`SETTLE_FLUSH_PAUSES`]
-    /// apart: what is left is reported again after the next start.
+    /// [`Inner::flush_inbox`] until it succeeds, a few times
+    /// [`SHORT_STORE_RETRIES`](crate::messenger::SHORT_STORE_RETRIES) apart (an orderly
+    /// stop: a store failing for a moment then causes no report twice); what is left is
+    /// reported again after the next start.
     pub(crate) async fn flush_inbox_settling(&self) {
-        for pause in SETTLE_FLUSH_PAUSES {
+        for pause in crate::messenger::SHORT_STORE_RETRIES {
             if self.flush_inbox().await {
                 return;
             }

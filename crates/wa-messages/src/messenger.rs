@@ -206,6 +206,15 @@ impl Default for MessengerConfig {
     }
 }
 
+/// The pauses before each new try at store work a caller waits for (a send, an orderly
+/// stop's last inbox deletions) when the store failed: short, unlike
+/// [`MessengerConfig::store_retries`], which no caller waits for.
+pub(crate) const SHORT_STORE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1_600),
+];
+
 /// Most received messages waiting at once for another try at being stored
 /// ([`MessengerConfig::store_retries`]).
 pub const MAX_WAITING_STORE_RETRIES: usize = 1024;

@@ -1,7 +1,6 @@
 //! Sending: device fan-out, sessions, per-device encryption, the `<message>` stanza.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use prost::Message as _;
 use rand_core::OsRng;
@@ -326,9 +325,10 @@ impl Messenger {
             }
         };
         let bot_copy = bot_copy.as_deref();
-        // A send whose commit failed left nothing (no state written, no stanza sent): it
-        // is encrypted again from the stored state after a pause, a few times.
-        let mut pauses = SEND_STORE_RETRIES.iter();
+        // A send whose commit failed because the store failed left nothing (no state
+        // written, no stanza sent): it is encrypted again from the stored state after
+        // each pause of SHORT_STORE_RETRIES, then the error is returned.
+        let mut pauses = crate::messenger::SHORT_STORE_RETRIES.iter();
         loop {
             // Boxed: both sends are large futures, and a caller may await this on a small
             // stack.
@@ -483,15 +483,6 @@ impl Messenger {
         Ok(key)
     }
 }
-
-/// The pauses before each new try at a send whose commit failed because the store
-/// failed ([`Error::is_store_failure`]); after the last, the send returns the error. Short:
-/// the caller waits.
-const SEND_STORE_RETRIES: [Duration; 3] = [
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1_600),
-];
 
 /// Numbers the groups of sends ([`OpenSends::id`]).
 static GROUPS: AtomicU64 = AtomicU64::new(0);
