@@ -46,6 +46,9 @@ const PUSH_NAME: u8 = 16;
 pub(crate) struct Inbox {
     last: AtomicU64,
     reported: StdMutex<Vec<String>>,
+    /// Held across a flush (take, commit, give back on failure), so a flush that finds
+    /// nothing waiting knows no other flush still holds keys it may give back.
+    flushing: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
     resumed: tokio::sync::OnceCell<()>,
 }
@@ -230,6 +233,7 @@ impl Inner {
     /// Commits the deletions waiting; a failure gives them back for the next try and
     /// returns `false`.
     pub(crate) async fn flush_inbox(&self) -> bool {
+        let _flushing = self.inbox.flushing.lock().await;
         let mut batch = Batch::new();
         let keys = self.inbox.take_into(&mut batch);
         if keys.is_empty() {
