@@ -43,7 +43,7 @@ impl Business {
             .me()
             .await
             .map(|j| j.to_non_ad())
-            .ok_or(Error::InvalidRequest("not logged in"))
+            .ok_or_else(|| Error::InvalidRequest("not logged in"))
     }
 
     /// Uploads `photo` (a JPEG) unencrypted through `media` and makes it our business
@@ -60,9 +60,9 @@ impl Business {
         let up = media
             .upload_raw(photo, MediaType::BizCoverPhoto, None)
             .await?;
-        let handle = up.handle.ok_or(Error::Malformed(
-            "cover photo upload without an id and signature",
-        ))?;
+        let handle = up
+            .handle
+            .ok_or_else(|| Error::Malformed("cover photo upload without an id and signature"))?;
         self.query(build_cover_photo_update(
             &handle.fbid,
             &handle.meta_hmac,

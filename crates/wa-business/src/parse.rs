@@ -391,7 +391,7 @@ pub fn build_cover_photo_removal(id: &str) -> Result<Node, Error> {
 pub fn parse_profile_reply(reply: &Node) -> Result<Option<BusinessProfile>, Error> {
     let bp = reply
         .child("business_profile")
-        .ok_or(Error::Malformed("reply without business_profile"))?;
+        .ok_or_else(|| Error::Malformed("reply without business_profile"))?;
     let Some(p) = bp.child("profile") else {
         return Ok(None);
     };
@@ -640,8 +640,8 @@ pub fn build_order_query(order_id: &str, token: &str) -> Node {
 pub fn parse_product(node: &Node) -> Result<Product, Error> {
     let id = child_text(node, "id")
         .filter(|s| !s.is_empty())
-        .ok_or(Error::Malformed("product without id"))?;
-    let name = child_text(node, "name").ok_or(Error::Malformed("product without name"))?;
+        .ok_or_else(|| Error::Malformed("product without id"))?;
+    let name = child_text(node, "name").ok_or_else(|| Error::Malformed("product without name"))?;
     Ok(Product {
         id,
         name,
@@ -682,7 +682,7 @@ fn products_of(node: &Node) -> Result<Vec<Product>, Error> {
 pub fn parse_catalog_reply(reply: &Node) -> Result<Catalog, Error> {
     let c = reply
         .child("product_catalog")
-        .ok_or(Error::Malformed("reply without product_catalog"))?;
+        .ok_or_else(|| Error::Malformed("reply without product_catalog"))?;
     Ok(Catalog {
         products: products_of(c)?,
         next_cursor: c
@@ -700,13 +700,15 @@ pub fn parse_catalog_reply(reply: &Node) -> Result<Catalog, Error> {
 pub fn parse_collections_reply(reply: &Node) -> Result<Vec<Collection>, Error> {
     let c = reply
         .child("collections")
-        .ok_or(Error::Malformed("reply without collections"))?;
+        .ok_or_else(|| Error::Malformed("reply without collections"))?;
     c.children_by_tag("collection")
         .take(MAX_COLLECTIONS)
         .map(|col| {
             Ok(Collection {
-                id: child_text(col, "id").ok_or(Error::Malformed("collection without id"))?,
-                name: child_text(col, "name").ok_or(Error::Malformed("collection without name"))?,
+                id: child_text(col, "id")
+                    .ok_or_else(|| Error::Malformed("collection without id"))?,
+                name: child_text(col, "name")
+                    .ok_or_else(|| Error::Malformed("collection without name"))?,
                 products: products_of(col)?,
                 status: col
                     .child("status_info")
@@ -724,7 +726,7 @@ pub fn parse_product_edit_reply(reply: &Node, tag: &'static str) -> Result<Produ
     let p = reply
         .child(tag)
         .and_then(|e| e.child("product"))
-        .ok_or(Error::Malformed("edit reply without product"))?;
+        .ok_or_else(|| Error::Malformed("edit reply without product"))?;
     parse_product(p)
 }
 
@@ -735,7 +737,7 @@ pub fn parse_product_edit_reply(reply: &Node, tag: &'static str) -> Result<Produ
 pub fn parse_delete_reply(reply: &Node) -> Result<u64, Error> {
     let d = reply
         .child("product_catalog_delete")
-        .ok_or(Error::Malformed("reply without product_catalog_delete"))?;
+        .ok_or_else(|| Error::Malformed("reply without product_catalog_delete"))?;
     d.attr_opt::<u64>("deleted_count")
         .map_err(|_| Error::Malformed("deleted_count is not a number"))
         .map(Option::unwrap_or_default)
@@ -749,33 +751,34 @@ pub fn parse_delete_reply(reply: &Node) -> Result<u64, Error> {
 pub fn parse_order_reply(reply: &Node) -> Result<OrderDetails, Error> {
     let o = reply
         .child("order")
-        .ok_or(Error::Malformed("reply without order"))?;
+        .ok_or_else(|| Error::Malformed("reply without order"))?;
     let products = o
         .children_by_tag("product")
         .take(MAX_PRODUCTS)
         .map(|p| {
             Ok(OrderProduct {
-                id: child_text(p, "id").ok_or(Error::Malformed("order product without id"))?,
+                id: child_text(p, "id")
+                    .ok_or_else(|| Error::Malformed("order product without id"))?,
                 name: child_text(p, "name")
-                    .ok_or(Error::Malformed("order product without name"))?,
+                    .ok_or_else(|| Error::Malformed("order product without name"))?,
                 image_url: p.child("image").and_then(|i| child_text(i, "url")),
                 price: child_number(p, "price", "order price is not a number")?
-                    .ok_or(Error::Malformed("order product without price"))?,
+                    .ok_or_else(|| Error::Malformed("order product without price"))?,
                 currency: child_text(p, "currency")
-                    .ok_or(Error::Malformed("order product without currency"))?,
+                    .ok_or_else(|| Error::Malformed("order product without currency"))?,
                 quantity: child_number(p, "quantity", "order quantity is not a number")?
-                    .ok_or(Error::Malformed("order product without quantity"))?,
+                    .ok_or_else(|| Error::Malformed("order product without quantity"))?,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let price = o
         .child("price")
-        .ok_or(Error::Malformed("order without price"))?;
+        .ok_or_else(|| Error::Malformed("order without price"))?;
     Ok(OrderDetails {
         products,
         total: child_number(price, "total", "order total is not a number")?
-            .ok_or(Error::Malformed("order without total"))?,
+            .ok_or_else(|| Error::Malformed("order without total"))?,
         currency: child_text(price, "currency")
-            .ok_or(Error::Malformed("order without currency"))?,
+            .ok_or_else(|| Error::Malformed("order without currency"))?,
     })
 }

@@ -248,7 +248,7 @@ impl Calls {
             .me()
             .await
             .map(|j| j.to_non_ad())
-            .ok_or(Error::InvalidRequest("not logged in"))
+            .ok_or_else(|| Error::InvalidRequest("not logged in"))
     }
 }
 

@@ -51,10 +51,10 @@ pub fn parse_call(node: &Node) -> Result<CallEvent, Error> {
     let info = node
         .children()
         .first()
-        .ok_or(Error::Malformed("call without a call element"))?;
+        .ok_or_else(|| Error::Malformed("call without a call element"))?;
     let id = opt_str(info, "call-id")
         .filter(|id| !id.is_empty() && id.len() <= MAX_CALL_ID)
-        .ok_or(Error::Malformed("call element without a usable call-id"))?;
+        .ok_or_else(|| Error::Malformed("call element without a usable call-id"))?;
     let from = opt_jid(info, "from")
         .or_else(|| opt_jid(info, "call-creator"))
         .unwrap_or_else(|| chat.clone());
@@ -97,5 +97,5 @@ pub fn parse_link_create_reply(reply: &Node) -> Result<String, Error> {
         .and_then(|l| opt_str(l, "token"))
         .filter(|t| !t.is_empty() && t.len() <= MAX_LINK_TOKEN)
         .map(str::to_owned)
-        .ok_or(Error::Malformed("link reply without a usable token"))
+        .ok_or_else(|| Error::Malformed("link reply without a usable token"))
 }

@@ -1078,9 +1078,9 @@ impl Chats {
                         .pn_for_lid(&jid.user)
                         .await
                         .map_err(wa_socket::Error::from)?
-                        .ok_or(Error::InvalidRequest(
-                            "the phone number of this LID is not known",
-                        ))?;
+                        .ok_or_else(|| {
+                            Error::InvalidRequest("the phone number of this LID is not known")
+                        })?;
                     Some(Jid::new(pn, pn_server))
                 } else {
                     None
@@ -1091,7 +1091,7 @@ impl Chats {
                 let lid = self
                     .lid_of(&jid)
                     .await?
-                    .ok_or(Error::InvalidRequest("no LID is known for this user"))?;
+                    .ok_or_else(|| Error::InvalidRequest("no LID is known for this user"))?;
                 (lid, block.then_some(jid))
             }
             _ => return Err(Error::InvalidRequest("only users can be blocked")),

@@ -223,7 +223,7 @@ fn bounded_attr(node: &Node, key: &str, max: usize) -> Result<Option<String>, Er
 fn qr_child(reply: &Node) -> Result<&Node, Error> {
     reply
         .child("qr")
-        .ok_or(Error::Malformed("link reply without <qr>"))
+        .ok_or_else(|| Error::Malformed("link reply without <qr>"))
 }
 
 /// The user a link names: a phone-number, LID or hosted user with a user part.
@@ -245,7 +245,7 @@ fn qr_jid(qr: &Node) -> Result<Jid, Error> {
 /// [`MAX_LINK_CODE_LEN`] letters, digits, `-` or `_`.
 pub fn parse_contact_qr_code(reply: &Node) -> Result<String, Error> {
     let code = bounded_attr(qr_child(reply)?, "code", MAX_LINK_CODE_LEN)?
-        .ok_or(Error::Malformed("contact QR reply without a code"))?;
+        .ok_or_else(|| Error::Malformed("contact QR reply without a code"))?;
     if !valid_code(&code) {
         return Err(Error::Malformed(
             "contact QR code has unexpected characters",
@@ -264,7 +264,7 @@ pub fn parse_contact_qr_target(reply: &Node) -> Result<ContactQrTarget, Error> {
     let jid = qr_jid(qr)?;
     let push_name = bounded_attr(qr, "notify", MAX_LINK_NAME_LEN)?;
     let kind = bounded_attr(qr, "type", MAX_LINK_NAME_LEN)?
-        .ok_or(Error::Malformed("contact QR reply without a type"))?;
+        .ok_or_else(|| Error::Malformed("contact QR reply without a type"))?;
     Ok(ContactQrTarget {
         jid,
         push_name,
@@ -434,7 +434,7 @@ impl Chats {
             .child("settings")
             .or_else(|| reply.children().first())
             .cloned()
-            .ok_or(Error::Malformed("push settings reply without a child"))
+            .ok_or_else(|| Error::Malformed("push settings reply without a child"))
     }
 
     /// Registers this device for push notifications of new messages (whatsmeow's

@@ -263,7 +263,7 @@ pub fn parse_chat_state(node: &Node) -> Result<ChatStateUpdate, Error> {
     let child = node
         .children()
         .first()
-        .ok_or(Error::Malformed("chatstate without state"))?;
+        .ok_or_else(|| Error::Malformed("chatstate without state"))?;
     let state = match child.tag() {
         "composing" => match child.attr_opt::<&str>("media") {
             Ok(Some("audio")) => ChatState::Recording,
@@ -287,7 +287,7 @@ pub fn parse_chat_state(node: &Node) -> Result<ChatStateUpdate, Error> {
 pub fn parse_privacy(reply: &Node) -> Result<PrivacySettings, Error> {
     let privacy = reply
         .child("privacy")
-        .ok_or(Error::Malformed("reply without privacy"))?;
+        .ok_or_else(|| Error::Malformed("reply without privacy"))?;
     if privacy.children().len() > MAX_PRIVACY_CATEGORIES {
         return Err(Error::Malformed("too many privacy categories"));
     }
@@ -302,8 +302,8 @@ pub fn parse_privacy(reply: &Node) -> Result<PrivacySettings, Error> {
         let Some(setting) = PrivacySetting::from_wire(name) else {
             continue;
         };
-        let value =
-            PrivacyValue::from_wire(value).ok_or(Error::Malformed("unknown privacy value"))?;
+        let value = PrivacyValue::from_wire(value)
+            .ok_or_else(|| Error::Malformed("unknown privacy value"))?;
         out.set(setting, value);
     }
     Ok(out)
@@ -327,7 +327,7 @@ pub fn parse_privacy(reply: &Node) -> Result<PrivacySettings, Error> {
 pub fn parse_status_privacy(reply: &Node) -> Result<Vec<StatusPrivacy>, Error> {
     let privacy = reply
         .child("privacy")
-        .ok_or(Error::Malformed("reply without privacy"))?;
+        .ok_or_else(|| Error::Malformed("reply without privacy"))?;
     if privacy.children().len() > MAX_STATUS_PRIVACY_LISTS {
         return Err(Error::Malformed("too many status privacy lists"));
     }
@@ -454,7 +454,7 @@ pub fn parse_picture_notification(node: &Node) -> Result<Vec<PictureUpdate>, Err
             PictureUpdate::removed(jid)
         } else {
             let id = short_str(child, "id", MAX_PICTURE_ID_LEN)?
-                .ok_or(Error::Malformed("new picture without id"))?;
+                .ok_or_else(|| Error::Malformed("new picture without id"))?;
             PictureUpdate::set(jid, id)
         };
         out.push(update.by(author, t));
@@ -474,7 +474,7 @@ pub fn parse_picture(reply: &Node) -> Result<Option<ProfilePicture>, Error> {
     let Some(url) = short_str(pic, "url", MAX_URL_LEN)? else {
         return Ok(None);
     };
-    let id = short_str(pic, "id", 128)?.ok_or(Error::Malformed("picture without id"))?;
+    let id = short_str(pic, "id", 128)?.ok_or_else(|| Error::Malformed("picture without id"))?;
     Ok(Some(ProfilePicture {
         id,
         url,
@@ -543,7 +543,7 @@ pub fn parse_picture_info(
     let holder = if community {
         reply
             .child("pictures")
-            .ok_or(Error::Malformed("community picture reply without pictures"))?
+            .ok_or_else(|| Error::Malformed("community picture reply without pictures"))?
     } else {
         reply
     };
@@ -564,8 +564,8 @@ pub fn parse_picture_info(
     let Some(url) = short_str(pic, "url", MAX_URL_LEN)? else {
         return Ok(PictureLookup::NotSet);
     };
-    let id =
-        short_str(pic, "id", MAX_PICTURE_ID_LEN)?.ok_or(Error::Malformed("picture without id"))?;
+    let id = short_str(pic, "id", MAX_PICTURE_ID_LEN)?
+        .ok_or_else(|| Error::Malformed("picture without id"))?;
     let hash = short_str(pic, "hash", MAX_PICTURE_HASH_LEN)?.and_then(|h| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.decode(h).ok()
@@ -622,7 +622,7 @@ pub fn parse_picture_id(reply: &Node) -> Result<Option<String>, Error> {
 fn usync_user<'a>(reply: &'a Node, jid: &Jid) -> Result<Option<&'a Node>, Error> {
     let list = reply
         .child_by_path(&["usync", "list"])
-        .ok_or(Error::Malformed("usync reply without list"))?;
+        .ok_or_else(|| Error::Malformed("usync reply without list"))?;
     let want = jid.to_non_ad();
     Ok(list
         .children_by_tag("user")

@@ -1089,7 +1089,7 @@ fn invite_v4_group(invite: &GroupInviteMessage) -> Result<Jid, Error> {
         .parse::<Jid>()
         .ok()
         .filter(|j| j.server == wa_binary::Server::Group)
-        .ok_or(Error::InvalidRequest("invite names no group"))?;
+        .ok_or_else(|| Error::InvalidRequest("invite names no group"))?;
     if invite.invite_code().is_empty() {
         return Err(Error::InvalidRequest("invite without code"));
     }
@@ -1101,7 +1101,7 @@ fn invite_code_of(reply: &Node) -> Result<String, Error> {
         .child("invite")
         .and_then(|i| i.attr::<&str>("code").ok())
         .map(str::to_owned)
-        .ok_or(Error::Malformed("invite reply without code"))
+        .ok_or_else(|| Error::Malformed("invite reply without code"))
 }
 
 /// Communities: a parent group, its announcement group and the groups linked into it
@@ -1147,7 +1147,7 @@ impl Groups {
         let reply = self.group_query(Jid::group(""), "set", create).await?;
         let id = reply
             .child("group")
-            .ok_or(Error::Malformed("reply without <group>"))
+            .ok_or_else(|| Error::Malformed("reply without <group>"))
             .and_then(parse_group_id)?;
         self.fetch_metadata(&id).await
     }

@@ -148,7 +148,7 @@ pub fn parse_group_reply(reply: &Node) -> Result<GroupMetadata, Error> {
     let group = reply
         .child("group")
         .or_else(|| reply.child("community"))
-        .ok_or(Error::Malformed("reply without <group>"))?;
+        .ok_or_else(|| Error::Malformed("reply without <group>"))?;
     parse_group(group)
 }
 
@@ -221,7 +221,7 @@ pub fn parse_participants_reply(
 ) -> Result<Vec<ParticipantResult>, Error> {
     let list = reply
         .child(action)
-        .ok_or(Error::Malformed("reply without the action element"))?;
+        .ok_or_else(|| Error::Malformed("reply without the action element"))?;
     participant_results(list)
 }
 
@@ -258,14 +258,14 @@ pub fn parse_invite_join_reply(reply: &Node) -> Result<InviteJoin, Error> {
     if let Some(req) = reply.child("membership_approval_request") {
         return group_jid(req)
             .map(InviteJoin::Requested)
-            .ok_or(Error::Malformed("join request reply without group jid"));
+            .ok_or_else(|| Error::Malformed("join request reply without group jid"));
     }
     reply
         .child("group")
         .or_else(|| reply.child("community"))
         .and_then(group_jid)
         .map(InviteJoin::Joined)
-        .ok_or(Error::Malformed("invite reply without group jid"))
+        .ok_or_else(|| Error::Malformed("invite reply without group jid"))
 }
 
 /// Parses the reply to `<membership_approval_requests/>`: the pending join requests
@@ -277,9 +277,7 @@ pub fn parse_invite_join_reply(reply: &Node) -> Result<InviteJoin, Error> {
 pub fn parse_join_requests_reply(reply: &Node) -> Result<Vec<JoinRequest>, Error> {
     let list = reply
         .child("membership_approval_requests")
-        .ok_or(Error::Malformed(
-            "reply without <membership_approval_requests>",
-        ))?;
+        .ok_or_else(|| Error::Malformed("reply without <membership_approval_requests>"))?;
     let mut out = Vec::new();
     for r in list.children_by_tag("membership_approval_request") {
         if out.len() >= MAX_PARTICIPANTS {
@@ -310,11 +308,9 @@ pub fn parse_requests_action_reply(
 ) -> Result<Vec<ParticipantResult>, Error> {
     let list = reply
         .child("membership_requests_action")
-        .ok_or(Error::Malformed(
-            "reply without <membership_requests_action>",
-        ))?
+        .ok_or_else(|| Error::Malformed("reply without <membership_requests_action>"))?
         .child(action)
-        .ok_or(Error::Malformed("reply without the action element"))?;
+        .ok_or_else(|| Error::Malformed("reply without the action element"))?;
     participant_results(list)
 }
 
@@ -353,7 +349,7 @@ pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
             "create" => {
                 let g = child
                     .child("group")
-                    .ok_or(Error::Malformed("create without <group>"))?;
+                    .ok_or_else(|| Error::Malformed("create without <group>"))?;
                 GroupChange::Created(Box::new(parse_group(g)?))
             }
             "add" => GroupChange::Added(jid_list(child)?),
@@ -438,7 +434,7 @@ pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
             "link" => {
                 let g = child
                     .child("group")
-                    .ok_or(Error::Malformed("link without <group>"))?;
+                    .ok_or_else(|| Error::Malformed("link without <group>"))?;
                 GroupChange::Linked {
                     link_type: link_type(child, "link_type"),
                     group: parse_linked_group(g)?,
@@ -447,7 +443,7 @@ pub fn parse_notification(node: &Node) -> Result<GroupUpdate, Error> {
             "unlink" => {
                 let g = child
                     .child("group")
-                    .ok_or(Error::Malformed("unlink without <group>"))?;
+                    .ok_or_else(|| Error::Malformed("unlink without <group>"))?;
                 GroupChange::Unlinked {
                     link_type: link_type(child, "unlink_type"),
                     group: parse_linked_group(g)?,
@@ -510,7 +506,7 @@ pub const MAX_SUB_GROUPS: usize = 1_024;
 pub fn parse_sub_groups_reply(reply: &Node) -> Result<Vec<LinkedGroup>, Error> {
     let list = reply
         .child("sub_groups")
-        .ok_or(Error::Malformed("reply without <sub_groups>"))?;
+        .ok_or_else(|| Error::Malformed("reply without <sub_groups>"))?;
     let mut out = Vec::new();
     for g in list.children_by_tag("group") {
         if out.len() >= MAX_SUB_GROUPS {
@@ -530,9 +526,7 @@ pub fn parse_sub_groups_reply(reply: &Node) -> Result<Vec<LinkedGroup>, Error> {
 pub fn parse_linked_participants_reply(reply: &Node) -> Result<Vec<Jid>, Error> {
     let list = reply
         .child("linked_groups_participants")
-        .ok_or(Error::Malformed(
-            "reply without <linked_groups_participants>",
-        ))?;
+        .ok_or_else(|| Error::Malformed("reply without <linked_groups_participants>"))?;
     jid_list(list)
 }
 

@@ -721,7 +721,7 @@ impl Opener {
 
 /// `data` without its PKCS#7 padding.
 fn strip_padding(data: &[u8]) -> Result<&[u8], Error> {
-    let pad = usize::from(*data.last().ok_or(Error::BadPadding)?);
+    let pad = usize::from(*data.last().ok_or_else(|| Error::BadPadding)?);
     if pad == 0 || pad > BLOCK || pad > data.len() {
         return Err(Error::BadPadding);
     }

@@ -605,7 +605,8 @@ impl Media {
         writer: impl AsyncWrite + Unpin,
         progress: Option<Progress>,
     ) -> Result<u64, Error> {
-        let d = downloadable(message).ok_or(Error::InvalidMessage("no media in message"))?;
+        let d =
+            downloadable(message).ok_or_else(|| Error::InvalidMessage("no media in message"))?;
         self.download(&d, writer, progress).await
     }
 }

@@ -158,15 +158,15 @@ pub fn read_media_retry(node: &Node, media_key: &[u8; 32], id: &str) -> Result<S
     }
     let enc = node
         .child("encrypt")
-        .ok_or(Error::InvalidMessage("media retry without <encrypt>"))?;
+        .ok_or_else(|| Error::InvalidMessage("media retry without <encrypt>"))?;
     let ct = enc
         .child("enc_p")
         .and_then(Node::content_bytes)
-        .ok_or(Error::InvalidMessage("media retry without enc_p"))?;
+        .ok_or_else(|| Error::InvalidMessage("media retry without enc_p"))?;
     let iv = enc
         .child("enc_iv")
         .and_then(Node::content_bytes)
-        .ok_or(Error::InvalidMessage("media retry without enc_iv"))?;
+        .ok_or_else(|| Error::InvalidMessage("media retry without enc_iv"))?;
     let plain = decrypt_retry_payload(media_key, id, ct, iv)?;
     let n = MediaRetryNotification::decode(&plain[..])
         .map_err(|_| Error::InvalidMessage("undecodable MediaRetryNotification"))?;
@@ -179,7 +179,7 @@ pub fn read_media_retry(node: &Node, media_key: &[u8; 32], id: &str) -> Result<S
     }
     n.direct_path
         .filter(|p| !p.is_empty())
-        .ok_or(Error::InvalidMessage("media retry without a direct path"))
+        .ok_or_else(|| Error::InvalidMessage("media retry without a direct path"))
 }
 
 #[cfg(test)]

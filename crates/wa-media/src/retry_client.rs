@@ -105,7 +105,7 @@ impl Media {
             .socket
             .me()
             .await
-            .ok_or(Error::Socket(wa_socket::Error::NotConnected))?;
+            .ok_or_else(|| Error::Socket(wa_socket::Error::NotConnected))?;
         self.start_retry_routing();
         let (tx, rx) = oneshot::channel();
         {
@@ -142,7 +142,8 @@ impl Media {
         target: &RetryTarget,
         message: &mut Message,
     ) -> Result<(), Error> {
-        let d = crate::downloadable(message).ok_or(Error::InvalidMessage("no media in message"))?;
+        let d = crate::downloadable(message)
+            .ok_or_else(|| Error::InvalidMessage("no media in message"))?;
         let path = self.request_reupload(target, &d.media_key).await?;
         let host = match self.media_conn(false).await {
             Ok(c) => c.hosts.first().map(|h| h.hostname.clone()),

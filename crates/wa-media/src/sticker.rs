@@ -159,7 +159,7 @@ pub fn parse_sticker_pack(json: &[u8]) -> Result<StickerPack, Error> {
     let Value::Array(packs) = v else {
         return Err(bad("the answer is not an array of packs"));
     };
-    let first = packs.first().ok_or(Error::StickerPackNotFound)?;
+    let first = packs.first().ok_or_else(|| Error::StickerPackNotFound)?;
     let Value::Object(p) = first else {
         return Err(bad("a pack is not an object"));
     };

@@ -59,7 +59,7 @@ impl MediaConn {
     pub fn parse(reply: &Node) -> Result<Self, Error> {
         let mc = reply
             .child("media_conn")
-            .ok_or(Error::InvalidMessage("reply without <media_conn>"))?;
+            .ok_or_else(|| Error::InvalidMessage("reply without <media_conn>"))?;
         let auth = mc
             .attr::<&str>("auth")
             .map_err(|_| Error::InvalidMessage("media_conn without auth"))?
@@ -488,7 +488,7 @@ impl Media {
     ) -> Result<Uploaded, Error> {
         let path = media_type
             .upload_path()
-            .ok_or(Error::InvalidMessage("media type cannot be uploaded"))?;
+            .ok_or_else(|| Error::InvalidMessage("media type cannot be uploaded"))?;
         let mut media_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut media_key);
         let keys = MediaKeys::expand(&media_key, media_type);
@@ -570,7 +570,7 @@ impl Media {
         }
         let path = media_type
             .upload_path()
-            .ok_or(Error::InvalidMessage("media type cannot be uploaded"))?;
+            .ok_or_else(|| Error::InvalidMessage("media type cannot be uploaded"))?;
         let mut tmp = TempFile::create(self.inner.config.temp_dir.as_ref()).await?;
         let (file_sha256, file_length) = {
             let mut hash = Sha256::new();
@@ -625,9 +625,9 @@ impl Media {
         enc_handle: Option<&str>,
     ) -> Result<(), Error> {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let path = media_type.upload_path().ok_or(Error::InvalidMessage(
-            "media type is not on the media hosts",
-        ))?;
+        let path = media_type
+            .upload_path()
+            .ok_or_else(|| Error::InvalidMessage("media type is not on the media hosts"))?;
         let bare = direct_path.split('?').next().unwrap_or_default();
         if bare.is_empty() {
             return Err(Error::InvalidMessage("empty direct path"));
@@ -637,7 +637,7 @@ impl Media {
             .hosts
             .first()
             .map(|h| h.hostname.clone())
-            .ok_or(Error::InvalidMessage("media_conn without hosts"))?;
+            .ok_or_else(|| Error::InvalidMessage("media_conn without hosts"))?;
         let token = URL_SAFE.encode(file_enc_sha256);
         let mut url = format!(
             "{}://{host}{path}/{token}?token={}&d_md={}&auth={}",

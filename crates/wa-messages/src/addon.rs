@@ -65,9 +65,7 @@ fn target_creator(chat: &Jid, modifier: &Jid, target: &common::MessageKey) -> Re
     named
         .and_then(|s| s.parse::<Jid>().ok())
         .map(|j| j.to_non_ad())
-        .ok_or(Error::Malformed(
-            "add-on key without the creator of its message",
-        ))
+        .ok_or_else(|| Error::Malformed("add-on key without the creator of its message"))
 }
 
 /// The user-level forms of `jid`: itself, then its phone number or LID when known.
@@ -126,12 +124,12 @@ async fn open_addon(
     payload: Option<&[u8]>,
     iv: Option<&[u8]>,
 ) -> Result<(Zeroizing<Vec<u8>>, Jid), Error> {
-    let target = target.ok_or(Error::Malformed("add-on without the key of its message"))?;
+    let target = target.ok_or_else(|| Error::Malformed("add-on without the key of its message"))?;
     let id = target
         .id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .ok_or(Error::Malformed("add-on key without an id"))?;
+        .ok_or_else(|| Error::Malformed("add-on key without an id"))?;
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
     let chat = &addon.key.remote_jid;
@@ -190,77 +188,77 @@ pub(crate) async fn follow_ups(inner: &Inner, report: &WaMessage) -> Vec<Event> 
 /// when it carries none.
 async fn addon_update(inner: &Inner, report: &WaMessage) -> Result<Option<AddOnUpdate>, Error> {
     let m = &report.message;
-    let (target, kind, sender_timestamp_ms, creator) = if let Some(update) =
-        m.poll_update_message.as_ref()
-    {
-        let target = update.poll_creation_message_key.as_ref();
-        let enc = update.vote.as_ref();
-        let (plain, creator) = open_addon(
-            inner,
-            report,
-            target,
-            SecretUse::PollVote,
-            enc.and_then(|e| e.enc_payload.as_deref()),
-            enc.and_then(|e| e.enc_iv.as_deref()),
-        )
-        .await?;
-        let vote = PollVoteMessage::decode(plain.as_slice())?;
-        let kind = AddOnKind::PollVote {
-            selected_options: vote.selected_options,
+    let (target, kind, sender_timestamp_ms, creator) =
+        if let Some(update) = m.poll_update_message.as_ref() {
+            let target = update.poll_creation_message_key.as_ref();
+            let enc = update.vote.as_ref();
+            let (plain, creator) = open_addon(
+                inner,
+                report,
+                target,
+                SecretUse::PollVote,
+                enc.and_then(|e| e.enc_payload.as_deref()),
+                enc.and_then(|e| e.enc_iv.as_deref()),
+            )
+            .await?;
+            let vote = PollVoteMessage::decode(plain.as_slice())?;
+            let kind = AddOnKind::PollVote {
+                selected_options: vote.selected_options,
+            };
+            (target, kind, update.sender_timestamp_ms, creator)
+        } else if let Some(enc) = m.enc_event_response_message.as_ref() {
+            let target = enc.event_creation_message_key.as_ref();
+            let (plain, creator) = open_addon(
+                inner,
+                report,
+                target,
+                SecretUse::EventResponse,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+            let r = EventResponseMessage::decode(plain.as_slice())?;
+            let kind = AddOnKind::EventResponse {
+                response: r.response(),
+                extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
+            };
+            (target, kind, r.timestamp_ms, creator)
+        } else if let Some(enc) = m.enc_reaction_message.as_ref() {
+            let target = enc.target_message_key.as_ref();
+            let (plain, creator) = open_addon(
+                inner,
+                report,
+                target,
+                SecretUse::Reaction,
+                enc.enc_payload.as_deref(),
+                enc.enc_iv.as_deref(),
+            )
+            .await?;
+            let r = ReactionMessage::decode(plain.as_slice())?;
+            let kind = AddOnKind::Reaction {
+                text: r.text.unwrap_or_default(),
+            };
+            (target, kind, r.sender_timestamp_ms, creator)
+        } else if let Some(r) = m.reaction_message.as_ref() {
+            // In the clear: nothing to open, the key alone names the message.
+            let target = r.key.as_ref();
+            let named = target
+                .ok_or_else(|| Error::Malformed("reaction without the key of its message"))?;
+            if named
+                .id
+                .as_deref()
+                .is_none_or(|id| id.is_empty() || id.len() > MAX_TARGET_ID)
+            {
+                return Err(Error::Malformed("reaction key without a usable id"));
+            }
+            let creator = target_creator(&report.key.remote_jid, &report.sender, named)?;
+            let kind = AddOnKind::Reaction {
+                text: r.text.clone().unwrap_or_default(),
+            };
+            (target, kind, r.sender_timestamp_ms, creator)
+        } else {
+            return Ok(None);
         };
-        (target, kind, update.sender_timestamp_ms, creator)
-    } else if let Some(enc) = m.enc_event_response_message.as_ref() {
-        let target = enc.event_creation_message_key.as_ref();
-        let (plain, creator) = open_addon(
-            inner,
-            report,
-            target,
-            SecretUse::EventResponse,
-            enc.enc_payload.as_deref(),
-            enc.enc_iv.as_deref(),
-        )
-        .await?;
-        let r = EventResponseMessage::decode(plain.as_slice())?;
-        let kind = AddOnKind::EventResponse {
-            response: r.response(),
-            extra_guests: r.extra_guest_count.and_then(|n| u32::try_from(n).ok()),
-        };
-        (target, kind, r.timestamp_ms, creator)
-    } else if let Some(enc) = m.enc_reaction_message.as_ref() {
-        let target = enc.target_message_key.as_ref();
-        let (plain, creator) = open_addon(
-            inner,
-            report,
-            target,
-            SecretUse::Reaction,
-            enc.enc_payload.as_deref(),
-            enc.enc_iv.as_deref(),
-        )
-        .await?;
-        let r = ReactionMessage::decode(plain.as_slice())?;
-        let kind = AddOnKind::Reaction {
-            text: r.text.unwrap_or_default(),
-        };
-        (target, kind, r.sender_timestamp_ms, creator)
-    } else if let Some(r) = m.reaction_message.as_ref() {
-        // In the clear: nothing to open, the key alone names the message.
-        let target = r.key.as_ref();
-        let named = target.ok_or(Error::Malformed("reaction without the key of its message"))?;
-        if named
-            .id
-            .as_deref()
-            .is_none_or(|id| id.is_empty() || id.len() > MAX_TARGET_ID)
-        {
-            return Err(Error::Malformed("reaction key without a usable id"));
-        }
-        let creator = target_creator(&report.key.remote_jid, &report.sender, named)?;
-        let kind = AddOnKind::Reaction {
-            text: r.text.clone().unwrap_or_default(),
-        };
-        (target, kind, r.sender_timestamp_ms, creator)
-    } else {
-        return Ok(None);
-    };
     // open_addon succeeded, so the target key and its id are there.
     let id = target.and_then(|t| t.id.clone()).unwrap_or_default();
     let creds = inner.creds().await?;
@@ -374,7 +372,7 @@ impl Messenger {
             .message
             .poll_update_message
             .as_ref()
-            .ok_or(Error::NotAnAddOn("a poll vote"))?;
+            .ok_or_else(|| Error::NotAnAddOn("a poll vote"))?;
         let enc = update.vote.as_ref();
         let plain = self
             .open_addon(
@@ -401,7 +399,7 @@ impl Messenger {
             .message
             .enc_event_response_message
             .as_ref()
-            .ok_or(Error::NotAnAddOn("an event response"))?;
+            .ok_or_else(|| Error::NotAnAddOn("an event response"))?;
         let plain = self
             .open_addon(
                 response,
@@ -425,7 +423,7 @@ impl Messenger {
             .message
             .enc_reaction_message
             .as_ref()
-            .ok_or(Error::NotAnAddOn("an encrypted reaction"))?;
+            .ok_or_else(|| Error::NotAnAddOn("an encrypted reaction"))?;
         let plain = self
             .open_addon(
                 reaction,
@@ -448,7 +446,7 @@ impl Messenger {
             .message
             .enc_comment_message
             .as_ref()
-            .ok_or(Error::NotAnAddOn("a comment"))?;
+            .ok_or_else(|| Error::NotAnAddOn("a comment"))?;
         let plain = self
             .open_addon(
                 comment,
@@ -613,10 +611,9 @@ impl Messenger {
             .message
             .secret_encrypted_message
             .as_ref()
-            .ok_or(Error::NotAnAddOn("a secret-encrypted message"))?;
-        let usage = SecretUse::of_secret_kind(enc.secret_enc_type()).ok_or(Error::NotAnAddOn(
-            "a known kind of secret-encrypted message",
-        ))?;
+            .ok_or_else(|| Error::NotAnAddOn("a secret-encrypted message"))?;
+        let usage = SecretUse::of_secret_kind(enc.secret_enc_type())
+            .ok_or_else(|| Error::NotAnAddOn("a known kind of secret-encrypted message"))?;
         let plain = self
             .open_addon(
                 message,

@@ -225,7 +225,7 @@ impl Inner {
             .direct_path
             .as_deref()
             .filter(|p| !p.is_empty())
-            .ok_or((HistorySyncErrorKind::Download, "no direct path".into()))?;
+            .ok_or_else(|| (HistorySyncErrorKind::Download, "no direct path".into()))?;
         if n.file_length.is_some_and(|l| l > max as u64) {
             return Err((
                 HistorySyncErrorKind::TooLarge,

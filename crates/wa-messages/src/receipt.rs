@@ -225,10 +225,11 @@ fn grouped_updates(
 /// rebuilding the session from the keys it sent, or from a fresh bundle) and sends it
 /// again with the same id.
 async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
-    let id = stanza::id_attr(node).ok_or(Error::Malformed("retry without id"))?;
-    let from = stanza::jid_attr(node, "from").ok_or(Error::Malformed("retry without from"))?;
+    let id = stanza::id_attr(node).ok_or_else(|| Error::Malformed("retry without id"))?;
+    let from =
+        stanza::jid_attr(node, "from").ok_or_else(|| Error::Malformed("retry without from"))?;
     let device = if from.is_group() || from.is_broadcast() {
-        stanza::jid_attr(node, "participant").ok_or(Error::Malformed("group retry"))?
+        stanza::jid_attr(node, "participant").ok_or_else(|| Error::Malformed("group retry"))?
     } else {
         from.clone()
     };
@@ -247,7 +248,7 @@ async fn resend(inner: &Inner, node: &Node) -> Result<(), Error> {
         .as_ref()
         .and_then(|k| k.remote_jid.as_deref())
         .and_then(|j| j.parse().ok())
-        .ok_or(Error::Malformed("stored message without chat"))?;
+        .ok_or_else(|| Error::Malformed("stored message without chat"))?;
     let mut message = info.message.map(|m| *m).unwrap_or_default();
     if let Some(check) = &inner.config.pre_retry
         && !check.allows(&device, id, count, &message)

@@ -172,8 +172,8 @@ impl SecretContext<'_> {
         payload: Option<&[u8]>,
         iv: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let payload = payload.ok_or(Error::MalformedSecretPayload("missing encPayload"))?;
-        let iv = iv.ok_or(Error::MalformedSecretPayload("missing encIv"))?;
+        let payload = payload.ok_or_else(|| Error::MalformedSecretPayload("missing encPayload"))?;
+        let iv = iv.ok_or_else(|| Error::MalformedSecretPayload("missing encIv"))?;
         if iv.len() != IV_LEN {
             return Err(Error::MalformedSecretPayload("encIv is not 12 bytes"));
         }

@@ -243,7 +243,7 @@ impl Newsletters {
         let v = self.mex(ops::SUBSCRIBED, json!({})).await?;
         let list = v
             .as_array()
-            .ok_or(Error::Malformed("subscribed answer is not a list"))?;
+            .ok_or_else(|| Error::Malformed("subscribed answer is not a list"))?;
         list.iter()
             .take(MAX_SUBSCRIBED)
             .map(parse_metadata)

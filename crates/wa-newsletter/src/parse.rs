@@ -163,20 +163,20 @@ pub fn build_mex_query(id: &str, op: MexOperation, variables: Value) -> Node {
 pub fn parse_mex_request(iq: &Node) -> Result<(String, Value), Error> {
     let q = iq
         .child("query")
-        .ok_or(Error::Malformed("mex request without query"))?;
+        .ok_or_else(|| Error::Malformed("mex request without query"))?;
     let id: String = q
         .attr("query_id")
         .map_err(|_| Error::Malformed("mex query without query_id"))?;
     let body = q
         .content_bytes()
-        .ok_or(Error::Malformed("mex query without body"))?;
+        .ok_or_else(|| Error::Malformed("mex query without body"))?;
     let mut v: Value =
         serde_json::from_slice(body).map_err(|_| Error::Malformed("mex query is not JSON"))?;
     let vars = v
         .get_mut("variables")
         .map(Value::take)
         .filter(Value::is_object)
-        .ok_or(Error::Malformed("mex query without variables object"))?;
+        .ok_or_else(|| Error::Malformed("mex query without variables object"))?;
     Ok((id, vars))
 }
 
@@ -245,7 +245,7 @@ pub fn parse_metadata(v: &Value) -> Result<NewsletterMetadata, Error> {
     let id: Jid = v
         .get("id")
         .and_then(Value::as_str)
-        .ok_or(Error::Malformed("channel without id"))?
+        .ok_or_else(|| Error::Malformed("channel without id"))?
         .parse()
         .map_err(|_| Error::Malformed("channel id is not a JID"))?;
     if !id.is_newsletter() {
@@ -253,7 +253,7 @@ pub fn parse_metadata(v: &Value) -> Result<NewsletterMetadata, Error> {
     }
     let t = v.get("thread_metadata");
     let field = |k: &str| t.and_then(|t| t.get(k));
-    let name = text_of(field("name")).ok_or(Error::Malformed("channel without name"))?;
+    let name = text_of(field("name")).ok_or_else(|| Error::Malformed("channel without name"))?;
     let picture = field("picture")
         .filter(|p| p.is_object())
         .and_then(|p| {
@@ -338,7 +338,7 @@ pub fn parse_count(v: &Value, key: &str) -> Result<u64, Error> {
             v.pointer("/thread_metadata/subscribers_count")
                 .and_then(as_u64)
         })
-        .ok_or(Error::Malformed("answer without the expected count"))
+        .ok_or_else(|| Error::Malformed("answer without the expected count"))
 }
 
 /// The `<message to="..@newsletter">` posting `message` (not end-to-end encrypted: the
@@ -413,7 +413,7 @@ pub fn parse_message(node: &Node) -> Result<NewsletterMessage, Error> {
         .attr_opt::<u64>("server_id")
         .map_err(|_| Error::Malformed("channel message server_id is not a number"))?
         .or_else(|| node.attr_opt::<u64>("message_id").ok().flatten())
-        .ok_or(Error::Malformed("channel message without server_id"))?;
+        .ok_or_else(|| Error::Malformed("channel message without server_id"))?;
     let mut out = NewsletterMessage {
         server_id,
         id: node.attr_opt::<String>("id").ok().flatten(),
@@ -468,7 +468,7 @@ pub fn parse_post(node: &Node) -> Result<NewsletterUpdate, Error> {
         .ok()
         .flatten()
         .filter(Jid::is_newsletter)
-        .ok_or(Error::Malformed("channel message not from a channel"))?;
+        .ok_or_else(|| Error::Malformed("channel message not from a channel"))?;
     Ok(NewsletterUpdate {
         id: channel,
         author: None,
@@ -486,7 +486,7 @@ pub fn parse_messages_reply(reply: &Node) -> Result<Vec<NewsletterMessage>, Erro
         .child("messages")
         .or_else(|| reply.child_by_path(&["message_updates", "messages"]))
         .or_else(|| reply.child("message_updates"))
-        .ok_or(Error::Malformed("reply without messages"))?;
+        .ok_or_else(|| Error::Malformed("reply without messages"))?;
     Ok(parse_messages(list))
 }
 
@@ -616,10 +616,10 @@ fn parse_mex_notification(node: &Node) -> Result<Vec<NewsletterUpdate>, Error> {
     let update = node
         .child("update")
         .or_else(|| node.child("mex"))
-        .ok_or(Error::Malformed("mex notification without update"))?;
+        .ok_or_else(|| Error::Malformed("mex notification without update"))?;
     let body = update
         .content_bytes()
-        .ok_or(Error::Malformed("mex notification without body"))?;
+        .ok_or_else(|| Error::Malformed("mex notification without body"))?;
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| Error::Malformed("mex notification is not JSON"))?;
     let author = node.attr_opt::<Jid>("participant").ok().flatten();

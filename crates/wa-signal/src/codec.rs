@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
             let (&b, rest) = self
                 .buf
                 .split_first()
-                .ok_or(Error::InvalidRecord(self.what))?;
+                .ok_or_else(|| Error::InvalidRecord(self.what))?;
             self.buf = rest;
             v |= u64::from(b & 0x7F) << (7 * i);
             if b < 0x80 {

@@ -121,13 +121,13 @@ impl SenderKeyState {
                 .skipped
                 .iter()
                 .position(|(i, _)| *i == iteration)
-                .ok_or(Error::DuplicateMessage { counter: iteration })?;
+                .ok_or_else(|| Error::DuplicateMessage { counter: iteration })?;
             // `pos` was just found (invariant), so removal yields the entry.
             return self
                 .skipped
                 .remove(pos)
                 .map(|(_, s)| s)
-                .ok_or(Error::DuplicateMessage { counter: iteration });
+                .ok_or_else(|| Error::DuplicateMessage { counter: iteration });
         }
         if iteration - current > MAX_SKIPPED_KEYS as u32 {
             return Err(Error::TooFarInFuture {
@@ -330,7 +330,7 @@ impl SenderKeyRecord {
             .states
             .front_mut()
             .filter(|s| s.signing_private.is_some())
-            .ok_or(Error::NoSenderKey(None))?;
+            .ok_or_else(|| Error::NoSenderKey(None))?;
         let keys = GroupMessageKeys::derive(&state.chain.message_seed());
         let ciphertext = cbc_encrypt(&keys.cipher_key, &keys.iv, plaintext);
         let signing = KeyPair {
@@ -338,7 +338,7 @@ impl SenderKeyRecord {
             private: state
                 .signing_private
                 .clone()
-                .ok_or(Error::NoSenderKey(None))?,
+                .ok_or_else(|| Error::NoSenderKey(None))?,
         };
         let message =
             SenderKeyMessage::encode(state.key_id, state.chain.index, ciphertext, &signing, rng);

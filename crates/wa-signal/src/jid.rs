@@ -21,7 +21,7 @@ impl SignalAddress for Jid {
 fn child_bytes<'a>(node: &'a Node, tag: &str, what: &'static str) -> Result<&'a [u8], Error> {
     node.child(tag)
         .and_then(Node::content_bytes)
-        .ok_or(Error::InvalidMessage(what))
+        .ok_or_else(|| Error::InvalidMessage(what))
 }
 
 /// A big-endian unsigned integer of 1 to `max` bytes.
@@ -61,7 +61,7 @@ impl PreKeyBundle {
         }
         let skey = user
             .child("skey")
-            .ok_or(Error::InvalidMessage("missing <skey>"))?;
+            .ok_or_else(|| Error::InvalidMessage("missing <skey>"))?;
         let pre_key = match user.child("key") {
             Some(k) => Some((
                 be_uint(

@@ -22,7 +22,7 @@ const SIGNATURE_LENGTH: usize = 64;
 fn check_version(bytes: &[u8]) -> Result<(), Error> {
     let &v = bytes
         .first()
-        .ok_or(Error::InvalidMessage("empty message"))?;
+        .ok_or_else(|| Error::InvalidMessage("empty message"))?;
     if v >> 4 != 3 {
         return Err(Error::UnsupportedVersion(v));
     }
@@ -30,7 +30,7 @@ fn check_version(bytes: &[u8]) -> Result<(), Error> {
 }
 
 fn key(bytes: Option<&Vec<u8>>, what: &'static str) -> Result<PublicKey, Error> {
-    let b = bytes.ok_or(Error::InvalidMessage(what))?;
+    let b = bytes.ok_or_else(|| Error::InvalidMessage(what))?;
     // Inside Signal structures keys carry the 0x05 prefix; tolerate the raw form too.
     PublicKey::from_slice(b).map_err(|_| Error::InvalidMessage(what))
 }
@@ -60,11 +60,13 @@ impl SignalMessage {
             .map_err(|_| Error::InvalidMessage("bad SignalMessage protobuf"))?;
         Ok(Self {
             ratchet_key: key(p.ratchet_key.as_ref(), "bad ratchet key")?,
-            counter: p.counter.ok_or(Error::InvalidMessage("missing counter"))?,
+            counter: p
+                .counter
+                .ok_or_else(|| Error::InvalidMessage("missing counter"))?,
             previous_counter: p.previous_counter.unwrap_or(0),
             ciphertext: p
                 .ciphertext
-                .ok_or(Error::InvalidMessage("missing ciphertext"))?,
+                .ok_or_else(|| Error::InvalidMessage("missing ciphertext"))?,
             serialized: bytes.to_vec(),
         })
     }
@@ -172,13 +174,15 @@ impl PreKeySignalMessage {
         check_version(bytes)?;
         let p = PreKeySignalMessageProto::decode(&bytes[1..])
             .map_err(|_| Error::InvalidMessage("bad PreKeySignalMessage protobuf"))?;
-        let inner = p.message.ok_or(Error::InvalidMessage("missing message"))?;
+        let inner = p
+            .message
+            .ok_or_else(|| Error::InvalidMessage("missing message"))?;
         Ok(Self {
             registration_id: p.registration_id.unwrap_or(0),
             pre_key_id: p.pre_key_id,
             signed_pre_key_id: p
                 .signed_pre_key_id
-                .ok_or(Error::InvalidMessage("missing signed pre-key id"))?,
+                .ok_or_else(|| Error::InvalidMessage("missing signed pre-key id"))?,
             base_key: key(p.base_key.as_ref(), "bad base key")?,
             identity_key: key(p.identity_key.as_ref(), "bad identity key")?,
             message: SignalMessage::decode(&inner)?,
@@ -275,13 +279,15 @@ impl SenderKeyMessage {
         let p = SenderKeyMessageProto::decode(&bytes[1..bytes.len() - SIGNATURE_LENGTH])
             .map_err(|_| Error::InvalidMessage("bad SenderKeyMessage protobuf"))?;
         Ok(Self {
-            key_id: p.id.ok_or(Error::InvalidMessage("missing key id"))?,
+            key_id: p
+                .id
+                .ok_or_else(|| Error::InvalidMessage("missing key id"))?,
             iteration: p
                 .iteration
-                .ok_or(Error::InvalidMessage("missing iteration"))?,
+                .ok_or_else(|| Error::InvalidMessage("missing iteration"))?,
             ciphertext: p
                 .ciphertext
-                .ok_or(Error::InvalidMessage("missing ciphertext"))?,
+                .ok_or_else(|| Error::InvalidMessage("missing ciphertext"))?,
             serialized: bytes.to_vec(),
         })
     }
@@ -382,12 +388,14 @@ impl SenderKeyDistributionMessage {
             .chain_key
             .as_deref()
             .and_then(|c| c.try_into().ok())
-            .ok_or(Error::InvalidMessage("bad chain key"))?;
+            .ok_or_else(|| Error::InvalidMessage("bad chain key"))?;
         Ok(Self {
-            key_id: p.id.ok_or(Error::InvalidMessage("missing key id"))?,
+            key_id: p
+                .id
+                .ok_or_else(|| Error::InvalidMessage("missing key id"))?,
             iteration: p
                 .iteration
-                .ok_or(Error::InvalidMessage("missing iteration"))?,
+                .ok_or_else(|| Error::InvalidMessage("missing iteration"))?,
             chain_key,
             signing_key: key(p.signing_key.as_ref(), "bad signing key")?,
             serialized: bytes.to_vec(),

@@ -24,7 +24,7 @@ pub fn pad_message_with(plaintext: &[u8], n: u8) -> Vec<u8> {
 /// # Errors
 /// [`Error::BadPadding`].
 pub fn unpad_message(padded: &[u8]) -> Result<&[u8], Error> {
-    let &n = padded.last().ok_or(Error::BadPadding)?;
+    let &n = padded.last().ok_or_else(|| Error::BadPadding)?;
     let n = usize::from(n);
     if n == 0 || n > padded.len() {
         return Err(Error::BadPadding);

@@ -233,13 +233,13 @@ impl<S: SignalStore, R: CryptoRngCore + Send> SignalRepository<S, R> {
                 .store
                 .load_signed_pre_key(message.signed_pre_key_id())
                 .await?
-                .ok_or(Error::InvalidSignedPreKeyId(message.signed_pre_key_id()))?;
+                .ok_or_else(|| Error::InvalidSignedPreKeyId(message.signed_pre_key_id()))?;
             let one_time = match message.pre_key_id() {
                 Some(id) => Some(
                     self.store
                         .load_pre_key(id)
                         .await?
-                        .ok_or(Error::InvalidPreKeyId(id))?,
+                        .ok_or_else(|| Error::InvalidPreKeyId(id))?,
                 ),
                 None => None,
             };
@@ -467,7 +467,7 @@ impl<S: SignalStore, R: CryptoRngCore + Send> SignalRepository<S, R> {
         let mut record = self
             .load_sender_key(&name)
             .await?
-            .ok_or(Error::NoSenderKey(Some(message.key_id())))?;
+            .ok_or_else(|| Error::NoSenderKey(Some(message.key_id())))?;
         let plaintext = record.decrypt(&message)?;
         self.store
             .store_sender_key(&name, record.serialize())

@@ -237,9 +237,10 @@ fn ratchet_step(
     their_ratchet: &PublicKey,
     rng: &mut impl CryptoRngCore,
 ) -> Result<usize, Error> {
-    let sender = state.sender.as_ref().ok_or(Error::InvalidRecord(
-        "session state without a sending chain",
-    ))?;
+    let sender = state
+        .sender
+        .as_ref()
+        .ok_or_else(|| Error::InvalidRecord("session state without a sending chain"))?;
     let (root, receiving) = state.root_key.step(&sender.ratchet.dh(their_ratchet));
     let new_ratchet = KeyPair::generate(rng);
     let (root, sending) = root.step(&new_ratchet.dh(their_ratchet));
@@ -272,12 +273,12 @@ pub(crate) fn message_seed(chain: &mut ReceiverChain, counter: u32) -> Result<Se
             .skipped
             .iter()
             .position(|(i, _)| *i == counter)
-            .ok_or(Error::DuplicateMessage { counter })?;
+            .ok_or_else(|| Error::DuplicateMessage { counter })?;
         // `pos` was just found in the deque (invariant), so removal yields the entry.
         return std::sync::Arc::make_mut(&mut chain.skipped)
             .remove(pos)
             .map(|(_, seed)| seed)
-            .ok_or(Error::DuplicateMessage { counter });
+            .ok_or_else(|| Error::DuplicateMessage { counter });
     }
     if chain.closed {
         return Err(Error::InvalidMessage(

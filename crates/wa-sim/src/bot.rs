@@ -140,9 +140,8 @@ pub(crate) fn bot_reply(
     } else {
         Jid::pn(bot_phone.to_owned())
     };
-    let secret = bot_secret(&invocation.message).ok_or(Error::Rejected(
-        "the invocation carries no message secret".into(),
-    ))?;
+    let secret = bot_secret(&invocation.message)
+        .ok_or_else(|| Error::Rejected("the invocation carries no message secret".into()))?;
     let invoker = invocation.from.to_non_ad();
     let id = format!("BOT{}", fresh_id());
     // A later part of a streamed reply is sealed under the first part's id.
@@ -172,7 +171,7 @@ pub(crate) fn bot_reply(
             accounts.push((invoker.user.as_str().to_owned(), None));
         } else {
             let peer = route::resolve_user(&st, &chat)
-                .ok_or(Error::UnknownAccount(chat.user.as_str().to_owned()))?;
+                .ok_or_else(|| Error::UnknownAccount(chat.user.as_str().to_owned()))?;
             accounts.push((invoker.user.as_str().to_owned(), Some(peer.clone())));
             accounts.push((peer.user.as_str().to_owned(), Some(invoker.clone())));
         }

@@ -40,10 +40,10 @@ pub fn build_query(id: &str, op: MexOperation, variables: Value) -> Node {
 pub fn parse_result(reply: &Node, op: MexOperation) -> Result<Value, Error> {
     let result = reply
         .child("result")
-        .ok_or(Error::UnexpectedResponse("mex reply without result"))?;
+        .ok_or_else(|| Error::UnexpectedResponse("mex reply without result"))?;
     let body = result
         .content_bytes()
-        .ok_or(Error::UnexpectedResponse("mex result without body"))?;
+        .ok_or_else(|| Error::UnexpectedResponse("mex result without body"))?;
     let mut v: Value = serde_json::from_slice(body)
         .map_err(|_| Error::UnexpectedResponse("mex result is not JSON"))?;
     if let Some(errors) = v.get("errors").and_then(Value::as_array)

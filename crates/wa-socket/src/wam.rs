@@ -162,7 +162,7 @@ impl WamEvent {
             .def
             .and_then(|d| d.fields.iter().find(|(n, _)| *n == name))
             .map(|(_, id)| *id)
-            .ok_or(Error::InvalidInput("unknown WAM field"))?;
+            .ok_or_else(|| Error::InvalidInput("unknown WAM field"))?;
         Ok(self.field(id, value))
     }
 
@@ -381,7 +381,7 @@ impl<'a> Reader<'a> {
             .at
             .checked_add(n)
             .filter(|&e| e <= self.bytes.len())
-            .ok_or(Error::InvalidInput("WAM buffer cut short"))?;
+            .ok_or_else(|| Error::InvalidInput("WAM buffer cut short"))?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)

@@ -127,7 +127,11 @@ impl AppState {
         if collections.is_empty() {
             return Err(Error::InvalidRequest("no collections"));
         }
-        let messenger = self.inner.messenger.as_ref().ok_or(Error::NoMessenger)?;
+        let messenger = self
+            .inner
+            .messenger
+            .as_ref()
+            .ok_or_else(|| Error::NoMessenger)?;
         let mut list: Vec<Collection> = Vec::new();
         for c in collections {
             if !list.contains(c) {
@@ -159,7 +163,11 @@ impl AppState {
         serial: u64,
         waiter: Option<oneshot::Sender<Result<u64, Error>>>,
     ) -> Result<String, Error> {
-        let messenger = self.inner.messenger.as_ref().ok_or(Error::NoMessenger)?;
+        let messenger = self
+            .inner
+            .messenger
+            .as_ref()
+            .ok_or_else(|| Error::NoMessenger)?;
         {
             // Registered before sending: the answer may come before the ack.
             let mut pending = lock(&self.inner.recoveries);
