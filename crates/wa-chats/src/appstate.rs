@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use rand_core::OsRng;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::AbortHandle;
 use wa_appstate::{
     Action, Collection, DecodeOptions, DecodedPatch, HashState, KeyLookup, LabelTarget, Operation,
@@ -47,6 +46,9 @@ const MAX_PATCHES_PER_REPLY: usize = 1000;
 const MAX_PATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How often the store is checked for a requested key.
 const KEY_POLL: Duration = Duration::from_millis(100);
+/// Events of its kind a listener may fall behind by (key shares and recovery answers
+/// come a few at a time).
+const LISTENER_CAPACITY: usize = 64;
 
 /// Settings of an [`AppState`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,7 +518,7 @@ fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, E
         .into_iter()
         .flat_map(|s| s.children_by_tag("collection"))
         .find(|c| c.attr_opt::<&str>("name").ok().flatten() == Some(name))
-        .ok_or(Error::Malformed("sync reply without the collection"))?;
+        .ok_or_else(|| Error::Malformed("sync reply without the collection"))?;
     let mut out = CollectionReply {
         version: c.attr_opt::<u64>("version").ok().flatten().unwrap_or(0),
         has_more: c.attr_opt::<&str>("has_more_patches").ok().flatten() == Some("true"),
@@ -562,7 +564,7 @@ fn parse_collection_reply(reply: &Node, name: &str) -> Result<CollectionReply, E
             let version = out
                 .version
                 .checked_add(1 + i as u64)
-                .ok_or(Error::Malformed("patch version overflows"))?;
+                .ok_or_else(|| Error::Malformed("patch version overflows"))?;
             patch.version = Some(SyncdVersion {
                 version: Some(version),
                 ..Default::default()
@@ -931,8 +933,16 @@ impl AppState {
             Filter::tag("notification").kind("server_sync"),
             config.queue,
         );
-        let mut events = socket.events();
-        let mut answers = socket.events();
+        // Each listener is woken only for its kind of event, and message traffic cannot
+        // make it miss one.
+        let mut events = socket.events_matching(
+            |e| matches!(e, Event::AppStateSyncKeysReceived(_)),
+            LISTENER_CAPACITY,
+        );
+        let mut answers = socket.events_matching(
+            |e| matches!(e, Event::AppStateRecoveryReceived(_)),
+            LISTENER_CAPACITY,
+        );
         let inner = Arc::new(Inner {
             socket,
             media,
@@ -974,13 +984,8 @@ impl AppState {
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let keys = tokio::spawn(async move {
             loop {
-                let got = match events.recv().await {
-                    Ok(Event::AppStateSyncKeysReceived(_)) | Err(RecvError::Lagged(_)) => true,
-                    Ok(_) => false,
-                    Err(RecvError::Closed) => break,
-                };
-                if !got {
-                    continue;
+                if events.recv().await.is_none() {
+                    break;
                 }
                 let Some(inner) = weak.upgrade() else { break };
                 if !inner.config.sync_on_key_share {
@@ -1012,9 +1017,9 @@ impl AppState {
         let recoveries = tokio::spawn(async move {
             loop {
                 let answer = match answers.recv().await {
-                    Ok(Event::AppStateRecoveryReceived(a)) => a,
-                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
+                    Some(Event::AppStateRecoveryReceived(a)) => a,
+                    Some(_) => continue,
+                    None => break,
                 };
                 let Some(inner) = weak.upgrade() else { break };
                 let me = AppState { inner };
@@ -1164,20 +1169,20 @@ impl AppState {
     }
 
     async fn download(&self, r: &ExternalBlobReference) -> Result<Vec<u8>, Error> {
-        let media = self.inner.media.as_ref().ok_or(Error::InvalidRequest(
-            "an external blob needs a media client",
-        ))?;
+        let media = self
+            .inner
+            .media
+            .as_ref()
+            .ok_or_else(|| Error::InvalidRequest("an external blob needs a media client"))?;
         let key: [u8; 32] = r
             .media_key
             .as_deref()
             .and_then(|k| k.try_into().ok())
-            .ok_or(Error::Malformed(
-                "external blob without a 32-byte media key",
-            ))?;
+            .ok_or_else(|| Error::Malformed("external blob without a 32-byte media key"))?;
         let path = r
             .direct_path
             .clone()
-            .ok_or(Error::Malformed("external blob without a direct path"))?;
+            .ok_or_else(|| Error::Malformed("external blob without a direct path"))?;
         if r.file_size_bytes.is_some_and(|s| s > MAX_EXTERNAL_BLOB) {
             return Err(Error::Malformed("external blob too large"));
         }
@@ -1555,7 +1560,10 @@ impl AppState {
     pub async fn push(&self, m: OutgoingMutation) -> Result<(), Error> {
         let c = m.collection;
         let _busy = self.inner.busy.lock().await;
-        let (key_id, key_data) = self.latest_key().await?.ok_or(Error::NoAppStateKey)?;
+        let (key_id, key_data) = self
+            .latest_key()
+            .await?
+            .ok_or_else(|| Error::NoAppStateKey)?;
         // Pushed on top of the stored state, as whatsmeow does; when another device got
         // there first the server answers 409 and the push is redone after a sync.
         for attempt in 0..2 {

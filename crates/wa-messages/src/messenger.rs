@@ -431,7 +431,12 @@ impl Messenger {
         let receipts = socket.subscribe(Filter::tag("receipt"), cap);
         let acks = socket.subscribe(Filter::tag("ack"), cap);
         let identities = socket.subscribe(Filter::tag("notification").kind("encrypt"), cap);
-        let connection_events = socket.events();
+        // Only connection updates: the watcher is not woken for every message event, and
+        // a burst of them cannot make it miss the end of the backlog.
+        let connection_events = socket.events_matching(
+            |e| matches!(e, Event::Connection(_)),
+            CONNECTION_EVENTS_CAPACITY,
+        );
         let inner = Arc::new(Inner {
             resend_slots: Arc::new(Semaphore::new(config.max_concurrent_resends.max(1))),
             resend_queue: Arc::new(Semaphore::new(config.max_queued_resends.max(1))),
@@ -762,17 +767,20 @@ async fn route_messages(
 /// Follows the connection: when the server says the offline backlog is complete
 /// (`<ib><offline>`), asks for a flush after the backlog's stanzas; flushes on disconnect
 /// and, as a safety net, when buffered messages wait too long.
+/// Connection updates the backlog watcher may fall behind by (they come a few per
+/// connection).
+const CONNECTION_EVENTS_CAPACITY: usize = 64;
+
 async fn watch_backlog(
     inner: Arc<Inner>,
-    mut events: tokio::sync::broadcast::Receiver<Event>,
+    mut events: mpsc::Receiver<Event>,
     parties: [(mpsc::Sender<Barrier>, usize); 2],
 ) {
-    use tokio::sync::broadcast::error::RecvError;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(Event::Connection(u)) => {
+                Some(Event::Connection(u)) => {
                     if u.received_pending_notifications {
                         let total = parties.iter().map(|(_, n)| n).sum();
                         let barrier = Arc::new(AtomicUsize::new(total));
@@ -787,8 +795,8 @@ async fn watch_backlog(
                         inner.reset_history_phases();
                     }
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
+                Some(_) => {}
+                None => return,
             },
             _ = tick.tick() => inner.flush_offline_if_stale(OFFLINE_BUFFER_MAX_AGE),
         }
@@ -810,7 +818,7 @@ pub(crate) struct AckWaiter<'a> {
 
 impl AckWaiter<'_> {
     pub(crate) async fn wait(mut self, timeout: Duration) -> Result<Node, Error> {
-        let rx = self.rx.take().ok_or(Error::AckTimeout)?;
+        let rx = self.rx.take().ok_or_else(|| Error::AckTimeout)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(node)) => Ok(node),
             Ok(Err(_)) | Err(_) => Err(Error::AckTimeout),
@@ -1090,7 +1098,7 @@ impl Inner {
             .jid
             .as_deref()
             .and_then(|j| j.parse().ok())
-            .ok_or(Error::NotLoggedIn)?;
+            .ok_or_else(|| Error::NotLoggedIn)?;
         let lid = creds.lid.as_deref().and_then(|l| l.parse::<Jid>().ok());
         Ok(Me { pn, lid })
     }

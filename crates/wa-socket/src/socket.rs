@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use prost::Message;
 use rand::RngCore;
 use rand::rngs::OsRng;
-use tokio::sync::{Mutex, Notify, broadcast, watch};
+use tokio::sync::{Mutex, Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wa_binary::{Jid, Node, Server};
@@ -71,6 +71,8 @@ struct Inner {
     /// A subscription made before the supervisor started, for the first
     /// [`Socket::events_from_start`] caller; dropped at the first login if nobody took it.
     startup_events: StdMutex<Option<broadcast::Receiver<Event>>>,
+    /// Subscriptions to a few kinds of event ([`Socket::events_matching`]).
+    taps: StdMutex<Vec<EventTap>>,
     dispatcher: Dispatcher,
     conn: StdMutex<Option<Arc<Conn>>>,
     state: watch::Sender<ConnectionState>,
@@ -86,6 +88,12 @@ struct Inner {
     /// The server's AB props, as last fetched (WhatsApp Web's defaults before).
     props: StdMutex<crate::ServerProps>,
     supervisor: StdMutex<Option<JoinHandle<()>>>,
+}
+
+/// A subscription made with [`Socket::events_matching`].
+struct EventTap {
+    wanted: fn(&Event) -> bool,
+    tx: mpsc::Sender<Event>,
 }
 
 /// One live connection (one websocket + Noise transport).
@@ -291,6 +299,7 @@ impl Socket {
             creds: Mutex::new(None),
             events,
             startup_events: StdMutex::new(Some(startup_events)),
+            taps: StdMutex::new(Vec::new()),
             dispatcher: Dispatcher::default(),
             conn: StdMutex::new(None),
             state,
@@ -320,6 +329,25 @@ impl Socket {
         self.inner.events.subscribe()
     }
 
+    /// A subscription to the events `wanted` picks, for a task that waits for a few
+    /// kinds among many: it is woken only for those, and the busy kinds (messages,
+    /// receipts) cannot crowd them out, as they can on a lagging [`Socket::events`]
+    /// subscription. Holds up to `capacity` events; when the subscriber is that far
+    /// behind, a new one is dropped for it (logged).
+    pub fn events_matching(
+        &self,
+        wanted: fn(&Event) -> bool,
+        capacity: usize,
+    ) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner
+            .taps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(EventTap { wanted, tx });
+        rx
+    }
+
     /// Emits `event` on the socket's event bus, for the layers above the socket (messages,
     /// groups, ...): every layer reports through this one bus. Without subscribers the
     /// event is dropped.
@@ -340,7 +368,7 @@ impl Socket {
         let creds = guard
             .as_mut()
             .map(Arc::make_mut)
-            .ok_or(Error::NotConnected)?;
+            .ok_or_else(|| Error::NotConnected)?;
         let id = creds
             .next_pre_key_id
             .max(creds.first_unuploaded_pre_key_id)
@@ -378,7 +406,7 @@ impl Socket {
     /// # Errors
     /// [`Error::NotConnected`], timeouts, the server's errors, a malformed reply.
     pub async fn fetch_server_props(&self) -> Result<crate::ServerProps, Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         fetch_props(&self.inner, &conn).await
     }
 
@@ -390,7 +418,7 @@ impl Socket {
     /// # Errors
     /// [`Error::NotConnected`], timeouts, the server's errors and store errors.
     pub async fn verify_key_bundle(&self) -> Result<bool, Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         check_key_bundle(&self.inner, &conn).await
     }
 
@@ -405,12 +433,12 @@ impl Socket {
     /// [`Error::NotConnected`], timeouts, the server's errors and store errors.
     pub async fn rotate_signed_pre_key(&self) -> Result<u32, Error> {
         use wa_store::SignedPreKeyStore as _;
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         // No pre-key upload (which sends the current signed pre-key) runs meanwhile.
         let _uploads = self.inner.pre_key_upload.lock().await;
         let (old, new) = {
             let guard = self.inner.creds.lock().await;
-            let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+            let creds = guard.as_ref().ok_or_else(|| Error::NotConnected)?;
             let old = creds.signed_pre_key.clone();
             let id = if old.id >= wa_signal::MAX_PRE_KEY_ID {
                 1
@@ -448,7 +476,7 @@ impl Socket {
             let creds = guard
                 .as_mut()
                 .map(Arc::make_mut)
-                .ok_or(Error::NotConnected)?;
+                .ok_or_else(|| Error::NotConnected)?;
             creds.signed_pre_key = new.clone();
             self.inner.store.save_creds(creds).await?;
         }
@@ -536,7 +564,7 @@ impl Socket {
     ) -> Result<bool, Error> {
         {
             let mut guard = self.inner.creds.lock().await;
-            let creds = guard.as_mut().ok_or(Error::NotConnected)?;
+            let creds = guard.as_mut().ok_or_else(|| Error::NotConnected)?;
             let mut updated = AuthCreds::clone(creds);
             if !f(&mut updated) {
                 return Ok(false);
@@ -598,7 +626,7 @@ impl Socket {
     /// frame could not be queued within `keep_alive_timeout` (the connection is closed),
     /// or a transport error.
     pub async fn send_node(&self, node: &Node) -> Result<(), Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         conn.send(node).await
     }
 
@@ -624,7 +652,7 @@ impl Socket {
     /// # Errors
     /// As [`Socket::query`].
     pub async fn query_timeout(&self, node: Node, timeout: Duration) -> Result<Node, Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         query_on(&conn, node, timeout).await
     }
 
@@ -653,7 +681,7 @@ impl Socket {
         if count == 0 || count > MAX_PRE_KEY_UPLOAD {
             return Err(Error::InvalidInput("pre-key upload count out of range"));
         }
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         let _running = self.inner.pre_key_upload.lock().await;
         upload_pre_keys(&self.inner, &conn, Some(count)).await
     }
@@ -666,7 +694,7 @@ impl Socket {
     /// # Errors
     /// [`Error::NotConnected`], store errors, the server's error.
     pub async fn upload_pre_keys_if_required(&self) -> Result<(), Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         pre_key_check(&self.inner, &conn, None).await
     }
 
@@ -713,7 +741,7 @@ impl Socket {
             let creds = guard
                 .as_mut()
                 .map(Arc::make_mut)
-                .ok_or(Error::NotConnected)?;
+                .ok_or_else(|| Error::NotConnected)?;
             creds.pairing_code = Some(code.clone());
             creds.jid = Some(format!("{phone}@s.whatsapp.net"));
             let mut salt = [0u8; 32];
@@ -769,7 +797,7 @@ impl Socket {
     /// [`Error::NotConnected`], [`Error::UnexpectedResponse`] when the ref is missing or
     /// not text, timeouts or the server's error (for a refused assertion).
     pub async fn send_passkey_response(&self, assertion: &WebAuthnAssertion) -> Result<(), Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         let timeout = self.inner.config.query_timeout;
         let json = assertion.to_json();
         let reply = query_on(
@@ -781,7 +809,7 @@ impl Socket {
         let reference = reply
             .child("ref")
             .and_then(Node::content_bytes)
-            .ok_or(Error::UnexpectedResponse("no companion ref"))?;
+            .ok_or_else(|| Error::UnexpectedResponse("no companion ref"))?;
         let reference = std::str::from_utf8(reference)
             .map_err(|_| Error::UnexpectedResponse("companion ref is not text"))?
             .to_owned();
@@ -848,7 +876,7 @@ impl Socket {
     /// continuation was handled; [`Error::NotConnected`], timeouts or the server's error
     /// (a primary that cannot decrypt the request refuses it).
     pub async fn send_passkey_confirmation(&self) -> Result<(), Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         let key = conn
             .passkey()
             .link
@@ -861,7 +889,7 @@ impl Socket {
             })?;
         let sealed = {
             let guard = self.inner.creds.lock().await;
-            let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+            let creds = guard.as_ref().ok_or_else(|| Error::NotConnected)?;
             let mut iv = [0u8; 12];
             OsRng.fill_bytes(&mut iv);
             passkey::encrypt_pairing_request(
@@ -893,7 +921,7 @@ impl Socket {
     /// [`PairError::Passkey`] with [`PasskeyErrorKind::CodeMismatch`] when the codes
     /// differ; as [`Socket::send_passkey_confirmation`].
     pub async fn confirm_passkey_code(&self, code_on_primary: &str) -> Result<(), Error> {
-        let conn = self.inner.current().ok_or(Error::NotConnected)?;
+        let conn = self.inner.current().ok_or_else(|| Error::NotConnected)?;
         {
             let mut st = conn.passkey();
             let same = st
@@ -1020,7 +1048,7 @@ async fn query_on(conn: &Arc<Conn>, mut node: Node, timeout: Duration) -> Result
     let reply = tokio::time::timeout(timeout, waiter.reply())
         .await
         .map_err(|_| Error::Timeout("query"))?
-        .ok_or(Error::NotConnected)?;
+        .ok_or_else(|| Error::NotConnected)?;
     match iq_error(&reply) {
         Some(e) => Err(e),
         None => Ok(reply),
@@ -1036,6 +1064,25 @@ impl Inner {
     }
 
     fn emit(&self, event: Event) {
+        {
+            let mut taps = self
+                .taps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            taps.retain(|tap| {
+                if !(tap.wanted)(&event) {
+                    return !tap.tx.is_closed();
+                }
+                match tap.tx.try_send(event.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        warn!("an event subscriber is full; an event was dropped for it");
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            });
+        }
         let _ = self.events.send(event);
     }
 
@@ -1294,7 +1341,7 @@ async fn establish(inner: &Arc<Inner>) -> Result<Arc<Conn>, Error> {
         let mut decoder = FrameDecoder::client();
         let frame = read_frame(&mut reader, &mut decoder)
             .await?
-            .ok_or(Error::NotConnected)?;
+            .ok_or_else(|| Error::NotConnected)?;
         let verified = awaiting.read_server_hello(&frame, unix_now())?;
         let opts = inner.payload_options();
         let login = creds
@@ -1892,7 +1939,7 @@ async fn pair(inner: &Arc<Inner>, node: &Node) -> Result<Node, Error> {
     let creds = guard
         .as_mut()
         .map(Arc::make_mut)
-        .ok_or(Error::NotConnected)?;
+        .ok_or_else(|| Error::NotConnected)?;
     let verified = pairing::verify_device_identity(
         &ps.device_identity,
         &creds.adv_secret,
@@ -1929,11 +1976,11 @@ async fn pair(inner: &Arc<Inner>, node: &Node) -> Result<Node, Error> {
 async fn on_link_code(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) -> Result<(), Error> {
     let reg = node
         .child("link_code_companion_reg")
-        .ok_or(Error::UnexpectedResponse("no link_code_companion_reg"))?;
+        .ok_or_else(|| Error::UnexpectedResponse("no link_code_companion_reg"))?;
     let get = |tag: &'static str| {
         reg.child(tag)
             .and_then(Node::content_bytes)
-            .ok_or(Error::UnexpectedResponse(tag))
+            .ok_or_else(|| Error::UnexpectedResponse(tag))
     };
     let reference = get("link_code_pairing_ref")?.to_vec();
     let primary_identity = get("primary_identity_pub")?;
@@ -1945,11 +1992,11 @@ async fn on_link_code(inner: &Arc<Inner>, conn: &Arc<Conn>, node: &Node) -> Resu
         let creds = guard
             .as_mut()
             .map(Arc::make_mut)
-            .ok_or(Error::NotConnected)?;
+            .ok_or_else(|| Error::NotConnected)?;
         let code = creds
             .pairing_code
             .clone()
-            .ok_or(Error::UnexpectedResponse("no pairing code requested"))?;
+            .ok_or_else(|| Error::UnexpectedResponse("no pairing code requested"))?;
         let finish = pairing::companion_finish(
             &code,
             &creds.pairing_ephemeral_key,
@@ -2096,7 +2143,7 @@ async fn fetch_passkey_options(
     let json = reply
         .child("passkey_request_options")
         .and_then(Node::content_bytes)
-        .ok_or(Error::UnexpectedResponse("no passkey_request_options"))?;
+        .ok_or_else(|| Error::UnexpectedResponse("no passkey_request_options"))?;
     Ok(passkey::parse_request_options(json)?)
 }
 
@@ -2266,7 +2313,7 @@ async fn check_key_bundle(inner: &Arc<Inner>, conn: &Arc<Conn>) -> Result<bool, 
     };
     let in_order = {
         let guard = inner.creds.lock().await;
-        let creds = guard.as_ref().ok_or(Error::NotConnected)?;
+        let creds = guard.as_ref().ok_or_else(|| Error::NotConnected)?;
         digest.as_ref().is_some_and(|d| digest_matches(d, creds))
     };
     if !in_order {
@@ -2323,7 +2370,7 @@ async fn pre_key_check(
             reply
                 .child("count")
                 .and_then(|c| c.attr_opt::<u64>("value").ok().flatten())
-                .ok_or(Error::UnexpectedResponse("count"))?
+                .ok_or_else(|| Error::UnexpectedResponse("count"))?
         }
     };
     if count >= u64::from(inner.config.min_pre_keys) {
@@ -2346,7 +2393,7 @@ async fn upload_pre_keys(
         let creds = guard
             .as_mut()
             .map(Arc::make_mut)
-            .ok_or(Error::NotConnected)?;
+            .ok_or_else(|| Error::NotConnected)?;
         let first = creds.next_pre_key_id <= 1 && creds.first_unuploaded_pre_key_id <= 1;
         let n = n.unwrap_or(if first {
             inner.config.initial_pre_keys

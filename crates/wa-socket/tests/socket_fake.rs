@@ -833,3 +833,42 @@ async fn unusable_passkey_notifications_are_reported_and_change_nothing() {
     assert_ne!(socket.auth().await.unwrap().adv_secret.to_vec(), secret);
     socket.close().await;
 }
+
+/// `events_matching` hands over only the kinds it was asked for, in order, while the
+/// event bus carries everything; a subscriber that falls behind loses the newest events
+/// without holding up the socket or the others.
+#[tokio::test]
+async fn events_matching_picks_its_kinds() {
+    let (_server, _store, socket, mut all, _conn) = open_paired().await;
+    let mut creds = socket.events_matching(|e| matches!(e, Event::CredsUpdated), 2);
+    let dropped = socket.events_matching(|e| matches!(e, Event::CredsUpdated), 2);
+    drop(dropped);
+    let mut connection = socket.events_matching(|e| matches!(e, Event::Connection(_)), 8);
+    for _ in 0..3 {
+        socket.emit(Event::CredsUpdated);
+        socket.emit(Event::Connection(ConnectionUpdate::qr("ref".into())));
+    }
+    // Two fit; the third is dropped for this subscriber only.
+    for _ in 0..2 {
+        assert!(matches!(creds.try_recv(), Ok(Event::CredsUpdated)));
+    }
+    assert!(creds.try_recv().is_err());
+    for _ in 0..3 {
+        match connection.try_recv() {
+            Ok(Event::Connection(u)) => assert_eq!(u.qr.as_deref(), Some("ref")),
+            other => panic!("expected a connection update, got {other:?}"),
+        }
+    }
+    assert!(connection.try_recv().is_err());
+    // The bus still carried all six.
+    let mut seen = 0;
+    while let Ok(e) = all.try_recv() {
+        if matches!(e, Event::CredsUpdated | Event::Connection(_)) {
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6);
+    // Room again after reading: the next one arrives.
+    socket.emit(Event::CredsUpdated);
+    assert!(matches!(creds.try_recv(), Ok(Event::CredsUpdated)));
+}
