@@ -142,7 +142,7 @@ pub(crate) async fn encrypt_copy(
         me,
         &mut targets,
         bot,
-        copy,
+        &crate::framing::Encoded::new(copy),
         None,
         wa_store::Batch::new(),
     )
@@ -237,7 +237,7 @@ pub(crate) async fn open_secret_reply(
     let target = bot
         .target_id
         .as_deref()
-        .ok_or(Error::Malformed("bot reply without <meta target_id>"))?;
+        .ok_or_else(|| Error::Malformed("bot reply without <meta target_id>"))?;
     let own = if info.sender.server == Server::Bot {
         me.lid.as_ref().unwrap_or(&me.pn)
     } else {

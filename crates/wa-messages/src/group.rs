@@ -13,7 +13,7 @@ use wa_types::MessageKey;
 use crate::messenger::{Inner, OpenSends, Repo, unix_now};
 use crate::send::{
     SENT_SCOPE, Target, emit_own, encrypt_for, fetch_missing, inject_fetched, resolve_sessions,
-    send_and_wait, sent_record,
+    send_and_wait,
 };
 use crate::{Error, MessagePatch, encode_plaintext, stanza};
 
@@ -47,7 +47,7 @@ pub(crate) async fn group_participants(
     let reply = inner.socket.query(q).await?;
     let g = reply
         .child("group")
-        .ok_or(Error::Malformed("group metadata without <group>"))?;
+        .ok_or_else(|| Error::Malformed("group metadata without <group>"))?;
     let mode = stanza::str_attr(g, "addressing_mode")
         .unwrap_or("pn")
         .to_owned();
@@ -117,6 +117,8 @@ pub(crate) async fn relay_group(
     // that hands out our sender key takes the lock as other holders do, committing the
     // open group first: two sends of this chat that distribute never share a commit.
     let distributing = rotate || !targets.is_empty();
+    // Encoded once for the sender-key copy, the record and the reporting token.
+    let encoded = crate::framing::Encoded::new(&message);
     let (participants, any_pkmsg, skmsg, joined, distributed) = {
         let mut guard = if distributing {
             inner.crypto_lock().await
@@ -131,7 +133,7 @@ pub(crate) async fn relay_group(
             group,
             &me.pn,
             &targets,
-            &message,
+            &encoded,
             rotate,
             inner.config.patch.as_ref(),
         )
@@ -146,7 +148,7 @@ pub(crate) async fn relay_group(
         extra.put_sent_message(
             SENT_SCOPE,
             id,
-            &sent_record(&key, &message, now),
+            &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
         crate::addon::stage_secret(&mut extra, group, id, &me.pn, &message, now as i64);
@@ -190,10 +192,11 @@ pub(crate) async fn relay_group(
         inner,
         &me,
         mode == "lid",
-        &message,
+        &encoded,
         id,
         group,
     ));
+    drop(encoded);
     let mut stanza = Node::builder("message")
         .attr("id", id.to_owned())
         .attr("to", group.clone())
@@ -259,7 +262,7 @@ pub(crate) async fn sender_key_fan_out(
     chat: &Jid,
     me: &Jid,
     targets: &[Target],
-    message: &Message,
+    encoded: &crate::framing::Encoded<'_>,
     rotate: bool,
     patch: Option<&MessagePatch>,
 ) -> Result<FanOut, Error> {
@@ -267,9 +270,9 @@ pub(crate) async fn sender_key_fan_out(
     if rotate {
         repo.rotate_sender_key(&chat_s, me).await?;
     }
-    let padded = match patch.and_then(|p| p.apply(message, None)) {
+    let padded = match patch.and_then(|p| p.apply(encoded.message(), None)) {
         Some(patched) => encode_plaintext(&patched, &mut rand::thread_rng()),
-        None => encode_plaintext(message, &mut rand::thread_rng()),
+        None => encoded.padded(&mut rand::thread_rng()),
     };
     let enc = repo.encrypt_group_message(&chat_s, me, &padded).await?;
     let skdm_message = Message {

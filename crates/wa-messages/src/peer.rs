@@ -137,7 +137,7 @@ impl Messenger {
             .as_deref()
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .map(zeroize::Zeroizing::new)
-            .ok_or(Error::NotAnAddOn("a downloaded history chunk"))?;
+            .ok_or_else(|| Error::NotAnAddOn("a downloaded history chunk"))?;
         let creds = self.inner.creds().await?;
         let me = Inner::me(&creds)?;
         let receipt = wa_media::history_reupload_request(&failure.message_id, &key, &me.pn);
@@ -193,7 +193,7 @@ async fn send_peer(
         me,
         &mut targets,
         &own,
-        message,
+        &crate::framing::Encoded::new(message),
         None,
         wa_store::Batch::new(),
     )

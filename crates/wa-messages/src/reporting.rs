@@ -181,17 +181,18 @@ pub(crate) fn reporting_node(token: [u8; REPORTING_TOKEN_LEN]) -> Node {
         .build()
 }
 
-/// The token node for a send of `message` with id `message_id` by us in `chat` (named
+/// The token node for a send of the `encoded` message with id `message_id` by us in `chat` (named
 /// by our LID when the chat is LID-addressed, `lid_chat`), when sends carry tokens, the
 /// message has a secret and its content is reportable.
 pub(crate) fn for_send(
     inner: &crate::messenger::Inner,
     me: &crate::messenger::Me,
     lid_chat: bool,
-    message: &Message,
+    encoded: &crate::framing::Encoded<'_>,
     message_id: &str,
     chat: &Jid,
 ) -> Option<Node> {
+    let message = encoded.message();
     if !inner.config.reporting_tokens || !should_include_reporting_token(message) {
         return None;
     }
@@ -203,8 +204,7 @@ pub(crate) fn for_send(
         .message_context_info
         .as_ref()
         .and_then(|c| c.message_secret.as_deref())?;
-    let plaintext = prost::Message::encode_to_vec(message);
-    reporting_token(&plaintext, secret, message_id, sender, chat).map(reporting_node)
+    reporting_token(encoded.bytes(), secret, message_id, sender, chat).map(reporting_node)
 }
 
 /// Reads a varint at `*pos` (at most 10 bytes), advancing `*pos`.

@@ -2,17 +2,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use prost::Message as _;
 use rand_core::OsRng;
 use tokio::sync::oneshot;
 use tracing::{Instrument as _, debug, warn};
 use wa_binary::{Jid, Node};
 use wa_proto::e2e::{DeviceSentMessage, Message};
-use wa_proto::web::WebMessageInfo;
 use wa_signal::CiphertextType;
 use wa_store::{AuthCreds, Batch};
 use wa_types::{MessageKey, WaMessage};
 
+use crate::framing::Encoded;
 use crate::messenger::{Inner, Me, Messenger, OpenSends, Repo, inject_session, unix_now};
 use crate::{Error, MessageBuilder, MessageContent, encode_plaintext, generate_message_id, stanza};
 
@@ -399,11 +398,13 @@ impl Messenger {
         }
         let now = unix_now();
         let key = MessageKey::new(chat.clone(), true, id);
+        // Encoded once for the record, the copies and the reporting token.
+        let encoded = crate::framing::Encoded::new(&message);
         let mut extra = Batch::new();
         extra.put_sent_message(
             SENT_SCOPE,
             id,
-            &sent_record(&key, &message, now),
+            &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
         crate::addon::stage_secret(&mut extra, &chat, id, &me.pn, &message, now as i64);
@@ -413,7 +414,7 @@ impl Messenger {
             &me,
             &mut targets,
             &chat,
-            &message,
+            &encoded,
             inner.config.patch.as_ref(),
             extra,
         )
@@ -438,10 +439,11 @@ impl Messenger {
             inner,
             &me,
             chat.is_lid(),
-            &message,
+            &encoded,
             id,
             &chat,
         ));
+        drop(encoded);
         let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
         let tokens = if to_self {
             None
@@ -505,7 +507,7 @@ pub(crate) async fn encrypt_pairwise(
     me: &Me,
     targets: &mut [Target],
     chat: &Jid,
-    message: &Message,
+    message: &Encoded<'_>,
     patch: Option<&MessagePatch>,
     extra: Batch,
 ) -> Result<(Vec<Node>, bool), Error> {
@@ -519,28 +521,26 @@ pub(crate) async fn encrypt_pairwise(
         resolve_sessions(inner, &mut guard, me, targets).await?;
         let open = guard.get_or_insert_with(|| OpenSends::open(inner, creds));
         prefetch(&open.repo, targets.iter().map(|t| &t.session)).await;
-        let bundles = match &fetched {
-            Some(bundles) => bundles.as_slice(),
-            None => {
-                let missing = missing_sessions(&open.repo, targets).await?;
-                if !missing.is_empty() {
-                    // A group nobody joined yet holds nothing but reads.
-                    if open.members.is_empty() {
-                        *guard = None;
-                    }
-                    drop(guard);
-                    debug!("fetching pre-key bundles for {} devices", missing.len());
-                    fetched = Some(inner.fetch_bundles(&missing).await?);
-                    continue;
-                }
-                &[]
+        if let Some(bundles) = &fetched {
+            inject_fetched(inner, &open.repo, targets, bundles).await;
+        }
+        // Each session is read once: by its encryption, which finds a missing one.
+        let first = fetched.is_none();
+        let out = encrypt_each(&open.repo, targets, chat, message, patch, first).await?;
+        if fetched.is_none() && !out.missing.is_empty() {
+            // The copies made are dropped. A group nobody joined yet holds nothing
+            // else, and goes with them; otherwise it keeps their ratchet steps, which is
+            // harmless: no message used those keys, the peers skip them.
+            if open.members.is_empty() {
+                *guard = None;
             }
-        };
-        inject_fetched(inner, &open.repo, targets, bundles).await;
-        // A send that fails here leaves what it staged to the group (a ratchet step or a
-        // session started): harmless, as no message used them.
-        let out = encrypt_for(&open.repo, targets, chat, message, patch).await?;
-        break (out, open.join(extra));
+            drop(guard);
+            debug!("fetching pre-key bundles for {} devices", out.missing.len());
+            fetched = Some(inner.fetch_bundles(&out.missing).await?);
+            continue;
+        }
+        warn_missing(&out.missing);
+        break ((out.nodes, out.any_pkmsg), open.join(extra));
     };
     committed(inner, joined).await?;
     Ok(out)
@@ -693,14 +693,61 @@ pub(crate) async fn encrypt_for(
     message: &Message,
     patch: Option<&MessagePatch>,
 ) -> Result<(Vec<Node>, bool), Error> {
-    let plain = encode_plaintext(message, &mut rand::thread_rng());
+    let out = encrypt_each(repo, targets, chat, &Encoded::new(message), patch, false).await?;
+    warn_missing(&out.missing);
+    Ok((out.nodes, out.any_pkmsg))
+}
+
+/// What [`encrypt_each`] made.
+pub(crate) struct Encrypted {
+    /// One `<to>` node per target with a session.
+    nodes: Vec<Node>,
+    /// Whether any of them is a `pkmsg`.
+    any_pkmsg: bool,
+    /// The devices, as the targets name them, with no session.
+    missing: Vec<Jid>,
+}
+
+fn warn_missing(missing: &[Jid]) {
+    for device in missing {
+        warn!("no session with {device}; skipping that device");
+    }
+}
+
+/// Encrypts for every target that has a session (each copy patched by `patch` first),
+/// and names those without one. With `all_or_none` and a patch, nothing is encrypted
+/// when a session is missing, so that the send, trying again once they exist, patches
+/// each device's copy once.
+async fn encrypt_each(
+    repo: &Repo,
+    targets: &[Target],
+    chat: &Jid,
+    encoded: &Encoded<'_>,
+    patch: Option<&MessagePatch>,
+    all_or_none: bool,
+) -> Result<Encrypted, Error> {
+    if all_or_none && patch.is_some() {
+        let missing = missing_sessions(repo, targets).await?;
+        if !missing.is_empty() {
+            return Ok(Encrypted {
+                nodes: Vec::new(),
+                any_pkmsg: false,
+                missing,
+            });
+        }
+    }
+    let message = encoded.message();
+    let plain = encoded.padded(&mut rand::thread_rng());
     let own_plain = if targets.iter().any(|t| t.own) {
-        encode_plaintext(&device_sent(chat, message), &mut rand::thread_rng())
+        encoded.device_sent_padded(&chat.to_string(), &mut rand::thread_rng())
     } else {
         Vec::new()
     };
-    let mut nodes = Vec::with_capacity(targets.len());
-    let mut any_pkmsg = false;
+    let mut out = Encrypted {
+        nodes: Vec::with_capacity(targets.len()),
+        any_pkmsg: false,
+        missing: Vec::new(),
+    };
     for t in targets {
         // Boxed: a `Message` is kilobytes, and this is held across the await below.
         let patched = patch
@@ -720,8 +767,8 @@ pub(crate) async fn encrypt_for(
         };
         match repo.encrypt_message(&t.session, pt).await {
             Ok(enc) => {
-                any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
-                nodes.push(
+                out.any_pkmsg |= enc.kind == CiphertextType::Pkmsg;
+                out.nodes.push(
                     Node::builder("to")
                         .attr("jid", t.device.clone())
                         .children([stanza::enc_node_for(
@@ -733,13 +780,11 @@ pub(crate) async fn encrypt_for(
                         .build(),
                 );
             }
-            Err(wa_signal::Error::NoSession(_)) => {
-                warn!("no session with {}; skipping that device", t.device);
-            }
+            Err(wa_signal::Error::NoSession(_)) => out.missing.push(t.device.clone()),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((nodes, any_pkmsg))
+    Ok(out)
 }
 
 /// The copy our own other devices get: `deviceSentMessage{destinationJid, message}`.
@@ -753,17 +798,6 @@ pub(crate) fn device_sent(chat: &Jid, message: &Message) -> Message {
         message_context_info: message.message_context_info.clone(),
         ..Default::default()
     }
-}
-
-/// The stored form of a sent message (for answering retry receipts).
-pub(crate) fn sent_record(key: &MessageKey, message: &Message, now: u64) -> Vec<u8> {
-    WebMessageInfo {
-        key: Some(crate::key_to_proto(key)),
-        message: Some(Box::new(message.clone())),
-        message_timestamp: Some(now),
-        ..Default::default()
-    }
-    .encode_to_vec()
 }
 
 /// Sends a stanza and waits for its `<ack class="message">`, which it returns.

@@ -22,7 +22,6 @@ use crate::group::sender_key_fan_out;
 use crate::messenger::{Inner, Messenger, OpenSends, unix_now};
 use crate::send::{
     SENT_SCOPE, Target, emit_own, fetch_missing, inject_fetched, resolve_sessions, send_and_wait,
-    sent_record,
 };
 use crate::{Error, MessageBuilder, MessageContent, generate_message_id, stanza};
 
@@ -194,6 +193,8 @@ async fn relay_status(
     let fetched = fetch_missing(inner, &creds, &targets).await?;
     let now = unix_now();
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
+    // Encoded once for the sender-key copy, the record and the reporting token.
+    let encoded = crate::framing::Encoded::new(&message);
     let (participants, any_pkmsg, skmsg, joined) = {
         // Commits the open group of sends first, so the holders read below include a
         // concurrent update's.
@@ -216,7 +217,7 @@ async fn relay_status(
             &status,
             &me.pn,
             &targets,
-            &message,
+            &encoded,
             rotate,
             inner.config.patch.as_ref(),
         )
@@ -239,7 +240,7 @@ async fn relay_status(
         extra.put_sent_message(
             SENT_SCOPE,
             id,
-            &sent_record(&key, &message, now),
+            &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
         crate::addon::stage_secret(&mut extra, &status, id, &me.pn, &message, now as i64);
@@ -254,7 +255,8 @@ async fn relay_status(
     let identity = creds.account.as_deref().filter(|_| any_pkmsg);
     let phash = stanza::participant_hash(&all);
     let reporting =
-        crate::reporting::for_send(inner, &me, false, &message, id, &Jid::status_broadcast());
+        crate::reporting::for_send(inner, &me, false, &encoded, id, &Jid::status_broadcast());
+    drop(encoded);
     let stanza = status_stanza(
         id,
         &message,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{link, memory_store, text_of};
-use wa_binary::Jid;
+use wa_binary::{Jid, Server};
 use wa_messages::MessageContent;
 use wa_sim::{Sim, SimConfig};
 use wa_store::testing::{Read, Tap, Tapped, done};
@@ -116,4 +116,59 @@ async fn a_send_reads_every_device_session_in_bulk() {
             assert_eq!(text_of(&got.message), Some(text));
         }
     }
+}
+
+/// A send to devices of which one is new: the send encrypts for the devices it has
+/// sessions with, finds the new one without a session, fetches its bundle and encrypts
+/// for all again (the first copies dropped). Every device decrypts its copy, the ones
+/// that skipped a message key of the dropped copies included, and a later send needs no
+/// bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_among_known_ones_gets_the_message() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.add_account(B).await;
+    let a1 = link(&sim, A, memory_store("a1")).await;
+    let mut b1 = link(&sim, B, memory_store("b1")).await;
+    let b = Jid::pn(B);
+    let key = a1
+        .messenger
+        .send_message(&b, MessageContent::text("before"))
+        .await
+        .unwrap();
+    let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+    assert_eq!(text_of(&got.message), Some("before"));
+
+    // Our new companion: a1 hears of it by a devices notification.
+    let mut a2 = link(&sim, A, memory_store("a2")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let devices = [
+        a2.jid.clone(),
+        b1.jid.clone(),
+        Jid::with_device(A, Server::Pn, 0),
+        Jid::with_device(B, Server::Pn, 0),
+    ];
+    let keys_before: Vec<usize> = devices
+        .iter()
+        .map(|d| sim.prekey_count(d).unwrap())
+        .collect();
+    for text in ["after", "again"] {
+        let key = a1
+            .messenger
+            .send_message(&b, MessageContent::text(text))
+            .await
+            .unwrap();
+        let got = next_upsert(&mut b1.events, |m| m.key.id == key.id).await;
+        assert_eq!(text_of(&got.message), Some(text), "B's companion");
+        let own = next_upsert(&mut a2.events, |m| m.key.id == key.id).await;
+        assert_eq!(text_of(&own.message), Some(text), "our new companion");
+        assert!(own.key.from_me);
+    }
+    // One bundle, the new companion's, fetched once: one of its one-time pre-keys used.
+    let used: Vec<usize> = devices
+        .iter()
+        .zip(keys_before)
+        .map(|(d, before)| before - sim.prekey_count(d).unwrap())
+        .collect();
+    assert_eq!(used, [1, 0, 0, 0]);
 }
