@@ -27,7 +27,7 @@ pub(crate) fn token_of(message: &Node) -> Option<&[u8]> {
 /// Tokens by (sender's user, message id).
 #[derive(Default)]
 pub(crate) struct ReportingTokens {
-    tokens: HashMap<(String, String), [u8; TOKEN_LEN]>,
+    tokens: HashMap<(String, String), [u8; TOKEN_LEN], crate::route::FastHash>,
     order: VecDeque<(String, String)>,
 }
 

@@ -13,6 +13,10 @@ use wa_binary::{Jid, Node, Server};
 use crate::sim::{Shared, unix_now};
 use crate::state::Inner;
 
+/// The hasher of the routing maps (looked up several times per stanza): foldhash,
+/// seeded per process, a few times faster than SipHash on short keys.
+pub(crate) type FastHash = foldhash::fast::RandomState;
+
 /// Most stanzas queued for one device unless [`SimConfig::queue_limit`](crate::SimConfig)
 /// says otherwise; at the bound the oldest is dropped (and counted in
 /// [`Sim::dropped_stanzas`](crate::Sim::dropped_stanzas)).
@@ -121,7 +125,7 @@ struct DeviceQueue {
     /// Payload bytes of the entries.
     bytes: usize,
     /// Arrival numbers of the entries with each id (usually one).
-    by_id: HashMap<String, Vec<u64>>,
+    by_id: HashMap<String, Vec<u64>, FastHash>,
     /// The next arrival number.
     next: u64,
     /// `(conn, seq)`: every entry numbered below `seq` has been given to `conn`.
@@ -157,14 +161,14 @@ impl DeviceQueue {
 
 /// Every device's queue.
 pub(crate) struct Queues {
-    map: HashMap<DeviceKey, DeviceQueue>,
+    map: HashMap<DeviceKey, DeviceQueue, FastHash>,
     /// Most stanzas per device.
     pub(crate) limit: usize,
     /// Stanzas dropped because a queue (or the phones' queue) was full.
     pub(crate) dropped: u64,
     /// Which device sent each recent message id (for routing retry receipts), oldest
     /// first, at most `MAX_SENDERS`.
-    senders: HashMap<String, Jid>,
+    senders: HashMap<String, Jid, FastHash>,
     sender_order: VecDeque<String>,
 }
 
@@ -192,10 +196,10 @@ fn same_address(queued: &Jid, acked: &Jid) -> bool {
 impl Default for Queues {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
             limit: MAX_QUEUE,
             dropped: 0,
-            senders: HashMap::new(),
+            senders: HashMap::default(),
             sender_order: VecDeque::new(),
         }
     }
