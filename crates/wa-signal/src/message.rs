@@ -8,6 +8,7 @@ use wa_crypto::{KeyPair, PublicKey, Signature, ct_eq, hmac_sha256_parts};
 use zeroize::Zeroize;
 
 use crate::Error;
+use crate::codec::Reader;
 use crate::proto::{
     PreKeySignalMessageProto, SenderKeyDistributionMessageProto, SenderKeyMessageProto,
     SignalMessageProto,
@@ -29,7 +30,7 @@ fn check_version(bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn key(bytes: Option<&Vec<u8>>, what: &'static str) -> Result<PublicKey, Error> {
+fn key(bytes: Option<&[u8]>, what: &'static str) -> Result<PublicKey, Error> {
     let b = bytes.ok_or_else(|| Error::InvalidMessage(what))?;
     // Inside Signal structures keys carry the 0x05 prefix; tolerate the raw form too.
     PublicKey::from_slice(b).map_err(|_| Error::InvalidMessage(what))
@@ -56,17 +57,28 @@ impl SignalMessage {
             return Err(Error::InvalidMessage("message too short"));
         }
         let body = &bytes[1..bytes.len() - MAC_LENGTH];
-        let p = SignalMessageProto::decode(body)
-            .map_err(|_| Error::InvalidMessage("bad SignalMessage protobuf"))?;
+        let bad = |_| Error::InvalidMessage("bad SignalMessage protobuf");
+        // Read in place (fields as prost reads them: the last occurrence wins, unknown
+        // fields are skipped), so only the ciphertext and the wire bytes are copied.
+        let (mut ratchet_key, mut counter, mut previous_counter, mut ciphertext) =
+            (None, None, None, None);
+        let mut r = Reader::new(body, "SignalMessage");
+        while let Some((tag, v)) = r.next_field().map_err(bad)? {
+            match tag {
+                1 => ratchet_key = Some(v.bytes("ratchet key").map_err(bad)?),
+                2 => counter = Some(v.u32("counter").map_err(bad)?),
+                3 => previous_counter = Some(v.u32("previous counter").map_err(bad)?),
+                4 => ciphertext = Some(v.bytes("ciphertext").map_err(bad)?),
+                _ => {}
+            }
+        }
         Ok(Self {
-            ratchet_key: key(p.ratchet_key.as_ref(), "bad ratchet key")?,
-            counter: p
-                .counter
-                .ok_or_else(|| Error::InvalidMessage("missing counter"))?,
-            previous_counter: p.previous_counter.unwrap_or(0),
-            ciphertext: p
-                .ciphertext
-                .ok_or_else(|| Error::InvalidMessage("missing ciphertext"))?,
+            ratchet_key: key(ratchet_key, "bad ratchet key")?,
+            counter: counter.ok_or_else(|| Error::InvalidMessage("missing counter"))?,
+            previous_counter: previous_counter.unwrap_or(0),
+            ciphertext: ciphertext
+                .ok_or_else(|| Error::InvalidMessage("missing ciphertext"))?
+                .to_vec(),
             serialized: bytes.to_vec(),
         })
     }
@@ -172,20 +184,31 @@ impl PreKeySignalMessage {
     /// [`Error::InvalidMessage`] or [`Error::UnsupportedVersion`].
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         check_version(bytes)?;
-        let p = PreKeySignalMessageProto::decode(&bytes[1..])
-            .map_err(|_| Error::InvalidMessage("bad PreKeySignalMessage protobuf"))?;
-        let inner = p
-            .message
-            .ok_or_else(|| Error::InvalidMessage("missing message"))?;
+        let bad = |_| Error::InvalidMessage("bad PreKeySignalMessage protobuf");
+        let (mut pre_key_id, mut base_key, mut identity_key, mut message) =
+            (None, None, None, None);
+        let (mut registration_id, mut signed_pre_key_id) = (None, None);
+        let mut r = Reader::new(&bytes[1..], "PreKeySignalMessage");
+        while let Some((tag, v)) = r.next_field().map_err(bad)? {
+            match tag {
+                1 => pre_key_id = Some(v.u32("pre-key id").map_err(bad)?),
+                2 => base_key = Some(v.bytes("base key").map_err(bad)?),
+                3 => identity_key = Some(v.bytes("identity key").map_err(bad)?),
+                4 => message = Some(v.bytes("message").map_err(bad)?),
+                5 => registration_id = Some(v.u32("registration id").map_err(bad)?),
+                6 => signed_pre_key_id = Some(v.u32("signed pre-key id").map_err(bad)?),
+                _ => {}
+            }
+        }
+        let inner = message.ok_or_else(|| Error::InvalidMessage("missing message"))?;
         Ok(Self {
-            registration_id: p.registration_id.unwrap_or(0),
-            pre_key_id: p.pre_key_id,
-            signed_pre_key_id: p
-                .signed_pre_key_id
+            registration_id: registration_id.unwrap_or(0),
+            pre_key_id,
+            signed_pre_key_id: signed_pre_key_id
                 .ok_or_else(|| Error::InvalidMessage("missing signed pre-key id"))?,
-            base_key: key(p.base_key.as_ref(), "bad base key")?,
-            identity_key: key(p.identity_key.as_ref(), "bad identity key")?,
-            message: SignalMessage::decode(&inner)?,
+            base_key: key(base_key, "bad base key")?,
+            identity_key: key(identity_key, "bad identity key")?,
+            message: SignalMessage::decode(inner)?,
             serialized: bytes.to_vec(),
         })
     }
@@ -397,7 +420,7 @@ impl SenderKeyDistributionMessage {
                 .iteration
                 .ok_or_else(|| Error::InvalidMessage("missing iteration"))?,
             chain_key,
-            signing_key: key(p.signing_key.as_ref(), "bad signing key")?,
+            signing_key: key(p.signing_key.as_deref(), "bad signing key")?,
             serialized: bytes.to_vec(),
         })
     }
@@ -575,5 +598,97 @@ mod tests {
             SenderKeyDistributionMessage::decode(&[0x33, 8, 1, 16, 0]),
             Err(Error::InvalidMessage(_))
         ));
+    }
+
+    /// The in-place readers accept what prost accepts and read the same fields: last
+    /// occurrence wins, unknown fields skipped; checked on a message with duplicated and
+    /// unknown fields and on every truncation and many one-byte changes of it.
+    #[test]
+    fn readers_agree_with_prost() {
+        let (a, b, c) = keys(9);
+        let inner = SignalMessageProto {
+            ratchet_key: Some(a.public.serialize().to_vec()),
+            counter: Some(7),
+            previous_counter: Some(3),
+            ciphertext: Some(vec![0xab; 48]),
+        };
+        let mut body = inner.encode_to_vec();
+        // An unknown varint field, a counter repeated (the last wins), an unknown bytes field.
+        body.extend_from_slice(&[0x48, 0x05, 0x10, 0x09, 0x52, 0x02, 0xaa, 0xbb]);
+        let mut msg = vec![CIPHERTEXT_VERSION];
+        msg.extend_from_slice(&body);
+        msg.extend_from_slice(&[0u8; MAC_LENGTH]);
+        let outer = PreKeySignalMessageProto {
+            pre_key_id: Some(4),
+            base_key: Some(b.public.serialize().to_vec()),
+            identity_key: Some(c.public.serialize().to_vec()),
+            message: Some(msg.clone()),
+            registration_id: Some(77),
+            signed_pre_key_id: Some(2),
+        };
+        let mut pk = vec![CIPHERTEXT_VERSION];
+        pk.extend_from_slice(&outer.encode_to_vec());
+        pk.extend_from_slice(&[0x38, 0x01]);
+
+        // Ratchet key, counter, previous counter, ciphertext.
+        type Fields = (Vec<u8>, Option<u32>, Option<u32>, Vec<u8>);
+        let by_prost_msg = |bytes: &[u8]| -> Option<Fields> {
+            let body = bytes.get(1..bytes.len().checked_sub(MAC_LENGTH)?)?;
+            let p = SignalMessageProto::decode(body).ok()?;
+            Some((p.ratchet_key?, p.counter, p.previous_counter, p.ciphertext?))
+        };
+        let ours_msg = |bytes: &[u8]| {
+            SignalMessage::decode(bytes).ok().map(|m| {
+                (
+                    m.ratchet_key().serialize().to_vec(),
+                    Some(m.counter()),
+                    m.previous_counter(),
+                    m.ciphertext().to_vec(),
+                )
+            })
+        };
+        let decoded = ours_msg(&msg).expect("decodes");
+        assert_eq!(decoded.1, Some(9), "the last counter wins");
+        let p = by_prost_msg(&msg).unwrap();
+        assert_eq!((decoded.0, decoded.1, decoded.3), (p.0, p.1, p.3));
+
+        let check = |bytes: &[u8]| {
+            // Where both accept, they read the same fields; ours never accepts what prost
+            // refuses (prost skips unknown groups, which no client sends: ours refuses them).
+            if let Some(o) = ours_msg(bytes) {
+                let p = by_prost_msg(bytes).expect("prost accepts what ours accepts");
+                assert_eq!((&o.0, o.1, o.2, &o.3), (&p.0, p.1, p.2.unwrap_or(0), &p.3));
+            }
+            if let Ok(o) = PreKeySignalMessage::decode(bytes) {
+                let p = PreKeySignalMessageProto::decode(&bytes[1..]).expect("prost accepts");
+                assert_eq!(o.pre_key_id(), p.pre_key_id);
+                assert_eq!(
+                    Some(o.registration_id()),
+                    Some(p.registration_id.unwrap_or(0))
+                );
+                assert_eq!(Some(o.signed_pre_key_id()), p.signed_pre_key_id);
+                assert_eq!(o.base_key().serialize().to_vec(), p.base_key.unwrap());
+                assert_eq!(
+                    o.identity_key().serialize().to_vec(),
+                    p.identity_key.unwrap()
+                );
+                assert_eq!(o.message().serialized(), p.message.unwrap().as_slice());
+            }
+        };
+        let full = PreKeySignalMessage::decode(&pk).expect("decodes");
+        assert_eq!(full.pre_key_id(), Some(4));
+        assert_eq!(full.registration_id(), 77);
+        for bytes in [&msg, &pk] {
+            for n in 0..=bytes.len() {
+                check(&bytes[..n]);
+            }
+            for i in 1..bytes.len() {
+                for x in [0x00, 0x01, 0x07, 0x0a, 0x80, 0xff] {
+                    let mut m = bytes.clone();
+                    m[i] = x;
+                    check(&m);
+                }
+            }
+        }
     }
 }
