@@ -1,11 +1,10 @@
 //! [`Attrs`]: the attributes of a node, stored densely.
 //!
-//! A node's attributes are a run of slots in an [`Arena`], a vector shared
-//! (through an `Arc`) by many nodes. The decoder fills one arena chunk with
-//! the attributes of many consecutive nodes, so a decoded tree needs one
-//! allocation per chunk instead of one per node; a node built in code owns
-//! an arena of its own. An `Attrs` is 16 bytes: the arena handle and the
-//! node's slot range.
+//! A decoded node's attributes are a run of slots in an [`Arena`], a vector
+//! shared (through an `Arc`) by many nodes. The decoder fills one arena chunk
+//! with the attributes of many consecutive nodes, so a decoded tree needs one
+//! allocation per chunk instead of one per node. A node built in code owns its
+//! slots in a vector of its own (one allocation). An `Attrs` is 24 bytes.
 //!
 //! A slot is a 2-byte key code and a [`Value`]. A key that is a token is
 //! stored as the token's code (see `token::CODES`) and lent out from a static
@@ -14,7 +13,7 @@
 //! [`AFTER_TEXT`] holding the value.
 //!
 //! Changing the attributes of a node whose arena is shared (a decoded node,
-//! or a clone) first copies its slots into an arena of its own.
+//! or its clone) first copies its slots into a vector of its own.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -49,13 +48,26 @@ static EMPTY: Str = Str::EMPTY;
 /// [`Attrs::insert`]; a decoded node keeps duplicate keys as received and
 /// lookups return the first.
 ///
-/// Cloning is cheap (the slots are shared; see the crate documentation for
-/// the memory this keeps alive); changing a shared set copies it first.
+/// A decoded node's attributes are slots of the decoder's shared arena, and its
+/// clones share them; changing a shared set copies it first. A node built in
+/// code owns its slots (one allocation), and a clone copies them.
 #[derive(Clone, Default)]
 pub struct Attrs {
-    arena: Option<Arc<Arena>>,
-    start: u32,
-    slots: u32,
+    repr: Repr,
+}
+
+#[derive(Clone, Default)]
+enum Repr {
+    #[default]
+    Empty,
+    /// Slots of a node built in code.
+    Own(Vec<Entry>),
+    /// The slots `start..start + slots` of a decoder's arena.
+    Shared {
+        arena: Arc<Arena>,
+        start: u32,
+        slots: u32,
+    },
 }
 
 /// Slots given to attributes built from none: `message`, `receipt` and `iq` stanzas
@@ -73,11 +85,7 @@ fn to_u32(n: usize) -> u32 {
 impl Attrs {
     /// No attributes.
     pub const fn new() -> Self {
-        Attrs {
-            arena: None,
-            start: 0,
-            slots: 0,
-        }
+        Attrs { repr: Repr::Empty }
     }
 
     /// Room for `n` attributes.
@@ -85,48 +93,47 @@ impl Attrs {
         if n == 0 {
             return Attrs::new();
         }
-        Attrs::from_vec(Vec::with_capacity(n))
-    }
-
-    fn from_vec(v: Vec<Entry>) -> Self {
         Attrs {
-            slots: to_u32(v.len()),
-            arena: Some(Arc::new(OnceLock::from(v))),
-            start: 0,
+            repr: Repr::Own(Vec::with_capacity(n)),
         }
     }
 
     /// The slots `start..start + slots` of a shared arena (decoder).
     pub(crate) fn shared(arena: &Arc<Arena>, start: usize, slots: usize) -> Self {
         Attrs {
-            arena: Some(Arc::clone(arena)),
-            start: to_u32(start),
-            slots: to_u32(slots),
+            repr: Repr::Shared {
+                arena: Arc::clone(arena),
+                start: to_u32(start),
+                slots: to_u32(slots),
+            },
         }
     }
 
     /// This node's slots.
     #[inline]
     pub(crate) fn entries(&self) -> &[Entry] {
-        let Some(v) = self.arena.as_deref().and_then(OnceLock::get) else {
-            return &[];
-        };
-        let start = self.start as usize;
-        v.get(start..start + self.slots as usize).unwrap_or(&[])
+        match &self.repr {
+            Repr::Empty => &[],
+            Repr::Own(v) => v,
+            Repr::Shared {
+                arena,
+                start,
+                slots,
+            } => {
+                let Some(v) = arena.get() else {
+                    return &[];
+                };
+                let start = *start as usize;
+                v.get(start..start + *slots as usize).unwrap_or(&[])
+            }
+        }
     }
 
     /// Runs `f` on a vector of this node's own slots, copying them out of a
     /// shared arena first.
     fn with_vec<R>(&mut self, f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
-        if let Some(arc) = self.arena.as_mut()
-            && let Some(cell) = Arc::get_mut(arc)
-            && let Some(v) = cell.get_mut()
-            && self.start == 0
-            && v.len() == self.slots as usize
-        {
-            let r = f(v);
-            self.slots = to_u32(v.len());
-            return r;
+        if let Repr::Own(v) = &mut self.repr {
+            return f(v);
         }
         let own = self.entries();
         // Room for the attributes of most stanzas, so a node built one attribute at a
@@ -134,7 +141,7 @@ impl Attrs {
         let mut v = Vec::with_capacity((own.len() + 2).max(FIRST_SLOTS));
         v.extend_from_slice(own);
         let r = f(&mut v);
-        *self = Attrs::from_vec(v);
+        self.repr = Repr::Own(v);
         r
     }
 
@@ -442,9 +449,9 @@ mod tests {
     #[test]
     fn sizes_stay_small() {
         use std::mem::size_of;
-        assert_eq!(size_of::<Attrs>(), 16);
+        assert_eq!(size_of::<Attrs>(), 24);
         assert_eq!(size_of::<Value>(), 24);
         assert_eq!(size_of::<Entry>(), 32);
-        assert_eq!(size_of::<crate::node::Node>(), 80);
+        assert_eq!(size_of::<crate::node::Node>(), 88);
     }
 }
