@@ -2,6 +2,7 @@
 //! to the devices that do not have our sender key yet.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tracing::warn;
 use wa_binary::{Jid, Node};
@@ -63,11 +64,12 @@ pub(crate) async fn group_participants(
 pub(crate) async fn relay_group(
     inner: &Inner,
     group: &Jid,
-    message: Message,
+    shared: Arc<Message>,
     id: &str,
     options: &crate::RelayOptions,
     bot_copy: Option<&(Jid, Message)>,
 ) -> Result<MessageKey, Error> {
+    let message: &Message = &shared;
     let creds = inner.creds().await?;
     let me = Inner::me(&creds)?;
     let (mut users, mode) = group_participants(inner, group).await?;
@@ -223,7 +225,7 @@ pub(crate) async fn relay_group(
             groups.invalidate(group).await;
         }
     }
-    emit_own(inner, &me, key.clone(), message, now);
+    emit_own(inner, &me, key.clone(), shared, now);
     Ok(key)
 }
 

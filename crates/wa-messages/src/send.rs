@@ -1,5 +1,6 @@
 //! Sending: device fan-out, sessions, per-device encryption, the `<message>` stanza.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand_core::OsRng;
@@ -324,6 +325,8 @@ impl Messenger {
             }
         };
         let bot_copy = bot_copy.as_deref();
+        // Shared by every try and the event that reports the send: never copied.
+        let message = Arc::new(message);
         // A send whose commit failed because the store failed left nothing (no state
         // written, no stanza sent): it is encrypted again from the stored state after
         // each pause of SHORT_STORE_RETRIES, then the error is returned.
@@ -360,11 +363,12 @@ impl Messenger {
     async fn relay_direct(
         &self,
         to: &Jid,
-        message: Message,
+        shared: Arc<Message>,
         id: &str,
         options: &RelayOptions,
         bot_copy: Option<&(Jid, Message)>,
     ) -> Result<MessageKey, Error> {
+        let message: &Message = &shared;
         let inner = &self.inner;
         let creds = inner.creds().await?;
         let me = Inner::me(&creds)?;
@@ -481,7 +485,7 @@ impl Messenger {
         if let Some(tokens) = tokens {
             crate::privacy::issue_after_send(inner, &chat, tokens, now_secs);
         }
-        emit_own(inner, &me, key.clone(), message, now);
+        emit_own(inner, &me, key.clone(), shared, now);
         Ok(key)
     }
 }
@@ -820,7 +824,7 @@ pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Res
     Ok(ack)
 }
 
-pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message, now: u64) {
+pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Arc<Message>, now: u64) {
     if !inner.config.emit_own_messages {
         return;
     }
@@ -831,7 +835,7 @@ pub(crate) fn emit_own(inner: &Inner, me: &Me, key: MessageKey, message: Message
             sender_alt: me.lid.clone(),
             push_name: None,
             timestamp: now,
-            message: std::sync::Arc::new(message),
+            message,
             offline: false,
             request_id: None,
             bot_edit: None,

@@ -273,7 +273,7 @@ async fn relay_status(
         warn!("participant hash mismatch for a status update (server {server}); refreshing");
         inner.usync.clear_cache();
     }
-    emit_own(inner, &me, key.clone(), message, now);
+    emit_own(inner, &me, key.clone(), std::sync::Arc::new(message), now);
     Ok(key)
 }
 
