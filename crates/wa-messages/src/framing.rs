@@ -100,8 +100,9 @@ impl<'a> Encoded<'a> {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use wa_binary::Jid;
     use wa_proto::common::MessageKey;
-    use wa_proto::e2e::{DeviceSentMessage, ExtendedTextMessage, MessageContextInfo};
+    use wa_proto::e2e::{ExtendedTextMessage, MessageContextInfo};
     use wa_proto::web::WebMessageInfo;
 
     use super::*;
@@ -144,18 +145,11 @@ mod tests {
                 encoded.padded(&mut StdRng::seed_from_u64(1)),
                 encode_plaintext(&message, &mut StdRng::seed_from_u64(1))
             );
-            for chat in ["15550000002@s.whatsapp.net", &"9".repeat(200)] {
-                let device_sent = Message {
-                    device_sent_message: Some(Box::new(DeviceSentMessage {
-                        destination_jid: Some(chat.to_owned()),
-                        message: Some(Box::new(message.clone())),
-                        ..Default::default()
-                    })),
-                    message_context_info: message.message_context_info.clone(),
-                    ..Default::default()
-                };
+            // A long chat makes the copy's lengths take two varint bytes.
+            for chat in [Jid::pn("15550000002"), Jid::pn("9".repeat(200))] {
+                let device_sent = crate::send::device_sent(&chat, &message);
                 assert_eq!(
-                    encoded.device_sent_padded(chat, &mut StdRng::seed_from_u64(2)),
+                    encoded.device_sent_padded(&chat.to_string(), &mut StdRng::seed_from_u64(2)),
                     encode_plaintext(&device_sent, &mut StdRng::seed_from_u64(2))
                 );
             }
