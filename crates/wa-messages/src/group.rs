@@ -120,7 +120,7 @@ pub(crate) async fn relay_group(
     // open group first: two sends of this chat that distribute never share a commit.
     let distributing = rotate || !targets.is_empty();
     // Encoded once for the sender-key copy, the record and the reporting token.
-    let encoded = crate::framing::Encoded::new(&message);
+    let encoded = crate::framing::Encoded::new(message);
     let (participants, any_pkmsg, skmsg, joined, distributed) = {
         let mut guard = if distributing {
             inner.crypto_lock().await
@@ -153,7 +153,7 @@ pub(crate) async fn relay_group(
             &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
-        crate::addon::stage_secret(&mut extra, group, id, &me.pn, &message, now as i64);
+        crate::addon::stage_secret(&mut extra, group, id, &me.pn, message, now as i64);
         if rotate {
             extra.forget_sender_key_memory(&group_s);
         }
@@ -183,12 +183,12 @@ pub(crate) async fn relay_group(
         CiphertextType::Skmsg,
         skmsg,
         None,
-        Some(&message),
+        Some(message),
     ));
     if any_pkmsg && let Some(account) = creds.account.as_ref() {
         children.push(crate::stanza::device_identity(account));
     }
-    children.extend(stanza::meta_node(&message));
+    children.extend(stanza::meta_node(message));
     children.extend(bot.map(|b| b.0));
     children.extend(crate::reporting::for_send(
         inner,
@@ -202,8 +202,8 @@ pub(crate) async fn relay_group(
     let mut stanza = Node::builder("message")
         .attr("id", id.to_owned())
         .attr("to", group.clone())
-        .attr("type", stanza::message_type(&message))
-        .attr_opt("edit", stanza::edit_attr(&message))
+        .attr("type", stanza::message_type(message))
+        .attr_opt("edit", stanza::edit_attr(message))
         .attr("addressing_mode", mode)
         .attr("phash", stanza::participant_hash(&all))
         .children(children)

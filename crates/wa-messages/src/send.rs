@@ -403,7 +403,7 @@ impl Messenger {
         let now = unix_now();
         let key = MessageKey::new(chat.clone(), true, id);
         // Encoded once for the record, the copies and the reporting token.
-        let encoded = crate::framing::Encoded::new(&message);
+        let encoded = crate::framing::Encoded::new(message);
         let mut extra = Batch::new();
         extra.put_sent_message(
             SENT_SCOPE,
@@ -411,7 +411,7 @@ impl Messenger {
             &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
-        crate::addon::stage_secret(&mut extra, &chat, id, &me.pn, &message, now as i64);
+        crate::addon::stage_secret(&mut extra, &chat, id, &me.pn, message, now as i64);
         let (participants, any_pkmsg) = encrypt_pairwise(
             inner,
             &creds,
@@ -437,7 +437,7 @@ impl Messenger {
         if any_pkmsg && let Some(account) = creds.account.as_ref() {
             children.push(crate::stanza::device_identity(account));
         }
-        children.extend(stanza::meta_node(&message));
+        children.extend(stanza::meta_node(message));
         children.extend(bot.map(|b| b.0));
         children.extend(crate::reporting::for_send(
             inner,
@@ -452,7 +452,7 @@ impl Messenger {
         let tokens = if to_self {
             None
         } else {
-            crate::privacy::for_send(inner, &chat, &message, now_secs).await
+            crate::privacy::for_send(inner, &chat, message, now_secs).await
         };
         // The server's AB props say whether tokens ride on 1:1 messages (prop 10518).
         let attach = inner.socket.server_props().privacy_token_on_1to1;
@@ -471,8 +471,8 @@ impl Messenger {
         let mut stanza = Node::builder("message")
             .attr("id", id.to_owned())
             .attr("to", chat.clone())
-            .attr("type", stanza::message_type(&message))
-            .attr_opt("edit", stanza::edit_attr(&message))
+            .attr("type", stanza::message_type(message))
+            .attr_opt("edit", stanza::edit_attr(message))
             .children(children)
             .build();
         options.apply(&mut stanza);
