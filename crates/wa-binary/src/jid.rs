@@ -358,7 +358,12 @@ impl Jid {
     pub fn signal_address_name(&self) -> String {
         match self.domain() {
             0 => self.user.as_str().to_owned(),
-            d => format!("{}_{d}", self.user),
+            d => {
+                // Sized once: `format!` would grow the string as it wrote.
+                let mut name = String::with_capacity(self.user.len() + 4);
+                let _ = fmt::Write::write_fmt(&mut name, format_args!("{}_{d}", self.user));
+                name
+            }
         }
     }
 

@@ -528,10 +528,12 @@ pub(crate) async fn encrypt_pairwise(
         if let Some(bundles) = &fetched {
             inject_fetched(inner, &open.repo, targets, bundles).await;
         }
-        // Each session is read once: by its encryption, which finds a missing one.
+        // Each session is read once: by its encryption, which finds a missing one. A
+        // send that fails here leaves what it staged to the group (ratchet steps, a
+        // session started): harmless, as no message used them.
         let first = fetched.is_none();
         let out = encrypt_each(&open.repo, targets, chat, message, patch, first).await?;
-        if fetched.is_none() && !out.missing.is_empty() {
+        if first && !out.missing.is_empty() {
             // The copies made are dropped. A group nobody joined yet holds nothing
             // else, and goes with them; otherwise it keeps their ratchet steps, which is
             // harmless: no message used those keys, the peers skip them.
@@ -703,7 +705,7 @@ pub(crate) async fn encrypt_for(
 }
 
 /// What [`encrypt_each`] made.
-pub(crate) struct Encrypted {
+struct Encrypted {
     /// One `<to>` node per target with a session.
     nodes: Vec<Node>,
     /// Whether any of them is a `pkmsg`.

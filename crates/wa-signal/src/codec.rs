@@ -1,7 +1,8 @@
 //! A small protobuf reader and writer over byte slices, for the session record (read and
-//! written on every message, so it avoids the intermediate allocations of generated code).
-//! The schema is `SessionRecordProto` in `proto.rs`; tests check both directions against
-//! prost's encoding of it.
+//! written on every message, so it avoids the intermediate allocations of generated code)
+//! and for reading `msg` and `pkmsg` in place. The schemas are `SessionRecordProto`,
+//! `SignalMessageProto` and `PreKeySignalMessageProto` in `proto.rs`; tests check the
+//! record in both directions and the messages' reading against prost.
 
 use crate::Error;
 

@@ -332,14 +332,14 @@ impl Socket {
     /// A subscription to the events `wanted` picks, for a task that waits for a few
     /// kinds among many: it is woken only for those, and the busy kinds (messages,
     /// receipts) cannot crowd them out, as they can on a lagging [`Socket::events`]
-    /// subscription. Holds up to `capacity` events; when the subscriber is that far
-    /// behind, a new one is dropped for it (logged).
+    /// subscription. Holds up to `capacity` events (1 to 65,536); when the subscriber
+    /// is that far behind, a new one is dropped for it (logged).
     pub fn events_matching(
         &self,
         wanted: fn(&Event) -> bool,
         capacity: usize,
     ) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = mpsc::channel(capacity.clamp(1, 1 << 16));
         self.inner
             .taps
             .lock()

@@ -21,8 +21,36 @@ pub(crate) fn processed_key(id: &str, sender: &str) -> String {
     key
 }
 
-pub(crate) fn device_key(device: u32) -> String {
-    device.to_string()
+/// A device number as its key text (decimal), kept on the stack: sessions and identities
+/// are looked up by it on every message.
+pub(crate) struct DeviceKey {
+    digits: [u8; 10],
+    start: usize,
+}
+
+impl std::ops::Deref for DeviceKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII digits are written.
+        std::str::from_utf8(self.digits.get(self.start..).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+pub(crate) fn device_key(device: u32) -> DeviceKey {
+    let mut key = DeviceKey {
+        digits: [0; 10],
+        start: 10,
+    };
+    let mut n = device;
+    loop {
+        key.start -= 1;
+        key.digits[key.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return key;
+        }
+    }
 }
 
 /// A set of writes across roles that lands whole or not at all.
@@ -427,5 +455,12 @@ mod tests {
         assert_eq!(ops.len(), 2);
         assert!(matches!(&ops[0], Op::Put { scope, key, .. } if scope == "pn" && key == "1555"));
         assert!(matches!(&ops[1], Op::Put { scope, key, .. } if scope == "lid" && key == "999"));
+    }
+
+    #[test]
+    fn device_keys_are_the_decimal_text() {
+        for device in [0, 1, 9, 10, 99, 100, 65_535, 1_000_000_000, u32::MAX] {
+            assert_eq!(&*device_key(device), device.to_string());
+        }
     }
 }

@@ -9,8 +9,9 @@ use crate::{AccountId, Backend, BoxFuture, Op, Result, Role};
 /// (sent records, processed markers) grows to tens of thousands of keys, and a hashed
 /// insert beats a search down an ordered tree of similar keys; the one ordered read,
 /// [`Backend::list`], sorts what it returns. The hasher is foldhash's, seeded per
-/// process: a few times faster than the standard SipHash on these short keys, and
-/// still not predictable from outside.
+/// process: a few times faster than the standard SipHash on these short keys, with
+/// weaker (foldhash's "minimal") resistance to keys chosen to collide, which suits a
+/// backend for tests and short-lived sessions.
 type Scope = HashMap<String, (Bytes, i64), Hasher>;
 /// One account's items: role, then scope, then key. Nested so a lookup borrows its
 /// scope and key instead of building an owned key, and a scope's keys compare among

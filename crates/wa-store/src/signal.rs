@@ -7,19 +7,56 @@ use wa_signal::{
     Direction, IdentityKeyStore, PreKeyRecord, ProtocolAddress, SenderKeyName, SignedPreKeyRecord,
 };
 
-use crate::batch::{NO_SCOPE, device_key, id_key};
+use crate::batch::{DeviceKey, NO_SCOPE, device_key, id_key};
 use crate::{AccountStore, AuthCreds, Batch, CredsStore, Result, Role, SignedPreKey};
 
-type ItemKey = (Role, String, String);
+/// Items (or their absence, `None`) by role, scope and key, nested so that a lookup
+/// borrows its scope and key instead of building owned strings: a send reads each
+/// recipient's session and identity through here.
+#[derive(Default)]
+struct ItemMap(HashMap<Role, HashMap<String, HashMap<String, Option<Bytes>>>>);
+
+impl ItemMap {
+    fn get(&self, role: Role, scope: &str, key: &str) -> Option<&Option<Bytes>> {
+        self.0.get(&role)?.get(scope)?.get(key)
+    }
+
+    fn contains(&self, role: Role, scope: &str, key: &str) -> bool {
+        self.get(role, scope, key).is_some()
+    }
+
+    fn insert(&mut self, role: Role, scope: &str, key: &str, value: Option<Bytes>) {
+        let scopes = self.0.entry(role).or_default();
+        match scopes.get_mut(scope) {
+            Some(keys) => {
+                keys.insert(key.to_owned(), value);
+            }
+            None => {
+                scopes.insert(scope.to_owned(), HashMap::from([(key.to_owned(), value)]));
+            }
+        }
+    }
+
+    /// Inserts unless an entry is there.
+    fn insert_absent(&mut self, role: Role, scope: &str, key: &str, value: Option<Bytes>) {
+        if !self.contains(role, scope, key) {
+            self.insert(role, scope, key, value);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 /// Writes buffered by a staged adapter, and what they make reads see.
 #[derive(Default)]
 struct Staged {
     batch: Batch,
-    overlay: HashMap<ItemKey, Option<Bytes>>,
+    overlay: ItemMap,
     /// Sessions and identity keys as stored when first read (ahead by
     /// [`SignalStoreAdapter::prefetch`], or by a single read), so that each is read once.
-    prefetched: HashMap<ItemKey, Option<Bytes>>,
+    prefetched: ItemMap,
     /// Addresses whose identity key a staged write replaced with a different one.
     replaced: Vec<ProtocolAddress>,
 }
@@ -202,18 +239,19 @@ impl SignalStoreAdapter {
         if self.staged.is_none() || addresses.is_empty() {
             return Ok(());
         }
-        let keys: Vec<(String, String)> = addresses
+        let keys: Vec<(&str, DeviceKey)> = addresses
             .iter()
-            .map(|a| (a.name.clone(), device_key(a.device_id)))
+            .map(|a| (a.name.as_str(), device_key(a.device_id)))
             .collect();
         for role in [Role::Session, Role::Identity] {
             // What this adapter holds already (read before, or written) is not read again.
-            let wanted: Vec<&(String, String)> = match self.stage() {
+            let wanted: Vec<(&str, &str)> = match self.stage() {
                 Some(st) => keys
                     .iter()
-                    .filter(|(scope, key)| {
-                        let k = (role, scope.clone(), key.clone());
-                        !st.overlay.contains_key(&k) && !st.prefetched.contains_key(&k)
+                    .map(|(scope, key)| (*scope, &**key))
+                    .filter(|&(scope, key)| {
+                        !st.overlay.contains(role, scope, key)
+                            && !st.prefetched.contains(role, scope, key)
                     })
                     .collect(),
                 None => return Ok(()),
@@ -221,12 +259,11 @@ impl SignalStoreAdapter {
             if wanted.is_empty() {
                 continue;
             }
-            let refs: Vec<(&str, &str)> = wanted.iter().map(|(s, k)| (&s[..], &k[..])).collect();
-            let values = self.store.get_items(role, &refs).await?;
+            let values = self.store.get_items(role, &wanted).await?;
             if let Some(mut st) = self.stage() {
                 for ((scope, key), v) in wanted.into_iter().zip(values) {
                     if let Ok(v) = v {
-                        st.prefetched.insert((role, scope.clone(), key.clone()), v);
+                        st.prefetched.insert(role, scope, key, v);
                     }
                 }
             }
@@ -235,11 +272,13 @@ impl SignalStoreAdapter {
     }
 
     async fn read(&self, role: Role, scope: &str, key: &str) -> Result<Option<Bytes>> {
-        if let Some(st) = self.stage() {
-            let k = (role, scope.to_owned(), key.to_owned());
-            if let Some(v) = st.overlay.get(&k).or_else(|| st.prefetched.get(&k)) {
-                return Ok(v.clone());
-            }
+        if let Some(st) = self.stage()
+            && let Some(v) = st
+                .overlay
+                .get(role, scope, key)
+                .or_else(|| st.prefetched.get(role, scope, key))
+        {
+            return Ok(v.clone());
         }
         let value = match self.store.get_item(role, scope, key).await {
             // Sessions, identities, pre-keys and sender keys can all be rebuilt (retry
@@ -266,11 +305,9 @@ impl SignalStoreAdapter {
         // to save it). Not pre-keys: consuming one checks the store at commit.
         if matches!(role, Role::Session | Role::Identity)
             && let Some(mut st) = self.stage()
+            && !st.overlay.contains(role, scope, key)
         {
-            let k = (role, scope.to_owned(), key.to_owned());
-            if !st.overlay.contains_key(&k) {
-                st.prefetched.entry(k).or_insert_with(|| value.clone());
-            }
+            st.prefetched.insert_absent(role, scope, key, value.clone());
         }
         Ok(value)
     }
@@ -286,10 +323,8 @@ impl SignalStoreAdapter {
     ) -> Result<()> {
         if let Some(mut st) = self.stage() {
             f(&mut st.batch);
-            st.overlay.insert(
-                (role, scope.to_owned(), key.to_owned()),
-                value.map(Bytes::copy_from_slice),
-            );
+            st.overlay
+                .insert(role, scope, key, value.map(Bytes::copy_from_slice));
             return Ok(());
         }
         let mut b = Batch::new();
