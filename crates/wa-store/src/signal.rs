@@ -12,9 +12,13 @@ use crate::{AccountStore, AuthCreds, Batch, CredsStore, Result, Role, SignedPreK
 
 /// Items (or their absence, `None`) by role, scope and key, nested so that a lookup
 /// borrows its scope and key instead of building owned strings: a send reads each
-/// recipient's session and identity through here.
+/// recipient's session and identity through here. The maps live for one group of
+/// operations and hash with foldhash, as the memory backend does.
 #[derive(Default)]
-struct ItemMap(HashMap<Role, HashMap<String, HashMap<String, Option<Bytes>>>>);
+struct ItemMap(HashMap<Role, HashMap<String, Keys, Fast>, Fast>);
+
+type Keys = HashMap<String, Option<Bytes>, Fast>;
+type Fast = foldhash::fast::RandomState;
 
 impl ItemMap {
     fn get(&self, role: Role, scope: &str, key: &str) -> Option<&Option<Bytes>> {
@@ -32,7 +36,7 @@ impl ItemMap {
                 keys.insert(key.to_owned(), value);
             }
             None => {
-                scopes.insert(scope.to_owned(), HashMap::from([(key.to_owned(), value)]));
+                scopes.insert(scope.to_owned(), Keys::from_iter([(key.to_owned(), value)]));
             }
         }
     }
