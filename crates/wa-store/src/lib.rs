@@ -11,6 +11,12 @@ mod error;
 mod memory;
 mod privacy;
 mod signal;
+
+/// The hasher of the in-process maps looked up on every message (the memory backend's
+/// items, a staged Signal adapter's reads and writes): foldhash, seeded per process, a
+/// few times faster than SipHash on short keys, with weaker (foldhash's "minimal")
+/// resistance to keys chosen to collide.
+type FastHash = foldhash::fast::RandomState;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -3,21 +3,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::{AccountId, Backend, BoxFuture, Op, Result, Role};
+use crate::{AccountId, Backend, BoxFuture, FastHash, Op, Result, Role};
 
 /// The items of one scope, with their `at`. Hashed: a scope written with every message
 /// (sent records, processed markers) grows to tens of thousands of keys, and a hashed
 /// insert beats a search down an ordered tree of similar keys; the one ordered read,
-/// [`Backend::list`], sorts what it returns. The hasher is foldhash's, seeded per
-/// process: a few times faster than the standard SipHash on these short keys, with
-/// weaker (foldhash's "minimal") resistance to keys chosen to collide, which suits a
-/// backend for tests and short-lived sessions.
-type Scope = HashMap<String, (Bytes, i64), Hasher>;
+/// [`Backend::list`], sorts what it returns. Hashed with [`FastHash`], whose weaker
+/// resistance to keys chosen to collide suits a backend for tests and short-lived
+/// sessions.
+type Scope = HashMap<String, (Bytes, i64), FastHash>;
 /// One account's items: role, then scope, then key. Nested so a lookup borrows its
 /// scope and key instead of building an owned key, and a scope's keys compare among
 /// themselves only.
-type Items = HashMap<Role, HashMap<String, Scope, Hasher>, Hasher>;
-type Hasher = foldhash::fast::RandomState;
+type Items = HashMap<Role, HashMap<String, Scope, FastHash>, FastHash>;
 type Shared = Arc<Mutex<Items>>;
 
 /// A backend in process memory: for tests, and for short-lived sessions that need not

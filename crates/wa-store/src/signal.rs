@@ -8,17 +8,16 @@ use wa_signal::{
 };
 
 use crate::batch::{DeviceKey, NO_SCOPE, device_key, id_key};
-use crate::{AccountStore, AuthCreds, Batch, CredsStore, Result, Role, SignedPreKey};
+use crate::{AccountStore, AuthCreds, Batch, CredsStore, FastHash, Result, Role, SignedPreKey};
 
 /// Items (or their absence, `None`) by role, scope and key, nested so that a lookup
 /// borrows its scope and key instead of building owned strings: a send reads each
 /// recipient's session and identity through here. The maps live for one group of
-/// operations and hash with foldhash, as the memory backend does.
+/// operations.
 #[derive(Default)]
-struct ItemMap(HashMap<Role, HashMap<String, Keys, Fast>, Fast>);
+struct ItemMap(HashMap<Role, HashMap<String, Keys, FastHash>, FastHash>);
 
-type Keys = HashMap<String, Option<Bytes>, Fast>;
-type Fast = foldhash::fast::RandomState;
+type Keys = HashMap<String, Option<Bytes>, FastHash>;
 
 impl ItemMap {
     fn get(&self, role: Role, scope: &str, key: &str) -> Option<&Option<Bytes>> {
