@@ -30,7 +30,7 @@ pub(crate) fn route_bot_copies(shared: &Shared, sender: &Jid, node: &Node, id: &
         return;
     };
     let identity = node.child("device-identity").cloned();
-    let ty = route::short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let ty = route::short_attr(node, "type").unwrap_or(wa_binary::Str::from_static("text"));
     let targets: Vec<(Jid, Vec<Node>)> = {
         let st = shared.state.lock();
         bot.children_by_tag("to")

@@ -682,14 +682,18 @@ impl Conn {
     }
 
     /// Sends queued stanzas, applying the delivery faults.
-    async fn deliver_queued(&mut self, nodes: Vec<Node>) -> Result<(), End> {
+    async fn deliver_queued<N: std::borrow::Borrow<Node>>(
+        &mut self,
+        nodes: Vec<N>,
+    ) -> Result<(), End> {
         for node in nodes {
-            self.send(&node).await?;
+            let node = node.borrow();
+            self.send(node).await?;
             let faults = self.shared.faults();
             if faults.duplicate_delivery {
-                self.send(&node).await?;
+                self.send(node).await?;
             }
-            if Class::of(&node) == Some(Class::Message)
+            if Class::of(node) == Some(Class::Message)
                 && let Some(me) = &self.device
                 && faults.drop_after_deliver.contains(me)
             {

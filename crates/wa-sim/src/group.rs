@@ -1285,7 +1285,7 @@ pub(crate) fn route_group_message(
         None => recipients,
     };
     let t = unix_now().to_string();
-    let ty = route::short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let ty = route::short_attr(node, "type").unwrap_or(wa_binary::Str::from_static("text"));
     let edit = node
         .attr_opt::<String>("edit")
         .ok()

@@ -5,10 +5,12 @@
 //! any); it stays queued until that device acks it (or sends a receipt for a message).
 //! A stanza for a phone (device 0) goes to that phone's worker (`e2e.rs`) instead.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use wa_binary::{Jid, Node, Server};
+use wa_binary::{Jid, Node, Server, Str};
 
 use crate::sim::{Shared, unix_now};
 use crate::state::Inner;
@@ -67,12 +69,13 @@ impl Class {
 /// One stanza waiting for a device's ack.
 pub(crate) struct Queued {
     class: Class,
-    id: String,
+    id: Str,
     from: Option<Jid>,
     participant: Option<Jid>,
     /// The receipt type (`None`: delivered, and for other classes).
-    kind: Option<String>,
-    node: Node,
+    kind: Option<Str>,
+    /// Shared with the connection writing it, so handing it out copies nothing.
+    node: Arc<Node>,
     /// The payload bytes it holds (see [`compact`]).
     bytes: usize,
     /// The connection that was last given this stanza.
@@ -82,18 +85,19 @@ pub(crate) struct Queued {
 /// `node` with its byte contents copied out of the frame they were decoded from (a
 /// decoded node shares its frame's buffer, so a small queued stanza would keep a whole
 /// large frame alive), and how many payload bytes it holds. Trees deeper than
-/// [`MAX_QUEUED_DEPTH`] lose what lies below.
-fn compact(node: &Node, depth: usize) -> (Node, usize) {
-    let mut out = Node {
-        tag: node.tag.clone(),
-        attrs: node.attrs.clone(),
-        content: wa_binary::Content::None,
-    };
-    let mut size = node.tag.len() + 16 * node.attrs.len();
-    out.content = match &node.content {
+/// [`MAX_QUEUED_DEPTH`] lose what lies below. The tag and attributes are moved, not
+/// copied.
+fn compact(node: Node, depth: usize) -> (Node, usize) {
+    let Node {
+        tag,
+        attrs,
+        content,
+    } = node;
+    let mut size = tag.len() + 16 * attrs.len();
+    let content = match content {
         wa_binary::Content::Bytes(b) => {
             size += b.len();
-            wa_binary::Content::Bytes(bytes::Bytes::copy_from_slice(b))
+            wa_binary::Content::Bytes(bytes::Bytes::copy_from_slice(&b))
         }
         wa_binary::Content::Nodes(children) if depth < MAX_QUEUED_DEPTH => {
             let mut kids = Vec::with_capacity(children.len());
@@ -105,16 +109,58 @@ fn compact(node: &Node, depth: usize) -> (Node, usize) {
             wa_binary::Content::Nodes(kids)
         }
         wa_binary::Content::Nodes(_) => wa_binary::Content::Nodes(Vec::new()),
-        other => other.clone(),
+        other => other,
     };
-    (out, size)
+    (
+        Node {
+            tag,
+            attrs,
+            content,
+        },
+        size,
+    )
 }
 
-/// A device as a queue key: (user, device id) of its PN JID.
-type DeviceKey = (String, u16);
+/// A device as a queue key: (user, device id) of its PN JID. A user id is short enough
+/// to be kept inline in its `Str`, so making a key allocates nothing.
+type DeviceKey = (Str, u16);
 
 fn key(device: &Jid) -> DeviceKey {
-    (device.user.as_str().to_owned(), device.device)
+    (device.user.clone(), device.device)
+}
+
+/// The arrival numbers of a device's queued entries with one id: almost always one.
+#[derive(Debug)]
+enum Seqs {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Seqs {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Seqs::One(s) => std::slice::from_ref(s),
+            Seqs::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, seq: u64) {
+        match self {
+            Seqs::One(first) => *self = Seqs::Many(vec![*first, seq]),
+            Seqs::Many(v) => v.push(seq),
+        }
+    }
+
+    /// Drops `seq`; whether none is left.
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Seqs::One(s) => *s == seq,
+            Seqs::Many(v) => {
+                v.retain(|&s| s != seq);
+                v.is_empty()
+            }
+        }
+    }
 }
 
 /// One device's queue: entries by arrival number, indexed by stanza id, so an ack
@@ -125,7 +171,7 @@ struct DeviceQueue {
     /// Payload bytes of the entries.
     bytes: usize,
     /// Arrival numbers of the entries with each id (usually one).
-    by_id: HashMap<String, Vec<u64>, FastHash>,
+    by_id: HashMap<Str, Seqs, FastHash>,
     /// The next arrival number.
     next: u64,
     /// `(conn, seq)`: every entry numbered below `seq` has been given to `conn`.
@@ -136,7 +182,12 @@ impl DeviceQueue {
     fn insert(&mut self, q: Queued) {
         let seq = self.next;
         self.next += 1;
-        self.by_id.entry(q.id.clone()).or_default().push(seq);
+        match self.by_id.entry(q.id.clone()) {
+            Entry::Occupied(mut e) => e.get_mut().push(seq),
+            Entry::Vacant(e) => {
+                e.insert(Seqs::One(seq));
+            }
+        }
         self.bytes += q.bytes;
         self.entries.insert(seq, q);
     }
@@ -144,11 +195,10 @@ impl DeviceQueue {
     fn remove(&mut self, seq: u64) -> Option<Queued> {
         let q = self.entries.remove(&seq)?;
         self.bytes -= q.bytes;
-        if let Some(seqs) = self.by_id.get_mut(&q.id) {
-            seqs.retain(|&s| s != seq);
-            if seqs.is_empty() {
-                self.by_id.remove(&q.id);
-            }
+        if let Some(seqs) = self.by_id.get_mut(&q.id)
+            && seqs.remove(seq)
+        {
+            self.by_id.remove(&q.id);
         }
         Some(q)
     }
@@ -168,8 +218,8 @@ pub(crate) struct Queues {
     pub(crate) dropped: u64,
     /// Which device sent each recent message id (for routing retry receipts), oldest
     /// first, at most `MAX_SENDERS`.
-    senders: HashMap<String, Jid, FastHash>,
-    sender_order: VecDeque<String>,
+    senders: HashMap<Str, Jid, FastHash>,
+    sender_order: VecDeque<Str>,
 }
 
 /// The stanzas a login delivers, and the preview counts.
@@ -213,21 +263,25 @@ impl Queues {
         let q = Queued {
             class,
             id: node
-                .attr_opt::<String>("id")
+                .attr_opt::<Str>("id")
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
             from: node.attr_opt::<Jid>("from").ok().flatten(),
             participant: node.attr_opt::<Jid>("participant").ok().flatten(),
             kind: (class == Class::Receipt)
-                .then(|| node.attr_opt::<String>("type").ok().flatten())
+                .then(|| node.attr_opt::<Str>("type").ok().flatten())
                 .flatten(),
-            node: Node::default(),
+            node: Arc::default(),
             bytes: 0,
             sent_on: None,
         };
-        let (node, bytes) = compact(&node, 0);
-        let q = Queued { node, bytes, ..q };
+        let (node, bytes) = compact(node, 0);
+        let q = Queued {
+            node: Arc::new(node),
+            bytes,
+            ..q
+        };
         let v = self.map.entry(key(device)).or_default();
         while !v.entries.is_empty()
             && (v.entries.len() >= self.limit.max(1) || v.bytes + bytes > MAX_QUEUE_BYTES)
@@ -240,7 +294,7 @@ impl Queues {
 
     /// Up to `max` stanzas not yet given to connection `conn`, oldest first, marked as
     /// given.
-    pub(crate) fn unsent(&mut self, device: &Jid, conn: u64, max: usize) -> Vec<Node> {
+    pub(crate) fn unsent(&mut self, device: &Jid, conn: u64, max: usize) -> Vec<Arc<Node>> {
         let Some(v) = self.map.get_mut(&key(device)) else {
             return Vec::new();
         };
@@ -257,7 +311,7 @@ impl Queues {
                     break;
                 }
                 q.sent_on = Some(conn);
-                out.push(q.node.clone());
+                out.push(Arc::clone(&q.node));
             }
             upto = seq + 1;
         }
@@ -289,7 +343,7 @@ impl Queues {
                 Class::Notification => out.notifications += 1,
                 Class::Call => out.calls += 1,
             }
-            let mut n = q.node.clone();
+            let mut n = Node::clone(&q.node);
             n.attrs.insert("offline", "1");
             out.nodes.push(n);
         }
@@ -301,7 +355,7 @@ impl Queues {
         &mut self,
         device: &Jid,
         classes: &[Class],
-        ids: &[String],
+        ids: &[Str],
         chat: Option<&Jid>,
         participant: Option<&Jid>,
         receipt_type: Option<Option<&str>>,
@@ -311,7 +365,7 @@ impl Queues {
         };
         let mut hits = Vec::new();
         for id in ids {
-            for &seq in v.by_id.get(id).into_iter().flatten() {
+            for &seq in v.by_id.get(id).map_or(&[][..], Seqs::as_slice) {
                 let Some(q) = v.entries.get(&seq) else {
                     continue;
                 };
@@ -335,8 +389,9 @@ impl Queues {
 
     /// Remembers that `device` sent message `id`.
     pub(crate) fn sent(&mut self, id: &str, device: &Jid) {
-        if self.senders.insert(id.to_owned(), device.clone()).is_none() {
-            self.sender_order.push_back(id.to_owned());
+        let id = Str::copy_from(id);
+        if self.senders.insert(id.clone(), device.clone()).is_none() {
+            self.sender_order.push_back(id);
             if self.sender_order.len() > MAX_SENDERS
                 && let Some(old) = self.sender_order.pop_front()
             {
@@ -526,15 +581,15 @@ pub(crate) fn bundle_node(st: &mut Inner, jid: &Jid) -> Node {
 }
 
 /// The attribute `key` when it is present, not empty and short.
-pub(crate) fn short_attr(node: &Node, key: &str) -> Option<String> {
-    node.attr_opt::<String>(key)
+pub(crate) fn short_attr(node: &Node, key: &str) -> Option<Str> {
+    node.attr_opt::<Str>(key)
         .ok()
         .flatten()
         .filter(|v| !v.is_empty() && v.len() <= MAX_ATTR_LEN)
 }
 
-fn stanza_id(node: &Node) -> Option<String> {
-    node.attr_opt::<String>("id")
+fn stanza_id(node: &Node) -> Option<Str> {
+    node.attr_opt::<Str>("id")
         .ok()
         .flatten()
         .filter(|i| !i.is_empty() && i.len() <= MAX_ID_LEN)
@@ -616,7 +671,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
         return crate::newsletter::route_message(shared, sender, node, &id, &to);
     }
     let t = unix_now().to_string();
-    let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let ty = short_attr(node, "type").unwrap_or(Str::from_static("text"));
     let edit = short_attr(node, "edit");
     let identity = node.child("device-identity").cloned();
     // (target device, children) pairs, resolved under the state lock.
@@ -720,7 +775,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
 /// as `<message from="status@broadcast" participant=S:s>`.
 fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) -> Node {
     let t = unix_now().to_string();
-    let ty = short_attr(node, "type").unwrap_or_else(|| "text".to_owned());
+    let ty = short_attr(node, "type").unwrap_or(Str::from_static("text"));
     let shared_encs: Vec<Node> = node.children_by_tag("enc").take(4).cloned().collect();
     let identity = node.child("device-identity").cloned();
     let (targets, notify) = {
@@ -775,8 +830,8 @@ fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) 
 }
 
 /// The ids a receipt names: its `id` and the `<list><item id/>` entries.
-fn receipt_ids(id: &str, node: &Node) -> Vec<String> {
-    let mut ids = vec![id.to_owned()];
+fn receipt_ids(id: &Str, node: &Node) -> Vec<Str> {
+    let mut ids = vec![id.clone()];
     if let Some(list) = node.child("list") {
         ids.extend(
             list.children_by_tag("item")
@@ -915,8 +970,12 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
         .attr_opt("type", ty.clone())
         .children(node.children().iter().take(8).cloned())
         .build();
-    for dev in targets.iter().filter(|d| *d != sender) {
-        deliver(shared, dev, stanza.clone());
+    let targets: Vec<&Jid> = targets.iter().filter(|d| *d != sender).collect();
+    if let Some((last, rest)) = targets.split_last() {
+        for dev in rest {
+            deliver(shared, dev, stanza.clone());
+        }
+        deliver(shared, last, stanza);
     }
     Some(
         Node::builder("ack")
@@ -995,7 +1054,7 @@ mod tests {
             q.settle(
                 &device,
                 &[Class::Receipt],
-                &["X".to_owned()],
+                &[Str::from_static("X")],
                 Some(&from),
                 None,
                 Some(Some("retry")),
@@ -1012,10 +1071,10 @@ mod tests {
         assert_eq!(ack(&mut q), 1);
         assert_eq!(q.len(&device), 0);
     }
-    fn ids(nodes: &[Node]) -> Vec<String> {
+    fn ids<N: std::borrow::Borrow<Node>>(nodes: &[N]) -> Vec<String> {
         nodes
             .iter()
-            .map(|n| n.attr_opt::<String>("id").unwrap().unwrap())
+            .map(|n| n.borrow().attr_opt::<String>("id").unwrap().unwrap())
             .collect()
     }
 
@@ -1036,7 +1095,7 @@ mod tests {
         let acked = q.settle(
             &device,
             &[Class::Receipt],
-            &["B".to_owned()],
+            &[Str::from_static("B")],
             Some(&from),
             None,
             Some(Some("retry")),
@@ -1069,7 +1128,7 @@ mod tests {
             q.settle(
                 &device,
                 &[Class::Receipt],
-                &[id.to_owned()],
+                &[Str::copy_from(id)],
                 Some(&from),
                 None,
                 Some(Some("retry")),
