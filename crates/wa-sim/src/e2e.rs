@@ -72,7 +72,7 @@ pub(crate) struct PhoneSignal {
     identity: PublicKey,
     signed: SignedPreKeyRecord,
     keys: Mutex<PublicKeys>,
-    inbox: Mutex<VecDeque<PhoneMessage>>,
+    inbox: Mutex<VecDeque<Kept>>,
     /// Recently sent messages: (id, chat, content), for retry receipts.
     sent: Mutex<VecDeque<(String, Jid, Message)>>,
     /// Serializes the phone's Signal operations (decrypts and sends).
@@ -108,7 +108,7 @@ impl PhoneSignal {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn inbox_lock(&self) -> MutexGuard<'_, VecDeque<PhoneMessage>> {
+    fn inbox_lock(&self) -> MutexGuard<'_, VecDeque<Kept>> {
         self.inbox
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -178,7 +178,7 @@ impl PhoneSignal {
     }
 
     pub(crate) fn inbox(&self) -> Vec<PhoneMessage> {
-        self.inbox_lock().iter().cloned().collect()
+        self.inbox_lock().iter().filter_map(Kept::open).collect()
     }
 
     fn remember_sent(&self, id: &str, chat: &Jid, message: &Message) {
@@ -212,12 +212,43 @@ impl PhoneSignal {
     }
 
     /// Keeps `m` in the inbox, which holds at most `limit` messages.
-    fn record(&self, m: PhoneMessage, limit: usize) {
+    fn record(&self, m: Kept, limit: usize) {
         let mut inbox = self.inbox_lock();
         while inbox.len() >= limit.max(1) {
             inbox.pop_front();
         }
         inbox.push_back(m);
+    }
+}
+
+/// A message in a phone's inbox, kept as its padded plaintext: a few hundred bytes
+/// instead of a decoded `Message` of several KB, which also made dropping the oldest
+/// entry, long out of the cache, a visible cost per message. It is decoded again when
+/// the inbox is read.
+struct Kept {
+    from: Jid,
+    chat: Jid,
+    id: String,
+    padded: Vec<u8>,
+    /// The message is the `DeviceSentMessage` inside.
+    device_sent: bool,
+}
+
+impl Kept {
+    /// The message as it was received (the plaintext decoded when it was kept).
+    fn open(&self) -> Option<PhoneMessage> {
+        let mut m = decode_plain(&self.padded)?;
+        let message = if self.device_sent {
+            *m.device_sent_message.take()?.message?
+        } else {
+            m
+        };
+        Some(PhoneMessage {
+            from: self.from.clone(),
+            chat: self.chat.clone(),
+            id: self.id.clone(),
+            message: Arc::new(message),
+        })
     }
 }
 
@@ -308,7 +339,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
             }
             _ => None,
         };
-        let Some(mut msg) = padded.as_deref().and_then(decode_plain) else {
+        let Some((padded, mut msg)) = padded.and_then(|p| decode_plain(&p).map(|m| (p, m))) else {
             failed = true;
             continue;
         };
@@ -326,32 +357,32 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
                 .as_deref()
                 .and_then(|d| d.parse::<Jid>().ok());
             if let (Some(inner), Some(dest)) = (dsm.message, dest) {
-                let inner: Arc<Message> = Arc::from(inner);
                 signal.record(
-                    PhoneMessage {
+                    Kept {
                         from: author.clone(),
                         chat: dest,
                         id: id.clone(),
-                        message: inner.clone(),
+                        padded,
+                        device_sent: true,
                     },
                     shared.config.phone_inbox,
                 );
-                content = Some(inner);
+                content = Some(Arc::from(inner));
                 continue;
             }
         }
         if !only_key_material(&mut msg) {
-            let msg = Arc::new(msg);
             signal.record(
-                PhoneMessage {
+                Kept {
                     from: author.clone(),
                     chat: group.clone().unwrap_or_else(|| author.to_non_ad()),
                     id: id.clone(),
-                    message: msg.clone(),
+                    padded,
+                    device_sent: false,
                 },
                 shared.config.phone_inbox,
             );
-            content = Some(msg);
+            content = Some(Arc::new(msg));
         } else if content.is_none() {
             content = Some(Arc::new(msg));
         }
