@@ -433,8 +433,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    match args.get(1).map(String::as_str) {
-        Some("group") => rt.block_on(group(&args)),
-        _ => rt.block_on(one_to_one(&args)),
-    }
+    // The whole run is a task on the runtime's workers, as an application's event loop
+    // would be: under `block_on` the main thread would count B's events itself, a third
+    // thread on two cores woken (a futex call each way) about every other message.
+    let run = async move {
+        match args.get(1).map(String::as_str) {
+            Some("group") => group(&args).await,
+            _ => one_to_one(&args).await,
+        }
+    };
+    let run = rt.spawn(run);
+    rt.block_on(run).expect("the run panicked");
 }
