@@ -102,16 +102,25 @@ impl From<&Jid> for Value {
         Value::Jid(Box::new(j.clone()))
     }
 }
-macro_rules! value_from_display {
+macro_rules! value_from_int {
     ($($t:ty),*) => {$(
+        /// The decimal text, with no heap allocation.
         impl From<$t> for Value {
             fn from(v: $t) -> Self {
-                Value::Str(Str::from(v.to_string()))
+                // Lossless: every type here has at most 64 bits.
+                Value::Str(Str::decimal(v as i128))
             }
         }
     )*};
 }
-value_from_display!(u8, u16, u32, u64, usize, i8, i16, i32, i64, bool);
+value_from_int!(u8, u16, u32, u64, usize, i8, i16, i32, i64);
+
+/// `true` or `false`.
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Str(Str::from_static(if v { "true" } else { "false" }))
+    }
+}
 
 /// What a node holds after its attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

@@ -98,6 +98,28 @@ impl Str {
         })
     }
 
+    /// The decimal text of `v`, formatted on the stack: every 64-bit integer fits
+    /// inline, so this allocates nothing.
+    pub fn decimal(v: i128) -> Self {
+        let mut buf = [0u8; 40];
+        let mut at = buf.len();
+        let mut rest = v.unsigned_abs();
+        loop {
+            at -= 1;
+            // Invariant: `rest % 10` is a single digit.
+            buf[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        Self::from_ascii(&buf[at..])
+    }
+
     /// The text as bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
@@ -265,6 +287,26 @@ impl fmt::Debug for Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_text_matches_display_and_stays_inline() {
+        for v in [
+            0_i128,
+            7,
+            -7,
+            10,
+            1_764_000_000,
+            i128::from(u64::MAX),
+            i128::from(i64::MIN),
+            i128::from(i64::MAX),
+        ] {
+            let s = Str::decimal(v);
+            assert_eq!(s.as_str(), v.to_string());
+            assert!(matches!(s.0, Repr::Inline { .. }), "{v} not inline");
+        }
+        // Beyond 64 bits the text still comes out right.
+        assert_eq!(Str::decimal(i128::MIN).as_str(), i128::MIN.to_string());
+    }
 
     #[test]
     fn representations_compare_by_text() {
