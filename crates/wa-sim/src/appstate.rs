@@ -636,7 +636,7 @@ fn notify_server_sync(shared: &Shared, me: &Jid, name: &str, version: u64) {
         .attr("from", Jid::pn(phone.clone()))
         .attr("type", "server_sync")
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([Node::builder("collection")
             .attr("name", name.to_owned())
             .attr("version", version.to_string())

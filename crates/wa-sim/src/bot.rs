@@ -44,7 +44,7 @@ pub(crate) fn route_bot_copies(shared: &Shared, sender: &Jid, node: &Node, id: &
             })
             .collect()
     };
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     for (dev, mut children) in targets {
         children.extend(identity.clone());
         let stanza = Delivery {
@@ -185,7 +185,7 @@ pub(crate) fn bot_reply(
             })
             .collect()
     };
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     let enc = Node::builder("enc")
         .attr("v", "2")
         .attr("type", "msmsg")

@@ -81,7 +81,7 @@ fn call_stanza(from: Jid, element: Node) -> Node {
     Node::builder("call")
         .attr("from", from)
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([element])
         .build()
 }

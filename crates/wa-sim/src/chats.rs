@@ -818,7 +818,7 @@ fn picture_set(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
         .attr("from", subject)
         .attr("type", "picture")
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([change])
         .build();
     // Phones take nothing from picture notifications.
@@ -893,7 +893,7 @@ fn notify_own_devices(shared: &Shared, me: &Jid, change: Node) {
         .attr("from", Jid::pn(phone.clone()))
         .attr("type", "account_sync")
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([change])
         .build();
     let devices: Vec<Jid> = {

@@ -359,7 +359,7 @@ fn continuation(identity: Vec<u8>) -> Node {
         .attr("from", server_jid())
         .attr("id", fresh_id())
         .attr("type", "crsc_continuation")
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([Node::builder("primary_ephemeral_identity")
             .bytes(Bytes::from(identity))
             .build()])
@@ -626,7 +626,7 @@ impl Conn {
         self.device = Some(jid.clone());
         self.lid = Some(lid.clone());
         let success = Node::builder("success")
-            .attr("t", unix_now().to_string())
+            .attr("t", unix_now())
             .attr("props", "1")
             .attr("abprops", "1")
             .attr("location", "sim")
@@ -877,7 +877,7 @@ impl Conn {
                     .attr("from", server_jid())
                     .attr("id", fresh_id())
                     .attr("type", "link_code_companion_reg")
-                    .attr("t", unix_now().to_string())
+                    .attr("t", unix_now())
                     .children([Node::builder("link_code_companion_reg")
                         .attr("stage", "primary_hello")
                         .children([
@@ -1709,7 +1709,7 @@ impl Conn {
             .attr("from", server_jid())
             .attr("id", fresh_id())
             .attr("type", "passkey_prologue_request")
-            .attr("t", unix_now().to_string())
+            .attr("t", unix_now())
             .children([Node::builder("passkey_request_options")
                 .bytes(Bytes::from(sent_options))
                 .build()])

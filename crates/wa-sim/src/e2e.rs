@@ -228,7 +228,7 @@ impl PhoneSignal {
 struct Kept {
     from: Jid,
     chat: Jid,
-    id: String,
+    id: wa_binary::Str,
     padded: Vec<u8>,
     /// The message is the `DeviceSentMessage` inside.
     device_sent: bool,
@@ -246,7 +246,7 @@ impl Kept {
         Some(PhoneMessage {
             from: self.from.clone(),
             chat: self.chat.clone(),
-            id: self.id.clone(),
+            id: self.id.to_string(),
             message: Arc::new(message),
         })
     }
@@ -303,7 +303,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
     };
     let (Some(from), Some(id)) = (
         node.attr_opt::<Jid>("from").ok().flatten(),
-        node.attr_opt::<String>("id").ok().flatten(),
+        node.attr_opt::<wa_binary::Str>("id").ok().flatten(),
     ) else {
         return;
     };
@@ -391,7 +391,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
     if let Some(m) = &content {
         crate::appstate::phone_received(shared, phone, &author, &id, m).await;
     }
-    let me = Jid::with_device(phone.to_owned(), Server::Pn, 0);
+    let me = Jid::with_device(wa_binary::Str::copy_from(phone), Server::Pn, 0);
     let chat = group.clone().unwrap_or_else(|| author.to_non_ad());
     let mut receipt = Node::builder("receipt")
         .attr("id", id.clone())
@@ -406,7 +406,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
                 Node::builder("retry")
                     .attr("count", "1")
                     .attr("id", id)
-                    .attr("t", unix_now().to_string())
+                    .attr("t", unix_now())
                     .attr("v", "1")
                     .build(),
                 Node::builder("registration")

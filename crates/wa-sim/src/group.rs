@@ -306,7 +306,7 @@ pub(crate) struct Notice {
 }
 
 fn send_notices(shared: &Shared, notices: Vec<Notice>, except: &Jid) {
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     for n in notices {
         let node = Node::builder("notification")
             .attr("from", n.group)
@@ -1284,7 +1284,7 @@ pub(crate) fn route_group_message(
         Some(one) => recipients.into_iter().filter(|d| *d == one).collect(),
         None => recipients,
     };
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     let ty = route::short_attr(node, "type").unwrap_or(wa_binary::Str::from_static("text"));
     let edit = node
         .attr_opt::<String>("edit")

@@ -282,7 +282,7 @@ fn notification(from: Jid, ty: &'static str, children: Vec<Node>) -> Node {
         .attr("from", from)
         .attr("type", ty)
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children(children)
         .build()
 }
@@ -770,7 +770,7 @@ pub(crate) fn iq(shared: &Shared, me: &Jid, id: &str, node: &Node) -> Node {
             reply(
                 Node::builder("messages")
                     .attr("jid", target.clone())
-                    .attr("t", unix_now().to_string())
+                    .attr("t", unix_now())
                     .children(picked.into_iter().rev().map(|p| p.node(true)))
                     .build(),
             )

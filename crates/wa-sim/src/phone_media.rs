@@ -176,7 +176,7 @@ pub(crate) fn server_error(shared: &Shared, sender: &Jid, node: &Node) {
         .attr("from", Jid::new(phone.to_owned(), Server::Pn))
         .attr("id", id)
         .attr("type", "mediaretry")
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children(children)
         .build();
     shared.phone_media().answered += 1;

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use wa_binary::Node;
+use wa_binary::{Node, Str};
 
 /// Length of a reporting token.
 const TOKEN_LEN: usize = 16;
@@ -24,11 +24,12 @@ pub(crate) fn token_of(message: &Node) -> Option<&[u8]> {
         .filter(|b| b.len() == TOKEN_LEN && version == Some("2"))
 }
 
-/// Tokens by (sender's user, message id).
+/// Tokens by (sender's user, message id). Both fit inline in a `Str`, so keeping a
+/// token allocates nothing beyond the maps' own growth.
 #[derive(Default)]
 pub(crate) struct ReportingTokens {
-    tokens: HashMap<(String, String), [u8; TOKEN_LEN], crate::route::FastHash>,
-    order: VecDeque<(String, String)>,
+    tokens: HashMap<(Str, Str), [u8; TOKEN_LEN], crate::route::FastHash>,
+    order: VecDeque<(Str, Str)>,
 }
 
 impl ReportingTokens {
@@ -38,7 +39,7 @@ impl ReportingTokens {
         let Ok(token) = <[u8; TOKEN_LEN]>::try_from(token) else {
             return;
         };
-        let key = (sender_user.to_owned(), id.to_owned());
+        let key = (Str::copy_from(sender_user), Str::copy_from(id));
         if self.tokens.insert(key.clone(), token).is_none() {
             self.order.push_back(key);
             while self.order.len() > CAPACITY {
@@ -52,7 +53,7 @@ impl ReportingTokens {
     /// The token kept for message `id` from `sender_user`.
     pub(crate) fn get(&self, sender_user: &str, id: &str) -> Option<Vec<u8>> {
         self.tokens
-            .get(&(sender_user.to_owned(), id.to_owned()))
+            .get(&(Str::copy_from(sender_user), Str::copy_from(id)))
             .map(|t| t.to_vec())
     }
 }

@@ -501,7 +501,7 @@ pub(crate) fn user_devices(st: &Inner, phone: &str) -> Vec<Jid> {
     };
     std::iter::once(0)
         .chain(a.devices.keys().copied())
-        .map(|d| Jid::with_device(a.phone.clone(), Server::Pn, d))
+        .map(|d| Jid::with_device(Str::copy_from(&a.phone), Server::Pn, d))
         .collect()
 }
 
@@ -604,10 +604,10 @@ pub(crate) fn server_ack(
 ) -> Node {
     Node::builder("ack")
         .attr("class", class)
-        .attr("id", id.to_owned())
+        .attr("id", Str::copy_from(id))
         .attr_opt("from", from)
-        .attr("t", unix_now().to_string())
-        .attr_opt("error", error.map(|e| e.to_string()))
+        .attr("t", unix_now())
+        .attr_opt("error", error)
         .build()
 }
 
@@ -629,13 +629,13 @@ impl Delivery<'_> {
         Node::builder("message")
             .attr("from", self.from.clone())
             .attr_opt("participant", self.participant.cloned())
-            .attr("id", self.id.to_owned())
-            .attr("t", self.t.to_owned())
-            .attr("type", self.ty.to_owned())
-            .attr_opt("edit", self.edit.map(str::to_owned))
+            .attr("id", Str::copy_from(self.id))
+            .attr("t", Str::copy_from(self.t))
+            .attr("type", Str::copy_from(self.ty))
+            .attr_opt("edit", self.edit.map(Str::copy_from))
             .attr_opt("recipient", self.recipient.cloned())
-            .attr_opt("addressing_mode", self.addressing_mode.map(str::to_owned))
-            .attr_opt("notify", self.notify.map(str::to_owned))
+            .attr_opt("addressing_mode", self.addressing_mode.map(Str::copy_from))
+            .attr_opt("notify", self.notify.map(Str::copy_from))
             .children(children)
             .build()
     }
@@ -670,7 +670,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
     if to.is_newsletter() {
         return crate::newsletter::route_message(shared, sender, node, &id, &to);
     }
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     let ty = short_attr(node, "type").unwrap_or(Str::from_static("text"));
     let edit = short_attr(node, "edit");
     let identity = node.child("device-identity").cloned();
@@ -774,7 +774,7 @@ fn route_message_inner(shared: &Shared, sender: &Jid, node: &Node) -> Node {
 /// `participant`), with its `<to>` children and then the message's own `<enc>`s,
 /// as `<message from="status@broadcast" participant=S:s>`.
 fn route_status(shared: &Shared, sender: &Jid, node: &Node, id: &str, to: &Jid) -> Node {
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     let ty = short_attr(node, "type").unwrap_or(Str::from_static("text"));
     let shared_encs: Vec<Node> = node.children_by_tag("enc").take(4).cloned().collect();
     let identity = node.child("device-identity").cloned();
@@ -941,7 +941,7 @@ pub(crate) fn route_receipt(shared: &Shared, sender: &Jid, node: &Node) -> Optio
             }
         }
     };
-    let t = unix_now().to_string();
+    let t = wa_binary::Str::decimal(unix_now().into());
     let (from, part) = match &group {
         Some(g) => (g.clone(), Some(sender.clone())),
         None => (sender.clone(), None),

@@ -1112,7 +1112,7 @@ impl Sim {
             .attr("from", Jid::pn(phone.to_owned()))
             .attr("type", "encrypt")
             .attr("id", fresh_id())
-            .attr("t", unix_now().to_string())
+            .attr("t", unix_now())
             .children([Node::builder("identity").build()])
             .build();
         for d in told.iter().filter(|_| announce) {

@@ -255,7 +255,7 @@ pub(crate) fn devices_notification(phone: &str, added: bool, device: u16, key_in
         .attr("from", Jid::pn(phone.to_owned()))
         .attr("type", "devices")
         .attr("id", fresh_id())
-        .attr("t", unix_now().to_string())
+        .attr("t", unix_now())
         .children([change])
         .build()
 }
