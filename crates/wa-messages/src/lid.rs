@@ -281,15 +281,15 @@ impl Inner {
             Way::LidOfPn => (&self.lid.lids, &self.lid.no_lid),
             Way::PnOfLid => (&self.lid.pns, &self.lid.no_pn),
         };
-        let user = user.to_owned();
-        if let Some(other) = found.get(&user).await {
+        if let Some(other) = found.get(user).await {
             return Ok(Some(other));
         }
         let store = self.socket.store();
         let generation = store.generation(Role::LidMapping);
-        if absent.get(&user).await == Some(generation) {
+        if absent.get(user).await == Some(generation) {
             return Ok(None);
         }
+        let user = user.to_owned();
         let other = match way {
             Way::LidOfPn => store.lid_for_pn(&user).await?,
             Way::PnOfLid => store.pn_for_lid(&user).await?,

@@ -1,5 +1,6 @@
 //! [`LazyCache`]: a bounded cache that costs nothing until its first insert.
 
+use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -54,8 +55,13 @@ where
         }
     }
 
-    /// The cached value of `key`.
-    pub async fn get(&self, key: &K) -> Option<V> {
+    /// The cached value of `key`, looked up by any borrowed form of it (e.g. a `&str`
+    /// for a `String` key), so a lookup need not build a key.
+    pub async fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.cache.get()?.get(key).await
     }
 
