@@ -212,7 +212,11 @@ impl IdentityKeyStore for InMemoryStore {
         address: &ProtocolAddress,
         identity: &PublicKey,
     ) -> Result<bool, Error> {
-        let old = self.maps().identities.insert(address.clone(), *identity);
+        let mut maps = self.maps();
+        let old = match maps.identities.get_mut(address) {
+            Some(known) => Some(std::mem::replace(known, *identity)),
+            None => maps.identities.insert(address.clone(), *identity),
+        };
         Ok(old.is_some_and(|o| o != *identity))
     }
 
@@ -244,9 +248,15 @@ impl SessionStore for InMemoryStore {
     }
 
     async fn store_session(&self, address: &ProtocolAddress, record: Vec<u8>) -> Result<(), Error> {
-        self.maps()
-            .sessions
-            .insert(address.clone(), Zeroizing::new(record));
+        // Replaced in place when present: no copy of the address per message.
+        let mut maps = self.maps();
+        match maps.sessions.get_mut(address) {
+            Some(kept) => *kept = Zeroizing::new(record),
+            None => {
+                maps.sessions
+                    .insert(address.clone(), Zeroizing::new(record));
+            }
+        }
         Ok(())
     }
 
