@@ -56,9 +56,17 @@ pub(crate) fn put_message(buf: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Ve
     if len < 0x80 {
         buf[at] = len as u8;
     } else {
-        let mut prefix = Vec::with_capacity(10);
-        put_varint(&mut prefix, len as u64);
-        buf.splice(at..at + 1, prefix);
+        // The length prefix, written on the stack (a varint takes at most 10 bytes).
+        let mut prefix = [0u8; 10];
+        let mut n = 0;
+        let mut v = len as u64;
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
+        buf.splice(at..at + 1, prefix[..=n].iter().copied());
     }
 }
 
