@@ -312,7 +312,9 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         // of one (a copy of a message that failed is tried again, as it would be alone).
         let mut done = std::collections::HashSet::new();
         let mut echoes = Vec::new();
-        for (i, ((node, info), session)) in run.iter().zip(&sessions).enumerate() {
+        for (i, (((node, info), session), (chat_s, sender_s))) in
+            run.iter().zip(&sessions).zip(&names).enumerate()
+        {
             let Some(session) = session else { continue };
             let key = (&info.chat, info.id.as_str(), &info.sender);
             if done.contains(&key) {
@@ -325,7 +327,14 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
                     done.insert(key);
                     staged.push((
                         i,
-                        stage_received(inner, info, decrypted, destination, &mut extra),
+                        stage_received(
+                            inner,
+                            info,
+                            (chat_s, sender_s),
+                            decrypted,
+                            destination,
+                            &mut extra,
+                        ),
                     ));
                 }
                 Err(e) => outcomes[i] = Some(Outcome::Failed(e)),
@@ -391,7 +400,7 @@ async fn finish(
     outcome: Outcome,
     attempt: usize,
 ) {
-    let sender_s = info.sender.to_string();
+    let sender_s = &info.sender;
     match outcome {
         Outcome::Duplicate => {
             debug!(
@@ -623,7 +632,6 @@ async fn decrypt_all(
     session: &Jid,
     encs: &[(CiphertextType, &[u8])],
 ) -> Result<(Vec<Message>, Option<Jid>), Error> {
-    let chat_s = info.chat.to_string();
     let mut decrypted = Vec::with_capacity(encs.len());
     let mut destination: Option<Jid> = None;
     for (kind, bytes) in encs {
@@ -641,8 +649,7 @@ async fn decrypt_all(
                 .group_id
                 .as_deref()
                 .filter(|g| !g.is_empty())
-                .unwrap_or(&chat_s)
-                .to_owned();
+                .map_or_else(|| info.chat.to_string(), str::to_owned);
             // Older states of this sender's key (for late messages) come along.
             adopt_pn_sender_key(inner, repo, me, info, session, &group).await?;
             if let Err(e) = repo
@@ -683,7 +690,15 @@ async fn commit_received(
     destination: Option<Jid>,
 ) -> Outcome {
     let mut extra = Batch::new();
-    let staged = stage_received(inner, info, decrypted, destination, &mut extra);
+    let (chat_s, sender_s) = (info.chat.to_string(), info.sender.to_string());
+    let staged = stage_received(
+        inner,
+        info,
+        (&chat_s, &sender_s),
+        decrypted,
+        destination,
+        &mut extra,
+    );
     let reported = inner.inbox.take_into(&mut extra);
     match inner.commit_staged(repo, extra).await {
         Ok(()) => staged.committed(inner),
@@ -726,11 +741,11 @@ impl Staged {
 fn stage_received(
     inner: &Inner,
     info: &Incoming,
+    (chat_s, sender_s): (&str, &str),
     decrypted: Vec<Message>,
     destination: Option<Jid>,
     extra: &mut Batch,
 ) -> Staged {
-    let chat_s = info.chat.to_string();
     let mut content: Option<Arc<Message>> = None;
     for mut message in decrypted {
         if has_content(&mut message) {
@@ -738,7 +753,7 @@ fn stage_received(
         }
     }
     let now = unix_now();
-    extra.mark_message_processed(&chat_s, &info.id, &info.sender.to_string(), now as i64);
+    extra.mark_message_processed(chat_s, &info.id, sender_s, now as i64);
     // The message is kept until it was reported, and deletions of reported ones ride along.
     let report = content.as_ref().map(|m| {
         let mut shown = info.clone();

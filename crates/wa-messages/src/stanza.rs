@@ -158,7 +158,7 @@ pub(crate) fn enc_node_for(
     Node::builder("enc")
         .attr("v", "2")
         .attr("type", kind)
-        .attr_opt("count", count.map(|c| c.to_string()))
+        .attr_opt("count", count)
         .attr_opt("mediatype", m.and_then(media_type))
         .attr_opt("decrypt-fail", hide.then_some("hide"))
         .bytes(ciphertext)
@@ -280,7 +280,7 @@ pub(crate) fn ack_for(node: &Node, class: &'static str, error: Option<u16>) -> N
             b = b.attr(key, v.clone());
         }
     }
-    b.attr_opt("error", error.map(|e| e.to_string())).build()
+    b.attr_opt("error", error).build()
 }
 
 /// `<ack class="message">` for `node`, naming our device as `from`, as WhatsApp Web
@@ -360,9 +360,9 @@ pub(crate) fn retry_receipt(node: &Node, req: &RetryRequest<'_>) -> Node {
     }
     let mut children = vec![
         Node::builder("retry")
-            .attr("count", req.count.to_string())
+            .attr("count", req.count)
             .attr("id", id)
-            .attr("t", req.t.to_string())
+            .attr("t", req.t)
             .attr("v", "1")
             .build(),
         Node::builder("registration")
@@ -498,7 +498,7 @@ pub(crate) fn receipt_for_ids(
     let mut b = Node::builder("receipt")
         .attr("id", first.clone())
         .attr("to", to.clone())
-        .attr("t", t.to_string());
+        .attr("t", t);
     if let Some(p) = participant {
         b = b.attr("participant", p.clone());
     }
