@@ -450,8 +450,8 @@ mod tests {
     fn sizes_stay_small() {
         use std::mem::size_of;
         assert_eq!(size_of::<Attrs>(), 24);
-        assert_eq!(size_of::<Value>(), 24);
-        assert_eq!(size_of::<Entry>(), 32);
+        assert_eq!(size_of::<Value>(), 56);
+        assert_eq!(size_of::<Entry>(), 64);
         assert_eq!(size_of::<crate::node::Node>(), 88);
     }
 }

@@ -427,7 +427,7 @@ impl Decoder<'_> {
                     Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
                 }
                 Value::Str(s) => Content::Text(s),
-                Value::Jid(j) => Content::Jid(j),
+                Value::Jid(j) => Content::Jid(Box::new(j)),
             }),
         }
     }
@@ -441,13 +441,13 @@ impl Decoder<'_> {
                 let ut = self.u8()?;
                 let user = self.string(ut, at + 1)?;
                 let server = self.server(at)?;
-                Ok(Value::Jid(Box::new(Jid {
+                Ok(Value::Jid(Jid {
                     user,
                     server,
                     agent: 0,
                     device: 0,
                     integrator: 0,
-                })))
+                }))
             }
             tag::AD_JID => {
                 let [domain, device] = self.array::<2>()?;
@@ -461,13 +461,13 @@ impl Decoder<'_> {
                     129 => (Server::HostedLid, 0),
                     other => (Server::Pn, other),
                 };
-                Ok(Value::Jid(Box::new(Jid {
+                Ok(Value::Jid(Jid {
                     user,
                     server,
                     agent,
                     device: device.into(),
                     integrator: 0,
-                })))
+                }))
             }
             tag::FB_JID => {
                 let ut_at = self.pos;
@@ -481,13 +481,13 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Box::new(Jid {
+                Ok(Value::Jid(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator: 0,
-                })))
+                }))
             }
             tag::INTEROP_JID => {
                 let ut_at = self.pos;
@@ -502,13 +502,13 @@ impl Decoder<'_> {
                         offset: at,
                     });
                 }
-                Ok(Value::Jid(Box::new(Jid {
+                Ok(Value::Jid(Jid {
                     user,
                     server,
                     agent: 0,
                     device,
                     integrator,
-                })))
+                }))
             }
             _ => self.string_as(t, at, Value::Str),
         }

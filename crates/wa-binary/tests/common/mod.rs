@@ -30,7 +30,7 @@ pub(crate) fn node_from_json(j: &Json) -> Node {
     let content = match j.get("content") {
         None => Content::None,
         Some(Json::String(s)) => match Value::sniff(s.clone()) {
-            Value::Jid(jid) => Content::Jid(jid),
+            Value::Jid(jid) => Content::Jid(Box::new(jid)),
             Value::Str(s) => Content::Text(s),
         },
         Some(Json::Array(items)) => Content::Nodes(items.iter().map(node_from_json).collect()),
