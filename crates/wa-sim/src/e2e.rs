@@ -238,11 +238,10 @@ impl Kept {
     /// The message as it was received (the plaintext decoded when it was kept).
     fn open(&self) -> Option<PhoneMessage> {
         let mut m = decode_plain(&self.padded)?;
-        let message = if self.device_sent {
-            *m.device_sent_message.take()?.message?
-        } else {
-            m
-        };
+        // Receiving took any `DeviceSentMessage` out of the message (one without a
+        // usable destination is kept as the rest of the message).
+        let dsm = m.device_sent_message.take();
+        let message = if self.device_sent { *dsm?.message? } else { m };
         Some(PhoneMessage {
             from: self.from.clone(),
             chat: self.chat.clone(),
@@ -880,6 +879,48 @@ pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inbox_entry_opens_to_the_message_the_phone_received() {
+        let text = |t: &str| Message {
+            conversation: Some(t.to_owned()),
+            ..Default::default()
+        };
+        let kept = |m: &Message, device_sent: bool| Kept {
+            from: Jid::with_device("15550000001", Server::Pn, 2),
+            chat: Jid::pn("15550000002"),
+            id: wa_binary::Str::from_static("3EB0AA"),
+            padded: pad_message(&m.encode_to_vec(), &mut OsRng),
+            device_sent,
+        };
+        let plain = kept(&text("hi"), false).open().expect("opens");
+        assert_eq!(*plain.message, text("hi"));
+        assert_eq!(plain.id, "3EB0AA");
+        assert_eq!(plain.from, Jid::with_device("15550000001", Server::Pn, 2));
+
+        // One of the account's own companions sent it elsewhere: the inner message.
+        let wrapped = Message {
+            device_sent_message: Some(Box::new(DeviceSentMessage {
+                destination_jid: Some("15550000003@s.whatsapp.net".to_owned()),
+                message: Some(Box::new(text("to three"))),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            *kept(&wrapped, true).open().unwrap().message,
+            text("to three")
+        );
+
+        // A wrapper without a usable destination was kept as the rest of the message,
+        // without the wrapper, as receiving left it.
+        let mut stray = text("rest");
+        stray.device_sent_message = Some(Box::new(DeviceSentMessage {
+            message: Some(Box::new(text("inner"))),
+            ..Default::default()
+        }));
+        assert_eq!(*kept(&stray, false).open().unwrap().message, text("rest"));
+    }
 
     fn key_id(nodes: &[Node]) -> Option<u32> {
         let id = nodes
