@@ -11,12 +11,22 @@ const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
-pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+/// `v` as a varint: the bytes (at most 10) and how many are used.
+fn varint(mut v: u64) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
     while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
+        out[n] = (v as u8) | 0x80;
         v >>= 7;
+        n += 1;
     }
-    buf.push(v as u8);
+    out[n] = v as u8;
+    (out, n + 1)
+}
+
+pub(crate) fn put_varint(buf: &mut Vec<u8>, v: u64) {
+    let (bytes, n) = varint(v);
+    buf.extend_from_slice(&bytes[..n]);
 }
 
 fn put_key(buf: &mut Vec<u8>, tag: u32, wire: u8) {
@@ -56,17 +66,9 @@ pub(crate) fn put_message(buf: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Ve
     if len < 0x80 {
         buf[at] = len as u8;
     } else {
-        // The length prefix, written on the stack (a varint takes at most 10 bytes).
-        let mut prefix = [0u8; 10];
-        let mut n = 0;
-        let mut v = len as u64;
-        while v >= 0x80 {
-            prefix[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        prefix[n] = v as u8;
-        buf.splice(at..at + 1, prefix[..=n].iter().copied());
+        // The length prefix, written on the stack.
+        let (prefix, n) = varint(len as u64);
+        buf.splice(at..at + 1, prefix[..n].iter().copied());
     }
 }
 

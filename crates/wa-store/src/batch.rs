@@ -1,3 +1,5 @@
+use wa_binary::Str;
+
 use crate::backend::{check_key, seal};
 use crate::{AuthCreds, Op, Result, Role};
 
@@ -21,36 +23,10 @@ pub(crate) fn processed_key(id: &str, sender: &str) -> String {
     key
 }
 
-/// A device number as its key text (decimal), kept on the stack: sessions and identities
-/// are looked up by it on every message.
-pub(crate) struct DeviceKey {
-    digits: [u8; 10],
-    start: usize,
-}
-
-impl std::ops::Deref for DeviceKey {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        // Only ASCII digits are written.
-        std::str::from_utf8(self.digits.get(self.start..).unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-pub(crate) fn device_key(device: u32) -> DeviceKey {
-    let mut key = DeviceKey {
-        digits: [0; 10],
-        start: 10,
-    };
-    let mut n = device;
-    loop {
-        key.start -= 1;
-        key.digits[key.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return key;
-        }
-    }
+/// A device number as its key text (decimal), formatted on the stack into an inline
+/// `Str`: sessions and identities are looked up by it on every message.
+pub(crate) fn device_key(device: u32) -> Str {
+    Str::decimal(device.into())
 }
 
 /// A set of writes across roles that lands whole or not at all.

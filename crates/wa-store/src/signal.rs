@@ -7,7 +7,7 @@ use wa_signal::{
     Direction, IdentityKeyStore, PreKeyRecord, ProtocolAddress, SenderKeyName, SignedPreKeyRecord,
 };
 
-use crate::batch::{DeviceKey, NO_SCOPE, device_key, id_key};
+use crate::batch::{NO_SCOPE, device_key, id_key};
 use crate::{AccountStore, AuthCreds, Batch, CredsStore, FastHash, Result, Role, SignedPreKey};
 
 /// Items (or their absence, `None`) by role, scope and key, nested so that a lookup
@@ -242,7 +242,7 @@ impl SignalStoreAdapter {
         if self.staged.is_none() || addresses.is_empty() {
             return Ok(());
         }
-        let keys: Vec<(&str, DeviceKey)> = addresses
+        let keys: Vec<(&str, wa_binary::Str)> = addresses
             .iter()
             .map(|a| (a.name.as_str(), device_key(a.device_id)))
             .collect();
