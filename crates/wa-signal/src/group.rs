@@ -139,13 +139,9 @@ impl SenderKeyState {
             if self.skipped.len() == MAX_SKIPPED_KEYS {
                 self.skipped.pop_front();
             }
-            self.skipped
-                .push_back((self.chain.index, self.chain.message_seed()));
-            self.chain.advance();
+            self.skipped.push_back(self.chain.take_seed());
         }
-        let seed = self.chain.message_seed();
-        self.chain.advance();
-        Ok(seed)
+        Ok(self.chain.take_seed().1)
     }
 }
 
@@ -331,8 +327,6 @@ impl SenderKeyRecord {
             .front_mut()
             .filter(|s| s.signing_private.is_some())
             .ok_or_else(|| Error::NoSenderKey(None))?;
-        let keys = GroupMessageKeys::derive(&state.chain.message_seed());
-        let ciphertext = cbc_encrypt(&keys.cipher_key, &keys.iv, plaintext);
         let signing = KeyPair {
             public: state.signing_public,
             private: state
@@ -340,9 +334,10 @@ impl SenderKeyRecord {
                 .clone()
                 .ok_or_else(|| Error::NoSenderKey(None))?,
         };
-        let message =
-            SenderKeyMessage::encode(state.key_id, state.chain.index, ciphertext, &signing, rng);
-        state.chain.advance();
+        let (iteration, seed) = state.chain.take_seed();
+        let keys = GroupMessageKeys::derive(&seed);
+        let ciphertext = cbc_encrypt(&keys.cipher_key, &keys.iv, plaintext);
+        let message = SenderKeyMessage::encode(state.key_id, iteration, ciphertext, &signing, rng);
         Ok(message.serialized().to_vec())
     }
 

@@ -1,7 +1,7 @@
 //! The key-derivation steps of the double ratchet and of sender keys, and AES-256-CBC.
 
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
-use wa_crypto::{SharedSecret, hkdf_sha256_into, hmac_sha256};
+use wa_crypto::{HmacSha256Key, SharedSecret, hkdf_sha256_into, hmac_sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
@@ -30,6 +30,17 @@ impl ChainKey {
     pub(crate) fn advance(&mut self) {
         self.key = hmac_sha256(&self.key, &[CHAIN_KEY_SEED]);
         self.index = self.index.wrapping_add(1);
+    }
+
+    /// The message-key seed for `self.index` with that index, then the chain stepped:
+    /// [`Self::message_seed`] and [`Self::advance`] under one prepared HMAC key.
+    pub(crate) fn take_seed(&mut self) -> (u32, Seed) {
+        let mac = HmacSha256Key::new(&self.key);
+        let seed = Seed(mac.mac(&[&[MESSAGE_KEY_SEED]]));
+        let index = self.index;
+        self.key = mac.mac(&[&[CHAIN_KEY_SEED]]);
+        self.index = self.index.wrapping_add(1);
+        (index, seed)
     }
 }
 
@@ -135,4 +146,27 @@ pub(crate) fn cbc_decrypt(
     Aes256CbcDec::new(key.into(), iv.into())
         .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
         .map_err(|_| Error::InvalidMessage("bad cipher padding"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_seed_is_the_seed_then_the_step() {
+        let mut one = ChainKey::new([7; 32], 41);
+        let mut other = ChainKey::new([7; 32], 41);
+        for _ in 0..3 {
+            let expected = (other.index, other.message_seed());
+            other.advance();
+            let (index, seed) = one.take_seed();
+            assert_eq!((index, seed.0), (expected.0, expected.1.0));
+            assert_eq!((one.key, one.index), (other.key, other.index));
+        }
+        assert_eq!(one.index, 44);
+        // HMAC(ck, 0x01) and HMAC(ck, 0x02) of the all-zero chain key, computed apart.
+        let (_, seed) = ChainKey::new([0; 32], 0).take_seed();
+        assert_eq!(seed.0, hmac_sha256(&[0; 32], &[MESSAGE_KEY_SEED]));
+        assert_ne!(seed.0, hmac_sha256(&[0; 32], &[CHAIN_KEY_SEED]));
+    }
 }

@@ -176,18 +176,18 @@ pub(crate) fn encrypt(
         .sender
         .as_mut()
         .ok_or_else(|| Error::NoSession(address.clone()))?;
-    let keys = MessageKeys::derive(&sender.chain.message_seed());
+    let (counter, seed) = sender.chain.take_seed();
+    let keys = MessageKeys::derive(&seed);
     let ciphertext = cbc_encrypt(&keys.cipher_key, &keys.iv, plaintext);
     let message = SignalMessage::encode(
         &keys.mac_key,
         sender.ratchet.public,
-        sender.chain.index,
+        counter,
         state.previous_counter,
         ciphertext,
         &state.local_identity,
         &state.remote_identity,
     );
-    sender.chain.advance();
     Ok(match &state.pending {
         Some(p) => {
             let pkmsg = PreKeySignalMessage::encode(
@@ -294,13 +294,10 @@ pub(crate) fn message_seed(chain: &mut ReceiverChain, counter: u32) -> Result<Se
             if skipped.len() == MAX_SKIPPED_KEYS {
                 skipped.pop_front();
             }
-            skipped.push_back((chain.chain.index, chain.chain.message_seed()));
-            chain.chain.advance();
+            skipped.push_back(chain.chain.take_seed());
         }
     }
-    let seed = chain.chain.message_seed();
-    chain.chain.advance();
-    Ok(seed)
+    Ok(chain.chain.take_seed().1)
 }
 
 fn error_rank(e: &Error) -> u8 {
