@@ -7,10 +7,12 @@ use crate::error::{Error, clip};
 use crate::str::Str;
 use crate::tokens::SINGLE_BYTE;
 
-/// The longest JID user part the layers above accept from the network. Phone numbers,
-/// LIDs, group and channel ids are far shorter. Records are stored under keys made of
-/// JIDs, and a longer user part could make a key too long to store, failing the whole
-/// batch it was written in; parsing itself does not enforce it.
+/// The longest JID user part (and server name) accepted from text or from an attribute.
+/// Phone numbers, LIDs, group and channel ids are far shorter. Records are stored under
+/// keys made of JIDs, and a longer user part could make a key too long to store, failing
+/// the whole batch it was written in. Parsing (`str::parse`) and attribute reads
+/// ([`Node::attr`](crate::Node::attr) and [`Value::to_jid`](crate::Value::to_jid)) refuse
+/// longer ones; a decoded node keeps what was received, and [`Jid::is_bounded`] tells.
 pub const MAX_JID_USER_LEN: usize = 128;
 
 /// The server part of a JID.
@@ -299,6 +301,12 @@ impl Jid {
         matches!(self.server, Server::Pn | Server::LegacyUser) && !self.user.is_empty()
     }
 
+    /// Whether the user part and the server name are at most [`MAX_JID_USER_LEN`]
+    /// bytes: always for a parsed JID, not necessarily for a decoded one.
+    pub fn is_bounded(&self) -> bool {
+        self.user.len() <= MAX_JID_USER_LEN && self.server.as_str().len() <= MAX_JID_USER_LEN
+    }
+
     /// A LID user (`lid`).
     pub fn is_lid(&self) -> bool {
         self.server == Server::Lid
@@ -480,6 +488,12 @@ impl FromStr for Jid {
             integrator = parse_num::<u16>(i).ok_or_else(|| bad(s, "invalid integrator"))?;
             user = u;
         }
+        if user.len() > MAX_JID_USER_LEN {
+            return Err(bad(s, "user part too long"));
+        }
+        if server.as_str().len() > MAX_JID_USER_LEN {
+            return Err(bad(s, "server name too long"));
+        }
         Ok(Jid {
             user: Str::copy_from(user),
             server,
@@ -542,9 +556,38 @@ mod tests {
     }
 
     #[test]
+    fn overlong_user_parts_and_servers_are_refused() {
+        let at_limit = "1".repeat(MAX_JID_USER_LEN);
+        let over = "1".repeat(MAX_JID_USER_LEN + 1);
+        for ok in [
+            format!("{at_limit}@s.whatsapp.net"),
+            format!("{at_limit}_1:2@lid"),
+            format!("7-{at_limit}:3@interop"),
+            format!("x@{}", "e".repeat(MAX_JID_USER_LEN)),
+        ] {
+            let jid: Jid = ok.parse().unwrap();
+            assert!(jid.is_bounded(), "{ok}");
+        }
+        for refused in [
+            format!("{over}@s.whatsapp.net"),
+            format!("{over}_1:2@lid"),
+            format!("7-{over}:3@interop"),
+            format!("{over}@g.us"),
+            format!("x@{}", "e".repeat(MAX_JID_USER_LEN + 1)),
+        ] {
+            assert!(
+                matches!(refused.parse::<Jid>(), Err(Error::InvalidJid { .. })),
+                "{refused}"
+            );
+        }
+        // Built in code (or decoded), a JID is not checked; `is_bounded` tells.
+        assert!(!Jid::lid(over).is_bounded());
+    }
+
+    #[test]
     fn text_of_any_length_is_whole() {
         // Short JIDs are written from the stack buffer, long ones part by part.
-        for user in ["1".to_owned(), "1".repeat(80), "1".repeat(300)] {
+        for user in ["1".to_owned(), "1".repeat(80), "1".repeat(MAX_JID_USER_LEN)] {
             for text in [
                 format!("{user}@s.whatsapp.net"),
                 format!("{user}_1:2@lid"),

@@ -54,10 +54,11 @@ impl Value {
         }
     }
 
-    /// A JID: the value itself, or a string parsed as a JID.
+    /// A JID: the value itself, or a string parsed as a JID. `None` for one whose user
+    /// part or server is longer than [`MAX_JID_USER_LEN`](crate::MAX_JID_USER_LEN).
     pub fn to_jid(&self) -> Option<Jid> {
         match self {
-            Value::Jid(j) => Some(Jid::clone(j)),
+            Value::Jid(j) => Some(Jid::clone(j)).filter(Jid::is_bounded),
             Value::Str(s) => s.parse().ok(),
         }
     }

@@ -430,3 +430,35 @@ fn attribute_and_child_errors() {
     assert_eq!(p.errors().len(), 2);
     assert!(matches!(p.finish(), Err(Error::Attrs(v)) if v.len() == 2));
 }
+
+#[test]
+fn an_overlong_jid_attribute_is_refused_as_a_jid() {
+    let at_limit = "1".repeat(wa_binary::MAX_JID_USER_LEN);
+    let over = "1".repeat(wa_binary::MAX_JID_USER_LEN + 1);
+    let built = Node::builder("message")
+        .attr("from", Jid::pn(over.clone()))
+        .attr("participant", Jid::lid(at_limit.clone()))
+        .attr("recipient", format!("{over}@s.whatsapp.net"))
+        .build();
+    // Through the wire: the JID pair decodes as received, and reading it as a JID refuses it.
+    let n = decode(Bytes::from(encode(&built))).expect("decodes");
+    let from = n
+        .get_attr("from")
+        .and_then(|v| v.as_jid())
+        .expect("a JID value");
+    assert_eq!(from.user.len(), over.len());
+    assert!(!from.is_bounded());
+    assert!(matches!(
+        n.attr::<Jid>("from"),
+        Err(Error::InvalidAttr {
+            expected: "JID",
+            ..
+        })
+    ));
+    assert_eq!(n.attr::<Jid>("participant"), Ok(Jid::lid(at_limit)));
+    assert!(n.attr::<Jid>("recipient").is_err());
+    assert_eq!(
+        n.attr::<String>("recipient"),
+        Ok(format!("{over}@s.whatsapp.net"))
+    );
+}

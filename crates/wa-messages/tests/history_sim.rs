@@ -106,11 +106,19 @@ fn seed() -> ProtoHistory {
                 ..Default::default()
             },
         ],
-        phone_number_to_lid_mappings: vec![PhoneNumberToLidMapping {
-            pn_jid: Some(b),
-            lid_jid: Some(format!("{B_LID}@lid")),
-            ..Default::default()
-        }],
+        phone_number_to_lid_mappings: vec![
+            // Too long to be a JID, and to store: skipped, without spoiling the others.
+            PhoneNumberToLidMapping {
+                pn_jid: Some(format!("{}@s.whatsapp.net", "1".repeat(600))),
+                lid_jid: Some(format!("{}@lid", "2".repeat(600))),
+                ..Default::default()
+            },
+            PhoneNumberToLidMapping {
+                pn_jid: Some(b),
+                lid_jid: Some(format!("{B_LID}@lid")),
+                ..Default::default()
+            },
+        ],
         nct_salt: Some(NCT_SALT.to_vec()),
         ..Default::default()
     }
