@@ -36,7 +36,9 @@ pub struct MessengerConfig {
     /// other users among them are decrypted under one hold of the Signal lock and
     /// committed together, so a backlog or a busy chat costs one store commit (one fsync
     /// on SQLite) per group instead of per message; nothing is acknowledged before its
-    /// group is committed. 1 handles every message alone.
+    /// group is committed. Their delivery receipts then leave together: one per chat and
+    /// sender device, the ids after the first in a `<list>` (at most 64 per receipt), as
+    /// a receipt for several messages is written. 1 handles every message alone.
     pub receive_batch: usize,
     /// The highest retry count for which a retry receipt is sent or answered (5).
     pub max_retries: u32,

@@ -155,7 +155,7 @@ async fn handle_message_try(inner: &Arc<Inner>, node: Node, attempt: usize) {
             Err(e) => Outcome::Failed(e.into()),
         }
     };
-    finish(inner, &creds, &me, &node, &info, outcome, attempt).await;
+    finish(inner, &creds, &me, &node, &info, outcome, attempt, None).await;
 }
 
 /// Takes a message whose commit failed (the store failed) back for another try after the
@@ -373,6 +373,9 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         }
         drop(guard);
     }
+    // The run's delivery receipts leave together, one per chat and sender (see
+    // `stanza::merge_receipts`), after every message of the run was answered.
+    let mut receipts = Vec::new();
     for (((node, info), outcome), alone) in run.into_iter().zip(outcomes).zip(alone) {
         if alone {
             handle_message(inner, node).await;
@@ -383,14 +386,29 @@ async fn handle_run(inner: &Arc<Inner>, creds: &AuthCreds, me: &Me, run: Vec<(No
         let outcome = outcome.unwrap_or_else(|| {
             Outcome::Failed(Error::store_failure("message left without an outcome"))
         });
-        finish(inner, creds, me, &node, &info, outcome, 0).await;
+        finish(
+            inner,
+            creds,
+            me,
+            &node,
+            &info,
+            outcome,
+            0,
+            Some(&mut receipts),
+        )
+        .await;
+    }
+    for receipt in stanza::merge_receipts(receipts) {
+        send(inner, &receipt).await;
     }
 }
 
 /// Answers one message after its outcome is known (committed, a duplicate, or failed):
 /// receipts, history processing, the event, another try at storing it, or the retry
-/// receipt. `attempt` is the try at storing it (0 for the first). Runs without the
-/// crypto lock.
+/// receipt. `attempt` is the try at storing it (0 for the first). With `receipts`, a
+/// delivery receipt is added there for the caller to send instead of sent. Runs without
+/// the crypto lock.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     inner: &Arc<Inner>,
     creds: &AuthCreds,
@@ -399,6 +417,7 @@ async fn finish(
     info: &Incoming,
     outcome: Outcome,
     attempt: usize,
+    receipts: Option<&mut Vec<Node>>,
 ) {
     let sender_s = &info.sender;
     match outcome {
@@ -407,7 +426,7 @@ async fn finish(
                 "message {} from {} already processed; re-acknowledging",
                 info.id, sender_s
             );
-            send(inner, &delivery_receipt(inner, node, info.from_me)).await;
+            send_or_keep(inner, receipts, delivery_receipt(inner, node, info.from_me)).await;
         }
         Outcome::Done(report) => {
             let message = report.as_ref().map(|r| r.0.message.clone());
@@ -433,7 +452,9 @@ async fn finish(
                         .emit(wa_socket::Event::AppStateRecoveryReceived(answer));
                 }
             }
-            send(inner, &delivery_receipt(inner, node, info.from_me)).await;
+            // The history receipt follows the delivery receipt: neither waits.
+            let receipts = receipts.filter(|_| history.is_none());
+            send_or_keep(inner, receipts, delivery_receipt(inner, node, info.from_me)).await;
             if history.is_some() {
                 send(
                     inner,
@@ -954,6 +975,14 @@ fn delivery_receipt(inner: &Inner, node: &Node, from_me: bool) -> Node {
 async fn send(inner: &Inner, node: &Node) {
     if let Err(e) = inner.socket.send_node(node).await {
         debug!("could not send <{}>: {e}", node.tag());
+    }
+}
+
+/// Adds `receipt` to `kept` when given, else sends it.
+async fn send_or_keep(inner: &Inner, kept: Option<&mut Vec<Node>>, receipt: Node) {
+    match kept {
+        Some(kept) => kept.push(receipt),
+        None => send(inner, &receipt).await,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use wa_binary::{Jid, Node};
+use wa_binary::{Content, Jid, Node};
 use wa_proto::e2e::Message;
 use wa_proto::e2e::protocol_message::Type as ProtocolType;
 use wa_signal::CiphertextType;
@@ -486,6 +486,55 @@ pub(crate) fn key_fetch(devices: &[Jid]) -> Node {
         .build()
 }
 
+/// Most message ids one merged receipt carries (see [`merge_receipts`]): well under what
+/// a receiver reads from one receipt ([`MAX_RECEIPT_IDS`]).
+pub(crate) const MAX_MERGED_RECEIPT_IDS: usize = 64;
+
+/// Merges consecutive receipts that differ only in their `id` (same tag, the same other
+/// attributes in the same order, no content) into one receipt each: the first id in `id`,
+/// the others as `<list><item id/></list>`, as a receipt for several messages is written.
+/// At most [`MAX_MERGED_RECEIPT_IDS`] ids go in one. Receipts that cannot merge pass
+/// unchanged, in order.
+pub(crate) fn merge_receipts(receipts: Vec<Node>) -> Vec<Node> {
+    fn same_but_id(a: &Node, b: &Node) -> bool {
+        fn others(n: &Node) -> impl Iterator<Item = (&wa_binary::Str, &wa_binary::Value)> {
+            n.attrs.iter().filter(|(k, _)| k.as_str() != "id")
+        }
+        a.tag == b.tag
+            && matches!(a.content, Content::None)
+            && matches!(b.content, Content::None)
+            && a.attrs.get("id").is_some()
+            && b.attrs.get("id").is_some()
+            && others(a).eq(others(b))
+    }
+    fn close(out: &mut [Node], items: &mut Vec<Node>) {
+        if let Some(last) = out.last_mut()
+            && !items.is_empty()
+        {
+            last.content = Content::Nodes(vec![
+                Node::builder("list")
+                    .children(std::mem::take(items))
+                    .build(),
+            ]);
+        }
+    }
+    let mut out: Vec<Node> = Vec::with_capacity(receipts.len());
+    let mut items: Vec<Node> = Vec::new();
+    for receipt in receipts {
+        let joins = items.len() + 1 < MAX_MERGED_RECEIPT_IDS
+            && out.last().is_some_and(|last| same_but_id(last, &receipt));
+        match receipt.attrs.get("id").filter(|_| joins) {
+            Some(id) => items.push(Node::builder("item").attr("id", id.clone()).build()),
+            None => {
+                close(&mut out, &mut items);
+                out.push(receipt);
+            }
+        }
+    }
+    close(&mut out, &mut items);
+    out
+}
+
 /// A read (or other) receipt for several messages of one sender in one chat.
 pub(crate) fn receipt_for_ids(
     to: &Jid,
@@ -764,6 +813,58 @@ mod tests {
             .attr("category", "peer")
             .build();
         assert_eq!(kind(&delivery_receipt(&odd, false, true)), None);
+    }
+
+    #[test]
+    fn receipts_differing_only_in_id_merge_in_order() {
+        let receipt = |id: &str, to: &str, kind: Option<&str>| {
+            Node::builder("receipt")
+                .attr("id", id.to_owned())
+                .attr("to", to.parse::<Jid>().unwrap())
+                .attr_opt("type", kind.map(str::to_owned))
+                .build()
+        };
+        let a = "1555:2@s.whatsapp.net";
+        let b = "1666@s.whatsapp.net";
+        let with_content = Node::builder("receipt")
+            .attr("id", "C1")
+            .attr("to", a.parse::<Jid>().unwrap())
+            .children([Node::new("keys")])
+            .build();
+        let merged = merge_receipts(vec![
+            receipt("A1", a, None),
+            receipt("A2", a, None),
+            receipt("A3", a, None),
+            receipt("B1", b, None),
+            receipt("B2", b, Some("inactive")),
+            with_content.clone(),
+            receipt("A4", a, None),
+        ]);
+        let ids: Vec<Vec<String>> = merged.iter().map(receipt_ids).collect();
+        assert_eq!(
+            ids,
+            [
+                vec!["A1", "A2", "A3"],
+                vec!["B1"],
+                vec!["B2"],
+                vec!["C1"],
+                vec!["A4"],
+            ]
+        );
+        // The merged one keeps the first's attributes; the others pass unchanged.
+        assert_eq!(merged[0].attrs, receipt("A1", a, None).attrs);
+        assert_eq!(merged[2], receipt("B2", b, Some("inactive")));
+        assert_eq!(merged[3], with_content);
+
+        // A long run is split into receipts of at most MAX_MERGED_RECEIPT_IDS ids.
+        let many: Vec<Node> = (0..150)
+            .map(|i| receipt(&format!("M{i}"), a, None))
+            .collect();
+        let sizes: Vec<usize> = merge_receipts(many)
+            .iter()
+            .map(|r| receipt_ids(r).len())
+            .collect();
+        assert_eq!(sizes, [MAX_MERGED_RECEIPT_IDS, MAX_MERGED_RECEIPT_IDS, 22]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use wa_sim::{Fault, Sim, SimConfig, Target};
 use wa_socket::{ConnectionState, Event};
 use wa_store::testing::{Read, Tap, Tapped, done};
 use wa_store::{AccountId, AccountStore, BoxFuture, Op, Role};
-use wa_types::WaMessage;
+use wa_types::{ReceiptType, WaMessage};
 
 const A: &str = "15550002001";
 const B: &str = "15550002002";
@@ -262,6 +262,48 @@ async fn a_backlog_is_committed_in_groups_and_reported_in_order() {
     assert_eq!(got.len(), ids.len());
     let commits = backend.tap().markers_per_commit.lock().unwrap().clone();
     assert_eq!(commits, vec![1; 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_confirmed_with_merged_delivery_receipts() {
+    let (sim, mut a1, store, b_jid) = b1_offline(Arc::new(Recorded::default())).await;
+    let mut ids = HashSet::new();
+    for i in 0..40 {
+        let key = a1
+            .messenger
+            .send_message(&Jid::pn(B), MessageContent::text(format!("backlog {i}")))
+            .await
+            .unwrap();
+        ids.insert(key.id);
+    }
+    let (_socket, _messenger, mut events) = start_with(&sim, store, MessengerConfig::default());
+    wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
+    assert_eq!(collect(&mut events, 40).await.len(), 40);
+    // Every message is confirmed to the sender by b1, in fewer receipts than messages.
+    let mut delivered = HashSet::new();
+    let mut receipts = 0;
+    tokio::time::timeout(WAIT, async {
+        while delivered.len() < ids.len() {
+            match a1.events.recv().await {
+                Ok(Event::MessagesUpdate(updates)) => {
+                    let from_b1: Vec<_> = updates
+                        .iter()
+                        .filter(|u| u.device == b_jid && u.receipt == ReceiptType::Delivered)
+                        .collect();
+                    receipts += usize::from(!from_b1.is_empty());
+                    delivered.extend(from_b1.into_iter().map(|u| u.key.id.clone()));
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of 40 confirmed by b1", delivered.len()));
+    assert_eq!(delivered, ids);
+    assert!(receipts < 40, "{receipts} receipts for 40 messages");
+    // The server settled every message the merged receipts name.
+    wait_until("queue drains", || sim.queued(&b_jid) == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
