@@ -492,9 +492,9 @@ pub(crate) const MAX_MERGED_RECEIPT_IDS: usize = 64;
 
 /// Merges consecutive receipts that differ only in their `id` (same tag, the same other
 /// attributes in the same order, no content) into one receipt each: the first id in `id`,
-/// the others as `<list><item id/></list>`, as a receipt for several messages is written.
-/// At most [`MAX_MERGED_RECEIPT_IDS`] ids go in one. Receipts that cannot merge pass
-/// unchanged, in order.
+/// the others as `<list><item id/></list>`, as a receipt for several messages is written,
+/// each id once. At most [`MAX_MERGED_RECEIPT_IDS`] ids go in one. Receipts that cannot
+/// merge pass unchanged, in order.
 pub(crate) fn merge_receipts(receipts: Vec<Node>) -> Vec<Node> {
     fn same_but_id(a: &Node, b: &Node) -> bool {
         fn others(n: &Node) -> impl Iterator<Item = (&wa_binary::Str, &wa_binary::Value)> {
@@ -524,6 +524,10 @@ pub(crate) fn merge_receipts(receipts: Vec<Node>) -> Vec<Node> {
         let joins = items.len() + 1 < MAX_MERGED_RECEIPT_IDS
             && out.last().is_some_and(|last| same_but_id(last, &receipt));
         match receipt.attrs.get("id").filter(|_| joins) {
+            // A copy delivered twice in one run is named once.
+            Some(id)
+                if out.last().and_then(|l| l.attrs.get("id")) == Some(id)
+                    || items.iter().any(|i| i.attrs.get("id") == Some(id)) => {}
             Some(id) => items.push(Node::builder("item").attr("id", id.clone()).build()),
             None => {
                 close(&mut out, &mut items);
@@ -834,7 +838,9 @@ mod tests {
         let merged = merge_receipts(vec![
             receipt("A1", a, None),
             receipt("A2", a, None),
+            receipt("A1", a, None),
             receipt("A3", a, None),
+            receipt("A2", a, None),
             receipt("B1", b, None),
             receipt("B2", b, Some("inactive")),
             with_content.clone(),
