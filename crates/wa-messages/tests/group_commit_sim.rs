@@ -210,14 +210,8 @@ async fn b1_offline(backend: Arc<Recorded>) -> (Sim, common::Client, AccountStor
     (sim, a1, store, b_jid)
 }
 
-/// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
-/// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
-async fn backlog(
-    backend: Arc<Recorded>,
-    n: usize,
-    mc: MessengerConfig,
-) -> (Vec<WaMessage>, Vec<String>, Sim) {
-    let (sim, a1, store, b_jid) = b1_offline(backend).await;
+/// Sends `backlog 0` .. `backlog n-1` from a1 to B, one after another; returns their ids.
+async fn send_backlog(a1: &common::Client, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let key = a1
@@ -227,6 +221,18 @@ async fn backlog(
             .unwrap();
         ids.push(key.id);
     }
+    ids
+}
+
+/// Links a1 and b1 (b1 on `backend`), takes b1 offline, lets a1 send `n` texts, then
+/// starts b1 again from its store with `mc`; returns what b1 reported and the ids sent.
+async fn backlog(
+    backend: Arc<Recorded>,
+    n: usize,
+    mc: MessengerConfig,
+) -> (Vec<WaMessage>, Vec<String>, Sim) {
+    let (sim, a1, store, b_jid) = b1_offline(backend).await;
+    let ids = send_backlog(&a1, n).await;
     let (socket, _messenger, mut events) = start_with(&sim, store, mc);
     wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
     let got = collect(&mut events, n).await;
@@ -267,15 +273,7 @@ async fn a_backlog_is_committed_in_groups_and_reported_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_confirmed_with_merged_delivery_receipts() {
     let (sim, mut a1, store, b_jid) = b1_offline(Arc::new(Recorded::default())).await;
-    let mut ids = HashSet::new();
-    for i in 0..40 {
-        let key = a1
-            .messenger
-            .send_message(&Jid::pn(B), MessageContent::text(format!("backlog {i}")))
-            .await
-            .unwrap();
-        ids.insert(key.id);
-    }
+    let ids: HashSet<String> = send_backlog(&a1, 40).await.into_iter().collect();
     let (_socket, _messenger, mut events) = start_with(&sim, store, MessengerConfig::default());
     wa_testkit::next_update(&mut events, |u| u.state == ConnectionState::Open).await;
     assert_eq!(collect(&mut events, 40).await.len(), 40);
