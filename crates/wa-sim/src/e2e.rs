@@ -260,22 +260,96 @@ pub(crate) fn phone_signal(shared: &Shared, phone: &str) -> Option<Arc<PhoneSign
         .map(|a| a.signal.clone())
 }
 
-/// Processes the stanzas routed to phones, one at a time, until the server is gone.
+/// Most stanzas a phone worker takes from its queue at once.
+const PHONE_BATCH: usize = 32;
+
+/// Most message ids one merged phone receipt names.
+const MERGED_RECEIPT_IDS: usize = 64;
+
+/// Processes the stanzas routed to phones, in order, until the server is gone. The
+/// receipts for the messages it finds queued together leave after them, merged as a
+/// phone answering a backlog writes them (see [`Receipts`]).
 pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String, Node)>) {
-    while let Some((phone, node)) = rx.recv().await {
+    let mut batch = Vec::with_capacity(PHONE_BATCH);
+    while rx.recv_many(&mut batch, PHONE_BATCH).await > 0 {
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        match node.tag() {
-            "message" => receive_message(&shared, &phone, &node).await,
-            "receipt" if node.attr_opt::<&str>("type").ok().flatten() == Some("retry") => {
-                resend(&shared, &phone, &node).await;
+        let taken = batch.len() as u64;
+        let mut receipts = Receipts::default();
+        for (phone, node) in batch.drain(..) {
+            match node.tag() {
+                "message" => {
+                    if let Some(receipt) = receive_message(&shared, &phone, &node).await {
+                        receipts.add(phone, receipt);
+                    }
+                }
+                "receipt" if node.attr_opt::<&str>("type").ok().flatten() == Some("retry") => {
+                    // The answer to a retry follows the receipts of what came before it.
+                    receipts.route(&shared);
+                    resend(&shared, &phone, &node).await;
+                }
+                // Other receipts and notifications need nothing from the phone: they are
+                // not queued for it, so there is nothing to acknowledge.
+                _ => {}
             }
-            // Other receipts and notifications need nothing from the phone: they are not
-            // queued for it, so there is nothing to acknowledge.
-            _ => {}
         }
-        shared.phone_pending.fetch_sub(1, Ordering::AcqRel);
+        receipts.route(&shared);
+        shared.phone_pending.fetch_sub(taken, Ordering::AcqRel);
+    }
+}
+
+/// The receipts of the messages a phone worker took at once: a phone's receipts that
+/// differ only in their id (the same chat, sender and type, no content) become one, the
+/// first id in `id` and the others as `<list><item id/></list>`, at most
+/// [`MERGED_RECEIPT_IDS`] ids each. Retry receipts carry content and stay alone.
+#[derive(Default)]
+struct Receipts(Vec<(String, Node, Vec<Node>)>);
+
+impl Receipts {
+    fn add(&mut self, phone: String, receipt: Node) {
+        let id = receipt.get_attr("id").cloned();
+        let joins = |(p, first, items): &&mut (String, Node, Vec<Node>)| {
+            *p == phone
+                && items.len() + 1 < MERGED_RECEIPT_IDS
+                && matches!(first.content, wa_binary::Content::None)
+                && matches!(receipt.content, wa_binary::Content::None)
+                && first.get_attr("id").is_some()
+                && first
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "id")
+                    .eq(receipt.attrs.iter().filter(|(k, _)| k.as_str() != "id"))
+        };
+        match (id, self.0.iter_mut().find(joins)) {
+            (Some(id), Some((_, _, items))) => {
+                items.push(Node::builder("item").attr("id", id).build());
+            }
+            _ => self.0.push((phone, receipt, Vec::new())),
+        }
+    }
+
+    /// The merged receipts, each with its phone, in the order each was first added.
+    fn take(&mut self) -> Vec<(String, Node)> {
+        self.0
+            .drain(..)
+            .map(|(phone, mut receipt, items)| {
+                if !items.is_empty() {
+                    receipt.content = wa_binary::Content::Nodes(vec![
+                        Node::builder("list").children(items).build(),
+                    ]);
+                }
+                (phone, receipt)
+            })
+            .collect()
+    }
+
+    /// Routes what was added, in the order each receipt was first added.
+    fn route(&mut self, shared: &Arc<Shared>) {
+        for (phone, receipt) in self.take() {
+            let me = Jid::with_device(wa_binary::Str::copy_from(&phone), Server::Pn, 0);
+            route::route_receipt(shared, &me, &receipt);
+        }
     }
 }
 
@@ -296,26 +370,24 @@ fn decode_plain(padded: &[u8]) -> Option<Message> {
     Message::decode(plain).ok()
 }
 
-async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
-    let Some(signal) = phone_signal(shared, phone) else {
-        return;
-    };
+/// Opens a message for `phone`; returns the receipt that answers it (delivery, or retry
+/// when it could not be opened).
+async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) -> Option<Node> {
+    let signal = phone_signal(shared, phone)?;
     let (Some(from), Some(id)) = (
         node.attr_opt::<Jid>("from").ok().flatten(),
         node.attr_opt::<wa_binary::Str>("id").ok().flatten(),
     ) else {
-        return;
+        return None;
     };
     let participant = node.attr_opt::<Jid>("participant").ok().flatten();
     // A status update is opened like a group message (sender key named
     // `status@broadcast`).
     let group = (from.is_group() || from.is_status_broadcast()).then(|| from.clone());
-    let Some(author) = (if group.is_some() {
-        participant.clone()
+    let author = if group.is_some() {
+        participant.clone()?
     } else {
-        Some(from.clone())
-    }) else {
-        return;
+        from.clone()
     };
     let _busy = signal.busy.lock().await;
     let mut content: Option<Arc<Message>> = None;
@@ -423,7 +495,7 @@ async fn receive_message(shared: &Arc<Shared>, phone: &str, node: &Node) {
         }
         receipt.build()
     };
-    route::route_receipt(shared, &me, &receipt);
+    Some(receipt)
 }
 
 /// Answers a retry receipt for a message the phone sent: a fresh session with the
@@ -879,6 +951,67 @@ pub(crate) fn inbox(shared: &Shared, phone: &str) -> Vec<PhoneMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phones_receipts_for_one_chat_and_type_merge() {
+        let receipt = |id: &str, to: &str, kind: Option<&str>| {
+            Node::builder("receipt")
+                .attr("id", id.to_owned())
+                .attr("to", to.parse::<Jid>().unwrap())
+                .attr_opt("type", kind.map(str::to_owned))
+                .build()
+        };
+        let (a, b) = ("15550000001@s.whatsapp.net", "15550000003@s.whatsapp.net");
+        let retry = Node::builder("receipt")
+            .attr("id", "R1")
+            .attr("to", a.parse::<Jid>().unwrap())
+            .attr("type", "retry")
+            .children([Node::new("retry")])
+            .build();
+        let mut receipts = Receipts::default();
+        for (phone, r) in [
+            ("1", receipt("A1", a, None)),
+            ("1", receipt("B1", b, None)),
+            ("1", receipt("A2", a, None)),
+            ("2", receipt("A3", a, None)),
+            ("1", receipt("S1", a, Some("sender"))),
+            ("1", retry.clone()),
+            ("1", receipt("A4", a, None)),
+        ] {
+            receipts.add(phone.to_owned(), r);
+        }
+        let ids = |n: &Node| {
+            let mut ids = vec![n.get_attr("id").unwrap().to_string()];
+            if let Some(list) = n.child("list") {
+                ids.extend(
+                    list.children_by_tag("item")
+                        .map(|i| i.get_attr("id").unwrap().to_string()),
+                );
+            }
+            ids
+        };
+        let out = receipts.take();
+        let got: Vec<(&str, Vec<String>)> = out.iter().map(|(p, n)| (p.as_str(), ids(n))).collect();
+        assert_eq!(
+            got,
+            [
+                ("1", vec!["A1".to_owned(), "A2".into(), "A4".into()]),
+                ("1", vec!["B1".into()]),
+                ("2", vec!["A3".into()]),
+                ("1", vec!["S1".into()]),
+                ("1", vec!["R1".into()]),
+            ]
+        );
+        assert_eq!(out[4].1, retry);
+        assert!(receipts.take().is_empty());
+
+        // At most MERGED_RECEIPT_IDS ids in one receipt.
+        for i in 0..100 {
+            receipts.add("1".into(), receipt(&format!("M{i}"), a, None));
+        }
+        let sizes: Vec<usize> = receipts.take().iter().map(|(_, n)| ids(n).len()).collect();
+        assert_eq!(sizes, [MERGED_RECEIPT_IDS, 100 - MERGED_RECEIPT_IDS]);
+    }
 
     #[test]
     fn an_inbox_entry_opens_to_the_message_the_phone_received() {
