@@ -301,7 +301,7 @@ pub(crate) async fn worker(shared: Weak<Shared>, mut rx: mpsc::Receiver<(String,
 
 /// The receipts of the messages a phone worker took at once: a phone's receipts that
 /// differ only in their id (the same chat, sender and type, no content) become one, the
-/// first id in `id` and the others as `<list><item id/></list>`, at most
+/// first id in `id` and the others as `<list><item id/></list>`, each id once, at most
 /// [`MERGED_RECEIPT_IDS`] ids each. Retry receipts carry content and stay alone.
 #[derive(Default)]
 struct Receipts(Vec<(String, Node, Vec<Node>)>);
@@ -322,6 +322,10 @@ impl Receipts {
                     .eq(receipt.attrs.iter().filter(|(k, _)| k.as_str() != "id"))
         };
         match (id, self.0.iter_mut().find(joins)) {
+            // A message delivered twice is named once.
+            (Some(id), Some((_, first, items)))
+                if first.get_attr("id") == Some(&id)
+                    || items.iter().any(|i| i.get_attr("id") == Some(&id)) => {}
             (Some(id), Some((_, _, items))) => {
                 items.push(Node::builder("item").attr("id", id).build());
             }
@@ -973,6 +977,7 @@ mod tests {
             ("1", receipt("A1", a, None)),
             ("1", receipt("B1", b, None)),
             ("1", receipt("A2", a, None)),
+            ("1", receipt("A1", a, None)),
             ("2", receipt("A3", a, None)),
             ("1", receipt("S1", a, Some("sender"))),
             ("1", retry.clone()),
