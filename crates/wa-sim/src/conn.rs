@@ -768,7 +768,16 @@ impl Conn {
                     None => std::future::pending().await,
                 }
             };
+            // A command first: a fault applied before a frame arrived (`Sim::fault`) takes
+            // effect before that frame is handled.
             tokio::select! {
+                biased;
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { return End::Shutdown };
+                    if let Err(end) = self.command(cmd).await {
+                        return end;
+                    }
+                }
                 data = self.inbound.recv() => {
                     let Some(data) = data else { return End::ClientGone };
                     self.last_rx = Instant::now();
@@ -796,12 +805,6 @@ impl Conn {
                 }
                 () = self.flush.notified() => {
                     if let Err(end) = self.flush_queue().await {
-                        return end;
-                    }
-                }
-                cmd = cmds.recv() => {
-                    let Some(cmd) = cmd else { return End::Shutdown };
-                    if let Err(end) = self.command(cmd).await {
                         return end;
                     }
                 }
