@@ -20,11 +20,10 @@ fn text_of(node: &Node) -> String {
         .unwrap_or_default()
 }
 
+/// A JID attribute; `None` when absent or not a JID (one whose user part is over
+/// [`wa_binary::MAX_JID_USER_LEN`] bytes included).
 fn opt_jid(node: &Node, key: &str) -> Option<Jid> {
-    node.attr_opt::<Jid>(key)
-        .ok()
-        .flatten()
-        .filter(|j| j.user.len() <= wa_binary::MAX_JID_USER_LEN)
+    node.attr_opt::<Jid>(key).ok().flatten()
 }
 
 fn opt_u64(node: &Node, key: &str) -> Option<u64> {
@@ -40,12 +39,10 @@ fn role(node: &Node) -> ParticipantRole {
 }
 
 fn participant(node: &Node) -> Result<GroupParticipant, Error> {
+    // A JID attribute over `MAX_JID_USER_LEN` is refused as no JID.
     let jid = node
         .attr::<Jid>("jid")
         .map_err(|_| Error::Malformed("participant without jid"))?;
-    if jid.user.len() > wa_binary::MAX_JID_USER_LEN {
-        return Err(Error::Malformed("participant jid too long"));
-    }
     let mut p = GroupParticipant::new(jid, role(node));
     match p.jid.server {
         Server::Lid => p.phone_number = opt_jid(node, "phone_number"),

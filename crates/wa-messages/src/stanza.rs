@@ -208,11 +208,9 @@ pub(crate) fn str_attr<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
 pub(crate) use wa_binary::MAX_JID_USER_LEN;
 
 /// A JID attribute (a JID value, or a string that parses as one) whose user part is at
-/// most [`MAX_JID_USER_LEN`] bytes.
+/// most [`MAX_JID_USER_LEN`] bytes ([`wa_binary::Value::to_jid`] refuses longer ones).
 pub(crate) fn jid_attr(node: &Node, key: &str) -> Option<Jid> {
-    node.get_attr(key)
-        .and_then(wa_binary::Value::to_jid)
-        .filter(|j| j.user.len() <= MAX_JID_USER_LEN)
+    node.get_attr(key).and_then(wa_binary::Value::to_jid)
 }
 
 /// Checks what a send names before anything is encrypted: a message id and a recipient

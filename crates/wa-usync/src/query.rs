@@ -419,14 +419,8 @@ fn parse_user(user: &Node) -> Result<UsyncUser, Error> {
         (Ok(None), None) => return bad("user without jid"),
         (Err(_), _) => return bad("user jid is not a JID"),
     };
-    // Sessions and device records are stored under keys made of the user part.
-    if jid.user.len() > wa_binary::MAX_JID_USER_LEN
-        || pn
-            .as_ref()
-            .is_some_and(|p| p.user.len() > wa_binary::MAX_JID_USER_LEN)
-    {
-        return bad("user jid too long");
-    }
+    // Sessions and device records are stored under keys made of the user part: a JID
+    // attribute over `MAX_JID_USER_LEN` was refused above as no JID.
     let mut out = UsyncUser {
         jid,
         pn,
@@ -625,9 +619,7 @@ fn parse_contact(node: &Node) -> Result<Contact, Error> {
 fn parse_lid(node: &Node) -> Result<Option<Jid>, Error> {
     match node.attr_opt::<Jid>("val") {
         Ok(None) => Ok(None),
-        Ok(Some(j)) if j.server == Server::Lid && j.user.len() <= wa_binary::MAX_JID_USER_LEN => {
-            Ok(Some(j.to_non_ad()))
-        }
+        Ok(Some(j)) if j.server == Server::Lid => Ok(Some(j.to_non_ad())),
         _ => bad("lid val is not a LID JID of at most 128 bytes"),
     }
 }
