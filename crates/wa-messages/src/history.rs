@@ -617,22 +617,37 @@ impl Inner {
                 return;
             }
         };
-        for (id, bytes) in pending.into_iter().take(MAX_RESUMED) {
-            match HistorySyncNotification::decode(&bytes[..]) {
+        for (id, _) in pending.into_iter().take(MAX_RESUMED) {
+            self.resume_one(&me, &id).await;
+        }
+    }
+
+    /// One notification the listing found pending. The live path may have taken it
+    /// since (the notification arrived again after this login): it is processed only
+    /// when no one else holds it and it is still stored, so it is reported once.
+    async fn resume_one(&self, me: &Me, id: &str) {
+        if !self.claim_history(id) {
+            return;
+        }
+        let store = self.socket.store();
+        match store.get_sent_message(PENDING_SCOPE, id).await {
+            Ok(Some(bytes)) => match HistorySyncNotification::decode(&bytes[..]) {
                 Ok(n) => {
                     info!("resuming history sync {id}");
-                    self.process_history(&me, &id, &n).await;
+                    self.process_history_claimed(me, id, &n).await;
+                    if let Err(e) = store.delete_sent_message(PENDING_SCOPE, id).await {
+                        debug!("could not forget history notification {id}: {e}");
+                    }
                 }
                 Err(e) => {
                     warn!("dropping an unreadable pending history notification {id}: {e}");
-                    let _ = self
-                        .socket
-                        .store()
-                        .delete_sent_message(PENDING_SCOPE, &id)
-                        .await;
+                    let _ = store.delete_sent_message(PENDING_SCOPE, id).await;
                 }
-            }
+            },
+            Ok(None) => debug!("history notification {id} was processed meanwhile"),
+            Err(e) => debug!("could not read pending history notification {id}: {e}"),
         }
+        self.release_history(id);
     }
 }
 

@@ -21,7 +21,8 @@ use wa_proto::history_sync::{
 use wa_proto::web::WebMessageInfo;
 use wa_sim::{Sim, SimConfig};
 use wa_socket::Event;
-use wa_store::{LidMappingStore, PrivacyTokenStore};
+use wa_store::testing::{Read, Tap, Tapped, done};
+use wa_store::{AccountId, AccountStore, BoxFuture, LidMappingStore, Op, PrivacyTokenStore, Role};
 use wa_types::{
     HistorySync, HistorySyncErrorKind, HistorySyncFailure, HistorySyncPhase, HistorySyncStatus,
     HistorySyncType,
@@ -38,7 +39,12 @@ const NCT_SALT: &[u8] = &[0x5a; 32];
 /// Links a companion to `phone` with a memory store and a messenger that downloads
 /// media over plain HTTP from the simulator.
 async fn link(sim: &Sim, phone: &str, mc: MessengerConfig) -> Client {
-    link_using(sim, phone, memory_store("history"), |socket, usync| {
+    link_on(sim, phone, memory_store("history"), mc).await
+}
+
+/// [`link`] on `store`.
+async fn link_on(sim: &Sim, phone: &str, store: AccountStore, mc: MessengerConfig) -> Client {
+    link_using(sim, phone, store, |socket, usync| {
         let mut media_cfg = MediaConfig::default();
         media_cfg.https = false;
         let media = Media::new(socket.clone(), media_cfg).unwrap();
@@ -221,7 +227,11 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
     // background. Once that delete is counted, nothing else is left on the host (the
     // two counters are read apart, so their sum is not checked while it runs).
     wait_until("the processed chunk deleted", || sim.media_deleted() == 1).await;
-    assert_eq!(sim.media_count(), media_before, "one uploaded chunk, deleted");
+    assert_eq!(
+        sim.media_count(),
+        media_before,
+        "one uploaded chunk, deleted"
+    );
 
     let boot = ok
         .iter()
@@ -299,6 +309,163 @@ async fn a_new_device_receives_downloaded_and_inline_history() {
     let mut ids: Vec<&str> = ok.iter().map(|h| h.message_id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, sent.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Holds the messenger's start-up listing of pending history notifications (the first
+/// list of the sent-message role) until a notification is pending, holds the live path's
+/// forgetting of a processed notification until that listing is read, and hands the
+/// listing back only after the live path has forgotten both chunks: the listing names
+/// notifications that are already done.
+#[derive(Debug)]
+struct LateListing {
+    pending: tokio::sync::watch::Sender<usize>,
+    listed: tokio::sync::watch::Sender<bool>,
+    forgotten: tokio::sync::watch::Sender<usize>,
+    listings: std::sync::atomic::AtomicUsize,
+    /// What the held listing saw: notifications pending and forgotten when it was read,
+    /// and forgotten when it was handed back.
+    seen: std::sync::Mutex<Option<(usize, usize, usize)>>,
+}
+
+impl LateListing {
+    fn new() -> Self {
+        Self {
+            pending: tokio::sync::watch::channel(0).0,
+            forgotten: tokio::sync::watch::channel(0).0,
+            listed: tokio::sync::watch::channel(false).0,
+            listings: std::sync::atomic::AtomicUsize::new(0),
+            seen: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+const PENDING: &str = "history-sync@pending";
+
+impl Tap for LateListing {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if (role, read) != (Role::SentMessage, Read::List)
+            || self
+                .listings
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                != 0
+        {
+            return done();
+        }
+        let mut pending = self.pending.subscribe();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(WAIT, pending.wait_for(|n| *n > 0)).await;
+            Ok(())
+        })
+    }
+
+    fn after_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if (role, read) != (Role::SentMessage, Read::List)
+            || self.listings.load(std::sync::atomic::Ordering::SeqCst) != 1
+        {
+            return done();
+        }
+        let read_at = (*self.pending.borrow(), *self.forgotten.borrow());
+        self.listed.send_replace(true);
+        let mut forgotten = self.forgotten.subscribe();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(WAIT, forgotten.wait_for(|n| *n >= 2)).await;
+            let back = *forgotten.borrow();
+            *self.seen.lock().unwrap() = Some((read_at.0, read_at.1, back));
+            Ok(())
+        })
+    }
+
+    fn before_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        let forgets = ops.iter().any(
+            |op| matches!(op, Op::Delete { role: Role::SentMessage, scope, .. } if scope == PENDING),
+        );
+        if !forgets {
+            return done();
+        }
+        let mut listed = self.listed.subscribe();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(WAIT, listed.wait_for(|l| *l)).await;
+            Ok(())
+        })
+    }
+
+    fn after_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
+        for op in ops {
+            match op {
+                Op::Put {
+                    role: Role::SentMessage,
+                    scope,
+                    ..
+                } if scope == PENDING => {
+                    self.pending.send_modify(|n| *n += 1);
+                }
+                Op::Delete {
+                    role: Role::SentMessage,
+                    scope,
+                    ..
+                } if scope == PENDING => {
+                    self.forgotten.send_modify(|n| *n += 1);
+                }
+                _ => {}
+            }
+        }
+        done()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_processed_live_is_not_resumed_again() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_account(A).await;
+    sim.seed_history(A, seed());
+    let tap = std::sync::Arc::new(LateListing::new());
+    let backend = std::sync::Arc::new(Tapped::new(wa_store::MemoryBackend::new(), tap.clone()));
+    let store = AccountStore::new(backend, AccountId::new("history").unwrap());
+    // Skipping keeps the live path short; each chunk is reported once either way.
+    let mc = MessengerConfig {
+        should_sync_history: HistorySyncFilter::none(),
+        ..MessengerConfig::default()
+    };
+    let mut c = link_on(&sim, A, store, mc).await;
+    wait_until("the held listing handed back", || {
+        tap.seen.lock().unwrap().is_some()
+    })
+    .await;
+    let (pending, forgotten_then, forgotten) = tap.seen.lock().unwrap().unwrap();
+    assert!(
+        pending > forgotten_then,
+        "the listing was read while a notification was pending"
+    );
+    assert_eq!(
+        forgotten, 2,
+        "and handed back once the live path forgot both"
+    );
+    wait_until("two hist_sync receipts", || {
+        sim.hist_sync_receipts(A).len() == 2
+    })
+    .await;
+    // Whatever the start-up pass does with its listing, it does at once; a short quiet
+    // wait catches a report it should not make.
+    let mut skipped = Vec::new();
+    let quiet = Duration::from_millis(500);
+    while let Ok(got) = tokio::time::timeout(quiet, c.events.recv()).await {
+        match got {
+            Ok(Event::HistorySyncSkipped(s)) => skipped.push(s.message_id),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("event stream ended: {e}"),
+        }
+    }
+    skipped.sort();
+    let mut acked = sim.hist_sync_receipts(A);
+    acked.sort();
+    assert_eq!(skipped, acked, "each chunk is reported once");
+    assert!(
+        c.store
+            .list_items(Role::SentMessage, PENDING)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
