@@ -618,6 +618,9 @@ impl Inner {
             }
         };
         for (id, _) in pending.into_iter().take(MAX_RESUMED) {
+            if self.socket.is_stopped() {
+                return;
+            }
             self.resume_one(&me, &id).await;
         }
     }

@@ -293,6 +293,10 @@ impl Inner {
                     info!("reporting {} messages left unreported", entries.len());
                 }
                 for (key, value) in entries {
+                    // Closed for good: left stored for the next start.
+                    if self.socket.is_stopped() {
+                        return;
+                    }
                     let record = match value {
                         Ok(v) => v,
                         Err(e) => {

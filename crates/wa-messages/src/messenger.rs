@@ -546,15 +546,23 @@ impl Messenger {
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
             // Once, after the first login: messages and history notifications a previous
-            // run stored but did not report or finish.
+            // run stored but did not report or finish. A socket closed for good gives
+            // them up (they stay stored): what it reported would reach no one, and a
+            // socket started next on the same store takes them.
             let mut state = i.socket.state_watch();
             if state
                 .wait_for(|s| *s == wa_types::ConnectionState::Open)
                 .await
                 .is_ok()
             {
-                i.resume_inbox().await;
-                i.resume_history().await;
+                tokio::select! {
+                    biased;
+                    () = i.socket.stopped() => {}
+                    () = async {
+                        i.resume_inbox().await;
+                        i.resume_history().await;
+                    } => {}
+                }
             }
         }));
         let i = inner.clone();

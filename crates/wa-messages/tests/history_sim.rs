@@ -607,10 +607,18 @@ async fn a_persisted_notification_is_processed_after_a_restart() {
 
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_account(A).await;
-    let c = link(&sim, A, MessengerConfig::default()).await;
-    let store = c.store.clone();
+    // The first messenger's start-up listing is held until its socket is closed and the
+    // notification below is stored: it then names that notification, which belongs to
+    // the socket started next.
+    let tap = std::sync::Arc::new(HeldListing::default());
+    let backend = std::sync::Arc::new(Tapped::new(wa_store::MemoryBackend::new(), tap.clone()));
+    let store = AccountStore::new(backend, AccountId::new("history").unwrap());
+    let c = link_on(&sim, A, store.clone(), MessengerConfig::default()).await;
+    wait_until("the start-up listing", || {
+        tap.listings.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
     c.socket.close().await;
-    drop(c);
     // What the receive path persists with the processed marker (the scope is the
     // messenger's pending-history scope).
     let chunk = ProtoHistory {
@@ -638,6 +646,9 @@ async fn a_persisted_notification_is_processed_after_a_restart() {
         .await
         .unwrap();
 
+    tap.release.send_replace(true);
+    let mut old_events = c.events;
+
     let (_socket, _m, mut events) = start(&sim, store.clone());
     let (ok, failed) = split(history_events(&mut events, 1).await);
     assert!(failed.is_empty());
@@ -658,6 +669,40 @@ async fn a_persisted_notification_is_processed_after_a_restart() {
             .is_none()
     })
     .await;
+    // The closed socket's messenger reported nothing of it.
+    loop {
+        match old_events.try_recv() {
+            Ok(Event::HistorySync(h)) => panic!("reported on the closed socket: {}", h.message_id),
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// Holds the first list of the sent-message role (a messenger's start-up listing of
+/// pending history notifications) until released.
+#[derive(Debug, Default)]
+struct HeldListing {
+    release: tokio::sync::watch::Sender<bool>,
+    listings: std::sync::atomic::AtomicUsize,
+}
+
+impl Tap for HeldListing {
+    fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
+        if (role, read) != (Role::SentMessage, Read::List)
+            || self
+                .listings
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                != 0
+        {
+            return done();
+        }
+        let mut release = self.release.subscribe();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(WAIT, release.wait_for(|r| *r)).await;
+            Ok(())
+        })
+    }
 }
 
 async fn wait_until_async<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) {
