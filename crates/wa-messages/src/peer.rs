@@ -149,7 +149,8 @@ impl Messenger {
     /// `<message to=OWN category="peer" type="text">` with `<meta appdata="default"/>`
     /// and one `<enc>` for the phone (and our device identity when it is a `pkmsg`).
     /// Returns its id once the server acknowledged it. Peer messages are not kept for
-    /// retry receipts.
+    /// retry receipts. A commit that fails because the store failed is tried again as in
+    /// [`Messenger::relay_message`].
     ///
     /// # Errors
     /// [`Error::NotLoggedIn`], [`Error::NoDevices`] when no session with the phone can be
@@ -166,9 +167,10 @@ pub(crate) async fn peer_message(inner: &Inner, message: &Message) -> Result<Str
     let me = Inner::me(&creds)?;
     let id = generate_message_id(unix_now(), Some(&me.pn), &mut OsRng);
     let span = tracing::debug_span!("send_peer", id);
-    send_peer(inner, &creds, &me, &id, message)
-        .instrument(span)
-        .await?;
+    crate::send::with_store_retries(&span, || {
+        send_peer(inner, &creds, &me, &id, message).instrument(span.clone())
+    })
+    .await?;
     Ok(id)
 }
 

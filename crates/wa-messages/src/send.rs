@@ -327,37 +327,31 @@ impl Messenger {
         let bot_copy = bot_copy.as_deref();
         // Shared by every try and the event that reports the send: never copied.
         let message = Arc::new(message);
-        // A send whose commit failed because the store failed left nothing (no state
-        // written, no stanza sent): it is encrypted again from the stored state after
-        // each pause of SHORT_STORE_RETRIES, then the error is returned.
-        let mut pauses = crate::messenger::SHORT_STORE_RETRIES.iter();
-        loop {
+        with_store_retries(&span, || {
             // Boxed: both sends are large futures, and a caller may await this on a small
             // stack.
-            let sent = if to.is_group() {
-                Box::pin(crate::group::relay_group(
-                    &self.inner,
-                    to,
-                    message.clone(),
-                    id,
-                    options,
-                    bot_copy,
-                ))
-                .instrument(span.clone())
-                .await
-            } else {
-                Box::pin(self.relay_direct(to, message.clone(), id, options, bot_copy))
-                    .instrument(span.clone())
+            let message = message.clone();
+            let span = span.clone();
+            async move {
+                if to.is_group() {
+                    Box::pin(crate::group::relay_group(
+                        &self.inner,
+                        to,
+                        message,
+                        id,
+                        options,
+                        bot_copy,
+                    ))
+                    .instrument(span)
                     .await
-            };
-            match (sent, pauses.next()) {
-                (Err(e), Some(&pause)) if e.is_store_failure() => {
-                    debug!(parent: &span, "send not stored ({e}); again in {pause:?}");
-                    tokio::time::sleep(pause).await;
+                } else {
+                    Box::pin(self.relay_direct(to, message, id, options, bot_copy))
+                        .instrument(span)
+                        .await
                 }
-                (sent, _) => return sent,
             }
-        }
+        })
+        .await
     }
 
     async fn relay_direct(
@@ -807,6 +801,32 @@ pub(crate) fn device_sent(chat: &Jid, message: &Message) -> Message {
 }
 
 /// Sends a stanza and waits for its `<ack class="message">`, which it returns.
+/// Runs a send (`attempt`) and, while it fails because the store failed, runs it again
+/// after each pause of [`SHORT_STORE_RETRIES`](crate::messenger::SHORT_STORE_RETRIES);
+/// then returns what the last try gave. A send whose store access failed left nothing:
+/// its Signal state and records are committed before its stanza leaves, so a failed
+/// commit wrote nothing and sent nothing, and the next try encrypts again from the
+/// stored state.
+pub(crate) async fn with_store_retries<T, F, Fut>(
+    span: &tracing::Span,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut pauses = crate::messenger::SHORT_STORE_RETRIES.iter();
+    loop {
+        match (attempt().await, pauses.next()) {
+            (Err(e), Some(&pause)) if e.is_store_failure() => {
+                debug!(parent: span, "send not stored ({e}); again in {pause:?}");
+                tokio::time::sleep(pause).await;
+            }
+            (sent, _) => return sent,
+        }
+    }
+}
+
 pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<Node, Error> {
     let mut state = inner.socket.state_watch();
     let waiter = inner.wait_ack(id);

@@ -61,7 +61,8 @@ impl Messenger {
     /// `pkmsg`/`msg` carrying our sender-key distribution message for `status@broadcast`;
     /// then one `<enc type="skmsg">` with the update, and `<device-identity>` when any
     /// pairwise ciphertext is a `pkmsg`. Own devices get the same distribution message as
-    /// everyone (no `deviceSentMessage` wrapper, as in group sends).
+    /// everyone (no `deviceSentMessage` wrapper, as in group sends). A commit that fails
+    /// because the store failed is tried again as in [`Messenger::relay_message`].
     ///
     /// # Errors
     /// [`Error::NoStatusRecipients`] for an empty list (or one naming only ourselves),
@@ -79,9 +80,11 @@ impl Messenger {
     ) -> Result<MessageKey, Error> {
         let span = tracing::debug_span!("send_status", id, recipients = recipients.len());
         crate::stanza::check_send(&Jid::status_broadcast(), id)?;
-        relay_status(&self.inner, message, id, recipients)
-            .instrument(span)
-            .await
+        let message = std::sync::Arc::new(message);
+        crate::send::with_store_retries(&span, || {
+            relay_status(&self.inner, &message, id, recipients).instrument(span.clone())
+        })
+        .await
     }
 }
 
@@ -155,7 +158,7 @@ pub(crate) fn status_stanza(
 
 async fn relay_status(
     inner: &Inner,
-    message: Message,
+    message: &std::sync::Arc<Message>,
     id: &str,
     recipients: &[Jid],
 ) -> Result<MessageKey, Error> {
@@ -194,7 +197,7 @@ async fn relay_status(
     let now = unix_now();
     let key = MessageKey::new(status.clone(), true, id).with_participant(me_user);
     // Encoded once for the sender-key copy, the record and the reporting token.
-    let encoded = crate::framing::Encoded::new(&message);
+    let encoded = crate::framing::Encoded::new(message);
     let (participants, any_pkmsg, skmsg, joined) = {
         // Commits the open group of sends first, so the holders read below include a
         // concurrent update's.
@@ -243,7 +246,7 @@ async fn relay_status(
             &encoded.sent_record(&crate::key_to_proto(&key), now),
             now as i64,
         );
-        crate::addon::stage_secret(&mut extra, &status, id, &me.pn, &message, now as i64);
+        crate::addon::stage_secret(&mut extra, &status, id, &me.pn, message, now as i64);
         if rotate {
             extra.forget_sender_key_memory(&status_s);
         }
@@ -257,15 +260,7 @@ async fn relay_status(
     let reporting =
         crate::reporting::for_send(inner, &me, false, &encoded, id, &Jid::status_broadcast());
     drop(encoded);
-    let stanza = status_stanza(
-        id,
-        &message,
-        participants,
-        skmsg,
-        identity,
-        reporting,
-        phash,
-    );
+    let stanza = status_stanza(id, message, participants, skmsg, identity, reporting, phash);
     let ack = send_and_wait(inner, &stanza, id).await?;
     if let Some(server) = stanza::str_attr(&ack, "phash") {
         // The server's view of some recipient's devices differs from ours: refresh the
@@ -273,7 +268,7 @@ async fn relay_status(
         warn!("participant hash mismatch for a status update (server {server}); refreshing");
         inner.usync.clear_cache();
     }
-    emit_own(inner, &me, key.clone(), std::sync::Arc::new(message), now);
+    emit_own(inner, &me, key.clone(), message.clone(), now);
     Ok(key)
 }
 

@@ -47,12 +47,14 @@ struct Recording {
     /// Refuses this many of the next commits of received messages (one or more each).
     fail_received: AtomicUsize,
     /// Refuses the next commit of session state alone (no received message, no sent
-    /// one): the answer to a retry receipt.
+    /// one): the answer to a retry receipt, or a peer message.
     fail_next_resend: AtomicBool,
     /// Refuses every such commit while set.
     refuse_resends: AtomicBool,
     /// Refuses every commit of sends while set.
     refuse_sends: AtomicBool,
+    /// Refuses this many of the next commits holding a send (one or more each).
+    fail_next_sends: AtomicUsize,
     /// Refuses every commit of nothing but inbox deletions while set.
     refuse_inbox_deletes: AtomicBool,
     /// Run (once) when a commit records devices as holding our sender key.
@@ -148,6 +150,11 @@ impl Tap for Recording {
         }
         if sends > 1 && self.fail_next_send_group.swap(false, Ordering::SeqCst)
             || sends > 0 && self.refuse_sends.load(Ordering::SeqCst)
+            || sends > 0
+                && self
+                    .fail_next_sends
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
         {
             return refuse(sends);
         }
@@ -866,6 +873,34 @@ async fn concurrent_sends_share_commits_and_a_failed_group_leaves_no_trace() {
     })
     .await;
     assert!(late.is_err(), "late message: {late:?}");
+}
+
+/// A status update and a peer message whose commit the store refuses once are encrypted
+/// again from the stored state and sent on the next try, as other sends are. Before, the
+/// caller got the store's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_update_and_a_peer_message_whose_commit_fails_are_tried_again() {
+    let (_sim, backend, a1, mut b1, first) = sessions_started().await;
+    backend.tap().fail_next_sends.store(1, Ordering::SeqCst);
+    let key = a1
+        .messenger
+        .send_status(MessageContent::text("a story"), &[Jid::pn(B)])
+        .await
+        .expect("the status update is sent on the next try");
+    assert_eq!(backend.tap().failed.load(Ordering::SeqCst), 1);
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got.len(), 1, "reported once");
+    assert_eq!(got[0].key.id, key.id);
+    assert!(got[0].key.remote_jid.is_status_broadcast());
+    assert_eq!(text_of(&got[0].message), Some("a story"));
+
+    // A peer message (to our phone, not kept for retries) commits session state alone.
+    backend.tap().fail_next_resend.store(true, Ordering::SeqCst);
+    a1.messenger
+        .fetch_message_history(5, &first, 1_700_000_000)
+        .await
+        .expect("the peer message is sent on the next try");
+    assert_eq!(backend.tap().failed.load(Ordering::SeqCst), 2);
 }
 
 /// A send whose records could not be stored (an id or recipient too long to key them) is
