@@ -63,17 +63,32 @@ struct Client {
     events: broadcast::Receiver<Event>,
 }
 
-/// Links a companion of `phone` with a memory store and a large event bus (so counting
-/// events never lags).
-async fn link(sim: &Sim, phone: &str, name: &str) -> Client {
-    link_on(sim, phone, name, Arc::new(MemoryBackend::new())).await
+/// How a client's events are read: counted (a large bus, so counting never lags) or not
+/// at all (the library's default bus, which then holds only the last events).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bus {
+    Counted,
+    Unread,
+}
+
+/// Links a companion of `phone` with a memory store.
+async fn link(sim: &Sim, phone: &str, name: &str, bus: Bus) -> Client {
+    link_on(sim, phone, name, Arc::new(MemoryBackend::new()), bus).await
 }
 
 /// As [`link`], on `backend`.
-async fn link_on(sim: &Sim, phone: &str, name: &str, backend: Arc<dyn Backend>) -> Client {
+async fn link_on(
+    sim: &Sim,
+    phone: &str,
+    name: &str,
+    backend: Arc<dyn Backend>,
+    bus: Bus,
+) -> Client {
     let store = AccountStore::new(backend, AccountId::new(name).expect("account id"));
     let mut c = wa_testkit::config(sim, store);
-    c.event_capacity = 1 << 14;
+    if bus == Bus::Counted {
+        c.event_capacity = 1 << 14;
+    }
     c.initial_pre_keys = 30;
     let (socket, _) = wa_testkit::link_configured(sim, phone, c).await;
     let events = socket.events();
@@ -227,8 +242,8 @@ async fn one_to_one(args: &[String]) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (a_store, a_calls) = backend(dir.path(), "a1").await;
     let (b_store, b_calls) = backend(dir.path(), "b1").await;
-    let a = link_on(&sim, "15550000001", "a1", a_store).await;
-    let mut b = link_on(&sim, "15550000002", "b1", b_store).await;
+    let a = link_on(&sim, "15550000001", "a1", a_store, Bus::Unread).await;
+    let mut b = link_on(&sim, "15550000002", "b1", b_store, Bus::Counted).await;
     let to = Jid::pn("15550000002");
     // Warm-up: usync cache and sessions with every device.
     send_all(&a.messenger, &to, 50, 4).await;
@@ -272,12 +287,12 @@ async fn group(args: &[String]) {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let (a_store, _) = backend(dir.path(), "a1").await;
-    let mut a = link_on(&sim, "15550000001", "a1", a_store).await;
+    let mut a = link_on(&sim, "15550000001", "a1", a_store, Bus::Counted).await;
     let groups = wa_groups::Groups::new(a.socket.clone(), &wa_groups::GroupsConfig::default());
     a.messenger = a.messenger.clone().with_groups(groups);
     let mut companions = Vec::new();
     for i in 0..linked {
-        companions.push(link(&sim, "15550000002", &format!("b{i}")).await);
+        companions.push(link(&sim, "15550000002", &format!("b{i}"), Bus::Counted).await);
     }
     let mut members = vec![Jid::pn("15550000002")];
     for i in 0..phones {
