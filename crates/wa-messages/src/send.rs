@@ -522,15 +522,32 @@ pub(crate) async fn encrypt_pairwise(
         if let Some(bundles) = &fetched {
             inject_fetched(inner, &open.repo, targets, bundles).await;
         }
-        // Each session is read once: by its encryption, which finds a missing one. A
-        // send that fails here leaves what it staged to the group (ratchet steps, a
-        // session started): harmless, as no message used them.
+        // Each session is read once (the presence check answers from what the read
+        // ahead holds). A send that fails here leaves what it staged to the group
+        // (ratchet steps, a session started): harmless, as no message used them.
         let first = fetched.is_none();
-        let out = encrypt_each(&open.repo, targets, chat, message, patch, first).await?;
+        // On the first hold, devices with no stored session are found before anything
+        // is encrypted: a send that must fetch bundles moves no present session on.
+        let absent = if first {
+            absent_sessions(&open.repo, targets).await?
+        } else {
+            Vec::new()
+        };
+        let out = if absent.is_empty() {
+            encrypt_each(&open.repo, targets, chat, message, patch, first).await?
+        } else {
+            Encrypted {
+                nodes: Vec::new(),
+                any_pkmsg: false,
+                missing: absent,
+            }
+        };
         if first && !out.missing.is_empty() {
-            // The copies made are dropped. A group nobody joined yet holds nothing
-            // else, and goes with them; otherwise it keeps their ratchet steps, which is
-            // harmless: no message used those keys, the peers skip them.
+            // A stored record that cannot encrypt (damaged, or with no current session)
+            // is found only by the encryption: the copies made are dropped. A group
+            // nobody joined yet holds nothing else, and goes with them; otherwise it
+            // keeps their ratchet steps, which is harmless: no message used those keys,
+            // the peers skip them.
             if open.members.is_empty() {
                 *guard = None;
             }
@@ -620,6 +637,19 @@ pub(crate) async fn fetch_missing(
     }
     debug!("fetching pre-key bundles for {} devices", missing.len());
     inner.fetch_bundles(&missing).await
+}
+
+/// The devices, as the targets name them, with no session record stored in `repo`
+/// (read from what the adapter holds, without decoding the records).
+async fn absent_sessions(repo: &Repo, targets: &[Target]) -> Result<Vec<Jid>, Error> {
+    let mut absent = Vec::new();
+    for t in targets {
+        let address = wa_signal::SignalAddress::signal_address(&t.session);
+        if !repo.store().has_session_record(&address).await? {
+            absent.push(t.device.clone());
+        }
+    }
+    Ok(absent)
 }
 
 /// The devices, as the targets name them, with no session in `repo`.

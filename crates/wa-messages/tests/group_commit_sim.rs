@@ -903,6 +903,87 @@ async fn a_status_update_and_a_peer_message_whose_commit_fails_are_tried_again()
     assert_eq!(backend.tap().failed.load(Ordering::SeqCst), 2);
 }
 
+/// The name under which `store` keeps its sessions with `user`'s devices: the LID
+/// address once the user's LID is known, else the phone number.
+async fn session_name(store: &AccountStore, user: &str) -> String {
+    use wa_store::LidMappingStore as _;
+    match store.lid_for_pn(user).await.unwrap() {
+        Some(lid) => format!("{lid}_1"),
+        None => user.to_owned(),
+    }
+}
+
+/// The next sending index of `store`'s session with device `device` of `name`.
+async fn sending_index(store: &AccountStore, name: &str, device: u32) -> u32 {
+    use wa_store::SessionStore as _;
+    let bytes = store
+        .get_session(name, device)
+        .await
+        .unwrap()
+        .expect("a session");
+    wa_signal::SessionRecord::deserialize(&bytes)
+        .unwrap()
+        .sender_chain_index()
+        .expect("a sending chain")
+}
+
+/// A send that finds a recipient device without a session fetches its bundle before it
+/// encrypts anything, even while other sends' group is open: the sessions it has move on
+/// by the one message key the message uses. Before, the first try encrypted for the
+/// present sessions into the open group, then dropped those copies to fetch the bundle
+/// and encrypted again; the group committed the dropped ratchet steps, so each present
+/// session skipped a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_must_fetch_a_bundle_moves_present_sessions_on_once() {
+    use wa_store::SessionStore as _;
+    let (_sim, backend, a1, mut b1, _first) = sessions_started().await;
+    // Groups of sends stay open a few milliseconds, as on a database.
+    backend.tap().slow_sends.store(true, Ordering::SeqCst);
+    let name = session_name(&a1.store, B).await;
+    assert!(a1.store.get_session(&name, 0).await.unwrap().is_some());
+    a1.store.delete_session(&name, 0).await.unwrap();
+    let b1_device = u32::from(b1.jid.device);
+    let before = sending_index(&a1.store, &name, b1_device).await;
+
+    // Notes to self keep groups of sends open while the message to B goes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut notes = Vec::new();
+    for n in 0..3 {
+        let (m, stop) = (a1.messenger.clone(), stop.clone());
+        notes.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                m.send_message(&Jid::pn(A), MessageContent::text(format!("note {n}/{i}")))
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            i
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let key = a1
+        .messenger
+        .send_message(&Jid::pn(B), MessageContent::text("to B"))
+        .await
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for t in notes {
+        assert!(t.await.unwrap() > 0);
+    }
+    let got = collect(&mut b1.events, 1).await;
+    assert_eq!(got[0].key.id, key.id);
+    assert!(
+        a1.store.get_session(&name, 0).await.unwrap().is_some(),
+        "a session with B's phone was started"
+    );
+    assert_eq!(
+        sending_index(&a1.store, &name, b1_device).await,
+        before + 1,
+        "one message key used, none skipped"
+    );
+}
+
 /// A send whose records could not be stored (an id or recipient too long to key them) is
 /// refused before it joins a group of sends, so the sends it would have shared a commit
 /// with go out. (Before, the 600-byte id failed the whole group: all 16 other sends, in

@@ -458,6 +458,15 @@ impl SessionRecord {
         self.current.as_ref().map(|s| s.base_key)
     }
 
+    /// The index of the current session's next sending message key: how many messages
+    /// its sending chain has encrypted. `None` without a sending chain.
+    pub fn sender_chain_index(&self) -> Option<u32> {
+        self.current
+            .as_ref()
+            .and_then(|s| s.sender.as_ref())
+            .map(|s| s.chain.index)
+    }
+
     /// How many previous states are kept.
     pub fn previous_state_count(&self) -> usize {
         self.previous.len()

@@ -84,6 +84,9 @@ fn session_and_sender_key_records_round_trip_and_reject_other_versions() {
     assert!(record.has_current_session());
     assert_eq!(record.remote_registration_id(), Some(2));
     assert_eq!(record.remote_identity(), Some(bob_id.public));
+    // One message encrypted: the sending chain's next key is the second.
+    assert_eq!(record.sender_chain_index(), Some(1));
+    assert_eq!(SessionRecord::new().sender_chain_index(), None);
 
     // Format version is field 1 = 1; any other version is refused.
     assert_eq!(&bytes[..2], &[0x08, 0x01]);

@@ -274,6 +274,20 @@ impl SignalStoreAdapter {
         Ok(())
     }
 
+    /// Whether a session record is stored for `address` (not whether it can encrypt: a
+    /// damaged record or one without a current session counts as stored). Answered
+    /// from what the adapter holds when it read the address before (see
+    /// [`SignalStoreAdapter::prefetch`]), without decoding the record.
+    ///
+    /// # Errors
+    /// Store errors of the read.
+    pub async fn has_session_record(&self, address: &ProtocolAddress) -> Result<bool> {
+        Ok(self
+            .read(Role::Session, &address.name, &device_key(address.device_id))
+            .await?
+            .is_some())
+    }
+
     async fn read(&self, role: Role, scope: &str, key: &str) -> Result<Option<Bytes>> {
         if let Some(st) = self.stage()
             && let Some(v) = st
