@@ -341,21 +341,31 @@ impl LateListing {
 
 const PENDING: &str = "history-sync@pending";
 
+/// Whether a read is the first list of the sent-message role (a messenger's start-up
+/// listing of pending history notifications), counting the lists in `listings`.
+fn first_listing(listings: &std::sync::atomic::AtomicUsize, role: Role, read: Read) -> bool {
+    (role, read) == (Role::SentMessage, Read::List)
+        && listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+}
+
+/// A hook that holds its store call until `rx`'s value passes `until` (at most
+/// [`WAIT`]).
+fn held_until<'a, T: Send + Sync + 'a>(
+    mut rx: tokio::sync::watch::Receiver<T>,
+    until: impl Fn(&T) -> bool + Send + 'a,
+) -> BoxFuture<'a, ()> {
+    Box::pin(async move {
+        let _ = tokio::time::timeout(WAIT, rx.wait_for(until)).await;
+        Ok(())
+    })
+}
+
 impl Tap for LateListing {
     fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
-        if (role, read) != (Role::SentMessage, Read::List)
-            || self
-                .listings
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                != 0
-        {
+        if !first_listing(&self.listings, role, read) {
             return done();
         }
-        let mut pending = self.pending.subscribe();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(WAIT, pending.wait_for(|n| *n > 0)).await;
-            Ok(())
-        })
+        held_until(self.pending.subscribe(), |n| *n > 0)
     }
 
     fn after_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
@@ -382,11 +392,7 @@ impl Tap for LateListing {
         if !forgets {
             return done();
         }
-        let mut listed = self.listed.subscribe();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(WAIT, listed.wait_for(|l| *l)).await;
-            Ok(())
-        })
+        held_until(self.listed.subscribe(), |l| *l)
     }
 
     fn after_commit<'a>(&'a self, ops: &'a [Op]) -> BoxFuture<'a, ()> {
@@ -689,19 +695,10 @@ struct HeldListing {
 
 impl Tap for HeldListing {
     fn before_read(&self, role: Role, read: Read) -> BoxFuture<'_, ()> {
-        if (role, read) != (Role::SentMessage, Read::List)
-            || self
-                .listings
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                != 0
-        {
+        if !first_listing(&self.listings, role, read) {
             return done();
         }
-        let mut release = self.release.subscribe();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(WAIT, release.wait_for(|r| *r)).await;
-            Ok(())
-        })
+        held_until(self.release.subscribe(), |r| *r)
     }
 }
 

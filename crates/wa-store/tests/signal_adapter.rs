@@ -435,7 +435,10 @@ async fn a_staged_adapter_reads_each_session_and_identity_once() {
     // Whether a record is stored is answered from what it read, and sees its own write.
     assert!(!staged.has_session_record(&peer).await.unwrap());
     assert_eq!(count(Role::Session), 1);
-    staged.store_session(&peer, b"record".to_vec()).await.unwrap();
+    staged
+        .store_session(&peer, b"record".to_vec())
+        .await
+        .unwrap();
     assert!(staged.has_session_record(&peer).await.unwrap());
     assert_eq!(count(Role::Session), 1);
     // A direct adapter reads the store each time.
