@@ -543,11 +543,11 @@ pub(crate) async fn encrypt_pairwise(
             }
         };
         if first && !out.missing.is_empty() {
-            // A stored record that cannot encrypt (damaged, or with no current session)
-            // is found only by the encryption: the copies made are dropped. A group
-            // nobody joined yet holds nothing else, and goes with them; otherwise it
-            // keeps their ratchet steps, which is harmless: no message used those keys,
-            // the peers skip them.
+            // A stored record that cannot encrypt (Signal cannot decode it, or it has no
+            // current session) is found only by the encryption: the copies made are
+            // dropped. A group nobody joined yet holds nothing else, and goes with them;
+            // otherwise it keeps their ratchet steps, which is harmless: no message used
+            // those keys, the peers skip them.
             if open.members.is_empty() {
                 *guard = None;
             }
@@ -830,7 +830,6 @@ pub(crate) fn device_sent(chat: &Jid, message: &Message) -> Message {
     }
 }
 
-/// Sends a stanza and waits for its `<ack class="message">`, which it returns.
 /// Runs a send (`attempt`) and, while it fails because the store failed, runs it again
 /// after each pause of [`SHORT_STORE_RETRIES`](crate::messenger::SHORT_STORE_RETRIES);
 /// then returns what the last try gave. A send whose store access failed left nothing:
@@ -857,6 +856,7 @@ where
     }
 }
 
+/// Sends a stanza and waits for its `<ack class="message">`, which it returns.
 pub(crate) async fn send_and_wait(inner: &Inner, stanza: &Node, id: &str) -> Result<Node, Error> {
     let mut state = inner.socket.state_watch();
     let waiter = inner.wait_ack(id);

@@ -274,9 +274,10 @@ impl SignalStoreAdapter {
         Ok(())
     }
 
-    /// Whether a session record is stored for `address` (not whether it can encrypt: a
-    /// damaged record or one without a current session counts as stored). Answered
-    /// from what the adapter holds when it read the address before (see
+    /// Whether a session record is stored for `address`, not whether it can encrypt: a
+    /// record Signal cannot decode, or one without a current session, counts as stored
+    /// (a row the store reports corrupt counts as absent, as every read here treats it).
+    /// Answered from what the adapter holds when it read the address before (see
     /// [`SignalStoreAdapter::prefetch`]), without decoding the record.
     ///
     /// # Errors
