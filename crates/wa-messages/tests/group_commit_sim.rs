@@ -951,14 +951,14 @@ async fn a_send_that_must_fetch_a_bundle_moves_present_sessions_on_once() {
     for n in 0..3 {
         let (m, stop) = (a1.messenger.clone(), stop.clone());
         notes.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::SeqCst) {
+            for i in 0.. {
                 m.send_message(&Jid::pn(A), MessageContent::text(format!("note {n}/{i}")))
                     .await
                     .unwrap();
-                i += 1;
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
             }
-            i
         }));
     }
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -969,7 +969,7 @@ async fn a_send_that_must_fetch_a_bundle_moves_present_sessions_on_once() {
         .unwrap();
     stop.store(true, Ordering::SeqCst);
     for t in notes {
-        assert!(t.await.unwrap() > 0);
+        t.await.unwrap();
     }
     let got = collect(&mut b1.events, 1).await;
     assert_eq!(got[0].key.id, key.id);
