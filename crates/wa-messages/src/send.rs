@@ -484,6 +484,11 @@ impl Messenger {
     }
 }
 
+/// How many times a send lets the Signal lock go to fetch pre-key bundles: once for the
+/// devices with no stored session, once more for those whose stored record turns out
+/// unusable when encrypting.
+const MAX_BUNDLE_FETCHES: usize = 2;
+
 /// Numbers the groups of sends ([`OpenSends::id`]).
 static GROUPS: AtomicU64 = AtomicU64::new(0);
 
@@ -511,30 +516,40 @@ pub(crate) async fn encrypt_pairwise(
 ) -> Result<(Vec<Node>, bool), Error> {
     // Usually every target has a session: one hold of the lock resolves, reads and
     // encrypts. Otherwise the lock is let go while the missing bundles are fetched, and
-    // the second hold starts those sessions.
-    let mut fetched: Option<Vec<(Jid, wa_signal::PreKeyBundle)>> = None;
+    // the next hold starts those sessions.
+    let mut fetched: Vec<(Jid, wa_signal::PreKeyBundle)> = Vec::new();
+    // The devices whose bundles were asked for, and how many times the lock was let go
+    // for them: devices with no stored record, found before anything is encrypted, and
+    // then devices whose stored record cannot encrypt (Signal cannot decode it, or it
+    // has no current session), which only the encryption finds.
+    let mut asked: Vec<Jid> = Vec::new();
+    let mut fetches = 0;
     let (out, joined) = loop {
         // The lock without committing an open group: this send joins it.
         let mut guard = inner.crypto.lock().await;
         resolve_sessions(inner, &mut guard, me, targets).await?;
         let open = guard.get_or_insert_with(|| OpenSends::open(inner, creds));
         prefetch(&open.repo, targets.iter().map(|t| &t.session)).await;
-        if let Some(bundles) = &fetched {
-            inject_fetched(inner, &open.repo, targets, bundles).await;
+        if !fetched.is_empty() {
+            inject_fetched(inner, &open.repo, targets, &fetched).await;
         }
         // Each session is read once (the presence check answers from what the read
         // ahead holds). A send that fails here leaves what it staged to the group
         // (ratchet steps, a session started): harmless, as no message used them.
-        let first = fetched.is_none();
-        // On the first hold, devices with no stored session are found before anything
-        // is encrypted: a send that must fetch bundles moves no present session on.
-        let absent = if first {
-            absent_sessions(&open.repo, targets).await?
+        let may_fetch = fetches < MAX_BUNDLE_FETCHES;
+        // Devices with no stored session are found before anything is encrypted: a send
+        // that must fetch bundles for them moves no present session on.
+        let absent: Vec<Jid> = if may_fetch {
+            absent_sessions(&open.repo, targets)
+                .await?
+                .into_iter()
+                .filter(|d| !asked.contains(d))
+                .collect()
         } else {
             Vec::new()
         };
-        let out = if absent.is_empty() {
-            encrypt_each(&open.repo, targets, chat, message, patch, first).await?
+        let mut out = if absent.is_empty() {
+            encrypt_each(&open.repo, targets, chat, message, patch, may_fetch).await?
         } else {
             Encrypted {
                 nodes: Vec::new(),
@@ -542,19 +557,31 @@ pub(crate) async fn encrypt_pairwise(
                 missing: absent,
             }
         };
-        if first && !out.missing.is_empty() {
-            // A stored record that cannot encrypt (Signal cannot decode it, or it has no
-            // current session) is found only by the encryption: the copies made are
-            // dropped. A group nobody joined yet holds nothing else, and goes with them;
-            // otherwise it keeps their ratchet steps, which is harmless: no message used
-            // those keys, the peers skip them.
+        let unasked: Vec<Jid> = out
+            .missing
+            .iter()
+            .filter(|d| !asked.contains(d))
+            .cloned()
+            .collect();
+        if may_fetch && !unasked.is_empty() {
+            // Copies made for the others (a record that cannot encrypt is found only by
+            // encrypting) are dropped. A group nobody joined yet holds nothing else, and
+            // goes with them; otherwise it keeps their ratchet steps, which is harmless:
+            // no message used those keys, the peers skip them.
             if open.members.is_empty() {
                 *guard = None;
             }
             drop(guard);
-            debug!("fetching pre-key bundles for {} devices", out.missing.len());
-            fetched = Some(inner.fetch_bundles(&out.missing).await?);
+            debug!("fetching pre-key bundles for {} devices", unasked.len());
+            fetched.extend(inner.fetch_bundles(&unasked).await?);
+            asked.extend(unasked);
+            fetches += 1;
             continue;
+        }
+        if may_fetch && patch.is_some() && !out.missing.is_empty() {
+            // All or none encrypted nothing, and no bundle is left to ask for (the
+            // server had none for those devices): the others get the message.
+            out = encrypt_each(&open.repo, targets, chat, message, patch, false).await?;
         }
         warn_missing(&out.missing);
         break ((out.nodes, out.any_pkmsg), open.join(extra));
